@@ -1,0 +1,32 @@
+"""Shared pydantic settings and the identifier type."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from .names import SLUG_RE, ident_problem, suggest_ident
+
+
+def _check_ident(value: str) -> str:
+    problem = ident_problem(value)
+    if problem:
+        raise ValueError(f"{problem}; try '{suggest_ident(str(value))}'")
+    return value
+
+
+def _check_slug(value: str) -> str:
+    if not SLUG_RE.match(value):
+        raise ValueError(f"'{value}' is not a slug (lower case letters, digits and -, at most 63 characters)")
+    return value
+
+
+Ident = Annotated[str, AfterValidator(_check_ident)]
+Slug = Annotated[str, AfterValidator(_check_slug)]
+
+
+class Model(BaseModel):
+    """Strict by default: unknown keys are typos, and typos in a security design are bugs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=False)

@@ -1,0 +1,192 @@
+"""Domain entities: typed fields, a tenancy scope, access overrides and query patterns."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field as PField, model_validator
+
+from .base import Ident, Model
+
+AUTH_USERS = "auth.users"
+
+
+class FieldType(StrEnum):
+    uuid = "uuid"
+    text = "text"
+    integer = "integer"
+    bigint = "bigint"
+    numeric = "numeric"
+    boolean = "boolean"
+    date = "date"
+    timestamptz = "timestamptz"
+    jsonb = "jsonb"
+    enum = "enum"
+    reference = "reference"
+
+
+class DefaultExpression(StrEnum):
+    """The only SQL expressions a default may be: free SQL in a design file is an injection path."""
+
+    now = "now"
+    current_date = "current_date"
+    gen_random_uuid = "gen_random_uuid"
+    auth_uid = "auth_uid"
+    empty_object = "empty_object"
+    empty_array = "empty_array"
+
+
+class Check(Model):
+    """A structured CHECK constraint (bounds and lengths), never free SQL."""
+
+    min: float | None = None
+    max: float | None = None
+    min_length: int | None = PField(None, ge=0)
+    max_length: int | None = PField(None, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Check":
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"check: min ({self.min}) is greater than max ({self.max})")
+        if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
+            raise ValueError("check: min_length is greater than max_length")
+        if all(v is None for v in (self.min, self.max, self.min_length, self.max_length)):
+            raise ValueError("check: give at least one of min, max, min_length, max_length")
+        return self
+
+
+OnDelete = Literal["cascade", "restrict", "set null"]
+
+
+class Field(Model):
+    """One column of an entity."""
+
+    name: Ident
+    type: FieldType
+    description: str = ""
+    values: list[Ident] | None = PField(None, description="Allowed values, for type enum.")
+    references: str | None = PField(None, description="Entity name or 'auth.users', for type reference.")
+    on_delete: OnDelete | None = PField(None, description="Default: cascade when NOT NULL, set null otherwise.")
+    nullable: bool = True
+    default: str | int | float | bool | None = PField(None, description="A literal default value.")
+    default_expression: DefaultExpression | None = None
+    unique: bool = PField(False, description="Unique inside the organisation for tenant entities.")
+    check: Check | None = None
+    pii: bool = PField(False, description="Personal data: kept out of analytics and audit payloads.")
+
+    @model_validator(mode="after")
+    def _type_rules(self) -> "Field":
+        if self.type is FieldType.enum:
+            if not self.values:
+                raise ValueError(f"field '{self.name}': type enum needs a non-empty 'values' list")
+            if len(set(self.values)) != len(self.values):
+                raise ValueError(f"field '{self.name}': enum values repeat; list each once")
+        elif self.values is not None:
+            raise ValueError(f"field '{self.name}': 'values' only applies to type enum; remove it")
+        if self.type is FieldType.reference:
+            if not self.references:
+                raise ValueError(
+                    f"field '{self.name}': type reference needs 'references' (an entity name or 'auth.users')"
+                )
+        elif self.references is not None or self.on_delete is not None:
+            raise ValueError(f"field '{self.name}': 'references'/'on_delete' only apply to type reference")
+        if self.default is not None and self.default_expression is not None:
+            raise ValueError(f"field '{self.name}': give either 'default' or 'default_expression', not both")
+        if self.on_delete == "set null" and not self.nullable:
+            raise ValueError(f"field '{self.name}': on_delete 'set null' needs nullable: true")
+        if self.check is not None:
+            numeric = self.type in (FieldType.integer, FieldType.bigint, FieldType.numeric)
+            if (self.check.min is not None or self.check.max is not None) and not numeric:
+                raise ValueError(f"field '{self.name}': check min/max needs a numeric type")
+            if (self.check.min_length is not None or self.check.max_length is not None) and self.type is not FieldType.text:
+                raise ValueError(f"field '{self.name}': check min_length/max_length needs type text")
+        self._check_default()
+        return self
+
+    def _check_default(self) -> None:
+        d, t = self.default, self.type
+        if d is None:
+            return
+        ok = {
+            FieldType.boolean: isinstance(d, bool),
+            FieldType.integer: isinstance(d, int) and not isinstance(d, bool),
+            FieldType.bigint: isinstance(d, int) and not isinstance(d, bool),
+            FieldType.numeric: isinstance(d, (int, float)) and not isinstance(d, bool),
+            FieldType.text: isinstance(d, str),
+            FieldType.enum: isinstance(d, str) and d in (self.values or []),
+            FieldType.date: isinstance(d, str),
+            FieldType.timestamptz: isinstance(d, str),
+        }.get(t, False)
+        if not ok:
+            raise ValueError(
+                f"field '{self.name}': default {d!r} does not fit type {t.value}"
+                + (f" (one of {self.values})" if t is FieldType.enum else "")
+            )
+
+    @property
+    def is_reference(self) -> bool:
+        return self.type is FieldType.reference
+
+    @property
+    def references_auth_users(self) -> bool:
+        return self.references == AUTH_USERS
+
+    @property
+    def effective_on_delete(self) -> str:
+        return self.on_delete or ("set null" if self.nullable else "cascade")
+
+
+class Scope(StrEnum):
+    """Who sees a row: the heart of the RLS each entity gets."""
+
+    organization = "organization"  # shared inside the organisation
+    user = "user"  # private to its creator inside the organisation
+    global_ = "global"  # reference data: signed-in users read, service role writes
+    service = "service"  # members read, only the service role writes
+
+
+class Access(Model):
+    """Per-command minimum role overrides; default is the least role with the needed capability."""
+
+    select: Ident | None = None
+    insert: Ident | None = None
+    update: Ident | None = None
+    delete: Ident | None = None
+
+
+class Entity(Model):
+    """A domain table."""
+
+    name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
+    description: str = ""
+    scope: Scope = Scope.organization
+    owner_column: Ident | None = PField(
+        "created_by", description="Column holding the creating user (auth.uid()); null for none."
+    )
+    soft_delete: bool = PField(False, description="Adds archived_at for soft deletion.")
+    fields: list[Field] = PField(default_factory=list)
+    query_patterns: list[list[Ident]] = PField(
+        default_factory=list, description="Column lists queried together; each becomes an index."
+    )
+    access: Access = PField(default_factory=Access)
+    events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")
+
+    @property
+    def is_tenant(self) -> bool:
+        return self.scope is not Scope.global_
+
+    @property
+    def client_writable(self) -> bool:
+        return self.scope in (Scope.organization, Scope.user)
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def singular(self) -> str:
+        n = self.name
+        for plural, single in (("ies", "y"), ("sses", "ss"), ("ches", "ch"), ("shes", "sh"), ("xes", "x")):
+            if n.endswith(plural):
+                return n[: -len(plural)] + single
+        return n[:-1] if n.endswith("s") and not n.endswith("ss") else n

@@ -1,0 +1,47 @@
+"""Identifier rules shared by every model: lower snake case, 63 bytes, no reserved words."""
+
+from __future__ import annotations
+
+import re
+
+IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+# PostgreSQL's reserved key words (Appendix C, "reserved" and "reserved (can be function or
+# type)"): as a bare column or table name they fail to parse or surprise readers.
+RESERVED = frozenset(
+    """
+    all analyse analyze and any array as asc asymmetric authorization binary both case cast check
+    collate collation column concurrently constraint create cross current_catalog current_date
+    current_role current_schema current_time current_timestamp current_user default deferrable
+    desc distinct do else end except false fetch for foreign freeze from full grant group having
+    ilike in initially inner intersect into is isnull join lateral leading left like limit
+    localtime localtimestamp natural not notnull null offset on only or order outer overlaps
+    placing primary references returning right select session_user similar some symmetric
+    system_user table tablesample then to trailing true union unique user using variadic verbose
+    when where window with
+    """.split()
+)
+
+
+def ident_problem(value: object) -> str | None:
+    """Why `value` is not a usable identifier, or None when it is."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not IDENT_RE.match(value):
+        return (
+            f"'{value}' is not a valid identifier (lower case letters, digits and _, starting with a "
+            "letter or _, at most 63 characters)"
+        )
+    if value in RESERVED:
+        return f"'{value}' is a reserved word in PostgreSQL"
+    return None
+
+
+def suggest_ident(value: str) -> str:
+    """A valid identifier close to `value`, for error messages."""
+    s = re.sub(r"[^a-z0-9_]+", "_", value.strip().lower()).strip("_") or "name"
+    if not re.match(r"[a-z_]", s[0]):
+        s = "_" + s
+    s = s[:63]
+    return s + "_" if s in RESERVED else s

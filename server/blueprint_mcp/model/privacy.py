@@ -1,0 +1,26 @@
+"""Privacy: consent flags, audit logging for chosen tables, PII kept out of analytics."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Ident, Model
+
+# Keys that are personal data in any app; event properties may never carry them.
+BUILTIN_PII_KEYS = ("email", "phone", "phone_number", "full_name", "first_name", "last_name",
+                    "address", "ip", "ip_address", "password", "ssn", "date_of_birth")
+
+
+class Privacy(Model):
+    consent_flags: list[Ident] = Field(
+        default_factory=lambda: ["consent_for_personalization", "consent_for_ai_recommendations"],
+        description="Boolean columns on profiles, default false (opt-in).",
+    )
+    audit_tables: list[Ident] = Field(
+        default_factory=list,
+        description="Tables whose writes are logged to audit_logs: entity names, 'organizations' or "
+        "'organization_members'.",
+    )
+    pii_keys: list[Ident] = Field(
+        default_factory=list, description="Extra keys rejected in event properties, beyond built-in ones."
+    )

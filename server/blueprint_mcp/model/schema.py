@@ -1,0 +1,162 @@
+"""The physical schema: what a database holds. Generators produce it; the auditor reads it.
+
+A later SQL parser builds the same model from migrations, so lint rules are written once.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Obj(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Location(_Obj):
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
+class Command(StrEnum):
+    select = "select"
+    insert = "insert"
+    update = "update"
+    delete = "delete"
+
+
+COMMANDS = (Command.select, Command.insert, Command.update, Command.delete)
+
+
+class Column(_Obj):
+    name: str
+    type: str
+    nullable: bool = True
+    default: str | None = None
+    comment: str = ""
+    pii: bool = False
+
+
+class ForeignKey(_Obj):
+    name: str
+    columns: list[str]
+    ref_schema: str
+    ref_table: str
+    ref_columns: list[str]
+    on_delete: str = "no action"
+    set_null_columns: list[str] = Field(default_factory=list)
+
+
+class Constraint(_Obj):
+    """Primary key, unique or check; `expression` holds a check's SQL."""
+
+    name: str
+    kind: Literal["primary key", "unique", "check"]
+    columns: list[str] = Field(default_factory=list)
+    expression: str | None = None
+
+
+class Index(_Obj):
+    name: str
+    columns: list[str]
+    unique: bool = False
+    where: str | None = None
+
+
+class Policy(_Obj):
+    name: str
+    command: Command | Literal["all"]
+    roles: list[str] = Field(default_factory=list)
+    permissive: bool = True
+    using: str | None = None
+    check: str | None = None
+    comment: str = ""
+    columns: list[str] = Field(default_factory=list, description="Columns the policy filters on.")
+    location: Location | None = None
+
+
+class Trigger(_Obj):
+    name: str
+    timing: Literal["before", "after"]
+    events: list[str]
+    columns: list[str] = Field(default_factory=list)  # "update of" columns
+    function: str  # schema-qualified
+    args: list[str] = Field(default_factory=list)
+
+
+class Table(_Obj):
+    schema_name: str = "public"
+    name: str
+    section: Literal["core", "domain", "analytics", "privacy"] = "domain"
+    comment: str = ""
+    columns: list[Column] = Field(default_factory=list)
+    constraints: list[Constraint] = Field(default_factory=list)
+    foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    indexes: list[Index] = Field(default_factory=list)
+    rls_enabled: bool = False
+    policies: list[Policy] = Field(default_factory=list)
+    triggers: list[Trigger] = Field(default_factory=list)
+    grants: dict[str, list[str]] = Field(default_factory=dict)  # role -> privileges
+    tenant_key: str | None = None
+    location: Location | None = None
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema_name}.{self.name}"
+
+
+class Function(_Obj):
+    schema_name: str
+    name: str
+    args: str = ""  # argument list as SQL, e.g. "min_role public.member_role"
+    arg_types: str = ""  # types only, for grant/revoke
+    returns: str
+    language: Literal["sql", "plpgsql"]
+    security_definer: bool = False
+    volatility: Literal["immutable", "stable", "volatile"] = "volatile"
+    search_path: str | None = ""  # None = not fixed
+    body: str
+    comment: str = ""
+    execute_roles: list[str] = Field(default_factory=list)  # public/anon revoked, these granted
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema_name}.{self.name}"
+
+
+class View(_Obj):
+    schema_name: str
+    name: str
+    query: str
+    materialized: bool = False
+    security_invoker: bool = False
+    comment: str = ""
+    indexes: list[Index] = Field(default_factory=list)
+    grants: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class EnumType(_Obj):
+    schema_name: str
+    name: str
+    values: list[str]
+    comment: str = ""
+
+
+class Schema(_Obj):
+    """Everything the generated migrations create, in creation order."""
+
+    schemas: list[str] = Field(default_factory=list)
+    enums: list[EnumType] = Field(default_factory=list)
+    tables: list[Table] = Field(default_factory=list)
+    functions: list[Function] = Field(default_factory=list)
+    views: list[View] = Field(default_factory=list)
+    auth_triggers: list[Trigger] = Field(default_factory=list, description="Triggers on auth.users.")
+
+    def table(self, name: str, schema: str = "public") -> Table | None:
+        return next((t for t in self.tables if t.name == name and t.schema_name == schema), None)

@@ -1,0 +1,102 @@
+"""Tenancy: personal workspaces, team organisations, ordered roles with capabilities."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import Ident, Model
+
+
+class Capability(StrEnum):
+    read = "read"
+    write = "write"
+    manage_members = "manage_members"
+    manage_billing = "manage_billing"
+    delete_organization = "delete_organization"
+
+
+class Role(Model):
+    """One membership role; the tenancy lists roles from most to least privileged."""
+
+    name: Ident
+    description: str = ""
+    capabilities: list[Capability] = Field(default_factory=list)
+
+
+def default_roles() -> list[Role]:
+    c = Capability
+    return [
+        Role(name="owner", description="Full control, billing and deletion of the organisation.",
+             capabilities=[c.read, c.write, c.manage_members, c.manage_billing, c.delete_organization]),
+        Role(name="admin", description="Invites and removes members, manages shared data.",
+             capabilities=[c.read, c.write, c.manage_members]),
+        Role(name="member", description="Creates and edits the organisation's data.",
+             capabilities=[c.read, c.write]),
+        Role(name="viewer", description="Read-only access.", capabilities=[c.read]),
+    ]
+
+
+class Tenancy(Model):
+    """How users, organisations and roles relate; every tenant row is scoped by `tenant_key`."""
+
+    personal_workspaces: bool = Field(True, description="Create a personal organisation for every user at signup.")
+    team_organizations: bool = Field(True, description="Users may create team organisations and invite others.")
+    multiple_memberships: bool = Field(True, description="A user may belong to many organisations.")
+    roles: list[Role] = Field(default_factory=default_roles, description="Most privileged first.")
+    tenant_key: Literal["organization_id"] = "organization_id"
+
+    @model_validator(mode="after")
+    def _roles_form_a_hierarchy(self) -> "Tenancy":
+        if not self.roles:
+            raise ValueError("roles: at least one role is needed; the first one owns the organisation")
+        names = [r.name for r in self.roles]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"roles: duplicate role names {dupes}; give every role a distinct name")
+        top = self.roles[0]
+        missing = [c.value for c in Capability if c not in top.capabilities]
+        if missing:
+            raise ValueError(
+                f"roles[0] ('{top.name}') owns the organisation and must hold every capability; "
+                f"add {missing}"
+            )
+        # Policies grant a command to "role >= X"; that only means something when a higher
+        # role can do everything a lower role can.
+        for i in range(1, len(self.roles)):
+            higher, lower = self.roles[i - 1], self.roles[i]
+            extra = [c.value for c in lower.capabilities if c not in higher.capabilities]
+            if extra:
+                raise ValueError(
+                    f"roles[{i}] ('{lower.name}') has {extra} which the higher role '{higher.name}' lacks; "
+                    "roles are ordered most privileged first, so give the higher role those capabilities "
+                    "or reorder the roles"
+                )
+        if not self.personal_workspaces and not self.team_organizations:
+            raise ValueError(
+                "personal_workspaces and team_organizations are both false: users would have no "
+                "organisation to hold data; enable at least one"
+            )
+        return self
+
+    @property
+    def owner_role(self) -> Role:
+        return self.roles[0]
+
+    def min_role(self, capability: Capability) -> Role | None:
+        """The least privileged role holding `capability` (every higher role holds it too)."""
+        holders = [r for r in self.roles if capability in r.capabilities]
+        return holders[-1] if holders else None
+
+    def role(self, name: str) -> Role:
+        for r in self.roles:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def roles_at_least(self, name: str) -> list[Role]:
+        """`name` and every role above it, most privileged first."""
+        names = [r.name for r in self.roles]
+        return self.roles[: names.index(name) + 1]

@@ -1,0 +1,1 @@
+"""Pure builders from the model to SQL text."""

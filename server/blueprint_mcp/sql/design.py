@@ -1,0 +1,32 @@
+"""Blueprint -> physical schema: the one place that orders every builder."""
+
+from __future__ import annotations
+
+from ..model import Blueprint
+from ..model.schema import Schema, Trigger
+from .grants import apply_grants
+from .metrics import metrics_objects
+from .rls import apply_rls, helper_function
+from .tables import all_tables, entity_enums, role_enum
+from .triggers import apply_triggers
+
+
+def build_schema(bp: Blueprint) -> Schema:
+    """The whole physical design of a blueprint, deterministic for the same input."""
+    tables = all_tables(bp)
+    apply_rls(bp, tables)
+    apply_grants(tables)
+    functions = [helper_function(bp)] + apply_triggers(bp, tables)
+    views = []
+    if bp.analytics.enabled and bp.analytics.daily_metrics:
+        views, metric_functions = metrics_objects(bp)
+        functions += metric_functions
+    return Schema(
+        schemas=["private"],
+        enums=[role_enum(bp)] + entity_enums(bp),
+        tables=tables,
+        functions=functions,
+        views=views,
+        auth_triggers=[Trigger(name="on_auth_user_created", timing="after", events=["insert"],
+                               function="private.handle_new_user")],
+    )

@@ -1,0 +1,30 @@
+"""Explicit grants, correct with and without Supabase's legacy default privileges."""
+
+from __future__ import annotations
+
+from ..model.schema import Command, Table
+from .ident import column_list
+
+# Core tables where the client may write only some columns, whatever the policies allow.
+_COLUMNS = {
+    ("profiles", Command.update): "editable",
+    ("organizations", Command.insert): ["name", "slug", "owner_user_id"],
+    ("organizations", Command.update): ["name", "slug", "owner_user_id"],
+    ("invitations", Command.insert): ["organization_id", "email", "role", "invited_by", "expires_at"],
+}
+_SERVER_COLUMNS = {"id", "created_at", "updated_at"}
+
+
+def apply_grants(tables: list[Table]) -> None:
+    """authenticated gets exactly the commands it has policies for; anon nothing; service_role all."""
+    for t in tables:
+        commands = {p.command for p in t.policies}
+        privileges = []
+        for cmd in (Command.select, Command.insert, Command.update, Command.delete):
+            if cmd not in commands:
+                continue
+            columns = _COLUMNS.get((t.name, cmd))
+            if columns == "editable":
+                columns = [c.name for c in t.columns if c.name not in _SERVER_COLUMNS]
+            privileges.append(f"{cmd.value} ({column_list(columns)})" if columns else cmd.value)
+        t.grants = {"authenticated": privileges, "service_role": ["select", "insert", "update", "delete"]}

@@ -1,0 +1,57 @@
+"""The one identifier-quoting helper, the one literal helper, and the generated-name builder."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from ..model.names import RESERVED
+
+_BARE = re.compile(r"^[a-z_][a-z0-9_]*$")
+MAX_IDENT_BYTES = 63
+
+
+def ident(name: str) -> str:
+    """Quote `name` unless it is a plain lower-case, non-reserved identifier."""
+    if _BARE.match(name) and name not in RESERVED and len(name.encode()) <= MAX_IDENT_BYTES:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qname(schema: str, name: str) -> str:
+    """A schema-qualified name, each part through `ident`."""
+    return f"{ident(schema)}.{ident(name)}"
+
+
+def literal(value: object) -> str:
+    """A SQL literal for a Python scalar (standard_conforming_strings is on everywhere we run)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"no SQL literal for {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("strings with NUL bytes cannot be stored in PostgreSQL")
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def object_name(*parts: str, suffix: str) -> str:
+    """A generated name (index, constraint, policy) that fits 63 bytes and stays unique when cut."""
+    full = "_".join(p for p in parts if p) + "_" + suffix
+    if len(full.encode()) <= MAX_IDENT_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    keep = MAX_IDENT_BYTES - len(suffix) - len(digest) - 2
+    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
+    return f"{head}_{digest}_{suffix}"
+
+
+def column_list(columns: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(ident(c) for c in columns)

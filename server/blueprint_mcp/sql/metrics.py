@@ -1,0 +1,58 @@
+"""Daily organisation metrics: a private materialized view served through a checked function."""
+
+from __future__ import annotations
+
+from ..model import Blueprint, Capability
+from ..model.schema import Function, Index, View
+from .ident import literal
+from .rls import HELPER
+
+MATVIEW = "daily_org_metrics"
+
+
+def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
+    """Materialized views cannot have RLS: keep it in private, expose only a membership-checked view."""
+    read = (bp.tenancy.min_role(Capability.read) or bp.tenancy.owner_role).name
+    mv = View(
+        schema_name="private", name=MATVIEW, materialized=True,
+        query=(
+            "select e.organization_id,\n"
+            "       (e.occurred_at at time zone 'UTC')::date as day,\n"
+            "       count(distinct e.user_id) as active_users,\n"
+            "       count(*) as events_count,\n"
+            "       count(distinct e.session_id) as sessions_count\n"
+            "  from public.events e\n"
+            " group by 1, 2"
+        ),
+        comment="Per-organisation daily activity; refreshed by private.refresh_daily_org_metrics().",
+        indexes=[Index(name=f"{MATVIEW}_organization_id_day_idx", columns=["organization_id", "day"], unique=True)],
+    )
+    reader = Function(
+        schema_name="private", name="member_daily_org_metrics", returns=f"setof private.{MATVIEW}",
+        language="sql", security_definer=True, volatility="stable",
+        body=(f"select m.*\n  from private.{MATVIEW} m\n"
+              f" where m.organization_id = any (array(select private.{HELPER}({literal(read)})))"),
+        comment="The caller's organisations' rows of the metrics view.", execute_roles=["authenticated", "service_role"],
+    )
+    refresh = Function(
+        schema_name="private", name="refresh_daily_org_metrics", returns="void", language="plpgsql",
+        security_definer=True,
+        body=("begin\n"
+              "  -- concurrently keeps readers unblocked, but needs a populated view and the unique index.\n"
+              "  if (select ispopulated from pg_catalog.pg_matviews\n"
+              f"       where schemaname = 'private' and matviewname = {literal(MATVIEW)}) then\n"
+              f"    refresh materialized view concurrently private.{MATVIEW};\n"
+              "  else\n"
+              f"    refresh materialized view private.{MATVIEW};\n"
+              "  end if;\n"
+              "end"),
+        comment="Schedule with Supabase Cron (pg_cron), e.g. hourly.", execute_roles=["service_role"],
+    )
+    view = View(
+        schema_name="public", name=MATVIEW, security_invoker=True,
+        query="select organization_id, day, active_users, events_count, sessions_count\n"
+              "  from private.member_daily_org_metrics()",
+        comment="Daily metrics of the caller's organisations (security invoker; rows filtered by membership).",
+        grants={"authenticated": ["select"], "service_role": ["select"]},
+    )
+    return [mv, view], [reader, refresh]

@@ -1,0 +1,189 @@
+"""Physical schema -> SQL text: the three migration files, deterministic to the byte."""
+
+from __future__ import annotations
+
+from ..model.schema import EnumType, ForeignKey, Function, Index, Policy, Schema, Table, Trigger, View
+from .ident import column_list, ident, literal, qname
+
+API_ROLES = "anon, authenticated"
+
+
+def _qualified(dotted: str) -> str:
+    schema, name = dotted.split(".", 1)
+    return qname(schema, name)
+
+
+def enum_sql(e: EnumType) -> str:
+    values = ", ".join(literal(v) for v in e.values)
+    out = f"create type {qname(e.schema_name, e.name)} as enum ({values});"
+    if e.comment:
+        out += f"\ncomment on type {qname(e.schema_name, e.name)} is {literal(e.comment)};"
+    return out
+
+
+def fk_clause(fk: ForeignKey) -> str:
+    action = fk.on_delete
+    if fk.set_null_columns:
+        # PG15: null only the reference column, never the tenant key it shares.
+        action = f"{action} ({column_list(fk.set_null_columns)})"
+    return (f"constraint {ident(fk.name)} foreign key ({column_list(fk.columns)}) "
+            f"references {qname(fk.ref_schema, fk.ref_table)} ({column_list(fk.ref_columns)}) on delete {action}")
+
+
+def create_table_sql(t: Table, inline_fks: list[ForeignKey]) -> str:
+    lines = []
+    for c in t.columns:
+        line = f"  {ident(c.name)} {c.type}"
+        if not c.nullable:
+            line += " not null"
+        if c.default is not None:
+            line += f" default {c.default}"
+        lines.append(line)
+    for k in t.constraints:
+        body = f"check ({k.expression})" if k.kind == "check" else f"{k.kind} ({column_list(k.columns)})"
+        lines.append(f"  constraint {ident(k.name)} {body}")
+    lines += [f"  {fk_clause(fk)}" for fk in inline_fks]
+    out = [f"create table {qname(t.schema_name, t.name)} (\n" + ",\n".join(lines) + "\n);"]
+    if t.comment:
+        out.append(f"comment on table {qname(t.schema_name, t.name)} is {literal(t.comment)};")
+    out += [f"comment on column {qname(t.schema_name, t.name)}.{ident(c.name)} is {literal(c.comment)};"
+            for c in t.columns if c.comment]
+    return "\n".join(out)
+
+
+def index_sql(schema: str, table: str, ix: Index) -> str:
+    kind = "create unique index" if ix.unique else "create index"
+    where = f" where {ix.where}" if ix.where else ""
+    return f"{kind} {ident(ix.name)} on {qname(schema, table)} ({column_list(ix.columns)}){where};"
+
+
+def grants_sql(target: str, grants: dict[str, list[str]]) -> str:
+    # Revoke first: legacy projects grant ALL on new public objects to anon and authenticated.
+    out = [f"revoke all on table {target} from {API_ROLES};"]
+    for role, privileges in grants.items():
+        if privileges:
+            out.append(f"grant {', '.join(privileges)} on table {target} to {ident(role)};")
+    return "\n".join(out)
+
+
+def table_block(t: Table, inline_fks: list[ForeignKey]) -> str:
+    target = qname(t.schema_name, t.name)
+    parts = [create_table_sql(t, inline_fks)]
+    parts += [index_sql(t.schema_name, t.name, ix) for ix in t.indexes]
+    if t.rls_enabled:
+        parts.append(f"alter table {target} enable row level security;")
+    parts.append(grants_sql(target, t.grants))
+    return "\n".join(parts)
+
+
+def policy_sql(t: Table, p: Policy) -> str:
+    target = qname(t.schema_name, t.name)
+    out = [f"create policy {ident(p.name)} on {target}",
+           f"  as {'permissive' if p.permissive else 'restrictive'}",
+           f"  for {p.command if isinstance(p.command, str) else p.command.value}",
+           f"  to {', '.join(ident(r) for r in p.roles)}"]
+    if p.using is not None:
+        out.append(f"  using ({p.using})")
+    if p.check is not None:
+        out.append(f"  with check ({p.check})")
+    text = "\n".join(out) + ";"
+    if p.comment:
+        text += f"\ncomment on policy {ident(p.name)} on {target} is {literal(p.comment)};"
+    return text
+
+
+def function_sql(f: Function) -> str:
+    target = qname(f.schema_name, f.name)
+    head = [f"create or replace function {target}({f.args})", f"returns {f.returns}", f"language {f.language}"]
+    if f.volatility != "volatile":
+        head.append(f.volatility)
+    if f.security_definer:
+        head.append("security definer")
+    if f.search_path is not None:
+        head.append(f"set search_path = {literal(f.search_path)}")
+    out = "\n".join(head) + f"\nas $$\n{f.body}\n$$;"
+    sig = f"{target}({f.arg_types})"
+    if f.comment:
+        out += f"\ncomment on function {sig} is {literal(f.comment)};"
+    # New functions are executable by PUBLIC: take that back, then grant only what is needed.
+    out += f"\nrevoke execute on function {sig} from public, {API_ROLES};"
+    if f.execute_roles:
+        out += f"\ngrant execute on function {sig} to {', '.join(ident(r) for r in f.execute_roles)};"
+    return out
+
+
+def trigger_sql(on: str, trg: Trigger) -> str:
+    events = " or ".join(trg.events)
+    args = ", ".join(literal(a) for a in trg.args)
+    return (f"create trigger {ident(trg.name)}\n  {trg.timing} {events} on {on}\n"
+            f"  for each row execute function {_qualified(trg.function)}({args});")
+
+
+def view_sql(v: View) -> str:
+    target = qname(v.schema_name, v.name)
+    if v.materialized:
+        out = f"create materialized view {target} as\n{v.query};"
+        out += "".join(f"\n{index_sql(v.schema_name, v.name, ix)}" for ix in v.indexes)
+        out += f"\nrevoke all on {target} from public, {API_ROLES};"
+    else:
+        options = " with (security_invoker = true)" if v.security_invoker else ""
+        out = f"create view {target}{options} as\n{v.query};"
+        out += "\n" + grants_sql(target, v.grants)
+    if v.comment:
+        kind = "materialized view" if v.materialized else "view"
+        out += f"\ncomment on {kind} {target} is {literal(v.comment)};"
+    return out
+
+
+def _header(title: str, slug: str) -> str:
+    return (f"-- {title}\n-- Generated by blueprint-mcp from the blueprint '{slug}'. "
+            "Edit the blueprint, not this file.")
+
+
+def schema_sql(s: Schema, slug: str) -> str:
+    """Migration 1: schemas, types, tables with keys, indexes, RLS enabled and grants."""
+    parts = [_header("Initial schema: tenancy, domain, analytics and privacy tables", slug)]
+    for name in s.schemas:
+        parts.append(f"create schema if not exists {ident(name)};\n"
+                     f"-- Not exposed through the API; policies may call its helpers.\n"
+                     f"revoke all on schema {ident(name)} from public;\n"
+                     f"grant usage on schema {ident(name)} to authenticated, service_role;")
+    parts += [enum_sql(e) for e in s.enums]
+    parts += [f"grant usage on type {qname(e.schema_name, e.name)} to authenticated, service_role;" for e in s.enums]
+    created: set[str] = set()
+    deferred: list[tuple[Table, ForeignKey]] = []
+    for t in s.tables:
+        inline = []
+        for fk in t.foreign_keys:
+            ready = fk.ref_schema != "public" or fk.ref_table in created or fk.ref_table == t.name
+            (inline.append(fk) if ready else deferred.append((t, fk)))
+        parts.append(table_block(t, inline))
+        created.add(t.name)
+    for t, fk in deferred:
+        parts.append(f"alter table {qname(t.schema_name, t.name)} add {fk_clause(fk)};")
+    return "\n\n".join(parts) + "\n"
+
+
+def rls_sql(s: Schema, slug: str) -> str:
+    """Migration 2: the membership helper, one policy per command, served views."""
+    parts = [_header("Row level security: helpers in private, one policy per command", slug)]
+    helpers = [f for f in s.functions if f.returns != "trigger" and not f.returns.startswith("setof private.")
+               and f.returns != "void"]
+    parts += [function_sql(f) for f in helpers]
+    for t in s.tables:
+        parts += [policy_sql(t, p) for p in t.policies]
+    for v in s.views:
+        parts.append(view_sql(v))
+        if v.materialized:
+            parts += [function_sql(f) for f in s.functions if f.returns in (f"setof {v.schema_name}.{v.name}", "void")]
+    return "\n\n".join(parts) + "\n"
+
+
+def triggers_sql(s: Schema, slug: str) -> str:
+    """Migration 3: trigger functions and triggers, including signup on auth.users."""
+    parts = [_header("Triggers: timestamps, immutable keys, signup, ownership, audit", slug)]
+    parts += [function_sql(f) for f in s.functions if f.returns == "trigger"]
+    for t in s.tables:
+        parts += [trigger_sql(qname(t.schema_name, t.name), trg) for trg in t.triggers]
+    parts += [trigger_sql("auth.users", trg) for trg in s.auth_triggers]
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,290 @@
+"""Table builders: the core tenancy tables, the domain entities, analytics and privacy tables."""
+
+from __future__ import annotations
+
+from ..model import AUTH_USERS, Blueprint, Entity, EventCategory, Scope
+from ..model.schema import Column, EnumType, Table
+from . import columns as c
+from .ident import ident, literal
+
+ROLE_TYPE = "member_role"
+EVENT_SOURCES = ("app", "api", "system")
+CLIENT_TYPES = ("web", "ios", "android", "desktop", "api")
+
+
+def role_enum(bp: Blueprint) -> EnumType:
+    # Declared least privileged first, so `role >= 'admin'` means "admin or above".
+    return EnumType(schema_name="public", name=ROLE_TYPE, values=[r.name for r in reversed(bp.tenancy.roles)],
+                    comment="Membership roles, least privileged first: comparisons rank them.")
+
+
+def entity_enums(bp: Blueprint) -> list[EnumType]:
+    return [EnumType(schema_name="public", name=c.enum_type_name(e, f), values=list(f.values or []),
+                     comment=f"Values of {e.name}.{f.name}.") for e, f in c.model_uses_enum(bp)]
+
+
+def profiles(bp: Blueprint) -> Table:
+    t = Table(name="profiles", section="core", comment="One row per auth user, created by the signup trigger.")
+    t.columns = [
+        Column(name="id", type="uuid", nullable=False, comment="Same id as auth.users."),
+        Column(name="full_name", type="text", pii=True),
+        Column(name="avatar_url", type="text"),
+        Column(name="time_zone", type="text", nullable=False, default="'UTC'"),
+        *[Column(name=flag, type="boolean", nullable=False, default="false", comment="Opt-in consent.")
+          for flag in bp.privacy.consent_flags],
+        *c.timestamps(),
+    ]
+    t.constraints = [c.primary_key(t.name), c.check(t.name, "full_name", "char_length(full_name) <= 200")]
+    t.foreign_keys = [c.auth_user_fk(t.name, "id")]
+    return t
+
+
+def organizations(bp: Blueprint) -> Table:
+    t = Table(name="organizations", section="core", comment="Tenants: personal workspaces and team organisations.")
+    t.columns = [
+        c.id_column(),
+        Column(name="name", type="text", nullable=False),
+        Column(name="slug", type="text", nullable=False),
+        Column(name="is_personal", type="boolean", nullable=False, default="false"),
+        Column(name="owner_user_id", type="uuid", nullable=False, default="auth.uid()",
+               comment="The primary owner; always holds an owner membership."),
+        *c.timestamps(),
+    ]
+    t.constraints = [
+        c.primary_key(t.name), c.unique(t.name, ["slug"]),
+        c.check(t.name, "name", "char_length(name) between 1 and 200"),
+        c.check(t.name, "slug", "slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'"),
+    ]
+    t.foreign_keys = [c.auth_user_fk(t.name, "owner_user_id")]
+    return t
+
+
+def organization_members(bp: Blueprint) -> Table:
+    t = Table(name="organization_members", section="core", tenant_key=c.ORG,
+              comment="Who belongs to which organisation, with which role. Written by triggers and the service role.")
+    lowest_writer = bp.tenancy.roles[-1].name
+    for r in reversed(bp.tenancy.roles):
+        if "write" in r.capabilities:
+            lowest_writer = r.name
+            break
+    t.columns = [
+        c.id_column(), c.tenant_column(),
+        Column(name="user_id", type="uuid", nullable=False),
+        Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False, default=literal(lowest_writer)),
+        *c.timestamps(),
+    ]
+    t.constraints = [c.primary_key(t.name), c.unique(t.name, [c.ORG, "user_id"])]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id")]
+    return t
+
+
+def invitations(bp: Blueprint) -> Table:
+    t = Table(name="invitations", section="core", tenant_key=c.ORG,
+              comment="Pending invitations; accepted by an edge function with the service role.")
+    t.columns = [
+        c.id_column(), c.tenant_column(),
+        Column(name="email", type="text", nullable=False, pii=True),
+        Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False,
+               default=literal(organization_members(bp).column("role").default.strip("'"))),
+        Column(name="invited_by", type="uuid", nullable=False, default="auth.uid()"),
+        Column(name="token", type="uuid", nullable=False, default="gen_random_uuid()",
+               comment="Secret sent by email; compared by the accept-invitation function."),
+        Column(name="expires_at", type="timestamptz", nullable=False, default="now() + interval '7 days'"),
+        Column(name="accepted_at", type="timestamptz"),
+        *c.timestamps(),
+    ]
+    t.constraints = [
+        c.primary_key(t.name), c.unique(t.name, ["token"]),
+        c.check(t.name, "email", "email ~ '^[^@[:space:]]+@[^@[:space:]]+$'"),
+    ]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "invited_by")]
+    t.indexes = [c.index(t.name, [c.ORG, "email"], unique_=True, where="accepted_at is null")]
+    return t
+
+
+def referenced_entities(bp: Blueprint) -> set[str]:
+    return {f.references for e in bp.entities for f in e.fields if f.is_reference and f.references != AUTH_USERS}
+
+
+def entity_table(bp: Blueprint, e: Entity) -> Table:
+    """A domain table: tenant key, owner, fields, composite FKs into the same tenant, indexes."""
+    t = Table(name=e.name, section="domain", comment=e.description,
+              tenant_key=c.ORG if e.is_tenant else None)
+    t.columns = [c.id_column()]
+    t.constraints = [c.primary_key(e.name)]
+    if e.is_tenant:
+        t.columns.append(c.tenant_column())
+        t.foreign_keys.append(c.organization_fk(e.name))
+        # (organization_id, id) is what tenant-safe composite FKs point at; it also indexes the tenant key.
+        t.constraints.append(c.unique(e.name, [c.ORG, "id"]))
+    if e.owner_column:
+        t.columns.append(c.owner_column(e.owner_column))
+        t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column))
+    for f in e.fields:
+        t.columns.append(c.field_column(e, f))
+        if f.unique:
+            t.constraints.append(c.unique(e.name, [c.ORG, f.name] if e.is_tenant else [f.name]))
+        if f.check:
+            t.constraints.append(c.check(e.name, f.name, c.check_expression(f.name, f.check)))
+        if f.is_reference:
+            t.foreign_keys.append(_reference_fk(bp, e, f))
+    if e.soft_delete:
+        t.columns.append(Column(name="archived_at", type="timestamptz", comment="Soft delete: set instead of deleting."))
+    t.columns += c.timestamps()
+    for pattern in e.query_patterns:
+        c.add_index(t, list(pattern))
+    return t
+
+
+def _reference_fk(bp: Blueprint, e: Entity, f) -> object:
+    on_delete = f.effective_on_delete
+    if f.references_auth_users:
+        return c.auth_user_fk(e.name, f.name, on_delete)
+    target = bp.entity(f.references)
+    if e.is_tenant and target.is_tenant:
+        # Composite: a row can only point at a row of its own organisation (FK checks bypass RLS).
+        return c.foreign_key(e.name, [c.ORG, f.name], target.name, [c.ORG, "id"], on_delete,
+                             set_null_columns=[f.name] if on_delete == "set null" else None)
+    return c.foreign_key(e.name, [f.name], target.name, ["id"], on_delete)
+
+
+def sessions(bp: Blueprint) -> Table:
+    t = Table(name="sessions", section="analytics", tenant_key=c.ORG,
+              comment="Client sessions, written by the service role (log-event edge function).")
+    t.columns = [
+        c.id_column(), c.tenant_column(),
+        Column(name="user_id", type="uuid", nullable=False),
+        Column(name="started_at", type="timestamptz", nullable=False, default="now()"),
+        Column(name="ended_at", type="timestamptz"),
+        Column(name="client_type", type="text"),
+        Column(name="user_agent", type="text"),
+        Column(name="country", type="text", comment="ISO 3166-1 alpha-2; no finer location is stored."),
+        *c.timestamps(),
+    ]
+    t.constraints = [
+        c.primary_key(t.name), c.unique(t.name, [c.ORG, "id"]),
+        c.check(t.name, "client_type", f"client_type in ({', '.join(literal(v) for v in CLIENT_TYPES)})"),
+        c.check(t.name, "country", "country ~ '^[A-Z]{2}$'"),
+        c.check(t.name, "ended_at", "ended_at is null or ended_at >= started_at"),
+    ]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id")]
+    t.indexes = [c.index(t.name, [c.ORG, "started_at"]), c.index(t.name, ["user_id", "started_at"])]
+    return t
+
+
+def events(bp: Blueprint) -> Table:
+    t = Table(name="events", section="analytics", tenant_key=c.ORG,
+              comment="Analytics events of the canonical taxonomy; service role writes, no raw PII.")
+    t.columns = [
+        c.id_column(), c.tenant_column(),
+        Column(name="user_id", type="uuid", comment="Null for system events."),
+        Column(name="session_id", type="uuid"),
+        Column(name="event_name", type="text", nullable=False),
+        Column(name="event_category", type="text", nullable=False),
+        Column(name="event_source", type="text", nullable=False, default="'app'"),
+        Column(name="properties", type="jsonb", nullable=False, default="'{}'::jsonb",
+               comment="Context for the event; personal data is rejected by a check."),
+        Column(name="occurred_at", type="timestamptz", nullable=False, default="now()"),
+        *c.timestamps(updated=False),
+    ]
+    pii = ", ".join(literal(k) for k in bp.pii_keys())
+    t.constraints = [
+        c.primary_key(t.name),
+        c.check(t.name, "event_name", "event_name ~ '^[a-z][a-z0-9_]{0,62}$'"),
+        c.check(t.name, "event_category",
+                f"event_category in ({', '.join(literal(x.value) for x in EventCategory)})"),
+        c.check(t.name, "event_source", f"event_source in ({', '.join(literal(v) for v in EVENT_SOURCES)})"),
+        c.check(t.name, "properties", f"jsonb_typeof(properties) = 'object' and not (properties ?| array[{pii}])"),
+    ]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id", "set null")]
+    if bp.analytics.sessions:
+        t.foreign_keys.append(c.foreign_key(t.name, [c.ORG, "session_id"], "sessions", [c.ORG, "id"], "set null",
+                                            set_null_columns=["session_id"]))
+    t.indexes = [c.index(t.name, [c.ORG, "occurred_at"]), c.index(t.name, ["event_name", "occurred_at"]),
+                 c.index(t.name, ["user_id", "occurred_at"])]
+    return t
+
+
+def feature_flags(bp: Blueprint) -> Table:
+    t = Table(name="feature_flags", section="analytics", comment="Flags for gradual rollout; service role writes.")
+    t.columns = [
+        c.id_column(),
+        Column(name="key", type="text", nullable=False),
+        Column(name="description", type="text"),
+        Column(name="enabled", type="boolean", nullable=False, default="false"),
+        Column(name="rollout_strategy", type="jsonb", nullable=False, default="'{}'::jsonb"),
+        *c.timestamps(),
+    ]
+    t.constraints = [c.primary_key(t.name), c.unique(t.name, ["key"]),
+                     c.check(t.name, "key", "key ~ '^[a-z][a-z0-9_.-]{0,99}$'")]
+    return t
+
+
+def feature_flag_assignments(bp: Blueprint) -> Table:
+    t = Table(name="feature_flag_assignments", section="analytics", tenant_key=c.ORG,
+              comment="Variant per organisation (user_id null) or per user inside it.")
+    t.columns = [
+        c.id_column(),
+        Column(name="feature_flag_id", type="uuid", nullable=False),
+        c.tenant_column(),
+        Column(name="user_id", type="uuid"),
+        Column(name="variant", type="text", nullable=False, default="'control'"),
+        Column(name="assigned_at", type="timestamptz", nullable=False, default="now()"),
+        *c.timestamps(),
+    ]
+    t.constraints = [c.primary_key(t.name),
+                     c.check(t.name, "variant", "variant ~ '^[a-z][a-z0-9_]{0,62}$'")]
+    t.foreign_keys = [c.foreign_key(t.name, ["feature_flag_id"], "feature_flags", ["id"], "cascade"),
+                      c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id")]
+    # One assignment per flag, organisation and user, the organisation-wide row (user null) included.
+    t.indexes = [c.index(t.name, [c.ORG, "user_id", "feature_flag_id"], unique_=True)]
+    return t
+
+
+def audit_logs(bp: Blueprint) -> Table:
+    t = Table(name="audit_logs", section="privacy", tenant_key=c.ORG,
+              comment="Row changes of audited tables, written by a definer trigger; PII columns redacted.")
+    t.columns = [
+        c.id_column(),
+        # No FK to organizations: the log must outlive the organisation it records.
+        Column(name=c.ORG, type="uuid", nullable=False),
+        Column(name="actor_id", type="uuid", comment="auth.uid() of the writer; null for the service role."),
+        Column(name="action", type="text", nullable=False),
+        Column(name="table_name", type="text", nullable=False),
+        Column(name="record_id", type="uuid"),
+        Column(name="old_data", type="jsonb"),
+        Column(name="new_data", type="jsonb"),
+        Column(name="occurred_at", type="timestamptz", nullable=False, default="now()"),
+    ]
+    t.constraints = [c.primary_key(t.name),
+                     c.check(t.name, "action", "action in ('INSERT', 'UPDATE', 'DELETE')")]
+    t.indexes = [c.index(t.name, [c.ORG, "occurred_at"]), c.index(t.name, ["table_name", "record_id"])]
+    return t
+
+
+def all_tables(bp: Blueprint) -> list[Table]:
+    """Every table in creation order: core, domain (declaration order), analytics, privacy."""
+    tables = [profiles(bp), organizations(bp), organization_members(bp)]
+    if bp.tenancy.team_organizations:
+        tables.append(invitations(bp))
+    tables += [entity_table(bp, e) for e in bp.entities]
+    a = bp.analytics
+    if a.enabled:
+        if a.sessions:
+            tables.append(sessions(bp))
+        tables.append(events(bp))
+        if a.feature_flags:
+            tables += [feature_flags(bp), feature_flag_assignments(bp)]
+    if bp.privacy.audit_tables:
+        tables.append(audit_logs(bp))
+    for t in tables:
+        c.index_foreign_keys(t)
+    return tables
+
+
+def scope_of(bp: Blueprint, table: Table) -> Scope | None:
+    e = bp.entity(table.name)
+    return e.scope if e else None
+
+
+__all__ = ["ROLE_TYPE", "all_tables", "entity_enums", "ident", "role_enum", "scope_of"]

@@ -1,0 +1,176 @@
+"""Trigger functions and triggers: timestamps, immutable keys, signup, ownership, audit.
+
+Every function lives in `private` with `set search_path = ''` and fully qualified names, so a
+caller's search_path can never redirect it; definer functions are revoked from public and anon.
+"""
+
+from __future__ import annotations
+
+from ..model import Blueprint
+from ..model.schema import Function, Table, Trigger
+from .columns import ORG
+from .ident import literal, object_name
+
+
+def _fn(name: str, body: str, comment: str, definer: bool = False) -> Function:
+    return Function(schema_name="private", name=name, returns="trigger", language="plpgsql",
+                    security_definer=definer, body=body, comment=comment)
+
+
+def set_updated_at() -> Function:
+    return _fn("set_updated_at", "begin\n  new.updated_at := now();\n  return new;\nend",
+               "Keeps updated_at true on every update.")
+
+
+def enforce_immutable_columns() -> Function:
+    return _fn("enforce_immutable_columns", """declare
+  col text;
+begin
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col) then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I cannot change', tg_table_name, col),
+        hint = 'Create a new row instead; a row never moves between organisations or owners.';
+    end if;
+  end loop;
+  return new;
+end""", "Rejects updates of the columns named in the trigger arguments (tenant key, owner).")
+
+
+def handle_new_user(bp: Blueprint) -> Function:
+    personal = ""
+    if bp.tenancy.personal_workspaces:
+        personal = """
+  insert into public.organizations (name, slug, is_personal, owner_user_id)
+  values ('Personal workspace', 'personal-' || replace(new.id::text, '-', ''), true, new.id);"""
+    return _fn("handle_new_user", f"""begin
+  insert into public.profiles (id, full_name, avatar_url)
+  values (new.id, left(new.raw_user_meta_data ->> 'full_name', 200), new.raw_user_meta_data ->> 'avatar_url');{personal}
+  return new;
+end""", "Signup: creates the profile" + (" and the personal workspace" if personal else "") +
+               ". Definer because it runs as the auth service; a failure here fails signup.", definer=True)
+
+
+def add_owner_membership(bp: Blueprint) -> Function:
+    owner = literal(bp.tenancy.owner_role.name)
+    return _fn("add_owner_membership", f"""begin
+  insert into public.organization_members (organization_id, user_id, role)
+  values (new.id, new.owner_user_id, {owner})
+  on conflict (organization_id, user_id) do update set role = excluded.role;
+  return new;
+end""", "Every new organisation starts with its creator as owner.", definer=True)
+
+
+def guard_organization_update(bp: Blueprint) -> Function:
+    owner = literal(bp.tenancy.owner_role.name)
+    return _fn("guard_organization_update", f"""begin
+  if new.owner_user_id is distinct from old.owner_user_id then
+    if (select auth.uid()) is not null and (select auth.uid()) is distinct from old.owner_user_id then
+      raise exception using errcode = '42501', message = 'only the current owner can transfer ownership';
+    end if;
+    if not exists (
+      select 1 from public.organization_members m
+       where m.organization_id = new.id and m.user_id = new.owner_user_id and m.role = {owner}
+    ) then
+      raise exception using errcode = '23514', message = 'the new owner must already be an owner member',
+        hint = 'Give the user the owner role first (service role), then transfer ownership.';
+    end if;
+  end if;
+  return new;
+end""", "Ownership moves only from the current owner to another owner member.", definer=True)
+
+
+def protect_primary_owner(bp: Blueprint) -> Function:
+    owner = literal(bp.tenancy.owner_role.name)
+    return _fn("protect_primary_owner", f"""begin
+  -- The owner named on the organisation is always an owner member, so an organisation can never
+  -- lose its last owner. Deleting the organisation or the user's account is still allowed.
+  if exists (
+       select 1 from public.organizations o
+        where o.id = old.organization_id and o.owner_user_id = old.user_id
+     )
+     and exists (select 1 from auth.users u where u.id = old.user_id)
+     and (tg_op = 'DELETE' or new.role <> {owner} or new.user_id <> old.user_id
+          or new.organization_id <> old.organization_id) then
+    raise exception using errcode = '42501',
+      message = 'the organisation''s owner cannot leave or be demoted',
+      hint = 'Transfer ownership (organizations.owner_user_id) to another owner first.';
+  end if;
+  if tg_op = 'DELETE' then
+    return old;
+  end if;
+  return new;
+end""", "Last-owner protection for memberships.", definer=True)
+
+
+def personal_workspace_guard() -> Function:
+    return _fn("personal_workspace_guard", """begin
+  if exists (
+    select 1 from public.organizations o
+     where o.id = new.organization_id and o.is_personal
+       and o.owner_user_id is distinct from (to_jsonb(new) ->> 'user_id')::uuid
+  ) then
+    raise exception using errcode = '42501', message = 'a personal workspace has exactly one member',
+      hint = 'Create a team organisation to collaborate.';
+  end if;
+  return new;
+end""", "Nobody joins or is invited into someone's personal workspace.", definer=True)
+
+
+def audit_row_change() -> Function:
+    return _fn("audit_row_change", """declare
+  old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
+  new_row jsonb := case when tg_op in ('INSERT', 'UPDATE') then to_jsonb(new) end;
+  row_data jsonb := coalesce(new_row, old_row);
+  redacted text[] := coalesce(tg_argv[1:], '{}');
+begin
+  -- tg_argv[0] names the tenant column; the rest are PII columns kept out of the log.
+  insert into public.audit_logs (organization_id, actor_id, action, table_name, record_id, old_data, new_data)
+  values ((row_data ->> tg_argv[0])::uuid, (select auth.uid()), tg_op, tg_table_name,
+          (row_data ->> 'id')::uuid, old_row - redacted, new_row - redacted);
+  return null;
+end""", "Writes one audit_logs row per changed row, PII columns removed.", definer=True)
+
+
+def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None):
+    table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
+                                  function=fn.qualified, args=args or []))
+
+
+def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
+    """Attach triggers to `tables` and return the functions they need, in creation order."""
+    upd, immut = set_updated_at(), enforce_immutable_columns()
+    new_user, add_owner = handle_new_user(bp), add_owner_membership(bp)
+    guard_org, protect, personal = guard_organization_update(bp), protect_primary_owner(bp), personal_workspace_guard()
+    audit = audit_row_change()
+    functions = [upd, immut, new_user, add_owner, guard_org, protect, personal]
+    audited = set(bp.privacy.audit_tables)
+    if audited:
+        functions.append(audit)
+    for t in tables:
+        names = [c.name for c in t.columns]
+        immutable = {
+            "profiles": ["id"], "organizations": ["id", "is_personal"],
+            "organization_members": ["id", ORG, "user_id"], "invitations": ["id", ORG, "invited_by", "token"],
+        }.get(t.name)
+        if immutable is None and t.tenant_key:
+            entity = bp.entity(t.name)
+            immutable = ["id", ORG] + ([entity.owner_column] if entity and entity.owner_column else [])
+        if immutable and t.name != "audit_logs":
+            _trigger(t, "immutable", "before", ["update"], immut, immutable)
+        if "updated_at" in names:
+            _trigger(t, "set_updated_at", "before", ["update"], upd)
+        if t.name == "organizations":
+            _trigger(t, "add_owner", "after", ["insert"], add_owner)
+            _trigger(t, "guard_update", "before", ["update"], guard_org)
+        if t.name == "organization_members":
+            _trigger(t, "protect_owner", "before", ["update", "delete"], protect)
+            _trigger(t, "personal_guard", "before", ["insert"], personal)
+        if t.name == "invitations":
+            _trigger(t, "personal_guard", "before", ["insert"], personal)
+        if t.name in audited:
+            tenant_col = "id" if t.name == "organizations" else ORG
+            _trigger(t, "audit", "after", ["insert", "update", "delete"], audit,
+                     [tenant_col] + [c.name for c in t.columns if c.pii])
+    return functions

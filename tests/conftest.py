@@ -1,0 +1,86 @@
+"""Shared fixtures: one throwaway PostgreSQL per session, a fresh shimmed database per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
+
+import pytest
+
+from blueprint_mcp.verify.pg import (
+    GRANT_MODES,
+    PostgresUnavailable,
+    TempCluster,
+    apply_sql,
+    auth_shim_sql,
+    expose_schemas_sql,
+)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    """Fail in CI, where PostgreSQL is a requirement; skip on a laptop without it."""
+    if os.environ.get("CI", "").lower() in ("true", "1"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(f"PostgreSQL unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        _unavailable(f"psycopg is not installed ({exc})")
+    try:
+        cluster = TempCluster().start()
+    except PostgresUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def shim_template(pg_cluster: TempCluster) -> Callable[[str], str]:
+    """Name of a template database with the shim for a grant mode, built once per session."""
+    import psycopg
+
+    built: dict[str, str] = {}
+
+    def template_for(grant_mode: str) -> str:
+        if grant_mode not in GRANT_MODES:
+            raise ValueError(f"grant_mode must be one of {GRANT_MODES}, not {grant_mode!r}")
+        if grant_mode not in built:
+            name = f"shim_{grant_mode}"
+            pg_cluster.create_database(name)
+            with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
+                apply_sql(conn, auth_shim_sql(grant_mode))  # type: ignore[arg-type]
+            built[grant_mode] = name
+        return built[grant_mode]
+
+    return template_for
+
+
+@pytest.fixture
+def make_db(
+    pg_cluster: TempCluster, shim_template: Callable[[str], str]
+) -> Iterator[Callable[..., Any]]:
+    """Factory: make_db(grant_mode="explicit") -> autocommit connection to a new shimmed database."""
+    import psycopg
+
+    made: list[tuple[str, psycopg.Connection[Any]]] = []
+
+    def make(grant_mode: str = "explicit") -> psycopg.Connection[Any]:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        pg_cluster.create_database(name, template=shim_template(grant_mode))
+        pg_cluster.execute(expose_schemas_sql(name))
+        conn = psycopg.connect(pg_cluster.dsn(name), autocommit=True)
+        made.append((name, conn))
+        return conn
+
+    yield make
+    for name, conn in made:
+        conn.close()
+        pg_cluster.drop_database(name)
