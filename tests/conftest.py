@@ -67,7 +67,7 @@ def shim_template(pg_cluster: TempCluster) -> Callable[[str], str]:
 def make_db(
     pg_cluster: TempCluster, shim_template: Callable[[str], str]
 ) -> Iterator[Callable[..., Any]]:
-    """Factory: make_db(grant_mode="explicit") -> autocommit connection to a new shimmed database."""
+    """Factory: make_db(grant_mode="explicit") -> autocommit connection to a fresh shimmed db."""
     import psycopg
 
     made: list[tuple[str, psycopg.Connection[Any]]] = []

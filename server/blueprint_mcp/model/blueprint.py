@@ -192,8 +192,12 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
             elif not e.is_tenant:
                 problems.append((path, "global entities are readable by every signed-in user.", "remove the override"))
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
-        for j, pattern in enumerate(e.query_patterns):
-            path = f"entities[{i}].query_patterns[{j}]"
+        if e.access.own_rows_only and (not e.owner_column or not e.client_writable):
+            problems.append((f"entities[{i}].access.own_rows_only", "needs a client-writable entity with an owner column.",
+                             "set owner_column, use scope organization, or remove own_rows_only"))
+        patterns = [(f"entities[{i}].query_patterns[{j}]", p) for j, p in enumerate(e.query_patterns)]
+        patterns += [(f"entities[{i}].unique_together[{j}]", p) for j, p in enumerate(e.unique_together)]
+        for path, pattern in patterns:
             if not pattern:
                 problems.append((path, "an empty query pattern.", "list the columns queried together"))
             for col in pattern:

@@ -153,6 +153,9 @@ class Access(Model):
     insert: Ident | None = None
     update: Ident | None = None
     delete: Ident | None = None
+    own_rows_only: bool = PField(
+        False, description="Update/delete only your own rows (owner column), unless your role manages members."
+    )
 
 
 class Entity(Model):
@@ -168,6 +171,9 @@ class Entity(Model):
     fields: list[Field] = PField(default_factory=list)
     query_patterns: list[list[Ident]] = PField(
         default_factory=list, description="Column lists queried together; each becomes an index."
+    )
+    unique_together: list[list[Ident]] = PField(
+        default_factory=list, description="Column sets unique together (inside the organisation for tenant entities)."
     )
     access: Access = PField(default_factory=Access)
     events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")

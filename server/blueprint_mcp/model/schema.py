@@ -57,6 +57,7 @@ class Constraint(_Obj):
     kind: Literal["primary key", "unique", "check"]
     columns: list[str] = Field(default_factory=list)
     expression: str | None = None
+    nulls_not_distinct: bool = False
 
 
 class Index(_Obj):

@@ -76,8 +76,9 @@ def primary_key(table: str) -> Constraint:
     return Constraint(name=object_name(table, suffix="pkey"), kind="primary key", columns=["id"])
 
 
-def unique(table: str, columns: list[str]) -> Constraint:
-    return Constraint(name=object_name(table, *columns, suffix="key"), kind="unique", columns=columns)
+def unique(table: str, columns: list[str], nulls_not_distinct: bool = False) -> Constraint:
+    return Constraint(name=object_name(table, *columns, suffix="key"), kind="unique", columns=columns,
+                      nulls_not_distinct=nulls_not_distinct)
 
 
 def check(table: str, label: str, expression: str) -> Constraint:

@@ -40,7 +40,8 @@ def create_table_sql(t: Table, inline_fks: list[ForeignKey]) -> str:
             line += f" default {c.default}"
         lines.append(line)
     for k in t.constraints:
-        body = f"check ({k.expression})" if k.kind == "check" else f"{k.kind} ({column_list(k.columns)})"
+        nnd = " nulls not distinct" if k.nulls_not_distinct else ""
+        body = f"check ({k.expression})" if k.kind == "check" else f"{k.kind}{nnd} ({column_list(k.columns)})"
         lines.append(f"  constraint {ident(k.name)} {body}")
     lines += [f"  {fk_clause(fk)}" for fk in inline_fks]
     out = [f"create table {qname(t.schema_name, t.name)} (\n" + ",\n".join(lines) + "\n);"]

@@ -140,11 +140,18 @@ def entity_policies(bp: Blueprint, table: Table) -> list[Policy]:
         return out
     stamped = [is_me(e.owner_column)] if e.owner_column else []
     ins, upd, dele = a.insert or write, a.update or write, a.delete or write
+
+    def mine(role: str) -> Pred:
+        if a.own_rows_only and e.scope is Scope.organization:
+            # Your own rows with the write role; anyone's with a role that manages members.
+            return either(both(in_orgs(role), is_me(e.owner_column)), in_orgs(_min(bp, Capability.manage_members)))
+        return both(in_orgs(role), *own)
+
     out += [
         policy(n, Command.insert, check=both(in_orgs(ins), *stamped)),
         # WITH CHECK as well as USING: otherwise a row could be moved into another organisation.
-        policy(n, Command.update, using=both(in_orgs(upd), *own), check=both(in_orgs(upd), *own)),
-        policy(n, Command.delete, using=both(in_orgs(dele), *own)),
+        policy(n, Command.update, using=mine(upd), check=mine(upd)),
+        policy(n, Command.delete, using=mine(dele)),
     ]
     return out
 

@@ -128,6 +128,9 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
             t.constraints.append(c.check(e.name, f.name, c.check_expression(f.name, f.check)))
         if f.is_reference:
             t.foreign_keys.append(_reference_fk(bp, e, f))
+    for cols in e.unique_together:
+        # A missing optional part (null) must not let the same combination in twice.
+        t.constraints.append(c.unique(e.name, ([c.ORG] if e.is_tenant else []) + list(cols), nulls_not_distinct=True))
     if e.soft_delete:
         t.columns.append(Column(name="archived_at", type="timestamptz", comment="Soft delete: set instead of deleting."))
     t.columns += c.timestamps()

@@ -95,7 +95,9 @@ def _run_as_prefix() -> list[str]:
 
     runuser = shutil.which("runuser")
     if runuser is None:
-        raise PostgresUnavailable("running as root and `runuser` is missing", fix="run as a normal user")
+        raise PostgresUnavailable(
+            "running as root and `runuser` is missing", fix="run as a normal user"
+        )
     try:
         pwd.getpwnam(OS_USER)
     except KeyError:
@@ -116,11 +118,13 @@ def _give_to_os_user(*paths: Path) -> None:
 
 def _run(args: list[str], *, cwd: Path, what: str) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            args, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PostgresUnavailable(f"{what} could not run: {exc}") from exc
     if done.returncode != 0:
-        output = (done.stderr.strip() or done.stdout.strip() or "no output")
+        output = done.stderr.strip() or done.stdout.strip() or "no output"
         raise PostgresUnavailable(f"{what} failed (exit {done.returncode}): {output}")
     return done
 
@@ -365,7 +369,7 @@ def act_as(
     claims: dict[str, Any] = {"role": role}
     if user_id is not None:
         claims["sub"] = str(user_id)
-    claims.update(extra_claims or {})
+    claims.update(extra_claims or {})  # last, so a test can also forge `sub` or `role`
     cur.execute("set local role " + ident(role))
     cur.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
 
@@ -413,7 +417,7 @@ def _script_error(exc: Any, sql: str) -> SqlScriptError:
         before = sql[:offset]
         line = before.count("\n") + 1
         column = offset - (before.rfind("\n") + 1) + 1
-        source = sql.splitlines()[line - 1].strip() if sql.splitlines() else ""
+        source = sql.splitlines()[line - 1].strip()[:120]
         message += f" near `{source}`"
     if diag.sqlstate:
         message += f" [SQLSTATE {diag.sqlstate}]"

@@ -1,0 +1,38 @@
+"""The finding every check reports, shaped like Supabase's advisors so the two line up."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Level(StrEnum):
+    ERROR = "ERROR"
+    WARN = "WARN"
+    INFO = "INFO"
+
+
+LEVEL_ORDER = {Level.ERROR: 0, Level.WARN: 1, Level.INFO: 2}
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rule_id: str = Field(description="Permanent id, e.g. BP001.")
+    name: str = Field(description="Rule name; Supabase's lint name where the rule is one of its lints.")
+    level: Level
+    categories: list[str] = Field(default_factory=list)
+    message: str
+    object: str | None = Field(None, description="The table, policy or function concerned.")
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    remediation: str = ""
+    fix_sql: str | None = Field(None, description="SQL that fixes it, where the fix is mechanical.")
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Most severe first, then by rule and object, so output is stable."""
+    return sorted(findings, key=lambda f: (LEVEL_ORDER[f.level], f.rule_id, f.object or "", f.file or "",
+                                           f.line or 0))

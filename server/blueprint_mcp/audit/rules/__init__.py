@@ -1,0 +1,3 @@
+"""Importing this package registers every rule."""
+
+from . import schema_rules  # noqa: F401

@@ -1,0 +1,224 @@
+"""Rules over the physical schema model: tenancy, RLS coverage, definer hygiene, indexes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ...model.schema import COMMANDS, Command, Schema
+from ...sql.ident import column_list, ident, qname
+from ..findings import Level
+from ..registry import rule
+
+EXPOSED = ("public", "graphql_public")
+API_ROLES = ("anon", "authenticated", "public")
+
+
+@rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A tenant table whose organization_id is missing or nullable.",
+      why="A row without an organisation belongs to no tenant: membership policies never match it, "
+          "or a permissive branch exposes it to everyone.",
+      bad="create table habits (id uuid primary key, organization_id uuid references organizations);",
+      fix="Declare organization_id uuid not null references organizations(id) on delete cascade.")
+def tenant_key_nullable(r, s: Schema):
+    for t in s.tables:
+        if not t.tenant_key:
+            continue
+        col = t.column(t.tenant_key)
+        if col is None or col.nullable:
+            yield r.finding(f"{t.qualified}.{t.tenant_key} is {'missing' if col is None else 'nullable'}.",
+                            t.qualified, location=t.location,
+                            fix_sql=None if col is None else
+                            f"alter table {qname(t.schema_name, t.name)} alter column {ident(t.tenant_key)} set not null;")
+
+
+@rule("BP002", "tenant_key_unindexed", Level.WARN, ("PERFORMANCE", "TENANCY"),
+      summary="A tenant table without an index leading with organization_id.",
+      why="Every policy filters on the tenant key; without an index each query scans the whole table.",
+      bad="create table habits (..., organization_id uuid not null);  -- no index",
+      fix="create index on habits (organization_id);")
+def tenant_key_unindexed(r, s: Schema):
+    for t in s.tables:
+        if not t.tenant_key or t.column(t.tenant_key) is None:
+            continue
+        keys = [c.columns for c in t.constraints if c.kind in ("primary key", "unique")]
+        keys += [i.columns for i in t.indexes if i.where is None]
+        if not any(k and k[0] == t.tenant_key for k in keys):
+            yield r.finding(f"{t.qualified} has no index leading with {t.tenant_key}.", t.qualified,
+                            location=t.location,
+                            fix_sql=f"create index on {qname(t.schema_name, t.name)} ({ident(t.tenant_key)});")
+
+
+@rule("BP003", "rls_disabled_in_public", Level.ERROR, ("SECURITY",),
+      summary="A table in an exposed schema without row level security.",
+      why="Anyone holding the anon key can read and write every row through the API.",
+      bad="create table public.events (...);  -- no enable row level security",
+      fix="alter table <table> enable row level security; then add policies.")
+def rls_disabled(r, s: Schema):
+    for t in s.tables:
+        if t.schema_name in EXPOSED and not t.rls_enabled:
+            yield r.finding(f"{t.qualified} does not enable row level security.", t.qualified, location=t.location,
+                            fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
+
+
+@rule("BP004", "rls_enabled_no_policy", Level.INFO, ("SECURITY",),
+      summary="RLS is on but the table has no policy.",
+      why="Nobody but the service role can touch it; usually a forgotten policy.",
+      bad="alter table t enable row level security;  -- and nothing else",
+      fix="Add a select policy (and write policies where clients write), each to authenticated.")
+def rls_no_policy(r, s: Schema):
+    for t in s.tables:
+        if t.rls_enabled and not t.policies:
+            yield r.finding(f"{t.qualified} has RLS enabled and no policy.", t.qualified, location=t.location)
+
+
+@rule("BP005", "policy_for_all", Level.WARN, ("SECURITY",),
+      summary="A policy FOR ALL instead of one policy per command.",
+      why="One predicate for reading and writing lets read-only roles write (a viewer edits).",
+      bad="create policy p on habits for all using (is_member(organization_id));",
+      fix="Write separate select, insert, update and delete policies with the role each needs.")
+def policy_for_all(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            if p.command == "all":
+                yield r.finding(f"Policy {p.name} on {t.qualified} applies to all commands.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
+
+
+@rule("BP006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE", "SECURITY"),
+      summary="More than one permissive policy for the same role and command.",
+      why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
+      bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);",
+      fix="Merge them into one policy per role and command.")
+def multiple_permissive(r, s: Schema):
+    for t in s.tables:
+        seen = Counter()
+        for p in t.policies:
+            if not p.permissive:
+                continue
+            commands = COMMANDS if p.command == "all" else (p.command,)
+            for role in p.roles or ["public"]:
+                for cmd in commands:
+                    seen[(role, cmd)] += 1
+        for (role, cmd), n in sorted(seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+            if n > 1:
+                yield r.finding(f"{t.qualified} has {n} permissive {cmd} policies for {role}.", t.qualified,
+                                location=t.location)
+
+
+@rule("BP007", "policy_without_role", Level.WARN, ("SECURITY", "PERFORMANCE"),
+      summary="A policy without TO, or TO public.",
+      why="It applies to anon too, and is evaluated for requests it can never allow.",
+      bad="create policy p on habits for select using (...);",
+      fix="Add `to authenticated` (or the exact roles that need it).")
+def policy_without_role(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            if not p.roles or "public" in p.roles:
+                yield r.finding(f"Policy {p.name} on {t.qualified} applies to every role.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
+
+
+@rule("BP008", "update_without_with_check", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="An UPDATE policy without WITH CHECK.",
+      why="Postgres then checks the new row with USING only: a member of two organisations can move rows "
+          "between them, and nothing re-checks what a row becomes.",
+      bad="create policy u on habits for update to authenticated using (organization_id = any (...));",
+      fix="Repeat the predicate in WITH CHECK and make the tenant key immutable.")
+def update_without_check(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            if p.command in (Command.update, "all") and p.check is None:
+                yield r.finding(f"Update policy {p.name} on {t.qualified} has no WITH CHECK.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP009", "function_search_path_mutable", Level.WARN, ("SECURITY",),
+      summary="A function without a fixed search_path.",
+      why="A caller can put their own objects first on the search_path and hijack unqualified names "
+          "(fatal for SECURITY DEFINER functions).",
+      bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;",
+      fix="Add `set search_path = ''` and qualify every name.")
+def search_path_mutable(r, s: Schema):
+    for f in s.functions:
+        if f.search_path is None:
+            yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified,
+                            fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
+
+
+@rule("BP010", "security_definer_function_executable", Level.WARN, ("SECURITY",),
+      summary="A SECURITY DEFINER function in an exposed schema that API roles may execute.",
+      why="It is callable over HTTP at /rest/v1/rpc/<name> and runs with its owner's rights, past RLS.",
+      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
+      fix="Move it to a private schema, or revoke execute from public, anon and authenticated.")
+def definer_executable(r, s: Schema):
+    for f in s.functions:
+        if f.security_definer and f.schema_name in EXPOSED and set(f.execute_roles) & set(API_ROLES):
+            yield r.finding(f"Definer function {f.qualified} is executable through the API.", f.qualified)
+
+
+@rule("BP011", "security_definer_view", Level.ERROR, ("SECURITY",),
+      summary="A view in an exposed schema without security_invoker.",
+      why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads.",
+      bad="create view public.v as select * from habits;",
+      fix="create view ... with (security_invoker = true) as ...;")
+def definer_view(r, s: Schema):
+    for v in s.views:
+        if v.schema_name in EXPOSED and not v.materialized and not v.security_invoker:
+            yield r.finding(f"View {v.schema_name}.{v.name} runs with its owner's rights.", f"{v.schema_name}.{v.name}",
+                            fix_sql=f"alter view {qname(v.schema_name, v.name)} set (security_invoker = true);")
+
+
+@rule("BP012", "materialized_view_in_api", Level.WARN, ("SECURITY",),
+      summary="A materialized view in an exposed schema.",
+      why="Materialized views cannot have RLS: every row is readable by whoever may select it.",
+      bad="create materialized view public.daily_org_metrics as ...;",
+      fix="Keep it in a private schema and serve it through a security-invoker view over a checked function.")
+def matview_in_api(r, s: Schema):
+    for v in s.views:
+        if v.materialized and v.schema_name in EXPOSED:
+            yield r.finding(f"Materialized view {v.schema_name}.{v.name} is exposed.", f"{v.schema_name}.{v.name}")
+
+
+@rule("BP013", "unindexed_foreign_keys", Level.INFO, ("PERFORMANCE",),
+      summary="A foreign key whose columns do not lead any index.",
+      why="Deletes and updates of the referenced row scan the referencing table; joins are slow.",
+      bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id",
+      fix="create index on <table> (<fk columns>);")
+def unindexed_fk(r, s: Schema):
+    for t in s.tables:
+        lists = [c.columns for c in t.constraints if c.kind in ("primary key", "unique")]
+        lists += [i.columns for i in t.indexes if i.where is None]
+        for fk in t.foreign_keys:
+            if not any(lst[: len(fk.columns)] == fk.columns for lst in lists):
+                yield r.finding(f"{t.qualified} foreign key {fk.name} ({', '.join(fk.columns)}) has no index.",
+                                t.qualified, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
+                                                     f"({column_list(fk.columns)});")
+
+
+@rule("BP014", "no_primary_key", Level.INFO, ("PERFORMANCE",),
+      summary="A table without a primary key.",
+      why="Rows cannot be addressed reliably; replication and the API's updates need a key.",
+      bad="create table t (a text);",
+      fix="Add `id uuid primary key default gen_random_uuid()`.")
+def no_primary_key(r, s: Schema):
+    for t in s.tables:
+        if not any(c.kind == "primary key" for c in t.constraints):
+            yield r.finding(f"{t.qualified} has no primary key.", t.qualified, location=t.location)
+
+
+@rule("BP015", "cross_tenant_foreign_key", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A single-column foreign key from one tenant table to another.",
+      why="FK checks bypass RLS: a row of organisation A can point at (and probe for) a row of organisation B.",
+      bad="habit_id uuid references habits(id)  -- in a table that has organization_id",
+      fix="Reference (organization_id, x_id) -> target(organization_id, id), with a unique (organization_id, id) "
+          "on the target.")
+def cross_tenant_fk(r, s: Schema):
+    tenant = {(t.schema_name, t.name): t.tenant_key for t in s.tables if t.tenant_key}
+    for t in s.tables:
+        if not t.tenant_key:
+            continue
+        for fk in t.foreign_keys:
+            target_key = tenant.get((fk.ref_schema, fk.ref_table))
+            if target_key and fk.ref_table != "organizations" and t.tenant_key not in fk.columns:
+                yield r.finding(f"{t.qualified} references tenant table {fk.ref_schema}.{fk.ref_table} without "
+                                f"the tenant key ({fk.name}).", t.qualified, location=t.location)
