@@ -1,0 +1,80 @@
+"""Render the blueprint spec (or any of its sections) from the model and the physical schema."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from ..audit import audit_schema
+from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy
+from ..model.schema import Schema, Table
+from ..sql import render as sqlr
+from ..sql.ident import qname
+
+SectionName = Literal["tenancy", "core", "domain", "analytics", "rls", "edge_functions", "privacy",
+                      "migrations", "checklist"]
+SECTIONS: tuple[SectionName, ...] = ("tenancy", "core", "domain", "analytics", "rls", "edge_functions", "privacy",
+                                     "migrations", "checklist")
+TITLES = {
+    "tenancy": "1. Tenancy Model", "core": "2. Core Schema (Auth & Tenancy)", "domain": "3. Domain Schema",
+    "analytics": "4. Analytics Schema", "rls": "5. RLS Policies", "edge_functions": "6. Edge Functions + Triggers",
+    "privacy": "7. Privacy & Personalization", "migrations": "8. Migrations", "checklist": "9. Security Checklist",
+}
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), undefined=StrictUndefined, autoescape=False,
+                      trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["table_sql"] = lambda t: sqlr.table_block(t, t.foreign_keys)
+    env.filters["policy_sql"] = lambda p, t: sqlr.policy_sql(t, p)
+    env.filters["function_sql"] = sqlr.function_sql
+    env.filters["cell"] = lambda v: "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
+    return env
+
+
+def spec_template() -> str:
+    """The blank spec template (the `blueprint://template` resource)."""
+    return (_TEMPLATES / "blank.md").read_text(encoding="utf-8")
+
+
+def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | None = None,
+                migration_names: list[str] | None = None) -> str:
+    """The spec document; with `sections`, only those sections (the whole header stays)."""
+    chosen = [s for s in SECTIONS if s in (sections or SECTIONS)]
+    findings = audit_schema(schema)
+    ctx = {
+        "bp": bp, "schema": schema, "sections": chosen, "titles": TITLES,
+        "core": [t for t in schema.tables if t.section == "core"],
+        "domain": [t for t in schema.tables if t.section == "domain"],
+        "analytics": [t for t in schema.tables if t.section == "analytics"],
+        "privacy_tables": [t for t in schema.tables if t.section == "privacy"],
+        "events": bp.events(), "categories": canonical_taxonomy().categories, "EventCategory": EventCategory,
+        "min_role": lambda cap: (bp.tenancy.min_role(Capability(cap)) or bp.tenancy.owner_role).name,
+        "helpers": [f for f in schema.functions if f.returns != "trigger"],
+        "trigger_rows": _trigger_rows(schema),
+        "stamps": migration_names or ["<timestamp>", "<timestamp+1>", "<timestamp+2>"],
+        "qname": qname, "findings": findings,
+        "blocking": [f for f in findings if f.level.value in ("ERROR", "WARN")],
+        "audited": {t: [c.name for c in (schema.table(t).columns if schema.table(t) else []) if c.pii]
+                    for t in bp.privacy.audit_tables},
+        "pii_columns": [(t.name, c.name) for t in schema.tables for c in t.columns if c.pii],
+        "pii_keys": bp.pii_keys(),
+    }
+    return _env().get_template("spec.md.j2").render(**ctx)
+
+
+def _trigger_rows(schema: Schema) -> list[tuple[str, str, str, str]]:
+    rows = [(t.qualified, trg.name, f"{trg.timing} {' or '.join(trg.events)}", trg.function)
+            for t in schema.tables for trg in t.triggers]
+    rows += [("auth.users", trg.name, f"{trg.timing} {' or '.join(trg.events)}", trg.function)
+             for trg in schema.auth_triggers]
+    return rows
+
+
+def table_rows(t: Table) -> list[tuple[str, str, str, str, str]]:
+    return [(c.name, c.type, "" if c.nullable else "not null", c.default or "", c.comment) for c in t.columns]

@@ -1,0 +1,311 @@
+"""The four blueprint tools as plain functions: the MCP adapter and the CLI are thin shells over these."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .audit import Finding, Level, audit_schema
+from .model import (
+    App,
+    Blueprint,
+    BlueprintError,
+    Capability,
+    InvalidBlueprint,
+    OutputExists,
+    Role,
+    Tenancy,
+    parse_blueprint,
+)
+from .model.schema import Schema
+from .spec.render import SECTIONS, SectionName, render_spec
+from .sql.design import build_schema
+from .sql.render import rls_sql, schema_sql, triggers_sql
+from .templates import load_template
+
+Include = Literal["blueprint", "summary", "sql", "markdown"]
+SchemaSection = Literal["core", "domain", "analytics", "privacy"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def resolve_blueprint(template: str | None = None, blueprint: Blueprint | dict[str, Any] | None = None) -> Blueprint:
+    """Exactly one of a template name or a full blueprint."""
+    if template and blueprint is not None:
+        raise InvalidBlueprint([("template", "both a template and a blueprint were given.",
+                                 "pass only one: a template name, or the blueprint carried from an earlier call")])
+    if template:
+        return load_template(template)
+    if blueprint is not None:
+        return parse_blueprint(blueprint if isinstance(blueprint, Blueprint) else blueprint, source="blueprint")
+    raise InvalidBlueprint([("template", "no design given.",
+                             "pass template (e.g. 'habit-tracker') or blueprint (see blueprint://schema)")])
+
+
+# --- design_tenancy -------------------------------------------------------------------------------
+
+class TableAccess(_Out):
+    table: str
+    scope: str
+    tenant_key: str | None
+    owner_column: str | None = None
+    select: str
+    insert: str
+    update: str
+    delete: str
+
+
+class TenancyDesign(_Out):
+    app: App
+    tenancy: Tenancy
+    capabilities: dict[str, str] = Field(description="Capability -> least role holding it (roles above hold it too).")
+    access: list[TableAccess] = Field(default_factory=list, description="Who may do what, per table.")
+    blueprint: Blueprint | None = Field(None, description="Carry this into the next tool call.")
+    markdown: str | None = None
+    sql: str | None = Field(None, description="The core tenancy tables (profiles, organizations, memberships...).")
+
+
+def _slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
+    return slug or "app"
+
+
+def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
+                   app_name: str | None = None, app_description: str | None = None,
+                   personal_workspaces: bool | None = None, team_organizations: bool | None = None,
+                   roles: list[Role | dict] | None = None,
+                   include: list[Include] | None = None) -> TenancyDesign:
+    """Tenancy model: from a template, a blueprint, or plain options (a chat starting from nothing)."""
+    include = include or ["blueprint", "summary", "markdown"]
+    if template or blueprint is not None:
+        bp = resolve_blueprint(template, blueprint)
+    elif app_name:
+        bp = parse_blueprint({"app": {"name": app_name, "slug": _slugify(app_name),
+                                      "description": app_description or ""}}, source="options")
+    else:
+        raise InvalidBlueprint([("app_name", "nothing to design from.",
+                                 "pass app_name (and options), a template name, or a blueprint")])
+    data = bp.model_dump(mode="json", exclude_unset=False)
+    changes = {"personal_workspaces": personal_workspaces, "team_organizations": team_organizations,
+               "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles] if roles else None}
+    data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
+    if app_description is not None and (template or blueprint is not None):
+        data["app"]["description"] = app_description
+    bp = parse_blueprint(data, source="options")
+    schema = build_schema(bp)
+    return TenancyDesign(
+        app=bp.app, tenancy=bp.tenancy,
+        capabilities={c.value: (bp.tenancy.min_role(c).name if bp.tenancy.min_role(c) else "nobody")
+                      for c in Capability},
+        access=table_access(bp, schema) if "summary" in include else [],
+        blueprint=bp if "blueprint" in include else None,
+        markdown=render_spec(bp, schema, ["tenancy", "core"]) if "markdown" in include else None,
+        sql=_core_sql(schema, bp) if "sql" in include else None,
+    )
+
+
+def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
+    out = []
+    for t in schema.tables:
+        entity = bp.entity(t.name)
+        scope = entity.scope.value if entity else t.section
+        by_cmd = {p.command.value if hasattr(p.command, "value") else p.command: p for p in t.policies}
+        def who(cmd: str) -> str:
+            p = by_cmd.get(cmd)
+            return _describe(p.using if cmd != "insert" else p.check) if p else "service role only"
+        out.append(TableAccess(table=t.name, scope=scope, tenant_key=t.tenant_key,
+                               owner_column=entity.owner_column if entity else None,
+                               select=who("select"), insert=who("insert"), update=who("update"), delete=who("delete")))
+    return out
+
+
+def _describe(predicate: str | None) -> str:
+    """A short human reading of a generated predicate (roles named by the helper calls)."""
+    if predicate in (None, "true"):
+        return "every signed-in user"
+    roles = re.findall(r"organization_ids_with_role\('([a-z0-9_]+)'\)", predicate)
+    own = re.findall(r"([a-z_]+) = \(select auth\.uid\(\)\)", predicate)
+    parts = []
+    if roles:
+        parts.append(" or ".join(f"{r}+" for r in dict.fromkeys(roles)) + " of the organisation")
+    if own:
+        parts.append("own rows (" + ", ".join(dict.fromkeys(own)) + ")")
+    return "; ".join(parts) or predicate
+
+
+def _core_sql(schema: Schema, bp: Blueprint) -> str:
+    core = schema.model_copy(update={"tables": [t for t in schema.tables if t.section == "core"], "views": []})
+    return schema_sql(core, bp.app.slug)
+
+
+# --- generate_schema ------------------------------------------------------------------------------
+
+class TableSummary(_Out):
+    name: str
+    section: str
+    tenant_key: str | None
+    columns: list[str]
+    indexes: list[str]
+    foreign_keys: list[str]
+    triggers: list[str]
+
+
+class SchemaResult(_Out):
+    tables: list[TableSummary] = Field(default_factory=list)
+    sql: str | None = Field(None, description="Migration: tables, keys, indexes, RLS enabled, grants.")
+    triggers_sql: str | None = Field(None, description="Migration: trigger functions and triggers.")
+    markdown: str | None = None
+
+
+def generate_schema(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
+                    sections: list[SchemaSection] | None = None,
+                    include: list[Include] | None = None) -> SchemaResult:
+    """Core, domain, analytics and privacy tables with indexes, triggers and grants."""
+    include = include or ["summary", "sql"]
+    bp = resolve_blueprint(template, blueprint)
+    full = build_schema(bp)
+    wanted = set(sections or ["core", "domain", "analytics", "privacy"])
+    part = full.model_copy(update={
+        "tables": [t for t in full.tables if t.section in wanted],
+        "views": full.views if "analytics" in wanted else [],
+    })
+    spec_sections: list[SectionName] = [s for s in ("core", "domain", "analytics", "privacy") if s in wanted]
+    return SchemaResult(
+        tables=[_summary(t) for t in part.tables] if "summary" in include else [],
+        sql=schema_sql(part, bp.app.slug) if "sql" in include else None,
+        triggers_sql=triggers_sql(part, bp.app.slug) if "sql" in include else None,
+        markdown=render_spec(bp, full, spec_sections) if "markdown" in include else None,
+    )
+
+
+def _summary(t) -> TableSummary:
+    return TableSummary(
+        name=t.name, section=t.section, tenant_key=t.tenant_key,
+        columns=[f"{c.name} {c.type}{'' if c.nullable else ' not null'}" for c in t.columns],
+        indexes=[f"{i.name} ({', '.join(i.columns)})" for i in t.indexes],
+        foreign_keys=[f"({', '.join(fk.columns)}) -> {fk.ref_schema}.{fk.ref_table} ({', '.join(fk.ref_columns)})"
+                      for fk in t.foreign_keys],
+        triggers=[tr.name for tr in t.triggers],
+    )
+
+
+# --- generate_rls ---------------------------------------------------------------------------------
+
+class PolicySummary(_Out):
+    table: str
+    name: str
+    command: str
+    roles: list[str]
+    using: str | None
+    check: str | None
+    comment: str
+
+
+class RlsResult(_Out):
+    policies: list[PolicySummary] = Field(default_factory=list)
+    helpers: list[str] = Field(default_factory=list, description="Private helper functions the policies call.")
+    sql: str | None = Field(None, description="Migration: helpers, policies and served views.")
+    markdown: str | None = None
+
+
+def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
+                 tables: list[str] | None = None, include: list[Include] | None = None) -> RlsResult:
+    """Policies and helper functions that isolate tenants and enforce roles."""
+    include = include or ["summary", "sql"]
+    bp = resolve_blueprint(template, blueprint)
+    schema = build_schema(bp)
+    if tables:
+        known = [t.name for t in schema.tables]
+        unknown = [t for t in tables if t not in known]
+        if unknown:
+            raise InvalidBlueprint([("tables", f"{unknown} are not tables of this blueprint.", f"use some of {known}")])
+    chosen = [t for t in schema.tables if not tables or t.name in tables]
+    part = schema.model_copy(update={"tables": chosen, "views": schema.views if not tables else []})
+    return RlsResult(
+        policies=[PolicySummary(table=t.name, name=p.name, command=str(p.command.value if hasattr(p.command, "value")
+                                                                          else p.command),
+                                roles=p.roles, using=p.using, check=p.check, comment=p.comment)
+                  for t in chosen for p in t.policies] if "summary" in include else [],
+        helpers=[f"{f.qualified}({f.args}) returns {f.returns}" for f in schema.functions
+                 if f.returns != "trigger"],
+        sql=rls_sql(part, bp.app.slug) if "sql" in include else None,
+        markdown=render_spec(bp, schema, ["rls"]) if "markdown" in include else None,
+    )
+
+
+# --- audit_spec -----------------------------------------------------------------------------------
+
+class AuditResult(_Out):
+    ok: bool = Field(description="True when there is no ERROR or WARN finding.")
+    counts: dict[str, int]
+    findings: list[Finding]
+
+
+def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
+               max_findings: int = 200) -> AuditResult:
+    """Lint a blueprint's generated backend: tenancy, RLS coverage, definer hygiene, indexes."""
+    bp = resolve_blueprint(template, blueprint)
+    return summarize(audit_schema(build_schema(bp)), max_findings)
+
+
+def summarize(findings: list[Finding], max_findings: int = 200) -> AuditResult:
+    counts = {lvl.value: sum(1 for f in findings if f.level is lvl) for lvl in Level}
+    ok = counts["ERROR"] == 0 and counts["WARN"] == 0
+    return AuditResult(ok=ok, counts=counts, findings=findings[:max_findings])
+
+
+# --- spec and files -------------------------------------------------------------------------------
+
+def spec_markdown(bp: Blueprint, sections: list[SectionName] | None = None) -> str:
+    return render_spec(bp, build_schema(bp), sections or list(SECTIONS))
+
+
+def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[str, str]:
+    """Relative path -> content of every file `render` writes (timestamps one second apart)."""
+    ts = (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    schema = build_schema(bp)
+    stamp = [(ts + timedelta(seconds=i)).strftime("%Y%m%d%H%M%S") for i in range(3)]
+    slug = bp.app.slug
+    return {
+        f"docs/engineering/SUPABASE-{slug}.md": render_spec(bp, schema, list(SECTIONS), migration_names=stamp),
+        f"supabase/migrations/{stamp[0]}_initial_schema.sql": schema_sql(schema, slug),
+        f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
+        f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
+    }
+
+
+def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False) -> list[Path]:
+    """Write every file under out_dir; refuse (before writing anything) to overwrite unless force."""
+    root = Path(out_dir)
+    targets = [(root / rel, text) for rel, text in files.items()]
+    existing = [str(p) for p, _ in targets if p.exists()]
+    if existing and not force:
+        raise OutputExists(f"would overwrite {existing}", field="out", fix="pass --force or choose another --out")
+    # Supabase applies migrations by name: an older render of the same design in the folder would
+    # apply first and clash, so refuse that too.
+    mig = root / "supabase" / "migrations"
+    new_names = {p.name for p, _ in targets if p.parent == mig}
+    clashes = sorted(str(p) for p in mig.glob("*.sql") if p.name not in new_names
+                     and re.search(r"_(initial_schema|rls_policies|triggers)\.sql$", p.name)) if mig.is_dir() else []
+    if clashes and not force:
+        raise OutputExists(f"the folder already holds generated migrations {clashes}", field="out",
+                           fix="remove them, pass --force, or render into a new folder")
+    written = []
+    for path, text in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+__all__ = [
+    "AuditResult", "BlueprintError", "RlsResult", "SchemaResult", "TenancyDesign", "audit_spec",
+    "design_tenancy", "generate_rls", "generate_schema", "migration_files", "resolve_blueprint",
+    "spec_markdown", "write_files",
+]
