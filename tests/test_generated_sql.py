@@ -1,0 +1,80 @@
+"""The generated migrations on a real PostgreSQL 15 with the Supabase auth shim."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import migration_files, write_files
+
+from pgutil import FIXED_TS, migrate
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.parametrize("grant_mode", ["explicit", "legacy"])
+@pytest.mark.parametrize("template", template_names())
+def test_migrations_apply_and_every_public_table_has_rls(make_db, template, grant_mode):
+    conn = make_db(grant_mode)
+    migrate(conn, template)
+    no_rls = conn.execute(
+        "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity").fetchall()
+    assert no_rls == []
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_every_policy_is_to_authenticated_and_for_one_command(make_db, template):
+    conn = make_db()
+    migrate(conn, template)
+    policies = conn.execute("select tablename, policyname, roles::text[], cmd from pg_policies").fetchall()
+    assert policies, "expected policies"
+    assert [p for p in policies if p[2] != ["authenticated"]] == []
+    assert [p for p in policies if p[3] == "ALL"] == []
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_anon_has_no_privilege_on_any_public_table_in_legacy_mode(make_db, template):
+    conn = make_db("legacy")
+    migrate(conn, template)
+    granted = conn.execute(
+        "select table_name, privilege_type from information_schema.role_table_grants "
+        "where grantee = 'anon' and table_schema = 'public'").fetchall()
+    assert granted == []
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_private_helpers_are_not_executable_by_anon_or_public(make_db, template):
+    conn = make_db("legacy")
+    migrate(conn, template)
+    rows = conn.execute(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = 'private' and (has_function_privilege('anon', p.oid, 'execute'))").fetchall()
+    assert rows == []
+    definer_without_path = conn.execute(
+        "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
+        "where n.nspname = 'private' and p.prosecdef "
+        "and not coalesce(p.proconfig @> array['search_path=\"\"'], false)").fetchall()
+    assert definer_without_path == []
+
+
+def test_rendered_files_apply_with_psql_in_file_name_order(make_db, pg_cluster, tmp_path: Path):
+    psql = shutil.which("psql") or str(Path(pg_cluster.bindir) / "psql")
+    conn = make_db()
+    write_files(migration_files(load_template("habit-tracker"), datetime.fromisoformat(FIXED_TS)), tmp_path)
+    dbname = conn.info.dbname
+    for sql_file in sorted((tmp_path / "supabase" / "migrations").glob("*.sql")):
+        subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_cluster.dsn(dbname), "-f", str(sql_file)],
+                       check=True, capture_output=True, text=True)
+    tables = conn.execute("select count(*) from pg_tables where schemaname = 'public' and not rowsecurity").fetchone()
+    assert tables == (0,)
+
+
+def test_generation_is_deterministic():
+    ts = datetime.fromisoformat(FIXED_TS)
+    assert migration_files(load_template("habit-tracker"), ts) == migration_files(load_template("habit-tracker"), ts)

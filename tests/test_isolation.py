@@ -1,0 +1,157 @@
+"""Focused isolation tests on the habit-tracker backend: the holes of the naive pattern stay shut."""
+
+from __future__ import annotations
+
+import pytest
+
+from pgutil import build_world, denied, migrate, run_as
+
+pytestmark = pytest.mark.postgres
+
+ROLES = ["owner", "admin", "member", "viewer"]
+PRIVILEGE = "42501"
+
+
+@pytest.fixture(params=["explicit", "legacy"])
+def world(request, make_db):
+    conn = make_db(request.param)
+    migrate(conn, "habit-tracker")
+    w = build_world(conn, ROLES)
+    w.habit1 = w.as_("member", "insert into public.habits (organization_id, name) values (%s, 'Run') returning id",
+                     (w.org1,))[0][0]
+    w.habit2 = w.as_("owner2", "insert into public.habits (organization_id, name) values (%s, 'Swim') returning id",
+                     (w.org2,))[0][0]
+    return w
+
+
+def test_signup_creates_profile_and_personal_workspace_with_owner_membership(world):
+    rows = world.as_("outsider", "select o.is_personal, m.role::text from public.organizations o "
+                                 "join public.organization_members m on m.organization_id = o.id")
+    assert rows == [(True, "owner")]
+    assert world.as_("outsider", "select full_name from public.profiles") == [("Outsider",)]
+
+
+def test_viewer_cannot_insert_update_or_delete_habits(world):
+    assert world.denied("viewer", "insert into public.habits (organization_id, name) values (%s, 'x')",
+                        (world.org1,)) == PRIVILEGE
+    assert world.count("viewer", "update public.habits set name = 'x' where id = %s", (world.habit1,)) == 0
+    assert world.count("viewer", "delete from public.habits where id = %s", (world.habit1,)) == 0
+    assert world.su("select name from public.habits where id = %s", (world.habit1,)) == [("Run",)]
+
+
+def test_viewer_reads_the_organisations_habits(world):
+    assert world.as_("viewer", "select id from public.habits") == [(world.habit1,)]
+
+
+def test_another_organisation_cannot_read_or_write_habits(world):
+    assert world.as_("owner2", "select id from public.habits") == [(world.habit2,)]
+    assert world.count("owner2", "update public.habits set name = 'x' where id = %s", (world.habit1,)) == 0
+    assert world.count("outsider", "delete from public.habits where id = %s", (world.habit1,)) == 0
+
+
+def test_member_edits_only_own_habits_while_admin_edits_any(world):
+    own = world.as_("admin", "insert into public.habits (organization_id, name) values (%s, 'Admin habit') "
+                             "returning id", (world.org1,))[0][0]
+    assert world.count("member", "update public.habits set name = 'mine now' where id = %s", (own,)) == 0
+    assert world.count("admin", "update public.habits set name = 'edited' where id = %s", (world.habit1,)) == 1
+
+
+def test_member_cannot_promote_themself(world):
+    assert world.denied("member", "update public.organization_members set role = 'owner' "
+                                  "where user_id = auth.uid()") == PRIVILEGE
+
+
+def test_nobody_joins_an_organisation_by_inserting_a_membership(world):
+    assert world.denied("outsider", "insert into public.organization_members (organization_id, user_id, role) "
+                                    "values (%s, auth.uid(), 'owner')", (world.org1,)) == PRIVILEGE
+
+
+def test_admin_cannot_invite_an_owner_but_can_invite_a_member(world):
+    assert world.denied("admin", "insert into public.invitations (organization_id, email, role) "
+                                 "values (%s, 'x@example.com', 'owner')", (world.org1,)) == PRIVILEGE
+    assert world.count("admin", "insert into public.invitations (organization_id, email, role) "
+                                "values (%s, 'y@example.com', 'member')", (world.org1,)) == 1
+    assert world.denied("member", "insert into public.invitations (organization_id, email, role) "
+                                  "values (%s, 'z@example.com', 'viewer')", (world.org1,)) == PRIVILEGE
+
+
+def test_rows_cannot_move_to_another_organisation(world):
+    personal = world.as_("member", "select id from public.organizations where is_personal")[0][0]
+    denied_state = world.denied("member", "update public.habits set organization_id = %s where id = %s",
+                                (personal, world.habit1))
+    assert denied_state == PRIVILEGE
+
+
+def test_check_in_cannot_reference_another_organisations_habit(world):
+    # The member's own organisation, another organisation's habit: the composite FK refuses it.
+    state = world.denied("member", "insert into public.habit_check_ins (organization_id, habit_id) values (%s, %s)",
+                         (world.org1, world.habit2))
+    assert state == "23503"
+
+
+def test_the_owner_cannot_leave_or_be_removed(world):
+    assert world.denied("owner", "delete from public.organization_members where user_id = auth.uid() "
+                                 "and organization_id = %s", (world.org1,)) == PRIVILEGE
+    assert world.count("admin", "delete from public.organization_members where organization_id = %s "
+                                "and user_id = %s", (world.org1, world.users["owner"])) == 0
+
+
+def test_members_may_leave_and_admins_remove_lower_roles_only(world):
+    assert world.count("admin", "delete from public.organization_members where user_id = %s",
+                       (world.users["viewer"],)) == 1
+    assert world.count("member", "delete from public.organization_members where user_id = %s",
+                       (world.users["admin"],)) == 0
+    assert world.count("member", "delete from public.organization_members where user_id = auth.uid() "
+                                 "and organization_id = %s", (world.org1,)) == 1
+
+
+def test_users_read_only_their_own_profile(world):
+    assert world.as_("member", "select count(*) from public.profiles") == [(1,)]
+
+
+def test_signed_in_user_cannot_write_analytics_events(world):
+    assert world.denied("owner", "insert into public.events (organization_id, event_name, event_category) "
+                                 "values (%s, 'habit_created', 'core_feature')", (world.org1,)) == PRIVILEGE
+
+
+def test_events_reject_personal_data_in_properties(world):
+    state = denied(world.conn, "service_role", None,
+                   "insert into public.events (organization_id, event_name, event_category, properties) "
+                   "values (%s, 'habit_created', 'core_feature', '{\"email\": \"a@b.c\"}')", (world.org1,))
+    assert state == "23514"
+
+
+def test_anon_reads_and_writes_nothing(world):
+    for table in ("habits", "profiles", "organizations", "events", "badges"):
+        assert denied(world.conn, "anon", None, f"select * from public.{table}") == PRIVILEGE
+    assert denied(world.conn, "anon", None, "select private.organization_ids_with_role('viewer')") == PRIVILEGE
+
+
+def test_other_organisations_metrics_are_invisible(world):
+    world.su("insert into public.events (organization_id, user_id, event_name, event_category) values "
+             "(%s, %s, 'habit_created', 'core_feature'), (%s, %s, 'habit_created', 'core_feature')",
+             (world.org1, world.users["member"], world.org2, world.users["owner2"]))
+    world.su("select private.refresh_daily_org_metrics()")
+    assert world.as_("viewer", "select organization_id from public.daily_org_metrics") == [(world.org1,)]
+    assert world.as_("owner2", "select organization_id from public.daily_org_metrics") == [(world.org2,)]
+
+
+def test_ownership_transfer_requires_an_owner_member(world):
+    assert world.denied("owner", "update public.organizations set owner_user_id = %s where id = %s",
+                        (world.users["admin"], world.org1)) == "23514"
+    assert world.denied("admin", "update public.organizations set owner_user_id = %s where id = %s",
+                        (world.users["admin"], world.org1)) == PRIVILEGE
+
+
+def test_deleting_an_account_removes_its_personal_workspace(world):
+    world.su("delete from auth.users where id = %s", (world.users["outsider"],))
+    assert world.su("select count(*) from public.organizations where owner_user_id = %s",
+                    (world.users["outsider"],)) == [(0,)]
+
+
+def test_service_role_bypasses_rls_for_privileged_writes(world):
+    rows = run_as(world.conn, "service_role", None,
+                  "insert into public.streaks (organization_id, habit_id, user_id) values (%s, %s, %s) returning id",
+                  (world.org1, world.habit1, world.users["member"]))
+    assert len(rows) == 1
+    assert world.as_("viewer", "select count(*) from public.streaks") == [(1,)]
