@@ -1,0 +1,127 @@
+"""Blueprint-level audit rules: each fires on a broken schema and is silent on the generated one."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.audit import RULES, audit_schema
+from blueprint_mcp.model.schema import Command, Function, Policy, Schema, View
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import audit_spec
+
+
+def habit_schema() -> Schema:
+    return build_schema(load_template("habit-tracker"))
+
+
+def _habits(s: Schema):
+    return s.table("habits")
+
+
+def nullable_tenant_key(s):
+    _habits(s).column("organization_id").nullable = True
+
+
+def drop_tenant_indexes(s):
+    t = s.table("sessions")
+    t.constraints = [c for c in t.constraints if c.kind != "unique"]
+    t.indexes = [i for i in t.indexes if i.columns[0] != "organization_id"]
+
+
+def disable_rls(s):
+    _habits(s).rls_enabled = False
+
+
+def drop_policies(s):
+    _habits(s).policies = []
+
+
+def for_all(s):
+    _habits(s).policies[0].command = "all"
+
+
+def second_select(s):
+    _habits(s).policies.append(Policy(name="extra", command=Command.select, roles=["authenticated"], using="true"))
+
+
+def no_role(s):
+    _habits(s).policies[0].roles = []
+
+
+def no_with_check(s):
+    next(p for p in _habits(s).policies if p.command == Command.update).check = None
+
+
+def mutable_search_path(s):
+    s.functions[0].search_path = None
+
+
+def exposed_definer(s):
+    s.functions.append(Function(schema_name="public", name="join_org", returns="void", language="sql",
+                                security_definer=True, body="select", execute_roles=["authenticated"]))
+
+
+def definer_view(s):
+    next(v for v in s.views if v.schema_name == "public").security_invoker = False
+
+
+def exposed_matview(s):
+    s.views.append(View(schema_name="public", name="mv", query="select 1", materialized=True))
+
+
+def unindexed_fk(s):
+    t = s.table("habit_check_ins")
+    t.indexes = [i for i in t.indexes if i.columns[:2] != ["organization_id", "habit_id"]]
+
+
+def no_pk(s):
+    _habits(s).constraints = [c for c in _habits(s).constraints if c.kind != "primary key"]
+
+
+def single_column_tenant_fk(s):
+    fk = next(f for f in s.table("habit_check_ins").foreign_keys if f.ref_table == "habits")
+    fk.columns, fk.ref_columns = ["habit_id"], ["id"]
+
+
+CASES = {
+    "BP001": nullable_tenant_key, "BP002": drop_tenant_indexes, "BP003": disable_rls, "BP004": drop_policies,
+    "BP005": for_all, "BP006": second_select, "BP007": no_role, "BP008": no_with_check,
+    "BP009": mutable_search_path, "BP010": exposed_definer, "BP011": definer_view, "BP012": exposed_matview,
+    "BP013": unindexed_fk, "BP014": no_pk, "BP015": single_column_tenant_fk,
+}
+
+
+def test_every_rule_has_a_case_a_permanent_id_and_documentation():
+    assert sorted(CASES) == sorted(RULES)
+    names = [r.name for r in RULES.values()]
+    assert len(names) == len(set(names))
+    for r in RULES.values():
+        assert r.id.startswith("BP") and len(r.id) == 5
+        assert r.summary and r.why and r.bad and r.fix
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires_on_its_case_and_not_on_the_generated_schema(rule_id):
+    assert [f for f in audit_schema(habit_schema()) if f.rule_id == rule_id] == []
+    broken = habit_schema()
+    CASES[rule_id](broken)
+    hits = [f for f in audit_schema(broken) if f.rule_id == rule_id]
+    assert len(hits) == 1, hits
+    assert hits[0].name == RULES[rule_id].name and hits[0].remediation
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_generated_backends_have_no_findings_at_all(template):
+    result = audit_spec(template=template)
+    assert result.ok is True
+    assert result.findings == []
+
+
+def test_findings_are_ordered_by_severity():
+    s = habit_schema()
+    drop_policies(s)  # INFO
+    disable_rls(s)  # ERROR
+    mutable_search_path(s)  # WARN
+    levels = [f.level.value for f in audit_schema(s)]
+    assert levels == ["ERROR", "WARN", "INFO"]

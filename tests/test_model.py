@@ -1,0 +1,111 @@
+"""Validation at the boundary: every bad blueprint names the field path and the fix."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from blueprint_mcp.model import InvalidBlueprint, Scope, parse_blueprint
+from blueprint_mcp.templates import load_template, template_names
+
+BASE = {"app": {"name": "Demo", "slug": "demo"},
+        "entities": [{"name": "projects", "fields": [{"name": "title", "type": "text", "nullable": False}]},
+                     {"name": "tasks", "fields": [{"name": "project_id", "type": "reference",
+                                                   "references": "projects", "nullable": False}]}]}
+
+
+def with_(path: str, value):
+    data = copy.deepcopy(BASE)
+    node = data
+    keys = path.replace("]", "").replace("[", ".").split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if k.isdigit() else node.setdefault(k, {})
+    last = keys[-1]
+    if last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+BAD = [
+    ("reserved word as field", with_("entities[0].fields[0].name", "select"), "entities[0].fields[0].name", "reserved"),
+    ("upper-case table", with_("entities[0].name", "Projects"), "entities[0].name", "try 'projects'"),
+    ("unknown type", with_("entities[0].fields[0].type", "string"), "entities[0].fields[0].type", "use one of"),
+    ("unknown reference", with_("entities[1].fields[0].references", "project"), "entities[1].fields[0].references",
+     "'project' is not an entity"),
+    ("generated table name", with_("entities[0].name", "events"), "entities[0].name", "generates itself"),
+    ("generated column", with_("entities[0].fields[0].name", "organization_id"), "entities[0].fields[0].name",
+     "generated"),
+    ("unknown key", with_("entities[0].colour", "red"), "entities[0].colour", "remove this key"),
+    ("bad slug", with_("app.slug", "My App"), "app.slug", "not a slug"),
+    ("enum without values", with_("entities[0].fields[0]", {"name": "state", "type": "enum"}),
+     "entities[0].fields[0]", "needs a non-empty 'values'"),
+    ("unknown role override", with_("entities[0].access", {"delete": "superuser"}), "entities[0].access.delete",
+     "not a role"),
+    ("write override on service scope", with_("entities[0]", {"name": "projects", "scope": "service",
+                                                              "access": {"insert": "member"}}),
+     "entities[0].access.insert", "service role only"),
+    ("query pattern on unknown column", with_("entities[0].query_patterns", [["titel"]]),
+     "entities[0].query_patterns[0]", "'titel' is not a column"),
+    ("audit of unknown table", with_("privacy.audit_tables", ["nope"]), "privacy.audit_tables[0]", "cannot be audited"),
+    ("pii in event properties", with_("analytics.events", [{"name": "x_done", "category": "core_feature",
+                                                            "properties": ["email"]}]),
+     "analytics.events[x_done].properties", "personal data"),
+    ("duplicate event", with_("analytics.events", [{"name": "user_signed_up", "category": "auth"}]),
+     "analytics.events", "already defined"),
+    ("no organisation at all", with_("tenancy", {"personal_workspaces": False, "team_organizations": False}),
+     "tenancy", "enable at least one"),
+    ("non-monotonic roles", with_("tenancy", {"roles": [
+        {"name": "owner", "capabilities": ["read", "write", "manage_members", "manage_billing", "delete_organization"]},
+        {"name": "reader", "capabilities": ["read"]},
+        {"name": "editor", "capabilities": ["read", "write"]}]}), "tenancy", "reorder the roles"),
+    ("global references tenant", with_("entities[1]", {"name": "tags", "scope": "global", "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects"}]}),
+     "entities[1].fields[0].references", "global entity"),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "path", "text"), BAD, ids=[b[0] for b in BAD])
+def test_invalid_blueprint_names_field_and_fix(case, data, path, text):
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(data)
+    message = str(info.value)
+    assert path in message
+    assert text in message
+    assert "Fix:" in message
+
+
+def test_required_reference_cycle_is_rejected():
+    data = copy.deepcopy(BASE)
+    data["entities"][0]["fields"].append({"name": "task_id", "type": "reference", "references": "tasks",
+                                          "nullable": False})
+    with pytest.raises(InvalidBlueprint, match="cycle projects -> tasks -> projects"):
+        parse_blueprint(data)
+
+
+def test_nullable_reference_cycle_is_allowed():
+    data = copy.deepcopy(BASE)
+    data["entities"][0]["fields"].append({"name": "task_id", "type": "reference", "references": "tasks"})
+    assert parse_blueprint(data).entity("projects").field("task_id").nullable is True
+
+
+def test_global_and_service_entities_drop_the_default_owner_column():
+    bp = parse_blueprint(with_("entities[0].scope", "global"))
+    assert bp.entity("projects").scope is Scope.global_
+    assert bp.entity("projects").owner_column is None
+
+
+@pytest.mark.parametrize("name", template_names())
+def test_templates_load_and_round_trip_through_json(name):
+    bp = load_template(name)
+    assert parse_blueprint(bp.model_dump(mode="json")) == bp
+
+
+def test_events_include_core_entity_and_custom_events_once():
+    bp = load_template("habit-tracker")
+    names = [e.name for e in bp.events()]
+    assert len(names) == len(set(names))
+    assert {"user_signed_up", "habit_created", "habit_check_in_created", "streak_extended"} <= set(names)
+    assert "streak_created" not in names  # events: false on streaks
