@@ -155,3 +155,22 @@ def test_service_role_bypasses_rls_for_privileged_writes(world):
                   (world.org1, world.habit1, world.users["member"]))
     assert len(rows) == 1
     assert world.as_("viewer", "select count(*) from public.streaks") == [(1,)]
+
+
+def test_single_membership_tenancy_allows_one_organisation_per_user(make_db):
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.sql.design import build_schema
+    from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
+    from blueprint_mcp.verify.pg import apply_sql, create_user
+
+    bp = parse_blueprint({"app": {"name": "Solo", "slug": "solo"},
+                          "tenancy": {"personal_workspaces": False, "multiple_memberships": False}})
+    conn = make_db()
+    schema = build_schema(bp)
+    for render in (schema_sql, rls_sql, triggers_sql):
+        apply_sql(conn, render(schema, "solo"))
+    with conn.cursor() as cur:
+        user = create_user(cur, "solo@example.com")
+    run_as(conn, "authenticated", user, "insert into public.organizations (name, slug) values ('A', 'org-a')")
+    assert denied(conn, "authenticated", user,
+                  "insert into public.organizations (name, slug) values ('B', 'org-b')") == "23505"

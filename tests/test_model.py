@@ -109,3 +109,8 @@ def test_events_include_core_entity_and_custom_events_once():
     assert len(names) == len(set(names))
     assert {"user_signed_up", "habit_created", "habit_check_in_created", "streak_extended"} <= set(names)
     assert "streak_created" not in names  # events: false on streaks
+
+
+def test_single_membership_with_personal_workspaces_and_teams_is_rejected():
+    with pytest.raises(InvalidBlueprint, match="multiple_memberships"):
+        parse_blueprint(with_("tenancy", {"multiple_memberships": False}))

@@ -79,7 +79,17 @@ class Tenancy(Model):
                 "personal_workspaces and team_organizations are both false: users would have no "
                 "organisation to hold data; enable at least one"
             )
+        if self.personal_workspaces and self.team_organizations and not self.multiple_memberships:
+            raise ValueError(
+                "multiple_memberships is false but users get a personal workspace and may also join teams, "
+                "which needs two memberships; set multiple_memberships: true or disable one of the two"
+            )
         return self
+
+    @property
+    def default_member_role(self) -> Role:
+        """The role new members get unless told otherwise: the least role that may write."""
+        return self.min_role(Capability.write) or self.roles[-1]
 
     @property
     def owner_role(self) -> Role:

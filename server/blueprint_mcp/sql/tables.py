@@ -62,18 +62,16 @@ def organizations(bp: Blueprint) -> Table:
 def organization_members(bp: Blueprint) -> Table:
     t = Table(name="organization_members", section="core", tenant_key=c.ORG,
               comment="Who belongs to which organisation, with which role. Written by triggers and the service role.")
-    lowest_writer = bp.tenancy.roles[-1].name
-    for r in reversed(bp.tenancy.roles):
-        if "write" in r.capabilities:
-            lowest_writer = r.name
-            break
     t.columns = [
         c.id_column(), c.tenant_column(),
         Column(name="user_id", type="uuid", nullable=False),
-        Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False, default=literal(lowest_writer)),
+        Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False,
+               default=literal(bp.tenancy.default_member_role.name)),
         *c.timestamps(),
     ]
     t.constraints = [c.primary_key(t.name), c.unique(t.name, [c.ORG, "user_id"])]
+    if not bp.tenancy.multiple_memberships:
+        t.constraints.append(c.unique(t.name, ["user_id"]))
     t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id")]
     return t
 
@@ -85,7 +83,7 @@ def invitations(bp: Blueprint) -> Table:
         c.id_column(), c.tenant_column(),
         Column(name="email", type="text", nullable=False, pii=True),
         Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False,
-               default=literal(organization_members(bp).column("role").default.strip("'"))),
+               default=literal(bp.tenancy.default_member_role.name)),
         Column(name="invited_by", type="uuid", nullable=False, default="auth.uid()"),
         Column(name="token", type="uuid", nullable=False, default="gen_random_uuid()",
                comment="Secret sent by email; compared by the accept-invitation function."),

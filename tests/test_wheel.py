@@ -1,0 +1,58 @@
+"""A wheel built from the repository, installed in a fresh venv, serves the same tools and data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from mcp import StdioServerParameters
+from mcp.client.client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """Build the wheel and install it (with its dependencies) into a brand-new venv."""
+    work = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), str(ROOT)],
+                   check=True, capture_output=True, text=True)
+    wheel = next((work / "dist").glob("blueprint_mcp-*.whl"))
+    venv.create(work / "venv", with_pip=True)
+    bindir = work / "venv" / ("Scripts" if os.name == "nt" else "bin")
+    subprocess.run([str(bindir / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    str(wheel)], check=True, capture_output=True, text=True)
+    return bindir
+
+
+def test_installed_package_reads_data_from_the_wheel_not_the_checkout(installed: Path, tmp_path: Path):
+    out = subprocess.run(
+        [str(installed / "python"), "-c",
+         "import blueprint_mcp.templates as t; print(t.data_dir('blueprints')); print(t.data_dir('prompts'));"
+         "print(','.join(t.template_names()))"],
+        check=True, capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")},
+    ).stdout.splitlines()
+    assert all(str(installed.parent) in line for line in out[:2]), out
+    assert out[2] == "b2b-saas,habit-tracker"
+
+
+async def test_installed_console_script_serves_tools_resources_and_templates(installed: Path, tmp_path: Path):
+    params = StdioServerParameters(command=str(installed / "blueprint-mcp"), args=[], cwd=str(tmp_path),
+                                   env={"PATH": os.environ.get("PATH", "")})
+    async with Client(params) as client:
+        tools = sorted(t.name for t in (await client.list_tools()).tools)
+        assert tools == ["audit_spec", "design_tenancy", "generate_rls", "generate_schema"]
+        result = await client.call_tool("generate_rls", {"template": "habit-tracker", "include": ["summary"]})
+        assert result.is_error is False
+        assert result.structured_content["policies"]
+        uris = {str(r.uri) for r in (await client.list_resources()).resources}
+        assert {"blueprint://template", "blueprint://event-taxonomy", "blueprint://templates",
+                "blueprint://schema"} <= uris
+        text = (await client.read_resource("blueprint://templates/habit-tracker")).contents[0].text
+        assert "slug: habit-tracker" in text
+        prompts = sorted(p.name for p in (await client.list_prompts()).prompts)
+        assert prompts == ["design_backend", "review_rls"]
