@@ -1,0 +1,324 @@
+"""The MCP adapter: typed tools over tools.py, read-only resources and data-driven prompts.
+
+The only module that imports `mcp`; everything it exposes is a plain function elsewhere, so the
+CLI and the tests reach the same behaviour without the SDK.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS, ToolAnnotations
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from . import __version__, tools
+from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy
+from .spec.render import spec_template
+from .templates import data_dir, summaries, template_names, template_text
+
+Transport = Literal["stdio", "sse", "streamable-http"]
+# Where each HTTP transport listens; the CLI prints the same paths it passes to the SDK.
+HTTP_PATHS: dict[str, str] = {"sse": "/sse", "streamable-http": "/mcp"}
+
+# Every tool only computes text from its input: no files, no network, same input -> same output.
+READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False,
+                            destructive_hint=False)
+
+INSTRUCTIONS = """\
+Blueprint designs a production-grade Supabase backend (multi-tenant schema, row level security,
+triggers, analytics) from one design document called a blueprint, and returns SQL migrations and a
+markdown spec. Nothing is executed or written: every tool is read-only.
+
+Workflow, one step per section of the spec:
+1. design_tenancy: start from a template ({templates}) or from app_name plus options
+   (personal_workspaces, team_organizations, roles). It returns `blueprint`.
+2. generate_schema: pass that `blueprint` (add or edit `entities` first; the shape is in the
+   blueprint://schema resource). Returns tables, SQL and optional markdown.
+3. generate_rls: same `blueprint`; returns one policy per table and command, helpers and SQL.
+4. audit_spec: same `blueprint`; returns findings (ERROR/WARN/INFO) with fixes.
+Always carry the latest `blueprint` forward instead of re-describing the app. When a call fails,
+the error names the field path (e.g. entities[0].name) and the fix; correct that field and retry.
+Resources: blueprint://template (blank spec), blueprint://schema (blueprint JSON Schema),
+blueprint://templates and blueprint://templates/{{name}}, blueprint://event-taxonomy.
+"""
+
+# --- parameter types ------------------------------------------------------------------------------
+
+Template = Annotated[str | None, Field(
+    description="Name of a template from the library, e.g. 'habit-tracker' (list: blueprint://templates). "
+                "Pass either this or `blueprint`, not both.")]
+BlueprintArg = Annotated[dict[str, Any] | None, Field(
+    description="A full blueprint object, usually the `blueprint` returned by an earlier call, possibly edited. "
+                "Its JSON Schema is the blueprint://schema resource. Pass either this or `template`.")]
+IncludeArg = Annotated[list[tools.Include] | None, Field(
+    description="Parts to return: 'blueprint' (the design to carry forward), 'summary' (structured tables "
+                "or policies), 'sql' (migration text), 'markdown' (spec section). Default depends on the tool.")]
+
+
+@contextmanager
+def _as_tool_error() -> Iterator[None]:
+    """Turn our domain errors into ToolError so the model reads the field path and the fix."""
+    try:
+        yield
+    except BlueprintError as exc:
+        raise ToolError(str(exc)) from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
+                             for err in exc.errors())
+        raise ToolError(f"invalid input: {problems}. Fix: see blueprint://schema") from exc
+
+
+# --- tools ----------------------------------------------------------------------------------------
+
+def design_tenancy(
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    app_name: Annotated[str | None, Field(
+        description="Name of a new app when starting from nothing (no template, no blueprint).")] = None,
+    app_description: Annotated[str | None, Field(
+        description="One or two sentences on what the app does; replaces the description of a template.")] = None,
+    personal_workspaces: Annotated[bool | None, Field(
+        description="Give every user a personal organisation at signup. Omit to keep the current value.")] = None,
+    team_organizations: Annotated[bool | None, Field(
+        description="Let users create team organisations and invite others. Omit to keep the current value.")] = None,
+    roles: Annotated[list[dict[str, Any]] | None, Field(
+        description="Membership roles, most privileged first: [{name, description, capabilities}] with "
+                    "capabilities from read, write, manage_members, manage_billing, delete_organization. "
+                    "Omit to keep owner/admin/member/viewer.")] = None,
+    include: IncludeArg = None,
+) -> tools.TenancyDesign:
+    """Step 1 of 4: decide who owns data (personal workspaces, team organisations, roles).
+
+    Call first, with a `template` name, an existing `blueprint`, or `app_name` (plus options) to
+    start a new design. Returns the tenancy, which role holds each capability, who may
+    select/insert/update/delete each table, and `blueprint`: pass that blueprint to
+    generate_schema, generate_rls and audit_spec. Default include: blueprint, summary, markdown.
+    """
+    with _as_tool_error():
+        return tools.design_tenancy(template=template, blueprint=blueprint, app_name=app_name,
+                                    app_description=app_description, personal_workspaces=personal_workspaces,
+                                    team_organizations=team_organizations, roles=roles, include=include)
+
+
+def generate_schema(
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    sections: Annotated[list[tools.SchemaSection] | None, Field(
+        description="Which tables: 'core' (profiles, organisations, memberships), 'domain' (the blueprint's "
+                    "entities), 'analytics', 'privacy'. Default: all.")] = None,
+    include: IncludeArg = None,
+) -> tools.SchemaResult:
+    """Step 2 of 4: the tables, keys, indexes, grants and triggers of the design.
+
+    Call after design_tenancy, passing its `blueprint` (add entities to it first if the app
+    needs more tables). Returns a summary per table and two migrations: `sql` (tables, RLS
+    enabled, grants) and `triggers_sql`. Default include: summary, sql.
+    """
+    with _as_tool_error():
+        return tools.generate_schema(template=template, blueprint=blueprint, sections=sections, include=include)
+
+
+def generate_rls(
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    tables: Annotated[list[str] | None, Field(
+        description="Only these tables (names as in generate_schema). Default: every table.")] = None,
+    include: IncludeArg = None,
+) -> tools.RlsResult:
+    """Step 3 of 4: row level security policies that isolate tenants and enforce roles.
+
+    Call with the same `blueprint` as generate_schema. Returns one policy per table and command
+    (all `to authenticated`), the private helper functions they call, and the policies migration
+    in `sql`. Default include: summary, sql.
+    """
+    with _as_tool_error():
+        return tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include)
+
+
+def audit_spec(
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    max_findings: Annotated[int, Field(ge=1, le=1000, description="Return at most this many findings.")] = 200,
+) -> tools.AuditResult:
+    """Step 4 of 4: lint the generated backend for tenancy, RLS and function-security mistakes.
+
+    Call last, with the final `blueprint`. Returns `ok` (no ERROR or WARN), counts per level and
+    findings, each with a rule id, the object concerned, a remediation and, where mechanical, fix SQL.
+    """
+    with _as_tool_error():
+        return tools.audit_spec(template=template, blueprint=blueprint, max_findings=max_findings)
+
+
+TOOLS = (
+    (design_tenancy, "Design tenancy (step 1)"),
+    (generate_schema, "Generate schema (step 2)"),
+    (generate_rls, "Generate RLS policies (step 3)"),
+    (audit_spec, "Audit the design (step 4)"),
+)
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _register_resources(server: MCPServer) -> None:
+    @server.resource("blueprint://template", name="spec-template", title="Blank spec template",
+                     description="The nine-section Supabase backend spec, unfilled.", mime_type="text/markdown")
+    def spec_template_resource() -> str:
+        return spec_template()
+
+    @server.resource("blueprint://event-taxonomy", name="event-taxonomy", title="Event taxonomy",
+                     description="Analytics event categories and the canonical events every blueprint gets.",
+                     mime_type="application/json")
+    def event_taxonomy() -> str:
+        return _json(canonical_taxonomy().model_dump(mode="json"))
+
+    @server.resource("blueprint://templates", name="templates", title="Template library",
+                     description="Every template: name, app, description, entities.", mime_type="application/json")
+    def templates_list() -> str:
+        return _json(summaries())
+
+    @server.resource("blueprint://templates/{name}", name="template", title="One template",
+                     description="A template's blueprint as YAML (a starting point to edit).",
+                     mime_type="application/yaml")
+    def template_yaml(name: str) -> str:
+        try:
+            return template_text(name)
+        except TemplateNotFound as exc:
+            raise ResourceNotFoundError(str(exc)) from exc
+
+    @server.resource("blueprint://schema", name="blueprint-schema", title="Blueprint JSON Schema",
+                     description="The JSON Schema of the `blueprint` argument every tool accepts.",
+                     mime_type="application/json")
+    def blueprint_schema() -> str:
+        return _json(Blueprint.model_json_schema())
+
+
+# --- prompts --------------------------------------------------------------------------------------
+
+_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n(.*)\Z", re.S)
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+class PromptArg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    required: bool = False
+    default: str = Field("", description="Text used when an optional argument is omitted.")
+
+
+class PromptFile(BaseModel):
+    """A prompt file: YAML front matter (these fields) then the text with `{argument}` placeholders."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    title: str | None = None
+    description: str
+    arguments: list[PromptArg] = Field(default_factory=list)
+    text: str
+
+
+def load_prompt(path: Path) -> PromptFile:
+    """Parse one prompt file; every placeholder must be a declared argument."""
+    match = _FRONT_MATTER.match(path.read_text(encoding="utf-8"))
+    if not match:
+        raise ValueError(f"{path}: expected YAML front matter between '---' lines")
+    try:
+        prompt = PromptFile.model_validate({**(yaml.safe_load(match.group(1)) or {}), "text": match.group(2)})
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ValueError(f"{path}: invalid front matter: {exc}") from exc
+    undeclared = set(_PLACEHOLDER.findall(prompt.text)) - {a.name for a in prompt.arguments}
+    if undeclared:
+        raise ValueError(f"{path}: placeholders {sorted(undeclared)} are not declared in arguments")
+    return prompt
+
+
+def fill(prompt: PromptFile, values: dict[str, Any]) -> str:
+    """Substitute declared placeholders in one pass: braces inside the values are never re-read."""
+    given = {a.name: str(values[a.name]) if values.get(a.name) not in (None, "") else a.default
+             for a in prompt.arguments}
+    return _PLACEHOLDER.sub(lambda m: given[m.group(1)], prompt.text)
+
+
+class FilePrompt(Prompt):
+    """A prompt read from a data file."""
+
+    async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
+        # The SDK reports its own missing-argument ValueError as a bare "Internal server error" on
+        # 2026-07-28 connections; an MCPError keeps the message in every protocol mode.
+        missing = [a.name for a in self.arguments or [] if a.required and not (arguments or {}).get(a.name)]
+        if missing:
+            raise MCPError(code=INVALID_PARAMS, message=f"prompt {self.name!r} needs the argument(s) {missing}")
+        return await super().render(arguments, context)
+
+
+def _renderer(spec: PromptFile) -> Callable[..., str]:
+    def render(**values: Any) -> str:
+        return fill(spec, values)
+    return render
+
+
+def _register_prompts(server: MCPServer) -> None:
+    for path in sorted(data_dir("prompts").glob("*.md")):
+        spec = load_prompt(path)
+        server.add_prompt(FilePrompt(
+            name=spec.name, title=spec.title, description=spec.description, fn=_renderer(spec),
+            arguments=[PromptArgument(name=a.name, description=a.description, required=a.required)
+                       for a in spec.arguments],
+        ))
+
+
+# --- server ---------------------------------------------------------------------------------------
+
+def build_server() -> MCPServer:
+    server = MCPServer("blueprint-mcp", title="Blueprint", version=__version__,
+                       instructions=INSTRUCTIONS.format(templates=", ".join(template_names())))
+    for fn, title in TOOLS:
+        server.add_tool(fn, title=title, annotations=READ_ONLY)
+    _register_resources(server)
+    _register_prompts(server)
+    return server
+
+
+def _stderr_log_config() -> dict[str, Any]:
+    """Uvicorn's logging config with the access log moved from stdout to stderr."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def http_app(server: MCPServer, transport: Transport, host: str):
+    """The Starlette app of an HTTP transport at its path in HTTP_PATHS."""
+    if transport == "sse":
+        return server.sse_app(sse_path=HTTP_PATHS["sse"], host=host)
+    if transport == "streamable-http":
+        return server.streamable_http_app(streamable_http_path=HTTP_PATHS["streamable-http"], host=host)
+    raise ValueError(f"unknown HTTP transport {transport!r}; use sse or streamable-http")
+
+
+def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve until interrupted; every log line goes to stderr, stdout carries only the protocol."""
+    server = build_server()
+    if transport == "stdio":
+        server.run("stdio")
+        return
+    import uvicorn
+
+    # Not server.run(): the SDK's uvicorn config sends the access log to stdout.
+    uvicorn.run(http_app(server, transport, host), host=host, port=port, log_config=_stderr_log_config())

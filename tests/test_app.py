@@ -1,0 +1,341 @@
+"""The MCP server through the real SDK client: in memory (both protocol modes), stdio and HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+from mcp import Client, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+
+from blueprint_mcp import tools
+from blueprint_mcp.app import PromptFile, build_server, fill, load_prompt
+
+SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
+MODES = ["legacy", "auto"]
+# What each client mode negotiates with this server: the handshake era, or the sessionless 2026-07-28.
+PROTOCOLS = {"legacy": HANDSHAKE_PROTOCOL_VERSIONS, "auto": MODERN_PROTOCOL_VERSIONS}
+TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec"]
+RESULT_KEYS = {
+    "design_tenancy": {"app", "tenancy", "capabilities", "access", "blueprint", "markdown", "sql"},
+    "generate_schema": {"tables", "sql", "triggers_sql", "markdown"},
+    "generate_rls": {"policies", "helpers", "sql", "markdown"},
+    "audit_spec": {"ok", "counts", "findings"},
+}
+BAD_BLUEPRINT = {"app": {"name": "Bad", "slug": "bad"}, "entities": [{"name": "Bad Name", "scope": "organization"}]}
+RESOURCES = {
+    "blueprint://template": "text/markdown",
+    "blueprint://event-taxonomy": "application/json",
+    "blueprint://templates": "application/json",
+    "blueprint://schema": "application/json",
+}
+
+both_modes = pytest.mark.parametrize("mode", MODES)
+
+
+def _text(result) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+# --- tools ----------------------------------------------------------------------------------------
+
+@both_modes
+async def test_server_negotiates_the_mode_and_explains_the_workflow_in_its_instructions(mode):
+    async with Client(build_server(), mode=mode) as c:
+        version, instructions = c.protocol_version, c.instructions
+    assert version in PROTOCOLS[mode]
+    order = [instructions.index(f"{i}. {tool}") for i, tool in enumerate(TOOLS, start=1)]
+    assert order == sorted(order)
+    assert "Always carry the latest `blueprint` forward" in instructions
+
+
+@both_modes
+async def test_lists_exactly_the_four_read_only_tools_with_output_schema(mode):
+    async with Client(build_server(), mode=mode) as c:
+        listed = (await c.list_tools()).tools
+    assert [t.name for t in listed] == TOOLS
+    for t in listed:
+        a = t.annotations
+        assert (a.read_only_hint, a.idempotent_hint, a.open_world_hint, a.destructive_hint) == (True, True, False, False)
+        assert t.title and t.description
+        assert set(RESULT_KEYS[t.name]) <= set(t.output_schema["properties"])
+        assert "blueprint://schema" in t.input_schema["properties"]["blueprint"]["description"]
+
+
+@both_modes
+@pytest.mark.parametrize("tool", TOOLS)
+async def test_each_tool_on_habit_tracker_returns_its_structured_result(mode, tool):
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool(tool, {"template": "habit-tracker"})
+    assert result.is_error is False
+    assert set(result.structured_content) == RESULT_KEYS[tool]
+
+
+@both_modes
+async def test_generate_rls_policies_are_all_to_authenticated(mode):
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("generate_rls", {"template": "habit-tracker"})
+    policies = result.structured_content["policies"]
+    assert policies
+    assert all(p["roles"] == ["authenticated"] for p in policies)
+
+
+@both_modes
+async def test_blueprint_returned_by_design_tenancy_carries_into_generate_schema(mode):
+    async with Client(build_server(), mode=mode) as c:
+        design = await c.call_tool("design_tenancy", {"app_name": "Book Club", "team_organizations": False})
+        carried = design.structured_content["blueprint"]
+        schema = await c.call_tool("generate_schema", {"blueprint": carried, "sections": ["core"]})
+    assert carried["app"]["slug"] == "book-club"
+    assert carried["tenancy"]["team_organizations"] is False
+    assert schema.is_error is False
+    assert "organizations" in [t["name"] for t in schema.structured_content["tables"]]
+
+
+@both_modes
+async def test_bad_blueprint_is_a_tool_error_naming_the_field_path_and_server_keeps_serving(mode):
+    async with Client(build_server(), mode=mode) as c:
+        bad = await c.call_tool("generate_schema", {"blueprint": BAD_BLUEPRINT})
+        after = await c.call_tool("audit_spec", {"template": "habit-tracker"})
+    assert bad.is_error is True
+    assert "entities[0].name" in _text(bad)
+    assert "Fix:" in _text(bad)
+    assert after.is_error is False
+
+
+@both_modes
+async def test_unknown_template_is_a_tool_error_naming_template_and_server_keeps_serving(mode):
+    async with Client(build_server(), mode=mode) as c:
+        bad = await c.call_tool("generate_rls", {"template": "no-such-template"})
+        after = await c.call_tool("generate_rls", {"template": "b2b-saas"})
+    assert bad.is_error is True
+    assert "template: unknown template 'no-such-template'" in _text(bad)
+    assert after.is_error is False
+
+
+@both_modes
+async def test_argument_outside_the_input_schema_is_a_tool_error(mode):
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("audit_spec", {"template": "habit-tracker", "max_findings": 0})
+    assert result.is_error is True
+    assert "max_findings" in _text(result)
+
+
+@both_modes
+async def test_unexpected_exception_reaches_the_client_only_as_a_generic_error(mode, monkeypatch):
+    # Fault injection: a crash inside the tool functions must not leak its text to the model.
+    def crash(**_):
+        raise RuntimeError("internal detail")
+
+    monkeypatch.setattr(tools, "generate_schema", crash)
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("generate_schema", {"template": "habit-tracker"})
+        after = await c.call_tool("generate_rls", {"template": "habit-tracker"})
+    assert result.is_error is True
+    assert _text(result) == "Error executing tool generate_schema"
+    assert after.is_error is False
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+@both_modes
+async def test_lists_the_static_resources_and_the_template_resource(mode):
+    async with Client(build_server(), mode=mode) as c:
+        resources = (await c.list_resources()).resources
+        templates = (await c.list_resource_templates()).resource_templates
+    assert {str(r.uri): r.mime_type for r in resources} == RESOURCES
+    assert [(t.uri_template, t.mime_type) for t in templates] == [("blueprint://templates/{name}", "application/yaml")]
+
+
+@both_modes
+async def test_spec_template_resource_is_the_nine_section_markdown(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://template")).contents[0]
+    assert content.mime_type == "text/markdown"
+    assert "## 1. Tenancy Model" in content.text and "## 9. Security Checklist" in content.text
+
+
+@both_modes
+async def test_schema_resource_is_the_blueprint_json_schema(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://schema")).contents[0]
+    schema = json.loads(content.text)
+    assert {"app", "tenancy", "entities", "analytics", "privacy"} <= set(schema["properties"])
+
+
+@both_modes
+async def test_event_taxonomy_resource_has_categories_and_canonical_events(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://event-taxonomy")).contents[0]
+    taxonomy = json.loads(content.text)
+    assert "core_feature" in taxonomy["categories"]
+    assert "user_signed_up" in [e["name"] for e in taxonomy["events"]]
+
+
+@both_modes
+async def test_templates_resource_lists_both_templates(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://templates")).contents[0]
+    assert [t["name"] for t in json.loads(content.text)] == ["b2b-saas", "habit-tracker"]
+
+
+@both_modes
+async def test_template_resource_returns_the_yaml_of_that_template(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://templates/habit-tracker")).contents[0]
+    assert content.mime_type == "application/yaml"
+    assert yaml.safe_load(content.text)["app"]["slug"] == "habit-tracker"
+
+
+@both_modes
+async def test_unknown_template_resource_is_an_error_listing_the_templates(mode):
+    from mcp import MCPError
+
+    async with Client(build_server(), mode=mode) as c:
+        with pytest.raises(MCPError, match="unknown template 'nope'.*habit-tracker"):
+            await c.read_resource("blueprint://templates/nope")
+        after = await c.read_resource("blueprint://templates/b2b-saas")
+    assert "b2b-saas" in after.contents[0].text
+
+
+# --- prompts --------------------------------------------------------------------------------------
+
+@both_modes
+async def test_lists_the_prompts_with_their_declared_arguments(mode):
+    async with Client(build_server(), mode=mode) as c:
+        prompts = (await c.list_prompts()).prompts
+    args = {p.name: [(a.name, a.required) for a in p.arguments] for p in prompts}
+    assert args == {"design_backend": [("app_description", True), ("tenancy", False)],
+                    "review_rls": [("sql", True)]}
+
+
+@both_modes
+async def test_design_backend_prompt_includes_the_app_description_and_names_the_tools(mode):
+    async with Client(build_server(), mode=mode) as c:
+        got = await c.get_prompt("design_backend", {"app_description": "A recipe sharing app for families"})
+    text = got.messages[0].content.text
+    assert "App: A recipe sharing app for families" in text
+    assert "Tenancy: Not decided yet." in text
+    assert all(tool in text for tool in TOOLS)
+
+
+@both_modes
+async def test_review_rls_prompt_keeps_braces_in_user_sql_verbatim(mode):
+    sql = "create policy p on t using (x = '{sql}' and y = '{0}' and z = '{}');"
+    async with Client(build_server(), mode=mode) as c:
+        got = await c.get_prompt("review_rls", {"sql": sql})
+    text = got.messages[0].content.text
+    assert f"```sql\n{sql}\n```" in text
+    assert "security_invoker" in text and "WITH CHECK" in text
+
+
+@both_modes
+async def test_prompt_without_a_required_argument_is_an_error(mode):
+    from mcp import MCPError
+
+    async with Client(build_server(), mode=mode) as c:
+        with pytest.raises(MCPError, match="app_description"):
+            await c.get_prompt("design_backend", {})
+
+
+# --- prompt files (no client) ---------------------------------------------------------------------
+
+def test_prompt_file_with_an_undeclared_placeholder_is_rejected(tmp_path):
+    path = tmp_path / "p.md"
+    path.write_text("---\nname: p\ndescription: d\narguments: [{name: a, required: true}]\n---\nuse {a} and {b}\n")
+    with pytest.raises(ValueError, match=r"\['b'\] are not declared"):
+        load_prompt(path)
+
+
+def test_fill_substitutes_once_so_placeholders_in_values_stay_literal():
+    prompt = PromptFile(name="p", description="d", text="{a}|{b}",
+                        arguments=[{"name": "a"}, {"name": "b", "default": "none"}])
+    assert fill(prompt, {"a": "{b}"}) == "{b}|none"
+
+
+# --- real transports ------------------------------------------------------------------------------
+
+def _env() -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
+
+
+async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
+    params = StdioServerParameters(command=sys.executable, args=["-m", "blueprint_mcp"], env=_env())
+    async with Client(params) as c:
+        names = [t.name for t in (await c.list_tools()).tools]
+        result = await c.call_tool("generate_schema", {"template": "habit-tracker"})
+    assert names == TOOLS
+    assert result.is_error is False
+    assert "habits" in [t["name"] for t in result.structured_content["tables"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serving(transport: str) -> Iterator[int]:
+    """`blueprint-mcp serve` in a subprocess until it accepts connections; stopped on exit."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "blueprint_mcp", "serve", "--transport", transport, "--port", str(port)],
+        env={**os.environ, **_env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"server did not listen on {port} within 20 s") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        proc.stderr.close()
+        # The HTTP transports own no stdout: every log line belongs on stderr.
+        assert stdout == b""
+
+
+@both_modes
+async def test_streamable_http_subprocess_serves_tool_calls(mode):
+    with _serving("streamable-http") as port:
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as c:
+            version = c.protocol_version
+            names = [t.name for t in (await c.list_tools()).tools]
+            result = await c.call_tool("audit_spec", {"template": "habit-tracker"})
+    assert version in PROTOCOLS[mode]
+    assert names == TOOLS
+    assert result.is_error is False
+    assert result.structured_content["ok"] is True
+
+
+async def test_sse_subprocess_serves_tool_calls():
+    with _serving("sse") as port:
+        async with Client(sse_client(f"http://127.0.0.1:{port}/sse"), mode="legacy") as c:
+            result = await c.call_tool("generate_rls", {"template": "habit-tracker", "tables": ["habits"]})
+    assert result.is_error is False
+    assert {p["table"] for p in result.structured_content["policies"]} == {"habits"}

@@ -1,0 +1,219 @@
+"""The command line, in process through main() and as `python -m blueprint_mcp`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from blueprint_mcp.audit import Level
+from blueprint_mcp.cli import failing, is_loopback, main
+from blueprint_mcp.templates import template_text
+
+SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
+STAMP = "20250101000000"
+RENDERED = [
+    "docs/engineering/SUPABASE-habit-tracker.md",
+    "supabase/migrations/20250101000000_initial_schema.sql",
+    "supabase/migrations/20250101000001_rls_policies.sql",
+    "supabase/migrations/20250101000002_triggers.sql",
+]
+BAD_BLUEPRINT = "app: {name: Bad, slug: bad}\nentities:\n  - {name: Bad Name, scope: organization}\n"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "blueprint_mcp", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# --- templates ------------------------------------------------------------------------------------
+
+def test_templates_lists_both_templates_with_app_name_and_description(capsys):
+    assert main(["templates"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["b2b-saas", "habit-tracker"]
+    assert "Habit Tracker" in lines[1] and "daily check-ins" in lines[1]
+
+
+def test_templates_json_gives_name_app_and_description(capsys):
+    assert main(["templates", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["app"]) for r in rows] == [("b2b-saas", "B2B SaaS"), ("habit-tracker", "Habit Tracker")]
+    assert all(r["description"] for r in rows)
+
+
+# --- render ---------------------------------------------------------------------------------------
+
+def test_render_writes_exactly_the_spec_and_three_timestamped_migrations(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
+    assert list(_files(out)) == RENDERED
+    assert capsys.readouterr().out.splitlines() == [str(out / rel) for rel in RENDERED]
+
+
+def test_render_twice_with_the_same_timestamp_gives_the_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        assert main(["render", "habit-tracker", "--out", str(tmp_path / name), "--timestamp", STAMP]) == 0
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def test_render_again_without_force_exits_2_leaves_files_untouched_and_says_pass_force(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blueprint-mcp: error: ") and err.count("\n") == 1
+    assert "pass --force" in err
+    assert _files(out) == before
+
+
+def test_render_with_force_overwrites_the_existing_files(tmp_path):
+    out = tmp_path / "out"
+    assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
+    expected = _files(out)
+    (out / RENDERED[1]).write_text("-- edited by hand\n")
+    assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP, "--force"]) == 0
+    assert _files(out) == expected
+
+
+def test_render_of_a_blueprint_file_matches_render_of_the_template(tmp_path):
+    path = tmp_path / "habit.yaml"
+    path.write_text(template_text("habit-tracker"))
+    assert main(["render", str(path), "--out", str(tmp_path / "file"), "--timestamp", STAMP]) == 0
+    assert main(["render", "habit-tracker", "--out", str(tmp_path / "tpl"), "--timestamp", STAMP]) == 0
+    assert _files(tmp_path / "file") == _files(tmp_path / "tpl")
+
+
+def test_render_with_a_malformed_timestamp_exits_2_and_writes_nothing(tmp_path, capsys):
+    assert main(["render", "habit-tracker", "--out", str(tmp_path / "out"), "--timestamp", "2025-01-01"]) == 2
+    assert "expected YYYYMMDDHHMMSS" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+def test_audit_of_habit_tracker_exits_0_with_a_summary_line(capsys):
+    assert main(["audit", "habit-tracker"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "0 finding(s): 0 error(s), 0 warning(s), 0 info"
+
+
+def test_audit_json_reports_ok_counts_and_findings(capsys):
+    assert main(["audit", "b2b-saas", "--format", "json", "--fail-on", "warn"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"ok": True, "counts": {"ERROR": 0, "WARN": 0, "INFO": 0}, "findings": []}
+
+
+def test_audit_of_a_bad_blueprint_file_exits_2_with_one_line_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD_BLUEPRINT)
+    assert main(["audit", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"blueprint-mcp: error: {path}: entities[0].name: 'Bad Name'")
+
+
+def test_audit_of_an_unknown_template_exits_2_listing_the_templates(capsys):
+    assert main(["audit", "no-such-template"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blueprint-mcp: error: template: unknown template 'no-such-template'")
+    assert "habit-tracker" in err
+
+
+@pytest.mark.parametrize(("counts", "fail_on", "fails"), [
+    ({"ERROR": 1, "WARN": 0, "INFO": 0}, Level.ERROR, True),
+    ({"ERROR": 0, "WARN": 1, "INFO": 0}, Level.ERROR, False),
+    ({"ERROR": 0, "WARN": 1, "INFO": 0}, Level.WARN, True),
+    ({"ERROR": 1, "WARN": 0, "INFO": 0}, Level.WARN, True),
+    ({"ERROR": 0, "WARN": 0, "INFO": 3}, Level.WARN, False),
+])
+def test_audit_fails_only_on_findings_at_or_above_the_threshold(counts, fail_on, fails):
+    assert failing(counts, fail_on) is fails
+
+
+# --- serve ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("0.0.0.0", False), ("192.168.1.10", False), ("::", False), ("example.com", False),
+])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def test_serve_on_a_non_loopback_host_without_allow_remote_exits_2(capsys):
+    assert main(["serve", "--transport", "streamable-http", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blueprint-mcp: error: --host 0.0.0.0 is not a loopback address")
+    assert "--allow-remote" in err and err.count("\n") == 1
+
+
+def test_serve_streamable_http_prints_the_url_and_editor_config_to_stderr_only():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "blueprint_mcp", "serve", "--transport", "streamable-http",
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    assert out == ""
+    assert f"listening on {url}" in err
+    snippet = err[err.index("{"):err.index("\n}\n") + 2]
+    assert json.loads(snippet) == {"mcpServers": {"blueprint": {"url": url}}}
+
+
+# --- entry points ---------------------------------------------------------------------------------
+
+def test_python_dash_m_runs_the_cli():
+    result = _cli("templates")
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["b2b-saas", "habit-tracker"]
+
+
+def test_user_error_in_a_subprocess_is_one_line_without_traceback(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"app": {"name": "Bad", "slug": "Not A Slug"}}))
+    result = _cli("audit", str(path))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"blueprint-mcp: error: {path}: app.slug") and result.stderr.count("\n") == 1
+
+
+def test_every_cli_command_is_documented_in_the_readme():
+    from pathlib import Path
+
+    from blueprint_mcp.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, command in sub.choices.items():
+        assert f"blueprint-mcp {name}" in readme, name
+        for action in command._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert flag in readme, f"{name} {flag}"
