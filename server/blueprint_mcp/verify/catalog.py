@@ -1,0 +1,485 @@
+"""Supabase's database-advisor lints (every ERROR and WARN one) as read-only catalogue queries.
+
+Each lint is one declared object with one small query; `catalog_lints` runs them against a live
+database (a Supabase project, `supabase start`, or a shimmed vanilla PostgreSQL) and reports
+`Finding`s with Supabase's ids, names, levels and categories. The queries only read the system
+catalogue, never raise on a database without the API roles or the auth schema (they find nothing
+there instead), and so are safe inside a caller's transaction.
+
+"Exposed" means: in a schema listed in `pgrst.db_schemas` (default `public`), not a
+Supabase-managed schema, and reachable by `anon` or `authenticated` (any table- or column-level
+SELECT/INSERT/UPDATE/DELETE privilege, directly or through PUBLIC).
+
+Policy texts are read deparsed (`pg_policies`), which qualifies `auth.uid()` only while `auth` is
+not on the session's search_path: run with the default search_path, as Supabase's linter does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..audit.findings import Finding, Level, sort_findings
+from ..sql.ident import ident, qname
+
+if TYPE_CHECKING:
+    import psycopg
+
+Row = dict[str, Any]
+
+# Supabase-managed schemas: never the user's objects, never reported.
+SYSTEM_SCHEMAS = (
+    "pg_catalog", "information_schema", "pg_toast", "auth", "storage", "extensions", "graphql",
+    "graphql_public", "realtime", "vault", "pgsodium", "pgsodium_masks", "supabase_functions",
+    "supabase_migrations", "cron", "net", "pgbouncer", "pgtle", "pgmq", "repack",
+)
+API_ROLES = ("anon", "authenticated")
+
+# Column names Supabase treats as sensitive (matched whole, case-insensitive, '-' read as '_').
+SENSITIVE_COLUMNS = (
+    "password", "passwd", "pwd", "passphrase", "secret", "secret_key", "private_key", "api_key",
+    "apikey", "auth_key", "token", "jwt", "access_token", "refresh_token", "oauth_token",
+    "session_token", "bearer_token", "auth_code", "session_id", "session_key", "session_secret",
+    "recovery_code", "backup_code", "verification_code", "otp", "two_factor", "2fa_secret",
+    "2fa_code", "ssn", "social_security", "social_security_number", "driver_license",
+    "drivers_license", "license_number", "passport_number", "passport_id", "national_id", "tax_id",
+    "credit_card", "card_number", "cvv", "cvc", "cvn", "bank_account", "account_number",
+    "routing_number", "iban", "swift_code", "bic", "health_record", "medical_record", "patient_id",
+    "insurance_number", "health_insurance", "medical_insurance", "treatment", "mac_address",
+    "macaddr", "imei", "device_uuid", "pgp_key", "gpg_key", "ssh_key", "certificate",
+    "license_key", "activation_key", "facial_recognition",
+)
+
+_PARAMS = {"system": list(SYSTEM_SCHEMAS), "api_roles": list(API_ROLES),
+           "sensitive": list(SENSITIVE_COLUMNS)}
+
+# --- shared SQL fragments (constants; every value arrives as a bound parameter) -----------------
+# Each query names its namespace `n` and, for relations, its pg_class row `c`.
+
+_USER_SCHEMA = "n.nspname::text <> all (%(system)s::text[])"
+
+_EXPOSED_SCHEMA = (
+    "n.nspname::text = any (select btrim(s) from pg_catalog.unnest(pg_catalog.string_to_array("
+    "coalesce(nullif(pg_catalog.current_setting('pgrst.db_schemas', true), ''), 'public'), ',')) s)"
+    " and " + _USER_SCHEMA
+)
+
+# By role oid, so a database without the API roles simply matches nothing instead of erroring.
+_API_CAN_REACH = (
+    "exists (select from pg_catalog.pg_roles r where r.rolname = any (%(api_roles)s::text[])"
+    " and (pg_catalog.has_any_column_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE')"
+    " or pg_catalog.has_table_privilege(r.oid, c.oid, 'DELETE')))"
+)
+
+_NOT_FROM_EXTENSION = (
+    "not exists (select from pg_catalog.pg_depend e where e.objid = {oid} and e.deptype = 'e')"
+)
+
+_SECURITY_INVOKER = (
+    "coalesce(c.reloptions, '{}') && array['security_invoker=1', 'security_invoker=true',"
+    " 'security_invoker=yes', 'security_invoker=on']"
+)
+
+_POLICIES = (
+    "select n.nspname as schema, c.relname as name, p.polname as part, c.relrowsecurity as rls,"
+    " p.polpermissive as permissive, p.polroles as roles,"
+    " case p.polcmd when 'r' then 'SELECT' when 'a' then 'INSERT' when 'w' then 'UPDATE'"
+    " when 'd' then 'DELETE' else 'ALL' end as command, pp.qual, pp.with_check"
+    " from pg_catalog.pg_policy p"
+    " join pg_catalog.pg_class c on c.oid = p.polrelid"
+    " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+    " join pg_catalog.pg_policies pp on pp.schemaname = n.nspname and pp.tablename = c.relname"
+    " and pp.policyname = p.polname"
+    " where " + _USER_SCHEMA
+)
+
+# A call wrapped as `(select auth.uid())` deparses as `( SELECT auth.uid() AS uid)`, and
+# `(select auth.jwt() ->> 'role')` as `( SELECT (auth.jwt() ->> 'role'::text))`: after removing
+# those, any call left is evaluated once per row. Unlike a per-function "any wrapped call present"
+# test, a bare call next to a wrapped one is still caught.
+_AUTH_CALL = r"(\mauth\.(uid|jwt|role|email)|\mcurrent_setting)\("
+_WRAPPED_AUTH_CALL = r"\mselect\s+\(*\s*(auth\.(uid|jwt|role|email)|current_setting)\("
+
+
+def _unwrapped(expr: str) -> str:
+    return (f"pg_catalog.regexp_replace(coalesce({expr}, ''), '{_WRAPPED_AUTH_CALL}', '', 'gi')"
+            f" ~* '{_AUTH_CALL}'")
+
+
+_TRUE = "('true', '(true)', '1=1', '(1=1)')"
+
+
+def _normal(expr: str) -> str:
+    return f"pg_catalog.regexp_replace(lower(coalesce({expr}, '')), '\\s', '', 'g')"
+
+
+# --- fixes: SQL built from quoted identifiers, only where the fix is mechanical ---------------
+
+
+def _relation(row: Row) -> str:
+    return qname(row["schema"], row["name"])
+
+
+def _routine(row: Row) -> str:
+    return f"{row['kind']} {qname(row['schema'], row['name'])}({row['args']})"
+
+
+def _enable_rls(row: Row) -> str:
+    return f"alter table {_relation(row)} enable row level security;"
+
+
+def _revoke_api(row: Row) -> str:
+    return f"revoke all on table {_relation(row)} from public, anon, authenticated;"
+
+
+def _security_invoker(row: Row) -> str:
+    return f"alter view {_relation(row)} set (security_invoker = true);"
+
+
+def _pin_search_path(row: Row) -> str:
+    return f"alter {_routine(row)} set search_path = '';"
+
+
+def _move_extension(row: Row) -> str | None:
+    return f"alter extension {ident(row['name'])} set schema extensions;" if row["relocatable"] else None
+
+
+def _drop_fkey(row: Row) -> str:
+    return f"alter table {_relation(row)} drop constraint {ident(row['part'])};"
+
+
+def _drop_duplicates(row: Row) -> str | None:
+    drops = [f"drop index {qname(row['schema'], index)};" for index in row["droppable"]]
+    return "\n".join(drops) or None
+
+
+def _revoke_execute(role: str) -> Callable[[Row], str]:
+    def fix(row: Row) -> str:
+        return f"revoke execute on {_routine(row)} from public, {role};"
+    return fix
+
+
+# --- the lints -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CatalogLint:
+    """One Supabase lint: identity, prose, the query, and how a row becomes a Finding.
+
+    The query returns `schema`, `name`, an optional `part` (policy or constraint inside the
+    table), `detail` (the specific words for the message) and whatever the fix needs.
+    """
+
+    id: str
+    name: str
+    level: Level
+    categories: tuple[str, ...]
+    description: str
+    remediation: str
+    message: str  # str.format over the row plus `object`
+    query: str
+    fix: Callable[[Row], str | None] | None = None
+
+    def finding(self, row: Row) -> Finding:
+        obj = ".".join(p for p in (row["schema"], row["name"], row.get("part")) if p)
+        return Finding(
+            rule_id=self.id, name=self.name, level=self.level, categories=list(self.categories),
+            message=self.message.format(object=obj, **row), object=obj,
+            remediation=self.remediation, fix_sql=self.fix(row) if self.fix else None,
+        )
+
+
+LINTS: tuple[CatalogLint, ...] = (
+    CatalogLint(
+        "0002", "auth_users_exposed", Level.ERROR, ("SECURITY",),
+        "A view or materialized view in an exposed schema reads auth.users and is reachable by anon "
+        "or authenticated.",
+        "Move it to a private schema, or revoke it from the API roles; serve user data through "
+        "profiles with RLS.",
+        "{detail} {object} reads auth.users and is exposed to the API roles.",
+        "select distinct n.nspname as schema, c.relname as name,"
+        " case c.relkind when 'm' then 'Materialized view' else 'View' end as detail"
+        " from pg_catalog.pg_depend d"
+        " join pg_catalog.pg_rewrite w on w.oid = d.objid"
+        " join pg_catalog.pg_class c on c.oid = w.ev_class"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_class u on u.oid = d.refobjid"
+        " where d.classid = 'pg_catalog.pg_rewrite'::regclass"
+        " and d.refobjid = pg_catalog.to_regclass('auth.users')"
+        " and c.relkind in ('v', 'm') and " + _EXPOSED_SCHEMA + " and " + _API_CAN_REACH +
+        # A security-invoker view is safe only while auth.users itself is protected by RLS.
+        " and (c.relkind = 'm' or not (" + _SECURITY_INVOKER + ") or not u.relrowsecurity)"
+        " order by 1, 2",
+        _revoke_api,
+    ),
+    CatalogLint(
+        "0003", "auth_rls_initplan", Level.WARN, ("PERFORMANCE",),
+        "A policy calls auth.uid()/jwt()/role()/email() or current_setting() directly, so it is "
+        "evaluated once per row instead of once per query.",
+        "Wrap each call in a sub-select: `(select auth.uid())`.",
+        "Policy {part} on {schema}.{name} re-evaluates auth.<function>() or current_setting() for "
+        "each row in {detail}; wrap the call as (select ...).",
+        "select schema, name, part,"
+        " concat_ws(' and ', case when " + _unwrapped("qual") + " then 'USING' end,"
+        " case when " + _unwrapped("with_check") + " then 'WITH CHECK' end) as detail"
+        " from (" + _POLICIES + ") p"
+        " where rls and (" + _unwrapped("qual") + " or " + _unwrapped("with_check") + ")"
+        " order by 1, 2, 3",
+    ),
+    CatalogLint(
+        "0006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE",),
+        "More than one permissive policy for the same role and command: all are evaluated, OR-ed, "
+        "for every row.",
+        "Merge them into one policy per role and command (or make the extra ones restrictive).",
+        "Table {object} has {detail}.",
+        "select schema, name, pg_catalog.format('%%s permissive %%s policies for role %%s (%%s)',"
+        " count(*), cmd, role, string_agg(part, ', ' order by part)) as detail"
+        " from (select p.*, x.cmd, case when r.role = 0 then 'public'"
+        " else pg_catalog.pg_get_userbyid(r.role)::text end as role"
+        " from (" + _POLICIES + ") p"
+        " cross join lateral unnest(p.roles) r(role)"
+        " cross join lateral unnest(case p.command when 'ALL' then"
+        " array['SELECT', 'INSERT', 'UPDATE', 'DELETE'] else array[p.command] end) x(cmd)"
+        " where p.permissive) q"
+        " group by schema, name, role, cmd having count(*) > 1"
+        " order by schema, name, role, array_position(array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], cmd)",
+    ),
+    CatalogLint(
+        "0007", "policy_exists_rls_disabled", Level.ERROR, ("SECURITY",),
+        "Policies exist but row level security is off, so none of them applies.",
+        "Enable row level security on the table.",
+        "Table {object} has policies ({detail}) but row level security is disabled.",
+        "select n.nspname as schema, c.relname as name,"
+        " string_agg(p.polname, ', ' order by p.polname) as detail"
+        " from pg_catalog.pg_policy p"
+        " join pg_catalog.pg_class c on c.oid = p.polrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and not c.relrowsecurity and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " group by 1, 2 order by 1, 2",
+        _enable_rls,
+    ),
+    CatalogLint(
+        "0009", "duplicate_index", Level.WARN, ("PERFORMANCE",),
+        "Two or more identical indexes: every write maintains each of them for nothing.",
+        "Drop all but one of them.",
+        "Table {object} has identical indexes {detail}.",
+        "select schema, name, string_agg(index, ', ' order by keep) as detail,"
+        " coalesce(array_agg(index order by keep) filter (where keep > 1 and not backs_constraint),"
+        " '{}') as droppable"
+        " from (select n.nspname as schema, c.relname as name, ic.relname as index, x.sig,"
+        " x.backs_constraint, row_number() over w as keep,"
+        " count(*) over (partition by i.indrelid, x.sig) as copies"
+        " from pg_catalog.pg_index i"
+        " join pg_catalog.pg_class c on c.oid = i.indrelid"
+        " join pg_catalog.pg_class ic on ic.oid = i.indexrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " cross join lateral (select"
+        " exists (select from pg_catalog.pg_constraint k where k.conindid = i.indexrelid) as backs_constraint,"
+        # Everything that makes two indexes answer the same queries, but the name.
+        " concat_ws('|', ic.relam, i.indkey, i.indclass, i.indcollation, i.indoption, i.indisunique,"
+        " i.indnullsnotdistinct, coalesce(pg_catalog.pg_get_expr(i.indexprs, i.indrelid), ''),"
+        " coalesce(pg_catalog.pg_get_expr(i.indpred, i.indrelid), '')) as sig) x"
+        " where c.relkind in ('r', 'm', 'p') and i.indisvalid and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        # Keep a constraint's index (it cannot be dropped alone), else the first by name.
+        " window w as (partition by i.indrelid, x.sig order by x.backs_constraint desc, ic.relname)) d"
+        " where copies > 1 group by schema, name, sig order by 1, 2, 3",
+        _drop_duplicates,
+    ),
+    CatalogLint(
+        "0010", "security_definer_view", Level.ERROR, ("SECURITY",),
+        "An exposed view runs with its owner's rights (no security_invoker), bypassing the row "
+        "level security of the tables it reads.",
+        "Recreate or alter it `with (security_invoker = true)` (PostgreSQL 15+).",
+        "View {object} is exposed and runs as its owner, bypassing row level security.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind = 'v' and " + _EXPOSED_SCHEMA + " and " + _API_CAN_REACH +
+        " and not (" + _SECURITY_INVOKER + ") and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " order by 1, 2",
+        _security_invoker,
+    ),
+    CatalogLint(
+        "0011", "function_search_path_mutable", Level.WARN, ("SECURITY",),
+        "A function without a fixed search_path resolves names through the caller's search_path, "
+        "which a caller can point at objects of their own.",
+        "Add `set search_path = ''` and schema-qualify every name in the body.",
+        "Function {object}({args}) has a role-mutable search_path.",
+        "select n.nspname as schema, p.proname as name, '' as detail,"
+        " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
+        " case p.prokind when 'p' then 'procedure' else 'function' end as kind"
+        " from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace"
+        " where p.prokind in ('f', 'p') and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="p.oid") +
+        " and not exists (select from unnest(p.proconfig) cfg where cfg ~ '^search_path=')"
+        " order by 1, 2, 4",
+        _pin_search_path,
+    ),
+    CatalogLint(
+        "0013", "rls_disabled_in_public", Level.ERROR, ("SECURITY",),
+        "A table in an exposed schema, reachable by the API roles, without row level security: "
+        "anyone with the anon key reads and writes every row.",
+        "Enable row level security, then add policies for the access clients need.",
+        "Table {object} is exposed to the API but row level security is disabled.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and not c.relrowsecurity and " + _EXPOSED_SCHEMA +
+        " and " + _API_CAN_REACH + " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " order by 1, 2",
+        _enable_rls,
+    ),
+    CatalogLint(
+        "0014", "extension_in_public", Level.WARN, ("SECURITY",),
+        "An extension installed in public puts its functions and types into the exposed schema.",
+        "Install extensions in the `extensions` schema (`alter extension ... set schema extensions`).",
+        "Extension {name} is installed in the public schema.",
+        "select n.nspname as schema, x.extname as name, '' as detail, x.extrelocatable as relocatable"
+        " from pg_catalog.pg_extension x join pg_catalog.pg_namespace n on n.oid = x.extnamespace"
+        " where n.nspname = 'public' and x.extname <> 'plpgsql' order by 1, 2",
+        _move_extension,
+    ),
+    CatalogLint(
+        "0015", "rls_references_user_metadata", Level.ERROR, ("SECURITY",),
+        "A policy reads user_metadata, which every user can edit about themselves through the "
+        "client API.",
+        "Authorise from app_metadata (server-controlled) or from your own tables, never user_metadata.",
+        "Policy {part} on {schema}.{name} reads user_metadata, which users can set themselves.",
+        "select schema, name, part, '' as detail from (" + _POLICIES + ") p"
+        " where concat_ws(' ', qual, with_check) ~* ("
+        "'auth\\.jwt\\(\\).*user_metadata|current_setting\\(.*request\\.jwt\\.claim.*user_metadata"
+        "|raw_user_meta_data')"
+        " order by 1, 2, 3",
+    ),
+    CatalogLint(
+        "0016", "materialized_view_in_api", Level.WARN, ("SECURITY",),
+        "A materialized view in an exposed schema is reachable by the API roles; materialized views "
+        "cannot have row level security.",
+        "Keep it in a private schema and serve it through a security-invoker view or a function "
+        "that checks membership; revoke it from anon and authenticated.",
+        "Materialized view {object} is exposed to the API and has no row level security.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind = 'm' and " + _EXPOSED_SCHEMA + " and " + _API_CAN_REACH +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") + " order by 1, 2",
+        _revoke_api,
+    ),
+    CatalogLint(
+        "0017", "foreign_table_in_api", Level.WARN, ("SECURITY",),
+        "A foreign table in an exposed schema is reachable by the API roles; foreign tables "
+        "cannot have row level security.",
+        "Move it to a private schema or revoke it from anon and authenticated.",
+        "Foreign table {object} is exposed to the API and has no row level security.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind = 'f' and " + _EXPOSED_SCHEMA + " and " + _API_CAN_REACH +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") + " order by 1, 2",
+        _revoke_api,
+    ),
+    CatalogLint(
+        "0021", "fkey_to_auth_unique", Level.ERROR, ("SECURITY",),
+        "A foreign key references a unique, non-primary-key column of an auth table (such as "
+        "email); Supabase may change those constraints, breaking or blocking auth.",
+        "Reference auth.users(id) instead, and drop the foreign key to the unique column.",
+        "Foreign key {part} on {schema}.{name} references the unique column(s) {detail}.",
+        "select n.nspname as schema, c.relname as name, k.conname as part,"
+        " pg_catalog.format('%%s(%%s)', k.confrelid::regclass, (select string_agg(a.attname, ', '"
+        " order by a.attnum) from pg_catalog.pg_attribute a"
+        " where a.attrelid = k.confrelid and a.attnum = any (k.confkey))) as detail"
+        " from pg_catalog.pg_constraint k"
+        " join pg_catalog.pg_class c on c.oid = k.conrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_class rc on rc.oid = k.confrelid"
+        " join pg_catalog.pg_index i on i.indexrelid = k.conindid"
+        " join pg_catalog.pg_namespace rn on rn.oid = rc.relnamespace"
+        " where k.contype = 'f' and rn.nspname = 'auth'"
+        " and i.indisunique and not i.indisprimary and " + _USER_SCHEMA +
+        " order by 1, 2, 3",
+        _drop_fkey,
+    ),
+    CatalogLint(
+        "0023", "sensitive_columns_exposed", Level.ERROR, ("SECURITY",),
+        "An exposed table without row level security has columns named like credentials or "
+        "personal identifiers (password, token, api_key, ssn...).",
+        "Enable row level security (and move secrets out of exposed tables).",
+        "Table {object} is exposed without row level security and has sensitive column(s) {detail}.",
+        "select n.nspname as schema, c.relname as name,"
+        " string_agg(a.attname, ', ' order by a.attnum) as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped"
+        " where c.relkind in ('r', 'p') and not c.relrowsecurity and " + _EXPOSED_SCHEMA +
+        " and " + _API_CAN_REACH +
+        " and replace(lower(a.attname), '-', '_') = any (%(sensitive)s::text[])"
+        " group by 1, 2 order by 1, 2",
+        _enable_rls,
+    ),
+    CatalogLint(
+        "0024", "rls_policy_always_true", Level.WARN, ("SECURITY",),
+        "A permissive INSERT/UPDATE/DELETE/ALL policy whose USING or WITH CHECK is always true "
+        "lets every caller it applies to write any row (SELECT using (true) is allowed: public "
+        "reads are often deliberate).",
+        "Write a real predicate, e.g. `organization_id = any (array(select private.user_org_ids()))`.",
+        "Policy {part} on {schema}.{name} ({command}) is always true in {detail}.",
+        "select schema, name, part, command, concat_ws(' and ',"
+        " case when using_true then 'USING' end, case when check_true then 'WITH CHECK' end) as detail"
+        " from (select p.*,"
+        " command in ('UPDATE', 'DELETE', 'ALL') and " + _normal("qual") + " in " + _TRUE + " as using_true,"
+        " command in ('INSERT', 'UPDATE', 'ALL') and (" + _normal("with_check") + " in " + _TRUE +
+        # Without WITH CHECK, INSERT accepts every row and UPDATE/ALL reuse USING.
+        " or (with_check is null and (command = 'INSERT' or " + _normal("qual") + " in " + _TRUE + ")))"
+        " as check_true"
+        " from (" + _POLICIES + ") p"
+        " where rls and permissive and (roles = array[0::oid] or exists (select from pg_catalog.pg_roles r"
+        " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))) q"
+        " where using_true or check_true order by 1, 2, 3",
+    ),
+    CatalogLint(
+        "0028", "anon_security_definer_function_executable", Level.WARN, ("SECURITY",),
+        "A SECURITY DEFINER function in an exposed schema is executable by anon: anyone with the "
+        "public key calls it over /rest/v1/rpc with its owner's rights, past row level security.",
+        "Move it to a private schema, or `revoke execute ... from public, anon` and grant only the "
+        "roles that need it.",
+        "SECURITY DEFINER function {object}({args}) is executable by anon.",
+        "select n.nspname as schema, p.proname as name, '' as detail,"
+        " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
+        " case p.prokind when 'p' then 'procedure' else 'function' end as kind"
+        " from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'anon'"
+        " where p.prosecdef and " + _EXPOSED_SCHEMA +
+        " and pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')"
+        " and " + _NOT_FROM_EXTENSION.format(oid="p.oid") + " order by 1, 2, 4",
+        _revoke_execute("anon"),
+    ),
+    CatalogLint(
+        "0029", "authenticated_security_definer_function_executable", Level.WARN, ("SECURITY",),
+        "A SECURITY DEFINER function in an exposed schema is executable by authenticated: every "
+        "signed-in user calls it over /rest/v1/rpc with its owner's rights, past row level security.",
+        "Move it to a private schema (policies may still call it), or revoke execute from "
+        "authenticated if clients do not need it.",
+        "SECURITY DEFINER function {object}({args}) is executable by authenticated.",
+        "select n.nspname as schema, p.proname as name, '' as detail,"
+        " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
+        " case p.prokind when 'p' then 'procedure' else 'function' end as kind"
+        " from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'authenticated'"
+        " where p.prosecdef and " + _EXPOSED_SCHEMA +
+        " and pg_catalog.has_function_privilege(r.oid, p.oid, 'EXECUTE')"
+        " and " + _NOT_FROM_EXTENSION.format(oid="p.oid") + " order by 1, 2, 4",
+        _revoke_execute("authenticated"),
+    ),
+)
+
+LINTS_BY_ID = {lint.id: lint for lint in LINTS}
+
+
+def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] = LINTS) -> list[Finding]:
+    """Run the catalogue lints on a live database; findings most severe first, in stable order."""
+    from psycopg.rows import dict_row
+
+    findings: list[Finding] = []
+    with conn.cursor(row_factory=dict_row) as cur:
+        for lint in lints:
+            cur.execute(lint.query, _PARAMS)  # type: ignore[arg-type]
+            findings += [lint.finding(row) for row in cur.fetchall()]
+    return sort_findings(findings)
