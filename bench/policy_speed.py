@@ -57,7 +57,7 @@ def main() -> int:
         with psycopg.connect(cluster.dsn("bench"), autocommit=True) as conn:
             apply_sql(conn, auth_shim_sql("explicit"))
             files = migration_files(load_template("habit-tracker"), datetime(2025, 1, 1))
-            for path in sorted(p for p in files if p.endswith(".sql")):
+            for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
                 apply_sql(conn, files[path])
             user = str(uuid.uuid4())
             print(f"seeding {args.orgs} organisations and {args.rows} habits...", file=sys.stderr)

@@ -21,7 +21,7 @@ def migrate(conn: psycopg.Connection, template: str) -> dict[str, str]:
     from datetime import datetime
 
     files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))
-    for path in sorted(p for p in files if p.endswith(".sql")):
+    for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
         apply_sql(conn, files[path])
     return files
 

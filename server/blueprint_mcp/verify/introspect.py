@@ -1,0 +1,79 @@
+"""Read a migrated database's public schema back into the physical schema model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model.schema import Column, Constraint, EnumType, ForeignKey, Function, Schema, Table, View
+
+_COLUMNS = """
+select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull,
+       pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' or a.attgenerated <> ''
+  from pg_class c
+  join pg_namespace n on n.oid = c.relnamespace
+  join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+  left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
+ where n.nspname = 'public' and c.relkind in ('r', 'p')
+ order by c.relname, a.attnum"""
+
+_CONSTRAINTS = """
+select c.relname, k.conname, k.contype,
+       array(select a.attname from unnest(k.conkey) with ordinality u(n, o)
+             join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o)::text[],
+       pg_get_constraintdef(k.oid), fn.nspname, f.relname,
+       array(select a.attname from unnest(k.confkey) with ordinality u(n, o)
+             join pg_attribute a on a.attrelid = k.confrelid and a.attnum = u.n order by u.o)::text[]
+  from pg_constraint k
+  join pg_class c on c.oid = k.conrelid
+  join pg_namespace n on n.oid = c.relnamespace
+  left join pg_class f on f.oid = k.confrelid
+  left join pg_namespace fn on fn.oid = f.relnamespace
+ where n.nspname = 'public' and k.contype in ('p', 'u', 'c', 'f')
+ order by c.relname, k.conname"""
+
+_ENUMS = """
+select n.nspname, t.typname, array_agg(e.enumlabel order by e.enumsortorder)::text[]
+  from pg_type t join pg_enum e on e.enumtypid = t.oid join pg_namespace n on n.oid = t.typnamespace
+ where n.nspname = 'public' group by 1, 2 order by 1, 2"""
+
+_VIEWS = """
+select c.relname, c.relkind = 'm'
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  join pg_attribute a on a.attrelid = c.oid and a.attname = 'organization_id'
+ where n.nspname = 'public' and c.relkind in ('v', 'm') order by 1"""
+
+_FUNCTIONS = """
+select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.provolatile = 'v',
+       format_type(p.prorettype, null)
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname in ('public', 'private') and p.prokind = 'f'
+   and format_type(p.prorettype, null) <> 'trigger'
+   and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
+ order by 1, 2"""
+
+
+def introspect(conn: Any) -> Schema:
+    tables: dict[str, Table] = {}
+    for rel, name, typ, nullable, default, generated in conn.execute(_COLUMNS):
+        t = tables.setdefault(rel, Table(name=rel))
+        t.columns.append(Column(name=name, type=typ, nullable=nullable,
+                                default=default if default is not None or not generated else "generated"))
+    for rel, name, kind, cols, definition, fschema, ftable, fcols in conn.execute(_CONSTRAINTS):
+        t = tables.get(rel)
+        if t is None:
+            continue
+        if kind == "f":
+            t.foreign_keys.append(ForeignKey(name=name, columns=list(cols), ref_schema=fschema, ref_table=ftable,
+                                             ref_columns=list(fcols)))
+        else:
+            t.constraints.append(Constraint(name=name, kind={"p": "primary key", "u": "unique", "c": "check"}[kind],
+                                            columns=list(cols), expression=definition if kind == "c" else None))
+    for t in tables.values():
+        if t.column("organization_id") is not None:
+            t.tenant_key = "organization_id"
+    enums = [EnumType(schema_name=s, name=n, values=list(v)) for s, n, v in conn.execute(_ENUMS)]
+    views = [View(schema_name="public", name=n, query="", materialized=m) for n, m in conn.execute(_VIEWS)]
+    functions = [Function(schema_name=s, name=n, arg_types=args, returns=ret, language="sql",
+                          volatility="volatile" if vol else "stable", body="")
+                 for s, n, args, vol, ret in conn.execute(_FUNCTIONS)]
+    return Schema(tables=list(tables.values()), enums=enums, views=views, functions=functions)

@@ -1,0 +1,405 @@
+"""The attack matrix: every table x command x actor x organisation, plus targeted attacks.
+
+Each case is one literal SQL statement run through `blueprint_tests.outcome(...)`, a plpgsql
+function that impersonates the actor the way PostgREST does (role + request.jwt.claims), runs the
+statement, and undoes it by raising: the same function serves the verifier and the pgTAP files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ..model import Blueprint, Capability, Scope
+from ..model.schema import Schema, Table
+from ..sql.ident import ident, literal, qname
+from .oracle import DENIED, GenericOracle, Oracle
+from .world import (
+    CORE_FLOW_TABLES,
+    ORG,
+    Actor,
+    Row,
+    World,
+    fk_order,
+    insert_sql,
+    pk_key,
+    plan_actors,
+    row_values,
+    stable_id,
+    users_sql,
+    where_key,
+)
+
+OUTCOME_FUNCTION = """create schema if not exists blueprint_tests;
+create or replace function blueprint_tests.outcome(
+  api_role text, claims text, kind text, statement text, probe text default null)
+returns text
+language plpgsql
+set search_path = ''
+as $$
+declare
+  n bigint;
+begin
+  begin
+    perform set_config('role', api_role, true);
+    perform set_config('request.jwt.claims', claims, true);
+    if kind = 'count' then
+      execute statement into n;
+    else
+      execute statement;
+      get diagnostics n = row_count;
+      if kind = 'exec' then
+        n := 1;
+      elsif kind = 'probe' then
+        -- A statement without WHERE: did it reach the probed row? Look as the table owner.
+        perform set_config('role', 'none', true);
+        execute probe into n;
+      end if;
+    end if;
+    -- Undo whatever the statement did (and the role switch) before the next case.
+    raise exception using errcode = 'BPT01', message = case when n > 0 then 'allowed' else 'denied' end;
+  exception
+    when sqlstate 'BPT01' then
+      return sqlerrm;
+    when insufficient_privilege or foreign_key_violation then
+      return 'denied';
+    when unique_violation or not_null_violation then
+      -- Raised after privileges and RLS WITH CHECK passed: access control let the row through
+      -- (but a statement without WHERE that failed reached nothing).
+      return case when kind = 'probe' then 'denied' else 'allowed' end;
+    when others then
+      return 'error: ' || sqlstate || ' ' || sqlerrm;
+  end;
+end
+$$;"""
+
+COMMANDS = ("select", "insert", "update", "delete")
+_SKIP_UPDATE = {"id", ORG, "created_at", "updated_at", "archived_at"}
+
+
+@dataclass
+class Case:
+    table: str
+    command: str
+    actor: str
+    org: str | None
+    kind: str  # count | rows | exec
+    sql: str
+    expected: str | None  # allowed | denied | None (not judged)
+    attack: str | None = None  # name of a targeted attack
+    probe: str | None = None  # for kind "probe": counts the rows the statement reached, as the owner
+    actual: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.actual is None:
+            return "not run"
+        if self.actual.startswith("error"):
+            return "error"
+        if self.expected is None:
+            return "observed"
+        if self.expected == self.actual:
+            return "ok"
+        return "LEAK" if self.actual == "allowed" else "blocked"
+
+    def outcome_call(self, actors: dict[str, Actor]) -> str:
+        actor = actors[self.actor]
+        probe = f", {literal(self.probe)}" if self.probe else ""
+        return (f"blueprint_tests.outcome({literal(actor.api_role)}, {literal(json.dumps(actor.claims()))}, "
+                f"{literal(self.kind)}, {literal(self.sql)}{probe})")
+
+    @property
+    def label(self) -> str:
+        where = f" in {self.org}" if self.org else ""
+        what = self.attack or f"{self.command} {self.table}{where}"
+        return f"{self.actor}: {what} -> {self.expected or 'observed'}"
+
+
+@dataclass
+class Plan:
+    """A world and the cases to run in it."""
+
+    world: World
+    cases: list[Case] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- worlds ---------------------------------------------------------------------------------------
+
+def blueprint_world(bp: Blueprint, schema: Schema) -> World:
+    roles = [r.name for r in bp.tenancy.roles]
+    writer = bp.tenancy.default_member_role.name
+    manager = bp.tenancy.min_role(Capability.manage_members)
+    actors, orgs = plan_actors(roles, writer, manager.name if manager and manager.name != roles[0] else None)
+    w = World(actors=actors, orgs=orgs, role_names=roles)
+    w.statements += users_sql(w)
+    owners = {"org1": roles[0], "org2": "owner2"}
+    for label, owner in owners.items():
+        w.statements.append(
+            f"insert into public.organizations (id, name, slug, owner_user_id) values ({literal(orgs[label])}, "
+            f"{literal('Fixture ' + label)}, {literal('fixture-' + label)}, {literal(w.actor_id(owner))});")
+        w.rows.append(Row("organizations", label, owner, {"id": literal(orgs[label])}))
+    for actor in actors.values():
+        for label, role in actor.memberships.items():
+            if actor.name == owners[label]:
+                continue  # the add_owner_membership trigger made this one
+            w.statements.append(
+                "insert into public.organization_members (id, organization_id, user_id, role) values "
+                f"({literal(stable_id('member', label, actor.name))}, {literal(orgs[label])}, "
+                f"{literal(actor.user_id)}, {literal(role)});")
+    for actor in actors.values():
+        for label in actor.memberships:
+            w.rows.append(Row("organization_members", label, actor.name,
+                              {ORG: literal(orgs[label]), "user_id": literal(actor.user_id)}))
+    w.rows.append(Row("profiles", "org1", writer, {"id": literal(w.actor_id(writer))}))
+    w.rows.append(Row("profiles", "org2", "owner2", {"id": literal(w.actor_id("owner2"))}))
+    enums = {f"public.{e.name}": e.values for e in schema.enums}
+    add_rows(w, schema, [t for t in schema.tables if t.name not in CORE_FLOW_TABLES], enums,
+             {"org1": roles, "org2": ["owner2"]}, global_author=roles[0])
+    if any(f.name == "refresh_daily_org_metrics" for f in schema.functions):
+        w.statements.append("select private.refresh_daily_org_metrics();")
+    return w
+
+
+def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, list[str]],
+             authors: dict[str, list[str]], global_author: str) -> None:
+    """In every tenant table a row per organisation and author, in every global table one row."""
+    n = len(w.rows)
+    for t in fk_order(schema, tables):
+        for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
+            for author in (authors[org] if org else [global_author]):
+                n += 1
+                values = row_values(t, org, w, author, n, enums, with_id=True)
+                w.statements.append(insert_sql(t, values) + ";")
+                w.rows.append(Row(t.name, org, author, pk_key(t, values)))
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+def update_column(t: Table) -> str:
+    fk_cols = {c for fk in t.foreign_keys for c in fk.columns}
+    for c in t.columns:
+        if c.name not in _SKIP_UPDATE and c.name not in fk_cols and c.name != "owner_user_id":
+            return c.name
+    return "updated_at" if t.column("updated_at") else t.columns[-1].name
+
+
+MARKER = "blueprint-verify-marker"
+
+
+def blanket_cases(t: Table, r: Row, actor: Actor, oracle) -> list[Case]:
+    """Writes without WHERE: only the command's own USING applies (no SELECT policy), so a loose
+    UPDATE/DELETE policy hidden behind a strict SELECT policy still shows. Judged only where the row
+    must stay untouched."""
+    out = []
+    target = qname(t.schema_name, t.name)
+    if oracle.expect(actor, "delete", t.name, r, r.org) == DENIED:
+        out.append(Case(t.name, "delete (no where)", actor.name, r.org, "probe", f"delete from {target}", DENIED,
+                        probe=f"select (not exists (select 1 from {target} where {where_key(r.key)}))::int"))
+    text_col = next((c.name for c in t.columns if c.type == "text" and c.name == update_column(t)), None)
+    if text_col and oracle.expect(actor, "update", t.name, r, r.org) == DENIED:
+        out.append(Case(t.name, "update (no where)", actor.name, r.org, "probe",
+                        f"update {target} set {ident(text_col)} = {literal(MARKER)}", DENIED,
+                        probe=f"select count(*) from {target} where {where_key(r.key)} "
+                              f"and {ident(text_col)} = {literal(MARKER)}"))
+    return out
+
+
+def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], views: list[str]) -> list[Case]:
+    cases: list[Case] = []
+    n = 1000
+    for t in schema.tables:
+        target = qname(t.schema_name, t.name)
+        rows = [r for r in w.rows if r.table == t.name]
+        col = ident(update_column(t))
+        for actor in w.actors.values():
+            for r in rows:
+                for command, kind, sql in (
+                    ("select", "count", f"select count(*) from {target} where {where_key(r.key)}"),
+                    ("update", "rows", f"update {target} set {col} = {col} where {where_key(r.key)}"),
+                    ("delete", "rows", f"delete from {target} where {where_key(r.key)}"),
+                ):
+                    cases.append(Case(t.name, command, actor.name, r.org, kind, sql,
+                                      oracle.expect(actor, command, t.name, r, r.org)))
+                cases += blanket_cases(t, r, actor, oracle)
+            for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
+                n += 1
+                values = row_values(t, org, w, actor.name, n, enums, with_id=False)
+                cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
+                                  oracle.expect(actor, "insert", t.name, None, org)))
+    for view in views:
+        for actor in w.actors.values():
+            for org in ("org1", "org2"):
+                row = Row(view, org, None, {ORG: literal(w.orgs[org])})
+                cases.append(Case(view, "select", actor.name, org, "count",
+                                  f"select count(*) from public.{ident(view)} where {where_key(row.key)}",
+                                  oracle.expect(actor, "select", view, row, org)))
+    return cases
+
+
+def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manager: str | None,
+                 members_table: str | None, enums: dict[str, list[str]], private_functions: list[tuple]) -> list[Case]:
+    """The targeted attacks; every one must be denied."""
+    out: list[Case] = []
+    top = roles[0]
+
+    def attack(name: str, table: str, actor: str, sql: str, kind: str = "rows") -> None:
+        out.append(Case(table, "attack", actor, None, kind, sql, DENIED, attack=name))
+
+    for t in schema.tables:
+        if t.column(ORG) is None or t.name == members_table:
+            continue
+        target = qname(t.schema_name, t.name)
+        hop_row = next((r for r in w.rows if r.table == t.name and r.author == "hopper" and r.org == "org1"), None)
+        if hop_row:
+            attack(f"move a {t.name} row to another organisation", t.name, "hopper",
+                   f"update {target} set {ORG} = {literal(w.orgs['org2'])} where {where_key(hop_row.key)}")
+        for fk in t.foreign_keys:
+            other = next((r for r in w.rows if r.table == fk.ref_table and r.org == "org2"), None)
+            if fk.ref_schema != "public" or other is None or fk.ref_table == "organizations":
+                continue
+            values = row_values(t, "org1", w, writer, 9000 + len(out), enums, with_id=False)
+            for col, ref_col in zip(fk.columns, fk.ref_columns):
+                if col != ORG and ref_col in other.key:
+                    values[col] = other.key[ref_col]
+            attack(f"insert a {t.name} row referencing another organisation's {fk.ref_table}", t.name, writer,
+                   insert_sql(t, values))
+    if members_table:
+        members = qname("public", members_table)
+        attack("member promotes themself", members_table, writer,
+               f"update {members} set role = {literal(top)} where user_id = {literal(w.actor_id(writer))}")
+        if manager and manager != top:
+            attack(f"{manager} grants {top}", members_table, manager,
+                   f"update {members} set role = {literal(top)} where user_id = {literal(w.actor_id(roles[-1]))} "
+                   f"and {ORG} = {literal(w.orgs['org1'])}")
+        attack("the last owner leaves", members_table, top,
+               f"delete from {members} where user_id = {literal(w.actor_id(top))} "
+               f"and {ORG} = {literal(w.orgs['org1'])}")
+        attack("an outsider joins by inserting a membership", members_table, "outsider",
+               f"insert into {members} ({ORG}, user_id, role) values ({literal(w.orgs['org1'])}, "
+               f"{literal(w.actor_id('outsider'))}, {literal(top)})")
+    orgs_table = schema.table("organizations")
+    if orgs_table is not None and orgs_table.column("owner_user_id") is not None:
+        attack("create an organisation owned by someone else", "organizations", writer,
+               "insert into public.organizations (name, slug, owner_user_id) values ('Hijack', 'hijack-org', "
+               f"{literal(w.actor_id('owner2'))})")
+    if schema.table("invitations") and manager and manager != top:
+        attack(f"{manager} invites a {top}", "invitations", manager,
+               f"insert into public.invitations ({ORG}, email, role) values ({literal(w.orgs['org1'])}, "
+               f"'intruder@example.com', {literal(top)})")
+    if schema.table("profiles") and schema.table("profiles").column(ORG) is None:
+        attack("read other users' profiles", "profiles", writer,
+               "select count(*) from public.profiles where id is distinct from auth.uid()", kind="count")
+    for name in ("events", "sessions"):
+        t = schema.table(name)
+        if t is not None and t.column(ORG) is not None:
+            values = row_values(t, "org1", w, top, 9500, enums, with_id=False)
+            attack(f"a signed-in user writes {name}", name, top, insert_sql(t, values))
+    for schema_name, fname, args, volatile in private_functions:
+        call = f"select {qname(schema_name, fname)}({args})"
+        attack(f"anon calls {schema_name}.{fname}", fname, "anon", call, kind="exec")
+        if volatile:
+            attack(f"a signed-in user calls {schema_name}.{fname}", fname, writer, call, kind="exec")
+    return out
+
+
+def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
+    w = blueprint_world(bp, schema)
+    enums = {f"public.{e.name}": e.values for e in schema.enums}
+    writer = bp.tenancy.default_member_role.name
+    # Rows the hopper wrote in org1, in every table clients write: the org-hopping attack's targets.
+    for e in bp.entities:
+        t = schema.table(e.name)
+        if e.scope in (Scope.organization, Scope.user) and t is not None:
+            values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
+            w.statements.append(insert_sql(t, values) + ";")
+            w.rows.append(Row(t.name, "org1", "hopper", pk_key(t, values)))
+    oracle = Oracle(bp, w)
+    hop_rows = [r for r in w.rows if r.author == "hopper"]
+    w.rows = [r for r in w.rows if r.author != "hopper"]
+    cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
+    w.rows += hop_rows
+    manager = bp.tenancy.min_role(Capability.manage_members)
+    private = [(f.schema_name, f.name, ", ".join(f"null::{a.strip()}" for a in f.arg_types.split(",") if a.strip()),
+                f.volatility == "volatile")
+               for f in schema.functions if f.schema_name == "private" and f.returns != "trigger"]
+    cases += attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
+                          manager.name if manager else None, "organization_members", enums, private)
+    return Plan(w, cases)
+
+
+__all__ = ["Case", "GenericOracle", "OUTCOME_FUNCTION", "Plan", "add_rows", "attack_cases", "blueprint_plan",
+           "matrix_cases", "plan_actors"]
+
+
+# --- generic mode: any migrations folder, no blueprint ------------------------------------------------
+
+def _enum_map(schema: Schema) -> dict[str, list[str]]:
+    return {f"{e.schema_name}.{e.name}": e.values for e in schema.enums} | {e.name: e.values for e in schema.enums}
+
+
+def generic_plan(schema: Schema) -> Plan:
+    """Nobody reads or writes another organisation's rows; read-only roles write nothing; anon nothing."""
+    enums = _enum_map(schema)
+    tenant = [t for t in schema.tables if t.column(ORG) is not None]
+    targets = [fk.ref_table for t in tenant for fk in t.foreign_keys if fk.columns == [ORG]]
+    orgs_name = max(set(targets), key=targets.count) if targets else None
+    members = next((t for t in sorted(tenant, key=lambda t: "member" not in t.name)
+                    if t.column("user_id") is not None and t.name != orgs_name), None)
+    roles = _role_labels(members, enums) if members else ["member"]
+    writer = "member" if "member" in roles else roles[0]
+    actors, orgs = plan_actors(roles, writer)
+    w = World(actors=actors, orgs=orgs, role_names=roles)
+    plan = Plan(w)
+    w.statements += users_sql(w)
+    orgs_table = schema.table(orgs_name) if orgs_name else None
+    owners = {"org1": roles[0], "org2": "owner2"}
+    if orgs_table is None:
+        plan.notes.append("no organisations table found (nothing references organization_id): anon checks only")
+    else:
+        for label, owner in owners.items():
+            values = row_values(orgs_table, None, w, owner, len(w.statements), enums, with_id=True)
+            values["id"] = literal(orgs[label])
+            w.statements.append(insert_sql(orgs_table, values) + ";")
+            w.rows.append(Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}))
+    if members is not None and orgs_table is not None:
+        role_col = members.column("role")
+        for actor in actors.values():
+            for label, role in actor.memberships.items():
+                values = row_values(members, label, w, actor.name, len(w.statements), enums, with_id=True)
+                values["user_id"] = literal(actor.user_id)
+                if role_col is not None:
+                    values["role"] = f"{literal(role)}::{role_col.type}"
+                w.statements.append(insert_sql(members, values) + ";")
+                if (label, actor.name) in (("org1", roles[-1]), ("org2", "owner2")):
+                    w.rows.append(Row(members.name, label, actor.name, pk_key(members, values)))
+    skip = {orgs_name, members.name if members else None}
+    rest = [t for t in schema.tables if t.name not in skip]
+    add_rows(w, schema, rest, enums, {"org1": [writer], "org2": ["owner2"]}, global_author=roles[0])
+    hop_rows = []
+    for t in rest:
+        if t.column(ORG) is not None:
+            values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
+            w.statements.append(insert_sql(t, values) + ";")
+            hop_rows.append(Row(t.name, "org1", "hopper", pk_key(t, values)))
+    w.statements += [f"refresh materialized view public.{ident(v.name)};" for v in schema.views if v.materialized]
+    plan.cases = matrix_cases(schema, w, GenericOracle(), enums, [v.name for v in schema.views])
+    w.rows += hop_rows
+    manager = next((r for r in ("admin", "manager") if r in roles), None)
+    private = [(f.schema_name, f.name, ", ".join(f"null::{a.split()[-1]}" for a in f.arg_types.split(",") if a.strip()),
+                f.volatility == "volatile") for f in schema.functions if f.schema_name == "private"]
+    plan.cases += attack_cases(schema, w, roles, writer, manager, members.name if members else None, enums, private)
+    return plan
+
+
+def _role_labels(members: Table, enums: dict[str, list[str]]) -> list[str]:
+    """The membership roles, most privileged first (an enum may list them either way)."""
+    col = members.column("role")
+    from .world import allowed_values
+
+    labels = (enums.get(col.type) or enums.get(col.type.replace("public.", "")) or allowed_values(members, "role")
+              if col is not None else []) or ["member"]
+    order = ("owner", "admin", "manager", "editor", "member", "viewer")
+    if labels and labels[-1] in ("owner", "admin") and labels[0] not in ("owner", "admin"):
+        labels = list(reversed(labels))
+    return sorted(labels, key=lambda r: order.index(r) if r in order else len(order))

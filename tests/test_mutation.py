@@ -1,0 +1,87 @@
+"""Teeth: every mutation of habit-tracker's policies that changes who can do what is caught by verify."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from blueprint_mcp.model.schema import Schema
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
+from blueprint_mcp.templates import load_template
+from blueprint_mcp.verify.run import verify
+
+pytestmark = pytest.mark.postgres
+
+HELPER = re.compile(r"organization_ids_with_role\('([a-z_]+)'\)")
+
+# An UPDATE policy repeats one predicate in USING and WITH CHECK over columns a trigger keeps
+# immutable (tenant key, owner, id): old row and new row always get the same answer, so weakening
+# only one side changes no outcome. That redundancy is deliberate defence in depth.
+SAME_BOTH_SIDES = "UPDATE with identical USING and WITH CHECK over immutable columns: the other side decides"
+
+
+def equivalent(schema: Schema, name: str) -> str | None:
+    """Why a mutation cannot change who can do what, or None."""
+    policy_name, _, change = name.partition(": ")
+    for t in schema.tables:
+        for p in t.policies:
+            if p.name == policy_name and p.command == "update" and p.using == p.check and change != "dropped":
+                return SAME_BOTH_SIDES
+    return None
+
+
+def mutations(schema: Schema) -> Iterator[tuple[str, Callable[[Schema], None]]]:
+    """Drop each policy; replace each USING / WITH CHECK with true; lower each role check one level."""
+    roles = schema.enums[0].values  # least privileged first
+    for t in schema.tables:
+        for i, p in enumerate(t.policies):
+            def drop(s, t=t.name, i=i):
+                s.table(t).policies.pop(i)
+            yield f"{p.name}: dropped", drop
+            for attr, label in (("using", "using"), ("check", "with check")):
+                if getattr(p, attr) not in (None, "true"):
+                    def to_true(s, t=t.name, i=i, attr=attr):
+                        setattr(s.table(t).policies[i], attr, "true")
+                    yield f"{p.name}: {label} -> true", to_true
+                for k, m in enumerate(HELPER.finditer(getattr(p, attr) or "")):
+                    level = roles.index(m.group(1))
+                    if level == 0:
+                        continue
+                    lower = roles[level - 1]
+
+                    def lower_role(s, t=t.name, i=i, attr=attr, k=k, lower=lower):
+                        pol = s.table(t).policies[i]
+                        text = getattr(pol, attr)
+                        hit = list(HELPER.finditer(text))[k]
+                        setattr(pol, attr, text[:hit.start(1)] + lower + text[hit.end(1):])
+                    yield f"{p.name}: {label} role #{k + 1} {m.group(1)} -> {lower}", lower_role
+
+
+@pytest.fixture(scope="module")
+def db_url(pg_cluster):
+    pg_cluster.create_database("mutations")
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/mutations"
+    pg_cluster.drop_database("mutations")
+
+
+def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
+    bp = load_template("habit-tracker")
+    survivors = []
+    names = []
+    for name, mutate in mutations(build_schema(bp)):
+        names.append(name)
+        schema = build_schema(bp)
+        mutate(schema)
+        sql = [schema_sql(schema, "m"), rls_sql(schema, "m"), triggers_sql(schema, "m")]
+        report = verify(source=name, migrations=sql, blueprint=bp, database_url=db_url)
+        if report.ok:
+            survivors.append(name)
+    assert len(names) > 60
+    schema = build_schema(bp)
+    unexplained = [n for n in survivors if equivalent(schema, n) is None]
+    assert unexplained == [], "mutations verify did not catch: " + "; ".join(unexplained)
+    # Every one-sided UPDATE mutation survives, and nothing else does.
+    assert survivors == [n for n in names if equivalent(schema, n)]

@@ -1,0 +1,148 @@
+"""verify on a real PostgreSQL: templates prove clean, the article leaks exactly where it should."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import migration_files, verify_rls, write_files
+from blueprint_mcp.verify.pg import apply_sql
+
+from pgutil import FIXED_TS, migrate
+
+pytestmark = pytest.mark.postgres
+ARTICLE = Path(__file__).with_name("fixtures") / "article.sql"
+
+
+@pytest.fixture
+def empty_db_url(pg_cluster, request):
+    """A fresh database with nothing in it: verify installs the shim itself, inside its transaction."""
+    name = f"verify_{request.node.name[:40].lower().replace('[', '_').replace(']', '').replace('-', '_')}"
+    pg_cluster.create_database(name)
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
+    pg_cluster.drop_database(name)
+
+
+@pytest.mark.parametrize("grant_mode", ["legacy", "explicit"])
+@pytest.mark.parametrize("template", template_names())
+def test_every_template_verifies_with_zero_leaks(template, grant_mode, empty_db_url):
+    report = verify_rls(template=template, database_url=empty_db_url, grant_mode=grant_mode)
+    assert report.leaks == 0
+    assert report.failures == []
+    assert report.lints == []
+    assert report.notes == []
+    assert report.ok is True
+    assert report.counts["ok"] > 500
+    assert {a.verdict for a in report.attacks} == {"ok"}
+
+
+def test_verify_leaves_the_database_exactly_as_it_found_it(empty_db_url, pg_cluster):
+    import psycopg
+
+    def snapshot():
+        with psycopg.connect(empty_db_url) as conn:
+            return conn.execute("select (select count(*) from pg_class), (select count(*) from pg_roles "
+                                "where rolname in ('anon', 'authenticated'))").fetchone()
+
+    before = snapshot()
+    verify_rls(template="habit-tracker", database_url=empty_db_url)
+    assert snapshot() == before
+
+
+def test_verify_runs_in_an_existing_shimmed_database_as_is(make_db, pg_cluster):
+    conn = make_db("legacy")
+    url = f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{conn.info.dbname}"
+    report = verify_rls(path=str(ARTICLE), database_url=url)
+    assert report.mode == "generic" and report.leaks > 0
+
+
+EVERYONE = ("admin", "anon", "member", "outsider", "owner", "owner2", "viewer")
+CRUD = ("select", "insert", "update", "delete")
+
+
+def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
+    report = verify_rls(path=str(ARTICLE), database_url=empty_db_url, grant_mode="legacy")
+    found: dict[tuple[str, str], set[str]] = {}
+    for f in report.failures:
+        assert f.verdict == "LEAK", f
+        if not f.attack:
+            found.setdefault((f.table, f.command), set()).add(f.actor)
+    expected: dict[tuple[str, str], set[str]] = {}
+    # Tenant tables without RLS, under legacy default privileges: anyone reads and writes every organisation.
+    for table in ("audit_logs", "feature_flag_assignments", "habit_check_ins", "organization_members", "sessions"):
+        expected.update({(table, c): set(EVERYONE) for c in CRUD})
+    expected[("organizations", "select")] = expected[("organizations", "update")] = set(EVERYONE)
+    # Tables without organization_id and without RLS: anon reads and writes them.
+    expected.update({(t, c): {"anon"} for t in ("feature_flags", "profiles") for c in CRUD})
+    expected[("organizations", "insert")] = {"anon"}
+    # The materialized view is exposed and has no RLS: every organisation's metrics for everyone.
+    expected[("daily_org_metrics", "select")] = set(EVERYONE)
+    # The insert policy checks membership but not the role: a viewer creates habits.
+    expected[("habits", "insert")] = {"viewer"}
+    assert found == expected
+    assert sorted({f.attack for f in report.failures if f.attack}) == sorted([
+        # UPDATE without WITH CHECK (habits) or without RLS: a member of two organisations moves rows.
+        "move a habits row to another organisation",
+        "move a habit_check_ins row to another organisation",
+        "move a sessions row to another organisation",
+        "move a audit_logs row to another organisation",
+        "move a feature_flag_assignments row to another organisation",
+        # A single-column FK: a check-in of organisation 1 points at a habit of organisation 2.
+        "insert a habit_check_ins row referencing another organisation's habits",
+        # organization_members has no RLS: escalation, joining, and the owner leaving.
+        "member promotes themself",
+        "admin grants owner",
+        "the last owner leaves",
+        "an outsider joins by inserting a membership",
+        "read other users' profiles",
+        "a signed-in user writes sessions",
+    ])
+    assert report.ok is False
+
+
+def test_the_articles_sql_under_explicit_grants_is_closed_but_unusable(empty_db_url):
+    report = verify_rls(path=str(ARTICLE), database_url=empty_db_url, grant_mode="explicit")
+    assert report.leaks == 0
+    # Without grants nobody can use the tables at all: the observed cases are all denials.
+    observed = Counter(c.actual for c in verify_rls(path=str(ARTICLE), database_url=empty_db_url,
+                                                    grant_mode="explicit", include_cases=True).cases
+                       if c.verdict == "observed")
+    assert set(observed) == {"denied"}
+
+
+def test_generated_pgtap_files_pass_under_pg_prove(make_db, pg_cluster, tmp_path):
+    pg_prove = shutil.which("pg_prove")
+    if pg_prove is None:
+        pytest.fail("pg_prove is missing: apt-get install -y postgresql-15-pgtap (.ci/run does)")
+    for template in template_names():
+        conn = make_db("legacy")
+        files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))
+        migrate(conn, template)
+        write_files({k: v for k, v in files.items() if k.endswith(".test.sql")}, tmp_path / template)
+        test_file = next((tmp_path / template / "supabase" / "tests" / "database").glob("*.test.sql"))
+        out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
+                              "-d", conn.info.dbname, str(test_file)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        assert "All tests successful." in out.stdout
+
+
+def test_a_broken_migration_is_reported_with_its_position(empty_db_url):
+    from blueprint_mcp.model import BlueprintError
+
+    with pytest.raises(BlueprintError, match="migration 1 of 1 failed: .*line 1"):
+        verify_rls(sql="create tabel oops ();", database_url=empty_db_url)
+
+
+def test_remote_database_url_is_refused_without_allow_remote():
+    from blueprint_mcp.model import BlueprintError
+
+    with pytest.raises(BlueprintError, match="database_url: 203.0.113.9 is not a loopback address"):
+        verify_rls(template="habit-tracker", database_url="postgresql://u@203.0.113.9/db")
+
+
