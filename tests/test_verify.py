@@ -85,6 +85,11 @@ def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
     expected[("daily_org_metrics", "select")] = set(EVERYONE)
     # The insert policy checks membership but not the role: a viewer creates habits.
     expected[("habits", "insert")] = {"viewer"}
+    # The same holes through writes without WHERE (updates are probed where a text column exists).
+    for (table, command), actors in list(expected.items()):
+        if command == "delete" or (command == "update" and table in (
+                "audit_logs", "feature_flag_assignments", "feature_flags", "organizations", "profiles")):
+            expected[(table, f"{command} (no where)")] = actors
     assert found == expected
     assert sorted({f.attack for f in report.failures if f.attack}) == sorted([
         # UPDATE without WITH CHECK (habits) or without RLS: a member of two organisations moves rows.
@@ -100,6 +105,7 @@ def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
         "admin grants owner",
         "the last owner leaves",
         "an outsider joins by inserting a membership",
+        "create an organisation owned by someone else",
         "read other users' profiles",
         "a signed-in user writes sessions",
     ])
