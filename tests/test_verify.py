@@ -152,3 +152,26 @@ def test_remote_database_url_is_refused_without_allow_remote():
         verify_rls(template="habit-tracker", database_url="postgresql://u@203.0.113.9/db")
 
 
+
+
+def test_cli_verify_exits_0_on_a_clean_template_and_1_on_leaks(empty_db_url, capsys):
+    from blueprint_mcp.cli import main
+
+    assert main(["verify", "habit-tracker", "--database-url", empty_db_url]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("PASS habit-tracker (blueprint): 0 leak(s)")
+    assert main(["verify", str(ARTICLE), "--database-url", empty_db_url, "--format", "json"]) == 1
+    import json
+
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "generic" and report["leaks"] > 0 and report["failures"][0]["verdict"] == "LEAK"
+
+
+def test_cli_verify_of_a_migrations_folder_applies_files_in_name_order(empty_db_url, tmp_path, capsys):
+    from blueprint_mcp.cli import main
+
+    folder = tmp_path / "migrations"
+    write_files({k.split("/")[-1]: v for k, v in migration_files(load_template("b2b-saas"),
+                                                                  datetime.fromisoformat(FIXED_TS)).items()
+                 if k.startswith("supabase/migrations/")}, folder)
+    assert main(["verify", str(folder), "--database-url", empty_db_url]) == 0
+    assert "(generic): 0 leak(s)" in capsys.readouterr().out

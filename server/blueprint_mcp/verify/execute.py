@@ -12,15 +12,21 @@ BATCH = 200
 
 def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | None = None) -> None:
     """Build the world, run every case, record `actual`; the caller's transaction is rolled back later."""
+    import psycopg
+
     conn.execute(OUTCOME_FUNCTION)
-    for stmt in plan.world.statements:
+    failed: set[int] = set()
+    for i, stmt in enumerate(plan.world.statements):
         conn.execute("savepoint fixture")
         try:
             conn.execute(stmt)
             conn.execute("release savepoint fixture")
-        except Exception as exc:  # noqa: BLE001 - a fixture that cannot be built is reported, not fatal
+        except psycopg.Error as exc:  # a fixture that cannot be built is reported, its cases dropped
             conn.execute("rollback to savepoint fixture")
+            failed.add(i)
             plan.notes.append(f"fixture failed: {str(exc).strip().splitlines()[0]} in `{stmt[:160]}`")
+    plan.world.rows = [r for r in plan.world.rows if r.statement not in failed]
+    plan.planned_cases()
     total = len(plan.cases)
     for start in range(0, total, BATCH):
         batch = plan.cases[start:start + BATCH]

@@ -43,7 +43,12 @@ select c.relname, c.relkind = 'm'
  where n.nspname = 'public' and c.relkind in ('v', 'm') order by 1"""
 
 _FUNCTIONS = """
-select n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.provolatile = 'v',
+select n.nspname, p.proname,
+       array_to_string(array(select quote_ident(tn.nspname) || '.' || quote_ident(t.typname)
+                               from unnest(p.proargtypes::oid[]) with ordinality a(oid, o)
+                               join pg_type t on t.oid = a.oid join pg_namespace tn on tn.oid = t.typnamespace
+                              order by a.o), ', '),
+       p.provolatile = 'v',
        format_type(p.prorettype, null)
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname in ('public', 'private') and p.prokind = 'f'

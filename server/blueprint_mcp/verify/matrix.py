@@ -8,6 +8,7 @@ statement, and undoes it by raising: the same function serves the verifier and t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..model import Blueprint, Capability, Scope
@@ -117,11 +118,16 @@ class Case:
 
 @dataclass
 class Plan:
-    """A world and the cases to run in it."""
+    """A world and how to derive its cases once the fixtures exist (rows that failed are dropped)."""
 
     world: World
+    build: Callable[[], list[Case]]
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def planned_cases(self) -> list[Case]:
+        self.cases = self.build()
+        return self.cases
 
 
 # --- worlds ---------------------------------------------------------------------------------------
@@ -135,22 +141,20 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     w.statements += users_sql(w)
     owners = {"org1": roles[0], "org2": "owner2"}
     for label, owner in owners.items():
-        w.statements.append(
-            f"insert into public.organizations (id, name, slug, owner_user_id) values ({literal(orgs[label])}, "
-            f"{literal('Fixture ' + label)}, {literal('fixture-' + label)}, {literal(w.actor_id(owner))});")
-        w.rows.append(Row("organizations", label, owner, {"id": literal(orgs[label])}))
+        w.add(f"insert into public.organizations (id, name, slug, owner_user_id) values ({literal(orgs[label])}, "
+              f"{literal('Fixture ' + label)}, {literal('fixture-' + label)}, {literal(w.actor_id(owner))});",
+              Row("organizations", label, owner, {"id": literal(orgs[label])}))
     for actor in actors.values():
         for label, role in actor.memberships.items():
+            row = Row("organization_members", label, actor.name,
+                      {ORG: literal(orgs[label]), "user_id": literal(actor.user_id)},
+                      purpose="attack" if actor.name == "hopper" else "matrix")
             if actor.name == owners[label]:
-                continue  # the add_owner_membership trigger made this one
-            w.statements.append(
-                "insert into public.organization_members (id, organization_id, user_id, role) values "
-                f"({literal(stable_id('member', label, actor.name))}, {literal(orgs[label])}, "
-                f"{literal(actor.user_id)}, {literal(role)});")
-    for actor in actors.values():
-        for label in actor.memberships:
-            w.rows.append(Row("organization_members", label, actor.name,
-                              {ORG: literal(orgs[label]), "user_id": literal(actor.user_id)}))
+                w.rows.append(row)  # the add_owner_membership trigger made this one
+                continue
+            w.add("insert into public.organization_members (id, organization_id, user_id, role) values "
+                  f"({literal(stable_id('member', label, actor.name))}, {literal(orgs[label])}, "
+                  f"{literal(actor.user_id)}, {literal(role)});", row)
     w.rows.append(Row("profiles", "org1", writer, {"id": literal(w.actor_id(writer))}))
     w.rows.append(Row("profiles", "org2", "owner2", {"id": literal(w.actor_id("owner2"))}))
     enums = {f"public.{e.name}": e.values for e in schema.enums}
@@ -170,8 +174,7 @@ def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, lis
             for author in (authors[org] if org else [global_author]):
                 n += 1
                 values = row_values(t, org, w, author, n, enums, with_id=True)
-                w.statements.append(insert_sql(t, values) + ";")
-                w.rows.append(Row(t.name, org, author, pk_key(t, values)))
+                w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values)))
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -210,7 +213,7 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
     n = 1000
     for t in schema.tables:
         target = qname(t.schema_name, t.name)
-        rows = [r for r in w.rows if r.table == t.name]
+        rows = [r for r in w.rows if r.table == t.name and r.purpose == "matrix"]
         col = ident(update_column(t))
         for actor in w.actors.values():
             for r in rows:
@@ -303,29 +306,33 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
     return out
 
 
+def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> None:
+    """Rows the hopper (a writer in both organisations) wrote in org1: the org-hopping targets."""
+    for t in tables:
+        values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
+        w.add(insert_sql(t, values) + ";", Row(t.name, "org1", "hopper", pk_key(t, values), purpose="attack"))
+
+
+def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:
+    return [(f.schema_name, f.name, ", ".join(f"null::{a.strip()}" for a in f.arg_types.split(",") if a.strip()),
+             f.volatility == "volatile")
+            for f in schema.functions if f.schema_name == "private" and f.returns != "trigger"]
+
+
 def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
     w = blueprint_world(bp, schema)
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     writer = bp.tenancy.default_member_role.name
-    # Rows the hopper wrote in org1, in every table clients write: the org-hopping attack's targets.
-    for e in bp.entities:
-        t = schema.table(e.name)
-        if e.scope in (Scope.organization, Scope.user) and t is not None:
-            values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
-            w.statements.append(insert_sql(t, values) + ";")
-            w.rows.append(Row(t.name, "org1", "hopper", pk_key(t, values)))
+    hopper_rows(w, [schema.table(e.name) for e in bp.entities if e.scope in (Scope.organization, Scope.user)], enums)
     oracle = Oracle(bp, w)
-    hop_rows = [r for r in w.rows if r.author == "hopper"]
-    w.rows = [r for r in w.rows if r.author != "hopper"]
-    cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
-    w.rows += hop_rows
     manager = bp.tenancy.min_role(Capability.manage_members)
-    private = [(f.schema_name, f.name, ", ".join(f"null::{a.strip()}" for a in f.arg_types.split(",") if a.strip()),
-                f.volatility == "volatile")
-               for f in schema.functions if f.schema_name == "private" and f.returns != "trigger"]
-    cases += attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
-                          manager.name if manager else None, "organization_members", enums, private)
-    return Plan(w, cases)
+
+    def build() -> list[Case]:
+        cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
+        return cases + attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
+                                    manager.name if manager else None, "organization_members", enums,
+                                    private_functions(schema))
+    return Plan(w, build)
 
 
 __all__ = ["Case", "GenericOracle", "OUTCOME_FUNCTION", "Plan", "add_rows", "attack_cases", "blueprint_plan",
@@ -350,18 +357,17 @@ def generic_plan(schema: Schema) -> Plan:
     writer = "member" if "member" in roles else roles[0]
     actors, orgs = plan_actors(roles, writer)
     w = World(actors=actors, orgs=orgs, role_names=roles)
-    plan = Plan(w)
+    notes: list[str] = []
     w.statements += users_sql(w)
     orgs_table = schema.table(orgs_name) if orgs_name else None
     owners = {"org1": roles[0], "org2": "owner2"}
     if orgs_table is None:
-        plan.notes.append("no organisations table found (nothing references organization_id): anon checks only")
+        notes.append("no organisations table found (nothing references organization_id): anon checks only")
     else:
         for label, owner in owners.items():
             values = row_values(orgs_table, None, w, owner, len(w.statements), enums, with_id=True)
             values["id"] = literal(orgs[label])
-            w.statements.append(insert_sql(orgs_table, values) + ";")
-            w.rows.append(Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}))
+            w.add(insert_sql(orgs_table, values) + ";", Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}))
     if members is not None and orgs_table is not None:
         role_col = members.column("role")
         for actor in actors.values():
@@ -370,26 +376,22 @@ def generic_plan(schema: Schema) -> Plan:
                 values["user_id"] = literal(actor.user_id)
                 if role_col is not None:
                     values["role"] = f"{literal(role)}::{role_col.type}"
-                w.statements.append(insert_sql(members, values) + ";")
-                if (label, actor.name) in (("org1", roles[-1]), ("org2", "owner2")):
-                    w.rows.append(Row(members.name, label, actor.name, pk_key(members, values)))
+                purpose = "attack" if actor.name == "hopper" else "matrix"
+                w.add(insert_sql(members, values) + ";", Row(members.name, label, actor.name,
+                                                             pk_key(members, values), purpose=purpose))
     skip = {orgs_name, members.name if members else None}
     rest = [t for t in schema.tables if t.name not in skip]
     add_rows(w, schema, rest, enums, {"org1": [writer], "org2": ["owner2"]}, global_author=roles[0])
-    hop_rows = []
-    for t in rest:
-        if t.column(ORG) is not None:
-            values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
-            w.statements.append(insert_sql(t, values) + ";")
-            hop_rows.append(Row(t.name, "org1", "hopper", pk_key(t, values)))
+    hopper_rows(w, [t for t in rest if t.column(ORG) is not None], enums)
     w.statements += [f"refresh materialized view public.{ident(v.name)};" for v in schema.views if v.materialized]
-    plan.cases = matrix_cases(schema, w, GenericOracle(), enums, [v.name for v in schema.views])
-    w.rows += hop_rows
     manager = next((r for r in ("admin", "manager") if r in roles), None)
-    private = [(f.schema_name, f.name, ", ".join(f"null::{a.split()[-1]}" for a in f.arg_types.split(",") if a.strip()),
-                f.volatility == "volatile") for f in schema.functions if f.schema_name == "private"]
-    plan.cases += attack_cases(schema, w, roles, writer, manager, members.name if members else None, enums, private)
-    return plan
+
+    def build() -> list[Case]:
+        cases = matrix_cases(schema, w, GenericOracle(members.name if members else None), enums,
+                             [v.name for v in schema.views])
+        return cases + attack_cases(schema, w, roles, writer, manager, members.name if members else None, enums,
+                                    private_functions(schema))
+    return Plan(w, build, notes=notes)
 
 
 def _role_labels(members: Table, enums: dict[str, list[str]]) -> list[str]:

@@ -135,9 +135,14 @@ class Oracle:
 class GenericOracle:
     """For migrations without a blueprint: only what holds for any multi-tenant backend."""
 
+    def __init__(self, members_table: str | None = None) -> None:
+        self.members_table = members_table
+
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str | None:
         if actor.api_role != "authenticated":
             return DENIED
+        if table == self.members_table and row is not None and row.author == actor.name and command == "delete":
+            return None  # leaving an organisation: a policy decision, not a leak
         target = row.org if row else org
         if target is None:
             return None

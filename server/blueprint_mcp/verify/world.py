@@ -42,6 +42,8 @@ class Row:
     org: str | None  # "org1" | "org2" | None (global)
     author: str | None  # actor name
     key: dict[str, str]  # primary-key column -> SQL literal
+    purpose: str = "matrix"  # "matrix" rows are judged for every actor; "attack" rows only serve attacks
+    statement: int | None = None  # index of the fixture statement that creates it
 
 
 @dataclass
@@ -51,6 +53,13 @@ class World:
     statements: list[str] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     role_names: list[str] = field(default_factory=list)  # most privileged first
+
+    def add(self, statement: str, row: Row | None = None) -> None:
+        """A fixture statement, and the row it creates (dropped from the plan if the statement fails)."""
+        if row is not None:
+            row.statement = len(self.statements)
+            self.rows.append(row)
+        self.statements.append(statement)
 
     def actor_id(self, name: str | None) -> str | None:
         return self.actors[name].user_id if name else None
