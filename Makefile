@@ -29,6 +29,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/policy_speed.py
+	$(BIN)/python bench/verify_speed.py
+	$(BIN)/python bench/audit_speed.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

@@ -26,6 +26,7 @@ MODES = ["legacy", "auto"]
 # What each client mode negotiates with this server: the handshake era, or the sessionless 2026-07-28.
 PROTOCOLS = {"legacy": HANDSHAKE_PROTOCOL_VERSIONS, "auto": MODERN_PROTOCOL_VERSIONS}
 TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec"]
+ARTICLE_SQL = (Path(__file__).with_name("fixtures") / "article.sql").read_text(encoding="utf-8")
 RESULT_KEYS = {
     "design_tenancy": {"app", "tenancy", "capabilities", "access", "blueprint", "markdown", "sql"},
     "generate_schema": {"tables", "sql", "triggers_sql", "markdown"},
@@ -60,10 +61,13 @@ async def test_server_negotiates_the_mode_and_explains_the_workflow_in_its_instr
 
 
 @both_modes
-async def test_lists_exactly_the_four_read_only_tools_with_output_schema(mode):
+async def test_lists_the_four_read_only_design_tools_and_verify_with_output_schema(mode):
     async with Client(build_server(), mode=mode) as c:
         listed = (await c.list_tools()).tools
-    assert [t.name for t in listed] == TOOLS
+    assert [t.name for t in listed] == TOOLS + ["verify_rls"]
+    verify = listed.pop()
+    assert (verify.annotations.read_only_hint, verify.annotations.destructive_hint) == (True, False)
+    assert {"ok", "leaks", "failures", "attacks", "lints"} <= set(verify.output_schema["properties"])
     for t in listed:
         a = t.annotations
         assert (a.read_only_hint, a.idempotent_hint, a.open_world_hint, a.destructive_hint) == (True, True, False, False)
@@ -274,7 +278,7 @@ async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     async with Client(params) as c:
         names = [t.name for t in (await c.list_tools()).tools]
         result = await c.call_tool("generate_schema", {"template": "habit-tracker"})
-    assert names == TOOLS
+    assert names == TOOLS + ["verify_rls"]
     assert result.is_error is False
     assert "habits" in [t["name"] for t in result.structured_content["tables"]]
 
@@ -328,7 +332,7 @@ async def test_streamable_http_subprocess_serves_tool_calls(mode):
             names = [t.name for t in (await c.list_tools()).tools]
             result = await c.call_tool("audit_spec", {"template": "habit-tracker"})
     assert version in PROTOCOLS[mode]
-    assert names == TOOLS
+    assert names == TOOLS + ["verify_rls"]
     assert result.is_error is False
     assert result.structured_content["ok"] is True
 
@@ -339,3 +343,37 @@ async def test_sse_subprocess_serves_tool_calls():
             result = await c.call_tool("generate_rls", {"template": "habit-tracker", "tables": ["habits"]})
     assert result.is_error is False
     assert {p["table"] for p in result.structured_content["policies"]} == {"habits"}
+
+
+@both_modes
+async def test_verify_rls_proves_habit_tracker_and_reports_progress(mode):
+    seen = []
+
+    async def on_progress(progress, total, message):
+        seen.append((progress, total, message))
+
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("verify_rls", {"template": "habit-tracker"}, progress_callback=on_progress)
+    assert result.is_error is False
+    assert result.structured_content["ok"] is True
+    assert result.structured_content["leaks"] == 0
+    assert result.structured_content["failures"] == []
+    assert seen and seen[0][2] == "applying migrations"
+
+
+@both_modes
+async def test_verify_rls_finds_the_leak_in_a_viewer_writable_table(mode):
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("verify_rls", {"sql": ARTICLE_SQL})
+    assert result.is_error is False
+    assert result.structured_content["ok"] is False
+    leaks = {(f["table"], f["actor"], f["command"]) for f in result.structured_content["failures"]}
+    assert ("habits", "viewer", "insert") in leaks
+
+
+async def test_verify_rls_refuses_a_remote_database_naming_the_field():
+    async with Client(build_server()) as c:
+        result = await c.call_tool("verify_rls", {"template": "habit-tracker",
+                                                  "database_url": "postgresql://u@203.0.113.9/db"})
+    assert result.is_error is True
+    assert "database_url" in result.content[0].text

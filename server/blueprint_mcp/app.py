@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlparse
 
 import yaml
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, ToolAnnotations
+from mcp.types import INVALID_PARAMS, ListRootsResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__, tools
@@ -46,7 +47,9 @@ Workflow, one step per section of the spec:
 2. generate_schema: pass that `blueprint` (add or edit `entities` first; the shape is in the
    blueprint://schema resource). Returns tables, SQL and optional markdown.
 3. generate_rls: same `blueprint`; returns one policy per table and command, helpers and SQL.
-4. audit_spec: same `blueprint`; returns findings (ERROR/WARN/INFO) with fixes.
+4. audit_spec: same `blueprint` (or a user's own `sql`, migration `paths` or `spec` markdown); returns
+   findings (ERROR/WARN/INFO) with positions and fixes.
+5. verify_rls: same `blueprint`; proves tenant isolation on a real PostgreSQL (attack matrix).
 Always carry the latest `blueprint` forward instead of re-describing the app. When a call fails,
 the error names the field path (e.g. entities[0].name) and the fix; correct that field and retry.
 Resources: blueprint://template (blank spec), blueprint://schema (blueprint JSON Schema),
@@ -146,19 +149,112 @@ def generate_rls(
         return tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include)
 
 
+# Bounds on what one audit_spec call reads, so a request can never make the server read without end.
+MAX_SQL_CHARS = 2_000_000
+MAX_PATHS = 50
+MAX_FILE_BYTES = 5_000_000
+
+
+def confine(paths: list[str], roots: list[Path]) -> list[Path]:
+    """Each path resolved (symlinks followed) and inside one of the workspace roots; relative = first root."""
+    if not roots:
+        raise BlueprintError("this client offers no workspace roots, so no file may be read", field="paths",
+                             fix="pass the SQL text in `sql` or the markdown in `spec` instead")
+    out = []
+    for raw in paths:
+        path = (Path(raw) if Path(raw).is_absolute() else roots[0] / raw).resolve()
+        if not any(path.is_relative_to(root) for root in roots):
+            raise BlueprintError(f"{raw} is outside the workspace roots {[str(r) for r in roots]}", field="paths",
+                                 fix="pass a path inside the workspace, or the file's text in `sql` / `spec`")
+        out.append(path)
+    return out
+
+
+def root_paths(result: ListRootsResult | None) -> list[Path]:
+    """The client's file:// roots as resolved local paths (other schemes are ignored)."""
+    out = []
+    for root in result.roots if result else []:
+        uri = urlparse(str(root.uri))
+        if uri.scheme == "file":
+            out.append(Path(unquote(uri.path)).resolve())
+    return out
+
+
+def _workspace_roots(paths: list[str] | None, ctx: Context) -> ListRoots | None:
+    """Ask the client for its roots only when the call names files and the client offers roots."""
+    caps = ctx.client_capabilities
+    return ListRoots() if paths and caps is not None and caps.roots is not None else None
+
+
 def audit_spec(
     template: Template = None,
     blueprint: BlueprintArg = None,
+    sql: Annotated[str | None, Field(max_length=MAX_SQL_CHARS, description=(
+        "SQL to lint: a snippet, a migration or several concatenated (psql meta-commands and DO blocks "
+        "are tolerated). Applied after the SQL files of `paths`, as one migration history."))] = None,
+    spec: Annotated[str | None, Field(max_length=MAX_SQL_CHARS, description=(
+        "A markdown spec document to check: the nine template sections and the security checklist."))] = None,
+    paths: Annotated[list[str] | None, Field(max_length=MAX_PATHS, description=(
+        "Files or folders inside the client's workspace roots: .sql files, migration folders (applied in "
+        "file-name order), .md specs, .yaml/.json blueprints. Relative paths start at the first root. "
+        "Needs a client that offers roots; otherwise pass `sql` or `spec`."))] = None,
     max_findings: Annotated[int, Field(ge=1, le=1000, description="Return at most this many findings.")] = 200,
+    roots: Annotated[ListRootsResult | None, Resolve(_workspace_roots)] = None,
 ) -> tools.AuditResult:
-    """Step 4 of 4: lint the generated backend for tenancy, RLS and function-security mistakes.
+    """Step 4 of 4: lint the backend for tenancy, RLS, performance and function-security mistakes.
 
-    Call last, with the final `blueprint`. Returns `ok` (no ERROR or WARN), counts per level and
-    findings, each with a rule id, the object concerned, a remediation and, where mechanical, fix SQL.
+    Call last, with the final `blueprint` (its SQL is rendered and read back), or with a user's
+    own `sql`, migration `paths` or `spec` markdown; inputs can be combined. Rules carry Supabase's
+    advisor names where they are its lints (auth_rls_initplan, rls_disabled_in_public...). Returns
+    `ok` (no ERROR or WARN), counts per level and the findings, most severe first, each with a rule
+    id, the object, file/line/column, a remediation and, where mechanical, fix SQL.
     """
     with _as_tool_error():
-        return tools.audit_spec(template=template, blueprint=blueprint, max_findings=max_findings)
+        files = confine(paths, root_paths(roots)) if paths else None
+        return tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
+                                max_findings=max_findings, max_bytes=MAX_FILE_BYTES)
 
+
+async def verify_rls(
+    ctx: Context,
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    sql: Annotated[str | None, Field(
+        description="Migration SQL to verify: alone, the generic matrix runs (no cross-organisation access, "
+                    "read-only roles write nothing, anon nothing); with a blueprint, it is judged against "
+                    "the blueprint.")] = None,
+    database_url: Annotated[str | None, Field(
+        description="A loopback PostgreSQL to verify in (e.g. the `supabase start` stack, "
+                    "postgresql://postgres:postgres@127.0.0.1:54322/postgres). Default: a throwaway cluster. "
+                    "Everything runs in one transaction that is rolled back.")] = None,
+    grant_mode: Annotated[Literal["legacy", "explicit"], Field(
+        description="Supabase's default privileges to emulate: legacy (new tables granted to the API roles: "
+                    "the stricter test) or explicit (the 2026 default).")] = "legacy",
+) -> tools.VerifyReport:
+    """Prove tenant isolation on a real PostgreSQL: the attack matrix plus the platform's lints.
+
+    Call after generate_rls (same `template` or `blueprint`), or with `sql` to check a user's own
+    migrations. Applies the migrations, signs up users in every role of two organisations, then
+    tries every select/insert/update/delete on every table as each of them and as anon, plus
+    targeted attacks (org hopping, cross-tenant references, self-promotion, joining by insert,
+    last owner leaving, calling private helpers). Nothing is kept. Returns `ok`, `leaks`, the
+    failing cases (leaks first), the attacks, the lints and a markdown report. Takes a few seconds.
+    """
+    import anyio
+
+    def progress(done: int, total: int, message: str) -> None:
+        anyio.from_thread.run(ctx.report_progress, done, total, message)
+
+    def run() -> tools.VerifyReport:
+        with _as_tool_error():
+            return tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
+                                    grant_mode=grant_mode, progress=progress)
+
+    return await anyio.to_thread.run_sync(run)
+
+
+# Runs SQL on a database, but only inside a transaction it rolls back: nothing changes.
+VERIFY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
 
 TOOLS = (
     (design_tenancy, "Design tenancy (step 1)"),
@@ -289,6 +385,7 @@ def build_server() -> MCPServer:
                        instructions=INSTRUCTIONS.format(templates=", ".join(template_names())))
     for fn, title in TOOLS:
         server.add_tool(fn, title=title, annotations=READ_ONLY)
+    server.add_tool(verify_rls, title="Verify tenant isolation (prove it)", annotations=VERIFY)
     _register_resources(server)
     _register_prompts(server)
     return server

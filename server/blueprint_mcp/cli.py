@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__, tools
-from .audit.findings import LEVEL_ORDER, Level
+from .audit.findings import LEVEL_ORDER, Level, sort_findings
+from .audit.output import sarif_report, text_report
 from .model import Blueprint, BlueprintError
 from .templates import load_blueprint_file, load_template, summaries
 
@@ -19,6 +20,7 @@ PROG = "blueprint-mcp"
 TRANSPORTS = ("stdio", "sse", "streamable-http")
 BLUEPRINT_SUFFIXES = (".yaml", ".yml", ".json")
 FAIL_ON = {"error": Level.ERROR, "warn": Level.WARN}
+AUDIT_SUFFIXES = (".sql", ".md", ".markdown", *BLUEPRINT_SUFFIXES)
 
 
 class UsageError(Exception):
@@ -99,15 +101,60 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    result = tools.audit_spec(blueprint=load_source(args.source))
+    """Each PATH: an existing file or folder (SQL, migrations, .md spec, blueprint), else a template name."""
+    templates, paths = [], []
+    for source in args.paths:
+        if Path(source).exists():
+            paths.append(Path(source))
+        elif source.lower().endswith(AUDIT_SUFFIXES) or "/" in source or os.sep in source:
+            raise UsageError(f"{source}: no such file or folder")
+        else:
+            templates.append(source)
+    findings = [f for name in templates for f in tools.audit_findings(template=name)]
+    findings = sort_findings(findings + (tools.audit_findings(paths=paths) if paths else []))
+    result = tools.summarize(findings, max_findings=len(findings))
     if args.format == "json":
         print(result.model_dump_json(indent=2))
+    elif args.format == "sarif":
+        print(json.dumps(sarif_report(findings, __version__), indent=2, ensure_ascii=False))
     else:
-        for f in result.findings:
-            print(f"{f.level.value} {f.rule_id} {f.name} {f.object or '-'}: {f.message}")
-        c = result.counts
-        print(f"{sum(c.values())} finding(s): {c['ERROR']} error(s), {c['WARN']} warning(s), {c['INFO']} info")
+        print(text_report(findings))
     return 1 if failing(result.counts, FAIL_ON[args.fail_on]) else 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    source = args.source
+    p = Path(source)
+    kwargs = {"path": source} if p.exists() and (p.is_dir() or p.suffix == ".sql" or p.suffix in BLUEPRINT_SUFFIXES) \
+        else {"template": source}
+    if "path" not in kwargs and source.lower().endswith((".sql", *BLUEPRINT_SUFFIXES)):
+        raise UsageError(f"{source}: no such file")
+
+    def progress(done: int, total: int, message: str) -> None:
+        if args.format == "text" and sys.stderr.isatty():
+            print(f"\r{message}", end="", file=sys.stderr, flush=True)
+
+    report = tools.verify_rls(**kwargs, database_url=args.database_url, allow_remote=args.allow_remote,
+                              grant_mode=args.grant_mode, include_cases=args.format == "json" and args.all_cases,
+                              progress=progress)
+    if args.format == "json":
+        print(report.model_dump_json(indent=2, exclude={"markdown"}))
+    elif args.format == "markdown":
+        print(report.markdown)
+    else:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        for f in report.failures:
+            what = f.attack or f"{f.command} {f.table}" + (f" in {f.org}" if f.org else "")
+            print(f"{f.verdict} {f.actor}: {what}: expected {f.expected}, got {f.actual}")
+        for lint in report.lints:
+            print(f"{lint.level.value} {lint.rule_id} {lint.name} {lint.object}: {lint.message}")
+        for note in report.notes:
+            print(f"note: {note}")
+        counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
+        print(f"{'PASS' if report.ok else 'FAIL'} {report.source} ({report.mode}): {report.leaks} leak(s); "
+              f"{counts}; {len(report.lints)} lint(s); {report.target}")
+    return 0 if report.ok else 1
 
 
 def failing(counts: dict[str, int], threshold: Level) -> bool:
@@ -142,12 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--timestamp", type=_timestamp, help="first migration timestamp, YYYYMMDDHHMMSS (UTC)")
     render.set_defaults(func=cmd_render)
 
-    audit = sub.add_parser("audit", help="lint a blueprint's generated backend")
-    audit.add_argument("source", metavar="TEMPLATE|FILE", help="a template name or a .yaml/.json blueprint")
-    audit.add_argument("--format", choices=("text", "json"), default="text")
+    audit = sub.add_parser("audit", help="lint Supabase SQL, migration folders, blueprints and spec documents")
+    audit.add_argument("paths", metavar="PATH", nargs="+",
+                       help="a template name, a .yaml/.json blueprint, a .sql file, a folder of migrations "
+                            "(applied in file-name order, all paths as one history) or a .md spec")
+    audit.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                       help="sarif: SARIF 2.1.0 for GitHub code scanning")
     audit.add_argument("--fail-on", choices=tuple(FAIL_ON), default="error",
                        help="exit 1 when a finding at or above this level exists (default error)")
     audit.set_defaults(func=cmd_audit)
+
+    verify = sub.add_parser("verify", help="prove tenant isolation on a real PostgreSQL (exit 1 on any leak)")
+    verify.add_argument("source", metavar="TEMPLATE|FILE|DIR",
+                        help="a template, a .yaml/.json blueprint, a .sql file or a migrations folder")
+    verify.add_argument("--database-url", help="verify there instead of a throwaway cluster (default: "
+                        "$DATABASE_URL); everything is rolled back")
+    verify.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --database-url")
+    verify.add_argument("--grant-mode", choices=("legacy", "explicit"), default="legacy",
+                        help="Supabase default privileges of the shim (default legacy: the stricter test)")
+    verify.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    verify.add_argument("--all-cases", action="store_true", help="with --format json, list every case")
+    verify.set_defaults(func=cmd_verify)
     return parser
 
 

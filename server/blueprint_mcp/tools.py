@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .audit import Finding, Level, audit_schema
+from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
+from .audit.sources import collect
 from .model import (
     App,
     Blueprint,
@@ -25,7 +26,9 @@ from .model.schema import Schema
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
 from .sql.render import rls_sql, schema_sql, triggers_sql
-from .templates import load_template
+from .templates import load_blueprint_file, load_template
+from .verify.pgtap import pgtap_file
+from .verify.report import VerifyReport
 
 Include = Literal["blueprint", "summary", "sql", "markdown"]
 SchemaSection = Literal["core", "domain", "analytics", "privacy"]
@@ -247,11 +250,42 @@ class AuditResult(_Out):
     findings: list[Finding]
 
 
-def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
-               max_findings: int = 200) -> AuditResult:
-    """Lint a blueprint's generated backend: tenancy, RLS coverage, definer hygiene, indexes."""
-    bp = resolve_blueprint(template, blueprint)
-    return summarize(audit_schema(build_schema(bp)), max_findings)
+def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
+               spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
+               max_bytes: int | None = None) -> AuditResult:
+    """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents."""
+    return summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
+                                    max_bytes=max_bytes), max_findings)
+
+
+def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
+                   spec: str | None = None, paths: list[str | Path] | None = None,
+                   max_bytes: int | None = None) -> list[Finding]:
+    """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history)."""
+    if template is None and blueprint is None and sql is None and spec is None and not paths:
+        raise InvalidBlueprint([("template", "nothing to audit.",
+                                 "pass template, blueprint, sql (SQL text), spec (markdown) or paths")])
+    findings: list[Finding] = []
+    if template or blueprint is not None:
+        bp = resolve_blueprint(template, blueprint)
+        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug))
+    sources = collect([Path(p) for p in paths or []], max_bytes)
+    for path in sources.blueprints:
+        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)))
+    history = sources.sql + ([("input.sql", sql)] if sql is not None else [])
+    if history:
+        findings += audit_sql(history)
+    for name, text in sources.specs + ([("input.md", spec)] if spec is not None else []):
+        findings += audit_spec_document(text, name)
+    return sort_findings(findings)
+
+
+def blueprint_sql(bp: Blueprint, label: str) -> list[tuple[str, str]]:
+    """The three migrations a blueprint renders, named under `label`: the audit reads the artefacts back."""
+    schema, slug = build_schema(bp), bp.app.slug
+    return [(f"{label}/initial_schema.sql", schema_sql(schema, slug)),
+            (f"{label}/rls_policies.sql", rls_sql(schema, slug)),
+            (f"{label}/triggers.sql", triggers_sql(schema, slug))]
 
 
 def summarize(findings: list[Finding], max_findings: int = 200) -> AuditResult:
@@ -277,6 +311,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"supabase/migrations/{stamp[0]}_initial_schema.sql": schema_sql(schema, slug),
         f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
         f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
+        f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
     }
 
 
@@ -304,8 +339,47 @@ def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False)
     return written
 
 
+# --- verify_rls -----------------------------------------------------------------------------------
+
+def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
+               path: str | Path | None = None, database_url: str | None = None, allow_remote: bool = False,
+               grant_mode: Literal["legacy", "explicit"] = "legacy", include_cases: bool = False,
+               progress: Any = None) -> "VerifyReport":
+    """Apply the migrations to a real PostgreSQL, attack them, roll everything back, report.
+
+    A template or blueprint judges every table x command x actor against the design; with a
+    blueprint *and* sql, the given SQL is judged against the blueprint. SQL or a path alone runs
+    the generic matrix (no cross-organisation access, read-only roles write nothing, anon nothing).
+    """
+    from .verify.run import blueprint_migrations, migrations_from_path, verify
+
+    sources = [x for x in (template, blueprint, path) if x is not None]
+    if len(sources) > 1 or (sql is not None and path is not None):
+        raise InvalidBlueprint([("source", "more than one design or SQL source was given.",
+                                 "pass one of template, blueprint or path (sql may accompany a blueprint)")])
+    bp: Blueprint | None = None
+    if template or blueprint is not None:
+        bp = resolve_blueprint(template, blueprint)
+    elif path is not None and Path(path).suffix in (".yaml", ".yml", ".json"):
+        from .templates import load_blueprint_file
+
+        bp = load_blueprint_file(path)
+    if sql is not None:
+        migrations, source = [sql], (bp.app.slug + " (given SQL)" if bp else "SQL")
+    elif bp is not None:
+        migrations, source = blueprint_migrations(bp), bp.app.slug
+    elif path is not None:
+        migrations, source = migrations_from_path(path), str(path)
+    else:
+        raise InvalidBlueprint([("source", "nothing to verify.",
+                                 "pass template, blueprint, sql, or a path to migrations")])
+    return verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
+                  allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress)
+
+
 __all__ = [
-    "AuditResult", "BlueprintError", "RlsResult", "SchemaResult", "TenancyDesign", "audit_spec",
+    "AuditResult", "BlueprintError", "RlsResult", "SchemaResult", "TenancyDesign", "audit_findings", "audit_spec",
+    "blueprint_sql",
     "design_tenancy", "generate_rls", "generate_schema", "migration_files", "resolve_blueprint",
-    "spec_markdown", "write_files",
+    "spec_markdown", "verify_rls", "write_files",
 ]

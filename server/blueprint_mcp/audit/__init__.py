@@ -1,17 +1,44 @@
-"""The auditor: rules over the physical schema model, findings shaped like Supabase's advisors."""
+"""The auditor: rules over the physical schema model, findings shaped like Supabase's advisors.
+
+SQL (a snippet, a migration, a folder of migrations) is read back into the same model the
+generator builds (`parse`), so a blueprint is audited through the SQL it renders.
+"""
 
 from __future__ import annotations
 
 from ..model.schema import Schema
 from . import rules as _rules  # noqa: F401  (registers every rule)
 from .findings import Finding, Level, sort_findings
-from .registry import RULES, Rule
+from .parse import ParsedSql, read_sql
+from .registry import RULES, Rule, known_names, rules_for
+from .spec import parse_spec
+from .suppress import apply_suppressions
 
 
 def audit_schema(schema: Schema) -> list[Finding]:
-    """Every finding of every rule, most severe first."""
-    found = [f for r in RULES.values() for f in r.check(schema)]
+    """Every finding of every schema rule, most severe first."""
+    found = [f for r in rules_for("schema") for f in r.check(schema)]
     return sort_findings(found)
 
 
-__all__ = ["RULES", "Finding", "Level", "Rule", "audit_schema", "sort_findings"]
+def audit_parsed(parsed: ParsedSql) -> list[Finding]:
+    """Schema rules over parsed SQL, minus what valid `blueprint: ignore` comments silence, plus bad comments."""
+    known = known_names()
+    kept = apply_suppressions(audit_schema(parsed.schema), parsed.suppressions, known)
+    kept += [f for r in rules_for("suppressions") for f in r.check(parsed.suppressions)]
+    return sort_findings(kept)
+
+
+def audit_sql(sources: list[tuple[str, str]]) -> list[Finding]:
+    """(file name, SQL) pairs applied in order as one migration history, then audited."""
+    return audit_parsed(read_sql(sources))
+
+
+def audit_spec_document(text: str, file: str) -> list[Finding]:
+    """The spec rules over one markdown document."""
+    doc = parse_spec(text, file)
+    return sort_findings([f for r in rules_for("spec") for f in r.check(doc)])
+
+
+__all__ = ["RULES", "Finding", "Level", "Rule", "audit_parsed", "audit_schema", "audit_spec_document", "audit_sql",
+           "read_sql", "sort_findings"]

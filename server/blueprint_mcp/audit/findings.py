@@ -33,6 +33,6 @@ class Finding(BaseModel):
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Most severe first, then by rule and object, so output is stable."""
-    return sorted(findings, key=lambda f: (LEVEL_ORDER[f.level], f.rule_id, f.object or "", f.file or "",
-                                           f.line or 0))
+    """Most severe first, then by file and position, then rule and object, so output is stable."""
+    return sorted(findings, key=lambda f: (LEVEL_ORDER[f.level], f.file or "", f.line or 0, f.column or 0,
+                                           f.rule_id, f.object or "", f.message))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from ..model.schema import Schema
 from .findings import Finding, Level
 
-Check = Callable[[Schema], Iterator[Finding]]
+# What a rule's check reads: the schema model, a markdown spec, or the suppression comments.
+Target = Literal["schema", "spec", "suppressions"]
+Check = Callable[[Any], Iterator[Finding]]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Rule:
     bad: str
     fix: str
     check: Check = field(compare=False, repr=False)
+    target: Target = "schema"
+    platform: str | None = None  # Supabase's lint number when the rule is one of its advisors' lints
 
     def finding(self, message: str, obj: str | None, remediation: str | None = None,
                 fix_sql: str | None = None, location=None) -> Finding:
@@ -39,15 +43,25 @@ RULES: dict[str, Rule] = {}
 
 
 def rule(id: str, name: str, level: Level, categories: tuple[str, ...], *, summary: str, why: str, bad: str,
-         fix: str) -> Callable[[Callable[[Rule, Schema], Iterator[Finding]]], Rule]:
-    """Declare a rule; the decorated generator receives the rule and the schema."""
+         fix: str, target: Target = "schema", platform: str | None = None,
+         ) -> Callable[[Callable[[Rule, Any], Iterator[Finding]]], Rule]:
+    """Declare a rule; the decorated generator receives the rule and what it checks (see `Target`)."""
 
-    def register(fn: Callable[[Rule, Schema], Iterator[Finding]]) -> Rule:
+    def register(fn: Callable[[Rule, Any], Iterator[Finding]]) -> Rule:
         if id in RULES:
             raise ValueError(f"rule id {id} declared twice")
         r = Rule(id=id, name=name, level=level, categories=categories, summary=summary, why=why, bad=bad, fix=fix,
-                 check=lambda schema: fn(RULES[id], schema))
+                 check=lambda subject: fn(RULES[id], subject), target=target, platform=platform)
         RULES[id] = r
         return r
 
     return register
+
+
+def rules_for(target: Target) -> list[Rule]:
+    return [r for r in RULES.values() if r.target == target]
+
+
+def known_names() -> set[str]:
+    """Every id and every name: what a suppression may refer to."""
+    return {r.id for r in RULES.values()} | {r.name for r in RULES.values()}

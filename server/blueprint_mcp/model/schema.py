@@ -6,7 +6,7 @@ A later SQL parser builds the same model from migrations, so lint rules are writ
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,11 @@ class Location(_Obj):
     file: str | None = None
     line: int | None = None
     column: int | None = None
+
+
+def _tree(description: str) -> Any:
+    """A PostgreSQL parse tree filled by the SQL parser (never by the generator), kept out of dumps."""
+    return Field(None, exclude=True, repr=False, description=description)
 
 
 class Command(StrEnum):
@@ -38,6 +43,7 @@ class Column(_Obj):
     default: str | None = None
     comment: str = ""
     pii: bool = False
+    location: Location | None = None
 
 
 class ForeignKey(_Obj):
@@ -48,6 +54,7 @@ class ForeignKey(_Obj):
     ref_columns: list[str]
     on_delete: str = "no action"
     set_null_columns: list[str] = Field(default_factory=list)
+    location: Location | None = None
 
 
 class Constraint(_Obj):
@@ -58,6 +65,8 @@ class Constraint(_Obj):
     columns: list[str] = Field(default_factory=list)
     expression: str | None = None
     nulls_not_distinct: bool = False
+    tree: Any = _tree("Parse tree of a check's expression.")
+    location: Location | None = None
 
 
 class Index(_Obj):
@@ -65,6 +74,7 @@ class Index(_Obj):
     columns: list[str]
     unique: bool = False
     where: str | None = None
+    location: Location | None = None
 
 
 class Policy(_Obj):
@@ -77,15 +87,18 @@ class Policy(_Obj):
     comment: str = ""
     columns: list[str] = Field(default_factory=list, description="Columns the policy filters on.")
     location: Location | None = None
+    using_tree: Any = _tree("Parse tree of USING; node locations are offsets into `using`.")
+    check_tree: Any = _tree("Parse tree of WITH CHECK; node locations are offsets into `check`.")
 
 
 class Trigger(_Obj):
     name: str
-    timing: Literal["before", "after"]
+    timing: Literal["before", "after", "instead of"]
     events: list[str]
     columns: list[str] = Field(default_factory=list)  # "update of" columns
     function: str  # schema-qualified
     args: list[str] = Field(default_factory=list)
+    location: Location | None = None
 
 
 class Table(_Obj):
@@ -103,6 +116,9 @@ class Table(_Obj):
     grants: dict[str, list[str]] = Field(default_factory=dict)  # role -> privileges
     tenant_key: str | None = None
     location: Location | None = None
+    rls_forced: bool = False
+    external: bool = Field(False, description="Referenced but not created by the audited SQL (e.g. storage.objects): "
+                                              "only what the SQL did to it is known.")
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -118,13 +134,18 @@ class Function(_Obj):
     args: str = ""  # argument list as SQL, e.g. "min_role public.member_role"
     arg_types: str = ""  # types only, for grant/revoke
     returns: str
-    language: Literal["sql", "plpgsql"]
+    language: str  # "sql" or "plpgsql" from the generator; any language from parsed SQL
     security_definer: bool = False
     volatility: Literal["immutable", "stable", "volatile"] = "volatile"
     search_path: str | None = ""  # None = not fixed
     body: str
     comment: str = ""
     execute_roles: list[str] = Field(default_factory=list)  # public/anon revoked, these granted
+    location: Location | None = None
+    # What the body touches, as schema.table; None = not analysed (the generator leaves them unset).
+    reads: list[str] | None = None
+    writes: list[str] | None = None
+    assigns: list[str] | None = Field(None, description="Columns of NEW a trigger function sets.")
 
     @property
     def qualified(self) -> str:
@@ -140,6 +161,8 @@ class View(_Obj):
     comment: str = ""
     indexes: list[Index] = Field(default_factory=list)
     grants: dict[str, list[str]] = Field(default_factory=dict)
+    location: Location | None = None
+    reads: list[str] | None = None  # schema.table of every relation the query reads; None = not analysed
 
 
 class EnumType(_Obj):
@@ -147,6 +170,20 @@ class EnumType(_Obj):
     name: str
     values: list[str]
     comment: str = ""
+    location: Location | None = None
+
+
+class Extension(_Obj):
+    name: str
+    schema_name: str
+    location: Location | None = None
+
+
+class Problem(_Obj):
+    """A statement the parser could not read: reported as a finding, the rest is still audited."""
+
+    message: str
+    location: Location
 
 
 class Schema(_Obj):
@@ -158,6 +195,10 @@ class Schema(_Obj):
     functions: list[Function] = Field(default_factory=list)
     views: list[View] = Field(default_factory=list)
     auth_triggers: list[Trigger] = Field(default_factory=list, description="Triggers on auth.users.")
+    extensions: list[Extension] = Field(default_factory=list)
+    exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
+                                       description="Schemas PostgREST serves (pgrst.db_schemas).")
+    problems: list[Problem] = Field(default_factory=list, description="Statements the parser could not read.")
 
     def table(self, name: str, schema: str = "public") -> Table | None:
         return next((t for t in self.tables if t.name == name and t.schema_name == schema), None)

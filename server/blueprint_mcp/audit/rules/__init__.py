@@ -1,3 +1,3 @@
 """Importing this package registers every rule."""
 
-from . import schema_rules  # noqa: F401
+from . import meta_rules, platform_rules, policy_rules, schema_rules, spec_rules, tenancy_rules  # noqa: F401

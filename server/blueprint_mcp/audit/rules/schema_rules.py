@@ -1,4 +1,8 @@
-"""Rules over the physical schema model: tenancy, RLS coverage, definer hygiene, indexes."""
+"""The first fifteen rules over the physical schema model: tenancy, RLS coverage, definer hygiene, indexes.
+
+Ids are permanent. BP010 was "security_definer_function_executable" for any API role; it now carries
+Supabase's name for the anon half (lint 0028) and BP024 the authenticated half (lint 0029).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
 from ..registry import rule
-
-EXPOSED = ("public", "graphql_public")
-API_ROLES = ("anon", "authenticated", "public")
+from .common import created, exposed, key_column_lists
 
 
 @rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -37,36 +39,34 @@ def tenant_key_nullable(r, s: Schema):
       bad="create table habits (..., organization_id uuid not null);  -- no index",
       fix="create index on habits (organization_id);")
 def tenant_key_unindexed(r, s: Schema):
-    for t in s.tables:
+    for t in created(s):
         if not t.tenant_key or t.column(t.tenant_key) is None:
             continue
-        keys = [c.columns for c in t.constraints if c.kind in ("primary key", "unique")]
-        keys += [i.columns for i in t.indexes if i.where is None]
-        if not any(k and k[0] == t.tenant_key for k in keys):
+        if not any(k and k[0] == t.tenant_key for k in key_column_lists(t)):
             yield r.finding(f"{t.qualified} has no index leading with {t.tenant_key}.", t.qualified,
                             location=t.location,
                             fix_sql=f"create index on {qname(t.schema_name, t.name)} ({ident(t.tenant_key)});")
 
 
-@rule("BP003", "rls_disabled_in_public", Level.ERROR, ("SECURITY",),
+@rule("BP003", "rls_disabled_in_public", Level.ERROR, ("SECURITY",), platform="0013",
       summary="A table in an exposed schema without row level security.",
       why="Anyone holding the anon key can read and write every row through the API.",
       bad="create table public.events (...);  -- no enable row level security",
       fix="alter table <table> enable row level security; then add policies.")
 def rls_disabled(r, s: Schema):
-    for t in s.tables:
-        if t.schema_name in EXPOSED and not t.rls_enabled:
+    for t in created(s):
+        if exposed(s, t) and not t.rls_enabled:
             yield r.finding(f"{t.qualified} does not enable row level security.", t.qualified, location=t.location,
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP004", "rls_enabled_no_policy", Level.INFO, ("SECURITY",),
+@rule("BP004", "rls_enabled_no_policy", Level.INFO, ("SECURITY",), platform="0008",
       summary="RLS is on but the table has no policy.",
       why="Nobody but the service role can touch it; usually a forgotten policy.",
       bad="alter table t enable row level security;  -- and nothing else",
       fix="Add a select policy (and write policies where clients write), each to authenticated.")
 def rls_no_policy(r, s: Schema):
-    for t in s.tables:
+    for t in created(s):
         if t.rls_enabled and not t.policies:
             yield r.finding(f"{t.qualified} has RLS enabled and no policy.", t.qualified, location=t.location)
 
@@ -84,7 +84,7 @@ def policy_for_all(r, s: Schema):
                                 location=p.location or t.location)
 
 
-@rule("BP006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE", "SECURITY"),
+@rule("BP006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE", "SECURITY"), platform="0006",
       summary="More than one permissive policy for the same role and command.",
       why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
       bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);",
@@ -115,7 +115,9 @@ def policy_without_role(r, s: Schema):
         for p in t.policies:
             if not p.roles or "public" in p.roles:
                 yield r.finding(f"Policy {p.name} on {t.qualified} applies to every role.", f"{t.qualified}.{p.name}",
-                                location=p.location or t.location)
+                                location=p.location or t.location,
+                                fix_sql=f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} "
+                                        "to authenticated;")
 
 
 @rule("BP008", "update_without_with_check", Level.WARN, ("SECURITY", "TENANCY"),
@@ -129,10 +131,13 @@ def update_without_check(r, s: Schema):
         for p in t.policies:
             if p.command in (Command.update, "all") and p.check is None:
                 yield r.finding(f"Update policy {p.name} on {t.qualified} has no WITH CHECK.",
-                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+                                f"{t.qualified}.{p.name}", location=p.location or t.location,
+                                fix_sql=None if p.using is None else
+                                f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} "
+                                f"with check ({p.using});")
 
 
-@rule("BP009", "function_search_path_mutable", Level.WARN, ("SECURITY",),
+@rule("BP009", "function_search_path_mutable", Level.WARN, ("SECURITY",), platform="0011",
       summary="A function without a fixed search_path.",
       why="A caller can put their own objects first on the search_path and hijack unqualified names "
           "(fatal for SECURITY DEFINER functions).",
@@ -141,67 +146,75 @@ def update_without_check(r, s: Schema):
 def search_path_mutable(r, s: Schema):
     for f in s.functions:
         if f.search_path is None:
-            yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified,
+            yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified, location=f.location,
                             fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
 
 
-@rule("BP010", "security_definer_function_executable", Level.WARN, ("SECURITY",),
-      summary="A SECURITY DEFINER function in an exposed schema that API roles may execute.",
-      why="It is callable over HTTP at /rest/v1/rpc/<name> and runs with its owner's rights, past RLS.",
+@rule("BP010", "anon_security_definer_function_executable", Level.WARN, ("SECURITY",), platform="0028",
+      summary="A SECURITY DEFINER function in an exposed schema that anon may execute.",
+      why="Anyone holding the public anon key can call it over HTTP at /rest/v1/rpc/<name>, and it runs with "
+          "its owner's rights, past RLS. New functions are executable by PUBLIC, and Supabase's default "
+          "privileges grant the API roles on public.",
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
-      fix="Move it to a private schema, or revoke execute from public, anon and authenticated.")
+      fix="Move it to a private schema, or revoke execute from public and anon.")
 def definer_executable(r, s: Schema):
     for f in s.functions:
-        if f.security_definer and f.schema_name in EXPOSED and set(f.execute_roles) & set(API_ROLES):
-            yield r.finding(f"Definer function {f.qualified} is executable through the API.", f.qualified)
+        # Trigger functions cannot be called over RPC (PostgreSQL refuses to call them directly).
+        if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
+                {"anon", "public"} & set(f.execute_roles):
+            yield r.finding(f"Definer function {f.qualified} is executable by anon through the API.", f.qualified,
+                            location=f.location, fix_sql=f"revoke execute on function {qname(f.schema_name, f.name)}"
+                                                         f"({f.arg_types}) from public, anon;")
 
 
-@rule("BP011", "security_definer_view", Level.ERROR, ("SECURITY",),
+@rule("BP011", "security_definer_view", Level.ERROR, ("SECURITY",), platform="0010",
       summary="A view in an exposed schema without security_invoker.",
       why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads.",
       bad="create view public.v as select * from habits;",
       fix="create view ... with (security_invoker = true) as ...;")
 def definer_view(r, s: Schema):
     for v in s.views:
-        if v.schema_name in EXPOSED and not v.materialized and not v.security_invoker:
+        if exposed(s, v) and not v.materialized and not v.security_invoker:
             yield r.finding(f"View {v.schema_name}.{v.name} runs with its owner's rights.", f"{v.schema_name}.{v.name}",
+                            location=v.location,
                             fix_sql=f"alter view {qname(v.schema_name, v.name)} set (security_invoker = true);")
 
 
-@rule("BP012", "materialized_view_in_api", Level.WARN, ("SECURITY",),
+@rule("BP012", "materialized_view_in_api", Level.WARN, ("SECURITY",), platform="0016",
       summary="A materialized view in an exposed schema.",
       why="Materialized views cannot have RLS: every row is readable by whoever may select it.",
       bad="create materialized view public.daily_org_metrics as ...;",
       fix="Keep it in a private schema and serve it through a security-invoker view over a checked function.")
 def matview_in_api(r, s: Schema):
     for v in s.views:
-        if v.materialized and v.schema_name in EXPOSED:
-            yield r.finding(f"Materialized view {v.schema_name}.{v.name} is exposed.", f"{v.schema_name}.{v.name}")
+        if v.materialized and exposed(s, v):
+            yield r.finding(f"Materialized view {v.schema_name}.{v.name} is exposed.", f"{v.schema_name}.{v.name}",
+                            location=v.location,
+                            fix_sql=f"revoke all on {qname(v.schema_name, v.name)} from public, anon, authenticated;")
 
 
-@rule("BP013", "unindexed_foreign_keys", Level.INFO, ("PERFORMANCE",),
+@rule("BP013", "unindexed_foreign_keys", Level.INFO, ("PERFORMANCE",), platform="0001",
       summary="A foreign key whose columns do not lead any index.",
       why="Deletes and updates of the referenced row scan the referencing table; joins are slow.",
       bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id",
       fix="create index on <table> (<fk columns>);")
 def unindexed_fk(r, s: Schema):
-    for t in s.tables:
-        lists = [c.columns for c in t.constraints if c.kind in ("primary key", "unique")]
-        lists += [i.columns for i in t.indexes if i.where is None]
+    for t in created(s):
+        lists = key_column_lists(t)
         for fk in t.foreign_keys:
             if not any(lst[: len(fk.columns)] == fk.columns for lst in lists):
                 yield r.finding(f"{t.qualified} foreign key {fk.name} ({', '.join(fk.columns)}) has no index.",
-                                t.qualified, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
+                                t.qualified, location=fk.location or t.location, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
                                                      f"({column_list(fk.columns)});")
 
 
-@rule("BP014", "no_primary_key", Level.INFO, ("PERFORMANCE",),
+@rule("BP014", "no_primary_key", Level.INFO, ("PERFORMANCE",), platform="0004",
       summary="A table without a primary key.",
       why="Rows cannot be addressed reliably; replication and the API's updates need a key.",
       bad="create table t (a text);",
       fix="Add `id uuid primary key default gen_random_uuid()`.")
 def no_primary_key(r, s: Schema):
-    for t in s.tables:
+    for t in created(s):
         if not any(c.kind == "primary key" for c in t.constraints):
             yield r.finding(f"{t.qualified} has no primary key.", t.qualified, location=t.location)
 
@@ -221,4 +234,4 @@ def cross_tenant_fk(r, s: Schema):
             target_key = tenant.get((fk.ref_schema, fk.ref_table))
             if target_key and fk.ref_table != "organizations" and t.tenant_key not in fk.columns:
                 yield r.finding(f"{t.qualified} references tenant table {fk.ref_schema}.{fk.ref_table} without "
-                                f"the tenant key ({fk.name}).", t.qualified, location=t.location)
+                                f"the tenant key ({fk.name}).", t.qualified, location=fk.location or t.location)

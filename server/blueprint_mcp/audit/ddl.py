@@ -1,0 +1,265 @@
+"""Statement handlers, part 1: tables, columns, constraints, indexes, views. `apply` dispatches.
+
+Each handler is `handler(reader, fields, stmt)` and changes `reader.schema` the way PostgreSQL
+would change its catalogue. Statements with no effect on what the rules check (DML, DO blocks,
+transaction control, SET of other settings...) have no handler and are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ..model.schema import Column, Constraint, ForeignKey, Index, Table, View
+from . import ddl_objects as obj
+from .deparse import expr_text, type_name
+from .split import paren_group, top_level_words
+from .tree import rebase, relations, strings
+
+if TYPE_CHECKING:
+    from .parse import Reader, Stmt
+
+TENANT_KEY = "organization_id"
+FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
+_AS = re.compile(r"\bas\b", re.IGNORECASE)
+
+
+# --- columns and constraints ----------------------------------------------------------------------
+
+def expression(st: Stmt, node: dict, tree: Any) -> tuple[str | None, Any]:
+    """(source text, tree rebased onto that text) of the parenthesised expression a node introduces."""
+    if tree is None:
+        return None, None
+    group = paren_group(st.text, st.char(node.get("location", 0)))
+    if group is None:
+        return None, tree
+    rebase(tree, st.byte(group[0]))
+    return st.text[group[0]:group[1]], tree
+
+
+def constraint_name(table: str, columns: list[str], suffix: str) -> str:
+    """PostgreSQL's default name: table_col1_col2_suffix."""
+    return "_".join([table, *columns, suffix])
+
+
+def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None = None) -> None:
+    """A PRIMARY KEY, UNIQUE, CHECK or FOREIGN KEY, declared on a column or on the table."""
+    kind = node.get("contype")
+    cols = [column] if column else strings(node.get("keys"))
+    loc = st.loc(node.get("location"))
+    if kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+        label = "primary key" if kind == "CONSTR_PRIMARY" else "unique"
+        name = node.get("conname") or (f"{t.name}_pkey" if label == "primary key"
+                                       else constraint_name(t.name, cols, "key"))
+        t.constraints.append(Constraint(name=name, kind=label, columns=cols, location=loc,
+                                        nulls_not_distinct=bool(node.get("nulls_not_distinct"))))
+        if label == "primary key":
+            for c in t.columns:
+                if c.name in cols:
+                    c.nullable = False
+    elif kind == "CONSTR_CHECK":
+        text, tree = expression(st, node, node.get("raw_expr"))
+        name = node.get("conname") or constraint_name(t.name, [column] if column else [], "check")
+        t.constraints.append(Constraint(name=name, kind="check", columns=[column] if column else [],
+                                        expression=text, tree=tree, location=loc))
+    elif kind == "CONSTR_FOREIGN":
+        fk_cols = [column] if column else strings(node.get("fk_attrs"))
+        ref_schema, ref_table = r.name(node.get("pktable"))
+        ref_cols = strings(node.get("pk_attrs")) or primary_key_of(r, ref_schema, ref_table)
+        t.foreign_keys.append(ForeignKey(
+            name=node.get("conname") or constraint_name(t.name, fk_cols, "fkey"), columns=fk_cols,
+            ref_schema=ref_schema, ref_table=ref_table, ref_columns=ref_cols,
+            on_delete=FK_ACTIONS.get(node.get("fk_del_action", "a"), "no action"),
+            set_null_columns=strings(node.get("fk_del_set_cols")), location=loc))
+
+
+def primary_key_of(r: Reader, schema: str, name: str) -> list[str]:
+    """The referenced columns when a foreign key names only the table (its primary key; auth.users: id)."""
+    t = r.table(schema, name)
+    pk = next((c.columns for c in t.constraints if c.kind == "primary key"), None) if t else None
+    return pk or ["id"]
+
+
+def add_column(r: Reader, t: Table, node: dict, st: Stmt) -> None:
+    col = Column(name=node.get("colname", ""), type=type_name(node.get("typeName")),
+                 location=st.loc(node.get("location")))
+    t.columns = [c for c in t.columns if c.name != col.name] + [col]
+    for wrapped in node.get("constraints") or []:
+        c = wrapped.get("Constraint", {})
+        kind = c.get("contype")
+        if kind in ("CONSTR_NOTNULL", "CONSTR_IDENTITY"):
+            col.nullable = False
+        elif kind == "CONSTR_NULL":
+            col.nullable = True
+        elif kind == "CONSTR_DEFAULT":
+            col.default = expr_text(c.get("raw_expr"))
+        elif kind == "CONSTR_GENERATED":
+            col.default = f"generated always as ({expr_text(c.get('raw_expr'))})"
+        else:
+            add_constraint(r, t, c, st, column=col.name)
+
+
+def create_table(r: Reader, n: dict, st: Stmt) -> None:
+    rv = n.get("relation") or {}
+    if rv.get("relpersistence") == "t":
+        return  # a temporary table is not part of the schema
+    schema, name = r.name(rv)
+    existing = r.table(schema, name)
+    if existing is not None and not existing.external and n.get("if_not_exists"):
+        return
+    t = Table(schema_name=schema, name=name, location=st.loc(rv.get("location")))
+    if existing is not None:
+        # A stand-in created by an earlier policy or ALTER keeps what was done to it.
+        t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
+                                                              existing.rls_forced, existing.grants)
+        r.schema.tables.remove(existing)
+    for element in n.get("tableElts") or []:
+        kind, body = next(iter(element.items()))
+        if kind == "ColumnDef":
+            add_column(r, t, body, st)
+        elif kind == "Constraint":
+            add_constraint(r, t, body, st)
+        elif kind == "TableLikeClause":
+            source = r.table(*r.name(body.get("relation")))
+            if source is not None:
+                t.columns += [c.model_copy() for c in source.columns]
+    r.schema.tables.append(t)
+
+
+def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
+    into = n.get("into") or {}
+    rv = into.get("rel") or {}
+    schema, name = r.name(rv)
+    if n.get("objtype") == "OBJECT_MATVIEW":
+        reads = sorted({".".join(r.name(x)) for x in relations(n.get("query"))})
+        r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
+        r.schema.views.append(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
+                                   location=st.loc(rv.get("location")), reads=reads))
+    elif r.table(schema, name) is None:
+        r.schema.tables.append(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
+
+
+def _query_text(st: Stmt, rv: dict) -> str:
+    m = _AS.search(st.text, st.char(rv.get("location", 0)))
+    return st.text[m.end():].strip() if m else ""
+
+
+def create_view(r: Reader, n: dict, st: Stmt) -> None:
+    rv = n.get("view") or {}
+    schema, name = r.name(rv)
+    options = {d.get("DefElem", {}).get("defname"): d.get("DefElem", {}).get("arg") for d in n.get("options") or []}
+    r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
+    r.schema.views.append(View(
+        schema_name=schema, name=name, query=_query_text(st, rv), location=st.loc(rv.get("location")),
+        security_invoker="security_invoker" in options and obj.truthy(options["security_invoker"]),
+        reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),
+    ))
+
+
+def create_index(r: Reader, n: dict, st: Stmt) -> None:
+    schema, table = r.name(n.get("relation"))
+    target = r.table(schema, table) or r.view(schema, table)
+    if target is None:
+        return
+    columns = [p["IndexElem"].get("name") or expr_text(p["IndexElem"].get("expr")) for p in n.get("indexParams") or []]
+    where = next((st.text[at + len("where"):].strip() for word, at in top_level_words(st.text) if word == "where"),
+                 None) if n.get("whereClause") else None
+    name = n.get("idxname") or constraint_name(table, [c for c in columns if c.isidentifier()], "idx")
+    if n.get("if_not_exists") and any(i.name == name for i in target.indexes):
+        return
+    target.indexes.append(Index(name=name, columns=columns, unique=bool(n.get("unique")), where=where,
+                                location=st.loc()))
+
+
+def _drop_column(t: Table, name: str) -> None:
+    """PostgreSQL drops the indexes and constraints that use a dropped column along with it."""
+    t.columns = [c for c in t.columns if c.name != name]
+    t.indexes = [i for i in t.indexes if name not in i.columns]
+    t.constraints = [c for c in t.constraints if name not in c.columns]
+    t.foreign_keys = [f for f in t.foreign_keys if name not in f.columns]
+
+
+def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
+    kind, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def")
+    col = t.column(name) if name else None
+    if kind == "AT_AddColumn" and definition:
+        if not (cmd.get("missing_ok") and t.column(definition["ColumnDef"].get("colname", ""))):
+            add_column(r, t, definition["ColumnDef"], st)
+    elif kind == "AT_DropColumn":
+        _drop_column(t, name)
+    elif kind == "AT_AlterColumnType" and col and definition:
+        col.type = type_name(definition["ColumnDef"].get("typeName"))
+    elif kind in ("AT_SetNotNull", "AT_DropNotNull") and col:
+        col.nullable = kind == "AT_DropNotNull"
+    elif kind == "AT_ColumnDefault" and col:
+        col.default = expr_text(definition) if definition else None
+    elif kind == "AT_AddConstraint" and definition:
+        add_constraint(r, t, definition["Constraint"], st)
+    elif kind == "AT_DropConstraint":
+        t.constraints = [c for c in t.constraints if c.name != name]
+        t.foreign_keys = [f for f in t.foreign_keys if f.name != name]
+    elif kind in ("AT_EnableRowSecurity", "AT_DisableRowSecurity"):
+        t.rls_enabled = kind == "AT_EnableRowSecurity"
+    elif kind in ("AT_ForceRowSecurity", "AT_NoForceRowSecurity"):
+        t.rls_forced = kind == "AT_ForceRowSecurity"
+
+
+def alter_table(r: Reader, n: dict, st: Stmt) -> None:
+    schema, name = r.name(n.get("relation"))
+    cmds = [c.get("AlterTableCmd", {}) for c in n.get("cmds") or []]
+    if n.get("objtype") in ("OBJECT_VIEW", "OBJECT_MATVIEW"):
+        v = r.view(schema, name)
+        for cmd in cmds:
+            if v is not None and cmd.get("subtype") in ("AT_SetRelOptions", "AT_ResetRelOptions"):
+                for d in (cmd.get("def") or {}).get("List", {}).get("items", []):
+                    if d.get("DefElem", {}).get("defname") == "security_invoker":
+                        v.security_invoker = (cmd["subtype"] == "AT_SetRelOptions"
+                                              and obj.truthy(d["DefElem"].get("arg")))
+        return
+    if n.get("objtype") != "OBJECT_TABLE":
+        return
+    t = r.table_or_external(schema, name, st) if any("RowSecurity" in c.get("subtype", "") for c in cmds) \
+        else r.table(schema, name)
+    for cmd in cmds if t is not None else []:
+        _alter_table_cmd(r, t, cmd, st)
+
+
+HANDLERS = {
+    "CreateStmt": create_table,
+    "CreateTableAsStmt": create_table_as,
+    "ViewStmt": create_view,
+    "IndexStmt": create_index,
+    "AlterTableStmt": alter_table,
+    "CreatePolicyStmt": obj.create_policy,
+    "AlterPolicyStmt": obj.alter_policy,
+    "CreateFunctionStmt": obj.create_function,
+    "AlterFunctionStmt": obj.alter_function,
+    "CreateTrigStmt": obj.create_trigger,
+    "GrantStmt": obj.grant,
+    "CommentStmt": obj.comment,
+    "RenameStmt": obj.rename,
+    "AlterObjectSchemaStmt": obj.set_schema,
+    "DropStmt": obj.drop,
+    "CreateEnumStmt": obj.create_enum,
+    "AlterEnumStmt": obj.alter_enum,
+    "CreateSchemaStmt": obj.create_schema,
+    "CreateExtensionStmt": obj.create_extension,
+    "VariableSetStmt": obj.set_variable,
+    "AlterDatabaseSetStmt": obj.set_database_option,
+    "AlterRoleSetStmt": obj.set_database_option,
+}
+
+
+def apply(r: Reader, node: dict, st: Stmt) -> None:
+    """Apply one parsed statement; a shape the handler does not expect becomes a Problem, never a crash."""
+    if len(node) != 1:
+        return
+    kind, body = next(iter(node.items()))
+    handler = HANDLERS.get(kind)
+    if handler is None:
+        return
+    try:
+        handler(r, body, st)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+        r.problem(f"{kind} could not be interpreted ({type(exc).__name__}: {exc}); the rest is still audited",
+                  st.loc())

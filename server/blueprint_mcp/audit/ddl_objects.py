@@ -1,0 +1,471 @@
+"""Statement handlers, part 2: policies, functions, triggers, grants, comments, renames, drops, settings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..model.schema import Command, EnumType, Extension, Function, Policy, Table, Trigger
+from .body import BodyFacts, add_statements, plpgsql_body, sql_body
+from .deparse import type_name
+from .split import paren_group, top_level_words
+from .tree import column_name, const, nodes_in, rebase, strings
+
+if TYPE_CHECKING:
+    from .parse import Reader, Stmt
+
+API_ROLES = ("anon", "authenticated", "service_role")
+TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
+# CreateTrigStmt bit masks (PostgreSQL's TRIGGER_TYPE_*).
+_BEFORE, _INSTEAD = 2, 64
+_EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
+_ROLESPEC = {"ROLESPEC_PUBLIC": "public", "ROLESPEC_CURRENT_USER": "current_user",
+             "ROLESPEC_CURRENT_ROLE": "current_role", "ROLESPEC_SESSION_USER": "session_user"}
+_IN_MODES = ("FUNC_PARAM_DEFAULT", "FUNC_PARAM_IN", "FUNC_PARAM_INOUT", "FUNC_PARAM_VARIADIC")
+_MODE_WORDS = {"FUNC_PARAM_OUT": "out ", "FUNC_PARAM_INOUT": "inout ", "FUNC_PARAM_VARIADIC": "variadic "}
+
+
+def truthy(arg: Any) -> bool:
+    """A reloption value: absent means true (`with (security_barrier)`)."""
+    if arg is None:
+        return True
+    value = const(arg) if "A_Const" in arg else (arg.get("String", {}).get("sval") if "String" in arg else
+                                                  arg.get("Boolean", {}).get("boolval", False))
+    return str(value).lower() in ("true", "on", "1", "yes", "t")
+
+
+def role_names(specs: list | None) -> list[str]:
+    out = []
+    for spec in specs or []:
+        body = spec.get("RoleSpec", spec)
+        out.append(body.get("rolename") or _ROLESPEC.get(body.get("roletype", ""), "public"))
+    return out
+
+
+def policy_roles(specs: list | None) -> list[str]:
+    """The TO list; [] when the statement has none (the grammar then adds PUBLIC at location -1)."""
+    implicit = all(spec.get("RoleSpec", {}).get("location", -1) < 0 for spec in specs or [])
+    return [] if implicit else role_names(specs)
+
+
+def _object_name(r: Reader, items: list) -> tuple[str, str]:
+    names = strings(items)
+    return (names[-2], names[-1]) if len(names) > 1 else (r.creation_schema, names[-1] if names else "")
+
+
+# --- policies ---------------------------------------------------------------------------------------
+
+def _policy_expressions(st: Stmt, n: dict) -> dict[str, tuple[str | None, Any]]:
+    """USING and WITH CHECK: exact source text, trees rebased onto that text."""
+    words = top_level_words(st.text)
+    out = {}
+    for i, (word, at) in enumerate(words):
+        field = "qual" if word == "using" else ("with_check" if word == "check" and i and words[i - 1][0] == "with"
+                                                else None)
+        if field is None or field not in n:
+            continue
+        group = paren_group(st.text, at)
+        if group is None:
+            continue
+        tree = n[field]
+        rebase(tree, st.byte(group[0]))
+        out[field] = (st.text[group[0]:group[1]], tree)
+    return out
+
+
+def _filtered_columns(*trees: Any) -> list[str]:
+    """Columns of the policy's own table: ColumnRefs outside any subquery."""
+    cols = []
+    for tree in trees:
+        for kind, body, ctx in nodes_in(tree, lambda k, b: "sub" if k == "SelectStmt" else None):
+            if kind == "ColumnRef" and not ctx:
+                cols.append(column_name(body))
+    return list(dict.fromkeys(c for c in cols if c and c != "*"))
+
+
+def create_policy(r: Reader, n: dict, st: Stmt) -> None:
+    t = r.table_or_external(*r.name(n.get("table")), st)
+    exprs = _policy_expressions(st, n)
+    using, using_tree = exprs.get("qual", (None, None))
+    check, check_tree = exprs.get("with_check", (None, None))
+    command = n.get("cmd_name", "all")
+    t.policies = [p for p in t.policies if p.name != n.get("policy_name")]
+    t.policies.append(Policy(
+        name=n.get("policy_name", ""), command="all" if command == "all" else Command(command),
+        roles=policy_roles(n.get("roles")),
+        permissive=bool(n.get("permissive")), using=using, check=check, using_tree=using_tree,
+        check_tree=check_tree, columns=_filtered_columns(using_tree, check_tree), location=st.loc(),
+    ))
+
+
+def alter_policy(r: Reader, n: dict, st: Stmt) -> None:
+    t = r.table(*r.name(n.get("table")))
+    p = next((p for p in t.policies if p.name == n.get("policy_name")), None) if t else None
+    if p is None:
+        return
+    exprs = _policy_expressions(st, n)
+    if "roles" in n:
+        p.roles = policy_roles(n["roles"])
+    if "qual" in exprs:
+        p.using, p.using_tree = exprs["qual"]
+    if "with_check" in exprs:
+        p.check, p.check_tree = exprs["with_check"]
+    p.columns = _filtered_columns(p.using_tree, p.check_tree)
+
+
+# --- functions ---------------------------------------------------------------------------------------
+
+def _signature(params: list | None) -> tuple[str, str]:
+    """(argument list as declared, input types for GRANT/REVOKE)."""
+    args, types = [], []
+    for wrapped in params or []:
+        p = wrapped.get("FunctionParameter", {})
+        t = type_name(p.get("argType"))
+        mode = p.get("mode", "FUNC_PARAM_DEFAULT")
+        if mode == "FUNC_PARAM_TABLE":
+            continue
+        prefix = _MODE_WORDS.get(mode, "")
+        args.append(f"{prefix}{p['name'] + ' ' if p.get('name') else ''}{t}")
+        if mode in _IN_MODES:
+            types.append(t)
+    return ", ".join(args), ", ".join(types)
+
+
+def _search_path(setting: dict) -> str | None:
+    if setting.get("kind") != "VAR_SET_VALUE":
+        return None
+    return ", ".join(str(const(a)) for a in setting.get("args") or [])
+
+
+def _apply_options(f: Function, options: list | None) -> None:
+    for wrapped in options or []:
+        d = wrapped.get("DefElem", {})
+        name, arg = d.get("defname"), d.get("arg") or {}
+        if name == "language":
+            f.language = arg.get("String", {}).get("sval", f.language)
+        elif name == "volatility":
+            f.volatility = arg.get("String", {}).get("sval", f.volatility)
+        elif name == "security":
+            f.security_definer = bool(arg.get("Boolean", {}).get("boolval", False))
+        elif name == "set" and arg.get("VariableSetStmt", {}).get("name") == "search_path":
+            f.search_path = _search_path(arg["VariableSetStmt"])
+        elif name == "set" and arg.get("VariableSetStmt", {}).get("kind") == "VAR_RESET_ALL":
+            f.search_path = None
+        elif name == "as":
+            f.body = "\n".join(strings(arg.get("List", {}).get("items")))
+
+
+def _has_source(n: dict) -> bool:
+    """An `AS '...'` body of strings: libpg_query's PL/pgSQL compiler aborts the process without one."""
+    for wrapped in n.get("options") or []:
+        d = wrapped.get("DefElem", {})
+        if d.get("defname") == "as":
+            items = (d.get("arg") or {}).get("List", {}).get("items") or []
+            return bool(items) and all("String" in i for i in items)
+    return False
+
+
+def _analyse(f: Function, n: dict, st: Stmt) -> None:
+    schema = (f.search_path or "").split(",")[0].strip().strip('"') or "public"
+    facts: BodyFacts | None = None
+    if n.get("sql_body"):
+        facts = BodyFacts()
+        add_statements(facts, n["sql_body"], schema)
+    elif f.language == "sql":
+        facts = sql_body(f.body, schema)
+    elif f.language == "plpgsql" and _has_source(n):
+        facts = plpgsql_body(st.text, schema)
+    if facts is not None:
+        f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
+
+
+def create_function(r: Reader, n: dict, st: Stmt) -> None:
+    schema, name = _object_name(r, n.get("funcname") or [])
+    args, arg_types = _signature(n.get("parameters"))
+    returns = type_name(n.get("returnType")) if n.get("returnType") else "void"
+    # PostgreSQL lets PUBLIC execute new functions; Supabase's default privileges add the API roles in public.
+    roles = ["public", *API_ROLES] if schema == "public" else ["public"]
+    old = next((f for f in r.functions(schema, name, arg_types) if f.arg_types == arg_types), None)
+    if old is not None:
+        roles = old.execute_roles  # CREATE OR REPLACE keeps the privileges
+        r.schema.functions.remove(old)
+    f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
+                 search_path=None, body="", execute_roles=list(roles), location=st.loc())
+    _apply_options(f, n.get("options"))
+    _analyse(f, n, st)
+    r.schema.functions.append(f)
+
+
+def _target_functions(r: Reader, owa: dict) -> list[Function]:
+    schema, name = _object_name(r, owa.get("objname") or [])
+    types = None if owa.get("args_unspecified") else \
+        ", ".join(type_name(a.get("TypeName")) for a in owa.get("objargs") or [])
+    return r.functions(schema, name, types)
+
+
+def alter_function(r: Reader, n: dict, st: Stmt) -> None:
+    for f in _target_functions(r, n.get("func") or {}):
+        _apply_options(f, n.get("actions"))
+
+
+# --- triggers ----------------------------------------------------------------------------------------
+
+def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
+    schema, name = r.name(n.get("relation"))
+    fn_schema, fn_name = _object_name(r, n.get("funcname") or [])
+    timing = n.get("timing", 0)
+    trg = Trigger(
+        name=n.get("trigname", ""),
+        timing="instead of" if timing & _INSTEAD else ("before" if timing & _BEFORE else "after"),
+        events=[e for bit, e in _EVENTS if n.get("events", 0) & bit], columns=strings(n.get("columns")),
+        function=f"{fn_schema}.{fn_name}", args=strings(n.get("args")), location=st.loc(),
+    )
+    if (schema, name) == ("auth", "users"):
+        r.schema.auth_triggers.append(trg)
+        return
+    t = r.table(schema, name)
+    if t is not None:
+        t.triggers = [x for x in t.triggers if x.name != trg.name] + [trg]
+
+
+# --- grants ------------------------------------------------------------------------------------------
+
+def _privileges(n: dict) -> list[str]:
+    """`select`, `update (a, b)`; an empty privilege list means ALL."""
+    out = []
+    for wrapped in n.get("privileges") or []:
+        p = wrapped.get("AccessPriv", {})
+        cols = strings(p.get("cols"))
+        out.append(p.get("priv_name", "all") + (f" ({', '.join(cols)})" if cols else ""))
+    return out or list(TABLE_PRIVILEGES)
+
+
+def _grant_table(r: Reader, grants: dict[str, list[str]], schema: str, privileges: list[str], roles: list[str],
+                 is_grant: bool) -> None:
+    if not grants and schema in r.schema.exposed_schemas:
+        # Legacy Supabase default privileges: the API roles hold everything until revoked.
+        grants.update({role: list(TABLE_PRIVILEGES) for role in API_ROLES})
+    kinds = {p.split(" ")[0] for p in privileges}
+    for role in roles:
+        kept = [p for p in grants.get(role, []) if p.split(" ")[0] not in kinds]
+        grants[role] = kept + (privileges if is_grant else [])
+
+
+def grant(r: Reader, n: dict, st: Stmt) -> None:
+    roles, is_grant = role_names(n.get("grantees")), bool(n.get("is_grant"))
+    kind, objects = n.get("objtype"), n.get("objects") or []
+    if n.get("targtype") == "ACL_TARGET_ALL_IN_SCHEMA":
+        schemas = set(strings(objects))
+        if kind == "OBJECT_TABLE":
+            for t in r.schema.tables:
+                if t.schema_name in schemas:
+                    _grant_table(r, t.grants, t.schema_name, _privileges(n), roles, is_grant)
+        elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
+            for f in r.schema.functions:
+                if f.schema_name in schemas:
+                    _grant_execute(f, roles, is_grant)
+        return
+    if kind == "OBJECT_TABLE":
+        for wrapped in objects:
+            schema, name = r.name(wrapped.get("RangeVar"))
+            target = r.table(schema, name) or r.view(schema, name)
+            if target is not None:
+                _grant_table(r, target.grants, schema, _privileges(n), roles, is_grant)
+    elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
+        for wrapped in objects:
+            for f in _target_functions(r, wrapped.get("ObjectWithArgs", {})):
+                _grant_execute(f, roles, is_grant)
+
+
+def _grant_execute(f: Function, roles: list[str], is_grant: bool) -> None:
+    f.execute_roles = [x for x in f.execute_roles if x not in roles] + (roles if is_grant else [])
+
+
+# --- comments, renames, schemas, drops -----------------------------------------------------------------
+
+def comment(r: Reader, n: dict, st: Stmt) -> None:
+    text, kind, target = n.get("comment") or "", n.get("objtype"), n.get("object") or {}
+    names = strings(target.get("List", {}).get("items")) if "List" in target else []
+    if kind == "OBJECT_TABLE" and names:
+        t = r.table(*(names[-2:] if len(names) > 1 else (r.creation_schema, names[0])))
+        if t is not None:
+            t.comment = text
+    elif kind == "OBJECT_COLUMN" and len(names) >= 2:
+        t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
+        col = t.column(names[-1]) if t else None
+        if col is not None:
+            col.comment = text
+    elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW") and names:
+        v = r.view(*(names[-2:] if len(names) > 1 else (r.creation_schema, names[0])))
+        if v is not None:
+            v.comment = text
+    elif kind == "OBJECT_FUNCTION" and "ObjectWithArgs" in target:
+        for f in _target_functions(r, target["ObjectWithArgs"]):
+            f.comment = text
+    elif kind == "OBJECT_TYPE" and "TypeName" in target:
+        schema, name = _object_name(r, target["TypeName"].get("names") or [])
+        for e in r.schema.enums:
+            if (e.schema_name, e.name) == (schema, name):
+                e.comment = text
+    elif kind == "OBJECT_POLICY" and len(names) >= 2:
+        t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
+        for p in t.policies if t else []:
+            if p.name == names[-1]:
+                p.comment = text
+
+
+def _rename_table(r: Reader, t: Table, new: str) -> None:
+    for other in r.schema.tables:
+        for fk in other.foreign_keys:
+            if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
+                fk.ref_table = new
+    t.name = new
+
+
+def _rename_column(r: Reader, t: Table, old: str, new: str) -> None:
+    swap = lambda cols: [new if c == old else c for c in cols]  # noqa: E731
+    for c in t.columns:
+        if c.name == old:
+            c.name = new
+    for item in (*t.constraints, *t.indexes):
+        item.columns = swap(item.columns)
+    for fk in t.foreign_keys:
+        fk.columns, fk.set_null_columns = swap(fk.columns), swap(fk.set_null_columns)
+    for other in r.schema.tables:
+        for fk in other.foreign_keys:
+            if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
+                fk.ref_columns = swap(fk.ref_columns)
+
+
+def rename(r: Reader, n: dict, st: Stmt) -> None:
+    kind, new, sub = n.get("renameType"), n.get("newname", ""), n.get("subname", "")
+    schema, name = r.name(n.get("relation")) if n.get("relation") else ("", "")
+    t = r.table(schema, name) if name else None
+    if kind == "OBJECT_TABLE" and t is not None:
+        _rename_table(r, t, new)
+    elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_TABLE") and r.view(schema, name) is not None:
+        r.view(schema, name).name = new
+    elif kind == "OBJECT_COLUMN" and t is not None:
+        _rename_column(r, t, sub, new)
+    elif kind == "OBJECT_TABCONSTRAINT" and t is not None:
+        for item in (*t.constraints, *t.foreign_keys):
+            if item.name == sub:
+                item.name = new
+    elif kind == "OBJECT_POLICY" and t is not None:
+        for p in t.policies:
+            if p.name == sub:
+                p.name = new
+    elif kind == "OBJECT_TRIGGER" and t is not None:
+        for trg in t.triggers:
+            if trg.name == sub:
+                trg.name = new
+    elif kind == "OBJECT_INDEX":
+        for owner in (*r.schema.tables, *r.schema.views):
+            for ix in owner.indexes:
+                if ix.name == name:
+                    ix.name = new
+    elif kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
+        for f in _target_functions(r, n.get("object", {}).get("ObjectWithArgs", {})):
+            f.name = new
+
+
+def set_schema(r: Reader, n: dict, st: Stmt) -> None:
+    kind, new = n.get("objectType"), n.get("newschema", "")
+    if kind == "OBJECT_EXTENSION":
+        for e in r.schema.extensions:
+            if e.name == n.get("object", {}).get("String", {}).get("sval"):
+                e.schema_name = new
+    elif kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
+        for f in _target_functions(r, n.get("object", {}).get("ObjectWithArgs", {})):
+            f.schema_name = new
+    elif kind in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW"):
+        schema, name = r.name(n.get("relation"))
+        target = r.table(schema, name) or r.view(schema, name)
+        if target is not None:
+            if isinstance(target, Table):
+                for other in r.schema.tables:
+                    for fk in other.foreign_keys:
+                        if (fk.ref_schema, fk.ref_table) == (schema, name):
+                            fk.ref_schema = new
+            target.schema_name = new
+
+
+def _drop_named(r: Reader, kind: str, names: list[str]) -> None:
+    s = r.schema
+    if kind == "OBJECT_TABLE":
+        schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
+        s.tables = [t for t in s.tables if (t.schema_name, t.name) != (schema, name)]
+    elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW"):
+        schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
+        s.views = [v for v in s.views if (v.schema_name, v.name) != (schema, name)]
+    elif kind == "OBJECT_INDEX":
+        for owner in (*s.tables, *s.views):
+            owner.indexes = [i for i in owner.indexes if i.name != names[-1]]
+    elif kind in ("OBJECT_POLICY", "OBJECT_TRIGGER") and len(names) >= 2:
+        t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
+        if t is not None and kind == "OBJECT_POLICY":
+            t.policies = [p for p in t.policies if p.name != names[-1]]
+        elif t is not None:
+            t.triggers = [x for x in t.triggers if x.name != names[-1]]
+        elif names[-3:-1] == ["auth", "users"]:
+            s.auth_triggers = [x for x in s.auth_triggers if x.name != names[-1]]
+    elif kind == "OBJECT_SCHEMA":
+        s.schemas = [x for x in s.schemas if x != names[-1]]
+    elif kind == "OBJECT_EXTENSION":
+        s.extensions = [e for e in s.extensions if e.name != names[-1]]
+
+
+def drop(r: Reader, n: dict, st: Stmt) -> None:
+    kind = n.get("removeType")
+    for target in n.get("objects") or []:
+        if "ObjectWithArgs" in target and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
+            gone = {id(f) for f in _target_functions(r, target["ObjectWithArgs"])}
+            r.schema.functions = [f for f in r.schema.functions if id(f) not in gone]
+        elif "TypeName" in target:
+            schema, name = _object_name(r, target["TypeName"].get("names") or [])
+            r.schema.enums = [e for e in r.schema.enums if (e.schema_name, e.name) != (schema, name)]
+        else:
+            names = strings(target.get("List", {}).get("items")) if "List" in target else strings([target])
+            if names:
+                _drop_named(r, kind, names)
+
+
+# --- types, schemas, extensions, settings ----------------------------------------------------------
+
+def create_enum(r: Reader, n: dict, st: Stmt) -> None:
+    schema, name = _object_name(r, n.get("typeName") or [])
+    r.schema.enums.append(EnumType(schema_name=schema, name=name, values=strings(n.get("vals")), location=st.loc()))
+
+
+def alter_enum(r: Reader, n: dict, st: Stmt) -> None:
+    schema, name = _object_name(r, n.get("typeName") or [])
+    for e in r.schema.enums:
+        if (e.schema_name, e.name) == (schema, name) and n.get("newVal") and n["newVal"] not in e.values:
+            e.values.append(n["newVal"])
+
+
+def create_schema(r: Reader, n: dict, st: Stmt) -> None:
+    if n.get("schemaname") and n["schemaname"] not in r.schema.schemas:
+        r.schema.schemas.append(n["schemaname"])
+
+
+def create_extension(r: Reader, n: dict, st: Stmt) -> None:
+    schema = next((d["DefElem"].get("arg", {}).get("String", {}).get("sval") for d in n.get("options") or []
+                   if d.get("DefElem", {}).get("defname") == "schema"), None) or r.creation_schema
+    if not any(e.name == n.get("extname") for e in r.schema.extensions):
+        r.schema.extensions.append(Extension(name=n.get("extname", ""), schema_name=schema, location=st.loc()))
+
+
+def set_variable(r: Reader, n: dict, st: Stmt) -> None:
+    if n.get("name") != "search_path":
+        return
+    first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []
+    usable = [x.strip().strip('"') for x in ",".join(first).split(",") if x.strip() and x.strip() != '"$user"']
+    r.creation_schema = usable[0] if usable else "public"
+
+
+def set_database_option(r: Reader, n: dict, st: Stmt) -> None:
+    """`alter database ... set pgrst.db_schemas = 'public, api'`: the schemas PostgREST exposes."""
+    setting = n.get("setstmt") or {}
+    if setting.get("name") == "pgrst.db_schemas" and setting.get("kind") == "VAR_SET_VALUE":
+        value = ",".join(str(const(a)) for a in setting.get("args") or [])
+        r.schema.exposed_schemas = [x.strip() for x in value.split(",") if x.strip()]

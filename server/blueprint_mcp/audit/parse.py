@@ -1,0 +1,143 @@
+"""SQL -> the physical schema model, accumulated across migration files in order.
+
+The same `Schema` the generator builds, so every rule is written once. Each statement is cut out
+by `split`, parsed with the PostgreSQL grammar (pgparse / libpg_query) and applied to the model by
+a handler of `ddl`; a statement that does not parse becomes a `Problem` with its position and
+the rest of the file is still read. Objects keep the file, line and column of their statement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pgparse
+
+from ..model.schema import Function, Location, Problem, Schema, Table, View
+from .ddl import TENANT_KEY, apply
+from .split import Lines, split
+from .suppress import Suppression, suppressions
+
+MAX_MESSAGE = 240
+EXPOSED_DEFAULT = ("public", "graphql_public")
+
+
+class Stmt:
+    """One statement being applied: its text, where it sits, byte <-> character offsets."""
+
+    __slots__ = ("file", "text", "start", "lines", "_ascii", "_bytes")
+
+    def __init__(self, file: str, text: str, start: int, lines: Lines) -> None:
+        self.file, self.text, self.start, self.lines = file, text, start, lines
+        self._ascii = text.isascii()
+        self._bytes: bytes | None = None
+
+    def char(self, byte_offset: int) -> int:
+        """libpg_query reports byte offsets; the model wants characters."""
+        if self._ascii:
+            return byte_offset
+        if self._bytes is None:
+            self._bytes = self.text.encode("utf-8", "surrogatepass")
+        return len(self._bytes[:byte_offset].decode("utf-8", "ignore"))
+
+    def byte(self, char_offset: int) -> int:
+        return char_offset if self._ascii else len(self.text[:char_offset].encode("utf-8", "surrogatepass"))
+
+    def loc(self, byte_offset: int | None = 0) -> Location:
+        line, column = self.lines.at(self.start + self.char(max(byte_offset or 0, 0)))
+        return Location(file=self.file, line=line, column=column)
+
+
+@dataclass
+class ParsedSql:
+    schema: Schema
+    suppressions: list[Suppression] = field(default_factory=list)
+
+
+class Reader:
+    """Applies statements to one Schema; `read` each migration in order, then `finish`."""
+
+    def __init__(self) -> None:
+        self.schema = Schema(schemas=[], exposed_schemas=list(EXPOSED_DEFAULT))
+        self.creation_schema = "public"  # first entry of search_path
+        self.suppressions: list[Suppression] = []
+
+    # --- lookups used by the handlers ---------------------------------------------------------
+
+    def name(self, rv: dict | None) -> tuple[str, str]:
+        rv = rv or {}
+        return rv.get("schemaname") or self.creation_schema, rv.get("relname", "")
+
+    def table(self, schema: str, name: str) -> Table | None:
+        return next((t for t in self.schema.tables if t.name == name and t.schema_name == schema), None)
+
+    def table_or_external(self, schema: str, name: str, st: Stmt) -> Table:
+        """The table, or a stand-in for one the audited SQL never created (e.g. storage.objects)."""
+        t = self.table(schema, name)
+        if t is None:
+            t = Table(schema_name=schema, name=name, external=True, location=st.loc())
+            self.schema.tables.append(t)
+        return t
+
+    def view(self, schema: str, name: str) -> View | None:
+        return next((v for v in self.schema.views if v.name == name and v.schema_name == schema), None)
+
+    def functions(self, schema: str, name: str, arg_types: str | None) -> list[Function]:
+        """Functions by name; with `arg_types`, the overload with those types (or the only one)."""
+        same = [f for f in self.schema.functions if f.name == name and f.schema_name == schema]
+        if arg_types is None:
+            return same
+        exact = [f for f in same if f.arg_types == arg_types]
+        return exact or (same if len(same) == 1 else [])
+
+    def problem(self, message: str, location: Location) -> None:
+        text = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
+        self.schema.problems.append(Problem(message=text, location=location))
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def read(self, source: str, file: str) -> None:
+        """Apply every statement of one file; never raises on bad SQL."""
+        source = source.replace("\x00", " ")  # libpg_query reads C strings: a NUL would end the text
+        statements, comments = split(source)
+        lines = Lines(source)
+        self.suppressions += suppressions(comments, statements, lines, file)
+        for s in statements:
+            if s.meta:
+                continue
+            st = Stmt(file, s.text, s.start, lines)
+            try:
+                parsed = pgparse.parse(s.text)
+            except pgparse.PGQueryError as exc:
+                position = max(getattr(exc, "position", 0) or 1, 1) - 1  # 1-based characters
+                line, column = lines.at(s.start + min(position, len(s.text)))
+                self.problem(f"syntax error: {exc.args[0] if exc.args else exc}",
+                             Location(file=file, line=line, column=column))
+                continue
+            except (RecursionError, ValueError, UnicodeError) as exc:
+                self.problem(f"statement cannot be parsed ({type(exc).__name__}: nested too deeply or "
+                             "not valid text)", st.loc())
+                continue
+            for raw in parsed:
+                apply(self, raw.get("stmt") or {}, st if len(parsed) == 1 else self._part(st, raw))
+
+    @staticmethod
+    def _part(st: Stmt, raw: dict) -> Stmt:
+        """One of several statements libpg_query found in a chunk the splitter left whole."""
+        at = raw.get("stmt_location", 0)
+        start = st.char(at)
+        end = st.char(at + raw["stmt_len"]) if raw.get("stmt_len") else len(st.text)
+        return Stmt(st.file, st.text[start:end], st.start + start, st.lines)
+
+    def finish(self) -> ParsedSql:
+        """Facts that need the whole history: the tenant key of every table that has one."""
+        for t in self.schema.tables:
+            t.tenant_key = TENANT_KEY if t.column(TENANT_KEY) is not None else None
+        return ParsedSql(schema=self.schema, suppressions=self.suppressions)
+
+
+def read_sql(sources: list[tuple[str, str]]) -> ParsedSql:
+    """(file name, SQL text) pairs, applied in the given order, as one schema."""
+    reader = Reader()
+    for name, text in sources:
+        reader.read(text, name)
+    return reader.finish()

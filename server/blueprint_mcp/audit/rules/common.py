@@ -1,0 +1,133 @@
+"""Facts several rules share, derived from the schema model (never from SQL text)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from ...model import ANALYTICS_TABLES
+from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
+from ..tree import Node, function_name, nodes, nodes_in
+
+CLIENT_ROLES = ("anon", "authenticated", "public")
+AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
+# Sub-queries PostgreSQL computes once per statement (an init plan) when they are uncorrelated.
+ONCE_PER_STATEMENT = ("EXPR_SUBLINK", "ARRAY_SUBLINK")
+MEMBERSHIP_SUFFIXES = ("members", "memberships")
+ANALYTICS = frozenset(ANALYTICS_TABLES) | {"page_views", "pageviews"}
+SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
+
+
+def created(s: Schema) -> list[Table]:
+    """Tables the audited SQL creates (stand-ins for tables it only references are left out)."""
+    return [t for t in s.tables if not t.external]
+
+
+def api_access(grants: dict[str, list[str]]) -> bool:
+    """Whether anon or authenticated may read it; no grant information means Supabase's legacy defaults."""
+    return not grants or any(grants.get(role) for role in CLIENT_ROLES)
+
+
+def exposed(s: Schema, obj: Table | View) -> bool:
+    """In a schema PostgREST serves and reachable by an API role: what Supabase calls exposed."""
+    return obj.schema_name in s.exposed_schemas and api_access(obj.grants)
+
+
+def is_tenant(t: Table) -> bool:
+    return bool(t.tenant_key) and t.column(t.tenant_key) is not None
+
+
+def is_analytics(t: Table) -> bool:
+    return t.name in ANALYTICS or t.name.startswith("analytics_")
+
+
+def membership_tables(s: Schema) -> set[str]:
+    """schema.table of every membership table: tenant key and user_id unique together, or named *members."""
+    out = set()
+    for t in created(s):
+        if not is_tenant(t) or t.column("user_id") is None:
+            continue
+        keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
+        keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
+        if {t.tenant_key, "user_id"} in keys or t.name.endswith(MEMBERSHIP_SUFFIXES):
+            out.add(t.qualified)
+    return out
+
+
+def is_membership_name(qualified: str, members: set[str]) -> bool:
+    return qualified in members or qualified.rsplit(".", 1)[-1].endswith(MEMBERSHIP_SUFFIXES)
+
+
+def find_function(s: Schema, name: str) -> Function | None:
+    """A function by the name a policy calls it (qualified, or bare = any schema)."""
+    if "." in name:
+        return next((f for f in s.functions if f.qualified == name), None)
+    return next((f for f in s.functions if f.name == name), None)
+
+
+def membership_functions(s: Schema) -> set[str]:
+    """Functions whose body reads a membership table, by qualified and bare name."""
+    members = membership_tables(s)
+    out = set()
+    for f in s.functions:
+        if f.reads and any(is_membership_name(r, members) for r in f.reads):
+            out.update((f.qualified, f.name))
+    return out
+
+
+def trees(p: Policy) -> list[tuple[str, Any, str]]:
+    """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
+    return [(label, tree, text or "") for label, tree, text in
+            (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)) if tree is not None]
+
+
+def applies_to_clients(p: Policy) -> bool:
+    return not p.roles or any(r in CLIENT_ROLES for r in p.roles)
+
+
+def commands(p: Policy) -> tuple[str, ...]:
+    return tuple(c.value for c in COMMANDS) if p.command == "all" else (str(p.command.value),)
+
+
+def policy_label(t: Table, p: Policy) -> str:
+    return f"policy \"{p.name}\" on {t.qualified}"
+
+
+def sublink_mark(kind: str, body: Node) -> str | None:
+    """Label sub-query subtrees: SubLink by its type, SelectStmt as "select"."""
+    if kind == "SubLink":
+        return body.get("subLinkType", "SUBLINK")
+    return "select" if kind == "SelectStmt" else None
+
+
+def once_per_statement(ctx: tuple[str, ...]) -> bool:
+    """Whether the innermost sub-query around a node is a scalar or ARRAY() one (an init plan)."""
+    sublinks = [label for label in ctx if label != "select"]
+    return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
+
+
+def calls(tree: Any) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
+    """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
+    for kind, body, ctx in nodes_in(tree, sublink_mark):
+        if kind == "FuncCall":
+            yield function_name(body), body, ctx
+
+
+def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
+    """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
+    for kind, body, ctx in nodes_in(tree, lambda k, b: "select" if k == "SelectStmt" else None):
+        if not ctx:
+            yield kind, body
+
+
+def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
+    """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
+    return {f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+            for kind, body in nodes(tree) if kind == "RangeVar"}
+
+
+def key_column_lists(t: Table | View) -> list[list[str]]:
+    """Column lists of keys and full (non-partial) indexes: what can serve a lookup."""
+    lists = [c.columns for c in getattr(t, "constraints", []) if c.kind in ("primary key", "unique")]
+    return lists + [i.columns for i in t.indexes if i.where is None]

@@ -1,0 +1,156 @@
+"""Rules over policy expressions (their parse trees): membership, recursion, per-row work.
+
+They need the trees the SQL parser keeps; a model built without them (the generator's) is not
+checked by these rules.
+"""
+
+from __future__ import annotations
+
+from ...model.schema import Schema
+from ..findings import Level
+from ..registry import rule
+from ..tree import function_name, nodes_in
+from .common import (
+    applies_to_clients,
+    calls,
+    commands,
+    find_function,
+    is_membership_name,
+    is_tenant,
+    membership_functions,
+    membership_tables,
+    outside_subqueries,
+    policy_label,
+    relation_names,
+    trees,
+)
+
+# Functions a policy may call per row at no real cost, or that never read memberships.
+_TRUSTED_SCHEMAS = ("auth", "pg_catalog")
+
+
+def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) -> bool | None:
+    """True when the expression reads a membership table or calls a helper that does; None = cannot tell."""
+    if any(is_membership_name(name, members) for name in relation_names(tree)):
+        return True
+    unknown = False
+    for name, _, _ in calls(tree):
+        if name in helpers:
+            return True
+        if "." in name and name.split(".")[0] not in _TRUSTED_SCHEMAS and find_function(s, name) is None:
+            unknown = True  # a helper defined elsewhere: give it the benefit of the doubt
+    return None if unknown else False
+
+
+@rule("BP027", "policy_without_membership_check", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A policy on a tenant table that never checks organisation membership.",
+      why="Without a membership check the policy decides access by something else (a JWT claim, the row's "
+          "owner, or nothing): rows of one organisation become reachable from another, or a member who left "
+          "keeps access.",
+      bad="create policy p on events for insert with check (auth.jwt() ->> 'role' = 'service_role');",
+      fix="Check membership: organization_id = any (array(select private.organization_ids_with_role('member'))); "
+          "writes meant for the service role need no policy at all (it bypasses RLS).")
+def policy_without_membership_check(r, s: Schema):
+    members, helpers = membership_tables(s), membership_functions(s)
+    for t in s.tables:
+        if not is_tenant(t) or t.qualified in members:
+            continue
+        for p in t.policies:
+            found = [_checks_membership(s, tree, members, helpers) for _, tree, _ in trees(p)]
+            if p.permissive and applies_to_clients(p) and found and all(f is False for f in found):
+                yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy on the membership table that reads the membership table itself.",
+      why="PostgreSQL applies the policy to its own sub-query: every query on the table fails with "
+          "\"infinite recursion detected in policy\" (42P17), and so does every policy that reads it.",
+      bad="create policy p on organization_members for select using (organization_id in "
+          "(select organization_id from organization_members where user_id = (select auth.uid())));",
+      fix="Read memberships through a SECURITY DEFINER helper in a private schema, or use "
+          "user_id = (select auth.uid()) for the member's own rows.")
+def membership_policy_recursion(r, s: Schema):
+    members = membership_tables(s)
+    for t in s.tables:
+        if t.qualified not in members:
+            continue
+        for p in t.policies:
+            if any(t.qualified in relation_names(tree, t.schema_name) for _, tree, _ in trees(p)):
+                yield r.finding(f"{policy_label(t, p)} reads {t.qualified} itself: infinite recursion.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP029", "membership_client_write", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="An INSERT or UPDATE policy lets clients write the membership table.",
+      why="A client that can insert memberships joins any organisation; one that can update them promotes "
+          "itself to owner. Well-known starters give clients no such policy at all.",
+      bad="create policy j on organization_members for insert to authenticated\n"
+          "  with check (user_id = (select auth.uid()));",
+      fix="Drop the policy: write memberships from SECURITY DEFINER triggers/functions or the service role "
+          "(an invite-acceptance edge function).")
+def membership_client_write(r, s: Schema):
+    members = membership_tables(s)
+    for t in s.tables:
+        if t.qualified not in members:
+            continue
+        for p in t.policies:
+            writes = [c for c in commands(p) if c in ("insert", "update")]
+            if p.permissive and applies_to_clients(p) and writes:
+                yield r.finding(f"{policy_label(t, p)} lets clients {' and '.join(writes)} memberships.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP031", "policy_in_subquery", Level.WARN, ("PERFORMANCE",),
+      summary="A policy filters with `column in (select ...)` where `column = any (array(select ...))` applies.",
+      why="The IN form stays a hashed sub-plan over a sequential scan of the table; the array form is an init "
+          "plan whose result the planner matches against the index. Measured on 1,000,000 rows: 74 ms vs 0.5 ms.",
+      bad="using (organization_id in (select organization_id from organization_members\n"
+          "  where user_id = (select auth.uid())))",
+      fix="using (organization_id = any (array(select private.organization_ids_with_role('viewer'))))")
+def policy_in_subquery(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            for _, tree, _ in trees(p):
+                hit = next((body for kind, body in outside_subqueries(tree) if kind == "SubLink"
+                            and body.get("subLinkType") == "ANY_SUBLINK" and "ColumnRef" in body.get("testexpr", {})),
+                           None)
+                if hit is not None:
+                    column = ".".join(x.get("String", {}).get("sval", "*")
+                                      for x in hit["testexpr"]["ColumnRef"].get("fields", []))
+                    yield r.finding(f"{policy_label(t, p)} uses `{column} in (select ...)`.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
+
+
+def _per_row_call(s: Schema, tree) -> str | None:
+    """A user-defined function called outside sub-queries with a column of the row as argument."""
+    for kind, body in outside_subqueries(tree):
+        if kind != "FuncCall":
+            continue
+        name = function_name(body)
+        schema = name.split(".")[0] if "." in name else None
+        if schema in _TRUSTED_SCHEMAS or (schema is None and find_function(s, name) is None):
+            continue
+        refs = [ctx for k, _, ctx in nodes_in(body.get("args"), lambda k, b: "select" if k == "SelectStmt" else None)
+                if k == "ColumnRef"]
+        if any(not ctx for ctx in refs):
+            return name
+    return None
+
+
+@rule("BP032", "policy_per_row_function", Level.WARN, ("PERFORMANCE",),
+      summary="A policy calls a user-defined function with a column of the row, once per row.",
+      why="A SECURITY DEFINER helper such as is_member(organization_id) runs for every row scanned: measured "
+          "5,650 ms vs 0.5 ms on 1,000,000 rows, past the API's statement timeouts.",
+      bad="using (private.is_member(organization_id))",
+      fix="Let the helper return the caller's organisations once: "
+          "organization_id = any (array(select private.organization_ids_with_role('viewer'))).")
+def policy_per_row_function(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            name = next((n for _, tree, _ in trees(p) if (n := _per_row_call(s, tree))), None)
+            if name:
+                yield r.finding(f"{policy_label(t, p)} calls {name}() with a column, for every row.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+

@@ -1,0 +1,175 @@
+"""Tenancy, analytics and privacy rules over tables, triggers and functions."""
+
+from __future__ import annotations
+
+from ...model.schema import Schema, Table
+from ...sql.ident import ident, qname
+from ..findings import Level
+from ..registry import rule
+from ..tree import nodes
+from .common import (
+    CLIENT_ROLES,
+    SENSITIVE_MARK,
+    applies_to_clients,
+    commands,
+    created,
+    find_function,
+    is_analytics,
+    is_tenant,
+    policy_label,
+)
+
+EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
+_KEY_OPERATORS = ("?", "?|", "?&")
+
+
+def tenant_roots(s: Schema) -> set[tuple[str, str]]:
+    """The tables tenant keys reference (organizations)."""
+    roots = {(fk.ref_schema, fk.ref_table) for t in s.tables if is_tenant(t)
+             for fk in t.foreign_keys if fk.columns == [t.tenant_key]}
+    return roots or {("public", "organizations")}
+
+
+@rule("BP026", "tenant_key_missing", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A table that holds a tenant's data (it references a tenant table) but has no organization_id.",
+      why="Its policies must join through the parent on every row to find the organisation (slow and easy to "
+          "get wrong), and nothing keeps a row in its parent's organisation.",
+      bad="create table comments (id uuid primary key, task_id uuid references tasks (id), body text);",
+      fix="Add organization_id uuid not null, a composite foreign key (organization_id, task_id) -> "
+          "tasks (organization_id, id), and membership policies on it.")
+def tenant_key_missing(r, s: Schema):
+    roots = tenant_roots(s)
+    tenants = {(t.schema_name, t.name) for t in s.tables if is_tenant(t)} | roots
+    for t in created(s):
+        if is_tenant(t) or (t.schema_name, t.name) in roots or t.schema_name not in s.exposed_schemas:
+            continue
+        parent = next((fk for fk in t.foreign_keys if (fk.ref_schema, fk.ref_table) in tenants), None)
+        if parent is not None:
+            yield r.finding(f"{t.qualified} references {parent.ref_schema}.{parent.ref_table} but has no "
+                            f"organization_id.", t.qualified, location=t.location)
+
+
+def _update_columns(t: Table) -> list[str] | None:
+    """Columns clients may update when every client grant of UPDATE lists them; None = any column."""
+    cols: list[str] = []
+    for role in CLIENT_ROLES:
+        for privilege in t.grants.get(role, []):
+            head, _, rest = privilege.partition(" (")
+            if head == "update":
+                if not rest:
+                    return None
+                cols += [c.strip() for c in rest.rstrip(")").split(",")]
+    return cols if t.grants else None
+
+
+@rule("BP030", "tenant_key_mutable", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="Clients may update a tenant table but nothing stops organization_id from changing.",
+      why="A member of two organisations moves a row from one to the other (an UPDATE that passes both "
+          "organisations' checks); history, audit and counters then lie.",
+      bad="create policy u on habits for update to authenticated using (...) with check (...);  -- no guard",
+      fix="Add a BEFORE UPDATE trigger that rejects changes of organization_id (or grant UPDATE only on the "
+          "other columns).")
+def tenant_key_mutable(r, s: Schema):
+    for t in created(s):
+        if not is_tenant(t) or not t.rls_enabled:
+            continue
+        writers = [p for p in t.policies if p.permissive and applies_to_clients(p) and "update" in commands(p)]
+        if not writers:
+            continue
+        guarded = any(trg.timing == "before" and "update" in trg.events and
+                      (t.tenant_key in trg.args or t.tenant_key in trg.columns or
+                       t.tenant_key in ((f := find_function(s, trg.function)) and f.assigns or []))
+                      for trg in t.triggers)
+        allowed = _update_columns(t)
+        if not guarded and (allowed is None or t.tenant_key in allowed):
+            yield r.finding(f"{t.qualified}.{t.tenant_key} can change in an update ({policy_label(t, writers[0])}).",
+                            t.qualified, location=t.location)
+
+
+@rule("BP033", "analytics_table_writable", Level.WARN, ("SECURITY", "ANALYTICS"),
+      summary="A client role may write an analytics table (events, sessions, flags) through a policy.",
+      why="Clients then forge events and sessions: metrics, funnels and anything computed from them can no "
+          "longer be trusted. The service role, which writes them from edge functions, needs no policy.",
+      bad="create policy p on events for insert with check (auth.jwt() ->> 'role' = 'service_role');",
+      fix="Drop the write policies: only SELECT policies for members; log events from an edge function with "
+          "the service role.")
+def analytics_table_writable(r, s: Schema):
+    for t in created(s):
+        if not is_analytics(t) or not t.rls_enabled:
+            continue
+        for p in t.policies:
+            writes = [c for c in commands(p) if c != "select"]
+            if p.permissive and applies_to_clients(p) and writes:
+                yield r.finding(f"{policy_label(t, p)} lets clients {'/'.join(writes)} analytics rows.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location,
+                                fix_sql=f"drop policy {ident(p.name)} on {qname(t.schema_name, t.name)};")
+
+
+def _guards_keys(constraint, column: str) -> bool:
+    """A check that tests the jsonb column's keys (`not (properties ?| array[...])`)."""
+    if constraint.tree is None:
+        return True  # the generator's model keeps no trees: a check there is not second-guessed
+    for kind, body in nodes(constraint.tree):
+        if kind == "A_Expr" and any(n.get("String", {}).get("sval") in _KEY_OPERATORS for n in body.get("name", [])):
+            left = body.get("lexpr", {}).get("ColumnRef", {}).get("fields", [])
+            if left and left[-1].get("String", {}).get("sval") == column:
+                return True
+    return False
+
+
+@rule("BP034", "event_properties_pii", Level.WARN, ("PRIVACY", "ANALYTICS"),
+      summary="An analytics table's jsonb properties accept any key, personal data included.",
+      why="Event properties end up in exports and third-party tools; one `email` or `full_name` key and the "
+          "analytics store holds personal data nobody consented to.",
+      bad="create table events (..., properties jsonb);",
+      fix="check (jsonb_typeof(properties) = 'object' and not (properties ?| array['email', 'phone', 'full_name', "
+          "'ip_address', ...]))")
+def event_properties_pii(r, s: Schema):
+    for t in created(s):
+        if not is_analytics(t):
+            continue
+        for col in t.columns:
+            if col.name in EVENT_PROPERTY_COLUMNS and col.type in ("jsonb", "json") and \
+                    not any(c.kind == "check" and _guards_keys(c, col.name) for c in t.constraints):
+                yield r.finding(f"{t.qualified}.{col.name} accepts any key, personal data included.", t.qualified,
+                                location=col.location or t.location)
+
+
+@rule("BP035", "updated_at_trigger_missing", Level.INFO, ("DATA_QUALITY",),
+      summary="A table has updated_at but no BEFORE UPDATE trigger that sets it.",
+      why="The column keeps its insert time: sync, caching and \"recently changed\" queries read a lie.",
+      bad="create table t (..., updated_at timestamptz default now());  -- no trigger",
+      fix="create trigger t_set_updated_at before update on t for each row execute function private.set_updated_at();")
+def updated_at_trigger_missing(r, s: Schema):
+    for t in created(s):
+        if t.column("updated_at") is None:
+            continue
+        maintained = False
+        for trg in t.triggers:
+            f = find_function(s, trg.function)
+            if trg.timing == "before" and "update" in trg.events and \
+                    (f is None or f.assigns is None or "updated_at" in f.assigns or "updated_at" in trg.args):
+                maintained = True
+        if not maintained:
+            yield r.finding(f"{t.qualified}.updated_at is never updated.", t.qualified, location=t.location)
+
+
+@rule("BP036", "sensitive_table_not_audited", Level.WARN, ("PRIVACY", "COMPLIANCE"),
+      summary="A table whose comment marks it (or a column) sensitive has no audit trigger.",
+      why="Changes to sensitive data must be traceable (who changed what, when); without a trigger nothing "
+          "records them.",
+      bad="comment on table payroll is 'sensitive: salaries';  -- and no audit trigger",
+      fix="Add an AFTER INSERT OR UPDATE OR DELETE trigger that writes audit_logs (with PII columns redacted).")
+def sensitive_table_not_audited(r, s: Schema):
+    for t in created(s):
+        if not (SENSITIVE_MARK.search(t.comment) or any(SENSITIVE_MARK.search(c.comment) for c in t.columns)):
+            continue
+        audited = False
+        for trg in t.triggers:
+            f = find_function(s, trg.function)
+            if trg.timing == "after" and set(trg.events) & {"insert", "update", "delete"} and \
+                    (f is None or f.writes is None or "audit" in trg.function or any("audit" in w for w in f.writes)):
+                audited = True
+        if not audited:
+            yield r.finding(f"{t.qualified} is marked sensitive but changes to it are not audited.", t.qualified,
+                            location=t.location)

@@ -1,0 +1,66 @@
+"""Paths -> what to audit: SQL files and migration folders, markdown specs, blueprint files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..model import BlueprintError
+
+SQL_SUFFIXES = (".sql",)
+SPEC_SUFFIXES = (".md", ".markdown")
+BLUEPRINT_SUFFIXES = (".yaml", ".yml", ".json")
+# Where a project keeps its migrations, most specific first; else the .sql files of the folder itself.
+MIGRATION_DIRS = ("supabase/migrations", "migrations")
+
+
+@dataclass
+class Sources:
+    sql: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) in the order to apply
+    specs: list[tuple[str, str]] = field(default_factory=list)
+    blueprints: list[Path] = field(default_factory=list)
+
+
+def sql_files_in(folder: Path) -> list[Path]:
+    """The migrations of a folder in file-name order (the order `supabase db reset` applies them)."""
+    for sub in MIGRATION_DIRS:
+        if (folder / sub).is_dir():
+            folder = folder / sub
+            break
+    return sorted((p for p in folder.glob("*.sql") if p.is_file()), key=lambda p: (p.name, str(p)))
+
+
+def read_text(path: Path, max_bytes: int | None = None) -> str:
+    """The file as text; bytes that are not UTF-8 become U+FFFD instead of an error."""
+    if max_bytes is not None and path.is_file() and path.stat().st_size > max_bytes:
+        raise BlueprintError(f"{path} is larger than {max_bytes:,} bytes", field="paths",
+                             fix="audit a smaller file or a folder of migrations")
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise BlueprintError(f"cannot read {path} ({exc.strerror})", field="paths",
+                             fix="pass a readable file") from None
+
+
+def collect(paths: list[Path], max_bytes: int | None = None) -> Sources:
+    """Sort existing paths by kind; a folder contributes its migrations. Errors name the path."""
+    out = Sources()
+    for path in paths:
+        if path.is_dir():
+            files = sql_files_in(path)
+            if not files:
+                raise BlueprintError(f"{path} holds no .sql files", field="paths",
+                                     fix="pass a folder of migrations (e.g. supabase/migrations) or .sql files")
+            out.sql += [(str(p), read_text(p, max_bytes)) for p in files]
+        elif not path.is_file():
+            raise BlueprintError(f"{path} does not exist", field="paths", fix="pass an existing file or folder")
+        elif path.suffix.lower() in SQL_SUFFIXES:
+            out.sql.append((str(path), read_text(path, max_bytes)))
+        elif path.suffix.lower() in SPEC_SUFFIXES:
+            out.specs.append((str(path), read_text(path, max_bytes)))
+        elif path.suffix.lower() in BLUEPRINT_SUFFIXES:
+            out.blueprints.append(path)
+        else:
+            raise BlueprintError(f"{path} is neither SQL, a markdown spec nor a blueprint", field="paths",
+                                 fix="pass .sql files, migration folders, .md specs or .yaml/.json blueprints")
+    return out

@@ -1,0 +1,170 @@
+"""Cut SQL source into statements without parsing it, the way psql does.
+
+Semicolons inside quotes, dollar-quoted bodies, comments (nested block comments included) and
+`BEGIN ATOMIC ... END` function bodies do not end a statement; a psql meta-command (`\\set`, `\\i`...)
+runs to the end of its line. One bad statement therefore never hides the rest of a file.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+# Everything that changes how the following characters are read; the rest is skipped in bulk.
+_TOKEN = re.compile(
+    r"""--|/\*|(?<![\w$])[eE]'|'|"|(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$|;|\\|\(|\)"""
+    r"""|(?<![\w$])(?:begin|atomic|case|end|where|using|check|with)(?![\w$])""",
+    re.IGNORECASE,
+)
+_STRING_END = re.compile(r"(?:[^']|'')*'")
+_ESTRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
+_IDENT_END = re.compile(r'(?:[^"]|"")*"')
+_BLOCK = re.compile(r"/\*|\*/")
+_BLANK = re.compile(r"\s*")
+_ATOMIC = re.compile(r"\s+atomic(?![\w$])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One statement: `text` starts at its first significant character (offset `start` in the source)."""
+
+    text: str
+    start: int
+    end: int  # offset just past the terminating ';' (or the end of the source)
+    meta: bool = False  # a psql meta-command line, never sent to the parser
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str  # without the leading "--"
+    start: int
+
+
+class Lines:
+    """Offset -> 1-based (line, column) in one source text."""
+
+    def __init__(self, source: str) -> None:
+        self._starts = [0] + [m.end() for m in re.finditer("\n", source)]
+
+    def at(self, offset: int) -> tuple[int, int]:
+        i = bisect_right(self._starts, offset) - 1
+        return i + 1, offset - self._starts[i] + 1
+
+
+def _skip_block_comment(source: str, pos: int) -> int:
+    """Past the end of the (possibly nested) block comment opened just before `pos`."""
+    depth = 1
+    for m in _BLOCK.finditer(source, pos):
+        depth += 1 if m.group() == "/*" else -1
+        if depth == 0:
+            return m.end()
+    return len(source)
+
+
+def _lead(source: str, pos: int, stop: int) -> int:
+    """The first offset at or after `pos` that is neither blank nor inside a comment."""
+    while True:
+        pos = _BLANK.match(source, pos, stop).end()
+        if source.startswith("--", pos):
+            eol = source.find("\n", pos, stop)
+            pos = stop if eol < 0 else eol
+        elif source.startswith("/*", pos):
+            pos = min(_skip_block_comment(source, pos + 2), stop)
+        else:
+            return pos
+
+
+def _skip_quoted(source: str, token: str, pos: int) -> int:
+    """Past the end of the literal, quoted identifier or dollar-quoted body that `token` opened."""
+    if token.startswith("$"):
+        end = source.find(token, pos)
+        return len(source) if end < 0 else end + len(token)
+    pattern = {"'": _STRING_END, '"': _IDENT_END}.get(token, _ESTRING_END)
+    m = pattern.match(source, pos)
+    return m.end() if m else len(source)
+
+
+def _scan(text: str, pos: int = 0):
+    """Significant tokens (lower-cased, start, end) from `pos`; comments come out as "--" tokens."""
+    while True:
+        m = _TOKEN.search(text, pos)
+        if m is None:
+            return
+        token, pos = m.group().lower(), m.end()
+        if token == "--":
+            eol = text.find("\n", pos)
+            pos = len(text) if eol < 0 else eol
+            yield token, m.start(), pos
+        elif token == "/*":
+            pos = _skip_block_comment(text, pos)
+        elif token[0] in "'\"$" or token == "e'":
+            pos = _skip_quoted(text, m.group() if token[0] == "$" else token, pos)
+        else:
+            yield token, m.start(), pos
+
+
+def split(source: str) -> tuple[list[Statement], list[Comment]]:
+    """Statements and `--` comments of `source`, in order."""
+    statements: list[Statement] = []
+    comments: list[Comment] = []
+    begin = 0  # where the current statement's text (leading blanks included) starts
+    atomic = 0  # nesting inside BEGIN ATOMIC ... END, where ';' does not end the statement
+    skip_to = 0  # a meta-command owns the rest of its line
+
+    def flush(stop: int, end: int) -> None:
+        lead = _lead(source, begin, stop)
+        if lead < stop:
+            statements.append(Statement(source[lead:stop], lead, end))
+
+    for token, start, end in _scan(source):
+        if start < skip_to:
+            continue
+        if token == "--":
+            comments.append(Comment(source[start + 2:end], start))
+        elif token == ";" and atomic == 0:
+            flush(start, end)
+            begin = end
+        elif token == "\\":
+            # psql meta-command: the buffer so far is a statement of its own, the line is not SQL.
+            flush(start, start)
+            eol = source.find("\n", end)
+            skip_to = begin = len(source) if eol < 0 else eol
+            statements.append(Statement(source[start:skip_to], start, skip_to, meta=True))
+        elif token == "begin" and (atomic or _ATOMIC.match(source, end)):
+            atomic += 1
+        elif token == "case" and atomic:
+            atomic += 1
+        elif token == "end" and atomic:
+            atomic -= 1
+    flush(len(source), len(source))
+    return statements, comments
+
+
+def paren_group(text: str, after: int = 0) -> tuple[int, int] | None:
+    """(start, end) of the contents of the first parenthesised group at or after `after`, blanks trimmed."""
+    depth, open_at = 0, -1
+    for token, start, end in _scan(text, after):
+        if token == "(":
+            if depth == 0:
+                open_at = end
+            depth += 1
+        elif token == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                inner = text[open_at:start]
+                return open_at + len(inner) - len(inner.lstrip()), start - len(inner) + len(inner.rstrip())
+    return None
+
+
+def top_level_words(text: str) -> list[tuple[str, int]]:
+    """(keyword, offset) of WHERE/USING/CHECK/WITH outside parentheses, quotes and comments."""
+    out, depth = [], 0
+    for token, start, _ in _scan(text):
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0 and token in ("where", "using", "check", "with"):
+            out.append((token, start))
+    return out

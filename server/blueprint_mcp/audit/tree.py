@@ -1,0 +1,127 @@
+"""Small pure helpers over pgparse's JSON parse trees, shared by the reader and the rules.
+
+A tree node is `{"TypeName": {fields}}`; fields left at their default are omitted by libpg_query.
+Walks are iterative: expression trees can nest deeper than Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+Node = dict[str, Any]
+_DEFAULTS = {"sval": "", "ival": 0, "boolval": False}
+
+
+def nodes(tree: Any) -> Iterator[tuple[str, Node]]:
+    """Every typed node (type name, fields) in `tree`, parents before children."""
+    for kind, body, _ in nodes_in(tree, lambda kind, body: None):
+        yield kind, body
+
+
+def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
+    """Every typed node with the marks its ancestors set: `mark(kind, fields)` labels a subtree."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
+    while stack:
+        value, ctx = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, ctx) for v in reversed(value))
+        elif isinstance(value, dict):
+            if len(value) == 1:
+                kind, body = next(iter(value.items()))
+                if kind[:1].isupper() and isinstance(body, dict):
+                    yield kind, body, ctx
+                    label = mark(kind, body)
+                    inner = ctx + (label,) if label else ctx
+                    stack.extend((v, inner) for k, v in reversed(body.items()) if isinstance(v, dict | list))
+                    continue
+            stack.extend((v, ctx) for v in reversed(value.values()) if isinstance(v, dict | list))
+
+
+def strings(items: list[Any] | None) -> list[str]:
+    """The `sval` of every String node in a name list (other nodes, e.g. A_Star, become "*")."""
+    out = []
+    for item in items or []:
+        s = item.get("String") if isinstance(item, dict) else None
+        out.append(s.get("sval", "") if isinstance(s, dict) else "*")
+    return out
+
+
+def dotted(items: list[Any] | None) -> str:
+    """A qualified name, with the implicit pg_catalog dropped: ["pg_catalog", "int4"] -> "int4"."""
+    parts = strings(items)
+    if len(parts) > 1 and parts[0] == "pg_catalog":
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def function_name(call: Node) -> str:
+    return dotted(call.get("funcname"))
+
+
+def const(node: Any) -> Any:
+    """The Python value of an A_Const node (None for NULL or anything else)."""
+    body = node.get("A_Const") if isinstance(node, dict) else None
+    if not isinstance(body, dict):
+        return None
+    for key in ("sval", "ival", "fval", "boolval", "bsval"):
+        if key in body:
+            inner = body[key]
+            # A default value (0, false, '') is omitted from its wrapper: {"ival": {}}.
+            return inner.get(key, _DEFAULTS.get(key)) if isinstance(inner, dict) else inner
+    return None
+
+
+def is_true(tree: Any) -> bool:
+    """`true` (also `'true'::boolean`)."""
+    if not isinstance(tree, dict):
+        return False
+    cast = tree.get("TypeCast")
+    if isinstance(cast, dict):
+        return dotted(cast.get("typeName", {}).get("names")) in ("bool", "boolean") and \
+            str(const(cast.get("arg"))).lower() in ("true", "t", "on", "yes", "1")
+    body = tree.get("A_Const")
+    return isinstance(body, dict) and "boolval" in body and bool(const(tree))
+
+
+def column_name(ref: Node) -> str:
+    """Last part of a ColumnRef: `h.organization_id` -> "organization_id"."""
+    names = strings(ref.get("fields"))
+    return names[-1] if names else ""
+
+
+def relations(tree: Any) -> Iterator[Node]:
+    """Every RangeVar (table reference) in `tree`."""
+    for kind, body in nodes(tree):
+        if kind == "RangeVar":
+            yield body
+
+
+def rebase(tree: Any, base: int) -> None:
+    """Shift every `location` by -base, in place, so offsets index a slice of the statement."""
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            loc = value.get("location")
+            if isinstance(loc, int) and loc >= 0:
+                value["location"] = loc - base
+            stack.extend(v for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def min_location(tree: Any) -> int | None:
+    """The smallest `location` in `tree` (where its text starts), if any node has one."""
+    best = None
+    stack = [tree]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            loc = value.get("location")
+            if isinstance(loc, int) and loc >= 0 and (best is None or loc < best):
+                best = loc
+            stack.extend(v for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend(value)
+    return best

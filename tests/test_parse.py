@@ -1,0 +1,183 @@
+"""SQL -> schema model: the parser builds the generator's model back from the generated SQL, and more."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.audit import read_sql
+from blueprint_mcp.audit.split import split
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import blueprint_sql
+
+
+def schema_of(*files: str):
+    return read_sql([(f"{i:02d}.sql", text) for i, text in enumerate(files)]).schema
+
+
+# --- the round trip -------------------------------------------------------------------------------
+
+def _table_facts(t):
+    return {
+        "columns": [(c.name, c.type, c.nullable, c.comment) for c in t.columns],
+        "constraints": [(c.name, c.kind, c.columns, c.expression, c.nulls_not_distinct) for c in t.constraints],
+        "foreign_keys": [(f.name, f.columns, f.ref_schema, f.ref_table, f.ref_columns, f.on_delete,
+                          f.set_null_columns) for f in t.foreign_keys],
+        "indexes": [(i.name, i.columns, i.unique, i.where) for i in t.indexes],
+        "rls": t.rls_enabled, "comment": t.comment, "tenant_key": t.tenant_key,
+        "policies": [(p.name, str(p.command), p.roles, p.permissive, p.using, p.check, p.comment) for p in t.policies],
+        "triggers": [(x.name, x.timing, x.events, x.function, x.args) for x in t.triggers],
+        "authenticated": t.grants.get("authenticated", []),
+    }
+
+
+def _function_facts(f):
+    return (f.qualified, f.args, f.arg_types, f.returns, f.language, f.security_definer, f.volatility, f.search_path,
+            f.body.strip(), f.comment, f.execute_roles)
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_generated_sql_reads_back_into_the_model_the_generator_built(template):
+    bp = load_template(template)
+    built = build_schema(bp)
+    parsed = read_sql(blueprint_sql(bp, template)).schema
+    assert parsed.problems == []
+    assert [t.qualified for t in parsed.tables] == [t.qualified for t in built.tables]
+    for want, got in zip(built.tables, parsed.tables):
+        assert _table_facts(got) == _table_facts(want), want.name
+    # The migrations create functions in another order than the model lists them (triggers last).
+    assert sorted(map(_function_facts, parsed.functions)) == sorted(map(_function_facts, built.functions))
+    assert [(v.schema_name, v.name, v.materialized, v.security_invoker, v.query.strip(), v.comment)
+            for v in parsed.views] == \
+        [(v.schema_name, v.name, v.materialized, v.security_invoker, v.query.strip(), v.comment) for v in built.views]
+    assert [(e.name, e.values, e.comment) for e in parsed.enums] == [(e.name, e.values, e.comment) for e in built.enums]
+    assert [(x.name, x.function) for x in parsed.auth_triggers] == [(x.name, x.function) for x in built.auth_triggers]
+    assert parsed.schemas == built.schemas
+
+
+def test_parsed_policies_keep_their_trees_and_source_text():
+    s = schema_of("create table t (id uuid primary key, org uuid);\n"
+                  "create policy p on t for update to authenticated\n"
+                  "  using (org = any (array(select f())))\n  with check ( (select auth.uid()) = id );")
+    p = s.table("t").policies[0]
+    assert (p.using, p.check) == ("org = any (array(select f()))", "(select auth.uid()) = id")
+    assert "A_Expr" in p.using_tree and "A_Expr" in p.check_tree
+    assert p.check[p.check_tree["A_Expr"]["rexpr"]["ColumnRef"]["location"]:] == "id"
+    assert (p.location.line, p.location.column) == (2, 1)
+
+
+# --- accumulation across files ---------------------------------------------------------------------
+
+def test_alter_drop_and_rename_accumulate_across_files_in_order():
+    s = schema_of(
+        "create table public.a (id uuid primary key, x text, org uuid);\n"
+        "create table public.b (id uuid primary key, a_id uuid references public.a (id));",
+        "alter table a add column y int not null default 1, alter column org set not null, drop column x;\n"
+        "alter table a rename column y to z;\nalter table a rename to aa;\n"
+        "alter table aa enable row level security, force row level security;",
+        "create index a_org_idx on aa (org);\nalter index a_org_idx rename to aa_org_idx;\n"
+        "create policy p on aa for select to authenticated using (true);\nalter policy p on aa rename to q;\n"
+        "drop table public.b;",
+    )
+    assert [t.name for t in s.tables] == ["aa"]
+    aa = s.table("aa")
+    assert [(c.name, c.nullable, c.default) for c in aa.columns] == [("id", False, None), ("org", False, None),
+                                                                    ("z", False, "1")]
+    assert (aa.rls_enabled, aa.rls_forced) == (True, True)
+    assert [i.name for i in aa.indexes] == ["aa_org_idx"] and [p.name for p in aa.policies] == ["q"]
+    assert (aa.location.file, aa.location.line) == ("00.sql", 1)
+
+
+def test_renaming_a_table_updates_foreign_keys_that_reference_it():
+    s = schema_of("create table a (id uuid primary key); create table b (a_id uuid references a);",
+                  "alter table a rename to c; alter table c rename column id to cid;")
+    fk = s.table("b").foreign_keys[0]
+    assert (fk.ref_table, fk.ref_columns) == ("c", ["cid"])
+
+
+def test_functions_grants_and_replace_keep_privileges():
+    s = schema_of(
+        "create function public.f(a uuid) returns int language sql as $$ select 1 $$;\n"
+        "revoke execute on function public.f(uuid) from public, anon;",
+        "create or replace function public.f(a uuid) returns int language sql security definer "
+        "set search_path = '' as $$ select 2 $$;",
+    )
+    f = s.functions[0]
+    assert (f.security_definer, f.search_path, f.body.strip()) == (True, "", "select 2")
+    assert f.execute_roles == ["authenticated", "service_role"]
+
+
+def test_function_bodies_report_what_they_read_write_and_assign():
+    s = schema_of(
+        "create function private.h() returns setof uuid language sql stable as "
+        "$$ select organization_id from public.organization_members $$;\n"
+        "create function private.t() returns trigger language plpgsql as $$\nbegin\n"
+        "  new.updated_at := now();\n  insert into public.audit_logs (x) values (1);\n  return new;\nend $$;")
+    h, t = s.functions
+    assert h.reads == ["public.organization_members"] and h.writes == []
+    assert (t.writes, t.assigns) == (["public.audit_logs"], ["updated_at"])
+
+
+def test_extensions_exposed_schemas_and_search_path():
+    s = schema_of("create extension pg_trgm; create extension vector with schema extensions;\n"
+                  "alter database postgres set pgrst.db_schemas = 'public, api';\n"
+                  "set search_path = app, public; create table t (id int primary key);")
+    assert [(e.name, e.schema_name) for e in s.extensions] == [("pg_trgm", "public"), ("vector", "extensions")]
+    assert s.exposed_schemas == ["public", "api"]
+    assert s.tables[0].qualified == "app.t"
+
+
+def test_policies_on_tables_the_sql_never_creates_are_kept_on_a_stand_in():
+    s = schema_of("create policy read_own on storage.objects for select to authenticated "
+                  "using ((storage.foldername(name))[1] = (select auth.uid())::text);")
+    t = s.table("objects", "storage")
+    assert t.external is True and [p.name for p in t.policies] == ["read_own"]
+
+
+# --- never crash ---------------------------------------------------------------------------------
+
+def test_a_bad_statement_is_one_problem_at_its_position_and_the_rest_is_read():
+    s = schema_of("create table a (id int primary key);\n\n  create tabel b (id int);\ncreate table c (id int);")
+    assert [(p.location.line, p.location.column) for p in s.problems] == [(3, 10)]
+    assert "syntax error" in s.problems[0].message
+    assert [t.name for t in s.tables] == ["a", "c"]
+
+
+def test_do_blocks_comments_meta_commands_and_unknown_statements_are_tolerated():
+    s = schema_of("\\set ON_ERROR_STOP on\n-- a comment; with a semicolon\n/* block /* nested; */ ; */\n"
+                  "do $$ begin perform 1; end $$;\nbegin;\nselect 1;\ninsert into t values (1);\n"
+                  "create table t (id int primary key);\ncommit;\n\\echo done")
+    assert s.problems == [] and [t.name for t in s.tables] == ["t"]
+
+
+def test_non_ascii_text_keeps_character_positions():
+    s = schema_of("-- café ☕\ncreate table t (id int primary key, note text default 'é');\n"
+                  "create policy p on t for select to authenticated using (note = 'ü' and id = auth.uid());\n"
+                  "create tabel x;")
+    p = s.table("t").policies[0]
+    assert p.using == "note = 'ü' and id = auth.uid()"
+    call = p.using_tree["BoolExpr"]["args"][1]["A_Expr"]["rexpr"]["FuncCall"]["location"]
+    assert p.using.encode()[call:].decode().startswith("auth.uid()")
+    assert [(x.location.line, x.location.column) for x in s.problems] == [(4, 8)]
+
+
+def test_nested_expressions_too_deep_for_the_parser_become_a_problem():
+    s = schema_of("select " + " + ".join(["1"] * 3000) + ";\ncreate table t (id int primary key);")
+    assert len(s.problems) == 1 and [t.name for t in s.tables] == ["t"]
+
+
+# --- the splitter ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("sql", "texts"), [
+    ("select 1; select 2", ["select 1", "select 2"]),
+    ("select ';' ; select $$;$$; select $a$ $$; $a$", ["select ';' ", "select $$;$$", "select $a$ $$; $a$"]),
+    ("select E'\\';' ; select \"a;b\"", ["select E'\\';' ", 'select "a;b"']),
+    ("create function f() returns int begin atomic select 1; select case when true then 2 end; end; select 3",
+     ["create function f() returns int begin atomic select 1; select case when true then 2 end; end", "select 3"]),
+    ("select 1 -- c; d\n; /* x; */ select 2", ["select 1 -- c; d\n", "select 2"]),
+    ("\\i other.sql\nselect 1;", ["\\i other.sql", "select 1"]),
+    ("select $1; select a$b$c", ["select $1", "select a$b$c"]),
+    ("select 'unterminated; select 2", ["select 'unterminated; select 2"]),
+])
+def test_split_respects_quotes_comments_atomic_bodies_and_meta_commands(sql, texts):
+    assert [s.text for s in split(sql)[0]] == texts
