@@ -12,7 +12,6 @@ import pytest
 
 from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import migration_files, verify_rls, write_files
-from blueprint_mcp.verify.pg import apply_sql
 
 from pgutil import FIXED_TS, migrate
 
@@ -175,3 +174,27 @@ def test_cli_verify_of_a_migrations_folder_applies_files_in_name_order(empty_db_
                  if k.startswith("supabase/migrations/")}, folder)
     assert main(["verify", str(folder), "--database-url", empty_db_url]) == 0
     assert "(generic): 0 leak(s)" in capsys.readouterr().out
+
+
+def test_a_custom_blueprint_with_required_enums_user_scope_and_custom_roles_verifies_clean(empty_db_url):
+    blueprint = {
+        "app": {"name": "Clinic", "slug": "clinic"},
+        "tenancy": {"personal_workspaces": False, "roles": [
+            {"name": "lead", "capabilities": ["read", "write", "manage_members", "manage_billing",
+                                              "delete_organization"]},
+            {"name": "staff", "capabilities": ["read", "write"]},
+            {"name": "auditor", "capabilities": ["read"]}]},
+        "entities": [
+            {"name": "patients", "fields": [
+                {"name": "status", "type": "enum", "values": ["active", "discharged"], "nullable": False},
+                {"name": "full_name", "type": "text", "nullable": False, "pii": True}],
+             "access": {"delete": "lead"}},
+            {"name": "notes", "scope": "user", "fields": [
+                {"name": "patient_id", "type": "reference", "references": "patients", "nullable": False},
+                {"name": "body", "type": "text", "nullable": False, "check": {"max_length": 5000}}]},
+        ],
+        "privacy": {"audit_tables": ["patients"]},
+    }
+    report = verify_rls(blueprint=blueprint, database_url=empty_db_url)
+    assert report.notes == [] and report.failures == []
+    assert report.ok is True

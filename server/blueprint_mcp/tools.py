@@ -117,14 +117,11 @@ def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
     out = []
     for t in schema.tables:
         entity = bp.entity(t.name)
-        scope = entity.scope.value if entity else t.section
-        by_cmd = {p.command.value if hasattr(p.command, "value") else p.command: p for p in t.policies}
-        def who(cmd: str) -> str:
-            p = by_cmd.get(cmd)
-            return _describe(p.using if cmd != "insert" else p.check) if p else "service role only"
-        out.append(TableAccess(table=t.name, scope=scope, tenant_key=t.tenant_key,
-                               owner_column=entity.owner_column if entity else None,
-                               select=who("select"), insert=who("insert"), update=who("update"), delete=who("delete")))
+        by_cmd = {str(getattr(p.command, "value", p.command)): p for p in t.policies}
+        who = {cmd: (_describe(by_cmd[cmd].check if cmd == "insert" else by_cmd[cmd].using)
+                     if cmd in by_cmd else "service role only") for cmd in ("select", "insert", "update", "delete")}
+        out.append(TableAccess(table=t.name, scope=entity.scope.value if entity else t.section,
+                               tenant_key=t.tenant_key, owner_column=entity.owner_column if entity else None, **who))
     return out
 
 

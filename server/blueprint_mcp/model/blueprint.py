@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field as PField, ValidationError, model_validator
 
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
-from .base import Ident, Model, Slug
-from .entities import AUTH_USERS, Entity, Field, Scope
+from .base import Model, Slug
+from .entities import AUTH_USERS, Entity, Scope
 from .errors import InvalidBlueprint
 from .privacy import BUILTIN_PII_KEYS, Privacy
 from .tenancy import Tenancy

@@ -57,9 +57,11 @@ def build_report(source: str, mode, target: str, grant_mode: str, cases: list[Ca
     counts = Counter(c.verdict for c in cases)
     failing = [c for c in ordered(cases) if c.verdict in ("LEAK", "blocked", "error")]
     errors = [f for f in lints if f.level.value == "ERROR"]
+    # A generated backend must accept every fixture; a user's own schema may reject some (then noted).
+    broken_world = mode == "blueprint" and any(n.startswith("fixture failed") for n in notes)
     report = VerifyReport(
         source=source, mode=mode, target=target, grant_mode=grant_mode,
-        ok=not failing and not errors and not any(n.startswith("fixture failed") for n in notes if mode == "blueprint"),
+        ok=not failing and not errors and not broken_world,
         counts=dict(sorted(counts.items(), key=lambda kv: VERDICT_ORDER[kv[0]])), leaks=counts.get("LEAK", 0),
         failures=[result(c) for c in failing], attacks=[result(c) for c in cases if c.attack],
         cases=[result(c) for c in ordered(cases)] if include_cases else [], lints=lints, notes=notes,

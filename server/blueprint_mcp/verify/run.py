@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..model import Blueprint, BlueprintError
@@ -74,7 +73,3 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
             desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
                         plan.cases, lints, plan.notes, include_cases)
-
-
-def stamp() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")

@@ -113,8 +113,9 @@ def value_for(table: Table, col, n: int, enums: dict[str, list[str]]) -> str:
     if options := allowed_values(table, col.name):
         return literal(options[0])
     base = col.type.split("(")[0].strip().lower()
-    if base in enums or base.replace("public.", "") in enums:
-        return f"{literal(enums.get(base) or enums[base.replace('public.', '')][0])}::{col.type}"
+    labels = enums.get(base) or enums.get(base.replace("public.", ""))
+    if labels:
+        return f"{literal(labels[0])}::{col.type}"
     if base in ("text", "character varying", "varchar", "citext", "character"):
         if "email" in col.name:
             return literal(f"fixture{n}@example.com")
