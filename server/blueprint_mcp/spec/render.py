@@ -10,7 +10,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..audit import audit_schema
 from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy
-from ..model.schema import Schema, Table
+from ..model.schema import Schema
 from ..sql import render as sqlr
 from ..sql.ident import qname
 
@@ -74,7 +74,3 @@ def _trigger_rows(schema: Schema) -> list[tuple[str, str, str, str]]:
     rows += [("auth.users", trg.name, f"{trg.timing} {' or '.join(trg.events)}", trg.function)
              for trg in schema.auth_triggers]
     return rows
-
-
-def table_rows(t: Table) -> list[tuple[str, str, str, str, str]]:
-    return [(c.name, c.type, "" if c.nullable else "not null", c.default or "", c.comment) for c in t.columns]

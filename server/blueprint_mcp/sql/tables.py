@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..model import AUTH_USERS, Blueprint, Entity, EventCategory, Scope
+from ..model import AUTH_USERS, Blueprint, Entity, EventCategory
 from ..model.schema import Column, EnumType, Table
 from . import columns as c
-from .ident import ident, literal
+from .ident import literal
 
 ROLE_TYPE = "member_role"
 EVENT_SOURCES = ("app", "api", "system")
@@ -281,11 +281,3 @@ def all_tables(bp: Blueprint) -> list[Table]:
     for t in tables:
         c.index_foreign_keys(t)
     return tables
-
-
-def scope_of(bp: Blueprint, table: Table) -> Scope | None:
-    e = bp.entity(table.name)
-    return e.scope if e else None
-
-
-__all__ = ["ROLE_TYPE", "all_tables", "entity_enums", "ident", "role_enum", "scope_of"]

@@ -74,7 +74,6 @@ begin
 end
 $$;"""
 
-COMMANDS = ("select", "insert", "update", "delete")
 _SKIP_UPDATE = {"id", ORG, "created_at", "updated_at", "archived_at"}
 
 
