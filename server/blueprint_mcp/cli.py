@@ -136,7 +136,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     report = tools.verify_rls(**kwargs, database_url=args.database_url, allow_remote=args.allow_remote,
                               grant_mode=args.grant_mode, include_cases=args.format == "json" and args.all_cases,
-                              progress=progress)
+                              progress=progress, engine=args.postgres)
     if args.format == "json":
         print(report.model_dump_json(indent=2, exclude={"markdown"}))
     elif args.format == "markdown":
@@ -205,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--database-url", help="verify there instead of a throwaway cluster (default: "
                         "$DATABASE_URL); everything is rolled back")
     verify.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --database-url")
+    verify.add_argument("--postgres", choices=("auto", "system", "embedded"), default=None,
+                        help="throwaway server without --database-url: the installed binaries (system), the bundled "
+                             "one (embedded), or auto (system first; default, or $BLUEPRINT_MCP_POSTGRES)")
     verify.add_argument("--grant-mode", choices=("legacy", "explicit"), default="legacy",
                         help="Supabase default privileges of the shim (default legacy: the stricter test)")
     verify.add_argument("--format", choices=("text", "json", "markdown"), default="text")

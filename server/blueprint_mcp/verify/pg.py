@@ -88,7 +88,8 @@ def _version_key(bindir: Path) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", bindir.parent.name)) or (0,)
 
 
-def _run_as_prefix() -> list[str]:
+def run_as_prefix() -> list[str]:
+    """As root, the command prefix that runs a server binary as the `postgres` user; else nothing."""
     if os.geteuid() != 0:
         return []
     import pwd
@@ -170,7 +171,7 @@ class TempCluster:
         if self.root is not None:
             raise RuntimeError("cluster already started")
         bindir = self.bindir or find_bindir()
-        prefix = _run_as_prefix()
+        prefix = run_as_prefix()
         root = Path(tempfile.mkdtemp(prefix="blueprint-pg-"))
         self.root, self.bindir = root, bindir
         # Also runs at interpreter exit, so a crashed test session leaves no server behind.
