@@ -10,6 +10,7 @@ from .analytics import Analytics, Event, EventCategory, EventSource, canonical_t
 from .base import Model, Slug
 from .entities import AUTH_USERS, Entity, Scope
 from .errors import InvalidBlueprint
+from .names import object_name
 from .privacy import BUILTIN_PII_KEYS, Privacy
 from .tenancy import Tenancy
 
@@ -63,9 +64,9 @@ class Blueprint(Model):
                     continue
                 for verb in ("created", "updated", "deleted"):
                     out.append(Event(
-                        name=f"{ent.singular}_{verb}"[:63], category=EventCategory.core_feature,
+                        name=object_name(ent.singular, suffix=verb), category=EventCategory.core_feature,
                         description=f"A row of {ent.name} was {verb}.", source=EventSource.entity,
-                        entity=ent.name, properties=[f"{ent.singular}_id"[:63]],
+                        entity=ent.name, properties=[object_name(ent.singular, suffix="id")],
                     ))
         out.extend(Event(**e.model_dump(), source=EventSource.custom) for e in self.analytics.events)
         return out

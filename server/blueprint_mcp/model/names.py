@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+IDENT_BYTES = 63
 
 # PostgreSQL's reserved key words (Appendix C, "reserved" and "reserved (can be function or
 # type)"): as a bare column or table name they fail to parse or surprise readers.
@@ -45,3 +47,19 @@ def suggest_ident(value: str) -> str:
         s = "_" + s
     s = s[:63]
     return s + "_" if s in RESERVED else s
+
+
+def object_name(*parts: str, suffix: str) -> str:
+    """The one builder of generated names (events, indexes, constraints, policies, triggers).
+
+    `parts` and `suffix` joined by `_`; when that exceeds 63 bytes, PostgreSQL would silently cut
+    it and two long inputs could end up with the same name, so the head is cut here instead and a
+    hash of the whole name keeps it distinct (same input, same name).
+    """
+    full = "_".join(p for p in parts if p) + "_" + suffix
+    if len(full.encode()) <= IDENT_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    keep = IDENT_BYTES - len(suffix) - len(digest) - 2
+    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
+    return f"{head}_{digest}_{suffix}"
