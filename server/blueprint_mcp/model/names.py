@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+from .errors import preview
+from .limits import IDENT_BYTES
+
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-IDENT_BYTES = 63
 
 # PostgreSQL's reserved key words (Appendix C, "reserved" and "reserved (can be function or
 # type)"): as a bare column or table name they fail to parse or surprise readers.
@@ -30,9 +32,12 @@ def ident_problem(value: object) -> str | None:
     """Why `value` is not a usable identifier, or None when it is."""
     if not isinstance(value, str):
         return "must be a string"
+    size = len(value.encode())
+    if size > IDENT_BYTES:
+        return f"{preview(value)} is {size:,} bytes long; PostgreSQL identifiers are at most {IDENT_BYTES} bytes"
     if not IDENT_RE.match(value):
         return (
-            f"'{value}' is not a valid identifier (lower case letters, digits and _, starting with a "
+            f"{preview(value)} is not a valid identifier (lower case letters, digits and _, starting with a "
             "letter or _, at most 63 characters)"
         )
     if value in RESERVED:
@@ -42,10 +47,10 @@ def ident_problem(value: object) -> str | None:
 
 def suggest_ident(value: str) -> str:
     """A valid identifier close to `value`, for error messages."""
-    s = re.sub(r"[^a-z0-9_]+", "_", value.strip().lower()).strip("_") or "name"
+    s = re.sub(r"[^a-z0-9_]+", "_", value[: 4 * IDENT_BYTES].strip().lower()).strip("_") or "name"
     if not re.match(r"[a-z_]", s[0]):
         s = "_" + s
-    s = s[:63]
+    s = s[:IDENT_BYTES].rstrip("_") or "name"
     return s + "_" if s in RESERVED else s
 
 

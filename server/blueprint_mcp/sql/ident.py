@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from ..model.names import IDENT_BYTES as MAX_IDENT_BYTES, RESERVED, object_name
+from ..model.limits import IDENT_BYTES as MAX_IDENT_BYTES
+from ..model.names import RESERVED, object_name
 
 _BARE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
