@@ -22,6 +22,7 @@ from .model import (
     Tenancy,
     parse_blueprint,
 )
+from .model.base import suggest_slug
 from .model.errors import choose, preview
 from .model.limits import FILE_BYTES
 from .model.schema import Schema
@@ -76,11 +77,6 @@ class TenancyDesign(_Out):
     sql: str | None = Field(None, description="The core tenancy tables (profiles, organizations, memberships...).")
 
 
-def _slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return slug or "app"
-
-
 def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
                    app_name: str | None = None, app_description: str | None = None,
                    personal_workspaces: bool | None = None, team_organizations: bool | None = None,
@@ -91,7 +87,7 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
     elif app_name:
-        bp = _from_options({"app": {"name": app_name, "slug": _slugify(app_name),
+        bp = _from_options({"app": {"name": app_name, "slug": suggest_slug(app_name),
                                     "description": app_description or ""}})
     else:
         raise InvalidBlueprint([("app_name", "nothing to design from.",
@@ -246,8 +242,8 @@ def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | N
         known = [t.name for t in schema.tables]
         unknown = [(i, t) for i, t in enumerate(tables) if t not in known]
         if unknown:
-            raise InvalidBlueprint([(f"tables[{i}]", f"{preview(t)} is not a table of this blueprint.", choose(t, known))
-                                    for i, t in unknown])
+            raise InvalidBlueprint([(f"tables[{i}]", f"{preview(t)} is not a table of this blueprint.",
+                                     choose(t, known)) for i, t in unknown])
     chosen = [t for t in schema.tables if not tables or t.name in tables]
     part = schema.model_copy(update={"tables": chosen, "views": schema.views if not tables else []})
     return RlsResult(

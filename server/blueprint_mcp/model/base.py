@@ -20,6 +20,7 @@ def _check_ident(value: str) -> str:
 
 
 def suggest_slug(value: str) -> str:
+    """A valid slug close to `value` (also the slug of a new app named `value`)."""
     return re.sub(r"[^a-z0-9]+", "-", value[:4 * IDENT_BYTES].lower()).strip("-")[:IDENT_BYTES].strip("-") or "app"
 
 

@@ -14,7 +14,7 @@ from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
 from .privacy import BUILTIN_PII_KEYS, Privacy
 from .tenancy import Tenancy
-from .validation import problems_from
+from .validation import join, problems_from
 
 CORE_TABLES = ("profiles", "organizations", "organization_members", "invitations")
 ANALYTICS_TABLES = ("sessions", "events", "feature_flags", "feature_flag_assignments", "daily_org_metrics")
@@ -139,7 +139,7 @@ def _check_references(bp: Blueprint, problems: list) -> None:
             target = known.get(f.references or "")
             if target is None:
                 choices = sorted(known) + [AUTH_USERS]
-                problems.append((path, f"'{f.references}' is not an entity of this blueprint.",
+                problems.append((path, f"{preview(f.references)} is not an entity of this blueprint.",
                                  choose(f.references, choices)))
             elif not e.is_tenant and target.is_tenant:
                 problems.append((path, f"global entity '{e.name}' cannot reference tenant entity '{target.name}': "
@@ -233,9 +233,13 @@ def _check_privacy(bp: Blueprint, problems: list) -> None:
 def _check_events(bp: Blueprint, problems: list) -> None:
     pii = set(bp.pii_keys())
     entity_index = {e.name: i for i, e in enumerate(bp.entities)}
+    names = [e.name for e in bp.entities]
+    repeated = {n for n in names if names.count(n) > 1}  # already reported by _check_names
     custom = iter(range(len(bp.analytics.events)))
     seen: dict[str, str] = {}
     for ev in bp.events():
+        if ev.entity in repeated:
+            continue
         if ev.source is EventSource.core:
             where = "analytics"
         elif ev.source is EventSource.entity:
@@ -263,13 +267,14 @@ def parse_blueprint(data: Any, source: str | None = None, root: str = "") -> Blu
     """
     if isinstance(data, Blueprint):
         return data
-    where = f"{source}: " if source else ""
     if not isinstance(data, dict):
-        raise InvalidBlueprint([(where + (root or "blueprint"), f"expected an object; got {preview(data)}.",
-                                 "pass an object with at least app.name and app.slug (see blueprint://schema)")])
+        raise InvalidBlueprint([(root or "blueprint", f"expected an object; got {preview(data)}.",
+                                 "pass an object with at least app.name and app.slug (see blueprint://schema)")],
+                               source)
     try:
         return Blueprint.model_validate(data)
     except ValidationError as exc:
         problems = problems_from(exc, root, Blueprint)
-        raise InvalidBlueprint([(where + (path or root or "blueprint"), msg, fix)
-                                for path, msg, fix in problems]) from None
+    except InvalidBlueprint as exc:  # the cross-field checks, raised as is through pydantic
+        problems = [(join(root, path), msg, fix) for path, msg, fix in exc.problems]
+    raise InvalidBlueprint([(path or root or "blueprint", msg, fix) for path, msg, fix in problems], source)

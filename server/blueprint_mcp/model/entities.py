@@ -97,7 +97,8 @@ class Field(Model):
             if len(set(self.values)) != len(self.values):
                 raise Invalid(f"field '{self.name}': enum values repeat", "list each value once")
         elif self.values is not None:
-            raise Invalid(f"field '{self.name}': 'values' only applies to type enum", "remove 'values' or use type enum")
+            raise Invalid(f"field '{self.name}': 'values' only applies to type enum",
+                          "remove 'values' or use type enum")
         if self.type is FieldType.reference:
             if not self.references:
                 raise Invalid(f"field '{self.name}': type reference needs 'references'",
@@ -127,8 +128,8 @@ class Field(Model):
         if d is None:
             return
         if isinstance(d, str) and len(d) > DEFAULT_CHARS:
-            raise Invalid(f"field '{self.name}': default is too long: {len(d):,} characters (at most {DEFAULT_CHARS:,})",
-                          "shorten it")
+            raise Invalid(f"field '{self.name}': default is too long: {len(d):,} characters "
+                          f"(at most {DEFAULT_CHARS:,})", "shorten it")
         ok = {
             FieldType.boolean: isinstance(d, bool),
             FieldType.integer: _is_int(d) and -(2**31) <= d < 2**31,

@@ -57,11 +57,11 @@ def closest(value: object, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def choose(value: object, choices: Iterable[str], what: str = "use one of") -> str:
+def choose(value: object, choices: Iterable[str]) -> str:
     """The fix for a value outside `choices`: the nearest one first, then (some of) the choices."""
     names = list(choices)
     near = closest(value, names)
-    return f"did you mean '{near}'? The choices: {one_of(names)}" if near else f"{what} {one_of(names)}"
+    return f"did you mean '{near}'? The choices: {one_of(names)}" if near else f"use one of {one_of(names)}"
 
 
 def problem_lines(problems: list[Problem]) -> str:
@@ -100,13 +100,18 @@ class BlueprintError(Exception):
 
 
 class InvalidBlueprint(BlueprintError):
-    """The blueprint breaks a rule of the domain (bad name, unknown reference, impossible cycle)."""
+    """The blueprint breaks a rule of the domain (bad name, unknown reference, impossible cycle).
 
-    def __init__(self, problems: list[Problem]) -> None:
+    `source` (a file) is named once, before the problems, rather than in every path.
+    """
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
         self.problems = problems
+        self.source = source
         self.field = problems[0][0] if problems else None
         self.fix = problems[0][2] if problems else None
-        Exception.__init__(self, problem_lines(problems) or "invalid blueprint")
+        text = problem_lines(problems) or "invalid blueprint"
+        Exception.__init__(self, clip(f"{source}: {text}", limits.MESSAGE_CHARS) if source else text)
 
 
 class InvalidArguments(InvalidBlueprint):

@@ -24,5 +24,6 @@ class Privacy(Model):
         "'organization_members'.",
     )
     pii_keys: list[Ident] = Field(
-        default_factory=list, max_length=NAMES_PER_LIST, description="Extra keys rejected in event properties, beyond built-in ones."
+        default_factory=list, max_length=NAMES_PER_LIST,
+        description="Extra keys rejected in event properties, beyond built-in ones.",
     )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InvalidBlueprint, Problem, closest, one_of, preview
+from .errors import Problem, closest, one_of, preview
 
 # Error type -> what was expected; the same words whatever pydantic's version says.
 EXPECTED = {
@@ -45,16 +45,10 @@ _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
 def problems_from(exc: ValidationError, root: str = "", model: Any = None) -> list[Problem]:
     """One problem per field (union members merged), paths under `root`; `model` lists accepted keys."""
     grouped: dict[str, list[dict]] = {}
-    problems: list[Problem] = []
     for err in exc.errors(include_url=False):
-        inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, InvalidBlueprint):
-            problems.extend((join(root, p), m, f) for p, m, f in inner.problems)
-            continue
         grouped.setdefault(field_path(err["loc"], root, keep_last=err["type"] == "extra_forbidden"), []).append(err)
-    for path, errs in grouped.items():
-        problems.append(_merged(path, errs) if len(errs) > 1 else _one(path, errs[0], model, root))
-    return problems
+    return [_merged(path, errs) if len(errs) > 1 else _one(path, errs[0], model, root)
+            for path, errs in grouped.items()]
 
 
 def _one(path: str, err: dict, model: Any, root: str) -> Problem:
@@ -62,6 +56,8 @@ def _one(path: str, err: dict, model: Any, root: str) -> Problem:
     where = path or root or "input"
     if kind in EXPECTED:
         return where, f"expected {EXPECTED[kind]}; got {preview(given)}.", ""
+    if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
+        return where, "must not be empty.", ""
     if kind in BOUNDS:
         size = len(given) if isinstance(given, (str, list, dict, tuple)) else 0
         msg, fix = BOUNDS[kind]
