@@ -39,7 +39,7 @@ PREVIEW_CHARS = 40  # a rejected value is quoted at most this long, never whole
 
 # What the README documents: (where, limit, unit), checked by a test.
 DOCUMENTED = (
-    ("app.name", APP_NAME_CHARS, "characters"),
+    ("app.name, design_tenancy app_name", APP_NAME_CHARS, "characters"),
     ("app.description, design_tenancy app_description", APP_DESCRIPTION_CHARS, "characters"),
     ("description of an entity, field, role or event", DESCRIPTION_CHARS, "characters"),
     ("a field's text default", DEFAULT_CHARS, "characters"),
@@ -57,7 +57,7 @@ DOCUMENTED = (
     ("audit_spec sql and spec, verify_rls sql", SQL_CHARS, "characters"),
     ("audit_spec paths", PATHS, "items"),
     ("one path", PATH_CHARS, "characters"),
-    ("a file read by audit_spec or the CLI", FILE_BYTES, "bytes"),
+    ("a blueprint file, a file audit_spec or `audit` reads", FILE_BYTES, "bytes"),
     ("verify_rls database_url", URL_CHARS, "characters"),
     ("generate_rls tables", TABLE_NAMES, "items"),
     ("problems listed in one error message", ISSUES, "items"),
