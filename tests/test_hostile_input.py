@@ -320,6 +320,26 @@ def test_cli_refuses_a_blueprint_file_over_the_size_limit_before_reading_it(tmp_
                                        f"(at most 5,000,000). Fix: split the design or remove what it does not need\n")
 
 
+CLI_USAGE = [
+    (["render", "habit-tracker"], "blueprint-mcp render: error: the following arguments are required: --out; "
+     "usage: blueprint-mcp render [-h] --out OUT [--force] [--timestamp TIMESTAMP] TEMPLATE|FILE"),
+    (["serve", "--port", "x"], "blueprint-mcp serve: error: argument --port: invalid int value: 'x'; usage: "
+     "blueprint-mcp serve [-h] [--transport {stdio,sse,streamable-http}] [--host HOST] [--port PORT] [--allow-remote]"),
+    (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
+     "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
+     "[--fail-on {error,warn}] PATH [PATH ...]"),
+    (["render", "habit-trackr", "--out", "unused"], "blueprint-mcp: error: template: unknown template 'habit-trackr'. "
+     "Fix: did you mean 'habit-tracker'? The choices: b2b-saas, habit-tracker (blueprint://templates), or pass a "
+     "full blueprint"),
+]
+
+
+@pytest.mark.parametrize(("argv", "expected"), CLI_USAGE, ids=[" ".join(a) for a, _ in CLI_USAGE])
+def test_cli_usage_errors_exit_2_with_one_line(capsys, argv, expected):
+    assert main(argv) == 2
+    assert capsys.readouterr().err == expected + "\n"
+
+
 def test_cli_renders_a_63_character_entity(tmp_path, capsys):
     design = bp("entities[0].name", "h" * 63)
     design["entities"][1]["fields"][0]["references"] = "h" * 63
