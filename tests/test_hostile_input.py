@@ -347,3 +347,25 @@ def test_cli_renders_a_63_character_entity(tmp_path, capsys):
     path.write_text(yaml.safe_dump(design), encoding="utf-8")
     assert main(["render", str(path), "--out", str(tmp_path / "out"), "--timestamp", "20250101000000"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# --- prompts: protocol errors, same words -----------------------------------------------------------
+
+PROMPT_CASES = [
+    ("review_rls", {"sql": "select 1", "dialect": "pg"},
+     "prompt 'review_rls' has no argument(s) dialect; it takes sql"),
+    ("design_backend", {"app_description": "d" * (limits.PROMPT_ARGUMENT_CHARS + 1)},
+     "app_description: too long: 2,000,001 characters (at most 2,000,000)"),
+]
+
+
+@pytest.mark.parametrize(("prompt", "arguments", "expected"), PROMPT_CASES, ids=[c[0] for c in PROMPT_CASES])
+async def test_bad_prompt_arguments_are_refused_and_the_server_keeps_serving(prompt, arguments, expected):
+    from mcp import MCPError
+
+    async with Client(build_server()) as c:
+        with pytest.raises(MCPError) as info:
+            await c.get_prompt(prompt, arguments)
+        after = await c.get_prompt("review_rls", {"sql": "select 1;"})
+    assert str(info.value) == expected
+    assert "select 1;" in after.messages[0].content.text

@@ -402,9 +402,19 @@ class FilePrompt(Prompt):
     async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
         # The SDK reports its own missing-argument ValueError as a bare "Internal server error" on
         # 2026-07-28 connections; an MCPError keeps the message in every protocol mode.
-        missing = [a.name for a in self.arguments or [] if a.required and not (arguments or {}).get(a.name)]
+        given = arguments or {}
+        names = [a.name for a in self.arguments or []]
+        missing = [a.name for a in self.arguments or [] if a.required and not given.get(a.name)]
         if missing:
             raise MCPError(code=INVALID_PARAMS, message=f"prompt {self.name!r} needs the argument(s) {missing}")
+        unknown = [field_path((k,), keep_last=True) for k in given if k not in names]
+        if unknown:
+            raise MCPError(code=INVALID_PARAMS, message=f"prompt {self.name!r} has no argument(s) {one_of(unknown)}; "
+                                                        f"it takes {one_of(names)}")
+        for name, value in given.items():
+            if len(str(value)) > limits.PROMPT_ARGUMENT_CHARS:
+                raise MCPError(code=INVALID_PARAMS, message=f"{name}: too long: {len(str(value)):,} characters "
+                                                            f"(at most {limits.PROMPT_ARGUMENT_CHARS:,})")
         return await super().render(arguments, context)
 
 

@@ -31,6 +31,7 @@ PATH_CHARS = 4_096
 FILE_BYTES = 5_000_000  # each file audit_spec / the CLI reads
 URL_CHARS = 2_048
 TABLE_NAMES = ENTITIES + 10  # generate_rls tables: the entities plus the generated tables
+PROMPT_ARGUMENT_CHARS = SQL_CHARS  # any prompt argument (review_rls takes SQL)
 
 # --- answers --------------------------------------------------------------------------------------
 ISSUES = 20  # problems listed in one error message, then "and N more"
@@ -60,6 +61,7 @@ DOCUMENTED = (
     ("a blueprint file, a file audit_spec or `audit` reads", FILE_BYTES, "bytes"),
     ("verify_rls database_url", URL_CHARS, "characters"),
     ("generate_rls tables", TABLE_NAMES, "items"),
+    ("a prompt argument", PROMPT_ARGUMENT_CHARS, "characters"),
     ("problems listed in one error message", ISSUES, "items"),
     ("an error message", MESSAGE_CHARS, "characters"),
 )
