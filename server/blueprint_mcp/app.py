@@ -12,19 +12,22 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
 import yaml
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
+from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListRootsResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__, tools
-from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy
+from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
+from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
+from .model.validation import field_path, problems_from
 from .spec.render import spec_template
 from .templates import data_dir, summaries, template_names, template_text
 
@@ -61,12 +64,14 @@ blueprint://templates and blueprint://templates/{{name}}, blueprint://event-taxo
 # --- parameter types ------------------------------------------------------------------------------
 
 Template = Annotated[str | None, Field(
+    min_length=1, max_length=limits.TEMPLATE_CHARS,
     description="Name of a template from the library, e.g. 'habit-tracker' (list: blueprint://templates). "
                 "Pass either this or `blueprint`, not both.")]
 BlueprintArg = Annotated[dict[str, Any] | None, Field(
     description="A full blueprint object, usually the `blueprint` returned by an earlier call, possibly edited. "
                 "Its JSON Schema is the blueprint://schema resource. Pass either this or `template`.")]
 IncludeArg = Annotated[list[tools.Include] | None, Field(
+    max_length=len(get_args(tools.Include)),
     description="Parts to return: 'blueprint' (the design to carry forward), 'summary' (structured tables "
                 "or policies), 'sql' (migration text), 'markdown' (spec section). Default depends on the tool.")]
 
@@ -79,9 +84,47 @@ def _as_tool_error() -> Iterator[None]:
     except BlueprintError as exc:
         raise ToolError(str(exc)) from exc
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}"
-                             for err in exc.errors())
-        raise ToolError(f"invalid input: {problems}. Fix: see blueprint://schema") from exc
+        raise ToolError(str(InvalidBlueprint(problems_from(exc)))) from exc
+
+
+def check_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
+    """Refuse unknown arguments and wrong types in our words, before the SDK validates them its way.
+
+    The SDK drops unknown arguments silently and reports a wrong type with pydantic's own text and a
+    link to pydantic's documentation; neither helps a model correct its call.
+    """
+    accepted = list(tool.parameters.get("properties", {}))
+    problems = []
+    for key in arguments:
+        if key not in accepted:
+            near = closest(key, accepted)
+            problems.append((field_path((key,), keep_last=True), "unknown argument.",
+                             (f"did you mean '{near}'? " if near else "remove it. ")
+                             + f"{tool.name} takes {one_of(accepted)}"))
+    try:
+        tool.fn_metadata.validate_arguments(arguments)
+    except ValidationError as exc:
+        problems += problems_from(exc)
+    if problems:
+        raise InvalidArguments(problems)
+
+
+class CheckedTool(Tool):
+    """A tool whose arguments go through check_arguments; its input schema says extra keys are refused."""
+
+    @classmethod
+    def from_function(cls, fn: Callable[..., Any], **kwargs: Any) -> Tool:
+        tool = super().from_function(fn, **kwargs)
+        tool.parameters["additionalProperties"] = False
+        return tool
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            check_arguments(self, arguments)
+        except InvalidArguments as exc:
+            # Worded like the SDK's own frame around a tool's ToolError, so every error reads alike.
+            raise ToolError(f"Error executing tool {self.name}: {exc}") from exc
+        return await super().run(arguments, context, convert_result=convert_result)
 
 
 # --- tools ----------------------------------------------------------------------------------------
@@ -90,14 +133,17 @@ def design_tenancy(
     template: Template = None,
     blueprint: BlueprintArg = None,
     app_name: Annotated[str | None, Field(
+        min_length=1, max_length=limits.APP_NAME_CHARS,
         description="Name of a new app when starting from nothing (no template, no blueprint).")] = None,
     app_description: Annotated[str | None, Field(
+        max_length=limits.APP_DESCRIPTION_CHARS,
         description="One or two sentences on what the app does; replaces the description of a template.")] = None,
     personal_workspaces: Annotated[bool | None, Field(
         description="Give every user a personal organisation at signup. Omit to keep the current value.")] = None,
     team_organizations: Annotated[bool | None, Field(
         description="Let users create team organisations and invite others. Omit to keep the current value.")] = None,
     roles: Annotated[list[dict[str, Any]] | None, Field(
+        max_length=limits.ROLES,
         description="Membership roles, most privileged first: [{name, description, capabilities}] with "
                     "capabilities from read, write, manage_members, manage_billing, delete_organization. "
                     "Omit to keep owner/admin/member/viewer.")] = None,
@@ -120,6 +166,7 @@ def generate_schema(
     template: Template = None,
     blueprint: BlueprintArg = None,
     sections: Annotated[list[tools.SchemaSection] | None, Field(
+        max_length=len(get_args(tools.SchemaSection)),
         description="Which tables: 'core' (profiles, organisations, memberships), 'domain' (the blueprint's "
                     "entities), 'analytics', 'privacy'. Default: all.")] = None,
     include: IncludeArg = None,
@@ -137,7 +184,8 @@ def generate_schema(
 def generate_rls(
     template: Template = None,
     blueprint: BlueprintArg = None,
-    tables: Annotated[list[str] | None, Field(
+    tables: Annotated[list[Annotated[str, Field(max_length=limits.IDENT_BYTES)]] | None, Field(
+        max_length=limits.TABLE_NAMES,
         description="Only these tables (names as in generate_schema). Default: every table.")] = None,
     include: IncludeArg = None,
 ) -> tools.RlsResult:
@@ -149,12 +197,6 @@ def generate_rls(
     """
     with _as_tool_error():
         return tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include)
-
-
-# Bounds on what one audit_spec call reads, so a request can never make the server read without end.
-MAX_SQL_CHARS = 2_000_000
-MAX_PATHS = 50
-MAX_FILE_BYTES = 5_000_000
 
 
 def confine(paths: list[str], roots: list[Path]) -> list[Path]:
@@ -191,12 +233,13 @@ def _workspace_roots(paths: list[str] | None, ctx: Context) -> ListRoots | None:
 def audit_spec(
     template: Template = None,
     blueprint: BlueprintArg = None,
-    sql: Annotated[str | None, Field(max_length=MAX_SQL_CHARS, description=(
+    sql: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
         "SQL to lint: a snippet, a migration or several concatenated (psql meta-commands and DO blocks "
         "are tolerated). Applied after the SQL files of `paths`, as one migration history."))] = None,
-    spec: Annotated[str | None, Field(max_length=MAX_SQL_CHARS, description=(
+    spec: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
         "A markdown spec document to check: the nine template sections and the security checklist."))] = None,
-    paths: Annotated[list[str] | None, Field(max_length=MAX_PATHS, description=(
+    paths: Annotated[list[Annotated[str, Field(max_length=limits.PATH_CHARS)]] | None, Field(
+        max_length=limits.PATHS, description=(
         "Files or folders inside the client's workspace roots: .sql files, migration folders (applied in "
         "file-name order), .md specs, .yaml/.json blueprints. Relative paths start at the first root. "
         "Needs a client that offers roots; otherwise pass `sql` or `spec`."))] = None,
@@ -214,7 +257,7 @@ def audit_spec(
     with _as_tool_error():
         files = confine(paths, root_paths(roots)) if paths else None
         return tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
-                                max_findings=max_findings, max_bytes=MAX_FILE_BYTES)
+                                max_findings=max_findings)
 
 
 async def verify_rls(
@@ -222,10 +265,12 @@ async def verify_rls(
     template: Template = None,
     blueprint: BlueprintArg = None,
     sql: Annotated[str | None, Field(
+        min_length=1, max_length=limits.SQL_CHARS,
         description="Migration SQL to verify: alone, the generic matrix runs (no cross-organisation access, "
                     "read-only roles write nothing, anon nothing); with a blueprint, it is judged against "
                     "the blueprint.")] = None,
     database_url: Annotated[str | None, Field(
+        max_length=limits.URL_CHARS,
         description="A loopback PostgreSQL to verify in (e.g. the `supabase start` stack, "
                     "postgresql://postgres:postgres@127.0.0.1:54322/postgres). Default: a throwaway server. "
                     "Statements run there inside one transaction that is always rolled back; SQL that could end "
@@ -261,10 +306,11 @@ async def verify_rls(
 VERIFY = ToolAnnotations(read_only_hint=False, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
 
 TOOLS = (
-    (design_tenancy, "Design tenancy (step 1)"),
-    (generate_schema, "Generate schema (step 2)"),
-    (generate_rls, "Generate RLS policies (step 3)"),
-    (audit_spec, "Audit the design (step 4)"),
+    (design_tenancy, "Design tenancy (step 1)", READ_ONLY),
+    (generate_schema, "Generate schema (step 2)", READ_ONLY),
+    (generate_rls, "Generate RLS policies (step 3)", READ_ONLY),
+    (audit_spec, "Audit the design (step 4)", READ_ONLY),
+    (verify_rls, "Verify tenant isolation (prove it)", VERIFY),
 )
 
 
@@ -360,9 +406,19 @@ class FilePrompt(Prompt):
     async def render(self, arguments: dict[str, Any] | None, context: Any) -> Any:
         # The SDK reports its own missing-argument ValueError as a bare "Internal server error" on
         # 2026-07-28 connections; an MCPError keeps the message in every protocol mode.
-        missing = [a.name for a in self.arguments or [] if a.required and not (arguments or {}).get(a.name)]
+        given = arguments or {}
+        names = [a.name for a in self.arguments or []]
+        missing = [a.name for a in self.arguments or [] if a.required and not given.get(a.name)]
         if missing:
             raise MCPError(code=INVALID_PARAMS, message=f"prompt {self.name!r} needs the argument(s) {missing}")
+        unknown = [field_path((k,), keep_last=True) for k in given if k not in names]
+        if unknown:
+            raise MCPError(code=INVALID_PARAMS, message=f"prompt {self.name!r} has no argument(s) {one_of(unknown)}; "
+                                                        f"it takes {one_of(names)}")
+        for name, value in given.items():
+            if len(str(value)) > limits.PROMPT_ARGUMENT_CHARS:
+                raise MCPError(code=INVALID_PARAMS, message=f"{name}: too long: {len(str(value)):,} characters "
+                                                            f"(at most {limits.PROMPT_ARGUMENT_CHARS:,})")
         return await super().render(arguments, context)
 
 
@@ -386,10 +442,9 @@ def _register_prompts(server: MCPServer) -> None:
 
 def build_server() -> MCPServer:
     server = MCPServer("blueprint-mcp", title="Blueprint", version=__version__,
-                       instructions=INSTRUCTIONS.format(templates=", ".join(template_names())))
-    for fn, title in TOOLS:
-        server.add_tool(fn, title=title, annotations=READ_ONLY)
-    server.add_tool(verify_rls, title="Verify tenant isolation (prove it)", annotations=VERIFY)
+                       instructions=INSTRUCTIONS.format(templates=", ".join(template_names())),
+                       tools=[CheckedTool.from_function(fn, title=title, annotations=annotations)
+                              for fn, title, annotations in TOOLS])
     _register_resources(server)
     _register_prompts(server)
     return server

@@ -9,6 +9,7 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__, tools
 from .audit.findings import LEVEL_ORDER, Level, sort_findings
@@ -25,6 +26,13 @@ AUDIT_SUFFIXES = (".sql", ".md", ".markdown", *BLUEPRINT_SUFFIXES)
 
 class UsageError(Exception):
     """A command line the user must change (exit 2, one line, no traceback)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line like every other user error (argparse prints the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; {' '.join(self.format_usage().split())}\n")
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -165,7 +173,7 @@ def failing(counts: dict[str, int], threshold: Level) -> bool:
 # --- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG, description="Design Supabase backends: an MCP server (default: stdio) and the same tools "
                                "on the command line.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 
 from .model import Blueprint, InvalidBlueprint, TemplateNotFound, parse_blueprint
+from .model.errors import choose, preview
+from .model.limits import FILE_BYTES
 
 _PACKAGE_DATA = Path(__file__).with_name("data")
 _CHECKOUT = Path(__file__).resolve().parents[2]
@@ -27,11 +29,11 @@ def template_names() -> list[str]:
 
 
 def template_text(name: str) -> str:
-    path = data_dir("blueprints") / f"{name}.yaml"
-    if name not in template_names():
-        raise TemplateNotFound(f"unknown template '{name}'", field="template",
-                               fix=f"use one of {template_names()} or pass a full blueprint")
-    return path.read_text(encoding="utf-8")
+    names = template_names()
+    if name not in names:
+        raise TemplateNotFound(f"unknown template {preview(name)}", field="template",
+                               fix=choose(name, names) + " (blueprint://templates), or pass a full blueprint")
+    return (data_dir("blueprints") / f"{name}.yaml").read_text(encoding="utf-8")
 
 
 @cache
@@ -59,6 +61,10 @@ def load_blueprint_text(text: str, source: str) -> Blueprint:
 def load_blueprint_file(path: str | Path) -> Blueprint:
     p = Path(path)
     try:
+        size = p.stat().st_size
+        if size > FILE_BYTES:
+            raise InvalidBlueprint([(str(p), f"the file is too large: {size:,} bytes (at most {FILE_BYTES:,}).",
+                                     "split the design or remove what it does not need")])
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidBlueprint([(str(p), f"cannot read the file ({exc.strerror}).",

@@ -22,6 +22,9 @@ from .model import (
     Tenancy,
     parse_blueprint,
 )
+from .model.base import suggest_slug
+from .model.errors import choose, preview
+from .model.limits import FILE_BYTES
 from .model.schema import Schema
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
@@ -46,7 +49,7 @@ def resolve_blueprint(template: str | None = None, blueprint: Blueprint | dict[s
     if template:
         return load_template(template)
     if blueprint is not None:
-        return parse_blueprint(blueprint if isinstance(blueprint, Blueprint) else blueprint, source="blueprint")
+        return parse_blueprint(blueprint, root="blueprint")
     raise InvalidBlueprint([("template", "no design given.",
                              "pass template (e.g. 'habit-tracker') or blueprint (see blueprint://schema)")])
 
@@ -74,11 +77,6 @@ class TenancyDesign(_Out):
     sql: str | None = Field(None, description="The core tenancy tables (profiles, organizations, memberships...).")
 
 
-def _slugify(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return slug or "app"
-
-
 def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
                    app_name: str | None = None, app_description: str | None = None,
                    personal_workspaces: bool | None = None, team_organizations: bool | None = None,
@@ -89,8 +87,8 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
     elif app_name:
-        bp = parse_blueprint({"app": {"name": app_name, "slug": _slugify(app_name),
-                                      "description": app_description or ""}}, source="options")
+        bp = _from_options({"app": {"name": app_name, "slug": suggest_slug(app_name),
+                                    "description": app_description or ""}})
     else:
         raise InvalidBlueprint([("app_name", "nothing to design from.",
                                  "pass app_name (and options), a template name, or a blueprint")])
@@ -100,7 +98,7 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
     if app_description is not None and (template or blueprint is not None):
         data["app"]["description"] = app_description
-    bp = parse_blueprint(data, source="options")
+    bp = _from_options(data, "blueprint" if blueprint is not None else "")
     schema = build_schema(bp)
     return TenancyDesign(
         app=bp.app, tenancy=bp.tenancy,
@@ -111,6 +109,26 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
         markdown=render_spec(bp, schema, ["tenancy", "core"]) if "markdown" in include else None,
         sql=_core_sql(schema, bp) if "sql" in include else None,
     )
+
+
+# design_tenancy's options land in these blueprint fields: errors there name the argument instead.
+OPTION_FIELDS = (("app.name", "app_name"), ("app.slug", "app_name"), ("app.description", "app_description"),
+                 ("tenancy.roles", "roles"))
+
+
+def _from_options(data: dict[str, Any], root: str = "") -> Blueprint:
+    """The blueprint with design_tenancy's options applied; `root` prefixes paths that no option explains."""
+    try:
+        return parse_blueprint(data)
+    except InvalidBlueprint as exc:
+        raise InvalidBlueprint([(_option_path(path, root), msg, fix) for path, msg, fix in exc.problems]) from None
+
+
+def _option_path(path: str, root: str) -> str:
+    for field, argument in OPTION_FIELDS:
+        if path == field or path.startswith((field + ".", field + "[")):
+            return argument + path[len(field):]
+    return f"{root}.{path}" if root else path
 
 
 def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
@@ -222,9 +240,10 @@ def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | N
     schema = build_schema(bp)
     if tables:
         known = [t.name for t in schema.tables]
-        unknown = [t for t in tables if t not in known]
+        unknown = [(i, t) for i, t in enumerate(tables) if t not in known]
         if unknown:
-            raise InvalidBlueprint([("tables", f"{unknown} are not tables of this blueprint.", f"use some of {known}")])
+            raise InvalidBlueprint([(f"tables[{i}]", f"{preview(t)} is not a table of this blueprint.",
+                                     choose(t, known)) for i, t in unknown])
     chosen = [t for t in schema.tables if not tables or t.name in tables]
     part = schema.model_copy(update={"tables": chosen, "views": schema.views if not tables else []})
     return RlsResult(
@@ -249,7 +268,7 @@ class AuditResult(_Out):
 
 def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
-               max_bytes: int | None = None) -> AuditResult:
+               max_bytes: int | None = FILE_BYTES) -> AuditResult:
     """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents."""
     return summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
                                     max_bytes=max_bytes), max_findings)
@@ -257,7 +276,7 @@ def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | Non
 
 def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                    spec: str | None = None, paths: list[str | Path] | None = None,
-                   max_bytes: int | None = None) -> list[Finding]:
+                   max_bytes: int | None = FILE_BYTES) -> list[Finding]:
     """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history)."""
     if template is None and blueprint is None and sql is None and spec is None and not paths:
         raise InvalidBlueprint([("template", "nothing to audit.",

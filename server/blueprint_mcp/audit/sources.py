@@ -33,8 +33,8 @@ def sql_files_in(folder: Path) -> list[Path]:
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """The file as text; bytes that are not UTF-8 become U+FFFD instead of an error."""
     if max_bytes is not None and path.is_file() and path.stat().st_size > max_bytes:
-        raise BlueprintError(f"{path} is larger than {max_bytes:,} bytes", field="paths",
-                             fix="audit a smaller file or a folder of migrations")
+        raise BlueprintError(f"{path} is too large: {path.stat().st_size:,} bytes (at most {max_bytes:,})",
+                             field="paths", fix="audit a smaller file or a folder of migrations")
     try:
         return path.read_bytes().decode("utf-8", errors="replace")
     except OSError as exc:

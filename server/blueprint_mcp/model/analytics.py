@@ -10,6 +10,7 @@ import yaml
 from pydantic import Field
 
 from .base import Ident, Model
+from .limits import DESCRIPTION_CHARS, EVENT_PROPERTIES, EVENTS
 
 _TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
 
@@ -34,8 +35,9 @@ class EventSource(StrEnum):
 class EventDef(Model):
     name: Ident
     category: EventCategory
-    description: str = ""
-    properties: list[Ident] = Field(default_factory=list, description="Expected keys of `properties` (no PII).")
+    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    properties: list[Ident] = Field(default_factory=list, max_length=EVENT_PROPERTIES,
+                                    description="Expected keys of `properties` (no PII).")
 
 
 class Event(EventDef):
@@ -64,4 +66,5 @@ class Analytics(Model):
     feature_flags: bool = True
     daily_metrics: bool = Field(True, description="Per-organisation daily metrics (private materialized view).")
     derive_entity_events: bool = Field(True, description="Add <entity>_created/_updated/_deleted events.")
-    events: list[EventDef] = Field(default_factory=list, description="App-specific events beyond the core taxonomy.")
+    events: list[EventDef] = Field(default_factory=list, max_length=EVENTS,
+                                   description="App-specific events beyond the core taxonomy.")

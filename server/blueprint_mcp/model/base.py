@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
 
-from .names import SLUG_RE, ident_problem, suggest_ident
+from .errors import ValueProblem, preview
+from .limits import IDENT_BYTES
+from .names import IDENT_RE, SLUG_RE, ident_problem, suggest_ident
 
 
 def _check_ident(value: str) -> str:
     problem = ident_problem(value)
     if problem:
-        raise ValueError(f"{problem}; try '{suggest_ident(str(value))}'")
+        raise ValueProblem(problem, f"try '{suggest_ident(str(value))}'")
     return value
+
+
+def suggest_slug(value: str) -> str:
+    """A valid slug close to `value` (also the slug of a new app named `value`)."""
+    return re.sub(r"[^a-z0-9]+", "-", value[:4 * IDENT_BYTES].lower()).strip("-")[:IDENT_BYTES].strip("-") or "app"
 
 
 def _check_slug(value: str) -> str:
     if not SLUG_RE.match(value):
-        raise ValueError(f"'{value}' is not a slug (lower case letters, digits and -, at most 63 characters)")
+        raise ValueProblem(f"{preview(value)} is not a slug (lower case letters, digits and -, at most 63 characters)",
+                           f"try '{suggest_slug(value)}'")
     return value
 
 
-Ident = Annotated[str, AfterValidator(_check_ident)]
-Slug = Annotated[str, AfterValidator(_check_slug)]
+Ident = Annotated[str, AfterValidator(_check_ident), WithJsonSchema(
+    {"type": "string", "pattern": IDENT_RE.pattern, "maxLength": IDENT_BYTES})]
+Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(
+    {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": IDENT_BYTES})]
 
 
 class Model(BaseModel):

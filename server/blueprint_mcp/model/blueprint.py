@@ -9,9 +9,12 @@ from pydantic import Field as PField, ValidationError, model_validator
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug
 from .entities import AUTH_USERS, Entity, Scope
-from .errors import InvalidBlueprint
+from .errors import InvalidBlueprint, choose, preview
+from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
+from .names import object_name
 from .privacy import BUILTIN_PII_KEYS, Privacy
 from .tenancy import Tenancy
+from .validation import join, problems_from
 
 CORE_TABLES = ("profiles", "organizations", "organization_members", "invitations")
 ANALYTICS_TABLES = ("sessions", "events", "feature_flags", "feature_flag_assignments", "daily_org_metrics")
@@ -22,9 +25,9 @@ AUDITABLE_CORE = ("organizations", "organization_members", "invitations")
 
 
 class App(Model):
-    name: str = PField(min_length=1, max_length=120)
+    name: str = PField(min_length=1, max_length=APP_NAME_CHARS)
     slug: Slug
-    description: str = ""
+    description: str = PField("", max_length=APP_DESCRIPTION_CHARS)
 
 
 class Blueprint(Model):
@@ -33,7 +36,7 @@ class Blueprint(Model):
     version: Literal[1] = 1
     app: App
     tenancy: Tenancy = PField(default_factory=Tenancy)
-    entities: list[Entity] = PField(default_factory=list)
+    entities: list[Entity] = PField(default_factory=list, max_length=ENTITIES)
     analytics: Analytics = PField(default_factory=Analytics)
     privacy: Privacy = PField(default_factory=Privacy)
 
@@ -63,9 +66,9 @@ class Blueprint(Model):
                     continue
                 for verb in ("created", "updated", "deleted"):
                     out.append(Event(
-                        name=f"{ent.singular}_{verb}"[:63], category=EventCategory.core_feature,
+                        name=object_name(ent.singular, suffix=verb), category=EventCategory.core_feature,
                         description=f"A row of {ent.name} was {verb}.", source=EventSource.entity,
-                        entity=ent.name, properties=[f"{ent.singular}_id"[:63]],
+                        entity=ent.name, properties=[object_name(ent.singular, suffix="id")],
                     ))
         out.extend(Event(**e.model_dump(), source=EventSource.custom) for e in self.analytics.events)
         return out
@@ -136,8 +139,8 @@ def _check_references(bp: Blueprint, problems: list) -> None:
             target = known.get(f.references or "")
             if target is None:
                 choices = sorted(known) + [AUTH_USERS]
-                problems.append((path, f"'{f.references}' is not an entity of this blueprint.",
-                                 f"use one of {choices}"))
+                problems.append((path, f"{preview(f.references)} is not an entity of this blueprint.",
+                                 choose(f.references, choices)))
             elif not e.is_tenant and target.is_tenant:
                 problems.append((path, f"global entity '{e.name}' cannot reference tenant entity '{target.name}': "
                                  "reference data would point into one organisation.",
@@ -185,7 +188,7 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                 continue
             path = f"entities[{i}].access.{cmd}"
             if role not in roles:
-                problems.append((path, f"'{role}' is not a role of this tenancy.", f"use one of {roles}"))
+                problems.append((path, f"'{role}' is not a role of this tenancy.", choose(role, roles)))
             elif cmd != "select" and not e.client_writable:
                 problems.append((path, f"scope '{e.scope.value}' is written by the service role only.",
                                  "remove the override or use scope organization/user"))
@@ -202,7 +205,8 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                 problems.append((path, "an empty query pattern.", "list the columns queried together"))
             for col in pattern:
                 if col not in cols:
-                    problems.append((path, f"'{col}' is not a column of {e.name}.", f"use one of {sorted(cols)}"))
+                    problems.append((path, f"'{col}' is not a column of {e.name}.",
+                                     choose(col, sorted(cols))))
             if len(set(pattern)) != len(pattern):
                 problems.append((path, "a column repeats.", "list each column once"))
 
@@ -215,7 +219,7 @@ def _check_privacy(bp: Blueprint, problems: list) -> None:
     for k, t in enumerate(bp.privacy.audit_tables):
         if t not in allowed:
             problems.append((f"privacy.audit_tables[{k}]", f"'{t}' cannot be audited (audit rows belong to an organisation).",
-                             f"use one of {allowed}"))
+                             choose(t, allowed)))
     if len(set(bp.privacy.audit_tables)) != len(bp.privacy.audit_tables):
         problems.append(("privacy.audit_tables", "a table repeats.", "list each table once"))
     if len(set(bp.privacy.consent_flags)) != len(bp.privacy.consent_flags):
@@ -228,62 +232,49 @@ def _check_privacy(bp: Blueprint, problems: list) -> None:
 
 def _check_events(bp: Blueprint, problems: list) -> None:
     pii = set(bp.pii_keys())
+    entity_index = {e.name: i for i, e in enumerate(bp.entities)}
+    names = [e.name for e in bp.entities]
+    repeated = {n for n in names if names.count(n) > 1}  # already reported by _check_names
+    custom = iter(range(len(bp.analytics.events)))
     seen: dict[str, str] = {}
     for ev in bp.events():
+        if ev.entity in repeated:
+            continue
+        if ev.source is EventSource.core:
+            where = "analytics"
+        elif ev.source is EventSource.entity:
+            where = f"entities[{entity_index[ev.entity]}]"
+        else:
+            where = f"analytics.events[{next(custom)}]"
         if ev.name in seen:
-            where = "analytics.events" if ev.source is EventSource.custom else f"entity {ev.entity}"
-            problems.append((where, f"event '{ev.name}' is already defined ({seen[ev.name]}).",
-                             "rename the event or remove the duplicate"))
-        seen.setdefault(ev.name, ev.source.value)
-        for key in ev.properties:
+            problems.append((f"{where}.name" if ev.source is EventSource.custom else where,
+                             f"event '{ev.name}' is already defined ({seen[ev.name]}).",
+                             "rename the entity or set its events: false" if ev.source is EventSource.entity
+                             else "rename the event or remove the duplicate"))
+        seen.setdefault(ev.name, ev.source.value if ev.source is not EventSource.entity else f"by entity {ev.entity}")
+        for j, key in enumerate(ev.properties):
             if key in pii:
-                problems.append((f"analytics.events[{ev.name}].properties", f"'{key}' is personal data.",
+                problems.append((f"{where}.properties[{j}]" if ev.source is EventSource.custom else where,
+                                 f"'{key}' is personal data.",
                                  "reference the user by user_id instead of copying PII into events"))
 
 
-def parse_blueprint(data: Any, source: str | None = None) -> Blueprint:
-    """Validate raw data into a Blueprint; every problem names its field path and fix."""
+def parse_blueprint(data: Any, source: str | None = None, root: str = "") -> Blueprint:
+    """Validate raw data into a Blueprint; every problem names its field path and fix.
+
+    `source` names a file (`blueprints/x.yaml: entities[0].name`), `root` the argument the data
+    came in (`blueprint.entities[0].name`).
+    """
     if isinstance(data, Blueprint):
         return data
     if not isinstance(data, dict):
-        raise InvalidBlueprint([(source or "blueprint", f"expected a mapping, got {type(data).__name__}.",
-                                 "pass an object with at least app.name and app.slug")])
+        raise InvalidBlueprint([(root or "blueprint", f"expected an object; got {preview(data)}.",
+                                 "pass an object with at least app.name and app.slug (see blueprint://schema)")],
+                               source)
     try:
         return Blueprint.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path = _path(err["loc"])
-            inner = (err.get("ctx") or {}).get("error")
-            if isinstance(inner, InvalidBlueprint):
-                problems.extend(inner.problems)
-                continue
-            msg = str(inner) if inner else err["msg"]
-            fix = _fix_for(err)
-            prefix = f"{source}: " if source else ""
-            problems.append((prefix + (path or "blueprint"), msg.rstrip(".") + ".", fix))
-        raise InvalidBlueprint(problems) from None
-
-
-def _path(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("function-after[_check_ident(), str]",):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def _fix_for(err: dict) -> str:
-    kind = err["type"]
-    if kind == "missing":
-        return "add this field"
-    if kind == "extra_forbidden":
-        return "remove this key (it is not part of the blueprint schema; see blueprint://schema)"
-    if kind in ("enum", "literal_error"):
-        expected = (err.get("ctx") or {}).get("expected", "")
-        return f"use one of {expected}" if expected else "use an allowed value"
-    return "correct the value (see blueprint://schema)"
+        problems = problems_from(exc, root, Blueprint)
+    except InvalidBlueprint as exc:  # the cross-field checks, raised as is through pydantic
+        problems = [(join(root, path), msg, fix) for path, msg, fix in exc.problems]
+    raise InvalidBlueprint([(path or root or "blueprint", msg, fix) for path, msg, fix in problems], source)

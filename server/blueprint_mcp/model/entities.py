@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field as PField, model_validator
 
 from .base import Ident, Model
+from .errors import ValueProblem as Invalid, one_of, preview
+from .limits import (
+    COLUMNS_PER_PATTERN,
+    DEFAULT_CHARS,
+    DESCRIPTION_CHARS,
+    ENUM_VALUES,
+    FIELDS_PER_ENTITY,
+    IDENT_BYTES,
+    PATTERNS_PER_ENTITY,
+)
 
 AUTH_USERS = "auth.users"
 
@@ -40,19 +51,20 @@ class DefaultExpression(StrEnum):
 class Check(Model):
     """A structured CHECK constraint (bounds and lengths), never free SQL."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = PField(None, allow_inf_nan=False)
+    max: float | None = PField(None, allow_inf_nan=False)
     min_length: int | None = PField(None, ge=0)
     max_length: int | None = PField(None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Check":
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"check: min ({self.min}) is greater than max ({self.max})")
+            raise Invalid(f"check: min ({self.min}) is greater than max ({self.max})", "swap them")
         if self.min_length is not None and self.max_length is not None and self.min_length > self.max_length:
-            raise ValueError("check: min_length is greater than max_length")
+            raise Invalid("check: min_length is greater than max_length", "swap them")
         if all(v is None for v in (self.min, self.max, self.min_length, self.max_length)):
-            raise ValueError("check: give at least one of min, max, min_length, max_length")
+            raise Invalid("check: an empty check", "give at least one of min, max, min_length, max_length, "
+                          "or remove check")
         return self
 
 
@@ -64,9 +76,10 @@ class Field(Model):
 
     name: Ident
     type: FieldType
-    description: str = ""
-    values: list[Ident] | None = PField(None, description="Allowed values, for type enum.")
-    references: str | None = PField(None, description="Entity name or 'auth.users', for type reference.")
+    description: str = PField("", max_length=DESCRIPTION_CHARS)
+    values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
+    references: str | None = PField(None, max_length=IDENT_BYTES,
+                                    description="Entity name or 'auth.users', for type reference.")
     on_delete: OnDelete | None = PField(None, description="Default: cascade when NOT NULL, set null otherwise.")
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
@@ -79,28 +92,34 @@ class Field(Model):
     def _type_rules(self) -> "Field":
         if self.type is FieldType.enum:
             if not self.values:
-                raise ValueError(f"field '{self.name}': type enum needs a non-empty 'values' list")
+                raise Invalid(f"field '{self.name}': type enum needs values",
+                              "add 'values', a non-empty list of identifiers (e.g. [draft, published])")
             if len(set(self.values)) != len(self.values):
-                raise ValueError(f"field '{self.name}': enum values repeat; list each once")
+                raise Invalid(f"field '{self.name}': enum values repeat", "list each value once")
         elif self.values is not None:
-            raise ValueError(f"field '{self.name}': 'values' only applies to type enum; remove it")
+            raise Invalid(f"field '{self.name}': 'values' only applies to type enum",
+                          "remove 'values' or use type enum")
         if self.type is FieldType.reference:
             if not self.references:
-                raise ValueError(
-                    f"field '{self.name}': type reference needs 'references' (an entity name or 'auth.users')"
-                )
+                raise Invalid(f"field '{self.name}': type reference needs 'references'",
+                              "set references to an entity name or 'auth.users'")
         elif self.references is not None or self.on_delete is not None:
-            raise ValueError(f"field '{self.name}': 'references'/'on_delete' only apply to type reference")
+            raise Invalid(f"field '{self.name}': 'references'/'on_delete' only apply to type reference",
+                          "remove them or use type reference")
         if self.default is not None and self.default_expression is not None:
-            raise ValueError(f"field '{self.name}': give either 'default' or 'default_expression', not both")
+            raise Invalid(f"field '{self.name}': both 'default' and 'default_expression' are given",
+                          "keep only one of them")
         if self.on_delete == "set null" and not self.nullable:
-            raise ValueError(f"field '{self.name}': on_delete 'set null' needs nullable: true")
+            raise Invalid(f"field '{self.name}': on_delete 'set null' needs a nullable column",
+                          "set nullable: true or use on_delete cascade/restrict")
         if self.check is not None:
             numeric = self.type in (FieldType.integer, FieldType.bigint, FieldType.numeric)
             if (self.check.min is not None or self.check.max is not None) and not numeric:
-                raise ValueError(f"field '{self.name}': check min/max needs a numeric type")
+                raise Invalid(f"field '{self.name}': check min/max needs a numeric type",
+                              "use type integer, bigint or numeric, or min_length/max_length for text")
             if (self.check.min_length is not None or self.check.max_length is not None) and self.type is not FieldType.text:
-                raise ValueError(f"field '{self.name}': check min_length/max_length needs type text")
+                raise Invalid(f"field '{self.name}': check min_length/max_length needs type text",
+                              "use type text, or min/max for numbers")
         self._check_default()
         return self
 
@@ -108,21 +127,23 @@ class Field(Model):
         d, t = self.default, self.type
         if d is None:
             return
+        if isinstance(d, str) and len(d) > DEFAULT_CHARS:
+            raise Invalid(f"field '{self.name}': default is too long: {len(d):,} characters "
+                          f"(at most {DEFAULT_CHARS:,})", "shorten it")
         ok = {
             FieldType.boolean: isinstance(d, bool),
-            FieldType.integer: isinstance(d, int) and not isinstance(d, bool),
-            FieldType.bigint: isinstance(d, int) and not isinstance(d, bool),
-            FieldType.numeric: isinstance(d, (int, float)) and not isinstance(d, bool),
+            FieldType.integer: _is_int(d) and -(2**31) <= d < 2**31,
+            FieldType.bigint: _is_int(d) and -(2**63) <= d < 2**63,
+            FieldType.numeric: (_is_int(d) or isinstance(d, float)) and math.isfinite(d),
             FieldType.text: isinstance(d, str),
             FieldType.enum: isinstance(d, str) and d in (self.values or []),
             FieldType.date: isinstance(d, str),
             FieldType.timestamptz: isinstance(d, str),
         }.get(t, False)
         if not ok:
-            raise ValueError(
-                f"field '{self.name}': default {d!r} does not fit type {t.value}"
-                + (f" (one of {self.values})" if t is FieldType.enum else "")
-            )
+            raise Invalid(f"field '{self.name}': default {preview(d)} does not fit type {t.value}",
+                          f"use one of {one_of(self.values or [])}" if t is FieldType.enum
+                          else f"give a {t.value} value in range, or remove the default")
 
     @property
     def is_reference(self) -> bool:
@@ -135,6 +156,13 @@ class Field(Model):
     @property
     def effective_on_delete(self) -> str:
         return self.on_delete or ("set null" if self.nullable else "cascade")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+Columns = Annotated[list[Ident], PField(max_length=COLUMNS_PER_PATTERN)]
 
 
 class Scope(StrEnum):
@@ -162,18 +190,20 @@ class Entity(Model):
     """A domain table."""
 
     name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
-    description: str = ""
+    description: str = PField("", max_length=DESCRIPTION_CHARS)
     scope: Scope = Scope.organization
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."
     )
     soft_delete: bool = PField(False, description="Adds archived_at for soft deletion.")
-    fields: list[Field] = PField(default_factory=list)
-    query_patterns: list[list[Ident]] = PField(
-        default_factory=list, description="Column lists queried together; each becomes an index."
+    fields: list[Field] = PField(default_factory=list, max_length=FIELDS_PER_ENTITY)
+    query_patterns: list[Columns] = PField(
+        default_factory=list, max_length=PATTERNS_PER_ENTITY,
+        description="Column lists queried together; each becomes an index.",
     )
-    unique_together: list[list[Ident]] = PField(
-        default_factory=list, description="Column sets unique together (inside the organisation for tenant entities)."
+    unique_together: list[Columns] = PField(
+        default_factory=list, max_length=PATTERNS_PER_ENTITY,
+        description="Column sets unique together (inside the organisation for tenant entities).",
     )
     access: Access = PField(default_factory=Access)
     events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")

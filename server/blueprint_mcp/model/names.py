@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+
+from .errors import preview
+from .limits import IDENT_BYTES
 
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -28,9 +32,12 @@ def ident_problem(value: object) -> str | None:
     """Why `value` is not a usable identifier, or None when it is."""
     if not isinstance(value, str):
         return "must be a string"
+    size = len(value.encode())
+    if size > IDENT_BYTES:
+        return f"{preview(value)} is {size:,} bytes long; PostgreSQL identifiers are at most {IDENT_BYTES} bytes"
     if not IDENT_RE.match(value):
         return (
-            f"'{value}' is not a valid identifier (lower case letters, digits and _, starting with a "
+            f"{preview(value)} is not a valid identifier (lower case letters, digits and _, starting with a "
             "letter or _, at most 63 characters)"
         )
     if value in RESERVED:
@@ -40,8 +47,24 @@ def ident_problem(value: object) -> str | None:
 
 def suggest_ident(value: str) -> str:
     """A valid identifier close to `value`, for error messages."""
-    s = re.sub(r"[^a-z0-9_]+", "_", value.strip().lower()).strip("_") or "name"
+    s = re.sub(r"[^a-z0-9_]+", "_", value[: 4 * IDENT_BYTES].strip().lower()).strip("_") or "name"
     if not re.match(r"[a-z_]", s[0]):
         s = "_" + s
-    s = s[:63]
+    s = s[:IDENT_BYTES].rstrip("_") or "name"
     return s + "_" if s in RESERVED else s
+
+
+def object_name(*parts: str, suffix: str) -> str:
+    """The one builder of generated names (events, indexes, constraints, policies, triggers).
+
+    `parts` and `suffix` joined by `_`; when that exceeds 63 bytes, PostgreSQL would silently cut
+    it and two long inputs could end up with the same name, so the head is cut here instead and a
+    hash of the whole name keeps it distinct (same input, same name).
+    """
+    full = "_".join(p for p in parts if p) + "_" + suffix
+    if len(full.encode()) <= IDENT_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    keep = IDENT_BYTES - len(suffix) - len(digest) - 2
+    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
+    return f"{head}_{digest}_{suffix}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Ident, Model
+from .limits import NAMES_PER_LIST
 
 # Keys that are personal data in any app; event properties may never carry them.
 BUILTIN_PII_KEYS = ("email", "phone", "phone_number", "full_name", "first_name", "last_name",
@@ -14,13 +15,15 @@ BUILTIN_PII_KEYS = ("email", "phone", "phone_number", "full_name", "first_name",
 class Privacy(Model):
     consent_flags: list[Ident] = Field(
         default_factory=lambda: ["consent_for_personalization", "consent_for_ai_recommendations"],
+        max_length=NAMES_PER_LIST,
         description="Boolean columns on profiles, default false (opt-in).",
     )
     audit_tables: list[Ident] = Field(
-        default_factory=list,
+        default_factory=list, max_length=NAMES_PER_LIST,
         description="Tables whose writes are logged to audit_logs: entity names, 'organizations' or "
         "'organization_members'.",
     )
     pii_keys: list[Ident] = Field(
-        default_factory=list, description="Extra keys rejected in event properties, beyond built-in ones."
+        default_factory=list, max_length=NAMES_PER_LIST,
+        description="Extra keys rejected in event properties, beyond built-in ones.",
     )

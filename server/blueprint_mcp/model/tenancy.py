@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Ident, Model
+from .errors import ValueProblem as Invalid
+from .limits import DESCRIPTION_CHARS, ROLES
 
 
 class Capability(StrEnum):
@@ -22,8 +24,8 @@ class Role(Model):
     """One membership role; the tenancy lists roles from most to least privileged."""
 
     name: Ident
-    description: str = ""
-    capabilities: list[Capability] = Field(default_factory=list)
+    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    capabilities: list[Capability] = Field(default_factory=list, max_length=len(Capability))
 
 
 def default_roles() -> list[Role]:
@@ -45,45 +47,40 @@ class Tenancy(Model):
     personal_workspaces: bool = Field(True, description="Create a personal organisation for every user at signup.")
     team_organizations: bool = Field(True, description="Users may create team organisations and invite others.")
     multiple_memberships: bool = Field(True, description="A user may belong to many organisations.")
-    roles: list[Role] = Field(default_factory=default_roles, description="Most privileged first.")
+    roles: list[Role] = Field(default_factory=default_roles, max_length=ROLES, description="Most privileged first.")
     tenant_key: Literal["organization_id"] = "organization_id"
 
     @model_validator(mode="after")
     def _roles_form_a_hierarchy(self) -> "Tenancy":
         if not self.roles:
-            raise ValueError("roles: at least one role is needed; the first one owns the organisation")
+            raise Invalid("roles: at least one role is needed", "list roles most privileged first; the first owns "
+                          "the organisation")
         names = [r.name for r in self.roles]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"roles: duplicate role names {dupes}; give every role a distinct name")
+            raise Invalid(f"roles: duplicate role names {dupes}", "give every role a distinct name")
         top = self.roles[0]
         missing = [c.value for c in Capability if c not in top.capabilities]
         if missing:
-            raise ValueError(
-                f"roles[0] ('{top.name}') owns the organisation and must hold every capability; "
-                f"add {missing}"
-            )
+            raise Invalid(f"roles[0] ('{top.name}') owns the organisation and must hold every capability",
+                          f"add {missing}")
         # Policies grant a command to "role >= X"; that only means something when a higher
         # role can do everything a lower role can.
         for i in range(1, len(self.roles)):
             higher, lower = self.roles[i - 1], self.roles[i]
             extra = [c.value for c in lower.capabilities if c not in higher.capabilities]
             if extra:
-                raise ValueError(
+                raise Invalid(
                     f"roles[{i}] ('{lower.name}') has {extra} which the higher role '{higher.name}' lacks; "
-                    "roles are ordered most privileged first, so give the higher role those capabilities "
-                    "or reorder the roles"
-                )
+                    "roles are ordered most privileged first",
+                    "give the higher role those capabilities or reorder the roles")
         if not self.personal_workspaces and not self.team_organizations:
-            raise ValueError(
-                "personal_workspaces and team_organizations are both false: users would have no "
-                "organisation to hold data; enable at least one"
-            )
+            raise Invalid("personal_workspaces and team_organizations are both false: users would have no "
+                          "organisation to hold data", "enable at least one")
         if self.personal_workspaces and self.team_organizations and not self.multiple_memberships:
-            raise ValueError(
-                "multiple_memberships is false but users get a personal workspace and may also join teams, "
-                "which needs two memberships; set multiple_memberships: true or disable one of the two"
-            )
+            raise Invalid("multiple_memberships is false but users get a personal workspace and may also join "
+                          "teams, which needs two memberships",
+                          "set multiple_memberships: true or disable one of the two")
         return self
 
     @property
