@@ -28,7 +28,7 @@ IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, start
              "characters)"
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
-              "access, events"
+              "access, checks, exclusions, events"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, habits, habit_check_ins, streaks, " \
                "badges, milestones, sessions… (14 in all)"
@@ -89,8 +89,9 @@ CASES = [
      f"blueprint.entities[0].fields[0].type: expected one of {TYPES}; got 'txt'. Fix: did you mean 'text'?"),
     ("unknown capability", "design_tenancy",
      {"app_name": "Habits", "roles": [{"name": "owner", "capabilities": ["fly"]}]},
-     "roles[0].capabilities[0]: expected one of read, write, manage_members, manage_billing, delete_organization; "
-     "got 'fly'. Fix: use one of those values"),
+     "tenancy: roles[0] ('owner') holds undeclared capabilities ['fly']. Fix: declare them in "
+     "tenancy.capabilities or use built-in ones ['read', 'write', 'manage_members', 'manage_billing', "
+     "'delete_organization']"),
     # unknown arguments and keys
     ("unknown argument", "generate_schema", {"template": "habit-tracker", "colour": "red"},
      "colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include"),
@@ -179,7 +180,7 @@ CASES = [
     ("reference to an unknown entity", "generate_schema",
      {"blueprint": bp("entities[1].fields[0].references", "habbits")},
      "blueprint.entities[1].fields[0].references: 'habbits' is not an entity of this blueprint. Fix: did you mean "
-     "'habits'? The choices: check_ins, habits, auth.users"),
+     "'habits'? The choices: check_ins, habits, auth.users, organization_members"),
     ("enum without values", "generate_schema",
      {"blueprint": bp("entities[0].fields[0]", {"name": "state", "type": "enum"})},
      "blueprint.entities[0].fields[0]: field 'state': type enum needs values. Fix: add 'values', a non-empty list "

@@ -8,7 +8,8 @@ from pydantic import Field as PField, ValidationError, model_validator
 
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug
-from .entities import AUTH_USERS, Entity, Scope
+from .access import COMMANDS, Grant
+from .entities import AUTH_USERS, MEMBERS, Entity, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
@@ -136,9 +137,19 @@ def _check_references(bp: Blueprint, problems: list) -> None:
             if not f.is_reference or f.references == AUTH_USERS:
                 continue
             path = f"entities[{i}].fields[{j}].references"
+            if f.references == MEMBERS:
+                roles = [r.name for r in bp.tenancy.roles]
+                if not e.is_tenant:
+                    problems.append((path, f"global entity '{e.name}' has no organisation whose members to reference.",
+                                     "reference auth.users, or make the entity tenant-scoped"))
+                for r in f.member_roles or []:
+                    if r not in roles:
+                        problems.append((f"entities[{i}].fields[{j}].member_roles", f"'{r}' is not a role of this "
+                                         "tenancy.", f"use some of {roles}"))
+                continue
             target = known.get(f.references or "")
             if target is None:
-                choices = sorted(known) + [AUTH_USERS]
+                choices = sorted(known) + [AUTH_USERS, MEMBERS]
                 problems.append((path, f"{preview(f.references)} is not an entity of this blueprint.",
                                  choose(f.references, choices)))
             elif not e.is_tenant and target.is_tenant:
@@ -182,18 +193,22 @@ def _check_cycles(bp: Blueprint, problems: list) -> None:
 def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
     roles = [r.name for r in bp.tenancy.roles]
     for i, e in enumerate(bp.entities):
-        for cmd in ("select", "insert", "update", "delete"):
-            role = getattr(e.access, cmd)
-            if role is None:
-                continue
+        for cmd in COMMANDS:
+            spec = e.access.spec(cmd)
             path = f"entities[{i}].access.{cmd}"
-            if role not in roles:
-                problems.append((path, f"'{role}' is not a role of this tenancy.", choose(role, roles)))
-            elif cmd != "select" and not e.client_writable:
+            if spec is None:
+                continue
+            if cmd != "select" and not e.client_writable:
                 problems.append((path, f"scope '{e.scope.value}' is written by the service role only.",
                                  "remove the override or use scope organization/user"))
+            elif isinstance(spec, list):
+                problems += _grant_problems(bp, e, cmd, spec, path)
+            elif spec not in roles:
+                problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
             elif not e.is_tenant:
-                problems.append((path, "global entities are readable by every signed-in user.", "remove the override"))
+                problems.append((path, "global entities are readable by every signed-in user.",
+                                 "remove the override, or give a list of grants such as [{public: true}]"))
+        _check_comparisons(e, i, problems)
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
         if e.access.own_rows_only and (not e.owner_column or not e.client_writable):
             problems.append((f"entities[{i}].access.own_rows_only", "needs a client-writable entity with an owner column.",
@@ -209,6 +224,125 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                                      choose(col, sorted(cols))))
             if len(set(pattern)) != len(pattern):
                 problems.append((path, "a column repeats.", "list each column once"))
+
+
+_WHERE_TYPES = (FieldType.boolean, FieldType.enum, FieldType.text, FieldType.integer, FieldType.bigint)
+
+
+def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], path: str) -> list[tuple[str, str, str]]:
+    """Every way a list of grants has no safe meaning on this entity, with the field and the fix."""
+    out: list[tuple[str, str, str]] = []
+    roles = [r.name for r in bp.tenancy.roles]
+    if e.scope is Scope.user:
+        return [(path, "scope 'user' already limits every command to the row's author.",
+                 "use scope organization with grants that say own: true, or a role name")]
+    if any(g.linked for g in grants) and not any(g.is_member_grant for g in grants):
+        out.append((path, "linked (portal) grants alone leave the organisation's own members out.",
+                    "add a member grant too, e.g. {min_role: viewer} or {capability: read}"))
+    for k, g in enumerate(grants):
+        at = f"{path}[{k}]"
+        if g.min_role is not None and g.min_role not in roles:
+            out.append((f"{at}.min_role", f"'{g.min_role}' is not a role of this tenancy.", choose(g.min_role, roles)))
+        for r in g.roles or []:
+            if r not in roles:
+                out.append((f"{at}.roles", f"'{r}' is not a role of this tenancy.", choose(r, roles)))
+        if g.capability is not None and g.capability not in bp.tenancy.capability_names():
+            out.append((f"{at}.capability", f"'{g.capability}' is not a capability of this tenancy.",
+                        choose(g.capability, bp.tenancy.capability_names())
+                        + " (or declare it in tenancy.capabilities)"))
+        elif g.capability is not None and not bp.tenancy.holders(g.capability):
+            out.append((f"{at}.capability", f"no role holds '{g.capability}', so the grant admits nobody.",
+                        "add it to a role's capabilities or remove the grant"))
+        if (g.public or g.signed_in) and cmd != "select":
+            out.append((at, f"{g.who} grants are read-only.", "use them under access.select only"))
+        if not e.is_tenant and g.who not in ("public", "signed_in"):
+            out.append((at, "global entities belong to no organisation, so member and linked grants mean nothing.",
+                        "use {signed_in: true} or {public: true}"))
+        if g.own and not e.owner_column:
+            out.append((f"{at}.own", f"'{e.name}' has no owner column.", "set owner_column or remove own"))
+        if g.assigned is not None:
+            f = e.field(g.assigned)
+            if f is None or not f.is_user_column:
+                out.append((f"{at}.assigned", f"'{g.assigned}' is not a user column of {e.name}.",
+                            "name a field of type reference to organization_members (or auth.users)"))
+        if g.where is not None:
+            out += _where_problems(e, g, f"{at}.where")
+        if g.linked is not None:
+            out += _linked_problems(bp, e, g.linked, f"{at}.linked")
+    return out
+
+
+def _where_problems(e: Entity, g: Grant, at: str) -> list[tuple[str, str, str]]:
+    w = g.where
+    f = e.field(w.column)
+    usable = [x.name for x in e.fields if x.type in _WHERE_TYPES]
+    if f is None or f.type not in _WHERE_TYPES:
+        return [(f"{at}.column", f"'{w.column}' is not a boolean, enum, text or integer field of {e.name}.",
+                 f"use one of {usable}" if usable else "add such a field (e.g. published boolean)")]
+    out = []
+    for v in w.values:
+        fits = {FieldType.boolean: isinstance(v, bool),
+                FieldType.enum: isinstance(v, str) and v in (f.values or []),
+                FieldType.text: isinstance(v, str),
+                FieldType.integer: isinstance(v, int) and not isinstance(v, bool),
+                FieldType.bigint: isinstance(v, int) and not isinstance(v, bool)}[f.type]
+        if not fits:
+            hint = f"one of {f.values}" if f.type is FieldType.enum else f"a {f.type.value} value"
+            out.append((at, f"{v!r} does not fit {w.column} ({f.type.value}).", f"use {hint}"))
+    return out
+
+
+def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> list[tuple[str, str, str]]:
+    current = e
+    for k, col in enumerate(chain):
+        last = k == len(chain) - 1
+        f = current.field(col)
+        user_col = col == current.owner_column or (f is not None and f.is_user_column)
+        if last:
+            if not user_col:
+                return [(f"{at}[{k}]", f"'{col}' is not a user column of {current.name}: a chain ends at the user "
+                         "it links.", "end the chain at a field referencing auth.users (e.g. user_id)")]
+            return []
+        if f is None or not f.is_reference or f.is_user_column or bp.entity(f.references) is None:
+            return [(f"{at}[{k}]", f"'{col}' is not a reference from {current.name} to another entity.",
+                     "each column but the last must reference an entity (e.g. patient_id)")]
+        current = bp.entity(f.references)
+        if not current.is_tenant:
+            return [(f"{at}[{k}]", f"the chain leaves the organisation at global '{current.name}'.",
+                     "link through tenant entities only")]
+    return []
+
+
+def _check_comparisons(e: Entity, i: int, problems: list) -> None:
+    fields = {f.name: f for f in e.fields}
+    ordered = (FieldType.integer, FieldType.bigint, FieldType.numeric, FieldType.date, FieldType.timestamptz,
+               FieldType.text)
+    for k, cmp in enumerate(e.checks):
+        at = f"entities[{i}].checks[{k}]"
+        a, b = fields.get(cmp.column), fields.get(cmp.other)
+        if a is None or b is None:
+            missing = cmp.column if a is None else cmp.other
+            problems.append((at, f"'{missing}' is not a field of {e.name}.", f"use one of {sorted(fields)}"))
+        elif cmp.column == cmp.other:
+            problems.append((at, "a column compared with itself.", "compare two different columns"))
+        elif a.type != b.type or a.type not in ordered:
+            problems.append((at, f"'{cmp.column}' ({a.type.value}) and '{cmp.other}' ({b.type.value}) cannot be "
+                             "ordered against each other.", "compare two columns of one type among "
+                             + ", ".join(t.value for t in ordered)))
+    ranged = (FieldType.integer, FieldType.bigint, FieldType.numeric, FieldType.date, FieldType.timestamptz)
+    for k, ex in enumerate(e.exclusions):
+        at = f"entities[{i}].exclusions[{k}]"
+        if not e.is_tenant:
+            problems.append((at, "exclusions are per organisation.", "use a tenant-scoped entity"))
+        start, end = fields.get(ex.range[0]), fields.get(ex.range[1])
+        if start is None or end is None or start.type != end.type or start.type not in ranged:
+            problems.append((f"{at}.range", f"{list(ex.range)} must be two fields of one type among "
+                             + ", ".join(t.value for t in ranged) + ".", "name the start and end fields"))
+        for key in ex.keys:
+            if key not in fields:
+                problems.append((f"{at}.keys", f"'{key}' is not a field of {e.name}.", f"use some of {sorted(fields)}"))
+        if len(set(ex.keys)) != len(ex.keys) or set(ex.keys) & set(ex.range):
+            problems.append((f"{at}.keys", "a column repeats (or is also in the range).", "list each column once"))
 
 
 def _check_privacy(bp: Blueprint, problems: list) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field as PField, model_validator
 
+from .access import GrantSpec
 from .base import Ident, Model
 from .errors import ValueProblem as Invalid, one_of, preview
 from .limits import (
@@ -18,9 +19,11 @@ from .limits import (
     FIELDS_PER_ENTITY,
     IDENT_BYTES,
     PATTERNS_PER_ENTITY,
+    ROLES,
 )
 
 AUTH_USERS = "auth.users"
+MEMBERS = "organization_members"  # a user column that must name a member of the row's organisation
 
 
 class FieldType(StrEnum):
@@ -78,9 +81,17 @@ class Field(Model):
     type: FieldType
     description: str = PField("", max_length=DESCRIPTION_CHARS)
     values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
-    references: str | None = PField(None, max_length=IDENT_BYTES,
-                                    description="Entity name or 'auth.users', for type reference.")
-    on_delete: OnDelete | None = PField(None, description="Default: cascade when NOT NULL, set null otherwise.")
+    references: str | None = PField(
+        None, max_length=IDENT_BYTES,
+        description="For type reference: an entity name; 'auth.users' (any user); or 'organization_members' "
+                    "(a user who is a member of the row's organisation, e.g. an assignee).")
+    member_roles: list[Ident] | None = PField(
+        None, min_length=1, max_length=ROLES,
+        description="With references 'organization_members': the member must hold one of these roles (checked on "
+                    "insert and update).")
+    on_delete: OnDelete | None = PField(
+        None, description="Default: cascade when NOT NULL, set null otherwise; a member reference that is NOT NULL "
+                          "defaults to restrict (a member with assigned rows cannot be removed).")
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
     default_expression: DefaultExpression | None = None
@@ -106,6 +117,9 @@ class Field(Model):
         elif self.references is not None or self.on_delete is not None:
             raise Invalid(f"field '{self.name}': 'references'/'on_delete' only apply to type reference",
                           "remove them or use type reference")
+        if self.member_roles is not None and self.references != MEMBERS:
+            raise Invalid(f"field '{self.name}': member_roles only applies to a member reference",
+                          f"set references: {MEMBERS} or remove member_roles")
         if self.default is not None and self.default_expression is not None:
             raise Invalid(f"field '{self.name}': both 'default' and 'default_expression' are given",
                           "keep only one of them")
@@ -154,8 +168,21 @@ class Field(Model):
         return self.references == AUTH_USERS
 
     @property
+    def references_member(self) -> bool:
+        return self.references == MEMBERS
+
+    @property
+    def is_user_column(self) -> bool:
+        """Holds a user id: a reference to auth.users or to a member."""
+        return self.references in (AUTH_USERS, MEMBERS)
+
+    @property
     def effective_on_delete(self) -> str:
-        return self.on_delete or ("set null" if self.nullable else "cascade")
+        if self.on_delete:
+            return self.on_delete
+        if self.references_member and not self.nullable:
+            return "restrict"
+        return "set null" if self.nullable else "cascade"
 
 
 def _is_int(value: object) -> bool:
@@ -174,16 +201,44 @@ class Scope(StrEnum):
     service = "service"  # members read, only the service role writes
 
 
-class Access(Model):
-    """Per-command minimum role overrides; default is the least role with the needed capability."""
+_GRANT_HELP = ("Who may {cmd}: omit for the default (the least role holding {cap}); a role name for that role "
+               "and every more privileged one; or a list of grants, combined by OR (e.g. "
+               "[{{roles: [dentist], assigned: dentist_id}}, {{capability: view_all_notes}}]); [] for nobody "
+               "but the service role. See docs/access.md.")
 
-    select: Ident | None = None
-    insert: Ident | None = None
-    update: Ident | None = None
-    delete: Ident | None = None
+
+class Access(Model):
+    """Who may run each command. Default: the least role with the capability the command needs."""
+
+    select: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="read rows", cap="read"))
+    insert: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="insert rows", cap="write"))
+    update: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="update rows", cap="write"))
+    delete: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="delete rows", cap="write"))
     own_rows_only: bool = PField(
-        False, description="Update/delete only your own rows (owner column), unless your role manages members."
-    )
+        False, description="Update/delete only your own rows (owner column); roles that manage members and meet "
+                           "the command's minimum role may touch anyone's. Applies to role-name shorthands only.")
+
+    def spec(self, command: str) -> GrantSpec:
+        return getattr(self, command)
+
+
+class Comparison(Model):
+    """A CHECK between two columns of the same entity, e.g. ends_at > starts_at (rows with a null pass)."""
+
+    column: Ident = PField(description="The left column (e.g. ends_at).")
+    op: Literal["lt", "le", "gt", "ge", "ne"] = PField(
+        description="lt <, le <=, gt >, ge >=, ne <> (ends_at gt starts_at: ends after it starts).")
+    other: Ident = PField(description="The right column, of a comparable type (e.g. starts_at).")
+
+
+class Exclusion(Model):
+    """No two rows with equal keys may have overlapping ranges (e.g. no double booking of a dentist)."""
+
+    keys: list[Ident] = PField(default_factory=list, max_length=8,
+                               description="Columns that must be equal for rows to clash (e.g. [dentist_id]); "
+                                           "the organisation is always one of them.")
+    range: tuple[Ident, Ident] = PField(description="Start and end columns of the same type (timestamptz, date, "
+                                                    "integer or numeric); the range includes start, excludes end.")
 
 
 class Entity(Model):
@@ -206,6 +261,11 @@ class Entity(Model):
         description="Column sets unique together (inside the organisation for tenant entities).",
     )
     access: Access = PField(default_factory=Access)
+    checks: list[Comparison] = PField(default_factory=list, max_length=20,
+                                      description="Cross-column checks, e.g. {column: ends_at, op: gt, other: starts_at}.")
+    exclusions: list[Exclusion] = PField(
+        default_factory=list, max_length=5,
+        description="No overlapping ranges per key, e.g. {keys: [dentist_id], range: [starts_at, ends_at]} (btree_gist).")
     events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")
 
     @property

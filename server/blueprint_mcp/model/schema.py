@@ -58,10 +58,11 @@ class ForeignKey(_Obj):
 
 
 class Constraint(_Obj):
-    """Primary key, unique or check; `expression` holds a check's SQL."""
+    """Primary key, unique, check or exclusion; `expression` holds a check's SQL (or an exclusion's
+    `using gist (...)` clause)."""
 
     name: str
-    kind: Literal["primary key", "unique", "check"]
+    kind: Literal["primary key", "unique", "check", "exclude"]
     columns: list[str] = Field(default_factory=list)
     expression: str | None = None
     nulls_not_distinct: bool = False

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .access import CapabilityDef
 from .base import Ident, Model
 from .errors import ValueProblem as Invalid
-from .limits import DESCRIPTION_CHARS, ROLES
+from .limits import CAPABILITIES, DESCRIPTION_CHARS, ROLES
 
 
 class Capability(StrEnum):
@@ -20,12 +21,18 @@ class Capability(StrEnum):
     delete_organization = "delete_organization"
 
 
+BUILTIN_CAPABILITIES = tuple(c.value for c in Capability)
+
+
 class Role(Model):
     """One membership role; the tenancy lists roles from most to least privileged."""
 
     name: Ident
     description: str = Field("", max_length=DESCRIPTION_CHARS)
-    capabilities: list[Capability] = Field(default_factory=list, max_length=len(Capability))
+    capabilities: list[Ident] = Field(
+        default_factory=list, max_length=CAPABILITIES + len(Capability),
+        description="Built-in capabilities (read, write, manage_members, manage_billing, delete_organization) "
+                    "and app-defined ones declared in tenancy.capabilities.")
 
 
 def default_roles() -> list[Role]:
@@ -48,6 +55,10 @@ class Tenancy(Model):
     team_organizations: bool = Field(True, description="Users may create team organisations and invite others.")
     multiple_memberships: bool = Field(True, description="A user may belong to many organisations.")
     roles: list[Role] = Field(default_factory=default_roles, max_length=ROLES, description="Most privileged first.")
+    capabilities: list[CapabilityDef] = Field(
+        default_factory=list, max_length=CAPABILITIES,
+        description="App-defined capabilities (e.g. view_clinical_notes) that roles may hold and grants may name. "
+                    "Unlike the built-in ones they need not follow the role ranking.")
     tenant_key: Literal["organization_id"] = "organization_id"
 
     @model_validator(mode="after")
@@ -59,16 +70,27 @@ class Tenancy(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise Invalid(f"roles: duplicate role names {dupes}", "give every role a distinct name")
+        declared = [c.name for c in self.capabilities]
+        clash = [n for n in declared if n in BUILTIN_CAPABILITIES]
+        if clash:
+            raise Invalid(f"capabilities: {clash} are built in", "declare only app-defined capabilities")
+        if len(set(declared)) != len(declared):
+            raise Invalid("capabilities: a capability is declared twice", "declare each once")
+        for i, r in enumerate(self.roles):
+            unknown = [c for c in r.capabilities if c not in BUILTIN_CAPABILITIES and c not in declared]
+            if unknown:
+                raise Invalid(f"roles[{i}] ('{r.name}') holds undeclared capabilities {unknown}",
+                              f"declare them in tenancy.capabilities or use built-in ones {list(BUILTIN_CAPABILITIES)}")
         top = self.roles[0]
         missing = [c.value for c in Capability if c not in top.capabilities]
         if missing:
             raise Invalid(f"roles[0] ('{top.name}') owns the organisation and must hold every capability",
                           f"add {missing}")
-        # Policies grant a command to "role >= X"; that only means something when a higher
-        # role can do everything a lower role can.
+        # Built-in capabilities grant "role >= X"; that only means something when a higher role can
+        # do everything a lower role can. App-defined capabilities are exact role sets instead.
         for i in range(1, len(self.roles)):
             higher, lower = self.roles[i - 1], self.roles[i]
-            extra = [c.value for c in lower.capabilities if c not in higher.capabilities]
+            extra = [c for c in lower.capabilities if c in BUILTIN_CAPABILITIES and c not in higher.capabilities]
             if extra:
                 raise Invalid(
                     f"roles[{i}] ('{lower.name}') has {extra} which the higher role '{higher.name}' lacks; "
@@ -91,6 +113,13 @@ class Tenancy(Model):
     @property
     def owner_role(self) -> Role:
         return self.roles[0]
+
+    def holders(self, capability: str) -> list[str]:
+        """Names of the roles holding `capability`, most privileged first."""
+        return [r.name for r in self.roles if capability in r.capabilities]
+
+    def capability_names(self) -> list[str]:
+        return list(BUILTIN_CAPABILITIES) + [c.name for c in self.capabilities]
 
     def min_role(self, capability: Capability) -> Role | None:
         """The least privileged role holding `capability` (every higher role holds it too)."""

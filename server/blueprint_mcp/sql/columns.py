@@ -85,6 +85,14 @@ def check(table: str, label: str, expression: str) -> Constraint:
     return Constraint(name=object_name(table, label, suffix="check"), kind="check", expression=expression)
 
 
+def exclusion(table: str, keys: list[str], span: tuple[str, str], range_type: str) -> Constraint:
+    """No two rows with equal keys and overlapping [start, end) ranges (gist; btree_gist for the keys)."""
+    elements = ", ".join(f"{ident(k)} with =" for k in keys)
+    body = f"using gist ({elements}, {range_type}({ident(span[0])}, {ident(span[1])}) with &&)"
+    return Constraint(name=object_name(table, *keys[1:], span[0], span[1], suffix="excl"), kind="exclude",
+                      columns=[*keys, *span], expression=body)
+
+
 def foreign_key(table: str, columns: list[str], ref: str, ref_columns: list[str], on_delete: str,
                 ref_schema: str = "public", set_null_columns: list[str] | None = None) -> ForeignKey:
     return ForeignKey(name=object_name(table, *columns, suffix="fkey"), columns=columns, ref_schema=ref_schema,

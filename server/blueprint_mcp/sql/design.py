@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..model import Blueprint
-from ..model.schema import Schema, Trigger
+from ..model.schema import Extension, Schema, Trigger
 from .grants import apply_grants
 from .metrics import metrics_objects
+from .access import access_functions
 from .rls import apply_rls, helper_function
 from .tables import all_tables, entity_enums, role_enum
 from .triggers import apply_triggers
@@ -16,12 +17,15 @@ def build_schema(bp: Blueprint) -> Schema:
     tables = all_tables(bp)
     apply_rls(bp, tables)
     apply_grants(tables)
-    functions = [helper_function(bp)] + apply_triggers(bp, tables)
+    functions = [helper_function(bp)] + access_functions(bp) + apply_triggers(bp, tables)
     views = []
     if bp.analytics.enabled and bp.analytics.daily_metrics:
         views, metric_functions = metrics_objects(bp)
         functions += metric_functions
+    needs_gist = any(k.kind == "exclude" for t in tables for k in t.constraints)
     return Schema(
+        # btree_gist: equality on uuid/text keys inside a gist exclusion constraint.
+        extensions=[Extension(name="btree_gist", schema_name="extensions")] if needs_gist else [],
         schemas=["private"],
         enums=[role_enum(bp)] + entity_enums(bp),
         tables=tables,

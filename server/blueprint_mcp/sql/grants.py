@@ -16,9 +16,10 @@ _SERVER_COLUMNS = {"id", "created_at", "updated_at"}
 
 
 def apply_grants(tables: list[Table]) -> None:
-    """authenticated gets exactly the commands it has policies for; anon nothing; service_role all."""
+    """authenticated gets exactly the commands it has policies for; anon only the public reads it has
+    policies for; service_role all."""
     for t in tables:
-        commands = {p.command for p in t.policies}
+        commands = {p.command for p in t.policies if "authenticated" in p.roles}
         privileges = []
         for cmd in (Command.select, Command.insert, Command.update, Command.delete):
             if cmd not in commands:
@@ -28,3 +29,5 @@ def apply_grants(tables: list[Table]) -> None:
                 columns = [c.name for c in t.columns if c.name not in _SERVER_COLUMNS]
             privileges.append(f"{cmd.value} ({column_list(columns)})" if columns else cmd.value)
         t.grants = {"authenticated": privileges, "service_role": ["select", "insert", "update", "delete"]}
+        if any("anon" in p.roles and p.command is Command.select for p in t.policies):
+            t.grants = {"anon": ["select"], **t.grants}

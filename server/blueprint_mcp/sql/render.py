@@ -41,7 +41,12 @@ def create_table_sql(t: Table, inline_fks: list[ForeignKey]) -> str:
         lines.append(line)
     for k in t.constraints:
         nnd = " nulls not distinct" if k.nulls_not_distinct else ""
-        body = f"check ({k.expression})" if k.kind == "check" else f"{k.kind}{nnd} ({column_list(k.columns)})"
+        if k.kind == "check":
+            body = f"check ({k.expression})"
+        elif k.kind == "exclude":
+            body = f"exclude {k.expression}"
+        else:
+            body = f"{k.kind}{nnd} ({column_list(k.columns)})"
         lines.append(f"  constraint {ident(k.name)} {body}")
     lines += [f"  {fk_clause(fk)}" for fk in inline_fks]
     out = [f"create table {qname(t.schema_name, t.name)} (\n" + ",\n".join(lines) + "\n);"]
@@ -144,6 +149,8 @@ def _header(title: str, slug: str) -> str:
 def schema_sql(s: Schema, slug: str) -> str:
     """Migration 1: schemas, types, tables with keys, indexes, RLS enabled and grants."""
     parts = [_header("Initial schema: tenancy, domain, analytics and privacy tables", slug)]
+    parts += [f"create extension if not exists {ident(x.name)} with schema {ident(x.schema_name)};"
+              for x in s.extensions]
     for name in s.schemas:
         parts.append(f"create schema if not exists {ident(name)};\n"
                      f"-- Not exposed through the API; policies may call its helpers.\n"

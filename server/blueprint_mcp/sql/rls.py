@@ -10,76 +10,14 @@ the recursion a membership-table policy reading the membership table would cause
 
 from __future__ import annotations
 
-from ..model import Blueprint, Capability, Scope
-from ..model.schema import Command, Function, Policy, Table
-from .columns import ORG, add_index
-from .ident import ident, literal, object_name
-from .tables import ROLE_TYPE
+from ..model import Blueprint, Capability
+from ..model.schema import Command, Policy, Table
+from .access import grant_policies
+from .columns import add_index
+from .ident import literal
+from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
 
-HELPER = "organization_ids_with_role"
-API_ROLE = "authenticated"
-
-
-def helper_function(bp: Blueprint) -> Function:
-    return Function(
-        schema_name="private", name=HELPER, args=f"min_role public.{ROLE_TYPE}", arg_types=f"public.{ROLE_TYPE}",
-        returns="setof uuid", language="sql", security_definer=True, volatility="stable",
-        body=(
-            "select m.organization_id\n"
-            "  from public.organization_members m\n"
-            " where m.user_id = (select auth.uid())\n"
-            "   and m.role >= min_role"
-        ),
-        comment="Organisations where the caller holds min_role or higher. Definer: reads memberships past RLS.",
-        execute_roles=["authenticated", "service_role"],
-    )
-
-
-class Pred(str):
-    """A policy predicate that remembers the columns it filters on (each needs an index)."""
-
-    columns: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, text: str, columns: tuple[str, ...] = ()) -> "Pred":
-        p = cls(text)
-        p.columns = columns
-        return p
-
-
-def uid() -> str:
-    return "(select auth.uid())"
-
-
-def in_orgs(role: str, column: str = ORG) -> Pred:
-    """The fast membership predicate (see the module docstring)."""
-    return Pred.of(f"{ident(column)} = any (array(select private.{HELPER}({literal(role)})))", (column,))
-
-
-def is_me(column: str) -> Pred:
-    return Pred.of(f"{ident(column)} = {uid()}", (column,))
-
-
-def _join(op: str, other: str, parts: tuple[str, ...]) -> Pred:
-    text = f" {op} ".join(p if f" {other} " not in p else f"({p})" for p in parts)
-    cols = tuple(dict.fromkeys(c for p in parts for c in getattr(p, "columns", ())))
-    return Pred.of(text, cols)
-
-
-def both(*parts: str) -> Pred:
-    return _join("and", "or", parts)
-
-
-def either(*parts: str) -> Pred:
-    return _join("or", "and", parts)
-
-
-def policy(table: str, command: Command, *, using: str | None = None, check: str | None = None,
-           comment: str = "") -> Policy:
-    columns = [c for pred in (using, check) for c in getattr(pred, "columns", ())]
-    return Policy(name=object_name(table, command.value, suffix="policy"), command=command, roles=[API_ROLE],
-                  using=None if using is None else str(using), check=None if check is None else str(check),
-                  comment=comment, columns=list(dict.fromkeys(columns)))
+__all__ = ["API_ROLE", "HELPER", "Pred", "apply_rls", "helper_function", "policies_for"]
 
 
 def _min(bp: Blueprint, capability: Capability) -> str:
@@ -127,35 +65,6 @@ def core_policies(bp: Blueprint, table: Table) -> list[Policy]:
     return []
 
 
-def entity_policies(bp: Blueprint, table: Table) -> list[Policy]:
-    e = bp.entity(table.name)
-    n, a = e.name, e.access
-    if e.scope is Scope.global_:
-        return [policy(n, Command.select, using="true", comment="Reference data: every signed-in user reads it.")]
-    read = a.select or _min(bp, Capability.read)
-    write = _min(bp, Capability.write)
-    own = [is_me(e.owner_column)] if e.scope is Scope.user else []
-    out = [policy(n, Command.select, using=both(in_orgs(read), *own))]
-    if e.scope is Scope.service:
-        return out
-    stamped = [is_me(e.owner_column)] if e.owner_column else []
-    ins, upd, dele = a.insert or write, a.update or write, a.delete or write
-
-    def mine(role: str) -> Pred:
-        if a.own_rows_only and e.scope is Scope.organization:
-            # Your own rows with the write role; anyone's with a role that manages members.
-            return either(both(in_orgs(role), is_me(e.owner_column)), in_orgs(_min(bp, Capability.manage_members)))
-        return both(in_orgs(role), *own)
-
-    out += [
-        policy(n, Command.insert, check=both(in_orgs(ins), *stamped)),
-        # WITH CHECK as well as USING: otherwise a row could be moved into another organisation.
-        policy(n, Command.update, using=mine(upd), check=mine(upd)),
-        policy(n, Command.delete, using=mine(dele)),
-    ]
-    return out
-
-
 def analytics_policies(bp: Blueprint, table: Table) -> list[Policy]:
     read, manage = _min(bp, Capability.read), _min(bp, Capability.manage_members)
     n = table.name
@@ -179,7 +88,7 @@ def policies_for(bp: Blueprint, table: Table) -> list[Policy]:
     if table.section == "core":
         return core_policies(bp, table)
     if table.section == "domain":
-        return entity_policies(bp, table)
+        return grant_policies(bp, bp.entity(table.name), table)
     return analytics_policies(bp, table)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ..model import AUTH_USERS, Blueprint, Entity, EventCategory
+from ..model import Blueprint, Entity, EventCategory, FieldType
 from ..model.schema import Column, EnumType, Table
 from . import columns as c
-from .ident import literal
+from .ident import ident, literal
 
 ROLE_TYPE = "member_role"
 EVENT_SOURCES = ("app", "api", "system")
@@ -100,8 +100,13 @@ def invitations(bp: Blueprint) -> Table:
     return t
 
 
+COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "ne": "<>"}
+RANGE_TYPES = {FieldType.timestamptz: "tstzrange", FieldType.date: "daterange", FieldType.integer: "int4range",
+               FieldType.bigint: "int8range", FieldType.numeric: "numrange"}
+
+
 def referenced_entities(bp: Blueprint) -> set[str]:
-    return {f.references for e in bp.entities for f in e.fields if f.is_reference and f.references != AUTH_USERS}
+    return {f.references for e in bp.entities for f in e.fields if f.is_reference and not f.is_user_column}
 
 
 def entity_table(bp: Blueprint, e: Entity) -> Table:
@@ -129,6 +134,11 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     for cols in e.unique_together:
         # A missing optional part (null) must not let the same combination in twice.
         t.constraints.append(c.unique(e.name, ([c.ORG] if e.is_tenant else []) + list(cols), nulls_not_distinct=True))
+    for cmp in e.checks:
+        t.constraints.append(c.check(e.name, f"{cmp.column}_{cmp.op}_{cmp.other}",
+                                     f"{ident(cmp.column)} {COMPARISONS[cmp.op]} {ident(cmp.other)}"))
+    for ex in e.exclusions:
+        t.constraints.append(c.exclusion(e.name, [c.ORG, *ex.keys], ex.range, RANGE_TYPES[e.field(ex.range[0]).type]))
     if e.soft_delete:
         t.columns.append(Column(name="archived_at", type="timestamptz", comment="Soft delete: set instead of deleting."))
     t.columns += c.timestamps()
@@ -141,6 +151,11 @@ def _reference_fk(bp: Blueprint, e: Entity, f) -> object:
     on_delete = f.effective_on_delete
     if f.references_auth_users:
         return c.auth_user_fk(e.name, f.name, on_delete)
+    if f.references_member:
+        # A member of this row's organisation: the FK onto (organization_id, user_id) makes a user of
+        # another organisation, or a removed member, impossible; set null clears only this column.
+        return c.foreign_key(e.name, [c.ORG, f.name], "organization_members", [c.ORG, "user_id"], on_delete,
+                             set_null_columns=[f.name] if on_delete == "set null" else None)
     target = bp.entity(f.references)
     if e.is_tenant and target.is_tenant:
         # Composite: a row can only point at a row of its own organisation (FK checks bypass RLS).

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.schema import Function, Table, Trigger
 from .columns import ORG
+from .tables import ROLE_TYPE
 from .ident import literal, object_name
 
 
@@ -133,6 +134,28 @@ begin
 end""", "Writes one audit_logs row per changed row, PII columns removed.", definer=True)
 
 
+def check_member_role(bp: Blueprint) -> Function:
+    role_type = f"public.{ROLE_TYPE}"
+    return _fn("check_member_role", f"""declare
+  col text := tg_argv[0];
+  member uuid := (to_jsonb(new) ->> col)::uuid;
+begin
+  if member is not null and not exists (
+    select 1 from public.organization_members m
+     where m.organization_id = new.organization_id
+       and m.user_id = member
+       and m.role = any (tg_argv[1:]::{role_type}[])) then
+    raise exception using
+      errcode = '23514',
+      message = format('%I.%I must name a member holding one of the roles %s', tg_table_name, col,
+                       array_to_string(tg_argv[1:], ', ')),
+      hint = 'Pick a member of this organisation with one of those roles.';
+  end if;
+  return new;
+end""", "Member references limited to roles: the user in column tg_argv[0] must hold one of the roles that "
+       "follow. Definer: reads memberships past RLS.", definer=True)
+
+
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None):
     table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
                                   function=fn.qualified, args=args or []))
@@ -145,6 +168,13 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
     guard_org, protect, personal = guard_organization_update(bp), protect_primary_owner(bp), personal_workspace_guard()
     audit = audit_row_change()
     functions = [upd, immut, new_user, add_owner, guard_org, protect, personal]
+    limited = [(e, f) for e in bp.entities for f in e.fields if f.references_member and f.member_roles]
+    if limited:
+        functions.append(member_role := check_member_role(bp))
+        for e, f in limited:
+            table = next(t for t in tables if t.name == e.name)
+            _trigger(table, f"{f.name}_member_role", "before", ["insert", "update"], member_role,
+                     [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions.append(audit)

@@ -42,6 +42,14 @@ def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) ->
     return None if unknown else False
 
 
+def _deliberate_public_read(p, tree_list) -> bool:
+    """A SELECT policy naming anon whose expression only compares the row's columns with constants
+    (e.g. `to anon using (published = true)`): a publication, not a forgotten membership check."""
+    if "anon" not in p.roles or commands(p) != ("select",):
+        return False
+    return all(not list(calls(tree)) and not relation_names(tree) for tree in tree_list)
+
+
 @rule("BP027", "policy_without_membership_check", Level.WARN, ("SECURITY", "TENANCY"),
       summary="A policy on a tenant table that never checks organisation membership.",
       why="Without a membership check the policy decides access by something else (a JWT claim, the row's "
@@ -57,6 +65,8 @@ def policy_without_membership_check(r, s: Schema):
             continue
         for p in t.policies:
             found = [_checks_membership(s, tree, members, helpers) for _, tree, _ in trees(p)]
+            if _deliberate_public_read(p, [tree for _, tree, _ in trees(p)]):
+                continue
             if p.permissive and applies_to_clients(p) and found and all(f is False for f in found):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)

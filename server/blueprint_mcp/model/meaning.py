@@ -1,0 +1,80 @@
+"""The one meaning of an entity's access design: the grants each command has.
+
+Scopes, a role name per command and `own_rows_only` are shorthands; this module says what they
+mean as grants (docs/access.md is the same table in prose). The SQL generator and the verifier's
+oracle both start from these grants and read them independently.
+"""
+
+from __future__ import annotations
+
+from .access import Command, Grant
+from .blueprint import Blueprint
+from .entities import Entity, Scope
+from .tenancy import Capability
+
+# The built-in capability a command needs when the design names no grant for it.
+DEFAULT_CAPABILITY: dict[str, Capability] = {
+    "select": Capability.read, "insert": Capability.write, "update": Capability.write, "delete": Capability.write,
+}
+
+
+def least_role(bp: Blueprint, capability: Capability) -> str:
+    """The least role holding a built-in capability; the owner role when nobody else does."""
+    role = bp.tenancy.min_role(capability)
+    return (role or bp.tenancy.owner_role).name
+
+
+def more_privileged(bp: Blueprint, a: str, b: str) -> str:
+    names = [r.name for r in bp.tenancy.roles]
+    return a if names.index(a) <= names.index(b) else b
+
+
+def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
+    """The grants of `command` on `e`, OR-ed; [] means only the service role may run it."""
+    spec = e.access.spec(command)
+    if e.scope is Scope.global_:
+        if command != "select":
+            return []
+        return list(spec) if isinstance(spec, list) else [Grant(signed_in=True)]
+    if e.scope is Scope.service and command != "select":
+        return []
+    if isinstance(spec, list):
+        grants = list(spec)
+    else:
+        role = spec or least_role(bp, DEFAULT_CAPABILITY[command])
+        grants = [Grant(min_role=role)]
+        if e.access.own_rows_only and command in ("update", "delete") and e.scope is Scope.organization:
+            # Your own rows with the command's role; anyone's with a role that both meets the command's
+            # role and manages members.
+            manager = more_privileged(bp, role, least_role(bp, Capability.manage_members))
+            grants = [Grant(min_role=role, own=True), Grant(min_role=manager)]
+    if e.scope is Scope.user:
+        grants = [g.narrowed(own=True) for g in grants]
+    if command == "insert" and e.owner_column:
+        # The author of a new row is the caller: nobody inserts rows in someone else's name.
+        grants = [g.narrowed(own=True) for g in grants]
+    return grants
+
+
+def member_roles(bp: Blueprint, g: Grant) -> list[str] | None:
+    """The exact roles a member grant admits (most privileged first); None for non-member grants."""
+    names = [r.name for r in bp.tenancy.roles]
+    if g.min_role is not None:
+        return names[: names.index(g.min_role) + 1]
+    if g.roles is not None:
+        return [n for n in names if n in g.roles]
+    if g.capability is not None:
+        return bp.tenancy.holders(g.capability)
+    return None
+
+
+def linked_hops(bp: Blueprint, e: Entity, chain: list[str]) -> list[tuple[Entity, str]]:
+    """(entity, column) for each hop of a linked chain; the last column holds the linked user."""
+    hops = []
+    current = e
+    for i, col in enumerate(chain):
+        hops.append((current, col))
+        if i < len(chain) - 1:
+            field = current.field(col)
+            current = bp.entity(field.references) if field is not None and field.references else current
+    return hops

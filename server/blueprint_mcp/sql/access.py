@@ -1,0 +1,158 @@
+"""Grants -> policies: the SQL reading of model.meaning.command_grants.
+
+Each grant becomes one predicate (who AND its row conditions); a command's predicates are OR-ed
+into one policy `to authenticated`, and public grants also into one `to anon`. Every membership
+test keeps the fast form `organization_id = any (array(select private.<helper>(...)))` (one init
+plan per statement, the tenant index usable); linked chains use the same form over a definer
+helper that returns the linked rows' ids.
+"""
+
+from __future__ import annotations
+
+from ..model import Blueprint
+from ..model.access import Grant, Match
+from ..model.entities import Entity
+from ..model.meaning import command_grants, linked_hops, member_roles
+from ..model.schema import Command, Function, Policy, Table
+from .columns import ORG
+from .ident import ident, literal, object_name, qname
+from .predicates import API_ROLE, Pred, both, either, in_orgs, is_me, policy
+from .tables import ROLE_TYPE
+
+ROLE_SET_HELPER = "organization_ids_with_any_role"
+PUBLIC_ROLES = ["anon", "authenticated"]
+
+
+def role_set_helper() -> Function:
+    return Function(
+        schema_name="private", name=ROLE_SET_HELPER, args=f"roles public.{ROLE_TYPE}[]",
+        arg_types=f"public.{ROLE_TYPE}[]", returns="setof uuid", language="sql", security_definer=True,
+        volatility="stable",
+        body=("select m.organization_id\n"
+              "  from public.organization_members m\n"
+              " where m.user_id = (select auth.uid())\n"
+              "   and m.role = any (roles)"),
+        comment="Organisations where the caller holds one of exactly these roles. Definer: reads memberships "
+                "past RLS.",
+        execute_roles=["authenticated", "service_role"],
+    )
+
+
+def linked_helper_name(target: Entity, chain: list[str]) -> str:
+    return object_name(target.name, *chain, suffix="linked_ids")
+
+
+def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
+    """ids of the rows the chain's first column may point at: those whose chain ends at the caller."""
+    hops = linked_hops(bp, e, chain)[1:]  # from the first referenced entity on
+    target = hops[0][0]
+    joins, alias = [], "t1"
+    for k, (ent, col) in enumerate(hops[:-1], start=1):
+        nxt = bp.entity(ent.field(col).references)
+        joins.append(f"  join {qname('public', nxt.name)} t{k + 1} on t{k + 1}.id = t{k}.{ident(col)}"
+                     f" and t{k + 1}.{ORG} = t{k}.{ORG}")
+        alias = f"t{k + 1}"
+    last_col = hops[-1][1]
+    body = (f"select t1.id\n  from {qname('public', target.name)} t1\n" + "".join(j + "\n" for j in joins)
+            + f" where {alias}.{ident(last_col)} = (select auth.uid())")
+    return Function(
+        schema_name="private", name=linked_helper_name(target, [c for _, c in hops]), args="", arg_types="",
+        returns="setof uuid", language="sql", security_definer=True, volatility="stable", body=body,
+        comment=f"{target.name} rows linked to the caller through {' -> '.join(c for _, c in hops)}. "
+                "Definer: follows the chain past RLS, returns ids only.",
+        execute_roles=["authenticated", "service_role"],
+    )
+
+
+def in_role_set(roles: list[str]) -> Pred:
+    array = "array[" + ", ".join(literal(r) for r in roles) + f"]::public.{ROLE_TYPE}[]"
+    return Pred.of(f"{ident(ORG)} = any (array(select private.{ROLE_SET_HELPER}({array})))", (ORG,))
+
+
+def match_pred(m: Match) -> Pred:
+    values = m.values
+    if len(values) == 1:
+        return Pred.of(f"{ident(m.column)} = {literal(values[0])}", (m.column,))
+    return Pred.of(f"{ident(m.column)} in ({', '.join(literal(v) for v in values)})", (m.column,))
+
+
+def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
+    """The caller part of a grant; None when anyone qualifies (public, signed_in)."""
+    roles = member_roles(bp, g)
+    if roles is not None:
+        names = [r.name for r in bp.tenancy.roles]
+        if roles == names[: len(roles)]:
+            return in_orgs(roles[-1])  # a prefix of the ranking: the ranked helper, as before
+        return in_role_set(roles)
+    if g.linked is not None:
+        if len(g.linked) == 1:
+            return is_me(g.linked[0])
+        target = linked_hops(bp, e, g.linked)[1][0]
+        fn = linked_helper_name(target, g.linked[1:])
+        return Pred.of(f"{ident(g.linked[0])} = any (array(select private.{ident(fn)}()))", (g.linked[0],))
+    return None
+
+
+def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
+    parts = [p for p in (who_pred(bp, e, g),) if p is not None]
+    if g.own:
+        parts.append(is_me(e.owner_column))
+    if g.assigned:
+        parts.append(is_me(g.assigned))
+    if g.where is not None:
+        parts.append(match_pred(g.where))
+    return both(*parts) if parts else Pred.of("true")
+
+
+def any_of(bp: Blueprint, e: Entity, grants: list[Grant]) -> Pred:
+    preds = list(dict.fromkeys(grant_pred(bp, e, g) for g in grants))
+    if any(p == "true" for p in preds):
+        return Pred.of("true")
+    return preds[0] if len(preds) == 1 else either(*preds)
+
+
+def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
+    """One policy per command for signed-in callers, plus one select policy for anon if public."""
+    out: list[Policy] = []
+    n = table.name
+    for command in (Command.select, Command.insert, Command.update, Command.delete):
+        grants = command_grants(bp, e, command.value)
+        if not grants:
+            continue
+        pred = any_of(bp, e, grants)
+        if command is Command.select:
+            comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
+            out.append(policy(n, command, using=pred, comment=comment))
+            public = [g for g in grants if g.public]
+            if public:
+                anon = policy(n, command, using=any_of(bp, e, public), comment="Public rows, for anyone.")
+                anon.name = object_name(n, "select", "public", suffix="policy")
+                anon.roles = ["anon"]
+                out.append(anon)
+        elif command is Command.insert:
+            out.append(policy(n, command, check=pred))
+        elif command is Command.update:
+            # WITH CHECK as well as USING: otherwise a row could be moved out of what the caller may touch.
+            out.append(policy(n, command, using=pred, check=pred))
+        else:
+            out.append(policy(n, command, using=pred))
+    return out
+
+
+def access_functions(bp: Blueprint) -> list[Function]:
+    """The definer helpers the grants of this blueprint call, each once."""
+    out: dict[str, Function] = {}
+    names = [r.name for r in bp.tenancy.roles]
+    for e in bp.entities:
+        for command in ("select", "insert", "update", "delete"):
+            for g in command_grants(bp, e, command):
+                roles = member_roles(bp, g)
+                if roles is not None and roles != names[: len(roles)]:
+                    out.setdefault(ROLE_SET_HELPER, role_set_helper())
+                if g.linked is not None and len(g.linked) > 1:
+                    fn = linked_helper(bp, e, g.linked)
+                    out.setdefault(fn.name, fn)
+    return list(out.values())
+
+
+__all__ = ["API_ROLE", "PUBLIC_ROLES", "access_functions", "grant_policies"]

@@ -1,0 +1,74 @@
+"""Policy predicates as text that remembers its columns, and the membership helper they call."""
+
+from __future__ import annotations
+
+from ..model import Blueprint
+from ..model.schema import Command, Function, Policy
+from .columns import ORG
+from .ident import ident, literal, object_name
+from .tables import ROLE_TYPE
+
+HELPER = "organization_ids_with_role"
+API_ROLE = "authenticated"
+
+
+def helper_function(bp: Blueprint) -> Function:
+    return Function(
+        schema_name="private", name=HELPER, args=f"min_role public.{ROLE_TYPE}", arg_types=f"public.{ROLE_TYPE}",
+        returns="setof uuid", language="sql", security_definer=True, volatility="stable",
+        body=(
+            "select m.organization_id\n"
+            "  from public.organization_members m\n"
+            " where m.user_id = (select auth.uid())\n"
+            "   and m.role >= min_role"
+        ),
+        comment="Organisations where the caller holds min_role or higher. Definer: reads memberships past RLS.",
+        execute_roles=["authenticated", "service_role"],
+    )
+
+
+class Pred(str):
+    """A policy predicate that remembers the columns it filters on (each needs an index)."""
+
+    columns: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, text: str, columns: tuple[str, ...] = ()) -> "Pred":
+        p = cls(text)
+        p.columns = columns
+        return p
+
+
+def uid() -> str:
+    return "(select auth.uid())"
+
+
+def in_orgs(role: str, column: str = ORG) -> Pred:
+    """The fast membership predicate (see the module docstring)."""
+    return Pred.of(f"{ident(column)} = any (array(select private.{HELPER}({literal(role)})))", (column,))
+
+
+def is_me(column: str) -> Pred:
+    return Pred.of(f"{ident(column)} = {uid()}", (column,))
+
+
+def _join(op: str, other: str, parts: tuple[str, ...]) -> Pred:
+    text = f" {op} ".join(p if f" {other} " not in p else f"({p})" for p in parts)
+    cols = tuple(dict.fromkeys(c for p in parts for c in getattr(p, "columns", ())))
+    return Pred.of(text, cols)
+
+
+def both(*parts: str) -> Pred:
+    return _join("and", "or", parts)
+
+
+def either(*parts: str) -> Pred:
+    return _join("or", "and", parts)
+
+
+def policy(table: str, command: Command, *, using: str | None = None, check: str | None = None,
+           comment: str = "") -> Policy:
+    columns = [c for pred in (using, check) for c in getattr(pred, "columns", ())]
+    return Policy(name=object_name(table, command.value, suffix="policy"), command=command, roles=[API_ROLE],
+                  using=None if using is None else str(using), check=None if check is None else str(check),
+                  comment=comment, columns=list(dict.fromkeys(columns)))
