@@ -280,3 +280,31 @@ def test_a21_exclusions_refuse_overlapping_ranges_per_key(w):
     w.as_("member", book + " returning id", (w.org1, "r1", "2026-01-01 10:00Z", "2026-01-01 11:00Z"))  # [start, end)
     w.as_("member", book + " returning id", (w.org1, "r2", "2026-01-01 09:30Z", "2026-01-01 10:30Z"))
     w.as_("owner2", book + " returning id", (w.org2, "r1", "2026-01-01 09:30Z", "2026-01-01 10:30Z"))
+
+
+def test_a22_bucket_objects_follow_the_organisation_folder_and_the_grants(w):
+    def put(who: str, bucket: str, org: str, name: str) -> bool:
+        try:
+            w.as_(who, "insert into storage.objects (bucket_id, name, owner_id) values (%s, %s, %s) returning id",
+                  (bucket, f"{org}/{name}", w.users[who]))
+            return True
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+
+    assert [who for who in MEMBERS if put(who, "files", w.org1, f"{who}.png")] == ["editor", "member"]
+    assert not put("member", "files", w.org2, "other-org.png")
+    obj = w.su("select id from storage.objects where name = %s", (f"{w.org1}/member.png",))[0][0]
+    seen = [who for who in (*MEMBERS, "owner2", "outsider")
+            if w.as_(who, "select count(*) from storage.objects where id = %s", (obj,))[0][0] == 1]
+    assert seen == MEMBERS
+    deleted = []
+    for who in (*MEMBERS, "owner2"):
+        oid = w.su("insert into storage.objects (bucket_id, name, owner_id) values ('files', %s, %s) returning id",
+                   (f"{w.org1}/{who}-d.png", w.users["member"]))[0][0]
+        if w.count(who, "delete from storage.objects where id = %s", (oid,)) == 1:
+            deleted.append(who)
+    assert deleted == ["owner", "admin", "member"]  # managers any, the member their own upload
+    logo = w.su("insert into storage.objects (bucket_id, name) values ('logos', %s) returning id",
+                (f"{w.org1}/logo.png",))[0][0]
+    assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (logo,))[0][0] == 1
+    assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (obj,))[0][0] == 0

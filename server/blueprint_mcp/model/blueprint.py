@@ -13,6 +13,7 @@ from .entities import AUTH_USERS, MEMBERS, Entity, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
+from .storage import Bucket
 from .privacy import BUILTIN_PII_KEYS, Privacy
 from .tenancy import Tenancy
 from .validation import join, problems_from
@@ -40,6 +41,8 @@ class Blueprint(Model):
     entities: list[Entity] = PField(default_factory=list, max_length=ENTITIES)
     analytics: Analytics = PField(default_factory=Analytics)
     privacy: Privacy = PField(default_factory=Privacy)
+    storage: list[Bucket] = PField(default_factory=list, max_length=20,
+                                   description="Storage buckets; objects live under <organization_id>/ folders.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Blueprint":
@@ -51,6 +54,7 @@ class Blueprint(Model):
         _check_access_and_patterns(self, problems)
         _check_privacy(self, problems)
         _check_events(self, problems)
+        _check_storage(self, problems)
         if problems:
             raise InvalidBlueprint(problems)
         return self
@@ -343,6 +347,36 @@ def _check_comparisons(e: Entity, i: int, problems: list) -> None:
                 problems.append((f"{at}.keys", f"'{key}' is not a field of {e.name}.", f"use some of {sorted(fields)}"))
         if len(set(ex.keys)) != len(ex.keys) or set(ex.keys) & set(ex.range):
             problems.append((f"{at}.keys", "a column repeats (or is also in the range).", "list each column once"))
+
+
+def _check_storage(bp: Blueprint, problems: list) -> None:
+    roles = [r.name for r in bp.tenancy.roles]
+    seen: set[str] = set()
+    for i, b in enumerate(bp.storage):
+        if b.name in seen:
+            problems.append((f"storage[{i}].name", f"bucket '{b.name}' is declared twice.", "give every bucket a distinct name"))
+        seen.add(b.name)
+        for cmd in COMMANDS:
+            spec = b.access.spec(cmd)
+            path = f"storage[{i}].access.{cmd}"
+            if isinstance(spec, str) and spec not in roles:
+                problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
+            for k, g in enumerate(spec if isinstance(spec, list) else []):
+                at = f"{path}[{k}]"
+                if g.who in ("linked", "signed_in") or g.assigned or g.where is not None:
+                    problems.append((at, "bucket grants name members (min_role, roles, capability), optionally own, "
+                                     "or public for downloads.", "remove linked, signed_in, assigned and where"))
+                if g.public and cmd != "select":
+                    problems.append((at, "public grants are read-only.", "use them under access.select only"))
+                if g.min_role is not None and g.min_role not in roles:
+                    problems.append((f"{at}.min_role", f"'{g.min_role}' is not a role of this tenancy.",
+                                     choose(g.min_role, roles)))
+                for r in g.roles or []:
+                    if r not in roles:
+                        problems.append((f"{at}.roles", f"'{r}' is not a role of this tenancy.", choose(r, roles)))
+                if g.capability is not None and not bp.tenancy.holders(g.capability):
+                    problems.append((f"{at}.capability", f"no role holds '{g.capability}'.",
+                                     choose(g.capability, bp.tenancy.capability_names())))
 
 
 def _check_privacy(bp: Blueprint, problems: list) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .access import Command, Grant
 from .blueprint import Blueprint
 from .entities import Entity, Scope
+from .storage import Bucket
 from .tenancy import Capability
 
 # The built-in capability a command needs when the design names no grant for it.
@@ -52,6 +53,18 @@ def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
         grants = [g.narrowed(own=True) for g in grants]
     if command == "insert" and e.owner_column:
         # The author of a new row is the caller: nobody inserts rows in someone else's name.
+        grants = [g.narrowed(own=True) for g in grants]
+    return grants
+
+
+def bucket_grants(bp: Blueprint, bucket: Bucket, command: Command) -> list[Grant]:
+    """The grants of `command` on a bucket's objects, OR-ed; insert always records the uploader."""
+    spec = bucket.access.spec(command)
+    if isinstance(spec, list):
+        grants = list(spec)
+    else:
+        grants = [Grant(min_role=spec or least_role(bp, DEFAULT_CAPABILITY[command]))]
+    if command == "insert":
         grants = [g.narrowed(own=True) for g in grants]
     return grants
 

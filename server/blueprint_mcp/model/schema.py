@@ -180,6 +180,15 @@ class Extension(_Obj):
     location: Location | None = None
 
 
+class StorageBucket(_Obj):
+    """A row of storage.buckets the migrations upsert."""
+
+    name: str
+    public: bool = False
+    file_size_limit: int | None = None
+    allowed_mime_types: list[str] | None = None
+
+
 class Problem(_Obj):
     """A statement the parser could not read: reported as a finding, the rest is still audited."""
 
@@ -197,6 +206,8 @@ class Schema(_Obj):
     views: list[View] = Field(default_factory=list)
     auth_triggers: list[Trigger] = Field(default_factory=list, description="Triggers on auth.users.")
     extensions: list[Extension] = Field(default_factory=list)
+    buckets: list[StorageBucket] = Field(default_factory=list, description="Storage buckets the migrations create.")
+    storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
                                        description="Schemas PostgREST serves (pgrst.db_schemas).")
     problems: list[Problem] = Field(default_factory=list, description="Statements the parser could not read.")

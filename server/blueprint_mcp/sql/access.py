@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
-from ..model.meaning import command_grants, linked_hops, member_roles
+from ..model.meaning import bucket_grants, command_grants, linked_hops, member_roles
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -143,15 +143,16 @@ def access_functions(bp: Blueprint) -> list[Function]:
     """The definer helpers the grants of this blueprint call, each once."""
     out: dict[str, Function] = {}
     names = [r.name for r in bp.tenancy.roles]
-    for e in bp.entities:
-        for command in ("select", "insert", "update", "delete"):
-            for g in command_grants(bp, e, command):
-                roles = member_roles(bp, g)
-                if roles is not None and roles != names[: len(roles)]:
-                    out.setdefault(ROLE_SET_HELPER, role_set_helper())
-                if g.linked is not None and len(g.linked) > 1:
-                    fn = linked_helper(bp, e, g.linked)
-                    out.setdefault(fn.name, fn)
+    commands = ("select", "insert", "update", "delete")
+    uses = [(e, g) for e in bp.entities for c in commands for g in command_grants(bp, e, c)]
+    uses += [(None, g) for b in bp.storage for c in commands for g in bucket_grants(bp, b, c)]
+    for e, g in uses:
+        roles = member_roles(bp, g)
+        if roles is not None and roles != names[: len(roles)]:
+            out.setdefault(ROLE_SET_HELPER, role_set_helper())
+        if e is not None and g.linked is not None and len(g.linked) > 1:
+            fn = linked_helper(bp, e, g.linked)
+            out.setdefault(fn.name, fn)
     return list(out.values())
 
 

@@ -8,6 +8,7 @@ from .grants import apply_grants
 from .metrics import metrics_objects
 from .access import access_functions
 from .rls import apply_rls, helper_function
+from .storage import storage_buckets, storage_policies
 from .tables import all_tables, entity_enums, role_enum
 from .triggers import apply_triggers
 
@@ -27,6 +28,8 @@ def build_schema(bp: Blueprint) -> Schema:
         # btree_gist: equality on uuid/text keys inside a gist exclusion constraint.
         extensions=[Extension(name="btree_gist", schema_name="extensions")] if needs_gist else [],
         schemas=["private"],
+        buckets=storage_buckets(bp),
+        storage_policies=storage_policies(bp),
         enums=[role_enum(bp)] + entity_enums(bp),
         tables=tables,
         functions=functions,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..model.schema import EnumType, ForeignKey, Function, Index, Policy, Schema, Table, Trigger, View
+from ..model.schema import (
+    EnumType, ForeignKey, Function, Index, Policy, Schema, StorageBucket, Table, Trigger, View,
+)
 from .ident import column_list, ident, literal, qname
 
 API_ROLES = "anon, authenticated"
@@ -98,6 +100,18 @@ def policy_sql(t: Table, p: Policy) -> str:
     return text
 
 
+STORAGE_OBJECTS = Table(name="objects", schema_name="storage")  # the platform's; only its policies are ours
+
+
+def bucket_sql(b: StorageBucket) -> str:
+    types = "null" if b.allowed_mime_types is None else (
+        "array[" + ", ".join(literal(m) for m in b.allowed_mime_types) + "]")
+    return ("insert into storage.buckets (id, name, public, file_size_limit, allowed_mime_types)\n"
+            f"values ({literal(b.name)}, {literal(b.name)}, {literal(b.public)}, {literal(b.file_size_limit)}, "
+            f"{types})\non conflict (id) do update set public = excluded.public, "
+            "file_size_limit = excluded.file_size_limit,\n  allowed_mime_types = excluded.allowed_mime_types;")
+
+
 def function_sql(f: Function) -> str:
     target = qname(f.schema_name, f.name)
     head = [f"create or replace function {target}({f.args})", f"returns {f.returns}", f"language {f.language}"]
@@ -180,6 +194,8 @@ def rls_sql(s: Schema, slug: str) -> str:
     parts += [function_sql(f) for f in helpers]
     for t in s.tables:
         parts += [policy_sql(t, p) for p in t.policies]
+    parts += [bucket_sql(b) for b in s.buckets]
+    parts += [policy_sql(STORAGE_OBJECTS, p) for p in s.storage_policies]
     for v in s.views:
         parts.append(view_sql(v))
         if v.materialized:

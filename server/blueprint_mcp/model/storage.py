@@ -1,0 +1,49 @@
+"""Storage buckets: files kept per organisation, with the same grants as entities.
+
+An object belongs to the organisation named by the first folder of its path
+(`<organization_id>/x-rays/1.png`): member grants reach the objects of organisations where the
+caller holds a qualifying role, `own` the objects the caller uploaded, `public` everyone (read).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from .access import GrantSpec
+from .base import Ident, Model
+from .errors import ValueProblem as Invalid
+from .limits import DESCRIPTION_CHARS
+
+MAX_FILE_BYTES = 5 * 1024**3  # the platform's own upper bound for one object
+
+
+class BucketAccess(Model):
+    """Who may list/download (select), upload (insert), replace (update) and delete objects."""
+
+    select: GrantSpec = Field(None, description="Default: the least role holding read, and above.")
+    insert: GrantSpec = Field(None, description="Default: the least role holding write, and above.")
+    update: GrantSpec = Field(None, description="Default: the least role holding write, and above.")
+    delete: GrantSpec = Field(None, description="Default: the least role holding write, and above.")
+
+    def spec(self, command: str) -> GrantSpec:
+        return getattr(self, command)
+
+
+class Bucket(Model):
+    """A storage bucket whose objects live under `<organization_id>/` folders."""
+
+    name: Ident = Field(description="Bucket id (e.g. xrays, avatars).")
+    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    public: bool = Field(False, description="Serve files by public URL without a token (downloads only; listing "
+                                            "still follows access.select). Leave false for personal data.")
+    max_file_bytes: int | None = Field(None, ge=1, le=MAX_FILE_BYTES, description="Largest upload accepted.")
+    mime_types: list[str] | None = Field(None, min_length=1, max_length=50,
+                                         description="Accepted content types, e.g. [image/png, image/jpeg].")
+    access: BucketAccess = Field(default_factory=BucketAccess)
+
+    @model_validator(mode="after")
+    def _mime_types(self) -> "Bucket":
+        for m in self.mime_types or []:
+            if "/" not in m or len(m) > 255 or any(ch.isspace() for ch in m):
+                raise Invalid(f"bucket '{self.name}': '{m[:40]}' is not a content type", "use type/subtype, e.g. image/png")
+        return self
