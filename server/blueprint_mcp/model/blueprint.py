@@ -240,8 +240,10 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
     if e.scope is Scope.user:
         return [(path, "scope 'user' already limits every command to the row's author.",
                  "use scope organization with grants that say own: true, or a role name")]
-    if any(g.linked for g in grants) and not any(g.is_member_grant for g in grants):
-        out.append((path, "linked (portal) grants alone leave the organisation's own members out.",
+    everyone = any(g.public and g.where is None for g in grants)
+    if e.is_tenant and grants and not everyone and not any(g.is_member_grant for g in grants):
+        out.append((path, "no grant names members: the organisation's own members would be left out (and a "
+                    "policy that never checks membership is what the audit warns about).",
                     "add a member grant too, e.g. {min_role: viewer} or {capability: read}"))
     for k, g in enumerate(grants):
         at = f"{path}[{k}]"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .access import GrantSpec
-from .base import Ident, Model
+from .base import Model
 from .errors import ValueProblem as Invalid
 from .limits import DESCRIPTION_CHARS
 
@@ -32,7 +32,8 @@ class BucketAccess(Model):
 class Bucket(Model):
     """A storage bucket whose objects live under `<organization_id>/` folders."""
 
-    name: Ident = Field(description="Bucket id (e.g. xrays, avatars).")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+                      description="Bucket id: lower case letters, digits, - and _ (e.g. xrays, clinic-assets).")
     description: str = Field("", max_length=DESCRIPTION_CHARS)
     public: bool = Field(False, description="Serve files by public URL without a token (downloads only; listing "
                                             "still follows access.select). Leave false for personal data.")

@@ -121,9 +121,15 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
             continue
         pred = any_of(bp, e, grants)
         if command is Command.select:
+            public = [g for g in grants if g.public]
+            if any(g.where is None for g in public):
+                # Every row is public: one policy for anon and signed-in callers alike.
+                everyone = policy(n, command, using=Pred.of("true"), comment="Public: everyone reads every row.")
+                everyone.roles = list(PUBLIC_ROLES)
+                out.append(everyone)
+                continue
             comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
             out.append(policy(n, command, using=pred, comment=comment))
-            public = [g for g in grants if g.public]
             if public:
                 anon = policy(n, command, using=any_of(bp, e, public), comment="Public rows, for anyone.")
                 anon.name = object_name(n, "select", "public", suffix="policy")

@@ -43,14 +43,16 @@ def is_analytics(t: Table) -> bool:
 
 
 def membership_tables(s: Schema) -> set[str]:
-    """schema.table of every membership table: tenant key and user_id unique together, or named *members."""
+    """schema.table of every membership table: tenant key and user_id unique together with a role column,
+    or named *members. (A per-organisation record of a user without a role, such as a shop's buyers,
+    links a user to data; it grants nothing.)"""
     out = set()
     for t in created(s):
         if not is_tenant(t) or t.column("user_id") is None:
             continue
         keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
-        if {t.tenant_key, "user_id"} in keys or t.name.endswith(MEMBERSHIP_SUFFIXES):
+        if ({t.tenant_key, "user_id"} in keys and t.column("role") is not None) or t.name.endswith(MEMBERSHIP_SUFFIXES):
             out.add(t.qualified)
     return out
 
