@@ -39,6 +39,7 @@ RESOURCES = {
     "blueprint://event-taxonomy": "application/json",
     "blueprint://templates": "application/json",
     "blueprint://schema": "application/json",
+    "blueprint://access": "text/markdown",
 }
 
 both_modes = pytest.mark.parametrize("mode", MODES)
@@ -176,6 +177,31 @@ async def test_schema_resource_is_the_blueprint_json_schema(mode):
         content = (await c.read_resource("blueprint://schema")).contents[0]
     schema = json.loads(content.text)
     assert {"app", "tenancy", "entities", "analytics", "privacy"} <= set(schema["properties"])
+
+
+@both_modes
+async def test_access_resource_is_the_semantics_table_every_construct_row(mode):
+    async with Client(build_server(), mode=mode) as c:
+        content = (await c.read_resource("blueprint://access")).contents[0]
+    assert content.mime_type == "text/markdown"
+    assert "| A04 | `{roles: [R1, R2]}` |" in content.text and "| A22 |" in content.text
+
+
+@both_modes
+async def test_design_tenancy_takes_custom_roles_with_app_defined_capabilities(mode):
+    roles = [{"name": "owner", "capabilities": ["read", "write", "manage_members", "manage_billing",
+                                                "delete_organization", "view_clinical_notes"]},
+             {"name": "dentist", "capabilities": ["read", "write", "view_clinical_notes"]},
+             {"name": "receptionist", "capabilities": ["read", "write"]}]
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("design_tenancy", {
+            "app_name": "Clinic", "roles": roles, "capabilities": [{"name": "view_clinical_notes"}],
+            "include": ["blueprint"]})
+    assert result.is_error is False
+    out = result.structured_content
+    assert out["capabilities"]["view_clinical_notes"] == ["owner", "dentist"]
+    assert out["capabilities"]["manage_members"] == ["owner"]
+    assert [r["name"] for r in out["blueprint"]["tenancy"]["roles"]] == ["owner", "dentist", "receptionist"]
 
 
 @both_modes

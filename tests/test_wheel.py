@@ -52,7 +52,8 @@ async def test_installed_console_script_serves_tools_resources_and_templates(ins
         assert result.structured_content["policies"]
         uris = {str(r.uri) for r in (await client.list_resources()).resources}
         assert {"blueprint://template", "blueprint://event-taxonomy", "blueprint://templates",
-                "blueprint://schema"} <= uris
+                "blueprint://schema", "blueprint://access"} <= uris
+        assert "| A01 |" in (await client.read_resource("blueprint://access")).contents[0].text
         text = (await client.read_resource("blueprint://templates/habit-tracker")).contents[0].text
         assert "slug: habit-tracker" in text
         prompts = sorted(p.name for p in (await client.list_prompts()).prompts)

@@ -145,8 +145,13 @@ def design_tenancy(
     roles: Annotated[list[dict[str, Any]] | None, Field(
         max_length=limits.ROLES,
         description="Membership roles, most privileged first: [{name, description, capabilities}] with "
-                    "capabilities from read, write, manage_members, manage_billing, delete_organization. "
+                    "capabilities from read, write, manage_members, manage_billing, delete_organization "
+                    "(ranked: a role holds what every role below it holds) and any declared in `capabilities`. "
                     "Omit to keep owner/admin/member/viewer.")] = None,
+    capabilities: Annotated[list[dict[str, Any]] | None, Field(
+        max_length=limits.CAPABILITIES,
+        description="App-defined capabilities [{name, description}], e.g. [{name: view_clinical_notes}]: any "
+                    "set of roles may hold one, and grants may name it ({capability: view_clinical_notes}).")] = None,
     include: IncludeArg = None,
 ) -> tools.TenancyDesign:
     """Step 1 of 4: decide who owns data (personal workspaces, team organisations, roles).
@@ -159,7 +164,8 @@ def design_tenancy(
     with _as_tool_error():
         return tools.design_tenancy(template=template, blueprint=blueprint, app_name=app_name,
                                     app_description=app_description, personal_workspaces=personal_workspaces,
-                                    team_organizations=team_organizations, roles=roles, include=include)
+                                    team_organizations=team_organizations, roles=roles, capabilities=capabilities,
+                                    include=include)
 
 
 def generate_schema(
@@ -175,7 +181,10 @@ def generate_schema(
 
     Call after design_tenancy, passing its `blueprint` (add entities to it first if the app
     needs more tables). Returns a summary per table and two migrations: `sql` (tables, RLS
-    enabled, grants) and `triggers_sql`. Default include: summary, sql.
+    enabled, grants) and `triggers_sql`. Default include: summary, sql. Entities may declare
+    member references ({type: reference, references: organization_members, member_roles: [dentist]}),
+    checks ([{column: ends_at, op: gt, other: starts_at}]), exclusions ([{keys: [dentist_id],
+    range: [starts_at, ends_at]}]); the blueprint may declare storage buckets ([{name: xrays}]).
     """
     with _as_tool_error():
         return tools.generate_schema(template=template, blueprint=blueprint, sections=sections, include=include)
@@ -192,8 +201,11 @@ def generate_rls(
     """Step 3 of 4: row level security policies that isolate tenants and enforce roles.
 
     Call with the same `blueprint` as generate_schema. Returns one policy per table and command
-    (all `to authenticated`), the private helper functions they call, and the policies migration
-    in `sql`. Default include: summary, sql.
+    (`to authenticated`; public reads also `to anon`), the private helper functions they call,
+    and the policies migration in `sql`. Default include: summary, sql. Per command an entity's
+    `access` takes a role name or grants OR-ed together, e.g. select: [{roles: [dentist], own: true},
+    {capability: view_notes}, {linked: [patient_id, user_id]}, {public: true, where: {column:
+    published, equals: true}}] (meanings: the blueprint://access resource).
     """
     with _as_tool_error():
         return tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include)
@@ -345,6 +357,12 @@ def _register_resources(server: MCPServer) -> None:
             return template_text(name)
         except TemplateNotFound as exc:
             raise ResourceNotFoundError(str(exc)) from exc
+
+    @server.resource("blueprint://access", name="access-semantics", title="Access semantics",
+                     description="What every access construct (grants, rows, public, linked, storage) allows per "
+                                 "command: the table behind entities[].access.", mime_type="text/markdown")
+    def access_semantics() -> str:
+        return (data_dir("docs") / "access.md").read_text(encoding="utf-8")
 
     @server.resource("blueprint://schema", name="blueprint-schema", title="Blueprint JSON Schema",
                      description="The JSON Schema of the `blueprint` argument every tool accepts.",

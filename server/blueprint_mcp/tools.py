@@ -15,7 +15,6 @@ from .model import (
     App,
     Blueprint,
     BlueprintError,
-    Capability,
     InvalidBlueprint,
     OutputExists,
     Role,
@@ -25,6 +24,7 @@ from .model import (
 from .model.base import suggest_slug
 from .model.errors import choose, preview
 from .model.limits import FILE_BYTES
+from .model.meaning import command_grants
 from .model.schema import Schema
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
@@ -70,7 +70,8 @@ class TableAccess(_Out):
 class TenancyDesign(_Out):
     app: App
     tenancy: Tenancy
-    capabilities: dict[str, str] = Field(description="Capability -> least role holding it (roles above hold it too).")
+    capabilities: dict[str, list[str]] = Field(
+        description="Capability -> the roles holding it, most privileged first (built-in and app-defined).")
     access: list[TableAccess] = Field(default_factory=list, description="Who may do what, per table.")
     blueprint: Blueprint | None = Field(None, description="Carry this into the next tool call.")
     markdown: str | None = None
@@ -80,7 +81,7 @@ class TenancyDesign(_Out):
 def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
                    app_name: str | None = None, app_description: str | None = None,
                    personal_workspaces: bool | None = None, team_organizations: bool | None = None,
-                   roles: list[Role | dict] | None = None,
+                   roles: list[Role | dict] | None = None, capabilities: list[dict] | None = None,
                    include: list[Include] | None = None) -> TenancyDesign:
     """Tenancy model: from a template, a blueprint, or plain options (a chat starting from nothing)."""
     include = include or ["blueprint", "summary", "markdown"]
@@ -94,7 +95,8 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
                                  "pass app_name (and options), a template name, or a blueprint")])
     data = bp.model_dump(mode="json", exclude_unset=False)
     changes = {"personal_workspaces": personal_workspaces, "team_organizations": team_organizations,
-               "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles] if roles else None}
+               "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles] if roles else None,
+               "capabilities": capabilities}
     data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
     if app_description is not None and (template or blueprint is not None):
         data["app"]["description"] = app_description
@@ -102,8 +104,7 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     schema = build_schema(bp)
     return TenancyDesign(
         app=bp.app, tenancy=bp.tenancy,
-        capabilities={c.value: (bp.tenancy.min_role(c).name if bp.tenancy.min_role(c) else "nobody")
-                      for c in Capability},
+        capabilities={c: bp.tenancy.holders(c) for c in bp.tenancy.capability_names()},
         access=table_access(bp, schema) if "summary" in include else [],
         blueprint=bp if "blueprint" in include else None,
         markdown=render_spec(bp, schema, ["tenancy", "core"]) if "markdown" in include else None,
@@ -113,7 +114,7 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
 
 # design_tenancy's options land in these blueprint fields: errors there name the argument instead.
 OPTION_FIELDS = (("app.name", "app_name"), ("app.slug", "app_name"), ("app.description", "app_description"),
-                 ("tenancy.roles", "roles"))
+                 ("tenancy.roles", "roles"), ("tenancy.capabilities", "capabilities"))
 
 
 def _from_options(data: dict[str, Any], root: str = "") -> Blueprint:
@@ -135,12 +136,46 @@ def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
     out = []
     for t in schema.tables:
         entity = bp.entity(t.name)
-        by_cmd = {str(getattr(p.command, "value", p.command)): p for p in t.policies}
-        who = {cmd: (_describe(by_cmd[cmd].check if cmd == "insert" else by_cmd[cmd].using)
-                     if cmd in by_cmd else "service role only") for cmd in ("select", "insert", "update", "delete")}
+        if entity is not None:
+            who = {cmd: describe_grants(bp, entity, command_grants(bp, entity, cmd))
+                   for cmd in ("select", "insert", "update", "delete")}
+        else:
+            by_cmd = {str(getattr(p.command, "value", p.command)): p for p in t.policies}
+            who = {cmd: (_describe(by_cmd[cmd].check if cmd == "insert" else by_cmd[cmd].using)
+                         if cmd in by_cmd else "service role only") for cmd in ("select", "insert", "update", "delete")}
         out.append(TableAccess(table=t.name, scope=entity.scope.value if entity else t.section,
                                tenant_key=t.tenant_key, owner_column=entity.owner_column if entity else None, **who))
     return out
+
+
+def describe_grants(bp: Blueprint, entity, grants: list) -> str:
+    """A short human reading of a command's grants (from the model, not the SQL)."""
+    if not grants:
+        return "service role only"
+    return "; or ".join(_describe_grant(bp, entity, g) for g in grants)
+
+
+def _describe_grant(bp: Blueprint, entity, g) -> str:
+    if g.public:
+        who = "everyone (anon too)"
+    elif g.signed_in:
+        who = "every signed-in user"
+    elif g.linked:
+        who = "the user linked through " + " -> ".join(g.linked)
+    elif g.min_role:
+        who = f"{g.min_role}+"
+    elif g.roles:
+        who = " or ".join(g.roles)
+    else:
+        who = f"holders of {g.capability} ({', '.join(bp.tenancy.holders(g.capability))})"
+    rows = []
+    if g.own:
+        rows.append(f"own rows ({entity.owner_column})")
+    if g.assigned:
+        rows.append(f"rows assigned to them ({g.assigned})")
+    if g.where is not None:
+        rows.append(f"where {g.where.column} in {g.where.values}")
+    return who + (", " + ", ".join(rows) if rows else "")
 
 
 def _describe(predicate: str | None) -> str:
