@@ -29,6 +29,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/policy_speed.py
+	$(BIN)/python bench/access_speed.py
 	$(BIN)/python bench/verify_speed.py
 	$(BIN)/python bench/audit_speed.py
 

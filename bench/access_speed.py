@@ -1,0 +1,127 @@
+"""The new policy forms, side by side with the hand-written filter each replaces, in one run.
+
+Usage: python bench/access_speed.py [--orgs 2000] [--rows 200000] [--repeat 5]
+On the access-lab blueprint (tests/fixtures/blueprints/access-lab.yaml), for a caller in 3
+organisations (or a portal user linked to 5 clients), each line prints the median execution time
+of the RLS-protected query and of the same query as the table owner with an explicit filter on
+exactly the rows the caller may see (the limit), and their ratio. Row counts are checked equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import uuid
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "server"))
+
+import psycopg  # noqa: E402
+
+from blueprint_mcp.model import parse_blueprint  # noqa: E402
+from blueprint_mcp.verify.pg import TempCluster, apply_sql, auth_shim_sql, expose_schemas_sql  # noqa: E402
+from blueprint_mcp.verify.run import blueprint_migrations  # noqa: E402
+
+LAB = ROOT / "tests" / "fixtures" / "blueprints" / "access-lab.yaml"
+
+
+def seed_sql(orgs: int, rows: int, me: str, portal: str) -> str:
+    """Organisations, me as viewer in 3 and member in 3 others, rows spread evenly, a portal user."""
+    return f"""
+set session_replication_role = replica;  -- bulk load: no triggers (timestamps, audit, role checks)
+insert into auth.users (id, email) values ('{me}', 'me@x.io'), ('{portal}', 'portal@x.io');
+insert into auth.users (id, email) select gen_random_uuid(), 'u' || g || '@x.io' from generate_series(1, 50) g;
+insert into public.organizations (id, name, slug, owner_user_id)
+  select gen_random_uuid(), 'Org ' || g, 'org-' || lpad(g::text, 6, '0'), (select id from auth.users where email = 'u1@x.io')
+  from generate_series(1, {orgs}) g;
+create temporary table o as select id, row_number() over (order by slug) - 1 as n from public.organizations;
+insert into public.organization_members (organization_id, user_id, role)
+  select id, '{me}', case when n < 3 then 'viewer' else 'member' end::public.member_role from o where n < 6;
+insert into public.organization_members (organization_id, user_id, role)
+  select id, (select id from auth.users where email = 'u2@x.io'), 'member' from o;
+insert into public.reviews (organization_id, created_by, body)
+  select o.id, '{me}', 'r' || g from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.tasks (organization_id, created_by, title, assignee_id)
+  select o.id, '{me}', 't' || g, case when g % 3 = 0 then '{me}'::uuid else (select id from auth.users where email = 'u2@x.io') end
+  from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.clients (organization_id, created_by, name, user_id)
+  select o.id, '{me}', 'c' || g, case when g <= 5 then '{portal}'::uuid end
+  from generate_series(1, {orgs}) g join o on o.n = g % {orgs};
+insert into public.invoices (organization_id, created_by, client_id, amount_cents)
+  select c.organization_id, '{me}', c.id, g from generate_series(1, {rows}) g
+  join (select id, organization_id, row_number() over (order by id) - 1 as n from public.clients) c on c.n = g % {orgs};
+insert into storage.objects (bucket_id, name, owner_id)
+  select 'files', o.id || '/f' || g || '.png', '{me}' from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+set session_replication_role = origin;
+analyze;
+"""
+
+
+def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int]:
+    times, count = [], 0
+    for _ in range(repeat):
+        with conn.transaction():
+            if user:
+                conn.execute("set local role authenticated")
+                conn.execute("select set_config('request.jwt.claims', %s, true)",
+                             (json.dumps({"sub": user, "role": "authenticated"}),))
+            plan = conn.execute("explain (analyze, format json) " + sql).fetchone()[0]
+            times.append(plan[0]["Execution Time"])
+            count = conn.execute(sql).fetchone()[0]
+    return statistics.median(times), count
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--orgs", type=int, default=2_000)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    bp = parse_blueprint(yaml.safe_load(LAB.read_text()))
+    me, portal = str(uuid.uuid4()), str(uuid.uuid4())
+    with TempCluster() as cluster:
+        cluster.create_database("bench")
+        cluster.execute(expose_schemas_sql("bench"))
+        with psycopg.connect(cluster.dsn("bench"), autocommit=True) as conn:
+            apply_sql(conn, auth_shim_sql("explicit"))
+            for sql in blueprint_migrations(bp):
+                apply_sql(conn, sql)
+            print(f"seeding {args.orgs} organisations, {args.rows} rows per table...", file=sys.stderr)
+            apply_sql(conn, seed_sql(args.orgs, args.rows, me, portal))
+
+            def orgs(role: str) -> str:
+                ids = [r[0] for r in conn.execute("select organization_id from public.organization_members "
+                                                  "where user_id = %s and role = %s", (me, role))]
+                return ", ".join(f"'{i}'" for i in ids)
+
+            viewer, member = orgs("viewer"), orgs("member")
+            clients = ", ".join(f"'{r[0]}'" for r in conn.execute(
+                "select id from public.clients where user_id = %s", (portal,)))
+            cases = [
+                ("exact roles: reviews, viewer in 3", "select count(*) from public.reviews", me,
+                 f"select count(*) from public.reviews where organization_id in ({viewer})"),
+                ("assigned: tasks, member in 3", "select count(*) from public.tasks", me,
+                 f"select count(*) from public.tasks where organization_id in ({member}) and assignee_id = '{me}'"),
+                ("linked chain: invoices, portal user of 5 clients", "select count(*) from public.invoices", portal,
+                 f"select count(*) from public.invoices where client_id in ({clients})"),
+                ("storage: files objects, viewer+member in 6", "select count(*) from storage.objects", me,
+                 "select count(*) from storage.objects where bucket_id = 'files' and split_part(name, '/', 1) in "
+                 f"({', '.join(x for x in (viewer, member) if x).replace(chr(39), chr(39))})"),
+            ]
+            print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
+            for label, protected, user, limit_sql in cases:
+                ours, seen = median_ms(conn, protected, user, args.repeat)
+                limit, expected = median_ms(conn, limit_sql, None, args.repeat)
+                if seen != expected:
+                    raise SystemExit(f"{label}: the policy shows {seen} rows, the explicit filter {expected}")
+                print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ours / limit:>7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
