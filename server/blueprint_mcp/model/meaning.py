@@ -91,3 +91,31 @@ def linked_hops(bp: Blueprint, e: Entity, chain: list[str]) -> list[tuple[Entity
             field = current.field(col)
             current = bp.entity(field.references) if field is not None and field.references else current
     return hops
+
+
+def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
+    """True when every caller and row `narrow` admits, `wide` admits too (a sufficient test)."""
+    if wide.public or (wide.signed_in and not narrow.public):
+        who = True
+    elif wide.linked is not None or narrow.linked is not None:
+        who = wide.linked == narrow.linked
+    else:
+        wide_roles, narrow_roles = member_roles(bp, wide), member_roles(bp, narrow)
+        who = wide_roles is not None and narrow_roles is not None and set(narrow_roles) <= set(wide_roles)
+    if not who:
+        return False
+    if wide.own and not narrow.own:
+        return False
+    if wide.assigned and wide.assigned != narrow.assigned:
+        return False
+    if wide.where is not None:
+        if narrow.where is None or narrow.where.column != wide.where.column:
+            return False
+        return {str(v) for v in narrow.where.values} <= {str(v) for v in wide.where.values}
+    return True
+
+
+def seen_by_select(bp: Blueprint, e: Entity, g: Grant) -> bool:
+    """Update and delete reach only rows the caller may also select: True when grant `g` of one of
+    those commands needs no select condition added, because some select grant covers it."""
+    return any(covers(bp, s, g) for s in command_grants(bp, e, "select"))

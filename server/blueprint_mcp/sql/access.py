@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
-from ..model.meaning import bucket_grants, command_grants, linked_hops, member_roles
+from ..model.meaning import bucket_grants, command_grants, linked_hops, member_roles, seen_by_select
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -104,8 +104,13 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
     return both(*parts) if parts else Pred.of("true")
 
 
-def any_of(bp: Blueprint, e: Entity, grants: list[Grant]) -> Pred:
-    preds = list(dict.fromkeys(grant_pred(bp, e, g) for g in grants))
+def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None = None) -> Pred:
+    """The grants OR-ed; with `visible` (the select predicate), a grant no select grant covers is
+    ANDed with it, so update and delete never reach rows the caller cannot see (PostgreSQL applies
+    the select policy only when the statement reads columns, not to `delete from t`)."""
+    preds = list(dict.fromkeys(
+        grant_pred(bp, e, g) if visible is None or seen_by_select(bp, e, g) else both(grant_pred(bp, e, g), visible)
+        for g in grants))
     if any(p == "true" for p in preds):
         return Pred.of("true")
     return preds[0] if len(preds) == 1 else either(*preds)
@@ -119,7 +124,9 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         grants = command_grants(bp, e, command.value)
         if not grants:
             continue
-        pred = any_of(bp, e, grants)
+        select_grants = command_grants(bp, e, "select")
+        visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
+        pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
         if command is Command.select:
             public = [g for g in grants if g.public]
             if any(g.where is None for g in public):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
+from .conditions import PORTAL, condition_rows, needs_portal
 from .oracle import DENIED, GenericOracle, Oracle
 from .world import (
     CORE_FLOW_TABLES,
@@ -136,6 +137,8 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     writer = bp.tenancy.default_member_role.name
     manager = bp.tenancy.min_role(Capability.manage_members)
     actors, orgs = plan_actors(roles, writer, manager.name if manager and manager.name != roles[0] else None)
+    if needs_portal(bp):
+        actors[PORTAL] = Actor(PORTAL, "authenticated", stable_id("user", PORTAL))
     w = World(actors=actors, orgs=orgs, role_names=roles)
     w.statements += users_sql(w)
     owners = {"org1": roles[0], "org2": "owner2"}
@@ -159,6 +162,7 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     add_rows(w, schema, [t for t in schema.tables if t.name not in CORE_FLOW_TABLES], enums,
              {"org1": roles, "org2": ["owner2"]}, global_author=roles[0])
+    condition_rows(bp, schema, w, enums, row_values, writer, start=3000)
     if any(f.name == "refresh_daily_org_metrics" for f in schema.functions):
         w.statements.append("select private.refresh_daily_org_metrics();")
     return w
@@ -173,7 +177,7 @@ def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, lis
             for author in (authors[org] if org else [global_author]):
                 n += 1
                 values = row_values(t, org, w, author, n, enums, with_id=True)
-                w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values)))
+                w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values), values=values))
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -227,8 +231,9 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
             for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
                 n += 1
                 values = row_values(t, org, w, actor.name, n, enums, with_id=False)
+                new = Row(t.name, org, actor.name, {}, values=values)
                 cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
-                                  oracle.expect(actor, "insert", t.name, None, org)))
+                                  oracle.expect(actor, "insert", t.name, new, org)))
     for view in views:
         for actor in w.actors.values():
             for org in ("org1", "org2"):
@@ -309,7 +314,8 @@ def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> N
     """Rows the hopper (a writer in both organisations) wrote in org1: the org-hopping targets."""
     for t in tables:
         values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
-        w.add(insert_sql(t, values) + ";", Row(t.name, "org1", "hopper", pk_key(t, values), purpose="attack"))
+        w.add(insert_sql(t, values) + ";", Row(t.name, "org1", "hopper", pk_key(t, values), purpose="attack",
+                                              values=values))
 
 
 def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:

@@ -6,7 +6,9 @@ independent of the policy generator is what gives the comparison teeth.
 
 from __future__ import annotations
 
-from ..model import Blueprint, Capability, Scope
+from ..model import Blueprint, Capability
+from ..model.access import Grant
+from ..model.meaning import command_grants, member_roles
 from .world import Actor, Row, World
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -35,12 +37,15 @@ class Oracle:
         return (role or self.bp.tenancy.owner_role).name
 
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str:
-        """`row` for select/update/delete; `org` (target organisation) for insert."""
+        """`row` for select/update/delete (for insert, the row being inserted, when known); `org` the
+        target organisation for insert."""
+        entity = self.bp.entity(table)
+        if entity is not None:
+            return ALLOWED if self._entity(actor, command, entity, row, org) else DENIED
         if actor.api_role != "authenticated":
             return DENIED
         handler = getattr(self, f"_{table}", None)
-        ok = handler(actor, command, row, org) if handler else self._entity(actor, command, table, row, org)
-        return ALLOWED if ok else DENIED
+        return ALLOWED if handler is not None and handler(actor, command, row, org) else DENIED
 
     # --- core tables -------------------------------------------------------------------------------
 
@@ -103,33 +108,86 @@ class Oracle:
     def _daily_org_metrics(self, actor, command, row, org):
         return command == "select" and self.can(actor, row.org, Capability.read)
 
-    # --- domain entities ----------------------------------------------------------------------------
+    # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 
-    def _entity(self, actor, command, table, row, org):
-        e = self.bp.entity(table)
-        if e is None:
+    def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
+        if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
+            return False  # PostgreSQL updates and deletes only rows the caller can also see
+        return self._grants_hold(actor, e, command, row, org)
+
+    def _grants_hold(self, actor: Actor, e, command: str, row: Row | None, org: str | None) -> bool:
+        target = row.org if row is not None and row.org else org
+        return any(self._grant_holds(actor, e, g, row, target) for g in command_grants(self.bp, e, command))
+
+    def _grant_holds(self, actor: Actor, e, g: Grant, row: Row | None, org: str | None) -> bool:
+        signed_in = actor.api_role == "authenticated"
+        if g.public:
+            who = True
+        elif not signed_in:
             return False
-        if e.scope is Scope.global_:
-            return command == "select"
-        target = row.org if row else org
-        access = e.access
-        read = access.select or self._min(Capability.read)
-        write = self._min(Capability.write)
-        own = row is not None and row.author == actor.name
-        if command == "select":
-            return self.at_least(actor, target, read) and (e.scope is not Scope.user or own)
-        if e.scope is Scope.service:
+        elif g.signed_in:
+            who = True
+        elif g.linked is not None:
+            who = row is not None and self._linked_user(e, g.linked, row) == actor.name
+        else:
+            who = self.role_in(actor, org) in (member_roles(self.bp, g) or [])
+        if not who:
             return False
-        if command == "insert":
-            return self.at_least(actor, target, access.insert or write)
-        needed = getattr(access, command) or write
-        if not self.at_least(actor, target, needed):
+        if g.own and (row is None or row.author != actor.name):
             return False
-        if e.scope is Scope.user:
-            return own
-        if access.own_rows_only:
-            return own or self.can(actor, target, Capability.manage_members)
+        if g.assigned and (row is None or self._user(row, g.assigned) != actor.name):
+            return False
+        if g.where is not None:
+            field = e.field(g.where.column)
+            value = self._value(row, g.where.column, field.default if field else None)
+            if value not in {_norm(v) for v in g.where.values}:
+                return False
         return True
+
+    def _value(self, row: Row | None, column: str, default: object = None) -> str | None:
+        """A fixture row's column as text ('true', 'published', '3'), its default when not inserted."""
+        if row is None:
+            return None
+        if column in row.values:
+            return _from_literal(row.values[column])
+        return None if default is None else _norm(default)
+
+    def _user(self, row: Row, column: str) -> str | None:
+        """The actor whose user id the row's column holds."""
+        uid = self._value(row, column)
+        return next((a.name for a in self.world.actors.values() if a.user_id is not None and a.user_id == uid), None)
+
+    def _linked_user(self, e, chain: list[str], row: Row) -> str | None:
+        current, entity = row, e
+        for col in chain[:-1]:
+            ref = self._value(current, col)
+            entity = self.bp.entity(entity.field(col).references)
+            current = next((r for r in self.world.rows if r.table == entity.name
+                            and _from_literal(r.key.get("id", "null")) == ref), None)
+            if current is None or ref is None:
+                return None
+        last = chain[-1]
+        if last == entity.owner_column:
+            return current.author
+        return self._user(current, last)
+
+
+def _norm(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _from_literal(sql: str) -> str | None:
+    """The text of a fixture literal: 'x' or 'x'::type -> x; true/false/numbers as written; null -> None."""
+    text = sql.strip()
+    if "::" in text and not text.endswith("'"):
+        text = text[: text.rindex("::")]
+    if text.lower() == "null":
+        return None
+    if text.startswith("'") and text.endswith("'"):
+        return text[1:-1].replace("''", "'")
+    return text.lower() if text.lower() in ("true", "false") else text
 
 
 class GenericOracle:

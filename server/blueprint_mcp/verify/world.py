@@ -44,6 +44,7 @@ class Row:
     key: dict[str, str]  # primary-key column -> SQL literal
     purpose: str = "matrix"  # "matrix" rows are judged for every actor; "attack" rows only serve attacks
     statement: int | None = None  # index of the fixture statement that creates it
+    values: dict[str, str] = field(default_factory=dict)  # column -> literal, as inserted
 
 
 @dataclass
@@ -179,6 +180,8 @@ def _ref_row(world: World, fk, org: str | None) -> Row | None:
 
 
 def insert_sql(table: Table, values: dict[str, str]) -> str:
+    if not values:
+        return f"insert into {qname(table.schema_name, table.name)} default values"
     cols = list(values)
     return (f"insert into {qname(table.schema_name, table.name)} ({column_list(cols)}) "
             f"values ({', '.join(values[c] for c in cols)})")

@@ -1,0 +1,112 @@
+"""Fixture rows that put every row condition of the grants to the test.
+
+The base fixtures (a row per organisation and author) leave most conditions on one side: every
+row unpublished, unassigned, linked to nobody. For each entity these rows add, in org1, a row on
+each side of every `where` (a value the grant lists and one it does not), a row assigned to a
+member of each allowed role, and a row linked to the portal user through every `linked` chain,
+so the matrix judges both outcomes of every condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..model import Blueprint, FieldType
+from ..model.access import COMMANDS, Grant, Match
+from ..model.meaning import command_grants, linked_hops
+from ..model.schema import Schema
+from ..sql.ident import literal
+from .world import Row, World, insert_sql, pk_key
+
+PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
+
+MakeValues = Callable[..., dict[str, str]]
+
+
+def grants_of(bp: Blueprint, entity) -> list[Grant]:
+    return [g for c in COMMANDS for g in command_grants(bp, entity, c)]
+
+
+def needs_portal(bp: Blueprint) -> bool:
+    return any(g.linked for e in bp.entities for g in grants_of(bp, e))
+
+
+def other_value(bp: Blueprint, entity, m: Match) -> object | None:
+    """A value of the column that the condition does not list, if the column has one."""
+    f = entity.field(m.column)
+    listed = {str(v).lower() for v in m.values}
+    if f.type is FieldType.boolean:
+        left = [v for v in (True, False) if str(v).lower() not in listed]
+    elif f.type is FieldType.enum:
+        left = [v for v in f.values or [] if v not in listed]
+    elif f.type in (FieldType.integer, FieldType.bigint):
+        left = [max(int(v) for v in m.values) + 1]
+    else:
+        left = ["fixture-not-listed"]
+    return left[0] if left else None
+
+
+def _sql_value(column: str, value: object, enum_type: str | None) -> str:
+    text = literal(value)
+    return f"{text}::{enum_type}" if enum_type else text
+
+
+def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list[str]], make: MakeValues,
+                   writer: str, start: int) -> None:
+    """Add the rows described in the module docstring (statements and Rows) to the world."""
+    n = start
+    linked_rows: dict[tuple[str, tuple[str, ...]], Row] = {}
+
+    def add(table_name: str, overrides: dict[str, str], author: str = writer) -> Row | None:
+        nonlocal n
+        n += 1
+        t = schema.table(table_name)
+        values = make(t, "org1", w, author, n, enums, with_id=True)
+        values.update(overrides)
+        row = Row(t.name, "org1", author, pk_key(t, values), values=values)
+        w.add(insert_sql(t, values) + ";", row)
+        return row
+
+    for e in bp.entities:
+        if not e.is_tenant:
+            continue
+        t = schema.table(e.name)
+        grants = grants_of(bp, e)
+        seen: set[tuple] = set()
+        for g in grants:
+            if g.where is not None:
+                col = g.where.column
+                col_type = t.column(col).type
+                enum_type = col_type if col_type.startswith("public.") else None
+                for value in [*g.where.values, other_value(bp, e, g.where)]:
+                    if value is None or (col, str(value)) in seen:
+                        continue
+                    seen.add((col, str(value)))
+                    add(e.name, {col: _sql_value(col, value, enum_type)})
+            if g.assigned:
+                f = e.field(g.assigned)
+                roles = f.member_roles or [r.name for r in bp.tenancy.roles]
+                for role in roles:
+                    if ("assigned", g.assigned, role) in seen or role not in w.actors:
+                        continue
+                    seen.add(("assigned", g.assigned, role))
+                    add(e.name, {g.assigned: literal(w.actor_id(role))})
+            if g.linked and PORTAL in w.actors and (e.name, tuple(g.linked)) not in linked_rows:
+                row = _linked_row(bp, e, g.linked, add, linked_rows, w)
+                if row is not None:
+                    linked_rows[(e.name, tuple(g.linked))] = row
+
+
+def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:
+    """A row of `e` whose chain ends at the portal user, adding the rows it points through."""
+    if len(chain) == 1:
+        return add(e.name, {chain[0]: literal(w.actor_id(PORTAL))})
+    target = linked_hops(bp, e, chain)[1][0]
+    key = (target.name, tuple(chain[1:]))
+    inner = memo.get(key)
+    if inner is None:
+        inner = _linked_row(bp, target, chain[1:], add, memo, w)
+        if inner is None:
+            return None
+        memo[key] = inner
+    return add(e.name, {chain[0]: inner.key["id"]})
