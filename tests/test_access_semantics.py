@@ -258,13 +258,13 @@ def test_a18_own_rows_only_lets_members_edit_their_rows_and_managers_any(w):
 def test_a19_member_references_name_members_of_the_row_organisation_with_the_roles(w):
     # Not a member of org1 (the role trigger speaks first; the composite FK would refuse it too).
     assert w.denied("admin", "insert into public.tasks (organization_id, title, assignee_id) values (%s, 't', %s)",
-                    (w.org1, w.users["owner2"])) == "23514"
+                    (w.org1, w.users["owner2"])) == "23503"
     w.su("alter table public.tasks disable trigger user")
     assert w.denied("admin", "insert into public.tasks (organization_id, title, assignee_id) values (%s, 't', %s)",
                     (w.org1, w.users["owner2"])) == "23503"
     w.su("alter table public.tasks enable trigger user")
     assert w.denied("admin", "insert into public.tasks (organization_id, title, assignee_id) values (%s, 't', %s)",
-                    (w.org1, w.users["viewer"])) == "23514"  # a member, but not editor or member
+                    (w.org1, w.users["viewer"])) == "23503"  # a member, but not editor or member
     row = ins(w, "admin", "tasks", w.org1, title="t", assignee_id=w.users["editor"])
     w.su("delete from public.organization_members where organization_id = %s and user_id = %s",
          (w.org1, w.users["editor"]))

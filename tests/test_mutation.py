@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from blueprint_mcp.model.schema import Schema
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
-from blueprint_mcp.templates import load_template
+from blueprint_mcp.templates import load_blueprint_file, load_template
 from blueprint_mcp.verify.run import verify
 
 pytestmark = pytest.mark.postgres
@@ -85,3 +86,61 @@ def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
     assert unexplained == [], "mutations verify did not catch: " + "; ".join(unexplained)
     # Every one-sided UPDATE mutation survives, and nothing else does.
     assert survivors == [n for n in names if equivalent(schema, n)]
+
+
+# --- the access constructs: every row condition and role set the grants add has teeth -------------
+
+LAB = Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml"
+LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings")
+# Atoms the grant forms add to predicates; each mutation replaces one with something looser.
+ATOMS = (
+    (re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)"), "true", "own/assigned/linked user"),
+    (re.compile(r"\b([a-z_]+) = any \(array\(select private\.[a-z_]+_linked_ids\(\)\)\)"), "true", "linked chain"),
+    (re.compile(r"\b(published|status|active) (= '?[a-z]+'?|in \([^)]*\))"), "true", "where"),
+    (re.compile(r"array\[('[a-z_]+'(?:, '[a-z_]+')*)\]::public\.member_role\[\]"), None, "exact roles"),
+)
+
+
+def construct_mutations(schema: Schema, roles: list[str]) -> Iterator[tuple[str, Callable[[Schema], None]]]:
+    every_role = "array[" + ", ".join(f"'{r}'" for r in roles) + "]::public.member_role[]"
+    for t in schema.tables:
+        if t.name not in LAB_TABLES:
+            continue
+        for i, p in enumerate(t.policies):
+            for attr, label in (("using", "using"), ("check", "with check")):
+                text = getattr(p, attr) or ""
+                for pattern, loose, kind in ATOMS:
+                    for k, m in enumerate(pattern.finditer(text)):
+                        looser = loose if loose is not None else every_role
+
+                        def loosen(s, t=t.name, i=i, attr=attr, start=m.start(), end=m.end(), looser=looser):
+                            pol = s.table(t).policies[i]
+                            text = getattr(pol, attr)
+                            setattr(pol, attr, text[:start] + looser + text[end:])
+                        yield f"{p.name}: {label} {kind} #{k + 1} -> {looser}", loosen
+
+
+def test_every_loosened_access_construct_is_caught(pg_cluster):
+    bp = load_blueprint_file(LAB)
+    bp = bp.model_copy(update={"entities": [e for e in bp.entities if e.name in LAB_TABLES], "storage": []})
+    roles = [r.name for r in bp.tenancy.roles]
+    pg_cluster.create_database("construct_mutations")
+    url = f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/construct_mutations"
+    survivors, names = [], []
+    try:
+        for name, mutate in construct_mutations(build_schema(bp), roles):
+            names.append(name)
+            schema = build_schema(bp)
+            mutate(schema)
+            sql = [schema_sql(schema, "m"), rls_sql(schema, "m"), triggers_sql(schema, "m")]
+            if verify(source=name, migrations=sql, blueprint=bp, database_url=url).ok:
+                survivors.append(name)
+    finally:
+        pg_cluster.drop_database("construct_mutations")
+    kinds = {n.split(" ", 3)[2] for n in names}
+    assert len(names) > 25 and {"own/assigned/linked", "linked", "where", "exact"} <= kinds
+    schema = build_schema(bp)
+    # Only one side of an UPDATE policy with identical USING and WITH CHECK survives: the other side
+    # (and, for columns a row could move across, the select policy a WHERE brings in) still decides.
+    assert [n for n in survivors if equivalent(schema, n) is None] == [], survivors
+    assert all(n.split(": ")[0].endswith("_update_policy") for n in survivors)

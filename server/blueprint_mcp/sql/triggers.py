@@ -146,7 +146,7 @@ begin
        and m.user_id = member
        and m.role = any (tg_argv[1:]::{role_type}[])) then
     raise exception using
-      errcode = '23514',
+      errcode = '23503',  -- like the membership foreign key it sharpens
       message = format('%I.%I must name a member holding one of the roles %s', tg_table_name, col,
                        array_to_string(tg_argv[1:], ', ')),
       hint = 'Pick a member of this organisation with one of those roles.';

@@ -110,3 +110,88 @@ def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -
             return None
         memo[key] = inner
     return add(e.name, {chain[0]: inner.key["id"]})
+
+
+# --- cases: rows moved across a condition, rows inserted in someone else's name --------------------
+
+def condition_columns(bp: Blueprint, e) -> dict[str, str]:
+    """Mutable columns a grant's condition reads: column -> kind (where, assigned, linked)."""
+    out: dict[str, str] = {}
+    for g in grants_of(bp, e):
+        if g.where is not None:
+            out[g.where.column] = "where"
+        if g.assigned:
+            out[g.assigned] = "assigned"
+        if g.linked and g.linked[0] != e.owner_column:
+            out[g.linked[0]] = "linked"
+    return out
+
+
+def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row: Row) -> list[str]:
+    """Literals the column could be set to instead of its current value."""
+    current = row.values.get(column)
+    field = e.field(column)
+    out: list[str] = []
+    if kind == "where":
+        col_type = table.column(column).type
+        cast = f"::{col_type}" if col_type.startswith("public.") else ""
+        values = [v for g in grants_of(bp, e) if g.where is not None and g.where.column == column for v in g.where.values]
+        extra = other_value(bp, e, next(g.where for g in grants_of(bp, e) if g.where and g.where.column == column))
+        out = [literal(v) + cast for v in dict.fromkeys([*values, *([extra] if extra is not None else [])])]
+    elif kind == "assigned" or field.is_user_column:
+        if field.references_member:
+            names = [r for r in (field.member_roles or [x.name for x in bp.tenancy.roles]) if r in w.actors]
+        else:  # any user: the portal user and the org's writer
+            names = [n for n in (PORTAL, bp.tenancy.default_member_role.name) if n in w.actors]
+        out = [literal(w.actor_id(n)) for n in names]
+    else:  # linked: another row of the referenced table in the same organisation
+        target = bp.entity(field.references)
+        out = [r.key["id"] for r in w.rows if r.table == target.name and r.org == row.org and "id" in r.key][:3]
+    if field is not None and field.nullable:
+        out.append("null")
+    return [v for v in out if v != current][:4]
+
+
+def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type) -> list:
+    """Every actor tries to move each org1 row across each condition column (where, assignee, link):
+    allowed only when the grants admit the row both before and after (docs/access.md, update)."""
+    from ..sql.ident import ident, qname
+    from .world import where_key
+
+    cases = []
+    for e in bp.entities:
+        if not e.is_tenant:
+            continue
+        columns = condition_columns(bp, e)
+        if not columns:
+            continue
+        t = schema.table(e.name)
+        rows = [r for r in w.rows if r.table == e.name and r.org == "org1" and r.purpose == "matrix"]
+        for r in rows:
+            for column, kind in columns.items():
+                for value in _alternatives(bp, e, w, t, column, kind, r):
+                    after = Row(r.table, r.org, r.author, r.key, values={**r.values, column: value})
+                    sql = (f"update {qname(t.schema_name, t.name)} set {ident(column)} = {value} "
+                           f"where {where_key(r.key)}")
+                    for actor in w.actors.values():
+                        expected = oracle.expect_transition(actor, e.name, r, after)
+                        cases.append(case_type(e.name, f"update {column}", actor.name, r.org, "rows", sql, expected))
+    return cases
+
+
+def reattribution_attacks(bp: Blueprint, schema: Schema, w: World, enums, make: MakeValues, oracle,
+                          attack) -> None:
+    """Someone allowed to insert inserts a row naming another user as its author: always denied."""
+    for e in bp.entities:
+        if not e.owner_column or not command_grants(bp, e, "insert"):
+            continue
+        t = schema.table(e.name)
+        for actor in w.actors.values():
+            values = make(t, "org1", w, actor.name, 9700 + len(w.rows), enums, with_id=False)
+            if oracle.expect(actor, "insert", e.name, Row(e.name, "org1", actor.name, {}, values=values), "org1") \
+                    != "allowed":
+                continue
+            victim = next(a for a in w.actors.values() if a.user_id and a.name != actor.name)
+            values[e.owner_column] = literal(victim.user_id)
+            attack(f"insert a {e.name} row in {victim.name}'s name", e.name, actor.name, insert_sql(t, values))
+            break

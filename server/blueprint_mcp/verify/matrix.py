@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
-from .conditions import PORTAL, condition_rows, needs_portal
+from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .oracle import DENIED, GenericOracle, Oracle
 from .world import (
     CORE_FLOW_TABLES,
@@ -334,9 +334,16 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
 
     def build() -> list[Case]:
         cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
-        return cases + attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
-                                    manager.name if manager else None, "organization_members", enums,
-                                    private_functions(schema))
+        cases += transition_cases(bp, schema, w, oracle, Case)
+        attacks = attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
+                               manager.name if manager else None, "organization_members", enums,
+                               private_functions(schema))
+
+        def attack(name: str, table: str, actor: str, sql: str) -> None:
+            attacks.append(Case(table, "attack", actor, None, "rows", sql, DENIED, attack=name))
+
+        reattribution_attacks(bp, schema, w, enums, row_values, oracle, attack)
+        return cases + attacks
     return Plan(w, build)
 
 

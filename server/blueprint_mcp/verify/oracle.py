@@ -67,6 +67,8 @@ class Oracle:
         if command == "select":
             return self.can(actor, row.org, Capability.read) or row.author == actor.name
         if command == "delete":
+            if self._still_assigned(row):
+                return False  # a NOT NULL member reference restricts removing the member (docs/access.md A19)
             if row.author == actor.name:  # leaving: allowed unless the actor is the organisation's owner
                 return row.author not in (self.bp.tenancy.owner_role.name, "owner2")
             target_role = self.world.actors[row.author].memberships.get(row.org)
@@ -108,12 +110,28 @@ class Oracle:
     def _daily_org_metrics(self, actor, command, row, org):
         return command == "select" and self.can(actor, row.org, Capability.read)
 
+    def _still_assigned(self, member: Row) -> bool:
+        """Some fixture row names this membership's user in a NOT NULL member reference (restrict)."""
+        uid = self.world.actor_id(member.author)
+        for e in self.bp.entities:
+            cols = [f.name for f in e.fields if f.references_member and f.effective_on_delete == "restrict"]
+            if any(r.table == e.name and r.org == member.org and self._value(r, c) == uid
+                   for r in self.world.rows for c in cols):
+                return True
+        return False
+
     # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 
     def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
             return False  # PostgreSQL updates and deletes only rows the caller can also see
         return self._grants_hold(actor, e, command, row, org)
+
+    def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
+        """An update that changes a row: the row must be selectable and updatable before and after."""
+        e = self.bp.entity(table)
+        ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
+        return ALLOWED if ok else DENIED
 
     def _grants_hold(self, actor: Actor, e, command: str, row: Row | None, org: str | None) -> bool:
         target = row.org if row is not None and row.org else org

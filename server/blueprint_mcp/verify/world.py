@@ -109,11 +109,41 @@ def allowed_values(table: Table, column: str) -> list[str]:
     return []
 
 
+_COMPARISON = re.compile(r'^\s*"?([a-z_][a-z0-9_]*)"?\s*(<=|>=|<>|<|>)\s*"?([a-z_][a-z0-9_]*)"?\s*$')
+_ORDERED_TYPES = ("timestamptz", "timestamp with time zone", "timestamp", "timestamp without time zone", "date",
+                  "integer", "bigint", "smallint", "numeric")
+
+
+def ordered_columns(table: Table) -> dict[str, int]:
+    """Ranks for columns that checks compare (`a > b`) or exclusions range over: a row whose values
+    grow with the rank satisfies every comparison and gives a non-empty [start, end) range."""
+    edges: list[tuple[str, str]] = []  # (smaller, larger)
+    for k in table.constraints:
+        if k.kind == "check" and (m := _COMPARISON.match(k.expression or "")):
+            a, op, b = m.groups()
+            edges.append((b, a) if op in (">", ">=", "<>") else (a, b))
+        elif k.kind == "exclude" and len(k.columns) >= 2:
+            edges.append((k.columns[-2], k.columns[-1]))
+    rank: dict[str, int] = {c: 0 for pair in edges for c in pair}
+    for _ in range(len(rank)):  # longest-path ranks; a cycle of strict comparisons has no solution anyway
+        for small, large in edges:
+            rank[large] = max(rank[large], rank[small] + 1)
+    return rank
+
+
 def value_for(table: Table, col, n: int, enums: dict[str, list[str]]) -> str:
     """A literal that satisfies the column's type and the usual checks (row number n keeps it unique)."""
+    ranks = ordered_columns(table)
+    base = col.type.split("(")[0].strip().lower()
+    if col.name in ranks and base in _ORDERED_TYPES:
+        # Row n gets its own day (so exclusion ranges never overlap), columns ordered within it by hour.
+        if base == "date":
+            return f"(date '2030-01-01' + {n * 10 + ranks[col.name]})"
+        if base.startswith("timestamp"):
+            return f"(timestamptz '2030-01-01 00:00:00+00' + interval '{n} days' + interval '{ranks[col.name]} hours')"
+        return str(n * 10 + ranks[col.name])
     if options := allowed_values(table, col.name):
         return literal(options[0])
-    base = col.type.split("(")[0].strip().lower()
     labels = enums.get(base) or enums.get(base.replace("public.", ""))
     if labels:
         return f"{literal(labels[0])}::{col.type}"
@@ -145,7 +175,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
     """
     references: dict[str, str] = {}
     for fk in table.foreign_keys:
-        target = None if fk.ref_schema == "auth" else _ref_row(world, fk, org)
+        target = None if fk.ref_schema == "auth" else _ref_row(world, fk, org, member_roles_of(table, fk))
         for col, ref_col in zip(fk.columns, fk.ref_columns):
             if col == ORG:
                 continue
@@ -173,10 +203,24 @@ def _is_auth_ref(table: Table, column: str) -> bool:
     return any(fk.ref_schema == "auth" and column in fk.columns for fk in table.foreign_keys)
 
 
-def _ref_row(world: World, fk, org: str | None) -> Row | None:
+def _ref_row(world: World, fk, org: str | None, roles: list[str] | None = None) -> Row | None:
     same_org = [r for r in world.rows if r.table == fk.ref_table and r.org == org]
+    if roles is not None:  # a member reference limited to roles: a member holding one of them
+        same_org = [r for r in same_org if world.actors[r.author].memberships.get(org) in roles]
+        return (same_org or [None])[0]
     any_row = [r for r in world.rows if r.table == fk.ref_table]
     return (same_org or any_row or [None])[0]
+
+
+def member_roles_of(table: Table, fk) -> list[str] | None:
+    """The roles a member reference is limited to, read from its role-check trigger's arguments."""
+    if fk.ref_table != "organization_members":
+        return None
+    col = fk.columns[-1]
+    for trg in table.triggers:
+        if trg.function.endswith("check_member_role") and trg.args[:1] == [col]:
+            return trg.args[1:]
+    return None
 
 
 def insert_sql(table: Table, values: dict[str, str]) -> str:
