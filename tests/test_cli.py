@@ -27,6 +27,7 @@ RENDERED = [
     "supabase/migrations/20250101000002_triggers.sql",
     "supabase/tests/database/habit-tracker_rls.test.sql",
 ]
+MANIFEST = "supabase/.blueprint-manifest.json"
 BAD_BLUEPRINT = "app: {name: Bad, slug: bad}\nentities:\n  - {name: Bad Name, scope: organization}\n"
 
 
@@ -61,7 +62,7 @@ def test_templates_json_gives_name_app_and_description(capsys):
 def test_render_writes_exactly_the_spec_three_timestamped_migrations_and_the_pgtap_tests(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
-    assert list(_files(out)) == RENDERED
+    assert sorted(_files(out)) == sorted(RENDERED + [MANIFEST])
     assert capsys.readouterr().out.splitlines() == [str(out / rel) for rel in RENDERED]
 
 
@@ -71,14 +72,16 @@ def test_render_twice_with_the_same_timestamp_gives_the_same_bytes(tmp_path):
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
 
 
-def test_render_again_without_force_exits_2_leaves_files_untouched_and_says_pass_force(tmp_path, capsys):
+def test_render_again_without_force_exits_2_when_a_generated_file_was_edited_and_says_pass_force(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
+    (out / RENDERED[1]).write_text("-- edited by hand\n")
     before = _files(out)
     capsys.readouterr()
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 2
     err = capsys.readouterr().err
     assert err.startswith("blueprint-mcp: error: ") and err.count("\n") == 1
+    assert f"generated files were edited since the last render: ['{out / RENDERED[1]}']" in err
     assert "pass --force" in err
     assert _files(out) == before
 
