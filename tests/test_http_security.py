@@ -68,7 +68,8 @@ def test_an_allowed_host_that_is_not_a_bare_name_or_address_is_refused_naming_th
         policy_for("127.0.0.1", 8000, extra_hosts=[name])
 
 
-@pytest.mark.parametrize("token", ["short", "x" * 15, "has space in it 0123456789", "ünïcode-0123456789abc", "x" * 513])
+@pytest.mark.parametrize("token", ["short", "x" * 15, "has space in it 0123456789", "ünïcode-0123456789abc",
+                                   "x" * 513])
 def test_a_weak_or_malformed_token_is_refused_with_the_fix(token):
     with pytest.raises(BlueprintError, match="token_urlsafe"):
         check_token(token)
