@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +15,7 @@ from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from blueprint_mcp import tools
 from blueprint_mcp.app import PromptFile, build_server, fill, load_prompt
+from serving import serving
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
 MODES = ["legacy", "auto"]
@@ -310,50 +306,9 @@ async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     assert "habits" in [t["name"] for t in result.structured_content["tables"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def _serving(transport: str) -> Iterator[int]:
-    """`blueprint-mcp serve` in a subprocess until it accepts connections; stopped on exit."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "blueprint_mcp", "serve", "--transport", transport, "--port", str(port)],
-        env={**os.environ, **_env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read().decode()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"server did not listen on {port} within 20 s") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        stdout = proc.stdout.read()
-        proc.stdout.close()
-        proc.stderr.close()
-        # The HTTP transports own no stdout: every log line belongs on stderr.
-        assert stdout == b""
-
-
 @both_modes
 async def test_streamable_http_subprocess_serves_tool_calls(mode):
-    with _serving("streamable-http") as port:
+    with serving("streamable-http") as port:
         async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode) as c:
             version = c.protocol_version
             names = [t.name for t in (await c.list_tools()).tools]
@@ -365,7 +320,7 @@ async def test_streamable_http_subprocess_serves_tool_calls(mode):
 
 
 async def test_sse_subprocess_serves_tool_calls():
-    with _serving("sse") as port:
+    with serving("sse") as port:
         async with Client(sse_client(f"http://127.0.0.1:{port}/sse"), mode="legacy") as c:
             result = await c.call_tool("generate_rls", {"template": "habit-tracker", "tables": ["habits"]})
     assert result.is_error is False

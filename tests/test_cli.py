@@ -14,6 +14,8 @@ import pytest
 
 from blueprint_mcp.audit import Level
 from blueprint_mcp.cli import failing, is_loopback, main
+from serving import env as serving_env
+from serving import free_port
 from blueprint_mcp.templates import template_text
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
@@ -25,6 +27,7 @@ RENDERED = [
     "supabase/migrations/20250101000002_triggers.sql",
     "supabase/tests/database/habit-tracker_rls.test.sql",
 ]
+MANIFEST = "supabase/.blueprint-manifest.json"
 BAD_BLUEPRINT = "app: {name: Bad, slug: bad}\nentities:\n  - {name: Bad Name, scope: organization}\n"
 
 
@@ -59,7 +62,7 @@ def test_templates_json_gives_name_app_and_description(capsys):
 def test_render_writes_exactly_the_spec_three_timestamped_migrations_and_the_pgtap_tests(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
-    assert list(_files(out)) == RENDERED
+    assert sorted(_files(out)) == sorted(RENDERED + [MANIFEST])
     assert capsys.readouterr().out.splitlines() == [str(out / rel) for rel in RENDERED]
 
 
@@ -69,14 +72,16 @@ def test_render_twice_with_the_same_timestamp_gives_the_same_bytes(tmp_path):
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
 
 
-def test_render_again_without_force_exits_2_leaves_files_untouched_and_says_pass_force(tmp_path, capsys):
+def test_render_again_without_force_exits_2_when_a_generated_file_was_edited_and_says_pass_force(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
+    (out / RENDERED[1]).write_text("-- edited by hand\n")
     before = _files(out)
     capsys.readouterr()
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 2
     err = capsys.readouterr().err
     assert err.startswith("blueprint-mcp: error: ") and err.count("\n") == 1
+    assert f"generated files were edited since the last render: ['{out / RENDERED[1]}']" in err
     assert "pass --force" in err
     assert _files(out) == before
 
@@ -162,13 +167,42 @@ def test_serve_on_a_non_loopback_host_without_allow_remote_exits_2(capsys):
     assert "--allow-remote" in err and err.count("\n") == 1
 
 
-def test_serve_streamable_http_prints_the_url_and_editor_config_to_stderr_only():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen([sys.executable, "-m", "blueprint_mcp", "serve", "--transport", "streamable-http",
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::"])
+def test_serve_on_a_non_loopback_host_without_a_token_exits_2_naming_the_token(host, capsys, monkeypatch):
+    monkeypatch.delenv("BLUEPRINT_MCP_TOKEN", raising=False)
+    assert main(["serve", "--transport", "streamable-http", "--host", host, "--allow-remote"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"blueprint-mcp: error: --host {host} is not a loopback address: serving it needs a bearer token "
+                   "(--token TOKEN or BLUEPRINT_MCP_TOKEN); or use --host 127.0.0.1\n")
+
+
+def test_serve_on_a_non_loopback_host_with_a_token_still_needs_allow_remote(capsys):
+    assert main(["serve", "--transport", "sse", "--host", "0.0.0.0", "--token", "t" * 32]) == 2
+    err = capsys.readouterr().err
+    assert "needs --allow-remote;" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args", [["--token", "short"], ["--allowed-host", "http://x.example"]])
+def test_serve_with_a_malformed_token_or_allowed_host_exits_2_in_one_line(args, capsys):
+    assert main(["serve", "--transport", "streamable-http", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("blueprint-mcp: error: --") and err.count("\n") == 1
+
+
+def test_serve_stdio_refuses_http_only_options(capsys):
+    assert main(["serve", "--token", "t" * 32]) == 2
+    assert "apply to the HTTP transports" in capsys.readouterr().err
+
+
+def test_serve_with_port_0_exits_2():
+    assert main(["serve", "--transport", "sse", "--port", "0"]) == 2
+
+
+def _startup(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Start `serve` on a free port until it listens, stop it: (port, stdout, stderr)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "blueprint_mcp", "serve", "--port", str(port), *args],
+                            env=serving_env(**(env or {})), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
         while proc.poll() is None and time.monotonic() < deadline:
@@ -180,11 +214,30 @@ def test_serve_streamable_http_prints_the_url_and_editor_config_to_stderr_only()
     finally:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
+    return port, out, err
+
+
+def _snippet(err: str) -> dict:
+    return json.loads(err[err.index("{"):err.index("\n}\n") + 2])
+
+
+def test_serve_streamable_http_prints_the_url_and_editor_config_to_stderr_only():
+    port, out, err = _startup("--transport", "streamable-http")
     url = f"http://127.0.0.1:{port}/mcp"
     assert out == ""
     assert f"listening on {url}" in err
-    snippet = err[err.index("{"):err.index("\n}\n") + 2]
-    assert json.loads(snippet) == {"mcpServers": {"blueprint": {"url": url}}}
+    assert f"Accepts Host: 127.0.0.1:{port}, [::1]:{port}, localhost:{port}" in err
+    assert _snippet(err) == {"mcpServers": {"blueprint": {"url": url}}}
+
+
+def test_serve_with_a_token_prints_the_header_to_send_but_never_the_token():
+    token = "never-printed-token-0123456789"
+    port, out, err = _startup("--transport", "sse", env={"BLUEPRINT_MCP_TOKEN": token})
+    assert out == ""
+    assert "Every request needs the header Authorization: Bearer <token>" in err
+    assert _snippet(err) == {"mcpServers": {"blueprint": {"url": f"http://127.0.0.1:{port}/sse",
+                                                          "headers": {"Authorization": "Bearer <token>"}}}}
+    assert token not in err
 
 
 # --- entry points ---------------------------------------------------------------------------------

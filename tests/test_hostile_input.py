@@ -324,8 +324,9 @@ def test_cli_refuses_a_blueprint_file_over_the_size_limit_before_reading_it(tmp_
 CLI_USAGE = [
     (["render", "habit-tracker"], "blueprint-mcp render: error: the following arguments are required: --out; "
      "usage: blueprint-mcp render [-h] --out OUT [--force] [--timestamp TIMESTAMP] TEMPLATE|FILE"),
-    (["serve", "--port", "x"], "blueprint-mcp serve: error: argument --port: invalid int value: 'x'; usage: "
-     "blueprint-mcp serve [-h] [--transport {stdio,sse,streamable-http}] [--host HOST] [--port PORT] [--allow-remote]"),
+    (["serve", "--port", "x"], "blueprint-mcp serve: error: argument --port: expected a port from 1 to 65535, got "
+     "'x'; usage: blueprint-mcp serve [-h] [--transport {stdio,sse,streamable-http}] [--host HOST] [--port PORT] "
+     "[--allow-remote] [--token TOKEN] [--allowed-host NAME]"),
     (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
      "[--fail-on {error,warn}] PATH [PATH ...]"),

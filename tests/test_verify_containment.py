@@ -251,7 +251,7 @@ def test_cli_refuses_an_escaping_migration_folder_with_exit_2(user_db, tmp_path)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [
         "blueprint-mcp: error: migrations: verify refused to run 1 statement: migration 2, line 2, column 1: "
-        "`commit`: transaction control ends or escapes verify's transaction Fix: verify applies every migration "
+        "`commit`: transaction control ends or escapes verify's transaction. Fix: verify applies every migration "
         "inside one transaction and rolls it back; remove these statements (BEGIN/COMMIT wrappers are not "
         "needed: the Supabase CLI also runs each migration in a transaction)"]
     assert snapshot(user_db) == before

@@ -20,11 +20,13 @@ from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS, ListRootsResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__, tools
+from .http_security import HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
 from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
 from .model.validation import field_path, problems_from
@@ -477,16 +479,24 @@ def _stderr_log_config() -> dict[str, Any]:
     return config
 
 
-def http_app(server: MCPServer, transport: Transport, host: str):
-    """The Starlette app of an HTTP transport at its path in HTTP_PATHS."""
+def http_app(server: MCPServer, transport: Transport, policy: HttpPolicy) -> HttpGuard:
+    """The Starlette app of an HTTP transport at its path in HTTP_PATHS, behind the Host/Origin/token guard."""
+    # The SDK checks Host and Origin itself only for some bind addresses and with any port; give it
+    # the guard's exact lists, so both layers accept the same requests.
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(policy.hosts),
+                                         allowed_origins=sorted(policy.origins))
     if transport == "sse":
-        return server.sse_app(sse_path=HTTP_PATHS["sse"], host=host)
-    if transport == "streamable-http":
-        return server.streamable_http_app(streamable_http_path=HTTP_PATHS["streamable-http"], host=host)
-    raise ValueError(f"unknown HTTP transport {transport!r}; use sse or streamable-http")
+        inner = server.sse_app(sse_path=HTTP_PATHS["sse"], transport_security=security)
+    elif transport == "streamable-http":
+        inner = server.streamable_http_app(streamable_http_path=HTTP_PATHS["streamable-http"],
+                                           transport_security=security)
+    else:
+        raise ValueError(f"unknown HTTP transport {transport!r}; use sse or streamable-http")
+    return HttpGuard(inner, policy)
 
 
-def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000) -> None:
+def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000,
+        policy: HttpPolicy | None = None) -> None:
     """Serve until interrupted; every log line goes to stderr, stdout carries only the protocol."""
     server = build_server()
     if transport == "stdio":
@@ -495,4 +505,5 @@ def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 800
     import uvicorn
 
     # Not server.run(): the SDK's uvicorn config sends the access log to stdout.
-    uvicorn.run(http_app(server, transport, host), host=host, port=port, log_config=_stderr_log_config())
+    uvicorn.run(http_app(server, transport, policy or policy_for(host, port)), host=bind_address(host), port=port,
+                log_config=_stderr_log_config())

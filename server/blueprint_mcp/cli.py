@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
@@ -14,6 +13,7 @@ from typing import NoReturn
 from . import __version__, tools
 from .audit.findings import LEVEL_ORDER, Level, sort_findings
 from .audit.output import sarif_report, text_report
+from .http_security import TOKEN_ENV, HttpPolicy, is_loopback, is_wildcard, policy_for, url_host
 from .model import Blueprint, BlueprintError
 from .templates import load_blueprint_file, load_template, summaries
 
@@ -51,15 +51,6 @@ def _timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"expected YYYYMMDDHHMMSS (UTC), got {text!r}") from None
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _err(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
@@ -67,26 +58,60 @@ def _err(message: str) -> None:
 # --- commands -------------------------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    if not is_loopback(args.host) and not args.allow_remote:
-        raise UsageError(f"--host {args.host} is not a loopback address and the server has no authentication; "
-                         "pass --allow-remote to expose it anyway, or use --host 127.0.0.1")
+    policy = http_policy(args) if args.transport != "stdio" else None
+    if policy is None and (args.token is not None or args.allowed_host):
+        raise UsageError("--token and --allowed-host apply to the HTTP transports; stdio is reached only by "
+                         "the editor that launched it: add --transport streamable-http, or drop them")
     from . import app  # the MCP SDK is only needed to serve
 
-    if args.transport != "stdio":
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        url = f"http://{host}:{args.port}{app.HTTP_PATHS[args.transport]}"
-        snippet = json.dumps({"mcpServers": {"blueprint": {"url": url}}}, indent=2)
-        print(f"Blueprint MCP ({args.transport}) listening on {url}\n"
-              f"Connect an editor (Cursor .cursor/mcp.json, Claude Desktop claude_desktop_config.json):\n"
-              f"{snippet}", file=sys.stderr)
-        if not is_loopback(args.host):
-            print(f"{PROG}: warning: serving on {args.host} without authentication or DNS-rebinding protection",
-                  file=sys.stderr)
+    if policy is not None:
+        print(connect_text(args.transport, args.host, args.port, app.HTTP_PATHS[args.transport], policy),
+              file=sys.stderr)
     try:
-        app.run(args.transport, host=args.host, port=args.port)
+        app.run(args.transport, host=args.host, port=args.port, policy=policy)
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def http_policy(args: argparse.Namespace) -> HttpPolicy:
+    """What the HTTP server accepts; a non-loopback bind needs --allow-remote and a token."""
+    token = args.token if args.token is not None else (os.environ.get(TOKEN_ENV) or None)
+    if not is_loopback(args.host):
+        missing = [need for need, given in (("--allow-remote", args.allow_remote),
+                                            (f"a bearer token (--token TOKEN or {TOKEN_ENV})", token is not None))
+                   if not given]
+        if missing:
+            raise UsageError(f"--host {args.host} is not a loopback address: serving it needs "
+                             f"{' and '.join(missing)}; or use --host 127.0.0.1")
+    return policy_for(args.host, args.port, token=token, extra_hosts=args.allowed_host)
+
+
+def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPolicy) -> str:
+    """How to reach the server: its URL, what it accepts, and the editor configuration (with the header)."""
+    url = f"http://{url_host(host) if not is_wildcard(host) else '127.0.0.1'}:{port}{path}"
+    entry: dict = {"url": url}
+    if policy.token is not None:
+        entry["headers"] = {"Authorization": "Bearer <token>"}
+    lines = [f"Blueprint MCP ({transport}) listening on {url}",
+             f"Accepts Host: {', '.join(sorted(policy.hosts))} (Origin: none, or http:// + one of them)"]
+    if policy.token is not None:
+        # The token itself is not printed: stderr often ends up in logs.
+        lines.append(f"Every request needs the header Authorization: Bearer <token>, with the token of "
+                     f"--token or {TOKEN_ENV}")
+    lines += ["Connect an editor (Cursor .cursor/mcp.json, Claude Desktop claude_desktop_config.json):",
+              json.dumps({"mcpServers": {"blueprint": entry}}, indent=2)]
+    return "\n".join(lines)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return port
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -103,8 +128,14 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     bp = load_source(args.source)
-    for path in tools.write_files(tools.migration_files(bp, timestamp=args.timestamp), args.out, force=args.force):
+    result = tools.write_files(tools.migration_files(bp, timestamp=args.timestamp), args.out, force=args.force)
+    for path in result.written:
         print(path)
+    for path in result.removed:
+        print(f"{PROG}: removed {path} (generated by an earlier render)", file=sys.stderr)
+    for path in result.kept:
+        print(f"{PROG}: warning: kept {path}: render did not create it, and applied with the new migrations it "
+              "clashes", file=sys.stderr)
     return 0
 
 
@@ -182,8 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     serve.add_argument("--transport", choices=TRANSPORTS, default="stdio")
     serve.add_argument("--host", default="127.0.0.1", help="bind address for HTTP transports (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--allow-remote", action="store_true",
+                       help="allow a non-loopback --host (also needs a token)")
+    serve.add_argument("--token", help=f"require Authorization: Bearer TOKEN on every HTTP request (default: "
+                                       f"${TOKEN_ENV}; the variable keeps it out of the process list)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="also accept requests addressed to NAME:PORT (a name or address clients use, e.g. "
+                            "with --host 0.0.0.0 or behind a proxy); repeatable")
     serve.set_defaults(func=cmd_serve)
 
     templates = sub.add_parser("templates", help="list the template library")
@@ -193,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="write the spec and the migrations of a blueprint")
     render.add_argument("source", metavar="TEMPLATE|FILE", help="a template name or a .yaml/.json blueprint")
     render.add_argument("--out", required=True, help="folder to write docs/ and supabase/migrations/ into")
-    render.add_argument("--force", action="store_true", help="overwrite existing files")
+    render.add_argument("--force", action="store_true",
+                        help="also replace files render did not create, and generated files edited since")
     render.add_argument("--timestamp", type=_timestamp, help="first migration timestamp, YYYYMMDDHHMMSS (UTC)")
     render.set_defaults(func=cmd_render)
 

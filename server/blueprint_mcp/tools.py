@@ -11,12 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
 from .audit.sources import collect
+from .files import Written, write_generated
 from .model import (
     App,
     Blueprint,
     BlueprintError,
     InvalidBlueprint,
-    OutputExists,
     Role,
     Tenancy,
     parse_blueprint,
@@ -366,28 +366,9 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
     }
 
 
-def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False) -> list[Path]:
-    """Write every file under out_dir; refuse (before writing anything) to overwrite unless force."""
-    root = Path(out_dir)
-    targets = [(root / rel, text) for rel, text in files.items()]
-    existing = [str(p) for p, _ in targets if p.exists()]
-    if existing and not force:
-        raise OutputExists(f"would overwrite {existing}", field="out", fix="pass --force or choose another --out")
-    # Supabase applies migrations by name: an older render of the same design in the folder would
-    # apply first and clash, so refuse that too.
-    mig = root / "supabase" / "migrations"
-    new_names = {p.name for p, _ in targets if p.parent == mig}
-    clashes = sorted(str(p) for p in mig.glob("*.sql") if p.name not in new_names
-                     and re.search(r"_(initial_schema|rls_policies|triggers)\.sql$", p.name)) if mig.is_dir() else []
-    if clashes and not force:
-        raise OutputExists(f"the folder already holds generated migrations {clashes}", field="out",
-                           fix="remove them, pass --force, or render into a new folder")
-    written = []
-    for path, text in targets:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False) -> Written:
+    """Write render's files under out_dir, replacing exactly what an earlier render generated (files.py)."""
+    return write_generated(files, out_dir, force=force)
 
 
 # --- verify_rls -----------------------------------------------------------------------------------
