@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from .base import Ident, Model
+from .base import Ident, Model, Text
 
 _TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
 
@@ -34,7 +34,7 @@ class EventSource(StrEnum):
 class EventDef(Model):
     name: Ident
     category: EventCategory
-    description: str = ""
+    description: Text = ""
     properties: list[Ident] = Field(default_factory=list, description="Expected keys of `properties` (no PII).")
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field as PField, model_validator
 
-from .base import Ident, Model
+from .base import Ident, Model, Text, text_problem
 
 AUTH_USERS = "auth.users"
 
@@ -37,11 +39,24 @@ class DefaultExpression(StrEnum):
     empty_array = "empty_array"
 
 
+INTEGER_RANGES = {FieldType.integer: (-2**31, 2**31 - 1), FieldType.bigint: (-2**63, 2**63 - 1)}
+
+# The field types each expression yields a value of (auth_uid also fits a reference to auth.users).
+EXPRESSION_TYPES = {
+    DefaultExpression.now: (FieldType.timestamptz, FieldType.date),
+    DefaultExpression.current_date: (FieldType.date, FieldType.timestamptz),
+    DefaultExpression.gen_random_uuid: (FieldType.uuid,),
+    DefaultExpression.auth_uid: (FieldType.uuid,),
+    DefaultExpression.empty_object: (FieldType.jsonb,),
+    DefaultExpression.empty_array: (FieldType.jsonb,),
+}
+
+
 class Check(Model):
     """A structured CHECK constraint (bounds and lengths), never free SQL."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = PField(None, allow_inf_nan=False)
+    max: float | None = PField(None, allow_inf_nan=False)
     min_length: int | None = PField(None, ge=0)
     max_length: int | None = PField(None, ge=1)
 
@@ -64,14 +79,15 @@ class Field(Model):
 
     name: Ident
     type: FieldType
-    description: str = ""
+    description: Text = ""
     values: list[Ident] | None = PField(None, description="Allowed values, for type enum.")
     references: str | None = PField(None, description="Entity name or 'auth.users', for type reference.")
     on_delete: OnDelete | None = PField(None, description="Default: cascade when NOT NULL, set null otherwise.")
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
     default_expression: DefaultExpression | None = None
-    unique: bool = PField(False, description="Unique inside the organisation for tenant entities.")
+    unique: bool = PField(False, description="Unique inside the organisation for tenant entities; NULLs are distinct "
+                                             "(any number of rows may leave a nullable field empty).")
     check: Check | None = None
     pii: bool = PField(False, description="Personal data: kept out of analytics and audit payloads.")
 
@@ -99,10 +115,31 @@ class Field(Model):
             numeric = self.type in (FieldType.integer, FieldType.bigint, FieldType.numeric)
             if (self.check.min is not None or self.check.max is not None) and not numeric:
                 raise ValueError(f"field '{self.name}': check min/max needs a numeric type")
+            if self.type in INTEGER_RANGES:
+                lo, hi = INTEGER_RANGES[self.type]
+                lo = max(lo, math.ceil(self.check.min)) if self.check.min is not None else lo
+                hi = min(hi, math.floor(self.check.max)) if self.check.max is not None else hi
+                if lo > hi:
+                    raise ValueError(f"field '{self.name}': no {self.type.value} lies between check min "
+                                     f"{self.check.min} and max {self.check.max}")
             if (self.check.min_length is not None or self.check.max_length is not None) and self.type is not FieldType.text:
                 raise ValueError(f"field '{self.name}': check min_length/max_length needs type text")
         self._check_default()
+        self._check_default_expression()
         return self
+
+    def _check_default_expression(self) -> None:
+        expr = self.default_expression
+        if expr is None:
+            return
+        fits = self.type in EXPRESSION_TYPES[expr] or (
+            expr is DefaultExpression.auth_uid and self.type is FieldType.reference and self.references == AUTH_USERS)
+        if not fits:
+            types = [t.value for t in EXPRESSION_TYPES[expr]]
+            if expr is DefaultExpression.auth_uid:
+                types.append("reference to auth.users")
+            raise ValueError(f"field '{self.name}': default_expression {expr.value} does not fit type "
+                             f"{self.type.value} (it fits {', '.join(types)})")
 
     def _check_default(self) -> None:
         d, t = self.default, self.type
@@ -123,6 +160,33 @@ class Field(Model):
                 f"field '{self.name}': default {d!r} does not fit type {t.value}"
                 + (f" (one of {self.values})" if t is FieldType.enum else "")
             )
+        problem = self._default_problem(d)
+        if problem:
+            raise ValueError(f"field '{self.name}': default {d!r} {problem}")
+
+    def _default_problem(self, d: object) -> str | None:
+        """Why a literal default of the right Python type would still be refused by PostgreSQL."""
+        t, check = self.type, self.check
+        if isinstance(d, str):
+            if problem := text_problem(d):
+                return problem
+            parse = {FieldType.date: date.fromisoformat, FieldType.timestamptz: datetime.fromisoformat}.get(t)
+            if parse is not None:
+                try:
+                    parse(d)
+                except ValueError:
+                    return f"is not an ISO 8601 {'date (2024-01-31)' if t is FieldType.date else 'timestamp'}"
+            if check and not (check.min_length or 0) <= len(d) <= (check.max_length or len(d)):
+                return "breaks the field's own length check"
+        elif isinstance(d, (int, float)) and not isinstance(d, bool):
+            if not math.isfinite(d):
+                return "is not a finite number"
+            lo, hi = INTEGER_RANGES.get(t, (None, None))
+            if lo is not None and not lo <= d <= hi:
+                return f"is outside the range of {t.value}"
+            if check and not ((check.min is None or d >= check.min) and (check.max is None or d <= check.max)):
+                return "breaks the field's own min/max check"
+        return None
 
     @property
     def is_reference(self) -> bool:

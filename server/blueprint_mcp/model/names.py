@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
+MAX_IDENT_BYTES = 63
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -45,3 +47,14 @@ def suggest_ident(value: str) -> str:
         s = "_" + s
     s = s[:63]
     return s + "_" if s in RESERVED else s
+
+
+def object_name(*parts: str, suffix: str) -> str:
+    """A generated name (index, constraint, policy, event) that fits 63 bytes and stays unique when cut."""
+    full = "_".join(p for p in parts if p) + "_" + suffix
+    if len(full.encode()) <= MAX_IDENT_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    keep = MAX_IDENT_BYTES - len(suffix) - len(digest) - 2
+    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
+    return f"{head}_{digest}_{suffix}"

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Ident, Model
+from .base import Ident, Model, Text
 
 
 class Capability(StrEnum):
@@ -22,7 +22,7 @@ class Role(Model):
     """One membership role; the tenancy lists roles from most to least privileged."""
 
     name: Ident
-    description: str = ""
+    description: Text = ""
     capabilities: list[Capability] = Field(default_factory=list)
 
 
@@ -73,6 +73,14 @@ class Tenancy(Model):
                     f"roles[{i}] ('{lower.name}') has {extra} which the higher role '{higher.name}' lacks; "
                     "roles are ordered most privileged first, so give the higher role those capabilities "
                     "or reorder the roles"
+                )
+        for i, role in enumerate(self.roles):
+            # Writes and member management reach only rows the role can see (PostgreSQL applies the
+            # SELECT policy to UPDATE and DELETE), so without read they would silently do nothing.
+            if role.capabilities and Capability.read not in role.capabilities:
+                raise ValueError(
+                    f"roles[{i}] ('{role.name}') has {[c.value for c in role.capabilities]} but not read: it could "
+                    "not see the rows it may change; add read (or give it no capability at all)"
                 )
         if not self.personal_workspaces and not self.team_organizations:
             raise ValueError(

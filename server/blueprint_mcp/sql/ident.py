@@ -1,14 +1,15 @@
-"""The one identifier-quoting helper, the one literal helper, and the generated-name builder."""
+"""The one identifier-quoting helper and the one literal helper (and the generated-name builder,
+which lives in the model so derived event names obey the same limit)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-from ..model.names import RESERVED
+from ..model.names import MAX_IDENT_BYTES, RESERVED, object_name
+
+__all__ = ["MAX_IDENT_BYTES", "column_list", "ident", "literal", "object_name", "qname"]
 
 _BARE = re.compile(r"^[a-z_][a-z0-9_]*$")
-MAX_IDENT_BYTES = 63
 
 
 def ident(name: str) -> str:
@@ -40,17 +41,6 @@ def literal(value: object) -> str:
             raise ValueError("strings with NUL bytes cannot be stored in PostgreSQL")
         return "'" + value.replace("'", "''") + "'"
     raise TypeError(f"no SQL literal for {type(value).__name__}")
-
-
-def object_name(*parts: str, suffix: str) -> str:
-    """A generated name (index, constraint, policy) that fits 63 bytes and stays unique when cut."""
-    full = "_".join(p for p in parts if p) + "_" + suffix
-    if len(full.encode()) <= MAX_IDENT_BYTES:
-        return full
-    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
-    keep = MAX_IDENT_BYTES - len(suffix) - len(digest) - 2
-    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
-    return f"{head}_{digest}_{suffix}"
 
 
 def column_list(columns: list[str] | tuple[str, ...]) -> str:

@@ -11,10 +11,10 @@ the recursion a membership-table policy reading the membership table would cause
 from __future__ import annotations
 
 from ..model import Blueprint, Capability, Scope
+from ..model.blueprint import ROLE_TYPE
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG, add_index
 from .ident import ident, literal, object_name
-from .tables import ROLE_TYPE
 
 HELPER = "organization_ids_with_role"
 API_ROLE = "authenticated"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..model import AUTH_USERS, Blueprint, Entity, EventCategory
+from ..model.blueprint import ROLE_TYPE
 from ..model.schema import Column, EnumType, Table
 from . import columns as c
 from .ident import literal
 
-ROLE_TYPE = "member_role"
 EVENT_SOURCES = ("app", "api", "system")
 CLIENT_TYPES = ("web", "ios", "android", "desktop", "api")
 
