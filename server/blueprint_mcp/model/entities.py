@@ -211,22 +211,26 @@ class Scope(StrEnum):
 
 
 class Access(Model):
-    """Per-command minimum role overrides; default is the least role with the needed capability."""
+    """Per-command minimum roles (docs/access.md); default: the least role with the capability (read
+    for select, write for the others). The minimum role always applies, and UPDATE and DELETE also
+    need the select role, because they only reach rows the caller can see."""
 
     select: Ident | None = None
     insert: Ident | None = None
     update: Ident | None = None
     delete: Ident | None = None
     own_rows_only: bool = PField(
-        False, description="Update/delete only your own rows (owner column), unless your role manages members."
-    )
+        False, description="Update and delete only rows whose owner column is you, from the command's minimum role "
+                           "up; anyone's rows only at or above both that role and the least role that manages "
+                           "members (a manager below the command's role gets nothing). Needs an owner column; "
+                           "scope user rows are always the creator's own.")
 
 
 class Entity(Model):
     """A domain table."""
 
     name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
-    description: str = ""
+    description: Text = ""
     scope: Scope = Scope.organization
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."

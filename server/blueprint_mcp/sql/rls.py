@@ -127,7 +127,14 @@ def core_policies(bp: Blueprint, table: Table) -> list[Policy]:
     return []
 
 
+def _higher(bp: Blueprint, *roles: str) -> str:
+    """The most privileged of `roles`: whoever holds it, or above, holds every one of them."""
+    ranked = [r.name for r in bp.tenancy.roles]
+    return min(roles, key=ranked.index)
+
+
 def entity_policies(bp: Blueprint, table: Table) -> list[Policy]:
+    """One policy per command; the meaning of each (docs/access.md) is this function's contract."""
     e = bp.entity(table.name)
     n, a = e.name, e.access
     if e.scope is Scope.global_:
@@ -139,12 +146,18 @@ def entity_policies(bp: Blueprint, table: Table) -> list[Policy]:
     if e.scope is Scope.service:
         return out
     stamped = [is_me(e.owner_column)] if e.owner_column else []
-    ins, upd, dele = a.insert or write, a.update or write, a.delete or write
+    # UPDATE and DELETE reach a row only when SELECT shows it, so they need the select role too;
+    # folding it into their own policy holds writes without WHERE (which skip SELECT) to the same rule.
+    ins = a.insert or write
+    upd, dele = _higher(bp, a.update or write, read), _higher(bp, a.delete or write, read)
 
     def mine(role: str) -> Pred:
         if a.own_rows_only and e.scope is Scope.organization:
-            # Your own rows with the write role; anyone's with a role that manages members.
-            return either(both(in_orgs(role), is_me(e.owner_column)), in_orgs(_min(bp, Capability.manage_members)))
+            # Your own rows from `role` up; anyone's only at or above both `role` and the managers' role.
+            anyone = _higher(bp, role, _min(bp, Capability.manage_members))
+            if anyone == role:
+                return in_orgs(role)
+            return either(both(in_orgs(role), is_me(e.owner_column)), in_orgs(anyone))
         return both(in_orgs(role), *own)
 
     out += [

@@ -106,6 +106,7 @@ class Oracle:
     # --- domain entities ----------------------------------------------------------------------------
 
     def _entity(self, actor, command, table, row, org):
+        """docs/access.md, read independently of the policy generator."""
         e = self.bp.entity(table)
         if e is None:
             return False
@@ -122,12 +123,14 @@ class Oracle:
             return False
         if command == "insert":
             return self.at_least(actor, target, access.insert or write)
+        # The command's minimum role always applies, and so does the select role: PostgreSQL
+        # updates and deletes only rows the caller can see.
         needed = getattr(access, command) or write
-        if not self.at_least(actor, target, needed):
+        if not (self.at_least(actor, target, needed) and self.at_least(actor, target, read)):
             return False
         if e.scope is Scope.user:
             return own
-        if access.own_rows_only:
+        if access.own_rows_only:  # anyone's rows only for a manager (who also passed the checks above)
             return own or self.can(actor, target, Capability.manage_members)
         return True
 
