@@ -241,8 +241,9 @@ class Entity(Model):
         default_factory=list, description="Column lists queried together; each becomes an index."
     )
     unique_together: list[list[Ident]] = PField(
-        default_factory=list, description="Column sets unique together (inside the organisation for tenant entities)."
-    )
+        default_factory=list, description="Column sets unique together (inside the organisation for tenant entities). "
+                                          "NULLs are distinct: a row with an empty optional column never conflicts; "
+                                          "make the column non-null to forbid that.")
     access: Access = PField(default_factory=Access)
     events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")
 

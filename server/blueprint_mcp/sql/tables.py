@@ -121,20 +121,28 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     for f in e.fields:
         t.columns.append(c.field_column(e, f))
         if f.unique:
-            t.constraints.append(c.unique(e.name, [c.ORG, f.name] if e.is_tenant else [f.name]))
+            _add_unique(t, e, [f.name])
         if f.check:
             t.constraints.append(c.check(e.name, f.name, c.check_expression(f.name, f.check)))
         if f.is_reference:
             t.foreign_keys.append(_reference_fk(bp, e, f))
     for cols in e.unique_together:
-        # A missing optional part (null) must not let the same combination in twice.
-        t.constraints.append(c.unique(e.name, ([c.ORG] if e.is_tenant else []) + list(cols), nulls_not_distinct=True))
+        _add_unique(t, e, list(cols))
     if e.soft_delete:
         t.columns.append(Column(name="archived_at", type="timestamptz", comment="Soft delete: set instead of deleting."))
     t.columns += c.timestamps()
     for pattern in e.query_patterns:
         c.add_index(t, list(pattern))
     return t
+
+
+def _add_unique(t: Table, e: Entity, columns: list[str]) -> None:
+    """A unique key, inside the organisation for tenant entities; NULLs are distinct (plain SQL
+    `unique`): a row with a missing optional part never conflicts. A key already there is not repeated."""
+    key = ([c.ORG] if e.is_tenant else []) + [col for col in columns if not (e.is_tenant and col == c.ORG)]
+    if any(set(k.columns) == set(key) for k in t.constraints if k.kind in ("primary key", "unique")):
+        return
+    t.constraints.append(c.unique(e.name, key))
 
 
 def _reference_fk(bp: Blueprint, e: Entity, f) -> object:
