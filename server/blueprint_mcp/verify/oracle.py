@@ -63,7 +63,7 @@ class Oracle:
             return self.can(actor, row.org, Capability.read) or row.author == actor.name
         if command == "delete":
             if row.author == actor.name:  # leaving: allowed unless the actor is the organisation's owner
-                return row.author not in (self.bp.tenancy.owner_role.name, "owner2")
+                return self.world.owners.get(row.org) != actor.name
             target_role = self.world.actors[row.author].memberships.get(row.org)
             mine = self.role_in(actor, row.org)
             return (self.can(actor, row.org, Capability.manage_members) and target_role is not None
