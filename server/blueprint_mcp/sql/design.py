@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from ..model import Blueprint
-from ..model.schema import Schema, Trigger
+from ..model.schema import Schema, Table, Trigger
 from .grants import apply_grants
+from .ident import object_name
 from .metrics import metrics_objects
 from .rls import apply_rls, helper_function
 from .tables import all_tables, entity_enums, role_enum
 from .triggers import apply_triggers
+
+
+def distinct_relation_names(tables: list[Table], views: list[str]) -> None:
+    """Indexes, and the keys that create one, share a namespace with the tables and views of their
+    schema: rename the later of two that would clash (a + b_c and a_b + c, or an entity named like
+    another table's index)."""
+    taken = {t.name for t in tables} | set(views)
+    for t in tables:
+        for obj in [k for k in t.constraints if k.kind in ("primary key", "unique")] + t.indexes:
+            if obj.name in taken:
+                obj.name = object_name(t.name, *obj.columns, suffix=obj.name.rsplit("_", 1)[-1], taken=taken)
+            taken.add(obj.name)
 
 
 def build_schema(bp: Blueprint) -> Schema:
@@ -21,6 +34,7 @@ def build_schema(bp: Blueprint) -> Schema:
     if bp.analytics.enabled and bp.analytics.daily_metrics:
         views, metric_functions = metrics_objects(bp)
         functions += metric_functions
+    distinct_relation_names(tables, [v.name for v in views if v.schema_name == "public"])
     return Schema(
         schemas=["private"],
         enums=[role_enum(bp)] + entity_enums(bp),

@@ -19,7 +19,8 @@ def role_enum(bp: Blueprint) -> EnumType:
 
 
 def entity_enums(bp: Blueprint) -> list[EnumType]:
-    return [EnumType(schema_name="public", name=c.enum_type_name(e, f), values=list(f.values or []),
+    names = c.enum_type_names(bp)
+    return [EnumType(schema_name="public", name=names[(e.name, f.name)], values=list(f.values or []),
                      comment=f"Values of {e.name}.{f.name}.") for e, f in c.model_uses_enum(bp)]
 
 
@@ -118,8 +119,9 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     if e.owner_column:
         t.columns.append(c.owner_column(e.owner_column))
         t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column))
+    enum_types = c.enum_type_names(bp)
     for f in e.fields:
-        t.columns.append(c.field_column(e, f))
+        t.columns.append(c.field_column(e, f, enum_types.get((e.name, f.name))))
         if f.unique:
             _add_unique(t, e, [f.name])
         if f.check:
