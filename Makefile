@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench fuzz clean
 
 $(STAMP): pyproject.toml
 	@if command -v uv >/dev/null 2>&1; then \
@@ -26,6 +26,14 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Property tests with many more examples and a new seed every run, each blueprint printed as tried.
+# FUZZ_EXAMPLES=1000 make fuzz for a longer run; a failure prints its minimal blueprint.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	BLUEPRINT_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BLUEPRINT_FUZZ_RANDOM=1 BLUEPRINT_FUZZ_PRINT=1 \
+		$(BIN)/python -m pytest tests/test_properties.py -s -q \
+		--hypothesis-show-statistics --hypothesis-seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
 bench: $(STAMP)
 	$(BIN)/python bench/policy_speed.py

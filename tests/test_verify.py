@@ -78,6 +78,10 @@ def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
     for table in ("audit_logs", "feature_flag_assignments", "habit_check_ins", "organization_members", "sessions"):
         expected.update({(table, c): set(EVERYONE) for c in CRUD})
     expected[("organizations", "select")] = expected[("organizations", "update")] = set(EVERYONE)
+    # Deletes reach every organisation too; only a restricting reference from another table stops them
+    # (integrity, not access control: an organisation without dependent rows would be gone).
+    expected[("organizations", "delete")] = set(EVERYONE)
+    blanket_blocked = {("organizations", "delete")}  # ... and a delete of every row always meets one
     # Tables without organization_id and without RLS: anon reads and writes them.
     expected.update({(t, c): {"anon"} for t in ("feature_flags", "profiles") for c in CRUD})
     expected[("organizations", "insert")] = {"anon"}
@@ -85,10 +89,12 @@ def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
     expected[("daily_org_metrics", "select")] = set(EVERYONE)
     # The insert policy checks membership but not the role: a viewer creates habits.
     expected[("habits", "insert")] = {"viewer"}
-    # The same holes through writes without WHERE (updates are probed where a text column exists).
+    # The same holes through writes without WHERE (updates are probed where a text column outside
+    # unique keys exists).
     for (table, command), actors in list(expected.items()):
-        if command == "delete" or (command == "update" and table in (
-                "audit_logs", "feature_flag_assignments", "feature_flags", "organizations", "profiles")):
+        if (command == "delete" and (table, command) not in blanket_blocked) or (command == "update" and table in (
+                "audit_logs", "feature_flag_assignments", "feature_flags", "habit_check_ins", "organizations",
+                "profiles", "sessions")):
             expected[(table, f"{command} (no where)")] = actors
     assert found == expected
     assert sorted({f.attack for f in report.failures if f.attack}) == sorted([

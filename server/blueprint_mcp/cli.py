@@ -188,6 +188,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{f.verdict} {f.actor}: {what}: expected {f.expected}, got {f.actual}")
         for lint in report.lints:
             print(f"{lint.level.value} {lint.rule_id} {lint.name} {lint.object}: {lint.message}")
+        for failure in report.fixture_failures:
+            print(f"fixture failed: {failure}")
         for note in report.notes:
             print(f"note: {note}")
         counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())

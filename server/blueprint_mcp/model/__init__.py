@@ -2,12 +2,14 @@
 
 from .analytics import Analytics, Event, EventCategory, EventDef, EventSource, canonical_taxonomy
 from .blueprint import (
+    ANALYTICS_NAMES,
     ANALYTICS_TABLES,
     AUDITABLE_CORE,
     CORE_TABLES,
     App,
     Blueprint,
     generated_columns,
+    is_analytics_name,
     parse_blueprint,
 )
 from .entities import AUTH_USERS, Access, Check, DefaultExpression, Entity, Field, FieldType, Scope
@@ -16,9 +18,9 @@ from .privacy import Privacy
 from .tenancy import Capability, Role, Tenancy, default_roles
 
 __all__ = [
-    "ANALYTICS_TABLES", "AUDITABLE_CORE", "AUTH_USERS", "CORE_TABLES", "Access", "Analytics", "App",
+    "ANALYTICS_NAMES", "ANALYTICS_TABLES", "AUDITABLE_CORE", "AUTH_USERS", "CORE_TABLES", "Access", "Analytics", "App",
     "Blueprint", "BlueprintError", "Capability", "Check", "DefaultExpression", "Entity", "Event",
     "EventCategory", "EventDef", "EventSource", "Field", "FieldType", "InvalidBlueprint",
     "OutputExists", "Privacy", "Role", "Scope", "Tenancy", "TemplateNotFound", "canonical_taxonomy",
-    "default_roles", "generated_columns", "parse_blueprint",
+    "default_roles", "generated_columns", "is_analytics_name", "parse_blueprint",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from .base import Ident, Model
+from .base import Ident, Model, Text
 from .limits import DESCRIPTION_CHARS, EVENT_PROPERTIES, EVENTS
 
 _TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
@@ -35,7 +35,7 @@ class EventSource(StrEnum):
 class EventDef(Model):
     name: Ident
     category: EventCategory
-    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    description: Text = Field("", max_length=DESCRIPTION_CHARS)
     properties: list[Ident] = Field(default_factory=list, max_length=EVENT_PROPERTIES,
                                     description="Expected keys of `properties` (no PII).")
 

@@ -31,10 +31,30 @@ def _check_slug(value: str) -> str:
     return value
 
 
+def text_problem(value: str) -> str | None:
+    """Why PostgreSQL cannot store `value` as text (a NUL byte, a lone surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL byte, which PostgreSQL text cannot hold"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _check_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"{value[:40]!r} {problem}; remove that character")
+    return value
+
+
 Ident = Annotated[str, AfterValidator(_check_ident), WithJsonSchema(
     {"type": "string", "pattern": IDENT_RE.pattern, "maxLength": IDENT_BYTES})]
 Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(
     {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": IDENT_BYTES})]
+# Free text (names, descriptions) ends up in SQL comments and literals.
+Text = Annotated[str, AfterValidator(_check_text)]
 
 
 class Model(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field as PField, ValidationError, model_validator
 
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
-from .base import Model, Slug
+from .base import Model, Slug, Text
 from .access import COMMANDS, Grant
 from .entities import AUTH_USERS, MEMBERS, Entity, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
@@ -22,14 +22,24 @@ CORE_TABLES = ("profiles", "organizations", "organization_members", "invitations
 ANALYTICS_TABLES = ("sessions", "events", "feature_flags", "feature_flag_assignments", "daily_org_metrics")
 PRIVACY_TABLES = ("audit_logs",)
 GENERATED_TABLES = CORE_TABLES + ANALYTICS_TABLES + PRIVACY_TABLES
+ROLE_TYPE = "member_role"  # the enum of membership roles; a table's row type may not take its name
+# Tables that hold analytics whatever created them: the auditor holds clients off them and wants
+# PII kept out of their properties, so an entity may not take such a name.
+ANALYTICS_NAMES = frozenset(ANALYTICS_TABLES) | {"page_views", "pageviews"}
+
+
+def is_analytics_name(name: str) -> bool:
+    return name in ANALYTICS_NAMES or name.startswith("analytics_")
+
+
 # Core tables that may be audited besides entities.
 AUDITABLE_CORE = ("organizations", "organization_members", "invitations")
 
 
 class App(Model):
-    name: str = PField(min_length=1, max_length=APP_NAME_CHARS)
+    name: Text = PField(min_length=1, max_length=APP_NAME_CHARS)
     slug: Slug
-    description: str = PField("", max_length=APP_DESCRIPTION_CHARS)
+    description: Text = PField("", max_length=APP_DESCRIPTION_CHARS)
 
 
 class Blueprint(Model):
@@ -114,9 +124,14 @@ def _normalise_owner_columns(bp: Blueprint, problems: list) -> None:
 def _check_names(bp: Blueprint, problems: list) -> None:
     seen: dict[str, int] = {}
     for i, e in enumerate(bp.entities):
-        if e.name in GENERATED_TABLES:
-            problems.append((f"entities[{i}].name", f"'{e.name}' is a table the blueprint generates itself.",
+        if e.name in GENERATED_TABLES or e.name == ROLE_TYPE:
+            kind = "type" if e.name == ROLE_TYPE else "table"
+            problems.append((f"entities[{i}].name", f"'{e.name}' is a {kind} the blueprint generates itself.",
                              f"rename the entity (e.g. app_{e.name})"))
+        elif is_analytics_name(e.name):
+            problems.append((f"entities[{i}].name", f"'{e.name}' names an analytics table: analytics rows are "
+                             "written by the service role and carry no personal data, which an entity does not promise.",
+                             "record it as an event (analytics.events) or rename the entity"))
         if e.name in seen:
             problems.append((f"entities[{i}].name", f"'{e.name}' is already entities[{seen[e.name]}].",
                              "give every entity a distinct name"))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field as PField, model_validator
 
 from .access import GrantSpec
-from .base import Ident, Model
+from .base import Ident, Model, Text, text_problem
 from .errors import ValueProblem as Invalid, one_of, preview
 from .limits import (
     COLUMNS_PER_PATTERN,
@@ -51,6 +52,19 @@ class DefaultExpression(StrEnum):
     empty_array = "empty_array"
 
 
+INTEGER_RANGES = {FieldType.integer: (-2**31, 2**31 - 1), FieldType.bigint: (-2**63, 2**63 - 1)}
+
+# The field types each expression yields a value of (auth_uid also fits a reference to auth.users).
+EXPRESSION_TYPES = {
+    DefaultExpression.now: (FieldType.timestamptz, FieldType.date),
+    DefaultExpression.current_date: (FieldType.date, FieldType.timestamptz),
+    DefaultExpression.gen_random_uuid: (FieldType.uuid,),
+    DefaultExpression.auth_uid: (FieldType.uuid,),
+    DefaultExpression.empty_object: (FieldType.jsonb,),
+    DefaultExpression.empty_array: (FieldType.jsonb,),
+}
+
+
 class Check(Model):
     """A structured CHECK constraint (bounds and lengths), never free SQL."""
 
@@ -79,7 +93,7 @@ class Field(Model):
 
     name: Ident
     type: FieldType
-    description: str = PField("", max_length=DESCRIPTION_CHARS)
+    description: Text = PField("", max_length=DESCRIPTION_CHARS)
     values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
     references: str | None = PField(
         None, max_length=IDENT_BYTES,
@@ -95,7 +109,8 @@ class Field(Model):
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
     default_expression: DefaultExpression | None = None
-    unique: bool = PField(False, description="Unique inside the organisation for tenant entities.")
+    unique: bool = PField(False, description="Unique inside the organisation for tenant entities; NULLs are distinct "
+                                             "(any number of rows may leave a nullable field empty).")
     check: Check | None = None
     pii: bool = PField(False, description="Personal data: kept out of analytics and audit payloads.")
 
@@ -131,11 +146,32 @@ class Field(Model):
             if (self.check.min is not None or self.check.max is not None) and not numeric:
                 raise Invalid(f"field '{self.name}': check min/max needs a numeric type",
                               "use type integer, bigint or numeric, or min_length/max_length for text")
+            if self.type in INTEGER_RANGES:
+                lo, hi = INTEGER_RANGES[self.type]
+                lo = max(lo, math.ceil(self.check.min)) if self.check.min is not None else lo
+                hi = min(hi, math.floor(self.check.max)) if self.check.max is not None else hi
+                if lo > hi:
+                    raise ValueError(f"field '{self.name}': no {self.type.value} lies between check min "
+                                     f"{self.check.min} and max {self.check.max}")
             if (self.check.min_length is not None or self.check.max_length is not None) and self.type is not FieldType.text:
                 raise Invalid(f"field '{self.name}': check min_length/max_length needs type text",
                               "use type text, or min/max for numbers")
         self._check_default()
+        self._check_default_expression()
         return self
+
+    def _check_default_expression(self) -> None:
+        expr = self.default_expression
+        if expr is None:
+            return
+        fits = self.type in EXPRESSION_TYPES[expr] or (
+            expr is DefaultExpression.auth_uid and self.type is FieldType.reference and self.references == AUTH_USERS)
+        if not fits:
+            types = [t.value for t in EXPRESSION_TYPES[expr]]
+            if expr is DefaultExpression.auth_uid:
+                types.append("reference to auth.users")
+            raise ValueError(f"field '{self.name}': default_expression {expr.value} does not fit type "
+                             f"{self.type.value} (it fits {', '.join(types)})")
 
     def _check_default(self) -> None:
         d, t = self.default, self.type
@@ -158,6 +194,33 @@ class Field(Model):
             raise Invalid(f"field '{self.name}': default {preview(d)} does not fit type {t.value}",
                           f"use one of {one_of(self.values or [])}" if t is FieldType.enum
                           else f"give a {t.value} value in range, or remove the default")
+        problem = self._default_problem(d)
+        if problem:
+            raise Invalid(f"field '{self.name}': default {preview(d)} {problem}", "give a default the field accepts, or remove it")
+
+    def _default_problem(self, d: object) -> str | None:
+        """Why a literal default of the right Python type would still be refused by PostgreSQL."""
+        t, check = self.type, self.check
+        if isinstance(d, str):
+            if problem := text_problem(d):
+                return problem
+            parse = {FieldType.date: date.fromisoformat, FieldType.timestamptz: datetime.fromisoformat}.get(t)
+            if parse is not None:
+                try:
+                    parse(d)
+                except ValueError:
+                    return f"is not an ISO 8601 {'date (2024-01-31)' if t is FieldType.date else 'timestamp'}"
+            if check and not (check.min_length or 0) <= len(d) <= (check.max_length or len(d)):
+                return "breaks the field's own length check"
+        elif isinstance(d, (int, float)) and not isinstance(d, bool):
+            if not math.isfinite(d):
+                return "is not a finite number"
+            lo, hi = INTEGER_RANGES.get(t, (None, None))
+            if lo is not None and not lo <= d <= hi:
+                return f"is outside the range of {t.value}"
+            if check and not ((check.min is None or d >= check.min) and (check.max is None or d <= check.max)):
+                return "breaks the field's own min/max check"
+        return None
 
     @property
     def is_reference(self) -> bool:
@@ -215,8 +278,10 @@ class Access(Model):
     update: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="update rows", cap="write"))
     delete: GrantSpec = PField(None, description=_GRANT_HELP.format(cmd="delete rows", cap="write"))
     own_rows_only: bool = PField(
-        False, description="Update/delete only your own rows (owner column); roles that manage members and meet "
-                           "the command's minimum role may touch anyone's. Applies to role-name shorthands only.")
+        False, description="Update and delete only rows whose owner column is you, from the command's minimum role "
+                           "up; anyone's rows only at or above both that role and the least role that manages "
+                           "members (a manager below the command's role gets nothing). Needs an owner column. "
+                           "Applies to role-name shorthands only.")
 
     def spec(self, command: str) -> GrantSpec:
         return getattr(self, command)
@@ -245,7 +310,7 @@ class Entity(Model):
     """A domain table."""
 
     name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
-    description: str = PField("", max_length=DESCRIPTION_CHARS)
+    description: Text = PField("", max_length=DESCRIPTION_CHARS)
     scope: Scope = Scope.organization
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."
@@ -258,7 +323,9 @@ class Entity(Model):
     )
     unique_together: list[Columns] = PField(
         default_factory=list, max_length=PATTERNS_PER_ENTITY,
-        description="Column sets unique together (inside the organisation for tenant entities).",
+        description="Column sets unique together (inside the organisation for tenant entities). NULLs are "
+                    "distinct: a row with an empty optional column never conflicts; make the column non-null "
+                    "to forbid that.",
     )
     access: Access = PField(default_factory=Access)
     checks: list[Comparison] = PField(default_factory=list, max_length=20,

@@ -46,15 +46,43 @@ def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
         grants = [Grant(min_role=role)]
         if e.access.own_rows_only and command in ("update", "delete") and e.scope is Scope.organization:
             # Your own rows with the command's role; anyone's with a role that both meets the command's
-            # role and manages members.
+            # role and manages members (when that is the command's role itself, simply anyone's).
             manager = more_privileged(bp, role, least_role(bp, Capability.manage_members))
-            grants = [Grant(min_role=role, own=True), Grant(min_role=manager)]
+            grants = [Grant(min_role=role)] if manager == role else [Grant(min_role=role, own=True),
+                                                                        Grant(min_role=manager)]
     if e.scope is Scope.user:
         grants = [g.narrowed(own=True) for g in grants]
     if command == "insert" and e.owner_column:
         # The author of a new row is the caller: nobody inserts rows in someone else's name.
         grants = [g.narrowed(own=True) for g in grants]
+    if command in ("update", "delete"):
+        grants = _within_select_roles(bp, e, grants)
     return grants
+
+
+def _within_select_roles(bp: Blueprint, e: Entity, grants: list[Grant]) -> list[Grant]:
+    """Update and delete reach only rows the caller may select. When every select grant is a plain
+    member grant, a member grant of these commands keeps only the roles that may also select (the
+    same meaning, one membership test instead of two); other grants are left to `seen_by_select`."""
+    select = command_grants(bp, e, "select")
+    if not select or any(g.who not in ("min_role", "roles", "capability") or g.own or g.assigned or g.where
+                         for g in select):
+        return grants
+    readers = {r for g in select for r in member_roles(bp, g) or []}
+    names = [r.name for r in bp.tenancy.roles]
+    out = []
+    for g in grants:
+        roles = member_roles(bp, g)
+        if roles is None or set(roles) <= readers:
+            out.append(g)
+            continue
+        kept = [r for r in roles if r in readers]
+        if not kept:
+            continue  # nobody this grant admits may see the rows
+        who = {"min_role": None, "roles": None, "capability": None}
+        who.update({"min_role": kept[-1]} if kept == names[: len(kept)] else {"roles": kept})
+        out.append(g.narrowed(**who))
+    return out
 
 
 def bucket_grants(bp: Blueprint, bucket: Bucket, command: Command) -> list[Grant]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 
 from .errors import preview
 from .limits import IDENT_BYTES
 
+MAX_IDENT_BYTES = IDENT_BYTES
 IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -54,17 +56,18 @@ def suggest_ident(value: str) -> str:
     return s + "_" if s in RESERVED else s
 
 
-def object_name(*parts: str, suffix: str) -> str:
-    """The one builder of generated names (events, indexes, constraints, policies, triggers).
+def object_name(*parts: str, suffix: str, taken: Collection[str] = ()) -> str:
+    """A generated name (index, constraint, type, event) that fits 63 bytes and stays unique when cut.
 
-    `parts` and `suffix` joined by `_`; when that exceeds 63 bytes, PostgreSQL would silently cut
-    it and two long inputs could end up with the same name, so the head is cut here instead and a
-    hash of the whole name keeps it distinct (same input, same name).
+    Parts are joined with "_", so ("a", "b_c") and ("a_b", "c") read alike: a name already in
+    `taken` (the namespace it must be unique in) gets a digest of the parts themselves instead.
     """
     full = "_".join(p for p in parts if p) + "_" + suffix
-    if len(full.encode()) <= IDENT_BYTES:
+    clash = full in taken
+    if len(full.encode()) <= MAX_IDENT_BYTES and not clash:
         return full
-    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
-    keep = IDENT_BYTES - len(suffix) - len(digest) - 2
-    head = full.encode()[:keep].decode("utf-8", "ignore").rstrip("_")
+    key = "\x1f".join((*parts, suffix)) if clash else full
+    digest = hashlib.sha1(key.encode()).hexdigest()[:8]
+    keep = MAX_IDENT_BYTES - len(suffix) - len(digest) - 2
+    head = "_".join(p for p in parts if p).encode()[:keep].decode("utf-8", "ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"

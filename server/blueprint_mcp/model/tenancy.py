@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .access import CapabilityDef
-from .base import Ident, Model
+from .base import Ident, Model, Text
 from .errors import ValueProblem as Invalid
 from .limits import CAPABILITIES, DESCRIPTION_CHARS, ROLES
 
@@ -28,7 +28,7 @@ class Role(Model):
     """One membership role; the tenancy lists roles from most to least privileged."""
 
     name: Ident
-    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    description: Text = Field("", max_length=DESCRIPTION_CHARS)
     capabilities: list[Ident] = Field(
         default_factory=list, max_length=CAPABILITIES + len(Capability),
         description="Built-in capabilities (read, write, manage_members, manage_billing, delete_organization) "
@@ -96,6 +96,13 @@ class Tenancy(Model):
                     f"roles[{i}] ('{lower.name}') has {extra} which the higher role '{higher.name}' lacks; "
                     "roles are ordered most privileged first",
                     "give the higher role those capabilities or reorder the roles")
+        for i, role in enumerate(self.roles):
+            # Writes and member management reach only rows the role can see (PostgreSQL applies the
+            # SELECT policy to UPDATE and DELETE), so without read they would silently do nothing.
+            builtin = [c for c in role.capabilities if c in BUILTIN_CAPABILITIES]
+            if builtin and Capability.read not in role.capabilities:
+                raise Invalid(f"roles[{i}] ('{role.name}') has {builtin} but not read: it could not see the rows "
+                              "it may change", "add read (or give it no built-in capability at all)")
         if not self.personal_workspaces and not self.team_organizations:
             raise Invalid("personal_workspaces and team_organizations are both false: users would have no "
                           "organisation to hold data", "enable at least one")

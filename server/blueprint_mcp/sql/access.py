@@ -17,7 +17,7 @@ from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
 from .predicates import API_ROLE, Pred, both, either, in_orgs, is_me, policy
-from .tables import ROLE_TYPE
+from ..model.blueprint import ROLE_TYPE
 
 ROLE_SET_HELPER = "organization_ids_with_any_role"
 PUBLIC_ROLES = ["anon", "authenticated"]

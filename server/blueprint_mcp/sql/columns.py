@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import Blueprint, Check, DefaultExpression, Entity, Field, FieldType
+from ..model.blueprint import GENERATED_TABLES, ROLE_TYPE
 from ..model.schema import Column, Constraint, ForeignKey, Index, Table
 from .ident import ident, literal, object_name
 
@@ -40,13 +41,19 @@ def owner_column(name: str) -> Column:
                   comment="The creating user; immutable.")
 
 
-def enum_type_name(entity: Entity, field: Field) -> str:
-    return object_name(entity.name, field.name, suffix="enum")
+def enum_type_names(bp: Blueprint) -> dict[tuple[str, str], str]:
+    """(entity, field) -> the enum type's name, unique among public types (tables' row types too)."""
+    taken = {ROLE_TYPE, *GENERATED_TABLES, *(e.name for e in bp.entities)}
+    names = {}
+    for e, f in model_uses_enum(bp):
+        names[(e.name, f.name)] = name = object_name(e.name, f.name, suffix="enum", taken=taken)
+        taken.add(name)
+    return names
 
 
-def field_column(entity: Entity, field: Field) -> Column:
-    """The column for a declared field."""
-    sql_type = f"public.{ident(enum_type_name(entity, field))}" if field.type is FieldType.enum else _TYPES[field.type]
+def field_column(entity: Entity, field: Field, enum_type: str | None = None) -> Column:
+    """The column for a declared field (`enum_type` names its type when it is an enum)."""
+    sql_type = f"public.{ident(enum_type)}" if field.type is FieldType.enum else _TYPES[field.type]
     default = None
     if field.default_expression is not None:
         default = _EXPRESSIONS[field.default_expression]

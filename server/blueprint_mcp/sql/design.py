@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from ..model import Blueprint
-from ..model.schema import Extension, Schema, Trigger
+from ..model.schema import Extension, Schema, Table, Trigger
 from .grants import apply_grants
+from .ident import object_name
 from .metrics import metrics_objects
 from .access import access_functions
 from .rls import apply_rls, helper_function
 from .storage import storage_buckets, storage_policies
 from .tables import all_tables, entity_enums, role_enum
 from .triggers import apply_triggers
+
+
+def distinct_relation_names(tables: list[Table], views: list[str]) -> None:
+    """Indexes, and the keys that create one, share a namespace with the tables and views of their
+    schema: rename the later of two that would clash (a + b_c and a_b + c, or an entity named like
+    another table's index)."""
+    taken = {t.name for t in tables} | set(views)
+    for t in tables:
+        for obj in [k for k in t.constraints if k.kind in ("primary key", "unique", "exclude")] + t.indexes:
+            if obj.name in taken:
+                obj.name = object_name(t.name, *obj.columns, suffix=obj.name.rsplit("_", 1)[-1], taken=taken)
+            taken.add(obj.name)
 
 
 def build_schema(bp: Blueprint) -> Schema:
@@ -23,6 +36,7 @@ def build_schema(bp: Blueprint) -> Schema:
     if bp.analytics.enabled and bp.analytics.daily_metrics:
         views, metric_functions = metrics_objects(bp)
         functions += metric_functions
+    distinct_relation_names(tables, [v.name for v in views if v.schema_name == "public"])
     needs_gist = any(k.kind == "exclude" for t in tables for k in t.constraints)
     return Schema(
         # btree_gist: equality on uuid/text keys inside a gist exclusion constraint.

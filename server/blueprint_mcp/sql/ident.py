@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from ..model.limits import IDENT_BYTES as MAX_IDENT_BYTES
-from ..model.names import RESERVED, object_name
+from ..model.names import MAX_IDENT_BYTES, RESERVED, object_name
+
+__all__ = ["MAX_IDENT_BYTES", "column_list", "ident", "literal", "object_name", "qname"]
 
 _BARE = re.compile(r"^[a-z_][a-z0-9_]*$")
 

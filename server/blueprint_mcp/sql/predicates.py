@@ -6,7 +6,7 @@ from ..model import Blueprint
 from ..model.schema import Command, Function, Policy
 from .columns import ORG
 from .ident import ident, literal, object_name
-from .tables import ROLE_TYPE
+from ..model.blueprint import ROLE_TYPE
 
 HELPER = "organization_ids_with_role"
 API_ROLE = "authenticated"

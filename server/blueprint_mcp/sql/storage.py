@@ -16,7 +16,7 @@ from ..model.schema import Command, Policy, StorageBucket
 from .access import ROLE_SET_HELPER
 from .ident import literal, object_name
 from .predicates import HELPER, Pred, both, either
-from .tables import ROLE_TYPE
+from ..model.blueprint import ROLE_TYPE
 
 FOLDER = "split_part(name, '/', 1)"
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ..model import Blueprint, Entity, EventCategory, FieldType
+from ..model.blueprint import ROLE_TYPE
 from ..model.schema import Column, EnumType, Table
 from . import columns as c
 from .ident import ident, literal
 
-ROLE_TYPE = "member_role"
 EVENT_SOURCES = ("app", "api", "system")
 CLIENT_TYPES = ("web", "ios", "android", "desktop", "api")
 
@@ -19,7 +19,8 @@ def role_enum(bp: Blueprint) -> EnumType:
 
 
 def entity_enums(bp: Blueprint) -> list[EnumType]:
-    return [EnumType(schema_name="public", name=c.enum_type_name(e, f), values=list(f.values or []),
+    names = c.enum_type_names(bp)
+    return [EnumType(schema_name="public", name=names[(e.name, f.name)], values=list(f.values or []),
                      comment=f"Values of {e.name}.{f.name}.") for e, f in c.model_uses_enum(bp)]
 
 
@@ -123,17 +124,17 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     if e.owner_column:
         t.columns.append(c.owner_column(e.owner_column))
         t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column))
+    enum_types = c.enum_type_names(bp)
     for f in e.fields:
-        t.columns.append(c.field_column(e, f))
+        t.columns.append(c.field_column(e, f, enum_types.get((e.name, f.name))))
         if f.unique:
-            t.constraints.append(c.unique(e.name, [c.ORG, f.name] if e.is_tenant else [f.name]))
+            _add_unique(t, e, [f.name])
         if f.check:
             t.constraints.append(c.check(e.name, f.name, c.check_expression(f.name, f.check)))
         if f.is_reference:
             t.foreign_keys.append(_reference_fk(bp, e, f))
     for cols in e.unique_together:
-        # A missing optional part (null) must not let the same combination in twice.
-        t.constraints.append(c.unique(e.name, ([c.ORG] if e.is_tenant else []) + list(cols), nulls_not_distinct=True))
+        _add_unique(t, e, list(cols))
     for cmp in e.checks:
         t.constraints.append(c.check(e.name, f"{cmp.column}_{cmp.op}_{cmp.other}",
                                      f"{ident(cmp.column)} {COMPARISONS[cmp.op]} {ident(cmp.other)}"))
@@ -145,6 +146,15 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     for pattern in e.query_patterns:
         c.add_index(t, list(pattern))
     return t
+
+
+def _add_unique(t: Table, e: Entity, columns: list[str]) -> None:
+    """A unique key, inside the organisation for tenant entities; NULLs are distinct (plain SQL
+    `unique`): a row with a missing optional part never conflicts. A key already there is not repeated."""
+    key = ([c.ORG] if e.is_tenant else []) + [col for col in columns if not (e.is_tenant and col == c.ORG)]
+    if any(set(k.columns) == set(key) for k in t.constraints if k.kind in ("primary key", "unique")):
+        return
+    t.constraints.append(c.unique(e.name, key))
 
 
 def _reference_fk(bp: Blueprint, e: Entity, f) -> object:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.schema import Function, Table, Trigger
 from .columns import ORG
-from .tables import ROLE_TYPE
+from ..model.blueprint import ROLE_TYPE
 from .ident import literal, object_name
 
 

@@ -91,7 +91,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
                         continue
                     seen.add(("assigned", g.assigned, role))
                     add(e.name, {g.assigned: literal(w.actor_id(role))})
-            if g.linked and PORTAL in w.actors and (e.name, tuple(g.linked)) not in linked_rows:
+            if g.linked and w.who(PORTAL) and (e.name, tuple(g.linked)) not in linked_rows:
                 row = _linked_row(bp, e, g.linked, add, linked_rows, w)
                 if row is not None:
                     linked_rows[(e.name, tuple(g.linked))] = row
@@ -100,7 +100,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
 def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:
     """A row of `e` whose chain ends at the portal user, adding the rows it points through."""
     if len(chain) == 1:
-        return add(e.name, {chain[0]: literal(w.actor_id(PORTAL))})
+        return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))})
     target = linked_hops(bp, e, chain)[1][0]
     key = (target.name, tuple(chain[1:]))
     inner = memo.get(key)
@@ -142,7 +142,7 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
         if field.references_member:
             names = [r for r in (field.member_roles or [x.name for x in bp.tenancy.roles]) if r in w.actors]
         else:  # any user: the portal user and the org's writer
-            names = [n for n in (PORTAL, bp.tenancy.default_member_role.name) if n in w.actors]
+            names = [n for n in (w.who(PORTAL), bp.tenancy.default_member_role.name) if n and n in w.actors]
         out = [literal(w.actor_id(n)) for n in names]
     else:  # linked: another row of the referenced table in the same organisation
         target = bp.entity(field.references)

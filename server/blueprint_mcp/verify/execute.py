@@ -24,7 +24,7 @@ def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | 
         except psycopg.Error as exc:  # a fixture that cannot be built is reported, its cases dropped
             conn.execute("rollback to savepoint fixture")
             failed.add(i)
-            plan.notes.append(f"fixture failed: {str(exc).strip().splitlines()[0]} in `{stmt[:160]}`")
+            plan.fixture_failures.append(f"{str(exc).strip().splitlines()[0]} in `{stmt[:160]}`")
     plan.world.rows = [r for r in plan.world.rows if r.statement not in failed]
     plan.planned_cases()
     total = len(plan.cases)

@@ -15,7 +15,9 @@ from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
+from .fixtures import add_row, clearing_sql, insert_values, marker_for, row_values, unique_keys
 from .oracle import DENIED, GenericOracle, Oracle
+from .values import allowed_values
 from .world import (
     CORE_FLOW_TABLES,
     ORG,
@@ -26,7 +28,6 @@ from .world import (
     insert_sql,
     pk_key,
     plan_actors,
-    row_values,
     stable_id,
     users_sql,
     where_key,
@@ -34,7 +35,7 @@ from .world import (
 
 OUTCOME_FUNCTION = """create schema if not exists blueprint_tests;
 create or replace function blueprint_tests.outcome(
-  api_role text, claims text, kind text, statement text, probe text default null)
+  api_role text, claims text, kind text, statement text, probe text default null, setup text default null)
 returns text
 language plpgsql
 set search_path = ''
@@ -43,6 +44,15 @@ declare
   n bigint;
 begin
   begin
+    if setup is not null then
+      -- As the table owner, first clear the rows an insert would meet on a unique key: a unique
+      -- violation is raised before foreign keys are checked, and would hide the access decision.
+      begin
+        execute setup;
+      exception when others then
+        return 'error: setup ' || sqlstate || ' ' || sqlerrm;
+      end;
+    end if;
     perform set_config('role', api_role, true);
     perform set_config('request.jwt.claims', claims, true);
     if kind = 'count' then
@@ -63,8 +73,12 @@ begin
   exception
     when sqlstate 'BPT01' then
       return sqlerrm;
-    when insufficient_privilege or foreign_key_violation then
+    when insufficient_privilege then
       return 'denied';
+    when foreign_key_violation then
+      -- A reference into another organisation is refused; but a DELETE that a restricting
+      -- reference stops had reached its row: access control let it through.
+      return case when kind = 'rows' and lower(left(ltrim(statement), 7)) = 'delete ' then 'allowed' else 'denied' end;
     when unique_violation or not_null_violation then
       -- Raised after privileges and RLS WITH CHECK passed: access control let the row through
       -- (but a statement without WHERE that failed reached nothing).
@@ -90,6 +104,7 @@ class Case:
     attack: str | None = None  # name of a targeted attack
     probe: str | None = None  # for kind "probe": counts the rows the statement reached, as the owner
     actual: str | None = None
+    setup: str | None = None  # run as the owner first: clears rows an insert would collide with
 
     @property
     def verdict(self) -> str:
@@ -106,8 +121,9 @@ class Case:
     def outcome_call(self, actors: dict[str, Actor]) -> str:
         actor = actors[self.actor]
         probe = f", {literal(self.probe)}" if self.probe else ""
+        setup = f", setup => {literal(self.setup)}" if self.setup else ""
         return (f"blueprint_tests.outcome({literal(actor.api_role)}, {literal(json.dumps(actor.claims()))}, "
-                f"{literal(self.kind)}, {literal(self.sql)}{probe})")
+                f"{literal(self.kind)}, {literal(self.sql)}{probe}{setup})")
 
     @property
     def label(self) -> str:
@@ -124,6 +140,7 @@ class Plan:
     build: Callable[[], list[Case]]
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    fixture_failures: list[str] = field(default_factory=list)  # fixture statements PostgreSQL refused
 
     def planned_cases(self) -> list[Case]:
         self.cases = self.build()
@@ -136,13 +153,25 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     roles = [r.name for r in bp.tenancy.roles]
     writer = bp.tenancy.default_member_role.name
     manager = bp.tenancy.min_role(Capability.manage_members)
-    actors, orgs = plan_actors(roles, writer, manager.name if manager and manager.name != roles[0] else None)
+    single = not bp.tenancy.multiple_memberships
+    # With one membership per user nobody belongs to two organisations: there is no hopper to play.
+    actors, orgs, cast = plan_actors(roles, writer, manager.name if manager and manager.name != roles[0] else None,
+                                     hopper=not single)
     if needs_portal(bp):
-        actors[PORTAL] = Actor(PORTAL, "authenticated", stable_id("user", PORTAL))
-    w = World(actors=actors, orgs=orgs, role_names=roles)
+        name = PORTAL
+        while name in actors:  # a role may be called portal: the portal user is another user
+            name += "_"
+        actors[name] = Actor(name, "authenticated", stable_id("user", name))
+        cast[PORTAL] = name
+    w = World(actors=actors, orgs=orgs, role_names=roles, cast=cast, schema=schema)
     w.statements += users_sql(w)
-    owners = {"org1": roles[0], "org2": "owner2"}
-    for label, owner in owners.items():
+    if single and bp.tenancy.personal_workspaces:
+        # Signup gave every user their one membership (the personal workspace); the fixture
+        # organisations need them, so the workspaces go, as the service role could do.
+        w.statements += [f"delete from public.organizations where is_personal and owner_user_id = "
+                         f"{literal(a.user_id)};" for a in actors.values() if a.user_id and a.memberships]
+    w.owners = {"org1": roles[0], "org2": w.who("owner2")}
+    for label, owner in w.owners.items():
         w.add(f"insert into public.organizations (id, name, slug, owner_user_id) values ({literal(orgs[label])}, "
               f"{literal('Fixture ' + label)}, {literal('fixture-' + label)}, {literal(w.actor_id(owner))});",
               Row("organizations", label, owner, {"id": literal(orgs[label])}))
@@ -150,18 +179,18 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
         for label, role in actor.memberships.items():
             row = Row("organization_members", label, actor.name,
                       {ORG: literal(orgs[label]), "user_id": literal(actor.user_id)},
-                      purpose="attack" if actor.name == "hopper" else "matrix")
-            if actor.name == owners[label]:
+                      purpose="attack" if actor.name == w.who("hopper") else "matrix")
+            if actor.name == w.owners[label]:
                 w.rows.append(row)  # the add_owner_membership trigger made this one
                 continue
             w.add("insert into public.organization_members (id, organization_id, user_id, role) values "
                   f"({literal(stable_id('member', label, actor.name))}, {literal(orgs[label])}, "
                   f"{literal(actor.user_id)}, {literal(role)});", row)
     w.rows.append(Row("profiles", "org1", writer, {"id": literal(w.actor_id(writer))}))
-    w.rows.append(Row("profiles", "org2", "owner2", {"id": literal(w.actor_id("owner2"))}))
+    w.rows.append(Row("profiles", "org2", w.owners["org2"], {"id": literal(w.actor_id(w.owners["org2"]))}))
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     add_rows(w, schema, [t for t in schema.tables if t.name not in CORE_FLOW_TABLES], enums,
-             {"org1": roles, "org2": ["owner2"]}, global_author=roles[0])
+             {"org1": roles, "org2": [w.owners["org2"]]}, global_author=roles[0])
     condition_rows(bp, schema, w, enums, row_values, writer, start=3000)
     if any(f.name == "refresh_daily_org_metrics" for f in schema.functions):
         w.statements.append("select private.refresh_daily_org_metrics();")
@@ -176,8 +205,7 @@ def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, lis
         for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
             for author in (authors[org] if org else [global_author]):
                 n += 1
-                values = row_values(t, org, w, author, n, enums, with_id=True)
-                w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values), values=values))
+                add_row(w, t, org, author, n, enums)
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -190,10 +218,19 @@ def update_column(t: Table) -> str:
     return "updated_at" if t.column("updated_at") else t.columns[-1].name
 
 
-MARKER = "blueprint-verify-marker"
+def probe_column(t: Table) -> str | None:
+    """A free text column for a write without WHERE: in no unique key (every row it reaches gets the
+    same marker, and a unique violation would hide how far it reached) and listing no values. A keyed
+    column is the last resort: it still shows a write that reaches a single row."""
+    keyed = {c for columns, _ in unique_keys(t) for c in columns}
+    fk_cols = {c for fk in t.foreign_keys for c in fk.columns}
+    first = update_column(t)
+    free = [c.name for c in sorted(t.columns, key=lambda c: c.name != first)
+            if c.type == "text" and c.name not in fk_cols | _SKIP_UPDATE and not allowed_values(t, c.name)]
+    return next((c for c in free if c not in keyed), free[0] if free else None)
 
 
-def blanket_cases(t: Table, r: Row, actor: Actor, oracle) -> list[Case]:
+def blanket_cases(t: Table, r: Row, actor: Actor, oracle, enums: dict[str, list[str]]) -> list[Case]:
     """Writes without WHERE: only the command's own USING applies (no SELECT policy), so a loose
     UPDATE/DELETE policy hidden behind a strict SELECT policy still shows. Judged only where the row
     must stay untouched."""
@@ -202,12 +239,13 @@ def blanket_cases(t: Table, r: Row, actor: Actor, oracle) -> list[Case]:
     if oracle.expect(actor, "delete", t.name, r, r.org) == DENIED:
         out.append(Case(t.name, "delete (no where)", actor.name, r.org, "probe", f"delete from {target}", DENIED,
                         probe=f"select (not exists (select 1 from {target} where {where_key(r.key)}))::int"))
-    text_col = next((c.name for c in t.columns if c.type == "text" and c.name == update_column(t)), None)
+    text_col = probe_column(t)
     if text_col and oracle.expect(actor, "update", t.name, r, r.org) == DENIED:
+        marker = marker_for(t, t.column(text_col), enums)
         out.append(Case(t.name, "update (no where)", actor.name, r.org, "probe",
-                        f"update {target} set {ident(text_col)} = {literal(MARKER)}", DENIED,
+                        f"update {target} set {ident(text_col)} = {marker}", DENIED,
                         probe=f"select count(*) from {target} where {where_key(r.key)} "
-                              f"and {ident(text_col)} = {literal(MARKER)}"))
+                              f"and {ident(text_col)} = {marker}"))
     return out
 
 
@@ -227,13 +265,13 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                 ):
                     cases.append(Case(t.name, command, actor.name, r.org, kind, sql,
                                       oracle.expect(actor, command, t.name, r, r.org)))
-                cases += blanket_cases(t, r, actor, oracle)
+                cases += blanket_cases(t, r, actor, oracle, enums)
             for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
                 n += 1
-                values = row_values(t, org, w, actor.name, n, enums, with_id=False)
+                values = insert_values(t, org, w, actor.name, n, enums)
                 new = Row(t.name, org, actor.name, {}, values=values)
                 cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
-                                  oracle.expect(actor, "insert", t.name, new, org)))
+                                  oracle.expect(actor, "insert", t.name, new, org), setup=clearing_sql(t, values, w)))
     for view in views:
         for actor in w.actors.values():
             for org in ("org1", "org2"):
@@ -250,27 +288,29 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
     out: list[Case] = []
     top = roles[0]
 
-    def attack(name: str, table: str, actor: str, sql: str, kind: str = "rows") -> None:
-        out.append(Case(table, "attack", actor, None, kind, sql, DENIED, attack=name))
+    def attack(name: str, table: str, actor: str, sql: str, kind: str = "rows", setup: str | None = None) -> None:
+        out.append(Case(table, "attack", actor, None, kind, sql, DENIED, attack=name, setup=setup))
 
     for t in schema.tables:
         if t.column(ORG) is None or t.name == members_table:
             continue
         target = qname(t.schema_name, t.name)
-        hop_row = next((r for r in w.rows if r.table == t.name and r.author == "hopper" and r.org == "org1"), None)
+        hopper = w.who("hopper")
+        hop_row = next((r for r in w.rows if r.table == t.name and hopper and r.author == hopper and r.org == "org1"),
+                       None)
         if hop_row:
-            attack(f"move a {t.name} row to another organisation", t.name, "hopper",
+            attack(f"move a {t.name} row to another organisation", t.name, hopper,
                    f"update {target} set {ORG} = {literal(w.orgs['org2'])} where {where_key(hop_row.key)}")
         for fk in t.foreign_keys:
             other = next((r for r in w.rows if r.table == fk.ref_table and r.org == "org2"), None)
             if fk.ref_schema != "public" or other is None or fk.ref_table == "organizations":
                 continue
-            values = row_values(t, "org1", w, writer, 9000 + len(out), enums, with_id=False)
+            values = insert_values(t, "org1", w, writer, 9000 + len(out), enums)
             for col, ref_col in zip(fk.columns, fk.ref_columns):
                 if col != ORG and ref_col in other.key:
                     values[col] = other.key[ref_col]
             attack(f"insert a {t.name} row referencing another organisation's {fk.ref_table}", t.name, writer,
-                   insert_sql(t, values))
+                   insert_sql(t, values), setup=clearing_sql(t, values, w))
     if members_table:
         members = qname("public", members_table)
         attack("member promotes themself", members_table, writer,
@@ -282,14 +322,15 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
         attack("the last owner leaves", members_table, top,
                f"delete from {members} where user_id = {literal(w.actor_id(top))} "
                f"and {ORG} = {literal(w.orgs['org1'])}")
-        attack("an outsider joins by inserting a membership", members_table, "outsider",
+        outsider = w.who("outsider")
+        attack("an outsider joins by inserting a membership", members_table, outsider,
                f"insert into {members} ({ORG}, user_id, role) values ({literal(w.orgs['org1'])}, "
-               f"{literal(w.actor_id('outsider'))}, {literal(top)})")
+               f"{literal(w.actor_id(outsider))}, {literal(top)})")
     orgs_table = schema.table("organizations")
     if orgs_table is not None and orgs_table.column("owner_user_id") is not None:
         attack("create an organisation owned by someone else", "organizations", writer,
                "insert into public.organizations (name, slug, owner_user_id) values ('Hijack', 'hijack-org', "
-               f"{literal(w.actor_id('owner2'))})")
+               f"{literal(w.actor_id(w.who('owner2')))})")
     if schema.table("invitations") and manager and manager != top:
         attack(f"{manager} invites a {top}", "invitations", manager,
                f"insert into public.invitations ({ORG}, email, role) values ({literal(w.orgs['org1'])}, "
@@ -300,11 +341,11 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
     for name in ("events", "sessions"):
         t = schema.table(name)
         if t is not None and t.column(ORG) is not None:
-            values = row_values(t, "org1", w, top, 9500, enums, with_id=False)
-            attack(f"a signed-in user writes {name}", name, top, insert_sql(t, values))
+            values = insert_values(t, "org1", w, top, 9500, enums)
+            attack(f"a signed-in user writes {name}", name, top, insert_sql(t, values), setup=clearing_sql(t, values, w))
     for schema_name, fname, args, volatile in private_functions:
         call = f"select {qname(schema_name, fname)}({args})"
-        attack(f"anon calls {schema_name}.{fname}", fname, "anon", call, kind="exec")
+        attack(f"anon calls {schema_name}.{fname}", fname, w.who("anon"), call, kind="exec")
         if volatile:
             attack(f"a signed-in user calls {schema_name}.{fname}", fname, writer, call, kind="exec")
     return out
@@ -312,10 +353,11 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
 
 def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> None:
     """Rows the hopper (a writer in both organisations) wrote in org1: the org-hopping targets."""
+    hopper = w.who("hopper")
+    if hopper is None:
+        return
     for t in tables:
-        values = row_values(t, "org1", w, "hopper", 5000 + len(w.rows), enums, with_id=True)
-        w.add(insert_sql(t, values) + ";", Row(t.name, "org1", "hopper", pk_key(t, values), purpose="attack",
-                                              values=values))
+        add_row(w, t, "org1", hopper, 5000 + len(w.rows), enums, purpose="attack")
 
 
 def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:
@@ -344,7 +386,10 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
 
         reattribution_attacks(bp, schema, w, enums, row_values, oracle, attack)
         return cases + attacks
-    return Plan(w, build)
+    notes = [] if w.who("hopper") else [
+        "one membership per user: nobody belongs to two organisations, so moving rows between them is "
+        "impossible by construction and is not attacked"]
+    return Plan(w, build, notes=notes)
 
 
 __all__ = ["Case", "GenericOracle", "OUTCOME_FUNCTION", "Plan", "add_rows", "attack_cases", "blueprint_plan",
@@ -367,19 +412,20 @@ def generic_plan(schema: Schema) -> Plan:
                     if t.column("user_id") is not None and t.name != orgs_name), None)
     roles = _role_labels(members, enums) if members else ["member"]
     writer = "member" if "member" in roles else roles[0]
-    actors, orgs = plan_actors(roles, writer)
-    w = World(actors=actors, orgs=orgs, role_names=roles)
+    actors, orgs, cast = plan_actors(roles, writer)
+    w = World(actors=actors, orgs=orgs, role_names=roles, cast=cast, schema=schema)
     notes: list[str] = []
     w.statements += users_sql(w)
     orgs_table = schema.table(orgs_name) if orgs_name else None
-    owners = {"org1": roles[0], "org2": "owner2"}
+    w.owners = owners = {"org1": roles[0], "org2": w.who("owner2")}
     if orgs_table is None:
         notes.append("no organisations table found (nothing references organization_id): anon checks only")
     else:
         for label, owner in owners.items():
             values = row_values(orgs_table, None, w, owner, len(w.statements), enums, with_id=True)
             values["id"] = literal(orgs[label])
-            w.add(insert_sql(orgs_table, values) + ";", Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}))
+            w.add(insert_sql(orgs_table, values) + ";",
+                  Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}, values=values))
     if members is not None and orgs_table is not None:
         role_col = members.column("role")
         for actor in actors.values():
@@ -388,12 +434,13 @@ def generic_plan(schema: Schema) -> Plan:
                 values["user_id"] = literal(actor.user_id)
                 if role_col is not None:
                     values["role"] = f"{literal(role)}::{role_col.type}"
-                purpose = "attack" if actor.name == "hopper" else "matrix"
+                purpose = "attack" if actor.name == w.who("hopper") else "matrix"
                 w.add(insert_sql(members, values) + ";", Row(members.name, label, actor.name,
-                                                             pk_key(members, values), purpose=purpose))
+                                                             pk_key(members, values), purpose=purpose,
+                                                             values=values))
     skip = {orgs_name, members.name if members else None}
     rest = [t for t in schema.tables if t.name not in skip]
-    add_rows(w, schema, rest, enums, {"org1": [writer], "org2": ["owner2"]}, global_author=roles[0])
+    add_rows(w, schema, rest, enums, {"org1": [writer], "org2": [owners["org2"]]}, global_author=roles[0])
     hopper_rows(w, [t for t in rest if t.column(ORG) is not None], enums)
     w.statements += [f"refresh materialized view public.{ident(v.name)};" for v in schema.views if v.materialized]
     manager = next((r for r in ("admin", "manager") if r in roles), None)
@@ -409,8 +456,6 @@ def generic_plan(schema: Schema) -> Plan:
 def _role_labels(members: Table, enums: dict[str, list[str]]) -> list[str]:
     """The membership roles, most privileged first (an enum may list them either way)."""
     col = members.column("role")
-    from .world import allowed_values
-
     labels = (enums.get(col.type) or enums.get(col.type.replace("public.", "")) or allowed_values(members, "role")
               if col is not None else []) or ["member"]
     order = ("owner", "admin", "manager", "editor", "member", "viewer")

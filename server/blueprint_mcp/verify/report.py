@@ -32,13 +32,17 @@ class VerifyReport(BaseModel):
     mode: Literal["blueprint", "generic"]
     target: str
     grant_mode: str
-    ok: bool = Field(description="No leak, no wrongly blocked case, no error, no ERROR-level lint.")
+    ok: bool = Field(description="No leak, no wrongly blocked case, no error, no ERROR-level lint and, with a "
+                                 "blueprint, no fixture that could not be built.")
     counts: dict[str, int] = Field(description="Cases per verdict.")
     leaks: int
     failures: list[CaseResult] = Field(description="Every case whose verdict is not ok/observed, leaks first.")
     attacks: list[CaseResult] = Field(default_factory=list, description="The targeted attacks and their outcome.")
     cases: list[CaseResult] = Field(default_factory=list, description="Every case (only when asked for).")
     lints: list[Finding] = Field(default_factory=list)
+    fixture_failures: list[str] = Field(
+        default_factory=list, description="Fixture rows PostgreSQL refused (their cases are not run); with a "
+                                          "blueprint each one fails the verification.")
     notes: list[str] = Field(default_factory=list)
     markdown: str | None = None
 
@@ -53,18 +57,22 @@ def ordered(cases: list[Case]) -> list[Case]:
 
 
 def build_report(source: str, mode, target: str, grant_mode: str, cases: list[Case], lints: list[Finding],
-                 notes: list[str], include_cases: bool = False) -> VerifyReport:
+                 notes: list[str], include_cases: bool = False,
+                 fixture_failures: list[str] | None = None) -> VerifyReport:
     counts = Counter(c.verdict for c in cases)
     failing = [c for c in ordered(cases) if c.verdict in ("LEAK", "blocked", "error")]
     errors = [f for f in lints if f.level.value == "ERROR"]
-    # A generated backend must accept every fixture; a user's own schema may reject some (then noted).
-    broken_world = mode == "blueprint" and any(n.startswith("fixture failed") for n in notes)
+    fixture_failures = fixture_failures or []
+    # A generated backend must accept every fixture (the rows its cases need would be missing);
+    # a user's own schema may reject some, which is reported but not held against it.
+    broken_world = mode == "blueprint" and bool(fixture_failures)
     report = VerifyReport(
         source=source, mode=mode, target=target, grant_mode=grant_mode,
         ok=not failing and not errors and not broken_world,
         counts=dict(sorted(counts.items(), key=lambda kv: VERDICT_ORDER[kv[0]])), leaks=counts.get("LEAK", 0),
         failures=[result(c) for c in failing], attacks=[result(c) for c in cases if c.attack],
-        cases=[result(c) for c in ordered(cases)] if include_cases else [], lints=lints, notes=notes,
+        cases=[result(c) for c in ordered(cases)] if include_cases else [], lints=lints,
+        fixture_failures=fixture_failures, notes=notes,
     )
     report.markdown = markdown(report)
     return report
@@ -93,6 +101,8 @@ def markdown(r: VerifyReport) -> str:
         lines += ["## Catalogue lints", "", "| level | lint | object | message |", "|---|---|---|---|"]
         lines += [f"| {f.level.value} | {f.rule_id} {f.name} | {_cell(f.object)} | {_cell(f.message)} |" for f in r.lints]
         lines.append("")
+    if r.fixture_failures:
+        lines += ["## Fixtures that could not be built", ""] + [f"- {_cell(n)}" for n in r.fixture_failures] + [""]
     if r.notes:
         lines += ["## Notes", ""] + [f"- {_cell(n)}" for n in r.notes] + [""]
     return "\n".join(lines)

@@ -89,4 +89,4 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
                                      fix="report this with the migrations that caused it") from None
             desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
-                        plan.cases, lints, plan.notes, include_cases)
+                        plan.cases, lints, plan.notes, include_cases, plan.fixture_failures)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from ...model import ANALYTICS_TABLES
+from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ..tree import Node, function_name, nodes, nodes_in
 
@@ -15,7 +15,6 @@ AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 # Sub-queries PostgreSQL computes once per statement (an init plan) when they are uncorrelated.
 ONCE_PER_STATEMENT = ("EXPR_SUBLINK", "ARRAY_SUBLINK")
 MEMBERSHIP_SUFFIXES = ("members", "memberships")
-ANALYTICS = frozenset(ANALYTICS_TABLES) | {"page_views", "pageviews"}
 SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
 
 
@@ -39,21 +38,40 @@ def is_tenant(t: Table) -> bool:
 
 
 def is_analytics(t: Table) -> bool:
-    return t.name in ANALYTICS or t.name.startswith("analytics_")
+    return is_analytics_name(t.name)
 
 
 def membership_tables(s: Schema) -> set[str]:
-    """schema.table of every membership table: tenant key and user_id unique together with a role column,
-    or named *members. (A per-organisation record of a user without a role, such as a shop's buyers,
-    links a user to data; it grants nothing.)"""
-    out = set()
+    """schema.table of every membership table.
+
+    Candidates are shaped like one: tenant key and user_id unique together with a role column, or
+    named *members. When policies show where access is decided (they read a candidate, directly or
+    through a function they call), only those candidates count: a domain table that happens to have
+    that shape (project_members, a per-user settings row) grants nobody anything, and a per-user
+    record without a role (a shop's buyers) links a user to data rather than granting access.
+    """
+    candidates = set()
     for t in created(s):
         if not is_tenant(t) or t.column("user_id") is None:
             continue
         keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
         if ({t.tenant_key, "user_id"} in keys and t.column("role") is not None) or t.name.endswith(MEMBERSHIP_SUFFIXES):
-            out.add(t.qualified)
+            candidates.add(t.qualified)
+    consulted = candidates & policy_reads(s)
+    return consulted or candidates
+
+
+def policy_reads(s: Schema) -> set[str]:
+    """schema.table of every relation a policy reads, directly or through a function it calls."""
+    out: set[str] = set()
+    for t in s.tables:
+        for p in t.policies:
+            for _, tree, _ in trees(p):
+                out |= relation_names(tree, t.schema_name)
+                for name, _, _ in calls(tree):
+                    f = find_function(s, name)
+                    out |= set(f.reads or []) if f is not None else set()
     return out
 
 

@@ -131,7 +131,7 @@ create table public.projects (
   constraint projects_pkey primary key (id),
   constraint projects_organization_id_id_key unique (organization_id, id),
   constraint projects_name_check check (char_length(name) >= 1 and char_length(name) <= 200),
-  constraint projects_organization_id_name_key unique nulls not distinct (organization_id, name),
+  constraint projects_organization_id_name_key unique (organization_id, name),
   constraint projects_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint projects_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade
 );

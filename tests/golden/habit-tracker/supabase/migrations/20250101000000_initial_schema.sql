@@ -182,7 +182,7 @@ create table public.streaks (
   constraint streaks_organization_id_id_key unique (organization_id, id),
   constraint streaks_current_length_check check (current_length >= 0.0),
   constraint streaks_longest_length_check check (longest_length >= 0.0),
-  constraint streaks_organization_id_habit_id_user_id_key unique nulls not distinct (organization_id, habit_id, user_id),
+  constraint streaks_organization_id_habit_id_user_id_key unique (organization_id, habit_id, user_id),
   constraint streaks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint streaks_organization_id_habit_id_fkey foreign key (organization_id, habit_id) references public.habits (organization_id, id) on delete cascade,
   constraint streaks_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade
@@ -226,7 +226,7 @@ create table public.milestones (
   updated_at timestamptz not null default now(),
   constraint milestones_pkey primary key (id),
   constraint milestones_organization_id_id_key unique (organization_id, id),
-  constraint milestones_organization_id_user_id_badge_id_habit_id_key unique nulls not distinct (organization_id, user_id, badge_id, habit_id),
+  constraint milestones_organization_id_user_id_badge_id_habit_id_key unique (organization_id, user_id, badge_id, habit_id),
   constraint milestones_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint milestones_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
   constraint milestones_badge_id_fkey foreign key (badge_id) references public.badges (id) on delete cascade,

@@ -1,0 +1,245 @@
+"""Fixture rows: the values a row needs, kept inside every check and distinct on every unique key.
+
+A world's rows must all insert, or the matrix judges rows that do not exist. So a fixture row
+gets, for each unique key of its table, a NULL where the key lets NULLs through, else values
+no earlier row of the table holds (the next value of the column's domain, or another referenced
+row, made on demand as a "support" row). When no choice is left, the row is still inserted and
+PostgreSQL's refusal is reported as a fixture failure: never silently skipped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+
+from ..model.schema import Column, ForeignKey, Table
+from ..sql.ident import literal, qname
+from .values import Domain, domain, ordered_value
+from .world import ORG, Row, World, insert_sql, pk_key, stable_id, where_key
+
+MARKER = "blueprint-verify-marker"
+MAX_TRIES = 20_000  # combinations tried for one row before leaving it to PostgreSQL to refuse
+SUPPORT_BASE = 7000  # fixture numbers of support rows (matrix rows count from 1, hopper rows from 5000)
+
+
+def value_for(table: Table, col: Column, n: int, enums: dict[str, list[str]]) -> str:
+    """A literal that fits the column's type, checks and listed values (row number n flavours it)."""
+    if (slot := ordered_value(table, col, n)) is not None:
+        return slot
+    # An empty domain (checks no value passes) is left to PostgreSQL to refuse, and reported.
+    return domain(table, col, enums).value(0, n, table.name, col.name) or "null"
+
+
+def row_values(table: Table, org: str | None, world: World, author: str, n: int,
+               enums: dict[str, list[str]], with_id: bool) -> dict[str, str]:
+    """Column -> literal for a row of `table` in `org` written by `author`.
+
+    Only what a client must send: NOT NULL columns without a default, NOT NULL references
+    (into the same organisation; users are the author), the tenant key, and the id for fixtures.
+    Fixture rows (with_id) are also made distinct on every unique key of the table.
+    """
+    references: dict[str, str] = {}
+    for fk in table.foreign_keys:
+        target = None if fk.ref_schema == "auth" else _ref_rows(world, fk, org, table)[:1]
+        for col, ref_col in zip(fk.columns, fk.ref_columns):
+            if col == ORG:
+                continue
+            if fk.ref_schema == "auth":
+                # anon has no user: name an existing one, so only access control can stop the write.
+                references[col] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
+            elif target and ref_col in target[0].key:
+                references[col] = target[0].key[ref_col]
+    values: dict[str, str] = {}
+    for col in table.columns:
+        if col.name == ORG and org:
+            values[ORG] = literal(world.orgs[org])
+        elif col.name == "id" and with_id and col.name not in references:
+            values["id"] = literal(stable_id(table.name, org or "global", author, str(n)))
+        elif col.name in references and (not col.nullable or (with_id and _is_auth_ref(table, col.name))):
+            # Fixture rows also name their author in optional user columns (events.user_id...).
+            values[col.name] = references[col.name]
+        elif not col.nullable and col.default is None:
+            values[col.name] = value_for(table, col, n, enums)
+        elif with_id and col.default and "auth.uid()" in col.default:
+            # Fixtures are written without a JWT: give them what the author's request would have.
+            values[col.name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
+    if with_id:
+        _make_distinct(table, org, world, author, n, enums, values, support=True)
+    return values
+
+
+def insert_values(table: Table, org: str | None, world: World, author: str, n: int,
+                  enums: dict[str, list[str]]) -> dict[str, str]:
+    """What a client's insert sends: a row like a fixture's, distinct from the fixtures where it can be."""
+    values = row_values(table, org, world, author, n, enums, with_id=False)
+    _make_distinct(table, org, world, author, n, enums, values, support=False)
+    return values
+
+
+def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | None:
+    """Deletes the fixture rows an insert of `values` would meet on a unique key (the owner column
+    of a one-row-per-user key cannot change), or None when there are none."""
+    keys = unique_keys(table)
+    rows = [r for r in world.rows if r.table == table.name and r.key and _clashes(table, values, [r.values], keys)]
+    if not rows:
+        return None
+    return f"delete from {qname(table.schema_name, table.name)} where " + \
+        " or ".join(f"({where_key(r.key)})" for r in rows)
+
+
+def add_row(world: World, table: Table, org: str | None, author: str, n: int, enums: dict[str, list[str]],
+            purpose: str = "matrix") -> Row:
+    """Plan the insert of one fixture row and return it."""
+    values = row_values(table, org, world, author, n, enums, with_id=True)
+    row = Row(table.name, org, author, pk_key(table, values), purpose=purpose, values=values)
+    world.add(insert_sql(table, values) + ";", row)
+    return row
+
+
+def marker_for(table: Table, col: Column, enums: dict[str, list[str]]) -> str:
+    """A value for a write without WHERE that no fixture row holds ("~" is never in a fixture value)."""
+    d = domain(table, col, enums)
+    text = MARKER
+    if d.max_len is not None and len(text) > d.max_len:
+        text = "~" * max(d.min_len, 1)
+    return literal(text.ljust(d.min_len, "~"))
+
+
+def _is_auth_ref(table: Table, column: str) -> bool:
+    return any(fk.ref_schema == "auth" and column in fk.columns for fk in table.foreign_keys)
+
+
+def _ref_rows(world: World, fk: ForeignKey, org: str | None, table: Table | None = None) -> list[Row]:
+    """Rows `fk` may point at: the organisation's own first, then any (global targets have no organisation).
+    A member reference limited to roles points only at members holding one of them."""
+    same_org = [r for r in world.rows if r.table == fk.ref_table and r.org == org]
+    roles = member_roles_of(table, fk) if table is not None else None
+    if roles is not None:
+        return [r for r in same_org if world.actors[r.author].memberships.get(org) in roles]
+    return same_org or [r for r in world.rows if r.table == fk.ref_table]
+
+
+def member_roles_of(table: Table, fk: ForeignKey) -> list[str] | None:
+    """The roles a member reference is limited to, read from its role-check trigger's arguments."""
+    if fk.ref_table != "organization_members":
+        return None
+    col = fk.columns[-1]
+    for trg in table.triggers:
+        if trg.function.endswith("check_member_role") and trg.args[:1] == [col]:
+            return trg.args[1:]
+    return None
+
+
+# --- unique keys ----------------------------------------------------------------------------------
+
+def unique_keys(table: Table) -> list[tuple[list[str], bool]]:
+    """(columns, nulls not distinct) of every key a fixture row must not repeat (those with the id cannot)."""
+    keys = [(k.columns, k.nulls_not_distinct) for k in table.constraints
+            if k.kind in ("primary key", "unique") and "id" not in k.columns]
+    # Partial unique indexes too: fixture rows sit inside their WHERE as often as not.
+    return keys + [(ix.columns, False) for ix in table.indexes if ix.unique and "id" not in ix.columns]
+
+
+VOLATILE_DEFAULTS = ("gen_random_uuid(", "uuid_generate_", "nextval(", "random(", "clock_timestamp(")
+
+
+def _cell(table: Table, values: dict[str, str], column: str) -> str | None:
+    """What a row holds in `column`, comparable across rows: its literal or the column default, without
+    a trailing cast, numbers normalised ("2.0" and "2::numeric" are the same value). None when it
+    differs on every row (a volatile default such as gen_random_uuid())."""
+    col = table.column(column)
+    if column not in values and col is not None and col.default and any(v in col.default for v in VOLATILE_DEFAULTS):
+        return None
+    text = values.get(column, "null" if col is None or col.default is None else col.default)
+    text = re.sub(r"::[a-z_. \"]+$", "", text.strip(), flags=re.I)
+    try:
+        return str(Decimal(text).normalize())
+    except InvalidOperation:
+        return text
+
+
+def _clashes(table: Table, values: dict[str, str], peers: list[dict[str, str]],
+             keys: list[tuple[list[str], bool]]) -> bool:
+    for columns, nulls_not_distinct in keys:
+        mine = [_cell(table, values, c) for c in columns]
+        if None in mine or ("null" in mine and not nulls_not_distinct):
+            continue
+        if any([_cell(table, p, c) for c in columns] == mine for p in peers):
+            return True
+    return False
+
+
+def _make_distinct(table: Table, org: str | None, world: World, author: str, n: int,
+                   enums: dict[str, list[str]], values: dict[str, str], support: bool) -> None:
+    keys = unique_keys(table)
+    fixed = {ORG} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns}
+    for c in dict.fromkeys(c for columns, _ in keys for c in columns):
+        col = table.column(c)
+        # Key columns never rest on a default: `now()` and `current_date` would compare as
+        # different texts yet be one value. (Volatile defaults differ on every row anyway.)
+        if col is not None and c not in values and c not in fixed and not col.nullable and col.default \
+                and not any(v in col.default for v in VOLATILE_DEFAULTS):
+            values[c] = value_for(table, col, n, enums)
+    peers = [r.values for r in world.rows if r.table == table.name]
+    if not keys or not _clashes(table, values, peers, keys):
+        return
+    # A NULL in a key column lets the row through (unless the key says NULLs are not distinct).
+    for columns, nulls_not_distinct in keys:
+        free = [c for c in columns if c not in fixed and (col := table.column(c)) is not None and col.nullable]
+        if free and not nulls_not_distinct:
+            values[free[0]] = "null"
+    if not _clashes(table, values, peers, keys):
+        return
+    choices = [list(_choices(table, org, world, author, enums, unit, n, len(peers) + 2, i, support))
+               for i, unit in enumerate(_units(table, keys, fixed, values))]
+    for tries, combo in enumerate(itertools.product(*choices)):
+        if tries >= MAX_TRIES:
+            return
+        trial = dict(values)
+        for part in combo:
+            trial.update({c: v for c, v in part.items() if not c.startswith("__")})
+        if not _clashes(table, trial, peers, keys):
+            for part in combo:
+                if "__support__" in part:
+                    part["__support__"]()
+            values.update(trial)
+            return
+
+
+def _units(table: Table, keys, fixed: set[str], values: dict[str, str]) -> list[object]:
+    """What may vary in the clashing keys: a column, or a foreign key (its columns change together)."""
+    out: list[object] = []
+    for columns, nulls_not_distinct in keys:
+        for c in columns:
+            if c in fixed or values.get(c) == "null" and not nulls_not_distinct:
+                continue
+            fk = next((fk for fk in table.foreign_keys if c in fk.columns and fk.ref_schema != "auth"), None)
+            unit = fk if fk is not None else c
+            if unit not in out:
+                out.append(unit)
+    return out
+
+
+def _choices(table: Table, org: str | None, world: World, author: str, enums: dict[str, list[str]],
+             unit: object, n: int, count: int, salt: int, support: bool) -> Iterator[dict]:
+    """Candidate values for one unit: the column's first `count` domain values, or the rows an FK may
+    point at and then a new support row."""
+    if isinstance(unit, str):
+        d: Domain = domain(table, table.column(unit), enums)
+        for j in range(count):
+            if (v := d.value(j, n, table.name, unit)) is not None:
+                yield {unit: v}
+        return
+    fk: ForeignKey = unit  # type: ignore[assignment]
+    for row in _ref_rows(world, fk, org, table):
+        yield {c: row.key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != ORG and rc in row.key}
+    target = world.schema.table(fk.ref_table, fk.ref_schema) if world.schema and support else None
+    if target is None:
+        return
+    target_org = org if target.column(ORG) is not None else None
+    number = SUPPORT_BASE + 10 * len(world.rows) + salt
+    key = {"id": literal(stable_id(target.name, target_org or "global", author, str(number)))}
+    yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != ORG and rc in key},
+           "__support__": lambda: add_row(world, target, target_org, author, number, enums, "support")}

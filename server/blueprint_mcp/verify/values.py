@@ -1,0 +1,207 @@
+"""Fixture values: literals that fit a column's type, its checks and listed values, distinct on demand.
+
+A column's `Domain` is read from the physical schema (type, enum labels, CHECK expressions as the
+generator writes them or as PostgreSQL prints them back), so the same code serves blueprints and
+any migrations folder. `value(j)` is the j-th distinct literal, None once the domain runs out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ..model.schema import Column, Table
+from ..sql.ident import literal
+from .world import stable_id
+
+_ALLOWED = re.compile(r"(?:in \(|= any \(array\[)(.*?)[\])]", re.I)
+_NUMBER = r"\(?'?(-?\d+(?:\.\d+)?(?:e[+-]?\d+)?)'?"
+TEXT_TYPES = ("text", "character varying", "varchar", "citext", "character")
+NUMBER_TYPES = ("integer", "bigint", "smallint", "numeric", "real", "double precision")
+INTEGER_TYPES = ("smallint", "integer", "bigint")
+# An integer column's bound, tightened to the integers inside it: (rounding, then add).
+_TIGHTEN = {">=": ("ROUND_CEILING", 0), ">": ("ROUND_FLOOR", 1), "<=": ("ROUND_FLOOR", 0), "<": ("ROUND_CEILING", -1)}
+# A decimal column's strict bound, nudged inside.
+_NUDGE = {">": Decimal("0.001"), "<": Decimal("-0.001")}
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def allowed_values(table: Table, column: str) -> list[str]:
+    """Values a check constraint lists for `column` (`col in (...)` or `col = any (array[...])`)."""
+    col = re.escape(column)
+    for k in table.constraints:
+        expr = k.expression or ""
+        if k.kind == "check" and re.search(rf"\b{col}\b", expr) and (m := _ALLOWED.search(expr)):
+            return re.findall(r"'((?:[^']|'')*)'", m.group(1))
+    return []
+
+
+def _bounds(table: Table, pattern: str) -> list[tuple[str, Decimal]]:
+    """(operator, number) of every `<pattern> op number` in the table's checks."""
+    out = []
+    for k in table.constraints:
+        if k.kind == "check":
+            for op, number in re.findall(pattern + r"\s*(>=|<=|>|<)\s*" + _NUMBER, k.expression or "", re.I):
+                out.append((op, Decimal(number)))
+    return out
+
+
+def _column_pattern(column: str) -> str:
+    # `col`, `"col"`, `(col)::numeric` as PostgreSQL prints an integer column compared with a decimal.
+    quoted = '"' + column.replace('"', '""') + '"'
+    return rf'(?<![\w"])\(?(?:{re.escape(column)}|{re.escape(quoted)})(?![\w"])\)?(?:::[a-z ]+)?'
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a column accepts: a kind, listed labels, numeric bounds or text lengths."""
+
+    kind: str  # listed | integer | decimal | text | boolean | date | timestamptz | jsonb | uuid | other
+    sql_type: str
+    labels: tuple[str, ...] = ()
+    lo: Decimal | None = None
+    hi: Decimal | None = None
+    min_len: int = 0
+    max_len: int | None = None
+
+    @property
+    def size(self) -> int | None:
+        """How many distinct values there are, None for (practically) unbounded."""
+        if self.kind == "listed":
+            return len(self.labels)
+        if self.kind == "boolean":
+            return 2
+        if self.kind == "integer" and self.lo is not None and self.hi is not None:
+            return max(0, int(self.hi) - int(self.lo) + 1)
+        if self.kind == "decimal" and self.lo is not None and self.hi is not None and self.lo == self.hi:
+            return 1
+        if self.kind == "text" and self.max_len is not None and self.max_len <= 6:  # longer: unbounded enough
+            return sum(36 ** n for n in range(max(self.min_len, 1), self.max_len + 1))
+        return None
+
+    def value(self, j: int, n: int, table: str, column: str) -> str | None:
+        """The j-th distinct literal (n, the fixture's number, flavours text and ids); None past the end."""
+        size = self.size
+        if size is not None and j >= size:
+            return None
+        if self.kind == "listed":
+            return literal(self.labels[j]) + ("" if self.sql_type == "text" else f"::{self.sql_type}")
+        if self.kind == "boolean":
+            return ("false", "true")[j]
+        if self.kind == "integer":
+            return str(self._integer(j))
+        if self.kind == "decimal":
+            return str(self._decimal(j))
+        if self.kind == "text":
+            return literal(self._text(j, n, column))
+        if self.kind == "date":
+            return "current_date" + (f" + {j}" if j else "")
+        if self.kind == "timestamptz":
+            return "now()" + (f" + interval '{j} minutes'" if j else "")
+        if self.kind == "jsonb":
+            return "'{}'" if j == 0 else literal('{"fixture": %d}' % j)
+        if self.kind == "uuid":
+            return literal(stable_id(table, column, str(n), *([str(j)] if j else [])))
+        return f"{literal('fixture')}::{self.sql_type}"
+
+    def _integer(self, j: int) -> int:
+        # 1 when allowed (else the nearest bound), counting up to hi, then down to lo.
+        lo, hi = self.lo, self.hi
+        start = 1 if (lo is None or lo <= 1) and (hi is None or hi >= 1) else int(lo if lo is not None else hi)
+        above = None if hi is None else int(hi) - start + 1
+        return start + j if above is None or j < above else start - (j - above) - 1
+
+    def _decimal(self, j: int) -> Decimal:
+        lo, hi = self.lo, self.hi
+        if lo is not None and hi is not None:
+            return lo + (hi - lo) * Decimal(j) / Decimal(j + 1)  # lo, then ever closer to hi
+        if lo is not None:
+            return lo + j
+        if hi is not None:
+            return min(hi, Decimal(1)) - j
+        return Decimal(1 + j)
+
+    def _text(self, j: int, n: int, column: str) -> str:
+        wanted = f"fixture{n}@example.com" if "email" in column else f"fixture{n}"
+        if j == 0 and self.min_len <= len(wanted) <= (self.max_len or len(wanted)):
+            return wanted
+        # The j-th string over [0-9a-z], shortest first, as long as the check allows.
+        length = max(self.min_len, 1)
+        while j >= 36 ** length:
+            j -= 36 ** length
+            length += 1
+        return "".join(_BASE36[(j // 36 ** i) % 36] for i in reversed(range(length)))
+
+
+def domain(table: Table, col: Column, enums: dict[str, list[str]]) -> Domain:
+    """The domain of `col` in `table`."""
+    if options := allowed_values(table, col.name):
+        return Domain("listed", col.type, labels=tuple(options))
+    base = col.type.split("(")[0].strip().lower()
+    labels = enums.get(base) or enums.get(base.replace("public.", ""))
+    if labels:
+        return Domain("listed", col.type, labels=tuple(labels))
+    name = _column_pattern(col.name)
+    if base in TEXT_TYPES:
+        lo, hi = 0, None
+        for op, v in _bounds(table, rf"char_length\(\s*{name}\s*\)"):
+            if op in (">=", ">"):
+                lo = max(lo, int(v) + (op == ">"))
+            else:
+                hi = min(hi if hi is not None else int(v), int(v) - (op == "<"))
+        return Domain("text", col.type, min_len=lo, max_len=hi)
+    if base in NUMBER_TYPES:
+        integral = base in INTEGER_TYPES
+        lo = hi = None
+        for op, v in _bounds(table, rf"(?<!char_length\(){name}"):
+            if integral:
+                rounding, add = _TIGHTEN[op]
+                v = v.to_integral_value(rounding) + add
+            else:
+                v += _NUDGE.get(op, 0)
+            if op in (">=", ">"):
+                lo = v if lo is None else max(lo, v)
+            else:
+                hi = v if hi is None else min(hi, v)
+        return Domain("integer" if integral else "decimal", col.type, lo=lo, hi=hi)
+    kind = {"boolean": "boolean", "date": "date", "jsonb": "jsonb", "json": "jsonb", "uuid": "uuid",
+            "timestamptz": "timestamptz", "timestamp with time zone": "timestamptz", "timestamp": "timestamptz",
+            "timestamp without time zone": "timestamptz"}.get(base, "other")
+    return Domain(kind, col.type)
+
+
+_COMPARISON = re.compile(r'^\s*"?([a-z_][a-z0-9_]*)"?\s*(<=|>=|<>|<|>)\s*"?([a-z_][a-z0-9_]*)"?\s*$')
+_ORDERED = ("timestamptz", "timestamp with time zone", "timestamp", "timestamp without time zone", "date",
+            *INTEGER_TYPES, "numeric")
+
+
+def ordered_columns(table: Table) -> dict[str, int]:
+    """Ranks for columns that checks compare (`a > b`) or exclusions range over: a row whose values
+    grow with the rank satisfies every comparison and gives a non-empty [start, end) range."""
+    edges: list[tuple[str, str]] = []  # (smaller, larger)
+    for k in table.constraints:
+        if k.kind == "check" and (m := _COMPARISON.match(k.expression or "")):
+            a, op, b = m.groups()
+            edges.append((b, a) if op in (">", ">=", "<>") else (a, b))
+        elif k.kind == "exclude" and len(k.columns) >= 2:
+            edges.append((k.columns[-2], k.columns[-1]))
+    rank: dict[str, int] = {c: 0 for pair in edges for c in pair}
+    for _ in range(len(rank)):  # longest-path ranks; a cycle of strict comparisons has no solution anyway
+        for small, large in edges:
+            rank[large] = max(rank[large], rank[small] + 1)
+    return rank
+
+
+def ordered_value(table: Table, col: Column, n: int) -> str | None:
+    """For a compared or ranged column: row n gets its own day (exclusion ranges never overlap), the
+    columns ordered within it by hour (comparisons hold). None for any other column."""
+    rank = ordered_columns(table).get(col.name)
+    base = col.type.split("(")[0].strip().lower()
+    if rank is None or base not in _ORDERED:
+        return None
+    if base == "date":
+        return f"(date '2030-01-01' + {n * 10 + rank})"
+    if base.startswith("timestamp"):
+        return f"(timestamptz '2030-01-01 00:00:00+00' + interval '{n} days' + interval '{rank} hours')"
+    return str(n * 10 + rank)

@@ -1,0 +1,301 @@
+"""Hypothesis strategies for random valid blueprints, built constructively (no filtering).
+
+Every choice is drawn from what the model accepts, so a rejected example means this module is
+wrong, not the model. Raw dicts are returned (as a tool call or a YAML file would pass them).
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from blueprint_mcp.model import (
+    ANALYTICS_TABLES,
+    CORE_TABLES,
+    Capability,
+    FieldType,
+    canonical_taxonomy,
+    is_analytics_name,
+)
+from blueprint_mcp.model.blueprint import PRIVACY_TABLES, ROLE_TYPE
+from blueprint_mcp.model.entities import EXPRESSION_TYPES, Entity
+from blueprint_mcp.model.names import object_name
+
+COMMANDS = ("select", "insert", "update", "delete")
+SCOPES = ("organization", "user", "global", "service")
+# Valid (personal_workspaces, team_organizations, multiple_memberships) combinations.
+TENANCY_FLAGS = ((True, True, True), (True, False, True), (True, False, False), (False, True, True),
+                 (False, True, False))
+
+
+def _long(prefix: str) -> str:
+    """An identifier of exactly 63 bytes, the PostgreSQL limit, starting with `prefix`."""
+    return (prefix + "_" + "long_identifier_at_the_limit_" * 3)[:63]
+
+
+# Non-reserved and column-name keywords (PostgreSQL accepts them bare), names the verifier's own
+# actors use, membership-looking names, names whose generated objects could collide (a + b_c and
+# a_b + c), and names at the 63-byte limit. Reserved words ("order", "user", "select", "group") are
+# rejected by the model, so they cannot appear here; nor can analytics names (page_views).
+ROLE_NAMES = ("owner", "admin", "member", "viewer", "lead", "staff", "auditor", "editor", "billing", "guest",
+              "hopper", "outsider", "peer", "owner2", "anon", "authenticated", "service_role", "position", "type",
+              _long("r"))
+ENTITY_NAMES = ("projects", "tasks", "invoices", "appointments", "notes", "boxes", "categories", "position",
+                "values", "type", "row", "between", "time", "comment", "action", "data", "key", "items",
+                "team_members", "memberships", "a", "a_b",
+                _long("e"), _long("f"))
+FIELD_NAMES = ("name", "title", "body", "status", "amount", "starts_on", "due_at", "position", "values", "type",
+               "row", "between", "time", "key", "value", "user_id", "email", "notes", "b", "b_c", "c", "level",
+               "data", "payload", "properties", "password", "token", _long("c"), _long("d"))
+OWNER_COLUMNS = ("created_by", "user_id", "author_id", "owner", _long("o"))
+ENUM_VALUES = ("draft", "active", "done", "low", "high", "position", "type", "a", "b", _long("v"))
+CONSENT_FLAGS = ("consent_for_personalization", "consent_for_ai_recommendations", "consent_for_marketing",
+                 "consent_for_research")
+PROSE = st.one_of(st.just(""), st.sampled_from(["A thing.", "It's quoted: 'x' \"y\" $$ z $$.", "Ünïcödé ☕ text.",
+                                                "Line one.\nLine two.", "-- not a comment; /* nor this */"]),
+                  st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40))
+GENERATED_TABLE_NAMES = set(CORE_TABLES) | set(ANALYTICS_TABLES) | set(PRIVACY_TABLES)
+CORE_EVENTS = {e.name for e in canonical_taxonomy().events}
+NUMERIC = ("integer", "bigint", "numeric")
+EVENT_PROPERTIES = ("source", "count", "project_id", "plan")
+CUSTOM_EVENTS = ("report_exported", "search_performed", "export_failed")
+
+
+def singular(name: str) -> str:
+    return Entity(name=name).singular
+
+
+def derived_events(name: str) -> set[str]:
+    return {object_name(singular(name), suffix=verb) for verb in ("created", "updated", "deleted")}
+
+
+@st.composite
+def roles(draw) -> list[dict]:
+    """1..6 roles, most privileged first; every role's capabilities are a subset of the one above."""
+    n = draw(st.integers(1, 6))
+    names = draw(st.lists(st.sampled_from(ROLE_NAMES), min_size=n, max_size=n, unique=True))
+    caps = [c.value for c in Capability]
+    out = [{"name": names[0], "capabilities": draw(st.permutations(caps))}]
+    for name in names[1:]:
+        # A subset of the role above; any capability brings read with it.
+        caps = draw(st.lists(st.sampled_from(caps), unique=True)) if caps else []
+        if caps and "read" not in caps:
+            caps.append("read")
+        out.append({"name": name, "capabilities": caps, "description": draw(PROSE)})
+    return out
+
+
+@st.composite
+def tenancies(draw) -> dict:
+    personal, team, multiple = draw(st.sampled_from(TENANCY_FLAGS))
+    out = {"personal_workspaces": personal, "team_organizations": team, "multiple_memberships": multiple}
+    if draw(st.booleans()):
+        out["roles"] = draw(roles())
+    return out
+
+
+def role_names(tenancy: dict) -> list[str]:
+    return [r["name"] for r in tenancy.get("roles", [])] or ["owner", "admin", "member", "viewer"]
+
+
+@st.composite
+def check_for(draw, ftype: str) -> dict | None:
+    """A check that leaves values: min <= max, and an integer inside for integer types."""
+    if ftype in NUMERIC:
+        anchor = draw(st.integers(-1000, 1000))  # a value the check admits
+        below = st.one_of(st.integers(0, 500), st.floats(0, 500, allow_nan=False))
+        lo = draw(st.none() | below.map(lambda d: anchor - d))
+        hi = draw(st.none() | below.map(lambda d: anchor + d))
+        if lo is None and hi is None:
+            lo = anchor
+        return {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+    if ftype == "text":
+        lo, hi = draw(st.none() | st.integers(0, 20)), draw(st.none() | st.integers(1, 300))
+        if lo is None and hi is None:
+            hi = draw(st.integers(1, 300))
+        if lo is not None and hi is not None and lo > hi:
+            lo, hi = hi, lo
+        return {k: v for k, v in (("min_length", lo), ("max_length", hi)) if v is not None}
+    return None
+
+
+def _inside(check: dict | None, value) -> bool:
+    if not check:
+        return True
+    if isinstance(value, str):
+        return check.get("min_length", 0) <= len(value) <= check.get("max_length", 10**9)
+    return check.get("min", -10**18) <= value <= check.get("max", 10**18)
+
+
+@st.composite
+def default_for(draw, ftype: str, values: list[str] | None, check: dict | None, references: str | None) -> dict:
+    """A literal default or a default expression that fits the type (and its check)."""
+    candidates: list = []
+    if ftype == "boolean":
+        candidates = [True, False]
+    elif ftype in ("integer", "bigint"):
+        candidates = [0, 1, 7, -3, 100]
+    elif ftype == "numeric":
+        candidates = [0, 1.5, 2, -0.25]
+    elif ftype == "text":
+        candidates = ["", "x", "it's", "hello world"]
+    elif ftype == "enum":
+        candidates = list(values or [])
+    elif ftype == "date":
+        candidates = ["2024-02-29"]
+    elif ftype == "timestamptz":
+        candidates = ["2024-01-01T12:00:00+00:00"]
+    candidates = [c for c in candidates if _inside(check, c)]
+    expressions = [e.value for e, types in EXPRESSION_TYPES.items() if ftype in types]
+    if references == "auth.users":
+        expressions.append("auth_uid")
+    choice = draw(st.sampled_from([None] + [("literal", c) for c in candidates] + [("expr", e) for e in expressions]))
+    if choice is None:
+        return {}
+    return {"default": choice[1]} if choice[0] == "literal" else {"default_expression": choice[1]}
+
+
+def roomy(field: dict) -> bool:
+    """Whether a unique key holding this field admits a row for every fixture author of an
+    organisation (up to 6 roles, a hopper and support rows). The verifier's world cannot be built
+    inside a smaller key and reports that as a fixture failure (tests/test_counterexamples.py), so
+    keys here always hold one roomy column: a NULL, an author, or a wide enough domain."""
+    if field["nullable"] or field["type"] in ("text", "uuid", "jsonb", "date", "timestamptz", "reference"):
+        return True
+    if field["type"] in ("enum", "boolean"):
+        return False
+    check = field.get("check") or {}
+    lo, hi = check.get("min"), check.get("max")
+    return lo is None or hi is None or hi - lo >= 16
+
+
+@st.composite
+def field_for(draw, name: str, targets: list[str], required_targets: list[str]) -> dict:
+    """One field; `targets` may be referenced when nullable, `required_targets` also when NOT NULL."""
+    ftype = draw(st.sampled_from([t.value for t in FieldType]))
+    f: dict = {"name": name, "type": ftype}
+    nullable = draw(st.booleans())
+    if ftype == "reference":
+        pool = required_targets if not nullable else targets
+        if not pool:
+            nullable, pool = True, targets
+        f["references"] = draw(st.sampled_from(pool))
+        f["on_delete"] = draw(st.sampled_from([None, "cascade", "restrict"] + (["set null"] if nullable else [])))
+        if f["on_delete"] is None:
+            del f["on_delete"]
+    values = None
+    if ftype == "enum":
+        values = draw(st.lists(st.sampled_from(ENUM_VALUES), min_size=1, max_size=4, unique=True))
+        f["values"] = values
+    check = draw(st.none() | check_for(ftype)) if ftype in (*NUMERIC, "text") else None
+    if check:
+        f["check"] = check
+    f.update(draw(default_for(ftype, values, check, f.get("references"))))
+    f["nullable"] = nullable
+    f["unique"] = roomy(f) and draw(st.booleans())
+    # Personal data may not be an event property: derived properties all end in _id.
+    f["pii"] = not name.endswith("_id") and name not in EVENT_PROPERTIES and draw(st.booleans())
+    if draw(st.booleans()):
+        f["description"] = draw(PROSE)
+    return f
+
+
+@st.composite
+def entity_names(draw) -> list[str]:
+    """Distinct names whose derived events collide with nothing (the model rejects duplicate events)."""
+    n = draw(st.integers(1, 4))
+    names, events = [], set(CORE_EVENTS)
+    for name in draw(st.permutations(ENTITY_NAMES)):
+        if len(names) == n:
+            break
+        if name in GENERATED_TABLE_NAMES | {ROLE_TYPE} or is_analytics_name(name) or derived_events(name) & events:
+            continue
+        names.append(name)
+        events |= derived_events(name)
+    return names
+
+
+@st.composite
+def blueprints(draw) -> dict:
+    tenancy = draw(tenancies())
+    roles_ = role_names(tenancy)
+    names = draw(entity_names())
+    scopes = {n: draw(st.sampled_from(SCOPES)) for n in names}
+    entities = []
+    for i, name in enumerate(names):
+        scope = scopes[name]
+        e: dict = {"name": name, "scope": scope}
+        if scope == "user" or (scope == "organization" and draw(st.booleans())):
+            owner = draw(st.sampled_from((None,) + OWNER_COLUMNS))
+            if owner is not None:
+                e["owner_column"] = owner
+        elif scope == "organization":
+            e["owner_column"] = None
+        elif draw(st.booleans()):
+            e["owner_column"] = None
+        owner_col = e.get("owner_column", "created_by") if scope in ("organization", "user") else None
+        generated = {"id", "organization_id", "archived_at", "created_at", "updated_at", owner_col}
+
+        def allowed(target: str) -> bool:
+            t = scopes[target]
+            if scope == "global":
+                return t == "global"
+            return t != "user" or scope == "user"
+
+        targets = ["auth.users"] + [t for t in names if allowed(t)]
+        # NOT NULL references only point backwards: required references never form a cycle.
+        required = ["auth.users"] + [t for t in names[:i] if allowed(t)]
+        field_names = draw(st.lists(st.sampled_from([f for f in FIELD_NAMES if f not in generated]),
+                                    max_size=5, unique=True))
+        e["fields"] = [draw(field_for(f, targets, required)) for f in field_names]
+        e["soft_delete"] = draw(st.booleans())
+        columns = ["id"] + (["organization_id"] if scope != "global" else []) + \
+                  ([owner_col] if owner_col else []) + (["archived_at"] if e["soft_delete"] else []) + \
+                  ["created_at", "updated_at"] + field_names
+        column_sets = st.lists(st.sampled_from(columns), min_size=1, max_size=3, unique=True)
+        e["query_patterns"] = draw(st.lists(column_sets, max_size=2))
+        spacious = {"id", "created_at", "updated_at", "archived_at", owner_col} | \
+            {f["name"] for f in e["fields"] if roomy(f)}
+        e["unique_together"] = [key if set(key) & spacious else key + ["created_at"]
+                                for key in draw(st.lists(column_sets, max_size=2))]
+        access: dict = {}
+        if scope != "global":
+            for cmd in COMMANDS if scope in ("organization", "user") else ("select",):
+                if draw(st.booleans()):
+                    access[cmd] = draw(st.sampled_from(roles_))
+        if scope in ("organization", "user") and owner_col and draw(st.booleans()):
+            access["own_rows_only"] = True
+        if access:
+            e["access"] = access
+        e["events"] = draw(st.booleans())
+        if draw(st.booleans()):
+            e["description"] = draw(PROSE)
+        entities.append(e)
+    bp = {"app": {"name": draw(st.sampled_from(["Fuzz", "Fuzz app ☕", "O'Brien & Co"])), "slug": "fuzz"},
+          "tenancy": tenancy, "entities": entities}
+    bp["analytics"] = {k: draw(st.booleans())
+                       for k in ("enabled", "sessions", "feature_flags", "daily_metrics", "derive_entity_events")}
+    bp["analytics"]["events"] = [
+        {"name": name, "category": draw(st.sampled_from(["engagement", "core_feature", "navigation"])),
+         "description": draw(PROSE), "properties": draw(st.lists(st.sampled_from(EVENT_PROPERTIES), unique=True))}
+        for name in draw(st.lists(st.sampled_from(CUSTOM_EVENTS), unique=True, max_size=2))]
+    tenant = [e["name"] for e in entities if e["scope"] != "global"]
+    auditable = tenant + ["organizations", "organization_members"] + (["invitations"] if tenancy["team_organizations"]
+                                                                      else [])
+    bp["privacy"] = {"consent_flags": draw(st.lists(st.sampled_from(CONSENT_FLAGS), unique=True, max_size=3)),
+                     "audit_tables": draw(st.lists(st.sampled_from(auditable), unique=True, max_size=3)),
+                     "pii_keys": draw(st.lists(st.sampled_from(["nickname", "home_town", "birthday"]), unique=True))}
+    return bp
+
+
+def summary(bp: dict) -> str:
+    """One line per example for `make fuzz`: tenancy, roles, and each entity's shape."""
+    t = bp["tenancy"]
+    flags = "".join(k[0] for k, v in (("personal", t["personal_workspaces"]), ("team", t["team_organizations"]),
+                                      ("multi", t["multiple_memberships"])) if v)
+    parts = [f"tenancy={flags} roles={role_names(t)}"]
+    for e in bp["entities"]:
+        fields = ",".join(f"{f['name']}:{f['type']}{'' if f['nullable'] else '!'}{'u' if f['unique'] else ''}"
+                          for f in e["fields"])
+        parts.append(f"{e['name'][:20]}[{e['scope']} access={e.get('access', {})} uniq={e['unique_together']} "
+                     f"fields={fields}]")
+    return " ".join(parts)

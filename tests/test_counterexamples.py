@@ -1,0 +1,332 @@
+"""Counterexamples the property tests found (tests/test_properties.py), each pinned as a named test
+with its minimal blueprint and the exact outcome. Every one failed before its fix, except
+test_own_rows_update_for_members_and_any_row_for_managers, which pins the half of the own_rows_only
+meaning that was already right."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.tools import blueprint_sql, verify_rls
+from blueprint_mcp.verify.matrix import blueprint_plan
+from blueprint_mcp.verify.pg import apply_sql, create_user
+from blueprint_mcp.verify.run import blueprint_migrations
+from blueprint_mcp.verify.world import where_key
+
+pytestmark = pytest.mark.postgres
+
+ROLES = ("owner", "admin", "member", "viewer")
+CAST = ("peer", "owner2", "hopper", "outsider", "anon")
+ALL_CAPS = ["read", "write", "manage_members", "manage_billing", "delete_organization"]
+
+
+def blueprint(*entities: dict, **parts) -> dict:
+    return {"app": {"name": "Counterexample", "slug": "counterexample"}, "entities": list(entities), **parts}
+
+
+@pytest.fixture(scope="module")
+def url(pg_cluster):
+    """One empty database: verify installs the shim itself and rolls everything back."""
+    pg_cluster.create_database("counterexamples")
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/counterexamples"
+    pg_cluster.drop_database("counterexamples")
+
+
+def verified(data: dict, url: str):
+    """verify's report, asserting the three readings agree: no failure, no fixture left unbuilt, no lint."""
+    report = verify_rls(blueprint=data, database_url=url, include_cases=True)
+    assert [(f.verdict, f.actor, f.attack or f.command, f.table, f.org, f.actual) for f in report.failures] == []
+    assert report.fixture_failures == []
+    assert report.lints == []
+    assert report.ok is True
+    return report
+
+
+def audited(data: dict) -> list[tuple[str, str]]:
+    """(rule, object) of every ERROR or WARN the auditor finds in the SQL a blueprint renders."""
+    bp = parse_blueprint(data)
+    return [(f.rule_id, f.object) for f in audit_sql(blueprint_sql(bp, "x")) if f.level.value in ("ERROR", "WARN")]
+
+
+def outcomes(report, data: dict, table: str, command: str, org: str = "org1") -> dict[tuple[str, str], str]:
+    """(actor, author of the row) -> outcome of the matrix cases of one table and command."""
+    bp = parse_blueprint(data)
+    authors = {where_key(r.key): r.author for r in blueprint_plan(bp, build_schema(bp)).world.rows
+               if r.table == table and r.purpose == "matrix"}
+    out = {}
+    for c in report.cases:
+        if c.table == table and c.command == command and c.org == org and not c.attack:
+            out[(c.actor, next(a for k, a in authors.items() if c.sql.endswith(k)))] = c.actual
+    return out
+
+
+def rejected(data: dict) -> list[str]:
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(data)
+    return [f"{path}: {message}" for path, message, _ in info.value.problems]
+
+
+def policy(data: dict, table: str, command: str):
+    return next(p for p in build_schema(parse_blueprint(data)).table(table).policies if p.command == command)
+
+
+def helper(role: str) -> str:
+    return f"organization_id = any (array(select private.organization_ids_with_role('{role}')))"
+
+
+# --- 1. own_rows_only with a per-command role (issue 7) --------------------------------------------
+
+OWN_DELETE_BY_OWNER = blueprint({"name": "appointments", "access": {"delete": "owner", "own_rows_only": True}})
+
+
+def test_own_rows_delete_with_an_owner_threshold_leaves_admins_nothing(url):
+    # The minimum role always applies: nobody below owner deletes, not even their own rows; owners
+    # (at or above both owner and the managers' role) delete anyone's. It generated
+    # "(owner and own row) or admin" before, so every admin deleted every row.
+    assert policy(OWN_DELETE_BY_OWNER, "appointments", "delete").using == helper("owner")
+    report = verified(OWN_DELETE_BY_OWNER, url)
+    got = outcomes(report, OWN_DELETE_BY_OWNER, "appointments", "delete")
+    assert got == {(actor, author): "allowed" if actor == "owner" else "denied"
+                   for actor in ROLES + CAST for author in ROLES}
+
+
+def test_own_rows_update_for_members_and_any_row_for_managers(url):
+    data = blueprint({"name": "notes", "access": {"own_rows_only": True}})
+    assert policy(data, "notes", "update").using == (f"({helper('member')} and created_by = (select auth.uid())) "
+                                                     f"or {helper('admin')}")
+    got = outcomes(verified(data, url), data, "notes", "update")
+    expected = {}
+    for actor in ROLES + CAST:
+        for author in ROLES:
+            manager = actor in ("owner", "admin", "peer")
+            writer = actor == "member" or actor == "hopper"
+            expected[(actor, author)] = "allowed" if manager or (writer and actor == author) else "denied"
+    assert got == expected
+
+
+# --- 2. unique_together over a nullable column (issue 7) --------------------------------------------
+
+INVOICES = blueprint(
+    {"name": "appointments"},
+    {"name": "invoices", "fields": [{"name": "appointment_id", "type": "reference", "references": "appointments"}],
+     "unique_together": [["appointment_id"]]},
+)
+
+
+def test_unique_together_over_a_nullable_column_lets_many_rows_leave_it_empty(url, make_db):
+    # "One invoice per appointment": rows without an appointment never conflict (plain `unique`).
+    # It rendered `unique nulls not distinct` before, and verify's fixtures tripped over it.
+    schema_sql = blueprint_migrations(parse_blueprint(INVOICES))[0]
+    assert "constraint invoices_organization_id_appointment_id_key unique (organization_id, appointment_id)" \
+        in schema_sql
+    assert "nulls not distinct" not in schema_sql
+    conn = make_db()
+    for sql in blueprint_migrations(parse_blueprint(INVOICES)):
+        apply_sql(conn, sql)
+    with conn.cursor() as cur:
+        user = create_user(cur, "u@example.com")
+    org = conn.execute("insert into public.organizations (name, slug, owner_user_id) values ('O', 'o-org', %s) "
+                       "returning id", (user,)).fetchone()[0]
+    appointment = conn.execute("insert into public.appointments (organization_id, created_by) values (%s, %s) "
+                               "returning id", (org, user)).fetchone()[0]
+    insert = "insert into public.invoices (organization_id, created_by, appointment_id) values (%s, %s, %s)"
+    conn.execute(insert, (org, user, None))
+    conn.execute(insert, (org, user, None))
+    conn.execute(insert, (org, user, appointment))
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(insert, (org, user, appointment))
+    verified(INVOICES, url)
+
+
+# --- generator, oracle and fixtures disagreed -------------------------------------------------------
+
+def test_update_and_delete_below_the_select_role_also_need_the_select_role(url):
+    # PostgreSQL updates and deletes only rows SELECT shows: the policy holds writes without WHERE to
+    # the same rule. Before, the oracle expected viewers to update and a blanket DELETE let them.
+    data = blueprint({"name": "tasks", "access": {"select": "member", "update": "viewer", "delete": "viewer"}})
+    assert policy(data, "tasks", "update").using == helper("member")
+    assert policy(data, "tasks", "delete").using == helper("member")
+    got = outcomes(verified(data, url), data, "tasks", "delete")
+    assert {actor for (actor, _), outcome in got.items() if outcome == "allowed"} == \
+        {"owner", "admin", "member", "peer", "hopper"}
+
+
+@pytest.mark.parametrize("tenancy", [
+    {"personal_workspaces": True, "team_organizations": False, "multiple_memberships": False},
+    {"personal_workspaces": False, "team_organizations": True, "multiple_memberships": False},
+], ids=["personal-only", "teams-only"])
+def test_single_membership_tenancies_build_their_world(url, tenancy):
+    # Each user holds one membership: no hopper, and signup's personal workspace makes way for the
+    # fixture organisation. Before: duplicate key on organization_members_user_id_key.
+    report = verified(blueprint({"name": "tasks"}, tenancy=tenancy), url)
+    assert report.notes == ["one membership per user: nobody belongs to two organisations, so moving rows "
+                            "between them is impossible by construction and is not attacked"]
+    assert {c.actor for c in report.cases} == set(ROLES) | {"peer", "owner2", "outsider", "anon"}
+
+
+def test_roles_named_like_the_verifiers_own_actors(url):
+    # A role "anon" was the anon actor before: "anon calls private...." ran signed in and leaked.
+    roles = [{"name": "anon", "capabilities": ALL_CAPS}, {"name": "hopper", "capabilities": ["read", "write"]},
+             {"name": "owner2", "capabilities": ["read", "write"]}, {"name": "outsider", "capabilities": ["read"]},
+             {"name": "peer", "capabilities": []}]
+    report = verified(blueprint({"name": "tasks"}, tenancy={"roles": roles}), url)
+    assert {c.actor for c in report.cases} == {"anon", "hopper", "owner2", "outsider", "peer", "owner2_", "hopper_",
+                                               "outsider_", "anon_"}
+    attack = next(a for a in report.attacks if a.attack == "anon calls private.organization_ids_with_role")
+    assert (attack.actor, attack.actual) == ("anon_", "denied")
+
+
+def test_a_table_without_required_columns_is_inserted_with_default_values(url):
+    # `insert into t () values ()` is not SQL: the insert cases errored (42601).
+    report = verified(blueprint({"name": "badges", "scope": "global"}), url)
+    inserts = {c.sql for c in report.cases if c.table == "badges" and c.command == "insert"}
+    assert inserts == {"insert into public.badges default values"}
+
+
+FIXTURE_STRESS = blueprint(
+    {"name": "badges", "scope": "global"},
+    {"name": "tasks", "fields": [
+        {"name": "rank", "type": "integer", "nullable": False, "unique": True, "check": {"min": 5, "max": 9}},
+        {"name": "code", "type": "text", "nullable": False, "unique": True, "check": {"max_length": 3}},
+        {"name": "due_on", "type": "date", "nullable": False, "unique": True, "default_expression": "now"},
+        {"name": "assignee", "type": "uuid", "nullable": False, "default_expression": "auth_uid"},
+        {"name": "badge_id", "type": "reference", "references": "badges", "nullable": False, "unique": True},
+        {"name": "label", "type": "text", "nullable": False, "check": {"min_length": 30}}]},
+)
+
+
+def test_fixture_rows_stay_inside_checks_and_unique_keys(url):
+    # Before: every row got rank 1 (outside the check), 'fixture12' (too long), today's date and the
+    # single badge (duplicate keys), and a NULL assignee (auth.uid() without a JWT).
+    report = verified(FIXTURE_STRESS, url)
+    assert report.counts["ok"] > 100
+
+
+def test_a_delete_stopped_by_a_restricting_reference_had_reached_its_row(url):
+    # The foreign key refuses after RLS let the delete through: that is "allowed", not "denied".
+    data = blueprint({"name": "projects"}, {"name": "tasks", "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+         "on_delete": "restrict"}]})
+    got = outcomes(verified(data, url), data, "projects", "delete")
+    assert got[("member", "owner")] == "allowed"
+    assert got[("viewer", "owner")] == "denied"
+
+
+def test_an_insert_attack_is_not_hidden_by_a_unique_key(url):
+    # One note per user: the attacker's own note made the insert fail on the unique key before the
+    # cross-tenant foreign key was checked, and verify called that a leak.
+    data = blueprint({"name": "projects"}, {"name": "notes", "unique_together": [["created_by"]], "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "nullable": False}]})
+    report = verified(data, url)
+    attack = next(a for a in report.attacks if a.attack == "insert a notes row referencing another organisation's "
+                                                            "projects")
+    assert (attack.actor, attack.actual, attack.verdict) == ("member", "denied", "ok")
+
+
+def test_a_key_the_world_cannot_fill_is_reported_not_skipped(url):
+    # One row per organisation: verify needs a row per role, cannot build them, and says so.
+    report = verify_rls(blueprint=blueprint({"name": "settings", "unique_together": [["organization_id"]]}),
+                        database_url=url)
+    assert report.ok is False and report.leaks == 0
+    assert len(report.fixture_failures) == 4  # the admin's, member's, viewer's and hopper's rows
+    assert all(f.startswith('duplicate key value violates unique constraint "settings_organization_id_key"')
+               for f in report.fixture_failures)
+
+
+# --- generator and PostgreSQL disagreed -------------------------------------------------------------
+
+def test_repeated_unique_keys_render_once(url):
+    # `unique: true` plus the same unique_together, or organization_id listed again: the same constraint
+    # twice ("already exists") or organization_id twice in it.
+    data = blueprint({"name": "tasks", "fields": [{"name": "code", "type": "text", "unique": True}],
+                      "unique_together": [["code"], ["organization_id", "code"], ["organization_id", "id"]]})
+    table = build_schema(parse_blueprint(data)).table("tasks")
+    assert [k.columns for k in table.constraints if k.kind == "unique"] == [["organization_id", "id"],
+                                                                            ["organization_id", "code"]]
+    verified(data, url)
+
+
+def test_generated_names_that_read_alike_stay_distinct(url):
+    # a.b_c and a_b.c both named their enum type a_b_c_enum and their index a_b_c_idx: "already exists".
+    # An entity named like another table's index takes that name first.
+    data = blueprint(
+        {"name": "a", "fields": [{"name": "b_c", "type": "enum", "values": ["x"]}], "query_patterns": [["b_c"]]},
+        {"name": "a_b", "fields": [{"name": "c", "type": "enum", "values": ["y"]}], "query_patterns": [["c"]]},
+        {"name": "a_b_c_idx", "scope": "global"})
+    schema = build_schema(parse_blueprint(data))
+    assert [e.name for e in schema.enums] == ["member_role", "a_b_c_enum", "a_b_c_ae191bf5_enum"]
+    assert [i.name for t in schema.tables if t.name in ("a", "a_b") for i in t.indexes] == [
+        "a_b_c_a27c8cf6_idx", "a_created_by_idx", "a_b_c_0fb184a8_idx", "a_b_created_by_idx"]
+    verified(data, url)
+
+
+# --- the auditor disagreed ------------------------------------------------------------------------------
+
+def test_a_domain_table_shaped_like_memberships_is_not_the_membership_table(url):
+    # (organization_id, user_id) unique and a *_members name: BP029 called its insert policy a way to
+    # join any organisation, but no policy decides access through it.
+    data = blueprint({"name": "team_members", "fields": [
+        {"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False, "unique": True}]})
+    assert audited(data) == []
+    verified(data, url)
+
+
+# --- the model accepted what could never work -----------------------------------------------------------
+
+def test_an_entity_may_not_take_an_analytics_or_generated_type_name():
+    assert rejected(blueprint({"name": "page_views"}, {"name": "analytics_reports"}, {"name": "member_role"})) == [
+        "entities[0].name: 'page_views' names an analytics table: analytics rows are written by the service role "
+        "and carry no personal data, which an entity does not promise.",
+        "entities[1].name: 'analytics_reports' names an analytics table: analytics rows are written by the service "
+        "role and carry no personal data, which an entity does not promise.",
+        "entities[2].name: 'member_role' is a type the blueprint generates itself.",
+    ]
+
+
+def test_a_role_that_may_change_rows_must_read_them():
+    roles = [{"name": "owner", "capabilities": ALL_CAPS}, {"name": "admin", "capabilities": ["manage_members"]}]
+    assert rejected(blueprint(tenancy={"roles": roles})) == [
+        "tenancy: roles[1] ('admin') has ['manage_members'] but not read: it could not see the rows "
+        "it may change."]
+
+
+@pytest.mark.parametrize(("field", "problem"), [
+    ({"type": "integer", "default_expression": "now"},
+     "default_expression now does not fit type integer (it fits timestamptz, date)"),
+    ({"type": "text", "default_expression": "gen_random_uuid"},
+     "default_expression gen_random_uuid does not fit type text (it fits uuid)"),
+    ({"type": "reference", "references": "tasks", "default_expression": "auth_uid"},
+     "default_expression auth_uid does not fit type reference (it fits uuid, reference to auth.users)"),
+    ({"type": "integer", "default": 5, "check": {"min": 10}}, "default 5 breaks the field's own min/max check"),
+    ({"type": "text", "default": "abc", "check": {"max_length": 2}}, "default 'abc' breaks the field's own length check"),
+    ({"type": "integer", "check": {"min": 1.5, "max": 1.7}}, "no integer lies between check min 1.5 and max 1.7"),
+    ({"type": "integer", "default": 2**31}, "default 2147483648 does not fit type integer"),
+    ({"type": "date", "default": "31/01/2024"}, "default '31/01/2024' is not an ISO 8601 date (2024-01-31)"),
+    ({"type": "text", "default": "a\x00b"}, "default 'a\\x00b' contains a NUL byte, which PostgreSQL text cannot hold"),
+], ids=["now-integer", "uuid-text", "auth-uid-entity", "default-below-min", "default-too-long", "no-integer",
+        "integer-overflow", "date-format", "nul-default"])
+def test_a_field_no_row_could_satisfy_is_rejected(field, problem):
+    # Each was accepted, then failed in PostgreSQL (create table, or every insert) or in the generator.
+    data = blueprint({"name": "tasks", "fields": [{"name": "f", **field}]})
+    assert rejected(data) == [f"entities[0].fields[0]: field 'f': {problem}."]
+
+
+def test_text_postgresql_cannot_hold_is_rejected():
+    # A NUL byte in a description crashed the generator (comment literals), past the model.
+    data = blueprint({"name": "tasks", "description": "a\x00b"})
+    assert rejected(data) == ["entities[0].description: 'a\\x00b' contains a NUL byte, which "
+                              "PostgreSQL text cannot hold; remove that character."]
+
+
+def test_an_entity_name_at_the_63_byte_limit_derives_distinct_events(url):
+    # Its three derived events were cut to the same 63 bytes and rejected as duplicates.
+    name = ("e_" + "long_identifier_at_the_limit_" * 3)[:63]
+    bp = parse_blueprint(blueprint({"name": name}))
+    derived = [e.name for e in bp.events() if e.entity == name]
+    assert len(set(derived)) == 3 and all(len(n) == 63 and n.endswith(("_created", "_updated", "_deleted"))
+                                          for n in derived)
+    verified(blueprint({"name": name}), url)
