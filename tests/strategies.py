@@ -84,12 +84,22 @@ def roles(draw) -> list[dict]:
     return out
 
 
+CUSTOM_CAPABILITIES = ("review", "approve_spend", "view_notes")
+
+
 @st.composite
 def tenancies(draw) -> dict:
     personal, team, multiple = draw(st.sampled_from(TENANCY_FLAGS))
     out = {"personal_workspaces": personal, "team_organizations": team, "multiple_memberships": multiple}
     if draw(st.booleans()):
         out["roles"] = draw(roles())
+        # App-defined capabilities: any set of roles, not following the ranking.
+        for cap in draw(st.lists(st.sampled_from(CUSTOM_CAPABILITIES), unique=True, max_size=2)):
+            holders = draw(st.lists(st.sampled_from([r["name"] for r in out["roles"]]), unique=True, min_size=1))
+            out.setdefault("capabilities", []).append({"name": cap})
+            for r in out["roles"]:
+                if r["name"] in holders:
+                    r["capabilities"] = [*r["capabilities"], cap]
     return out
 
 
@@ -169,8 +179,10 @@ def roomy(field: dict) -> bool:
 
 
 @st.composite
-def field_for(draw, name: str, targets: list[str], required_targets: list[str]) -> dict:
-    """One field; `targets` may be referenced when nullable, `required_targets` also when NOT NULL."""
+def field_for(draw, name: str, targets: list[str], required_targets: list[str],
+              roles_: list[str] | None = None) -> dict:
+    """One field; `targets` may be referenced when nullable, `required_targets` also when NOT NULL;
+    with `roles_` (a tenant entity) also members of the row's organisation."""
     ftype = draw(st.sampled_from([t.value for t in FieldType]))
     f: dict = {"name": name, "type": ftype}
     nullable = draw(st.booleans())
@@ -178,7 +190,9 @@ def field_for(draw, name: str, targets: list[str], required_targets: list[str]) 
         pool = required_targets if not nullable else targets
         if not pool:
             nullable, pool = True, targets
-        f["references"] = draw(st.sampled_from(pool))
+        f["references"] = draw(st.sampled_from(pool + (["organization_members"] if roles_ else [])))
+        if f["references"] == "organization_members" and draw(st.booleans()):
+            f["member_roles"] = draw(st.lists(st.sampled_from(roles_), unique=True, min_size=1))
         f["on_delete"] = draw(st.sampled_from([None, "cascade", "restrict"] + (["set null"] if nullable else [])))
         if f["on_delete"] is None:
             del f["on_delete"]
@@ -246,7 +260,9 @@ def blueprints(draw) -> dict:
         required = ["auth.users"] + [t for t in names[:i] if allowed(t)]
         field_names = draw(st.lists(st.sampled_from([f for f in FIELD_NAMES if f not in generated]),
                                     max_size=5, unique=True))
-        e["fields"] = [draw(field_for(f, targets, required)) for f in field_names]
+        e["fields"] = [draw(field_for(f, targets, required, roles_ if scope != "global" else None))
+                       for f in field_names]
+        e.update(draw(comparisons(e)))
         e["soft_delete"] = draw(st.booleans())
         columns = ["id"] + (["organization_id"] if scope != "global" else []) + \
                   ([owner_col] if owner_col else []) + (["archived_at"] if e["soft_delete"] else []) + \
@@ -270,8 +286,20 @@ def blueprints(draw) -> dict:
         if draw(st.booleans()):
             e["description"] = draw(PROSE)
         entities.append(e)
+    caps = [c["name"] for c in tenancy.get("capabilities", [])]
+    for e in entities:
+        if e["scope"] == "organization" and draw(st.booleans()):
+            access = e.setdefault("access", {})
+            access.pop("own_rows_only", None)
+            for cmd in COMMANDS:
+                if draw(st.booleans()):
+                    access[cmd] = draw(grant_list(cmd, e, entities, roles_, caps))
+        elif e["scope"] == "global" and draw(st.booleans()):
+            e["access"] = {"select": [{"public": True}]}
     bp = {"app": {"name": draw(st.sampled_from(["Fuzz", "Fuzz app ☕", "O'Brien & Co"])), "slug": "fuzz"},
           "tenancy": tenancy, "entities": entities}
+    if draw(st.booleans()):
+        bp["storage"] = draw(buckets(roles_, caps))
     bp["analytics"] = {k: draw(st.booleans())
                        for k in ("enabled", "sessions", "feature_flags", "daily_metrics", "derive_entity_events")}
     bp["analytics"]["events"] = [
@@ -299,3 +327,128 @@ def summary(bp: dict) -> str:
         parts.append(f"{e['name'][:20]}[{e['scope']} access={e.get('access', {})} uniq={e['unique_together']} "
                      f"fields={fields}]")
     return " ".join(parts)
+
+
+# --- the access constructs ------------------------------------------------------------------------
+
+ORDERED = ("integer", "bigint", "numeric", "date", "timestamptz")
+RANGED = ("integer", "bigint", "numeric", "date", "timestamptz")
+KEYABLE = ("uuid", "text", "integer", "bigint", "numeric", "boolean", "date", "timestamptz", "reference")
+
+
+@st.composite
+def comparisons(draw, e: dict) -> dict:
+    """Checks between two fields of one orderable type and exclusions over two ranged fields (tenant
+    entities), on fields without checks of their own (a compared value must be free to move)."""
+    free = [f for f in e["fields"] if not f.get("check")]
+    out: dict = {}
+    pairs = [(a, b) for a in free for b in free if a["name"] != b["name"] and a["type"] == b["type"]
+             and a["type"] in ORDERED]
+    if pairs and draw(st.booleans()):
+        a, b = draw(st.sampled_from(pairs))
+        out["checks"] = [{"column": a["name"], "op": draw(st.sampled_from(["lt", "le", "gt", "ge", "ne"])),
+                          "other": b["name"]}]
+    ranged = [(a, b) for a, b in pairs if a["type"] in RANGED]
+    if e["scope"] != "global" and ranged and draw(st.booleans()):
+        start, end = draw(st.sampled_from(ranged))
+        if out.get("checks") and {out["checks"][0]["column"], out["checks"][0]["other"]} == {start["name"], end["name"]}:
+            out.pop("checks")  # a check ordering them the other way would contradict the range
+        keys = [f["name"] for f in e["fields"] if f["type"] in KEYABLE and f["name"] not in (start["name"], end["name"])]
+        out["exclusions"] = [{"keys": draw(st.lists(st.sampled_from(keys), unique=True, max_size=1)) if keys else [],
+                              "range": [start["name"], end["name"]]}]
+    return out
+
+
+def _where_fields(e: dict) -> list[dict]:
+    return [f for f in e["fields"] if f["type"] in ("boolean", "enum") and not f.get("check")]
+
+
+def _user_fields(e: dict) -> list[str]:
+    return [f["name"] for f in e["fields"] if f["type"] == "reference"
+            and f["references"] in ("auth.users", "organization_members")]
+
+
+def _chains(e: dict, entities: list[dict]) -> list[list[str]]:
+    """Linked chains from `e`: its own user columns, or a reference to an entity with one."""
+    by_name = {x["name"]: x for x in entities}
+    out = [[u] for u in _user_fields(e)]
+    for f in e["fields"]:
+        target = by_name.get(f.get("references", "")) if f["type"] == "reference" else None
+        if target is not None and target["scope"] != "global":
+            out += [[f["name"], u] for u in _user_fields(target)]
+    return out
+
+
+@st.composite
+def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], caps: list[str],
+          member: bool) -> dict:
+    whos = ["min_role", "roles", "capability"] if member else ["linked", "signed_in", "public"]
+    if not member:
+        whos = [w for w in whos if (w != "linked" or _chains(e, entities)) and
+                (w not in ("signed_in", "public") or (command == "select" and _where_fields(e)))]
+        if not whos:
+            return draw(grant(command, e, entities, roles_, caps, True))
+    who = draw(st.sampled_from(whos))
+    g: dict = {}
+    if who == "min_role":
+        g["min_role"] = draw(st.sampled_from(roles_))
+    elif who == "roles":
+        g["roles"] = draw(st.lists(st.sampled_from(roles_), unique=True, min_size=1))
+    elif who == "capability":
+        g["capability"] = draw(st.sampled_from(["read", "write", *caps]))
+    elif who == "linked":
+        g["linked"] = draw(st.sampled_from(_chains(e, entities)))
+    else:
+        g[who] = True
+    public = who in ("signed_in", "public")
+    owner = e.get("owner_column", "created_by")
+    if not public and owner and draw(st.booleans()):
+        g["own"] = True
+    members = [f["name"] for f in e["fields"] if f.get("references") == "organization_members"]
+    if not public and members and draw(st.booleans()):
+        g["assigned"] = draw(st.sampled_from(members))
+    wheres = _where_fields(e)
+    if wheres and (public or draw(st.booleans())):
+        f = draw(st.sampled_from(wheres))
+        options = [True, False] if f["type"] == "boolean" else f["values"]
+        values = draw(st.lists(st.sampled_from(options), unique=True, min_size=1, max_size=2))
+        g["where"] = {"column": f["name"], "equals": values[0]} if len(values) == 1 else \
+            {"column": f["name"], "in": values}
+    return g
+
+
+@st.composite
+def grant_list(draw, command: str, e: dict, entities: list[dict], roles_: list[str], caps: list[str]) -> list[dict]:
+    """1..3 grants; at least one names members (the model requires it), others may not."""
+    out = [draw(grant(command, e, entities, roles_, caps, True))]
+    for _ in range(draw(st.integers(0, 2))):
+        out.append(draw(grant(command, e, entities, roles_, caps, draw(st.booleans()))))
+    return draw(st.permutations(out))
+
+
+@st.composite
+def buckets(draw, roles_: list[str], caps: list[str]) -> list[dict]:
+    out = []
+    for name in draw(st.lists(st.sampled_from(["files", "avatars", "x-rays"]), unique=True, min_size=1, max_size=2)):
+        b: dict = {"name": name, "public": draw(st.booleans())}
+        access: dict = {}
+        for cmd in COMMANDS:
+            choice = draw(st.sampled_from(["default", "role", "grants"]))
+            if choice == "role":
+                access[cmd] = draw(st.sampled_from(roles_))
+            elif choice == "grants":
+                grants = []
+                for _ in range(draw(st.integers(1, 2))):
+                    kind = draw(st.sampled_from(["min_role", "roles", "capability"] +
+                                                (["public"] if cmd == "select" else [])))
+                    g = {"min_role": {"min_role": draw(st.sampled_from(roles_))},
+                         "roles": {"roles": draw(st.lists(st.sampled_from(roles_), unique=True, min_size=1))},
+                         "capability": {"capability": draw(st.sampled_from(["read", "write", *caps]))},
+                         "public": {"public": True}}[kind]
+                    if kind != "public" and draw(st.booleans()):
+                        g["own"] = True
+                    grants.append(g)
+                access[cmd] = grants
+        b["access"] = access
+        out.append(b)
+    return out

@@ -311,3 +311,55 @@ def test_a22_bucket_objects_follow_the_organisation_folder_and_the_grants(w):
                 (f"{w.org1}/logo.png",))[0][0]
     assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (logo,))[0][0] == 1
     assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (obj,))[0][0] == 0
+
+
+def _lab_with(entity: dict) -> dict:
+    data = yaml.safe_load(LAB.read_text())
+    data["entities"] = [{"name": "things", "fields": [
+        {"name": "title", "type": "text"}, {"name": "done", "type": "boolean", "nullable": False, "default": False},
+        {"name": "data", "type": "jsonb"},
+        {"name": "starts_at", "type": "timestamptz"}, {"name": "ends_at", "type": "timestamptz"},
+        {"name": "user_id", "type": "reference", "references": "auth.users"}]} | entity]
+    data.pop("storage")
+    return data
+
+
+REFUSED = [
+    ({"access": {"insert": [{"min_role": "member"}, {"public": True}]}},
+     "entities[0].access.insert[1]: public grants are read-only"),
+    ({"access": {"select": [{"min_role": "member"}, {"signed_in": True, "own": True}]}},
+     "entities[0].access.select[1]: public and signed_in grants cannot be narrowed by own or assigned"),
+    ({"access": {"select": [{"linked": ["user_id"]}]}},
+     "entities[0].access.select: no grant names members"),
+    ({"access": {"select": [{"min_role": "member", "where": {"column": "title", "equals": 3}}]}},
+     "entities[0].access.select[0].where: 3 does not fit title (text)"),
+    ({"access": {"select": [{"min_role": "member", "where": {"column": "data", "equals": "x"}}]}},
+     "entities[0].access.select[0].where.column: 'data' is not a boolean, enum, text or integer field"),
+    ({"access": {"select": [{"min_role": "member", "assigned": "title"}]}},
+     "entities[0].access.select[0].assigned: 'title' is not a user column of things"),
+    ({"access": {"select": [{"min_role": "member"}, {"linked": ["title"]}]}},
+     "entities[0].access.select[1].linked[0]: 'title' is not a user column of things"),
+    ({"access": {"select": [{"capability": "fly"}]}},
+     "entities[0].access.select[0].capability: 'fly' is not a capability of this tenancy"),
+    ({"access": {"select": [{"roles": ["ownr"]}]}},
+     "entities[0].access.select[0].roles: 'ownr' is not a role of this tenancy"),
+    ({"scope": "user", "access": {"select": [{"min_role": "member"}]}},
+     "entities[0].access.select: scope 'user' already limits every command to the row's author"),
+    ({"scope": "global", "access": {"select": [{"min_role": "member"}]}},
+     "entities[0].access.select[0]: global entities belong to no organisation"),
+    ({"checks": [{"column": "title", "op": "gt", "other": "done"}]},
+     "entities[0].checks[0]: 'title' (text) and 'done' (boolean) cannot be ordered against each other"),
+    ({"exclusions": [{"keys": ["data"], "range": ["starts_at", "ends_at"]}]},
+     "entities[0].exclusions[0].keys: 'data' (jsonb) cannot be compared inside an exclusion"),
+    ({"exclusions": [{"keys": [], "range": ["starts_at", "title"]}]},
+     "entities[0].exclusions[0].range: ['starts_at', 'title'] must be two fields of one type"),
+]
+
+
+@pytest.mark.parametrize("entity,message", REFUSED, ids=[m.split(": ", 1)[1][:40] for _, m in REFUSED])
+def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity, message):
+    from blueprint_mcp.model import InvalidBlueprint
+
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(_lab_with(entity))
+    assert message in str(info.value)

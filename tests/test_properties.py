@@ -55,6 +55,17 @@ def _features(data: dict) -> None:
             event(f"field {f['type']}{' unique' if f['unique'] else ''}")
         if e["unique_together"]:
             event("unique_together")
+        for cmd, spec in e.get("access", {}).items():
+            for g in spec if isinstance(spec, list) else []:
+                event(f"grant {next(k for k in g if k in ('min_role', 'roles', 'capability', 'linked', 'signed_in', 'public'))}"
+                      + "".join(f" +{k}" for k in ("own", "assigned", "where") if k in g))
+        for key in ("checks", "exclusions"):
+            if e.get(key):
+                event(key)
+        if any(f.get("references") == "organization_members" for f in e["fields"]):
+            event("member reference")
+    if data.get("storage"):
+        event("storage")
 
 
 @PROPERTIES

@@ -336,8 +336,7 @@ def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> lis
 
 def _check_comparisons(e: Entity, i: int, problems: list) -> None:
     fields = {f.name: f for f in e.fields}
-    ordered = (FieldType.integer, FieldType.bigint, FieldType.numeric, FieldType.date, FieldType.timestamptz,
-               FieldType.text)
+    ordered = (FieldType.integer, FieldType.bigint, FieldType.numeric, FieldType.date, FieldType.timestamptz)
     for k, cmp in enumerate(e.checks):
         at = f"entities[{i}].checks[{k}]"
         a, b = fields.get(cmp.column), fields.get(cmp.other)
@@ -359,9 +358,13 @@ def _check_comparisons(e: Entity, i: int, problems: list) -> None:
         if start is None or end is None or start.type != end.type or start.type not in ranged:
             problems.append((f"{at}.range", f"{list(ex.range)} must be two fields of one type among "
                              + ", ".join(t.value for t in ranged) + ".", "name the start and end fields"))
+        keyable = [n for n, f in fields.items() if f.type not in (FieldType.jsonb, FieldType.enum)]
         for key in ex.keys:
             if key not in fields:
-                problems.append((f"{at}.keys", f"'{key}' is not a field of {e.name}.", f"use some of {sorted(fields)}"))
+                problems.append((f"{at}.keys", f"'{key}' is not a field of {e.name}.", choose(key, keyable)))
+            elif fields[key].type in (FieldType.jsonb, FieldType.enum):
+                problems.append((f"{at}.keys", f"'{key}' ({fields[key].type.value}) cannot be compared inside an "
+                                 "exclusion (btree_gist has no operator class for it).", choose(key, keyable)))
         if len(set(ex.keys)) != len(ex.keys) or set(ex.keys) & set(ex.range):
             problems.append((f"{at}.keys", "a column repeats (or is also in the range).", "list each column once"))
 

@@ -45,8 +45,14 @@ _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
 def problems_from(exc: ValidationError, root: str = "", model: Any = None) -> list[Problem]:
     """One problem per field (union members merged), paths under `root`; `model` lists accepted keys."""
     grouped: dict[str, list[dict]] = {}
-    for err in exc.errors(include_url=False):
-        grouped.setdefault(field_path(err["loc"], root, keep_last=err["type"] == "extra_forbidden"), []).append(err)
+    errors = exc.errors(include_url=False)
+    paths = [field_path(err["loc"], root, keep_last=err["type"] == "extra_forbidden") for err in errors]
+    for path, err in zip(paths, errors):
+        # A union (a role name or a list of grants): when the input took one branch and failed deeper
+        # inside it, the other branch's "expected a string" says nothing useful.
+        if err["type"] in EXPECTED and any(p != path and p.startswith((path + "[", path + ".")) for p in paths):
+            continue
+        grouped.setdefault(path, []).append(err)
     return [_merged(path, errs) if len(errs) > 1 else _one(path, errs[0], model, root)
             for path, errs in grouped.items()]
 

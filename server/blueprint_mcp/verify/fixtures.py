@@ -53,6 +53,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
                 references[col] = target[0].key[ref_col]
     values: dict[str, str] = {}
     for col in table.columns:
+        slot = ordered_value(table, col, n)
         if col.name == ORG and org:
             values[ORG] = literal(world.orgs[org])
         elif col.name == "id" and with_id and col.name not in references:
@@ -60,6 +61,10 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
         elif col.name in references and (not col.nullable or (with_id and _is_auth_ref(table, col.name))):
             # Fixture rows also name their author in optional user columns (events.user_id...).
             values[col.name] = references[col.name]
+        elif slot is not None:
+            # Compared or ranged columns always get the row's own slot, even where a default or a NULL
+            # would do: equal defaults (now()) or NULL bounds (an unbounded range) would overlap.
+            values[col.name] = slot
         elif not col.nullable and col.default is None:
             values[col.name] = value_for(table, col, n, enums)
         elif with_id and col.default and "auth.uid()" in col.default:
