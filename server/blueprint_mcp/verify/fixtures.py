@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
-from .values import Domain, domain, ordered_value
+from .values import Domain, domain, ordered_columns, ordered_value
 from .world import ORG, Row, World, insert_sql, pk_key, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
@@ -179,7 +179,10 @@ def _clashes(table: Table, values: dict[str, str], peers: list[dict[str, str]],
 def _make_distinct(table: Table, org: str | None, world: World, author: str, n: int,
                    enums: dict[str, list[str]], values: dict[str, str], support: bool) -> None:
     keys = unique_keys(table)
-    fixed = {ORG} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns}
+    # Compared and ranged columns hold the row's own slot, distinct per row already: moving one would
+    # break the comparison or make exclusion ranges overlap.
+    fixed = {ORG} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns} \
+        | set(ordered_columns(table))
     for c in dict.fromkeys(c for columns, _ in keys for c in columns):
         col = table.column(c)
         # Key columns never rest on a default: `now()` and `current_date` would compare as
