@@ -92,7 +92,9 @@ class Field(Model):
     """One column of an entity."""
 
     name: Ident
-    type: FieldType
+    type: FieldType = PField(description=(
+        "uuid; text; integer (32-bit); bigint; numeric (exact decimal); boolean; date; timestamptz (a moment in "
+        "time); jsonb; enum (one of `values`, a PostgreSQL enum type); reference (a foreign key: see `references`)."))
     description: Text = PField("", max_length=DESCRIPTION_CHARS)
     values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
     references: str | None = PField(
@@ -108,7 +110,10 @@ class Field(Model):
                           "defaults to restrict (a member with assigned rows cannot be removed).")
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
-    default_expression: DefaultExpression | None = None
+    default_expression: DefaultExpression | None = PField(None, description=(
+        "A computed default instead of `default`: now (timestamptz/date), current_date, gen_random_uuid (uuid), "
+        "auth_uid (the signed-in user, for a uuid or a reference to auth.users), empty_object / empty_array "
+        "(jsonb)."))
     unique: bool = PField(False, description="Unique inside the organisation for tenant entities; NULLs are distinct "
                                              "(any number of rows may leave a nullable field empty).")
     check: Check | None = None
@@ -311,7 +316,10 @@ class Entity(Model):
 
     name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
     description: Text = PField("", max_length=DESCRIPTION_CHARS)
-    scope: Scope = Scope.organization
+    scope: Scope = PField(Scope.organization, description=(
+        "Who sees the rows. organization: shared inside the organisation (access decides who does what); user: "
+        "private to the row's author inside the organisation; global: reference data every signed-in user reads, "
+        "written by the service role; service: members read, only the service role writes (e.g. computed rows)."))
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."
     )

@@ -166,15 +166,17 @@ create table public.tasks (
   constraint tasks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint tasks_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade,
   constraint tasks_organization_id_project_id_fkey foreign key (organization_id, project_id) references public.projects (organization_id, id) on delete cascade,
-  constraint tasks_assignee_id_fkey foreign key (assignee_id) references auth.users (id) on delete set null
+  constraint tasks_organization_id_assignee_id_fkey foreign key (organization_id, assignee_id) references public.organization_members (organization_id, user_id) on delete set null (assignee_id)
 );
 comment on table public.tasks is 'A unit of work in a project.';
 comment on column public.tasks.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.tasks.created_by is 'The creating user; immutable.';
+comment on column public.tasks.assignee_id is 'A member of the organisation, or nobody.';
 create index tasks_project_id_status_position_idx on public.tasks (project_id, status, position);
 create index tasks_assignee_id_due_on_idx on public.tasks (assignee_id, due_on);
 create index tasks_created_by_idx on public.tasks (created_by);
 create index tasks_organization_id_project_id_idx on public.tasks (organization_id, project_id);
+create index tasks_organization_id_assignee_id_idx on public.tasks (organization_id, assignee_id);
 alter table public.tasks enable row level security;
 revoke all on table public.tasks from anon, authenticated;
 grant select, insert, update, delete on table public.tasks to authenticated;
