@@ -74,14 +74,18 @@ def plpgsql_body(create_statement: str, default_schema: str) -> BodyFacts | None
     return facts
 
 
-def _embedded(facts: BodyFacts, query: str, mode: int, default_schema: str) -> None:
+def embedded_sql(query: str, mode: int) -> str:
+    """A PL/pgSQL expression (libpg_query's query text and parse mode) as plain SQL; "" for none."""
     if mode == _STATEMENT:
-        text = query
-    elif mode == _EXPRESSION:
-        text = f"select {query}"
-    else:
-        parts = _ASSIGN.split(query, maxsplit=1)
-        text = f"select {parts[1]}" if len(parts) == 2 else ""
+        return query
+    if mode == _EXPRESSION:
+        return f"select {query}"
+    parts = _ASSIGN.split(query, maxsplit=1)
+    return f"select {parts[1]}" if len(parts) == 2 else ""
+
+
+def _embedded(facts: BodyFacts, query: str, mode: int, default_schema: str) -> None:
+    text = embedded_sql(query, mode)
     if not text:
         return
     try:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pgparse
 
+from ..audit.body import embedded_sql
 from ..audit.tree import function_name, nodes, strings
 from ..model.errors import BlueprintError
 
@@ -292,10 +293,6 @@ def _sql_reasons(source: str) -> list[str]:
             for r in _statement_reasons(tree, text)]
 
 
-# PL/pgSQL expression parse modes (libpg_query RawParseMode): 0 a statement, 2 an expression,
-# 3-5 an assignment "target := expression".
-_STATEMENT, _EXPRESSION = 0, 2
-_ASSIGN = re.compile(r":=|=")
 # PL/pgSQL statements that run SQL text computed at run time, and the field holding that text.
 _DYNAMIC = {"PLpgSQL_stmt_dynexecute": "query", "PLpgSQL_stmt_dynfors": "query",
             "PLpgSQL_stmt_open": "dynquery", "PLpgSQL_stmt_return_query": "dynquery"}
@@ -322,13 +319,7 @@ def _plpgsql_reasons(code: str, where: str, *, wrap: bool) -> list[str]:
 
 
 def _sql_reasons_of_expr(query: str, mode: int) -> list[str]:
-    if mode == _STATEMENT:
-        text = query
-    elif mode == _EXPRESSION:
-        text = f"select {query}"
-    else:
-        parts = _ASSIGN.split(query, maxsplit=1)
-        text = f"select {parts[1]}" if len(parts) == 2 else ""
+    text = embedded_sql(query, mode)
     if not text:
         return []
     try:
