@@ -302,13 +302,17 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
             attack(f"move a {t.name} row to another organisation", t.name, hopper,
                    f"update {target} set {ORG} = {literal(w.orgs['org2'])} where {where_key(hop_row.key)}")
         for fk in t.foreign_keys:
-            other = next((r for r in w.rows if r.table == fk.ref_table and r.org == "org2"), None)
+            other = _only_in_org2(w, fk)
             if fk.ref_schema != "public" or other is None or fk.ref_table == "organizations":
                 continue
             values = insert_values(t, "org1", w, writer, 9000 + len(out), enums)
-            for col, ref_col in zip(fk.columns, fk.ref_columns):
-                if col != ORG and ref_col in other.key:
-                    values[col] = other.key[ref_col]
+            known = {**other.values, **other.key}  # the other row's columns, as inserted
+            pointed = [(col, ref_col) for col, ref_col in zip(fk.columns, fk.ref_columns)
+                       if col != ORG and ref_col in known]
+            if not pointed:
+                continue  # nothing to point with: the attack would not reference the other organisation
+            for col, ref_col in pointed:
+                values[col] = known[ref_col]
             attack(f"insert a {t.name} row referencing another organisation's {fk.ref_table}", t.name, writer,
                    insert_sql(t, values), setup=clearing_sql(t, values, w))
     if members_table:
@@ -349,6 +353,16 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
         if volatile:
             attack(f"a signed-in user calls {schema_name}.{fname}", fname, writer, call, kind="exec")
     return out
+
+
+def _only_in_org2(w: World, fk) -> Row | None:
+    """A row of org2 that `fk` may point at and that org1 has no twin of (the hopper's membership is
+    in both organisations: pointing at it from org1 is legitimate)."""
+    refs = [c for c in fk.ref_columns if c != ORG]
+    org1 = {tuple({**r.values, **r.key}.get(c) for c in refs) for r in w.rows if r.table == fk.ref_table
+            and r.org == "org1"}
+    return next((r for r in w.rows if r.table == fk.ref_table and r.org == "org2"
+                 and tuple({**r.values, **r.key}.get(c) for c in refs) not in org1), None)
 
 
 def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> None:
