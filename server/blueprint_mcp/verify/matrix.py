@@ -140,10 +140,11 @@ class Plan:
     build: Callable[[], list[Case]]
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    only: set[str] | None = None  # judge only these tables' cases (a mutation run touching one table)
     fixture_failures: list[str] = field(default_factory=list)  # fixture statements PostgreSQL refused
 
     def planned_cases(self) -> list[Case]:
-        self.cases = self.build()
+        self.cases = [c for c in self.build() if self.only is None or c.table in self.only]
         return self.cases
 
 

@@ -55,7 +55,8 @@ def migrations_from_path(path: str | Path) -> list[str]:
 
 def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = None,
            database_url: str | None = None, allow_remote: bool = False, grant_mode: GrantMode = "legacy",
-           include_cases: bool = False, progress: Progress | None = None, engine: Engine | None = None) -> VerifyReport:
+           include_cases: bool = False, progress: Progress | None = None, engine: Engine | None = None,
+           tables: set[str] | None = None) -> VerifyReport:
     """Prove (or disprove) tenant isolation; with a blueprint, every table x command x actor is judged."""
     import psycopg
 
@@ -81,6 +82,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
             note(1, 3, "catalogue lints")
             lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
             plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
+            plan.only = tables
             note(2, 3, f"attack matrix: {len(plan.cases)} cases")
             try:
                 run_plan(conn, plan, progress)
