@@ -15,8 +15,8 @@ from ..model import Blueprint, FieldType
 from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, linked_hops
 from ..model.schema import Schema
-from ..sql.ident import literal
-from .world import Row, World, insert_sql, pk_key
+from ..sql.ident import ident, literal, qname
+from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
 
@@ -46,7 +46,7 @@ def other_value(bp: Blueprint, entity, m: Match) -> object | None:
     return left[0] if left else None
 
 
-def _sql_value(column: str, value: object, enum_type: str | None) -> str:
+def _sql_value(value: object, enum_type: str | None) -> str:
     text = literal(value)
     return f"{text}::{enum_type}" if enum_type else text
 
@@ -82,7 +82,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
                     if value is None or (col, str(value)) in seen:
                         continue
                     seen.add((col, str(value)))
-                    add(e.name, {col: _sql_value(col, value, enum_type)})
+                    add(e.name, {col: _sql_value(value, enum_type)})
             if g.assigned:
                 f = e.field(g.assigned)
                 roles = f.member_roles or [r.name for r in bp.tenancy.roles]
@@ -155,9 +155,6 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
 def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type) -> list:
     """Every actor tries to move each org1 row across each condition column (where, assignee, link):
     allowed only when the grants admit the row both before and after (docs/access.md, update)."""
-    from ..sql.ident import ident, qname
-    from .world import where_key
-
     cases = []
     for e in bp.entities:
         if not e.is_tenant:

@@ -114,8 +114,6 @@ def users_sql(world: World) -> list[str]:
 
 
 def insert_sql(table: Table, values: dict[str, str]) -> str:
-    if not values:
-        return f"insert into {qname(table.schema_name, table.name)} default values"
     cols = list(values)
     if not cols:  # every column has a default: `() values ()` is not SQL
         return f"insert into {qname(table.schema_name, table.name)} default values"
