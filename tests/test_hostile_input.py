@@ -30,8 +30,8 @@ TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage"
-HABIT_TABLES = "profiles, organizations, organization_members, invitations, habits, habit_check_ins, streaks, " \
-               "badges, milestones, sessions… (14 in all)"
+HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
+               "habit_check_ins, streaks, badges, milestones… (15 in all)"
 
 
 class Starts(str):

@@ -67,12 +67,18 @@ def test_nobody_joins_an_organisation_by_inserting_a_membership(world):
 
 
 def test_admin_cannot_invite_an_owner_but_can_invite_a_member(world):
+    invite = "select public.create_invitation(%s, %s, %s)"
+    assert world.denied("admin", invite, (world.org1, "x@example.com", "owner")) == PRIVILEGE
+    secret = world.as_("admin", invite, (world.org1, "Y@Example.com", "member"))[0][0]
+    assert len(secret) == 64
+    # Only the hash is kept, the address lower-cased, and no client inserts directly.
+    assert world.su("select email from public.invitations where organization_id = %s", (world.org1,)) == \
+        [("y@example.com",)]
+    assert world.su("select count(*) from private.invitation_tokens where token_hash = sha256(convert_to(%s, 'UTF8'))",
+                    (secret,)) == [(1,)]
+    assert world.denied("member", invite, (world.org1, "z@example.com", "viewer")) == PRIVILEGE
     assert world.denied("admin", "insert into public.invitations (organization_id, email, role) "
-                                 "values (%s, 'x@example.com', 'owner')", (world.org1,)) == PRIVILEGE
-    assert world.count("admin", "insert into public.invitations (organization_id, email, role) "
-                                "values (%s, 'y@example.com', 'member')", (world.org1,)) == 1
-    assert world.denied("member", "insert into public.invitations (organization_id, email, role) "
-                                  "values (%s, 'z@example.com', 'viewer')", (world.org1,)) == PRIVILEGE
+                                 "values (%s, 'w@example.com', 'member')", (world.org1,)) == PRIVILEGE
 
 
 def test_rows_cannot_move_to_another_organisation(world):
@@ -136,11 +142,18 @@ def test_other_organisations_metrics_are_invisible(world):
     assert world.as_("owner2", "select organization_id from public.daily_org_metrics") == [(world.org2,)]
 
 
-def test_ownership_transfer_requires_an_owner_member(world):
+def test_ownership_moves_only_through_transfer_ownership(world):
+    # The column is not client-writable; the function lets only the primary owner hand over, to a member.
     assert world.denied("owner", "update public.organizations set owner_user_id = %s where id = %s",
-                        (world.users["admin"], world.org1)) == "23514"
-    assert world.denied("admin", "update public.organizations set owner_user_id = %s where id = %s",
                         (world.users["admin"], world.org1)) == PRIVILEGE
+    transfer = "select public.transfer_ownership(%s, %s)"
+    assert world.denied("admin", transfer, (world.org1, world.users["admin"])) == PRIVILEGE
+    assert world.denied("owner", transfer, (world.org1, world.users["outsider"])) == "23503"
+    world.as_("owner", transfer, (world.org1, world.users["admin"]))
+    assert world.su("select owner_user_id::text from public.organizations where id = %s", (world.org1,)) == \
+        [(world.users["admin"],)]
+    assert world.su("select role::text from public.organization_members where organization_id = %s and user_id = %s",
+                    (world.org1, world.users["admin"])) == [("owner",)]
 
 
 def test_deleting_an_account_removes_its_personal_workspace(world):

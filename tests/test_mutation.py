@@ -24,13 +24,27 @@ HELPER = re.compile(r"organization_ids_with_role\('([a-z_]+)'\)")
 SAME_BOTH_SIDES = "UPDATE with identical USING and WITH CHECK over immutable columns: the other side decides"
 
 
+AUTHOR_NOT_WRITABLE = ("INSERT check that the author is the caller: clients cannot write the author column "
+                       "(no column grant), its default is auth.uid()")
+AUTHOR_ATOM = re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)")
+
+
 def equivalent(schema: Schema, name: str) -> str | None:
     """Why a mutation cannot change who can do what, or None."""
     policy_name, _, change = name.partition(": ")
     for t in schema.tables:
         for p in t.policies:
-            if p.name == policy_name and p.command == "update" and p.using == p.check and change != "dropped":
+            if p.name != policy_name:
+                continue
+            if p.command == "update" and p.using == p.check and change != "dropped":
                 return SAME_BOTH_SIDES
+            hit = re.fullmatch(r"with check own/assigned/linked user #(\d+) -> true", change)
+            if p.command == "insert" and hit:
+                column = list(AUTHOR_ATOM.finditer(p.check))[int(hit.group(1)) - 1].group(1)
+                insertable = next((g for g in t.grants.get("authenticated", []) if g.startswith("insert")), "")
+                default = (t.column(column).default or "") if t.column(column) else ""
+                if "auth.uid()" in default and column not in re.findall(r"[a-z_]+", insertable.partition("(")[2]):
+                    return AUTHOR_NOT_WRITABLE
     return None
 
 
@@ -154,4 +168,4 @@ def test_every_loosened_access_construct_is_caught(pg_cluster):
     # Only one side of an UPDATE policy with identical USING and WITH CHECK survives: the other side
     # (and, for columns a row could move across, the select policy a WHERE brings in) still decides.
     assert [n for n in survivors if equivalent(schema, n) is None] == [], survivors
-    assert all(n.split(": ")[0].endswith("_update_policy") for n in survivors)
+    assert all(n.split(": ")[0].endswith(("_update_policy", "_insert_policy")) for n in survivors)

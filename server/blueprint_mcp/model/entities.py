@@ -106,8 +106,10 @@ class Field(Model):
         description="With references 'organization_members': the member must hold one of these roles (checked on "
                     "insert and update).")
     on_delete: OnDelete | None = PField(
-        None, description="Default: cascade when NOT NULL, set null otherwise; a member reference that is NOT NULL "
-                          "defaults to restrict (a member with assigned rows cannot be removed).")
+        None, description="What deleting the referenced row (or user) does to this row. Default: set null when "
+                          "nullable, restrict when NOT NULL (the referenced row cannot be deleted while this one "
+                          "points at it). Declare cascade when this row is part of the referenced one (a comment of "
+                          "a task, a check-in of a habit): it is then deleted with it.")
     nullable: bool = True
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
     default_expression: DefaultExpression | None = PField(None, description=(
@@ -248,9 +250,7 @@ class Field(Model):
     def effective_on_delete(self) -> str:
         if self.on_delete:
             return self.on_delete
-        if self.references_member and not self.nullable:
-            return "restrict"
-        return "set null" if self.nullable else "cascade"
+        return "set null" if self.nullable else "restrict"
 
 
 def _is_int(value: object) -> bool:

@@ -23,6 +23,10 @@ class Privacy(Model):
         description="Tables whose writes are logged to audit_logs: entity names, 'organizations' or "
         "'organization_members'.",
     )
+    audit_retention_days: int = Field(
+        365, ge=1, le=36500,
+        description="audit_logs is append-only; private.purge_audit_logs() deletes rows older than this (schedule it, "
+                    "e.g. daily with pg_cron).")
     pii_keys: list[Ident] = Field(
         default_factory=list, max_length=NAMES_PER_LIST,
         description="Extra keys rejected in event properties, beyond built-in ones.",

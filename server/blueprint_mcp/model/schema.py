@@ -99,6 +99,7 @@ class Trigger(_Obj):
     columns: list[str] = Field(default_factory=list)  # "update of" columns
     function: str  # schema-qualified
     args: list[str] = Field(default_factory=list)
+    level: Literal["row", "statement"] = "row"
     location: Location | None = None
 
 
@@ -142,6 +143,7 @@ class Function(_Obj):
     body: str
     comment: str = ""
     execute_roles: list[str] = Field(default_factory=list)  # public/anon revoked, these granted
+    migration: Literal["rls", "triggers"] | None = None  # where the generator renders it (None: by its kind)
     location: Location | None = None
     # What the body touches, as schema.table; None = not analysed (the generator leaves them unset).
     reads: list[str] | None = None

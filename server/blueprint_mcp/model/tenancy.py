@@ -59,6 +59,10 @@ class Tenancy(Model):
         default_factory=list, max_length=CAPABILITIES,
         description="App-defined capabilities (e.g. view_clinical_notes) that roles may hold and grants may name. "
                     "Unlike the built-in ones they need not follow the role ranking.")
+    organization_deleted_by: Literal["primary_owner", "capability"] = Field(
+        "primary_owner",
+        description="Who may delete a team organisation: primary_owner (only organizations.owner_user_id; "
+                    "co-owners cannot) or capability (every role holding delete_organization).")
     tenant_key: Literal["organization_id"] = "organization_id"
 
     @model_validator(mode="after")

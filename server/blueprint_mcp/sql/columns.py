@@ -36,9 +36,14 @@ def tenant_column() -> Column:
     return Column(name=ORG, type="uuid", nullable=False, comment="Tenant key: immutable, checked by every policy.")
 
 
-def owner_column(name: str) -> Column:
-    return Column(name=name, type="uuid", nullable=False, default="auth.uid()",
-                  comment="The creating user; immutable.")
+def owner_column(name: str, private: bool = False) -> Column:
+    """The author. A `user` scope row is private to them and goes with their account (NOT NULL, cascade);
+    an organisation's row stays when its author's account is deleted (nullable, set null)."""
+    if private:
+        return Column(name=name, type="uuid", nullable=False, default="auth.uid()",
+                      comment="The owning user; immutable; the row is deleted with their account.")
+    return Column(name=name, type="uuid", default="auth.uid()",
+                  comment="The creating user; immutable; null once their account is deleted.")
 
 
 def enum_type_names(bp: Blueprint) -> dict[tuple[str, str], str]:
@@ -102,6 +107,9 @@ def exclusion(table: str, keys: list[str], span: tuple[str, str], range_type: st
 
 def foreign_key(table: str, columns: list[str], ref: str, ref_columns: list[str], on_delete: str,
                 ref_schema: str = "public", set_null_columns: list[str] | None = None) -> ForeignKey:
+    # restrict is written `no action`: still refused while referenced, but checked at the end of the
+    # statement, so deleting an organisation can cascade through rows that restrict each other.
+    on_delete = "no action" if on_delete == "restrict" else on_delete
     return ForeignKey(name=object_name(table, *columns, suffix="fkey"), columns=columns, ref_schema=ref_schema,
                       ref_table=ref, ref_columns=ref_columns, on_delete=on_delete,
                       set_null_columns=set_null_columns or [])

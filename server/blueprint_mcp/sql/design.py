@@ -11,6 +11,7 @@ from .access import access_functions
 from .rls import apply_rls, helper_function
 from .storage import storage_buckets, storage_policies
 from .tables import all_tables, entity_enums, role_enum
+from .lifecycle import api_functions, auth_triggers
 from .triggers import apply_triggers
 
 
@@ -30,8 +31,8 @@ def build_schema(bp: Blueprint) -> Schema:
     """The whole physical design of a blueprint, deterministic for the same input."""
     tables = all_tables(bp)
     apply_rls(bp, tables)
-    apply_grants(tables)
-    functions = [helper_function(bp)] + access_functions(bp) + apply_triggers(bp, tables)
+    apply_grants(tables, {e.name: e.owner_column for e in bp.entities if e.owner_column})
+    functions = [helper_function(bp)] + access_functions(bp) + apply_triggers(bp, tables) + api_functions(bp)
     views = []
     if bp.analytics.enabled and bp.analytics.daily_metrics:
         views, metric_functions = metrics_objects(bp)
@@ -48,6 +49,5 @@ def build_schema(bp: Blueprint) -> Schema:
         tables=tables,
         functions=functions,
         views=views,
-        auth_triggers=[Trigger(name="on_auth_user_created", timing="after", events=["insert"],
-                               function="private.handle_new_user")],
+        auth_triggers=auth_triggers(bp),
     )

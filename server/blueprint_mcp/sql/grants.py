@@ -7,27 +7,49 @@ from .ident import column_list
 
 # Core tables where the client may write only some columns, whatever the policies allow.
 _COLUMNS = {
-    ("profiles", Command.update): "editable",
+    # owner_user_id may be sent on insert: the policy holds it to the caller (it defaults to them).
     ("organizations", Command.insert): ["name", "slug", "owner_user_id"],
-    ("organizations", Command.update): ["name", "slug", "owner_user_id"],
-    ("invitations", Command.insert): ["organization_id", "email", "role", "invited_by", "expires_at"],
+    ("organizations", Command.update): ["name", "slug"],
 }
-_SERVER_COLUMNS = {"id", "created_at", "updated_at"}
+# What the server decides on every table: the row's identity, its tenant once set, its author and its
+# timestamps. A client that could write them could backdate, re-attribute or re-home rows.
+SERVER_COLUMNS = {"id", "created_at", "updated_at"}
+_FIXED_AFTER_INSERT = {"organization_id"}
 
 
-def apply_grants(tables: list[Table]) -> None:
-    """authenticated gets exactly the commands it has policies for; anon only the public reads it has
-    policies for; service_role all."""
+def client_columns(t: Table, command: Command, author: str | None) -> list[str] | None:
+    """The columns authenticated may write with `command`, or None for "every column"."""
+    fixed = _COLUMNS.get((t.name, command))
+    if fixed is not None:
+        return fixed
+    if command not in (Command.insert, Command.update):
+        return None
+    server = SERVER_COLUMNS | ({author} if author else set())
+    if command is Command.update:
+        # updated_at stays grantable: its trigger overwrites whatever a client sends with now().
+        server = (server | _FIXED_AFTER_INSERT) - {"updated_at"} if t.column("updated_at") else server | _FIXED_AFTER_INSERT
+    return [c.name for c in t.columns if c.name not in server]
+
+
+def apply_grants(tables: list[Table], authors: dict[str, str] | None = None) -> None:
+    """authenticated gets exactly the commands it has policies for, writes limited to the columns a client
+    may set; anon only the public reads it has policies for; service_role all (none on private tables)."""
+    authors = authors or {}
     for t in tables:
         commands = {p.command for p in t.policies if "authenticated" in p.roles}
         privileges = []
         for cmd in (Command.select, Command.insert, Command.update, Command.delete):
             if cmd not in commands:
                 continue
-            columns = _COLUMNS.get((t.name, cmd))
-            if columns == "editable":
-                columns = [c.name for c in t.columns if c.name not in _SERVER_COLUMNS]
-            privileges.append(f"{cmd.value} ({column_list(columns)})" if columns else cmd.value)
+            columns = client_columns(t, cmd, authors.get(t.name))
+            if columns == []:
+                continue  # nothing a client may set: the command stays with the service role
+            privileges.append(f"{cmd.value} ({column_list(columns)})" if columns is not None else cmd.value)
+        if t.schema_name != "public":
+            t.grants = {}  # reached only through definer functions
+            continue
         t.grants = {"authenticated": privileges, "service_role": ["select", "insert", "update", "delete"]}
+        if t.name == "audit_logs":
+            t.grants["service_role"] = ["select"]  # append-only: written by the audit trigger alone
         if any("anon" in p.roles and p.command is Command.select for p in t.policies):
             t.grants = {"anon": ["select"], **t.grants}

@@ -136,7 +136,7 @@ def trigger_sql(on: str, trg: Trigger) -> str:
     events = " or ".join(trg.events)
     args = ", ".join(literal(a) for a in trg.args)
     return (f"create trigger {ident(trg.name)}\n  {trg.timing} {events} on {on}\n"
-            f"  for each row execute function {_qualified(trg.function)}({args});")
+            f"  for each {trg.level} execute function {_qualified(trg.function)}({args});")
 
 
 def view_sql(v: View) -> str:
@@ -190,7 +190,7 @@ def rls_sql(s: Schema, slug: str) -> str:
     """Migration 2: the membership helper, one policy per command, served views."""
     parts = [_header("Row level security: helpers in private, one policy per command", slug)]
     helpers = [f for f in s.functions if f.returns != "trigger" and not f.returns.startswith("setof private.")
-               and f.returns != "void"]
+               and f.returns != "void" and f.migration != "triggers"]
     parts += [function_sql(f) for f in helpers]
     for t in s.tables:
         parts += [policy_sql(t, p) for p in t.policies]
@@ -199,15 +199,18 @@ def rls_sql(s: Schema, slug: str) -> str:
     for v in s.views:
         parts.append(view_sql(v))
         if v.materialized:
-            parts += [function_sql(f) for f in s.functions if f.returns in (f"setof {v.schema_name}.{v.name}", "void")]
+            parts += [function_sql(f) for f in s.functions if f.returns in (f"setof {v.schema_name}.{v.name}", "void")
+                      and f.migration != "triggers"]
     return "\n\n".join(parts) + "\n"
 
 
 def triggers_sql(s: Schema, slug: str) -> str:
     """Migration 3: trigger functions and triggers, including signup on auth.users."""
-    parts = [_header("Triggers: timestamps, immutable keys, signup, ownership, audit", slug)]
+    parts = [_header("Triggers and lifecycle: timestamps, immutable keys, signup and account deletion, "
+                     "ownership, invitations, audit", slug)]
     parts += [function_sql(f) for f in s.functions if f.returns == "trigger"]
     for t in s.tables:
         parts += [trigger_sql(qname(t.schema_name, t.name), trg) for trg in t.triggers]
     parts += [trigger_sql("auth.users", trg) for trg in s.auth_triggers]
+    parts += [function_sql(f) for f in s.functions if f.migration == "triggers" and f.returns != "trigger"]
     return "\n\n".join(parts) + "\n"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..model import Blueprint, Entity, EventCategory, FieldType
+from ..model import Blueprint, Entity, EventCategory, FieldType, Scope
 from ..model.blueprint import ROLE_TYPE
-from ..model.schema import Column, EnumType, Table
+from ..model.schema import Column, Constraint, EnumType, Table
 from . import columns as c
 from .ident import ident, literal
 
@@ -48,7 +48,8 @@ def organizations(bp: Blueprint) -> Table:
         Column(name="slug", type="text", nullable=False),
         Column(name="is_personal", type="boolean", nullable=False, default="false"),
         Column(name="owner_user_id", type="uuid", nullable=False, default="auth.uid()",
-               comment="The primary owner; always holds an owner membership."),
+               comment="The primary owner; always holds an owner membership. Changed only by transfer_ownership; "
+                       "their account cannot be deleted while the organisation has other members."),
         *c.timestamps(),
     ]
     t.constraints = [
@@ -56,7 +57,9 @@ def organizations(bp: Blueprint) -> Table:
         c.check(t.name, "name", "char_length(name) between 1 and 200"),
         c.check(t.name, "slug", "slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'"),
     ]
-    t.foreign_keys = [c.auth_user_fk(t.name, "owner_user_id")]
+    # restrict: deleting the owner's account removes their personal workspace and teams nobody else is in
+    # first (a trigger on auth.users), and is refused while a team has other members.
+    t.foreign_keys = [c.auth_user_fk(t.name, "owner_user_id", "restrict")]
     return t
 
 
@@ -77,27 +80,50 @@ def organization_members(bp: Blueprint) -> Table:
     return t
 
 
+INVITATION_DAYS = 7  # the longest an invitation lives; the server sets and caps expires_at
+
+
 def invitations(bp: Blueprint) -> Table:
     t = Table(name="invitations", section="core", tenant_key=c.ORG,
-              comment="Pending invitations; accepted by an edge function with the service role.")
+              comment="Pending invitations, created by create_invitation() and accepted by accept_invitation(); "
+                      "their secrets are kept as hashes in private.invitation_tokens.")
     t.columns = [
         c.id_column(), c.tenant_column(),
-        Column(name="email", type="text", nullable=False, pii=True),
+        Column(name="email", type="text", nullable=False, pii=True,
+               comment="Stored lower-cased: addresses compare case-insensitively."),
         Column(name="role", type=f"public.{ROLE_TYPE}", nullable=False,
                default=literal(bp.tenancy.default_member_role.name)),
-        Column(name="invited_by", type="uuid", nullable=False, default="auth.uid()"),
-        Column(name="token", type="uuid", nullable=False, default="gen_random_uuid()",
-               comment="Secret sent by email; compared by the accept-invitation function."),
-        Column(name="expires_at", type="timestamptz", nullable=False, default="now() + interval '7 days'"),
+        Column(name="invited_by", type="uuid", default="auth.uid()",
+               comment="Pending invitations are revoked when the inviter leaves or drops below the invited role."),
+        Column(name="expires_at", type="timestamptz", nullable=False, default=f"now() + interval '{INVITATION_DAYS} days'",
+               comment=f"Set by the server: at most {INVITATION_DAYS} days after creation."),
         Column(name="accepted_at", type="timestamptz"),
+        Column(name="accepted_by", type="uuid"),
         *c.timestamps(),
     ]
     t.constraints = [
-        c.primary_key(t.name), c.unique(t.name, ["token"]),
-        c.check(t.name, "email", "email ~ '^[^@[:space:]]+@[^@[:space:]]+$'"),
+        c.primary_key(t.name),
+        c.check(t.name, "email", "email ~ '^[^@[:space:]]+@[^@[:space:]]+$' and email = lower(email)"),
     ]
-    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "invited_by")]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "invited_by", "set null"),
+                      c.auth_user_fk(t.name, "accepted_by", "set null")]
     t.indexes = [c.index(t.name, [c.ORG, "email"], unique_=True, where="accepted_at is null")]
+    return t
+
+
+def invitation_tokens(bp: Blueprint) -> Table:
+    """Invitation secrets, out of the API's reach: only their SHA-256, read by accept_invitation()."""
+    t = Table(schema_name="private", name="invitation_tokens", section="core",
+              comment="SHA-256 of each pending invitation's secret; no client role can read it. Deleted on use.")
+    t.columns = [
+        Column(name="invitation_id", type="uuid", nullable=False),
+        Column(name="token_hash", type="bytea", nullable=False),
+        Column(name="created_at", type="timestamptz", nullable=False, default="now()"),
+    ]
+    t.constraints = [Constraint(name=c.object_name(t.name, suffix="pkey"), kind="primary key",
+                                columns=["invitation_id"]),
+                     c.unique(t.name, ["token_hash"])]
+    t.foreign_keys = [c.foreign_key(t.name, ["invitation_id"], "invitations", ["id"], "cascade")]
     return t
 
 
@@ -122,8 +148,9 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
         # (organization_id, id) is what tenant-safe composite FKs point at; it also indexes the tenant key.
         t.constraints.append(c.unique(e.name, [c.ORG, "id"]))
     if e.owner_column:
-        t.columns.append(c.owner_column(e.owner_column))
-        t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column))
+        private = e.scope is Scope.user
+        t.columns.append(c.owner_column(e.owner_column, private))
+        t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column, "cascade" if private else "set null"))
     enum_types = c.enum_type_names(bp)
     for f in e.fields:
         t.columns.append(c.field_column(e, f, enum_types.get((e.name, f.name))))
@@ -292,7 +319,7 @@ def all_tables(bp: Blueprint) -> list[Table]:
     """Every table in creation order: core, domain (declaration order), analytics, privacy."""
     tables = [profiles(bp), organizations(bp), organization_members(bp)]
     if bp.tenancy.team_organizations:
-        tables.append(invitations(bp))
+        tables += [invitations(bp), invitation_tokens(bp)]
     tables += [entity_table(bp, e) for e in bp.entities]
     a = bp.analytics
     if a.enabled:

@@ -11,6 +11,7 @@ from ..model.schema import Function, Table, Trigger
 from .columns import ORG
 from ..model.blueprint import ROLE_TYPE
 from .ident import literal, object_name
+from . import lifecycle as life
 
 
 def _fn(name: str, body: str, comment: str, definer: bool = False) -> Function:
@@ -26,9 +27,17 @@ def set_updated_at() -> Function:
 def enforce_immutable_columns() -> Function:
     return _fn("enforce_immutable_columns", """declare
   col text;
+  before_value jsonb;
 begin
   foreach col in array tg_argv loop
-    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col) then
+    before_value := to_jsonb(old) -> col;
+    if (to_jsonb(new) -> col) is distinct from before_value then
+      -- The one change allowed: a user column nulled by `on delete set null` because that user's
+      -- account was deleted (the user no longer exists).
+      if jsonb_typeof(to_jsonb(new) -> col) = 'null' and jsonb_typeof(before_value) = 'string'
+         and not exists (select 1 from auth.users u where u.id::text = before_value #>> '{}') then
+        continue;
+      end if;
       raise exception using
         errcode = '42501',
         message = format('%I.%I cannot change', tg_table_name, col),
@@ -36,7 +45,8 @@ begin
     end if;
   end loop;
   return new;
-end""", "Rejects updates of the columns named in the trigger arguments (tenant key, owner).")
+end""", "Rejects updates of the columns named in the trigger arguments (tenant key, owner), except a user column "
+       "nulled after that user's account was deleted. Definer: checks auth.users.", definer=True)
 
 
 def handle_new_user(bp: Blueprint) -> Function:
@@ -75,7 +85,7 @@ def guard_organization_update(bp: Blueprint) -> Function:
        where m.organization_id = new.id and m.user_id = new.owner_user_id and m.role = {owner}
     ) then
       raise exception using errcode = '23514', message = 'the new owner must already be an owner member',
-        hint = 'Give the user the owner role first (service role), then transfer ownership.';
+        hint = 'Use public.transfer_ownership(organization_id, new_owner_id).';
     end if;
   end if;
   return new;
@@ -177,17 +187,21 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
                      [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles])
     audited = set(bp.privacy.audit_tables)
     if audited:
-        functions.append(audit)
+        functions += [audit, protect_log := life.protect_audit_log()]
+    functions.append(life.before_user_deleted())
+    if bp.tenancy.team_organizations:
+        functions += [normalize := life.normalize_invitation(), revoke := life.revoke_inviters_invitations(bp)]
     for t in tables:
         names = [c.name for c in t.columns]
         immutable = {
             "profiles": ["id"], "organizations": ["id", "is_personal"],
-            "organization_members": ["id", ORG, "user_id"], "invitations": ["id", ORG, "invited_by", "token"],
+            "organization_members": ["id", ORG, "user_id"],
+            "invitations": ["id", ORG, "email", "role", "invited_by"], "invitation_tokens": ["invitation_id"],
         }.get(t.name)
         if immutable is None and t.tenant_key:
             entity = bp.entity(t.name)
             immutable = ["id", ORG] + ([entity.owner_column] if entity and entity.owner_column else [])
-        if immutable and t.name != "audit_logs":
+        if immutable and t.name != "audit_logs" and t.schema_name == "public":
             _trigger(t, "immutable", "before", ["update"], immut, immutable)
         if "updated_at" in names:
             _trigger(t, "set_updated_at", "before", ["update"], upd)
@@ -197,8 +211,17 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         if t.name == "organization_members":
             _trigger(t, "protect_owner", "before", ["update", "delete"], protect)
             _trigger(t, "personal_guard", "before", ["insert"], personal)
+            if bp.tenancy.team_organizations:
+                _trigger(t, "revoke_invitations", "after", ["update", "delete"], revoke)
         if t.name == "invitations":
             _trigger(t, "personal_guard", "before", ["insert"], personal)
+            _trigger(t, "normalize", "before", ["insert"], normalize)
+        if t.name == "audit_logs":
+            days = [str(bp.privacy.audit_retention_days)]
+            _trigger(t, "append_only", "before", ["update", "delete"], protect_log, days)
+            t.triggers.append(Trigger(name=object_name(t.name, "no_truncate", suffix="trg"), timing="before",
+                                      events=["truncate"], function=protect_log.qualified, args=days,
+                                      level="statement"))
         if t.name in audited:
             tenant_col = "id" if t.name == "organizations" else ORG
             _trigger(t, "audit", "after", ["insert", "update", "delete"], audit,

@@ -15,6 +15,7 @@ from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
+from .lifecycle import lifecycle_cases
 from .fixtures import add_row, clearing_sql, insert_values, marker_for, row_values, unique_keys
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
@@ -105,6 +106,8 @@ class Case:
     probe: str | None = None  # for kind "probe": counts the rows the statement reached, as the owner
     actual: str | None = None
     setup: str | None = None  # run as the owner first: clears rows an insert would collide with
+    api_role: str | None = None  # instead of the actor's: "none" runs as the session user (the auth service)
+    claims: dict | None = None  # instead of the actor's JWT claims
 
     @property
     def verdict(self) -> str:
@@ -119,10 +122,12 @@ class Case:
         return "LEAK" if self.actual == "allowed" else "blocked"
 
     def outcome_call(self, actors: dict[str, Actor]) -> str:
-        actor = actors[self.actor]
+        actor = actors.get(self.actor)
+        api_role = self.api_role or actor.api_role
+        claims = self.claims if self.claims is not None else actor.claims()
         probe = f", {literal(self.probe)}" if self.probe else ""
         setup = f", setup => {literal(self.setup)}" if self.setup else ""
-        return (f"blueprint_tests.outcome({literal(actor.api_role)}, {literal(json.dumps(actor.claims()))}, "
+        return (f"blueprint_tests.outcome({literal(api_role)}, {literal(json.dumps(claims))}, "
                 f"{literal(self.kind)}, {literal(self.sql)}{probe}{setup})")
 
     @property
@@ -376,8 +381,11 @@ def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> N
 
 
 def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:
+    # A volatile private function with a public function of the same signature is an API implementation
+    # (the public wrapper calls it, it checks the caller itself): only anon is attacked with it.
+    wrapped = {(f.name, f.arg_types.replace(" ", "")) for f in schema.functions if f.schema_name == "public"}
     return [(f.schema_name, f.name, ", ".join(f"null::{a.strip()}" for a in f.arg_types.split(",") if a.strip()),
-             f.volatility == "volatile")
+             f.volatility == "volatile" and (f.name, f.arg_types.replace(" ", "")) not in wrapped)
             for f in schema.functions if f.schema_name == "private" and f.returns != "trigger"]
 
 
@@ -400,7 +408,7 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
             attacks.append(Case(table, "attack", actor, None, "rows", sql, DENIED, attack=name))
 
         reattribution_attacks(bp, schema, w, enums, row_values, oracle, attack)
-        return cases + attacks
+        return cases + attacks + lifecycle_cases(bp, schema, w, oracle, Case, row_values)
     notes = [] if w.who("hopper") else [
         "one membership per user: nobody belongs to two organisations, so moving rows between them is "
         "impossible by construction and is not attacked"]

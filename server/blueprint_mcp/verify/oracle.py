@@ -59,8 +59,10 @@ class Oracle:
             return self.can(actor, row.org, Capability.read) or row.author == actor.name
         if command == "update":
             return self.can(actor, row.org, Capability.manage_members)
-        if command == "delete":
-            return self.can(actor, row.org, Capability.delete_organization)  # fixture orgs are team orgs
+        if command == "delete":  # fixture orgs are team orgs
+            if self.bp.tenancy.organization_deleted_by == "capability":
+                return self.can(actor, row.org, Capability.delete_organization)
+            return self.world.owners.get(row.org) == actor.name  # the primary owner alone
         return False
 
     def _organization_members(self, actor, command, row, org):
@@ -79,10 +81,7 @@ class Oracle:
         target = row.org if row else org
         if command in ("select", "delete"):
             return self.can(actor, target, Capability.manage_members)
-        if command == "insert":  # the fixture invitation uses the default member role
-            return (self.can(actor, target, Capability.manage_members)
-                    and self.at_least(actor, target, self.bp.tenancy.default_member_role.name))
-        return False
+        return False  # created only by create_invitation(), which sets the secret; never updated by clients
 
     # --- analytics and privacy ------------------------------------------------------------------------
 

@@ -264,6 +264,7 @@ create schema if not exists extensions;
 create table if not exists auth.users (
   id uuid primary key,
   email varchar(255),
+  email_confirmed_at timestamptz,
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
   created_at timestamptz default now(),

@@ -45,7 +45,7 @@ comment on column public.profiles.consent_for_personalization is 'Opt-in consent
 comment on column public.profiles.consent_for_ai_recommendations is 'Opt-in consent.';
 alter table public.profiles enable row level security;
 revoke all on table public.profiles from anon, authenticated;
-grant select, update (full_name, avatar_url, time_zone, consent_for_personalization, consent_for_ai_recommendations) on table public.profiles to authenticated;
+grant select, update (full_name, avatar_url, time_zone, consent_for_personalization, consent_for_ai_recommendations, updated_at) on table public.profiles to authenticated;
 grant select, insert, update, delete on table public.profiles to service_role;
 
 create table public.organizations (
@@ -60,14 +60,14 @@ create table public.organizations (
   constraint organizations_slug_key unique (slug),
   constraint organizations_name_check check (char_length(name) between 1 and 200),
   constraint organizations_slug_check check (slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'),
-  constraint organizations_owner_user_id_fkey foreign key (owner_user_id) references auth.users (id) on delete cascade
+  constraint organizations_owner_user_id_fkey foreign key (owner_user_id) references auth.users (id) on delete no action
 );
 comment on table public.organizations is 'Tenants: personal workspaces and team organisations.';
-comment on column public.organizations.owner_user_id is 'The primary owner; always holds an owner membership.';
+comment on column public.organizations.owner_user_id is 'The primary owner; always holds an owner membership. Changed only by transfer_ownership; their account cannot be deleted while the organisation has other members.';
 create index organizations_owner_user_id_idx on public.organizations (owner_user_id);
 alter table public.organizations enable row level security;
 revoke all on table public.organizations from anon, authenticated;
-grant select, insert (name, slug, owner_user_id), update (name, slug, owner_user_id), delete on table public.organizations to authenticated;
+grant select, insert (name, slug, owner_user_id), update (name, slug), delete on table public.organizations to authenticated;
 grant select, insert, update, delete on table public.organizations to service_role;
 
 create table public.organization_members (
@@ -95,33 +95,47 @@ create table public.invitations (
   organization_id uuid not null,
   email text not null,
   role public.member_role not null default 'member',
-  invited_by uuid not null default auth.uid(),
-  token uuid not null default gen_random_uuid(),
+  invited_by uuid default auth.uid(),
   expires_at timestamptz not null default now() + interval '7 days',
   accepted_at timestamptz,
+  accepted_by uuid,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint invitations_pkey primary key (id),
-  constraint invitations_token_key unique (token),
-  constraint invitations_email_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+  constraint invitations_email_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$' and email = lower(email)),
   constraint invitations_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint invitations_invited_by_fkey foreign key (invited_by) references auth.users (id) on delete cascade
+  constraint invitations_invited_by_fkey foreign key (invited_by) references auth.users (id) on delete set null,
+  constraint invitations_accepted_by_fkey foreign key (accepted_by) references auth.users (id) on delete set null
 );
-comment on table public.invitations is 'Pending invitations; accepted by an edge function with the service role.';
+comment on table public.invitations is 'Pending invitations, created by create_invitation() and accepted by accept_invitation(); their secrets are kept as hashes in private.invitation_tokens.';
 comment on column public.invitations.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.invitations.token is 'Secret sent by email; compared by the accept-invitation function.';
+comment on column public.invitations.email is 'Stored lower-cased: addresses compare case-insensitively.';
+comment on column public.invitations.invited_by is 'Pending invitations are revoked when the inviter leaves or drops below the invited role.';
+comment on column public.invitations.expires_at is 'Set by the server: at most 7 days after creation.';
 create unique index invitations_organization_id_email_idx on public.invitations (organization_id, email) where accepted_at is null;
 create index invitations_organization_id_idx on public.invitations (organization_id);
 create index invitations_invited_by_idx on public.invitations (invited_by);
+create index invitations_accepted_by_idx on public.invitations (accepted_by);
 alter table public.invitations enable row level security;
 revoke all on table public.invitations from anon, authenticated;
-grant select, insert (organization_id, email, role, invited_by, expires_at), delete on table public.invitations to authenticated;
+grant select, delete on table public.invitations to authenticated;
 grant select, insert, update, delete on table public.invitations to service_role;
+
+create table private.invitation_tokens (
+  invitation_id uuid not null,
+  token_hash bytea not null,
+  created_at timestamptz not null default now(),
+  constraint invitation_tokens_pkey primary key (invitation_id),
+  constraint invitation_tokens_token_hash_key unique (token_hash),
+  constraint invitation_tokens_invitation_id_fkey foreign key (invitation_id) references public.invitations (id) on delete cascade
+);
+comment on table private.invitation_tokens is 'SHA-256 of each pending invitation''s secret; no client role can read it. Deleted on use.';
+revoke all on table private.invitation_tokens from anon, authenticated;
 
 create table public.projects (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  created_by uuid not null default auth.uid(),
+  created_by uuid default auth.uid(),
   name text not null,
   description text,
   status public.projects_status_enum not null default 'active',
@@ -133,23 +147,23 @@ create table public.projects (
   constraint projects_name_check check (char_length(name) >= 1 and char_length(name) <= 200),
   constraint projects_organization_id_name_key unique (organization_id, name),
   constraint projects_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint projects_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade
+  constraint projects_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null
 );
 comment on table public.projects is 'A project inside an organisation.';
 comment on column public.projects.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.projects.created_by is 'The creating user; immutable.';
+comment on column public.projects.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.projects.archived_at is 'Soft delete: set instead of deleting.';
 create index projects_organization_id_status_idx on public.projects (organization_id, status);
 create index projects_created_by_idx on public.projects (created_by);
 alter table public.projects enable row level security;
 revoke all on table public.projects from anon, authenticated;
-grant select, insert, update, delete on table public.projects to authenticated;
+grant select, insert (organization_id, name, description, status, archived_at), update (name, description, status, archived_at, updated_at), delete on table public.projects to authenticated;
 grant select, insert, update, delete on table public.projects to service_role;
 
 create table public.tasks (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  created_by uuid not null default auth.uid(),
+  created_by uuid default auth.uid(),
   project_id uuid not null,
   title text not null,
   description text,
@@ -164,13 +178,13 @@ create table public.tasks (
   constraint tasks_organization_id_id_key unique (organization_id, id),
   constraint tasks_title_check check (char_length(title) >= 1 and char_length(title) <= 300),
   constraint tasks_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint tasks_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade,
+  constraint tasks_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint tasks_organization_id_project_id_fkey foreign key (organization_id, project_id) references public.projects (organization_id, id) on delete cascade,
   constraint tasks_organization_id_assignee_id_fkey foreign key (organization_id, assignee_id) references public.organization_members (organization_id, user_id) on delete set null (assignee_id)
 );
 comment on table public.tasks is 'A unit of work in a project.';
 comment on column public.tasks.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.tasks.created_by is 'The creating user; immutable.';
+comment on column public.tasks.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.tasks.assignee_id is 'A member of the organisation, or nobody.';
 create index tasks_project_id_status_position_idx on public.tasks (project_id, status, position);
 create index tasks_assignee_id_due_on_idx on public.tasks (assignee_id, due_on);
@@ -179,13 +193,13 @@ create index tasks_organization_id_project_id_idx on public.tasks (organization_
 create index tasks_organization_id_assignee_id_idx on public.tasks (organization_id, assignee_id);
 alter table public.tasks enable row level security;
 revoke all on table public.tasks from anon, authenticated;
-grant select, insert, update, delete on table public.tasks to authenticated;
+grant select, insert (organization_id, project_id, title, description, status, priority, assignee_id, due_on, position), update (project_id, title, description, status, priority, assignee_id, due_on, position, updated_at), delete on table public.tasks to authenticated;
 grant select, insert, update, delete on table public.tasks to service_role;
 
 create table public.comments (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  created_by uuid not null default auth.uid(),
+  created_by uuid default auth.uid(),
   task_id uuid not null,
   parent_id uuid,
   body text not null,
@@ -195,20 +209,20 @@ create table public.comments (
   constraint comments_organization_id_id_key unique (organization_id, id),
   constraint comments_body_check check (char_length(body) >= 1 and char_length(body) <= 10000),
   constraint comments_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint comments_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade,
+  constraint comments_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint comments_organization_id_task_id_fkey foreign key (organization_id, task_id) references public.tasks (organization_id, id) on delete cascade,
   constraint comments_organization_id_parent_id_fkey foreign key (organization_id, parent_id) references public.comments (organization_id, id) on delete set null (parent_id)
 );
 comment on table public.comments is 'Discussion on a task; members edit only their own comments.';
 comment on column public.comments.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.comments.created_by is 'The creating user; immutable.';
+comment on column public.comments.created_by is 'The creating user; immutable; null once their account is deleted.';
 create index comments_task_id_created_at_idx on public.comments (task_id, created_at);
 create index comments_created_by_idx on public.comments (created_by);
 create index comments_organization_id_task_id_idx on public.comments (organization_id, task_id);
 create index comments_organization_id_parent_id_idx on public.comments (organization_id, parent_id);
 alter table public.comments enable row level security;
 revoke all on table public.comments from anon, authenticated;
-grant select, insert, update, delete on table public.comments to authenticated;
+grant select, insert (organization_id, task_id, parent_id, body), update (task_id, parent_id, body, updated_at), delete on table public.comments to authenticated;
 grant select, insert, update, delete on table public.comments to service_role;
 
 create table public.sessions (
@@ -336,4 +350,4 @@ create index audit_logs_table_name_record_id_idx on public.audit_logs (table_nam
 alter table public.audit_logs enable row level security;
 revoke all on table public.audit_logs from anon, authenticated;
 grant select on table public.audit_logs to authenticated;
-grant select, insert, update, delete on table public.audit_logs to service_role;
+grant select on table public.audit_logs to service_role;

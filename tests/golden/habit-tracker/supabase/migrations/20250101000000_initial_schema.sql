@@ -35,7 +35,7 @@ comment on column public.profiles.consent_for_personalization is 'Opt-in consent
 comment on column public.profiles.consent_for_ai_recommendations is 'Opt-in consent.';
 alter table public.profiles enable row level security;
 revoke all on table public.profiles from anon, authenticated;
-grant select, update (full_name, avatar_url, time_zone, consent_for_personalization, consent_for_ai_recommendations) on table public.profiles to authenticated;
+grant select, update (full_name, avatar_url, time_zone, consent_for_personalization, consent_for_ai_recommendations, updated_at) on table public.profiles to authenticated;
 grant select, insert, update, delete on table public.profiles to service_role;
 
 create table public.organizations (
@@ -50,14 +50,14 @@ create table public.organizations (
   constraint organizations_slug_key unique (slug),
   constraint organizations_name_check check (char_length(name) between 1 and 200),
   constraint organizations_slug_check check (slug ~ '^[a-z0-9][a-z0-9-]{1,62}$'),
-  constraint organizations_owner_user_id_fkey foreign key (owner_user_id) references auth.users (id) on delete cascade
+  constraint organizations_owner_user_id_fkey foreign key (owner_user_id) references auth.users (id) on delete no action
 );
 comment on table public.organizations is 'Tenants: personal workspaces and team organisations.';
-comment on column public.organizations.owner_user_id is 'The primary owner; always holds an owner membership.';
+comment on column public.organizations.owner_user_id is 'The primary owner; always holds an owner membership. Changed only by transfer_ownership; their account cannot be deleted while the organisation has other members.';
 create index organizations_owner_user_id_idx on public.organizations (owner_user_id);
 alter table public.organizations enable row level security;
 revoke all on table public.organizations from anon, authenticated;
-grant select, insert (name, slug, owner_user_id), update (name, slug, owner_user_id), delete on table public.organizations to authenticated;
+grant select, insert (name, slug, owner_user_id), update (name, slug), delete on table public.organizations to authenticated;
 grant select, insert, update, delete on table public.organizations to service_role;
 
 create table public.organization_members (
@@ -85,33 +85,47 @@ create table public.invitations (
   organization_id uuid not null,
   email text not null,
   role public.member_role not null default 'member',
-  invited_by uuid not null default auth.uid(),
-  token uuid not null default gen_random_uuid(),
+  invited_by uuid default auth.uid(),
   expires_at timestamptz not null default now() + interval '7 days',
   accepted_at timestamptz,
+  accepted_by uuid,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint invitations_pkey primary key (id),
-  constraint invitations_token_key unique (token),
-  constraint invitations_email_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$'),
+  constraint invitations_email_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$' and email = lower(email)),
   constraint invitations_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint invitations_invited_by_fkey foreign key (invited_by) references auth.users (id) on delete cascade
+  constraint invitations_invited_by_fkey foreign key (invited_by) references auth.users (id) on delete set null,
+  constraint invitations_accepted_by_fkey foreign key (accepted_by) references auth.users (id) on delete set null
 );
-comment on table public.invitations is 'Pending invitations; accepted by an edge function with the service role.';
+comment on table public.invitations is 'Pending invitations, created by create_invitation() and accepted by accept_invitation(); their secrets are kept as hashes in private.invitation_tokens.';
 comment on column public.invitations.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.invitations.token is 'Secret sent by email; compared by the accept-invitation function.';
+comment on column public.invitations.email is 'Stored lower-cased: addresses compare case-insensitively.';
+comment on column public.invitations.invited_by is 'Pending invitations are revoked when the inviter leaves or drops below the invited role.';
+comment on column public.invitations.expires_at is 'Set by the server: at most 7 days after creation.';
 create unique index invitations_organization_id_email_idx on public.invitations (organization_id, email) where accepted_at is null;
 create index invitations_organization_id_idx on public.invitations (organization_id);
 create index invitations_invited_by_idx on public.invitations (invited_by);
+create index invitations_accepted_by_idx on public.invitations (accepted_by);
 alter table public.invitations enable row level security;
 revoke all on table public.invitations from anon, authenticated;
-grant select, insert (organization_id, email, role, invited_by, expires_at), delete on table public.invitations to authenticated;
+grant select, delete on table public.invitations to authenticated;
 grant select, insert, update, delete on table public.invitations to service_role;
+
+create table private.invitation_tokens (
+  invitation_id uuid not null,
+  token_hash bytea not null,
+  created_at timestamptz not null default now(),
+  constraint invitation_tokens_pkey primary key (invitation_id),
+  constraint invitation_tokens_token_hash_key unique (token_hash),
+  constraint invitation_tokens_invitation_id_fkey foreign key (invitation_id) references public.invitations (id) on delete cascade
+);
+comment on table private.invitation_tokens is 'SHA-256 of each pending invitation''s secret; no client role can read it. Deleted on use.';
+revoke all on table private.invitation_tokens from anon, authenticated;
 
 create table public.habits (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  created_by uuid not null default auth.uid(),
+  created_by uuid default auth.uid(),
   name text not null,
   description text,
   frequency public.habits_frequency_enum not null default 'daily',
@@ -127,23 +141,23 @@ create table public.habits (
   constraint habits_target_per_period_check check (target_per_period >= 1.0 and target_per_period <= 100.0),
   constraint habits_color_check check (char_length(color) <= 32),
   constraint habits_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint habits_created_by_fkey foreign key (created_by) references auth.users (id) on delete cascade
+  constraint habits_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null
 );
 comment on table public.habits is 'A habit someone wants to build, shared inside the organisation.';
 comment on column public.habits.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.habits.created_by is 'The creating user; immutable.';
+comment on column public.habits.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.habits.archived_at is 'Soft delete: set instead of deleting.';
 create index habits_organization_id_archived_at_idx on public.habits (organization_id, archived_at);
 create index habits_created_by_idx on public.habits (created_by);
 alter table public.habits enable row level security;
 revoke all on table public.habits from anon, authenticated;
-grant select, insert, update, delete on table public.habits to authenticated;
+grant select, insert (organization_id, name, description, frequency, target_per_period, color, archived_at), update (name, description, frequency, target_per_period, color, archived_at, updated_at), delete on table public.habits to authenticated;
 grant select, insert, update, delete on table public.habits to service_role;
 
 create table public.habit_check_ins (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  user_id uuid not null default auth.uid(),
+  user_id uuid default auth.uid(),
   habit_id uuid not null,
   checked_at timestamptz not null default now(),
   notes text,
@@ -153,19 +167,19 @@ create table public.habit_check_ins (
   constraint habit_check_ins_organization_id_id_key unique (organization_id, id),
   constraint habit_check_ins_notes_check check (char_length(notes) <= 4000),
   constraint habit_check_ins_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint habit_check_ins_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
+  constraint habit_check_ins_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
   constraint habit_check_ins_organization_id_habit_id_fkey foreign key (organization_id, habit_id) references public.habits (organization_id, id) on delete cascade
 );
 comment on table public.habit_check_ins is 'One completion of a habit by a user, with an optional reflection note.';
 comment on column public.habit_check_ins.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.habit_check_ins.user_id is 'The creating user; immutable.';
+comment on column public.habit_check_ins.user_id is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.habit_check_ins.notes is 'Reflection journal; personal.';
 create index habit_check_ins_user_id_checked_at_idx on public.habit_check_ins (user_id, checked_at);
 create index habit_check_ins_habit_id_checked_at_idx on public.habit_check_ins (habit_id, checked_at);
 create index habit_check_ins_organization_id_habit_id_idx on public.habit_check_ins (organization_id, habit_id);
 alter table public.habit_check_ins enable row level security;
 revoke all on table public.habit_check_ins from anon, authenticated;
-grant select, insert, update, delete on table public.habit_check_ins to authenticated;
+grant select, insert (organization_id, habit_id, checked_at, notes), update (habit_id, checked_at, notes, updated_at), delete on table public.habit_check_ins to authenticated;
 grant select, insert, update, delete on table public.habit_check_ins to service_role;
 
 create table public.streaks (
@@ -229,7 +243,7 @@ create table public.milestones (
   constraint milestones_organization_id_user_id_badge_id_habit_id_key unique (organization_id, user_id, badge_id, habit_id),
   constraint milestones_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint milestones_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
-  constraint milestones_badge_id_fkey foreign key (badge_id) references public.badges (id) on delete cascade,
+  constraint milestones_badge_id_fkey foreign key (badge_id) references public.badges (id) on delete no action,
   constraint milestones_organization_id_habit_id_fkey foreign key (organization_id, habit_id) references public.habits (organization_id, id) on delete set null (habit_id)
 );
 comment on table public.milestones is 'A badge or milestone a user reached, awarded by the service role.';
@@ -367,4 +381,4 @@ create index audit_logs_table_name_record_id_idx on public.audit_logs (table_nam
 alter table public.audit_logs enable row level security;
 revoke all on table public.audit_logs from anon, authenticated;
 grant select on table public.audit_logs to authenticated;
-grant select, insert, update, delete on table public.audit_logs to service_role;
+grant select on table public.audit_logs to service_role;

@@ -52,14 +52,14 @@ create policy organizations_update_policy on public.organizations
   to authenticated
   using (id = any (array(select private.organization_ids_with_role('admin'))))
   with check (id = any (array(select private.organization_ids_with_role('admin'))));
-comment on policy organizations_update_policy on public.organizations is 'Managers edit settings; ownership transfer is guarded by a trigger.';
+comment on policy organizations_update_policy on public.organizations is 'Managers edit the name and slug; ownership moves only through transfer_ownership().';
 
 create policy organizations_delete_policy on public.organizations
   as permissive
   for delete
   to authenticated
-  using (id = any (array(select private.organization_ids_with_role('owner'))) and is_personal = false);
-comment on policy organizations_delete_policy on public.organizations is 'Only roles that may delete the organisation; personal workspaces stay.';
+  using (owner_user_id = (select auth.uid()) and is_personal = false);
+comment on policy organizations_delete_policy on public.organizations is 'Only the primary owner deletes a team (co-owners cannot); personal workspaces stay.';
 
 create policy organization_members_select_policy on public.organization_members
   as permissive
@@ -80,14 +80,7 @@ create policy invitations_select_policy on public.invitations
   for select
   to authenticated
   using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
-comment on policy invitations_select_policy on public.invitations is 'Managers see pending invitations.';
-
-create policy invitations_insert_policy on public.invitations
-  as permissive
-  for insert
-  to authenticated
-  with check (((organization_id = any (array(select private.organization_ids_with_role('owner'))) and role <= 'owner') or (organization_id = any (array(select private.organization_ids_with_role('admin'))) and role <= 'admin')) and invited_by = (select auth.uid()));
-comment on policy invitations_insert_policy on public.invitations is 'Managers invite at most at their own rank.';
+comment on policy invitations_select_policy on public.invitations is 'Managers see invitations (never secrets).';
 
 create policy invitations_delete_policy on public.invitations
   as permissive

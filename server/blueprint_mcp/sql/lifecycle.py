@@ -1,0 +1,246 @@
+"""The backend across time: accounts deleted, ownership moved, invitations issued and accepted, the audit
+log kept append-only and trimmed. Functions the API calls (public, definer, `search_path = ''`) and the
+triggers that keep the rules when anything else writes. docs/lifecycle.md states what each guarantees.
+"""
+
+from __future__ import annotations
+
+from ..model import Blueprint, Capability
+from ..model.blueprint import ROLE_TYPE
+from ..model.schema import Function, Trigger
+from .ident import literal
+from .tables import INVITATION_DAYS
+
+ROLE = f"public.{ROLE_TYPE}"
+# On auth.users, the platform's table: prefixed so they never meet a quickstart's on_auth_user_created.
+SIGNUP_TRIGGER = "blueprint_on_auth_user_created"
+DELETION_TRIGGER = "blueprint_before_auth_user_deleted"
+
+
+def _manager(bp: Blueprint) -> str:
+    role = bp.tenancy.min_role(Capability.manage_members) or bp.tenancy.owner_role
+    return literal(role.name)
+
+
+def _trigger_fn(name: str, body: str, comment: str) -> Function:
+    return Function(schema_name="private", name=name, returns="trigger", language="plpgsql",
+                    security_definer=True, body=body, comment=comment)
+
+
+def _rpc(name: str, args: str, arg_types: str, returns: str, body: str, comment: str,
+         roles: list[str] | None = None, schema: str = "private") -> Function:
+    return Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns,
+                    language="plpgsql", security_definer=True, body=body, comment=comment,
+                    execute_roles=roles if roles is not None else ["authenticated", "service_role"],
+                    migration="triggers")
+
+
+# --- accounts and ownership ------------------------------------------------------------------------------
+
+def before_user_deleted() -> Function:
+    return _trigger_fn("before_user_deleted", """declare
+  blocking text;
+begin
+  select string_agg(o.slug, ', ' order by o.slug) into blocking
+    from public.organizations o
+   where o.owner_user_id = old.id and not o.is_personal
+     and exists (select 1 from public.organization_members m
+                  where m.organization_id = o.id and m.user_id <> old.id);
+  if blocking is not null then
+    raise exception using
+      errcode = '23503',
+      message = format('this account is the primary owner of organisations with other members: %s', blocking),
+      hint = 'Transfer ownership first: select public.transfer_ownership(organization_id, new_owner_id).';
+  end if;
+  -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
+  -- elsewhere stay (their author column becomes null).
+  delete from public.organizations o where o.owner_user_id = old.id;
+  return old;
+end""", "Account deletion: refused while the user is the primary owner of a team with other members; "
+        "otherwise removes the organisations only they belong to.")
+
+
+def delete_my_account() -> Function:
+    return _rpc("delete_my_account", "", "", "void", """declare
+  me uuid := (select auth.uid());
+begin
+  if me is null then
+    raise exception using errcode = '42501', message = 'sign in to delete your account';
+  end if;
+  delete from auth.users where id = me;
+end""", "The caller deletes their own account; refused with the organisations to hand over first while they "
+        "are the primary owner of a team with other members.")
+
+
+def transfer_ownership(bp: Blueprint) -> Function:
+    owner = literal(bp.tenancy.owner_role.name)
+    return _rpc("transfer_ownership", "target_organization_id uuid, new_owner_id uuid", "uuid, uuid", "void", f"""begin
+  if not exists (select 1 from public.organizations o
+                  where o.id = target_organization_id and o.owner_user_id = (select auth.uid())) then
+    raise exception using errcode = '42501', message = 'only the primary owner can transfer ownership';
+  end if;
+  if not exists (select 1 from public.organization_members m
+                  where m.organization_id = target_organization_id and m.user_id = new_owner_id) then
+    raise exception using errcode = '23503', message = 'the new owner must be a member of the organisation',
+      hint = 'Invite them first (create_invitation), then transfer.';
+  end if;
+  update public.organization_members set role = {owner}
+   where organization_id = target_organization_id and user_id = new_owner_id;
+  update public.organizations set owner_user_id = new_owner_id where id = target_organization_id;
+end""", "The primary owner hands the organisation to another member, who becomes an owner; the previous "
+        "owner keeps their owner membership.")
+
+
+# --- invitations ----------------------------------------------------------------------------------------
+
+def create_invitation(bp: Blueprint) -> Function:
+    return _rpc(
+        "create_invitation", f"target_organization_id uuid, invitee_email text, invitee_role {ROLE}",
+        f"uuid, text, {ROLE}", "text", f"""declare
+  me uuid := (select auth.uid());
+  my_role {ROLE};
+  secret text := replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', '');
+  invitation uuid;
+begin
+  select m.role into my_role from public.organization_members m
+   where m.organization_id = target_organization_id and m.user_id = me;
+  if my_role is null or my_role < {_manager(bp)} or invitee_role > my_role then
+    raise exception using errcode = '42501',
+      message = 'only members who manage members invite, and at most at their own role';
+  end if;
+  begin
+    insert into public.invitations (organization_id, email, role, invited_by)
+    values (target_organization_id, invitee_email, invitee_role, me)
+    returning id into invitation;
+  exception when unique_violation then
+    raise exception using errcode = '23505',
+      message = 'this address already has a pending invitation to the organisation',
+      hint = 'Revoke it (delete the invitation) to send a new one.';
+  end;
+  insert into private.invitation_tokens (invitation_id, token_hash)
+  values (invitation, sha256(convert_to(secret, 'UTF8')));
+  return secret;  -- shown once: only its hash is stored
+end""", f"A manager invites an address at most at their own role; returns the secret to send (valid "
+        f"{INVITATION_DAYS} days, stored only as a hash).")
+
+
+def accept_invitation(bp: Blueprint) -> Function:
+    return _rpc("accept_invitation", "invitation_token text", "text", "uuid", f"""declare
+  me uuid := (select auth.uid());
+  invite public.invitations;
+  address text;
+  confirmed timestamptz;
+begin
+  if me is null then
+    raise exception using errcode = '42501', message = 'sign in to accept an invitation';
+  end if;
+  select i.* into invite
+    from private.invitation_tokens t
+    join public.invitations i on i.id = t.invitation_id
+   where t.token_hash = sha256(convert_to(coalesce(invitation_token, ''), 'UTF8'))
+     for update of i;
+  if not found or invite.accepted_at is not null then
+    raise exception using errcode = '42501', message = 'this invitation does not exist or was already used';
+  end if;
+  if invite.expires_at <= now() then
+    raise exception using errcode = '42501', message = 'this invitation has expired',
+      hint = 'Ask for a new invitation.';
+  end if;
+  select u.email, u.email_confirmed_at into address, confirmed from auth.users u where u.id = me;
+  if confirmed is null or lower(address) is distinct from invite.email then
+    raise exception using errcode = '42501',
+      message = 'this invitation was sent to another address, or yours is not confirmed yet';
+  end if;
+  if not exists (select 1 from public.organization_members m
+                  where m.organization_id = invite.organization_id and m.user_id = invite.invited_by
+                    and m.role >= invite.role and m.role >= {_manager(bp)}) then
+    raise exception using errcode = '42501', message = 'the inviter can no longer invite at this role',
+      hint = 'Ask a current manager for a new invitation.';
+  end if;
+  insert into public.organization_members (organization_id, user_id, role)
+  values (invite.organization_id, me, invite.role)
+  on conflict (organization_id, user_id)
+  do update set role = greatest(public.organization_members.role, excluded.role);
+  update public.invitations set accepted_at = now(), accepted_by = me where id = invite.id;
+  delete from private.invitation_tokens where invitation_id = invite.id;  -- single use
+  return invite.organization_id;
+end""", "The signed-in user joins with an invitation's secret: single use, unexpired, sent to their confirmed "
+        "address, from an inviter who still holds the rank. Returns the organisation id.")
+
+
+def normalize_invitation() -> Function:
+    return _trigger_fn("normalize_invitation", f"""begin
+  new.email := lower(btrim(new.email));
+  new.expires_at := least(coalesce(new.expires_at, now() + interval '{INVITATION_DAYS} days'),
+                          now() + interval '{INVITATION_DAYS} days');
+  return new;
+end""", f"Invitations: addresses lower-cased, expiry set by the server and never beyond {INVITATION_DAYS} days.")
+
+
+def revoke_inviters_invitations(bp: Blueprint) -> Function:
+    return _trigger_fn("revoke_inviters_invitations", f"""begin
+  delete from public.invitations i
+   where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
+     and (tg_op = 'DELETE' or i.role > new.role or new.role < {_manager(bp)});
+  return null;
+end""", "A member who leaves, or drops below an invitation's role or below managing members, loses their "
+        "pending invitations.")
+
+
+# --- audit log -----------------------------------------------------------------------------------------
+
+def protect_audit_log() -> Function:
+    return _trigger_fn("protect_audit_log", """begin
+  if tg_op = 'DELETE' and current_setting('blueprint.purging_audit_logs', true) = 'on' then
+    if old.occurred_at < now() - make_interval(days => tg_argv[0]::int) then
+      return old;
+    end if;
+  end if;
+  raise exception using errcode = '42501', message = 'audit_logs is append-only',
+    hint = 'Rows older than the retention period are removed by private.purge_audit_logs().';
+end""", "Append-only audit log: no update, delete or truncate by any role, except the retention function "
+        "removing rows past the retention period.")
+
+
+def purge_audit_logs(bp: Blueprint) -> Function:
+    days = bp.privacy.audit_retention_days
+    return _rpc("purge_audit_logs", "", "", "bigint", f"""declare
+  removed bigint;
+begin
+  perform set_config('blueprint.purging_audit_logs', 'on', true);
+  delete from public.audit_logs where occurred_at < now() - interval '{days} days';
+  get diagnostics removed = row_count;
+  perform set_config('blueprint.purging_audit_logs', 'off', true);
+  return removed;
+end""", f"Retention: deletes audit rows older than {days} days and returns how many. Schedule it (pg_cron) "
+        "as the service role.", roles=["service_role"])
+
+
+def auth_triggers(bp: Blueprint) -> list[Trigger]:
+    return [Trigger(name=SIGNUP_TRIGGER, timing="after", events=["insert"], function="private.handle_new_user"),
+            Trigger(name=DELETION_TRIGGER, timing="before", events=["delete"], function="private.before_user_deleted")]
+
+
+def api_wrapper(impl: Function) -> Function:
+    """The API's entry point for a definer function kept in `private`: an invoker SQL function in public
+    (PostgREST exposes it as /rpc/<name>), so no definer function is reachable through the API."""
+    names = [a.split()[0] for a in impl.args.split(",") if a.strip()]
+    call = f"private.{impl.name}({', '.join(names)})"
+    return Function(schema_name="public", name=impl.name, args=impl.args, arg_types=impl.arg_types,
+                    returns=impl.returns, language="sql", body=f"select {call}",
+                    comment=impl.comment + f" Calls {call.split('(')[0]} (definer).",
+                    execute_roles=impl.execute_roles, migration="triggers")
+
+
+def api_functions(bp: Blueprint) -> list[Function]:
+    """The lifecycle functions clients (or the service role) call, in creation order: each definer
+    implementation in private, then its public wrapper."""
+    impls = [delete_my_account()]
+    if bp.tenancy.team_organizations:
+        impls += [transfer_ownership(bp), create_invitation(bp), accept_invitation(bp)]
+    out: list[Function] = []
+    for f in impls:
+        out += [f, api_wrapper(f)]
+    if bp.privacy.audit_tables:
+        out.append(purge_audit_logs(bp))
+    return out

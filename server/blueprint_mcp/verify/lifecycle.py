@@ -1,0 +1,356 @@
+"""Lifecycle scenarios: the attack matrix tests a still world; these move it through time.
+
+Accounts are deleted, members removed or demoted, invitations issued, expired, reused and
+accepted, organisations deleted by co-owners, rows backdated, audit rows rewritten. Each scenario
+is one case of the same `blueprint_tests.outcome(...)` function (so it also runs in the pgTAP file):
+an optional setup as the table owner, one statement as an actor (or as the auth service), and a
+probe that measures the world afterwards. Expectations follow from the blueprint's meaning, written
+here independently of the SQL generator (docs/lifecycle.md is the table they implement).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..model import Blueprint, Capability, Scope
+from ..model.schema import Schema
+from ..sql.ident import ident, literal, qname
+from .fixtures import clearing_sql
+from .oracle import ALLOWED, DENIED
+from .world import ORG, Actor, Row, World, email_of, insert_sql, stable_id, where_key
+
+AUTH_SERVICE = {"api_role": "none", "claims": {}}  # GoTrue deleting a user: the session user, no JWT
+SERVICE_ROLE = {"api_role": "service_role", "claims": {"role": "service_role"}}
+LONG_AGO = "'2001-01-01 00:00:00+00'::timestamptz"
+SERVER_COLUMNS = ("id", "created_at", "updated_at")
+
+MakeCase = Callable[..., object]
+
+
+def token_hash(token: str) -> str:
+    return f"sha256(convert_to({literal(token)}, 'UTF8'))"
+
+
+def invitation_sql(w: World, inviter: str, email: str, role: str, token: str, org: str = "org1",
+                   expires: str | None = None) -> str:
+    """As the table owner: a pending invitation whose secret is `token` (stored as its hash only)."""
+    inv_id = stable_id("invitation", org, inviter, email, token)
+    sql = (f"insert into public.invitations (id, {ORG}, email, role, invited_by) values ({literal(inv_id)}, "
+           f"{literal(w.orgs[org])}, {literal(email)}, {literal(role)}, {literal(w.actor_id(inviter))}); "
+           f"insert into private.invitation_tokens (invitation_id, token_hash) values ({literal(inv_id)}, "
+           f"{token_hash(token)});")
+    if expires:
+        sql += f" update public.invitations set expires_at = {expires} where id = {literal(inv_id)};"
+    return sql
+
+
+def as_user(w: World, actor: str, sql: str) -> str:
+    """Setup SQL run with `actor`'s JWT claims (still as the table owner), then the claims cleared."""
+    return (f"select set_config('request.jwt.claims', {literal(_claims(w.actors[actor]))}, true); {sql} "
+            "select set_config('request.jwt.claims', '', true);")
+
+
+def _claims(actor: Actor) -> str:
+    import json
+
+    return json.dumps(actor.claims())
+
+
+def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeCase,
+                    make_values) -> list:
+    out: list = []
+
+    def case(name: str, table: str, actor: str, sql: str, expected: str, kind: str = "probe",
+             probe: str | None = None, setup: str | None = None, **who) -> None:
+        out.append(make(table, "lifecycle", actor, None, kind, sql, expected, attack=name, probe=probe,
+                        setup=setup, **who))
+
+    roles = [r.name for r in bp.tenancy.roles]
+    top, writer = roles[0], bp.tenancy.default_member_role.name
+    manager_role = bp.tenancy.min_role(Capability.manage_members)
+    manager = manager_role.name if manager_role else top
+    enums = {f"public.{e.name}": e.values for e in schema.enums}
+    _account_deletion(bp, w, case, top)
+    _children_of_deleted_users(bp, schema, w, case, writer, top, enums, make_values)
+    if schema.table("invitations") is not None:
+        _invitations(bp, schema, w, case, roles, manager, writer)
+    _organization_deletion(bp, w, case, roles)
+    _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
+    if schema.table("audit_logs") is not None:
+        _audit_log(bp, schema, w, case, top)
+    return out
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+# Core and analytics tables whose rows are about one user (their user column cascades): the fixture
+# row's author is that user.
+USER_ROWS = ("profiles", "organization_members", "sessions", "feature_flag_assignments")
+
+
+def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
+    """The fixture rows that are the victim's to lose: their profile and memberships, rows of `user`
+    scope entities they own (private to them), rows holding their id in a user column declared
+    `on_delete: cascade`, and every row that is part of (cascades from) one of those. Rows they merely
+    wrote in an organisation stay: the organisation keeps its data when a member goes."""
+    uid = literal(w.actor_id(victim))
+    # Teams the victim owns that nobody else belongs to are deleted with the account, whole.
+    alone = {label for label, owner in w.owners.items() if owner == victim
+             and not any(a.name != victim and label in a.memberships for a in w.actors.values())}
+    mine: list[Row] = [r for r in w.rows if r.org in alone]
+    for r in w.rows:
+        if r in mine:
+            continue
+        e = bp.entity(r.table)
+        if e is None:
+            if r.table in USER_ROWS and r.author == victim:
+                mine.append(r)
+            continue
+        owned = e.scope is Scope.user and r.author == victim
+        if owned or any(f.is_user_column and f.effective_on_delete == "cascade" and r.values.get(f.name) == uid
+                        for f in e.fields):
+            mine.append(r)
+    ids = {r.key.get("id") for r in mine}
+    grew = True
+    while grew:
+        grew = False
+        for r in w.rows:
+            e = bp.entity(r.table)
+            if e is None or r in mine:
+                continue
+            parts = [f for f in e.fields if f.is_reference and not f.is_user_column and f.effective_on_delete == "cascade"]
+            if any(r.values.get(f.name) in ids for f in parts):
+                mine.append(r)
+                ids.add(r.key.get("id"))
+                grew = True
+    return mine
+
+
+def _table_name(w: World, table: str) -> str:
+    t = next((t for t in w.schema.tables if t.name == table), None) if w.schema is not None else None
+    return qname(t.schema_name if t is not None else "public", table)
+
+
+def _lost_rows_probe(bp: Blueprint, w: World, victim: str) -> str:
+    """How many rows that were not the victim's are gone (fixture rows only: those are the ones we know)."""
+    theirs = goes_with_account(bp, w, victim)
+    terms = [f"(not exists (select 1 from {_table_name(w, r.table)} where {where_key(r.key)}))::int"
+             for r in w.rows if r not in theirs and r.key]
+    return "select " + (" + ".join(terms) or "0")
+
+
+def _account_deletion(bp: Blueprint, w: World, case, top: str) -> None:
+    for actor in w.actors.values():
+        if actor.user_id is None:
+            continue
+        # Deleting any account (GoTrue's admin API runs as the auth service) loses nobody else's rows:
+        # either the account goes and others' rows stay, or the deletion is refused.
+        case(f"deleting {actor.name}'s account loses no row another user wrote", "auth.users", actor.name,
+             f"delete from auth.users where id = {literal(actor.user_id)}", DENIED,
+             probe=_lost_rows_probe(bp, w, actor.name), **AUTH_SERVICE)
+    gone = "select (not exists (select 1 from auth.users where id = {}))::int"
+    owner = w.owners["org1"]
+    case("the primary owner of a team with members deletes their account", "auth.users", owner,
+         "select public.delete_my_account()", DENIED, probe=gone.format(literal(w.actor_id(owner))))
+    loner = w.who("outsider")
+    case("a user in no team deletes their account", "auth.users", loner,
+         "select public.delete_my_account()", ALLOWED, probe=gone.format(literal(w.actor_id(loner))))
+    second = next((a for a in w.actors.values() if a.memberships.get("org1") and a.name != owner), None)
+    if second is not None and bp.tenancy.team_organizations:
+        promoted = (f"update public.organization_members set role = {literal(top)} where {ORG} = "
+                    f"{literal(w.orgs['org1'])} and user_id = {literal(second.user_id)};")
+        is_owner = (f"select count(*) from public.organizations where id = {literal(w.orgs['org1'])} "
+                    f"and owner_user_id = {literal(second.user_id)}")
+        case(f"the primary owner transfers ownership to {second.name}", "organizations", owner,
+             f"select public.transfer_ownership({literal(w.orgs['org1'])}, {literal(second.user_id)})", ALLOWED,
+             probe=is_owner)
+        case(f"{second.name} takes ownership for themself", "organizations", second.name,
+             f"select public.transfer_ownership({literal(w.orgs['org1'])}, {literal(second.user_id)})", DENIED,
+             probe=is_owner, setup=promoted)
+
+
+def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, victim: str, other: str, enums,
+                               make_values) -> None:
+    """Someone else's row inside a row the victim wrote (a task in their project) outlives their account,
+    unless the parent row is the victim's own to lose (declared part of the user)."""
+    if victim == other:
+        return
+    theirs = goes_with_account(bp, w, victim)
+    for e in bp.entities:
+        t = schema.table(e.name)
+        for f in e.fields:
+            if not f.is_reference or f.is_user_column:
+                continue
+            parent = next((r for r in w.rows if r.table == f.references and r.author == victim and r.org in ("org1", None)
+                           and "id" in r.key), None)
+            if parent is None or parent in theirs and f.effective_on_delete == "cascade":
+                continue
+            org = parent.org if e.is_tenant else None
+            if e.is_tenant and parent.org is None:
+                continue
+            values = make_values(t, org, w, other, 9900 + len(w.rows), enums, with_id=True)
+            values[f.name] = parent.key["id"]
+            child = stable_id("child", e.name, f.name)
+            values["id"] = literal(child)
+            case(f"deleting {victim}'s account keeps {other}'s {e.name} row in their {f.references}", e.name,
+                 victim, f"delete from auth.users where id = {literal(w.actor_id(victim))}", DENIED,
+                 probe=f"select (not exists (select 1 from {qname('public', e.name)} where id = {literal(child)}))::int",
+                 setup=(clearing_sql(t, values, w) or "") + " " + insert_sql(t, values) + ";", **AUTH_SERVICE)
+
+
+# --- invitations --------------------------------------------------------------------------------------
+
+def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str], manager: str,
+                 writer: str) -> None:
+    invitee = w.who("outsider")
+    org1 = literal(w.orgs["org1"])
+    inviter = manager if manager in w.actors else roles[0]
+    member_of = (f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
+                 f"{literal(w.actor_id(invitee))}")
+    accept = "select public.accept_invitation({})"
+    email = email_of(w.actors[invitee])
+    writer = roles[-1]  # the least role: always within the inviter's rank (the default member role may not be)
+
+    case("the invitee accepts (address in another case)", "invitations", invitee, accept.format(literal("tok-ok")),
+         ALLOWED, probe=f"{member_of} and role = {literal(writer)}",
+         setup=invitation_sql(w, inviter, email.upper(), writer, "tok-ok"))
+    case("an expired invitation is accepted", "invitations", invitee, accept.format(literal("tok-old")), DENIED,
+         probe=member_of, setup=invitation_sql(w, inviter, email, writer, "tok-old", expires="now() - interval '1 second'"))
+    case("an invitation addressed to someone else is accepted", "invitations", invitee,
+         accept.format(literal("tok-other")), DENIED, probe=member_of,
+         setup=invitation_sql(w, inviter, "someone.else@example.com", writer, "tok-other"))
+    case("an invitation is accepted with an unconfirmed address", "invitations", invitee,
+         accept.format(literal("tok-unconfirmed")), DENIED, probe=member_of,
+         setup=invitation_sql(w, inviter, email, writer, "tok-unconfirmed")
+         + f" update auth.users set email_confirmed_at = null where id = {literal(w.actor_id(invitee))};")
+    case("an invitation is used twice (accepted, left, accepted again)", "invitations", invitee,
+         accept.format(literal("tok-twice")), DENIED, probe=member_of,
+         setup=invitation_sql(w, inviter, email, writer, "tok-twice")
+         + " " + as_user(w, invitee, accept.format(literal("tok-twice")) + ";")
+         + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
+           f"{literal(w.actor_id(invitee))};")
+    case("a made-up token is accepted", "invitations", invitee, accept.format(literal("tok-guess")), DENIED,
+         probe=member_of)
+    if inviter != roles[0]:
+        case(f"an invitation from a removed {inviter} is accepted", "invitations", invitee,
+             accept.format(literal("tok-removed")), DENIED, probe=member_of,
+             setup=invitation_sql(w, inviter, email, inviter, "tok-removed")
+             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
+               f"{literal(w.actor_id(inviter))};")
+        lower = roles[roles.index(inviter) + 1:]
+        if lower:
+            case(f"an invitation at {inviter} rank from a demoted {inviter} is accepted", "invitations", invitee,
+                 accept.format(literal("tok-demoted")), DENIED, probe=member_of,
+                 setup=invitation_sql(w, inviter, email, inviter, "tok-demoted")
+                 + f" update public.organization_members set role = {literal(lower[0])} where {ORG} = {org1} "
+                   f"and user_id = {literal(w.actor_id(inviter))};")
+    create = "select public.create_invitation({}, {}, {})"
+    pending = "select count(*) from public.invitations where {} = {} and lower(email) = {} and accepted_at is null"
+    case(f"{inviter} invites at their own rank", "invitations", inviter,
+         create.format(org1, literal("new.hire@example.com"), literal(inviter)), ALLOWED,
+         probe=pending.format(ORG, org1, literal("new.hire@example.com")))
+    if inviter != roles[0]:
+        case(f"{inviter} invites above their rank", "invitations", inviter,
+             create.format(org1, literal("boss@example.com"), literal(roles[0])), DENIED,
+             probe=pending.format(ORG, org1, literal("boss@example.com")))
+    below = [r for r in roles if r not in bp.tenancy.holders(Capability.manage_members)]
+    if below:
+        case(f"a {below[0]} invites", "invitations", below[0],
+             create.format(org1, literal("friend@example.com"), literal(roles[-1])), DENIED,
+             probe=pending.format(ORG, org1, literal("friend@example.com")))
+    case("the same address is invited twice, differently cased", "invitations", inviter,
+         create.format(org1, literal("Dup@Example.com"), literal(writer)), DENIED,
+         probe=f"select (({pending.format(ORG, org1, literal('dup@example.com'))}) > 1)::int",
+         setup=invitation_sql(w, inviter, "dup@example.com", writer, "tok-dup"))
+    case("a client sets an invitation's expiry", "invitations", inviter,
+         f"insert into public.invitations ({ORG}, email, role, expires_at) values ({org1}, "
+         f"'forever@example.com', {literal(writer)}, 'infinity')", DENIED,
+         probe="select count(*) from public.invitations where expires_at > now() + interval '31 days'")
+    secret = (f"select count(*) from public.invitations i where strpos(to_jsonb(i)::text, 'tok-read') > 0 "
+              f"or strpos(to_jsonb(i)::text, encode({token_hash('tok-read')}, 'hex')) > 0")
+    case(f"{inviter} reads an invitation's secret", "invitations", inviter, secret, DENIED, kind="count",
+         setup=invitation_sql(w, roles[0], "secret@example.com", roles[0], "tok-read"))
+    case(f"{inviter} reads the stored invitation hashes", "invitations", inviter,
+         "select count(*) from private.invitation_tokens", DENIED, kind="count",
+         setup=invitation_sql(w, roles[0], "hash@example.com", roles[0], "tok-hash"))
+    if "invitations" in bp.privacy.audit_tables:
+        case("an invitation's secret reaches the audit log", "audit_logs", inviter,
+             create.format(org1, literal("logged@example.com"), literal(writer)), DENIED,
+             probe="select count(*) from public.audit_logs where table_name = 'invitations' and "
+                   "(coalesce(new_data::text, '') || coalesce(old_data::text, '')) ~* 'token'")
+
+
+# --- organisations ------------------------------------------------------------------------------------
+
+def _organization_deletion(bp: Blueprint, w: World, case, roles: list[str]) -> None:
+    owner = w.owners["org1"]
+    co = next((a for a in w.actors.values() if a.memberships.get("org1") and a.name != owner), None)
+    if co is None or not bp.tenancy.team_organizations:
+        return
+    org1 = literal(w.orgs["org1"])
+    gone = f"select (not exists (select 1 from public.organizations where id = {org1}))::int"
+    promote = (f"update public.organization_members set role = {literal(roles[0])} where {ORG} = {org1} "
+               f"and user_id = {literal(co.user_id)};")
+    expected = ALLOWED if bp.tenancy.organization_deleted_by == "capability" else DENIED
+    case("a co-owner deletes the organisation", "organizations", co.name,
+         f"delete from public.organizations where id = {org1}", expected, probe=gone, setup=promote)
+    case("the primary owner deletes the organisation", "organizations", owner,
+         f"delete from public.organizations where id = {org1}", ALLOWED, probe=gone)
+
+
+# --- server columns -------------------------------------------------------------------------------------
+
+def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, writer: str, enums,
+                    make_values) -> None:
+    """Backdating and chosen ids: the server owns id, created_at, updated_at (and the author)."""
+    actor = w.actors[writer]
+    for e in bp.entities:
+        if e.scope in (Scope.global_, Scope.service):
+            continue
+        t = schema.table(e.name)
+        target = qname("public", t.name)
+        row = next((r for r in w.rows if r.table == t.name and r.org == "org1" and r.purpose == "matrix"
+                    and oracle.expect(actor, "update", t.name, r, "org1") == ALLOWED), None)
+        if row is not None:
+            for col in ("created_at", "updated_at"):
+                case(f"backdate a {t.name} row's {col}", t.name, writer,
+                     f"update {target} set {ident(col)} = {LONG_AGO} where {where_key(row.key)}", DENIED,
+                     probe=f"select count(*) from {target} where {where_key(row.key)} and {ident(col)} < "
+                           "'2002-01-01'")
+            if e.owner_column:
+                victim = next(a for a in w.actors.values() if a.user_id and a.name != writer)
+                case(f"re-attribute a {t.name} row to {victim.name}", t.name, writer,
+                     f"update {target} set {ident(e.owner_column)} = {literal(victim.user_id)} "
+                     f"where {where_key(row.key)}", DENIED,
+                     probe=f"select count(*) from {target} where {where_key(row.key)} and "
+                           f"{ident(e.owner_column)} = {literal(victim.user_id)}")
+        values = make_values(t, "org1", w, writer, 9800 + len(w.rows), enums, with_id=False)
+        if oracle.expect(actor, "insert", t.name, Row(t.name, "org1", writer, {}, values=values), "org1") != ALLOWED:
+            continue
+        chosen = stable_id("chosen", t.name)
+        case(f"insert a {t.name} row with a chosen id", t.name, writer,
+             insert_sql(t, {**values, "id": literal(chosen)}), DENIED,
+             probe=f"select count(*) from {target} where id = {literal(chosen)}")
+        case(f"insert a backdated {t.name} row", t.name, writer,
+             insert_sql(t, {**values, "created_at": LONG_AGO}), DENIED,
+             probe=f"select count(*) from {target} where created_at < '2002-01-01'")
+
+
+# --- audit log ---------------------------------------------------------------------------------------------
+
+def _audit_log(bp: Blueprint, schema: Schema, w: World, case, top: str) -> None:
+    log = "public.audit_logs"
+    seeded = (f"insert into {log} (id, {ORG}, action, table_name, occurred_at) values "
+              f"({literal(stable_id('audit', 'old'))}, {literal(w.orgs['org1'])}, 'UPDATE', 'seeded', "
+              "now() - interval '20 years');")
+    there = f"select count(*) from {log} where id = {literal(stable_id('audit', 'old'))}"
+    for who, extra in (("service role", SERVICE_ROLE), ("table owner", AUTH_SERVICE)):
+        case(f"the {who} rewrites an audit row", "audit_logs", top,
+             f"update {log} set action = 'DELETE' where id = {literal(stable_id('audit', 'old'))}", DENIED,
+             probe=f"{there} and action = 'DELETE'", setup=seeded, **extra)
+        case(f"the {who} deletes an audit row", "audit_logs", top,
+             f"delete from {log} where id = {literal(stable_id('audit', 'old'))}", DENIED,
+             probe=f"select (({there}) = 0)::int", setup=seeded, **extra)
+    case("the retention function removes rows older than the retention period", "audit_logs", top,
+         "select private.purge_audit_logs()", ALLOWED, probe=f"select (({there}) = 0)::int", setup=seeded,
+         **AUTH_SERVICE)

@@ -1,0 +1,139 @@
+"""The lifecycle holes, each reopened in the generated SQL: verify's lifecycle scenarios must catch every one.
+
+Every hole was found on the backend generated before docs/lifecycle.md's defaults existed, and each
+scenario named here failed on that backend (a LEAK or an error) before the defaults landed. Reopening
+the hole in today's SQL proves the scenario still has teeth; the clean templates and examples pass
+them all in tests/test_examples.py and tests/test_verify.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
+from blueprint_mcp.templates import load_template
+from blueprint_mcp.verify.run import verify
+
+pytestmark = pytest.mark.postgres
+
+REVOKE_PENDING = ("and (tg_op = 'DELETE' or i.role > new.role or new.role < 'admin')", "and false")
+INVITER_STILL_RANKED = ("if not exists (select 1 from public.organization_members m\n"
+                        "                  where m.organization_id = invite.organization_id", "if false and not exists (select 1 from public.organization_members m\n"
+                        "                  where m.organization_id = invite.organization_id")
+
+# (hole, [(generated text, replacement)], SQL appended after the migrations, scenario that must fail)
+HOLES = [
+    ("authors' rows cascade with their account",
+     [("references auth.users (id) on delete set null", "references auth.users (id) on delete cascade")], "",
+     "deleting member's account loses no row another user wrote"),
+    ("a member's deletion takes others' rows inside their rows",
+     [("references auth.users (id) on delete set null", "references auth.users (id) on delete cascade")], "",
+     "deleting member's account keeps owner's tasks row in their projects"),
+    ("the primary owner's account takes the organisation with it",
+     [("owner_user_id) references auth.users (id) on delete no action",
+       "owner_user_id) references auth.users (id) on delete cascade")],
+     "drop trigger blueprint_before_auth_user_deleted on auth.users;",
+     "deleting owner's account loses no row another user wrote"),
+    ("a co-owner deletes the organisation",
+     [("using (owner_user_id = (select auth.uid()) and is_personal = false)",
+       "using (id = any (array(select private.organization_ids_with_role('owner'))) and is_personal = false)")], "",
+     "a co-owner deletes the organisation"),
+    ("clients insert invitations with their own expiry",
+     [("  new.expires_at := least(", "  return new;\n  new.expires_at := least(")],
+     "grant insert (organization_id, email, role, expires_at) on public.invitations to authenticated;\n"
+     "create policy open_invites on public.invitations for insert to authenticated with check (true);",
+     "a client sets an invitation's expiry"),
+    ("invitation secrets readable by clients", [],
+     "grant select on private.invitation_tokens to authenticated;",
+     "admin reads the stored invitation hashes"),
+    ("addresses compare case-sensitively",
+     [("  new.email := lower(btrim(new.email));\n", ""),
+      ("email ~ '^[^@[:space:]]+@[^@[:space:]]+$' and email = lower(email)", "email ~ '^[^@[:space:]]+@[^@[:space:]]+$'")],
+     "", "the same address is invited twice, differently cased"),
+    ("expired invitations accepted", [("if invite.expires_at <= now() then", "if false then")], "",
+     "an expired invitation is accepted"),
+    ("invitations accepted by anyone holding the token",
+     [("if confirmed is null or lower(address) is distinct from invite.email then", "if false then")], "",
+     "an invitation addressed to someone else is accepted"),
+    ("unconfirmed addresses accept invitations",
+     [("if confirmed is null or lower(address) is distinct from invite.email then",
+       "if lower(address) is distinct from invite.email then")], "",
+     "an invitation is accepted with an unconfirmed address"),
+    ("invitations used twice",
+     [("if not found or invite.accepted_at is not null then", "if not found then"),
+      ("delete from private.invitation_tokens where invitation_id = invite.id;  -- single use", "")], "",
+     "an invitation is used twice"),
+    ("invitations outlive a removed inviter", [REVOKE_PENDING, INVITER_STILL_RANKED], "",
+     "an invitation from a removed admin is accepted"),
+    ("invitations outlive a demoted inviter", [REVOKE_PENDING, INVITER_STILL_RANKED], "",
+     "an invitation at admin rank from a demoted admin is accepted"),
+    ("members backdate rows", [], "grant update (created_at) on public.tasks to authenticated;",
+     "backdate a tasks row's created_at"),
+    ("members pick row ids", [], "grant insert (id) on public.tasks to authenticated;",
+     "insert a tasks row with a chosen id"),
+    ("members backdate new rows", [], "grant insert (created_at) on public.tasks to authenticated;",
+     "insert a backdated tasks row"),
+    ("the service role rewrites the audit log", [],
+     "drop trigger audit_logs_append_only_trg on public.audit_logs;\n"
+     "grant update, delete on public.audit_logs to service_role;",
+     "the service role rewrites an audit row"),
+    ("the table owner deletes audit rows", [], "drop trigger audit_logs_append_only_trg on public.audit_logs;",
+     "the table owner deletes an audit row"),
+    ("ownership taken by a co-owner",
+     [("if not exists (select 1 from public.organizations o\n                  where o.id = target_organization_id "
+       "and o.owner_user_id = (select auth.uid())) then", "if false then"),
+      ("if (select auth.uid()) is not null and (select auth.uid()) is distinct from old.owner_user_id then",
+       "if false then")], "",
+     "admin takes ownership for themself"),
+]
+
+
+@pytest.fixture(scope="module")
+def db_url(pg_cluster):
+    pg_cluster.create_database("lifecycle_holes")
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/lifecycle_holes"
+    pg_cluster.drop_database("lifecycle_holes")
+
+
+@pytest.fixture(scope="module")
+def clean():
+    bp = load_template("b2b-saas")
+    schema = build_schema(bp)
+    return bp, [schema_sql(schema, bp.app.slug), rls_sql(schema, bp.app.slug), triggers_sql(schema, bp.app.slug)]
+
+
+def reopened(migrations: list[str], edits: list[tuple[str, str]], extra: str) -> list[str]:
+    out = list(migrations)
+    for old, new in edits:
+        hits = [i for i, m in enumerate(out) if old in m]
+        assert hits, f"the generated SQL no longer contains {old!r}: update the hole"
+        for i in hits:
+            out[i] = out[i].replace(old, new)
+    return out + ([extra] if extra else [])
+
+
+def test_the_clean_backend_passes_every_lifecycle_scenario(clean, db_url):
+    bp, migrations = clean
+    report = verify(source="clean", migrations=migrations, blueprint=bp, database_url=db_url)
+    scenarios = [a for a in report.attacks if a.command == "lifecycle"]
+    assert report.ok, [f.attack or f.command for f in report.failures]
+    names = {a.attack for a in scenarios}
+    for _, _, _, scenario in HOLES:
+        assert any(n.startswith(scenario) for n in names), scenario
+
+
+@pytest.mark.parametrize("hole,edits,extra,scenario", HOLES, ids=[h[0] for h in HOLES])
+def test_each_reopened_hole_fails_its_scenario(clean, db_url, hole, edits, extra, scenario):
+    bp, migrations = clean
+    report = verify(source=hole, migrations=reopened(migrations, edits, extra), blueprint=bp, database_url=db_url)
+    failing = {f.attack for f in report.failures if f.attack}
+    assert any(a.startswith(scenario) for a in failing), (hole, sorted(failing))
+
+
+def test_platform_trigger_names_are_prefixed(clean):
+    _, migrations = clean
+    sql = "\n".join(migrations)
+    assert "create trigger on_auth_user_created" not in sql
+    assert "create trigger blueprint_on_auth_user_created\n  after insert on auth.users" in sql
+    assert "create trigger blueprint_before_auth_user_deleted\n  before delete on auth.users" in sql
