@@ -285,6 +285,9 @@ def blueprints(draw) -> dict:
         e["events"] = draw(st.booleans())
         if draw(st.booleans()):
             e["description"] = draw(PROSE)
+        _keep_pii_apart(e)
+        if scope in ("organization", "service") and any(f["pii"] for f in e["fields"]) and draw(st.booleans()):
+            e["pii_read"] = draw(st.sampled_from(roles_))
         entities.append(e)
     caps = [c["name"] for c in tenancy.get("capabilities", [])]
     for e in entities:
@@ -334,6 +337,28 @@ def summary(bp: dict) -> str:
 ORDERED = ("integer", "bigint", "numeric", "date", "timestamptz")
 RANGED = ("integer", "bigint", "numeric", "date", "timestamptz")
 KEYABLE = ("uuid", "text", "integer", "bigint", "numeric", "boolean", "date", "timestamptz", "reference")
+
+
+COMMON = {"organization_id", "created_at", "updated_at"}
+
+
+def _keep_pii_apart(e: dict) -> None:
+    """pii fields of organization and service entities move to <entity>_private: global entities may have
+    none, and key sets, patterns, checks and exclusions may not mix them with other columns (refused)."""
+    if e["scope"] == "global":
+        for f in e["fields"]:
+            f["pii"] = False
+    if e["scope"] not in ("organization", "service"):
+        return
+    pii = {f["name"] for f in e["fields"] if f["pii"]}
+
+    def apart(cols: list[str]) -> bool:
+        named = set(cols) - COMMON
+        return not (named & pii) or named <= pii
+    for key in ("query_patterns", "unique_together"):
+        e[key] = [cols for cols in e.get(key, []) if apart(cols)]
+    e["checks"] = [c for c in e.get("checks", []) if apart([c["column"], c["other"]])]
+    e["exclusions"] = [x for x in e.get("exclusions", []) if not (set(x["keys"]) | set(x["range"])) & pii]
 
 
 @st.composite

@@ -56,7 +56,7 @@ def ins(w, who: str, table: str, org: str, **values) -> str:
 
 
 OWNED = {"notes", "docs", "reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "ledgers",
-         "journals", "posts", "bookings"}
+         "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private"}
 
 
 def su_ins(w, table: str, org: str | None, **values) -> str:
@@ -311,6 +311,30 @@ def test_a22_bucket_objects_follow_the_organisation_folder_and_the_grants(w):
                 (f"{w.org1}/logo.png",))[0][0]
     assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (logo,))[0][0] == 1
     assert run_as(w.conn, "anon", None, "select count(*) from storage.objects where id = %s", (obj,))[0][0] == 0
+
+
+def test_a23_pii_fields_live_apart_and_only_their_readers_read_them(w):
+    # The author (member) and the linked portal user read a contact's phone; other members read the contact.
+    contact = ins(w, "member", "contacts", w.org1, label="c", user_id=w.users["portal"])
+    phone = ins(w, "member", "contacts_private", w.org1, contact_id=contact, phone="+1 555")
+    assert w.su("select column_name from information_schema.columns where table_name = 'contacts' "
+                "and column_name = 'phone'") == []
+    assert readers(w, "contacts", contact) == [*MEMBERS, "portal"]
+    assert readers(w, "contacts_private", phone) == ["member", "portal"]
+    assert updaters(w, "contacts_private", phone, "phone") == ["member"]  # portal users read, members write
+    # pii_read by capability: exactly the roles holding review (editor, viewer), whoever wrote it.
+    dossier = ins(w, "member", "dossiers", w.org1, title="d")
+    # The member may write it (a blind write: without RETURNING, which would need to read it back).
+    assert w.count("member", "insert into public.dossiers_private (organization_id, dossier_id, body) "
+                             "values (%s, %s, 'secret')", (w.org1, dossier)) == 1
+    body = w.su("select id from public.dossiers_private where dossier_id = %s", (dossier,))[0][0]
+    assert readers(w, "dossiers", dossier) == MEMBERS
+    assert readers(w, "dossiers_private", body) == ["editor", "viewer"]
+    # One private row per row, deleted with it.
+    assert w.denied("member", "insert into public.contacts_private (organization_id, contact_id, phone) "
+                              "values (%s, %s, 'again')", (w.org1, contact)) == "23505"
+    w.su("delete from public.contacts where id = %s", (contact,))
+    assert w.su("select count(*) from public.contacts_private where id = %s", (phone,)) == [(0,)]
 
 
 def _lab_with(entity: dict) -> dict:

@@ -28,10 +28,10 @@ IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, start
              "characters)"
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
-              "access, checks, exclusions, events"
+              "access, checks, exclusions, events, pii_read, private_of"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
-               "habit_check_ins, streaks, badges, milestones… (15 in all)"
+               "habit_check_ins, habit_check_ins_private, streaks, badges… (16 in all)"
 
 
 class Starts(str):

@@ -137,3 +137,18 @@ def test_platform_trigger_names_are_prefixed(clean):
     assert "create trigger on_auth_user_created" not in sql
     assert "create trigger blueprint_on_auth_user_created\n  after insert on auth.users" in sql
     assert "create trigger blueprint_before_auth_user_deleted\n  before delete on auth.users" in sql
+
+
+def test_personal_data_readable_by_every_reader_of_the_row_fails_its_scenario(db_url):
+    # Before column privacy, habit-tracker's check-in notes were read by every member of the organisation.
+    bp = load_template("habit-tracker")
+    schema = build_schema(bp)
+    migrations = [schema_sql(schema, "h"), rls_sql(schema, "h"), triggers_sql(schema, "h")]
+    loose = ("drop policy habit_check_ins_private_select_policy on public.habit_check_ins_private;\n"
+             "create policy habit_check_ins_private_select_policy on public.habit_check_ins_private for select "
+             "to authenticated using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));")
+    clean = verify(source="clean", migrations=migrations, blueprint=bp, database_url=db_url)
+    assert clean.ok
+    report = verify(source="loose", migrations=migrations + [loose], blueprint=bp, database_url=db_url)
+    failing = {f.attack for f in report.failures if f.attack}
+    assert "admin reads the personal data of a habit_check_ins row they may see" in failing, sorted(failing)

@@ -114,7 +114,8 @@ def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
 # --- the access constructs: every row condition and role set the grants add has teeth -------------
 
 LAB = Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml"
-LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings")
+LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "contacts",
+              "contacts_private", "dossiers", "dossiers_private")
 # Atoms the grant forms add to predicates; each mutation replaces one with something looser.
 ATOMS = (
     (re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)"), "true", "own/assigned/linked user"),

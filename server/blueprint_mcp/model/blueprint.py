@@ -9,7 +9,7 @@ from pydantic import Field as PField, ValidationError, model_validator
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug, Text
 from .access import COMMANDS, Grant
-from .entities import AUTH_USERS, MEMBERS, Entity, FieldType, Scope
+from .entities import AUTH_USERS, MEMBERS, Entity, Field, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
@@ -58,6 +58,7 @@ class Blueprint(Model):
     def _cross_checks(self) -> "Blueprint":
         problems: list[tuple[str, str, str]] = []
         _normalise_owner_columns(self, problems)
+        _split_private_fields(self, problems)
         _check_names(self, problems)
         _check_references(self, problems)
         _check_cycles(self, problems)
@@ -119,6 +120,77 @@ def _normalise_owner_columns(bp: Blueprint, problems: list) -> None:
         if e.scope is Scope.user and not e.owner_column:
             problems.append((f"entities[{i}].owner_column", "scope 'user' rows are private to their creator.",
                              "set owner_column (e.g. created_by)"))
+
+
+def private_name(e: Entity) -> str:
+    return object_name(e.name, suffix="private")
+
+
+def _split_private_fields(bp: Blueprint, problems: list) -> None:
+    """Column privacy: an organization or service entity's pii fields move to <entity>_private, one row per
+    row, whose grants (model/meaning.py) admit only the readers the entity's pii_read names. A blueprint that
+    already holds the split (the one this tool returns) passes through unchanged."""
+    out: list[Entity] = []
+    names = {e.name for e in bp.entities}
+    for i, e in enumerate(bp.entities):
+        out.append(e)
+        pii = [f for f in e.fields if f.pii]
+        if e.private_of is not None or not pii or e.scope is Scope.user:
+            continue  # a user-scope row is private to its author already
+        if e.scope is Scope.global_:
+            problems.append((f"entities[{i}].fields", f"{e.name} is global: every signed-in user reads it, so its "
+                             f"pii fields ({', '.join(f.name for f in pii)}) could not be private.",
+                             "keep personal data in an organization entity, or drop pii: true"))
+            continue
+        name = private_name(e)
+        if name in names:
+            problems.append((f"entities[{i}].fields", f"'{name}' would hold {e.name}'s pii fields but is an entity "
+                             "already.", f"rename that entity; {name} is generated"))
+            continue
+        ref = object_name(e.singular, suffix="id")
+        if any(f.name == ref for f in pii):
+            problems.append((f"entities[{i}].fields", f"'{ref}' names the reference {name} needs.",
+                             "rename that pii field"))
+            continue
+        link = Field(name=ref, type=FieldType.reference, references=e.name, nullable=False, unique=True,
+                     on_delete="cascade", description=f"The {e.singular} this personal data belongs to.")
+        # Keys, patterns and checks over personal data move with it; one that mixes both sides cannot.
+        moved = {f.name for f in pii}
+        common = {"organization_id", "created_at", "updated_at"}
+
+        def side_of(cols: list[str]) -> str:
+            named = set(cols) - common
+            return "private" if named and named <= moved else "mixed" if named & moved else "public"
+        parts = {"query_patterns": e.query_patterns, "unique_together": e.unique_together}
+        split: dict[str, tuple[list, list]] = {}
+        for key, lists in parts.items():
+            for j, cols in enumerate(lists):
+                if side_of(list(cols)) == "mixed":
+                    problems.append((f"entities[{i}].{key}[{j}]", f"{list(cols)} mixes pii fields (kept in {name}) "
+                                     "with other columns.", "list pii fields and other columns separately"))
+            split[key] = ([c for c in lists if side_of(list(c)) == "private"],
+                          [c for c in lists if side_of(list(c)) != "private"])
+        checks = [(k, c) for k, c in enumerate(e.checks) if side_of([c.column, c.other]) != "public"]
+        for k, c in checks:
+            if side_of([c.column, c.other]) == "mixed":
+                problems.append((f"entities[{i}].checks[{k}]", f"compares a pii field (kept in {name}) with "
+                                 "another column.", "compare pii fields only with pii fields"))
+        for k, x in enumerate(e.exclusions):
+            if side_of([*x.keys, *x.range]) != "public":
+                problems.append((f"entities[{i}].exclusions[{k}]", f"uses pii fields (kept in {name}).",
+                                 "exclude over non-personal columns"))
+        side = Entity(name=name, scope=e.scope, owner_column=e.owner_column if e.scope is not Scope.service else None,
+                      fields=[link, *pii], private_of=e.name, events=False,
+                      query_patterns=split["query_patterns"][0], unique_together=split["unique_together"][0],
+                      checks=[c for _, c in checks],
+                      description=f"Personal data of {e.name} ({', '.join(f.name for f in pii)}): readable only "
+                                  "by its pii readers.")
+        e.fields = [f for f in e.fields if not f.pii]
+        e.query_patterns, e.unique_together = split["query_patterns"][1], split["unique_together"][1]
+        e.checks = [c for k, c in enumerate(e.checks) if side_of([c.column, c.other]) == "public"]
+        out.append(side)
+        names.add(name)
+    bp.entities = out
 
 
 def _check_names(bp: Blueprint, problems: list) -> None:
@@ -228,6 +300,7 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                 problems.append((path, "global entities are readable by every signed-in user.",
                                  "remove the override, or give a list of grants such as [{public: true}]"))
         _check_comparisons(e, i, problems)
+        _check_pii_read(bp, e, i, problems)
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
         if e.access.own_rows_only and (not e.owner_column or not e.client_writable):
             problems.append((f"entities[{i}].access.own_rows_only", "needs a client-writable entity with an owner column.",
@@ -291,6 +364,28 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
         if g.linked is not None:
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
     return out
+
+
+def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
+    spec, path = e.pii_read, f"entities[{i}].pii_read"
+    if spec is None:
+        return
+    side = bp.entity(private_name(e))
+    if side is None or side.private_of != e.name:
+        why = ("scope 'user' rows are private to their author already" if e.scope is Scope.user
+               else f"{e.name} has no pii fields")
+        problems.append((path, f"{why}, so pii_read has nothing to decide.", "remove pii_read"))
+        return
+    if isinstance(spec, str):
+        roles = [r.name for r in bp.tenancy.roles]
+        if spec not in roles:
+            problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
+        return
+    for k, g in enumerate(spec):
+        if g.where is not None or g.public or g.signed_in:
+            problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
+                             "public and signed_in do not apply.", "use own, linked, min_role, roles or capability"))
+    problems += [p for p in _grant_problems(bp, e, "select", spec, path) if not p[1].startswith("no grant names")]
 
 
 def _where_problems(e: Entity, g: Grant, at: str) -> list[tuple[str, str, str]]:

@@ -119,7 +119,9 @@ class Field(Model):
     unique: bool = PField(False, description="Unique inside the organisation for tenant entities; NULLs are distinct "
                                              "(any number of rows may leave a nullable field empty).")
     check: Check | None = None
-    pii: bool = PField(False, description="Personal data: kept out of analytics and audit payloads.")
+    pii: bool = PField(False, description=(
+        "Personal data: kept out of analytics and audit payloads, and (on organization and service entities) "
+        "moved to the entity's private side table <entity>_private, readable only as the entity's pii_read says."))
 
     @model_validator(mode="after")
     def _type_rules(self) -> "Field":
@@ -342,6 +344,14 @@ class Entity(Model):
         default_factory=list, max_length=5,
         description="No overlapping ranges per key, e.g. {keys: [dentist_id], range: [starts_at, ends_at]} (btree_gist).")
     events: bool = PField(True, description="Derive <entity>_created/_updated/_deleted analytics events.")
+    pii_read: GrantSpec = PField(None, description=(
+        "Who reads this entity's pii fields (kept in <entity>_private, one row per row): a role name (that role "
+        "and above) or grants as in access (own, linked, min_role, roles, capability; no where, public or "
+        "signed_in). Default: the row's author and the users its select grants link to (a portal user's own "
+        "data); members with another grant see the row without its personal data."))
+    private_of: Ident | None = PField(None, description=(
+        "Set by the blueprint, not by hand: this entity holds the pii fields of the named entity (its first field "
+        "references it, one row each) and its access derives from that entity's pii_read and grants."))
 
     @property
     def is_tenant(self) -> bool:

@@ -30,9 +30,52 @@ def more_privileged(bp: Blueprint, a: str, b: str) -> str:
     return a if names.index(a) <= names.index(b) else b
 
 
+def pii_readers(bp: Blueprint, parent: Entity) -> list[Grant]:
+    """Who reads `parent`'s pii fields, in the parent's terms: its pii_read, or by default the row's author
+    (a member who may read) and the users its select grants link to."""
+    spec = parent.pii_read
+    if isinstance(spec, str):
+        return [Grant(min_role=spec)]
+    if isinstance(spec, list):
+        return list(spec)
+    out = []
+    if parent.owner_column:
+        out.append(Grant(min_role=least_role(bp, Capability.read), own=True))
+    out += [Grant(linked=g.linked) for g in command_grants(bp, parent, "select") if g.linked]
+    return out
+
+
+def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant]:
+    """A private side table's grants, before the usual narrowing: select = the parent's pii readers; writes
+    = the parent's grants for the command that need no parent column (where and assigned are dropped).
+    Linked chains start one hop earlier, at the reference to the parent."""
+    parent = bp.entity(side.private_of)
+    ref = side.fields[0].name
+    if command == "select":
+        grants = pii_readers(bp, parent)
+    elif side.scope is Scope.service:
+        return []
+    else:
+        grants = [g for g in command_grants(bp, parent, command) if g.where is None and g.assigned is None]
+    grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
+    if command in ("update", "delete"):
+        readers = _private_grants(bp, side, "select")
+        if readers and all(r.own and not r.linked for r in readers):
+            # Only authors read it, and writes reach readable rows only: every member write is an own write.
+            grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
+        # Drop a grant another one already admits (a manager's "any row" narrowed to own rows).
+        grants = [g for i, g in enumerate(grants)
+                  if not any(covers(bp, h, g) and (not covers(bp, g, h) or j < i) for j, h in enumerate(grants) if j != i)]
+    return grants
+
+
 def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
     """The grants of `command` on `e`, OR-ed; [] means only the service role may run it."""
     spec = e.access.spec(command)
+    if e.private_of is not None and bp.entity(e.private_of) is not None:
+        spec = _private_grants(bp, e, command)
+        if e.scope is Scope.service and command != "select":
+            return []
     if e.scope is Scope.global_:
         if command != "select":
             return []

@@ -31,7 +31,9 @@ def build_schema(bp: Blueprint) -> Schema:
     """The whole physical design of a blueprint, deterministic for the same input."""
     tables = all_tables(bp)
     apply_rls(bp, tables)
-    apply_grants(tables, {e.name: e.owner_column for e in bp.entities if e.owner_column})
+    # A private side row belongs to one row for good: its reference is set on insert only.
+    apply_grants(tables, {e.name: e.owner_column for e in bp.entities if e.owner_column},
+                 {e.name: {e.fields[0].name} for e in bp.entities if e.private_of})
     functions = [helper_function(bp)] + access_functions(bp) + apply_triggers(bp, tables) + api_functions(bp)
     views = []
     if bp.analytics.enabled and bp.analytics.daily_metrics:

@@ -17,31 +17,32 @@ SERVER_COLUMNS = {"id", "created_at", "updated_at"}
 _FIXED_AFTER_INSERT = {"organization_id"}
 
 
-def client_columns(t: Table, command: Command, author: str | None) -> list[str] | None:
+def client_columns(t: Table, command: Command, author: str | None, fixed: set[str] = frozenset()) -> list[str] | None:
     """The columns authenticated may write with `command`, or None for "every column"."""
-    fixed = _COLUMNS.get((t.name, command))
-    if fixed is not None:
-        return fixed
+    listed = _COLUMNS.get((t.name, command))
+    if listed is not None:
+        return listed
     if command not in (Command.insert, Command.update):
         return None
     server = SERVER_COLUMNS | ({author} if author else set())
     if command is Command.update:
         # updated_at stays grantable: its trigger overwrites whatever a client sends with now().
-        server = (server | _FIXED_AFTER_INSERT) - {"updated_at"} if t.column("updated_at") else server | _FIXED_AFTER_INSERT
+        server = (server | _FIXED_AFTER_INSERT | fixed) - ({"updated_at"} if t.column("updated_at") else set())
     return [c.name for c in t.columns if c.name not in server]
 
 
-def apply_grants(tables: list[Table], authors: dict[str, str] | None = None) -> None:
+def apply_grants(tables: list[Table], authors: dict[str, str] | None = None,
+                 fixed: dict[str, set[str]] | None = None) -> None:
     """authenticated gets exactly the commands it has policies for, writes limited to the columns a client
     may set; anon only the public reads it has policies for; service_role all (none on private tables)."""
-    authors = authors or {}
+    authors, fixed = authors or {}, fixed or {}
     for t in tables:
         commands = {p.command for p in t.policies if "authenticated" in p.roles}
         privileges = []
         for cmd in (Command.select, Command.insert, Command.update, Command.delete):
             if cmd not in commands:
                 continue
-            columns = client_columns(t, cmd, authors.get(t.name))
+            columns = client_columns(t, cmd, authors.get(t.name), fixed.get(t.name, set()))
             if columns == []:
                 continue  # nothing a client may set: the command stays with the service role
             privileges.append(f"{cmd.value} ({column_list(columns)})" if columns is not None else cmd.value)

@@ -201,6 +201,8 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         if immutable is None and t.tenant_key:
             entity = bp.entity(t.name)
             immutable = ["id", ORG] + ([entity.owner_column] if entity and entity.owner_column else [])
+            if entity is not None and entity.private_of:
+                immutable.append(entity.fields[0].name)  # personal data never moves to another row
         if immutable and t.name != "audit_logs" and t.schema_name == "public":
             _trigger(t, "immutable", "before", ["update"], immut, immutable)
         if "updated_at" in names:

@@ -78,7 +78,28 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
     if schema.table("audit_logs") is not None:
         _audit_log(bp, schema, w, case, top)
+    _personal_data(bp, w, oracle, case)
     return out
+
+
+def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:
+    """A member who reads a row but is not one of its pii readers reads the row's personal data."""
+    for side in bp.entities:
+        if side.private_of is None:
+            continue
+        ref = side.fields[0].name
+        for r in (r for r in w.rows if r.table == side.name and r.purpose == "matrix"):
+            parent = next((p for p in w.rows if p.table == side.private_of and p.key.get("id") == r.values.get(ref)),
+                          None)
+            reader = next((a for a in w.actors.values() if parent is not None
+                           and oracle.expect(a, "select", side.private_of, parent, parent.org) == ALLOWED
+                           and oracle.expect(a, "select", side.name, r, r.org) == DENIED), None)
+            if reader is None:
+                continue
+            case(f"{reader.name} reads the personal data of a {side.private_of} row they may see", side.name,
+                 reader.name, f"select count(*) from {qname('public', side.name)} where {where_key(r.key)}", DENIED,
+                 kind="count")
+            break
 
 
 # --- accounts ---------------------------------------------------------------------------------------
@@ -188,7 +209,10 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             org = parent.org if e.is_tenant else None
             if e.is_tenant and parent.org is None:
                 continue
-            values = make_values(t, org, w, other, 9900 + len(w.rows), enums, with_id=True)
+            # Client-like values (with_id=True would plan support rows into the world while cases are built).
+            values = make_values(t, org, w, other, 9900 + len(w.rows), enums, with_id=False)
+            if e.owner_column:
+                values[e.owner_column] = literal(w.actor_id(other))
             values[f.name] = parent.key["id"]
             child = stable_id("child", e.name, f.name)
             values["id"] = literal(child)

@@ -149,7 +149,11 @@ class Plan:
     fixture_failures: list[str] = field(default_factory=list)  # fixture statements PostgreSQL refused
 
     def planned_cases(self) -> list[Case]:
+        before = len(self.world.statements)
         self.cases = [c for c in self.build() if self.only is None or c.table in self.only]
+        # verify runs the fixtures before building cases, the pgTAP file prints them after: a case that
+        # planned a fixture would exist in one and not the other.
+        assert len(self.world.statements) == before, "building cases must not add fixture statements"
         return self.cases
 
 

@@ -117,6 +117,8 @@ class Oracle:
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
         e = self.bp.entity(table)
+        if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
+            return DENIED  # personal data belongs to one row for good (docs/access.md A23)
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
         return ALLOWED if ok else DENIED
 

@@ -160,12 +160,10 @@ create table public.habit_check_ins (
   user_id uuid default auth.uid(),
   habit_id uuid not null,
   checked_at timestamptz not null default now(),
-  notes text,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   constraint habit_check_ins_pkey primary key (id),
   constraint habit_check_ins_organization_id_id_key unique (organization_id, id),
-  constraint habit_check_ins_notes_check check (char_length(notes) <= 4000),
   constraint habit_check_ins_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint habit_check_ins_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
   constraint habit_check_ins_organization_id_habit_id_fkey foreign key (organization_id, habit_id) references public.habits (organization_id, id) on delete cascade
@@ -173,14 +171,40 @@ create table public.habit_check_ins (
 comment on table public.habit_check_ins is 'One completion of a habit by a user, with an optional reflection note.';
 comment on column public.habit_check_ins.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.habit_check_ins.user_id is 'The creating user; immutable; null once their account is deleted.';
-comment on column public.habit_check_ins.notes is 'Reflection journal; personal.';
 create index habit_check_ins_user_id_checked_at_idx on public.habit_check_ins (user_id, checked_at);
 create index habit_check_ins_habit_id_checked_at_idx on public.habit_check_ins (habit_id, checked_at);
 create index habit_check_ins_organization_id_habit_id_idx on public.habit_check_ins (organization_id, habit_id);
 alter table public.habit_check_ins enable row level security;
 revoke all on table public.habit_check_ins from anon, authenticated;
-grant select, insert (organization_id, habit_id, checked_at, notes), update (habit_id, checked_at, notes, updated_at), delete on table public.habit_check_ins to authenticated;
+grant select, insert (organization_id, habit_id, checked_at), update (habit_id, checked_at, updated_at), delete on table public.habit_check_ins to authenticated;
 grant select, insert, update, delete on table public.habit_check_ins to service_role;
+
+create table public.habit_check_ins_private (
+  id uuid not null default gen_random_uuid(),
+  organization_id uuid not null,
+  user_id uuid default auth.uid(),
+  habit_check_in_id uuid not null,
+  notes text,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint habit_check_ins_private_pkey primary key (id),
+  constraint habit_check_ins_private_organization_id_id_key unique (organization_id, id),
+  constraint habit_check_ins_private_organization_id_habit_check_in_id_key unique (organization_id, habit_check_in_id),
+  constraint habit_check_ins_private_notes_check check (char_length(notes) <= 4000),
+  constraint habit_check_ins_private_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint habit_check_ins_private_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
+  constraint habit_check_ins_private_organization_id_habit_check_in_id_fkey foreign key (organization_id, habit_check_in_id) references public.habit_check_ins (organization_id, id) on delete cascade
+);
+comment on table public.habit_check_ins_private is 'Personal data of habit_check_ins (notes): readable only by its pii readers.';
+comment on column public.habit_check_ins_private.organization_id is 'Tenant key: immutable, checked by every policy.';
+comment on column public.habit_check_ins_private.user_id is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.habit_check_ins_private.habit_check_in_id is 'The habit_check_in this personal data belongs to.';
+comment on column public.habit_check_ins_private.notes is 'Reflection journal; personal.';
+create index habit_check_ins_private_user_id_idx on public.habit_check_ins_private (user_id);
+alter table public.habit_check_ins_private enable row level security;
+revoke all on table public.habit_check_ins_private from anon, authenticated;
+grant select, insert (organization_id, habit_check_in_id, notes), update (notes, updated_at), delete on table public.habit_check_ins_private to authenticated;
+grant select, insert, update, delete on table public.habit_check_ins_private to service_role;
 
 create table public.streaks (
   id uuid not null default gen_random_uuid(),

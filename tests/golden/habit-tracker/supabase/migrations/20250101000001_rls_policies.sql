@@ -139,6 +139,31 @@ create policy habit_check_ins_delete_policy on public.habit_check_ins
   to authenticated
   using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
+create policy habit_check_ins_private_select_policy on public.habit_check_ins_private
+  as permissive
+  for select
+  to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and user_id = (select auth.uid()));
+
+create policy habit_check_ins_private_insert_policy on public.habit_check_ins_private
+  as permissive
+  for insert
+  to authenticated
+  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+
+create policy habit_check_ins_private_update_policy on public.habit_check_ins_private
+  as permissive
+  for update
+  to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()))
+  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+
+create policy habit_check_ins_private_delete_policy on public.habit_check_ins_private
+  as permissive
+  for delete
+  to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+
 create policy streaks_select_policy on public.streaks
   as permissive
   for select

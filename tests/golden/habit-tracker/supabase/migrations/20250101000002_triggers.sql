@@ -343,6 +343,14 @@ create trigger habit_check_ins_set_updated_at_trg
   before update on public.habit_check_ins
   for each row execute function private.set_updated_at();
 
+create trigger habit_check_ins_private_immutable_trg
+  before update on public.habit_check_ins_private
+  for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'user_id', 'habit_check_in_id');
+
+create trigger habit_check_ins_private_set_updated_at_trg
+  before update on public.habit_check_ins_private
+  for each row execute function private.set_updated_at();
+
 create trigger streaks_immutable_trg
   before update on public.streaks
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
