@@ -153,7 +153,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     findings = sort_findings(findings + (tools.audit_findings(paths=paths) if paths else []))
     result = tools.summarize(findings, max_findings=len(findings))
     if args.format == "json":
-        print(result.model_dump_json(indent=2))
+        print(result.model_dump_json(indent=2, exclude={"next_cursor"}))  # the CLI prints every finding
     elif args.format == "sarif":
         print(json.dumps(sarif_report(findings, __version__), indent=2, ensure_ascii=False))
     else:
