@@ -399,3 +399,45 @@ async def test_verify_rls_refuses_a_remote_database_naming_the_field():
                                                   "database_url": "postgresql://u@203.0.113.9/db"})
     assert result.is_error is True
     assert "database_url" in result.content[0].text
+
+
+# --- client-native: completions and titles ----------------------------------------------------------
+
+@both_modes
+async def test_completions_offer_template_names_artefact_sections_and_prompt_choices(mode):
+    from mcp.types import PromptReference, ResourceTemplateReference
+
+    def template(uri):
+        return ResourceTemplateReference(type="ref/resource", uri=uri)
+
+    async with Client(build_server(), mode=mode) as c:
+        assert c.server_capabilities.completions is not None
+        names = await c.complete(template("blueprint://templates/{name}"), {"name": "name", "value": "h"})
+        design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+                                  {"name": "design", "value": ""})
+        only = await c.complete(template("blueprint://designs/{design}/schema.sql{?only}"),
+                                {"name": "only", "value": "a"})
+        prompt_template = await c.complete(PromptReference(type="ref/prompt", name="design_backend"),
+                                           {"name": "template", "value": "B2"})
+        tenancy = await c.complete(PromptReference(type="ref/prompt", name="design_backend"),
+                                   {"name": "tenancy", "value": "team"})
+        nothing = await c.complete(PromptReference(type="ref/prompt", name="review_rls"),
+                                   {"name": "sql", "value": "create"})
+    assert names.completion.values == ["habit-tracker"]
+    assert design.completion.values == ["b2b-saas", "habit-tracker"]
+    assert only.completion.values == ["analytics"]
+    assert prompt_template.completion.values == ["b2b-saas"]
+    assert tenancy.completion.values == ["team organisations only"]
+    assert nothing.completion.values == []
+
+
+@both_modes
+async def test_every_tool_resource_template_and_prompt_has_a_title(mode):
+    async with Client(build_server(), mode=mode) as c:
+        tools_ = (await c.list_tools()).tools
+        resources = (await c.list_resources()).resources
+        templates = (await c.list_resource_templates()).resource_templates
+        prompts = (await c.list_prompts()).prompts
+    titled = [*tools_, *resources, *templates, *prompts]
+    assert len(titled) == 5 + 5 + 10 + 2
+    assert all(x.title and x.title != x.name for x in titled), [x.name for x in titled if not x.title]

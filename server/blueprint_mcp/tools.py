@@ -407,7 +407,8 @@ def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | N
                        helpers=[f"{f.qualified}({f.args}) returns {f.returns}" for f in schema.functions
                                 if f.returns != "trigger"] if "summary" in include else [],
                        resources=links, notes=notes)
-    text = (f"{bp.app.name} ({design}): {len(policies)} policies on {len(chosen)} tables, every one to "
+    text = (f"{bp.app.name} ({design}): {len(policies)} policies on {len(chosen)} "
+            f"table{'s' if len(chosen) != 1 else ''}, every one to "
             f"authenticated; the migration is {links[0].uri}." + _more(cursor_out, "policies") + _notes(notes))
     return Answer(result=result, embeds=embeds, text=text)
 
