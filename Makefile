@@ -1,4 +1,5 @@
-# Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite).
+# Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite, after installing
+# what it needs beyond Python: tests/deps.py).
 # Both bootstrap .venv on first use: uv when it is installed, python3 -m venv + pip otherwise.
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +25,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/blueprint-mcp serve --transport streamable-http --host $(HOST) --port $(PORT)
 
+# tests/deps.py first: as root it installs PostgreSQL and pgTAP through apt when missing; otherwise it says
+# in one line what to install (those tests then skip, or fail under CI=true).
 test: $(STAMP)
+	$(BIN)/python tests/deps.py
 	$(BIN)/python -m pytest
 
 # Property tests with many more examples and a new seed every run, each blueprint printed as tried.

@@ -6,12 +6,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mcp import Client, StdioServerParameters
 
 from blueprint_mcp.app import HTTP_PATHS
-from serving import env
+from serving import env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -75,3 +76,26 @@ def test_the_readme_client_code_runs_and_prints_what_the_readme_says(tmp_path):
     assert lines[1].startswith("Habit Tracker (habit-tracker): 4 policies on 1 table, ")
     assert lines[2] == "blueprint://designs/habit-tracker/rls.sql?only=habits 4 policies"
     assert "blueprint://designs/habit-tracker/rls.sql?only=habits 4\npolicies" in SECTION
+
+
+def test_make_run_prints_how_to_connect_every_editor_within_seconds():
+    port = free_port()
+    started = time.monotonic()
+    proc = subprocess.Popen(["make", "-s", "run", f"PORT={port}", f"BIN={Path(sys.executable).parent}"], cwd=ROOT,
+                            env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Claude Code:"):
+                break
+        elapsed = time.monotonic() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    url = f"http://127.0.0.1:{port}/mcp"
+    assert elapsed < 5, elapsed
+    assert lines[0] == f"Blueprint MCP (streamable-http) listening on {url}"
+    assert f'      "url": "{url}"' in lines
+    assert lines[-2] == 'VS Code (.vscode/mcp.json): {"servers": {"blueprint": {"type": "http", "url": "' + url + '"}}}'
+    assert lines[-1] == f"Claude Code: claude mcp add --transport http blueprint {url}"

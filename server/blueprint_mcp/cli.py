@@ -99,8 +99,11 @@ def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPo
         # The token itself is not printed: stderr often ends up in logs.
         lines.append(f"Every request needs the header Authorization: Bearer <token>, with the token of "
                      f"--token or {TOKEN_ENV}")
+    header = ' --header "Authorization: Bearer <token>"' if policy.token is not None else ""
     lines += ["Connect an editor (Cursor .cursor/mcp.json, Claude Desktop claude_desktop_config.json):",
-              json.dumps({"mcpServers": {"blueprint": entry}}, indent=2)]
+              json.dumps({"mcpServers": {"blueprint": entry}}, indent=2),
+              "VS Code (.vscode/mcp.json): " + json.dumps({"servers": {"blueprint": {"type": "http", **entry}}}),
+              f"Claude Code: claude mcp add --transport http blueprint {url}{header}"]
     return "\n".join(lines)
 
 
