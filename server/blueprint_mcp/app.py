@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from mcp.types import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__, artefacts, tools
-from .http_security import HttpGuard, HttpPolicy, bind_address, policy_for
+from .http_security import TOKEN_ENV, HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
 from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
 from .model.validation import field_path, problems_from
@@ -576,31 +577,57 @@ def _stderr_log_config() -> dict[str, Any]:
     return config
 
 
-def http_app(server: MCPServer, transport: Transport, policy: HttpPolicy) -> HttpGuard:
-    """The Starlette app of an HTTP transport at its path in HTTP_PATHS, behind the Host/Origin/token guard."""
+def http_app(server: MCPServer, transport: Transport, policy: HttpPolicy, stateless: bool = False) -> HttpGuard:
+    """The Starlette app of an HTTP transport at its path in HTTP_PATHS, behind the Host/Origin/token guard.
+
+    `stateless` (streamable HTTP only): no session is kept between requests, so any process serving the
+    same code may answer any request of a client: run several workers, behind any load balancer.
+    """
     # The SDK checks Host and Origin itself only for some bind addresses and with any port; give it
     # the guard's exact lists, so both layers accept the same requests.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(policy.hosts),
                                          allowed_origins=sorted(policy.origins))
-    if transport == "sse":
+    if transport == "sse" and not stateless:
         inner = server.sse_app(sse_path=HTTP_PATHS["sse"], transport_security=security)
     elif transport == "streamable-http":
         inner = server.streamable_http_app(streamable_http_path=HTTP_PATHS["streamable-http"],
-                                           transport_security=security)
+                                           transport_security=security, stateless_http=stateless)
     else:
-        raise ValueError(f"unknown HTTP transport {transport!r}; use sse or streamable-http")
+        raise ValueError(f"no {'stateless ' if stateless else ''}HTTP transport {transport!r}; use "
+                         f"{'streamable-http' if stateless else 'sse or streamable-http'}")
     return HttpGuard(inner, policy)
 
 
+WORKER_ENV = "BLUEPRINT_MCP_WORKER"
+
+
+def worker_app() -> HttpGuard:
+    """The app each uvicorn worker builds (serve --workers N): what to accept comes from the parent's environment.
+
+    The token travels in BLUEPRINT_MCP_TOKEN, never on a command line.
+    """
+    spec = json.loads(os.environ[WORKER_ENV])
+    policy = HttpPolicy(hosts=frozenset(spec["hosts"]), origins=frozenset(spec["origins"]),
+                        token=os.environ.get(TOKEN_ENV) or None)
+    return http_app(build_server(), spec["transport"], policy, stateless=spec["stateless"])
+
+
 def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000,
-        policy: HttpPolicy | None = None) -> None:
+        policy: HttpPolicy | None = None, stateless: bool = False, workers: int = 1) -> None:
     """Serve until interrupted; every log line goes to stderr, stdout carries only the protocol."""
-    server = build_server()
     if transport == "stdio":
-        server.run("stdio")
+        build_server().run("stdio")
         return
     import uvicorn
 
+    policy = policy or policy_for(host, port)
     # Not server.run(): the SDK's uvicorn config sends the access log to stdout.
-    uvicorn.run(http_app(server, transport, policy or policy_for(host, port)), host=bind_address(host), port=port,
-                log_config=_stderr_log_config())
+    common = {"host": bind_address(host), "port": port, "log_config": _stderr_log_config()}
+    if workers == 1:
+        uvicorn.run(http_app(build_server(), transport, policy, stateless=stateless), **common)
+        return
+    os.environ[WORKER_ENV] = json.dumps({"transport": transport, "stateless": stateless,
+                                         "hosts": sorted(policy.hosts), "origins": sorted(policy.origins)})
+    if policy.token is not None:
+        os.environ[TOKEN_ENV] = policy.token
+    uvicorn.run("blueprint_mcp.app:worker_app", factory=True, workers=workers, **common)
