@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
@@ -41,6 +43,35 @@ def is_analytics(t: Table) -> bool:
     return is_analytics_name(t.name)
 
 
+# Facts computed once per audit: rules read them many times, and nothing changes the schema meanwhile.
+_FACTS: ContextVar[dict[tuple[str, int], Any] | None] = ContextVar("audit_facts", default=None)
+T = TypeVar("T")
+
+
+@contextmanager
+def shared_facts() -> Iterator[None]:
+    """Within this block, each shared fact of a schema is computed once (audit_schema opens it)."""
+    token = _FACTS.set({})
+    try:
+        yield
+    finally:
+        _FACTS.reset(token)
+
+
+def _once(fact: Callable[[Schema], T]) -> Callable[[Schema], T]:
+    def cached(s: Schema) -> T:
+        facts = _FACTS.get()
+        if facts is None:
+            return fact(s)
+        key = (fact.__name__, id(s))
+        if key not in facts:
+            facts[key] = fact(s)
+        return facts[key]
+    cached.__name__, cached.__doc__ = fact.__name__, fact.__doc__
+    return cached
+
+
+@_once
 def membership_tables(s: Schema) -> set[str]:
     """schema.table of every membership table.
 
@@ -62,6 +93,7 @@ def membership_tables(s: Schema) -> set[str]:
     return consulted or candidates
 
 
+@_once
 def policy_reads(s: Schema) -> set[str]:
     """schema.table of every relation a policy reads, directly or through a function it calls."""
     out: set[str] = set()
@@ -86,6 +118,7 @@ def find_function(s: Schema, name: str) -> Function | None:
     return next((f for f in s.functions if f.name == name), None)
 
 
+@_once
 def membership_functions(s: Schema) -> set[str]:
     """Functions whose body reads a membership table, by qualified and bare name."""
     members = membership_tables(s)
