@@ -152,3 +152,17 @@ async def test_a_cursor_of_another_list_is_refused_naming_the_argument():
     assert wrong.content[0].text == ("Error executing tool generate_rls: cursor: not a cursor of this tool's "
                                      "policies. Fix: pass the next_cursor of the previous answer (same arguments "
                                      "otherwise), or omit it")
+
+
+async def test_an_unknown_design_or_artefact_link_is_an_error_naming_the_choices():
+    from mcp import MCPError
+
+    async with Client(build_server()) as c:
+        with pytest.raises(MCPError, match="unknown template 'habit-trackr'.*did you mean 'habit-tracker'"):
+            await c.read_resource("blueprint://designs/habit-trackr/rls.sql")
+        with pytest.raises(MCPError, match="bp-0000000000000000dead is no longer stored"):
+            await c.read_resource("blueprint://designs/bp-0000000000000000dead/rls.sql")
+        with pytest.raises(MCPError, match="'habbits' is not a table of this blueprint"):
+            await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habbits")
+        after = await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habits")
+    assert after.contents[0].text.count("create policy") == 4

@@ -26,7 +26,7 @@ from .sql.render import rls_sql, schema_sql, triggers_sql
 from .templates import load_template, template_names
 
 CACHE_ENV = "BLUEPRINT_MCP_CACHE"
-KEEP = 256  # entries per kind; the oldest go first
+KEEP = {"bp": 256, "run": 32}  # entries kept per kind, the oldest go first (a run's cases can be megabytes)
 _STORED = re.compile(r"^(bp|run)-[0-9a-f]{20}$")
 
 # artefact name -> (MIME type, what it is); `only` narrows sections (schema, triggers, spec) or tables (rls).
@@ -80,7 +80,7 @@ def _put(kind: str, text: str) -> str:
             f.write(text)
         os.replace(tmp, target)
         entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[:-KEEP]:
+        for old in entries[:-KEEP[kind]]:
             old.unlink(missing_ok=True)
     return key
 
