@@ -19,15 +19,7 @@ from .artefacts import Artefact, Link
 from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
 from .audit.sources import collect
 from .files import Written, write_generated
-from .model import (
-    App,
-    Blueprint,
-    BlueprintError,
-    InvalidBlueprint,
-    Role,
-    Tenancy,
-    parse_blueprint,
-)
+from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blueprint
 from .model.base import suggest_slug
 from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
