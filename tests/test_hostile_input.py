@@ -358,6 +358,9 @@ PROMPT_CASES = [
      "prompt 'review_rls' has no argument(s) dialect; it takes sql"),
     ("design_backend", {"app_description": "d" * (limits.PROMPT_ARGUMENT_CHARS + 1)},
      "app_description: too long: 2,000,001 characters (at most 2,000,000)"),
+    ("review_rls", {"sql": "s" * 60_001},
+     "sql: 60,001 characters, too many for a prompt (at most 60,000): lint large SQL with the audit_spec tool "
+     "(`sql` or `paths`) instead"),
 ]
 
 

@@ -518,6 +518,9 @@ def fill(prompt: PromptFile, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: given[m.group(1)], prompt.text)
 
 
+PROMPT_TEXT_CHARS = 60_000  # the arguments a prompt echoes, so that it stays under the 80 KB answer cap
+
+
 class FilePrompt(Prompt):
     """A prompt read from a data file."""
 
@@ -537,6 +540,12 @@ class FilePrompt(Prompt):
             if len(str(value)) > limits.PROMPT_ARGUMENT_CHARS:
                 raise MCPError(code=INVALID_PARAMS, message=f"{name}: too long: {len(str(value)):,} characters "
                                                             f"(at most {limits.PROMPT_ARGUMENT_CHARS:,})")
+        # A prompt lands whole in the model's context: keep it within the answer budget.
+        size = sum(len(str(v)) for v in given.values())
+        if size > PROMPT_TEXT_CHARS:
+            raise MCPError(code=INVALID_PARAMS, message=(
+                f"{', '.join(given)}: {size:,} characters, too many for a prompt (at most {PROMPT_TEXT_CHARS:,}): "
+                "lint large SQL with the audit_spec tool (`sql` or `paths`) instead"))
         return await super().render(arguments, context)
 
 
