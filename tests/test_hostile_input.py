@@ -213,8 +213,8 @@ CASES = [
      "tenancy: roles[0] ('owner') owns the organisation and must hold every capability. Fix: add ['write', "
      "'manage_members', 'manage_billing', 'delete_organization']"),
     ("unknown key and wrong type together", "generate_schema", {"template": 5, "colour": "red"},
-     Starts("colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include, cursor; "
-            "template: expected a string; got 5.")),
+     Starts("colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include, "
+            "cursor; template: expected a string; got 5.")),
 ]
 
 # A normal call after each bad one: the server must still answer it, whole.
@@ -326,7 +326,7 @@ CLI_USAGE = [
      "usage: blueprint-mcp render [-h] --out OUT [--force] [--timestamp TIMESTAMP] TEMPLATE|FILE"),
     (["serve", "--port", "x"], "blueprint-mcp serve: error: argument --port: expected a port from 1 to 65535, got "
      "'x'; usage: blueprint-mcp serve [-h] [--transport {stdio,sse,streamable-http}] [--host HOST] [--port PORT] "
-     "[--allow-remote] [--token TOKEN] [--allowed-host NAME]"),
+     "[--allow-remote] [--token TOKEN] [--allowed-host NAME] [--stateless] [--workers WORKERS]"),
     (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
      "[--fail-on {error,warn}] PATH [PATH ...]"),

@@ -202,7 +202,7 @@ def design_tenancy(
     blueprint: BlueprintArg = None,
     app_name: Annotated[str | None, Field(
         min_length=1, max_length=limits.APP_NAME_CHARS,
-        description="Name of a new app (when there is no template or blueprint).")] = None,
+        description="A new app's name (no template or blueprint).")] = None,
     app_description: Annotated[str | None, Field(
         max_length=limits.APP_DESCRIPTION_CHARS, description="What the app does, in a sentence or two.")] = None,
     personal_workspaces: Annotated[bool | None, Field(
@@ -302,13 +302,12 @@ def audit_spec(
     template: Template = None,
     blueprint: BlueprintArg = None,
     sql: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
-        "SQL to lint (one or more migrations), applied after the SQL files of `paths`."))] = None,
+        "SQL to lint (migrations), applied after those of `paths`."))] = None,
     spec: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
-        "A markdown spec to check (the nine sections, the security checklist)."))] = None,
+        "A markdown spec to check."))] = None,
     paths: Annotated[list[Annotated[str, Field(max_length=limits.PATH_CHARS)]] | None, Field(
         max_length=limits.PATHS, description=(
-        "Files or folders inside the client's roots: .sql, migration folders, .md specs, blueprints. "
-        "Relative to the first root."))] = None,
+        "Files or folders in the client's roots (.sql, migrations, .md, blueprints), relative to the first."))] = None,
     max_findings: Annotated[int, Field(ge=1, le=1000, description="At most this many findings in all.")] = 200,
     cursor: CursorArg = None,
     roots: Annotated[ListRootsResult | None, Resolve(_workspace_roots)] = None,
