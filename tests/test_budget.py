@@ -166,3 +166,19 @@ async def test_an_unknown_design_or_artefact_link_is_an_error_naming_the_choices
             await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habbits")
         after = await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habits")
     assert after.contents[0].text.count("create policy") == 4
+
+
+async def test_a_stored_design_whose_content_does_not_match_its_name_is_refused():
+    from mcp import MCPError
+
+    from blueprint_mcp.artefacts import cache_dir
+
+    forged = cache_dir() / "bp" / "bp-00000000000000000bad.json"
+    forged.parent.mkdir(exist_ok=True)
+    forged.write_text('{"app": {"name": "Forged", "slug": "forged"}}')
+    try:
+        async with Client(build_server()) as c:
+            with pytest.raises(MCPError, match="bp-00000000000000000bad is damaged"):
+                await c.read_resource("blueprint://designs/bp-00000000000000000bad/schema.sql")
+    finally:
+        forged.unlink()

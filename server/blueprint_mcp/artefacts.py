@@ -63,14 +63,23 @@ class ArtefactNotFound(BlueprintError):
 
 
 def cache_dir() -> Path:
+    """The store's folder; in a shared temp dir someone else could have made it first, so it must be ours alone."""
     path = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / f"blueprint-mcp-{os.getuid()}")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022 or path.is_symlink():
+        raise BlueprintError(f"the cache folder {path} is not this user's alone", field=CACHE_ENV,
+                             fix=f"remove it, or set {CACHE_ENV} to a private folder")
     return path
+
+
+def _key(kind: str, text: str) -> str:
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
 
 def _put(kind: str, text: str) -> str:
     """Store text under its content hash (atomically, so concurrent workers never read half a file)."""
-    key = f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    key = _key(kind, text)
     folder = cache_dir() / kind
     folder.mkdir(mode=0o700, exist_ok=True)
     target = folder / f"{key}.json"
@@ -89,11 +98,15 @@ def _get(key: str) -> str:
     if not _STORED.match(key):
         raise ArtefactNotFound(f"unknown design or run {preview(key)}", field="uri",
                                fix=choose(key, template_names()) + ", or a bp-/run- id from a tool answer")
+    kind = key.split("-")[0]
     try:
-        return (cache_dir() / key.split("-")[0] / f"{key}.json").read_text(encoding="utf-8")
+        text = (cache_dir() / kind / f"{key}.json").read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ArtefactNotFound(f"{key} is no longer stored on this server", field="uri",
                                fix="call the tool again to get a fresh link") from None
+    if _key(kind, text) != key:  # the name is the content's hash: anything else was not written by us
+        raise ArtefactNotFound(f"{key} is damaged", field="uri", fix="call the tool again to get a fresh link")
+    return text
 
 
 def compact_blueprint(bp: Blueprint) -> dict:
