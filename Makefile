@@ -39,11 +39,18 @@ fuzz: $(STAMP)
 		$(BIN)/python -m pytest tests/test_properties.py -s -q \
 		--hypothesis-show-statistics --hypothesis-seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
+# Writes BENCHMARKS.md: tool speed and answer sizes, cold start, then each PostgreSQL benchmark's table.
+# BENCH_ROWS=1000000 make bench for the policy benchmark at a million rows (default 100,000).
+BENCH_ROWS ?= 100000
+BENCH_OUT ?= BENCHMARKS.md
 bench: $(STAMP)
-	$(BIN)/python bench/policy_speed.py
-	$(BIN)/python bench/access_speed.py
-	$(BIN)/python bench/verify_speed.py
-	$(BIN)/python bench/audit_speed.py
+	$(BIN)/python bench/tools_speed.py --out $(BENCH_OUT) > /dev/null
+	@for b in "policy_speed.py --rows $(BENCH_ROWS)" "access_speed.py" "verify_speed.py" "audit_speed.py"; do \
+		printf '\n## bench/%s\n\n```\n' "$$b" >> $(BENCH_OUT); \
+		$(BIN)/python bench/$$b >> $(BENCH_OUT) || exit 1; \
+		printf '```\n' >> $(BENCH_OUT); \
+	done
+	@cat $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
