@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ..tree import Node, function_name, nodes, nodes_in
+from ..tree import Node, function_name, nodes_in
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -44,7 +44,7 @@ def is_analytics(t: Table) -> bool:
 
 
 # Facts computed once per audit: rules read them many times, and nothing changes the schema meanwhile.
-_FACTS: ContextVar[dict[tuple[str, int], Any] | None] = ContextVar("audit_facts", default=None)
+_FACTS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("audit_facts", default=None)
 T = TypeVar("T")
 
 
@@ -160,16 +160,36 @@ def once_per_statement(ctx: tuple[str, ...]) -> bool:
     return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
 
 
+def select_mark(kind: str, body: Node) -> str | None:
+    """Label SelectStmt subtrees "select": what sits inside a sub-query."""
+    return "select" if kind == "SelectStmt" else None
+
+
+def _no_mark(kind: str, body: Node) -> None:
+    return None
+
+
+def walk(tree: Any, mark: Callable[[str, Node], str | None] = _no_mark) -> list[tuple[str, Node, tuple[str, ...]]]:
+    """nodes_in(tree, mark) as a list, walked once per tree and mark during an audit (rules share the trees)."""
+    facts = _FACTS.get()
+    if facts is None or tree is None:
+        return list(nodes_in(tree, mark))
+    key = ("walk", id(tree), mark)
+    if key not in facts:
+        facts[key] = list(nodes_in(tree, mark))
+    return facts[key]
+
+
 def calls(tree: Any) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
     """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
-    for kind, body, ctx in nodes_in(tree, sublink_mark):
+    for kind, body, ctx in walk(tree, sublink_mark):
         if kind == "FuncCall":
             yield function_name(body), body, ctx
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
-    for kind, body, ctx in nodes_in(tree, lambda k, b: "select" if k == "SelectStmt" else None):
+    for kind, body, ctx in walk(tree, select_mark):
         if not ctx:
             yield kind, body
 
@@ -177,7 +197,7 @@ def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
 def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
     return {f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
-            for kind, body in nodes(tree) if kind == "RangeVar"}
+            for kind, body, _ in walk(tree) if kind == "RangeVar"}
 
 
 def key_column_lists(t: Table | View) -> list[list[str]]:
