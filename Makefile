@@ -1,4 +1,5 @@
-# Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite).
+# Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite, after installing
+# what it needs beyond Python: tests/deps.py).
 # Both bootstrap .venv on first use: uv when it is installed, python3 -m venv + pip otherwise.
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,7 +25,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/blueprint-mcp serve --transport streamable-http --host $(HOST) --port $(PORT)
 
+# tests/deps.py first: as root it installs PostgreSQL and pgTAP through apt when missing; otherwise it says
+# in one line what to install (those tests then skip, or fail under CI=true).
 test: $(STAMP)
+	$(BIN)/python tests/deps.py
 	$(BIN)/python -m pytest
 
 # Property tests with many more examples and a new seed every run, each blueprint printed as tried.
@@ -35,11 +39,18 @@ fuzz: $(STAMP)
 		$(BIN)/python -m pytest tests/test_properties.py -s -q \
 		--hypothesis-show-statistics --hypothesis-seed=$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 
+# Writes BENCHMARKS.md: tool speed and answer sizes, cold start, then each PostgreSQL benchmark's table.
+# BENCH_ROWS=1000000 make bench for the policy benchmark at a million rows (default 100,000).
+BENCH_ROWS ?= 100000
+BENCH_OUT ?= BENCHMARKS.md
 bench: $(STAMP)
-	$(BIN)/python bench/policy_speed.py
-	$(BIN)/python bench/access_speed.py
-	$(BIN)/python bench/verify_speed.py
-	$(BIN)/python bench/audit_speed.py
+	$(BIN)/python bench/tools_speed.py --out $(BENCH_OUT) > /dev/null
+	@for b in "policy_speed.py --rows $(BENCH_ROWS)" "access_speed.py" "verify_speed.py" "audit_speed.py"; do \
+		printf '\n## bench/%s\n\n```\n' "$$b" >> $(BENCH_OUT); \
+		$(BIN)/python bench/$$b >> $(BENCH_OUT) || exit 1; \
+		printf '```\n' >> $(BENCH_OUT); \
+	done
+	@cat $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

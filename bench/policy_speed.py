@@ -1,8 +1,15 @@
-"""Policy speed, measured side by side in one run: generated policy vs the article's vs no RLS.
+"""Policy cost, measured side by side in one run: the generated policies vs the limit vs the article's form.
 
-Usage: python bench/policy_speed.py [--orgs 10000] [--rows 1000000] [--repeat 5]
-Prints the median execution time of `select count(*) from habits` for a user in 3 organisations,
-and each form's ratio to the limit (table owner, no RLS, explicit filter on the 3 ids).
+Usage: python bench/policy_speed.py [--rows 100000] [--orgs ROWS/100] [--repeat 5]
+On habit-tracker's `habits`, for an admin in 3 organisations and one in 50, each operation runs under
+EXPLAIN ANALYZE in a transaction that is rolled back, and prints the median execution time of
+- the limit: the table owner (no RLS) with an explicit filter on exactly the caller's organisations;
+- the generated policy (`organization_id = any (array(select private.organization_ids_with_role(...)))`);
+- the article's form (`organization_id in (select organization_id from organization_members where
+  user_id = auth.uid())`), put in place of the generated policies inside the measured transaction,
+with each policy's ratio to the limit and the plan shape of the generated one. Operations: SELECT count,
+a page of the 50 newest rows, UPDATE of 100 rows, INSERT of 1,000 rows, DELETE of 100 rows. Row counts are
+checked equal across the three. Triggers are disabled during writes, so only the policies' cost differs.
 """
 
 from __future__ import annotations
@@ -23,34 +30,107 @@ from blueprint_mcp.templates import load_template  # noqa: E402
 from blueprint_mcp.tools import migration_files  # noqa: E402
 from blueprint_mcp.verify.pg import TempCluster, apply_sql, auth_shim_sql, expose_schemas_sql  # noqa: E402
 
-ARTICLE_POLICY = """
-create table public.habits_article (like public.habits including all);
-alter table public.habits_article enable row level security;
-grant select on public.habits_article to authenticated;
-create policy "Users see own org habits" on public.habits_article for select using (
-  organization_id in (select organization_id from public.organization_members where user_id = auth.uid()));
+MEMBER_ORGS = "organization_id in (select organization_id from public.organization_members where user_id = auth.uid())"
+# The article's policies replace the generated ones on the same table inside the measured transaction (then
+# rolled back), so both forms run against the same rows, keys and indexes.
+ARTICLE_POLICIES = f"""
+drop policy habits_select_policy on public.habits;
+drop policy habits_insert_policy on public.habits;
+drop policy habits_update_policy on public.habits;
+drop policy habits_delete_policy on public.habits;
+create policy article_select on public.habits for select using ({MEMBER_ORGS});
+create policy article_insert on public.habits for insert with check ({MEMBER_ORGS});
+create policy article_update on public.habits for update using ({MEMBER_ORGS}) with check ({MEMBER_ORGS});
+create policy article_delete on public.habits for delete using ({MEMBER_ORGS});
 """
+SIZES = (3, 50)
 
 
-def median_ms(conn, sql: str, as_user: str | None, repeat: int) -> float:
-    times = []
+def operations(orgs: list[str], ids: list[str], user: str, limit: bool) -> list[tuple[str, str]]:
+    """(label, SQL) of each operation; the limit spells out the caller's organisations."""
+    table = "habits"
+    org_list = ", ".join(f"'{o}'" for o in orgs)
+    scope = f" and organization_id in ({org_list})" if limit else ""
+    where = f"where organization_id in ({org_list})" if limit else ""
+    id_list = ", ".join(f"'{i}'" for i in ids)
+    return [
+        ("select count", f"select count(*) from public.{table} {where}"),
+        ("page of 50 newest", f"select * from public.{table} {where} order by created_at desc, id limit 50"),
+        ("update 100 rows", f"update public.{table} set name = name || '!' where id in ({id_list}){scope}"),
+        ("insert 1,000 rows", f"insert into public.{table} (organization_id, created_by, name) "
+                              f"select '{orgs[0]}', '{user}', 'n' || g from generate_series(1, 1000) g"),
+        ("delete 100 rows", f"delete from public.{table} where id in ({id_list}){scope}"),
+    ]
+
+
+def run(conn, sql: str, as_user: str | None, repeat: int, setup: str = "") -> tuple[float, int, dict]:
+    """Median execution ms, rows the top node returned, and the plan of the last run (always rolled back)."""
+    times, rows, plan = [], 0, {}
     for _ in range(repeat):
         with conn.transaction():
+            if setup:
+                conn.execute(setup)
             if as_user:
                 conn.execute("set local role authenticated")
                 conn.execute("select set_config('request.jwt.claims', %s, true)",
                              (json.dumps({"sub": as_user, "role": "authenticated"}),))
-            plan = conn.execute("explain (analyze, format json) " + sql).fetchone()[0]
-            times.append(plan[0]["Execution Time"])
-    return statistics.median(times)
+            out = conn.execute("explain (analyze, format json) " + sql).fetchone()[0][0]
+            times.append(out["Execution Time"])
+            plan = out["Plan"]
+            rows = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
+            raise psycopg.Rollback()
+    return statistics.median(times), rows, plan
+
+
+def _modified(plan: dict) -> int:
+    """Rows a ModifyTable node wrote: those its outer child fed it (init plans are the policies' sub-queries)."""
+    child = next((k for k in plan.get("Plans") or [] if k.get("Parent Relationship") == "Outer"), {})
+    return int(child.get("Actual Rows", 0))
+
+
+def shape(plan: dict, depth: int = 0) -> str:
+    """The plan's node types, children in parentheses, init plans marked: enough to see the strategy."""
+    name = plan["Node Type"] + (f" on {plan['Relation Name']}" if "Relation Name" in plan and depth < 3 else "")
+    if plan.get("Parent Relationship") == "InitPlan":
+        name = "InitPlan " + name
+    kids = plan.get("Plans") or []
+    return name + (f"({', '.join(shape(k, depth + 1) for k in kids)})" if kids and depth < 3 else "")
+
+
+def seed(conn, orgs: int, rows: int, users: dict[int, str]) -> None:
+    member_rows = "\n".join(
+        f"insert into public.organization_members (organization_id, user_id, role) "
+        f"select id, '{user}', 'admin' from public.organizations order by slug limit {n};" for n, user in users.items())
+    apply_sql(conn, f"""
+        alter table public.organizations disable trigger user;
+        insert into auth.users (id, email) select gen_random_uuid(), 'u' || g || '@x.io' from generate_series(1, 100) g;
+        {' '.join(f"insert into auth.users (id, email) values ('{u}', 'user{n}@x.io');" for n, u in users.items())}
+        insert into public.organizations (id, name, slug, owner_user_id)
+          select gen_random_uuid(), 'Org ' || g, 'org-' || lpad(g::text, 6, '0'),
+                 (select id from auth.users where email = 'u1@x.io')
+          from generate_series(1, {orgs}) g;
+        alter table public.organizations enable trigger user;
+        {member_rows}
+        alter table public.habits disable trigger user;
+        insert into public.habits (organization_id, created_by, name, created_at)
+          select o.id, (select id from auth.users where email = 'u2@x.io'), 'h' || g,
+                 now() - make_interval(secs => g)
+          from generate_series(1, {rows}) g
+          join (select id, row_number() over (order by id) - 1 as n from public.organizations) o
+            on o.n = g % {orgs};
+        analyze;
+    """)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--orgs", type=int, default=10_000)
-    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--orgs", type=int, default=None, help="default: one per 100 rows")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
+    orgs = args.orgs or max(max(SIZES), args.rows // 100)
+    users = {n: str(uuid.uuid4()) for n in SIZES}
+    results = []
     with TempCluster() as cluster:
         cluster.create_database("bench")
         cluster.execute(expose_schemas_sql("bench"))
@@ -59,51 +139,34 @@ def main() -> int:
             files = migration_files(load_template("habit-tracker"), datetime(2025, 1, 1))
             for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
                 apply_sql(conn, files[path])
-            user = str(uuid.uuid4())
-            print(f"seeding {args.orgs} organisations and {args.rows} habits...", file=sys.stderr)
-            apply_sql(conn, f"""
-                alter table public.organizations disable trigger user;
-                insert into auth.users (id, email) select gen_random_uuid(), 'u' || g || '@x.io' from generate_series(1, 100) g;
-                insert into auth.users (id, email) values ('{user}', 'me@x.io');
-                insert into public.organizations (id, name, slug, owner_user_id)
-                  select gen_random_uuid(), 'Org ' || g, 'org-' || g, (select id from auth.users where email = 'u1@x.io')
-                  from generate_series(1, {args.orgs}) g;
-                alter table public.organizations enable trigger user;
-                insert into public.organization_members (organization_id, user_id, role)
-                  select id, '{user}', 'member' from public.organizations order by slug limit 3;
-                insert into public.habits (organization_id, created_by, name)
-                  select o.id, '{user}', 'h' || g
-                  from generate_series(1, {args.rows}) g
-                  join (select id, row_number() over (order by id) - 1 as n from public.organizations) o
-                    on o.n = g % {args.orgs};
-                {ARTICLE_POLICY}
-                insert into public.habits_article select * from public.habits;
-                analyze;
-            """)
-            ids = [r[0] for r in conn.execute(
-                "select organization_id from public.organization_members where user_id = %s", (user,))]
-            id_list = ", ".join(f"'{i}'" for i in ids)
-            limit = median_ms(conn, f"select count(*) from public.habits where organization_id in ({id_list})",
-                              None, args.repeat)
-            ours = median_ms(conn, "select count(*) from public.habits", user, args.repeat)
-            article = median_ms(conn, "select count(*) from public.habits_article", user, args.repeat)
-            expected = conn.execute(
-                f"select count(*) from public.habits where organization_id in ({id_list})").fetchone()[0]
-            for table in ("habits", "habits_article"):
-                with conn.transaction():
-                    conn.execute("set local role authenticated")
-                    conn.execute("select set_config('request.jwt.claims', %s, true)",
-                                 (json.dumps({"sub": user, "role": "authenticated"}),))
-                    seen = conn.execute(f"select count(*) from public.{table}").fetchone()[0]
-                if seen != expected:
-                    raise SystemExit(f"{table}: the policy shows {seen} rows, expected {expected}")
-            counts = [expected]
-    print(f"{args.rows} habits over {args.orgs} organisations; user in 3 (visible rows: {counts[0]})")
-    print(f"{'policy':<52}{'median ms':>12}{'vs limit':>10}")
-    for label, ms in (("limit: owner, no RLS, explicit filter", limit),
-                      ("generated: = any (array(select private.helper()))", ours),
-                      ("article: in (select ... where user_id = auth.uid())", article)):
-        print(f"{label:<52}{ms:>12.2f}{ms / limit:>9.1f}x")
+            print(f"seeding {orgs} organisations and {args.rows} habits...", file=sys.stderr)
+            seed(conn, orgs, args.rows, users)
+            for n, user in users.items():
+                mine = [r[0] for r in conn.execute(
+                    "select organization_id from public.organization_members where user_id = %s", (user,))]
+                ids = [r[0] for r in conn.execute(
+                    "select id from public.habits where organization_id = any(%s) order by id limit 100", (mine,))]
+                if len(ids) < 100:
+                    raise SystemExit(f"the user in {n} organisations sees {len(ids)} rows: raise --rows")
+                limit, policy = operations(mine, ids, user, limit=True), operations(mine, ids, user, limit=False)
+                for (label, limit_sql), (_, sql) in zip(limit, policy):
+                    limit_ms, limit_rows, _ = run(conn, limit_sql, None, args.repeat)
+                    ours_ms, ours_rows, plan = run(conn, sql, user, args.repeat)
+                    art_ms, art_rows, _ = run(conn, sql, user, args.repeat, setup=ARTICLE_POLICIES)
+                    if not limit_rows == ours_rows == art_rows:
+                        raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, generated "
+                                         f"{ours_rows}, article {art_rows}")
+                    results.append((label, n, limit_rows, limit_ms, ours_ms, art_ms, shape(plan)))
+    print(f"{args.rows:,} habits over {orgs:,} organisations; an admin in 3 and one in 50 organisations; "
+          f"median of {args.repeat} runs; triggers off during writes")
+    print(f"{'operation':<20}{'user in':>8}{'rows':>7}{'limit ms':>10}{'generated ms':>14}{'ratio':>7}"
+          f"{'article ms':>12}{'ratio':>8}")
+    for label, n, rows, limit_ms, ours_ms, art_ms, _ in results:
+        print(f"{label:<20}{n:>8}{rows:>7}{limit_ms:>10.2f}{ours_ms:>14.2f}{ours_ms / limit_ms:>6.2f}x"
+              f"{art_ms:>12.2f}{art_ms / limit_ms:>7.1f}x")
+    print("\nplan shape of the generated policy:")
+    for label, n, *_, plan in results:
+        print(f"  {label}, user in {n}: {plan}")
     return 0
 
 

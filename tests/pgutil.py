@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +86,15 @@ def build_world(conn: psycopg.Connection, roles: list[str]) -> World:
     return w
 
 
+
+
+def require_pg_prove() -> str:
+    """pg_prove's path; without it, fail under CI and skip elsewhere, saying what to install (tests/deps.py)."""
+    from deps import PGTAP, has_pgtap, in_ci, plan
+
+    if has_pgtap():
+        return shutil.which("pg_prove")  # type: ignore[return-value]
+    line = plan([PGTAP], root=False, apt=False, ci=in_ci()).lines[0]
+    if in_ci():
+        pytest.fail(line)
+    pytest.skip(line)

@@ -24,10 +24,11 @@ PROTOCOLS = {"legacy": HANDSHAKE_PROTOCOL_VERSIONS, "auto": MODERN_PROTOCOL_VERS
 TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec"]
 ARTICLE_SQL = (Path(__file__).with_name("fixtures") / "article.sql").read_text(encoding="utf-8")
 RESULT_KEYS = {
-    "design_tenancy": {"app", "tenancy", "capabilities", "access", "blueprint", "markdown", "sql"},
-    "generate_schema": {"tables", "sql", "triggers_sql", "markdown"},
-    "generate_rls": {"policies", "helpers", "sql", "markdown"},
-    "audit_spec": {"ok", "counts", "findings"},
+    "design_tenancy": {"design", "app", "tenancy", "capabilities", "tables", "access", "next_cursor", "blueprint",
+                       "resources", "notes"},
+    "generate_schema": {"design", "counts", "tables", "next_cursor", "resources", "notes"},
+    "generate_rls": {"design", "counts", "policies", "next_cursor", "helpers", "resources", "notes"},
+    "audit_spec": {"ok", "counts", "findings", "next_cursor"},
 }
 BAD_BLUEPRINT = {"app": {"name": "Bad", "slug": "bad"}, "entities": [{"name": "Bad Name", "scope": "organization"}]}
 RESOURCES = {
@@ -52,9 +53,29 @@ async def test_server_negotiates_the_mode_and_explains_the_workflow_in_its_instr
     async with Client(build_server(), mode=mode) as c:
         version, instructions = c.protocol_version, c.instructions
     assert version in PROTOCOLS[mode]
-    order = [instructions.index(f"{i}. {tool}") for i, tool in enumerate(TOOLS, start=1)]
+    order = [instructions.index(f"{i}. {tool}") for i, tool in enumerate(TOOLS + ["verify_rls"], start=1)]
     assert order == sorted(order)
-    assert "Always carry the latest `blueprint` forward" in instructions
+    assert instructions.index("5. verify_rls") < instructions.index("6. Write the files: `blueprint-mcp render")
+    assert "Always carry the\nlatest `blueprint` forward" in instructions
+    assert "Nothing is executed" not in instructions
+
+
+@both_modes
+async def test_instructions_titles_descriptions_and_the_prompt_tell_one_numbered_workflow(mode):
+    async with Client(build_server(), mode=mode) as c:
+        listed = (await c.list_tools()).tools
+        prompt = (await c.get_prompt("design_backend", {"app_description": "A clinic"})).messages[0].content.text
+    workflow = TOOLS + ["verify_rls"]
+    for step, tool in enumerate(listed, start=1):
+        assert tool.name == workflow[step - 1]
+        assert tool.title.startswith(f"{step}. ")
+        assert tool.description.startswith(f"Step {step} of 6: ")
+        assert "\n    " not in tool.description  # no docstring indentation on the wire
+    steps = [prompt.index(f"{step}. **") for step in range(1, 7)]
+    assert steps == sorted(steps)
+    for step, tool in enumerate(workflow, start=1):
+        assert steps[step - 1] < prompt.index(f"`{tool}`", steps[step - 1]) < (steps + [len(prompt)])[step]
+    assert "blueprint-mcp render" in prompt[steps[5]:]
 
 
 @both_modes
@@ -88,7 +109,7 @@ async def test_generate_rls_policies_are_all_to_authenticated(mode):
     async with Client(build_server(), mode=mode) as c:
         result = await c.call_tool("generate_rls", {"template": "habit-tracker"})
     policies = result.structured_content["policies"]
-    assert policies
+    assert policies and result.structured_content["counts"]["tables"] == 14
     assert all(p["roles"] == ["authenticated"] for p in policies)
 
 
@@ -156,7 +177,18 @@ async def test_lists_the_static_resources_and_the_template_resource(mode):
         resources = (await c.list_resources()).resources
         templates = (await c.list_resource_templates()).resource_templates
     assert {str(r.uri): r.mime_type for r in resources} == RESOURCES
-    assert [(t.uri_template, t.mime_type) for t in templates] == [("blueprint://templates/{name}", "application/yaml")]
+    assert [(t.uri_template, t.mime_type) for t in templates] == [
+        ("blueprint://templates/{name}", "application/yaml"),
+        ("blueprint://designs/{design}/blueprint.json{?only}", "application/json"),
+        ("blueprint://designs/{design}/spec.md{?only}", "text/markdown"),
+        ("blueprint://designs/{design}/schema.sql{?only}", "application/sql"),
+        ("blueprint://designs/{design}/triggers.sql{?only}", "application/sql"),
+        ("blueprint://designs/{design}/rls.sql{?only}", "application/sql"),
+        ("blueprint://designs/{design}/pgtap.sql{?only}", "application/sql"),
+        ("blueprint://verify/{run}/report.md", "text/markdown"),
+        ("blueprint://verify/{run}/failures.json", "application/json"),
+        ("blueprint://verify/{run}/cases.json", "application/json")]
+    assert all(r.title for r in resources) and all(t.title for t in templates)
 
 
 @both_modes
@@ -242,7 +274,7 @@ async def test_lists_the_prompts_with_their_declared_arguments(mode):
     async with Client(build_server(), mode=mode) as c:
         prompts = (await c.list_prompts()).prompts
     args = {p.name: [(a.name, a.required) for a in p.arguments] for p in prompts}
-    assert args == {"design_backend": [("app_description", True), ("tenancy", False)],
+    assert args == {"design_backend": [("app_description", True), ("tenancy", False), ("template", False)],
                     "review_rls": [("sql", True)]}
 
 
@@ -300,7 +332,7 @@ async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     params = StdioServerParameters(command=sys.executable, args=["-m", "blueprint_mcp"], env=_env())
     async with Client(params) as c:
         names = [t.name for t in (await c.list_tools()).tools]
-        result = await c.call_tool("generate_schema", {"template": "habit-tracker"})
+        result = await c.call_tool("generate_schema", {"template": "habit-tracker", "sections": ["domain"]})
     assert names == TOOLS + ["verify_rls"]
     assert result.is_error is False
     assert "habits" in [t["name"] for t in result.structured_content["tables"]]
@@ -341,16 +373,24 @@ async def test_verify_rls_proves_habit_tracker_and_reports_progress(mode):
     assert result.structured_content["leaks"] == 0
     assert result.structured_content["failures"] == []
     assert seen and seen[0][2] == "applying migrations"
+    # The default answer fits the response budget (tests/test_budget.py covers the design tools).
+    assert len(result.model_dump_json(by_alias=True, exclude_none=True)) <= 8_000
 
 
 @both_modes
 async def test_verify_rls_finds_the_leak_in_a_viewer_writable_table(mode):
     async with Client(build_server(), mode=mode) as c:
         result = await c.call_tool("verify_rls", {"sql": ARTICLE_SQL})
+        out = result.structured_content
+        link = next(r["uri"] for r in out["resources"] if r["uri"].endswith("/failures.json"))
+        failures = json.loads((await c.read_resource(link)).contents[0].text)
     assert result.is_error is False
-    assert result.structured_content["ok"] is False
-    leaks = {(f["table"], f["actor"], f["command"]) for f in result.structured_content["failures"]}
+    assert out["ok"] is False
+    assert out["failures"] == failures[:len(out["failures"])] and len(failures) == sum(
+        n for verdict, n in out["counts"].items() if verdict in ("LEAK", "blocked", "error"))
+    leaks = {(f["table"], f["actor"], f["command"]) for f in failures}
     assert ("habits", "viewer", "insert") in leaks
+    assert len(result.model_dump_json(by_alias=True, exclude_none=True)) <= 8_000  # 403 leaks, 115 KB of them
 
 
 async def test_verify_rls_refuses_a_remote_database_naming_the_field():
@@ -359,3 +399,45 @@ async def test_verify_rls_refuses_a_remote_database_naming_the_field():
                                                   "database_url": "postgresql://u@203.0.113.9/db"})
     assert result.is_error is True
     assert "database_url" in result.content[0].text
+
+
+# --- client-native: completions and titles ----------------------------------------------------------
+
+@both_modes
+async def test_completions_offer_template_names_artefact_sections_and_prompt_choices(mode):
+    from mcp.types import PromptReference, ResourceTemplateReference
+
+    def template(uri):
+        return ResourceTemplateReference(type="ref/resource", uri=uri)
+
+    async with Client(build_server(), mode=mode) as c:
+        assert c.server_capabilities.completions is not None
+        names = await c.complete(template("blueprint://templates/{name}"), {"name": "name", "value": "h"})
+        design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+                                  {"name": "design", "value": ""})
+        only = await c.complete(template("blueprint://designs/{design}/schema.sql{?only}"),
+                                {"name": "only", "value": "a"})
+        prompt_template = await c.complete(PromptReference(type="ref/prompt", name="design_backend"),
+                                           {"name": "template", "value": "B2"})
+        tenancy = await c.complete(PromptReference(type="ref/prompt", name="design_backend"),
+                                   {"name": "tenancy", "value": "team"})
+        nothing = await c.complete(PromptReference(type="ref/prompt", name="review_rls"),
+                                   {"name": "sql", "value": "create"})
+    assert names.completion.values == ["habit-tracker"]
+    assert design.completion.values == ["b2b-saas", "habit-tracker"]
+    assert only.completion.values == ["analytics"]
+    assert prompt_template.completion.values == ["b2b-saas"]
+    assert tenancy.completion.values == ["team organisations only"]
+    assert nothing.completion.values == []
+
+
+@both_modes
+async def test_every_tool_resource_template_and_prompt_has_a_title(mode):
+    async with Client(build_server(), mode=mode) as c:
+        tools_ = (await c.list_tools()).tools
+        resources = (await c.list_resources()).resources
+        templates = (await c.list_resource_templates()).resource_templates
+        prompts = (await c.list_prompts()).prompts
+    titled = [*tools_, *resources, *templates, *prompts]
+    assert len(titled) == 5 + 5 + 10 + 2
+    assert all(x.title and x.title != x.name for x in titled), [x.name for x in titled if not x.title]

@@ -48,8 +48,15 @@ async def test_paths_inside_the_roots_are_read_relative_to_the_first_root(mode, 
     (tmp_path / "SPEC.md").write_text("## 9. Security Checklist\n- [ ] Audit logging for writes\n")
     async with Client(build_server(), mode=mode, list_roots_callback=roots_of(tmp_path)) as c:
         result = await c.call_tool("audit_spec", {"paths": [".", "SPEC.md"]})
+        found, page, pages = [], result.structured_content, 1
+        while True:
+            found += page["findings"]
+            if page["next_cursor"] is None:
+                break
+            nxt = await c.call_tool("audit_spec", {"paths": [".", "SPEC.md"], "cursor": page["next_cursor"]})
+            page, pages = nxt.structured_content, pages + 1
     assert result.is_error is False
-    found = result.structured_content["findings"]
+    assert pages > 1  # ten findings with their remediations are more than one page
     assert [(f["rule_id"], Path(f["file"]).name) for f in found] == \
         [("BP003", "001_init.sql")] + [("BP039", "SPEC.md")] * 8 + [("BP040", "SPEC.md")]
 

@@ -7,7 +7,6 @@ beyond the two templates.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 from blueprint_mcp.audit import Level
 from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.tools import audit_findings, migration_files, verify_rls, write_files
-from pgutil import FIXED_TS
+from pgutil import FIXED_TS, require_pg_prove
 from blueprint_mcp.verify.pg import apply_sql
 
 pytestmark = pytest.mark.postgres
@@ -61,9 +60,7 @@ def test_example_renders_a_project_whose_migrations_and_pgtap_tests_pass(path, m
     conn = make_db("legacy")
     for sql_file in sorted((tmp_path / "supabase" / "migrations").glob("*.sql")):
         apply_sql(conn, sql_file.read_text())
-    pg_prove = shutil.which("pg_prove")
-    if pg_prove is None:
-        pytest.skip("pg_prove is not installed (apt-get install postgresql-15-pgtap)")
+    pg_prove = require_pg_prove()
     test_file = next((tmp_path / "supabase" / "tests" / "database").glob("*.test.sql"))
     out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
                           "-d", conn.info.dbname, str(test_file)], capture_output=True, text=True, timeout=300)

@@ -94,12 +94,13 @@ CASES = [
      "'delete_organization']"),
     # unknown arguments and keys
     ("unknown argument", "generate_schema", {"template": "habit-tracker", "colour": "red"},
-     "colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include"),
+     "colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include, cursor"),
     ("misspelt argument", "generate_schema", {"template": "habit-tracker", "section": ["core"]},
      "section: unknown argument. Fix: did you mean 'sections'? generate_schema takes template, blueprint, "
-     "sections, include"),
+     "sections, include, cursor"),
     ("resolved parameter as an argument", "audit_spec", {"template": "habit-tracker", "roots": []},
-     "roots: unknown argument. Fix: remove it. audit_spec takes template, blueprint, sql, spec, paths, max_findings"),
+     "roots: unknown argument. Fix: remove it. audit_spec takes template, blueprint, sql, spec, paths, max_findings, "
+     "cursor"),
     ("context as an argument", "verify_rls", {"template": "habit-tracker", "ctx": {}},
      "ctx: unknown argument. Fix: remove it. verify_rls takes template, blueprint, sql, database_url, grant_mode"),
     ("unknown nested key", "generate_schema", {"blueprint": bp("entities[0].colour", "red")},
@@ -212,8 +213,8 @@ CASES = [
      "tenancy: roles[0] ('owner') owns the organisation and must hold every capability. Fix: add ['write', "
      "'manage_members', 'manage_billing', 'delete_organization']"),
     ("unknown key and wrong type together", "generate_schema", {"template": 5, "colour": "red"},
-     Starts("colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include; "
-            "template: expected a string; got 5.")),
+     Starts("colour: unknown argument. Fix: remove it. generate_schema takes template, blueprint, sections, include, "
+            "cursor; template: expected a string; got 5.")),
 ]
 
 # A normal call after each bad one: the server must still answer it, whole.
@@ -267,11 +268,10 @@ async def test_every_tool_schema_refuses_extra_arguments_and_states_its_size_lim
         listed = {t.name: t.input_schema for t in (await c.list_tools()).tools}
         schema = json.loads((await c.read_resource("blueprint://schema")).contents[0].text)
     assert all(s["additionalProperties"] is False for s in listed.values())
-    assert listed["audit_spec"]["properties"]["sql"]["anyOf"][0]["maxLength"] == limits.SQL_CHARS
-    assert listed["audit_spec"]["properties"]["paths"]["anyOf"][0]["maxItems"] == limits.PATHS
-    assert listed["verify_rls"]["properties"]["sql"]["anyOf"][0]["maxLength"] == limits.SQL_CHARS
-    assert listed["design_tenancy"]["properties"]["app_description"]["anyOf"][0]["maxLength"] == \
-        limits.APP_DESCRIPTION_CHARS
+    assert listed["audit_spec"]["properties"]["sql"]["maxLength"] == limits.SQL_CHARS
+    assert listed["audit_spec"]["properties"]["paths"]["maxItems"] == limits.PATHS
+    assert listed["verify_rls"]["properties"]["sql"]["maxLength"] == limits.SQL_CHARS
+    assert listed["design_tenancy"]["properties"]["app_description"]["maxLength"] == limits.APP_DESCRIPTION_CHARS
     assert schema["properties"]["entities"]["maxItems"] == limits.ENTITIES
     entity = schema["$defs"]["Entity"]["properties"]
     assert entity["fields"]["maxItems"] == limits.FIELDS_PER_ENTITY
@@ -326,7 +326,7 @@ CLI_USAGE = [
      "usage: blueprint-mcp render [-h] --out OUT [--force] [--timestamp TIMESTAMP] TEMPLATE|FILE"),
     (["serve", "--port", "x"], "blueprint-mcp serve: error: argument --port: expected a port from 1 to 65535, got "
      "'x'; usage: blueprint-mcp serve [-h] [--transport {stdio,sse,streamable-http}] [--host HOST] [--port PORT] "
-     "[--allow-remote] [--token TOKEN] [--allowed-host NAME]"),
+     "[--allow-remote] [--token TOKEN] [--allowed-host NAME] [--stateless] [--workers WORKERS]"),
     (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
      "[--fail-on {error,warn}] PATH [PATH ...]"),
@@ -358,6 +358,9 @@ PROMPT_CASES = [
      "prompt 'review_rls' has no argument(s) dialect; it takes sql"),
     ("design_backend", {"app_description": "d" * (limits.PROMPT_ARGUMENT_CHARS + 1)},
      "app_description: too long: 2,000,001 characters (at most 2,000,000)"),
+    ("review_rls", {"sql": "s" * 60_001},
+     "sql: 60,001 characters, too many for a prompt (at most 60,000): lint large SQL with the audit_spec tool "
+     "(`sql` or `paths`) instead"),
 ]
 
 

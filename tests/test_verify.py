@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections import Counter
 from datetime import datetime
@@ -14,7 +13,7 @@ from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import migration_files, verify_rls, write_files
 from blueprint_mcp.verify.run import verify
 
-from pgutil import FIXED_TS, migrate
+from pgutil import FIXED_TS, migrate, require_pg_prove
 
 pytestmark = pytest.mark.postgres
 ARTICLE = Path(__file__).with_name("fixtures") / "article.sql"
@@ -129,9 +128,7 @@ def test_the_articles_sql_under_explicit_grants_is_closed_but_unusable(empty_db_
 
 
 def test_generated_pgtap_files_pass_under_pg_prove(make_db, pg_cluster, tmp_path):
-    pg_prove = shutil.which("pg_prove")
-    if pg_prove is None:
-        pytest.fail("pg_prove is missing: apt-get install -y postgresql-15-pgtap (.ci/run does)")
+    pg_prove = require_pg_prove()
     for template in template_names():
         conn = make_db("legacy")
         files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))

@@ -7,7 +7,9 @@ CLI and the tests reach the same behaviour without the SDK.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,60 +24,86 @@ from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from mcp.types import INVALID_PARAMS, ListRootsResult, ToolAnnotations
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    Completion,
+    EmbeddedResource,
+    ListRootsResult,
+    PromptReference,
+    ResourceLink,
+    ResourceTemplateReference,
+    TextContent,
+    TextResourceContents,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import __version__, tools
-from .http_security import HttpGuard, HttpPolicy, bind_address, policy_for
+from . import __version__, artefacts, tools
+from .http_security import TOKEN_ENV, HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
 from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
 from .model.validation import field_path, problems_from
-from .spec.render import spec_template
+from .spec.render import SECTIONS, spec_template
 from .templates import data_dir, summaries, template_names, template_text
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 # Where each HTTP transport listens; the CLI prints the same paths it passes to the SDK.
 HTTP_PATHS: dict[str, str] = {"sse": "/sse", "streamable-http": "/mcp"}
 
-# Every tool only computes text from its input: no files, no network, same input -> same output.
+# Design tools compute text from their input (audit_spec may also read files inside the client's roots):
+# nothing in the environment changes, the same input gives the same answer, nothing outside is reached.
+# Large artefacts are kept in the server's own cache to serve their links; that is not the environment.
 READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False,
                             destructive_hint=False)
 
+# One workflow, numbered the same way in the instructions, the tool titles and descriptions, and the
+# design_backend prompt (tests check all four agree).
+WORKFLOW = ("design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls")
+STEPS = len(WORKFLOW) + 1  # the last step writes the files
+
 INSTRUCTIONS = """\
 Blueprint designs a production-grade Supabase backend (multi-tenant schema, row level security,
-triggers, analytics) from one design document called a blueprint, and returns SQL migrations and a
-markdown spec. Tools 1-4 only compute text. verify_rls runs SQL on PostgreSQL (a throwaway server, or
-the loopback `database_url` you pass) inside one transaction it always rolls back, after refusing any
-statement that could end that transaction or act beyond the database.
+triggers, analytics) from one design document, the blueprint, and returns SQL migrations and a
+markdown spec. The design tools compute text; verify_rls runs the SQL on PostgreSQL (a throwaway
+server, or the loopback `database_url` you pass) inside one transaction it always rolls back.
 
-Workflow, one step per section of the spec:
-1. design_tenancy: start from a template ({templates}) or from app_name plus options
-   (personal_workspaces, team_organizations, roles). It returns `blueprint`.
-2. generate_schema: pass that `blueprint` (add or edit `entities` first; the shape is in the
-   blueprint://schema resource). Returns tables, SQL and optional markdown.
-3. generate_rls: same `blueprint`; returns one policy per table and command, helpers and SQL.
-4. audit_spec: same `blueprint` (or a user's own `sql`, migration `paths` or `spec` markdown); returns
-   findings (ERROR/WARN/INFO) with positions and fixes.
-5. verify_rls: same `blueprint`; proves tenant isolation on a real PostgreSQL (attack matrix).
-Always carry the latest `blueprint` forward instead of re-describing the app. When a call fails,
-the error names the field path (e.g. entities[0].name) and the fix; correct that field and retry.
-Resources: blueprint://template (blank spec), blueprint://schema (blueprint JSON Schema),
-blueprint://templates and blueprint://templates/{{name}}, blueprint://event-taxonomy.
+Workflow:
+1. design_tenancy: from a template ({templates}) or app_name plus options. Returns `blueprint`.
+2. generate_schema: pass that `blueprint` (add `entities` first; shape: blueprint://schema).
+3. generate_rls: same `blueprint`; one policy per table and command.
+4. audit_spec: same `blueprint` (or the user's `sql`, `paths`, `spec`); fix ERROR/WARN in the blueprint.
+5. verify_rls: same `blueprint`; proves tenant isolation on PostgreSQL. `leaks` must be 0.
+6. Write the files: `blueprint-mcp render <blueprint file> --out <dir>` (spec, migrations, pgTAP), or
+   read the blueprint://designs/... links the answers carry.
+Answers are small: counts, a page of each list (`next_cursor` gives the next), and links to
+blueprint:// resources for SQL, spec and reports (`include: ["sql"]` embeds them). Always carry the
+latest `blueprint` forward. An error names the field path and the fix: correct it and retry.
 """
 
 # --- parameter types ------------------------------------------------------------------------------
 
 Template = Annotated[str | None, Field(
     min_length=1, max_length=limits.TEMPLATE_CHARS,
-    description="Name of a template from the library, e.g. 'habit-tracker' (list: blueprint://templates). "
-                "Pass either this or `blueprint`, not both.")]
+    description="Template name, e.g. habit-tracker (blueprint://templates); or `blueprint`.")]
 BlueprintArg = Annotated[dict[str, Any] | None, Field(
-    description="A full blueprint object, usually the `blueprint` returned by an earlier call, possibly edited. "
-                "Its JSON Schema is the blueprint://schema resource. Pass either this or `template`.")]
+    description="The blueprint of an earlier answer, maybe edited (blueprint://schema).")]
 IncludeArg = Annotated[list[tools.Include] | None, Field(
     max_length=len(get_args(tools.Include)),
-    description="Parts to return: 'blueprint' (the design to carry forward), 'summary' (structured tables "
-                "or policies), 'sql' (migration text), 'markdown' (spec section). Default depends on the tool.")]
+    description="blueprint: inline it; summary: a page of the list; sql, markdown: embed those resources. "
+                "Omitted: the default; []: counts and links only.")]
+CursorArg = Annotated[str | None, Field(
+    max_length=100, description="The previous answer's next_cursor.")]
+
+
+def answer(out: tools.Answer) -> CallToolResult:
+    """Structured result plus a short text and resource links: never a second copy of the data as text."""
+    links = [ResourceLink(uri=r.uri, name=r.name, mime_type=r.mime_type, size=r.size)
+             for r in getattr(out.result, "resources", [])]
+    embeds = [EmbeddedResource(type="resource", resource=TextResourceContents(uri=e.uri, mime_type=e.mime_type,
+                                                                            text=e.text)) for e in out.embeds]
+    return CallToolResult(content=[TextContent(type="text", text=out.text), *links, *embeds],
+                          structured_content=out.result.model_dump(mode="json"))
 
 
 @contextmanager
@@ -111,13 +139,51 @@ def check_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
         raise InvalidArguments(problems)
 
 
+def compact(schema: Any, output: bool = False, nested: bool = False) -> Any:
+    """A JSON Schema as small as it can be and mean the same to a client.
+
+    Drops pydantic's generated `title`s and `default: null`; an optional input is its type alone (omitting
+    it is how a client says "none"); an optional output is `type: [t, "null"]`. Output schemas also drop
+    `additionalProperties: false`, and a list item (`$defs`) is an object whose description names its
+    fields: the top-level fields say what the answer means, the items are read, not validated.
+    """
+    if isinstance(schema, list):
+        return [compact(x, output, nested) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str) or key == "default" and value is None:
+            continue
+        if (key, value) == ("additionalProperties", True) or output and (key, value) == ("additionalProperties", False):
+            continue
+        inner = nested or key == "$defs"
+        out[key] = ({n: compact(p, output, inner) for n, p in value.items()} if key in ("properties", "$defs")
+                    else compact(value, output, inner))
+    if output and nested and isinstance(out.get("properties"), dict):
+        return {"type": "object", "description": "{" + ", ".join(out["properties"]) + "}"}
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
+        other = next(v for v in variants if v != {"type": "null"})
+        rest = {k: v for k, v in out.items() if k != "anyOf"}
+        if not output:
+            return {**other, **rest}
+        if set(other) == {"type"} and isinstance(other["type"], str):
+            return {"type": [other["type"], "null"], **rest}
+    return out
+
+
 class CheckedTool(Tool):
     """A tool whose arguments go through check_arguments; its input schema says extra keys are refused."""
 
     @classmethod
     def from_function(cls, fn: Callable[..., Any], **kwargs: Any) -> Tool:
         tool = super().from_function(fn, **kwargs)
+        tool.parameters = compact(tool.parameters)
         tool.parameters["additionalProperties"] = False
+        if tool.output_schema is not None:
+            tool.output_schema = compact(tool.output_schema, output=True)
+        tool.description = inspect.cleandoc(tool.description or "")
         return tool
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
@@ -136,38 +202,33 @@ def design_tenancy(
     blueprint: BlueprintArg = None,
     app_name: Annotated[str | None, Field(
         min_length=1, max_length=limits.APP_NAME_CHARS,
-        description="Name of a new app when starting from nothing (no template, no blueprint).")] = None,
+        description="A new app's name (no template or blueprint).")] = None,
     app_description: Annotated[str | None, Field(
-        max_length=limits.APP_DESCRIPTION_CHARS,
-        description="One or two sentences on what the app does; replaces the description of a template.")] = None,
+        max_length=limits.APP_DESCRIPTION_CHARS, description="What the app does, in a sentence or two.")] = None,
     personal_workspaces: Annotated[bool | None, Field(
-        description="Give every user a personal organisation at signup. Omit to keep the current value.")] = None,
+        description="A personal organisation for every user at signup.")] = None,
     team_organizations: Annotated[bool | None, Field(
-        description="Let users create team organisations and invite others. Omit to keep the current value.")] = None,
+        description="Users create team organisations and invite others.")] = None,
     roles: Annotated[list[dict[str, Any]] | None, Field(
         max_length=limits.ROLES,
-        description="Membership roles, most privileged first: [{name, description, capabilities}] with "
-                    "capabilities from read, write, manage_members, manage_billing, delete_organization "
-                    "(ranked: a role holds what every role below it holds) and any declared in `capabilities`. "
-                    "Omit to keep owner/admin/member/viewer.")] = None,
+        description="[{name, capabilities}], most privileged first; capabilities: read, write, manage_members, "
+                    "manage_billing, delete_organization, your own. Default: owner/admin/member/viewer.")] = None,
     capabilities: Annotated[list[dict[str, Any]] | None, Field(
         max_length=limits.CAPABILITIES,
-        description="App-defined capabilities [{name, description}], e.g. [{name: view_clinical_notes}]: any "
-                    "set of roles may hold one, and grants may name it ({capability: view_clinical_notes}).")] = None,
+        description="Your own capabilities [{name, description}], for roles and grants.")] = None,
     include: IncludeArg = None,
-) -> tools.TenancyDesign:
-    """Step 1 of 4: decide who owns data (personal workspaces, team organisations, roles).
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, tools.TenancyDesign]:
+    """Step 1 of 6: who owns data: personal workspaces, team organisations, roles, capabilities.
 
-    Call first, with a `template` name, an existing `blueprint`, or `app_name` (plus options) to
-    start a new design. Returns the tenancy, which role holds each capability, who may
-    select/insert/update/delete each table, and `blueprint`: pass that blueprint to
-    generate_schema, generate_rls and audit_spec. Default include: blueprint, summary, markdown.
+    From a `template`, a `blueprint` or `app_name` plus options. Returns who may do what per table
+    and `blueprint`, to pass to every next step. Default include: blueprint, summary.
     """
     with _as_tool_error():
-        return tools.design_tenancy(template=template, blueprint=blueprint, app_name=app_name,
-                                    app_description=app_description, personal_workspaces=personal_workspaces,
-                                    team_organizations=team_organizations, roles=roles, capabilities=capabilities,
-                                    include=include)
+        return answer(tools.design_tenancy(
+            template=template, blueprint=blueprint, app_name=app_name, app_description=app_description,
+            personal_workspaces=personal_workspaces, team_organizations=team_organizations, roles=roles,
+            capabilities=capabilities, include=include, cursor=cursor))
 
 
 def generate_schema(
@@ -175,42 +236,35 @@ def generate_schema(
     blueprint: BlueprintArg = None,
     sections: Annotated[list[tools.SchemaSection] | None, Field(
         max_length=len(get_args(tools.SchemaSection)),
-        description="Which tables: 'core' (profiles, organisations, memberships), 'domain' (the blueprint's "
-                    "entities), 'analytics', 'privacy'. Default: all.")] = None,
+        description="Which tables: core, domain, analytics, privacy. Default: all.")] = None,
     include: IncludeArg = None,
-) -> tools.SchemaResult:
-    """Step 2 of 4: the tables, keys, indexes, grants and triggers of the design.
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, tools.SchemaResult]:
+    """Step 2 of 6: tables, keys, indexes, grants and triggers.
 
-    Call after design_tenancy, passing its `blueprint` (add entities to it first if the app
-    needs more tables). Returns a summary per table and two migrations: `sql` (tables, RLS
-    enabled, grants) and `triggers_sql`. Default include: summary, sql. Entities may declare
-    member references ({type: reference, references: organization_members, member_roles: [dentist]}),
-    checks ([{column: ends_at, op: gt, other: starts_at}]), exclusions ([{keys: [dentist_id],
-    range: [starts_at, ends_at]}]); the blueprint may declare storage buckets ([{name: xrays}]).
+    Counts, a page of tables, links to the migrations. Default include: summary.
     """
     with _as_tool_error():
-        return tools.generate_schema(template=template, blueprint=blueprint, sections=sections, include=include)
+        return answer(tools.generate_schema(template=template, blueprint=blueprint, sections=sections,
+                                            include=include, cursor=cursor))
 
 
 def generate_rls(
     template: Template = None,
     blueprint: BlueprintArg = None,
     tables: Annotated[list[Annotated[str, Field(max_length=limits.IDENT_BYTES)]] | None, Field(
-        max_length=limits.TABLE_NAMES,
-        description="Only these tables (names as in generate_schema). Default: every table.")] = None,
+        max_length=limits.TABLE_NAMES, description="Only these tables. Default: all.")] = None,
     include: IncludeArg = None,
-) -> tools.RlsResult:
-    """Step 3 of 4: row level security policies that isolate tenants and enforce roles.
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, tools.RlsResult]:
+    """Step 3 of 6: row level security policies that isolate tenants and enforce roles.
 
-    Call with the same `blueprint` as generate_schema. Returns one policy per table and command
-    (`to authenticated`; public reads also `to anon`), the private helper functions they call,
-    and the policies migration in `sql`. Default include: summary, sql. Per command an entity's
-    `access` takes a role name or grants OR-ed together, e.g. select: [{roles: [dentist], own: true},
-    {capability: view_notes}, {linked: [patient_id, user_id]}, {public: true, where: {column:
-    published, equals: true}}] (meanings: the blueprint://access resource).
+    Counts, a page of policies (one per table and command), the helpers, links to the migration and
+    pgTAP tests. What `access` means: blueprint://access. Default include: summary.
     """
     with _as_tool_error():
-        return tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include)
+        return answer(tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include,
+                                         cursor=cursor))
 
 
 def confine(paths: list[str], roots: list[Path]) -> list[Path]:
@@ -248,30 +302,26 @@ def audit_spec(
     template: Template = None,
     blueprint: BlueprintArg = None,
     sql: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
-        "SQL to lint: a snippet, a migration or several concatenated (psql meta-commands and DO blocks "
-        "are tolerated). Applied after the SQL files of `paths`, as one migration history."))] = None,
+        "SQL to lint (migrations), applied after those of `paths`."))] = None,
     spec: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
-        "A markdown spec document to check: the nine template sections and the security checklist."))] = None,
+        "A markdown spec to check."))] = None,
     paths: Annotated[list[Annotated[str, Field(max_length=limits.PATH_CHARS)]] | None, Field(
         max_length=limits.PATHS, description=(
-        "Files or folders inside the client's workspace roots: .sql files, migration folders (applied in "
-        "file-name order), .md specs, .yaml/.json blueprints. Relative paths start at the first root. "
-        "Needs a client that offers roots; otherwise pass `sql` or `spec`."))] = None,
-    max_findings: Annotated[int, Field(ge=1, le=1000, description="Return at most this many findings.")] = 200,
+        "Files or folders in the client's roots (.sql, migrations, .md, blueprints), relative to the first."))] = None,
+    max_findings: Annotated[int, Field(ge=1, le=1000, description="At most this many findings in all.")] = 200,
+    cursor: CursorArg = None,
     roots: Annotated[ListRootsResult | None, Resolve(_workspace_roots)] = None,
-) -> tools.AuditResult:
-    """Step 4 of 4: lint the backend for tenancy, RLS, performance and function-security mistakes.
+) -> Annotated[CallToolResult, tools.AuditResult]:
+    """Step 4 of 6: lint for tenancy, RLS, performance and function-security mistakes.
 
-    Call last, with the final `blueprint` (its SQL is rendered and read back), or with a user's
-    own `sql`, migration `paths` or `spec` markdown; inputs can be combined. Rules carry Supabase's
-    advisor names where they are its lints (auth_rls_initplan, rls_disabled_in_public...). Returns
-    `ok` (no ERROR or WARN), counts per level and the findings, most severe first, each with a rule
-    id, the object, file/line/column, a remediation and, where mechanical, fix SQL.
+    The `blueprint`'s SQL, or the user's `sql`, `paths`, `spec`. Returns `ok` (no ERROR/WARN),
+    counts and a page of findings, most severe first, with position, remediation and fix SQL.
     """
     with _as_tool_error():
         files = confine(paths, root_paths(roots)) if paths else None
-        return tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
-                                max_findings=max_findings)
+        result = tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
+                                  max_findings=max_findings, cursor=cursor)
+        return answer(tools.Answer(result=result, text=tools.audit_text(result)))
 
 
 async def verify_rls(
@@ -280,37 +330,29 @@ async def verify_rls(
     blueprint: BlueprintArg = None,
     sql: Annotated[str | None, Field(
         min_length=1, max_length=limits.SQL_CHARS,
-        description="Migration SQL to verify: alone, the generic matrix runs (no cross-organisation access, "
-                    "read-only roles write nothing, anon nothing); with a blueprint, it is judged against "
-                    "the blueprint.")] = None,
+        description="Migrations to verify: alone, against generic isolation; with a blueprint, against it.")] = None,
     database_url: Annotated[str | None, Field(
         max_length=limits.URL_CHARS,
-        description="A loopback PostgreSQL to verify in (e.g. the `supabase start` stack, "
-                    "postgresql://postgres:postgres@127.0.0.1:54322/postgres). Default: a throwaway server. "
-                    "Statements run there inside one transaction that is always rolled back; SQL that could end "
-                    "the transaction or act beyond the database (COMMIT, roles, files...) is refused first.")] = None,
+        description="A loopback PostgreSQL (e.g. supabase start's). Default: a throwaway server.")] = None,
     grant_mode: Annotated[Literal["legacy", "explicit"], Field(
-        description="Supabase's default privileges to emulate: legacy (new tables granted to the API roles: "
-                    "the stricter test) or explicit (the 2026 default).")] = "legacy",
-) -> tools.VerifyReport:
-    """Prove tenant isolation on a real PostgreSQL: the attack matrix plus the platform's lints.
+        description="Default privileges: legacy (stricter) or explicit (2026).")] = "legacy",
+) -> Annotated[CallToolResult, tools.VerifySummary]:
+    """Step 5 of 6: prove tenant isolation on PostgreSQL: the attack matrix and platform lints.
 
-    Call after generate_rls (same `template` or `blueprint`), or with `sql` to check a user's own
-    migrations. Applies the migrations, signs up users in every role of two organisations, then
-    tries every select/insert/update/delete on every table as each of them and as anon, plus
-    targeted attacks (org hopping, cross-tenant references, self-promotion, joining by insert,
-    last owner leaving, calling private helpers). Nothing is kept. Returns `ok`, `leaks`, the
-    failing cases (leaks first), the attacks, the lints and a markdown report. Takes a few seconds.
+    Tries every command on every table as every role of two organisations, an outsider and anon,
+    inside one transaction that is rolled back. Returns `ok`, `leaks`, the first failures and links
+    to the report and cases. Takes seconds.
     """
     import anyio
 
     def progress(done: int, total: int, message: str) -> None:
         anyio.from_thread.run(ctx.report_progress, done, total, message)
 
-    def run() -> tools.VerifyReport:
+    def run() -> CallToolResult:
         with _as_tool_error():
-            return tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
-                                    grant_mode=grant_mode, progress=progress)
+            report = tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
+                                      grant_mode=grant_mode, include_cases=True, progress=progress)
+            return answer(tools.verify_summary(report))
 
     return await anyio.to_thread.run_sync(run)
 
@@ -320,13 +362,12 @@ async def verify_rls(
 VERIFY = ToolAnnotations(read_only_hint=False, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
 
 TOOLS = (
-    (design_tenancy, "Design tenancy (step 1)", READ_ONLY),
-    (generate_schema, "Generate schema (step 2)", READ_ONLY),
-    (generate_rls, "Generate RLS policies (step 3)", READ_ONLY),
-    (audit_spec, "Audit the design (step 4)", READ_ONLY),
-    (verify_rls, "Verify tenant isolation (prove it)", VERIFY),
+    (design_tenancy, "1. Design tenancy", READ_ONLY),
+    (generate_schema, "2. Generate schema", READ_ONLY),
+    (generate_rls, "3. Generate RLS policies", READ_ONLY),
+    (audit_spec, "4. Audit the design", READ_ONLY),
+    (verify_rls, "5. Verify tenant isolation", VERIFY),
 )
-
 
 # --- resources ------------------------------------------------------------------------------------
 
@@ -372,6 +413,61 @@ def _register_resources(server: MCPServer) -> None:
     def blueprint_schema() -> str:
         return _json(Blueprint.model_json_schema())
 
+    for artefact, (mime, what) in artefacts.DESIGN_ARTEFACTS.items():
+        server.resource(f"blueprint://designs/{{design}}/{artefact}{{?only}}", name=f"design-{artefact}",
+                        title=f"A design's {artefact}", mime_type=mime,
+                        description=f"{what[0].upper()}{what[1:]} of a design (a template name or a bp- id from an "
+                                    "answer); `only` narrows it to some sections or tables (comma-separated).")(
+            _design_reader(artefact))
+    for artefact, (mime, what) in artefacts.RUN_ARTEFACTS.items():
+        server.resource(f"blueprint://verify/{{run}}/{artefact}", name=f"verify-{artefact}",
+                        title=f"A verification's {artefact}", mime_type=mime,
+                        description=f"{what[0].upper()}{what[1:]} of a verify_rls run (the run- id of its answer).")(
+            _run_reader(artefact))
+
+    @server.completion()
+    async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
+        return Completion(values=completions(ref, argument.name, argument.value)[:100])
+
+
+def _text_of(make: Callable[[], artefacts.Artefact]) -> str:
+    try:
+        return make().text
+    except (BlueprintError, ValidationError) as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+
+
+def _design_reader(artefact: str) -> Callable[..., str]:
+    def read(design: str, only: str = "") -> str:
+        return _text_of(lambda: artefacts.design_artefact(design, artefact, only or None))
+    return read
+
+
+def _run_reader(artefact: str) -> Callable[..., str]:
+    def read(run: str) -> str:
+        return _text_of(lambda: artefacts.run_artefact(run, artefact))
+    return read
+
+
+def _prompt_choices() -> dict[tuple[str, str], list[str]]:
+    """Prompt arguments with a known set of useful values (from the prompt files' `choices`)."""
+    return {(p.name, a.name): a.choices for p in (load_prompt(f) for f in sorted(data_dir("prompts").glob("*.md")))
+            for a in p.arguments if a.choices}
+
+
+def completions(ref: Any, name: str, value: str) -> list[str]:
+    """Values starting with what the user typed: template names, artefacts, prompt argument choices."""
+    options: list[str] = []
+    if isinstance(ref, ResourceTemplateReference):
+        if name in ("name", "design"):
+            options = template_names()
+        elif name == "only":
+            options = list(artefacts.SCHEMA_SECTIONS if ref.uri.endswith(("schema.sql{?only}", "triggers.sql{?only}"))
+                           else SECTIONS if ref.uri.endswith("spec.md{?only}") else [])
+    elif isinstance(ref, PromptReference):
+        options = template_names() if name == "template" else _prompt_choices().get((ref.name, name), [])
+    return [o for o in options if o.lower().startswith((value or "").lower())]
+
 
 # --- prompts --------------------------------------------------------------------------------------
 
@@ -385,6 +481,7 @@ class PromptArg(BaseModel):
     description: str = ""
     required: bool = False
     default: str = Field("", description="Text used when an optional argument is omitted.")
+    choices: list[str] = Field(default_factory=list, description="Values offered as completions.")
 
 
 class PromptFile(BaseModel):
@@ -420,6 +517,9 @@ def fill(prompt: PromptFile, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(lambda m: given[m.group(1)], prompt.text)
 
 
+PROMPT_TEXT_CHARS = 60_000  # the arguments a prompt echoes, so that it stays under the 80 KB answer cap
+
+
 class FilePrompt(Prompt):
     """A prompt read from a data file."""
 
@@ -439,6 +539,12 @@ class FilePrompt(Prompt):
             if len(str(value)) > limits.PROMPT_ARGUMENT_CHARS:
                 raise MCPError(code=INVALID_PARAMS, message=f"{name}: too long: {len(str(value)):,} characters "
                                                             f"(at most {limits.PROMPT_ARGUMENT_CHARS:,})")
+        # A prompt lands whole in the model's context: keep it within the answer budget.
+        size = sum(len(str(v)) for v in given.values())
+        if size > PROMPT_TEXT_CHARS:
+            raise MCPError(code=INVALID_PARAMS, message=(
+                f"{', '.join(given)}: {size:,} characters, too many for a prompt (at most {PROMPT_TEXT_CHARS:,}): "
+                "lint large SQL with the audit_spec tool (`sql` or `paths`) instead"))
         return await super().render(arguments, context)
 
 
@@ -479,31 +585,57 @@ def _stderr_log_config() -> dict[str, Any]:
     return config
 
 
-def http_app(server: MCPServer, transport: Transport, policy: HttpPolicy) -> HttpGuard:
-    """The Starlette app of an HTTP transport at its path in HTTP_PATHS, behind the Host/Origin/token guard."""
+def http_app(server: MCPServer, transport: Transport, policy: HttpPolicy, stateless: bool = False) -> HttpGuard:
+    """The Starlette app of an HTTP transport at its path in HTTP_PATHS, behind the Host/Origin/token guard.
+
+    `stateless` (streamable HTTP only): no session is kept between requests, so any process serving the
+    same code may answer any request of a client: run several workers, behind any load balancer.
+    """
     # The SDK checks Host and Origin itself only for some bind addresses and with any port; give it
     # the guard's exact lists, so both layers accept the same requests.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=sorted(policy.hosts),
                                          allowed_origins=sorted(policy.origins))
-    if transport == "sse":
+    if transport == "sse" and not stateless:
         inner = server.sse_app(sse_path=HTTP_PATHS["sse"], transport_security=security)
     elif transport == "streamable-http":
         inner = server.streamable_http_app(streamable_http_path=HTTP_PATHS["streamable-http"],
-                                           transport_security=security)
+                                           transport_security=security, stateless_http=stateless)
     else:
-        raise ValueError(f"unknown HTTP transport {transport!r}; use sse or streamable-http")
+        raise ValueError(f"no {'stateless ' if stateless else ''}HTTP transport {transport!r}; use "
+                         f"{'streamable-http' if stateless else 'sse or streamable-http'}")
     return HttpGuard(inner, policy)
 
 
+WORKER_ENV = "BLUEPRINT_MCP_WORKER"
+
+
+def worker_app() -> HttpGuard:
+    """The app each uvicorn worker builds (serve --workers N): what to accept comes from the parent's environment.
+
+    The token travels in BLUEPRINT_MCP_TOKEN, never on a command line.
+    """
+    spec = json.loads(os.environ[WORKER_ENV])
+    policy = HttpPolicy(hosts=frozenset(spec["hosts"]), origins=frozenset(spec["origins"]),
+                        token=os.environ.get(TOKEN_ENV) or None)
+    return http_app(build_server(), spec["transport"], policy, stateless=spec["stateless"])
+
+
 def run(transport: Transport = "stdio", host: str = "127.0.0.1", port: int = 8000,
-        policy: HttpPolicy | None = None) -> None:
+        policy: HttpPolicy | None = None, stateless: bool = False, workers: int = 1) -> None:
     """Serve until interrupted; every log line goes to stderr, stdout carries only the protocol."""
-    server = build_server()
     if transport == "stdio":
-        server.run("stdio")
+        build_server().run("stdio")
         return
     import uvicorn
 
+    policy = policy or policy_for(host, port)
     # Not server.run(): the SDK's uvicorn config sends the access log to stdout.
-    uvicorn.run(http_app(server, transport, policy or policy_for(host, port)), host=bind_address(host), port=port,
-                log_config=_stderr_log_config())
+    common = {"host": bind_address(host), "port": port, "log_config": _stderr_log_config()}
+    if workers == 1:
+        uvicorn.run(http_app(build_server(), transport, policy, stateless=stateless), **common)
+        return
+    os.environ[WORKER_ENV] = json.dumps({"transport": transport, "stateless": stateless,
+                                         "hosts": sorted(policy.hosts), "origins": sorted(policy.origins)})
+    if policy.token is not None:
+        os.environ[TOKEN_ENV] = policy.token
+    uvicorn.run("blueprint_mcp.app:worker_app", factory=True, workers=workers, **common)

@@ -62,13 +62,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if policy is None and (args.token is not None or args.allowed_host):
         raise UsageError("--token and --allowed-host apply to the HTTP transports; stdio is reached only by "
                          "the editor that launched it: add --transport streamable-http, or drop them")
+    if (args.stateless or args.workers > 1) and args.transport != "streamable-http":
+        raise UsageError("--stateless and --workers apply to --transport streamable-http only")
+    if args.workers > 1 and not args.stateless:
+        raise UsageError("--workers above 1 needs --stateless: a session kept by one worker is unknown to the others")
     from . import app  # the MCP SDK is only needed to serve
 
     if policy is not None:
-        print(connect_text(args.transport, args.host, args.port, app.HTTP_PATHS[args.transport], policy),
-              file=sys.stderr)
+        mode = args.transport + (", stateless" if args.stateless else "") + \
+            (f", {args.workers} workers" if args.workers > 1 else "")
+        print(connect_text(mode, args.host, args.port, app.HTTP_PATHS[args.transport], policy), file=sys.stderr)
     try:
-        app.run(args.transport, host=args.host, port=args.port, policy=policy)
+        app.run(args.transport, host=args.host, port=args.port, policy=policy, stateless=args.stateless,
+                workers=args.workers)
     except KeyboardInterrupt:
         return 130
     return 0
@@ -99,8 +105,11 @@ def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPo
         # The token itself is not printed: stderr often ends up in logs.
         lines.append(f"Every request needs the header Authorization: Bearer <token>, with the token of "
                      f"--token or {TOKEN_ENV}")
+    header = ' --header "Authorization: Bearer <token>"' if policy.token is not None else ""
     lines += ["Connect an editor (Cursor .cursor/mcp.json, Claude Desktop claude_desktop_config.json):",
-              json.dumps({"mcpServers": {"blueprint": entry}}, indent=2)]
+              json.dumps({"mcpServers": {"blueprint": entry}}, indent=2),
+              "VS Code (.vscode/mcp.json): " + json.dumps({"servers": {"blueprint": {"type": "http", **entry}}}),
+              f"Claude Code: claude mcp add --transport http blueprint {url}{header}"]
     return "\n".join(lines)
 
 
@@ -112,6 +121,12 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return port
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of workers from 1 to 64, got {text!r}")
+    return int(text)
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
@@ -153,7 +168,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     findings = sort_findings(findings + (tools.audit_findings(paths=paths) if paths else []))
     result = tools.summarize(findings, max_findings=len(findings))
     if args.format == "json":
-        print(result.model_dump_json(indent=2))
+        print(result.model_dump_json(indent=2, exclude={"next_cursor"}))  # the CLI prints every finding
     elif args.format == "sarif":
         print(json.dumps(sarif_report(findings, __version__), indent=2, ensure_ascii=False))
     else:
@@ -223,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="also accept requests addressed to NAME:PORT (a name or address clients use, e.g. "
                             "with --host 0.0.0.0 or behind a proxy); repeatable")
+    serve.add_argument("--stateless", action="store_true",
+                       help="streamable-http without sessions: any worker or replica answers any request")
+    serve.add_argument("--workers", type=_workers, default=1,
+                       help="uvicorn worker processes (above 1 needs --stateless; default 1)")
     serve.set_defaults(func=cmd_serve)
 
     templates = sub.add_parser("templates", help="list the template library")

@@ -1,44 +1,84 @@
-"""The four blueprint tools as plain functions: the MCP adapter and the CLI are thin shells over these."""
+"""The blueprint tools as plain functions: the MCP adapter and the CLI are thin shells over these.
+
+Answers are built for a model's context: counts, a page of each list, links to large artefacts.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from . import artefacts
+from .artefacts import Artefact, Link
 from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
 from .audit.sources import collect
 from .files import Written, write_generated
-from .model import (
-    App,
-    Blueprint,
-    BlueprintError,
-    InvalidBlueprint,
-    Role,
-    Tenancy,
-    parse_blueprint,
-)
+from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blueprint
 from .model.base import suggest_slug
-from .model.errors import choose, preview
+from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
 from .model.meaning import command_grants
 from .model.schema import Schema
+from .pages import page
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
 from .sql.render import rls_sql, schema_sql, triggers_sql
 from .templates import load_blueprint_file, load_template
 from .verify.pgtap import pgtap_file
-from .verify.report import VerifyReport
+from .verify.report import CaseResult, VerifyReport
 
 Include = Literal["blueprint", "summary", "sql", "markdown"]
 SchemaSection = Literal["core", "domain", "analytics", "privacy"]
 
 
+# An answer stays small: lists come in pages (pages.py), artefacts as links; embedding one is asked for
+# with include, and an embedded artefact larger than this is left as a link.
+EMBED_BYTES = 48_000
+BLUEPRINT_INLINE_BYTES = 24_000
+DESCRIPTION_CHARS = 200  # a description read back in a summary (the blueprint carries it whole)
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Answer:
+    """A tool's structured result, a short human summary for the text block and the artefacts to embed."""
+
+    result: BaseModel
+    text: str
+    embeds: list[Artefact] = field(default_factory=list)
+
+
+def _links(design: str, loaded: tuple[Blueprint, Schema], wanted: list[tuple[str, str, list[str] | None]],
+           include: list[str], embed_when: dict[str, str]) -> tuple[list[Link], list[Artefact], list[str]]:
+    """Links to a design's artefacts; those whose include value was asked for are embedded too (when small)."""
+    links, embeds, notes = [], [], []
+    for name, label, only in wanted:
+        if name in artefacts.UNSIZED and embed_when.get(name) not in include:
+            links.append(artefacts.unsized_link(design, name, label))
+            continue
+        art = artefacts.design_artefact(design, name, ",".join(only) if only else None, loaded)
+        links.append(artefacts.link(art, label))
+        if embed_when.get(name) in include:
+            size = len(art.text.encode())
+            if size + sum(len(e.text.encode()) for e in embeds) <= EMBED_BYTES:
+                embeds.append(art)
+            else:
+                notes.append(f"{art.uri} is {size:,} bytes, too large to embed: read the resource")
+    return links, embeds, notes
+
+
+def _include(include: list[str] | None, default: list[str]) -> list[str]:
+    """None means the tool's default; an empty list means nothing beyond the counts and links."""
+    return list(default) if include is None else list(include)
 
 
 def resolve_blueprint(template: str | None = None, blueprint: Blueprint | dict[str, Any] | None = None) -> Blueprint:
@@ -67,26 +107,47 @@ class TableAccess(_Out):
     delete: str
 
 
+class AppSummary(_Out):
+    name: str
+    slug: str
+    description: str = Field(description=f"At most {DESCRIPTION_CHARS} characters (whole in the blueprint).")
+
+
+class TenancySummary(_Out):
+    personal_workspaces: bool
+    team_organizations: bool
+    roles: list[str] = Field(description="Most privileged first.")
+
+
 class TenancyDesign(_Out):
-    app: App
-    tenancy: Tenancy
-    capabilities: dict[str, list[str]] = Field(
-        description="Capability -> the roles holding it, most privileged first (built-in and app-defined).")
+    design: str
+    app: AppSummary
+    tenancy: TenancySummary
+    capabilities: dict[str, list[str]] = Field(description="Capability -> the roles holding it.")
+    tables: int
     access: list[TableAccess] = Field(default_factory=list, description="Who may do what, per table.")
-    blueprint: Blueprint | None = Field(None, description="Carry this into the next tool call.")
-    markdown: str | None = None
-    sql: str | None = Field(None, description="The core tenancy tables (profiles, organizations, memberships...).")
+    next_cursor: str | None = None
+    blueprint: dict[str, Any] | None = Field(None, description="Carry this into the next tool call.")
+    resources: list[Link]
+    notes: list[str] = Field(default_factory=list)
 
 
 def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
                    app_name: str | None = None, app_description: str | None = None,
                    personal_workspaces: bool | None = None, team_organizations: bool | None = None,
                    roles: list[Role | dict] | None = None, capabilities: list[dict] | None = None,
-                   include: list[Include] | None = None) -> TenancyDesign:
-    """Tenancy model: from a template, a blueprint, or plain options (a chat starting from nothing)."""
-    include = include or ["blueprint", "summary", "markdown"]
+                   include: list[Include] | None = None, cursor: str | None = None) -> Answer:
+    """Tenancy model: from a template, a blueprint, or plain options (a chat starting from nothing).
+
+    By default a blueprint the caller passed is not echoed back unless an option changed it.
+    """
+    include_default = include is None
+    include = _include(include, ["blueprint", "summary"])
+    unchanged = template and blueprint is None and all(
+        v is None for v in (app_description, personal_workspaces, team_organizations, roles, capabilities))
+    given = None
     if template or blueprint is not None:
-        bp = resolve_blueprint(template, blueprint)
+        bp = given = resolve_blueprint(template, blueprint)
     elif app_name:
         bp = _from_options({"app": {"name": app_name, "slug": suggest_slug(app_name),
                                     "description": app_description or ""}})
@@ -102,14 +163,42 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
         data["app"]["description"] = app_description
     bp = _from_options(data, "blueprint" if blueprint is not None else "")
     schema = build_schema(bp)
-    return TenancyDesign(
-        app=bp.app, tenancy=bp.tenancy,
+    design = artefacts.design_id(bp, template if unchanged else None)
+    links, embeds, notes = _links(design, (bp, schema), [("blueprint.json", "blueprint", None),
+                                           ("spec.md", "spec: tenancy and core", ["tenancy", "core"]),
+                                           ("schema.sql", "core tables migration", ["core"])],
+                                  include, {"spec.md": "markdown", "schema.sql": "sql"})
+    access, cursor_out = page(table_access(bp, schema), cursor, "access") if "summary" in include else ([], None)
+    carried = None
+    if "blueprint" in include and blueprint is not None and given == bp and include_default:
+        notes.append("the blueprint is unchanged: carry yours forward")
+    elif "blueprint" in include:
+        carried = artefacts.compact_blueprint(bp)
+        size = len(json.dumps(carried, separators=(",", ":")))
+        if size > BLUEPRINT_INLINE_BYTES:
+            carried = None
+            notes.append(f"the blueprint is {size:,} bytes, too large to inline: read {links[0].uri}")
+    result = TenancyDesign(
+        design=design,
+        app=AppSummary(name=bp.app.name, slug=bp.app.slug, description=clip(bp.app.description, DESCRIPTION_CHARS)),
+        tenancy=TenancySummary(personal_workspaces=bp.tenancy.personal_workspaces,
+                               team_organizations=bp.tenancy.team_organizations,
+                               roles=[r.name for r in bp.tenancy.roles]),
         capabilities={c: bp.tenancy.holders(c) for c in bp.tenancy.capability_names()},
-        access=table_access(bp, schema) if "summary" in include else [],
-        blueprint=bp if "blueprint" in include else None,
-        markdown=render_spec(bp, schema, ["tenancy", "core"]) if "markdown" in include else None,
-        sql=_core_sql(schema, bp) if "sql" in include else None,
-    )
+        tables=len(schema.tables), access=access, next_cursor=cursor_out, blueprint=carried,
+        resources=links, notes=notes)
+    text = (f"{bp.app.name} ({design}): roles {', '.join(result.tenancy.roles)}; {len(schema.tables)} tables; "
+            f"personal workspaces {'on' if bp.tenancy.personal_workspaces else 'off'}, team organisations "
+            f"{'on' if bp.tenancy.team_organizations else 'off'}." + _more(cursor_out, "access") + _notes(notes))
+    return Answer(result=result, embeds=embeds, text=text)
+
+
+def _more(cursor: str | None, what: str) -> str:
+    return f" More {what}: call again with cursor={cursor}." if cursor else ""
+
+
+def _notes(notes: list[str]) -> str:
+    return "".join(f" Note: {n}." for n in notes)
 
 
 # design_tenancy's options land in these blueprint fields: errors there name the argument instead.
@@ -210,31 +299,41 @@ class TableSummary(_Out):
 
 
 class SchemaResult(_Out):
+    design: str
+    counts: dict[str, int]
     tables: list[TableSummary] = Field(default_factory=list)
-    sql: str | None = Field(None, description="Migration: tables, keys, indexes, RLS enabled, grants.")
-    triggers_sql: str | None = Field(None, description="Migration: trigger functions and triggers.")
-    markdown: str | None = None
+    next_cursor: str | None = None
+    resources: list[Link]
+    notes: list[str] = Field(default_factory=list)
 
 
 def generate_schema(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
                     sections: list[SchemaSection] | None = None,
-                    include: list[Include] | None = None) -> SchemaResult:
+                    include: list[Include] | None = None, cursor: str | None = None) -> Answer:
     """Core, domain, analytics and privacy tables with indexes, triggers and grants."""
-    include = include or ["summary", "sql"]
+    include = _include(include, ["summary"])
     bp = resolve_blueprint(template, blueprint)
     full = build_schema(bp)
-    wanted = set(sections or ["core", "domain", "analytics", "privacy"])
-    part = full.model_copy(update={
-        "tables": [t for t in full.tables if t.section in wanted],
-        "views": full.views if "analytics" in wanted else [],
-    })
-    spec_sections: list[SectionName] = [s for s in ("core", "domain", "analytics", "privacy") if s in wanted]
-    return SchemaResult(
-        tables=[_summary(t) for t in part.tables] if "summary" in include else [],
-        sql=schema_sql(part, bp.app.slug) if "sql" in include else None,
-        triggers_sql=triggers_sql(part, bp.app.slug) if "sql" in include else None,
-        markdown=render_spec(bp, full, spec_sections) if "markdown" in include else None,
-    )
+    chosen = [s for s in ("core", "domain", "analytics", "privacy") if s in (sections or ["core", "domain",
+                                                                                          "analytics", "privacy"])]
+    only = chosen if sections and len(chosen) < 4 else None
+    tables = [t for t in full.tables if t.section in chosen]
+    design = artefacts.design_id(bp, template)
+    links, embeds, notes = _links(design, (bp, full), [("schema.sql", "schema migration", only),
+                                           ("triggers.sql", "triggers migration", only),
+                                           ("spec.md", "spec: tables", chosen)],
+                                  include, {"schema.sql": "sql", "triggers.sql": "sql", "spec.md": "markdown"})
+    counts = {s: sum(1 for t in tables if t.section == s) for s in chosen}
+    counts |= {"indexes": sum(len(t.indexes) for t in tables), "foreign_keys": sum(len(t.foreign_keys) for t in tables),
+               "triggers": sum(len(t.triggers) for t in tables)}
+    summaries, cursor_out = page([_summary(t) for t in tables], cursor, "tables") if "summary" in include \
+        else ([], None)
+    result = SchemaResult(design=design, counts=counts, tables=summaries, next_cursor=cursor_out, resources=links,
+                          notes=notes)
+    text = (f"{bp.app.name} ({design}): {len(tables)} tables (" + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + f"); the migrations are {links[0].uri} and {links[1].uri}." + _more(cursor_out, "tables")
+            + _notes(notes))
+    return Answer(result=result, embeds=embeds, text=text)
 
 
 def _summary(t) -> TableSummary:
@@ -261,16 +360,20 @@ class PolicySummary(_Out):
 
 
 class RlsResult(_Out):
+    design: str
+    counts: dict[str, int]
     policies: list[PolicySummary] = Field(default_factory=list)
-    helpers: list[str] = Field(default_factory=list, description="Private helper functions the policies call.")
-    sql: str | None = Field(None, description="Migration: helpers, policies and served views.")
-    markdown: str | None = None
+    next_cursor: str | None = None
+    helpers: list[str] = Field(default_factory=list)
+    resources: list[Link]
+    notes: list[str] = Field(default_factory=list)
 
 
 def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
-                 tables: list[str] | None = None, include: list[Include] | None = None) -> RlsResult:
+                 tables: list[str] | None = None, include: list[Include] | None = None,
+                 cursor: str | None = None) -> Answer:
     """Policies and helper functions that isolate tenants and enforce roles."""
-    include = include or ["summary", "sql"]
+    include = _include(include, ["summary"])
     bp = resolve_blueprint(template, blueprint)
     schema = build_schema(bp)
     if tables:
@@ -280,17 +383,26 @@ def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | N
             raise InvalidBlueprint([(f"tables[{i}]", f"{preview(t)} is not a table of this blueprint.",
                                      choose(t, known)) for i, t in unknown])
     chosen = [t for t in schema.tables if not tables or t.name in tables]
-    part = schema.model_copy(update={"tables": chosen, "views": schema.views if not tables else []})
-    return RlsResult(
-        policies=[PolicySummary(table=t.name, name=p.name, command=str(p.command.value if hasattr(p.command, "value")
-                                                                          else p.command),
-                                roles=p.roles, using=p.using, check=p.check, comment=p.comment)
-                  for t in chosen for p in t.policies] if "summary" in include else [],
-        helpers=[f"{f.qualified}({f.args}) returns {f.returns}" for f in schema.functions
-                 if f.returns != "trigger"],
-        sql=rls_sql(part, bp.app.slug) if "sql" in include else None,
-        markdown=render_spec(bp, schema, ["rls"]) if "markdown" in include else None,
-    )
+    design = artefacts.design_id(bp, template)
+    only = [t.name for t in chosen] if tables else None
+    links, embeds, notes = _links(design, (bp, schema), [("rls.sql", "policies migration", only),
+                                                         ("spec.md", "spec: row level security", ["rls"]),
+                                                         ("pgtap.sql", "pgTAP attack matrix", None)],
+                                  include, {"rls.sql": "sql", "spec.md": "markdown"})
+    policies = [PolicySummary(table=t.name, name=p.name, command=str(getattr(p.command, "value", p.command)),
+                              roles=p.roles, using=p.using, check=p.check, comment=p.comment)
+                for t in chosen for p in t.policies]
+    counts = {"tables": len(chosen)} | {cmd: sum(1 for p in policies if p.command == cmd)
+                                        for cmd in ("select", "insert", "update", "delete")}
+    shown, cursor_out = page(policies, cursor, "policies") if "summary" in include else ([], None)
+    result = RlsResult(design=design, counts=counts, policies=shown, next_cursor=cursor_out,
+                       helpers=[f"{f.qualified}({f.args}) returns {f.returns}" for f in schema.functions
+                                if f.returns != "trigger"] if "summary" in include else [],
+                       resources=links, notes=notes)
+    text = (f"{bp.app.name} ({design}): {len(policies)} policies on {len(chosen)} "
+            f"table{'s' if len(chosen) != 1 else ''}, every one to "
+            f"authenticated; the migration is {links[0].uri}." + _more(cursor_out, "policies") + _notes(notes))
+    return Answer(result=result, embeds=embeds, text=text)
 
 
 # --- audit_spec -----------------------------------------------------------------------------------
@@ -298,15 +410,27 @@ def generate_rls(*, template: str | None = None, blueprint: Blueprint | dict | N
 class AuditResult(_Out):
     ok: bool = Field(description="True when there is no ERROR or WARN finding.")
     counts: dict[str, int]
-    findings: list[Finding]
+    findings: list[Finding] = Field(description="Most severe first (a page of them).")
+    next_cursor: str | None = None
 
 
 def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
-               max_bytes: int | None = FILE_BYTES) -> AuditResult:
-    """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents."""
-    return summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
+               max_bytes: int | None = FILE_BYTES, cursor: str | None = None) -> AuditResult:
+    """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents.
+
+    The first `max_findings` findings are returned a page at a time (next_cursor continues).
+    """
+    full = summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
                                     max_bytes=max_bytes), max_findings)
+    shown, next_cursor = page(full.findings, cursor, "findings")
+    return full.model_copy(update={"findings": shown, "next_cursor": next_cursor})
+
+
+def audit_text(result: AuditResult) -> str:
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    return (f"{'clean' if result.ok else 'not clean'}: {counts}; {len(result.findings)} finding(s) in this answer."
+            + _more(result.next_cursor, "findings"))
 
 
 def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
@@ -410,9 +534,57 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
                   engine=engine)
 
 
+class VerifySummary(_Out):
+    """verify_rls over MCP: the verdict, the counts and the first failures; the rest behind links."""
+
+    source: str
+    mode: Literal["blueprint", "generic"]
+    target: str
+    grant_mode: str
+    ok: bool = Field(description="No leak, wrongly blocked case, error, ERROR lint or unbuilt fixture.")
+    counts: dict[str, int]
+    leaks: int
+    failures: list[CaseResult] = Field(description="The first, leaks first.")
+    attacks: dict[str, int]
+    lints: list[Finding]
+    lints_total: int
+    fixture_failures: list[str]
+    notes: list[str]
+    resources: list[Link]
+
+
+LIST_ITEMS = 20  # lints, fixture failures and notes shown inline
+
+
+def verify_summary(report: VerifyReport) -> Answer:
+    """The report stored for the verify resources, and what the answer carries inline."""
+    cases = report.cases or report.failures
+    run = artefacts.store_run({"markdown": report.markdown or "",
+                               "failures": [c.model_dump(mode="json") for c in report.failures],
+                               "cases": [c.model_dump(mode="json") for c in cases]})
+    links = [artefacts.link(artefacts.run_artefact(run, name), label)
+             for name, label in (("report.md", "verification report"), ("failures.json", "every failing case"),
+                                 ("cases.json", "every case"))]
+    failures, _ = page(report.failures, None, "failures")
+    attacks: dict[str, int] = {}
+    for a in report.attacks:
+        attacks[a.verdict] = attacks.get(a.verdict, 0) + 1
+    lints, _ = page(report.lints[:LIST_ITEMS], None, "lints")
+    result = VerifySummary(
+        source=clip(report.source, DESCRIPTION_CHARS), mode=report.mode, target=report.target,
+        grant_mode=report.grant_mode, ok=report.ok, counts=report.counts, leaks=report.leaks, failures=failures,
+        attacks=attacks, lints=lints, lints_total=len(report.lints),
+        fixture_failures=[clip(f, DESCRIPTION_CHARS) for f in report.fixture_failures[:LIST_ITEMS]],
+        notes=[clip(n, DESCRIPTION_CHARS) for n in report.notes[:LIST_ITEMS]], resources=links)
+    counts = ", ".join(f"{k} {v}" for k, v in report.counts.items())
+    text = (f"{'PASS' if report.ok else 'FAIL'} {result.source} ({report.mode}): {report.leaks} leak(s); {counts}; "
+            f"{len(report.failures)} failure(s), {len(failures)} shown; {len(report.lints)} lint(s). "
+            f"Full report: {links[0].uri}.")
+    return Answer(result=result, text=text)
+
+
 __all__ = [
-    "AuditResult", "BlueprintError", "RlsResult", "SchemaResult", "TenancyDesign", "audit_findings", "audit_spec",
-    "blueprint_sql",
-    "design_tenancy", "generate_rls", "generate_schema", "migration_files", "resolve_blueprint",
-    "spec_markdown", "verify_rls", "write_files",
+    "Answer", "AuditResult", "BlueprintError", "RlsResult", "SchemaResult", "TenancyDesign", "VerifySummary",
+    "audit_findings", "audit_spec", "audit_text", "blueprint_sql", "design_tenancy", "generate_rls", "generate_schema", "migration_files", "resolve_blueprint",
+    "spec_markdown", "verify_rls", "verify_summary", "write_files",
 ]

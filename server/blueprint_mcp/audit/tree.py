@@ -21,21 +21,30 @@ def nodes(tree: Any) -> Iterator[tuple[str, Node]]:
 
 def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
     """Every typed node with the marks its ancestors set: `mark(kind, fields)` labels a subtree."""
+    # Only containers are pushed (scalars yield nothing); the walk is the hot loop of every audit.
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
+    pop, push = stack.pop, stack.append
     while stack:
-        value, ctx = stack.pop()
+        value, ctx = pop()
         if isinstance(value, list):
-            stack.extend((v, ctx) for v in reversed(value))
-        elif isinstance(value, dict):
-            if len(value) == 1:
-                kind, body = next(iter(value.items()))
-                if kind[:1].isupper() and isinstance(body, dict):
-                    yield kind, body, ctx
-                    label = mark(kind, body)
-                    inner = ctx + (label,) if label else ctx
-                    stack.extend((v, inner) for k, v in reversed(body.items()) if isinstance(v, dict | list))
-                    continue
-            stack.extend((v, ctx) for v in reversed(value.values()) if isinstance(v, dict | list))
+            for v in reversed(value):
+                if isinstance(v, dict | list):
+                    push((v, ctx))
+            continue
+        if not isinstance(value, dict):
+            continue
+        children = value.values()
+        if len(value) == 1:
+            kind, body = next(iter(value.items()))
+            if kind[:1].isupper() and isinstance(body, dict):
+                yield kind, body, ctx
+                label = mark(kind, body)
+                if label:
+                    ctx = ctx + (label,)
+                children = body.values()
+        for v in reversed(children):
+            if isinstance(v, dict | list):
+                push((v, ctx))
 
 
 def strings(items: list[Any] | None) -> list[str]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ..tree import Node, function_name, nodes, nodes_in
+from ..tree import Node, function_name, nodes_in
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -41,6 +43,35 @@ def is_analytics(t: Table) -> bool:
     return is_analytics_name(t.name)
 
 
+# Facts computed once per audit: rules read them many times, and nothing changes the schema meanwhile.
+_FACTS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("audit_facts", default=None)
+T = TypeVar("T")
+
+
+@contextmanager
+def shared_facts() -> Iterator[None]:
+    """Within this block, each shared fact of a schema is computed once (audit_schema opens it)."""
+    token = _FACTS.set({})
+    try:
+        yield
+    finally:
+        _FACTS.reset(token)
+
+
+def _once(fact: Callable[[Schema], T]) -> Callable[[Schema], T]:
+    def cached(s: Schema) -> T:
+        facts = _FACTS.get()
+        if facts is None:
+            return fact(s)
+        key = (fact.__name__, id(s))
+        if key not in facts:
+            facts[key] = fact(s)
+        return facts[key]
+    cached.__name__, cached.__doc__ = fact.__name__, fact.__doc__
+    return cached
+
+
+@_once
 def membership_tables(s: Schema) -> set[str]:
     """schema.table of every membership table.
 
@@ -62,6 +93,7 @@ def membership_tables(s: Schema) -> set[str]:
     return consulted or candidates
 
 
+@_once
 def policy_reads(s: Schema) -> set[str]:
     """schema.table of every relation a policy reads, directly or through a function it calls."""
     out: set[str] = set()
@@ -86,6 +118,7 @@ def find_function(s: Schema, name: str) -> Function | None:
     return next((f for f in s.functions if f.name == name), None)
 
 
+@_once
 def membership_functions(s: Schema) -> set[str]:
     """Functions whose body reads a membership table, by qualified and bare name."""
     members = membership_tables(s)
@@ -127,16 +160,36 @@ def once_per_statement(ctx: tuple[str, ...]) -> bool:
     return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
 
 
+def select_mark(kind: str, body: Node) -> str | None:
+    """Label SelectStmt subtrees "select": what sits inside a sub-query."""
+    return "select" if kind == "SelectStmt" else None
+
+
+def _no_mark(kind: str, body: Node) -> None:
+    return None
+
+
+def walk(tree: Any, mark: Callable[[str, Node], str | None] = _no_mark) -> list[tuple[str, Node, tuple[str, ...]]]:
+    """nodes_in(tree, mark) as a list, walked once per tree and mark during an audit (rules share the trees)."""
+    facts = _FACTS.get()
+    if facts is None or tree is None:
+        return list(nodes_in(tree, mark))
+    key = ("walk", id(tree), mark)
+    if key not in facts:
+        facts[key] = list(nodes_in(tree, mark))
+    return facts[key]
+
+
 def calls(tree: Any) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
     """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
-    for kind, body, ctx in nodes_in(tree, sublink_mark):
+    for kind, body, ctx in walk(tree, sublink_mark):
         if kind == "FuncCall":
             yield function_name(body), body, ctx
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
-    for kind, body, ctx in nodes_in(tree, lambda k, b: "select" if k == "SelectStmt" else None):
+    for kind, body, ctx in walk(tree, select_mark):
         if not ctx:
             yield kind, body
 
@@ -144,7 +197,7 @@ def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
 def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
     return {f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
-            for kind, body in nodes(tree) if kind == "RangeVar"}
+            for kind, body, _ in walk(tree) if kind == "RangeVar"}
 
 
 def key_column_lists(t: Table | View) -> list[list[str]]:

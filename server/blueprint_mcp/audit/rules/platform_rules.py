@@ -8,7 +8,7 @@ from ...model.schema import Schema
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
-from ..tree import is_true, nodes
+from ..tree import is_true
 from .common import (
     AUTH_FUNCTIONS,
     calls,
@@ -18,6 +18,7 @@ from .common import (
     once_per_statement,
     policy_label,
     trees,
+    walk,
 )
 
 SENSITIVE_COLUMNS = frozenset({
@@ -127,10 +128,10 @@ def extension_in_public(r, s: Schema):
 def rls_references_user_metadata(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
-            texts = [v for _, tree, _ in trees(p) for kind, body in nodes(tree) if kind == "String"
+            texts = [v for _, tree, _ in trees(p) for kind, body, _ in walk(tree) if kind == "String"
                      for v in [body.get("sval", "")]]
             texts += [body.get("sval", {}).get("sval", "") for _, tree, _ in trees(p)
-                      for kind, body in nodes(tree) if kind == "A_Const" and isinstance(body.get("sval"), dict)]
+                      for kind, body, _ in walk(tree) if kind == "A_Const" and isinstance(body.get("sval"), dict)]
             if any("user_metadata" in v or "raw_user_meta_data" in v for v in texts):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)

@@ -6,7 +6,6 @@ from ...model.schema import Schema, Table
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
-from ..tree import nodes
 from .common import (
     CLIENT_ROLES,
     SENSITIVE_MARK,
@@ -17,6 +16,7 @@ from .common import (
     is_analytics,
     is_tenant,
     policy_label,
+    walk,
 )
 
 EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
@@ -109,7 +109,7 @@ def _guards_keys(constraint, column: str) -> bool:
     """A check that tests the jsonb column's keys (`not (properties ?| array[...])`)."""
     if constraint.tree is None:
         return True  # the generator's model keeps no trees: a check there is not second-guessed
-    for kind, body in nodes(constraint.tree):
+    for kind, body, _ in walk(constraint.tree):
         if kind == "A_Expr" and any(n.get("String", {}).get("sval") in _KEY_OPERATORS for n in body.get("name", [])):
             left = body.get("lexpr", {}).get("ColumnRef", {}).get("fields", [])
             if left and left[-1].get("String", {}).get("sval") == column:

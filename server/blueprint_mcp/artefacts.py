@@ -1,0 +1,208 @@
+"""Large artefacts behind `blueprint://` URIs, so an answer carries a link and a client reads only what it needs.
+
+A design is named by its template (`habit-tracker`) or by a hash of its blueprint (`bp-<20 hex>`), kept in a
+small on-disk store that every worker of one host shares; artefacts are rendered again on each read (the
+generators are deterministic). A verify run is kept the same way under `run-<20 hex>`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from .model import Blueprint, BlueprintError, parse_blueprint
+from .model.schema import Schema
+from .model.errors import choose, preview
+from .spec.render import SECTIONS, render_spec
+from .sql.design import build_schema
+from .sql.render import rls_sql, schema_sql, triggers_sql
+from .templates import load_template, template_names
+
+CACHE_ENV = "BLUEPRINT_MCP_CACHE"
+KEEP = {"bp": 256, "run": 32}  # entries kept per kind, the oldest go first (a run's cases can be megabytes)
+_STORED = re.compile(r"^(bp|run)-[0-9a-f]{20}$")
+
+# artefact name -> (MIME type, what it is); `only` narrows sections (schema, triggers, spec) or tables (rls).
+DESIGN_ARTEFACTS: dict[str, tuple[str, str]] = {
+    "blueprint.json": ("application/json", "the blueprint to carry forward or edit"),
+    "spec.md": ("text/markdown", "the spec document"),
+    "schema.sql": ("application/sql", "migration: tables, keys, indexes, RLS enabled, grants"),
+    "triggers.sql": ("application/sql", "migration: trigger functions and triggers"),
+    "rls.sql": ("application/sql", "migration: helpers, policies and served views"),
+    "pgtap.sql": ("application/sql", "the attack matrix as pgTAP tests"),
+}
+# Rendered only when read: too slow to render for a link's size (seconds for 200 entities).
+UNSIZED = {"pgtap.sql"}
+RUN_ARTEFACTS: dict[str, tuple[str, str]] = {
+    "report.md": ("text/markdown", "the verification report"),
+    "failures.json": ("application/json", "every failing case, leaks first"),
+    "cases.json": ("application/json", "every case run"),
+}
+SCHEMA_SECTIONS = ("core", "domain", "analytics", "privacy")
+
+
+class Link(BaseModel):
+    """A resource the client may read (resources/read) instead of receiving it inline."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str
+    name: str
+    mime_type: str
+    size: int | None = None
+
+
+class ArtefactNotFound(BlueprintError):
+    """A `blueprint://` URI that names no design, run or artefact."""
+
+
+def cache_dir() -> Path:
+    """The store's folder; in a shared temp dir someone else could have made it first, so it must be ours alone."""
+    path = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / f"blueprint-mcp-{os.getuid()}")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.lstat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022 or path.is_symlink():
+        raise BlueprintError(f"the cache folder {path} is not this user's alone", field=CACHE_ENV,
+                             fix=f"remove it, or set {CACHE_ENV} to a private folder")
+    return path
+
+
+def _key(kind: str, text: str) -> str:
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def _put(kind: str, text: str) -> str:
+    """Store text under its content hash (atomically, so concurrent workers never read half a file)."""
+    key = _key(kind, text)
+    folder = cache_dir() / kind
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / f"{key}.json"
+    if not target.exists():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-KEEP[kind]]:
+            old.unlink(missing_ok=True)
+    return key
+
+
+def _get(key: str) -> str:
+    if not _STORED.match(key):
+        raise ArtefactNotFound(f"unknown design or run {preview(key)}", field="uri",
+                               fix=choose(key, template_names()) + ", or a bp-/run- id from a tool answer")
+    kind = key.split("-")[0]
+    try:
+        text = (cache_dir() / kind / f"{key}.json").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtefactNotFound(f"{key} is no longer stored on this server", field="uri",
+                               fix="call the tool again to get a fresh link") from None
+    if _key(kind, text) != key:  # the name is the content's hash: anything else was not written by us
+        raise ArtefactNotFound(f"{key} is damaged", field="uri", fix="call the tool again to get a fresh link")
+    return text
+
+
+def compact_blueprint(bp: Blueprint) -> dict:
+    """The blueprint without default values: the same design once parsed again, a fraction of the bytes."""
+    return bp.model_dump(mode="json", exclude_defaults=True)
+
+
+def design_id(bp: Blueprint, template: str | None) -> str:
+    """The template's name when the design is one unchanged, else the stored blueprint's hash."""
+    if template:
+        return template
+    return _put("bp", json.dumps(compact_blueprint(bp), separators=(",", ":"), sort_keys=True))
+
+
+def load_design(design: str) -> Blueprint:
+    if _STORED.match(design):
+        return parse_blueprint(json.loads(_get(design)), root="blueprint")
+    return load_template(design)
+
+
+def store_run(data: dict) -> str:
+    return _put("run", json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+
+@dataclass(frozen=True)
+class Artefact:
+    uri: str
+    mime_type: str
+    text: str
+
+
+def _only(only: str | None) -> list[str]:
+    return [x for x in (only or "").split(",") if x]
+
+
+def design_uri(design: str, artefact: str, only: list[str] | None = None) -> str:
+    return f"blueprint://designs/{design}/{artefact}" + (f"?only={','.join(only)}" if only else "")
+
+
+def design_artefact(design: str, artefact: str, only: str | None = None,
+                    loaded: tuple[Blueprint, Schema] | None = None) -> Artefact:
+    """Render one artefact of a design; `only` is a comma-separated list of sections or tables.
+
+    `loaded` is the design's blueprint and schema when the caller has them already.
+    """
+    if artefact not in DESIGN_ARTEFACTS:
+        raise ArtefactNotFound(f"unknown artefact {preview(artefact)}", field="uri",
+                               fix=choose(artefact, list(DESIGN_ARTEFACTS)))
+    bp = loaded[0] if loaded else load_design(design)
+    schema, slug, wanted = loaded[1] if loaded else build_schema(bp), bp.app.slug, _only(only)
+    if artefact in ("schema.sql", "triggers.sql", "spec.md") and wanted:
+        bad = [s for s in wanted if s not in (SCHEMA_SECTIONS if artefact != "spec.md" else SECTIONS)]
+        if bad:
+            raise ArtefactNotFound(f"unknown section {preview(bad[0])}", field="only",
+                                   fix=choose(bad[0], SCHEMA_SECTIONS if artefact != "spec.md" else SECTIONS))
+    if artefact == "rls.sql" and wanted:
+        known = [t.name for t in schema.tables]
+        bad = [t for t in wanted if t not in known]
+        if bad:
+            raise ArtefactNotFound(f"{preview(bad[0])} is not a table of this blueprint", field="only",
+                                   fix=choose(bad[0], known))
+    if artefact == "blueprint.json":
+        text = json.dumps(compact_blueprint(bp), indent=1, ensure_ascii=False) + "\n"
+    elif artefact == "spec.md":
+        text = render_spec(bp, schema, wanted or list(SECTIONS))
+    elif artefact == "pgtap.sql":
+        from .verify.pgtap import pgtap_file
+
+        text = pgtap_file(bp)
+    elif artefact == "rls.sql":
+        part = schema.model_copy(update={"tables": [t for t in schema.tables if not wanted or t.name in wanted],
+                                         "views": schema.views if not wanted else []})
+        text = rls_sql(part, slug)
+    else:
+        sections = set(wanted or SCHEMA_SECTIONS)
+        part = schema.model_copy(update={"tables": [t for t in schema.tables if t.section in sections],
+                                         "views": schema.views if "analytics" in sections else []})
+        text = (schema_sql if artefact == "schema.sql" else triggers_sql)(part, slug)
+    return Artefact(design_uri(design, artefact, wanted), DESIGN_ARTEFACTS[artefact][0], text)
+
+
+def run_artefact(run: str, artefact: str) -> Artefact:
+    if artefact not in RUN_ARTEFACTS or not run.startswith("run-"):
+        raise ArtefactNotFound(f"unknown artefact {preview(artefact)} of {preview(run)}", field="uri",
+                               fix=choose(artefact, list(RUN_ARTEFACTS)))
+    data = json.loads(_get(run))
+    if artefact == "report.md":
+        text = data["markdown"]
+    else:
+        text = json.dumps(data[artefact.removesuffix(".json")], indent=1, ensure_ascii=False) + "\n"
+    return Artefact(f"blueprint://verify/{run}/{artefact}", RUN_ARTEFACTS[artefact][0], text)
+
+
+def link(art: Artefact, name: str) -> Link:
+    return Link(uri=art.uri, name=name, mime_type=art.mime_type, size=len(art.text.encode()))
+
+
+def unsized_link(design: str, artefact: str, name: str) -> Link:
+    return Link(uri=design_uri(design, artefact), name=name, mime_type=DESIGN_ARTEFACTS[artefact][0])

@@ -1,0 +1,184 @@
+"""The response budget: what a client puts into a model's context stays small, whatever the input.
+
+tools/list at most 12,000 bytes; every default answer on habit-tracker at most 8,000 bytes; no answer to
+any accepted input above 80,000 bytes (about 20,000 tokens). Sizes are the compact JSON of the result
+as the SDK client receives it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from mcp import Client
+
+from blueprint_mcp.app import build_server
+from blueprint_mcp.model import limits
+from blueprint_mcp.templates import template_names
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+LIST_BYTES, DEFAULT_BYTES, CAP_BYTES = 12_000, 8_000, 80_000
+DESIGN_TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec"]
+PAGED = {"design_tenancy": "access", "generate_schema": "tables", "generate_rls": "policies",
+         "audit_spec": "findings"}
+DESIGNS = [pytest.param({"template": name}, id=name) for name in template_names()] + [
+    pytest.param({"blueprint": yaml.safe_load(p.read_text())}, id=p.stem) for p in EXAMPLES]
+
+
+def size(result) -> int:
+    return len(result.model_dump_json(by_alias=True, exclude_none=True))
+
+
+def big_blueprint(entities: int, fields: int = 12) -> dict:
+    """As large as the limits allow in the ways that grow answers: entities, fields, long descriptions."""
+    words = "x" * (limits.DESCRIPTION_CHARS - 1)
+    return {"app": {"name": "Huge", "slug": "huge", "description": "d" * limits.APP_DESCRIPTION_CHARS},
+            "entities": [{"name": f"entity_{i:03}", "description": words,
+                          "fields": [{"name": f"field_{j:02}", "type": "text", "description": words}
+                                     for j in range(fields)]
+                          + ([{"name": "parent_id", "type": "reference", "references": f"entity_{i - 1:03}"}]
+                             if i else [])}
+                         for i in range(entities)]}
+
+
+async def test_tools_list_fits_its_budget():
+    async with Client(build_server()) as c:
+        listed = await c.list_tools()
+    assert size(listed) <= LIST_BYTES, size(listed)
+
+
+@pytest.mark.parametrize("design", DESIGNS)
+async def test_every_default_answer_on_every_template_and_example_fits_the_default_budget(design):
+    async with Client(build_server()) as c:
+        for tool in DESIGN_TOOLS:
+            result = await c.call_tool(tool, design)
+            assert result.is_error is False
+            assert size(result) <= DEFAULT_BYTES, (tool, size(result))
+            text = result.content[0].text
+            # The text block is a short human summary, not a second copy of structuredContent.
+            assert len(text) <= 600 and not text.startswith("{"), text
+
+
+async def test_include_nothing_returns_counts_and_links_only_and_differs_from_the_default():
+    async with Client(build_server()) as c:
+        default = await c.call_tool("generate_rls", {"template": "habit-tracker"})
+        nothing = await c.call_tool("generate_rls", {"template": "habit-tracker", "include": []})
+        design = await c.call_tool("design_tenancy", {"template": "habit-tracker", "include": []})
+    assert default.structured_content["policies"] != []
+    assert nothing.structured_content["policies"] == [] and nothing.structured_content["helpers"] == []
+    assert nothing.structured_content["counts"] == default.structured_content["counts"] == {
+        "tables": 14, "select": 14, "insert": 4, "update": 4, "delete": 5}
+    assert design.structured_content["blueprint"] is None and design.structured_content["access"] == []
+    assert [r["uri"] for r in nothing.structured_content["resources"]] == [
+        "blueprint://designs/habit-tracker/rls.sql", "blueprint://designs/habit-tracker/spec.md?only=rls",
+        "blueprint://designs/habit-tracker/pgtap.sql"]
+
+
+async def test_large_artefacts_are_links_and_embedded_only_when_asked_for():
+    async with Client(build_server()) as c:
+        default = await c.call_tool("generate_schema", {"template": "habit-tracker"})
+        asked = await c.call_tool("generate_schema", {"template": "habit-tracker", "include": ["sql"]})
+        links = [b for b in default.content if b.type == "resource_link"]
+        read = {str(b.uri): (await c.read_resource(str(b.uri))).contents[0] for b in links}
+    assert [b.type for b in default.content] == ["text", "resource_link", "resource_link", "resource_link"]
+    assert all(b.size == len(read[str(b.uri)].text.encode()) for b in links)
+    assert "create table" not in default.model_dump_json()
+    embedded = [b.resource for b in asked.content if b.type == "resource"]
+    assert [str(e.uri) for e in embedded] == ["blueprint://designs/habit-tracker/schema.sql",
+                                               "blueprint://designs/habit-tracker/triggers.sql"]
+    assert [e.text for e in embedded] == [read[str(e.uri)].text for e in embedded]
+    assert all(e.mime_type == "application/sql" for e in embedded)
+
+
+async def test_a_changed_design_gets_a_stored_id_whose_links_any_later_call_can_read():
+    async with Client(build_server()) as c:
+        design = await c.call_tool("design_tenancy", {"template": "habit-tracker", "personal_workspaces": False})
+        out = design.structured_content
+        blueprint = json.loads((await c.read_resource(out["resources"][0]["uri"])).contents[0].text)
+        again = await c.call_tool("generate_rls", {"blueprint": out["blueprint"], "include": []})
+    assert out["design"].startswith("bp-") and len(out["design"]) == 23
+    assert blueprint == out["blueprint"] and blueprint["tenancy"]["personal_workspaces"] is False
+    assert again.structured_content["design"] == out["design"]
+
+
+async def test_a_long_description_is_not_echoed_in_the_summary():
+    description = "A" * limits.APP_DESCRIPTION_CHARS
+    async with Client(build_server()) as c:
+        result = await c.call_tool("design_tenancy", {"app_name": "Long", "app_description": description,
+                                                      "include": ["summary"]})
+    assert len(result.structured_content["app"]["description"]) == 200
+    assert result.model_dump_json().count("A" * 201) == 0
+
+
+async def test_the_largest_accepted_blueprint_never_answers_above_the_cap_and_pages_cover_every_item():
+    bp = big_blueprint(limits.ENTITIES)
+    every = ["blueprint", "summary", "sql", "markdown"]
+    async with Client(build_server()) as c:
+        for tool in DESIGN_TOOLS:
+            for include in ([None, every] if tool != "audit_spec" else [None]):
+                args = {"blueprint": bp} | ({"include": include} if include else {})
+                result = await c.call_tool(tool, args)
+                assert result.is_error is False, result.content[0].text
+                assert size(result) <= CAP_BYTES, (tool, include, size(result))
+        seen, cursor = [], None
+        while True:
+            page = (await c.call_tool("generate_rls", {"blueprint": bp, "cursor": cursor} if cursor
+                                      else {"blueprint": bp})).structured_content
+            seen += [(p["table"], p["command"]) for p in page["policies"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+    counts = page["counts"]
+    assert len(seen) == len(set(seen)) == sum(counts[c] for c in ("select", "insert", "update", "delete"))
+    assert counts["tables"] >= limits.ENTITIES
+
+
+async def test_a_300_entity_blueprint_is_refused_in_a_short_answer():
+    async with Client(build_server()) as c:
+        result = await c.call_tool("generate_rls", {"blueprint": big_blueprint(300, fields=2)})
+    assert result.is_error is True
+    assert "entities" in result.content[0].text and size(result) <= 5_000
+
+
+async def test_a_cursor_of_another_list_is_refused_naming_the_argument():
+    async with Client(build_server()) as c:
+        first = await c.call_tool("design_tenancy", {"template": "habit-tracker"})
+        wrong = await c.call_tool("generate_rls", {"template": "habit-tracker",
+                                                   "cursor": first.structured_content["next_cursor"]})
+    assert wrong.is_error is True
+    assert wrong.content[0].text == ("Error executing tool generate_rls: cursor: not a cursor of this tool's "
+                                     "policies. Fix: pass the next_cursor of the previous answer (same arguments "
+                                     "otherwise), or omit it")
+
+
+async def test_an_unknown_design_or_artefact_link_is_an_error_naming_the_choices():
+    from mcp import MCPError
+
+    async with Client(build_server()) as c:
+        with pytest.raises(MCPError, match="unknown template 'habit-trackr'.*did you mean 'habit-tracker'"):
+            await c.read_resource("blueprint://designs/habit-trackr/rls.sql")
+        with pytest.raises(MCPError, match="bp-0000000000000000dead is no longer stored"):
+            await c.read_resource("blueprint://designs/bp-0000000000000000dead/rls.sql")
+        with pytest.raises(MCPError, match="'habbits' is not a table of this blueprint"):
+            await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habbits")
+        after = await c.read_resource("blueprint://designs/habit-tracker/rls.sql?only=habits")
+    assert after.contents[0].text.count("create policy") == 4
+
+
+async def test_a_stored_design_whose_content_does_not_match_its_name_is_refused():
+    from mcp import MCPError
+
+    from blueprint_mcp.artefacts import cache_dir
+
+    forged = cache_dir() / "bp" / "bp-00000000000000000bad.json"
+    forged.parent.mkdir(exist_ok=True)
+    forged.write_text('{"app": {"name": "Forged", "slug": "forged"}}')
+    try:
+        async with Client(build_server()) as c:
+            with pytest.raises(MCPError, match="bp-00000000000000000bad is damaged"):
+                await c.read_resource("blueprint://designs/bp-00000000000000000bad/schema.sql")
+    finally:
+        forged.unlink()
