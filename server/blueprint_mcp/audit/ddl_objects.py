@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..model.schema import Command, EnumType, Extension, Function, Policy, Table, Trigger
+from ..model.schema import Command, EnumType, Extension, Function, Grants, Policy, Privilege, Table, Trigger
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
+COLUMN_PRIVILEGES = ["select", "insert", "update", "references"]
 # CreateTrigStmt bit masks (PostgreSQL's TRIGGER_TYPE_*).
 _BEFORE, _INSTEAD = 2, 64
 _EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
@@ -229,25 +230,42 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
 
 # --- grants ------------------------------------------------------------------------------------------
 
-def _privileges(n: dict) -> list[str]:
-    """`select`, `update (a, b)`; an empty privilege list means ALL."""
-    out = []
-    for wrapped in n.get("privileges") or []:
-        p = wrapped.get("AccessPriv", {})
-        cols = strings(p.get("cols"))
-        out.append(p.get("priv_name", "all") + (f" ({', '.join(cols)})" if cols else ""))
-    return out or list(TABLE_PRIVILEGES)
+def _privileges(n: dict) -> list[Privilege]:
+    """`select`, `update (a, b)`; an empty privilege list means ALL (on the whole relation)."""
+    out = [Privilege(privilege=p.get("priv_name", "all"), columns=strings(p.get("cols")))
+           for wrapped in n.get("privileges") or [] for p in [wrapped.get("AccessPriv", {})]]
+    if not out or any(p.privilege == "all" and not p.columns for p in out):
+        return [Privilege(privilege=x) for x in TABLE_PRIVILEGES]
+    # ALL (a, b) is every column privilege on those columns.
+    return [q for p in out for q in ([Privilege(privilege=x, columns=p.columns) for x in COLUMN_PRIVILEGES]
+                                     if p.privilege == "all" else [p])]
 
 
-def _grant_table(r: Reader, grants: dict[str, list[str]], schema: str, privileges: list[str], roles: list[str],
+def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privilege], roles: list[str],
                  is_grant: bool) -> None:
+    """GRANT adds; REVOKE of a relation privilege removes it with its column grants (as PostgreSQL does),
+    REVOKE of column privileges removes those columns only."""
     if not grants and schema in r.schema.exposed_schemas:
         # Legacy Supabase default privileges: the API roles hold everything until revoked.
-        grants.update({role: list(TABLE_PRIVILEGES) for role in API_ROLES})
-    kinds = {p.split(" ")[0] for p in privileges}
+        grants.update({role: [Privilege(privilege=x) for x in TABLE_PRIVILEGES] for role in API_ROLES})
     for role in roles:
-        kept = [p for p in grants.get(role, []) if p.split(" ")[0] not in kinds]
-        grants[role] = kept + (privileges if is_grant else [])
+        held = list(grants.get(role, []))
+        for p in privileges:
+            same = [h for h in held if h.privilege == p.privilege]
+            if is_grant:
+                if not any(not h.columns for h in same):  # a whole-relation grant already covers any column
+                    held = [h for h in held if h not in same] + (
+                        [p] if not p.columns else [Privilege(privilege=p.privilege, columns=list(
+                            dict.fromkeys([c for h in same for c in h.columns] + p.columns)))])
+            elif not p.columns:
+                held = [h for h in held if h.privilege != p.privilege]
+            else:
+                kept = [c for h in same for c in h.columns if c not in p.columns]
+                # Revoking some columns of a whole-relation grant leaves the relation grant in place.
+                if not any(not h.columns for h in same):
+                    held = [h for h in held if h not in same] + (
+                        [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
+        grants[role] = held
 
 
 def grant(r: Reader, n: dict, st: Stmt) -> None:

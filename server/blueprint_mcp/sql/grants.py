@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..model.schema import Command, Table
-from .ident import column_list
+from ..model.schema import Command, Privilege, Table
 
 # Core tables where the client may write only some columns, whatever the policies allow.
 _COLUMNS = {
@@ -27,7 +26,8 @@ def apply_grants(tables: list[Table]) -> None:
             columns = _COLUMNS.get((t.name, cmd))
             if columns == "editable":
                 columns = [c.name for c in t.columns if c.name not in _SERVER_COLUMNS]
-            privileges.append(f"{cmd.value} ({column_list(columns)})" if columns else cmd.value)
-        t.grants = {"authenticated": privileges, "service_role": ["select", "insert", "update", "delete"]}
+            privileges.append(Privilege(privilege=cmd.value, columns=columns or []))
+        t.grants = {"authenticated": privileges,
+                    "service_role": [Privilege(privilege=p) for p in ("select", "insert", "update", "delete")]}
         if any("anon" in p.roles and p.command is Command.select for p in t.policies):
-            t.grants = {"anon": ["select"], **t.grants}
+            t.grants = {"anon": [Privilege(privilege="select")], **t.grants}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model.schema import (
-    EnumType, ForeignKey, Function, Index, Policy, Schema, StorageBucket, Table, Trigger, View,
+    EnumType, ForeignKey, Function, Grants, Index, Policy, Privilege, Schema, StorageBucket, Table, Trigger, View,
 )
 from .ident import column_list, ident, literal, qname
 
@@ -65,12 +65,16 @@ def index_sql(schema: str, table: str, ix: Index) -> str:
     return f"{kind} {ident(ix.name)} on {qname(schema, table)} ({column_list(ix.columns)}){where};"
 
 
-def grants_sql(target: str, grants: dict[str, list[str]]) -> str:
+def privilege_sql(p: Privilege) -> str:
+    return f"{p.privilege} ({column_list(p.columns)})" if p.columns else p.privilege
+
+
+def grants_sql(target: str, grants: Grants) -> str:
     # Revoke first: legacy projects grant ALL on new public objects to anon and authenticated.
     out = [f"revoke all on table {target} from {API_ROLES};"]
     for role, privileges in grants.items():
         if privileges:
-            out.append(f"grant {', '.join(privileges)} on table {target} to {ident(role)};")
+            out.append(f"grant {', '.join(privilege_sql(p) for p in privileges)} on table {target} to {ident(role)};")
     return "\n".join(out)
 
 

@@ -43,12 +43,10 @@ def _wrapped(text: str, byte_offsets: list[int]) -> str | None:
     return "".join(out) + text[last:]
 
 
-@rule("BP016", "auth_rls_initplan", Level.WARN, ("PERFORMANCE",), platform="0003",
-      summary="A policy calls auth.uid(), auth.jwt(), auth.role(), auth.email() or current_setting() once per row.",
+@rule("BP016", platform="0003",
       why="Unwrapped, the call is evaluated for every row the query touches; wrapped in a scalar sub-query "
           "(select auth.uid()) it becomes an init plan computed once per statement (179 ms -> 9 ms on 100k rows).",
-      bad="create policy p on habits for select to authenticated using (created_by = auth.uid());",
-      fix="Wrap the call: using (created_by = (select auth.uid())).")
+      bad="create policy p on habits for select to authenticated using (created_by = auth.uid());")
 def auth_rls_initplan(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
@@ -70,12 +68,10 @@ def auth_rls_initplan(r, s: Schema):
                             location=p.location or t.location, fix_sql=fix)
 
 
-@rule("BP017", "policy_exists_rls_disabled", Level.ERROR, ("SECURITY",), platform="0007",
-      summary="A table has policies but row level security is off.",
+@rule("BP017", platform="0007",
       why="Policies do nothing until RLS is enabled: the table is as open as its grants, and the policies "
           "give a false sense of protection.",
-      bad="create policy p on profiles for select using (id = (select auth.uid()));  -- no enable row level security",
-      fix="alter table <table> enable row level security;")
+      bad="create policy p on profiles for select using (id = (select auth.uid()));  -- no enable row level security")
 def policy_exists_rls_disabled(r, s: Schema):
     for t in created(s):
         if t.policies and not t.rls_enabled:
@@ -84,11 +80,9 @@ def policy_exists_rls_disabled(r, s: Schema):
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP018", "duplicate_index", Level.WARN, ("PERFORMANCE",), platform="0009",
-      summary="An index with the same columns (and predicate) as a key or another index of the table.",
+@rule("BP018", platform="0009",
       why="Every write maintains both; the second never serves a query the first cannot.",
-      bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);",
-      fix="Drop the duplicate index.")
+      bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);")
 def duplicate_index(r, s: Schema):
     for owner in [*created(s), *s.views]:
         seen: dict[tuple, str] = {}
@@ -106,11 +100,9 @@ def duplicate_index(r, s: Schema):
                 seen[key] = f"index {i.name}"
 
 
-@rule("BP019", "extension_in_public", Level.WARN, ("SECURITY",), platform="0014",
-      summary="An extension installed in the public schema.",
+@rule("BP019", platform="0014",
       why="Its functions and types land in the API schema, callable and visible to every API role.",
-      bad="create extension pg_trgm;  -- defaults to public",
-      fix="create extension ... with schema extensions; (or alter extension ... set schema extensions).")
+      bad="create extension pg_trgm;  -- defaults to public")
 def extension_in_public(r, s: Schema):
     for e in s.extensions:
         if e.schema_name == "public":
@@ -118,12 +110,10 @@ def extension_in_public(r, s: Schema):
                             fix_sql=f"alter extension {ident(e.name)} set schema extensions;")
 
 
-@rule("BP020", "rls_references_user_metadata", Level.ERROR, ("SECURITY",), platform="0015",
-      summary="A policy reads user_metadata (raw_user_meta_data) from the JWT or auth.users.",
+@rule("BP020", platform="0015",
       why="Users edit their own user_metadata through the client API: a policy trusting it is a policy "
           "the user writes.",
-      bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)",
-      fix="Authorise from a membership table, or from app_metadata (server-controlled).")
+      bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)")
 def rls_references_user_metadata(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
@@ -136,12 +126,10 @@ def rls_references_user_metadata(r, s: Schema):
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
-@rule("BP021", "fkey_to_auth_unique", Level.ERROR, ("SECURITY",), platform="0021",
-      summary="A foreign key to a unique column of an auth table other than its primary key (e.g. auth.users.email).",
+@rule("BP021", platform="0021",
       why="Supabase may change or drop those constraints in auth upgrades, and the reference leaks identity "
           "details into your schema.",
-      bad="owner_email text references auth.users (email)",
-      fix="Reference auth.users (id).")
+      bad="owner_email text references auth.users (email)")
 def fkey_to_auth_unique(r, s: Schema):
     for t in created(s):
         for fk in t.foreign_keys:
@@ -150,11 +138,9 @@ def fkey_to_auth_unique(r, s: Schema):
                                 f"({', '.join(fk.ref_columns)}).", t.qualified, location=fk.location or t.location)
 
 
-@rule("BP022", "sensitive_columns_exposed", Level.ERROR, ("SECURITY",), platform="0023",
-      summary="An exposed table without RLS has a column named like a secret (password, token, api_key, ssn...).",
+@rule("BP022", platform="0023",
       why="Anyone with the anon key reads it through the API.",
-      bad="create table public.integrations (id uuid primary key, api_key text);  -- RLS off",
-      fix="Enable RLS with policies, or move the table to a private schema.")
+      bad="create table public.integrations (id uuid primary key, api_key text);  -- RLS off")
 def sensitive_columns_exposed(r, s: Schema):
     for t in created(s):
         if exposed(s, t) and not t.rls_enabled:
@@ -165,12 +151,10 @@ def sensitive_columns_exposed(r, s: Schema):
                                 fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP023", "rls_policy_always_true", Level.WARN, ("SECURITY",), platform="0024",
-      summary="A permissive write policy whose USING or WITH CHECK is `true`.",
+@rule("BP023", platform="0024",
       why="Every client holding that role may write any row; for SELECT `using (true)` is a deliberate "
           "public read and is allowed.",
-      bad="create policy p on habits for update to authenticated using (true) with check (true);",
-      fix="Check membership and role in the predicate, or drop the policy and write through the service role.")
+      bad="create policy p on habits for update to authenticated using (true) with check (true);")
 def rls_policy_always_true(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
@@ -183,13 +167,10 @@ def rls_policy_always_true(r, s: Schema):
                                 location=p.location or t.location)
 
 
-@rule("BP024", "authenticated_security_definer_function_executable", Level.WARN, ("SECURITY",), platform="0029",
-      summary="A SECURITY DEFINER function in an exposed schema that authenticated users may execute.",
+@rule("BP024", platform="0029",
       why="Any signed-in user can call it over HTTP at /rest/v1/rpc/<name>, and it runs with its owner's "
           "rights, past RLS.",
-      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
-      fix="Move it to a private schema (policies may still call it), or revoke execute from public and "
-          "authenticated and check the caller inside.")
+      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def authenticated_definer_executable(r, s: Schema):
     for f in s.functions:
         if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
@@ -198,11 +179,9 @@ def authenticated_definer_executable(r, s: Schema):
                             f.qualified, location=f.location)
 
 
-@rule("BP025", "auth_users_exposed", Level.ERROR, ("SECURITY",), platform="0002",
-      summary="An exposed view or materialized view reads auth.users.",
+@rule("BP025", platform="0002",
       why="It publishes users' emails and metadata through the API, past the auth schema's protection.",
-      bad="create view public.member_emails as select m.*, u.email from organization_members m join auth.users u ...;",
-      fix="Keep the view in a private schema, or copy the needed columns into profiles.")
+      bad="create view public.member_emails as select m.*, u.email from organization_members m join auth.users u ...;")
 def auth_users_exposed(r, s: Schema):
     for v in s.views:
         if exposed(s, v) and "auth.users" in (v.reads or []):

@@ -48,11 +48,9 @@ def tenant_key_unindexed(r, s: Schema):
                             fix_sql=f"create index on {qname(t.schema_name, t.name)} ({ident(t.tenant_key)});")
 
 
-@rule("BP003", "rls_disabled_in_public", Level.ERROR, ("SECURITY",), platform="0013",
-      summary="A table in an exposed schema without row level security.",
+@rule("BP003", platform="0013",
       why="Anyone holding the anon key can read and write every row through the API.",
-      bad="create table public.events (...);  -- no enable row level security",
-      fix="alter table <table> enable row level security; then add policies.")
+      bad="create table public.events (...);  -- no enable row level security")
 def rls_disabled(r, s: Schema):
     for t in created(s):
         if exposed(s, t) and not t.rls_enabled:
@@ -60,11 +58,9 @@ def rls_disabled(r, s: Schema):
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP004", "rls_enabled_no_policy", Level.INFO, ("SECURITY",), platform="0008",
-      summary="RLS is on but the table has no policy.",
+@rule("BP004", platform="0008",
       why="Nobody but the service role can touch it; usually a forgotten policy.",
-      bad="alter table t enable row level security;  -- and nothing else",
-      fix="Add a select policy (and write policies where clients write), each to authenticated.")
+      bad="alter table t enable row level security;  -- and nothing else")
 def rls_no_policy(r, s: Schema):
     for t in created(s):
         if t.rls_enabled and not t.policies:
@@ -84,11 +80,9 @@ def policy_for_all(r, s: Schema):
                                 location=p.location or t.location)
 
 
-@rule("BP006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE", "SECURITY"), platform="0006",
-      summary="More than one permissive policy for the same role and command.",
+@rule("BP006", platform="0006",
       why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
-      bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);",
-      fix="Merge them into one policy per role and command.")
+      bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);")
 def multiple_permissive(r, s: Schema):
     for t in s.tables:
         seen = Counter()
@@ -137,12 +131,10 @@ def update_without_check(r, s: Schema):
                                 f"with check ({p.using});")
 
 
-@rule("BP009", "function_search_path_mutable", Level.WARN, ("SECURITY",), platform="0011",
-      summary="A function without a fixed search_path.",
+@rule("BP009", platform="0011",
       why="A caller can put their own objects first on the search_path and hijack unqualified names "
           "(fatal for SECURITY DEFINER functions).",
-      bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;",
-      fix="Add `set search_path = ''` and qualify every name.")
+      bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;")
 def search_path_mutable(r, s: Schema):
     for f in s.functions:
         if f.search_path is None:
@@ -150,13 +142,11 @@ def search_path_mutable(r, s: Schema):
                             fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
 
 
-@rule("BP010", "anon_security_definer_function_executable", Level.WARN, ("SECURITY",), platform="0028",
-      summary="A SECURITY DEFINER function in an exposed schema that anon may execute.",
+@rule("BP010", platform="0028",
       why="Anyone holding the public anon key can call it over HTTP at /rest/v1/rpc/<name>, and it runs with "
           "its owner's rights, past RLS. New functions are executable by PUBLIC, and Supabase's default "
           "privileges grant the API roles on public.",
-      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
-      fix="Move it to a private schema, or revoke execute from public and anon.")
+      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def definer_executable(r, s: Schema):
     for f in s.functions:
         # Trigger functions cannot be called over RPC (PostgreSQL refuses to call them directly).
@@ -167,11 +157,9 @@ def definer_executable(r, s: Schema):
                                                          f"({f.arg_types}) from public, anon;")
 
 
-@rule("BP011", "security_definer_view", Level.ERROR, ("SECURITY",), platform="0010",
-      summary="A view in an exposed schema without security_invoker.",
+@rule("BP011", platform="0010",
       why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads.",
-      bad="create view public.v as select * from habits;",
-      fix="create view ... with (security_invoker = true) as ...;")
+      bad="create view public.v as select * from habits;")
 def definer_view(r, s: Schema):
     for v in s.views:
         if exposed(s, v) and not v.materialized and not v.security_invoker:
@@ -180,11 +168,9 @@ def definer_view(r, s: Schema):
                             fix_sql=f"alter view {qname(v.schema_name, v.name)} set (security_invoker = true);")
 
 
-@rule("BP012", "materialized_view_in_api", Level.WARN, ("SECURITY",), platform="0016",
-      summary="A materialized view in an exposed schema.",
+@rule("BP012", platform="0016",
       why="Materialized views cannot have RLS: every row is readable by whoever may select it.",
-      bad="create materialized view public.daily_org_metrics as ...;",
-      fix="Keep it in a private schema and serve it through a security-invoker view over a checked function.")
+      bad="create materialized view public.daily_org_metrics as ...;")
 def matview_in_api(r, s: Schema):
     for v in s.views:
         if v.materialized and exposed(s, v):
@@ -193,11 +179,9 @@ def matview_in_api(r, s: Schema):
                             fix_sql=f"revoke all on {qname(v.schema_name, v.name)} from public, anon, authenticated;")
 
 
-@rule("BP013", "unindexed_foreign_keys", Level.INFO, ("PERFORMANCE",), platform="0001",
-      summary="A foreign key whose columns do not lead any index.",
+@rule("BP013", platform="0001",
       why="Deletes and updates of the referenced row scan the referencing table; joins are slow.",
-      bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id",
-      fix="create index on <table> (<fk columns>);")
+      bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id")
 def unindexed_fk(r, s: Schema):
     for t in created(s):
         lists = key_column_lists(t)
@@ -208,11 +192,9 @@ def unindexed_fk(r, s: Schema):
                                                      f"({column_list(fk.columns)});")
 
 
-@rule("BP014", "no_primary_key", Level.INFO, ("PERFORMANCE",), platform="0004",
-      summary="A table without a primary key.",
+@rule("BP014", platform="0004",
       why="Rows cannot be addressed reliably; replication and the API's updates need a key.",
-      bad="create table t (a text);",
-      fix="Add `id uuid primary key default gen_random_uuid()`.")
+      bad="create table t (a text);")
 def no_primary_key(r, s: Schema):
     for t in created(s):
         if not any(c.kind == "primary key" for c in t.constraints):

@@ -53,12 +53,11 @@ def _update_columns(t: Table) -> list[str] | None:
     """Columns clients may update when every client grant of UPDATE lists them; None = any column."""
     cols: list[str] = []
     for role in CLIENT_ROLES:
-        for privilege in t.grants.get(role, []):
-            head, _, rest = privilege.partition(" (")
-            if head == "update":
-                if not rest:
+        for p in t.grants.get(role, []):
+            if p.privilege == "update":
+                if not p.columns:
                     return None
-                cols += [c.strip() for c in rest.rstrip(")").split(",")]
+                cols += p.columns
     return cols if t.grants else None
 
 
