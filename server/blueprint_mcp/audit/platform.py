@@ -9,8 +9,10 @@ here, so the two readings cannot drift apart (tests/test_platform_parity.py runs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .findings import Level
+from .tree import fold
 
 # Schemas the platform manages: never the user's objects, never reported (splinter's list, as is).
 MANAGED_SCHEMAS = frozenset({
@@ -184,3 +186,25 @@ LINTS: dict[str, PlatformLint] = {lint.number: lint for lint in (
 
 def managed(schema: str) -> bool:
     return schema in MANAGED_SCHEMAS
+
+
+_MISSING = object()
+
+
+def always_true_clauses(command: str, using: Any = _MISSING, check: Any = _MISSING) -> list[str]:
+    """Which clauses of a permissive policy let every row through (lint 0024), from the parse trees of
+    USING and WITH CHECK (`MISSING` when the policy has none). A missing USING lets every row through
+    where the command has one; a missing WITH CHECK on INSERT accepts every row, on UPDATE/ALL it
+    repeats USING. SELECT `using (true)` is a deliberate public read and is never reported."""
+    command = command.lower()
+    def true(tree: Any) -> bool:
+        return tree is not MISSING and fold(tree) is True
+    out = []
+    if command in ("update", "delete", "all") and (using is MISSING or true(using)):
+        out.append("USING")
+    if true(check) or (check is MISSING and (command == "insert" or (command in ("update", "all") and true(using)))):
+        out.append("WITH CHECK")
+    return out
+
+
+MISSING = _MISSING

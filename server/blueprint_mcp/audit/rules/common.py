@@ -8,6 +8,7 @@ from typing import Any
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
+from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, nodes, nodes_in
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
@@ -19,18 +20,55 @@ SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
 
 
 def created(s: Schema) -> list[Table]:
-    """Tables the audited SQL creates (stand-ins for tables it only references are left out)."""
-    return [t for t in s.tables if not t.external]
+    """Tables the audited SQL creates in the user's schemas (stand-ins and managed schemas left out)."""
+    return [t for t in s.tables if not t.external and t.schema_name not in MANAGED_SCHEMAS]
 
 
-def api_access(grants: dict[str, list[str]]) -> bool:
-    """Whether anon or authenticated may read it; no grant information means Supabase's legacy defaults."""
-    return not grants or any(grants.get(role) for role in CLIENT_ROLES)
+def user_tables(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> list[Table]:
+    """Every table outside the platform's schemas, stand-ins included (policies on them are the user's)."""
+    return [t for t in s.tables if t.schema_name not in excluded]
+
+
+def linted_policies(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> Iterator[tuple[Table, Policy]]:
+    """What the platform's policy lints look at: RLS-enabled tables, policies for PUBLIC, anon or authenticated."""
+    for t in user_tables(s, excluded):
+        if t.rls_enabled:
+            for p in t.policies:
+                if not p.roles or POLICY_LINT_ROLES & set(p.roles):
+                    yield t, p
+
+
+def api_access(grants, columns: list[str] | None = None) -> bool:
+    """Whether anon or authenticated (or PUBLIC) holds any privilege; no grant information means
+    Supabase's legacy defaults. With `columns`, whether one of those columns is reachable."""
+    if not grants:
+        return True
+    held = [p for role in CLIENT_ROLES for p in grants.get(role, [])]
+    if columns is None:
+        return bool(held)
+    return any(not p.columns or set(p.columns) & set(columns) for p in held)
+
+
+def selectable_columns(obj: Table | View, role: str, columns: list[str]) -> list[str]:
+    """The columns `role` (directly or through PUBLIC) may select; no grant information = legacy defaults."""
+    if not obj.grants:
+        return list(columns)
+    held = [p for r in (role, "public") for p in obj.grants.get(r, []) if p.privilege == "select"]
+    if any(not p.columns for p in held):
+        return list(columns)
+    granted = {c for p in held for c in p.columns}
+    return [c for c in columns if c in granted]
 
 
 def exposed(s: Schema, obj: Table | View) -> bool:
     """In a schema PostgREST serves and reachable by an API role: what Supabase calls exposed."""
-    return obj.schema_name in s.exposed_schemas and api_access(obj.grants)
+    return obj.schema_name in s.exposed_schemas and obj.schema_name not in MANAGED_SCHEMAS and \
+        api_access(obj.grants)
+
+
+def api_selectable(obj: Table | View, columns: list[str]) -> list[str]:
+    """The columns anon or authenticated may select."""
+    return [c for c in columns if any(c in selectable_columns(obj, role, [c]) for role in API_ROLES)]
 
 
 def is_tenant(t: Table) -> bool:

@@ -8,24 +8,21 @@ from ...model.schema import Schema
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
-from ..tree import is_true, nodes
+from ..tree import nodes
+from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
 from .common import (
     AUTH_FUNCTIONS,
+    api_selectable,
     calls,
-    commands,
     created,
     exposed,
+    linted_policies,
     once_per_statement,
     policy_label,
     trees,
+    user_tables,
 )
 
-SENSITIVE_COLUMNS = frozenset({
-    "password", "passwd", "password_hash", "secret", "secret_key", "api_key", "apikey", "access_token",
-    "refresh_token", "token", "auth_token", "private_key", "ssn", "social_security_number", "credit_card",
-    "credit_card_number", "card_number", "cvv", "cvc", "iban", "bank_account", "account_number",
-    "routing_number", "tax_id", "passport_number", "drivers_license", "date_of_birth", "dob",
-})
 _WRAPPABLE = re.compile(r'"?auth"?\s*\.\s*"?(uid|jwt|role|email)"?\s*\(\s*\)', re.IGNORECASE)
 
 
@@ -48,24 +45,23 @@ def _wrapped(text: str, byte_offsets: list[int]) -> str | None:
           "(select auth.uid()) it becomes an init plan computed once per statement (179 ms -> 9 ms on 100k rows).",
       bad="create policy p on habits for select to authenticated using (created_by = auth.uid());")
 def auth_rls_initplan(r, s: Schema):
-    for t in s.tables:
-        for p in t.policies:
-            found, rewritten = [], {}
-            for clause, tree, text in trees(p):
-                unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
-                             if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
-                found += [name for name, _ in unwrapped]
-                if unwrapped:
-                    rewritten[clause] = _wrapped(text, [at for _, at in unwrapped])
-            if not found:
-                continue
-            fix = None
-            if rewritten and all(rewritten.values()):
-                fix = f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} " + \
-                      " ".join(f"{clause} ({text})" for clause, text in rewritten.items()) + ";"
-            names = ", ".join(f"{n}()" for n in dict.fromkeys(found))
-            yield r.finding(f"{policy_label(t, p)} calls {names} for every row.", f"{t.qualified}.{p.name}",
-                            location=p.location or t.location, fix_sql=fix)
+    for t, p in linted_policies(s, INITPLAN_SCHEMAS_EXCLUDED):
+        found, rewritten = [], {}
+        for clause, tree, text in trees(p):
+            unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
+                         if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
+            found += [name for name, _ in unwrapped]
+            if unwrapped:
+                rewritten[clause] = _wrapped(text, [at for _, at in unwrapped])
+        if not found:
+            continue
+        fix = None
+        if rewritten and all(rewritten.values()):
+            fix = f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} " + \
+                  " ".join(f"{clause} ({text})" for clause, text in rewritten.items()) + ";"
+        names = ", ".join(f"{n}()" for n in dict.fromkeys(found))
+        yield r.finding(f"{policy_label(t, p)} calls {names} for every row.", f"{t.qualified}.{p.name}",
+                        location=p.location or t.location, fix_sql=fix)
 
 
 @rule("BP017", platform="0007",
@@ -84,7 +80,7 @@ def policy_exists_rls_disabled(r, s: Schema):
       why="Every write maintains both; the second never serves a query the first cannot.",
       bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);")
 def duplicate_index(r, s: Schema):
-    for owner in [*created(s), *s.views]:
+    for owner in [*created(s), *(v for v in s.views if not managed(v.schema_name))]:
         seen: dict[tuple, str] = {}
         for c in getattr(owner, "constraints", []):
             if c.kind in ("primary key", "unique"):
@@ -115,7 +111,7 @@ def extension_in_public(r, s: Schema):
           "the user writes.",
       bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)")
 def rls_references_user_metadata(r, s: Schema):
-    for t in s.tables:
+    for t in user_tables(s):
         for p in t.policies:
             texts = [v for _, tree, _ in trees(p) for kind, body in nodes(tree) if kind == "String"
                      for v in [body.get("sval", "")]]
@@ -144,7 +140,7 @@ def fkey_to_auth_unique(r, s: Schema):
 def sensitive_columns_exposed(r, s: Schema):
     for t in created(s):
         if exposed(s, t) and not t.rls_enabled:
-            hits = [c.name for c in t.columns if c.name.lower() in SENSITIVE_COLUMNS]
+            hits = api_selectable(t, [c.name for c in t.columns if sensitive(c.name)])
             if hits:
                 yield r.finding(f"{t.qualified} exposes {', '.join(hits)} without row level security.",
                                 t.qualified, location=t.location,
@@ -156,15 +152,15 @@ def sensitive_columns_exposed(r, s: Schema):
           "public read and is allowed.",
       bad="create policy p on habits for update to authenticated using (true) with check (true);")
 def rls_policy_always_true(r, s: Schema):
-    for t in s.tables:
-        for p in t.policies:
-            if not p.permissive or commands(p) == ("select",):
-                continue
-            clauses = [("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)]
-            if any(is_true(tree) if tree is not None else (text or "").strip().lower() == "true"
-                   for clause, tree, text in clauses if not (clause == "using" and p.command == "insert")):
-                yield r.finding(f"{policy_label(t, p)} allows every row ({p.command}).", f"{t.qualified}.{p.name}",
-                                location=p.location or t.location)
+    for t, p in linted_policies(s):
+        if not p.permissive:
+            continue
+        using = MISSING if p.using is None else p.using_tree
+        check = MISSING if p.check is None else p.check_tree
+        clauses = always_true_clauses(str(p.command.value if p.command != "all" else "all"), using, check)
+        if clauses:
+            yield r.finding(f"{policy_label(t, p)} ({p.command}) is always true in {' and '.join(clauses)}.",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
 @rule("BP024", platform="0029",
@@ -173,7 +169,7 @@ def rls_policy_always_true(r, s: Schema):
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def authenticated_definer_executable(r, s: Schema):
     for f in s.functions:
-        if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
+        if not managed(f.schema_name) and f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
                 {"authenticated", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by authenticated through the API.",
                             f.qualified, location=f.location)
@@ -183,8 +179,11 @@ def authenticated_definer_executable(r, s: Schema):
       why="It publishes users' emails and metadata through the API, past the auth schema's protection.",
       bad="create view public.member_emails as select m.*, u.email from organization_members m join auth.users u ...;")
 def auth_users_exposed(r, s: Schema):
+    users = next((t for t in s.tables if t.qualified == "auth.users"), None)
+    users_protected = users is not None and users.rls_enabled
     for v in s.views:
-        if exposed(s, v) and "auth.users" in (v.reads or []):
+        # A security-invoker view is safe only while auth.users itself is protected by RLS.
+        insecure = v.materialized or not v.security_invoker or not users_protected
+        if exposed(s, v) and "auth.users" in (v.reads or []) and insecure:
             yield r.finding(f"View {v.schema_name}.{v.name} exposes auth.users.", f"{v.schema_name}.{v.name}",
                             location=v.location)
-

@@ -12,7 +12,8 @@ from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
 from ..registry import rule
-from .common import created, exposed, key_column_lists
+from ..platform import managed
+from .common import created, exposed, key_column_lists, user_tables
 
 
 @rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -84,7 +85,7 @@ def policy_for_all(r, s: Schema):
       why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
       bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);")
 def multiple_permissive(r, s: Schema):
-    for t in s.tables:
+    for t in user_tables(s):
         seen = Counter()
         for p in t.policies:
             if not p.permissive:
@@ -137,7 +138,7 @@ def update_without_check(r, s: Schema):
       bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;")
 def search_path_mutable(r, s: Schema):
     for f in s.functions:
-        if f.search_path is None:
+        if f.search_path is None and not managed(f.schema_name):
             yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified, location=f.location,
                             fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
 
@@ -151,7 +152,7 @@ def definer_executable(r, s: Schema):
     for f in s.functions:
         # Trigger functions cannot be called over RPC (PostgreSQL refuses to call them directly).
         if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
-                {"anon", "public"} & set(f.execute_roles):
+                not managed(f.schema_name) and {"anon", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by anon through the API.", f.qualified,
                             location=f.location, fix_sql=f"revoke execute on function {qname(f.schema_name, f.name)}"
                                                          f"({f.arg_types}) from public, anon;")
