@@ -112,7 +112,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
         # A stand-in created by an earlier policy or ALTER keeps what was done to it.
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
                                                               existing.rls_forced, existing.grants)
-        r.schema.tables.remove(existing)
+        r.drop_table(schema, name)
     for element in n.get("tableElts") or []:
         kind, body = next(iter(element.items()))
         if kind == "ColumnDef":
@@ -123,7 +123,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
             source = r.table(*r.name(body.get("relation")))
             if source is not None:
                 t.columns += [c.model_copy() for c in source.columns]
-    r.schema.tables.append(t)
+    r.add_table(t)
 
 
 def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
@@ -132,11 +132,10 @@ def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = r.name(rv)
     if n.get("objtype") == "OBJECT_MATVIEW":
         reads = sorted({".".join(r.name(x)) for x in relations(n.get("query"))})
-        r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
-        r.schema.views.append(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
-                                   location=st.loc(rv.get("location")), reads=reads))
+        r.add_view(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
+                        location=st.loc(rv.get("location")), reads=reads))
     elif r.table(schema, name) is None:
-        r.schema.tables.append(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
+        r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
 
 
 def _query_text(st: Stmt, rv: dict) -> str:
@@ -148,8 +147,7 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
     rv = n.get("view") or {}
     schema, name = r.name(rv)
     options = {d.get("DefElem", {}).get("defname"): d.get("DefElem", {}).get("arg") for d in n.get("options") or []}
-    r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
-    r.schema.views.append(View(
+    r.add_view(View(
         schema_name=schema, name=name, query=_query_text(st, rv), location=st.loc(rv.get("location")),
         security_invoker="security_invoker" in options and obj.truthy(options["security_invoker"]),
         reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),

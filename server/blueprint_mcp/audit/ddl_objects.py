@@ -188,12 +188,12 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
     old = next((f for f in r.functions(schema, name, arg_types) if f.arg_types == arg_types), None)
     if old is not None:
         roles = old.execute_roles  # CREATE OR REPLACE keeps the privileges
-        r.schema.functions.remove(old)
+        r.drop_functions([old])
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
                  search_path=None, body="", execute_roles=list(roles), location=st.loc())
     _apply_options(f, n.get("options"))
     _analyse(f, n, st)
-    r.schema.functions.append(f)
+    r.add_function(f)
 
 
 def _target_functions(r: Reader, owa: dict) -> list[Function]:
@@ -355,6 +355,11 @@ def _rename_column(r: Reader, t: Table, old: str, new: str) -> None:
 
 
 def rename(r: Reader, n: dict, st: Stmt) -> None:
+    _rename(r, n)
+    r.reindex()
+
+
+def _rename(r: Reader, n: dict) -> None:
     kind, new, sub = n.get("renameType"), n.get("newname", ""), n.get("subname", "")
     schema, name = r.name(n.get("relation")) if n.get("relation") else ("", "")
     t = r.table(schema, name) if name else None
@@ -387,6 +392,11 @@ def rename(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def set_schema(r: Reader, n: dict, st: Stmt) -> None:
+    _set_schema(r, n)
+    r.reindex()
+
+
+def _set_schema(r: Reader, n: dict) -> None:
     kind, new = n.get("objectType"), n.get("newschema", "")
     if kind == "OBJECT_EXTENSION":
         for e in r.schema.extensions:
@@ -409,12 +419,12 @@ def set_schema(r: Reader, n: dict, st: Stmt) -> None:
 
 def _drop_named(r: Reader, kind: str, names: list[str]) -> None:
     s = r.schema
-    if kind == "OBJECT_TABLE":
+    if kind in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
-        s.tables = [t for t in s.tables if (t.schema_name, t.name) != (schema, name)]
+        r.drop_table(schema, name)
     elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
-        s.views = [v for v in s.views if (v.schema_name, v.name) != (schema, name)]
+        r.drop_view(schema, name)
     elif kind == "OBJECT_INDEX":
         for owner in (*s.tables, *s.views):
             owner.indexes = [i for i in owner.indexes if i.name != names[-1]]
@@ -436,8 +446,7 @@ def drop(r: Reader, n: dict, st: Stmt) -> None:
     kind = n.get("removeType")
     for target in n.get("objects") or []:
         if "ObjectWithArgs" in target and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
-            gone = {id(f) for f in _target_functions(r, target["ObjectWithArgs"])}
-            r.schema.functions = [f for f in r.schema.functions if id(f) not in gone]
+            r.drop_functions(_target_functions(r, target["ObjectWithArgs"]))
         elif "TypeName" in target:
             schema, name = _object_name(r, target["TypeName"].get("names") or [])
             r.schema.enums = [e for e in r.schema.enums if (e.schema_name, e.name) != (schema, name)]
@@ -474,6 +483,10 @@ def create_extension(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def set_variable(r: Reader, n: dict, st: Stmt) -> None:
+    if n.get("name") == "pgrst.db_schemas" and n.get("kind") == "VAR_SET_VALUE":
+        r.schema.exposed_schemas = [x.strip() for x in ",".join(str(const(a)) for a in n.get("args") or []).split(",")
+                                    if x.strip()]
+        return
     if n.get("name") != "search_path":
         return
     first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pgparse
+
 from ..audit import platform
 from ..audit.findings import Finding, Level, sort_findings
 from ..audit.platform import PlatformLint
@@ -32,7 +34,8 @@ Row = dict[str, Any]
 
 API_ROLES = platform.API_ROLES
 _PARAMS = {"system": sorted(platform.MANAGED_SCHEMAS), "api_roles": list(API_ROLES),
-           "sensitive": list(platform.SENSITIVE_COLUMNS)}
+           "sensitive": list(platform.SENSITIVE_COLUMNS),
+           "initplan_excluded": sorted(platform.INITPLAN_SCHEMAS_EXCLUDED)}
 
 # --- shared SQL fragments (constants; every value arrives as a bound parameter) -----------------
 # Each query names its namespace `n` and, for relations, its pg_class row `c`.
@@ -61,7 +64,7 @@ _SECURITY_INVOKER = (
     " 'security_invoker=yes', 'security_invoker=on']"
 )
 
-_POLICIES = (
+_POLICIES_OF = (
     "select n.nspname as schema, c.relname as name, p.polname as part, c.relrowsecurity as rls,"
     " p.polpermissive as permissive, p.polroles as roles,"
     " case p.polcmd when 'r' then 'SELECT' when 'a' then 'INSERT' when 'w' then 'UPDATE'"
@@ -71,8 +74,9 @@ _POLICIES = (
     " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
     " join pg_catalog.pg_policies pp on pp.schemaname = n.nspname and pp.tablename = c.relname"
     " and pp.policyname = p.polname"
-    " where " + _USER_SCHEMA
+    " where n.nspname::text <> all (%({excluded})s::text[])"
 )
+_POLICIES = _POLICIES_OF.format(excluded="system")
 
 # A call wrapped as `(select auth.uid())` deparses as `( SELECT auth.uid() AS uid)`, and
 # `(select auth.jwt() ->> 'role')` as `( SELECT (auth.jwt() ->> 'role'::text))`: after removing
@@ -87,11 +91,21 @@ def _unwrapped(expr: str) -> str:
             f" ~* '{_AUTH_CALL}'")
 
 
-_TRUE = "('true', '(true)', '1=1', '(1=1)')"
+def _expression(text: str | None) -> Any:
+    """A deparsed policy expression as a parse tree; MISSING when the policy has none."""
+    if text is None:
+        return platform.MISSING
+    try:
+        return pgparse.parse(f"select {text}")[0]["stmt"]["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
+    except (pgparse.PGQueryError, KeyError, IndexError):
+        return None
 
 
-def _normal(expr: str) -> str:
-    return f"pg_catalog.regexp_replace(lower(coalesce({expr}, '')), '\\s', '', 'g')"
+def _always_true(row: Row) -> bool:
+    """Lint 0024, decided by the same folding the static rule uses."""
+    clauses = platform.always_true_clauses(row["command"], _expression(row["qual"]), _expression(row["with_check"]))
+    row["detail"] = " and ".join(clauses)
+    return bool(clauses)
 
 
 # --- fixes: SQL built from quoted identifiers, only where the fix is mechanical ---------------
@@ -155,6 +169,7 @@ class CatalogLint:
     message: str  # str.format over the row plus `object`
     query: str
     fix: Callable[[Row], str | None] | None = None
+    keep: Callable[[Row], bool] | None = None  # a decision the query leaves to code shared with the static rule
 
     @property
     def id(self) -> str:
@@ -211,7 +226,7 @@ LINTS: tuple[CatalogLint, ...] = (
         "select schema, name, part,"
         " concat_ws(' and ', case when " + _unwrapped("qual") + " then 'USING' end,"
         " case when " + _unwrapped("with_check") + " then 'WITH CHECK' end) as detail"
-        " from (" + _POLICIES + ") p"
+        " from (" + _POLICIES_OF.format(excluded="initplan_excluded") + ") p"
         " where rls and (" + _unwrapped("qual") + " or " + _unwrapped("with_check") + ")"
         " order by 1, 2, 3",
     ),
@@ -365,24 +380,22 @@ LINTS: tuple[CatalogLint, ...] = (
         " where c.relkind in ('r', 'p') and not c.relrowsecurity and " + _EXPOSED_SCHEMA +
         " and " + _API_CAN_REACH +
         " and replace(lower(a.attname), '-', '_') = any (%(sensitive)s::text[])"
+        # A column the API roles cannot select is not exposed, whatever the table's other grants.
+        " and exists (select from pg_catalog.pg_roles r where r.rolname = any (%(api_roles)s::text[])"
+        " and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
         " group by 1, 2 order by 1, 2",
         _enable_rls,
     ),
     CatalogLint(
         platform.LINTS["0024"],
         "Policy {part} on {schema}.{name} ({command}) is always true in {detail}.",
-        "select schema, name, part, command, concat_ws(' and ',"
-        " case when using_true then 'USING' end, case when check_true then 'WITH CHECK' end) as detail"
-        " from (select p.*,"
-        " command in ('UPDATE', 'DELETE', 'ALL') and " + _normal("qual") + " in " + _TRUE + " as using_true,"
-        " command in ('INSERT', 'UPDATE', 'ALL') and (" + _normal("with_check") + " in " + _TRUE +
-        # Without WITH CHECK, INSERT accepts every row and UPDATE/ALL reuse USING.
-        " or (with_check is null and (command = 'INSERT' or " + _normal("qual") + " in " + _TRUE + ")))"
-        " as check_true"
-        " from (" + _POLICIES + ") p"
+        "select schema, name, part, command, qual, with_check, '' as detail from (" + _POLICIES + ") p"
+        " join pg_catalog.pg_namespace n on n.nspname = p.schema"
+        " join pg_catalog.pg_class c on c.relnamespace = n.oid and c.relname = p.name and c.relkind = 'r'"
         " where rls and permissive and (roles = array[0::oid] or exists (select from pg_catalog.pg_roles r"
-        " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))) q"
-        " where using_true or check_true order by 1, 2, 3",
+        " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))"
+        " order by 1, 2, 3",
+        keep=_always_true,
     ),
     CatalogLint(
         platform.LINTS["0028"],
@@ -423,5 +436,5 @@ def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] 
     with conn.cursor(row_factory=dict_row) as cur:
         for lint in lints:
             cur.execute(lint.query, _PARAMS)  # type: ignore[arg-type]
-            findings += [lint.finding(row) for row in cur.fetchall()]
+            findings += [lint.finding(row) for row in cur.fetchall() if lint.keep is None or lint.keep(row)]
     return sort_findings(findings)
