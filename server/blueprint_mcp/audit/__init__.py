@@ -11,13 +11,18 @@ from . import rules as _rules  # noqa: F401  (registers every rule)
 from .findings import Finding, Level, sort_findings
 from .parse import ParsedSql, read_sql
 from .registry import RULES, Rule, known_names, rules_for
+from .rules.common import clear_facts
 from .spec import parse_spec
 from .suppress import apply_suppressions
 
 
 def audit_schema(schema: Schema) -> list[Finding]:
     """Every finding of every schema rule, most severe first."""
-    found = [f for r in rules_for("schema") for f in r.check(schema)]
+    clear_facts()
+    try:
+        found = [f for r in rules_for("schema") for f in r.check(schema)]
+    finally:
+        clear_facts()
     return sort_findings(found)
 
 

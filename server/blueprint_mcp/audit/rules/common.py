@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...model import is_analytics_name
@@ -17,6 +17,21 @@ AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 ONCE_PER_STATEMENT = ("EXPR_SUBLINK", "ARRAY_SUBLINK")
 MEMBERSHIP_SUFFIXES = ("members", "memberships")
 SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
+
+# Facts several rules derive from one schema, computed once per audit (`audit_schema` clears it before
+# and after the rules run; nothing mutates the schema in between). Keys hold the object's id.
+_FACTS: dict[tuple[str, int], Any] = {}
+
+
+def clear_facts() -> None:
+    _FACTS.clear()
+
+
+def _once(kind: str, obj: Any, compute: Callable[[], Any]) -> Any:
+    key = (kind, id(obj))
+    if key not in _FACTS:
+        _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
+    return _FACTS[key][1]
 
 
 def created(s: Schema) -> list[Table]:
@@ -80,6 +95,10 @@ def is_analytics(t: Table) -> bool:
 
 
 def membership_tables(s: Schema) -> set[str]:
+    return _once("members", s, lambda: _membership_tables(s))
+
+
+def _membership_tables(s: Schema) -> set[str]:
     """schema.table of every membership table.
 
     Candidates are shaped like one: tenant key and user_id unique together with a role column, or
@@ -102,6 +121,10 @@ def membership_tables(s: Schema) -> set[str]:
 
 def policy_reads(s: Schema) -> set[str]:
     """schema.table of every relation a policy reads, directly or through a function it calls."""
+    return _once("policy_reads", s, lambda: _policy_reads(s))
+
+
+def _policy_reads(s: Schema) -> set[str]:
     out: set[str] = set()
     for t in s.tables:
         for p in t.policies:
@@ -126,6 +149,10 @@ def find_function(s: Schema, name: str) -> Function | None:
 
 def membership_functions(s: Schema) -> set[str]:
     """Functions whose body reads a membership table, by qualified and bare name."""
+    return _once("member_functions", s, lambda: _membership_functions(s))
+
+
+def _membership_functions(s: Schema) -> set[str]:
     members = membership_tables(s)
     out = set()
     for f in s.functions:
@@ -165,11 +192,10 @@ def once_per_statement(ctx: tuple[str, ...]) -> bool:
     return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
 
 
-def calls(tree: Any) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
+def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
-    for kind, body, ctx in nodes_in(tree, sublink_mark):
-        if kind == "FuncCall":
-            yield function_name(body), body, ctx
+    return _once("calls", tree, lambda: [(function_name(body), body, ctx) for kind, body, ctx
+                                         in nodes_in(tree, sublink_mark) if kind == "FuncCall"])
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
@@ -181,8 +207,17 @@ def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
 
 def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
-    return {f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
-            for kind, body in nodes(tree) if kind == "RangeVar"}
+    ranges = _once("ranges", tree, lambda: [(body.get("schemaname"), body.get("relname", ""))
+                                             for kind, body in nodes(tree) if kind == "RangeVar"])
+    return {f"{schema or default_schema}.{name}" for schema, name in ranges}
+
+
+def strings_in(tree: Any) -> list[str]:
+    """Every string literal and name part in a tree (String nodes and string constants)."""
+    return _once("strings", tree, lambda: [
+        v for kind, body in nodes(tree)
+        for v in ([body.get("sval", "")] if kind == "String" else
+                  [body["sval"].get("sval", "")] if kind == "A_Const" and isinstance(body.get("sval"), dict) else [])])
 
 
 def key_column_lists(t: Table | View) -> list[list[str]]:

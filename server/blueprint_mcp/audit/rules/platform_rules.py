@@ -8,7 +8,6 @@ from ...model.schema import Schema
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
-from ..tree import nodes
 from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
 from .common import (
     AUTH_FUNCTIONS,
@@ -19,6 +18,7 @@ from .common import (
     linted_policies,
     once_per_statement,
     policy_label,
+    strings_in,
     trees,
     user_tables,
 )
@@ -113,10 +113,7 @@ def extension_in_public(r, s: Schema):
 def rls_references_user_metadata(r, s: Schema):
     for t in user_tables(s):
         for p in t.policies:
-            texts = [v for _, tree, _ in trees(p) for kind, body in nodes(tree) if kind == "String"
-                     for v in [body.get("sval", "")]]
-            texts += [body.get("sval", {}).get("sval", "") for _, tree, _ in trees(p)
-                      for kind, body in nodes(tree) if kind == "A_Const" and isinstance(body.get("sval"), dict)]
+            texts = [v for _, tree, _ in trees(p) for v in strings_in(tree)]
             if any("user_metadata" in v or "raw_user_meta_data" in v for v in texts):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
