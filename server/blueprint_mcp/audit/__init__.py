@@ -34,9 +34,10 @@ def audit_parsed(parsed: ParsedSql) -> list[Finding]:
     return sort_findings(kept)
 
 
-def audit_sql(sources: list[tuple[str, str]]) -> list[Finding]:
-    """(file name, SQL) pairs applied in order as one migration history, then audited."""
-    return audit_parsed(read_sql(sources))
+def audit_sql(sources: list[tuple[str, str]], assume_platform: bool = False) -> list[Finding]:
+    """(file name, SQL) pairs applied in order as one migration history, then audited; `assume_platform`:
+    as on a Supabase project, where pg_graphql is installed until the SQL drops it."""
+    return audit_parsed(read_sql(sources, assume_platform))
 
 
 def audit_spec_document(text: str, file: str) -> list[Finding]:

@@ -47,7 +47,8 @@ def insert(r: Reader, n: dict, st: Stmt) -> None:
         if not isinstance(bucket_id, str):
             continue
         r.schema.buckets = [b for b in r.schema.buckets if b.name != bucket_id]
-        r.schema.buckets.append(StorageBucket(name=bucket_id, public=values.get("public") is True))
+        r.schema.buckets.append(StorageBucket(name=bucket_id, public=values.get("public") is True,
+                                              location=st.loc()))
 
 
 

@@ -208,3 +208,16 @@ def always_true_clauses(command: str, using: Any = _MISSING, check: Any = _MISSI
 
 
 MISSING = _MISSING
+
+
+def lists_bucket(qual: Any, bucket_id: str) -> bool:
+    """Whether a permissive SELECT policy on storage.objects lets clients list a bucket's files (lint 0025):
+    no USING, an always-true one, or exactly `bucket_id = '<the bucket>'`."""
+    if qual is MISSING or fold(qual) is True:
+        return True
+    body = qual.get("A_Expr") if isinstance(qual, dict) else None
+    if not body or [n.get("String", {}).get("sval") for n in body.get("name") or []] != ["="]:
+        return False
+    left = body.get("lexpr") or {}
+    names = [n.get("String", {}).get("sval") for n in (left.get("ColumnRef") or {}).get("fields") or []]
+    return names[-1:] == ["bucket_id"] and fold(body.get("rexpr")) == bucket_id

@@ -216,6 +216,7 @@ class StorageBucket(_Obj):
     public: bool = False
     file_size_limit: int | None = None
     allowed_mime_types: list[str] | None = None
+    location: Location | None = None
 
 
 class Problem(_Obj):

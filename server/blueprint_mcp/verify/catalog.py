@@ -1,4 +1,4 @@
-"""Supabase's database-advisor lints (every ERROR and WARN one) as read-only catalogue queries.
+"""Supabase's database-advisor lints (every one SQL decides) as read-only catalogue queries.
 
 Each lint is one declared object with one small query; `catalog_lints` runs them against a live
 database (a Supabase project, `supabase start`, or a shimmed vanilla PostgreSQL) and reports
@@ -35,7 +35,11 @@ Row = dict[str, Any]
 API_ROLES = platform.API_ROLES
 _PARAMS = {"system": sorted(platform.MANAGED_SCHEMAS), "api_roles": list(API_ROLES),
            "sensitive": list(platform.SENSITIVE_COLUMNS),
-           "initplan_excluded": sorted(platform.INITPLAN_SCHEMAS_EXCLUDED)}
+           "initplan_excluded": sorted(platform.INITPLAN_SCHEMAS_EXCLUDED),
+           "reg_types": sorted(platform.UNSUPPORTED_REG_TYPES),
+           "reg_excluded": sorted(platform.REG_TYPES_SCHEMAS_EXCLUDED),
+           "queue_schema": platform.QUEUE_SCHEMA, "queue_prefix": platform.QUEUE_TABLE_PREFIX.replace("_", "\\_") + "%",
+           "queue_api": platform.QUEUE_API_SCHEMA}
 
 # --- shared SQL fragments (constants; every value arrives as a bound parameter) -----------------
 # Each query names its namespace `n` and, for relations, its pg_class row `c`.
@@ -99,6 +103,18 @@ def _expression(text: str | None) -> Any:
         return pgparse.parse(f"select {text}")[0]["stmt"]["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
     except (pgparse.PGQueryError, KeyError, IndexError):
         return None
+
+
+def _listed_buckets(rows: list[Row]) -> list[Row]:
+    """Lint 0025: one row per public bucket with the names of the policies that let clients list it."""
+    out: dict[str, Row] = {}
+    for row in rows:
+        if platform.lists_bucket(_expression(row["qual"]), row["name"]):
+            kept = out.setdefault(row["name"], {**row, "policies": []})
+            kept["policies"].append(row["policy"])
+    for row in out.values():
+        row["detail"] = ", ".join(sorted(row["policies"]))
+    return [out[k] for k in sorted(out)]
 
 
 def _always_true(row: Row) -> bool:
@@ -169,7 +185,8 @@ class CatalogLint:
     message: str  # str.format over the row plus `object`
     query: str
     fix: Callable[[Row], str | None] | None = None
-    keep: Callable[[Row], bool] | None = None  # a decision the query leaves to code shared with the static rule
+    # A decision the query leaves to code shared with the static rule: the rows that become findings.
+    select: Callable[[list[Row]], list[Row]] | None = None
 
     @property
     def id(self) -> str:
@@ -200,7 +217,23 @@ class CatalogLint:
         )
 
 
-LINTS: tuple[CatalogLint, ...] = (
+LINTS: tuple[CatalogLint, ...] = (  # every lint, in id order; LINTS below keeps ERROR and WARN
+    CatalogLint(
+        platform.LINTS["0001"],
+        "Foreign key {part} on {object} has no index leading with its columns ({detail}).",
+        "select n.nspname as schema, c.relname as name, k.conname as part,"
+        " (select string_agg(a.attname, ', ' order by x.i) from unnest(k.conkey) with ordinality x(attnum, i)"
+        " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = x.attnum) as detail"
+        " from pg_catalog.pg_constraint k"
+        " join pg_catalog.pg_class c on c.oid = k.conrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where k.contype = 'f' and c.relkind in ('r', 'p') and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_index i where i.indrelid = k.conrelid and i.indpred is null"
+        " and (pg_catalog.string_to_array(i.indkey::text, ' ')::int2[])[1:pg_catalog.cardinality(k.conkey)]"
+        " = k.conkey)"
+        " order by 1, 2, 3",
+    ),
     CatalogLint(
         platform.LINTS["0002"],
         "{detail} {object} reads auth.users and is exposed to the API roles.",
@@ -231,6 +264,15 @@ LINTS: tuple[CatalogLint, ...] = (
         " order by 1, 2, 3",
     ),
     CatalogLint(
+        platform.LINTS["0004"],
+        "Table {object} has no primary key.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and " + _USER_SCHEMA + " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_constraint k where k.conrelid = c.oid and k.contype = 'p')"
+        " order by 1, 2",
+    ),
+    CatalogLint(
         platform.LINTS["0006"],
         "Table {object} has {detail}.",
         "select schema, name, pg_catalog.format('%%s permissive %%s policies for role %%s (%%s)',"
@@ -257,6 +299,16 @@ LINTS: tuple[CatalogLint, ...] = (
         " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
         " group by 1, 2 order by 1, 2",
         _enable_rls,
+    ),
+    CatalogLint(
+        platform.LINTS["0008"],
+        "Table {object} has row level security enabled and no policy.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and c.relrowsecurity and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_policy p where p.polrelid = c.oid)"
+        " order by 1, 2",
     ),
     CatalogLint(
         platform.LINTS["0009"],
@@ -353,6 +405,33 @@ LINTS: tuple[CatalogLint, ...] = (
         _revoke_api,
     ),
     CatalogLint(
+        platform.LINTS["0018"],
+        "Column {object} has the unsupported reg* type {detail}.",
+        "select n.nspname as schema, c.relname as name, a.attname as part, t.typname as detail"
+        " from pg_catalog.pg_attribute a"
+        " join pg_catalog.pg_class c on c.oid = a.attrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_type t on t.oid = a.atttypid"
+        " join pg_catalog.pg_namespace tn on tn.oid = t.typnamespace"
+        " where tn.nspname = 'pg_catalog' and t.typname = any (%(reg_types)s::text[])"
+        " and a.attnum > 0 and not a.attisdropped"
+        " and n.nspname <> all (%(reg_excluded)s::text[]) order by 1, 2, 3",
+    ),
+    CatalogLint(
+        platform.LINTS["0019"],
+        "Queue table {object} is readable through the API without row level security.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and not c.relrowsecurity"
+        " and n.nspname = %(queue_schema)s and c.relname like %(queue_prefix)s"
+        " and exists (select from pg_catalog.pg_roles r where r.rolname = any (%(api_roles)s::text[])"
+        " and pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT'))"
+        " and %(queue_api)s = any (select btrim(s) from pg_catalog.unnest(pg_catalog.string_to_array("
+        "coalesce(pg_catalog.current_setting('pgrst.db_schemas', true), ''), ',')) s)"
+        " order by 1, 2",
+        _enable_rls,
+    ),
+    CatalogLint(
         platform.LINTS["0021"],
         "Foreign key {part} on {schema}.{name} references the unique column(s) {detail}.",
         "select n.nspname as schema, c.relname as name, k.conname as part,"
@@ -395,7 +474,52 @@ LINTS: tuple[CatalogLint, ...] = (
         " where rls and permissive and (roles = array[0::oid] or exists (select from pg_catalog.pg_roles r"
         " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))"
         " order by 1, 2, 3",
-        keep=_always_true,
+        select=lambda rows: [row for row in rows if _always_true(row)],
+    ),
+    CatalogLint(
+        platform.LINTS["0025"],
+        "Public bucket {name} can be listed through {detail} on storage.objects.",
+        # storage.buckets is read through query_to_xml so the query stands on a database without storage.
+        "select 'storage' as schema, b.id as name, p.policyname as policy, p.qual, '' as detail"
+        " from (select pg_catalog.unnest(pg_catalog.xpath('/table/row/id/text()',"
+        " case when pg_catalog.to_regclass('storage.buckets') is null then '<table/>'::xml"
+        " else pg_catalog.query_to_xml('select id from storage.buckets where public order by id',"
+        " false, false, '') end))::text as id) b"
+        " join pg_catalog.pg_policies p on p.schemaname = 'storage' and p.tablename = 'objects'"
+        " and p.cmd in ('SELECT', 'ALL') and p.permissive = 'PERMISSIVE'"
+        " and p.roles && array['public', 'anon', 'authenticated']::name[]"
+        " order by 2, 3",
+        select=_listed_buckets,
+    ),
+    CatalogLint(
+        platform.LINTS["0026"],
+        "{detail} {object} is visible in the GraphQL schema to anon.",
+        "select n.nspname as schema, c.relname as name,"
+        " case c.relkind when 'r' then 'Table' when 'v' then 'View' when 'm' then 'Materialized view'"
+        " else 'Foreign table' end as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'anon'"
+        " where c.relkind in ('r', 'v', 'm', 'f') and " + _USER_SCHEMA +
+        " and (%(assume_graphql)s or exists (select from pg_catalog.pg_extension x where x.extname = 'pg_graphql'))"
+        # Any selectable column exposes the relation in pg_graphql's introspection.
+        " and exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0"
+        " and not a.attisdropped and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
+        " order by 1, 2",
+    ),
+    CatalogLint(
+        platform.LINTS["0027"],
+        "{detail} {object} is visible in the GraphQL schema to authenticated.",
+        "select n.nspname as schema, c.relname as name,"
+        " case c.relkind when 'r' then 'Table' when 'v' then 'View' when 'm' then 'Materialized view'"
+        " else 'Foreign table' end as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'authenticated'"
+        " where c.relkind in ('r', 'v', 'm', 'f') and " + _USER_SCHEMA +
+        " and (%(assume_graphql)s or exists (select from pg_catalog.pg_extension x where x.extname = 'pg_graphql'))"
+        # Any selectable column exposes the relation in pg_graphql's introspection.
+        " and exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0"
+        " and not a.attisdropped and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
+        " order by 1, 2",
     ),
     CatalogLint(
         platform.LINTS["0028"],
@@ -425,16 +549,24 @@ LINTS: tuple[CatalogLint, ...] = (
     ),
 )
 
-LINTS_BY_ID = {lint.id: lint for lint in LINTS}
+# The INFO lints run only on request (`catalog_lints(conn, ALL_LINTS)`): verify reports ERROR and WARN.
+ALL_LINTS = LINTS
+LINTS = tuple(lint for lint in ALL_LINTS if lint.level is not Level.INFO)
+LINTS_BY_ID = {lint.id: lint for lint in ALL_LINTS}
 
 
-def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] = LINTS) -> list[Finding]:
-    """Run the catalogue lints on a live database; findings most severe first, in stable order."""
+def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] = LINTS,
+                  assume_platform: bool = False) -> list[Finding]:
+    """Run the catalogue lints on a live database; findings most severe first, in stable order.
+
+    `assume_platform`: judge as on a Supabase project, where pg_graphql is installed (a vanilla
+    PostgreSQL cannot install it, so the GraphQL exposure lints are otherwise decided by pg_extension)."""
     from psycopg.rows import dict_row
 
     findings: list[Finding] = []
     with conn.cursor(row_factory=dict_row) as cur:
         for lint in lints:
-            cur.execute(lint.query, _PARAMS)  # type: ignore[arg-type]
-            findings += [lint.finding(row) for row in cur.fetchall() if lint.keep is None or lint.keep(row)]
+            cur.execute(lint.query, {**_PARAMS, "assume_graphql": assume_platform})  # type: ignore[arg-type]
+            rows = cur.fetchall()
+            findings += [lint.finding(row) for row in (lint.select(rows) if lint.select else rows)]
     return sort_findings(findings)

@@ -35,8 +35,18 @@ def _once(kind: str, obj: Any, compute: Callable[[], Any]) -> Any:
 
 
 def created(s: Schema) -> list[Table]:
-    """Tables the audited SQL creates in the user's schemas (stand-ins and managed schemas left out)."""
-    return [t for t in s.tables if not t.external and t.schema_name not in MANAGED_SCHEMAS]
+    """Tables the audited SQL creates in the user's schemas (stand-ins, foreign tables and managed
+    schemas left out)."""
+    return [t for t in s.tables if not t.external and t.kind == "table" and t.schema_name not in MANAGED_SCHEMAS]
+
+
+def can_select(s: Schema, obj: Table | View, role: str, whole: bool = False) -> bool:
+    """Whether `role` (directly or through PUBLIC) may select the relation, or with `whole=False` at least
+    one of its columns. No grant information: Supabase's legacy default privileges, in exposed schemas."""
+    if not obj.grants:
+        return obj.schema_name in s.exposed_schemas
+    held = [p for r in (role, "public") for p in obj.grants.get(r, []) if p.privilege == "select"]
+    return any(not p.columns for p in held) if whole else bool(held)
 
 
 def user_tables(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> list[Table]:

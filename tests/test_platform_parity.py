@@ -1,0 +1,68 @@
+"""One corpus, two readings: the static audit and the catalogue queries report the same platform lints.
+
+tests/corpus/platform.yaml holds one failing and one passing case per lint (plus the edge cases
+splinter decides: managed schemas, column grants, folded constants, rollbacks). Each case is audited
+from its SQL and applied to a legacy-privilege PostgreSQL where the catalogue queries run; both must
+report exactly the lint names the case expects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blueprint_mcp.audit import RULES, audit_sql
+from blueprint_mcp.audit.platform import LINTS, SENSITIVE_COLUMNS
+from blueprint_mcp.verify import catalog
+from blueprint_mcp.verify.pg import apply_sql
+
+CORPUS = yaml.safe_load((Path(__file__).parent / "corpus" / "platform.yaml").read_text(encoding="utf-8"))
+STATIC = {r.name for r in RULES.values() if r.platform}
+
+
+def static_names(case: dict) -> list[str]:
+    found = audit_sql([(f"{case['name']}.sql", case["sql"])], assume_platform=case.get("assume_platform", False))
+    return sorted(f.name for f in found if f.name in STATIC)
+
+
+def test_every_platform_lint_has_a_failing_and_a_passing_case_and_both_readings():
+    names = {lint.name for lint in LINTS.values()}
+    assert names == STATIC == {lint.name for lint in catalog.ALL_LINTS}
+    assert len({case["name"] for case in CORPUS}) == len(CORPUS)
+    for name in names:
+        about = [case for case in CORPUS if name in case["lint"]]
+        assert any(name in case["expect"] for case in about), f"{name}: no failing case"
+        assert any(name not in case["expect"] for case in about), f"{name}: no passing case"
+
+
+def test_static_rules_and_catalogue_queries_share_identity_and_prose():
+    by_name = {r.name: r for r in RULES.values() if r.platform}
+    for lint in catalog.ALL_LINTS:
+        rule = by_name[lint.name]
+        assert (rule.platform, rule.level, rule.categories, rule.fix) == \
+            (lint.id, lint.level, lint.categories, lint.remediation)
+        assert rule.summary == LINTS[lint.id].description
+
+
+def test_the_sensitive_column_list_is_the_platforms_67_names():
+    assert len(SENSITIVE_COLUMNS) == len(set(SENSITIVE_COLUMNS)) == 67
+    assert {"jwt", "otp", "session_token", "oauth_token", "password", "ssn"} <= set(SENSITIVE_COLUMNS)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c["name"] for c in CORPUS])
+def test_corpus_case_statically(case):
+    assert static_names(case) == sorted(case["expect"])
+
+
+def test_corpus_on_postgresql_gives_the_same_findings(make_db):
+    mismatches = {}
+    for case in CORPUS:
+        conn = make_db("legacy")
+        apply_sql(conn, case["sql"])
+        got = sorted(f.name for f in catalog.catalog_lints(conn, catalog.ALL_LINTS, assume_platform=case.get("assume_platform", False)))
+        if got != sorted(case["expect"]):
+            mismatches[case["name"]] = got
+        conn.close()
+    assert mismatches == {}
