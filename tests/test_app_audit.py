@@ -104,3 +104,16 @@ def test_confine_resolves_relative_paths_against_the_first_root(tmp_path):
     (tmp_path / "a").mkdir()
     assert confine(["a", str(tmp_path / "a" / "b.sql")], [tmp_path.resolve()]) == \
         [(tmp_path / "a").resolve(), (tmp_path / "a" / "b.sql").resolve()]
+
+
+@both_modes
+async def test_assume_platform_reports_what_pg_graphql_would_show(mode):
+    sql = ("create table public.notes (id int primary key);\n"
+           "alter table public.notes enable row level security;\n"
+           "create policy notes_select on public.notes for select to authenticated using (true);\n")
+    async with Client(build_server(), mode=mode) as c:
+        plain = await c.call_tool("audit_spec", {"sql": sql})
+        platform = await c.call_tool("audit_spec", {"sql": sql, "assume_platform": True})
+    assert plain.structured_content["ok"] is True
+    assert [(f["name"], f["object"]) for f in platform.structured_content["findings"]] == [
+        ("pg_graphql_anon_table_exposed", "public.notes"), ("pg_graphql_authenticated_table_exposed", "public.notes")]

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blueprint_mcp.audit import RULES, audit_sql
+from blueprint_mcp.audit import RULES, Level, audit_sql
 from blueprint_mcp.audit.platform import LINTS, SENSITIVE_COLUMNS
+from blueprint_mcp.cli import main
+from blueprint_mcp.model.blueprint import Api
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import audit_findings, blueprint_sql
 from blueprint_mcp.verify import catalog
 from blueprint_mcp.verify.pg import apply_sql
 
@@ -66,3 +70,33 @@ def test_corpus_on_postgresql_gives_the_same_findings(make_db):
             mismatches[case["name"]] = got
         conn.close()
     assert mismatches == {}
+
+
+# --- the generated backends on the platform, where pg_graphql is installed --------------------------
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_rendered_templates_trip_no_error_or_warn_with_pg_graphql_installed(template):
+    found = audit_findings(template=template, assume_platform=True)
+    assert [(f.name, f.object) for f in found if f.level in (Level.ERROR, Level.WARN)] == []
+
+
+def test_a_blueprint_serving_graphql_keeps_pg_graphql_and_is_told_what_it_shows():
+    bp = load_template("b2b-saas").model_copy(update={"api": Api(graphql=True)})
+    assert all("pg_graphql" not in sql for _, sql in blueprint_sql(bp, "b2b-saas"))
+    names = {f.name for f in audit_findings(blueprint=bp, assume_platform=True)}
+    assert names == {"pg_graphql_authenticated_table_exposed"}
+    assert not any(f.name.startswith("pg_graphql") for f in audit_findings(blueprint=bp))
+
+
+def test_cli_assume_platform(tmp_path, capsys):
+    sql = tmp_path / "m.sql"
+    sql.write_text("create table public.notes (id int primary key);\n"
+                   "alter table public.notes enable row level security;\n"
+                   "create policy notes_select on public.notes for select to authenticated using (true);\n")
+    assert main(["audit", str(sql), "--fail-on", "warn"]) == 0
+    assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 1
+    out = capsys.readouterr().out
+    assert "pg_graphql_anon_table_exposed public.notes" in out and "pg_graphql_authenticated_table_exposed" in out
+    sql.write_text(sql.read_text() + "drop extension if exists pg_graphql;\n")
+    assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 0

@@ -258,6 +258,9 @@ def audit_spec(
         "file-name order), .md specs, .yaml/.json blueprints. Relative paths start at the first root. "
         "Needs a client that offers roots; otherwise pass `sql` or `spec`."))] = None,
     max_findings: Annotated[int, Field(ge=1, le=1000, description="Return at most this many findings.")] = 200,
+    assume_platform: Annotated[bool, Field(description=(
+        "Judge as on a Supabase project, where pg_graphql is installed (unless the SQL drops it): "
+        "tables the API roles may select are then reported as visible in the GraphQL schema."))] = False,
     roots: Annotated[ListRootsResult | None, Resolve(_workspace_roots)] = None,
 ) -> tools.AuditResult:
     """Step 4 of 4: lint the backend for tenancy, RLS, performance and function-security mistakes.
@@ -271,7 +274,7 @@ def audit_spec(
     with _as_tool_error():
         files = confine(paths, root_paths(roots)) if paths else None
         return tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
-                                max_findings=max_findings)
+                                max_findings=max_findings, assume_platform=assume_platform)
 
 
 async def verify_rls(

@@ -303,29 +303,30 @@ class AuditResult(_Out):
 
 def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
-               max_bytes: int | None = FILE_BYTES) -> AuditResult:
+               max_bytes: int | None = FILE_BYTES, assume_platform: bool = False) -> AuditResult:
     """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents."""
     return summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
-                                    max_bytes=max_bytes), max_findings)
+                                    max_bytes=max_bytes, assume_platform=assume_platform), max_findings)
 
 
 def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                    spec: str | None = None, paths: list[str | Path] | None = None,
-                   max_bytes: int | None = FILE_BYTES) -> list[Finding]:
-    """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history)."""
+                   max_bytes: int | None = FILE_BYTES, assume_platform: bool = False) -> list[Finding]:
+    """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history).
+    `assume_platform`: the SQL runs on a Supabase project, where pg_graphql is installed."""
     if template is None and blueprint is None and sql is None and spec is None and not paths:
         raise InvalidBlueprint([("template", "nothing to audit.",
                                  "pass template, blueprint, sql (SQL text), spec (markdown) or paths")])
     findings: list[Finding] = []
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
-        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug))
+        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug), assume_platform)
     sources = collect([Path(p) for p in paths or []], max_bytes)
     for path in sources.blueprints:
-        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)))
+        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform)
     history = sources.sql + ([("input.sql", sql)] if sql is not None else [])
     if history:
-        findings += audit_sql(history)
+        findings += audit_sql(history, assume_platform)
     for name, text in sources.specs + ([("input.md", spec)] if spec is not None else []):
         findings += audit_spec_document(text, name)
     return sort_findings(findings)

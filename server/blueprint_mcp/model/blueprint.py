@@ -36,6 +36,14 @@ def is_analytics_name(name: str) -> bool:
 AUDITABLE_CORE = ("organizations", "organization_members", "invitations")
 
 
+class Api(Model):
+    """Which of the platform's APIs the app uses beyond PostgREST."""
+
+    graphql: bool = PField(False, description=(
+        "Serve the tables over GraphQL (pg_graphql). Off: the migration drops pg_graphql, so its "
+        "introspection does not show every table the API roles may select (Supabase lints 0026/0027)."))
+
+
 class App(Model):
     name: Text = PField(min_length=1, max_length=APP_NAME_CHARS)
     slug: Slug
@@ -53,6 +61,7 @@ class Blueprint(Model):
     privacy: Privacy = PField(default_factory=Privacy)
     storage: list[Bucket] = PField(default_factory=list, max_length=20,
                                    description="Storage buckets; objects live under <organization_id>/ folders.")
+    api: Api = PField(default_factory=Api)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Blueprint":

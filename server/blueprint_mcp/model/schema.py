@@ -238,6 +238,7 @@ class Schema(_Obj):
     extensions: list[Extension] = Field(default_factory=list)
     buckets: list[StorageBucket] = Field(default_factory=list, description="Storage buckets the migrations create.")
     storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
+    drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
                                        description="Schemas PostgREST serves (pgrst.db_schemas).")
     problems: list[Problem] = Field(default_factory=list, description="Statements the parser could not read.")

@@ -50,4 +50,5 @@ def build_schema(bp: Blueprint) -> Schema:
         views=views,
         auth_triggers=[Trigger(name="on_auth_user_created", timing="after", events=["insert"],
                                function="private.handle_new_user")],
+        drop_graphql=not bp.api.graphql,
     )

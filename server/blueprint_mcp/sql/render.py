@@ -8,6 +8,9 @@ from ..model.schema import (
 from .ident import column_list, ident, literal, qname
 
 API_ROLES = "anon, authenticated"
+# pg_graphql's introspection shows each role every relation it may select, even behind RLS; an app that
+# does not use GraphQL removes it (the platform's advice for lints 0026/0027). No-op where it is absent.
+GRAPHQL_OFF = "-- The app does not use GraphQL: nothing to introspect.\ndrop extension if exists pg_graphql;"
 
 
 def _qualified(dotted: str) -> str:
@@ -169,6 +172,8 @@ def schema_sql(s: Schema, slug: str) -> str:
     parts = [_header("Initial schema: tenancy, domain, analytics and privacy tables", slug)]
     parts += [f"create extension if not exists {ident(x.name)} with schema {ident(x.schema_name)};"
               for x in s.extensions]
+    if s.drop_graphql:
+        parts.append(GRAPHQL_OFF)
     for name in s.schemas:
         parts.append(f"create schema if not exists {ident(name)};\n"
                      f"-- Not exposed through the API; policies may call its helpers.\n"
