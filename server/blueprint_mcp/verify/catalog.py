@@ -187,6 +187,7 @@ class CatalogLint:
     fix: Callable[[Row], str | None] | None = None
     # A decision the query leaves to code shared with the static rule: the rows that become findings.
     select: Callable[[list[Row]], list[Row]] | None = None
+    requires: str | None = None  # a relation the query reads; without it (no storage schema) nothing is found
 
     @property
     def id(self) -> str:
@@ -479,17 +480,13 @@ LINTS: tuple[CatalogLint, ...] = (  # every lint, in id order; LINTS below keeps
     CatalogLint(
         platform.LINTS["0025"],
         "Public bucket {name} can be listed through {detail} on storage.objects.",
-        # storage.buckets is read through query_to_xml so the query stands on a database without storage.
         "select 'storage' as schema, b.id as name, p.policyname as policy, p.qual, '' as detail"
-        " from (select pg_catalog.unnest(pg_catalog.xpath('/table/row/id/text()',"
-        " case when pg_catalog.to_regclass('storage.buckets') is null then '<table/>'::xml"
-        " else pg_catalog.query_to_xml('select id from storage.buckets where public order by id',"
-        " false, false, '') end))::text as id) b"
+        " from storage.buckets b"
         " join pg_catalog.pg_policies p on p.schemaname = 'storage' and p.tablename = 'objects'"
         " and p.cmd in ('SELECT', 'ALL') and p.permissive = 'PERMISSIVE'"
         " and p.roles && array['public', 'anon', 'authenticated']::name[]"
-        " order by 2, 3",
-        select=_listed_buckets,
+        " where b.public order by 2, 3",
+        select=_listed_buckets, requires="storage.buckets",
     ),
     CatalogLint(
         platform.LINTS["0026"],
@@ -566,6 +563,9 @@ def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] 
     findings: list[Finding] = []
     with conn.cursor(row_factory=dict_row) as cur:
         for lint in lints:
+            if lint.requires and cur.execute("select pg_catalog.to_regclass(%s) as r",
+                                             (lint.requires,)).fetchone()["r"] is None:
+                continue
             cur.execute(lint.query, {**_PARAMS, "assume_graphql": assume_platform})  # type: ignore[arg-type]
             rows = cur.fetchall()
             findings += [lint.finding(row) for row in (lint.select(rows) if lint.select else rows)]
