@@ -8,7 +8,7 @@ from ..model.schema import Command, EnumType, Extension, Function, Grants, Polic
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, nodes_in, rebase, strings
+from .tree import column_name, const, indexed, nodes_in, rebase, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
 COLUMN_PRIVILEGES = ["select", "insert", "update", "references"]
+_ALL_PRIVILEGES = tuple(Privilege(privilege=x) for x in TABLE_PRIVILEGES)  # never mutated, safe to share
 # CreateTrigStmt bit masks (PostgreSQL's TRIGGER_TYPE_*).
 _BEFORE, _INSTEAD = 2, 64
 _EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
@@ -77,8 +78,8 @@ def _filtered_columns(*trees: Any) -> list[str]:
     """Columns of the policy's own table: ColumnRefs outside any subquery."""
     cols = []
     for tree in trees:
-        for kind, body, ctx in nodes_in(tree, lambda k, b: "sub" if k == "SelectStmt" else None):
-            if kind == "ColumnRef" and not ctx:
+        for kind, body, ctx in indexed(tree):
+            if kind == "ColumnRef" and "select" not in ctx:
                 cols.append(column_name(body))
     return list(dict.fromkeys(c for c in cols if c and c != "*"))
 
@@ -247,7 +248,7 @@ def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privil
     REVOKE of column privileges removes those columns only."""
     if not grants and schema in r.schema.exposed_schemas:
         # Legacy Supabase default privileges: the API roles hold everything until revoked.
-        grants.update({role: [Privilege(privilege=x) for x in TABLE_PRIVILEGES] for role in API_ROLES})
+        grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
     for role in roles:
         held = list(grants.get(role, []))
         for p in privileges:

@@ -45,7 +45,7 @@ class Stmt:
 
     def loc(self, byte_offset: int | None = 0) -> Location:
         line, column = self.lines.at(self.start + self.char(max(byte_offset or 0, 0)))
-        return Location(file=self.file, line=line, column=column)
+        return Location.model_construct(file=self.file, line=line, column=column)  # trusted values: no validation
 
 
 @dataclass

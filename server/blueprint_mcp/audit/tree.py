@@ -38,6 +38,37 @@ def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tup
             stack.extend((v, ctx) for v in reversed(value.values()) if isinstance(v, dict | list))
 
 
+def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+    """Every typed node of `tree` in document order, with the sub-queries around it: a SubLink adds its
+    type (EXPR_SUBLINK, ANY_SUBLINK...), a SelectStmt adds "select". One pass, for rules that ask the same
+    tree many questions (`nodes_in(tree, mark)` is the general walk)."""
+    out: list[tuple[str, Node, tuple[str, ...]]] = []
+    stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, ctx = pop()
+        if type(value) is list:
+            for v in reversed(value):
+                push((v, ctx))
+            continue
+        if type(value) is not dict:
+            continue
+        inner = ctx
+        if len(value) == 1:
+            kind, body = next(iter(value.items()))
+            if type(body) is dict and kind[:1].isupper():
+                out.append((kind, body, ctx))
+                if kind == "SubLink":
+                    inner = ctx + (body.get("subLinkType", "SUBLINK"),)
+                elif kind == "SelectStmt":
+                    inner = ctx + ("select",)
+                value = body
+        for v in reversed(list(value.values())):
+            if type(v) is dict or type(v) is list:
+                push((v, inner))
+    return out
+
+
 def strings(items: list[Any] | None) -> list[str]:
     """The `sval` of every String node in a name list (other nodes, e.g. A_Star, become "*")."""
     out = []
@@ -138,14 +169,16 @@ def relations(tree: Any) -> Iterator[Node]:
 def rebase(tree: Any, base: int) -> None:
     """Shift every `location` by -base, in place, so offsets index a slice of the statement."""
     stack = [tree]
+    pop, push = stack.pop, stack.append
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            loc = value.get("location")
-            if isinstance(loc, int) and loc >= 0:
-                value["location"] = loc - base
-            stack.extend(v for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
+        value = pop()
+        if type(value) is dict:
+            for key, v in value.items():
+                if type(v) is dict or type(v) is list:
+                    push(v)
+                elif key == "location" and type(v) is int and v >= 0:
+                    value["location"] = v - base
+        elif type(value) is list:
             stack.extend(value)
 
 

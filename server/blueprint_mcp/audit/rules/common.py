@@ -9,7 +9,7 @@ from typing import Any
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, nodes, nodes_in
+from ..tree import Node, function_name, indexed
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -189,13 +189,6 @@ def policy_label(t: Table, p: Policy) -> str:
     return f"policy \"{p.name}\" on {t.qualified}"
 
 
-def sublink_mark(kind: str, body: Node) -> str | None:
-    """Label sub-query subtrees: SubLink by its type, SelectStmt as "select"."""
-    if kind == "SubLink":
-        return body.get("subLinkType", "SUBLINK")
-    return "select" if kind == "SelectStmt" else None
-
-
 def once_per_statement(ctx: tuple[str, ...]) -> bool:
     """Whether the innermost sub-query around a node is a scalar or ARRAY() one (an init plan)."""
     sublinks = [label for label in ctx if label != "select"]
@@ -205,27 +198,31 @@ def once_per_statement(ctx: tuple[str, ...]) -> bool:
 def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
     return _once("calls", tree, lambda: [(function_name(body), body, ctx) for kind, body, ctx
-                                         in nodes_in(tree, sublink_mark) if kind == "FuncCall"])
+                                         in _index(tree) if kind == "FuncCall"])
+
+
+def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+    return _once("index", tree, lambda: indexed(tree))
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
-    for kind, body, ctx in nodes_in(tree, lambda k, b: "select" if k == "SelectStmt" else None):
-        if not ctx:
+    for kind, body, ctx in _index(tree):
+        if "select" not in ctx:
             yield kind, body
 
 
 def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
     ranges = _once("ranges", tree, lambda: [(body.get("schemaname"), body.get("relname", ""))
-                                             for kind, body in nodes(tree) if kind == "RangeVar"])
+                                             for kind, body, _ in _index(tree) if kind == "RangeVar"])
     return {f"{schema or default_schema}.{name}" for schema, name in ranges}
 
 
 def strings_in(tree: Any) -> list[str]:
     """Every string literal and name part in a tree (String nodes and string constants)."""
     return _once("strings", tree, lambda: [
-        v for kind, body in nodes(tree)
+        v for kind, body, _ in _index(tree)
         for v in ([body.get("sval", "")] if kind == "String" else
                   [body["sval"].get("sval", "")] if kind == "A_Const" and isinstance(body.get("sval"), dict) else [])])
 
