@@ -12,6 +12,7 @@ from .findings import Finding, Level, sort_findings
 from .parse import ParsedSql, read_sql
 from .registry import RULES, Rule, known_names, rules_for
 from .rules.common import clear_facts
+from .tree import forget_indexes
 from .spec import parse_spec
 from .suppress import apply_suppressions
 
@@ -23,6 +24,7 @@ def audit_schema(schema: Schema) -> list[Finding]:
         found = [f for r in rules_for("schema") for f in r.check(schema)]
     finally:
         clear_facts()
+        forget_indexes()
     return sort_findings(found)
 
 

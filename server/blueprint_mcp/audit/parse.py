@@ -16,6 +16,7 @@ from ..model.schema import Extension, Function, Location, Problem, Schema, Table
 from . import ddl_platform  # noqa: F401  (registers its handlers)
 from .ddl import TENANT_KEY, apply
 from .split import Lines, split
+from .tree import forget_indexes
 from .suppress import Suppression, suppressions
 
 MAX_MESSAGE = 240
@@ -64,6 +65,7 @@ class Reader:
             self.schema.extensions.append(Extension(name="pg_graphql", schema_name="graphql"))
         self.creation_schema = "public"  # first entry of search_path
         self.suppressions: list[Suppression] = []
+        forget_indexes()
         # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
         self._tables: dict[tuple[str, str], Table] = {}
         self._views: dict[tuple[str, str], View] = {}

@@ -38,10 +38,30 @@ def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tup
             stack.extend((v, ctx) for v in reversed(value.values()) if isinstance(v, dict | list))
 
 
+# id(tree) -> (tree, its index): the reader indexes a policy's trees once and the rules reuse them.
+# `forget_indexes` empties it when a new history is read and after an audit; holding the tree keeps
+# its id from being reused meanwhile. Trees are not changed once indexed.
+_INDEXES: dict[int, tuple[Any, list[tuple[str, Node, tuple[str, ...]]]]] = {}
+
+
+def forget_indexes() -> None:
+    _INDEXES.clear()
+
+
 def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     """Every typed node of `tree` in document order, with the sub-queries around it: a SubLink adds its
     type (EXPR_SUBLINK, ANY_SUBLINK...), a SelectStmt adds "select". One pass, for rules that ask the same
     tree many questions (`nodes_in(tree, mark)` is the general walk)."""
+    hit = _INDEXES.get(id(tree))
+    if hit is not None and hit[0] is tree:
+        return hit[1]
+    out = _index(tree)
+    if isinstance(tree, dict):
+        _INDEXES[id(tree)] = (tree, out)
+    return out
+
+
+def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     out: list[tuple[str, Node, tuple[str, ...]]] = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
     pop, push = stack.pop, stack.append
@@ -55,7 +75,8 @@ def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
             continue
         inner = ctx
         if len(value) == 1:
-            kind, body = next(iter(value.items()))
+            for kind in value:
+                body = value[kind]
             if type(body) is dict and kind[:1].isupper():
                 out.append((kind, body, ctx))
                 if kind == "SubLink":

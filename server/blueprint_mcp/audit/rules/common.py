@@ -202,7 +202,7 @@ def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
 
 
 def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
-    return _once("index", tree, lambda: indexed(tree))
+    return indexed(tree)
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
