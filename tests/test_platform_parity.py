@@ -100,3 +100,36 @@ def test_cli_assume_platform(tmp_path, capsys):
     assert "pg_graphql_anon_table_exposed public.notes" in out and "pg_graphql_authenticated_table_exposed" in out
     sql.write_text(sql.read_text() + "drop extension if exists pg_graphql;\n")
     assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 0
+
+
+# --- replay: what a rolled-back change leaves ---------------------------------------------------------
+
+
+def tables_after(sql: str) -> list[str]:
+    from blueprint_mcp.audit import read_sql
+
+    return sorted(t.qualified for t in read_sql([("t.sql", sql)]).schema.tables)
+
+
+def test_rollback_to_a_savepoint_undoes_only_what_followed_it_and_keeps_the_savepoint():
+    assert tables_after("begin; create table a (id int); savepoint s; create table b (id int);\n"
+                        "rollback to savepoint s; create table c (id int); rollback to s; commit;") == ["public.a"]
+
+
+def test_release_forgets_a_savepoint_and_rollback_undoes_the_whole_transaction():
+    assert tables_after("create table kept (id int); begin; create table a (id int); savepoint s;\n"
+                        "create table b (id int); release savepoint s; rollback;") == ["public.kept"]
+    assert tables_after("begin; create table a (id int); savepoint s; release s; rollback to s; commit;") == \
+        ["public.a"]  # rollback to a released savepoint is an error in PostgreSQL: nothing happens here
+
+
+def test_a_rollback_outside_a_transaction_and_an_unfinished_one_change_nothing():
+    assert tables_after("create table a (id int); rollback; begin; create table b (id int);") == \
+        ["public.a", "public.b"]
+
+
+def test_a_rollback_restores_what_was_dropped_and_revoked_and_keeps_parse_errors():
+    found = audit_sql([("t.sql", "create table public.notes (id int primary key);\nbegin;\n"
+                                 "revoke all on public.notes from anon, authenticated;\ndrop table public.notes;\n"
+                                 "create tabel x;\nrollback;\n")])
+    assert sorted(f.name for f in found if f.level is Level.ERROR) == ["parse_error", "rls_disabled_in_public"]

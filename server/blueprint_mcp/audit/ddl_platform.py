@@ -59,9 +59,9 @@ def transaction(r: Reader, n: dict, st: Stmt) -> None:
     kind = n.get("kind", "")
     if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
         r.begin()
-    elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_COMMIT_PREPARED"):
-        r.commit()
-    elif kind in ("TRANS_STMT_ROLLBACK", "TRANS_STMT_ROLLBACK_PREPARED"):
+    elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_PREPARE"):
+        r.commit()  # a prepared transaction is kept as if committed: its changes are on their way
+    elif kind == "TRANS_STMT_ROLLBACK":
         r.rollback()
     elif kind == "TRANS_STMT_SAVEPOINT":
         r.savepoint(n.get("savepoint_name", ""))

@@ -59,19 +59,25 @@ class Reader:
     """Applies statements to one Schema; `read` each migration in order, then `finish`."""
 
     def __init__(self, assume_platform: bool = False) -> None:
+        self.assume_platform = assume_platform
+        self.suppressions: list[Suppression] = []
+        forget_indexes()
+        # Every statement applied and not rolled back, and the open transaction's marks in it
+        # (savepoint name, or None for BEGIN; how many statements preceded it).
+        self._log: list[Stmt] = []
+        self._marks: list[tuple[str | None, int]] = []
+        self._reset()
+
+    def _reset(self) -> None:
         self.schema = Schema(schemas=[], exposed_schemas=list(EXPOSED_DEFAULT))
-        if assume_platform:
+        if self.assume_platform:
             # A Supabase project: pg_graphql is installed (in schema graphql) unless the SQL drops it.
             self.schema.extensions.append(Extension(name="pg_graphql", schema_name="graphql"))
         self.creation_schema = "public"  # first entry of search_path
-        self.suppressions: list[Suppression] = []
-        forget_indexes()
         # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
         self._tables: dict[tuple[str, str], Table] = {}
         self._views: dict[tuple[str, str], View] = {}
         self._functions: dict[tuple[str, str], list[Function]] = {}
-        # Open transaction and savepoints: (savepoint name or None for BEGIN, schema and search_path then).
-        self._saved: list[tuple[str | None, Schema, str]] = []
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
@@ -143,42 +149,50 @@ class Reader:
             self._functions.setdefault((f.schema_name, f.name), []).append(f)
 
     # --- transactions: a rolled-back change does not count ---------------------------------------
+    # Nothing is copied at BEGIN (migrations nearly always commit): a rollback rebuilds the schema by
+    # replaying the statements that still count, which costs one re-read and only when it happens.
 
     def begin(self) -> None:
-        if not self._saved:
-            self._saved.append((None, self.schema.model_copy(deep=True), self.creation_schema))
+        if not self._marks:
+            self._marks.append((None, len(self._log)))
 
     def commit(self) -> None:
-        self._saved.clear()
+        self._marks.clear()
 
     def rollback(self) -> None:
-        if self._saved:
-            self._restore(self._saved[0])
-            self._saved.clear()
+        if self._marks:
+            cut = self._marks[0][1]
+            self._marks.clear()
+            self._rewind(cut)
 
     def savepoint(self, name: str) -> None:
-        if self._saved:
-            self._saved.append((name, self.schema.model_copy(deep=True), self.creation_schema))
+        if self._marks:
+            self._marks.append((name, len(self._log)))
 
     def release(self, name: str) -> None:
         at = self._savepoint(name)
         if at is not None:
-            del self._saved[at:]
+            del self._marks[at:]
 
     def rollback_to(self, name: str) -> None:
         at = self._savepoint(name)
         if at is not None:
-            self._restore(self._saved[at])
-            # The savepoint stays; what came after it is gone. Keep a fresh copy for a second rollback to.
-            self._saved[at] = (name, self.schema.model_copy(deep=True), self.creation_schema)
-            del self._saved[at + 1:]
+            del self._marks[at + 1:]  # the savepoint itself stays
+            self._rewind(self._marks[at][1])
 
     def _savepoint(self, name: str) -> int | None:
-        return next((i for i in range(len(self._saved) - 1, 0, -1) if self._saved[i][0] == name), None)
+        return next((i for i in range(len(self._marks) - 1, 0, -1) if self._marks[i][0] == name), None)
 
-    def _restore(self, saved: tuple[str | None, Schema, str]) -> None:
-        self.schema, self.creation_schema = saved[1].model_copy(deep=True), saved[2]
-        self.reindex()
+    def _rewind(self, cut: int) -> None:
+        if cut >= len(self._log):
+            return
+        problems = self.schema.problems  # a statement that does not parse is reported all the same
+        del self._log[cut:]
+        self._reset()
+        for st in self._log:
+            for raw in pgparse.parse(st.text):
+                apply(self, raw.get("stmt") or {}, st)
+        self.schema.problems = problems
 
     def problem(self, message: str, location: Location) -> None:
         text = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
@@ -209,7 +223,13 @@ class Reader:
                              "not valid text)", st.loc())
                 continue
             for raw in parsed:
-                apply(self, raw.get("stmt") or {}, st if len(parsed) == 1 else self._part(st, raw))
+                node, part = raw.get("stmt") or {}, st if len(parsed) == 1 else self._part(st, raw)
+                if "TransactionStmt" not in node:
+                    self._log.append(part)
+                apply(self, node, part)
+        # Each migration runs in a session of its own: a transaction it leaves open ends with it. Its
+        # changes are kept (the audit reads what the file wrote, rather than guess how it was run).
+        self._marks.clear()
 
     @staticmethod
     def _part(st: Stmt, raw: dict) -> Stmt:
