@@ -274,10 +274,10 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
     kind, objects = n.get("objtype"), n.get("objects") or []
     if n.get("targtype") == "ACL_TARGET_ALL_IN_SCHEMA":
         schemas = set(strings(objects))
-        if kind == "OBJECT_TABLE":
-            for t in r.schema.tables:
-                if t.schema_name in schemas:
-                    _grant_table(r, t.grants, t.schema_name, _privileges(n), roles, is_grant)
+        if kind == "OBJECT_TABLE":  # ALL TABLES covers views, materialized views and foreign tables too
+            for target in (*r.schema.tables, *r.schema.views):
+                if target.schema_name in schemas and not getattr(target, "external", False):
+                    _grant_table(r, target.grants, target.schema_name, _privileges(n), roles, is_grant)
         elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
             for f in r.schema.functions:
                 if f.schema_name in schemas:
