@@ -80,20 +80,22 @@ def policy_exists_rls_disabled(r, s: Schema):
       why="Every write maintains both; the second never serves a query the first cannot.",
       bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);")
 def duplicate_index(r, s: Schema):
+    # One finding per group of identical indexes on a table, as the platform reports them.
     for owner in [*created(s), *(v for v in s.views if not managed(v.schema_name))]:
-        seen: dict[tuple, str] = {}
+        groups: dict[tuple, list[str]] = {}
         for c in getattr(owner, "constraints", []):
             if c.kind in ("primary key", "unique"):
-                seen.setdefault((tuple(c.columns), None), f"key {c.name}")
+                groups.setdefault((tuple(c.columns), None), [f"key {c.name}"])
         for i in owner.indexes:
-            key = (tuple(i.columns), i.where)
-            if key in seen:
-                yield r.finding(f"Index {i.name} on {owner.schema_name}.{owner.name} ({', '.join(i.columns)}) "
-                                f"duplicates {seen[key]}.", f"{owner.schema_name}.{i.name}",
-                                location=i.location or owner.location,
-                                fix_sql=f"drop index {qname(owner.schema_name, i.name)};")
-            else:
-                seen[key] = f"index {i.name}"
+            groups.setdefault((tuple(i.columns), i.where), []).append(i.name)
+        for (columns, _), names in groups.items():
+            if len(names) < 2:
+                continue
+            extra = [i for i in owner.indexes if i.name in names[1:]]
+            yield r.finding(f"{owner.schema_name}.{owner.name} ({', '.join(columns)}): {', '.join(names[1:])} "
+                            f"duplicate {names[0]}.", f"{owner.schema_name}.{owner.name}",
+                            location=extra[0].location or owner.location,
+                            fix_sql="\n".join(f"drop index {qname(owner.schema_name, i.name)};" for i in extra))
 
 
 @rule("BP019", platform="0014",
@@ -102,7 +104,8 @@ def duplicate_index(r, s: Schema):
 def extension_in_public(r, s: Schema):
     for e in s.extensions:
         if e.schema_name == "public":
-            yield r.finding(f"Extension {e.name} is installed in public.", e.name, location=e.location,
+            yield r.finding(f"Extension {e.name} is installed in public.", f"{e.schema_name}.{e.name}",
+                            location=e.location,
                             fix_sql=f"alter extension {ident(e.name)} set schema extensions;")
 
 
@@ -128,7 +131,8 @@ def fkey_to_auth_unique(r, s: Schema):
         for fk in t.foreign_keys:
             if fk.ref_schema == "auth" and fk.ref_columns != ["id"]:
                 yield r.finding(f"{t.qualified} foreign key {fk.name} references {fk.ref_schema}.{fk.ref_table} "
-                                f"({', '.join(fk.ref_columns)}).", t.qualified, location=fk.location or t.location)
+                                f"({', '.join(fk.ref_columns)}).", f"{t.qualified}.{fk.name}",
+                                location=fk.location or t.location)
 
 
 @rule("BP022", platform="0023",

@@ -189,7 +189,7 @@ def unindexed_fk(r, s: Schema):
         for fk in t.foreign_keys:
             if not any(lst[: len(fk.columns)] == fk.columns for lst in lists):
                 yield r.finding(f"{t.qualified} foreign key {fk.name} ({', '.join(fk.columns)}) has no index.",
-                                t.qualified, location=fk.location or t.location, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
+                                f"{t.qualified}.{fk.name}", location=fk.location or t.location, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
                                                      f"({column_list(fk.columns)});")
 
 
