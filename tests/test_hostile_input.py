@@ -99,7 +99,7 @@ CASES = [
      "section: unknown argument. Fix: did you mean 'sections'? generate_schema takes template, blueprint, "
      "sections, include"),
     ("resolved parameter as an argument", "audit_spec", {"template": "habit-tracker", "roots": []},
-     "roots: unknown argument. Fix: remove it. audit_spec takes template, blueprint, sql, spec, paths, max_findings"),
+     "roots: unknown argument. Fix: remove it. audit_spec takes template, blueprint, sql, spec, paths, max_findings, assume_platform"),
     ("context as an argument", "verify_rls", {"template": "habit-tracker", "ctx": {}},
      "ctx: unknown argument. Fix: remove it. verify_rls takes template, blueprint, sql, database_url, grant_mode"),
     ("unknown nested key", "generate_schema", {"blueprint": bp("entities[0].colour", "red")},
