@@ -29,7 +29,7 @@ IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, start
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events"
-BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage"
+BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, habits, habit_check_ins, streaks, " \
                "badges, milestones, sessions… (14 in all)"
 
