@@ -329,7 +329,7 @@ CLI_USAGE = [
      "[--allow-remote] [--token TOKEN] [--allowed-host NAME]"),
     (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
-     "[--fail-on {error,warn}] PATH [PATH ...]"),
+     "[--fail-on {error,warn}] [--assume-platform] PATH [PATH ...]"),
     (["render", "habit-trackr", "--out", "unused"], "blueprint-mcp: error: template: unknown template 'habit-trackr'. "
      "Fix: did you mean 'habit-tracker'? The choices: b2b-saas, habit-tracker (blueprint://templates), or pass a "
      "full blueprint"),
