@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..model.schema import Column, Constraint, ForeignKey, Index, Table, View
+from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Table, View
 from . import ddl_objects as obj
 from .deparse import expr_text, type_name
 from .split import paren_group, top_level_words
@@ -175,6 +175,10 @@ def _drop_column(t: Table, name: str) -> None:
     t.indexes = [i for i in t.indexes if name not in i.columns]
     t.constraints = [c for c in t.constraints if name not in c.columns]
     t.foreign_keys = [f for f in t.foreign_keys if name not in f.columns]
+    # Its column grants go with it; a privilege left without columns is gone (it never meant the table).
+    t.grants = {role: [q for p in ps for q in ([p] if name not in p.columns else [
+        Privilege(privilege=p.privilege, columns=[c for c in p.columns if c != name])] if len(p.columns) > 1 else [])]
+        for role, ps in t.grants.items()}
 
 
 def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:

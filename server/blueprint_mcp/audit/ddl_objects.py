@@ -353,6 +353,10 @@ def _rename_column(r: Reader, t: Table, old: str, new: str) -> None:
         for fk in other.foreign_keys:
             if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
                 fk.ref_columns = swap(fk.ref_columns)
+    # Column grants follow the column (PostgreSQL keeps them by attribute number). Privileges may be
+    # shared between tables, so they are replaced, never changed in place.
+    t.grants = {role: [Privilege(privilege=p.privilege, columns=swap(p.columns)) if old in p.columns else p
+                       for p in ps] for role, ps in t.grants.items()}
 
 
 def rename(r: Reader, n: dict, st: Stmt) -> None:
