@@ -8,7 +8,7 @@ from ..model.schema import Command, EnumType, Extension, Function, Grants, Polic
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, indexed, nodes_in, rebase, strings
+from .tree import column_name, const, indexed, rebase, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt

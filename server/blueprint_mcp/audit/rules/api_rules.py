@@ -20,7 +20,7 @@ from ..platform import (
     managed,
 )
 from ..registry import rule
-from .common import can_select, exposed, policy_label
+from .common import can_select, exposed
 
 
 def _revoke(obj: Table | View) -> str:

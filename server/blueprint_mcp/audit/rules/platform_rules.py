@@ -6,9 +6,8 @@ import re
 
 from ...model.schema import Schema
 from ...sql.ident import ident, qname
-from ..findings import Level
-from ..registry import rule
 from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
+from ..registry import rule
 from .common import (
     AUTH_FUNCTIONS,
     api_selectable,
