@@ -56,11 +56,11 @@ QUEUE_API_SCHEMA = "pgmq_public"
 QUEUE_SCHEMA, QUEUE_TABLE_PREFIX = "pgmq", "q_"
 
 
+_SENSITIVE = frozenset(SENSITIVE_COLUMNS)
+
+
 def sensitive(column: str) -> bool:
     return column.lower().replace("-", "_") in _SENSITIVE
-
-
-_SENSITIVE = frozenset(SENSITIVE_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -188,17 +188,19 @@ def managed(schema: str) -> bool:
     return schema in MANAGED_SCHEMAS
 
 
-_MISSING = object()
+MISSING: Any = object()  # a policy without that clause (distinct from a clause the parser could not read)
 
 
-def always_true_clauses(command: str, using: Any = _MISSING, check: Any = _MISSING) -> list[str]:
+def always_true_clauses(command: str, using: Any = MISSING, check: Any = MISSING) -> list[str]:
     """Which clauses of a permissive policy let every row through (lint 0024), from the parse trees of
     USING and WITH CHECK (`MISSING` when the policy has none). A missing USING lets every row through
     where the command has one; a missing WITH CHECK on INSERT accepts every row, on UPDATE/ALL it
     repeats USING. SELECT `using (true)` is a deliberate public read and is never reported."""
     command = command.lower()
+
     def true(tree: Any) -> bool:
         return tree is not MISSING and fold(tree) is True
+
     out = []
     if command in ("update", "delete", "all") and (using is MISSING or true(using)):
         out.append("USING")
@@ -206,8 +208,6 @@ def always_true_clauses(command: str, using: Any = _MISSING, check: Any = _MISSI
         out.append("WITH CHECK")
     return out
 
-
-MISSING = _MISSING
 
 
 def lists_bucket(qual: Any, bucket_id: str) -> bool:

@@ -11,8 +11,8 @@ from collections import Counter
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
-from ..registry import rule
 from ..platform import managed
+from ..registry import rule
 from .common import created, exposed, key_column_lists, user_tables
 
 
