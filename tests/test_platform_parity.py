@@ -136,3 +136,13 @@ def test_a_rollback_restores_what_was_dropped_and_revoked_and_keeps_parse_errors
                                  "revoke all on public.notes from anon, authenticated;\ndrop table public.notes;\n"
                                  "create tabel x;\nrollback;\n")])
     assert sorted(f.name for f in found if f.level is Level.ERROR) == ["parse_error", "rls_disabled_in_public"]
+
+
+def test_a_queue_made_by_pgmq_create_is_linted_once_the_api_roles_may_read_it():
+    # pgmq is not installed on the test PostgreSQL: this reading is static only.
+    sql = ("alter database postgres set pgrst.db_schemas = 'public, pgmq_public';\n"
+           "select pgmq.create('jobs');\nselect * from pgmq.create_unlogged('mail');\n")
+    assert [f.name for f in audit_sql([("q.sql", sql)])] == []
+    found = audit_sql([("q.sql", sql + "grant select on pgmq.q_jobs, pgmq.q_mail to authenticated;\n")])
+    assert [(f.name, f.object) for f in found] == [("insecure_queue_exposed_in_api", "pgmq.q_jobs"),
+                                                  ("insecure_queue_exposed_in_api", "pgmq.q_mail")]

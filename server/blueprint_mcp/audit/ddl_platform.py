@@ -1,6 +1,6 @@
 """Statement handlers, part 3: what the platform's lints read beyond tables and policies.
 
-Foreign tables, rows of storage.buckets, `pgrst.db_schemas` set for the session, and transaction
+Foreign tables, rows of storage.buckets, queues made by `select pgmq.create(...)`, and transaction
 control (begin/commit/rollback/savepoints), replayed the way PostgreSQL would leave the catalogue.
 """
 
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model.schema import StorageBucket, Table
+from ..model.schema import Column, StorageBucket, Table
 from .ddl import HANDLERS, add_column
-from .tree import const, fold
+from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
+from .tree import const, fold, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -54,6 +55,27 @@ def insert(r: Reader, n: dict, st: Stmt) -> None:
 
 
 
+_QUEUE_CREATORS = ("create", "create_unlogged", "create_partitioned")
+_QUEUE_COLUMNS = (("msg_id", "bigint"), ("read_ct", "integer"), ("enqueued_at", "timestamptz"), ("vt", "timestamptz"),
+                  ("message", "jsonb"))
+
+
+def select(r: Reader, n: dict, st: Stmt) -> None:
+    """`select pgmq.create('jobs')` (also in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
+    calls = [t.get("ResTarget", {}).get("val", {}).get("FuncCall") for t in n.get("targetList") or []]
+    calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
+        "functions") or [] for i in fn.get("List", {}).get("items") or []]
+    for call in calls:
+        if not call or strings(call.get("funcname"))[-2:] not in [[QUEUE_SCHEMA, c] for c in _QUEUE_CREATORS]:
+            continue
+        name = const((call.get("args") or [None])[0])
+        table = f"{QUEUE_TABLE_PREFIX}{name}"
+        if isinstance(name, str) and r.table(QUEUE_SCHEMA, table) is None:
+            t = Table(schema_name=QUEUE_SCHEMA, name=table, location=st.loc(call.get("location")),
+                      columns=[Column(name=c, type=ty) for c, ty in _QUEUE_COLUMNS])
+            r.add_table(t)
+
+
 def transaction(r: Reader, n: dict, st: Stmt) -> None:
     """begin / commit / rollback / savepoint / release / rollback to: a rolled-back change does not count."""
     kind = n.get("kind", "")
@@ -71,4 +93,5 @@ def transaction(r: Reader, n: dict, st: Stmt) -> None:
         r.rollback_to(n.get("savepoint_name", ""))
 
 
-HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "InsertStmt": insert, "TransactionStmt": transaction})
+HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "InsertStmt": insert, "SelectStmt": select,
+                 "TransactionStmt": transaction})
