@@ -387,3 +387,16 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     with pytest.raises(InvalidBlueprint) as info:
         parse_blueprint(_lab_with(entity))
     assert message in str(info.value)
+
+
+def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the_same_sql():
+    from blueprint_mcp.tools import blueprint_sql
+
+    bp = lab()
+    assert [e.name for e in bp.entities if e.private_of] == ["contacts_private", "dossiers_private"]
+    written = bp.model_dump(mode="json", exclude_defaults=True)
+    contacts = next(e for e in written["entities"] if e["name"] == "contacts")
+    assert [f["name"] for f in contacts["fields"]] == ["label", "user_id", "phone"]
+    assert not any(e.get("private_of") for e in written["entities"])
+    again = parse_blueprint(written)
+    assert blueprint_sql(again, "lab") == blueprint_sql(bp, "lab")

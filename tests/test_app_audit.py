@@ -32,7 +32,7 @@ async def test_sql_text_is_audited_and_findings_come_most_severe_first_and_bound
         few = await c.call_tool("audit_spec", {"sql": ARTICLE.read_text(), "max_findings": 5})
     assert full.is_error is False and few.is_error is False
     report = full.structured_content
-    assert report["ok"] is False and report["counts"] == {"ERROR": 18, "WARN": 31, "INFO": 11}
+    assert report["ok"] is False and report["counts"] == {"ERROR": 18, "WARN": 29, "INFO": 11}
     levels = [f["level"] for f in report["findings"]]
     assert levels == sorted(levels, key=["ERROR", "WARN", "INFO"].index)
     assert few.structured_content["counts"] == report["counts"]
@@ -111,3 +111,16 @@ def test_confine_resolves_relative_paths_against_the_first_root(tmp_path):
     (tmp_path / "a").mkdir()
     assert confine(["a", str(tmp_path / "a" / "b.sql")], [tmp_path.resolve()]) == \
         [(tmp_path / "a").resolve(), (tmp_path / "a" / "b.sql").resolve()]
+
+
+@both_modes
+async def test_assume_platform_reports_what_pg_graphql_would_show(mode):
+    sql = ("create table public.notes (id int primary key);\n"
+           "alter table public.notes enable row level security;\n"
+           "create policy notes_select on public.notes for select to authenticated using (true);\n")
+    async with Client(build_server(), mode=mode) as c:
+        plain = await c.call_tool("audit_spec", {"sql": sql})
+        platform = await c.call_tool("audit_spec", {"sql": sql, "assume_platform": True})
+    assert plain.structured_content["ok"] is True
+    assert [(f["name"], f["object"]) for f in platform.structured_content["findings"]] == [
+        ("pg_graphql_anon_table_exposed", "public.notes"), ("pg_graphql_authenticated_table_exposed", "public.notes")]

@@ -29,7 +29,7 @@ EXPECTED = [
     ('ERROR', 'BP003', 'rls_disabled_in_public', 'public.feature_flag_assignments', 117),
     ('ERROR', 'BP001', 'tenant_key_nullable', 'public.audit_logs', 218),
     ('ERROR', 'BP003', 'rls_disabled_in_public', 'public.audit_logs', 218),
-    ('WARN', 'BP018', 'duplicate_index', 'public.idx_organizations_slug', 25),
+    ('WARN', 'BP018', 'duplicate_index', 'public.organizations', 25),
     ('WARN', 'BP030', 'tenant_key_mutable', 'public.habits', 43),
     ('WARN', 'BP034', 'event_properties_pii', 'public.events', 98),
     ('WARN', 'BP002', 'tenant_key_unindexed', 'public.feature_flag_assignments', 117),
@@ -56,21 +56,22 @@ EXPECTED = [
     ('WARN', 'BP033', 'analytics_table_writable', 'public.events.Service role can insert events', 196),
     ('WARN', 'BP009', 'function_search_path_mutable', 'public.update_updated_at', 201),
     ('WARN', 'BP007', 'policy_without_role', 'public.profiles.Users see own profile', 232),
-    ('WARN', 'BP016', 'auth_rls_initplan', 'public.profiles.Users see own profile', 232),
     ('WARN', 'BP007', 'policy_without_role', 'public.profiles.Users update own profile', 236),
     ('WARN', 'BP008', 'update_without_with_check', 'public.profiles.Users update own profile', 236),
-    ('WARN', 'BP016', 'auth_rls_initplan', 'public.profiles.Users update own profile', 236),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.profiles', 5),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.organizations', 14),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.organization_members', 29),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.habit_check_ins', 58),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.sessions', 74),
-    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.events', 94),
+    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.events.events_session_id_fkey', 94),
     ('INFO', 'BP035', 'updated_at_trigger_missing', 'public.feature_flags', 107),
-    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.feature_flag_assignments', 119),
-    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.feature_flag_assignments', 120),
-    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.feature_flag_assignments', 121),
-    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.audit_logs', 221),
+    ('INFO', 'BP013', 'unindexed_foreign_keys',
+     'public.feature_flag_assignments.feature_flag_assignments_feature_flag_id_fkey', 119),
+    ('INFO', 'BP013', 'unindexed_foreign_keys',
+     'public.feature_flag_assignments.feature_flag_assignments_organization_id_fkey', 120),
+    ('INFO', 'BP013', 'unindexed_foreign_keys',
+     'public.feature_flag_assignments.feature_flag_assignments_user_id_fkey', 121),
+    ('INFO', 'BP013', 'unindexed_foreign_keys', 'public.audit_logs.audit_logs_user_id_fkey', 221),
 ]
 
 
@@ -97,8 +98,8 @@ def test_every_finding_carries_a_position_remediation_and_where_mechanical_fix_s
     found = findings()
     assert all(f.file == str(ARTICLE) and f.line and f.column and f.remediation and f.categories for f in found)
     fixes = {(f.rule_id, f.object): f.fix_sql for f in found}
-    assert fixes[("BP016", "public.profiles.Users see own profile")] == \
-        'alter policy "Users see own profile" on public.profiles using (id = (select auth.uid()));'
+    assert fixes[("BP016", "public.habits.Users see own org habits")].startswith(
+        'alter policy "Users see own org habits" on public.habits using (')
     assert fixes[("BP003", "public.sessions")] == "alter table public.sessions enable row level security;"
     assert fixes[("BP009", "public.update_updated_at")] == \
         "alter function public.update_updated_at() set search_path = '';"
@@ -106,4 +107,4 @@ def test_every_finding_carries_a_position_remediation_and_where_mechanical_fix_s
 
 def test_cli_on_the_article_exits_1_and_summarises(capsys):
     assert main(["audit", str(ARTICLE)]) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == "60 finding(s): 18 error(s), 31 warning(s), 11 info"
+    assert capsys.readouterr().out.splitlines()[-1] == "58 finding(s): 18 error(s), 29 warning(s), 11 info"

@@ -79,7 +79,7 @@ def test_text_format_has_position_rule_fix_and_a_summary(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (f"{path}:3:1: WARN BP016 auth_rls_initplan public.notes.notes_select: "
                         'policy "notes_select" on public.notes calls auth.uid() for every row.')
-    assert lines[1].startswith("    fix: Wrap the call")
+    assert lines[1] == "    fix: Wrap each call in a sub-select: `(select auth.uid())`."
     assert lines[2] == ('    sql: alter policy notes_select on public.notes using (owner = (select auth.uid()));')
     assert lines[-1] == "1 finding(s): 0 error(s), 1 warning(s), 0 info"
 

@@ -29,7 +29,7 @@ IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, start
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events, pii_read, private_of"
-BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage"
+BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
                "habit_check_ins, habit_check_ins_private, streaks, badges… (16 in all)"
 
@@ -100,7 +100,7 @@ CASES = [
      "sections, include, cursor"),
     ("resolved parameter as an argument", "audit_spec", {"template": "habit-tracker", "roots": []},
      "roots: unknown argument. Fix: remove it. audit_spec takes template, blueprint, sql, spec, paths, max_findings, "
-     "cursor"),
+     "cursor, assume_platform"),
     ("context as an argument", "verify_rls", {"template": "habit-tracker", "ctx": {}},
      "ctx: unknown argument. Fix: remove it. verify_rls takes template, blueprint, sql, database_url, grant_mode"),
     ("unknown nested key", "generate_schema", {"blueprint": bp("entities[0].colour", "red")},
@@ -329,7 +329,7 @@ CLI_USAGE = [
      "[--allow-remote] [--token TOKEN] [--allowed-host NAME] [--stateless] [--workers WORKERS]"),
     (["audit", "habit-tracker", "--format", "xml"], "blueprint-mcp audit: error: argument --format: invalid choice: "
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
-     "[--fail-on {error,warn}] PATH [PATH ...]"),
+     "[--fail-on {error,warn}] [--assume-platform] PATH [PATH ...]"),
     (["render", "habit-trackr", "--out", "unused"], "blueprint-mcp: error: template: unknown template 'habit-trackr'. "
      "Fix: did you mean 'habit-tracker'? The choices: b2b-saas, habit-tracker (blueprint://templates), or pass a "
      "full blueprint"),

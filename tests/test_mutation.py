@@ -41,9 +41,10 @@ def equivalent(schema: Schema, name: str) -> str | None:
             hit = re.fullmatch(r"with check own/assigned/linked user #(\d+) -> true", change)
             if p.command == "insert" and hit:
                 column = list(AUTHOR_ATOM.finditer(p.check))[int(hit.group(1)) - 1].group(1)
-                insertable = next((g for g in t.grants.get("authenticated", []) if g.startswith("insert")), "")
+                insertable = next((g for g in t.grants.get("authenticated", []) if g.privilege == "insert"), None)
                 default = (t.column(column).default or "") if t.column(column) else ""
-                if "auth.uid()" in default and column not in re.findall(r"[a-z_]+", insertable.partition("(")[2]):
+                if "auth.uid()" in default and insertable is not None and insertable.columns \
+                        and column not in insertable.columns:
                     return AUTHOR_NOT_WRITABLE
     return None
 

@@ -310,6 +310,7 @@ def audit_spec(
         "Files or folders in the client's roots (.sql, migrations, .md, blueprints), relative to the first."))] = None,
     max_findings: Annotated[int, Field(ge=1, le=1000, description="At most this many findings in all.")] = 200,
     cursor: CursorArg = None,
+    assume_platform: Annotated[bool, Field(description="Judge as a Supabase project (pg_graphql installed).")] = False,
     roots: Annotated[ListRootsResult | None, Resolve(_workspace_roots)] = None,
 ) -> Annotated[CallToolResult, tools.AuditResult]:
     """Step 4 of 6: lint for tenancy, RLS, performance and function-security mistakes.
@@ -320,7 +321,7 @@ def audit_spec(
     with _as_tool_error():
         files = confine(paths, root_paths(roots)) if paths else None
         result = tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
-                                  max_findings=max_findings, cursor=cursor)
+                                  max_findings=max_findings, cursor=cursor, assume_platform=assume_platform)
         return answer(tools.Answer(result=result, text=tools.audit_text(result)))
 
 

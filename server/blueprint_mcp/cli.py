@@ -164,8 +164,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
             raise UsageError(f"{source}: no such file or folder")
         else:
             templates.append(source)
-    findings = [f for name in templates for f in tools.audit_findings(template=name)]
-    findings = sort_findings(findings + (tools.audit_findings(paths=paths) if paths else []))
+    platform = args.assume_platform
+    findings = [f for name in templates for f in tools.audit_findings(template=name, assume_platform=platform)]
+    findings = sort_findings(findings + (tools.audit_findings(paths=paths, assume_platform=platform) if paths else []))
     result = tools.summarize(findings, max_findings=len(findings))
     if args.format == "json":
         print(result.model_dump_json(indent=2, exclude={"next_cursor"}))  # the CLI prints every finding
@@ -264,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sarif: SARIF 2.1.0 for GitHub code scanning")
     audit.add_argument("--fail-on", choices=tuple(FAIL_ON), default="error",
                        help="exit 1 when a finding at or above this level exists (default error)")
+    audit.add_argument("--assume-platform", action="store_true",
+                       help="judge as on a Supabase project, where pg_graphql is installed unless the SQL drops it")
     audit.set_defaults(func=cmd_audit)
 
     verify = sub.add_parser("verify", help="prove tenant isolation on a real PostgreSQL (exit 1 on any leak)")

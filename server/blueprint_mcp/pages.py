@@ -12,7 +12,7 @@ from .model.errors import InvalidArguments
 
 # A page holds items until their compact JSON reaches this many bytes (always at least one item): the
 # first page rides along with the answer's summary; a page asked for with a cursor may be larger.
-PAGE_BYTES = 2_500
+PAGE_BYTES = 2_300
 NEXT_PAGE_BYTES = 24_000
 T = TypeVar("T", bound=BaseModel)
 

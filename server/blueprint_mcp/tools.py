@@ -39,7 +39,7 @@ SchemaSection = Literal["core", "domain", "analytics", "privacy"]
 
 # An answer stays small: lists come in pages (pages.py), artefacts as links; embedding one is asked for
 # with include, and an embedded artefact larger than this is left as a link.
-EMBED_BYTES = 48_000
+EMBED_BYTES = 56_000
 BLUEPRINT_INLINE_BYTES = 24_000
 DESCRIPTION_CHARS = 200  # a description read back in a summary (the blueprint carries it whole)
 
@@ -224,6 +224,8 @@ def _option_path(path: str, root: str) -> str:
 def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
     out = []
     for t in schema.tables:
+        if t.schema_name != "public":
+            continue  # outside the API (private.invitation_tokens): only definer functions reach it
         entity = bp.entity(t.name)
         if entity is not None:
             who = {cmd: describe_grants(bp, entity, command_grants(bp, entity, cmd))
@@ -416,13 +418,14 @@ class AuditResult(_Out):
 
 def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
-               max_bytes: int | None = FILE_BYTES, cursor: str | None = None) -> AuditResult:
+               max_bytes: int | None = FILE_BYTES, cursor: str | None = None,
+               assume_platform: bool = False) -> AuditResult:
     """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents.
 
     The first `max_findings` findings are returned a page at a time (next_cursor continues).
     """
     full = summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
-                                    max_bytes=max_bytes), max_findings)
+                                    max_bytes=max_bytes, assume_platform=assume_platform), max_findings)
     shown, next_cursor = page(full.findings, cursor, "findings")
     return full.model_copy(update={"findings": shown, "next_cursor": next_cursor})
 
@@ -435,21 +438,22 @@ def audit_text(result: AuditResult) -> str:
 
 def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                    spec: str | None = None, paths: list[str | Path] | None = None,
-                   max_bytes: int | None = FILE_BYTES) -> list[Finding]:
-    """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history)."""
+                   max_bytes: int | None = FILE_BYTES, assume_platform: bool = False) -> list[Finding]:
+    """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history).
+    `assume_platform`: the SQL runs on a Supabase project, where pg_graphql is installed."""
     if template is None and blueprint is None and sql is None and spec is None and not paths:
         raise InvalidBlueprint([("template", "nothing to audit.",
                                  "pass template, blueprint, sql (SQL text), spec (markdown) or paths")])
     findings: list[Finding] = []
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
-        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug))
+        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug), assume_platform)
     sources = collect([Path(p) for p in paths or []], max_bytes)
     for path in sources.blueprints:
-        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)))
+        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform)
     history = sources.sql + ([("input.sql", sql)] if sql is not None else [])
     if history:
-        findings += audit_sql(history)
+        findings += audit_sql(history, assume_platform)
     for name, text in sources.specs + ([("input.md", spec)] if spec is not None else []):
         findings += audit_spec_document(text, name)
     return sort_findings(findings)

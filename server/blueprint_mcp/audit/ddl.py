@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ..model.schema import Column, Constraint, ForeignKey, Index, Table, View
+from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Table, View
 from . import ddl_objects as obj
 from .deparse import expr_text, type_name
 from .split import paren_group, top_level_words
@@ -112,7 +112,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
         # A stand-in created by an earlier policy or ALTER keeps what was done to it.
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
                                                               existing.rls_forced, existing.grants)
-        r.schema.tables.remove(existing)
+        r.drop_table(schema, name)
     for element in n.get("tableElts") or []:
         kind, body = next(iter(element.items()))
         if kind == "ColumnDef":
@@ -123,7 +123,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
             source = r.table(*r.name(body.get("relation")))
             if source is not None:
                 t.columns += [c.model_copy() for c in source.columns]
-    r.schema.tables.append(t)
+    r.add_table(t)
 
 
 def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
@@ -132,11 +132,10 @@ def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = r.name(rv)
     if n.get("objtype") == "OBJECT_MATVIEW":
         reads = sorted({".".join(r.name(x)) for x in relations(n.get("query"))})
-        r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
-        r.schema.views.append(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
-                                   location=st.loc(rv.get("location")), reads=reads))
+        r.add_view(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
+                        location=st.loc(rv.get("location")), reads=reads))
     elif r.table(schema, name) is None:
-        r.schema.tables.append(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
+        r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
 
 
 def _query_text(st: Stmt, rv: dict) -> str:
@@ -148,8 +147,7 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
     rv = n.get("view") or {}
     schema, name = r.name(rv)
     options = {d.get("DefElem", {}).get("defname"): d.get("DefElem", {}).get("arg") for d in n.get("options") or []}
-    r.schema.views = [v for v in r.schema.views if (v.schema_name, v.name) != (schema, name)]
-    r.schema.views.append(View(
+    r.add_view(View(
         schema_name=schema, name=name, query=_query_text(st, rv), location=st.loc(rv.get("location")),
         security_invoker="security_invoker" in options and obj.truthy(options["security_invoker"]),
         reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),
@@ -177,6 +175,10 @@ def _drop_column(t: Table, name: str) -> None:
     t.indexes = [i for i in t.indexes if name not in i.columns]
     t.constraints = [c for c in t.constraints if name not in c.columns]
     t.foreign_keys = [f for f in t.foreign_keys if name not in f.columns]
+    # Its column grants go with it; a privilege left without columns is gone (it never meant the table).
+    t.grants = {role: [q for p in ps for q in ([p] if name not in p.columns else [
+        Privilege(privilege=p.privilege, columns=[c for c in p.columns if c != name])] if len(p.columns) > 1 else [])]
+        for role, ps in t.grants.items()}
 
 
 def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:

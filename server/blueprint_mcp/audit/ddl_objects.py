@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..model.schema import Command, EnumType, Extension, Function, Policy, Table, Trigger
+from ..model.schema import Command, EnumType, Extension, Function, Grants, Policy, Privilege, Table, Trigger
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, nodes_in, rebase, strings
+from .tree import column_name, const, indexed, rebase, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
+COLUMN_PRIVILEGES = ["select", "insert", "update", "references"]
+_ALL_PRIVILEGES = tuple(Privilege(privilege=x) for x in TABLE_PRIVILEGES)  # never mutated, safe to share
 # CreateTrigStmt bit masks (PostgreSQL's TRIGGER_TYPE_*).
 _BEFORE, _INSTEAD = 2, 64
 _EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
@@ -76,8 +78,8 @@ def _filtered_columns(*trees: Any) -> list[str]:
     """Columns of the policy's own table: ColumnRefs outside any subquery."""
     cols = []
     for tree in trees:
-        for kind, body, ctx in nodes_in(tree, lambda k, b: "sub" if k == "SelectStmt" else None):
-            if kind == "ColumnRef" and not ctx:
+        for kind, body, ctx in indexed(tree):
+            if kind == "ColumnRef" and "select" not in ctx:
                 cols.append(column_name(body))
     return list(dict.fromkeys(c for c in cols if c and c != "*"))
 
@@ -187,12 +189,12 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
     old = next((f for f in r.functions(schema, name, arg_types) if f.arg_types == arg_types), None)
     if old is not None:
         roles = old.execute_roles  # CREATE OR REPLACE keeps the privileges
-        r.schema.functions.remove(old)
+        r.drop_functions([old])
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
                  search_path=None, body="", execute_roles=list(roles), location=st.loc())
     _apply_options(f, n.get("options"))
     _analyse(f, n, st)
-    r.schema.functions.append(f)
+    r.add_function(f)
 
 
 def _target_functions(r: Reader, owa: dict) -> list[Function]:
@@ -229,25 +231,42 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
 
 # --- grants ------------------------------------------------------------------------------------------
 
-def _privileges(n: dict) -> list[str]:
-    """`select`, `update (a, b)`; an empty privilege list means ALL."""
-    out = []
-    for wrapped in n.get("privileges") or []:
-        p = wrapped.get("AccessPriv", {})
-        cols = strings(p.get("cols"))
-        out.append(p.get("priv_name", "all") + (f" ({', '.join(cols)})" if cols else ""))
-    return out or list(TABLE_PRIVILEGES)
+def _privileges(n: dict) -> list[Privilege]:
+    """`select`, `update (a, b)`; an empty privilege list means ALL (on the whole relation)."""
+    out = [Privilege(privilege=p.get("priv_name", "all"), columns=strings(p.get("cols")))
+           for wrapped in n.get("privileges") or [] for p in [wrapped.get("AccessPriv", {})]]
+    if not out or any(p.privilege == "all" and not p.columns for p in out):
+        return [Privilege(privilege=x) for x in TABLE_PRIVILEGES]
+    # ALL (a, b) is every column privilege on those columns.
+    return [q for p in out for q in ([Privilege(privilege=x, columns=p.columns) for x in COLUMN_PRIVILEGES]
+                                     if p.privilege == "all" else [p])]
 
 
-def _grant_table(r: Reader, grants: dict[str, list[str]], schema: str, privileges: list[str], roles: list[str],
+def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privilege], roles: list[str],
                  is_grant: bool) -> None:
+    """GRANT adds; REVOKE of a relation privilege removes it with its column grants (as PostgreSQL does),
+    REVOKE of column privileges removes those columns only."""
     if not grants and schema in r.schema.exposed_schemas:
         # Legacy Supabase default privileges: the API roles hold everything until revoked.
-        grants.update({role: list(TABLE_PRIVILEGES) for role in API_ROLES})
-    kinds = {p.split(" ")[0] for p in privileges}
+        grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
     for role in roles:
-        kept = [p for p in grants.get(role, []) if p.split(" ")[0] not in kinds]
-        grants[role] = kept + (privileges if is_grant else [])
+        held = list(grants.get(role, []))
+        for p in privileges:
+            same = [h for h in held if h.privilege == p.privilege]
+            if is_grant:
+                if not any(not h.columns for h in same):  # a whole-relation grant already covers any column
+                    held = [h for h in held if h not in same] + (
+                        [p] if not p.columns else [Privilege(privilege=p.privilege, columns=list(
+                            dict.fromkeys([c for h in same for c in h.columns] + p.columns)))])
+            elif not p.columns:
+                held = [h for h in held if h.privilege != p.privilege]
+            else:
+                kept = [c for h in same for c in h.columns if c not in p.columns]
+                # Revoking some columns of a whole-relation grant leaves the relation grant in place.
+                if not any(not h.columns for h in same):
+                    held = [h for h in held if h not in same] + (
+                        [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
+        grants[role] = held
 
 
 def grant(r: Reader, n: dict, st: Stmt) -> None:
@@ -255,10 +274,10 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
     kind, objects = n.get("objtype"), n.get("objects") or []
     if n.get("targtype") == "ACL_TARGET_ALL_IN_SCHEMA":
         schemas = set(strings(objects))
-        if kind == "OBJECT_TABLE":
-            for t in r.schema.tables:
-                if t.schema_name in schemas:
-                    _grant_table(r, t.grants, t.schema_name, _privileges(n), roles, is_grant)
+        if kind == "OBJECT_TABLE":  # ALL TABLES covers views, materialized views and foreign tables too
+            for target in (*r.schema.tables, *r.schema.views):
+                if target.schema_name in schemas and not getattr(target, "external", False):
+                    _grant_table(r, target.grants, target.schema_name, _privileges(n), roles, is_grant)
         elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
             for f in r.schema.functions:
                 if f.schema_name in schemas:
@@ -334,9 +353,18 @@ def _rename_column(r: Reader, t: Table, old: str, new: str) -> None:
         for fk in other.foreign_keys:
             if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
                 fk.ref_columns = swap(fk.ref_columns)
+    # Column grants follow the column (PostgreSQL keeps them by attribute number). Privileges may be
+    # shared between tables, so they are replaced, never changed in place.
+    t.grants = {role: [Privilege(privilege=p.privilege, columns=swap(p.columns)) if old in p.columns else p
+                       for p in ps] for role, ps in t.grants.items()}
 
 
 def rename(r: Reader, n: dict, st: Stmt) -> None:
+    _rename(r, n)
+    r.reindex()
+
+
+def _rename(r: Reader, n: dict) -> None:
     kind, new, sub = n.get("renameType"), n.get("newname", ""), n.get("subname", "")
     schema, name = r.name(n.get("relation")) if n.get("relation") else ("", "")
     t = r.table(schema, name) if name else None
@@ -369,6 +397,11 @@ def rename(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def set_schema(r: Reader, n: dict, st: Stmt) -> None:
+    _set_schema(r, n)
+    r.reindex()
+
+
+def _set_schema(r: Reader, n: dict) -> None:
     kind, new = n.get("objectType"), n.get("newschema", "")
     if kind == "OBJECT_EXTENSION":
         for e in r.schema.extensions:
@@ -391,12 +424,12 @@ def set_schema(r: Reader, n: dict, st: Stmt) -> None:
 
 def _drop_named(r: Reader, kind: str, names: list[str]) -> None:
     s = r.schema
-    if kind == "OBJECT_TABLE":
+    if kind in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
-        s.tables = [t for t in s.tables if (t.schema_name, t.name) != (schema, name)]
+        r.drop_table(schema, name)
     elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
-        s.views = [v for v in s.views if (v.schema_name, v.name) != (schema, name)]
+        r.drop_view(schema, name)
     elif kind == "OBJECT_INDEX":
         for owner in (*s.tables, *s.views):
             owner.indexes = [i for i in owner.indexes if i.name != names[-1]]
@@ -418,8 +451,7 @@ def drop(r: Reader, n: dict, st: Stmt) -> None:
     kind = n.get("removeType")
     for target in n.get("objects") or []:
         if "ObjectWithArgs" in target and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
-            gone = {id(f) for f in _target_functions(r, target["ObjectWithArgs"])}
-            r.schema.functions = [f for f in r.schema.functions if id(f) not in gone]
+            r.drop_functions(_target_functions(r, target["ObjectWithArgs"]))
         elif "TypeName" in target:
             schema, name = _object_name(r, target["TypeName"].get("names") or [])
             r.schema.enums = [e for e in r.schema.enums if (e.schema_name, e.name) != (schema, name)]
@@ -456,6 +488,10 @@ def create_extension(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def set_variable(r: Reader, n: dict, st: Stmt) -> None:
+    if n.get("name") == "pgrst.db_schemas" and n.get("kind") == "VAR_SET_VALUE":
+        r.schema.exposed_schemas = [x.strip() for x in ",".join(str(const(a)) for a in n.get("args") or []).split(",")
+                                    if x.strip()]
+        return
     if n.get("name") != "search_path":
         return
     first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []

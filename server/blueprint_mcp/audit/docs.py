@@ -30,6 +30,12 @@ or naming an unknown rule, silences nothing and is reported (BP038).
 "Exposed" means in a schema PostgREST serves (`public`, `graphql_public`, or what
 `alter database ... set pgrst.db_schemas` says) and reachable by anon or authenticated (Supabase's legacy
 default privileges grant every new table to them until the SQL revokes it).
+
+The platform's lints follow Supabase's linter (splinter): identity, level, categories, summary and remediation
+come from one definition (`blueprint_mcp.audit.platform`) that the catalogue queries of `verify` share; objects
+in the platform's own schemas (auth, storage, realtime, pgmq, extensions, vault, graphql...) are never reported;
+policy lints read only tables with RLS enabled. The GraphQL exposure lints need pg_graphql: created by the SQL,
+or assumed with `audit --assume-platform` (`assume_platform` on `audit_spec`) until the SQL drops it.
 """
 
 

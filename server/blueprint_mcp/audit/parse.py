@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 
 import pgparse
 
-from ..model.schema import Function, Location, Problem, Schema, Table, View
+from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
+from . import ddl_platform  # noqa: F401  (registers its handlers)
 from .ddl import TENANT_KEY, apply
 from .split import Lines, split
+from .tree import forget_indexes
 from .suppress import Suppression, suppressions
 
 MAX_MESSAGE = 240
@@ -44,7 +46,7 @@ class Stmt:
 
     def loc(self, byte_offset: int | None = 0) -> Location:
         line, column = self.lines.at(self.start + self.char(max(byte_offset or 0, 0)))
-        return Location(file=self.file, line=line, column=column)
+        return Location.model_construct(file=self.file, line=line, column=column)  # trusted values: no validation
 
 
 @dataclass
@@ -56,10 +58,26 @@ class ParsedSql:
 class Reader:
     """Applies statements to one Schema; `read` each migration in order, then `finish`."""
 
-    def __init__(self) -> None:
-        self.schema = Schema(schemas=[], exposed_schemas=list(EXPOSED_DEFAULT))
-        self.creation_schema = "public"  # first entry of search_path
+    def __init__(self, assume_platform: bool = False) -> None:
+        self.assume_platform = assume_platform
         self.suppressions: list[Suppression] = []
+        forget_indexes()
+        # Every statement applied and not rolled back, and the open transaction's marks in it
+        # (savepoint name, or None for BEGIN; how many statements preceded it).
+        self._log: list[Stmt] = []
+        self._marks: list[tuple[str | None, int]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.schema = Schema(schemas=[], exposed_schemas=list(EXPOSED_DEFAULT))
+        if self.assume_platform:
+            # A Supabase project: pg_graphql is installed (in schema graphql) unless the SQL drops it.
+            self.schema.extensions.append(Extension(name="pg_graphql", schema_name="graphql"))
+        self.creation_schema = "public"  # first entry of search_path
+        # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
+        self._tables: dict[tuple[str, str], Table] = {}
+        self._views: dict[tuple[str, str], View] = {}
+        self._functions: dict[tuple[str, str], list[Function]] = {}
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
@@ -68,26 +86,113 @@ class Reader:
         return rv.get("schemaname") or self.creation_schema, rv.get("relname", "")
 
     def table(self, schema: str, name: str) -> Table | None:
-        return next((t for t in self.schema.tables if t.name == name and t.schema_name == schema), None)
+        return self._tables.get((schema, name))
 
     def table_or_external(self, schema: str, name: str, st: Stmt) -> Table:
         """The table, or a stand-in for one the audited SQL never created (e.g. storage.objects)."""
         t = self.table(schema, name)
         if t is None:
             t = Table(schema_name=schema, name=name, external=True, location=st.loc())
-            self.schema.tables.append(t)
+            self.add_table(t)
         return t
 
     def view(self, schema: str, name: str) -> View | None:
-        return next((v for v in self.schema.views if v.name == name and v.schema_name == schema), None)
+        return self._views.get((schema, name))
 
     def functions(self, schema: str, name: str, arg_types: str | None) -> list[Function]:
         """Functions by name; with `arg_types`, the overload with those types (or the only one)."""
-        same = [f for f in self.schema.functions if f.name == name and f.schema_name == schema]
+        same = list(self._functions.get((schema, name), []))
         if arg_types is None:
             return same
         exact = [f for f in same if f.arg_types == arg_types]
         return exact or (same if len(same) == 1 else [])
+
+    # --- changes the handlers make through the indexes -----------------------------------------
+
+    def add_table(self, t: Table) -> None:
+        self.schema.tables.append(t)
+        self._tables[(t.schema_name, t.name)] = t
+
+    def drop_table(self, schema: str, name: str) -> None:
+        t = self._tables.pop((schema, name), None)
+        if t is not None:
+            self.schema.tables.remove(t)
+
+    def add_view(self, v: View) -> None:
+        self.drop_view(v.schema_name, v.name)
+        self.schema.views.append(v)
+        self._views[(v.schema_name, v.name)] = v
+
+    def drop_view(self, schema: str, name: str) -> None:
+        v = self._views.pop((schema, name), None)
+        if v is not None:
+            self.schema.views.remove(v)
+
+    def add_function(self, f: Function) -> None:
+        self.schema.functions.append(f)
+        self._functions.setdefault((f.schema_name, f.name), []).append(f)
+
+    def drop_functions(self, gone: list[Function]) -> None:
+        ids = {id(f) for f in gone}
+        if ids:
+            self.schema.functions = [f for f in self.schema.functions if id(f) not in ids]
+            for f in gone:
+                same = self._functions.get((f.schema_name, f.name), [])
+                same[:] = [x for x in same if id(x) not in ids]
+
+    def reindex(self) -> None:
+        """After a rename or a move to another schema: rebuild every index (rare, linear)."""
+        self._tables = {(t.schema_name, t.name): t for t in self.schema.tables}
+        self._views = {(v.schema_name, v.name): v for v in self.schema.views}
+        self._functions = {}
+        for f in self.schema.functions:
+            self._functions.setdefault((f.schema_name, f.name), []).append(f)
+
+    # --- transactions: a rolled-back change does not count ---------------------------------------
+    # Nothing is copied at BEGIN (migrations nearly always commit): a rollback rebuilds the schema by
+    # replaying the statements that still count, which costs one re-read and only when it happens.
+
+    def begin(self) -> None:
+        if not self._marks:
+            self._marks.append((None, len(self._log)))
+
+    def commit(self) -> None:
+        self._marks.clear()
+
+    def rollback(self) -> None:
+        if self._marks:
+            cut = self._marks[0][1]
+            self._marks.clear()
+            self._rewind(cut)
+
+    def savepoint(self, name: str) -> None:
+        if self._marks:
+            self._marks.append((name, len(self._log)))
+
+    def release(self, name: str) -> None:
+        at = self._savepoint(name)
+        if at is not None:
+            del self._marks[at:]
+
+    def rollback_to(self, name: str) -> None:
+        at = self._savepoint(name)
+        if at is not None:
+            del self._marks[at + 1:]  # the savepoint itself stays
+            self._rewind(self._marks[at][1])
+
+    def _savepoint(self, name: str) -> int | None:
+        return next((i for i in range(len(self._marks) - 1, 0, -1) if self._marks[i][0] == name), None)
+
+    def _rewind(self, cut: int) -> None:
+        if cut >= len(self._log):
+            return
+        problems = self.schema.problems  # a statement that does not parse is reported all the same
+        del self._log[cut:]
+        self._reset()
+        for st in self._log:
+            for raw in pgparse.parse(st.text):
+                apply(self, raw.get("stmt") or {}, st)
+        self.schema.problems = problems
 
     def problem(self, message: str, location: Location) -> None:
         text = message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "..."
@@ -118,7 +223,13 @@ class Reader:
                              "not valid text)", st.loc())
                 continue
             for raw in parsed:
-                apply(self, raw.get("stmt") or {}, st if len(parsed) == 1 else self._part(st, raw))
+                node, part = raw.get("stmt") or {}, st if len(parsed) == 1 else self._part(st, raw)
+                if "TransactionStmt" not in node:
+                    self._log.append(part)
+                apply(self, node, part)
+        # Each migration runs in a session of its own: a transaction it leaves open ends with it. Its
+        # changes are kept (the audit reads what the file wrote, rather than guess how it was run).
+        self._marks.clear()
 
     @staticmethod
     def _part(st: Stmt, raw: dict) -> Stmt:
@@ -135,9 +246,10 @@ class Reader:
         return ParsedSql(schema=self.schema, suppressions=self.suppressions)
 
 
-def read_sql(sources: list[tuple[str, str]]) -> ParsedSql:
-    """(file name, SQL text) pairs, applied in the given order, as one schema."""
-    reader = Reader()
+def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False) -> ParsedSql:
+    """(file name, SQL text) pairs, applied in the given order, as one schema; `assume_platform`: the
+    SQL runs on a Supabase project, where pg_graphql is installed."""
+    reader = Reader(assume_platform)
     for name, text in sources:
         reader.read(text, name)
     return reader.finish()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .findings import Finding, Level
+from .platform import LINTS
 
 # What a rule's check reads: the schema model, a markdown spec, or the suppression comments.
 Target = Literal["schema", "spec", "suppressions"]
@@ -42,10 +43,23 @@ class Rule:
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, name: str, level: Level, categories: tuple[str, ...], *, summary: str, why: str, bad: str,
-         fix: str, target: Target = "schema", platform: str | None = None,
-         ) -> Callable[[Callable[[Rule, Any], Iterator[Finding]]], Rule]:
-    """Declare a rule; the decorated generator receives the rule and what it checks (see `Target`)."""
+def rule(id: str, name: str | None = None, level: Level | None = None, categories: tuple[str, ...] | None = None,
+         *, why: str, bad: str, summary: str | None = None, fix: str | None = None, target: Target = "schema",
+         platform: str | None = None) -> Callable[[Callable[[Rule, Any], Iterator[Finding]]], Rule]:
+    """Declare a rule; the decorated generator receives the rule and what it checks (see `Target`).
+
+    A platform lint (`platform="0003"`) takes its name, level, categories, summary and remediation from
+    `platform.LINTS`, the facts the catalogue queries report too; the rule adds only why and an example.
+    """
+    if platform is not None:
+        lint = LINTS[platform]
+        given = (name, level, categories, summary, fix)
+        if any(v is not None for v in given):
+            raise ValueError(f"rule {id}: lint {platform}'s identity and prose come from platform.LINTS")
+        name, level, categories, summary, fix = (lint.name, lint.level, lint.categories, lint.description,
+                                                 lint.remediation)
+    if name is None or level is None or categories is None or summary is None or fix is None:
+        raise ValueError(f"rule {id} needs a name, level, categories, summary and fix")
 
     def register(fn: Callable[[Rule, Any], Iterator[Finding]]) -> Rule:
         if id in RULES:

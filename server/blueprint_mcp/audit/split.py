@@ -17,6 +17,12 @@ _TOKEN = re.compile(
     r"""|(?<![\w$])(?:begin|atomic|case|end|where|using|check|with)(?![\w$])""",
     re.IGNORECASE,
 )
+# What `split` needs: no parentheses and no clause keywords, so most of the text is skipped in bulk.
+_SPLIT_TOKEN = re.compile(
+    r"""--|/\*|(?<![\w$])[eE]'|'|"|(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$|;|\\"""
+    r"""|(?<![\w$])(?:begin|case|end)(?![\w$])""",
+    re.IGNORECASE,
+)
 _STRING_END = re.compile(r"(?:[^']|'')*'")
 _ESTRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _IDENT_END = re.compile(r'(?:[^"]|"")*"')
@@ -85,10 +91,11 @@ def _skip_quoted(source: str, token: str, pos: int) -> int:
     return m.end() if m else len(source)
 
 
-def _scan(text: str, pos: int = 0):
+def _scan(text: str, pos: int = 0, tokens: re.Pattern[str] = _TOKEN):
     """Significant tokens (lower-cased, start, end) from `pos`; comments come out as "--" tokens."""
+    search = tokens.search
     while True:
-        m = _TOKEN.search(text, pos)
+        m = search(text, pos)
         if m is None:
             return
         token, pos = m.group().lower(), m.end()
@@ -117,7 +124,7 @@ def split(source: str) -> tuple[list[Statement], list[Comment]]:
         if lead < stop:
             statements.append(Statement(source[lead:stop], lead, end))
 
-    for token, start, end in _scan(source):
+    for token, start, end in _scan(source, 0, _SPLIT_TOKEN):
         if start < skip_to:
             continue
         if token == "--":

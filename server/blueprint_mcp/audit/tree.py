@@ -21,30 +21,73 @@ def nodes(tree: Any) -> Iterator[tuple[str, Node]]:
 
 def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
     """Every typed node with the marks its ancestors set: `mark(kind, fields)` labels a subtree."""
-    # Only containers are pushed (scalars yield nothing); the walk is the hot loop of every audit.
+    stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
+    while stack:
+        value, ctx = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, ctx) for v in reversed(value))
+        elif isinstance(value, dict):
+            if len(value) == 1:
+                kind, body = next(iter(value.items()))
+                if kind[:1].isupper() and isinstance(body, dict):
+                    yield kind, body, ctx
+                    label = mark(kind, body)
+                    inner = ctx + (label,) if label else ctx
+                    stack.extend((v, inner) for k, v in reversed(body.items()) if isinstance(v, dict | list))
+                    continue
+            stack.extend((v, ctx) for v in reversed(value.values()) if isinstance(v, dict | list))
+
+
+# id(tree) -> (tree, its index): the reader indexes a policy's trees once and the rules reuse them.
+# `forget_indexes` empties it when a new history is read and after an audit; holding the tree keeps
+# its id from being reused meanwhile. Trees are not changed once indexed.
+_INDEXES: dict[int, tuple[Any, list[tuple[str, Node, tuple[str, ...]]]]] = {}
+
+
+def forget_indexes() -> None:
+    _INDEXES.clear()
+
+
+def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+    """Every typed node of `tree` in document order, with the sub-queries around it: a SubLink adds its
+    type (EXPR_SUBLINK, ANY_SUBLINK...), a SelectStmt adds "select". One pass, for rules that ask the same
+    tree many questions (`nodes_in(tree, mark)` is the general walk)."""
+    hit = _INDEXES.get(id(tree))
+    if hit is not None and hit[0] is tree:
+        return hit[1]
+    out = _index(tree)
+    if isinstance(tree, dict):
+        _INDEXES[id(tree)] = (tree, out)
+    return out
+
+
+def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+    out: list[tuple[str, Node, tuple[str, ...]]] = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
     pop, push = stack.pop, stack.append
     while stack:
         value, ctx = pop()
-        if isinstance(value, list):
+        if type(value) is list:
             for v in reversed(value):
-                if isinstance(v, dict | list):
-                    push((v, ctx))
-            continue
-        if not isinstance(value, dict):
-            continue
-        children = value.values()
-        if len(value) == 1:
-            kind, body = next(iter(value.items()))
-            if kind[:1].isupper() and isinstance(body, dict):
-                yield kind, body, ctx
-                label = mark(kind, body)
-                if label:
-                    ctx = ctx + (label,)
-                children = body.values()
-        for v in reversed(children):
-            if isinstance(v, dict | list):
                 push((v, ctx))
+            continue
+        if type(value) is not dict:
+            continue
+        inner = ctx
+        if len(value) == 1:
+            for kind in value:
+                body = value[kind]
+            if type(body) is dict and kind[:1].isupper():
+                out.append((kind, body, ctx))
+                if kind == "SubLink":
+                    inner = ctx + (body.get("subLinkType", "SUBLINK"),)
+                elif kind == "SelectStmt":
+                    inner = ctx + ("select",)
+                value = body
+        for v in reversed(list(value.values())):
+            if type(v) is dict or type(v) is list:
+                push((v, inner))
+    return out
 
 
 def strings(items: list[Any] | None) -> list[str]:
@@ -93,6 +136,44 @@ def is_true(tree: Any) -> bool:
     return isinstance(body, dict) and "boolval" in body and bool(const(tree))
 
 
+_BOOL_TYPES = ("bool", "boolean")
+_BOOL_WORDS = {"true": True, "t": True, "on": True, "yes": True, "1": True,
+               "false": False, "f": False, "off": False, "no": False, "0": False}
+_COMPARE = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "!=": lambda a, b: a != b}
+
+
+def fold(tree: Any) -> Any:
+    """The constant value of an expression made only of literals (`true`, `1 = 1`, `'a'::text = 'a'`,
+    `not false`, `true and 2 = 2`); None when any part is not a constant the folding knows."""
+    if not isinstance(tree, dict) or len(tree) != 1:
+        return None
+    kind, body = next(iter(tree.items()))
+    if kind == "A_Const":
+        return None if body.get("isnull") else const(tree)
+    if kind == "TypeCast":
+        value = fold(body.get("arg"))
+        if value is None:
+            return None
+        target = dotted((body.get("typeName") or {}).get("names"))
+        if target in _BOOL_TYPES:
+            return _BOOL_WORDS.get(str(value).lower()) if not isinstance(value, bool) else value
+        return str(value) if target in ("text", "varchar", "bpchar", "name") else value
+    if kind == "A_Expr" and body.get("kind", "AEXPR_OP") == "AEXPR_OP":
+        op = strings(body.get("name"))
+        left, right = fold(body.get("lexpr")), fold(body.get("rexpr"))
+        compare = _COMPARE.get(op[-1]) if op else None
+        if compare is None or left is None or right is None or type(left) is not type(right):
+            return None
+        return compare(left, right)
+    if kind == "BoolExpr":
+        values = [fold(a) for a in body.get("args") or []]
+        if None in values or not values:
+            return None
+        op = body.get("boolop")
+        return all(values) if op == "AND_EXPR" else any(values) if op == "OR_EXPR" else not values[0]
+    return None
+
+
 def column_name(ref: Node) -> str:
     """Last part of a ColumnRef: `h.organization_id` -> "organization_id"."""
     names = strings(ref.get("fields"))
@@ -109,14 +190,16 @@ def relations(tree: Any) -> Iterator[Node]:
 def rebase(tree: Any, base: int) -> None:
     """Shift every `location` by -base, in place, so offsets index a slice of the statement."""
     stack = [tree]
+    pop, push = stack.pop, stack.append
     while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            loc = value.get("location")
-            if isinstance(loc, int) and loc >= 0:
-                value["location"] = loc - base
-            stack.extend(v for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
+        value = pop()
+        if type(value) is dict:
+            for key, v in value.items():
+                if type(v) is dict or type(v) is list:
+                    push(v)
+                elif key == "location" and type(v) is int and v >= 0:
+                    value["location"] = v - base
+        elif type(value) is list:
             stack.extend(value)
 
 

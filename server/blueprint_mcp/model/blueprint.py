@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field as PField, ValidationError, model_validator
+from pydantic import Field as PField, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
 
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug, Text
@@ -36,6 +36,14 @@ def is_analytics_name(name: str) -> bool:
 AUDITABLE_CORE = ("organizations", "organization_members", "invitations")
 
 
+class Api(Model):
+    """Which of the platform's APIs the app uses beyond PostgREST."""
+
+    graphql: bool = PField(False, description=(
+        "Serve the tables over GraphQL (pg_graphql). Off: the migration drops pg_graphql, so its "
+        "introspection does not show every table the API roles may select (Supabase lints 0026/0027)."))
+
+
 class App(Model):
     name: Text = PField(min_length=1, max_length=APP_NAME_CHARS)
     slug: Slug
@@ -53,6 +61,7 @@ class Blueprint(Model):
     privacy: Privacy = PField(default_factory=Privacy)
     storage: list[Bucket] = PField(default_factory=list, max_length=20,
                                    description="Storage buckets; objects live under <organization_id>/ folders.")
+    api: Api = PField(default_factory=Api)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Blueprint":
@@ -69,6 +78,29 @@ class Blueprint(Model):
         if problems:
             raise InvalidBlueprint(problems)
         return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """Serialised as the user writes it: each private side's pii fields (and the keys, patterns and
+        checks made of them) back on their entity, the side itself left out. Parsing that again splits it
+        the same way, so a returned blueprint round-trips to the same SQL."""
+        data = handler(self)
+        entities = data.get("entities") if isinstance(data, dict) else None
+        if not entities:
+            return data
+        by_name = {e.get("name"): e for e in entities}
+        kept = []
+        for e in entities:
+            parent = by_name.get(e.get("private_of")) if e.get("private_of") else None
+            if parent is None:
+                kept.append(e)
+                continue
+            parent.setdefault("fields", []).extend(e.get("fields", [])[1:])
+            for key in ("query_patterns", "unique_together", "checks"):
+                if e.get(key):
+                    parent.setdefault(key, []).extend(e[key])
+        data["entities"] = kept
+        return data
 
     def entity(self, name: str) -> Entity | None:
         return next((e for e in self.entities if e.name == name), None)

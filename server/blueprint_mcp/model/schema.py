@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _Obj(BaseModel):
@@ -92,6 +92,30 @@ class Policy(_Obj):
     check_tree: Any = _tree("Parse tree of WITH CHECK; node locations are offsets into `check`.")
 
 
+class Privilege(_Obj):
+    """One granted table privilege: on the whole relation, or (select/insert/update/references) on columns."""
+
+    privilege: str  # select, insert, update, delete, truncate, references, trigger
+    columns: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def parse(cls, value: Any) -> Any:
+        """`"update (a, b)"` -> Privilege(privilege="update", columns=["a", "b"]); anything else unchanged."""
+        if not isinstance(value, str):
+            return value
+        head, _, rest = value.partition("(")
+        return cls(privilege=head.strip(), columns=[c.strip() for c in rest.rstrip(") ").split(",") if c.strip()])
+
+
+Grants = dict[str, list[Privilege]]  # role -> privileges
+
+
+def _privileges(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {role: [Privilege.parse(p) for p in ps] for role, ps in value.items()}
+    return value
+
+
 class Trigger(_Obj):
     name: str
     timing: Literal["before", "after", "instead of"]
@@ -115,12 +139,15 @@ class Table(_Obj):
     rls_enabled: bool = False
     policies: list[Policy] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
-    grants: dict[str, list[str]] = Field(default_factory=dict)  # role -> privileges
+    grants: Grants = Field(default_factory=dict)
     tenant_key: str | None = None
     location: Location | None = None
     rls_forced: bool = False
     external: bool = Field(False, description="Referenced but not created by the audited SQL (e.g. storage.objects): "
                                               "only what the SQL did to it is known.")
+    kind: Literal["table", "foreign table"] = "table"
+
+    _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -163,9 +190,11 @@ class View(_Obj):
     security_invoker: bool = False
     comment: str = ""
     indexes: list[Index] = Field(default_factory=list)
-    grants: dict[str, list[str]] = Field(default_factory=dict)
+    grants: Grants = Field(default_factory=dict)
     location: Location | None = None
     reads: list[str] | None = None  # schema.table of every relation the query reads; None = not analysed
+
+    _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 
 
 class EnumType(_Obj):
@@ -189,6 +218,7 @@ class StorageBucket(_Obj):
     public: bool = False
     file_size_limit: int | None = None
     allowed_mime_types: list[str] | None = None
+    location: Location | None = None
 
 
 class Problem(_Obj):
@@ -210,6 +240,7 @@ class Schema(_Obj):
     extensions: list[Extension] = Field(default_factory=list)
     buckets: list[StorageBucket] = Field(default_factory=list, description="Storage buckets the migrations create.")
     storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
+    drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
                                        description="Schemas PostgREST serves (pgrst.db_schemas).")
     problems: list[Problem] = Field(default_factory=list, description="Statements the parser could not read.")

@@ -52,4 +52,5 @@ def build_schema(bp: Blueprint) -> Schema:
         functions=functions,
         views=views,
         auth_triggers=auth_triggers(bp),
+        drop_graphql=not bp.api.graphql,
     )

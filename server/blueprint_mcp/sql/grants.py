@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from ..model.schema import Command, Table
-from .ident import column_list
+from ..model.schema import Command, Privilege, Table
 
 # Core tables where the client may write only some columns, whatever the policies allow.
 _COLUMNS = {
@@ -45,12 +44,13 @@ def apply_grants(tables: list[Table], authors: dict[str, str] | None = None,
             columns = client_columns(t, cmd, authors.get(t.name), fixed.get(t.name, set()))
             if columns == []:
                 continue  # nothing a client may set: the command stays with the service role
-            privileges.append(f"{cmd.value} ({column_list(columns)})" if columns is not None else cmd.value)
+            privileges.append(Privilege(privilege=cmd.value, columns=columns or []))
         if t.schema_name != "public":
             t.grants = {}  # reached only through definer functions
             continue
-        t.grants = {"authenticated": privileges, "service_role": ["select", "insert", "update", "delete"]}
+        t.grants = {"authenticated": privileges,
+                    "service_role": [Privilege(privilege=p) for p in ("select", "insert", "update", "delete")]}
         if t.name == "audit_logs":
-            t.grants["service_role"] = ["select"]  # append-only: written by the audit trigger alone
+            t.grants["service_role"] = [Privilege(privilege="select")]  # append-only: written by its trigger alone
         if any("anon" in p.roles and p.command is Command.select for p in t.policies):
-            t.grants = {"anon": ["select"], **t.grants}
+            t.grants = {"anon": [Privilege(privilege="select")], **t.grants}

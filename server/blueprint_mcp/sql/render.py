@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from ..model.schema import (
-    EnumType, ForeignKey, Function, Index, Policy, Schema, StorageBucket, Table, Trigger, View,
+    EnumType, ForeignKey, Function, Grants, Index, Policy, Privilege, Schema, StorageBucket, Table, Trigger, View,
 )
 from .ident import column_list, ident, literal, qname
 
 API_ROLES = "anon, authenticated"
+# pg_graphql's introspection shows each role every relation it may select, even behind RLS; an app that
+# does not use GraphQL removes it (the platform's advice for lints 0026/0027). No-op where it is absent.
+GRAPHQL_OFF = "-- The app does not use GraphQL: nothing to introspect.\ndrop extension if exists pg_graphql;"
 
 
 def _qualified(dotted: str) -> str:
@@ -65,12 +68,16 @@ def index_sql(schema: str, table: str, ix: Index) -> str:
     return f"{kind} {ident(ix.name)} on {qname(schema, table)} ({column_list(ix.columns)}){where};"
 
 
-def grants_sql(target: str, grants: dict[str, list[str]]) -> str:
+def privilege_sql(p: Privilege) -> str:
+    return f"{p.privilege} ({column_list(p.columns)})" if p.columns else p.privilege
+
+
+def grants_sql(target: str, grants: Grants) -> str:
     # Revoke first: legacy projects grant ALL on new public objects to anon and authenticated.
     out = [f"revoke all on table {target} from {API_ROLES};"]
     for role, privileges in grants.items():
         if privileges:
-            out.append(f"grant {', '.join(privileges)} on table {target} to {ident(role)};")
+            out.append(f"grant {', '.join(privilege_sql(p) for p in privileges)} on table {target} to {ident(role)};")
     return "\n".join(out)
 
 
@@ -165,6 +172,8 @@ def schema_sql(s: Schema, slug: str) -> str:
     parts = [_header("Initial schema: tenancy, domain, analytics and privacy tables", slug)]
     parts += [f"create extension if not exists {ident(x.name)} with schema {ident(x.schema_name)};"
               for x in s.extensions]
+    if s.drop_graphql:
+        parts.append(GRAPHQL_OFF)
     for name in s.schemas:
         parts.append(f"create schema if not exists {ident(name)};\n"
                      f"-- Not exposed through the API; policies may call its helpers.\n"

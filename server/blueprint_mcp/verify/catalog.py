@@ -1,4 +1,4 @@
-"""Supabase's database-advisor lints (every ERROR and WARN one) as read-only catalogue queries.
+"""Supabase's database-advisor lints (every one SQL decides) as read-only catalogue queries.
 
 Each lint is one declared object with one small query; `catalog_lints` runs them against a live
 database (a Supabase project, `supabase start`, or a shimmed vanilla PostgreSQL) and reports
@@ -20,7 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pgparse
+
+from ..audit import platform
 from ..audit.findings import Finding, Level, sort_findings
+from ..audit.platform import PlatformLint
 from ..sql.ident import ident, qname
 
 if TYPE_CHECKING:
@@ -28,31 +32,14 @@ if TYPE_CHECKING:
 
 Row = dict[str, Any]
 
-# Supabase-managed schemas: never the user's objects, never reported.
-SYSTEM_SCHEMAS = (
-    "pg_catalog", "information_schema", "pg_toast", "auth", "storage", "extensions", "graphql",
-    "graphql_public", "realtime", "vault", "pgsodium", "pgsodium_masks", "supabase_functions",
-    "supabase_migrations", "cron", "net", "pgbouncer", "pgtle", "pgmq", "repack",
-)
-API_ROLES = ("anon", "authenticated")
-
-# Column names Supabase treats as sensitive (matched whole, case-insensitive, '-' read as '_').
-SENSITIVE_COLUMNS = (
-    "password", "passwd", "pwd", "passphrase", "secret", "secret_key", "private_key", "api_key",
-    "apikey", "auth_key", "token", "jwt", "access_token", "refresh_token", "oauth_token",
-    "session_token", "bearer_token", "auth_code", "session_id", "session_key", "session_secret",
-    "recovery_code", "backup_code", "verification_code", "otp", "two_factor", "2fa_secret",
-    "2fa_code", "ssn", "social_security", "social_security_number", "driver_license",
-    "drivers_license", "license_number", "passport_number", "passport_id", "national_id", "tax_id",
-    "credit_card", "card_number", "cvv", "cvc", "cvn", "bank_account", "account_number",
-    "routing_number", "iban", "swift_code", "bic", "health_record", "medical_record", "patient_id",
-    "insurance_number", "health_insurance", "medical_insurance", "treatment", "mac_address",
-    "macaddr", "imei", "device_uuid", "pgp_key", "gpg_key", "ssh_key", "certificate",
-    "license_key", "activation_key", "facial_recognition",
-)
-
-_PARAMS = {"system": list(SYSTEM_SCHEMAS), "api_roles": list(API_ROLES),
-           "sensitive": list(SENSITIVE_COLUMNS)}
+API_ROLES = platform.API_ROLES
+_PARAMS = {"system": sorted(platform.MANAGED_SCHEMAS), "api_roles": list(API_ROLES),
+           "sensitive": list(platform.SENSITIVE_COLUMNS),
+           "initplan_excluded": sorted(platform.INITPLAN_SCHEMAS_EXCLUDED),
+           "reg_types": sorted(platform.UNSUPPORTED_REG_TYPES),
+           "reg_excluded": sorted(platform.REG_TYPES_SCHEMAS_EXCLUDED),
+           "queue_schema": platform.QUEUE_SCHEMA, "queue_prefix": platform.QUEUE_TABLE_PREFIX.replace("_", "\\_") + "%",
+           "queue_api": platform.QUEUE_API_SCHEMA}
 
 # --- shared SQL fragments (constants; every value arrives as a bound parameter) -----------------
 # Each query names its namespace `n` and, for relations, its pg_class row `c`.
@@ -81,7 +68,7 @@ _SECURITY_INVOKER = (
     " 'security_invoker=yes', 'security_invoker=on']"
 )
 
-_POLICIES = (
+_POLICIES_OF = (
     "select n.nspname as schema, c.relname as name, p.polname as part, c.relrowsecurity as rls,"
     " p.polpermissive as permissive, p.polroles as roles,"
     " case p.polcmd when 'r' then 'SELECT' when 'a' then 'INSERT' when 'w' then 'UPDATE'"
@@ -91,8 +78,9 @@ _POLICIES = (
     " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
     " join pg_catalog.pg_policies pp on pp.schemaname = n.nspname and pp.tablename = c.relname"
     " and pp.policyname = p.polname"
-    " where " + _USER_SCHEMA
+    " where n.nspname::text <> all (%({excluded})s::text[])"
 )
+_POLICIES = _POLICIES_OF.format(excluded="system")
 
 # A call wrapped as `(select auth.uid())` deparses as `( SELECT auth.uid() AS uid)`, and
 # `(select auth.jwt() ->> 'role')` as `( SELECT (auth.jwt() ->> 'role'::text))`: after removing
@@ -107,11 +95,33 @@ def _unwrapped(expr: str) -> str:
             f" ~* '{_AUTH_CALL}'")
 
 
-_TRUE = "('true', '(true)', '1=1', '(1=1)')"
+def _expression(text: str | None) -> Any:
+    """A deparsed policy expression as a parse tree; MISSING when the policy has none."""
+    if text is None:
+        return platform.MISSING
+    try:
+        return pgparse.parse(f"select {text}")[0]["stmt"]["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
+    except (pgparse.PGQueryError, KeyError, IndexError):
+        return None
 
 
-def _normal(expr: str) -> str:
-    return f"pg_catalog.regexp_replace(lower(coalesce({expr}, '')), '\\s', '', 'g')"
+def _listed_buckets(rows: list[Row]) -> list[Row]:
+    """Lint 0025: one row per public bucket with the names of the policies that let clients list it."""
+    out: dict[str, Row] = {}
+    for row in rows:
+        if platform.lists_bucket(_expression(row["qual"]), row["name"]):
+            kept = out.setdefault(row["name"], {**row, "policies": []})
+            kept["policies"].append(row["policy"])
+    for row in out.values():
+        row["detail"] = ", ".join(sorted(row["policies"]))
+    return [out[k] for k in sorted(out)]
+
+
+def _always_true(row: Row) -> bool:
+    """Lint 0024, decided by the same folding the static rule uses."""
+    clauses = platform.always_true_clauses(row["command"], _expression(row["qual"]), _expression(row["with_check"]))
+    row["detail"] = " and ".join(clauses)
+    return bool(clauses)
 
 
 # --- fixes: SQL built from quoted identifiers, only where the fix is mechanical ---------------
@@ -165,21 +175,39 @@ def _revoke_execute(role: str) -> Callable[[Row], str]:
 
 @dataclass(frozen=True)
 class CatalogLint:
-    """One Supabase lint: identity, prose, the query, and how a row becomes a Finding.
+    """One platform lint (identity and prose from `platform.LINTS`), its query, and how a row becomes a Finding.
 
     The query returns `schema`, `name`, an optional `part` (policy or constraint inside the
     table), `detail` (the specific words for the message) and whatever the fix needs.
     """
 
-    id: str
-    name: str
-    level: Level
-    categories: tuple[str, ...]
-    description: str
-    remediation: str
+    lint: PlatformLint
     message: str  # str.format over the row plus `object`
     query: str
     fix: Callable[[Row], str | None] | None = None
+    # A decision the query leaves to code shared with the static rule: the rows that become findings.
+    select: Callable[[list[Row]], list[Row]] | None = None
+    requires: str | None = None  # a relation the query reads; without it (no storage schema) nothing is found
+
+    @property
+    def id(self) -> str:
+        return self.lint.number
+
+    @property
+    def name(self) -> str:
+        return self.lint.name
+
+    @property
+    def level(self) -> Level:
+        return self.lint.level
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.lint.categories
+
+    @property
+    def remediation(self) -> str:
+        return self.lint.remediation
 
     def finding(self, row: Row) -> Finding:
         obj = ".".join(p for p in (row["schema"], row["name"], row.get("part")) if p)
@@ -190,13 +218,25 @@ class CatalogLint:
         )
 
 
-LINTS: tuple[CatalogLint, ...] = (
+LINTS: tuple[CatalogLint, ...] = (  # every lint, in id order; LINTS below keeps ERROR and WARN
     CatalogLint(
-        "0002", "auth_users_exposed", Level.ERROR, ("SECURITY",),
-        "A view or materialized view in an exposed schema reads auth.users and is reachable by anon "
-        "or authenticated.",
-        "Move it to a private schema, or revoke it from the API roles; serve user data through "
-        "profiles with RLS.",
+        platform.LINTS["0001"],
+        "Foreign key {part} on {object} has no index leading with its columns ({detail}).",
+        "select n.nspname as schema, c.relname as name, k.conname as part,"
+        " (select string_agg(a.attname, ', ' order by x.i) from unnest(k.conkey) with ordinality x(attnum, i)"
+        " join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = x.attnum) as detail"
+        " from pg_catalog.pg_constraint k"
+        " join pg_catalog.pg_class c on c.oid = k.conrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where k.contype = 'f' and c.relkind in ('r', 'p') and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_index i where i.indrelid = k.conrelid and i.indpred is null"
+        " and (pg_catalog.string_to_array(i.indkey::text, ' ')::int2[])[1:pg_catalog.cardinality(k.conkey)]"
+        " = k.conkey)"
+        " order by 1, 2, 3",
+    ),
+    CatalogLint(
+        platform.LINTS["0002"],
         "{detail} {object} reads auth.users and is exposed to the API roles.",
         "select distinct n.nspname as schema, c.relname as name,"
         " case c.relkind when 'm' then 'Materialized view' else 'View' end as detail"
@@ -214,24 +254,27 @@ LINTS: tuple[CatalogLint, ...] = (
         _revoke_api,
     ),
     CatalogLint(
-        "0003", "auth_rls_initplan", Level.WARN, ("PERFORMANCE",),
-        "A policy calls auth.uid()/jwt()/role()/email() or current_setting() directly, so it is "
-        "evaluated once per row instead of once per query.",
-        "Wrap each call in a sub-select: `(select auth.uid())`.",
+        platform.LINTS["0003"],
         "Policy {part} on {schema}.{name} re-evaluates auth.<function>() or current_setting() for "
         "each row in {detail}; wrap the call as (select ...).",
         "select schema, name, part,"
         " concat_ws(' and ', case when " + _unwrapped("qual") + " then 'USING' end,"
         " case when " + _unwrapped("with_check") + " then 'WITH CHECK' end) as detail"
-        " from (" + _POLICIES + ") p"
+        " from (" + _POLICIES_OF.format(excluded="initplan_excluded") + ") p"
         " where rls and (" + _unwrapped("qual") + " or " + _unwrapped("with_check") + ")"
         " order by 1, 2, 3",
     ),
     CatalogLint(
-        "0006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE",),
-        "More than one permissive policy for the same role and command: all are evaluated, OR-ed, "
-        "for every row.",
-        "Merge them into one policy per role and command (or make the extra ones restrictive).",
+        platform.LINTS["0004"],
+        "Table {object} has no primary key.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and " + _USER_SCHEMA + " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_constraint k where k.conrelid = c.oid and k.contype = 'p')"
+        " order by 1, 2",
+    ),
+    CatalogLint(
+        platform.LINTS["0006"],
         "Table {object} has {detail}.",
         "select schema, name, pg_catalog.format('%%s permissive %%s policies for role %%s (%%s)',"
         " count(*), cmd, role, string_agg(part, ', ' order by part)) as detail"
@@ -246,9 +289,7 @@ LINTS: tuple[CatalogLint, ...] = (
         " order by schema, name, role, array_position(array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], cmd)",
     ),
     CatalogLint(
-        "0007", "policy_exists_rls_disabled", Level.ERROR, ("SECURITY",),
-        "Policies exist but row level security is off, so none of them applies.",
-        "Enable row level security on the table.",
+        platform.LINTS["0007"],
         "Table {object} has policies ({detail}) but row level security is disabled.",
         "select n.nspname as schema, c.relname as name,"
         " string_agg(p.polname, ', ' order by p.polname) as detail"
@@ -261,9 +302,17 @@ LINTS: tuple[CatalogLint, ...] = (
         _enable_rls,
     ),
     CatalogLint(
-        "0009", "duplicate_index", Level.WARN, ("PERFORMANCE",),
-        "Two or more identical indexes: every write maintains each of them for nothing.",
-        "Drop all but one of them.",
+        platform.LINTS["0008"],
+        "Table {object} has row level security enabled and no policy.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and c.relrowsecurity and " + _USER_SCHEMA +
+        " and " + _NOT_FROM_EXTENSION.format(oid="c.oid") +
+        " and not exists (select from pg_catalog.pg_policy p where p.polrelid = c.oid)"
+        " order by 1, 2",
+    ),
+    CatalogLint(
+        platform.LINTS["0009"],
         "Table {object} has identical indexes {detail}.",
         "select schema, name, string_agg(index, ', ' order by keep) as detail,"
         " coalesce(array_agg(index order by keep) filter (where keep > 1 and not backs_constraint),"
@@ -289,10 +338,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _drop_duplicates,
     ),
     CatalogLint(
-        "0010", "security_definer_view", Level.ERROR, ("SECURITY",),
-        "An exposed view runs with its owner's rights (no security_invoker), bypassing the row "
-        "level security of the tables it reads.",
-        "Recreate or alter it `with (security_invoker = true)` (PostgreSQL 15+).",
+        platform.LINTS["0010"],
         "View {object} is exposed and runs as its owner, bypassing row level security.",
         "select n.nspname as schema, c.relname as name, '' as detail"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
@@ -302,10 +348,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _security_invoker,
     ),
     CatalogLint(
-        "0011", "function_search_path_mutable", Level.WARN, ("SECURITY",),
-        "A function without a fixed search_path resolves names through the caller's search_path, "
-        "which a caller can point at objects of their own.",
-        "Add `set search_path = ''` and schema-qualify every name in the body.",
+        platform.LINTS["0011"],
         "Function {object}({args}) has a role-mutable search_path.",
         "select n.nspname as schema, p.proname as name, '' as detail,"
         " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
@@ -318,10 +361,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _pin_search_path,
     ),
     CatalogLint(
-        "0013", "rls_disabled_in_public", Level.ERROR, ("SECURITY",),
-        "A table in an exposed schema, reachable by the API roles, without row level security: "
-        "anyone with the anon key reads and writes every row.",
-        "Enable row level security, then add policies for the access clients need.",
+        platform.LINTS["0013"],
         "Table {object} is exposed to the API but row level security is disabled.",
         "select n.nspname as schema, c.relname as name, '' as detail"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
@@ -331,9 +371,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _enable_rls,
     ),
     CatalogLint(
-        "0014", "extension_in_public", Level.WARN, ("SECURITY",),
-        "An extension installed in public puts its functions and types into the exposed schema.",
-        "Install extensions in the `extensions` schema (`alter extension ... set schema extensions`).",
+        platform.LINTS["0014"],
         "Extension {name} is installed in the public schema.",
         "select n.nspname as schema, x.extname as name, '' as detail, x.extrelocatable as relocatable"
         " from pg_catalog.pg_extension x join pg_catalog.pg_namespace n on n.oid = x.extnamespace"
@@ -341,10 +379,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _move_extension,
     ),
     CatalogLint(
-        "0015", "rls_references_user_metadata", Level.ERROR, ("SECURITY",),
-        "A policy reads user_metadata, which every user can edit about themselves through the "
-        "client API.",
-        "Authorise from app_metadata (server-controlled) or from your own tables, never user_metadata.",
+        platform.LINTS["0015"],
         "Policy {part} on {schema}.{name} reads user_metadata, which users can set themselves.",
         "select schema, name, part, '' as detail from (" + _POLICIES + ") p"
         " where concat_ws(' ', qual, with_check) ~* ("
@@ -353,11 +388,7 @@ LINTS: tuple[CatalogLint, ...] = (
         " order by 1, 2, 3",
     ),
     CatalogLint(
-        "0016", "materialized_view_in_api", Level.WARN, ("SECURITY",),
-        "A materialized view in an exposed schema is reachable by the API roles; materialized views "
-        "cannot have row level security.",
-        "Keep it in a private schema and serve it through a security-invoker view or a function "
-        "that checks membership; revoke it from anon and authenticated.",
+        platform.LINTS["0016"],
         "Materialized view {object} is exposed to the API and has no row level security.",
         "select n.nspname as schema, c.relname as name, '' as detail"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
@@ -366,10 +397,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _revoke_api,
     ),
     CatalogLint(
-        "0017", "foreign_table_in_api", Level.WARN, ("SECURITY",),
-        "A foreign table in an exposed schema is reachable by the API roles; foreign tables "
-        "cannot have row level security.",
-        "Move it to a private schema or revoke it from anon and authenticated.",
+        platform.LINTS["0017"],
         "Foreign table {object} is exposed to the API and has no row level security.",
         "select n.nspname as schema, c.relname as name, '' as detail"
         " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
@@ -378,10 +406,34 @@ LINTS: tuple[CatalogLint, ...] = (
         _revoke_api,
     ),
     CatalogLint(
-        "0021", "fkey_to_auth_unique", Level.ERROR, ("SECURITY",),
-        "A foreign key references a unique, non-primary-key column of an auth table (such as "
-        "email); Supabase may change those constraints, breaking or blocking auth.",
-        "Reference auth.users(id) instead, and drop the foreign key to the unique column.",
+        platform.LINTS["0018"],
+        "Column {object} has the unsupported reg* type {detail}.",
+        "select n.nspname as schema, c.relname as name, a.attname as part, t.typname as detail"
+        " from pg_catalog.pg_attribute a"
+        " join pg_catalog.pg_class c on c.oid = a.attrelid"
+        " join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_type t on t.oid = a.atttypid"
+        " join pg_catalog.pg_namespace tn on tn.oid = t.typnamespace"
+        " where tn.nspname = 'pg_catalog' and t.typname = any (%(reg_types)s::text[])"
+        " and a.attnum > 0 and not a.attisdropped"
+        " and n.nspname <> all (%(reg_excluded)s::text[]) order by 1, 2, 3",
+    ),
+    CatalogLint(
+        platform.LINTS["0019"],
+        "Queue table {object} is readable through the API without row level security.",
+        "select n.nspname as schema, c.relname as name, '' as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " where c.relkind in ('r', 'p') and not c.relrowsecurity"
+        " and n.nspname = %(queue_schema)s and c.relname like %(queue_prefix)s"
+        " and exists (select from pg_catalog.pg_roles r where r.rolname = any (%(api_roles)s::text[])"
+        " and pg_catalog.has_table_privilege(r.oid, c.oid, 'SELECT'))"
+        " and %(queue_api)s = any (select btrim(s) from pg_catalog.unnest(pg_catalog.string_to_array("
+        "coalesce(pg_catalog.current_setting('pgrst.db_schemas', true), ''), ',')) s)"
+        " order by 1, 2",
+        _enable_rls,
+    ),
+    CatalogLint(
+        platform.LINTS["0021"],
         "Foreign key {part} on {schema}.{name} references the unique column(s) {detail}.",
         "select n.nspname as schema, c.relname as name, k.conname as part,"
         " pg_catalog.format('%%s(%%s)', k.confrelid::regclass, (select string_agg(a.attname, ', '"
@@ -399,10 +451,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _drop_fkey,
     ),
     CatalogLint(
-        "0023", "sensitive_columns_exposed", Level.ERROR, ("SECURITY",),
-        "An exposed table without row level security has columns named like credentials or "
-        "personal identifiers (password, token, api_key, ssn...).",
-        "Enable row level security (and move secrets out of exposed tables).",
+        platform.LINTS["0023"],
         "Table {object} is exposed without row level security and has sensitive column(s) {detail}.",
         "select n.nspname as schema, c.relname as name,"
         " string_agg(a.attname, ', ' order by a.attnum) as detail"
@@ -411,35 +460,66 @@ LINTS: tuple[CatalogLint, ...] = (
         " where c.relkind in ('r', 'p') and not c.relrowsecurity and " + _EXPOSED_SCHEMA +
         " and " + _API_CAN_REACH +
         " and replace(lower(a.attname), '-', '_') = any (%(sensitive)s::text[])"
+        # A column the API roles cannot select is not exposed, whatever the table's other grants.
+        " and exists (select from pg_catalog.pg_roles r where r.rolname = any (%(api_roles)s::text[])"
+        " and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
         " group by 1, 2 order by 1, 2",
         _enable_rls,
     ),
     CatalogLint(
-        "0024", "rls_policy_always_true", Level.WARN, ("SECURITY",),
-        "A permissive INSERT/UPDATE/DELETE/ALL policy whose USING or WITH CHECK is always true "
-        "lets every caller it applies to write any row (SELECT using (true) is allowed: public "
-        "reads are often deliberate).",
-        "Write a real predicate, e.g. `organization_id = any (array(select private.user_org_ids()))`.",
+        platform.LINTS["0024"],
         "Policy {part} on {schema}.{name} ({command}) is always true in {detail}.",
-        "select schema, name, part, command, concat_ws(' and ',"
-        " case when using_true then 'USING' end, case when check_true then 'WITH CHECK' end) as detail"
-        " from (select p.*,"
-        " command in ('UPDATE', 'DELETE', 'ALL') and " + _normal("qual") + " in " + _TRUE + " as using_true,"
-        " command in ('INSERT', 'UPDATE', 'ALL') and (" + _normal("with_check") + " in " + _TRUE +
-        # Without WITH CHECK, INSERT accepts every row and UPDATE/ALL reuse USING.
-        " or (with_check is null and (command = 'INSERT' or " + _normal("qual") + " in " + _TRUE + ")))"
-        " as check_true"
-        " from (" + _POLICIES + ") p"
+        "select schema, name, part, command, qual, with_check, '' as detail from (" + _POLICIES + ") p"
+        " join pg_catalog.pg_namespace n on n.nspname = p.schema"
+        " join pg_catalog.pg_class c on c.relnamespace = n.oid and c.relname = p.name and c.relkind = 'r'"
         " where rls and permissive and (roles = array[0::oid] or exists (select from pg_catalog.pg_roles r"
-        " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))) q"
-        " where using_true or check_true order by 1, 2, 3",
+        " where r.oid = any (roles) and r.rolname = any (%(api_roles)s::text[])))"
+        " order by 1, 2, 3",
+        select=lambda rows: [row for row in rows if _always_true(row)],
     ),
     CatalogLint(
-        "0028", "anon_security_definer_function_executable", Level.WARN, ("SECURITY",),
-        "A SECURITY DEFINER function in an exposed schema is executable by anon: anyone with the "
-        "public key calls it over /rest/v1/rpc with its owner's rights, past row level security.",
-        "Move it to a private schema, or `revoke execute ... from public, anon` and grant only the "
-        "roles that need it.",
+        platform.LINTS["0025"],
+        "Public bucket {name} can be listed through {detail} on storage.objects.",
+        "select 'storage' as schema, b.id as name, p.policyname as policy, p.qual, '' as detail"
+        " from storage.buckets b"
+        " join pg_catalog.pg_policies p on p.schemaname = 'storage' and p.tablename = 'objects'"
+        " and p.cmd in ('SELECT', 'ALL') and p.permissive = 'PERMISSIVE'"
+        " and p.roles && array['public', 'anon', 'authenticated']::name[]"
+        " where b.public order by 2, 3",
+        select=_listed_buckets, requires="storage.buckets",
+    ),
+    CatalogLint(
+        platform.LINTS["0026"],
+        "{detail} {object} is visible in the GraphQL schema to anon.",
+        "select n.nspname as schema, c.relname as name,"
+        " case c.relkind when 'r' then 'Table' when 'v' then 'View' when 'm' then 'Materialized view'"
+        " else 'Foreign table' end as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'anon'"
+        " where c.relkind in ('r', 'v', 'm', 'f') and " + _USER_SCHEMA +
+        " and (%(assume_graphql)s or exists (select from pg_catalog.pg_extension x where x.extname = 'pg_graphql'))"
+        # Any selectable column exposes the relation in pg_graphql's introspection.
+        " and exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0"
+        " and not a.attisdropped and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
+        " order by 1, 2",
+    ),
+    CatalogLint(
+        platform.LINTS["0027"],
+        "{detail} {object} is visible in the GraphQL schema to authenticated.",
+        "select n.nspname as schema, c.relname as name,"
+        " case c.relkind when 'r' then 'Table' when 'v' then 'View' when 'm' then 'Materialized view'"
+        " else 'Foreign table' end as detail"
+        " from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace"
+        " join pg_catalog.pg_roles r on r.rolname = 'authenticated'"
+        " where c.relkind in ('r', 'v', 'm', 'f') and " + _USER_SCHEMA +
+        " and (%(assume_graphql)s or exists (select from pg_catalog.pg_extension x where x.extname = 'pg_graphql'))"
+        # Any selectable column exposes the relation in pg_graphql's introspection.
+        " and exists (select from pg_catalog.pg_attribute a where a.attrelid = c.oid and a.attnum > 0"
+        " and not a.attisdropped and pg_catalog.has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT'))"
+        " order by 1, 2",
+    ),
+    CatalogLint(
+        platform.LINTS["0028"],
         "SECURITY DEFINER function {object}({args}) is executable by anon.",
         "select n.nspname as schema, p.proname as name, '' as detail,"
         " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
@@ -452,11 +532,7 @@ LINTS: tuple[CatalogLint, ...] = (
         _revoke_execute("anon"),
     ),
     CatalogLint(
-        "0029", "authenticated_security_definer_function_executable", Level.WARN, ("SECURITY",),
-        "A SECURITY DEFINER function in an exposed schema is executable by authenticated: every "
-        "signed-in user calls it over /rest/v1/rpc with its owner's rights, past row level security.",
-        "Move it to a private schema (policies may still call it), or revoke execute from "
-        "authenticated if clients do not need it.",
+        platform.LINTS["0029"],
         "SECURITY DEFINER function {object}({args}) is executable by authenticated.",
         "select n.nspname as schema, p.proname as name, '' as detail,"
         " pg_catalog.pg_get_function_identity_arguments(p.oid) as args,"
@@ -470,16 +546,27 @@ LINTS: tuple[CatalogLint, ...] = (
     ),
 )
 
-LINTS_BY_ID = {lint.id: lint for lint in LINTS}
+# The INFO lints run only on request (`catalog_lints(conn, ALL_LINTS)`): verify reports ERROR and WARN.
+ALL_LINTS = LINTS
+LINTS = tuple(lint for lint in ALL_LINTS if lint.level is not Level.INFO)
+LINTS_BY_ID = {lint.id: lint for lint in ALL_LINTS}
 
 
-def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] = LINTS) -> list[Finding]:
-    """Run the catalogue lints on a live database; findings most severe first, in stable order."""
+def catalog_lints(conn: psycopg.Connection[Any], lints: tuple[CatalogLint, ...] = LINTS,
+                  assume_platform: bool = False) -> list[Finding]:
+    """Run the catalogue lints on a live database; findings most severe first, in stable order.
+
+    `assume_platform`: judge as on a Supabase project, where pg_graphql is installed (a vanilla
+    PostgreSQL cannot install it, so the GraphQL exposure lints are otherwise decided by pg_extension)."""
     from psycopg.rows import dict_row
 
     findings: list[Finding] = []
     with conn.cursor(row_factory=dict_row) as cur:
         for lint in lints:
-            cur.execute(lint.query, _PARAMS)  # type: ignore[arg-type]
-            findings += [lint.finding(row) for row in cur.fetchall()]
+            if lint.requires and cur.execute("select pg_catalog.to_regclass(%s) as r",
+                                             (lint.requires,)).fetchone()["r"] is None:
+                continue
+            cur.execute(lint.query, {**_PARAMS, "assume_graphql": assume_platform})  # type: ignore[arg-type]
+            rows = cur.fetchall()
+            findings += [lint.finding(row) for row in (lint.select(rows) if lint.select else rows)]
     return sort_findings(findings)

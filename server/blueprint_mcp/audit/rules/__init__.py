@@ -1,3 +1,3 @@
 """Importing this package registers every rule."""
 
-from . import meta_rules, platform_rules, policy_rules, schema_rules, spec_rules, tenancy_rules  # noqa: F401
+from . import api_rules, meta_rules, platform_rules, policy_rules, schema_rules, spec_rules, tenancy_rules  # noqa: F401

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ..tree import Node, function_name, nodes_in
+from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
+from ..tree import Node, function_name, indexed
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -19,20 +18,82 @@ ONCE_PER_STATEMENT = ("EXPR_SUBLINK", "ARRAY_SUBLINK")
 MEMBERSHIP_SUFFIXES = ("members", "memberships")
 SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
 
+# Facts several rules derive from one schema, computed once per audit (`audit_schema` clears it before
+# and after the rules run; nothing mutates the schema in between). Keys hold the object's id.
+_FACTS: dict[tuple[str, int], Any] = {}
+
+
+def clear_facts() -> None:
+    _FACTS.clear()
+
+
+def _once(kind: str, obj: Any, compute: Callable[[], Any]) -> Any:
+    key = (kind, id(obj))
+    if key not in _FACTS:
+        _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
+    return _FACTS[key][1]
+
 
 def created(s: Schema) -> list[Table]:
-    """Tables the audited SQL creates (stand-ins for tables it only references are left out)."""
-    return [t for t in s.tables if not t.external]
+    """Tables the audited SQL creates in the user's schemas (stand-ins, foreign tables and managed
+    schemas left out)."""
+    return [t for t in s.tables if not t.external and t.kind == "table" and t.schema_name not in MANAGED_SCHEMAS]
 
 
-def api_access(grants: dict[str, list[str]]) -> bool:
-    """Whether anon or authenticated may read it; no grant information means Supabase's legacy defaults."""
-    return not grants or any(grants.get(role) for role in CLIENT_ROLES)
+def can_select(s: Schema, obj: Table | View, role: str, whole: bool = False) -> bool:
+    """Whether `role` (directly or through PUBLIC) may select the relation, or with `whole=False` at least
+    one of its columns. No grant information: Supabase's legacy default privileges, in exposed schemas."""
+    if not obj.grants:
+        return obj.schema_name in s.exposed_schemas
+    held = [p for r in (role, "public") for p in obj.grants.get(r, []) if p.privilege == "select"]
+    return any(not p.columns for p in held) if whole else bool(held)
+
+
+def user_tables(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> list[Table]:
+    """Every table outside the platform's schemas, stand-ins included (policies on them are the user's)."""
+    return [t for t in s.tables if t.schema_name not in excluded]
+
+
+def linted_policies(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> Iterator[tuple[Table, Policy]]:
+    """What the platform's policy lints look at: RLS-enabled tables, policies for PUBLIC, anon or authenticated."""
+    for t in user_tables(s, excluded):
+        if t.rls_enabled:
+            for p in t.policies:
+                if not p.roles or POLICY_LINT_ROLES & set(p.roles):
+                    yield t, p
+
+
+def api_access(grants, columns: list[str] | None = None) -> bool:
+    """Whether anon or authenticated (or PUBLIC) holds any privilege; no grant information means
+    Supabase's legacy defaults. With `columns`, whether one of those columns is reachable."""
+    if not grants:
+        return True
+    held = [p for role in CLIENT_ROLES for p in grants.get(role, [])]
+    if columns is None:
+        return bool(held)
+    return any(not p.columns or set(p.columns) & set(columns) for p in held)
+
+
+def selectable_columns(obj: Table | View, role: str, columns: list[str]) -> list[str]:
+    """The columns `role` (directly or through PUBLIC) may select; no grant information = legacy defaults."""
+    if not obj.grants:
+        return list(columns)
+    held = [p for r in (role, "public") for p in obj.grants.get(r, []) if p.privilege == "select"]
+    if any(not p.columns for p in held):
+        return list(columns)
+    granted = {c for p in held for c in p.columns}
+    return [c for c in columns if c in granted]
 
 
 def exposed(s: Schema, obj: Table | View) -> bool:
     """In a schema PostgREST serves and reachable by an API role: what Supabase calls exposed."""
-    return obj.schema_name in s.exposed_schemas and api_access(obj.grants)
+    return obj.schema_name in s.exposed_schemas and obj.schema_name not in MANAGED_SCHEMAS and \
+        api_access(obj.grants)
+
+
+def api_selectable(obj: Table | View, columns: list[str]) -> list[str]:
+    """The columns anon or authenticated may select."""
+    return [c for c in columns if any(c in selectable_columns(obj, role, [c]) for role in API_ROLES)]
 
 
 def is_tenant(t: Table) -> bool:
@@ -43,36 +104,11 @@ def is_analytics(t: Table) -> bool:
     return is_analytics_name(t.name)
 
 
-# Facts computed once per audit: rules read them many times, and nothing changes the schema meanwhile.
-_FACTS: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("audit_facts", default=None)
-T = TypeVar("T")
-
-
-@contextmanager
-def shared_facts() -> Iterator[None]:
-    """Within this block, each shared fact of a schema is computed once (audit_schema opens it)."""
-    token = _FACTS.set({})
-    try:
-        yield
-    finally:
-        _FACTS.reset(token)
-
-
-def _once(fact: Callable[[Schema], T]) -> Callable[[Schema], T]:
-    def cached(s: Schema) -> T:
-        facts = _FACTS.get()
-        if facts is None:
-            return fact(s)
-        key = (fact.__name__, id(s))
-        if key not in facts:
-            facts[key] = fact(s)
-        return facts[key]
-    cached.__name__, cached.__doc__ = fact.__name__, fact.__doc__
-    return cached
-
-
-@_once
 def membership_tables(s: Schema) -> set[str]:
+    return _once("members", s, lambda: _membership_tables(s))
+
+
+def _membership_tables(s: Schema) -> set[str]:
     """schema.table of every membership table.
 
     Candidates are shaped like one: tenant key and user_id unique together with a role column, or
@@ -93,9 +129,12 @@ def membership_tables(s: Schema) -> set[str]:
     return consulted or candidates
 
 
-@_once
 def policy_reads(s: Schema) -> set[str]:
     """schema.table of every relation a policy reads, directly or through a function it calls."""
+    return _once("policy_reads", s, lambda: _policy_reads(s))
+
+
+def _policy_reads(s: Schema) -> set[str]:
     out: set[str] = set()
     for t in s.tables:
         for p in t.policies:
@@ -118,9 +157,12 @@ def find_function(s: Schema, name: str) -> Function | None:
     return next((f for f in s.functions if f.name == name), None)
 
 
-@_once
 def membership_functions(s: Schema) -> set[str]:
     """Functions whose body reads a membership table, by qualified and bare name."""
+    return _once("member_functions", s, lambda: _membership_functions(s))
+
+
+def _membership_functions(s: Schema) -> set[str]:
     members = membership_tables(s)
     out = set()
     for f in s.functions:
@@ -147,57 +189,42 @@ def policy_label(t: Table, p: Policy) -> str:
     return f"policy \"{p.name}\" on {t.qualified}"
 
 
-def sublink_mark(kind: str, body: Node) -> str | None:
-    """Label sub-query subtrees: SubLink by its type, SelectStmt as "select"."""
-    if kind == "SubLink":
-        return body.get("subLinkType", "SUBLINK")
-    return "select" if kind == "SelectStmt" else None
-
-
 def once_per_statement(ctx: tuple[str, ...]) -> bool:
     """Whether the innermost sub-query around a node is a scalar or ARRAY() one (an init plan)."""
     sublinks = [label for label in ctx if label != "select"]
     return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
 
 
-def select_mark(kind: str, body: Node) -> str | None:
-    """Label SelectStmt subtrees "select": what sits inside a sub-query."""
-    return "select" if kind == "SelectStmt" else None
-
-
-def _no_mark(kind: str, body: Node) -> None:
-    return None
-
-
-def walk(tree: Any, mark: Callable[[str, Node], str | None] = _no_mark) -> list[tuple[str, Node, tuple[str, ...]]]:
-    """nodes_in(tree, mark) as a list, walked once per tree and mark during an audit (rules share the trees)."""
-    facts = _FACTS.get()
-    if facts is None or tree is None:
-        return list(nodes_in(tree, mark))
-    key = ("walk", id(tree), mark)
-    if key not in facts:
-        facts[key] = list(nodes_in(tree, mark))
-    return facts[key]
-
-
-def calls(tree: Any) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
+def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     """(function name, FuncCall fields, enclosing sub-query labels) of every call in `tree`."""
-    for kind, body, ctx in walk(tree, sublink_mark):
-        if kind == "FuncCall":
-            yield function_name(body), body, ctx
+    return _once("calls", tree, lambda: [(function_name(body), body, ctx) for kind, body, ctx
+                                         in _index(tree) if kind == "FuncCall"])
+
+
+def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+    return indexed(tree)
 
 
 def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
-    for kind, body, ctx in walk(tree, select_mark):
-        if not ctx:
+    for kind, body, ctx in _index(tree):
+        if "select" not in ctx:
             yield kind, body
 
 
 def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
-    return {f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
-            for kind, body, _ in walk(tree) if kind == "RangeVar"}
+    ranges = _once("ranges", tree, lambda: [(body.get("schemaname"), body.get("relname", ""))
+                                             for kind, body, _ in _index(tree) if kind == "RangeVar"])
+    return {f"{schema or default_schema}.{name}" for schema, name in ranges}
+
+
+def strings_in(tree: Any) -> list[str]:
+    """Every string literal and name part in a tree (String nodes and string constants)."""
+    return _once("strings", tree, lambda: [
+        v for kind, body, _ in _index(tree)
+        for v in ([body.get("sval", "")] if kind == "String" else
+                  [body["sval"].get("sval", "")] if kind == "A_Const" and isinstance(body.get("sval"), dict) else [])])
 
 
 def key_column_lists(t: Table | View) -> list[list[str]]:

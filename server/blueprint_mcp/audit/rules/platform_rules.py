@@ -6,27 +6,22 @@ import re
 
 from ...model.schema import Schema
 from ...sql.ident import ident, qname
-from ..findings import Level
+from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
 from ..registry import rule
-from ..tree import is_true
 from .common import (
     AUTH_FUNCTIONS,
+    api_selectable,
     calls,
-    commands,
     created,
     exposed,
+    linted_policies,
     once_per_statement,
     policy_label,
+    strings_in,
     trees,
-    walk,
+    user_tables,
 )
 
-SENSITIVE_COLUMNS = frozenset({
-    "password", "passwd", "password_hash", "secret", "secret_key", "api_key", "apikey", "access_token",
-    "refresh_token", "token", "auth_token", "private_key", "ssn", "social_security_number", "credit_card",
-    "credit_card_number", "card_number", "cvv", "cvc", "iban", "bank_account", "account_number",
-    "routing_number", "tax_id", "passport_number", "drivers_license", "date_of_birth", "dob",
-})
 _WRAPPABLE = re.compile(r'"?auth"?\s*\.\s*"?(uid|jwt|role|email)"?\s*\(\s*\)', re.IGNORECASE)
 
 
@@ -44,39 +39,34 @@ def _wrapped(text: str, byte_offsets: list[int]) -> str | None:
     return "".join(out) + text[last:]
 
 
-@rule("BP016", "auth_rls_initplan", Level.WARN, ("PERFORMANCE",), platform="0003",
-      summary="A policy calls auth.uid(), auth.jwt(), auth.role(), auth.email() or current_setting() once per row.",
+@rule("BP016", platform="0003",
       why="Unwrapped, the call is evaluated for every row the query touches; wrapped in a scalar sub-query "
           "(select auth.uid()) it becomes an init plan computed once per statement (179 ms -> 9 ms on 100k rows).",
-      bad="create policy p on habits for select to authenticated using (created_by = auth.uid());",
-      fix="Wrap the call: using (created_by = (select auth.uid())).")
+      bad="create policy p on habits for select to authenticated using (created_by = auth.uid());")
 def auth_rls_initplan(r, s: Schema):
-    for t in s.tables:
-        for p in t.policies:
-            found, rewritten = [], {}
-            for clause, tree, text in trees(p):
-                unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
-                             if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
-                found += [name for name, _ in unwrapped]
-                if unwrapped:
-                    rewritten[clause] = _wrapped(text, [at for _, at in unwrapped])
-            if not found:
-                continue
-            fix = None
-            if rewritten and all(rewritten.values()):
-                fix = f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} " + \
-                      " ".join(f"{clause} ({text})" for clause, text in rewritten.items()) + ";"
-            names = ", ".join(f"{n}()" for n in dict.fromkeys(found))
-            yield r.finding(f"{policy_label(t, p)} calls {names} for every row.", f"{t.qualified}.{p.name}",
-                            location=p.location or t.location, fix_sql=fix)
+    for t, p in linted_policies(s, INITPLAN_SCHEMAS_EXCLUDED):
+        found, rewritten = [], {}
+        for clause, tree, text in trees(p):
+            unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
+                         if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
+            found += [name for name, _ in unwrapped]
+            if unwrapped:
+                rewritten[clause] = _wrapped(text, [at for _, at in unwrapped])
+        if not found:
+            continue
+        fix = None
+        if rewritten and all(rewritten.values()):
+            fix = f"alter policy {ident(p.name)} on {qname(t.schema_name, t.name)} " + \
+                  " ".join(f"{clause} ({text})" for clause, text in rewritten.items()) + ";"
+        names = ", ".join(f"{n}()" for n in dict.fromkeys(found))
+        yield r.finding(f"{policy_label(t, p)} calls {names} for every row.", f"{t.qualified}.{p.name}",
+                        location=p.location or t.location, fix_sql=fix)
 
 
-@rule("BP017", "policy_exists_rls_disabled", Level.ERROR, ("SECURITY",), platform="0007",
-      summary="A table has policies but row level security is off.",
+@rule("BP017", platform="0007",
       why="Policies do nothing until RLS is enabled: the table is as open as its grants, and the policies "
           "give a false sense of protection.",
-      bad="create policy p on profiles for select using (id = (select auth.uid()));  -- no enable row level security",
-      fix="alter table <table> enable row level security;")
+      bad="create policy p on profiles for select using (id = (select auth.uid()));  -- no enable row level security")
 def policy_exists_rls_disabled(r, s: Schema):
     for t in created(s):
         if t.policies and not t.rls_enabled:
@@ -85,128 +75,115 @@ def policy_exists_rls_disabled(r, s: Schema):
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP018", "duplicate_index", Level.WARN, ("PERFORMANCE",), platform="0009",
-      summary="An index with the same columns (and predicate) as a key or another index of the table.",
+@rule("BP018", platform="0009",
       why="Every write maintains both; the second never serves a query the first cannot.",
-      bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);",
-      fix="Drop the duplicate index.")
+      bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);")
 def duplicate_index(r, s: Schema):
-    for owner in [*created(s), *s.views]:
-        seen: dict[tuple, str] = {}
+    # One finding per group of identical indexes on a table, as the platform reports them.
+    for owner in [*created(s), *(v for v in s.views if not managed(v.schema_name))]:
+        groups: dict[tuple, list[str]] = {}
         for c in getattr(owner, "constraints", []):
             if c.kind in ("primary key", "unique"):
-                seen.setdefault((tuple(c.columns), None), f"key {c.name}")
+                groups.setdefault((tuple(c.columns), None), [f"key {c.name}"])
         for i in owner.indexes:
-            key = (tuple(i.columns), i.where)
-            if key in seen:
-                yield r.finding(f"Index {i.name} on {owner.schema_name}.{owner.name} ({', '.join(i.columns)}) "
-                                f"duplicates {seen[key]}.", f"{owner.schema_name}.{i.name}",
-                                location=i.location or owner.location,
-                                fix_sql=f"drop index {qname(owner.schema_name, i.name)};")
-            else:
-                seen[key] = f"index {i.name}"
+            groups.setdefault((tuple(i.columns), i.where), []).append(i.name)
+        for (columns, _), names in groups.items():
+            if len(names) < 2:
+                continue
+            extra = [i for i in owner.indexes if i.name in names[1:]]
+            yield r.finding(f"{owner.schema_name}.{owner.name} ({', '.join(columns)}): {', '.join(names[1:])} "
+                            f"duplicate {names[0]}.", f"{owner.schema_name}.{owner.name}",
+                            location=extra[0].location or owner.location,
+                            fix_sql="\n".join(f"drop index {qname(owner.schema_name, i.name)};" for i in extra))
 
 
-@rule("BP019", "extension_in_public", Level.WARN, ("SECURITY",), platform="0014",
-      summary="An extension installed in the public schema.",
+@rule("BP019", platform="0014",
       why="Its functions and types land in the API schema, callable and visible to every API role.",
-      bad="create extension pg_trgm;  -- defaults to public",
-      fix="create extension ... with schema extensions; (or alter extension ... set schema extensions).")
+      bad="create extension pg_trgm;  -- defaults to public")
 def extension_in_public(r, s: Schema):
     for e in s.extensions:
         if e.schema_name == "public":
-            yield r.finding(f"Extension {e.name} is installed in public.", e.name, location=e.location,
+            yield r.finding(f"Extension {e.name} is installed in public.", f"{e.schema_name}.{e.name}",
+                            location=e.location,
                             fix_sql=f"alter extension {ident(e.name)} set schema extensions;")
 
 
-@rule("BP020", "rls_references_user_metadata", Level.ERROR, ("SECURITY",), platform="0015",
-      summary="A policy reads user_metadata (raw_user_meta_data) from the JWT or auth.users.",
+@rule("BP020", platform="0015",
       why="Users edit their own user_metadata through the client API: a policy trusting it is a policy "
           "the user writes.",
-      bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)",
-      fix="Authorise from a membership table, or from app_metadata (server-controlled).")
+      bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)")
 def rls_references_user_metadata(r, s: Schema):
-    for t in s.tables:
+    for t in user_tables(s):
         for p in t.policies:
-            texts = [v for _, tree, _ in trees(p) for kind, body, _ in walk(tree) if kind == "String"
-                     for v in [body.get("sval", "")]]
-            texts += [body.get("sval", {}).get("sval", "") for _, tree, _ in trees(p)
-                      for kind, body, _ in walk(tree) if kind == "A_Const" and isinstance(body.get("sval"), dict)]
+            texts = [v for _, tree, _ in trees(p) for v in strings_in(tree)]
             if any("user_metadata" in v or "raw_user_meta_data" in v for v in texts):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
-@rule("BP021", "fkey_to_auth_unique", Level.ERROR, ("SECURITY",), platform="0021",
-      summary="A foreign key to a unique column of an auth table other than its primary key (e.g. auth.users.email).",
+@rule("BP021", platform="0021",
       why="Supabase may change or drop those constraints in auth upgrades, and the reference leaks identity "
           "details into your schema.",
-      bad="owner_email text references auth.users (email)",
-      fix="Reference auth.users (id).")
+      bad="owner_email text references auth.users (email)")
 def fkey_to_auth_unique(r, s: Schema):
     for t in created(s):
         for fk in t.foreign_keys:
             if fk.ref_schema == "auth" and fk.ref_columns != ["id"]:
                 yield r.finding(f"{t.qualified} foreign key {fk.name} references {fk.ref_schema}.{fk.ref_table} "
-                                f"({', '.join(fk.ref_columns)}).", t.qualified, location=fk.location or t.location)
+                                f"({', '.join(fk.ref_columns)}).", f"{t.qualified}.{fk.name}",
+                                location=fk.location or t.location)
 
 
-@rule("BP022", "sensitive_columns_exposed", Level.ERROR, ("SECURITY",), platform="0023",
-      summary="An exposed table without RLS has a column named like a secret (password, token, api_key, ssn...).",
+@rule("BP022", platform="0023",
       why="Anyone with the anon key reads it through the API.",
-      bad="create table public.integrations (id uuid primary key, api_key text);  -- RLS off",
-      fix="Enable RLS with policies, or move the table to a private schema.")
+      bad="create table public.integrations (id uuid primary key, api_key text);  -- RLS off")
 def sensitive_columns_exposed(r, s: Schema):
     for t in created(s):
         if exposed(s, t) and not t.rls_enabled:
-            hits = [c.name for c in t.columns if c.name.lower() in SENSITIVE_COLUMNS]
+            hits = api_selectable(t, [c.name for c in t.columns if sensitive(c.name)])
             if hits:
                 yield r.finding(f"{t.qualified} exposes {', '.join(hits)} without row level security.",
                                 t.qualified, location=t.location,
                                 fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP023", "rls_policy_always_true", Level.WARN, ("SECURITY",), platform="0024",
-      summary="A permissive write policy whose USING or WITH CHECK is `true`.",
+@rule("BP023", platform="0024",
       why="Every client holding that role may write any row; for SELECT `using (true)` is a deliberate "
           "public read and is allowed.",
-      bad="create policy p on habits for update to authenticated using (true) with check (true);",
-      fix="Check membership and role in the predicate, or drop the policy and write through the service role.")
+      bad="create policy p on habits for update to authenticated using (true) with check (true);")
 def rls_policy_always_true(r, s: Schema):
-    for t in s.tables:
-        for p in t.policies:
-            if not p.permissive or commands(p) == ("select",):
-                continue
-            clauses = [("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)]
-            if any(is_true(tree) if tree is not None else (text or "").strip().lower() == "true"
-                   for clause, tree, text in clauses if not (clause == "using" and p.command == "insert")):
-                yield r.finding(f"{policy_label(t, p)} allows every row ({p.command}).", f"{t.qualified}.{p.name}",
-                                location=p.location or t.location)
+    for t, p in linted_policies(s):
+        if not p.permissive:
+            continue
+        using = MISSING if p.using is None else p.using_tree
+        check = MISSING if p.check is None else p.check_tree
+        clauses = always_true_clauses(str(p.command.value if p.command != "all" else "all"), using, check)
+        if clauses:
+            yield r.finding(f"{policy_label(t, p)} ({p.command}) is always true in {' and '.join(clauses)}.",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
-@rule("BP024", "authenticated_security_definer_function_executable", Level.WARN, ("SECURITY",), platform="0029",
-      summary="A SECURITY DEFINER function in an exposed schema that authenticated users may execute.",
+@rule("BP024", platform="0029",
       why="Any signed-in user can call it over HTTP at /rest/v1/rpc/<name>, and it runs with its owner's "
           "rights, past RLS.",
-      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
-      fix="Move it to a private schema (policies may still call it), or revoke execute from public and "
-          "authenticated and check the caller inside.")
+      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def authenticated_definer_executable(r, s: Schema):
     for f in s.functions:
-        if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
+        if not managed(f.schema_name) and f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
                 {"authenticated", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by authenticated through the API.",
                             f.qualified, location=f.location)
 
 
-@rule("BP025", "auth_users_exposed", Level.ERROR, ("SECURITY",), platform="0002",
-      summary="An exposed view or materialized view reads auth.users.",
+@rule("BP025", platform="0002",
       why="It publishes users' emails and metadata through the API, past the auth schema's protection.",
-      bad="create view public.member_emails as select m.*, u.email from organization_members m join auth.users u ...;",
-      fix="Keep the view in a private schema, or copy the needed columns into profiles.")
+      bad="create view public.member_emails as select m.*, u.email from organization_members m join auth.users u ...;")
 def auth_users_exposed(r, s: Schema):
+    users = next((t for t in s.tables if t.qualified == "auth.users"), None)
+    users_protected = users is not None and users.rls_enabled
     for v in s.views:
-        if exposed(s, v) and "auth.users" in (v.reads or []):
+        # A security-invoker view is safe only while auth.users itself is protected by RLS.
+        insecure = v.materialized or not v.security_invoker or not users_protected
+        if exposed(s, v) and "auth.users" in (v.reads or []) and insecure:
             yield r.finding(f"View {v.schema_name}.{v.name} exposes auth.users.", f"{v.schema_name}.{v.name}",
                             location=v.location)
-

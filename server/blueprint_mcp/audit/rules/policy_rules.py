@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...model.schema import Schema
 from ..findings import Level
 from ..registry import rule
-from ..tree import function_name
+from ..tree import function_name, nodes_in
 from .common import (
     applies_to_clients,
     calls,
@@ -22,9 +22,7 @@ from .common import (
     outside_subqueries,
     policy_label,
     relation_names,
-    select_mark,
     trees,
-    walk,
 )
 
 # Functions a policy may call per row at no real cost, or that never read memberships.
@@ -144,7 +142,8 @@ def _per_row_call(s: Schema, tree) -> str | None:
         schema = name.split(".")[0] if "." in name else None
         if schema in _TRUSTED_SCHEMAS or (schema is None and find_function(s, name) is None):
             continue
-        refs = [ctx for k, _, ctx in walk(body.get("args"), select_mark) if k == "ColumnRef"]
+        refs = [ctx for k, _, ctx in nodes_in(body.get("args"), lambda k, b: "select" if k == "SelectStmt" else None)
+                if k == "ColumnRef"]
         if any(not ctx for ctx in refs):
             return name
     return None

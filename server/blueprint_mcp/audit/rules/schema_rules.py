@@ -11,8 +11,9 @@ from collections import Counter
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
+from ..platform import managed
 from ..registry import rule
-from .common import created, exposed, key_column_lists
+from .common import created, exposed, key_column_lists, user_tables
 
 
 @rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -48,11 +49,9 @@ def tenant_key_unindexed(r, s: Schema):
                             fix_sql=f"create index on {qname(t.schema_name, t.name)} ({ident(t.tenant_key)});")
 
 
-@rule("BP003", "rls_disabled_in_public", Level.ERROR, ("SECURITY",), platform="0013",
-      summary="A table in an exposed schema without row level security.",
+@rule("BP003", platform="0013",
       why="Anyone holding the anon key can read and write every row through the API.",
-      bad="create table public.events (...);  -- no enable row level security",
-      fix="alter table <table> enable row level security; then add policies.")
+      bad="create table public.events (...);  -- no enable row level security")
 def rls_disabled(r, s: Schema):
     for t in created(s):
         if exposed(s, t) and not t.rls_enabled:
@@ -60,11 +59,9 @@ def rls_disabled(r, s: Schema):
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-@rule("BP004", "rls_enabled_no_policy", Level.INFO, ("SECURITY",), platform="0008",
-      summary="RLS is on but the table has no policy.",
+@rule("BP004", platform="0008",
       why="Nobody but the service role can touch it; usually a forgotten policy.",
-      bad="alter table t enable row level security;  -- and nothing else",
-      fix="Add a select policy (and write policies where clients write), each to authenticated.")
+      bad="alter table t enable row level security;  -- and nothing else")
 def rls_no_policy(r, s: Schema):
     for t in created(s):
         if t.rls_enabled and not t.policies:
@@ -84,13 +81,11 @@ def policy_for_all(r, s: Schema):
                                 location=p.location or t.location)
 
 
-@rule("BP006", "multiple_permissive_policies", Level.WARN, ("PERFORMANCE", "SECURITY"), platform="0006",
-      summary="More than one permissive policy for the same role and command.",
+@rule("BP006", platform="0006",
       why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
-      bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);",
-      fix="Merge them into one policy per role and command.")
+      bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);")
 def multiple_permissive(r, s: Schema):
-    for t in s.tables:
+    for t in user_tables(s):
         seen = Counter()
         for p in t.policies:
             if not p.permissive:
@@ -137,41 +132,35 @@ def update_without_check(r, s: Schema):
                                 f"with check ({p.using});")
 
 
-@rule("BP009", "function_search_path_mutable", Level.WARN, ("SECURITY",), platform="0011",
-      summary="A function without a fixed search_path.",
+@rule("BP009", platform="0011",
       why="A caller can put their own objects first on the search_path and hijack unqualified names "
           "(fatal for SECURITY DEFINER functions).",
-      bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;",
-      fix="Add `set search_path = ''` and qualify every name.")
+      bad="create function f() returns trigger language plpgsql security definer as $$ ... $$;")
 def search_path_mutable(r, s: Schema):
     for f in s.functions:
-        if f.search_path is None:
+        if f.search_path is None and not managed(f.schema_name):
             yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified, location=f.location,
                             fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
 
 
-@rule("BP010", "anon_security_definer_function_executable", Level.WARN, ("SECURITY",), platform="0028",
-      summary="A SECURITY DEFINER function in an exposed schema that anon may execute.",
+@rule("BP010", platform="0028",
       why="Anyone holding the public anon key can call it over HTTP at /rest/v1/rpc/<name>, and it runs with "
           "its owner's rights, past RLS. New functions are executable by PUBLIC, and Supabase's default "
           "privileges grant the API roles on public.",
-      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC",
-      fix="Move it to a private schema, or revoke execute from public and anon.")
+      bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def definer_executable(r, s: Schema):
     for f in s.functions:
         # Trigger functions cannot be called over RPC (PostgreSQL refuses to call them directly).
         if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
-                {"anon", "public"} & set(f.execute_roles):
+                not managed(f.schema_name) and {"anon", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by anon through the API.", f.qualified,
                             location=f.location, fix_sql=f"revoke execute on function {qname(f.schema_name, f.name)}"
                                                          f"({f.arg_types}) from public, anon;")
 
 
-@rule("BP011", "security_definer_view", Level.ERROR, ("SECURITY",), platform="0010",
-      summary="A view in an exposed schema without security_invoker.",
+@rule("BP011", platform="0010",
       why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads.",
-      bad="create view public.v as select * from habits;",
-      fix="create view ... with (security_invoker = true) as ...;")
+      bad="create view public.v as select * from habits;")
 def definer_view(r, s: Schema):
     for v in s.views:
         if exposed(s, v) and not v.materialized and not v.security_invoker:
@@ -180,11 +169,9 @@ def definer_view(r, s: Schema):
                             fix_sql=f"alter view {qname(v.schema_name, v.name)} set (security_invoker = true);")
 
 
-@rule("BP012", "materialized_view_in_api", Level.WARN, ("SECURITY",), platform="0016",
-      summary="A materialized view in an exposed schema.",
+@rule("BP012", platform="0016",
       why="Materialized views cannot have RLS: every row is readable by whoever may select it.",
-      bad="create materialized view public.daily_org_metrics as ...;",
-      fix="Keep it in a private schema and serve it through a security-invoker view over a checked function.")
+      bad="create materialized view public.daily_org_metrics as ...;")
 def matview_in_api(r, s: Schema):
     for v in s.views:
         if v.materialized and exposed(s, v):
@@ -193,26 +180,22 @@ def matview_in_api(r, s: Schema):
                             fix_sql=f"revoke all on {qname(v.schema_name, v.name)} from public, anon, authenticated;")
 
 
-@rule("BP013", "unindexed_foreign_keys", Level.INFO, ("PERFORMANCE",), platform="0001",
-      summary="A foreign key whose columns do not lead any index.",
+@rule("BP013", platform="0001",
       why="Deletes and updates of the referenced row scan the referencing table; joins are slow.",
-      bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id",
-      fix="create index on <table> (<fk columns>);")
+      bad="create table check_ins (habit_id uuid references habits);  -- no index on habit_id")
 def unindexed_fk(r, s: Schema):
     for t in created(s):
         lists = key_column_lists(t)
         for fk in t.foreign_keys:
             if not any(lst[: len(fk.columns)] == fk.columns for lst in lists):
                 yield r.finding(f"{t.qualified} foreign key {fk.name} ({', '.join(fk.columns)}) has no index.",
-                                t.qualified, location=fk.location or t.location, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
+                                f"{t.qualified}.{fk.name}", location=fk.location or t.location, fix_sql=f"create index on {qname(t.schema_name, t.name)} "
                                                      f"({column_list(fk.columns)});")
 
 
-@rule("BP014", "no_primary_key", Level.INFO, ("PERFORMANCE",), platform="0004",
-      summary="A table without a primary key.",
+@rule("BP014", platform="0004",
       why="Rows cannot be addressed reliably; replication and the API's updates need a key.",
-      bad="create table t (a text);",
-      fix="Add `id uuid primary key default gen_random_uuid()`.")
+      bad="create table t (a text);")
 def no_primary_key(r, s: Schema):
     for t in created(s):
         if not any(c.kind == "primary key" for c in t.constraints):

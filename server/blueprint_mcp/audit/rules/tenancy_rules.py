@@ -6,6 +6,7 @@ from ...model.schema import Schema, Table
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
+from ..tree import nodes
 from .common import (
     CLIENT_ROLES,
     SENSITIVE_MARK,
@@ -16,7 +17,6 @@ from .common import (
     is_analytics,
     is_tenant,
     policy_label,
-    walk,
 )
 
 EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
@@ -53,12 +53,11 @@ def _update_columns(t: Table) -> list[str] | None:
     """Columns clients may update when every client grant of UPDATE lists them; None = any column."""
     cols: list[str] = []
     for role in CLIENT_ROLES:
-        for privilege in t.grants.get(role, []):
-            head, _, rest = privilege.partition(" (")
-            if head == "update":
-                if not rest:
+        for p in t.grants.get(role, []):
+            if p.privilege == "update":
+                if not p.columns:
                     return None
-                cols += [c.strip() for c in rest.rstrip(")").split(",")]
+                cols += p.columns
     return cols if t.grants else None
 
 
@@ -109,7 +108,7 @@ def _guards_keys(constraint, column: str) -> bool:
     """A check that tests the jsonb column's keys (`not (properties ?| array[...])`)."""
     if constraint.tree is None:
         return True  # the generator's model keeps no trees: a check there is not second-guessed
-    for kind, body, _ in walk(constraint.tree):
+    for kind, body in nodes(constraint.tree):
         if kind == "A_Expr" and any(n.get("String", {}).get("sval") in _KEY_OPERATORS for n in body.get("name", [])):
             left = body.get("lexpr", {}).get("ColumnRef", {}).get("fields", [])
             if left and left[-1].get("String", {}).get("sval") == column:

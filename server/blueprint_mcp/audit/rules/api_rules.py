@@ -1,0 +1,124 @@
+"""The platform's lints about what the APIs (REST, GraphQL, queues, storage) expose, decided from SQL.
+
+pg_graphql exposure needs the extension: created by the audited SQL, or assumed on a Supabase
+project (`audit --assume-platform`), where it is installed until a migration drops it.
+"""
+
+from __future__ import annotations
+
+from ...model.schema import Schema, Table, View
+from ...sql.ident import qname
+from ..platform import (
+    API_ROLES,
+    MISSING,
+    QUEUE_API_SCHEMA,
+    QUEUE_SCHEMA,
+    QUEUE_TABLE_PREFIX,
+    REG_TYPES_SCHEMAS_EXCLUDED,
+    UNSUPPORTED_REG_TYPES,
+    lists_bucket,
+    managed,
+)
+from ..registry import rule
+from .common import can_select, exposed
+
+
+def _revoke(obj: Table | View) -> str:
+    return f"revoke all on table {qname(obj.schema_name, obj.name)} from public, anon, authenticated;"
+
+
+@rule("BP041", platform="0017",
+      why="Foreign tables cannot have row level security: whoever may select it through the API reads every "
+          "row of the remote data.",
+      bad="create foreign table public.remote_orders (id int) server billing;  -- granted to the API roles")
+def foreign_table_in_api(r, s: Schema):
+    for t in s.tables:
+        if t.kind == "foreign table" and not managed(t.schema_name) and exposed(s, t):
+            yield r.finding(f"Foreign table {t.qualified} is exposed to the API.", t.qualified, location=t.location,
+                            fix_sql=_revoke(t))
+
+
+@rule("BP042", platform="0018",
+      why="pg_upgrade cannot carry reg* columns (regproc, regnamespace...) across a major version: the OIDs "
+          "they store change, so the platform cannot upgrade the project.",
+      bad="create table public.hooks (id int primary key, handler regproc);")
+def unsupported_reg_types(r, s: Schema):
+    for t in s.tables:
+        if t.external or t.schema_name in REG_TYPES_SCHEMAS_EXCLUDED:
+            continue
+        for c in t.columns:
+            if c.type.lower() in UNSUPPORTED_REG_TYPES:
+                yield r.finding(f"{t.qualified}.{c.name} has the unsupported reg* type {c.type}.",
+                                f"{t.qualified}.{c.name}", location=c.location or t.location)
+
+
+@rule("BP043", platform="0019",
+      why="With pgmq_public served, a queue table without RLS that anon or authenticated may select lets any "
+          "client read (and, with more grants, consume) every message.",
+      bad="alter database postgres set pgrst.db_schemas = 'public, pgmq_public';\n"
+          "grant select on pgmq.q_jobs to authenticated;  -- RLS off on the queue table")
+def insecure_queue_exposed_in_api(r, s: Schema):
+    if QUEUE_API_SCHEMA not in s.exposed_schemas:
+        return
+    for t in s.tables:
+        if t.schema_name == QUEUE_SCHEMA and t.name.startswith(QUEUE_TABLE_PREFIX) and t.kind == "table" \
+                and not t.rls_enabled and any(can_select(s, t, role, whole=True) for role in API_ROLES):
+            yield r.finding(f"Queue table {t.qualified} is readable through the API without row level security.",
+                            t.qualified, location=t.location,
+                            fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
+
+
+def _object_policies(s: Schema):
+    objects = next((t for t in s.tables if t.qualified == "storage.objects"), None)
+    return [*(objects.policies if objects else []), *s.storage_policies]
+
+
+@rule("BP044", platform="0025",
+      why="Public buckets serve files by URL without any policy; a broad SELECT policy on storage.objects "
+          "additionally lets every client list the bucket, file names and metadata included.",
+      bad="insert into storage.buckets (id, name, public) values ('avatars', 'avatars', true);\n"
+          "create policy read_avatars on storage.objects for select using (bucket_id = 'avatars');")
+def public_bucket_allows_listing(r, s: Schema):
+    policies = [p for p in _object_policies(s) if p.permissive and p.command in ("select", "all")
+                and (not p.roles or {"public", "anon", "authenticated"} & set(p.roles))]
+    for b in s.buckets:
+        if not b.public:
+            continue
+        broad = sorted(p.name for p in policies
+                       if lists_bucket(MISSING if p.using is None else p.using_tree, b.name))
+        if broad:
+            yield r.finding(f"Public bucket {b.name} can be listed through {', '.join(broad)} on storage.objects.",
+                            f"storage.{b.name}", location=b.location)
+
+
+def _graphql_exposed(s: Schema, role: str):
+    if not any(e.name == "pg_graphql" for e in s.extensions):
+        return
+    relations: list[Table | View] = [t for t in s.tables if not t.external]
+    for obj in [*relations, *s.views]:
+        if not managed(obj.schema_name) and can_select(s, obj, role):
+            kind = getattr(obj, "kind", None) or ("materialized view" if obj.materialized else "view")
+            yield obj, kind
+
+
+@rule("BP045", platform="0026",
+      why="pg_graphql's introspection shows anon every relation it may select, with its columns and "
+          "relationships, even when RLS hides the rows: the schema is public to anyone with the anon key.",
+      bad="create extension pg_graphql;\ncreate table public.invoices (...);  -- anon keeps its legacy grants")
+def pg_graphql_anon_table_exposed(r, s: Schema):
+    for obj, kind in _graphql_exposed(s, "anon"):
+        name = f"{obj.schema_name}.{obj.name}"
+        yield r.finding(f"{kind.capitalize()} {name} is visible in the GraphQL schema to anon.", name,
+                        location=obj.location,
+                        fix_sql=f"revoke select on table {qname(obj.schema_name, obj.name)} from public, anon;")
+
+
+@rule("BP046", platform="0027",
+      why="pg_graphql's introspection shows every signed-in user each relation authenticated may select, "
+          "with its columns and relationships, even when RLS hides the rows.",
+      bad="create extension pg_graphql;\ngrant select on public.invoices to authenticated;")
+def pg_graphql_authenticated_table_exposed(r, s: Schema):
+    for obj, kind in _graphql_exposed(s, "authenticated"):
+        name = f"{obj.schema_name}.{obj.name}"
+        yield r.finding(f"{kind.capitalize()} {name} is visible in the GraphQL schema to signed-in users.", name,
+                        location=obj.location)

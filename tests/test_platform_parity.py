@@ -1,0 +1,148 @@
+"""One corpus, two readings: the static audit and the catalogue queries report the same platform lints.
+
+tests/corpus/platform.yaml holds one failing and one passing case per lint (plus the edge cases
+splinter decides: managed schemas, column grants, folded constants, rollbacks). Each case is audited
+from its SQL and applied to a legacy-privilege PostgreSQL where the catalogue queries run; both must
+report exactly the lint names the case expects.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blueprint_mcp.audit import RULES, Level, audit_sql
+from blueprint_mcp.audit.platform import LINTS, SENSITIVE_COLUMNS
+from blueprint_mcp.cli import main
+from blueprint_mcp.model.blueprint import Api
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import audit_findings, blueprint_sql
+from blueprint_mcp.verify import catalog
+from blueprint_mcp.verify.pg import apply_sql
+
+CORPUS = yaml.safe_load((Path(__file__).parent / "corpus" / "platform.yaml").read_text(encoding="utf-8"))
+STATIC = {r.name for r in RULES.values() if r.platform}
+
+
+def static_names(case: dict) -> list[str]:
+    found = audit_sql([(f"{case['name']}.sql", case["sql"])], assume_platform=case.get("assume_platform", False))
+    return sorted(f.name for f in found if f.name in STATIC)
+
+
+def test_every_platform_lint_has_a_failing_and_a_passing_case_and_both_readings():
+    names = {lint.name for lint in LINTS.values()}
+    assert names == STATIC == {lint.name for lint in catalog.ALL_LINTS}
+    assert len({case["name"] for case in CORPUS}) == len(CORPUS)
+    for name in names:
+        about = [case for case in CORPUS if name in case["lint"]]
+        assert any(name in case["expect"] for case in about), f"{name}: no failing case"
+        assert any(name not in case["expect"] for case in about), f"{name}: no passing case"
+
+
+def test_static_rules_and_catalogue_queries_share_identity_and_prose():
+    by_name = {r.name: r for r in RULES.values() if r.platform}
+    for lint in catalog.ALL_LINTS:
+        rule = by_name[lint.name]
+        assert (rule.platform, rule.level, rule.categories, rule.fix) == \
+            (lint.id, lint.level, lint.categories, lint.remediation)
+        assert rule.summary == LINTS[lint.id].description
+
+
+def test_the_sensitive_column_list_is_the_platforms_67_names():
+    assert len(SENSITIVE_COLUMNS) == len(set(SENSITIVE_COLUMNS)) == 67
+    assert {"jwt", "otp", "session_token", "oauth_token", "password", "ssn"} <= set(SENSITIVE_COLUMNS)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c["name"] for c in CORPUS])
+def test_corpus_case_statically(case):
+    assert static_names(case) == sorted(case["expect"])
+
+
+def test_corpus_on_postgresql_gives_the_same_findings_on_the_same_objects(make_db):
+    mismatches = {}
+    for case in CORPUS:
+        platform = case.get("assume_platform", False)
+        static = sorted((f.name, f.object) for f in audit_sql([("case.sql", case["sql"])], assume_platform=platform)
+                        if f.name in STATIC)
+        conn = make_db("legacy")
+        apply_sql(conn, case["sql"])
+        live = sorted((f.name, f.object) for f in catalog.catalog_lints(conn, catalog.ALL_LINTS, assume_platform=platform))
+        conn.close()
+        if live != static or sorted(name for name, _ in live) != sorted(case["expect"]):
+            mismatches[case["name"]] = {"static": static, "postgresql": live}
+    assert mismatches == {}
+
+
+# --- the generated backends on the platform, where pg_graphql is installed --------------------------
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_rendered_templates_trip_no_error_or_warn_with_pg_graphql_installed(template):
+    found = audit_findings(template=template, assume_platform=True)
+    assert [(f.name, f.object) for f in found if f.level in (Level.ERROR, Level.WARN)] == []
+
+
+def test_a_blueprint_serving_graphql_keeps_pg_graphql_and_is_told_what_it_shows():
+    bp = load_template("b2b-saas").model_copy(update={"api": Api(graphql=True)})
+    assert all("pg_graphql" not in sql for _, sql in blueprint_sql(bp, "b2b-saas"))
+    names = {f.name for f in audit_findings(blueprint=bp, assume_platform=True)}
+    assert names == {"pg_graphql_authenticated_table_exposed"}
+    assert not any(f.name.startswith("pg_graphql") for f in audit_findings(blueprint=bp))
+
+
+def test_cli_assume_platform(tmp_path, capsys):
+    sql = tmp_path / "m.sql"
+    sql.write_text("create table public.notes (id int primary key);\n"
+                   "alter table public.notes enable row level security;\n"
+                   "create policy notes_select on public.notes for select to authenticated using (true);\n")
+    assert main(["audit", str(sql), "--fail-on", "warn"]) == 0
+    assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 1
+    out = capsys.readouterr().out
+    assert "pg_graphql_anon_table_exposed public.notes" in out and "pg_graphql_authenticated_table_exposed" in out
+    sql.write_text(sql.read_text() + "drop extension if exists pg_graphql;\n")
+    assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 0
+
+
+# --- replay: what a rolled-back change leaves ---------------------------------------------------------
+
+
+def tables_after(sql: str) -> list[str]:
+    from blueprint_mcp.audit import read_sql
+
+    return sorted(t.qualified for t in read_sql([("t.sql", sql)]).schema.tables)
+
+
+def test_rollback_to_a_savepoint_undoes_only_what_followed_it_and_keeps_the_savepoint():
+    assert tables_after("begin; create table a (id int); savepoint s; create table b (id int);\n"
+                        "rollback to savepoint s; create table c (id int); rollback to s; commit;") == ["public.a"]
+
+
+def test_release_forgets_a_savepoint_and_rollback_undoes_the_whole_transaction():
+    assert tables_after("create table kept (id int); begin; create table a (id int); savepoint s;\n"
+                        "create table b (id int); release savepoint s; rollback;") == ["public.kept"]
+    assert tables_after("begin; create table a (id int); savepoint s; release s; rollback to s; commit;") == \
+        ["public.a"]  # rollback to a released savepoint is an error in PostgreSQL: nothing happens here
+
+
+def test_a_rollback_outside_a_transaction_and_an_unfinished_one_change_nothing():
+    assert tables_after("create table a (id int); rollback; begin; create table b (id int);") == \
+        ["public.a", "public.b"]
+
+
+def test_a_rollback_restores_what_was_dropped_and_revoked_and_keeps_parse_errors():
+    found = audit_sql([("t.sql", "create table public.notes (id int primary key);\nbegin;\n"
+                                 "revoke all on public.notes from anon, authenticated;\ndrop table public.notes;\n"
+                                 "create tabel x;\nrollback;\n")])
+    assert sorted(f.name for f in found if f.level is Level.ERROR) == ["parse_error", "rls_disabled_in_public"]
+
+
+def test_a_queue_made_by_pgmq_create_is_linted_once_the_api_roles_may_read_it():
+    # pgmq is not installed on the test PostgreSQL: this reading is static only.
+    sql = ("alter database postgres set pgrst.db_schemas = 'public, pgmq_public';\n"
+           "select pgmq.create('jobs');\nselect * from pgmq.create_unlogged('mail');\n")
+    assert [f.name for f in audit_sql([("q.sql", sql)])] == []
+    found = audit_sql([("q.sql", sql + "grant select on pgmq.q_jobs, pgmq.q_mail to authenticated;\n")])
+    assert [(f.name, f.object) for f in found] == [("insecure_queue_exposed_in_api", "pgmq.q_jobs"),
+                                                  ("insecure_queue_exposed_in_api", "pgmq.q_mail")]
