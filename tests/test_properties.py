@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from blueprint_mcp.audit import audit_sql as _audit_sql
+from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.model import parse_blueprint
-from blueprint_mcp.tools import blueprint_sql, verify_rls as _verify_rls
+from blueprint_mcp.tools import blueprint_sql, verify_rls
 
 from strategies import blueprints, summary
 
@@ -28,22 +28,6 @@ pytestmark = pytest.mark.postgres
 
 EXAMPLES = int(os.environ.get("BLUEPRINT_FUZZ_EXAMPLES", "20"))
 RANDOM = os.environ.get("BLUEPRINT_FUZZ_RANDOM") == "1"
-# A public bucket anon may read through the API can be listed (the platform's lint 0025): the access
-# model's choice (docs/access.md, A22), the one ERROR/WARN a generated backend may carry. The property
-# below reads these two, so its source (and with it Hypothesis' derandomized examples) stays as it was.
-LISTING = "public_bucket_allows_listing"
-
-
-def audit_sql(sources):
-    return [f for f in _audit_sql(sources) if f.name != LISTING]
-
-
-def verify_rls(**kwargs):
-    report = _verify_rls(**kwargs)
-    report.lints = [f for f in report.lints if f.name != LISTING]
-    return report
-
-
 PROPERTIES = settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM,
                       database=None if not RANDOM else settings.default.database,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

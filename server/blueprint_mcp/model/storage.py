@@ -36,11 +36,23 @@ class Bucket(Model):
                       description="Bucket id: lower case letters, digits, - and _ (e.g. xrays, clinic-assets).")
     description: str = Field("", max_length=DESCRIPTION_CHARS)
     public: bool = Field(False, description="Serve files by public URL without a token (downloads only; listing "
-                                            "still follows access.select). Leave false for personal data.")
+                                            "still follows access.select, whose grants must then name members). "
+                                            "Leave false for personal data.")
     max_file_bytes: int | None = Field(None, ge=1, le=MAX_FILE_BYTES, description="Largest upload accepted.")
     mime_types: list[str] | None = Field(None, min_length=1, max_length=50,
                                          description="Accepted content types, e.g. [image/png, image/jpeg].")
     access: BucketAccess = Field(default_factory=BucketAccess)
+
+    @model_validator(mode="after")
+    def _public_bucket_is_not_listed(self) -> "Bucket":
+        select = self.access.select
+        if self.public and isinstance(select, list) and any(g.public for g in select):
+            raise Invalid(f"bucket '{self.name}': a public bucket serves every file by URL already; a public select "
+                          "grant would also let anyone list its files (the platform's lint "
+                          "public_bucket_allows_listing)",
+                          "remove the {public: true} select grant (downloads stay public), or set public: false to "
+                          "serve files only through the API")
+        return self
 
     @model_validator(mode="after")
     def _mime_types(self) -> "Bucket":
