@@ -64,3 +64,10 @@ def queries_sql(bp: Blueprint, dialect: str = "postgres") -> str:
         head += "-- BigQuery: transpiled only, never run by the tests.\n"
     blocks = [f"-- name: {q.name}\n-- {q.title}\n{transpile(q, dialect)};" for q in analytics_queries(bp)]
     return head + "\n" + "\n\n".join(blocks) + "\n"
+
+
+def analytics_files(bp: Blueprint) -> dict[str, str]:
+    """What `render` writes for the pack: the PostgreSQL queries and one file per other engine."""
+    if not bp.analytics.enabled:
+        return {}
+    return {f"supabase/analytics/queries{'' if d == 'postgres' else '.' + d}.sql": queries_sql(bp, d) for d in DIALECTS}
