@@ -196,3 +196,31 @@ def test_every_dialect_file_names_every_query():
         assert [line[len("-- name: "):] for line in text.splitlines() if line.startswith("-- name: ")] == names
     assert "@organization_id" in queries_sql(BP, "bigquery")
     assert "{organization_id: UUID}" in queries_sql(BP, "clickhouse")
+
+
+def test_metrics_refresh_is_scheduled_where_pg_cron_exists_and_verify_accepts_the_block(postgres):
+    from blueprint_mcp.sql.design import build_schema
+    from blueprint_mcp.sql.render import rls_sql
+    from blueprint_mcp.verify.guard import refusals
+
+    rls = rls_sql(build_schema(BP), BP.app.slug)
+    assert ("perform cron.schedule('refresh_daily_org_metrics', '0 * * * *', "
+            "'select private.refresh_daily_org_metrics()');") in rls
+    assert refusals(rls) == []
+    # This PostgreSQL has no pg_cron: the migrations applied (the fixture) and the block did nothing.
+    assert postgres.execute("select count(*) from pg_catalog.pg_extension where extname = 'pg_cron'").fetchone() \
+        == (0,)
+
+
+async def test_resource_serves_the_pack_in_the_asked_dialect_and_names_the_choices_otherwise():
+    from mcp import Client, MCPError
+
+    from blueprint_mcp.app import build_server
+
+    async with Client(build_server()) as c:
+        duck_text = (await c.read_resource("blueprint://designs/habit-tracker/analytics.sql?dialect=duckdb"))
+        default = (await c.read_resource("blueprint://designs/habit-tracker/analytics.sql"))
+        with pytest.raises(MCPError, match="unknown dialect 'snowflake'.*postgres, duckdb, clickhouse, bigquery"):
+            await c.read_resource("blueprint://designs/habit-tracker/analytics.sql?dialect=snowflake")
+    assert duck_text.contents[0].text == queries_sql(BP, "duckdb")
+    assert default.contents[0].text == queries_sql(BP, "postgres")

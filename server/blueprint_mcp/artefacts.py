@@ -179,7 +179,8 @@ def design_artefact(design: str, artefact: str, only: str | None = None,
         text = pgtap_file(bp)
     elif artefact == "rls.sql":
         part = schema.model_copy(update={"tables": [t for t in schema.tables if not wanted or t.name in wanted],
-                                         "views": schema.views if not wanted else []})
+                                         "views": schema.views if not wanted else [],
+                                         "cron_jobs": schema.cron_jobs if not wanted else []})
         text = rls_sql(part, slug)
     else:
         sections = set(wanted or SCHEMA_SECTIONS)
