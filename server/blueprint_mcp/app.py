@@ -420,6 +420,13 @@ def _register_resources(server: MCPServer) -> None:
                         description=f"{what[0].upper()}{what[1:]} of a design (a template name or a bp- id from an "
                                     "answer); `only` narrows it to some sections or tables (comma-separated).")(
             _design_reader(artefact))
+    @server.resource("blueprint://designs/{design}/analytics.sql{?dialect}", name="design-analytics.sql",
+                     title="A design's analytics queries", mime_type="application/sql",
+                     description="DAU/WAU/MAU, retention, funnels and entity activity for a design; `dialect`: "
+                                 "postgres (default), duckdb, clickhouse or bigquery (transpiled with sqlglot).")
+    def analytics_sql(design: str, dialect: str = "") -> str:
+        return _text_of(lambda: artefacts.analytics_artefact(design, dialect or None))
+
     for artefact, (mime, what) in artefacts.RUN_ARTEFACTS.items():
         server.resource(f"blueprint://verify/{{run}}/{artefact}", name=f"verify-{artefact}",
                         title=f"A verification's {artefact}", mime_type=mime,

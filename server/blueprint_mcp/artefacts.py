@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from .analytics import DIALECTS, queries_sql
 from .model import Blueprint, BlueprintError, parse_blueprint
 from .model.schema import Schema
 from .model.errors import choose, preview
@@ -178,7 +179,8 @@ def design_artefact(design: str, artefact: str, only: str | None = None,
         text = pgtap_file(bp)
     elif artefact == "rls.sql":
         part = schema.model_copy(update={"tables": [t for t in schema.tables if not wanted or t.name in wanted],
-                                         "views": schema.views if not wanted else []})
+                                         "views": schema.views if not wanted else [],
+                                         "cron_jobs": schema.cron_jobs if not wanted else []})
         text = rls_sql(part, slug)
     else:
         sections = set(wanted or SCHEMA_SECTIONS)
@@ -198,6 +200,22 @@ def run_artefact(run: str, artefact: str) -> Artefact:
     else:
         text = json.dumps(data[artefact.removesuffix(".json")], indent=1, ensure_ascii=False) + "\n"
     return Artefact(f"blueprint://verify/{run}/{artefact}", RUN_ARTEFACTS[artefact][0], text)
+
+
+def analytics_uri(design: str, dialect: str = "postgres") -> str:
+    return f"blueprint://designs/{design}/analytics.sql" + (f"?dialect={dialect}" if dialect != "postgres" else "")
+
+
+def analytics_artefact(design: str, dialect: str | None = None, bp: Blueprint | None = None) -> Artefact:
+    """The analytics pack of a design in one dialect (postgres, duckdb, clickhouse, bigquery)."""
+    dialect = dialect or "postgres"
+    if dialect not in DIALECTS:
+        raise ArtefactNotFound(f"unknown dialect {preview(dialect)}", field="dialect", fix=choose(dialect, DIALECTS))
+    bp = bp or load_design(design)
+    if not bp.analytics.enabled:
+        raise ArtefactNotFound(f"design {preview(design)} has analytics turned off", field="analytics.enabled",
+                               fix="set analytics.enabled: true in the blueprint")
+    return Artefact(analytics_uri(design, dialect), "application/sql", queries_sql(bp, dialect))
 
 
 def link(art: Artefact, name: str) -> Link:

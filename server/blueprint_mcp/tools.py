@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import artefacts
+from .analytics import analytics_files
 from .artefacts import Artefact, Link
 from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
 from .audit.sources import collect
@@ -325,6 +326,9 @@ def generate_schema(*, template: str | None = None, blueprint: Blueprint | dict 
                                            ("triggers.sql", "triggers migration", only),
                                            ("spec.md", "spec: tables", chosen)],
                                   include, {"schema.sql": "sql", "triggers.sql": "sql", "spec.md": "markdown"})
+    if bp.analytics.enabled and "analytics" in chosen:  # the pack; other engines through ?dialect=
+        pack = artefacts.analytics_artefact(design, None, bp)
+        links.append(artefacts.link(pack, "analytics queries (?dialect=duckdb|clickhouse|bigquery)"))
     counts = {s: sum(1 for t in tables if t.section == s) for s in chosen}
     counts |= {"indexes": sum(len(t.indexes) for t in tables), "foreign_keys": sum(len(t.foreign_keys) for t in tables),
                "triggers": sum(len(t.triggers) for t in tables)}
@@ -491,7 +495,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
         f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
-    }
+    } | analytics_files(bp)
 
 
 def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False) -> Written:

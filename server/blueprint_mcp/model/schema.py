@@ -211,6 +211,14 @@ class Extension(_Obj):
     location: Location | None = None
 
 
+class CronJob(_Obj):
+    """A pg_cron schedule the migrations create where pg_cron is installed (a no-op elsewhere)."""
+
+    name: str
+    schedule: str  # cron expression
+    command: str  # the SQL pg_cron runs
+
+
 class StorageBucket(_Obj):
     """A row of storage.buckets the migrations upsert."""
 
@@ -240,6 +248,7 @@ class Schema(_Obj):
     extensions: list[Extension] = Field(default_factory=list)
     buckets: list[StorageBucket] = Field(default_factory=list, description="Storage buckets the migrations create.")
     storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
+    cron_jobs: list[CronJob] = Field(default_factory=list, description="Schedules created where pg_cron exists.")
     drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
                                        description="Schemas PostgREST serves (pgrst.db_schemas).")

@@ -6,7 +6,7 @@ from ..model import Blueprint
 from ..model.schema import Extension, Schema, Table, Trigger
 from .grants import apply_grants
 from .ident import object_name
-from .metrics import metrics_objects
+from .metrics import metrics_objects, metrics_schedule
 from .access import access_functions
 from .rls import apply_rls, helper_function
 from .storage import storage_buckets, storage_policies
@@ -53,4 +53,5 @@ def build_schema(bp: Blueprint) -> Schema:
         views=views,
         auth_triggers=auth_triggers(bp),
         drop_graphql=not bp.api.graphql,
+        cron_jobs=[metrics_schedule()] if views else [],
     )

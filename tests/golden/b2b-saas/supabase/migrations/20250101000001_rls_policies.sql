@@ -242,7 +242,7 @@ begin
   end if;
 end
 $$;
-comment on function private.refresh_daily_org_metrics() is 'Schedule with Supabase Cron (pg_cron), e.g. hourly.';
+comment on function private.refresh_daily_org_metrics() is 'Scheduled hourly by Supabase Cron (pg_cron) where it is installed.';
 revoke execute on function private.refresh_daily_org_metrics() from public, anon, authenticated;
 grant execute on function private.refresh_daily_org_metrics() to service_role;
 
@@ -253,3 +253,12 @@ revoke all on table public.daily_org_metrics from anon, authenticated;
 grant select on table public.daily_org_metrics to authenticated;
 grant select on table public.daily_org_metrics to service_role;
 comment on view public.daily_org_metrics is 'Daily metrics of the caller''s organisations (security invoker; rows filtered by membership).';
+
+-- Supabase Cron: scheduled where pg_cron is installed; after enabling it later, run this block again.
+do $$
+begin
+  if exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    perform cron.schedule('refresh_daily_org_metrics', '0 * * * *', 'select private.refresh_daily_org_metrics()');
+  end if;
+end
+$$;
