@@ -27,6 +27,7 @@ from .model.meaning import command_grants
 from .model.schema import Schema
 from .pages import page
 from .seed import seed_sql
+from .spec.er import er_diagram
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
 from .sql.render import rls_sql, schema_sql, triggers_sql
@@ -493,6 +494,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
         "supabase/seed.sql": seed_sql(bp, schema),
+        f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
     }
 
 
