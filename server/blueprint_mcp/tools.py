@@ -26,6 +26,7 @@ from .model.limits import FILE_BYTES
 from .model.meaning import command_grants
 from .model.schema import Schema
 from .pages import page
+from .project import config_toml, database_types
 from .seed import seed_sql
 from .spec.er import er_diagram
 from .spec.render import SECTIONS, SectionName, render_spec
@@ -495,6 +496,8 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
         "supabase/seed.sql": seed_sql(bp, schema),
         f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
+        "supabase/types/database.types.ts": database_types(schema),
+        "supabase/config.toml": config_toml(bp),
     }
 
 
