@@ -94,3 +94,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(scope="session")
+def js_tools(tmp_path_factory: pytest.TempPathFactory):
+    """tests/js installed from the npm registry once per session (jstools.py: skip without npm, fail in CI)."""
+    from jstools import install
+
+    return install(tmp_path_factory.mktemp("js"))

@@ -186,6 +186,7 @@ async def test_lists_the_static_resources_and_the_template_resource(mode):
         ("blueprint://designs/{design}/rls.sql{?only}", "application/sql"),
         ("blueprint://designs/{design}/pgtap.sql{?only}", "application/sql"),
         ("blueprint://designs/{design}/analytics.sql{?dialect}", "application/sql"),
+        ("blueprint://designs/{design}/er.mmd{?only}", "text/vnd.mermaid"),
         ("blueprint://verify/{run}/report.md", "text/markdown"),
         ("blueprint://verify/{run}/failures.json", "application/json"),
         ("blueprint://verify/{run}/cases.json", "application/json")]

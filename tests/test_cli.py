@@ -30,6 +30,10 @@ RENDERED = [
     "supabase/analytics/queries.duckdb.sql",
     "supabase/analytics/queries.clickhouse.sql",
     "supabase/analytics/queries.bigquery.sql",
+    "supabase/seed.sql",
+    "docs/engineering/ER-habit-tracker.mmd",
+    "supabase/types/database.types.ts",
+    "supabase/config.toml",
 ]
 MANIFEST = "supabase/.blueprint-manifest.json"
 BAD_BLUEPRINT = "app: {name: Bad, slug: bad}\nentities:\n  - {name: Bad Name, scope: organization}\n"
@@ -63,7 +67,7 @@ def test_templates_json_gives_name_app_and_description(capsys):
 
 # --- render ---------------------------------------------------------------------------------------
 
-def test_render_writes_exactly_the_spec_three_timestamped_migrations_the_pgtap_tests_and_the_analytics_pack(tmp_path, capsys):
+def test_render_writes_exactly_the_spec_migrations_pgtap_tests_seed_diagram_types_config_and_analytics(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
     assert sorted(_files(out)) == sorted(RENDERED + [MANIFEST])

@@ -21,6 +21,7 @@ from .analytics import DIALECTS, queries_sql
 from .model import Blueprint, BlueprintError, parse_blueprint
 from .model.schema import Schema
 from .model.errors import choose, preview
+from .spec.er import er_diagram
 from .spec.render import SECTIONS, render_spec
 from .sql.design import build_schema
 from .sql.render import rls_sql, schema_sql, triggers_sql
@@ -38,6 +39,7 @@ DESIGN_ARTEFACTS: dict[str, tuple[str, str]] = {
     "triggers.sql": ("application/sql", "migration: trigger functions and triggers"),
     "rls.sql": ("application/sql", "migration: helpers, policies and served views"),
     "pgtap.sql": ("application/sql", "the attack matrix as pgTAP tests"),
+    "er.mmd": ("text/vnd.mermaid", "the ER diagram (Mermaid): every table and foreign key"),
 }
 # Rendered only when read: too slow to render for a link's size (seconds for 200 entities).
 UNSIZED = {"pgtap.sql"}
@@ -173,6 +175,8 @@ def design_artefact(design: str, artefact: str, only: str | None = None,
         text = json.dumps(compact_blueprint(bp), indent=1, ensure_ascii=False) + "\n"
     elif artefact == "spec.md":
         text = render_spec(bp, schema, wanted or list(SECTIONS))
+    elif artefact == "er.mmd":
+        text = er_diagram(schema)
     elif artefact == "pgtap.sql":
         from .verify.pgtap import pgtap_file
 

@@ -27,6 +27,9 @@ from .model.limits import FILE_BYTES
 from .model.meaning import command_grants
 from .model.schema import Schema
 from .pages import page
+from .project import config_toml, database_types
+from .seed import seed_sql
+from .spec.er import er_diagram
 from .spec.render import SECTIONS, SectionName, render_spec
 from .sql.design import build_schema
 from .sql.render import rls_sql, schema_sql, triggers_sql
@@ -495,6 +498,10 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
         f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
+        "supabase/seed.sql": seed_sql(bp, schema),
+        f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
+        "supabase/types/database.types.ts": database_types(schema),
+        "supabase/config.toml": config_toml(bp),
     } | analytics_files(bp)
 
 

@@ -13,6 +13,7 @@ from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy
 from ..model.schema import Schema
 from ..sql import render as sqlr
 from ..sql.ident import qname
+from .er import er_diagram
 
 SectionName = Literal["tenancy", "core", "domain", "analytics", "rls", "edge_functions", "privacy",
                       "migrations", "checklist"]
@@ -64,6 +65,7 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
                     for t in bp.privacy.audit_tables},
         "pii_columns": [(t.name, c.name) for t in schema.tables for c in t.columns if c.pii],
         "pii_keys": bp.pii_keys(),
+        "er": er_diagram(schema),
     }
     return _env().get_template("spec.md.j2").render(**ctx)
 
