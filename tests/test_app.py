@@ -185,8 +185,8 @@ async def test_lists_the_static_resources_and_the_template_resource(mode):
         ("blueprint://designs/{design}/triggers.sql{?only}", "application/sql"),
         ("blueprint://designs/{design}/rls.sql{?only}", "application/sql"),
         ("blueprint://designs/{design}/pgtap.sql{?only}", "application/sql"),
-        ("blueprint://designs/{design}/analytics.sql{?dialect}", "application/sql"),
         ("blueprint://designs/{design}/er.mmd{?only}", "text/vnd.mermaid"),
+        ("blueprint://designs/{design}/analytics.sql{?dialect}", "application/sql"),
         ("blueprint://verify/{run}/report.md", "text/markdown"),
         ("blueprint://verify/{run}/failures.json", "application/json"),
         ("blueprint://verify/{run}/cases.json", "application/json")]
@@ -441,5 +441,5 @@ async def test_every_tool_resource_template_and_prompt_has_a_title(mode):
         templates = (await c.list_resource_templates()).resource_templates
         prompts = (await c.list_prompts()).prompts
     titled = [*tools_, *resources, *templates, *prompts]
-    assert len(titled) == 5 + 5 + 11 + 2
+    assert len(titled) == 5 + 5 + 12 + 2
     assert all(x.title and x.title != x.name for x in titled), [x.name for x in titled if not x.title]

@@ -26,14 +26,14 @@ RENDERED = [
     "supabase/migrations/20250101000001_rls_policies.sql",
     "supabase/migrations/20250101000002_triggers.sql",
     "supabase/tests/database/habit-tracker_rls.test.sql",
-    "supabase/analytics/queries.sql",
-    "supabase/analytics/queries.duckdb.sql",
-    "supabase/analytics/queries.clickhouse.sql",
-    "supabase/analytics/queries.bigquery.sql",
     "supabase/seed.sql",
     "docs/engineering/ER-habit-tracker.mmd",
     "supabase/types/database.types.ts",
     "supabase/config.toml",
+    "supabase/analytics/queries.sql",
+    "supabase/analytics/queries.duckdb.sql",
+    "supabase/analytics/queries.clickhouse.sql",
+    "supabase/analytics/queries.bigquery.sql",
 ]
 MANIFEST = "supabase/.blueprint-manifest.json"
 BAD_BLUEPRINT = "app: {name: Bad, slug: bad}\nentities:\n  - {name: Bad Name, scope: organization}\n"
