@@ -26,7 +26,7 @@ def client_columns(t: Table, command: Command, author: str | None, fixed: set[st
     server = SERVER_COLUMNS | ({author} if author else set())
     if command is Command.update:
         # updated_at stays grantable: its trigger overwrites whatever a client sends with now().
-        server = (server | _FIXED_AFTER_INSERT | fixed) - ({"updated_at"} if t.column("updated_at") else set())
+        server = (server | _FIXED_AFTER_INSERT | fixed) - {"updated_at"}
     return [c.name for c in t.columns if c.name not in server]
 
 

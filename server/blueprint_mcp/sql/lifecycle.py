@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..model import Blueprint, Capability
 from ..model.blueprint import ROLE_TYPE
+from ..model.meaning import least_role
 from ..model.schema import Function, Trigger
 from .ident import literal
 from .tables import INVITATION_DAYS
@@ -18,8 +19,7 @@ DELETION_TRIGGER = "blueprint_before_auth_user_deleted"
 
 
 def _manager(bp: Blueprint) -> str:
-    role = bp.tenancy.min_role(Capability.manage_members) or bp.tenancy.owner_role
-    return literal(role.name)
+    return literal(least_role(bp, Capability.manage_members))
 
 
 def _trigger_fn(name: str, body: str, comment: str) -> Function:

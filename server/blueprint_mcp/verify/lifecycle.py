@@ -10,6 +10,7 @@ here independently of the SQL generator (docs/lifecycle.md is the table they imp
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
@@ -17,7 +18,7 @@ from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
 from .fixtures import clearing_sql
 from .oracle import ALLOWED, DENIED
-from .world import ORG, Actor, Row, World, email_of, insert_sql, stable_id, where_key
+from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
 AUTH_SERVICE = {"api_role": "none", "claims": {}}  # GoTrue deleting a user: the session user, no JWT
 SERVICE_ROLE = {"api_role": "service_role", "claims": {"role": "service_role"}}
@@ -46,14 +47,8 @@ def invitation_sql(w: World, inviter: str, email: str, role: str, token: str, or
 
 def as_user(w: World, actor: str, sql: str) -> str:
     """Setup SQL run with `actor`'s JWT claims (still as the table owner), then the claims cleared."""
-    return (f"select set_config('request.jwt.claims', {literal(_claims(w.actors[actor]))}, true); {sql} "
+    return (f"select set_config('request.jwt.claims', {literal(json.dumps(w.actors[actor].claims()))}, true); {sql} "
             "select set_config('request.jwt.claims', '', true);")
-
-
-def _claims(actor: Actor) -> str:
-    import json
-
-    return json.dumps(actor.claims())
 
 
 def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeCase,
@@ -119,8 +114,9 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
     alone = {label for label, owner in w.owners.items() if owner == victim
              and not any(a.name != victim and label in a.memberships for a in w.actors.values())}
     mine: list[Row] = [r for r in w.rows if r.org in alone]
+    seen = {id(r) for r in mine}  # rows by identity: two fixture rows may hold equal values
     for r in w.rows:
-        if r in mine:
+        if id(r) in seen:
             continue
         e = bp.entity(r.table)
         if e is None:
@@ -131,17 +127,19 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
         if owned or any(f.is_user_column and f.effective_on_delete == "cascade" and r.values.get(f.name) == uid
                         for f in e.fields):
             mine.append(r)
+            seen.add(id(r))
     ids = {r.key.get("id") for r in mine}
     grew = True
     while grew:
         grew = False
         for r in w.rows:
             e = bp.entity(r.table)
-            if e is None or r in mine:
+            if e is None or id(r) in seen:
                 continue
             parts = [f for f in e.fields if f.is_reference and not f.is_user_column and f.effective_on_delete == "cascade"]
             if any(r.values.get(f.name) in ids for f in parts):
                 mine.append(r)
+                seen.add(id(r))
                 ids.add(r.key.get("id"))
                 grew = True
     return mine
@@ -154,9 +152,9 @@ def _table_name(w: World, table: str) -> str:
 
 def _lost_rows_probe(bp: Blueprint, w: World, victim: str) -> str:
     """How many rows that were not the victim's are gone (fixture rows only: those are the ones we know)."""
-    theirs = goes_with_account(bp, w, victim)
+    theirs = {id(r) for r in goes_with_account(bp, w, victim)}
     terms = [f"(not exists (select 1 from {_table_name(w, r.table)} where {where_key(r.key)}))::int"
-             for r in w.rows if r not in theirs and r.key]
+             for r in w.rows if id(r) not in theirs and r.key]
     return "select " + (" + ".join(terms) or "0")
 
 
@@ -196,7 +194,7 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
     unless the parent row is the victim's own to lose (declared part of the user)."""
     if victim == other:
         return
-    theirs = goes_with_account(bp, w, victim)
+    theirs = {id(r) for r in goes_with_account(bp, w, victim)}
     for e in bp.entities:
         t = schema.table(e.name)
         for f in e.fields:
@@ -204,7 +202,7 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
                 continue
             parent = next((r for r in w.rows if r.table == f.references and r.author == victim and r.org in ("org1", None)
                            and "id" in r.key), None)
-            if parent is None or parent in theirs and f.effective_on_delete == "cascade":
+            if parent is None or id(parent) in theirs and f.effective_on_delete == "cascade":
                 continue
             org = parent.org if e.is_tenant else None
             if e.is_tenant and parent.org is None:
