@@ -288,6 +288,8 @@ def blueprints(draw) -> dict:
         _keep_pii_apart(e)
         if scope in ("organization", "service") and any(f["pii"] for f in e["fields"]) and draw(st.booleans()):
             e["pii_read"] = draw(st.sampled_from(roles_))
+        if e["soft_delete"] and scope != "global" and draw(st.booleans()):
+            e["restore"] = draw(st.sampled_from(roles_))
         entities.append(e)
     caps = [c["name"] for c in tenancy.get("capabilities", [])]
     for e in entities:
@@ -385,7 +387,9 @@ def comparisons(draw, e: dict) -> dict:
 
 
 def _where_fields(e: dict) -> list[dict]:
-    return [f for f in e["fields"] if f["type"] in ("boolean", "enum") and not f.get("check")]
+    # pii fields move to the entity's private side: a condition on them has nothing to read.
+    return [f for f in e["fields"] if f["type"] in ("boolean", "enum") and not f.get("check")
+            and not (f.get("pii") and e["scope"] in ("organization", "service"))]
 
 
 def _user_fields(e: dict) -> list[str]:

@@ -56,7 +56,7 @@ def ins(w, who: str, table: str, org: str, **values) -> str:
 
 
 OWNED = {"notes", "docs", "reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "ledgers",
-         "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private"}
+         "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private", "folders"}
 
 
 def su_ins(w, table: str, org: str | None, **values) -> str:
@@ -400,3 +400,18 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
     assert not any(e.get("private_of") for e in written["entities"])
     again = parse_blueprint(written)
     assert blueprint_sql(again, "lab") == blueprint_sql(bp, "lab")
+
+
+def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w):
+    folder = ins(w, "member", "folders", w.org1, title="f")
+    assert w.count("member", "delete from public.folders where id = %s", (folder,)) == 0  # archived, not deleted
+    assert w.su("select archived_at is not null from public.folders where id = %s", (folder,)) == [(True,)]
+    # Archived rows: only readers who may restore (review: editor, viewer) see them; nobody writes archived_at.
+    assert readers(w, "folders", folder) == ["editor", "viewer"]
+    assert w.denied("editor", "update public.folders set archived_at = null where id = %s", (folder,)) == "42501"
+    assert w.denied("member", "select public.restore_folder(%s)", (folder,)) == "42501"
+    w.as_("editor", "select public.restore_folder(%s)", (folder,))
+    assert readers(w, "folders", folder) == MEMBERS
+    # The service role deletes for good.
+    run_as(w.conn, "service_role", None, "delete from public.folders where id = %s", (folder,))
+    assert w.su("select count(*) from public.folders where id = %s", (folder,)) == [(0,)]

@@ -116,13 +116,14 @@ def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
 
 LAB = Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml"
 LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "contacts",
-              "contacts_private", "dossiers", "dossiers_private")
+              "contacts_private", "dossiers", "dossiers_private", "folders")
 # Atoms the grant forms add to predicates; each mutation replaces one with something looser.
 ATOMS = (
     (re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)"), "true", "own/assigned/linked user"),
     (re.compile(r"\b([a-z_]+) = any \(array\(select private\.[a-z_]+_linked_ids\(\)\)\)"), "true", "linked chain"),
     (re.compile(r"\b(published|status|active) (= '?[a-z]+'?|in \([^)]*\))"), "true", "where"),
     (re.compile(r"array\[('[a-z_]+'(?:, '[a-z_]+')*)\]::public\.member_role\[\]"), None, "exact roles"),
+    (re.compile(r"archived_at is null"), "true", "soft delete"),
 )
 
 
@@ -165,7 +166,7 @@ def test_every_loosened_access_construct_is_caught(pg_cluster):
     finally:
         pg_cluster.drop_database("construct_mutations")
     kinds = {n.split(" ", 3)[2] for n in names}
-    assert len(names) > 25 and {"own/assigned/linked", "linked", "where", "exact"} <= kinds
+    assert len(names) > 25 and {"own/assigned/linked", "linked", "where", "exact", "soft"} <= kinds
     schema = build_schema(bp)
     # Only one side of an UPDATE policy with identical USING and WITH CHECK survives: the other side
     # (and, for columns a row could move across, the select policy a WHERE brings in) still decides.

@@ -333,6 +333,7 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                                  "remove the override, or give a list of grants such as [{public: true}]"))
         _check_comparisons(e, i, problems)
         _check_pii_read(bp, e, i, problems)
+        _check_restore(bp, e, i, problems)
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
         if e.access.own_rows_only and (not e.owner_column or not e.client_writable):
             problems.append((f"entities[{i}].access.own_rows_only", "needs a client-writable entity with an owner column.",
@@ -396,6 +397,31 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
         if g.linked is not None:
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
     return out
+
+
+def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
+    spec, path = e.restore, f"entities[{i}].restore"
+    if spec is None:
+        return
+    if not e.soft_delete:
+        problems.append((path, f"{e.name} is not soft-deleted, so nothing is ever archived to restore.",
+                         "set soft_delete: true or remove restore"))
+        return
+    if not e.is_tenant:
+        problems.append((path, "global rows belong to no organisation: only the service role restores them.",
+                         "remove restore"))
+        return
+    if isinstance(spec, str):
+        roles = [r.name for r in bp.tenancy.roles]
+        if spec not in roles:
+            problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
+        return
+    for k, g in enumerate(spec):
+        if not g.is_member_grant or g.where is not None or g.assigned is not None:
+            problems.append((f"{path}[{k}]", "restoring is for members: name min_role, roles or capability "
+                             "(optionally own).", "use a member grant such as {capability: restore_projects}"))
+    problems += [p for p in _grant_problems(bp, e, "delete", spec, path) if not p[1].startswith("no grant names")
+                 and "scope 'user'" not in p[1]]
 
 
 def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:

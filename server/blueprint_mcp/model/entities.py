@@ -325,7 +325,13 @@ class Entity(Model):
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."
     )
-    soft_delete: bool = PField(False, description="Adds archived_at for soft deletion.")
+    soft_delete: bool = PField(False, description=(
+        "Deleting archives instead: a client's DELETE sets archived_at, archived rows are hidden from everyone "
+        "but those who may restore them (restore), who bring them back with restore_<entity>(id). The service "
+        "role still deletes for good."))
+    restore: GrantSpec = PField(None, description=(
+        "With soft_delete: who sees archived rows and restores them; a role name (that role and above) or member "
+        "grants (min_role, roles, capability, optionally own). Default: whoever may delete the row."))
     fields: list[Field] = PField(default_factory=list, max_length=FIELDS_PER_ENTITY)
     query_patterns: list[Columns] = PField(
         default_factory=list, max_length=PATTERNS_PER_ENTITY,

@@ -103,6 +103,20 @@ def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
     return grants
 
 
+def restore_grants(bp: Blueprint, e: Entity) -> list[Grant]:
+    """Who sees a soft-deleted entity's archived rows and restores them: its restore spec, else its
+    delete grants. [] means only the service role."""
+    if not e.soft_delete:
+        return []
+    spec = e.restore
+    if spec is None:
+        return command_grants(bp, e, "delete")
+    grants = [Grant(min_role=spec)] if isinstance(spec, str) else list(spec)
+    if e.scope is Scope.user:
+        grants = [g.narrowed(own=True) for g in grants]
+    return grants
+
+
 def _within_select_roles(bp: Blueprint, e: Entity, grants: list[Grant]) -> list[Grant]:
     """Update and delete reach only rows the caller may select. When every select grant is a plain
     member grant, a member grant of these commands keeps only the roles that may also select (the

@@ -12,7 +12,8 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
-from ..model.meaning import bucket_grants, command_grants, linked_hops, member_roles, seen_by_select
+from ..model.meaning import (bucket_grants, command_grants, covers, linked_hops, member_roles, restore_grants,
+                             seen_by_select)
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -116,10 +117,23 @@ def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None =
     return preds[0] if len(preds) == 1 else either(*preds)
 
 
+LIVE = "archived_at is null"
+
+
+def live_pred(bp: Blueprint, e: Entity) -> Pred | None:
+    """Soft delete: a row is reachable while not archived, or by those who may restore it; None without
+    soft delete."""
+    if not e.soft_delete:
+        return None
+    restorers = restore_grants(bp, e)
+    return either(Pred.of(LIVE), any_of(bp, e, restorers)) if restorers else Pred.of(LIVE)
+
+
 def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     """One policy per command for signed-in callers, plus one select policy for anon if public."""
     out: list[Policy] = []
     n = table.name
+    live = live_pred(bp, e)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
@@ -127,6 +141,10 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         select_grants = command_grants(bp, e, "select")
         visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
         pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
+        restorers = restore_grants(bp, e)
+        if live is not None and command is not Command.insert and not all(
+                any(covers(bp, r, g) for r in restorers) for g in grants):
+            pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
         if command is Command.select:
             public = [g for g in grants if g.public]
             if any(g.where is None for g in public):
@@ -138,7 +156,9 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
             comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
             out.append(policy(n, command, using=pred, comment=comment))
             if public:
-                anon = policy(n, command, using=any_of(bp, e, public), comment="Public rows, for anyone.")
+                public_pred = any_of(bp, e, public)
+                anon = policy(n, command, using=both(public_pred, LIVE) if live is not None else public_pred,
+                              comment="Public rows, for anyone.")
                 anon.name = object_name(n, "select", "public", suffix="policy")
                 anon.roles = ["anon"]
                 out.append(anon)

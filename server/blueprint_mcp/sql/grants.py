@@ -12,7 +12,7 @@ _COLUMNS = {
 }
 # What the server decides on every table: the row's identity, its tenant once set, its author and its
 # timestamps. A client that could write them could backdate, re-attribute or re-home rows.
-SERVER_COLUMNS = {"id", "created_at", "updated_at"}
+SERVER_COLUMNS = {"id", "created_at", "updated_at", "archived_at"}  # archived_at: delete archives, restore_<x>()
 _FIXED_AFTER_INSERT = {"organization_id"}
 
 

@@ -5,11 +5,12 @@ triggers that keep the rules when anything else writes. docs/lifecycle.md states
 
 from __future__ import annotations
 
-from ..model import Blueprint, Capability
+from ..model import Blueprint, Capability, Entity, Scope
+from ..model.meaning import restore_grants
 from ..model.blueprint import ROLE_TYPE
 from ..model.meaning import least_role
 from ..model.schema import Function, Trigger
-from .ident import literal
+from .ident import ident, literal, object_name
 from .tables import INVITATION_DAYS
 
 ROLE = f"public.{ROLE_TYPE}"
@@ -187,6 +188,36 @@ end""", "A member who leaves, or drops below an invitation's role or below manag
         "pending invitations.")
 
 
+# --- soft delete ------------------------------------------------------------------------------------------
+
+def archive_on_delete(e: Entity) -> Function:
+    return _trigger_fn(object_name(e.name, "archive", suffix="on_delete"), f"""begin
+  -- A client's own delete archives the row (the delete policy decided it may). The service role, and
+  -- deletes cascading from another row (an organisation, an account), remove it for good.
+  if current_setting('role', true) in ('authenticated', 'anon') and pg_trigger_depth() = 1 then
+    update public.{ident(e.name)} set archived_at = now() where id = old.id;
+    return null;
+  end if;
+  return old;
+end""", f"Soft delete of {e.name}: a client's DELETE sets archived_at instead of removing the row.")
+
+
+def restore_function(bp: Blueprint, e: Entity) -> Function:
+    from .access import any_of  # the same predicate the policies use for the restorers
+
+    pred = any_of(bp, e, restore_grants(bp, e))
+    name = object_name("restore", suffix=e.singular)
+    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""begin
+  update public.{ident(e.name)} set archived_at = null
+   where id = archived_row_id and archived_at is not null
+     and ({pred});
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'no archived {e.name} row with this id that you may restore';
+  end if;
+end""", f"Brings an archived {e.name} row back, for those who may restore it (its restore grants).")
+
+
 # --- audit log -----------------------------------------------------------------------------------------
 
 def protect_audit_log() -> Function:
@@ -238,6 +269,8 @@ def api_functions(bp: Blueprint) -> list[Function]:
     impls = [delete_my_account()]
     if bp.tenancy.team_organizations:
         impls += [transfer_ownership(bp), create_invitation(bp), accept_invitation(bp)]
+    impls += [restore_function(bp, e) for e in bp.entities
+              if e.soft_delete and e.scope in (Scope.organization, Scope.user) and restore_grants(bp, e)]
     out: list[Function] = []
     for f in impls:
         out += [f, api_wrapper(f)]

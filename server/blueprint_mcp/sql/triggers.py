@@ -12,6 +12,7 @@ from .columns import ORG
 from ..model.blueprint import ROLE_TYPE
 from .ident import literal, object_name
 from . import lifecycle as life
+from ..model.meaning import command_grants
 
 
 def _fn(name: str, body: str, comment: str, definer: bool = False) -> Function:
@@ -224,6 +225,10 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             t.triggers.append(Trigger(name=object_name(t.name, "no_truncate", suffix="trg"), timing="before",
                                       events=["truncate"], function=protect_log.qualified, args=days,
                                       level="statement"))
+        entity = bp.entity(t.name)
+        if entity is not None and entity.soft_delete and entity.client_writable and command_grants(bp, entity, "delete"):
+            functions.append(archive := life.archive_on_delete(entity))
+            _trigger(t, "archive_on_delete", "before", ["delete"], archive)
         if t.name in audited:
             tenant_col = "id" if t.name == "organizations" else ORG
             _trigger(t, "audit", "after", ["insert", "update", "delete"], audit,

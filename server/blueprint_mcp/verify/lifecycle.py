@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema
-from ..sql.ident import ident, literal, qname
+from ..sql.ident import ident, literal, object_name, qname
 from .fixtures import clearing_sql
 from .oracle import ALLOWED, DENIED
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
@@ -74,7 +74,28 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     if schema.table("audit_logs") is not None:
         _audit_log(bp, schema, w, case, top)
     _personal_data(bp, w, oracle, case)
+    _restoring(bp, w, oracle, case)
     return out
+
+
+def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
+    """Archived rows come back through restore_<entity>(id), for those who may restore them only."""
+    for e in bp.entities:
+        if not (e.soft_delete and e.scope in (Scope.organization, Scope.user)):
+            continue
+        row = next((r for r in w.rows if r.table == e.name and r.values.get("archived_at")), None)
+        if row is None:
+            continue
+        call = f"select public.{ident(object_name('restore', suffix=e.singular))}({row.key['id']})"
+        back = f"select count(*) from {qname('public', e.name)} where {where_key(row.key)} and archived_at is null"
+        who = {True: None, False: None}
+        for a in w.actors.values():
+            if a.user_id and who[oracle.may_restore(a, e.name, row)] is None:
+                who[oracle.may_restore(a, e.name, row)] = a.name
+        for may, name in who.items():
+            if name is not None:
+                case(f"{name} restores an archived {e.name} row", e.name, name, call, ALLOWED if may else DENIED,
+                     probe=back)
 
 
 def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:
@@ -217,7 +238,8 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             case(f"deleting {victim}'s account keeps {other}'s {e.name} row in their {f.references}", e.name,
                  victim, f"delete from auth.users where id = {literal(w.actor_id(victim))}", DENIED,
                  probe=f"select (not exists (select 1 from {qname('public', e.name)} where id = {literal(child)}))::int",
-                 setup=(clearing_sql(t, values, w) or "") + " " + insert_sql(t, values) + ";", **AUTH_SERVICE)
+                 setup=(clearing_sql(t, values, w) or "") + " " + as_user(w, other, insert_sql(t, values) + ";"),
+                 **AUTH_SERVICE)
 
 
 # --- invitations --------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .lifecycle import lifecycle_cases
+from .fixtures import _clashes as clashes
 from .fixtures import add_row, clearing_sql, insert_values, marker_for, row_values, unique_keys
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
@@ -202,9 +203,30 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     add_rows(w, schema, [t for t in schema.tables if t.name not in CORE_FLOW_TABLES], enums,
              {"org1": roles, "org2": [w.owners["org2"]]}, global_author=roles[0])
     condition_rows(bp, schema, w, enums, row_values, writer, start=3000)
+    archived_rows(bp, schema, w, enums, roles)
     if any(f.name == "refresh_daily_org_metrics" for f in schema.functions):
         w.statements.append("select private.refresh_daily_org_metrics();")
     return w
+
+
+ARCHIVED = "'2001-06-01 00:00:00+00'::timestamptz"
+
+
+def archived_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list[str]], authors: list[str]) -> None:
+    """Rows archived long ago in every soft-deleted table, one per author (restoring may be limited to
+    one's own rows): hidden but from those who may restore them."""
+    n = 4500
+    for e in (e for e in bp.entities if e.soft_delete):
+        t = schema.table(e.name)
+        org = "org1" if e.is_tenant else None
+        for author in (authors if e.is_tenant else authors[:1]):
+            n += 1
+            values = row_values(t, org, w, author, n, enums, with_id=True)
+            values["archived_at"] = f"{ARCHIVED} + interval '{n} minutes'"  # distinct: keys may include it
+            peers = [r.values for r in w.rows if r.table == t.name and r.org == org]
+            if clashes(t, values, peers, unique_keys(t)):
+                continue  # a key the author cannot leave (one row per user): no second row of theirs
+            w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values), values=values))
 
 
 def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, list[str]],
@@ -240,6 +262,23 @@ def probe_column(t: Table) -> str | None:
     return next((c for c in free if c not in keyed), free[0] if free else None)
 
 
+ARCHIVED_SINCE = "'2002-01-01'"  # fixture rows are archived in 2001; an archive by a case is now()
+
+
+def archives(t: Table) -> bool:
+    """A soft-deleted table of the generator: a client's DELETE archives the row instead."""
+    return t.column("archived_at") is not None and any(trg.name.endswith("archive_on_delete_trg") for trg in t.triggers)
+
+
+def delete_probe(t: Table, key: dict[str, str]) -> str:
+    """Did a delete reach the row: gone, or (soft delete) archived just now."""
+    target = qname(t.schema_name, t.name)
+    if archives(t):
+        return (f"select (not exists (select 1 from {target} where {where_key(key)}) or exists (select 1 from "
+                f"{target} where {where_key(key)} and archived_at > {ARCHIVED_SINCE}))::int")
+    return f"select (not exists (select 1 from {target} where {where_key(key)}))::int"
+
+
 def blanket_cases(t: Table, r: Row, actor: Actor, oracle, enums: dict[str, list[str]]) -> list[Case]:
     """Writes without WHERE: only the command's own USING applies (no SELECT policy), so a loose
     UPDATE/DELETE policy hidden behind a strict SELECT policy still shows. Judged only where the row
@@ -248,7 +287,7 @@ def blanket_cases(t: Table, r: Row, actor: Actor, oracle, enums: dict[str, list[
     target = qname(t.schema_name, t.name)
     if oracle.expect(actor, "delete", t.name, r, r.org) == DENIED:
         out.append(Case(t.name, "delete (no where)", actor.name, r.org, "probe", f"delete from {target}", DENIED,
-                        probe=f"select (not exists (select 1 from {target} where {where_key(r.key)}))::int"))
+                        probe=delete_probe(t, r.key)))
     text_col = probe_column(t)
     if text_col and oracle.expect(actor, "update", t.name, r, r.org) == DENIED:
         marker = marker_for(t, t.column(text_col), enums)
@@ -271,10 +310,11 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                 for command, kind, sql in (
                     ("select", "count", f"select count(*) from {target} where {where_key(r.key)}"),
                     ("update", "rows", f"update {target} set {col} = {col} where {where_key(r.key)}"),
-                    ("delete", "rows", f"delete from {target} where {where_key(r.key)}"),
+                    ("delete", "probe" if archives(t) else "rows", f"delete from {target} where {where_key(r.key)}"),
                 ):
                     cases.append(Case(t.name, command, actor.name, r.org, kind, sql,
-                                      oracle.expect(actor, command, t.name, r, r.org)))
+                                      oracle.expect(actor, command, t.name, r, r.org),
+                                      probe=delete_probe(t, r.key) if kind == "probe" else None))
                 cases += blanket_cases(t, r, actor, oracle, enums)
             for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
                 n += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..model import Blueprint, Capability
 from ..model.access import Grant
-from ..model.meaning import command_grants, member_roles
+from ..model.meaning import command_grants, member_roles, restore_grants
 from .world import Actor, Row, World
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -110,15 +110,30 @@ class Oracle:
     # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 
     def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
+        if command != "insert" and not self._live(actor, e, row, org):
+            return False  # an archived row: only those who may restore it reach it
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
             return False  # PostgreSQL updates and deletes only rows the caller can also see
         return self._grants_hold(actor, e, command, row, org)
+
+    def _live(self, actor: Actor, e, row: Row | None, org: str | None) -> bool:
+        """Soft delete (docs/access.md A24): a row not archived, or one the actor may restore."""
+        if not e.soft_delete or row is None or self._value(row, "archived_at") is None:
+            return True
+        target = row.org or org
+        return any(self._grant_holds(actor, e, g, row, target) for g in restore_grants(self.bp, e))
+
+    def may_restore(self, actor: Actor, table: str, row: Row) -> bool:
+        e = self.bp.entity(table)
+        return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org)
 
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
         e = self.bp.entity(table)
         if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
+        if not self._live(actor, e, before, before.org):
+            return DENIED
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
         return ALLOWED if ok else DENIED
 
