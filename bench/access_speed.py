@@ -55,6 +55,13 @@ insert into public.clients (organization_id, created_by, name, user_id)
 insert into public.invoices (organization_id, created_by, client_id, amount_cents)
   select c.organization_id, '{me}', c.id, g from generate_series(1, {rows}) g
   join (select id, organization_id, row_number() over (order by id) - 1 as n from public.clients) c on c.n = g % {orgs};
+insert into public.folders (organization_id, created_by, title, archived_at)
+  select o.id, '{me}', 'f' || g, case when g % 10 = 0 then now() end
+  from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.dossiers (organization_id, created_by, title)
+  select o.id, '{me}', 'd' || g from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.dossiers_private (organization_id, created_by, dossier_id, body)
+  select organization_id, created_by, id, 'personal' from public.dossiers;
 insert into storage.objects (bucket_id, name, owner_id)
   select 'files', o.id || '/f' || g || '.png', '{me}' from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 set session_replication_role = origin;
@@ -109,6 +116,11 @@ def main() -> int:
                  f"select count(*) from public.tasks where organization_id in ({member}) and assignee_id = '{me}'"),
                 ("linked chain: invoices, portal user of 5 clients", "select count(*) from public.invoices", portal,
                  f"select count(*) from public.invoices where client_id in ({clients})"),
+                ("soft delete: folders, member in 6, restorer in 3", "select count(*) from public.folders", me,
+                 f"select count(*) from public.folders where organization_id in ({viewer}, {member}) "
+                 f"and (archived_at is null or organization_id in ({viewer}))"),
+                ("column privacy: dossiers_private, review in 3", "select count(*) from public.dossiers_private", me,
+                 f"select count(*) from public.dossiers_private where organization_id in ({viewer})"),
                 ("storage: files objects, viewer+member in 6", "select count(*) from storage.objects", me,
                  "select count(*) from storage.objects where bucket_id = 'files' and split_part(name, '/', 1) in "
                  f"({', '.join(x for x in (viewer, member) if x).replace(chr(39), chr(39))})"),

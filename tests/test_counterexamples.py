@@ -358,3 +358,51 @@ def test_a_grant_list_with_linked_chains_and_public_reads_verifies(url):
                     "update": [{"min_role": "member", "where": {"column": "state", "equals": "open"}}]}})
     assert audited(data) == []
     verified(data, url)
+
+
+def test_soft_delete_archives_under_a_unique_key_over_updated_at(url):
+    """Found by the property test: archiving sets updated_at = now(); a fixture row whose key column
+    held now() itself clashed in verify's one transaction, and the allowed delete read as blocked."""
+    data = blueprint({"name": "projects", "scope": "user", "soft_delete": True,
+                      "unique_together": [["updated_at"]]})
+    report = verified(data, url)
+    assert outcomes(report, data, "projects", "delete")[("owner", "owner")] == "allowed"
+
+
+def test_soft_delete_with_a_unique_archived_at_sends_no_server_column(url):
+    """A client's insert sent archived_at = null (to stay distinct on the key) and was refused: it is
+    the server's column. It is left to its default now, known to the key but not sent."""
+    data = blueprint({"name": "projects", "scope": "user", "soft_delete": True,
+                      "unique_together": [["organization_id", "created_at"], ["archived_at"]]})
+    report = verified(data, url)
+    assert {c.sql.split("(")[1].split(")")[0] for c in report.cases
+            if c.table == "projects" and c.command == "insert"} == {"organization_id"}
+
+
+def test_every_live_row_public_hides_archived_rows_from_anon_and_members(url):
+    """A public entity with soft delete gave anon and members `using (true)`: archived rows leaked."""
+    data = blueprint({"name": "projects", "scope": "global", "soft_delete": True,
+                      "fields": [{"name": "title", "type": "text"}], "access": {"select": [{"public": True}]}})
+    sql = "\n".join(t for _, t in blueprint_sql(parse_blueprint(data), "x"))
+    assert "using (true)" not in sql.split("create policy projects_select_policy", 1)[1].split(";", 1)[0]
+    verified(data, url)
+
+
+def test_restoring_needs_the_row_to_be_readable(url):
+    """Restorers default to the delete grants; restore_project() let an admin bring back a row only its
+    owner-author may read (select: owner and own). Restore reaches, like an update, only readable rows."""
+    data = blueprint({"name": "projects", "soft_delete": True,
+                      "access": {"select": [{"min_role": "owner", "own": True}]}})
+    report = verified(data, url)
+    restores = {c.actor: c.expected for c in report.cases if (c.attack or "").endswith("restores an archived projects row")}
+    assert restores.get("admin", "denied") == "denied" and "allowed" in restores.values()
+
+
+def test_an_owner_alone_in_a_personal_workspace_deletes_their_account(url):
+    """Found by `make fuzz`: with personal workspaces only, verify expected the owner's own account
+    deletion to be refused as if org1 were a team with members; the workspace simply goes with them."""
+    data = blueprint({"name": "projects", "owner_column": None},
+                     tenancy={"personal_workspaces": True, "team_organizations": False, "multiple_memberships": False,
+                              "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
+    report = verified(data, url)
+    assert [c.expected for c in report.cases if c.attack and "owner of a workspace nobody else" in c.attack] == ["allowed"]

@@ -24,7 +24,8 @@ from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blue
 from .model.base import suggest_slug
 from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
-from .model.meaning import command_grants
+from .model.meaning import command_grants, restore_grants
+from .model.names import verb_name
 from .model.schema import Schema
 from .pages import page
 from .project import config_toml, database_types
@@ -234,6 +235,9 @@ def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
         if entity is not None:
             who = {cmd: describe_grants(bp, entity, command_grants(bp, entity, cmd))
                    for cmd in ("select", "insert", "update", "delete")}
+            if entity.soft_delete and entity.client_writable and command_grants(bp, entity, "delete"):
+                who["delete"] += (f" (archives the row; {verb_name('restore', entity.singular)}(): "
+                                  f"{describe_grants(bp, entity, restore_grants(bp, entity))})")
         else:
             by_cmd = {str(getattr(p.command, "value", p.command)): p for p in t.policies}
             who = {cmd: (_describe(by_cmd[cmd].check if cmd == "insert" else by_cmd[cmd].using)

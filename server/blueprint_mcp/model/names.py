@@ -71,3 +71,14 @@ def object_name(*parts: str, suffix: str, taken: Collection[str] = ()) -> str:
     keep = MAX_IDENT_BYTES - len(suffix) - len(digest) - 2
     head = "_".join(p for p in parts if p).encode()[:keep].decode("utf-8", "ignore").rstrip("_")
     return f"{head}_{digest}_{suffix}"
+
+
+def verb_name(verb: str, noun: str) -> str:
+    """`<verb>_<noun>` (an RPC such as restore_project), cut to 63 bytes with a digest when too long, so a
+    long entity name still gives a valid, stable and distinct function name."""
+    full = f"{verb}_{noun}"
+    if len(full.encode()) <= MAX_IDENT_BYTES:
+        return full
+    digest = hashlib.sha1(full.encode()).hexdigest()[:8]
+    head = full.encode()[:MAX_IDENT_BYTES - len(digest) - 1].decode("utf-8", "ignore").rstrip("_")
+    return f"{head}_{digest}"

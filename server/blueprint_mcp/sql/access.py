@@ -147,18 +147,22 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
             pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
         if command is Command.select:
             public = [g for g in grants if g.public]
-            if any(g.where is None for g in public):
+            every = any(g.where is None for g in public)
+            if every and live is None:
                 # Every row is public: one policy for anon and signed-in callers alike.
                 everyone = policy(n, command, using=Pred.of("true"), comment="Public: everyone reads every row.")
                 everyone.roles = list(PUBLIC_ROLES)
                 out.append(everyone)
                 continue
-            comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
-            out.append(policy(n, command, using=pred, comment=comment))
+            if every:  # soft delete: every live row is public, archived ones only for signed-in restorers
+                out.append(policy(n, command, using=live, comment="Public: everyone reads every live row."))
+            else:
+                comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
+                out.append(policy(n, command, using=pred, comment=comment))
             if public:
-                public_pred = any_of(bp, e, public)
-                anon = policy(n, command, using=both(public_pred, LIVE) if live is not None else public_pred,
-                              comment="Public rows, for anyone.")
+                rows = any_of(bp, e, public) if not every else None
+                anon_pred = (rows if live is None else both(rows, LIVE)) if rows is not None else Pred.of(LIVE)
+                anon = policy(n, command, using=anon_pred, comment="Public rows, for anyone.")
                 anon.name = object_name(n, "select", "public", suffix="policy")
                 anon.roles = ["anon"]
                 out.append(anon)

@@ -75,9 +75,17 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
         elif with_id and col.default and "auth.uid()" in col.default:
             # Fixtures are written without a JWT: give them what the author's request would have.
             values[col.name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
+        elif col.default and "auth.uid()" in col.default:
+            # A client's insert leaves it to the default: the caller's id (unique keys see it), not sent.
+            uid = world.actor_id(author)
+            values[col.name] = Implicit(literal(uid) if uid else "null")
     if with_id:
         _make_distinct(table, org, world, author, n, enums, values, support=True)
     return values
+
+
+# What the server writes on every table (docs/lifecycle.md): a client's insert never sends them.
+SERVER_COLUMNS = ("id", "created_at", "updated_at", "archived_at")
 
 
 def insert_values(table: Table, org: str | None, world: World, author: str, n: int,
@@ -86,7 +94,7 @@ def insert_values(table: Table, org: str | None, world: World, author: str, n: i
     values = row_values(table, org, world, author, n, enums, with_id=False)
     _make_distinct(table, org, world, author, n, enums, values, support=False)
     # The server sets these (a client may not write them): known for unique keys, never sent.
-    for col in ("id", "created_at", "updated_at"):
+    for col in SERVER_COLUMNS:
         if col in values:
             values[col] = Implicit(values[col])
     return values
@@ -160,6 +168,7 @@ def unique_keys(table: Table) -> list[tuple[list[str], bool]]:
     return keys + [(ix.columns, False) for ix in table.indexes if ix.unique and "id" not in ix.columns]
 
 
+_NOW = ("now()", "current_timestamp", "transaction_timestamp()", "current_date")
 VOLATILE_DEFAULTS = ("gen_random_uuid(", "uuid_generate_", "nextval(", "random(", "clock_timestamp(")
 
 
@@ -172,6 +181,11 @@ def _cell(table: Table, values: dict[str, str], column: str) -> str | None:
         return None
     text = values.get(column, "null" if col is None or col.default is None else col.default)
     text = re.sub(r"::[a-z_. \"]+$", "", text.strip(), flags=re.I)
+    if text.lower() in _NOW:  # one instant in verify's single transaction, however it is spelled
+        if col is not None and col.type == "date":
+            return "current_date"
+        if text.lower() != "current_date":
+            return "now()"
     try:
         return str(Decimal(text).normalize())
     except InvalidOperation:

@@ -15,15 +15,15 @@ from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema
-from ..sql.ident import ident, literal, object_name, qname
+from ..model.names import verb_name
+from ..sql.ident import ident, literal, qname
 from .fixtures import clearing_sql
-from .oracle import ALLOWED, DENIED
+from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
 AUTH_SERVICE = {"api_role": "none", "claims": {}}  # GoTrue deleting a user: the session user, no JWT
 SERVICE_ROLE = {"api_role": "service_role", "claims": {"role": "service_role"}}
 LONG_AGO = "'2001-01-01 00:00:00+00'::timestamptz"
-SERVER_COLUMNS = ("id", "created_at", "updated_at")
 
 MakeCase = Callable[..., object]
 
@@ -83,10 +83,11 @@ def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
     for e in bp.entities:
         if not (e.soft_delete and e.scope in (Scope.organization, Scope.user)):
             continue
-        row = next((r for r in w.rows if r.table == e.name and r.values.get("archived_at")), None)
+        row = next((r for r in w.rows if r.table == e.name
+                    and from_literal(r.values.get("archived_at", "null")) is not None), None)
         if row is None:
             continue
-        call = f"select public.{ident(object_name('restore', suffix=e.singular))}({row.key['id']})"
+        call = f"select public.{ident(verb_name('restore', e.singular))}({row.key['id']})"
         back = f"select count(*) from {qname('public', e.name)} where {where_key(row.key)} and archived_at is null"
         who = {True: None, False: None}
         for a in w.actors.values():
@@ -190,8 +191,12 @@ def _account_deletion(bp: Blueprint, w: World, case, top: str) -> None:
              probe=_lost_rows_probe(bp, w, actor.name), **AUTH_SERVICE)
     gone = "select (not exists (select 1 from auth.users where id = {}))::int"
     owner = w.owners["org1"]
-    case("the primary owner of a team with members deletes their account", "auth.users", owner,
-         "select public.delete_my_account()", DENIED, probe=gone.format(literal(w.actor_id(owner))))
+    if any(a.memberships.get("org1") and a.name != owner for a in w.actors.values()):
+        case("the primary owner of a team with members deletes their account", "auth.users", owner,
+             "select public.delete_my_account()", DENIED, probe=gone.format(literal(w.actor_id(owner))))
+    else:  # personal workspaces only: org1 is the owner's alone, and goes with their account
+        case("the owner of a workspace nobody else belongs to deletes their account", "auth.users", owner,
+             "select public.delete_my_account()", ALLOWED, probe=gone.format(literal(w.actor_id(owner))))
     loner = w.who("outsider")
     case("a user in no team deletes their account", "auth.users", loner,
          "select public.delete_my_account()", ALLOWED, probe=gone.format(literal(w.actor_id(loner))))
@@ -356,7 +361,8 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
         row = next((r for r in w.rows if r.table == t.name and r.org == "org1" and r.purpose == "matrix"
                     and oracle.expect(actor, "update", t.name, r, "org1") == ALLOWED), None)
         if row is not None:
-            for col in ("created_at", "updated_at"):
+            # archived_at: only a delete archives (and restore_<entity>() brings back), never a write.
+            for col in ("created_at", "updated_at") + (("archived_at",) if e.soft_delete else ()):
                 case(f"backdate a {t.name} row's {col}", t.name, writer,
                      f"update {target} set {ident(col)} = {LONG_AGO} where {where_key(row.key)}", DENIED,
                      probe=f"select count(*) from {target} where {where_key(row.key)} and {ident(col)} < "

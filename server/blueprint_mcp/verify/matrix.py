@@ -267,7 +267,9 @@ ARCHIVED_SINCE = "'2002-01-01'"  # fixture rows are archived in 2001; an archive
 
 def archives(t: Table) -> bool:
     """A soft-deleted table of the generator: a client's DELETE archives the row instead."""
-    return t.column("archived_at") is not None and any(trg.name.endswith("archive_on_delete_trg") for trg in t.triggers)
+    return t.column("archived_at") is not None and any(
+        trg.timing == "before" and "delete" in trg.events and trg.function.endswith("_archive_on_delete")
+        for trg in t.triggers)
 
 
 def delete_probe(t: Table, key: dict[str, str]) -> str:

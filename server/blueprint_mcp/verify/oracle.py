@@ -171,7 +171,7 @@ class Oracle:
         if row is None:
             return None
         if column in row.values:
-            return _from_literal(row.values[column])
+            return from_literal(row.values[column])
         return None if default is None else _norm(default)
 
     def _user(self, row: Row, column: str) -> str | None:
@@ -185,7 +185,7 @@ class Oracle:
             ref = self._value(current, col)
             entity = self.bp.entity(entity.field(col).references)
             current = next((r for r in self.world.rows if r.table == entity.name
-                            and _from_literal(r.key.get("id", "null")) == ref), None)
+                            and from_literal(r.key.get("id", "null")) == ref), None)
             if current is None or ref is None:
                 return None
         last = chain[-1]
@@ -200,7 +200,7 @@ def _norm(value: object) -> str:
     return str(value)
 
 
-def _from_literal(sql: str) -> str | None:
+def from_literal(sql: str) -> str | None:
     """The text of a fixture literal: 'x' or 'x'::type -> x; true/false/numbers as written; null -> None."""
     text = sql.strip()
     if "::" in text and not text.endswith("'"):

@@ -160,7 +160,7 @@ create index projects_organization_id_status_idx on public.projects (organizatio
 create index projects_created_by_idx on public.projects (created_by);
 alter table public.projects enable row level security;
 revoke all on table public.projects from anon, authenticated;
-grant select, insert (organization_id, name, description, status, archived_at), update (name, description, status, archived_at, updated_at), delete on table public.projects to authenticated;
+grant select, insert (organization_id, name, description, status), update (name, description, status, updated_at), delete on table public.projects to authenticated;
 grant select, insert, update, delete on table public.projects to service_role;
 
 create table public.tasks (

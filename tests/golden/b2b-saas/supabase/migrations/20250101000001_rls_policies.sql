@@ -93,7 +93,7 @@ create policy projects_select_policy on public.projects
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('admin')))));
 
 create policy projects_insert_policy on public.projects
   as permissive
@@ -105,8 +105,8 @@ create policy projects_update_policy on public.projects
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('member'))))
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))));
+  using (organization_id = any (array(select private.organization_ids_with_role('member'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('admin')))))
+  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('admin')))));
 
 create policy projects_delete_policy on public.projects
   as permissive

@@ -253,6 +253,25 @@ $$;
 comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
 
+create or replace function private.projects_archive_on_delete()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- A client's own delete archives the row (the delete policy decided it may). The service role, and
+  -- deletes cascading from another row (an organisation, an account), remove it for good.
+  if current_setting('role', true) in ('authenticated', 'anon') and pg_trigger_depth() = 1 then
+    update public.projects set archived_at = now() where id = old.id;
+    return null;
+  end if;
+  return old;
+end
+$$;
+comment on function private.projects_archive_on_delete() is 'Soft delete of projects: a client''s DELETE sets archived_at instead of removing the row.';
+revoke execute on function private.projects_archive_on_delete() from public, anon, authenticated;
+
 create trigger profiles_immutable_trg
   before update on public.profiles
   for each row execute function private.enforce_immutable_columns('id');
@@ -332,6 +351,10 @@ create trigger projects_immutable_trg
 create trigger projects_set_updated_at_trg
   before update on public.projects
   for each row execute function private.set_updated_at();
+
+create trigger projects_archive_on_delete_trg
+  before delete on public.projects
+  for each row execute function private.projects_archive_on_delete();
 
 create trigger projects_audit_trg
   after insert or update or delete on public.projects
@@ -571,6 +594,37 @@ $$;
 comment on function public.accept_invitation(text) is 'The signed-in user joins with an invitation''s secret: single use, unexpired, sent to their confirmed address, from an inviter who still holds the rank. Returns the organisation id. Calls private.accept_invitation (definer).';
 revoke execute on function public.accept_invitation(text) from public, anon, authenticated;
 grant execute on function public.accept_invitation(text) to authenticated, service_role;
+
+create or replace function private.restore_project(archived_row_id uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update public.projects set archived_at = null
+   where id = archived_row_id and archived_at is not null
+     and (organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'no archived projects row with this id that you may restore';
+  end if;
+end
+$$;
+comment on function private.restore_project(uuid) is 'Brings an archived projects row back, for those who may restore it (its restore grants).';
+revoke execute on function private.restore_project(uuid) from public, anon, authenticated;
+grant execute on function private.restore_project(uuid) to authenticated, service_role;
+
+create or replace function public.restore_project(archived_row_id uuid)
+returns void
+language sql
+set search_path = ''
+as $$
+select private.restore_project(archived_row_id)
+$$;
+comment on function public.restore_project(uuid) is 'Brings an archived projects row back, for those who may restore it (its restore grants). Calls private.restore_project (definer).';
+revoke execute on function public.restore_project(uuid) from public, anon, authenticated;
+grant execute on function public.restore_project(uuid) to authenticated, service_role;
 
 create or replace function private.purge_audit_logs()
 returns bigint

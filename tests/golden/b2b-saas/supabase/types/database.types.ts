@@ -570,6 +570,10 @@ export type Database = {
         Args: { invitation_token: string }
         Returns: string
       }
+      restore_project: {
+        Args: { archived_row_id: string }
+        Returns: undefined
+      }
     }
     Enums: {
       member_role: "viewer" | "member" | "admin" | "owner"

@@ -154,7 +154,7 @@ create index habits_organization_id_archived_at_idx on public.habits (organizati
 create index habits_created_by_idx on public.habits (created_by);
 alter table public.habits enable row level security;
 revoke all on table public.habits from anon, authenticated;
-grant select, insert (organization_id, name, description, frequency, target_per_period, color, archived_at), update (name, description, frequency, target_per_period, color, archived_at, updated_at), delete on table public.habits to authenticated;
+grant select, insert (organization_id, name, description, frequency, target_per_period, color), update (name, description, frequency, target_per_period, color, updated_at), delete on table public.habits to authenticated;
 grant select, insert, update, delete on table public.habits to service_role;
 
 create table public.habit_check_ins (

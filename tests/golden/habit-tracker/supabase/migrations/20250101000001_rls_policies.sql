@@ -93,7 +93,7 @@ create policy habits_select_policy on public.habits
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and (archived_at is null or ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))))));
 
 create policy habits_insert_policy on public.habits
   as permissive

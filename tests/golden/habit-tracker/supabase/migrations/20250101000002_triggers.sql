@@ -255,6 +255,25 @@ $$;
 comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
 
+create or replace function private.habits_archive_on_delete()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- A client's own delete archives the row (the delete policy decided it may). The service role, and
+  -- deletes cascading from another row (an organisation, an account), remove it for good.
+  if current_setting('role', true) in ('authenticated', 'anon') and pg_trigger_depth() = 1 then
+    update public.habits set archived_at = now() where id = old.id;
+    return null;
+  end if;
+  return old;
+end
+$$;
+comment on function private.habits_archive_on_delete() is 'Soft delete of habits: a client''s DELETE sets archived_at instead of removing the row.';
+revoke execute on function private.habits_archive_on_delete() from public, anon, authenticated;
+
 create trigger profiles_immutable_trg
   before update on public.profiles
   for each row execute function private.enforce_immutable_columns('id');
@@ -330,6 +349,10 @@ create trigger habits_immutable_trg
 create trigger habits_set_updated_at_trg
   before update on public.habits
   for each row execute function private.set_updated_at();
+
+create trigger habits_archive_on_delete_trg
+  before delete on public.habits
+  for each row execute function private.habits_archive_on_delete();
 
 create trigger habits_audit_trg
   after insert or update or delete on public.habits
@@ -585,6 +608,37 @@ $$;
 comment on function public.accept_invitation(text) is 'The signed-in user joins with an invitation''s secret: single use, unexpired, sent to their confirmed address, from an inviter who still holds the rank. Returns the organisation id. Calls private.accept_invitation (definer).';
 revoke execute on function public.accept_invitation(text) from public, anon, authenticated;
 grant execute on function public.accept_invitation(text) to authenticated, service_role;
+
+create or replace function private.restore_habit(archived_row_id uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  update public.habits set archived_at = null
+   where id = archived_row_id and archived_at is not null
+     and ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  if not found then
+    raise exception using errcode = '42501',
+      message = 'no archived habits row with this id that you may restore';
+  end if;
+end
+$$;
+comment on function private.restore_habit(uuid) is 'Brings an archived habits row back, for those who may restore it (its restore grants).';
+revoke execute on function private.restore_habit(uuid) from public, anon, authenticated;
+grant execute on function private.restore_habit(uuid) to authenticated, service_role;
+
+create or replace function public.restore_habit(archived_row_id uuid)
+returns void
+language sql
+set search_path = ''
+as $$
+select private.restore_habit(archived_row_id)
+$$;
+comment on function public.restore_habit(uuid) is 'Brings an archived habits row back, for those who may restore it (its restore grants). Calls private.restore_habit (definer).';
+revoke execute on function public.restore_habit(uuid) from public, anon, authenticated;
+grant execute on function public.restore_habit(uuid) to authenticated, service_role;
 
 create or replace function private.purge_audit_logs()
 returns bigint

@@ -677,6 +677,10 @@ export type Database = {
         Args: { invitation_token: string }
         Returns: string
       }
+      restore_habit: {
+        Args: { archived_row_id: string }
+        Returns: undefined
+      }
     }
     Enums: {
       member_role: "viewer" | "member" | "admin" | "owner"
