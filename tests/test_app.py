@@ -22,6 +22,7 @@ MODES = ["legacy", "auto"]
 # What each client mode negotiates with this server: the handshake era, or the sessionless 2026-07-28.
 PROTOCOLS = {"legacy": HANDSHAKE_PROTOCOL_VERSIONS, "auto": MODERN_PROTOCOL_VERSIONS}
 TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec"]
+WORKFLOW = TOOLS + ["verify_rls", "scaffold_project"]
 ARTICLE_SQL = (Path(__file__).with_name("fixtures") / "article.sql").read_text(encoding="utf-8")
 RESULT_KEYS = {
     "design_tenancy": {"design", "app", "tenancy", "capabilities", "tables", "access", "next_cursor", "blueprint",
@@ -29,6 +30,7 @@ RESULT_KEYS = {
     "generate_schema": {"design", "counts", "tables", "next_cursor", "resources", "notes"},
     "generate_rls": {"design", "counts", "policies", "next_cursor", "helpers", "resources", "notes"},
     "audit_spec": {"ok", "counts", "findings", "next_cursor"},
+    "scaffold_project": {"design", "timestamp", "counts", "files", "next_cursor", "notes"},
 }
 BAD_BLUEPRINT = {"app": {"name": "Bad", "slug": "bad"}, "entities": [{"name": "Bad Name", "scope": "organization"}]}
 RESOURCES = {
@@ -53,9 +55,9 @@ async def test_server_negotiates_the_mode_and_explains_the_workflow_in_its_instr
     async with Client(build_server(), mode=mode) as c:
         version, instructions = c.protocol_version, c.instructions
     assert version in PROTOCOLS[mode]
-    order = [instructions.index(f"{i}. {tool}") for i, tool in enumerate(TOOLS + ["verify_rls"], start=1)]
+    order = [instructions.index(f"{i}. {tool}") for i, tool in enumerate(WORKFLOW, start=1)]
     assert order == sorted(order)
-    assert instructions.index("5. verify_rls") < instructions.index("6. Write the files: `blueprint-mcp render")
+    assert instructions.index("6. scaffold_project") < instructions.index("`blueprint-mcp render`")
     assert "Always carry the\nlatest `blueprint` forward" in instructions
     assert "Nothing is executed" not in instructions
 
@@ -65,7 +67,7 @@ async def test_instructions_titles_descriptions_and_the_prompt_tell_one_numbered
     async with Client(build_server(), mode=mode) as c:
         listed = (await c.list_tools()).tools
         prompt = (await c.get_prompt("design_backend", {"app_description": "A clinic"})).messages[0].content.text
-    workflow = TOOLS + ["verify_rls"]
+    workflow = WORKFLOW
     for step, tool in enumerate(listed, start=1):
         assert tool.name == workflow[step - 1]
         assert tool.title.startswith(f"{step}. ")
@@ -79,11 +81,11 @@ async def test_instructions_titles_descriptions_and_the_prompt_tell_one_numbered
 
 
 @both_modes
-async def test_lists_the_four_read_only_design_tools_and_verify_with_output_schema(mode):
+async def test_lists_the_read_only_design_tools_verify_and_scaffold_with_output_schema(mode):
     async with Client(build_server(), mode=mode) as c:
         listed = (await c.list_tools()).tools
-    assert [t.name for t in listed] == TOOLS + ["verify_rls"]
-    verify = listed.pop()
+    assert [t.name for t in listed] == WORKFLOW
+    verify = listed.pop(4)
     # It runs statements on a database (so not read-only) but changes nothing there (so not destructive).
     assert (verify.annotations.read_only_hint, verify.annotations.destructive_hint) == (False, False)
     assert {"ok", "leaks", "failures", "attacks", "lints"} <= set(verify.output_schema["properties"])
@@ -187,6 +189,7 @@ async def test_lists_the_static_resources_and_the_template_resource(mode):
         ("blueprint://designs/{design}/pgtap.sql{?only}", "application/sql"),
         ("blueprint://designs/{design}/er.mmd{?only}", "text/vnd.mermaid"),
         ("blueprint://designs/{design}/analytics.sql{?dialect}", "application/sql"),
+        ("blueprint://designs/{design}/project/{stamp}/{+path}", "text/plain"),
         ("blueprint://verify/{run}/report.md", "text/markdown"),
         ("blueprint://verify/{run}/failures.json", "application/json"),
         ("blueprint://verify/{run}/cases.json", "application/json")]
@@ -335,7 +338,7 @@ async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     async with Client(params) as c:
         names = [t.name for t in (await c.list_tools()).tools]
         result = await c.call_tool("generate_schema", {"template": "habit-tracker", "sections": ["domain"]})
-    assert names == TOOLS + ["verify_rls"]
+    assert names == WORKFLOW
     assert result.is_error is False
     assert "habits" in [t["name"] for t in result.structured_content["tables"]]
 
@@ -348,7 +351,7 @@ async def test_streamable_http_subprocess_serves_tool_calls(mode):
             names = [t.name for t in (await c.list_tools()).tools]
             result = await c.call_tool("audit_spec", {"template": "habit-tracker"})
     assert version in PROTOCOLS[mode]
-    assert names == TOOLS + ["verify_rls"]
+    assert names == WORKFLOW
     assert result.is_error is False
     assert result.structured_content["ok"] is True
 
@@ -441,5 +444,5 @@ async def test_every_tool_resource_template_and_prompt_has_a_title(mode):
         templates = (await c.list_resource_templates()).resource_templates
         prompts = (await c.list_prompts()).prompts
     titled = [*tools_, *resources, *templates, *prompts]
-    assert len(titled) == 5 + 5 + 12 + 2
+    assert len(titled) == 6 + 5 + 13 + 2
     assert all(x.title and x.title != x.name for x in titled), [x.name for x in titled if not x.title]

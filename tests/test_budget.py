@@ -83,7 +83,7 @@ async def test_large_artefacts_are_links_and_embedded_only_when_asked_for():
         asked = await c.call_tool("generate_schema", {"template": "habit-tracker", "include": ["sql"]})
         links = [b for b in default.content if b.type == "resource_link"]
         read = {str(b.uri): (await c.read_resource(str(b.uri))).contents[0] for b in links}
-    assert [b.type for b in default.content] == ["text"] + ["resource_link"] * 4  # schema, triggers, spec, analytics
+    assert [b.type for b in default.content] == ["text"] + ["resource_link"] * 5  # schema, triggers, spec, ER, analytics
     assert all(b.size == len(read[str(b.uri)].text.encode()) for b in links)
     assert "create table" not in default.model_dump_json()
     embedded = [b.resource for b in asked.content if b.type == "resource"]

@@ -406,3 +406,22 @@ def test_an_owner_alone_in_a_personal_workspace_deletes_their_account(url):
                               "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
     report = verified(data, url)
     assert [c.expected for c in report.cases if c.attack and "owner of a workspace nobody else" in c.attack] == ["allowed"]
+
+
+def test_soft_delete_nobody_may_restore_has_no_restore_function(url):
+    """Found by `make fuzz`: the only deleting role could not read the rows, so nobody may restore and
+    no restore_note() exists; verify still called it."""
+    data = blueprint({"name": "notes", "soft_delete": True, "access": {"delete": [{"roles": ["admin"]}]}},
+                     tenancy={"roles": [{"name": "owner", "capabilities": ALL_CAPS},
+                                        {"name": "admin", "capabilities": []}]})
+    assert "restore_note" not in "\n".join(t for _, t in blueprint_sql(parse_blueprint(data), "x"))
+    verified(data, url)
+
+
+def test_a_team_deleted_with_its_only_member_takes_its_invitation_tokens_along(url):
+    """Found by `make fuzz`: the owner alone in a team deletes their account; the team, its invitations and
+    their tokens go with it, but verify counted the token (a core row with no author) as another user's loss."""
+    data = blueprint({"name": "projects", "owner_column": None},
+                     tenancy={"personal_workspaces": False, "team_organizations": True, "multiple_memberships": False,
+                              "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
+    verified(data, url)

@@ -59,8 +59,8 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_worl
 
 # One workflow, numbered the same way in the instructions, the tool titles and descriptions, and the
 # design_backend prompt (tests check all four agree).
-WORKFLOW = ("design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls")
-STEPS = len(WORKFLOW) + 1  # the last step writes the files
+WORKFLOW = ("design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls", "scaffold_project")
+STEPS = len(WORKFLOW)
 
 INSTRUCTIONS = """\
 Blueprint designs a production-grade Supabase backend (multi-tenant schema, row level security,
@@ -74,8 +74,8 @@ Workflow:
 3. generate_rls: same `blueprint`; one policy per table and command.
 4. audit_spec: same `blueprint` (or the user's `sql`, `paths`, `spec`); fix ERROR/WARN in the blueprint.
 5. verify_rls: same `blueprint`; proves tenant isolation on PostgreSQL. `leaks` must be 0.
-6. Write the files: `blueprint-mcp render <blueprint file> --out <dir>` (spec, migrations, pgTAP), or
-   read the blueprint://designs/... links the answers carry.
+6. scaffold_project: same `blueprint`; every file of the Supabase project (migrations, seed, tests,
+   functions, types, config, spec) as links to write at their paths; or `blueprint-mcp render`.
 Answers are small: counts, a page of each list (`next_cursor` gives the next), and links to
 blueprint:// resources for SQL, spec and reports (`include: ["sql"]` embeds them). Always carry the
 latest `blueprint` forward. An error names the field path and the fix: correct it and retry.
@@ -85,13 +85,12 @@ latest `blueprint` forward. An error names the field path and the fix: correct i
 
 Template = Annotated[str | None, Field(
     min_length=1, max_length=limits.TEMPLATE_CHARS,
-    description="Template name, e.g. habit-tracker (blueprint://templates); or `blueprint`.")]
+    description="A template (blueprint://templates), e.g. habit-tracker.")]
 BlueprintArg = Annotated[dict[str, Any] | None, Field(
-    description="The blueprint of an earlier answer, maybe edited (blueprint://schema).")]
+    description="An earlier answer's blueprint, edited or not (blueprint://schema).")]
 IncludeArg = Annotated[list[tools.Include] | None, Field(
     max_length=len(get_args(tools.Include)),
-    description="blueprint: inline it; summary: a page of the list; sql, markdown: embed those resources. "
-                "Omitted: the default; []: counts and links only.")]
+    description="Inline the blueprint, a summary page, sql or markdown. []: counts and links only.")]
 CursorArg = Annotated[str | None, Field(
     max_length=100, description="The previous answer's next_cursor.")]
 
@@ -144,8 +143,8 @@ def compact(schema: Any, output: bool = False, nested: bool = False) -> Any:
 
     Drops pydantic's generated `title`s and `default: null`; an optional input is its type alone (omitting
     it is how a client says "none"); an optional output is `type: [t, "null"]`. Output schemas also drop
-    `additionalProperties: false`, and a list item (`$defs`) is an object whose description names its
-    fields: the top-level fields say what the answer means, the items are read, not validated.
+    `additionalProperties: false` and `required`, and a list item (`$defs`) is an object whose description
+    names its fields: the top-level fields say what the answer means, the items are read, not validated.
     """
     if isinstance(schema, list):
         return [compact(x, output, nested) for x in schema]
@@ -157,6 +156,8 @@ def compact(schema: Any, output: bool = False, nested: bool = False) -> Any:
             continue
         if (key, value) == ("additionalProperties", True) or output and (key, value) == ("additionalProperties", False):
             continue
+        if output and key == "required":
+            continue  # every answer carries these anyway; the list only costs the client's context
         inner = nested or key == "$defs"
         out[key] = ({n: compact(p, output, inner) for n, p in value.items()} if key in ("properties", "$defs")
                     else compact(value, output, inner))
@@ -173,6 +174,24 @@ def compact(schema: Any, output: bool = False, nested: bool = False) -> Any:
     return out
 
 
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """An output schema whose `$ref`s are replaced by their (compacted, one-line) definitions, and no `$defs`:
+    each item type is named once where it is used instead of twice."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(x) for x in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            return walk({**defs[ref[8:]], **{k: v for k, v in node.items() if k != "$ref"}})
+        return {k: walk(v) for k, v in node.items() if k != "$defs"}
+
+    return walk(schema)
+
+
 class CheckedTool(Tool):
     """A tool whose arguments go through check_arguments; its input schema says extra keys are refused."""
 
@@ -182,7 +201,7 @@ class CheckedTool(Tool):
         tool.parameters = compact(tool.parameters)
         tool.parameters["additionalProperties"] = False
         if tool.output_schema is not None:
-            tool.output_schema = compact(tool.output_schema, output=True)
+            tool.output_schema = inline_defs(compact(tool.output_schema, output=True))
         tool.description = inspect.cleandoc(tool.description or "")
         return tool
 
@@ -222,7 +241,7 @@ def design_tenancy(
     """Step 1 of 6: who owns data: personal workspaces, team organisations, roles, capabilities.
 
     From a `template`, a `blueprint` or `app_name` plus options. Returns who may do what per table
-    and `blueprint`, to pass to every next step. Default include: blueprint, summary.
+    and the `blueprint` to pass on.
     """
     with _as_tool_error():
         return answer(tools.design_tenancy(
@@ -242,7 +261,7 @@ def generate_schema(
 ) -> Annotated[CallToolResult, tools.SchemaResult]:
     """Step 2 of 6: tables, keys, indexes, grants and triggers.
 
-    Counts, a page of tables, links to the migrations. Default include: summary.
+    Counts, a page of tables, links to the migrations.
     """
     with _as_tool_error():
         return answer(tools.generate_schema(template=template, blueprint=blueprint, sections=sections,
@@ -259,8 +278,8 @@ def generate_rls(
 ) -> Annotated[CallToolResult, tools.RlsResult]:
     """Step 3 of 6: row level security policies that isolate tenants and enforce roles.
 
-    Counts, a page of policies (one per table and command), the helpers, links to the migration and
-    pgTAP tests. What `access` means: blueprint://access. Default include: summary.
+    Counts, a page of policies, the helpers, links to the migration and pgTAP tests. What `access`
+    means: blueprint://access.
     """
     with _as_tool_error():
         return answer(tools.generate_rls(template=template, blueprint=blueprint, tables=tables, include=include,
@@ -316,7 +335,7 @@ def audit_spec(
     """Step 4 of 6: lint for tenancy, RLS, performance and function-security mistakes.
 
     The `blueprint`'s SQL, or the user's `sql`, `paths`, `spec`. Returns `ok` (no ERROR/WARN),
-    counts and a page of findings, most severe first, with position, remediation and fix SQL.
+    counts and a page of findings, most severe first, with fixes.
     """
     with _as_tool_error():
         files = confine(paths, root_paths(roots)) if paths else None
@@ -340,9 +359,8 @@ async def verify_rls(
 ) -> Annotated[CallToolResult, tools.VerifySummary]:
     """Step 5 of 6: prove tenant isolation on PostgreSQL: the attack matrix and platform lints.
 
-    Tries every command on every table as every role of two organisations, an outsider and anon,
-    inside one transaction that is rolled back. Returns `ok`, `leaks`, the first failures and links
-    to the report and cases. Takes seconds.
+    Every command on every table as every role of two organisations, an outsider and anon, in one
+    transaction rolled back. Returns `ok`, `leaks`, the first failures, links to the report.
     """
     import anyio
 
@@ -358,6 +376,25 @@ async def verify_rls(
     return await anyio.to_thread.run_sync(run)
 
 
+def scaffold_project(
+    template: Template = None,
+    blueprint: BlueprintArg = None,
+    timestamp: Annotated[str | None, Field(
+        pattern=r"^\d{14}$", description="UTC YYYYMMDDHHMMSS naming the migrations. Default: now.")] = None,
+    include: Annotated[list[tools.ScaffoldInclude] | None, Field(
+        max_length=len(get_args(tools.ScaffoldInclude)),
+        description="A page of the file list; files: also embed them. []: counts only.")] = None,
+    cursor: CursorArg = None,
+) -> Annotated[CallToolResult, tools.ScaffoldResult]:
+    """Step 6 of 6: the whole Supabase project (what `blueprint-mcp render` writes), file by file.
+
+    Migrations, seed, tests, edge functions, types, config, spec, ER diagram: links to write at their paths.
+    """
+    with _as_tool_error():
+        return answer(tools.scaffold_project(template=template, blueprint=blueprint, timestamp=timestamp,
+                                             include=include, cursor=cursor))
+
+
 # Runs statements on a database (a throwaway one, or the caller's with database_url), so it is not
 # read-only; a guard and a forced rollback keep it from changing anything, hence not destructive.
 VERIFY = ToolAnnotations(read_only_hint=False, idempotent_hint=True, open_world_hint=True, destructive_hint=False)
@@ -368,6 +405,7 @@ TOOLS = (
     (generate_rls, "3. Generate RLS policies", READ_ONLY),
     (audit_spec, "4. Audit the design", READ_ONLY),
     (verify_rls, "5. Verify tenant isolation", VERIFY),
+    (scaffold_project, "6. Scaffold the project", READ_ONLY),
 )
 
 # --- resources ------------------------------------------------------------------------------------
@@ -426,6 +464,13 @@ def _register_resources(server: MCPServer) -> None:
                                  "postgres (default), duckdb, clickhouse or bigquery (transpiled with sqlglot).")
     def analytics_sql(design: str, dialect: str = "") -> str:
         return _text_of(lambda: artefacts.analytics_artefact(design, dialect or None))
+
+    @server.resource("blueprint://designs/{design}/project/{stamp}/{+path}", name="design-project-file",
+                     title="A file of a design's project", mime_type="text/plain",
+                     description="One file scaffold_project lists (path under the project root; migrations named "
+                                 "from stamp, YYYYMMDDHHMMSS).")
+    def project_file(design: str, stamp: str, path: str) -> str:
+        return _text_of(lambda: artefacts.project_artefact(design, stamp, path))
 
     for artefact, (mime, what) in artefacts.RUN_ARTEFACTS.items():
         server.resource(f"blueprint://verify/{{run}}/{artefact}", name=f"verify-{artefact}",

@@ -222,6 +222,49 @@ def analytics_artefact(design: str, dialect: str | None = None, bp: Blueprint | 
     return Artefact(analytics_uri(design, dialect), "application/sql", queries_sql(bp, dialect))
 
 
+# --- the whole project (scaffold_project): every file render writes, one resource each ---------------------
+
+STAMP_RE = re.compile(r"^\d{14}$")
+_MIME_BY_SUFFIX = {".sql": "application/sql", ".md": "text/markdown", ".mmd": "text/vnd.mermaid",
+                   ".ts": "application/typescript", ".toml": "application/toml", ".json": "application/json"}
+
+
+def file_mime(path: str) -> str:
+    return _MIME_BY_SUFFIX.get(Path(path).suffix, "text/plain")
+
+
+def project_uri(design: str, stamp: str, path: str) -> str:
+    return f"blueprint://designs/{design}/project/{stamp}/{path}"
+
+
+def parse_stamp(stamp: str, field: str = "timestamp"):
+    """A migration timestamp YYYYMMDDHHMMSS (UTC), as `supabase migration new` names files."""
+    from datetime import datetime, timezone
+
+    try:
+        if STAMP_RE.match(stamp):
+            return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    raise ArtefactNotFound(f"{preview(stamp)} is not a migration timestamp", field=field,
+                           fix="use 14 digits, YYYYMMDDHHMMSS in UTC, e.g. 20250101000000")
+
+
+def project_files(bp: Blueprint, stamp: str) -> dict[str, str]:
+    from .tools import migration_files  # render's own list, so the tool and the CLI write the same files
+
+    return migration_files(bp, parse_stamp(stamp))
+
+
+def project_artefact(design: str, stamp: str, path: str) -> Artefact:
+    """One file of a design's project, its migrations named from `stamp`."""
+    files = project_files(load_design(design), stamp)
+    if path not in files:
+        raise ArtefactNotFound(f"{preview(path)} is not a file of this project", field="path",
+                               fix=choose(path, list(files)))
+    return Artefact(project_uri(design, stamp, path), file_mime(path), files[path])
+
+
 def link(art: Artefact, name: str) -> Link:
     return Link(uri=art.uri, name=name, mime_type=art.mime_type, size=len(art.text.encode()))
 

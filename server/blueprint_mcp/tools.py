@@ -331,8 +331,10 @@ def generate_schema(*, template: str | None = None, blueprint: Blueprint | dict 
     design = artefacts.design_id(bp, template)
     links, embeds, notes = _links(design, (bp, full), [("schema.sql", "schema migration", only),
                                            ("triggers.sql", "triggers migration", only),
-                                           ("spec.md", "spec: tables", chosen)],
-                                  include, {"schema.sql": "sql", "triggers.sql": "sql", "spec.md": "markdown"})
+                                           ("spec.md", "spec: tables", chosen),
+                                           ("er.mmd", "ER diagram (Mermaid)", None)],
+                                  include, {"schema.sql": "sql", "triggers.sql": "sql", "spec.md": "markdown",
+                                            "er.mmd": "markdown"})
     if bp.analytics.enabled and "analytics" in chosen:  # the pack; other engines through ?dialect=
         pack = artefacts.analytics_artefact(design, None, bp)
         links.append(artefacts.link(pack, "analytics queries (?dialect=duckdb|clickhouse|bigquery)"))
@@ -509,6 +511,74 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
     } | analytics_files(bp)
 
 
+# --- scaffold_project -----------------------------------------------------------------------------
+
+ScaffoldInclude = Literal["summary", "files"]
+
+
+class ProjectFile(_Out):
+    path: str
+    uri: str
+    mime_type: str
+    size: int
+
+
+class ScaffoldResult(_Out):
+    design: str
+    timestamp: str
+    counts: dict[str, int]
+    files: list[ProjectFile] = Field(default_factory=list)
+    next_cursor: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+def _file_kind(path: str) -> str:
+    parts = path.split("/")
+    if parts[:2] == ["supabase", "migrations"]:
+        return "migrations"
+    if parts[:2] == ["supabase", "functions"]:
+        return "functions"
+    if parts[:2] == ["supabase", "tests"]:
+        return "tests"
+    if parts[:2] == ["supabase", "analytics"]:
+        return "analytics"
+    return "docs" if parts[0] == "docs" else "other"
+
+
+def scaffold_project(*, template: str | None = None, blueprint: Blueprint | dict | None = None,
+                     timestamp: str | None = None, include: list[ScaffoldInclude] | None = None,
+                     cursor: str | None = None) -> Answer:
+    """Every file `render` writes, each a resource to write at its path under the project root."""
+    include = _include(include, ["summary"])
+    bp = resolve_blueprint(template, blueprint)
+    stamp = timestamp or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    files = artefacts.project_files(bp, stamp)
+    design = artefacts.design_id(bp, template)
+    entries = [ProjectFile(path=path, uri=artefacts.project_uri(design, stamp, path),
+                           mime_type=artefacts.file_mime(path), size=len(text.encode()))
+               for path, text in files.items()]
+    counts = {"files": len(entries), "bytes": sum(e.size for e in entries)}
+    for e in entries:
+        kind = _file_kind(e.path)
+        counts[kind] = counts.get(kind, 0) + 1
+    shown, cursor_out = page(entries, cursor, "files") if include else ([], None)
+    embeds, notes = [], []
+    if "files" in include:
+        for e in shown:
+            if e.size + sum(len(a.text.encode()) for a in embeds) <= EMBED_BYTES:
+                embeds.append(Artefact(e.uri, e.mime_type, files[e.path]))
+            else:
+                notes.append(f"{e.path} is {e.size:,} bytes, too large to embed: read {e.uri}")
+    if "summary" not in include:
+        shown = []
+    result = ScaffoldResult(design=design, timestamp=stamp, counts=counts, files=shown, next_cursor=cursor_out,
+                            notes=notes)
+    text = (f"{bp.app.name} ({design}): {len(entries)} files, {counts['bytes']:,} bytes, migrations stamped from "
+            f"{stamp}. Write each file at its path under the project root (read its uri). Or run "
+            "`blueprint-mcp render <blueprint file> --out <dir>`." + _more(cursor_out, "files") + _notes(notes))
+    return Answer(result=result, embeds=embeds, text=text)
+
+
 def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False) -> Written:
     """Write render's files under out_dir, replacing exactly what an earlier render generated (files.py)."""
     return write_generated(files, out_dir, force=force)
@@ -554,7 +624,8 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
 
 
 class VerifySummary(_Out):
-    """verify_rls over MCP: the verdict, the counts and the first failures; the rest behind links."""
+    # verify_rls over MCP: the verdict, the counts and the first failures; the rest behind links (no
+    # docstring: it would travel in every tools/list as the output schema's description).
 
     source: str
     mode: Literal["blueprint", "generic"]

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
+from ..model.meaning import restore_grants
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
@@ -81,8 +82,8 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
 def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
     """Archived rows come back through restore_<entity>(id), for those who may restore them only."""
     for e in bp.entities:
-        if not (e.soft_delete and e.scope in (Scope.organization, Scope.user)):
-            continue
+        if not (e.soft_delete and e.scope in (Scope.organization, Scope.user)) or not restore_grants(bp, e):
+            continue  # nobody but the service role restores: there is no restore_<entity>()
         row = next((r for r in w.rows if r.table == e.name
                     and from_literal(r.values.get("archived_at", "null")) is not None), None)
         if row is None:
@@ -156,7 +157,14 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
         grew = False
         for r in w.rows:
             e = bp.entity(r.table)
-            if e is None or id(r) in seen:
+            if id(r) in seen:
+                continue
+            if e is None:
+                # A core row (an invitation's token) goes with the row its cascading reference names.
+                if any(_cascades_from(w, r, row) for row in mine):
+                    mine.append(r)
+                    seen.add(id(r))
+                    grew = True
                 continue
             parts = [f for f in e.fields if f.is_reference and not f.is_user_column and f.effective_on_delete == "cascade"]
             if any(r.values.get(f.name) in ids for f in parts):
@@ -165,6 +173,17 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
                 ids.add(r.key.get("id"))
                 grew = True
     return mine
+
+
+def _cascades_from(w: World, child: Row, parent: Row) -> bool:
+    """The core table's own foreign key from `child` to `parent` deletes it with its parent."""
+    t = next((t for t in w.schema.tables if t.name == child.table), None) if w.schema is not None else None
+    have = child.values | child.key
+    theirs = parent.values | parent.key
+    return t is not None and any(
+        fk.on_delete == "cascade" and fk.ref_table == parent.table
+        and all(have.get(c) is not None and have.get(c) == theirs.get(rc) for c, rc in zip(fk.columns, fk.ref_columns))
+        for fk in t.foreign_keys)
 
 
 def _table_name(w: World, table: str) -> str:
