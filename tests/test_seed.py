@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.tools import migration_files
 from blueprint_mcp.verify.pg import apply_sql
 from blueprint_mcp.verify.run import verify
-from pgutil import FIXED_TS
+from pgutil import FIXED_TS, require_pg_prove
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
@@ -26,15 +27,22 @@ def test_render_writes_a_deterministic_seed():
     assert "fixture" not in files["supabase/seed.sql"]
 
 
-@pytest.mark.postgres
-@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
-def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, make_db, pg_cluster):
+def seeded(path: Path, make_db, grant_mode: str):
+    """A fresh database with the project's migrations and seed applied, as `supabase db reset` leaves it."""
     bp = load_blueprint_file(path)
     files = migration_files(bp, datetime.fromisoformat(FIXED_TS))
-    conn = make_db("legacy")
+    conn = make_db(grant_mode)
     for name in sorted(p for p in files if p.startswith("supabase/migrations/")):
         apply_sql(conn, files[name])
-    apply_sql(conn, files["supabase/seed.sql"])  # as `supabase db reset` does, outside any JWT
+    apply_sql(conn, files["supabase/seed.sql"])  # outside any JWT, as the CLI runs it
+    return bp, files, conn
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("grant_mode", ["legacy", "explicit"])
+@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
+def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, grant_mode, make_db, pg_cluster):
+    bp, files, conn = seeded(path, make_db, grant_mode)
 
     roles = [r.name for r in bp.tenancy.roles]
     members = conn.execute(
@@ -50,3 +58,30 @@ def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, mak
     assert report.notes == [] and report.failures == []
     assert report.leaks == 0 and report.ok is True and report.counts["ok"] > 500
     assert conn.execute("select count(*) from public.organizations where slug = 'northwind'").fetchone()[0] == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
+def test_the_generated_pgtap_tests_pass_on_the_seeded_project(path, make_db, pg_cluster, tmp_path):
+    """`supabase test db` runs on the database `db reset` seeded: the pgTAP file must pass beside the sample rows."""
+    pg_prove = require_pg_prove()
+    bp, files, conn = seeded(path, make_db, "explicit")
+    test_name = next(p for p in files if p.endswith(".test.sql"))
+    (tmp_path / "rls.test.sql").write_text(files[test_name])
+    out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
+                          "-d", conn.info.dbname, str(tmp_path / "rls.test.sql")], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "All tests successful." in out.stdout
+
+
+def test_seed_users_are_confirmed_email_signups_gotrue_can_sign_in():
+    """Each user as GoTrue writes one: instance, audience and role set, token columns empty strings (GoTrue
+    scans them as strings: NULL fails a sign-in), and an email identity naming the user."""
+    text = seed_sql(load_blueprint_file(APPS[0]))
+    users = [line for line in text.splitlines() if line.startswith("insert into auth.users")]
+    identities = [line for line in text.splitlines() if line.startswith("insert into auth.identities")]
+    assert users and len(identities) == len(users)
+    for line in users:
+        assert "'00000000-0000-0000-0000-000000000000', '" in line and "'authenticated', 'authenticated'" in line
+        assert ", '', timestamptz '2025-01-01 09:00:00+00', '', '', '', ''," in line

@@ -28,6 +28,7 @@ PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Bar
           "Sophie Wilson", "Tim Berners-Lee", "Hedy Lamarr", "Linus Torvalds", "Katherine Johnson", "Niklaus Wirth",
           "Shafi Goldwasser", "John Backus")
 USERS_PER_ROLE = 2
+SIGNED_UP = "timestamptz '2025-01-01 09:00:00+00'"
 ROW_BASE = 600  # fixture numbers of seed rows: clear of verify's own (matrix 1.., conditions 3000.., hopper 5000..)
 SKIPPED = {*CORE_FLOW_TABLES, "audit_logs"}  # made by signup and triggers; the audit log writes itself
 _FIXTURE_TEXT = re.compile(r"^'fixture(\d+)(@example\.com)?'$")
@@ -64,10 +65,22 @@ def _world(bp: Blueprint, schema: Schema) -> World:
                         (" and personal workspace)" if bp.tenancy.personal_workspaces else ")"))
     for a in actors.values():
         meta = json.dumps({"full_name": display[a.name]})
+        email = _email(a.name, display[a.name].split()[0])
+        # As GoTrue writes a confirmed email signup: its instance, audience and role, and empty (not NULL)
+        # token columns, which GoTrue reads as strings when the user signs in. No password: magic links.
         w.statements.append(
-            "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) values ("
-            f"{literal(a.user_id)}, {literal(_email(a.name, display[a.name].split()[0]))}, timestamptz '2025-01-01 09:00:00+00', "
-            f"{literal(json.dumps({'provider': 'email', 'providers': ['email']}))}::jsonb, {literal(meta)}::jsonb);")
+            "insert into auth.users (instance_id, id, aud, role, email, encrypted_password, email_confirmed_at, "
+            "confirmation_token, recovery_token, email_change_token_new, email_change, raw_app_meta_data, "
+            "raw_user_meta_data, created_at, updated_at) values ("
+            f"'00000000-0000-0000-0000-000000000000', {literal(a.user_id)}, 'authenticated', 'authenticated', "
+            f"{literal(email)}, '', {SIGNED_UP}, '', '', '', '', "
+            f"{literal(json.dumps({'provider': 'email', 'providers': ['email']}))}::jsonb, {literal(meta)}::jsonb, "
+            f"{SIGNED_UP}, {SIGNED_UP});")
+        w.statements.append(
+            "insert into auth.identities (id, provider_id, user_id, identity_data, provider, created_at, updated_at) "
+            f"values ({literal(stable_id('seed-identity', a.name))}, {literal(a.user_id)}, {literal(a.user_id)}, "
+            f"{literal(json.dumps({'sub': a.user_id, 'email': email, 'email_verified': True}))}::jsonb, 'email', "
+            f"{SIGNED_UP}, {SIGNED_UP});")
     if not bp.tenancy.multiple_memberships and bp.tenancy.personal_workspaces:
         # One membership per user, and signup used it on a personal workspace: the team needs it.
         w.statements += [f"delete from public.organizations where is_personal and owner_user_id = {literal(a.user_id)};"

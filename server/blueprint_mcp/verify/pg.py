@@ -261,16 +261,39 @@ grant anon, authenticated, service_role to authenticator;
 create schema if not exists auth;
 create schema if not exists extensions;
 
+-- The columns of GoTrue's auth.users that signups, seeds and triggers touch (the real table has more).
 create table if not exists auth.users (
+  instance_id uuid,
   id uuid primary key,
+  aud varchar(255),
+  role varchar(255),
   email varchar(255),
+  encrypted_password varchar(255),
   email_confirmed_at timestamptz,
+  confirmation_token varchar(255),
+  recovery_token varchar(255),
+  email_change_token_new varchar(255),
+  email_change varchar(255),
+  last_sign_in_at timestamptz,
   raw_app_meta_data jsonb,
   raw_user_meta_data jsonb,
   created_at timestamptz default now(),
   updated_at timestamptz,
   deleted_at timestamptz,
   is_anonymous boolean not null default false
+);
+
+-- A user signs in through an identity: GoTrue's email provider needs one row per user.
+create table if not exists auth.identities (
+  id uuid primary key default gen_random_uuid(),
+  provider_id text not null,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  identity_data jsonb not null,
+  provider text not null,
+  last_sign_in_at timestamptz,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  unique (provider_id, provider)
 );
 
 create or replace function auth.uid() returns uuid language sql stable as $$
