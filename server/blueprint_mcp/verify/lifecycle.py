@@ -175,6 +175,23 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
     return mine
 
 
+def release_member_sql(w: World, org: str, actor: str) -> str:
+    """As the table owner, drop the rows whose member references name `actor` in `org` (a NOT NULL member
+    reference restricts, so a member who is still assigned cannot leave): a scenario that removes the member
+    then tests what it means to test, not the assignment. Foreign keys are off only for these deletes."""
+    refs = [(t, fk) for t in (w.schema.tables if w.schema is not None else []) for fk in t.foreign_keys
+            if fk.ref_table == "organization_members" and set(fk.ref_columns) == {ORG, "user_id"}]
+    if not refs:
+        return ""
+    value = {ORG: literal(w.orgs[org]), "user_id": literal(w.actor_id(actor))}
+    deletes = " ".join(
+        f"delete from {qname(t.schema_name, t.name)} where "
+        + " and ".join(f"{ident(c)} = {value[rc]}" for c, rc in zip(fk.columns, fk.ref_columns)) + ";"
+        for t, fk in refs)
+    return (" select set_config('session_replication_role', 'replica', true); " + deletes
+            + " select set_config('session_replication_role', 'origin', true);")
+
+
 def _cascades_from(w: World, child: Row, parent: Row) -> bool:
     """The core table's own foreign key from `child` to `parent` deletes it with its parent."""
     t = next((t for t in w.schema.tables if t.name == child.table), None) if w.schema is not None else None
@@ -303,6 +320,7 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
         case(f"an invitation from a removed {inviter} is accepted", "invitations", invitee,
              accept.format(literal("tok-removed")), DENIED, probe=member_of,
              setup=invitation_sql(w, inviter, email, inviter, "tok-removed")
+             + release_member_sql(w, "org1", inviter)
              + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
                f"{literal(w.actor_id(inviter))};")
         lower = roles[roles.index(inviter) + 1:]
