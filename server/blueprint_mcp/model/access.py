@@ -94,5 +94,5 @@ GrantSpec = Ident | list[Grant] | None
 class CapabilityDef(Model):
     """An app-defined capability (e.g. view_clinical_notes); roles list it in their capabilities."""
 
-    name: Ident
-    description: str = Field("", max_length=500)
+    name: Ident = Field(description="Capability name, named by roles and grants (e.g. view_clinical_notes).")
+    description: str = Field("", max_length=500, description="What holding it allows; for readers of the blueprint.")

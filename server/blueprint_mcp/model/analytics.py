@@ -16,6 +16,12 @@ _TAXONOMY_FILE = Path(__file__).with_name("taxonomy.yaml")
 
 
 class EventCategory(StrEnum):
+    """What an event is about.
+    auth: sign-up, sign-in and account lifecycle; onboarding: first-run steps until the user reaches value;
+    setup: configuration of the workspace or organisation; core_feature: the product's main actions;
+    engagement: streaks, milestones and return visits; collaboration: invitations, membership and sharing;
+    navigation: screens and pages viewed; billing: plans, trials and payments."""
+
     auth = "auth"
     onboarding = "onboarding"
     setup = "setup"
@@ -33,9 +39,12 @@ class EventSource(StrEnum):
 
 
 class EventDef(Model):
-    name: Ident
+    """An analytics event: what happened, in which category, with which property keys."""
+
+    name: Ident = Field(description="Object then past-tense verb, snake case (e.g. habit_completed).")
     category: EventCategory
-    description: Text = Field("", max_length=DESCRIPTION_CHARS)
+    description: Text = Field("", max_length=DESCRIPTION_CHARS,
+                              description="What happened, one sentence; shown in the spec's event taxonomy.")
     properties: list[Ident] = Field(default_factory=list, max_length=EVENT_PROPERTIES,
                                     description="Expected keys of `properties` (no PII).")
 
@@ -62,8 +71,11 @@ class Analytics(Model):
     """Which analytics tables to generate and the blueprint's own events."""
 
     enabled: bool = Field(True, description="Generate the analytics schema at all.")
-    sessions: bool = True
-    feature_flags: bool = True
+    sessions: bool = Field(True, description="A sessions table (one row per client session, service role "
+                                             "writes, users read their own) that events.session_id references.")
+    feature_flags: bool = Field(True, description=(
+        "feature_flags (rollout flags every signed-in user reads) and feature_flag_assignments (a variant per "
+        "organisation or per user); the service role writes both."))
     daily_metrics: bool = Field(True, description="Per-organisation daily metrics (private materialized view).")
     derive_entity_events: bool = Field(True, description="Add <entity>_created/_updated/_deleted events.")
     events: list[EventDef] = Field(default_factory=list, max_length=EVENTS,

@@ -45,18 +45,24 @@ class Api(Model):
 
 
 class App(Model):
-    name: Text = PField(min_length=1, max_length=APP_NAME_CHARS)
-    slug: Slug
-    description: Text = PField("", max_length=APP_DESCRIPTION_CHARS)
+    """What the app is called and what it does."""
+
+    name: Text = PField(min_length=1, max_length=APP_NAME_CHARS,
+                        description="Display name (e.g. Habit Tracker), shown in the spec.")
+    slug: Slug = PField(description="Short id: lower case letters, digits and - (e.g. habit-tracker); names the "
+                                    "Supabase project_id and generated files (SUPABASE-<slug>.md).")
+    description: Text = PField("", max_length=APP_DESCRIPTION_CHARS,
+                               description="What the app does, in a sentence or two; shown in the spec.")
 
 
 class Blueprint(Model):
     """A whole backend design: app, tenancy, entities, analytics and privacy."""
 
-    version: Literal[1] = 1
+    version: Literal[1] = PField(1, description="1: the blueprint format (the only one so far; default).")
     app: App
     tenancy: Tenancy = PField(default_factory=Tenancy)
-    entities: list[Entity] = PField(default_factory=list, max_length=ENTITIES)
+    entities: list[Entity] = PField(default_factory=list, max_length=ENTITIES,
+                                    description="The app's own tables, each with its columns, scope and access.")
     analytics: Analytics = PField(default_factory=Analytics)
     privacy: Privacy = PField(default_factory=Privacy)
     storage: list[Bucket] = PField(default_factory=list, max_length=20,

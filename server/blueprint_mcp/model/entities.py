@@ -28,6 +28,13 @@ MEMBERS = "organization_members"  # a user column that must name a member of the
 
 
 class FieldType(StrEnum):
+    """A column's type.
+    uuid: a UUID; text: a string; integer: a 32-bit whole number; bigint: a 64-bit whole number;
+    numeric: an exact decimal (e.g. money); boolean: true or false; date: a calendar day (2024-01-31);
+    timestamptz: a moment in time, with time zone; jsonb: a JSON value;
+    enum: one of the field's `values` (a PostgreSQL enum type);
+    reference: a foreign key (uuid) to the row named by `references`."""
+
     uuid = "uuid"
     text = "text"
     integer = "integer"
@@ -42,7 +49,10 @@ class FieldType(StrEnum):
 
 
 class DefaultExpression(StrEnum):
-    """The only SQL expressions a default may be: free SQL in a design file is an injection path."""
+    """A computed default; only these, since free SQL in a design file is an injection path.
+    now: now(), the current moment (timestamptz, date); current_date: today (date, timestamptz);
+    gen_random_uuid: a random UUID (uuid); auth_uid: auth.uid(), the signed-in user (uuid, reference to auth.users);
+    empty_object: '{}' (jsonb); empty_array: '[]' (jsonb)."""
 
     now = "now"
     current_date = "current_date"
@@ -68,10 +78,12 @@ EXPRESSION_TYPES = {
 class Check(Model):
     """A structured CHECK constraint (bounds and lengths), never free SQL."""
 
-    min: float | None = PField(None, allow_inf_nan=False)
-    max: float | None = PField(None, allow_inf_nan=False)
-    min_length: int | None = PField(None, ge=0)
-    max_length: int | None = PField(None, ge=1)
+    min: float | None = PField(None, allow_inf_nan=False,
+                               description="Least value allowed, inclusive (integer, bigint, numeric), e.g. 0.")
+    max: float | None = PField(None, allow_inf_nan=False,
+                               description="Greatest value allowed, inclusive (integer, bigint, numeric), e.g. 5.")
+    min_length: int | None = PField(None, ge=0, description="Fewest characters, inclusive (text), e.g. 1: not empty.")
+    max_length: int | None = PField(None, ge=1, description="Most characters, inclusive (text), e.g. 200.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Check":
@@ -91,11 +103,10 @@ OnDelete = Literal["cascade", "restrict", "set null"]
 class Field(Model):
     """One column of an entity."""
 
-    name: Ident
-    type: FieldType = PField(description=(
-        "uuid; text; integer (32-bit); bigint; numeric (exact decimal); boolean; date; timestamptz (a moment in "
-        "time); jsonb; enum (one of `values`, a PostgreSQL enum type); reference (a foreign key: see `references`)."))
-    description: Text = PField("", max_length=DESCRIPTION_CHARS)
+    name: Ident = PField(description="Column name, snake case (e.g. due_on); not a generated column such as id.")
+    type: FieldType = PField(description="The column's type (values in FieldType), e.g. text.")
+    description: Text = PField("", max_length=DESCRIPTION_CHARS,
+                               description="What the column holds; becomes its SQL comment.")
     values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
     references: str | None = PField(
         None, max_length=IDENT_BYTES,
@@ -106,19 +117,19 @@ class Field(Model):
         description="With references 'organization_members': the member must hold one of these roles (checked on "
                     "insert and update).")
     on_delete: OnDelete | None = PField(
-        None, description="What deleting the referenced row (or user) does to this row. Default: set null when "
-                          "nullable, restrict when NOT NULL (the referenced row cannot be deleted while this one "
-                          "points at it). Declare cascade when this row is part of the referenced one (a comment of "
-                          "a task, a check-in of a habit): it is then deleted with it.")
-    nullable: bool = True
+        None, description="What deleting the referenced row (a user: their account; a member: their membership) "
+                          "does to this row. cascade: deletes it too (this row is part of that one: a comment of a "
+                          "task); restrict: refuses the deletion while this row points at it; set null: clears "
+                          "this column (nullable only). Default: set null when nullable, restrict when NOT NULL.")
+    nullable: bool = PField(True, description="May be null (default true). false: NOT NULL, so an insert gives it "
+                                              "unless it has a default; a reference then restricts deletes.")
     default: str | int | float | bool | None = PField(None, description="A literal default value.")
     default_expression: DefaultExpression | None = PField(None, description=(
-        "A computed default instead of `default`: now (timestamptz/date), current_date, gen_random_uuid (uuid), "
-        "auth_uid (the signed-in user, for a uuid or a reference to auth.users), empty_object / empty_array "
-        "(jsonb)."))
+        "A computed default instead of `default` (values in DefaultExpression), e.g. now for a timestamptz."))
     unique: bool = PField(False, description="Unique inside the organisation for tenant entities; NULLs are distinct "
                                              "(any number of rows may leave a nullable field empty).")
-    check: Check | None = None
+    check: Check | None = PField(None, description=(
+        "A CHECK on the value (a null passes): min/max for integer, bigint, numeric; min_length/max_length for text."))
     pii: bool = PField(False, description=(
         "Personal data: kept out of analytics and audit payloads, and (on organization and service entities) "
         "moved to the entity's private side table <entity>_private, readable only as the entity's pii_read says."))
@@ -263,12 +274,16 @@ Columns = Annotated[list[Ident], PField(max_length=COLUMNS_PER_PATTERN)]
 
 
 class Scope(StrEnum):
-    """Who sees a row: the heart of the RLS each entity gets."""
+    """Who sees a row: the heart of the RLS each entity gets.
+    organization: shared inside the organisation, access decides who does what;
+    user: private to its author inside the organisation;
+    global: reference data, no organisation: every signed-in user reads, only the service role writes;
+    service: members read, only the service role writes (e.g. computed rows)."""
 
-    organization = "organization"  # shared inside the organisation
-    user = "user"  # private to its creator inside the organisation
-    global_ = "global"  # reference data: signed-in users read, service role writes
-    service = "service"  # members read, only the service role writes
+    organization = "organization"
+    user = "user"
+    global_ = "global"
+    service = "service"
 
 
 _GRANT_HELP = ("Who may {cmd}: omit for the default (the least role holding {cap}); a role name for that role "
@@ -299,7 +314,7 @@ class Comparison(Model):
 
     column: Ident = PField(description="The left column (e.g. ends_at).")
     op: Literal["lt", "le", "gt", "ge", "ne"] = PField(
-        description="lt <, le <=, gt >, ge >=, ne <> (ends_at gt starts_at: ends after it starts).")
+        description="lt: <; le: <=; gt: >; ge: >=; ne: <> (ends_at gt starts_at: ends after it starts).")
     other: Ident = PField(description="The right column, of a comparable type (e.g. starts_at).")
 
 
@@ -317,11 +332,9 @@ class Entity(Model):
     """A domain table."""
 
     name: Ident = PField(description="Table name in public, plural snake case (e.g. habits).")
-    description: Text = PField("", max_length=DESCRIPTION_CHARS)
-    scope: Scope = PField(Scope.organization, description=(
-        "Who sees the rows. organization: shared inside the organisation (access decides who does what); user: "
-        "private to the row's author inside the organisation; global: reference data every signed-in user reads, "
-        "written by the service role; service: members read, only the service role writes (e.g. computed rows)."))
+    description: Text = PField("", max_length=DESCRIPTION_CHARS, description=(
+        "What a row is (e.g. A habit a user tracks.); becomes the table's SQL comment."))
+    scope: Scope = PField(Scope.organization, description="Who sees the rows (values in Scope); default organization.")
     owner_column: Ident | None = PField(
         "created_by", description="Column holding the creating user (auth.uid()); null for none."
     )
@@ -332,7 +345,9 @@ class Entity(Model):
     restore: GrantSpec = PField(None, description=(
         "With soft_delete: who sees archived rows and restores them; a role name (that role and above) or member "
         "grants (min_role, roles, capability, optionally own). Default: whoever may delete the row."))
-    fields: list[Field] = PField(default_factory=list, max_length=FIELDS_PER_ENTITY)
+    fields: list[Field] = PField(default_factory=list, max_length=FIELDS_PER_ENTITY, description=(
+        "The table's columns, without the generated ones: id, organization_id (all but global), the owner column, "
+        "archived_at (soft_delete), created_at, updated_at."))
     query_patterns: list[Columns] = PField(
         default_factory=list, max_length=PATTERNS_PER_ENTITY,
         description="Column lists queried together; each becomes an index.",

@@ -13,6 +13,8 @@ BUILTIN_PII_KEYS = ("email", "phone", "phone_number", "full_name", "first_name",
 
 
 class Privacy(Model):
+    """Consent flags, audit logging of chosen tables, and personal data kept out of analytics."""
+
     consent_flags: list[Ident] = Field(
         default_factory=lambda: ["consent_for_personalization", "consent_for_ai_recommendations"],
         max_length=NAMES_PER_LIST,

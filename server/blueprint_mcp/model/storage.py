@@ -34,7 +34,8 @@ class Bucket(Model):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
                       description="Bucket id: lower case letters, digits, - and _ (e.g. xrays, clinic-assets).")
-    description: str = Field("", max_length=DESCRIPTION_CHARS)
+    description: str = Field("", max_length=DESCRIPTION_CHARS,
+                             description="What the bucket holds; for readers of the blueprint.")
     public: bool = Field(False, description="Serve files by public URL without a token (downloads only; listing "
                                             "still follows access.select, whose grants must then name members). "
                                             "Leave false for personal data.")

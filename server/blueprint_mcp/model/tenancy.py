@@ -27,8 +27,9 @@ BUILTIN_CAPABILITIES = tuple(c.value for c in Capability)
 class Role(Model):
     """One membership role; the tenancy lists roles from most to least privileged."""
 
-    name: Ident
-    description: Text = Field("", max_length=DESCRIPTION_CHARS)
+    name: Ident = Field(description="Role name, a value of the member_role type (e.g. owner, dentist).")
+    description: Text = Field("", max_length=DESCRIPTION_CHARS,
+                              description="What the role is for; shown in the spec's roles table.")
     capabilities: list[Ident] = Field(
         default_factory=list, max_length=CAPABILITIES + len(Capability),
         description="Built-in capabilities (read, write, manage_members, manage_billing, delete_organization) "
@@ -61,9 +62,11 @@ class Tenancy(Model):
                     "Unlike the built-in ones they need not follow the role ranking.")
     organization_deleted_by: Literal["primary_owner", "capability"] = Field(
         "primary_owner",
-        description="Who may delete a team organisation: primary_owner (only organizations.owner_user_id; "
-                    "co-owners cannot) or capability (every role holding delete_organization).")
-    tenant_key: Literal["organization_id"] = "organization_id"
+        description="Who may delete a team organisation. primary_owner: only organizations.owner_user_id, "
+                    "co-owners cannot (default); capability: every role holding delete_organization.")
+    tenant_key: Literal["organization_id"] = Field(
+        "organization_id", description="organization_id: the column scoping every tenant row (NOT NULL, indexed, "
+                                       "immutable); the only value.")
 
     @model_validator(mode="after")
     def _roles_form_a_hierarchy(self) -> "Tenancy":
