@@ -397,8 +397,10 @@ def _where_fields(e: dict) -> list[dict]:
 
 
 def _user_fields(e: dict) -> list[str]:
+    # pii fields move to the entity's private side: a grant on them has nothing to read.
     return [f["name"] for f in e["fields"] if f["type"] == "reference"
-            and f["references"] in ("auth.users", "organization_members")]
+            and f["references"] in ("auth.users", "organization_members")
+            and not (f.get("pii") and e["scope"] in ("organization", "service"))]
 
 
 def _chains(e: dict, entities: list[dict]) -> list[list[str]]:

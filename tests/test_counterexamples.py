@@ -436,3 +436,23 @@ def test_an_inviter_still_assigned_to_rows_is_removed_for_the_invitation_scenari
          "unique": True}], "access": {"select": "owner"}})
     report = verified(data, url)
     assert any(c.attack and c.attack.startswith("an invitation from a removed") for c in report.cases)
+
+
+def test_a_grant_on_a_personal_data_column_is_refused_naming_the_private_side():
+    """Found by `make fuzz`: a pii user column moves to <entity>_private, and a grant linked through it was
+    refused as "not a user column". It is one, but no grant of the entity can read it there: say so."""
+    data = blueprint({"name": "visits", "fields": [
+        {"name": "patient_user_id", "type": "reference", "references": "auth.users", "pii": True}],
+        "access": {"select": [{"min_role": "member"}, {"linked": ["patient_user_id"]}]}})
+    assert rejected(data) == [
+        "entities[0].access.select[1].linked[0]: 'patient_user_id' is personal data (pii: true), kept in "
+        "visits_private, where no grant of visits can read it."]
+
+
+def test_a_chain_ending_at_a_member_column_links_a_member_not_the_portal_user(url):
+    """Found by `make fuzz`: verify linked the portal user (no member) through a member column, and the
+    member check refused the fixture. A member column holds members: the chain links one of them."""
+    data = blueprint({"name": "cases", "fields": [
+        {"name": "handler_id", "type": "reference", "references": "organization_members"}],
+        "access": {"select": [{"min_role": "admin"}, {"linked": ["handler_id"]}]}})
+    verified(data, url)

@@ -393,6 +393,13 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
                         "use {signed_in: true} or {public: true}"))
         if g.own and not e.owner_column:
             out.append((f"{at}.own", f"'{e.name}' has no owner column.", "set owner_column or remove own"))
+        moved = [(f"{at}.{key}", why) for col, key in ((g.assigned, "assigned"),
+                                                      (g.where.column if g.where is not None else None, "where.column"),
+                                                      ((g.linked or [None])[0], "linked[0]"))
+                 if (why := _moved_to_private(bp, e, col))]
+        if moved:
+            out += [(where, why, "remove pii: true from the field, or grant on another column") for where, why in moved]
+            continue
         if g.assigned is not None:
             f = e.field(g.assigned)
             if f is None or not f.is_user_column:
@@ -470,6 +477,14 @@ def _where_problems(e: Entity, g: Grant, at: str) -> list[tuple[str, str, str]]:
             hint = f"one of {f.values}" if f.type is FieldType.enum else f"a {f.type.value} value"
             out.append((at, f"{v!r} does not fit {w.column} ({f.type.value}).", f"use {hint}"))
     return out
+
+
+def _moved_to_private(bp: Blueprint, e: Entity, col: str | None) -> str | None:
+    """Why a grant cannot read `col`: it is personal data, kept in the entity's private side (A23)."""
+    side = next((x for x in bp.entities if x.private_of == e.name), None) if col else None
+    if side is None or side.field(col) is None:
+        return None
+    return f"'{col}' is personal data (pii: true), kept in {side.name}, where no grant of {e.name} can read it."
 
 
 def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> list[tuple[str, str, str]]:

@@ -100,6 +100,12 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
 def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:
     """A row of `e` whose chain ends at the portal user, adding the rows it points through."""
     if len(chain) == 1:
+        f = e.field(chain[0])
+        if f is not None and f.references_member:
+            # A member column holds members only: the chain links the least member it admits, not the portal user.
+            who = next((r for r in reversed(f.member_roles or [r.name for r in bp.tenancy.roles]) if r in w.actors),
+                       None)
+            return add(e.name, {chain[0]: literal(w.actor_id(who))}) if who else None
         return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))})
     target = linked_hops(bp, e, chain)[1][0]
     key = (target.name, tuple(chain[1:]))
