@@ -406,3 +406,26 @@ def test_an_owner_alone_in_a_personal_workspace_deletes_their_account(url):
                               "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
     report = verified(data, url)
     assert [c.expected for c in report.cases if c.attack and "owner of a workspace nobody else" in c.attack] == ["allowed"]
+
+
+def test_nobody_restoring_renders_no_restore_rpc_and_verify_calls_none(url):
+    """Found writing the marketplace template: with `restore: []` (or nobody who may delete) only the service
+    role restores, so no restore_note() is rendered, yet verify called it and reported error 42883."""
+    data = blueprint({"name": "notes", "soft_delete": True, "restore": [], "fields": [{"name": "body", "type": "text"}]})
+    assert "restore_note" not in "\n".join(t for _, t in blueprint_sql(parse_blueprint(data), "x"))
+    report = verified(data, url)
+    assert [c for c in report.cases if "restores an archived" in (c.attack or "")] == []
+
+
+def test_every_live_row_public_without_restorers_is_one_policy_for_anon_and_members(url):
+    """Found writing the marketplace template: a tenant entity whose live rows are all public and that nobody
+    restores got a signed-in policy `using (archived_at is null)` beside anon's, which the auditor read as a
+    missing membership check (BP027 WARN). Both callers read the same rows: one policy names both."""
+    data = blueprint({"name": "notes", "soft_delete": True, "restore": [], "fields": [{"name": "body", "type": "text"}],
+                      "access": {"select": [{"min_role": "viewer"}, {"public": True}]}})
+    select = policy(data, "notes", "select")
+    assert (select.roles, select.using) == (["anon", "authenticated"], "archived_at is null")
+    assert [p.name for p in build_schema(parse_blueprint(data)).table("notes").policies
+            if p.command == "select"] == ["notes_select_policy"]
+    assert audited(data) == []
+    verified(data, url)

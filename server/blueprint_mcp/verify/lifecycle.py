@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
+from ..model.meaning import restore_grants
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
@@ -83,6 +84,8 @@ def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
     for e in bp.entities:
         if not (e.soft_delete and e.scope in (Scope.organization, Scope.user)):
             continue
+        if not restore_grants(bp, e):
+            continue  # only the service role restores (restore: [], or nobody may delete): no RPC to call
         row = next((r for r in w.rows if r.table == e.name
                     and from_literal(r.values.get("archived_at", "null")) is not None), None)
         if row is None:
