@@ -25,7 +25,7 @@ DESIGN_TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec
 PAGED = {"design_tenancy": "access", "generate_schema": "tables", "generate_rls": "policies",
          "audit_spec": "findings"}
 DESIGNS = [pytest.param({"template": name}, id=name) for name in template_names()] + [
-    pytest.param({"blueprint": yaml.safe_load(p.read_text())}, id=p.stem) for p in EXAMPLES]
+    pytest.param({"blueprint": yaml.safe_load(p.read_text())}, id=f"examples/{p.stem}") for p in EXAMPLES]
 
 
 def size(result) -> int:

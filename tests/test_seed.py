@@ -27,7 +27,7 @@ def test_render_writes_a_deterministic_seed():
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
+@pytest.mark.parametrize("path", APPS, ids=[f"{p.parent.name}/{p.stem}" for p in APPS])
 def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, make_db, pg_cluster):
     bp = load_blueprint_file(path)
     files = migration_files(bp, datetime.fromisoformat(FIXED_TS))
