@@ -247,10 +247,10 @@ async def test_event_taxonomy_resource_has_categories_and_canonical_events(mode)
 
 
 @both_modes
-async def test_templates_resource_lists_both_templates(mode):
+async def test_templates_resource_lists_every_template(mode):
     async with Client(build_server(), mode=mode) as c:
         content = (await c.read_resource("blueprint://templates")).contents[0]
-    assert [t["name"] for t in json.loads(content.text)] == ["b2b-saas", "habit-tracker"]
+    assert [t["name"] for t in json.loads(content.text)] == ["b2b-saas", "cms", "e-commerce", "habit-tracker", "marketplace"]
 
 
 @both_modes
@@ -429,7 +429,7 @@ async def test_completions_offer_template_names_artefact_sections_and_prompt_cho
         nothing = await c.complete(PromptReference(type="ref/prompt", name="review_rls"),
                                    {"name": "sql", "value": "create"})
     assert names.completion.values == ["habit-tracker"]
-    assert design.completion.values == ["b2b-saas", "habit-tracker"]
+    assert design.completion.values == ["b2b-saas", "cms", "e-commerce", "habit-tracker", "marketplace"]
     assert only.completion.values == ["analytics"]
     assert prompt_template.completion.values == ["b2b-saas"]
     assert tenancy.completion.values == ["team organisations only"]

@@ -25,7 +25,7 @@ DESIGN_TOOLS = ["design_tenancy", "generate_schema", "generate_rls", "audit_spec
 PAGED = {"design_tenancy": "access", "generate_schema": "tables", "generate_rls": "policies",
          "audit_spec": "findings"}
 DESIGNS = [pytest.param({"template": name}, id=name) for name in template_names()] + [
-    pytest.param({"blueprint": yaml.safe_load(p.read_text())}, id=p.stem) for p in EXAMPLES]
+    pytest.param({"blueprint": yaml.safe_load(p.read_text())}, id=f"examples/{p.stem}") for p in EXAMPLES]
 
 
 def size(result) -> int:
@@ -91,6 +91,21 @@ async def test_large_artefacts_are_links_and_embedded_only_when_asked_for():
                                                "blueprint://designs/habit-tracker/triggers.sql"]
     assert [e.text for e in embedded] == [read[str(e.uri)].text for e in embedded]
     assert all(e.mime_type == "application/sql" for e in embedded)
+
+
+async def test_a_template_too_large_for_the_default_answer_links_its_blueprint_unless_asked_for():
+    async with Client(build_server()) as c:
+        small = (await c.call_tool("design_tenancy", {"template": "habit-tracker"})).structured_content
+        default = (await c.call_tool("design_tenancy", {"template": "e-commerce"})).structured_content
+        asked = (await c.call_tool("design_tenancy", {"template": "e-commerce",
+                                                      "include": ["blueprint", "summary"]})).structured_content
+        linked = json.loads((await c.read_resource(default["resources"][0]["uri"])).contents[0].text)
+    assert small["blueprint"]["app"]["slug"] == "habit-tracker" and small["notes"] == []
+    assert default["blueprint"] is None
+    size = len(json.dumps(asked["blueprint"], separators=(",", ":")))
+    assert default["notes"] == [f"the blueprint is {size:,} bytes, too large to inline: read "
+                                'blueprint://designs/e-commerce/blueprint.json (or include: ["blueprint"])']
+    assert asked["blueprint"] == linked and asked["notes"] == []
 
 
 async def test_a_changed_design_gets_a_stored_id_whose_links_any_later_call_can_read():

@@ -51,17 +51,18 @@ def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 
 # --- templates ------------------------------------------------------------------------------------
 
-def test_templates_lists_both_templates_with_app_name_and_description(capsys):
+def test_templates_lists_every_template_with_app_name_and_description(capsys):
     assert main(["templates"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["b2b-saas", "habit-tracker"]
-    assert "Habit Tracker" in lines[1] and "daily check-ins" in lines[1]
+    assert [line.split()[0] for line in lines] == ["b2b-saas", "cms", "e-commerce", "habit-tracker", "marketplace"]
+    assert "Habit Tracker" in lines[3] and "daily check-ins" in lines[3]
 
 
 def test_templates_json_gives_name_app_and_description(capsys):
     assert main(["templates", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["name"], r["app"]) for r in rows] == [("b2b-saas", "B2B SaaS"), ("habit-tracker", "Habit Tracker")]
+    assert [(r["name"], r["app"]) for r in rows] == [("b2b-saas", "B2B SaaS"), ("cms", "Headless CMS"), ("e-commerce", "Storefront"),
+                                                     ("habit-tracker", "Habit Tracker"), ("marketplace", "Marketplace")]
     assert all(r["description"] for r in rows)
 
 
@@ -253,7 +254,7 @@ def test_serve_with_a_token_prints_the_header_to_send_but_never_the_token():
 def test_python_dash_m_runs_the_cli():
     result = _cli("templates")
     assert result.returncode == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == ["b2b-saas", "habit-tracker"]
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["b2b-saas", "cms", "e-commerce", "habit-tracker", "marketplace"]
 
 
 def test_user_error_in_a_subprocess_is_one_line_without_traceback(tmp_path):
@@ -279,3 +280,17 @@ def test_every_cli_command_is_documented_in_the_readme():
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":
                     assert flag in readme, f"{name} {flag}"
+
+
+def test_the_readme_lists_every_template_and_counts_them_right():
+    import re
+    from pathlib import Path
+
+    from blueprint_mcp.templates import template_names
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("Templates live in `blueprints/`", 1)[1].split("\n\n", 2)[:2]
+    listed = re.findall(r"^\| `([a-z0-9-]+)` \|", section[1], flags=re.MULTILINE)
+    assert sorted(listed) == template_names()
+    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    assert section[0].startswith(f", {words[len(template_names())]} of them.")

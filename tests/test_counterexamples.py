@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.audit import audit_sql, read_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.tools import blueprint_sql, verify_rls
@@ -456,3 +456,46 @@ def test_a_chain_ending_at_a_member_column_links_a_member_not_the_portal_user(ur
         {"name": "handler_id", "type": "reference", "references": "organization_members"}],
         "access": {"select": [{"min_role": "admin"}, {"linked": ["handler_id"]}]}})
     verified(data, url)
+
+
+def test_nobody_restoring_renders_no_restore_rpc_and_verify_calls_none(url):
+    """Found writing the marketplace template: with `restore: []` (or nobody who may delete) only the service
+    role restores, so no restore_note() is rendered, yet verify called it and reported error 42883."""
+    data = blueprint({"name": "notes", "soft_delete": True, "restore": [],
+                      "fields": [{"name": "body", "type": "text"}]})
+    assert "restore_note" not in "\n".join(t for _, t in blueprint_sql(parse_blueprint(data), "x"))
+    report = verified(data, url)
+    assert [c for c in report.cases if "restores an archived" in (c.attack or "")] == []
+
+
+def test_every_live_row_public_without_restorers_is_one_policy_for_anon_and_members(url):
+    """Found writing the marketplace template: a tenant entity whose live rows are all public and that nobody
+    restores got a signed-in policy `using (archived_at is null)` beside anon's, which the auditor read as a
+    missing membership check (BP027 WARN). Both callers read the same rows: one policy names both."""
+    data = blueprint({"name": "notes", "soft_delete": True, "restore": [], "fields": [{"name": "body", "type": "text"}],
+                      "access": {"select": [{"min_role": "viewer"}, {"public": True}]}})
+    select = policy(data, "notes", "select")
+    assert (select.roles, select.using) == (["anon", "authenticated"], "archived_at is null")
+    assert [p.name for p in build_schema(parse_blueprint(data)).table("notes").policies
+            if p.command == "select"] == ["notes_select_policy"]
+    assert audited(data) == []
+    verified(data, url)
+
+
+def test_the_auditor_reads_back_the_exclusion_a_blueprint_renders():
+    """Found by the round trip of the marketplace template (tests/test_parse.py): the SQL reader skipped
+    EXCLUDE constraints, so the audited model lacked the no-overlap rule the generator had built."""
+    data = blueprint({"name": "payouts", "fields": [
+        {"name": "currency", "type": "text", "nullable": False},
+        {"name": "period_start", "type": "date", "nullable": False},
+        {"name": "period_end", "type": "date", "nullable": False}],
+        "exclusions": [{"keys": ["currency"], "range": ["period_start", "period_end"]}]})
+    bp = parse_blueprint(data)
+    built = [(c.name, c.columns, c.expression) for c in build_schema(bp).table("payouts").constraints
+             if c.kind == "exclude"]
+    read = [(c.name, c.columns, c.expression) for c in read_sql(blueprint_sql(bp, "x")).schema.table("payouts").constraints
+            if c.kind == "exclude"]
+    assert read == built == [("payouts_currency_period_start_period_end_excl",
+                              ["organization_id", "currency", "period_start", "period_end"],
+                              "using gist (organization_id with =, currency with =, "
+                              "daterange(period_start, period_end) with &&)")]

@@ -41,7 +41,8 @@ def test_render_writes_the_diagram_and_the_spec_embeds_it():
 def test_every_diagram_parses_with_mermaid_and_names_every_table_and_foreign_key(js_tools, tmp_path):
     files = []
     for path in APPS:
-        f = tmp_path / f"{path.stem}.mmd"
+        f = tmp_path / path.parent.name / f"{path.stem}.mmd"  # a template and an example may share a name
+        f.parent.mkdir(exist_ok=True)
         f.write_text(er_diagram(build_schema(load_blueprint_file(path))))
         files.append(f)
     out = subprocess.run([shutil.which("node") or "node", str(js_tools / "parse_mermaid.mjs"), *map(str, files)],
@@ -50,9 +51,10 @@ def test_every_diagram_parses_with_mermaid_and_names_every_table_and_foreign_key
     results = [json.loads(line) for line in out.stdout.splitlines()]
     for path, got in zip(APPS, results, strict=True):
         tables, fks = _expected(path)
-        assert got.get("type") == "er", (path.stem, got)
-        assert set(got["entities"]) == tables, path.stem
-        assert sorted(got["relationships"]) == sorted(fks), path.stem
+        app = f"{path.parent.name}/{path.stem}"
+        assert got.get("type") == "er", (app, got)
+        assert set(got["entities"]) == tables, app
+        assert sorted(got["relationships"]) == sorted(fks), app
 
 
 def test_the_mermaid_parser_rejects_a_broken_diagram(js_tools, tmp_path):

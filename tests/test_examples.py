@@ -2,7 +2,7 @@
 
 They are written only with the documented access constructs, as an assistant would write them,
 so they are the end-to-end proof that the generator, the oracle and the auditor agree on apps
-beyond the two templates.
+beyond the templates.
 """
 
 from __future__ import annotations

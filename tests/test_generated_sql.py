@@ -28,24 +28,37 @@ def test_migrations_apply_and_every_public_table_has_rls(make_db, template, gran
     assert no_rls == []
 
 
+def public_tables(template: str) -> set[str]:
+    """Entities the blueprint itself makes readable by anyone: a `public` select grant (docs/access.md A11)."""
+    bp = load_template(template)
+    return {e.name for e in bp.entities if isinstance(e.access.select, list) and any(g.public for g in e.access.select)}
+
+
 @pytest.mark.parametrize("template", template_names())
 def test_every_policy_is_to_authenticated_and_for_one_command(make_db, template):
+    """Every policy names authenticated alone, except the select policies of tables the blueprint makes
+    public, which also (or only) name anon: exactly those tables, and never for another command."""
     conn = make_db()
     migrate(conn, template)
     policies = conn.execute("select tablename, policyname, roles::text[], cmd from pg_policies").fetchall()
     assert policies, "expected policies"
-    assert [p for p in policies if p[2] != ["authenticated"]] == []
+    public = public_tables(template)
+    assert [p for p in policies if p[2] != ["authenticated"]
+            and not (p[0] in public and p[3] == "SELECT" and set(p[2]) <= {"anon", "authenticated"})] == []
+    assert {p[0] for p in policies if "anon" in p[2]} == public
     assert [p for p in policies if p[3] == "ALL"] == []
 
 
 @pytest.mark.parametrize("template", template_names())
-def test_anon_has_no_privilege_on_any_public_table_in_legacy_mode(make_db, template):
+def test_anon_holds_only_select_on_public_tables_in_legacy_mode(make_db, template):
+    """Under the legacy default privileges anon would hold everything: it keeps SELECT on the tables the
+    blueprint makes public (their policies pick the rows) and nothing else, private side tables included."""
     conn = make_db("legacy")
     migrate(conn, template)
     granted = conn.execute(
         "select table_name, privilege_type from information_schema.role_table_grants "
         "where grantee = 'anon' and table_schema = 'public'").fetchall()
-    assert granted == []
+    assert sorted(granted) == sorted((t, "SELECT") for t in public_tables(template))
 
 
 @pytest.mark.parametrize("template", template_names())

@@ -27,7 +27,7 @@ HABITS = {"app": {"name": "Habits", "slug": "habits"},
 IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, starting with a letter or _, at most 63 " \
              "characters)"
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
-ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
+ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, restore, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events, pii_read, private_of"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
@@ -191,8 +191,8 @@ CASES = [
      "The choices: owner, admin, member, viewer"),
     # tool-level rules
     ("bad template name", "generate_rls", {"template": "habit-trackr"},
-     "template: unknown template 'habit-trackr'. Fix: did you mean 'habit-tracker'? The choices: b2b-saas, "
-     "habit-tracker (blueprint://templates), or pass a full blueprint"),
+     "template: unknown template 'habit-trackr'. Fix: did you mean 'habit-tracker'? The choices: b2b-saas, cms, "
+     "e-commerce, habit-tracker, marketplace (blueprint://templates), or pass a full blueprint"),
     ("both template and blueprint", "generate_schema", {"template": "habit-tracker", "blueprint": HABITS},
      "template: both a template and a blueprint were given. Fix: pass only one: a template name, or the blueprint "
      "carried from an earlier call"),
@@ -331,8 +331,8 @@ CLI_USAGE = [
      "'xml' (choose from 'text', 'json', 'sarif'); usage: blueprint-mcp audit [-h] [--format {text,json,sarif}] "
      "[--fail-on {error,warn}] [--assume-platform] PATH [PATH ...]"),
     (["render", "habit-trackr", "--out", "unused"], "blueprint-mcp: error: template: unknown template 'habit-trackr'. "
-     "Fix: did you mean 'habit-tracker'? The choices: b2b-saas, habit-tracker (blueprint://templates), or pass a "
-     "full blueprint"),
+     "Fix: did you mean 'habit-tracker'? The choices: b2b-saas, cms, e-commerce, habit-tracker, marketplace "
+     "(blueprint://templates), or pass a full blueprint"),
 ]
 
 

@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 
 USAGE = """\
-import type { Database, Tables, TablesInsert, Enums } from "./habit-tracker.types.ts"
-import { Constants } from "./habit-tracker.types.ts"
+import type { Database, Tables, TablesInsert, Enums } from "./blueprints/habit-tracker.types.ts"
+import { Constants } from "./blueprints/habit-tracker.types.ts"
 
 const habit: TablesInsert<"habits"> = { organization_id: "o", name: "Read" }
 // @ts-expect-error name is NOT NULL without a default: an insert must send it
@@ -48,9 +48,10 @@ def test_types_and_config_shapes():
 def test_every_types_file_type_checks_with_deno(js_tools, tmp_path):
     files = []
     for path in APPS:
-        f = tmp_path / f"{path.stem}.types.ts"
+        f = tmp_path / path.parent.name / f"{path.stem}.types.ts"  # a template and an example may share a name
+        f.parent.mkdir(exist_ok=True)
         f.write_text(database_types(build_schema(load_blueprint_file(path))))
-        files.append(f.name)
+        files.append(str(f.relative_to(tmp_path)))
     (tmp_path / "usage.ts").write_text(USAGE)
     out = subprocess.run([str(js_tools / "node_modules" / ".bin" / "deno"), "check", "--quiet", *files, "usage.ts"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300,

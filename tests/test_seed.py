@@ -40,7 +40,7 @@ def seeded(path: Path, make_db, grant_mode: str):
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("grant_mode", ["legacy", "explicit"])
-@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
+@pytest.mark.parametrize("path", APPS, ids=[f"{p.parent.name}/{p.stem}" for p in APPS])
 def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, grant_mode, make_db, pg_cluster):
     bp, files, conn = seeded(path, make_db, grant_mode)
 
@@ -61,7 +61,7 @@ def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, gra
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("path", APPS, ids=[p.stem for p in APPS])
+@pytest.mark.parametrize("path", APPS, ids=[f"{p.parent.name}/{p.stem}" for p in APPS])
 def test_the_generated_pgtap_tests_pass_on_the_seeded_project(path, make_db, pg_cluster, tmp_path):
     """`supabase test db` runs on the database `db reset` seeded: the pgTAP file must pass beside the sample rows."""
     pg_prove = require_pg_prove()

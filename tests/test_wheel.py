@@ -38,7 +38,7 @@ def test_installed_package_reads_data_from_the_wheel_not_the_checkout(installed:
         check=True, capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")},
     ).stdout.splitlines()
     assert all(str(installed.parent) in line for line in out[:2]), out
-    assert out[2] == "b2b-saas,habit-tracker"
+    assert out[2] == "b2b-saas,cms,e-commerce,habit-tracker,marketplace"
 
 
 async def test_installed_console_script_serves_tools_resources_and_templates(installed: Path, tmp_path: Path):

@@ -46,6 +46,9 @@ SchemaSection = Literal["core", "domain", "analytics", "privacy"]
 # with include, and an embedded artefact larger than this is left as a link.
 EMBED_BYTES = 56_000
 BLUEPRINT_INLINE_BYTES = 24_000
+# Unasked (include omitted), design_tenancy inlines a blueprint only this large, so its default answer stays
+# under 8 KB (tests/test_budget.py); a larger one (a full template) is a link, or inlined when asked for.
+DEFAULT_INLINE_BYTES = 4_500
 DESCRIPTION_CHARS = 200  # a description read back in a summary (the blueprint carries it whole)
 
 
@@ -180,9 +183,10 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     elif "blueprint" in include:
         carried = artefacts.compact_blueprint(bp)
         size = len(json.dumps(carried, separators=(",", ":")))
-        if size > BLUEPRINT_INLINE_BYTES:
+        if size > (DEFAULT_INLINE_BYTES if include_default else BLUEPRINT_INLINE_BYTES):
             carried = None
-            notes.append(f"the blueprint is {size:,} bytes, too large to inline: read {links[0].uri}")
+            ask = ' (or include: ["blueprint"])' if include_default and size <= BLUEPRINT_INLINE_BYTES else ""
+            notes.append(f"the blueprint is {size:,} bytes, too large to inline: read {links[0].uri}{ask}")
     result = TenancyDesign(
         design=design,
         app=AppSummary(name=bp.app.name, slug=bp.app.slug, description=clip(bp.app.description, DESCRIPTION_CHARS)),

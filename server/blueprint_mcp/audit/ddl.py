@@ -14,7 +14,7 @@ from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Tab
 from . import ddl_objects as obj
 from .deparse import expr_text, type_name
 from .split import paren_group, top_level_words
-from .tree import rebase, relations, strings
+from .tree import column_name, function_name, nodes, rebase, relations, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -62,6 +62,14 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
         name = node.get("conname") or constraint_name(t.name, [column] if column else [], "check")
         t.constraints.append(Constraint(name=name, kind="check", columns=[column] if column else [],
                                         expression=text, tree=tree, location=loc))
+    elif kind == "CONSTR_EXCLUSION":
+        elems = [(pair.get("List", {}).get("items") or [{}])[0].get("IndexElem", {})
+                 for pair in node.get("exclusions") or []]
+        group = paren_group(st.text, st.char(node.get("location", 0)))
+        text = f"using {node.get('access_method', 'btree')} ({st.text[group[0]:group[1]]})" if group else None
+        name = node.get("conname") or constraint_name(t.name, [_element_name(e) for e in elems], "excl")
+        columns = [c for e in elems for c in _element_columns(e)]
+        t.constraints.append(Constraint(name=name, kind="exclude", columns=columns, expression=text, location=loc))
     elif kind == "CONSTR_FOREIGN":
         fk_cols = [column] if column else strings(node.get("fk_attrs"))
         ref_schema, ref_table = r.name(node.get("pktable"))
@@ -71,6 +79,21 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
             ref_schema=ref_schema, ref_table=ref_table, ref_columns=ref_cols,
             on_delete=FK_ACTIONS.get(node.get("fk_del_action", "a"), "no action"),
             set_null_columns=strings(node.get("fk_del_set_cols")), location=loc))
+
+
+def _element_columns(elem: dict) -> list[str]:
+    """Columns an index element reads: its column, or those of its expression (daterange(s, e): s, e)."""
+    if elem.get("name"):
+        return [elem["name"]]
+    refs = sorted((body.get("location", 0), column_name(body)) for kind, body in nodes(elem.get("expr"))
+                  if kind == "ColumnRef")
+    return [name for _, name in refs]
+
+
+def _element_name(elem: dict) -> str:
+    """PostgreSQL's name for an index element in a default constraint name: the column, a function's name, or expr."""
+    expr = elem.get("expr") or {}
+    return elem.get("name") or (function_name(expr["FuncCall"]).split(".")[-1] if "FuncCall" in expr else "expr")
 
 
 def primary_key_of(r: Reader, schema: str, name: str) -> list[str]:

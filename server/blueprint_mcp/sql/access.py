@@ -148,9 +148,11 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         if command is Command.select:
             public = [g for g in grants if g.public]
             every = any(g.where is None for g in public)
-            if every and live is None:
-                # Every row is public: one policy for anon and signed-in callers alike.
-                everyone = policy(n, command, using=Pred.of("true"), comment="Public: everyone reads every row.")
+            if every and (live is None or live == LIVE):
+                # Every (live) row is public and no signed-in restorer sees more: one policy for anon and
+                # signed-in callers alike (a signed-in-only copy would read as a missing membership check).
+                everyone = policy(n, command, using=live or Pred.of("true"),
+                                  comment=f"Public: everyone reads every {'live ' if live else ''}row.")
                 everyone.roles = list(PUBLIC_ROLES)
                 out.append(everyone)
                 continue
