@@ -27,7 +27,7 @@ HABITS = {"app": {"name": "Habits", "slug": "habits"},
 IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, starting with a letter or _, at most 63 " \
              "characters)"
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
-ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, fields, query_patterns, unique_together, " \
+ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, restore, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events, pii_read, private_of"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
