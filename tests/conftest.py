@@ -102,3 +102,11 @@ def js_tools(tmp_path_factory: pytest.TempPathFactory):
     from jstools import install
 
     return install(tmp_path_factory.mktemp("js"))
+
+
+@pytest.fixture(scope="session")
+def deno_npm(js_tools, tmp_path_factory: pytest.TempPathFactory):
+    """js_tools with supabase-js in Deno's cache: what the generated edge functions import."""
+    from jstools import cache_supabase_js
+
+    return cache_supabase_js(js_tools, tmp_path_factory.mktemp("deno-warm"))

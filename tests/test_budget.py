@@ -87,8 +87,10 @@ async def test_large_artefacts_are_links_and_embedded_only_when_asked_for():
     assert all(b.size == len(read[str(b.uri)].text.encode()) for b in links)
     assert "create table" not in default.model_dump_json()
     embedded = [b.resource for b in asked.content if b.type == "resource"]
-    assert [str(e.uri) for e in embedded] == ["blueprint://designs/habit-tracker/schema.sql",
-                                               "blueprint://designs/habit-tracker/triggers.sql"]
+    # Schema and triggers together pass EMBED_BYTES since change_member_role(): the triggers stay a link, said so.
+    assert [str(e.uri) for e in embedded] == ["blueprint://designs/habit-tracker/schema.sql"]
+    assert [n.split(" is ")[0] for n in asked.structured_content["notes"] if "too large to embed" in n] == [
+        "blueprint://designs/habit-tracker/triggers.sql"]
     assert [e.text for e in embedded] == [read[str(e.uri)].text for e in embedded]
     assert all(e.mime_type == "application/sql" for e in embedded)
 

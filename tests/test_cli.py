@@ -30,6 +30,12 @@ RENDERED = [
     "docs/engineering/ER-habit-tracker.mmd",
     "supabase/types/database.types.ts",
     "supabase/config.toml",
+    "supabase/functions/_shared/http.ts",
+    "supabase/functions/invite-member/index.ts",
+    "supabase/functions/accept-invitation/index.ts",
+    "supabase/functions/change-member-role/index.ts",
+    "supabase/functions/log-event/index.ts",
+    "supabase/functions/log-event/validate.ts",
     "supabase/analytics/queries.sql",
     "supabase/analytics/queries.duckdb.sql",
     "supabase/analytics/queries.clickhouse.sql",
@@ -68,7 +74,7 @@ def test_templates_json_gives_name_app_and_description(capsys):
 
 # --- render ---------------------------------------------------------------------------------------
 
-def test_render_writes_exactly_the_spec_migrations_pgtap_tests_seed_diagram_types_config_and_analytics(tmp_path, capsys):
+def test_render_writes_exactly_the_spec_migrations_tests_seed_diagram_types_config_functions_analytics(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["render", "habit-tracker", "--out", str(out), "--timestamp", STAMP]) == 0
     assert sorted(_files(out)) == sorted(RENDERED + [MANIFEST])

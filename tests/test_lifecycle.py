@@ -86,6 +86,14 @@ HOLES = [
       ("if (select auth.uid()) is not null and (select auth.uid()) is distinct from old.owner_user_id then",
        "if false then")], "",
      "admin takes ownership for themself"),
+    ("anyone changes roles, their own included",
+     [("if my_role is null or my_role < 'admin' then", "if false then"),
+      ("if member_user_id = me or their_role >= my_role or new_role > my_role then", "if false then")], "",
+     "member promotes themself to owner"),
+    ("managers grant roles above their own",
+     [("if member_user_id = me or their_role >= my_role or new_role > my_role then",
+       "if member_user_id = me or their_role >= my_role then")], "",
+     "admin makes a viewer owner"),
 ]
 
 

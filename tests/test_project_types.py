@@ -3,13 +3,14 @@ with `deno check` (Deno from the npm registry) and say what a client may and mus
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from pathlib import Path
 
 from blueprint_mcp.project import config_toml, database_types
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_blueprint_file, load_template
+
+from jstools import deno
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
@@ -53,7 +54,5 @@ def test_every_types_file_type_checks_with_deno(js_tools, tmp_path):
         f.write_text(database_types(build_schema(load_blueprint_file(path))))
         files.append(str(f.relative_to(tmp_path)))
     (tmp_path / "usage.ts").write_text(USAGE)
-    out = subprocess.run([str(js_tools / "node_modules" / ".bin" / "deno"), "check", "--quiet", *files, "usage.ts"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={"PATH": "/usr/bin:/bin", "DENO_DIR": str(js_tools / "deno-cache"), "NO_COLOR": "1"})
+    out = deno(js_tools, "check", "--quiet", *files, "usage.ts", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

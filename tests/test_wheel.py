@@ -13,6 +13,9 @@ import pytest
 from mcp import StdioServerParameters
 from mcp.client.client import Client
 
+from blueprint_mcp.templates import load_template
+from blueprint_mcp.tools import migration_files
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -58,6 +61,17 @@ async def test_installed_console_script_serves_tools_resources_and_templates(ins
         assert "slug: habit-tracker" in text
         prompts = sorted(p.name for p in (await client.list_prompts()).prompts)
         assert prompts == ["design_backend", "review_rls"]
+
+
+def test_installed_render_writes_the_project_files_its_templates_make(installed: Path, tmp_path: Path):
+    """The TypeScript templates (types, edge functions) travel in the wheel: a render gives the checkout's bytes."""
+    out = tmp_path / "app"
+    subprocess.run([str(installed / "blueprint-mcp"), "render", "habit-tracker", "--out", str(out)], check=True,
+                   capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")})
+    expected = {rel: text for rel, text in migration_files(load_template("habit-tracker")).items()
+                if rel.startswith(("supabase/functions/", "supabase/types/", "supabase/config.toml"))}
+    assert "supabase/functions/log-event/validate.ts" in expected
+    assert {rel: (out / rel).read_text() for rel in expected} == expected
 
 
 def _without_postgres(path: str) -> str:

@@ -28,7 +28,7 @@ from .model.meaning import command_grants, restore_grants
 from .model.names import verb_name
 from .model.schema import Schema
 from .pages import page
-from .project import config_toml, database_types
+from .project import config_toml, database_types, function_files
 from .seed import seed_sql
 from .spec.er import er_diagram
 from .spec.render import SECTIONS, SectionName, render_spec
@@ -512,7 +512,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
         f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
         "supabase/types/database.types.ts": database_types(schema),
         "supabase/config.toml": config_toml(bp),
-    } | analytics_files(bp)
+    } | function_files(bp) | analytics_files(bp)
 
 
 # --- scaffold_project -----------------------------------------------------------------------------

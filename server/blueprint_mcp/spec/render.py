@@ -9,7 +9,8 @@ from typing import Literal
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..audit import audit_schema
-from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy
+from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy, edge_functions
+from ..model import edge
 from ..model.schema import Schema
 from ..sql import render as sqlr
 from ..sql.ident import qname
@@ -54,6 +55,9 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
         "domain": [t for t in schema.tables if t.section == "domain"],
         "analytics": [t for t in schema.tables if t.section == "analytics"],
         "privacy_tables": [t for t in schema.tables if t.section == "privacy"],
+        "edge_functions": edge_functions(bp),
+        "log_event": {"pii_keys": edge.EVENT_PII_KEYS, "pii_words": edge.EVENT_PII_WORDS,
+                      "bytes": edge.EVENT_PROPERTIES_BYTES, "depth": edge.EVENT_PROPERTIES_DEPTH},
         "events": bp.events(), "categories": canonical_taxonomy().categories, "EventCategory": EventCategory,
         "min_role": lambda cap: (bp.tenancy.min_role(Capability(cap)) or bp.tenancy.owner_role).name,
         "helpers": [f for f in schema.functions if f.returns != "trigger"],

@@ -171,6 +171,39 @@ end""", "The signed-in user joins with an invitation's secret: single use, unexp
         "address, from an inviter who still holds the rank. Returns the organisation id.")
 
 
+def change_member_role(bp: Blueprint) -> Function:
+    return _rpc(
+        "change_member_role", f"target_organization_id uuid, member_user_id uuid, new_role {ROLE}",
+        f"uuid, uuid, {ROLE}", "void", f"""declare
+  me uuid := (select auth.uid());
+  my_role {ROLE};
+  their_role {ROLE};
+begin
+  select m.role into my_role from public.organization_members m
+   where m.organization_id = target_organization_id and m.user_id = me;
+  if my_role is null or my_role < {_manager(bp)} then
+    raise exception using errcode = '42501', message = 'only members who manage members change roles';
+  end if;
+  if new_role is null then
+    raise exception using errcode = '22004', message = 'a membership needs a role';
+  end if;
+  select m.role into their_role from public.organization_members m
+   where m.organization_id = target_organization_id and m.user_id = member_user_id
+     for update;
+  if their_role is null then
+    raise exception using errcode = 'P0002', message = 'this user is not a member of the organisation';
+  end if;
+  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them.
+  if member_user_id = me or their_role >= my_role or new_role > my_role then
+    raise exception using errcode = '42501',
+      message = 'you change the role of members ranked below you, and at most to your own role';
+  end if;
+  update public.organization_members set role = new_role
+   where organization_id = target_organization_id and user_id = member_user_id;
+end""", "A manager changes the role of a member ranked below them, at most to their own role (a demoted "
+        "inviter loses the invitations above their new role).")
+
+
 def normalize_invitation() -> Function:
     return _trigger_fn("normalize_invitation", f"""begin
   new.email := lower(btrim(new.email));
@@ -273,7 +306,7 @@ def api_functions(bp: Blueprint) -> list[Function]:
     implementation in private, then its public wrapper."""
     impls = [delete_my_account()]
     if bp.tenancy.team_organizations:
-        impls += [transfer_ownership(bp), create_invitation(bp), accept_invitation(bp)]
+        impls += [transfer_ownership(bp), create_invitation(bp), accept_invitation(bp), change_member_role(bp)]
     impls += [restore_function(bp, e) for e in bp.entities
               if e.soft_delete and e.scope in (Scope.organization, Scope.user) and restore_grants(bp, e)]
     out: list[Function] = []

@@ -51,11 +51,13 @@ def core_policies(bp: Blueprint, table: Table) -> list[Policy]:
                 _delete_organization(bp, delete_org)]
         return out
     if n == "organization_members":
+        writes = ("Memberships are added by accept_invitation() and roles changed by change_member_role(), never "
+                  "by a client write." if bp.tenancy.team_organizations else
+                  "Memberships come from the signup trigger, never from a client write.")
         return [policy(n, Command.select, using=either(in_orgs(read), is_me("user_id")),
                        comment="Members see who else belongs to their organisations."),
                 policy(n, Command.delete, using=either(is_me("user_id"), _lower_than_each_manager(bp, "<")),
-                       comment="Leave, or remove members ranked below you. Inserts and role changes go through "
-                               "the service role (edge functions), never the client.")]
+                       comment=f"Leave, or remove members ranked below you. {writes}")]
     if n == "invitations":
         # No insert policy: invitations are created by create_invitation(), which sets the secret.
         return [policy(n, Command.select, using=in_orgs(manage), comment="Managers see invitations (never secrets)."),

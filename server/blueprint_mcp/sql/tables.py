@@ -64,8 +64,10 @@ def organizations(bp: Blueprint) -> Table:
 
 
 def organization_members(bp: Blueprint) -> Table:
+    writers = "the lifecycle functions (accept_invitation, change_member_role, transfer_ownership)" \
+        if bp.tenancy.team_organizations else "the signup trigger"
     t = Table(name="organization_members", section="core", tenant_key=c.ORG,
-              comment="Who belongs to which organisation, with which role. Written by triggers and the service role.")
+              comment=f"Who belongs to which organisation, with which role. Written by {writers}, never by a client.")
     t.columns = [
         c.id_column(), c.tenant_column(),
         Column(name="user_id", type="uuid", nullable=False),

@@ -70,6 +70,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     _children_of_deleted_users(bp, schema, w, case, writer, top, enums, make_values)
     if schema.table("invitations") is not None:
         _invitations(bp, schema, w, case, roles, manager, writer)
+        _role_changes(w, oracle, case, roles, manager, writer)
     _organization_deletion(bp, w, case, roles)
     _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
     if schema.table("audit_logs") is not None:
@@ -364,6 +365,35 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              create.format(org1, literal("logged@example.com"), literal(writer)), DENIED,
              probe="select count(*) from public.audit_logs where table_name = 'invitations' and "
                    "(coalesce(new_data::text, '') || coalesce(old_data::text, '')) ~* 'token'")
+
+
+def _role_changes(w: World, oracle, case, roles: list[str], manager: str, writer: str) -> None:
+    """change_member_role(): nobody promotes themself, grants above their rank or touches a peer or a
+    superior; a manager changes a member ranked below them. Expectations come from the oracle."""
+    org1 = literal(w.orgs["org1"])
+    top, lowest = roles[0], roles[-1]
+    tries = [(writer, writer, top, f"{writer} promotes themself to {top}"),
+             (manager, manager, top, f"{manager} promotes themself to {top}"),
+             (manager, lowest, top, f"{manager} makes a {lowest} {top}"),
+             (manager, top, lowest, f"{manager} demotes the {top}"),
+             (manager, lowest, roles[-2] if len(roles) > 1 else lowest, f"{manager} changes a {lowest}'s role")]
+    below = roles[roles.index(manager) + 1:]  # roles that do not manage members
+    if below:
+        tries.append((below[0], lowest, below[0], f"a {below[0]} changes a {lowest}'s role"))
+    seen: set[tuple[str, str, str]] = set()
+    for actor, member, role, name in tries:
+        if (actor, member, role) in seen or actor not in w.actors or member not in w.actors:
+            continue
+        seen.add((actor, member, role))
+        target = w.actors[member]
+        if target.memberships.get("org1") == role:
+            continue  # no change to observe
+        may = oracle.may_change_role(w.actors[actor], target, "org1", role)
+        case(name, "organization_members", actor,
+             f"select public.change_member_role({org1}, {literal(target.user_id)}, {literal(role)})",
+             ALLOWED if may else DENIED,
+             probe=f"select count(*) from public.organization_members where {ORG} = {org1} "
+                   f"and user_id = {literal(target.user_id)} and role = {literal(role)}")
 
 
 # --- organisations ------------------------------------------------------------------------------------

@@ -75,7 +75,14 @@ class Oracle:
             mine = self.role_in(actor, row.org)
             return (self.can(actor, row.org, Capability.manage_members) and target_role is not None
                     and self.rank[mine] < self.rank[target_role])
-        return False  # inserts and role changes go through the service role
+        return False  # memberships come from accept_invitation(), roles change through change_member_role()
+
+    def may_change_role(self, actor: Actor, member: Actor, org: str, new_role: str) -> bool:
+        """change_member_role(): a manager changes a member ranked strictly below them, at most to their own role."""
+        mine, theirs = self.role_in(actor, org), member.memberships.get(org)
+        return (self.bp.tenancy.team_organizations and self.can(actor, org, Capability.manage_members)
+                and theirs is not None and actor.name != member.name
+                and self.rank[mine] < self.rank[theirs] and self.rank[mine] <= self.rank[new_role])
 
     def _invitations(self, actor, command, row, org):
         target = row.org if row else org

@@ -1,0 +1,197 @@
+"""The generated edge functions: the same set in the spec's table, config.toml and supabase/functions/; every
+function type-checks with `deno check` against the generated types and supabase-js from the npm registry, and
+log-event's validation passes `deno test` (tests/deno/)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from blueprint_mcp.cli import main
+from blueprint_mcp.files import MANIFEST
+from blueprint_mcp.model import Blueprint, edge_functions
+from blueprint_mcp.model.edge import event_pii_keys
+from blueprint_mcp.templates import load_blueprint_file
+from blueprint_mcp.tools import migration_files
+
+from jstools import deno
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+VALIDATE_TEST = ROOT / "tests" / "deno" / "log_event_validate_test.ts"
+ALL = ("invite-member", "accept-invitation", "change-member-role", "log-event")
+
+
+def _variant(bp: Blueprint, teams: bool = True, analytics: bool = True, sessions: bool = True) -> Blueprint:
+    out = bp.model_copy(deep=True)
+    out.tenancy.team_organizations, out.analytics.enabled, out.analytics.sessions = teams, analytics, sessions
+    return out
+
+
+def _blueprints() -> dict[str, Blueprint]:
+    """Every template and example, and habit-tracker without teams, analytics or sessions."""
+    out = {path.stem: load_blueprint_file(path) for path in APPS}
+    habits = out["habit-tracker"]
+    out |= {"habits-no-teams": _variant(habits, teams=False), "habits-no-analytics": _variant(habits, analytics=False),
+            "habits-no-sessions": _variant(habits, sessions=False),
+            "habits-neither": _variant(habits, teams=False, analytics=False)}
+    return out
+
+
+BLUEPRINTS = _blueprints()
+
+
+def _spec_table(spec: str) -> list[str]:
+    """The functions named in the spec's edge-function table (section 6)."""
+    section = spec[spec.index("## 6. "):spec.index("## 7. ")]
+    if "| edge function |" not in section:
+        return []
+    table = section.split("| edge function | who calls it | what it does |\n|---|---|---|\n", 1)[1].split("\n\n")[0]
+    return re.findall(r"^\| `([a-z-]+)` \|", table, re.M)
+
+
+def _written(files: dict[str, str]) -> list[str]:
+    return [rel.split("/")[2] for rel in files if re.fullmatch(r"supabase/functions/[a-z-]+/index\.ts", rel)]
+
+
+@pytest.mark.parametrize("name", BLUEPRINTS)
+def test_spec_config_and_files_name_the_same_functions(name):
+    bp = BLUEPRINTS[name]
+    files = migration_files(bp)
+    expected = [f for f in ALL if (f == "log-event" and bp.analytics.enabled)
+                or (f != "log-event" and bp.tenancy.team_organizations)]
+    config = tomllib.loads(files["supabase/config.toml"]).get("functions", {})
+    assert list(edge_functions(bp)) == expected
+    assert _written(files) == expected
+    assert list(config) == expected
+    assert _spec_table(files[f"docs/engineering/SUPABASE-{bp.app.slug}.md"]) == expected
+    for fn, section in config.items():
+        assert section == {"enabled": True, "verify_jwt": True, "entrypoint": f"./functions/{fn}/index.ts"}
+    shared = "supabase/functions/_shared/http.ts"
+    assert (shared in files) == bool(expected)
+
+
+def test_a_blueprint_without_teams_or_analytics_says_so_and_writes_no_function():
+    files = migration_files(BLUEPRINTS["habits-neither"])
+    assert not [rel for rel in files if rel.startswith("supabase/functions/")]
+    assert "This blueprint has no edge functions (no team organisations, no analytics)." in files[
+        "docs/engineering/SUPABASE-habit-tracker.md"]
+
+
+@pytest.mark.parametrize("name", [n for n, bp in BLUEPRINTS.items() if bp.analytics.enabled])
+def test_log_event_embeds_the_blueprints_taxonomy_and_pii_keys(name):
+    bp = BLUEPRINTS[name]
+    text = migration_files(bp)["supabase/functions/log-event/validate.ts"]
+    events = re.findall(r'^  \["([a-z0-9_]+)", \{ category: "([a-z_]+)", properties: (\[[^\]]*\]) \}\],$', text, re.M)
+    assert [(n, c, json.loads(p)) for n, c, p in events] == [(e.name, e.category.value, e.properties)
+                                                                for e in bp.events()]
+    pii = text.split("export const PII_KEYS: ReadonlySet<string> = new Set<string>([\n", 1)[1].split("])", 1)[0]
+    assert [json.loads(line.strip().rstrip(",")) for line in pii.splitlines()] == event_pii_keys(bp)
+    assert set(bp.pii_keys()) | set(bp.privacy.pii_keys) <= set(event_pii_keys(bp))
+    assert ('"session_id"' in text.split("export const BODY_FIELDS", 1)[1].split("\n")[0]) is bp.analytics.sessions
+
+
+def test_render_writes_the_functions_and_records_them(tmp_path):
+    out = tmp_path / "app"
+    assert main(["render", "b2b-saas", "--out", str(out), "--timestamp", "20250101000000"]) == 0
+    functions = sorted(p.relative_to(out).as_posix() for p in (out / "supabase" / "functions").rglob("*.ts"))
+    assert functions == ["supabase/functions/_shared/http.ts", "supabase/functions/accept-invitation/index.ts",
+                         "supabase/functions/change-member-role/index.ts", "supabase/functions/invite-member/index.ts",
+                         "supabase/functions/log-event/index.ts", "supabase/functions/log-event/validate.ts"]
+    recorded = json.loads((out / MANIFEST).read_text())["files"]
+    assert set(functions) <= set(recorded)
+
+
+def _project(root: Path, bp: Blueprint) -> None:
+    """The files of a render the functions import: the functions and the types."""
+    for rel, text in migration_files(bp).items():
+        if rel.startswith("supabase/functions/") or rel == "supabase/types/database.types.ts":
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+
+
+def _ts_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.ts"))
+
+
+def test_every_function_type_checks_and_lints_with_deno(deno_npm, tmp_path):
+    for name, bp in BLUEPRINTS.items():
+        _project(tmp_path / name, bp)
+    files = _ts_files(tmp_path)
+    functions = sum(len(edge_functions(bp)) for bp in BLUEPRINTS.values())
+    assert len([f for f in files if f.endswith("/index.ts")]) == functions
+    # One invocation for every project: supabase-js comes from the session's Deno cache.
+    checked = deno(deno_npm, "check", "--quiet", *files, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr[-4000:]
+    linted = deno(deno_npm, "lint", "--quiet", *[f for f in files if "/functions/" in f], cwd=tmp_path)
+    assert linted.returncode == 0, linted.stdout[-4000:] + linted.stderr[-2000:]
+
+
+def test_log_event_validation_passes_deno_test_for_every_blueprint(deno_npm, tmp_path):
+    tests = []
+    for name, bp in BLUEPRINTS.items():
+        if not bp.analytics.enabled:
+            continue
+        _project(tmp_path / name, bp)
+        folder = tmp_path / name / "supabase" / "functions" / "log-event"
+        shutil.copy(VALIDATE_TEST, folder / "validate_test.ts")
+        tests.append((folder / "validate_test.ts").relative_to(tmp_path).as_posix())
+    ran = deno(deno_npm, "test", "--quiet", *tests, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
+    assert f"ok | {11 * len(tests)} passed | 0 failed" in ran.stdout
+
+
+def test_deno_catches_a_wrong_rpc_call_and_a_validator_letting_pii_through(deno_npm, tmp_path):
+    _project(tmp_path, BLUEPRINTS["b2b-saas"])
+    functions = tmp_path / "supabase" / "functions"
+    invite = functions / "invite-member" / "index.ts"
+    invite.write_text(invite.read_text().replace("invitee_role: role", "invitee_role: 42"))
+    checked = deno(deno_npm, "check", "--quiet", invite.relative_to(tmp_path).as_posix(), cwd=tmp_path)
+    assert checked.returncode != 0 and "TS2322" in checked.stderr, checked.stderr[-2000:]
+    validate = functions / "log-event" / "validate.ts"
+    validate.write_text(validate.read_text().replace("if (PII_KEYS.has(key.toLowerCase()))", "if (false)"))
+    shutil.copy(VALIDATE_TEST, validate.with_name("validate_test.ts"))
+    ran = deno(deno_npm, "test", "--quiet", "supabase/functions/log-event/validate_test.ts", cwd=tmp_path)
+    assert ran.returncode != 0
+    assert "personal-data keys are refused, at any depth => " in ran.stdout, ran.stdout[-3000:]
+
+
+def test_functions_answer_cors_method_and_missing_token_themselves_and_hide_failures(deno_npm, tmp_path):
+    """Each function served by Deno.serve, as the edge runtime does; Auth at a URL fetch refuses (port 9), so
+    nothing here reaches a database."""
+    bp = BLUEPRINTS["b2b-saas"]
+    _project(tmp_path, bp)
+    shutil.copy(ROOT / "tests" / "deno" / "serve_harness.ts", tmp_path / "serve_harness.ts")
+    names = list(edge_functions(bp))
+    ran = deno(deno_npm, "run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", "serve_harness.ts",
+               *names, cwd=tmp_path, env={"SUPABASE_URL": "http://127.0.0.1:9", "SUPABASE_ANON_KEY": "anon-key",
+                                          "ALLOWED_ORIGINS": "https://app.example.com, https://admin.example.com"})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answers = {(a["function"], a["label"]): a for a in map(json.loads, ran.stdout.splitlines())}
+    assert {fn for fn, _ in answers} == set(names)
+    for fn in names:
+        def error(label: str) -> dict:
+            return json.loads(answers[fn, label]["body"])["error"]
+
+        preflight = answers[fn, "preflight"]
+        assert preflight["status"] == 204 and preflight["body"] == ""
+        assert preflight["headers"]["access-control-allow-origin"] == "https://app.example.com"
+        assert preflight["headers"]["access-control-allow-methods"] == "POST, OPTIONS"
+        assert preflight["headers"]["vary"] == "Origin"
+        assert answers[fn, "preflight from elsewhere"]["headers"]["access-control-allow-origin"] != \
+            "https://evil.example.net"
+        assert (answers[fn, "get"]["status"], answers[fn, "get"]["headers"]["allow"]) == (405, "POST, OPTIONS")
+        assert error("get") == {"code": "method_not_allowed", "message": "use POST", "field": None}
+        for label in ("post without a token", "post with basic auth"):
+            assert answers[fn, label]["status"] == 401 and error(label)["code"] == "unauthorized"
+        # Auth unreachable is the server's problem, not the caller's: a 500 that says nothing more.
+        down = answers[fn, "post while auth is unreachable"]
+        assert down["status"] == 500
+        assert error("post while auth is unreachable") == {"code": "internal", "message": "something went wrong",
+                                                           "field": None}
+        assert "127.0.0.1" not in down["body"] and "anon-key" not in ran.stdout
