@@ -89,7 +89,7 @@ create policy organization_members_delete_policy on public.organization_members
   for delete
   to authenticated
   using (user_id = (select auth.uid()) or ((organization_id = any (array(select private.organization_ids_with_role('owner'))) and role < 'owner') or (organization_id = any (array(select private.organization_ids_with_role('admin'))) and role < 'admin')));
-comment on policy organization_members_delete_policy on public.organization_members is 'Leave, or remove members ranked below you. Inserts and role changes go through the service role (edge functions), never the client.';
+comment on policy organization_members_delete_policy on public.organization_members is 'Leave, or remove members ranked below you. Memberships are added by accept_invitation() and roles changed by change_member_role(), never by a client write.';
 
 create policy invitations_select_policy on public.invitations
   as permissive

@@ -694,6 +694,55 @@ comment on function public.accept_invitation(text) is 'The signed-in user joins 
 revoke execute on function public.accept_invitation(text) from public, anon, authenticated;
 grant execute on function public.accept_invitation(text) to authenticated, service_role;
 
+create or replace function private.change_member_role(target_organization_id uuid, member_user_id uuid, new_role public.member_role)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  me uuid := (select auth.uid());
+  my_role public.member_role;
+  their_role public.member_role;
+begin
+  select m.role into my_role from public.organization_members m
+   where m.organization_id = target_organization_id and m.user_id = me;
+  if my_role is null or my_role < 'manager' then
+    raise exception using errcode = '42501', message = 'only members who manage members change roles';
+  end if;
+  if new_role is null then
+    raise exception using errcode = '22004', message = 'a membership needs a role';
+  end if;
+  select m.role into their_role from public.organization_members m
+   where m.organization_id = target_organization_id and m.user_id = member_user_id
+     for update;
+  if their_role is null then
+    raise exception using errcode = 'P0002', message = 'this user is not a member of the organisation';
+  end if;
+  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them.
+  if member_user_id = me or their_role >= my_role or new_role > my_role then
+    raise exception using errcode = '42501',
+      message = 'you change the role of members ranked below you, and at most to your own role';
+  end if;
+  update public.organization_members set role = new_role
+   where organization_id = target_organization_id and user_id = member_user_id;
+end
+$$;
+comment on function private.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role).';
+revoke execute on function private.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
+grant execute on function private.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
+
+create or replace function public.change_member_role(target_organization_id uuid, member_user_id uuid, new_role public.member_role)
+returns void
+language sql
+set search_path = ''
+as $$
+select private.change_member_role(target_organization_id, member_user_id, new_role)
+$$;
+comment on function public.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role). Calls private.change_member_role (definer).';
+revoke execute on function public.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
+grant execute on function public.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
+
 create or replace function private.restore_product(archived_row_id uuid)
 returns void
 language plpgsql

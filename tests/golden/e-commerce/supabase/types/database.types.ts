@@ -1013,6 +1013,10 @@ export type Database = {
         Args: { invitation_token: string }
         Returns: string
       }
+      change_member_role: {
+        Args: { target_organization_id: string; member_user_id: string; new_role: Database["public"]["Enums"]["member_role"] }
+        Returns: undefined
+      }
       restore_product: {
         Args: { archived_row_id: string }
         Returns: undefined

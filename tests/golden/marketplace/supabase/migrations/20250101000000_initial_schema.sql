@@ -97,7 +97,7 @@ create table public.organization_members (
   constraint organization_members_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint organization_members_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade
 );
-comment on table public.organization_members is 'Who belongs to which organisation, with which role. Written by triggers and the service role.';
+comment on table public.organization_members is 'Who belongs to which organisation, with which role. Written by the lifecycle functions (accept_invitation, change_member_role, transfer_ownership), never by a client.';
 comment on column public.organization_members.organization_id is 'Tenant key: immutable, checked by every policy.';
 create index organization_members_user_id_idx on public.organization_members (user_id);
 alter table public.organization_members enable row level security;
