@@ -396,6 +396,10 @@ def _where_fields(e: dict) -> list[dict]:
             and not (f.get("pii") and e["scope"] in ("organization", "service"))]
 
 
+def e_field(e: dict, name: str) -> dict:
+    return next(f for f in e["fields"] if f["name"] == name)
+
+
 def _user_fields(e: dict) -> list[str]:
     # pii fields move to the entity's private side: a grant on them has nothing to read.
     return [f["name"] for f in e["fields"] if f["type"] == "reference"
@@ -439,7 +443,7 @@ def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], 
     owner = e.get("owner_column", "created_by")
     if not public and owner and draw(st.booleans()):
         g["own"] = True
-    members = [f["name"] for f in e["fields"] if f.get("references") == "organization_members"]
+    members = [f for f in _user_fields(e) if e_field(e, f).get("references") == "organization_members"]
     if not public and members and draw(st.booleans()):
         g["assigned"] = draw(st.sampled_from(members))
     wheres = _where_fields(e)

@@ -62,7 +62,7 @@ async def test_every_stdio_configuration_starts_the_server():
         assert Path(command).is_file(), command
         async with Client(StdioServerParameters(command=command, args=list(args), env=env())) as c:
             names = [t.name for t in (await c.list_tools()).tools]
-        assert names == ["design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls"]
+        assert names == ["design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls", "scaffold_project"]
 
 
 def test_the_readme_client_code_runs_and_prints_what_the_readme_says(tmp_path):
@@ -72,7 +72,7 @@ def test_the_readme_client_code_runs_and_prints_what_the_readme_says(tmp_path):
                          timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == str(["design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls"])
+    assert lines[0] == str(["design_tenancy", "generate_schema", "generate_rls", "audit_spec", "verify_rls", "scaffold_project"])
     assert lines[1].startswith("Habit Tracker (habit-tracker): 4 policies on 1 table, ")
     assert lines[2] == "blueprint://designs/habit-tracker/rls.sql?only=habits 4 policies"
     assert "blueprint://designs/habit-tracker/rls.sql?only=habits 4\npolicies" in SECTION

@@ -156,7 +156,7 @@ def test_detect_supabase_is_false_on_the_shim(make_db) -> None:
 
 def test_detect_supabase_is_true_with_the_real_auth_schema(make_db) -> None:
     conn = make_db()
-    conn.execute("create table auth.identities (id uuid primary key)")
+    conn.execute("create table auth.refresh_tokens (id bigserial primary key)")  # GoTrue's, never the shim's
     assert detect_supabase(conn) is True
 
 

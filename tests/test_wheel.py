@@ -49,7 +49,7 @@ async def test_installed_console_script_serves_tools_resources_and_templates(ins
                                    env={"PATH": os.environ.get("PATH", "")})
     async with Client(params) as client:
         tools = sorted(t.name for t in (await client.list_tools()).tools)
-        assert tools == ["audit_spec", "design_tenancy", "generate_rls", "generate_schema", "verify_rls"]
+        assert tools == ["audit_spec", "design_tenancy", "generate_rls", "generate_schema", "scaffold_project", "verify_rls"]
         result = await client.call_tool("generate_rls", {"template": "habit-tracker", "include": ["summary"]})
         assert result.is_error is False
         assert result.structured_content["policies"]

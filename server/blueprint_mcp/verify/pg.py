@@ -396,11 +396,12 @@ def expose_schemas_sql(dbname: str, schemas: tuple[str, ...] = EXPOSED_SCHEMAS) 
 
 
 def detect_supabase(conn: psycopg.Connection[Any]) -> bool:
-    """True when the database has Supabase's real auth schema, so the shim must not be applied."""
+    """True when the database has Supabase's real auth schema, so the shim must not be applied. The shim has
+    auth.users and auth.identities too; only GoTrue's own bookkeeping (its migrations, refresh tokens) tells."""
     row = conn.execute(
         "select to_regclass('auth.users') is not null and ("
         "to_regclass('auth.schema_migrations') is not null"
-        " or to_regclass('auth.identities') is not null)"
+        " or to_regclass('auth.refresh_tokens') is not null)"
     ).fetchone()
     return bool(row and row[0])
 
