@@ -13,7 +13,6 @@ from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import migration_files
 
 STAMP = "20250301120000"
-MODES = ["legacy", "auto"]
 
 
 def rendered(template: str) -> dict[str, str]:
@@ -30,10 +29,9 @@ async def listing(c: Client, args: dict) -> tuple[dict, list[dict]]:
     return first, files
 
 
-@pytest.mark.parametrize("mode", MODES)
-async def test_every_file_render_writes_is_listed_and_reads_back_byte_for_byte(mode):
+async def test_every_file_render_writes_is_listed_and_reads_back_byte_for_byte():
     expected = rendered("b2b-saas")
-    async with Client(build_server(), mode=mode) as c:
+    async with Client(build_server()) as c:
         first, files = await listing(c, {"template": "b2b-saas", "timestamp": STAMP})
         assert [f["path"] for f in files] == list(expected)
         for f in files:

@@ -11,7 +11,7 @@ import pytest
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.seed import seed_sql
 from blueprint_mcp.templates import load_blueprint_file
-from blueprint_mcp.tools import migration_files
+from blueprint_mcp.tools import migration_files, write_files
 from blueprint_mcp.verify.pg import apply_sql
 from blueprint_mcp.verify.run import verify
 from pgutil import FIXED_TS, require_pg_prove
@@ -62,15 +62,20 @@ def test_seeded_project_fills_every_table_and_verifies_with_zero_leaks(path, gra
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("path", APPS, ids=[f"{p.parent.name}/{p.stem}" for p in APPS])
-def test_the_generated_pgtap_tests_pass_on_the_seeded_project(path, make_db, pg_cluster, tmp_path):
-    """`supabase test db` runs on the database `db reset` seeded: the pgTAP file must pass beside the sample rows."""
+def test_the_rendered_project_applies_and_its_pgtap_tests_pass_on_the_seeded_database(path, make_db, pg_cluster,
+                                                                                      tmp_path):
+    """As a user runs it: `render` writes the project, `supabase db reset` applies the migrations and the seed
+    from disk, `supabase test db` runs the pgTAP file beside the sample rows. Templates in the legacy grant
+    mode, examples in the explicit one (2026 projects)."""
     pg_prove = require_pg_prove()
-    bp, files, conn = seeded(path, make_db, "explicit")
-    test_name = next(p for p in files if p.endswith(".test.sql"))
-    (tmp_path / "rls.test.sql").write_text(files[test_name])
+    write_files(migration_files(load_blueprint_file(path), datetime.fromisoformat(FIXED_TS)), tmp_path)
+    conn = make_db("legacy" if path.parent.name == "blueprints" else "explicit")
+    for sql_file in sorted((tmp_path / "supabase" / "migrations").glob("*.sql")):
+        apply_sql(conn, sql_file.read_text())
+    apply_sql(conn, (tmp_path / "supabase" / "seed.sql").read_text())
+    test_file = next((tmp_path / "supabase" / "tests" / "database").glob("*.test.sql"))
     out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
-                          "-d", conn.info.dbname, str(tmp_path / "rls.test.sql")], capture_output=True, text=True,
-                         timeout=300)
+                          "-d", conn.info.dbname, str(test_file)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "All tests successful." in out.stdout
 

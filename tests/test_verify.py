@@ -13,7 +13,7 @@ from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import migration_files, verify_rls, write_files
 from blueprint_mcp.verify.run import verify
 
-from pgutil import FIXED_TS, migrate, require_pg_prove
+from pgutil import FIXED_TS
 
 pytestmark = pytest.mark.postgres
 ARTICLE = Path(__file__).with_name("fixtures") / "article.sql"
@@ -125,20 +125,6 @@ def test_the_articles_sql_under_explicit_grants_is_closed_but_unusable(empty_db_
                                                     grant_mode="explicit", include_cases=True).cases
                        if c.verdict == "observed")
     assert set(observed) == {"denied"}
-
-
-def test_generated_pgtap_files_pass_under_pg_prove(make_db, pg_cluster, tmp_path):
-    pg_prove = require_pg_prove()
-    for template in template_names():
-        conn = make_db("legacy")
-        files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))
-        migrate(conn, template)
-        write_files({k: v for k, v in files.items() if k.endswith(".test.sql")}, tmp_path / template)
-        test_file = next((tmp_path / template / "supabase" / "tests" / "database").glob("*.test.sql"))
-        out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
-                              "-d", conn.info.dbname, str(test_file)], capture_output=True, text=True)
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        assert "All tests successful." in out.stdout
 
 
 def test_a_broken_migration_is_reported_with_its_position(empty_db_url):
