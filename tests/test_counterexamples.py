@@ -499,3 +499,12 @@ def test_the_auditor_reads_back_the_exclusion_a_blueprint_renders():
                               ["organization_id", "currency", "period_start", "period_end"],
                               "using gist (organization_id with =, currency with =, "
                               "daterange(period_start, period_end) with &&)")]
+
+
+def test_condition_rows_under_a_one_row_per_author_key_take_another_member(url):
+    """Found by `make fuzz`: a `where` grant plans rows on both sides of its condition, written by the
+    default member, whose row the key (one per author) already held: another member of org1 writes them."""
+    data = blueprint({"name": "comments", "fields": [{"name": "visible", "type": "boolean", "nullable": False}],
+                      "unique_together": [["created_by"]],
+                      "access": {"select": [{"min_role": "owner", "where": {"column": "visible", "equals": True}}]}})
+    verified(data, url)

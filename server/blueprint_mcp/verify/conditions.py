@@ -16,6 +16,7 @@ from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
+from .fixtures import _clashes, unique_keys
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -61,9 +62,19 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
         nonlocal n
         n += 1
         t = schema.table(table_name)
-        values = make(t, "org1", w, author, n, enums, with_id=True)
-        values.update(overrides)
-        row = Row(t.name, "org1", author, pk_key(t, values), values=values)
+        peers = [r.values for r in w.rows if r.table == t.name]
+        # The writer first; under a key the writer's rows fill (one row per author), another member of org1.
+        # (Not the hopper: its own org1 rows come later, as the org-hopping targets.)
+        others = [a.name for a in w.actors.values()
+                  if "org1" in a.memberships and a.name not in (author, w.who("hopper"))]
+        for who in [author] + others:
+            values = make(t, "org1", w, who, n, enums, with_id=True)
+            values.update(overrides)
+            if not _clashes(t, values, peers, unique_keys(t)):
+                break
+        else:
+            return None  # no author leaves room: the key allows no further row
+        row = Row(t.name, "org1", who, pk_key(t, values), values=values)
         w.add(insert_sql(t, values) + ";", row)
         return row
 
