@@ -508,3 +508,17 @@ def test_condition_rows_under_a_one_row_per_author_key_take_another_member(url):
                       "unique_together": [["created_by"]],
                       "access": {"select": [{"min_role": "owner", "where": {"column": "visible", "equals": True}}]}})
     verified(data, url)
+
+
+def test_a_private_side_whose_only_member_grant_needs_a_parent_column_is_the_service_roles(url):
+    """Found by `make fuzz`: insert grants [{min_role: owner, assigned: name}, {linked: [name]}]; the side
+    table keeps only the linked grant (assigned needs a parent column), a policy that never checks
+    membership (BP027). With no member grant left, only the service role writes the personal data."""
+    data = blueprint({"name": "projects", "fields": [
+        {"name": "name", "type": "reference", "references": "organization_members", "nullable": False},
+        {"name": "title", "type": "uuid", "nullable": False, "pii": True}],
+        "access": {"insert": [{"min_role": "owner", "assigned": "name"}, {"linked": ["name"]}]}})
+    assert audited(data) == []
+    side = build_schema(parse_blueprint(data)).table("projects_private")
+    assert [p.command for p in side.policies if p.command == "insert"] == []
+    verified(data, url)

@@ -57,6 +57,10 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         return []
     else:
         grants = [g for g in command_grants(bp, parent, command) if g.where is None and g.assigned is None]
+        if not any(g.is_member_grant for g in grants):
+            # Only linked users would be left: a tenant table no member writes is the service role's
+            # (a policy that never checks membership is what the audit warns about, BP027).
+            return []
     grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
     if command in ("update", "delete"):
         readers = _private_grants(bp, side, "select")
