@@ -80,7 +80,7 @@ def test_the_rendered_project_applies_and_its_pgtap_tests_pass_on_the_seeded_dat
     assert "All tests successful." in out.stdout
 
 
-def test_seed_users_are_confirmed_email_signups_gotrue_can_sign_in():
+def test_seed_users_are_written_as_gotrue_writes_a_confirmed_email_signup():
     """Each user as GoTrue writes one: instance, audience and role set, token columns empty strings (GoTrue
     scans them as strings: NULL fails a sign-in), and an email identity naming the user."""
     text = seed_sql(load_blueprint_file(APPS[0]))

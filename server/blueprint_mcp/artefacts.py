@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+from datetime import datetime, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,8 +240,6 @@ def project_uri(design: str, stamp: str, path: str) -> str:
 
 def parse_stamp(stamp: str, field: str = "timestamp"):
     """A migration timestamp YYYYMMDDHHMMSS (UTC), as `supabase migration new` names files."""
-    from datetime import datetime, timezone
-
     try:
         if STAMP_RE.match(stamp):
             return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)

@@ -133,7 +133,7 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     """One policy per command for signed-in callers, plus one select policy for anon if public."""
     out: list[Policy] = []
     n = table.name
-    live = live_pred(bp, e)
+    live, restorers = live_pred(bp, e), restore_grants(bp, e)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
@@ -141,7 +141,6 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         select_grants = command_grants(bp, e, "select")
         visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
         pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
-        restorers = restore_grants(bp, e)
         if live is not None and command is not Command.insert and not all(
                 any(covers(bp, r, g) for r in restorers) for g in grants):
             pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
@@ -162,8 +161,11 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
                 comment = "Reference data: every signed-in user reads it." if not e.is_tenant and pred == "true" else ""
                 out.append(policy(n, command, using=pred, comment=comment))
             if public:
-                rows = any_of(bp, e, public) if not every else None
-                anon_pred = (rows if live is None else both(rows, LIVE)) if rows is not None else Pred.of(LIVE)
+                if every:
+                    anon_pred = Pred.of(LIVE)
+                else:
+                    rows = any_of(bp, e, public)
+                    anon_pred = rows if live is None else both(rows, LIVE)
                 anon = policy(n, command, using=anon_pred, comment="Public rows, for anyone.")
                 anon.name = object_name(n, "select", "public", suffix="policy")
                 anon.roles = ["anon"]

@@ -251,7 +251,7 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
      and ({pred});
   if not found then
     raise exception using errcode = '42501',
-      message = 'no archived {e.name} row with this id that you may restore';
+      message = {literal(f"no archived {e.name} row with this id that you may restore")};
   end if;
 end""", f"Brings an archived {e.name} row back, for those who may restore it (its restore grants).")
 

@@ -16,7 +16,7 @@ from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
-from .fixtures import _clashes, unique_keys
+from .fixtures import clashes, unique_keys
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -70,7 +70,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
         for who in [author] + others:
             values = make(t, "org1", w, who, n, enums, with_id=True)
             values.update(overrides)
-            if not _clashes(t, values, peers, unique_keys(t)):
+            if not clashes(t, values, peers, unique_keys(t)):
                 break
         else:
             return None  # no author leaves room: the key allows no further row

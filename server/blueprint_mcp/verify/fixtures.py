@@ -104,7 +104,7 @@ def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | No
     """Deletes the fixture rows an insert of `values` would meet on a unique key (the owner column
     of a one-row-per-user key cannot change), or None when there are none."""
     keys = unique_keys(table)
-    rows = [r for r in world.rows if r.table == table.name and r.key and _clashes(table, values, [r.values], keys)]
+    rows = [r for r in world.rows if r.table == table.name and r.key and clashes(table, values, [r.values], keys)]
     if not rows:
         return None
     # Rows that reference the cleared ones (restrict by default) would refuse the delete: foreign keys
@@ -192,7 +192,7 @@ def _cell(table: Table, values: dict[str, str], column: str) -> str | None:
         return text
 
 
-def _clashes(table: Table, values: dict[str, str], peers: list[dict[str, str]],
+def clashes(table: Table, values: dict[str, str], peers: list[dict[str, str]],
              keys: list[tuple[list[str], bool]]) -> bool:
     for columns, nulls_not_distinct in keys:
         mine = [_cell(table, values, c) for c in columns]
@@ -218,14 +218,14 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
                 and not any(v in col.default for v in VOLATILE_DEFAULTS):
             values[c] = value_for(table, col, n, enums)
     peers = [r.values for r in world.rows if r.table == table.name]
-    if not keys or not _clashes(table, values, peers, keys):
+    if not keys or not clashes(table, values, peers, keys):
         return
     # A NULL in a key column lets the row through (unless the key says NULLs are not distinct).
     for columns, nulls_not_distinct in keys:
         free = [c for c in columns if c not in fixed and (col := table.column(c)) is not None and col.nullable]
         if free and not nulls_not_distinct:
             values[free[0]] = "null"
-    if not _clashes(table, values, peers, keys):
+    if not clashes(table, values, peers, keys):
         return
     choices = [list(_choices(table, org, world, author, enums, unit, n, len(peers) + 2, i, support))
                for i, unit in enumerate(_units(table, keys, fixed, values))]
@@ -235,7 +235,7 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
         trial = dict(values)
         for part in combo:
             trial.update({c: v for c, v in part.items() if not c.startswith("__")})
-        if not _clashes(table, trial, peers, keys):
+        if not clashes(table, trial, peers, keys):
             for part in combo:
                 if "__support__" in part:
                     part["__support__"]()

@@ -91,14 +91,13 @@ def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
             continue
         call = f"select public.{ident(verb_name('restore', e.singular))}({row.key['id']})"
         back = f"select count(*) from {qname('public', e.name)} where {where_key(row.key)} and archived_at is null"
-        who = {True: None, False: None}
+        who: dict[bool, str] = {}  # the first actor who may restore it, and the first who may not
         for a in w.actors.values():
-            if a.user_id and who[oracle.may_restore(a, e.name, row)] is None:
-                who[oracle.may_restore(a, e.name, row)] = a.name
+            if a.user_id:
+                who.setdefault(oracle.may_restore(a, e.name, row), a.name)
         for may, name in who.items():
-            if name is not None:
-                case(f"{name} restores an archived {e.name} row", e.name, name, call, ALLOWED if may else DENIED,
-                     probe=back)
+            case(f"{name} restores an archived {e.name} row", e.name, name, call, ALLOWED if may else DENIED,
+                 probe=back)
 
 
 def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:
@@ -193,9 +192,14 @@ def release_member_sql(w: World, org: str, actor: str) -> str:
             + " select set_config('session_replication_role', 'origin', true);")
 
 
+def _schema_table(w: World, table: str):
+    """The world's table of that name, in whichever schema (private.invitation_tokens too)."""
+    return next((t for t in w.schema.tables if t.name == table), None) if w.schema is not None else None
+
+
 def _cascades_from(w: World, child: Row, parent: Row) -> bool:
     """The core table's own foreign key from `child` to `parent` deletes it with its parent."""
-    t = next((t for t in w.schema.tables if t.name == child.table), None) if w.schema is not None else None
+    t = _schema_table(w, child.table)
     have = child.values | child.key
     theirs = parent.values | parent.key
     return t is not None and any(
@@ -205,7 +209,7 @@ def _cascades_from(w: World, child: Row, parent: Row) -> bool:
 
 
 def _table_name(w: World, table: str) -> str:
-    t = next((t for t in w.schema.tables if t.name == table), None) if w.schema is not None else None
+    t = _schema_table(w, table)
     return qname(t.schema_name if t is not None else "public", table)
 
 

@@ -16,8 +16,7 @@ from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .lifecycle import lifecycle_cases
-from .fixtures import _clashes as clashes
-from .fixtures import add_row, clearing_sql, insert_values, marker_for, row_values, unique_keys
+from .fixtures import add_row, clashes, clearing_sql, insert_values, marker_for, row_values, unique_keys
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
 from .world import (
