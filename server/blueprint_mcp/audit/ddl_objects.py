@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..model.schema import Command, EnumType, Extension, Function, Grants, Policy, Privilege, Table, Trigger
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, indexed, rebase, strings
+from .tree import column_name, const, index_located, indexed, rebase, shift, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
+_WORD = re.compile(r"[\w$]")
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
 COLUMN_PRIVILEGES = ["select", "insert", "update", "references"]
@@ -56,8 +58,59 @@ def _object_name(r: Reader, items: list) -> tuple[str, str]:
 
 # --- policies ---------------------------------------------------------------------------------------
 
+_CLAUSES = (("qual", "using"), ("with_check", "check"))
+
+
 def _policy_expressions(st: Stmt, n: dict) -> dict[str, tuple[str | None, Any]]:
-    """USING and WITH CHECK: exact source text, trees rebased onto that text."""
+    """USING and WITH CHECK: exact source text, trees rebased onto that text. Found from the trees'
+    locations; a statement with comments, or a shape that does not fit, is read in full instead."""
+    text = st.text
+    if "--" in text or "/*" in text:
+        return _policy_expressions_scanned(st, n)
+    found = []  # (field, tree, located, keyword start, opening parenthesis)
+    for field, keyword in _CLAUSES:
+        tree = n.get(field)
+        if tree is None:
+            continue
+        located = index_located(tree)[1]
+        opened = _clause_opening(text, st.char(min(v["location"] for v in located)), keyword) if located else None
+        if opened is None:
+            return _policy_expressions_scanned(st, n)
+        found.append((field, tree, located, *opened))
+    groups = []
+    end = len(text.rstrip())  # the last clause closes where the statement ends (CREATE/ALTER POLICY order)
+    for field, tree, located, keyword_at, opening in reversed(found):
+        close = end - 1
+        if close <= opening or text[close] != ")":
+            return _policy_expressions_scanned(st, n)
+        inner = text[opening + 1:close]
+        start = opening + 1 + len(inner) - len(inner.lstrip())
+        groups.append((field, tree, located, start, len(text[:close].rstrip())))
+        # USING ends just before WITH CHECK's `with`.
+        before = len(text[:keyword_at].rstrip())
+        end = len(text[:before - len("with")].rstrip()) if text[before - len("with"):before].lower() == "with" else -1
+    out = {}
+    for field, tree, located, start, stop in reversed(groups):
+        shift(located, st.byte(start))
+        out[field] = (text[start:stop], tree)
+    return out
+
+
+def _clause_opening(text: str, first: int, keyword: str) -> tuple[int, int] | None:
+    """(where `keyword` starts, its opening parenthesis), found back from its expression's first token
+    (`first`): only blanks and opening parentheses may lie between, else None."""
+    i = first
+    while i > 0 and (text[i - 1] == "(" or text[i - 1].isspace()):
+        i -= 1
+    opening = text.find("(", i, first + 1)
+    start = i - len(keyword)
+    if opening < 0 or start < 0 or text[start:i].lower() != keyword or (start and _WORD.match(text, start - 1)):
+        return None
+    return start, opening
+
+
+def _policy_expressions_scanned(st: Stmt, n: dict) -> dict[str, tuple[str | None, Any]]:
+    """`_policy_expressions` the long way: every top-level USING and WITH CHECK found in the text."""
     words = top_level_words(st.text)
     out = {}
     for i, (word, at) in enumerate(words):

@@ -8,8 +8,10 @@ the rest of the file is still read. Objects keep the file, line and column of th
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
+import orjson
 import pgparse
 
 from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
@@ -20,18 +22,34 @@ from .tree import forget_indexes
 from .suppress import Suppression, suppressions
 
 MAX_MESSAGE = 240
+
+
+class _Json:
+    """What pgparse decodes libpg_query's JSON with: orjson, twice as fast as the standard library on
+    the same text (a third of an audit's parse time), which stays the fallback for what orjson refuses."""
+
+    @staticmethod
+    def loads(text: str) -> object:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)
+
+
+pgparse.json = _Json  # pgparse looks its json module up at each call
 EXPOSED_DEFAULT = ("public", "graphql_public")
 
 
 class Stmt:
     """One statement being applied: its text, where it sits, byte <-> character offsets."""
 
-    __slots__ = ("file", "text", "start", "lines", "_ascii", "_bytes")
+    __slots__ = ("file", "text", "start", "lines", "_ascii", "_bytes", "_here")
 
     def __init__(self, file: str, text: str, start: int, lines: Lines) -> None:
         self.file, self.text, self.start, self.lines = file, text, start, lines
         self._ascii = text.isascii()
         self._bytes: bytes | None = None
+        self._here: Location | None = None  # where the statement starts: most objects point there
 
     def char(self, byte_offset: int) -> int:
         """libpg_query reports byte offsets; the model wants characters."""
@@ -45,7 +63,16 @@ class Stmt:
         return char_offset if self._ascii else len(self.text[:char_offset].encode("utf-8", "surrogatepass"))
 
     def loc(self, byte_offset: int | None = 0) -> Location:
-        line, column = self.lines.at(self.start + self.char(max(byte_offset or 0, 0)))
+        """Where a byte offset of the statement sits; locations are never changed once made, so the
+        statement's own start is made once and shared."""
+        if not byte_offset or byte_offset < 0:
+            if self._here is None:
+                self._here = self._location(0)
+            return self._here
+        return self._location(byte_offset)
+
+    def _location(self, byte_offset: int) -> Location:
+        line, column = self.lines.at(self.start + self.char(byte_offset))
         return Location.model_construct(file=self.file, line=line, column=column)  # trusted values: no validation
 
 

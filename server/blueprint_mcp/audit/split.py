@@ -11,24 +11,38 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass
 
-# Everything that changes how the following characters are read; the rest is skipped in bulk.
-_TOKEN = re.compile(
-    r"""--|/\*|(?<![\w$])[eE]'|'|"|(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$|;|\\|\(|\)"""
-    r"""|(?<![\w$])(?:begin|atomic|case|end|where|using|check|with)(?![\w$])""",
-    re.IGNORECASE,
-)
-# What `split` needs: no parentheses and no clause keywords, so most of the text is skipped in bulk.
-_SPLIT_TOKEN = re.compile(
-    r"""--|/\*|(?<![\w$])[eE]'|'|"|(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$|;|\\"""
-    r"""|(?<![\w$])(?:begin|case|end)(?![\w$])""",
-    re.IGNORECASE,
-)
+# Everything that changes how the following characters are read; the rest is skipped in bulk. Each
+# pattern starts with a character class, so the regex engine skips uninteresting text in C; whether a
+# keyword, an E'' string or a dollar quote starts a word is checked on the (few) candidates it finds.
+_WORDS = ("begin", "atomic", "case", "end", "where", "using", "check", "with")
+_SPLIT_WORDS = ("begin", "case", "end")
+
+
+def _token_pattern(words: tuple[str, ...], singles: str) -> re.Pattern[str]:
+    """One character from a class, then what it must be followed by to start a token: `--`, `/*`, a
+    dollar quote, the rest of a keyword, or nothing (a quote or one of `singles`). An E'' string is found
+    from its quote, so the common letter e is not in the class."""
+    firsts = "".join(sorted({w[0] + w[0].upper() for w in words}))
+    followers = [r"(?<=-)-", r"(?<=/)\*", r"(?<=\$)(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$"]
+    followers += ["(?<=[%s%s])%s(?![\\w$])" % (w[0], w[0].upper(), "".join(f"[{c}{c.upper()}]" for c in w[1:]))
+                  for w in words]
+    followers.append(f"(?<=['\"{singles}])")
+    return re.compile(f"[-/$'\"{firsts}{singles}](?:{'|'.join(followers)})")
+
+
+_TOKEN = _token_pattern(_WORDS, ";\\\\()")
+_SPLIT_TOKEN = _token_pattern(_SPLIT_WORDS, ";\\\\")
+# Without BEGIN ATOMIC in a source, no keyword changes where its statements end.
+_PLAIN_TOKEN = _token_pattern((), ";\\\\")
+_PAREN_TOKEN = _token_pattern((), "()")
+_WORD_CHAR = re.compile(r"[\w$]")
 _STRING_END = re.compile(r"(?:[^']|'')*'")
 _ESTRING_END = re.compile(r"(?:[^'\\]|\\.|'')*'", re.DOTALL)
 _IDENT_END = re.compile(r'(?:[^"]|"")*"')
 _BLOCK = re.compile(r"/\*|\*/")
 _BLANK = re.compile(r"\s*")
 _ATOMIC = re.compile(r"\s+atomic(?![\w$])", re.IGNORECASE)
+_ATOMIC_ANYWHERE = re.compile(r"atomic", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +107,30 @@ def _skip_quoted(source: str, token: str, pos: int) -> int:
 
 def _scan(text: str, pos: int = 0, tokens: re.Pattern[str] = _TOKEN):
     """Significant tokens (lower-cased, start, end) from `pos`; comments come out as "--" tokens."""
-    search = tokens.search
+    search, word_char, origin = tokens.search, _WORD_CHAR.match, pos
     while True:
         m = search(text, pos)
         if m is None:
             return
-        token, pos = m.group().lower(), m.end()
+        start, pos = m.span()
+        token = m.group()
+        if len(token) > 1 and token[0] not in "-/" and start and word_char(text, start - 1):
+            pos = start + 1  # inside a longer word: `a$b$` is no dollar quote, `legend` no END
+            continue
+        token = token.lower()
         if token == "--":
             eol = text.find("\n", pos)
             pos = len(text) if eol < 0 else eol
-            yield token, m.start(), pos
+            yield token, start, pos
         elif token == "/*":
             pos = _skip_block_comment(text, pos)
-        elif token[0] in "'\"$" or token == "e'":
+        elif token == "'":
+            e_string = start > origin and text[start - 1] in "eE" and not (start > 1 and word_char(text, start - 2))
+            pos = _skip_quoted(text, "e'" if e_string else "'", pos)
+        elif token[0] in "\"$":
             pos = _skip_quoted(text, m.group() if token[0] == "$" else token, pos)
         else:
-            yield token, m.start(), pos
+            yield token, start, pos
 
 
 def split(source: str) -> tuple[list[Statement], list[Comment]]:
@@ -124,7 +146,8 @@ def split(source: str) -> tuple[list[Statement], list[Comment]]:
         if lead < stop:
             statements.append(Statement(source[lead:stop], lead, end))
 
-    for token, start, end in _scan(source, 0, _SPLIT_TOKEN):
+    tokens = _SPLIT_TOKEN if _ATOMIC_ANYWHERE.search(source) else _PLAIN_TOKEN
+    for token, start, end in _scan(source, 0, tokens):
         if start < skip_to:
             continue
         if token == "--":
@@ -151,7 +174,7 @@ def split(source: str) -> tuple[list[Statement], list[Comment]]:
 def paren_group(text: str, after: int = 0) -> tuple[int, int] | None:
     """(start, end) of the contents of the first parenthesised group at or after `after`, blanks trimmed."""
     depth, open_at = 0, -1
-    for token, start, end in _scan(text, after):
+    for token, start, end in _scan(text, after, _PAREN_TOKEN):
         if token == "(":
             if depth == 0:
                 open_at = end

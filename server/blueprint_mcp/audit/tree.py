@@ -55,16 +55,16 @@ def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     hit = _INDEXES.get(id(tree))
     if hit is not None and hit[0] is tree:
         return hit[1]
-    out = _index(tree)
-    if isinstance(tree, dict):
-        _INDEXES[id(tree)] = (tree, out)
-    return out
+    return index_located(tree)[0]
 
 
-def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
+def index_located(tree: Any) -> tuple[list[tuple[str, Node, tuple[str, ...]]], list[Node]]:
+    """`indexed(tree)`, computed afresh and kept, and every dict in it with a `location` >= 0 (for
+    `shift`): the reader indexes and rebases a policy's trees in one walk."""
     out: list[tuple[str, Node, tuple[str, ...]]] = []
+    located: list[Node] = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
-    pop, push = stack.pop, stack.append
+    pop, push, keep, locate = stack.pop, stack.append, out.append, located.append
     while stack:
         value, ctx = pop()
         if type(value) is list:
@@ -78,16 +78,27 @@ def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
             for kind in value:
                 body = value[kind]
             if type(body) is dict and kind[:1].isupper():
-                out.append((kind, body, ctx))
+                keep((kind, body, ctx))
                 if kind == "SubLink":
                     inner = ctx + (body.get("subLinkType", "SUBLINK"),)
                 elif kind == "SelectStmt":
                     inner = ctx + ("select",)
                 value = body
+        loc = value.get("location")
+        if type(loc) is int and loc >= 0:
+            locate(value)
         for v in reversed(list(value.values())):
             if type(v) is dict or type(v) is list:
                 push((v, inner))
-    return out
+    if isinstance(tree, dict):
+        _INDEXES[id(tree)] = (tree, out)
+    return out, located
+
+
+def shift(located: list[Node], base: int) -> None:
+    """`rebase` over the dicts `index_located` found: every `location` minus `base`."""
+    for value in located:
+        value["location"] -= base
 
 
 def strings(items: list[Any] | None) -> list[str]:

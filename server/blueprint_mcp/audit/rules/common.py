@@ -27,7 +27,7 @@ def clear_facts() -> None:
     _FACTS.clear()
 
 
-def _once(kind: str, obj: Any, compute: Callable[[], Any]) -> Any:
+def _once(kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
     key = (kind, id(obj))
     if key not in _FACTS:
         _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
@@ -151,10 +151,18 @@ def is_membership_name(qualified: str, members: set[str]) -> bool:
 
 
 def find_function(s: Schema, name: str) -> Function | None:
-    """A function by the name a policy calls it (qualified, or bare = any schema)."""
-    if "." in name:
-        return next((f for f in s.functions if f.qualified == name), None)
-    return next((f for f in s.functions if f.name == name), None)
+    """A function by the name a policy calls it (qualified, or bare = any schema): the first declared."""
+    qualified, bare = _once("functions", s, lambda: _function_names(s))
+    return qualified.get(name) if "." in name else bare.get(name)
+
+
+def _function_names(s: Schema) -> tuple[dict[str, Function], dict[str, Function]]:
+    qualified: dict[str, Function] = {}
+    bare: dict[str, Function] = {}
+    for f in s.functions:
+        qualified.setdefault(f.qualified, f)
+        bare.setdefault(f.name, f)
+    return qualified, bare
 
 
 def membership_functions(s: Schema) -> set[str]:
@@ -212,11 +220,11 @@ def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
             yield kind, body
 
 
-def relation_names(tree: Any, default_schema: str = "public") -> set[str]:
+def relation_names(tree: Any, default_schema: str = "public") -> frozenset[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
-    ranges = _once("ranges", tree, lambda: [(body.get("schemaname"), body.get("relname", ""))
-                                             for kind, body, _ in _index(tree) if kind == "RangeVar"])
-    return {f"{schema or default_schema}.{name}" for schema, name in ranges}
+    return _once(("relations", default_schema), tree, lambda: frozenset(
+        f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+        for kind, body, _ in _index(tree) if kind == "RangeVar"))
 
 
 def strings_in(tree: Any) -> list[str]:

@@ -1,0 +1,185 @@
+"""The audit reader's fast paths read SQL exactly as the slow, obvious readings do.
+
+`split`'s scanner finds tokens from a character class and checks word boundaries in Python; the
+reference here is the straightforward regex (look-behinds, IGNORECASE) it replaced. A policy's USING
+and WITH CHECK text is found from its parse tree's locations; the reference is the full scan of the
+statement's top-level keywords and parentheses (`_policy_expressions_scanned`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pgparse
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from blueprint_mcp.audit import split as fast
+from blueprint_mcp.audit.ddl_objects import _policy_expressions, _policy_expressions_scanned
+from blueprint_mcp.audit.parse import Stmt
+from blueprint_mcp.audit.split import Lines, paren_group, split, top_level_words
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --- the reference scanner --------------------------------------------------------------------------
+
+_REF_TOKEN = re.compile(
+    r"""--|/\*|(?<![\w$])[eE]'|'|"|(?<![\w$])\$(?:[A-Za-z_\x80-\uffff][\w\x80-\uffff]*)?\$|;|\\|\(|\)"""
+    r"""|(?<![\w$])(?:begin|atomic|case|end|where|using|check|with)(?![\w$])""",
+    re.IGNORECASE,
+)
+
+
+def _ref_scan(text: str, pos: int = 0):
+    while True:
+        m = _REF_TOKEN.search(text, pos)
+        if m is None:
+            return
+        token, pos = m.group().lower(), m.end()
+        if token == "--":
+            eol = text.find("\n", pos)
+            pos = len(text) if eol < 0 else eol
+            yield token, m.start(), pos
+        elif token == "/*":
+            pos = fast._skip_block_comment(text, pos)
+        elif token[0] in "'\"$" or token == "e'":
+            pos = fast._skip_quoted(text, m.group() if token[0] == "$" else token, pos)
+        else:
+            yield token, m.start(), pos
+
+
+FRAGMENTS = ["-", "--", "/*", "*/", "e'", "E'", "'", "''", '"', "$", "$$", "$a$", "$ab_1$", ";", "\\", "(", ")",
+             "begin", "BEGIN", "atomic", "case", "end", "End", "where", "using", "check", "with", "x", "type",
+             "a$b", " ", "\n", "é", "legend", "\\'", "1", "create function f() begin atomic", "select 1;"]
+SQLISH = st.lists(st.tuples(st.sampled_from(FRAGMENTS), st.sampled_from(["", " "])), max_size=30).map(
+    lambda parts: "".join(a + b for a, b in parts))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(SQLISH, st.integers(min_value=0, max_value=12))
+@example("x e'a\\'b' ;", 3)  # started on an E'' string's quote: read as a plain literal, as the reference does
+@example("x e'a\\'b' ;", 2)
+def test_the_scanner_finds_the_tokens_the_reference_regex_finds(text, start):
+    assert list(fast._scan(text, start)) == list(_ref_scan(text, start))
+
+
+def _ref_split(source: str) -> list[tuple[str, int, bool]]:
+    """Statements by the reference scanner: the same state machine as `split`, over every token."""
+    out, begin, atomic, skip_to = [], 0, 0, 0
+
+    def flush(stop: int) -> None:
+        lead = fast._lead(source, begin, stop)
+        if lead < stop:
+            out.append((source[lead:stop], lead, False))
+
+    for token, start, end in _ref_scan(source):
+        if start < skip_to:
+            continue
+        if token == ";" and atomic == 0:
+            flush(start)
+            begin = end
+        elif token == "\\":
+            flush(start)
+            eol = source.find("\n", end)
+            skip_to = begin = len(source) if eol < 0 else eol
+            out.append((source[start:skip_to], start, True))
+        elif token == "begin" and (atomic or fast._ATOMIC.match(source, end)):
+            atomic += 1
+        elif token == "case" and atomic:
+            atomic += 1
+        elif token == "end" and atomic:
+            atomic -= 1
+    flush(len(source))
+    return out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(SQLISH)
+def test_split_top_level_words_and_groups_agree_with_the_reference(text):
+    assert [(s.text, s.start, s.meta) for s in split(text)[0]] == _ref_split(text)
+    depth, words = 0, []
+    for token, start, _ in _ref_scan(text):
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        if depth == 0 and token in ("where", "using", "check", "with"):
+            words.append((token, start))
+    assert top_level_words(text) == words
+    for after in (0, 3, 7):
+        assert paren_group(text, after) == _ref_paren_group(text, after)
+
+
+def _ref_paren_group(text: str, after: int):
+    depth, open_at = 0, -1
+    for token, start, end in _ref_scan(text, after):
+        if token == "(":
+            open_at = end if depth == 0 else open_at
+            depth += 1
+        elif token == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                inner = text[open_at:start]
+                return open_at + len(inner) - len(inner.lstrip()), start - len(inner) + len(inner.rstrip())
+    return None
+
+
+# --- policy expressions from tree locations ---------------------------------------------------------
+
+TRICKY_POLICIES = """
+create policy p1 on t using ((a));
+create policy p2 on t USING( (select auth.uid()) = user_id ) WITH CHECK ( ( ( true ) ) );
+create policy p3 on t using ( /* c */ x = 1);
+create policy p4 on t using ( -- c
+ x = 1) with check (-- d
+ y = 2);
+create policy p5 on t using (exists (select 1 from a join b using (id)));
+create policy p6 on t using (case when x then true else false end);
+create policy p7 on t using (array[1] @> x);
+create policy p8 on t using ((a, b) = (1, 2)) with check (row(a, b) = row(1, 2));
+create policy p9 on t using ('a' = e'a\\'') with check (E'x' = 'x');
+create policy p10 on t using (x::text = 'a') with check (cast(x as text) = 'a');
+create policy p11 on t using (interval '1 day' > x) with check (timestamp '2020-01-01' < x);
+create policy p12 on t using (-x > 0) with check (+x > 0);
+create policy p13 on t using (current_user = 'a') with check (localtimestamp > x);
+create policy p14 on t using (1=1) with check ("Col" = 1);
+create policy p15 on t using ($$a$$ = x) with check (x collate "C" = 'a');
+create policy p16 on t using (null) with check (not (a or b));
+create policy "p17" on t as restrictive for all to public using (x) with check (y);
+alter policy p1 on t using (z = 1) with check (w);
+create policy p18 on t using(x)with check(y);
+create policy p19 on t using ((x).f = 1);
+create policy p20 on t using (x = 1 /* using (y) */);
+create policy p21 on t using (x = 1) wIth   cHeck (y = 2)
+;
+create policy p22 on t using (x = ')') with check ( (y) = ')' );
+create policy p23 on t for insert with check (x);
+create policy p24 on t using (x in (select a from b where c = 'with check (')) with check (z);
+create policy p25 on t using (- 1 = x);
+create policy p26 on t using (x -> 'a' ? 'b') with check (treat(x as int) = 1);
+"""
+
+
+def _policy_statements(sql: str):
+    for s in split(sql)[0]:
+        if "polic" not in s.text.lower():
+            continue
+        for raw in pgparse.parse(s.text):
+            kind, node = next(iter(raw["stmt"].items()))
+            if kind in ("CreatePolicyStmt", "AlterPolicyStmt"):
+                yield s.text, node
+
+
+def _generated_sql() -> str:
+    return "\n".join(p.read_text() for p in sorted((ROOT / "tests" / "golden").rglob("migrations/*.sql")))
+
+
+@pytest.mark.parametrize("sql", [TRICKY_POLICIES, _generated_sql()], ids=["tricky", "generated"])
+def test_policy_text_and_rebased_trees_from_locations_match_the_full_scan(sql):
+    compared = 0
+    for text, node in _policy_statements(sql):
+        st = Stmt("f.sql", text, 0, Lines(text))
+        a, b = copy.deepcopy(node), copy.deepcopy(node)
+        assert _policy_expressions(st, a) == _policy_expressions_scanned(st, b), text
+        compared += 1
+    assert compared > 25
