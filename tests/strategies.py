@@ -292,7 +292,7 @@ def blueprints(draw) -> dict:
         _keep_pii_apart(e)
         if scope in ("organization", "service") and any(f["pii"] for f in e["fields"]) and draw(st.booleans()):
             e["pii_read"] = draw(st.sampled_from(roles_))
-        if e["soft_delete"] and scope != "global" and draw(st.booleans()):
+        if e["soft_delete"] and scope in ("organization", "user") and draw(st.booleans()):
             e["restore"] = draw(st.sampled_from(roles_))
         entities.append(e)
     caps = [c["name"] for c in tenancy.get("capabilities", [])]

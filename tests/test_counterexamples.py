@@ -17,6 +17,8 @@ from blueprint_mcp.verify.pg import apply_sql, create_user
 from blueprint_mcp.verify.run import blueprint_migrations
 from blueprint_mcp.verify.world import where_key
 
+from pgutil import run_as
+
 pytestmark = pytest.mark.postgres
 
 ROLES = ("owner", "admin", "member", "viewer")
@@ -397,6 +399,40 @@ def test_restoring_needs_the_row_to_be_readable(url):
     report = verified(data, url)
     restores = {c.actor: c.expected for c in report.cases if (c.attack or "").endswith("restores an archived projects row")}
     assert restores.get("admin", "denied") == "denied" and "allowed" in restores.values()
+
+
+def test_restore_project_reaches_only_rows_its_caller_may_read(make_db):
+    """The same blueprint on PostgreSQL directly: an admin (who may delete) cannot restore a row it cannot
+    read, not even its own; the owner restores its own archived row and no one else's."""
+    data = blueprint({"name": "projects", "soft_delete": True,
+                      "access": {"select": [{"min_role": "owner", "own": True}]}})
+    conn = make_db()
+    for sql in blueprint_migrations(parse_blueprint(data)):
+        apply_sql(conn, sql)
+    with conn.cursor() as cur:
+        owner, admin = create_user(cur, "owner@example.com"), create_user(cur, "admin@example.com")
+    org = conn.execute("insert into public.organizations (name, slug, owner_user_id) values ('O', 'o-org', %s) "
+                       "returning id", (owner,)).fetchone()[0]
+    conn.execute("insert into public.organization_members (organization_id, user_id, role) values (%s, %s, 'admin')",
+                 (org, admin))
+    rows = {who: conn.execute("insert into public.projects (organization_id, created_by, archived_at) "
+                              "values (%s, %s, now()) returning id", (org, user)).fetchone()[0]
+            for who, user in (("owner", owner), ("admin", admin))}
+
+    def restore(user: str, row: str) -> str:
+        try:
+            run_as(conn, "authenticated", user, "select public.restore_project(%s)", (row,))
+        except psycopg.Error as exc:
+            return exc.sqlstate or "error"
+        return "restored"
+
+    def archived(row: str) -> bool:
+        return conn.execute("select archived_at is not null from public.projects where id = %s", (row,)).fetchone()[0]
+
+    assert restore(admin, rows["owner"]) == "42501" and archived(rows["owner"])
+    assert restore(admin, rows["admin"]) == "42501" and archived(rows["admin"])
+    assert restore(owner, rows["admin"]) == "42501" and archived(rows["admin"])
+    assert restore(owner, rows["owner"]) == "restored" and not archived(rows["owner"])
 
 
 def test_an_owner_alone_in_a_personal_workspace_deletes_their_account(url):

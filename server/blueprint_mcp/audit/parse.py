@@ -73,7 +73,7 @@ class Stmt:
 
     def _location(self, byte_offset: int) -> Location:
         line, column = self.lines.at(self.start + self.char(byte_offset))
-        return Location.model_construct(file=self.file, line=line, column=column)  # trusted values: no validation
+        return Location(file=self.file, line=line, column=column)
 
 
 @dataclass

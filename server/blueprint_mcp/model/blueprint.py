@@ -424,6 +424,10 @@ def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
         problems.append((path, "global rows belong to no organisation: only the service role restores them.",
                          "remove restore"))
         return
+    if e.scope is Scope.service:
+        problems.append((path, "scope 'service' rows are written by the service role alone: only it restores them.",
+                         "remove restore, or use scope organization so members may delete and restore"))
+        return
     if isinstance(spec, str):
         roles = [r.name for r in bp.tenancy.roles]
         if spec not in roles:
