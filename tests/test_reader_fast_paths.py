@@ -157,6 +157,7 @@ create policy p23 on t for insert with check (x);
 create policy p24 on t using (x in (select a from b where c = 'with check (')) with check (z);
 create policy p25 on t using (- 1 = x);
 create policy p26 on t using (x -> 'a' ? 'b') with check (treat(x as int) = 1);
+create policy "é" on "tåble" using (x = 'ü' and "ö" = 1) with check (y = 'ø');
 """
 
 
