@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from blueprint_mcp.model.blueprint import Blueprint
 from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import migration_files
 from blueprint_mcp.verify.pg import act_as, apply_sql, create_user
@@ -16,11 +17,12 @@ from blueprint_mcp.verify.pg import act_as, apply_sql, create_user
 FIXED_TS = "2025-01-01T00:00:00+00:00"
 
 
-def migrate(conn: psycopg.Connection, template: str) -> dict[str, str]:
-    """Apply a template's migrations in file-name order, as `supabase db reset` would."""
+def migrate(conn: psycopg.Connection, template: str | Blueprint) -> dict[str, str]:
+    """Apply a template's (or a blueprint's) migrations in file-name order, as `supabase db reset` would."""
     from datetime import datetime
 
-    files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))
+    bp = load_template(template) if isinstance(template, str) else template
+    files = migration_files(bp, datetime.fromisoformat(FIXED_TS))
     for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
         apply_sql(conn, files[path])
     return files

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pgutil import migrate
 
 from blueprint_mcp.audit import RULES, Level, audit_sql
 from blueprint_mcp.audit.platform import LINTS, SENSITIVE_COLUMNS
@@ -103,6 +104,101 @@ def test_cli_assume_platform(tmp_path, capsys):
     assert "pg_graphql_anon_table_exposed public.notes" in out and "pg_graphql_authenticated_table_exposed" in out
     sql.write_text(sql.read_text() + "drop extension if exists pg_graphql;\n")
     assert main(["audit", str(sql), "--fail-on", "warn", "--assume-platform"]) == 0
+
+
+# --- the same lints decided by pg_extension, with a stand-in pg_graphql ------------------------------
+
+# pg_graphql is a Rust (pgrx) extension that cannot be built here, and PostgreSQL 15 reads extension
+# control files only from its system share directory. The GraphQL lints read nothing of it but its
+# pg_extension row, so a row written into this database's catalogue stands in for it (and `drop
+# extension` removes it like the real one).
+def install_pg_graphql_stand_in(conn) -> None:
+    with conn.transaction():
+        conn.execute("set local allow_system_table_mods = on")
+        conn.execute("create schema if not exists graphql")
+        conn.execute(
+            "insert into pg_catalog.pg_extension (oid, extname, extowner, extnamespace, extrelocatable, extversion)"
+            " values (pg_catalog.pg_nextoid('pg_catalog.pg_extension', 'oid', 'pg_catalog.pg_extension_oid_index'),"
+            " 'pg_graphql', current_user::regrole, 'graphql'::regnamespace, false, '1.5.11')")
+
+
+def has_pg_graphql(conn) -> bool:
+    return conn.execute("select exists (select from pg_catalog.pg_extension x where x.extname = 'pg_graphql')"
+                        ).fetchone()[0]
+
+
+GRAPHQL_SQL = """
+create table public.anon_notes (id int primary key);
+alter table public.anon_notes enable row level security;
+create policy anon_notes_select on public.anon_notes for select to anon using (true);
+revoke all on public.anon_notes from authenticated;
+create table public.member_notes (id int primary key);
+alter table public.member_notes enable row level security;
+create policy member_notes_select on public.member_notes for select to authenticated using (true);
+revoke all on public.member_notes from anon;
+create table public.ledger (id int primary key);
+alter table public.ledger enable row level security;
+revoke all on public.ledger from anon, authenticated;
+"""
+GRAPHQL_EXPOSED = [("pg_graphql_anon_table_exposed", "public.anon_notes"),
+                   ("pg_graphql_authenticated_table_exposed", "public.member_notes")]
+
+
+def live_pairs(conn, assume_platform: bool = False) -> list[tuple[str, str | None]]:
+    return sorted((f.name, f.object) for f in catalog.catalog_lints(conn, catalog.ALL_LINTS, assume_platform))
+
+
+def graphql_pairs(pairs: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    return [(name, obj) for name, obj in pairs if name.startswith("pg_graphql_")]
+
+
+def test_installed_pg_graphql_gives_the_catalogue_what_assume_platform_and_the_static_audit_give(make_db):
+    with_extension = make_db("legacy")
+    install_pg_graphql_stand_in(with_extension)
+    apply_sql(with_extension, GRAPHQL_SQL)
+    assumed = make_db("legacy")
+    apply_sql(assumed, GRAPHQL_SQL)
+    assert not has_pg_graphql(assumed)
+    static = sorted((f.name, f.object) for f in audit_sql([("g.sql", GRAPHQL_SQL)], assume_platform=True)
+                    if f.name in STATIC)
+    live = live_pairs(with_extension)
+    assert live == live_pairs(assumed, assume_platform=True) == static
+    assert graphql_pairs(live) == GRAPHQL_EXPOSED
+
+
+def test_dropping_pg_graphql_silences_the_graphql_lints(make_db):
+    conn = make_db("legacy")
+    install_pg_graphql_stand_in(conn)
+    apply_sql(conn, GRAPHQL_SQL)
+    assert graphql_pairs(live_pairs(conn)) == GRAPHQL_EXPOSED
+    apply_sql(conn, "drop extension pg_graphql;")
+    assert not has_pg_graphql(conn)
+    assert graphql_pairs(live_pairs(conn)) == []
+    assert graphql_pairs(live_pairs(conn, assume_platform=True)) == GRAPHQL_EXPOSED  # assume ignores the drop
+    dropped = audit_sql([("g.sql", GRAPHQL_SQL + "drop extension if exists pg_graphql;\n")], assume_platform=True)
+    assert [f.name for f in dropped if f.name.startswith("pg_graphql_")] == []
+
+
+@pytest.mark.parametrize("template", template_names())
+def test_rendered_templates_on_postgresql_with_pg_graphql_installed_trip_no_error_or_warn(make_db, template):
+    conn = make_db("legacy")
+    install_pg_graphql_stand_in(conn)
+    migrate(conn, template)
+    assert not has_pg_graphql(conn)  # the app does not use GraphQL: its migration drops the extension
+    assert [(f.name, f.object) for f in catalog.catalog_lints(conn) if f.level in (Level.ERROR, Level.WARN)] == []
+
+
+def test_a_blueprint_serving_graphql_is_told_the_same_on_postgresql_with_pg_graphql_installed(make_db):
+    bp = load_template("b2b-saas").model_copy(update={"api": Api(graphql=True)})
+    conn = make_db("legacy")
+    install_pg_graphql_stand_in(conn)
+    migrate(conn, bp)
+    assert has_pg_graphql(conn)
+    static = sorted((f.name, f.object) for f in audit_findings(blueprint=bp, assume_platform=True)
+                    if f.name.startswith("pg_graphql_"))
+    live = graphql_pairs(live_pairs(conn))
+    assert live == static
+    assert {name for name, _ in live} == {"pg_graphql_authenticated_table_exposed"}
 
 
 # --- replay: what a rolled-back change leaves ---------------------------------------------------------

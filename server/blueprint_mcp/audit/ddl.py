@@ -130,7 +130,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
     existing = r.table(schema, name)
     if existing is not None and not existing.external and n.get("if_not_exists"):
         return
-    t = Table(schema_name=schema, name=name, location=st.loc(rv.get("location")))
+    t = Table(schema_name=schema, name=name, location=st.loc(rv.get("location")), partitioned="partspec" in n)
     if existing is not None:
         # A stand-in created by an earlier policy or ALTER keeps what was done to it.
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,

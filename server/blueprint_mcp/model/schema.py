@@ -146,6 +146,7 @@ class Table(_Obj):
     external: bool = Field(False, description="Referenced but not created by the audited SQL (e.g. storage.objects): "
                                               "only what the SQL did to it is known.")
     kind: Literal["table", "foreign table"] = "table"
+    partitioned: bool = Field(False, description="A partitioned table's root (PARTITION BY): it holds no rows itself.")
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

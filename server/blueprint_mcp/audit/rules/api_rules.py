@@ -94,7 +94,8 @@ def public_bucket_allows_listing(r, s: Schema):
 def _graphql_exposed(s: Schema, role: str):
     if not any(e.name == "pg_graphql" for e in s.extensions):
         return
-    relations: list[Table | View] = [t for t in s.tables if not t.external]
+    # As pg_graphql reflects relations: a partitioned table's root is not one (its partitions are).
+    relations: list[Table | View] = [t for t in s.tables if not t.external and not t.partitioned]
     for obj in [*relations, *s.views]:
         if not managed(obj.schema_name) and can_select(s, obj, role):
             kind = getattr(obj, "kind", None) or ("materialized view" if obj.materialized else "view")
