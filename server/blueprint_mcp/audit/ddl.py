@@ -104,7 +104,10 @@ def primary_key_of(r: Reader, schema: str, name: str) -> list[str]:
 
 
 def add_column(r: Reader, t: Table, node: dict, st: Stmt) -> None:
-    col = Column(name=node.get("colname", ""), type=type_name(node.get("typeName")),
+    name = node.get("colname", "")
+    inherited = None if node.get("typeName") else t.column(name)  # a partition's options on a root column
+    col = Column(name=name, type=inherited.type if inherited else type_name(node.get("typeName")),
+                 nullable=inherited.nullable if inherited else True, default=inherited.default if inherited else None,
                  location=st.loc(node.get("location")))
     t.columns = [c for c in t.columns if c.name != col.name] + [col]
     for wrapped in node.get("constraints") or []:
@@ -136,6 +139,8 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
                                                               existing.rls_forced, existing.grants)
         r.drop_table(schema, name)
+    if n.get("partbound") is not None:
+        _inherit_from_root(r, t, n)
     for element in n.get("tableElts") or []:
         kind, body = next(iter(element.items()))
         if kind == "ColumnDef":
@@ -147,6 +152,20 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
             if source is not None:
                 t.columns += [c.model_copy() for c in source.columns]
     r.add_table(t)
+
+
+def _inherit_from_root(r: Reader, t: Table, n: dict) -> None:
+    """A partition (PARTITION OF) gets its root's columns, keys, checks, foreign keys and indexes, as
+    PostgreSQL clones them when it attaches the partition (later changes to the root are not followed)."""
+    root = next((r.table(*r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []), None)
+    if root is None:
+        return
+    t.columns = [c.model_copy() for c in root.columns]
+    for c in root.constraints:
+        name = f"{t.name}_pkey" if c.kind == "primary key" else c.name
+        t.constraints.append(c.model_copy(update={"name": name}))
+    t.foreign_keys += [fk.model_copy() for fk in root.foreign_keys]
+    t.indexes += [i.model_copy() for i in root.indexes]
 
 
 def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
