@@ -17,7 +17,7 @@ from ..model.meaning import (bucket_grants, command_grants, covers, linked_hops,
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
-from .predicates import API_ROLE, Pred, both, either, in_orgs, is_me, policy
+from .predicates import API_ROLE, Pred, both, either, in_orgs, is_me, policy, returning_query
 from ..model.blueprint import ROLE_TYPE
 
 ROLE_SET_HELPER = "organization_ids_with_any_role"
@@ -27,12 +27,12 @@ PUBLIC_ROLES = ["anon", "authenticated"]
 def role_set_helper() -> Function:
     return Function(
         schema_name="private", name=ROLE_SET_HELPER, args=f"roles public.{ROLE_TYPE}[]",
-        arg_types=f"public.{ROLE_TYPE}[]", returns="setof uuid", language="sql", security_definer=True,
+        arg_types=f"public.{ROLE_TYPE}[]", returns="setof uuid", language="plpgsql", security_definer=True,
         volatility="stable",
-        body=("select m.organization_id\n"
-              "  from public.organization_members m\n"
-              " where m.user_id = (select auth.uid())\n"
-              "   and m.role = any (roles)"),
+        body=returning_query("select m.organization_id\n"
+                             "  from public.organization_members m\n"
+                             " where m.user_id = (select auth.uid())\n"
+                             "   and m.role = any (roles)"),
         comment="Organisations where the caller holds one of exactly these roles. Definer: reads memberships "
                 "past RLS.",
         execute_roles=["authenticated", "service_role"],
@@ -58,7 +58,8 @@ def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
             + f" where {alias}.{ident(last_col)} = (select auth.uid())")
     return Function(
         schema_name="private", name=linked_helper_name(target, [c for _, c in hops]), args="", arg_types="",
-        returns="setof uuid", language="sql", security_definer=True, volatility="stable", body=body,
+        returns="setof uuid", language="plpgsql", security_definer=True, volatility="stable",
+        body=returning_query(body),
         comment=f"{target.name} rows linked to the caller through {' -> '.join(c for _, c in hops)}. "
                 "Definer: follows the chain past RLS, returns ids only.",
         execute_roles=["authenticated", "service_role"],

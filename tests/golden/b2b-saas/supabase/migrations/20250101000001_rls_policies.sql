@@ -3,15 +3,18 @@
 
 create or replace function private.organization_ids_with_role(min_role public.member_role)
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select m.organization_id
-  from public.organization_members m
- where m.user_id = (select auth.uid())
-   and m.role >= min_role
+begin
+  return query
+  select m.organization_id
+    from public.organization_members m
+   where m.user_id = (select auth.uid())
+     and m.role >= min_role;
+end
 $$;
 comment on function private.organization_ids_with_role(public.member_role) is 'Organisations where the caller holds min_role or higher. Definer: reads memberships past RLS.';
 revoke execute on function private.organization_ids_with_role(public.member_role) from public, anon, authenticated;

@@ -3,15 +3,18 @@
 
 create or replace function private.organization_ids_with_role(min_role public.member_role)
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select m.organization_id
-  from public.organization_members m
- where m.user_id = (select auth.uid())
-   and m.role >= min_role
+begin
+  return query
+  select m.organization_id
+    from public.organization_members m
+   where m.user_id = (select auth.uid())
+     and m.role >= min_role;
+end
 $$;
 comment on function private.organization_ids_with_role(public.member_role) is 'Organisations where the caller holds min_role or higher. Definer: reads memberships past RLS.';
 revoke execute on function private.organization_ids_with_role(public.member_role) from public, anon, authenticated;
@@ -19,15 +22,18 @@ grant execute on function private.organization_ids_with_role(public.member_role)
 
 create or replace function private.organization_ids_with_any_role(roles public.member_role[])
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select m.organization_id
-  from public.organization_members m
- where m.user_id = (select auth.uid())
-   and m.role = any (roles)
+begin
+  return query
+  select m.organization_id
+    from public.organization_members m
+   where m.user_id = (select auth.uid())
+     and m.role = any (roles);
+end
 $$;
 comment on function private.organization_ids_with_any_role(public.member_role[]) is 'Organisations where the caller holds one of exactly these roles. Definer: reads memberships past RLS.';
 revoke execute on function private.organization_ids_with_any_role(public.member_role[]) from public, anon, authenticated;
@@ -35,14 +41,17 @@ grant execute on function private.organization_ids_with_any_role(public.member_r
 
 create or replace function private.customers_user_id_linked_ids()
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select t1.id
-  from public.customers t1
- where t1.user_id = (select auth.uid())
+begin
+  return query
+  select t1.id
+    from public.customers t1
+   where t1.user_id = (select auth.uid());
+end
 $$;
 comment on function private.customers_user_id_linked_ids() is 'customers rows linked to the caller through user_id. Definer: follows the chain past RLS, returns ids only.';
 revoke execute on function private.customers_user_id_linked_ids() from public, anon, authenticated;
@@ -50,15 +59,18 @@ grant execute on function private.customers_user_id_linked_ids() to authenticate
 
 create or replace function private.carts_customer_id_user_id_linked_ids()
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select t1.id
-  from public.carts t1
-  join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
- where t2.user_id = (select auth.uid())
+begin
+  return query
+  select t1.id
+    from public.carts t1
+    join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
+   where t2.user_id = (select auth.uid());
+end
 $$;
 comment on function private.carts_customer_id_user_id_linked_ids() is 'carts rows linked to the caller through customer_id -> user_id. Definer: follows the chain past RLS, returns ids only.';
 revoke execute on function private.carts_customer_id_user_id_linked_ids() from public, anon, authenticated;
@@ -66,15 +78,18 @@ grant execute on function private.carts_customer_id_user_id_linked_ids() to auth
 
 create or replace function private.orders_customer_id_user_id_linked_ids()
 returns setof uuid
-language sql
+language plpgsql
 stable
 security definer
 set search_path = ''
 as $$
-select t1.id
-  from public.orders t1
-  join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
- where t2.user_id = (select auth.uid())
+begin
+  return query
+  select t1.id
+    from public.orders t1
+    join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
+   where t2.user_id = (select auth.uid());
+end
 $$;
 comment on function private.orders_customer_id_user_id_linked_ids() is 'orders rows linked to the caller through customer_id -> user_id. Definer: follows the chain past RLS, returns ids only.';
 revoke execute on function private.orders_customer_id_user_id_linked_ids() from public, anon, authenticated;
