@@ -7,6 +7,8 @@ PostgreSQL, DuckDB and ClickHouse are run by the tests on the same events; BigQu
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sqlglot
 from sqlglot import exp
 
@@ -42,7 +44,14 @@ def transpile(query: Query, dialect: str) -> str:
     """`query` in `dialect`'s SQL, pretty-printed and deterministic."""
     if dialect not in DIALECTS:
         raise UnknownDialect(f"dialect {dialect!r}: use one of {', '.join(DIALECTS)}")
-    tree = sqlglot.parse_one(query.sql, read="postgres")
+    return _transpiled(query.sql, dialect)
+
+
+@lru_cache(maxsize=1024)
+def _transpiled(sql: str, dialect: str) -> str:
+    """Parsing and printing with sqlglot takes milliseconds a query and the answer depends on the text
+    alone: generate_schema links the pack at every call, so each text is transpiled once per process."""
+    tree = sqlglot.parse_one(sql, read="postgres")
     if dialect != "postgres":
         tree = tree.transform(_portable)
     if dialect == "clickhouse":  # ClickHouse parameters carry their type: {from_date: Date}
