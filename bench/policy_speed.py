@@ -71,24 +71,28 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 # them once per session; the first five executions of a cached plan are planned again for their parameters)
 
 
-def run(conn, sql: str, as_user: str | None, repeat: int, setup: str = "") -> tuple[float, int, dict]:
-    """Median execution ms, rows the top node returned, and the plan of the last run (always rolled back)."""
-    times, rows, plan = [], 0, {}
+def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, dict]]:
+    """For each (SQL, user or None for the table owner, setup) form: median execution ms, rows the top node
+    returned, and the plan of the last run. The forms take turns in every round, so a slower moment of a
+    shared machine falls on all of them; every run is rolled back."""
+    times: list[list[float]] = [[] for _ in forms]
+    rows, plans = [0] * len(forms), [{}] * len(forms)
     for i in range(WARMUP + repeat):
-        with conn.transaction():
-            if setup:
-                conn.execute(setup)
-            if as_user:
-                conn.execute("set local role authenticated")
-                conn.execute("select set_config('request.jwt.claims', %s, true)",
-                             (json.dumps({"sub": as_user, "role": "authenticated"}),))
-            out = conn.execute("explain (analyze, format json) " + sql).fetchone()[0][0]
-            if i >= WARMUP:
-                times.append(out["Execution Time"])
-            plan = out["Plan"]
-            rows = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
-            raise psycopg.Rollback()
-    return statistics.median(times), rows, plan
+        for k, (sql, as_user, setup) in enumerate(forms):
+            with conn.transaction():
+                if setup:
+                    conn.execute(setup)
+                if as_user:
+                    conn.execute("set local role authenticated")
+                    conn.execute("select set_config('request.jwt.claims', %s, true)",
+                                 (json.dumps({"sub": as_user, "role": "authenticated"}),))
+                out = conn.execute("explain (analyze, format json) " + sql).fetchone()[0][0]
+                if i >= WARMUP:
+                    times[k].append(out["Execution Time"])
+                plan = plans[k] = out["Plan"]
+                rows[k] = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
+                raise psycopg.Rollback()
+    return [(statistics.median(t), r, p) for t, r, p in zip(times, rows, plans)]
 
 
 def _modified(plan: dict) -> int:
@@ -162,9 +166,8 @@ def main() -> int:
                     raise SystemExit(f"the user in {n} organisations sees {len(ids)} rows: raise --rows")
                 limit, policy = operations(mine, ids, user, limit=True), operations(mine, ids, user, limit=False)
                 for (label, limit_sql), (_, sql) in zip(limit, policy):
-                    limit_ms, limit_rows, _ = run(conn, limit_sql, None, args.repeat)
-                    ours_ms, ours_rows, plan = run(conn, sql, user, args.repeat)
-                    art_ms, art_rows, _ = run(conn, sql, user, args.repeat, setup=ARTICLE_POLICIES)
+                    (limit_ms, limit_rows, _), (ours_ms, ours_rows, plan), (art_ms, art_rows, _) = run(
+                        conn, [(limit_sql, None, ""), (sql, user, ""), (sql, user, ARTICLE_POLICIES)], args.repeat)
                     if not limit_rows == ours_rows == art_rows:
                         raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, generated "
                                          f"{ours_rows}, article {art_rows}")
