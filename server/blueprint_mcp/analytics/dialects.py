@@ -8,9 +8,7 @@ PostgreSQL, DuckDB and ClickHouse are run by the tests on the same events; BigQu
 from __future__ import annotations
 
 from functools import lru_cache
-
-import sqlglot
-from sqlglot import exp
+from typing import TYPE_CHECKING
 
 from ..model import Blueprint
 from .queries import PARAMS, Query, analytics_queries
@@ -25,12 +23,17 @@ BINDING = {
 }
 _CLICKHOUSE_TYPES = {"uuid": "UUID", "date": "Date"}
 
+if TYPE_CHECKING:
+    from sqlglot import exp
+
 
 class UnknownDialect(ValueError):
     """A dialect outside DIALECTS."""
 
 
 def _portable(node: exp.Expression) -> exp.Expression:
+    from sqlglot import exp
+
     if isinstance(node, exp.Table) and node.db == "public" and node.name == "events":
         node = node.copy()
         node.set("db", None)
@@ -51,6 +54,10 @@ def transpile(query: Query, dialect: str) -> str:
 def _transpiled(sql: str, dialect: str) -> str:
     """Parsing and printing with sqlglot takes milliseconds a query and the answer depends on the text
     alone: generate_schema links the pack at every call, so each text is transpiled once per process."""
+    # Imported here: sqlglot takes 50 ms to import, a fifth of the server's cold start, for one tool's link.
+    import sqlglot
+    from sqlglot import exp
+
     tree = sqlglot.parse_one(sql, read="postgres")
     if dialect != "postgres":
         tree = tree.transform(_portable)
