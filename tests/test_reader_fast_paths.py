@@ -21,6 +21,7 @@ from blueprint_mcp.audit import split as fast
 from blueprint_mcp.audit.ddl_objects import _policy_expressions, _policy_expressions_scanned
 from blueprint_mcp.audit.parse import Stmt
 from blueprint_mcp.audit.split import Lines, paren_group, split, top_level_words
+from blueprint_mcp.audit.tree import _index_iteratively, index_located
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -184,3 +185,22 @@ def test_policy_text_and_rebased_trees_from_locations_match_the_full_scan(sql):
         assert _policy_expressions(st, a) == _policy_expressions_scanned(st, b), text
         compared += 1
     assert compared > 25
+
+
+# --- the recursive index walk -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("depth", [1, 40, 120])
+def test_the_recursive_index_walk_matches_the_iterative_one_and_falls_back_when_deep(depth):
+    """120 nested ORs go past the recursion budget: the walk then takes the explicit stack, same answer."""
+    expr = "x = 0"
+    for k in range(1, depth + 1):
+        expr = f"x = {k} or ({expr} and y in (select a from b where c = {k}))"
+
+    def tree():
+        return pgparse.parse(f"create policy p on t using ({expr})")[0]["stmt"]["CreatePolicyStmt"]["qual"]
+
+    fast, located = index_located(tree())
+    slow, slow_located = _index_iteratively(tree())
+    assert [(kind, ctx) for kind, _, ctx in fast] == [(kind, ctx) for kind, _, ctx in slow]
+    assert [d["location"] for d in located] == [d["location"] for d in slow_located]
+    assert sum(kind == "SubLink" for kind, _, _ in fast) == depth

@@ -58,9 +58,57 @@ def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     return index_located(tree)[0]
 
 
+class _TooDeep(Exception):
+    pass
+
+
+_MAX_RECURSION = 300  # deeper trees take the iterative walk (Python's stack ends near 1,000 frames)
+
+
 def index_located(tree: Any) -> tuple[list[tuple[str, Node, tuple[str, ...]]], list[Node]]:
     """`indexed(tree)`, computed afresh and kept, and every dict in it with a `location` >= 0 (for
-    `shift`): the reader indexes and rebases a policy's trees in one walk."""
+    `shift`): the reader indexes and rebases a policy's trees in one walk. Recursive, a third faster than
+    the explicit stack, which remains for trees nested too deeply."""
+    out: list[tuple[str, Node, tuple[str, ...]]] = []
+    located: list[Node] = []
+    try:
+        _walk(tree, (), out.append, located.append, 0)
+    except _TooDeep:
+        out, located = _index_iteratively(tree)
+    if isinstance(tree, dict):
+        _INDEXES[id(tree)] = (tree, out)
+    return out, located
+
+
+def _walk(value: Any, ctx: tuple[str, ...], keep: Callable, locate: Callable, depth: int) -> None:
+    if depth > _MAX_RECURSION:
+        raise _TooDeep
+    if type(value) is list:
+        for v in value:
+            if type(v) is dict or type(v) is list:
+                _walk(v, ctx, keep, locate, depth + 1)
+        return
+    if type(value) is not dict:
+        return
+    if len(value) == 1:
+        for kind, body in value.items():
+            pass
+        if type(body) is dict and kind[:1].isupper():
+            keep((kind, body, ctx))
+            if kind == "SubLink":
+                ctx = ctx + (body.get("subLinkType", "SUBLINK"),)
+            elif kind == "SelectStmt":
+                ctx = ctx + ("select",)
+            value = body
+    loc = value.get("location")
+    if type(loc) is int and loc >= 0:
+        locate(value)
+    for v in value.values():
+        if type(v) is dict or type(v) is list:
+            _walk(v, ctx, keep, locate, depth + 1)
+
+
+def _index_iteratively(tree: Any) -> tuple[list[tuple[str, Node, tuple[str, ...]]], list[Node]]:
     out: list[tuple[str, Node, tuple[str, ...]]] = []
     located: list[Node] = []
     stack: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
@@ -90,8 +138,6 @@ def index_located(tree: Any) -> tuple[list[tuple[str, Node, tuple[str, ...]]], l
         for v in reversed(list(value.values())):
             if type(v) is dict or type(v) is list:
                 push((v, inner))
-    if isinstance(tree, dict):
-        _INDEXES[id(tree)] = (tree, out)
     return out, located
 
 

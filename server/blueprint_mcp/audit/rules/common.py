@@ -181,8 +181,13 @@ def _membership_functions(s: Schema) -> set[str]:
 
 def trees(p: Policy) -> list[tuple[str, Any, str]]:
     """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
-    return [(label, tree, text or "") for label, tree, text in
-            (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)) if tree is not None]
+    key = ("trees", id(p))
+    hit = _FACTS.get(key)
+    if hit is None:
+        hit = _FACTS[key] = (p, [(label, tree, text or "") for label, tree, text in
+                                 (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
+                                 if tree is not None])
+    return hit[1]
 
 
 def applies_to_clients(p: Policy) -> bool:
@@ -213,11 +218,9 @@ def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     return indexed(tree)
 
 
-def outside_subqueries(tree: Any) -> Iterator[tuple[str, Node]]:
+def outside_subqueries(tree: Any) -> list[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
-    for kind, body, ctx in _index(tree):
-        if "select" not in ctx:
-            yield kind, body
+    return _once("outside", tree, lambda: [(kind, body) for kind, body, ctx in _index(tree) if "select" not in ctx])
 
 
 def relation_names(tree: Any, default_schema: str = "public") -> frozenset[str]:
