@@ -558,3 +558,16 @@ def test_a_private_side_whose_only_member_grant_needs_a_parent_column_is_the_ser
     side = build_schema(parse_blueprint(data)).table("projects_private")
     assert [p.command for p in side.policies if p.command == "insert"] == []
     verified(data, url)
+
+
+def test_a_required_member_reference_to_a_role_org2_lacks_gets_such_a_member(url):
+    """Found by `make fuzz`: `approver` must name an admin, and org2 held only its owner and the hopper (a
+    member): no org2 row could be written, so its fixtures failed and inserts expected allowed were refused.
+    The world now gives org2 a member holding the least role such a reference admits."""
+    data = blueprint({"name": "requests", "fields": [
+        {"name": "approver", "type": "reference", "references": "organization_members", "member_roles": ["admin"],
+         "nullable": False}]})
+    report = verified(data, url)
+    assert "admin2" in {c.actor for c in report.cases}
+    assert {c.expected for c in report.cases if c.table == "requests" and c.command == "insert" and c.org == "org2"
+            and c.actor in ("owner2", "hopper") and not c.attack} == {"allowed"}

@@ -159,6 +159,22 @@ class Plan:
 
 # --- worlds ---------------------------------------------------------------------------------------
 
+def org2_roles_needed(bp: Blueprint, owner: str, hopper_role: str | None) -> list[str]:
+    """Roles org2 must have a member in besides its owner and the hopper: a required member reference
+    limited to roles neither holds could not be filled there, and nobody could write its table in org2.
+    The least of each reference's roles, so no actor is more powerful than the data needs."""
+    ranked = [r.name for r in bp.tenancy.roles]
+    held = {owner} | ({hopper_role} if hopper_role else set())
+    out: list[str] = []
+    for e in bp.entities:
+        for f in e.fields if e.is_tenant else []:
+            if f.references_member and f.member_roles and not f.nullable and not held & set(f.member_roles):
+                least = max(f.member_roles, key=ranked.index)
+                held.add(least)
+                out.append(least)
+    return out
+
+
 def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     roles = [r.name for r in bp.tenancy.roles]
     writer = bp.tenancy.default_member_role.name
@@ -166,7 +182,8 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     single = not bp.tenancy.multiple_memberships
     # With one membership per user nobody belongs to two organisations: there is no hopper to play.
     actors, orgs, cast = plan_actors(roles, writer, manager.name if manager and manager.name != roles[0] else None,
-                                     hopper=not single)
+                                     hopper=not single, org2_roles=org2_roles_needed(bp, roles[0], None if single
+                                                                                      else writer))
     if needs_portal(bp):
         name = PORTAL
         while name in actors:  # a role may be called portal: the portal user is another user

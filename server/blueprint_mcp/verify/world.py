@@ -77,10 +77,11 @@ class World:
 CAST = ("peer", "owner2", "hopper", "outsider", "anon")
 
 
-def plan_actors(roles: list[str], writer: str, peer_role: str | None = None,
-                hopper: bool = True) -> tuple[dict[str, Actor], dict[str, str], dict[str, str]]:
+def plan_actors(roles: list[str], writer: str, peer_role: str | None = None, hopper: bool = True,
+                org2_roles: list[str] | None = None) -> tuple[dict[str, Actor], dict[str, str], dict[str, str]]:
     """A user per role in org1 (plus a peer of the member managers), an owner of org2, a hopper
-    writing in both (unless a user may hold only one membership), an outsider and anon.
+    writing in both (unless a user may hold only one membership), an outsider and anon; and a member of
+    org2 for each of `org2_roles` (roles a member reference needs there, see `org2_roles_needed`).
     Returns (actors, organisations, cast)."""
     orgs = {"org1": stable_id("org", "org1"), "org2": stable_id("org", "org2")}
     actors: dict[str, Actor] = {}
@@ -98,6 +99,11 @@ def plan_actors(roles: list[str], writer: str, peer_role: str | None = None,
         api_role = "anon" if part == "anon" else "authenticated"
         actors[name] = Actor(name, api_role, None if part == "anon" else stable_id("user", name), memberships)
         cast[part] = name
+    for role in org2_roles or []:
+        name = f"{role}2"
+        while name in actors:
+            name += "_"
+        actors[name] = Actor(name, "authenticated", stable_id("user", name), {"org2": role})
     return actors, orgs, cast
 
 
