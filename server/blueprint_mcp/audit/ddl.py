@@ -155,17 +155,28 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def _inherit_from_root(r: Reader, t: Table, n: dict) -> None:
-    """A partition (PARTITION OF) gets its root's columns, keys, checks, foreign keys and indexes, as
-    PostgreSQL clones them when it attaches the partition (later changes to the root are not followed)."""
+    """A partition (PARTITION OF) gets its root's columns, then its keys and indexes (`attach_partition`)."""
     root = next((r.table(*r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []), None)
-    if root is None:
-        return
-    t.columns = [c.model_copy() for c in root.columns]
+    if root is not None:
+        t.columns = [c.model_copy() for c in root.columns]
+        attach_partition(root, t)
+
+
+def attach_partition(root: Table, t: Table) -> None:
+    """Keys, checks, foreign keys and indexes of the root that the partition lacks, as PostgreSQL clones
+    them when it attaches a partition (later changes to the root are not followed)."""
+    def shape(x) -> tuple:
+        return getattr(x, "kind", None), tuple(x.columns), getattr(x, "where", None)
+
+    have = {shape(c) for c in t.constraints}
     for c in root.constraints:
-        name = f"{t.name}_pkey" if c.kind == "primary key" else c.name
-        t.constraints.append(c.model_copy(update={"name": name}))
-    t.foreign_keys += [fk.model_copy() for fk in root.foreign_keys]
-    t.indexes += [i.model_copy() for i in root.indexes]
+        if shape(c) not in have:
+            t.constraints.append(c.model_copy(update={"name": f"{t.name}_pkey" if c.kind == "primary key" else c.name}))
+    have_fks = {(tuple(fk.columns), fk.ref_schema, fk.ref_table) for fk in t.foreign_keys}
+    t.foreign_keys += [fk.model_copy() for fk in root.foreign_keys
+                       if (tuple(fk.columns), fk.ref_schema, fk.ref_table) not in have_fks]
+    have = {shape(i) for i in t.indexes}
+    t.indexes += [i.model_copy() for i in root.indexes if shape(i) not in have]
 
 
 def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
@@ -226,7 +237,11 @@ def _drop_column(t: Table, name: str) -> None:
 def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
     kind, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def")
     col = t.column(name) if name else None
-    if kind == "AT_AddColumn" and definition:
+    if kind == "AT_AttachPartition" and definition:
+        child = r.table(*r.name((definition.get("PartitionCmd") or {}).get("name")))
+        if child is not None:
+            attach_partition(t, child)
+    elif kind == "AT_AddColumn" and definition:
         if not (cmd.get("missing_ok") and t.column(definition["ColumnDef"].get("colname", ""))):
             add_column(r, t, definition["ColumnDef"], st)
     elif kind == "AT_DropColumn":
