@@ -25,8 +25,9 @@ MAX_MESSAGE = 240
 
 
 class _Json:
-    """What pgparse decodes libpg_query's JSON with: orjson, twice as fast as the standard library on
-    the same text (a third of an audit's parse time), which stays the fallback for what orjson refuses."""
+    """What pgparse decodes libpg_query's JSON with: orjson, in about half the standard library's time on
+    the same text (decoding was 40% of parsing), with the standard library as the fallback for what orjson
+    refuses. The other users of pgparse in the process (verify's guard) get the same trees."""
 
     @staticmethod
     def loads(text: str) -> object:
@@ -37,6 +38,7 @@ class _Json:
 
 
 pgparse.json = _Json  # pgparse looks its json module up at each call
+
 EXPOSED_DEFAULT = ("public", "graphql_public")
 
 
