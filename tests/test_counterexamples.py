@@ -571,3 +571,16 @@ def test_a_required_member_reference_to_a_role_org2_lacks_gets_such_a_member(url
     assert "admin2" in {c.actor for c in report.cases}
     assert {c.expected for c in report.cases if c.table == "requests" and c.command == "insert" and c.org == "org2"
             and c.actor in ("owner2", "hopper") and not c.attack} == {"allowed"}
+
+
+def test_an_account_a_surviving_row_requires_is_not_deleted(url):
+    """Found by `make fuzz`: a global row names the workspace owner in a required user column (no
+    on_delete: restrict). The row outlives the workspace, so deleting the account is refused; verify
+    expected it allowed because the workspace was the owner's alone."""
+    data = blueprint({"name": "projects", "scope": "global", "fields": [
+        {"name": "reviewer", "type": "reference", "references": "auth.users", "nullable": False}]},
+        tenancy={"personal_workspaces": True, "team_organizations": False, "multiple_memberships": False,
+                 "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
+    report = verified(data, url)
+    assert [c.expected for c in report.cases if c.attack and "owner of a workspace nobody else" in c.attack] \
+        == ["denied"]

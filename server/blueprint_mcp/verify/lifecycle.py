@@ -221,6 +221,20 @@ def _lost_rows_probe(bp: Blueprint, w: World, victim: str) -> str:
     return "select " + (" + ".join(terms) or "0")
 
 
+def _held_back(bp: Blueprint, w: World, victim: str) -> bool:
+    """A row that outlives the victim's account names them in a user column that restricts (a required
+    reference without on_delete): the database refuses to delete the account, as it must."""
+    uid = literal(w.actor_id(victim))
+    theirs = {id(r) for r in goes_with_account(bp, w, victim)}
+    for r in w.rows:
+        e = bp.entity(r.table)
+        if e is not None and id(r) not in theirs and any(
+                f.is_user_column and f.effective_on_delete in ("restrict", "no action") and r.values.get(f.name) == uid
+                for f in e.fields):
+            return True
+    return False
+
+
 def _account_deletion(bp: Blueprint, w: World, case, top: str) -> None:
     for actor in w.actors.values():
         if actor.user_id is None:
@@ -237,10 +251,12 @@ def _account_deletion(bp: Blueprint, w: World, case, top: str) -> None:
              "select public.delete_my_account()", DENIED, probe=gone.format(literal(w.actor_id(owner))))
     else:  # personal workspaces only: org1 is the owner's alone, and goes with their account
         case("the owner of a workspace nobody else belongs to deletes their account", "auth.users", owner,
-             "select public.delete_my_account()", ALLOWED, probe=gone.format(literal(w.actor_id(owner))))
+             "select public.delete_my_account()", DENIED if _held_back(bp, w, owner) else ALLOWED,
+             probe=gone.format(literal(w.actor_id(owner))))
     loner = w.who("outsider")
     case("a user in no team deletes their account", "auth.users", loner,
-         "select public.delete_my_account()", ALLOWED, probe=gone.format(literal(w.actor_id(loner))))
+         "select public.delete_my_account()", DENIED if _held_back(bp, w, loner) else ALLOWED,
+         probe=gone.format(literal(w.actor_id(loner))))
     second = next((a for a in w.actors.values() if a.memberships.get("org1") and a.name != owner), None)
     if second is not None and bp.tenancy.team_organizations:
         promoted = (f"update public.organization_members set role = {literal(top)} where {ORG} = "
