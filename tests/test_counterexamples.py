@@ -584,3 +584,15 @@ def test_an_account_a_surviving_row_requires_is_not_deleted(url):
     report = verified(data, url)
     assert [c.expected for c in report.cases if c.attack and "owner of a workspace nobody else" in c.attack] \
         == ["denied"]
+
+
+def test_a_live_fixture_row_never_gets_archived_at_to_make_a_key_distinct(url):
+    """Found by `make fuzz`: a key over (title, archived_at) beside another key made the fixture planner
+    vary archived_at, archiving the matrix rows; every delete of them then looked allowed (44 false leaks)."""
+    data = blueprint({"name": "projects", "scope": "user", "soft_delete": True,
+                      "fields": [{"name": "token", "type": "text", "check": {"max_length": 1}, "nullable": False},
+                                 {"name": "rank", "type": "integer", "nullable": False, "unique": True},
+                                 {"name": "title", "type": "uuid", "nullable": True}],
+                      "unique_together": [["title", "archived_at"]]})
+    report = verified(data, url)
+    assert any(c.table == "projects" and c.command == "delete" and c.expected == "allowed" for c in report.cases)

@@ -207,8 +207,9 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
                    enums: dict[str, list[str]], values: dict[str, str], support: bool) -> None:
     keys = unique_keys(table)
     # Compared and ranged columns hold the row's own slot, distinct per row already: moving one would
-    # break the comparison or make exclusion ranges overlap.
-    fixed = {ORG} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns} \
+    # break the comparison or make exclusion ranges overlap. A live row's archived_at stays NULL: set to
+    # make a key distinct, it archived the matrix rows, and every delete of them looked like it worked.
+    fixed = {ORG, "archived_at"} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns} \
         | set(ordered_columns(table))
     for c in dict.fromkeys(c for columns, _ in keys for c in columns):
         col = table.column(c)
