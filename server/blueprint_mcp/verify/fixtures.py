@@ -209,8 +209,11 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
     # Compared and ranged columns hold the row's own slot, distinct per row already: moving one would
     # break the comparison or make exclusion ranges overlap. A live row's archived_at stays NULL: set to
     # make a key distinct, it archived the matrix rows, and every delete of them looked like it worked.
-    fixed = {ORG, "archived_at"} | {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns} \
-        | set(ordered_columns(table))
+    users = {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns}
+    fixed = {ORG, "archived_at"} | users | set(ordered_columns(table))
+    # An optional user column that is not the author's (no auth.uid() default) may still be left empty.
+    optional_users = {c for c in users if (col := table.column(c)) is not None and col.nullable
+                      and "auth.uid()" not in (col.default or "")}
     for c in dict.fromkeys(c for columns, _ in keys for c in columns):
         col = table.column(c)
         # Key columns never rest on a default: `now()` and `current_date` would compare as
@@ -223,7 +226,8 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
         return
     # A NULL in a key column lets the row through (unless the key says NULLs are not distinct).
     for columns, nulls_not_distinct in keys:
-        free = [c for c in columns if c not in fixed and (col := table.column(c)) is not None and col.nullable]
+        free = [c for c in columns if (c not in fixed or c in optional_users)
+                and (col := table.column(c)) is not None and col.nullable]
         if free and not nulls_not_distinct:
             values[free[0]] = "null"
     if not clashes(table, values, peers, keys):
