@@ -617,3 +617,17 @@ def test_fixture_rows_leave_an_optional_unique_user_column_empty_rather_than_rep
                            {"name": "owner", "capabilities": []}, {"name": "type", "capabilities": []},
                            {"name": "admin", "capabilities": []}]})
     verified(data, url)
+
+
+def test_an_archived_row_cannot_be_updated_out_of_its_restorers_sight(url):
+    """Found by `make fuzz`: the owner restores archived tasks only while flagged; verify expected the
+    owner's update that clears the flag on an archived row to pass, but the policy's WITH CHECK (the same
+    restore rule, on the new row) refuses it, as it should: an archived row stays in its restorers' sight."""
+    data = blueprint({"name": "tasks", "soft_delete": True, "owner_column": None,
+                      "fields": [{"name": "flagged", "type": "boolean", "default": True, "nullable": False}],
+                      "access": {"delete": [{"roles": ["member"]},
+                                            {"min_role": "owner", "where": {"column": "flagged", "equals": True}}]}})
+    report = verified(data, url)
+    moves = {c.expected for c in report.cases if c.table == "tasks" and c.command == "update flagged"
+             and c.actor == "owner" and c.org == "org1"}
+    assert "denied" in moves

@@ -139,8 +139,8 @@ class Oracle:
         e = self.bp.entity(table)
         if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
-        if not self._live(actor, e, before, before.org):
-            return DENIED
+        if not (self._live(actor, e, before, before.org) and self._live(actor, e, after, after.org)):
+            return DENIED  # an archived row stays in its restorers' sight: WITH CHECK applies the same rule
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
         return ALLOWED if ok else DENIED
 
