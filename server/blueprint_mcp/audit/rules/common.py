@@ -181,13 +181,9 @@ def _membership_functions(s: Schema) -> set[str]:
 
 def trees(p: Policy) -> list[tuple[str, Any, str]]:
     """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
-    key = ("trees", id(p))
-    hit = _FACTS.get(key)
-    if hit is None:
-        hit = _FACTS[key] = (p, [(label, tree, text or "") for label, tree, text in
-                                 (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
-                                 if tree is not None])
-    return hit[1]
+    return _once("trees", p, lambda: [(label, tree, text or "") for label, tree, text in
+                                      (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
+                                      if tree is not None])
 
 
 def applies_to_clients(p: Policy) -> bool:
