@@ -3,7 +3,8 @@
 `split`'s scanner finds tokens from a character class and checks word boundaries in Python; the
 reference here is the straightforward regex (look-behinds, IGNORECASE) it replaced. A policy's USING
 and WITH CHECK text is found from its parse tree's locations; the reference is the full scan of the
-statement's top-level keywords and parentheses (`_policy_expressions_scanned`).
+statement's top-level keywords and parentheses (`_policy_expressions_scanned`). Identical clauses share
+one tree; an audit of policies that share trees reports what one with a tree per policy reports.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from blueprint_mcp.audit import split as fast
-from blueprint_mcp.audit.ddl_objects import _policy_expressions, _policy_expressions_scanned
-from blueprint_mcp.audit.parse import Stmt
+from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.audit.ddl_objects import _first_location, _policy_expressions, _policy_expressions_scanned
+from blueprint_mcp.audit.parse import Stmt, read_sql
 from blueprint_mcp.audit.split import Lines, paren_group, split, top_level_words
 from blueprint_mcp.audit.tree import _index_iteratively, index_located
 
@@ -184,7 +186,61 @@ def test_policy_text_and_rebased_trees_from_locations_match_the_full_scan(sql):
         a, b = copy.deepcopy(node), copy.deepcopy(node)
         assert _policy_expressions(st, a) == _policy_expressions_scanned(st, b), text
         compared += 1
+        for field in ("qual", "with_check"):
+            if field in node:
+                located = [d["location"] for d in index_located(copy.deepcopy(node[field]))[1]]
+                assert _first_location(node[field]) == (min(located) if located else None), text
     assert compared > 25
+
+
+# --- clauses read once --------------------------------------------------------------------------------
+
+SHARED = """
+create schema a; create schema b;
+create table a.members (organization_id uuid, user_id uuid, role text, unique (organization_id, user_id));
+create table b.members (organization_id uuid, user_id uuid, role text, unique (organization_id, user_id));
+create table a.notes (id uuid primary key, organization_id uuid);
+create table b.notes (id uuid primary key, organization_id uuid);
+alter table a.notes enable row level security;
+alter table b.notes enable row level security;
+create policy "one" on a.notes for select to authenticated
+  using (organization_id in (select organization_id from members where user_id = auth.uid()));
+create policy "a much longer name" on b.notes for select to authenticated
+  using (organization_id in (select organization_id from members where user_id = auth.uid()));
+create policy two on a.notes for update using (organization_id in (select organization_id from members where user_id = auth.uid()))
+  with check (organization_id in (select organization_id from members where user_id = auth.uid()));
+-- a comment sends this one down the full scan
+create policy three on b.notes for delete using (organization_id in (select organization_id from members where user_id = auth.uid()));
+create policy four on b.notes for insert with check (organization_id in (select organization_id from members where user_id = 2));
+"""
+
+
+def test_identical_clauses_share_one_tree_and_each_policy_keeps_its_own_reading():
+    policies = {p.name: p for t in read_sql([("f.sql", SHARED)]).schema.tables for p in t.policies}
+    one = policies["one"].using_tree
+    assert all(tree is one for tree in (policies["a much longer name"].using_tree, policies["two"].using_tree,
+                                         policies["two"].check_tree, policies["three"].using_tree))
+    assert policies["four"].check_tree is not one  # another literal, another clause
+    call = next(body for kind, body, _ in index_located(copy.deepcopy(one))[0] if kind == "FuncCall")
+    assert policies["one"].using[call["location"]:].startswith("auth.uid()")
+
+
+def test_an_audit_over_shared_trees_reports_what_one_over_separate_trees_reports():
+    """Each statement read alone (no tree can be shared) and the whole file read at once give the same
+    findings, locations and fixes: a shared tree carries nothing of the policy or schema it was first read in."""
+    def keyed(findings):
+        return sorted((f.rule_id, f.object, f.message, f.fix_sql or "") for f in findings)
+
+    together = audit_sql([("f.sql", SHARED)])
+    reader_per_policy = []
+    for name in ('"one"', '"a much longer name"', "two", "three", "four"):
+        kept = [s for s in split(SHARED)[0] if "create policy" not in s.text or f"policy {name} " in s.text]
+        reader_per_policy.append(keyed(audit_sql([("f.sql", ";\n".join(s.text for s in kept))])))
+    # Read alone, the other table of each schema has no policy at all (BP004): not a finding of the whole.
+    separate = {f for findings in reader_per_policy for f in findings if f[0] != "BP004"}
+    assert set(keyed(together)) == separate
+    reads = {f.object for f in together if f.rule_id == "BP031"}
+    assert reads == {"a.notes.one", "b.notes.a much longer name", "a.notes.two", "b.notes.three", "b.notes.four"}
 
 
 # --- the recursive index walk -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pgparse
@@ -95,6 +96,9 @@ class Reader:
         # (savepoint name, or None for BEGIN; how many statements preceded it).
         self._log: list[Stmt] = []
         self._marks: list[tuple[str | None, int]] = []
+        # Policy clause text -> its rebased parse tree, shared by every policy with that clause (trees
+        # are never changed once read).
+        self.clauses: dict[str, Any] = {}
         self._reset()
 
     def _reset(self) -> None:
