@@ -11,7 +11,7 @@ from ..model.schema import Command, EnumType, Extension, Function, Grants, Polic
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, index_located, indexed, rebase, shift, strings
+from .tree import column_name, const, index_located, indexed, rebase, remembered, shift, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -160,12 +160,13 @@ def _policy_expressions_scanned(st: Stmt, n: dict, seen: dict[str, Any] | None =
 
 def _filtered_columns(*trees: Any) -> list[str]:
     """Columns of the policy's own table: ColumnRefs outside any subquery."""
-    cols = []
-    for tree in trees:
-        for kind, body, ctx in indexed(tree):
-            if kind == "ColumnRef" and "select" not in ctx:
-                cols.append(column_name(body))
-    return list(dict.fromkeys(c for c in cols if c and c != "*"))
+    cols = [c for tree in trees if tree is not None for c in remembered(tree, "columns", _row_columns)]
+    return list(dict.fromkeys(cols))
+
+
+def _row_columns(tree: Any) -> list[str]:
+    return [name for kind, body, ctx in indexed(tree) if kind == "ColumnRef" and "select" not in ctx
+            and (name := column_name(body)) and name != "*"]
 
 
 def create_policy(r: Reader, n: dict, st: Stmt) -> None:

@@ -44,8 +44,22 @@ def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tup
 _INDEXES: dict[int, tuple[Any, list[tuple[str, Node, tuple[str, ...]]]]] = {}
 
 
+# (fact, id(tree)) -> (tree, fact): what the reader derives from a tree once, however many policies share it.
+_REMEMBERED: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 def forget_indexes() -> None:
     _INDEXES.clear()
+    _REMEMBERED.clear()
+
+
+def remembered(tree: Any, fact: str, compute: Callable[[Any], Any]) -> Any:
+    """`compute(tree)`, computed once per tree (trees are not changed once read)."""
+    key = (fact, id(tree))
+    hit = _REMEMBERED.get(key)
+    if hit is None or hit[0] is not tree:
+        hit = _REMEMBERED[key] = (tree, compute(tree))
+    return hit[1]
 
 
 def indexed(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:

@@ -34,10 +34,11 @@ def _once(kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
     return _FACTS[key][1]
 
 
-def created(s: Schema) -> list[Table]:
+def created(s: Schema) -> tuple[Table, ...]:
     """Tables the audited SQL creates in the user's schemas (stand-ins, foreign tables and managed
     schemas left out)."""
-    return [t for t in s.tables if not t.external and t.kind == "table" and t.schema_name not in MANAGED_SCHEMAS]
+    return _once("created", s, lambda: tuple(t for t in s.tables if not t.external and t.kind == "table"
+                                             and t.schema_name not in MANAGED_SCHEMAS))
 
 
 def can_select(s: Schema, obj: Table | View, role: str, whole: bool = False) -> bool:
@@ -97,7 +98,7 @@ def api_selectable(obj: Table | View, columns: list[str]) -> list[str]:
 
 
 def is_tenant(t: Table) -> bool:
-    return bool(t.tenant_key) and t.column(t.tenant_key) is not None
+    return _once("tenant", t, lambda: bool(t.tenant_key) and t.column(t.tenant_key) is not None)
 
 
 def is_analytics(t: Table) -> bool:
