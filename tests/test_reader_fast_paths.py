@@ -225,6 +225,29 @@ def test_identical_clauses_share_one_tree_and_each_policy_keeps_its_own_reading(
     assert policies["one"].using[call["location"]:].startswith("auth.uid()")
 
 
+TABLE_SPELLINGS = ['t', 'T', '"t"', 'public.t', 'public . "t"', '"Pub"."Tab"', 'x.y.z', '"a""b"', 'tåble', 'Åb',
+                   'U&"d\\0061t"', 's."T x"']
+
+
+def test_a_policy_read_after_others_ending_alike_reads_as_it_does_alone():
+    """Every tricky policy on tables of every spelling, in one file (later ones take what the first read left
+    under the text after the table's name) and each alone: the same command, roles, clauses and trees."""
+    statements = [s.text for s in split(TRICKY_POLICIES)[0] if s.text.lower().startswith("create policy")]
+    name = r'"(?:[^"]|"")*"|\S+'
+    variants = [re.sub(rf"^create policy\s+(?:{name})\s+on\s+(?:{name})\s", f"create policy v{i}_{k} on {table} ",
+                       text, flags=re.IGNORECASE)
+                for i, text in enumerate(statements) for k, table in enumerate(TABLE_SPELLINGS)]
+
+    def policies(sql):
+        return [(p.name, p.command, p.roles, p.using, p.check, p.using_tree, p.check_tree, p.columns)
+                for t in read_sql([("f.sql", sql)]).schema.tables for p in t.policies]
+
+    together = sorted(policies(";\n".join(variants)), key=repr)
+    alone = sorted((p for text in variants for p in policies(text)), key=repr)
+    assert len(together) == len(variants) > 250
+    assert together == alone
+
+
 def test_an_audit_over_shared_trees_reports_what_one_over_separate_trees_reports():
     """Each statement read alone (no tree can be shared) and the whole file read at once give the same
     findings, locations and fixes: a shared tree carries nothing of the policy or schema it was first read in."""

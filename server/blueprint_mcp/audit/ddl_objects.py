@@ -64,13 +64,26 @@ _CLAUSES = (("qual", "using"), ("with_check", "check"))
 _LOCATION = re.compile(rb'"location":(\d+)')
 
 
-def _policy_expressions(st: Stmt, n: dict, seen: dict[str, Any] | None = None) -> dict[str, tuple[str | None, Any]]:
+def _policy_expressions(st: Stmt, n: dict, seen: dict[Any, Any] | None = None) -> dict[str, tuple[str | None, Any]]:
     """USING and WITH CHECK: exact source text, trees rebased onto that text. Found from the trees'
     locations; a statement with comments, or a shape that does not fit, is read in full instead.
 
     `seen` (clause text -> its rebased tree) shares one tree among identical clauses: the same text parses
     to the same tree, so it is indexed once and the rules' per-tree facts are computed once. Projects repeat
-    a handful of clauses (one helper pattern on every table) across hundreds of policies."""
+    a handful of clauses (one helper pattern on every table) across hundreds of policies. It also holds,
+    under ("after table", text), what a statement ending in that text was read to."""
+    rest = _after_table(st, n) if seen is not None else None
+    if rest is not None:
+        # The tokens after the table's name decide the clauses: a statement that ends as one read before
+        # has its clauses, wherever it starts.
+        hit = seen.get(rest)
+        if hit is None:
+            hit = seen[rest] = _read_expressions(st, n, seen)
+        return dict(hit)
+    return _read_expressions(st, n, seen)
+
+
+def _read_expressions(st: Stmt, n: dict, seen: dict[Any, Any] | None) -> dict[str, tuple[str | None, Any]]:
     text = st.text
     if "--" in text or "/*" in text:
         return _policy_expressions_scanned(st, n, seen)
@@ -107,6 +120,25 @@ def _policy_expressions(st: Stmt, n: dict, seen: dict[str, Any] | None = None) -
     return out
 
 
+_NAME_PART = r'(?:"((?:[^"]|"")*)"|([A-Za-z_\x80-\U0010ffff][\w$\x80-\U0010ffff]*))'
+_QUALIFIED = re.compile(_NAME_PART + r"(?:\s*\.\s*" + _NAME_PART + r")?(?:\s*\.\s*" + _NAME_PART + r")?(?=[\s(]|$)")
+
+
+def _after_table(st: Stmt, n: dict) -> tuple[str, str] | None:
+    """("after table", the text after the policy's table name), when the name read there is exactly the
+    parser's (so the text is cut at the end of the name); None otherwise."""
+    rv = n.get("table") or {}
+    at = rv.get("location", -1)
+    m = _QUALIFIED.match(st.text, st.char(at)) if at >= 0 else None
+    if m is None:
+        return None
+    groups = m.groups()
+    parts = [q.replace('""', '"') if q is not None else b.lower()
+             for q, b in zip(groups[0::2], groups[1::2]) if q is not None or b is not None]
+    wanted = [rv[k] for k in ("catalogname", "schemaname", "relname") if k in rv]
+    return ("after table", st.text[m.end():]) if parts == wanted else None
+
+
 def _first_location(tree: Any) -> int | None:
     """The smallest `location` >= 0 in a tree (where its first token starts), from its JSON: a third of the
     cost of a walk, which a clause seen before never needs."""
@@ -117,7 +149,7 @@ def _first_location(tree: Any) -> int | None:
     return min(map(int, found)) if found else None
 
 
-def _remember(seen: dict[str, Any] | None, clause: str, tree: Any) -> Any:
+def _remember(seen: dict[Any, Any] | None, clause: str, tree: Any) -> Any:
     if seen is not None:
         seen[clause] = tree
     return tree
@@ -136,7 +168,7 @@ def _clause_opening(text: str, first: int, keyword: str) -> tuple[int, int] | No
     return start, opening
 
 
-def _policy_expressions_scanned(st: Stmt, n: dict, seen: dict[str, Any] | None = None) \
+def _policy_expressions_scanned(st: Stmt, n: dict, seen: dict[Any, Any] | None = None) \
         -> dict[str, tuple[str | None, Any]]:
     """`_policy_expressions` the long way: every top-level USING and WITH CHECK found in the text."""
     words = top_level_words(st.text)

@@ -97,8 +97,9 @@ class Reader:
         self._log: list[Stmt] = []
         self._marks: list[tuple[str | None, int]] = []
         # Policy clause text -> its rebased parse tree, shared by every policy with that clause (trees
-        # are never changed once read).
-        self.clauses: dict[str, Any] = {}
+        # are never changed once read); ("after table", text) -> the clauses of a policy statement whose
+        # text after the table's name is that.
+        self.clauses: dict[Any, Any] = {}
         self._reset()
 
     def _reset(self) -> None:

@@ -34,6 +34,12 @@ def _once(kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
     return _FACTS[key][1]
 
 
+def per_tree(fact: str, tree: Any, compute: Callable[[], Any]) -> Any:
+    """A rule's answer about one parse tree, computed once per audit: identical clauses share a tree, and
+    what a rule concludes from a tree alone (given the schema, fixed during an audit) holds for each."""
+    return _once(("per tree", fact), tree, compute)
+
+
 def created(s: Schema) -> tuple[Table, ...]:
     """Tables the audited SQL creates in the user's schemas (stand-ins, foreign tables and managed
     schemas left out)."""

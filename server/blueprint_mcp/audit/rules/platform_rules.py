@@ -16,6 +16,7 @@ from .common import (
     exposed,
     linted_policies,
     once_per_statement,
+    per_tree,
     policy_label,
     strings_in,
     trees,
@@ -39,6 +40,13 @@ def _wrapped(text: str, byte_offsets: list[int]) -> str | None:
     return "".join(out) + text[last:]
 
 
+def _unwrapped_calls(tree, text: str) -> tuple[list[str], str | None]:
+    """(the auth functions a clause calls per row, the clause with those calls wrapped or None)."""
+    unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
+                 if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
+    return [name for name, _ in unwrapped], _wrapped(text, [at for _, at in unwrapped]) if unwrapped else None
+
+
 @rule("BP016", platform="0003",
       why="Unwrapped, the call is evaluated for every row the query touches; wrapped in a scalar sub-query "
           "(select auth.uid()) it becomes an init plan computed once per statement (179 ms -> 9 ms on 100k rows).",
@@ -47,11 +55,10 @@ def auth_rls_initplan(r, s: Schema):
     for t, p in linted_policies(s, INITPLAN_SCHEMAS_EXCLUDED):
         found, rewritten = [], {}
         for clause, tree, text in trees(p):
-            unwrapped = [(name, body.get("location", -1)) for name, body, ctx in calls(tree)
-                         if name in AUTH_FUNCTIONS and not once_per_statement(ctx)]
-            found += [name for name, _ in unwrapped]
-            if unwrapped:
-                rewritten[clause] = _wrapped(text, [at for _, at in unwrapped])
+            names, wrapped = per_tree("per-row auth calls", tree, lambda: _unwrapped_calls(tree, text))
+            found += names
+            if names:
+                rewritten[clause] = wrapped
         if not found:
             continue
         fix = None
@@ -115,8 +122,9 @@ def extension_in_public(r, s: Schema):
 def rls_references_user_metadata(r, s: Schema):
     for t in user_tables(s):
         for p in t.policies:
-            texts = [v for _, tree, _ in trees(p) for v in strings_in(tree)]
-            if any("user_metadata" in v or "raw_user_meta_data" in v for v in texts):
+            if any(per_tree("reads user metadata", tree, lambda: any(
+                    "user_metadata" in v or "raw_user_meta_data" in v for v in strings_in(tree)))
+                   for _, tree, _ in trees(p)):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 

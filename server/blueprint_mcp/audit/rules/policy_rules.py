@@ -20,6 +20,7 @@ from .common import (
     membership_functions,
     membership_tables,
     outside_subqueries,
+    per_tree,
     policy_label,
     relation_names,
     trees,
@@ -64,7 +65,8 @@ def policy_without_membership_check(r, s: Schema):
         if not is_tenant(t) or t.qualified in members:
             continue
         for p in t.policies:
-            found = [_checks_membership(s, tree, members, helpers) for _, tree, _ in trees(p)]
+            found = [per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers))
+                     for _, tree, _ in trees(p)]
             if _deliberate_public_read(p, [tree for _, tree, _ in trees(p)]):
                 continue
             if p.permissive and applies_to_clients(p) and found and all(f is False for f in found):
@@ -122,15 +124,20 @@ def policy_in_subquery(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
             for _, tree, _ in trees(p):
-                hit = next((body for kind, body in outside_subqueries(tree) if kind == "SubLink"
-                            and body.get("subLinkType") == "ANY_SUBLINK" and "ColumnRef" in body.get("testexpr", {})),
-                           None)
-                if hit is not None:
-                    column = ".".join(x.get("String", {}).get("sval", "*")
-                                      for x in hit["testexpr"]["ColumnRef"].get("fields", []))
+                column = per_tree("in (select ...)", tree, lambda: _in_subquery(tree))
+                if column is not None:
                     yield r.finding(f"{policy_label(t, p)} uses `{column} in (select ...)`.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
+
+
+def _in_subquery(tree) -> str | None:
+    """The column of the first `column in (select ...)` evaluated per row, or None."""
+    hit = next((body for kind, body in outside_subqueries(tree) if kind == "SubLink"
+                and body.get("subLinkType") == "ANY_SUBLINK" and "ColumnRef" in body.get("testexpr", {})), None)
+    if hit is None:
+        return None
+    return ".".join(x.get("String", {}).get("sval", "*") for x in hit["testexpr"]["ColumnRef"].get("fields", []))
 
 
 def _per_row_call(s: Schema, tree) -> str | None:
@@ -159,7 +166,8 @@ def _per_row_call(s: Schema, tree) -> str | None:
 def policy_per_row_function(r, s: Schema):
     for t in s.tables:
         for p in t.policies:
-            name = next((n for _, tree, _ in trees(p) if (n := _per_row_call(s, tree))), None)
+            name = next((n for _, tree, _ in trees(p)
+                         if (n := per_tree("per-row call", tree, lambda: _per_row_call(s, tree)))), None)
             if name:
                 yield r.finding(f"{policy_label(t, p)} calls {name}() with a column, for every row.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
