@@ -21,6 +21,7 @@ API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
 COLUMN_PRIVILEGES = ["select", "insert", "update", "references"]
 _ALL_PRIVILEGES = tuple(Privilege(privilege=x) for x in TABLE_PRIVILEGES)  # never mutated, safe to share
+_WHOLE = {p.privilege: p for p in _ALL_PRIVILEGES}  # a privilege on the whole relation, shared likewise
 # CreateTrigStmt bit masks (PostgreSQL's TRIGGER_TYPE_*).
 _BEFORE, _INSTEAD = 2, 64
 _EVENTS = ((4, "insert"), (16, "update"), (8, "delete"), (32, "truncate"))
@@ -350,10 +351,12 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
 
 def _privileges(n: dict) -> list[Privilege]:
     """`select`, `update (a, b)`; an empty privilege list means ALL (on the whole relation)."""
-    out = [Privilege(privilege=p.get("priv_name", "all"), columns=strings(p.get("cols")))
-           for wrapped in n.get("privileges") or [] for p in [wrapped.get("AccessPriv", {})]]
+    out = [_WHOLE[name] if not p.get("cols") and name in _WHOLE else
+           Privilege(privilege=name, columns=strings(p.get("cols")))
+           for wrapped in n.get("privileges") or [] for p in [wrapped.get("AccessPriv", {})]
+           for name in [p.get("priv_name", "all")]]
     if not out or any(p.privilege == "all" and not p.columns for p in out):
-        return [Privilege(privilege=x) for x in TABLE_PRIVILEGES]
+        return list(_ALL_PRIVILEGES)
     # ALL (a, b) is every column privilege on those columns.
     return [q for p in out for q in ([Privilege(privilege=x, columns=p.columns) for x in COLUMN_PRIVILEGES]
                                      if p.privilege == "all" else [p])]
@@ -372,7 +375,7 @@ def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privil
             same = [h for h in held if h.privilege == p.privilege]
             if is_grant:
                 if not any(not h.columns for h in same):  # a whole-relation grant already covers any column
-                    held = [h for h in held if h not in same] + (
+                    held = [h for h in held if h.privilege != p.privilege] + (
                         [p] if not p.columns else [Privilege(privilege=p.privilege, columns=list(
                             dict.fromkeys([c for h in same for c in h.columns] + p.columns)))])
             elif not p.columns:
@@ -381,7 +384,7 @@ def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privil
                 kept = [c for h in same for c in h.columns if c not in p.columns]
                 # Revoking some columns of a whole-relation grant leaves the relation grant in place.
                 if not any(not h.columns for h in same):
-                    held = [h for h in held if h not in same] + (
+                    held = [h for h in held if h.privilege != p.privilege] + (
                         [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
         grants[role] = held
 

@@ -32,11 +32,13 @@ class Rule:
 
     def finding(self, message: str, obj: str | None, remediation: str | None = None,
                 fix_sql: str | None = None, location=None) -> Finding:
-        return Finding(
-            rule_id=self.id, name=self.name, level=self.level, categories=list(self.categories), message=message,
+        if location is None:
+            return Finding(rule_id=self.id, name=self.name, level=self.level, categories=self.categories,
+                           message=message, object=obj, remediation=remediation or self.fix, fix_sql=fix_sql)
+        return Finding(  # categories: validation makes the tuple a list of the finding's own
+            rule_id=self.id, name=self.name, level=self.level, categories=self.categories, message=message,
             object=obj, remediation=remediation or self.fix, fix_sql=fix_sql,
-            file=getattr(location, "file", None), line=getattr(location, "line", None),
-            column=getattr(location, "column", None),
+            file=location.file, line=location.line, column=location.column,
         )
 
 

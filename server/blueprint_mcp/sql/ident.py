@@ -7,6 +7,7 @@ here for the SQL builders.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..model.names import MAX_IDENT_BYTES, RESERVED, object_name
 
@@ -15,6 +16,7 @@ __all__ = ["MAX_IDENT_BYTES", "column_list", "ident", "literal", "object_name", 
 _BARE = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
+@lru_cache(maxsize=8192)  # a pure function of the name; audits and generators ask for the same few names
 def ident(name: str) -> str:
     """Quote `name` unless it is a plain lower-case, non-reserved identifier."""
     if _BARE.match(name) and name not in RESERVED and len(name.encode()) <= MAX_IDENT_BYTES:

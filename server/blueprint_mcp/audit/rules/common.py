@@ -29,9 +29,10 @@ def clear_facts() -> None:
 
 def _once(kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
     key = (kind, id(obj))
-    if key not in _FACTS:
-        _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
-    return _FACTS[key][1]
+    hit = _FACTS.get(key)
+    if hit is None:
+        hit = _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
+    return hit[1]
 
 
 def per_tree(fact: str, tree: Any, compute: Callable[[], Any]) -> Any:
@@ -143,9 +144,13 @@ def policy_reads(s: Schema) -> set[str]:
 
 def _policy_reads(s: Schema) -> set[str]:
     out: set[str] = set()
+    seen: set[tuple[int, str]] = set()  # identical clauses share a tree: read each once per schema
     for t in s.tables:
         for p in t.policies:
             for _, tree, _ in trees(p):
+                if (id(tree), t.schema_name) in seen:
+                    continue
+                seen.add((id(tree), t.schema_name))
                 out |= relation_names(tree, t.schema_name)
                 for name, _, _ in calls(tree):
                     f = find_function(s, name)
@@ -188,9 +193,12 @@ def _membership_functions(s: Schema) -> set[str]:
 
 def trees(p: Policy) -> list[tuple[str, Any, str]]:
     """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
-    return _once("trees", p, lambda: [(label, tree, text or "") for label, tree, text in
-                                      (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
-                                      if tree is not None])
+    hit = _FACTS.get(("trees", id(p)))  # asked by every policy rule of every policy: `_once`, inlined
+    if hit is None:
+        hit = _FACTS[("trees", id(p))] = (p, [(label, tree, text or "") for label, tree, text in
+                                              (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
+                                              if tree is not None])
+    return hit[1]
 
 
 def applies_to_clients(p: Policy) -> bool:
