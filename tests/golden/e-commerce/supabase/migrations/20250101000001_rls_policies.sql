@@ -8,11 +8,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select m.organization_id
     from public.organization_members m
-   where m.user_id = (select auth.uid())
+   where m.user_id = caller
      and m.role >= min_role;
 end
 $$;
@@ -27,11 +29,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select m.organization_id
     from public.organization_members m
-   where m.user_id = (select auth.uid())
+   where m.user_id = caller
      and m.role = any (roles);
 end
 $$;
@@ -46,11 +50,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select t1.id
     from public.customers t1
-   where t1.user_id = (select auth.uid());
+   where t1.user_id = caller;
 end
 $$;
 comment on function private.customers_user_id_linked_ids() is 'customers rows linked to the caller through user_id. Definer: follows the chain past RLS, returns ids only.';
@@ -64,12 +70,14 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select t1.id
     from public.carts t1
     join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
-   where t2.user_id = (select auth.uid());
+   where t2.user_id = caller;
 end
 $$;
 comment on function private.carts_customer_id_user_id_linked_ids() is 'carts rows linked to the caller through customer_id -> user_id. Definer: follows the chain past RLS, returns ids only.';
@@ -83,12 +91,14 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select t1.id
     from public.orders t1
     join public.customers t2 on t2.id = t1.customer_id and t2.organization_id = t1.organization_id
-   where t2.user_id = (select auth.uid());
+   where t2.user_id = caller;
 end
 $$;
 comment on function private.orders_customer_id_user_id_linked_ids() is 'orders rows linked to the caller through customer_id -> user_id. Definer: follows the chain past RLS, returns ids only.';

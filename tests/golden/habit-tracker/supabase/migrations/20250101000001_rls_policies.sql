@@ -8,11 +8,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select m.organization_id
     from public.organization_members m
-   where m.user_id = (select auth.uid())
+   where m.user_id = caller
      and m.role >= min_role;
 end
 $$;

@@ -8,11 +8,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select m.organization_id
     from public.organization_members m
-   where m.user_id = (select auth.uid())
+   where m.user_id = caller
      and m.role >= min_role;
 end
 $$;
@@ -27,11 +29,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select t1.id
     from public.orders t1
-   where t1.buyer_id = (select auth.uid());
+   where t1.buyer_id = caller;
 end
 $$;
 comment on function private.orders_buyer_id_linked_ids() is 'orders rows linked to the caller through buyer_id. Definer: follows the chain past RLS, returns ids only.';
@@ -45,11 +49,13 @@ stable
 security definer
 set search_path = ''
 as $$
+declare
+  caller uuid := auth.uid();
 begin
   return query
   select m.organization_id
     from public.organization_members m
-   where m.user_id = (select auth.uid())
+   where m.user_id = caller
      and m.role = any (roles);
 end
 $$;
