@@ -91,3 +91,32 @@ def test_rendered_files_apply_with_psql_in_file_name_order(make_db, pg_cluster, 
 def test_generation_is_deterministic():
     ts = datetime.fromisoformat(FIXED_TS)
     assert migration_files(load_template("habit-tracker"), ts) == migration_files(load_template("habit-tracker"), ts)
+
+
+def test_a_linked_chain_through_a_column_named_like_the_helpers_variable_still_reads(make_db):
+    """The helpers keep the caller's id in a PL/pgSQL variable, `caller`. A chain ending in a user column of
+    that name reads the invoice for the client's user and no one else (without `#variable_conflict
+    use_variable` every read failed: column reference "caller" is ambiguous)."""
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.pg import apply_sql, create_user
+    from blueprint_mcp.verify.run import blueprint_migrations
+    from pgutil import run_as
+
+    bp = parse_blueprint({"app": {"name": "Calls", "slug": "calls"}, "entities": [
+        {"name": "clients", "fields": [{"name": "caller", "type": "reference", "references": "auth.users"}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["caller"]}]}},
+        {"name": "invoices", "fields": [{"name": "client_id", "type": "reference", "references": "clients"}],
+         "access": {"select": [{"min_role": "admin"}, {"linked": ["client_id", "caller"]}]}}]})
+    conn = make_db("explicit")
+    for sql in blueprint_migrations(bp):
+        apply_sql(conn, sql)
+    with conn.cursor() as cur:
+        linked, other = create_user(cur, "linked@example.com"), create_user(cur, "other@example.com")
+        org = cur.execute("insert into public.organizations (name, slug, owner_user_id) values ('O', 'org-one', %s) "
+                          "returning id", (other,)).fetchone()[0]
+        client = cur.execute("insert into public.clients (organization_id, caller) values (%s, %s) returning id",
+                             (org, linked)).fetchone()[0]
+        cur.execute("insert into public.invoices (organization_id, client_id) values (%s, %s)", (org, client))
+    count = "select count(*) from public.invoices"
+    assert run_as(conn, "authenticated", linked, count)[0][0] == 1
+    assert run_as(conn, "authenticated", create_user(conn.cursor(), "x@example.com"), count)[0][0] == 0

@@ -8,6 +8,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -29,6 +30,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -50,6 +52,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -70,6 +73,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -91,6 +95,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin

@@ -8,6 +8,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin

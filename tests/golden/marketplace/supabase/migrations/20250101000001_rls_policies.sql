@@ -8,6 +8,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -29,6 +30,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
@@ -49,6 +51,7 @@ stable
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_variable
 declare
   caller uuid := auth.uid();
 begin
