@@ -34,7 +34,7 @@ def _long(prefix: str) -> str:
 
 # Non-reserved and column-name keywords (PostgreSQL accepts them bare), names the verifier's own
 # actors use, membership-looking names, names whose generated objects could collide (a + b_c and
-# a_b + c), and names at the 63-byte limit. Reserved words ("order", "user", "select", "group") are
+# a_b + c), names of the generated functions' variables, and names at the 63-byte limit. Reserved words ("order", "user", "select", "group") are
 # rejected by the model, so they cannot appear here; nor can analytics names (page_views).
 ROLE_NAMES = ("owner", "admin", "member", "viewer", "lead", "staff", "auditor", "editor", "billing", "guest",
               "hopper", "outsider", "peer", "owner2", "anon", "authenticated", "service_role", "position", "type",
@@ -45,7 +45,10 @@ ENTITY_NAMES = ("projects", "tasks", "invoices", "appointments", "notes", "boxes
                 _long("e"), _long("f"))
 FIELD_NAMES = ("name", "title", "body", "status", "amount", "starts_on", "due_at", "position", "values", "type",
                "row", "between", "time", "key", "value", "user_id", "email", "notes", "b", "b_c", "c", "level",
-               "data", "payload", "properties", "password", "token", _long("c"), _long("d"))
+               "data", "payload", "properties", "password", "token", _long("c"), _long("d"),
+               # the generated functions' own parameters and variables, which PL/pgSQL must not confuse
+               # with a column of the table a function reads
+               "archived_row_id", "caller", "me", "min_role", "roles")
 OWNER_COLUMNS = ("created_by", "user_id", "author_id", "owner", _long("o"))
 ENUM_VALUES = ("draft", "active", "done", "low", "high", "position", "type", "a", "b", _long("v"))
 CONSENT_FLAGS = ("consent_for_personalization", "consent_for_ai_recommendations", "consent_for_marketing",

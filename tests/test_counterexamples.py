@@ -1,5 +1,6 @@
 """Counterexamples the property tests found (tests/test_properties.py), each pinned as a named test
-with its minimal blueprint and the exact outcome. Every one failed before its fix, except
+with its minimal blueprint and the exact outcome (and, last, the ones review found that the property
+tests now draw too). Every one failed before its fix, except
 test_own_rows_update_for_members_and_any_row_for_managers, which pins the half of the own_rows_only
 meaning that was already right."""
 
@@ -631,3 +632,18 @@ def test_an_archived_row_cannot_be_updated_out_of_its_restorers_sight(url):
     moves = {c.expected for c in report.cases if c.table == "tasks" and c.command == "update flagged"
              and c.actor == "owner" and c.org == "org1"}
     assert "denied" in moves
+
+
+def test_columns_named_like_the_generated_functions_parameters_and_variables(url):
+    """Found in review, not by the property tests (their field names now include these): a soft-deleted
+    table with a column named archived_row_id (restore_x's parameter) could not be restored, and a linked
+    chain through a user column named caller (the helpers' variable) could not be read; PL/pgSQL refused
+    both with "column reference ... is ambiguous"."""
+    verified(blueprint(
+        {"name": "folders", "soft_delete": True, "restore": [{"min_role": "admin"}],
+         "fields": [{"name": "archived_row_id", "type": "uuid"}, {"name": "me", "type": "text"},
+                    {"name": "min_role", "type": "text"}, {"name": "roles", "type": "text"}]},
+        {"name": "clients", "fields": [{"name": "caller", "type": "reference", "references": "auth.users"}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["caller"]}]}},
+        {"name": "invoices", "fields": [{"name": "client_id", "type": "reference", "references": "clients"}],
+         "access": {"select": [{"min_role": "admin"}, {"linked": ["client_id", "caller"]}]}}), url)

@@ -660,7 +660,7 @@ set search_path = ''
 as $$
 begin
   update public.entries set archived_at = null
-   where id = archived_row_id and archived_at is not null
+   where id = $1 and archived_at is not null
      and (organization_id = any (array(select private.organization_ids_with_role('editor'))));
   if not found then
     raise exception using errcode = '42501',

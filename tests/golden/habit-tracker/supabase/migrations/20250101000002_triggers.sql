@@ -666,7 +666,7 @@ set search_path = ''
 as $$
 begin
   update public.habits set archived_at = null
-   where id = archived_row_id and archived_at is not null
+   where id = $1 and archived_at is not null
      and ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
   if not found then
     raise exception using errcode = '42501',
