@@ -245,9 +245,10 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
     select = command_grants(bp, e, "select")
     pred = any_of(bp, e, restore_grants(bp, e), any_of(bp, e, select) if select else Pred.of("false"))
     name = verb_name("restore", e.singular)
-    # $1, not the parameter's name: the table may have a column of that name, and PL/pgSQL refuses a
-    # name that is both (the restore grants' own columns stay unqualified and mean the table's).
-    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""begin
+    # The table may have a column named like the parameter (a grant may even filter on it): every bare
+    # name in the body means a column (use_column), and the parameter is only ever $1.
+    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column
+begin
   update public.{ident(e.name)} set archived_at = null
    where id = $1 and archived_at is not null
      and ({pred});

@@ -658,6 +658,7 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 begin
   update public.entries set archived_at = null
    where id = $1 and archived_at is not null

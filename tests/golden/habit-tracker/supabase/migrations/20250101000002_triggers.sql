@@ -664,6 +664,7 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 begin
   update public.habits set archived_at = null
    where id = $1 and archived_at is not null

@@ -744,6 +744,7 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+#variable_conflict use_column
 begin
   update public.listings set archived_at = null
    where id = $1 and archived_at is not null
