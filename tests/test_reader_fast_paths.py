@@ -209,8 +209,8 @@ create policy "a much longer name" on b.notes for select to authenticated
   using (organization_id in (select organization_id from members where user_id = auth.uid()));
 create policy two on a.notes for update using (organization_id in (select organization_id from members where user_id = auth.uid()))
   with check (organization_id in (select organization_id from members where user_id = auth.uid()));
--- a comment sends this one down the full scan
-create policy three on b.notes for delete using (organization_id in (select organization_id from members where user_id = auth.uid()));
+create policy three on b.notes for delete /* a comment: the full scan reads this one */
+  using (organization_id in (select organization_id from members where user_id = auth.uid()));
 create policy four on b.notes for insert with check (organization_id in (select organization_id from members where user_id = 2));
 """
 
