@@ -144,10 +144,10 @@ def _first_location(tree: Any) -> int | None:
     """The smallest `location` >= 0 in a tree (where its first token starts), from its JSON: a third of the
     cost of a walk, which a clause seen before never needs."""
     try:
-        found = _LOCATION.findall(orjson.dumps(tree))
+        found = [int(x) for x in _LOCATION.findall(orjson.dumps(tree))]
     except (TypeError, orjson.JSONEncodeError):
-        found = [str(v["location"]).encode() for v in index_located(tree)[1]]
-    return min(map(int, found)) if found else None
+        found = [v["location"] for v in index_located(tree)[1]]
+    return min(found, default=None)
 
 
 def _remember(seen: dict[Any, Any] | None, clause: str, tree: Any) -> Any:

@@ -32,13 +32,10 @@ class Rule:
 
     def finding(self, message: str, obj: str | None, remediation: str | None = None,
                 fix_sql: str | None = None, location=None) -> Finding:
-        if location is None:
-            return Finding(rule_id=self.id, name=self.name, level=self.level, categories=self.categories,
-                           message=message, object=obj, remediation=remediation or self.fix, fix_sql=fix_sql)
+        file, line, column = (location.file, location.line, location.column) if location is not None else (None,) * 3
         return Finding(  # categories: validation makes the tuple a list of the finding's own
             rule_id=self.id, name=self.name, level=self.level, categories=self.categories, message=message,
-            object=obj, remediation=remediation or self.fix, fix_sql=fix_sql,
-            file=location.file, line=location.line, column=location.column,
+            object=obj, remediation=remediation or self.fix, fix_sql=fix_sql, file=file, line=line, column=column,
         )
 
 

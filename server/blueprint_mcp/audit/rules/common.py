@@ -27,11 +27,12 @@ def clear_facts() -> None:
     _FACTS.clear()
 
 
-def _once(kind: Any, obj: Any, compute: Callable[[], Any]) -> Any:
+def _once(kind: Any, obj: Any, compute: Callable[..., Any], *args: Any) -> Any:
+    """`compute(*args)`, once per audit for `obj` (args spare the hottest callers a closure)."""
     key = (kind, id(obj))
     hit = _FACTS.get(key)
     if hit is None:
-        hit = _FACTS[key] = (obj, compute())  # holding obj keeps its id from being reused meanwhile
+        hit = _FACTS[key] = (obj, compute(*args))  # holding obj keeps its id from being reused meanwhile
     return hit[1]
 
 
@@ -193,12 +194,12 @@ def _membership_functions(s: Schema) -> set[str]:
 
 def trees(p: Policy) -> list[tuple[str, Any, str]]:
     """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
-    hit = _FACTS.get(("trees", id(p)))  # asked by every policy rule of every policy: `_once`, inlined
-    if hit is None:
-        hit = _FACTS[("trees", id(p))] = (p, [(label, tree, text or "") for label, tree, text in
-                                              (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check))
-                                              if tree is not None])
-    return hit[1]
+    return _once("trees", p, _trees, p)
+
+
+def _trees(p: Policy) -> list[tuple[str, Any, str]]:
+    return [(label, tree, text or "") for label, tree, text in
+            (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)) if tree is not None]
 
 
 def applies_to_clients(p: Policy) -> bool:
