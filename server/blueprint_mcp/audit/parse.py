@@ -8,37 +8,22 @@ the rest of the file is still read. Objects keep the file, line and column of th
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pgparse
 
 from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
 from . import ddl_platform  # noqa: F401  (registers its handlers)
 from .ddl import TENANT_KEY, apply
+from .parser import Parses, parse
 from .split import Lines, split
 from .tree import forget_indexes
 from .suppress import Suppression, suppressions
 
 MAX_MESSAGE = 240
 
-
-class _Json:
-    """What pgparse decodes libpg_query's JSON with: orjson, in about half the standard library's time on
-    the same text (decoding was 40% of parsing), with the standard library as the fallback for what orjson
-    refuses. The other users of pgparse in the process (verify's guard) get the same trees."""
-
-    @staticmethod
-    def loads(text: str) -> object:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return json.loads(text)
-
-
-pgparse.json = _Json  # pgparse looks its json module up at each call
 
 EXPOSED_DEFAULT = ("public", "graphql_public")
 
@@ -224,7 +209,7 @@ class Reader:
         del self._log[cut:]
         self._reset()
         for st in self._log:
-            for raw in pgparse.parse(st.text):
+            for raw in parse(st.text):
                 apply(self, raw.get("stmt") or {}, st)
         self.schema.problems = problems
 
@@ -236,16 +221,18 @@ class Reader:
 
     def read(self, source: str, file: str) -> None:
         """Apply every statement of one file; never raises on bad SQL."""
-        source = source.replace("\x00", " ")  # libpg_query reads C strings: a NUL would end the text
-        statements, comments = split(source)
-        lines = Lines(source)
+        self.read_split(Split(source), file, parse)
+
+    def read_split(self, source: Split, file: str, take: Callable[[str], list[dict]] = parse) -> None:
+        """`read` of a file already split; `take` parses each statement sent to the parser, in order."""
+        statements, comments, lines = source.statements, source.comments, source.lines
         self.suppressions += suppressions(comments, statements, lines, file)
         for s in statements:
             if s.meta:
                 continue
             st = Stmt(file, s.text, s.start, lines)
             try:
-                parsed = pgparse.parse(s.text)
+                parsed = take(s.text)
             except pgparse.PGQueryError as exc:
                 position = max(getattr(exc, "position", 0) or 1, 1) - 1  # 1-based characters
                 line, column = lines.at(s.start + min(position, len(s.text)))
@@ -280,10 +267,29 @@ class Reader:
         return ParsedSql(schema=self.schema, suppressions=self.suppressions)
 
 
-def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False) -> ParsedSql:
+class Split:
+    """One file cut into statements (what the parser is sent: `texts`) and comments."""
+
+    __slots__ = ("statements", "comments", "lines", "texts")
+
+    def __init__(self, source: str) -> None:
+        source = source.replace("\x00", " ")  # libpg_query reads C strings: a NUL would end the text
+        self.statements, self.comments = split(source)
+        self.lines = Lines(source)
+        self.texts = [s.text for s in self.statements if not s.meta]
+
+
+def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False, worker: bool | None = None) -> ParsedSql:
     """(file name, SQL text) pairs, applied in the given order, as one schema; `assume_platform`: the
-    SQL runs on a Supabase project, where pg_graphql is installed."""
+    SQL runs on a Supabase project, where pg_graphql is installed. `worker`: parse in a second process
+    ahead of the reading (None: when the history is long enough to pay for it, see `parser`)."""
     reader = Reader(assume_platform)
-    for name, text in sources:
-        reader.read(text, name)
+    with Parses(Parses.wanted(sources) if worker is None else worker) as parses:
+        files = []
+        for name, text in sources:
+            files.append((Split(text), name))
+            parses.add(files[-1][0].texts)
+        parses.added_all()
+        for source, name in files:
+            reader.read_split(source, name, parses.take)
     return reader.finish()

@@ -1,0 +1,146 @@
+"""Where the reader's parse trees come from: libpg_query in this process, or, for a long history on a
+machine with a second core, a parse worker that runs ahead of the reader.
+
+libpg_query holds the GIL, so threads cannot overlap it with reading; a process can. The worker hands
+back libpg_query's JSON undecoded (decoding is where trees become Python objects, and unpickling trees
+would cost what parsing does), so what crosses the pipe is text and the reader's work per statement drops
+by the parse itself (about a seventh of an audit). Trees are the same either way: the JSON is decoded as
+an in-process parse decodes it, and a statement the worker could not parse is parsed again here, which
+raises what it always raised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pgparse
+
+# Below this much SQL (about 2,000 statements) the worker's start (a fresh interpreter) is not paid back.
+WORKER_MIN_CHARS = 256 * 1024
+_WORKER = Path(__file__).with_name("parse_worker.py")
+_LENGTH = struct.Struct(">I")
+_FLUSH = _LENGTH.pack(0xFFFFFFFF)
+
+
+class _Json:
+    """What pgparse decodes libpg_query's JSON with: orjson, in about half the standard library's time on
+    the same text (decoding was 40% of parsing), with the standard library as the fallback for what orjson
+    refuses. The other users of pgparse in the process (verify's guard) get the same trees."""
+
+    @staticmethod
+    def loads(text: str | bytes) -> object:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return json.loads(text)
+
+
+pgparse.json = _Json  # pgparse looks its json module up at each call
+
+
+def parse(text: str) -> list[dict]:
+    """One chunk of SQL -> its statements' raw parse trees; raises pgparse.PGQueryError on bad SQL."""
+    return pgparse.parse(text)
+
+
+class Parses:
+    """The parse trees of a history's statements, taken in the order they were added (a batch per file).
+    `take(text)` returns what `parse(text)` would, and raises what it would raise."""
+
+    def __init__(self, worker: bool) -> None:
+        """`worker`: parse ahead in a second process (started now, while the caller splits the files)."""
+        self._expected: deque[str] = deque()
+        self._proc: subprocess.Popen | None = None
+        if worker and sys.executable:
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, bufsize=1 << 20)
+            except OSError:
+                return  # no worker: every statement is parsed here
+            self._read = self._proc.stdout.read
+
+    @staticmethod
+    def wanted(sources: list[tuple[str, str]]) -> bool:
+        """A worker pays for its start on a long history, and only with a second core to run on."""
+        return sum(len(text) for _, text in sources) >= WORKER_MIN_CHARS and (os.cpu_count() or 1) > 1
+
+    def add(self, batch: list[str]) -> None:
+        """The statements of the next file, in the order they will be taken. The worker reads them all
+        before it answers, so this never waits on its answers."""
+        if self._proc is None or not batch:
+            return
+        frames = []
+        for text in batch:
+            data = text.encode("utf-8", "surrogatepass")
+            frames += (_LENGTH.pack(len(data)), data)
+        try:
+            self._proc.stdin.write(b"".join(frames))
+        except (OSError, ValueError):
+            self.close()  # the worker is gone: everything is parsed here
+            return
+        self._expected.extend(batch)
+
+    def added_all(self) -> None:
+        """No more statements: the worker starts answering."""
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()
+            except (OSError, ValueError):
+                self.close()
+
+    def take(self, text: str) -> list[dict]:
+        if self._proc is None:
+            return parse(text)
+        if not self._expected or self._expected[0] != text:
+            self.close()  # asked out of order: the worker's answers no longer line up
+            return parse(text)
+        self._expected.popleft()
+        try:
+            status = self._read(1)
+            if status == b"+":
+                (size,) = _LENGTH.unpack(self._read(4))
+                data = self._read(size)
+                if len(data) == size:
+                    try:
+                        return _Json.loads(data)["stmts"]
+                    except Exception:  # noqa: BLE001 - parsed here instead, which raises what it raises
+                        pass
+            elif status != b"!":
+                self.close()  # the worker died
+        except (OSError, ValueError, struct.error):
+            self.close()
+        return parse(text)
+
+    def close(self) -> None:
+        """Stops the worker: it has answered everything, or the reading stopped early and it is killed."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if self._expected:
+            proc.kill()
+        self._expected.clear()
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> Parses:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
