@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from blueprint_mcp.audit import RULES, audit_spec_document, audit_sql
+from blueprint_mcp.audit import RULES, Finding, Level, audit_spec_document, audit_sql
 from blueprint_mcp.audit.docs import rules_markdown
 
 CASES_DIR = Path(__file__).with_name("cases")
@@ -71,3 +71,17 @@ def test_fix_sql_applied_after_the_failing_case_clears_the_finding(rule_id):
 def test_docs_rules_md_is_generated_from_the_registry():
     assert RULES_MD.read_text(encoding="utf-8") == rules_markdown(), \
         "docs/rules.md is stale: python -m blueprint_mcp.audit.docs > docs/rules.md"
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_every_finding_a_rule_reports_is_valid_as_it_stands(rule_id):
+    """`Rule.finding` builds findings without validating them again (an audit reports tens of thousands):
+    each is exactly the finding validation makes of its fields, a list of categories of its own included."""
+    hits = run(rule_id, "fail")
+    for f in hits:
+        again = Finding.model_validate(dict(f.__dict__))
+        assert again == f and again.model_dump_json() == f.model_dump_json() and repr(again) == repr(f)
+        assert list(f.__dict__) == list(Finding.model_fields) and f.model_fields_set == set(Finding.model_fields)
+        assert type(f.level) is Level and type(f.categories) is list
+        assert f.categories is not hits[0].categories or f is hits[0]
+        assert isinstance(f.message, str) and (f.object is None or isinstance(f.object, str))

@@ -188,3 +188,32 @@ def test_nested_expressions_too_deep_for_the_parser_become_a_problem():
 ])
 def test_split_respects_quotes_comments_atomic_bodies_and_meta_commands(sql, texts):
     assert [s.text for s in split(sql)[0]] == texts
+
+
+def test_positions_the_reader_makes_without_validation_are_valid_locations():
+    """`Location.at` skips validation (the reader makes one per object): each is what validation makes."""
+    from pydantic import BaseModel
+
+    from blueprint_mcp.model.schema import Location
+
+    def locations(value):
+        if isinstance(value, Location):
+            yield value
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                yield from locations(getattr(value, name))
+        elif isinstance(value, list | tuple):
+            for v in value:
+                yield from locations(v)
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from locations(v)
+
+    sql = [("é/01.sql", "create table public.café (id int primary key,\n  naïve text references public.x (id));\n"
+                         "create policy p on public.café using (naïve = 'é');")]
+    found = list(locations(read_sql(blueprint_sql(load_template("b2b-saas"), "b2b") + sql).schema))
+    assert len(found) > 100
+    for loc in found:
+        again = Location.model_validate(loc.model_dump())
+        assert again == loc and again.model_fields_set == loc.model_fields_set and repr(again) == repr(loc)
+        assert type(loc.file) is str and type(loc.line) is int and type(loc.column) is int

@@ -461,19 +461,19 @@ def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict |
     if template is None and blueprint is None and sql is None and spec is None and not paths:
         raise InvalidBlueprint([("template", "nothing to audit.",
                                  "pass template, blueprint, sql (SQL text), spec (markdown) or paths")])
-    findings: list[Finding] = []
+    parts: list[list[Finding]] = []  # each sorted already
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
-        findings += audit_sql(blueprint_sql(bp, template or bp.app.slug), assume_platform)
+        parts.append(audit_sql(blueprint_sql(bp, template or bp.app.slug), assume_platform))
     sources = collect([Path(p) for p in paths or []], max_bytes)
     for path in sources.blueprints:
-        findings += audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform)
+        parts.append(audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform))
     history = sources.sql + ([("input.sql", sql)] if sql is not None else [])
     if history:
-        findings += audit_sql(history, assume_platform)
+        parts.append(audit_sql(history, assume_platform))
     for name, text in sources.specs + ([("input.md", spec)] if spec is not None else []):
-        findings += audit_spec_document(text, name)
-    return sort_findings(findings)
+        parts.append(audit_spec_document(text, name))
+    return parts[0] if len(parts) == 1 else sort_findings([f for part in parts for f in part])
 
 
 def blueprint_sql(bp: Blueprint, label: str) -> list[tuple[str, str]]:

@@ -61,7 +61,7 @@ class Stmt:
 
     def _location(self, byte_offset: int) -> Location:
         line, column = self.lines.at(self.start + self.char(byte_offset))
-        return Location(file=self.file, line=line, column=column)
+        return Location.at(self.file, line, column)
 
 
 @dataclass

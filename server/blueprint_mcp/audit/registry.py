@@ -33,10 +33,11 @@ class Rule:
     def finding(self, message: str, obj: str | None, remediation: str | None = None,
                 fix_sql: str | None = None, location=None) -> Finding:
         file, line, column = (location.file, location.line, location.column) if location is not None else (None,) * 3
-        return Finding(  # categories: validation makes the tuple a list of the finding's own
-            rule_id=self.id, name=self.name, level=self.level, categories=self.categories, message=message,
-            object=obj, remediation=remediation or self.fix, fix_sql=fix_sql, file=file, line=line, column=column,
-        )
+        return Finding.of_rule({  # in field order, as validation would store them
+            "rule_id": self.id, "name": self.name, "level": self.level, "categories": list(self.categories),
+            "message": message, "object": obj, "file": file, "line": line, "column": column,
+            "remediation": remediation or self.fix, "fix_sql": fix_sql,
+        })
 
 
 RULES: dict[str, Rule] = {}
