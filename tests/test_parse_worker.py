@@ -172,3 +172,14 @@ def test_the_worker_answers_and_only_what_it_could_not_parse_is_parsed_again_her
     assert [t[:20] for t in here] == ["create tabel public.", "select 'unterminated", "select " + "(" * 13,
                                       "create table public."]
     assert "\udcff" in here[-1]
+
+
+def test_a_batch_with_a_nul_is_parsed_here():
+    """The worker separates statements with NUL (the reader replaces NULs in the SQL it reads); a caller
+    that sends one anyway gets this process's parses, not misaligned answers."""
+    texts = ["select 1", "select 'a\x00b'", "select 2"]
+    with Parses(True) as parses:
+        parses.add(texts)
+        parses.added_all()
+        assert parses._proc is None
+        assert _answers(parses, texts) == _expected(texts)

@@ -26,8 +26,7 @@ import pgparse
 # Below this much SQL (about 2,000 statements) the worker's start (a fresh interpreter) is not paid back.
 WORKER_MIN_CHARS = 256 * 1024
 _WORKER = Path(__file__).with_name("parse_worker.py")
-_LENGTH = struct.Struct(">I")
-_FLUSH = _LENGTH.pack(0xFFFFFFFF)
+_HEADER = struct.Struct(">cI")  # what parse_worker answers each statement with
 
 
 class _Json:
@@ -78,12 +77,12 @@ class Parses:
         before it answers, so this never waits on its answers."""
         if self._proc is None or not batch:
             return
-        frames = []
-        for text in batch:
-            data = text.encode("utf-8", "surrogatepass")
-            frames += (_LENGTH.pack(len(data)), data)
+        sent = "\x00".join(batch) + "\x00"  # the worker's separator: SQL with a NUL is parsed here
+        if sent.count("\x00") != len(batch):
+            self.close()
+            return
         try:
-            self._proc.stdin.write(b"".join(frames))
+            self._proc.stdin.write(sent.encode("utf-8", "surrogatepass"))
         except (OSError, ValueError):
             self.close()  # the worker is gone: everything is parsed here
             return
@@ -105,19 +104,19 @@ class Parses:
             return parse(text)
         self._expected.popleft()
         try:
-            status = self._read(1)
+            status, size = _HEADER.unpack(self._read(5))
             if status == b"+":
-                (size,) = _LENGTH.unpack(self._read(4))
                 data = self._read(size)
-                if len(data) == size:
-                    try:
-                        return _Json.loads(data)["stmts"]
-                    except Exception:  # noqa: BLE001 - parsed here instead, which raises what it raises
-                        pass
+                if len(data) < size:
+                    raise ValueError("the worker stopped mid-answer")
+                try:
+                    return _Json.loads(data)["stmts"]
+                except Exception:  # noqa: BLE001 - parsed here instead, which raises what it raises
+                    pass
             elif status != b"!":
-                self.close()  # the worker died
+                self.close()  # not an answer the worker sends
         except (OSError, ValueError, struct.error):
-            self.close()
+            self.close()  # the worker died
         return parse(text)
 
     def close(self) -> None:
