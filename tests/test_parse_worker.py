@@ -183,3 +183,14 @@ def test_a_batch_with_a_nul_is_parsed_here():
         parses.added_all()
         assert parses._proc is None
         assert _answers(parses, texts) == _expected(texts)
+
+
+def test_a_worker_that_cannot_start_its_parser_leaves_everything_to_this_process(monkeypatch):
+    """A worker that fails at once (here: its script is missing) costs a failed start, never an answer."""
+    monkeypatch.setattr(parser, "_WORKER", Path("/nonexistent/parse_worker.py"))
+    texts = [t for b in _texts(TRICKY) for t in b]
+    with Parses(True) as parses:
+        parses.add(texts)
+        parses.added_all()
+        assert _answers(parses, texts) == _expected(texts)
+        assert parses._proc is None

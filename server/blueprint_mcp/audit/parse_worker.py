@@ -1,6 +1,6 @@
 """A second process that runs libpg_query for the audit, so parsing overlaps with reading the trees.
 
-Run as a script (`python -I parse_worker.py`): it imports pgparse and the standard library only, so it
+Run as a script (`python -P parse_worker.py`): it imports pgparse and the standard library only, so it
 starts in a few milliseconds. It reads every statement first, to the end of stdin (UTF-8, each ended by
 a NUL, which the reader has replaced in the SQL: libpg_query reads C strings), so the reader can send them
 all while it splits the files and never waits on a pipe in both directions. Then, for each statement in

@@ -60,9 +60,13 @@ class Parses:
         self._proc: subprocess.Popen | None = None
         if worker and sys.executable:
             try:
+                # -P: not the audit package's folder first on its path; it imports pgparse from wherever
+                # this process did (a user site, PYTHONPATH, a path set at run time), else it fails at once
+                # and this process parses everything.
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-I", str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL, bufsize=1 << 20)
+                    [sys.executable, "-P", str(_WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, bufsize=1 << 20, env=env)
             except OSError:
                 return  # no worker: every statement is parsed here
             self._read = self._proc.stdout.read
