@@ -153,8 +153,11 @@ def test_the_worker_runs_only_for_a_long_history_on_a_machine_with_a_second_core
     long = [("a.sql", "x" * parser.WORKER_MIN_CHARS)]
     assert Parses.wanted(long)
     assert not Parses.wanted([("a.sql", "x" * (parser.WORKER_MIN_CHARS - 1))])
-    monkeypatch.setattr(parser.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(parser.os, "sched_getaffinity", lambda pid: {0})
     assert not Parses.wanted(long)
+    monkeypatch.delattr(parser.os, "sched_getaffinity")
+    monkeypatch.setattr(parser.os, "cpu_count", lambda: 2)
+    assert Parses.wanted(long)
 
 
 def test_without_a_worker_every_statement_is_parsed_here():

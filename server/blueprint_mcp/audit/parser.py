@@ -50,6 +50,14 @@ def parse(text: str) -> list[dict]:
     return pgparse.parse(text)
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 class Parses:
     """The parse trees of a history's statements, taken in the order they were added (a batch per file).
     `take(text)` returns what `parse(text)` would, and raises what it would raise."""
@@ -74,7 +82,7 @@ class Parses:
     @staticmethod
     def wanted(sources: list[tuple[str, str]]) -> bool:
         """A worker pays for its start on a long history, and only with a second core to run on."""
-        return sum(len(text) for _, text in sources) >= WORKER_MIN_CHARS and (os.cpu_count() or 1) > 1
+        return sum(len(text) for _, text in sources) >= WORKER_MIN_CHARS and _cores() > 1
 
     def add(self, batch: list[str]) -> None:
         """The statements of the next file, in the order they will be taken. The worker reads them all
