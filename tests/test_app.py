@@ -343,6 +343,30 @@ async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     assert "habits" in [t["name"] for t in result.structured_content["tables"]]
 
 
+async def test_stdio_server_audits_a_long_history_through_its_parse_worker_and_keeps_its_channel_clean():
+    """SQL long enough for the parse worker (a child of the server): the answer is what one process finds,
+    and nothing the worker does reaches the stdio channel (a stray byte there would break the session)."""
+    from blueprint_mcp.audit import audit_parsed, read_sql
+    from blueprint_mcp.audit.parser import WORKER_MIN_CHARS
+
+    statements, n = [], 0
+    while sum(map(len, statements)) < WORKER_MIN_CHARS + 1000:
+        statements += [f"create table public.t{n} (id int primary key, organization_id uuid);",
+                       f"alter table public.t{n} enable row level security;",
+                       f"create policy p{n} on public.t{n} using (organization_id = auth.uid());"]
+        n += 1
+    sql = "\n".join(statements)
+    expected = audit_parsed(read_sql([("input.sql", sql)], worker=False))
+    params = StdioServerParameters(command=sys.executable, args=["-m", "blueprint_mcp"], env=_env())
+    async with Client(params) as c:
+        result = await c.call_tool("audit_spec", {"sql": sql, "max_findings": 5})
+        again = await c.call_tool("generate_schema", {"template": "habit-tracker", "sections": ["domain"]})
+    assert result.is_error is False and again.is_error is False
+    counts = {level: sum(1 for f in expected if f.level == level) for level in ("ERROR", "WARN", "INFO")}
+    assert result.structured_content["counts"] == counts
+    assert result.structured_content["findings"] == [f.model_dump(mode="json") for f in expected[:5]]
+
+
 @both_modes
 async def test_streamable_http_subprocess_serves_tool_calls(mode):
     with serving("streamable-http") as port:
