@@ -219,12 +219,9 @@ class Reader:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def read(self, source: str, file: str) -> None:
-        """Apply every statement of one file; never raises on bad SQL."""
-        self.read_split(Split(source), file, parse)
-
-    def read_split(self, source: Split, file: str, take: Callable[[str], list[dict]] = parse) -> None:
-        """`read` of a file already split; `take` parses each statement sent to the parser, in order."""
+    def read(self, source: Split, file: str, take: Callable[[str], list[dict]] = parse) -> None:
+        """Apply every statement of one file; never raises on bad SQL. `take` parses each of the file's
+        `texts`, in order."""
         statements, comments, lines = source.statements, source.comments, source.lines
         self.suppressions += suppressions(comments, statements, lines, file)
         for s in statements:
@@ -291,5 +288,5 @@ def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False, work
             parses.add(files[-1][0].texts)
         parses.added_all()
         for source, name in files:
-            reader.read_split(source, name, parses.take)
+            reader.read(source, name, parses.take)
     return reader.finish()
