@@ -15,6 +15,7 @@ from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from blueprint_mcp import tools
 from blueprint_mcp.app import PromptFile, build_server, fill, load_prompt
+from histories import long_history
 from serving import serving
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
@@ -347,15 +348,8 @@ async def test_stdio_server_audits_a_long_history_through_its_parse_worker_and_k
     """SQL long enough for the parse worker (a child of the server): the answer is what one process finds,
     and nothing the worker does reaches the stdio channel (a stray byte there would break the session)."""
     from blueprint_mcp.audit import audit_parsed, read_sql
-    from blueprint_mcp.audit.parser import WORKER_MIN_CHARS
 
-    statements, n = [], 0
-    while sum(map(len, statements)) < WORKER_MIN_CHARS + 1000:
-        statements += [f"create table public.t{n} (id int primary key, organization_id uuid);",
-                       f"alter table public.t{n} enable row level security;",
-                       f"create policy p{n} on public.t{n} using (organization_id = auth.uid());"]
-        n += 1
-    sql = "\n".join(statements)
+    sql, _ = long_history()
     expected = audit_parsed(read_sql([("input.sql", sql)], worker=False))
     params = StdioServerParameters(command=sys.executable, args=["-m", "blueprint_mcp"], env=_env())
     async with Client(params) as c:

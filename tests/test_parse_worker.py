@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from blueprint_mcp.audit import audit_parsed, parser
-from blueprint_mcp.audit.parse import read_sql
+from blueprint_mcp.audit.parse import Split, read_sql
 from blueprint_mcp.audit.parser import Parses, parse
 from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import blueprint_sql
@@ -91,7 +91,6 @@ def test_the_tricky_history_has_the_problems_an_in_process_parse_reports():
 
 
 def _texts(sources):
-    from blueprint_mcp.audit.parse import Split
     return [Split(text).texts for _, text in sources]
 
 

@@ -250,7 +250,8 @@ def test_a_policy_read_after_others_ending_alike_reads_as_it_does_alone():
 
 def test_an_audit_over_shared_trees_reports_what_one_over_separate_trees_reports():
     """Each statement read alone (no tree can be shared) and the whole file read at once give the same
-    findings, locations and fixes: a shared tree carries nothing of the policy or schema it was first read in."""
+    findings, objects, messages and fixes (not positions: alone, a statement sits on other lines): a shared
+    tree carries nothing of the policy or schema it was first read in."""
     def keyed(findings):
         return sorted((f.rule_id, f.object, f.message, f.fix_sql or "") for f in findings)
 

@@ -15,6 +15,7 @@ from mcp.client.client import Client
 
 from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import migration_files
+from histories import long_history
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,15 +115,8 @@ def test_installed_audit_of_a_long_history_parses_in_the_worker_and_reports_what
     import json
 
     from blueprint_mcp.audit import audit_parsed, read_sql
-    from blueprint_mcp.audit.parser import WORKER_MIN_CHARS
 
-    statements, n = [], 0
-    while sum(map(len, statements)) < WORKER_MIN_CHARS + 1000:
-        statements += [f"create table public.t{n} (id int primary key, organization_id uuid);",
-                       f"alter table public.t{n} enable row level security;",
-                       f"create policy p{n} on public.t{n} using (organization_id = auth.uid());"]
-        n += 1
-    sql = "\n".join(statements) + "\n"
+    sql, n = long_history()
     (tmp_path / "big.sql").write_text(sql, encoding="utf-8")
     out = subprocess.run([str(installed / "blueprint-mcp"), "audit", str(tmp_path / "big.sql"), "--format", "json",
                           "--fail-on", "error"], capture_output=True, text=True, cwd=tmp_path,
