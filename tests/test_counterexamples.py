@@ -18,7 +18,7 @@ from blueprint_mcp.verify.pg import apply_sql, create_user
 from blueprint_mcp.verify.run import blueprint_migrations
 from blueprint_mcp.verify.world import where_key
 
-from pgutil import run_as
+from pgutil import affected, denied, run_as
 
 pytestmark = pytest.mark.postgres
 
@@ -654,3 +654,54 @@ def test_columns_named_like_the_generated_functions_parameters_and_variables(url
          "access": {"select": [{"min_role": "member"}, {"linked": ["caller"]}]}},
         {"name": "invoices", "fields": [{"name": "client_id", "type": "reference", "references": "clients"}],
          "access": {"select": [{"min_role": "admin"}, {"linked": ["client_id", "caller"]}]}}), url)
+
+
+# --- found by an independent attack on the rendered templates ----------------------------------------
+
+def _check_ins(**extra) -> dict:
+    return blueprint({"name": "check_ins", "access": {"own_rows_only": True}, **extra,
+                      "fields": [{"name": "mood", "type": "integer"}, {"name": "notes", "type": "text", "pii": True}]})
+
+
+def _team(data: dict, make_db):
+    """The blueprint's database with an organisation: its owner, an admin and two members (bob, mal)."""
+    conn = make_db()
+    for sql in blueprint_migrations(parse_blueprint(data)):
+        apply_sql(conn, sql)
+    with conn.cursor() as cur:
+        users = {who: create_user(cur, f"{who}@example.com") for who in ("owner", "admin", "bob", "mal")}
+    org = conn.execute("insert into public.organizations (name, slug, owner_user_id) values ('O', 'o-org', %s) "
+                       "returning id", (users["owner"],)).fetchone()[0]
+    for who, role in (("admin", "admin"), ("bob", "member"), ("mal", "member")):
+        conn.execute("insert into public.organization_members (organization_id, user_id, role) values (%s, %s, %s)",
+                     (org, users[who], role))
+    return conn, org, users
+
+
+PRIVATE_NOTES = "insert into public.check_ins_private (organization_id, check_in_id, notes) values (%s, %s, %s)"
+
+
+@pytest.mark.parametrize("readers", ["author", "managers too"])
+def test_personal_data_of_a_row_is_written_by_who_may_write_the_row(url, make_db, readers):
+    """A member saw a colleague's check-in and inserted its private notes first: the side row was theirs (its
+    author was whoever inserted it), so the colleague could neither read nor write their own notes (one per
+    row). Now a side row takes its parent's author, and only the parent's author, or whoever may update the
+    parent and read the notes, writes them; verify's oracle says the same (its matrix has those inserts)."""
+    data = _check_ins() if readers == "author" else _check_ins(
+        pii_read=[{"min_role": "admin"}, {"min_role": "member", "own": True}])
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    check_in = run_as(conn, "authenticated", users["bob"], "insert into public.check_ins (organization_id, mood) "
+                      "values (%s, 3) returning id", (org,))[0][0]
+    assert run_as(conn, "authenticated", users["mal"], "select count(*) from public.check_ins where id = %s",
+                  (check_in,)) == [(1,)]
+    assert denied(conn, "authenticated", users["mal"], PRIVATE_NOTES, (org, check_in, "forged")) == "42501"
+    if readers == "author":
+        # The admin may update every check-in but does not read its notes, so may not write them either.
+        assert denied(conn, "authenticated", users["admin"], PRIVATE_NOTES, (org, check_in, "admin's")) == "42501"
+        assert affected(conn, "authenticated", users["bob"], PRIVATE_NOTES, (org, check_in, "mine")) == 1
+    else:
+        assert affected(conn, "authenticated", users["admin"], PRIVATE_NOTES, (org, check_in, "admin's")) == 1
+    # Whoever wrote them, the notes are the check-in author's: bob reads them.
+    assert conn.execute("select created_by::text from public.check_ins_private").fetchall() == [(users["bob"],)]
+    assert len(run_as(conn, "authenticated", users["bob"], "select notes from public.check_ins_private")) == 1

@@ -62,21 +62,33 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
             # (a policy that never checks membership is what the audit warns about, BP027).
             return []
     grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
+    if command == "insert" and side.owner_column:
+        # A side row's author is its parent row's (a trigger sets it), so the parent's insert grants, narrowed
+        # to the author, admit only the parent's author. Whoever may update the parent row may also give it
+        # its personal data; nobody else writes it first (one side row per parent row).
+        grants = _uncovered(bp, grants + _private_grants(bp, side, "update"))
+        return grants
     if command in ("update", "delete"):
         readers = _private_grants(bp, side, "select")
         if readers and all(r.own and not r.linked for r in readers):
             # Only authors read it, and writes reach readable rows only: every member write is an own write.
             grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
-        # Drop a grant another one already admits (a manager's "any row" narrowed to own rows).
-        grants = [g for i, g in enumerate(grants)
-                  if not any(covers(bp, h, g) and (not covers(bp, g, h) or j < i) for j, h in enumerate(grants) if j != i)]
+        grants = _uncovered(bp, grants)
     return grants
+
+
+def _uncovered(bp: Blueprint, grants: list[Grant]) -> list[Grant]:
+    """Drops a grant another one already admits (a manager's "any row" narrowed to own rows), keeping the first
+    of equal ones."""
+    return [g for i, g in enumerate(grants)
+            if not any(covers(bp, h, g) and (not covers(bp, g, h) or j < i) for j, h in enumerate(grants) if j != i)]
 
 
 def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
     """The grants of `command` on `e`, OR-ed; [] means only the service role may run it."""
     spec = e.access.spec(command)
-    if e.private_of is not None and bp.entity(e.private_of) is not None:
+    side = e.private_of is not None and bp.entity(e.private_of) is not None
+    if side:
         spec = _private_grants(bp, e, command)
         if e.scope is Scope.service and command != "select":
             return []
@@ -99,8 +111,9 @@ def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
                                                                         Grant(min_role=manager)]
     if e.scope is Scope.user:
         grants = [g.narrowed(own=True) for g in grants]
-    if command == "insert" and e.owner_column:
-        # The author of a new row is the caller: nobody inserts rows in someone else's name.
+    if command == "insert" and e.owner_column and not side:
+        # The author of a new row is the caller: nobody inserts rows in someone else's name. (A private side
+        # row's author is its parent row's: `_private_grants` says who may write it.)
         grants = [g.narrowed(own=True) for g in grants]
     if command in ("update", "delete"):
         grants = _within_select_roles(bp, e, grants)

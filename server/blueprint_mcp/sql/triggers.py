@@ -145,6 +145,22 @@ begin
 end""", "Writes one audit_logs row per changed row, PII columns removed.", definer=True)
 
 
+def take_parent_author() -> Function:
+    return _fn("take_parent_author", f"""declare
+  parent_author uuid;
+begin
+  -- tg_argv: this table's owner column, its reference to the parent row, the parent table, the parent's
+  -- owner column (all identifiers the generator wrote, quoted again by %I).
+  execute format('select p.%I from public.%I p where p.{ORG} = $1 and p.id = $2', tg_argv[3], tg_argv[2])
+     into parent_author
+    using new.{ORG}, (to_jsonb(new) ->> tg_argv[1])::uuid;
+  new := jsonb_populate_record(new, jsonb_build_object(tg_argv[0], parent_author));
+  return new;
+end""", "A row's personal data is its author's: a private side row takes its parent row's author, whoever "
+       "inserts it, so the author checks of its policies are checks on the parent's author. Definer: reads "
+       "the parent past RLS.", definer=True)
+
+
 def check_member_role(bp: Blueprint) -> Function:
     role_type = f"public.{ROLE_TYPE}"
     return _fn("check_member_role", f"""declare
@@ -186,6 +202,14 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             table = next(t for t in tables if t.name == e.name)
             _trigger(table, f"{f.name}_member_role", "before", ["insert", "update"], member_role,
                      [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles])
+    sides = [(e, bp.entity(e.private_of)) for e in bp.entities if e.private_of and e.owner_column]
+    sides = [(e, parent) for e, parent in sides if parent is not None and parent.owner_column]
+    if sides:
+        functions.append(take_author := take_parent_author())
+        for e, parent in sides:
+            table = next(t for t in tables if t.name == e.name)
+            _trigger(table, "take_author", "before", ["insert"], take_author,
+                     [e.owner_column, e.fields[0].name, parent.name, parent.owner_column])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

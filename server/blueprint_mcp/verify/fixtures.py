@@ -119,9 +119,43 @@ def add_row(world: World, table: Table, org: str | None, author: str, n: int, en
             purpose: str = "matrix") -> Row:
     """Plan the insert of one fixture row and return it."""
     values = row_values(table, org, world, author, n, enums, with_id=True)
+    author = _take_parent_author(table, world, values, author)
     row = Row(table.name, org, author, pk_key(table, values), purpose=purpose, values=values)
     world.add(insert_sql(table, values) + ";", row)
     return row
+
+
+def _take_parent_author(table: Table, world: World, values: dict[str, str], author: str) -> str:
+    """A private side row's author is its parent row's, whoever inserts it (its take_parent_author trigger
+    sets the owner column): the fixture row says so too."""
+    args = next((trg.args for trg in table.triggers if trg.function.endswith("take_parent_author")), None)
+    if not args or args[1] not in values:
+        return author
+    owner, ref, parent_table = args[0], args[1], args[2]
+    parent = next((r for r in world.rows if r.table == parent_table and r.key.get("id") == values[ref]), None)
+    if parent is None or parent.author is None:
+        return author
+    uid = world.actor_id(parent.author)
+    if owner in values:
+        values[owner] = literal(uid) if uid else "null"
+    return parent.author
+
+
+def for_own_parent(table: Table, world: World, values: dict[str, str], author: str,
+                   org: str | None) -> tuple[dict[str, str], str | None] | None:
+    """A private side row's insert values pointing at a parent row `author` wrote in `org` (a side row takes
+    its parent's author), and the SQL that first clears the side row already holding that parent (one per
+    parent); None for other tables, when `values` already point at a row of theirs, or when they wrote none."""
+    args = next((trg.args for trg in table.triggers if trg.function.endswith("take_parent_author")), None)
+    if not args or any(r.table == args[2] and r.key.get("id") == values.get(args[1]) and r.author == author
+                       for r in world.rows):
+        return None
+    parent = next((r for r in world.rows if r.table == args[2] and r.org == org and r.author == author
+                   and r.purpose == "matrix" and "id" in r.key), None)
+    if not parent:
+        return None
+    values = {**values, args[1]: parent.key["id"]}
+    return values, clearing_sql(table, values, world)
 
 
 def marker_for(table: Table, col: Column, enums: dict[str, list[str]]) -> str:

@@ -18,7 +18,7 @@ from ..model.meaning import restore_grants
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
-from .fixtures import clearing_sql
+from .fixtures import clearing_sql, for_own_parent
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -462,15 +462,20 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
                      probe=f"select count(*) from {target} where {where_key(row.key)} and "
                            f"{ident(e.owner_column)} = {literal(victim.user_id)}")
         values = make_values(t, "org1", w, writer, 9800 + len(w.rows), enums, with_id=False)
+        setup = None
+        if e.private_of is not None:
+            # Personal data is written for a row of the writer's own (a side row takes its parent's author).
+            values, setup = for_own_parent(t, w, values, writer, "org1") or (values, None)
         if oracle.expect(actor, "insert", t.name, Row(t.name, "org1", writer, {}, values=values), "org1") != ALLOWED:
             continue
         chosen = stable_id("chosen", t.name)
         case(f"insert a {t.name} row with a chosen id", t.name, writer,
              insert_sql(t, {**values, "id": literal(chosen)}), DENIED,
-             probe=f"select count(*) from {target} where id = {literal(chosen)}")
+             probe=f"select count(*) from {target} where id = {literal(chosen)}", setup=setup)
         case(f"insert a backdated {t.name} row", t.name, writer,
              insert_sql(t, {**values, "created_at": LONG_AGO}), DENIED,
-             probe=f"select count(*) from {target} where created_at < '2002-01-01'")
+             probe=f"select count(*) from {target} where created_at < '2002-01-01'", setup=setup)
+
 
 
 # --- audit log ---------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .lifecycle import lifecycle_cases
-from .fixtures import add_row, clashes, clearing_sql, insert_values, marker_for, row_values, unique_keys
+from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, row_values,
+                       unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
 from .world import (
@@ -336,9 +337,17 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
             for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
                 n += 1
                 values = insert_values(t, org, w, actor.name, n, enums)
-                new = Row(t.name, org, actor.name, {}, values=values)
-                cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
-                                  oracle.expect(actor, "insert", t.name, new, org), setup=clearing_sql(t, values, w)))
+                tries = [(values, clearing_sql(t, values, w), None)]
+                # A private side row takes its parent's author: the actor writes the personal data of a row of
+                # their own, and tries that of someone else's row.
+                own = for_own_parent(t, w, values, actor.name, org)
+                if own is not None:
+                    where = f" in {org}" if org else ""
+                    tries = [(*own, None), (*tries[0][:2], f"insert {t.name} for another's row{where}")]
+                for values, setup, attack in tries:
+                    new = Row(t.name, org, actor.name, {}, values=values)
+                    cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
+                                      oracle.expect(actor, "insert", t.name, new, org), attack=attack, setup=setup))
     for view in views:
         for actor in w.actors.values():
             for org in ("org1", "org2"):

@@ -162,7 +162,7 @@ class Oracle:
             who = self.role_in(actor, org) in (member_roles(self.bp, g) or [])
         if not who:
             return False
-        if g.own and (row is None or row.author != actor.name):
+        if g.own and (row is None or self._author(e, row) != actor.name):
             return False
         if g.assigned and (row is None or self._user(row, g.assigned) != actor.name):
             return False
@@ -172,6 +172,15 @@ class Oracle:
             if value not in {_norm(v) for v in g.where.values}:
                 return False
         return True
+
+    def _author(self, e, row: Row) -> str | None:
+        """The row's author; a private side's is its parent row's, whoever inserted it (docs/access.md A23)."""
+        if e.private_of is None:
+            return row.author
+        ref = row.values.get(e.fields[0].name)
+        parent = next((p for p in self.world.rows if p.table == e.private_of and ref is not None
+                       and from_literal(p.key.get("id", "null")) == from_literal(ref)), None)
+        return parent.author if parent is not None else None
 
     def _value(self, row: Row | None, column: str, default: object = None) -> str | None:
         """A fixture row's column as text ('true', 'published', '3'), its default when not inserted."""
@@ -197,7 +206,7 @@ class Oracle:
                 return None
         last = chain[-1]
         if last == entity.owner_column:
-            return current.author
+            return self._author(entity, current)
         return self._user(current, last)
 
 

@@ -281,7 +281,7 @@ create policy customers_private_insert_policy on public.customers_private
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('manager'))) and created_by = (select auth.uid())) or (customer_id = any (array(select private.customers_user_id_linked_ids())) and created_by = (select auth.uid())));
+  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
 
 create policy customers_private_update_policy on public.customers_private
   as permissive
