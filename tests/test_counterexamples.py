@@ -705,3 +705,38 @@ def test_personal_data_of_a_row_is_written_by_who_may_write_the_row(url, make_db
     # Whoever wrote them, the notes are the check-in author's: bob reads them.
     assert conn.execute("select created_by::text from public.check_ins_private").fetchall() == [(users["bob"],)]
     assert len(run_as(conn, "authenticated", users["bob"], "select notes from public.check_ins_private")) == 1
+
+
+AUDITED = blueprint(
+    {"name": "notes", "fields": [{"name": "body", "type": "text"}]},
+    {"name": "drafts", "fields": [{"name": "body", "type": "text"}],
+     "access": {"select": [{"min_role": "member", "own": True}], "update": [{"min_role": "member", "own": True}]}},
+    {"name": "ledgers", "fields": [{"name": "body", "type": "text"}],
+     "access": {"select": [{"min_role": "owner"}, {"min_role": "member", "own": True}]}},
+    {"name": "journals", "scope": "user", "fields": [{"name": "body", "type": "text"}]},
+    privacy={"audit_tables": ["notes", "drafts", "ledgers"]})
+
+
+def test_the_audit_log_shows_a_row_only_to_who_may_read_it(url, make_db):
+    """Found by two independent attacks: audit_logs copies whole rows and every manager read it, so an admin
+    read in the log the drafts members keep to themselves. Now a table's entries are read only by the audit
+    readers who may read all its rows (none: only the service role), and scope: user tables, whose rows go
+    with their author's account, cannot be audited."""
+    assert rejected({**AUDITED, "privacy": {"audit_tables": ["journals"]}}) == [
+        "privacy.audit_tables[0]: 'journals' rows are private to their author (scope: user) and go with their "
+        "account; audit copies would outlive both."]
+    verified(AUDITED, url)
+    conn, org, users = _team(AUDITED, make_db)
+    for table in ("notes", "drafts", "ledgers"):
+        run_as(conn, "authenticated", users["bob"], f"insert into public.{table} (organization_id, body) "
+               "values (%s, 'secret')", (org,))
+
+    def logged(who: str) -> list[str]:
+        return sorted(t for (t,) in run_as(conn, "authenticated", users[who],
+                                           "select table_name from public.audit_logs where new_data ->> 'body' = 'secret'"))
+
+    assert run_as(conn, "authenticated", users["admin"], "select count(*) from public.drafts") == [(0,)]
+    assert logged("admin") == ["notes"]
+    assert logged("owner") == ["ledgers", "notes"]
+    assert logged("bob") == []  # members do not read the audit trail, not even of their own rows
+    assert conn.execute("select count(*) from public.audit_logs where table_name = 'drafts'").fetchone()[0] == 1

@@ -586,6 +586,10 @@ def _check_privacy(bp: Blueprint, problems: list) -> None:
         if t not in allowed:
             problems.append((f"privacy.audit_tables[{k}]", f"'{t}' cannot be audited (audit rows belong to an organisation).",
                              choose(t, allowed)))
+        elif (e := bp.entity(t)) is not None and e.scope is Scope.user:
+            problems.append((f"privacy.audit_tables[{k}]", f"'{t}' rows are private to their author (scope: user) and go "
+                             "with their account; audit copies would outlive both.",
+                             f"remove '{t}' from audit_tables"))
     if len(set(bp.privacy.audit_tables)) != len(bp.privacy.audit_tables):
         problems.append(("privacy.audit_tables", "a table repeats.", "list each table once"))
     if len(set(bp.privacy.consent_flags)) != len(bp.privacy.consent_flags):

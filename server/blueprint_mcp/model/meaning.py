@@ -221,3 +221,15 @@ def seen_by_select(bp: Blueprint, e: Entity, g: Grant) -> bool:
     """Update and delete reach only rows the caller may also select: True when grant `g` of one of
     those commands needs no select condition added, because some select grant covers it."""
     return any(covers(bp, s, g) for s in command_grants(bp, e, "select"))
+
+
+def audit_readers(bp: Blueprint, table: str) -> list[str]:
+    """The roles that read `table`'s entries in audit_logs (most privileged first): those that read the audit
+    trail (manage_members and above) and may also read every row of the table (a select grant with no row
+    condition admits them). An entry copies its row, so nobody reads in the log a row their policies hide."""
+    managers = member_roles(bp, Grant(min_role=least_role(bp, Capability.manage_members))) or []
+    e = bp.entity(table)
+    if e is None:
+        return managers  # organizations, organization_members, invitations: managers read all of them
+    select = command_grants(bp, e, "select")
+    return [r for r in managers if any(covers(bp, g, Grant(roles=[r])) for g in select)]

@@ -22,8 +22,8 @@ class Privacy(Model):
     )
     audit_tables: list[Ident] = Field(
         default_factory=list, max_length=NAMES_PER_LIST,
-        description="Tables whose writes are logged to audit_logs: entity names, 'organizations' or "
-        "'organization_members'.",
+        description="Tables whose writes are logged to audit_logs: entity names (not scope: user), 'organizations' "
+        "or 'organization_members'. A table's entries are read by the audit readers who may read all its rows.",
     )
     audit_retention_days: int = Field(
         365, ge=1, le=36500,

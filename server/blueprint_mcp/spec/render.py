@@ -13,6 +13,7 @@ from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy, ed
 from ..model import edge
 from ..model.schema import Schema
 from ..sql import render as sqlr
+from ..sql.access import audit_branches
 from ..sql.ident import qname
 from .er import er_diagram
 
@@ -67,6 +68,7 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
         "blocking": [f for f in findings if f.level.value in ("ERROR", "WARN")],
         "audited": {t: [c.name for c in (schema.table(t).columns if schema.table(t) else []) if c.pii]
                     for t in bp.privacy.audit_tables},
+        "audit_readers": dict(audit_branches(bp)),
         "pii_columns": [(t.name, c.name) for t in schema.tables for c in t.columns if c.pii],
         "pii_keys": bp.pii_keys(),
         "er": er_diagram(schema),

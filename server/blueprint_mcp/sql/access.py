@@ -12,8 +12,8 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
-from ..model.meaning import (bucket_grants, command_grants, covers, linked_hops, member_roles, restore_grants,
-                             seen_by_select)
+from ..model.meaning import (audit_readers, bucket_grants, command_grants, covers, linked_hops, member_roles,
+                             restore_grants, seen_by_select)
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -71,6 +71,21 @@ def in_role_set(roles: list[str]) -> Pred:
     return Pred.of(f"{ident(ORG)} = any (array(select private.{ROLE_SET_HELPER}({array})))", (ORG,))
 
 
+def roles_pred(bp: Blueprint, roles: list[str]) -> Pred:
+    """Callers holding one of `roles` (most privileged first) in the row's organisation."""
+    names = [r.name for r in bp.tenancy.roles]
+    if roles == names[: len(roles)]:
+        return in_orgs(roles[-1])  # a prefix of the ranking: the ranked helper
+    return in_role_set(roles)
+
+
+def audit_branches(bp: Blueprint) -> list[tuple[str, list[str]]]:
+    """(table, readers) of each audited table whose entries not every reader of the audit trail may read
+    (docs/lifecycle.md L17): an empty list means only the service role reads them."""
+    every = audit_readers(bp, "organizations")
+    return [(t, readers) for t in bp.privacy.audit_tables if (readers := audit_readers(bp, t)) != every]
+
+
 def match_pred(m: Match) -> Pred:
     values = m.values
     if len(values) == 1:
@@ -82,10 +97,7 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
     """The caller part of a grant; None when anyone qualifies (public, signed_in)."""
     roles = member_roles(bp, g)
     if roles is not None:
-        names = [r.name for r in bp.tenancy.roles]
-        if roles == names[: len(roles)]:
-            return in_orgs(roles[-1])  # a prefix of the ranking: the ranked helper, as before
-        return in_role_set(roles)
+        return roles_pred(bp, roles)
     if g.linked is not None:
         if len(g.linked) == 1:
             return is_me(g.linked[0])
@@ -188,6 +200,9 @@ def access_functions(bp: Blueprint) -> list[Function]:
     commands = ("select", "insert", "update", "delete")
     uses = [(e, g) for e in bp.entities for c in commands for g in command_grants(bp, e, c)]
     uses += [(None, g) for b in bp.storage for c in commands for g in bucket_grants(bp, b, c)]
+    audit = [readers for _, readers in audit_branches(bp) if readers and readers != names[: len(readers)]]
+    if audit:
+        out[ROLE_SET_HELPER] = role_set_helper()
     for e, g in uses:
         roles = member_roles(bp, g)
         if roles is not None and roles != names[: len(roles)]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..model import Blueprint, Capability
 from ..model.schema import Command, Policy, Table
-from .access import grant_policies
+from .access import audit_branches, grant_policies, roles_pred
 from .columns import add_index
 from .ident import literal
 from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
@@ -88,7 +88,15 @@ def analytics_policies(bp: Blueprint, table: Table) -> list[Policy]:
         return [policy(n, Command.select, using=both(in_orgs(read), either("user_id is null", is_me("user_id"))),
                        comment="Organisation-wide assignments and the caller's own.")]
     if n == "audit_logs":
-        return [policy(n, Command.select, using=in_orgs(manage), comment="Managers read the audit trail.")]
+        branches = audit_branches(bp)
+        if not branches:
+            return [policy(n, Command.select, using=in_orgs(manage), comment="Managers read the audit trail.")]
+        # An entry copies its row: a table some managers may not read in full shows its entries only to those
+        # who may (none: the service role alone).
+        others = "table_name not in (" + ", ".join(literal(t) for t, _ in branches) + ")"
+        kept = [both(f"table_name = {literal(t)}", roles_pred(bp, readers)) for t, readers in branches if readers]
+        return [policy(n, Command.select, using=both(in_orgs(manage), either(others, *kept)),
+                       comment="Managers read the audit trail; a table's entries only those who read all its rows.")]
     return []
 
 

@@ -220,6 +220,7 @@ def blueprint_world(bp: Blueprint, schema: Schema) -> World:
     add_rows(w, schema, [t for t in schema.tables if t.name not in CORE_FLOW_TABLES], enums,
              {"org1": roles, "org2": [w.owners["org2"]]}, global_author=roles[0])
     condition_rows(bp, schema, w, enums, row_values, writer, start=3000)
+    audit_entries(bp, schema, w, enums, roles[0])
     if any(f.name == "refresh_daily_org_metrics" for f in schema.functions):
         w.statements.append("select private.refresh_daily_org_metrics();")
     return w
@@ -243,6 +244,17 @@ def archived_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list
             if clashes(t, values, peers, unique_keys(t)):
                 continue  # a key the author cannot leave (one row per user): no second row of theirs
             w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values), values=values))
+
+
+def audit_entries(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list[str]], author: str) -> None:
+    """An audit_logs entry of every audited entity (in org1: the generic entries show organisations apart): who
+    reads it depends on the table."""
+    log = schema.table("audit_logs")
+    if log is None:
+        return
+    for n, name in enumerate((t for t in bp.privacy.audit_tables if bp.entity(t) is not None), start=4800):
+        values = {**row_values(log, "org1", w, author, n, enums, with_id=True), "table_name": literal(name)}
+        w.add(insert_sql(log, values) + ";", Row(log.name, "org1", author, pk_key(log, values), values=values))
 
 
 def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, list[str]],

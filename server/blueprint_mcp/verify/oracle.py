@@ -109,7 +109,17 @@ class Oracle:
         return command == "select" and self.can(actor, row.org, Capability.read) and row.author == actor.name
 
     def _audit_logs(self, actor, command, row, org):
-        return command == "select" and self.can(actor, row.org, Capability.manage_members)
+        if command != "select" or not self.can(actor, row.org, Capability.manage_members):
+            return False
+        e = self.bp.entity(self._value(row, "table_name") or "")
+        if e is None or e.name not in self.bp.privacy.audit_tables:
+            return True
+        # An entry copies its row: only those who may read every row of its table read it (a select grant
+        # without own, assigned or where, for everyone or for the actor's role).
+        role = self.role_in(actor, row.org)
+        return any(not (g.own or g.assigned or g.where is not None or g.linked is not None)
+                   and (g.public or g.signed_in or role in (member_roles(self.bp, g) or []))
+                   for g in command_grants(self.bp, e, "select"))
 
     def _daily_org_metrics(self, actor, command, row, org):
         return command == "select" and self.can(actor, row.org, Capability.read)
