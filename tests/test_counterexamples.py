@@ -740,3 +740,41 @@ def test_the_audit_log_shows_a_row_only_to_who_may_read_it(url, make_db):
     assert logged("owner") == ["ledgers", "notes"]
     assert logged("bob") == []  # members do not read the audit trail, not even of their own rows
     assert conn.execute("select count(*) from public.audit_logs where table_name = 'drafts'").fetchone()[0] == 1
+
+
+ARCHIVED_PARENT = blueprint(
+    {"name": "projects", "soft_delete": True, "fields": [{"name": "title", "type": "text"}],
+     "access": {"delete": "admin"}},
+    {"name": "tasks", "fields": [{"name": "title", "type": "text"},
+                                 {"name": "project_id", "type": "reference", "references": "projects"}]})
+
+
+def test_no_client_files_a_row_under_an_archived_one(url, make_db):
+    """Found by an independent attack on b2b-saas: a member inserted tasks into a project an admin had deleted
+    (archived), which the member could not even see. Now a client may neither file a new row under an archived
+    row nor move one there; rows already under it stay (and stay editable); restoring reopens it."""
+    verified(ARCHIVED_PARENT, url)
+    conn, org, users = _team(ARCHIVED_PARENT, make_db)
+
+    def as_user(who: str, sql: str, *params) -> list:
+        return run_as(conn, "authenticated", users[who], sql, (org, *params) if "%s" in sql else None)
+
+    live, gone = (as_user("admin", "insert into public.projects (organization_id, title) values (%s, %s) returning id",
+                          title)[0][0] for title in ("live", "gone"))
+    kept = as_user("bob", "insert into public.tasks (organization_id, title, project_id) values (%s, 'kept', %s) "
+                          "returning id", gone)[0][0]
+    loose = as_user("bob", "insert into public.tasks (organization_id, title) values (%s, 'loose') returning id")[0][0]
+    run_as(conn, "authenticated", users["admin"], "delete from public.projects where id = %s", (gone,))  # archives
+    assert conn.execute("select archived_at is not null from public.projects where id = %s", (gone,)).fetchone() == (
+        True,)
+    insert = "insert into public.tasks (organization_id, title, project_id) values (%s, %s, %s)"
+    for who in ("bob", "admin"):
+        assert denied(conn, "authenticated", users[who], insert, (org, "new", gone)) == "23503"
+        assert denied(conn, "authenticated", users[who], "update public.tasks set project_id = %s where id = %s",
+                      (gone, loose)) == "23503"
+    assert affected(conn, "authenticated", users["bob"], insert, (org, "new", live)) == 1
+    assert affected(conn, "authenticated", users["bob"], "update public.tasks set title = 'still mine' where id = %s",
+                    (kept,)) == 1
+    conn.execute(insert, (org, "imported", gone))  # the service role (here the table owner) may
+    run_as(conn, "authenticated", users["admin"], "select public.restore_project(%s)", (gone,))
+    assert affected(conn, "authenticated", users["bob"], insert, (org, "again", gone)) == 1

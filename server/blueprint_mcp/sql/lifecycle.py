@@ -240,6 +240,29 @@ def archive_on_delete(e: Entity) -> Function:
 end""", f"Soft delete of {e.name}: a client's DELETE sets archived_at instead of removing the row.")
 
 
+def refuse_archived_parent() -> Function:
+    return _trigger_fn("refuse_archived_parent", """declare
+  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
+  archived boolean;
+begin
+  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
+  -- may still file rows under an archived one (imports, moderation).
+  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+    return new;
+  end if;
+  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
+     into archived using ref;
+  if archived then
+    raise exception using errcode = '23503',
+      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      hint = 'Restore that row first, or pick a live one.';
+  end if;
+  return new;
+end""", "Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already "
+       "under it stay). Definer: reads the archived row past RLS.")
+
+
 def restore_function(bp: Blueprint, e: Entity) -> Function:
     # Like an update: only rows the caller may also read (the select grants), archived or not.
     select = command_grants(bp, e, "select")

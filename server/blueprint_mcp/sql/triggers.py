@@ -210,6 +210,13 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             table = next(t for t in tables if t.name == e.name)
             _trigger(table, "take_author", "before", ["insert"], take_author,
                      [e.owner_column, e.fields[0].name, parent.name, parent.owner_column])
+    under_archived = [(e, f) for e in bp.entities for f in e.fields
+                      if f.references and (parent := bp.entity(f.references)) is not None and parent.soft_delete]
+    if under_archived:
+        functions.append(live_parent := life.refuse_archived_parent())
+        for e, f in under_archived:
+            table = next(t for t in tables if t.name == e.name)
+            _trigger(table, f"{f.name}_live", "before", ["insert", "update"], live_parent, [f.name, f.references])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

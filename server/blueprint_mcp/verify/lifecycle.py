@@ -73,6 +73,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
         _role_changes(w, oracle, case, roles, manager, writer)
     _organization_deletion(bp, w, case, roles)
     _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
+    _under_archived_rows(bp, schema, w, oracle, case, writer, enums, make_values)
     if schema.table("audit_logs") is not None:
         _audit_log(bp, schema, w, case, top)
     _personal_data(bp, w, oracle, case)
@@ -476,6 +477,32 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
              insert_sql(t, {**values, "created_at": LONG_AGO}), DENIED,
              probe=f"select count(*) from {target} where created_at < '2002-01-01'", setup=setup)
 
+
+
+def _under_archived_rows(bp: Blueprint, schema: Schema, w: World, oracle, case, writer: str, enums,
+                         make_values) -> None:
+    """A writer who may file a row under a live row tries to file it under an archived one (docs/access.md A24)."""
+    actor = w.actors[writer]
+    for e in bp.entities:
+        for f in e.fields:
+            parent = bp.entity(f.references) if f.references else None
+            if parent is None or not parent.soft_delete or not e.client_writable:
+                continue
+            archived = next((r for r in w.rows if r.table == parent.name and r.org == "org1" and "id" in r.key
+                             and "archived_at" in r.values), None)
+            t = schema.table(e.name)
+            values = make_values(t, "org1", w, writer, 9900 + len(w.rows), enums, with_id=False)
+            if e.private_of is not None:
+                values = (for_own_parent(t, w, values, writer, "org1") or (values, None))[0]
+            if archived is None or oracle.expect(actor, "insert", t.name, Row(t.name, "org1", writer, {}, values=values),
+                                                 "org1") != ALLOWED:
+                continue
+            values = {**values, f.name: archived.key["id"]}
+            target = qname("public", t.name)
+            case(f"insert a {t.name} row under an archived {parent.name} row", t.name, writer, insert_sql(t, values),
+                 oracle.expect(actor, "insert", t.name, Row(t.name, "org1", writer, {}, values=values), "org1"),
+                 probe=f"select count(*) from {target} where {ident(f.name)} = {archived.key['id']}",
+                 setup=clearing_sql(t, values, w))
 
 
 # --- audit log ---------------------------------------------------------------------------------------------

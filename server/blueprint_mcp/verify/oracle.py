@@ -127,6 +127,8 @@ class Oracle:
     # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 
     def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
+        if command == "insert" and self._under_archived(e, row):
+            return False  # nobody files a new row under an archived one (docs/access.md A24)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
@@ -149,6 +151,8 @@ class Oracle:
         e = self.bp.entity(table)
         if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
+        if self._under_archived(e, after, before):
+            return DENIED  # nor moves a row under one
         if not (self._live(actor, e, before, before.org) and self._live(actor, e, after, after.org)):
             return DENIED  # an archived row stays in its restorers' sight: WITH CHECK applies the same rule
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
@@ -182,6 +186,23 @@ class Oracle:
             if value not in {_norm(v) for v in g.where.values}:
                 return False
         return True
+
+    def _under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
+        """The row names an archived row of a soft-deleted entity in a reference it sets (every reference on
+        insert; on update, those that change)."""
+        if row is None:
+            return False
+        for f in e.fields:
+            target = self.bp.entity(f.references) if f.references else None
+            ref = self._value(row, f.name)
+            if target is None or not target.soft_delete or ref is None:
+                continue
+            if before is not None and self._value(before, f.name) == ref:
+                continue
+            if any(r.table == target.name and from_literal(r.key.get("id", "null")) == ref
+                   and self._value(r, "archived_at") is not None for r in self.world.rows):
+                return True
+        return False
 
     def _author(self, e, row: Row) -> str | None:
         """The row's author; a private side's is its parent row's, whoever inserted it (docs/access.md A23)."""

@@ -174,6 +174,35 @@ $$;
 comment on function private.take_parent_author() is 'A row''s personal data is its author''s: a private side row takes its parent row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
 revoke execute on function private.take_parent_author() from public, anon, authenticated;
 
+create or replace function private.refuse_archived_parent()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
+  archived boolean;
+begin
+  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
+  -- may still file rows under an archived one (imports, moderation).
+  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+    return new;
+  end if;
+  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
+     into archived using ref;
+  if archived then
+    raise exception using errcode = '23503',
+      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      hint = 'Restore that row first, or pick a live one.';
+  end if;
+  return new;
+end
+$$;
+comment on function private.refuse_archived_parent() is 'Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads the archived row past RLS.';
+revoke execute on function private.refuse_archived_parent() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -379,6 +408,10 @@ create trigger habits_audit_trg
   after insert or update or delete on public.habits
   for each row execute function private.audit_row_change('organization_id');
 
+create trigger habit_check_ins_habit_id_live_trg
+  before insert or update on public.habit_check_ins
+  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
+
 create trigger habit_check_ins_immutable_trg
   before update on public.habit_check_ins
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'user_id');
@@ -399,6 +432,10 @@ create trigger habit_check_ins_private_set_updated_at_trg
   before update on public.habit_check_ins_private
   for each row execute function private.set_updated_at();
 
+create trigger streaks_habit_id_live_trg
+  before insert or update on public.streaks
+  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
+
 create trigger streaks_immutable_trg
   before update on public.streaks
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
@@ -410,6 +447,10 @@ create trigger streaks_set_updated_at_trg
 create trigger badges_set_updated_at_trg
   before update on public.badges
   for each row execute function private.set_updated_at();
+
+create trigger milestones_habit_id_live_trg
+  before insert or update on public.milestones
+  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
 
 create trigger milestones_immutable_trg
   before update on public.milestones

@@ -178,6 +178,35 @@ $$;
 comment on function private.check_member_role() is 'Member references limited to roles: the user in column tg_argv[0] must hold one of the roles that follow. Definer: reads memberships past RLS.';
 revoke execute on function private.check_member_role() from public, anon, authenticated;
 
+create or replace function private.refuse_archived_parent()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
+  archived boolean;
+begin
+  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
+  -- may still file rows under an archived one (imports, moderation).
+  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+    return new;
+  end if;
+  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
+     into archived using ref;
+  if archived then
+    raise exception using errcode = '23503',
+      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      hint = 'Restore that row first, or pick a live one.';
+  end if;
+  return new;
+end
+$$;
+comment on function private.refuse_archived_parent() is 'Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads the archived row past RLS.';
+revoke execute on function private.refuse_archived_parent() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -409,6 +438,10 @@ create trigger listings_archive_on_delete_trg
 create trigger listings_audit_trg
   after insert or update or delete on public.listings
   for each row execute function private.audit_row_change('organization_id');
+
+create trigger orders_listing_id_live_trg
+  before insert or update on public.orders
+  for each row execute function private.refuse_archived_parent('listing_id', 'listings');
 
 create trigger orders_immutable_trg
   before update on public.orders
