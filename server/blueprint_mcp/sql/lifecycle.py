@@ -240,27 +240,24 @@ def archive_on_delete(e: Entity) -> Function:
 end""", f"Soft delete of {e.name}: a client's DELETE sets archived_at instead of removing the row.")
 
 
-def refuse_archived_parent() -> Function:
-    return _trigger_fn("refuse_archived_parent", """declare
-  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
-  archived boolean;
-begin
-  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
-  -- may still file rows under an archived one (imports, moderation).
-  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+def refuse_archived_parent(parent: Entity) -> Function:
+    """One per soft-deleted entity that others reference: a static query, planned once per session."""
+    return _trigger_fn(object_name(parent.name, suffix="live_parent"), f"""begin
+  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
+  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  if current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
   end if;
-  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
-     into archived using ref;
-  if archived then
+  if exists (select 1 from public.{ident(parent.name)} p
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      message = format('%I.%I names an archived {parent.name} row', tg_table_name, tg_argv[0]),
       hint = 'Restore that row first, or pick a live one.';
   end if;
   return new;
-end""", "Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already "
-       "under it stay). Definer: reads the archived row past RLS.")
+end""", f"Soft delete of {parent.name}: a client cannot file a new row under an archived one, nor move a row there "
+        "(rows already under it stay). Definer: reads archived rows past RLS.")
 
 
 def restore_function(bp: Blueprint, e: Entity) -> Function:

@@ -212,11 +212,12 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
                      [e.owner_column, e.fields[0].name, parent.name, parent.owner_column])
     under_archived = [(e, f) for e in bp.entities for f in e.fields
                       if f.references and (parent := bp.entity(f.references)) is not None and parent.soft_delete]
-    if under_archived:
-        functions.append(live_parent := life.refuse_archived_parent())
-        for e, f in under_archived:
-            table = next(t for t in tables if t.name == e.name)
-            _trigger(table, f"{f.name}_live", "before", ["insert", "update"], live_parent, [f.name, f.references])
+    guards = {}
+    for e, f in under_archived:
+        if f.references not in guards:
+            functions.append(guards.setdefault(f.references, life.refuse_archived_parent(bp.entity(f.references))))
+        table = next(t for t in tables if t.name == e.name)
+        _trigger(table, f"{f.name}_live", "before", ["insert", "update"], guards[f.references], [f.name])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

@@ -151,34 +151,30 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
-create or replace function private.refuse_archived_parent()
+create or replace function private.projects_live_parent()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
-  archived boolean;
 begin
-  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
-  -- may still file rows under an archived one (imports, moderation).
-  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
+  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  if current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
   end if;
-  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
-     into archived using ref;
-  if archived then
+  if exists (select 1 from public.projects p
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      message = format('%I.%I names an archived projects row', tg_table_name, tg_argv[0]),
       hint = 'Restore that row first, or pick a live one.';
   end if;
   return new;
 end
 $$;
-comment on function private.refuse_archived_parent() is 'Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads the archived row past RLS.';
-revoke execute on function private.refuse_archived_parent() from public, anon, authenticated;
+comment on function private.projects_live_parent() is 'Soft delete of projects: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
+revoke execute on function private.projects_live_parent() from public, anon, authenticated;
 
 create or replace function private.audit_row_change()
 returns trigger
@@ -391,7 +387,7 @@ create trigger projects_audit_trg
 
 create trigger tasks_project_id_live_trg
   before insert or update on public.tasks
-  for each row execute function private.refuse_archived_parent('project_id', 'projects');
+  for each row execute function private.projects_live_parent('project_id');
 
 create trigger tasks_immutable_trg
   before update on public.tasks

@@ -199,34 +199,30 @@ $$;
 comment on function private.take_parent_author() is 'A row''s personal data is its author''s: a private side row takes its parent row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
 revoke execute on function private.take_parent_author() from public, anon, authenticated;
 
-create or replace function private.refuse_archived_parent()
+create or replace function private.products_live_parent()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
-  archived boolean;
 begin
-  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
-  -- may still file rows under an archived one (imports, moderation).
-  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
+  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  if current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
   end if;
-  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
-     into archived using ref;
-  if archived then
+  if exists (select 1 from public.products p
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      message = format('%I.%I names an archived products row', tg_table_name, tg_argv[0]),
       hint = 'Restore that row first, or pick a live one.';
   end if;
   return new;
 end
 $$;
-comment on function private.refuse_archived_parent() is 'Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads the archived row past RLS.';
-revoke execute on function private.refuse_archived_parent() from public, anon, authenticated;
+comment on function private.products_live_parent() is 'Soft delete of products: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
+revoke execute on function private.products_live_parent() from public, anon, authenticated;
 
 create or replace function private.audit_row_change()
 returns trigger
@@ -471,7 +467,7 @@ create trigger carts_set_updated_at_trg
 
 create trigger cart_items_product_id_live_trg
   before insert or update on public.cart_items
-  for each row execute function private.refuse_archived_parent('product_id', 'products');
+  for each row execute function private.products_live_parent('product_id');
 
 create trigger cart_items_immutable_trg
   before update on public.cart_items
@@ -503,7 +499,7 @@ create trigger orders_private_set_updated_at_trg
 
 create trigger order_items_product_id_live_trg
   before insert or update on public.order_items
-  for each row execute function private.refuse_archived_parent('product_id', 'products');
+  for each row execute function private.products_live_parent('product_id');
 
 create trigger order_items_immutable_trg
   before update on public.order_items

@@ -174,34 +174,30 @@ $$;
 comment on function private.take_parent_author() is 'A row''s personal data is its author''s: a private side row takes its parent row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
 revoke execute on function private.take_parent_author() from public, anon, authenticated;
 
-create or replace function private.refuse_archived_parent()
+create or replace function private.habits_live_parent()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  ref uuid := (to_jsonb(new) ->> tg_argv[0])::uuid;
-  archived boolean;
 begin
-  -- tg_argv: the reference column, the soft-deleted table it points at. Clients only: the service role
-  -- may still file rows under an archived one (imports, moderation).
-  if ref is null or current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and ref is not distinct from (to_jsonb(old) ->> tg_argv[0])::uuid) then
+  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
+  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  if current_setting('role', true) not in ('authenticated', 'anon')
+     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
   end if;
-  execute format('select archived_at is not null from public.%I where id = $1', tg_argv[1])
-     into archived using ref;
-  if archived then
+  if exists (select 1 from public.habits p
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %I row', tg_table_name, tg_argv[0], tg_argv[1]),
+      message = format('%I.%I names an archived habits row', tg_table_name, tg_argv[0]),
       hint = 'Restore that row first, or pick a live one.';
   end if;
   return new;
 end
 $$;
-comment on function private.refuse_archived_parent() is 'Soft delete: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads the archived row past RLS.';
-revoke execute on function private.refuse_archived_parent() from public, anon, authenticated;
+comment on function private.habits_live_parent() is 'Soft delete of habits: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
+revoke execute on function private.habits_live_parent() from public, anon, authenticated;
 
 create or replace function private.audit_row_change()
 returns trigger
@@ -410,7 +406,7 @@ create trigger habits_audit_trg
 
 create trigger habit_check_ins_habit_id_live_trg
   before insert or update on public.habit_check_ins
-  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
+  for each row execute function private.habits_live_parent('habit_id');
 
 create trigger habit_check_ins_immutable_trg
   before update on public.habit_check_ins
@@ -434,7 +430,7 @@ create trigger habit_check_ins_private_set_updated_at_trg
 
 create trigger streaks_habit_id_live_trg
   before insert or update on public.streaks
-  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
+  for each row execute function private.habits_live_parent('habit_id');
 
 create trigger streaks_immutable_trg
   before update on public.streaks
@@ -450,7 +446,7 @@ create trigger badges_set_updated_at_trg
 
 create trigger milestones_habit_id_live_trg
   before insert or update on public.milestones
-  for each row execute function private.refuse_archived_parent('habit_id', 'habits');
+  for each row execute function private.habits_live_parent('habit_id');
 
 create trigger milestones_immutable_trg
   before update on public.milestones
