@@ -714,7 +714,10 @@ AUDITED = blueprint(
     {"name": "ledgers", "fields": [{"name": "body", "type": "text"}],
      "access": {"select": [{"min_role": "owner"}, {"min_role": "member", "own": True}]}},
     {"name": "journals", "scope": "user", "fields": [{"name": "body", "type": "text"}]},
-    privacy={"audit_tables": ["notes", "drafts", "ledgers"]})
+    # A second attack: admins archive folders, only owners see archived ones (and their logged changes).
+    {"name": "folders", "soft_delete": True, "restore": "owner", "fields": [{"name": "body", "type": "text"}],
+     "access": {"delete": "admin"}},
+    privacy={"audit_tables": ["notes", "drafts", "ledgers", "folders"]})
 
 
 def test_the_audit_log_shows_a_row_only_to_who_may_read_it(url, make_db):
@@ -727,7 +730,7 @@ def test_the_audit_log_shows_a_row_only_to_who_may_read_it(url, make_db):
         "account; audit copies would outlive both."]
     verified(AUDITED, url)
     conn, org, users = _team(AUDITED, make_db)
-    for table in ("notes", "drafts", "ledgers"):
+    for table in ("notes", "drafts", "ledgers", "folders"):
         run_as(conn, "authenticated", users["bob"], f"insert into public.{table} (organization_id, body) "
                "values (%s, 'secret')", (org,))
 
@@ -737,7 +740,7 @@ def test_the_audit_log_shows_a_row_only_to_who_may_read_it(url, make_db):
 
     assert run_as(conn, "authenticated", users["admin"], "select count(*) from public.drafts") == [(0,)]
     assert logged("admin") == ["notes"]
-    assert logged("owner") == ["ledgers", "notes"]
+    assert logged("owner") == ["folders", "ledgers", "notes"]
     assert logged("bob") == []  # members do not read the audit trail, not even of their own rows
     assert conn.execute("select count(*) from public.audit_logs where table_name = 'drafts'").fetchone()[0] == 1
 

@@ -226,10 +226,16 @@ def seen_by_select(bp: Blueprint, e: Entity, g: Grant) -> bool:
 def audit_readers(bp: Blueprint, table: str) -> list[str]:
     """The roles that read `table`'s entries in audit_logs (most privileged first): those that read the audit
     trail (manage_members and above) and may also read every row of the table (a select grant with no row
-    condition admits them). An entry copies its row, so nobody reads in the log a row their policies hide."""
+    condition admits them; with soft delete, a restore grant too). An entry copies its row, so nobody reads in
+    the log a row their policies hide."""
     managers = member_roles(bp, Grant(min_role=least_role(bp, Capability.manage_members))) or []
     e = bp.entity(table)
     if e is None:
         return managers  # organizations, organization_members, invitations: managers read all of them
     select = command_grants(bp, e, "select")
-    return [r for r in managers if any(covers(bp, g, Grant(roles=[r])) for g in select)]
+    readers = [r for r in managers if any(covers(bp, g, Grant(roles=[r])) for g in select)]
+    if e.soft_delete:
+        # Archived rows are their restorers' alone, and their changes are logged too.
+        restorers = restore_grants(bp, e)
+        readers = [r for r in readers if any(covers(bp, g, Grant(roles=[r])) for g in restorers)]
+    return readers

@@ -117,9 +117,13 @@ class Oracle:
         # An entry copies its row: only those who may read every row of its table read it (a select grant
         # without own, assigned or where, for everyone or for the actor's role).
         role = self.role_in(actor, row.org)
-        return any(not (g.own or g.assigned or g.where is not None or g.linked is not None)
-                   and (g.public or g.signed_in or role in (member_roles(self.bp, g) or []))
-                   for g in command_grants(self.bp, e, "select"))
+
+        def every_row(grants) -> bool:
+            return any(not (g.own or g.assigned or g.where is not None or g.linked is not None)
+                       and (g.public or g.signed_in or role in (member_roles(self.bp, g) or [])) for g in grants)
+        # Archived rows (whose changes are logged too) are only for those who may restore them.
+        return every_row(command_grants(self.bp, e, "select")) and (
+            not e.soft_delete or every_row(restore_grants(self.bp, e)))
 
     def _daily_org_metrics(self, actor, command, row, org):
         return command == "select" and self.can(actor, row.org, Capability.read)
