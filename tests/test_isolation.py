@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pgutil import build_world, denied, migrate, run_as
@@ -120,11 +122,21 @@ def test_signed_in_user_cannot_write_analytics_events(world):
                                  "values (%s, 'habit_created', 'core_feature')", (world.org1,)) == PRIVILEGE
 
 
-def test_events_reject_personal_data_in_properties(world):
+@pytest.mark.parametrize("properties", [
+    {"email": "a@b.c"},
+    # Found by an independent attack: the check read top-level, lower-case keys only.
+    {"Email": "a@b.c"}, {"user": {"email": "a@b.c"}}, {"phoneNumber": "+1 555"}, {"list": [{"FULL-NAME": "A B"}]}])
+def test_events_reject_personal_data_in_properties(world, properties):
     state = denied(world.conn, "service_role", None,
                    "insert into public.events (organization_id, event_name, event_category, properties) "
-                   "values (%s, 'habit_created', 'core_feature', '{\"email\": \"a@b.c\"}')", (world.org1,))
+                   "values (%s, 'habit_created', 'core_feature', %s)", (world.org1, json.dumps(properties)))
     assert state == "23514"
+
+
+def test_events_keep_properties_that_only_resemble_personal_data(world):
+    world.su("insert into public.events (organization_id, event_name, event_category, properties) values "
+             "(%s, 'habit_created', 'core_feature', %s)",
+             (world.org1, json.dumps({"emails_sent": 3, "plan": {"name": "pro"}, "tags": ["email"]})))
 
 
 def test_anon_reads_and_writes_nothing(world):

@@ -30,7 +30,7 @@ def edge_functions(bp: Blueprint) -> tuple[str, ...]:
 
 
 # log-event: what event properties may carry, beyond the database's check (events.properties holds none of
-# the blueprint's pii_keys() at the top level). Keys refused at any depth besides pii_keys():
+# the blueprint's pii_keys() at any depth, in any case). Keys refused at any depth besides pii_keys():
 EVENT_PII_KEYS = ("name", "username", "display_name", "token", "access_token", "refresh_token", "secret",
                   "api_key", "birthday", "dob", "postcode", "zip_code", "card_number", "iban", "passport")
 # Words that make a key nobody declared look personal or secret (`user_email`, `ip_address`, `access_token`):

@@ -242,14 +242,17 @@ def events(bp: Blueprint) -> Table:
         Column(name="occurred_at", type="timestamptz", nullable=False, default="now()"),
         *c.timestamps(updated=False),
     ]
-    pii = ", ".join(literal(k) for k in bp.pii_keys())
+    # Personal-data keys at any depth, in any case, `_` optional or `-` (`Email`, `user.email`, `phoneNumber`).
+    keys = "|".join(k.replace("_", "[_-]?") for k in bp.pii_keys())
+    pii_path = f'lax $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^({keys})$" flag "i")'
     t.constraints = [
         c.primary_key(t.name),
         c.check(t.name, "event_name", "event_name ~ '^[a-z][a-z0-9_]{0,62}$'"),
         c.check(t.name, "event_category",
                 f"event_category in ({', '.join(literal(x.value) for x in EventCategory)})"),
         c.check(t.name, "event_source", f"event_source in ({', '.join(literal(v) for v in EVENT_SOURCES)})"),
-        c.check(t.name, "properties", f"jsonb_typeof(properties) = 'object' and not (properties ?| array[{pii}])"),
+        c.check(t.name, "properties",
+                f"jsonb_typeof(properties) = 'object' and not jsonb_path_exists(properties, {literal(pii_path)})"),
     ]
     t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id", "set null")]
     if bp.analytics.sessions:

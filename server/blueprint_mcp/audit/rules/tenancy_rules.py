@@ -21,6 +21,7 @@ from .common import (
 
 EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
 _KEY_OPERATORS = ("?", "?|", "?&")
+_PATH_FUNCTIONS = ("jsonb_path_exists", "jsonb_path_match")
 
 
 def tenant_roots(s: Schema) -> set[tuple[str, str]]:
@@ -105,13 +106,20 @@ def analytics_table_writable(r, s: Schema):
 
 
 def _guards_keys(constraint, column: str) -> bool:
-    """A check that tests the jsonb column's keys (`not (properties ?| array[...])`)."""
+    """A check that tests the jsonb column's keys: `not (properties ?| array[...])` at the top level, or a
+    jsonpath over its keys at any depth (`not jsonb_path_exists(properties, '... keyvalue() ...')`)."""
     if constraint.tree is None:
         return True  # the generator's model keeps no trees: a check there is not second-guessed
     for kind, body in nodes(constraint.tree):
         if kind == "A_Expr" and any(n.get("String", {}).get("sval") in _KEY_OPERATORS for n in body.get("name", [])):
             left = body.get("lexpr", {}).get("ColumnRef", {}).get("fields", [])
             if left and left[-1].get("String", {}).get("sval") == column:
+                return True
+        if kind == "FuncCall" and (body.get("funcname") or [{}])[-1].get("String", {}).get("sval") in _PATH_FUNCTIONS:
+            args = body.get("args") or []
+            first = args[0].get("ColumnRef", {}).get("fields", []) if args else []
+            path = args[1].get("A_Const", {}).get("sval", {}).get("sval", "") if len(args) > 1 else ""
+            if first and first[-1].get("String", {}).get("sval") == column and "keyvalue()" in path:
                 return True
     return False
 

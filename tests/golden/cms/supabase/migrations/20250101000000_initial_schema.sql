@@ -345,7 +345,7 @@ create table public.events (
   constraint events_event_name_check check (event_name ~ '^[a-z][a-z0-9_]{0,62}$'),
   constraint events_event_category_check check (event_category in ('auth', 'onboarding', 'setup', 'core_feature', 'engagement', 'collaboration', 'navigation', 'billing')),
   constraint events_event_source_check check (event_source in ('app', 'api', 'system')),
-  constraint events_properties_check check (jsonb_typeof(properties) = 'object' and not (properties ?| array['email', 'phone', 'phone_number', 'full_name', 'first_name', 'last_name', 'address', 'ip', 'ip_address', 'password', 'ssn', 'date_of_birth'])),
+  constraint events_properties_check check (jsonb_typeof(properties) = 'object' and not jsonb_path_exists(properties, 'lax $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^(email|phone|phone[_-]?number|full[_-]?name|first[_-]?name|last[_-]?name|address|ip|ip[_-]?address|password|ssn|date[_-]?of[_-]?birth)$" flag "i")')),
   constraint events_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint events_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
   constraint events_organization_id_session_id_fkey foreign key (organization_id, session_id) references public.sessions (organization_id, id) on delete set null (session_id)
