@@ -151,6 +151,26 @@ def test_remote_database_url_is_refused_without_allow_remote():
         verify_rls(template="habit-tracker", database_url="postgresql://u@203.0.113.9/db")
 
 
+@pytest.mark.parametrize(("url", "env", "named"), [
+    # Found by an independent attack: libpq connects to hostaddr when host is also given.
+    ("postgresql://u:pw@localhost:5432/db?hostaddr=203.0.113.9", {}, "203.0.113.9 is not a loopback address"),
+    ("postgresql://u@localhost:5432/db?hostaddr=127.0.0.1,203.0.113.9", {}, "203.0.113.9 is not a loopback address"),
+    ("postgresql://u@/db", {"PGHOST": "203.0.113.9"}, "203.0.113.9 is not a loopback address"),
+    ("postgresql://u@/db", {"PGHOSTADDR": "203.0.113.9"}, "203.0.113.9 is not a loopback address"),
+    ("postgresql://u@/db?service=prod", {}, "a connection service file can name any host"),
+    ("postgresql://u@localhost/db", {"PGSERVICE": "prod"}, "a connection service file can name any host"),
+])
+def test_every_address_libpq_may_reach_must_be_loopback(url, env, named, monkeypatch):
+    from blueprint_mcp.model import BlueprintError
+
+    for key in ("PGHOST", "PGHOSTADDR", "PGSERVICE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(BlueprintError, match="database_url: " + named):
+        verify_rls(template="habit-tracker", database_url=url)
+
+
 
 
 def test_cli_verify_exits_0_on_a_clean_template_and_1_on_leaks(empty_db_url, capsys):

@@ -48,6 +48,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def connection_hosts(params: dict[str, Any]) -> list[str]:
+    """Every host and address libpq may connect to for these parameters: `host` and `hostaddr` (libpq connects
+    to hostaddr when both are given), each falling back to PGHOST / PGHOSTADDR, each a comma-separated list."""
+    out = []
+    for key, env in (("host", "PGHOST"), ("hostaddr", "PGHOSTADDR")):
+        value = params.get(key) or os.environ.get(env) or ""
+        out += [h.strip() for h in str(value).split(",")]
+    return out
+
+
 @contextmanager
 def open_target(database_url: str | None = None, allow_remote: bool = False,
                 engine: Engine | None = None) -> Iterator[Target]:
@@ -62,8 +72,11 @@ def open_target(database_url: str | None = None, allow_remote: bool = False,
         except psycopg.ProgrammingError as exc:
             raise BlueprintError(f"not a PostgreSQL URL ({exc})", field="database_url",
                                  fix="use postgresql://user:password@host:port/dbname") from None
-        hosts = str(params.get("host") or params.get("hostaddr") or "").split(",")
+        hosts = connection_hosts(params)
         remote = [h for h in hosts if not is_loopback(h)]
+        if (params.get("service") or os.environ.get("PGSERVICE")) and not allow_remote:
+            raise BlueprintError("a connection service file can name any host", field="database_url",
+                                 fix="spell the loopback host out in the URL (and unset PGSERVICE)")
         if remote and not allow_remote:
             raise BlueprintError(f"{remote[0]} is not a loopback address", field="database_url",
                                  fix="verify a local database, or pass --allow-remote if you mean it "
@@ -74,6 +87,11 @@ def open_target(database_url: str | None = None, allow_remote: bool = False,
             raise BlueprintError(f"cannot connect: {str(exc).strip()}", field="database_url",
                                  fix="check the URL and that the server is running") from None
         with conn:
+            # A second look, at the address the connection really reached.
+            reached = conn.pgconn.hostaddr.decode() if conn.pgconn.hostaddr else ""
+            if reached and not is_loopback(reached) and not allow_remote:
+                raise BlueprintError(f"{reached} is not a loopback address", field="database_url",
+                                     fix="verify a local database, or pass --allow-remote if you mean it")
             yield Target(conn, f"database {params.get('dbname', '')} on {hosts[0] or 'local socket'}")
         return
     engine = engine or os.environ.get(ENGINE_VARIABLE) or "auto"  # type: ignore[assignment]
