@@ -90,6 +90,20 @@ ESCAPES = [
                           "'select pg_terminate_backend(1)';", "function body: pg_terminate_backend()"),
     ("subscription", "create subscription bp_sub connection 'host=127.0.0.1' publication p;",
      "connects to another server"),
+    # Found by an independent attack: SQL run from a string, a function called through an operator, nextval.
+    ("nextval", "select nextval('public.keep_seq');", "nextval() advances a sequence"),
+    ("query-to-xml", "select query_to_xml('select setval(''public.keep_seq'', 999)', true, false, '');",
+     "SQL in a string: setval()"),
+    ("query-to-xml-computed", "select query_to_xml('select set' || 'val(''public.keep_seq'', 9)', true, false, '');",
+     "query_to_xml() runs SQL built at run time"),
+    ("ts-stat", "select * from ts_stat('select pg_read_file(''/etc/passwd'')::tsvector');",
+     "SQL in a string: pg_read_file()"),
+    ("operator-function", "create operator public.### (function = setval, leftarg = regclass, rightarg = bigint); "
+                          "select 'public.keep_seq'::regclass operator(public.###) 5;", "setval() acts outside"),
+    ("aggregate-function", "create aggregate public.agg(int) (sfunc = pg_terminate_backend, stype = int);",
+     "pg_terminate_backend() acts outside"),
+    ("cast-function", "create cast (int as regclass) with function pg_read_file(text);", "pg_read_file() acts outside"),
+    ("pgtap-runner", "select lives_ok('select pg_terminate_backend(1)');", "SQL in a string: pg_terminate_backend()"),
 ]
 
 # What real migrations do and verify must still run (none of it may be refused).
@@ -103,6 +117,9 @@ ALLOWED = [
     "set local search_path = public; select set_config('search_path', 'public', true);",
     "create function public.f(p int) returns int language sql stable begin atomic select p + 1; end;",
     "analyze;",
+    "create sequence public.s; create table public.t2 (id bigint default nextval('public.s'), n serial);",
+    "alter table public.t2 alter column id set default nextval('public.s');",
+    "insert into public.t2 (id) values (1); comment on table public.t2 is 'select the plan you need';",
 ]
 
 

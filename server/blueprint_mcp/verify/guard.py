@@ -18,7 +18,7 @@ from typing import Any
 import pgparse
 
 from ..audit.body import embedded_sql
-from ..audit.tree import function_name, nodes, strings
+from ..audit.tree import dotted, function_name, nodes, nodes_in, strings
 from ..model.errors import BlueprintError
 
 MAX_LISTED = 10
@@ -82,6 +82,27 @@ _REFUSED_FUNCTION_PREFIXES = ("pg_read_", "pg_ls_", "pg_file_", "dblink", "pg_ba
                               "pg_create_physical_replication_slot", "pg_drop_replication_slot",
                               "pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",
                               "pg_logdir_ls", "http_", "net.")
+
+# Functions that run SQL handed to them as text, and which argument holds it: the text is checked like a
+# statement when the source spells it out, and refused when it is computed.
+_SQL_TEXT_ARGUMENTS = {
+    "query_to_xml": 0, "query_to_xmlschema": 0, "query_to_xml_and_xmlschema": 0, "ts_stat": 0, "ts_rewrite": 1,
+    # pgTAP's runners, for a database that has it
+    "lives_ok": 0, "throws_ok": 0, "throws_like": 0, "throws_ilike": 0, "throws_matching": 0,
+    "throws_imatching": 0, "performs_ok": 0, "performs_within": 0, "results_eq": 0, "results_ne": 0,
+    "set_eq": 0, "set_ne": 0, "set_has": 0, "set_hasnt": 0, "bag_eq": 0, "bag_ne": 0, "bag_has": 0,
+    "bag_hasnt": 0, "is_empty": 0, "isnt_empty": 0, "row_eq": 0,
+}
+# A string that starts like a statement is read as one wherever it is passed (another function may run it).
+_LOOKS_LIKE_SQL = re.compile(r"^\s*(?:select|insert|update|delete|with|values|table|call|do|create|alter|drop|copy|"
+                             r"set|reset|lock|grant|revoke|truncate|explain|prepare|execute|comment|notify|listen)\b",
+                             re.IGNORECASE)
+# DDL that names a function it will call later (operators, aggregates, casts, types, triggers, conversions).
+_FUNCTION_OPTIONS = frozenset({
+    "function", "procedure", "sfunc", "finalfunc", "combinefunc", "serialfunc", "deserialfunc", "msfunc",
+    "minvfunc", "mfinalfunc", "restrict", "join", "input", "output", "receive", "send", "typmod_in",
+    "typmod_out", "analyze", "subscript", "canonical", "subtype_diff", "handler", "validator", "inline",
+})
 
 # Settings verify relies on: its statement timeout, who it is, how its transaction behaves.
 _PROTECTED_SETTINGS = frozenset({
@@ -187,10 +208,36 @@ def _statements(sql: str, encoded: bytes, parsed: list[dict]) -> list[tuple[Any,
 # --- the checks ------------------------------------------------------------------------------------
 
 
-def _statement_reasons(tree: Any, text: str) -> list[str]:
+def _default_mark(kind: str, body: dict) -> str | None:
+    """Marks column defaults, where nextval() belongs (it runs when a row is inserted, not when declared)."""
+    if kind == "ColumnDef" or (kind == "Constraint" and body.get("contype") == "CONSTR_DEFAULT") or (
+            kind == "AlterTableCmd" and body.get("subtype") == "AT_ColumnDefault"):
+        return "default"
+    return None
+
+
+def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
     """Reasons to refuse one parsed statement (its source `text` is needed for PL/pgSQL bodies)."""
     out: list[str] = []
-    for kind, body in nodes(tree):
+    for kind, body, ctx in nodes_in(tree, _default_mark):
+        if kind == "FuncCall" and function_name(body).lower().rsplit(".", 1)[-1] == "nextval" and "default" not in ctx:
+            out.append("nextval() advances a sequence, which no rollback undoes")
+        if kind == "FuncCall":
+            out += _sql_text_reasons(body, depth)
+        elif kind == "A_Const" and depth < 3:
+            value = _constant({"A_Const": body})
+            if value and _LOOKS_LIKE_SQL.match(value):
+                out += [f"SQL in a string: {r}" for r in _sql_reasons(value, depth + 1, quiet=True)]
+        elif kind == "DefElem" and str(body.get("defname", "")).lower() in _FUNCTION_OPTIONS:
+            out += _named_function_reasons(_option_function(body.get("arg")))
+        elif kind == "ObjectWithArgs":
+            out += _named_function_reasons(dotted(body.get("objname")))
+        elif kind in ("CreateTrigStmt", "CreateEventTrigStmt", "CreateConversionStmt"):
+            out += _named_function_reasons(dotted(body.get("funcname") or body.get("func_name")))
+        elif kind in ("CreateCastStmt", "CreateTransformStmt"):
+            for key in ("func", "fromsql", "tosql"):
+                if isinstance(body.get(key), dict):
+                    out += _named_function_reasons(dotted(body[key].get("objname")))
         if kind in _REFUSED_STATEMENTS:
             out.append(_REFUSED_STATEMENTS[kind])
         elif kind == "VacuumStmt" and body.get("is_vacuumcmd"):
@@ -229,12 +276,46 @@ def _setting_reasons(body: dict) -> list[str]:
     return []
 
 
+def _named_function_reasons(name: str) -> list[str]:
+    name = name.lower()
+    bare = name.rsplit(".", 1)[-1]
+    if name and (bare in _REFUSED_FUNCTIONS or name.startswith(_REFUSED_FUNCTION_PREFIXES) or bare.startswith(
+            _REFUSED_FUNCTION_PREFIXES)):
+        return [f"{name}() acts outside the transaction (files, other sessions, the server or a sequence)"]
+    return []
+
+
+def _option_function(arg: Any) -> str:
+    """The function an option such as `function = setval` names (a type name, a name list or a string)."""
+    if not isinstance(arg, dict):
+        return ""
+    if "TypeName" in arg:
+        return dotted(arg["TypeName"].get("names"))
+    if "List" in arg:
+        return ".".join(strings(arg["List"].get("items")))
+    return _sval(arg) or ""
+
+
+def _sql_text_reasons(call: dict, depth: int) -> list[str]:
+    bare = function_name(call).lower().rsplit(".", 1)[-1]
+    position = _SQL_TEXT_ARGUMENTS.get(bare)
+    args = call.get("args") or []
+    if position is None or len(args) <= position:
+        return []
+    text = _constant(args[position])
+    if text is None:
+        return [f"{bare}() runs SQL built at run time, which verify cannot check (spell the query out)"]
+    if _LOOKS_LIKE_SQL.match(text):
+        return []  # read as a string constant, below
+    return [f"{bare}(): " + r for r in _sql_reasons(text, depth + 1)]
+
+
 def _call_reasons(call: dict) -> list[str]:
     name = function_name(call).lower()
     bare = name.rsplit(".", 1)[-1]
-    if bare in _REFUSED_FUNCTIONS or name.startswith(_REFUSED_FUNCTION_PREFIXES) or bare.startswith(
-            _REFUSED_FUNCTION_PREFIXES):
-        return [f"{name}() acts outside the transaction (files, other sessions, the server or a sequence)"]
+    named = _named_function_reasons(name)
+    if named:
+        return named
     if bare == "set_config":
         first = (call.get("args") or [None])[0]
         setting = _constant(first)
@@ -284,13 +365,14 @@ def _language_reasons(language: str) -> list[str]:
     return []
 
 
-def _sql_reasons(source: str) -> list[str]:
+def _sql_reasons(source: str, depth: int = 0, quiet: bool = False) -> list[str]:
+    """Reasons to refuse SQL text; `quiet`: text that only looked like SQL and does not parse is just a string."""
     try:
         parsed = pgparse.parse(source)
     except (pgparse.PGQueryError, RecursionError, ValueError):
-        return ["does not parse, so verify cannot prove it safe"]
+        return [] if quiet else ["does not parse, so verify cannot prove it safe"]
     return [r for tree, text, _ in _statements(source, source.encode("utf-8"), parsed)
-            for r in _statement_reasons(tree, text)]
+            for r in _statement_reasons(tree, text, depth)]
 
 
 # PL/pgSQL statements that run SQL text computed at run time, and the field holding that text.
