@@ -80,6 +80,25 @@ async def test_paths_outside_the_roots_are_refused_and_the_server_keeps_serving(
 
 
 @both_modes
+async def test_files_a_folder_links_to_outside_the_roots_are_refused(mode, tmp_path):
+    """Found by an independent attack: only the path given was confined, not the files of the folder."""
+    inside, outside = tmp_path / "work", tmp_path / "secret"
+    (outside / "migrations").mkdir(parents=True)
+    (outside / "migrations" / "0001_keys.sql").write_text("create table api_keys (api_key text);")
+    (inside / "proj" / "migrations").mkdir(parents=True)
+    (inside / "proj" / "migrations" / "0001_a.sql").symlink_to(outside / "migrations" / "0001_keys.sql")
+    (inside / "p2").mkdir()
+    (inside / "p2" / "migrations").symlink_to(outside / "migrations")
+    async with Client(build_server(), mode=mode, list_roots_callback=roots_of(inside)) as c:
+        file_link = await c.call_tool("audit_spec", {"paths": ["proj"]})
+        folder_link = await c.call_tool("audit_spec", {"paths": ["p2"]})
+    for refused in (file_link, folder_link):
+        assert refused.is_error is True
+        assert "paths: " in _text(refused) and "links outside the workspace roots" in _text(refused)
+        assert "api_key" not in _text(refused)
+
+
+@both_modes
 async def test_paths_without_client_roots_are_refused_with_the_alternative(mode, tmp_path):
     (tmp_path / "m.sql").write_text("select 1;")
     async with Client(build_server(), mode=mode) as c:

@@ -338,9 +338,11 @@ def audit_spec(
     counts and a page of findings, most severe first, with fixes.
     """
     with _as_tool_error():
-        files = confine(paths, root_paths(roots)) if paths else None
+        workspace = root_paths(roots) if paths else None
+        files = confine(paths, workspace) if paths else None
         result = tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
-                                  max_findings=max_findings, cursor=cursor, assume_platform=assume_platform)
+                                  max_findings=max_findings, cursor=cursor, assume_platform=assume_platform,
+                                  within=workspace)
         return answer(tools.Answer(result=result, text=tools.audit_text(result)))
 
 

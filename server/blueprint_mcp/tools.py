@@ -436,13 +436,15 @@ class AuditResult(_Out):
 def audit_spec(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                spec: str | None = None, paths: list[str | Path] | None = None, max_findings: int = 200,
                max_bytes: int | None = FILE_BYTES, cursor: str | None = None,
-               assume_platform: bool = False) -> AuditResult:
+               assume_platform: bool = False, within: list[Path] | None = None) -> AuditResult:
     """Lint Supabase SQL, migration folders, blueprints (through the SQL they render) and spec documents.
 
-    The first `max_findings` findings are returned a page at a time (next_cursor continues).
+    The first `max_findings` findings are returned a page at a time (next_cursor continues). `within`: the
+    client's workspace roots, which every file read must stay inside (links followed).
     """
     full = summarize(audit_findings(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=paths,
-                                    max_bytes=max_bytes, assume_platform=assume_platform), max_findings)
+                                    max_bytes=max_bytes, assume_platform=assume_platform, within=within),
+                     max_findings)
     shown, next_cursor = page(full.findings, cursor, "findings")
     return full.model_copy(update={"findings": shown, "next_cursor": next_cursor})
 
@@ -455,7 +457,8 @@ def audit_text(result: AuditResult) -> str:
 
 def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                    spec: str | None = None, paths: list[str | Path] | None = None,
-                   max_bytes: int | None = FILE_BYTES, assume_platform: bool = False) -> list[Finding]:
+                   max_bytes: int | None = FILE_BYTES, assume_platform: bool = False,
+                   within: list[Path] | None = None) -> list[Finding]:
     """Every finding, most severe first. `sql` is applied after the SQL files of `paths` (one history).
     `assume_platform`: the SQL runs on a Supabase project, where pg_graphql is installed."""
     if template is None and blueprint is None and sql is None and spec is None and not paths:
@@ -465,7 +468,7 @@ def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict |
     if template or blueprint is not None:
         bp = resolve_blueprint(template, blueprint)
         parts.append(audit_sql(blueprint_sql(bp, template or bp.app.slug), assume_platform))
-    sources = collect([Path(p) for p in paths or []], max_bytes)
+    sources = collect([Path(p) for p in paths or []], max_bytes, within)
     for path in sources.blueprints:
         parts.append(audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform))
     history = sources.sql + ([("input.sql", sql)] if sql is not None else [])

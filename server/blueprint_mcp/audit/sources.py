@@ -42,8 +42,9 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
                              fix="pass a readable file") from None
 
 
-def collect(paths: list[Path], max_bytes: int | None = None) -> Sources:
-    """Sort existing paths by kind; a folder contributes its migrations. Errors name the path."""
+def collect(paths: list[Path], max_bytes: int | None = None, within: list[Path] | None = None) -> Sources:
+    """Sort existing paths by kind; a folder contributes its migrations. Errors name the path. With `within`
+    (the client's workspace roots), a file a folder holds must also be inside them once links are followed."""
     out = Sources()
     for path in paths:
         if path.is_dir():
@@ -51,6 +52,10 @@ def collect(paths: list[Path], max_bytes: int | None = None) -> Sources:
             if not files:
                 raise BlueprintError(f"{path} holds no .sql files", field="paths",
                                      fix="pass a folder of migrations (e.g. supabase/migrations) or .sql files")
+            for f in files if within is not None else []:
+                if not any(f.resolve().is_relative_to(root) for root in within):
+                    raise BlueprintError(f"{f} links outside the workspace roots", field="paths",
+                                         fix="audit a folder whose files are inside the workspace")
             out.sql += [(str(p), read_text(p, max_bytes)) for p in files]
         elif not path.is_file():
             raise BlueprintError(f"{path} does not exist", field="paths", fix="pass an existing file or folder")
