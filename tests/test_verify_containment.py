@@ -5,6 +5,8 @@ before and after is identical every time."""
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 import sys
 import uuid
 
@@ -286,3 +288,60 @@ async def test_verify_rls_over_mcp_refuses_an_escape_and_changes_nothing(user_db
     assert result.is_error is True
     assert "verify refused to run 1 statement: migration 1, line 1, column 27: `commit`" in result.content[0].text
     assert snapshot(user_db) == before
+
+
+# Found by an independent attack: a verify holding a lock on a user's table could run for as long as its SQL
+# made it (each statement had 60 s), and a client that cancelled left it running.
+HOLD = "lock table public.keepme in access exclusive mode; select pg_sleep(60);"
+
+
+def _reads_keepme(url: str) -> bool:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("set lock_timeout = '3s'")
+        return conn.execute("select count(*) from public.keepme").fetchone() == (3,)
+
+
+def test_a_verify_running_past_its_time_is_stopped_and_rolled_back(user_db, monkeypatch):
+    monkeypatch.setenv("BLUEPRINT_VERIFY_TIMEOUT", "1")
+    before = snapshot(user_db)
+    started = time.monotonic()
+    with pytest.raises(BlueprintError, match=r"verify: verify stopped: it ran longer than 1 s \(BLUEPRINT_VERIFY_"
+                                             r"TIMEOUT\); everything it ran was rolled back"):
+        verify(source="x", migrations=[HOLD], database_url=user_db)
+    assert time.monotonic() - started < 15
+    assert snapshot(user_db) == before and _reads_keepme(user_db)
+
+
+def test_a_stopped_verify_cancels_its_statement_and_releases_its_locks(user_db):
+    stop = threading.Event()
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            verify(source="x", migrations=[HOLD], database_url=user_db, stop=stop)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    time.sleep(1.5)
+    stop.set()
+    worker.join(timeout=15)
+    assert not worker.is_alive()
+    assert [str(e).split(";")[0] for e in outcome] == ["verify: verify stopped: it was cancelled"]
+    assert _reads_keepme(user_db)
+
+
+async def test_a_client_cancelling_verify_rls_stops_it(user_db):
+    import anyio
+    from mcp.client.client import Client
+
+    from blueprint_mcp.app import build_server
+
+    started = time.monotonic()
+    async with Client(build_server()) as client:
+        with anyio.move_on_after(1.5):
+            await client.call_tool("verify_rls", {"sql": HOLD, "database_url": user_db})
+        await anyio.sleep(1)
+        assert await anyio.to_thread.run_sync(_reads_keepme, user_db)
+    assert time.monotonic() - started < 15  # not the 60 s the statement asked for

@@ -364,18 +364,27 @@ async def verify_rls(
     Every command on every table as every role of two organisations, an outsider and anon, in one
     transaction rolled back. Returns `ok`, `leaks`, the first failures, links to the report.
     """
+    import threading
+
     import anyio
 
+    stop = threading.Event()  # the client cancelled: verify cancels its statement and rolls back
+
     def progress(done: int, total: int, message: str) -> None:
-        anyio.from_thread.run(ctx.report_progress, done, total, message)
+        if not stop.is_set():
+            anyio.from_thread.run(ctx.report_progress, done, total, message)
 
     def run() -> CallToolResult:
         with _as_tool_error():
             report = tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
-                                      grant_mode=grant_mode, include_cases=True, progress=progress)
+                                      grant_mode=grant_mode, include_cases=True, progress=progress, stop=stop)
             return answer(tools.verify_summary(report))
 
-    return await anyio.to_thread.run_sync(run)
+    try:
+        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+    except anyio.get_cancelled_exc_class():
+        stop.set()
+        raise
 
 
 def scaffold_project(

@@ -596,7 +596,8 @@ def write_files(files: dict[str, str], out_dir: str | Path, force: bool = False)
 def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | None = None, sql: str | None = None,
                path: str | Path | None = None, database_url: str | None = None, allow_remote: bool = False,
                grant_mode: Literal["legacy", "explicit"] = "legacy", include_cases: bool = False,
-               progress: Any = None, engine: Literal["auto", "system", "embedded"] | None = None) -> "VerifyReport":
+               progress: Any = None, engine: Literal["auto", "system", "embedded"] | None = None,
+               stop: Any = None) -> "VerifyReport":
     """Apply the migrations to a real PostgreSQL, attack them, roll everything back, report.
 
     A template or blueprint judges every table x command x actor against the design; with a
@@ -627,7 +628,7 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
                                  "pass template, blueprint, sql, or a path to migrations")])
     return verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
                   allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress,
-                  engine=engine)
+                  engine=engine, stop=stop)
 
 
 class VerifySummary(_Out):

@@ -10,13 +10,16 @@ from .matrix import OUTCOME_FUNCTION, Plan
 BATCH = 200
 
 
-def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | None = None) -> None:
+def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | None = None,
+             check: Callable[[], None] | None = None) -> None:
     """Build the world, run every case, record `actual`; the caller's transaction is rolled back later."""
     import psycopg
 
     conn.execute(OUTCOME_FUNCTION)
     failed: set[int] = set()
+    check = check or (lambda: None)
     for i, stmt in enumerate(plan.world.statements):
+        check()  # a cancelled fixture would otherwise read as one that cannot be built
         conn.execute("savepoint fixture")
         try:
             conn.execute(stmt)
@@ -29,6 +32,7 @@ def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | 
     plan.planned_cases()
     total = len(plan.cases)
     for start in range(0, total, BATCH):
+        check()
         batch = plan.cases[start:start + BATCH]
         calls = ", ".join(f"({i}, {c.outcome_call(plan.world.actors)})" for i, c in enumerate(batch))
         rows = conn.execute(f"select i, r from (values {calls}) as v(i, r) order by i").fetchall()

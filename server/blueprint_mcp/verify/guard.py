@@ -495,16 +495,21 @@ def _first_line(text: str, width: int = 80) -> str:
 # --- the second wall -------------------------------------------------------------------------------
 
 
-def run_contained(conn: Any, statements: list[Statement], migration: int, of: int) -> None:
+def run_contained(conn: Any, statements: list[Statement], migration: int, of: int,
+                  check: Any = None) -> None:
     """Run each statement through PL/pgSQL's EXECUTE, where PostgreSQL itself forbids ending the
     transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION) and every command that cannot run inside
     one (CREATE DATABASE, VACUUM...). Errors name the migration, line and column of the statement."""
     import psycopg
 
     for st in statements:
+        if check is not None:
+            check()  # cancelled or out of time: stop before the next statement
         try:
             conn.execute(_contained(st.text))
         except psycopg.Error as exc:
+            if check is not None:
+                check()  # the statement was cancelled for that reason
             diag = exc.diag
             message = (diag.message_primary or str(exc)).strip()
             if diag.sqlstate:

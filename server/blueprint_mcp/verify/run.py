@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..audit.sources import read_text, sql_files_in
 from ..model import Blueprint, BlueprintError
@@ -20,6 +24,65 @@ from .target import Engine, open_target
 
 Progress = Callable[[int, int, str], None]
 STATEMENT_TIMEOUT = "60s"
+# The whole call, migrations and matrix: a verify holds the locks its migrations take until it rolls back.
+TIMEOUT_VARIABLE = "BLUEPRINT_VERIFY_TIMEOUT"
+DEFAULT_TIMEOUT = 300.0
+
+
+class Stopped(BlueprintError):
+    """verify was cancelled or ran out of time; everything it did was rolled back."""
+
+
+class Watchdog:
+    """Stops a verify that is cancelled (`stop` set, e.g. by the MCP client) or runs past its time: cancels the
+    running statement, again every 0.2 s until the call ends, and `check()` raises between statements."""
+
+    def __init__(self, conn: Any, seconds: float, stop: threading.Event | None = None) -> None:
+        self.conn, self.seconds, self.stop = conn, seconds, stop
+        self.reason: str | None = None
+        self.halted = False  # set once verify has stopped: its rollback must not be cancelled too
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verify-watchdog", daemon=True)
+
+    def __enter__(self) -> "Watchdog":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while not self._done.wait(0.2):
+            if self.reason is None and self.stop is not None and self.stop.is_set():
+                self.reason = "it was cancelled"
+            elif self.reason is None and time.monotonic() > end:
+                self.reason = f"it ran longer than {self.seconds:g} s ({TIMEOUT_VARIABLE})"
+            if self.reason is not None and not self.halted:
+                try:
+                    self.conn.cancel_safe(timeout=2)
+                except Exception:  # noqa: BLE001 - the connection may be between statements or closing
+                    pass
+
+    def check(self) -> None:
+        if self.reason is not None:
+            self.halted = True
+            raise Stopped(f"verify stopped: {self.reason}; everything it ran was rolled back", field="verify",
+                          fix=f"verify fewer migrations, or raise {TIMEOUT_VARIABLE} (seconds)")
+
+
+def verify_timeout() -> float:
+    raw = os.environ.get(TIMEOUT_VARIABLE)
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT
+    except ValueError:
+        raise BlueprintError(f"{TIMEOUT_VARIABLE}={raw!r} is not a number of seconds", field=TIMEOUT_VARIABLE,
+                             fix="set it to a positive number, e.g. 600") from None
+    if not value > 0:
+        raise BlueprintError(f"{TIMEOUT_VARIABLE}={raw!r} is not a positive number of seconds", field=TIMEOUT_VARIABLE,
+                             fix="set it to a positive number, e.g. 600")
+    return value
 
 
 def _transaction_id(conn, *, assign: bool = True) -> str | None:
@@ -56,39 +119,56 @@ def migrations_from_path(path: str | Path) -> list[str]:
 def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = None,
            database_url: str | None = None, allow_remote: bool = False, grant_mode: GrantMode = "legacy",
            include_cases: bool = False, progress: Progress | None = None, engine: Engine | None = None,
-           tables: set[str] | None = None) -> VerifyReport:
-    """Prove (or disprove) tenant isolation; with a blueprint, every table x command x actor is judged."""
+           tables: set[str] | None = None, stop: threading.Event | None = None) -> VerifyReport:
+    """Prove (or disprove) tenant isolation; with a blueprint, every table x command x actor is judged.
+    `stop`, once set, ends the call (rolled back); so does running past BLUEPRINT_VERIFY_TIMEOUT seconds."""
     import psycopg
 
     # First wall: refuse, before connecting, whatever could end the transaction or act beyond the database.
     statements = check_migrations(migrations)
+    seconds = verify_timeout()
+    with open_target(database_url, allow_remote, engine) as target, Watchdog(target.conn, seconds, stop) as dog:
+        try:
+            return _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress,
+                           tables, dog)
+        except (psycopg.Error, BlueprintError) as exc:
+            if dog.reason is not None and not isinstance(exc, Stopped):
+                dog.check()
+            raise
+
+
+def _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress, tables,
+            dog: Watchdog) -> VerifyReport:
+    import psycopg
+
     note = progress or (lambda done, total, message: None)
-    with open_target(database_url, allow_remote, engine) as target:
-        conn = target.conn
-        # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
-        with conn.transaction(force_rollback=True):
-            conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
-            xid = _transaction_id(conn)
-            real = detect_supabase(conn)
-            if not real:
-                apply_sql(conn, auth_shim_sql(grant_mode))
-            conn.execute("select set_config('pgrst.db_schemas', %s, true)", (", ".join(EXPOSED_SCHEMAS),))
-            note(0, 3, "applying migrations")
-            for i, migration in enumerate(statements, 1):
-                run_contained(conn, migration, i, len(statements))  # second wall: PostgreSQL forbids escapes inside EXECUTE
-                if _transaction_id(conn, assign=False) != xid:  # third: proof the transaction is still ours
-                    raise BlueprintError(f"migration {i} of {len(migrations)} ended verify's transaction",
-                                         field="migrations", fix="remove transaction control from the SQL")
-            note(1, 3, "catalogue lints")
-            lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
-            plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
-            plan.only = tables
-            note(2, 3, f"attack matrix: {len(plan.cases)} cases")
-            try:
-                run_plan(conn, plan, progress)
-            except psycopg.Error as exc:
-                raise BlueprintError(f"the attack matrix could not run: {str(exc).strip()}", field="migrations",
-                                     fix="report this with the migrations that caused it") from None
-            desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
+    conn = target.conn
+    # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
+    with conn.transaction(force_rollback=True):
+        conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        xid = _transaction_id(conn)
+        real = detect_supabase(conn)
+        if not real:
+            apply_sql(conn, auth_shim_sql(grant_mode))
+        conn.execute("select set_config('pgrst.db_schemas', %s, true)", (", ".join(EXPOSED_SCHEMAS),))
+        note(0, 3, "applying migrations")
+        for i, migration in enumerate(statements, 1):
+            # second wall: PostgreSQL forbids escapes inside EXECUTE
+            run_contained(conn, migration, i, len(statements), check=dog.check)
+            if _transaction_id(conn, assign=False) != xid:  # third: proof the transaction is still ours
+                raise BlueprintError(f"migration {i} of {len(migrations)} ended verify's transaction",
+                                     field="migrations", fix="remove transaction control from the SQL")
+        note(1, 3, "catalogue lints")
+        lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
+        plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
+        plan.only = tables
+        note(2, 3, f"attack matrix: {len(plan.cases)} cases")
+        try:
+            run_plan(conn, plan, progress, check=dog.check)
+        except psycopg.Error as exc:
+            dog.check()
+            raise BlueprintError(f"the attack matrix could not run: {str(exc).strip()}", field="migrations",
+                                 fix="report this with the migrations that caused it") from None
+        desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
                         plan.cases, lints, plan.notes, include_cases, plan.fixture_failures)
