@@ -172,6 +172,23 @@ def test_a_manifest_reaching_outside_the_folder_or_malformed_is_refused_and_noth
     assert not (out / "docs").exists()
 
 
+@pytest.mark.parametrize("rel", ["NOTES.md", USER_MIGRATION, "supabase/functions/mine/deno.json"])
+def test_a_crafted_manifest_entry_of_a_shape_render_never_writes_is_left_in_place(tmp_path, capsys, rel):
+    """Found by an independent attack: a manifest listing the user's NOTES.md (with its hash) made the next
+    render delete it. A stale entry is removed only when render could have written that path."""
+    out = tmp_path / "app"
+    assert _render(out, FIRST) == 0
+    mine = out / rel
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text("my notes\n")
+    listing = json.loads((out / MANIFEST).read_text())
+    listing["files"][rel] = sha256(b"my notes\n")
+    (out / MANIFEST).write_text(json.dumps(listing))
+    assert _render(out, FIRST) == 0
+    assert mine.read_text() == "my notes\n"
+    assert "removed" not in capsys.readouterr().err
+
+
 def test_a_manifest_path_through_a_symlink_out_of_the_folder_is_refused(tmp_path):
     out = tmp_path / "app"
     victim = tmp_path / "elsewhere"

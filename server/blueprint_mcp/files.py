@@ -29,6 +29,18 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _GENERATED_MIGRATION = re.compile(r"\d{14}_(initial_schema|rls_policies|triggers)\.sql")
 
 
+# Every path render writes has one of these shapes. A stale manifest entry of another shape is left in place:
+# a manifest is a file in the user's folder (a cloned repository may bring a crafted one), never a licence to
+# delete the user's own files.
+_GENERATED_SHAPES = re.compile(
+    r"supabase/migrations/\d{14}_(?:initial_schema|rls_policies|triggers)\.sql"
+    r"|supabase/tests/database/[a-z0-9-]+_rls\.test\.sql"
+    r"|docs/engineering/(?:SUPABASE-[a-z0-9-]+\.md|ER-[a-z0-9-]+\.mmd)"
+    r"|supabase/functions/(?:_shared/http|[a-z0-9-]+/[a-z_]+)\.ts"
+    r"|supabase/analytics/queries(?:\.[a-z]+)?\.sql"
+    r"|supabase/(?:seed\.sql|config\.toml|types/database\.types\.ts)")
+
+
 def _kind(rel: str) -> str | None:
     """initial_schema, rls_policies or triggers for a migration named the way render names them."""
     match = _GENERATED_MIGRATION.fullmatch(PurePosixPath(rel).name)
@@ -134,7 +146,7 @@ def plan(new: dict[str, bytes], root: Path) -> Plan:
     # name, is this render's own: removing it loses nothing.
     produced = {(_kind(rel), sha256(data)) for rel, data in new.items() if _kind(rel)}
     adopted = [rel for rel in unrecorded if (_kind(rel), current[rel]) in produced]
-    stale = sorted(rel for rel in old if rel not in new and rel in current)
+    stale = sorted(rel for rel in old if rel not in new and rel in current and _GENERATED_SHAPES.fullmatch(rel))
     changed = [rel for rel in new if rel in current and current[rel] != sha256(new[rel])]
     return Plan(
         stale=stale + adopted,
