@@ -178,26 +178,20 @@ $$;
 comment on function private.check_member_role() is 'Member references limited to roles: the user in column tg_argv[0] must hold one of the roles that follow. Definer: reads memberships past RLS.';
 revoke execute on function private.check_member_role() from public, anon, authenticated;
 
-create or replace function private.take_parent_author()
+create or replace function private.customers_private_take_author()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  parent_author uuid;
 begin
-  -- tg_argv: this table's owner column, its reference to the parent row, the parent table, the parent's
-  -- owner column (all identifiers the generator wrote, quoted again by %I).
-  execute format('select p.%I from public.%I p where p.organization_id = $1 and p.id = $2', tg_argv[3], tg_argv[2])
-     into parent_author
-    using new.organization_id, (to_jsonb(new) ->> tg_argv[1])::uuid;
-  new := jsonb_populate_record(new, jsonb_build_object(tg_argv[0], parent_author));
+  new.created_by := (select p.created_by from public.customers p
+                   where p.organization_id = new.organization_id and p.id = new.customer_id);
   return new;
 end
 $$;
-comment on function private.take_parent_author() is 'A row''s personal data is its author''s: a private side row takes its parent row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
-revoke execute on function private.take_parent_author() from public, anon, authenticated;
+comment on function private.customers_private_take_author() is 'A row''s personal data is its author''s: a customers_private row takes its customers row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
+revoke execute on function private.customers_private_take_author() from public, anon, authenticated;
 
 create or replace function private.products_live_parent()
 returns trigger
@@ -447,7 +441,7 @@ create trigger customers_audit_trg
 
 create trigger customers_private_take_author_trg
   before insert on public.customers_private
-  for each row execute function private.take_parent_author('created_by', 'customer_id', 'customers', 'created_by');
+  for each row execute function private.customers_private_take_author('created_by', 'customer_id', 'customers');
 
 create trigger customers_private_immutable_trg
   before update on public.customers_private

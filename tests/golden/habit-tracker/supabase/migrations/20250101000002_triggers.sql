@@ -153,26 +153,20 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
-create or replace function private.take_parent_author()
+create or replace function private.habit_check_ins_private_take_author()
 returns trigger
 language plpgsql
 security definer
 set search_path = ''
 as $$
-declare
-  parent_author uuid;
 begin
-  -- tg_argv: this table's owner column, its reference to the parent row, the parent table, the parent's
-  -- owner column (all identifiers the generator wrote, quoted again by %I).
-  execute format('select p.%I from public.%I p where p.organization_id = $1 and p.id = $2', tg_argv[3], tg_argv[2])
-     into parent_author
-    using new.organization_id, (to_jsonb(new) ->> tg_argv[1])::uuid;
-  new := jsonb_populate_record(new, jsonb_build_object(tg_argv[0], parent_author));
+  new.user_id := (select p.user_id from public.habit_check_ins p
+                   where p.organization_id = new.organization_id and p.id = new.habit_check_in_id);
   return new;
 end
 $$;
-comment on function private.take_parent_author() is 'A row''s personal data is its author''s: a private side row takes its parent row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
-revoke execute on function private.take_parent_author() from public, anon, authenticated;
+comment on function private.habit_check_ins_private_take_author() is 'A row''s personal data is its author''s: a habit_check_ins_private row takes its habit_check_ins row''s author, whoever inserts it, so the author checks of its policies are checks on the parent''s author. Definer: reads the parent past RLS.';
+revoke execute on function private.habit_check_ins_private_take_author() from public, anon, authenticated;
 
 create or replace function private.habits_live_parent()
 returns trigger
@@ -418,7 +412,7 @@ create trigger habit_check_ins_set_updated_at_trg
 
 create trigger habit_check_ins_private_take_author_trg
   before insert on public.habit_check_ins_private
-  for each row execute function private.take_parent_author('user_id', 'habit_check_in_id', 'habit_check_ins', 'user_id');
+  for each row execute function private.habit_check_ins_private_take_author('user_id', 'habit_check_in_id', 'habit_check_ins');
 
 create trigger habit_check_ins_private_immutable_trg
   before update on public.habit_check_ins_private
