@@ -58,6 +58,8 @@ insert into public.invoices (organization_id, created_by, client_id, amount_cent
 insert into public.folders (organization_id, created_by, title, archived_at)
   select o.id, '{me}', 'f' || g, case when g % 10 = 0 then now() end
   from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.folders_private (organization_id, created_by, folder_id, notes)
+  select organization_id, created_by, id, 'n' from public.folders;
 insert into public.dossiers (organization_id, created_by, title)
   select o.id, '{me}', 'd' || g from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 insert into public.dossiers_private (organization_id, created_by, dossier_id, body)
@@ -125,6 +127,10 @@ def main() -> int:
                 ("soft delete: folders, member in 6, restorer in 3", "select count(*) from public.folders", me,
                  f"select count(*) from public.folders where organization_id in ({viewer}, {member}) "
                  f"and (archived_at is null or organization_id in ({viewer}))"),
+                ("soft-deleted pii: folders_private, member in 6", "select count(*) from public.folders_private", me,
+                 f"select count(*) from public.folders_private fp where fp.organization_id in ({viewer}, {member}) "
+                 f"and fp.created_by = '{me}' and exists (select 1 from public.folders f where f.id = fp.folder_id "
+                 f"and (f.archived_at is null or f.organization_id in ({viewer})))"),
                 ("column privacy: dossiers_private, review in 3", "select count(*) from public.dossiers_private", me,
                  f"select count(*) from public.dossiers_private where organization_id in ({viewer})"),
                 ("storage: files objects, viewer+member in 6", "select count(*) from storage.objects", me,

@@ -393,7 +393,7 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
     from blueprint_mcp.tools import blueprint_sql
 
     bp = lab()
-    assert [e.name for e in bp.entities if e.private_of] == ["contacts_private", "dossiers_private"]
+    assert [e.name for e in bp.entities if e.private_of] == ["contacts_private", "dossiers_private", "folders_private"]
     written = bp.model_dump(mode="json", exclude_defaults=True)
     contacts = next(e for e in written["entities"] if e["name"] == "contacts")
     assert [f["name"] for f in contacts["fields"]] == ["label", "user_id", "phone"]
@@ -404,10 +404,16 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
 
 def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w):
     folder = ins(w, "member", "folders", w.org1, title="f")
+    notes = ins(w, "member", "folders_private", w.org1, folder_id=folder, notes="private")
+    assert readers(w, "folders_private", notes) == ["member"]  # the author reads the notes of a live folder
     assert w.count("member", "delete from public.folders where id = %s", (folder,)) == 0  # archived, not deleted
     assert w.su("select archived_at is not null from public.folders where id = %s", (folder,)) == [(True,)]
     # Archived rows: only readers who may restore (review: editor, viewer) see them; nobody writes archived_at.
     assert readers(w, "folders", folder) == ["editor", "viewer"]
+    # Found by an independent attack: the personal data of an archived row stayed with its readers, who could
+    # also rewrite or delete it. It follows the row now: the author, no restorer, no longer reaches it.
+    assert readers(w, "folders_private", notes) == []
+    assert updaters(w, "folders_private", notes, "notes") == []
     assert w.denied("editor", "update public.folders set archived_at = null where id = %s", (folder,)) == "42501"
     assert w.denied("member", "select public.restore_folder(%s)", (folder,)) == "42501"
     w.as_("editor", "select public.restore_folder(%s)", (folder,))

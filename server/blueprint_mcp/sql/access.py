@@ -142,11 +142,24 @@ def live_pred(bp: Blueprint, e: Entity) -> Pred | None:
     return either(Pred.of(LIVE), any_of(bp, e, restorers)) if restorers else Pred.of(LIVE)
 
 
+def parent_gate(bp: Blueprint, e: Entity) -> Pred | None:
+    """The personal data of a soft-deleted entity's row follows the row: reached only by callers who may see
+    that row (its select policy, archived rows included, decides: the sub-query runs under it). None for other
+    tables."""
+    parent = bp.entity(e.private_of) if e.private_of else None
+    if parent is None or not parent.soft_delete:
+        return None
+    ref = e.fields[0].name
+    return Pred.of(f"exists (select 1 from {qname('public', parent.name)} p "
+                   f"where p.id = {ident(e.name)}.{ident(ref)})")
+
+
 def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     """One policy per command for signed-in callers, plus one select policy for anon if public."""
     out: list[Policy] = []
     n = table.name
     live, restorers = live_pred(bp, e), restore_grants(bp, e)
+    gate = parent_gate(bp, e)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
@@ -157,6 +170,8 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         if live is not None and command is not Command.insert and not all(
                 any(covers(bp, r, g) for r in restorers) for g in grants):
             pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
+        if gate is not None and command is not Command.insert:
+            pred = both(pred, gate)  # an archived row's personal data: only for those who may see the row
         if command is Command.select:
             public = [g for g in grants if g.public]
             every = any(g.where is None for g in public)

@@ -244,6 +244,15 @@ def archived_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list
             if clashes(t, values, peers, unique_keys(t)):
                 continue  # a key the author cannot leave (one row per user): no second row of theirs
             w.add(insert_sql(t, values) + ";", Row(t.name, org, author, pk_key(t, values), values=values))
+            for side in (s for s in bp.entities if s.private_of == e.name):
+                # Its personal data, archived with it: only those who may see the archived row reach it.
+                st = schema.table(side.name)
+                n += 1
+                data = {**row_values(st, org, w, author, n, enums, with_id=True), side.fields[0].name: values["id"]}
+                if side.owner_column and side.owner_column in data:
+                    uid = w.actor_id(author)
+                    data[side.owner_column] = literal(uid) if uid else "null"
+                w.add(insert_sql(st, data) + ";", Row(st.name, org, author, pk_key(st, data), values=data))
 
 
 def audit_entries(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list[str]], author: str) -> None:

@@ -135,6 +135,8 @@ class Oracle:
             return False  # nobody files a new row under an archived one (docs/access.md A24)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
+        if command != "insert" and not self._parent_seen(actor, e, row):
+            return False  # the personal data of a soft-deleted entity's row: only for those who see the row
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
             return False  # PostgreSQL updates and deletes only rows the caller can also see
         return self._grants_hold(actor, e, command, row, org)
@@ -190,6 +192,16 @@ class Oracle:
             if value not in {_norm(v) for v in g.where.values}:
                 return False
         return True
+
+    def _parent_seen(self, actor: Actor, e, row: Row | None) -> bool:
+        """A private side of a soft-deleted entity: the actor may select the row it belongs to."""
+        parent = self.bp.entity(e.private_of) if e.private_of else None
+        if parent is None or not parent.soft_delete or row is None:
+            return True
+        ref = row.values.get(e.fields[0].name)
+        owner = next((p for p in self.world.rows if p.table == parent.name and ref is not None
+                      and from_literal(p.key.get("id", "null")) == from_literal(ref)), None)
+        return owner is not None and self.expect(actor, "select", parent.name, owner, owner.org) == ALLOWED
 
     def _under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
         """The row names an archived row of a soft-deleted entity in a reference it sets (every reference on
