@@ -66,8 +66,7 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         # A side row's author is its parent row's (a trigger sets it), so the parent's insert grants, narrowed
         # to the author, admit only the parent's author. Whoever may update the parent row may also give it
         # its personal data; nobody else writes it first (one side row per parent row).
-        grants = _uncovered(bp, grants + _private_grants(bp, side, "update"))
-        return grants
+        return _uncovered(bp, grants + _private_grants(bp, side, "update"))
     if command in ("update", "delete"):
         readers = _private_grants(bp, side, "select")
         if readers and all(r.own and not r.linked for r in readers):

@@ -205,14 +205,16 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         table = next(t for t in tables if t.name == e.name)
         # Arguments unused by the function: what verify's fixtures read (owner column, reference, parent).
         _trigger(table, "take_author", "before", ["insert"], take_author, [e.owner_column, e.fields[0].name, parent.name])
-    under_archived = [(e, f) for e in bp.entities for f in e.fields
-                      if f.references and (parent := bp.entity(f.references)) is not None and parent.soft_delete]
-    guards = {}
-    for e, f in under_archived:
-        if f.references not in guards:
-            functions.append(guards.setdefault(f.references, life.refuse_archived_parent(bp.entity(f.references))))
-        table = next(t for t in tables if t.name == e.name)
-        _trigger(table, f"{f.name}_live", "before", ["insert", "update"], guards[f.references], [f.name])
+    guards: dict[str, Function] = {}  # one per soft-deleted entity that others reference
+    for e in bp.entities:
+        for f in e.fields:
+            parent = bp.entity(f.references) if f.references else None
+            if parent is None or not parent.soft_delete:
+                continue
+            if parent.name not in guards:
+                functions.append(guards.setdefault(parent.name, life.refuse_archived_parent(parent)))
+            table = next(t for t in tables if t.name == e.name)
+            _trigger(table, f"{f.name}_live", "before", ["insert", "update"], guards[parent.name], [f.name])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

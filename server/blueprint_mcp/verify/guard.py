@@ -220,11 +220,7 @@ def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
     """Reasons to refuse one parsed statement (its source `text` is needed for PL/pgSQL bodies)."""
     out: list[str] = []
     for kind, body, ctx in nodes_in(tree, _default_mark):
-        if kind == "FuncCall" and function_name(body).lower().rsplit(".", 1)[-1] == "nextval" and "default" not in ctx:
-            out.append("nextval() advances a sequence, which no rollback undoes")
-        if kind == "FuncCall":
-            out += _sql_text_reasons(body, depth)
-        elif kind == "A_Const" and depth < 3:
+        if kind == "A_Const" and depth < 3:
             value = _constant({"A_Const": body})
             if value and _LOOKS_LIKE_SQL.match(value):
                 out += [f"SQL in a string: {r}" for r in _sql_reasons(value, depth + 1, quiet=True)]
@@ -251,7 +247,7 @@ def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
         elif kind == "VariableSetStmt":
             out += _setting_reasons(body)
         elif kind == "FuncCall":
-            out += _call_reasons(body)
+            out += _call_reasons(body, depth, in_default="default" in ctx)
         elif kind == "DoStmt":
             out += _do_reasons(body)
         elif kind == "CreateFunctionStmt":
@@ -298,9 +294,9 @@ def _option_function(arg: Any) -> str:
 
 def _sql_text_reasons(call: dict, depth: int) -> list[str]:
     bare = function_name(call).lower().rsplit(".", 1)[-1]
-    position = _SQL_TEXT_ARGUMENTS.get(bare)
+    position = _SQL_TEXT_ARGUMENTS[bare]
     args = call.get("args") or []
-    if position is None or len(args) <= position:
+    if len(args) <= position:
         return []
     text = _constant(args[position])
     if text is None:
@@ -310,12 +306,16 @@ def _sql_text_reasons(call: dict, depth: int) -> list[str]:
     return [f"{bare}(): " + r for r in _sql_reasons(text, depth + 1)]
 
 
-def _call_reasons(call: dict) -> list[str]:
+def _call_reasons(call: dict, depth: int = 0, in_default: bool = False) -> list[str]:
     name = function_name(call).lower()
     bare = name.rsplit(".", 1)[-1]
     named = _named_function_reasons(name)
     if named:
         return named
+    if bare == "nextval" and not in_default:
+        return ["nextval() advances a sequence, which no rollback undoes"]
+    if bare in _SQL_TEXT_ARGUMENTS:
+        return _sql_text_reasons(call, depth)
     if bare == "set_config":
         first = (call.get("args") or [None])[0]
         setting = _constant(first)

@@ -478,7 +478,6 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
              probe=f"select count(*) from {target} where created_at < '2002-01-01'", setup=setup)
 
 
-
 def _under_archived_rows(bp: Blueprint, schema: Schema, w: World, oracle, case, writer: str, enums,
                          make_values) -> None:
     """A writer who may file a row under a live row tries to file it under an archived one (docs/access.md A24)."""

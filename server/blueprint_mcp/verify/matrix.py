@@ -17,7 +17,7 @@ from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .lifecycle import lifecycle_cases
 from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, row_values,
-                       unique_keys)
+                       take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
 from .world import (
@@ -249,9 +249,7 @@ def archived_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list
                 st = schema.table(side.name)
                 n += 1
                 data = {**row_values(st, org, w, author, n, enums, with_id=True), side.fields[0].name: values["id"]}
-                if side.owner_column and side.owner_column in data:
-                    uid = w.actor_id(author)
-                    data[side.owner_column] = literal(uid) if uid else "null"
+                take_parent_author(st, w, data, author)
                 if clashes(st, data, [r.values for r in w.rows if r.table == st.name and r.org == org],
                            unique_keys(st)):
                     continue  # a key its author cannot leave (a unique personal field holding their id)

@@ -198,10 +198,16 @@ class Oracle:
         parent = self.bp.entity(e.private_of) if e.private_of else None
         if parent is None or not parent.soft_delete or row is None:
             return True
-        ref = row.values.get(e.fields[0].name)
-        owner = next((p for p in self.world.rows if p.table == parent.name and ref is not None
-                      and from_literal(p.key.get("id", "null")) == from_literal(ref)), None)
+        owner = self._row_by_id(parent.name, row.values.get(e.fields[0].name))
         return owner is not None and self.expect(actor, "select", parent.name, owner, owner.org) == ALLOWED
+
+    def _row_by_id(self, table: str, ref: str | None) -> Row | None:
+        """The fixture row of `table` whose id the literal `ref` names."""
+        if ref is None:
+            return None
+        ref = from_literal(ref)
+        return next((r for r in self.world.rows if r.table == table and from_literal(r.key.get("id", "null")) == ref),
+                    None)
 
     def _under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
         """The row names an archived row of a soft-deleted entity in a reference it sets (every reference on
@@ -215,8 +221,8 @@ class Oracle:
                 continue
             if before is not None and self._value(before, f.name) == ref:
                 continue
-            if any(r.table == target.name and from_literal(r.key.get("id", "null")) == ref
-                   and self._value(r, "archived_at") is not None for r in self.world.rows):
+            named = self._row_by_id(target.name, ref)
+            if named is not None and self._value(named, "archived_at") is not None:
                 return True
         return False
 
@@ -224,9 +230,7 @@ class Oracle:
         """The row's author; a private side's is its parent row's, whoever inserted it (docs/access.md A23)."""
         if e.private_of is None:
             return row.author
-        ref = row.values.get(e.fields[0].name)
-        parent = next((p for p in self.world.rows if p.table == e.private_of and ref is not None
-                       and from_literal(p.key.get("id", "null")) == from_literal(ref)), None)
+        parent = self._row_by_id(e.private_of, row.values.get(e.fields[0].name))
         return parent.author if parent is not None else None
 
     def _value(self, row: Row | None, column: str, default: object = None) -> str | None:

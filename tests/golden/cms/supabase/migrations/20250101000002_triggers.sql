@@ -167,7 +167,7 @@ begin
   if exists (select 1 from public.entries p
               where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived entries row', tg_table_name, tg_argv[0]),
+      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'entries'),
       hint = 'Restore that row first, or pick a live one.';
   end if;
   return new;
