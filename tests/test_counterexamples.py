@@ -790,3 +790,20 @@ def test_the_personal_data_of_an_archived_row_keeps_out_of_a_unique_key_it_canno
         {"name": "code", "type": "uuid", "nullable": False},
         {"name": "name", "type": "reference", "references": "auth.users", "nullable": False, "unique": True,
          "pii": True}]}), url)
+
+
+def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
+    """Found by make fuzz: an archived child row needs a parent of its own (the reference is unique), and the
+    parent table admits one row per user (a unique user column defaulting to the writer). The support parent
+    was written by the child's author, who had a parent already, so PostgreSQL refused both rows."""
+    data = blueprint(
+        {"name": "projects", "fields": [{"name": "lead", "type": "reference", "references": "auth.users",
+                                         "default_expression": "auth_uid", "nullable": False, "unique": True}]},
+        {"name": "categories", "soft_delete": True, "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+             "unique": True}]})
+    verified(data, url)
+    plan = blueprint_plan(parse_blueprint(data), build_schema(parse_blueprint(data)))
+    support = [r for r in plan.world.rows if r.table == "projects" and r.purpose == "support"]
+    assert support and all(r.author not in {m.author for m in plan.world.rows
+                                            if m.table == "projects" and m.purpose != "support"} for r in support)

@@ -320,6 +320,34 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
         return
     target_org = org if target.column(ORG) is not None else None
     number = SUPPORT_BASE + 10 * len(world.rows) + salt
-    key = {"id": literal(stable_id(target.name, target_org or "global", author, str(number)))}
+    # Written by the row's author where the new row can be distinct on its own keys, else by another member
+    # of the organisation (a key over the author's id, one row per user, admits no second row of theirs);
+    # with no such writer there is no support row to offer: one that PostgreSQL refuses helps nobody.
+    writer = next((who for who in _support_writers(world, author, target_org)
+                   if _support_fits(world, target, target_org, who, number, enums)), None)
+    if writer is None:
+        return
+    key = {"id": literal(stable_id(target.name, target_org or "global", writer, str(number)))}
     yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != ORG and rc in key},
-           "__support__": lambda: add_row(world, target, target_org, author, number, enums, "support")}
+           "__support__": lambda: add_row(world, target, target_org, writer, number, enums, "support")}
+
+
+def _support_writers(world: World, author: str, org: str | None) -> list[str]:
+    """Who may write a support row: the author first, then the organisation's other members (anyone for a
+    global table)."""
+    others = [name for name, actor in world.actors.items() if name != author and actor.user_id
+              and (org is None or org in actor.memberships)]
+    return [author, *others]
+
+
+def _support_fits(world: World, table: Table, org: str | None, author: str, n: int,
+                  enums: dict[str, list[str]]) -> bool:
+    """Whether a support row of `table` by `author` can be distinct on every unique key. A dry run: the rows
+    it would add itself (support rows of its own references) are taken back."""
+    rows, statements = len(world.rows), len(world.statements)
+    try:
+        values = row_values(table, org, world, author, n, enums, with_id=True)
+        peers = [r.values for r in world.rows[:rows] if r.table == table.name]
+        return not clashes(table, values, peers, unique_keys(table))
+    finally:
+        del world.rows[rows:], world.statements[statements:]
