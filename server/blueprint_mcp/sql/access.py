@@ -13,7 +13,7 @@ from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
 from ..model.meaning import (audit_readers, bucket_grants, command_grants, covers, linked_hops, member_roles,
-                             restore_grants, seen_by_select)
+                             pii_readers, restore_grants, seen_by_select)
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -143,11 +143,14 @@ def live_pred(bp: Blueprint, e: Entity) -> Pred | None:
 
 
 def parent_gate(bp: Blueprint, e: Entity) -> Pred | None:
-    """The personal data of a soft-deleted entity's row follows the row: reached only by callers who may see
-    that row (its select policy, archived rows included, decides: the sub-query runs under it). None for other
-    tables."""
+    """The personal data of a row follows the row: reached only by callers who may see that row (its select
+    policy decides: the sub-query runs under it), so a pii reader never reads the personal data of a row a
+    `where`, a role list or soft delete hides from them. None for tables other than private sides, and where
+    a select grant of the row admits every pii reader on every live row already (the check would be spent)."""
     parent = bp.entity(e.private_of) if e.private_of else None
-    if parent is None or not parent.soft_delete:
+    if parent is None:
+        return None
+    if not parent.soft_delete and all(seen_by_select(bp, parent, g) for g in pii_readers(bp, parent)):
         return None
     ref = e.fields[0].name
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} p "
@@ -171,7 +174,7 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
                 any(covers(bp, r, g) for r in restorers) for g in grants):
             pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
         if gate is not None and command is not Command.insert:
-            pred = both(pred, gate)  # an archived row's personal data: only for those who may see the row
+            pred = both(pred, gate)  # a row's personal data: only for those who may see the row
         if command is Command.select:
             public = [g for g in grants if g.public]
             every = any(g.where is None for g in public)

@@ -136,7 +136,7 @@ class Oracle:
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
         if command != "insert" and not self._parent_seen(actor, e, row):
-            return False  # the personal data of a soft-deleted entity's row: only for those who see the row
+            return False  # the personal data of a row: only for those who see the row
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
             return False  # PostgreSQL updates and deletes only rows the caller can also see
         return self._grants_hold(actor, e, command, row, org)
@@ -194,9 +194,9 @@ class Oracle:
         return True
 
     def _parent_seen(self, actor: Actor, e, row: Row | None) -> bool:
-        """A private side of a soft-deleted entity: the actor may select the row it belongs to."""
+        """A private side (docs/access.md A23): the actor may select the row it belongs to."""
         parent = self.bp.entity(e.private_of) if e.private_of else None
-        if parent is None or not parent.soft_delete or row is None:
+        if parent is None or row is None:
             return True
         owner = self._row_by_id(parent.name, row.values.get(e.fields[0].name))
         return owner is not None and self.expect(actor, "select", parent.name, owner, owner.org) == ALLOWED
