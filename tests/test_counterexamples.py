@@ -807,3 +807,61 @@ def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
     support = [r for r in plan.world.rows if r.table == "projects" and r.purpose == "support"]
     assert support and all(r.author not in {m.author for m in plan.world.rows
                                             if m.table == "projects" and m.purpose != "support"} for r in support)
+
+
+def test_a_pii_reader_never_reads_the_personal_data_of_a_row_hidden_from_them(url, make_db):
+    """Found by an independent attack: the default pii readers kept a linked grant's chain but dropped its
+    `where`, so a portal user read the private note of a draft invoice they could not see (audit clean, verify
+    passed: its oracle read the same default). Now the personal data of a row is read only by callers who may
+    also see the row: the side's policies check that where a select grant does not already admit every reader."""
+    data = blueprint(
+        {"name": "customers", "fields": [{"name": "user_id", "type": "reference", "references": "auth.users"}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["user_id"]}]}},
+        {"name": "invoices", "fields": [
+            {"name": "customer_id", "type": "reference", "references": "customers", "nullable": False},
+            {"name": "status", "type": "enum", "values": ["draft", "sent"], "nullable": False, "default": "draft"},
+            {"name": "internal_note", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "member"},
+                               {"linked": ["customer_id", "user_id"], "where": {"column": "status", "equals": "sent"}}]}},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    with conn.cursor() as cur:
+        users["patient"] = create_user(cur, "patient@example.com")
+    customer = conn.execute("insert into public.customers (organization_id, user_id) values (%s, %s) returning id",
+                            (org, users["patient"])).fetchone()[0]
+    for status in ("draft", "sent"):
+        invoice = conn.execute("insert into public.invoices (organization_id, customer_id, status) values "
+                               "(%s, %s, %s) returning id", (org, customer, status)).fetchone()[0]
+        conn.execute("insert into public.invoices_private (organization_id, invoice_id, internal_note) values "
+                     "(%s, %s, %s)", (org, invoice, f"{status} note"))
+    patient = users["patient"]
+    assert run_as(conn, "authenticated", patient, "select status::text from public.invoices") == [("sent",)]
+    assert run_as(conn, "authenticated", patient, "select internal_note from public.invoices_private") == [
+        ("sent note",)]
+    # The default readers are the row's author and the linked user: a member who wrote neither reads neither.
+    assert run_as(conn, "authenticated", users["bob"], "select internal_note from public.invoices_private") == []
+
+
+def test_an_author_stops_reading_the_personal_data_of_a_row_once_it_is_hidden_from_them(url, make_db):
+    """Same cause, the default author reader: a member filed a complaint, an admin escalated it out of the
+    member's sight, and the member still read its details."""
+    data = blueprint(
+        {"name": "complaints", "fields": [
+            {"name": "state", "type": "enum", "values": ["open", "escalated"], "nullable": False, "default": "open"},
+            {"name": "details", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "admin"}, {"roles": ["member"], "where": {"column": "state", "equals": "open"}}],
+                    "insert": "member", "update": "admin"}},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    complaint = run_as(conn, "authenticated", users["bob"], "insert into public.complaints (organization_id) "
+                       "values (%s) returning id", (org,))[0][0]
+    assert affected(conn, "authenticated", users["bob"], "insert into public.complaints_private (organization_id, "
+                    "complaint_id, details) values (%s, %s, 'my manager')", (org, complaint)) == 1
+    read = "select details from public.complaints_private"
+    assert run_as(conn, "authenticated", users["bob"], read) == [("my manager",)]
+    assert affected(conn, "authenticated", users["admin"], "update public.complaints set state = 'escalated' "
+                    "where id = %s", (complaint,)) == 1
+    assert run_as(conn, "authenticated", users["bob"], read) == []
+    assert run_as(conn, "authenticated", users["admin"], read) == []  # not its author: the default readers
