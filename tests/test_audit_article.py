@@ -29,10 +29,22 @@ EXPECTED = [
     ('ERROR', 'BP003', 'rls_disabled_in_public', 'public.feature_flag_assignments', 117),
     ('ERROR', 'BP001', 'tenant_key_nullable', 'public.audit_logs', 218),
     ('ERROR', 'BP003', 'rls_disabled_in_public', 'public.audit_logs', 218),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.organizations.organizations_owner_user_id_fkey', 19),
     ('WARN', 'BP018', 'duplicate_index', 'public.organizations', 25),
     ('WARN', 'BP030', 'tenant_key_mutable', 'public.habits', 43),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.habits.habits_created_by_fkey', 46),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.habit_check_ins.habit_check_ins_user_id_fkey', 62),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.sessions.sessions_user_id_fkey', 77),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.events.events_user_id_fkey', 93),
     ('WARN', 'BP034', 'event_properties_pii', 'public.events', 98),
     ('WARN', 'BP002', 'tenant_key_unindexed', 'public.feature_flag_assignments', 117),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.feature_flag_assignments.feature_flag_assignments_user_id_fkey', 121),
     ('WARN', 'BP012', 'materialized_view_in_api', 'public.daily_org_metrics', 126),
     ('WARN', 'BP007', 'policy_without_role', 'public.habits.Users see own org habits', 142),
     ('WARN', 'BP016', 'auth_rls_initplan', 'public.habits.Users see own org habits', 142),
@@ -55,6 +67,8 @@ EXPECTED = [
     ('WARN', 'BP027', 'policy_without_membership_check', 'public.events.Service role can insert events', 196),
     ('WARN', 'BP033', 'analytics_table_writable', 'public.events.Service role can insert events', 196),
     ('WARN', 'BP009', 'function_search_path_mutable', 'public.update_updated_at', 201),
+    ('WARN', 'BP047', 'user_reference_blocks_account_deletion',
+     'public.audit_logs.audit_logs_user_id_fkey', 221),
     ('WARN', 'BP007', 'policy_without_role', 'public.profiles.Users see own profile', 232),
     ('WARN', 'BP007', 'policy_without_role', 'public.profiles.Users update own profile', 236),
     ('WARN', 'BP008', 'update_without_with_check', 'public.profiles.Users update own profile', 236),
@@ -107,4 +121,4 @@ def test_every_finding_carries_a_position_remediation_and_where_mechanical_fix_s
 
 def test_cli_on_the_article_exits_1_and_summarises(capsys):
     assert main(["audit", str(ARTICLE)]) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == "58 finding(s): 18 error(s), 29 warning(s), 11 info"
+    assert capsys.readouterr().out.splitlines()[-1] == "65 finding(s): 18 error(s), 36 warning(s), 11 info"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pgparse
+
 from ...model.schema import Schema, Table
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
+from ..parser import parse
 from ..tree import nodes
 from .common import (
     CLIENT_ROLES,
@@ -16,6 +19,7 @@ from .common import (
     find_function,
     is_analytics,
     is_tenant,
+    per_tree,
     policy_label,
 )
 
@@ -180,3 +184,95 @@ def sensitive_table_not_audited(r, s: Schema):
         if not audited:
             yield r.finding(f"{t.qualified} is marked sensitive but changes to it are not audited.", t.qualified,
                             location=t.location)
+
+
+@rule("BP047", "user_reference_blocks_account_deletion", Level.WARN, ("PRIVACY", "COMPLIANCE"),
+      summary="Clients may write any user's id into a column that references auth.users without on delete "
+              "cascade or set null.",
+      why="An account that a row names there cannot be deleted (23503) until the row changes, and the user it "
+          "names cannot change it: whoever may write the column, a stranger included, can stop someone from "
+          "deleting their account.",
+      bad="create table buyers (..., user_id uuid not null references auth.users (id));  -- a shop's staff insert "
+          "buyers",
+      fix="Declare the reference nullable with on delete set null (the row stays, unlinked), or on delete cascade "
+          "when the row belongs to that user; or let clients write only their own id (with check (user_id = "
+          "(select auth.uid())), and no update of the column).")
+def user_reference_blocks_account_deletion(r, s: Schema):
+    for t in created(s):
+        for fk in t.foreign_keys:
+            if (fk.ref_schema, fk.ref_table) != ("auth", "users") or fk.on_delete not in ("no action", "restrict"):
+                continue
+            col = fk.columns[0] if len(fk.columns) == 1 else None
+            writes = _client_writes(s, t, col) if col is not None else []
+            if writes:
+                yield r.finding(f"{t.qualified}.{col} references auth.users on delete {fk.on_delete}, and clients "
+                                f"may {' and '.join(writes)} any user's id there.", f"{t.qualified}.{fk.name}",
+                                location=fk.location or t.location)
+
+
+def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
+    """The commands (insert, update) by which a client may write another user's id into `col`: granted (or
+    Supabase's legacy defaults in an exposed schema), allowed by a policy or with RLS off, and not bound to
+    the writer's own id by every permissive policy or by a restrictive one."""
+    out = []
+    for command in ("insert", "update"):
+        if t.grants:
+            held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
+            if not any(not p.columns or col in p.columns for p in held):
+                continue
+        elif t.schema_name not in s.exposed_schemas:
+            continue
+        if t.rls_enabled:
+            policies = [p for p in t.policies if applies_to_clients(p) and command in commands(p)]
+            permissive = [p for p in policies if p.permissive]
+            if not permissive or any(not p.permissive and _binds_to_writer(p, col) for p in policies) or \
+                    all(_binds_to_writer(p, col) for p in permissive):
+                continue
+        out.append(command)
+    return out
+
+
+def _binds_to_writer(p, col: str) -> bool:
+    """Whether the policy's check (USING where it has none) requires `col = auth.uid()` as a conjunct."""
+    text, tree = (p.check, p.check_tree) if p.check is not None else (p.using, p.using_tree)
+    if tree is None and text:  # a model built without SQL (the generator's) holds the text only
+        tree = per_tree("expression", text, lambda: _expression_tree(text))
+    if not isinstance(tree, dict):
+        return False
+    body = tree.get("BoolExpr")
+    conjuncts = body.get("args", []) if body and body.get("boolop") == "AND_EXPR" else [tree]
+    for c in conjuncts:
+        e = c.get("A_Expr") if isinstance(c, dict) else None
+        if not e or e.get("kind") != "AEXPR_OP" or [n.get("String", {}).get("sval") for n in e.get("name", [])] != ["="]:
+            continue
+        sides = (e.get("lexpr"), e.get("rexpr"))
+        if any(_is_column(a, col) and _is_uid(b) for a, b in (sides, sides[::-1])):
+            return True
+    return False
+
+
+def _expression_tree(text: str):
+    try:
+        return parse(f"select ({text})")[0]["stmt"]["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
+    except (pgparse.PGQueryError, RecursionError, ValueError, LookupError):
+        return None
+
+
+def _is_column(node, col: str) -> bool:
+    fields = (node or {}).get("ColumnRef", {}).get("fields", [])
+    return bool(fields) and fields[-1].get("String", {}).get("sval") == col
+
+
+def _is_uid(node) -> bool:
+    """auth.uid() or (select auth.uid()), casts aside."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    sub = (node or {}).get("SubLink")
+    if sub and sub.get("subLinkType") == "EXPR_SUBLINK":
+        targets = sub.get("subselect", {}).get("SelectStmt", {}).get("targetList", [])
+        node = targets[0].get("ResTarget", {}).get("val") if len(targets) == 1 else None
+        while isinstance(node, dict) and "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+    call = (node or {}).get("FuncCall")
+    return bool(call) and not call.get("args") and \
+        [n.get("String", {}).get("sval") for n in call.get("funcname", [])] == ["auth", "uid"]
