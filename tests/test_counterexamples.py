@@ -274,7 +274,8 @@ def test_a_domain_table_shaped_like_memberships_is_not_the_membership_table(url)
     # (organization_id, user_id) unique and a *_members name: BP029 called its insert policy a way to
     # join any organisation, but no policy decides access through it.
     data = blueprint({"name": "team_members", "fields": [
-        {"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False, "unique": True}]})
+        {"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False, "unique": True,
+         "on_delete": "cascade"}]})
     assert audited(data) == []
     verified(data, url)
 
@@ -789,7 +790,7 @@ def test_the_personal_data_of_an_archived_row_keeps_out_of_a_unique_key_it_canno
     verified(blueprint({"name": "projects", "owner_column": None, "soft_delete": True, "fields": [
         {"name": "code", "type": "uuid", "nullable": False},
         {"name": "name", "type": "reference", "references": "auth.users", "nullable": False, "unique": True,
-         "pii": True}]}), url)
+         "pii": True, "on_delete": "cascade"}]}), url)
 
 
 def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
@@ -798,7 +799,8 @@ def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
     was written by the child's author, who had a parent already, so PostgreSQL refused both rows."""
     data = blueprint(
         {"name": "projects", "fields": [{"name": "lead", "type": "reference", "references": "auth.users",
-                                         "default_expression": "auth_uid", "nullable": False, "unique": True}]},
+                                         "default_expression": "auth_uid", "nullable": False, "unique": True,
+                                         "on_delete": "cascade"}]},
         {"name": "categories", "soft_delete": True, "fields": [
             {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
              "unique": True}]})

@@ -263,6 +263,13 @@ def _check_references(bp: Blueprint, problems: list) -> None:
     known = {e.name: e for e in bp.entities}
     for i, e in enumerate(bp.entities):
         for j, f in enumerate(e.fields):
+            if f.references == AUTH_USERS and f.effective_on_delete == "restrict" and f.name != e.owner_column \
+                    and _clients_write(e):
+                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {e.name} would keep the account it "
+                                 "names from being deleted while the row exists, and clients write it: anyone who may "
+                                 "write the row could name a stranger and stop their account's deletion.",
+                                 "drop nullable: false (the column is emptied when the account is deleted), or declare "
+                                 "on_delete: cascade (the row goes with the account)"))
             if not f.is_reference or f.references == AUTH_USERS:
                 continue
             path = f"entities[{i}].fields[{j}].references"
@@ -289,6 +296,11 @@ def _check_references(bp: Blueprint, problems: list) -> None:
                 problems.append((path, f"'{e.name}' ({e.scope.value} scope) references user-private '{target.name}': "
                                  "other members could not see what the row points to.",
                                  f"make '{e.name}' user-scoped too, or '{target.name}' organization-scoped"))
+
+
+def _clients_write(e: Entity) -> bool:
+    """Whether a client may insert or update rows of `e` (an empty grant list leaves it to the service role)."""
+    return e.client_writable and any(e.access.spec(c) != [] for c in ("insert", "update"))
 
 
 def _check_cycles(bp: Blueprint, problems: list) -> None:
@@ -457,9 +469,10 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
         return
     for k, g in enumerate(spec):
-        if g.where is not None or g.public or g.signed_in:
+        if g.where is not None or g.assigned is not None or g.public or g.signed_in:
             problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
-                             "public and signed_in do not apply.", "use own, linked, min_role, roles or capability"))
+                             "assigned, public and signed_in do not apply.",
+                             "use own, linked, min_role, roles or capability"))
     problems += [p for p in _grant_problems(bp, e, "select", spec, path) if not p[1].startswith("no grant names")]
 
 
