@@ -377,6 +377,15 @@ REFUSED = [
      "entities[0].exclusions[0].keys: 'data' (jsonb) cannot be compared inside an exclusion"),
     ({"exclusions": [{"keys": [], "range": ["starts_at", "title"]}]},
      "entities[0].exclusions[0].range: ['starts_at', 'title'] must be two fields of one type"),
+    ({"fields": [{"name": "secret", "type": "text", "pii": True},
+                 {"name": "handler_id", "type": "reference", "references": "organization_members"}],
+      "pii_read": [{"min_role": "member", "assigned": "handler_id"}]},
+     "entities[0].pii_read[0]: personal data is read by people, not by row conditions"),
+    # A stranger named in a user column that restricts deletion could never delete their account (L04).
+    ({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False}]},
+     "entities[0].fields[0]: 'user_id' of things would keep the account it names from being deleted"),
+    ({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users", "on_delete": "restrict"}]},
+     "entities[0].fields[0]: 'user_id' of things would keep the account it names from being deleted"),
 ]
 
 
