@@ -85,6 +85,13 @@ ESCAPES = [
     ("setval", "select setval('public.keep_seq', 1000);", "setval() acts outside"),
     ("statement-timeout", "set statement_timeout = 0; select pg_sleep(100000);", "changes statement_timeout"),
     ("set-config-timeout", "select set_config('statement_timeout', '0', false);", "changes statement_timeout"),
+    # pg_settings is a view whose update rule calls set_config(): a SET in disguise.
+    ("pg-settings-timeout", "update pg_settings set setting = '0' where name = 'statement_timeout'; "
+                            "select pg_sleep(100000);", "writes the system catalog pg_settings"),
+    ("pg-settings-qualified", "update pg_catalog.pg_settings set setting = 'anon' where name = 'role';",
+     "writes the system catalog pg_settings"),
+    ("catalog-write", "update pg_catalog.pg_authid set rolbypassrls = true where rolname = 'authenticated';",
+     "writes the system catalog pg_authid"),
     ("reset-all", "reset all;", "RESET ALL would clear"),
     ("session-authorization", "set session authorization authenticated;", "changes session_authorization"),
     ("discard-all", "discard all;", "discards session state"),

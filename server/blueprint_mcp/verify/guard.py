@@ -246,6 +246,8 @@ def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
             out.append(f"extension {body['extname']} reaches beyond the database")
         elif kind == "VariableSetStmt":
             out += _setting_reasons(body)
+        elif kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+            out += _catalog_write_reasons(body.get("relation"))
         elif kind == "FuncCall":
             out += _call_reasons(body, depth, in_default="default" in ctx)
         elif kind == "DoStmt":
@@ -269,6 +271,19 @@ def _setting_reasons(body: dict) -> list[str]:
     name = str(body.get("name", "")).lower()
     if name in _PROTECTED_SETTINGS:
         return [f"changes {name}, which verify relies on"]
+    return []
+
+
+def _catalog_write_reasons(relation: Any) -> list[str]:
+    """A write into the system catalogs: `update pg_settings` is a SET in disguise (it would lift verify's
+    statement timeout), and rows of pg_authid, pg_class... change what verify itself relies on."""
+    rel = relation.get("RangeVar") if isinstance(relation, dict) and "RangeVar" in relation else relation
+    if not isinstance(rel, dict):
+        return []
+    schema, name = str(rel.get("schemaname") or "").lower(), str(rel.get("relname") or "").lower()
+    # Unqualified, a pg_ name finds the catalog first: pg_catalog leads every search path.
+    if schema in ("pg_catalog", "information_schema") or (not schema and name.startswith("pg_")):
+        return [f"writes the system catalog {name}, which verify relies on"]
     return []
 
 
