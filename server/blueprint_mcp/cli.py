@@ -184,6 +184,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else {"template": source}
     if "path" not in kwargs and source.lower().endswith((".sql", *BLUEPRINT_SUFFIXES)):
         raise UsageError(f"{source}: no such file")
+    if args.blueprint is not None:
+        if "path" not in kwargs or p.suffix in BLUEPRINT_SUFFIXES:
+            raise UsageError(f"--blueprint judges migrations against a design: {source} is not a .sql file or a "
+                             "migrations folder")
+        design = Path(args.blueprint)
+        if design.suffix in BLUEPRINT_SUFFIXES:
+            from .templates import load_blueprint_file
+
+            kwargs["blueprint"] = load_blueprint_file(design)
+        else:
+            kwargs["template"] = args.blueprint
 
     def progress(done: int, total: int, message: str) -> None:
         if args.format == "text" and sys.stderr.isatty():
@@ -272,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="prove tenant isolation on a real PostgreSQL (exit 1 on any leak)")
     verify.add_argument("source", metavar="TEMPLATE|FILE|DIR",
                         help="a template, a .yaml/.json blueprint, a .sql file or a migrations folder")
+    verify.add_argument("--blueprint", metavar="TEMPLATE|FILE",
+                        help="judge the .sql file or migrations folder against this design (e.g. a project render "
+                             "wrote, edited or not) instead of the generic matrix")
     verify.add_argument("--database-url", help="verify there instead of a throwaway cluster (default: "
                         "$DATABASE_URL); everything is rolled back")
     verify.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --database-url")

@@ -601,34 +601,51 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
     """Apply the migrations to a real PostgreSQL, attack them, roll everything back, report.
 
     A template or blueprint judges every table x command x actor against the design; with a
-    blueprint *and* sql, the given SQL is judged against the blueprint. SQL or a path alone runs
-    the generic matrix (no cross-organisation access, read-only roles write nothing, anon nothing).
+    blueprint *and* sql (or a path to migrations), that SQL is judged against the blueprint: a rendered
+    project, edited or not. SQL or a path alone runs the generic matrix (no cross-organisation access,
+    read-only roles write nothing, anon nothing).
     """
     from .verify.run import blueprint_migrations, migrations_from_path, verify
 
-    sources = [x for x in (template, blueprint, path) if x is not None]
-    if len(sources) > 1 or (sql is not None and path is not None):
+    designs = [x for x in (template, blueprint) if x is not None]
+    design_file = path is not None and Path(path).suffix in (".yaml", ".yml", ".json")
+    if len(designs) > 1 or (designs and design_file) or (sql is not None and path is not None):
         raise InvalidBlueprint([("source", "more than one design or SQL source was given.",
-                                 "pass one of template, blueprint or path (sql may accompany a blueprint)")])
+                                 "pass one of template, blueprint or a blueprint file, and at most one of sql "
+                                 "or a path to migrations")])
     bp: Blueprint | None = None
-    if template or blueprint is not None:
+    if designs:
         bp = resolve_blueprint(template, blueprint)
-    elif path is not None and Path(path).suffix in (".yaml", ".yml", ".json"):
+    elif design_file:
         from .templates import load_blueprint_file
 
         bp = load_blueprint_file(path)
     if sql is not None:
         migrations, source = [sql], (bp.app.slug + " (given SQL)" if bp else "SQL")
+    elif path is not None and not design_file:
+        migrations, source = migrations_from_path(path), str(path) + (f" against {bp.app.slug}" if bp else "")
     elif bp is not None:
         migrations, source = blueprint_migrations(bp), bp.app.slug
-    elif path is not None:
-        migrations, source = migrations_from_path(path), str(path)
     else:
         raise InvalidBlueprint([("source", "nothing to verify.",
                                  "pass template, blueprint, sql, or a path to migrations")])
-    return verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
-                  allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress,
-                  engine=engine, stop=stop)
+    report = verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
+                    allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress,
+                    engine=engine, stop=stop)
+    if bp is None and path is not None and _rendered(Path(path)):
+        from .verify.report import markdown
+
+        report.notes.append("render wrote this project: judge it against its design, not the generic matrix "
+                            "(CLI: --blueprint TEMPLATE|FILE; MCP: the blueprint with its migrations as sql)")
+        report.markdown = markdown(report)
+    return report
+
+
+def _rendered(path: Path) -> bool:
+    """Whether `path` (a project root, its supabase/ or supabase/migrations folder) holds render's manifest."""
+    from .files import MANIFEST
+
+    return any((root / MANIFEST).is_file() for root in (path, path.parent, path.parent.parent) if path.is_dir())
 
 
 class VerifySummary(_Out):
