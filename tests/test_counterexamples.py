@@ -867,3 +867,14 @@ def test_an_author_stops_reading_the_personal_data_of_a_row_once_it_is_hidden_fr
                     "where id = %s", (complaint,)) == 1
     assert run_as(conn, "authenticated", users["bob"], read) == []
     assert run_as(conn, "authenticated", users["admin"], read) == []  # not its author: the default readers
+
+
+def test_a_linked_chain_ending_at_the_author_column_is_judged_by_the_row_author(url):
+    """Found by an independent review: verify reported a leak of a correct policy. Its portal fixture row named
+    the portal user in created_by while the world recorded another author, and the oracle followed the record."""
+    verified(blueprint(
+        {"name": "orders", "fields": [{"name": "label", "type": "text"}]},
+        {"name": "lines", "fields": [{"name": "order_id", "type": "reference", "references": "orders",
+                                      "nullable": False}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["order_id", "created_by"]}]}},
+        tenancy={"personal_workspaces": False}), url)

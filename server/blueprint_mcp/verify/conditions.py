@@ -117,6 +117,9 @@ def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -
             who = next((r for r in reversed(f.member_roles or [r.name for r in bp.tenancy.roles]) if r in w.actors),
                        None)
             return add(e.name, {chain[0]: literal(w.actor_id(who))}) if who else None
+        if chain[0] == e.owner_column:
+            # The chain ends at the row's author: the portal user wrote it (the fixture says so, as the column does).
+            return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))}, author=w.who(PORTAL))
         return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))})
     target = linked_hops(bp, e, chain)[1][0]
     key = (target.name, tuple(chain[1:]))
