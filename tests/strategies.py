@@ -318,6 +318,13 @@ def blueprints(draw) -> dict:
                     access[cmd] = draw(grant_list(cmd, e, entities, roles_, caps))
         elif e["scope"] == "global" and draw(st.booleans()):
             e["access"] = {"select": [{"public": True}]}
+        select = e.get("access", {}).get("select")
+        author = e.get("owner_column", "created_by") if e["scope"] in ("organization", "user") else None
+        if any(f["pii"] for f in e["fields"]) and author is None and "pii_read" not in e \
+                and e["scope"] in ("organization", "service") and isinstance(select, list) \
+                and any("linked" in g for g in select):
+            # No author, so the default pii readers would be linked users alone: the model asks who reads it.
+            e["pii_read"] = draw(st.sampled_from(roles_))
     bp = {"app": {"name": draw(st.sampled_from(["Fuzz", "Fuzz app ☕", "O'Brien & Co"])), "slug": "fuzz"},
           "tenancy": tenancy, "entities": entities}
     if draw(st.booleans()):

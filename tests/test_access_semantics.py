@@ -381,6 +381,13 @@ REFUSED = [
                  {"name": "handler_id", "type": "reference", "references": "organization_members"}],
       "pii_read": [{"min_role": "member", "assigned": "handler_id"}]},
      "entities[0].pii_read[0]: personal data is read by people, not by row conditions"),
+    ({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users"},
+                 {"name": "phone", "type": "text", "pii": True}], "pii_read": [{"linked": ["user_id"]}]},
+     "entities[0].pii_read: no grant names members"),
+    ({"owner_column": None, "fields": [{"name": "user_id", "type": "reference", "references": "auth.users"},
+                                       {"name": "phone", "type": "text", "pii": True}],
+      "access": {"select": [{"min_role": "admin"}, {"linked": ["user_id"]}]}},
+     "entities[0]: things's personal data would be read by linked users only"),
     # A stranger named in a user column that restricts deletion could never delete their account (L04).
     ({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False}]},
      "entities[0].fields[0]: 'user_id' of things would keep the account it names from being deleted"),

@@ -455,9 +455,18 @@ def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
 
 def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
     spec, path = e.pii_read, f"entities[{i}].pii_read"
-    if spec is None:
-        return
     side = bp.entity(private_name(e))
+    if spec is None:
+        select = e.access.spec("select")
+        linked = [g for g in select if g.linked] if isinstance(select, list) else []
+        if side is not None and side.private_of == e.name and not e.owner_column and linked:
+            # The default readers (the row's author, and the users its select grants link to) would be linked
+            # users alone: a policy that never checks membership, and the organisation left out of its own data.
+            problems.append((f"entities[{i}]", f"{e.name}'s personal data would be read by linked users only (it "
+                             "has no author column, and by default the author and the linked users read it).",
+                             "say who reads it: pii_read with a member grant too, e.g. "
+                             "[{min_role: admin}, {linked: [" + ", ".join(linked[0].linked) + "]}]"))
+        return
     if side is None or side.private_of != e.name:
         why = ("scope 'user' rows are private to their author already" if e.scope is Scope.user
                else f"{e.name} has no pii fields")
@@ -473,7 +482,7 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
                              "assigned, public and signed_in do not apply.",
                              "use own, linked, min_role, roles or capability"))
-    problems += [p for p in _grant_problems(bp, e, "select", spec, path) if not p[1].startswith("no grant names")]
+    problems += _grant_problems(bp, e, "select", spec, path)
 
 
 def _where_problems(e: Entity, g: Grant, at: str) -> list[tuple[str, str, str]]:
