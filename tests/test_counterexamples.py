@@ -878,3 +878,30 @@ def test_a_linked_chain_ending_at_the_author_column_is_judged_by_the_row_author(
                                       "nullable": False}],
          "access": {"select": [{"min_role": "member"}, {"linked": ["order_id", "created_by"]}]}},
         tenancy={"personal_workspaces": False}), url)
+
+
+def test_a_member_cannot_re_link_a_row_to_themselves(url, make_db):
+    """Found by an independent attack (and left open before as a documented caveat): a member who may update a
+    customer pointed its login at themselves, read the personal data their role does not read, and kept reading
+    and writing it after being removed. Now a client sets a link on insert only and may clear it; the service
+    role re-links."""
+    data = blueprint(
+        {"name": "customers", "fields": [{"name": "user_id", "type": "reference", "references": "auth.users"},
+                                         {"name": "phone", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["user_id"]}], "update": "member"},
+         "pii_read": [{"min_role": "admin"}, {"linked": ["user_id"]}]},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    with conn.cursor() as cur:
+        users["shopper"] = create_user(cur, "shopper@example.com")
+    customer = conn.execute("insert into public.customers (organization_id, user_id) values (%s, %s) returning id",
+                            (org, users["shopper"])).fetchone()[0]
+    conn.execute("insert into public.customers_private (organization_id, customer_id, phone) values (%s, %s, '555')",
+                 (org, customer))
+    relink = "update public.customers set user_id = %s where id = %s"
+    assert denied(conn, "authenticated", users["bob"], relink, (users["bob"], customer)) == "42501"
+    assert run_as(conn, "authenticated", users["bob"], "select phone from public.customers_private") == []
+    assert run_as(conn, "authenticated", users["shopper"], "select phone from public.customers_private") == [("555",)]
+    assert affected(conn, "authenticated", users["bob"], relink, (None, customer)) == 1  # unlinking is allowed
+    assert affected(conn, "service_role", None, relink, (users["shopper"], customer)) == 1  # the service re-links

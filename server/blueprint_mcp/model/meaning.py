@@ -194,6 +194,22 @@ def linked_hops(bp: Blueprint, e: Entity, chain: list[str]) -> list[tuple[Entity
     return hops
 
 
+def link_columns(bp: Blueprint) -> dict[str, set[str]]:
+    """Entity -> its columns a linked grant reads (a hop of some chain, from any entity, personal data's
+    readers included), its author column aside. Whom they name decides who outside the organisation reaches
+    rows, so clients set them on insert only: a member re-linking a row to themselves would read what their
+    role does not let them, and keep it after leaving (docs/access.md A09/A10)."""
+    out: dict[str, set[str]] = {}
+    for x in bp.entities:
+        for command in ("select", "insert", "update", "delete"):
+            for g in command_grants(bp, x, command):
+                for ent, col in linked_hops(bp, x, g.linked) if g.linked else []:
+                    # The author column and a private side's reference never change at all (immutable).
+                    if col != ent.owner_column and not (ent.private_of and col == ent.fields[0].name):
+                        out.setdefault(ent.name, set()).add(col)
+    return out
+
+
 def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
     """True when every caller and row `narrow` admits, `wide` admits too (a sufficient test)."""
     if wide.public or (wide.signed_in and not narrow.public):

@@ -12,7 +12,7 @@ from .columns import ORG
 from ..model.blueprint import ROLE_TYPE
 from .ident import ident, literal, object_name
 from . import lifecycle as life
-from ..model.meaning import command_grants
+from ..model.meaning import command_grants, link_columns
 
 
 def _fn(name: str, body: str, comment: str, definer: bool = False) -> Function:
@@ -179,6 +179,29 @@ end""", "Member references limited to roles: the user in column tg_argv[0] must 
        "follow. Definer: reads memberships past RLS.", definer=True)
 
 
+def keep_links() -> Function:
+    return _fn("keep_links", """declare
+  col text;
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;  -- the service role (an edge function that checked who the user is) may re-link
+  end if;
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
+       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
+                         tg_table_name, col),
+        hint = 'Whom it names reaches the row from outside the organisation: let the service role re-link it.';
+    end if;
+  end loop;
+  return new;
+end""", "Refuses client updates that point a column a linked grant reads at another row or user (clearing it "
+       "is allowed): a member re-linking a row to themselves would read what their role does not let them, and "
+       "keep it after leaving.")
+
+
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None):
     table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
                                   function=fn.qualified, args=args or []))
@@ -191,6 +214,9 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
     guard_org, protect, personal = guard_organization_update(bp), protect_primary_owner(bp), personal_workspace_guard()
     audit = audit_row_change()
     functions = [upd, immut, new_user, add_owner, guard_org, protect, personal]
+    links = link_columns(bp)
+    if links:
+        functions.append(keep := keep_links())
     limited = [(e, f) for e in bp.entities for f in e.fields if f.references_member and f.member_roles]
     if limited:
         functions.append(member_role := check_member_role(bp))
@@ -235,6 +261,8 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
                 immutable.append(entity.fields[0].name)  # personal data never moves to another row
         if immutable and t.name != "audit_logs" and t.schema_name == "public":
             _trigger(t, "immutable", "before", ["update"], immut, immutable)
+        if links.get(t.name) and t.schema_name == "public":
+            _trigger(t, "keep_links", "before", ["update"], keep, sorted(links[t.name]))
         if "updated_at" in names:
             _trigger(t, "set_updated_at", "before", ["update"], upd)
         if t.name == "organizations":

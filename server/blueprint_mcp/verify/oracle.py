@@ -21,6 +21,7 @@ class Oracle:
     def __init__(self, bp: Blueprint, world: World) -> None:
         self.bp, self.world = bp, world
         self.rank = {r.name: i for i, r in enumerate(bp.tenancy.roles)}  # 0 = most privileged
+        self.links = self._links()
 
     def role_in(self, actor: Actor, org: str | None) -> str | None:
         return actor.memberships.get(org) if org else None
@@ -159,6 +160,9 @@ class Oracle:
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
         if self._under_archived(e, after, before):
             return DENIED  # nor moves a row under one
+        if any(after.values.get(c) != before.values.get(c) and from_literal(after.values.get(c) or "null") is not None
+               for c in self.links.get(table, ())):
+            return DENIED  # a link is set on insert; a client may clear it, not point it elsewhere (A09/A10)
         if not (self._live(actor, e, before, before.org) and self._live(actor, e, after, after.org)):
             return DENIED  # an archived row stays in its restorers' sight: WITH CHECK applies the same rule
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
@@ -192,6 +196,20 @@ class Oracle:
             if value not in {_norm(v) for v in g.where.values}:
                 return False
         return True
+
+    def _links(self) -> dict[str, set[str]]:
+        """Table -> the columns some linked chain walks through there (the author column aside)."""
+        out: dict[str, set[str]] = {}
+        for e in self.bp.entities:
+            for command in ("select", "insert", "update", "delete"):
+                for g in command_grants(self.bp, e, command):
+                    here = e
+                    for col in g.linked or []:
+                        if col != here.owner_column:
+                            out.setdefault(here.name, set()).add(col)
+                        field = here.field(col)
+                        here = self.bp.entity(field.references) if field and field.references else here
+        return out
 
     def _parent_seen(self, actor: Actor, e, row: Row | None) -> bool:
         """A private side (docs/access.md A23): the actor may select the row it belongs to."""

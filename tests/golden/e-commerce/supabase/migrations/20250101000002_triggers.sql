@@ -151,6 +151,33 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
+create or replace function private.keep_links()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  col text;
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;  -- the service role (an edge function that checked who the user is) may re-link
+  end if;
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
+       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
+                         tg_table_name, col),
+        hint = 'Whom it names reaches the row from outside the organisation: let the service role re-link it.';
+    end if;
+  end loop;
+  return new;
+end
+$$;
+comment on function private.keep_links() is 'Refuses client updates that point a column a linked grant reads at another row or user (clearing it is allowed): a member re-linking a row to themselves would read what their role does not let them, and keep it after leaving.';
+revoke execute on function private.keep_links() from public, anon, authenticated;
+
 create or replace function private.check_member_role()
 returns trigger
 language plpgsql
@@ -431,6 +458,10 @@ create trigger customers_immutable_trg
   before update on public.customers
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
 
+create trigger customers_keep_links_trg
+  before update on public.customers
+  for each row execute function private.keep_links('user_id');
+
 create trigger customers_set_updated_at_trg
   before update on public.customers
   for each row execute function private.set_updated_at();
@@ -455,6 +486,10 @@ create trigger carts_immutable_trg
   before update on public.carts
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
 
+create trigger carts_keep_links_trg
+  before update on public.carts
+  for each row execute function private.keep_links('customer_id');
+
 create trigger carts_set_updated_at_trg
   before update on public.carts
   for each row execute function private.set_updated_at();
@@ -467,6 +502,10 @@ create trigger cart_items_immutable_trg
   before update on public.cart_items
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
 
+create trigger cart_items_keep_links_trg
+  before update on public.cart_items
+  for each row execute function private.keep_links('cart_id');
+
 create trigger cart_items_set_updated_at_trg
   before update on public.cart_items
   for each row execute function private.set_updated_at();
@@ -474,6 +513,10 @@ create trigger cart_items_set_updated_at_trg
 create trigger orders_immutable_trg
   before update on public.orders
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
+
+create trigger orders_keep_links_trg
+  before update on public.orders
+  for each row execute function private.keep_links('customer_id');
 
 create trigger orders_set_updated_at_trg
   before update on public.orders
@@ -499,6 +542,10 @@ create trigger order_items_immutable_trg
   before update on public.order_items
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
 
+create trigger order_items_keep_links_trg
+  before update on public.order_items
+  for each row execute function private.keep_links('order_id');
+
 create trigger order_items_set_updated_at_trg
   before update on public.order_items
   for each row execute function private.set_updated_at();
@@ -506,6 +553,10 @@ create trigger order_items_set_updated_at_trg
 create trigger payments_immutable_trg
   before update on public.payments
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
+
+create trigger payments_keep_links_trg
+  before update on public.payments
+  for each row execute function private.keep_links('order_id');
 
 create trigger payments_set_updated_at_trg
   before update on public.payments
@@ -522,6 +573,10 @@ create trigger shipments_packed_by_member_role_trg
 create trigger shipments_immutable_trg
   before update on public.shipments
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
+
+create trigger shipments_keep_links_trg
+  before update on public.shipments
+  for each row execute function private.keep_links('order_id');
 
 create trigger shipments_set_updated_at_trg
   before update on public.shipments

@@ -151,6 +151,33 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
+create or replace function private.keep_links()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  col text;
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;  -- the service role (an edge function that checked who the user is) may re-link
+  end if;
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
+       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
+                         tg_table_name, col),
+        hint = 'Whom it names reaches the row from outside the organisation: let the service role re-link it.';
+    end if;
+  end loop;
+  return new;
+end
+$$;
+comment on function private.keep_links() is 'Refuses client updates that point a column a linked grant reads at another row or user (clearing it is allowed): a member re-linking a row to themselves would read what their role does not let them, and keep it after leaving.';
+revoke execute on function private.keep_links() from public, anon, authenticated;
+
 create or replace function private.check_member_role()
 returns trigger
 language plpgsql
@@ -443,6 +470,10 @@ create trigger orders_immutable_trg
   before update on public.orders
   for each row execute function private.enforce_immutable_columns('id', 'organization_id');
 
+create trigger orders_keep_links_trg
+  before update on public.orders
+  for each row execute function private.keep_links('buyer_id');
+
 create trigger orders_set_updated_at_trg
   before update on public.orders
   for each row execute function private.set_updated_at();
@@ -467,6 +498,10 @@ create trigger shipments_immutable_trg
   before update on public.shipments
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
 
+create trigger shipments_keep_links_trg
+  before update on public.shipments
+  for each row execute function private.keep_links('order_id');
+
 create trigger shipments_set_updated_at_trg
   before update on public.shipments
   for each row execute function private.set_updated_at();
@@ -479,6 +514,10 @@ create trigger order_messages_immutable_trg
   before update on public.order_messages
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
 
+create trigger order_messages_keep_links_trg
+  before update on public.order_messages
+  for each row execute function private.keep_links('order_id');
+
 create trigger order_messages_set_updated_at_trg
   before update on public.order_messages
   for each row execute function private.set_updated_at();
@@ -486,6 +525,10 @@ create trigger order_messages_set_updated_at_trg
 create trigger reviews_immutable_trg
   before update on public.reviews
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
+
+create trigger reviews_keep_links_trg
+  before update on public.reviews
+  for each row execute function private.keep_links('order_id');
 
 create trigger reviews_set_updated_at_trg
   before update on public.reviews
