@@ -126,6 +126,17 @@ async def test_bad_input_names_the_field_and_the_fix(mode, tmp_path):
     assert [f["rule_id"] for f in after.structured_content["findings"]] == ["BP037"]
 
 
+
+@both_modes
+async def test_a_blueprint_file_that_is_not_utf8_is_refused_naming_the_file_and_the_fix(mode, tmp_path):
+    (tmp_path / "binary.yaml").write_bytes(b'app: {name: "\xff\xfe"}\n')
+    async with Client(build_server(), mode=mode, list_roots_callback=roots_of(tmp_path)) as c:
+        result = await c.call_tool("audit_spec", {"paths": ["binary.yaml"]})
+    assert result.is_error is True
+    assert _text(result) == (f"Error executing tool audit_spec: {(tmp_path / 'binary.yaml').resolve()}: not UTF-8 text "
+                             "(byte 0xff at offset 13). Fix: save the blueprint as UTF-8, or pass the right file")
+
+
 def test_confine_resolves_relative_paths_against_the_first_root(tmp_path):
     (tmp_path / "a").mkdir()
     assert confine(["a", str(tmp_path / "a" / "b.sql")], [tmp_path.resolve()]) == \

@@ -154,6 +154,19 @@ def test_audit_of_an_unknown_template_exits_2_listing_the_templates(capsys):
     assert "habit-tracker" in err
 
 
+
+@pytest.mark.parametrize("command", [["render", "--out", "out"], ["audit"], ["verify"]], ids=lambda c: c[0])
+def test_a_blueprint_that_is_not_utf8_exits_2_with_one_line_naming_the_file_and_the_fix(tmp_path, capsys,
+                                                                                        monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    Path("binary.yaml").write_bytes(b'app: {name: "\xff\xfe"}\n')
+    assert main([command[0], "binary.yaml", *command[1:]]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "blueprint-mcp: error: binary.yaml: not UTF-8 text (byte 0xff at "
+                                                "offset 13). Fix: save the blueprint as UTF-8, or pass the right file\n")
+    assert not Path("out").exists()
+
+
 @pytest.mark.parametrize(("counts", "fail_on", "fails"), [
     ({"ERROR": 1, "WARN": 0, "INFO": 0}, Level.ERROR, True),
     ({"ERROR": 0, "WARN": 1, "INFO": 0}, Level.ERROR, False),

@@ -69,6 +69,11 @@ def load_blueprint_file(path: str | Path) -> Blueprint:
     except OSError as exc:
         raise InvalidBlueprint([(str(p), f"cannot read the file ({exc.strerror}).",
                                  "pass an existing .yaml or .json blueprint")]) from None
+    except UnicodeDecodeError as exc:
+        # YAML and JSON blueprints are UTF-8 text; anything else is a wrong file or a wrong encoding.
+        byte = f"0x{exc.object[exc.start]:02x} at offset {exc.start:,}"
+        raise InvalidBlueprint([(str(p), f"not UTF-8 text (byte {byte}).",
+                                 "save the blueprint as UTF-8, or pass the right file")]) from None
     return load_blueprint_text(text, str(p))
 
 
