@@ -16,7 +16,7 @@ from blueprint_mcp.audit import Level
 from blueprint_mcp.cli import failing, is_loopback, main
 from serving import env as serving_env
 from serving import free_port
-from blueprint_mcp.templates import template_text
+from blueprint_mcp.templates import load_template, template_text
 
 SERVER_DIR = Path(__file__).resolve().parents[1] / "server"
 STAMP = "20250101000000"
@@ -122,6 +122,27 @@ def test_render_with_a_malformed_timestamp_exits_2_and_writes_nothing(tmp_path, 
     assert main(["render", "habit-tracker", "--out", str(tmp_path / "out"), "--timestamp", "2025-01-01"]) == 2
     assert "expected YYYYMMDDHHMMSS" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+
+def test_render_with_a_timestamp_whose_later_migrations_pass_the_year_9999_exits_2_with_the_range(tmp_path, capsys):
+    assert main(["render", "habit-tracker", "--out", str(tmp_path / "out"), "--timestamp", "99991231235959"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "blueprint-mcp render: error: argument --timestamp: expected YYYYMMDDHHMMSS (UTC) from 00010101000000 to "
+        "99991231235957, got '99991231235959'; usage: ")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("stamp", "names"), [
+    ("99991231235957", ["99991231235957", "99991231235958", "99991231235959"]),
+    ("00010101000000", ["00010101000000", "00010101000001", "00010101000002"]),
+])
+def test_the_first_and_last_accepted_timestamps_name_every_migration_with_14_digits(stamp, names):
+    from blueprint_mcp.cli import _timestamp
+    from blueprint_mcp.tools import migration_files
+
+    files = migration_files(load_template("habit-tracker"), _timestamp(stamp))
+    assert sorted(p.split("/")[-1].split("_")[0] for p in files if p.startswith("supabase/migrations/")) == names
 
 
 # --- audit ----------------------------------------------------------------------------------------

@@ -87,3 +87,31 @@ async def test_a_bad_timestamp_or_unknown_file_is_an_error_naming_the_field():
         with pytest.raises(Exception, match="not a migration timestamp"):
             await c.read_resource(files[0]["uri"].replace(STAMP, "20251399000000"))
     assert bad.is_error is True and "timestamp" in bad.content[0].text
+
+
+TIMESTAMP_FIX = "Fix: use 14 digits, YYYYMMDDHHMMSS in UTC, from 00010101000000 to 99991231235957, e.g. 20250101000000"
+
+
+@pytest.mark.parametrize(("stamp", "problem"), [
+    ("99991231235959", "99991231235959 is too late: the last of the 3 migrations, one second apart, would be stamped "
+                       "after the year 9999."),
+    ("notatime", "'notatime' is not a migration timestamp."),
+    ("", "'' is not a migration timestamp."),
+])
+async def test_a_timestamp_out_of_range_or_malformed_is_refused_with_the_range(stamp, problem):
+    async with Client(build_server()) as c:
+        bad = await c.call_tool("scaffold_project", {"template": "habit-tracker", "timestamp": stamp})
+        after = await c.call_tool("scaffold_project", {"template": "habit-tracker", "timestamp": STAMP})
+    assert bad.is_error is True
+    assert bad.content[0].text == f"Error executing tool scaffold_project: timestamp: {problem} {TIMESTAMP_FIX}"
+    assert after.is_error is False
+
+
+async def test_a_project_file_stamped_too_late_is_refused_with_the_range():
+    from mcp import MCPError
+
+    async with Client(build_server()) as c:
+        with pytest.raises(MCPError) as info:
+            await c.read_resource("blueprint://designs/habit-tracker/project/99991231235959/supabase/seed.sql")
+    assert str(info.value) == ("timestamp: 99991231235959 is too late: the last of the 3 migrations, one second apart, "
+                               f"would be stamped after the year 9999. {TIMESTAMP_FIX}")

@@ -391,7 +391,9 @@ def scaffold_project(
     template: Template = None,
     blueprint: BlueprintArg = None,
     timestamp: Annotated[str | None, Field(
-        pattern=r"^\d{14}$", description="UTC YYYYMMDDHHMMSS naming the migrations. Default: now.")] = None,
+        # Checked by parse_stamp, whose refusal says the valid range; the schema still shows the shape.
+        json_schema_extra={"pattern": r"^\d{14}$"},
+        description="UTC YYYYMMDDHHMMSS naming the migrations. Default: now.")] = None,
     include: Annotated[list[tools.ScaffoldInclude] | None, Field(
         max_length=len(get_args(tools.ScaffoldInclude)),
         description="A page of the file list; files: also embed them. []: counts only.")] = None,

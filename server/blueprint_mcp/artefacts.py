@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +226,17 @@ def analytics_artefact(design: str, dialect: str | None = None, bp: Blueprint | 
 # --- the whole project (scaffold_project): every file render writes, one resource each ---------------------
 
 STAMP_RE = re.compile(r"^\d{14}$")
+MIGRATIONS = 3  # render's migrations, stamped one second apart from the first
+
+
+def stamp_of(when: datetime) -> str:
+    """YYYYMMDDHHMMSS; the year always four digits (strftime's %Y drops the zeros of years before 1000)."""
+    return f"{when.year:04d}" + when.strftime("%m%d%H%M%S")
+
+
+# The first migration's stamp: the later ones must still be dates a datetime, and a file name, can hold.
+FIRST_STAMP, LAST_STAMP = stamp_of(datetime.min), stamp_of(datetime.max - timedelta(seconds=MIGRATIONS - 1))
+STAMP_FIX = f"use 14 digits, YYYYMMDDHHMMSS in UTC, from {FIRST_STAMP} to {LAST_STAMP}, e.g. 20250101000000"
 _MIME_BY_SUFFIX = {".sql": "application/sql", ".md": "text/markdown", ".mmd": "text/vnd.mermaid",
                    ".ts": "application/typescript", ".toml": "application/toml", ".json": "application/json"}
 
@@ -241,12 +252,15 @@ def project_uri(design: str, stamp: str, path: str) -> str:
 def parse_stamp(stamp: str, field: str = "timestamp"):
     """A migration timestamp YYYYMMDDHHMMSS (UTC), as `supabase migration new` names files."""
     try:
-        if STAMP_RE.match(stamp):
-            return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        when = datetime.strptime(stamp, "%Y%m%d%H%M%S") if STAMP_RE.fullmatch(stamp) else None
     except ValueError:
-        pass
-    raise ArtefactNotFound(f"{preview(stamp)} is not a migration timestamp", field=field,
-                           fix="use 14 digits, YYYYMMDDHHMMSS in UTC, e.g. 20250101000000")
+        when = None
+    if when is None:
+        raise ArtefactNotFound(f"{preview(stamp)} is not a migration timestamp", field=field, fix=STAMP_FIX)
+    if stamp > LAST_STAMP:
+        raise ArtefactNotFound(f"{stamp} is too late: the last of the {MIGRATIONS} migrations, one second apart, "
+                               "would be stamped after the year 9999", field=field, fix=STAMP_FIX)
+    return when.replace(tzinfo=timezone.utc)
 
 
 def project_files(bp: Blueprint, stamp: str) -> dict[str, str]:

@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, tools
+from .artefacts import FIRST_STAMP, LAST_STAMP, parse_stamp
 from .audit.findings import LEVEL_ORDER, Level, sort_findings
 from .audit.output import sarif_report, text_report
 from .http_security import TOKEN_ENV, HttpPolicy, is_loopback, is_wildcard, policy_for, url_host
@@ -46,9 +47,10 @@ def load_source(source: str) -> Blueprint:
 
 def _timestamp(text: str) -> datetime:
     try:
-        return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected YYYYMMDDHHMMSS (UTC), got {text!r}") from None
+        return parse_stamp(text)
+    except BlueprintError:
+        raise argparse.ArgumentTypeError(f"expected YYYYMMDDHHMMSS (UTC) from {FIRST_STAMP} to {LAST_STAMP}, "
+                                         f"got {text!r}") from None
 
 
 def _err(message: str) -> None:

@@ -503,7 +503,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
     """Relative path -> content of every file `render` writes (timestamps one second apart)."""
     ts = (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     schema = build_schema(bp)
-    stamp = [(ts + timedelta(seconds=i)).strftime("%Y%m%d%H%M%S") for i in range(3)]
+    stamp = [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
     slug = bp.app.slug
     return {
         f"docs/engineering/SUPABASE-{slug}.md": render_spec(bp, schema, list(SECTIONS), migration_names=stamp),
@@ -558,7 +558,7 @@ def scaffold_project(*, template: str | None = None, blueprint: Blueprint | dict
     """Every file `render` writes, each a resource to write at its path under the project root."""
     include = _include(include, ["summary"])
     bp = resolve_blueprint(template, blueprint)
-    stamp = timestamp or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    stamp = timestamp if timestamp is not None else artefacts.stamp_of(datetime.now(timezone.utc))
     files = artefacts.project_files(bp, stamp)
     design = artefacts.design_id(bp, template)
     entries = [ProjectFile(path=path, uri=artefacts.project_uri(design, stamp, path),
