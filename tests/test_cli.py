@@ -277,6 +277,8 @@ def test_serve_streamable_http_prints_the_url_and_editor_config_to_stderr_only()
     assert f"listening on {url}" in err
     assert f"Accepts Host: 127.0.0.1:{port}, [::1]:{port}, localhost:{port}" in err
     assert _snippet(err) == {"mcpServers": {"blueprint": {"url": url}}}
+    assert f'VS Code (.vscode/mcp.json): {{"servers": {{"blueprint": {{"type": "http", "url": "{url}"}}}}}}' in err
+    assert f"Claude Code: claude mcp add --transport http blueprint {url}\n" in err
 
 
 def test_serve_with_a_token_prints_the_header_to_send_but_never_the_token():
@@ -287,6 +289,15 @@ def test_serve_with_a_token_prints_the_header_to_send_but_never_the_token():
     assert _snippet(err) == {"mcpServers": {"blueprint": {"url": f"http://127.0.0.1:{port}/sse",
                                                           "headers": {"Authorization": "Bearer <token>"}}}}
     assert token not in err
+
+
+def test_serve_sse_prints_editor_configurations_for_sse_not_streamable_http():
+    port, out, err = _startup("--transport", "sse")
+    url = f"http://127.0.0.1:{port}/sse"
+    assert out == "" and f"listening on {url}" in err
+    assert f'VS Code (.vscode/mcp.json): {{"servers": {{"blueprint": {{"type": "sse", "url": "{url}"}}}}}}' in err
+    assert f"Claude Code: claude mcp add --transport sse blueprint {url}\n" in err
+    assert '"type": "http"' not in err and "--transport http " not in err
 
 
 # --- entry points ---------------------------------------------------------------------------------

@@ -73,7 +73,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if policy is not None:
         mode = args.transport + (", stateless" if args.stateless else "") + \
             (f", {args.workers} workers" if args.workers > 1 else "")
-        print(connect_text(mode, args.host, args.port, app.HTTP_PATHS[args.transport], policy), file=sys.stderr)
+        print(connect_text(mode, args.host, args.port, app.HTTP_PATHS[args.transport], policy,
+                           sse=args.transport == "sse"), file=sys.stderr)
     try:
         app.run(args.transport, host=args.host, port=args.port, policy=policy, stateless=args.stateless,
                 workers=args.workers)
@@ -95,8 +96,12 @@ def http_policy(args: argparse.Namespace) -> HttpPolicy:
     return policy_for(args.host, args.port, token=token, extra_hosts=args.allowed_host)
 
 
-def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPolicy) -> str:
-    """How to reach the server: its URL, what it accepts, and the editor configuration (with the header)."""
+def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPolicy, sse: bool = False) -> str:
+    """How to reach the server: its URL, what it accepts, and the editor configuration (with the header).
+
+    `sse`: the legacy SSE transport, which editors must be told by name (they assume streamable HTTP for a URL).
+    """
+    kind = "sse" if sse else "http"
     url = f"http://{url_host(host) if not is_wildcard(host) else '127.0.0.1'}:{port}{path}"
     entry: dict = {"url": url}
     if policy.token is not None:
@@ -110,8 +115,8 @@ def connect_text(transport: str, host: str, port: int, path: str, policy: HttpPo
     header = ' --header "Authorization: Bearer <token>"' if policy.token is not None else ""
     lines += ["Connect an editor (Cursor .cursor/mcp.json, Claude Desktop claude_desktop_config.json):",
               json.dumps({"mcpServers": {"blueprint": entry}}, indent=2),
-              "VS Code (.vscode/mcp.json): " + json.dumps({"servers": {"blueprint": {"type": "http", **entry}}}),
-              f"Claude Code: claude mcp add --transport http blueprint {url}{header}"]
+              "VS Code (.vscode/mcp.json): " + json.dumps({"servers": {"blueprint": {"type": kind, **entry}}}),
+              f"Claude Code: claude mcp add --transport {kind} blueprint {url}{header}"]
     return "\n".join(lines)
 
 
