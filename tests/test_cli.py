@@ -345,3 +345,24 @@ def test_the_readme_lists_every_template_and_counts_them_right():
     assert sorted(listed) == template_names()
     words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
     assert section[0].startswith(f", {words[len(template_names())]} of them.")
+
+
+def test_the_readme_client_example_says_how_many_tool_names_it_prints():
+    from blueprint_mcp.app import TOOLS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    words = ["no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+    assert f"It prints the {words[len(TOOLS)]} tool names," in readme
+
+
+def test_the_readme_says_the_model_refuses_a_public_select_grant_on_a_public_bucket_and_it_does():
+    from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "the model refuses a `{public: true}` select grant on it" in readme
+    assert "The examples carry one each" not in readme
+    design = {"app": {"name": "Photos", "slug": "photos"},
+              "storage": [{"name": "photos", "public": True, "access": {"select": [{"public": True}]}}]}
+    with pytest.raises(InvalidBlueprint, match=r"^storage\[0\]: bucket 'photos': a public bucket serves every file by "
+                                               r"URL already.*public_bucket_allows_listing"):
+        parse_blueprint(design)
