@@ -8,6 +8,7 @@ as the SDK client receives it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,24 @@ async def test_a_stored_design_whose_content_does_not_match_its_name_is_refused(
                 await c.read_resource("blueprint://designs/bp-00000000000000000bad/schema.sql")
     finally:
         forged.unlink()
+
+
+@pytest.mark.parametrize("kind", ["bp", "run"])
+def test_pruning_the_store_removes_only_its_own_oldest_entries_never_other_files(kind, tmp_path, monkeypatch):
+    from blueprint_mcp import artefacts
+
+    monkeypatch.setenv(artefacts.CACHE_ENV, str(tmp_path))
+    monkeypatch.setitem(artefacts.KEEP, kind, 2)
+    folder = tmp_path / kind
+    folder.mkdir()
+    theirs = [folder / name for name in ("notes.json", f"{kind}-mine.json", f"{kind}-00000000000000000000.json.bak")]
+    for path in theirs:
+        path.write_text("{}")
+        os.utime(path, (0, 0))  # older than every entry the store writes
+    keys = []
+    for i in range(3):
+        keys.append(artefacts._put(kind, json.dumps({"n": i})))
+        os.utime(folder / f"{keys[-1]}.json", (1000 + i, 1000 + i))
+    keys.append(artefacts._put(kind, json.dumps({"n": 3})))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([p.name for p in theirs] +
+                                                              [f"{k}.json" for k in keys[2:]])

@@ -92,10 +92,19 @@ def _put(kind: str, text: str) -> str:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, target)
-        entries = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        # Only our own entries: the folder may be one the user chose (BLUEPRINT_MCP_CACHE), with files of theirs.
+        entries = sorted((p for p in folder.glob(f"{kind}-*.json") if _STORED.match(p.stem)), key=_age)
         for old in entries[:-KEEP[kind]]:
             old.unlink(missing_ok=True)
     return key
+
+
+def _age(path: Path) -> float:
+    """A stored entry's modification time; one another worker pruned meanwhile counts as the oldest."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def _get(key: str) -> str:
