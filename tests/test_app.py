@@ -238,6 +238,24 @@ async def test_design_tenancy_takes_custom_roles_with_app_defined_capabilities(m
     assert [r["name"] for r in out["blueprint"]["tenancy"]["roles"]] == ["owner", "dentist", "receptionist"]
 
 
+
+@both_modes
+async def test_design_tenancy_renames_a_template_or_blueprint_with_app_name_like_it_sets_its_description(mode):
+    async with Client(build_server(), mode=mode) as c:
+        renamed = await c.call_tool("design_tenancy", {"template": "b2b-saas", "app_name": "Renamed",
+                                                       "app_description": "A renamed SaaS.", "include": ["blueprint"]})
+        carried = renamed.structured_content["blueprint"]
+        again = await c.call_tool("design_tenancy", {"blueprint": carried, "app_name": "Renamed Again",
+                                                     "include": ["blueprint"]})
+    out = renamed.structured_content
+    assert out["design"].startswith("bp-")  # no longer the template unchanged
+    assert out["app"] == {"name": "Renamed", "slug": "renamed", "description": "A renamed SaaS."}
+    assert carried["app"] == out["app"]
+    assert again.structured_content["app"] == {"name": "Renamed Again", "slug": "renamed-again",
+                                               "description": "A renamed SaaS."}
+    assert again.structured_content["blueprint"]["app"]["name"] == "Renamed Again"
+
+
 @both_modes
 async def test_event_taxonomy_resource_has_categories_and_canonical_events(mode):
     async with Client(build_server(), mode=mode) as c:

@@ -221,7 +221,7 @@ def design_tenancy(
     blueprint: BlueprintArg = None,
     app_name: Annotated[str | None, Field(
         min_length=1, max_length=limits.APP_NAME_CHARS,
-        description="A new app's name (no template or blueprint).")] = None,
+        description="A new app's name, or a new name (and slug) for the template or blueprint.")] = None,
     app_description: Annotated[str | None, Field(
         max_length=limits.APP_DESCRIPTION_CHARS, description="What the app does, in a sentence or two.")] = None,
     personal_workspaces: Annotated[bool | None, Field(

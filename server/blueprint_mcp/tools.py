@@ -152,7 +152,7 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     include_default = include is None
     include = _include(include, ["blueprint", "summary"])
     unchanged = template and blueprint is None and all(
-        v is None for v in (app_description, personal_workspaces, team_organizations, roles, capabilities))
+        v is None for v in (app_name, app_description, personal_workspaces, team_organizations, roles, capabilities))
     given = None
     if template or blueprint is not None:
         bp = given = resolve_blueprint(template, blueprint)
@@ -167,8 +167,12 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
                "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles] if roles else None,
                "capabilities": capabilities}
     data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
-    if app_description is not None and (template or blueprint is not None):
-        data["app"]["description"] = app_description
+    if template or blueprint is not None:
+        # A rename carries the slug along: it names the spec and the test files, and should match the app.
+        if app_name is not None:
+            data["app"].update(name=app_name, slug=suggest_slug(app_name))
+        if app_description is not None:
+            data["app"]["description"] = app_description
     bp = _from_options(data, "blueprint" if blueprint is not None else "")
     schema = build_schema(bp)
     design = artefacts.design_id(bp, template if unchanged else None)
