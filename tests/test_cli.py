@@ -145,6 +145,28 @@ def test_the_first_and_last_accepted_timestamps_name_every_migration_with_14_dig
     assert sorted(p.split("/")[-1].split("_")[0] for p in files if p.startswith("supabase/migrations/")) == names
 
 
+
+@pytest.mark.parametrize(("out", "problem"), [
+    ("afile", "afile is a file, not a folder. Fix: choose a folder for --out (render creates it when missing), or "
+              "move the file away"),
+    ("afile/sub", "afile is a file where render needs a folder. Fix: move the file away, or choose another --out"),
+    ("project", "project/docs is a file where render needs a folder. Fix: move the file away, or choose another --out"),
+    ("seeded", "seeded/supabase/seed.sql is a folder where render writes a file. Fix: move the folder away, or choose "
+               "another --out"),
+])
+def test_render_where_a_file_stands_for_a_folder_exits_2_naming_it_and_writes_nothing(tmp_path, capsys, monkeypatch,
+                                                                                   out, problem):
+    monkeypatch.chdir(tmp_path)
+    Path("afile").write_text("mine")
+    Path("project").mkdir()
+    Path("project/docs").write_text("mine")
+    Path("seeded/supabase/seed.sql").mkdir(parents=True)
+    before = _files(tmp_path)
+    assert main(["render", "habit-tracker", "--out", out]) == 2
+    assert capsys.readouterr().err == f"blueprint-mcp: error: out: {problem}\n"
+    assert _files(tmp_path) == before
+
+
 # --- audit ----------------------------------------------------------------------------------------
 
 def test_audit_of_habit_tracker_exits_0_with_a_summary_line(capsys):
@@ -186,6 +208,15 @@ def test_a_blueprint_that_is_not_utf8_exits_2_with_one_line_naming_the_file_and_
     assert (captured.out, captured.err) == ("", "blueprint-mcp: error: binary.yaml: not UTF-8 text (byte 0xff at "
                                                 "offset 13). Fix: save the blueprint as UTF-8, or pass the right file\n")
     assert not Path("out").exists()
+
+
+
+def test_verify_of_sql_that_does_not_parse_exits_2_with_one_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.sql").write_text("create tabl x;\n")
+    assert main(["verify", "bad.sql"]) == 2
+    assert capsys.readouterr().err == ('blueprint-mcp: error: migrations: migration 1 of 1 does not parse: line 1, '
+                                       'column 8: syntax error at or near "tabl" in `create tabl x;`. Fix: fix the SQL\n')
 
 
 @pytest.mark.parametrize(("counts", "fail_on", "fails"), [

@@ -158,6 +158,23 @@ def plan(new: dict[str, bytes], root: Path) -> Plan:
     )
 
 
+def _check_folders(root: Path, rels: list[str]) -> None:
+    """Refuse, before writing anything, where a folder render needs is a file (or a file it writes is a folder)."""
+    if root.exists() and not root.is_dir():
+        raise OutputExists(f"{root} is a file, not a folder", field="out",
+                           fix="choose a folder for --out (render creates it when missing), or move the file away")
+    blocked = next((str(p) for p in reversed(root.parents) if p.exists() and not p.is_dir()), None)
+    folders = sorted({root / parent for rel in rels for parent in PurePosixPath(rel).parents if parent.parts})
+    blocked = blocked or next((str(p) for p in folders if p.exists() and not p.is_dir()), None)
+    if blocked:
+        raise OutputExists(f"{blocked} is a file where render needs a folder", field="out",
+                           fix="move the file away, or choose another --out")
+    folder = next((str(root / rel) for rel in rels if (root / rel).is_dir()), None)
+    if folder:
+        raise OutputExists(f"{folder} is a folder where render writes a file", field="out",
+                           fix="move the folder away, or choose another --out")
+
+
 def write_generated(files: dict[str, str], out_dir: str | Path, force: bool = False) -> Written:
     """Write render's files under out_dir and record them; refuse (before writing anything) to replace a
     file render did not create or a generated file edited since, unless force."""
@@ -166,6 +183,7 @@ def write_generated(files: dict[str, str], out_dir: str | Path, force: bool = Fa
     unsafe = [rel for rel in new if not _safe(rel)]
     if unsafe:
         raise BlueprintError(f"not a relative path below the output folder: {unsafe[:5]}", field="files")
+    _check_folders(root, list(new))
     todo = plan(new, root)
     problems = [(todo.foreign, "would overwrite files render did not create"),
                 (todo.edited, "generated files were edited since the last render"),

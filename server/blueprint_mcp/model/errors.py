@@ -91,6 +91,7 @@ class BlueprintError(Exception):
     """Base of every error this package raises on purpose."""
 
     def __init__(self, message: str, *, field: str | None = None, fix: str | None = None) -> None:
+        self.message = message  # without the field and the fix, to rephrase the error higher up
         self.field = field
         self.fix = fix
         text = f"{field}: {message}" if field else message

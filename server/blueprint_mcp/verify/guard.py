@@ -151,8 +151,8 @@ def check_migrations(migrations: list[str]) -> list[list[Statement]]:
         try:
             statements, refused = examine(sql, migration=i)
         except SqlSyntaxError as exc:
-            raise SqlSyntaxError(f"migration {i} of {len(migrations)} {exc.args[0]}", field="migrations",
-                                 fix="fix the SQL") from None
+            raise SqlSyntaxError(f"migration {i} of {len(migrations)} {exc.message}", field="migrations",
+                                 fix=exc.fix) from None
         out.append(statements)
         found += refused
     if not found:
