@@ -439,7 +439,11 @@ async def test_verify_rls_refuses_a_remote_database_naming_the_field():
         result = await c.call_tool("verify_rls", {"template": "habit-tracker",
                                                   "database_url": "postgresql://u@203.0.113.9/db"})
     assert result.is_error is True
-    assert "database_url" in result.content[0].text
+    assert result.content[0].text == (
+        "Error executing tool verify_rls: database_url: 203.0.113.9 is not a loopback address. Fix: pass a loopback "
+        "database_url (e.g. supabase start's) or none (a throwaway server); to verify a remote database, run "
+        "`blueprint-mcp verify <source> --database-url URL --allow-remote` in a terminal (nothing is committed, but "
+        "statements do run there)")
 
 
 # --- client-native: completions and titles ----------------------------------------------------------

@@ -30,6 +30,10 @@ TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, restore, fields, query_patterns, unique_together, " \
               "access, checks, exclusions, events, pii_read, private_of"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
+BLUEPRINT_SHAPE = ("pass the blueprint as a JSON object (an earlier answer's `blueprint`; shape: blueprint://schema), "
+                   "not as YAML or JSON text")
+ROLES_SHAPE = ("pass a list of objects, most privileged first, e.g. [{name: owner, capabilities: [read, write, "
+               "manage_members, manage_billing, delete_organization]}, {name: member, capabilities: [read, write]}]")
 HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
                "habit_check_ins, habit_check_ins_private, streaks, badges… (16 in all)"
 
@@ -63,7 +67,9 @@ CASES = [
     # wrong types, top level
     ("template not a string", "generate_schema", {"template": 5}, "template: expected a string; got 5."),
     ("blueprint not an object", "generate_schema", {"blueprint": "habits"},
-     "blueprint: expected an object; got 'habits'."),
+     f"blueprint: expected an object; got 'habits'. Fix: {BLUEPRINT_SHAPE}"),
+    ("blueprint as YAML text", "design_tenancy", {"blueprint": "app: {name: X"},
+     f"blueprint: expected an object; got 'app: {{name: X'. Fix: {BLUEPRINT_SHAPE}"),
     ("option not a boolean", "design_tenancy", {"app_name": "Habits", "personal_workspaces": "maybe"},
      "personal_workspaces: expected a boolean; got 'maybe'."),
     ("max_findings not an integer", "audit_spec", {"template": "habit-tracker", "max_findings": "many"},
@@ -73,7 +79,12 @@ CASES = [
     ("tables not a list", "generate_rls", {"template": "habit-tracker", "tables": "habits"},
      "tables: expected a list; got 'habits'."),
     ("roles not a list", "design_tenancy", {"app_name": "Habits", "roles": {"name": "owner"}},
-     "roles: expected a list; got an object."),
+     f"roles: expected a list; got an object. Fix: {ROLES_SHAPE}"),
+    ("role names instead of roles", "design_tenancy", {"roles": ["owner"]},
+     f"roles[0]: expected an object; got 'owner'. Fix: {ROLES_SHAPE}"),
+    ("capability names instead of capabilities", "design_tenancy", {"app_name": "Habits", "capabilities": ["fly"]},
+     "capabilities[0]: expected an object; got 'fly'. Fix: pass a list of objects, e.g. [{name: view_clinical_notes, "
+     "description: Reads clinical notes}]"),
     # wrong types, nested
     ("fields not a list", "generate_schema", {"blueprint": bp("entities[0].fields", "title")},
      "blueprint.entities[0].fields: expected a list; got 'title'."),
@@ -165,7 +176,10 @@ CASES = [
      f"blueprint.entities[0].name: '{'h' * 40}'… (64 characters) is 64 bytes long; PostgreSQL identifiers are at "
      f"most 63 bytes. Fix: try '{'h' * 63}'"),
     ("non-ASCII", "generate_schema", {"blueprint": bp("entities[0].name", "café")},
-     f"blueprint.entities[0].name: 'café' {IDENT_RULE}. Fix: try 'caf'"),
+     f"blueprint.entities[0].name: 'café' {IDENT_RULE}. Fix: try 'cafe'"),
+    ("accented slug", "generate_schema", {"blueprint": bp("app.slug", "Café Crème")},
+     "blueprint.app.slug: 'Café Crème' is not a slug (lower case letters, digits and -, at most 63 characters). "
+     "Fix: try 'cafe-creme'"),
     ("reserved word", "generate_schema", {"blueprint": bp("entities[0].fields[0].name", "select")},
      "blueprint.entities[0].fields[0].name: 'select' is a reserved word in PostgreSQL. Fix: try 'select_'"),
     ("bad slug", "generate_schema", {"blueprint": bp("app.slug", "My App!")},
@@ -374,3 +388,12 @@ async def test_bad_prompt_arguments_are_refused_and_the_server_keeps_serving(pro
         after = await c.get_prompt("review_rls", {"sql": "select 1;"})
     assert str(info.value) == expected
     assert "select 1;" in after.messages[0].content.text
+
+
+async def test_the_roles_example_in_the_fix_is_itself_accepted():
+    roles = yaml.safe_load(ROLES_SHAPE.split("e.g. ", 1)[1])
+    async with Client(build_server()) as c:
+        result = await c.call_tool("design_tenancy", {"app_name": "Café Crème", "roles": roles})
+    assert result.is_error is False
+    assert result.structured_content["app"]["slug"] == "cafe-creme"
+    assert result.structured_content["tenancy"]["roles"] == ["owner", "member"]

@@ -46,6 +46,7 @@ from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
 from .model.validation import field_path, problems_from
 from .spec.render import SECTIONS, spec_template
 from .templates import data_dir, summaries, template_names, template_text
+from .verify.target import RemoteDatabase
 
 Transport = Literal["stdio", "sse", "streamable-http"]
 # Where each HTTP transport listens; the CLI prints the same paths it passes to the SDK.
@@ -133,9 +134,28 @@ def check_arguments(tool: Tool, arguments: dict[str, Any]) -> None:
     try:
         tool.fn_metadata.validate_arguments(arguments)
     except ValidationError as exc:
-        problems += problems_from(exc)
+        problems += [_with_shape(problem) for problem in problems_from(exc)]
     if problems:
         raise InvalidArguments(problems)
+
+
+# A value of the wrong type at these arguments, or at one of their items, gets the expected shape as its fix.
+SHAPES = {
+    "blueprint": "pass the blueprint as a JSON object (an earlier answer's `blueprint`; shape: blueprint://schema), "
+                 "not as YAML or JSON text",
+    "roles": "pass a list of objects, most privileged first, e.g. [{name: owner, capabilities: [read, write, "
+             "manage_members, manage_billing, delete_organization]}, {name: member, capabilities: [read, write]}]",
+    "capabilities": "pass a list of objects, e.g. [{name: view_clinical_notes, description: Reads clinical notes}]",
+}
+_ITEM = re.compile(r"^([a-z_]+)(?:\[\d+\])?$")
+
+
+def _with_shape(problem: tuple[str, str, str]) -> tuple[str, str, str]:
+    path, message, fix = problem
+    argument = _ITEM.match(path)
+    if fix or not message.startswith("expected ") or argument is None or argument.group(1) not in SHAPES:
+        return problem
+    return path, message, SHAPES[argument.group(1)]
 
 
 def compact(schema: Any, output: bool = False, nested: bool = False) -> Any:
@@ -376,8 +396,12 @@ async def verify_rls(
 
     def run() -> CallToolResult:
         with _as_tool_error():
-            report = tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
-                                      grant_mode=grant_mode, include_cases=True, progress=progress, stop=stop)
+            try:
+                report = tools.verify_rls(template=template, blueprint=blueprint, sql=sql, database_url=database_url,
+                                          grant_mode=grant_mode, include_cases=True, progress=progress, stop=stop)
+            except RemoteDatabase as exc:
+                # The tool has no --allow-remote: a remote database is the terminal's choice, never the model's.
+                raise BlueprintError(exc.message, field=exc.field, fix=REMOTE_FIX) from None
             return answer(tools.verify_summary(report))
 
     try:
@@ -385,6 +409,11 @@ async def verify_rls(
     except anyio.get_cancelled_exc_class():
         stop.set()
         raise
+
+
+REMOTE_FIX = ("pass a loopback database_url (e.g. supabase start's) or none (a throwaway server); to verify a "
+              "remote database, run `blueprint-mcp verify <source> --database-url URL --allow-remote` in a terminal "
+              "(nothing is committed, but statements do run there)")
 
 
 def scaffold_project(

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
 
 from .errors import ValueProblem, preview
 from .limits import IDENT_BYTES
-from .names import IDENT_RE, SLUG_RE, ident_problem, suggest_ident
+from .names import IDENT_RE, SLUG_RE, ascii_fold, ident_problem, suggest_ident
 
 
 def _check_ident(value: str) -> str:
@@ -21,7 +21,8 @@ def _check_ident(value: str) -> str:
 
 def suggest_slug(value: str) -> str:
     """A valid slug close to `value` (also the slug of a new app named `value`)."""
-    return re.sub(r"[^a-z0-9]+", "-", value[:4 * IDENT_BYTES].lower()).strip("-")[:IDENT_BYTES].strip("-") or "app"
+    folded = ascii_fold(value[:4 * IDENT_BYTES]).lower()
+    return re.sub(r"[^a-z0-9]+", "-", folded).strip("-")[:IDENT_BYTES].strip("-") or "app"
 
 
 def _check_slug(value: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Collection
 
 from .errors import preview
@@ -47,9 +48,19 @@ def ident_problem(value: object) -> str | None:
     return None
 
 
+# Latin letters NFKD does not decompose into ASCII ones.
+_LETTERS = str.maketrans({"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
+                          "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "þ": "th", "Þ": "TH"})
+
+
+def ascii_fold(value: str) -> str:
+    """`value` without accents (café -> cafe), for suggestions: what cannot be spelt in ASCII is dropped."""
+    return unicodedata.normalize("NFKD", value.translate(_LETTERS)).encode("ascii", "ignore").decode("ascii")
+
+
 def suggest_ident(value: str) -> str:
     """A valid identifier close to `value`, for error messages."""
-    s = re.sub(r"[^a-z0-9_]+", "_", value[: 4 * IDENT_BYTES].strip().lower()).strip("_") or "name"
+    s = re.sub(r"[^a-z0-9_]+", "_", ascii_fold(value[: 4 * IDENT_BYTES]).strip().lower()).strip("_") or "name"
     if not re.match(r"[a-z_]", s[0]):
         s = "_" + s
     s = s[:IDENT_BYTES].rstrip("_") or "name"

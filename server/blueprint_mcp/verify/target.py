@@ -58,6 +58,10 @@ def connection_hosts(params: dict[str, Any]) -> list[str]:
     return out
 
 
+class RemoteDatabase(BlueprintError):
+    """A database_url that reaches beyond this machine, which the caller did not allow."""
+
+
 @contextmanager
 def open_target(database_url: str | None = None, allow_remote: bool = False,
                 engine: Engine | None = None) -> Iterator[Target]:
@@ -78,7 +82,7 @@ def open_target(database_url: str | None = None, allow_remote: bool = False,
             raise BlueprintError("a connection service file can name any host", field="database_url",
                                  fix="spell the loopback host out in the URL (and unset PGSERVICE)")
         if remote and not allow_remote:
-            raise BlueprintError(f"{remote[0]} is not a loopback address", field="database_url",
+            raise RemoteDatabase(f"{remote[0]} is not a loopback address", field="database_url",
                                  fix="verify a local database, or pass --allow-remote if you mean it "
                                      "(nothing is committed, but statements do run there)")
         try:
@@ -90,7 +94,7 @@ def open_target(database_url: str | None = None, allow_remote: bool = False,
             # A second look, at the address the connection really reached.
             reached = conn.pgconn.hostaddr.decode() if conn.pgconn.hostaddr else ""
             if reached and not is_loopback(reached) and not allow_remote:
-                raise BlueprintError(f"{reached} is not a loopback address", field="database_url",
+                raise RemoteDatabase(f"{reached} is not a loopback address", field="database_url",
                                      fix="verify a local database, or pass --allow-remote if you mean it")
             yield Target(conn, f"database {params.get('dbname', '')} on {hosts[0] or 'local socket'}")
         return
