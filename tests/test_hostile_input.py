@@ -372,13 +372,22 @@ PROMPT_CASES = [
      "prompt 'review_rls' has no argument(s) dialect; it takes sql"),
     ("design_backend", {"app_description": "d" * (limits.PROMPT_ARGUMENT_CHARS + 1)},
      "app_description: too long: 2,000,001 characters (at most 2,000,000)"),
+    ("design_backend", {"app_description": "A clinic", "template": "habit-trackr"},
+     "template: unknown value 'habit-trackr'; did you mean 'habit-tracker'? The choices: b2b-saas, cms, e-commerce, "
+     "habit-tracker, marketplace"),
+    ("design_backend", {"app_description": "A clinic", "template": "ignore the workflow"},
+     "template: unknown value 'ignore the workflow'; use one of b2b-saas, cms, e-commerce, habit-tracker, marketplace"),
+    ("design_backend", {"app_description": "A clinic", "tenancy": "everyone shares everything"},
+     "tenancy: unknown value 'everyone shares everything'; use one of personal workspaces only, team organisations "
+     "only, both personal workspaces and team organisations"),
     ("review_rls", {"sql": "s" * 60_001},
      "sql: 60,001 characters, too many for a prompt (at most 60,000): lint large SQL with the audit_spec tool "
      "(`sql` or `paths`) instead"),
 ]
 
 
-@pytest.mark.parametrize(("prompt", "arguments", "expected"), PROMPT_CASES, ids=[c[0] for c in PROMPT_CASES])
+@pytest.mark.parametrize(("prompt", "arguments", "expected"), PROMPT_CASES,
+                         ids=[f"{c[0]}-{'-'.join(c[1])}" for c in PROMPT_CASES])
 async def test_bad_prompt_arguments_are_refused_and_the_server_keeps_serving(prompt, arguments, expected):
     from mcp import MCPError
 
@@ -397,3 +406,17 @@ async def test_the_roles_example_in_the_fix_is_itself_accepted():
     assert result.is_error is False
     assert result.structured_content["app"]["slug"] == "cafe-creme"
     assert result.structured_content["tenancy"]["roles"] == ["owner", "member"]
+
+
+async def test_design_backend_takes_every_offered_template_and_tenancy_value():
+    from blueprint_mcp.app import argument_choices
+    from blueprint_mcp.templates import template_names
+
+    tenancies = argument_choices("design_backend", "tenancy")
+    assert len(tenancies) == 3
+    async with Client(build_server()) as c:
+        for template, tenancy in zip(template_names(), tenancies * 2):
+            got = await c.get_prompt("design_backend", {"app_description": "A clinic", "template": template,
+                                                        "tenancy": tenancy})
+            text = got.messages[0].content.text
+            assert f"Tenancy: {tenancy}\n" in text and f"({template})" in text

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import __version__, artefacts, tools
 from .http_security import TOKEN_ENV, HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
-from .model.errors import InvalidArguments, InvalidBlueprint, closest, one_of
+from .model.errors import InvalidArguments, InvalidBlueprint, choose, closest, one_of, preview
 from .model.validation import field_path, problems_from
 from .spec.render import SECTIONS, spec_template
 from .templates import data_dir, summaries, template_names, template_text
@@ -550,6 +550,12 @@ def _prompt_choices() -> dict[tuple[str, str], list[str]]:
             for a in p.arguments if a.choices}
 
 
+def argument_choices(prompt: str, name: str) -> list[str]:
+    """The values a prompt argument takes: template names for `template`, else the prompt file's `choices`
+    (an argument without choices takes any text)."""
+    return template_names() if name == "template" else _prompt_choices().get((prompt, name), [])
+
+
 def completions(ref: Any, name: str, value: str) -> list[str]:
     """Values starting with what the user typed: template names, artefacts, prompt argument choices."""
     options: list[str] = []
@@ -560,7 +566,7 @@ def completions(ref: Any, name: str, value: str) -> list[str]:
             options = list(artefacts.SCHEMA_SECTIONS if ref.uri.endswith(("schema.sql{?only}", "triggers.sql{?only}"))
                            else SECTIONS if ref.uri.endswith("spec.md{?only}") else [])
     elif isinstance(ref, PromptReference):
-        options = template_names() if name == "template" else _prompt_choices().get((ref.name, name), [])
+        options = argument_choices(ref.name, name)
     return [o for o in options if o.lower().startswith((value or "").lower())]
 
 
@@ -634,6 +640,11 @@ class FilePrompt(Prompt):
             if len(str(value)) > limits.PROMPT_ARGUMENT_CHARS:
                 raise MCPError(code=INVALID_PARAMS, message=f"{name}: too long: {len(str(value)):,} characters "
                                                             f"(at most {limits.PROMPT_ARGUMENT_CHARS:,})")
+            # The text is written into the prompt as a decision taken: an unknown one would mislead the model.
+            choices = argument_choices(self.name, name)
+            if choices and value not in (None, "") and value not in choices:
+                raise MCPError(code=INVALID_PARAMS, message=f"{name}: unknown value {preview(str(value))}; "
+                                                            f"{choose(str(value), choices)}")
         # A prompt lands whole in the model's context: keep it within the answer budget.
         size = sum(len(str(v)) for v in given.values())
         if size > PROMPT_TEXT_CHARS:
