@@ -95,6 +95,19 @@ def test_alter_drop_and_rename_accumulate_across_files_in_order():
     assert (aa.location.file, aa.location.line) == ("00.sql", 1)
 
 
+def test_select_into_creates_a_table_as_create_table_as_does():
+    # SELECT INTO is CREATE TABLE AS by another name: a new table, RLS off. A temporary one is no part of
+    # the schema, and in a UNION the INTO sits on the first SELECT.
+    s = schema_of("create table public.notes (id uuid primary key, body text);\n"
+                  "alter table public.notes enable row level security;\n"
+                  "select * into public.notes_copy from public.notes;\n"
+                  "select 1 as a into public.both_ from public.notes union select 2;\n"
+                  "select * into temporary scratch from public.notes;\n"
+                  "create temporary table scratch2 as select 1;")
+    assert [(t.qualified, t.rls_enabled, t.location.line, t.location.column) for t in s.tables] == [
+        ("public.notes", True, 1, 14), ("public.notes_copy", False, 3, 15), ("public.both_", False, 4, 20)]
+
+
 def test_renaming_a_table_updates_foreign_keys_that_reference_it():
     s = schema_of("create table a (id uuid primary key); create table b (a_id uuid references a);",
                   "alter table a rename to c; alter table c rename column id to cid;")

@@ -187,7 +187,25 @@ def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
         reads = sorted({".".join(r.name(x)) for x in relations(n.get("query"))})
         r.add_view(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
                         location=st.loc(rv.get("location")), reads=reads))
-    elif r.table(schema, name) is None:
+    else:
+        _table_from_query(r, rv, st)
+
+
+def select_into(r: Reader, n: dict, st: Stmt) -> None:
+    """`select ... into public.copy from ...` creates a table exactly as CREATE TABLE AS does (RLS off,
+    no policies); in a UNION the INTO sits on the leftmost SELECT."""
+    while n.get("intoClause") is None and n.get("op", "SETOP_NONE") != "SETOP_NONE":
+        n = n.get("larg") or {}
+    into = n.get("intoClause")
+    if into is not None:
+        _table_from_query(r, into.get("rel") or {}, st)
+
+
+def _table_from_query(r: Reader, rv: dict, st: Stmt) -> None:
+    """A table whose columns come from a query: only the table is known (a temporary one is not part of
+    the schema; an existing one makes the statement fail, so it stays as it was)."""
+    schema, name = r.name(rv)
+    if rv.get("relpersistence") != "t" and r.table(schema, name) is None:
         r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
 
 

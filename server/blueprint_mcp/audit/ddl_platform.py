@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..model.schema import Column, StorageBucket, Table
-from .ddl import HANDLERS, add_column
+from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
 from .tree import const, fold, strings
 
@@ -61,7 +61,10 @@ _QUEUE_COLUMNS = (("msg_id", "bigint"), ("read_ct", "integer"), ("enqueued_at", 
 
 
 def select(r: Reader, n: dict, st: Stmt) -> None:
-    """`select pgmq.create('jobs')` (also in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
+    """`select ... into <table>` (a table, as CREATE TABLE AS makes one); `select pgmq.create('jobs')` (also
+    in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
+    if "intoClause" in n or n.get("op", "SETOP_NONE") != "SETOP_NONE":
+        select_into(r, n, st)
     calls = [t.get("ResTarget", {}).get("val", {}).get("FuncCall") for t in n.get("targetList") or []]
     calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
         "functions") or [] for i in fn.get("List", {}).get("items") or []]
