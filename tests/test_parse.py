@@ -108,6 +108,45 @@ def test_select_into_creates_a_table_as_create_table_as_does():
         ("public.notes", True, 1, 14), ("public.notes_copy", False, 3, 15), ("public.both_", False, 4, 20)]
 
 
+def test_do_blocks_apply_every_statement_they_may_run_at_its_own_position():
+    # Which branch runs is unknown to a linter: a statement that may run is applied. EXECUTE of a constant
+    # string runs too; one of a computed string stays unknown.
+    s = schema_of("create table public.t (id uuid primary key);\n"
+                  "alter table public.t enable row level security;\n"
+                  "do $$\ndeclare x uuid;\nbegin\n  if not exists (select from pg_policies where policyname = 'w') then\n"
+                  "    create policy w on public.t for update to authenticated using (true);\n"
+                  "  else\n    begin\n      alter table public.t disable row level security;\n"
+                  "    exception when others then null;\n    end;\n  end if;\n"
+                  "  execute 'create table public.made (id int primary key)';\n"
+                  "  execute format('create table %I (id int)', 'computed');\n"
+                  "  select id into strict x from public.t;\nend $$;")
+    t = s.table("t")
+    assert (t.rls_enabled, [(p.name, p.using, p.location.line, p.location.column) for p in t.policies]) == \
+        (False, [("w", "true", 7, 5)])
+    assert [(x.qualified, x.location.line, x.location.column) for x in s.tables] == [
+        ("public.t", 1, 14), ("public.made", 14, 25)]
+    assert s.problems == []
+
+
+def test_do_blocks_in_quoted_bodies_other_languages_and_bad_bodies():
+    # A body in '...' (quotes doubled) is not in the file as written: what it makes is at the block. A body
+    # in another language is not read; one PL/pgSQL rejects fails, so nothing in it ran.
+    s = schema_of("do 'begin create table public.q (id int primary key, note text default ''x''); end';\n"
+                  "do language plv8 $$ plv8.execute('create table public.v8 ()') $$;\n"
+                  "do $$ begin create table public.never (); oops; end $$;")
+    assert [(x.qualified, x.columns[1].default, x.location.line, x.location.column) for x in s.tables] == [
+        ("public.q", "'x'", 1, 1)]
+    assert [(p.location.line, p.message.split(" (")[0]) for p in s.problems] == [
+        (3, 'DO block: syntax error at or near "oops"')]
+
+
+def test_a_rolled_back_do_block_changes_nothing():
+    s = schema_of("create table public.t (id int primary key);\nalter table public.t enable row level security;\n"
+                  "begin;\ndo $$ begin alter table public.t disable row level security; end $$;\nrollback;\n"
+                  "begin;\ndo $$ begin create table public.kept (); end $$;\ncommit;")
+    assert [(x.qualified, x.rls_enabled) for x in s.tables] == [("public.t", True), ("public.kept", False)]
+
+
 def test_renaming_a_table_updates_foreign_keys_that_reference_it():
     s = schema_of("create table a (id uuid primary key); create table b (a_id uuid references a);",
                   "alter table a rename to c; alter table c rename column id to cid;")

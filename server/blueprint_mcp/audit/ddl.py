@@ -1,8 +1,9 @@
 """Statement handlers, part 1: tables, columns, constraints, indexes, views. `apply` dispatches.
 
 Each handler is `handler(reader, fields, stmt)` and changes `reader.schema` the way PostgreSQL
-would change its catalogue. Statements with no effect on what the rules check (DML, DO blocks,
-transaction control, SET of other settings...) have no handler and are skipped.
+would change its catalogue. Statements with no effect on what the rules check (most DML, SET of other
+settings...) have no handler and are skipped; DO blocks and transaction control are handled in
+`ddl_blocks` and `ddl_platform`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import pgparse
 
 from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
-from . import ddl_platform  # noqa: F401  (registers its handlers)
+from . import ddl_blocks, ddl_platform  # noqa: F401  (register their handlers)
 from .ddl import TENANT_KEY, apply
 from .parser import Parses, parse
 from .split import Lines, split
@@ -62,6 +62,25 @@ class Stmt:
     def _location(self, byte_offset: int) -> Location:
         line, column = self.lines.at(self.start + self.char(byte_offset))
         return Location.at(self.file, line, column)
+
+    def inner(self, text: str, at: int) -> Stmt:
+        """A statement this one runs (one of a DO block's): written at character `at` of this statement's
+        text, or, at -1 (an EXECUTE string with quotes doubled, a PERFORM), nowhere as written."""
+        if at >= 0:
+            return Stmt(self.file, text, self.start + at, self.lines)
+        pinned = _Pinned(self.file, text, self.start, self.lines)
+        pinned._here = self.loc()
+        return pinned
+
+
+class _Pinned(Stmt):
+    """A statement whose text is not in the file as written: everything in it is where the statement that
+    ran it starts (offsets into its text would point into someone else's)."""
+
+    __slots__ = ()
+
+    def loc(self, byte_offset: int | None = 0) -> Location:
+        return self._here
 
 
 @dataclass
