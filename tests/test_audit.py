@@ -6,9 +6,11 @@ the first fifteen rules also fire on a broken *generator* model, which the spec 
 
 from __future__ import annotations
 
+import pgparse
 import pytest
 
 from blueprint_mcp.audit import RULES, audit_schema
+from blueprint_mcp.audit.fold import fold
 from blueprint_mcp.model.schema import Command, Function, Policy, Schema, View
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_template, template_names
@@ -133,3 +135,34 @@ def test_findings_are_ordered_by_severity_then_position():
     levels = [f.level.value for f in found]
     assert levels == sorted(levels, key=["ERROR", "WARN", "INFO"].index)
     assert set(levels) == {"ERROR", "WARN", "INFO"}
+
+
+# Lint 0024's constant folding: every spelling of a constant folds, and no condition is taken for one.
+FOLDED = [
+    ("true is true", True), ("true is not false", True), ("null is not true", True), ("(select true)", True),
+    ("( SELECT true AS bool)", True), ("coalesce(null, true)", True), ("COALESCE(NULL::boolean, true)", True),
+    ("coalesce(true, x)", True), ("greatest(false, true)", True), ("greatest(null, true)", True),
+    ("least(false, true)", False), ("1 = 1", True), ("1.0 = 1.00", True), ("1::boolean", True),
+    ("' yes '::boolean", True), ("true::text = 'true'", True), ("true or owner_id = auth.uid()", True),
+    ("false and x", False), ("null is null", True),
+]
+NOT_CONSTANT = [
+    "coalesce(x, true)", "x and true", "(select true where false)", "(select true from t)", "(select true limit 0)",
+    "(select true union select true)", "(select x)", "greatest('a', 'B')", "greatest(x, true)", "1 is true",
+    "'maybe'::boolean", "'2024-1-1'::date <> '2024-01-01'::date", "'a '::char(2) <> 'a'", "null = null",
+    "not null", "owner_id = (select auth.uid())", "x is null",
+]
+
+
+def _expression(text: str):
+    return pgparse.parse(f"select {text}")[0]["stmt"]["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
+
+
+@pytest.mark.parametrize(("text", "value"), FOLDED)
+def test_constant_spellings_fold_to_their_value(text, value):
+    assert fold(_expression(text)) is value
+
+
+@pytest.mark.parametrize("text", NOT_CONSTANT)
+def test_conditions_and_nulls_never_fold_to_a_boolean(text):
+    assert fold(_expression(text)) is None

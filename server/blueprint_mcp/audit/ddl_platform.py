@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 from ..model.schema import Column, StorageBucket, Table
 from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
-from .tree import const, fold, strings
+from .fold import fold
+from .tree import const, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .findings import Level
-from .tree import fold
+from .fold import fold
 
 # Schemas the platform manages: never the user's objects, never reported (splinter's list, as is).
 MANAGED_SCHEMAS = frozenset({

@@ -207,44 +207,6 @@ def is_true(tree: Any) -> bool:
     return isinstance(body, dict) and "boolval" in body and bool(const(tree))
 
 
-_BOOL_TYPES = ("bool", "boolean")
-_BOOL_WORDS = {"true": True, "t": True, "on": True, "yes": True, "1": True,
-               "false": False, "f": False, "off": False, "no": False, "0": False}
-_COMPARE = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "!=": lambda a, b: a != b}
-
-
-def fold(tree: Any) -> Any:
-    """The constant value of an expression made only of literals (`true`, `1 = 1`, `'a'::text = 'a'`,
-    `not false`, `true and 2 = 2`); None when any part is not a constant the folding knows."""
-    if not isinstance(tree, dict) or len(tree) != 1:
-        return None
-    kind, body = next(iter(tree.items()))
-    if kind == "A_Const":
-        return None if body.get("isnull") else const(tree)
-    if kind == "TypeCast":
-        value = fold(body.get("arg"))
-        if value is None:
-            return None
-        target = dotted((body.get("typeName") or {}).get("names"))
-        if target in _BOOL_TYPES:
-            return _BOOL_WORDS.get(str(value).lower()) if not isinstance(value, bool) else value
-        return str(value) if target in ("text", "varchar", "bpchar", "name") else value
-    if kind == "A_Expr" and body.get("kind", "AEXPR_OP") == "AEXPR_OP":
-        op = strings(body.get("name"))
-        left, right = fold(body.get("lexpr")), fold(body.get("rexpr"))
-        compare = _COMPARE.get(op[-1]) if op else None
-        if compare is None or left is None or right is None or type(left) is not type(right):
-            return None
-        return compare(left, right)
-    if kind == "BoolExpr":
-        values = [fold(a) for a in body.get("args") or []]
-        if None in values or not values:
-            return None
-        op = body.get("boolop")
-        return all(values) if op == "AND_EXPR" else any(values) if op == "OR_EXPR" else not values[0]
-    return None
-
-
 def column_name(ref: Node) -> str:
     """Last part of a ColumnRef: `h.organization_id` -> "organization_id"."""
     names = strings(ref.get("fields"))
