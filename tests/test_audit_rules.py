@@ -10,6 +10,8 @@ import yaml
 
 from blueprint_mcp.audit import RULES, Finding, Level, audit_spec_document, audit_sql
 from blueprint_mcp.audit.docs import rules_markdown
+from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.templates import load_template, template_names
 
 CASES_DIR = Path(__file__).with_name("cases")
 RULES_MD = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
@@ -85,3 +87,20 @@ def test_every_finding_a_rule_reports_is_valid_as_it_stands(rule_id):
         assert type(f.level) is Level and type(f.categories) is list
         assert f.categories is not hits[0].categories or f is hits[0]
         assert isinstance(f.message, str) and (f.object is None or isinstance(f.object, str))
+
+
+def test_the_tenant_index_fix_names_the_table_found_and_the_rule_text_names_none():
+    found = audit_sql([("x.sql", "create table app.projects (id uuid primary key, organization_id uuid not null);")])
+    hits = [f for f in found if f.rule_id == "BP002"]
+    assert [(f.object, f.fix_sql) for f in hits] == [
+        ("app.projects", "create index on app.projects (organization_id);")]
+    assert "habits" not in hits[0].remediation
+
+
+def test_fix_texts_name_only_helpers_the_generated_sql_defines():
+    """A fix that names a private helper names one a generated backend has, called as it is generated."""
+    defined = {f.qualified for t in template_names() for f in build_schema(load_template(t)).functions}
+    named = {(r.id, m) for r in RULES.values() for m in re.findall(r"private\.\w+", r.fix)}
+    assert {(rule_id, m) for rule_id, m in named if m not in defined} == set()
+    assert "organization_id = any (array(select private.organization_ids_with_role('member')))" in RULES["BP023"].fix
+    assert all("habits" not in r.fix for r in RULES.values())

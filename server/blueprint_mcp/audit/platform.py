@@ -157,7 +157,8 @@ LINTS: dict[str, PlatformLint] = {lint.number: lint for lint in (
                  "A permissive INSERT/UPDATE/DELETE/ALL policy for PUBLIC, anon or authenticated whose USING "
                  "or WITH CHECK is missing or always true lets every caller write any row (SELECT using "
                  "(true) is allowed: public reads are often deliberate).",
-                 "Write a real predicate, e.g. `organization_id = any (array(select private.user_org_ids()))`."),
+                 "Write a real predicate, e.g. the generated one: `organization_id = any (array(select "
+                 "private.organization_ids_with_role('member')))`."),
     PlatformLint("0025", "public_bucket_allows_listing", Level.WARN, _S,
                  "A public storage bucket with a broad SELECT policy on storage.objects: clients can list "
                  "every file, which public object URLs do not need.",

@@ -38,7 +38,8 @@ def tenant_key_nullable(r, s: Schema):
       summary="A tenant table without an index leading with organization_id.",
       why="Every policy filters on the tenant key; without an index each query scans the whole table.",
       bad="create table habits (..., organization_id uuid not null);  -- no index",
-      fix="create index on habits (organization_id);")
+      fix="Create an index whose first column is organization_id: "
+          "`create index on <schema>.<table> (organization_id);`.")
 def tenant_key_unindexed(r, s: Schema):
     for t in created(s):
         if not t.tenant_key or t.column(t.tenant_key) is None:
