@@ -128,14 +128,16 @@ def test_do_blocks_apply_every_statement_they_may_run_at_its_own_position():
     assert s.problems == []
 
 
-def test_do_blocks_in_quoted_bodies_other_languages_and_bad_bodies():
+def test_do_blocks_in_quoted_bodies_other_languages_bad_bodies_and_nested_blocks():
     # A body in '...' (quotes doubled) is not in the file as written: what it makes is at the block. A body
-    # in another language is not read; one PL/pgSQL rejects fails, so nothing in it ran.
+    # in another language is not read; one PL/pgSQL rejects fails, so nothing in it ran. A DO in a DO runs.
     s = schema_of("do 'begin create table public.q (id int primary key, note text default ''x''); end';\n"
                   "do language plv8 $$ plv8.execute('create table public.v8 ()') $$;\n"
-                  "do $$ begin create table public.never (); oops; end $$;")
-    assert [(x.qualified, x.columns[1].default, x.location.line, x.location.column) for x in s.tables] == [
-        ("public.q", "'x'", 1, 1)]
+                  "do $$ begin create table public.never (); oops; end $$;\n"
+                  "do $a$ begin do $b$ begin create table public.nested (); end $b$; end $a$;")
+    assert [(x.qualified, x.location.line, x.location.column) for x in s.tables] == [
+        ("public.q", 1, 1), ("public.nested", 4, 40)]
+    assert s.tables[0].column("note").default == "'x'"
     assert [(p.location.line, p.message.split(" (")[0]) for p in s.problems] == [
         (3, 'DO block: syntax error at or near "oops"')]
 
@@ -223,6 +225,18 @@ def test_non_ascii_text_keeps_character_positions():
 def test_nested_expressions_too_deep_for_the_parser_become_a_problem():
     s = schema_of("select " + " + ".join(["1"] * 3000) + ";\ncreate table t (id int primary key);")
     assert len(s.problems) == 1 and [t.name for t in s.tables] == ["t"]
+
+
+def test_do_blocks_nested_too_deeply_become_a_problem():
+    blocks = "create table public.made ()"
+    for i in range(1000):
+        blocks = f"do $q{i}$ begin {blocks}; end $q{i}$"
+    ifs = "create table public.made_too ()"
+    for _ in range(3000):
+        ifs = f"if true then {ifs}; end if"
+    s = schema_of(blocks + ";", f"do $$ begin {ifs}; end $$;\ncreate table t (id int primary key);")
+    assert [p.message for p in s.problems] == ["DO block cannot be parsed (nested too deeply or not valid text)"] * 2
+    assert [t.name for t in s.tables] == ["t"]
 
 
 # --- the splitter ----------------------------------------------------------------------------------

@@ -101,8 +101,9 @@ def block_statements(do_statement: str) -> list[str]:
     string. Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
     out = []
     for kind, body in nodes(pgparse.parse_pgsql(do_statement)):
-        if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform"):
-            # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before PERFORM's).
+        if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
+            # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before PERFORM's);
+            # a nested DO is one of its CALL statements.
             expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
             out.append(expr.get("query", ""))
         elif kind == "PLpgSQL_stmt_dynexecute":

@@ -28,14 +28,17 @@ def do_block(r: Reader, n: dict, st: Stmt) -> None:
     if language != ["plpgsql"]:
         return  # another procedural language (plv8...): its body is not SQL the auditor reads
     try:
-        texts = block_statements(st.text)
+        _run(r, st)
     except pgparse.PGQueryError as exc:
         r.problem(f"DO block: {exc.args[0] if exc.args else exc} (PL/pgSQL rejects the body: the block fails "
                   "and none of its statements ran)", st.loc())
-        return
     except (RecursionError, ValueError):
+        # IFs or DO blocks nested thousands deep (of blocks, the innermost with stack left reports it).
         r.problem("DO block cannot be parsed (nested too deeply or not valid text)", st.loc())
-        return
+
+
+def _run(r: Reader, st: Stmt) -> None:
+    texts = block_statements(st.text)
     cursor = 0
     for text in texts:
         # A statement of a dollar-quoted body is in the file as written: find it, so what it makes has
