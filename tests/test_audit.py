@@ -149,7 +149,7 @@ FOLDED = [
 NOT_CONSTANT = [
     "coalesce(x, true)", "x and true", "(select true where false)", "(select true from t)", "(select true limit 0)",
     "(select true union select true)", "(select x)", "greatest('a', 'B')", "greatest(x, true)", "1 is true",
-    "'maybe'::boolean", "'2024-1-1'::date <> '2024-01-01'::date", "'a '::char(2) <> 'a'", "null = null",
+    "'maybe'::boolean", "'2024-1-1'::date <> '2024-01-01'::date", "'a '::char(2) <> 'a'", "'abc'::varchar(2) <> 'ab'", "'{a}'::text[] <> '{ a }'", "null = null",
     "not null", "owner_id = (select auth.uid())", "x is null",
 ]
 

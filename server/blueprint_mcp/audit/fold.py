@@ -60,7 +60,10 @@ def _cast(body: Node) -> Any:
     value = _fold(body.get("arg"))
     if value is _UNKNOWN or value is None:
         return value  # a NULL of any type is NULL
-    target = dotted((body.get("typeName") or {}).get("names"))
+    type_name = body.get("typeName") or {}
+    if type_name.get("arrayBounds") or type_name.get("typmods"):
+        return _UNKNOWN  # an array, or varchar(2) cutting 'abc' to 'ab'
+    target = dotted(type_name.get("names"))
     if target in ("bool", "boolean"):
         if isinstance(value, bool):
             return value
