@@ -134,9 +134,10 @@ def test_do_blocks_in_quoted_bodies_other_languages_bad_bodies_and_nested_blocks
     s = schema_of("do 'begin create table public.q (id int primary key, note text default ''x''); end';\n"
                   "do language plv8 $$ plv8.execute('create table public.v8 ()') $$;\n"
                   "do $$ begin create table public.never (); oops; end $$;\n"
-                  "do $a$ begin do $b$ begin create table public.nested (); end $b$; end $a$;")
+                  "do $a$ begin do $b$ begin create table public.nested (); end $b$; end $a$;\n"
+                  "do 'begin do $b$ begin create table public.in_quoted (n text default ''x''); end $b$; end';")
     assert [(x.qualified, x.location.line, x.location.column) for x in s.tables] == [
-        ("public.q", 1, 1), ("public.nested", 4, 40)]
+        ("public.q", 1, 1), ("public.nested", 4, 40), ("public.in_quoted", 5, 1)]
     assert s.tables[0].column("note").default == "'x'"
     assert [(p.location.line, p.message.split(" (")[0]) for p in s.problems] == [
         (3, 'DO block: syntax error at or near "oops"')]

@@ -82,6 +82,9 @@ class _Pinned(Stmt):
     def loc(self, byte_offset: int | None = 0) -> Location:
         return self._here
 
+    def inner(self, text: str, at: int) -> Stmt:
+        return super().inner(text, -1)  # what it runs is not in the file either
+
 
 @dataclass
 class ParsedSql:
