@@ -905,3 +905,27 @@ def test_a_member_cannot_re_link_a_row_to_themselves(url, make_db):
     assert run_as(conn, "authenticated", users["shopper"], "select phone from public.customers_private") == [("555",)]
     assert affected(conn, "authenticated", users["bob"], relink, (None, customer)) == 1  # unlinking is allowed
     assert affected(conn, "service_role", None, relink, (users["shopper"], customer)) == 1  # the service re-links
+
+
+RELINK_CHECK = "and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then"
+
+
+@pytest.mark.parametrize("loophole", [
+    "and (to_jsonb(new) ->> col) is distinct from (select auth.uid())::text then",  # pointing it at oneself
+    "and jsonb_typeof(to_jsonb(old) -> col) <> 'null' then",  # setting a link that was cleared
+])
+def test_verify_catches_a_keep_links_that_lets_a_member_re_link_a_row_to_themselves(url, loophole):
+    """Found by an independent review: verify passed migrations whose keep_links let a caller point a link at
+    themselves, or set one that was empty (clear, then set), because its matrix only moved links between other
+    users. Now each caller also tries to point every link at themselves, from a row that holds one and a row
+    whose link is empty."""
+    data = blueprint(
+        {"name": "customers", "fields": [{"name": "user_id", "type": "reference", "references": "auth.users"},
+                                         {"name": "phone", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["user_id"]}], "update": "member"},
+         "pii_read": [{"min_role": "admin"}, {"linked": ["user_id"]}]},
+        tenancy={"personal_workspaces": False})
+    sql = "\n".join(blueprint_migrations(parse_blueprint(data)))
+    assert sql.count(RELINK_CHECK) == 1
+    report = verify_rls(blueprint=data, sql=sql.replace(RELINK_CHECK, RELINK_CHECK[:-5] + loophole), database_url=url)
+    assert report.leaks > 0 and any(f.command == "update user_id to self" for f in report.failures)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..model import Blueprint, FieldType
 from ..model.access import COMMANDS, Grant, Match
-from ..model.meaning import command_grants, linked_hops
+from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
 from .fixtures import clashes, unique_keys
@@ -57,6 +57,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
     """Add the rows described in the module docstring (statements and Rows) to the world."""
     n = start
     linked_rows: dict[tuple[str, tuple[str, ...]], Row] = {}
+    links = link_columns(bp)
 
     def add(table_name: str, overrides: dict[str, str], author: str = writer) -> Row | None:
         nonlocal n
@@ -106,6 +107,11 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
                 row = _linked_row(bp, e, g.linked, add, linked_rows, w)
                 if row is not None:
                     linked_rows[(e.name, tuple(g.linked))] = row
+        for col in sorted(links.get(e.name, ())):
+            f = e.field(col)
+            if f is not None and f.nullable:
+                # A row whose link is empty: pointing it somewhere is re-linking too (clear first, then set).
+                add(e.name, {col: "null"})
 
 
 def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:
@@ -134,8 +140,9 @@ def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -
 
 # --- cases: rows moved across a condition, rows inserted in someone else's name --------------------
 
-def condition_columns(bp: Blueprint, e) -> dict[str, str]:
-    """Mutable columns a grant's condition reads: column -> kind (where, assigned, linked)."""
+def condition_columns(bp: Blueprint, e, links: dict[str, set[str]] | None = None) -> dict[str, str]:
+    """Mutable columns a grant's condition reads: column -> kind (where, assigned, linked); `links`, the columns
+    other entities' chains walk through here (linked too)."""
     out: dict[str, str] = {}
     for g in grants_of(bp, e):
         if g.where is not None:
@@ -144,6 +151,8 @@ def condition_columns(bp: Blueprint, e) -> dict[str, str]:
             out[g.assigned] = "assigned"
         if g.linked and g.linked[0] != e.owner_column:
             out[g.linked[0]] = "linked"
+    for col in sorted((links or {}).get(e.name, ())):
+        out.setdefault(col, "linked")
     return out
 
 
@@ -176,23 +185,38 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
     """Every actor tries to move each org1 row across each condition column (where, assignee, link):
     allowed only when the grants admit the row both before and after (docs/access.md, update)."""
     cases = []
+    links = link_columns(bp)
     for e in bp.entities:
         if not e.is_tenant:
             continue
-        columns = condition_columns(bp, e)
+        columns = condition_columns(bp, e, links)
         if not columns:
             continue
         t = schema.table(e.name)
         rows = [r for r in w.rows if r.table == e.name and r.org == "org1" and r.purpose == "matrix"]
         for r in rows:
             for column, kind in columns.items():
-                for value in _alternatives(bp, e, w, t, column, kind, r):
+                field = e.field(column)
+                values = _alternatives(bp, e, w, t, column, kind, r)
+                for value in values:
                     after = Row(r.table, r.org, r.author, r.key, values={**r.values, column: value})
                     sql = (f"update {qname(t.schema_name, t.name)} set {ident(column)} = {value} "
                            f"where {where_key(r.key)}")
                     for actor in w.actors.values():
                         expected = oracle.expect_transition(actor, e.name, r, after)
                         cases.append(case_type(e.name, f"update {column}", actor.name, r.org, "rows", sql, expected))
+                if kind != "linked" or field is None or not field.is_user_column or field.references_member:
+                    continue
+                for actor in w.actors.values():  # and each caller points the link at themselves
+                    mine = literal(actor.user_id) if actor.user_id else None
+                    if mine is None or mine in values or mine == r.values.get(column):
+                        continue
+                    after = Row(r.table, r.org, r.author, r.key, values={**r.values, column: mine})
+                    sql = (f"update {qname(t.schema_name, t.name)} set {ident(column)} = {mine} "
+                           f"where {where_key(r.key)}")
+                    expected = oracle.expect_transition(actor, e.name, r, after)
+                    cases.append(case_type(e.name, f"update {column} to self", actor.name, r.org, "rows", sql,
+                                           expected))
     return cases
 
 
