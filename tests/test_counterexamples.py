@@ -929,3 +929,22 @@ def test_verify_catches_a_keep_links_that_lets_a_member_re_link_a_row_to_themsel
     assert sql.count(RELINK_CHECK) == 1
     report = verify_rls(blueprint=data, sql=sql.replace(RELINK_CHECK, RELINK_CHECK[:-5] + loophole), database_url=url)
     assert report.leaks > 0 and any(f.command == "update user_id to self" for f in report.failures)
+
+
+def test_nobody_writes_the_personal_data_of_a_row_they_cannot_see(url, make_db):
+    """Found by an independent review: a member whose role may update cases but not read them inserted the
+    private side of an admin's case (attributed to the admin by the side's author trigger): the side's insert
+    policy never asked whether the caller sees the row. Now it does, as its reads, updates and deletes do."""
+    data = blueprint(
+        {"name": "cases", "fields": [{"name": "secret", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "admin"}], "insert": "member", "update": "member"},
+         "pii_read": [{"min_role": "member"}]},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    case = run_as(conn, "authenticated", users["admin"], "insert into public.cases (organization_id) values (%s) "
+                  "returning id", (org,))[0][0]
+    plant = "insert into public.cases_private (organization_id, case_id, secret) values (%s, %s, %s)"
+    assert run_as(conn, "authenticated", users["bob"], "select count(*) from public.cases") == [(0,)]
+    assert denied(conn, "authenticated", users["bob"], plant, (org, case, "planted")) == "42501"
+    assert affected(conn, "authenticated", users["admin"], plant, (org, case, "the admin's")) == 1

@@ -142,15 +142,17 @@ def live_pred(bp: Blueprint, e: Entity) -> Pred | None:
     return either(Pred.of(LIVE), any_of(bp, e, restorers)) if restorers else Pred.of(LIVE)
 
 
-def parent_gate(bp: Blueprint, e: Entity) -> Pred | None:
+def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> Pred | None:
     """The personal data of a row follows the row: reached only by callers who may see that row (its select
     policy decides: the sub-query runs under it), so a pii reader never reads the personal data of a row a
-    `where`, a role list or soft delete hides from them. None for tables other than private sides, and where
-    a select grant of the row admits every pii reader on every live row already (the check would be spent)."""
+    `where`, a role list or soft delete hides from them, and nobody writes it for a row they cannot see. None
+    for tables other than private sides, and for reads and changes where a select grant of the row admits every
+    pii reader on every live row already (the check would be spent)."""
     parent = bp.entity(e.private_of) if e.private_of else None
     if parent is None:
         return None
-    if not parent.soft_delete and all(seen_by_select(bp, parent, g) for g in pii_readers(bp, parent)):
+    if command is not Command.insert and not parent.soft_delete and \
+            all(seen_by_select(bp, parent, g) for g in pii_readers(bp, parent)):
         return None
     ref = e.fields[0].name
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} p "
@@ -162,7 +164,7 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     out: list[Policy] = []
     n = table.name
     live, restorers = live_pred(bp, e), restore_grants(bp, e)
-    gate = parent_gate(bp, e)
+    gate, insert_gate = parent_gate(bp, e), parent_gate(bp, e, Command.insert)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
@@ -175,6 +177,8 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
             pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
         if gate is not None and command is not Command.insert:
             pred = both(pred, gate)  # a row's personal data: only for those who may see the row
+        if insert_gate is not None and command is Command.insert:
+            pred = both(pred, insert_gate)  # and written only for a row the caller may see
         if command is Command.select:
             public = [g for g in grants if g.public]
             every = any(g.where is None for g in public)

@@ -136,8 +136,8 @@ class Oracle:
             return False  # nobody files a new row under an archived one (docs/access.md A24)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
-        if command != "insert" and not self._parent_seen(actor, e, row):
-            return False  # the personal data of a row: only for those who see the row
+        if not self._parent_seen(actor, e, row):
+            return False  # the personal data of a row: read and written only by those who see the row
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):
             return False  # PostgreSQL updates and deletes only rows the caller can also see
         return self._grants_hold(actor, e, command, row, org)

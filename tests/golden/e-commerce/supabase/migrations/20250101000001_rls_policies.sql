@@ -281,7 +281,7 @@ create policy customers_private_insert_policy on public.customers_private
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
+  with check ((organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids()))) and exists (select 1 from public.customers p where p.id = customers_private.customer_id));
 
 create policy customers_private_update_policy on public.customers_private
   as permissive

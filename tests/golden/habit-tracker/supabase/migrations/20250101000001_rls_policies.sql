@@ -155,7 +155,7 @@ create policy habit_check_ins_private_insert_policy on public.habit_check_ins_pr
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()) and exists (select 1 from public.habit_check_ins p where p.id = habit_check_ins_private.habit_check_in_id));
 
 create policy habit_check_ins_private_update_policy on public.habit_check_ins_private
   as permissive
