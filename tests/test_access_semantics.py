@@ -405,6 +405,26 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize("owner", ["user column cascades", "scope user"])
+def test_a_required_reference_to_a_row_that_goes_with_an_account_is_refused(owner):
+    """A receptionist could otherwise file an appointment under a patient row naming any stranger, and that row
+    (gone with the stranger's account) would stop the account's deletion (docs/lifecycle.md L04)."""
+    from blueprint_mcp.model import InvalidBlueprint
+
+    data = _lab_with({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users",
+                                  "on_delete": "cascade"}]} if owner == "user column cascades" else {"scope": "user"})
+    scope = "user" if owner == "scope user" else "organization"
+    notes = {"name": "notes", "scope": scope,
+             "fields": [{"name": "thing_id", "type": "reference", "references": "things", "nullable": False}]}
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint({**data, "entities": data["entities"] + [notes]})
+    assert "entities[1].fields[0]: 'thing_id' of notes requires a row of things, whose rows go with their user's " \
+           "account" in str(info.value)
+    for fix in ({"on_delete": "cascade"}, {"nullable": True}):
+        parse_blueprint({**data, "entities": data["entities"] + [
+            {**notes, "fields": [{**notes["fields"][0], **fix}]}]})
+
+
 def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the_same_sql():
     from blueprint_mcp.tools import blueprint_sql
 

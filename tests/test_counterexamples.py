@@ -803,7 +803,7 @@ def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
                                          "on_delete": "cascade"}]},
         {"name": "categories", "soft_delete": True, "fields": [
             {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
-             "unique": True}]})
+             "unique": True, "on_delete": "cascade"}]})
     verified(data, url)
     plan = blueprint_plan(parse_blueprint(data), build_schema(parse_blueprint(data)))
     support = [r for r in plan.world.rows if r.table == "projects" and r.purpose == "support"]

@@ -261,8 +261,16 @@ def _check_names(bp: Blueprint, problems: list) -> None:
 
 def _check_references(bp: Blueprint, problems: list) -> None:
     known = {e.name: e for e in bp.entities}
+    gone = _gone_with_accounts(bp)
     for i, e in enumerate(bp.entities):
         for j, f in enumerate(e.fields):
+            if f.references in gone and f.effective_on_delete == "restrict" and _clients_write(e):
+                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {e.name} requires a row of "
+                                 f"{f.references}, whose rows go with their user's account: a row of {e.name} naming "
+                                 "one would stop that account's deletion, and anyone who may write the row could so "
+                                 "block a stranger's.",
+                                 "declare on_delete: cascade (the row goes too), or drop nullable: false (the "
+                                 "reference is emptied)"))
             if f.references == AUTH_USERS and f.effective_on_delete == "restrict" and f.name != e.owner_column \
                     and _clients_write(e):
                 problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {e.name} would keep the account it "
@@ -296,6 +304,21 @@ def _check_references(bp: Blueprint, problems: list) -> None:
                 problems.append((path, f"'{e.name}' ({e.scope.value} scope) references user-private '{target.name}': "
                                  "other members could not see what the row points to.",
                                  f"make '{e.name}' user-scoped too, or '{target.name}' organization-scoped"))
+
+
+def _gone_with_accounts(bp: Blueprint) -> set[str]:
+    """Entities whose rows a deleted account takes along: private to their author (scope user), cascading from a
+    user column, or cascading from such a row."""
+    gone = {e.name for e in bp.entities if e.scope is Scope.user or any(
+        f.references == AUTH_USERS and f.effective_on_delete == "cascade" for f in e.fields)}
+    grew = True
+    while grew:
+        grew = False
+        for e in bp.entities:
+            if e.name not in gone and any(f.references in gone and f.effective_on_delete == "cascade" for f in e.fields):
+                gone.add(e.name)
+                grew = True
+    return gone
 
 
 def _clients_write(e: Entity) -> bool:
