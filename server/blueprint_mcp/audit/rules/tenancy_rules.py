@@ -19,6 +19,7 @@ from .common import (
     find_function,
     is_analytics,
     is_tenant,
+    membership_tables,
     per_tree,
     policy_label,
 )
@@ -188,7 +189,7 @@ def sensitive_table_not_audited(r, s: Schema):
 
 @rule("BP047", "user_reference_blocks_account_deletion", Level.WARN, ("PRIVACY", "COMPLIANCE"),
       summary="Clients may write any user's id into a column that references auth.users without on delete "
-              "cascade or set null.",
+              "cascade or set null (or a row that goes with its user's account, such as a profile).",
       why="An account that a row names there cannot be deleted (23503) until the row changes, and the user it "
           "names cannot change it: whoever may write the column, a stranger included, can stop someone from "
           "deleting their account.",
@@ -198,16 +199,38 @@ def sensitive_table_not_audited(r, s: Schema):
           "when the row belongs to that user; or let clients write only their own id (with check (user_id = "
           "(select auth.uid())), and no update of the column).")
 def user_reference_blocks_account_deletion(r, s: Schema):
+    gone, members = _gone_with_accounts(s), membership_tables(s)
     for t in created(s):
         for fk in t.foreign_keys:
-            if (fk.ref_schema, fk.ref_table) != ("auth", "users") or fk.on_delete not in ("no action", "restrict"):
+            target = f"{fk.ref_schema}.{fk.ref_table}"
+            if fk.on_delete not in ("no action", "restrict") or (target != "auth.users" and target not in gone):
                 continue
-            col = fk.columns[0] if len(fk.columns) == 1 else None
+            if target in members:
+                continue  # a required member column: the organisation's managers change the row (lifecycle L04)
+            cols = [c for c in fk.columns if c != t.tenant_key]
+            col = cols[0] if len(cols) == 1 else None
             writes = _client_writes(s, t, col) if col is not None else []
-            if writes:
-                yield r.finding(f"{t.qualified}.{col} references auth.users on delete {fk.on_delete}, and clients "
-                                f"may {' and '.join(writes)} any user's id there.", f"{t.qualified}.{fk.name}",
-                                location=fk.location or t.location)
+            if not writes:
+                continue
+            what = "any user's id" if target == "auth.users" else f"a row of {target}, which goes with its user's account,"
+            yield r.finding(f"{t.qualified}.{col} references {target} on delete {fk.on_delete}, and clients may "
+                            f"{' and '.join(writes)} {what} there.", f"{t.qualified}.{fk.name}",
+                            location=fk.location or t.location)
+
+
+def _gone_with_accounts(s: Schema) -> set[str]:
+    """Tables whose rows a deleted account takes along: cascading from auth.users, directly or through rows that
+    do."""
+    gone = {"auth.users"}
+    grew = True
+    while grew:
+        grew = False
+        for t in s.tables:
+            if t.qualified not in gone and any(fk.on_delete == "cascade" and f"{fk.ref_schema}.{fk.ref_table}" in gone
+                                               for fk in t.foreign_keys):
+                gone.add(t.qualified)
+                grew = True
+    return gone - {"auth.users"}
 
 
 def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
@@ -216,6 +239,10 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     the writer's own id by every permissive policy or by a restrictive one."""
     out = []
     for command in ("insert", "update"):
+        if any(trg.timing == "before" and command in trg.events and col in ((f := find_function(s, trg.function))
+                                                                            and f.assigns or [])
+               for trg in t.triggers):
+            continue  # a trigger sets it (new.user_id := auth.uid()): the server decides, not the client
         if t.grants:
             held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
             if not any(not p.columns or col in p.columns for p in held):
