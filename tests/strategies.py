@@ -243,7 +243,8 @@ def _let_accounts_go(entities: list[dict]) -> None:
 
     while True:
         gone = {e["name"] for e in entities if e["scope"] == "user" or any(
-            f.get("references") == "auth.users" and on_delete(f) == "cascade" for f in e["fields"])}
+            f.get("references") in ("auth.users", "organization_members") and on_delete(f) == "cascade"
+            for f in e["fields"])}
         grew = True
         while grew:
             grew = False

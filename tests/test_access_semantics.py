@@ -405,14 +405,15 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("owner", ["user column cascades", "scope user"])
+@pytest.mark.parametrize("owner", ["user column cascades", "member column cascades", "scope user"])
 def test_a_required_reference_to_a_row_that_goes_with_an_account_is_refused(owner):
     """A receptionist could otherwise file an appointment under a patient row naming any stranger, and that row
     (gone with the stranger's account) would stop the account's deletion (docs/lifecycle.md L04)."""
     from blueprint_mcp.model import InvalidBlueprint
 
-    data = _lab_with({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users",
-                                  "on_delete": "cascade"}]} if owner == "user column cascades" else {"scope": "user"})
+    target = {"user column cascades": "auth.users", "member column cascades": "organization_members"}.get(owner)
+    data = _lab_with({"fields": [{"name": "user_id", "type": "reference", "references": target, "nullable": False,
+                                  "on_delete": "cascade"}]} if target else {"scope": "user"})
     scope = "user" if owner == "scope user" else "organization"
     notes = {"name": "notes", "scope": scope,
              "fields": [{"name": "thing_id", "type": "reference", "references": "things", "nullable": False}]}

@@ -308,9 +308,9 @@ def _check_references(bp: Blueprint, problems: list) -> None:
 
 def _gone_with_accounts(bp: Blueprint) -> set[str]:
     """Entities whose rows a deleted account takes along: private to their author (scope user), cascading from a
-    user column, or cascading from such a row."""
+    user or member column (memberships go with the account), or cascading from such a row."""
     gone = {e.name for e in bp.entities if e.scope is Scope.user or any(
-        f.references == AUTH_USERS and f.effective_on_delete == "cascade" for f in e.fields)}
+        f.references in (AUTH_USERS, MEMBERS) and f.effective_on_delete == "cascade" for f in e.fields)}
     grew = True
     while grew:
         grew = False
