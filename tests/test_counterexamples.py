@@ -948,3 +948,15 @@ def test_nobody_writes_the_personal_data_of_a_row_they_cannot_see(url, make_db):
     assert run_as(conn, "authenticated", users["bob"], "select count(*) from public.cases") == [(0,)]
     assert denied(conn, "authenticated", users["bob"], plant, (org, case, "planted")) == "42501"
     assert affected(conn, "authenticated", users["admin"], plant, (org, case, "the admin's")) == 1
+
+
+def test_a_parent_check_on_a_members_shaped_table_does_not_make_it_the_membership_table(url):
+    """Found by make fuzz once private sides checked their row on insert: `team_members` (a domain table named
+    like memberships, with a user_id author column) became "read by a policy" through its private side's
+    `exists (select 1 from public.team_members p where p.id = ...)`, so BP029 called its insert policy a way to
+    join an organisation. A lookup of the policy row's parent by its key decides nobody's membership."""
+    data = blueprint({"name": "projects", "fields": []},
+                     {"name": "team_members", "owner_column": "user_id",
+                      "fields": [{"name": "name", "type": "uuid", "nullable": False, "pii": True}]})
+    assert audited(data) == []
+    verified(data, url)

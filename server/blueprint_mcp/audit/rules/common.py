@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -134,8 +135,47 @@ def _membership_tables(s: Schema) -> set[str]:
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
         if ({t.tenant_key, "user_id"} in keys and t.column("role") is not None) or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
-    consulted = candidates & policy_reads(s)
+    consulted = candidates & _membership_reads(s)
     return consulted or candidates
+
+
+def _membership_reads(s: Schema) -> set[str]:
+    """What policies read to decide who the caller is (as `policy_reads`), leaving out reads that only find the
+    policy row's parent by its key (`exists (select 1 from tasks p where p.id = comments.task_id)`): a parent
+    check asks whether the caller sees that row, not which organisations the caller belongs to."""
+    out: set[str] = set()
+    for t in s.tables:
+        for p in t.policies:
+            for _, tree, _ in trees(p):
+                lookups = Counter(_parent_lookups(tree, t.name, t.schema_name))
+                read = Counter(f"{body.get('schemaname') or t.schema_name}.{body.get('relname', '')}"
+                               for kind, body, _ in _index(tree) if kind == "RangeVar")
+                out |= {name for name, n in read.items() if n > lookups[name]}
+                for name, _, _ in calls(tree):
+                    f = find_function(s, name)
+                    out |= set(f.reads or []) if f is not None else set()
+    return out
+
+
+def _parent_lookups(tree: Any, table: str, default_schema: str) -> list[str]:
+    """schema.table of each `exists (select ... from T a where a.id = <table>.<column>)` in a policy of `table`."""
+    out = []
+    for kind, body, _ in _index(tree):
+        if kind != "SubLink" or body.get("subLinkType") != "EXISTS_SUBLINK":
+            continue
+        select = body.get("subselect", {}).get("SelectStmt", {})
+        sources = select.get("fromClause") or []
+        rel = sources[0].get("RangeVar") if len(sources) == 1 and isinstance(sources[0], dict) else None
+        cond = (select.get("whereClause") or {}).get("A_Expr")
+        if rel is None or not cond or [n.get("String", {}).get("sval") for n in cond.get("name", [])] != ["="]:
+            continue
+        names = {(rel.get("alias") or {}).get("aliasname") or rel.get("relname")}
+        sides = [[f.get("String", {}).get("sval") for f in (cond.get(k) or {}).get("ColumnRef", {}).get("fields", [])]
+                 for k in ("lexpr", "rexpr")]
+        if any(len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2 and b[0] == table
+               for a, b in (sides, sides[::-1])):
+            out.append(f"{rel.get('schemaname') or default_schema}.{rel.get('relname', '')}")
+    return out
 
 
 def policy_reads(s: Schema) -> set[str]:
