@@ -195,13 +195,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if "path" not in kwargs or p.suffix in BLUEPRINT_SUFFIXES:
             raise UsageError(f"--blueprint judges migrations against a design: {source} is not a .sql file or a "
                              "migrations folder")
-        design = Path(args.blueprint)
-        if design.suffix in BLUEPRINT_SUFFIXES:
-            from .templates import load_blueprint_file
-
-            kwargs["blueprint"] = load_blueprint_file(design)
-        else:
-            kwargs["template"] = args.blueprint
+        kwargs["blueprint"] = load_source(args.blueprint)
 
     def progress(done: int, total: int, message: str) -> None:
         if args.format == "text" and sys.stderr.isatty():

@@ -33,7 +33,7 @@ _GENERATED_MIGRATION = re.compile(r"\d{14}_(initial_schema|rls_policies|triggers
 # a manifest is a file in the user's folder (a cloned repository may bring a crafted one), never a licence to
 # delete the user's own files.
 _GENERATED_SHAPES = re.compile(
-    r"supabase/migrations/\d{14}_(?:initial_schema|rls_policies|triggers)\.sql"
+    r"supabase/migrations/" + _GENERATED_MIGRATION.pattern +
     r"|supabase/tests/database/[a-z0-9-]+_rls\.test\.sql"
     r"|docs/engineering/(?:SUPABASE-[a-z0-9-]+\.md|ER-[a-z0-9-]+\.mmd)"
     r"|supabase/functions/(?:_shared/http|[a-z0-9-]+/[a-z_]+)\.ts"

@@ -18,7 +18,7 @@ from . import artefacts
 from .analytics import analytics_files
 from .artefacts import Artefact, Link
 from .audit import Finding, Level, audit_spec_document, audit_sql, sort_findings
-from .audit.sources import collect
+from .audit.sources import BLUEPRINT_SUFFIXES, collect
 from .files import Written, write_generated
 from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blueprint
 from .model.base import suggest_slug
@@ -612,7 +612,7 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
     from .verify.run import blueprint_migrations, migrations_from_path, verify
 
     designs = [x for x in (template, blueprint) if x is not None]
-    design_file = path is not None and Path(path).suffix in (".yaml", ".yml", ".json")
+    design_file = path is not None and Path(path).suffix in BLUEPRINT_SUFFIXES
     if len(designs) > 1 or (designs and design_file) or (sql is not None and path is not None):
         raise InvalidBlueprint([("source", "more than one design or SQL source was given.",
                                  "pass one of template, blueprint or a blueprint file, and at most one of sql "
@@ -633,23 +633,19 @@ def verify_rls(*, template: str | None = None, blueprint: Blueprint | dict | Non
     else:
         raise InvalidBlueprint([("source", "nothing to verify.",
                                  "pass template, blueprint, sql, or a path to migrations")])
-    report = verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
-                    allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress,
-                    engine=engine, stop=stop)
-    if bp is None and path is not None and _rendered(Path(path)):
-        from .verify.report import markdown
-
-        report.notes.append("render wrote this project: judge it against its design, not the generic matrix "
-                            "(CLI: --blueprint TEMPLATE|FILE; MCP: the blueprint with its migrations as sql)")
-        report.markdown = markdown(report)
-    return report
+    notes = ["render wrote this project: judge it against its design, not the generic matrix (CLI: --blueprint "
+             "TEMPLATE|FILE; MCP: the blueprint with its migrations as sql)"] \
+        if bp is None and path is not None and _rendered(Path(path)) else []
+    return verify(source=source, migrations=migrations, blueprint=bp, database_url=database_url,
+                  allow_remote=allow_remote, grant_mode=grant_mode, include_cases=include_cases, progress=progress,
+                  engine=engine, stop=stop, notes=notes)
 
 
 def _rendered(path: Path) -> bool:
     """Whether `path` (a project root, its supabase/ or supabase/migrations folder) holds render's manifest."""
     from .files import MANIFEST
 
-    return any((root / MANIFEST).is_file() for root in (path, path.parent, path.parent.parent) if path.is_dir())
+    return path.is_dir() and any((root / MANIFEST).is_file() for root in (path, path.parent, path.parent.parent))
 
 
 class VerifySummary(_Out):

@@ -71,12 +71,14 @@ def in_role_set(roles: list[str]) -> Pred:
     return Pred.of(f"{ident(ORG)} = any (array(select private.{ROLE_SET_HELPER}({array})))", (ORG,))
 
 
+def ranked(bp: Blueprint, roles: list[str]) -> bool:
+    """Whether `roles` (most privileged first) are a prefix of the ranking: the ranked helper serves them."""
+    return roles == [r.name for r in bp.tenancy.roles][: len(roles)]
+
+
 def roles_pred(bp: Blueprint, roles: list[str]) -> Pred:
     """Callers holding one of `roles` (most privileged first) in the row's organisation."""
-    names = [r.name for r in bp.tenancy.roles]
-    if roles == names[: len(roles)]:
-        return in_orgs(roles[-1])  # a prefix of the ranking: the ranked helper
-    return in_role_set(roles)
+    return in_orgs(roles[-1]) if ranked(bp, roles) else in_role_set(roles)
 
 
 def audit_branches(bp: Blueprint) -> list[tuple[str, list[str]]]:
@@ -218,16 +220,14 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
 def access_functions(bp: Blueprint) -> list[Function]:
     """The definer helpers the grants of this blueprint call, each once."""
     out: dict[str, Function] = {}
-    names = [r.name for r in bp.tenancy.roles]
     commands = ("select", "insert", "update", "delete")
     uses = [(e, g) for e in bp.entities for c in commands for g in command_grants(bp, e, c)]
     uses += [(None, g) for b in bp.storage for c in commands for g in bucket_grants(bp, b, c)]
-    audit = [readers for _, readers in audit_branches(bp) if readers and readers != names[: len(readers)]]
-    if audit:
+    if any(readers and not ranked(bp, readers) for _, readers in audit_branches(bp)):
         out[ROLE_SET_HELPER] = role_set_helper()
     for e, g in uses:
         roles = member_roles(bp, g)
-        if roles is not None and roles != names[: len(roles)]:
+        if roles is not None and not ranked(bp, roles):
             out.setdefault(ROLE_SET_HELPER, role_set_helper())
         if e is not None and g.linked is not None and len(g.linked) > 1:
             fn = linked_helper(bp, e, g.linked)

@@ -109,10 +109,14 @@ def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | No
         return None
     # Rows that reference the cleared ones (restrict by default) would refuse the delete: foreign keys
     # are not checked while clearing (replica mode), the insert that follows is checked as usual.
+    return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows))
+
+
+def replica_delete(table: Table, where: str) -> str:
+    """Deletes the rows `where` selects, triggers and foreign keys aside (replica mode, as superuser)."""
     return ("select set_config('session_replication_role', 'replica', true); "
-            f"delete from {qname(table.schema_name, table.name)} where "
-            + " or ".join(f"({where_key(r.key)})" for r in rows)
-            + "; select set_config('session_replication_role', 'origin', true);")
+            f"delete from {qname(table.schema_name, table.name)} where {where}; "
+            "select set_config('session_replication_role', 'origin', true);")
 
 
 def add_row(world: World, table: Table, org: str | None, author: str, n: int, enums: dict[str, list[str]],

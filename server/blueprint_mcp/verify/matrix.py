@@ -16,8 +16,8 @@ from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
 from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
 from .lifecycle import lifecycle_cases
-from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, row_values,
-                       take_parent_author, unique_keys)
+from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, replica_delete,
+                       row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
 from .world import (
@@ -547,7 +547,7 @@ def generic_plan(schema: Schema) -> Plan:
     if members is not None and orgs_table is not None:
         # Triggers may have made memberships already (an organisation's owner joins it on insert): the world's
         # own take their place, so every actor holds exactly the role planned.
-        w.statements.append(_cleared(members, f"{ident(ORG)} in ({literal(orgs['org1'])}, {literal(orgs['org2'])})"))
+        w.statements.append(replica_delete(members, f"{ident(ORG)} in ({literal(orgs['org1'])}, {literal(orgs['org2'])})"))
         role_col = members.column("role")
         for actor in actors.values():
             for label, role in actor.memberships.items():
@@ -566,7 +566,7 @@ def generic_plan(schema: Schema) -> Plan:
         pk = next((k.columns for k in t.constraints if k.kind == "primary key"), [])
         if len(pk) == 1 and any(fk.columns == pk and fk.ref_schema == "auth" for fk in t.foreign_keys):
             # One row per user (a profile) that a signup trigger may have made: the world's own takes its place.
-            w.statements.append(_cleared(t, f"{ident(pk[0])} in ({ids})"))
+            w.statements.append(replica_delete(t, f"{ident(pk[0])} in ({ids})"))
     add_rows(w, schema, rest, enums, {"org1": [writer], "org2": [owners["org2"]]}, global_author=roles[0])
     hopper_rows(w, [t for t in rest if t.column(ORG) is not None], enums)
     w.statements += [f"refresh materialized view public.{ident(v.name)};" for v in schema.views if v.materialized]
@@ -578,13 +578,6 @@ def generic_plan(schema: Schema) -> Plan:
         return cases + attack_cases(schema, w, roles, writer, manager, members.name if members else None, enums,
                                     private_functions(schema))
     return Plan(w, build, notes=notes)
-
-
-def _cleared(table: Table, where: str) -> str:
-    """Deletes the rows `where` selects, triggers and foreign keys aside (replica mode, as superuser)."""
-    return ("select set_config('session_replication_role', 'replica', true); "
-            f"delete from {qname(table.schema_name, table.name)} where {where}; "
-            "select set_config('session_replication_role', 'origin', true);")
 
 
 def _role_labels(members: Table, enums: dict[str, list[str]]) -> list[str]:

@@ -119,9 +119,11 @@ def migrations_from_path(path: str | Path) -> list[str]:
 def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = None,
            database_url: str | None = None, allow_remote: bool = False, grant_mode: GrantMode = "legacy",
            include_cases: bool = False, progress: Progress | None = None, engine: Engine | None = None,
-           tables: set[str] | None = None, stop: threading.Event | None = None) -> VerifyReport:
+           tables: set[str] | None = None, stop: threading.Event | None = None,
+           notes: list[str] | None = None) -> VerifyReport:
     """Prove (or disprove) tenant isolation; with a blueprint, every table x command x actor is judged.
-    `stop`, once set, ends the call (rolled back); so does running past BLUEPRINT_VERIFY_TIMEOUT seconds."""
+    `stop`, once set, ends the call (rolled back); so does running past BLUEPRINT_VERIFY_TIMEOUT seconds.
+    `notes`: the caller's, reported after the plan's."""
     import psycopg
 
     # First wall: refuse, before connecting, whatever could end the transaction or act beyond the database.
@@ -130,7 +132,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
     with open_target(database_url, allow_remote, engine) as target, Watchdog(target.conn, seconds, stop) as dog:
         try:
             return _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress,
-                           tables, dog)
+                           tables, dog, notes or [])
         except (psycopg.Error, BlueprintError) as exc:
             if dog.reason is not None and not isinstance(exc, Stopped):
                 dog.check()
@@ -138,7 +140,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
 
 
 def _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress, tables,
-            dog: Watchdog) -> VerifyReport:
+            dog: Watchdog, notes: list[str]) -> VerifyReport:
     import psycopg
 
     note = progress or (lambda done, total, message: None)
@@ -171,4 +173,4 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
                                  fix="report this with the migrations that caused it") from None
         desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
-                        plan.cases, lints, plan.notes, include_cases, plan.fixture_failures)
+                        plan.cases, lints, plan.notes + notes, include_cases, plan.fixture_failures)

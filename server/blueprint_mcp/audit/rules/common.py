@@ -10,7 +10,7 @@ from typing import Any
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, indexed
+from ..tree import Node, function_name, indexed, strings
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -167,11 +167,10 @@ def _parent_lookups(tree: Any, table: str, default_schema: str) -> list[str]:
         sources = select.get("fromClause") or []
         rel = sources[0].get("RangeVar") if len(sources) == 1 and isinstance(sources[0], dict) else None
         cond = (select.get("whereClause") or {}).get("A_Expr")
-        if rel is None or not cond or [n.get("String", {}).get("sval") for n in cond.get("name", [])] != ["="]:
+        if rel is None or not cond or strings(cond.get("name")) != ["="]:
             continue
         names = {(rel.get("alias") or {}).get("aliasname") or rel.get("relname")}
-        sides = [[f.get("String", {}).get("sval") for f in (cond.get(k) or {}).get("ColumnRef", {}).get("fields", [])]
-                 for k in ("lexpr", "rexpr")]
+        sides = [strings((cond.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
         if any(len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2 and b[0] == table
                for a, b in (sides, sides[::-1])):
             out.append(f"{rel.get('schemaname') or default_schema}.{rel.get('relname', '')}")

@@ -9,7 +9,7 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..tree import nodes
+from ..tree import function_name, nodes, strings
 from .common import (
     CLIENT_ROLES,
     SENSITIVE_MARK,
@@ -239,8 +239,7 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     the writer's own id by every permissive policy or by a restrictive one."""
     out = []
     for command in ("insert", "update"):
-        if any(trg.timing == "before" and command in trg.events and col in ((f := find_function(s, trg.function))
-                                                                            and f.assigns or [])
+        if any(trg.timing == "before" and command in trg.events and col in _assigned_by(s, trg.function)
                for trg in t.triggers):
             continue  # a trigger sets it (new.user_id := auth.uid()): the server decides, not the client
         if t.grants:
@@ -259,6 +258,12 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     return out
 
 
+def _assigned_by(s: Schema, function: str) -> list[str]:
+    """The columns of NEW a trigger function sets (none known for a function the SQL does not define)."""
+    f = find_function(s, function)
+    return (f.assigns or []) if f is not None else []
+
+
 def _binds_to_writer(p, col: str) -> bool:
     """Whether the policy's check (USING where it has none) requires `col = auth.uid()` as a conjunct."""
     text, tree = (p.check, p.check_tree) if p.check is not None else (p.using, p.using_tree)
@@ -270,7 +275,7 @@ def _binds_to_writer(p, col: str) -> bool:
     conjuncts = body.get("args", []) if body and body.get("boolop") == "AND_EXPR" else [tree]
     for c in conjuncts:
         e = c.get("A_Expr") if isinstance(c, dict) else None
-        if not e or e.get("kind") != "AEXPR_OP" or [n.get("String", {}).get("sval") for n in e.get("name", [])] != ["="]:
+        if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
             continue
         sides = (e.get("lexpr"), e.get("rexpr"))
         if any(_is_column(a, col) and _is_uid(b) for a, b in (sides, sides[::-1])):
@@ -286,8 +291,7 @@ def _expression_tree(text: str):
 
 
 def _is_column(node, col: str) -> bool:
-    fields = (node or {}).get("ColumnRef", {}).get("fields", [])
-    return bool(fields) and fields[-1].get("String", {}).get("sval") == col
+    return strings((node or {}).get("ColumnRef", {}).get("fields"))[-1:] == [col]
 
 
 def _is_uid(node) -> bool:
@@ -301,5 +305,4 @@ def _is_uid(node) -> bool:
         while isinstance(node, dict) and "TypeCast" in node:
             node = node["TypeCast"].get("arg")
     call = (node or {}).get("FuncCall")
-    return bool(call) and not call.get("args") and \
-        [n.get("String", {}).get("sval") for n in call.get("funcname", [])] == ["auth", "uid"]
+    return bool(call) and not call.get("args") and function_name(call) == "auth.uid"
