@@ -5,7 +5,9 @@ On the access-lab blueprint (tests/fixtures/blueprints/access-lab.yaml, plus `co
 behind a `where`), for a caller in 3 organisations (or a portal user linked to 5 clients), each line
 prints the median execution time of the RLS-protected query and of the same query as the table owner
 with an explicit filter on exactly the rows the caller may see (the limit), and their ratio. Row counts
-are checked equal.
+are checked equal. The last lines repeat the linked chain on another database holding one big organisation
+(--rows invoices over 1,000 clients, a portal user linked to 100 of them, an admin): there the planner
+scans the whole table for every caller, so each row's check must not cost more with more linked rows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import statistics
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -77,6 +81,25 @@ analyze;
 """
 
 
+def single_org_sql(rows: int, admin: str, portal: str) -> str:
+    """One organisation with every invoice, 1,000 clients (100 linked to the portal user), an admin."""
+    return f"""
+set session_replication_role = replica;
+insert into auth.users (id, email) values ('{admin}', 'admin@x.io'), ('{portal}', 'portal@x.io');
+insert into public.organizations (id, name, slug, owner_user_id) values (gen_random_uuid(), 'Big', 'big', '{admin}');
+insert into public.organization_members (organization_id, user_id, role)
+  select id, '{admin}', 'admin' from public.organizations;
+insert into public.clients (organization_id, created_by, name, user_id)
+  select o.id, '{admin}', 'c' || g, case when g <= 100 then '{portal}'::uuid end
+  from generate_series(1, 1000) g cross join public.organizations o;
+insert into public.invoices (organization_id, created_by, client_id, amount_cents)
+  select c.organization_id, '{admin}', c.id, g from generate_series(1, {rows}) g
+  join (select id, organization_id, row_number() over (order by id) - 1 as n from public.clients) c on c.n = g % 1000;
+set session_replication_role = origin;
+analyze;
+"""
+
+
 # Personal data behind a `where`: members see only open complaints, so the side checks the row (parent gate).
 COMPLAINTS = {"name": "complaints", "fields": [
     {"name": "state", "type": "enum", "values": ["open", "escalated"], "nullable": False, "default": "open"},
@@ -113,13 +136,9 @@ def main() -> int:
     data["entities"].append(COMPLAINTS)
     bp = parse_blueprint(data)
     me, portal = str(uuid.uuid4()), str(uuid.uuid4())
+    print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
     with TempCluster() as cluster:
-        cluster.create_database("bench")
-        cluster.execute(expose_schemas_sql("bench"))
-        with psycopg.connect(cluster.dsn("bench"), autocommit=True) as conn:
-            apply_sql(conn, auth_shim_sql("explicit"))
-            for sql in blueprint_migrations(bp):
-                apply_sql(conn, sql)
+        with lab_database(cluster, "bench", bp) as conn:
             print(f"seeding {args.orgs} organisations, {args.rows} rows per table...", file=sys.stderr)
             apply_sql(conn, seed_sql(args.orgs, args.rows, me, portal))
             conn.execute("vacuum (analyze)")  # a table in use is vacuumed: index-only scans see it all-visible
@@ -156,14 +175,44 @@ def main() -> int:
                  "select count(*) from storage.objects where bucket_id = 'files' and split_part(name, '/', 1) in "
                  f"({', '.join(x for x in (viewer, member) if x).replace(chr(39), chr(39))})"),
             ]
-            print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
-            for label, protected, user, limit_sql in cases:
-                ours, seen = median_ms(conn, protected, user, args.repeat)
-                limit, expected = median_ms(conn, limit_sql, None, args.repeat)
-                if seen != expected:
-                    raise SystemExit(f"{label}: the policy shows {seen} rows, the explicit filter {expected}")
-                print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ours / limit:>7.2f}x")
+            measure(conn, cases, args.repeat)
+        admin, portal = str(uuid.uuid4()), str(uuid.uuid4())
+        with lab_database(cluster, "single", bp) as conn:
+            print(f"seeding one organisation with {args.rows} invoices...", file=sys.stderr)
+            apply_sql(conn, single_org_sql(args.rows, admin, portal))
+            conn.execute("vacuum (analyze)")
+            org = conn.execute("select id from public.organizations").fetchone()[0]
+            clients = ", ".join(f"'{r[0]}'" for r in conn.execute(
+                "select id from public.clients where user_id = %s", (portal,)))
+            measure(conn, [
+                ("one organisation: invoices, portal of 100", "select count(*) from public.invoices", portal,
+                 f"select count(*) from public.invoices where client_id in ({clients})"),
+                ("one organisation: invoices, its admin", "select count(*) from public.invoices", admin,
+                 f"select count(*) from public.invoices where organization_id = '{org}'"),
+            ], args.repeat)
     return 0
+
+
+@contextmanager
+def lab_database(cluster: TempCluster, name: str, bp) -> Iterator[psycopg.Connection]:
+    """A database with the lab's migrations applied, as its owner."""
+    cluster.create_database(name)
+    cluster.execute(expose_schemas_sql(name))
+    with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
+        apply_sql(conn, auth_shim_sql("explicit"))
+        for sql in blueprint_migrations(bp):
+            apply_sql(conn, sql)
+        yield conn
+
+
+def measure(conn, cases: list[tuple[str, str, str, str]], repeat: int) -> None:
+    """Print each case's line: (label, protected query, caller, the limit's query)."""
+    for label, protected, user, limit_sql in cases:
+        ours, seen = median_ms(conn, protected, user, repeat)
+        limit, expected = median_ms(conn, limit_sql, None, repeat)
+        if seen != expected:
+            raise SystemExit(f"{label}: the policy shows {seen} rows, the explicit filter {expected}")
+        print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ours / limit:>7.2f}x", flush=True)
 
 
 if __name__ == "__main__":

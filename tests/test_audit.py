@@ -9,7 +9,7 @@ from __future__ import annotations
 import pgparse
 import pytest
 
-from blueprint_mcp.audit import RULES, audit_schema
+from blueprint_mcp.audit import RULES, audit_schema, audit_sql
 from blueprint_mcp.audit.fold import fold
 from blueprint_mcp.model.schema import Command, Function, Policy, Schema, View
 from blueprint_mcp.sql.design import build_schema
@@ -166,3 +166,30 @@ def test_constant_spellings_fold_to_their_value(text, value):
 @pytest.mark.parametrize("text", NOT_CONSTANT)
 def test_conditions_and_nulls_never_fold_to_a_boolean(text):
     assert fold(_expression(text)) is None
+
+
+LINKED_TABLE = """
+create table public.invoices (id uuid primary key, organization_id uuid not null, client_id uuid not null);
+create index on public.invoices (organization_id, client_id);
+create index on public.invoices (client_id);
+alter table public.invoices enable row level security;
+create policy invoices_select on public.invoices for select to authenticated using ({});
+"""
+LINKED = "select private.clients_user_id_linked_ids()"
+
+
+@pytest.mark.parametrize("using, flagged", [
+    # the generated linked form: the array arm is indexable, the hashed IN spares each row the array walk
+    (f"client_id in ({LINKED}) and client_id = any (array({LINKED}))", False),
+    (f"organization_id = any (array(select private.organization_ids_with_role('admin'))) or "
+     f"(client_id in ({LINKED}) and client_id = any (array({LINKED})))", False),
+    (f"client_id = any (array({LINKED})) and client_id in ({LINKED})", False),
+    (f"client_id in ({LINKED})", True),
+    # the array arm reads another set, or another column, or sits across an OR: the IN stays the only way
+    (f"client_id in ({LINKED}) and client_id = any (array(select private.other_ids()))", True),
+    (f"client_id in ({LINKED}) and organization_id = any (array({LINKED}))", True),
+    (f"client_id in ({LINKED}) or client_id = any (array({LINKED}))", True),
+])
+def test_an_in_sub_query_beside_its_indexable_array_form_is_not_the_slow_form(using, flagged):
+    findings = audit_sql([("f.sql", LINKED_TABLE.format(using))])
+    assert [f.object for f in findings if f.rule_id == "BP031"] == (["public.invoices.invoices_select"] if flagged else [])

@@ -120,7 +120,9 @@ LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "
 # Atoms the grant forms add to predicates; each mutation replaces one with something looser.
 ATOMS = (
     (re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)"), "true", "own/assigned/linked user"),
-    (re.compile(r"\b([a-z_]+) = any \(array\(select private\.[a-z_]+_linked_ids\(\)\)\)"), "true", "linked chain"),
+    # the pair is one atom: each half alone decides the same rows (access.linked_pred)
+    (re.compile(r"\b([a-z_]+) in \(select (private\.[a-z_]+_linked_ids\(\))\) and \1 = any \(array\(select \2\)\)"),
+     "true", "linked chain"),
     (re.compile(r"\b(published|status|active) (= '?[a-z]+'?|in \([^)]*\))"), "true", "where"),
     (re.compile(r"array\[('[a-z_]+'(?:, '[a-z_]+')*)\]::public\.member_role\[\]"), None, "exact roles"),
     (re.compile(r"archived_at is null"), "true", "soft delete"),

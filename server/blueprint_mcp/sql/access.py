@@ -4,7 +4,7 @@ Each grant becomes one predicate (who AND its row conditions); a command's predi
 into one policy `to authenticated`, and public grants also into one `to anon`. Every membership
 test keeps the fast form `organization_id = any (array(select private.<helper>(...)))` (one init
 plan per statement, the tenant index usable); linked chains use the same form over a definer
-helper that returns the linked rows' ids.
+helper that returns the linked rows' ids, ANDed with its hashed `in (select ...)` (see linked_pred).
 """
 
 from __future__ import annotations
@@ -95,6 +95,16 @@ def match_pred(m: Match) -> Pred:
     return Pred.of(f"{ident(m.column)} in ({', '.join(literal(v) for v in values)})", (m.column,))
 
 
+def linked_pred(column: str, helper: str) -> Pred:
+    """`column` among the ids a linked helper returns, in two forms ANDed. `= any (array(...))` is the one
+    the planner can match against the column's index (a bitmap OR beside the tenant test); `in (select ...)`
+    is hashed, so a row the scan reads costs one probe however many rows the caller is linked to. Where the
+    planner scans the table instead (one big organisation: its tenant test seems to hold for every row),
+    `= any` alone walks the whole array for every row: bench/access_speed.py's single-organisation line."""
+    call = f"select private.{ident(helper)}()"
+    return Pred.of(f"{ident(column)} in ({call}) and {ident(column)} = any (array({call}))", (column,))
+
+
 def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
     """The caller part of a grant; None when anyone qualifies (public, signed_in)."""
     roles = member_roles(bp, g)
@@ -104,8 +114,7 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
         if len(g.linked) == 1:
             return is_me(g.linked[0])
         target = linked_hops(bp, e, g.linked)[1][0]
-        fn = linked_helper_name(target, g.linked[1:])
-        return Pred.of(f"{ident(g.linked[0])} = any (array(select private.{ident(fn)}()))", (g.linked[0],))
+        return linked_pred(g.linked[0], linked_helper_name(target, g.linked[1:]))
     return None
 
 

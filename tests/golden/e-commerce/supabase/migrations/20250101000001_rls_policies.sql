@@ -275,20 +275,20 @@ create policy customers_private_select_policy on public.customers_private
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy customers_private_insert_policy on public.customers_private
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids()))) and exists (select 1 from public.customers p where p.id = customers_private.customer_id));
+  with check ((organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())))) and exists (select 1 from public.customers p where p.id = customers_private.customer_id));
 
 create policy customers_private_update_policy on public.customers_private
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids())))
-  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))
+  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy customers_private_delete_policy on public.customers_private
   as permissive
@@ -300,81 +300,81 @@ create policy carts_select_policy on public.carts
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy carts_insert_policy on public.carts
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (customer_id = any (array(select private.customers_user_id_linked_ids())) and created_by = (select auth.uid()) and status = 'open'));
+  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and created_by = (select auth.uid()) and status = 'open'));
 
 create policy carts_update_policy on public.carts
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))
+  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
 
 create policy carts_delete_policy on public.carts
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
+  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
 
 create policy cart_items_select_policy on public.cart_items
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))));
 
 create policy cart_items_insert_policy on public.cart_items
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and created_by = (select auth.uid())));
+  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and created_by = (select auth.uid())));
 
 create policy cart_items_update_policy on public.cart_items
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())))
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))))
+  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))));
 
 create policy cart_items_delete_policy on public.cart_items
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))));
 
 create policy orders_select_policy on public.orders
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or customer_id = any (array(select private.customers_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy orders_private_select_policy on public.orders_private
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or order_id = any (array(select private.orders_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (order_id in (select private.orders_customer_id_user_id_linked_ids()) and order_id = any (array(select private.orders_customer_id_user_id_linked_ids()))));
 
 create policy order_items_select_policy on public.order_items
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or order_id = any (array(select private.orders_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or (order_id in (select private.orders_customer_id_user_id_linked_ids()) and order_id = any (array(select private.orders_customer_id_user_id_linked_ids()))));
 
 create policy payments_select_policy on public.payments
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or order_id = any (array(select private.orders_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (order_id in (select private.orders_customer_id_user_id_linked_ids()) and order_id = any (array(select private.orders_customer_id_user_id_linked_ids()))));
 
 create policy shipments_select_policy on public.shipments
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or order_id = any (array(select private.orders_customer_id_user_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('analyst'))) or (order_id in (select private.orders_customer_id_user_id_linked_ids()) and order_id = any (array(select private.orders_customer_id_user_id_linked_ids()))));
 
 create policy shipments_insert_policy on public.shipments
   as permissive

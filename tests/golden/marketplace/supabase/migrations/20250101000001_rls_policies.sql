@@ -219,13 +219,13 @@ create policy orders_private_select_policy on public.orders_private
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('shipper'))) or order_id = any (array(select private.orders_buyer_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('shipper'))) or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy shipments_select_policy on public.shipments
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('bookkeeper'))) or order_id = any (array(select private.orders_buyer_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('bookkeeper'))) or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy shipments_insert_policy on public.shipments
   as permissive
@@ -250,13 +250,13 @@ create policy order_messages_select_policy on public.order_messages
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('shipper'))) or order_id = any (array(select private.orders_buyer_id_linked_ids())));
+  using (organization_id = any (array(select private.organization_ids_with_role('shipper'))) or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy order_messages_insert_policy on public.order_messages
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid())) or (order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid())));
+  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid())) or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid())));
 
 create policy reviews_select_policy on public.reviews
   as permissive
@@ -269,20 +269,20 @@ create policy reviews_insert_policy on public.reviews
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid()) and kind = 'reply') or (order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid()) and kind = 'review'));
+  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid()) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid()) and kind = 'review'));
 
 create policy reviews_update_policy on public.reviews
   as permissive
   for update
   to authenticated
-  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null)
-  with check (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
+  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null)
+  with check (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
 
 create policy reviews_delete_policy on public.reviews
   as permissive
   for delete
   to authenticated
-  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
+  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
 
 create policy payouts_select_policy on public.payouts
   as permissive
