@@ -960,3 +960,47 @@ def test_a_parent_check_on_a_members_shaped_table_does_not_make_it_the_membershi
                       "fields": [{"name": "name", "type": "uuid", "nullable": False, "pii": True}]})
     assert audited(data) == []
     verified(data, url)
+
+
+def test_an_outsiders_insert_fails_alike_whoever_and_whatever_it_names(url, make_db):
+    """Found by an independent attack: two definer triggers ran before RLS on insert and answered a signed-in
+    outsider with their own errors. Naming a user in another organisation's member column told whether that
+    user held one of its roles (23503) or not (RLS, 42501); naming another organisation's row as a parent
+    told whether it was archived. Now both check after RLS, and the archived-parent check looks in the row's
+    organisation only: the outsider gets RLS's refusal, and a wrong parent the foreign key's."""
+    data = blueprint(
+        {"name": "projects", "soft_delete": True, "fields": [{"name": "title", "type": "text"}],
+         "access": {"delete": "admin"}},
+        {"name": "shifts", "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects"},
+            {"name": "lead_id", "type": "reference", "references": "organization_members",
+             "member_roles": ["owner", "admin"]}]},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    with conn.cursor() as cur:
+        eve = create_user(cur, "eve@example.com")
+    own = conn.execute("insert into public.organizations (name, slug, owner_user_id) values ('E', 'e-org', %s) "
+                       "returning id", (eve,)).fetchone()[0]
+    live, gone = (run_as(conn, "authenticated", users["admin"], "insert into public.projects (organization_id, "
+                         "title) values (%s, %s) returning id", (org, title))[0][0] for title in ("live", "gone"))
+    run_as(conn, "authenticated", users["admin"], "delete from public.projects where id = %s", (gone,))
+    insert = "insert into public.shifts (organization_id, lead_id) values (%s, %s)"
+    # the admin holds a listed role there, bob does not, mal is nobody there: all alike
+    assert {who: denied(conn, "authenticated", eve, insert, (org, users[who])) for who in ("admin", "bob")} == {
+        "admin": "42501", "bob": "42501"}
+    parent = "insert into public.shifts (organization_id, project_id) values (%s, %s)"
+
+    def refusal(row: str) -> tuple[str, str]:
+        with pytest.raises(psycopg.Error) as info:
+            run_as(conn, "authenticated", eve, parent, (own, row))
+        return info.value.sqlstate, info.value.diag.message_primary
+
+    nowhere = "00000000-0000-4000-8000-000000000000"
+    assert refusal(live) == refusal(gone) == refusal(nowhere) == (
+        "23503", 'insert or update on table "shifts" violates foreign key constraint '
+                 '"shifts_organization_id_project_id_fkey"')
+    # inside the organisation the checks still hold
+    assert denied(conn, "authenticated", users["admin"], insert, (org, users["bob"])) == "23503"
+    assert denied(conn, "authenticated", users["bob"], parent, (org, gone)) == "23503"
+    assert affected(conn, "authenticated", users["bob"], parent, (org, live)) == 1

@@ -241,7 +241,10 @@ end""", f"Soft delete of {e.name}: a client's DELETE sets archived_at instead of
 
 
 def refuse_archived_parent(parent: Entity) -> Function:
-    """One per soft-deleted entity that others reference: a static query, planned once per session."""
+    """One per soft-deleted entity that others reference: a static query, planned once per session. It runs
+    after the row is written (an AFTER trigger: RLS has let the row in) and looks in the row's organisation
+    only, so nobody learns from its error whether another organisation's row is archived."""
+    same_org = "\n                and p.organization_id = new.organization_id" if parent.is_tenant else ""
     return _trigger_fn(object_name(parent.name, suffix="live_parent"), f"""begin
   -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
   -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
@@ -250,7 +253,7 @@ def refuse_archived_parent(parent: Entity) -> Function:
     return new;
   end if;
   if exists (select 1 from public.{ident(parent.name)} p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid{same_org} and p.archived_at is not null) then
     raise exception using errcode = '23503',
       message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], {literal(parent.name)}),
       hint = 'Restore that row first, or pick a live one.';

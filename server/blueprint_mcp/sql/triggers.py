@@ -222,7 +222,9 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         functions.append(member_role := check_member_role(bp))
         for e, f in limited:
             table = next(t for t in tables if t.name == e.name)
-            _trigger(table, f"{f.name}_member_role", "before", ["insert", "update"], member_role,
+            # After the row: RLS first, so an outsider's insert fails alike whoever it names (a before
+            # trigger's error would tell them who holds which role in another organisation).
+            _trigger(table, f"{f.name}_member_role", "after", ["insert", "update"], member_role,
                      [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles])
     sides = [(e, bp.entity(e.private_of)) for e in bp.entities if e.private_of and e.owner_column]
     sides = [(e, parent) for e, parent in sides if parent is not None and parent.owner_column]
@@ -240,7 +242,7 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             if parent.name not in guards:
                 functions.append(guards.setdefault(parent.name, life.refuse_archived_parent(parent)))
             table = next(t for t in tables if t.name == e.name)
-            _trigger(table, f"{f.name}_live", "before", ["insert", "update"], guards[parent.name], [f.name])
+            _trigger(table, f"{f.name}_live", "after", ["insert", "update"], guards[parent.name], [f.name])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

@@ -165,7 +165,8 @@ begin
     return new;
   end if;
   if exists (select 1 from public.entries p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
+                and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
       message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'entries'),
       hint = 'Restore that row first, or pick a live one.';
@@ -394,7 +395,7 @@ create trigger entries_audit_trg
   for each row execute function private.audit_row_change('organization_id');
 
 create trigger entry_revisions_entry_id_live_trg
-  before insert or update on public.entry_revisions
+  after insert or update on public.entry_revisions
   for each row execute function private.entries_live_parent('entry_id');
 
 create trigger entry_revisions_immutable_trg

@@ -234,7 +234,8 @@ begin
     return new;
   end if;
   if exists (select 1 from public.products p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
+                and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
       message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'products'),
       hint = 'Restore that row first, or pick a live one.';
@@ -495,7 +496,7 @@ create trigger carts_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger cart_items_product_id_live_trg
-  before insert or update on public.cart_items
+  after insert or update on public.cart_items
   for each row execute function private.products_live_parent('product_id');
 
 create trigger cart_items_immutable_trg
@@ -535,7 +536,7 @@ create trigger orders_private_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger order_items_product_id_live_trg
-  before insert or update on public.order_items
+  after insert or update on public.order_items
   for each row execute function private.products_live_parent('product_id');
 
 create trigger order_items_immutable_trg
@@ -567,7 +568,7 @@ create trigger payments_audit_trg
   for each row execute function private.audit_row_change('organization_id');
 
 create trigger shipments_packed_by_member_role_trg
-  before insert or update on public.shipments
+  after insert or update on public.shipments
   for each row execute function private.check_member_role('packed_by', 'owner', 'manager', 'fulfilment');
 
 create trigger shipments_immutable_trg

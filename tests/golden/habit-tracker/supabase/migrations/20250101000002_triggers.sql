@@ -182,7 +182,8 @@ begin
     return new;
   end if;
   if exists (select 1 from public.habits p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
+                and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
       message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'habits'),
       hint = 'Restore that row first, or pick a live one.';
@@ -399,7 +400,7 @@ create trigger habits_audit_trg
   for each row execute function private.audit_row_change('organization_id');
 
 create trigger habit_check_ins_habit_id_live_trg
-  before insert or update on public.habit_check_ins
+  after insert or update on public.habit_check_ins
   for each row execute function private.habits_live_parent('habit_id');
 
 create trigger habit_check_ins_immutable_trg
@@ -423,7 +424,7 @@ create trigger habit_check_ins_private_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger streaks_habit_id_live_trg
-  before insert or update on public.streaks
+  after insert or update on public.streaks
   for each row execute function private.habits_live_parent('habit_id');
 
 create trigger streaks_immutable_trg
@@ -439,7 +440,7 @@ create trigger badges_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger milestones_habit_id_live_trg
-  before insert or update on public.milestones
+  after insert or update on public.milestones
   for each row execute function private.habits_live_parent('habit_id');
 
 create trigger milestones_immutable_trg

@@ -219,7 +219,8 @@ begin
     return new;
   end if;
   if exists (select 1 from public.listings p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid and p.archived_at is not null) then
+              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
+                and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
       message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'listings'),
       hint = 'Restore that row first, or pick a live one.';
@@ -463,7 +464,7 @@ create trigger listings_audit_trg
   for each row execute function private.audit_row_change('organization_id');
 
 create trigger orders_listing_id_live_trg
-  before insert or update on public.orders
+  after insert or update on public.orders
   for each row execute function private.listings_live_parent('listing_id');
 
 create trigger orders_immutable_trg
@@ -491,7 +492,7 @@ create trigger orders_private_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger shipments_shipped_by_member_role_trg
-  before insert or update on public.shipments
+  after insert or update on public.shipments
   for each row execute function private.check_member_role('shipped_by', 'owner', 'manager', 'shipper');
 
 create trigger shipments_immutable_trg
