@@ -218,9 +218,15 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
   delete from public.invitations i
    where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
      and (tg_op = 'DELETE' or i.role > new.role or new.role < {_manager(bp)});
+  if tg_op = 'DELETE' then
+    -- A member removed (or leaving) does not come back through an invitation sent to them before.
+    delete from public.invitations i
+     where i.organization_id = old.organization_id and i.accepted_at is null
+       and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+  end if;
   return null;
 end""", "A member who leaves, or drops below an invitation's role or below managing members, loses their "
-        "pending invitations.")
+        "pending invitations; one who leaves or is removed also loses those addressed to them.")
 
 
 # --- soft delete ------------------------------------------------------------------------------------------

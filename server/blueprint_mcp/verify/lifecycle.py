@@ -352,6 +352,16 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
                  setup=invitation_sql(w, inviter, email, inviter, "tok-demoted")
                  + f" update public.organization_members set role = {literal(lower[0])} where {ORG} = {org1} "
                    f"and user_id = {literal(w.actor_id(inviter))};")
+    removed = roles[-1]  # a member sent an invitation (a promotion), then removed before accepting it
+    if removed in w.actors and removed not in (roles[0], inviter):
+        case(f"an invitation sent to a {removed} who is then removed is accepted", "invitations", removed,
+             accept.format(literal("tok-gone")), DENIED,
+             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
+                   f"{literal(w.actor_id(removed))}",
+             setup=invitation_sql(w, inviter, email_of(w.actors[removed]), inviter, "tok-gone")
+             + release_member_sql(w, "org1", removed)
+             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
+               f"{literal(w.actor_id(removed))};")
     create = "select public.create_invitation({}, {}, {})"
     pending = "select count(*) from public.invitations where {} = {} and lower(email) = {} and accepted_at is null"
     case(f"{inviter} invites at their own rank", "invitations", inviter,

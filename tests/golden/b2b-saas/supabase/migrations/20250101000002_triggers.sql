@@ -273,10 +273,16 @@ begin
   delete from public.invitations i
    where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
      and (tg_op = 'DELETE' or i.role > new.role or new.role < 'admin');
+  if tg_op = 'DELETE' then
+    -- A member removed (or leaving) does not come back through an invitation sent to them before.
+    delete from public.invitations i
+     where i.organization_id = old.organization_id and i.accepted_at is null
+       and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+  end if;
   return null;
 end
 $$;
-comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations.';
+comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
 
 create or replace function private.projects_archive_on_delete()
