@@ -1004,3 +1004,24 @@ def test_an_outsiders_insert_fails_alike_whoever_and_whatever_it_names(url, make
     assert denied(conn, "authenticated", users["admin"], insert, (org, users["bob"])) == "23503"
     assert denied(conn, "authenticated", users["bob"], parent, (org, gone)) == "23503"
     assert affected(conn, "authenticated", users["bob"], parent, (org, live)) == 1
+
+
+def test_verify_reports_an_outsiders_insert_refused_before_rls(url):
+    """verify's reading of the hole above, for any SQL: an outsider's insert refused inside a function (a
+    BEFORE trigger) rather than by RLS is a leak, since the function's error may describe the organisation's
+    rows. The generated triggers run after RLS and pass; moved before it, they are reported."""
+    data = blueprint(
+        {"name": "shifts", "fields": [
+            {"name": "lead_id", "type": "reference", "references": "organization_members",
+             "member_roles": ["owner", "admin"]}]},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    bp = parse_blueprint(data)
+    moved = [m.replace("after insert or update on public.shifts", "before insert or update on public.shifts")
+             for m in blueprint_migrations(bp)]
+    assert moved != blueprint_migrations(bp)
+    report = verify_rls(sql=";\n".join(moved), blueprint=data, database_url=url)
+    revealed = [f for f in report.failures if (f.actual or "").startswith("revealed")]
+    assert revealed and all(f.verdict == "LEAK" and f.command == "insert" and f.org for f in revealed)
+    assert {f.actual for f in revealed} == {
+        "revealed: 23503 shifts.lead_id must name a member holding one of the roles owner, admin"}

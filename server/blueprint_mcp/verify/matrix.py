@@ -37,13 +37,15 @@ from .world import (
 
 OUTCOME_FUNCTION = """create schema if not exists blueprint_tests;
 create or replace function blueprint_tests.outcome(
-  api_role text, claims text, kind text, statement text, probe text default null, setup text default null)
+  api_role text, claims text, kind text, statement text, probe text default null, setup text default null,
+  outsider boolean default false)
 returns text
 language plpgsql
 set search_path = ''
 as $$
 declare
   n bigint;
+  context text;
 begin
   begin
     if setup is not null then
@@ -75,9 +77,16 @@ begin
   exception
     when sqlstate 'BPT01' then
       return sqlerrm;
-    when insufficient_privilege then
-      return 'denied';
-    when foreign_key_violation then
+    when insufficient_privilege or foreign_key_violation then
+      -- An outsider's insert must meet RLS (or the privileges) first: refused inside another function (a
+      -- BEFORE trigger), its message may describe the other organisation's rows (who holds which role).
+      get stacked diagnostics context = pg_exception_context;
+      if outsider and context like 'PL/pgSQL function %' and context not like 'PL/pgSQL function blueprint_tests.%' then
+        return 'revealed: ' || sqlstate || ' ' || sqlerrm;
+      end if;
+      if sqlstate = '42501' then
+        return 'denied';
+      end if;
       -- A reference into another organisation is refused; but a DELETE that a restricting
       -- reference stops had reached its row: access control let it through.
       return case when kind = 'rows' and lower(left(ltrim(statement), 7)) = 'delete ' then 'allowed' else 'denied' end;
@@ -116,11 +125,18 @@ class Case:
             return "not run"
         if self.actual.startswith("error"):
             return "error"
+        if self.actual.startswith("revealed"):
+            return "LEAK"  # refused, but by a check that answered before RLS (see OUTCOME_FUNCTION)
         if self.expected is None:
             return "observed"
         if self.expected == self.actual:
             return "ok"
         return "LEAK" if self.actual == "allowed" else "blocked"
+
+    def outsider(self, actor: Actor | None) -> bool:
+        """An insert into an organisation the actor is not a member of: RLS must be what refuses it."""
+        return (self.kind == "rows" and self.org is not None and actor is not None
+                and self.org not in actor.memberships and self.sql.lstrip().lower().startswith("insert"))
 
     def outcome_call(self, actors: dict[str, Actor]) -> str:
         actor = actors.get(self.actor)
@@ -128,8 +144,9 @@ class Case:
         claims = self.claims if self.claims is not None else actor.claims()
         probe = f", {literal(self.probe)}" if self.probe else ""
         setup = f", setup => {literal(self.setup)}" if self.setup else ""
+        outsider = ", outsider => true" if self.outsider(actor) else ""
         return (f"blueprint_tests.outcome({literal(api_role)}, {literal(json.dumps(claims))}, "
-                f"{literal(self.kind)}, {literal(self.sql)}{probe}{setup})")
+                f"{literal(self.kind)}, {literal(self.sql)}{probe}{setup}{outsider})")
 
     @property
     def label(self) -> str:
@@ -366,6 +383,8 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                 if own is not None:
                     where = f" in {org}" if org else ""
                     tries = [(*own, None), (*tries[0][:2], f"insert {t.name} for another's row{where}")]
+                if oracle.expect(actor, "insert", t.name, Row(t.name, org, actor.name, {}, values=values), org) == DENIED:
+                    tries += naming_members(t, w, actor, org, values)
                 for values, setup, attack in tries:
                     new = Row(t.name, org, actor.name, {}, values=values)
                     cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),
@@ -378,6 +397,20 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                                   f"select count(*) from public.{ident(view)} where {where_key(row.key)}",
                                   oracle.expect(actor, "select", view, row, org)))
     return cases
+
+
+def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: dict[str, str]) -> list[tuple]:
+    """The outsider's inserts into org1 naming each of its members in each member column, where the outsider
+    may not insert: refused alike whoever they name (by RLS, before a check on the member reveals who holds
+    which role; Case.outsider)."""
+    if org != "org1" or actor.name != w.who("outsider"):
+        return []
+    columns = [fk.columns[-1] for fk in t.foreign_keys if fk.ref_table == "organization_members"
+               and set(fk.ref_columns) == {ORG, "user_id"} and len(fk.columns) == 2]
+    members = [a for a in w.actors.values() if a.memberships.get(org) and a.user_id]
+    named = [({**values, col: literal(m.user_id)}, f"insert {t.name} naming {m.name} as {col} in {org}")
+             for col in columns for m in members]
+    return [(v, clearing_sql(t, v, w), label) for v, label in named]
 
 
 def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manager: str | None,
