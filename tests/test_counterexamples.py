@@ -12,6 +12,7 @@ import pytest
 from blueprint_mcp.audit import audit_sql, read_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import blueprint_sql, verify_rls
 from blueprint_mcp.verify.matrix import blueprint_plan
 from blueprint_mcp.verify.pg import apply_sql, create_user
@@ -1025,3 +1026,16 @@ def test_verify_reports_an_outsiders_insert_refused_before_rls(url):
     assert revealed and all(f.verdict == "LEAK" and f.command == "insert" and f.org for f in revealed)
     assert {f.actual for f in revealed} == {
         "revealed: 23503 shifts.lead_id must name a member holding one of the roles owner, admin"}
+
+
+def test_verify_inserts_rows_on_each_side_of_a_where(url):
+    """An insert policy that forgot its `where` let authors file entries already published; the matrix only
+    inserted rows with the defaults (a draft), so verify passed it. Every actor now also inserts a row on each
+    side of every `where` a grant reads."""
+    bp = load_template("cms")
+    loose = [m.replace("created_by = (select auth.uid()) and status = 'draft'));",
+                       "created_by = (select auth.uid())));") for m in blueprint_migrations(bp)]
+    assert loose != blueprint_migrations(bp)
+    report = verify_rls(sql=";\n".join(loose), template="cms", database_url=url)
+    assert {(f.verdict, f.actor, f.attack) for f in report.failures} >= {
+        ("LEAK", "author", "insert entries with status = 'published'::public.entries_status_enum")}

@@ -16,7 +16,7 @@ from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
-from .fixtures import clashes, unique_keys
+from .fixtures import clashes, clearing_sql, unique_keys
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -217,6 +217,32 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                     expected = oracle.expect_transition(actor, e.name, r, after)
                     cases.append(case_type(e.name, f"update {column} to self", actor.name, r.org, "rows", sql,
                                            expected))
+    return cases
+
+
+def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type, insert_values) -> list:
+    """Every actor inserts an org1 row on each side of every `where` a grant reads: allowed only when an
+    insert grant admits the row as written (a staff member filing a review already approved, an author a
+    published entry)."""
+    cases = []
+    n = 7000
+    for e in bp.entities:
+        if not e.is_tenant:
+            continue
+        columns = [c for c, kind in condition_columns(bp, e).items() if kind == "where"]
+        t = schema.table(e.name)
+        for column in columns:
+            for actor in w.actors.values():
+                n += 1
+                values = insert_values(t, "org1", w, actor.name, n)
+                base = Row(e.name, "org1", actor.name, {}, values=values)
+                for value in _alternatives(bp, e, w, t, column, "where", base):
+                    written = {**values, column: value}
+                    row = Row(e.name, "org1", actor.name, {}, values=written)
+                    cases.append(case_type(e.name, "insert", actor.name, "org1", "rows", insert_sql(t, written),
+                                           oracle.expect(actor, "insert", e.name, row, "org1"),
+                                           attack=f"insert {e.name} with {column} = {value}",
+                                           setup=clearing_sql(t, written, w)))
     return cases
 
 

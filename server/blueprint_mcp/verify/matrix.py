@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
 from ..sql.ident import ident, literal, qname
-from .conditions import PORTAL, condition_rows, needs_portal, reattribution_attacks, transition_cases
+from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
+                         transition_cases)
 from .lifecycle import lifecycle_cases
 from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, replica_delete,
                        row_values, take_parent_author, unique_keys)
@@ -528,6 +529,8 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
     def build() -> list[Case]:
         cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
         cases += transition_cases(bp, schema, w, oracle, Case)
+        cases += insert_condition_cases(bp, schema, w, oracle, Case,
+                                        lambda t, org, w, author, n: insert_values(t, org, w, author, n, enums))
         attacks = attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
                                manager.name if manager else None, "organization_members", enums,
                                private_functions(schema))
