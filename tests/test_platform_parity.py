@@ -76,6 +76,23 @@ def test_corpus_on_postgresql_gives_the_same_findings_on_the_same_objects(make_d
     assert mismatches == {}
 
 
+# The platform matches auth_rls_initplan in the policy's deparsed text, so a string literal spelling a call
+# counts as one; the static rule reads calls, and reports none (documented on BP016).
+STRING_SPELLING_A_CALL = """
+create table public.notes (id int primary key, note text);
+alter table public.notes enable row level security;
+create policy notes_select on public.notes for select to authenticated using (note <> 'auth.uid()');
+"""
+
+
+def test_a_string_spelling_auth_uid_is_no_call_though_the_catalogues_text_match_reports_it(make_db):
+    conn = make_db("legacy")
+    apply_sql(conn, STRING_SPELLING_A_CALL)
+    live = [(f.name, f.object) for f in catalog.catalog_lints(conn, catalog.ALL_LINTS)]
+    assert live == [("auth_rls_initplan", "public.notes.notes_select")]
+    assert [f.name for f in audit_sql([("s.sql", STRING_SPELLING_A_CALL)]) if f.name in STATIC] == []
+
+
 # --- the generated backends on the platform, where pg_graphql is installed --------------------------
 
 

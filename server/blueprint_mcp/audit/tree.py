@@ -207,6 +207,30 @@ def is_true(tree: Any) -> bool:
     return isinstance(body, dict) and "boolval" in body and bool(const(tree))
 
 
+# Where an expression's deparsed text starts (`(a = b)`, `(x)::text`, `(a AND b)`): the node it leads
+# with, by the field that PostgreSQL prints first. Anything else starts with a keyword of its own.
+_LEADS_WITH = {"TypeCast": "arg", "NullTest": "arg", "BooleanTest": "arg", "CollateClause": "arg",
+               "A_Indirection": "arg", "SubLink": "testexpr"}
+
+
+def leading(expr: Any) -> tuple[str, Node] | None:
+    """The innermost node an expression's deparsed text starts with (`auth.jwt() ->> 'sub'` -> the call)."""
+    while isinstance(expr, dict) and len(expr) == 1:
+        kind, body = next(iter(expr.items()))
+        if not isinstance(body, dict):
+            return None
+        if kind == "A_Expr" and body.get("kind") != "AEXPR_NULLIF":
+            step = body.get("lexpr")
+        elif kind == "BoolExpr" and body.get("boolop") != "NOT_EXPR":
+            step = (body.get("args") or [None])[0]
+        else:
+            step = body.get(_LEADS_WITH.get(kind, ""))
+        if step is None:
+            return kind, body
+        expr = step
+    return None
+
+
 def column_name(ref: Node) -> str:
     """Last part of a ColumnRef: `h.organization_id` -> "organization_id"."""
     names = strings(ref.get("fields"))

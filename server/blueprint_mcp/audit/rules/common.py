@@ -10,12 +10,10 @@ from typing import Any
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, indexed, strings
+from ..tree import Node, function_name, indexed, leading, strings
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
-# Sub-queries PostgreSQL computes once per statement (an init plan) when they are uncorrelated.
-ONCE_PER_STATEMENT = ("EXPR_SUBLINK", "ARRAY_SUBLINK")
 MEMBERSHIP_SUFFIXES = ("members", "memberships")
 SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
 
@@ -253,10 +251,16 @@ def policy_label(t: Table, p: Policy) -> str:
     return f"policy \"{p.name}\" on {t.qualified}"
 
 
-def once_per_statement(ctx: tuple[str, ...]) -> bool:
-    """Whether the innermost sub-query around a node is a scalar or ARRAY() one (an init plan)."""
-    sublinks = [label for label in ctx if label != "select"]
-    return bool(sublinks) and sublinks[-1] in ONCE_PER_STATEMENT
+def select_leads(tree: Any) -> frozenset[int]:
+    """ids of the calls a sub-select's output starts with: `(select auth.uid())`, `(select auth.jwt() ->> 'sub')`.
+
+    What the platform counts as wrapped: it reads a policy deparsed and looks for `select` followed by the
+    call, so a call deeper in the sub-select (`(select owner_id = auth.uid())`, `(select coalesce(auth.uid(),
+    x))`, `array(select ... where user_id = auth.uid())`) runs again for every row it is compared with."""
+    return _once("select leads", tree, lambda: frozenset(
+        id(lead[1]) for kind, body, _ in _index(tree) if kind == "SelectStmt" and not body.get("distinctClause")
+        for lead in [leading((body.get("targetList") or [{}])[0].get("ResTarget", {}).get("val"))]
+        if lead is not None and lead[0] == "FuncCall"))
 
 
 def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
