@@ -93,6 +93,21 @@ def test_a_string_spelling_auth_uid_is_no_call_though_the_catalogues_text_match_
     assert [f.name for f in audit_sql([("s.sql", STRING_SPELLING_A_CALL)]) if f.name in STATIC] == []
 
 
+# PostgreSQL reads `security_invoker = t` (or y) as true; the platform compares the stored text with 1, true,
+# yes and on only, and reports the view. The static rule reads it as PostgreSQL does (documented on BP011).
+INVOKER_SPELLED_T = "create view public.note_titles with (security_invoker = t) as select 1 as id;\n"
+
+
+def test_security_invoker_spelled_t_is_an_invoker_view_though_the_catalogue_reports_it(make_db):
+    conn = make_db("legacy")
+    apply_sql(conn, INVOKER_SPELLED_T)
+    assert conn.execute("select reloptions from pg_class where oid = 'public.note_titles'::regclass"
+                        ).fetchone()[0] == ["security_invoker=t"]
+    live = [(f.name, f.object) for f in catalog.catalog_lints(conn, catalog.ALL_LINTS)]
+    assert live == [("security_definer_view", "public.note_titles")]
+    assert [f.name for f in audit_sql([("v.sql", INVOKER_SPELLED_T)]) if f.name in STATIC] == []
+
+
 # --- the generated backends on the platform, where pg_graphql is installed --------------------------
 
 

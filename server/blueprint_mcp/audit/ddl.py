@@ -285,7 +285,9 @@ def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
 def alter_table(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = r.name(n.get("relation"))
     cmds = [c.get("AlterTableCmd", {}) for c in n.get("cmds") or []]
-    if n.get("objtype") in ("OBJECT_VIEW", "OBJECT_MATVIEW"):
+    # ALTER TABLE also takes a view's options (PostgreSQL checks the relation, not the keyword).
+    if n.get("objtype") in ("OBJECT_VIEW", "OBJECT_MATVIEW") or \
+            (n.get("objtype") == "OBJECT_TABLE" and r.table(schema, name) is None and r.view(schema, name)):
         v = r.view(schema, name)
         for cmd in cmds:
             if v is not None and cmd.get("subtype") in ("AT_SetRelOptions", "AT_ResetRelOptions"):

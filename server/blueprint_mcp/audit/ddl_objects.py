@@ -32,12 +32,17 @@ _MODE_WORDS = {"FUNC_PARAM_OUT": "out ", "FUNC_PARAM_INOUT": "inout ", "FUNC_PAR
 
 
 def truthy(arg: Any) -> bool:
-    """A reloption value: absent means true (`with (security_barrier)`)."""
+    """A boolean reloption as PostgreSQL reads it: absent means true (`with (security_barrier)`), then
+    `1`, `on` or any prefix of `true` or `yes`, in any case."""
     if arg is None:
         return True
-    value = const(arg) if "A_Const" in arg else (arg.get("String", {}).get("sval") if "String" in arg else
-                                                  arg.get("Boolean", {}).get("boolval", False))
-    return str(value).lower() in ("true", "on", "1", "yes", "t")
+    value = const(arg) if "A_Const" in arg else (
+        arg.get("String", {}).get("sval") if "String" in arg else
+        arg.get("Integer", {}).get("ival", 0) if "Integer" in arg else
+        ".".join(strings(arg["TypeName"].get("names"))) if "TypeName" in arg else  # a bare word: `= yes`
+        arg.get("Boolean", {}).get("boolval", False))
+    text = str(value).strip().lower()
+    return text in ("on", "1") or (text != "" and ("true".startswith(text) or "yes".startswith(text)))
 
 
 def role_names(specs: list | None) -> list[str]:

@@ -63,9 +63,10 @@ _NOT_FROM_EXTENSION = (
     "not exists (select from pg_catalog.pg_depend e where e.objid = {oid} and e.deptype = 'e')"
 )
 
+# Lower-cased as the platform reads it: `security_invoker = 'ON'` is stored as written.
 _SECURITY_INVOKER = (
-    "coalesce(c.reloptions, '{}') && array['security_invoker=1', 'security_invoker=true',"
-    " 'security_invoker=yes', 'security_invoker=on']"
+    "pg_catalog.lower(coalesce(c.reloptions, '{}')::text)::text[]"
+    " && array['security_invoker=1', 'security_invoker=true', 'security_invoker=yes', 'security_invoker=on']"
 )
 
 _POLICIES_OF = (

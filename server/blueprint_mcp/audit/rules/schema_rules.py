@@ -160,7 +160,10 @@ def definer_executable(r, s: Schema):
 
 
 @rule("BP011", platform="0010",
-      why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads.",
+      why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads. "
+          "security_invoker is read as PostgreSQL reads it (SET by CREATE, ALTER VIEW or ALTER TABLE): the platform "
+          "compares the stored text with 1, true, yes and on in any case, so it reports a view spelled "
+          "`security_invoker = t` (or y), which PostgreSQL runs as the invoker; spell it `true`.",
       bad="create view public.v as select * from habits;")
 def definer_view(r, s: Schema):
     for v in s.views:
