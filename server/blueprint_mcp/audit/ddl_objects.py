@@ -255,13 +255,16 @@ def _signature(params: list | None) -> tuple[str, str]:
     return ", ".join(args), ", ".join(types)
 
 
-def _search_path(setting: dict) -> str | None:
+def _search_path(setting: dict, current: str) -> str | None:
+    """The search_path a function pins: its value, or with FROM CURRENT the session's (PostgreSQL stores it)."""
+    if setting.get("kind") == "VAR_SET_CURRENT":
+        return current
     if setting.get("kind") != "VAR_SET_VALUE":
         return None
     return ", ".join(str(const(a)) for a in setting.get("args") or [])
 
 
-def _apply_options(f: Function, options: list | None) -> None:
+def _apply_options(f: Function, options: list | None, current: str) -> None:
     for wrapped in options or []:
         d = wrapped.get("DefElem", {})
         name, arg = d.get("defname"), d.get("arg") or {}
@@ -272,7 +275,7 @@ def _apply_options(f: Function, options: list | None) -> None:
         elif name == "security":
             f.security_definer = bool(arg.get("Boolean", {}).get("boolval", False))
         elif name == "set" and arg.get("VariableSetStmt", {}).get("name") == "search_path":
-            f.search_path = _search_path(arg["VariableSetStmt"])
+            f.search_path = _search_path(arg["VariableSetStmt"], current)
         elif name == "set" and arg.get("VariableSetStmt", {}).get("kind") == "VAR_RESET_ALL":
             f.search_path = None
         elif name == "as":
@@ -315,7 +318,7 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
         r.drop_functions([old])
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
                  search_path=None, body="", execute_roles=list(roles), location=st.loc())
-    _apply_options(f, n.get("options"))
+    _apply_options(f, n.get("options"), r.creation_schema)
     _analyse(f, n, st)
     r.add_function(f)
 
@@ -329,7 +332,7 @@ def _target_functions(r: Reader, owa: dict) -> list[Function]:
 
 def alter_function(r: Reader, n: dict, st: Stmt) -> None:
     for f in _target_functions(r, n.get("func") or {}):
-        _apply_options(f, n.get("actions"))
+        _apply_options(f, n.get("actions"), r.creation_schema)
 
 
 # --- triggers ----------------------------------------------------------------------------------------
