@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model.schema import Command, EnumType, Extension, Function, Grants, Policy, Privilege, Table, Trigger
+from ..model.schema import Command, EnumType, Extension, Function, Policy, Privilege, Table, Trigger, View
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
@@ -310,8 +310,7 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = _object_name(r, n.get("funcname") or [])
     args, arg_types = _signature(n.get("parameters"))
     returns = type_name(n.get("returnType")) if n.get("returnType") else "void"
-    # PostgreSQL lets PUBLIC execute new functions; Supabase's default privileges add the API roles in public.
-    roles = ["public", *API_ROLES] if schema == "public" else ["public"]
+    roles = r.execute_roles(schema)
     old = next((f for f in r.functions(schema, name, arg_types) if f.arg_types == arg_types), None)
     if old is not None:
         roles = old.execute_roles  # CREATE OR REPLACE keeps the privileges
@@ -370,12 +369,14 @@ def _privileges(n: dict) -> list[Privilege]:
                                      if p.privilege == "all" else [p])]
 
 
-def _grant_table(r: Reader, grants: Grants, schema: str, privileges: list[Privilege], roles: list[str],
+def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], roles: list[str],
                  is_grant: bool) -> None:
     """GRANT adds; REVOKE of a relation privilege removes it with its column grants (as PostgreSQL does),
     REVOKE of column privileges removes those columns only."""
-    if not grants and schema in r.schema.exposed_schemas:
-        # Legacy Supabase default privileges: the API roles hold everything until revoked.
+    grants = target.grants
+    if not grants and (not getattr(target, "external", False) or target.schema_name in r.schema.exposed_schemas):
+        # Legacy Supabase default privileges (what a relation created in public holds): the API roles hold
+        # everything until revoked.
         grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
     for role in roles:
         held = list(grants.get(role, []))
@@ -405,7 +406,7 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
         if kind == "OBJECT_TABLE":  # ALL TABLES covers views, materialized views and foreign tables too
             for target in (*r.schema.tables, *r.schema.views):
                 if target.schema_name in schemas and not getattr(target, "external", False):
-                    _grant_table(r, target.grants, target.schema_name, _privileges(n), roles, is_grant)
+                    _grant_table(r, target, _privileges(n), roles, is_grant)
         elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
             for f in r.schema.functions:
                 if f.schema_name in schemas:
@@ -416,7 +417,7 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
             schema, name = r.name(wrapped.get("RangeVar"))
             target = r.table(schema, name) or r.view(schema, name)
             if target is not None:
-                _grant_table(r, target.grants, schema, _privileges(n), roles, is_grant)
+                _grant_table(r, target, _privileges(n), roles, is_grant)
     elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
         for wrapped in objects:
             for f in _target_functions(r, wrapped.get("ObjectWithArgs", {})):

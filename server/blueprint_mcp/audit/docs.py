@@ -29,7 +29,8 @@ or naming an unknown rule, silences nothing and is reported (BP038).
 
 "Exposed" means in a schema PostgREST serves (`public`, `graphql_public`, or what
 `alter database ... set pgrst.db_schemas` says) and reachable by anon or authenticated (Supabase's legacy
-default privileges grant every new table to them until the SQL revokes it).
+default privileges grant every new table and function in public to them until the SQL revokes it; a table
+in another schema is granted nothing unless the SQL grants it; `alter default privileges` is followed).
 
 The platform's lints follow Supabase's linter (splinter): identity, level, categories, summary and remediation
 come from one definition (`blueprint_mcp.audit.platform`) that the catalogue queries of `verify` share; objects

@@ -17,6 +17,7 @@ import pgparse
 from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
 from . import ddl_blocks, ddl_platform  # noqa: F401  (register their handlers)
 from .ddl import TENANT_KEY, apply
+from .ddl_defaults import new_execute_roles, new_grants, supabase_defaults
 from .parser import Parses, parse
 from .split import Lines, split
 from .tree import forget_indexes
@@ -115,6 +116,7 @@ class Reader:
             # A Supabase project: pg_graphql is installed (in schema graphql) unless the SQL drops it.
             self.schema.extensions.append(Extension(name="pg_graphql", schema_name="graphql"))
         self.creation_schema = "public"  # first entry of search_path
+        self.default_privileges = supabase_defaults()  # as ALTER DEFAULT PRIVILEGES leaves them
         # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
         self._tables: dict[tuple[str, str], Table] = {}
         self._views: dict[tuple[str, str], View] = {}
@@ -150,7 +152,13 @@ class Reader:
 
     # --- changes the handlers make through the indexes -----------------------------------------
 
+    def execute_roles(self, schema: str) -> list[str]:
+        """Who may execute a function created now in `schema` (default privileges)."""
+        return new_execute_roles(self, schema)
+
     def add_table(self, t: Table) -> None:
+        if not t.external and not t.grants:
+            t.grants = new_grants(self, t.schema_name)
         self.schema.tables.append(t)
         self._tables[(t.schema_name, t.name)] = t
 
@@ -160,6 +168,9 @@ class Reader:
             self.schema.tables.remove(t)
 
     def add_view(self, v: View) -> None:
+        old = self.view(v.schema_name, v.name)
+        # CREATE OR REPLACE keeps the view's privileges; a new one gets the default privileges.
+        v.grants = old.grants if old is not None else (v.grants or new_grants(self, v.schema_name))
         self.drop_view(v.schema_name, v.name)
         self.schema.views.append(v)
         self._views[(v.schema_name, v.name)] = v

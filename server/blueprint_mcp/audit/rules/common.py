@@ -50,9 +50,10 @@ def created(s: Schema) -> tuple[Table, ...]:
 
 def can_select(s: Schema, obj: Table | View, role: str, whole: bool = False) -> bool:
     """Whether `role` (directly or through PUBLIC) may select the relation, or with `whole=False` at least
-    one of its columns. No grant information: Supabase's legacy default privileges, in exposed schemas."""
+    one of its columns. No grant information: Supabase's legacy default privileges (what a relation created
+    in public holds), or for a stand-in for a relation the SQL did not create, exposure."""
     if not obj.grants:
-        return obj.schema_name in s.exposed_schemas
+        return not getattr(obj, "external", False) or obj.schema_name in s.exposed_schemas
     held = [p for r in (role, "public") for p in obj.grants.get(r, []) if p.privilege == "select"]
     return any(not p.columns for p in held) if whole else bool(held)
 
