@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Table, View
 from . import ddl_objects as obj
+from .columns import query_columns
 from .deparse import expr_text, type_name
 from .split import paren_group, top_level_words
 from .tree import column_name, function_name, nodes, rebase, relations, strings
@@ -151,8 +152,31 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
         elif kind == "TableLikeClause":
             source = r.table(*r.name(body.get("relation")))
             if source is not None:
-                t.columns += [c.model_copy() for c in source.columns]
+                _copy_like(t, source, body.get("options", 0), st)
     r.add_table(t)
+
+
+# CREATE TABLE ... (LIKE source INCLUDING ...): PostgreSQL's CREATE_TABLE_LIKE_* option bits.
+_LIKE_CONSTRAINTS, _LIKE_DEFAULTS, _LIKE_GENERATED, _LIKE_INDEXES = 1 << 2, 1 << 3, 1 << 4, 1 << 6
+
+
+def _copy_like(t: Table, source: Table, options: int, st: Stmt) -> None:
+    """Columns with their NOT NULL always; defaults, CHECK constraints, and keys and indexes (renamed after
+    the new table) only as INCLUDING asks. Foreign keys are never copied."""
+    for c in source.columns:
+        generated = (c.default or "").startswith("generated always")
+        keep = options & (_LIKE_GENERATED if generated else _LIKE_DEFAULTS)
+        t.columns.append(c.model_copy(update={"location": st.loc(), **({} if keep else {"default": None})}))
+    for c in source.constraints:
+        if c.kind == "check" and options & _LIKE_CONSTRAINTS:
+            t.constraints.append(c.model_copy(update={"location": st.loc()}))
+        elif c.kind != "check" and options & _LIKE_INDEXES:
+            suffix = {"primary key": "pkey", "unique": "key", "exclude": "excl"}[c.kind]
+            name = f"{t.name}_pkey" if c.kind == "primary key" else constraint_name(t.name, c.columns, suffix)
+            t.constraints.append(c.model_copy(update={"name": name, "location": st.loc()}))
+    if options & _LIKE_INDEXES:
+        t.indexes += [i.model_copy(update={"location": st.loc(), "name": constraint_name(
+            t.name, [c for c in i.columns if c.isidentifier()], "idx")}) for i in source.indexes]
 
 
 def _inherit_from_root(r: Reader, t: Table, n: dict) -> None:
@@ -189,7 +213,7 @@ def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
         r.add_view(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
                         location=st.loc(rv.get("location")), reads=reads))
     else:
-        _table_from_query(r, rv, st)
+        _table_from_query(r, rv, st, (n.get("query") or {}).get("SelectStmt") or {}, strings(into.get("colNames")))
 
 
 def select_into(r: Reader, n: dict, st: Stmt) -> None:
@@ -199,15 +223,20 @@ def select_into(r: Reader, n: dict, st: Stmt) -> None:
         n = n.get("larg") or {}
     into = n.get("intoClause")
     if into is not None:
-        _table_from_query(r, into.get("rel") or {}, st)
+        _table_from_query(r, into.get("rel") or {}, st, n, strings(into.get("colNames")))
 
 
-def _table_from_query(r: Reader, rv: dict, st: Stmt) -> None:
-    """A table whose columns come from a query: only the table is known (a temporary one is not part of
-    the schema; an existing one makes the statement fail, so it stays as it was)."""
+def _table_from_query(r: Reader, rv: dict, st: Stmt, select: dict, names: list[str]) -> None:
+    """A table whose columns come from a query, named as PostgreSQL names them (a temporary one is not part
+    of the schema; an existing one makes the statement fail, so it stays as it was)."""
     schema, name = r.name(rv)
     if rv.get("relpersistence") != "t" and r.table(schema, name) is None:
-        r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location"))))
+        def lookup(source: dict) -> list[Column] | None:
+            t = r.table(*r.name(source))
+            return t.columns if t is not None else None
+
+        r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location")),
+                          columns=query_columns(select, lookup, names) or []))
 
 
 def _query_text(st: Stmt, rv: dict) -> str:
