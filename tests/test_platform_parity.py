@@ -108,6 +108,25 @@ def test_security_invoker_spelled_t_is_an_invoker_view_though_the_catalogue_repo
     assert [f.name for f in audit_sql([("v.sql", INVOKER_SPELLED_T)]) if f.name in STATIC] == []
 
 
+# A plain index on the key of a unique one serves no query the unique index does not; the platform compares
+# index definitions whole, and they differ by UNIQUE. The static rule reports it (documented on BP018).
+PLAIN_INDEX_ON_A_KEY = """
+create table public.organizations (id int primary key, slug text unique not null);
+alter table public.organizations enable row level security;
+create policy organizations_select on public.organizations for select to authenticated using (true);
+create index idx_organizations_slug on public.organizations (slug);
+"""
+
+
+def test_a_plain_index_on_a_unique_key_is_reported_though_the_catalogue_compares_definitions_whole(make_db):
+    conn = make_db("legacy")
+    apply_sql(conn, PLAIN_INDEX_ON_A_KEY)
+    assert [f.name for f in catalog.catalog_lints(conn, catalog.ALL_LINTS)] == []
+    found = [f for f in audit_sql([("i.sql", PLAIN_INDEX_ON_A_KEY)]) if f.name in STATIC]
+    assert [(f.name, f.object, f.fix_sql) for f in found] == [
+        ("duplicate_index", "public.organizations", "drop index public.idx_organizations_slug;")]
+
+
 # --- the generated backends on the platform, where pg_graphql is installed --------------------------
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Table, View
 from . import ddl_objects as obj
 from .columns import query_columns
 from .deparse import expr_text, type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, function_name, nodes, rebase, relations, strings
+from .tree import canonical, column_name, dotted, function_name, nodes, rebase, relations, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -51,10 +53,17 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
     loc = st.loc(node.get("location"))
     if kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
         label = "primary key" if kind == "CONSTR_PRIMARY" else "unique"
+        # ADD ... USING INDEX: the unique index becomes the key's (and takes its name).
+        used = next((i for i in t.indexes if i.name == node.get("indexname")), None)
+        if used is not None:
+            t.indexes.remove(used)
+            cols = used.columns
         name = node.get("conname") or (f"{t.name}_pkey" if label == "primary key"
                                        else constraint_name(t.name, cols, "key"))
         t.constraints.append(Constraint(name=name, kind=label, columns=cols, location=loc,
-                                        nulls_not_distinct=bool(node.get("nulls_not_distinct"))))
+                                        nulls_not_distinct=bool(node.get("nulls_not_distinct")),
+                                        shape=used.shape if used is not None else
+                                        key_shape(cols, bool(node.get("nulls_not_distinct")))))
         if label == "primary key":
             for c in t.columns:
                 if c.name in cols:
@@ -153,7 +162,24 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
             source = r.table(*r.name(body.get("relation")))
             if source is not None:
                 _copy_like(t, source, body.get("options", 0), st)
+    _merge_repeated_keys(t)
     r.add_table(t)
+
+
+def _merge_repeated_keys(t: Table) -> None:
+    """PostgreSQL builds one index for the keys a CREATE TABLE repeats (`id int primary key unique`), the
+    primary key if one of them is."""
+    kept: dict[str, int] = {}  # shape -> position in out
+    out: list[Constraint] = []
+    for c in t.constraints:
+        at = kept.get(c.shape or "") if c.kind in ("primary key", "unique") else None
+        if at is None:
+            if c.kind in ("primary key", "unique") and c.shape:
+                kept[c.shape] = len(out)
+            out.append(c)
+        elif c.kind == "primary key":
+            out[at] = c
+    t.constraints = out
 
 
 # CREATE TABLE ... (LIKE source INCLUDING ...): PostgreSQL's CREATE_TABLE_LIKE_* option bits.
@@ -255,6 +281,26 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
     ))
 
 
+def _key(elem: dict) -> list:
+    """An index key as PostgreSQL compares it: column or expression, operator class, collation, and order with
+    NULLS placement made explicit (DESC puts nulls first unless told otherwise)."""
+    desc = elem.get("ordering") == "SORTBY_DESC"
+    nulls = {"SORTBY_NULLS_FIRST": True, "SORTBY_NULLS_LAST": False}.get(elem.get("nulls_ordering", ""), desc)
+    expr = elem.get("expr")
+    plain = strings((expr or {}).get("ColumnRef", {}).get("fields"))  # `((x))` is the column x
+    return [elem.get("name") or (plain[0] if len(plain) == 1 else canonical(expr)), dotted(elem.get("opclass")),
+            dotted(elem.get("collation")), desc, nulls]
+
+
+def index_shape(method: str, keys: list[list], include: list[str], nulls_not_distinct: bool, where: Any = None) -> str:
+    return orjson.dumps([method, keys, include, nulls_not_distinct, canonical(where)]).decode()
+
+
+def key_shape(columns: list[str], nulls_not_distinct: bool = False) -> str:
+    """The index behind a primary key or unique constraint: btree, default operator classes and order."""
+    return index_shape("btree", [[c, "", "", False, False] for c in columns], [], nulls_not_distinct)
+
+
 def create_index(r: Reader, n: dict, st: Stmt) -> None:
     schema, table = r.name(n.get("relation"))
     target = r.table(schema, table) or r.view(schema, table)
@@ -266,8 +312,11 @@ def create_index(r: Reader, n: dict, st: Stmt) -> None:
     name = n.get("idxname") or constraint_name(table, [c for c in columns if c.isidentifier()], "idx")
     if n.get("if_not_exists") and any(i.name == name for i in target.indexes):
         return
+    shape = index_shape(n.get("accessMethod", "btree"), [_key(p["IndexElem"]) for p in n.get("indexParams") or []],
+                        [p["IndexElem"].get("name", "") for p in n.get("indexIncludingParams") or []],
+                        bool(n.get("nulls_not_distinct")), n.get("whereClause"))
     target.indexes.append(Index(name=name, columns=columns, unique=bool(n.get("unique")), where=where,
-                                location=st.loc()))
+                                location=st.loc(), shape=shape))
 
 
 def _drop_column(t: Table, name: str) -> None:

@@ -6,8 +6,11 @@ Walks are iterative: expression trees can nest deeper than Python's recursion li
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import orjson
 
 Node = dict[str, Any]
 _DEFAULTS = {"sval": "", "ival": 0, "boolval": False}
@@ -229,6 +232,19 @@ def leading(expr: Any) -> tuple[str, Node] | None:
             return kind, body
         expr = step
     return None
+
+
+_LOCATION = re.compile(r',?"location":-?\d+')
+
+
+def canonical(tree: Any) -> str | None:
+    """A tree as text without its `location`s: two spellings of one expression compare equal."""
+    if tree is None:
+        return None
+    try:
+        return _LOCATION.sub("", orjson.dumps(tree).decode())
+    except orjson.JSONEncodeError:  # nested too deeply to serialise: equal to nothing else
+        return f"unique {id(tree)}"
 
 
 def column_name(ref: Node) -> str:

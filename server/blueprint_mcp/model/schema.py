@@ -88,6 +88,8 @@ class Constraint(_Obj):
     nulls_not_distinct: bool = False
     tree: Any = _tree("Parse tree of a check's expression.")
     location: Location | None = None
+    shape: str | None = Field(None, exclude=True, repr=False,
+                              description="A key's index as the SQL parser read it: see Index.shape.")
 
 
 class Index(_Obj):
@@ -96,6 +98,10 @@ class Index(_Obj):
     unique: bool = False
     where: str | None = None
     location: Location | None = None
+    shape: str | None = Field(None, exclude=True, repr=False,
+                              description="Everything but the name that decides which queries the index serves "
+                                          "(method, keys, operator classes, collations, order, INCLUDE, "
+                                          "uniqueness, predicate), as the SQL parser read it.")
 
 
 class Policy(_Obj):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from ...model.schema import Schema
 from ...sql.ident import ident, qname
@@ -89,25 +90,32 @@ def policy_exists_rls_disabled(r, s: Schema):
 
 
 @rule("BP018", platform="0009",
-      why="Every write maintains both; the second never serves a query the first cannot.",
+      why="Every write maintains both; the second never serves a query the first cannot. Indexes are compared "
+          "as the platform compares them (method, keys, operator classes, collations, order, INCLUDE, "
+          "predicate), and beyond it a plain index on the keys of a unique one (a primary key, a unique "
+          "constraint or index) is reported too: the unique index serves every query the plain one would, "
+          "but their definitions differ by UNIQUE, so the platform does not report the pair.",
       bad="slug text unique ...; create index idx_organizations_slug on organizations (slug);")
 def duplicate_index(r, s: Schema):
-    # One finding per group of identical indexes on a table, as the platform reports them.
+    # One finding per group of indexes serving the same queries on a table, as the platform reports them.
     for owner in [*created(s), *(v for v in s.views if not managed(v.schema_name))]:
-        groups: dict[tuple, list[str]] = {}
+        groups: dict[Any, list[tuple[str, list[str], bool, Any]]] = {}  # shape -> (label, columns, unique, index)
         for c in getattr(owner, "constraints", []):
             if c.kind in ("primary key", "unique"):
-                groups.setdefault((tuple(c.columns), None), [f"key {c.name}"])
+                groups.setdefault(c.shape or (tuple(c.columns), None), []).append(
+                    (f"key {c.name}", c.columns, True, None))
         for i in owner.indexes:
-            groups.setdefault((tuple(i.columns), i.where), []).append(i.name)
-        for (columns, _), names in groups.items():
-            if len(names) < 2:
+            groups.setdefault(i.shape or (tuple(i.columns), i.where), []).append((i.name, i.columns, i.unique, i))
+        for members in groups.values():
+            if len(members) < 2:
                 continue
-            extra = [i for i in owner.indexes if i.name in names[1:]]
-            yield r.finding(f"{owner.schema_name}.{owner.name} ({', '.join(columns)}): {', '.join(names[1:])} "
-                            f"duplicate {names[0]}.", f"{owner.schema_name}.{owner.name}",
-                            location=extra[0].location or owner.location,
-                            fix_sql="\n".join(f"drop index {qname(owner.schema_name, i.name)};" for i in extra))
+            keep = next((m for m in members if m[2]), members[0])  # a unique one serves what the others do
+            rest = [m for m in members if m is not keep]
+            extra = [m[3] for m in rest if m[3] is not None]
+            yield r.finding(f"{owner.schema_name}.{owner.name} ({', '.join(keep[1])}): "
+                            f"{', '.join(m[0] for m in rest)} duplicate {keep[0]}.", f"{owner.schema_name}.{owner.name}",
+                            location=(extra[0].location if extra else None) or owner.location,
+                            fix_sql="\n".join(f"drop index {qname(owner.schema_name, i.name)};" for i in extra) or None)
 
 
 @rule("BP019", platform="0014",
