@@ -39,7 +39,9 @@ _PARAMS = {"system": sorted(platform.MANAGED_SCHEMAS), "api_roles": list(API_ROL
            "reg_types": sorted(platform.UNSUPPORTED_REG_TYPES),
            "reg_excluded": sorted(platform.REG_TYPES_SCHEMAS_EXCLUDED),
            "queue_schema": platform.QUEUE_SCHEMA, "queue_prefix": platform.QUEUE_TABLE_PREFIX.replace("_", "\\_") + "%",
-           "queue_api": platform.QUEUE_API_SCHEMA}
+           "queue_api": platform.QUEUE_API_SCHEMA,
+           "user_metadata": r"auth\.jwt\(\).*user_metadata|current_setting\(.*request\.jwt\.claim.*user_metadata"
+                            r"|raw_user_meta_data"}
 
 # --- shared SQL fragments (constants; every value arrives as a bound parameter) -----------------
 # Each query names its namespace `n` and, for relations, its pg_class row `c`.
@@ -382,10 +384,9 @@ LINTS: tuple[CatalogLint, ...] = (  # every lint, in id order; LINTS below keeps
     CatalogLint(
         platform.LINTS["0015"],
         "Policy {part} on {schema}.{name} reads user_metadata, which users can set themselves.",
+        # Each clause on its own and case-sensitively, as the platform matches them: a JSON key is.
         "select schema, name, part, '' as detail from (" + _POLICIES + ") p"
-        " where concat_ws(' ', qual, with_check) ~* ("
-        "'auth\\.jwt\\(\\).*user_metadata|current_setting\\(.*request\\.jwt\\.claim.*user_metadata"
-        "|raw_user_meta_data')"
+        " where qual ~ %(user_metadata)s or with_check ~ %(user_metadata)s"
         " order by 1, 2, 3",
     ),
     CatalogLint(

@@ -9,6 +9,7 @@ from ...model.schema import Schema
 from ...sql.ident import ident, qname
 from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
 from ..registry import rule
+from ..tree import function_name, indexed
 from .common import (
     AUTH_FUNCTIONS,
     api_selectable,
@@ -19,7 +20,6 @@ from .common import (
     per_tree,
     policy_label,
     select_leads,
-    strings_in,
     trees,
     user_tables,
 )
@@ -129,15 +129,36 @@ def extension_in_public(r, s: Schema):
                             fix_sql=f"alter extension {ident(e.name)} set schema extensions;")
 
 
+def _reads_user_metadata(tree) -> bool:
+    """As the platform matches a deparsed clause: `user_metadata` (a key, a name) after an auth.jwt() call or
+    after current_setting() and a `request.jwt.claim...` string, or `raw_user_meta_data` anywhere."""
+    jwt = setting = claims = False
+    for kind, body, _ in indexed(tree):
+        if kind == "FuncCall":
+            name = function_name(body)
+            jwt, setting = jwt or name == "auth.jwt", setting or name == "current_setting"
+            continue
+        value = body.get("sval", "") if kind == "String" else \
+            body["sval"].get("sval", "") if kind == "A_Const" and isinstance(body.get("sval"), dict) else None
+        if value is None:
+            continue
+        after_claim = value.split("request.jwt.claim", 1)[1] if setting and "request.jwt.claim" in value else None
+        if "raw_user_meta_data" in value or ("user_metadata" in value and (jwt or claims)) or \
+                "user_metadata" in (after_claim or ""):
+            return True
+        claims = claims or after_claim is not None
+    return False
+
+
 @rule("BP020", platform="0015",
       why="Users edit their own user_metadata through the client API: a policy trusting it is a policy "
-          "the user writes.",
+          "the user writes. Read as the platform reads each clause: user_metadata after auth.jwt() or a "
+          "request.jwt.claims setting (a column merely named like it is not reported), or raw_user_meta_data.",
       bad="using ((auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid = organization_id)")
 def rls_references_user_metadata(r, s: Schema):
     for t in user_tables(s):
         for p in t.policies:
-            if any(per_tree("reads user metadata", tree, lambda: any(
-                    "user_metadata" in v or "raw_user_meta_data" in v for v in strings_in(tree)))
+            if any(per_tree("reads user metadata", tree, lambda: _reads_user_metadata(tree))
                    for _, tree, _ in trees(p)):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
