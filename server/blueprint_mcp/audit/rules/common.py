@@ -63,12 +63,14 @@ def user_tables(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> list[T
     return [t for t in s.tables if t.schema_name not in excluded]
 
 
-def linted_policies(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS) -> Iterator[tuple[Table, Policy]]:
-    """What the platform's policy lints look at: RLS-enabled tables, policies for PUBLIC, anon or authenticated."""
+def linted_policies(s: Schema, excluded: frozenset[str] = MANAGED_SCHEMAS,
+                    roles: frozenset[str] | None = POLICY_LINT_ROLES) -> Iterator[tuple[Table, Policy]]:
+    """What the platform's policy lints look at: RLS-enabled tables, policies for PUBLIC, anon or authenticated
+    (`roles=None`: for any role)."""
     for t in user_tables(s, excluded):
         if t.rls_enabled:
             for p in t.policies:
-                if not p.roles or POLICY_LINT_ROLES & set(p.roles):
+                if roles is None or not p.roles or roles & set(p.roles):
                     yield t, p
 
 
