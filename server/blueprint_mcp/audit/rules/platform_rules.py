@@ -192,7 +192,8 @@ def sensitive_columns_exposed(r, s: Schema):
 
 @rule("BP023", platform="0024",
       why="Every client holding that role may write any row; for SELECT `using (true)` is a deliberate "
-          "public read and is allowed.",
+          "public read and is allowed. Policies on a partitioned table are reported too: they guard every "
+          "partition, though the platform reads plain tables only.",
       bad="create policy p on habits for update to authenticated using (true) with check (true);")
 def rls_policy_always_true(r, s: Schema):
     for t, p in linted_policies(s):
@@ -208,7 +209,8 @@ def rls_policy_always_true(r, s: Schema):
 
 @rule("BP024", platform="0029",
       why="Any signed-in user can call it over HTTP at /rest/v1/rpc/<name>, and it runs with its owner's "
-          "rights, past RLS.",
+          "rights, past RLS. Trigger functions are left out: PostgreSQL refuses to call them except as "
+          "triggers (the platform reports them anyway).",
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def authenticated_definer_executable(r, s: Schema):
     for f in s.functions:

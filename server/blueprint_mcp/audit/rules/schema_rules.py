@@ -147,7 +147,8 @@ def search_path_mutable(r, s: Schema):
 @rule("BP010", platform="0028",
       why="Anyone holding the public anon key can call it over HTTP at /rest/v1/rpc/<name>, and it runs with "
           "its owner's rights, past RLS. New functions are executable by PUBLIC, and Supabase's default "
-          "privileges grant the API roles on public.",
+          "privileges grant the API roles on public. Trigger functions are left out: PostgreSQL refuses to "
+          "call them except as triggers, so nothing reaches them over RPC (the platform reports them anyway).",
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def definer_executable(r, s: Schema):
     for f in s.functions:
