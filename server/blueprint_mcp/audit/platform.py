@@ -27,6 +27,10 @@ INITPLAN_SCHEMAS_EXCLUDED = MANAGED_SCHEMAS - {"realtime"}
 REG_TYPES_SCHEMAS_EXCLUDED = frozenset({"pg_catalog", "information_schema", "pgsodium"})
 
 API_ROLES = ("anon", "authenticated")
+# Roles whose policies never run, which multiple_permissive_policies leaves out: those with BYPASSRLS on a
+# Supabase project (the catalogue asks pg_roles), the migration role included however a policy names it.
+RLS_BYPASSING_ROLES = frozenset({"service_role", "postgres", "supabase_admin", "current_user", "current_role",
+                                 "session_user"})
 # Roles a policy lint considers: PUBLIC (no TO, or TO public) and the two API roles.
 POLICY_LINT_ROLES = frozenset({"public", "anon", "authenticated"})
 

@@ -284,10 +284,16 @@ LINTS: tuple[CatalogLint, ...] = (  # every lint, in id order; LINTS below keeps
         " from (select p.*, x.cmd, case when r.role = 0 then 'public'"
         " else pg_catalog.pg_get_userbyid(r.role)::text end as role"
         " from (" + _POLICIES + ") p"
-        " cross join lateral unnest(p.roles) r(role)"
+        # A PUBLIC policy counts for every role another permissive policy on the table names.
+        " cross join lateral unnest(case when 0 = any (p.roles) then p.roles || array("
+        "select distinct o.role from (" + _POLICIES + ") q cross join lateral unnest(q.roles) o(role)"
+        " where q.schema = p.schema and q.name = p.name and q.permissive and o.role <> 0)"
+        " else p.roles end) r(role)"
         " cross join lateral unnest(case p.command when 'ALL' then"
         " array['SELECT', 'INSERT', 'UPDATE', 'DELETE'] else array[p.command] end) x(cmd)"
-        " where p.permissive) q"
+        # Roles that bypass RLS never evaluate the policies; the platform also skips its own roles.
+        " where p.permissive and (r.role = 0 or exists (select from pg_catalog.pg_roles b where b.oid = r.role"
+        " and not b.rolbypassrls and b.rolname not like 'pg_%%' and b.rolname not like 'supabase%%admin'))) q"
         " group by schema, name, role, cmd having count(*) > 1"
         " order by schema, name, role, array_position(array['SELECT', 'INSERT', 'UPDATE', 'DELETE'], cmd)",
     ),

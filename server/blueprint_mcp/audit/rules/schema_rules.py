@@ -11,7 +11,7 @@ from collections import Counter
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
-from ..platform import managed
+from ..platform import RLS_BYPASSING_ROLES, managed
 from ..registry import rule
 from .common import created, exposed, key_column_lists, user_tables
 
@@ -83,16 +83,19 @@ def policy_for_all(r, s: Schema):
 
 
 @rule("BP006", platform="0006",
-      why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access.",
+      why="Permissive policies are OR-ed: each is evaluated per row, and a loose one silently widens access. A "
+          "policy for PUBLIC counts for every role another policy names; roles that bypass row level security "
+          "(service_role, postgres as migrations run) never evaluate policies and are not counted.",
       bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);")
 def multiple_permissive(r, s: Schema):
     for t in user_tables(s):
         seen = Counter()
-        for p in t.policies:
-            if not p.permissive:
-                continue
+        permissive = [p for p in t.policies if p.permissive]
+        named = {role for p in permissive for role in p.roles} - {"public"}
+        for p in permissive:
             commands = COMMANDS if p.command == "all" else (p.command,)
-            for role in p.roles or ["public"]:
+            roles = set(p.roles or ["public"])
+            for role in (roles | named if "public" in roles else roles) - RLS_BYPASSING_ROLES:
                 for cmd in commands:
                     seen[(role, cmd)] += 1
         for (role, cmd), n in sorted(seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
