@@ -551,7 +551,7 @@ def _set_schema(r: Reader, n: dict) -> None:
             target.schema_name = new
 
 
-def _drop_named(r: Reader, kind: str, names: list[str]) -> None:
+def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -> None:
     s = r.schema
     if kind in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
@@ -572,12 +572,21 @@ def _drop_named(r: Reader, kind: str, names: list[str]) -> None:
             s.auth_triggers = [x for x in s.auth_triggers if x.name != names[-1]]
     elif kind == "OBJECT_SCHEMA":
         s.schemas = [x for x in s.schemas if x != names[-1]]
+        if cascade:  # everything in it goes too (without CASCADE a schema that is not empty is kept: an error)
+            for t in [t for t in s.tables if t.schema_name == names[-1]]:
+                r.drop_table(t.schema_name, t.name)
+            for v in [v for v in s.views if v.schema_name == names[-1]]:
+                r.drop_view(v.schema_name, v.name)
+            r.drop_functions([f for f in s.functions if f.schema_name == names[-1]])
+            s.extensions = [e for e in s.extensions if e.schema_name != names[-1]]
+            s.enums = [e for e in s.enums if e.schema_name != names[-1]]
     elif kind == "OBJECT_EXTENSION":
         s.extensions = [e for e in s.extensions if e.name != names[-1]]
 
 
 def drop(r: Reader, n: dict, st: Stmt) -> None:
-    kind = n.get("removeType")
+    kind, cascade = n.get("removeType"), n.get("behavior") == "DROP_CASCADE"
+    before = _relations(r) if cascade else set()
     for target in n.get("objects") or []:
         if "ObjectWithArgs" in target and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
             r.drop_functions(_target_functions(r, target["ObjectWithArgs"]))
@@ -587,7 +596,27 @@ def drop(r: Reader, n: dict, st: Stmt) -> None:
         else:
             names = strings(target.get("List", {}).get("items")) if "List" in target else strings([target])
             if names:
-                _drop_named(r, kind, names)
+                _drop_named(r, kind, names, cascade)
+    if cascade:
+        _drop_dependents(r, before - _relations(r))
+
+
+def _relations(r: Reader) -> set[str]:
+    return {t.qualified for t in r.schema.tables} | {f"{v.schema_name}.{v.name}" for v in r.schema.views}
+
+
+def _drop_dependents(r: Reader, gone: set[str]) -> None:
+    """What CASCADE takes with dropped relations: views reading them (and views reading those), and the
+    foreign keys that reference them (the referencing tables stay)."""
+    while True:
+        views = [v for v in r.schema.views if gone & set(v.reads or [])]
+        if not views:
+            break
+        for v in views:
+            r.drop_view(v.schema_name, v.name)
+            gone.add(f"{v.schema_name}.{v.name}")
+    for t in r.schema.tables:
+        t.foreign_keys = [fk for fk in t.foreign_keys if f"{fk.ref_schema}.{fk.ref_table}" not in gone]
 
 
 # --- types, schemas, extensions, settings ----------------------------------------------------------
