@@ -189,6 +189,15 @@ def test_extensions_exposed_schemas_and_search_path():
     assert s.tables[0].qualified == "app.t"
 
 
+def test_extensions_land_where_their_control_files_put_them_and_cascade_installs_what_they_require():
+    # pg_cron and supabase_vault are not in this PostgreSQL; their control files fix their schemas.
+    s = schema_of("create extension if not exists pg_cron; create extension supabase_vault with schema public;\n"
+                  "create extension pgjwt with schema extensions cascade; create extension earthdistance;")
+    assert [(e.name, e.schema_name) for e in s.extensions] == [
+        ("pg_cron", "pg_catalog"), ("supabase_vault", "vault"), ("pgcrypto", "extensions"), ("pgjwt", "extensions"),
+        ("earthdistance", "public")]
+
+
 def test_policies_on_tables_the_sql_never_creates_are_kept_on_a_stand_in():
     s = schema_of("create policy read_own on storage.objects for select to authenticated "
                   "using ((storage.foldername(name))[1] = (select auth.uid())::text);")

@@ -401,7 +401,6 @@ HANDLERS = {
     "CreateEnumStmt": obj.create_enum,
     "AlterEnumStmt": obj.alter_enum,
     "CreateSchemaStmt": obj.create_schema,
-    "CreateExtensionStmt": obj.create_extension,
     "VariableSetStmt": obj.set_variable,
     "AlterDatabaseSetStmt": obj.set_database_option,
     "AlterRoleSetStmt": obj.set_database_option,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model.schema import Command, EnumType, Extension, Function, Policy, Privilege, Table, Trigger, View
+from ..model.schema import Command, EnumType, Function, Policy, Privilege, Table, Trigger, View
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
@@ -636,13 +636,6 @@ def alter_enum(r: Reader, n: dict, st: Stmt) -> None:
 def create_schema(r: Reader, n: dict, st: Stmt) -> None:
     if n.get("schemaname") and n["schemaname"] not in r.schema.schemas:
         r.schema.schemas.append(n["schemaname"])
-
-
-def create_extension(r: Reader, n: dict, st: Stmt) -> None:
-    schema = next((d["DefElem"].get("arg", {}).get("String", {}).get("sval") for d in n.get("options") or []
-                   if d.get("DefElem", {}).get("defname") == "schema"), None) or r.creation_schema
-    if not any(e.name == n.get("extname") for e in r.schema.extensions):
-        r.schema.extensions.append(Extension(name=n.get("extname", ""), schema_name=schema, location=st.loc()))
 
 
 def set_variable(r: Reader, n: dict, st: Stmt) -> None:

@@ -1,6 +1,6 @@
 """Statement handlers, part 3: what the platform's lints read beyond tables and policies.
 
-Foreign tables, rows of storage.buckets, queues made by `select pgmq.create(...)`, and transaction
+Foreign tables, extensions (with what CASCADE installs), rows of storage.buckets, queues made by `select pgmq.create(...)`, and transaction
 control (begin/commit/rollback/savepoints), replayed the way PostgreSQL would leave the catalogue.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model.schema import Column, StorageBucket, Table
+from ..model.schema import Column, Extension, StorageBucket, Table
 from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
 from .fold import fold
@@ -30,6 +30,31 @@ def create_foreign_table(r: Reader, n: dict, st: Stmt) -> None:
             add_column(r, t, element["ColumnDef"], st)
     r.drop_table(schema, name)
     r.add_table(t)
+
+
+# What extensions' control files say, for those a Supabase project offers: a fixed schema (wherever the SQL
+# asks), and the extensions CREATE EXTENSION ... CASCADE installs first, in the schema the statement names.
+_FIXED_SCHEMA = {"pg_cron": "pg_catalog", "supabase_vault": "vault", "postgis_topology": "topology",
+                 "postgis_tiger_geocoder": "tiger"}
+_REQUIRES = {"earthdistance": ("cube",), "pgjwt": ("pgcrypto",), "postgis_raster": ("postgis",),
+             "postgis_sfcgal": ("postgis",), "postgis_topology": ("postgis",), "pgrouting": ("postgis",),
+             "postgis_tiger_geocoder": ("postgis", "fuzzystrmatch")}
+
+
+def create_extension(r: Reader, n: dict, st: Stmt) -> None:
+    options = {d["DefElem"].get("defname"): d["DefElem"].get("arg") or {} for d in n.get("options") or []
+               if "DefElem" in d}
+    schema = options.get("schema", {}).get("String", {}).get("sval")
+    _install(r, n.get("extname", ""), schema, bool(options.get("cascade", {}).get("Boolean", {}).get("boolval")), st)
+
+
+def _install(r: Reader, name: str, schema: str | None, cascade: bool, st: Stmt) -> None:
+    if any(e.name == name for e in r.schema.extensions):
+        return
+    for required in _REQUIRES.get(name, ()) if cascade else ():
+        _install(r, required, schema, cascade, st)
+    r.schema.extensions.append(Extension(name=name, schema_name=_FIXED_SCHEMA.get(name) or schema or r.creation_schema,
+                                         location=st.loc()))
 
 
 def _value(node: dict) -> object:
@@ -97,5 +122,5 @@ def transaction(r: Reader, n: dict, st: Stmt) -> None:
         r.rollback_to(n.get("savepoint_name", ""))
 
 
-HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "InsertStmt": insert, "SelectStmt": select,
-                 "TransactionStmt": transaction})
+HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "CreateExtensionStmt": create_extension,
+                 "InsertStmt": insert, "SelectStmt": select, "TransactionStmt": transaction})
