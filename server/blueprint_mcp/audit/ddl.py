@@ -152,6 +152,12 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
         r.drop_table(schema, name)
     if n.get("partbound") is not None:
         _inherit_from_root(r, t, n)
+    else:  # INHERITS: the parents' columns come first, with their NOT NULL and CHECK constraints (no keys)
+        for parent in (r.table(*r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []):
+            if parent is not None:
+                t.columns += [c.model_copy(update={"location": st.loc()}) for c in parent.columns
+                              if t.column(c.name) is None]
+                t.constraints += [c.model_copy() for c in parent.constraints if c.kind == "check"]
     for element in n.get("tableElts") or []:
         kind, body = next(iter(element.items()))
         if kind == "ColumnDef":
