@@ -10,6 +10,7 @@ condition is never taken for a constant.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,8 +19,7 @@ from .tree import Node, const, dotted, strings
 
 _UNKNOWN: Any = object()  # not a constant the folding knows
 
-_BOOL_WORDS = {"true": True, "t": True, "on": True, "yes": True, "y": True, "1": True,
-               "false": False, "f": False, "off": False, "no": False, "n": False, "0": False}
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _TEXT_TYPES = ("text", "varchar", "name")  # not bpchar: its trailing blanks do not count in a comparison
 _INT_TYPES = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int")
 _COMPARE = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "!=": lambda a, b: a != b}
@@ -34,6 +34,32 @@ def fold(tree: Any) -> Any:
     """The constant value of `tree`; None for NULL or when any part is not a constant the folding knows."""
     value = _fold(tree)
     return None if value is _UNKNOWN else value
+
+
+def fold_condition(tree: Any) -> Any:
+    """`fold` of a clause PostgreSQL reads as a boolean: there a bare string is one (`using ('t')`)."""
+    value = _condition(tree)
+    return None if value is _UNKNOWN else value
+
+
+def _condition(tree: Any) -> Any:
+    value = _fold(tree)
+    if isinstance(tree, dict) and "A_Const" in tree and isinstance(value, str):
+        return _parse_bool(value)  # an untyped literal takes the type its place wants
+    return value
+
+
+def _parse_bool(text: str) -> Any:
+    """PostgreSQL's boolean input: any case, blanks trimmed, a word or its unambiguous prefix."""
+    word = text.strip().lower()
+    if word in ("1", "0"):
+        return word == "1"
+    if len(word) >= 2 and "on".startswith(word) or len(word) >= 2 and "off".startswith(word):
+        return word == "on"
+    for spelling, value in (("true", True), ("false", False), ("yes", True), ("no", False)):
+        if word and spelling.startswith(word):
+            return value
+    return _UNKNOWN
 
 
 def _fold(tree: Any) -> Any:
@@ -67,11 +93,13 @@ def _cast(body: Node) -> Any:
     if target in ("bool", "boolean"):
         if isinstance(value, bool):
             return value
-        return _BOOL_WORDS.get(str(value).strip().lower(), _UNKNOWN) if isinstance(value, str | int) else _UNKNOWN
+        return _parse_bool(str(value)) if isinstance(value, str | int) else _UNKNOWN
     if target in _TEXT_TYPES:
         return str(value).lower() if isinstance(value, bool) else str(value)
     if target in _INT_TYPES and type(value) is int:
         return value
+    if target in _INT_TYPES and isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)  # '1'::int, which PostgreSQL folds while parsing
     return _UNKNOWN  # a date, a uuid, a numeric...: equal values may be spelt differently
 
 
@@ -81,6 +109,11 @@ def _compare(body: Node) -> Any:
     compare = _COMPARE.get(op[-1]) if plain and op else None
     if compare is None:
         return _UNKNOWN
+    rows = [(body.get(side) or {}).get("RowExpr", {}).get("args") for side in ("lexpr", "rexpr")]
+    if rows[0] is not None and rows[1] is not None and len(rows[0]) == len(rows[1]):
+        # `(a, b) = (c, d)` is `a = c and b = d` (`<>`: or), as PostgreSQL expands it while parsing.
+        pairs = [{"A_Expr": {**body, "lexpr": a, "rexpr": b}} for a, b in zip(rows[0], rows[1], strict=True)]
+        return _boolean({"boolop": "AND_EXPR" if op[-1] == "=" else "OR_EXPR", "args": pairs})
     left, right = _fold(body.get("lexpr")), _fold(body.get("rexpr"))
     if left is _UNKNOWN or right is _UNKNOWN:
         return _UNKNOWN
@@ -91,7 +124,7 @@ def _compare(body: Node) -> Any:
 
 def _boolean(body: Node) -> Any:
     """AND / OR / NOT in three-valued logic: one false decides an AND, one true an OR, whatever the rest."""
-    values = [_fold(a) for a in body.get("args") or []]
+    values = [_condition(a) for a in body.get("args") or []]
     if not values or any(v is not _UNKNOWN and v is not None and not isinstance(v, bool) for v in values):
         return _UNKNOWN
     op = body.get("boolop")
@@ -106,7 +139,7 @@ def _boolean(body: Node) -> Any:
 
 
 def _boolean_test(body: Node) -> Any:
-    value, test = _fold(body.get("arg")), _TESTS.get(body.get("booltesttype", ""))
+    value, test = _condition(body.get("arg")), _TESTS.get(body.get("booltesttype", ""))
     if test is None or value is _UNKNOWN or (value is not None and not isinstance(value, bool)):
         return _UNKNOWN  # `1 is true` is a type error, not a test
     return test(value)

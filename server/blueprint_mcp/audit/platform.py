@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .findings import Level
-from .fold import fold
+from .fold import fold, fold_condition
 
 # Schemas the platform manages: never the user's objects, never reported (splinter's list, as is).
 MANAGED_SCHEMAS = frozenset({
@@ -204,7 +204,7 @@ def always_true_clauses(command: str, using: Any = MISSING, check: Any = MISSING
     command = command.lower()
 
     def true(tree: Any) -> bool:
-        return tree is not MISSING and fold(tree) is True
+        return tree is not MISSING and fold_condition(tree) is True
 
     out = []
     if command in ("update", "delete", "all") and (using is MISSING or true(using)):
@@ -218,7 +218,7 @@ def always_true_clauses(command: str, using: Any = MISSING, check: Any = MISSING
 def lists_bucket(qual: Any, bucket_id: str) -> bool:
     """Whether a permissive SELECT policy on storage.objects lets clients list a bucket's files (lint 0025):
     no USING, an always-true one, or exactly `bucket_id = '<the bucket>'`."""
-    if qual is MISSING or fold(qual) is True:
+    if qual is MISSING or fold_condition(qual) is True:
         return True
     body = qual.get("A_Expr") if isinstance(qual, dict) else None
     if not body or [n.get("String", {}).get("sval") for n in body.get("name") or []] != ["="]:
