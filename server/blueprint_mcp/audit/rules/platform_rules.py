@@ -54,9 +54,11 @@ def _unwrapped_calls(tree, text: str) -> tuple[list[str], str | None]:
           "(select auth.uid()) it becomes an init plan computed once per statement (179 ms -> 9 ms on 100k rows). "
           "As the platform reads the deparsed policy, a call is wrapped only where a sub-select's output starts "
           "with it: `(select owner_id = auth.uid())` is correlated and runs per row, and so does a call filtering "
-          "a sub-select's own rows. Two deliberate differences from the platform's text match: a bare call next "
-          "to a wrapped one of the same function is still reported, and a string literal spelling "
-          "'auth.uid()' is not a call.",
+          "a sub-select's own rows. Deliberate differences from the platform's text match: a bare call next "
+          "to a wrapped one of the same function is still reported; a string literal spelling 'auth.uid()' "
+          "is not a call; and a sub-select whose output starts with the call, `(select auth.jwt() ->> 'sub')`, "
+          "is an init plan like `(select auth.jwt()) ->> 'sub'`, though the platform wants `select auth.jwt()` "
+          "verbatim. Not caught: `(select auth.uid() = owner_id)`, correlated, so per row.",
       bad="create policy p on habits for select to authenticated using (created_by = auth.uid());")
 def auth_rls_initplan(r, s: Schema):
     for t, p in linted_policies(s, INITPLAN_SCHEMAS_EXCLUDED, roles=None):  # the platform reads every role's
