@@ -198,6 +198,17 @@ def test_extensions_land_where_their_control_files_put_them_and_cascade_installs
         ("earthdistance", "public")]
 
 
+def test_tables_made_from_queries_name_their_columns_as_postgresql_does():
+    s = schema_of("create table public.src (id int primary key, secret text);\n"
+                  "create table public.copy as select 'q'::text::varchar, case when true then 1 end::text,\n"
+                  "  case when true then 1 end, 1, s.secret::text, (select 1)::text, lower(s.secret), s.*\n"
+                  "  from public.src s;\n"
+                  "create table public.deep as select 1" + "::text" * 500 + ";")
+    assert [c.name for c in s.table("copy", "public").columns] == [
+        "varchar", "text", "case", "?column?", "secret", "text", "lower", "id", "secret"]
+    assert [c.name for c in s.table("deep", "public").columns] == ["text"]
+
+
 def test_policies_on_tables_the_sql_never_creates_are_kept_on_a_stand_in():
     s = schema_of("create policy read_own on storage.objects for select to authenticated "
                   "using ((storage.foldername(name))[1] = (select auth.uid())::text);")

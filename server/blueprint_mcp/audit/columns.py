@@ -23,26 +23,46 @@ Lookup = Callable[[dict], list[Column] | None]  # a RangeVar -> its table's colu
 
 
 def _name(node: Any) -> str:
-    """PostgreSQL's FigureColname, `?column?` when it has none (a cast of one then takes the type's name)."""
-    kind, body = next(iter(node.items())) if isinstance(node, dict) and len(node) == 1 else ("", {})
+    """PostgreSQL's FigureColname, `?column?` when it has none (a cast of one then takes the type's name).
+    A loop, not recursion: casts and sub-selects may nest deeper than Python's stack."""
+    casts: list[str] = []  # the type names of the casts around the node, outermost first
+    name, weak = _UNNAMED, True  # a CASE's name is weak too: a cast around it names the column
+    while isinstance(node, dict) and len(node) == 1:
+        kind, body = next(iter(node.items()))
+        if not isinstance(body, dict):
+            break
+        if kind == "TypeCast":
+            casts.append((strings((body.get("typeName") or {}).get("names")) or [_UNNAMED])[-1])
+            node = body.get("arg")
+            continue
+        if kind in ("CollateClause", "A_Indirection"):
+            names = [x["String"]["sval"] for x in body.get("indirection") or [] if "String" in x]
+            if names:
+                name, weak = names[-1], False
+                break
+            node = body.get("arg")
+            continue
+        if kind == "SubLink" and body.get("subLinkType") == "EXPR_SUBLINK":
+            targets = (body.get("subselect") or {}).get("SelectStmt", {}).get("targetList") or [{}]
+            target = targets[0].get("ResTarget", {})
+            if target.get("name"):
+                name, weak = target["name"], False
+                break
+            node = target.get("val")
+            continue
+        name, weak = _leaf_name(kind, body), kind == "CaseExpr"
+        break
+    return casts[0] if casts and (weak or name == _UNNAMED) else name
+
+
+def _leaf_name(kind: str, body: dict) -> str:
     if kind == "ColumnRef":
         parts = strings(body.get("fields"))
         return parts[-1] if parts else _UNNAMED
     if kind == "FuncCall":
         return (strings(body.get("funcname")) or [_UNNAMED])[-1]
-    if kind == "TypeCast":
-        inner = _name(body.get("arg"))
-        return inner if inner != _UNNAMED else (strings((body.get("typeName") or {}).get("names")) or [_UNNAMED])[-1]
-    if kind in ("CollateClause", "A_Indirection"):
-        names = [x["String"]["sval"] for x in body.get("indirection") or [] if "String" in x]
-        return names[-1] if names else _name(body.get("arg"))
     if kind == "SubLink":
-        if body.get("subLinkType") in _SUBLINKS:
-            return _SUBLINKS[body["subLinkType"]]
-        if body.get("subLinkType") == "EXPR_SUBLINK":
-            targets = (body.get("subselect") or {}).get("SelectStmt", {}).get("targetList") or [{}]
-            target = targets[0].get("ResTarget", {})
-            return target.get("name") or _name(target.get("val"))
+        return _SUBLINKS.get(body.get("subLinkType", ""), _UNNAMED)
     if kind == "MinMaxExpr":
         return _MINMAX.get(body.get("op", ""), _UNNAMED)
     if kind == "A_Expr" and body.get("kind") == "AEXPR_NULLIF":
