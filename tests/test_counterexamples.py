@@ -1039,3 +1039,21 @@ def test_verify_inserts_rows_on_each_side_of_a_where(url):
     report = verify_rls(sql=";\n".join(loose), template="cms", database_url=url)
     assert {(f.verdict, f.actor, f.attack) for f in report.failures} >= {
         ("LEAK", "author", "insert entries with status = 'published'::public.entries_status_enum")}
+
+
+def test_daily_metrics_are_read_by_those_who_read_every_event(url, make_db):
+    """Found by an independent attack: members who see only their own events read the organisation's daily
+    totals (active users, event counts), so in a small team their colleagues' activity. The totals are now
+    for those who read every event of the organisation (managers), as verify's oracle says too."""
+    data = blueprint({"name": "notes", "fields": [{"name": "body", "type": "text"}]},
+                     tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    for who, n in (("admin", 7), ("bob", 1)):
+        conn.execute("insert into public.events (organization_id, user_id, event_name, event_category) "
+                     "select %s, %s, 'note_created', 'core_feature' from generate_series(1, %s)", (org, users[who], n))
+    conn.execute("select private.refresh_daily_org_metrics()")
+    totals = "select coalesce(sum(events_count), 0)::int from public.daily_org_metrics"
+    assert run_as(conn, "authenticated", users["bob"], "select count(*)::int from public.events") == [(1,)]
+    assert run_as(conn, "authenticated", users["bob"], totals) == [(0,)]
+    assert run_as(conn, "authenticated", users["admin"], totals) == [(8,)]

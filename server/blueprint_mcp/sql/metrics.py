@@ -19,7 +19,9 @@ def metrics_schedule() -> CronJob:
 
 def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
     """Materialized views cannot have RLS: keep it in private, expose only a membership-checked view."""
-    read = (bp.tenancy.min_role(Capability.read) or bp.tenancy.owner_role).name
+    # Who reads the organisation's events (docs: events): an aggregate of them is theirs too. A member who
+    # sees only their own events would otherwise read their colleagues' daily activity from the totals.
+    read = (bp.tenancy.min_role(Capability.manage_members) or bp.tenancy.owner_role).name
     mv = View(
         schema_name="private", name=MATVIEW, materialized=True,
         query=(
@@ -39,7 +41,7 @@ def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
         language="sql", security_definer=True, volatility="stable",
         body=(f"select m.*\n  from private.{MATVIEW} m\n"
               f" where m.organization_id = any (array(select private.{HELPER}({literal(read)})))"),
-        comment="The caller's organisations' rows of the metrics view.", execute_roles=["authenticated", "service_role"],
+        comment="The metrics rows of the organisations whose events the caller reads in full (managers).", execute_roles=["authenticated", "service_role"],
     )
     refresh = Function(
         schema_name="private", name=REFRESH, returns="void", language="plpgsql",
@@ -59,7 +61,8 @@ def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
         schema_name="public", name=MATVIEW, security_invoker=True,
         query="select organization_id, day, active_users, events_count, sessions_count\n"
               "  from private.member_daily_org_metrics()",
-        comment="Daily metrics of the caller's organisations (security invoker; rows filtered by membership).",
+        comment="Daily metrics of the organisations whose events the caller reads in full (security invoker; "
+                "rows filtered by membership role).",
         grants={"authenticated": ["select"], "service_role": ["select"]},
     )
     return [mv, view], [reader, refresh]

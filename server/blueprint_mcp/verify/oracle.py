@@ -127,7 +127,8 @@ class Oracle:
             not e.soft_delete or every_row(restore_grants(self.bp, e)))
 
     def _daily_org_metrics(self, actor, command, row, org):
-        return command == "select" and self.can(actor, row.org, Capability.read)
+        # Totals of the organisation's events: for those who read all of them (_events), not the others.
+        return command == "select" and self.can(actor, row.org, Capability.manage_members)
 
     # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 

@@ -485,9 +485,9 @@ set search_path = ''
 as $$
 select m.*
   from private.daily_org_metrics m
- where m.organization_id = any (array(select private.organization_ids_with_role('analyst')))
+ where m.organization_id = any (array(select private.organization_ids_with_role('manager')))
 $$;
-comment on function private.member_daily_org_metrics() is 'The caller''s organisations'' rows of the metrics view.';
+comment on function private.member_daily_org_metrics() is 'The metrics rows of the organisations whose events the caller reads in full (managers).';
 revoke execute on function private.member_daily_org_metrics() from public, anon, authenticated;
 grant execute on function private.member_daily_org_metrics() to authenticated, service_role;
 
@@ -517,7 +517,7 @@ select organization_id, day, active_users, events_count, sessions_count
 revoke all on table public.daily_org_metrics from anon, authenticated;
 grant select on table public.daily_org_metrics to authenticated;
 grant select on table public.daily_org_metrics to service_role;
-comment on view public.daily_org_metrics is 'Daily metrics of the caller''s organisations (security invoker; rows filtered by membership).';
+comment on view public.daily_org_metrics is 'Daily metrics of the organisations whose events the caller reads in full (security invoker; rows filtered by membership role).';
 
 -- Supabase Cron: scheduled where pg_cron is installed; after enabling it later, run this block again.
 do $$
