@@ -90,3 +90,22 @@ def test_seed_users_are_written_as_gotrue_writes_a_confirmed_email_signup():
     for line in users:
         assert "'00000000-0000-0000-0000-000000000000', '" in line and "'authenticated', 'authenticated'" in line
         assert ", '', timestamptz '2025-01-01 09:00:00+00', '', '', '', ''," in line
+
+
+
+@pytest.mark.postgres
+def test_seeded_invitations_are_the_members_accepted_ones_and_none_is_pending(make_db):
+    """Found by an independent check: the seed filled invitations like any table, pending (no secret, so
+    unusable), with plain members as inviters and the inviter as the one who accepted. Now each member's
+    invitation from the owner is seeded as accepted, and none is pending (its secret would be public)."""
+    _, _, conn = seeded(ROOT / "blueprints" / "b2b-saas.yaml", make_db, "legacy")
+    assert conn.execute("select count(*) from public.invitations where accepted_at is null").fetchone()[0] == 0
+    mismatched = conn.execute(
+        "select i.email from public.invitations i join public.organizations o on o.id = i.organization_id "
+        "left join public.organization_members m on m.organization_id = i.organization_id "
+        "and m.user_id = i.accepted_by and m.role = i.role join auth.users u on u.id = i.accepted_by "
+        "where m.user_id is null or i.invited_by is distinct from o.owner_user_id or u.email <> i.email").fetchall()
+    assert mismatched == []
+    members = conn.execute("select count(*) from public.organization_members m join public.organizations o "
+                           "on o.id = m.organization_id where not o.is_personal and m.user_id <> o.owner_user_id")
+    assert conn.execute("select count(*) from public.invitations").fetchone()[0] == members.fetchone()[0]

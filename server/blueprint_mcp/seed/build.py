@@ -30,7 +30,9 @@ PEOPLE = ("Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra", "Bar
 USERS_PER_ROLE = 2
 SIGNED_UP = "timestamptz '2025-01-01 09:00:00+00'"
 ROW_BASE = 600  # fixture numbers of seed rows: clear of verify's own (matrix 1.., conditions 3000.., hopper 5000..)
-SKIPPED = {*CORE_FLOW_TABLES, "audit_logs"}  # made by signup and triggers; the audit log writes itself
+# Made by signup and triggers; the audit log writes itself; invitations are the members' accepted ones below
+# (a pending one needs a secret, and a seeded secret would be a known credential).
+SKIPPED = {*CORE_FLOW_TABLES, "audit_logs", "invitations"}
 _FIXTURE_TEXT = re.compile(r"^'fixture(\d+)(@example\.com)?'$")
 _LONG_TEXT = ("description", "body", "notes", "content", "summary", "bio", "comment", "details", "message")
 
@@ -101,8 +103,18 @@ def _world(bp: Blueprint, schema: Schema) -> World:
             w.add("insert into public.organization_members (id, organization_id, user_id, role) values "
                   f"({literal(stable_id('seed-member', label, a.name))}, {literal(orgs[label])}, "
                   f"{literal(a.user_id)}, {literal(role)});", row)
-    enums = {f"public.{e.name}": e.values for e in schema.enums}
     writer = bp.tenancy.default_member_role.name
+    if schema.table("invitations") is not None:
+        w.statements.append("\n-- How the members joined: invitations from the owner, each accepted")
+        for label, _ in ORGS:
+            for a in (x for x in actors.values() if x.memberships.get(label) and x.name != owners[label]):
+                email = _email(a.name, display[a.name].split()[0])
+                w.statements.append(
+                    "insert into public.invitations (id, organization_id, email, role, invited_by, accepted_at, "
+                    f"accepted_by) values ({literal(stable_id('seed-invitation', label, a.name))}, "
+                    f"{literal(orgs[label])}, {literal(email)}, {literal(a.memberships[label])}, "
+                    f"{literal(actors[owners[label]].user_id)}, {SIGNED_UP}, {literal(a.user_id)});")
+    enums = {f"public.{e.name}": e.values for e in schema.enums}
     authors = {label: [owners[label], f"{label}-{writer}-1"] for label, _ in ORGS}
     tables = [t for t in schema.tables if t.schema_name == "public" and t.name not in SKIPPED]
     n = ROW_BASE
