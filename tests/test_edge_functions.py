@@ -195,3 +195,21 @@ def test_functions_answer_cors_method_and_missing_token_themselves_and_hide_fail
         assert error("post while auth is unreachable") == {"code": "internal", "message": "something went wrong",
                                                            "field": None}
         assert "127.0.0.1" not in down["body"] and "anon-key" not in ran.stdout
+
+
+def test_a_body_without_content_length_is_cut_at_the_cap_not_read_whole(deno_npm, tmp_path):
+    """Found by an independent attack: a chunked body has no Content-Length, so the cap was checked only after
+    req.arrayBuffer() had read all of it (200 MB in memory for a 413). The body is now read as it arrives and
+    the read stops past the cap; bodies under it are read whole."""
+    _project(tmp_path, BLUEPRINTS["b2b-saas"])
+    shutil.copy(ROOT / "tests" / "deno" / "body_cap_harness.ts", tmp_path / "body_cap_harness.ts")
+    ran = deno(deno_npm, "run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read",
+               "body_cap_harness.ts", "log-event", cwd=tmp_path, env={"SUPABASE_ANON_KEY": "anon-key"})
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answers = {a["label"]: a for a in map(json.loads, ran.stdout.splitlines())}
+    big = answers["50 MB streamed"]
+    assert big["status"] == 413 and big["body"]["error"]["code"] == "payload_too_large"
+    assert big["pulled"] < 8 * 1024 * 1024  # the stream stopped early (socket buffers aside), not at 50 MB
+    # read whole and parsed: the object reaches log-event's own validation, spaces alone are not JSON
+    assert answers["an object in small chunks"]["body"]["error"]["code"] == "invalid_input"
+    assert answers["16 KB of spaces then nothing"]["body"]["error"]["code"] == "invalid_json"

@@ -79,11 +79,26 @@ function json(status: number, body: unknown, headers: Record<string, string>): R
 async function readBody(req: Request): Promise<Body> {
   const tooLarge = new HttpError(413, "payload_too_large", `the body is larger than ${MAX_BODY_BYTES} bytes`)
   if (Number(req.headers.get("Content-Length") ?? 0) > MAX_BODY_BYTES) throw tooLarge
-  const bytes = new Uint8Array(await req.arrayBuffer())
-  if (bytes.length > MAX_BODY_BYTES) throw tooLarge
+  // Read as it arrives and stop past the cap: a chunked body has no Content-Length to refuse early, and
+  // req.arrayBuffer() would hold all of it in memory first.
+  const bytes = new Uint8Array(MAX_BODY_BYTES)
+  let length = 0
+  if (req.body !== null) {
+    const reader = req.body.getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      if (length + value.length > MAX_BODY_BYTES) {
+        await reader.cancel()
+        throw tooLarge
+      }
+      bytes.set(value, length)
+      length += value.length
+    }
+  }
   let value: unknown
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes))
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, length)))
   } catch {
     throw new HttpError(400, "invalid_json", "the body is not valid JSON")
   }
