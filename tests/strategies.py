@@ -463,6 +463,8 @@ def _chains(e: dict, entities: list[dict]) -> list[list[str]]:
     out = [[u] for u in _user_fields(e)]
     for f in e["fields"]:
         target = by_name.get(f.get("references", "")) if f["type"] == "reference" else None
+        if f.get("pii") and e["scope"] in ("organization", "service"):
+            continue  # moved to the private side: the chain would start at a column the row does not have
         if target is not None and target["scope"] != "global":
             out += [[f["name"], u] for u in _user_fields(target)]
     return out

@@ -224,7 +224,7 @@ def _cell(table: Table, values: dict[str, str], column: str) -> str | None:
     if column not in values and col is not None and col.default and any(v in col.default for v in VOLATILE_DEFAULTS):
         return None
     text = values.get(column, "null" if col is None or col.default is None else col.default)
-    text = re.sub(r"::[a-z_. \"]+$", "", text.strip(), flags=re.I)
+    text = re.sub(r"::[a-z_\"][a-z0-9_. \"]*$", "", text.strip(), flags=re.I)  # type names may hold digits
     if text.lower() in _NOW:  # one instant in verify's single transaction, however it is spelled
         if col is not None and col.type == "date":
             return "current_date"
