@@ -87,9 +87,10 @@ def test_a_blueprint_without_teams_or_analytics_says_so_and_writes_no_function()
 def test_log_event_embeds_the_blueprints_taxonomy_and_pii_keys(name):
     bp = BLUEPRINTS[name]
     text = migration_files(bp)["supabase/functions/log-event/validate.ts"]
-    events = re.findall(r'^  \["([a-z0-9_]+)", \{ category: "([a-z_]+)", properties: (\[[^\]]*\]) \}\],$', text, re.M)
-    assert [(n, c, json.loads(p)) for n, c, p in events] == [(e.name, e.category.value, e.properties)
-                                                                for e in bp.events()]
+    events = re.findall(r'^  \["([a-z0-9_]+)", \{ category: "([a-z_]+)", properties: (\[[^\]]*\]), '
+                        r'server: (true|false) \}\],$', text, re.M)
+    assert [(n, c, json.loads(p), json.loads(s)) for n, c, p, s in events] == [
+        (e.name, e.category.value, e.properties, e.server_only) for e in bp.events()]
     pii = text.split("export const PII_KEYS: ReadonlySet<string> = new Set<string>([\n", 1)[1].split("])", 1)[0]
     assert [json.loads(line.strip().rstrip(",")) for line in pii.splitlines()] == event_pii_keys(bp)
     assert set(bp.pii_keys()) | set(bp.privacy.pii_keys) <= set(event_pii_keys(bp))
@@ -143,7 +144,7 @@ def test_log_event_validation_passes_deno_test_for_every_blueprint(deno_npm, tmp
         tests.append((folder / "validate_test.ts").relative_to(tmp_path).as_posix())
     ran = deno(deno_npm, "test", "--quiet", *tests, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
-    assert f"ok | {11 * len(tests)} passed | 0 failed" in ran.stdout
+    assert f"ok | {12 * len(tests)} passed | 0 failed" in ran.stdout
 
 
 def test_deno_catches_a_wrong_rpc_call_and_a_validator_letting_pii_through(deno_npm, tmp_path):

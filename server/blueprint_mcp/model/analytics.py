@@ -47,6 +47,10 @@ class EventDef(Model):
                               description="What happened, one sentence; shown in the spec's event taxonomy.")
     properties: list[Ident] = Field(default_factory=list, max_length=EVENT_PROPERTIES,
                                     description="Expected keys of `properties` (no PII).")
+    server_only: bool = Field(False, description=(
+        "A fact only the backend knows (a payment, a signup, an order placed): written by the service role "
+        "(a webhook, an RPC, an edge function of yours), never by clients. log-event refuses it, so no member "
+        "forges what funnels and revenue metrics count."))
 
 
 class Event(EventDef):

@@ -22,7 +22,8 @@ def _rows(items: list[str]) -> str:
 
 def _context(bp: Blueprint) -> dict:
     events = [f"[{json.dumps(e.name)}, {{ category: {json.dumps(e.category.value)}, "
-              f"properties: {json.dumps(list(e.properties))} }}]" for e in bp.events()]
+              f"properties: {json.dumps(list(e.properties))}, server: {json.dumps(e.server_only)} }}]"
+              for e in bp.events()]
     body = ["organization_id", "event_name", "properties"] + (["session_id"] if bp.analytics.sessions else [])
     return {
         "role_type": ROLE_TYPE, "default_role": bp.tenancy.default_member_role.name,

@@ -2,7 +2,7 @@
 // What log-event accepts, as pure functions over the request body (no I/O: `deno test` runs them as they are).
 import type { Json } from "../../types/database.types.ts"
 
-export type EventRule = { category: string; properties: readonly string[] }
+export type EventRule = { category: string; properties: readonly string[]; server: boolean }
 export type LoggedEvent = {
   organization_id: string
   event_name: string
@@ -12,35 +12,35 @@ export type LoggedEvent = {
 }
 export type Checked = { ok: true; event: LoggedEvent } | { ok: false; field: string; message: string }
 
-// The blueprint's event taxonomy: name -> category and declared property keys (none declared: any
-// snake_case key). A Map, so names like `constructor` are not looked up on Object.prototype.
+// The blueprint's event taxonomy: name -> category, declared property keys (none declared: any snake_case
+// key) and whether only the backend records it (server_only: a payment, a signup). A Map, so names like `constructor` are not looked up on Object.prototype.
 export const EVENTS: ReadonlyMap<string, EventRule> = new Map<string, EventRule>([
-  ["user_signed_up", { category: "auth", properties: [] }],
-  ["user_logged_in", { category: "auth", properties: [] }],
-  ["user_logged_out", { category: "auth", properties: [] }],
-  ["onboarding_started", { category: "onboarding", properties: [] }],
-  ["onboarding_completed", { category: "onboarding", properties: [] }],
-  ["organization_created", { category: "setup", properties: [] }],
-  ["organization_updated", { category: "setup", properties: [] }],
-  ["member_invited", { category: "collaboration", properties: [] }],
-  ["invitation_accepted", { category: "collaboration", properties: [] }],
-  ["member_role_changed", { category: "collaboration", properties: [] }],
-  ["member_removed", { category: "collaboration", properties: [] }],
-  ["page_viewed", { category: "navigation", properties: [] }],
-  ["plan_selected", { category: "billing", properties: [] }],
-  ["checkout_completed", { category: "billing", properties: [] }],
-  ["subscription_cancelled", { category: "billing", properties: [] }],
-  ["project_created", { category: "core_feature", properties: ["project_id"] }],
-  ["project_updated", { category: "core_feature", properties: ["project_id"] }],
-  ["project_deleted", { category: "core_feature", properties: ["project_id"] }],
-  ["task_created", { category: "core_feature", properties: ["task_id"] }],
-  ["task_updated", { category: "core_feature", properties: ["task_id"] }],
-  ["task_deleted", { category: "core_feature", properties: ["task_id"] }],
-  ["comment_created", { category: "core_feature", properties: ["comment_id"] }],
-  ["comment_updated", { category: "core_feature", properties: ["comment_id"] }],
-  ["comment_deleted", { category: "core_feature", properties: ["comment_id"] }],
-  ["task_completed", { category: "core_feature", properties: ["task_id", "project_id"] }],
-  ["project_completed", { category: "core_feature", properties: ["project_id"] }],
+  ["user_signed_up", { category: "auth", properties: [], server: true }],
+  ["user_logged_in", { category: "auth", properties: [], server: false }],
+  ["user_logged_out", { category: "auth", properties: [], server: false }],
+  ["onboarding_started", { category: "onboarding", properties: [], server: false }],
+  ["onboarding_completed", { category: "onboarding", properties: [], server: false }],
+  ["organization_created", { category: "setup", properties: [], server: false }],
+  ["organization_updated", { category: "setup", properties: [], server: false }],
+  ["member_invited", { category: "collaboration", properties: [], server: false }],
+  ["invitation_accepted", { category: "collaboration", properties: [], server: false }],
+  ["member_role_changed", { category: "collaboration", properties: [], server: false }],
+  ["member_removed", { category: "collaboration", properties: [], server: false }],
+  ["page_viewed", { category: "navigation", properties: [], server: false }],
+  ["plan_selected", { category: "billing", properties: [], server: false }],
+  ["checkout_completed", { category: "billing", properties: [], server: true }],
+  ["subscription_cancelled", { category: "billing", properties: [], server: true }],
+  ["project_created", { category: "core_feature", properties: ["project_id"], server: false }],
+  ["project_updated", { category: "core_feature", properties: ["project_id"], server: false }],
+  ["project_deleted", { category: "core_feature", properties: ["project_id"], server: false }],
+  ["task_created", { category: "core_feature", properties: ["task_id"], server: false }],
+  ["task_updated", { category: "core_feature", properties: ["task_id"], server: false }],
+  ["task_deleted", { category: "core_feature", properties: ["task_id"], server: false }],
+  ["comment_created", { category: "core_feature", properties: ["comment_id"], server: false }],
+  ["comment_updated", { category: "core_feature", properties: ["comment_id"], server: false }],
+  ["comment_deleted", { category: "core_feature", properties: ["comment_id"], server: false }],
+  ["task_completed", { category: "core_feature", properties: ["task_id", "project_id"], server: false }],
+  ["project_completed", { category: "core_feature", properties: ["project_id"], server: false }],
 ])
 
 // Keys refused at any depth: the blueprint's personal-data keys (privacy.pii_keys, PII fields, the built-ins)
@@ -148,6 +148,7 @@ export function validateEvent(body: unknown): Checked {
   if (typeof name !== "string" || !NAME.test(name)) return fail("event_name", "required: a snake_case event name")
   const rule = EVENTS.get(name)
   if (rule === undefined) return fail("event_name", "not an event of this app's taxonomy")
+  if (rule.server) return fail("event_name", "recorded by the app's backend only (server_only), not by clients")
   const properties = body.properties ?? {}
   if (!isObject(properties)) return fail("properties", "must be a JSON object")
   if (Object.keys(properties).length > MAX_PROPERTY_KEYS) {
