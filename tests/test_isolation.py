@@ -150,8 +150,10 @@ def test_other_organisations_metrics_are_invisible(world):
              "(%s, %s, 'habit_created', 'core_feature'), (%s, %s, 'habit_created', 'core_feature')",
              (world.org1, world.users["member"], world.org2, world.users["owner2"]))
     world.su("select private.refresh_daily_org_metrics()")
-    assert world.as_("viewer", "select organization_id from public.daily_org_metrics") == [(world.org1,)]
+    assert world.as_("admin", "select organization_id from public.daily_org_metrics") == [(world.org1,)]
     assert world.as_("owner2", "select organization_id from public.daily_org_metrics") == [(world.org2,)]
+    # The totals are those who read every event's: a viewer reads only their own events, and no totals.
+    assert world.as_("viewer", "select organization_id from public.daily_org_metrics") == []
 
 
 def test_ownership_moves_only_through_transfer_ownership(world):
