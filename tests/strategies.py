@@ -522,6 +522,9 @@ def buckets(draw, roles_: list[str], caps: list[str]) -> list[dict]:
     out = []
     for name in draw(st.lists(st.sampled_from(["files", "avatars", "x-rays"]), unique=True, min_size=1, max_size=2)):
         b: dict = {"name": name, "public": draw(st.booleans())}
+        if b["public"]:  # a public bucket lists the inert types it serves (the model refuses any other)
+            b["mime_types"] = draw(st.lists(st.sampled_from(["image/png", "image/jpeg", "application/pdf"]),
+                                            unique=True, min_size=1))
         access: dict = {}
         for cmd in COMMANDS:
             choice = draw(st.sampled_from(["default", "role", "grants"]))

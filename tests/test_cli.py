@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -397,3 +398,26 @@ def test_the_readme_says_the_model_refuses_a_public_select_grant_on_a_public_buc
     with pytest.raises(InvalidBlueprint, match=r"^storage\[0\]: bucket 'photos': a public bucket serves every file by "
                                                r"URL already.*public_bucket_allows_listing"):
         parse_blueprint(design)
+
+
+@pytest.mark.parametrize("mime_types, refused", [
+    (None, "a public bucket with no mime_types serves any file by URL"),
+    (["image/png", "image/svg+xml"], "may not accept image/svg+xml"),
+    (["image/*"], "may not accept image/*"),
+    (["*/*"], "may not accept */*"),
+    (["text/html;charset=utf-8"], "may not accept text/html;charset=utf-8"),
+    (["image/png", "image/jpeg", "application/pdf"], None),
+])
+def test_a_public_bucket_serves_only_inert_content_types(mime_types, refused):
+    """Found by an independent attack: the clinic's public bucket took any type, and a new user's own
+    organisation uploaded an SVG with a script, served by public URL from the project's storage origin."""
+    from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
+
+    bucket = {"name": "photos", "public": True, **({"mime_types": mime_types} if mime_types else {})}
+    design = {"app": {"name": "Photos", "slug": "photos"}, "storage": [bucket]}
+    if refused is None:
+        assert parse_blueprint(design).storage[0].mime_types == mime_types
+        return
+    with pytest.raises(InvalidBlueprint, match=rf"^storage\[0\]: bucket 'photos': .*{re.escape(refused)}"):
+        parse_blueprint(design)
+    assert parse_blueprint({**design, "storage": [{**bucket, "public": False}]}).storage[0].public is False

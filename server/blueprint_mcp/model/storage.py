@@ -60,4 +60,32 @@ class Bucket(Model):
         for m in self.mime_types or []:
             if "/" not in m or len(m) > 255 or any(ch.isspace() for ch in m):
                 raise Invalid(f"bucket '{self.name}': '{m[:40]}' is not a content type", "use type/subtype, e.g. image/png")
+        if not self.public:
+            return self
+        # Anyone allowed to upload would publish a page on the project's storage origin (stored XSS): an SVG
+        # or HTML file served by public URL runs its scripts in the visitor's browser.
+        if self.mime_types is None:
+            raise Invalid(f"bucket '{self.name}': a public bucket with no mime_types serves any file by URL, an "
+                          "uploaded SVG or HTML page with its scripts included",
+                          "list the types it serves, e.g. mime_types: [image/png, image/jpeg, image/webp]")
+        active = [m for m in self.mime_types if _runs_in_browser(m)]
+        if active:
+            raise Invalid(f"bucket '{self.name}': a public bucket may not accept {', '.join(active)}: served by URL, "
+                          "such a file runs scripts in the visitor's browser",
+                          "list inert types only (image/png, image/jpeg, application/pdf...), or set public: false "
+                          "to serve files through signed URLs")
         return self
+
+
+ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript")
+
+
+def _runs_in_browser(mime: str) -> bool:
+    """A content type (or a wildcard covering one) a browser renders as an active document or script."""
+    kind, _, sub = mime.lower().partition("/")
+    if kind == "*":
+        return True
+    if sub == "*" or sub.startswith("*"):
+        return any(t.startswith(kind + "/") for t in ACTIVE_TYPES)
+    return mime.lower().split(";")[0].strip() in ACTIVE_TYPES
