@@ -406,8 +406,8 @@ def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: di
     which role; Case.outsider)."""
     if org != "org1" or actor.name != w.who("outsider"):
         return []
-    columns = [fk.columns[-1] for fk in t.foreign_keys if fk.ref_table == "organization_members"
-               and set(fk.ref_columns) == {ORG, "user_id"} and len(fk.columns) == 2]
+    columns = [dict(zip(fk.ref_columns, fk.columns))["user_id"] for fk in t.foreign_keys
+               if fk.ref_table == "organization_members" and set(fk.ref_columns) == {ORG, "user_id"}]
     members = [a for a in w.actors.values() if a.memberships.get(org) and a.user_id]
     named = [({**values, col: literal(m.user_id)}, f"insert {t.name} naming {m.name} as {col} in {org}")
              for col in columns for m in members]
