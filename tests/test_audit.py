@@ -193,3 +193,20 @@ LINKED = "select private.clients_user_id_linked_ids()"
 def test_an_in_sub_query_beside_its_indexable_array_form_is_not_the_slow_form(using, flagged):
     findings = audit_sql([("f.sql", LINKED_TABLE.format(using))])
     assert [f.object for f in findings if f.rule_id == "BP031"] == (["public.invoices.invoices_select"] if flagged else [])
+
+
+@pytest.mark.parametrize("types, flagged", [
+    ("", "accepts files of any type"),
+    (", null", "accepts files of any type"),
+    (", array['image/png', 'image/svg+xml']::text[]", "accepts image/svg+xml"),
+    (", '{image/png,text/html}'", "accepts text/html"),
+    (", array['image/*']", "accepts image/*"),
+    (", array['image/png', 'application/pdf']", None),
+    (", '{image/png}'::text[]", None),
+    (", private.allowed_types()", None),  # computed: nothing to read, nothing claimed
+])
+def test_bp048_reads_the_types_a_public_bucket_accepts(types, flagged):
+    column = ", allowed_mime_types" if types else ""
+    sql = f"insert into storage.buckets (id, name, public{column}) values ('assets', 'assets', true{types});"
+    found = [f.message for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP048"]
+    assert found == ([f"Public bucket assets {flagged}."] if flagged else [])

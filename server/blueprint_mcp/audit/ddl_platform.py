@@ -69,13 +69,37 @@ def insert(r: Reader, n: dict, st: Stmt) -> None:
     columns = [c.get("ResTarget", {}).get("name", "") for c in n.get("cols") or []]
     rows = ((n.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []
     for row in rows:
-        values = dict(zip(columns, [_value(v) for v in row.get("List", {}).get("items") or []], strict=False))
+        items = row.get("List", {}).get("items") or []
+        values = dict(zip(columns, [_value(v) for v in items], strict=False))
         bucket_id = values.get("id") or values.get("name")
         if not isinstance(bucket_id, str):
             continue
+        given = dict(zip(columns, items, strict=False)).get("allowed_mime_types")
+        types = _text_array(given) if given is not None else None
         r.schema.buckets = [b for b in r.schema.buckets if b.name != bucket_id]
         r.schema.buckets.append(StorageBucket(name=bucket_id, public=values.get("public") is True,
-                                              location=st.loc()))
+                                              allowed_mime_types=types if types is not MISSING_VALUE else None,
+                                              mime_types_read=types is not MISSING_VALUE, location=st.loc()))
+
+
+MISSING_VALUE = object()  # a value the reader cannot know from the SQL text
+
+
+def _text_array(node: dict) -> list[str] | None | object:
+    """A text[] literal as a list: array['a', 'b'], '{a,b}' (either cast or not); None for NULL; MISSING_VALUE
+    for anything else (a function call, a sub-select)."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg") or {}
+    body = node.get("A_Const") if isinstance(node, dict) else None
+    if isinstance(body, dict) and body.get("isnull"):
+        return None
+    if isinstance(body, dict) and isinstance(text := const(node), str) and text.startswith("{") and text.endswith("}"):
+        return [x.strip().strip('"') for x in text[1:-1].split(",") if x.strip()]
+    elements = node.get("A_ArrayExpr", {}).get("elements") if isinstance(node, dict) else None
+    if elements is not None:
+        out = [const(e["TypeCast"].get("arg")) if "TypeCast" in e else const(e) for e in elements]
+        return out if all(isinstance(x, str) for x in out) else MISSING_VALUE
+    return MISSING_VALUE
 
 
 

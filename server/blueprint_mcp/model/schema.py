@@ -256,6 +256,7 @@ class StorageBucket(_Obj):
     public: bool = False
     file_size_limit: int | None = None
     allowed_mime_types: list[str] | None = None
+    mime_types_read: bool = True  # False: the SQL sets allowed_mime_types to something the audit cannot read
     location: Location | None = None
 
 

@@ -68,7 +68,7 @@ class Bucket(Model):
             raise Invalid(f"bucket '{self.name}': a public bucket with no mime_types serves any file by URL, an "
                           "uploaded SVG or HTML page with its scripts included",
                           "list the types it serves, e.g. mime_types: [image/png, image/jpeg, image/webp]")
-        active = [m for m in self.mime_types if _runs_in_browser(m)]
+        active = [m for m in self.mime_types if runs_in_browser(m)]
         if active:
             raise Invalid(f"bucket '{self.name}': a public bucket may not accept {', '.join(active)}: served by URL, "
                           "such a file runs scripts in the visitor's browser",
@@ -81,8 +81,9 @@ ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml
                 "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript")
 
 
-def _runs_in_browser(mime: str) -> bool:
-    """A content type (or a wildcard covering one) a browser renders as an active document or script."""
+def runs_in_browser(mime: str) -> bool:
+    """A content type (or a wildcard covering one) a browser renders as an active document or script (the
+    model's bucket check and the audit's BP048 share it: a fact about browsers, not a reading)."""
     kind, _, sub = mime.lower().partition("/")
     if kind == "*":
         return True

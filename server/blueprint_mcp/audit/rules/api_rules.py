@@ -7,6 +7,7 @@ project (`audit --assume-platform`), where it is installed until a migration dro
 from __future__ import annotations
 
 from ...model.schema import Schema, Table, View
+from ...model.storage import runs_in_browser
 from ...sql.ident import qname
 from ..platform import (
     API_ROLES,
@@ -19,6 +20,7 @@ from ..platform import (
     lists_bucket,
     managed,
 )
+from ..findings import Level
 from ..registry import rule
 from .common import can_select, exposed
 
@@ -89,6 +91,27 @@ def public_bucket_allows_listing(r, s: Schema):
         if broad:
             yield r.finding(f"Public bucket {b.name} can be listed through {', '.join(broad)} on storage.objects.",
                             f"storage.{b.name}", location=b.location)
+
+
+@rule("BP048", "public_bucket_serves_active_content", Level.WARN, ("SECURITY",),
+      summary="A public storage bucket accepts content a browser runs (HTML, SVG, XML, JavaScript), or any type.",
+      why="Files of a public bucket are served by URL from the project's storage origin: an uploaded SVG or HTML "
+          "page runs its scripts in every visitor's browser (stored cross-site scripting), and whoever may upload "
+          "decides what it says.",
+      bad="insert into storage.buckets (id, name, public) values ('assets', 'assets', true);  -- any type",
+      fix="List inert types only: allowed_mime_types = array['image/png', 'image/jpeg', 'image/webp'] (never "
+          "image/svg+xml, text/html or a wildcard covering them), or serve the files through signed URLs "
+          "(public = false).")
+def public_bucket_serves_active_content(r, s: Schema):
+    for b in s.buckets:
+        if not b.public or not b.mime_types_read:
+            continue
+        if b.allowed_mime_types is None:
+            yield r.finding(f"Public bucket {b.name} accepts files of any type.", f"storage.{b.name}",
+                            location=b.location)
+        elif active := [m for m in b.allowed_mime_types if runs_in_browser(m)]:
+            yield r.finding(f"Public bucket {b.name} accepts {', '.join(active)}.", f"storage.{b.name}",
+                            location=b.location)
 
 
 def _graphql_exposed(s: Schema, role: str):
