@@ -35,10 +35,12 @@ def test_the_access_table_is_words_and_every_checklist_item_its_own_line(source)
 def test_personal_data_tables_name_their_own_readers():
     shop = spec_of("e-commerce")
     assert access_row(shop, "customers_private")[2] == (
-        "holders of `fulfil_orders`; the user `customer_id` -> `user_id` leads to")
-    assert access_row(shop, "orders")[2:] == ["`analyst`+; the user `customer_id` -> `user_id` leads to",
+        "holders of fulfil_orders (owner, manager, fulfilment); or the user customer_id -> user_id leads to")
+    assert access_row(shop, "orders")[2:] == ["analyst+; or the user customer_id -> user_id leads to",
                                               "service role only"]
     cms = spec_of("cms")
-    assert access_row(cms, "entries")[3].startswith("insert: holders of `publish`; `author`+ (`status` = 'draft');")
+    assert access_row(cms, "entries")[3].startswith(
+        "insert: holders of publish (owner, admin, editor); or author+, where status = 'draft'. update: ")
     clinic = spec_of(str(ROOT / "examples" / "clinic.yaml"))
-    assert access_row(clinic, "treatment_notes_private")[2] == "`dentist` (own rows); holders of `view_clinical_notes`"
+    assert access_row(clinic, "treatment_notes_private")[2] == (
+        "dentist, own rows (created_by); or holders of view_clinical_notes (owner)")

@@ -26,6 +26,7 @@ from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
 from .model.meaning import command_grants, restore_grants
 from .model.names import verb_name
+from .model.words import describe_grants
 from .model.schema import Schema
 from .pages import page
 from .project import config_toml, database_types, function_files
@@ -241,7 +242,7 @@ def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
             continue  # outside the API (private.invitation_tokens): only definer functions reach it
         entity = bp.entity(t.name)
         if entity is not None:
-            who = {cmd: describe_grants(bp, entity, command_grants(bp, entity, cmd))
+            who = {cmd: describe_grants(bp, entity, command_grants(bp, entity, cmd), cmd)
                    for cmd in ("select", "insert", "update", "delete")}
             if entity.soft_delete and entity.client_writable and command_grants(bp, entity, "delete"):
                 who["delete"] += (f" (archives the row; {verb_name('restore', entity.singular)}(): "
@@ -253,36 +254,6 @@ def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
         out.append(TableAccess(table=t.name, scope=entity.scope.value if entity else t.section,
                                tenant_key=t.tenant_key, owner_column=entity.owner_column if entity else None, **who))
     return out
-
-
-def describe_grants(bp: Blueprint, entity, grants: list) -> str:
-    """A short human reading of a command's grants (from the model, not the SQL)."""
-    if not grants:
-        return "service role only"
-    return "; or ".join(_describe_grant(bp, entity, g) for g in grants)
-
-
-def _describe_grant(bp: Blueprint, entity, g) -> str:
-    if g.public:
-        who = "everyone (anon too)"
-    elif g.signed_in:
-        who = "every signed-in user"
-    elif g.linked:
-        who = "the user linked through " + " -> ".join(g.linked)
-    elif g.min_role:
-        who = f"{g.min_role}+"
-    elif g.roles:
-        who = " or ".join(g.roles)
-    else:
-        who = f"holders of {g.capability} ({', '.join(bp.tenancy.holders(g.capability))})"
-    rows = []
-    if g.own:
-        rows.append(f"own rows ({entity.owner_column})")
-    if g.assigned:
-        rows.append(f"rows assigned to them ({g.assigned})")
-    if g.where is not None:
-        rows.append(f"where {g.where.column} in {g.where.values}")
-    return who + (", " + ", ".join(rows) if rows else "")
 
 
 def _describe(predicate: str | None) -> str:

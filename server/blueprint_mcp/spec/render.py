@@ -11,9 +11,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..audit import audit_schema
 from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy, edge_functions
 from ..model import edge
-from ..model.access import Grant
 from ..model.meaning import command_grants
 from ..model.schema import Command, Schema
+from ..model.words import describe_grants
 from ..sql import render as sqlr
 from ..sql.access import audit_branches
 from ..sql.ident import qname
@@ -79,51 +79,15 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
     return _env().get_template("spec.md.j2").render(**ctx)
 
 
-def describe_grants(grants: list[Grant], command: Command = Command.select) -> str:
-    """Who may, in words, from the model's own reading (command_grants): what the policies implement."""
-    if not grants:
-        return "service role only"
-    return "; ".join(dict.fromkeys(_describe(g, command) for g in grants))
-
-
-def _describe(g: Grant, command: Command = Command.select) -> str:
-    if g.public:
-        who = "anyone"
-    elif g.signed_in:
-        who = "every signed-in user"
-    elif g.min_role:
-        who = f"`{g.min_role}`+"
-    elif g.roles:
-        who = ", ".join(f"`{r}`" for r in g.roles)
-    elif g.capability:
-        who = f"holders of `{g.capability}`"
-    else:
-        chain = g.linked or []
-        who = f"the user in `{chain[0]}`" if len(chain) == 1 else \
-            "the user " + " -> ".join(f"`{c}`" for c in chain) + " leads to"
-    # On insert, the author of a new row is always the caller: `own` says nothing more there.
-    rows = (["own rows"] if g.own and command != Command.insert else []) + (
-        [f"assigned by `{g.assigned}`"] if g.assigned else [])
-    if g.where is not None:
-        values = [_value(v) for v in g.where.values]
-        rows.append(f"`{g.where.column}` = {values[0]}" if len(values) == 1
-                    else f"`{g.where.column}` in ({', '.join(values)})")
-    return who + (f" ({', '.join(rows)})" if rows else "")
-
-
-def _value(v: object) -> str:
-    return str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, (int, float)) else f"'{v}'"
-
-
 def _access_rows(bp: Blueprint) -> list[tuple[str, str, str, str]]:
     """(table, scope, read, write) of every entity, write naming each command when they differ."""
     out = []
     for e in bp.entities:
-        read = describe_grants(command_grants(bp, e, Command.select))
-        writes = {c.value: describe_grants(command_grants(bp, e, c), c)
+        read = describe_grants(bp, e, command_grants(bp, e, Command.select))
+        writes = {c.value: describe_grants(bp, e, command_grants(bp, e, c), c.value)
                   for c in (Command.insert, Command.update, Command.delete)}
         distinct = set(writes.values())
-        write = distinct.pop() if len(distinct) == 1 else "; ".join(f"{c}: {w}" for c, w in writes.items())
+        write = distinct.pop() if len(distinct) == 1 else ". ".join(f"{c}: {w}" for c, w in writes.items())
         out.append((e.name, e.scope.value, read, write))
     return out
 
