@@ -210,3 +210,11 @@ def test_bp048_reads_the_types_a_public_bucket_accepts(types, flagged):
     sql = f"insert into storage.buckets (id, name, public{column}) values ('assets', 'assets', true{types});"
     found = [f.message for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP048"]
     assert found == ([f"Public bucket assets {flagged}."] if flagged else [])
+
+
+def test_bp031_compares_deep_selects_without_recursing():
+    """The review found the sibling comparison recursing: 300 nested parentheses raised RecursionError. Too deep
+    to compare, the two selects count as different: the IN is reported, as any IN alone would be."""
+    deep = "1" + " + (1" * 300 + ")" * 300
+    sql = LINKED_TABLE.format(f"client_id in (select {deep}) and client_id = any (array(select {deep}))")
+    assert [f.rule_id for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP031"] == ["BP031"]

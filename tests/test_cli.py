@@ -406,6 +406,8 @@ def test_the_readme_says_the_model_refuses_a_public_select_grant_on_a_public_buc
     (["image/*"], "may not accept image/*"),
     (["*/*"], "may not accept */*"),
     (["text/html;charset=utf-8"], "may not accept text/html;charset=utf-8"),
+    (["application/rss+xml", "image/png"], "may not accept application/rss+xml"),
+    (["text/xsl"], "may not accept text/xsl"),
     (["image/png", "image/jpeg", "application/pdf"], None),
 ])
 def test_a_public_bucket_serves_only_inert_content_types(mime_types, refused):

@@ -100,6 +100,8 @@ def test_seeded_invitations_are_the_members_accepted_ones_and_none_is_pending(ma
     invitation from the owner is seeded as accepted, and none is pending (its secret would be public)."""
     _, _, conn = seeded(ROOT / "blueprints" / "b2b-saas.yaml", make_db, "legacy")
     assert conn.execute("select count(*) from public.invitations where accepted_at is null").fetchone()[0] == 0
+    assert conn.execute("select count(*) from public.invitations where not (created_at <= accepted_at and "
+                        "accepted_at <= expires_at)").fetchone()[0] == 0  # created, then accepted before it expired
     mismatched = conn.execute(
         "select i.email from public.invitations i join public.organizations o on o.id = i.organization_id "
         "left join public.organization_members m on m.organization_id = i.organization_id "

@@ -38,10 +38,11 @@ class Bucket(Model):
                              description="What the bucket holds; for readers of the blueprint.")
     public: bool = Field(False, description="Serve files by public URL without a token (downloads only; listing "
                                             "still follows access.select, whose grants must then name members). "
-                                            "Leave false for personal data.")
+                                            "Needs mime_types of inert types only. Leave false for personal data.")
     max_file_bytes: int | None = Field(None, ge=1, le=MAX_FILE_BYTES, description="Largest upload accepted.")
     mime_types: list[str] | None = Field(None, min_length=1, max_length=50,
-                                         description="Accepted content types, e.g. [image/png, image/jpeg].")
+                                         description="Accepted content types, e.g. [image/png, image/jpeg]; required "
+                                                     "on a public bucket, without HTML, SVG, XML or JavaScript.")
     access: BucketAccess = Field(default_factory=BucketAccess)
 
     @model_validator(mode="after")
@@ -77,16 +78,17 @@ class Bucket(Model):
         return self
 
 
-ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+ACTIVE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/xsl",
                 "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript")
 
 
 def runs_in_browser(mime: str) -> bool:
     """A content type (or a wildcard covering one) a browser renders as an active document or script (the
     model's bucket check and the audit's BP048 share it: a fact about browsers, not a reading)."""
-    kind, _, sub = mime.lower().partition("/")
+    kind, _, sub = mime.lower().split(";")[0].strip().partition("/")
     if kind == "*":
         return True
     if sub == "*" or sub.startswith("*"):
         return any(t.startswith(kind + "/") for t in ACTIVE_TYPES)
-    return mime.lower().split(";")[0].strip() in ACTIVE_TYPES
+    # Any XML type is rendered as XML, and XHTML-namespaced scripts in it run (rss+xml, mathml+xml...).
+    return f"{kind}/{sub}" in ACTIVE_TYPES or sub.endswith("+xml")

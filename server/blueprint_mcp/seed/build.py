@@ -110,10 +110,11 @@ def _world(bp: Blueprint, schema: Schema) -> World:
             for a in (x for x in actors.values() if x.memberships.get(label) and x.name != owners[label]):
                 email = _email(a.name, display[a.name].split()[0])
                 w.statements.append(
-                    "insert into public.invitations (id, organization_id, email, role, invited_by, accepted_at, "
-                    f"accepted_by) values ({literal(stable_id('seed-invitation', label, a.name))}, "
+                    "insert into public.invitations (id, organization_id, email, role, invited_by, created_at, "
+                    f"expires_at, accepted_at, accepted_by) values ({literal(stable_id('seed-invitation', label, a.name))}, "
                     f"{literal(orgs[label])}, {literal(email)}, {literal(a.memberships[label])}, "
-                    f"{literal(actors[owners[label]].user_id)}, {SIGNED_UP}, {literal(a.user_id)});")
+                    f"{literal(actors[owners[label]].user_id)}, {SIGNED_UP}, {SIGNED_UP} + interval '7 days', "
+                    f"{SIGNED_UP}, {literal(a.user_id)});")
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     authors = {label: [owners[label], f"{label}-{writer}-1"] for label, _ in ORGS}
     tables = [t for t in schema.tables if t.schema_name == "public" and t.name not in SKIPPED]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...model.schema import Schema
 from ..findings import Level
 from ..registry import rule
-from ..tree import function_name, nodes_in, strings
+from ..tree import canonical, function_name, nodes_in, strings
 from .common import (
     applies_to_clients,
     calls,
@@ -164,15 +164,9 @@ def _indexed_in_subqueries(tree) -> set[int]:
     return out
 
 
-def _shape(*parts) -> str:
+def _shape(*parts) -> str | None:
     """Nodes compared without their source positions."""
-    def bare(v):
-        if isinstance(v, dict):
-            return {k: bare(x) for k, x in v.items() if k != "location"}
-        if isinstance(v, list):
-            return [bare(x) for x in v]
-        return v
-    return repr(bare(list(parts)))
+    return canonical(list(parts))
 
 
 def _per_row_call(s: Schema, tree) -> str | None:
