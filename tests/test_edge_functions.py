@@ -16,6 +16,7 @@ from blueprint_mcp.cli import main
 from blueprint_mcp.files import MANIFEST
 from blueprint_mcp.model import Blueprint, edge_functions
 from blueprint_mcp.model.edge import event_pii_keys
+from blueprint_mcp.model.meaning import command_grants
 from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.tools import migration_files
 
@@ -214,3 +215,17 @@ def test_a_body_without_content_length_is_cut_at_the_cap_not_read_whole(deno_npm
     # read whole and parsed: the object reaches log-event's own validation, spaces alone are not JSON
     assert answers["an object in small chunks"]["body"]["error"]["code"] == "invalid_input"
     assert answers["16 KB of spaces then nothing"]["body"]["error"]["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("name", BLUEPRINTS)
+def test_events_of_rows_no_client_writes_are_server_only(name):
+    """Found by the review: order_placed was server_only, yet order_created and payment_created (rows only the
+    service role writes) were still accepted from clients by log-event. A derived event is server_only exactly
+    when no client grant exists for its command."""
+    bp = BLUEPRINTS[name]
+    commands = {"created": "insert", "updated": "update", "deleted": "delete"}
+    derived = [e for e in bp.events() if e.entity]
+    assert derived or not bp.analytics.derive_entity_events
+    for e in derived:
+        command = commands[e.name.rsplit("_", 1)[1]]
+        assert e.server_only == (not command_grants(bp, bp.entity(e.entity), command)), e.name

@@ -118,11 +118,14 @@ class Blueprint(Model):
             for ent in self.entities:
                 if not ent.events:
                     continue
-                for verb in ("created", "updated", "deleted"):
+                for verb, command in (("created", "insert"), ("updated", "update"), ("deleted", "delete")):
+                    # Rows no client may write change only by the backend, which records their events too (the
+                    # check reads the design as written: events() also serves validation, before roles resolve).
                     out.append(Event(
                         name=object_name(ent.singular, suffix=verb), category=EventCategory.core_feature,
                         description=f"A row of {ent.name} was {verb}.", source=EventSource.entity,
                         entity=ent.name, properties=[object_name(ent.singular, suffix="id")],
+                        server_only=not ent.client_writable or ent.access.spec(command) == [],
                     ))
         out.extend(Event(**e.model_dump(), source=EventSource.custom) for e in self.analytics.events)
         return out
