@@ -1067,3 +1067,21 @@ def test_a_key_column_resting_on_its_default_clashes_like_the_value_it_holds(url
     verified(blueprint({"name": name, "fields": [
         {"name": "key", "type": "enum", "values": ["high", "low"], "default": "low", "unique": True}],
         "access": {"update": [{"min_role": "member", "where": {"column": "key", "equals": "low"}}]}}), url)
+
+
+def test_deleting_an_account_revokes_invitations_to_its_address_from_its_teams(url, make_db):
+    """Found by the review: a member's pending invitations were revoked when they left or were removed, but not
+    when their account was deleted (the memberships go by cascade, once auth.users has lost the address), so
+    signing up again with the address brought them back. Invitations from teams they never joined stay."""
+    data = blueprint({"name": "notes", "fields": [{"name": "body", "type": "text"}]},
+                     tenancy={"personal_workspaces": False})
+    conn, org, users = _team(data, make_db)
+    other = conn.execute("insert into public.organizations (name, slug, owner_user_id) values ('P', 'p-org', %s) "
+                         "returning id", (users["mal"],)).fetchone()[0]
+    for team, inviter in ((org, "owner"), (other, "mal")):
+        conn.execute("insert into public.invitations (organization_id, email, role, invited_by) values "
+                     "(%s, 'bob@example.com', 'admin', %s)", (team, users[inviter]))
+    conn.execute("delete from auth.users where id = %s", (users["bob"],))
+    pending = conn.execute("select organization_id from public.invitations where email = 'bob@example.com' "
+                           "and accepted_at is null").fetchall()
+    assert pending == [(other,)]

@@ -40,7 +40,15 @@ def _rpc(name: str, args: str, arg_types: str, returns: str, body: str, comment:
 
 # --- accounts and ownership ------------------------------------------------------------------------------
 
-def before_user_deleted() -> Function:
+def before_user_deleted(invitations: bool = False) -> Function:
+    # Memberships go with the account by cascade, after auth.users lost the row: the address to revoke is read here.
+    revoke = """
+  -- Invitations to this address from teams the user belonged to go too: signing up again with it would
+  -- otherwise bring them back through an invitation sent before (docs/lifecycle.md L11).
+  delete from public.invitations i
+   where i.accepted_at is null and i.email = lower(old.email)
+     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);""" \
+        if invitations else ""
     return _trigger_fn("before_user_deleted", """declare
   blocking text;
 begin
@@ -54,7 +62,7 @@ begin
       errcode = '23503',
       message = format('this account is the primary owner of organisations with other members: %s', blocking),
       hint = 'Transfer ownership first: select public.transfer_ownership(organization_id, new_owner_id).';
-  end if;
+  end if;""" + revoke + """
   -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
   -- elsewhere stay (their author column becomes null).
   delete from public.organizations o where o.owner_user_id = old.id;
