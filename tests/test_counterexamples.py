@@ -1085,3 +1085,15 @@ def test_deleting_an_account_revokes_invitations_to_its_address_from_its_teams(u
     pending = conn.execute("select organization_id from public.invitations where email = 'bob@example.com' "
                            "and accepted_at is null").fetchall()
     assert pending == [(other,)]
+
+
+def test_only_inserts_rls_must_refuse_are_judged_as_an_outsiders():
+    """Found by the review: the outsider flag covered a portal user's linked inserts too, which RLS admits; an
+    AFTER trigger refusing one of those (a cart item under an archived product) would have read as a leak.
+    Only inserts into tables where members alone may insert carry it."""
+    bp = load_template("e-commerce")
+    plan = blueprint_plan(bp, build_schema(bp))
+    inserts = [c for c in plan.planned_cases() if c.command == "insert"]
+    portal = {c.table for c in inserts if c.actor == "portal" and c.outsider}
+    assert "cart_items" not in portal and "carts" not in portal and "products" in portal
+    assert all(not c.outsider for c in inserts if c.org in plan.world.actors[c.actor].memberships)

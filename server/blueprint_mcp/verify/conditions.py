@@ -242,7 +242,9 @@ def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case
                     cases.append(case_type(e.name, "insert", actor.name, "org1", "rows", insert_sql(t, written),
                                            oracle.expect(actor, "insert", e.name, row, "org1"),
                                            attack=f"insert {e.name} with {column} = {value}",
-                                           setup=clearing_sql(t, written, w)))
+                                           setup=clearing_sql(t, written, w),
+                                           outsider="org1" not in actor.memberships
+                                           and oracle.members_only_insert(e.name)))
     return cases
 
 

@@ -37,6 +37,12 @@ class Oracle:
         role = self.bp.tenancy.min_role(capability)
         return (role or self.bp.tenancy.owner_role).name
 
+    def members_only_insert(self, table: str) -> bool:
+        """Whether only members may insert into `table` (no linked, signed_in or public insert grant): an
+        outsider's insert is then RLS's to refuse, before any trigger runs (Case.outsider)."""
+        e = self.bp.entity(table)
+        return e is None or all(g.is_member_grant for g in command_grants(self.bp, e, "insert"))
+
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str:
         """`row` for select/update/delete (for insert, the row being inserted, when known); `org` the
         target organisation for insert."""
@@ -303,6 +309,9 @@ class GenericOracle:
 
     def __init__(self, members_table: str | None = None) -> None:
         self.members_table = members_table
+
+    def members_only_insert(self, table: str) -> bool:
+        return True  # any multi-tenant backend: an outsider inserts into no organisation's table
 
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str | None:
         if actor.api_role != "authenticated":
