@@ -48,6 +48,9 @@ def _name(node: Any) -> str:
             if target.get("name"):
                 name, weak = target["name"], False
                 break
+            # A sub-select names the column as its own target does, outer casts aside (PostgreSQL ranks that
+            # name strong): (select 1)::text is ?column?, (select 1::int)::text int4.
+            casts = []
             node = target.get("val")
             continue
         name, weak = _leaf_name(kind, body), kind == "CaseExpr"

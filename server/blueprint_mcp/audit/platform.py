@@ -31,6 +31,13 @@ API_ROLES = ("anon", "authenticated")
 # Supabase project (the catalogue asks pg_roles), the migration role included however a policy names it.
 RLS_BYPASSING_ROLES = frozenset({"service_role", "postgres", "supabase_admin", "current_user", "current_role",
                                  "session_user"})
+
+
+def bypasses_rls(role: str) -> bool:
+    """A role the lint leaves out: RLS_BYPASSING_ROLES, pg_* roles and supabase*admin roles (as the
+    catalogue's query excludes them by name: supabase_storage_admin, supabase_auth_admin...)."""
+    return role in RLS_BYPASSING_ROLES or role.startswith("pg_") or (role.startswith("supabase")
+                                                                     and role.endswith("admin"))
 # Roles a policy lint considers: PUBLIC (no TO, or TO public) and the two API roles.
 POLICY_LINT_ROLES = frozenset({"public", "anon", "authenticated"})
 

@@ -99,9 +99,10 @@ class Index(_Obj):
     where: str | None = None
     location: Location | None = None
     shape: str | None = Field(None, exclude=True, repr=False,
-                              description="Everything but the name that decides which queries the index serves "
-                                          "(method, keys, operator classes, collations, order, INCLUDE, "
-                                          "uniqueness, predicate), as the SQL parser read it.")
+                              description="Everything but the name and uniqueness that decides which queries "
+                                          "the index serves (method, keys, operator classes, collations, order, "
+                                          "INCLUDE, NULLS NOT DISTINCT, predicate), as the SQL parser read it; "
+                                          "`unique` is kept apart.")
 
 
 class Policy(_Obj):

@@ -11,7 +11,7 @@ from collections import Counter
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
-from ..platform import RLS_BYPASSING_ROLES, managed
+from ..platform import bypasses_rls, managed
 from ..registry import rule
 from .common import created, exposed, key_column_lists, user_tables
 
@@ -95,7 +95,7 @@ def multiple_permissive(r, s: Schema):
         for p in permissive:
             commands = COMMANDS if p.command == "all" else (p.command,)
             roles = set(p.roles or ["public"])
-            for role in (roles | named if "public" in roles else roles) - RLS_BYPASSING_ROLES:
+            for role in (r for r in (roles | named if "public" in roles else roles) if not bypasses_rls(r)):
                 for cmd in commands:
                     seen[(role, cmd)] += 1
         for (role, cmd), n in sorted(seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
