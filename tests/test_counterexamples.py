@@ -1097,3 +1097,28 @@ def test_only_inserts_rls_must_refuse_are_judged_as_an_outsiders():
     portal = {c.table for c in inserts if c.actor == "portal" and c.outsider}
     assert "cart_items" not in portal and "carts" not in portal and "products" in portal
     assert all(not c.outsider for c in inserts if c.org in plan.world.actors[c.actor].memberships)
+
+
+def test_a_personal_workspace_keeps_one_member_with_its_guard_after_rls(make_db):
+    """The guard checks after the row (RLS first, as the member-role and archived-parent checks do): its error
+    would otherwise tell an outsider whose workspace an id is. It still refuses, for the service role too, a
+    second member or an invitation into someone's personal workspace, and lets the owner's own row in."""
+    conn = make_db()
+    for sql in blueprint_migrations(parse_blueprint(blueprint({"name": "notes", "fields": [
+            {"name": "body", "type": "text"}]}))):
+        apply_sql(conn, sql)
+    with conn.cursor() as cur:
+        ann, bo = create_user(cur, "ann@example.com"), create_user(cur, "bo@example.com")
+    mine = conn.execute("select id from public.organizations where is_personal and owner_user_id = %s",
+                        (ann,)).fetchone()[0]
+    for sql, params in (
+            ("insert into public.organization_members (organization_id, user_id, role) values (%s, %s, 'member')",
+             (mine, bo)),
+            ("insert into public.invitations (organization_id, email) values (%s, 'bo@example.com')", (mine,))):
+        with pytest.raises(psycopg.Error) as info, conn.transaction():
+            conn.execute(sql, params)
+        assert (info.value.sqlstate, info.value.diag.message_primary) == (
+            "42501", "a personal workspace has exactly one member")
+    members = conn.execute("select user_id::text from public.organization_members where organization_id = %s",
+                           (mine,))
+    assert members.fetchall() == [(ann,)]

@@ -127,7 +127,8 @@ def personal_workspace_guard() -> Function:
       hint = 'Create a team organisation to collaborate.';
   end if;
   return new;
-end""", "Nobody joins or is invited into someone's personal workspace.", definer=True)
+end""", "Nobody joins or is invited into someone's personal workspace. After the row (RLS first): its error "
+       "would tell an outsider whose workspace an id is.", definer=True)
 
 
 def audit_row_change() -> Function:
@@ -272,11 +273,11 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             _trigger(t, "guard_update", "before", ["update"], guard_org)
         if t.name == "organization_members":
             _trigger(t, "protect_owner", "before", ["update", "delete"], protect)
-            _trigger(t, "personal_guard", "before", ["insert"], personal)
+            _trigger(t, "personal_guard", "after", ["insert"], personal)
             if bp.tenancy.team_organizations:
                 _trigger(t, "revoke_invitations", "after", ["update", "delete"], revoke)
         if t.name == "invitations":
-            _trigger(t, "personal_guard", "before", ["insert"], personal)
+            _trigger(t, "personal_guard", "after", ["insert"], personal)
             _trigger(t, "normalize", "before", ["insert"], normalize)
         if t.name == "audit_logs":
             days = [str(bp.privacy.audit_retention_days)]

@@ -148,7 +148,7 @@ begin
   return new;
 end
 $$;
-comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace.';
+comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace. After the row (RLS first): its error would tell an outsider whose workspace an id is.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
 create or replace function private.keep_links()
@@ -419,7 +419,7 @@ create trigger organization_members_protect_owner_trg
   for each row execute function private.protect_primary_owner();
 
 create trigger organization_members_personal_guard_trg
-  before insert on public.organization_members
+  after insert on public.organization_members
   for each row execute function private.personal_workspace_guard();
 
 create trigger organization_members_revoke_invitations_trg
@@ -439,7 +439,7 @@ create trigger invitations_set_updated_at_trg
   for each row execute function private.set_updated_at();
 
 create trigger invitations_personal_guard_trg
-  before insert on public.invitations
+  after insert on public.invitations
   for each row execute function private.personal_workspace_guard();
 
 create trigger invitations_normalize_trg
