@@ -11,7 +11,7 @@ from ..model.schema import Command, EnumType, Function, Policy, Privilege, Table
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .split import paren_group, top_level_words
-from .tree import column_name, const, index_located, indexed, rebase, remembered, shift, strings
+from .tree import column_name, const, function_name, index_located, indexed, nodes, rebase, remembered, shift, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -587,9 +587,12 @@ def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -
 def drop(r: Reader, n: dict, st: Stmt) -> None:
     kind, cascade = n.get("removeType"), n.get("behavior") == "DROP_CASCADE"
     before = _relations(r) if cascade else set()
+    functions: set[str] = set()  # schema.name of the functions dropped
     for target in n.get("objects") or []:
         if "ObjectWithArgs" in target and kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
-            r.drop_functions(_target_functions(r, target["ObjectWithArgs"]))
+            gone = _target_functions(r, target["ObjectWithArgs"])
+            functions |= {f"{f.schema_name}.{f.name}" for f in gone}
+            r.drop_functions(gone)
         elif "TypeName" in target:
             schema, name = _object_name(r, target["TypeName"].get("names") or [])
             r.schema.enums = [e for e in r.schema.enums if (e.schema_name, e.name) != (schema, name)]
@@ -598,16 +601,17 @@ def drop(r: Reader, n: dict, st: Stmt) -> None:
             if names:
                 _drop_named(r, kind, names, cascade)
     if cascade:
-        _drop_dependents(r, before - _relations(r))
+        _drop_dependents(r, before - _relations(r), functions)
 
 
 def _relations(r: Reader) -> set[str]:
     return {t.qualified for t in r.schema.tables} | {f"{v.schema_name}.{v.name}" for v in r.schema.views}
 
 
-def _drop_dependents(r: Reader, gone: set[str]) -> None:
-    """What CASCADE takes with dropped relations: views reading them (and views reading those), and the
-    foreign keys that reference them (the referencing tables stay)."""
+def _drop_dependents(r: Reader, gone: set[str], functions: set[str] = frozenset()) -> None:
+    """What CASCADE takes with dropped relations and functions: views reading them (and views reading those),
+    the foreign keys that reference them (the referencing tables stay), the policies whose expressions read a
+    dropped relation or call a dropped function, and the triggers that run a dropped function."""
     while True:
         views = [v for v in r.schema.views if gone & set(v.reads or [])]
         if not views:
@@ -617,6 +621,26 @@ def _drop_dependents(r: Reader, gone: set[str]) -> None:
             gone.add(f"{v.schema_name}.{v.name}")
     for t in r.schema.tables:
         t.foreign_keys = [fk for fk in t.foreign_keys if f"{fk.ref_schema}.{fk.ref_table}" not in gone]
+        if functions or gone:
+            t.policies = [p for p in t.policies if not _reads_any(r, p, gone, functions)]
+        if functions:
+            t.triggers = [trg for trg in t.triggers if _qualified_function(r, trg.function) not in functions]
+
+
+def _qualified_function(r: Reader, name: str) -> str:
+    return name if "." in name else f"{r.creation_schema}.{name}"
+
+
+def _reads_any(r: Reader, p: Policy, relations: set[str], functions: set[str]) -> bool:
+    """Whether a policy's expressions read one of `relations` or call one of `functions` (schema.name; an
+    unqualified name is taken in the schema objects are created in, as the reader resolves them)."""
+    for tree in (p.using_tree, p.check_tree):
+        for kind, body in nodes(tree):
+            if kind == "RangeVar" and ".".join(r.name(body)) in relations:
+                return True
+            if kind == "FuncCall" and _qualified_function(r, function_name(body)) in functions:
+                return True
+    return False
 
 
 # --- types, schemas, extensions, settings ----------------------------------------------------------
