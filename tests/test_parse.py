@@ -211,6 +211,14 @@ def test_tables_made_from_queries_name_their_columns_as_postgresql_does():
     assert [c.name for c in s.table("deep", "public").columns] == ["text"]
 
 
+def test_a_column_inherited_and_declared_again_is_merged_where_the_parent_put_it():
+    """Found by a review, checked on PostgreSQL 15: the child's columns are (a NOT NULL, secret, b)."""
+    s = schema_of("create table public.p (a int not null, secret text);\n"
+                  "create table public.c (a int, b int default 1, secret text default 'x') inherits (public.p);")
+    assert [(c.name, c.nullable, c.default) for c in s.table("c", "public").columns] == [
+        ("a", False, None), ("secret", True, "'x'"), ("b", True, "1")]
+
+
 def test_policies_on_tables_the_sql_never_creates_are_kept_on_a_stand_in():
     s = schema_of("create policy read_own on storage.objects for select to authenticated "
                   "using ((storage.foldername(name))[1] = (select auth.uid())::text);")

@@ -161,7 +161,16 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
     for element in n.get("tableElts") or []:
         kind, body = next(iter(element.items()))
         if kind == "ColumnDef":
+            before = t.column(body.get("colname", ""))
+            position = t.columns.index(before) if before is not None else None
             add_column(r, t, body, st)
+            if position is not None and body.get("typeName"):
+                # Re-declaring an inherited column merges the two where the parent put it: NOT NULL if either
+                # says so, the child's default if it gives one.
+                col = t.columns.pop()
+                col.nullable = col.nullable and before.nullable
+                col.default = col.default if col.default is not None else before.default
+                t.columns.insert(position, col)
         elif kind == "Constraint":
             add_constraint(r, t, body, st)
         elif kind == "TableLikeClause":
