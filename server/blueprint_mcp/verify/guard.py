@@ -432,11 +432,17 @@ _FORMAT = re.compile(r"%(?:\d+\$)?-?\d*([sIL%])")
 
 
 def _dynamic_reasons(expr: dict) -> list[str]:
-    """EXECUTE: check the text when the source holds it (a constant, or format() of a constant)."""
+    """EXECUTE: check the text when the source holds it (a constant, or format() of a constant whose %s
+    arguments are constants too). EXECUTE runs SQL, not PL/pgSQL: text that does not parse is refused, since
+    what it would run cannot be read."""
     text = _dynamic_text(expr.get("query", ""))
     if text is None:
         return ["EXECUTE of SQL built at run time cannot be checked (write the statement out, or use "
-                "format() with a constant format string)"]
+                "format() with a constant format string, %I and %L for run-time values)"]
+    try:
+        pgparse.parse(text)
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return ["EXECUTE of text that does not parse as SQL cannot be checked"]
     return ["EXECUTE: " + r for r in _sql_reasons(text)]
 
 
@@ -454,10 +460,38 @@ def _dynamic_text(expression: str) -> str | None:
         return constant
     call = value.get("FuncCall") if isinstance(value, dict) else None
     if call and function_name(call).lower() in ("format", "pg_catalog.format"):
-        fmt = _constant((call.get("args") or [None])[0])
+        args = call.get("args") or [None]
+        fmt = _constant(args[0])
         if fmt is not None:
-            return _FORMAT.sub(lambda m: {"I": "x", "L": "'x'", "%": "%"}.get(m.group(1), "x"), fmt)
+            return _formatted(fmt, args[1:])
     return None
+
+
+def _formatted(fmt: str, args: list) -> str | None:
+    """format()'s text with %I and %L as a quoted identifier and literal (their values cannot change the
+    statement's shape) and %s as its argument, which must then be a constant: raw text pasted in at run time
+    could be any SQL. None when it is not."""
+    out, at, following = [], 0, 0
+    for m in _FORMAT.finditer(fmt):
+        out.append(fmt[at:m.start()])
+        at = m.end()
+        kind = m.group(1)
+        if kind == "%":
+            out.append("%")
+            continue
+        position = re.match(r"%(\d+)\$", m.group(0))
+        index = int(position.group(1)) - 1 if position else following
+        following = index + 1
+        if kind == "I":
+            out.append("x")
+        elif kind == "L":
+            out.append("'x'")
+        else:
+            text = _constant(args[index]) if 0 <= index < len(args) else None
+            if text is None:
+                return None
+            out.append(text)
+    return "".join(out) + fmt[at:]
 
 
 # --- small helpers ---------------------------------------------------------------------------------
