@@ -163,3 +163,24 @@ def test_the_generated_spec_reports_only_its_two_app_side_checklist_items(tmp_pa
     assert [f.object for f in found] == [
         "No hardcoded secrets (keys only in environment variables / edge function secrets)",
         "Service role used only in Edge Functions"]
+
+
+def test_a_projects_config_toml_decides_which_schemas_the_api_serves(tmp_path):
+    """Found by an independent check: a schema exposed through supabase/config.toml ([api] schemas) was never
+    treated as exposed (only pgrst.db_schemas in the SQL counted), so a definer view there audited clean."""
+    migrations = tmp_path / "supabase" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "20250101000000_api.sql").write_text(
+        "create schema api;\n"
+        "create table public.documents (id int primary key, body text);\n"
+        "alter table public.documents enable row level security;\n"
+        "create view api.documents as select * from public.documents;\n"
+        "grant select on api.documents to authenticated;\n")
+
+    def definer_views() -> list[str]:
+        return [f.object for f in audit_findings(paths=[str(tmp_path)]) if f.rule_id == "BP011"]
+
+    assert definer_views() == []  # api is not served: nothing exposes the view
+    (tmp_path / "supabase" / "config.toml").write_text('[api]\nenabled = true\nschemas = ["public", "api"]\n')
+    assert definer_views() == ["api.documents"]
+    assert [f.object for f in audit_findings(paths=[str(migrations)]) if f.rule_id == "BP011"] == ["api.documents"]

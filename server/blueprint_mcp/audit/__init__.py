@@ -58,11 +58,13 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def audit_sql(sources: list[tuple[str, str]], assume_platform: bool = False) -> list[Finding]:
+def audit_sql(sources: list[tuple[str, str]], assume_platform: bool = False,
+              exposed: list[str] | None = None) -> list[Finding]:
     """(file name, SQL) pairs applied in order as one migration history, then audited; `assume_platform`:
-    as on a Supabase project, where pg_graphql is installed until the SQL drops it."""
+    as on a Supabase project, where pg_graphql is installed until the SQL drops it; `exposed`: the schemas
+    the API serves (the project's config.toml), when the SQL does not set them."""
     with _no_cycle_collection():
-        return audit_parsed(read_sql(sources, assume_platform))
+        return audit_parsed(read_sql(sources, assume_platform, exposed=exposed))
 
 
 def audit_spec_document(text: str, file: str) -> list[Finding]:

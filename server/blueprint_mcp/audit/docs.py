@@ -28,7 +28,8 @@ Silence a finding for one statement with a comment in or just before it, naming 
 or naming an unknown rule, silences nothing and is reported (BP038).
 
 "Exposed" means in a schema PostgREST serves (`public`, `graphql_public`, or what
-`alter database ... set pgrst.db_schemas` says) and reachable by anon or authenticated (Supabase's legacy
+`alter database ... set pgrst.db_schemas` says; for a project folder, `[api] schemas` of its
+`supabase/config.toml`) and reachable by anon or authenticated (Supabase's legacy
 default privileges grant every new table and function in public to them until the SQL revokes it; a table
 in another schema is granted nothing unless the SQL grants it; `alter default privileges` is followed).
 

@@ -309,11 +309,15 @@ class Split:
         self.texts = [s.text for s in self.statements if not s.meta]
 
 
-def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False, worker: bool | None = None) -> ParsedSql:
+def read_sql(sources: list[tuple[str, str]], assume_platform: bool = False, worker: bool | None = None,
+             exposed: list[str] | None = None) -> ParsedSql:
     """(file name, SQL text) pairs, applied in the given order, as one schema; `assume_platform`: the
     SQL runs on a Supabase project, where pg_graphql is installed. `worker`: parse in a second process
-    ahead of the reading (None: when the history is long enough to pay for it, see `parser`)."""
+    ahead of the reading (None: when the history is long enough to pay for it, see `parser`). `exposed`:
+    the schemas the API serves before the SQL says otherwise (the project's config.toml)."""
     reader = Reader(assume_platform)
+    if exposed is not None:
+        reader.schema.exposed_schemas = list(exposed)
     with Parses(Parses.wanted(sources) if worker is None else worker) as parses:
         files = []
         for name, text in sources:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,24 @@ class Sources:
     sql: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) in the order to apply
     specs: list[tuple[str, str]] = field(default_factory=list)
     blueprints: list[Path] = field(default_factory=list)
+    exposed: list[str] | None = None  # the API's schemas, from the project's supabase/config.toml
+
+
+def exposed_schemas(folder: Path) -> list[str] | None:
+    """`[api] schemas` of the Supabase project a folder belongs to (the folder itself, its supabase/, or the
+    project above a supabase/migrations folder): the schemas PostgREST serves. None without a readable one."""
+    for candidate in (folder / "supabase" / "config.toml", folder / "config.toml", folder.parent / "config.toml"):
+        if not candidate.is_file():
+            continue
+        try:
+            api = tomllib.loads(candidate.read_text(encoding="utf-8", errors="replace")).get("api") or {}
+        except (tomllib.TOMLDecodeError, OSError):
+            return None
+        schemas = api.get("schemas") if isinstance(api, dict) else None
+        if isinstance(schemas, list) and all(isinstance(x, str) for x in schemas):
+            return list(dict.fromkeys(schemas))
+        return None
+    return None
 
 
 def sql_files_in(folder: Path) -> list[Path]:
@@ -57,6 +76,9 @@ def collect(paths: list[Path], max_bytes: int | None = None, within: list[Path] 
                     raise BlueprintError(f"{f} links outside the workspace roots", field="paths",
                                          fix="audit a folder whose files are inside the workspace")
             out.sql += [(str(p), read_text(p, max_bytes)) for p in files]
+            found = exposed_schemas(path)
+            if found is not None:
+                out.exposed = list(dict.fromkeys([*(out.exposed or []), *found]))
         elif not path.is_file():
             raise BlueprintError(f"{path} does not exist", field="paths", fix="pass an existing file or folder")
         elif path.suffix.lower() in SQL_SUFFIXES:
