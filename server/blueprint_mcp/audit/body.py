@@ -27,6 +27,12 @@ class BodyFacts:
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     assigns: list[str] = field(default_factory=list)
+    # Tables a statement writes with a value read from the user's own metadata (raw_user_meta_data, or
+    # user_metadata of the JWT): whatever the user put there at signup or since.
+    metadata_writes: set[str] = field(default_factory=set)
+
+
+USER_METADATA = ("raw_user_meta_data", "user_metadata")
 
 
 def _qualified(rv: dict, default_schema: str) -> str:
@@ -38,7 +44,11 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     for kind, body in nodes(tree):
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
         if kind in _WRITES and isinstance(body.get("relation"), dict):
-            facts.writes.add(_qualified(body["relation"], default_schema))
+            target = _qualified(body["relation"], default_schema)
+            facts.writes.add(target)
+            if any(k == "String" and b.get("sval") in USER_METADATA for k, b in nodes(body)) or \
+                    any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
+                facts.metadata_writes.add(target)
     facts.reads.update(_qualified(rv, default_schema) for rv in relations(tree))
 
 

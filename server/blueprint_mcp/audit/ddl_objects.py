@@ -304,6 +304,7 @@ def _analyse(f: Function, n: dict, st: Stmt) -> None:
         facts = plpgsql_body(st.text, schema)
     if facts is not None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
+        f.metadata_writes = sorted(facts.metadata_writes)
 
 
 def create_function(r: Reader, n: dict, st: Stmt) -> None:

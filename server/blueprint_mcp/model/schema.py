@@ -207,6 +207,8 @@ class Function(_Obj):
     reads: list[str] | None = None
     writes: list[str] | None = None
     assigns: list[str] | None = Field(None, description="Columns of NEW a trigger function sets.")
+    metadata_writes: list[str] | None = Field(None, description="Tables it writes with a value read from the "
+                                                                "user's own metadata (raw_user_meta_data).")
 
     @property
     def qualified(self) -> str:

@@ -113,6 +113,29 @@ def membership_client_write(r, s: Schema):
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
+@rule("BP049", "signup_trusts_user_metadata", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A trigger on auth.users writes memberships from the user's own metadata (raw_user_meta_data).",
+      why="Whoever signs up chooses their user metadata (supabase.auth.signUp({options: {data}})) and may change "
+          "it later (updateUser): a trigger that makes memberships from it lets anyone join any organisation, "
+          "in any role, by naming it at signup.",
+      bad="create function private.handle_new_user() returns trigger language plpgsql security definer "
+          "set search_path = '' as $$\nbegin\n  insert into public.organization_members (organization_id, "
+          "user_id, role)\n  values ((new.raw_user_meta_data ->> 'organization_id')::uuid, new.id, 'owner');\n"
+          "  return new;\nend $$;\ncreate trigger on_auth_user_created after insert on auth.users\n"
+          "  for each row execute function private.handle_new_user();",
+      fix="Make memberships from server-checked facts only: an invitation accepted with its secret "
+          "(accept_invitation), or raw_app_meta_data, which only the service role writes.")
+def signup_trusts_user_metadata(r, s: Schema):
+    members = membership_tables(s)
+    for trg in s.auth_triggers:
+        f = find_function(s, trg.function)
+        written = sorted(t for t in (f.metadata_writes or []) if t in members) if f is not None else []
+        if written:
+            yield r.finding(f"Trigger {trg.name} on auth.users runs {f.qualified}, which writes "
+                            f"{', '.join(written)} from the user's own metadata.", f.qualified,
+                            location=f.location or trg.location)
+
+
 @rule("BP031", "policy_in_subquery", Level.WARN, ("PERFORMANCE",),
       summary="A policy filters with `column in (select ...)` where `column = any (array(select ...))` applies.",
       why="The IN form stays a hashed sub-plan over a sequential scan of the table; the array form is an init "
