@@ -218,3 +218,11 @@ def test_bp031_compares_deep_selects_without_recursing():
     deep = "1" + " + (1" * 300 + ")" * 300
     sql = LINKED_TABLE.format(f"client_id in (select {deep}) and client_id = any (array(select {deep}))")
     assert [f.rule_id for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP031"] == ["BP031"]
+
+
+def test_supabases_documented_storage_policy_is_not_a_per_row_helper_call():
+    """Found by an independent check: BP032 reported storage.foldername(name), the platform's own helper in the
+    storage policies Supabase documents, as a user-defined function called per row."""
+    sql = ("create policy own_folder on storage.objects for select to authenticated using "
+           "(bucket_id = 'avatars' and (storage.foldername(name))[1] = (select auth.uid())::text);")
+    assert [f.rule_id for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP032"] == []

@@ -27,7 +27,9 @@ from .common import (
 )
 
 # Functions a policy may call per row at no real cost, or that never read memberships.
-_TRUSTED_SCHEMAS = ("auth", "pg_catalog")
+# The platform's own functions: auth.uid() and friends, and storage.foldername()/filename()/extension() of
+# Supabase's documented storage policies (a per-row call there is the pattern, not a membership helper).
+_TRUSTED_SCHEMAS = ("auth", "pg_catalog", "storage")
 
 
 def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) -> bool | None:
