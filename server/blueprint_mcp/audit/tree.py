@@ -6,6 +6,7 @@ Walks are iterative: expression trees can nest deeper than Python's recursion li
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -237,14 +238,17 @@ def leading(expr: Any) -> tuple[str, Node] | None:
 _LOCATION = re.compile(r',?"location":-?\d+')
 
 
+_UNIQUE = itertools.count()
+
+
 def canonical(tree: Any) -> str | None:
     """A tree as text without its `location`s: two spellings of one expression compare equal."""
     if tree is None:
         return None
     try:
         return _LOCATION.sub("", orjson.dumps(tree).decode())
-    except orjson.JSONEncodeError:  # nested too deeply to serialise: equal to nothing else
-        return f"unique {id(tree)}"
+    except orjson.JSONEncodeError:  # nested too deeply to serialise: equal to nothing else (a counter, not
+        return f"unique {next(_UNIQUE)}"  # id(): a temporary's id is handed to the next object made)
 
 
 def column_name(ref: Node) -> str:

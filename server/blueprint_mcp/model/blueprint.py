@@ -119,13 +119,12 @@ class Blueprint(Model):
                 if not ent.events:
                     continue
                 for verb, command in (("created", "insert"), ("updated", "update"), ("deleted", "delete")):
-                    # Rows no client may write change only by the backend, which records their events too (the
-                    # check reads the design as written: events() also serves validation, before roles resolve).
+                    # Rows no client may write change only by the backend, which records their events too.
                     out.append(Event(
                         name=object_name(ent.singular, suffix=verb), category=EventCategory.core_feature,
                         description=f"A row of {ent.name} was {verb}.", source=EventSource.entity,
                         entity=ent.name, properties=[object_name(ent.singular, suffix="id")],
-                        server_only=not ent.client_writable or ent.access.spec(command) == [],
+                        server_only=not ent.clients_run(command),
                     ))
         out.extend(Event(**e.model_dump(), source=EventSource.custom) for e in self.analytics.events)
         return out
@@ -325,8 +324,8 @@ def _gone_with_accounts(bp: Blueprint) -> set[str]:
 
 
 def _clients_write(e: Entity) -> bool:
-    """Whether a client may insert or update rows of `e` (an empty grant list leaves it to the service role)."""
-    return e.client_writable and any(e.access.spec(c) != [] for c in ("insert", "update"))
+    """Whether a client may insert or update rows of `e`."""
+    return e.clients_run("insert") or e.clients_run("update")
 
 
 def _check_cycles(bp: Blueprint, problems: list) -> None:

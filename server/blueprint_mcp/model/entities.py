@@ -382,6 +382,11 @@ class Entity(Model):
     def client_writable(self) -> bool:
         return self.scope in (Scope.organization, Scope.user)
 
+    def clients_run(self, command: str) -> bool:
+        """Whether the design lets some client run `command` on its rows, read as written (before roles
+        resolve): select always; a write unless the scope or an empty grant list leaves it to the service role."""
+        return command == "select" or (self.client_writable and self.access.spec(command) != [])
+
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
 

@@ -109,9 +109,10 @@ def _world(bp: Blueprint, schema: Schema) -> World:
         for label, _ in ORGS:
             for a in (x for x in actors.values() if x.memberships.get(label) and x.name != owners[label]):
                 email = _email(a.name, display[a.name].split()[0])
+                invitation = literal(stable_id("seed-invitation", label, a.name))
                 w.statements.append(
                     "insert into public.invitations (id, organization_id, email, role, invited_by, created_at, "
-                    f"expires_at, accepted_at, accepted_by) values ({literal(stable_id('seed-invitation', label, a.name))}, "
+                    f"expires_at, accepted_at, accepted_by) values ({invitation}, "
                     f"{literal(orgs[label])}, {literal(email)}, {literal(a.memberships[label])}, "
                     f"{literal(actors[owners[label]].user_id)}, {SIGNED_UP}, {SIGNED_UP} + interval '7 days', "
                     f"{SIGNED_UP}, {literal(a.user_id)});")

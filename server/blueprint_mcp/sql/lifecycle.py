@@ -11,6 +11,7 @@ from ..model.meaning import command_grants, least_role, restore_grants
 from ..model.names import verb_name
 from ..model.schema import Function, Trigger
 from .access import any_of
+from .columns import ORG
 from .ident import ident, literal, object_name
 from .predicates import Pred
 from .tables import INVITATION_DAYS
@@ -41,7 +42,7 @@ def _rpc(name: str, args: str, arg_types: str, returns: str, body: str, comment:
 # --- accounts and ownership ------------------------------------------------------------------------------
 
 def before_user_deleted(invitations: bool = False) -> Function:
-    # Memberships go with the account by cascade, after auth.users lost the row: the address to revoke is read here.
+    # Memberships go with the account by cascade, once auth.users has lost the row: the address is read here.
     revoke = """
   -- Invitations to this address from teams the user belonged to go too: signing up again with it would
   -- otherwise bring them back through an invitation sent before (docs/lifecycle.md L11).
@@ -258,7 +259,7 @@ def refuse_archived_parent(parent: Entity) -> Function:
     """One per soft-deleted entity that others reference: a static query, planned once per session. It runs
     after the row is written (an AFTER trigger: RLS has let the row in) and looks in the row's organisation
     only, so nobody learns from its error whether another organisation's row is archived."""
-    same_org = "\n                and p.organization_id = new.organization_id" if parent.is_tenant else ""
+    same_org = f"\n                and p.{ORG} = new.{ORG}" if parent.is_tenant else ""
     return _trigger_fn(object_name(parent.name, suffix="live_parent"), f"""begin
   -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
   -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import Blueprint, Capability
+from ..model.meaning import least_role
 from ..model.schema import CronJob, Function, Index, View
 from .ident import literal
 from .rls import HELPER
@@ -21,7 +22,7 @@ def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
     """Materialized views cannot have RLS: keep it in private, expose only a membership-checked view."""
     # Who reads the organisation's events (docs: events): an aggregate of them is theirs too. A member who
     # sees only their own events would otherwise read their colleagues' daily activity from the totals.
-    read = (bp.tenancy.min_role(Capability.manage_members) or bp.tenancy.owner_role).name
+    read = least_role(bp, Capability.manage_members)
     mv = View(
         schema_name="private", name=MATVIEW, materialized=True,
         query=(
@@ -41,7 +42,8 @@ def metrics_objects(bp: Blueprint) -> tuple[list[View], list[Function]]:
         language="sql", security_definer=True, volatility="stable",
         body=(f"select m.*\n  from private.{MATVIEW} m\n"
               f" where m.organization_id = any (array(select private.{HELPER}({literal(read)})))"),
-        comment="The metrics rows of the organisations whose events the caller reads in full (managers).", execute_roles=["authenticated", "service_role"],
+        comment="The metrics rows of the organisations whose events the caller reads in full (managers).",
+        execute_roles=["authenticated", "service_role"],
     )
     refresh = Function(
         schema_name="private", name=REFRESH, returns="void", language="plpgsql",

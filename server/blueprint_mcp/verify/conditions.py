@@ -243,8 +243,7 @@ def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case
                                            oracle.expect(actor, "insert", e.name, row, "org1"),
                                            attack=f"insert {e.name} with {column} = {value}",
                                            setup=clearing_sql(t, written, w),
-                                           outsider="org1" not in actor.memberships
-                                           and oracle.members_only_insert(e.name)))
+                                           outsider=oracle.outsider_insert(actor, e.name, "org1")))
     return cases
 
 

@@ -382,9 +382,10 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                 if own is not None:
                     where = f" in {org}" if org else ""
                     tries = [(*own, None), (*tries[0][:2], f"insert {t.name} for another's row{where}")]
-                if oracle.expect(actor, "insert", t.name, Row(t.name, org, actor.name, {}, values=values), org) == DENIED:
+                planned = Row(t.name, org, actor.name, {}, values=values)
+                if oracle.expect(actor, "insert", t.name, planned, org) == DENIED:
                     tries += naming_members(t, w, actor, org, values)
-                outsider = org is not None and org not in actor.memberships and oracle.members_only_insert(t.name)
+                outsider = oracle.outsider_insert(actor, t.name, org)
                 for values, setup, attack in tries:
                     new = Row(t.name, org, actor.name, {}, values=values)
                     cases.append(Case(t.name, "insert", actor.name, org, "rows", insert_sql(t, values),

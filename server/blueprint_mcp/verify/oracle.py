@@ -37,11 +37,12 @@ class Oracle:
         role = self.bp.tenancy.min_role(capability)
         return (role or self.bp.tenancy.owner_role).name
 
-    def members_only_insert(self, table: str) -> bool:
-        """Whether only members may insert into `table` (no linked, signed_in or public insert grant): an
-        outsider's insert is then RLS's to refuse, before any trigger runs (Case.outsider)."""
+    def outsider_insert(self, actor: Actor, table: str, org: str | None) -> bool:
+        """An insert into an organisation the actor does not belong to, where only members may insert (no
+        linked, signed_in or public insert grant): RLS's to refuse, before any trigger runs (Case.outsider)."""
         e = self.bp.entity(table)
-        return e is None or all(g.is_member_grant for g in command_grants(self.bp, e, "insert"))
+        return org is not None and org not in actor.memberships and (
+            e is None or all(g.is_member_grant for g in command_grants(self.bp, e, "insert")))
 
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str:
         """`row` for select/update/delete (for insert, the row being inserted, when known); `org` the
@@ -310,8 +311,8 @@ class GenericOracle:
     def __init__(self, members_table: str | None = None) -> None:
         self.members_table = members_table
 
-    def members_only_insert(self, table: str) -> bool:
-        return True  # any multi-tenant backend: an outsider inserts into no organisation's table
+    def outsider_insert(self, actor: Actor, table: str, org: str | None) -> bool:
+        return org is not None and org not in actor.memberships  # no organisation takes an outsider's rows
 
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str | None:
         if actor.api_role != "authenticated":

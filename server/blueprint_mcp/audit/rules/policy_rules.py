@@ -178,20 +178,16 @@ def _indexed_in_subqueries(tree) -> set[int]:
         if kind != "BoolExpr" or body.get("boolop") != "AND_EXPR":
             continue
         args = body.get("args") or []
-        arrays = [_shape(a["A_Expr"]["lexpr"], a["A_Expr"]["rexpr"]["SubLink"].get("subselect"))
+        arrays = [canonical([a["A_Expr"]["lexpr"], a["A_Expr"]["rexpr"]["SubLink"].get("subselect")])
                   for a in args if "A_Expr" in a and a["A_Expr"].get("kind") == "AEXPR_OP_ANY"
                   and strings(a["A_Expr"].get("name")) == ["="]
                   and a["A_Expr"].get("rexpr", {}).get("SubLink", {}).get("subLinkType") == "ARRAY_SUBLINK"]
         for a in args:
             link = a.get("SubLink") or {}
-            if link.get("subLinkType") == "ANY_SUBLINK" and _shape(link.get("testexpr"), link.get("subselect")) in arrays:
+            if link.get("subLinkType") == "ANY_SUBLINK" and \
+                    canonical([link.get("testexpr"), link.get("subselect")]) in arrays:
                 out.add(id(link))
     return out
-
-
-def _shape(*parts) -> str | None:
-    """Nodes compared without their source positions."""
-    return canonical(list(parts))
 
 
 def _per_row_call(s: Schema, tree) -> str | None:
