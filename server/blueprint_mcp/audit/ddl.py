@@ -23,7 +23,6 @@ from .tree import canonical, column_name, dotted, function_name, nodes, rebase, 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
-TENANT_KEY = "organization_id"
 FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
 _AS = re.compile(r"\bas\b", re.IGNORECASE)
 

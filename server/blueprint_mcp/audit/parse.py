@@ -15,8 +15,9 @@ from typing import Any
 import pgparse
 
 from ..model.schema import Extension, Function, Location, Problem, Schema, Table, View
+from ..model.tenant_keys import assign_tenant_keys
 from . import ddl_blocks, ddl_platform  # noqa: F401  (register their handlers)
-from .ddl import TENANT_KEY, apply
+from .ddl import apply
 from .ddl_defaults import new_execute_roles, new_grants, supabase_defaults
 from .parser import Parses, parse
 from .split import Lines, split
@@ -292,8 +293,7 @@ class Reader:
 
     def finish(self) -> ParsedSql:
         """Facts that need the whole history: the tenant key of every table that has one."""
-        for t in self.schema.tables:
-            t.tenant_key = TENANT_KEY if t.column(TENANT_KEY) is not None else None
+        assign_tenant_keys(self.schema.tables)
         return ParsedSql(schema=self.schema, suppressions=self.suppressions)
 
 

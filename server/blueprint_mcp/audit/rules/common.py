@@ -9,6 +9,7 @@ from typing import Any
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
+from ...model.tenant_keys import is_role_column
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, indexed, leading, strings
 
@@ -134,7 +135,8 @@ def _membership_tables(s: Schema) -> set[str]:
             continue
         keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
-        if ({t.tenant_key, "user_id"} in keys and t.column("role") is not None) or t.name.endswith(MEMBERSHIP_SUFFIXES):
+        if ({t.tenant_key, "user_id"} in keys and any(is_role_column(c.name) for c in t.columns)) \
+                or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
     consulted = candidates & _membership_reads(s)
     return consulted or candidates

@@ -10,6 +10,8 @@ from ...model.schema import Schema
 from ..findings import Level
 from ..registry import rule
 from ..tree import canonical, function_name, nodes_in, strings
+from .binding import loose_membership_reads
+from .tenancy_rules import tenant_roots
 from .common import (
     applies_to_clients,
     calls,
@@ -74,6 +76,42 @@ def policy_without_membership_check(r, s: Schema):
             if p.permissive and applies_to_clients(p) and found and all(f is False for f in found):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP050", "membership_check_not_tied_to_row", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy reads memberships but does not tie them to the row's organisation, or reads everyone's.",
+      why="A membership check protects a row only by comparing the row's organisation with the caller's "
+          "memberships. An EXISTS that compares nothing of the row (including `m.organization_id = "
+          "organization_id`, where the bare name is the membership row's own column) passes for any member of "
+          "any organisation; a sub-query without `user_id = auth.uid()` reads every user's memberships, so any "
+          "row of an organisation with members passes.",
+      bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
+          "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
+      fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
+          "private.organization_ids_with_role('viewer'))); in an EXISTS, qualify the row's column with its table "
+          "(m.organization_id = tasks.organization_id) and keep m.user_id = (select auth.uid()).")
+def membership_check_not_tied_to_row(r, s: Schema):
+    members, helpers = membership_tables(s), membership_functions(s)
+    if not members:
+        return
+    guarded = {t.qualified for t in s.tables if is_tenant(t)} | {f"{a}.{b}" for a, b in tenant_roots(s)}
+    for t in s.tables:
+        if t.qualified not in guarded or t.qualified in members:
+            continue
+        for p in t.policies:
+            if not (p.permissive and applies_to_clients(p)):
+                continue
+            for clause, tree, _ in trees(p):
+                loose = per_tree(("loose membership", t.schema_name), tree,
+                                 lambda: loose_membership_reads(s, tree, members, helpers, t.schema_name))
+                if "row" in loose:
+                    yield r.finding(f"{policy_label(t, p)} reads memberships in {clause.upper()} but ties them to "
+                                    f"nothing of the row: a member of any organisation passes.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+                elif "caller" in loose:
+                    yield r.finding(f"{policy_label(t, p)} compares the row with every user's memberships in "
+                                    f"{clause.upper()}, not the caller's: any row of an organisation with members "
+                                    f"passes.", f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
 @rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),

@@ -1,0 +1,190 @@
+"""Does a policy's membership read decide anything about the row? A reading of policy trees for BP050.
+
+A membership check protects a tenant table only when it is tied to two things: the row (its tenant key, or
+something of the row a correlated sub-query compares) and the caller (`user_id = auth.uid()`). Reads that
+miss either pass for every row of every organisation:
+
+    exists (select 1 from organization_members m where m.user_id = auth.uid())      -- any member, any row
+    exists (select 1 from organization_members m
+             where m.organization_id = organization_id and m.user_id = auth.uid())   -- the bare name is m's own
+    organization_id in (select organization_id from organization_members)           -- every user's memberships
+
+The first two compare nothing of the row; the third reads the memberships of everyone.
+
+Tied to the row: the read is an operand of a comparison whose other side reads a column (`organization_id =
+any (array(select private.organization_ids_with_role('viewer')))`, `organization_id in (select ...)`), a
+helper is called with a column (`basejump.has_role_on_account(account_id)`), or the sub-query refers to a
+column outside itself. A bare name inside a sub-query is the sub-query's own when a relation it reads has
+that column, as PostgreSQL resolves it. Tied to the caller: the sub-query that reads the membership table
+calls auth.uid() or another function (a helper decides for itself). Where the reading cannot tell (a relation
+it does not know, a tree too deep), it gives the benefit of the doubt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...model.schema import Schema
+from ..tree import Node, function_name, strings
+
+_SCOPE_NODES = ("RangeVar", "RangeSubselect", "RangeFunction", "JoinExpr", "RangeTableSample")
+
+
+def _typed(value: Any) -> tuple[str, Node] | None:
+    if isinstance(value, dict) and len(value) == 1:
+        kind, body = next(iter(value.items()))
+        if kind[:1].isupper() and isinstance(body, dict):
+            return kind, body
+    return None
+
+
+def _children(value: Any) -> list[Any]:
+    typed = _typed(value)
+    body = typed[1] if typed else value
+    if isinstance(body, dict):
+        return [v for v in body.values() if isinstance(v, dict | list)]
+    if isinstance(body, list):
+        return list(body)
+    return []
+
+
+def _has_column(value: Any, stop_at_sublinks: bool = True) -> bool:
+    """A ColumnRef in `value`, outside nested sub-queries unless asked."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        typed = _typed(v)
+        if typed:
+            if typed[0] == "ColumnRef":
+                return True
+            if typed[0] == "SubLink" and stop_at_sublinks:
+                continue
+        stack.extend(_children(v))
+    return False
+
+
+class _Scope:
+    """The names a SELECT's FROM defines: aliases and relation names, and the columns known for each."""
+
+    def __init__(self, s: Schema, select: Node, default_schema: str) -> None:
+        self.names: set[str] = set()
+        self.columns: set[str] = set()
+        self.unknown = False  # a relation whose columns the reading does not know
+        stack = list(select.get("fromClause") or [])
+        while stack:
+            typed = _typed(stack.pop())
+            if typed is None:
+                continue
+            kind, body = typed
+            if kind == "JoinExpr":
+                stack += [body.get("larg"), body.get("rarg")]
+            elif kind == "RangeVar":
+                alias = (body.get("alias") or {}).get("aliasname")
+                self.names.add(alias or body.get("relname", ""))
+                table = s.table(body.get("relname", ""), body.get("schemaname") or default_schema)
+                if table is None:
+                    self.unknown = True
+                else:
+                    self.columns |= {c.name for c in table.columns}
+            elif kind in _SCOPE_NODES:
+                alias = (body.get("alias") or {}).get("aliasname")
+                if alias:
+                    self.names.add(alias)
+                self.unknown = True
+
+    def resolves(self, ref: Node) -> bool:
+        names = strings(ref.get("fields"))
+        if len(names) >= 2:
+            return names[-2] in self.names
+        return self.unknown or (bool(names) and names[-1] in self.columns)
+
+
+def _correlated(s: Schema, select: Node, default_schema: str) -> bool:
+    """The sub-query refers to a column it does not define itself (at any depth inside it)."""
+    stack: list[tuple[Any, tuple[_Scope, ...]]] = [(select, (_Scope(s, select, default_schema),))]
+    while stack:
+        value, scopes = stack.pop()
+        typed = _typed(value)
+        if typed:
+            kind, body = typed
+            if kind == "ColumnRef" and not any(scope.resolves(body) for scope in scopes):
+                return True
+            if kind == "SelectStmt" and body is not select:
+                scopes = scopes + (_Scope(s, body, default_schema),)
+        stack.extend((child, scopes) for child in _children(value))
+    return False
+
+
+def _calls_out(value: Any) -> bool:
+    """A call of a function outside pg_catalog (auth.uid(), current_setting(), a helper) in `value`."""
+    stack: list[Any] = [value]
+    while stack:
+        v = stack.pop()
+        typed = _typed(v)
+        if typed and typed[0] == "FuncCall":
+            name = function_name(typed[1])
+            if "." in name or name in ("current_setting", "current_user", "session_user"):
+                return True
+        stack.extend(_children(v))
+    return False
+
+
+def _reads_directly(select: Node, members: set[str], default_schema: str) -> bool:
+    stack = list(select.get("fromClause") or [])
+    while stack:
+        typed = _typed(stack.pop())
+        if typed is None:
+            continue
+        kind, body = typed
+        if kind == "JoinExpr":
+            stack += [body.get("larg"), body.get("rarg")]
+        elif kind == "RangeVar":
+            name = f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+            if name in members:
+                return True
+    return False
+
+
+def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set[str],
+                           default_schema: str) -> list[str]:
+    """What is wrong with each membership read of a policy expression: 'row' (tied to nothing of the row)
+    or 'caller' (reads every user's memberships), in document order; [] when every read is tied."""
+    out: list[str] = []
+    # (value, tied to the row, tied to the caller): by an enclosing comparison, argument list or sub-query
+    stack: list[tuple[Any, bool, bool]] = [(tree, False, False)]
+    while stack:
+        value, row, caller = stack.pop()
+        typed = _typed(value)
+        if typed is None:
+            stack.extend((child, row, caller) for child in reversed(_children(value)))
+            continue
+        kind, body = typed
+        if kind == "A_Expr":
+            left, right = body.get("lexpr"), body.get("rexpr")
+            stack += [(right, row or _has_column(left), caller or _calls_out(left)),
+                      (left, row or _has_column(right), caller or _calls_out(right))]
+            continue
+        if kind == "FuncCall" and function_name(body) in helpers:
+            if not (row or any(_has_column(a) for a in body.get("args") or [])):
+                out.append("row")
+            continue
+        if kind == "SubLink":
+            select = (body.get("subselect") or {}).get("SelectStmt") or {}
+            test = body.get("testexpr")
+            row = row or _has_column(test) or _correlated(s, select, default_schema)
+            caller = caller or _calls_out(test)
+            if _reads_directly(select, members, default_schema):
+                if not row:
+                    out.append("row")
+                elif not (caller or _calls_out(select)):
+                    out.append("caller")
+                continue
+            # What the sub-query returns is what the comparison around it ties; a sub-query nested in its
+            # WHERE must tie itself (to the sub-query's rows, by its own comparison or correlation).
+            for key, child in reversed(select.items()):
+                if isinstance(child, dict | list):
+                    kept = key in ("targetList", "fromClause")
+                    stack.append((child, row and kept, caller and kept))
+            continue
+        stack.extend((child, row, caller) for child in reversed(_children(value)))
+    return out

@@ -1,0 +1,70 @@
+"""Which column scopes a table's rows to a tenant, in SQL the generator did not write.
+
+The blueprint's own name is organization_id. Projects built on other starters name it after their tenant:
+Basejump's `account_id` (basejump.account_user (user_id, account_id) -> basejump.accounts), `team_id`,
+`workspace_id`. The key is read off the membership table, the one place that says which tenant a user
+belongs to: a table whose key pairs user_id with one column referencing another table (or one named like a
+membership, *_members, *_user, with a role column). Every table with a column of that name is a tenant
+table, as every table with organization_id is one in the blueprint's reading. The audit (every rule that asks
+for a tenant key) and verify's generic plan both read it here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from .schema import Table
+
+ORG_KEY = "organization_id"
+USER_KEY = "user_id"
+MEMBERSHIP_NAMES = ("members", "memberships", "_user", "_users", "_member", "_membership")
+
+
+def is_role_column(name: str) -> bool:
+    """`role`, or a role named for its tenant (`account_role`, `team_role`)."""
+    return name == "role" or name.endswith("_role")
+
+
+def _keys(t: Table) -> list[set[str]]:
+    keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
+    return keys + [set(i.columns) for i in t.indexes if i.unique and i.where is None]
+
+
+def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
+    """(membership table, the column it names its tenant by) for every table shaped like a membership."""
+    out = []
+    for t in tables:
+        if t.external or t.column(USER_KEY) is None:
+            continue
+        keys = _keys(t)
+        named = t.name.endswith(MEMBERSHIP_NAMES) and any(is_role_column(c.name) for c in t.columns)
+        for fk in t.foreign_keys:
+            if len(fk.columns) != 1 or fk.columns[0] == USER_KEY or fk.ref_schema == "auth":
+                continue
+            if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
+                continue
+            if {fk.columns[0], USER_KEY} in keys or named:
+                out.append((t, fk.columns[0]))
+    return out
+
+
+def tenant_key_name(tables: list[Table]) -> str | None:
+    """organization_id where the SQL uses it; else the membership tables' tenant column that the most tables
+    carry (a project's memberships of its own, project_members (project_id), are domain rows inside a
+    tenant, and fewer tables hold project_id than the tenant's key)."""
+    if any(t.column(ORG_KEY) is not None for t in tables):
+        return ORG_KEY
+    names = {key for _, key in membership_links(tables)}
+    if not names:
+        return None
+    carried = Counter(key for t in tables for key in names if t.column(key) is not None)
+    return max(sorted(names), key=lambda key: carried[key])
+
+
+def assign_tenant_keys(tables: list[Table]) -> str | None:
+    """Set `tenant_key` on every table that carries the tenant column; returns the column's name."""
+    key = tenant_key_name(tables)
+    for t in tables:
+        t.tenant_key = key if key is not None and t.column(key) is not None else None
+    return key

@@ -1,0 +1,145 @@
+"""The audit reads the tenant key off any project's SQL, and a membership check must tie the row to the caller.
+
+Two gaps an audit of hand-written SQL had: a project keyed by `account_id` (Basejump) or `team_id` got no tenancy
+rule at all, and a policy that merely mentioned the membership table counted as checking membership.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.audit.parse import read_sql
+from blueprint_mcp.audit.rules.binding import loose_membership_reads
+from blueprint_mcp.audit.rules.common import clear_facts, membership_functions, membership_tables
+from blueprint_mcp.model.tenant_keys import tenant_key_name
+from blueprint_mcp.templates import load_template, template_names
+from blueprint_mcp.tools import migration_files
+
+BASEJUMP = """
+create schema basejump;
+create table basejump.accounts (id uuid primary key default gen_random_uuid(), name text not null);
+create table basejump.account_user (
+  user_id uuid not null references auth.users (id) on delete cascade,
+  account_id uuid not null references basejump.accounts (id) on delete cascade,
+  account_role text not null,
+  primary key (user_id, account_id)
+);
+create function basejump.has_role_on_account(account_id uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from basejump.account_user wu
+                  where wu.user_id = auth.uid() and wu.account_id = has_role_on_account.account_id)
+$$;
+create table public.notes (
+  id uuid primary key default gen_random_uuid(),
+  account_id uuid references basejump.accounts (id),
+  body text not null
+);
+alter table public.notes enable row level security;
+grant select, insert, update, delete on public.notes to authenticated;
+"""
+
+
+def rules_of(sql: str) -> list[tuple[str, str | None]]:
+    return sorted((f.rule_id, f.object) for f in audit_sql([("m.sql", sql)]))
+
+
+def test_a_basejump_project_is_keyed_by_account_id_and_gets_the_tenancy_rules():
+    found = rules_of(BASEJUMP + """
+create policy notes_all on public.notes for select to authenticated
+  using (exists (select 1 from basejump.account_user au where au.user_id = (select auth.uid())));
+create policy notes_update on public.notes for update to authenticated
+  using (basejump.has_role_on_account(account_id)) with check (basejump.has_role_on_account(account_id));
+""")
+    assert ("BP001", "public.notes") in found  # account_id is nullable
+    assert ("BP002", "public.notes") in found  # and unindexed
+    assert ("BP030", "public.notes") in found  # and clients may move a note to another account
+    assert ("BP050", "public.notes.notes_all") in found  # any member of any account reads every note
+    assert ("BP050", "public.notes.notes_update") not in found  # the helper is called with the row's key
+
+
+def test_the_tenant_key_is_organization_id_where_the_sql_uses_it_else_the_membership_tables_column():
+    def key(sql: str) -> str | None:
+        return tenant_key_name(read_sql([("m.sql", sql)]).schema.tables)
+
+    assert key(BASEJUMP) == "account_id"
+    assert key(BASEJUMP + "create table public.x (id int, organization_id uuid);") == "organization_id"
+    teams = """
+create table public.teams (id uuid primary key);
+create table public.team_members (team_id uuid references public.teams, user_id uuid, role text);
+create table public.projects (id uuid primary key, team_id uuid references public.teams);
+create table public.project_members (project_id uuid references public.projects, user_id uuid, role text,
+                                     primary key (project_id, user_id));
+create table public.tasks (id uuid primary key, team_id uuid, project_id uuid references public.projects);
+"""
+    # project_members is a membership inside a team: fewer tables carry project_id than team_id
+    assert key(teams) == "team_id"
+    assert key("create table public.t (id int, user_id uuid);") is None
+
+
+ORGS = """
+create table public.organizations (id uuid primary key);
+create table public.organization_members (
+  id uuid primary key, organization_id uuid not null references public.organizations (id),
+  user_id uuid not null, role text not null, unique (organization_id, user_id));
+create table public.projects (id uuid primary key, organization_id uuid not null);
+create table public.tasks (id uuid primary key, organization_id uuid not null, project_id uuid, created_by uuid);
+create schema private;
+create function private.ids(r text) returns setof uuid language sql stable security definer set search_path = ''
+  as $$ select organization_id from public.organization_members where user_id = auth.uid() $$;
+create function private.is_member(o uuid) returns boolean language sql stable security definer
+  set search_path = '' as $$ select exists (select 1 from public.organization_members
+                                             where user_id = auth.uid() and organization_id = o) $$;
+create function private.any_member() returns boolean language sql stable security definer set search_path = ''
+  as $$ select exists (select 1 from public.organization_members where user_id = auth.uid()) $$;
+"""
+
+CASES = {
+    "the generated form": ("organization_id = any (array(select private.ids('viewer')))", []),
+    "an init plan around it": ("organization_id = any ((select array(select private.ids('viewer')))::uuid[])", []),
+    "in a helper": ("organization_id in (select private.ids('viewer'))", []),
+    "a helper given the key": ("private.is_member(organization_id)", []),
+    "a helper given nothing": ("private.any_member()", ["row"]),
+    "exists, uncorrelated": ("exists (select 1 from public.organization_members au "
+                             "where au.user_id = (select auth.uid()))", ["row"]),
+    "exists, the bare name is the member row's": (
+        "exists (select 1 from public.organization_members m "
+        "where m.organization_id = organization_id and m.user_id = auth.uid())", ["row"]),
+    "exists, qualified": ("exists (select 1 from public.organization_members m "
+                          "where m.organization_id = tasks.organization_id and m.user_id = auth.uid())", []),
+    "everyone's memberships": ("organization_id in (select organization_id from public.organization_members)",
+                               ["caller"]),
+    "the caller's memberships": ("organization_id in (select organization_id from public.organization_members "
+                                 "where user_id = (select auth.uid()))", []),
+    "the caller compared outside": ("(select auth.uid()) = any (array(select m.user_id from "
+                                    "public.organization_members m where m.organization_id = tasks.organization_id))",
+                                    []),
+    "a count": ("(select count(*) from public.organization_members where user_id = auth.uid()) > 0", ["row"]),
+    "through the parent": ("exists (select 1 from public.projects p where p.id = project_id and p.organization_id in "
+                           "(select organization_id from public.organization_members where user_id = auth.uid()))",
+                           []),
+    "through the parent, loose inside": (
+        "exists (select 1 from public.projects p where p.id = project_id and exists "
+        "(select 1 from public.organization_members m where m.user_id = auth.uid()))", ["row"]),
+    "the owner or a member": ("created_by = auth.uid() or organization_id = any (array(select private.ids('viewer')))",
+                              []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_membership_read_is_tied_to_the_row_and_the_caller(name):
+    expr, expected = CASES[name]
+    clear_facts()
+    s = read_sql([("m.sql", ORGS + f"create policy p on public.tasks for select to authenticated using ({expr});")]).schema
+    tree = s.table("tasks").policies[0].using_tree
+    assert loose_membership_reads(s, tree, membership_tables(s), membership_functions(s), "public") == expected
+    clear_facts()
+
+
+def test_no_template_reads_memberships_untied():
+    for name in template_names():
+        files = migration_files(load_template(name), datetime(2025, 1, 1))
+        sql = [(p, files[p]) for p in sorted(files) if p.startswith("supabase/migrations/")]
+        assert [f for f in audit_sql(sql) if f.rule_id == "BP050"] == [], name
