@@ -305,3 +305,27 @@ def test_verify_judges_a_rendered_project_against_its_blueprint(template, empty_
     assert f"against {load_template(template).app.slug} (blueprint): 0 leak(s)" in out and "fixture failed" not in out
     assert main(["verify", template, "--blueprint", template]) == 2
     assert "--blueprint judges migrations against a design" in capsys.readouterr().err
+
+
+BASEJUMP = Path(__file__).with_name("fixtures") / "basejump.sql"
+SELECT_POLICY = ("create policy notes_select on public.notes for select to authenticated "
+                 "using (basejump.has_role_on_account(account_id));")
+
+
+def test_a_project_keyed_by_account_id_in_a_schema_of_its_own_gets_the_whole_matrix(empty_db_url):
+    """Found by a check on a Basejump-shaped project: the generic matrix looked for organization_id only, said
+    'anon checks only' and passed a policy that showed every account's notes to any member of any account."""
+    clean = BASEJUMP.read_text(encoding="utf-8")
+    report = verify(source="basejump.sql", migrations=[clean], database_url=empty_db_url, include_cases=True)
+    assert report.ok and report.leaks == 0 and not report.fixture_failures, report.fixture_failures
+    assert not [n for n in report.notes if "anon checks only" in n]
+    assert {(c.command, c.org) for c in report.cases if c.table == "notes"} >= {
+        ("select", "org1"), ("select", "org2"), ("update", "org2"), ("delete", "org2"), ("insert", "org2")}
+    leaky = clean.replace(SELECT_POLICY, "create policy notes_select on public.notes for select to authenticated "
+                          "using (exists (select 1 from basejump.account_user au where au.user_id = "
+                          "(select auth.uid())));") + (
+        "grant select on basejump.account_user to authenticated;\n"
+        "create policy own on basejump.account_user for select to authenticated using (user_id = (select auth.uid()));")
+    assert leaky != clean
+    report = verify(source="leaky.sql", migrations=[leaky], database_url=empty_db_url)
+    assert {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"} == {("notes", "select")}

@@ -26,6 +26,12 @@ def is_role_column(name: str) -> bool:
     return name == "role" or name.endswith("_role")
 
 
+def role_column(t: Table) -> str | None:
+    """The column holding a member's role: `role` where there is one, else the first `*_role`."""
+    names = [c.name for c in t.columns if is_role_column(c.name)]
+    return "role" if "role" in names else (names[0] if names else None)
+
+
 def _keys(t: Table) -> list[set[str]]:
     keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
     return keys + [set(i.columns) for i in t.indexes if i.unique and i.where is None]
@@ -47,6 +53,11 @@ def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
             if {fk.columns[0], USER_KEY} in keys or named:
                 out.append((t, fk.columns[0]))
     return out
+
+
+def membership_table(tables: list[Table], key: str | None) -> Table | None:
+    """The membership table that links users to tenants by `key` (the first one shaped so)."""
+    return next((t for t, column in membership_links(tables) if column == key), None)
 
 
 def tenant_key_name(tables: list[Table]) -> str | None:

@@ -17,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
 from .values import Domain, domain, ordered_columns, ordered_value
-from .world import Implicit, ORG, Row, World, insert_sql, pk_key, stable_id, where_key
+from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
 MAX_TRIES = 20_000  # combinations tried for one row before leaving it to PostgreSQL to refuse
@@ -44,7 +44,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
     for fk in table.foreign_keys:
         target = None if fk.ref_schema == "auth" else _ref_rows(world, fk, org, table)[:1]
         for col, ref_col in zip(fk.columns, fk.ref_columns):
-            if col == ORG:
+            if col == table.tenant_key:
                 continue
             if fk.ref_schema == "auth":
                 # anon has no user: name an existing one, so only access control can stop the write.
@@ -54,8 +54,8 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
     values: dict[str, str] = {}
     for col in table.columns:
         slot = ordered_value(table, col, n)
-        if col.name == ORG and org:
-            values[ORG] = literal(world.orgs[org])
+        if col.name == table.tenant_key and org:
+            values[col.name] = literal(world.orgs[org])
         elif col.name == "id" and with_id and col.name not in references:
             values["id"] = literal(stable_id(table.name, org or "global", author, str(n)))
         elif (col.name in references and not with_id and col.default and "auth.uid()" in col.default
@@ -254,7 +254,7 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
     # break the comparison or make exclusion ranges overlap. A live row's archived_at stays NULL: set to
     # make a key distinct, it archived the matrix rows, and every delete of them looked like it worked.
     users = {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns}
-    fixed = {ORG, "archived_at"} | users | set(ordered_columns(table))
+    fixed = {table.tenant_key, "archived_at"} | users | set(ordered_columns(table))
     # An optional user column that is not the author's (no auth.uid() default) may still be left empty.
     optional_users = {c for c in users if (col := table.column(c)) is not None and col.nullable
                       and "auth.uid()" not in (col.default or "")}
@@ -318,11 +318,11 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
         return
     fk: ForeignKey = unit  # type: ignore[assignment]
     for row in _ref_rows(world, fk, org, table):
-        yield {c: row.key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != ORG and rc in row.key}
+        yield {c: row.key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != table.tenant_key and rc in row.key}
     target = world.schema.table(fk.ref_table, fk.ref_schema) if world.schema and support else None
     if target is None:
         return
-    target_org = org if target.column(ORG) is not None else None
+    target_org = org if target.tenant_key is not None else None
     number = SUPPORT_BASE + 10 * len(world.rows) + salt
     # Written by the row's author where the new row can be distinct on its own keys, else by another member
     # of the organisation (a key over the author's id, one row per user, admits no second row of theirs);
@@ -332,7 +332,7 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
     if writer is None:
         return
     key = {"id": literal(stable_id(target.name, target_org or "global", writer, str(number)))}
-    yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != ORG and rc in key},
+    yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != table.tenant_key and rc in key},
            "__support__": lambda: add_row(world, target, target_org, writer, number, enums, "support")}
 
 

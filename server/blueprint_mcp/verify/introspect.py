@@ -1,23 +1,34 @@
-"""Read a migrated database's public schema back into the physical schema model."""
+"""Read a migrated database back into the physical schema model: its own schemas' tables (not the platform's
+nor verify's), enums and functions, and the public views that carry the tenant key.
+
+Tables outside public are read too: a starter may keep its tenant and membership tables in a schema of its own
+(Basejump's basejump.accounts and basejump.account_user), and the tenant key is read off them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..audit.platform import MANAGED_SCHEMAS
 from ..model.schema import Column, Constraint, EnumType, ForeignKey, Function, Schema, Table, View
+from ..model.tenant_keys import assign_tenant_keys
 
-_COLUMNS = """
-select c.relname, a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull,
+# Not the app's: the platform's schemas, verify's own, PostgreSQL's.
+_OWN = ("n.nspname <> all (array[" + ", ".join(f"'{n}'" for n in sorted(MANAGED_SCHEMAS | {"blueprint_tests"}))
+        + "]) and n.nspname not like 'pg\\_%'")
+
+_COLUMNS = f"""
+select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity <> '' or a.attgenerated <> ''
   from pg_class c
   join pg_namespace n on n.oid = c.relnamespace
   join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
   left join pg_attrdef d on d.adrelid = c.oid and d.adnum = a.attnum
- where n.nspname = 'public' and c.relkind in ('r', 'p')
- order by c.relname, a.attnum"""
+ where {_OWN} and c.relkind in ('r', 'p')
+ order by n.nspname, c.relname, a.attnum"""
 
-_CONSTRAINTS = """
-select c.relname, k.conname, k.contype,
+_CONSTRAINTS = f"""
+select n.nspname, c.relname, k.conname, k.contype,
        array(select a.attname from unnest(k.conkey) with ordinality u(n, o)
              join pg_attribute a on a.attrelid = k.conrelid and a.attnum = u.n order by u.o)::text[],
        pg_get_constraintdef(k.oid), fn.nspname, f.relname,
@@ -28,18 +39,19 @@ select c.relname, k.conname, k.contype,
   join pg_namespace n on n.oid = c.relnamespace
   left join pg_class f on f.oid = k.confrelid
   left join pg_namespace fn on fn.oid = f.relnamespace
- where n.nspname = 'public' and k.contype in ('p', 'u', 'c', 'f')
- order by c.relname, k.conname"""
+ where {_OWN} and k.contype in ('p', 'u', 'c', 'f')
+ order by n.nspname, c.relname, k.conname"""
 
-_ENUMS = """
+_ENUMS = f"""
 select n.nspname, t.typname, array_agg(e.enumlabel order by e.enumsortorder)::text[]
   from pg_type t join pg_enum e on e.enumtypid = t.oid join pg_namespace n on n.oid = t.typnamespace
- where n.nspname = 'public' group by 1, 2 order by 1, 2"""
+ where {_OWN} group by 1, 2 order by 1, 2"""
 
 _VIEWS = """
-select c.relname, c.relkind = 'm'
+select c.relname, c.relkind = 'm',
+       array(select a.attname from pg_attribute a where a.attrelid = c.oid and a.attnum > 0
+                and not a.attisdropped)::text[]
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  join pg_attribute a on a.attrelid = c.oid and a.attname = 'organization_id'
  where n.nspname = 'public' and c.relkind in ('v', 'm') order by 1"""
 
 _FUNCTIONS = """
@@ -58,13 +70,13 @@ select n.nspname, p.proname,
 
 
 def introspect(conn: Any) -> Schema:
-    tables: dict[str, Table] = {}
-    for rel, name, typ, nullable, default, generated in conn.execute(_COLUMNS):
-        t = tables.setdefault(rel, Table(name=rel))
+    tables: dict[tuple[str, str], Table] = {}
+    for schema, rel, name, typ, nullable, default, generated in conn.execute(_COLUMNS):
+        t = tables.setdefault((schema, rel), Table(schema_name=schema, name=rel))
         t.columns.append(Column(name=name, type=typ, nullable=nullable,
                                 default=default if default is not None or not generated else "generated"))
-    for rel, name, kind, cols, definition, fschema, ftable, fcols in conn.execute(_CONSTRAINTS):
-        t = tables.get(rel)
+    for schema, rel, name, kind, cols, definition, fschema, ftable, fcols in conn.execute(_CONSTRAINTS):
+        t = tables.get((schema, rel))
         if t is None:
             continue
         if kind == "f":
@@ -73,11 +85,11 @@ def introspect(conn: Any) -> Schema:
         else:
             t.constraints.append(Constraint(name=name, kind={"p": "primary key", "u": "unique", "c": "check"}[kind],
                                             columns=list(cols), expression=definition if kind == "c" else None))
-    for t in tables.values():
-        if t.column("organization_id") is not None:
-            t.tenant_key = "organization_id"
+    key = assign_tenant_keys(list(tables.values()))
     enums = [EnumType(schema_name=s, name=n, values=list(v)) for s, n, v in conn.execute(_ENUMS)]
-    views = [View(schema_name="public", name=n, query="", materialized=m) for n, m in conn.execute(_VIEWS)]
+    # The views a tenant's rows show through: those that carry the tenant key.
+    views = [View(schema_name="public", name=n, query="", materialized=m)
+             for n, m, columns in conn.execute(_VIEWS) if key is not None and key in columns]
     functions = [Function(schema_name=s, name=n, arg_types=args, returns=ret, language="sql",
                           volatility="volatile" if vol else "stable", body="")
                  for s, n, args, vol, ret in conn.execute(_FUNCTIONS)]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
+from ..model.tenant_keys import membership_table, role_column
 from ..sql.ident import ident, literal, qname
 from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
                          transition_cases)
@@ -288,7 +289,7 @@ def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, lis
     """In every tenant table a row per organisation and author, in every global table one row."""
     n = len(w.rows)
     for t in fk_order(schema, tables):
-        for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
+        for org in (["org1", "org2"] if t.tenant_key is not None else [None]):
             for author in (authors[org] if org else [global_author]):
                 n += 1
                 add_row(w, t, org, author, n, enums)
@@ -354,7 +355,8 @@ def blanket_cases(t: Table, r: Row, actor: Actor, oracle, enums: dict[str, list[
     return out
 
 
-def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], views: list[str]) -> list[Case]:
+def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], views: list[str],
+                 view_key: str = ORG) -> list[Case]:
     cases: list[Case] = []
     n = 1000
     for t in schema.tables:
@@ -372,7 +374,7 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                                       oracle.expect(actor, command, t.name, r, r.org),
                                       probe=delete_probe(t, r.key) if kind == "probe" else None))
                 cases += blanket_cases(t, r, actor, oracle, enums)
-            for org in (["org1", "org2"] if t.column(ORG) is not None else [None]):
+            for org in (["org1", "org2"] if t.tenant_key is not None else [None]):
                 n += 1
                 values = insert_values(t, org, w, actor.name, n, enums)
                 tries = [(values, clearing_sql(t, values, w), None)]
@@ -394,7 +396,7 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
     for view in views:
         for actor in w.actors.values():
             for org in ("org1", "org2"):
-                row = Row(view, org, None, {ORG: literal(w.orgs[org])})
+                row = Row(view, org, None, {view_key: literal(w.orgs[org])})
                 cases.append(Case(view, "select", actor.name, org, "count",
                                   f"select count(*) from public.{ident(view)} where {where_key(row.key)}",
                                   oracle.expect(actor, "select", view, row, org)))
@@ -408,7 +410,7 @@ def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: di
     if org != "org1" or actor.name != w.who("outsider"):
         return []
     columns = [dict(zip(fk.ref_columns, fk.columns))["user_id"] for fk in t.foreign_keys
-               if fk.ref_table == "organization_members" and set(fk.ref_columns) == {ORG, "user_id"}]
+               if fk.ref_table == w.members_table and set(fk.ref_columns) == {t.tenant_key, "user_id"}]
     members = [a for a in w.actors.values() if a.memberships.get(org) and a.user_id]
     named = [({**values, col: literal(m.user_id)}, f"insert {t.name} naming {m.name} as {col} in {org}")
              for col in columns for m in members]
@@ -416,16 +418,17 @@ def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: di
 
 
 def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manager: str | None,
-                 members_table: str | None, enums: dict[str, list[str]], private_functions: list[tuple]) -> list[Case]:
+                 members_table: Table | None, enums: dict[str, list[str]], private_functions: list[tuple]) -> list[Case]:
     """The targeted attacks; every one must be denied."""
     out: list[Case] = []
     top = roles[0]
+    members_name = members_table.name if members_table is not None else None
 
     def attack(name: str, table: str, actor: str, sql: str, kind: str = "rows", setup: str | None = None) -> None:
         out.append(Case(table, "attack", actor, None, kind, sql, DENIED, attack=name, setup=setup))
 
     for t in schema.tables:
-        if t.column(ORG) is None or t.name == members_table:
+        if t.tenant_key is None or t.name == members_name:
             continue
         target = qname(t.schema_name, t.name)
         hopper = w.who("hopper")
@@ -433,51 +436,53 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
                        None)
         if hop_row:
             attack(f"move a {t.name} row to another organisation", t.name, hopper,
-                   f"update {target} set {ORG} = {literal(w.orgs['org2'])} where {where_key(hop_row.key)}")
+                   f"update {target} set {ident(t.tenant_key)} = {literal(w.orgs['org2'])} "
+                   f"where {where_key(hop_row.key)}")
         for fk in t.foreign_keys:
             other = _only_in_org2(w, fk)
-            if fk.ref_schema != "public" or other is None or fk.ref_table == "organizations":
+            if fk.ref_schema != "public" or other is None or fk.columns == [t.tenant_key]:
                 continue
             values = insert_values(t, "org1", w, writer, 9000 + len(out), enums)
             known = {**other.values, **other.key}  # the other row's columns, as inserted
             pointed = [(col, ref_col) for col, ref_col in zip(fk.columns, fk.ref_columns)
-                       if col != ORG and ref_col in known]
+                       if col != t.tenant_key and ref_col in known]
             if not pointed:
                 continue  # nothing to point with: the attack would not reference the other organisation
             for col, ref_col in pointed:
                 values[col] = known[ref_col]
             attack(f"insert a {t.name} row referencing another organisation's {fk.ref_table}", t.name, writer,
                    insert_sql(t, values), setup=clearing_sql(t, values, w))
-    if members_table:
-        members = qname("public", members_table)
-        attack("member promotes themself", members_table, writer,
-               f"update {members} set role = {literal(top)} where user_id = {literal(w.actor_id(writer))}")
+    if members_table is not None and members_name and members_table.tenant_key:
+        members, key = qname(members_table.schema_name, members_name), ident(members_table.tenant_key)
+        role = ident(role_column(members_table) or "role")
+        attack("member promotes themself", members_name, writer,
+               f"update {members} set {role} = {literal(top)} where user_id = {literal(w.actor_id(writer))}")
         if manager and manager != top:
-            attack(f"{manager} grants {top}", members_table, manager,
-                   f"update {members} set role = {literal(top)} where user_id = {literal(w.actor_id(roles[-1]))} "
-                   f"and {ORG} = {literal(w.orgs['org1'])}")
-        attack("the last owner leaves", members_table, top,
+            attack(f"{manager} grants {top}", members_name, manager,
+                   f"update {members} set {role} = {literal(top)} where user_id = {literal(w.actor_id(roles[-1]))} "
+                   f"and {key} = {literal(w.orgs['org1'])}")
+        attack("the last owner leaves", members_name, top,
                f"delete from {members} where user_id = {literal(w.actor_id(top))} "
-               f"and {ORG} = {literal(w.orgs['org1'])}")
+               f"and {key} = {literal(w.orgs['org1'])}")
         outsider = w.who("outsider")
-        attack("an outsider joins by inserting a membership", members_table, outsider,
-               f"insert into {members} ({ORG}, user_id, role) values ({literal(w.orgs['org1'])}, "
+        attack("an outsider joins by inserting a membership", members_name, outsider,
+               f"insert into {members} ({key}, user_id, {role}) values ({literal(w.orgs['org1'])}, "
                f"{literal(w.actor_id(outsider))}, {literal(top)})")
     orgs_table = schema.table("organizations")
     if orgs_table is not None and orgs_table.column("owner_user_id") is not None:
         attack("create an organisation owned by someone else", "organizations", writer,
                "insert into public.organizations (name, slug, owner_user_id) values ('Hijack', 'hijack-org', "
                f"{literal(w.actor_id(w.who('owner2')))})")
-    if schema.table("invitations") and manager and manager != top:
+    if schema.table("invitations") and schema.table("invitations").tenant_key == ORG and manager and manager != top:
         attack(f"{manager} invites a {top}", "invitations", manager,
                f"insert into public.invitations ({ORG}, email, role) values ({literal(w.orgs['org1'])}, "
                f"'intruder@example.com', {literal(top)})")
-    if schema.table("profiles") and schema.table("profiles").column(ORG) is None:
+    if schema.table("profiles") and schema.table("profiles").tenant_key is None:
         attack("read other users' profiles", "profiles", writer,
                "select count(*) from public.profiles where id is distinct from auth.uid()", kind="count")
     for name in ("events", "sessions"):
         t = schema.table(name)
-        if t is not None and t.column(ORG) is not None:
+        if t is not None and t.tenant_key is not None:
             values = insert_values(t, "org1", w, top, 9500, enums)
             attack(f"a signed-in user writes {name}", name, top, insert_sql(t, values), setup=clearing_sql(t, values, w))
     for schema_name, fname, args, volatile in private_functions:
@@ -491,7 +496,8 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
 def _only_in_org2(w: World, fk) -> Row | None:
     """A row of org2 that `fk` may point at and that org1 has no twin of (the hopper's membership is
     in both organisations: pointing at it from org1 is legitimate)."""
-    refs = [c for c in fk.ref_columns if c != ORG]
+    target = w.schema.table(fk.ref_table, fk.ref_schema) if w.schema else None
+    refs = [c for c in fk.ref_columns if c != (target.tenant_key if target is not None else ORG)]
     org1 = {tuple({**r.values, **r.key}.get(c) for c in refs) for r in w.rows if r.table == fk.ref_table
             and r.org == "org1"}
     return next((r for r in w.rows if r.table == fk.ref_table and r.org == "org2"
@@ -533,7 +539,7 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
         cases += insert_condition_cases(bp, schema, w, oracle, Case,
                                         lambda t, org, w, author, n: insert_values(t, org, w, author, n, enums))
         attacks = attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
-                               manager.name if manager else None, "organization_members", enums,
+                               manager.name if manager else None, schema.table("organization_members"), enums,
                                private_functions(schema))
 
         def attack(name: str, table: str, actor: str, sql: str) -> None:
@@ -558,46 +564,56 @@ def _enum_map(schema: Schema) -> dict[str, list[str]]:
 
 
 def generic_plan(schema: Schema) -> Plan:
-    """Nobody reads or writes another organisation's rows; read-only roles write nothing; anon nothing."""
+    """Nobody reads or writes another organisation's rows; read-only roles write nothing; anon nothing.
+
+    The schema holds the app's tables of every schema (introspect): the tenant and membership tables may live
+    outside public (Basejump's basejump schema); the cases are run on the public tables, what the API serves."""
     enums = _enum_map(schema)
-    tenant = [t for t in schema.tables if t.column(ORG) is not None]
-    targets = [fk.ref_table for t in tenant for fk in t.foreign_keys if fk.columns == [ORG]]
-    orgs_name = max(set(targets), key=targets.count) if targets else None
-    members = next((t for t in sorted(tenant, key=lambda t: "member" not in t.name)
-                    if t.column("user_id") is not None and t.name != orgs_name), None)
-    roles = _role_labels(members, enums) if members else ["member"]
+    key = next((t.tenant_key for t in schema.tables if t.tenant_key), None)
+    tenant = [t for t in schema.tables if t.tenant_key]
+    targets = [(fk.ref_schema, fk.ref_table) for t in tenant for fk in t.foreign_keys if fk.columns == [t.tenant_key]]
+    orgs_table = schema.table(*reversed(max(set(targets), key=targets.count))) if targets else None
+    members = membership_table(schema.tables, key) or next(
+        (t for t in sorted(tenant, key=lambda t: "member" not in t.name)
+         if t.column("user_id") is not None and t is not orgs_table), None)
+    role_col = role_column(members) if members is not None else None
+    roles = _role_labels(members, role_col, enums) if members else ["member"]
     writer = "member" if "member" in roles else roles[0]
     actors, orgs, cast = plan_actors(roles, writer)
-    w = World(actors=actors, orgs=orgs, role_names=roles, cast=cast, schema=schema)
+    w = World(actors=actors, orgs=orgs, role_names=roles, cast=cast, schema=schema,
+              members_table=members.name if members is not None else None)
     notes: list[str] = []
     w.statements += users_sql(w)
-    orgs_table = schema.table(orgs_name) if orgs_name else None
     w.owners = owners = {"org1": roles[0], "org2": w.who("owner2")}
     if orgs_table is None:
-        notes.append("no organisations table found (nothing references organization_id): anon checks only")
+        notes.append("no tenant table found (no membership table names a tenant key, and no table has "
+                     "organization_id): anon checks only")
     else:
         for label, owner in owners.items():
             values = row_values(orgs_table, None, w, owner, len(w.statements), enums, with_id=True)
             values["id"] = literal(orgs[label])
             w.add(insert_sql(orgs_table, values) + ";",
                   Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}, values=values))
-    if members is not None and orgs_table is not None:
+    if members is not None and orgs_table is not None and members.tenant_key:
         # Triggers may have made memberships already (an organisation's owner joins it on insert): the world's
         # own take their place, so every actor holds exactly the role planned.
-        w.statements.append(replica_delete(members, f"{ident(ORG)} in ({literal(orgs['org1'])}, {literal(orgs['org2'])})"))
-        role_col = members.column("role")
+        w.statements.append(replica_delete(members, f"{ident(members.tenant_key)} in ({literal(orgs['org1'])}, "
+                                                    f"{literal(orgs['org2'])})"))
+        role_type = members.column(role_col).type if role_col else None
         for actor in actors.values():
             for label, role in actor.memberships.items():
                 values = row_values(members, label, w, actor.name, len(w.statements), enums, with_id=True)
                 values["user_id"] = literal(actor.user_id)
                 if role_col is not None:
-                    values["role"] = f"{literal(role)}::{role_col.type}"
+                    values[role_col] = f"{literal(role)}::{role_type}"
                 purpose = "attack" if actor.name == w.who("hopper") else "matrix"
                 w.add(insert_sql(members, values) + ";", Row(members.name, label, actor.name,
                                                              pk_key(members, values), purpose=purpose,
                                                              values=values))
-    skip = {orgs_name, members.name if members else None}
-    rest = [t for t in schema.tables if t.name not in skip]
+    skip = {t.qualified for t in (orgs_table, members) if t is not None}
+    # What clients reach: the public tables (the others are set up above, or left to the functions that use them).
+    served = [t for t in schema.tables if t.schema_name == "public"]
+    rest = [t for t in served if t.qualified not in skip]
     ids = ", ".join(literal(a.user_id) for a in actors.values() if a.user_id)
     for t in rest:
         pk = next((k.columns for k in t.constraints if k.kind == "primary key"), [])
@@ -605,22 +621,22 @@ def generic_plan(schema: Schema) -> Plan:
             # One row per user (a profile) that a signup trigger may have made: the world's own takes its place.
             w.statements.append(replica_delete(t, f"{ident(pk[0])} in ({ids})"))
     add_rows(w, schema, rest, enums, {"org1": [writer], "org2": [owners["org2"]]}, global_author=roles[0])
-    hopper_rows(w, [t for t in rest if t.column(ORG) is not None], enums)
+    hopper_rows(w, [t for t in rest if t.tenant_key is not None], enums)
     w.statements += [f"refresh materialized view public.{ident(v.name)};" for v in schema.views if v.materialized]
     manager = next((r for r in ("admin", "manager") if r in roles), None)
+    public = schema.model_copy(update={"tables": served})
 
     def build() -> list[Case]:
-        cases = matrix_cases(schema, w, GenericOracle(members.name if members else None), enums,
-                             [v.name for v in schema.views])
-        return cases + attack_cases(schema, w, roles, writer, manager, members.name if members else None, enums,
-                                    private_functions(schema))
+        cases = matrix_cases(public, w, GenericOracle(members.name if members else None), enums,
+                             [v.name for v in schema.views], view_key=key or ORG)
+        return cases + attack_cases(public, w, roles, writer, manager, members, enums, private_functions(schema))
     return Plan(w, build, notes=notes)
 
 
-def _role_labels(members: Table, enums: dict[str, list[str]]) -> list[str]:
+def _role_labels(members: Table, role_col: str | None, enums: dict[str, list[str]]) -> list[str]:
     """The membership roles, most privileged first (an enum may list them either way)."""
-    col = members.column("role")
-    labels = (enums.get(col.type) or enums.get(col.type.replace("public.", "")) or allowed_values(members, "role")
+    col = members.column(role_col) if role_col else None
+    labels = (enums.get(col.type) or enums.get(col.type.replace("public.", "")) or allowed_values(members, role_col)
               if col is not None else []) or ["member"]
     order = ("owner", "admin", "manager", "editor", "member", "viewer")
     if labels and labels[-1] in ("owner", "admin") and labels[0] not in ("owner", "admin"):

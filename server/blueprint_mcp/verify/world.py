@@ -56,6 +56,7 @@ class World:
     cast: dict[str, str] = field(default_factory=dict)  # part (see CAST) -> actor name
     owners: dict[str, str] = field(default_factory=dict)  # org label -> the actor who owns it
     schema: Schema | None = None  # what the fixtures are built for (support rows are looked up in it)
+    members_table: str | None = "organization_members"  # where memberships are (references to it name members)
 
     def add(self, statement: str, row: Row | None = None) -> None:
         """A fixture statement, and the row it creates (dropped from the plan if the statement fails)."""
