@@ -143,3 +143,52 @@ def test_no_template_reads_memberships_untied():
         files = migration_files(load_template(name), datetime(2025, 1, 1))
         sql = [(p, files[p]) for p in sorted(files) if p.startswith("supabase/migrations/")]
         assert [f for f in audit_sql(sql) if f.rule_id == "BP050"] == [], name
+
+
+# --- the audit's reading and verify's agree, on PostgreSQL ------------------------------------------------
+
+SERVED = ORGS + """
+alter table public.organization_members add foreign key (user_id) references auth.users (id) on delete cascade;
+alter table public.organization_members enable row level security;
+alter table public.projects add foreign key (organization_id) references public.organizations (id) on delete cascade;
+alter table public.tasks add foreign key (organization_id) references public.organizations (id) on delete cascade;
+alter table public.tasks add foreign key (project_id) references public.projects (id) on delete cascade;
+alter table public.projects enable row level security;
+alter table public.tasks enable row level security;
+revoke all on public.organizations, public.organization_members, public.projects, public.tasks
+  from anon, authenticated;
+grant usage on schema private to authenticated;
+grant select on public.organization_members, public.projects, public.tasks to authenticated;
+create policy own_memberships on public.organization_members for select to authenticated
+  using (user_id = (select auth.uid()) or organization_id = any (array(select private.ids('viewer'))));
+create policy projects_select on public.projects for select to authenticated
+  using (organization_id = any (array(select private.ids('viewer'))));
+"""
+
+
+@pytest.fixture
+def db_url(pg_cluster, request):
+    name = f"binding_{abs(hash(request.node.name)) % 10**12}"
+    pg_cluster.create_database(name)
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
+    pg_cluster.drop_database(name)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_membership_read_the_audit_calls_loose_leaks_in_verify_and_one_it_calls_tied_does_not(name, db_url):
+    """Two readings of one policy: the audit's (BP050, from the parse tree) and verify's (the generic matrix run on
+    PostgreSQL). A read the audit lets pass must not leak, and one it reports must leak."""
+    from blueprint_mcp.verify.run import verify
+
+    expr, expected = CASES[name]
+    sql = SERVED + f"create policy tasks_select on public.tasks for select to authenticated using ({expr});"
+    audited = [f.rule_id for f in audit_sql([("m.sql", sql)]) if f.object == "public.tasks.tasks_select"]
+    report = verify(source="m.sql", migrations=[sql], database_url=db_url)
+    leaked = {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"}
+    assert not report.fixture_failures, report.fixture_failures
+    assert ("BP050" in audited) == (("tasks", "select") in leaked), (audited, leaked)
+    # Here the membership table and the parent have RLS of their own: a read of everyone's memberships sees the
+    # caller's, and a loose read under the parent is decided by the parent's policy. Elsewhere, as expected.
+    covered = name in ("everyone's memberships", "through the parent, loose inside")
+    assert ("BP050" in audited) == (bool(expected) and not covered)

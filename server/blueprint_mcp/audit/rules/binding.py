@@ -1,15 +1,16 @@
 """Does a policy's membership read decide anything about the row? A reading of policy trees for BP050.
 
 A membership check protects a tenant table only when it is tied to two things: the row (its tenant key, or
-something of the row a correlated sub-query compares) and the caller (`user_id = auth.uid()`). Reads that
-miss either pass for every row of every organisation:
+something of the row a correlated sub-query compares) and the caller (`user_id = auth.uid()`, or the
+membership table's own RLS). Reads that miss either pass for every row of every organisation:
 
     exists (select 1 from organization_members m where m.user_id = auth.uid())      -- any member, any row
     exists (select 1 from organization_members m
              where m.organization_id = organization_id and m.user_id = auth.uid())   -- the bare name is m's own
-    organization_id in (select organization_id from organization_members)           -- every user's memberships
+    organization_id in (select organization_id from organization_members)           -- everyone's, without RLS
 
-The first two compare nothing of the row; the third reads the memberships of everyone.
+The first two compare nothing of the row; the third reads the memberships of everyone when the membership
+table has no RLS (with RLS, its own policies show the caller theirs).
 
 Tied to the row: the read is an operand of a comparison whose other side reads a column (`organization_id =
 any (array(select private.organization_ids_with_role('viewer')))`, `organization_id in (select ...)`), a
@@ -17,7 +18,7 @@ helper is called with a column (`basejump.has_role_on_account(account_id)`), or 
 column outside itself. A bare name inside a sub-query is the sub-query's own when a relation it reads has
 that column, as PostgreSQL resolves it. Tied to the caller: the sub-query that reads the membership table
 calls auth.uid() or another function (a helper decides for itself). Where the reading cannot tell (a relation
-it does not know, a tree too deep), it gives the benefit of the doubt.
+it does not know the columns of), it gives the benefit of the doubt.
 """
 
 from __future__ import annotations
@@ -129,7 +130,9 @@ def _calls_out(value: Any) -> bool:
     return False
 
 
-def _reads_directly(select: Node, members: set[str], default_schema: str) -> bool:
+def _from_relations(select: Node, default_schema: str) -> list[str]:
+    """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
+    out = []
     stack = list(select.get("fromClause") or [])
     while stack:
         typed = _typed(stack.pop())
@@ -139,17 +142,22 @@ def _reads_directly(select: Node, members: set[str], default_schema: str) -> boo
         if kind == "JoinExpr":
             stack += [body.get("larg"), body.get("rarg")]
         elif kind == "RangeVar":
-            name = f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
-            if name in members:
-                return True
-    return False
+            out.append(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}")
+    return out
 
 
 def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set[str],
                            default_schema: str) -> list[str]:
     """What is wrong with each membership read of a policy expression: 'row' (tied to nothing of the row)
-    or 'caller' (reads every user's memberships), in document order; [] when every read is tied."""
+    or 'caller' (reads every user's memberships), in document order; [] when every read is tied.
+
+    A policy reads other tables as the caller, through their own RLS: a membership table with RLS enabled
+    shows the caller only what its policies allow (their own memberships, as a rule, audited on that table),
+    so a read of it without `user_id = auth.uid()` is still the caller's; one without RLS shows everyone's.
+    Likewise a sub-query over an RLS-protected table (the row's parent) decides by that table's policies:
+    reads nested in its WHERE are not judged here."""
     out: list[str] = []
+    protected = {t.qualified for t in s.tables if t.rls_enabled}
     # (value, tied to the row, tied to the caller): by an enclosing comparison, argument list or sub-query
     stack: list[tuple[Any, bool, bool]] = [(tree, False, False)]
     while stack:
@@ -173,16 +181,19 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
             test = body.get("testexpr")
             row = row or _has_column(test) or _correlated(s, select, default_schema)
             caller = caller or _calls_out(test)
-            if _reads_directly(select, members, default_schema):
+            read = _from_relations(select, default_schema)
+            if any(name in members for name in read):
                 if not row:
                     out.append("row")
-                elif not (caller or _calls_out(select)):
+                elif not (caller or _calls_out(select) or any(n in protected for n in read if n in members)):
                     out.append("caller")
                 continue
+            guarded = row and any(name in protected for name in read)
             # What the sub-query returns is what the comparison around it ties; a sub-query nested in its
-            # WHERE must tie itself (to the sub-query's rows, by its own comparison or correlation).
+            # WHERE must tie itself (to the sub-query's rows, by its own comparison or correlation), unless
+            # the sub-query reads a table whose own policies decide.
             for key, child in reversed(select.items()):
-                if isinstance(child, dict | list):
+                if isinstance(child, dict | list) and not (guarded and key not in ("targetList", "fromClause")):
                     kept = key in ("targetList", "fromClause")
                     stack.append((child, row and kept, caller and kept))
             continue

@@ -83,8 +83,8 @@ def policy_without_membership_check(r, s: Schema):
       why="A membership check protects a row only by comparing the row's organisation with the caller's "
           "memberships. An EXISTS that compares nothing of the row (including `m.organization_id = "
           "organization_id`, where the bare name is the membership row's own column) passes for any member of "
-          "any organisation; a sub-query without `user_id = auth.uid()` reads every user's memberships, so any "
-          "row of an organisation with members passes.",
+          "any organisation; a sub-query without `user_id = auth.uid()` on a membership table without RLS reads every "
+          "user's memberships, so any row of an organisation with members passes.",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
