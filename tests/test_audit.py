@@ -11,6 +11,7 @@ import pytest
 
 from blueprint_mcp.audit import RULES, audit_schema, audit_sql
 from blueprint_mcp.audit.fold import fold
+from blueprint_mcp.audit.parse import read_sql
 from blueprint_mcp.model.schema import Command, Function, Policy, Schema, View
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_template, template_names
@@ -226,3 +227,26 @@ def test_supabases_documented_storage_policy_is_not_a_per_row_helper_call():
     sql = ("create policy own_folder on storage.objects for select to authenticated using "
            "(bucket_id = 'avatars' and (storage.foldername(name))[1] = (select auth.uid())::text);")
     assert [f.rule_id for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP032"] == []
+
+
+@pytest.mark.parametrize("body, found", [
+    ("execute 'select * from public.' || tbl", ["tbl (body line 3)"]),
+    ("execute format('select * from public.%s', tbl)", ["tbl (body line 3)"]),
+    ("execute format('select * from public.%1$s where x = %2$L', tbl, tbl)", ["tbl (body line 3)"]),
+    ("execute format('select * from public.%I where x = %L', tbl, tbl)", []),
+    ("execute 'select * from public.' || quote_ident(tbl)", []),
+    ("execute 'select * from public.t where id = ' || id", []),
+    ("execute 'select * from public.t where id = ' || tbl::uuid", []),
+    ("execute 'select * from public.t where name = $1' using tbl", []),
+    ("q := 'select * from ' || lower(tbl);\n  execute q", ["tbl (body line 4)"]),
+    ("q := 'select 1';\n  execute q", []),
+    ("execute tbl", ["tbl (body line 3)"]),
+    ("execute $1", ["$1 (body line 3)"]),
+    ("return query execute 'select * from public.' || tbl", ["tbl (body line 3)"]),
+])
+def test_dynamic_sql_made_of_a_text_parameter_is_found_however_it_is_spelled(body, found):
+    sql = (f"create function public.f(tbl text, id uuid) returns setof record language plpgsql security definer "
+           f"set search_path = '' as $$\ndeclare q text;\nbegin\n  {body};\nend $$;")
+    sql = sql.replace("$$\ndeclare q text;\nbegin\n", "$$\ndeclare q text; begin\n")
+    f = next(f for f in read_sql([("f.sql", sql)]).schema.functions if f.name == "f")
+    assert f.dynamic_inputs == found

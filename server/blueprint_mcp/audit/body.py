@@ -30,6 +30,9 @@ class BodyFacts:
     # Tables a statement writes with a value read from the user's own metadata (raw_user_meta_data, or
     # user_metadata of the JWT): whatever the user put there at signup or since.
     metadata_writes: set[str] = field(default_factory=set)
+    # Text parameters the body pastes into dynamic SQL as they are (EXECUTE 'select ' || p, format('%s', p)),
+    # directly or through a variable made from them, with the line of the EXECUTE.
+    dynamic_inputs: list[str] = field(default_factory=list)
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -62,8 +65,10 @@ def sql_body(text: str, default_schema: str) -> BodyFacts | None:
     return facts
 
 
-def plpgsql_body(create_statement: str, default_schema: str) -> BodyFacts | None:
-    """Facts of a CREATE FUNCTION ... LANGUAGE plpgsql statement (the whole statement text)."""
+def plpgsql_body(create_statement: str, default_schema: str,
+                 parameters: list[tuple[str, str]] | None = None) -> BodyFacts | None:
+    """Facts of a CREATE FUNCTION ... LANGUAGE plpgsql statement (the whole statement text); `parameters`:
+    (name, type) of its input parameters, in order."""
     try:
         tree = pgparse.parse_pgsql(create_statement)
     except (pgparse.PGQueryError, RecursionError, ValueError):
@@ -82,7 +87,113 @@ def plpgsql_body(create_statement: str, default_schema: str) -> BodyFacts | None
                     facts.assigns.append(rec["fieldname"])
             elif inner_kind == "PLpgSQL_expr":
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
+        if parameters:
+            facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     return facts
+
+
+# --- dynamic SQL made of input ------------------------------------------------------------------------
+
+# Types whose text cannot close a quote or start a clause: a value of them pasted into SQL stays a value.
+_INERT_TYPES = re.compile(r"^(pg_catalog\.)?\"?(u?int[248]?|integer|smallint|bigint|numeric|decimal|real|"
+                          r"double precision|float[48]?|bool(ean)?|uuid|date|time(stamp)?(tz)?|"
+                          r"timestamp with(out)? time zone|interval|oid|regclass|regproc|regtype|money)\"?(\[\])?$")
+_QUOTING = ("quote_ident", "quote_literal", "quote_nullable")
+# Functions whose result carries their arguments' text through.
+_PASSING = ("concat", "concat_ws", "lower", "upper", "btrim", "ltrim", "rtrim", "trim", "replace", "substr",
+            "substring", "left", "right", "nullif", "array_to_string", "string_agg", "translate", "repeat",
+            "lpad", "rpad", "regexp_replace", "overlay", "textcat", "coalesce")
+_PLACEHOLDER = re.compile(r"%(?:(\d+)\$)?-?\d*([sIL%])")
+_DYNAMIC = {"PLpgSQL_stmt_dynexecute": "query", "PLpgSQL_stmt_dynfors": "query",
+            "PLpgSQL_stmt_return_query": "dynquery", "PLpgSQL_stmt_open": "dynquery"}
+
+
+def _raw(node: Any) -> set[str]:
+    """Names of the variables an expression's text contains as they are (not quoted, not typed)."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return set()
+    kind, body = next(iter(node.items()))
+    if not isinstance(body, dict):
+        return set()
+    if kind == "ColumnRef":
+        names = strings(body.get("fields"))
+        return {names[-1]} if len(names) == 1 else set()
+    if kind == "ParamRef":
+        return {f"${body.get('number', 0)}"}
+    if kind == "A_Expr":
+        if strings(body.get("name")) == ["||"]:
+            return _raw(body.get("lexpr")) | _raw(body.get("rexpr"))
+        return set()
+    if kind == "TypeCast":
+        target = ".".join(strings((body.get("typeName") or {}).get("names")))
+        return set() if _INERT_TYPES.match(target) else _raw(body.get("arg"))
+    if kind == "CoalesceExpr":
+        return set().union(*(_raw(a) for a in body.get("args") or []))
+    if kind == "CaseExpr":
+        results = [(w.get("CaseWhen") or {}).get("result") for w in body.get("args") or []]
+        return set().union(*(_raw(r) for r in [*results, body.get("defresult")]))
+    if kind == "FuncCall":
+        name = strings(body.get("funcname"))[-1:] or [""]
+        args = body.get("args") or []
+        if name[0] in _QUOTING:
+            return set()
+        if name[0] == "format":
+            return _format_raw(args)
+        if name[0] in _PASSING:
+            return set().union(*(_raw(a) for a in args))
+    return set()
+
+
+def _format_raw(args: list) -> set[str]:
+    """format(): the arguments %s pastes as they are (%I and %L quote theirs)."""
+    if not args:
+        return set()
+    fmt = const(args[0])
+    if not isinstance(fmt, str):
+        return set().union(*(_raw(a) for a in args))
+    out: set[str] = set()
+    position = 0
+    for m in _PLACEHOLDER.finditer(fmt):
+        if m.group(2) == "%":
+            continue
+        index = int(m.group(1)) if m.group(1) else position + 1
+        position = index
+        if m.group(2) == "s" and index < len(args):
+            out |= _raw(args[index])
+    return out
+
+
+def _expression_tree(expr: dict) -> Any:
+    parsed = _parsed_or_empty(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
+    if len(parsed) != 1:
+        return None
+    targets = (parsed[0]["stmt"].get("SelectStmt") or {}).get("targetList") or []
+    return (targets[-1].get("ResTarget") or {}).get("val") if targets else None
+
+
+def dynamic_inputs(fn: dict, parameters: list[tuple[str, str]]) -> list[str]:
+    """`name (body line N)` for each text parameter an EXECUTE pastes in as it is, directly or through variables
+    assigned from it (in the order written; branches are not told apart)."""
+    datums = fn.get("datums") or []
+    tainted = {name for name, typ in parameters if name and not _INERT_TYPES.match(typ)}
+    tainted |= {f"${i}" for i, (_, typ) in enumerate(parameters, start=1) if not _INERT_TYPES.match(typ)}
+    origin = {name: name for name in tainted}
+    out: list[str] = []
+    for kind, body in nodes(fn.get("action")):
+        if kind == "PLpgSQL_stmt_assign":
+            datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
+            var = (datum.get("PLpgSQL_var") or {}).get("refname") if isinstance(datum, dict) else None
+            expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
+            found = _raw(_expression_tree(expr)) & tainted
+            if var and found:
+                tainted.add(var)
+                origin[var] = origin[sorted(found)[0]]
+        elif kind in _DYNAMIC:
+            expr = (body.get(_DYNAMIC[kind]) or {}).get("PLpgSQL_expr")
+            if expr:
+                for name in sorted(_raw(_expression_tree(expr)) & tainted):
+                    out.append(f"{origin[name]} (body line {body.get('lineno', 0)})")
+    return list(dict.fromkeys(out))
 
 
 def embedded_sql(query: str, mode: int) -> str:

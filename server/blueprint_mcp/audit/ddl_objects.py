@@ -301,10 +301,21 @@ def _analyse(f: Function, n: dict, st: Stmt) -> None:
     elif f.language == "sql":
         facts = sql_body(f.body, schema)
     elif f.language == "plpgsql" and _has_source(n):
-        facts = plpgsql_body(st.text, schema)
+        facts = plpgsql_body(st.text, schema, _inputs(n.get("parameters")))
     if facts is not None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
         f.metadata_writes = sorted(facts.metadata_writes)
+        f.dynamic_inputs = facts.dynamic_inputs
+
+
+def _inputs(params: list | None) -> list[tuple[str, str]]:
+    """(name, type) of each input parameter, in order (a nameless one is reachable as $n only)."""
+    out = []
+    for wrapped in params or []:
+        p = wrapped.get("FunctionParameter", {})
+        if p.get("mode", "FUNC_PARAM_DEFAULT") in _IN_MODES:
+            out.append((p.get("name", ""), type_name(p.get("argType"))))
+    return out
 
 
 def create_function(r: Reader, n: dict, st: Stmt) -> None:

@@ -209,6 +209,8 @@ class Function(_Obj):
     assigns: list[str] | None = Field(None, description="Columns of NEW a trigger function sets.")
     metadata_writes: list[str] | None = Field(None, description="Tables it writes with a value read from the "
                                                                 "user's own metadata (raw_user_meta_data).")
+    dynamic_inputs: list[str] | None = Field(None, description="Text parameters its body pastes into dynamic SQL "
+                                                               "as they are (`name (body line N)`).")
 
     @property
     def qualified(self) -> str:

@@ -163,6 +163,25 @@ def definer_executable(r, s: Schema):
                                                          f"({f.arg_types}) from public, anon;")
 
 
+@rule("BP051", "definer_dynamic_sql_from_input", Level.ERROR, ("SECURITY",),
+      summary="A SECURITY DEFINER function clients may call pastes a text parameter into dynamic SQL as it is.",
+      why="EXECUTE runs whatever text it is given with the function's owner's rights, past RLS: a caller who "
+          "sends `x; delete from organizations` or `1 or true` (through `'...' || p`, format('%s', p), or a "
+          "variable made from them) runs their own SQL as the owner. Values of types such as uuid or integer "
+          "cannot break out of a literal; text can.",
+      bad="create function public.rows_of(tbl text) returns setof record language plpgsql security definer "
+          "set search_path = '' as $$\nbegin\n  return query execute 'select * from public.' || tbl;\nend $$;",
+      fix="Quote what comes from input: format('select * from %I where name = %L', tbl, name), or pass values "
+          "with EXECUTE ... USING; check names against a list of allowed ones; or revoke execute from the API roles.")
+def definer_dynamic_sql_from_input(r, s: Schema):
+    for f in s.functions:
+        if f.security_definer and f.dynamic_inputs and not managed(f.schema_name) and \
+                {"anon", "authenticated", "public"} & set(f.execute_roles):
+            yield r.finding(f"Definer function {f.qualified} pastes {', '.join(f.dynamic_inputs)} into dynamic SQL "
+                            f"as it is: a caller runs their own SQL as its owner.", f.qualified,
+                            location=f.location)
+
+
 @rule("BP011", platform="0010",
       why="Views run with their owner's rights, so the view bypasses the RLS of every table it reads. "
           "security_invoker is read as PostgreSQL reads it (SET by CREATE, ALTER VIEW or ALTER TABLE): the platform "
