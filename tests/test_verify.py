@@ -329,3 +329,10 @@ def test_a_project_keyed_by_account_id_in_a_schema_of_its_own_gets_the_whole_mat
     assert leaky != clean
     report = verify(source="leaky.sql", migrations=[leaky], database_url=empty_db_url)
     assert {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"} == {("notes", "select")}
+
+
+def test_tenant_tables_only_outside_the_api_say_so_rather_than_pass_quietly(empty_db_url):
+    only_starter = BASEJUMP.read_text(encoding="utf-8").split("create table public.notes")[0]
+    report = verify(source="starter.sql", migrations=[only_starter], database_url=empty_db_url)
+    assert report.leaks == 0 and not report.fixture_failures
+    assert [n for n in report.notes if n.startswith("no tenant table in the API's schemas (they are in basejump)")]

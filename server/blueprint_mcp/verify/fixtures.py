@@ -33,12 +33,13 @@ def value_for(table: Table, col: Column, n: int, enums: dict[str, list[str]]) ->
 
 
 def row_values(table: Table, org: str | None, world: World, author: str, n: int,
-               enums: dict[str, list[str]], with_id: bool) -> dict[str, str]:
+               enums: dict[str, list[str]], with_id: bool, fill_optional: bool = False) -> dict[str, str]:
     """Column -> literal for a row of `table` in `org` written by `author`.
 
     Only what a client must send: NOT NULL columns without a default, NOT NULL references
     (into the same organisation; users are the author), the tenant key, and the id for fixtures.
-    Fixture rows (with_id) are also made distinct on every unique key of the table.
+    Fixture rows (with_id) are also made distinct on every unique key of the table. `fill_optional`: the
+    nullable columns without a default too (a check may ask for one: Basejump's team account needs a slug).
     """
     references: dict[str, str] = {}
     for fk in table.foreign_keys:
@@ -63,14 +64,15 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
             # A client leaves the author to its default (and may not write it): the value is known (unique
             # keys see it) but not sent.
             values[col.name] = Implicit(references[col.name])
-        elif col.name in references and (not col.nullable or (with_id and _is_auth_ref(table, col.name))):
+        elif col.name in references and (not col.nullable or fill_optional
+                                         or (with_id and _is_auth_ref(table, col.name))):
             # Fixture rows also name their author in optional user columns (events.user_id...).
             values[col.name] = references[col.name]
         elif slot is not None:
             # Compared or ranged columns always get the row's own slot, even where a default or a NULL
             # would do: equal defaults (now()) or NULL bounds (an unbounded range) would overlap.
             values[col.name] = slot
-        elif not col.nullable and col.default is None:
+        elif (not col.nullable or (fill_optional and col.name != table.tenant_key)) and col.default is None:
             values[col.name] = value_for(table, col, n, enums)
         elif with_id and col.default and "auth.uid()" in col.default:
             # Fixtures are written without a JWT: give them what the author's request would have.
@@ -125,8 +127,17 @@ def add_row(world: World, table: Table, org: str | None, author: str, n: int, en
     values = row_values(table, org, world, author, n, enums, with_id=True)
     author = take_parent_author(table, world, values, author)
     row = Row(table.name, org, author, pk_key(table, values), purpose=purpose, values=values)
-    world.add(insert_sql(table, values) + ";", row)
+    world.add(insert_sql(table, values) + ";", row, fallback=fuller(table, org, world, author, n, enums, values))
     return row
+
+
+def fuller(table: Table, org: str | None, world: World, author: str, n: int, enums: dict[str, list[str]],
+           values: dict[str, str]) -> dict[str, str] | None:
+    """The same row with its optional columns filled, to try when PostgreSQL refuses the lean one (a check
+    across columns may want a value where the lean row leaves NULL); None when there is nothing to add."""
+    full = row_values(table, org, world, author, n, enums, with_id=True, fill_optional=True)
+    full.update(values)
+    return full if set(full) - set(values) else None
 
 
 def _side(table: Table) -> list[str] | None:

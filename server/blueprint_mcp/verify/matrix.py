@@ -18,8 +18,8 @@ from ..sql.ident import ident, literal, qname
 from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
                          transition_cases)
 from .lifecycle import lifecycle_cases
-from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, insert_values, marker_for, replica_delete,
-                       row_values, take_parent_author, unique_keys)
+from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, fuller, insert_values, marker_for,
+                       replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values
 from .world import (
@@ -590,10 +590,12 @@ def generic_plan(schema: Schema) -> Plan:
                      "organization_id): anon checks only")
     else:
         for label, owner in owners.items():
-            values = row_values(orgs_table, None, w, owner, len(w.statements), enums, with_id=True)
+            n = len(w.statements)
+            values = row_values(orgs_table, None, w, owner, n, enums, with_id=True)
             values["id"] = literal(orgs[label])
             w.add(insert_sql(orgs_table, values) + ";",
-                  Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}, values=values))
+                  Row(orgs_table.name, label, owner, {"id": literal(orgs[label])}, values=values),
+                  fallback=fuller(orgs_table, None, w, owner, n, enums, values))
     if members is not None and orgs_table is not None and members.tenant_key:
         # Triggers may have made memberships already (an organisation's owner joins it on insert): the world's
         # own take their place, so every actor holds exactly the role planned.
@@ -614,6 +616,11 @@ def generic_plan(schema: Schema) -> Plan:
     # What clients reach: the public tables (the others are set up above, or left to the functions that use them).
     served = [t for t in schema.tables if t.schema_name == "public"]
     rest = [t for t in served if t.qualified not in skip]
+    if orgs_table is not None and not any(t.tenant_key for t in served):
+        away = sorted({t.schema_name for t in tenant})
+        notes.append(f"no tenant table in the API's schemas (they are in {', '.join(away)}): clients reach them only "
+                     "through functions, which the generic matrix does not call; add a table keyed by "
+                     f"{key} in public to have it attacked")
     ids = ", ".join(literal(a.user_id) for a in actors.values() if a.user_id)
     for t in rest:
         pk = next((k.columns for k in t.constraints if k.kind == "primary key"), [])

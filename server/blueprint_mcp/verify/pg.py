@@ -260,6 +260,18 @@ grant anon, authenticated, service_role to authenticator;
 
 create schema if not exists auth;
 create schema if not exists extensions;
+-- Every Supabase project starts with these in `extensions` (on the search_path): migrations call
+-- gen_random_bytes(), crypt() or uuid_generate_v4() unqualified. Made only where the server ships them.
+do $$
+declare
+  wanted text;
+begin
+  foreach wanted in array array['pgcrypto', 'uuid-ossp'] loop
+    if exists (select from pg_catalog.pg_available_extensions e where e.name = wanted) then
+      execute format('create extension if not exists %I with schema extensions', wanted);
+    end if;
+  end loop;
+end $$;
 
 -- The columns of GoTrue's auth.users that signups, seeds and triggers touch (the real table has more).
 create table if not exists auth.users (
@@ -379,6 +391,10 @@ def _default_privileges_sql(grant_mode: GrantMode) -> str:
     action = ("grant all on {} to " if grant_mode == "legacy" else "revoke all on {} from ") + roles
     prefix = f"alter default privileges for role {ident(SUPERUSER)} in schema public "
     return "".join(prefix + action.format(kind) + ";\n" for kind in _DEFAULT_PRIVILEGE_OBJECTS)
+
+
+# The search_path a Supabase project's migrations run with (the postgres role's), and PostgREST's requests.
+PLATFORM_SEARCH_PATH = '"$user", public, extensions'
 
 
 def auth_shim_sql(grant_mode: GrantMode) -> str:

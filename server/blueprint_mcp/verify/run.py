@@ -18,7 +18,7 @@ from .execute import run_plan
 from .guard import check_migrations, run_contained
 from .introspect import introspect
 from .matrix import Plan, blueprint_plan, generic_plan
-from .pg import EXPOSED_SCHEMAS, GrantMode, apply_sql, auth_shim_sql, detect_supabase
+from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
 from .report import VerifyReport, build_report
 from .target import Engine, open_target
 
@@ -152,6 +152,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         real = detect_supabase(conn)
         if not real:
             apply_sql(conn, auth_shim_sql(grant_mode))
+            conn.execute(f"set local search_path = {PLATFORM_SEARCH_PATH}")
         conn.execute("select set_config('pgrst.db_schemas', %s, true)", (", ".join(EXPOSED_SCHEMAS),))
         note(0, 3, "applying migrations")
         for i, migration in enumerate(statements, 1):
