@@ -250,3 +250,27 @@ def test_dynamic_sql_made_of_a_text_parameter_is_found_however_it_is_spelled(bod
     sql = sql.replace("$$\ndeclare q text;\nbegin\n", "$$\ndeclare q text; begin\n")
     f = next(f for f in read_sql([("f.sql", sql)]).schema.functions if f.name == "f")
     assert f.dynamic_inputs == found
+
+
+@pytest.mark.parametrize("body, language, found", [
+    ("select (auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid", "sql", True),
+    ("select (auth.jwt() -> 'app_metadata' ->> 'org_id')::uuid", "sql", False),
+    ("select (raw_user_meta_data ->> 'org_id')::uuid from auth.users where id = auth.uid()", "sql", True),
+    ("declare o uuid := (auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid;\nbegin\n  return o;\nend", "plpgsql",
+     True),
+    ("begin\n  return (current_setting('request.jwt.claims', true)::jsonb -> 'user_metadata' ->> 'org')::uuid;\nend",
+     "plpgsql", True),
+    ("begin\n  return (auth.jwt() ->> 'org')::uuid;\nend", "plpgsql", False),
+])
+def test_a_policy_trusting_user_metadata_through_a_helper_is_found(body, language, found):
+    sql = (f"create function public.current_org() returns uuid language {language} stable set search_path = '' "
+           f"as $$\n{body}\n$$;\ncreate table public.notes (id uuid primary key, organization_id uuid not null);\n"
+           "alter table public.notes enable row level security;\ncreate policy p on public.notes for select "
+           "to authenticated using (organization_id = (select public.current_org()));")
+    assert [f.rule_id for f in audit_sql([("f.sql", sql)]) if f.rule_id == "BP052"] == (["BP052"] if found else [])
+
+
+def test_a_declared_default_made_of_a_parameter_is_pasted_input_too():
+    sql = ("create function public.f(tbl text) returns void language plpgsql security definer set search_path = '' "
+           "as $$\ndeclare q text := 'select * from ' || tbl;\nbegin\n  execute q;\nend $$;")
+    assert [f.dynamic_inputs for f in read_sql([("f.sql", sql)]).schema.functions] == [["tbl (body line 4)"]]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pgparse
 
+from .platform import mentions_user_metadata
 from .tree import const, nodes, relations, strings
 
 _WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
@@ -33,6 +34,8 @@ class BodyFacts:
     # Text parameters the body pastes into dynamic SQL as they are (EXECUTE 'select ' || p, format('%s', p)),
     # directly or through a variable made from them, with the line of the EXECUTE.
     dynamic_inputs: list[str] = field(default_factory=list)
+    # A statement reads the user's own metadata (as lint 0015 reads a policy): whatever the user chose.
+    reads_user_metadata: bool = False
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -53,6 +56,7 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
                     any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
                 facts.metadata_writes.add(target)
     facts.reads.update(_qualified(rv, default_schema) for rv in relations(tree))
+    facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(nodes(tree))
 
 
 def sql_body(text: str, default_schema: str) -> BodyFacts | None:
@@ -87,6 +91,10 @@ def plpgsql_body(create_statement: str, default_schema: str,
                     facts.assigns.append(rec["fieldname"])
             elif inner_kind == "PLpgSQL_expr":
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
+        # DECLARE x := <expression>: the defaults run at every call, before the first statement
+        for inner_kind, body in nodes(datums):
+            if inner_kind == "PLpgSQL_expr":
+                _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     return facts
@@ -178,6 +186,13 @@ def dynamic_inputs(fn: dict, parameters: list[tuple[str, str]]) -> list[str]:
     tainted = {name for name, typ in parameters if name and not _INERT_TYPES.match(typ)}
     tainted |= {f"${i}" for i, (_, typ) in enumerate(parameters, start=1) if not _INERT_TYPES.match(typ)}
     origin = {name: name for name in tainted}
+    for datum in datums:  # DECLARE q text := 'select ' || p;
+        var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
+        default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr")
+        found = _raw(_expression_tree(default)) & tainted if default else set()
+        if found:
+            tainted.add(var["refname"])
+            origin[var["refname"]] = origin[sorted(found)[0]]
     out: list[str] = []
     for kind, body in nodes(fn.get("action")):
         if kind == "PLpgSQL_stmt_assign":

@@ -306,6 +306,7 @@ def _analyse(f: Function, n: dict, st: Stmt) -> None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
         f.metadata_writes = sorted(facts.metadata_writes)
         f.dynamic_inputs = facts.dynamic_inputs
+        f.reads_user_metadata = facts.reads_user_metadata
 
 
 def _inputs(params: list | None) -> list[tuple[str, str]]:

@@ -9,10 +9,12 @@ here, so the two readings cannot drift apart (tests/test_platform_parity.py runs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from .findings import Level
 from .fold import fold, fold_condition
+from .tree import function_name
 
 # Schemas the platform manages: never the user's objects, never reported (splinter's list, as is).
 MANAGED_SCHEMAS = frozenset({
@@ -233,3 +235,25 @@ def lists_bucket(qual: Any, bucket_id: str) -> bool:
     left = body.get("lexpr") or {}
     names = [n.get("String", {}).get("sval") for n in (left.get("ColumnRef") or {}).get("fields") or []]
     return names[-1:] == ["bucket_id"] and fold(body.get("rexpr")) == bucket_id
+
+
+def mentions_user_metadata(typed_nodes: Iterable[tuple[str, dict]]) -> bool:
+    """Whether an expression's nodes (in document order) read user_metadata, as lint 0015 matches a deparsed
+    clause: `user_metadata` (a key, a name) after an auth.jwt() call or after current_setting() and a
+    `request.jwt.claim...` string, or `raw_user_meta_data` anywhere."""
+    jwt = setting = claims = False
+    for kind, body in typed_nodes:
+        if kind == "FuncCall":
+            name = function_name(body)
+            jwt, setting = jwt or name == "auth.jwt", setting or name == "current_setting"
+            continue
+        value = body.get("sval", "") if kind == "String" else \
+            body["sval"].get("sval", "") if kind == "A_Const" and isinstance(body.get("sval"), dict) else None
+        if value is None:
+            continue
+        after_claim = value.split("request.jwt.claim", 1)[1] if setting and "request.jwt.claim" in value else None
+        if "raw_user_meta_data" in value or ("user_metadata" in value and (jwt or claims)) or \
+                "user_metadata" in (after_claim or ""):
+            return True
+        claims = claims or after_claim is not None
+    return False

@@ -211,6 +211,8 @@ class Function(_Obj):
                                                                 "user's own metadata (raw_user_meta_data).")
     dynamic_inputs: list[str] | None = Field(None, description="Text parameters its body pastes into dynamic SQL "
                                                                "as they are (`name (body line N)`).")
+    reads_user_metadata: bool | None = Field(None, description="Its body reads the user's own metadata "
+                                                             "(auth.jwt() -> 'user_metadata', raw_user_meta_data).")
 
     @property
     def qualified(self) -> str:

@@ -7,7 +7,9 @@ from typing import Any
 
 from ...model.schema import Schema
 from ...sql.ident import ident, qname
-from ..platform import INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, sensitive
+from ..platform import (INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, mentions_user_metadata,
+                        sensitive)
+from ..findings import Level
 from ..registry import rule
 from ..tree import function_name, indexed
 from .common import (
@@ -16,6 +18,7 @@ from .common import (
     calls,
     created,
     exposed,
+    find_function,
     linted_policies,
     per_tree,
     policy_label,
@@ -132,24 +135,7 @@ def extension_in_public(r, s: Schema):
 
 
 def _reads_user_metadata(tree) -> bool:
-    """As the platform matches a deparsed clause: `user_metadata` (a key, a name) after an auth.jwt() call or
-    after current_setting() and a `request.jwt.claim...` string, or `raw_user_meta_data` anywhere."""
-    jwt = setting = claims = False
-    for kind, body, _ in indexed(tree):
-        if kind == "FuncCall":
-            name = function_name(body)
-            jwt, setting = jwt or name == "auth.jwt", setting or name == "current_setting"
-            continue
-        value = body.get("sval", "") if kind == "String" else \
-            body["sval"].get("sval", "") if kind == "A_Const" and isinstance(body.get("sval"), dict) else None
-        if value is None:
-            continue
-        after_claim = value.split("request.jwt.claim", 1)[1] if setting and "request.jwt.claim" in value else None
-        if "raw_user_meta_data" in value or ("user_metadata" in value and (jwt or claims)) or \
-                "user_metadata" in (after_claim or ""):
-            return True
-        claims = claims or after_claim is not None
-    return False
+    return mentions_user_metadata((kind, body) for kind, body, _ in indexed(tree))
 
 
 @rule("BP020", platform="0015",
@@ -164,6 +150,27 @@ def rls_references_user_metadata(r, s: Schema):
                    for _, tree, _ in trees(p)):
                 yield r.finding(f"{policy_label(t, p)} reads user_metadata, which the user controls.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+@rule("BP052", "policy_trusts_user_metadata_through_function", Level.ERROR, ("SECURITY",),
+      summary="A policy calls a function that decides by the user's own metadata (user_metadata).",
+      why="The platform's lint (0015, BP020) reads the policy's own text; a helper such as "
+          "`private.current_org()` returning `auth.jwt() -> 'user_metadata' ->> 'org_id'` hides the same hole: "
+          "users write their user_metadata themselves (supabase.auth.updateUser), so they pick the organisation "
+          "or role the policy trusts.",
+      bad="create function private.current_org() returns uuid language sql stable as $$\n  select "
+          "(auth.jwt() -> 'user_metadata' ->> 'org_id')::uuid $$;\ncreate policy p on habits for select "
+          "to authenticated using (organization_id = (select private.current_org()));",
+      fix="Decide by memberships the server writes (organization_id = any (array(select "
+          "private.organization_ids_with_role('viewer')))) or by app_metadata, which only the service role sets.")
+def policy_trusts_user_metadata_through_function(r, s: Schema):
+    for t in user_tables(s):
+        for p in t.policies:
+            helpers = sorted({f.qualified for _, tree, _ in trees(p) for name, _, _ in calls(tree)
+                              if (f := find_function(s, name)) is not None and f.reads_user_metadata})
+            if helpers:
+                yield r.finding(f"{policy_label(t, p)} calls {', '.join(helpers)}, which reads user_metadata, "
+                                f"which the user controls.", f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
 @rule("BP021", platform="0021",
