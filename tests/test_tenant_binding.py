@@ -76,6 +76,15 @@ create table public.tasks (id uuid primary key, team_id uuid, project_id uuid re
 """
     # project_members is a membership inside a team: fewer tables carry project_id than team_id
     assert key(teams) == "team_id"
+    profiles = """
+create table public.profiles (id uuid primary key references auth.users (id));
+create table public.workspaces (id uuid primary key);
+create table public.workspace_members (workspace_id uuid references public.workspaces,
+                                       profile_id uuid references public.profiles, role text,
+                                       primary key (workspace_id, profile_id));
+create table public.pages (id uuid primary key, workspace_id uuid references public.workspaces);
+"""
+    assert key(profiles) == "workspace_id"  # memberships keyed by profile_id, not user_id
     assert key("create table public.t (id int, user_id uuid);") is None
 
 

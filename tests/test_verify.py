@@ -336,3 +336,22 @@ def test_tenant_tables_only_outside_the_api_say_so_rather_than_pass_quietly(empt
     report = verify(source="starter.sql", migrations=[only_starter], database_url=empty_db_url)
     assert report.leaks == 0 and not report.fixture_failures
     assert [n for n in report.notes if n.startswith("no tenant table in the API's schemas (they are in basejump)")]
+
+
+PROFILE_TEAMS = Path(__file__).with_name("fixtures") / "profile_teams.sql"
+DOCS_SELECT = ("create policy d on public.docs for select to authenticated using (team_id in (select team_id from "
+               "public.team_members where profile_id = (select auth.uid())));")
+
+
+def test_memberships_keyed_by_profile_id_get_the_whole_matrix(empty_db_url):
+    """team_members (team_id, profile_id -> profiles): every actor gets a profile, then their memberships."""
+    clean = PROFILE_TEAMS.read_text(encoding="utf-8")
+    report = verify(source="teams.sql", migrations=[clean], database_url=empty_db_url, include_cases=True)
+    assert report.ok and not report.fixture_failures, report.fixture_failures
+    assert {(c.command, c.org) for c in report.cases if c.table == "docs"} >= {("select", "org2"), ("insert", "org2")}
+    assert "member promotes themself" in {c.attack for c in report.attacks}
+    leaky = clean.replace(DOCS_SELECT, "create policy d on public.docs for select to authenticated using (exists "
+                          "(select 1 from public.team_members m where m.profile_id = (select auth.uid())));")
+    assert leaky != clean
+    report = verify(source="leaky.sql", migrations=[leaky], database_url=empty_db_url)
+    assert {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"} == {("docs", "select")}

@@ -37,20 +37,54 @@ def _keys(t: Table) -> list[set[str]]:
     return keys + [set(i.columns) for i in t.indexes if i.unique and i.where is None]
 
 
+def user_tables(tables: Iterable[Table]) -> set[tuple[str, str]]:
+    """(schema, name) of the tables with one row per user: a one-column primary key referencing auth.users
+    (profiles)."""
+    out = set()
+    for t in tables:
+        pk = next((c.columns for c in t.constraints if c.kind == "primary key"), None)
+        if pk and len(pk) == 1 and any(fk.columns == pk and (fk.ref_schema, fk.ref_table) == ("auth", "users")
+                                       for fk in t.foreign_keys):
+            out.add((t.schema_name, t.name))
+    return out
+
+
+def user_columns(t: Table, users: set[tuple[str, str]]) -> list[str]:
+    """The columns that may name the user a row is about: user_id first, then each one-column reference to
+    auth.users or to a table of one row per user (a membership keyed by profile_id)."""
+    out = [USER_KEY] if t.column(USER_KEY) is not None else []
+    for fk in t.foreign_keys:
+        target = (fk.ref_schema, fk.ref_table)
+        if len(fk.columns) == 1 and (target == ("auth", "users") or target in users) \
+                and target != (t.schema_name, t.name) and fk.columns[0] not in out:
+            out.append(fk.columns[0])
+    return out
+
+
+def member_column(t: Table, key: str | None, users: set[tuple[str, str]]) -> str | None:
+    """The user column of a membership table: the one its key pairs with the tenant key, else the first."""
+    columns = user_columns(t, users)
+    keys = _keys(t)
+    return next((c for c in columns if {key, c} in keys), columns[0] if columns else None)
+
+
 def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
     """(membership table, the column it names its tenant by) for every table shaped like a membership."""
+    tables = list(tables)
+    users = user_tables(tables)
     out = []
     for t in tables:
-        if t.external or t.column(USER_KEY) is None:
+        people = user_columns(t, users) if not t.external else []
+        if not people:
             continue
         keys = _keys(t)
         named = t.name.endswith(MEMBERSHIP_NAMES) and any(is_role_column(c.name) for c in t.columns)
         for fk in t.foreign_keys:
-            if len(fk.columns) != 1 or fk.columns[0] == USER_KEY or fk.ref_schema == "auth":
+            if len(fk.columns) != 1 or fk.columns[0] in people or fk.ref_schema == "auth":
                 continue
-            if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
+            if (fk.ref_schema, fk.ref_table) in {(t.schema_name, t.name)} | users:
                 continue
-            if {fk.columns[0], USER_KEY} in keys or named:
+            if any({fk.columns[0], user} in keys for user in people) or named:
                 out.append((t, fk.columns[0]))
     return out
 

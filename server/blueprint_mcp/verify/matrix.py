@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..model import Blueprint, Capability, Scope
 from ..model.schema import Schema, Table
-from ..model.tenant_keys import membership_table, role_column
+from ..model.tenant_keys import member_column, membership_table, role_column, user_tables
 from ..sql.ident import ident, literal, qname
 from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
                          transition_cases)
@@ -455,18 +455,20 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
     if members_table is not None and members_name and members_table.tenant_key:
         members, key = qname(members_table.schema_name, members_name), ident(members_table.tenant_key)
         role = ident(role_column(members_table) or "role")
+        user = ident(member_column(members_table, members_table.tenant_key, user_tables(w.schema.tables))
+                     if w.schema else "user_id")
         attack("member promotes themself", members_name, writer,
-               f"update {members} set {role} = {literal(top)} where user_id = {literal(w.actor_id(writer))}")
+               f"update {members} set {role} = {literal(top)} where {user} = {literal(w.actor_id(writer))}")
         if manager and manager != top:
             attack(f"{manager} grants {top}", members_name, manager,
-                   f"update {members} set {role} = {literal(top)} where user_id = {literal(w.actor_id(roles[-1]))} "
+                   f"update {members} set {role} = {literal(top)} where {user} = {literal(w.actor_id(roles[-1]))} "
                    f"and {key} = {literal(w.orgs['org1'])}")
         attack("the last owner leaves", members_name, top,
-               f"delete from {members} where user_id = {literal(w.actor_id(top))} "
+               f"delete from {members} where {user} = {literal(w.actor_id(top))} "
                f"and {key} = {literal(w.orgs['org1'])}")
         outsider = w.who("outsider")
         attack("an outsider joins by inserting a membership", members_name, outsider,
-               f"insert into {members} ({key}, user_id, {role}) values ({literal(w.orgs['org1'])}, "
+               f"insert into {members} ({key}, {user}, {role}) values ({literal(w.orgs['org1'])}, "
                f"{literal(w.actor_id(outsider))}, {literal(top)})")
     orgs_table = schema.table("organizations")
     if orgs_table is not None and orgs_table.column("owner_user_id") is not None:
@@ -573,10 +575,16 @@ def generic_plan(schema: Schema) -> Plan:
     tenant = [t for t in schema.tables if t.tenant_key]
     targets = [(fk.ref_schema, fk.ref_table) for t in tenant for fk in t.foreign_keys if fk.columns == [t.tenant_key]]
     orgs_table = schema.table(*reversed(max(set(targets), key=targets.count))) if targets else None
+    people = user_tables(schema.tables)
     members = membership_table(schema.tables, key) or next(
         (t for t in sorted(tenant, key=lambda t: "member" not in t.name)
          if t.column("user_id") is not None and t is not orgs_table), None)
     role_col = role_column(members) if members is not None else None
+    user_col = member_column(members, key, people) if members is not None else None
+    # A membership naming users by a table of one row per user (profile_id -> profiles): every actor has one.
+    user_fk = next((fk for fk in members.foreign_keys if fk.columns == [user_col]), None) if user_col else None
+    per_user = schema.table(user_fk.ref_table, user_fk.ref_schema) \
+        if user_fk is not None and (user_fk.ref_schema, user_fk.ref_table) in people else None
     roles = _role_labels(members, role_col, enums) if members else ["member"]
     writer = "member" if "member" in roles else roles[0]
     actors, orgs, cast = plan_actors(roles, writer)
@@ -585,6 +593,12 @@ def generic_plan(schema: Schema) -> Plan:
     notes: list[str] = []
     w.statements += users_sql(w)
     w.owners = owners = {"org1": roles[0], "org2": w.who("owner2")}
+    if per_user is not None:
+        pk = next(k.columns for k in per_user.constraints if k.kind == "primary key")[0]
+        ids = ", ".join(literal(a.user_id) for a in actors.values() if a.user_id)
+        w.statements.append(replica_delete(per_user, f"{ident(pk)} in ({ids})"))
+        for n, actor in enumerate(a for a in actors.values() if a.user_id):
+            add_row(w, per_user, None, actor.name, 100 + n, enums)
     if orgs_table is None:
         notes.append("no tenant table found (no membership table names a tenant key, and no table has "
                      "organization_id): anon checks only")
@@ -605,14 +619,14 @@ def generic_plan(schema: Schema) -> Plan:
         for actor in actors.values():
             for label, role in actor.memberships.items():
                 values = row_values(members, label, w, actor.name, len(w.statements), enums, with_id=True)
-                values["user_id"] = literal(actor.user_id)
+                values[user_col or "user_id"] = literal(actor.user_id)
                 if role_col is not None:
                     values[role_col] = f"{literal(role)}::{role_type}"
                 purpose = "attack" if actor.name == w.who("hopper") else "matrix"
                 w.add(insert_sql(members, values) + ";", Row(members.name, label, actor.name,
                                                              pk_key(members, values), purpose=purpose,
                                                              values=values))
-    skip = {t.qualified for t in (orgs_table, members) if t is not None}
+    skip = {t.qualified for t in (orgs_table, members, per_user) if t is not None}
     # What clients reach: the public tables (the others are set up above, or left to the functions that use them).
     served = [t for t in schema.tables if t.schema_name == "public"]
     rest = [t for t in served if t.qualified not in skip]

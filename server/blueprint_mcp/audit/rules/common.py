@@ -9,7 +9,8 @@ from typing import Any
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ...model.tenant_keys import is_role_column
+from ...model.tenant_keys import is_role_column, member_column
+from ...model.tenant_keys import user_tables as per_user_tables
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, indexed, leading, strings
 
@@ -130,12 +131,14 @@ def _membership_tables(s: Schema) -> set[str]:
     record without a role (a shop's buyers) links a user to data rather than granting access.
     """
     candidates = set()
+    users = per_user_tables(s.tables)
     for t in created(s):
-        if not is_tenant(t) or t.column("user_id") is None:
+        user = member_column(t, t.tenant_key, users) if is_tenant(t) else None
+        if user is None:
             continue
         keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
-        if ({t.tenant_key, "user_id"} in keys and any(is_role_column(c.name) for c in t.columns)) \
+        if ({t.tenant_key, user} in keys and any(is_role_column(c.name) for c in t.columns)) \
                 or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
     consulted = candidates & _membership_reads(s)
