@@ -6,6 +6,8 @@ project (`audit --assume-platform`), where it is installed until a migration dro
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...model.schema import Schema, Table, View
 from ...model.storage import runs_in_browser
 from ...sql.ident import qname
@@ -21,7 +23,9 @@ from ..platform import (
     managed,
 )
 from ..findings import Level
+from ..fold import fold
 from ..registry import rule
+from ..tree import function_name, nodes, strings
 from .common import can_select, exposed
 
 
@@ -112,6 +116,85 @@ def public_bucket_serves_active_content(r, s: Schema):
         elif active := [m for m in b.allowed_mime_types if runs_in_browser(m)]:
             yield r.finding(f"Public bucket {b.name} accepts {', '.join(active)}.", f"storage.{b.name}",
                             location=b.location)
+
+
+# Functions that name the object, not the caller: storage's path helpers and PostgreSQL's own.
+_OBJECT_SCHEMAS = ("storage", "pg_catalog")
+
+
+def _ties_caller(tree: Any) -> bool:
+    """The clause asks who the caller is: auth.uid() and friends, a helper of the app's, current_setting(), or a
+    table it reads (a membership, a share list). Benefit of the doubt: any of them counts."""
+    if tree is MISSING or tree is None:
+        return False
+    for kind, body in nodes(tree):
+        if kind == "RangeVar":
+            return True
+        if kind == "FuncCall":
+            name = function_name(body)
+            if ("." in name and name.split(".")[0] not in _OBJECT_SCHEMAS) or name == "current_setting":
+                return True
+    return False
+
+
+def _buckets_named(tree: Any) -> set[str] | None:
+    """The buckets a clause is limited to (`bucket_id = 'x'`, `bucket_id in ('x', 'y')` among its top-level
+    conjuncts); None for any bucket."""
+    parts = [tree]
+    while len(parts) == 1 and isinstance(parts[0], dict) and \
+            (parts[0].get("BoolExpr") or {}).get("boolop") == "AND_EXPR":
+        parts = parts[0]["BoolExpr"].get("args") or []
+    for part in parts:
+        body = part.get("A_Expr") if isinstance(part, dict) else None
+        if not body or strings((body.get("lexpr") or {}).get("ColumnRef", {}).get("fields"))[-1:] != ["bucket_id"]:
+            continue
+        if body.get("kind") == "AEXPR_OP" and strings(body.get("name")) == ["="]:
+            value = fold(body.get("rexpr"))
+            return {value} if isinstance(value, str) else None
+        if body.get("kind") == "AEXPR_IN":
+            values = [fold(v) for v in (body.get("rexpr") or {}).get("List", {}).get("items") or []]
+            return set(values) if all(isinstance(v, str) for v in values) else None
+    return None
+
+
+@rule("BP053", "storage_policy_not_tied_to_caller", Level.ERROR, ("SECURITY",),
+      summary="A policy on storage.objects lets clients write files, or read a private bucket's, without asking "
+              "who the caller is.",
+      why="storage.objects holds every bucket's files. A policy that only names the bucket (`bucket_id = "
+          "'documents'`) lets every signed-in user (anon too, for a policy without `to`) read all of a private "
+          "bucket's files, or upload over, rename and delete everyone's files in any bucket. A read granted to "
+          "anon by name is taken as a deliberate publication.",
+      bad="create policy docs_read on storage.objects for select to authenticated using (bucket_id = 'documents');",
+      fix="Tie the object to the caller: its folder to the caller's organisations ((storage.foldername(name))[1]"
+          "::uuid = any (array(select private.organization_ids_with_role('viewer')))) or to the caller "
+          "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text).")
+def storage_policy_not_tied_to_caller(r, s: Schema):
+    private = {b.name for b in s.buckets if not b.public}
+    for p in _object_policies(s):
+        if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
+            continue
+        commands = ("select", "insert", "update", "delete") if p.command == "all" else (str(p.command),)
+        using = MISSING if p.using is None else p.using_tree
+        check = MISSING if p.check is None else p.check_tree
+        if using is None or check is None:
+            continue  # text without a parse tree (a model the generator built): nothing to read
+        loose = []
+        for command in commands:
+            # New rows meet WITH CHECK (USING where a FOR ALL policy has none); the rows a command reaches, USING.
+            clause = (check if check is not MISSING or p.command == "insert" else using) if command == "insert" \
+                else using
+            if _ties_caller(clause):
+                continue
+            if command == "select" and "anon" in p.roles:
+                continue  # a read granted to anon by name is a publication, not a forgotten check
+            if command in ("select", "insert"):
+                named = _buckets_named(clause) if clause is not MISSING else None
+                if named is not None and not named & private:
+                    continue  # public buckets, or ones the SQL does not create: judged by the bucket's own rules
+            loose.append(command)
+        if loose:
+            yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files without "
+                            f"asking who the caller is.", f"storage.objects.{p.name}", location=p.location)
 
 
 def _graphql_exposed(s: Schema, role: str):
