@@ -35,8 +35,9 @@ from blueprint_mcp.verify.run import blueprint_migrations  # noqa: E402
 LAB = ROOT / "tests" / "fixtures" / "blueprints" / "access-lab.yaml"
 
 
-def seed_sql(orgs: int, rows: int, me: str, portal: str) -> str:
-    """Organisations, me as viewer in 3 and member in 3 others, rows spread evenly, a portal user."""
+def seed_sql(orgs: int, rows: int, me: str, portal: str, ed: str) -> str:
+    """Organisations, me as viewer in 3 and member in 3 others, an editor in 3 more, rows spread evenly, a
+    portal user."""
     return f"""
 set session_replication_role = replica;  -- bulk load: no triggers (timestamps, audit, role checks)
 insert into auth.users (id, email) values ('{me}', 'me@x.io'), ('{portal}', 'portal@x.io');
@@ -74,6 +75,16 @@ insert into public.complaints (organization_id, created_by, state)
   from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 insert into public.complaints_private (organization_id, created_by, complaint_id, details)
   select organization_id, created_by, id, 'personal' from public.complaints;
+insert into auth.users (id, email) values ('{ed}', 'ed@x.io');
+insert into public.organization_members (organization_id, user_id, role)
+  select id, '{ed}', 'editor' from o where n >= 6 and n < 9;
+insert into public.articles (organization_id, created_by, title, status)
+  select o.id, '{me}', 'a' || g, (case when g % 2 = 0 then 'draft' else 'final' end)::public.articles_status_enum
+  from generate_series(1, {rows // 10}) g join o on o.n = g % {orgs};
+insert into public.article_notes (organization_id, created_by, article_id, body)
+  select a.organization_id, '{me}', a.id, 'n' || g from generate_series(1, {rows}) g
+  join (select id, organization_id, row_number() over (order by id) - 1 as n from public.articles) a
+    on a.n = g % {rows // 10};
 insert into storage.objects (bucket_id, name, owner_id)
   select 'files', o.id || '/f' || g || '.png', '{me}' from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 set session_replication_role = origin;
@@ -112,6 +123,7 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 
 
 def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int]:
+    """Median execution time and the count the query returns; every run is rolled back (writes too)."""
     times, count = [], 0
     for i in range(WARMUP + repeat):
         with conn.transaction():
@@ -122,7 +134,14 @@ def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int
             plan = conn.execute("explain (analyze, format json) " + sql).fetchone()[0]
             if i >= WARMUP:
                 times.append(plan[0]["Execution Time"])
-            count = conn.execute(sql).fetchone()[0]
+            raise psycopg.Rollback()
+    with conn.transaction():
+        if user:
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)",
+                         (json.dumps({"sub": user, "role": "authenticated"}),))
+        count = conn.execute(sql).fetchone()[0]
+        raise psycopg.Rollback()
     return statistics.median(times), count
 
 
@@ -135,20 +154,27 @@ def main() -> int:
     data = yaml.safe_load(LAB.read_text())
     data["entities"].append(COMPLAINTS)
     bp = parse_blueprint(data)
-    me, portal = str(uuid.uuid4()), str(uuid.uuid4())
+    me, portal, ed = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
     with TempCluster() as cluster:
         with lab_database(cluster, "bench", bp) as conn:
             print(f"seeding {args.orgs} organisations, {args.rows} rows per table...", file=sys.stderr)
-            apply_sql(conn, seed_sql(args.orgs, args.rows, me, portal))
+            apply_sql(conn, seed_sql(args.orgs, args.rows, me, portal, ed))
             conn.execute("vacuum (analyze)")  # a table in use is vacuumed: index-only scans see it all-visible
 
-            def orgs(role: str) -> str:
+            def orgs(role: str, user: str = me) -> str:
                 ids = [r[0] for r in conn.execute("select organization_id from public.organization_members "
-                                                  "where user_id = %s and role = %s", (me, role))]
+                                                  "where user_id = %s and role = %s", (user, role))]
                 return ", ".join(f"'{i}'" for i in ids)
 
-            viewer, member = orgs("viewer"), orgs("member")
+            viewer, member, editor = orgs("viewer"), orgs("member"), orgs("editor", ed)
+            draft_org, draft = conn.execute(
+                f"select organization_id, id from public.articles where organization_id in ({editor}) "
+                "and status = 'draft' order by id limit 1").fetchone()
+            notes = ("insert into public.article_notes (organization_id, {author}article_id, body) select "
+                     f"'{draft_org}', {{me}}'{draft}', 'x' || g from generate_series(1, 1000) g")
+            editable = (f"select a.id from public.articles a where a.organization_id in ({editor}) "
+                        "and a.status in ('draft', 'review')")
             clients = ", ".join(f"'{r[0]}'" for r in conn.execute(
                 "select id from public.clients where user_id = %s", (portal,)))
             cases = [
@@ -171,6 +197,13 @@ def main() -> int:
                      f"where c.id = cp.complaint_id and c.state = 'open')"),
                 ("column privacy: dossiers_private, review in 3", "select count(*) from public.dossiers_private", me,
                  f"select count(*) from public.dossiers_private where organization_id in ({viewer})"),
+                ("under: article_notes, editor in 3", "select count(*) from public.article_notes", ed,
+                 f"select count(*) from public.article_notes n where n.organization_id in ({editor}) "
+                 f"and n.article_id in ({editable})"),
+                ("under: insert 1,000 article_notes, editor",
+                 f"with i as ({notes.format(author='', me='')} returning 1) select count(*) from i", ed,
+                 f"with i as ({notes.format(author='created_by, ', me=repr(ed) + ', ')} "
+                 f"where '{draft}' in ({editable}) returning 1) select count(*) from i"),
                 ("storage: files objects, viewer+member in 6", "select count(*) from storage.objects", me,
                  "select count(*) from storage.objects where bucket_id = 'files' and split_part(name, '/', 1) in "
                  f"({', '.join(x for x in (viewer, member) if x).replace(chr(39), chr(39))})"),

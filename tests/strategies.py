@@ -470,6 +470,14 @@ def _chains(e: dict, entities: list[dict]) -> list[list[str]]:
     return out
 
 
+def _parents(e: dict, entities: list[dict]) -> list[str]:
+    """References from `e` to another tenant entity: what `under` may name."""
+    by_name = {x["name"]: x for x in entities}
+    return [f["name"] for f in e["fields"] if f["type"] == "reference" and f.get("references") in by_name
+            and f["references"] != e["name"] and by_name[f["references"]]["scope"] != "global"
+            and not (f.get("pii") and e["scope"] in ("organization", "service"))]
+
+
 @st.composite
 def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], caps: list[str],
           member: bool) -> dict:
@@ -498,6 +506,10 @@ def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], 
     members = [f for f in _user_fields(e) if e_field(e, f).get("references") == "organization_members"]
     if not public and members and draw(st.booleans()):
         g["assigned"] = draw(st.sampled_from(members))
+    parents = _parents(e, entities)
+    # Never in update grants: a parent's own update grants may not use under (one level of parents).
+    if not public and command != "update" and parents and draw(st.integers(0, 3)) == 0:
+        g["under"] = draw(st.sampled_from(parents))
     wheres = _where_fields(e)
     if wheres and (public or draw(st.booleans())):
         f = draw(st.sampled_from(wheres))

@@ -56,7 +56,8 @@ def ins(w, who: str, table: str, org: str, **values) -> str:
 
 
 OWNED = {"notes", "docs", "reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "ledgers",
-         "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private", "folders"}
+         "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private", "folders",
+         "article_notes"}
 
 
 def su_ins(w, table: str, org: str | None, **values) -> str:
@@ -352,7 +353,9 @@ REFUSED = [
     ({"access": {"insert": [{"min_role": "member"}, {"public": True}]}},
      "entities[0].access.insert[1]: public grants are read-only"),
     ({"access": {"select": [{"min_role": "member"}, {"signed_in": True, "own": True}]}},
-     "entities[0].access.select[1]: public and signed_in grants cannot be narrowed by own or assigned"),
+     "entities[0].access.select[1]: public and signed_in grants cannot be narrowed by own, assigned or under"),
+    ({"access": {"select": [{"min_role": "member", "under": "title"}]}},
+     "entities[0].access.select[0].under: 'title' is not a reference from things to another entity"),
     ({"access": {"select": [{"linked": ["user_id"]}]}},
      "entities[0].access.select: no grant names members"),
     ({"access": {"select": [{"min_role": "member", "where": {"column": "title", "equals": 3}}]}},
@@ -437,6 +440,19 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
     assert not any(e.get("private_of") for e in written["entities"])
     again = parse_blueprint(written)
     assert blueprint_sql(again, "lab") == blueprint_sql(bp, "lab")
+
+
+def test_a25_under_admits_rows_of_parents_the_caller_may_update(w):
+    # articles are read by every member and updated by editors and above while a draft or in review
+    draft = su_ins(w, "articles", w.org1, title="d", status="draft")
+    final = su_ins(w, "articles", w.org1, title="f", status="final")
+    assert inserters(w, "article_notes", article_id=draft, body="x") == ["owner", "admin", "editor"]
+    assert inserters(w, "article_notes", article_id=final, body="x") == []
+    note = su_ins(w, "article_notes", w.org1, article_id=draft, body="n")
+    assert readers(w, "article_notes", note) == ["owner", "admin", "editor"]
+    assert readers(w, "article_notes", su_ins(w, "article_notes", w.org1, article_id=final, body="n")) == []
+    make = lambda: su_ins(w, "article_notes", w.org1, article_id=draft, body="d")  # noqa: E731
+    assert deleters(w, "article_notes", make) == ["owner", "admin", "editor"]
 
 
 def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w):

@@ -116,7 +116,38 @@ def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
 
 LAB = Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml"
 LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "contacts",
-              "contacts_private", "dossiers", "dossiers_private", "folders")
+              "contacts_private", "dossiers", "dossiers_private", "folders", "article_notes")
+
+
+class _Under:
+    """The `under` sub-query (access.under_pred) as one atom: `exists (select 1 from public.P where P.id = T.ref
+    and (...))`, its parentheses balanced (a regular expression cannot close them)."""
+
+    START = re.compile(r"exists \(select 1 from public\.([a-z_]+) where \1\.id = [a-z_]+\.[a-z_]+ and \(")
+
+    def finditer(self, text: str) -> Iterator[_Span]:
+        for m in self.START.finditer(text):
+            depth, end = 0, m.start() + len("exists ")
+            for end in range(end, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[end], 0)
+                if depth == 0:
+                    break
+            yield _Span(m.start(), end + 1)
+
+
+class _Span:
+    """Where an atom starts and ends, as a match reports it."""
+
+    def __init__(self, start: int, end: int) -> None:
+        self._start, self._end = start, end
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
+
+
 # Atoms the grant forms add to predicates; each mutation replaces one with something looser.
 ATOMS = (
     (re.compile(r"\b([a-z_]+) = \(select auth\.uid\(\)\)"), "true", "own/assigned/linked user"),
@@ -126,6 +157,7 @@ ATOMS = (
     (re.compile(r"\b(published|status|active) (= '?[a-z]+'?|in \([^)]*\))"), "true", "where"),
     (re.compile(r"array\[('[a-z_]+'(?:, '[a-z_]+')*)\]::public\.member_role\[\]"), None, "exact roles"),
     (re.compile(r"archived_at is null"), "true", "soft delete"),
+    (_Under(), "true", "under parent"),
 )
 
 
@@ -168,7 +200,7 @@ def test_every_loosened_access_construct_is_caught(pg_cluster):
     finally:
         pg_cluster.drop_database("construct_mutations")
     kinds = {n.split(" ", 3)[2] for n in names}
-    assert len(names) > 25 and {"own/assigned/linked", "linked", "where", "exact", "soft"} <= kinds
+    assert len(names) > 25 and {"own/assigned/linked", "linked", "where", "exact", "soft", "under"} <= kinds
     schema = build_schema(bp)
     # Only one side of an UPDATE policy with identical USING and WITH CHECK survives: the other side
     # (and, for columns a row could move across, the select policy a WHERE brings in) still decides.

@@ -2,7 +2,7 @@
 
 A command's grants combine by OR. A grant names who (exactly one of `min_role`, `roles`,
 `capability`, `linked`, `signed_in`, `public`) and may narrow the rows (`own`, `assigned`,
-`where`; these combine by AND). The shorthand forms (scope, a minimum role per command,
+`where`, `under`; these combine by AND). The shorthand forms (scope, a minimum role per command,
 `own_rows_only`) are defined here in terms of grants, once: the SQL generator and the verifier's
 oracle each read these grants their own way. docs/access.md is the table of meanings.
 """
@@ -64,6 +64,9 @@ class Grant(Model):
     assigned: Ident | None = Field(
         None, description="Only rows whose user column (a member reference such as dentist_id) is the caller.")
     where: Match | None = Field(None, description="Only rows whose column matches (e.g. status = 'published').")
+    under: Ident | None = Field(
+        None, description="Only rows under a parent row the caller may update, named by this reference field "
+                          "(entry_id): the revisions, comments or attachments of what the caller may edit.")
 
     @model_validator(mode="after")
     def _one_who(self) -> "Grant":
@@ -71,9 +74,9 @@ class Grant(Model):
         if len(given) != 1:
             raise ValueError(f"a grant names who with exactly one of {', '.join(WHO_FIELDS)}; "
                              + (f"got {', '.join(given)}" if given else "got none"))
-        if (self.public or self.signed_in) and (self.own or self.assigned):
-            raise ValueError("public and signed_in grants cannot be narrowed by own or assigned "
-                             "(a reader who is not a member has no rows of their own); use where")
+        if (self.public or self.signed_in) and (self.own or self.assigned or self.under):
+            raise ValueError("public and signed_in grants cannot be narrowed by own, assigned or under "
+                             "(a reader who is not a member has no rows of their own, nor edits any); use where")
         return self
 
     @property

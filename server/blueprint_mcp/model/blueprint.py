@@ -446,7 +446,28 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
             out += _where_problems(e, g, f"{at}.where")
         if g.linked is not None:
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
+        if g.under is not None:
+            out += _under_problems(bp, e, g.under, f"{at}.under")
     return out
+
+
+def _under_problems(bp: Blueprint, e: Entity, under: str, at: str) -> list[tuple[str, str, str]]:
+    """`under` names a reference to another tenant entity whose update grants need no parent of their own."""
+    f = e.field(under)
+    parent = bp.entity(f.references) if f is not None and f.references else None
+    refs = [x.name for x in e.fields if x.is_reference and bp.entity(x.references or "") is not None
+            and x.references != e.name]
+    if parent is None or parent.name == e.name or f.is_user_column:
+        return [(at, f"'{under}' is not a reference from {e.name} to another entity.",
+                 f"use one of {refs}" if refs else "add a reference field to the parent entity")]
+    if not parent.is_tenant:
+        return [(at, f"{parent.name} belongs to no organisation: nobody updates its rows but the service role.",
+                 "name a reference to a tenant entity")]
+    spec = parent.access.spec("update")
+    if isinstance(spec, list) and any(g.under for g in spec):
+        return [(at, f"{parent.name}'s own update grants use under: one level of parents only.",
+                 "narrow the parent's update grants by own, assigned or where instead")]
+    return []
 
 
 def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
@@ -471,7 +492,7 @@ def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
         return
     for k, g in enumerate(spec):
-        if not g.is_member_grant or g.where is not None or g.assigned is not None:
+        if not g.is_member_grant or g.where is not None or g.assigned is not None or g.under is not None:
             problems.append((f"{path}[{k}]", "restoring is for members: name min_role, roles or capability "
                              "(optionally own).", "use a member grant such as {capability: restore_projects}"))
     problems += [p for p in _grant_problems(bp, e, "delete", spec, path) if not p[1].startswith("no grant names")
@@ -503,9 +524,9 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
         return
     for k, g in enumerate(spec):
-        if g.where is not None or g.assigned is not None or g.public or g.signed_in:
+        if g.where is not None or g.assigned is not None or g.under is not None or g.public or g.signed_in:
             problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
-                             "assigned, public and signed_in do not apply.",
+                             "assigned, under, public and signed_in do not apply.",
                              "use own, linked, min_role, roles or capability"))
     problems += _grant_problems(bp, e, "select", spec, path)
 
@@ -608,9 +629,9 @@ def _check_storage(bp: Blueprint, problems: list) -> None:
                 problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
             for k, g in enumerate(spec if isinstance(spec, list) else []):
                 at = f"{path}[{k}]"
-                if g.who in ("linked", "signed_in") or g.assigned or g.where is not None:
+                if g.who in ("linked", "signed_in") or g.assigned or g.where is not None or g.under:
                     problems.append((at, "bucket grants name members (min_role, roles, capability), optionally own, "
-                                     "or public for downloads.", "remove linked, signed_in, assigned and where"))
+                                     "or public for downloads.", "remove linked, signed_in, assigned, where and under"))
                 if g.public and cmd != "select":
                     problems.append((at, "public grants are read-only.", "use them under access.select only"))
                 if g.min_role is not None and g.min_role not in roles:

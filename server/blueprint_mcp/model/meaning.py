@@ -47,7 +47,7 @@ def pii_readers(bp: Blueprint, parent: Entity) -> list[Grant]:
 
 def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant]:
     """A private side table's grants, before the usual narrowing: select = the parent's pii readers; writes
-    = the parent's grants for the command that need no parent column (where and assigned are dropped).
+    = the parent's grants for the command that need no parent column (where, assigned and under are dropped).
     Linked chains start one hop earlier, at the reference to the parent."""
     parent = bp.entity(side.private_of)
     ref = side.fields[0].name
@@ -56,7 +56,8 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     elif side.scope is Scope.service:
         return []
     else:
-        grants = [g for g in command_grants(bp, parent, command) if g.where is None and g.assigned is None]
+        grants = [g for g in command_grants(bp, parent, command)
+                  if g.where is None and g.assigned is None and g.under is None]
         if not any(g.is_member_grant for g in grants):
             # Only linked users would be left: a tenant table no member writes is the service role's
             # (a policy that never checks membership is what the audit warns about, BP027).
@@ -224,6 +225,8 @@ def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
     if wide.own and not narrow.own:
         return False
     if wide.assigned and wide.assigned != narrow.assigned:
+        return False
+    if wide.under and wide.under != narrow.under:
         return False
     if wide.where is not None:
         if narrow.where is None or narrow.where.column != wide.where.column:

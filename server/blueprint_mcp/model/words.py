@@ -33,6 +33,9 @@ def _describe(bp: Blueprint, entity: Entity, g: Grant, command: str) -> str:
         rows.append(f"own rows ({entity.owner_column})")
     if g.assigned:
         rows.append(f"rows assigned to them ({g.assigned})")
+    if g.under:
+        parent = entity.field(g.under)
+        rows.append(f"under {parent.references if parent else g.under} rows they may update ({g.under})")
     if g.where is not None:
         values = [_value(v) for v in g.where.values]
         rows.append(f"where {g.where.column} = {values[0]}" if len(values) == 1

@@ -126,7 +126,19 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
         parts.append(is_me(g.assigned))
     if g.where is not None:
         parts.append(match_pred(g.where))
+    if g.under:
+        parts.append(under_pred(bp, e, g.under))
     return both(*parts) if parts else Pred.of("true")
+
+
+def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
+    """The row's parent (named by `ref`) is one the caller may update: the parent's own update predicate, read
+    on the parent inside the sub-query (its bare column names are the parent's there), under the parent's
+    select policy as well (the sub-query runs under RLS)."""
+    parent = bp.entity(e.field(ref).references)
+    rows = command_pred(bp, parent, Command.update)
+    return Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
+                   f"{ident(e.name)}.{ident(ref)} and ({rows}))", (ref,))
 
 
 def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None = None) -> Pred:
@@ -170,24 +182,35 @@ def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> 
                    f"where p.id = {ident(e.name)}.{ident(ref)})")
 
 
+def command_pred(bp: Blueprint, e: Entity, command: Command) -> Pred:
+    """The rows of `e` a caller may run `command` on, as the command's policy says it (for insert, before the
+    private side's insert gate); `false` when no client may."""
+    grants = command_grants(bp, e, command.value)
+    if not grants:
+        return Pred.of("false")
+    select_grants = command_grants(bp, e, "select")
+    visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
+    pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
+    live, restorers = live_pred(bp, e), restore_grants(bp, e)
+    if live is not None and command is not Command.insert and not all(
+            any(covers(bp, r, g) for r in restorers) for g in grants):
+        pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
+    gate = parent_gate(bp, e)
+    if gate is not None and command is not Command.insert:
+        pred = both(pred, gate)  # a row's personal data: only for those who may see the row
+    return pred
+
+
 def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     """One policy per command for signed-in callers, plus one select policy for anon if public."""
     out: list[Policy] = []
     n = table.name
-    live, restorers = live_pred(bp, e), restore_grants(bp, e)
-    gate, insert_gate = parent_gate(bp, e), parent_gate(bp, e, Command.insert)
+    live, insert_gate = live_pred(bp, e), parent_gate(bp, e, Command.insert)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
             continue
-        select_grants = command_grants(bp, e, "select")
-        visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
-        pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
-        if live is not None and command is not Command.insert and not all(
-                any(covers(bp, r, g) for r in restorers) for g in grants):
-            pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
-        if gate is not None and command is not Command.insert:
-            pred = both(pred, gate)  # a row's personal data: only for those who may see the row
+        pred = command_pred(bp, e, command)
         if insert_gate is not None and command is Command.insert:
             pred = both(pred, insert_gate)  # and written only for a row the caller may see
         if command is Command.select:

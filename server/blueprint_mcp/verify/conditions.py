@@ -3,8 +3,8 @@
 The base fixtures (a row per organisation and author) leave most conditions on one side: every
 row unpublished, unassigned, linked to nobody. For each entity these rows add, in org1, a row on
 each side of every `where` (a value the grant lists and one it does not), a row assigned to a
-member of each allowed role, and a row linked to the portal user through every `linked` chain,
-so the matrix judges both outcomes of every condition.
+member of each allowed role, a row linked to the portal user through every `linked` chain, and a
+row under each parent row of every `under`, so the matrix judges both outcomes of every condition.
 """
 
 from __future__ import annotations
@@ -112,6 +112,14 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
             if f is not None and f.nullable:
                 # A row whose link is empty: pointing it somewhere is re-linking too (clear first, then set).
                 add(e.name, {col: "null"})
+    # Last, once every parent has its rows on each side of its own conditions: a row under each of them.
+    for e in bp.entities:
+        refs = dict.fromkeys(g.under for g in grants_of(bp, e) if g.under) if e.is_tenant else {}
+        for ref in refs:
+            parent = e.field(ref).references
+            for row in [r for r in w.rows if r.table == parent and r.org == "org1" and r.purpose == "matrix"
+                        and "id" in r.key]:
+                add(e.name, {ref: row.key["id"]})
 
 
 def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:

@@ -387,6 +387,7 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                 planned = Row(t.name, org, actor.name, {}, values=values)
                 if oracle.expect(actor, "insert", t.name, planned, org) == DENIED:
                     tries += naming_members(t, w, actor, org, values)
+                tries += under_each_parent(t, w, actor, org, values, oracle.under_refs(t.name))
                 outsider = oracle.outsider_insert(actor, t.name, org)
                 for values, setup, attack in tries:
                     new = Row(t.name, org, actor.name, {}, values=values)
@@ -401,6 +402,21 @@ def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], 
                                   f"select count(*) from public.{ident(view)} where {where_key(row.key)}",
                                   oracle.expect(actor, "select", view, row, org)))
     return cases
+
+
+def under_each_parent(t: Table, w: World, actor: Actor, org: str | None, values: dict[str, str],
+                      refs: list[str]) -> list[tuple]:
+    """For an `under` grant (docs/access.md A25): the actor's insert under each parent row of the organisation,
+    those they may update and those they may not."""
+    out = []
+    for ref in refs:
+        fk = next((fk for fk in t.foreign_keys if ref in fk.columns), None)
+        parents = [r for r in w.rows if fk is not None and r.table == fk.ref_table and r.org == org
+                   and r.purpose == "matrix" and "id" in r.key and r.key["id"] != values.get(ref)]
+        for parent in parents:
+            v = {**values, ref: parent.key["id"]}
+            out.append((v, clearing_sql(t, v, w), f"insert {t.name} under {parent.author}'s {fk.ref_table} in {org}"))
+    return out
 
 
 def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: dict[str, str]) -> list[tuple]:

@@ -37,6 +37,12 @@ class Oracle:
         role = self.bp.tenancy.min_role(capability)
         return (role or self.bp.tenancy.owner_role).name
 
+    def under_refs(self, table: str) -> list[str]:
+        """The references the table's insert grants name in `under` (docs/access.md A25)."""
+        e = self.bp.entity(table)
+        grants = command_grants(self.bp, e, "insert") if e is not None else []
+        return list(dict.fromkeys(g.under for g in grants if g.under))
+
     def outsider_insert(self, actor: Actor, table: str, org: str | None) -> bool:
         """An insert into an organisation the actor does not belong to, where only members may insert (no
         linked, signed_in or public insert grant): RLS's to refuse, before any trigger runs (Case.outsider)."""
@@ -203,7 +209,15 @@ class Oracle:
             value = self._value(row, g.where.column, field.default if field else None)
             if value not in {_norm(v) for v in g.where.values}:
                 return False
+        if g.under and not self._may_update_parent(actor, e, g.under, row):
+            return False
         return True
+
+    def _may_update_parent(self, actor: Actor, e, ref: str, row: Row | None) -> bool:
+        """`under` (docs/access.md A25): the parent row the reference names is one the actor may update."""
+        parent = self.bp.entity(e.field(ref).references)
+        named = self._row_by_id(parent.name, row.values.get(ref)) if row is not None else None
+        return named is not None and self.expect(actor, "update", parent.name, named, named.org) == ALLOWED
 
     def _links(self) -> dict[str, set[str]]:
         """Table -> the columns some linked chain walks through there (the author column aside)."""
@@ -313,6 +327,9 @@ class GenericOracle:
 
     def outsider_insert(self, actor: Actor, table: str, org: str | None) -> bool:
         return org is not None and org not in actor.memberships  # no organisation takes an outsider's rows
+
+    def under_refs(self, table: str) -> list[str]:
+        return []  # without a design there is no `under` to read
 
     def expect(self, actor: Actor, command: str, table: str, row: Row | None, org: str | None) -> str | None:
         if actor.api_role != "authenticated":

@@ -259,7 +259,7 @@ create table public.entry_revisions (
   constraint entry_revisions_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint entry_revisions_organization_id_entry_id_fkey foreign key (organization_id, entry_id) references public.entries (organization_id, id) on delete cascade
 );
-comment on table public.entry_revisions is 'A saved version of an entry, appended by whoever saved it. Append-only: no client updates or deletes one; they go only with their entry.';
+comment on table public.entry_revisions is 'A saved version of an entry, appended by whoever saved it: only by someone who may edit that entry. Append-only: no client updates or deletes one; they go only with their entry.';
 comment on column public.entry_revisions.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.entry_revisions.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.entry_revisions.note is 'What changed.';

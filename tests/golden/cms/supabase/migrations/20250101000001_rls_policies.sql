@@ -217,7 +217,7 @@ create policy entry_revisions_insert_policy on public.entry_revisions
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()));
+  with check (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and (exists (select 1 from public.entries where entries.id = entry_revisions.entry_id and ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status in ('draft', 'in_review'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor'))))))));
 
 create policy redirects_select_policy on public.redirects
   as permissive
