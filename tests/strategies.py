@@ -338,7 +338,9 @@ def blueprints(draw) -> dict:
         entities.append(e)
     caps = [c["name"] for c in tenancy.get("capabilities", [])]
     for e in entities:
-        if e["scope"] == "organization" and draw(st.booleans()):
+        # An entity under another tenant entity always draws grant lists: `under` needs one, and such
+        # entities are rare among random ones.
+        if e["scope"] == "organization" and (_parents(e, entities) or draw(st.booleans())):
             access = e.setdefault("access", {})
             access.pop("own_rows_only", None)
             for cmd in COMMANDS:
@@ -508,7 +510,7 @@ def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], 
         g["assigned"] = draw(st.sampled_from(members))
     parents = _parents(e, entities)
     # Never in update grants: a parent's own update grants may not use under (one level of parents).
-    if not public and command != "update" and parents and draw(st.integers(0, 3)) == 0:
+    if not public and command != "update" and parents and draw(st.booleans()):
         g["under"] = draw(st.sampled_from(parents))
     wheres = _where_fields(e)
     if wheres and (public or draw(st.booleans())):
