@@ -23,12 +23,13 @@ it does not know the columns of), it gives the benefit of the doubt.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ...model.schema import Schema
 from ..tree import Node, function_name, strings
 
-_SCOPE_NODES = ("RangeVar", "RangeSubselect", "RangeFunction", "JoinExpr", "RangeTableSample")
+_SCOPE_NODES = ("RangeSubselect", "RangeFunction", "RangeTableSample")
 
 
 def _typed(value: Any) -> tuple[str, Node] | None:
@@ -71,15 +72,8 @@ class _Scope:
         self.names: set[str] = set()
         self.columns: set[str] = set()
         self.unknown = False  # a relation whose columns the reading does not know
-        stack = list(select.get("fromClause") or [])
-        while stack:
-            typed = _typed(stack.pop())
-            if typed is None:
-                continue
-            kind, body = typed
-            if kind == "JoinExpr":
-                stack += [body.get("larg"), body.get("rarg")]
-            elif kind == "RangeVar":
+        for kind, body in _from_items(select):
+            if kind == "RangeVar":
                 alias = (body.get("alias") or {}).get("aliasname")
                 self.names.add(alias or body.get("relname", ""))
                 table = s.table(body.get("relname", ""), body.get("schemaname") or default_schema)
@@ -130,20 +124,23 @@ def _calls_out(value: Any) -> bool:
     return False
 
 
-def _from_relations(select: Node, default_schema: str) -> list[str]:
-    """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
-    out = []
+def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
+    """The items a SELECT's own FROM lists (a join's two sides in its place), not the queries nested in them."""
     stack = list(select.get("fromClause") or [])
     while stack:
         typed = _typed(stack.pop())
         if typed is None:
             continue
-        kind, body = typed
-        if kind == "JoinExpr":
-            stack += [body.get("larg"), body.get("rarg")]
-        elif kind == "RangeVar":
-            out.append(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}")
-    return out
+        if typed[0] == "JoinExpr":
+            stack += [typed[1].get("larg"), typed[1].get("rarg")]
+        else:
+            yield typed
+
+
+def _from_relations(select: Node, default_schema: str) -> list[str]:
+    """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
+    return [f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+            for kind, body in _from_items(select) if kind == "RangeVar"]
 
 
 def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set[str],
