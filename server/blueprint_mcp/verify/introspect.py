@@ -13,9 +13,10 @@ from ..audit.platform import MANAGED_SCHEMAS
 from ..model.schema import Column, Constraint, EnumType, ForeignKey, Function, Schema, Table, View
 from ..model.tenant_keys import assign_tenant_keys
 
-# Not the app's: the platform's schemas, verify's own, PostgreSQL's.
+# Not the app's: the platform's schemas (and the `_realtime`, `_analytics` style ones of a local stack), verify's
+# own, PostgreSQL's.
 _OWN = ("n.nspname <> all (array[" + ", ".join(f"'{n}'" for n in sorted(MANAGED_SCHEMAS | {"blueprint_tests"}))
-        + "]) and n.nspname not like 'pg\\_%'")
+        + "]) and n.nspname not like 'pg\\_%' and n.nspname not like '\\_%'")
 
 _COLUMNS = f"""
 select n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), not a.attnotnull,
