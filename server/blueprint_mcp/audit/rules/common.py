@@ -148,23 +148,34 @@ def _membership_tables(s: Schema) -> set[str]:
 def _membership_reads(s: Schema) -> set[str]:
     """What policies read to decide who the caller is (as `policy_reads`), leaving out reads that only find the
     policy row's parent by its key (`exists (select 1 from tasks p where p.id = comments.task_id)`): a parent
-    check asks whether the caller sees that row, not which organisations the caller belongs to."""
+    check asks whether the caller sees that row, not which organisations the caller belongs to. A clause shared
+    by many tables' policies is read once per schema: only its parent lookups depend on the table's name."""
     out: set[str] = set()
     for t in s.tables:
         for p in t.policies:
             for _, tree, _ in trees(p):
-                lookups = Counter(_parent_lookups(tree, t.name, t.schema_name))
-                read = Counter(f"{body.get('schemaname') or t.schema_name}.{body.get('relname', '')}"
-                               for kind, body, _ in _index(tree) if kind == "RangeVar")
-                out |= {name for name, n in read.items() if n > lookups[name]}
-                for name, _, _ in calls(tree):
-                    f = find_function(s, name)
-                    out |= set(f.reads or []) if f is not None else set()
+                read, parents, helpers = _once(("membership reads", t.schema_name), tree, _reads_of, s, tree,
+                                               t.schema_name)
+                lookups = Counter(rel for tables, rel in parents if t.name in tables)
+                out.update({name for name, n in read.items() if n > lookups[name]} if lookups else read)
+                out |= helpers
     return out
 
 
-def _parent_lookups(tree: Any, table: str, default_schema: str) -> list[str]:
-    """schema.table of each `exists (select ... from T a where a.id = <table>.<column>)` in a policy of `table`."""
+def _reads_of(s: Schema, tree: Any, default_schema: str) -> tuple[Counter, list[tuple[set[str], str]], set[str]]:
+    """(how often the tree reads each schema.table, its `_parent_lookups`, what the functions it calls read)."""
+    read = Counter(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+                   for kind, body, _ in _index(tree) if kind == "RangeVar")
+    helpers: set[str] = set()
+    for name, _, _ in calls(tree):
+        f = find_function(s, name)
+        helpers |= set(f.reads or []) if f is not None else set()
+    return read, _parent_lookups(tree, default_schema), helpers
+
+
+def _parent_lookups(tree: Any, default_schema: str) -> list[tuple[set[str], str]]:
+    """(the tables whose policies it looks up a parent for, schema.table) of each `exists (select ... from T a
+    where a.id = <table>.<column>)`."""
     out = []
     for kind, body, _ in _index(tree):
         if kind != "SubLink" or body.get("subLinkType") != "EXISTS_SUBLINK":
@@ -177,9 +188,10 @@ def _parent_lookups(tree: Any, table: str, default_schema: str) -> list[str]:
             continue
         names = {(rel.get("alias") or {}).get("aliasname") or rel.get("relname")}
         sides = [strings((cond.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
-        if any(len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2 and b[0] == table
-               for a, b in (sides, sides[::-1])):
-            out.append(f"{rel.get('schemaname') or default_schema}.{rel.get('relname', '')}")
+        tables = {b[0] for a, b in (sides, sides[::-1])
+                  if len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2}
+        if tables:
+            out.append((tables, f"{rel.get('schemaname') or default_schema}.{rel.get('relname', '')}"))
     return out
 
 
