@@ -113,6 +113,17 @@ def is_tenant(t: Table) -> bool:
     return _once("tenant", t, lambda: bool(t.tenant_key) and t.column(t.tenant_key) is not None)
 
 
+def tenant_roots(s: Schema) -> set[tuple[str, str]]:
+    """The tables tenant keys reference (organizations)."""
+    return _once("tenant roots", s, _tenant_roots, s)
+
+
+def _tenant_roots(s: Schema) -> set[tuple[str, str]]:
+    roots = {(fk.ref_schema, fk.ref_table) for t in s.tables if is_tenant(t)
+             for fk in t.foreign_keys if fk.columns == [t.tenant_key]}
+    return roots or {("public", "organizations")}
+
+
 def is_analytics(t: Table) -> bool:
     return is_analytics_name(t.name)
 

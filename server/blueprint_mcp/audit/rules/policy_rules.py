@@ -11,7 +11,6 @@ from ..findings import Level
 from ..registry import rule
 from ..tree import canonical, function_name, nodes_in, strings
 from .binding import loose_membership_reads
-from .tenancy_rules import tenant_roots
 from .common import (
     applies_to_clients,
     calls,
@@ -25,6 +24,7 @@ from .common import (
     per_tree,
     policy_label,
     relation_names,
+    tenant_roots,
     trees,
 )
 

@@ -22,18 +22,12 @@ from .common import (
     membership_tables,
     per_tree,
     policy_label,
+    tenant_roots,
 )
 
 EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
 _KEY_OPERATORS = ("?", "?|", "?&")
 _PATH_FUNCTIONS = ("jsonb_path_exists", "jsonb_path_match")
-
-
-def tenant_roots(s: Schema) -> set[tuple[str, str]]:
-    """The tables tenant keys reference (organizations)."""
-    roots = {(fk.ref_schema, fk.ref_table) for t in s.tables if is_tenant(t)
-             for fk in t.foreign_keys if fk.columns == [t.tenant_key]}
-    return roots or {("public", "organizations")}
 
 
 @rule("BP026", "tenant_key_missing", Level.WARN, ("SECURITY", "TENANCY"),
@@ -220,16 +214,18 @@ def user_reference_blocks_account_deletion(r, s: Schema):
 
 def _gone_with_accounts(s: Schema) -> set[str]:
     """Tables whose rows a deleted account takes along: cascading from auth.users, directly or through rows that
-    do."""
-    gone = {"auth.users"}
-    grew = True
-    while grew:
-        grew = False
-        for t in s.tables:
-            if t.qualified not in gone and any(fk.on_delete == "cascade" and f"{fk.ref_schema}.{fk.ref_table}" in gone
-                                               for fk in t.foreign_keys):
-                gone.add(t.qualified)
-                grew = True
+    do. Followed along the cascading foreign keys, so each table is looked at once however long the chains."""
+    takes: dict[str, list[str]] = {}  # schema.table -> the tables whose rows cascade from its rows
+    for t in s.tables:
+        for fk in t.foreign_keys:
+            if fk.on_delete == "cascade":
+                takes.setdefault(f"{fk.ref_schema}.{fk.ref_table}", []).append(t.qualified)
+    gone, todo = {"auth.users"}, ["auth.users"]
+    while todo:
+        for name in takes.get(todo.pop(), ()):
+            if name not in gone:
+                gone.add(name)
+                todo.append(name)
     return gone - {"auth.users"}
 
 
