@@ -18,9 +18,21 @@ _DEFAULTS = {"sval": "", "ival": 0, "boolval": False}
 
 
 def nodes(tree: Any) -> Iterator[tuple[str, Node]]:
-    """Every typed node (type name, fields) in `tree`, parents before children."""
-    for kind, body, _ in nodes_in(tree, lambda kind, body: None):
-        yield kind, body
+    """Every typed node (type name, fields) in `tree`, parents before children: `nodes_in` without marks,
+    walked without them (a third of its time: no contexts carried, no mark called per node)."""
+    stack: list[Any] = [tree]
+    pop, extend = stack.pop, stack.extend
+    while stack:
+        value = pop()
+        if isinstance(value, list):
+            extend(reversed(value))
+        elif isinstance(value, dict):
+            if len(value) == 1:
+                kind, body = next(iter(value.items()))
+                if kind[:1].isupper() and isinstance(body, dict):
+                    yield kind, body
+                    value = body
+            extend([v for v in reversed(value.values()) if isinstance(v, (dict, list))])
 
 
 def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
