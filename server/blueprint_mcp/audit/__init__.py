@@ -33,11 +33,12 @@ def audit_schema(schema: Schema) -> list[Finding]:
 
 
 def audit_parsed(parsed: ParsedSql) -> list[Finding]:
-    """Schema rules over parsed SQL, minus what valid `blueprint: ignore` comments silence, plus bad comments."""
+    """Schema rules over parsed SQL, minus what valid `blueprint: ignore` comments silence, plus bad comments.
+    What is kept of the schema rules' findings stays in their order: only bad comments need sorting in."""
     known = known_names()
     kept = apply_suppressions(audit_schema(parsed.schema), parsed.suppressions, known)
-    kept += [f for r in rules_for("suppressions") for f in r.check(parsed.suppressions)]
-    return sort_findings(kept)
+    bad = [f for r in rules_for("suppressions") for f in r.check(parsed.suppressions)]
+    return sort_findings(kept + bad) if bad else kept
 
 
 @contextmanager

@@ -58,4 +58,6 @@ def is_valid(s: Suppression, known: set[str]) -> bool:
 def apply_suppressions(findings: list[Finding], found: list[Suppression], known: set[str]) -> list[Finding]:
     """The findings no valid suppression covers."""
     valid = [s for s in found if is_valid(s, known)]
+    if not valid:
+        return list(findings)
     return [f for f in findings if not any(s.covers(f) for s in valid)]
