@@ -19,13 +19,19 @@ AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 MEMBERSHIP_SUFFIXES = ("members", "memberships")
 SENSITIVE_MARK = re.compile(r"\bsensitive\b", re.IGNORECASE)
 
-# Facts several rules derive from one schema, computed once per audit (`audit_schema` clears it before
-# and after the rules run; nothing mutates the schema in between). Keys hold the object's id.
+# Facts several rules derive from one schema, computed once per audit (`audit_schema` clears them before
+# and after the rules run; nothing mutates the schema in between). Keys hold the object's id. The two most
+# asked, a policy's trees and a rule's answer about a tree, have dicts of their own: a flat key is cheaper
+# to build and hash, on every policy of every rule.
 _FACTS: dict[tuple[str, int], Any] = {}
+_TREES: dict[int, tuple[Policy, list[tuple[str, Any, str]]]] = {}
+_PER_TREE: dict[tuple[Any, int], tuple[Any, Any]] = {}
 
 
 def clear_facts() -> None:
     _FACTS.clear()
+    _TREES.clear()
+    _PER_TREE.clear()
 
 
 def _once(kind: Any, obj: Any, compute: Callable[..., Any], *args: Any) -> Any:
@@ -40,7 +46,11 @@ def _once(kind: Any, obj: Any, compute: Callable[..., Any], *args: Any) -> Any:
 def per_tree(fact: str, tree: Any, compute: Callable[[], Any]) -> Any:
     """A rule's answer about one parse tree, computed once per audit: identical clauses share a tree, and
     what a rule concludes from a tree alone (given the schema, fixed during an audit) holds for each."""
-    return _once(("per tree", fact), tree, compute)
+    key = (fact, id(tree))
+    hit = _PER_TREE.get(key)
+    if hit is None:
+        hit = _PER_TREE[key] = (tree, compute())
+    return hit[1]
 
 
 def created(s: Schema) -> tuple[Table, ...]:
@@ -262,20 +272,24 @@ def _membership_functions(s: Schema) -> set[str]:
 
 def trees(p: Policy) -> list[tuple[str, Any, str]]:
     """(clause, parse tree, source text) of USING and WITH CHECK where the parser kept a tree."""
-    return _once("trees", p, _trees, p)
+    hit = _TREES.get(id(p))
+    if hit is None:
+        hit = _TREES[id(p)] = (p, [(label, tree, text or "") for label, tree, text in (
+            ("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)) if tree is not None])
+    return hit[1]
 
 
-def _trees(p: Policy) -> list[tuple[str, Any, str]]:
-    return [(label, tree, text or "") for label, tree, text in
-            (("using", p.using_tree, p.using), ("with check", p.check_tree, p.check)) if tree is not None]
+_CLIENT_ROLES = frozenset(CLIENT_ROLES)
+_EVERY_COMMAND = tuple(c.value for c in COMMANDS)
 
 
 def applies_to_clients(p: Policy) -> bool:
-    return not p.roles or any(r in CLIENT_ROLES for r in p.roles)
+    return not p.roles or not _CLIENT_ROLES.isdisjoint(p.roles)
 
 
 def commands(p: Policy) -> tuple[str, ...]:
-    return tuple(c.value for c in COMMANDS) if p.command == "all" else (str(p.command.value),)
+    # str() of a Command is its value, without the enum's descriptor that `.value` goes through
+    return _EVERY_COMMAND if p.command == "all" else (str(p.command),)
 
 
 def policy_label(t: Table, p: Policy) -> str:
