@@ -17,12 +17,14 @@ from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Tab
 from . import ddl_objects as obj
 from .columns import query_columns
 from .deparse import expr_text, type_name
+from .made import Maker
 from .split import paren_group, top_level_words
 from .tree import canonical, column_name, dotted, function_name, nodes, rebase, relations, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
+_column, _constraint, _foreign_key, _index, _table = (Maker(c) for c in (Column, Constraint, ForeignKey, Index, Table))
 FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
 _AS = re.compile(r"\bas\b", re.IGNORECASE)
 
@@ -59,7 +61,7 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
             cols = used.columns
         name = node.get("conname") or (f"{t.name}_pkey" if label == "primary key"
                                        else constraint_name(t.name, cols, "key"))
-        t.constraints.append(Constraint(name=name, kind=label, columns=cols, location=loc,
+        t.constraints.append(_constraint(name=name, kind=label, columns=list(cols), location=loc,
                                         nulls_not_distinct=bool(node.get("nulls_not_distinct")),
                                         shape=used.shape if used is not None else
                                         key_shape(cols, bool(node.get("nulls_not_distinct")))))
@@ -70,7 +72,7 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
     elif kind == "CONSTR_CHECK":
         text, tree = expression(st, node, node.get("raw_expr"))
         name = node.get("conname") or constraint_name(t.name, [column] if column else [], "check")
-        t.constraints.append(Constraint(name=name, kind="check", columns=[column] if column else [],
+        t.constraints.append(_constraint(name=name, kind="check", columns=[column] if column else [],
                                         expression=text, tree=tree, location=loc))
     elif kind == "CONSTR_EXCLUSION":
         elems = [(pair.get("List", {}).get("items") or [{}])[0].get("IndexElem", {})
@@ -84,9 +86,9 @@ def add_constraint(r: Reader, t: Table, node: dict, st: Stmt, column: str | None
         fk_cols = [column] if column else strings(node.get("fk_attrs"))
         ref_schema, ref_table = r.name(node.get("pktable"))
         ref_cols = strings(node.get("pk_attrs")) or primary_key_of(r, ref_schema, ref_table)
-        t.foreign_keys.append(ForeignKey(
+        t.foreign_keys.append(_foreign_key(
             name=node.get("conname") or constraint_name(t.name, fk_cols, "fkey"), columns=fk_cols,
-            ref_schema=ref_schema, ref_table=ref_table, ref_columns=ref_cols,
+            ref_schema=ref_schema, ref_table=ref_table, ref_columns=list(ref_cols),
             on_delete=FK_ACTIONS.get(node.get("fk_del_action", "a"), "no action"),
             set_null_columns=strings(node.get("fk_del_set_cols")), location=loc))
 
@@ -116,7 +118,7 @@ def primary_key_of(r: Reader, schema: str, name: str) -> list[str]:
 def add_column(r: Reader, t: Table, node: dict, st: Stmt) -> None:
     name = node.get("colname", "")
     inherited = None if node.get("typeName") else t.column(name)  # a partition's options on a root column
-    col = Column(name=name, type=inherited.type if inherited else type_name(node.get("typeName")),
+    col = _column(name=name, type=inherited.type if inherited else type_name(node.get("typeName")),
                  nullable=inherited.nullable if inherited else True, default=inherited.default if inherited else None,
                  location=st.loc(node.get("location")))
     t.columns = [c for c in t.columns if c.name != col.name] + [col]
@@ -143,7 +145,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
     existing = r.table(schema, name)
     if existing is not None and not existing.external and n.get("if_not_exists"):
         return
-    t = Table(schema_name=schema, name=name, location=st.loc(rv.get("location")), partitioned="partspec" in n)
+    t = _table(schema_name=schema, name=name, location=st.loc(rv.get("location")), partitioned="partspec" in n)
     if existing is not None:
         # A stand-in created by an earlier policy or ALTER keeps what was done to it.
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
@@ -329,7 +331,7 @@ def create_index(r: Reader, n: dict, st: Stmt) -> None:
     shape = index_shape(n.get("accessMethod", "btree"), [_key(p["IndexElem"]) for p in n.get("indexParams") or []],
                         [p["IndexElem"].get("name", "") for p in n.get("indexIncludingParams") or []],
                         bool(n.get("nulls_not_distinct")), n.get("whereClause"))
-    target.indexes.append(Index(name=name, columns=columns, unique=bool(n.get("unique")), where=where,
+    target.indexes.append(_index(name=name, columns=columns, unique=bool(n.get("unique")), where=where,
                                 location=st.loc(), shape=shape))
 
 

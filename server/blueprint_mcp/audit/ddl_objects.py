@@ -10,12 +10,14 @@ import orjson
 from ..model.schema import Command, EnumType, Function, Policy, Privilege, Table, Trigger, View
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
+from .made import Maker
 from .split import paren_group, top_level_words
 from .tree import column_name, const, function_name, index_located, indexed, nodes, rebase, remembered, shift, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
+_policy, _trigger = Maker(Policy), Maker(Trigger)
 _WORD = re.compile(r"[\w$]")
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
@@ -214,7 +216,7 @@ def create_policy(r: Reader, n: dict, st: Stmt) -> None:
     check, check_tree = exprs.get("with_check", (None, None))
     command = n.get("cmd_name", "all")
     t.policies = [p for p in t.policies if p.name != n.get("policy_name")]
-    t.policies.append(Policy(
+    t.policies.append(_policy(
         name=n.get("policy_name", ""), command="all" if command == "all" else Command(command),
         roles=policy_roles(n.get("roles")),
         permissive=bool(n.get("permissive")), using=using, check=check, using_tree=using_tree,
@@ -353,7 +355,7 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = r.name(n.get("relation"))
     fn_schema, fn_name = _object_name(r, n.get("funcname") or [])
     timing = n.get("timing", 0)
-    trg = Trigger(
+    trg = _trigger(
         name=n.get("trigname", ""),
         timing="instead of" if timing & _INSTEAD else ("before" if timing & _BEFORE else "after"),
         events=[e for bit, e in _EVENTS if n.get("events", 0) & bit], columns=strings(n.get("columns")),

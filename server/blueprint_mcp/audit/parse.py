@@ -19,12 +19,14 @@ from ..model.tenant_keys import assign_tenant_keys
 from . import ddl_blocks, ddl_platform  # noqa: F401  (register their handlers)
 from .ddl import apply
 from .ddl_defaults import new_execute_roles, new_grants, supabase_defaults
+from .made import Maker
 from .parser import Parses, parse
 from .split import Lines, split
 from .tree import forget_indexes
 from .suppress import Suppression, suppressions
 
 MAX_MESSAGE = 240
+_table = Maker(Table)
 
 
 EXPOSED_DEFAULT = ("public", "graphql_public")
@@ -136,7 +138,7 @@ class Reader:
         """The table, or a stand-in for one the audited SQL never created (e.g. storage.objects)."""
         t = self.table(schema, name)
         if t is None:
-            t = Table(schema_name=schema, name=name, external=True, location=st.loc())
+            t = _table(schema_name=schema, name=name, external=True, location=st.loc())
             self.add_table(t)
         return t
 
