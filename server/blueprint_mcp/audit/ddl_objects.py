@@ -393,6 +393,12 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
         # Legacy Supabase default privileges (what a relation created in public holds): the API roles hold
         # everything until revoked.
         grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
+    for p in privileges:
+        if p.columns:
+            break
+    else:
+        _grant_whole(grants, privileges, roles, is_grant)
+        return
     for role in roles:
         held = list(grants.get(role, []))
         for p in privileges:
@@ -411,6 +417,31 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
                     held = [h for h in held if h.privilege != p.privilege] + (
                         [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
         grants[role] = held
+
+
+def _grant_whole(grants: dict[str, list[Privilege]], privileges: list[Privilege], roles: list[str],
+                 is_grant: bool) -> None:
+    """`_grant_table` of privileges on the whole relation (`grant select, insert ...`, `revoke all ...`), in one
+    pass over what each role holds instead of one per privilege: a GRANT replaces the role's grants of the
+    privileges it does not already hold on the whole relation and adds them at the end, in its order; a
+    REVOKE drops every grant of its privileges."""
+    if not is_grant:
+        named = {p.privilege for p in privileges}
+        for role in roles:
+            grants[role] = [h for h in grants.get(role, []) if h.privilege not in named]
+        return
+    for role in roles:
+        held = grants.get(role, [])
+        whole, added = {h.privilege for h in held if not h.columns}, []
+        for p in privileges:
+            if p.privilege not in whole:
+                whole.add(p.privilege)
+                added.append(p)
+        if not added:
+            grants[role] = list(held)
+            continue
+        replaced = {p.privilege for p in added}
+        grants[role] = [h for h in held if h.privilege not in replaced] + added
 
 
 def grant(r: Reader, n: dict, st: Stmt) -> None:
