@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .parse import Reader, Stmt
 
 _policy, _trigger = Maker(Policy), Maker(Trigger)
+_COMMANDS = {c.value: c for c in Command}  # Command(x) without the enum's call machinery
 _WORD = re.compile(r"[\w$]")
 API_ROLES = ("anon", "authenticated", "service_role")
 TABLE_PRIVILEGES = ["select", "insert", "update", "delete", "truncate", "references", "trigger"]
@@ -217,7 +218,8 @@ def create_policy(r: Reader, n: dict, st: Stmt) -> None:
     command = n.get("cmd_name", "all")
     t.policies = [p for p in t.policies if p.name != n.get("policy_name")]
     t.policies.append(_policy(
-        name=n.get("policy_name", ""), command="all" if command == "all" else Command(command),
+        name=n.get("policy_name", ""),
+        command="all" if command == "all" else _COMMANDS.get(command) or Command(command),
         roles=policy_roles(n.get("roles")),
         permissive=bool(n.get("permissive")), using=using, check=check, using_tree=using_tree,
         check_tree=check_tree, columns=_filtered_columns(using_tree, check_tree), location=st.loc(),

@@ -64,7 +64,7 @@ class Stmt:
         return self._location(byte_offset)
 
     def _location(self, byte_offset: int) -> Location:
-        line, column = self.lines.at(self.start + self.char(byte_offset))
+        line, column = self.lines.at(self.start + (byte_offset if self._ascii else self.char(byte_offset)))
         return Location.at(self.file, line, column)
 
     def inner(self, text: str, at: int) -> Stmt:
