@@ -210,7 +210,11 @@ def rls_policy_always_true(r, s: Schema):
             continue
         using = MISSING if p.using is None else p.using_tree
         check = MISSING if p.check is None else p.check_tree
-        clauses = always_true_clauses(str(p.command.value if p.command != "all" else "all"), using, check)
+        command = str(p.command.value if p.command != "all" else "all")
+        # Policies share their clauses' trees: one folding per command and pair of trees (both held by
+        # policies, so their ids stand for them during the audit).
+        clauses = per_tree(("always true", command, id(check)), using,
+                           lambda: always_true_clauses(command, using, check))
         if clauses:
             yield r.finding(f"{policy_label(t, p)} ({p.command}) is always true in {' and '.join(clauses)}.",
                             f"{t.qualified}.{p.name}", location=p.location or t.location)
