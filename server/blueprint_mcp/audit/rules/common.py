@@ -177,7 +177,7 @@ def _membership_reads(s: Schema) -> set[str]:
             for _, tree, _ in trees(p):
                 read, parents, helpers = _once(("membership reads", t.schema_name), tree, _reads_of, s, tree,
                                                t.schema_name)
-                lookups = Counter(rel for tables, rel in parents if t.name in tables)
+                lookups = Counter(rel for tables, rel in parents if t.name in tables) if parents else None
                 out.update({name for name, n in read.items() if n > lookups[name]} if lookups else read)
                 out |= helpers
     return out

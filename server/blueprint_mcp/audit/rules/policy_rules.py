@@ -69,11 +69,12 @@ def policy_without_membership_check(r, s: Schema):
         if not is_tenant(t) or t.qualified in members:
             continue
         for p in t.policies:
-            found = [per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers))
-                     for _, tree, _ in trees(p)]
-            if _deliberate_public_read(p, [tree for _, tree, _ in trees(p)]):
+            clauses = trees(p)
+            if not (clauses and p.permissive and applies_to_clients(p)) or \
+                    _deliberate_public_read(p, [tree for _, tree, _ in clauses]):
                 continue
-            if p.permissive and applies_to_clients(p) and found and all(f is False for f in found):
+            if all(per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers))
+                   is False for _, tree, _ in clauses):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
