@@ -6,8 +6,6 @@ Supabase's name for the anon half (lint 0028) and BP024 the authenticated half (
 
 from __future__ import annotations
 
-from collections import Counter
-
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..findings import Level
@@ -89,7 +87,7 @@ def policy_for_all(r, s: Schema):
       bad="create policy a on t for select to authenticated using (...); create policy b on t for select to authenticated using (...);")
 def multiple_permissive(r, s: Schema):
     for t in user_tables(s):
-        seen = Counter()
+        seen: dict[tuple[str, Command], int] = {}  # a dict, not a Counter: no __missing__ call per new key
         permissive = [p for p in t.policies if p.permissive]
         named = {role for p in permissive for role in p.roles} - {"public"}
         for p in permissive:
@@ -97,7 +95,7 @@ def multiple_permissive(r, s: Schema):
             roles = set(p.roles or ["public"])
             for role in (r for r in (roles | named if "public" in roles else roles) if not bypasses_rls(r)):
                 for cmd in commands:
-                    seen[(role, cmd)] += 1
+                    seen[(role, cmd)] = seen.get((role, cmd), 0) + 1
         for (role, cmd), n in sorted(seen.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
             if n > 1:
                 yield r.finding(f"{t.qualified} has {n} permissive {cmd} policies for {role}.", t.qualified,
