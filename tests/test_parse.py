@@ -314,3 +314,28 @@ def test_positions_the_reader_makes_without_validation_are_valid_locations():
         again = Location.model_validate(loc.model_dump())
         assert again == loc and again.model_fields_set == loc.model_fields_set and repr(again) == repr(loc)
         assert type(loc.file) is str and type(loc.line) is int and type(loc.column) is int
+
+
+def test_objects_the_reader_makes_without_validating_equal_what_validation_makes():
+    """audit.made builds schema objects as pydantic's validation would (it is a twentieth of reading a long
+    history): the same type, fields, values, defaults and fields set, so a pydantic upgrade that changes what
+    a model holds fails here rather than in a rule."""
+    from blueprint_mcp.audit.made import Maker
+    from blueprint_mcp.model.schema import Column, Command, Constraint, ForeignKey, Index, Policy, Table, Trigger
+
+    cases = [
+        (Column, {"name": "a", "type": "text", "nullable": False, "default": "now()"}),
+        (Column, {"name": "a", "type": "text"}),
+        (Constraint, {"name": "k", "kind": "unique", "columns": ["a", "b"]}),
+        (ForeignKey, {"name": "f", "columns": ["a"], "ref_schema": "public", "ref_table": "t", "ref_columns": ["id"]}),
+        (Index, {"name": "i", "columns": ["a"], "unique": True, "where": "a is not null"}),
+        (Policy, {"name": "p", "command": Command.select, "roles": ["authenticated"], "using": "true"}),
+        (Table, {"name": "t", "schema_name": "app", "rls_enabled": True}),
+        (Trigger, {"name": "g", "timing": "before", "events": ["update"], "function": "private.f"}),
+    ]
+    for cls, given in cases:
+        made, validated = Maker(cls)(**given), cls(**given)
+        assert type(made) is cls and made == validated, cls.__name__
+        assert made.model_dump() == validated.model_dump() and list(made.__dict__) == list(validated.__dict__)
+        assert made.model_fields_set == validated.model_fields_set
+        assert made.model_copy(update={"name": "x"}).name == "x"
