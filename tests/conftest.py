@@ -110,3 +110,12 @@ def deno_npm(js_tools, tmp_path_factory: pytest.TempPathFactory):
     from jstools import cache_supabase_js
 
     return cache_supabase_js(js_tools, tmp_path_factory.mktemp("deno-warm"))
+
+
+@pytest.fixture
+def empty_db_url(pg_cluster, request):
+    """A fresh database with nothing in it: verify installs the shim itself, inside its transaction."""
+    name = f"verify_{request.node.name[:40].lower().replace('[', '_').replace(']', '').replace('-', '_')}"
+    pg_cluster.create_database(name)
+    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
+    pg_cluster.drop_database(name)

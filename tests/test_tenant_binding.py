@@ -175,17 +175,9 @@ create policy projects_select on public.projects for select to authenticated
 """
 
 
-@pytest.fixture
-def db_url(pg_cluster, request):
-    name = f"binding_{abs(hash(request.node.name)) % 10**12}"
-    pg_cluster.create_database(name)
-    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
-    pg_cluster.drop_database(name)
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_membership_read_the_audit_calls_loose_leaks_in_verify_and_one_it_calls_tied_does_not(name, db_url):
+def test_a_read_the_audit_calls_loose_leaks_in_verify_and_one_it_calls_tied_does_not(name, empty_db_url):
     """Two readings of one policy: the audit's (BP050, from the parse tree) and verify's (the generic matrix run on
     PostgreSQL). A read the audit lets pass must not leak, and one it reports must leak."""
     from blueprint_mcp.verify.run import verify
@@ -193,7 +185,7 @@ def test_a_membership_read_the_audit_calls_loose_leaks_in_verify_and_one_it_call
     expr, expected = CASES[name]
     sql = SERVED + f"create policy tasks_select on public.tasks for select to authenticated using ({expr});"
     audited = [f.rule_id for f in audit_sql([("m.sql", sql)]) if f.object == "public.tasks.tasks_select"]
-    report = verify(source="m.sql", migrations=[sql], database_url=db_url)
+    report = verify(source="m.sql", migrations=[sql], database_url=empty_db_url)
     leaked = {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"}
     assert not report.fixture_failures, report.fixture_failures
     assert ("BP050" in audited) == (("tasks", "select") in leaked), (audited, leaked)

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.postgres
 ARTICLE = Path(__file__).with_name("fixtures") / "article.sql"
 
 
-@pytest.fixture
-def empty_db_url(pg_cluster, request):
-    """A fresh database with nothing in it: verify installs the shim itself, inside its transaction."""
-    name = f"verify_{request.node.name[:40].lower().replace('[', '_').replace(']', '').replace('-', '_')}"
-    pg_cluster.create_database(name)
-    yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/{name}"
-    pg_cluster.drop_database(name)
-
-
 @pytest.mark.parametrize("grant_mode", ["legacy", "explicit"])
 @pytest.mark.parametrize("template", template_names())
 def test_every_template_verifies_with_zero_leaks(template, grant_mode, empty_db_url):
