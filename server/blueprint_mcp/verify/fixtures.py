@@ -132,12 +132,13 @@ def add_row(world: World, table: Table, org: str | None, author: str, n: int, en
 
 
 def fuller(table: Table, org: str | None, world: World, author: str, n: int, enums: dict[str, list[str]],
-           values: dict[str, str]) -> dict[str, str] | None:
-    """The same row with its optional columns filled, to try when PostgreSQL refuses the lean one (a check
-    across columns may want a value where the lean row leaves NULL); None when there is nothing to add."""
+           values: dict[str, str]) -> tuple[str, dict[str, str]] | None:
+    """The same row with its optional columns filled (its insert, its values), to try when PostgreSQL refuses
+    the lean one (a check across columns may want a value where the lean row leaves NULL); None when there
+    is nothing to add."""
     full = row_values(table, org, world, author, n, enums, with_id=True, fill_optional=True)
     full.update(values)
-    return full if set(full) - set(values) else None
+    return (insert_sql(table, full) + ";", full) if set(full) - set(values) else None
 
 
 def _side(table: Table) -> list[str] | None:

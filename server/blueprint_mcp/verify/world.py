@@ -18,13 +18,6 @@ NAMESPACE = uuid.UUID("6f1c1a2e-3b4d-4c5e-8f90-a1b2c3d4e5f6")
 CORE_FLOW_TABLES = ("profiles", "organizations", "organization_members")
 
 
-def _schema_of(schema: Schema, table: str) -> str:
-    """The schema of the table a fixture row names (rows name tables by name; public first)."""
-    if schema.table(table) is not None:
-        return "public"
-    return next((t.schema_name for t in schema.tables if t.name == table), "public")
-
-
 def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
 
@@ -67,16 +60,15 @@ class World:
     # statement index -> (statement, values) to try when PostgreSQL refuses that fixture statement
     fallbacks: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
-    def add(self, statement: str, row: Row | None = None, fallback: dict[str, str] | None = None) -> None:
+    def add(self, statement: str, row: Row | None = None,
+            fallback: tuple[str, dict[str, str]] | None = None) -> None:
         """A fixture statement, and the row it creates (dropped from the plan if the statement fails).
-        `fallback`: the row's values to insert instead when PostgreSQL refuses the statement."""
+        `fallback`: (statement, the row's values) to run instead when PostgreSQL refuses the first."""
         if row is not None:
             row.statement = len(self.statements)
             self.rows.append(row)
-            if fallback is not None and self.schema is not None:
-                table = self.schema.table(row.table, _schema_of(self.schema, row.table))
-                if table is not None:
-                    self.fallbacks[len(self.statements)] = (insert_sql(table, fallback) + ";", fallback)
+            if fallback is not None:
+                self.fallbacks[len(self.statements)] = fallback
         self.statements.append(statement)
 
     def actor_id(self, name: str | None) -> str | None:
