@@ -12,10 +12,11 @@ from typing import Any
 from ..audit.platform import MANAGED_SCHEMAS
 from ..model.schema import Column, Constraint, EnumType, ForeignKey, Function, Schema, Table, View
 from ..model.tenant_keys import assign_tenant_keys
+from ..sql.ident import literal
 
 # Not the app's: the platform's schemas (and the `_realtime`, `_analytics` style ones of a local stack), verify's
 # own, PostgreSQL's.
-_OWN = ("n.nspname <> all (array[" + ", ".join(f"'{n}'" for n in sorted(MANAGED_SCHEMAS | {"blueprint_tests"}))
+_OWN = ("n.nspname <> all (array[" + ", ".join(literal(n) for n in sorted(MANAGED_SCHEMAS | {"blueprint_tests"}))
         + "]) and n.nspname not like 'pg\\_%' and n.nspname not like '\\_%'")
 
 _COLUMNS = f"""

@@ -50,8 +50,8 @@ def _children(value: Any) -> list[Any]:
     return []
 
 
-def _has_column(value: Any, stop_at_sublinks: bool = True) -> bool:
-    """A ColumnRef in `value`, outside nested sub-queries unless asked."""
+def _has_column(value: Any) -> bool:
+    """A ColumnRef in `value`, outside nested sub-queries."""
     stack = [value]
     while stack:
         v = stack.pop()
@@ -59,7 +59,7 @@ def _has_column(value: Any, stop_at_sublinks: bool = True) -> bool:
         if typed:
             if typed[0] == "ColumnRef":
                 return True
-            if typed[0] == "SubLink" and stop_at_sublinks:
+            if typed[0] == "SubLink":
                 continue
         stack.extend(_children(v))
     return False
