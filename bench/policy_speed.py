@@ -1,15 +1,18 @@
 """Policy cost, measured side by side in one run: the generated policies vs the limit vs the article's form.
 
-Usage: python bench/policy_speed.py [--rows 100000] [--orgs ROWS/100] [--repeat 15]
+Usage: python bench/policy_speed.py [--rows 100000] [--orgs ROWS/100] [--repeat 25]
 On habit-tracker's `habits`, for an admin in 3 organisations and one in 50, each operation runs under
-EXPLAIN ANALYZE in a transaction that is rolled back, and prints the median execution time of
+EXPLAIN ANALYZE (TIMING OFF) in a transaction that is rolled back, and prints the median execution time of
 - the limit: the table owner (no RLS) with an explicit filter on exactly the caller's organisations;
+- the rule: the limit with the rest of the read rule spelled out (archived rows for their creator or an
+  admin), so the ratio to it is the cost of the mechanism rather than of the rule;
 - the lookup: the table owner filtering on the caller's memberships, looked up in the same statement
   (what an app without RLS runs; the limit knows the ids beforehand);
 - the generated policy (`organization_id = any (array(select private.organization_ids_with_role(...)))`);
 - the article's form (`organization_id in (select organization_id from organization_members where
   user_id = auth.uid())`), put in place of the generated policies inside the measured transaction,
-with each policy's ratio to the limit and the plan shape of the generated one. Operations: SELECT count,
+with each policy's ratio to the limit (the median of the ratios of runs taken in the same round) and the plan
+shape of the generated one. Operations: SELECT count,
 a page of the 50 newest rows, UPDATE of 100 rows, INSERT of 1,000 rows, DELETE of 100 rows. Row counts are
 checked equal across the four. Triggers are disabled during writes, so only the policies' cost differs.
 """
@@ -51,9 +54,12 @@ SIZES = (3, 50)
 def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tuple[str, str]]:
     """(label, SQL) of each operation. `limit`: the table owner spells out the caller's organisations;
     `lookup`: the table owner looks them up as an app without RLS would (the caller is an admin there,
-    so reads need any membership and writes admin, as the policies ask of this caller); `policy`: no filter."""
+    so reads need any membership and writes admin, as the policies ask of this caller); `rule`: the limit
+    with the rest of habits' read rule spelled out too (archived rows: their creator if a member, or an admin),
+    what a hand-written filter that hides the same rows runs (writes: the limit already is this caller's rule);
+    `policy`: no filter."""
     table = "habits"
-    if form == "limit":
+    if form in ("limit", "rule"):
         def scope(role: str) -> str:
             return ", ".join(f"'{o}'" for o in orgs)
     else:
@@ -62,12 +68,15 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
                     f"and m.role >= '{role}'")
     owner = form != "policy"
     where = f"where organization_id in ({scope('viewer')})" if owner else ""
+    if form == "rule":
+        where += (f" and (archived_at is null or (organization_id in ({scope('member')}) and created_by = '{user}') "
+                  f"or organization_id in ({scope('admin')}))")
     and_admin = f" and organization_id in ({scope('admin')})" if owner else ""
     id_list = ", ".join(f"'{i}'" for i in ids)
     if form == "lookup":
         insert = (f"insert into public.{table} (organization_id, created_by, name) select '{orgs[0]}', '{user}', "
                   f"'n' || g from generate_series(1, 1000) g where '{orgs[0]}' in ({scope('member')})")
-    elif form == "limit":
+    elif form in ("limit", "rule"):
         insert = (f"insert into public.{table} (organization_id, created_by, name) "
                   f"select '{orgs[0]}', '{user}', 'n' || g from generate_series(1, 1000) g")
     else:  # the client leaves created_by to its default, auth.uid() (it may not write it)
@@ -86,10 +95,12 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 # them once per session; the first five executions of a cached plan are planned again for their parameters)
 
 
-def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, dict]]:
+def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, dict, list[float]]]:
     """For each (SQL, user or None for the table owner, setup) form: median execution ms, rows the top node
-    returned, and the plan of the last run. The forms take turns in every round, so a slower moment of a
-    shared machine falls on all of them; every run is rolled back."""
+    returned, the plan of the last run and every timed run. The forms take turns in every round, so a slower
+    moment of a shared machine falls on all of them (`paired` compares them round by round); every run is
+    rolled back. EXPLAIN ANALYZE runs with TIMING OFF: per-node timing reads the clock twice per row per node
+    (about 30 ns each here), which is measurement, not cost, and is larger for plans with more nodes."""
     times: list[list[float]] = [[] for _ in forms]
     rows, plans = [0] * len(forms), [{}] * len(forms)
     for i in range(WARMUP + repeat):
@@ -101,13 +112,20 @@ def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tup
                     conn.execute("set local role authenticated")
                     conn.execute("select set_config('request.jwt.claims', %s, true)",
                                  (json.dumps({"sub": as_user, "role": "authenticated"}),))
-                out = conn.execute("explain (analyze, format json) " + sql).fetchone()[0][0]
+                out = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0][0]
                 if i >= WARMUP:
                     times[k].append(out["Execution Time"])
                 plan = plans[k] = out["Plan"]
                 rows[k] = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
                 raise psycopg.Rollback()
-    return [(statistics.median(t), r, p) for t, r, p in zip(times, rows, plans)]
+    return [(statistics.median(t), r, p, t) for t, r, p in zip(times, rows, plans)]
+
+
+def paired(ours: list[float], base: list[float]) -> tuple[float, float]:
+    """(median ratio, median difference in microseconds) of runs taken in the same round: a round's slow
+    moment moves both sides, so the ratio of a 0.1 ms read stays put where the ratio of medians would not."""
+    return (statistics.median(a / b for a, b in zip(ours, base)),
+            statistics.median((a - b) * 1000 for a, b in zip(ours, base)))
 
 
 def _modified(plan: dict) -> int:
@@ -154,7 +172,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--orgs", type=int, default=None, help="default: one per 100 rows")
-    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--repeat", type=int, default=25)
     args = ap.parse_args()
     orgs = args.orgs or max(max(SIZES), args.rows // 100)
     users = {n: str(uuid.uuid4()) for n in SIZES}
@@ -179,25 +197,30 @@ def main() -> int:
                     "select id from public.habits where organization_id = any(%s) order by id limit 100", (mine,))]
                 if len(ids) < 100:
                     raise SystemExit(f"the user in {n} organisations sees {len(ids)} rows: raise --rows")
-                forms = [operations(mine, ids, user, form) for form in ("limit", "lookup", "policy")]
-                for (label, limit_sql), (_, lookup_sql), (_, sql) in zip(*forms):
-                    measured = run(conn, [(limit_sql, None, ""), (lookup_sql, None, ""), (sql, user, ""),
-                                          (sql, user, ARTICLE_POLICIES)], args.repeat)
-                    (limit_ms, limit_rows, _), (lookup_ms, lookup_rows, _), (ours_ms, ours_rows, plan), \
-                        (art_ms, art_rows, _) = measured
-                    if not limit_rows == lookup_rows == ours_rows == art_rows:
-                        raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, lookup "
-                                         f"{lookup_rows}, generated {ours_rows}, article {art_rows}")
-                    results.append((label, n, limit_rows, limit_ms, lookup_ms, ours_ms, art_ms, shape(plan)))
+                forms = [operations(mine, ids, user, form) for form in ("limit", "rule", "lookup", "policy")]
+                for (label, limit_sql), (_, rule_sql), (_, lookup_sql), (_, sql) in zip(*forms):
+                    measured = run(conn, [(limit_sql, None, ""), (rule_sql, None, ""), (lookup_sql, None, ""),
+                                          (sql, user, ""), (sql, user, ARTICLE_POLICIES)], args.repeat)
+                    (limit_ms, limit_rows, _, limit_t), (_, rule_rows, _, rule_t), (_, lookup_rows, _, lookup_t), \
+                        (ours_ms, ours_rows, plan, ours_t), (art_ms, art_rows, _, art_t) = measured
+                    if not limit_rows == rule_rows == lookup_rows == ours_rows == art_rows:
+                        raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, rule {rule_rows}, "
+                                         f"lookup {lookup_rows}, generated {ours_rows}, article {art_rows}")
+                    results.append((label, n, limit_rows, limit_ms, ours_ms, art_ms, paired(ours_t, limit_t),
+                                    paired(ours_t, rule_t)[0], paired(ours_t, lookup_t)[0], paired(art_t, limit_t)[0],
+                                    shape(plan)))
     print(f"{args.rows:,} habits over {orgs:,} organisations; an admin in 3 and one in 50 organisations; "
-          f"median of {args.repeat} runs; triggers off during writes")
-    print("limit: the table owner with the caller's organisation ids spelled out; lookup: the table owner "
-          "looking them up in organization_members (what an app without RLS runs)")
-    print(f"{'operation':<20}{'user in':>8}{'rows':>7}{'limit ms':>10}{'lookup ms':>11}{'generated ms':>14}"
-          f"{'/limit':>8}{'/lookup':>9}{'article ms':>12}{'/limit':>9}")
-    for label, n, rows, limit_ms, lookup_ms, ours_ms, art_ms, _ in results:
-        print(f"{label:<20}{n:>8}{rows:>7}{limit_ms:>10.2f}{lookup_ms:>11.2f}{ours_ms:>14.2f}"
-              f"{ours_ms / limit_ms:>7.2f}x{ours_ms / lookup_ms:>8.2f}x{art_ms:>12.2f}{art_ms / limit_ms:>8.1f}x")
+          f"median of {args.repeat} runs (EXPLAIN ANALYZE, TIMING OFF); triggers off during writes")
+    print("limit: the table owner with the caller's organisation ids spelled out; rule: the limit with habits' "
+          "archived-row rule spelled out too; lookup: the table owner looking the ids up in organization_members "
+          "(what an app without RLS runs)")
+    print("ratios are medians of the ratios within each round; +us: the generated policy's median extra time "
+          "over the limit in the same round")
+    print(f"{'operation':<20}{'user in':>8}{'rows':>7}{'limit ms':>10}{'generated ms':>14}"
+          f"{'/limit':>8}{'+us':>7}{'/rule':>8}{'/lookup':>9}{'article ms':>12}{'/limit':>9}")
+    for label, n, rows, limit_ms, ours_ms, art_ms, (ratio, extra), by_rule, by_lookup, art_ratio, _ in results:
+        print(f"{label:<20}{n:>8}{rows:>7}{limit_ms:>10.2f}{ours_ms:>14.2f}"
+              f"{ratio:>7.2f}x{extra:>7.0f}{by_rule:>7.2f}x{by_lookup:>8.2f}x{art_ms:>12.2f}{art_ratio:>8.1f}x")
     print("\nplan shape of the generated policy:")
     for label, n, *_, plan in results:
         print(f"  {label}, user in {n}: {plan}")
