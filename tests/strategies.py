@@ -318,6 +318,7 @@ def blueprints(draw) -> dict:
             {f["name"] for f in e["fields"] if roomy(f)}
         e["unique_together"] = [key if set(key) & spacious else key + ["created_at"]
                                 for key in draw(st.lists(column_sets, max_size=2))]
+        e.update(draw(requirements_for(e)))
         access: dict = {}
         if scope != "global":
             for cmd in COMMANDS if scope in ("organization", "user") else ("select",):
@@ -417,6 +418,8 @@ def _keep_pii_apart(e: dict) -> None:
         e[key] = [cols for cols in e.get(key, []) if apart(cols)]
     e["checks"] = [c for c in e.get("checks", []) if apart([c["column"], c["other"]])]
     e["exclusions"] = [x for x in e.get("exclusions", []) if not (set(x["keys"]) | set(x["range"])) & pii]
+    e["requires"] = [r for r in e.get("requires", [])
+                     if not {r["when"]["column"], *r.get("filled", []), *r.get("empty", [])} & pii]
 
 
 @st.composite
@@ -440,6 +443,36 @@ def comparisons(draw, e: dict) -> dict:
         out["exclusions"] = [{"keys": draw(st.lists(st.sampled_from(keys), unique=True, max_size=1)) if keys else [],
                               "range": [start["name"], end["name"]]}]
     return out
+
+
+@st.composite
+def requirements_for(draw, e: dict) -> dict:
+    """`requires`: while a boolean or enum field holds some of its values, other optional fields are filled or
+    left empty. Those fields are free ones: not compared, ranged or in a unique key (fixtures give compared
+    columns a slot and may empty a key column to keep rows apart), and only plain values are filled."""
+    bound = {c for x in e.get("checks", []) for c in (x["column"], x["other"])} | \
+        {c for x in e.get("exclusions", []) for c in (*x["keys"], *x["range"])} | \
+        {c for key in e.get("unique_together", []) for c in key}
+    conditions = [f for f in e["fields"] if f["type"] in ("boolean", "enum") and not f.get("check")]
+    free = [f for f in e["fields"] if f["nullable"] and not f.get("unique") and f["name"] not in bound]
+    if not conditions or not free or not draw(st.booleans()):
+        return {}
+    out, used = [], set()  # a field in one rule only: two could ask opposite things of one row (refused)
+    for _ in range(draw(st.integers(1, 2))):
+        when = draw(st.sampled_from(conditions))
+        values = when["values"] if when["type"] == "enum" else [True, False]
+        chosen = draw(st.lists(st.sampled_from(values), min_size=1, max_size=2, unique=True))
+        others = [f for f in free if f["name"] != when["name"] and f["name"] not in used]
+        if not others:
+            continue
+        named = draw(st.lists(st.sampled_from(others), min_size=1, max_size=2, unique_by=lambda f: f["name"]))
+        rule: dict = {"when": {"column": when["name"], **({"equals": chosen[0]} if len(chosen) == 1 else {"in": chosen})}}
+        for f in named:
+            used.add(f["name"])
+            key = "filled" if f["type"] != "reference" and draw(st.booleans()) else "empty"
+            rule.setdefault(key, []).append(f["name"])
+        out.append(rule)
+    return {"requires": out} if out else {}
 
 
 def _where_fields(e: dict) -> list[dict]:

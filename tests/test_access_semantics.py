@@ -286,6 +286,36 @@ def test_a21_exclusions_refuse_overlapping_ranges_per_key(w):
     w.as_("owner2", book + " returning id", (w.org2, "r1", "2026-01-01 09:30Z", "2026-01-01 10:30Z"))
 
 
+def test_a26_requires_fills_or_empties_fields_by_kind_of_row(w):
+    book = ("insert into public.bookings (organization_id, room, starts_at, ends_at, kind, agenda, dial_in) "
+            "values (%s, %s, %s, %s, %s, %s, %s) returning id")
+    slots = iter(f"2026-02-{d:02d}" for d in range(1, 28))
+
+    def try_(kind, agenda, dial_in):
+        day = next(slots)
+        params = (w.org1, "r9", f"{day} 09:00Z", f"{day} 10:00Z", kind, agenda, dial_in)
+        try:
+            w.as_("member", book, params)
+            return "ok"
+        except psycopg.Error as e:
+            return e.sqlstate
+
+    assert try_("hold", None, None) == "ok"
+    assert try_("hold", "plan", None) == "23514"        # a hold carries no agenda
+    assert try_("hold", None, "+1 555") == "23514"      # nor a dial-in
+    assert try_("meeting", "plan", None) == "ok"
+    assert try_("meeting", None, None) == "23514"       # a meeting needs its agenda
+    assert try_("meeting", "plan", "+1 555") == "ok"    # a dial-in is neither asked nor refused
+    assert try_("call", "plan", "+1 555") == "ok"
+    assert try_("call", "plan", None) == "23514"        # a call needs both
+    assert try_("call", None, "+1 555") == "23514"
+    # Updates are held to the rule for the row after: a hold turned meeting must gain its agenda.
+    hold = w.as_("member", book, (w.org1, "r9", "2026-03-01 09:00Z", "2026-03-01 10:00Z", "hold", None, None))[0][0]
+    assert w.denied("member", "update public.bookings set kind = 'meeting' where id = %s", (hold,)) == "23514"
+    assert w.count("member", "update public.bookings set kind = 'meeting', agenda = 'plan' where id = %s",
+                   (hold,)) == 1
+
+
 def test_a22_bucket_objects_follow_the_organisation_folder_and_the_grants(w):
     def put(who: str, bucket: str, org: str, name: str) -> bool:
         try:
@@ -380,6 +410,32 @@ REFUSED = [
      "entities[0].exclusions[0].keys: 'data' (jsonb) cannot be compared inside an exclusion"),
     ({"exclusions": [{"keys": [], "range": ["starts_at", "title"]}]},
      "entities[0].exclusions[0].range: ['starts_at', 'title'] must be two fields of one type"),
+    ({"requires": [{"when": {"column": "done", "equals": True}, "filled": ["title"], "empty": ["title"]}]},
+     "entities[0].requires[0].empty: 'title' is named twice"),
+    ({"fields": [{"name": "kind", "type": "text"}, {"name": "note", "type": "text"},
+                 {"name": "urgent", "type": "boolean"}],
+      "requires": [{"when": {"column": "kind", "equals": "a"}, "filled": ["note"]},
+                   {"when": {"column": "urgent", "equals": True}, "empty": ["note"]}]},
+     "entities[0].requires[1]: asks the opposite of requires[0] for ['note']: a row where kind and urgent both match"),
+    ({"fields": [{"name": "kind", "type": "text"}, {"name": "note", "type": "text"}],
+      "requires": [{"when": {"column": "kind", "in": ["a", "b"]}, "filled": ["note"]},
+                   {"when": {"column": "kind", "equals": "b"}, "empty": ["note"]}]},
+     "entities[0].requires[1]: asks the opposite of requires[0] for ['note']: a row where kind is one of ['b']"),
+    ({"requires": [{"when": {"column": "done", "equals": True}}]},
+     "entities[0].requires[0]: names no field to fill or leave empty"),
+    ({"requires": [{"when": {"column": "done", "equals": True}, "empty": ["done"]}]},
+     "entities[0].requires[0].empty: 'done' is the condition's own column"),
+    ({"requires": [{"when": {"column": "title", "equals": "x"}, "filled": ["done"]}]},
+     "entities[0].requires[0].filled: 'done' is never empty (nullable: false): the rule would always hold"),
+    ({"requires": [{"when": {"column": "done", "equals": "yes"}, "filled": ["title"]}]},
+     "entities[0].requires[0].when: 'yes' does not fit done (boolean)"),
+    ({"requires": [{"when": {"column": "data", "equals": "x"}, "filled": ["title"]}]},
+     "entities[0].requires[0].when.column: 'data' is not a boolean, enum, text or integer field"),
+    ({"requires": [{"when": {"column": "done", "equals": True}, "filled": ["titel"]}]},
+     "entities[0].requires[0].filled: 'titel' is not a field of things"),
+    ({"fields": [{"name": "kind", "type": "text"}, {"name": "phone", "type": "text", "pii": True}],
+      "requires": [{"when": {"column": "kind", "equals": "call"}, "filled": ["phone"]}]},
+     "entities[0].requires[0]: uses pii fields (kept in things_private)"),
     ({"fields": [{"name": "secret", "type": "text", "pii": True},
                  {"name": "handler_id", "type": "reference", "references": "organization_members"}],
       "pii_read": [{"min_role": "member", "assigned": "handler_id"}]},

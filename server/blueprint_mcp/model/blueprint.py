@@ -8,7 +8,7 @@ from pydantic import Field as PField, SerializerFunctionWrapHandler, ValidationE
 
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug, Text
-from .access import COMMANDS, Grant
+from .access import COMMANDS, Grant, Match
 from .entities import AUTH_USERS, MEMBERS, Entity, Field, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
@@ -215,6 +215,11 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
             if side_of([c.column, c.other]) == "mixed":
                 problems.append((f"entities[{i}].checks[{k}]", f"compares a pii field (kept in {name}) with "
                                  "another column.", "compare pii fields only with pii fields"))
+        for k, r in enumerate(e.requires):
+            if side_of([r.when.column, *r.filled, *r.empty]) != "public":
+                problems.append((f"entities[{i}].requires[{k}]", f"uses pii fields (kept in {name}).",
+                                 "state the rule over non-personal fields"))
+        e.requires = [r for r in e.requires if side_of([r.when.column, *r.filled, *r.empty]) == "public"]
         for k, x in enumerate(e.exclusions):
             if side_of([*x.keys, *x.range]) != "public":
                 problems.append((f"entities[{i}].exclusions[{k}]", f"uses pii fields (kept in {name}).",
@@ -375,6 +380,7 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                 problems.append((path, "global entities are readable by every signed-in user.",
                                  "remove the override, or give a list of grants such as [{public: true}]"))
         _check_comparisons(e, i, problems)
+        _check_requirements(e, i, problems)
         _check_pii_read(bp, e, i, problems)
         _check_restore(bp, e, i, problems)
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
@@ -532,7 +538,12 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
 
 
 def _where_problems(e: Entity, g: Grant, at: str) -> list[tuple[str, str, str]]:
-    w = g.where
+    return _match_problems(e, g.where, at)
+
+
+def _match_problems(e: Entity, w: Match, at: str) -> list[tuple[str, str, str]]:
+    """A column condition (a grant's `where`, a requirement's `when`): a field of a matchable type, values
+    that fit it."""
     f = e.field(w.column)
     usable = [x.name for x in e.fields if x.type in _WHERE_TYPES]
     if f is None or f.type not in _WHERE_TYPES:
@@ -578,6 +589,44 @@ def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> lis
             return [(f"{at}[{k}]", f"the chain leaves the organisation at global '{current.name}'.",
                      "link through tenant entities only")]
     return []
+
+
+def _check_requirements(e: Entity, i: int, problems: list) -> None:
+    """`requires`: the condition is a matchable field; filled and empty name optional fields of the entity, other
+    than the condition's, each once."""
+    fields = {f.name: f for f in e.fields}
+    for k, r in enumerate(e.requires):
+        at = f"entities[{i}].requires[{k}]"
+        problems += _match_problems(e, r.when, f"{at}.when")
+        if not r.filled and not r.empty:
+            problems.append((at, "names no field to fill or leave empty.", "add filled: [...] or empty: [...]"))
+        seen: set[str] = set()
+        for key in ("filled", "empty"):
+            for name in getattr(r, key):
+                f = fields.get(name)
+                if f is None:
+                    problems.append((f"{at}.{key}", f"'{name}' is not a field of {e.name}.", choose(name, list(fields))))
+                elif name == r.when.column:
+                    problems.append((f"{at}.{key}", f"'{name}' is the condition's own column.",
+                                     "name other fields"))
+                elif not f.nullable:
+                    problems.append((f"{at}.{key}", f"'{name}' is never empty (nullable: false): the rule "
+                                     + ("would always hold." if key == "filled" else "could never hold."),
+                                     f"make {name} nullable, or leave it out"))
+                elif name in seen:
+                    problems.append((f"{at}.{key}", f"'{name}' is named twice.", "name each field once"))
+                seen.add(name)
+    # Two rules asking opposite things of one field: a row both hold for could never be written.
+    for k, r in enumerate(e.requires):
+        for j, other in enumerate(e.requires[:k]):
+            clash = sorted((set(r.filled) & set(other.empty)) | (set(r.empty) & set(other.filled)))
+            same_column = r.when.column == other.when.column
+            if clash and (not same_column or set(map(str, r.when.values)) & set(map(str, other.when.values))):
+                both = (f"{r.when.column} is one of {sorted(set(map(str, r.when.values)) & set(map(str, other.when.values)))}"
+                        if same_column else f"{other.when.column} and {r.when.column} both match")
+                problems.append((f"entities[{i}].requires[{k}]", f"asks the opposite of requires[{j}] for {clash}: a "
+                                 f"row where {both} could never be written.",
+                                 "make the conditions exclusive (one column, different values) or drop one"))
 
 
 def _check_comparisons(e: Entity, i: int, problems: list) -> None:

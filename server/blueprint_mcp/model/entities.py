@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field as PField, model_validator
 
-from .access import GrantSpec
+from .access import GrantSpec, Match
 from .base import Ident, Model, Text, text_problem
 from .errors import ValueProblem as Invalid, one_of, preview
 from .limits import (
@@ -318,6 +318,17 @@ class Comparison(Model):
     other: Ident = PField(description="The right column, of a comparable type (e.g. starts_at).")
 
 
+class Requirement(Model):
+    """Optional fields a row must fill, or leave empty, while one of its columns holds given values: a review
+    carries a rating, a shop's reply none. A CHECK; a row whose column is empty is held to nothing."""
+
+    when: Match = PField(description="The column and value(s) the rule holds for (e.g. {column: kind, equals: reply}).")
+    filled: list[Ident] = PField(default_factory=list, max_length=20,
+                                 description="Optional fields that must then hold a value (e.g. [rating]).")
+    empty: list[Ident] = PField(default_factory=list, max_length=20,
+                                description="Optional fields that must then be empty (e.g. [rating]).")
+
+
 class Exclusion(Model):
     """No two rows with equal keys may have overlapping ranges (e.g. no double booking of a dentist)."""
 
@@ -361,6 +372,10 @@ class Entity(Model):
     access: Access = PField(default_factory=Access)
     checks: list[Comparison] = PField(default_factory=list, max_length=20,
                                       description="Cross-column checks, e.g. {column: ends_at, op: gt, other: starts_at}.")
+    requires: list[Requirement] = PField(
+        default_factory=list, max_length=20,
+        description="Fields filled or left empty by kind of row, e.g. {when: {column: kind, equals: reply}, "
+                    "empty: [rating]}.")
     exclusions: list[Exclusion] = PField(
         default_factory=list, max_length=5,
         description="No overlapping ranges per key, e.g. {keys: [dentist_id], range: [starts_at, ends_at]} (btree_gist).")

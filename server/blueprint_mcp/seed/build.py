@@ -18,7 +18,7 @@ from ..model.schema import Schema, Table
 from ..sql.design import build_schema
 from ..sql.ident import literal
 from ..verify.fixtures import add_row
-from ..verify.values import domain
+from ..verify.values import domain, requirement
 from ..verify.world import CORE_FLOW_TABLES, ORG, Actor, Row, World, fk_order, insert_sql, stable_id
 
 # (label, display name): two team organisations; their rows are the sample data.
@@ -176,8 +176,8 @@ def _fits(table: Table, column: str, text: str) -> bool:
     name = re.compile(rf'(?<![\w"]){q}(?![\w"])')
     for k in table.constraints:
         expr = k.expression or ""
-        if k.kind != "check" or not name.search(expr):
-            continue
+        if k.kind != "check" or not name.search(expr) or requirement(expr) is not None:
+            continue  # a requirement asks for a value or none, never a particular text
         for pattern, test in parts:
             for m in pattern.finditer(expr):
                 if not test(m):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import Blueprint, Entity, EventCategory, FieldType, Scope
+from ..model.entities import Requirement
 from ..model.blueprint import ROLE_TYPE
 from ..model.schema import Column, Constraint, EnumType, Table
 from . import columns as c
@@ -167,6 +168,8 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     for cmp in e.checks:
         t.constraints.append(c.check(e.name, f"{cmp.column}_{cmp.op}_{cmp.other}",
                                      f"{ident(cmp.column)} {COMPARISONS[cmp.op]} {ident(cmp.other)}"))
+    for k, r in enumerate(e.requires):
+        t.constraints.append(c.check(e.name, f"requires_{k + 1}", requirement_expression(r)))
     for ex in e.exclusions:
         t.constraints.append(c.exclusion(e.name, [c.ORG, *ex.keys], ex.range, RANGE_TYPES[e.field(ex.range[0]).type]))
     if e.soft_delete:
@@ -175,6 +178,16 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
     for pattern in e.query_patterns:
         c.add_index(t, list(pattern))
     return t
+
+
+def requirement_expression(r: Requirement) -> str:
+    """`kind <> 'reply' or rating is null`: a row outside the condition passes, one inside meets every part
+    (a NULL in the condition's column passes, as any CHECK does)."""
+    values = r.when.values
+    outside = (f"{ident(r.when.column)} <> {literal(values[0])}" if len(values) == 1 else
+               f"{ident(r.when.column)} not in ({', '.join(literal(v) for v in values)})")
+    parts = [f"{ident(f)} is not null" for f in r.filled] + [f"{ident(f)} is null" for f in r.empty]
+    return f"{outside} or " + (parts[0] if len(parts) == 1 else f"({' and '.join(parts)})")
 
 
 def _add_unique(t: Table, e: Entity, columns: list[str]) -> None:

@@ -16,7 +16,7 @@ from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
-from .fixtures import clashes, clearing_sql, unique_keys
+from .fixtures import clashes, clearing_sql, meet_requirements, unique_keys
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -71,6 +71,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
         for who in [author] + others:
             values = make(t, "org1", w, who, n, enums, with_id=True)
             values.update(overrides)
+            meet_requirements(t, "org1", w, who, n, enums, values)  # a reply's rating goes with its kind
             if not clashes(t, values, peers, unique_keys(t)):
                 break
         else:
@@ -189,6 +190,14 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
     return [v for v in out if v != current][:4]
 
 
+def settled(schema: Schema, t, w: World, row: Row, values: dict[str, str]) -> dict[str, str]:
+    """`values` with what the table's `requires` checks ask of a row of that kind filled or emptied."""
+    out = dict(values)
+    enums = {f"public.{x.name}": x.values for x in schema.enums}
+    meet_requirements(t, row.org, w, row.author, 8000 + len(w.rows), enums, out)
+    return out
+
+
 def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type) -> list:
     """Every actor tries to move each org1 row across each condition column (where, assignee, link):
     allowed only when the grants admit the row both before and after (docs/access.md, update)."""
@@ -207,9 +216,12 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                 field = e.field(column)
                 values = _alternatives(bp, e, w, t, column, kind, r)
                 for value in values:
-                    after = Row(r.table, r.org, r.author, r.key, values={**r.values, column: value})
-                    sql = (f"update {qname(t.schema_name, t.name)} set {ident(column)} = {value} "
-                           f"where {where_key(r.key)}")
+                    # What the kind of row asks for moves with it (a reply's rating is emptied), in one update.
+                    moved = settled(schema, t, w, r, {**r.values, column: value})
+                    after = Row(r.table, r.org, r.author, r.key, values=moved)
+                    sets = {column: value, **{c: v for c, v in moved.items() if c != column and v != r.values.get(c)}}
+                    sql = (f"update {qname(t.schema_name, t.name)} set "
+                           f"{', '.join(f'{ident(c)} = {v}' for c, v in sets.items())} where {where_key(r.key)}")
                     for actor in w.actors.values():
                         expected = oracle.expect_transition(actor, e.name, r, after)
                         cases.append(case_type(e.name, f"update {column}", actor.name, r.org, "rows", sql, expected))
@@ -245,7 +257,7 @@ def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case
                 values = insert_values(t, "org1", w, actor.name, n)
                 base = Row(e.name, "org1", actor.name, {}, values=values)
                 for value in _alternatives(bp, e, w, t, column, "where", base):
-                    written = {**values, column: value}
+                    written = settled(schema, t, w, base, {**values, column: value})
                     row = Row(e.name, "org1", actor.name, {}, values=written)
                     cases.append(case_type(e.name, "insert", actor.name, "org1", "rows", insert_sql(t, written),
                                            oracle.expect(actor, "insert", e.name, row, "org1"),

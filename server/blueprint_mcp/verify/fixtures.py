@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
-from .values import Domain, domain, ordered_columns, ordered_value
+from .values import Domain, domain, ordered_columns, ordered_value, requirements
 from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
@@ -83,7 +83,34 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
             values[col.name] = Implicit(literal(uid) if uid else "null")
     if with_id:
         _make_distinct(table, org, world, author, n, enums, values, support=True)
+    meet_requirements(table, org, world, author, n, enums, values)
     return values
+
+
+def meet_requirements(table: Table, org: str | None, world: World, author: str, n: int, enums: dict[str, list[str]],
+                      values: dict[str, str]) -> None:
+    """Fill or empty what the table's `requires` checks ask of a row of this kind (a review's rating, none on a
+    reply), once the row's kind is settled. A reference to fill names the first row of its table in `org`."""
+    for rule in requirements(table):
+        col = table.column(rule.column)
+        held = values.get(rule.column, col.default if col is not None else None)
+        if not rule.applies(None if held is None or str(held).strip().lower() == "null" else held):
+            continue
+        for name in rule.empty:  # sent as NULL where the row had a value or the column has a default
+            if name in values or ((column := table.column(name)) is not None and column.default is not None):
+                values[name] = "null"
+        for name in rule.filled:
+            if name in values and str(values[name]).strip().lower() != "null":
+                continue
+            fk = next((fk for fk in table.foreign_keys if fk.columns == [name]), None)
+            if fk is not None:
+                target = None if fk.ref_schema == "auth" else _ref_rows(world, fk, org, table)[:1]
+                if fk.ref_schema == "auth":
+                    values[name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
+                elif target and fk.ref_columns[0] in target[0].key:
+                    values[name] = target[0].key[fk.ref_columns[0]]
+            elif (column := table.column(name)) is not None:
+                values[name] = value_for(table, column, n, enums)
 
 
 # What the server writes on every table (docs/lifecycle.md): a client's insert never sends them.
@@ -95,6 +122,7 @@ def insert_values(table: Table, org: str | None, world: World, author: str, n: i
     """What a client's insert sends: a row like a fixture's, distinct from the fixtures where it can be."""
     values = row_values(table, org, world, author, n, enums, with_id=False)
     _make_distinct(table, org, world, author, n, enums, values, support=False)
+    meet_requirements(table, org, world, author, n, enums, values)
     # The server sets these (a client may not write them): known for unique keys, never sent.
     for col in SERVER_COLUMNS:
         if col in values:

@@ -72,6 +72,18 @@ select n.nspname, p.proname,
 
 
 def introspect(conn: Any) -> Schema:
+    """The app's tables, constraints, enums, views and functions. Read with an empty search_path, so that types
+    and the casts in defaults and checks come back schema-qualified (`'review'::public.reviews_kind_enum`): the
+    literals fixtures copy from them must mean the same type whatever search_path the cases run under."""
+    previous = conn.execute("select current_setting('search_path')").fetchone()[0]
+    conn.execute("select set_config('search_path', '', false)")
+    try:
+        return _introspect(conn)
+    finally:
+        conn.execute("select set_config('search_path', %s, false)", (previous,))
+
+
+def _introspect(conn: Any) -> Schema:
     tables: dict[tuple[str, str], Table] = {}
     for schema, rel, name, typ, nullable, default, generated in conn.execute(_COLUMNS):
         t = tables.setdefault((schema, rel), Table(schema_name=schema, name=rel))

@@ -21,7 +21,7 @@ from .lifecycle import lifecycle_cases
 from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, fuller, insert_values, marker_for,
                        replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
-from .values import allowed_values
+from .values import allowed_values, requirements
 from .world import (
     CORE_FLOW_TABLES,
     ORG,
@@ -311,9 +311,12 @@ def probe_column(t: Table) -> str | None:
     column is the last resort: it still shows a write that reaches a single row."""
     keyed = {c for columns, _ in unique_keys(t) for c in columns}
     fk_cols = {c for fk in t.foreign_keys for c in fk.columns}
+    # Nor one some kind of row must leave empty (a hold's agenda): those rows would refuse the marker, and the
+    # whole write with them.
+    held_empty = {c for rule in requirements(t) for c in (rule.column, *rule.empty)}
     first = update_column(t)
     free = [c.name for c in sorted(t.columns, key=lambda c: c.name != first)
-            if c.type == "text" and c.name not in fk_cols | _SKIP_UPDATE and not allowed_values(t, c.name)]
+            if c.type == "text" and c.name not in fk_cols | _SKIP_UPDATE | held_empty and not allowed_values(t, c.name)]
     return next((c for c in free if c not in keyed), free[0] if free else None)
 
 

@@ -27,12 +27,68 @@ _NUDGE = {">": Decimal("0.001"), "<": Decimal("-0.001")}
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
+@dataclass(frozen=True)
+class Requirement:
+    """A check that holds some columns filled or empty while `column` holds one of `values` (a blueprint's
+    `requires`): `kind <> 'reply' or rating is null`, or as PostgreSQL prints it back,
+    `((kind <> 'reply'::reviews_kind_enum) OR (rating IS NULL))`. Values are the literals' texts."""
+
+    column: str
+    values: tuple[str, ...]
+    filled: tuple[str, ...]
+    empty: tuple[str, ...]
+
+    def applies(self, value: str | None) -> bool:
+        """Whether a row whose column holds the literal `value` (None: NULL, or left out) is held to it."""
+        return value is not None and literal_text(value) in self.values
+
+
+_CAST = re.compile(r"::\s*[a-z_][\w.\" ]*?(?:\[\])?(?=[\s),\]]|$)", re.I)
+_TOKEN = re.compile(r"'(?:[^']|'')*'|[^']+")
+_OUTSIDE = re.compile(r'^("?[a-z_][\w$]*"?) (?:<> (\'(?:[^\']|\'\')*\'|[\w.-]+)|not in (.+?)|<> all array(.+?)) or (.+)$')
+_PART = re.compile(r'^("?[a-z_][\w$]*"?) is (not )?null$')
+
+
+def literal_text(value: str) -> str:
+    """A literal's text: `'review'::public.kind_enum` and `'review'` -> review; `5` -> 5; `true` -> true."""
+    v = _CAST.sub("", str(value).strip()).strip("() ")
+    return v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v.lower()
+
+
+def requirement(expression: str) -> Requirement | None:
+    """The rule a check states, if it is one of `requires`' (any other check: None)."""
+    text = "".join(t if t.startswith("'") else re.sub(r"\s+", " ", t.lower()) for t in _TOKEN.findall(
+        _CAST.sub("", _unwrapped(expression or ""))))
+    flat = "".join(t if t.startswith("'") else t.replace("(", " ").replace(")", " ").replace("[", " ")
+                   .replace("]", " ") for t in _TOKEN.findall(text))
+    flat = "".join(t if t.startswith("'") else re.sub(r"\s+", " ", t) for t in _TOKEN.findall(flat)).strip()
+    flat = re.sub(r" ?, ?", ", ", flat)
+    m = _OUTSIDE.match(flat)
+    if m is None:
+        return None
+    column, single, listed, array, rest = m.groups()
+    items = [single] if single else [x.strip() for x in _TOKEN.findall(listed or array or "") if x.strip(", ")]
+    values = tuple(literal_text(x) for x in items for x in ([x] if x.startswith("'") else x.split(",")) if x.strip())
+    filled, empty = [], []
+    for part in rest.split(" and "):
+        if (p := _PART.match(part.strip())) is None:
+            return None
+        (empty if p.group(2) is None else filled).append(p.group(1).strip('"'))
+    return Requirement(column.strip('"'), values, tuple(filled), tuple(empty)) if values else None
+
+
+def requirements(table: Table) -> list[Requirement]:
+    return [r for k in table.constraints if k.kind == "check" and (r := requirement(k.expression or ""))]
+
+
 def allowed_values(table: Table, column: str) -> list[str]:
-    """Values a check constraint lists for `column` (`col in (...)` or `col = any (array[...])`)."""
+    """Values a check constraint lists for `column` (`col in (...)` or `col = any (array[...])`); a
+    requirement's `not in` list says where a rule applies, not what the column may hold."""
     col = re.escape(column)
     for k in table.constraints:
         expr = k.expression or ""
-        if k.kind == "check" and re.search(rf"\b{col}\b", expr) and (m := _ALLOWED.search(expr)):
+        if k.kind == "check" and re.search(rf"\b{col}\b", expr) and (m := _ALLOWED.search(expr)) \
+                and requirement(expr) is None:
             return re.findall(r"'((?:[^']|'')*)'", m.group(1))
     return []
 
@@ -41,7 +97,7 @@ def _bounds(table: Table, pattern: str) -> list[tuple[str, Decimal]]:
     """(operator, number) of every `<pattern> op number` in the table's checks."""
     out = []
     for k in table.constraints:
-        if k.kind == "check":
+        if k.kind == "check" and requirement(k.expression or "") is None:
             for op, number in re.findall(pattern + r"\s*(>=|<=|>|<)\s*" + _NUMBER, k.expression or "", re.I):
                 out.append((op, Decimal(number)))
     return out
@@ -178,12 +234,27 @@ _ORDERED = ("timestamptz", "timestamp with time zone", "timestamp", "timestamp w
             *INTEGER_TYPES, "numeric")
 
 
+def _unwrapped(expression: str) -> str:
+    """The expression without what PostgreSQL prints around a whole check: `CHECK ((a > b))` -> `a > b`."""
+    text = re.sub(r"\s+not valid\s*$", "", re.sub(r"^\s*check\s*(?=\()", "", expression, flags=re.I), flags=re.I)
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(text) - 1:
+                return text  # `(a) > (b)`: the first parenthesis closes before the end
+        text = text[1:-1].strip()
+    return text
+
+
 def ordered_columns(table: Table) -> dict[str, int]:
     """Ranks for columns that checks compare (`a > b`) or exclusions range over: a row whose values
     grow with the rank satisfies every comparison and gives a non-empty [start, end) range."""
     edges: list[tuple[str, str]] = []  # (smaller, larger)
     for k in table.constraints:
-        if k.kind == "check" and (m := _COMPARISON.match(k.expression or "")):
+        if k.kind == "check" and (m := _COMPARISON.match(_unwrapped(k.expression or ""))):
             a, op, b = m.groups()
             edges.append((b, a) if op in (">", ">=", "<>") else (a, b))
         elif k.kind == "exclude" and len(k.columns) >= 2:

@@ -112,9 +112,9 @@ insert into public.order_messages (id, organization_id, created_by, order_id, bo
 insert into public.order_messages (id, organization_id, created_by, order_id, body) values ('54f54564-d482-55c6-9997-de042fd39b59', 'f8bd39f8-79ac-5adc-888a-becccf455a83', 'cd4646b2-55c6-54d0-a4bc-f947f588a888', 'a01654ed-f14c-5677-9f83-1bb2d2955e70', 'Body for order message 4.');
 
 -- reviews
-insert into public.reviews (id, organization_id, created_by, order_id, body, kind) values ('cfecf44a-42ba-535e-9113-6c33dcefae54', 'e24dcc09-785c-58dd-a8ae-e7f9367bd0e5', '2add59e9-e8ef-5cdb-83d9-d9ebac0a5e63', 'f983d69e-5eed-521c-9f50-12cec6c54346', 'Body for review 1.', 'review'::public.reviews_kind_enum);
+insert into public.reviews (id, organization_id, created_by, order_id, body, kind, rating) values ('cfecf44a-42ba-535e-9113-6c33dcefae54', 'e24dcc09-785c-58dd-a8ae-e7f9367bd0e5', '2add59e9-e8ef-5cdb-83d9-d9ebac0a5e63', 'f983d69e-5eed-521c-9f50-12cec6c54346', 'Body for review 1.', 'review'::public.reviews_kind_enum, 1);
 insert into public.reviews (id, organization_id, created_by, order_id, body, kind) values ('5ceaa5c2-f48b-59eb-afe5-c3b5614520e6', 'e24dcc09-785c-58dd-a8ae-e7f9367bd0e5', 'b8361980-11f3-50b8-87e1-ff6ebae3fcdc', 'f983d69e-5eed-521c-9f50-12cec6c54346', 'Body for review 2.', 'reply'::public.reviews_kind_enum);
-insert into public.reviews (id, organization_id, created_by, order_id, body, kind) values ('cf4db366-b777-5b88-b2df-dc3a726dd874', 'f8bd39f8-79ac-5adc-888a-becccf455a83', 'd5ebe1eb-caa3-55ad-84bb-ac96438fda0a', 'a01654ed-f14c-5677-9f83-1bb2d2955e70', 'Body for review 3.', 'review'::public.reviews_kind_enum);
+insert into public.reviews (id, organization_id, created_by, order_id, body, kind, rating) values ('cf4db366-b777-5b88-b2df-dc3a726dd874', 'f8bd39f8-79ac-5adc-888a-becccf455a83', 'd5ebe1eb-caa3-55ad-84bb-ac96438fda0a', 'a01654ed-f14c-5677-9f83-1bb2d2955e70', 'Body for review 3.', 'review'::public.reviews_kind_enum, 1);
 insert into public.reviews (id, organization_id, created_by, order_id, body, kind) values ('4cd79ef8-8f51-50ee-a6b4-908c9a0776fe', 'f8bd39f8-79ac-5adc-888a-becccf455a83', 'cd4646b2-55c6-54d0-a4bc-f947f588a888', 'a01654ed-f14c-5677-9f83-1bb2d2955e70', 'Body for review 4.', 'reply'::public.reviews_kind_enum);
 
 -- payouts

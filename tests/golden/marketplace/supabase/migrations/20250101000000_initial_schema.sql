@@ -374,6 +374,8 @@ create table public.reviews (
   constraint reviews_rating_check check (rating >= 1.0 and rating <= 5.0),
   constraint reviews_body_check check (char_length(body) >= 1 and char_length(body) <= 5000),
   constraint reviews_organization_id_order_id_kind_key unique (organization_id, order_id, kind),
+  constraint reviews_requires_1_check check (kind <> 'review' or rating is not null),
+  constraint reviews_requires_2_check check (kind <> 'reply' or rating is null),
   constraint reviews_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint reviews_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint reviews_organization_id_order_id_fkey foreign key (organization_id, order_id) references public.orders (organization_id, id) on delete cascade
