@@ -170,6 +170,7 @@ def _buckets_named(tree: Any) -> set[str] | None:
           "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text).")
 def storage_policy_not_tied_to_caller(r, s: Schema):
     private = {b.name for b in s.buckets if not b.public}
+    published = _published_buckets(s)
     for p in _object_policies(s):
         if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
             continue
@@ -191,10 +192,22 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                 named = _buckets_named(clause) if clause is not MISSING else None
                 if named is not None and not named & private:
                     continue  # public buckets, or ones the SQL does not create: judged by the bucket's own rules
+                if command == "select" and named is not None and named <= published:
+                    continue  # anon reads these buckets' files by name already: signed-in users reading them adds nobody
             loose.append(command)
         if loose:
             yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files without "
                             f"asking who the caller is.", f"storage.objects.{p.name}", location=p.location)
+
+
+def _published_buckets(s: Schema) -> set[str]:
+    """Buckets whose every file a permissive select policy granted to anon by name reads (only the bucket named)."""
+    out: set[str] = set()
+    for p in _object_policies(s):
+        if p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) and p.using is not None \
+                and p.using_tree is not None and not _ties_caller(p.using_tree):
+            out |= _buckets_named(p.using_tree) or set()
+    return out
 
 
 def _graphql_exposed(s: Schema, role: str):
