@@ -1122,3 +1122,28 @@ def test_a_personal_workspace_keeps_one_member_with_its_guard_after_rls(make_db)
     members = conn.execute("select user_id::text from public.organization_members where organization_id = %s",
                            (mine,))
     assert members.fetchall() == [(ann,)]
+
+
+def test_cases_that_point_a_reference_a_kind_of_row_must_leave_empty_are_left_out(url):
+    """make fuzz: a row whose only kind asks its `parent_id` empty (requires). The lifecycle case "deleting an
+    account keeps another's row under theirs" filed such a row under a parent, which the CHECK refused (an error
+    verdict): a row that cannot exist is no case. The same holds for `under`, archived-parent, cross-organisation
+    and transition cases that set a column against its rule."""
+    data = blueprint({"name": "items", "scope": "user", "fields": [
+        {"name": "kind", "type": "enum", "values": ["plain"], "default": "plain", "nullable": False},
+        {"name": "parent_id", "type": "reference", "references": "items"},
+        {"name": "label", "type": "text"}],
+        "requires": [{"when": {"column": "kind", "equals": "plain"}, "empty": ["parent_id"], "filled": ["label"]}],
+        "soft_delete": True, "access": {"select": "admin", "insert": "admin", "update": "viewer",
+                                        "delete": "member", "own_rows_only": True}},
+        {"name": "notes", "fields": [
+            {"name": "kind", "type": "enum", "values": ["loose", "filed"], "default": "loose", "nullable": False},
+            {"name": "item_id", "type": "reference", "references": "notes"}],
+         "requires": [{"when": {"column": "kind", "equals": "loose"}, "empty": ["item_id"]}],
+         "access": {"insert": [{"min_role": "member", "where": {"column": "kind", "in": ["loose", "filed"]}}],
+                    "update": [{"min_role": "member", "where": {"column": "kind", "equals": "loose"}},
+                               {"min_role": "admin"}]}})
+    report = verified(data, url)
+    names = {c.attack or c.command for c in report.cases if c.table == "items"}
+    assert not any("keeps" in n and "items row in their items" in n for n in names)
+    assert report.cases

@@ -16,7 +16,7 @@ from ..model.access import COMMANDS, Grant, Match
 from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
-from .fixtures import clashes, clearing_sql, meet_requirements, unique_keys
+from .fixtures import clashes, clearing_sql, holds, meet_requirements, unique_keys
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -218,6 +218,8 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                 for value in values:
                     # What the kind of row asks for moves with it (a reply's rating is emptied), in one update.
                     moved = settled(schema, t, w, r, {**r.values, column: value})
+                    if not holds(t, moved, [column]):
+                        continue  # this kind of row must leave the column as it was (empty, or filled)
                     after = Row(r.table, r.org, r.author, r.key, values=moved)
                     sets = {column: value, **{c: v for c, v in moved.items() if c != column and v != r.values.get(c)}}
                     sql = (f"update {qname(t.schema_name, t.name)} set "
@@ -229,7 +231,8 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                     continue
                 for actor in w.actors.values():  # and each caller points the link at themselves
                     mine = literal(actor.user_id) if actor.user_id else None
-                    if mine is None or mine in values or mine == r.values.get(column):
+                    if mine is None or mine in values or mine == r.values.get(column) \
+                            or not holds(t, {**r.values, column: mine}, [column]):
                         continue
                     after = Row(r.table, r.org, r.author, r.key, values={**r.values, column: mine})
                     sql = (f"update {qname(t.schema_name, t.name)} set {ident(column)} = {mine} "
@@ -258,6 +261,8 @@ def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case
                 base = Row(e.name, "org1", actor.name, {}, values=values)
                 for value in _alternatives(bp, e, w, t, column, "where", base):
                     written = settled(schema, t, w, base, {**values, column: value})
+                    if not holds(t, written, [column]):
+                        continue
                     row = Row(e.name, "org1", actor.name, {}, values=written)
                     cases.append(case_type(e.name, "insert", actor.name, "org1", "rows", insert_sql(t, written),
                                            oracle.expect(actor, "insert", e.name, row, "org1"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 
 from ..model.schema import Column, ForeignKey, Table
@@ -94,13 +94,13 @@ def meet_requirements(table: Table, org: str | None, world: World, author: str, 
     for rule in requirements(table):
         col = table.column(rule.column)
         held = values.get(rule.column, col.default if col is not None else None)
-        if not rule.applies(None if held is None or str(held).strip().lower() == "null" else held):
+        if not rule.applies(None if _is_null(held) else held):
             continue
         for name in rule.empty:  # sent as NULL where the row had a value or the column has a default
             if name in values or ((column := table.column(name)) is not None and column.default is not None):
                 values[name] = "null"
         for name in rule.filled:
-            if name in values and str(values[name]).strip().lower() != "null":
+            if name in values and not _is_null(values[name]):
                 continue
             fk = next((fk for fk in table.foreign_keys if fk.columns == [name]), None)
             if fk is not None:
@@ -111,6 +111,26 @@ def meet_requirements(table: Table, org: str | None, world: World, author: str, 
                     values[name] = target[0].key[fk.ref_columns[0]]
             elif (column := table.column(name)) is not None:
                 values[name] = value_for(table, column, n, enums)
+
+
+def _is_null(value: object) -> bool:
+    return value is None or str(value).strip().lower() == "null"
+
+
+def holds(table: Table, values: dict[str, str], columns: Iterable[str]) -> bool:
+    """Whether the table's `requires` rules let this row keep `columns` as they are: a case that points a
+    reference (or sets a column) the row's kind asks to leave empty, or empties one it asks filled, describes a
+    row that cannot exist, and is left out rather than judged."""
+    for rule in requirements(table):
+        col = table.column(rule.column)
+        held = values.get(rule.column, col.default if col is not None else None)
+        if not rule.applies(None if _is_null(held) else held):
+            continue
+        for name in columns:
+            if (name in rule.empty and not _is_null(values.get(name))) or \
+                    (name in rule.filled and _is_null(values.get(name))):
+                return False
+    return True
 
 
 # What the server writes on every table (docs/lifecycle.md): a client's insert never sends them.

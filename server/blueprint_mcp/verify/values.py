@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 
 from ..model.schema import Column, Table
@@ -31,7 +32,7 @@ _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 class Requirement:
     """A check that holds some columns filled or empty while `column` holds one of `values` (a blueprint's
     `requires`): `kind <> 'reply' or rating is null`, or as PostgreSQL prints it back,
-    `((kind <> 'reply'::reviews_kind_enum) OR (rating IS NULL))`. Values are the literals' texts."""
+    `CHECK (((kind <> 'reply'::public.reviews_kind_enum) OR (rating IS NULL)))`. Values are the literals' texts."""
 
     column: str
     values: tuple[str, ...]
@@ -55,8 +56,10 @@ def literal_text(value: str) -> str:
     return v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v.lower()
 
 
+@lru_cache(maxsize=4096)
 def requirement(expression: str) -> Requirement | None:
-    """The rule a check states, if it is one of `requires`' (any other check: None)."""
+    """The rule a check states, if it is one of `requires`' (any other check: None). Cached: the domain of
+    every fixture value asks it of every check of the table."""
     text = "".join(t if t.startswith("'") else re.sub(r"\s+", " ", t.lower()) for t in _TOKEN.findall(
         _CAST.sub("", _unwrapped(expression or ""))))
     flat = "".join(t if t.startswith("'") else t.replace("(", " ").replace(")", " ").replace("[", " ")
