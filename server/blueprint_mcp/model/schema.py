@@ -97,9 +97,6 @@ class Index(_Obj):
     columns: list[str]
     unique: bool = False
     where: str | None = None
-    include: list[str] = Field(default_factory=list,
-                               description="Columns stored but not searched (INCLUDE): those the read policy checks, "
-                                           "so a count under RLS stays an index-only scan.")
     location: Location | None = None
     shape: str | None = Field(None, exclude=True, repr=False,
                               description="Everything but the name and uniqueness that decides which queries "

@@ -65,8 +65,7 @@ def create_table_sql(t: Table, inline_fks: list[ForeignKey]) -> str:
 def index_sql(schema: str, table: str, ix: Index) -> str:
     kind = "create unique index" if ix.unique else "create index"
     where = f" where {ix.where}" if ix.where else ""
-    include = f" include ({column_list(ix.include)})" if ix.include else ""
-    return f"{kind} {ident(ix.name)} on {qname(schema, table)} ({column_list(ix.columns)}){include}{where};"
+    return f"{kind} {ident(ix.name)} on {qname(schema, table)} ({column_list(ix.columns)}){where};"
 
 
 def privilege_sql(p: Privilege) -> str:

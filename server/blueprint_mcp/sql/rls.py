@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..model import Blueprint, Capability
 from ..model.schema import Command, Policy, Table
 from .access import audit_branches, grant_policies, roles_pred
-from .columns import ORG, add_index
+from .columns import add_index
 from .ident import literal
 from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
 
@@ -117,27 +117,3 @@ def apply_rls(bp: Blueprint, tables: list[Table]) -> None:
         t.policies = policies_for(bp, t)
         for col in dict.fromkeys(c for pol in t.policies for c in pol.columns):
             add_index(t, [col])
-        cover_read_policy(t)
-
-
-COVERED_TYPES = ("uuid", "boolean", "integer", "bigint", "smallint", "date", "timestamptz")
-
-
-def cover_read_policy(t: Table) -> None:
-    """An index leading with the tenant key (not the unique key; the one lacking fewest, then the shortest) also
-    stores the other columns the read policies check (`created_by` of an own-rows grant, a `status` a where grant reads), when they are few
-    and small: a count under RLS (`count=exact`) is then an index-only scan, as the table owner's count with
-    only the tenant filter is. Without them every row counted is read from the heap (bench/policy_speed.py:
-    2.7x -> 1.2x for a member of 50 organisations on a vacuumed table)."""
-    reads = [c for pol in t.policies if str(pol.command) in ("select", "all") and pol.permissive
-             for c in pol.columns]
-    tenant = [i for i in t.indexes if i.columns and i.columns[0] == ORG and not i.unique and i.where is None]
-    if not tenant:
-        return
-    def missing(i) -> list[str]:
-        return [c for c in dict.fromkeys(reads) if c not in i.columns]
-    ix = min(tenant, key=lambda i: (len(missing(i)), len(i.columns)))  # one that already holds them: nothing to add
-    extra = missing(ix)
-    types = {c.name: c.type.split("(")[0].strip() for c in t.columns}
-    if extra and len(extra) <= 2 and all(types.get(c, "").startswith(("public.", *COVERED_TYPES)) for c in extra):
-        ix.include = extra

@@ -231,7 +231,7 @@ comment on column public.entries.body is 'The rich-text document.';
 comment on column public.entries.publish_at is 'When a scheduled entry goes live.';
 comment on column public.entries.cover_id is 'A listed media asset.';
 comment on column public.entries.archived_at is 'Soft delete: set instead of deleting.';
-create index entries_organization_id_status_published_at_idx on public.entries (organization_id, status, published_at) include (created_by);
+create index entries_organization_id_status_published_at_idx on public.entries (organization_id, status, published_at);
 create index entries_created_by_status_idx on public.entries (created_by, status);
 create index entries_organization_id_cover_id_idx on public.entries (organization_id, cover_id);
 create index entries_status_idx on public.entries (status);
@@ -265,7 +265,7 @@ comment on column public.entry_revisions.created_by is 'The creating user; immut
 comment on column public.entry_revisions.note is 'What changed.';
 create index entry_revisions_entry_id_created_at_idx on public.entry_revisions (entry_id, created_at);
 create index entry_revisions_created_by_idx on public.entry_revisions (created_by);
-create index entry_revisions_organization_id_entry_id_idx on public.entry_revisions (organization_id, entry_id) include (created_by);
+create index entry_revisions_organization_id_entry_id_idx on public.entry_revisions (organization_id, entry_id);
 alter table public.entry_revisions enable row level security;
 revoke all on table public.entry_revisions from anon, authenticated;
 grant select, insert (organization_id, entry_id, title, body, note) on table public.entry_revisions to authenticated;
@@ -323,7 +323,7 @@ create table public.sessions (
 comment on table public.sessions is 'Client sessions, written by the service role (an edge function of yours: none generated writes them); log-event accepts an event''s session_id only among the caller''s own.';
 comment on column public.sessions.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.sessions.country is 'ISO 3166-1 alpha-2; no finer location is stored.';
-create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at) include (user_id);
+create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at);
 create index sessions_user_id_started_at_idx on public.sessions (user_id, started_at);
 alter table public.sessions enable row level security;
 revoke all on table public.sessions from anon, authenticated;
@@ -354,7 +354,7 @@ comment on table public.events is 'Analytics events of the canonical taxonomy; s
 comment on column public.events.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.events.user_id is 'Null for system events.';
 comment on column public.events.properties is 'Context for the event; personal data is rejected by a check.';
-create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at) include (user_id);
+create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at);
 create index events_event_name_occurred_at_idx on public.events (event_name, occurred_at);
 create index events_user_id_occurred_at_idx on public.events (user_id, occurred_at);
 create index events_organization_id_session_id_idx on public.events (organization_id, session_id);

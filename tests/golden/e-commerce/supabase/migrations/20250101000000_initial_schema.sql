@@ -336,7 +336,7 @@ comment on table public.cart_items is 'A product and quantity in a cart; the pri
 comment on column public.cart_items.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.cart_items.created_by is 'The creating user; immutable; null once their account is deleted.';
 create index cart_items_created_by_idx on public.cart_items (created_by);
-create index cart_items_organization_id_product_id_idx on public.cart_items (organization_id, product_id) include (cart_id);
+create index cart_items_organization_id_product_id_idx on public.cart_items (organization_id, product_id);
 create index cart_items_cart_id_idx on public.cart_items (cart_id);
 alter table public.cart_items enable row level security;
 revoke all on table public.cart_items from anon, authenticated;
@@ -431,7 +431,7 @@ create table public.order_items (
 comment on table public.order_items is 'A line of an order with the product''s name and unit price at checkout, written with the order by the service role, so later catalogue changes never rewrite what was sold.';
 comment on column public.order_items.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.order_items.product_id is 'The product, while it exists.';
-create index order_items_organization_id_product_id_idx on public.order_items (organization_id, product_id) include (order_id);
+create index order_items_organization_id_product_id_idx on public.order_items (organization_id, product_id);
 create index order_items_order_id_idx on public.order_items (order_id);
 alter table public.order_items enable row level security;
 revoke all on table public.order_items from anon, authenticated;
@@ -528,7 +528,7 @@ create table public.sessions (
 comment on table public.sessions is 'Client sessions, written by the service role (an edge function of yours: none generated writes them); log-event accepts an event''s session_id only among the caller''s own.';
 comment on column public.sessions.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.sessions.country is 'ISO 3166-1 alpha-2; no finer location is stored.';
-create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at) include (user_id);
+create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at);
 create index sessions_user_id_started_at_idx on public.sessions (user_id, started_at);
 alter table public.sessions enable row level security;
 revoke all on table public.sessions from anon, authenticated;
@@ -559,7 +559,7 @@ comment on table public.events is 'Analytics events of the canonical taxonomy; s
 comment on column public.events.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.events.user_id is 'Null for system events.';
 comment on column public.events.properties is 'Context for the event; personal data is rejected by a check.';
-create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at) include (user_id);
+create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at);
 create index events_event_name_occurred_at_idx on public.events (event_name, occurred_at);
 create index events_user_id_occurred_at_idx on public.events (user_id, occurred_at);
 create index events_organization_id_session_id_idx on public.events (organization_id, session_id);

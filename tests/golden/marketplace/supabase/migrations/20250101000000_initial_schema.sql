@@ -264,7 +264,7 @@ comment on column public.orders.organization_id is 'Tenant key: immutable, check
 comment on column public.orders.buyer_id is 'The buyer''s login.';
 create index orders_buyer_id_created_at_idx on public.orders (buyer_id, created_at);
 create index orders_organization_id_status_created_at_idx on public.orders (organization_id, status, created_at);
-create index orders_organization_id_listing_id_idx on public.orders (organization_id, listing_id) include (buyer_id);
+create index orders_organization_id_listing_id_idx on public.orders (organization_id, listing_id);
 alter table public.orders enable row level security;
 revoke all on table public.orders from anon, authenticated;
 grant select on table public.orders to authenticated;
@@ -322,7 +322,7 @@ create table public.shipments (
 comment on table public.shipments is 'The parcel of an order (one each): shippers pack it, add the tracking number and record delivery; the buyer follows it. Only a parcel still being prepared may be deleted.';
 comment on column public.shipments.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.shipments.created_by is 'The creating user; immutable; null once their account is deleted.';
-create index shipments_organization_id_status_idx on public.shipments (organization_id, status) include (order_id);
+create index shipments_organization_id_status_idx on public.shipments (organization_id, status);
 create index shipments_created_by_idx on public.shipments (created_by);
 create index shipments_organization_id_shipped_by_idx on public.shipments (organization_id, shipped_by);
 create index shipments_order_id_idx on public.shipments (order_id);
@@ -442,7 +442,7 @@ create table public.sessions (
 comment on table public.sessions is 'Client sessions, written by the service role (an edge function of yours: none generated writes them); log-event accepts an event''s session_id only among the caller''s own.';
 comment on column public.sessions.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.sessions.country is 'ISO 3166-1 alpha-2; no finer location is stored.';
-create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at) include (user_id);
+create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at);
 create index sessions_user_id_started_at_idx on public.sessions (user_id, started_at);
 alter table public.sessions enable row level security;
 revoke all on table public.sessions from anon, authenticated;
@@ -473,7 +473,7 @@ comment on table public.events is 'Analytics events of the canonical taxonomy; s
 comment on column public.events.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.events.user_id is 'Null for system events.';
 comment on column public.events.properties is 'Context for the event; personal data is rejected by a check.';
-create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at) include (user_id);
+create index events_organization_id_occurred_at_idx on public.events (organization_id, occurred_at);
 create index events_event_name_occurred_at_idx on public.events (event_name, occurred_at);
 create index events_user_id_occurred_at_idx on public.events (user_id, occurred_at);
 create index events_organization_id_session_id_idx on public.events (organization_id, session_id);
