@@ -123,7 +123,8 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 
 
 def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int]:
-    """Median execution time and the count the query returns; every run is rolled back (writes too)."""
+    """Median execution time and the count the query returns; every run is rolled back (writes too). TIMING OFF:
+    per-node clock reads are measurement, not cost (bench/policy_speed.py)."""
     times, count = [], 0
     for i in range(WARMUP + repeat):
         with conn.transaction():
@@ -131,7 +132,7 @@ def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int
                 conn.execute("set local role authenticated")
                 conn.execute("select set_config('request.jwt.claims', %s, true)",
                              (json.dumps({"sub": user, "role": "authenticated"}),))
-            plan = conn.execute("explain (analyze, format json) " + sql).fetchone()[0]
+            plan = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0]
             if i >= WARMUP:
                 times.append(plan[0]["Execution Time"])
             raise psycopg.Rollback()

@@ -14,7 +14,9 @@ EXPLAIN ANALYZE (TIMING OFF) in a transaction that is rolled back, and prints th
 with each policy's ratio to the limit (the median of the ratios of runs taken in the same round) and the plan
 shape of the generated one. Operations: SELECT count,
 a page of the 50 newest rows, UPDATE of 100 rows, INSERT of 1,000 rows, DELETE of 100 rows. Row counts are
-checked equal across the four. Triggers are disabled during writes, so only the policies' cost differs.
+checked equal across the five. Triggers are disabled during writes, so only the policies' cost differs. The
+table is vacuumed before every operation, as autovacuum keeps a table in use: its pages all-visible (index-only
+scans read no heap) and no dead entries left by the rolled-back writes before.
 """
 
 from __future__ import annotations
@@ -174,10 +176,14 @@ def seed(conn, orgs: int, rows: int, users: dict[int, str]) -> None:
 def vacuum(conn) -> None:
     """As autovacuum keeps a table in use: before each operation, so index-only scans see an all-visible table and
     the rolled-back writes of the one before (30 rounds of 1,000 inserted rows, dead in every index) are gone."""
-    conn.execute("vacuum (analyze) public.habits, public.organization_members")
-    visible = conn.execute("select relallvisible = relpages from pg_class where oid = 'public.habits'::regclass")
-    if not visible.fetchone()[0]:
-        raise SystemExit("VACUUM left pages of habits not all-visible: the counts would read the heap")
+    for _ in range(3):  # a page whose tuples' hint bits were not yet set may need a second pass
+        conn.execute("vacuum (freeze, analyze) public.habits, public.organization_members")
+        visible, pages = conn.execute(
+            "select relallvisible, relpages from pg_class where oid = 'public.habits'::regclass").fetchone()
+        if visible >= 0.98 * pages:  # (at 1M rows about 1.6% of the pages stay unmarked, pass after pass)
+            return
+    raise SystemExit(f"VACUUM left {pages - visible} of {pages} pages of habits not all-visible: the counts would "
+                     "read the heap")
 
 
 def main() -> int:
