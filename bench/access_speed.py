@@ -122,28 +122,36 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 # them once per session; the first five executions of a cached plan are planned again for their parameters)
 
 
-def median_ms(conn, sql: str, user: str | None, repeat: int) -> tuple[float, int]:
-    """Median execution time and the count the query returns; every run is rolled back (writes too). TIMING OFF:
-    per-node clock reads are measurement, not cost (bench/policy_speed.py)."""
-    times, count = [], 0
+def timed(conn, forms: list[tuple[str, str | None]], repeat: int) -> list[tuple[float, int, list[float]]]:
+    """For each (query, caller or None for the owner): median execution ms, the count it returns and every timed
+    run. The forms take turns in every round, each round starting with the next, so a slow moment of the shared
+    machine falls on both; every run is rolled back (writes too). TIMING OFF: per-node clock reads are
+    measurement, not cost (bench/policy_speed.py)."""
+    times: list[list[float]] = [[] for _ in forms]
     for i in range(WARMUP + repeat):
+        for k in [(i + j) % len(forms) for j in range(len(forms))]:
+            sql, user = forms[k]
+            with conn.transaction():
+                _as(conn, user)
+                plan = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0]
+                if i >= WARMUP:
+                    times[k].append(plan[0]["Execution Time"])
+                raise psycopg.Rollback()
+    out = []
+    for (sql, user), t in zip(forms, times):
         with conn.transaction():
-            if user:
-                conn.execute("set local role authenticated")
-                conn.execute("select set_config('request.jwt.claims', %s, true)",
-                             (json.dumps({"sub": user, "role": "authenticated"}),))
-            plan = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0]
-            if i >= WARMUP:
-                times.append(plan[0]["Execution Time"])
+            _as(conn, user)
+            count = conn.execute(sql).fetchone()[0]
             raise psycopg.Rollback()
-    with conn.transaction():
-        if user:
-            conn.execute("set local role authenticated")
-            conn.execute("select set_config('request.jwt.claims', %s, true)",
-                         (json.dumps({"sub": user, "role": "authenticated"}),))
-        count = conn.execute(sql).fetchone()[0]
-        raise psycopg.Rollback()
-    return statistics.median(times), count
+        out.append((statistics.median(t), count, t))
+    return out
+
+
+def _as(conn, user: str | None) -> None:
+    if user:
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)",
+                     (json.dumps({"sub": user, "role": "authenticated"}),))
 
 
 def main() -> int:
@@ -233,6 +241,8 @@ def lab_database(cluster: TempCluster, name: str, bp) -> Iterator[psycopg.Connec
     cluster.create_database(name)
     cluster.execute(expose_schemas_sql(name))
     with psycopg.connect(cluster.dsn(name), autocommit=True) as conn:
+        # Synchronous commits: VACUUM marks pages all-visible only once the commit that wrote them is flushed.
+        conn.execute("set synchronous_commit = on")
         apply_sql(conn, auth_shim_sql("explicit"))
         for sql in blueprint_migrations(bp):
             apply_sql(conn, sql)
@@ -240,13 +250,15 @@ def lab_database(cluster: TempCluster, name: str, bp) -> Iterator[psycopg.Connec
 
 
 def measure(conn, cases: list[tuple[str, str, str, str]], repeat: int) -> None:
-    """Print each case's line: (label, protected query, caller, the limit's query)."""
+    """Print each case's line: (label, protected query, caller, the limit's query); the ratio is the median of the
+    ratios of runs taken in the same round."""
     for label, protected, user, limit_sql in cases:
-        ours, seen = median_ms(conn, protected, user, repeat)
-        limit, expected = median_ms(conn, limit_sql, None, repeat)
+        conn.execute("vacuum (analyze)")  # as autovacuum would: no dead entries left by the rolled-back inserts
+        (ours, seen, ours_t), (limit, expected, limit_t) = timed(conn, [(protected, user), (limit_sql, None)], repeat)
         if seen != expected:
             raise SystemExit(f"{label}: the policy shows {seen} rows, the explicit filter {expected}")
-        print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ours / limit:>7.2f}x", flush=True)
+        ratio = statistics.median(a / b for a, b in zip(ours_t, limit_t))  # paired by round
+        print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ratio:>7.2f}x", flush=True)
 
 
 if __name__ == "__main__":
