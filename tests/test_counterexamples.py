@@ -1147,3 +1147,22 @@ def test_cases_that_point_a_reference_a_kind_of_row_must_leave_empty_are_left_ou
     names = {c.attack or c.command for c in report.cases if c.table == "items"}
     assert not any("keeps" in n and "items row in their items" in n for n in names)
     assert report.cases
+
+
+def test_verify_of_a_migrations_folder_reads_an_extension_type_by_its_own_name(url):
+    """Introspection reads the catalog with an empty search_path (enum casts come back qualified); a column of
+    an extension's type came back `extensions.citext` too, which the value readers did not know as text, so
+    the fixtures of a unique citext column all got one value and clashed (review)."""
+    from datetime import datetime
+
+    from blueprint_mcp.tools import migration_files
+    from blueprint_mcp.verify.run import verify
+
+    files = migration_files(load_template("b2b-saas"), datetime(2025, 1, 1))
+    migrations = [files[p] for p in sorted(files) if p.startswith("supabase/migrations/")] + [
+        "create extension if not exists citext with schema extensions;\n"
+        "alter table public.projects alter column name type extensions.citext;\n"
+        "alter table public.projects add constraint projects_name_key unique (organization_id, name);"]
+    report = verify(source="b2b-saas+citext", migrations=migrations, database_url=url)
+    assert report.fixture_failures == []
+    assert [(c.table, c.command, c.actual) for c in report.failures if c.verdict != "LEAK"] == []

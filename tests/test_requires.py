@@ -25,6 +25,10 @@ WRITTEN = [
      Requirement("kind", ("meeting", "call"), ("agenda",), ("dial_in",))),
     ("urgent <> true or note is not null", Requirement("urgent", ("true",), ("note",), ())),
     ("kind <> 'it''s' or note is null", Requirement("kind", ("it's",), (), ("note",))),
+    # Quoted values are read whole: commas, ' or ', casts and capitals inside them are theirs.
+    ("kind not in ('a,b', 'c') or rating is not null", Requirement("kind", ("a,b", "c"), ("rating",), ())),
+    ("kind not in ('x', 'a or b') or rating is null", Requirement("kind", ("x", "a or b"), (), ("rating",))),
+    ("kind <> 'a::b  C' or rating is null", Requirement("kind", ("a::b  C",), (), ("rating",))),
 ]
 PRINTED = [  # as pg_get_constraintdef prints them back (introspection reads with an empty search_path)
     ("CHECK (((kind <> 'review'::public.reviews_kind_enum) OR (rating IS NOT NULL)))",
@@ -32,8 +36,13 @@ PRINTED = [  # as pg_get_constraintdef prints them back (introspection reads wit
     ("CHECK (((kind <> ALL (ARRAY['meeting'::public.k_enum, 'call'::public.k_enum])) OR "
      "((agenda IS NOT NULL) AND (dial_in IS NULL))))", Requirement("kind", ("meeting", "call"), ("agenda",), ("dial_in",))),
     ("CHECK (((level <> 3) OR (note IS NULL)))", Requirement("level", ("3",), (), ("note",))),
+    ("CHECK (((kind <> ALL (ARRAY['a,b'::text, 'x or y'::text])) OR (rating IS NULL)))",
+     Requirement("kind", ("a,b", "x or y"), (), ("rating",))),
+    ("CHECK (((level <> ALL (ARRAY[('-1'::integer)::bigint, (2)::bigint])) OR (note IS NULL)))",
+     Requirement("level", ("-1", "2"), (), ("note",))),
 ]
-NOT_ONE = ["rating >= 1.0 and rating <= 5.0", "ends_at > starts_at", "CHECK ((period_end > period_start))",
+NOT_ONE = ["(kind <> 'x' or a is null) and b is null", "kind <> 'x' or (a is null or b is null)",
+           "rating >= 1.0 and rating <= 5.0", "ends_at > starts_at", "CHECK ((period_end > period_start))",
            "status in ('a', 'b')", "kind <> 'x' or b = 1", "kind <> 'x' or note is null or other is null",
            "char_length(body) >= 1"]
 
@@ -161,10 +170,72 @@ def test_the_marketplace_states_its_rule_and_the_seed_meets_it():
     reviews = [line for line in rows if "'review'::" in line]
     replies = [line for line in rows if "'reply'::" in line]
     assert reviews and replies and len(reviews) + len(replies) == len(rows)
-    assert all(", rating) values" in line and line.endswith(", 1);") for line in reviews)
-    assert all(", rating)" not in line for line in replies)  # left out: NULL
+    def rating(line: str) -> str | None:
+        columns = line.split(" (", 1)[1].split(")", 1)[0].split(", ")
+        values = line.rsplit(" values (", 1)[1].rstrip(");").split(", ")
+        return dict(zip(columns, values)).get("rating")
+    assert all(rating(line) == "1" for line in reviews)
+    assert all(rating(line) in (None, "null") for line in replies)
 
 
 def test_parse_accepts_the_rule_on_the_model():
     bp = parse_blueprint(_app(CALLS))
     assert [len(r.filled) + len(r.empty) for r in bp.entity("calls").requires] == [2, 2, 1, 1]
+
+
+@pytest.mark.postgres
+def test_a_case_the_default_kind_forbids_is_tried_on_a_kind_that_allows_it(url):
+    """Review: tasks of the default kind (internal) must leave project_id empty. The cross-organisation reference
+    attack, the `under`, naming and lifecycle cases were left out for such rows, so a loosened foreign key
+    passed. They now run on a billable task (the rule's column moved outside the rule), and the leak shows."""
+    from blueprint_mcp.verify.run import verify
+
+    data = _app({"name": "projects", "fields": [{"name": "title", "type": "text", "nullable": False}]},
+                {"name": "tasks", "fields": [
+                    {"name": "kind", "type": "enum", "values": ["billable", "internal"], "nullable": False,
+                     "default": "internal"},
+                    {"name": "project_id", "type": "reference", "references": "projects"}],
+                 "requires": [{"when": {"column": "kind", "equals": "internal"}, "empty": ["project_id"]}]})
+    bp = parse_blueprint(data)
+    files = migration_files(bp, datetime(2025, 1, 1))
+    migrations = [files[p] for p in sorted(files) if p.startswith("supabase/migrations/")]
+    tenant_fk = ("constraint tasks_organization_id_project_id_fkey foreign key (organization_id, project_id) "
+                 "references public.projects (organization_id, id) on delete set null (project_id)")
+    assert sum(tenant_fk in m for m in migrations) == 1
+    loose = [m.replace(tenant_fk, "constraint tasks_project_id_fkey foreign key (project_id) "
+                                  "references public.projects (id) on delete set null") for m in migrations]
+    for blueprint in (None, bp):
+        report = verify(source="loose", migrations=loose, database_url=url, blueprint=blueprint)
+        leaks = {(c.attack or c.command) for c in report.failures if c.verdict == "LEAK"}
+        assert "insert a tasks row referencing another organisation's projects" in leaks
+        assert [c for c in report.failures if c.verdict != "LEAK"] == []
+    report = verify(source="tight", migrations=migrations, database_url=url, blueprint=bp, include_cases=True)
+    assert report.ok and report.fixture_failures == []
+    attack = [c for c in report.cases if c.attack == "insert a tasks row referencing another organisation's projects"]
+    assert attack and all("'billable'" in c.sql for c in attack)
+
+
+@pytest.mark.postgres
+def test_rules_that_settle_each_other_and_a_unique_field_to_fill_build_every_row(url, make_db):
+    """Review: a kind that asks a status filled, a status that asks a note filled (settled until nothing moves),
+    and a unique code with a length check to fill (made distinct like any key, never emptied to dodge it)."""
+    data = _app({"name": "notes", "fields": [
+        {"name": "kind", "type": "enum", "values": ["a", "b"], "nullable": False, "default": "a"},
+        {"name": "status", "type": "enum", "values": ["x", "y"]},
+        {"name": "note", "type": "text"},
+        {"name": "code", "type": "text", "unique": True, "check": {"min_length": 4, "max_length": 8}}],
+        "requires": [{"when": {"column": "status", "equals": "x"}, "filled": ["note"]},
+                     {"when": {"column": "kind", "equals": "a"}, "filled": ["status", "code"]}]})
+    report = verify_rls(blueprint=data, database_url=url)
+    assert report.fixture_failures == []
+    assert [(f.verdict, f.actor, f.attack or f.command, f.actual) for f in report.failures] == []
+    conn = make_db()
+    files = migration_files(parse_blueprint(data), datetime(2025, 1, 1))
+    for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
+        apply_sql(conn, files[path])
+    apply_sql(conn, files["supabase/seed.sql"])
+    rows = conn.execute("select kind::text, status::text, note is not null, code, organization_id "
+                        "from public.notes").fetchall()
+    assert rows and all(status is not None and has_note and code for kind, status, has_note, code, _ in rows
+                        if kind == "a")
+    assert len({(org, code) for *_, code, org in rows}) == len(rows)  # unique inside the organisation

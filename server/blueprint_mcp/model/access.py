@@ -33,7 +33,7 @@ class Match(Model):
     @model_validator(mode="after")
     def _one_form(self) -> "Match":
         if (self.equals is None) == (self.in_ is None):
-            raise ValueError(f"where on '{self.column}': give exactly one of equals or in")
+            raise ValueError(f"the condition on '{self.column}' needs exactly one of equals (a value) or in (a list)")
         return self
 
     @property

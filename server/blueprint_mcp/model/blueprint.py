@@ -217,9 +217,9 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
                                  "another column.", "compare pii fields only with pii fields"))
         for k, r in enumerate(e.requires):
             if side_of([r.when.column, *r.filled, *r.empty]) != "public":
-                problems.append((f"entities[{i}].requires[{k}]", f"uses pii fields (kept in {name}).",
+                personal = sorted(set([r.when.column, *r.filled, *r.empty]) & moved)
+                problems.append((f"entities[{i}].requires[{k}]", f"uses pii fields {personal} (kept in {name}).",
                                  "state the rule over non-personal fields"))
-        e.requires = [r for r in e.requires if side_of([r.when.column, *r.filled, *r.empty]) == "public"]
         for k, x in enumerate(e.exclusions):
             if side_of([*x.keys, *x.range]) != "public":
                 problems.append((f"entities[{i}].exclusions[{k}]", f"uses pii fields (kept in {name}).",
@@ -597,6 +597,8 @@ def _check_requirements(e: Entity, i: int, problems: list) -> None:
     fields = {f.name: f for f in e.fields}
     for k, r in enumerate(e.requires):
         at = f"entities[{i}].requires[{k}]"
+        if any(path == at or path.startswith(at + ".") for path, *_ in problems):
+            continue  # already refused (a rule over pii fields), numbered as written
         problems += _match_problems(e, r.when, f"{at}.when")
         if not r.filled and not r.empty:
             problems.append((at, "names no field to fill or leave empty.", "add filled: [...] or empty: [...]"))
@@ -613,6 +615,10 @@ def _check_requirements(e: Entity, i: int, problems: list) -> None:
                     problems.append((f"{at}.{key}", f"'{name}' is never empty (nullable: false): the rule "
                                      + ("would always hold." if key == "filled" else "could never hold."),
                                      f"make {name} nullable, or leave it out"))
+                elif key == "filled" and f.is_reference and f.effective_on_delete == "set null":
+                    problems.append((f"{at}.{key}", f"'{name}' is emptied when the row it references is deleted "
+                                     "(on_delete: set null), which the rule would refuse: the delete would fail.",
+                                     f"give {name} on_delete: cascade or restrict"))
                 elif name in seen:
                     problems.append((f"{at}.{key}", f"'{name}' is named twice.", "name each field once"))
                 seen.add(name)

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
-from .values import Domain, domain, ordered_columns, ordered_value, requirements
+from .values import Domain, domain, literal_text, ordered_columns, ordered_value, requirements
 from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
@@ -81,36 +81,58 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
             # A client's insert leaves it to the default: the caller's id (unique keys see it), not sent.
             uid = world.actor_id(author)
             values[col.name] = Implicit(literal(uid) if uid else "null")
+    meet_requirements(table, org, world, author, n, enums, values)
     if with_id:
         _make_distinct(table, org, world, author, n, enums, values, support=True)
-    meet_requirements(table, org, world, author, n, enums, values)
+        meet_requirements(table, org, world, author, n, enums, values)
     return values
 
 
 def meet_requirements(table: Table, org: str | None, world: World, author: str, n: int, enums: dict[str, list[str]],
                       values: dict[str, str]) -> None:
     """Fill or empty what the table's `requires` checks ask of a row of this kind (a review's rating, none on a
-    reply), once the row's kind is settled. A reference to fill names the first row of its table in `org`."""
-    for rule in requirements(table):
+    reply), once the row's kind is settled; again while a rule's filling settles another rule's condition. A
+    reference to fill names the first row of its table in `org`."""
+    rules = requirements(table)
+    for _ in range(len(rules) + 1):
+        before = dict(values)
+        for rule in _applying(table, values, rules):
+            for name in rule.empty:  # sent as NULL where the row had a value or the column has a default
+                if name in values or ((column := table.column(name)) is not None and column.default is not None):
+                    values[name] = "null"
+            for name in rule.filled:
+                if name not in values or _is_null(values[name]):
+                    _fill(table, org, world, author, n, enums, values, name)
+        if values == before:
+            return
+
+
+def _applying(table: Table, values: dict[str, str], rules: list | None = None) -> list:
+    """The table's `requires` rules a row with these values is held to."""
+    out = []
+    for rule in requirements(table) if rules is None else rules:
         col = table.column(rule.column)
         held = values.get(rule.column, col.default if col is not None else None)
-        if not rule.applies(None if _is_null(held) else held):
-            continue
-        for name in rule.empty:  # sent as NULL where the row had a value or the column has a default
-            if name in values or ((column := table.column(name)) is not None and column.default is not None):
-                values[name] = "null"
-        for name in rule.filled:
-            if name in values and not _is_null(values[name]):
-                continue
-            fk = next((fk for fk in table.foreign_keys if fk.columns == [name]), None)
-            if fk is not None:
-                target = None if fk.ref_schema == "auth" else _ref_rows(world, fk, org, table)[:1]
-                if fk.ref_schema == "auth":
-                    values[name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
-                elif target and fk.ref_columns[0] in target[0].key:
-                    values[name] = target[0].key[fk.ref_columns[0]]
-            elif (column := table.column(name)) is not None:
-                values[name] = value_for(table, column, n, enums)
+        if rule.applies(None if _is_null(held) else held):
+            out.append(rule)
+    return out
+
+
+def _fill(table: Table, org: str | None, world: World, author: str, n: int, enums: dict[str, list[str]],
+          values: dict[str, str], name: str) -> None:
+    fk = next((fk for fk in table.foreign_keys if name in fk.columns), None)
+    if fk is None:
+        if (column := table.column(name)) is not None:
+            values[name] = value_for(table, column, n, enums)
+        return
+    if fk.ref_schema == "auth":
+        values[name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
+        return
+    # A tenant entity's reference is (organization_id, ref): the referenced row of the same organisation.
+    target = _ref_rows(world, fk, org, table)[:1]
+    ref_col = dict(zip(fk.columns, fk.ref_columns))[name]
+    if target and ref_col in {**target[0].values, **target[0].key}:
+        values[name] = {**target[0].values, **target[0].key}[ref_col]
 
 
 def _is_null(value: object) -> bool:
@@ -118,19 +140,45 @@ def _is_null(value: object) -> bool:
 
 
 def holds(table: Table, values: dict[str, str], columns: Iterable[str]) -> bool:
-    """Whether the table's `requires` rules let this row keep `columns` as they are: a case that points a
-    reference (or sets a column) the row's kind asks to leave empty, or empties one it asks filled, describes a
-    row that cannot exist, and is left out rather than judged."""
-    for rule in requirements(table):
-        col = table.column(rule.column)
-        held = values.get(rule.column, col.default if col is not None else None)
-        if not rule.applies(None if _is_null(held) else held):
-            continue
+    """Whether the table's `requires` rules let this row keep `columns` as they are."""
+    for rule in _applying(table, values):
         for name in columns:
             if (name in rule.empty and not _is_null(values.get(name))) or \
                     (name in rule.filled and _is_null(values.get(name))):
                 return False
     return True
+
+
+def admit(table: Table, org: str | None, world: World, author: str, values: dict[str, str],
+          columns: Iterable[str], n: int = 8000) -> dict[str, str] | None:
+    """`values` as a row that may hold `columns` as they are: itself, its other fields settled, when the rules
+    allow it, else the same row of another kind (the rule's column moved to a listed value outside it, or NULL,
+    and settled again), so a case that points a reference a reply must leave empty is tried on a review instead
+    of not at all. None when no kind allows it."""
+    columns = list(columns)
+    enums = {k: e.values for e in (world.schema.enums if world.schema else [])
+             for k in (f"{e.schema_name}.{e.name}", e.name)}
+    settled = dict(values)
+    meet_requirements(table, org, world, author, n, enums, settled)
+    if holds(table, settled, columns) and all(settled.get(c) == values.get(c) for c in columns):
+        return settled
+    for rule in _applying(table, values):
+        col = table.column(rule.column)
+        if col is None:
+            continue
+        dom = domain(table, col, enums)
+        options = [literal(v) + (f"::{col.type}" if col.type.startswith("public.") else "")
+                   for v in (dom.labels if dom.kind == "listed" else ("true", "false") if dom.kind == "boolean"
+                             else ())]
+        options += ["null"] if col.nullable else []
+        for option in options:
+            if not _is_null(option) and literal_text(option) in rule.values:
+                continue
+            trial = {**values, rule.column: option}
+            meet_requirements(table, org, world, author, n, enums, trial)
+            if holds(table, trial, columns) and all(trial.get(c) == values.get(c) for c in columns):
+                return trial
+    return None
 
 
 # What the server writes on every table (docs/lifecycle.md): a client's insert never sends them.
@@ -315,6 +363,9 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
     # make a key distinct, it archived the matrix rows, and every delete of them looked like it worked.
     users = {c for fk in table.foreign_keys if fk.ref_schema == "auth" for c in fk.columns}
     fixed = {table.tenant_key, "archived_at"} | users | set(ordered_columns(table))
+    # A field the row's kind asks filled (requires) may change to dodge a key, never be emptied (the rule would
+    # fill it again, with the clashing value).
+    filled = {c for rule in _applying(table, values) for c in rule.filled}
     # An optional user column that is not the author's (no auth.uid() default) may still be left empty.
     optional_users = {c for c in users if (col := table.column(c)) is not None and col.nullable
                       and "auth.uid()" not in (col.default or "")}
@@ -330,7 +381,7 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
         return
     # A NULL in a key column lets the row through (unless the key says NULLs are not distinct).
     for columns, nulls_not_distinct in keys:
-        free = [c for c in columns if (c not in fixed or c in optional_users)
+        free = [c for c in columns if (c not in fixed or c in optional_users) and c not in filled
                 and (col := table.column(c)) is not None and col.nullable]
         if free and not nulls_not_distinct:
             values[free[0]] = "null"

@@ -101,6 +101,14 @@ def _introspect(conn: Any) -> Schema:
                                             columns=list(cols), expression=definition if kind == "c" else None))
     key = assign_tenant_keys(list(tables.values()))
     enums = [EnumType(schema_name=s, name=n, values=list(v)) for s, n, v in conn.execute(_ENUMS)]
+    # Enum types keep their schema (fixture literals are cast to them); others are read by their own name, as
+    # the value readers know them (`extensions.citext` is a citext column).
+    qualified = {f"{e.schema_name}.{e.name}" for e in enums}
+    for t in tables.values():
+        for c in t.columns:
+            base = c.type.split("(")[0].strip()
+            if "." in base and base.rstrip("[]") not in qualified and not base.startswith('"'):
+                c.type = c.type.split(".", 1)[1]
     # The views a tenant's rows show through: those that carry the tenant key.
     views = [View(schema_name="public", name=n, query="", materialized=m)
              for n, m, columns in conn.execute(_VIEWS) if key is not None and key in columns]

@@ -18,7 +18,7 @@ from ..model.meaning import restore_grants
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
-from .fixtures import clearing_sql, for_own_parent, holds
+from .fixtures import admit, clearing_sql, for_own_parent
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -296,8 +296,9 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             if e.owner_column:
                 values[e.owner_column] = literal(w.actor_id(other))
             values[f.name] = parent.key["id"]
-            if not holds(t, values, [f.name]):
-                continue  # this kind of row references no parent (requires)
+            values = admit(t, org, w, other, values, [f.name])
+            if values is None:
+                continue  # no kind of row references a parent (requires)
             child = stable_id("child", e.name, f.name)
             values["id"] = literal(child)
             case(f"deleting {victim}'s account keeps {other}'s {e.name} row in their {f.references}", e.name,
@@ -508,8 +509,8 @@ def _under_archived_rows(bp: Blueprint, schema: Schema, w: World, oracle, case, 
             if archived is None or oracle.expect(actor, "insert", t.name, Row(t.name, "org1", writer, {}, values=values),
                                                  "org1") != ALLOWED:
                 continue
-            values = {**values, f.name: archived.key["id"]}
-            if not holds(t, values, [f.name]):
+            values = admit(t, "org1", w, writer, {**values, f.name: archived.key["id"]}, [f.name])
+            if values is None:
                 continue
             target = qname("public", t.name)
             case(f"insert a {t.name} row under an archived {parent.name} row", t.name, writer, insert_sql(t, values),

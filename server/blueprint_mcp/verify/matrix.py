@@ -18,7 +18,7 @@ from ..sql.ident import ident, literal, qname
 from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
                          transition_cases)
 from .lifecycle import lifecycle_cases
-from .fixtures import (add_row, clashes, clearing_sql, for_own_parent, fuller, holds, insert_values, marker_for,
+from .fixtures import (add_row, admit, clashes, clearing_sql, for_own_parent, fuller, insert_values, marker_for,
                        replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values, requirements
@@ -417,9 +417,9 @@ def under_each_parent(t: Table, w: World, actor: Actor, org: str | None, values:
         parents = [r for r in w.rows if fk is not None and r.table == fk.ref_table and r.org == org
                    and r.purpose == "matrix" and "id" in r.key and r.key["id"] != values.get(ref)]
         for parent in parents:
-            v = {**values, ref: parent.key["id"]}
-            if not holds(t, v, [ref]):
-                continue  # this kind of row files under no parent
+            v = admit(t, org, w, actor.name, {**values, ref: parent.key["id"]}, [ref])
+            if v is None:
+                continue  # no kind of row files under a parent
             out.append((v, clearing_sql(t, v, w), f"insert {t.name} under {parent.author}'s {fk.ref_table} in {org}"))
     return out
 
@@ -433,9 +433,9 @@ def naming_members(t: Table, w: World, actor: Actor, org: str | None, values: di
     columns = [dict(zip(fk.ref_columns, fk.columns))["user_id"] for fk in t.foreign_keys
                if fk.ref_table == w.members_table and set(fk.ref_columns) == {t.tenant_key, "user_id"}]
     members = [a for a in w.actors.values() if a.memberships.get(org) and a.user_id]
-    named = [({**values, col: literal(m.user_id)}, f"insert {t.name} naming {m.name} as {col} in {org}")
-             for col in columns for m in members if holds(t, {**values, col: literal(m.user_id)}, [col])]
-    return [(v, clearing_sql(t, v, w), label) for v, label in named]
+    named = [(admit(t, org, w, actor.name, {**values, col: literal(m.user_id)}, [col]),
+              f"insert {t.name} naming {m.name} as {col} in {org}") for col in columns for m in members]
+    return [(v, clearing_sql(t, v, w), label) for v, label in named if v is not None]
 
 
 def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manager: str | None,
@@ -471,8 +471,9 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
                 continue  # nothing to point with: the attack would not reference the other organisation
             for col, ref_col in pointed:
                 values[col] = known[ref_col]
-            if not holds(t, values, [col for col, _ in pointed]):
-                continue  # this kind of row references nothing there
+            values = admit(t, "org1", w, writer, values, [col for col, _ in pointed])
+            if values is None:
+                continue  # no kind of row references anything there
             attack(f"insert a {t.name} row referencing another organisation's {fk.ref_table}", t.name, writer,
                    insert_sql(t, values), setup=clearing_sql(t, values, w))
     if members_table is not None and members_name and members_table.tenant_key:

@@ -46,38 +46,93 @@ class Requirement:
 
 _CAST = re.compile(r"::\s*[a-z_][\w.\" ]*?(?:\[\])?(?=[\s),\]]|$)", re.I)
 _TOKEN = re.compile(r"'(?:[^']|'')*'|[^']+")
-_OUTSIDE = re.compile(r'^("?[a-z_][\w$]*"?) (?:<> (\'(?:[^\']|\'\')*\'|[\w.-]+)|not in (.+?)|<> all array(.+?)) or (.+)$')
-_PART = re.compile(r'^("?[a-z_][\w$]*"?) is (not )?null$')
+_NAME = r'"?[a-z_][\w$]*"?'
+_LITERAL = re.compile(r"'(?:[^']|'')*'|-?[\w.]+")
+_PART = re.compile(rf'^({_NAME}) is (not )?null$')
 
 
 def literal_text(value: str) -> str:
     """A literal's text: `'review'::public.kind_enum` and `'review'` -> review; `5` -> 5; `true` -> true."""
-    v = _CAST.sub("", str(value).strip()).strip("() ")
+    v = _outside_quotes(str(value).strip(), lambda t: _CAST.sub("", t)).strip()
+    while v.startswith("(") and v.endswith(")"):
+        v = v[1:-1].strip()
     return v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v.lower()
+
+
+def _outside_quotes(text: str, change) -> str:
+    """`text` with `change` applied to what lies outside its string literals only."""
+    return "".join(t if t.startswith("'") else change(t) for t in _TOKEN.findall(text))
+
+
+def _top_level(text: str, sep: str) -> list[str]:
+    """`text` split at `sep` where it stands outside quotes and parentheses."""
+    parts, depth, quoted, last, k = [], 0, False, 0, 0
+    while k < len(text):
+        ch = text[k]
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch in "([":
+            depth += 1
+        elif not quoted and ch in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and text.startswith(sep, k):
+            parts.append(text[last:k])
+            last = k = k + len(sep)
+            continue
+        k += 1
+    return [*parts, text[last:]]
+
+
+def _bare(text: str) -> str:
+    """`text` without the parentheses around all of it."""
+    text = text.strip()
+    while text.startswith("(") and text.endswith(")") and _balanced(text[1:-1]):
+        text = text[1:-1].strip()
+    return text
+
+
+def _balanced(text: str) -> bool:
+    depth, quoted = 0, False
+    for ch in text:
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted:
+            depth += (ch == "(") - (ch == ")")
+            if depth < 0:
+                return False
+    return depth == 0 and not quoted
 
 
 @lru_cache(maxsize=4096)
 def requirement(expression: str) -> Requirement | None:
-    """The rule a check states, if it is one of `requires`' (any other check: None). Cached: the domain of
-    every fixture value asks it of every check of the table."""
-    text = "".join(t if t.startswith("'") else re.sub(r"\s+", " ", t.lower()) for t in _TOKEN.findall(
-        _CAST.sub("", _unwrapped(expression or ""))))
-    flat = "".join(t if t.startswith("'") else t.replace("(", " ").replace(")", " ").replace("[", " ")
-                   .replace("]", " ") for t in _TOKEN.findall(text))
-    flat = "".join(t if t.startswith("'") else re.sub(r"\s+", " ", t) for t in _TOKEN.findall(flat)).strip()
-    flat = re.sub(r" ?, ?", ", ", flat)
-    m = _OUTSIDE.match(flat)
-    if m is None:
+    """The rule a check states, if it is one of `requires`' (any other check: None): exactly `<outside> or
+    <parts>`, where <outside> is `col <> v`, `col not in (...)` or `col <> all (array[...])` and <parts> are
+    `col is [not] null` joined by `and`. Cached: the domain of every fixture value asks it of every check."""
+    text = _outside_quotes(_unwrapped(expression or ""), lambda t: re.sub(r"\s+", " ", _CAST.sub("", t).lower()))
+    sides = _top_level(text, " or ")
+    if len(sides) != 2:
         return None
-    column, single, listed, array, rest = m.groups()
-    items = [single] if single else [x.strip() for x in _TOKEN.findall(listed or array or "") if x.strip(", ")]
-    values = tuple(literal_text(x) for x in items for x in ([x] if x.startswith("'") else x.split(",")) if x.strip())
+    outside, rest = _bare(sides[0]), _bare(sides[1])
+    if m := re.fullmatch(rf"({_NAME}) <> all \(array\[(.*)\]\)", outside):
+        column, items = m.group(1), _top_level(m.group(2), ",")
+    elif m := re.fullmatch(rf"({_NAME}) not in \((.*)\)", outside):
+        column, items = m.group(1), _top_level(m.group(2), ",")
+    elif m := re.fullmatch(rf"({_NAME}) <> (.+)", outside):
+        column, items = m.group(1), [m.group(2)]
+    else:
+        return None
+    values = []
+    for item in items:
+        item = _bare(item)
+        if not _LITERAL.fullmatch(item):
+            return None
+        values.append(literal_text(item))
     filled, empty = [], []
-    for part in rest.split(" and "):
-        if (p := _PART.match(part.strip())) is None:
+    for part in _top_level(rest, " and "):
+        if (p := _PART.match(_bare(part))) is None:
             return None
         (empty if p.group(2) is None else filled).append(p.group(1).strip('"'))
-    return Requirement(column.strip('"'), values, tuple(filled), tuple(empty)) if values else None
+    return Requirement(column.strip('"'), tuple(values), tuple(filled), tuple(empty)) if values else None
 
 
 def requirements(table: Table) -> list[Requirement]:

@@ -201,12 +201,17 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
 
 
 def _published_buckets(s: Schema) -> set[str]:
-    """Buckets whose every file a permissive select policy granted to anon by name reads (only the bucket named)."""
+    """Buckets whose every file a permissive select policy granted to anon by name reads: its USING is the bucket
+    test alone (`bucket_id = 'x'`, `bucket_id in (...)`); one that also asks for a folder or a name publishes
+    only those files."""
     out: set[str] = set()
     for p in _object_policies(s):
-        if p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) and p.using is not None \
-                and p.using_tree is not None and not _ties_caller(p.using_tree):
-            out |= _buckets_named(p.using_tree) or set()
+        tree = p.using_tree if p.using is not None else None
+        body = tree.get("A_Expr") if isinstance(tree, dict) else None
+        if not (p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) and body):
+            continue
+        if strings((body.get("lexpr") or {}).get("ColumnRef", {}).get("fields"))[-1:] == ["bucket_id"]:
+            out |= _buckets_named(tree) or set()
     return out
 
 
