@@ -191,6 +191,19 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
     return [v for v in out if v != current][:4]
 
 
+def _move(t, w: World, r: Row, column: str, value: str) -> tuple[Row, str] | None:
+    """The row after setting `column` to `value`, and the update that does it. What the kind of row asks for
+    moves with it in the same update (a reply's rating is emptied); a value this kind may not hold moves the row
+    to a kind that may (requires). None when no kind may hold it."""
+    moved = admit(t, r.org, w, r.author, {**r.values, column: value}, [column])
+    if moved is None:
+        return None
+    sets = {column: value, **{c: v for c, v in moved.items() if c != column and v != r.values.get(c)}}
+    sql = (f"update {qname(t.schema_name, t.name)} set "
+           f"{', '.join(f'{ident(c)} = {v}' for c, v in sets.items())} where {where_key(r.key)}")
+    return Row(r.table, r.org, r.author, r.key, values=moved), sql
+
+
 def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type) -> list:
     """Every actor tries to move each org1 row across each condition column (where, assignee, link):
     allowed only when the grants admit the row both before and after (docs/access.md, update)."""
@@ -209,15 +222,9 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                 field = e.field(column)
                 values = _alternatives(bp, e, w, t, column, kind, r)
                 for value in values:
-                    # What the kind of row asks for moves with it (a reply's rating is emptied), in one update;
-                    # a value this kind may not hold moves the row to a kind that may.
-                    moved = admit(t, r.org, w, r.author, {**r.values, column: value}, [column])
-                    if moved is None:
+                    if (move := _move(t, w, r, column, value)) is None:
                         continue
-                    after = Row(r.table, r.org, r.author, r.key, values=moved)
-                    sets = {column: value, **{c: v for c, v in moved.items() if c != column and v != r.values.get(c)}}
-                    sql = (f"update {qname(t.schema_name, t.name)} set "
-                           f"{', '.join(f'{ident(c)} = {v}' for c, v in sets.items())} where {where_key(r.key)}")
+                    after, sql = move
                     for actor in w.actors.values():
                         expected = oracle.expect_transition(actor, e.name, r, after)
                         cases.append(case_type(e.name, f"update {column}", actor.name, r.org, "rows", sql, expected))
@@ -225,14 +232,11 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                     continue
                 for actor in w.actors.values():  # and each caller points the link at themselves
                     mine = literal(actor.user_id) if actor.user_id else None
-                    moved = admit(t, r.org, w, r.author, {**r.values, column: mine}, [column]) \
+                    move = _move(t, w, r, column, mine) \
                         if mine is not None and mine not in values and mine != r.values.get(column) else None
-                    if moved is None:
+                    if move is None:
                         continue
-                    after = Row(r.table, r.org, r.author, r.key, values=moved)
-                    sets = {column: mine, **{c: v for c, v in moved.items() if c != column and v != r.values.get(c)}}
-                    sql = (f"update {qname(t.schema_name, t.name)} set "
-                           f"{', '.join(f'{ident(c)} = {v}' for c, v in sets.items())} where {where_key(r.key)}")
+                    after, sql = move
                     expected = oracle.expect_transition(actor, e.name, r, after)
                     cases.append(case_type(e.name, f"update {column} to self", actor.name, r.org, "rows", sql,
                                            expected))
