@@ -101,8 +101,9 @@ def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tup
     """For each (SQL, user or None for the table owner, setup) form: median execution ms, rows the top node
     returned, the plan of the last run and every timed run. The forms take turns in every round, so a slower
     moment of a shared machine falls on all of them (`paired` compares them round by round), each round
-    starting with the next form; every run is rolled back. EXPLAIN ANALYZE runs with TIMING OFF: per-node timing reads the clock twice per row per node
-    (about 30 ns each here), which is measurement, not cost, and is larger for plans with more nodes."""
+    starting with the next form; every run is rolled back. EXPLAIN ANALYZE runs with TIMING OFF: per-node
+    timing reads the clock twice per row per node (about 30 ns each here), which is measurement, not cost, and
+    is larger for plans with more nodes."""
     times: list[list[float]] = [[] for _ in forms]
     rows, plans = [0] * len(forms), [{}] * len(forms)
     for i in range(WARMUP + repeat):

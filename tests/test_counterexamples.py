@@ -1127,8 +1127,8 @@ def test_a_personal_workspace_keeps_one_member_with_its_guard_after_rls(make_db)
 def test_cases_that_point_a_reference_a_kind_of_row_must_leave_empty_are_left_out(url):
     """make fuzz: a row whose only kind asks its `parent_id` empty (requires). The lifecycle case "deleting an
     account keeps another's row under theirs" filed such a row under a parent, which the CHECK refused (an error
-    verdict): a row that cannot exist is no case. The same holds for `under`, archived-parent, cross-organisation
-    and transition cases that set a column against its rule."""
+    verdict). Such a case now runs on a row of another kind when one allows it (test_requires), and is left out
+    when none does, as here: a row that cannot exist is no case."""
     data = blueprint({"name": "items", "scope": "user", "fields": [
         {"name": "kind", "type": "enum", "values": ["plain"], "default": "plain", "nullable": False},
         {"name": "parent_id", "type": "reference", "references": "items"},

@@ -395,10 +395,7 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
         # Legacy Supabase default privileges (what a relation created in public holds): the API roles hold
         # everything until revoked.
         grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
-    for p in privileges:
-        if p.columns:
-            break
-    else:
+    if not any(p.columns for p in privileges):
         _grant_whole(grants, privileges, roles, is_grant)
         return
     for role in roles:

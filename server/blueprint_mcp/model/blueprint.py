@@ -627,9 +627,10 @@ def _check_requirements(e: Entity, i: int, problems: list) -> None:
         for j, other in enumerate(e.requires[:k]):
             clash = sorted((set(r.filled) & set(other.empty)) | (set(r.empty) & set(other.filled)))
             same_column = r.when.column == other.when.column
-            if clash and (not same_column or set(map(str, r.when.values)) & set(map(str, other.when.values))):
-                both = (f"{r.when.column} is one of {sorted(set(map(str, r.when.values)) & set(map(str, other.when.values)))}"
-                        if same_column else f"{other.when.column} and {r.when.column} both match")
+            shared = sorted(set(map(str, r.when.values)) & set(map(str, other.when.values)))
+            if clash and (not same_column or shared):
+                both = f"{r.when.column} is one of {shared}" if same_column else \
+                    f"{other.when.column} and {r.when.column} both match"
                 problems.append((f"entities[{i}].requires[{k}]", f"asks the opposite of requires[{j}] for {clash}: a "
                                  f"row where {both} could never be written.",
                                  "make the conditions exclusive (one column, different values) or drop one"))

@@ -72,7 +72,7 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
             values = make(t, "org1", w, who, n, enums, with_id=True)
             values.update(overrides)
             # A reply's rating goes with its kind; a status a kind must leave empty moves the row to another kind.
-            values = admit(t, "org1", w, who, {**values}, list(overrides), n)
+            values = admit(t, "org1", w, who, values, list(overrides), n)
             if values is not None and not clashes(t, values, peers, unique_keys(t)):
                 break
         else:

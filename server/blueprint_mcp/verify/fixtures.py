@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
-from .values import Domain, domain, literal_text, ordered_columns, ordered_value, requirements
+from .values import Domain, domain, enum_labels, literal_text, ordered_columns, ordered_value, requirements
 from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
@@ -156,8 +156,7 @@ def admit(table: Table, org: str | None, world: World, author: str, values: dict
     and settled again), so a case that points a reference a reply must leave empty is tried on a review instead
     of not at all. None when no kind allows it."""
     columns = list(columns)
-    enums = {k: e.values for e in (world.schema.enums if world.schema else [])
-             for k in (f"{e.schema_name}.{e.name}", e.name)}
+    enums = enum_labels(world.schema) if world.schema else {}
     settled = dict(values)
     meet_requirements(table, org, world, author, n, enums, settled)
     if holds(table, settled, columns) and all(settled.get(c) == values.get(c) for c in columns):

@@ -21,7 +21,7 @@ from .lifecycle import lifecycle_cases
 from .fixtures import (add_row, admit, clashes, clearing_sql, for_own_parent, fuller, insert_values, marker_for,
                        replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
-from .values import allowed_values, requirements
+from .values import allowed_values, enum_labels, requirements
 from .world import (
     CORE_FLOW_TABLES,
     ORG,
@@ -315,8 +315,9 @@ def probe_column(t: Table) -> str | None:
     # whole write with them.
     held_empty = {c for rule in requirements(t) for c in (rule.column, *rule.empty)}
     first = update_column(t)
+    skip = fk_cols | _SKIP_UPDATE | held_empty
     free = [c.name for c in sorted(t.columns, key=lambda c: c.name != first)
-            if c.type == "text" and c.name not in fk_cols | _SKIP_UPDATE | held_empty and not allowed_values(t, c.name)]
+            if c.type == "text" and c.name not in skip and not allowed_values(t, c.name)]
     return next((c for c in free if c not in keyed), free[0] if free else None)
 
 
@@ -585,16 +586,12 @@ __all__ = ["Case", "GenericOracle", "OUTCOME_FUNCTION", "Plan", "add_rows", "att
 
 # --- generic mode: any migrations folder, no blueprint ------------------------------------------------
 
-def _enum_map(schema: Schema) -> dict[str, list[str]]:
-    return {f"{e.schema_name}.{e.name}": e.values for e in schema.enums} | {e.name: e.values for e in schema.enums}
-
-
 def generic_plan(schema: Schema) -> Plan:
     """Nobody reads or writes another organisation's rows; read-only roles write nothing; anon nothing.
 
     The schema holds the app's tables of every schema (introspect): the tenant and membership tables may live
     outside public (Basejump's basejump schema); the cases are run on the public tables, what the API serves."""
-    enums = _enum_map(schema)
+    enums = enum_labels(schema)
     key = next((t.tenant_key for t in schema.tables if t.tenant_key), None)
     tenant = [t for t in schema.tables if t.tenant_key]
     targets = [(fk.ref_schema, fk.ref_table) for t in tenant for fk in t.foreign_keys if fk.columns == [t.tenant_key]]

@@ -53,9 +53,7 @@ _PART = re.compile(rf'^({_NAME}) is (not )?null$')
 
 def literal_text(value: str) -> str:
     """A literal's text: `'review'::public.kind_enum` and `'review'` -> review; `5` -> 5; `true` -> true."""
-    v = _outside_quotes(str(value).strip(), lambda t: _CAST.sub("", t)).strip()
-    while v.startswith("(") and v.endswith(")"):
-        v = v[1:-1].strip()
+    v = _bare(_outside_quotes(str(value).strip(), lambda t: _CAST.sub("", t)))
     return v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v.lower()
 
 
@@ -133,6 +131,11 @@ def requirement(expression: str) -> Requirement | None:
             return None
         (empty if p.group(2) is None else filled).append(p.group(1).strip('"'))
     return Requirement(column.strip('"'), tuple(values), tuple(filled), tuple(empty)) if values else None
+
+
+def enum_labels(schema) -> dict[str, list[str]]:
+    """Each enum type's labels, by its qualified and its bare name (as columns name it either way)."""
+    return {f"{e.schema_name}.{e.name}": e.values for e in schema.enums} | {e.name: e.values for e in schema.enums}
 
 
 def requirements(table: Table) -> list[Requirement]:
@@ -295,16 +298,7 @@ _ORDERED = ("timestamptz", "timestamp with time zone", "timestamp", "timestamp w
 def _unwrapped(expression: str) -> str:
     """The expression without what PostgreSQL prints around a whole check: `CHECK ((a > b))` -> `a > b`."""
     text = re.sub(r"\s+not valid\s*$", "", re.sub(r"^\s*check\s*(?=\()", "", expression, flags=re.I), flags=re.I)
-    text = text.strip()
-    while text.startswith("(") and text.endswith(")"):
-        depth = 0
-        for k, ch in enumerate(text):
-            depth += ch == "("
-            depth -= ch == ")"
-            if depth == 0 and k < len(text) - 1:
-                return text  # `(a) > (b)`: the first parenthesis closes before the end
-        text = text[1:-1].strip()
-    return text
+    return _bare(text)
 
 
 def ordered_columns(table: Table) -> dict[str, int]:

@@ -193,7 +193,7 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                 if named is not None and not named & private:
                     continue  # public buckets, or ones the SQL does not create: judged by the bucket's own rules
                 if command == "select" and named is not None and named <= published:
-                    continue  # anon reads these buckets' files by name already: signed-in users reading them adds nobody
+                    continue  # anon reads these buckets' files by name already: signed-in readers add nobody
             loose.append(command)
         if loose:
             yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files without "
@@ -207,10 +207,9 @@ def _published_buckets(s: Schema) -> set[str]:
     out: set[str] = set()
     for p in _object_policies(s):
         tree = p.using_tree if p.using is not None else None
-        body = tree.get("A_Expr") if isinstance(tree, dict) else None
-        if not (p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) and body):
-            continue
-        if strings((body.get("lexpr") or {}).get("ColumnRef", {}).get("fields"))[-1:] == ["bucket_id"]:
+        # One comparison, not an AND of several: `_buckets_named` reads it when it is the bucket test.
+        if p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) \
+                and isinstance(tree, dict) and "A_Expr" in tree:
             out |= _buckets_named(tree) or set()
     return out
 
