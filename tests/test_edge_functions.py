@@ -15,7 +15,7 @@ import pytest
 from blueprint_mcp.cli import main
 from blueprint_mcp.files import MANIFEST
 from blueprint_mcp.model import Blueprint, edge_functions
-from blueprint_mcp.model.edge import event_pii_keys
+from blueprint_mcp.model.edge import event_links, event_pii_keys
 from blueprint_mcp.model.meaning import command_grants
 from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.tools import migration_files
@@ -229,3 +229,83 @@ def test_events_of_rows_no_client_writes_are_server_only(name):
     for e in derived:
         command = commands[e.name.rsplit("_", 1)[1]]
         assert e.server_only == (not command_grants(bp, bp.entity(e.entity), command)), e.name
+
+
+def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
+    """Tables and requests for log_event_harness.ts: a member, a user linked through each of the blueprint's
+    link columns, a stranger and a user linked to another organisation log a client event in organisation A;
+    with sessions, a linked user and a member name a session of their own, and another's."""
+    org, other = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+    people = {"member": "00000000-0000-4000-8000-000000000001", "stranger": "00000000-0000-4000-8000-000000000002",
+              "elsewhere": "00000000-0000-4000-8000-000000000003"}
+    links = event_links(bp)
+    for k, (table, column) in enumerate(links):
+        people[f"{table}.{column}"] = f"00000000-0000-4000-8000-00000000010{k}"
+    tables: dict[str, list[dict]] = {"organization_members": [
+        {"organization_id": org, "user_id": people["member"], "role": bp.tenancy.default_member_role.name}]}
+    for k, (table, column) in enumerate(links):
+        tables.setdefault(table, []).extend([
+            {"id": f"00000000-0000-4000-8000-00000000020{k}", "organization_id": org, column: people[f"{table}.{column}"]},
+            {"id": f"00000000-0000-4000-8000-00000000030{k}", "organization_id": other, column: people["elsewhere"]}])
+    event = next(e.name for e in bp.events() if not e.server_only)
+    requests = [{"label": who, "token": uid, "body": {"organization_id": org, "event_name": event}}
+                for who, uid in people.items()]
+    if bp.analytics.sessions:
+        first = people[f"{links[0][0]}.{links[0][1]}"] if links else people["member"]
+        tables["sessions"] = [{"id": "00000000-0000-4000-8000-000000000501", "organization_id": org, "user_id": first},
+                              {"id": "00000000-0000-4000-8000-000000000502", "organization_id": org,
+                               "user_id": people["stranger"]}]
+        requests += [{"label": f"{label} session", "token": first,
+                      "body": {"organization_id": org, "event_name": event, "session_id": sid}}
+                     for label, sid in (("own", "00000000-0000-4000-8000-000000000501"),
+                                        ("another's", "00000000-0000-4000-8000-000000000502"))]
+    return {"tables": tables, "requests": requests}, people
+
+
+LOGGING = {name: bp for name, bp in BLUEPRINTS.items() if bp.analytics.enabled} | {
+    "access-lab": _variant(load_blueprint_file(ROOT / "tests" / "fixtures" / "blueprints" / "access-lab.yaml"))}
+
+
+def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_path):
+    """Found in the e-commerce template: shoppers are linked to their store through customers.user_id and never
+    become members, so log-event refused every product_viewed and checkout_started the taxonomy defines for
+    them. Each function runs in Deno against a stand-in for Auth and PostgREST (no Supabase stack runs here):
+    members pass with their own client's lookup; a user named by one of the blueprint's link columns in a row of
+    this organisation passes through a service-role lookup of exactly that; a stranger, or a user linked to
+    another organisation, gets 403; a session must be the caller's own in this organisation."""
+    harness = ROOT / "tests" / "deno" / "log_event_harness.ts"
+    for name, bp in LOGGING.items():
+        root = tmp_path / name
+        _project(root, bp)
+        shutil.copy(harness, root / harness.name)
+        scenario, people = _logging_scenario(bp)
+        ran = deno(deno_npm, "run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", harness.name,
+                   json.dumps(scenario), cwd=root)
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        out = {a["label"]: a for a in map(json.loads, ran.stdout.splitlines())}
+        links = event_links(bp)
+        for who, uid in people.items():
+            answer = out[who]
+            allowed = who == "member" or who in {f"{t}.{c}" for t, c in links}
+            assert answer["status"] == (201 if allowed else 403), (name, who, answer)
+            lookups = [c for c in answer["calls"] if c["method"] == "GET" and c["table"] != "organization_members"]
+            assert [c["key"] for c in answer["calls"] if c["table"] == "organization_members"] == ["caller"]
+            if who == "member":
+                assert lookups == []
+            else:  # every link column of this organisation, for this caller, by the service role, until one holds
+                tried = [(c["table"], c["query"], c["key"]) for c in lookups]
+                expected = [(t, {"select": "id", "organization_id": f"eq.{scenario['requests'][0]['body']['organization_id']}",
+                                 c: f"eq.{uid}", "limit": "1"}, "service") for t, c in links]
+                assert tried == (expected[: [f"{t}.{c}" for t, c in links].index(who) + 1] if allowed else expected)
+            inserts = [c for c in answer["calls"] if c["method"] == "POST"]
+            if allowed:
+                assert [(c["table"], c["key"], c["body"]["user_id"]) for c in inserts] == [("events", "service", uid)]
+            else:
+                assert inserts == []
+                assert answer["body"]["error"]["code"] == "forbidden"
+                assert answer["body"]["error"]["field"] == "organization_id"
+        if bp.analytics.sessions:
+            assert out["own session"]["status"] == 201, (name, out["own session"])
+            assert out["own session"]["calls"][-1]["body"]["session_id"].endswith("501")
+            refused = out["another's session"]
+            assert (refused["status"], refused["body"]["error"]["field"]) == (400, "session_id"), (name, refused)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .blueprint import Blueprint
+from .meaning import command_grants, linked_hops
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,18 @@ EVENT_PROPERTIES_DEPTH = 3  # nested objects and arrays inside properties
 def event_pii_keys(bp: Blueprint) -> list[str]:
     """Property keys log-event refuses at any depth: the blueprint's pii_keys(), then the fixed list."""
     return list(dict.fromkeys([*bp.pii_keys(), *EVENT_PII_KEYS]))
+
+
+def event_links(bp: Blueprint) -> list[tuple[str, str]]:
+    """(table, user column) where the blueprint's linked grants end, for tenant tables: a user named there is
+    linked to that row's organisation (a shopper to their store, a patient to their clinic) and may log its
+    events as its members do, though they never become one. In declaration order, each pair once."""
+    out: dict[tuple[str, str], None] = {}
+    for e in bp.entities:
+        for command in ("select", "insert", "update", "delete"):
+            for g in command_grants(bp, e, command):
+                if g.linked:
+                    anchor, column = linked_hops(bp, e, g.linked)[-1]
+                    if anchor.is_tenant:
+                        out[(anchor.name, column)] = None
+    return list(out)

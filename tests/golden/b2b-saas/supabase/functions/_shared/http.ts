@@ -35,7 +35,7 @@ export function env(name: string): string {
 
 const NO_SESSION = { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false }
 
-/** The service-role client: bypasses RLS, so a function uses it for its one privileged step only. */
+/** The service-role client: bypasses RLS, so a function uses it only for what RLS cannot decide. */
 export function serviceClient(): Client {
   return createClient<Database>(env("SUPABASE_URL"), env("SUPABASE_SERVICE_ROLE_KEY"), { auth: NO_SESSION })
 }

@@ -16,15 +16,16 @@ serve(async ({ caller, body }) => {
     throw new HttpError(403, "forbidden", "you are not a member of this organisation", "organization_id")
   }
   if (event.session_id !== null) {
-    // Only the caller's own sessions in this organisation are visible to them (RLS).
+    // The caller's own session in this organisation (RLS shows them no other; the filter says so too).
     const { data: session, error: sessionError } = await caller.client.from("sessions").select("id")
-      .eq("id", event.session_id).eq("organization_id", event.organization_id).maybeSingle()
+      .eq("id", event.session_id).eq("organization_id", event.organization_id).eq("user_id", caller.user.id)
+      .maybeSingle()
     if (sessionError) throw dbError(sessionError)
     if (session === null) {
       throw new HttpError(400, "invalid_input", "not one of your sessions in this organisation", "session_id")
     }
   }
-  // The one privileged step: the service-role key stays in this function's environment.
+  // The privileged write: the service-role key stays in this function's environment.
   const { data, error: insertError } = await serviceClient().from("events").insert({
     organization_id: event.organization_id,
     user_id: caller.user.id,
