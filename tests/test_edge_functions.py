@@ -25,7 +25,7 @@ from jstools import deno
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 VALIDATE_TEST = ROOT / "tests" / "deno" / "log_event_validate_test.ts"
-ALL = ("invite-member", "accept-invitation", "change-member-role", "log-event")
+ALL = ("invite-member", "accept-invitation", "change-member-role", "log-event", "track-session")
 
 
 def _variant(bp: Blueprint, teams: bool = True, analytics: bool = True, sessions: bool = True) -> Blueprint:
@@ -64,8 +64,8 @@ def _written(files: dict[str, str]) -> list[str]:
 def test_spec_config_and_files_name_the_same_functions(name):
     bp = BLUEPRINTS[name]
     files = migration_files(bp)
-    expected = [f for f in ALL if (f == "log-event" and bp.analytics.enabled)
-                or (f != "log-event" and bp.tenancy.team_organizations)]
+    analytics = {"log-event": bp.analytics.enabled, "track-session": bp.analytics.enabled and bp.analytics.sessions}
+    expected = [f for f in ALL if analytics.get(f, bp.tenancy.team_organizations)]
     config = tomllib.loads(files["supabase/config.toml"]).get("functions", {})
     assert list(edge_functions(bp)) == expected
     assert _written(files) == expected
@@ -102,9 +102,11 @@ def test_render_writes_the_functions_and_records_them(tmp_path):
     out = tmp_path / "app"
     assert main(["render", "b2b-saas", "--out", str(out), "--timestamp", "20250101000000"]) == 0
     functions = sorted(p.relative_to(out).as_posix() for p in (out / "supabase" / "functions").rglob("*.ts"))
-    assert functions == ["supabase/functions/_shared/http.ts", "supabase/functions/accept-invitation/index.ts",
+    assert functions == ["supabase/functions/_shared/http.ts", "supabase/functions/_shared/organisation.ts",
+                         "supabase/functions/accept-invitation/index.ts",
                          "supabase/functions/change-member-role/index.ts", "supabase/functions/invite-member/index.ts",
-                         "supabase/functions/log-event/index.ts", "supabase/functions/log-event/validate.ts"]
+                         "supabase/functions/log-event/index.ts", "supabase/functions/log-event/validate.ts",
+                         "supabase/functions/track-session/index.ts"]
     recorded = json.loads((out / MANIFEST).read_text())["files"]
     assert set(functions) <= set(recorded)
 
@@ -232,7 +234,7 @@ def test_events_of_rows_no_client_writes_are_server_only(name):
 
 
 def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
-    """Tables and requests for log_event_harness.ts: a member, a user linked through each of the blueprint's
+    """Tables and requests for function_harness.ts: a member, a user linked through each of the blueprint's
     link columns, a stranger and a user linked to another organisation log a client event in organisation A;
     with sessions, a linked user and a member name a session of their own, and another's."""
     org, other = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
@@ -266,6 +268,19 @@ LOGGING = {name: bp for name, bp in BLUEPRINTS.items() if bp.analytics.enabled} 
     "access-lab": _variant(load_blueprint_file(ROOT / "tests" / "fixtures" / "blueprints" / "access-lab.yaml"))}
 
 
+HARNESS = ROOT / "tests" / "deno" / "function_harness.ts"
+
+
+def _served(deno_npm: Path, root: Path, bp: Blueprint, function: str, scenario: dict) -> dict[str, dict]:
+    """Label -> {status, body, calls} of each of the scenario's requests to `function` (function_harness.ts)."""
+    _project(root, bp)
+    shutil.copy(HARNESS, root / HARNESS.name)
+    ran = deno(deno_npm, "run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", HARNESS.name,
+               function, json.dumps(scenario), cwd=root)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    return {a["label"]: a for a in map(json.loads, ran.stdout.splitlines())}
+
+
 def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_path):
     """Found in the e-commerce template: shoppers are linked to their store through customers.user_id and never
     become members, so log-event refused every product_viewed and checkout_started the taxonomy defines for
@@ -273,16 +288,9 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
     members pass with their own client's lookup; a user named by one of the blueprint's link columns in a row of
     this organisation passes through a service-role lookup of exactly that; a stranger, or a user linked to
     another organisation, gets 403; a session must be the caller's own in this organisation."""
-    harness = ROOT / "tests" / "deno" / "log_event_harness.ts"
     for name, bp in LOGGING.items():
-        root = tmp_path / name
-        _project(root, bp)
-        shutil.copy(harness, root / harness.name)
         scenario, people = _logging_scenario(bp)
-        ran = deno(deno_npm, "run", "--quiet", "--allow-net=127.0.0.1", "--allow-env", "--allow-read", harness.name,
-                   json.dumps(scenario), cwd=root)
-        assert ran.returncode == 0, ran.stderr[-3000:]
-        out = {a["label"]: a for a in map(json.loads, ran.stdout.splitlines())}
+        out = _served(deno_npm, tmp_path / name, bp, "log-event", scenario)
         links = event_links(bp)
         for who, uid in people.items():
             answer = out[who]
@@ -309,3 +317,60 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
             assert out["own session"]["calls"][-1]["body"]["session_id"].endswith("501")
             refused = out["another's session"]
             assert (refused["status"], refused["body"]["error"]["field"]) == (400, "session_id"), (name, refused)
+
+
+SESSIONS = {name: bp for name, bp in LOGGING.items() if bp.analytics.sessions}
+
+
+def test_track_session_starts_and_ends_only_the_callers_own_sessions(deno_npm, tmp_path):
+    """Nothing wrote `sessions` (its comment said "an edge function of yours"), so log-event's session_id could
+    never name one. track-session starts a session for the caller where they may log events (the database stamps
+    started_at: a client cannot backdate one, and an unknown field such as started_at is refused) and ends one of
+    their own open sessions, never before it started; anybody else's, or an ended one, is a 404."""
+    org = "00000000-0000-4000-8000-00000000000a"
+    mine, theirs, done = ("00000000-0000-4000-8000-00000000060" + k for k in "123")
+    for name, bp in SESSIONS.items():
+        scenario, people = _logging_scenario(bp)
+        member, stranger = people["member"], people["stranger"]
+        linked = [uid for who, uid in people.items() if "." in who]
+        future = "2999-01-01T00:00:00.000Z"  # the database's clock ahead of the function's: ended_at waits for it
+        scenario["tables"]["sessions"] = [
+            {"id": mine, "organization_id": org, "user_id": member, "started_at": future, "ended_at": None},
+            {"id": theirs, "organization_id": org, "user_id": stranger, "started_at": future, "ended_at": None},
+            {"id": done, "organization_id": org, "user_id": member, "started_at": future, "ended_at": future}]
+
+        def start(label: str, token: str, **extra) -> dict:
+            return {"label": label, "token": token, "headers": {"User-Agent": "a" * 600},
+                    "body": {"organization_id": org, "action": "start", **extra}}
+
+        def end(label: str, session: str) -> dict:
+            return {"label": label, "token": member, "body": {"organization_id": org, "action": "end", "session_id": session}}
+
+        scenario["requests"] = [
+            start("member starts", member, client_type="web"), start("stranger starts", stranger),
+            start("backdated", member, started_at="2020-01-01T00:00:00Z"), start("fax", member, client_type="fax"),
+            *[start(f"linked {k} starts", uid) for k, uid in enumerate(linked)],
+            end("ends own", mine), end("ends another's", theirs), end("ends an ended one", done)]
+        out = _served(deno_npm, tmp_path / name, bp, "track-session", scenario)
+
+        started = out["member starts"]
+        assert (started["status"], started["body"]) == (201, {"session_id": "11111111-1111-4111-8111-111111111111"})
+        [insert] = [c for c in started["calls"] if c["method"] == "POST"]
+        assert (insert["table"], insert["key"]) == ("sessions", "service")
+        assert insert["body"] == {"organization_id": org, "user_id": member, "client_type": "web", "user_agent": "a" * 512}
+        for k in range(len(linked)):
+            assert out[f"linked {k} starts"]["status"] == 201, (name, out[f"linked {k} starts"])
+            assert [c["body"]["user_id"] for c in out[f"linked {k} starts"]["calls"] if c["method"] == "POST"] == [linked[k]]
+        assert out["stranger starts"]["status"] == 403
+        for label, field in (("backdated", "started_at"), ("fax", "client_type")):
+            assert (out[label]["status"], out[label]["body"]["error"]["field"]) == (400, field), (name, out[label])
+        for label in ("stranger starts", "backdated", "fax", "ends another's", "ends an ended one"):
+            assert not [c for c in out[label]["calls"] if c["method"] in ("POST", "PATCH")], (name, label)
+
+        ended = out["ends own"]
+        assert (ended["status"], ended["body"]) == (200, {"session_id": mine, "ended_at": future}), (name, ended)
+        [patch] = [c for c in ended["calls"] if c["method"] == "PATCH"]
+        assert (patch["key"], patch["body"]) == ("service", {"ended_at": future})
+        assert patch["query"] == {"id": f"eq.{mine}", "user_id": f"eq.{member}", "ended_at": "is.null"}
+        for label in ("ends another's", "ends an ended one"):
+            assert (out[label]["status"], out[label]["body"]["error"]["field"]) == (404, "session_id"), (name, label)

@@ -12,7 +12,7 @@ from .meaning import command_grants, linked_hops
 @dataclass(frozen=True)
 class EdgeFunction:
     name: str
-    needs: Literal["teams", "analytics"]  # what the blueprint must have for the function to exist
+    needs: Literal["teams", "analytics", "sessions"]  # what the blueprint must have for the function to exist
 
 
 # Thin shells over database functions and tables that only exist with team organisations or analytics.
@@ -21,12 +21,14 @@ EDGE_FUNCTIONS = (
     EdgeFunction("accept-invitation", "teams"),
     EdgeFunction("change-member-role", "teams"),
     EdgeFunction("log-event", "analytics"),
+    EdgeFunction("track-session", "sessions"),
 )
 
 
 def edge_functions(bp: Blueprint) -> tuple[str, ...]:
     """The names of `bp`'s edge functions, in declaration order."""
-    has = {"teams": bp.tenancy.team_organizations, "analytics": bp.analytics.enabled}
+    has = {"teams": bp.tenancy.team_organizations, "analytics": bp.analytics.enabled,
+           "sessions": bp.analytics.enabled and bp.analytics.sessions}
     return tuple(f.name for f in EDGE_FUNCTIONS if has[f.needs])
 
 
@@ -39,6 +41,7 @@ EVENT_PII_KEYS = ("name", "username", "display_name", "token", "access_token", "
 EVENT_PII_WORDS = ("email", "phone", "password", "ssn", "address", "ip", "token", "secret", "passport", "iban")
 EVENT_PROPERTIES_BYTES = 4096  # of properties serialised as JSON (UTF-8)
 EVENT_PROPERTIES_DEPTH = 3  # nested objects and arrays inside properties
+SESSION_USER_AGENT = 512  # characters of the User-Agent header track-session keeps
 
 
 def event_pii_keys(bp: Blueprint) -> list[str]:

@@ -8,9 +8,12 @@ from ..model import Blueprint, edge_functions
 from ..model import edge
 from ..model.blueprint import ROLE_TYPE
 from ..model.limits import EVENT_PROPERTIES
+from ..sql.tables import CLIENT_TYPES
 from .types import _env
 
 SHARED = "supabase/functions/_shared/http.ts"
+# Who may act in an organisation's analytics: shared by log-event and track-session.
+ORGANISATION = "supabase/functions/_shared/organisation.ts"
 # Besides index.ts, the files a function's folder holds.
 MODULES = {"log-event": ("validate.ts",)}
 
@@ -30,7 +33,8 @@ def _context(bp: Blueprint) -> dict:
         "sessions": bp.analytics.sessions, "events": _rows(events),
         "pii_keys": _rows([json.dumps(k) for k in edge.event_pii_keys(bp)]),
         "pii_words": _rows([json.dumps(w) for w in edge.EVENT_PII_WORDS]), "max_bytes": edge.EVENT_PROPERTIES_BYTES,
-        "max_keys": EVENT_PROPERTIES, "links": edge.event_links(bp), "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
+        "max_keys": EVENT_PROPERTIES, "links": edge.event_links(bp), "client_types": list(CLIENT_TYPES),
+        "max_user_agent": edge.SESSION_USER_AGENT, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
     }
 
 
@@ -42,6 +46,8 @@ def function_files(bp: Blueprint) -> dict[str, str]:
     ctx = _context(bp)
     env = _env()
     out = {SHARED: env.get_template("functions/_shared/http.ts.j2").render(**ctx)}
+    if bp.analytics.enabled:
+        out[ORGANISATION] = env.get_template("functions/_shared/organisation.ts.j2").render(**ctx)
     for name in names:
         for module in ("index.ts", *MODULES.get(name, ())):
             out[f"supabase/functions/{name}/{module}"] = env.get_template(f"functions/{name}/{module}.j2").render(**ctx)

@@ -218,8 +218,8 @@ def _reference_fk(bp: Blueprint, e: Entity, f) -> object:
 
 def sessions(bp: Blueprint) -> Table:
     t = Table(name="sessions", section="analytics", tenant_key=c.ORG,
-              comment="Client sessions, written by the service role (an edge function of yours: none generated writes "
-                      "them); log-event accepts an event's session_id only among the caller's own.")
+              comment="Client sessions, written by the service role: the track-session edge function starts and ends "
+                      "the caller's own; log-event accepts an event's session_id only among the caller's own.")
     t.columns = [
         c.id_column(), c.tenant_column(),
         Column(name="user_id", type="uuid", nullable=False),

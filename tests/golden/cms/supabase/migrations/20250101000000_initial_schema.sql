@@ -320,7 +320,7 @@ create table public.sessions (
   constraint sessions_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint sessions_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade
 );
-comment on table public.sessions is 'Client sessions, written by the service role (an edge function of yours: none generated writes them); log-event accepts an event''s session_id only among the caller''s own.';
+comment on table public.sessions is 'Client sessions, written by the service role: the track-session edge function starts and ends the caller''s own; log-event accepts an event''s session_id only among the caller''s own.';
 comment on column public.sessions.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.sessions.country is 'ISO 3166-1 alpha-2; no finer location is stored.';
 create index sessions_organization_id_started_at_idx on public.sessions (organization_id, started_at);

@@ -1,13 +1,18 @@
-// Serves the generated log-event function (Deno.serve, as the edge runtime does) against a stand-in for the
-// project's Auth and PostgREST endpoints, and sends it the scenario's requests; prints one JSON line per request:
-// its status, its answer and the REST calls the function made (with which key). Run from a rendered project's
-// root by tests/test_edge_functions.py, with the scenario as the only argument:
-// {tables: {name: rows}, requests: [{label, token, body}]}. Filters are read as PostgREST does (`col=eq.value`).
+// Serves one generated edge function (Deno.serve, as the edge runtime does) against a stand-in for the project's
+// Auth and PostgREST endpoints, and sends it the scenario's requests; prints one JSON line per request: its status,
+// its answer and the REST calls the function made (with which key). Run from a rendered project's root by
+// tests/test_edge_functions.py: `deno run ... function_harness.ts <function> <scenario JSON>`, the scenario being
+// {tables: {name: rows}, requests: [{label, token, body, headers?}]}. Filters are read as PostgREST does
+// (`col=eq.value`, `col=is.null`); a PATCH changes the rows they match.
 type Row = Record<string, unknown>
-type Scenario = { tables: Record<string, Row[]>; requests: { label: string; token: string; body: Row }[] }
+type Scenario = {
+  tables: Record<string, Row[]>
+  requests: { label: string; token: string; body: Row; headers?: Record<string, string> }[]
+}
 type Call = { method: string; table: string; query: Record<string, string>; key: string; body?: unknown }
 
-const scenario: Scenario = JSON.parse(Deno.args[0])
+const [name, text] = Deno.args
+const scenario: Scenario = JSON.parse(text)
 const serve = Deno.serve.bind(Deno)
 const ANON = "anon-key", SERVICE = "service-key"
 let calls: Call[] = []
@@ -35,13 +40,16 @@ async function supabase(req: Request): Promise<Response> {
     calls.push({ method: "POST", table, query, key, body })
     return answer(201, { id: "11111111-1111-4111-8111-111111111111" })
   }
-  calls.push({ method: req.method, table, query, key })
+  const body = req.method === "PATCH" ? await req.json() : undefined
+  calls.push({ method: req.method, table, query, key, ...(body === undefined ? {} : { body }) })
   let rows = scenario.tables[table] ?? []
   for (const [column, filter] of url.searchParams) {
     if (["select", "limit", "order"].includes(column)) continue
-    if (!filter.startsWith("eq.")) return answer(400, { code: "PGRST100", message: `unread filter ${filter}` })
-    rows = rows.filter((r) => String(r[column]) === filter.slice(3))
+    if (filter === "is.null") rows = rows.filter((r) => r[column] === null || r[column] === undefined)
+    else if (filter.startsWith("eq.")) rows = rows.filter((r) => String(r[column]) === filter.slice(3))
+    else return answer(400, { code: "PGRST100", message: `unread filter ${filter}` })
   }
+  if (body !== undefined) rows.forEach((r) => Object.assign(r, body))
   rows = rows.slice(0, Number(url.searchParams.get("limit") ?? rows.length))
   const picked = (url.searchParams.get("select") ?? "*").split(",")
   const shown = rows.map((r) => picked[0] === "*" ? r : Object.fromEntries(picked.map((c) => [c, r[c]])))
@@ -69,13 +77,13 @@ const ready = new Promise<[string, Deno.HttpServer]>((resolve) => served = (u, s
   served(`http://127.0.0.1:${(server.addr as Deno.NetAddr).port}`, server)
   return server
 }
-await import(`${Deno.cwd()}/supabase/functions/log-event/index.ts`)
+await import(`${Deno.cwd()}/supabase/functions/${name}/index.ts`)
 const [url, server] = await ready
-for (const { label, token, body } of scenario.requests) {
+for (const { label, token, body, headers } of scenario.requests) {
   calls = []
   const res = await fetch(url, {
     method: "POST",
-    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json", ...headers },
     body: JSON.stringify(body),
   })
   console.log(JSON.stringify({ label, status: res.status, body: await res.json(), calls }))
