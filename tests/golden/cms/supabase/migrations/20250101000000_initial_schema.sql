@@ -222,14 +222,14 @@ create table public.entries (
   constraint entries_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
   constraint entries_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint entries_organization_id_collection_id_fkey foreign key (organization_id, collection_id) references public.collections (organization_id, id) on delete no action,
-  constraint entries_organization_id_cover_id_fkey foreign key (organization_id, cover_id) references public.media_assets (organization_id, id) on delete set null (cover_id)
+  constraint entries_organization_id_cover_id_fkey foreign key (organization_id, cover_id) references public.media_assets (organization_id, id) on delete no action
 );
 comment on table public.entries is 'A piece of content. Authors create drafts and move their own between draft and in_review; editors schedule and publish (a scheduled job, the service role, publishes scheduled entries at publish_at). Only published entries are public; deleting archives the entry for editors to restore.';
 comment on column public.entries.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.entries.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.entries.body is 'The rich-text document.';
 comment on column public.entries.publish_at is 'When a scheduled entry goes live.';
-comment on column public.entries.cover_id is 'A listed media asset.';
+comment on column public.entries.cover_id is 'A listed media asset; one in use as a cover cannot be deleted (its author may not edit the entry).';
 comment on column public.entries.archived_at is 'Soft delete: set instead of deleting.';
 create index entries_organization_id_status_published_at_idx on public.entries (organization_id, status, published_at);
 create index entries_created_by_status_idx on public.entries (created_by, status);

@@ -319,7 +319,7 @@ create policy carts_delete_policy on public.carts
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
+  using ((organization_id = any (array(select private.organization_ids_with_role('manager'))) and status in ('open', 'abandoned')) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
 
 create policy cart_items_select_policy on public.cart_items
   as permissive
@@ -331,20 +331,20 @@ create policy cart_items_insert_policy on public.cart_items
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and created_by = (select auth.uid())));
+  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and created_by = (select auth.uid()) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
 
 create policy cart_items_update_policy on public.cart_items
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))))
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))))
+  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
 
 create policy cart_items_delete_policy on public.cart_items
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids()))));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
 
 create policy orders_select_policy on public.orders
   as permissive

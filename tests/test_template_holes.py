@@ -1,0 +1,81 @@
+"""Holes an independent attack found in the templates, each pinned on PostgreSQL: the attack that worked, now
+refused, and the legitimate write beside it still allowed. Every one failed before its template changed."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.verify.pg import create_user
+
+from pgutil import build_world, migrate
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def shop(make_db):
+    """e-commerce: a store (org1) with a manager, a shopper linked through a customer row, an open, a converted
+    and an abandoned cart, an order placed from the converted one, and a published product."""
+    conn = make_db()
+    migrate(conn, "e-commerce")
+    w = build_world(conn, ["owner", "manager", "fulfilment"])
+    with conn.cursor() as cur:
+        w.users["shopper"] = create_user(cur, "shopper@example.com", full_name="Shopper")
+    customer = w.su("insert into public.customers (organization_id, user_id) values (%s, %s) returning id",
+                    (w.org1, w.users["shopper"]))[0][0]
+    carts = {status: w.su("insert into public.carts (organization_id, customer_id, status) values (%s, %s, %s) "
+                          "returning id", (w.org1, customer, status))[0][0]
+             for status in ("open", "converted", "abandoned")}
+    product = w.su("insert into public.products (organization_id, name, slug, price_cents, status) "
+                   "values (%s, 'Mug', 'mug', 900, 'published') returning id", (w.org1,))[0][0]
+    for status in ("open", "converted"):
+        w.su("insert into public.cart_items (organization_id, cart_id, product_id, quantity) values (%s, %s, %s, 1)",
+             (w.org1, carts[status], product))
+    order = w.su("insert into public.orders (organization_id, customer_id, cart_id, order_number, subtotal_cents, "
+                 "total_cents) values (%s, %s, %s, 'A-1', 900, 900) returning id",
+                 (w.org1, customer, carts["converted"]))[0][0]
+    return w, carts, product, order
+
+
+def test_a_shopper_writes_the_items_of_an_open_cart_only(shop):
+    """Found by attack: cart_items' grants ignored the cart's status, so the basket an order was placed from
+    could be rewritten afterwards (`under: cart_id`: items of a cart the shopper may still edit)."""
+    w, carts, product, _ = shop
+    items = "public.cart_items"
+    assert w.count("shopper", f"update {items} set quantity = 2 where cart_id = %s", (carts["open"],)) == 1
+    assert w.count("shopper", f"update {items} set quantity = 99 where cart_id = %s", (carts["converted"],)) == 0
+    assert w.count("shopper", f"delete from {items} where cart_id = %s", (carts["converted"],)) == 0
+    assert w.denied("shopper", f"insert into {items} (organization_id, cart_id, product_id, quantity) "
+                    "values (%s, %s, %s, 5)", (w.org1, carts["abandoned"], product)) == "42501"
+    assert w.su(f"select quantity from {items} where cart_id = %s", (carts["converted"],)) == [(1,)]
+    assert w.count("shopper", f"delete from {items} where cart_id = %s", (carts["open"],)) == 1
+    # staff building a phone order still write any cart's items
+    assert w.count("fulfilment", f"update {items} set quantity = 3 where cart_id = %s", (carts["converted"],)) == 1
+
+
+def test_a_manager_cannot_delete_the_cart_an_order_was_placed_from(shop):
+    """Found by attack: deleting a converted cart set orders.cart_id to null, a client rewriting the ledger
+    no client writes (the audit log showed an UPDATE on orders by the manager)."""
+    w, carts, _, order = shop
+    assert w.count("manager", "delete from public.carts where id = %s", (carts["converted"],)) == 0
+    assert w.su("select cart_id from public.orders where id = %s", (order,)) == [(carts["converted"],)]
+    assert w.count("manager", "delete from public.carts where id = %s", (carts["abandoned"],)) == 1
+
+
+def test_an_asset_in_use_as_a_cover_cannot_be_deleted_by_its_author(make_db):
+    """Found by attack: an author deleting their own media asset set a published entry's cover_id to null, an
+    entry the author may not edit. A cover is now a restricting reference: unlink it first."""
+    conn = make_db()
+    migrate(conn, "cms")
+    w = build_world(conn, ["owner", "editor", "author"])
+    collection = w.su("insert into public.collections (organization_id, name, slug) values (%s, 'Blog', 'blog') "
+                      "returning id", (w.org1,))[0][0]
+    asset = w.su("insert into public.media_assets (organization_id, created_by, storage_path, mime_type, size_bytes) "
+                 "values (%s, %s, 'a/b.png', 'image/png', 10) returning id", (w.org1, w.users["author"]))[0][0]
+    entry = w.su("insert into public.entries (organization_id, created_by, collection_id, title, slug, status, "
+                 "cover_id) values (%s, %s, %s, 'Hello', 'hello', 'published', %s) returning id",
+                 (w.org1, w.users["editor"], collection, asset))[0][0]
+    assert w.denied("author", "delete from public.media_assets where id = %s", (asset,)) == "23503"
+    assert w.su("select cover_id from public.entries where id = %s", (entry,)) == [(asset,)]
+    w.su("update public.entries set cover_id = null where id = %s", (entry,))
+    assert w.count("author", "delete from public.media_assets where id = %s", (asset,)) == 1
