@@ -73,9 +73,29 @@ def test_an_asset_in_use_as_a_cover_cannot_be_deleted_by_its_author(make_db):
     asset = w.su("insert into public.media_assets (organization_id, created_by, storage_path, mime_type, size_bytes) "
                  "values (%s, %s, 'a/b.png', 'image/png', 10) returning id", (w.org1, w.users["author"]))[0][0]
     entry = w.su("insert into public.entries (organization_id, created_by, collection_id, title, slug, status, "
-                 "cover_id) values (%s, %s, %s, 'Hello', 'hello', 'published', %s) returning id",
+                 "published_at, cover_id) values (%s, %s, %s, 'Hello', 'hello', 'published', now(), %s) returning id",
                  (w.org1, w.users["editor"], collection, asset))[0][0]
     assert w.denied("author", "delete from public.media_assets where id = %s", (asset,)) == "23503"
     assert w.su("select cover_id from public.entries where id = %s", (entry,)) == [(asset,)]
     w.su("update public.entries set cover_id = null where id = %s", (entry,))
     assert w.count("author", "delete from public.media_assets where id = %s", (asset,)) == 1
+
+
+def test_a_draft_carries_no_publication_dates_for_an_editor_to_inherit(make_db):
+    """Found by attack: an author set published_at = '1999-01-01' (and publish_at) on their own draft, and the
+    editor who published it later inherited the dates. Each stage now holds exactly its dates (`requires`)."""
+    conn = make_db()
+    migrate(conn, "cms")
+    w = build_world(conn, ["owner", "editor", "author"])
+    collection = w.su("insert into public.collections (organization_id, name, slug) values (%s, 'Blog', 'blog') "
+                      "returning id", (w.org1,))[0][0]
+    entry = w.as_("author", "insert into public.entries (organization_id, collection_id, title, slug) "
+                  "values (%s, %s, 'Draft', 'draft') returning id", (w.org1, collection))[0][0]
+    for column in ("published_at", "publish_at"):
+        assert w.denied("author", f"update public.entries set {column} = '1999-01-01' where id = %s",
+                        (entry,)) == "23514"
+        assert w.denied("author", f"insert into public.entries (organization_id, collection_id, title, slug, {column}) "
+                        "values (%s, %s, 'Other', 'other', '1999-01-01')", (w.org1, collection)) == "23514"
+    assert w.denied("editor", "update public.entries set status = 'published' where id = %s", (entry,)) == "23514"
+    assert w.count("editor", "update public.entries set status = 'published', published_at = now() where id = %s",
+                   (entry,)) == 1
