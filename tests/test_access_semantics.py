@@ -57,7 +57,7 @@ def ins(w, who: str, table: str, org: str, **values) -> str:
 
 OWNED = {"notes", "docs", "reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "ledgers",
          "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private", "folders",
-         "article_notes"}
+         "article_notes", "draft_comments"}
 
 
 def su_ins(w, table: str, org: str | None, **values) -> str:
@@ -517,6 +517,32 @@ def test_a25_under_admits_rows_of_parents_the_caller_may_update(w):
     assert readers(w, "article_notes", su_ins(w, "article_notes", w.org1, article_id=final, body="n")) == []
     make = lambda: su_ins(w, "article_notes", w.org1, article_id=draft, body="d")  # noqa: E731
     assert deleters(w, "article_notes", make) == ["owner", "admin", "editor"]
+
+
+def test_a27_a_reference_a_client_writes_names_a_row_it_may_read(w):
+    # drafts are read by their author alone (A06); comments follow the defaults (members write)
+    mine = ins(w, "member", "drafts", w.org1, body="m")
+    theirs = ins(w, "editor", "drafts", w.org1, body="e")
+    def commenters(draft: str) -> list[str]:  # refused by RLS (42501) or by the reference check (23503)
+        out = []
+        for who in (*MEMBERS, "owner2", "outsider", "portal"):
+            try:
+                ins(w, who, "draft_comments", w.org1, draft_id=draft, body="x")
+                out.append(who)
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ForeignKeyViolation):
+                pass
+        return out
+    assert commenters(mine) == ["member"]
+    assert commenters(theirs) == ["editor"]
+    comment = ins(w, "member", "draft_comments", w.org1, draft_id=mine, body="c")
+    move = "update public.draft_comments set draft_id = %s where id = %s"
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        w.as_("member", move, (theirs, comment))
+    assert w.count("member", "update public.draft_comments set body = 'd' where id = %s", (comment,)) == 1
+    # a made-up id fails as a hidden one does; the service role is not checked
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        ins(w, "member", "draft_comments", w.org1, draft_id="00000000-0000-4000-8000-000000000000", body="x")
+    assert su_ins(w, "draft_comments", w.org1, draft_id=theirs, body="s")
 
 
 def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w):

@@ -99,3 +99,23 @@ def test_a_draft_carries_no_publication_dates_for_an_editor_to_inherit(make_db):
     assert w.denied("editor", "update public.entries set status = 'published' where id = %s", (entry,)) == "23514"
     assert w.count("editor", "update public.entries set status = 'published', published_at = now() where id = %s",
                    (entry,)) == 1
+
+
+def test_a_shopper_puts_only_products_they_can_see_in_a_cart(shop):
+    """Found by attack: a foreign key checks existence past RLS, so a shopper who knew a draft product's id put
+    it in their cart (checkout prices what the cart holds), and a made-up id answered differently from a hidden
+    one. A reference a client writes must name a row it may read (docs/access.md A27): both are now the same
+    23503, and staff, who read drafts, still add them."""
+    w, carts, product, _ = shop
+    draft = w.su("insert into public.products (organization_id, name, slug, price_cents) "
+                 "values (%s, 'Secret', 'secret', 100) returning id", (w.org1,))[0][0]
+    insert = "insert into public.cart_items (organization_id, cart_id, product_id) values (%s, %s, %s)"
+    assert w.denied("shopper", insert, (w.org1, carts["open"], draft)) == "23503"
+    assert w.denied("shopper", insert, (w.org1, carts["open"], "00000000-0000-4000-8000-000000000000")) == "23503"
+    mine = w.su("select id from public.cart_items where cart_id = %s", (carts["open"],))[0][0]
+    assert w.denied("shopper", "update public.cart_items set product_id = %s where id = %s", (draft, mine)) == "23503"
+    assert w.count("shopper", "update public.cart_items set quantity = 4 where id = %s", (mine,)) == 1
+    # an unchanged reference to a row that became hidden stays editable (only what a client sets is checked)
+    w.su("update public.products set status = 'discontinued' where id = %s", (product,))
+    assert w.count("shopper", "update public.cart_items set quantity = 5 where id = %s", (mine,)) == 1
+    assert w.count("fulfilment", insert, (w.org1, carts["abandoned"], draft)) == 1

@@ -151,6 +151,8 @@ class Trigger(_Obj):
     function: str  # schema-qualified
     args: list[str] = Field(default_factory=list)
     level: Literal["row", "statement"] = "row"
+    # Transition tables of a statement trigger, as SQL: "new table as added" (REFERENCING ...).
+    referencing: list[str] = Field(default_factory=list)
     location: Location | None = None
 
 

@@ -278,6 +278,40 @@ end""", f"Soft delete of {parent.name}: a client cannot file a new row under an 
         "(rows already under it stay). Definer: reads archived rows past RLS.")
 
 
+def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity]]) -> Function:
+    """One per table whose rows clients write with references to other rows (docs/access.md A27): after the
+    statement (RLS has let the rows in, and the foreign keys hold), each reference a client set or changed must
+    name a row the client may read. Security invoker, so the parent's own policies decide; once per statement,
+    over the transition tables, so the parent's helpers run once however many rows it wrote."""
+    checks = []
+    for kind, source in (("INSERT", "added n"), ("UPDATE", "added n join replaced o on o.id = n.id")):
+        for col, parent in refs:
+            moved = f"\n                 and n.{ident(col)} is distinct from o.{ident(col)}" if kind == "UPDATE" else ""
+            checks.append((kind, f"""    if exists (select 1 from {source}
+               where n.{ident(col)} is not null{moved}
+                 and not exists (select 1 from public.{ident(parent.name)} p where p.id = n.{ident(col)})) then
+      raise exception using errcode = '23503',
+        message = {literal(f"{e.name}.{col} names no {parent.name} row you may read")},
+        hint = 'Pick a row you can see.';
+    end if;"""))
+    inserts = "\n".join(c for k, c in checks if k == "INSERT")
+    updates = "\n".join(c for k, c in checks if k == "UPDATE")
+    return Function(schema_name="private", name=object_name(e.name, suffix="visible_refs"), returns="trigger",
+                    language="plpgsql", security_definer=False, body=f"""begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+{inserts}
+  else
+{updates}
+  end if;
+  return null;
+end""", comment=f"References a client writes into {e.name} name rows that client may read (a foreign key alone "
+                    "checks existence past RLS). Invoker: the referenced tables' policies decide.")
+
+
 def restore_function(bp: Blueprint, e: Entity) -> Function:
     # Like an update: only rows the caller may also read (the select grants), archived or not.
     select = command_grants(bp, e, "select")

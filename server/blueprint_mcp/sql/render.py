@@ -142,7 +142,8 @@ def function_sql(f: Function) -> str:
 def trigger_sql(on: str, trg: Trigger) -> str:
     events = " or ".join(trg.events)
     args = ", ".join(literal(a) for a in trg.args)
-    return (f"create trigger {ident(trg.name)}\n  {trg.timing} {events} on {on}\n"
+    referencing = f"  referencing {' '.join(trg.referencing)}\n" if trg.referencing else ""
+    return (f"create trigger {ident(trg.name)}\n  {trg.timing} {events} on {on}\n{referencing}"
             f"  for each {trg.level} execute function {_qualified(trg.function)}({args});")
 
 

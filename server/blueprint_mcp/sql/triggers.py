@@ -203,6 +203,18 @@ end""", "Refuses client updates that point a column a linked grant reads at anot
        "keep it after leaving.")
 
 
+def visible_references(bp: Blueprint, e) -> list[tuple[str, object]]:
+    """(column, parent entity) of the references clients write into `e` that must name a row they may read
+    (docs/access.md A27): every reference to another entity, but a member reference (A19: checked against the
+    membership) and a private side's reference to its row (A23: the row's readers already)."""
+    if not any(command_grants(bp, e, c) for c in ("insert", "update")):
+        return []
+    side = e.fields[0].name if e.private_of else None
+    return [(f.name, parent) for f in e.fields
+            if f.references and not f.references_member and f.name != side
+            and (parent := bp.entity(f.references)) is not None]
+
+
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None):
     table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
                                   function=fn.qualified, args=args or []))
@@ -244,6 +256,17 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
                 functions.append(guards.setdefault(parent.name, life.refuse_archived_parent(parent)))
             table = next(t for t in tables if t.name == e.name)
             _trigger(table, f"{f.name}_live", "after", ["insert", "update"], guards[parent.name], [f.name])
+    for e in bp.entities:
+        refs = visible_references(bp, e)
+        if refs:
+            functions.append(hidden := life.refuse_hidden_references(e, refs))
+            table = next(t for t in tables if t.name == e.name)
+            table.triggers.append(Trigger(name=object_name(e.name, "visible_refs_insert", suffix="trg"), timing="after",
+                                          events=["insert"], function=hidden.qualified, level="statement",
+                                          referencing=["new table as added"]))
+            table.triggers.append(Trigger(name=object_name(e.name, "visible_refs_update", suffix="trg"), timing="after",
+                                          events=["update"], function=hidden.qualified, level="statement",
+                                          referencing=["old table as replaced", "new table as added"]))
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

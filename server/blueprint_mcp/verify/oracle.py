@@ -148,6 +148,8 @@ class Oracle:
     def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
         if command == "insert" and self._under_archived(e, row):
             return False  # nobody files a new row under an archived one (docs/access.md A24)
+        if command == "insert" and not self._references_seen(actor, e, row):
+            return False  # a client names only rows it may read (docs/access.md A27)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
         if not self._parent_seen(actor, e, row):
@@ -174,6 +176,8 @@ class Oracle:
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
         if self._under_archived(e, after, before):
             return DENIED  # nor moves a row under one
+        if not self._references_seen(actor, e, after, before):
+            return DENIED  # nor points a reference at a row it may not read (A27)
         if any(after.values.get(c) != before.values.get(c) and from_literal(after.values.get(c) or "null") is not None
                for c in self.links.get(table, ())):
             return DENIED  # a link is set on insert; a client may clear it, not point it elsewhere (A09/A10)
@@ -265,6 +269,24 @@ class Oracle:
             if named is not None and self._value(named, "archived_at") is not None:
                 return True
         return False
+
+    def _references_seen(self, actor: Actor, e, row: Row | None, before: Row | None = None) -> bool:
+        """docs/access.md A27: every reference to another entity the client sets (on insert) or changes (on
+        update) names a row the actor may select; member references (A19) and a private side's reference to its
+        row (A23) have rules of their own."""
+        if row is None:
+            return True
+        for k, f in enumerate(e.fields):
+            parent = self.bp.entity(f.references) if f.references else None
+            if parent is None or f.references_member or (e.private_of and k == 0):
+                continue
+            ref = self._value(row, f.name)
+            if ref is None or (before is not None and self._value(before, f.name) == ref):
+                continue
+            named = self._row_by_id(parent.name, ref)
+            if named is None or self.expect(actor, "select", parent.name, named, named.org) != ALLOWED:
+                return False
+        return True
 
     def _author(self, e, row: Row) -> str | None:
         """The row's author; a private side's is its parent row's, whoever inserted it (docs/access.md A23)."""

@@ -177,6 +177,89 @@ $$;
 comment on function private.projects_live_parent() is 'Soft delete of projects: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
 revoke execute on function private.projects_live_parent() from public, anon, authenticated;
 
+create or replace function private.tasks_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.project_id is not null
+                 and not exists (select 1 from public.projects p where p.id = n.project_id)) then
+      raise exception using errcode = '23503',
+        message = 'tasks.project_id names no projects row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.project_id is not null
+                 and n.project_id is distinct from o.project_id
+                 and not exists (select 1 from public.projects p where p.id = n.project_id)) then
+      raise exception using errcode = '23503',
+        message = 'tasks.project_id names no projects row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.tasks_visible_refs() is 'References a client writes into tasks name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.tasks_visible_refs() from public, anon, authenticated;
+
+create or replace function private.comments_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.task_id is not null
+                 and not exists (select 1 from public.tasks p where p.id = n.task_id)) then
+      raise exception using errcode = '23503',
+        message = 'comments.task_id names no tasks row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n
+               where n.parent_id is not null
+                 and not exists (select 1 from public.comments p where p.id = n.parent_id)) then
+      raise exception using errcode = '23503',
+        message = 'comments.parent_id names no comments row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.task_id is not null
+                 and n.task_id is distinct from o.task_id
+                 and not exists (select 1 from public.tasks p where p.id = n.task_id)) then
+      raise exception using errcode = '23503',
+        message = 'comments.task_id names no tasks row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.parent_id is not null
+                 and n.parent_id is distinct from o.parent_id
+                 and not exists (select 1 from public.comments p where p.id = n.parent_id)) then
+      raise exception using errcode = '23503',
+        message = 'comments.parent_id names no comments row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.comments_visible_refs() is 'References a client writes into comments name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.comments_visible_refs() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -401,6 +484,16 @@ create trigger tasks_project_id_live_trg
   after insert or update on public.tasks
   for each row execute function private.projects_live_parent('project_id');
 
+create trigger tasks_visible_refs_insert_trg
+  after insert on public.tasks
+  referencing new table as added
+  for each statement execute function private.tasks_visible_refs();
+
+create trigger tasks_visible_refs_update_trg
+  after update on public.tasks
+  referencing old table as replaced new table as added
+  for each statement execute function private.tasks_visible_refs();
+
 create trigger tasks_immutable_trg
   before update on public.tasks
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -412,6 +505,16 @@ create trigger tasks_set_updated_at_trg
 create trigger tasks_audit_trg
   after insert or update or delete on public.tasks
   for each row execute function private.audit_row_change('organization_id');
+
+create trigger comments_visible_refs_insert_trg
+  after insert on public.comments
+  referencing new table as added
+  for each statement execute function private.comments_visible_refs();
+
+create trigger comments_visible_refs_update_trg
+  after update on public.comments
+  referencing old table as replaced new table as added
+  for each statement execute function private.comments_visible_refs();
 
 create trigger comments_immutable_trg
   before update on public.comments

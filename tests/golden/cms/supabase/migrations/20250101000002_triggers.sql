@@ -177,6 +177,89 @@ $$;
 comment on function private.entries_live_parent() is 'Soft delete of entries: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
 revoke execute on function private.entries_live_parent() from public, anon, authenticated;
 
+create or replace function private.entries_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.collection_id is not null
+                 and not exists (select 1 from public.collections p where p.id = n.collection_id)) then
+      raise exception using errcode = '23503',
+        message = 'entries.collection_id names no collections row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n
+               where n.cover_id is not null
+                 and not exists (select 1 from public.media_assets p where p.id = n.cover_id)) then
+      raise exception using errcode = '23503',
+        message = 'entries.cover_id names no media_assets row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.collection_id is not null
+                 and n.collection_id is distinct from o.collection_id
+                 and not exists (select 1 from public.collections p where p.id = n.collection_id)) then
+      raise exception using errcode = '23503',
+        message = 'entries.collection_id names no collections row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.cover_id is not null
+                 and n.cover_id is distinct from o.cover_id
+                 and not exists (select 1 from public.media_assets p where p.id = n.cover_id)) then
+      raise exception using errcode = '23503',
+        message = 'entries.cover_id names no media_assets row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.entries_visible_refs() is 'References a client writes into entries name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.entries_visible_refs() from public, anon, authenticated;
+
+create or replace function private.entry_revisions_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.entry_id is not null
+                 and not exists (select 1 from public.entries p where p.id = n.entry_id)) then
+      raise exception using errcode = '23503',
+        message = 'entry_revisions.entry_id names no entries row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.entry_id is not null
+                 and n.entry_id is distinct from o.entry_id
+                 and not exists (select 1 from public.entries p where p.id = n.entry_id)) then
+      raise exception using errcode = '23503',
+        message = 'entry_revisions.entry_id names no entries row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.entry_revisions_visible_refs() is 'References a client writes into entry_revisions name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.entry_revisions_visible_refs() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -389,6 +472,16 @@ create trigger media_assets_set_updated_at_trg
   before update on public.media_assets
   for each row execute function private.set_updated_at();
 
+create trigger entries_visible_refs_insert_trg
+  after insert on public.entries
+  referencing new table as added
+  for each statement execute function private.entries_visible_refs();
+
+create trigger entries_visible_refs_update_trg
+  after update on public.entries
+  referencing old table as replaced new table as added
+  for each statement execute function private.entries_visible_refs();
+
 create trigger entries_immutable_trg
   before update on public.entries
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -408,6 +501,16 @@ create trigger entries_audit_trg
 create trigger entry_revisions_entry_id_live_trg
   after insert or update on public.entry_revisions
   for each row execute function private.entries_live_parent('entry_id');
+
+create trigger entry_revisions_visible_refs_insert_trg
+  after insert on public.entry_revisions
+  referencing new table as added
+  for each statement execute function private.entry_revisions_visible_refs();
+
+create trigger entry_revisions_visible_refs_update_trg
+  after update on public.entry_revisions
+  referencing old table as replaced new table as added
+  for each statement execute function private.entry_revisions_visible_refs();
 
 create trigger entry_revisions_immutable_trg
   before update on public.entry_revisions

@@ -246,6 +246,191 @@ $$;
 comment on function private.products_live_parent() is 'Soft delete of products: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
 revoke execute on function private.products_live_parent() from public, anon, authenticated;
 
+create or replace function private.categories_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.parent_id is not null
+                 and not exists (select 1 from public.categories p where p.id = n.parent_id)) then
+      raise exception using errcode = '23503',
+        message = 'categories.parent_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.parent_id is not null
+                 and n.parent_id is distinct from o.parent_id
+                 and not exists (select 1 from public.categories p where p.id = n.parent_id)) then
+      raise exception using errcode = '23503',
+        message = 'categories.parent_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.categories_visible_refs() is 'References a client writes into categories name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.categories_visible_refs() from public, anon, authenticated;
+
+create or replace function private.products_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.category_id is not null
+                 and not exists (select 1 from public.categories p where p.id = n.category_id)) then
+      raise exception using errcode = '23503',
+        message = 'products.category_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.category_id is not null
+                 and n.category_id is distinct from o.category_id
+                 and not exists (select 1 from public.categories p where p.id = n.category_id)) then
+      raise exception using errcode = '23503',
+        message = 'products.category_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.products_visible_refs() is 'References a client writes into products name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.products_visible_refs() from public, anon, authenticated;
+
+create or replace function private.carts_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.customer_id is not null
+                 and not exists (select 1 from public.customers p where p.id = n.customer_id)) then
+      raise exception using errcode = '23503',
+        message = 'carts.customer_id names no customers row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.customer_id is not null
+                 and n.customer_id is distinct from o.customer_id
+                 and not exists (select 1 from public.customers p where p.id = n.customer_id)) then
+      raise exception using errcode = '23503',
+        message = 'carts.customer_id names no customers row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.carts_visible_refs() is 'References a client writes into carts name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.carts_visible_refs() from public, anon, authenticated;
+
+create or replace function private.cart_items_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.cart_id is not null
+                 and not exists (select 1 from public.carts p where p.id = n.cart_id)) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.cart_id names no carts row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n
+               where n.product_id is not null
+                 and not exists (select 1 from public.products p where p.id = n.product_id)) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.product_id names no products row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.cart_id is not null
+                 and n.cart_id is distinct from o.cart_id
+                 and not exists (select 1 from public.carts p where p.id = n.cart_id)) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.cart_id names no carts row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.product_id is not null
+                 and n.product_id is distinct from o.product_id
+                 and not exists (select 1 from public.products p where p.id = n.product_id)) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.product_id names no products row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.cart_items_visible_refs() is 'References a client writes into cart_items name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.cart_items_visible_refs() from public, anon, authenticated;
+
+create or replace function private.shipments_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.order_id is not null
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'shipments.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.order_id is not null
+                 and n.order_id is distinct from o.order_id
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'shipments.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.shipments_visible_refs() is 'References a client writes into shipments name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.shipments_visible_refs() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -442,6 +627,16 @@ create trigger invitations_normalize_trg
   before insert on public.invitations
   for each row execute function private.normalize_invitation();
 
+create trigger categories_visible_refs_insert_trg
+  after insert on public.categories
+  referencing new table as added
+  for each statement execute function private.categories_visible_refs();
+
+create trigger categories_visible_refs_update_trg
+  after update on public.categories
+  referencing old table as replaced new table as added
+  for each statement execute function private.categories_visible_refs();
+
 create trigger categories_immutable_trg
   before update on public.categories
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -449,6 +644,16 @@ create trigger categories_immutable_trg
 create trigger categories_set_updated_at_trg
   before update on public.categories
   for each row execute function private.set_updated_at();
+
+create trigger products_visible_refs_insert_trg
+  after insert on public.products
+  referencing new table as added
+  for each statement execute function private.products_visible_refs();
+
+create trigger products_visible_refs_update_trg
+  after update on public.products
+  referencing old table as replaced new table as added
+  for each statement execute function private.products_visible_refs();
 
 create trigger products_immutable_trg
   before update on public.products
@@ -494,6 +699,16 @@ create trigger customers_private_set_updated_at_trg
   before update on public.customers_private
   for each row execute function private.set_updated_at();
 
+create trigger carts_visible_refs_insert_trg
+  after insert on public.carts
+  referencing new table as added
+  for each statement execute function private.carts_visible_refs();
+
+create trigger carts_visible_refs_update_trg
+  after update on public.carts
+  referencing old table as replaced new table as added
+  for each statement execute function private.carts_visible_refs();
+
 create trigger carts_immutable_trg
   before update on public.carts
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -509,6 +724,16 @@ create trigger carts_set_updated_at_trg
 create trigger cart_items_product_id_live_trg
   after insert or update on public.cart_items
   for each row execute function private.products_live_parent('product_id');
+
+create trigger cart_items_visible_refs_insert_trg
+  after insert on public.cart_items
+  referencing new table as added
+  for each statement execute function private.cart_items_visible_refs();
+
+create trigger cart_items_visible_refs_update_trg
+  after update on public.cart_items
+  referencing old table as replaced new table as added
+  for each statement execute function private.cart_items_visible_refs();
 
 create trigger cart_items_immutable_trg
   before update on public.cart_items
@@ -581,6 +806,16 @@ create trigger payments_audit_trg
 create trigger shipments_packed_by_member_role_trg
   after insert or update on public.shipments
   for each row execute function private.check_member_role('packed_by', 'owner', 'manager', 'fulfilment');
+
+create trigger shipments_visible_refs_insert_trg
+  after insert on public.shipments
+  referencing new table as added
+  for each statement execute function private.shipments_visible_refs();
+
+create trigger shipments_visible_refs_update_trg
+  after update on public.shipments
+  referencing old table as replaced new table as added
+  for each statement execute function private.shipments_visible_refs();
 
 create trigger shipments_immutable_trg
   before update on public.shipments

@@ -194,6 +194,40 @@ $$;
 comment on function private.habits_live_parent() is 'Soft delete of habits: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
 revoke execute on function private.habits_live_parent() from public, anon, authenticated;
 
+create or replace function private.habit_check_ins_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.habit_id is not null
+                 and not exists (select 1 from public.habits p where p.id = n.habit_id)) then
+      raise exception using errcode = '23503',
+        message = 'habit_check_ins.habit_id names no habits row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.habit_id is not null
+                 and n.habit_id is distinct from o.habit_id
+                 and not exists (select 1 from public.habits p where p.id = n.habit_id)) then
+      raise exception using errcode = '23503',
+        message = 'habit_check_ins.habit_id names no habits row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.habit_check_ins_visible_refs() is 'References a client writes into habit_check_ins name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.habit_check_ins_visible_refs() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -413,6 +447,16 @@ create trigger habits_audit_trg
 create trigger habit_check_ins_habit_id_live_trg
   after insert or update on public.habit_check_ins
   for each row execute function private.habits_live_parent('habit_id');
+
+create trigger habit_check_ins_visible_refs_insert_trg
+  after insert on public.habit_check_ins
+  referencing new table as added
+  for each statement execute function private.habit_check_ins_visible_refs();
+
+create trigger habit_check_ins_visible_refs_update_trg
+  after update on public.habit_check_ins
+  referencing old table as replaced new table as added
+  for each statement execute function private.habit_check_ins_visible_refs();
 
 create trigger habit_check_ins_immutable_trg
   before update on public.habit_check_ins

@@ -231,6 +231,142 @@ $$;
 comment on function private.listings_live_parent() is 'Soft delete of listings: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
 revoke execute on function private.listings_live_parent() from public, anon, authenticated;
 
+create or replace function private.listings_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.category_id is not null
+                 and not exists (select 1 from public.categories p where p.id = n.category_id)) then
+      raise exception using errcode = '23503',
+        message = 'listings.category_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.category_id is not null
+                 and n.category_id is distinct from o.category_id
+                 and not exists (select 1 from public.categories p where p.id = n.category_id)) then
+      raise exception using errcode = '23503',
+        message = 'listings.category_id names no categories row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.listings_visible_refs() is 'References a client writes into listings name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.listings_visible_refs() from public, anon, authenticated;
+
+create or replace function private.shipments_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.order_id is not null
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'shipments.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.order_id is not null
+                 and n.order_id is distinct from o.order_id
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'shipments.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.shipments_visible_refs() is 'References a client writes into shipments name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.shipments_visible_refs() from public, anon, authenticated;
+
+create or replace function private.order_messages_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.order_id is not null
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'order_messages.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.order_id is not null
+                 and n.order_id is distinct from o.order_id
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'order_messages.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.order_messages_visible_refs() is 'References a client writes into order_messages name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.order_messages_visible_refs() from public, anon, authenticated;
+
+create or replace function private.reviews_visible_refs()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions see every row anyway.
+  if current_setting('role', true) not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if exists (select 1 from added n
+               where n.order_id is not null
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'reviews.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  else
+    if exists (select 1 from added n join replaced o on o.id = n.id
+               where n.order_id is not null
+                 and n.order_id is distinct from o.order_id
+                 and not exists (select 1 from public.orders p where p.id = n.order_id)) then
+      raise exception using errcode = '23503',
+        message = 'reviews.order_id names no orders row you may read',
+        hint = 'Pick a row you can see.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.reviews_visible_refs() is 'References a client writes into reviews name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+revoke execute on function private.reviews_visible_refs() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -458,6 +594,16 @@ create trigger shop_pages_set_updated_at_trg
   before update on public.shop_pages
   for each row execute function private.set_updated_at();
 
+create trigger listings_visible_refs_insert_trg
+  after insert on public.listings
+  referencing new table as added
+  for each statement execute function private.listings_visible_refs();
+
+create trigger listings_visible_refs_update_trg
+  after update on public.listings
+  referencing old table as replaced new table as added
+  for each statement execute function private.listings_visible_refs();
+
 create trigger listings_immutable_trg
   before update on public.listings
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -506,6 +652,16 @@ create trigger shipments_shipped_by_member_role_trg
   after insert or update on public.shipments
   for each row execute function private.check_member_role('shipped_by', 'owner', 'manager', 'shipper');
 
+create trigger shipments_visible_refs_insert_trg
+  after insert on public.shipments
+  referencing new table as added
+  for each statement execute function private.shipments_visible_refs();
+
+create trigger shipments_visible_refs_update_trg
+  after update on public.shipments
+  referencing old table as replaced new table as added
+  for each statement execute function private.shipments_visible_refs();
+
 create trigger shipments_immutable_trg
   before update on public.shipments
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -522,6 +678,16 @@ create trigger shipments_audit_trg
   after insert or update or delete on public.shipments
   for each row execute function private.audit_row_change('organization_id');
 
+create trigger order_messages_visible_refs_insert_trg
+  after insert on public.order_messages
+  referencing new table as added
+  for each statement execute function private.order_messages_visible_refs();
+
+create trigger order_messages_visible_refs_update_trg
+  after update on public.order_messages
+  referencing old table as replaced new table as added
+  for each statement execute function private.order_messages_visible_refs();
+
 create trigger order_messages_immutable_trg
   before update on public.order_messages
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -533,6 +699,16 @@ create trigger order_messages_keep_links_trg
 create trigger order_messages_set_updated_at_trg
   before update on public.order_messages
   for each row execute function private.set_updated_at();
+
+create trigger reviews_visible_refs_insert_trg
+  after insert on public.reviews
+  referencing new table as added
+  for each statement execute function private.reviews_visible_refs();
+
+create trigger reviews_visible_refs_update_trg
+  after update on public.reviews
+  referencing old table as replaced new table as added
+  for each statement execute function private.reviews_visible_refs();
 
 create trigger reviews_immutable_trg
   before update on public.reviews
