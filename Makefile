@@ -29,7 +29,7 @@ run: $(STAMP)
 # in one line what to install (those tests then skip, or fail under CI=true).
 test: $(STAMP)
 	$(BIN)/python tests/deps.py
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Property tests with many more examples and a new seed every run, each blueprint printed as tried.
 # FUZZ_EXAMPLES=1000 make fuzz for a longer run; a failure prints its minimal blueprint.

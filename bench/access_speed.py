@@ -85,6 +85,8 @@ insert into public.article_notes (organization_id, created_by, article_id, body)
   select a.organization_id, '{me}', a.id, 'n' || g from generate_series(1, {rows}) g
   join (select id, organization_id, row_number() over (order by id) - 1 as n from public.articles) a
     on a.n = g % {rows // 10};
+insert into public.drafts (organization_id, created_by, body)
+  select o.id, '{me}', 'd' || g from generate_series(1, {rows // 10}) g join o on o.n = g % {orgs};
 insert into storage.objects (bucket_id, name, owner_id)
   select 'files', o.id || '/f' || g || '.png', '{me}' from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 set session_replication_role = origin;
@@ -186,6 +188,11 @@ def main() -> int:
                         "and a.status in ('draft', 'review')")
             clients = ", ".join(f"'{r[0]}'" for r in conn.execute(
                 "select id from public.clients where user_id = %s", (portal,)))
+            mine_org, mine = conn.execute(
+                f"select organization_id, id from public.drafts where organization_id in ({member}) "
+                "order by id limit 1").fetchone()
+            comments = ("insert into public.draft_comments (organization_id, {author}draft_id, body) select "
+                        f"'{mine_org}', {{me}}'{mine}', 'x' || g from generate_series(1, 1000) g")
             cases = [
                 ("exact roles: reviews, viewer in 3", "select count(*) from public.reviews", me,
                  f"select count(*) from public.reviews where organization_id in ({viewer})"),
@@ -213,6 +220,11 @@ def main() -> int:
                  f"with i as ({notes.format(author='', me='')} returning 1) select count(*) from i", ed,
                  f"with i as ({notes.format(author='created_by, ', me=repr(ed) + ', ')} "
                  f"where '{draft}' in ({editable}) returning 1) select count(*) from i"),
+                ("visible reference: insert 1,000 draft_comments",
+                 f"with i as ({comments.format(author='', me='')} returning 1) select count(*) from i", me,
+                 f"with i as ({comments.format(author='created_by, ', me=repr(me) + ', ')} where exists (select 1 "
+                 f"from public.drafts d where d.id = '{mine}' and d.created_by = '{me}') returning 1) "
+                 "select count(*) from i"),
                 ("storage: files objects, viewer+member in 6", "select count(*) from storage.objects", me,
                  "select count(*) from storage.objects where bucket_id = 'files' and split_part(name, '/', 1) in "
                  f"({', '.join(x for x in (viewer, member) if x).replace(chr(39), chr(39))})"),

@@ -22,6 +22,9 @@ from blueprint_mcp.tools import migration_files
 
 from jstools import deno
 
+# One worker installs the npm tools (Deno, Mermaid) once (`--dist loadgroup`), not one per worker.
+pytestmark = pytest.mark.xdist_group("js")
+
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
 VALIDATE_TEST = ROOT / "tests" / "deno" / "log_event_validate_test.ts"

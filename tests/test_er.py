@@ -7,10 +7,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from blueprint_mcp.spec.er import er_diagram
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.tools import migration_files
+
+# One worker installs the npm tools (Deno, Mermaid) once (`--dist loadgroup`), not one per worker.
+pytestmark = pytest.mark.xdist_group("js")
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from blueprint_mcp.project import config_toml, database_types
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_blueprint_file, load_template
@@ -14,6 +16,9 @@ from jstools import deno
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = sorted((ROOT / "blueprints").glob("*.yaml")) + sorted((ROOT / "examples").glob("*.yaml"))
+
+# One worker installs the npm tools (Deno, Mermaid) once (`--dist loadgroup`), not one per worker.
+pytestmark = pytest.mark.xdist_group("js")
 
 USAGE = """\
 import type { Database, Tables, TablesInsert, Enums } from "./blueprints/habit-tracker.types.ts"

@@ -17,6 +17,9 @@ from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import migration_files
 from histories import long_history
 
+# One worker builds and installs the wheel once (`--dist loadgroup`), not one per worker.
+pytestmark = pytest.mark.xdist_group("wheel")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
