@@ -6,7 +6,7 @@ caller's search_path can never redirect it; definer functions are revoked from p
 
 from __future__ import annotations
 
-from ..model import Blueprint
+from ..model import Blueprint, Entity
 from ..model.schema import Function, Table, Trigger
 from .columns import ORG
 from ..model.blueprint import ROLE_TYPE
@@ -203,7 +203,7 @@ end""", "Refuses client updates that point a column a linked grant reads at anot
        "keep it after leaving.")
 
 
-def visible_references(bp: Blueprint, e) -> list[tuple[str, object]]:
+def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
     """(column, parent entity) of the references clients write into `e` that must name a row they may read
     (docs/access.md A27): every reference to another entity, but a member reference (A19: checked against the
     membership) and a private side's reference to its row (A23: the row's readers already)."""

@@ -17,10 +17,10 @@ serve(async ({ req, caller, body }) => {
   const sessionId = action === "end" ? uuid(body, "session_id") : null
   const clientType = body.client_type === undefined ? null : oneOf(body, "client_type", CLIENT_TYPES)
   await requireInOrganisation(caller, organizationId)
-  const sessions = serviceClient().from("sessions")
+  const service = serviceClient() // a query builder per request: filters must not carry over
   if (sessionId === null) {
     const userAgent = (req.headers.get("User-Agent") ?? "").slice(0, MAX_USER_AGENT) || null
-    const { data, error } = await sessions.insert({
+    const { data, error } = await service.from("sessions").insert({
       organization_id: organizationId,
       user_id: caller.user.id,
       client_type: clientType,
@@ -30,14 +30,14 @@ serve(async ({ req, caller, body }) => {
     return [201, { session_id: data.id }]
   }
   // Only the caller's own open session here; never before it started (this clock and the database's may differ).
-  const { data: open, error } = await sessions.select("started_at").eq("id", sessionId)
+  const { data: open, error } = await service.from("sessions").select("started_at").eq("id", sessionId)
     .eq("organization_id", organizationId).eq("user_id", caller.user.id).is("ended_at", null).maybeSingle()
   if (error) throw dbError(error)
   if (open === null) {
     throw new HttpError(404, "not_found", "not one of your open sessions in this organisation", "session_id")
   }
   const endedAt = new Date(Math.max(Date.now(), Date.parse(open.started_at))).toISOString()
-  const { error: endError } = await sessions.update({ ended_at: endedAt }).eq("id", sessionId)
+  const { error: endError } = await service.from("sessions").update({ ended_at: endedAt }).eq("id", sessionId)
     .eq("user_id", caller.user.id).is("ended_at", null)
   if (endError) throw dbError(endError)
   return [200, { session_id: sessionId, ended_at: endedAt }]
