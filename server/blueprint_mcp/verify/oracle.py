@@ -22,6 +22,7 @@ class Oracle:
         self.bp, self.world = bp, world
         self.rank = {r.name: i for i, r in enumerate(bp.tenancy.roles)}  # 0 = most privileged
         self.links = self._links()
+        self._grants: dict[tuple[str, str], list[Grant]] = {}  # (entity, command): the blueprint is fixed here
 
     def role_in(self, actor: Actor, org: str | None) -> str | None:
         return actor.memberships.get(org) if org else None
@@ -188,7 +189,10 @@ class Oracle:
 
     def _grants_hold(self, actor: Actor, e, command: str, row: Row | None, org: str | None) -> bool:
         target = row.org if row is not None and row.org else org
-        return any(self._grant_holds(actor, e, g, row, target) for g in command_grants(self.bp, e, command))
+        grants = self._grants.get((e.name, command))
+        if grants is None:
+            grants = self._grants[e.name, command] = command_grants(self.bp, e, command)
+        return any(self._grant_holds(actor, e, g, row, target) for g in grants)
 
     def _grant_holds(self, actor: Actor, e, g: Grant, row: Row | None, org: str | None) -> bool:
         signed_in = actor.api_role == "authenticated"

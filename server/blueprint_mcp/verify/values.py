@@ -303,19 +303,25 @@ def _unwrapped(expression: str) -> str:
 
 def ordered_columns(table: Table) -> dict[str, int]:
     """Ranks for columns that checks compare (`a > b`) or exclusions range over: a row whose values
-    grow with the rank satisfies every comparison and gives a non-empty [start, end) range."""
+    grow with the rank satisfies every comparison and gives a non-empty [start, end) range. (A copy: the
+    ranks are computed once per set of constraints, asked for every value of every fixture row.)"""
+    return dict(_ranks(tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)))
+
+
+@lru_cache(maxsize=1024)
+def _ranks(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> tuple[tuple[str, int], ...]:
     edges: list[tuple[str, str]] = []  # (smaller, larger)
-    for k in table.constraints:
-        if k.kind == "check" and (m := _COMPARISON.match(_unwrapped(k.expression or ""))):
+    for kind, expression, columns in constraints:
+        if kind == "check" and (m := _COMPARISON.match(_unwrapped(expression))):
             a, op, b = m.groups()
             edges.append((b, a) if op in (">", ">=", "<>") else (a, b))
-        elif k.kind == "exclude" and len(k.columns) >= 2:
-            edges.append((k.columns[-2], k.columns[-1]))
+        elif kind == "exclude" and len(columns) >= 2:
+            edges.append((columns[-2], columns[-1]))
     rank: dict[str, int] = {c: 0 for pair in edges for c in pair}
     for _ in range(len(rank)):  # longest-path ranks; a cycle of strict comparisons has no solution anyway
         for small, large in edges:
             rank[large] = max(rank[large], rank[small] + 1)
-    return rank
+    return tuple(rank.items())
 
 
 def ordered_value(table: Table, col: Column, n: int) -> str | None:
