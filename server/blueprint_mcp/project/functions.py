@@ -33,8 +33,8 @@ def _context(bp: Blueprint) -> dict:
         "sessions": bp.analytics.sessions, "events": _rows(events),
         "pii_keys": _rows([json.dumps(k) for k in edge.event_pii_keys(bp)]),
         "pii_words": _rows([json.dumps(w) for w in edge.EVENT_PII_WORDS]), "max_bytes": edge.EVENT_PROPERTIES_BYTES,
-        "max_keys": EVENT_PROPERTIES, "links": edge.event_links(bp), "client_types": list(CLIENT_TYPES),
-        "max_user_agent": edge.SESSION_USER_AGENT, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
+        "max_keys": EVENT_PROPERTIES, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
+        "links": edge.event_links(bp), "client_types": list(CLIENT_TYPES), "max_user_agent": edge.SESSION_USER_AGENT,
     }
 
 

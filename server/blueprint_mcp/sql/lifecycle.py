@@ -283,19 +283,17 @@ def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity]]) -> Funct
     statement (RLS has let the rows in, and the foreign keys hold), each reference a client set or changed must
     name a row the client may read. Security invoker, so the parent's own policies decide; once per statement,
     over the transition tables, so the parent's helpers run once however many rows it wrote."""
-    checks = []
-    for kind, source in (("INSERT", "added n"), ("UPDATE", "added n join replaced o on o.id = n.id")):
-        for col, parent in refs:
-            moved = f"\n                 and n.{ident(col)} is distinct from o.{ident(col)}" if kind == "UPDATE" else ""
-            checks.append((kind, f"""    if exists (select 1 from {source}
+    def check(col: str, parent: Entity, update: bool) -> str:
+        source = "added n join replaced o on o.id = n.id" if update else "added n"
+        moved = f"\n                 and n.{ident(col)} is distinct from o.{ident(col)}" if update else ""
+        return f"""    if exists (select 1 from {source}
                where n.{ident(col)} is not null{moved}
                  and not exists (select 1 from public.{ident(parent.name)} p where p.id = n.{ident(col)})) then
       raise exception using errcode = '23503',
         message = {literal(f"{e.name}.{col} names no {parent.name} row you may read")},
         hint = 'Pick a row you can see.';
-    end if;"""))
-    inserts = "\n".join(c for k, c in checks if k == "INSERT")
-    updates = "\n".join(c for k, c in checks if k == "UPDATE")
+    end if;"""
+    inserts, updates = ("\n".join(check(col, parent, update) for col, parent in refs) for update in (False, True))
     return Function(schema_name="private", name=object_name(e.name, suffix="visible_refs"), returns="trigger",
                     language="plpgsql", security_definer=False, body=f"""begin
   -- Clients only: the service role and the database's own functions see every row anyway.

@@ -215,9 +215,11 @@ def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
             and (parent := bp.entity(f.references)) is not None]
 
 
-def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None):
+def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None,
+             **statement):
+    """A row trigger; `level="statement"` (and `referencing`) for a statement trigger."""
     table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
-                                  function=fn.qualified, args=args or []))
+                                  function=fn.qualified, args=args or [], **statement))
 
 
 def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
@@ -261,12 +263,10 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         if refs:
             functions.append(hidden := life.refuse_hidden_references(e, refs))
             table = next(t for t in tables if t.name == e.name)
-            table.triggers.append(Trigger(name=object_name(e.name, "visible_refs_insert", suffix="trg"), timing="after",
-                                          events=["insert"], function=hidden.qualified, level="statement",
-                                          referencing=["new table as added"]))
-            table.triggers.append(Trigger(name=object_name(e.name, "visible_refs_update", suffix="trg"), timing="after",
-                                          events=["update"], function=hidden.qualified, level="statement",
-                                          referencing=["old table as replaced", "new table as added"]))
+            _trigger(table, "visible_refs_insert", "after", ["insert"], hidden, level="statement",
+                     referencing=["new table as added"])
+            _trigger(table, "visible_refs_update", "after", ["update"], hidden, level="statement",
+                     referencing=["old table as replaced", "new table as added"])
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]
@@ -305,9 +305,7 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         if t.name == "audit_logs":
             days = [str(bp.privacy.audit_retention_days)]
             _trigger(t, "append_only", "before", ["update", "delete"], protect_log, days)
-            t.triggers.append(Trigger(name=object_name(t.name, "no_truncate", suffix="trg"), timing="before",
-                                      events=["truncate"], function=protect_log.qualified, args=days,
-                                      level="statement"))
+            _trigger(t, "no_truncate", "before", ["truncate"], protect_log, days, level="statement")
         entity = bp.entity(t.name)
         if entity is not None and entity.soft_delete and entity.client_writable and command_grants(bp, entity, "delete"):
             functions.append(archive := life.archive_on_delete(entity))
