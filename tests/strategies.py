@@ -319,6 +319,7 @@ def blueprints(draw) -> dict:
         e["unique_together"] = [key if set(key) & spacious else key + ["created_at"]
                                 for key in draw(st.lists(column_sets, max_size=2))]
         e.update(draw(requirements_for(e)))
+        e.update(draw(transitions_for(e)))
         access: dict = {}
         if scope != "global":
             for cmd in COMMANDS if scope in ("organization", "user") else ("select",):
@@ -386,8 +387,9 @@ def summary(bp: dict) -> str:
     for e in bp["entities"]:
         fields = ",".join(f"{f['name']}:{f['type']}{'' if f['nullable'] else '!'}{'u' if f['unique'] else ''}"
                           for f in e["fields"])
+        moves = "".join(f" transitions={t['column']}:{t['initial']}{t['moves']}" for t in e.get("transitions", []))
         parts.append(f"{e['name'][:20]}[{e['scope']} access={e.get('access', {})} uniq={e['unique_together']} "
-                     f"fields={fields}]")
+                     f"fields={fields}{moves}]")
     return " ".join(parts)
 
 
@@ -420,6 +422,7 @@ def _keep_pii_apart(e: dict) -> None:
     e["exclusions"] = [x for x in e.get("exclusions", []) if not (set(x["keys"]) | set(x["range"])) & pii]
     e["requires"] = [r for r in e.get("requires", [])
                      if not {r["when"]["column"], *r.get("filled", []), *r.get("empty", [])} & pii]
+    e["transitions"] = [t for t in e.get("transitions", []) if t["column"] not in pii]
 
 
 @st.composite
@@ -473,6 +476,25 @@ def requirements_for(draw, e: dict) -> dict:
             rule.setdefault(key, []).append(f["name"])
         out.append(rule)
     return {"requires": out} if out else {}
+
+
+@st.composite
+def transitions_for(draw, e: dict) -> dict:
+    """`transitions` on a NOT NULL enum field of a client-written entity: from some values, some others (a value
+    left out, or listed with none, is final); optionally initial states, the default among them."""
+    states = [f for f in e["fields"] if f["type"] == "enum" and not f["nullable"]]
+    if e["scope"] not in ("organization", "user") or not states or not draw(st.booleans()):
+        return {}
+    f = draw(st.sampled_from(states))
+    values, moves = f["values"], {}
+    for v in values:
+        others = [x for x in values if x != v]
+        if draw(st.booleans()):
+            moves[v] = draw(st.lists(st.sampled_from(others), unique=True)) if others else []
+    initial = draw(st.lists(st.sampled_from(values), unique=True, max_size=2))
+    if initial and f.get("default") is not None and f["default"] not in initial:
+        initial.append(f["default"])
+    return {"transitions": [{"column": f["name"], "initial": initial, "moves": moves}]}
 
 
 def _where_fields(e: dict) -> list[dict]:

@@ -57,7 +57,7 @@ def ins(w, who: str, table: str, org: str, **values) -> str:
 
 OWNED = {"notes", "docs", "reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "ledgers",
          "journals", "posts", "bookings", "contacts", "contacts_private", "dossiers", "dossiers_private", "folders",
-         "article_notes", "draft_comments"}
+         "article_notes", "draft_comments", "parcels"}
 
 
 def su_ins(w, table: str, org: str | None, **values) -> str:
@@ -455,6 +455,30 @@ REFUSED = [
                                        {"name": "phone", "type": "text", "pii": True}],
       "access": {"select": [{"min_role": "admin"}, {"linked": ["user_id"]}]}},
      "entities[0]: things's personal data would be read by linked users only"),
+    # A28 transitions: a non-null enum of the entity, values it holds, a default a client may start with.
+    ({"transitions": [{"column": "title", "moves": {}}]},
+     "entities[0].transitions[0].column: 'title' is not an enum field of things"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"]}],
+      "transitions": [{"column": "stage", "moves": {"a": ["b"]}}]},
+     "entities[0].transitions[0].column: 'stage' may be empty: a row without a state has no moves"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False, "default": "a"}],
+      "transitions": [{"column": "stage", "moves": {"a": ["c"]}}]},
+     "entities[0].transitions[0].moves.a: 'c' is not a value of things.stage"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False, "default": "a"}],
+      "transitions": [{"column": "stage", "moves": {"a": ["a", "b"]}}]},
+     "entities[0].transitions[0].moves.a: 'a' moves to itself"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False, "default": "a"}],
+      "transitions": [{"column": "stage", "initial": ["b"], "moves": {"a": ["b"]}}]},
+     "entities[0].transitions[0].initial: the default 'a' is not among the values a client may insert with"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False, "default": "a"}],
+      "transitions": [{"column": "stage", "moves": {"a": ["b"]}}, {"column": "stage", "moves": {"b": ["a"]}}]},
+     "entities[0].transitions[1].column: 'stage' has its moves listed twice"),
+    ({"scope": "service", "fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False}],
+      "transitions": [{"column": "stage", "moves": {"a": ["b"]}}]},
+     "entities[0].transitions[0]: scope 'service' is written by the service role only"),
+    ({"fields": [{"name": "stage", "type": "enum", "values": ["a", "b"], "nullable": False, "pii": True}],
+      "transitions": [{"column": "stage", "moves": {"a": ["b"]}}]},
+     "entities[0].transitions[0].column: 'stage' is personal data (pii: true), kept in things_private"),
     # A stranger named in a user column that restricts deletion could never delete their account (L04).
     ({"fields": [{"name": "user_id", "type": "reference", "references": "auth.users", "nullable": False}]},
      "entities[0].fields[0]: 'user_id' of things would keep the account it names from being deleted"),
@@ -543,6 +567,35 @@ def test_a27_a_reference_a_client_writes_names_a_row_it_may_read(w):
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         ins(w, "member", "draft_comments", w.org1, draft_id="00000000-0000-4000-8000-000000000000", body="x")
     assert su_ins(w, "draft_comments", w.org1, draft_id=theirs, body="s")
+
+
+def test_a28_a_state_starts_where_listed_and_moves_only_forward(w):
+    # A client inserts a parcel only while packing; the service role may file one already sent.
+    parcel = ins(w, "member", "parcels", w.org1, label="p")
+    assert w.su("select stage from public.parcels where id = %s", (parcel,)) == [("packing",)]
+    assert w.denied("member", "insert into public.parcels (organization_id, stage) values (%s, 'sent')",
+                    (w.org1,)) == "42501"
+    assert su_ins(w, "parcels", w.org1, stage="sent")
+    stage = "update public.parcels set stage = %s where id = %s"
+    assert w.count("member", stage, ("sent", parcel)) == 1
+    # Found by an attack on the marketplace: set a shipped parcel back to packing, then delete it.
+    assert w.denied("member", stage, ("packing", parcel)) == "42501"
+    assert w.denied("owner", stage, ("packing", parcel)) == "42501"  # roles do not matter: the rule is the row's
+    assert w.count("member", "delete from public.parcels where id = %s", (parcel,)) == 0
+    assert w.count("member", stage, ("lost", parcel)) == 1
+    assert w.denied("member", stage, ("delivered", parcel)) == "42501"  # lost is final (no moves listed)
+    # Other columns of a row in a final state stay editable, an unchanged state passes.
+    assert w.count("member", "update public.parcels set label = 'l', stage = stage where id = %s", (parcel,)) == 1
+    # The service role and the database's own (definer) functions are not bound.
+    run_as(w.conn, "service_role", None, stage, ("packing", parcel))
+    assert w.count("member", stage, ("sent", parcel)) == 1
+    w.su("""create function public.reset_parcel(parcel uuid) returns void language sql security definer
+            set search_path = '' as $$ update public.parcels set stage = 'packing' where id = parcel $$""")
+    w.as_("member", "select public.reset_parcel(%s)", (parcel,))
+    assert w.su("select stage from public.parcels where id = %s", (parcel,)) == [("packing",)]
+    # An outsider meets RLS first, whatever the state: the rule says nothing to them.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+        w.as_("outsider", "insert into public.parcels (organization_id, stage) values (%s, 'sent')", (w.org1,))
 
 
 def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w):

@@ -59,7 +59,7 @@ def _features(data: dict) -> None:
             for g in spec if isinstance(spec, list) else []:
                 event(f"grant {next(k for k in g if k in ('min_role', 'roles', 'capability', 'linked', 'signed_in', 'public'))}"
                       + "".join(f" +{k}" for k in ("own", "assigned", "where") if k in g))
-        for key in ("checks", "exclusions", "requires"):
+        for key in ("checks", "exclusions", "requires", "transitions"):
             if e.get(key):
                 event(key)
         if any(f.get("references") == "organization_members" for f in e["fields"]):

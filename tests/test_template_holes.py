@@ -7,7 +7,7 @@ import pytest
 
 from blueprint_mcp.verify.pg import create_user
 
-from pgutil import build_world, migrate
+from pgutil import build_world, migrate, run_as
 
 pytestmark = pytest.mark.postgres
 
@@ -60,6 +60,58 @@ def test_a_manager_cannot_delete_the_cart_an_order_was_placed_from(shop):
     assert w.count("manager", "delete from public.carts where id = %s", (carts["converted"],)) == 0
     assert w.su("select cart_id from public.orders where id = %s", (order,)) == [(carts["converted"],)]
     assert w.count("manager", "delete from public.carts where id = %s", (carts["abandoned"],)) == 1
+
+
+def test_a_converted_cart_cannot_be_turned_back_to_be_deleted(shop):
+    """Found by attack: a manager may delete open and abandoned carts, so they set the converted cart to abandoned
+    first, then deleted it (and orders.cart_id with it). Converted is final for clients (transitions, A28)."""
+    w, carts, _, order = shop
+    assert w.denied("manager", "update public.carts set status = 'abandoned' where id = %s",
+                    (carts["converted"],)) == "42501"
+    assert w.denied("fulfilment", "update public.carts set status = 'open' where id = %s",
+                    (carts["converted"],)) == "42501"
+    assert w.count("manager", "delete from public.carts where id = %s", (carts["converted"],)) == 0
+    assert w.su("select cart_id from public.orders where id = %s", (order,)) == [(carts["converted"],)]
+    # staff may still abandon an open cart and reopen it; checkout (the service role) converts one
+    assert w.count("manager", "update public.carts set status = 'abandoned' where id = %s", (carts["open"],)) == 1
+    assert w.count("manager", "update public.carts set status = 'open' where id = %s", (carts["open"],)) == 1
+    assert w.denied("manager", "update public.carts set status = 'converted' where id = %s", (carts["open"],)) \
+        == "42501"
+    run_as(w.conn, "service_role", None, "update public.carts set status = 'converted' where id = %s",
+           (carts["open"],))
+
+
+@pytest.mark.parametrize("template,staff", [("marketplace", "shipper"), ("e-commerce", "fulfilment")])
+def test_a_shipped_parcel_cannot_be_set_back_to_preparing_and_deleted(make_db, template, staff):
+    """Found by attack: "only a parcel still being prepared may be deleted" was bypassed in two steps, setting a
+    shipped parcel back to preparing and deleting it. A parcel now moves forward only (transitions, A28)."""
+    conn = make_db()
+    migrate(conn, template)
+    w = build_world(conn, ["owner", staff])
+    if template == "marketplace":
+        listing = w.su("insert into public.listings (organization_id, title, price_cents) values (%s, 'Mug', 900) "
+                       "returning id", (w.org1,))[0][0]
+        order = w.su("insert into public.orders (organization_id, listing_id, quantity, unit_price_cents, "
+                     "total_cents) values (%s, %s, 1, 900, 900) returning id", (w.org1, listing))[0][0]
+    else:
+        customer = w.su("insert into public.customers (organization_id) values (%s) returning id", (w.org1,))[0][0]
+        order = w.su("insert into public.orders (organization_id, customer_id, order_number, subtotal_cents, "
+                     "total_cents) values (%s, %s, 'A-1', 900, 900) returning id", (w.org1, customer))[0][0]
+    # a parcel is filed while being prepared (one per order)
+    assert w.denied(staff, "insert into public.shipments (organization_id, order_id, status) values (%s, %s, 'shipped')",
+                    (w.org1, order)) == "42501"
+    parcel = w.as_(staff, "insert into public.shipments (organization_id, order_id) values (%s, %s) returning id",
+                   (w.org1, order))[0][0]
+    status = "update public.shipments set status = %s where id = %s"
+    assert w.count(staff, status, ("shipped", parcel)) == 1
+    assert w.denied(staff, status, ("preparing", parcel)) == "42501"
+    assert w.denied("owner", status, ("preparing", parcel)) == "42501"
+    assert w.count(staff, "delete from public.shipments where id = %s", (parcel,)) == 0
+    assert w.count(staff, status, ("delivered", parcel)) == 1
+    assert w.count(staff, status, ("returned", parcel)) == 1
+    # the service role (a carrier's webhook) is not bound
+    run_as(w.conn, "service_role", None, status, ("preparing", parcel))
+    assert w.count(staff, "delete from public.shipments where id = %s", (parcel,)) == 1
 
 
 def test_an_asset_in_use_as_a_cover_cannot_be_deleted_by_its_author(make_db):

@@ -220,6 +220,10 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
                 personal = sorted(set([r.when.column, *r.filled, *r.empty]) & moved)
                 problems.append((f"entities[{i}].requires[{k}]", f"uses pii fields {personal} (kept in {name}).",
                                  "state the rule over non-personal fields"))
+        for k, t in enumerate(e.transitions):
+            if t.column in moved:
+                problems.append((f"entities[{i}].transitions[{k}].column", f"'{t.column}' is personal data (pii: "
+                                 f"true), kept in {name}.", "give the states a field that is not pii"))
         for k, x in enumerate(e.exclusions):
             if side_of([*x.keys, *x.range]) != "public":
                 problems.append((f"entities[{i}].exclusions[{k}]", f"uses pii fields (kept in {name}).",
@@ -381,6 +385,7 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                                  "remove the override, or give a list of grants such as [{public: true}]"))
         _check_comparisons(e, i, problems)
         _check_requirements(e, i, problems)
+        _check_transitions(e, i, problems)
         _check_pii_read(bp, e, i, problems)
         _check_restore(bp, e, i, problems)
         cols = set(generated_columns(e)) | {f.name for f in e.fields}
@@ -634,6 +639,48 @@ def _check_requirements(e: Entity, i: int, problems: list) -> None:
                 problems.append((f"entities[{i}].requires[{k}]", f"asks the opposite of requires[{j}] for {clash}: a "
                                  f"row where {both} could never be written.",
                                  "make the conditions exclusive (one column, different values) or drop one"))
+
+
+def _check_transitions(e: Entity, i: int, problems: list) -> None:
+    """`transitions`: a non-null enum field of the entity, once; every state named is one of its values; the
+    default is a value a client may insert with; some client writes the entity (else nothing is bound)."""
+    seen: set[str] = set()
+    for k, t in enumerate(e.transitions):
+        at = f"entities[{i}].transitions[{k}]"
+        if any(path == f"{at}.column" for path, *_ in problems):
+            continue  # already refused (personal data)
+        f = e.field(t.column)
+        enums = [x.name for x in e.fields if x.type is FieldType.enum]
+        if f is None or f.type is not FieldType.enum:
+            problems.append((f"{at}.column", f"'{t.column}' is not an enum field of {e.name}.",
+                             f"use one of {enums}" if enums else "add an enum field (e.g. status)"))
+            continue
+        if f.nullable:
+            problems.append((f"{at}.column", f"'{t.column}' may be empty: a row without a state has no moves.",
+                             f"make {t.column} nullable: false (with a default)"))
+        if t.column in seen:
+            problems.append((f"{at}.column", f"'{t.column}' has its moves listed twice.", "merge them into one entry"))
+        seen.add(t.column)
+        if not e.client_writable:
+            problems.append((at, f"scope '{e.scope.value}' is written by the service role only, which no move binds.",
+                             "remove transitions, or use scope organization/user"))
+        values = list(f.values or [])
+        named = [(f"{at}.initial", v) for v in t.initial]
+        for state, targets in t.moves.items():
+            named.append((f"{at}.moves", state))
+            named += [(f"{at}.moves.{state}", v) for v in targets]
+            if state in targets:
+                problems.append((f"{at}.moves.{state}", f"'{state}' moves to itself: an unchanged value always "
+                                 "passes.", f"leave {state} out of its own list"))
+            if len(set(targets)) != len(targets):
+                problems.append((f"{at}.moves.{state}", "a value repeats.", "list each value once"))
+        for path, v in named:
+            if v not in values:
+                problems.append((path, f"'{v}' is not a value of {e.name}.{t.column}.", choose(v, values)))
+        if t.initial and f.default is not None and str(f.default) not in t.initial:
+            problems.append((f"{at}.initial", f"the default '{f.default}' is not among the values a client may "
+                             "insert with: a client leaving it out would always be refused.",
+                             f"add {f.default} to initial, or change the default"))
 
 
 def _check_comparisons(e: Entity, i: int, problems: list) -> None:

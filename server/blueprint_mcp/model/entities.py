@@ -329,6 +329,19 @@ class Requirement(Model):
                                 description="Optional fields that must then be empty (e.g. [rating]).")
 
 
+class Transition(Model):
+    """The moves a client may make on a state column (an enum): from each value, the values it may become next.
+    A value with no entry is final. Unchanged values always pass; the service role and the database's own
+    functions are not bound (checkout, a webhook or a job moves rows as it must)."""
+
+    column: Ident = PField(description="A non-null enum field of the entity (e.g. status).")
+    initial: list[Ident] = PField(default_factory=list, max_length=ENUM_VALUES, description=(
+        "Values a client may insert a row with (e.g. [preparing]); empty: any. Must include the field's default."))
+    moves: dict[Ident, list[Ident]] = PField(max_length=ENUM_VALUES, description=(
+        "From each value, the values a client may move it to, e.g. {preparing: [shipped], shipped: [delivered, "
+        "returned]}; a value with no entry is final."))
+
+
 class Exclusion(Model):
     """No two rows with equal keys may have overlapping ranges (e.g. no double booking of a dentist)."""
 
@@ -376,6 +389,11 @@ class Entity(Model):
         default_factory=list, max_length=20,
         description="Fields filled or left empty by kind of row, e.g. {when: {column: kind, equals: reply}, "
                     "empty: [rating]}.")
+    transitions: list[Transition] = PField(
+        default_factory=list, max_length=5,
+        description="Allowed moves of a state column for clients, e.g. {column: status, initial: [preparing], "
+                    "moves: {preparing: [shipped], shipped: [delivered]}}; a shipped parcel cannot go back to "
+                    "preparing to be deleted.")
     exclusions: list[Exclusion] = PField(
         default_factory=list, max_length=5,
         description="No overlapping ranges per key, e.g. {keys: [dentist_id], range: [starts_at, ends_at]} (btree_gist).")

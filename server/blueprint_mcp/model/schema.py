@@ -153,6 +153,7 @@ class Trigger(_Obj):
     level: Literal["row", "statement"] = "row"
     # Transition tables of a statement trigger, as SQL: "new table as added" (REFERENCING ...).
     referencing: list[str] = Field(default_factory=list)
+    when: str | None = None  # a row trigger's WHEN condition, as SQL
     location: Location | None = None
 
 

@@ -5,6 +5,8 @@ triggers that keep the rules when anything else writes. docs/lifecycle.md states
 
 from __future__ import annotations
 
+from textwrap import indent
+
 from ..model import Blueprint, Capability, Entity, Scope
 from ..model.blueprint import ROLE_TYPE
 from ..model.meaning import command_grants, least_role, restore_grants
@@ -308,6 +310,58 @@ def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity]]) -> Funct
   return null;
 end""", comment=f"References a client writes into {e.name} name rows that client may read (a foreign key alone "
                     "checks existence past RLS). Invoker: the referenced tables' policies decide.")
+
+
+def refuse_unlisted_moves(e: Entity) -> Function:
+    """One per entity with `transitions` (docs/access.md A28): a client inserts a row only in an initial state
+    and moves a state column only along a listed move. After the row (RLS first: an outsider learns nothing of
+    the rules); the triggers' WHEN conditions leave rows in a listed initial state, and unchanged states, alone."""
+    def refuse(condition: str, message: str, args: str, hint: str) -> str:
+        return f"""if {condition} then
+  raise exception using errcode = '42501',
+    message = format({literal(message)}, {args}),
+    hint = {literal(hint)};
+end if;"""
+
+    inserts, updates = [], []
+    for t in e.transitions:
+        col, name = ident(t.column), f"{e.name}.{t.column}"
+        if t.initial:
+            inserts.append(refuse(f"new.{col}::text not in ({', '.join(literal(v) for v in t.initial)})",
+                                  f"{name} starts as %s, not %s", f"{literal(', '.join(t.initial))}, new.{col}",
+                                  "Insert the row in an initial state; later ones are reached by updates."))
+        arms = "".join(f"\n      when {literal(state)} then new.{col}::text in ({', '.join(literal(v) for v in to)})"
+                       for state, to in t.moves.items() if to)
+        # In parentheses: PL/pgSQL reads an IF condition up to the first THEN outside them.
+        listed = f"(case old.{col}::text{arms}\n      else false\n    end)" if arms else "false"
+        allowed = "; ".join(f"{state} -> {', '.join(to)}" for state, to in t.moves.items() if to) or "none"
+        updates.append(refuse(f"new.{col} is distinct from old.{col}\n   and not {listed}",
+                              f"{name} may not move from %s to %s", f"old.{col}, new.{col}",
+                              f"Allowed moves: {allowed}."))
+
+    def block(checks: list[str], depth: int) -> str:
+        return "\n".join(indent(c, "  " * depth) for c in checks)
+    body = (f"  if tg_op = 'INSERT' then\n{block(inserts, 2)}\n  else\n{block(updates, 2)}\n  end if;" if inserts
+            else block(updates, 1))  # without initial states only the update trigger calls it
+    return Function(schema_name="private", name=object_name(e.name, suffix="transitions"), returns="trigger",
+                    language="plpgsql", security_definer=False, body=f"""begin
+  -- Clients only: the service role and the database's own functions move rows as they must.
+  if current_user not in ('authenticated', 'anon') then
+    return null;
+  end if;
+{body}
+  return null;
+end""", comment=f"Clients change {', '.join(t.column for t in e.transitions)} of {e.name} only along the listed moves"
+                    + (" and insert rows in an initial state" if inserts else "")
+                    + " (the service role and the database's own functions are not bound).")
+
+
+def transition_conditions(e: Entity) -> tuple[str | None, str]:
+    """The WHEN conditions of the insert trigger (None: no initial states listed) and of the update trigger."""
+    starts = [f"new.{ident(t.column)}::text not in ({', '.join(literal(v) for v in t.initial)})"
+              for t in e.transitions if t.initial]
+    moved = [f"old.{ident(t.column)} is distinct from new.{ident(t.column)}" for t in e.transitions]
+    return (" or ".join(starts) or None), " or ".join(moved)
 
 
 def restore_function(bp: Blueprint, e: Entity) -> Function:

@@ -143,8 +143,9 @@ def trigger_sql(on: str, trg: Trigger) -> str:
     events = " or ".join(trg.events)
     args = ", ".join(literal(a) for a in trg.args)
     referencing = f"  referencing {' '.join(trg.referencing)}\n" if trg.referencing else ""
+    when = f"\n  when ({trg.when})\n " if trg.when else ""
     return (f"create trigger {ident(trg.name)}\n  {trg.timing} {events} on {on}\n{referencing}"
-            f"  for each {trg.level} execute function {_qualified(trg.function)}({args});")
+            f"  for each {trg.level}{when} execute function {_qualified(trg.function)}({args});")
 
 
 def view_sql(v: View) -> str:

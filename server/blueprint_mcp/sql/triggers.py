@@ -217,7 +217,7 @@ def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
 
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None,
              **statement):
-    """A row trigger; `level="statement"` (and `referencing`) for a statement trigger."""
+    """A row trigger (`when`: its WHEN condition); `level="statement"` (and `referencing`) for a statement trigger."""
     table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
                                   function=fn.qualified, args=args or [], **statement))
 
@@ -267,6 +267,15 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
                      referencing=["new table as added"])
             _trigger(table, "visible_refs_update", "after", ["update"], hidden, level="statement",
                      referencing=["old table as replaced", "new table as added"])
+    for e in bp.entities:
+        if e.transitions:
+            functions.append(moves := life.refuse_unlisted_moves(e))
+            table = next(t for t in tables if t.name == e.name)
+            starts, moved = life.transition_conditions(e)
+            # After the row: RLS first, so a refusal tells nobody outside the organisation anything.
+            if starts:
+                _trigger(table, "transitions_insert", "after", ["insert"], moves, when=starts)
+            _trigger(table, "transitions_update", "after", ["update"], moves, when=moved)
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]

@@ -17,6 +17,7 @@ from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
 from .fixtures import admit, clashes, clearing_sql, unique_keys
+from .oracle import from_literal
 from .world import Row, World, insert_sql, pk_key, where_key
 
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
@@ -152,7 +153,8 @@ def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -
 
 def condition_columns(bp: Blueprint, e, links: dict[str, set[str]] | None = None) -> dict[str, str]:
     """Mutable columns a grant's condition reads: column -> kind (where, assigned, linked); `links`, the columns
-    other entities' chains walk through here (linked too)."""
+    other entities' chains walk through here (linked too); state columns whose moves are listed (state, docs/access.md
+    A28), which take every value of the column."""
     out: dict[str, str] = {}
     for g in grants_of(bp, e):
         if g.where is not None:
@@ -163,6 +165,8 @@ def condition_columns(bp: Blueprint, e, links: dict[str, set[str]] | None = None
             out[g.linked[0]] = "linked"
     for col in sorted((links or {}).get(e.name, ())):
         out.setdefault(col, "linked")
+    for t in e.transitions:
+        out[t.column] = "state"
     return out
 
 
@@ -171,6 +175,10 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
     current = row.values.get(column)
     field = e.field(column)
     out: list[str] = []
+    if kind == "state":  # every value: a move is listed or it is not
+        col_type = table.column(column).type
+        cast = f"::{col_type}" if col_type.startswith("public.") else ""
+        return [v for v in (literal(x) + cast for x in field.values or []) if v != current]
     if kind == "where":
         col_type = table.column(column).type
         cast = f"::{col_type}" if col_type.startswith("public.") else ""
@@ -228,6 +236,8 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
                     for actor in w.actors.values():
                         expected = oracle.expect_transition(actor, e.name, r, after)
                         cases.append(case_type(e.name, f"update {column}", actor.name, r.org, "rows", sql, expected))
+                if kind == "state" and r is rows[0]:
+                    cases += _moves_from_every_state(e, t, w, r, column, oracle, case_type)
                 if kind != "linked" or field is None or not field.is_user_column or field.references_member:
                     continue
                 for actor in w.actors.values():  # and each caller points the link at themselves
@@ -243,6 +253,28 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type)
     return cases
 
 
+def _moves_from_every_state(e, t, w: World, r: Row, column: str, oracle, case_type) -> list:
+    """A28: the row is first put in each state (as the owner, whom no move binds), then every actor tries every
+    move from there: a backward move (shipped -> preparing) is refused, a listed one allowed."""
+    col_type = t.column(column).type
+    cast = f"::{col_type}" if col_type.startswith("public.") else ""
+    labels = [literal(x) + cast for x in e.field(column).values or []]
+    cases = []
+    for start in labels:
+        if (placed := _move(t, w, r, column, start)) is None:
+            continue
+        before, setup = placed
+        for value in labels:
+            if value == start or (move := _move(t, w, before, column, value)) is None:
+                continue
+            after, sql = move
+            for actor in w.actors.values():
+                cases.append(case_type(e.name, f"update {column} from {from_literal(start)}", actor.name, r.org,
+                                       "rows", sql, oracle.expect_transition(actor, e.name, before, after),
+                                       setup=setup))
+    return cases
+
+
 def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type, insert_values) -> list:
     """Every actor inserts an org1 row on each side of every `where` a grant reads: allowed only when an
     insert grant admits the row as written (a staff member filing a review already approved, an author a
@@ -252,14 +284,16 @@ def insert_condition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case
     for e in bp.entities:
         if not e.is_tenant:
             continue
-        columns = [c for c, kind in condition_columns(bp, e).items() if kind == "where"]
+        starting = {t.column for t in e.transitions if t.initial}  # (without initial states any value starts)
+        columns = {c: kind for c, kind in condition_columns(bp, e).items()
+                   if kind == "where" or (kind == "state" and c in starting)}
         t = schema.table(e.name)
-        for column in columns:
+        for column, kind in columns.items():
             for actor in w.actors.values():
                 n += 1
                 values = insert_values(t, "org1", w, actor.name, n)
                 base = Row(e.name, "org1", actor.name, {}, values=values)
-                for value in _alternatives(bp, e, w, t, column, "where", base):
+                for value in _alternatives(bp, e, w, t, column, kind, base):
                     written = admit(t, "org1", w, actor.name, {**values, column: value}, [column], n)
                     if written is None:
                         continue

@@ -151,6 +151,8 @@ class Oracle:
             return False  # nobody files a new row under an archived one (docs/access.md A24)
         if command == "insert" and not self._references_seen(actor, e, row):
             return False  # a client names only rows it may read (docs/access.md A27)
+        if command == "insert" and not self._starts_listed(e, row):
+            return False  # a state column starts in one of its initial states (A28)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
         if not self._parent_seen(actor, e, row):
@@ -179,6 +181,8 @@ class Oracle:
             return DENIED  # nor moves a row under one
         if not self._references_seen(actor, e, after, before):
             return DENIED  # nor points a reference at a row it may not read (A27)
+        if not self._moves_listed(e, before, after):
+            return DENIED  # a state changes only along a listed move (A28)
         if any(after.values.get(c) != before.values.get(c) and from_literal(after.values.get(c) or "null") is not None
                for c in self.links.get(table, ())):
             return DENIED  # a link is set on insert; a client may clear it, not point it elsewhere (A09/A10)
@@ -289,6 +293,23 @@ class Oracle:
                 continue
             named = self._row_by_id(parent.name, ref)
             if named is None or self.expect(actor, "select", parent.name, named, named.org) != ALLOWED:
+                return False
+        return True
+
+    def _starts_listed(self, e, row: Row | None) -> bool:
+        """docs/access.md A28: each state column of a new row holds one of its initial states (any, when none
+        are listed); a column left out holds its default."""
+        for t in e.transitions:
+            if t.initial and row is not None and self._value(row, t.column, e.field(t.column).default) not in t.initial:
+                return False
+        return True
+
+    def _moves_listed(self, e, before: Row, after: Row) -> bool:
+        """docs/access.md A28: a state column that changes moves from its old value to one listed for it."""
+        for t in e.transitions:
+            default = e.field(t.column).default
+            old, new = self._value(before, t.column, default), self._value(after, t.column, default)
+            if old != new and new not in t.moves.get(old or "", []):
                 return False
         return True
 

@@ -431,6 +431,75 @@ $$;
 comment on function private.shipments_visible_refs() is 'References a client writes into shipments name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
 revoke execute on function private.shipments_visible_refs() from public, anon, authenticated;
 
+create or replace function private.carts_transitions()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions move rows as they must.
+  if current_user not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if new.status::text not in ('open') then
+      raise exception using errcode = '42501',
+        message = format('carts.status starts as %s, not %s', 'open', new.status),
+        hint = 'Insert the row in an initial state; later ones are reached by updates.';
+    end if;
+  else
+    if new.status is distinct from old.status
+       and not (case old.status::text
+          when 'open' then new.status::text in ('abandoned')
+          when 'abandoned' then new.status::text in ('open')
+          else false
+        end) then
+      raise exception using errcode = '42501',
+        message = format('carts.status may not move from %s to %s', old.status, new.status),
+        hint = 'Allowed moves: open -> abandoned; abandoned -> open.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.carts_transitions() is 'Clients change status of carts only along the listed moves and insert rows in an initial state (the service role and the database''s own functions are not bound).';
+revoke execute on function private.carts_transitions() from public, anon, authenticated;
+
+create or replace function private.shipments_transitions()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  -- Clients only: the service role and the database's own functions move rows as they must.
+  if current_user not in ('authenticated', 'anon') then
+    return null;
+  end if;
+  if tg_op = 'INSERT' then
+    if new.status::text not in ('preparing') then
+      raise exception using errcode = '42501',
+        message = format('shipments.status starts as %s, not %s', 'preparing', new.status),
+        hint = 'Insert the row in an initial state; later ones are reached by updates.';
+    end if;
+  else
+    if new.status is distinct from old.status
+       and not (case old.status::text
+          when 'preparing' then new.status::text in ('shipped')
+          when 'shipped' then new.status::text in ('delivered', 'returned')
+          when 'delivered' then new.status::text in ('returned')
+          else false
+        end) then
+      raise exception using errcode = '42501',
+        message = format('shipments.status may not move from %s to %s', old.status, new.status),
+        hint = 'Allowed moves: preparing -> shipped; shipped -> delivered, returned; delivered -> returned.';
+    end if;
+  end if;
+  return null;
+end
+$$;
+comment on function private.shipments_transitions() is 'Clients change status of shipments only along the listed moves and insert rows in an initial state (the service role and the database''s own functions are not bound).';
+revoke execute on function private.shipments_transitions() from public, anon, authenticated;
+
 create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
@@ -709,6 +778,18 @@ create trigger carts_visible_refs_update_trg
   referencing old table as replaced new table as added
   for each statement execute function private.carts_visible_refs();
 
+create trigger carts_transitions_insert_trg
+  after insert on public.carts
+  for each row
+  when (new.status::text not in ('open'))
+  execute function private.carts_transitions();
+
+create trigger carts_transitions_update_trg
+  after update on public.carts
+  for each row
+  when (old.status is distinct from new.status)
+  execute function private.carts_transitions();
+
 create trigger carts_immutable_trg
   before update on public.carts
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
@@ -816,6 +897,18 @@ create trigger shipments_visible_refs_update_trg
   after update on public.shipments
   referencing old table as replaced new table as added
   for each statement execute function private.shipments_visible_refs();
+
+create trigger shipments_transitions_insert_trg
+  after insert on public.shipments
+  for each row
+  when (new.status::text not in ('preparing'))
+  execute function private.shipments_transitions();
+
+create trigger shipments_transitions_update_trg
+  after update on public.shipments
+  for each row
+  when (old.status is distinct from new.status)
+  execute function private.shipments_transitions();
 
 create trigger shipments_immutable_trg
   before update on public.shipments
