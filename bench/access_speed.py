@@ -13,7 +13,6 @@ scans the whole table for every caller, so each row's check must not cost more w
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import uuid
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
 import psycopg  # noqa: E402
+from timing import as_caller, paired, rounds  # noqa: E402
 
 from blueprint_mcp.model import parse_blueprint  # noqa: E402
 from blueprint_mcp.verify.pg import TempCluster, apply_sql, auth_shim_sql, expose_schemas_sql  # noqa: E402
@@ -123,44 +123,19 @@ COMPLAINTS = {"name": "complaints", "fields": [
     "access": {"select": [{"min_role": "admin"}, {"roles": ["member"], "where": {"column": "state", "equals": "open"}}],
                "insert": "member", "update": "admin"}}
 
-WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queries before (PL/pgSQL plans
-# them once per session; the first five executions of a cached plan are planned again for their parameters)
-
-
 def timed(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, list[float]]]:
     """For each (query, caller or None for the owner, setup run first in the same transaction): median execution
-    ms, the count it returns and every timed run. The forms take turns in every round, each round starting with the next, so a slow moment of the shared
-    machine falls on both; every run is rolled back (writes too). TIMING OFF: per-node clock reads are
-    measurement, not cost (bench/policy_speed.py)."""
-    times: list[list[float]] = [[] for _ in forms]
-    for i in range(WARMUP + repeat):
-        for k in [(i + j) % len(forms) for j in range(len(forms))]:
-            sql, user, setup = forms[k]
-            with conn.transaction():
-                if setup:
-                    conn.execute(setup)
-                _as(conn, user)
-                plan = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0]
-                if i >= WARMUP:
-                    times[k].append(plan[0]["Execution Time"])
-                raise psycopg.Rollback()
+    ms (timed as bench/timing.py says), the count it returns and every timed run."""
     out = []
-    for (sql, user, setup), t in zip(forms, times):
+    for (sql, user, setup), (times, _) in zip(forms, rounds(conn, forms, repeat)):
         with conn.transaction():
             if setup:
                 conn.execute(setup)
-            _as(conn, user)
+            as_caller(conn, user)
             count = conn.execute(sql).fetchone()[0]
             raise psycopg.Rollback()
-        out.append((statistics.median(t), count, t))
+        out.append((statistics.median(times), count, times))
     return out
-
-
-def _as(conn, user: str | None) -> None:
-    if user:
-        conn.execute("set local role authenticated")
-        conn.execute("select set_config('request.jwt.claims', %s, true)",
-                     (json.dumps({"sub": user, "role": "authenticated"}),))
 
 
 def main() -> int:
@@ -288,7 +263,7 @@ def measure(conn, cases: list[tuple], repeat: int) -> None:
             conn, [(protected, user, ""), (limit_sql, None, "".join(limit_setup))], repeat)
         if seen != expected:
             raise SystemExit(f"{label}: the policy shows {seen} rows, the explicit filter {expected}")
-        ratio = statistics.median(a / b for a, b in zip(ours_t, limit_t))  # paired by round
+        ratio = paired(ours_t, limit_t)[0]
         print(f"{label:<48}{ours:>11.2f}{limit:>10.2f}{ratio:>7.2f}x", flush=True)
 
 

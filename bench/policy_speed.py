@@ -22,7 +22,6 @@ scans read no heap) and no dead entries left by the rolled-back writes before.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import uuid
@@ -32,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
 import psycopg  # noqa: E402
+from timing import paired, rounds  # noqa: E402
 
 from blueprint_mcp.templates import load_template  # noqa: E402
 from blueprint_mcp.tools import migration_files  # noqa: E402
@@ -93,45 +93,14 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
     ]
 
 
-WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queries before (PL/pgSQL plans
-# them once per session; the first five executions of a cached plan are planned again for their parameters)
-
-
 def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, dict, list[float]]]:
     """For each (SQL, user or None for the table owner, setup) form: median execution ms, rows the top node
-    returned, the plan of the last run and every timed run. The forms take turns in every round, so a slower
-    moment of a shared machine falls on all of them (`paired` compares them round by round), each round
-    starting with the next form; every run is rolled back. EXPLAIN ANALYZE runs with TIMING OFF: per-node
-    timing reads the clock twice per row per node (about 30 ns each here), which is measurement, not cost, and
-    is larger for plans with more nodes."""
-    times: list[list[float]] = [[] for _ in forms]
-    rows, plans = [0] * len(forms), [{}] * len(forms)
-    for i in range(WARMUP + repeat):
-        # Each round starts with another form: a write leaves dead row versions (rolled back) on the pages the
-        # next form reads, so a fixed order would charge them to the same form every time.
-        for k in [(i + j) % len(forms) for j in range(len(forms))]:
-            sql, as_user, setup = forms[k]
-            with conn.transaction():
-                if setup:
-                    conn.execute(setup)
-                if as_user:
-                    conn.execute("set local role authenticated")
-                    conn.execute("select set_config('request.jwt.claims', %s, true)",
-                                 (json.dumps({"sub": as_user, "role": "authenticated"}),))
-                out = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0][0]
-                if i >= WARMUP:
-                    times[k].append(out["Execution Time"])
-                plan = plans[k] = out["Plan"]
-                rows[k] = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
-                raise psycopg.Rollback()
-    return [(statistics.median(t), r, p, t) for t, r, p in zip(times, rows, plans)]
-
-
-def paired(ours: list[float], base: list[float]) -> tuple[float, float]:
-    """(median ratio, median difference in microseconds) of runs taken in the same round: a round's slow
-    moment moves both sides, so the ratio of a 0.1 ms read stays put where the ratio of medians would not."""
-    return (statistics.median(a / b for a, b in zip(ours, base)),
-            statistics.median((a - b) * 1000 for a, b in zip(ours, base)))
+    returned, the plan of the last run and every timed run (timed as bench/timing.py says)."""
+    out = []
+    for times, plan in rounds(conn, forms, repeat):
+        rows = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
+        out.append((statistics.median(times), rows, plan, times))
+    return out
 
 
 def _modified(plan: dict) -> int:

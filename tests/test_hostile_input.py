@@ -28,7 +28,7 @@ IDENT_RULE = "is not a valid identifier (lower case letters, digits and _, start
              "characters)"
 TYPES = "uuid, text, integer, bigint, numeric, boolean, date, timestamptz, jsonb, enum, reference"
 ENTITY_KEYS = "name, description, scope, owner_column, soft_delete, restore, fields, query_patterns, unique_together, " \
-              "access, checks, requires, exclusions, events, pii_read, private_of"
+              "access, checks, requires, transitions, exclusions, events, pii_read, private_of"
 BLUEPRINT_KEYS = "version, app, tenancy, entities, analytics, privacy, storage, api"
 BLUEPRINT_SHAPE = ("pass the blueprint as a JSON object (an earlier answer's `blueprint`; shape: blueprint://schema), "
                    "not as YAML or JSON text")
