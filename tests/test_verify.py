@@ -135,6 +135,19 @@ def test_a_failing_statement_is_reported_with_its_migration_line_and_column(empt
         verify(source="two migrations", migrations=["select 1;", sql], database_url=empty_db_url)
 
 
+def test_a_failing_statement_in_a_later_batch_is_the_one_reported(empty_db_url):
+    """Statements reach the server in batches (one DO block each); a failing batch is run again one statement
+    at a time, so the error still names the statement that failed, not its batch."""
+    from blueprint_mcp.model import BlueprintError
+    from blueprint_mcp.verify.guard import BATCH_STATEMENTS
+
+    lines = [f"create table t{i} (id int);" for i in range(BATCH_STATEMENTS + 10)]
+    lines[BATCH_STATEMENTS + 5] = "insert into t3 values ('three');"
+    with pytest.raises(BlueprintError, match=rf"migration 1 of 1 failed: line {BATCH_STATEMENTS + 6}, column 1: "
+                                             r"`insert into t3 values \('three'\)`: invalid input syntax for type integer"):
+        verify(source="one migration", migrations=["\n".join(lines)], database_url=empty_db_url)
+
+
 def test_remote_database_url_is_refused_without_allow_remote():
     from blueprint_mcp.model import BlueprintError
 

@@ -544,30 +544,61 @@ def _first_line(text: str, width: int = 80) -> str:
 # --- the second wall -------------------------------------------------------------------------------
 
 
+BATCH_STATEMENTS, BATCH_CHARS = 64, 256_000  # statements sent to the server in one round trip
+
+
 def run_contained(conn: Any, statements: list[Statement], migration: int, of: int,
                   check: Any = None) -> None:
     """Run each statement through PL/pgSQL's EXECUTE, where PostgreSQL itself forbids ending the
     transaction (COMMIT, ROLLBACK, PREPARE TRANSACTION) and every command that cannot run inside
-    one (CREATE DATABASE, VACUUM...). Errors name the migration, line and column of the statement."""
+    one (CREATE DATABASE, VACUUM...). Errors name the migration, line and column of the statement.
+
+    Statements go in batches, one DO block each, inside a savepoint: a migration is hundreds of statements and
+    every wait for the server counts. A batch that fails is rolled back and run again one statement at a time, so
+    the error names the statement that failed."""
     import psycopg
 
-    for st in statements:
+    for batch in _batches(statements):
         if check is not None:
             check()  # cancelled or out of time: stop before the next statement
-        try:
-            conn.execute(_contained(st.text))
-        except psycopg.Error as exc:
-            if check is not None:
-                check()  # the statement was cancelled for that reason
-            diag = exc.diag
-            message = (diag.message_primary or str(exc)).strip()
-            if diag.sqlstate:
-                message += f" [SQLSTATE {diag.sqlstate}]"
-            if diag.message_detail:
-                message += f"; detail: {diag.message_detail.strip()}"
-            raise StatementFailed(f"migration {migration} of {of} failed: line {st.line}, column {st.column}: "
-                                  f"`{_first_line(st.text)}`: {message}", field="migrations", sqlstate=diag.sqlstate,
-                                  fix=diag.message_hint or "fix the SQL (or verify against an empty database)") from None
+        if len(batch) > 1:
+            try:
+                conn.execute(f"savepoint migration_batch;\n{_contained(*(st.text for st in batch))};\n"
+                             "release savepoint migration_batch")
+                continue
+            except psycopg.Error:
+                if check is not None:
+                    check()
+                conn.execute("rollback to savepoint migration_batch")
+        for st in batch:
+            try:
+                conn.execute(_contained(st.text))
+            except psycopg.Error as exc:
+                if check is not None:
+                    check()  # the statement was cancelled for that reason
+                diag = exc.diag
+                message = (diag.message_primary or str(exc)).strip()
+                if diag.sqlstate:
+                    message += f" [SQLSTATE {diag.sqlstate}]"
+                if diag.message_detail:
+                    message += f"; detail: {diag.message_detail.strip()}"
+                raise StatementFailed(f"migration {migration} of {of} failed: line {st.line}, column {st.column}: "
+                                      f"`{_first_line(st.text)}`: {message}", field="migrations",
+                                      sqlstate=diag.sqlstate,
+                                      fix=diag.message_hint or "fix the SQL (or verify against an empty database)"
+                                      ) from None
+
+
+def _batches(statements: list[Statement]) -> list[list[Statement]]:
+    out: list[list[Statement]] = []
+    size = 0
+    for st in statements:
+        if not out or len(out[-1]) >= BATCH_STATEMENTS or size + len(st.text) > BATCH_CHARS:
+            out.append([])
+            size = 0
+        out[-1].append(st)
+        size += len(st.text)
+    return out
 
 
 class StatementFailed(BlueprintError):
@@ -578,11 +609,12 @@ class StatementFailed(BlueprintError):
         super().__init__(message, field=field, fix=fix)
 
 
-def _contained(text: str) -> str:
-    """`DO $o$ begin execute $i$<text>$i$; end $o$` with dollar tags whose stem never occurs in `text`
-    (so no tag can close early, not even one straddling the end of `text`)."""
+def _contained(*texts: str) -> str:
+    """`DO $o$ begin execute $i$<text>$i$; ... end $o$` with dollar tags whose stem never occurs in any text
+    (so no tag can close early, not even one straddling the end of a text)."""
     n = 0
-    while f"bp{n}" in text:
+    while any(f"bp{n}" in text for text in texts):
         n += 1
     inner, outer = f"$bp{n}i$", f"$bp{n}o$"
-    return f"do {outer} begin execute {inner}{text}{inner}; end {outer}"
+    body = " ".join(f"execute {inner}{text}{inner};" for text in texts)
+    return f"do {outer} begin {body} end {outer}"
