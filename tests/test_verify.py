@@ -135,6 +135,21 @@ def test_a_failing_statement_is_reported_with_its_migration_line_and_column(empt
         verify(source="two migrations", migrations=["select 1;", sql], database_url=empty_db_url)
 
 
+@pytest.mark.parametrize("template", template_names())
+def test_a_tables_cases_are_the_same_built_alone_or_with_every_table(template):
+    """verify --tables (and every mutation run) builds only the named tables' matrix: the cases it runs are
+    exactly those the whole matrix holds for them, down to the values inserted."""
+    from blueprint_mcp.sql.design import build_schema
+    from blueprint_mcp.verify.matrix import blueprint_plan
+
+    bp = load_template(template)
+    plan = blueprint_plan(bp, build_schema(bp))
+    every = plan.build(None)
+    for e in bp.entities:
+        alone = [vars(c) for c in plan.build({e.name}) if c.table == e.name]
+        assert alone == [vars(c) for c in every if c.table == e.name], e.name
+
+
 def test_a_failing_statement_in_a_later_batch_is_the_one_reported(empty_db_url):
     """Statements reach the server in batches (one DO block each); a failing batch is run again one statement
     at a time, so the error still names the statement that failed, not its batch."""

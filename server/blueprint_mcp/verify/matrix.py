@@ -160,7 +160,7 @@ class Plan:
     """A world and how to derive its cases once the fixtures exist (rows that failed are dropped)."""
 
     world: World
-    build: Callable[[], list[Case]]
+    build: Callable[[set[str] | None], list[Case]]  # the cases; given `only`, it may leave other tables' out
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     only: set[str] | None = None  # judge only these tables' cases (a mutation run touching one table)
@@ -168,7 +168,7 @@ class Plan:
 
     def planned_cases(self) -> list[Case]:
         before = len(self.world.statements)
-        self.cases = [c for c in self.build() if self.only is None or c.table in self.only]
+        self.cases = [c for c in self.build(self.only) if self.only is None or c.table in self.only]
         # verify runs the fixtures before building cases, the pgTAP file prints them after: a case that
         # planned a fixture would exist in one and not the other.
         assert len(self.world.statements) == before, "building cases must not add fixture statements"
@@ -360,10 +360,14 @@ def blanket_cases(t: Table, r: Row, actor: Actor, oracle, enums: dict[str, list[
 
 
 def matrix_cases(schema: Schema, w: World, oracle, enums: dict[str, list[str]], views: list[str],
-                 view_key: str = ORG) -> list[Case]:
+                 view_key: str = ORG, only: set[str] | None = None) -> list[Case]:
+    """Every actor x command x matrix row; `only`: these tables' rows alone (the rest would be dropped)."""
     cases: list[Case] = []
     n = 1000
     for t in schema.tables:
+        if only is not None and t.name not in only:
+            n += len(w.actors) * (2 if t.tenant_key is not None else 1)  # the kept tables' rows stay as they were
+            continue
         target = qname(t.schema_name, t.name)
         rows = [r for r in w.rows if r.table == t.name and r.purpose == "matrix"]
         col = ident(update_column(t))
@@ -560,11 +564,12 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
     oracle = Oracle(bp, w)
     manager = bp.tenancy.min_role(Capability.manage_members)
 
-    def build() -> list[Case]:
-        cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"])
-        cases += transition_cases(bp, schema, w, oracle, Case)
+    def build(only: set[str] | None) -> list[Case]:
+        cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"],
+                             only=only)
+        cases += transition_cases(bp, schema, w, oracle, Case, only)
         cases += insert_condition_cases(bp, schema, w, oracle, Case,
-                                        lambda t, org, w, author, n: insert_values(t, org, w, author, n, enums))
+                                        lambda t, org, w, author, n: insert_values(t, org, w, author, n, enums), only)
         attacks = attack_cases(schema, w, [r.name for r in bp.tenancy.roles], writer,
                                manager.name if manager else None, schema.table("organization_members"), enums,
                                private_functions(schema))
@@ -668,9 +673,9 @@ def generic_plan(schema: Schema) -> Plan:
     manager = next((r for r in ("admin", "manager") if r in roles), None)
     public = schema.model_copy(update={"tables": served})
 
-    def build() -> list[Case]:
+    def build(only: set[str] | None) -> list[Case]:
         cases = matrix_cases(public, w, GenericOracle(members.name if members else None), enums,
-                             [v.name for v in schema.views], view_key=key or ORG)
+                             [v.name for v in schema.views], view_key=key or ORG, only=only)
         return cases + attack_cases(public, w, roles, writer, manager, members, enums, private_functions(schema))
     return Plan(w, build, notes=notes)
 
