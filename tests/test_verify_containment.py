@@ -359,3 +359,17 @@ async def test_a_client_cancelling_verify_rls_stops_it(user_db):
         await anyio.sleep(1)
         assert await anyio.to_thread.run_sync(_reads_keepme, user_db)
     assert time.monotonic() - started < 15  # not the 60 s the statement asked for
+
+
+def test_values_read_from_the_migrations_cannot_end_verifys_transaction(user_db):
+    """Fixture rows are sent with their savepoint as one simple query. A migration that switches
+    standard_conforming_strings off and names an enum label built to close a quoted literal early would
+    otherwise smuggle a COMMIT after it: verify switches the setting back on before writing any row."""
+    before = snapshot(user_db)
+    label = "\\''; commit; --"  # the label is  \'; commit; --   (written with standard strings)
+    sql = (f"create type public.mood as enum ('{label}');\n"
+           "create table public.diary (id uuid primary key default gen_random_uuid(), mood public.mood not null);\n"
+           "set standard_conforming_strings = off;\n")
+    report = verify(source="attack", migrations=[sql], database_url=user_db)
+    assert [f for f in report.fixture_failures if "diary" in f] == []  # the row went in, with its label
+    assert snapshot(user_db) == before

@@ -213,8 +213,9 @@ def _move(t, w: World, r: Row, column: str, value: str) -> tuple[Row, str] | Non
 
 
 def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type, only: set[str] | None = None) -> list:
-    """Every actor tries to move each org1 row across each condition column (where, assignee, link):
-    allowed only when the grants admit the row both before and after (docs/access.md, update)."""
+    """Every actor tries to move each org1 row across each condition column (where, assignee, link, state):
+    allowed only when the grants admit the row both before and after (docs/access.md, update) and a state
+    changes along a listed move (A28; the first row is also tried from every state). `only`: these tables."""
     cases = []
     links = link_columns(bp)
     for e in bp.entities:

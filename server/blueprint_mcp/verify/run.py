@@ -161,6 +161,10 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
             if _transaction_id(conn, assign=False) != xid:  # third: proof the transaction is still ours
                 raise BlueprintError(f"migration {i} of {len(migrations)} ended verify's transaction",
                                      field="migrations", fix="remove transaction control from the SQL")
+        # Our own SQL from here on (lints, fixture rows, cases) quotes values the standard way: a migration that
+        # switched standard_conforming_strings off would have a crafted value end its literal early, and fixture
+        # rows go as simple queries, where a second statement (a COMMIT) could follow.
+        conn.execute("set local standard_conforming_strings = on")
         note(1, 3, "catalogue lints")
         lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
         plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
