@@ -66,8 +66,19 @@ def field_column(entity: Entity, field: Field, enum_type: str | None = None) -> 
         default = literal(field.default)
         if field.type in (FieldType.date, FieldType.timestamptz, FieldType.numeric):
             default = f"{default}::{sql_type}"
+    comment = " ".join(x for x in (field.description, _moves(entity, field.name)) if x)
     return Column(name=field.name, type=sql_type, nullable=field.nullable, default=default,
-                  comment=field.description, pii=field.pii)
+                  comment=comment, pii=field.pii)
+
+
+def _moves(entity: Entity, column: str) -> str:
+    """A state column's rule in words (docs/access.md A28), for its comment."""
+    t = next((t for t in entity.transitions if t.column == column), None)
+    if t is None:
+        return ""
+    listed = "; ".join(f"{state} -> {', '.join(to)}" for state, to in t.moves.items() if to) or "none"
+    starts = f"insert as {' or '.join(t.initial)}; " if t.initial else ""
+    return f"Clients {starts}moves: {listed} (other moves: the service role)."
 
 
 def check_expression(column: str, check: Check) -> str:

@@ -305,6 +305,7 @@ create table public.carts (
 comment on table public.carts is 'A shopper''s basket. The shopper edits it while it is open; checkout (the service role) marks it converted when it becomes an order, a scheduled job marks it abandoned.';
 comment on column public.carts.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.carts.created_by is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.carts.status is 'Clients insert as open; moves: open -> abandoned; abandoned -> open (other moves: the service role).';
 create index carts_customer_id_status_idx on public.carts (customer_id, status);
 create index carts_created_by_idx on public.carts (created_by);
 create index carts_organization_id_customer_id_idx on public.carts (organization_id, customer_id);
@@ -495,6 +496,7 @@ create table public.shipments (
 comment on table public.shipments is 'A parcel of an order: how staff handle orders. Fulfilment creates it, packs and ships it and records delivery; the shopper follows it. Only a parcel still being prepared may be deleted.';
 comment on column public.shipments.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.shipments.created_by is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.shipments.status is 'Clients insert as preparing; moves: preparing -> shipped; shipped -> delivered, returned; delivered -> returned (other moves: the service role).';
 create index shipments_order_id_idx on public.shipments (order_id);
 create index shipments_organization_id_status_idx on public.shipments (organization_id, status);
 create index shipments_created_by_idx on public.shipments (created_by);

@@ -322,6 +322,7 @@ create table public.shipments (
 comment on table public.shipments is 'The parcel of an order (one each): shippers pack it, add the tracking number and record delivery; the buyer follows it. Only a parcel still being prepared may be deleted.';
 comment on column public.shipments.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.shipments.created_by is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.shipments.status is 'Clients insert as preparing; moves: preparing -> shipped; shipped -> delivered, returned; delivered -> returned (other moves: the service role).';
 create index shipments_organization_id_status_idx on public.shipments (organization_id, status);
 create index shipments_created_by_idx on public.shipments (created_by);
 create index shipments_organization_id_shipped_by_idx on public.shipments (organization_id, shipped_by);
