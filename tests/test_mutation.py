@@ -206,3 +206,25 @@ def test_every_loosened_access_construct_is_caught(pg_cluster):
     # (and, for columns a row could move across, the select policy a WHERE brings in) still decides.
     assert [n for n in survivors if equivalent(schema, n) is None] == [], survivors
     assert all(n.split(": ")[0].endswith(("_update_policy", "_insert_policy")) for n in survivors)
+
+
+# --- transitions (A28): the triggers have teeth too ------------------------------------------------
+
+TRANSITION_MUTATIONS = {
+    "update trigger dropped": (r"create trigger shipments_transitions_update_trg.*?;\n", ""),
+    "insert trigger dropped": (r"create trigger shipments_transitions_insert_trg.*?;\n", ""),
+    "a move added (shipped -> preparing)": (r"(when 'shipped' then new\.status::text in \()", r"\1'preparing', "),
+    "clients pass as the service role does": (r"current_user not in \('authenticated', 'anon'\)", "true"),
+}
+
+
+@pytest.mark.parametrize("mutation", TRANSITION_MUTATIONS)
+def test_every_loosened_transition_rule_is_caught(db_url, mutation):
+    bp = load_template("marketplace")
+    pattern, replacement = TRANSITION_MUTATIONS[mutation]
+    schema = build_schema(bp)
+    sql = [schema_sql(schema, "m"), rls_sql(schema, "m"), triggers_sql(schema, "m")]
+    mutated = [re.sub(pattern, replacement, s, flags=re.S) for s in sql]
+    assert mutated != sql, "the mutation must change the SQL"
+    report = verify(source=mutation, migrations=mutated, blueprint=bp, database_url=db_url, tables={"shipments"})
+    assert report.leaks > 0, mutation
