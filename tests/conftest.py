@@ -86,6 +86,15 @@ def make_db(
         pg_cluster.drop_database(name)
 
 
+# The longest tests start first: `make test` runs two workers, and a minute-long test collected last would keep
+# one of them busy after the other has run out of work (tests/test_mutation.py takes about 50 s a test).
+LONG_FIRST = ("test_mutation.py", "test_wheel.py", "test_edge_functions.py", "test_properties.py", "test_budget.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="Rewrite tests/golden from the current output (review the diff before committing).")
