@@ -98,8 +98,8 @@ def test_a_shipped_parcel_cannot_be_set_back_to_preparing_and_deleted(make_db, t
         order = w.su("insert into public.orders (organization_id, customer_id, order_number, subtotal_cents, "
                      "total_cents) values (%s, %s, 'A-1', 900, 900) returning id", (w.org1, customer))[0][0]
     # a parcel is filed while being prepared (one per order)
-    assert w.denied(staff, "insert into public.shipments (organization_id, order_id, status) values (%s, %s, 'shipped')",
-                    (w.org1, order)) == "42501"
+    assert w.denied(staff, "insert into public.shipments (organization_id, order_id, status) "
+                           "values (%s, %s, 'shipped')", (w.org1, order)) == "42501"
     parcel = w.as_(staff, "insert into public.shipments (organization_id, order_id) values (%s, %s) returning id",
                    (w.org1, order))[0][0]
     status = "update public.shipments set status = %s where id = %s"
