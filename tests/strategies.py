@@ -480,12 +480,28 @@ def requirements_for(draw, e: dict) -> dict:
 
 @st.composite
 def transitions_for(draw, e: dict) -> dict:
-    """`transitions` on a NOT NULL enum field of a client-written entity: from some values, some others (a value
-    left out, or listed with none, is final); optionally initial states, the default among them."""
-    states = [f for f in e["fields"] if f["type"] == "enum" and not f["nullable"]]
-    if e["scope"] not in ("organization", "user") or not states or not draw(st.booleans()):
+    """`transitions` on an enum field of a client-written entity, made NOT NULL (unless a rule needs it empty or a
+    key needs it roomy): from some values, some others (a value left out, or listed with none, is final);
+    optionally initial states, the default among them."""
+    emptied = {c for r in e.get("requires", []) for c in (*r.get("filled", []), *r.get("empty", []))}
+    keyed = {c for key in e.get("unique_together", []) for c in key} | \
+        {c for x in e.get("exclusions", []) for c in x["keys"]}
+    states = [f for f in e["fields"] if f["type"] == "enum" and not f.get("unique")
+              and f["name"] not in emptied | keyed]
+    if e["scope"] not in ("organization", "user") or not draw(st.booleans()):
+        return {}
+    taken = {x["name"] for x in e["fields"]} | {"id", "organization_id", "created_at", "updated_at", "archived_at",
+                                                 e.get("owner_column", "created_by")}
+    free = [n for n in FIELD_NAMES if n not in taken]
+    if not states and free:  # (few drawn entities have an enum: give this one a state column)
+        values = draw(st.lists(st.sampled_from(ENUM_VALUES), min_size=2, max_size=4, unique=True))
+        e["fields"].append({"name": draw(st.sampled_from(free)), "type": "enum", "values": values, "unique": False,
+                            "pii": False, **draw(st.sampled_from([{}, {"default": values[0]}]))})
+        states = e["fields"][-1:]
+    if not states:
         return {}
     f = draw(st.sampled_from(states))
+    f["nullable"] = False
     values, moves = f["values"], {}
     for v in values:
         others = [x for x in values if x != v]
