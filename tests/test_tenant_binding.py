@@ -193,3 +193,16 @@ def test_a_read_the_audit_calls_loose_leaks_in_verify_and_one_it_calls_tied_does
     # caller's, and a loose read under the parent is decided by the parent's policy. Elsewhere, as expected.
     covered = name in ("everyone's memberships", "through the parent, loose inside")
     assert ("BP050" in audited) == (bool(expected) and not covered)
+
+
+def test_the_generic_matrix_takes_the_membership_that_holds_a_role_over_a_shops_customers():
+    """e-commerce's customers (organization_id, user_id, unique together) are shaped like a membership and come
+    first by name, as introspection lists tables; generic verify took them for the memberships and reported a
+    leak and two errors on the generated project. The membership is the table that holds a role."""
+    from blueprint_mcp.model.tenant_keys import membership_links, membership_table
+    from blueprint_mcp.sql.design import build_schema
+    from blueprint_mcp.templates import load_template
+
+    tables = sorted(build_schema(load_template("e-commerce")).tables, key=lambda t: (t.schema_name, t.name))
+    assert [t.name for t, _ in membership_links(tables)][:2] == ["customers", "organization_members"]
+    assert membership_table(tables, "organization_id").name == "organization_members"

@@ -90,8 +90,11 @@ def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
 
 
 def membership_table(tables: list[Table], key: str | None) -> Table | None:
-    """The membership table that links users to tenants by `key` (the first one shaped so)."""
-    return next((t for t, column in membership_links(tables) if column == key), None)
+    """The membership table that links users to tenants by `key`: the first one shaped so that holds a role (a
+    per-user record without one, a shop's customers, links a user to data rather than granting access), else the
+    first one shaped so."""
+    found = [t for t, column in membership_links(tables) if column == key]
+    return next((t for t in found if any(is_role_column(c.name) for c in t.columns)), found[0] if found else None)
 
 
 def tenant_key_name(tables: list[Table]) -> str | None:
