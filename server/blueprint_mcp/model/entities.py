@@ -341,6 +341,11 @@ class Transition(Model):
         "From each value, the values a client may move it to, e.g. {preparing: [shipped], shipped: [delivered, "
         "returned]}; a value with no entry is final."))
 
+    @property
+    def listed(self) -> str:
+        """The moves in words: `preparing -> shipped; shipped -> delivered, returned` (none: `none`)."""
+        return "; ".join(f"{state} -> {', '.join(to)}" for state, to in self.moves.items() if to) or "none"
+
 
 class Exclusion(Model):
     """No two rows with equal keys may have overlapping ranges (e.g. no double booking of a dentist)."""

@@ -76,9 +76,8 @@ def _moves(entity: Entity, column: str) -> str:
     t = next((t for t in entity.transitions if t.column == column), None)
     if t is None:
         return ""
-    listed = "; ".join(f"{state} -> {', '.join(to)}" for state, to in t.moves.items() if to) or "none"
     starts = f"insert as {' or '.join(t.initial)}; " if t.initial else ""
-    return f"Clients {starts}moves: {listed} (other moves: the service role)."
+    return f"Clients {starts}moves: {t.listed} (other moves: the service role)."
 
 
 def check_expression(column: str, check: Check) -> str:

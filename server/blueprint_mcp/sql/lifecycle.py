@@ -9,6 +9,7 @@ from textwrap import indent
 
 from ..model import Blueprint, Capability, Entity, Scope
 from ..model.blueprint import ROLE_TYPE
+from ..model.entities import Transition
 from ..model.meaning import command_grants, least_role, restore_grants
 from ..model.names import verb_name
 from ..model.schema import Function, Trigger
@@ -327,17 +328,16 @@ end if;"""
     for t in e.transitions:
         col, name = ident(t.column), f"{e.name}.{t.column}"
         if t.initial:
-            inserts.append(refuse(f"new.{col}::text not in ({', '.join(literal(v) for v in t.initial)})",
-                                  f"{name} starts as %s, not %s", f"{literal(', '.join(t.initial))}, new.{col}",
+            inserts.append(refuse(_starts_elsewhere(t), f"{name} starts as %s, not %s",
+                                  f"{literal(', '.join(t.initial))}, new.{col}",
                                   "Insert the row in an initial state; later ones are reached by updates."))
         arms = "".join(f"\n      when {literal(state)} then new.{col}::text in ({', '.join(literal(v) for v in to)})"
                        for state, to in t.moves.items() if to)
         # In parentheses: PL/pgSQL reads an IF condition up to the first THEN outside them.
         listed = f"(case old.{col}::text{arms}\n      else false\n    end)" if arms else "false"
-        allowed = "; ".join(f"{state} -> {', '.join(to)}" for state, to in t.moves.items() if to) or "none"
         updates.append(refuse(f"new.{col} is distinct from old.{col}\n   and not {listed}",
                               f"{name} may not move from %s to %s", f"old.{col}, new.{col}",
-                              f"Allowed moves: {allowed}."))
+                              f"Allowed moves: {t.listed}."))
 
     def block(checks: list[str], depth: int) -> str:
         return "\n".join(indent(c, "  " * depth) for c in checks)
@@ -356,10 +356,14 @@ end""", comment=f"Clients change {', '.join(t.column for t in e.transitions)} of
                     + " (the service role and the database's own functions are not bound).")
 
 
+def _starts_elsewhere(t: Transition) -> str:
+    """A new row whose state column is none of its initial states."""
+    return f"new.{ident(t.column)}::text not in ({', '.join(literal(v) for v in t.initial)})"
+
+
 def transition_conditions(e: Entity) -> tuple[str | None, str]:
     """The WHEN conditions of the insert trigger (None: no initial states listed) and of the update trigger."""
-    starts = [f"new.{ident(t.column)}::text not in ({', '.join(literal(v) for v in t.initial)})"
-              for t in e.transitions if t.initial]
+    starts = [_starts_elsewhere(t) for t in e.transitions if t.initial]
     moved = [f"old.{ident(t.column)} is distinct from new.{ident(t.column)}" for t in e.transitions]
     return (" or ".join(starts) or None), " or ".join(moved)
 

@@ -176,15 +176,11 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
     field = e.field(column)
     out: list[str] = []
     if kind == "state":  # every value: a move is listed or it is not
-        col_type = table.column(column).type
-        cast = f"::{col_type}" if col_type.startswith("public.") else ""
-        return [v for v in (literal(x) + cast for x in field.values or []) if v != current]
+        return [v for v in (_typed(table, column, x) for x in field.values or []) if v != current]
     if kind == "where":
-        col_type = table.column(column).type
-        cast = f"::{col_type}" if col_type.startswith("public.") else ""
         values = [v for g in grants_of(bp, e) if g.where is not None and g.where.column == column for v in g.where.values]
         extra = other_value(bp, e, next(g.where for g in grants_of(bp, e) if g.where and g.where.column == column))
-        out = [literal(v) + cast for v in dict.fromkeys([*values, *([extra] if extra is not None else [])])]
+        out = [_typed(table, column, v) for v in dict.fromkeys([*values, *([extra] if extra is not None else [])])]
     elif kind == "assigned" or field.is_user_column:
         if field.references_member:
             names = [r for r in (field.member_roles or [x.name for x in bp.tenancy.roles]) if r in w.actors]
@@ -197,6 +193,12 @@ def _alternatives(bp: Blueprint, e, w: World, table, column: str, kind: str, row
     if field is not None and field.nullable:
         out.append("null")
     return [v for v in out if v != current][:4]
+
+
+def _typed(table, column: str, value) -> str:
+    """The value as a literal of the column's type: an enum label cast to its type, anything else as it is."""
+    col_type = table.column(column).type
+    return literal(value) + (f"::{col_type}" if col_type.startswith("public.") else "")
 
 
 def _move(t, w: World, r: Row, column: str, value: str) -> tuple[Row, str] | None:
@@ -257,9 +259,7 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type,
 def _moves_from_every_state(e, t, w: World, r: Row, column: str, oracle, case_type) -> list:
     """A28: the row is first put in each state (as the owner, whom no move binds), then every actor tries every
     move from there: a backward move (shipped -> preparing) is refused, a listed one allowed."""
-    col_type = t.column(column).type
-    cast = f"::{col_type}" if col_type.startswith("public.") else ""
-    labels = [literal(x) + cast for x in e.field(column).values or []]
+    labels = [_typed(t, column, x) for x in e.field(column).values or []]
     cases = []
     for start in labels:
         if (placed := _move(t, w, r, column, start)) is None:
