@@ -10,10 +10,12 @@ the recursion a membership-table policy reading the membership table would cause
 
 from __future__ import annotations
 
+from ..audit.parser import parse
+from ..audit.tree import column_name, indexed
 from ..model import Blueprint, Capability
 from ..model.schema import Command, Policy, Table
 from .access import audit_branches, grant_policies, roles_pred
-from .columns import add_index
+from .columns import ORG, add_index, enum_type_names, index
 from .ident import literal
 from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
 
@@ -109,7 +111,8 @@ def policies_for(bp: Blueprint, table: Table) -> list[Policy]:
 
 
 def apply_rls(bp: Blueprint, tables: list[Table]) -> None:
-    """Enable RLS everywhere and attach the policies; index every column a policy filters on."""
+    """Enable RLS everywhere and attach the policies; index every column a policy filters on, and let a
+    domain table's query-pattern index decide its read rule (`_cover_read_rule`)."""
     for t in tables:
         # Tables outside the API's schemas (private.invitation_tokens) are closed by privileges alone:
         # no client role holds any, and RLS with no policy would only add a lint.
@@ -117,3 +120,52 @@ def apply_rls(bp: Blueprint, tables: list[Table]) -> None:
         t.policies = policies_for(bp, t)
         for col in dict.fromkeys(c for pol in t.policies for c in pol.columns):
             add_index(t, [col])
+        if t.section == "domain":
+            _cover_read_rule(bp, t)
+
+
+# Types whose values repeat within an organisation (flags, states, timestamps that are mostly NULL, the members
+# who wrote a row), so an index keyed on them still deduplicates; a reference to another row would not.
+_SMALL_TYPES = {"boolean", "timestamptz", "date"}
+
+
+def _cover_read_rule(bp: Blueprint, t: Table) -> None:
+    """A read policy that filters on more than the tenant key (archived rows for their creator or an admin)
+    reads those columns from the heap for every row, even in `count(*)`, which PostgREST runs for
+    `Prefer: count=exact`. When every read policy is `organization_id = any (...) and <rule>` (so the scan
+    is an index scan on the tenant key; an OR across arms is a bitmap scan, which reads the heap anyway)
+    and an index from the blueprint's query patterns leads with the tenant key, that index's keys are
+    extended with the rule's columns, so the rule is decided inside the index and counts stay index-only
+    scans, as the table owner's are. Extended as keys, not INCLUDE columns (those turn off B-tree
+    deduplication and slow every scan), and only with columns whose values repeat (`_SMALL_TYPES`, the
+    blueprint's enums, references to users): all of them or none, since one left out sends every row to
+    the heap anyway."""
+    quals = [parse(f"create policy p on t using ({p.using})")[0]["stmt"]["CreatePolicyStmt"]["qual"]
+             for p in t.policies if p.command is Command.select and p.using]
+    if not quals or not all(_tenant_conjunct(q) for q in quals):
+        return
+    read = dict.fromkeys(column_name(body) for q in quals for kind, body, ctx in indexed(q)
+                         if kind == "ColumnRef" and "select" not in ctx)
+    read.pop(ORG, None)
+    patterns = [list(q) for q in bp.entity(t.name).query_patterns]
+    target = next((i for i in t.indexes if i.columns[0] == ORG and i.columns in patterns and not i.unique
+                   and i.where is None), None)
+    if not read or target is None:
+        return
+    enums = {f"public.{name}" for name in enum_type_names(bp).values()}
+    users = {col for fk in t.foreign_keys if (fk.ref_schema, fk.ref_table) == ("auth", "users") for col in fk.columns}
+    types = {c.name: c.type for c in t.columns}
+    if any(col not in types or not (types[col] in _SMALL_TYPES or types[col] in enums or col in users) for col in read):
+        return
+    missing = [col for col in read if col not in target.columns]
+    if missing:
+        t.indexes[t.indexes.index(target)] = index(t.name, [*target.columns, *missing])
+
+
+def _tenant_conjunct(qual: dict) -> bool:
+    """`organization_id = any (...)`, alone or as one of the top-level ANDs."""
+    kind, body = next(iter(qual.items()))
+    parts = body["args"] if kind == "BoolExpr" and body["boolop"] == "AND_EXPR" else [qual]
+    return any(kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY"
+               and (body.get("lexpr") or {}).get("ColumnRef") and column_name(body["lexpr"]["ColumnRef"]) == ORG
+               for part in parts for kind, body in part.items())

@@ -156,7 +156,7 @@ comment on table public.projects is 'A project inside an organisation.';
 comment on column public.projects.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.projects.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.projects.archived_at is 'Soft delete: set instead of deleting.';
-create index projects_organization_id_status_idx on public.projects (organization_id, status);
+create index projects_organization_id_status_archived_at_idx on public.projects (organization_id, status, archived_at);
 create index projects_created_by_idx on public.projects (created_by);
 alter table public.projects enable row level security;
 revoke all on table public.projects from anon, authenticated;

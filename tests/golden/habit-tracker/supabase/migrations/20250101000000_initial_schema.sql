@@ -150,7 +150,7 @@ comment on table public.habits is 'A habit someone wants to build, shared inside
 comment on column public.habits.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.habits.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.habits.archived_at is 'Soft delete: set instead of deleting.';
-create index habits_organization_id_archived_at_idx on public.habits (organization_id, archived_at);
+create index habits_organization_id_archived_at_created_by_idx on public.habits (organization_id, archived_at, created_by);
 create index habits_created_by_idx on public.habits (created_by);
 alter table public.habits enable row level security;
 revoke all on table public.habits from anon, authenticated;
