@@ -100,7 +100,7 @@ def test_own_rows_delete_with_an_owner_threshold_leaves_admins_nothing(url):
 
 def test_own_rows_update_for_members_and_any_row_for_managers(url):
     data = blueprint({"name": "notes", "access": {"own_rows_only": True}})
-    assert policy(data, "notes", "update").using == (f"({helper('member')} and created_by = (select auth.uid())) "
+    assert policy(data, "notes", "update").using == (f"(created_by = (select auth.uid()) and {helper('member')}) "
                                                      f"or {helper('admin')}")
     got = outcomes(verified(data, url), data, "notes", "update")
     expected = {}
@@ -1033,8 +1033,9 @@ def test_verify_inserts_rows_on_each_side_of_a_where(url):
     inserted rows with the defaults (a draft), so verify passed it. Every actor now also inserts a row on each
     side of every `where` a grant reads."""
     bp = load_template("cms")
-    loose = [m.replace("created_by = (select auth.uid()) and status = 'draft'));",
-                       "created_by = (select auth.uid())));") for m in blueprint_migrations(bp)]
+    loose = [m.replace("status = 'draft' and organization_id = any (array(select private.organization_ids_with_role("
+                       "'author')))));", "organization_id = any (array(select private.organization_ids_with_role("
+                       "'author')))));") for m in blueprint_migrations(bp)]
     assert loose != blueprint_migrations(bp)
     report = verify_rls(sql=";\n".join(loose), template="cms", database_url=url)
     assert {(f.verdict, f.actor, f.attack) for f in report.failures} >= {

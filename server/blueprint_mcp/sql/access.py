@@ -119,13 +119,19 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
 
 
 def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
-    parts = [p for p in (who_pred(bp, e, g),) if p is not None]
+    """The grant's parts ANDed, the row's own columns first: inside an OR (an archived row's restorers) PostgreSQL
+    evaluates them in this order and stops at the first false, and a membership array is looked up (one
+    helper call) only when first needed, so `created_by = (select auth.uid()) and organization_id = any (...)`
+    skips the lookup for every row someone else wrote. At the top level the planner orders them by cost
+    anyway, and the tenant key's index condition is found in any order."""
+    parts = []
     if g.own:
         parts.append(is_me(e.owner_column))
     if g.assigned:
         parts.append(is_me(g.assigned))
     if g.where is not None:
         parts.append(match_pred(g.where))
+    parts += [p for p in (who_pred(bp, e, g),) if p is not None]
     if g.under:
         parts.append(under_pred(bp, e, g.under))
     return both(*parts) if parts else Pred.of("true")

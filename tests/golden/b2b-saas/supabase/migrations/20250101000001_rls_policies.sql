@@ -105,7 +105,7 @@ create policy projects_insert_policy on public.projects
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy projects_update_policy on public.projects
   as permissive
@@ -130,7 +130,7 @@ create policy tasks_insert_policy on public.tasks
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy tasks_update_policy on public.tasks
   as permissive
@@ -155,20 +155,20 @@ create policy comments_insert_policy on public.comments
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy comments_update_policy on public.comments
   as permissive
   for update
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
-  with check ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy comments_delete_policy on public.comments
   as permissive
   for delete
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy sessions_select_policy on public.sessions
   as permissive

@@ -128,7 +128,7 @@ create policy collections_insert_policy on public.collections
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('admin'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy collections_update_policy on public.collections
   as permissive
@@ -160,26 +160,26 @@ create policy media_assets_insert_policy on public.media_assets
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author'))));
 
 create policy media_assets_update_policy on public.media_assets
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid())))
-  with check (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid())));
+  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author')))))
+  with check (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author')))));
 
 create policy media_assets_delete_policy on public.media_assets
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid())));
+  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author')))));
 
 create policy entries_select_policy on public.entries
   as permissive
   for select
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid())) or (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'admin', 'editor', 'reviewer']::public.member_role[]))) and status = 'in_review') or status = 'published') and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
+  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author')))) or (status = 'in_review' and organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'admin', 'editor', 'reviewer']::public.member_role[])))) or status = 'published') and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
 
 create policy entries_select_public_policy on public.entries
   as permissive
@@ -192,32 +192,32 @@ create policy entries_insert_policy on public.entries
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('editor'))) and created_by = (select auth.uid())) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status = 'draft'));
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('editor')))) or (created_by = (select auth.uid()) and status = 'draft' and organization_id = any (array(select private.organization_ids_with_role('author')))));
 
 create policy entries_update_policy on public.entries
   as permissive
   for update
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status in ('draft', 'in_review'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))))
-  with check ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status in ('draft', 'in_review'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
+  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and status in ('draft', 'in_review') and organization_id = any (array(select private.organization_ids_with_role('author'))))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))))
+  with check ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and status in ('draft', 'in_review') and organization_id = any (array(select private.organization_ids_with_role('author'))))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
 
 create policy entries_delete_policy on public.entries
   as permissive
   for delete
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status = 'draft')) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
+  using ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and status = 'draft' and organization_id = any (array(select private.organization_ids_with_role('author'))))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor')))));
 
 create policy entry_revisions_select_policy on public.entry_revisions
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid())));
+  using (organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author')))));
 
 create policy entry_revisions_insert_policy on public.entry_revisions
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and (exists (select 1 from public.entries where entries.id = entry_revisions.entry_id and ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (organization_id = any (array(select private.organization_ids_with_role('author'))) and created_by = (select auth.uid()) and status in ('draft', 'in_review'))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor'))))))));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('author'))) and (exists (select 1 from public.entries where entries.id = entry_revisions.entry_id and ((organization_id = any (array(select private.organization_ids_with_role('editor'))) or (created_by = (select auth.uid()) and status in ('draft', 'in_review') and organization_id = any (array(select private.organization_ids_with_role('author'))))) and (archived_at is null or organization_id = any (array(select private.organization_ids_with_role('editor'))))))));
 
 create policy redirects_select_policy on public.redirects
   as permissive
@@ -236,7 +236,7 @@ create policy redirects_insert_policy on public.redirects
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('editor'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('editor'))));
 
 create policy redirects_update_policy on public.redirects
   as permissive

@@ -199,7 +199,7 @@ create policy categories_insert_policy on public.categories
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('merchandiser'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('merchandiser'))));
 
 create policy categories_update_policy on public.categories
   as permissive
@@ -231,7 +231,7 @@ create policy products_insert_policy on public.products
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('merchandiser'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('merchandiser'))));
 
 create policy products_update_policy on public.products
   as permissive
@@ -256,7 +256,7 @@ create policy customers_insert_policy on public.customers
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('manager'))) and created_by = (select auth.uid())) or (user_id = (select auth.uid()) and created_by = (select auth.uid())));
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('manager')))) or (created_by = (select auth.uid()) and user_id = (select auth.uid())));
 
 create policy customers_update_policy on public.customers
   as permissive
@@ -306,20 +306,20 @@ create policy carts_insert_policy on public.carts
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and created_by = (select auth.uid()) and status = 'open'));
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[])))) or (created_by = (select auth.uid()) and status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy carts_update_policy on public.carts
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))
+  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy carts_delete_policy on public.carts
   as permissive
   for delete
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('manager'))) and status in ('open', 'abandoned')) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'));
+  using ((status in ('open', 'abandoned') and organization_id = any (array(select private.organization_ids_with_role('manager')))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy cart_items_select_policy on public.cart_items
   as permissive
@@ -331,20 +331,20 @@ create policy cart_items_insert_policy on public.cart_items
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid())) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and created_by = (select auth.uid()) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[])))) or (created_by = (select auth.uid()) and cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))))));
 
 create policy cart_items_update_policy on public.cart_items
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))))
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))))))
+  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))))));
 
 create policy cart_items_delete_policy on public.cart_items
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids())) and status = 'open'))))));
+  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (cart_id in (select private.carts_customer_id_user_id_linked_ids()) and cart_id = any (array(select private.carts_customer_id_user_id_linked_ids())) and (exists (select 1 from public.carts where carts.id = cart_items.cart_id and (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) or (status = 'open' and customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))))))));
 
 create policy orders_select_policy on public.orders
   as permissive
@@ -380,7 +380,7 @@ create policy shipments_insert_policy on public.shipments
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))));
 
 create policy shipments_update_policy on public.shipments
   as permissive
@@ -393,7 +393,7 @@ create policy shipments_delete_policy on public.shipments
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))) and status = 'preparing');
+  using (status = 'preparing' and organization_id = any (array(select private.organization_ids_with_any_role(array['owner', 'manager', 'fulfilment']::public.member_role[]))));
 
 create policy sessions_select_policy on public.sessions
   as permissive

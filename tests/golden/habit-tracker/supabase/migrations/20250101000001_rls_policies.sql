@@ -99,26 +99,26 @@ create policy habits_select_policy on public.habits
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and (archived_at is null or ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))))));
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and (archived_at is null or ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))))));
 
 create policy habits_insert_policy on public.habits
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy habits_update_policy on public.habits
   as permissive
   for update
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
-  with check ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy habits_delete_policy on public.habits
   as permissive
   for delete
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy habit_check_ins_select_policy on public.habit_check_ins
   as permissive
@@ -130,45 +130,45 @@ create policy habit_check_ins_insert_policy on public.habit_check_ins
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+  with check (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy habit_check_ins_update_policy on public.habit_check_ins
   as permissive
   for update
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
-  with check ((organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))))
+  with check ((user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy habit_check_ins_delete_policy on public.habit_check_ins
   as permissive
   for delete
   to authenticated
-  using ((organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+  using ((user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
 
 create policy habit_check_ins_private_select_policy on public.habit_check_ins_private
   as permissive
   for select
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) and user_id = (select auth.uid()));
+  using (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('viewer'))));
 
 create policy habit_check_ins_private_insert_policy on public.habit_check_ins_private
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()) and exists (select 1 from public.habit_check_ins p where p.id = habit_check_ins_private.habit_check_in_id));
+  with check (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))) and exists (select 1 from public.habit_check_ins p where p.id = habit_check_ins_private.habit_check_in_id));
 
 create policy habit_check_ins_private_update_policy on public.habit_check_ins_private
   as permissive
   for update
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()))
-  with check (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+  using (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))))
+  with check (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy habit_check_ins_private_delete_policy on public.habit_check_ins_private
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('member'))) and user_id = (select auth.uid()));
+  using (user_id = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member'))));
 
 create policy streaks_select_policy on public.streaks
   as permissive

@@ -780,7 +780,7 @@ as $$
 begin
   update public.habits set archived_at = null
    where id = $1 and archived_at is not null
-     and ((organization_id = any (array(select private.organization_ids_with_role('member'))) and created_by = (select auth.uid())) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
+     and ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('member')))) or organization_id = any (array(select private.organization_ids_with_role('admin'))));
   if not found then
     raise exception using errcode = '42501',
       message = 'no archived habits row with this id that you may restore';

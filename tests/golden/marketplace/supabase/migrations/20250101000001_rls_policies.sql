@@ -162,7 +162,7 @@ create policy shop_pages_insert_policy on public.shop_pages
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('manager'))));
 
 create policy shop_pages_update_policy on public.shop_pages
   as permissive
@@ -194,7 +194,7 @@ create policy listings_insert_policy on public.listings
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('manager'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('manager'))));
 
 create policy listings_update_policy on public.listings
   as permissive
@@ -231,7 +231,7 @@ create policy shipments_insert_policy on public.shipments
   as permissive
   for insert
   to authenticated
-  with check (organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid()));
+  with check (created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('shipper'))));
 
 create policy shipments_update_policy on public.shipments
   as permissive
@@ -244,7 +244,7 @@ create policy shipments_delete_policy on public.shipments
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('shipper'))) and status = 'preparing');
+  using (status = 'preparing' and organization_id = any (array(select private.organization_ids_with_role('shipper'))));
 
 create policy order_messages_select_policy on public.order_messages
   as permissive
@@ -256,7 +256,7 @@ create policy order_messages_insert_policy on public.order_messages
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid())) or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid())));
+  with check ((created_by = (select auth.uid()) and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (created_by = (select auth.uid()) and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy reviews_select_policy on public.reviews
   as permissive
@@ -269,20 +269,20 @@ create policy reviews_insert_policy on public.reviews
   as permissive
   for insert
   to authenticated
-  with check ((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and created_by = (select auth.uid()) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and created_by = (select auth.uid()) and kind = 'review'));
+  with check ((created_by = (select auth.uid()) and kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (created_by = (select auth.uid()) and kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy reviews_update_policy on public.reviews
   as permissive
   for update
   to authenticated
-  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null)
-  with check (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
+  using (((kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())))) and archived_at is null)
+  with check (((kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())))) and archived_at is null);
 
 create policy reviews_delete_policy on public.reviews
   as permissive
   for delete
   to authenticated
-  using (((organization_id = any (array(select private.organization_ids_with_role('shipper'))) and kind = 'reply') or (order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())) and kind = 'review')) and archived_at is null);
+  using (((kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids())))) and archived_at is null);
 
 create policy payouts_select_policy on public.payouts
   as permissive
