@@ -111,3 +111,27 @@ def test_seeded_invitations_are_the_members_accepted_ones_and_none_is_pending(ma
     members = conn.execute("select count(*) from public.organization_members m join public.organizations o "
                            "on o.id = m.organization_id where not o.is_personal and m.user_id <> o.owner_user_id")
     assert conn.execute("select count(*) from public.invitations").fetchone()[0] == members.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_the_pgtap_file_fails_a_loosened_policy_and_names_each_case_that_leaked(make_db, pg_cluster, tmp_path):
+    """One pgTAP test per table (pgTAP's own bookkeeping made one per case slow): a policy loosened after
+    generation fails that table's test, and the failure lists every case that leaked by its label with what
+    happened instead; the other tables still pass."""
+    pg_prove = require_pg_prove()
+    files = migration_files(load_blueprint_file(ROOT / "blueprints" / "habit-tracker.yaml"),
+                            datetime.fromisoformat(FIXED_TS))
+    write_files(files, tmp_path)
+    conn = make_db("legacy")
+    for name in sorted(p for p in files if p.startswith("supabase/migrations/")):
+        apply_sql(conn, files[name])
+    conn.execute("drop policy milestones_select_policy on public.milestones")
+    conn.execute("create policy loose on public.milestones for select to authenticated using (true)")
+    test_file = next((tmp_path / "supabase" / "tests" / "database").glob("*.test.sql"))
+    out = subprocess.run([pg_prove, "-h", "127.0.0.1", "-p", str(pg_cluster.port), "-U", "postgres",
+                          "-d", conn.info.dbname, str(test_file)], capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0
+    failed = [line for line in out.stdout.splitlines() if line.startswith("# Failed test")]
+    assert len(failed) == 1 and "milestones: " in failed[0], out.stdout[-3000:]
+    assert '("outsider: select milestones in org1 -> denied",allowed)' in out.stdout
+    assert '("member: select milestones in org2 -> denied",allowed)' in out.stdout
