@@ -91,8 +91,25 @@ def make_db(
 LONG_FIRST = ("test_mutation.py", "test_wheel.py", "test_edge_functions.py", "test_properties.py", "test_budget.py")
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook, which marks each grouped test's id
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: LONG_FIRST.index(item.path.name) if item.path.name in LONG_FIRST else len(LONG_FIRST))
+    # `--dist loadgroup` keeps an `xdist_group` on one worker (the wheel is built, Deno's cache filled, once)
+    # by suffixing the test ids; a pytest whose ids the suffix does not reach makes it a silent no-op.
+    if config.getoption("loadgroup", default=False):
+        lost = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
+        if lost:  # (raised here, a worker's error would reach the terminal as xdist's bare INTERNALERROR)
+            config.stash[GROUPING] = (f"--dist loadgroup did not group {lost[0]} (and {len(lost) - 1} more): this "
+                                      "pytest-xdist does not work with this pytest; install what pyproject.toml pins")
+
+
+GROUPING = pytest.StashKey[str]()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _grouping_works(request: pytest.FixtureRequest) -> None:
+    if GROUPING in request.config.stash:
+        pytest.fail(request.config.stash[GROUPING])
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
