@@ -140,6 +140,11 @@ def _cover_read_rule(bp: Blueprint, t: Table) -> None:
     deduplication and slow every scan), and only with columns whose values repeat (`_SMALL_TYPES`, the
     blueprint's enums, references to users): all of them or none, since one left out sends every row to
     the heap anyway."""
+    patterns = [list(q) for q in bp.entity(t.name).query_patterns]
+    target = next((i for i in t.indexes if i.columns[0] == ORG and i.columns in patterns and not i.unique
+                   and i.where is None), None)
+    if target is None:
+        return
     quals = [parse(f"create policy p on t using ({p.using})")[0]["stmt"]["CreatePolicyStmt"]["qual"]
              for p in t.policies if p.command is Command.select and p.using]
     if not quals or not all(_tenant_conjunct(q) for q in quals):
@@ -147,10 +152,7 @@ def _cover_read_rule(bp: Blueprint, t: Table) -> None:
     read = dict.fromkeys(column_name(body) for q in quals for kind, body, ctx in indexed(q)
                          if kind == "ColumnRef" and "select" not in ctx)
     read.pop(ORG, None)
-    patterns = [list(q) for q in bp.entity(t.name).query_patterns]
-    target = next((i for i in t.indexes if i.columns[0] == ORG and i.columns in patterns and not i.unique
-                   and i.where is None), None)
-    if not read or target is None:
+    if not read:
         return
     enums = {f"public.{name}" for name in enum_type_names(bp).values()}
     users = {col for fk in t.foreign_keys if (fk.ref_schema, fk.ref_table) == ("auth", "users") for col in fk.columns}
