@@ -203,6 +203,12 @@ def test_a_query_patterns_index_is_extended_with_the_read_rules_columns_only_whe
     assert [i for i in indexes if i[:2] == ["organization_id", "status"]] == [index]
 
 
+def test_a_pattern_that_already_holds_the_read_rules_columns_leaves_the_others_as_declared():
+    """(organization_id, status) is not widened into a second (organization_id, status, archived_at)."""
+    patterns = [["organization_id", "status"], ["organization_id", "status", "archived_at"]]
+    assert [i for i in _docs_indexes(query_patterns=patterns) if i[:2] == ["organization_id", "status"]] == patterns
+
+
 def test_no_index_is_added_or_extended_for_a_read_rule_without_a_query_pattern():
     """Only an index the blueprint asked for is widened: the tenant-safe key (organization_id, member_id) that
     foreign keys point at is left as it is, and no new index adds to every write."""

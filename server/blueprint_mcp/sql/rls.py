@@ -159,9 +159,10 @@ def _cover_read_rule(bp: Blueprint, t: Table) -> None:
     types = {c.name: c.type for c in t.columns}
     if any(col not in types or not (types[col] in _SMALL_TYPES or types[col] in enums or col in users) for col in read):
         return
-    missing = [col for col in read if col not in target.columns]
-    if missing:
-        t.indexes[t.indexes.index(target)] = index(t.name, [*target.columns, *missing])
+    if any(i.columns[0] == ORG and set(read) <= set(i.columns) and not i.unique and i.where is None
+           for i in t.indexes):
+        return  # a pattern already holds them all (or the same columns would be indexed twice)
+    t.indexes[t.indexes.index(target)] = index(t.name, [*target.columns, *(c for c in read if c not in target.columns)])
 
 
 def _tenant_conjunct(qual: dict) -> bool:
