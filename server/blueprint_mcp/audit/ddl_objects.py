@@ -12,7 +12,8 @@ from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .deparse import type_name
 from .made import Maker
 from .split import paren_group, top_level_words
-from .tree import column_name, const, function_name, index_located, indexed, nodes, rebase, remembered, shift, strings
+from .tree import (column_name, const, function_name, index_located, indexed, nodes, rebase, remembered, row_columns,
+                   shift, strings)
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -201,13 +202,8 @@ def _policy_expressions_scanned(st: Stmt, n: dict, seen: dict[Any, Any] | None =
 
 def _filtered_columns(*trees: Any) -> list[str]:
     """Columns of the policy's own table: ColumnRefs outside any subquery."""
-    cols = [c for tree in trees if tree is not None for c in remembered(tree, "columns", _row_columns)]
+    cols = [c for tree in trees if tree is not None for c in remembered(tree, "columns", row_columns)]
     return list(dict.fromkeys(cols))
-
-
-def _row_columns(tree: Any) -> list[str]:
-    return [name for kind, body, ctx in indexed(tree) if kind == "ColumnRef" and "select" not in ctx
-            and (name := column_name(body)) and name != "*"]
 
 
 def create_policy(r: Reader, n: dict, st: Stmt) -> None:

@@ -269,6 +269,12 @@ def column_name(ref: Node) -> str:
     return names[-1] if names else ""
 
 
+def row_columns(tree: Any) -> list[str]:
+    """Columns of the expression's own row: the ColumnRefs outside any sub-query (a policy's table)."""
+    return [name for kind, body, ctx in indexed(tree) if kind == "ColumnRef" and "select" not in ctx
+            and (name := column_name(body)) and name != "*"]
+
+
 def relations(tree: Any) -> Iterator[Node]:
     """Every RangeVar (table reference) in `tree`."""
     for kind, body in nodes(tree):

@@ -11,7 +11,7 @@ the recursion a membership-table policy reading the membership table would cause
 from __future__ import annotations
 
 from ..audit.parser import parse
-from ..audit.tree import column_name, indexed
+from ..audit.tree import column_name, row_columns, strings
 from ..model import Blueprint, Capability
 from ..model.schema import Command, Policy, Table
 from .access import audit_branches, grant_policies, roles_pred
@@ -149,8 +149,7 @@ def _cover_read_rule(bp: Blueprint, t: Table) -> None:
              for p in t.policies if p.command is Command.select and p.using]
     if not quals or not all(_tenant_conjunct(q) for q in quals):
         return
-    read = dict.fromkeys(column_name(body) for q in quals for kind, body, ctx in indexed(q)
-                         if kind == "ColumnRef" and "select" not in ctx)
+    read = dict.fromkeys(c for q in quals for c in row_columns(q))
     read.pop(ORG, None)
     if not read:
         return
@@ -169,6 +168,6 @@ def _tenant_conjunct(qual: dict) -> bool:
     """`organization_id = any (...)`, alone or as one of the top-level ANDs."""
     kind, body = next(iter(qual.items()))
     parts = body["args"] if kind == "BoolExpr" and body["boolop"] == "AND_EXPR" else [qual]
-    return any(kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY"
+    return any(kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY" and strings(body.get("name")) == ["="]
                and (body.get("lexpr") or {}).get("ColumnRef") and column_name(body["lexpr"]["ColumnRef"]) == ORG
                for part in parts for kind, body in part.items())
