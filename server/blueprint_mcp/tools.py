@@ -163,18 +163,14 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
     else:
         raise InvalidBlueprint([("app_name", "nothing to design from.",
                                  "pass app_name (and options), a template name, or a blueprint")])
-    data = bp.model_dump(mode="json", exclude_unset=False)
-    changes = {"personal_workspaces": personal_workspaces, "team_organizations": team_organizations,
-               "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles] if roles else None,
-               "capabilities": capabilities}
-    data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
-    if template or blueprint is not None:
-        # A rename carries the slug along: it names the spec and the test files, and should match the app.
-        if app_name is not None:
-            data["app"].update(name=app_name, slug=suggest_slug(app_name))
-        if app_description is not None:
-            data["app"]["description"] = app_description
-    bp = _from_options(data, "blueprint" if blueprint is not None else "")
+    options = (app_name, app_description, personal_workspaces, team_organizations, roles, capabilities)
+    # With no option to apply, the resolved blueprint is the design: validating its dump again would cost as much
+    # as the first parse (a third of this call on a large blueprint).
+    if given is None or any(v is not None for v in options):
+        bp = _with_options(bp, given is not None, blueprint is not None, app_name, app_description,
+                           {"personal_workspaces": personal_workspaces, "team_organizations": team_organizations,
+                            "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles]
+                            if roles else None, "capabilities": capabilities})
     schema = build_schema(bp)
     design = artefacts.design_id(bp, template if unchanged else None)
     links, embeds, notes = _links(design, (bp, schema), [("blueprint.json", "blueprint", None),
@@ -205,6 +201,20 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
             f"personal workspaces {'on' if bp.tenancy.personal_workspaces else 'off'}, team organisations "
             f"{'on' if bp.tenancy.team_organizations else 'off'}." + _more(cursor_out, "access") + _notes(notes))
     return Answer(result=result, embeds=embeds, text=text)
+
+
+def _with_options(bp: Blueprint, resolved: bool, passed: bool, app_name: str | None, app_description: str | None,
+                  changes: dict[str, Any]) -> Blueprint:
+    """`bp` with design_tenancy's options applied, validated again (errors name the option)."""
+    data = bp.model_dump(mode="json", exclude_unset=False)
+    data["tenancy"].update({k: v for k, v in changes.items() if v is not None})
+    if resolved:
+        # A rename carries the slug along: it names the spec and the test files, and should match the app.
+        if app_name is not None:
+            data["app"].update(name=app_name, slug=suggest_slug(app_name))
+        if app_description is not None:
+            data["app"]["description"] = app_description
+    return _from_options(data, "blueprint" if passed else "")
 
 
 def _more(cursor: str | None, what: str) -> str:
@@ -474,17 +484,31 @@ def spec_markdown(bp: Blueprint, sections: list[SectionName] | None = None) -> s
     return render_spec(bp, build_schema(bp), sections or list(SECTIONS))
 
 
+def _stamp_base(timestamp: datetime | None) -> datetime:
+    return (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+
+
+def migrations(bp: Blueprint, timestamp: datetime | None = None, schema: Schema | None = None) -> dict[str, str]:
+    """Relative path -> content of the migrations alone, as `migration_files` names them: what `supabase db reset`
+    applies, without the tests, seed and documents (the pgTAP file alone runs the whole attack-matrix plan)."""
+    ts = _stamp_base(timestamp)
+    schema = schema or build_schema(bp)
+    stamp = [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
+    slug = bp.app.slug
+    return {f"supabase/migrations/{stamp[0]}_initial_schema.sql": schema_sql(schema, slug),
+            f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
+            f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug)}
+
+
 def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[str, str]:
     """Relative path -> content of every file `render` writes (timestamps one second apart)."""
-    ts = (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    ts = _stamp_base(timestamp)
     schema = build_schema(bp)
     stamp = [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
     slug = bp.app.slug
     return {
         f"docs/engineering/SUPABASE-{slug}.md": render_spec(bp, schema, list(SECTIONS), migration_names=stamp),
-        f"supabase/migrations/{stamp[0]}_initial_schema.sql": schema_sql(schema, slug),
-        f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
-        f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug),
+        **migrations(bp, timestamp, schema),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
         "supabase/seed.sql": seed_sql(bp, schema),
         f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),

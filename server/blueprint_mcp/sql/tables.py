@@ -139,8 +139,9 @@ def referenced_entities(bp: Blueprint) -> set[str]:
     return {f.references for e in bp.entities for f in e.fields if f.is_reference and not f.is_user_column}
 
 
-def entity_table(bp: Blueprint, e: Entity) -> Table:
-    """A domain table: tenant key, owner, fields, composite FKs into the same tenant, indexes."""
+def entity_table(bp: Blueprint, e: Entity, enum_types: dict[tuple[str, str], str] | None = None) -> Table:
+    """A domain table: tenant key, owner, fields, composite FKs into the same tenant, indexes. `enum_types`:
+    `columns.enum_type_names(bp)`, which the caller building every table computes once (it walks every field)."""
     t = Table(name=e.name, section="domain", comment=e.description,
               tenant_key=c.ORG if e.is_tenant else None)
     t.columns = [c.id_column()]
@@ -154,7 +155,7 @@ def entity_table(bp: Blueprint, e: Entity) -> Table:
         private = e.scope is Scope.user
         t.columns.append(c.owner_column(e.owner_column, private))
         t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column, "cascade" if private else "set null"))
-    enum_types = c.enum_type_names(bp)
+    enum_types = c.enum_type_names(bp) if enum_types is None else enum_types
     for f in e.fields:
         t.columns.append(c.field_column(e, f, enum_types.get((e.name, f.name))))
         if f.unique:
@@ -339,7 +340,8 @@ def all_tables(bp: Blueprint) -> list[Table]:
     tables = [profiles(bp), organizations(bp), organization_members(bp)]
     if bp.tenancy.team_organizations:
         tables += [invitations(bp), invitation_tokens(bp)]
-    tables += [entity_table(bp, e) for e in bp.entities]
+    enum_types = c.enum_type_names(bp)
+    tables += [entity_table(bp, e, enum_types) for e in bp.entities]
     a = bp.analytics
     if a.enabled:
         if a.sessions:
