@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from blueprint_mcp.model.blueprint import Blueprint
 from blueprint_mcp.templates import load_template
-from blueprint_mcp.tools import migration_files
+from blueprint_mcp.tools import migrations
 from blueprint_mcp.verify.pg import act_as, apply_sql, create_user
 
 FIXED_TS = "2025-01-01T00:00:00+00:00"
@@ -19,13 +20,22 @@ FIXED_TS = "2025-01-01T00:00:00+00:00"
 
 def migrate(conn: psycopg.Connection, template: str | Blueprint) -> dict[str, str]:
     """Apply a template's (or a blueprint's) migrations in file-name order, as `supabase db reset` would."""
+    files = _template_migrations(template) if isinstance(template, str) else _migrations(template)
+    for path in sorted(files):
+        apply_sql(conn, files[path])
+    return dict(files)
+
+
+def _migrations(bp: Blueprint) -> dict[str, str]:
     from datetime import datetime
 
-    bp = load_template(template) if isinstance(template, str) else template
-    files = migration_files(bp, datetime.fromisoformat(FIXED_TS))
-    for path in sorted(p for p in files if p.startswith("supabase/migrations/")):
-        apply_sql(conn, files[path])
-    return files
+    return migrations(bp, datetime.fromisoformat(FIXED_TS))
+
+
+@functools.cache
+def _template_migrations(name: str) -> dict[str, str]:
+    """A template's migrations, generated once per test process: many tests start from the same template."""
+    return _migrations(load_template(name))
 
 
 def run_as(conn: psycopg.Connection, role: str, user: str | None, sql: str, params: Any = None) -> list[tuple]:

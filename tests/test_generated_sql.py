@@ -93,6 +93,19 @@ def test_generation_is_deterministic():
     assert migration_files(load_template("habit-tracker"), ts) == migration_files(load_template("habit-tracker"), ts)
 
 
+@pytest.mark.parametrize("template", ["habit-tracker", "e-commerce"])
+def test_migrations_alone_are_exactly_the_migration_files_render_writes(template):
+    """`migrations` (what the tests apply, without generating the pgTAP file and the seed) is render's migration
+    folder to the byte, under the same names."""
+    from blueprint_mcp.tools import migrations
+
+    ts = datetime.fromisoformat(FIXED_TS)
+    files = migration_files(load_template(template), ts)
+    assert migrations(load_template(template), ts) == {
+        p: text for p, text in files.items() if p.startswith("supabase/migrations/")}
+    assert len(migrations(load_template(template), ts)) == 3
+
+
 def test_a_linked_chain_through_a_column_named_like_the_helpers_variable_still_reads(make_db):
     """The helpers keep the caller's id in a PL/pgSQL variable, `caller`. A chain ending in a user column of
     that name reads the invoice for the client's user and no one else (without `#variable_conflict
