@@ -223,6 +223,20 @@ def test_many_refusals_are_capped_in_the_message():
     assert "; and 15 more" in message
 
 
+def test_a_migration_read_again_from_the_cache_is_refused_again_and_numbered_by_its_new_place():
+    """check_migrations keeps each migration's reading by text and position: the second call refuses the same
+    statement, a migration moved to another place is named by that place, and callers get their own lists."""
+    safe, unsafe = "create table public.a (id int);", "create table public.b (id int);\ncommit;"
+    for _ in range(2):
+        with pytest.raises(UnsafeSql, match="migration 2, line 2, column 1: `commit`"):
+            guard.check_migrations([safe, unsafe])
+    with pytest.raises(UnsafeSql, match="migration 1, line 2, column 1: `commit`"):
+        guard.check_migrations([unsafe, safe])
+    first, second = guard.check_migrations([safe]), guard.check_migrations([safe])
+    assert first == second and first[0] is not second[0]
+    assert [s.text for s in first[0]] == ["create table public.a (id int)"]
+
+
 # Behind the guard, PostgreSQL itself stops these: each statement runs through PL/pgSQL's EXECUTE,
 # where transaction control and commands that cannot run in a transaction block are errors; role
 # changes are transactional and undone by the forced rollback. (Files, programs, other sessions and
