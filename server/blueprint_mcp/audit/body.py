@@ -14,7 +14,7 @@ from typing import Any
 import pgparse
 
 from .platform import mentions_user_metadata
-from .tree import const, nodes, relations, strings
+from .tree import const, nodes, strings
 
 _WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 _ASSIGN = re.compile(r":=|=")
@@ -46,8 +46,10 @@ def _qualified(rv: dict, default_schema: str) -> str:
 
 
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
-    """Record the relations `tree` (parsed statements) reads and writes."""
-    for kind, body in nodes(tree):
+    """Record the relations `tree` (parsed statements) reads and writes. The tree is walked once: its typed
+    nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check."""
+    typed = list(nodes(tree))
+    for kind, body in typed:
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
         if kind in _WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
@@ -55,8 +57,8 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
             if any(k == "String" and b.get("sval") in USER_METADATA for k, b in nodes(body)) or \
                     any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
                 facts.metadata_writes.add(target)
-    facts.reads.update(_qualified(rv, default_schema) for rv in relations(tree))
-    facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(nodes(tree))
+    facts.reads.update(_qualified(rv, default_schema) for kind, rv in typed if kind == "RangeVar")
+    facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(typed)
 
 
 def sql_body(text: str, default_schema: str) -> BodyFacts | None:
@@ -78,8 +80,10 @@ def plpgsql_body(create_statement: str, default_schema: str,
     except (pgparse.PGQueryError, RecursionError, ValueError):
         return None
     facts = BodyFacts()
-    for kind, fn in nodes(tree):
-        if kind != "PLpgSQL_function":
+    # libpg_query returns one {"PLpgSQL_function": ...} per function, at the top: walking the whole tree to find
+    # them would walk every body twice (the statements are walked below).
+    for fn in (item.get("PLpgSQL_function") for item in tree if isinstance(item, dict)):
+        if not isinstance(fn, dict):
             continue
         datums = fn.get("datums") or []
         new_varno = fn.get("new_varno")
