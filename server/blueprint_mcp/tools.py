@@ -508,7 +508,7 @@ def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[st
     slug = bp.app.slug
     return {
         f"docs/engineering/SUPABASE-{slug}.md": render_spec(bp, schema, list(SECTIONS), migration_names=stamp),
-        **migrations(bp, timestamp, schema),
+        **migrations(bp, ts, schema),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
         "supabase/seed.sql": seed_sql(bp, schema),
         f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
