@@ -156,6 +156,16 @@ def user_db(pg_cluster):
     pg_cluster.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def refusal_db(pg_cluster):
+    """One user's database shared by the attempts that must change nothing: each test compares its own snapshots
+    from before and after, so an attempt that changed something fails its own test, whatever ran before it
+    (a database of its own per attempt cost more than the attempt)."""
+    name, url = _db(pg_cluster)
+    yield url
+    pg_cluster.drop_database(name)
+
+
 SNAPSHOT = {
     "databases": "select datname, datallowconn, datconnlimit from pg_database order by 1",
     "roles": "select rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, rolbypassrls, "
@@ -189,14 +199,14 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.parametrize("sql,reason", [c[1:] for c in ESCAPES], ids=[c[0] for c in ESCAPES])
-def test_escape_attempts_are_refused_and_leave_the_database_identical(sql, reason, user_db):
-    before = snapshot(user_db)
+def test_escape_attempts_are_refused_and_leave_the_database_identical(sql, reason, refusal_db):
+    before = snapshot(refusal_db)
     with pytest.raises(UnsafeSql) as info:
-        verify(source="attack", migrations=["create table public.ok (id int);", sql], database_url=user_db)
+        verify(source="attack", migrations=["create table public.ok (id int);", sql], database_url=refusal_db)
     message = str(info.value)
     assert message.startswith("migrations: verify refused to run")
     assert "migration 2, line 1, column " in message and reason in message
-    assert snapshot(user_db) == before
+    assert snapshot(refusal_db) == before
 
 
 def test_the_escape_corpus_is_at_least_fifty_cases_with_distinct_ids():
@@ -254,12 +264,12 @@ def _without_guard(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("case", SECOND_WALL_ERRORS)
-def test_without_the_guard_postgresql_refuses_and_the_database_stays_identical(case, user_db, monkeypatch):
+def test_without_the_guard_postgresql_refuses_and_the_database_stays_identical(case, refusal_db, monkeypatch):
     _without_guard(monkeypatch)
-    before = snapshot(user_db)
+    before = snapshot(refusal_db)
     with pytest.raises(BlueprintError, match="migration 1 of 1 failed: line 1, column "):
-        verify(source="attack", migrations=[dict((c[0], c[1]) for c in ESCAPES)[case]], database_url=user_db)
-    assert snapshot(user_db) == before
+        verify(source="attack", migrations=[dict((c[0], c[1]) for c in ESCAPES)[case]], database_url=refusal_db)
+    assert snapshot(refusal_db) == before
 
 
 @pytest.mark.parametrize("case", SECOND_WALL_ROLLED_BACK)
