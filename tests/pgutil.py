@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -27,8 +28,6 @@ def migrate(conn: psycopg.Connection, template: str | Blueprint) -> dict[str, st
 
 
 def _migrations(bp: Blueprint) -> dict[str, str]:
-    from datetime import datetime
-
     return migrations(bp, datetime.fromisoformat(FIXED_TS))
 
 

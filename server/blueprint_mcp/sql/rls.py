@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from ..audit.parser import parse
 from ..audit.tree import column_name, row_columns, strings
-from ..model import Blueprint, Capability
+from ..model import Blueprint, Capability, FieldType
 from ..model.schema import Command, Policy, Table
 from .access import audit_branches, grant_policies, roles_pred
-from .columns import ORG, add_index, enum_type_names, index
+from .columns import ORG, add_index, index
 from .ident import literal
 from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
 
@@ -153,10 +153,11 @@ def _cover_read_rule(bp: Blueprint, t: Table) -> None:
     read.pop(ORG, None)
     if not read:
         return
-    enums = {f"public.{name}" for name in enum_type_names(bp).values()}
+    # (the entity's own enum fields: naming their types would walk every field of the blueprint, per table)
+    enums = {f.name for f in bp.entity(t.name).fields if f.type is FieldType.enum}
     users = {col for fk in t.foreign_keys if (fk.ref_schema, fk.ref_table) == ("auth", "users") for col in fk.columns}
     types = {c.name: c.type for c in t.columns}
-    if any(col not in types or not (types[col] in _SMALL_TYPES or types[col] in enums or col in users) for col in read):
+    if any(col not in types or not (types[col] in _SMALL_TYPES or col in enums or col in users) for col in read):
         return
     if any(i.columns[0] == ORG and set(read) <= set(i.columns) and not i.unique and i.where is None
            for i in t.indexes):
