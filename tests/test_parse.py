@@ -54,12 +54,32 @@ def test_generated_sql_reads_back_into_the_model_the_generator_built(template):
     assert [(b.name, b.public) for b in parsed.buckets] == [(b.name, b.public) for b in built.buckets]
     # The migrations create functions in another order than the model lists them (triggers last).
     assert sorted(map(_function_facts, parsed.functions)) == sorted(map(_function_facts, built.functions))
-    assert [(v.schema_name, v.name, v.materialized, v.security_invoker, v.query.strip(), v.comment)
-            for v in parsed.views] == \
-        [(v.schema_name, v.name, v.materialized, v.security_invoker, v.query.strip(), v.comment) for v in built.views]
+    assert [(v.schema_name, v.name, v.materialized, v.security_invoker, v.security_barrier, v.query.strip(),
+             v.comment) for v in parsed.views] == \
+        [(v.schema_name, v.name, v.materialized, v.security_invoker, v.security_barrier, v.query.strip(), v.comment)
+         for v in built.views]
     assert [(e.name, e.values, e.comment) for e in parsed.enums] == [(e.name, e.values, e.comment) for e in built.enums]
     assert [(x.name, x.function) for x in parsed.auth_triggers] == [(x.name, x.function) for x in built.auth_triggers]
     assert parsed.schemas == built.schemas
+
+
+def test_views_keep_their_options_as_postgresql_reads_them_and_the_functions_they_call():
+    """What the membership rules read off a view: whose rights it runs with, whether it is a security barrier, the
+    relations it reads and the functions it calls (a filter on auth.uid() keeps it to the caller's rows)."""
+    schema = read_sql([("v.sql", """
+create view private.mine with (security_barrier) as
+  select m.organization_id from public.organization_members m where m.user_id = (select auth.uid());
+create view private.everyone with (security_invoker = on, security_barrier = false) as
+  select organization_id from public.organization_members;
+alter view private.mine reset (security_barrier);
+alter table private.everyone set (security_invoker = false);
+""")]).schema
+    mine, everyone = schema.views
+    assert (mine.security_invoker, mine.security_barrier, mine.reads, mine.calls) == \
+        (False, False, ["public.organization_members"], ["auth.uid"])
+    assert (everyone.security_invoker, everyone.security_barrier, everyone.calls) == (False, False, [])
+    again = read_sql([("v.sql", "create view v with (security_barrier = yes) as select 1;")]).schema.views[0]
+    assert again.security_barrier and again.calls == []
 
 
 def test_parsed_policies_keep_their_trees_and_source_text():

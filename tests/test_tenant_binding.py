@@ -13,7 +13,8 @@ import pytest
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.parse import read_sql
 from blueprint_mcp.audit.rules.binding import loose_membership_reads
-from blueprint_mcp.audit.rules.common import clear_facts, membership_functions, membership_tables
+from blueprint_mcp.audit.rules.common import (clear_facts, membership_functions, membership_tables,
+                                                membership_views)
 from blueprint_mcp.model.tenant_keys import tenant_key_name
 from blueprint_mcp.templates import load_template, template_names
 from blueprint_mcp.tools import migration_files
@@ -103,6 +104,11 @@ create function private.is_member(o uuid) returns boolean language sql stable se
                                              where user_id = auth.uid() and organization_id = o) $$;
 create function private.any_member() returns boolean language sql stable security definer set search_path = ''
   as $$ select exists (select 1 from public.organization_members where user_id = auth.uid()) $$;
+create view private.my_memberships with (security_barrier = true) as
+  select m.organization_id, m.role from public.organization_members m where m.user_id = (select auth.uid());
+create view private.all_memberships as select m.organization_id, m.role from public.organization_members m;
+create view private.seen_memberships with (security_invoker = true) as
+  select m.organization_id from public.organization_members m;
 """
 
 CASES = {
@@ -132,6 +138,15 @@ CASES = {
     "through the parent, loose inside": (
         "exists (select 1 from public.projects p where p.id = project_id and exists "
         "(select 1 from public.organization_members m where m.user_id = auth.uid()))", ["row"]),
+    # Views read past the membership table's RLS with their owner's rights: only a filter of their own (or the
+    # invoker's rights over a table with RLS) keeps them to the caller's memberships.
+    "the caller's memberships, through a view": (
+        "organization_id = any (array(select v.organization_id from private.my_memberships v))", []),
+    "a view, uncorrelated": ("exists (select 1 from private.my_memberships)", ["row"]),
+    "everyone's memberships, through a view": (
+        "organization_id in (select v.organization_id from private.all_memberships v)", ["caller"]),
+    "everyone's memberships, through an invoker's view": (
+        "organization_id in (select v.organization_id from private.seen_memberships v)", ["caller"]),
     "the owner or a member": ("created_by = auth.uid() or organization_id = any (array(select private.ids('viewer')))",
                               []),
 }
@@ -143,7 +158,8 @@ def test_each_membership_read_is_tied_to_the_row_and_the_caller(name):
     clear_facts()
     s = read_sql([("m.sql", ORGS + f"create policy p on public.tasks for select to authenticated using ({expr});")]).schema
     tree = s.table("tasks").policies[0].using_tree
-    assert loose_membership_reads(s, tree, membership_tables(s), membership_functions(s), "public") == expected
+    assert loose_membership_reads(s, tree, membership_tables(s), membership_functions(s), "public",
+                                  membership_views(s)) == expected
     clear_facts()
 
 
@@ -152,6 +168,17 @@ def test_no_template_reads_memberships_untied():
         files = migration_files(load_template(name), datetime(2025, 1, 1))
         sql = [(p, files[p]) for p in sorted(files) if p.startswith("supabase/migrations/")]
         assert [f for f in audit_sql(sql) if f.rule_id == "BP050"] == [], name
+
+
+@pytest.mark.parametrize("view, recursion", [("seen_memberships", True), ("my_memberships", False)])
+def test_a_membership_policy_recurses_through_an_invokers_view_and_not_through_an_owners(view, recursion):
+    """PostgreSQL applies the membership table's policies to a view that runs with the invoker's rights, inside
+    the policy itself ("infinite recursion detected"); a view with its owner's rights reads past them."""
+    sql = ORGS + ("alter table public.organization_members enable row level security;\n"
+                  "create policy members_select on public.organization_members for select to authenticated\n"
+                  f"  using (organization_id in (select v.organization_id from private.{view} v));")
+    found = [f.object for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP028"]
+    assert found == (["public.organization_members.members_select"] if recursion else [])
 
 
 # --- the audit's reading and verify's agree, on PostgreSQL ------------------------------------------------
@@ -168,6 +195,7 @@ revoke all on public.organizations, public.organization_members, public.projects
   from anon, authenticated;
 grant usage on schema private to authenticated;
 grant select on public.organization_members, public.projects, public.tasks to authenticated;
+grant select on private.my_memberships, private.all_memberships, private.seen_memberships to authenticated;
 create policy own_memberships on public.organization_members for select to authenticated
   using (user_id = (select auth.uid()) or organization_id = any (array(select private.ids('viewer'))));
 create policy projects_select on public.projects for select to authenticated
@@ -191,7 +219,8 @@ def test_a_read_the_audit_calls_loose_leaks_in_verify_and_one_it_calls_tied_does
     assert ("BP050" in audited) == (("tasks", "select") in leaked), (audited, leaked)
     # Here the membership table and the parent have RLS of their own: a read of everyone's memberships sees the
     # caller's, and a loose read under the parent is decided by the parent's policy. Elsewhere, as expected.
-    covered = name in ("everyone's memberships", "through the parent, loose inside")
+    covered = name in ("everyone's memberships", "through the parent, loose inside",
+                       "everyone's memberships, through an invoker's view")
     assert ("BP050" in audited) == (bool(expected) and not covered)
 
 

@@ -293,7 +293,9 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
     r.add_view(View(
         schema_name=schema, name=name, query=_query_text(st, rv), location=st.loc(rv.get("location")),
         security_invoker="security_invoker" in options and obj.truthy(options["security_invoker"]),
+        security_barrier="security_barrier" in options and obj.truthy(options["security_barrier"]),
         reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),
+        calls=sorted({function_name(body) for kind, body in nodes(n.get("query")) if kind == "FuncCall"}),
     ))
 
 
@@ -386,9 +388,9 @@ def alter_table(r: Reader, n: dict, st: Stmt) -> None:
         for cmd in cmds:
             if v is not None and cmd.get("subtype") in ("AT_SetRelOptions", "AT_ResetRelOptions"):
                 for d in (cmd.get("def") or {}).get("List", {}).get("items", []):
-                    if d.get("DefElem", {}).get("defname") == "security_invoker":
-                        v.security_invoker = (cmd["subtype"] == "AT_SetRelOptions"
-                                              and obj.truthy(d["DefElem"].get("arg")))
+                    option = d.get("DefElem", {}).get("defname")
+                    if option in ("security_invoker", "security_barrier"):
+                        setattr(v, option, cmd["subtype"] == "AT_SetRelOptions" and obj.truthy(d["DefElem"].get("arg")))
         return
     if n.get("objtype") != "OBJECT_TABLE":
         return

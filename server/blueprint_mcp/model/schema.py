@@ -228,11 +228,14 @@ class View(_Obj):
     query: str
     materialized: bool = False
     security_invoker: bool = False
+    # Quals of a query over the view run only after the view's own (a caller's function never sees its rows).
+    security_barrier: bool = False
     comment: str = ""
     indexes: list[Index] = Field(default_factory=list)
     grants: Grants = Field(default_factory=dict)
     location: Location | None = None
     reads: list[str] | None = None  # schema.table of every relation the query reads; None = not analysed
+    calls: list[str] | None = None  # every function the query calls (auth.uid); None = not analysed
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

@@ -155,8 +155,10 @@ def view_sql(v: View) -> str:
         out += "".join(f"\n{index_sql(v.schema_name, v.name, ix)}" for ix in v.indexes)
         out += f"\nrevoke all on {target} from public, {API_ROLES};"
     else:
-        options = " with (security_invoker = true)" if v.security_invoker else ""
-        out = f"create view {target}{options} as\n{v.query};"
+        options = [name for name, on in (("security_invoker", v.security_invoker),
+                                         ("security_barrier", v.security_barrier)) if on]
+        spelled = f" with ({', '.join(f'{o} = true' for o in options)})" if options else ""
+        out = f"create view {target}{spelled} as\n{v.query};"
         out += "\n" + grants_sql(target, v.grants)
     if v.comment:
         kind = "materialized view" if v.materialized else "view"

@@ -144,7 +144,7 @@ def _from_relations(select: Node, default_schema: str) -> list[str]:
 
 
 def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set[str],
-                           default_schema: str) -> list[str]:
+                           default_schema: str, views: dict[str, bool] | None = None) -> list[str]:
     """What is wrong with each membership read of a policy expression: 'row' (tied to nothing of the row)
     or 'caller' (reads every user's memberships), in document order; [] when every read is tied.
 
@@ -152,7 +152,9 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
     shows the caller only what its policies allow (their own memberships, as a rule, audited on that table),
     so a read of it without `user_id = auth.uid()` is still the caller's; one without RLS shows everyone's.
     Likewise a sub-query over an RLS-protected table (the row's parent) decides by that table's policies:
-    reads nested in its WHERE are not judged here."""
+    reads nested in its WHERE are not judged here. `views`: views over a membership table, read as it is, and
+    whether each shows only the caller's own memberships (`membership_views`)."""
+    views = views or {}
     out: list[str] = []
     protected = {t.qualified for t in s.tables if t.rls_enabled}
     # (value, tied to the row, tied to the caller): by an enclosing comparison, argument list or sub-query
@@ -179,10 +181,11 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
             row = row or _has_column(test) or _correlated(s, select, default_schema)
             caller = caller or _calls_out(test)
             read = _from_relations(select, default_schema)
-            if any(name in members for name in read):
+            if any(name in members or name in views for name in read):
                 if not row:
                     out.append("row")
-                elif not (caller or _calls_out(select) or any(n in protected for n in read if n in members)):
+                elif not (caller or _calls_out(select) or any(n in protected for n in read if n in members)
+                          or any(views.get(n) for n in read)):
                     out.append("caller")
                 continue
             guarded = row and any(name in protected for name in read)

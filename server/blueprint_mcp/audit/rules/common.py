@@ -187,7 +187,9 @@ def _reads_of(s: Schema, tree: Any, default_schema: str) -> tuple[Counter, list[
     """(how often the tree reads each schema.table, its `_parent_lookups`, what the functions it calls read)."""
     read = Counter(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
                    for kind, body, _ in _index(tree) if kind == "RangeVar")
-    helpers: set[str] = set()
+    views = {f"{v.schema_name}.{v.name}": v for v in s.views}
+    # what a view it reads reads (the caller's memberships), as what a function it calls reads
+    helpers: set[str] = {r for name in read if name in views for r in views[name].reads or []}
     for name, _, _ in calls(tree):
         f = find_function(s, name)
         helpers |= set(f.reads or []) if f is not None else set()
@@ -254,6 +256,27 @@ def _function_names(s: Schema) -> tuple[dict[str, Function], dict[str, Function]
         qualified.setdefault(f.qualified, f)
         bare.setdefault(f.name, f)
     return qualified, bare
+
+
+def membership_views(s: Schema) -> dict[str, bool]:
+    """Views that read a membership table, by qualified name: whether each shows the caller only their own
+    memberships. An owner's-rights view reads past the table's RLS, so it must filter by the caller itself (its
+    query calls auth.uid() or another function, as `where m.user_id = (select auth.uid())`); an invoker's view
+    also passes on the table's own RLS. A view not analysed (no query read) gets the benefit of the doubt."""
+    return _once("member_views", s, lambda: _membership_views(s))
+
+
+def _membership_views(s: Schema) -> dict[str, bool]:
+    members = membership_tables(s)
+    protected = {t.qualified for t in s.tables if t.rls_enabled}
+    out: dict[str, bool] = {}
+    for v in s.views:
+        read = [r for r in v.reads or [] if is_membership_name(r, members)]
+        if read:  # a materialized view has no RLS and was filled by whoever refreshed it: everyone's
+            out[f"{v.schema_name}.{v.name}"] = not v.materialized and (v.calls is None or any(
+                "." in c or c in ("current_setting", "current_user", "session_user") for c in v.calls) or (
+                v.security_invoker and all(r in protected for r in read)))
+    return out
 
 
 def membership_functions(s: Schema) -> set[str]:

@@ -20,6 +20,7 @@ from .common import (
     is_tenant,
     membership_functions,
     membership_tables,
+    membership_views,
     outside_subqueries,
     per_tree,
     policy_label,
@@ -36,7 +37,7 @@ _TRUSTED_SCHEMAS = ("auth", "pg_catalog", "storage")
 
 def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) -> bool | None:
     """True when the expression reads a membership table or calls a helper that does; None = cannot tell."""
-    if any(is_membership_name(name, members) for name in relation_names(tree)):
+    if any(is_membership_name(name, members) or name in membership_views(s) for name in relation_names(tree)):
         return True
     unknown = False
     for name, _, _ in calls(tree):
@@ -85,7 +86,8 @@ def policy_without_membership_check(r, s: Schema):
           "memberships. An EXISTS that compares nothing of the row (including `m.organization_id = "
           "organization_id`, where the bare name is the membership row's own column) passes for any member of "
           "any organisation; a sub-query without `user_id = auth.uid()` on a membership table without RLS reads every "
-          "user's memberships, so any row of an organisation with members passes.",
+          "user's memberships, so any row of an organisation with members passes. So does a view of the memberships "
+          "that runs with its owner's rights (past the table's RLS) and does not filter by the caller itself.",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
@@ -104,7 +106,8 @@ def membership_check_not_tied_to_row(r, s: Schema):
                 continue
             for clause, tree, _ in trees(p):
                 loose = per_tree(("loose membership", t.schema_name), tree,
-                                 lambda: loose_membership_reads(s, tree, members, helpers, t.schema_name))
+                                 lambda: loose_membership_reads(s, tree, members, helpers, t.schema_name,
+                                                                membership_views(s)))
                 if "row" in loose:
                     yield r.finding(f"{policy_label(t, p)} reads memberships in {clause.upper()} but ties them to "
                                     f"nothing of the row: a member of any organisation passes.",
@@ -118,7 +121,8 @@ def membership_check_not_tied_to_row(r, s: Schema):
 @rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A policy on the membership table that reads the membership table itself.",
       why="PostgreSQL applies the policy to its own sub-query: every query on the table fails with "
-          "\"infinite recursion detected in policy\" (42P17), and so does every policy that reads it.",
+          "\"infinite recursion detected in policy\" (42P17), and so does every policy that reads it. A view with "
+          "the invoker's rights (security_invoker) over the table recurses the same way.",
       bad="create policy p on organization_members for select using (organization_id in "
           "(select organization_id from organization_members where user_id = (select auth.uid())));",
       fix="Read memberships through a SECURITY DEFINER helper in a private schema, or use "
@@ -128,8 +132,11 @@ def membership_policy_recursion(r, s: Schema):
     for t in s.tables:
         if t.qualified not in members:
             continue
+        # a view with the invoker's rights reads the table under its policies too (one with its owner's does not)
+        through = {f"{v.schema_name}.{v.name}" for v in s.views
+                   if v.security_invoker and not v.materialized and t.qualified in (v.reads or [])}
         for p in t.policies:
-            if any(t.qualified in relation_names(tree, t.schema_name) for _, tree, _ in trees(p)):
+            if any(({t.qualified} | through) & relation_names(tree, t.schema_name) for _, tree, _ in trees(p)):
                 yield r.finding(f"{policy_label(t, p)} reads {t.qualified} itself: infinite recursion.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
