@@ -127,7 +127,7 @@ def timed(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[t
     """For each (query, caller or None for the owner, setup run first in the same transaction): median execution
     ms (timed as bench/timing.py says), the count it returns and every timed run."""
     out = []
-    for (sql, user, setup), (times, _) in zip(forms, rounds(conn, forms, repeat)):
+    for (sql, user, setup), (times, _, _) in zip(forms, rounds(conn, forms, repeat)):
         with conn.transaction():
             if setup:
                 conn.execute(setup)

@@ -13,7 +13,8 @@ EXPLAIN ANALYZE (TIMING OFF) in a transaction that is rolled back, and prints th
   user_id = auth.uid())`), put in place of the generated policies inside the measured transaction,
 with each policy's ratio to the limit (the median of the ratios of runs taken in the same round) and the plan
 shape of the generated one. Operations: SELECT count, a page of the 50 newest rows, UPDATE of 100 rows, INSERT of
-1,000 rows, DELETE of 100 rows. Each organisation's rows are written by 8 people and one in 20 is archived. Row
+1,000 rows, DELETE of 100 rows. Each organisation's rows are written by 8 people and one in 20 is archived; each
+organisation has 8 other members, so the membership lookups read an index of a table of realistic size. Row
 counts are checked equal across the five. Triggers are disabled during writes, so only the policies' cost differs. The
 table is vacuumed before every operation, as autovacuum keeps a table in use: its pages all-visible (index-only
 scans read no heap) and no dead entries left by the rolled-back writes before.
@@ -54,6 +55,7 @@ SIZES = (3, 50)
 # Each organisation's rows are written by this many of its people, and one in 20 is archived (soft deleted), as
 # in an app in use: a single writer and no archived rows would flatter every index and skip the archived-row rule.
 CREATORS = 8
+MEMBERS = 8  # members of each organisation besides the two callers
 
 
 def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tuple[str, str]]:
@@ -98,11 +100,11 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
 
 def run(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, dict, list[float]]]:
     """For each (SQL, user or None for the table owner, setup) form: median execution ms, rows the top node
-    returned, the plan of the last run and every timed run (timed as bench/timing.py says)."""
+    returned, the plan of the last run and every timed run, planning included (timed as bench/timing.py says)."""
     out = []
-    for times, plan in rounds(conn, forms, repeat):
+    for times, plan, planning in rounds(conn, forms, repeat):
         rows = plan.get("Actual Rows", 0) if plan["Node Type"] != "ModifyTable" else _modified(plan)
-        out.append((statistics.median(times), rows, plan, times))
+        out.append((statistics.median(times), rows, plan, times, [t + p for t, p in zip(times, planning)]))
     return out
 
 
@@ -144,6 +146,19 @@ def seed(conn, orgs: int, rows: int, users: dict[int, str]) -> None:
                  where email ~ '^u[0-9]+@') c on c.n = (g / {orgs}) % {CREATORS}
           join (select id, row_number() over (order by id) - 1 as n from public.organizations) o
             on o.n = g % {orgs};
+        -- Each team organisation's other members ({MEMBERS} people, each in one), so a membership lookup reads an
+        -- index among {orgs * MEMBERS:,} rows as in an app in use, not a table holding only the two callers'.
+        alter table auth.users disable trigger user;
+        alter table public.organization_members disable trigger user;
+        insert into auth.users (id, email)
+          select gen_random_uuid(), 'm' || lpad(g::text, 7, '0') || '@x.io' from generate_series(1, {orgs * MEMBERS}) g;
+        insert into public.organization_members (organization_id, user_id, role)
+          select o.id, u.id, 'member'
+          from (select id, row_number() over (order by email) - 1 as n from auth.users where email ~ '^m[0-9]+@') u
+          join (select id, row_number() over (order by slug) - 1 as n from public.organizations
+                 where not is_personal) o on o.n = u.n / {MEMBERS};
+        alter table public.organization_members enable trigger user;
+        alter table auth.users enable trigger user;
         analyze;
     """)
 
@@ -196,26 +211,31 @@ def main() -> int:
                     vacuum(conn)
                     measured = run(conn, [(limit_sql, None, ""), (rule_sql, None, ""), (lookup_sql, None, ""),
                                           (sql, user, ""), (sql, user, ARTICLE_POLICIES)], args.repeat)
-                    (limit_ms, limit_rows, _, limit_t), (_, rule_rows, _, rule_t), (_, lookup_rows, _, lookup_t), \
-                        (ours_ms, ours_rows, plan, ours_t), (art_ms, art_rows, _, art_t) = measured
+                    (limit_ms, limit_rows, _, limit_t, limit_all), (_, rule_rows, _, rule_t, _), \
+                        (_, lookup_rows, _, lookup_t, _), (ours_ms, ours_rows, plan, ours_t, ours_all), \
+                        (art_ms, art_rows, _, art_t, _) = measured
                     if not limit_rows == rule_rows == lookup_rows == ours_rows == art_rows:
                         raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, rule {rule_rows}, "
                                          f"lookup {lookup_rows}, generated {ours_rows}, article {art_rows}")
                     results.append((label, n, limit_rows, limit_ms, ours_ms, art_ms, paired(ours_t, limit_t),
-                                    paired(ours_t, rule_t)[0], paired(ours_t, lookup_t)[0], paired(art_t, limit_t)[0],
-                                    shape(plan)))
-    print(f"{args.rows:,} habits over {orgs:,} organisations; an admin in 3 and one in 50 organisations; "
+                                    paired(ours_all, limit_all)[0], paired(ours_t, rule_t)[0],
+                                    paired(ours_t, lookup_t)[0], paired(art_t, limit_t)[0], shape(plan)))
+    print(f"{args.rows:,} habits over {orgs:,} organisations, each with {MEMBERS} other members; an admin in 3 and "
+          "one in 50 organisations; "
           f"median of {args.repeat} runs (EXPLAIN ANALYZE, TIMING OFF); triggers off during writes")
     print("limit: the table owner with the caller's organisation ids spelled out; rule: the limit with habits' "
           "archived-row rule spelled out too; lookup: the table owner looking the ids up in organization_members "
           "(what an app without RLS runs)")
     print("ratios are medians of the ratios within each round; +us: the generated policy's median extra time "
-          "over the limit in the same round")
+          "over the limit in the same round; planned: /limit with each side's planning time added (a statement sent "
+          "unprepared is planned every time; a prepared one reuses its plan)")
     print(f"{'operation':<20}{'user in':>8}{'rows':>7}{'limit ms':>10}{'generated ms':>14}"
-          f"{'/limit':>8}{'+us':>7}{'/rule':>8}{'/lookup':>9}{'article ms':>12}{'/limit':>9}")
-    for label, n, rows, limit_ms, ours_ms, art_ms, (ratio, extra), by_rule, by_lookup, art_ratio, _ in results:
+          f"{'/limit':>8}{'+us':>7}{'planned':>9}{'/rule':>8}{'/lookup':>9}{'article ms':>12}{'/limit':>9}")
+    for label, n, rows, limit_ms, ours_ms, art_ms, (ratio, extra), planned, by_rule, by_lookup, art_ratio, _ \
+            in results:
         print(f"{label:<20}{n:>8}{rows:>7}{limit_ms:>10.2f}{ours_ms:>14.2f}"
-              f"{ratio:>7.2f}x{extra:>7.0f}{by_rule:>7.2f}x{by_lookup:>8.2f}x{art_ms:>12.2f}{art_ratio:>8.1f}x")
+              f"{ratio:>7.2f}x{extra:>7.0f}{planned:>8.2f}x{by_rule:>7.2f}x{by_lookup:>8.2f}x{art_ms:>12.2f}"
+              f"{art_ratio:>8.1f}x")
     print("\nplan shape of the generated policy:")
     for label, n, *_, plan in results:
         print(f"  {label}, user in {n}: {plan}")

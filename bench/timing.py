@@ -20,9 +20,10 @@ def as_caller(conn, user: str | None) -> None:
                      (json.dumps({"sub": user, "role": "authenticated"}),))
 
 
-def rounds(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[list[float], dict]]:
+def rounds(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[list[float], dict, list[float]]]:
     """For each (query, caller or None for the table owner, setup run first in the same transaction): the
-    execution time (ms) of `repeat` runs after WARMUP untimed ones, and the plan of the last run.
+    execution time (ms) of `repeat` runs after WARMUP untimed ones, the plan of the last run, and the planning time
+    (ms) of the same runs.
 
     The forms take turns in every round, so a slower moment of a shared machine falls on all of them (`paired`
     compares them round by round); each round starts with the next form, as a write leaves dead row versions
@@ -30,6 +31,7 @@ def rounds(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[
     time. EXPLAIN ANALYZE runs with TIMING OFF: per-node timing reads the clock twice per row per node (about
     30 ns each here), which is measurement, not cost, and is larger for plans with more nodes."""
     times: list[list[float]] = [[] for _ in forms]
+    planning: list[list[float]] = [[] for _ in forms]
     plans: list[dict] = [{} for _ in forms]
     for i in range(WARMUP + repeat):
         for k in [(i + j) % len(forms) for j in range(len(forms))]:
@@ -41,9 +43,10 @@ def rounds(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[
                 out = conn.execute("explain (analyze, timing off, format json) " + sql).fetchone()[0][0]
                 if i >= WARMUP:
                     times[k].append(out["Execution Time"])
+                    planning[k].append(out["Planning Time"])
                 plans[k] = out["Plan"]
                 raise psycopg.Rollback()
-    return list(zip(times, plans))
+    return list(zip(times, plans, planning))
 
 
 def paired(ours: list[float], base: list[float]) -> tuple[float, float]:
