@@ -48,7 +48,8 @@ BENCH_ROWS ?= 100000
 BENCH_OUT ?= BENCHMARKS.md
 bench: $(STAMP)
 	$(BIN)/python bench/tools_speed.py --out $(BENCH_OUT) > /dev/null
-	@for b in "policy_speed.py --rows $(BENCH_ROWS)" "access_speed.py" "verify_speed.py" "audit_speed.py"; do \
+	@for b in "policy_speed.py --rows $(BENCH_ROWS)" "request_speed.py --rows $(BENCH_ROWS)" "access_speed.py" \
+			"verify_speed.py" "audit_speed.py"; do \
 		printf '\n## bench/%s\n\n```\n' "$$b" >> $(BENCH_OUT); \
 		$(BIN)/python bench/$$b >> $(BENCH_OUT) || exit 1; \
 		printf '```\n' >> $(BENCH_OUT); \
