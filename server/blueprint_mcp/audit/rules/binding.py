@@ -28,6 +28,7 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..tree import Node, function_name, strings
+from .common import names_the_caller
 
 _SCOPE_NODES = ("RangeSubselect", "RangeFunction", "RangeTableSample")
 
@@ -116,10 +117,8 @@ def _calls_out(value: Any) -> bool:
     while stack:
         v = stack.pop()
         typed = _typed(v)
-        if typed and typed[0] == "FuncCall":
-            name = function_name(typed[1])
-            if "." in name or name in ("current_setting", "current_user", "session_user"):
-                return True
+        if typed and typed[0] == "FuncCall" and names_the_caller(function_name(typed[1])):
+            return True
         stack.extend(_children(v))
     return False
 

@@ -187,7 +187,7 @@ def _reads_of(s: Schema, tree: Any, default_schema: str) -> tuple[Counter, list[
     """(how often the tree reads each schema.table, its `_parent_lookups`, what the functions it calls read)."""
     read = Counter(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
                    for kind, body, _ in _index(tree) if kind == "RangeVar")
-    views = {f"{v.schema_name}.{v.name}": v for v in s.views}
+    views = _once("views", s, lambda: {f"{v.schema_name}.{v.name}": v for v in s.views})
     # what a view it reads reads (the caller's memberships), as what a function it calls reads
     helpers: set[str] = {r for name in read if name in views for r in views[name].reads or []}
     for name, _, _ in calls(tree):
@@ -258,6 +258,12 @@ def _function_names(s: Schema) -> tuple[dict[str, Function], dict[str, Function]
     return qualified, bare
 
 
+def names_the_caller(function: str) -> bool:
+    """A function outside pg_catalog (auth.uid(), a helper) or one reading the session: a filter calling it may
+    pick the caller's rows; a query calling none cannot know who asks."""
+    return "." in function or function in ("current_setting", "current_user", "session_user")
+
+
 def membership_views(s: Schema) -> dict[str, bool]:
     """Views that read a membership table, by qualified name: whether each shows the caller only their own
     memberships. An owner's-rights view reads past the table's RLS, so it must filter by the caller itself (its
@@ -273,9 +279,9 @@ def _membership_views(s: Schema) -> dict[str, bool]:
     for v in s.views:
         read = [r for r in v.reads or [] if is_membership_name(r, members)]
         if read:  # a materialized view has no RLS and was filled by whoever refreshed it: everyone's
-            out[f"{v.schema_name}.{v.name}"] = not v.materialized and (v.calls is None or any(
-                "." in c or c in ("current_setting", "current_user", "session_user") for c in v.calls) or (
-                v.security_invoker and all(r in protected for r in read)))
+            out[f"{v.schema_name}.{v.name}"] = not v.materialized and (
+                v.calls is None or any(map(names_the_caller, v.calls))
+                or (v.security_invoker and all(r in protected for r in read)))
     return out
 
 
