@@ -6,8 +6,9 @@ EXPLAIN ANALYZE (TIMING OFF) in a transaction that is rolled back, and prints th
 - the limit: the table owner (no RLS) with an explicit filter on exactly the caller's organisations;
 - the rule: the limit with the rest of the read rule spelled out (archived rows for their creator or an
   admin), so the ratio to it is the cost of the mechanism rather than of the rule;
-- the lookup: the table owner filtering on the caller's memberships, looked up in the same statement
-  (what an app without RLS runs; the limit knows the ids beforehand);
+- the lookup: the table owner running the rule with the caller's memberships looked up in the same
+  statement, once per role the rule names (what an app without RLS runs to hide the same rows; the limit
+  and the rule know the ids beforehand);
 - the generated policy (`organization_id = any (array(select private.organization_ids_with_role(...)))`);
 - the article's form (`organization_id in (select organization_id from organization_members where
   user_id = auth.uid())`), put in place of the generated policies inside the measured transaction,
@@ -61,9 +62,10 @@ MEMBERS = 8  # members of each organisation besides the two callers
 def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tuple[str, str]]:
     """(label, SQL) of each operation. `limit`: the table owner spells out the caller's organisations;
     `lookup`: the table owner looks them up as an app without RLS would (the caller is an admin there,
-    so reads need any membership and writes admin, as the policies ask of this caller); `rule`: the limit
-    with the rest of habits' read rule spelled out too (archived rows: their creator if a member, or an admin),
-    what a hand-written filter that hides the same rows runs (writes: the limit already is this caller's rule);
+    so reads need any membership and writes admin, as the policies ask of this caller), reads with the
+    archived-row rule too; `rule`: the limit with the rest of habits' read rule spelled out too (archived rows:
+    their creator if a member, or an admin), what a hand-written filter that hides the same rows runs (writes:
+    the limit already is this caller's rule);
     `policy`: no filter."""
     table = "habits"
     if form in ("limit", "rule"):
@@ -75,7 +77,7 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
                     f"and m.role >= '{role}'")
     owner = form != "policy"
     where = f"where organization_id in ({scope('viewer')})" if owner else ""
-    if form == "rule":
+    if form in ("rule", "lookup"):
         where += (f" and (archived_at is null or (organization_id in ({scope('member')}) and created_by = '{user}') "
                   f"or organization_id in ({scope('admin')}))")
     and_admin = f" and organization_id in ({scope('admin')})" if owner else ""
@@ -224,7 +226,7 @@ def main() -> int:
           "one in 50 organisations; "
           f"median of {args.repeat} runs (EXPLAIN ANALYZE, TIMING OFF); triggers off during writes")
     print("limit: the table owner with the caller's organisation ids spelled out; rule: the limit with habits' "
-          "archived-row rule spelled out too; lookup: the table owner looking the ids up in organization_members "
+          "archived-row rule spelled out too; lookup: the rule with the ids looked up in organization_members "
           "(what an app without RLS runs)")
     print("ratios are medians of the ratios within each round; +us: the generated policy's median extra time "
           "over the limit in the same round; planned: /limit with each side's planning time added (a statement sent "
