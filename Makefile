@@ -1,7 +1,9 @@
 # Quick start: `make run` (HTTP server on 127.0.0.1) and `make test` (the whole suite, after installing
 # what it needs beyond Python: tests/deps.py).
 # Both bootstrap .venv on first use: uv when it is installed; otherwise python3 -m venv, then uv installed into
-# .venv installs the rest (about 15 s against pip's 80 s here), with pip alone if that fails.
+# .venv installs the rest (about 15 s against pip's 80 s here), with pip alone if that fails. A Python without
+# ensurepip (Debian's python3 without python3-venv) gets a venv without pip that its own pip fills, or, as root with
+# apt-get, python3.X-venv installed; failing both, one line says what to install.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -21,10 +23,27 @@ $(STAMP): pyproject.toml
 		UV_PYTHON_DOWNLOADS=never uv venv --quiet --allow-existing --python $(PYTHON) $(VENV) && \
 		uv pip install --quiet --python $(BIN)/python -e '.[test]'; \
 	else \
-		$(PYTHON) -m venv $(VENV) && \
-		{ { $(BIN)/python -m pip install --quiet --disable-pip-version-check uv && \
+		if ! $(PYTHON) -m venv $(VENV); then \
+			rm -rf $(VENV); \
+			pkg=$$($(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])'); \
+			if $(PYTHON) -m pip --python $(PYTHON) --version >/dev/null 2>&1; then \
+				echo "make: a venv without pip, filled by this Python's own pip" >&2; \
+				$(PYTHON) -m venv --without-pip $(VENV) || exit 1; \
+			elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+					[ "$$($(PYTHON) -c 'import sys; print(sys.base_prefix)')" = /usr ]; then \
+				echo "make: installing $$pkg through apt-get (running as root)" >&2; \
+				apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg >/dev/null && \
+				$(PYTHON) -m venv $(VENV) || exit 1; \
+			else \
+				echo "make: $(PYTHON) cannot make $(VENV) (no ensurepip, no pip): install uv, or $$pkg" \
+					"(sudo apt-get install -y $$pkg), then run make again" >&2; \
+				exit 1; \
+			fi; \
+		fi; \
+		if [ -x $(BIN)/pip ]; then pip="$(BIN)/python -m pip"; else pip="$(PYTHON) -m pip --python $(BIN)/python"; fi; \
+		{ { $$pip install --quiet --disable-pip-version-check uv && \
 		    $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'; } || \
-		  $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'; }; \
+		  $$pip install --quiet --disable-pip-version-check -e '.[test]'; }; \
 	fi
 	@touch $@
 

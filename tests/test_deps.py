@@ -1,8 +1,12 @@
-"""`make test` sets up what the tests need: tests/deps.py decides, as data."""
+"""`make test` sets up what the tests need: tests/deps.py decides, as data. And `make` makes its .venv on a
+Python without ensurepip (Debian's python3 without python3-venv)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +46,60 @@ def test_make_test_runs_the_setup_before_the_tests_and_ci_run_goes_through_make_
     assert "tests/deps.py" in commands[-2] and "-m pytest" in commands[-1]
     ci = (ROOT / ".ci" / "run").read_text()
     assert "apt-get" not in ci and "make test" in ci
+
+
+# A python3 as Debian ships it without python3-venv: `-m venv` fails for want of ensurepip, unless told
+# --without-pip. NO_PIP: its pip is missing too.
+NO_ENSUREPIP = """#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = venv ] && [ "$3" != --without-pip ]; then
+  echo "The virtual environment was not created successfully because ensurepip is not available." >&2
+  exit 1
+fi
+if [ -n "$NO_PIP" ] && [ "$1" = -m ] && [ "$2" = pip ]; then
+  echo "$0: No module named pip" >&2
+  exit 1
+fi
+exec "{python}" "$@"
+"""
+BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
+
+
+def _without_ensurepip(tmp_path: Path, no_pip: bool) -> tuple[Path, dict[str, str]]:
+    wrapper = tmp_path / "python3"
+    wrapper.write_text(NO_ENSUREPIP.replace("{python}", str(BASE_PYTHON)))
+    wrapper.chmod(0o755)
+    # No uv on PATH, or make would take it instead; make and the shell stay.
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
+                           if d and not (Path(d) / "uv").exists())
+    env = {**os.environ, "PATH": path, **({"NO_PIP": "1"} if no_pip else {})}
+    return wrapper, env
+
+
+@pytest.mark.skipif(subprocess.run([BASE_PYTHON, "-m", "pip", "--python", BASE_PYTHON, "--version"],
+                                   capture_output=True).returncode != 0,
+                    reason="this Python's pip cannot install into another environment (pip >= 22.3 can)")
+def test_make_fills_a_venv_without_pip_through_the_pythons_own_pip_when_ensurepip_is_missing(tmp_path):
+    python, env = _without_ensurepip(tmp_path, no_pip=False)
+    venv = tmp_path / "venv"
+    out = subprocess.run(["make", "-s", "install", f"PYTHON={python}", f"VENV={venv}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "make: a venv without pip, filled by this Python's own pip" in out.stderr
+    assert (venv / ".installed-stamp").is_file() and not (venv / "bin" / "pip").exists()
+    listed = subprocess.run([venv / "bin" / "blueprint-mcp", "templates"], capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and "habit-tracker" in listed.stdout, listed.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("apt-get") is not None and sys.base_prefix == "/usr",
+                    reason="as root with apt-get, make installs python3.X-venv for the system Python instead")
+def test_make_says_in_one_line_what_to_install_when_it_cannot_make_a_venv(tmp_path):
+    python, env = _without_ensurepip(tmp_path, no_pip=True)
+    venv = tmp_path / "venv"
+    out = subprocess.run(["make", "-s", "install", f"PYTHON={python}", f"VENV={venv}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    pkg = "python%d.%d-venv" % sys.version_info[:2]
+    assert out.returncode != 0
+    assert (f"make: {python} cannot make {venv} (no ensurepip, no pip): install uv, or {pkg} "
+            f"(sudo apt-get install -y {pkg}), then run make again") in out.stderr.splitlines()
+    assert not venv.exists()
