@@ -7,6 +7,10 @@ oracle both start from these grants and read them independently.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from .access import Command, Grant
 from .blueprint import Blueprint
 from .entities import Entity, Scope
@@ -84,8 +88,41 @@ def _uncovered(bp: Blueprint, grants: list[Grant]) -> list[Grant]:
             if not any(covers(bp, h, g) and (not covers(bp, g, h) or j < i) for j, h in enumerate(grants) if j != i)]
 
 
+# (id of the blueprint, id of the entity, command) -> (blueprint, entity, grants) while `remembered_grants` is on.
+# The entry holds the blueprint and the entity, so their ids name them alone meanwhile.
+_REMEMBERED: ContextVar[dict[tuple[int, int, str], tuple[Blueprint, Entity, list[Grant]]] | None] = \
+    ContextVar("remembered_grants", default=None)
+
+
+@contextmanager
+def remembered_grants() -> Iterator[None]:
+    """Within it, `command_grants` works out each entity's command once and answers copies after: for one
+    reading of a blueprint nothing changes meanwhile (build_schema). The grants of one command are asked for
+    again and again (policies, triggers, indexes, the private side tables and update/delete reading their
+    select grants): 6,200 calls for the 800 commands of a 200-entity blueprint, and build_schema took a quarter
+    to a third less time with each worked out once."""
+    if _REMEMBERED.get() is not None:
+        yield
+        return
+    token = _REMEMBERED.set({})
+    try:
+        yield
+    finally:
+        _REMEMBERED.reset(token)
+
+
 def command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
     """The grants of `command` on `e`, OR-ed; [] means only the service role may run it."""
+    memo = _REMEMBERED.get()
+    if memo is None:
+        return _command_grants(bp, e, command)
+    key = (id(bp), id(e), command)
+    if key not in memo:
+        memo[key] = (bp, e, _command_grants(bp, e, command))
+    return list(memo[key][2])
+
+
+def _command_grants(bp: Blueprint, e: Entity, command: Command) -> list[Grant]:
     spec = e.access.spec(command)
     side = e.private_of is not None and bp.entity(e.private_of) is not None
     if side:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import Blueprint
+from ..model.meaning import remembered_grants
 from ..model.schema import Extension, Schema, Table, Trigger
 from .grants import apply_grants
 from .ident import object_name
@@ -29,6 +30,11 @@ def distinct_relation_names(tables: list[Table], views: list[str]) -> None:
 
 def build_schema(bp: Blueprint) -> Schema:
     """The whole physical design of a blueprint, deterministic for the same input."""
+    with remembered_grants():
+        return _build_schema(bp)
+
+
+def _build_schema(bp: Blueprint) -> Schema:
     tables = all_tables(bp)
     apply_rls(bp, tables)
     # A private side row belongs to one row for good: its reference is set on insert only.
