@@ -24,7 +24,7 @@ from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blue
 from .model.base import suggest_slug
 from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
-from .model.meaning import command_grants, restore_grants
+from .model.meaning import command_grants, remembered_grants, restore_grants
 from .model.names import verb_name
 from .model.words import describe_grants
 from .model.schema import Schema
@@ -246,6 +246,11 @@ def _option_path(path: str, root: str) -> str:
 
 
 def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
+    with remembered_grants():  # each command's grants, as build_schema works them out: once
+        return _table_access(bp, schema)
+
+
+def _table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
     out = []
     for t in schema.tables:
         if t.schema_name != "public":
