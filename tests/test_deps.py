@@ -64,27 +64,28 @@ exec "{python}" "$@"
 BASE_PYTHON = Path(sys.base_prefix) / "bin" / "python3"
 
 
-def _without_ensurepip(tmp_path: Path, no_pip: bool) -> tuple[Path, dict[str, str]]:
-    wrapper = tmp_path / "python3"
-    wrapper.write_text(NO_ENSUREPIP.replace("{python}", str(BASE_PYTHON)))
-    wrapper.chmod(0o755)
+def _make_install_without_ensurepip(tmp_path: Path, no_pip: bool, timeout: int):
+    """`make install` into tmp_path/venv with a python3 lacking ensurepip (and pip, with `no_pip`), no uv on PATH:
+    (that python3, the venv, make's result)."""
+    python, venv = tmp_path / "python3", tmp_path / "venv"
+    python.write_text(NO_ENSUREPIP.replace("{python}", str(BASE_PYTHON)))
+    python.chmod(0o755)
     # No uv on PATH, or make would take it instead; make and the shell stay.
     path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep)
                            if d and not (Path(d) / "uv").exists())
     if shutil.which("make", path=path) is None or shutil.which("rm", path=path) is None:
         pytest.skip("uv shares a folder with make or the shell's tools: it cannot be hidden from make")
     env = {**os.environ, "PATH": path, **({"NO_PIP": "1"} if no_pip else {})}
-    return wrapper, env
-
-
-@pytest.mark.skipif(subprocess.run([BASE_PYTHON, "-m", "pip", "--python", BASE_PYTHON, "--version"],
-                                   capture_output=True).returncode != 0,
-                    reason="this Python's pip cannot install into another environment (pip >= 22.3 can)")
-def test_make_fills_a_venv_without_pip_through_the_pythons_own_pip_when_ensurepip_is_missing(tmp_path):
-    python, env = _without_ensurepip(tmp_path, no_pip=False)
-    venv = tmp_path / "venv"
     out = subprocess.run(["make", "-s", "install", f"PYTHON={python}", f"VENV={venv}"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=timeout)
+    return python, venv, out
+
+
+def test_make_fills_a_venv_without_pip_through_the_pythons_own_pip_when_ensurepip_is_missing(tmp_path):
+    if subprocess.run([BASE_PYTHON, "-m", "pip", "--python", BASE_PYTHON, "--version"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("this Python's pip cannot install into another environment (pip >= 22.3 can)")
+    _, venv, out = _make_install_without_ensurepip(tmp_path, no_pip=False, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "make: a venv without pip, filled by this Python's own pip" in out.stderr
     assert (venv / ".installed-stamp").is_file() and not (venv / "bin" / "pip").exists()
@@ -96,10 +97,7 @@ def test_make_fills_a_venv_without_pip_through_the_pythons_own_pip_when_ensurepi
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("apt-get") is not None and sys.base_prefix == "/usr",
                     reason="as root with apt-get, make installs python3.X-venv for the system Python instead")
 def test_make_says_in_one_line_what_to_install_when_it_cannot_make_a_venv(tmp_path):
-    python, env = _without_ensurepip(tmp_path, no_pip=True)
-    venv = tmp_path / "venv"
-    out = subprocess.run(["make", "-s", "install", f"PYTHON={python}", f"VENV={venv}"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=120)
+    python, venv, out = _make_install_without_ensurepip(tmp_path, no_pip=True, timeout=120)
     pkg = "python%d.%d-venv" % sys.version_info[:2]
     assert out.returncode != 0
     assert (f"make: {python} cannot make {venv} (no ensurepip, no pip): install uv, or {pkg} "

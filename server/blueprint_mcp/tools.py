@@ -171,13 +171,16 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
                            {"personal_workspaces": personal_workspaces, "team_organizations": team_organizations,
                             "roles": [r.model_dump(mode="json") if isinstance(r, Role) else r for r in roles]
                             if roles else None, "capabilities": capabilities})
-    schema = build_schema(bp)
-    design = artefacts.design_id(bp, template if unchanged else None)
-    links, embeds, notes = _links(design, (bp, schema), [("blueprint.json", "blueprint", None),
-                                           ("spec.md", "spec: tenancy and core", ["tenancy", "core"]),
-                                           ("schema.sql", "core tables migration", ["core"])],
-                                  include, {"spec.md": "markdown", "schema.sql": "sql"})
-    access, cursor_out = page(table_access(bp, schema), cursor, "access") if "summary" in include else ([], None)
+    # build_schema, the spec and the access table ask for the same commands' grants: each worked out once
+    with remembered_grants():
+        schema = build_schema(bp)
+        design = artefacts.design_id(bp, template if unchanged else None)
+        links, embeds, notes = _links(design, (bp, schema), [("blueprint.json", "blueprint", None),
+                                               ("spec.md", "spec: tenancy and core", ["tenancy", "core"]),
+                                               ("schema.sql", "core tables migration", ["core"])],
+                                      include, {"spec.md": "markdown", "schema.sql": "sql"})
+        access, cursor_out = (page(table_access(bp, schema), cursor, "access") if "summary" in include
+                              else ([], None))
     carried = None
     if "blueprint" in include and blueprint is not None and given == bp and include_default:
         notes.append("the blueprint is unchanged: carry yours forward")
@@ -246,11 +249,6 @@ def _option_path(path: str, root: str) -> str:
 
 
 def table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
-    with remembered_grants():  # each command's grants, as build_schema works them out: once
-        return _table_access(bp, schema)
-
-
-def _table_access(bp: Blueprint, schema: Schema) -> list[TableAccess]:
     out = []
     for t in schema.tables:
         if t.schema_name != "public":
