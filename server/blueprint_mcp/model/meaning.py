@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from .access import Command, Grant
+from .access import COMMANDS, Command, Grant
 from .blueprint import Blueprint
 from .entities import Entity, Scope
 from .storage import Bucket
@@ -270,6 +270,62 @@ def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
             return False
         return {str(v) for v in narrow.where.values} <= {str(v) for v in wide.where.values}
     return True
+
+
+def role_covers(bp: Blueprint, wide: str, narrow: str) -> bool:
+    """True when role `wide` holds every right role `narrow` holds: each capability, and for every command of
+    every entity (their private sides, restores and buckets too) a grant admitting `wide` to whatever a grant
+    admits `narrow` to, and every member reference `narrow` may be named in (a sufficient test). Built-in
+    capabilities and `min_role` grants follow the ranking; app-defined capabilities and `roles` grants need
+    not, so a role may hold rights a higher one lacks (a dentist's x-rays, which the admin does not read)."""
+    if wide == narrow:
+        return True
+    if not set(bp.tenancy.role(narrow).capabilities) <= set(bp.tenancy.role(wide).capabilities):
+        return False
+    as_wide = {"min_role": None, "capability": None, "roles": [wide]}
+    for grants in _role_gated(bp):
+        for g in grants:
+            roles = member_roles(bp, g)
+            if roles and narrow in roles and wide not in roles \
+                    and not any(covers(bp, w, g.narrowed(**as_wide)) for w in grants):
+                return False
+    return not any(f.member_roles and narrow in f.member_roles and wide not in f.member_roles
+                   for e in bp.entities for f in e.fields)
+
+
+def _role_gated(bp: Blueprint) -> Iterator[list[Grant]]:
+    """Every list of OR-ed grants the design has: each entity's commands and restores, each bucket's commands."""
+    for e in bp.entities:
+        for command in COMMANDS:
+            yield command_grants(bp, e, command)
+        yield restore_grants(bp, e)
+    for bucket in bp.storage:
+        for command in COMMANDS:
+            yield bucket_grants(bp, bucket, command)
+
+
+def ungrantable(bp: Blueprint) -> dict[str, list[str]]:
+    """Manager role -> the roles at or below its rank it may not give (invite to, or change a member to),
+    because they hold rights it lacks: a manager making a second account of theirs such a role would reach what
+    their own role does not (docs/lifecycle.md L07, L17). The top role owns the organisation and gives every
+    role; only roles that manage members give any. Empty when every role holds what the roles below it hold."""
+    names = [r.name for r in bp.tenancy.roles]
+    managers = bp.tenancy.holders(Capability.manage_members)
+    out: dict[str, list[str]] = {}
+    for i, granter in enumerate(names[1:], start=1):
+        if granter in managers:
+            lacking = [r for r in names[i:] if not role_covers(bp, granter, r)]
+            if lacking:
+                out[granter] = lacking
+    return out
+
+
+def may_give_role(bp: Blueprint, granter: str, role: str) -> bool:
+    """A manager holding `granter` gives `role` (an invitation, a role change): at most at their own rank, and
+    only roles whose every right they hold (the top role gives every role)."""
+    names = [r.name for r in bp.tenancy.roles]
+    return (granter in bp.tenancy.holders(Capability.manage_members) and names.index(role) >= names.index(granter)
+            and role not in ungrantable(bp).get(granter, []))
 
 
 def seen_by_select(bp: Blueprint, e: Entity, g: Grant) -> bool:

@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..audit import audit_schema
 from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy, edge_functions
 from ..model import edge
-from ..model.meaning import command_grants
+from ..model.meaning import command_grants, ungrantable
 from ..model.schema import Command, Schema
 from ..model.words import describe_grants
 from ..sql import render as sqlr
@@ -66,6 +66,8 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
                       "user_agent": edge.SESSION_USER_AGENT},
         "events": bp.events(), "categories": canonical_taxonomy().categories, "EventCategory": EventCategory,
         "min_role": lambda cap: (bp.tenancy.min_role(Capability(cap)) or bp.tenancy.owner_role).name,
+        # Roles a manager ranks at or above but may not give, as words ("" when there are none).
+        "withheld": "; ".join(f"{g} never gives {' or '.join(roles)}" for g, roles in ungrantable(bp).items()),
         "helpers": [f for f in schema.functions if f.returns != "trigger"],
         "trigger_rows": _trigger_rows(schema),
         "access_rows": _access_rows(bp),

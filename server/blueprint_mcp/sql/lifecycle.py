@@ -10,7 +10,7 @@ from textwrap import indent
 from ..model import Blueprint, Capability, Entity, Scope
 from ..model.blueprint import ROLE_TYPE
 from ..model.entities import Transition
-from ..model.meaning import command_grants, least_role, restore_grants
+from ..model.meaning import command_grants, least_role, restore_grants, ungrantable
 from ..model.names import verb_name
 from ..model.schema import Function, Trigger
 from .access import any_of
@@ -27,6 +27,48 @@ DELETION_TRIGGER = "blueprint_before_auth_user_deleted"
 
 def _manager(bp: Blueprint) -> str:
     return literal(least_role(bp, Capability.manage_members))
+
+
+def _withheld(bp: Blueprint, granter: str, role: str) -> str | None:
+    """SQL true when a manager holding the role `granter` (an expression) may not give the role `role` although it
+    ranks no higher, because it holds rights the granter lacks (docs/lifecycle.md L07); None when the design has
+    no such pair. Never null for a non-null `role`."""
+    pairs = ungrantable(bp)
+    if not pairs:
+        return None
+    arms = " ".join(f"when {literal(g)} then array[{', '.join(literal(r) for r in roles)}]::{ROLE}[]"
+                    for g, roles in pairs.items())
+    return f"{role} = any (case {granter} {arms} else '{{}}'::{ROLE}[] end)"
+
+
+def _withheld_check(bp: Blueprint, granter: str, role: str, message: str) -> str:
+    """The PL/pgSQL block refusing a role the granter may not give (`_withheld`), or nothing."""
+    test = _withheld(bp, granter, role)
+    if test is None:
+        return ""
+    return f"""
+  -- Only roles whose every right the caller holds: an app-defined capability or an exact-role grant may give a
+  -- lower role what this one lacks, and a second account of the caller's would then hold it.
+  if {test} then
+    raise exception using errcode = '42501', message = '{message}',
+      hint = 'Ask a member with the {bp.tenancy.owner_role.name} role.';
+  end if;"""
+
+
+def _and_not(bp: Blueprint, granter: str, role: str) -> str:
+    test = _withheld(bp, granter, role)
+    return f" and not {test}" if test else ""
+
+
+def _or(bp: Blueprint, granter: str, role: str) -> str:
+    test = _withheld(bp, granter, role)
+    return f" or {test}" if test else ""
+
+
+def _but_withheld(bp: Blueprint) -> str:
+    """The comments' words for `ungrantable`: "" when every role holds what the roles below it hold."""
+    pairs = "; ".join(f"{g}: never {' or '.join(roles)}" for g, roles in ungrantable(bp).items())
+    return f" and only to a role whose every right they hold ({pairs})" if pairs else ""
 
 
 def _trigger_fn(name: str, body: str, comment: str) -> Function:
@@ -122,7 +164,7 @@ begin
   if my_role is null or my_role < {_manager(bp)} or invitee_role > my_role then
     raise exception using errcode = '42501',
       message = 'only members who manage members invite, and at most at their own role';
-  end if;
+  end if;{_withheld_check(bp, "my_role", "invitee_role", "you invite only to roles whose every right you hold")}
   begin
     insert into public.invitations (organization_id, email, role, invited_by)
     values (target_organization_id, invitee_email, invitee_role, me)
@@ -135,8 +177,8 @@ begin
   insert into private.invitation_tokens (invitation_id, token_hash)
   values (invitation, sha256(convert_to(secret, 'UTF8')));
   return secret;  -- shown once: only its hash is stored
-end""", f"A manager invites an address at most at their own role; returns the secret to send (valid "
-        f"{INVITATION_DAYS} days, stored only as a hash).")
+end""", f"A manager invites an address at most at their own role{_but_withheld(bp)}; returns the secret to send "
+        f"(valid {INVITATION_DAYS} days, stored only as a hash).")
 
 
 def accept_invitation(bp: Blueprint) -> Function:
@@ -168,7 +210,7 @@ begin
   end if;
   if not exists (select 1 from public.organization_members m
                   where m.organization_id = invite.organization_id and m.user_id = invite.invited_by
-                    and m.role >= invite.role and m.role >= {_manager(bp)}) then
+                    and m.role >= invite.role and m.role >= {_manager(bp)}{_and_not(bp, "m.role", "invite.role")}) then
     raise exception using errcode = '42501', message = 'the inviter can no longer invite at this role',
       hint = 'Ask a current manager for a new invitation.';
   end if;
@@ -209,11 +251,12 @@ begin
   if member_user_id = me or their_role >= my_role or new_role > my_role then
     raise exception using errcode = '42501',
       message = 'you change the role of members ranked below you, and at most to your own role';
-  end if;
+  end if;{_withheld_check(bp, "my_role", "new_role", "you change members only to roles whose every right you hold")}
   update public.organization_members set role = new_role
    where organization_id = target_organization_id and user_id = member_user_id;
-end""", "A manager changes the role of a member ranked below them, at most to their own role (a demoted "
-        "inviter loses the invitations above their new role).")
+end""", f"A manager changes the role of a member ranked below them, at most to their own role{_but_withheld(bp)}"
+        + ("; a demoted inviter loses the invitations above their new role." if ungrantable(bp) else
+           " (a demoted inviter loses the invitations above their new role)."))
 
 
 def normalize_invitation() -> Function:
@@ -229,7 +272,7 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
     return _trigger_fn("revoke_inviters_invitations", f"""begin
   delete from public.invitations i
    where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
-     and (tg_op = 'DELETE' or i.role > new.role or new.role < {_manager(bp)});
+     and (tg_op = 'DELETE' or i.role > new.role or new.role < {_manager(bp)}{_or(bp, "new.role", "i.role")});
   if tg_op = 'DELETE' then
     -- A member removed (or leaving) does not come back through an invitation sent to them before.
     delete from public.invitations i
@@ -237,8 +280,9 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
        and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
   end if;
   return null;
-end""", "A member who leaves, or drops below an invitation's role or below managing members, loses their "
-        "pending invitations; one who leaves or is removed also loses those addressed to them.")
+end""", "A member who leaves, or drops below an invitation's role or below managing members"
+        + (", or to a role that may not give it" if ungrantable(bp) else "")
+        + ", loses their pending invitations; one who leaves or is removed also loses those addressed to them.")
 
 
 # --- soft delete ------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
-from ..model.meaning import restore_grants
+from ..model.meaning import may_give_role, restore_grants, ungrantable
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
@@ -319,7 +319,9 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
                  f"{literal(w.actor_id(invitee))}")
     accept = "select public.accept_invitation({})"
     email = email_of(w.actors[invitee])
-    writer = roles[-1]  # the least role: always within the inviter's rank (the default member role may not be)
+    # The least role the inviter gives (the default member role may rank above them; the least role may hold a
+    # right they lack).
+    writer = next(r for r in reversed(roles) if may_give_role(bp, inviter, r))
 
     case("the invitee accepts (address in another case)", "invitations", invitee, accept.format(literal("tok-ok")),
          ALLOWED, probe=f"{member_of} and role = {literal(writer)}",
@@ -374,6 +376,18 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
         case(f"{inviter} invites above their rank", "invitations", inviter,
              create.format(org1, literal("boss@example.com"), literal(roles[0])), DENIED,
              probe=pending.format(ORG, org1, literal("boss@example.com")))
+    withheld = ungrantable(bp).get(inviter, [])
+    if withheld:  # a lower role holding rights the inviter lacks: only a role holding them all gives it (L07)
+        case(f"{inviter} invites a {withheld[0]} (a role with rights {inviter} lacks)", "invitations", inviter,
+             create.format(org1, literal("second.account@example.com"), literal(withheld[0])), DENIED,
+             probe=pending.format(ORG, org1, literal("second.account@example.com")))
+        case(f"an invitation to a {withheld[0]} from a {inviter} is accepted", "invitations", invitee,
+             accept.format(literal("tok-withheld")), DENIED, probe=member_of,
+             setup=invitation_sql(w, inviter, email, withheld[0], "tok-withheld"))
+        if roles[0] in w.actors:
+            case(f"{roles[0]} invites a {withheld[0]}", "invitations", roles[0],
+                 create.format(org1, literal("trusted@example.com"), literal(withheld[0])), ALLOWED,
+                 probe=pending.format(ORG, org1, literal("trusted@example.com")))
     below = [r for r in roles if r not in bp.tenancy.holders(Capability.manage_members)]
     if below:
         case(f"a {below[0]} invites", "invitations", below[0],
@@ -414,6 +428,11 @@ def _role_changes(w: World, oracle, case, roles: list[str], manager: str, writer
     below = roles[roles.index(manager) + 1:]  # roles that do not manage members
     if below:
         tries.append((below[0], lowest, below[0], f"a {below[0]} changes a {lowest}'s role"))
+    for granter, withheld in ungrantable(oracle.bp).items():  # roles with rights the granter lacks (L17)
+        member = next((r for r in roles[roles.index(granter) + 1:] if r != withheld[0] and r in w.actors), None)
+        if member is not None:
+            tries += [(granter, member, withheld[0], f"{granter} makes a {member} a {withheld[0]} (rights {granter} "
+                       "lacks)"), (top, member, withheld[0], f"{top} makes a {member} a {withheld[0]}")]
     seen: set[tuple[str, str, str]] = set()
     for actor, member, role, name in tries:
         if (actor, member, role) in seen or actor not in w.actors or member not in w.actors:

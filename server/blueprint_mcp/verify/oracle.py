@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..model import Blueprint, Capability
 from ..model.access import Grant
-from ..model.meaning import command_grants, member_roles, restore_grants
+from ..model.meaning import command_grants, may_give_role, member_roles, restore_grants
 from .world import Actor, Row, World
 
 ALLOWED, DENIED = "allowed", "denied"
@@ -93,11 +93,13 @@ class Oracle:
         return False  # memberships come from accept_invitation(), roles change through change_member_role()
 
     def may_change_role(self, actor: Actor, member: Actor, org: str, new_role: str) -> bool:
-        """change_member_role(): a manager changes a member ranked strictly below them, at most to their own role."""
+        """change_member_role(): a manager changes a member ranked strictly below them, at most to their own role
+        and only to a role whose every right they hold (docs/lifecycle.md L17)."""
         mine, theirs = self.role_in(actor, org), member.memberships.get(org)
         return (self.bp.tenancy.team_organizations and self.can(actor, org, Capability.manage_members)
                 and theirs is not None and actor.name != member.name
-                and self.rank[mine] < self.rank[theirs] and self.rank[mine] <= self.rank[new_role])
+                and self.rank[mine] < self.rank[theirs] and self.rank[mine] <= self.rank[new_role]
+                and may_give_role(self.bp, mine, new_role))
 
     def _invitations(self, actor, command, row, org):
         target = row.org if row else org

@@ -502,7 +502,7 @@ as $$
 begin
   delete from public.invitations i
    where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
-     and (tg_op = 'DELETE' or i.role > new.role or new.role < 'manager');
+     and (tg_op = 'DELETE' or i.role > new.role or new.role < 'manager' or i.role = any (case new.role when 'manager' then array['bookkeeper']::public.member_role[] else '{}'::public.member_role[] end));
   if tg_op = 'DELETE' then
     -- A member removed (or leaving) does not come back through an invitation sent to them before.
     delete from public.invitations i
@@ -512,7 +512,7 @@ begin
   return null;
 end
 $$;
-comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them.';
+comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, or to a role that may not give it, loses their pending invitations; one who leaves or is removed also loses those addressed to them.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
 
 create or replace function private.listings_archive_on_delete()
@@ -905,6 +905,12 @@ begin
     raise exception using errcode = '42501',
       message = 'only members who manage members invite, and at most at their own role';
   end if;
+  -- Only roles whose every right the caller holds: an app-defined capability or an exact-role grant may give a
+  -- lower role what this one lacks, and a second account of the caller's would then hold it.
+  if invitee_role = any (case my_role when 'manager' then array['bookkeeper']::public.member_role[] else '{}'::public.member_role[] end) then
+    raise exception using errcode = '42501', message = 'you invite only to roles whose every right you hold',
+      hint = 'Ask a member with the owner role.';
+  end if;
   begin
     insert into public.invitations (organization_id, email, role, invited_by)
     values (target_organization_id, invitee_email, invitee_role, me)
@@ -919,7 +925,7 @@ begin
   return secret;  -- shown once: only its hash is stored
 end
 $$;
-comment on function private.create_invitation(uuid, text, public.member_role) is 'A manager invites an address at most at their own role; returns the secret to send (valid 7 days, stored only as a hash).';
+comment on function private.create_invitation(uuid, text, public.member_role) is 'A manager invites an address at most at their own role and only to a role whose every right they hold (manager: never bookkeeper); returns the secret to send (valid 7 days, stored only as a hash).';
 revoke execute on function private.create_invitation(uuid, text, public.member_role) from public, anon, authenticated;
 grant execute on function private.create_invitation(uuid, text, public.member_role) to authenticated, service_role;
 
@@ -930,7 +936,7 @@ set search_path = ''
 as $$
 select private.create_invitation(target_organization_id, invitee_email, invitee_role)
 $$;
-comment on function public.create_invitation(uuid, text, public.member_role) is 'A manager invites an address at most at their own role; returns the secret to send (valid 7 days, stored only as a hash). Calls private.create_invitation (definer).';
+comment on function public.create_invitation(uuid, text, public.member_role) is 'A manager invites an address at most at their own role and only to a role whose every right they hold (manager: never bookkeeper); returns the secret to send (valid 7 days, stored only as a hash). Calls private.create_invitation (definer).';
 revoke execute on function public.create_invitation(uuid, text, public.member_role) from public, anon, authenticated;
 grant execute on function public.create_invitation(uuid, text, public.member_role) to authenticated, service_role;
 
@@ -968,7 +974,7 @@ begin
   end if;
   if not exists (select 1 from public.organization_members m
                   where m.organization_id = invite.organization_id and m.user_id = invite.invited_by
-                    and m.role >= invite.role and m.role >= 'manager') then
+                    and m.role >= invite.role and m.role >= 'manager' and not invite.role = any (case m.role when 'manager' then array['bookkeeper']::public.member_role[] else '{}'::public.member_role[] end)) then
     raise exception using errcode = '42501', message = 'the inviter can no longer invite at this role',
       hint = 'Ask a current manager for a new invitation.';
   end if;
@@ -1026,11 +1032,17 @@ begin
     raise exception using errcode = '42501',
       message = 'you change the role of members ranked below you, and at most to your own role';
   end if;
+  -- Only roles whose every right the caller holds: an app-defined capability or an exact-role grant may give a
+  -- lower role what this one lacks, and a second account of the caller's would then hold it.
+  if new_role = any (case my_role when 'manager' then array['bookkeeper']::public.member_role[] else '{}'::public.member_role[] end) then
+    raise exception using errcode = '42501', message = 'you change members only to roles whose every right you hold',
+      hint = 'Ask a member with the owner role.';
+  end if;
   update public.organization_members set role = new_role
    where organization_id = target_organization_id and user_id = member_user_id;
 end
 $$;
-comment on function private.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role).';
+comment on function private.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role and only to a role whose every right they hold (manager: never bookkeeper); a demoted inviter loses the invitations above their new role.';
 revoke execute on function private.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
 grant execute on function private.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
 
@@ -1041,7 +1053,7 @@ set search_path = ''
 as $$
 select private.change_member_role(target_organization_id, member_user_id, new_role)
 $$;
-comment on function public.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role). Calls private.change_member_role (definer).';
+comment on function public.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role and only to a role whose every right they hold (manager: never bookkeeper); a demoted inviter loses the invitations above their new role. Calls private.change_member_role (definer).';
 revoke execute on function public.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
 grant execute on function public.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
 

@@ -48,7 +48,8 @@ serve(async ({ caller, body }) => {
   })
   if (error) {
     throw dbError(error, {
-      forbidden: "only members who manage members invite, and at most at their own role",
+      forbidden: "only members who manage members invite, at most at their own role and to roles whose every " +
+        "right they hold",
       conflict: "this address already has a pending invitation to the organisation",
       invalid_input: "not an invitation the database accepts",
     })
