@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mcp import Client, StdioServerParameters
+from mcp import Client, MCPError, StdioServerParameters
 from mcp.client.sse import sse_client
+from mcp.types import INVALID_PARAMS
 from mcp.types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from blueprint_mcp import tools
@@ -474,6 +475,54 @@ async def test_completions_offer_template_names_artefact_sections_and_prompt_cho
     assert prompt_template.completion.values == ["b2b-saas"]
     assert tenancy.completion.values == ["team organisations only"]
     assert nothing.completion.values == []
+
+
+@both_modes
+async def test_completions_offer_dialects_a_designs_tables_and_nothing_for_an_unknown_prompt(mode):
+    from mcp.types import PromptReference, ResourceTemplateReference
+
+    def template(uri):
+        return ResourceTemplateReference(type="ref/resource", uri=uri)
+
+    async with Client(build_server(), mode=mode) as c:
+        dialects = await c.complete(template("blueprint://designs/{design}/analytics.sql{?dialect}"),
+                                    {"name": "dialect", "value": ""})
+        tables = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+                                  {"name": "only", "value": "habit"}, {"design": "habit-tracker"})
+        no_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+                                     {"name": "only", "value": ""})
+        unknown_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+                                          {"name": "only", "value": ""}, {"design": "nope"})
+        unknown_prompt = await c.complete(PromptReference(type="ref/prompt", name="nope"),
+                                          {"name": "template", "value": ""})
+    assert dialects.completion.values == ["postgres", "duckdb", "clickhouse", "bigquery"]
+    assert tables.completion.values == ["habits", "habit_check_ins", "habit_check_ins_private"]
+    assert no_design.completion.values == unknown_design.completion.values == unknown_prompt.completion.values == []
+
+
+@both_modes
+async def test_an_unknown_prompt_is_invalid_params_naming_the_prompts(mode):
+    async with Client(build_server(), mode=mode) as c:
+        with pytest.raises(MCPError) as err:
+            await c.get_prompt("design_backnd", {})
+        after = await c.get_prompt("review_rls", {"sql": "select 1;"})
+    assert err.value.error.code == INVALID_PARAMS
+    assert err.value.error.message == ("unknown prompt 'design_backnd': did you mean 'design_backend'? "
+                                       "The choices: design_backend, review_rls")
+    assert after.messages
+
+
+@both_modes
+async def test_a_project_file_is_read_with_the_mime_type_its_link_gives(mode):
+    async with Client(build_server(), mode=mode) as c:
+        result = await c.call_tool("scaffold_project", {"template": "habit-tracker", "timestamp": "20250101000000"})
+        first = {}  # a file of each type (each read renders the project again)
+        for f in result.structured_content["files"]:
+            first.setdefault(f["mime_type"], f["uri"])
+        links = {uri: mime for mime, uri in first.items()}
+        read = {uri: (await c.read_resource(uri)).contents[0].mime_type for uri in links}
+    assert {m for m in links.values()} >= {"application/sql", "text/markdown", "application/typescript"}
+    assert read == links
 
 
 @both_modes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -113,15 +114,20 @@ async def test_paths_without_client_roots_are_refused_with_the_alternative(mode,
 @both_modes
 async def test_bad_input_names_the_field_and_the_fix(mode, tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
+    os.mkfifo(tmp_path / "pipe.sql")  # reading it would wait for a writer
     async with Client(build_server(), mode=mode, list_roots_callback=roots_of(tmp_path)) as c:
         nothing = await c.call_tool("audit_spec", {})
         wrong_type = await c.call_tool("audit_spec", {"paths": ["notes.txt"]})
         missing = await c.call_tool("audit_spec", {"paths": ["nope.sql"]})
+        pipe = await c.call_tool("audit_spec", {"paths": ["pipe.sql"]})
         too_many = await c.call_tool("audit_spec", {"paths": ["a.sql"] * 51})
         after = await c.call_tool("audit_spec", {"sql": "create tabel x;"})
     assert "nothing to audit" in _text(nothing) and "Fix:" in _text(nothing)
     assert "paths: " in _text(wrong_type) and "neither SQL" in _text(wrong_type)
     assert "does not exist" in _text(missing)
+    assert pipe.is_error is True and _text(pipe) == (
+        f"Error executing tool audit_spec: paths: {tmp_path / 'pipe.sql'} is not a regular file. Fix: pass a "
+        "regular file or a folder")
     assert too_many.is_error is True and "paths" in _text(too_many)
     assert [f["rule_id"] for f in after.structured_content["findings"]] == ["BP037"]
 

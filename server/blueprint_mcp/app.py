@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
 import yaml
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
@@ -40,11 +41,13 @@ from mcp.types import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import __version__, artefacts, tools
+from .analytics import DIALECTS
 from .http_security import TOKEN_ENV, HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
 from .model.errors import InvalidArguments, InvalidBlueprint, choose, closest, one_of, preview
 from .model.validation import field_path, problems_from
 from .spec.render import SECTIONS, spec_template
+from .sql.design import build_schema
 from .templates import data_dir, summaries, template_names, template_text
 from .verify.target import RemoteDatabase
 
@@ -522,7 +525,8 @@ def _register_resources(server: MCPServer) -> None:
 
     @server.completion()
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
-        return Completion(values=completions(ref, argument.name, argument.value)[:100])
+        known = dict(getattr(context, "arguments", None) or {})
+        return Completion(values=completions(ref, argument.name, argument.value, known)[:100])
 
 
 def _text_of(make: Callable[[], artefacts.Artefact]) -> str:
@@ -556,18 +560,37 @@ def argument_choices(prompt: str, name: str) -> list[str]:
     return template_names() if name == "template" else _prompt_choices().get((prompt, name), [])
 
 
-def completions(ref: Any, name: str, value: str) -> list[str]:
-    """Values starting with what the user typed: template names, artefacts, prompt argument choices."""
+def completions(ref: Any, name: str, value: str, known: dict[str, str] | None = None) -> list[str]:
+    """Values starting with what the user typed: template names, sections, a design's tables (`known`: the
+    arguments the client resolved already, e.g. the design), dialects, prompt argument choices."""
     options: list[str] = []
     if isinstance(ref, ResourceTemplateReference):
         if name in ("name", "design"):
             options = template_names()
         elif name == "only":
             options = list(artefacts.SCHEMA_SECTIONS if ref.uri.endswith(("schema.sql{?only}", "triggers.sql{?only}"))
-                           else SECTIONS if ref.uri.endswith("spec.md{?only}") else [])
-    elif isinstance(ref, PromptReference):
+                           else SECTIONS if ref.uri.endswith("spec.md{?only}")
+                           else _table_names((known or {}).get("design")) if ref.uri.endswith("rls.sql{?only}")
+                           else [])
+        elif name == "dialect":
+            options = list(DIALECTS)
+    elif isinstance(ref, PromptReference) and ref.name in _prompt_names():
         options = argument_choices(ref.name, name)
     return [o for o in options if o.lower().startswith((value or "").lower())]
+
+
+def _table_names(design: str | None) -> list[str]:
+    """The tables of a design (rls.sql's `only`); none when the design is not given or not known."""
+    if not design:
+        return []
+    try:
+        return [t.name for t in build_schema(artefacts.load_design(design)).tables]
+    except BlueprintError:
+        return []
+
+
+def _prompt_names() -> list[str]:
+    return [load_prompt(f).name for f in sorted(data_dir("prompts").glob("*.md"))]
 
 
 # --- prompts --------------------------------------------------------------------------------------
@@ -672,8 +695,34 @@ def _register_prompts(server: MCPServer) -> None:
 
 # --- server ---------------------------------------------------------------------------------------
 
+class BlueprintServer(MCPServer):
+    """The SDK's server, with two answers put right: an unknown prompt is the caller's mistake (invalid params
+    naming the prompts), not an internal error; a project file is read with the MIME type its link gives."""
+
+    async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
+        names = [p.name for p in await self.list_prompts()]
+        if name not in names:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {preview(name)}: "
+                                                        f"{choose(name, names)}")
+        return await super().get_prompt(name, arguments, context)
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        contents = await super().read_resource(uri, context)
+        path = _project_path(str(uri))
+        if path is None or not isinstance(contents, list):
+            return contents
+        return [ReadResourceContents(content=c.content, mime_type=artefacts.file_mime(path), meta=c.meta)
+                for c in contents]
+
+
+def _project_path(uri: str) -> str | None:
+    """The file path of a project file's URI (blueprint://designs/<design>/project/<stamp>/<path>)."""
+    match = re.match(r"^blueprint://designs/[^/]+/project/[^/]+/(.+)$", uri)
+    return unquote(match.group(1)) if match else None
+
+
 def build_server() -> MCPServer:
-    server = MCPServer("blueprint-mcp", title="Blueprint", version=__version__,
+    server = BlueprintServer("blueprint-mcp", title="Blueprint", version=__version__,
                        instructions=INSTRUCTIONS.format(templates=", ".join(template_names())),
                        tools=[CheckedTool.from_function(fn, title=title, annotations=annotations)
                               for fn, title, annotations in TOOLS])

@@ -80,6 +80,9 @@ def collect(paths: list[Path], max_bytes: int | None = None, within: list[Path] 
             if found is not None:
                 out.exposed = list(dict.fromkeys([*(out.exposed or []), *found]))
         elif not path.is_file():
+            if path.exists():  # a pipe, socket or device: reading it could block or never end
+                raise BlueprintError(f"{path} is not a regular file", field="paths",
+                                     fix="pass a regular file or a folder")
             raise BlueprintError(f"{path} does not exist", field="paths", fix="pass an existing file or folder")
         elif path.suffix.lower() in SQL_SUFFIXES:
             out.sql.append((str(path), read_text(path, max_bytes)))

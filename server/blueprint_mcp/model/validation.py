@@ -69,7 +69,12 @@ def _one(path: str, err: dict, model: Any, root: str) -> Problem:
         msg, fix = BOUNDS[kind]
         return where, msg.format(**{**ctx, "actual": size, "got": preview(given)}), fix
     if kind in ("enum", "literal_error"):
-        choices = _QUOTED.findall(str(ctx.get("expected", "")))
+        expected = str(ctx.get("expected", ""))
+        # Quoted for strings ('a', 'b' or 'c'); bare for other literals (the blueprint version: 1).
+        choices = _QUOTED.findall(expected) or [c for c in re.split(r",\s*|\s+or\s+", expected) if c]
+        if isinstance(given, str) and given in choices and not _QUOTED.findall(expected):
+            return where, f"expected one of {', '.join(choices)}; got {preview(given)}.", \
+                f"write {given} as a number, without quotes"
         near = closest(given, choices)
         return where, f"expected one of {', '.join(choices)}; got {preview(given)}.", \
             f"did you mean '{near}'?" if near else "use one of those values"
