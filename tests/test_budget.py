@@ -154,6 +154,72 @@ async def test_the_largest_accepted_blueprint_never_answers_above_the_cap_and_pa
     assert counts["tables"] >= limits.ENTITIES
 
 
+def big_tenancy(entities: int = 8) -> dict:
+    """The most roles and capabilities the limits accept, names and descriptions at their longest, every role
+    holding every capability (app-defined ones need not follow the ranking), every other role reading."""
+    words = "w" * (limits.DESCRIPTION_CHARS - 1)
+    caps = [{"name": f"c{i:02}_".ljust(limits.IDENT_BYTES, "c"), "description": words}
+            for i in range(limits.CAPABILITIES)]
+    held = ["read", "write", "manage_members", "manage_billing", "delete_organization", *(c["name"] for c in caps)]
+    roles = [{"name": f"r{i:02}_".ljust(limits.IDENT_BYTES, "r"), "description": words, "capabilities": held}
+             for i in range(limits.ROLES)]
+    return {"app": {"name": "Roles", "slug": "roles"}, "tenancy": {"roles": roles, "capabilities": caps},
+            "entities": [{"name": f"entity_{i:03}", "description": words, "fields": [
+                {"name": f"field_{j:02}", "type": "text", "description": words} for j in range(12)],
+                "access": {"select": [{"roles": [r["name"] for r in roles[::2]]}]}} for i in range(entities)]}
+
+
+async def test_the_largest_tenancy_never_answers_above_the_cap_on_any_page():
+    bp = big_tenancy()
+    async with Client(build_server()) as c:
+        for tool in DESIGN_TOOLS:
+            for include in ([None, [], ["blueprint", "summary", "sql", "markdown"]] if tool != "audit_spec"
+                            else [None]):
+                cursor, pages = None, 0
+                while True:
+                    args = {"blueprint": bp} | ({"include": include} if include is not None else {}) | (
+                        {"cursor": cursor} if cursor else {})
+                    result = await c.call_tool(tool, args)
+                    assert result.is_error is False, result.content[0].text
+                    assert size(result) <= CAP_BYTES, (tool, include, pages, size(result))
+                    cursor, pages = result.structured_content.get("next_cursor"), pages + 1
+                    if cursor is None:
+                        break
+        tenancy = (await c.call_tool("design_tenancy", {"blueprint": bp})).structured_content
+    # The capability map stops where it would grow past its share; a note names the rest.
+    assert 0 < len(tenancy["capabilities"]) < 55
+    assert any(n.startswith(f"{55 - len(tenancy['capabilities'])} more capabilities") for n in tenancy["notes"])
+
+
+def test_embedded_artefacts_give_way_to_the_cap_and_say_so():
+    # The embeds fit their own budget, but with their JSON escaping and a full page of the list beside them the
+    # answer would pass the cap (a blueprint of 20 long role names did: 83,523 bytes): the largest goes to its link.
+    from pydantic import BaseModel
+
+    from blueprint_mcp.app import ANSWER_BYTES, answer
+    from blueprint_mcp.artefacts import Artefact, Link
+    from blueprint_mcp.tools import Answer
+
+    class Page(BaseModel):
+        items: list[str]
+        resources: list[Link]
+        notes: list[str]
+
+    sql = Artefact("blueprint://designs/x/rls.sql", "application/sql", 'select "x";\n' * 2_700)  # 32 KB, 38 escaped
+    spec = Artefact("blueprint://designs/x/spec.md", "text/markdown", "| a | b |\n" * 2_300)  # 23 KB
+    page = Page(items=["p" * 100] * 240, resources=[Link(uri=a.uri, name=a.uri, mime_type=a.mime_type)
+                                                    for a in (sql, spec)], notes=[])
+    result = answer(Answer(result=page, text="A page.", embeds=[sql, spec]))
+    note = f"{sql.uri} not embedded: the answer would pass {ANSWER_BYTES:,} bytes; read the link"
+    assert size(result) <= CAP_BYTES
+    assert [e.resource.uri for e in result.content if e.type == "resource"] == [spec.uri]
+    assert [x.uri for x in result.content if x.type == "resource_link"] == [sql.uri, spec.uri]
+    assert result.structured_content["notes"] == [note]
+    assert result.content[0].text == f"A page. Note: {note}."
+    small = answer(Answer(result=page.model_copy(update={"items": []}), text="A page.", embeds=[sql, spec]))
+    assert len([e for e in small.content if e.type == "resource"]) == 2 and small.structured_content["notes"] == []
+
+
 async def test_a_300_entity_blueprint_is_refused_in_a_short_answer():
     async with Client(build_server()) as c:
         result = await c.call_tool("generate_rls", {"blueprint": big_blueprint(300, fields=2)})

@@ -99,14 +99,31 @@ CursorArg = Annotated[str | None, Field(
     max_length=100, description="The previous answer's next_cursor.")]
 
 
+# No answer passes this, as the client receives it (compact JSON; the SDK adds its server info, under 200 bytes).
+ANSWER_BYTES = 79_000
+
+
 def answer(out: tools.Answer) -> CallToolResult:
-    """Structured result plus a short text and resource links: never a second copy of the data as text."""
+    """Structured result plus a short text and resource links: never a second copy of the data as text.
+
+    Embedded artefacts (include: sql, markdown) go last: when the answer with them would pass ANSWER_BYTES
+    (their JSON escaping, a full page of the list), the largest are left to their links, and a note says so."""
     links = [ResourceLink(uri=r.uri, name=r.name, mime_type=r.mime_type, size=r.size)
              for r in getattr(out.result, "resources", [])]
     embeds = [EmbeddedResource(type="resource", resource=TextResourceContents(uri=e.uri, mime_type=e.mime_type,
                                                                             text=e.text)) for e in out.embeds]
-    return CallToolResult(content=[TextContent(type="text", text=out.text), *links, *embeds],
-                          structured_content=out.result.model_dump(mode="json"))
+    structured, text = out.result.model_dump(mode="json"), out.text
+    while True:
+        result = CallToolResult(content=[TextContent(type="text", text=text), *links, *embeds],
+                                structured_content=structured)
+        if not embeds or len(result.model_dump_json(by_alias=True, exclude_none=True)) <= ANSWER_BYTES:
+            return result
+        dropped = max(embeds, key=lambda e: len(e.resource.text))
+        embeds.remove(dropped)
+        note = f"{dropped.resource.uri} not embedded: the answer would pass {ANSWER_BYTES:,} bytes; read the link"
+        text += f" Note: {note}."
+        if isinstance(structured.get("notes"), list):
+            structured["notes"] = [*structured["notes"], note]
 
 
 @contextmanager

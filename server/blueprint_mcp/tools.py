@@ -47,6 +47,7 @@ SchemaSection = Literal["core", "domain", "analytics", "privacy"]
 # with include, and an embedded artefact larger than this is left as a link.
 EMBED_BYTES = 56_000
 BLUEPRINT_INLINE_BYTES = 24_000
+CAPABILITY_MAP_BYTES = 12_000  # design_tenancy's capability -> roles map
 # Unasked (include omitted), design_tenancy inlines a blueprint only this large, so its default answer stays
 # under 8 KB (tests/test_budget.py); a larger one (a full template) is a link, or inlined when asked for.
 DEFAULT_INLINE_BYTES = 4_500
@@ -197,13 +198,30 @@ def design_tenancy(*, template: str | None = None, blueprint: Blueprint | dict |
         tenancy=TenancySummary(personal_workspaces=bp.tenancy.personal_workspaces,
                                team_organizations=bp.tenancy.team_organizations,
                                roles=[r.name for r in bp.tenancy.roles]),
-        capabilities={c: bp.tenancy.holders(c) for c in bp.tenancy.capability_names()},
+        capabilities=_capability_map(bp, notes),
         tables=len(schema.tables), access=access, next_cursor=cursor_out, blueprint=carried,
         resources=links, notes=notes)
     text = (f"{bp.app.name} ({design}): roles {', '.join(result.tenancy.roles)}; {len(schema.tables)} tables; "
             f"personal workspaces {'on' if bp.tenancy.personal_workspaces else 'off'}, team organisations "
             f"{'on' if bp.tenancy.team_organizations else 'off'}." + _more(cursor_out, "access") + _notes(notes))
     return Answer(result=result, embeds=embeds, text=text)
+
+
+def _capability_map(bp: Blueprint, notes: list[str]) -> dict[str, list[str]]:
+    """Capability -> the roles holding it, while it stays within CAPABILITY_MAP_BYTES (20 roles and 50 capabilities
+    of 63-byte names would be 68 KB); the rest are named in a note, and blueprint.json has every role's."""
+    out: dict[str, list[str]] = {}
+    size = 2
+    names = bp.tenancy.capability_names()
+    for i, c in enumerate(names):
+        entry = {c: bp.tenancy.holders(c)}
+        size += len(json.dumps(entry, separators=(",", ":"))) - 1
+        if size > CAPABILITY_MAP_BYTES:
+            notes.append(f"{len(names) - i} more capabilities ({clip(', '.join(names[i:]), 200)}): each role's are "
+                         "in blueprint.json (tenancy.roles)")
+            break
+        out.update(entry)
+    return out
 
 
 def _with_options(bp: Blueprint, resolved: bool, passed: bool, app_name: str | None, app_description: str | None,
