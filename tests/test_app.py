@@ -183,18 +183,18 @@ async def test_lists_the_static_resources_and_the_template_resource(mode):
     assert {str(r.uri): r.mime_type for r in resources} == RESOURCES
     assert [(t.uri_template, t.mime_type) for t in templates] == [
         ("blueprint://templates/{name}", "application/yaml"),
-        ("blueprint://designs/{design}/blueprint.json{?only}", "application/json"),
-        ("blueprint://designs/{design}/spec.md{?only}", "text/markdown"),
-        ("blueprint://designs/{design}/schema.sql{?only}", "application/sql"),
-        ("blueprint://designs/{design}/triggers.sql{?only}", "application/sql"),
-        ("blueprint://designs/{design}/rls.sql{?only}", "application/sql"),
-        ("blueprint://designs/{design}/pgtap.sql{?only}", "application/sql"),
-        ("blueprint://designs/{design}/er.mmd{?only}", "text/vnd.mermaid"),
-        ("blueprint://designs/{design}/analytics.sql{?dialect}", "application/sql"),
-        ("blueprint://designs/{design}/project/{stamp}/{+path}", "text/plain"),
-        ("blueprint://verify/{run}/report.md", "text/markdown"),
-        ("blueprint://verify/{run}/failures.json", "application/json"),
-        ("blueprint://verify/{run}/cases.json", "application/json")]
+        ("blueprint://designs/{design}/blueprint.json{?only,part}", "application/json"),
+        ("blueprint://designs/{design}/spec.md{?only,part}", "text/markdown"),
+        ("blueprint://designs/{design}/schema.sql{?only,part}", "application/sql"),
+        ("blueprint://designs/{design}/triggers.sql{?only,part}", "application/sql"),
+        ("blueprint://designs/{design}/rls.sql{?only,part}", "application/sql"),
+        ("blueprint://designs/{design}/pgtap.sql{?only,part}", "application/sql"),
+        ("blueprint://designs/{design}/er.mmd{?only,part}", "text/vnd.mermaid"),
+        ("blueprint://designs/{design}/analytics.sql{?dialect,part}", "application/sql"),
+        ("blueprint://designs/{design}/project/{stamp}/{+path}{?part}", "text/plain"),
+        ("blueprint://verify/{run}/report.md{?part}", "text/markdown"),
+        ("blueprint://verify/{run}/failures.json{?part}", "application/json"),
+        ("blueprint://verify/{run}/cases.json{?part}", "application/json")]
     assert all(r.title for r in resources) and all(t.title for t in templates)
 
 
@@ -459,9 +459,9 @@ async def test_completions_offer_template_names_artefact_sections_and_prompt_cho
     async with Client(build_server(), mode=mode) as c:
         assert c.server_capabilities.completions is not None
         names = await c.complete(template("blueprint://templates/{name}"), {"name": "name", "value": "h"})
-        design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+        design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only,part}"),
                                   {"name": "design", "value": ""})
-        only = await c.complete(template("blueprint://designs/{design}/schema.sql{?only}"),
+        only = await c.complete(template("blueprint://designs/{design}/schema.sql{?only,part}"),
                                 {"name": "only", "value": "a"})
         prompt_template = await c.complete(PromptReference(type="ref/prompt", name="design_backend"),
                                            {"name": "template", "value": "B2"})
@@ -485,13 +485,13 @@ async def test_completions_offer_dialects_a_designs_tables_and_nothing_for_an_un
         return ResourceTemplateReference(type="ref/resource", uri=uri)
 
     async with Client(build_server(), mode=mode) as c:
-        dialects = await c.complete(template("blueprint://designs/{design}/analytics.sql{?dialect}"),
+        dialects = await c.complete(template("blueprint://designs/{design}/analytics.sql{?dialect,part}"),
                                     {"name": "dialect", "value": ""})
-        tables = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+        tables = await c.complete(template("blueprint://designs/{design}/rls.sql{?only,part}"),
                                   {"name": "only", "value": "habit"}, {"design": "habit-tracker"})
-        no_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+        no_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only,part}"),
                                      {"name": "only", "value": ""})
-        unknown_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only}"),
+        unknown_design = await c.complete(template("blueprint://designs/{design}/rls.sql{?only,part}"),
                                           {"name": "only", "value": ""}, {"design": "nope"})
         unknown_prompt = await c.complete(PromptReference(type="ref/prompt", name="nope"),
                                           {"name": "template", "value": ""})

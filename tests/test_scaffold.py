@@ -9,6 +9,7 @@ import pytest
 from mcp import Client
 
 from blueprint_mcp.app import build_server
+from blueprint_mcp.artefacts import PART_BYTES, split_parts
 from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import migration_files
 
@@ -34,9 +35,11 @@ async def test_every_file_render_writes_is_listed_and_reads_back_byte_for_byte()
     async with Client(build_server()) as c:
         first, files = await listing(c, {"template": "b2b-saas", "timestamp": STAMP})
         assert [f["path"] for f in files] == list(expected)
-        for f in files:
-            content = (await c.read_resource(f["uri"])).contents[0]
-            assert content.text == expected[f["path"]], f["path"]
+        for f in files:  # a file over one read's size in its parts, joined (tests/test_parts.py)
+            parts = len(split_parts(expected[f["path"]])) if f["size"] > PART_BYTES else 0
+            uris = [f"{f['uri']}?part={n}" for n in range(1, parts + 1)] if parts else [f["uri"]]
+            text = "".join([(await c.read_resource(uri)).contents[0].text for uri in uris])
+            assert text == expected[f["path"]], f["path"]
             assert f["size"] == len(expected[f["path"]].encode())
     assert first["timestamp"] == STAMP and first["design"] == "b2b-saas"
     assert first["counts"]["files"] == len(expected) and first["counts"]["migrations"] == 3

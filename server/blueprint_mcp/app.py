@@ -514,31 +514,35 @@ def _register_resources(server: MCPServer) -> None:
     def blueprint_schema() -> str:
         return _json(Blueprint.model_json_schema())
 
+    parts = f" Over {artefacts.PART_BYTES:,} bytes it is read in parts: `part` 1, 2, ... joined in order."
     for artefact, (mime, what) in artefacts.DESIGN_ARTEFACTS.items():
-        server.resource(f"blueprint://designs/{{design}}/{artefact}{{?only}}", name=f"design-{artefact}",
-                        title=f"A design's {artefact}", mime_type=mime,
+        narrowed = artefact in artefacts.NARROWED
+        # Every one declares `only`, so a client's `only` where it narrows nothing is refused, not ignored.
+        server.resource(f"blueprint://designs/{{design}}/{artefact}{{?only,part}}",
+                        name=f"design-{artefact}", title=f"A design's {artefact}", mime_type=mime,
                         description=f"{what[0].upper()}{what[1:]} of a design (a template name or a bp- id from an "
-                                    "answer); `only` narrows it to some sections or tables (comma-separated).")(
-            _design_reader(artefact))
-    @server.resource("blueprint://designs/{design}/analytics.sql{?dialect}", name="design-analytics.sql",
+                                    "answer)" + ("; `only` narrows it to some sections or tables (comma-separated)."
+                                                 if narrowed else ".") + parts)(_design_reader(artefact))
+    @server.resource("blueprint://designs/{design}/analytics.sql{?dialect,part}", name="design-analytics.sql",
                      title="A design's analytics queries", mime_type="application/sql",
                      description="DAU/WAU/MAU, retention, funnels and entity activity for a design; `dialect`: "
-                                 "postgres (default), duckdb, clickhouse or bigquery (transpiled with sqlglot).")
-    def analytics_sql(design: str, dialect: str = "") -> str:
-        return _text_of(lambda: artefacts.analytics_artefact(design, dialect or None))
+                                 "postgres (default), duckdb, clickhouse or bigquery (transpiled with sqlglot)."
+                                 + parts)
+    def analytics_sql(design: str, dialect: str = "", part: str = "") -> str:
+        return _text_of(lambda: artefacts.analytics_artefact(design, dialect or None), part)
 
-    @server.resource("blueprint://designs/{design}/project/{stamp}/{+path}", name="design-project-file",
+    @server.resource("blueprint://designs/{design}/project/{stamp}/{+path}{?part}", name="design-project-file",
                      title="A file of a design's project", mime_type="text/plain",
                      description="One file scaffold_project lists (path under the project root; migrations named "
-                                 "from stamp, YYYYMMDDHHMMSS).")
-    def project_file(design: str, stamp: str, path: str) -> str:
-        return _text_of(lambda: artefacts.project_artefact(design, stamp, path))
+                                 "from stamp, YYYYMMDDHHMMSS), read with the MIME type its link gives." + parts)
+    def project_file(design: str, stamp: str, path: str, part: str = "") -> str:
+        return _text_of(lambda: artefacts.project_artefact(design, stamp, path), part)
 
     for artefact, (mime, what) in artefacts.RUN_ARTEFACTS.items():
-        server.resource(f"blueprint://verify/{{run}}/{artefact}", name=f"verify-{artefact}",
+        server.resource(f"blueprint://verify/{{run}}/{artefact}{{?part}}", name=f"verify-{artefact}",
                         title=f"A verification's {artefact}", mime_type=mime,
-                        description=f"{what[0].upper()}{what[1:]} of a verify_rls run (the run- id of its answer).")(
-            _run_reader(artefact))
+                        description=f"{what[0].upper()}{what[1:]} of a verify_rls run (the run- id of its answer)."
+                                    + parts)(_run_reader(artefact))
 
     @server.completion()
     async def complete(ref: Any, argument: Any, context: Any) -> Completion | None:
@@ -546,22 +550,26 @@ def _register_resources(server: MCPServer) -> None:
         return Completion(values=completions(ref, argument.name, argument.value, known)[:100])
 
 
-def _text_of(make: Callable[[], artefacts.Artefact]) -> str:
+def _text_of(make: Callable[[], artefacts.Artefact], part: str = "") -> str:
+    """The text of an artefact, or of the part asked for; a text too large to read whole is invalid params
+    (the message names its parts), a design, run, artefact or part that does not exist is not found."""
     try:
-        return make().text
+        return artefacts.read_part(make(), part or None)
+    except artefacts.ArtefactTooLarge as exc:
+        raise MCPError(code=INVALID_PARAMS, message=str(exc)) from exc
     except (BlueprintError, ValidationError) as exc:
         raise ResourceNotFoundError(str(exc)) from exc
 
 
 def _design_reader(artefact: str) -> Callable[..., str]:
-    def read(design: str, only: str = "") -> str:
-        return _text_of(lambda: artefacts.design_artefact(design, artefact, only or None))
+    def read(design: str, only: str = "", part: str = "") -> str:
+        return _text_of(lambda: artefacts.design_artefact(design, artefact, only or None), part)
     return read
 
 
 def _run_reader(artefact: str) -> Callable[..., str]:
-    def read(run: str) -> str:
-        return _text_of(lambda: artefacts.run_artefact(run, artefact))
+    def read(run: str, part: str = "") -> str:
+        return _text_of(lambda: artefacts.run_artefact(run, artefact), part)
     return read
 
 
@@ -585,9 +593,10 @@ def completions(ref: Any, name: str, value: str, known: dict[str, str] | None = 
         if name in ("name", "design"):
             options = template_names()
         elif name == "only":
-            options = list(artefacts.SCHEMA_SECTIONS if ref.uri.endswith(("schema.sql{?only}", "triggers.sql{?only}"))
-                           else SECTIONS if ref.uri.endswith("spec.md{?only}")
-                           else _table_names((known or {}).get("design")) if ref.uri.endswith("rls.sql{?only}")
+            artefact = ref.uri.split("{?")[0].rsplit("/", 1)[-1]
+            options = list(artefacts.SCHEMA_SECTIONS if artefact in ("schema.sql", "triggers.sql")
+                           else SECTIONS if artefact == "spec.md"
+                           else _table_names((known or {}).get("design")) if artefact == "rls.sql"
                            else [])
         elif name == "dialect":
             options = list(DIALECTS)

@@ -168,6 +168,9 @@ def design_artefact(design: str, artefact: str, only: str | None = None,
     if artefact not in DESIGN_ARTEFACTS:
         raise ArtefactNotFound(f"unknown artefact {preview(artefact)}", field="uri",
                                fix=choose(artefact, list(DESIGN_ARTEFACTS)))
+    if _only(only) and artefact not in NARROWED:
+        raise ArtefactNotFound(f"{artefact} takes no only", field="only",
+                               fix=f"leave it out; only narrows {', '.join(NARROWED)}")
     bp = loaded[0] if loaded else load_design(design)
     schema, slug, wanted = loaded[1] if loaded else build_schema(bp), bp.app.slug, _only(only)
     if artefact in ("schema.sql", "triggers.sql", "spec.md") and wanted:
@@ -285,6 +288,63 @@ def project_artefact(design: str, stamp: str, path: str) -> Artefact:
         raise ArtefactNotFound(f"{preview(path)} is not a file of this project", field="path",
                                fix=choose(path, list(files)))
     return Artefact(project_uri(design, stamp, path), file_mime(path), files[path])
+
+
+# --- parts: no resource read answers more than one message of a client carries --------------------------
+
+# A part's text, in UTF-8 bytes. The Python SDK client takes at most 1 MiB in one server-sent event (legacy
+# streamable HTTP, the SSE transport); the part goes in JSON, whose escaping grows SQL by a few per cent.
+PART_BYTES = 600_000
+# The artefacts `only` narrows (sections or tables); the others take none.
+NARROWED = ("schema.sql", "triggers.sql", "spec.md", "rls.sql")
+
+
+class ArtefactTooLarge(BlueprintError):
+    """A resource read whole would pass PART_BYTES: it is read in parts."""
+
+
+def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
+    """`text` cut into pieces of at most `limit` UTF-8 bytes, at line ends (a longer line is cut between
+    characters); joined in order they are the text."""
+    out: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in text.splitlines(keepends=True):
+        data = line.encode()
+        while data:
+            if size and size + len(data) > limit:
+                out.append("".join(current))
+                current, size = [], 0
+            end = min(limit - size, len(data))
+            while end < len(data) and (data[end] & 0xC0) == 0x80:  # never inside a character
+                end -= 1
+            current.append(data[:end].decode())
+            size += end
+            data = data[end:]
+    if current or not out:
+        out.append("".join(current))
+    return out
+
+
+def part_uri(uri: str, part: int) -> str:
+    return f"{uri}{'&' if '?' in uri else '?'}part={part}"
+
+
+def read_part(art: Artefact, part: str | None) -> str:
+    """The text a read answers: whole when it fits one part and none was asked for; else the part asked for.
+    A read of a larger text without `part` is refused, naming its parts: never half a file taken for all of it."""
+    pieces = split_parts(art.text) if part or len(art.text.encode()) > PART_BYTES else [art.text]
+    if not part:
+        if len(pieces) == 1:
+            return pieces[0]
+        raise ArtefactTooLarge(
+            f"{art.uri} is {len(art.text.encode()):,} bytes, more than one answer carries ({PART_BYTES:,})",
+            field="part", fix=f"read its {len(pieces)} parts in order, {part_uri(art.uri, 1)} to "
+                              f"{part_uri(art.uri, len(pieces))}, and join them")
+    if not part.isdigit() or not 1 <= int(part) <= len(pieces):
+        raise ArtefactNotFound(f"{art.uri} has no part {preview(part)}", field="part",
+                               fix=f"use a part from 1 to {len(pieces)}")
+    return pieces[int(part) - 1]
 
 
 def link(art: Artefact, name: str) -> Link:

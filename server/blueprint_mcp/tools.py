@@ -590,12 +590,15 @@ def scaffold_project(*, template: str | None = None, blueprint: Blueprint | dict
         counts[kind] = counts.get(kind, 0) + 1
     shown, cursor_out = page(entries, cursor, "files") if include else ([], None)
     embeds, notes = [], []
-    if "files" in include:
-        for e in shown:
-            if e.size + sum(len(a.text.encode()) for a in embeds) <= EMBED_BYTES:
-                embeds.append(Artefact(e.uri, e.mime_type, files[e.path]))
-            else:
-                notes.append(f"{e.path} is {e.size:,} bytes, too large to embed: read {e.uri}")
+    for e in shown:
+        if "files" in include and e.size + sum(len(a.text.encode()) for a in embeds) <= EMBED_BYTES:
+            embeds.append(Artefact(e.uri, e.mime_type, files[e.path]))
+        elif e.size > artefacts.PART_BYTES:  # larger than one read answers: its parts, joined, are the file
+            count = len(artefacts.split_parts(files[e.path]))
+            notes.append(f"{e.path} is {e.size:,} bytes, read in {count} parts: {artefacts.part_uri(e.uri, 1)} to "
+                         f"{artefacts.part_uri(e.uri, count)}, joined in order")
+        elif "files" in include:
+            notes.append(f"{e.path} is {e.size:,} bytes, too large to embed: read {e.uri}")
     if "summary" not in include:
         shown = []
     result = ScaffoldResult(design=design, timestamp=stamp, counts=counts, files=shown, next_cursor=cursor_out,
