@@ -353,6 +353,45 @@ def _env() -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
 
 
+def test_stdio_answers_a_line_that_is_no_message_with_an_error_and_keeps_serving():
+    """The SDK dropped such a line silently (the client waited for ever): JSON nested past the parser's depth,
+    malformed JSON, or JSON that is no JSON-RPC message. Now each gets its error, id null, as over HTTP."""
+    import select
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "blueprint_mcp"], env=_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    def ask(line: str) -> dict:
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        assert ready, f"no answer to {line[:60]!r}"
+        return json.loads(proc.stdout.readline())
+
+    try:
+        hello = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}
+        assert ask(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello}))["id"] == 1
+        proc.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        deep = ask('{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "design_tenancy", '
+                   '"arguments": {"blueprint": {"app": ' + "[" * 300 + "]" * 300 + "}}}}")
+        malformed = ask("{not json")
+        no_message = ask('{"foo": 1}')
+        tools_ = ask(json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        proc.stdin.close()
+        proc.stdout.close()
+    assert deep == {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32700, "message": "Parse error: recursion limit exceeded at line 1 column 322"}}
+    assert malformed == {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32700, "message": "Parse error: key must be a string at line 1 column 2"}}
+    assert no_message == {"jsonrpc": "2.0", "id": None, "error": {
+        "code": -32600, "message": "Invalid request: not a JSON-RPC 2.0 request, notification or response"}}
+    assert [t["name"] for t in tools_["result"]["tools"]] == WORKFLOW
+
+
 async def test_stdio_subprocess_lists_tools_and_generates_the_schema():
     params = StdioServerParameters(command=sys.executable, args=["-m", "blueprint_mcp"], env=_env())
     async with Client(params) as c:

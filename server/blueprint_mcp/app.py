@@ -17,8 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import unquote, urlparse
 
+import anyio
 import yaml
 from mcp.server.lowlevel.helper_types import ReadResourceContents
+from mcp.server.stdio import stdio_server
+from mcp.shared._context_streams import create_context_streams
+from mcp.shared.message import SessionMessage
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
@@ -27,6 +31,10 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
     CallToolResult,
     Completion,
     EmbeddedResource,
@@ -44,7 +52,7 @@ from . import __version__, artefacts, tools
 from .analytics import DIALECTS
 from .http_security import TOKEN_ENV, HttpGuard, HttpPolicy, bind_address, policy_for
 from .model import Blueprint, BlueprintError, TemplateNotFound, canonical_taxonomy, limits
-from .model.errors import InvalidArguments, InvalidBlueprint, choose, closest, one_of, preview
+from .model.errors import InvalidArguments, InvalidBlueprint, choose, clip, closest, one_of, preview
 from .model.validation import field_path, problems_from
 from .spec.render import SECTIONS, spec_template
 from .sql.design import build_schema
@@ -739,6 +747,40 @@ class BlueprintServer(MCPServer):
             return contents
         return [ReadResourceContents(content=c.content, mime_type=artefacts.file_mime(path), meta=c.meta)
                 for c in contents]
+
+
+    async def run_stdio_async(self) -> None:
+        """stdio, where a line that is no JSON-RPC message gets an error (id null) as over HTTP: -32700 when it
+        is not JSON the parser takes (malformed, or nested past its depth), -32600 when it is JSON but no
+        message. The SDK drops such a line without a word, and the client waits for an answer that never comes."""
+        async with stdio_server() as (read_stream, write_stream):
+            send, receive = create_context_streams[SessionMessage | Exception](0)
+
+            async def relay() -> None:
+                async with send:
+                    async for item in read_stream:
+                        if isinstance(item, Exception):
+                            await write_stream.send(SessionMessage(_unreadable(item)))
+                        else:
+                            await send.send(item)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(relay)
+                await self._lowlevel_server.run(receive, write_stream,
+                                                self._lowlevel_server.create_initialization_options())
+                tasks.cancel_scope.cancel()
+
+
+def _unreadable(exc: Exception) -> JSONRPCError:
+    """The answer to a line the transport could not read as a message."""
+    kinds = [e.get("type") for e in exc.errors()] if isinstance(exc, ValidationError) else []
+    if "json_invalid" in kinds or not kinds:
+        detail = next((e.get("ctx", {}).get("error") for e in exc.errors() if e.get("type") == "json_invalid"),
+                      None) if kinds else None
+        return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+            code=PARSE_ERROR, message=f"Parse error: {clip(str(detail or exc), 200)}"))
+    return JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+        code=INVALID_REQUEST, message="Invalid request: not a JSON-RPC 2.0 request, notification or response"))
 
 
 def _project_path(uri: str) -> str | None:
