@@ -154,7 +154,7 @@ async def test_the_largest_accepted_blueprint_never_answers_above_the_cap_and_pa
     assert counts["tables"] >= limits.ENTITIES
 
 
-def big_tenancy(entities: int = 8) -> dict:
+def big_tenancy(entities: int = 3) -> dict:
     """The most roles and capabilities the limits accept, names and descriptions at their longest, every role
     holding every capability (app-defined ones need not follow the ranking), every other role reading."""
     words = "w" * (limits.DESCRIPTION_CHARS - 1)

@@ -20,24 +20,24 @@ from urllib.parse import unquote, urlparse
 import anyio
 import yaml
 from mcp.server.lowlevel.helper_types import ReadResourceContents
-from mcp.server.stdio import stdio_server
-from mcp.shared._context_streams import create_context_streams
-from mcp.shared.message import SessionMessage
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
+from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
-    ErrorData,
-    JSONRPCError,
     CallToolResult,
     Completion,
     EmbeddedResource,
+    ErrorData,
+    JSONRPCError,
     ListRootsResult,
     PromptReference,
     ResourceLink,
@@ -571,7 +571,7 @@ def _text_of(make: Callable[[], artefacts.Artefact], part: str = "") -> str:
 
 def _design_reader(artefact: str) -> Callable[..., str]:
     def read(design: str, only: str = "", part: str = "") -> str:
-        return _text_of(lambda: artefacts.design_artefact(design, artefact, only or None), part)
+        return _text_of(lambda: artefacts.read_design_artefact(design, artefact, only or None), part)
     return read
 
 

@@ -14,6 +14,7 @@ import re
 import tempfile
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -281,9 +282,23 @@ def project_files(bp: Blueprint, stamp: str) -> dict[str, str]:
     return migration_files(bp, parse_stamp(stamp))
 
 
+# A client reads a project file by file, and an artefact too large for one read part by part: each read rendered
+# it all again (a project 0.3-0.5 s, a pgTAP file up to seconds). A design id names a template, which does not
+# change while the server runs, or a stored blueprint by its content's hash: a rendering kept stays true.
+@lru_cache(maxsize=4)
+def _project_of(design: str, stamp: str) -> dict[str, str]:
+    return project_files(load_design(design), stamp)
+
+
+@lru_cache(maxsize=16)
+def read_design_artefact(design: str, artefact: str, only: str | None = None) -> Artefact:
+    """`design_artefact` for a resource read, the last ones kept."""
+    return design_artefact(design, artefact, only)
+
+
 def project_artefact(design: str, stamp: str, path: str) -> Artefact:
     """One file of a design's project, its migrations named from `stamp`."""
-    files = project_files(load_design(design), stamp)
+    files = _project_of(design, stamp)
     if path not in files:
         raise ArtefactNotFound(f"{preview(path)} is not a file of this project", field="path",
                                fix=choose(path, list(files)))
