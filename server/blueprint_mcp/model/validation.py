@@ -71,8 +71,9 @@ def _one(path: str, err: dict, model: Any, root: str) -> Problem:
     if kind in ("enum", "literal_error"):
         expected = str(ctx.get("expected", ""))
         # Quoted for strings ('a', 'b' or 'c'); bare for other literals (the blueprint version: 1).
-        choices = _QUOTED.findall(expected) or [c for c in re.split(r",\s*|\s+or\s+", expected) if c]
-        if isinstance(given, str) and given in choices and not _QUOTED.findall(expected):
+        quoted = _QUOTED.findall(expected)
+        choices = quoted or [c for c in re.split(r",\s*|\s+or\s+", expected) if c]
+        if isinstance(given, str) and given in choices and not quoted:
             return where, f"expected one of {', '.join(choices)}; got {preview(given)}.", \
                 f"write {given} as a number, without quotes"
         near = closest(given, choices)

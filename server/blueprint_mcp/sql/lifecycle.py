@@ -50,8 +50,8 @@ def _withheld_check(bp: Blueprint, granter: str, role: str, message: str) -> str
   -- Only roles whose every right the caller holds: an app-defined capability or an exact-role grant may give a
   -- lower role what this one lacks, and a second account of the caller's would then hold it.
   if {test} then
-    raise exception using errcode = '42501', message = '{message}',
-      hint = 'Ask a member with the {bp.tenancy.owner_role.name} role.';
+    raise exception using errcode = '42501', message = {literal(message)},
+      hint = {literal(f"Ask a member with the {bp.tenancy.owner_role.name} role.")};
   end if;"""
 
 

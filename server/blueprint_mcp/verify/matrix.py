@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..model import Blueprint, Capability, Scope
+from ..model.meaning import remembered_grants
 from ..model.schema import Schema, Table
 from ..model.tenant_keys import member_column, membership_table, role_column, user_tables
 from ..sql.ident import ident, literal, qname
@@ -565,6 +566,10 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
     manager = bp.tenancy.min_role(Capability.manage_members)
 
     def build(only: set[str] | None) -> list[Case]:
+        with remembered_grants():  # the oracle and the lifecycle scenarios ask the same grants again and again
+            return _build(only)
+
+    def _build(only: set[str] | None) -> list[Case]:
         cases = matrix_cases(schema, w, oracle, enums, [v.name for v in schema.views if v.schema_name == "public"],
                              only=only)
         cases += transition_cases(bp, schema, w, oracle, Case, only)
@@ -674,6 +679,10 @@ def generic_plan(schema: Schema) -> Plan:
     public = schema.model_copy(update={"tables": served})
 
     def build(only: set[str] | None) -> list[Case]:
+        with remembered_grants():  # the oracle and the lifecycle scenarios ask the same grants again and again
+            return _build(only)
+
+    def _build(only: set[str] | None) -> list[Case]:
         cases = matrix_cases(public, w, GenericOracle(members.name if members else None), enums,
                              [v.name for v in schema.views], view_key=key or ORG, only=only)
         return cases + attack_cases(public, w, roles, writer, manager, members, enums, private_functions(schema))
