@@ -30,10 +30,13 @@ HOLES = [
     ("a member's deletion takes others' rows inside their rows",
      [("references auth.users (id) on delete set null", "references auth.users (id) on delete cascade")], "",
      "deleting member's account keeps owner's tasks row in their projects"),
+    # The account-deletion guard removed (the trigger then deletes the team with its members' rows). Not reopened
+    # as `owner_user_id ... on delete cascade` without the trigger: that cascade also sets the owner's author
+    # columns to null, and PostgreSQL re-checks every foreign key of a row written in the same transaction (all of
+    # verify's fixture rows) when it is updated, so, depending on which of the cascade's triggers fires first (their
+    # names follow object ids), the deletion either takes the rows or fails on a check a deployed database skips.
     ("the primary owner's account takes the organisation with it",
-     [("owner_user_id) references auth.users (id) on delete no action",
-       "owner_user_id) references auth.users (id) on delete cascade")],
-     "drop trigger blueprint_before_auth_user_deleted on auth.users;",
+     [("if blocking is not null then", "if false then")], "",
      "deleting owner's account loses no row another user wrote"),
     ("a co-owner deletes the organisation",
      [("using (owner_user_id = (select auth.uid()) and is_personal = false)",
