@@ -353,13 +353,20 @@ def _env() -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(SERVER_DIR), os.environ.get("PYTHONPATH")]))}
 
 
-def test_stdio_answers_a_line_that_is_no_message_with_an_error_and_keeps_serving():
+# The relay takes the SDK's private context streams; a later 2.x without them must still serve (plain streams).
+WITHOUT_PRIVATE_STREAMS = ("import runpy, blueprint_mcp.app as a; a.create_context_streams = None; "
+                           "runpy.run_module('blueprint_mcp', run_name='__main__')")
+
+
+@pytest.mark.parametrize("launch", [["-m", "blueprint_mcp"], ["-c", WITHOUT_PRIVATE_STREAMS]],
+                         ids=["sdk-streams", "plain-streams"])
+def test_stdio_answers_a_line_that_is_no_message_with_an_error_and_keeps_serving(launch):
     """The SDK dropped such a line silently (the client waited for ever): JSON nested past the parser's depth,
     malformed JSON, or JSON that is no JSON-RPC message. Now each gets its error, id null, as over HTTP."""
     import select
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-m", "blueprint_mcp"], env=_env(), stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, *launch], env=_env(), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
 
     def ask(line: str) -> dict:

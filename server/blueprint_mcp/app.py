@@ -26,8 +26,12 @@ from mcp.server.mcpserver.prompts.base import Prompt, PromptArgument
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared._context_streams import create_context_streams
 from mcp.shared.exceptions import MCPError
+
+try:  # private to the SDK: the stream pair its own stdio server uses, carrying each sender's contextvars
+    from mcp.shared._context_streams import create_context_streams
+except ImportError:  # a later 2.x without it: anyio's plain streams, which the SDK's readers also take
+    create_context_streams = None
 from mcp.shared.message import SessionMessage
 from mcp.types import (
     INVALID_PARAMS,
@@ -754,7 +758,8 @@ class BlueprintServer(MCPServer):
         is not JSON the parser takes (malformed, or nested past its depth), -32600 when it is JSON but no
         message. The SDK drops such a line without a word, and the client waits for an answer that never comes."""
         async with stdio_server() as (read_stream, write_stream):
-            send, receive = create_context_streams[SessionMessage | Exception](0)
+            send, receive = (create_context_streams or anyio.create_memory_object_stream)[
+                SessionMessage | Exception](0)
 
             async def relay() -> None:
                 async with send:
