@@ -22,6 +22,10 @@ INVITER_STILL_RANKED = ("if not exists (select 1 from public.organization_member
                         "                  where m.organization_id = invite.organization_id", "if false and not exists (select 1 from public.organization_members m\n"
                         "                  where m.organization_id = invite.organization_id")
 
+OWNER_CASCADES = ("owner_user_id) references auth.users (id) on delete no action",
+                  "owner_user_id) references auth.users (id) on delete cascade")
+NO_DELETION_TRIGGER = "drop trigger blueprint_before_auth_user_deleted on auth.users;"
+
 # (hole, [(generated text, replacement)], SQL appended after the migrations, scenario that must fail)
 HOLES = [
     ("authors' rows cascade with their account",
@@ -30,13 +34,12 @@ HOLES = [
     ("a member's deletion takes others' rows inside their rows",
      [("references auth.users (id) on delete set null", "references auth.users (id) on delete cascade")], "",
      "deleting member's account keeps owner's tasks row in their projects"),
-    # The account-deletion guard removed (the trigger then deletes the team with its members' rows). Not reopened
-    # as `owner_user_id ... on delete cascade` without the trigger: that cascade also sets the owner's author
-    # columns to null, and PostgreSQL re-checks every foreign key of a row written in the same transaction (all of
-    # verify's fixture rows) when it is updated, so, depending on which of the cascade's triggers fires first (their
-    # names follow object ids), the deletion either takes the rows or fails on a check a deployed database skips.
+    # The account-deletion guard removed: the trigger then deletes the team with its members' rows.
     ("the primary owner's account takes the organisation with it",
      [("if blocking is not null then", "if false then")], "",
+     "deleting owner's account loses no row another user wrote"),
+    # The cascade fails the scenario in either order of its triggers (test_a_deletion_whose_outcome_follows_...).
+    ("the primary owner's account cascades to the organisation", [OWNER_CASCADES], NO_DELETION_TRIGGER,
      "deleting owner's account loses no row another user wrote"),
     ("a co-owner deletes the organisation",
      [("using (owner_user_id = (select auth.uid()) and is_personal = false)",
@@ -143,6 +146,52 @@ def test_each_reopened_hole_fails_its_scenario(clean, db_url, hole, edits, extra
     report = verify(source=hole, migrations=reopened(migrations, edits, extra), blueprint=bp, database_url=db_url)
     failing = {f.attack for f in report.failures if f.attack}
     assert any(a.startswith(scenario) for a in failing), (hole, sorted(failing))
+
+
+def fire_first(on_delete: str) -> str:
+    """SQL renaming the referential-action triggers of every table so those of `on_delete` ('n': set null,
+    'c': cascade) fire first. PostgreSQL fires a table's triggers in name order, and these are named after object
+    ids, so which order a database has follows its history (ids crossing a power of ten swap them)."""
+    return f"""do $$
+declare
+  r record;
+begin
+  for r in select t.tgname, n.nspname, k.relname, c.confdeltype
+             from pg_trigger t join pg_constraint c on c.oid = t.tgconstraint
+             join pg_class k on k.oid = t.tgrelid join pg_namespace n on n.oid = k.relnamespace
+            where t.tgisinternal and c.contype = 'f' and t.tgrelid = c.confrelid loop
+    execute format('alter trigger %I on %I.%I rename to %I', r.tgname, r.nspname, r.relname,
+                   case when r.confdeltype = '{on_delete}' then 'a_' else 'z_' end || r.tgname);
+  end loop;
+end
+$$;"""
+
+
+@pytest.mark.parametrize("first", ["n", "c"], ids=["set-null-first", "cascade-first"])
+def test_the_clean_backend_passes_with_its_referential_actions_in_either_order(clean, db_url, first):
+    bp, migrations = clean
+    report = verify(source="clean", migrations=[*migrations, fire_first(first)], blueprint=bp, database_url=db_url)
+    assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]
+
+
+def test_a_deletion_whose_outcome_follows_trigger_order_fails_in_both_orders(clean, db_url):
+    """The owner's account cascading to the organisation also nulls the owner's author columns. With the cascade
+    first the rows go (a leak). With the set-null first, PostgreSQL checks the nulled rows' other keys, because
+    the test rows are new in verify's transaction, finds their organisation gone and refuses the deletion: a
+    deployed database (old rows, only changed keys checked) would lose the rows, so that refusal is an error
+    verify cannot judge, never a pass."""
+    bp, migrations = clean
+    holed = reopened(migrations, [OWNER_CASCADES], NO_DELETION_TRIGGER)
+    scenario = "deleting owner's account loses no row another user wrote"
+    verdicts = {}
+    for first in ("c", "n"):
+        report = verify(source=first, migrations=[*holed, fire_first(first)], blueprint=bp, database_url=db_url)
+        case = next(f for f in report.failures if f.attack == scenario)
+        verdicts[first] = case.verdict
+        if first == "n":
+            assert case.actual.startswith("error: 23503 insert or update on table "), case.actual
+            assert "cannot be judged" in case.actual and "BEFORE DELETE trigger" in case.actual
+    assert verdicts == {"c": "LEAK", "n": "error"}
 
 
 def test_platform_trigger_names_are_prefixed(clean):
