@@ -176,6 +176,10 @@ def roomy(field: dict) -> bool:
         return True
     if field.get("member_roles"):
         return False  # a member of some roles: org1 has one member per role, fewer than its authors
+    if field.get("references") == "organization_members":
+        # Any member: org1's members are as many as its authors, but the rows on each side of a `where` or an
+        # assignee take some of them first, and the hopper's row found none left (`make fuzz`).
+        return False
     if field["type"] in ("text", "uuid", "jsonb", "date", "timestamptz", "reference"):
         return True
     if field["type"] in ("enum", "boolean"):
