@@ -23,6 +23,7 @@ ROLE = f"public.{ROLE_TYPE}"
 # On auth.users, the platform's table: prefixed so they never meet a quickstart's on_auth_user_created.
 SIGNUP_TRIGGER = "blueprint_on_auth_user_created"
 DELETION_TRIGGER = "blueprint_before_auth_user_deleted"
+ADDRESS_TRIGGER = "blueprint_on_auth_user_email_changed"
 
 
 def _manager(bp: Blueprint) -> str:
@@ -115,6 +116,18 @@ begin
   return old;
 end""", "Account deletion: refused while the user is the primary owner of a team with other members; "
         "otherwise removes the organisations only they belong to.")
+
+
+def revoke_invitations_to_old_address() -> Function:
+    return _trigger_fn("revoke_invitations_to_old_address", """begin
+  -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
+  -- account deletion) revokes those to the address of that moment: a member who had moved to another address
+  -- would otherwise keep one, and come back, or up, through it by taking the old address again (L11).
+  delete from public.invitations i
+   where i.accepted_at is null and i.email = lower(old.email)
+     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);
+  return null;
+end""", "A changed account address: the pending invitations to the old one from the user's organisations go.")
 
 
 def delete_my_account() -> Function:
@@ -278,11 +291,17 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
     delete from public.invitations i
      where i.organization_id = old.organization_id and i.accepted_at is null
        and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+  elsif new.role < old.role then
+    -- Nor does a member demoted climb back through one (a promotion offered before): those above the new role go.
+    delete from public.invitations i
+     where i.organization_id = old.organization_id and i.accepted_at is null and i.role > new.role
+       and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
   end if;
   return null;
 end""", "A member who leaves, or drops below an invitation's role or below managing members"
         + (", or to a role that may not give it" if ungrantable(bp) else "")
-        + ", loses their pending invitations; one who leaves or is removed also loses those addressed to them.")
+        + ", loses their pending invitations; one who leaves or is removed also loses those addressed to them, "
+          "and one demoted those addressed to them above their new role.")
 
 
 # --- soft delete ------------------------------------------------------------------------------------------
@@ -461,8 +480,13 @@ end""", f"Retention: deletes audit rows older than {days} days and returns how m
 
 
 def auth_triggers(bp: Blueprint) -> list[Trigger]:
-    return [Trigger(name=SIGNUP_TRIGGER, timing="after", events=["insert"], function="private.handle_new_user"),
-            Trigger(name=DELETION_TRIGGER, timing="before", events=["delete"], function="private.before_user_deleted")]
+    out = [Trigger(name=SIGNUP_TRIGGER, timing="after", events=["insert"], function="private.handle_new_user"),
+           Trigger(name=DELETION_TRIGGER, timing="before", events=["delete"], function="private.before_user_deleted")]
+    if bp.tenancy.team_organizations:  # invitations exist
+        out.append(Trigger(name=ADDRESS_TRIGGER, timing="after", events=["update"], columns=["email"],
+                           when="lower(old.email) is distinct from lower(new.email)",
+                           function="private.revoke_invitations_to_old_address"))
+    return out
 
 
 def api_wrapper(impl: Function) -> Function:

@@ -140,7 +140,8 @@ def function_sql(f: Function) -> str:
 
 
 def trigger_sql(on: str, trg: Trigger) -> str:
-    events = " or ".join(trg.events)
+    columns = f" of {', '.join(ident(c) for c in trg.columns)}" if trg.columns else ""
+    events = " or ".join(e + columns if e == "update" else e for e in trg.events)
     args = ", ".join(literal(a) for a in trg.args)
     referencing = f"  referencing {' '.join(trg.referencing)}\n" if trg.referencing else ""
     when = f"\n  when ({trg.when})\n " if trg.when else ""

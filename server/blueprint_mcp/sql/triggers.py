@@ -281,7 +281,8 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         functions += [audit, protect_log := life.protect_audit_log()]
     functions.append(life.before_user_deleted(invitations=bp.tenancy.team_organizations))
     if bp.tenancy.team_organizations:
-        functions += [normalize := life.normalize_invitation(), revoke := life.revoke_inviters_invitations(bp)]
+        functions += [normalize := life.normalize_invitation(), revoke := life.revoke_inviters_invitations(bp),
+                      life.revoke_invitations_to_old_address()]
     for t in tables:
         names = [c.name for c in t.columns]
         immutable = {

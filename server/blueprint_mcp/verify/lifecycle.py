@@ -367,6 +367,28 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              + release_member_sql(w, "org1", removed)
              + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
                f"{literal(w.actor_id(removed))};")
+        # ... nor after moving to another address first: removal revokes by the address of that moment (L11).
+        moved = "moved." + email_of(w.actors[removed])
+        address = "update auth.users set email = {} where id = " + literal(w.actor_id(removed)) + ";"
+        case(f"an invitation sent to a {removed} who moves to another address, is removed and moves back is "
+             "accepted", "invitations", removed, accept.format(literal("tok-moved")), DENIED,
+             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
+                   f"{literal(w.actor_id(removed))}",
+             setup=invitation_sql(w, inviter, email_of(w.actors[removed]), inviter, "tok-moved")
+             + " " + address.format(literal(moved)) + release_member_sql(w, "org1", removed)
+             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
+               f"{literal(w.actor_id(removed))}; " + address.format(literal(email_of(w.actors[removed]))))
+    # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
+    demoted = roles[-2] if len(roles) > 2 else None
+    if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):
+        case(f"a {demoted} offered {inviter} rank, then demoted to {roles[-1]}, accepts the offer", "invitations",
+             demoted, accept.format(literal("tok-offer")), DENIED,
+             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
+                   f"{literal(w.actor_id(demoted))} and role > {literal(roles[-1])}",
+             setup=invitation_sql(w, inviter, email_of(w.actors[demoted]), inviter, "tok-offer")
+             + release_member_sql(w, "org1", demoted)
+             + f" update public.organization_members set role = {literal(roles[-1])} where {ORG} = {org1} "
+               f"and user_id = {literal(w.actor_id(demoted))};")
     create = "select public.create_invitation({}, {}, {})"
     pending = "select count(*) from public.invitations where {} = {} and lower(email) = {} and accepted_at is null"
     case(f"{inviter} invites at their own rank", "invitations", inviter,

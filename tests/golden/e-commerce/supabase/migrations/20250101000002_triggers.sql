@@ -606,12 +606,36 @@ begin
     delete from public.invitations i
      where i.organization_id = old.organization_id and i.accepted_at is null
        and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+  elsif new.role < old.role then
+    -- Nor does a member demoted climb back through one (a promotion offered before): those above the new role go.
+    delete from public.invitations i
+     where i.organization_id = old.organization_id and i.accepted_at is null and i.role > new.role
+       and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
   end if;
   return null;
 end
 $$;
-comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them.';
+comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them, and one demoted those addressed to them above their new role.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
+
+create or replace function private.revoke_invitations_to_old_address()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
+  -- account deletion) revokes those to the address of that moment: a member who had moved to another address
+  -- would otherwise keep one, and come back, or up, through it by taking the old address again (L11).
+  delete from public.invitations i
+   where i.accepted_at is null and i.email = lower(old.email)
+     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);
+  return null;
+end
+$$;
+comment on function private.revoke_invitations_to_old_address() is 'A changed account address: the pending invitations to the old one from the user''s organisations go.';
+revoke execute on function private.revoke_invitations_to_old_address() from public, anon, authenticated;
 
 create or replace function private.products_archive_on_delete()
 returns trigger
@@ -965,6 +989,12 @@ create trigger blueprint_on_auth_user_created
 create trigger blueprint_before_auth_user_deleted
   before delete on auth.users
   for each row execute function private.before_user_deleted();
+
+create trigger blueprint_on_auth_user_email_changed
+  after update of email on auth.users
+  for each row
+  when (lower(old.email) is distinct from lower(new.email))
+  execute function private.revoke_invitations_to_old_address();
 
 create or replace function private.delete_my_account()
 returns void
