@@ -101,6 +101,7 @@ def test_the_articles_sql_leaks_exactly_where_its_holes_are(empty_db_url):
         "admin grants owner",
         "the last owner leaves",
         "an outsider joins by inserting a membership",
+        *(f"an outsider joins as {role} by inserting a membership" for role in ("admin", "member", "viewer")),
         "create an organisation owned by someone else",
         "read other users' profiles",
         "a signed-in user writes sessions",
@@ -374,3 +375,27 @@ def test_memberships_keyed_by_profile_id_get_the_whole_matrix(empty_db_url):
     assert leaky != clean
     report = verify(source="leaky.sql", migrations=[leaky], database_url=empty_db_url)
     assert {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"} == {("docs", "select")}
+
+
+def test_a_generic_run_fails_when_it_could_build_no_row_of_a_table(empty_db_url):
+    """Without a blueprint a refused fixture row is reported but not held against the user's schema; a table none
+    of whose rows could be built was never tried, though, and a PASS vouched for it (tests/fixtures/stamped_author.sql
+    leaks projects to any owner)."""
+    sql = (Path(__file__).with_name("fixtures") / "stamped_author.sql").read_text()
+    report = verify(source="stamped", migrations=[sql], database_url=empty_db_url)
+    assert report.ok is False and report.leaks == 0
+    assert report.notes[0].startswith("nothing was tried on projects: PostgreSQL refused every fixture row of it")
+    assert report.fixture_failures and all('relation "projects"' in f for f in report.fixture_failures)
+
+
+def test_a_generic_run_tries_an_outsider_joining_at_every_role(empty_db_url):
+    """`with check (user_id = auth.uid() and role = 'member')` refused joining as owner, the only role the attack
+    tried, so verify passed a backend any signed-in user joins as a member (tests/fixtures/self_join.sql)."""
+    sql = (Path(__file__).with_name("fixtures") / "self_join.sql").read_text()
+    report = verify(source="self-join", migrations=[sql], database_url=empty_db_url)
+    joins = {a.attack: a.verdict for a in report.attacks if a.attack.startswith("an outsider joins")}
+    assert joins == {"an outsider joins by inserting a membership": "ok",
+                     "an outsider joins as admin by inserting a membership": "ok",
+                     "an outsider joins as member by inserting a membership": "LEAK",
+                     "an outsider joins as viewer by inserting a membership": "ok"}
+    assert report.ok is False

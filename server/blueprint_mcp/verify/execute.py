@@ -29,7 +29,9 @@ def run_plan(conn: Any, plan: Plan, progress: Callable[[int, int, str], None] | 
                 continue
             failed.add(i)
             plan.fixture_failures.append(f"{str(exc).strip().splitlines()[0]} in `{stmt[:160]}`")
-    plan.world.rows = [r for r in plan.world.rows if r.statement not in failed]
+    planned = plan.world.rows
+    plan.world.rows = [r for r in planned if r.statement not in failed]
+    plan.untested = sorted({r.table for r in planned} - {r.table for r in plan.world.rows})
     plan.planned_cases()
     total = len(plan.cases)
     for start in range(0, total, BATCH):

@@ -178,6 +178,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     only: set[str] | None = None  # judge only these tables' cases (a mutation run touching one table)
     fixture_failures: list[str] = field(default_factory=list)  # fixture statements PostgreSQL refused
+    untested: list[str] = field(default_factory=list)  # tables whose every fixture row was refused
 
     def planned_cases(self) -> list[Case]:
         before = len(self.world.statements)
@@ -512,6 +513,10 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
         attack("an outsider joins by inserting a membership", members_name, outsider,
                f"insert into {members} ({key}, {user}, {role}) values ({literal(w.orgs['org1'])}, "
                f"{literal(w.actor_id(outsider))}, {literal(top)})")
+        for lower in (r for r in roles if r != top):  # a policy may forbid one role only: `role = 'member'`
+            attack(f"an outsider joins as {lower} by inserting a membership", members_name, outsider,
+                   f"insert into {members} ({key}, {user}, {role}) values ({literal(w.orgs['org1'])}, "
+                   f"{literal(w.actor_id(outsider))}, {literal(lower)})")
     orgs_table = schema.table("organizations")
     if orgs_table is not None and orgs_table.column("owner_user_id") is not None:
         attack("create an organisation owned by someone else", "organizations", writer,

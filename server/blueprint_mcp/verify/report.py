@@ -33,7 +33,8 @@ class VerifyReport(BaseModel):
     target: str
     grant_mode: str
     ok: bool = Field(description="No leak, no wrongly blocked case, no error, no ERROR-level lint and, with a "
-                                 "blueprint, no fixture that could not be built.")
+                                 "blueprint, no fixture that could not be built (without one, no table whose "
+                                 "every fixture row was refused).")
     counts: dict[str, int] = Field(description="Cases per verdict.")
     leaks: int
     failures: list[CaseResult] = Field(description="Every case whose verdict is not ok/observed, leaks first.")
@@ -58,14 +59,21 @@ def ordered(cases: list[Case]) -> list[Case]:
 
 def build_report(source: str, mode, target: str, grant_mode: str, cases: list[Case], lints: list[Finding],
                  notes: list[str], include_cases: bool = False,
-                 fixture_failures: list[str] | None = None) -> VerifyReport:
+                 fixture_failures: list[str] | None = None, untested: list[str] | None = None) -> VerifyReport:
     counts = Counter(c.verdict for c in cases)
     failing = [c for c in ordered(cases) if c.verdict in ("LEAK", "blocked", "error")]
     errors = [f for f in lints if f.level.value == "ERROR"]
     fixture_failures = fixture_failures or []
-    # A generated backend must accept every fixture (the rows its cases need would be missing);
-    # a user's own schema may reject some, which is reported but not held against it.
-    broken_world = mode == "blueprint" and bool(fixture_failures)
+    # A generated backend must accept every fixture (the rows its cases need would be missing); a user's own
+    # schema may reject some, which is reported but not held against it, unless it rejected every row of a table:
+    # then nothing about that table was tried, and a PASS would vouch for what was never tested.
+    untested = untested or []
+    broken_world = bool(fixture_failures) if mode == "blueprint" else bool(untested)
+    if untested and mode != "blueprint":
+        notes = [f"nothing was tried on {', '.join(untested)}: PostgreSQL refused every fixture row of "
+                 f"{'it' if len(untested) == 1 else 'them'} (see the fixtures that could not be built; one cause: a trigger "
+                 "that fills a NOT NULL column from auth.uid() fails when rows are written without a signed-in "
+                 "user, as the service role and seed scripts write them)", *notes]
     report = VerifyReport(
         source=source, mode=mode, target=target, grant_mode=grant_mode,
         ok=not failing and not errors and not broken_world,

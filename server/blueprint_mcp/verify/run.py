@@ -178,4 +178,4 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
                                  fix="report this with the migrations that caused it") from None
         desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
-                        plan.cases, lints, plan.notes + notes, include_cases, plan.fixture_failures)
+                        plan.cases, lints, plan.notes + notes, include_cases, plan.fixture_failures, plan.untested)
