@@ -734,8 +734,9 @@ def _register_prompts(server: MCPServer) -> None:
 # --- server ---------------------------------------------------------------------------------------
 
 class BlueprintServer(MCPServer):
-    """The SDK's server, with two answers put right: an unknown prompt is the caller's mistake (invalid params
-    naming the prompts), not an internal error; a project file is read with the MIME type its link gives."""
+    """The SDK's server, with three answers put right: an unknown prompt is the caller's mistake (invalid params
+    naming the prompts), not an internal error; a project file is read with the MIME type its link gives; a stdio
+    line that is no message gets an error instead of silence."""
 
     async def get_prompt(self, name: str, arguments: dict[str, Any] | None = None, context: Any = None) -> Any:
         names = [p.name for p in await self.list_prompts()]
@@ -751,7 +752,6 @@ class BlueprintServer(MCPServer):
             return contents
         return [ReadResourceContents(content=c.content, mime_type=artefacts.file_mime(path), meta=c.meta)
                 for c in contents]
-
 
     async def run_stdio_async(self) -> None:
         """stdio, where a line that is no JSON-RPC message gets an error (id null) as over HTTP: -32700 when it

@@ -98,9 +98,7 @@ def _access_rows(bp: Blueprint) -> list[tuple[str, str, str, str]]:
 
 
 def _trigger_rows(schema: Schema) -> list[tuple[str, str, str, str]]:
-    rows = [(t.qualified, trg.name, f"{trg.timing} {' or '.join(trg.events)}", trg.function)
-            for t in schema.tables for trg in t.triggers]
-    rows += [("auth.users", trg.name, f"{trg.timing} {' or '.join(trg.events)}"
-              + (f" of {', '.join(trg.columns)}" if trg.columns else ""), trg.function)
-             for trg in schema.auth_triggers]
-    return rows
+    on = [(t.qualified, trg) for t in schema.tables for trg in t.triggers]
+    on += [("auth.users", trg) for trg in schema.auth_triggers]
+    return [(table, trg.name, f"{trg.timing} {' or '.join(trg.events)}"
+             + (f" of {', '.join(trg.columns)}" if trg.columns else ""), trg.function) for table, trg in on]

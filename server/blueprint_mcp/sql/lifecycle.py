@@ -87,14 +87,18 @@ def _rpc(name: str, args: str, arg_types: str, returns: str, body: str, comment:
 
 # --- accounts and ownership ------------------------------------------------------------------------------
 
+# An auth.users trigger's statement: the pending invitations to the row's old address from the user's organisations.
+_REVOKE_OLD_ADDRESS = """
+  delete from public.invitations i
+   where i.accepted_at is null and i.email = lower(old.email)
+     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);"""
+
+
 def before_user_deleted(invitations: bool = False) -> Function:
     # Memberships go with the account by cascade, once auth.users has lost the row: the address is read here.
     revoke = """
   -- Invitations to this address from teams the user belonged to go too: signing up again with it would
-  -- otherwise bring them back through an invitation sent before (docs/lifecycle.md L11).
-  delete from public.invitations i
-   where i.accepted_at is null and i.email = lower(old.email)
-     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);""" \
+  -- otherwise bring them back through an invitation sent before (docs/lifecycle.md L11).""" + _REVOKE_OLD_ADDRESS \
         if invitations else ""
     return _trigger_fn("before_user_deleted", """declare
   blocking text;
@@ -122,10 +126,8 @@ def revoke_invitations_to_old_address() -> Function:
     return _trigger_fn("revoke_invitations_to_old_address", """begin
   -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
   -- account deletion) revokes those to the address of that moment: a member who had moved to another address
-  -- would otherwise keep one, and come back, or up, through it by taking the old address again (L11).
-  delete from public.invitations i
-   where i.accepted_at is null and i.email = lower(old.email)
-     and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);
+  -- would otherwise keep one, and come back, or up, through it by taking the old address again (L11).""" \
+        + _REVOKE_OLD_ADDRESS + """
   return null;
 end""", "A changed account address: the pending invitations to the old one from the user's organisations go.")
 

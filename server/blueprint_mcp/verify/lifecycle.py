@@ -368,16 +368,19 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
                f"{literal(w.actor_id(removed))};")
         # ... nor after moving to another address first: removal revokes by the address of that moment (L11).
-        moved = "moved." + email_of(w.actors[removed])
-        address = "update auth.users set email = {} where id = " + literal(w.actor_id(removed)) + ";"
+        theirs = email_of(w.actors[removed])
+
+        def move_to(address: str) -> str:
+            return f" update auth.users set email = {literal(address)} where id = {literal(w.actor_id(removed))};"
+
         case(f"an invitation sent to a {removed} who moves to another address, is removed and moves back is "
              "accepted", "invitations", removed, accept.format(literal("tok-moved")), DENIED,
              probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
                    f"{literal(w.actor_id(removed))}",
-             setup=invitation_sql(w, inviter, email_of(w.actors[removed]), inviter, "tok-moved")
-             + " " + address.format(literal(moved)) + release_member_sql(w, "org1", removed)
+             setup=invitation_sql(w, inviter, theirs, inviter, "tok-moved") + move_to("moved." + theirs)
+             + release_member_sql(w, "org1", removed)
              + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
-               f"{literal(w.actor_id(removed))}; " + address.format(literal(email_of(w.actors[removed]))))
+               f"{literal(w.actor_id(removed))};" + move_to(theirs))
     # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
     demoted = roles[-2] if len(roles) > 2 else None
     if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):
