@@ -147,6 +147,13 @@ CASES = {
         "organization_id in (select v.organization_id from private.all_memberships v)", ["caller"]),
     "everyone's memberships, through an invoker's view": (
         "organization_id in (select v.organization_id from private.seen_memberships v)", ["caller"]),
+    # A disjunction ties only what each of its branches ties: the second passes any member of any organisation.
+    "exists, an OR past the row": ("exists (select 1 from public.organization_members m "
+                                   "where m.organization_id = tasks.organization_id and m.role = 'admin' "
+                                   "or m.user_id = auth.uid())", ["row"]),
+    "exists, the OR inside": ("exists (select 1 from public.organization_members m "
+                              "where m.organization_id = tasks.organization_id and m.user_id = auth.uid() "
+                              "and (m.role = 'owner' or m.role = 'admin'))", []),
     "the owner or a member": ("created_by = auth.uid() or organization_id = any (array(select private.ids('viewer')))",
                               []),
 }
@@ -235,3 +242,61 @@ def test_the_generic_matrix_takes_the_membership_that_holds_a_role_over_a_shops_
     tables = sorted(build_schema(load_template("e-commerce")).tables, key=lambda t: (t.schema_name, t.name))
     assert [t.name for t, _ in membership_links(tables)][:2] == ["customers", "organization_members"]
     assert membership_table(tables, "organization_id").name == "organization_members"
+
+
+# --- the helpers policies call: the audit reads their bodies, verify runs them ---------------------------------
+
+HELPERS = {
+    # name: (the helper's body as an SQL function of no argument returning the caller's organisation ids, or of
+    # one (`o uuid`) answering for one organisation; the rule the audit reports, None = none)
+    "pinned": ("select m.organization_id from public.organization_members m where m.user_id = (select auth.uid())",
+               None),
+    "through a join": ("select m.organization_id from public.organization_members m join auth.users u "
+                       "on u.id = m.user_id where u.id = (select auth.uid())", None),
+    "a join that never meets the membership": (
+        "select m.organization_id from public.organization_members m join auth.users u on u.id = (select auth.uid())",
+        "BP054"),
+    "the column compared with itself": (
+        "select m.organization_id from public.organization_members m where m.user_id = m.user_id", "BP054"),
+    "an OR past the caller": ("select m.organization_id from public.organization_members m "
+                              "where m.user_id = (select auth.uid()) or m.role = 'member'", "BP054"),
+    "a parameter the column hides": ("(organization_id uuid) select exists (select 1 from public.organization_members"
+                                     " m where m.organization_id = organization_id and m.user_id = auth.uid())",
+                                     "BP055"),
+    "a parameter qualified": ("(organization_id uuid) select exists (select 1 from public.organization_members m "
+                              "where m.organization_id = helper.organization_id and m.user_id = auth.uid())", None),
+}
+
+
+def _helper_sql(name: str) -> str:
+    body, _ = HELPERS[name]
+    if body.startswith("("):
+        args, body = body[1:].split(") ", 1)
+        return (f"create function private.helper({args}) returns boolean language sql stable security definer "
+                f"set search_path = '' as $$ {body} $$;\ngrant execute on function private.helper(uuid) to "
+                "authenticated;\ncreate policy tasks_select on public.tasks for select to authenticated "
+                "using (private.helper(organization_id));")
+    return (f"create function private.helper() returns setof uuid language sql stable security definer "
+            f"set search_path = '' as $$ {body} $$;\ngrant execute on function private.helper() to authenticated;\n"
+            "create policy tasks_select on public.tasks for select to authenticated "
+            "using (organization_id = any (array(select private.helper())));")
+
+
+@pytest.mark.parametrize("name", sorted(HELPERS))
+def test_the_audit_reads_whom_a_policys_helper_answers_for(name):
+    found = {f.rule_id for f in audit_sql([("m.sql", SERVED + _helper_sql(name))]) if f.object == "private.helper"}
+    assert found == ({HELPERS[name][1]} if HELPERS[name][1] else set())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", ["a join that never meets the membership", "a parameter the column hides",
+                                  "an OR past the caller", "through a join"])
+def test_a_helper_the_audit_reports_leaks_in_verify_and_one_it_passes_does_not(name, empty_db_url):
+    """The audit's reading of a helper's body (BP054, BP055) and verify's run of the same SQL on PostgreSQL."""
+    from blueprint_mcp.verify.run import verify
+
+    sql = SERVED + _helper_sql(name)
+    report = verify(source="m.sql", migrations=[sql], database_url=empty_db_url)
+    leaked = {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"}
+    assert not report.fixture_failures, report.fixture_failures
+    assert (("tasks", "select") in leaked) == (HELPERS[name][1] is not None), leaked

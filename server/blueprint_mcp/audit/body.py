@@ -36,6 +36,10 @@ class BodyFacts:
     dynamic_inputs: list[str] = field(default_factory=list)
     # A statement reads the user's own metadata (as lint 0015 reads a policy): whatever the user chose.
     reads_user_metadata: bool = False
+    # The parsed statements (a PL/pgSQL body's embedded queries and expressions) and the names of its
+    # variables, for the reading of whom the body answers for (`callers`).
+    trees: list[Any] = field(default_factory=list)
+    variables: set[str] = field(default_factory=set)
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -48,6 +52,7 @@ def _qualified(rv: dict, default_schema: str) -> str:
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     """Record the relations `tree` (parsed statements) reads and writes. The tree is walked once: its typed
     nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check."""
+    facts.trees.append(tree)
     typed = list(nodes(tree))
     for kind, body in typed:
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
@@ -87,6 +92,8 @@ def plpgsql_body(create_statement: str, default_schema: str,
             continue
         datums = fn.get("datums") or []
         new_varno = fn.get("new_varno")
+        facts.variables |= {(d.get("PLpgSQL_var") or {}).get("refname", "") for d in datums
+                            if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}

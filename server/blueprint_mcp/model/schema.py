@@ -216,6 +216,12 @@ class Function(_Obj):
                                                                "as they are (`name (body line N)`).")
     reads_user_metadata: bool | None = Field(None, description="Its body reads the user's own metadata "
                                                              "(auth.jwt() -> 'user_metadata', raw_user_meta_data).")
+    caller_pins: dict[str, list[str]] | None = Field(
+        None, description="For each table its body reads, the columns every read pins to the caller (auth.uid(), "
+                          "a parameter or a variable): whose rows it answers with.")
+    unread_parameters: list[str] | None = Field(
+        None, description="Input parameters its body never reads (`name`, or `name (hidden by schema.table.column)` "
+                          "where a column of the query takes the name).")
 
     @property
     def qualified(self) -> str:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...model.schema import Schema
+from ..pins import CALLER, filters_of, pinned, unwrap
 from ..tree import Node, function_name, strings
 from .common import names_the_caller
 
@@ -73,6 +74,7 @@ class _Scope:
         self.names: set[str] = set()
         self.columns: set[str] = set()
         self.unknown = False  # a relation whose columns the reading does not know
+        self.by_alias: dict[str, set[str]] = {}
         for kind, body in _from_items(select):
             if kind == "RangeVar":
                 alias = (body.get("alias") or {}).get("aliasname")
@@ -82,11 +84,20 @@ class _Scope:
                     self.unknown = True
                 else:
                     self.columns |= {c.name for c in table.columns}
+                    self.by_alias[alias or body.get("relname", "")] = {c.name for c in table.columns}
             elif kind in _SCOPE_NODES:
                 alias = (body.get("alias") or {}).get("aliasname")
                 if alias:
                     self.names.add(alias)
                 self.unknown = True
+
+    def alias_of(self, ref: Node) -> str | None:
+        """The alias a column reference names in this FROM (a bare name: the relation that has the column)."""
+        names = strings(ref.get("fields"))
+        if len(names) >= 2:
+            return names[-2] if names[-2] in self.names else None
+        found = next((alias for alias, columns in self.by_alias.items() if names and names[-1] in columns), None)
+        return found or (next(iter(self.names)) if len(self.names) == 1 and self.unknown else None)
 
     def resolves(self, ref: Node) -> bool:
         names = strings(ref.get("fields"))
@@ -95,9 +106,10 @@ class _Scope:
         return self.unknown or (bool(names) and names[-1] in self.columns)
 
 
-def _correlated(s: Schema, select: Node, default_schema: str) -> bool:
-    """The sub-query refers to a column it does not define itself (at any depth inside it)."""
-    stack: list[tuple[Any, tuple[_Scope, ...]]] = [(select, (_Scope(s, select, default_schema),))]
+def _correlated(s: Schema, select: Node, default_schema: str, part: Any = None) -> bool:
+    """The sub-query (or `part` of it) refers to a column the sub-query does not define itself (at any depth)."""
+    stack: list[tuple[Any, tuple[_Scope, ...]]] = [(select if part is None else part,
+                                                   (_Scope(s, select, default_schema),))]
     while stack:
         value, scopes = stack.pop()
         typed = _typed(value)
@@ -121,6 +133,51 @@ def _calls_out(value: Any) -> bool:
             return True
         stack.extend(_children(v))
     return False
+
+
+def _tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
+    """The sub-query compares something of the outer row in every branch of its filter (`a and b`: either; `a or
+    b`: both), or refers to the outer row outside its filter (its output, its FROM), where this reading cannot
+    judge: `m.organization_id = tasks.organization_id and m.user_id = auth.uid() or m.role = 'owner'` lets every
+    owner's membership through, whatever the row."""
+    def branch(value: Any) -> bool:
+        typed = _typed(value)
+        op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
+        if op == "AND_EXPR":
+            return any(branch(arg) for arg in typed[1].get("args") or [])
+        if op == "OR_EXPR":
+            return all(branch(arg) for arg in typed[1].get("args") or [])
+        return op is None and _correlated(s, select, default_schema, value)
+
+    if any(branch(f) for f in filters_of(select)):
+        return True
+    elsewhere = [v for k, v in select.items() if k not in ("whereClause", "fromClause")]
+    elsewhere += [body for kind, body in _from_items(select) if kind != "RangeVar"]
+    return _correlated(s, select, default_schema, elsewhere)
+
+
+def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]) -> bool:
+    """The sub-query keeps a membership relation it reads to the caller's rows: its filter pins one of that
+    relation's columns to a value naming the caller (`m.user_id = (select auth.uid())`) in every branch, or it
+    names the caller outside its filter (its output, a function in its FROM), where this reading cannot judge."""
+    scope = _Scope(s, select, default_schema)
+    aliases = {(body.get("alias") or {}).get("aliasname") or body.get("relname", "")
+               for kind, body in _from_items(select) if kind == "RangeVar"
+               and f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}" in members}
+
+    def classify(operand: Any) -> Any:
+        operand = unwrap(operand)
+        typed = _typed(operand)
+        if typed and typed[0] == "ColumnRef":
+            alias = scope.alias_of(typed[1])
+            return (alias, strings(typed[1].get("fields"))[-1]) if alias else ("outer", id(typed[1]))
+        return CALLER if _calls_out(operand) and not _has_column(operand) else None
+
+    if any(alias in aliases for alias, _ in pinned(filters_of(select), classify)):
+        return True
+    elsewhere = [v for k, v in select.items() if k not in ("whereClause", "fromClause")]
+    elsewhere += [body for kind, body in _from_items(select) if kind != "RangeVar"]
+    return _calls_out(elsewhere)
 
 
 def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
@@ -177,13 +234,14 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
         if kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             test = body.get("testexpr")
-            row = row or _has_column(test) or _correlated(s, select, default_schema)
+            row = row or _has_column(test) or _tied_to_row(s, select, default_schema)
             caller = caller or _calls_out(test)
             read = _from_relations(select, default_schema)
             if any(name in members or name in views for name in read):
                 if not row:
                     out.append("row")
-                elif not (caller or _calls_out(select) or any(n in protected for n in read if n in members)
+                elif not (caller or _pins_caller(s, select, default_schema, members | set(views))
+                          or any(n in protected for n in read if n in members)
                           or any(views.get(n) for n in read)):
                     out.append("caller")
                 continue

@@ -1,0 +1,188 @@
+"""Whom a function body answers for: the columns its reads pin to the caller, and the parameters it never reads.
+
+Facts for the rules on the helpers policies call (BP054, BP055). A helper that reads memberships answers for the
+caller only when every read pins the membership's user column to the caller: `auth.uid()`, a parameter (the
+policy passes it) or a variable (`caller uuid := auth.uid()`). A parameter the body never reads decides nothing,
+however the policy calls it, and in an SQL function a column of the query hides a parameter of the same name
+(`where m.organization_id = organization_id` compares the column with itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .pins import CALLER, filters_of, pinned, unwrap
+from .tree import function_name, strings
+
+# The columns of schema.table as far as the SQL read so far says, None = not known.
+ColumnsOf = Callable[[str], "set[str] | None"]
+_AGGREGATES = ("count", "sum", "avg", "min", "max")
+
+
+@dataclass
+class CallerFacts:
+    # schema.table -> the columns every read of it (outside derived tables and CTEs) pins to the caller
+    pins: dict[str, set[str]] = field(default_factory=dict)
+    read: set[int] = field(default_factory=set)  # positions of the parameters the body reads
+    shadowed: dict[int, str] = field(default_factory=dict)  # position -> schema.table.column that hides it
+
+
+@dataclass
+class _Scope:
+    relations: list[tuple[str, str, set[str] | None]]  # (alias, schema.table, its columns or None)
+
+
+class _Body:
+    def __init__(self, name: str, params: list[tuple[str, str]], variables: set[str], column_first: bool,
+                 default_schema: str, columns_of: ColumnsOf) -> None:
+        self.name = name
+        self.params = {p: i for i, (p, _) in enumerate(params, start=1) if p}
+        self.variables = variables - set(self.params)
+        self.column_first = column_first
+        self.default_schema = default_schema
+        self.columns_of = columns_of
+        self.facts = CallerFacts()
+
+    def walk(self, value: Any, scopes: tuple[_Scope, ...], judged: bool, given: frozenset = frozenset()) -> None:
+        stack: list[tuple[Any, tuple[_Scope, ...], bool, frozenset]] = [(value, scopes, judged, given)]
+        while stack:
+            value, scopes, judged, given = stack.pop()
+            if isinstance(value, list):
+                stack += [(v, scopes, judged, given) for v in reversed(value)]
+                continue
+            if not isinstance(value, dict):
+                continue
+            if len(value) != 1 or not next(iter(value))[:1].isupper():
+                stack += [(v, scopes, judged, given) for v in value.values() if isinstance(v, dict | list)]
+                continue
+            kind, body = next(iter(value.items()))
+            if not isinstance(body, dict):
+                continue
+            if kind == "SelectStmt":
+                stack += self._select(body, scopes, judged, given)
+            elif kind == "ColumnRef":
+                self._resolve(body, scopes)
+            elif kind == "ParamRef":
+                self.facts.read.add(body.get("number", 0))
+            else:
+                stack += [(v, scopes, judged, given) for v in body.values() if isinstance(v, dict | list)]
+
+    def _select(self, select: dict, scopes: tuple[_Scope, ...], judged: bool, given: frozenset) -> list:
+        scope = _Scope([])
+        later: list = []
+        items = list(select.get("fromClause") or [])
+        while items:
+            item = items.pop()
+            kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else ("", {})
+            if kind == "RangeVar":
+                rel = f"{body.get('schemaname') or self.default_schema}.{body.get('relname', '')}"
+                alias = (body.get("alias") or {}).get("aliasname") or body.get("relname", "")
+                scope.relations.append((alias, rel, self.columns_of(rel)))
+            elif kind == "JoinExpr":
+                items += [body.get("larg"), body.get("rarg")]
+            elif kind == "RangeSubselect":  # a derived table: what its rows answer for is decided outside it
+                alias = (body.get("alias") or {}).get("aliasname") or ""
+                scope.relations.append((alias, "", None))
+                later.append((body.get("subquery"), scopes, False, frozenset()))
+            else:
+                alias = ((body.get("alias") or {}).get("aliasname") or "") if isinstance(body, dict) else ""
+                scope.relations.append((alias, "", None))
+                later.append((body, scopes, judged, given))
+        inner = scopes + (scope,)
+        keys = pinned(filters_of(select), lambda op: self._classify(op, inner), given)
+        if judged and not _aggregates_only(select):
+            for alias, rel, _ in scope.relations:
+                if rel:
+                    mine = {k[2] for k in keys if k[0] == id(scope) and k[1] == alias}
+                    self.facts.pins[rel] = self.facts.pins[rel] & mine if rel in self.facts.pins else mine
+        quals = [f for f in filters_of(select) if f is not select.get("whereClause")]
+        for key, child in select.items():
+            if key == "withClause":
+                later.append((child, scopes, False, frozenset()))
+            elif key != "fromClause" and isinstance(child, dict | list):
+                later.append((child, inner, judged, frozenset(keys)))
+        later += [(q, inner, judged, frozenset(keys)) for q in quals]
+        return later[::-1]
+
+    def _resolve(self, ref: dict, scopes: tuple[_Scope, ...]) -> tuple | None:
+        """What a column reference names: ("column", scope id, alias, column), ("input",) for a parameter or a
+        variable, or None (a relation or record the reading does not know)."""
+        names = strings(ref.get("fields"))
+        if not names or names[-1] == "*":
+            return None
+        if len(names) >= 2:
+            for scope in reversed(scopes):
+                if any(alias == names[-2] for alias, _, _ in scope.relations):
+                    return ("column", id(scope), names[-2], names[-1])
+            if names[-2] == self.name and names[-1] in self.params:  # is_member.organization_id
+                self.facts.read.add(self.params[names[-1]])
+                return ("input",)
+            return None
+        name = names[0]
+        for scope in reversed(scopes):
+            holder = next(((alias, rel) for alias, rel, columns in scope.relations
+                           if columns is not None and name in columns), None)
+            if holder is not None:
+                if name in self.params and self.column_first:
+                    self.facts.shadowed.setdefault(self.params[name], f"{holder[1]}.{name}")
+                if (name in self.params or name in self.variables) and not self.column_first:
+                    break  # PL/pgSQL takes the variable (or raises: the name is ambiguous)
+                return ("column", id(scope), holder[0], name)
+            if any(columns is None for _, _, columns in scope.relations):
+                if name in self.params or name in self.variables:
+                    break  # a relation of unknown columns: the benefit of the doubt
+                return None
+        if name in self.params:
+            self.facts.read.add(self.params[name])
+            return ("input",)
+        return ("input",) if name in self.variables else None
+
+    def _classify(self, operand: Any, scopes: tuple[_Scope, ...]) -> Any:
+        operand = unwrap(operand)
+        kind, body = next(iter(operand.items())) if isinstance(operand, dict) and len(operand) == 1 else ("", {})
+        if kind == "ColumnRef":
+            found = self._resolve(body, scopes)
+            if found is None:
+                return ("unknown", id(body))
+            return CALLER if found == ("input",) else found[1:]
+        if kind == "ParamRef":
+            return CALLER
+        caller = False
+        stack = [operand]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, list):
+                stack += value
+            elif isinstance(value, dict):
+                if len(value) == 1 and "ColumnRef" in value:
+                    found = self._resolve(value["ColumnRef"], scopes)
+                    if found is None or found[0] == "column":
+                        return None
+                    caller = True
+                elif len(value) == 1 and "FuncCall" in value:
+                    called = function_name(value["FuncCall"])
+                    caller = caller or "." in called or called in ("current_setting", "current_user")
+                    stack += [v for v in value["FuncCall"].values() if isinstance(v, dict | list)]
+                else:
+                    stack += [v for v in value.values() if isinstance(v, dict | list)]
+        return CALLER if caller else None
+
+
+def _aggregates_only(select: dict) -> bool:
+    """A SELECT that answers with counts or sums (a fact about a group, not whose rows they are)."""
+    targets = [(t.get("ResTarget") or {}).get("val") or {} for t in select.get("targetList") or []]
+    return bool(targets) and all("FuncCall" in v and function_name(v["FuncCall"]).split(".")[-1] in _AGGREGATES
+                                 for v in targets)
+
+
+def caller_facts(trees: list[Any], name: str, params: list[tuple[str, str]], variables: set[str],
+                 column_first: bool, default_schema: str, columns_of: ColumnsOf) -> CallerFacts:
+    """The facts of one body: `trees`, its parsed statements (a PL/pgSQL body's embedded queries and
+    expressions as `select <expression>`); `column_first`: a column wins over a parameter or variable of the
+    same name (SQL functions; PL/pgSQL under #variable_conflict use_column)."""
+    body = _Body(name, params, variables, column_first, default_schema, columns_of)
+    for tree in trees:
+        body.walk(tree, (), True)
+    return body.facts

@@ -1,0 +1,103 @@
+"""Which columns a query's filter pins to the caller: the reading behind the caller ties of BP050 and BP054.
+
+A filter keeps a relation to the caller's rows when its conjuncts equate a column of it with the caller, directly
+or through other columns (`m.user_id = u.id and u.id = auth.uid()`). A disjunction pins a column only when every
+branch does: `m.user_id = auth.uid() or m.role = 'owner'` lets every owner's membership through. What counts as
+the caller is the classifier's to say (auth.uid(), a helper's parameter or variable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable
+from typing import Any
+
+from .tree import strings
+
+CALLER = ("<caller>",)
+# An operand of an equality as the classifier reads it: a column's key, CALLER, or None (a constant, an
+# expression of several columns: neither pins anything).
+Classify = Callable[[Any], Hashable | None]
+
+
+def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable] = ()) -> set[Hashable]:
+    """Keys (as `classify` names columns) that the conjunction of `filters` equates with the caller; `given`: keys
+    an enclosing query pins already."""
+    parent: dict[Hashable, Hashable] = {}
+
+    def find(k: Hashable) -> Hashable:
+        parent.setdefault(k, k)
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    def union(a: Hashable, b: Hashable) -> None:
+        parent[find(a)] = find(b)
+
+    for k in given:
+        union(k, CALLER)
+    for conjunct in _conjuncts(filters):
+        pair = _equality(conjunct)
+        if pair is not None:
+            left, right = classify(pair[0]), classify(pair[1])
+            if left is not None and right is not None:
+                union(left, right)
+        elif _bool(conjunct) == "OR_EXPR":
+            branches = [pinned([arg], classify, given) for arg in _typed(conjunct)[1].get("args") or []]
+            for k in set.intersection(*branches) if branches else ():
+                union(k, CALLER)
+    root = find(CALLER)
+    return {k for k in list(parent) if k != CALLER and find(k) == root}
+
+
+def _typed(value: Any) -> tuple[str, dict]:
+    if isinstance(value, dict) and len(value) == 1:
+        kind, body = next(iter(value.items()))
+        if isinstance(body, dict):
+            return kind, body
+    return "", {}
+
+
+def _bool(value: Any) -> str | None:
+    kind, body = _typed(value)
+    return body.get("boolop") if kind == "BoolExpr" else None
+
+
+def _conjuncts(filters: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    stack = [f for f in filters if f is not None][::-1]
+    while stack:
+        value = stack.pop()
+        if _bool(value) == "AND_EXPR":
+            stack += list(reversed(_typed(value)[1].get("args") or []))
+        else:
+            out.append(value)
+    return out
+
+
+def _equality(value: Any) -> tuple[Any, Any] | None:
+    kind, body = _typed(value)
+    if kind == "A_Expr" and body.get("kind", "AEXPR_OP") == "AEXPR_OP" and strings(body.get("name")) == ["="]:
+        return body.get("lexpr"), body.get("rexpr")
+    return None
+
+
+def filters_of(select: dict) -> list[Any]:
+    """A SELECT's WHERE and the ON conditions of the joins in its FROM: what decides which rows it reads."""
+    out = [select.get("whereClause")]
+    stack = list(select.get("fromClause") or [])
+    while stack:
+        kind, body = _typed(stack.pop())
+        if kind == "JoinExpr":
+            out.append(body.get("quals"))
+            stack += [body.get("larg"), body.get("rarg")]
+    return [f for f in out if f is not None]
+
+
+def unwrap(value: Any) -> Any:
+    """An operand without the casts around it (`m.user_id::text`, `(auth.jwt() ->> 'sub')::uuid`)."""
+    kind, body = _typed(value)
+    while kind == "TypeCast":
+        value = body.get("arg")
+        kind, body = _typed(value)
+    return value

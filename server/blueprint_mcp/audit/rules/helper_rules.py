@@ -1,0 +1,87 @@
+"""Rules over the functions policies call: a helper must answer for the caller and read what it is given.
+
+A policy that calls a helper trusts its body: BP050 reads the policy, these read the body (the facts `callers`
+derives at parse time). A helper whose membership read is not pinned to the caller answers with everyone's
+memberships; one that never reads the argument the policy passes (the row's organisation) decides nothing
+about the row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ...model.schema import Function, Policy, Schema, Table
+from ...model.tenant_keys import member_column
+from ...model.tenant_keys import user_tables as per_user_tables
+from ..findings import Level
+from ..platform import managed
+from ..registry import rule
+from .common import _once, calls, find_function, membership_tables, policy_label, trees
+
+
+def policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
+    """Each function a policy calls (defined in the audited SQL, outside the platform's schemas), with the first
+    policy that calls it."""
+    return _once("policy helpers", s, _policy_helpers, s)
+
+
+def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
+    out: dict[str, tuple[Function, Table, Policy]] = {}
+    for t in s.tables:
+        for p in t.policies:
+            for _, tree, _ in trees(p):
+                for name, _, _ in calls(tree):
+                    f = find_function(s, name)
+                    if f is not None and not managed(f.schema_name) and f.qualified not in out:
+                        out[f.qualified] = (f, t, p)
+    return list(out.values())
+
+
+@rule("BP054", "policy_helper_not_tied_to_caller", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A function a policy calls reads memberships without keeping them to the caller's.",
+      why="The policy trusts the helper to answer for the caller. A body that does not pin the membership's user "
+          "column to the caller in every branch (`m.user_id = (select auth.uid())`, a variable holding it, or a "
+          "parameter the policy passes) answers with every user's memberships: `m.user_id = m.user_id`, a join "
+          "with auth.users that never meets the membership, `or m.role = 'owner'`, or `m.user_id = user_id` in "
+          "an SQL function with a parameter named user_id (the column wins) all let any signed-in user through "
+          "wherever anyone would pass. A definer helper reads past the table's RLS; an invoker's reads a table "
+          "without RLS alike.",
+      bad="create function private.my_org_ids() returns setof uuid language sql stable security definer\n"
+          "set search_path = '' as $$ select m.organization_id from public.organization_members m\n"
+          "  join auth.users u on u.id = (select auth.uid()) $$;",
+      fix="Filter the memberships by the caller: where m.user_id = (select auth.uid()); in PL/pgSQL, declare "
+          "caller uuid := auth.uid() and compare with it. If the helper counts an organisation's members on "
+          "purpose, answer with the count (count(*)) or suppress the finding with the reason.")
+def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
+    members = membership_tables(s)
+    users = per_user_tables(s.tables)
+    protected = {t.qualified for t in s.tables if t.rls_enabled}
+    for f, t, p in policy_helpers(s):
+        for rel, columns in (f.caller_pins or {}).items():
+            table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+            user = member_column(table, table.tenant_key, users) if table is not None else None
+            if user is None or user in columns or (not f.security_definer and rel in protected):
+                continue
+            yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) reads {rel} without keeping "
+                            f"{user} to the caller: it answers with every user's memberships.", f.qualified,
+                            location=f.location)
+
+
+@rule("BP055", "policy_helper_ignores_argument", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A function a policy calls never reads one of its parameters.",
+      why="The policy passes the row's organisation (or the caller, or a role) and trusts the helper to decide by "
+          "it; a body that never reads the parameter decides the same for every row. In an SQL function a column "
+          "of the query takes a parameter's name: in `is_member(organization_id uuid)`, `where m.organization_id "
+          "= organization_id` compares the membership's column with itself, so any member of any organisation "
+          "passes.",
+      bad="create function private.is_member(organization_id uuid) returns boolean language sql stable\n"
+          "security definer set search_path = '' as $$ select exists (select 1 from public.organization_members m\n"
+          "  where m.organization_id = organization_id and m.user_id = (select auth.uid())) $$;",
+      fix="Name parameters apart from columns (p_organization_id), or qualify them with the function's name "
+          "(is_member.organization_id) or write $1; drop a parameter the helper does not need.")
+def policy_helper_ignores_argument(r, s: Schema) -> Iterator:
+    for f, t, p in policy_helpers(s):
+        if f.unread_parameters:
+            yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) never reads "
+                            f"{', '.join(f.unread_parameters)}: what the policy passes there decides nothing.",
+                            f.qualified, location=f.location)
