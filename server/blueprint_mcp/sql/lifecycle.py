@@ -99,7 +99,10 @@ def before_user_deleted(invitations: bool = False) -> Function:
     revoke = """
   -- Invitations to this address from teams the user belonged to go too: signing up again with it would
   -- otherwise bring them back through an invitation sent before (docs/lifecycle.md L11).""" + _REVOKE_OLD_ADDRESS \
-        if invitations else ""
+        + """
+  -- The invitations the user accepted hold their address, which their organisations' managers read: it goes
+  -- with the account (L01).
+  delete from public.invitations i where i.accepted_by = old.id;""" if invitations else ""
     return _trigger_fn("before_user_deleted", """declare
   blocking text;
 begin

@@ -129,8 +129,8 @@ USER_ROWS = ("profiles", "organization_members", "sessions", "feature_flag_assig
 
 
 def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
-    """The fixture rows that are the victim's to lose: their profile and memberships, rows of `user`
-    scope entities they own (private to them), rows holding their id in a user column declared
+    """The fixture rows that are the victim's to lose: their profile and memberships, the invitations they
+    accepted, rows of `user` scope entities they own (private to them), rows holding their id in a user column declared
     `on_delete: cascade`, and every row that is part of (cascades from) one of those. Rows they merely
     wrote in an organisation stay: the organisation keeps its data when a member goes."""
     uid = literal(w.actor_id(victim))
@@ -144,7 +144,9 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
             continue
         e = bp.entity(r.table)
         if e is None:
-            if r.table in USER_ROWS and r.author == victim:
+            # An invitation the victim accepted holds their address: it goes with the account (L01).
+            if (r.table in USER_ROWS and r.author == victim) or \
+                    (r.table == "invitations" and r.values.get("accepted_by") == uid):
                 mine.append(r)
             continue
         owned = e.scope is Scope.user and r.author == victim
@@ -343,6 +345,12 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
            f"{literal(w.actor_id(invitee))};")
     case("a made-up token is accepted", "invitations", invitee, accept.format(literal("tok-guess")), DENIED,
          probe=member_of)
+    # An account goes with its address: the invitations it accepted (admins read them) keep nothing of it (L01).
+    case("an account deleted after accepting an invitation leaves its address on it", "invitations", invitee,
+         "select public.delete_my_account()", DENIED,
+         probe=f"select count(*) from public.invitations where lower(email) = {literal(email.lower())}",
+         setup=invitation_sql(w, inviter, email, writer, "tok-kept") + " "
+         + as_user(w, invitee, accept.format(literal("tok-kept")) + ";"))
     if inviter != roles[0]:
         case(f"an invitation from a removed {inviter} is accepted", "invitations", invitee,
              accept.format(literal("tok-removed")), DENIED, probe=member_of,

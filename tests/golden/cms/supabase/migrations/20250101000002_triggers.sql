@@ -326,6 +326,9 @@ begin
   delete from public.invitations i
    where i.accepted_at is null and i.email = lower(old.email)
      and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);
+  -- The invitations the user accepted hold their address, which their organisations' managers read: it goes
+  -- with the account (L01).
+  delete from public.invitations i where i.accepted_by = old.id;
   -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
   -- elsewhere stay (their author column becomes null).
   delete from public.organizations o where o.owner_user_id = old.id;
