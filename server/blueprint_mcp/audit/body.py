@@ -14,7 +14,7 @@ from typing import Any
 import pgparse
 
 from .platform import mentions_user_metadata
-from .tree import const, nodes, strings
+from .tree import const, dotted, nodes, strings
 
 _WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 _ASSIGN = re.compile(r":=|=")
@@ -40,6 +40,7 @@ class BodyFacts:
     # variables, for the reading of whom the body answers for (`callers`).
     trees: list[Any] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
+    calls: set[str] = field(default_factory=set)  # every function a statement calls, as written
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -63,6 +64,7 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
                     any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
                 facts.metadata_writes.add(target)
     facts.reads.update(_qualified(rv, default_schema) for kind, rv in typed if kind == "RangeVar")
+    facts.calls.update(dotted(body.get("funcname")) for kind, body in typed if kind == "FuncCall")
     facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(typed)
 
 

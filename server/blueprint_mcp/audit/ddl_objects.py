@@ -327,6 +327,7 @@ def _analyse(r: Reader, f: Function, n: dict, st: Stmt) -> None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
         f.metadata_writes = sorted(facts.metadata_writes)
         f.dynamic_inputs = facts.dynamic_inputs
+        f.calls = sorted(facts.calls)
         f.reads_user_metadata = facts.reads_user_metadata
 
 
@@ -484,6 +485,16 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
         for wrapped in objects:
             for f in _target_functions(r, wrapped.get("ObjectWithArgs", {})):
                 _grant_execute(f, roles, is_grant)
+    elif kind == "OBJECT_SCHEMA" and _names_usage(n):
+        for schema in strings(objects):
+            held = r.schema.schema_usage.get(schema, [])
+            r.schema.schema_usage[schema] = [x for x in held if x not in roles] + (roles if is_grant else [])
+
+
+def _names_usage(n: dict) -> bool:
+    """GRANT/REVOKE USAGE (or ALL, written or implied by an empty list) on schemas."""
+    names = [(w.get("AccessPriv") or {}).get("priv_name", "all") for w in n.get("privileges") or []]
+    return not names or "usage" in names or "all" in names
 
 
 def _grant_execute(f: Function, roles: list[str], is_grant: bool) -> None:

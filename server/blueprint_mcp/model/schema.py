@@ -216,6 +216,7 @@ class Function(_Obj):
                                                                "as they are (`name (body line N)`).")
     reads_user_metadata: bool | None = Field(None, description="Its body reads the user's own metadata "
                                                              "(auth.jwt() -> 'user_metadata', raw_user_meta_data).")
+    calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     caller_pins: dict[str, list[str]] | None = Field(
         None, description="For each table its body reads, the columns every read pins to the caller (auth.uid(), "
                           "a parameter or a variable): whose rows it answers with.")
@@ -300,6 +301,8 @@ class Schema(_Obj):
     storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
     cron_jobs: list[CronJob] = Field(default_factory=list, description="Schedules created where pg_cron exists.")
     drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
+    schema_usage: dict[str, list[str]] = Field(default_factory=dict, description=(
+        "Roles granted USAGE on each schema the SQL creates (public's is PUBLIC's by default)."))
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],
                                        description="Schemas PostgREST serves (pgrst.db_schemas).")
     problems: list[Problem] = Field(default_factory=list, description="Statements the parser could not read.")

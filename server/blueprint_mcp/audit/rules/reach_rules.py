@@ -1,0 +1,128 @@
+"""What clients reach through the views and functions of the exposed schemas, past the tables' own protection.
+
+The platform's lints look at what the API serves directly (tables without RLS in `public`, definer functions in
+`public`). A view or function there reads other schemas too: one with the caller's rights reads a private table
+as the caller (its privileges, its RLS), one with its owner's rights reads past both. These rules follow one
+step: an entry point of the API to the tables, and the functions, it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ...model.schema import Function, Schema, Table
+from ..findings import Level
+from ..platform import managed
+from ..registry import rule
+from .common import _once, api_access, exposed, find_function, is_tenant, names_the_caller
+
+_CLIENTS = frozenset({"anon", "authenticated", "public"})
+
+
+@dataclass(frozen=True)
+class _Entry:
+    label: str  # "view public.secrets", "function public.org_projects"
+    invoker: bool  # runs with the caller's rights
+    reads: tuple[str, ...]
+    calls: tuple[str, ...]
+
+
+def _clients_execute(f: Function) -> bool:
+    return bool(_CLIENTS & set(f.execute_roles))
+
+
+def entries(s: Schema) -> list[_Entry]:
+    """The views and functions of the exposed schemas that the API roles may select or call."""
+    return _once("api entries", s, _entries, s)
+
+
+def _entries(s: Schema) -> list[_Entry]:
+    out = [_Entry(f"view {v.schema_name}.{v.name}", v.security_invoker, tuple(v.reads or ()), tuple(v.calls or ()))
+           for v in s.views if not v.materialized and exposed(s, v)]
+    out += [_Entry(f"function {f.qualified}", not f.security_definer, tuple(f.reads or ()), tuple(f.calls or ()))
+            for f in s.functions if f.schema_name in s.exposed_schemas and not managed(f.schema_name)
+            and f.returns != "trigger" and _clients_execute(f)]
+    return out
+
+
+@rule("BP056", "unprotected_table_behind_api", Level.ERROR, ("SECURITY",),
+      summary="A table without RLS outside the exposed schemas that clients read through a view or function.",
+      why="A private schema keeps a table out of the API only while nothing exposed reads it. A view with "
+          "security_invoker, or a function without SECURITY DEFINER, in an exposed schema reads the table with the "
+          "caller's rights: the API roles' USAGE on the schema and their privileges on the table let the read "
+          "through, and without RLS nothing filters the rows. The platform's rls_disabled_in_public looks at the "
+          "exposed schemas only.",
+      bad="create table private.project_secrets (id uuid primary key, organization_id uuid, api_key text);\n"
+          "grant usage on schema private to authenticated;\n"
+          "grant select on private.project_secrets to authenticated;\n"
+          "create view public.secrets with (security_invoker = true) as select * from private.project_secrets;",
+      fix="Enable RLS on the table, with policies that check membership as on the exposed tables, or revoke the "
+          "API roles' privileges on it and serve it through a function that checks the caller.")
+def unprotected_table_behind_api(r, s: Schema) -> Iterator:
+    for t in s.tables:
+        if t.external or t.kind != "table" or t.rls_enabled or managed(t.schema_name) or \
+                t.schema_name in s.exposed_schemas:
+            continue
+        roles = sorted(_CLIENTS & set(s.schema_usage.get(t.schema_name, [])))
+        if not (roles and t.grants and api_access(t.grants)):
+            continue
+        via = [e.label for e in entries(s) if e.invoker and t.qualified in e.reads]
+        if via:
+            yield r.finding(f"{t.qualified} has no RLS, and {', '.join(via)} reads it with the caller's rights: "
+                            f"every row reaches the API ({', '.join(roles)} may use {t.schema_name}).", t.qualified,
+                            location=t.location)
+
+
+def _names_caller(s: Schema, f: Function) -> bool:
+    """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
+    helper decides for itself)."""
+    return any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ())
+
+
+# A column holding a secret the caller must know (an invitation's token): a lookup by it is a capability check.
+_SECRET = re.compile(r"(^|_)(token|secret|code|key|hash)(_hash)?$")
+
+
+def _by_secret(f: Function, table: str) -> bool:
+    """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`)."""
+    return any(_SECRET.search(column) for column in (f.caller_pins or {}).get(table, []))
+
+
+def _guarded(s: Schema, name: str) -> Table | None:
+    t = s.table(*name.split(".", 1)[::-1]) if "." in name else None
+    return t if t is not None and (t.rls_enabled or is_tenant(t)) else None
+
+
+@rule("BP057", "definer_function_ignores_caller", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients reach reads protected tables without asking who calls.",
+      why="A definer function reads with its owner's rights, past RLS: the body alone decides whose rows it returns. "
+          "One that never asks who calls (no auth.uid(), no helper) answers any client alike, whatever the "
+          "organisation they pass: through the API when it is in an exposed schema, or through a view or an invoker "
+          "function there that calls it (with execute granted to the API roles, or from an owner's-rights view). "
+          "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
+          "hash) is a capability check and passes.",
+      bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
+          "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
+          "grant execute on function private.projects_of(uuid) to authenticated;\n"
+          "create function public.org_projects(org uuid) returns setof public.projects language sql stable\n"
+          "as $$ select * from private.projects_of(org) $$;",
+      fix="Check the caller in the body (where organization_id = org and org = any (array(select "
+          "private.organization_ids_with_role('viewer')))), or make it SECURITY INVOKER so RLS applies, or revoke "
+          "execute from the API roles.")
+def definer_function_ignores_caller(r, s: Schema) -> Iterator:
+    for f in s.functions:
+        if not f.security_definer or managed(f.schema_name) or f.returns == "trigger" or f.reads is None or \
+                _names_caller(s, f):
+            continue
+        tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(f, name)]
+        if not tables:
+            continue
+        direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
+        via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
+               and (f.qualified in e.calls or f.name in e.calls) and (not e.invoker or _clients_execute(f))]
+        if direct or via:
+            through = "the API" if direct else ", ".join(via)
+            yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and never asks who "
+                            f"calls; clients reach it through {through}.", f.qualified, location=f.location)

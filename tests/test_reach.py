@@ -1,0 +1,124 @@
+"""Paths past a table's protection through the API's views and functions (BP056, BP057), on PostgreSQL.
+
+verify seeds and attacks the exposed tables; these rules read what reaches past them: a private table without
+RLS behind a view or function with the caller's rights, and a definer function, called through one, that never
+asks who calls. Each case runs as a member of one organisation asking for the other's rows: the audit reports
+the SQL exactly when the rows come back.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.audit import audit_sql
+
+BASE = """
+create schema private;
+grant usage on schema private to authenticated;
+create table public.organizations (id uuid primary key);
+create table public.organization_members (
+  organization_id uuid not null references public.organizations (id),
+  user_id uuid not null references auth.users (id), role text not null, primary key (organization_id, user_id));
+create index on public.organization_members (user_id);
+create table public.projects (id uuid primary key, organization_id uuid not null references public.organizations (id),
+                              name text not null);
+create index on public.projects (organization_id);
+create table private.project_secrets (id uuid primary key,
+  organization_id uuid not null references public.organizations (id), api_key text not null);
+create index on private.project_secrets (organization_id);
+alter table public.organizations enable row level security;
+alter table public.organization_members enable row level security;
+alter table public.projects enable row level security;
+create function private.org_ids() returns setof uuid language sql stable security definer set search_path = ''
+  as $$ select m.organization_id from public.organization_members m where m.user_id = (select auth.uid()) $$;
+revoke all on function private.org_ids() from public, anon;
+grant execute on function private.org_ids() to authenticated;
+create policy members_own on public.organization_members for select to authenticated
+  using (user_id = (select auth.uid()));
+create policy orgs_select on public.organizations for select to authenticated
+  using (id = any (array(select private.org_ids())));
+create policy projects_select on public.projects for select to authenticated
+  using (organization_id = any (array(select private.org_ids())));
+grant select on public.organizations, public.organization_members, public.projects to authenticated;
+"""
+
+CASES = {
+    # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
+    "an invoker's view over a private table without RLS": (
+        "grant select on private.project_secrets to authenticated;\n"
+        "create view public.secrets with (security_invoker = true) as\n"
+        "  select id, organization_id, api_key from private.project_secrets;\n"
+        "grant select on public.secrets to authenticated;",
+        "select count(*) from public.secrets where organization_id = '{org2}'", "BP056"),
+    "an invoker's function over a private table without RLS": (
+        "grant select on private.project_secrets to authenticated;\n"
+        "create function public.secrets_of(org uuid) returns setof text language sql stable set search_path = ''\n"
+        "  as $$ select api_key from private.project_secrets where organization_id = org $$;",
+        "select count(*) from public.secrets_of('{org2}')", "BP056"),
+    "the private table with RLS": (
+        "grant select on private.project_secrets to authenticated;\n"
+        "alter table private.project_secrets enable row level security;\n"
+        "create policy secrets_select on private.project_secrets for select to authenticated\n"
+        "  using (organization_id = any (array(select private.org_ids())));\n"
+        "create view public.secrets with (security_invoker = true) as\n"
+        "  select id, organization_id, api_key from private.project_secrets;\n"
+        "grant select on public.secrets to authenticated;",
+        "select count(*) from public.secrets where organization_id = '{org2}'", None),
+    "a definer function behind an invoker's function": (
+        "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
+        "  security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
+        "revoke all on function private.projects_of(uuid) from public, anon;\n"
+        "grant execute on function private.projects_of(uuid) to authenticated;\n"
+        "create function public.org_projects(org uuid) returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.projects_of(org) $$;",
+        "select count(*) from public.org_projects('{org2}')", "BP057"),
+    "a definer function behind an invoker's view": (
+        "create function private.all_projects() returns setof public.projects language sql stable\n"
+        "  security definer set search_path = '' as $$ select * from public.projects $$;\n"
+        "revoke all on function private.all_projects() from public, anon;\n"
+        "grant execute on function private.all_projects() to authenticated;\n"
+        "create view public.project_list with (security_invoker = true) as\n"
+        "  select id, organization_id, name from private.all_projects();\n"
+        "grant select on public.project_list to authenticated;",
+        "select count(*) from public.project_list where organization_id = '{org2}'", "BP057"),
+    "a definer function that checks the caller": (
+        "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
+        "  security definer set search_path = '' as $$ select * from public.projects\n"
+        "  where organization_id = org and org = any (array(select private.org_ids())) $$;\n"
+        "revoke all on function private.projects_of(uuid) from public, anon;\n"
+        "grant execute on function private.projects_of(uuid) to authenticated;\n"
+        "create function public.org_projects(org uuid) returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.projects_of(org) $$;",
+        "select count(*) from public.org_projects('{org2}')", None),
+}
+
+ORG1, ORG2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+USER = "00000000-0000-4000-8000-0000000000aa"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
+    extra, _, rule_id = CASES[name]
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057")}
+    assert found == ({rule_id} if rule_id else set())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_path_the_audit_reports_returns_another_organisations_rows(make_db, name):
+    extra, query, rule_id = CASES[name]
+    conn = make_db("explicit")
+    conn.execute(BASE + extra)
+    conn.execute(f"""
+insert into auth.users (id, email) values ('{USER}', 'a@example.com');
+insert into public.organizations values ('{ORG1}'), ('{ORG2}');
+insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
+insert into public.projects values (gen_random_uuid(), '{ORG1}', 'p1'), (gen_random_uuid(), '{ORG2}', 'p2');
+insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), (gen_random_uuid(), '{ORG2}', 'k2');
+""")
+    with conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)",
+                     (f'{{"sub": "{USER}", "role": "authenticated"}}',))
+        seen = conn.execute(query.format(org2=ORG2)).fetchone()[0]
+    assert (seen > 0) == (rule_id is not None), seen
