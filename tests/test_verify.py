@@ -399,3 +399,33 @@ def test_a_generic_run_tries_an_outsider_joining_at_every_role(empty_db_url):
                      "an outsider joins as member by inserting a membership": "LEAK",
                      "an outsider joins as viewer by inserting a membership": "ok"}
     assert report.ok is False
+
+
+GUARDS = {
+    # name: (SQL after the base schema, the move attack's verdict)
+    "no guard": ("", "LEAK"),
+    "a trigger that keeps the organisation": (
+        "create function private.keep_org() returns trigger language plpgsql set search_path = '' as $$\n"
+        "begin new.organization_id := old.organization_id; return new; end $$;\n"
+        "create trigger projects_keep_org before update on public.projects for each row "
+        "execute function private.keep_org();", "ok"),
+    "a trigger that refuses with a plain exception": (
+        "create function private.stay() returns trigger language plpgsql set search_path = '' as $$\n"
+        "begin if new.organization_id is distinct from old.organization_id then\n"
+        "  raise exception 'projects stay in their organisation'; end if; return new; end $$;\n"
+        "create trigger projects_stay before update on public.projects for each row execute function private.stay();",
+        "ok"),
+}
+
+
+@pytest.mark.parametrize("guard", sorted(GUARDS))
+def test_a_row_a_trigger_keeps_in_its_organisation_is_not_read_as_moved(guard, empty_db_url):
+    """A member of two organisations may update a project in both, so RLS lets the move through; a trigger that
+    keeps organization_id (the update reaches the row, which stays) or raises a plain exception (P0001, not 42501)
+    is the guard, and verify read both as a LEAK or an error (audit-vs-verify probe)."""
+    base = (Path(__file__).with_name("fixtures") / "self_join.sql").read_text().split("revoke update on")[0]
+    extra, verdict = GUARDS[guard]
+    report = verify(source=guard, migrations=[base + extra], database_url=empty_db_url)
+    moves = {a.attack: a.verdict for a in report.attacks if a.attack.startswith("move a")}
+    assert moves == {"move a projects row to another organisation": verdict}
+    assert report.ok is (verdict == "ok"), [(c.attack or c.command, c.verdict) for c in report.failures]

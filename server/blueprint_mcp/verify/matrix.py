@@ -73,6 +73,11 @@ begin
         -- A statement without WHERE: did it reach the probed row? Look as the table owner.
         perform set_config('role', 'none', true);
         execute probe into n;
+      elsif kind = 'moved' and n > 0 then
+        -- An update that reached its row: did the row go where the statement sent it? (A trigger may have
+        -- kept its organisation: new.organization_id := old.organization_id.) Look as the table owner.
+        perform set_config('role', 'none', true);
+        execute probe into n;
       end if;
     end if;
     -- Undo whatever the statement did (and the role switch) before the next case.
@@ -80,14 +85,15 @@ begin
   exception
     when sqlstate 'BPT01' then
       return sqlerrm;
-    when insufficient_privilege or foreign_key_violation then
+    when insufficient_privilege or foreign_key_violation or raise_exception then
       -- An outsider's insert must meet RLS (or the privileges) first: refused inside another function (a
       -- BEFORE trigger), its message may describe the other organisation's rows (who holds which role).
       get stacked diagnostics context = pg_exception_context;
       if outsider and context like 'PL/pgSQL function %' and context not like 'PL/pgSQL function blueprint_tests.%' then
         return 'revealed: ' || sqlstate || ' ' || sqlerrm;
       end if;
-      if sqlstate = '42501' then
+      -- A trigger's or a function's own refusal (raise exception 'not allowed') denies as RLS does.
+      if sqlstate in ('42501', 'P0001') then
         return 'denied';
       end if;
       -- A check at the end of a DELETE on a row one of its referential actions updated (on delete set null):
@@ -124,7 +130,7 @@ class Case:
     command: str
     actor: str
     org: str | None
-    kind: str  # count | rows | exec
+    kind: str  # count | rows | exec | probe | moved (rows, then the probe where a row was reached)
     sql: str
     expected: str | None  # allowed | denied | None (not judged)
     attack: str | None = None  # name of a targeted attack
@@ -475,9 +481,14 @@ def attack_cases(schema: Schema, w: World, roles: list[str], writer: str, manage
         hop_row = next((r for r in w.rows if r.table == t.name and hopper and r.author == hopper and r.org == "org1"),
                        None)
         if hop_row:
-            attack(f"move a {t.name} row to another organisation", t.name, hopper,
-                   f"update {target} set {ident(t.tenant_key)} = {literal(w.orgs['org2'])} "
-                   f"where {where_key(hop_row.key)}")
+            # Where the row's key names it apart from its organisation, the case also looks whether it arrived.
+            rest = {c: v for c, v in hop_row.key.items() if c != t.tenant_key}
+            moved = {t.tenant_key: literal(w.orgs["org2"]), **rest}
+            out.append(Case(t.name, "attack", hopper, None, "moved" if rest else "rows",
+                            f"update {target} set {ident(t.tenant_key)} = {literal(w.orgs['org2'])} "
+                            f"where {where_key(hop_row.key)}", DENIED,
+                            attack=f"move a {t.name} row to another organisation",
+                            probe=f"select count(*) from {target} where {where_key(moved)}" if rest else None))
         for fk in t.foreign_keys:
             other = _only_in_org2(w, fk)
             if fk.ref_schema != "public" or other is None or fk.columns == [t.tenant_key]:

@@ -42,6 +42,11 @@ begin
         -- A statement without WHERE: did it reach the probed row? Look as the table owner.
         perform set_config('role', 'none', true);
         execute probe into n;
+      elsif kind = 'moved' and n > 0 then
+        -- An update that reached its row: did the row go where the statement sent it? (A trigger may have
+        -- kept its organisation: new.organization_id := old.organization_id.) Look as the table owner.
+        perform set_config('role', 'none', true);
+        execute probe into n;
       end if;
     end if;
     -- Undo whatever the statement did (and the role switch) before the next case.
@@ -49,14 +54,15 @@ begin
   exception
     when sqlstate 'BPT01' then
       return sqlerrm;
-    when insufficient_privilege or foreign_key_violation then
+    when insufficient_privilege or foreign_key_violation or raise_exception then
       -- An outsider's insert must meet RLS (or the privileges) first: refused inside another function (a
       -- BEFORE trigger), its message may describe the other organisation's rows (who holds which role).
       get stacked diagnostics context = pg_exception_context;
       if outsider and context like 'PL/pgSQL function %' and context not like 'PL/pgSQL function blueprint_tests.%' then
         return 'revealed: ' || sqlstate || ' ' || sqlerrm;
       end if;
-      if sqlstate = '42501' then
+      -- A trigger's or a function's own refusal (raise exception 'not allowed') denies as RLS does.
+      if sqlstate in ('42501', 'P0001') then
         return 'denied';
       end if;
       -- A check at the end of a DELETE on a row one of its referential actions updated (on delete set null):
@@ -1272,7 +1278,7 @@ select c.label, c.got from (values
   ('anon: update (no where) projects in org1 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'probe', 'update public.projects set description = ''blueprint-verify-marker''', 'select count(*) from public.projects where id = ''1371dad5-21f0-56b3-b293-d967787cc093'' and description = ''blueprint-verify-marker''')),
   ('anon: insert projects in org1 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.projects (organization_id, name) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''fixture1080'')', outsider => true)),
   ('anon: insert projects in org2 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.projects (organization_id, name) values (''2bb44a07-43e1-5625-a5cd-414d8e78cb95'', ''fixture1081'')', outsider => true)),
-  ('hopper: move a projects row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'rows', 'update public.projects set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''4684b1b6-a5ce-5bdb-b664-803cd736a3ba''')),
+  ('hopper: move a projects row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'moved', 'update public.projects set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''4684b1b6-a5ce-5bdb-b664-803cd736a3ba''', 'select count(*) from public.projects where organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' and id = ''4684b1b6-a5ce-5bdb-b664-803cd736a3ba''')),
   ('owner: insert a projects row in admin''s name -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "98486b5f-2ec3-5e98-8225-e5e9b188565a"}', 'rows', 'insert into public.projects (organization_id, created_by, name) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''4a9dddd8-25b0-57a9-8948-ce140f7ae7f9'', ''fixture9763'')')),
   ('member: backdate a projects row''s created_at -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'probe', 'update public.projects set created_at = ''2001-01-01 00:00:00+00''::timestamptz where id = ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47''', 'select count(*) from public.projects where id = ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47'' and created_at < ''2002-01-01''')),
   ('member: backdate a projects row''s updated_at -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'probe', 'update public.projects set updated_at = ''2001-01-01 00:00:00+00''::timestamptz where id = ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47''', 'select count(*) from public.projects where id = ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47'' and updated_at < ''2002-01-01''')),
@@ -1492,7 +1498,7 @@ select c.label, c.got from (values
   ('anon: update (no where) tasks in org2 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'probe', 'update public.tasks set title = ''blueprint-verify-marker''', 'select count(*) from public.tasks where id = ''295d98d4-9c88-5ff4-bdc0-acd7a450563a'' and title = ''blueprint-verify-marker''')),
   ('anon: insert tasks in org1 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.tasks (organization_id, project_id, title) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47'', ''fixture1098'')', outsider => true)),
   ('anon: insert tasks in org2 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.tasks (organization_id, project_id, title) values (''2bb44a07-43e1-5625-a5cd-414d8e78cb95'', ''46449bcb-acb7-5706-ba98-6cfdc135962e'', ''fixture1099'')', outsider => true)),
-  ('hopper: move a tasks row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'rows', 'update public.tasks set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''fb0e0d4a-e11b-50a7-b0a4-7983a9d3c7c4''')),
+  ('hopper: move a tasks row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'moved', 'update public.tasks set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''fb0e0d4a-e11b-50a7-b0a4-7983a9d3c7c4''', 'select count(*) from public.tasks where organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' and id = ''fb0e0d4a-e11b-50a7-b0a4-7983a9d3c7c4''')),
   ('member: insert a tasks row referencing another organisation''s projects -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'rows', 'insert into public.tasks (organization_id, project_id, title) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''46449bcb-acb7-5706-ba98-6cfdc135962e'', ''fixture9002'')')),
   ('member: insert a tasks row referencing another organisation''s organization_members -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'rows', 'insert into public.tasks (organization_id, project_id, title, assignee_id) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47'', ''fixture9003'', ''70b51ff1-f0e4-55d1-b4db-db36176171ab'')')),
   ('owner: insert a tasks row in admin''s name -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "98486b5f-2ec3-5e98-8225-e5e9b188565a"}', 'rows', 'insert into public.tasks (organization_id, created_by, project_id, title) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''4a9dddd8-25b0-57a9-8948-ce140f7ae7f9'', ''aeaf4558-b35a-5da0-87f4-f29ec15c8b47'', ''fixture9763'')')),
@@ -1723,7 +1729,7 @@ select c.label, c.got from (values
   ('anon: update (no where) comments in org2 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'probe', 'update public.comments set body = ''blueprint-verify-marker''', 'select count(*) from public.comments where id = ''77e42f75-6eab-5d9d-81ee-7265f875fbc6'' and body = ''blueprint-verify-marker''')),
   ('anon: insert comments in org1 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.comments (organization_id, task_id, body) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''a5e59ab5-7565-5445-94f6-01f74d902340'', ''fixture1116'')', outsider => true)),
   ('anon: insert comments in org2 -> denied', 'denied', blueprint_tests.outcome('anon', '{"role": "anon"}', 'rows', 'insert into public.comments (organization_id, task_id, body) values (''2bb44a07-43e1-5625-a5cd-414d8e78cb95'', ''295d98d4-9c88-5ff4-bdc0-acd7a450563a'', ''fixture1117'')', outsider => true)),
-  ('hopper: move a comments row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'rows', 'update public.comments set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''3868de38-f90b-5d9d-a305-bd2bc06f8d10''')),
+  ('hopper: move a comments row to another organisation -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "c0111b7c-8497-5fef-adae-393e723a7d98"}', 'moved', 'update public.comments set organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' where id = ''3868de38-f90b-5d9d-a305-bd2bc06f8d10''', 'select count(*) from public.comments where organization_id = ''2bb44a07-43e1-5625-a5cd-414d8e78cb95'' and id = ''3868de38-f90b-5d9d-a305-bd2bc06f8d10''')),
   ('member: insert a comments row referencing another organisation''s tasks -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'rows', 'insert into public.comments (organization_id, task_id, body) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''295d98d4-9c88-5ff4-bdc0-acd7a450563a'', ''fixture9005'')')),
   ('member: insert a comments row referencing another organisation''s comments -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "bc07f34d-371e-5f68-b993-5d16ae69c686"}', 'rows', 'insert into public.comments (organization_id, task_id, body, parent_id) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''a5e59ab5-7565-5445-94f6-01f74d902340'', ''fixture9006'', ''77e42f75-6eab-5d9d-81ee-7265f875fbc6'')')),
   ('owner: insert a comments row in admin''s name -> denied', 'denied', blueprint_tests.outcome('authenticated', '{"role": "authenticated", "sub": "98486b5f-2ec3-5e98-8225-e5e9b188565a"}', 'rows', 'insert into public.comments (organization_id, created_by, task_id, body) values (''f0dda7fd-ee09-5100-8695-19a669c6f257'', ''4a9dddd8-25b0-57a9-8948-ce140f7ae7f9'', ''a5e59ab5-7565-5445-94f6-01f74d902340'', ''fixture9763'')')),
