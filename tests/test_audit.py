@@ -274,3 +274,49 @@ def test_a_declared_default_made_of_a_parameter_is_pasted_input_too():
     sql = ("create function public.f(tbl text) returns void language plpgsql security definer set search_path = '' "
            "as $$\ndeclare q text := 'select * from ' || tbl;\nbegin\n  execute q;\nend $$;")
     assert [f.dynamic_inputs for f in read_sql([("f.sql", sql)]).schema.functions] == [["tbl (body line 4)"]]
+
+
+@pytest.mark.parametrize("condition", ["new.organization_id <> old.organization_id",
+                                       "old.organization_id is distinct from new.organization_id"])
+def test_a_trigger_that_refuses_a_changed_tenant_key_guards_it(condition):
+    """BP030 took only a trigger that sets the key back (or is given or fired by it) for a guard; one that compares
+    it with the old row and raises guards it as well (audit-vs-verify probe: a false positive)."""
+    table = """
+create table public.organizations (id uuid primary key);
+create table public.habits (id uuid primary key, organization_id uuid not null references public.organizations (id),
+                            created_by uuid not null default auth.uid());
+create index on public.habits (organization_id);
+alter table public.habits enable row level security;
+create policy habits_update on public.habits for update to authenticated
+  using (created_by = (select auth.uid())) with check (created_by = (select auth.uid()));
+"""
+    guard = f"""
+create function public.stay() returns trigger language plpgsql set search_path = '' as $$
+begin
+  if {condition} then raise exception 'organization_id is immutable'; end if;
+  return new;
+end $$;
+create trigger habits_stay before update on public.habits for each row execute function public.stay();
+"""
+    assert [f.rule_id for f in audit_sql([("m.sql", table)])].count("BP030") == 1
+    assert "BP030" not in [f.rule_id for f in audit_sql([("m.sql", table + guard)])]
+
+
+@pytest.mark.parametrize("columns, reported", [("muted", False), ("muted, role", True), (None, True)])
+def test_a_membership_update_clients_may_make_only_to_harmless_columns_is_no_client_write(columns, reported):
+    """BP029 reported every client UPDATE policy on the membership table; where clients are granted UPDATE of
+    other columns only (a member mutes their notifications), nobody joins, moves or climbs (audit-vs-verify probe)."""
+    grant = (f"revoke update on public.organization_members from authenticated;\n"
+             f"grant update ({columns}) on public.organization_members to authenticated;\n") if columns else \
+        "grant update on public.organization_members to authenticated;\n"
+    sql = """
+create table public.organizations (id uuid primary key);
+create table public.organization_members (
+  organization_id uuid not null references public.organizations (id),
+  user_id uuid not null references auth.users (id), role text not null, muted boolean not null default false,
+  primary key (organization_id, user_id));
+alter table public.organization_members enable row level security;
+create policy members_self_update on public.organization_members for update to authenticated
+  using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
+""" + grant
+    assert ("BP029" in [f.rule_id for f in audit_sql([("m.sql", sql)])]) is reported

@@ -41,6 +41,8 @@ class BodyFacts:
     trees: list[Any] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
     calls: set[str] = field(default_factory=set)  # every function a statement calls, as written
+    # Columns a trigger compares between NEW and OLD (new.organization_id <> old.organization_id): a guard.
+    compares: set[str] = field(default_factory=set)
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -65,6 +67,12 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
                 facts.metadata_writes.add(target)
     facts.reads.update(_qualified(rv, default_schema) for kind, rv in typed if kind == "RangeVar")
     facts.calls.update(dotted(body.get("funcname")) for kind, body in typed if kind == "FuncCall")
+    for kind, body in typed:
+        if kind == "A_Expr":
+            sides = [strings((body.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
+            if all(len(side) == 2 for side in sides) and sides[0][1] == sides[1][1] and \
+                    {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
+                facts.compares.add(sides[0][1])
     facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(typed)
 
 

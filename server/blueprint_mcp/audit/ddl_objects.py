@@ -327,7 +327,7 @@ def _analyse(r: Reader, f: Function, n: dict, st: Stmt) -> None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
         f.metadata_writes = sorted(facts.metadata_writes)
         f.dynamic_inputs = facts.dynamic_inputs
-        f.calls = sorted(facts.calls)
+        f.calls, f.compares = sorted(facts.calls), sorted(facts.compares)
         f.reads_user_metadata = facts.reads_user_metadata
 
 

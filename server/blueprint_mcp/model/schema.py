@@ -217,6 +217,8 @@ class Function(_Obj):
     reads_user_metadata: bool | None = Field(None, description="Its body reads the user's own metadata "
                                                              "(auth.jwt() -> 'user_metadata', raw_user_meta_data).")
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
+    compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
+                                                        "guard: new.organization_id <> old.organization_id).")
     caller_pins: dict[str, list[str]] | None = Field(
         None, description="For each table its body reads, the columns every read pins to the caller (auth.uid(), "
                           "a parameter or a variable): whose rows it answers with.")

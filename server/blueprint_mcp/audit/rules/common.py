@@ -97,6 +97,19 @@ def api_access(grants, columns: list[str] | None = None) -> bool:
     return any(not p.columns or set(p.columns) & set(columns) for p in held)
 
 
+def client_update_columns(t: Table, roles: tuple[str, ...] | list[str] = CLIENT_ROLES) -> list[str] | None:
+    """Columns clients (or `roles` of them, and PUBLIC) may update when every grant of UPDATE to them lists them;
+    None = any column."""
+    cols: list[str] = []
+    for role in {*roles, "public"} & set(CLIENT_ROLES):
+        for p in t.grants.get(role, []):
+            if p.privilege == "update":
+                if not p.columns:
+                    return None
+                cols += p.columns
+    return cols if t.grants else None
+
+
 def selectable_columns(obj: Table | View, role: str, columns: list[str]) -> list[str]:
     """The columns `role` (directly or through PUBLIC) may select; no grant information = legacy defaults."""
     if not obj.grants:

@@ -7,13 +7,17 @@ checked by these rules.
 from __future__ import annotations
 
 from ...model.schema import Schema
+from ...model.tenant_keys import is_role_column, member_column
+from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..tree import canonical, function_name, nodes_in, strings
 from .binding import loose_membership_reads
 from .common import (
+    CLIENT_ROLES,
     applies_to_clients,
     calls,
+    client_update_columns,
     commands,
     find_function,
     is_membership_name,
@@ -144,18 +148,26 @@ def membership_policy_recursion(r, s: Schema):
 @rule("BP029", "membership_client_write", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="An INSERT or UPDATE policy lets clients write the membership table.",
       why="A client that can insert memberships joins any organisation; one that can update them promotes "
-          "itself to owner. Well-known starters give clients no such policy at all.",
+          "itself to owner. Well-known starters give clients no such policy at all. An UPDATE policy whose roles "
+          "are granted other columns only (`grant update (muted)`: a member mutes their notifications) is not "
+          "reported: it moves nobody.",
       bad="create policy j on organization_members for insert to authenticated\n"
           "  with check (user_id = (select auth.uid()));",
       fix="Drop the policy: write memberships from SECURITY DEFINER triggers/functions or the service role "
           "(an invite-acceptance edge function).")
 def membership_client_write(r, s: Schema):
     members = membership_tables(s)
+    users = per_user_tables(s.tables)
     for t in s.tables:
         if t.qualified not in members:
             continue
+        keys = {t.tenant_key, member_column(t, t.tenant_key, users)} | {c.name for c in t.columns
+                                                                        if is_role_column(c.name)}
         for p in t.policies:
-            writes = [c for c in commands(p) if c in ("insert", "update")]
+            # Clients granted UPDATE of other columns only (a member mutes their notifications) move nobody.
+            updatable = client_update_columns(t, p.roles or CLIENT_ROLES)
+            harmless = updatable is not None and not keys & set(updatable)
+            writes = [c for c in commands(p) if c == "insert" or (c == "update" and not harmless)]
             if p.permissive and applies_to_clients(p) and writes:
                 yield r.finding(f"{policy_label(t, p)} lets clients {' and '.join(writes)} memberships.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)

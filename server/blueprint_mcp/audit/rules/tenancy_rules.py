@@ -14,6 +14,7 @@ from .common import (
     CLIENT_ROLES,
     SENSITIVE_MARK,
     applies_to_clients,
+    client_update_columns,
     commands,
     created,
     find_function,
@@ -49,18 +50,6 @@ def tenant_key_missing(r, s: Schema):
                             f"organization_id.", t.qualified, location=t.location)
 
 
-def _update_columns(t: Table) -> list[str] | None:
-    """Columns clients may update when every client grant of UPDATE lists them; None = any column."""
-    cols: list[str] = []
-    for role in CLIENT_ROLES:
-        for p in t.grants.get(role, []):
-            if p.privilege == "update":
-                if not p.columns:
-                    return None
-                cols += p.columns
-    return cols if t.grants else None
-
-
 @rule("BP030", "tenant_key_mutable", Level.WARN, ("SECURITY", "TENANCY"),
       summary="Clients may update a tenant table but nothing stops organization_id from changing.",
       why="A member of two organisations moves a row from one to the other (an UPDATE that passes both "
@@ -75,11 +64,14 @@ def tenant_key_mutable(r, s: Schema):
         writers = [p for p in t.policies if p.permissive and applies_to_clients(p) and "update" in commands(p)]
         if not writers:
             continue
+        # A BEFORE UPDATE trigger that sets the key back, or compares it with the old row (and raises), or is
+        # given or fired by the column.
         guarded = any(trg.timing == "before" and "update" in trg.events and
                       (t.tenant_key in trg.args or t.tenant_key in trg.columns or
-                       t.tenant_key in ((f := find_function(s, trg.function)) and f.assigns or []))
+                       t.tenant_key in ((f := find_function(s, trg.function)) and
+                                        [*(f.assigns or []), *(f.compares or [])] or []))
                       for trg in t.triggers)
-        allowed = _update_columns(t)
+        allowed = client_update_columns(t)
         if not guarded and (allowed is None or t.tenant_key in allowed):
             yield r.finding(f"{t.qualified}.{t.tenant_key} can change in an update ({policy_label(t, writers[0])}).",
                             t.qualified, location=t.location)
