@@ -1,8 +1,8 @@
-"""Paths past a table's protection through the API's views and functions (BP056, BP057), on PostgreSQL.
+"""Paths past a table's protection that verify's generic matrix does not try (BP056-BP058), on PostgreSQL.
 
-verify seeds and attacks the exposed tables; these rules read what reaches past them: a private table without
-RLS behind a view or function with the caller's rights, and a definer function, called through one, that never
-asks who calls. Each case runs as a member of one organisation asking for the other's rows: the audit reports
+verify seeds and attacks the exposed tables that carry the tenant key; these rules read what reaches past them: a
+private table without RLS behind a view or function with the caller's rights, a definer function, called through
+one, that never asks who calls, and a child table (no tenant key) whose policy looks at a parent, not the row's. Each case runs as a member of one organisation asking for the other's rows: the audit reports
 the SQL exactly when the rows come back.
 """
 
@@ -81,6 +81,21 @@ CASES = {
         "  select id, organization_id, name from private.all_projects();\n"
         "grant select on public.project_list to authenticated;",
         "select count(*) from public.project_list where organization_id = '{org2}'", "BP057"),
+    "a child table's policy looking at the parent, not the row's": (
+        "create table public.tasks (id uuid primary key, project_id uuid not null references public.projects (id),\n"
+        "  title text not null);\ncreate index on public.tasks (project_id);\n"
+        "alter table public.tasks enable row level security;\ngrant select on public.tasks to authenticated;\n"
+        "create policy tasks_select on public.tasks for select to authenticated using (exists (\n"
+        "  select 1 from public.projects p where p.organization_id = any (array(select private.org_ids()))));",
+        "select count(*) from public.tasks where title = 't2'", "BP058"),
+    "a child table's policy looking at the row's parent": (
+        "create table public.tasks (id uuid primary key, project_id uuid not null references public.projects (id),\n"
+        "  title text not null);\ncreate index on public.tasks (project_id);\n"
+        "alter table public.tasks enable row level security;\ngrant select on public.tasks to authenticated;\n"
+        "create policy tasks_select on public.tasks for select to authenticated using (exists (\n"
+        "  select 1 from public.projects p where p.id = tasks.project_id\n"
+        "  and p.organization_id = any (array(select private.org_ids()))));",
+        "select count(*) from public.tasks where title = 't2'", None),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -94,12 +109,13 @@ CASES = {
 
 ORG1, ORG2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 USER = "00000000-0000-4000-8000-0000000000aa"
+P1, P2 = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
     extra, _, rule_id = CASES[name]
-    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057")}
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058")}
     assert found == ({rule_id} if rule_id else set())
 
 
@@ -113,9 +129,12 @@ def test_a_path_the_audit_reports_returns_another_organisations_rows(make_db, na
 insert into auth.users (id, email) values ('{USER}', 'a@example.com');
 insert into public.organizations values ('{ORG1}'), ('{ORG2}');
 insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
-insert into public.projects values (gen_random_uuid(), '{ORG1}', 'p1'), (gen_random_uuid(), '{ORG2}', 'p2');
+insert into public.projects values ('{P1}', '{ORG1}', 'p1'), ('{P2}', '{ORG2}', 'p2');
 insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), (gen_random_uuid(), '{ORG2}', 'k2');
 """)
+    if "create table public.tasks" in extra:  # a task under each organisation's project
+        conn.execute(f"insert into public.tasks values (gen_random_uuid(), '{P1}', 't1'), "
+                     f"(gen_random_uuid(), '{P2}', 't2')")
     with conn.transaction():
         conn.execute("set local role authenticated")
         conn.execute("select set_config('request.jwt.claims', %s, true)",

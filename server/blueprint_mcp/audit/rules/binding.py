@@ -256,3 +256,28 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
             continue
         stack.extend((child, row, caller) for child in reversed(_children(value)))
     return out
+
+
+def row_independent_reads(s: Schema, tree: Any, default_schema: str) -> list[str] | None:
+    """The relations a policy expression reads when nothing in it depends on the row (no column of the row outside
+    its sub-queries, no sub-query that refers to one): every row then passes alike; None when it depends."""
+    read: list[str] = []
+    stack: list[Any] = [tree]
+    while stack:
+        value = stack.pop()
+        typed = _typed(value)
+        if typed is None:
+            stack.extend(_children(value))
+            continue
+        kind, body = typed
+        if kind == "ColumnRef":
+            return None
+        if kind == "SubLink":
+            select = (body.get("subselect") or {}).get("SelectStmt") or {}
+            if _correlated(s, select, default_schema):
+                return None
+            read += [name for name in _from_relations(select, default_schema) if name not in read]
+            stack.append(body.get("testexpr"))
+            continue
+        stack.extend(_children(value))
+    return read

@@ -12,7 +12,7 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..tree import canonical, function_name, nodes_in, strings
-from .binding import loose_membership_reads
+from .binding import loose_membership_reads, row_independent_reads
 from .common import (
     CLIENT_ROLES,
     applies_to_clients,
@@ -120,6 +120,41 @@ def membership_check_not_tied_to_row(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} compares the row with every user's memberships in "
                                     f"{clause.upper()}, not the caller's: any row of an organisation with members "
                                     f"passes.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _tenant_data(s: Schema, t) -> bool:
+    """A tenant table, or one under a tenant table (tasks under projects): rows of one organisation."""
+    tenants = {x.qualified for x in s.tables if is_tenant(x)}
+    return t.qualified in tenants or any(f"{fk.ref_schema}.{fk.ref_table}" in tenants for fk in t.foreign_keys)
+
+
+@rule("BP058", "policy_not_tied_to_row", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy on an organisation's rows decides by a sub-query that looks at nothing of the row.",
+      why="A sub-query over another organisation's table (the row's parent, as a rule) that is not tied to the row "
+          "asks whether the caller sees any such row, not this one's: `exists (select 1 from projects p where "
+          "p.organization_id = any (...))` on tasks passes every task of every organisation for anyone who sees one "
+          "project. Child tables without organization_id depend on that tie alone.",
+      bad="create policy tasks_select on tasks for select to authenticated using (exists (select 1 from projects p\n"
+          "  where p.organization_id = any (array(select private.organization_ids_with_role('viewer')))));",
+      fix="Tie the sub-query to the row: exists (select 1 from projects p where p.id = tasks.project_id and "
+          "p.organization_id = any (...)); better, give the table organization_id and check it directly.")
+def policy_not_tied_to_row(r, s: Schema):
+    members = membership_tables(s)
+    for t in s.tables:
+        if not (t.rls_enabled and _tenant_data(s, t)):
+            continue
+        for p in t.policies:
+            if not (p.permissive and applies_to_clients(p)):
+                continue
+            for clause, tree, _ in trees(p):
+                read = per_tree(("row independent", t.schema_name), tree,
+                                lambda: row_independent_reads(s, tree, t.schema_name))
+                tenant = [name for name in read or [] if name not in members
+                          and (x := s.table(*name.split(".", 1)[::-1])) is not None and _tenant_data(s, x)]
+                if tenant:
+                    yield r.finding(f"{policy_label(t, p)} decides in {clause.upper()} by {', '.join(tenant)} without "
+                                    f"looking at the row: whoever passes once passes for every row.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
 @rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),
