@@ -320,3 +320,23 @@ create policy members_self_update on public.organization_members for update to a
   using (user_id = (select auth.uid())) with check (user_id = (select auth.uid()));
 """ + grant
     assert ("BP029" in [f.rule_id for f in audit_sql([("m.sql", sql)])]) is reported
+
+
+def test_the_generator_says_where_the_blueprint_lets_a_read_only_role_write():
+    """access-lab gives viewer a write capability (review): the rendered policy carries the blueprint's intent as a
+    suppression of BP059, and without it the audit reports the policy (the rule is not tuned to generated SQL)."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from blueprint_mcp.templates import load_blueprint_file
+    from blueprint_mcp.tools import migration_files
+
+    bp = load_blueprint_file(Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml")
+    files = migration_files(bp, datetime(2025, 1, 1))
+    sql = [(p, files[p]) for p in sorted(files) if p.startswith("supabase/migrations/")]
+    marked = sum(text.count("-- blueprint: ignore BP059 the blueprint lets viewer") for _, text in sql)
+    assert marked >= 1
+    assert [f for f in audit_sql(sql) if f.rule_id in ("BP059", "BP038")] == []
+    bare = [(p, "\n".join(line for line in text.splitlines() if "blueprint: ignore BP059" not in line))
+            for p, text in sql]
+    assert len([f for f in audit_sql(bare) if f.rule_id == "BP059"]) == marked

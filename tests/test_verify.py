@@ -429,3 +429,18 @@ def test_a_row_a_trigger_keeps_in_its_organisation_is_not_read_as_moved(guard, e
     moves = {a.attack: a.verdict for a in report.attacks if a.attack.startswith("move a")}
     assert moves == {"move a projects row to another organisation": verdict}
     assert report.ok is (verdict == "ok"), [(c.attack or c.command, c.verdict) for c in report.failures]
+
+
+@pytest.mark.parametrize("least", ["viewer", "member"])
+def test_a_write_policy_admitting_the_read_only_role_is_a_leak_in_verify_and_a_finding_in_audit(least, empty_db_url):
+    """Two readings of one name: generic verify expects a role named viewer to write nothing, and audit's BP059
+    reports a write policy that admits it (audit-vs-verify probe: verify caught it, the audit said nothing)."""
+    from blueprint_mcp.audit import audit_sql
+
+    base = (Path(__file__).with_name("fixtures") / "self_join.sql").read_text().split("create policy projects_insert")[0]
+    sql = base + (f"create policy projects_insert on public.projects for insert to authenticated\n"
+                  f"  with check (organization_id = any (array(select private.org_ids_with_role('{least}'))));\n")
+    report = verify(source=least, migrations=[sql], database_url=empty_db_url)
+    leaked = {(c.actor, c.command) for c in report.failures if c.verdict == "LEAK"}
+    audited = [f.object for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP059"]
+    assert (("viewer", "insert") in leaked) == (least == "viewer") == (audited == ["public.projects.projects_insert"])

@@ -21,6 +21,11 @@ USER_KEY = "user_id"
 MEMBERSHIP_NAMES = ("members", "memberships", "_user", "_users", "_member", "_membership")
 
 
+# Roles that by their name only read: generic verify expects them to write nothing, and audit reports a write
+# policy that admits them.
+READ_ONLY_ROLE_NAMES = ("viewer", "read_only", "readonly", "reader", "guest")
+
+
 def is_role_column(name: str) -> bool:
     """`role`, or a role named for its tenant (`account_role`, `team_role`)."""
     return name == "role" or name.endswith("_role")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from ..model import Blueprint, Capability
 from ..model.access import Grant
 from ..model.meaning import command_grants, may_give_role, member_roles, restore_grants
+from ..model.tenant_keys import READ_ONLY_ROLE_NAMES
 from .world import Actor, Row, World
 
 ALLOWED, DENIED = "allowed", "denied"
-READ_ONLY_ROLE_NAMES = ("viewer", "read_only", "readonly", "reader", "guest")
 
 
 class Oracle:

@@ -7,7 +7,7 @@ checked by these rules.
 from __future__ import annotations
 
 from ...model.schema import Schema
-from ...model.tenant_keys import is_role_column, member_column
+from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
@@ -155,6 +155,56 @@ def policy_not_tied_to_row(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} decides in {clause.upper()} by {', '.join(tenant)} without "
                                     f"looking at the row: whoever passes once passes for every row.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _admitted_read_only_roles(tree) -> list[str]:
+    """Read-only role names (viewer...) a clause names as string constants, outside a negation (`role <> 'viewer'`,
+    `not in`, NOT): `private.organization_ids_with_role('viewer')`, `m.role in ('member', 'viewer')`."""
+    out: list[str] = []
+    stack: list[tuple[object, bool]] = [(tree, False)]
+    while stack:
+        value, negated = stack.pop()
+        if isinstance(value, list):
+            stack += [(v, negated) for v in value]
+            continue
+        if not isinstance(value, dict):
+            continue
+        if len(value) == 1 and "A_Const" in value:
+            text = (value["A_Const"].get("sval") or {}).get("sval")
+            if not negated and text in READ_ONLY_ROLE_NAMES and text not in out:
+                out.append(text)
+            continue
+        expr = value.get("A_Expr") if len(value) == 1 else None
+        bool_expr = value.get("BoolExpr") if len(value) == 1 else None
+        if isinstance(expr, dict) and strings(expr.get("name")) in (["<>"], ["!="]):
+            negated = not negated
+        elif isinstance(bool_expr, dict) and bool_expr.get("boolop") == "NOT_EXPR":
+            negated = not negated
+        stack += [(v, negated) for v in value.values() if isinstance(v, dict | list)]
+    return out
+
+
+@rule("BP059", "read_only_role_writes", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A write policy admits a role named as read-only (viewer, reader, guest).",
+      why="The role's name promises that it only reads; a write policy naming it (`organization_ids_with_role("
+          "'viewer')` for the least role and above, `role in ('member', 'viewer')`) lets it insert, change or delete "
+          "the organisation's rows. verify's generic matrix expects such roles to write nothing.",
+      bad="create policy projects_insert on projects for insert to authenticated\n"
+          "  with check (organization_id = any (array(select private.organization_ids_with_role('viewer'))));",
+      fix="Ask for the least role that writes (organization_ids_with_role('member')); if the role is meant to "
+          "write, give it a name that says so.")
+def read_only_role_writes(r, s: Schema):
+    for t in s.tables:
+        for p in t.policies:
+            if not (p.permissive and applies_to_clients(p)) or commands(p) == ("select",):
+                continue
+            for clause, tree, _ in trees(p):
+                named = per_tree("read-only roles", tree, lambda: _admitted_read_only_roles(tree))
+                if named:
+                    writes = "/".join(c for c in commands(p) if c != "select")
+                    yield r.finding(f"{policy_label(t, p)} admits {', '.join(named)} to {writes} in {clause.upper()}.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
 
 
 @rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),
