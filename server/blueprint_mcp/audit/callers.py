@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pins import CALLER, filters_of, pinned, unwrap
-from .tree import function_name, strings
+from .pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
+from .tree import function_name, nodes, strings
 
 # The columns of schema.table as far as the SQL read so far says, None = not known.
 ColumnsOf = Callable[[str], "set[str] | None"]
@@ -23,8 +23,9 @@ _AGGREGATES = ("count", "sum", "avg", "min", "max")
 
 @dataclass
 class CallerFacts:
-    # schema.table -> the columns every read of it (outside derived tables and CTEs) pins to the caller
-    pins: dict[str, set[str]] = field(default_factory=dict)
+    # schema.table -> for each read of it (outside derived tables and CTEs), the columns it pins to the caller, and
+    # as "<column> in" those it keeps to a set the caller decides (in (select ... where user_id = auth.uid()))
+    pins: dict[str, list[set[str]]] = field(default_factory=dict)
     read: set[int] = field(default_factory=set)  # positions of the parameters the body reads
     shadowed: dict[int, str] = field(default_factory=dict)  # position -> schema.table.column that hides it
 
@@ -91,12 +92,15 @@ class _Body:
                 scope.relations.append((alias, "", None))
                 later.append((body, scopes, judged, given))
         inner = scopes + (scope,)
-        keys = pinned(filters_of(select), lambda op: self._classify(op, inner), given)
+        classify = lambda op: self._classify(op, inner)  # noqa: E731
+        keys = pinned(filters_of(select), classify, given)
+        sets = pinned(filters_of(select), classify, anchor=CALLERS_SET)
         if judged and not _aggregates_only(select):
             for alias, rel, _ in scope.relations:
                 if rel:
                     mine = {k[2] for k in keys if k[0] == id(scope) and k[1] == alias}
-                    self.facts.pins[rel] = self.facts.pins[rel] & mine if rel in self.facts.pins else mine
+                    mine |= {f"{k[2]} in" for k in sets if k[0] == id(scope) and k[1] == alias}
+                    self.facts.pins.setdefault(rel, []).append(mine)
         quals = [f for f in filters_of(select) if f is not select.get("whereClause")]
         for key, child in select.items():
             if key == "withClause":
@@ -149,6 +153,10 @@ class _Body:
             return CALLER if found == ("input",) else found[1:]
         if kind == "ParamRef":
             return CALLER
+        if kind == "SubLink":  # (select auth.uid()) is the caller; in (select ...), array(select ...) a set
+            if not self._mentions_caller(body.get("subselect")):
+                return None
+            return CALLER if body.get("subLinkType") == "EXPR_SUBLINK" else CALLERS_SET
         caller = False
         stack = [operand]
         while stack:
@@ -162,12 +170,26 @@ class _Body:
                         return None
                     caller = True
                 elif len(value) == 1 and "FuncCall" in value:
-                    called = function_name(value["FuncCall"])
-                    caller = caller or "." in called or called in ("current_setting", "current_user")
+                    caller = caller or _names_caller(function_name(value["FuncCall"]))
                     stack += [v for v in value["FuncCall"].values() if isinstance(v, dict | list)]
                 else:
                     stack += [v for v in value.values() if isinstance(v, dict | list)]
         return CALLER if caller else None
+
+    def _mentions_caller(self, value: Any) -> bool:
+        """A sub-query that calls auth.uid() (or a helper), or reads a parameter or variable of the body."""
+        for kind, body in nodes(value):
+            if kind == "FuncCall" and _names_caller(function_name(body)) or kind == "ParamRef":
+                return True
+            if kind == "ColumnRef":
+                names = strings(body.get("fields"))
+                if len(names) == 1 and (names[0] in self.params or names[0] in self.variables):
+                    return True
+        return False
+
+
+def _names_caller(called: str) -> bool:
+    return "." in called or called in ("current_setting", "current_user")
 
 
 def _aggregates_only(select: dict) -> bool:

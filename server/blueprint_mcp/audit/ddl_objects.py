@@ -305,7 +305,7 @@ def _answers_for(r: Reader, f: Function, facts: BodyFacts, n: dict, schema: str)
     params = _inputs(n.get("parameters"))
     column_first = f.language == "sql" or bool(_USE_COLUMN.search(f.body))
     found = caller_facts(facts.trees, f.name, params, facts.variables, column_first, schema, columns_of)
-    f.caller_pins = {rel: sorted(cols) for rel, cols in sorted(found.pins.items())}
+    f.caller_pins = {rel: [sorted(cols) for cols in reads] for rel, reads in sorted(found.pins.items())}
     f.unread_parameters = [
         (name or f"${i}") + (f" (hidden by {found.shadowed[i]})" if i in found.shadowed else "")
         for i, (name, _) in enumerate(params, start=1) if i not in found.read]

@@ -14,14 +14,18 @@ from typing import Any
 from .tree import strings
 
 CALLER = ("<caller>",)
+# What a sub-query naming the caller returns (`in (select organization_id ... where user_id = auth.uid())`): a set of
+# values the caller decides, as opposed to the caller themself.
+CALLERS_SET = ("<the caller's set>",)
 # An operand of an equality as the classifier reads it: a column's key, CALLER, or None (a constant, an
 # expression of several columns: neither pins anything).
 Classify = Callable[[Any], Hashable | None]
 
 
-def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable] = ()) -> set[Hashable]:
-    """Keys (as `classify` names columns) that the conjunction of `filters` equates with the caller; `given`: keys
-    an enclosing query pins already."""
+def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable] = (),
+           anchor: Hashable = CALLER) -> set[Hashable]:
+    """Keys (as `classify` names columns) that the conjunction of `filters` equates with `anchor` (the caller, or
+    CALLERS_SET); `given`: keys an enclosing query pins to it already."""
     parent: dict[Hashable, Hashable] = {}
 
     def find(k: Hashable) -> Hashable:
@@ -35,7 +39,7 @@ def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable]
         parent[find(a)] = find(b)
 
     for k in given:
-        union(k, CALLER)
+        union(k, anchor)
     for conjunct in _conjuncts(filters):
         pair = _equality(conjunct)
         if pair is not None:
@@ -43,11 +47,11 @@ def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable]
             if left is not None and right is not None:
                 union(left, right)
         elif _bool(conjunct) == "OR_EXPR":
-            branches = [pinned([arg], classify, given) for arg in _typed(conjunct)[1].get("args") or []]
+            branches = [pinned([arg], classify, given, anchor) for arg in _typed(conjunct)[1].get("args") or []]
             for k in set.intersection(*branches) if branches else ():
-                union(k, CALLER)
-    root = find(CALLER)
-    return {k for k in list(parent) if k != CALLER and find(k) == root}
+                union(k, anchor)
+    root = find(anchor)
+    return {k for k in list(parent) if k not in (CALLER, CALLERS_SET) and find(k) == root}
 
 
 def _typed(value: Any) -> tuple[str, dict]:
@@ -76,9 +80,14 @@ def _conjuncts(filters: Iterable[Any]) -> list[Any]:
 
 
 def _equality(value: Any) -> tuple[Any, Any] | None:
+    """The two sides of `a = b`, and of `a = any (array(select ...))` and `a in (select ...)` (the column's value is
+    one the sub-query returns: whom the sub-query answers for, the classifier says)."""
     kind, body = _typed(value)
-    if kind == "A_Expr" and body.get("kind", "AEXPR_OP") == "AEXPR_OP" and strings(body.get("name")) == ["="]:
+    if kind == "A_Expr" and body.get("kind", "AEXPR_OP") in ("AEXPR_OP", "AEXPR_OP_ANY") and \
+            strings(body.get("name")) == ["="]:
         return body.get("lexpr"), body.get("rexpr")
+    if kind == "SubLink" and body.get("subLinkType") == "ANY_SUBLINK" and strings(body.get("operName")) in (["="], []):
+        return body.get("testexpr"), {"SubLink": {**body, "testexpr": None}}
     return None
 
 

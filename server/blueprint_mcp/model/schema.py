@@ -219,9 +219,10 @@ class Function(_Obj):
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
                                                         "guard: new.organization_id <> old.organization_id).")
-    caller_pins: dict[str, list[str]] | None = Field(
-        None, description="For each table its body reads, the columns every read pins to the caller (auth.uid(), "
-                          "a parameter or a variable): whose rows it answers with.")
+    caller_pins: dict[str, list[list[str]]] | None = Field(
+        None, description="For each table its body reads, per read, the columns it pins to the caller (auth.uid(), a "
+                          "parameter or a variable), and as `<column> in` those it keeps to a set the caller "
+                          "decides: whose rows it answers with.")
     unread_parameters: list[str] | None = Field(
         None, description="Input parameters its body never reads (`name`, or `name (hidden by schema.table.column)` "
                           "where a column of the query takes the name).")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...model.schema import Schema
-from ..pins import CALLER, filters_of, pinned, unwrap
+from ..pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
 from ..tree import Node, function_name, strings
 from .common import names_the_caller
 
@@ -171,10 +171,14 @@ def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]
         if typed and typed[0] == "ColumnRef":
             alias = scope.alias_of(typed[1])
             return (alias, strings(typed[1].get("fields"))[-1]) if alias else ("outer", id(typed[1]))
+        if typed and typed[0] == "SubLink":
+            return CALLERS_SET if _calls_out(operand) else None
         return CALLER if _calls_out(operand) and not _has_column(operand) else None
 
     if any(alias in aliases for alias, _ in pinned(filters_of(select), classify)):
         return True
+    if any(alias in aliases for alias, _ in pinned(filters_of(select), classify, anchor=CALLERS_SET)):
+        return True  # its organisation is one of the caller's: a co-member's membership
     elsewhere = [v for k, v in select.items() if k not in ("whereClause", "fromClause")]
     elsewhere += [body for kind, body in _from_items(select) if kind != "RangeVar"]
     return _calls_out(elsewhere)

@@ -41,7 +41,8 @@ def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
       summary="A function a policy calls reads memberships without keeping them to the caller's.",
       why="The policy trusts the helper to answer for the caller. A body that does not pin the membership's user "
           "column to the caller in every branch (`m.user_id = (select auth.uid())`, a variable holding it, or a "
-          "parameter the policy passes) answers with every user's memberships: `m.user_id = m.user_id`, a join "
+          "parameter the policy passes), or its organisation to the caller's (`m.organization_id in (select ... "
+          "where user_id = auth.uid())`: the caller's co-members), answers with every user's memberships: `m.user_id = m.user_id`, a join "
           "with auth.users that never meets the membership, `or m.role = 'owner'`, or `m.user_id = user_id` in "
           "an SQL function with a parameter named user_id (the column wins) all let any signed-in user through "
           "wherever anyone would pass. A definer helper reads past the table's RLS; an invoker's reads a table "
@@ -57,10 +58,15 @@ def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
     users = per_user_tables(s.tables)
     protected = {t.qualified for t in s.tables if t.rls_enabled}
     for f, t, p in policy_helpers(s):
-        for rel, columns in (f.caller_pins or {}).items():
+        for rel, reads in (f.caller_pins or {}).items():
             table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
             user = member_column(table, table.tenant_key, users) if table is not None else None
-            if user is None or user in columns or (not f.security_definer and rel in protected):
+            if user is None or (not f.security_definer and rel in protected):
+                continue
+            # Tied to the caller: their own memberships, or the memberships in their organisations (a helper
+            # answering with the caller's co-members: where organization_id in (<the caller's>)).
+            tied = {user, f"{user} in", f"{table.tenant_key} in"}
+            if all(tied & set(columns) for columns in reads):
                 continue
             yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) reads {rel} without keeping "
                             f"{user} to the caller: it answers with every user's memberships.", f.qualified,

@@ -87,7 +87,8 @@ _SECRET = re.compile(r"(^|_)(token|secret|code|key|hash)(_hash)?$")
 
 def _by_secret(f: Function, table: str) -> bool:
     """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`)."""
-    return any(_SECRET.search(column) for column in (f.caller_pins or {}).get(table, []))
+    reads = (f.caller_pins or {}).get(table, [])
+    return bool(reads) and all(any(_SECRET.search(column) for column in columns) for columns in reads)
 
 
 def _guarded(s: Schema, name: str) -> Table | None:
