@@ -52,27 +52,36 @@ def _qualified(rv: dict, default_schema: str) -> str:
     return f"{rv.get('schemaname') or default_schema}.{rv.get('relname', '')}"
 
 
+def _compared(facts: BodyFacts, expr: dict) -> None:
+    """new.<column> compared with old.<column>, either way round."""
+    left, right = expr.get("lexpr"), expr.get("rexpr")
+    if not (isinstance(left, dict) and "ColumnRef" in left and isinstance(right, dict) and "ColumnRef" in right):
+        return
+    sides = [strings(side["ColumnRef"].get("fields")) for side in (left, right)]
+    if len(sides[0]) == len(sides[1]) == 2 and sides[0][1] == sides[1][1] and \
+            {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
+        facts.compares.add(sides[0][1])
+
+
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     """Record the relations `tree` (parsed statements) reads and writes. The tree is walked once: its typed
     nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check."""
     facts.trees.append(tree)
     typed = list(nodes(tree))
     for kind, body in typed:
+        if kind == "RangeVar":
+            facts.reads.add(_qualified(body, default_schema))
+        elif kind == "FuncCall":
+            facts.calls.add(dotted(body.get("funcname")))
+        elif kind == "A_Expr":
+            _compared(facts, body)
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
-        if kind in _WRITES and isinstance(body.get("relation"), dict):
+        elif kind in _WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
             facts.writes.add(target)
             if any(k == "String" and b.get("sval") in USER_METADATA for k, b in nodes(body)) or \
                     any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
                 facts.metadata_writes.add(target)
-    facts.reads.update(_qualified(rv, default_schema) for kind, rv in typed if kind == "RangeVar")
-    facts.calls.update(dotted(body.get("funcname")) for kind, body in typed if kind == "FuncCall")
-    for kind, body in typed:
-        if kind == "A_Expr":
-            sides = [strings((body.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
-            if all(len(side) == 2 for side in sides) and sides[0][1] == sides[1][1] and \
-                    {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
-                facts.compares.add(sides[0][1])
     facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(typed)
 
 

@@ -21,6 +21,21 @@ ColumnsOf = Callable[[str], "set[str] | None"]
 _AGGREGATES = ("count", "sum", "avg", "min", "max")
 
 
+@dataclass(frozen=True)
+class BodyReading:
+    """What the parser keeps of a body for these readings, made only where a rule asks: its parsed statements (a
+    PL/pgSQL body's embedded queries and expressions as `select <expression>`), the function's name, its input
+    parameters (name, type), its variables, and whether a column wins over a parameter or variable of the same
+    name (SQL functions; PL/pgSQL under #variable_conflict use_column)."""
+
+    trees: tuple[Any, ...]
+    name: str
+    params: tuple[tuple[str, str], ...]
+    variables: frozenset[str]
+    column_first: bool
+    default_schema: str
+
+
 @dataclass
 class CallerFacts:
     # schema.table -> for each read of it (outside derived tables and CTEs), the columns it pins to the caller, and
@@ -199,12 +214,18 @@ def _aggregates_only(select: dict) -> bool:
                                  for v in targets)
 
 
-def caller_facts(trees: list[Any], name: str, params: list[tuple[str, str]], variables: set[str],
-                 column_first: bool, default_schema: str, columns_of: ColumnsOf) -> CallerFacts:
-    """The facts of one body: `trees`, its parsed statements (a PL/pgSQL body's embedded queries and
-    expressions as `select <expression>`); `column_first`: a column wins over a parameter or variable of the
-    same name (SQL functions; PL/pgSQL under #variable_conflict use_column)."""
-    body = _Body(name, params, variables, column_first, default_schema, columns_of)
-    for tree in trees:
+def caller_facts(reading: BodyReading, columns_of: ColumnsOf) -> CallerFacts:
+    """The facts of one body. `columns_of` gives the tables' columns as they stand when the function runs (what a
+    bare name in its queries is, PostgreSQL decides then)."""
+    body = _Body(reading.name, list(reading.params), set(reading.variables), reading.column_first,
+                 reading.default_schema, columns_of)
+    for tree in reading.trees:
         body.walk(tree, (), True)
     return body.facts
+
+
+def unread_parameters(reading: BodyReading, facts: CallerFacts) -> list[str]:
+    """The input parameters the body never reads: `name`, `$n` for a nameless one, with the column that hides a
+    name (`organization_id (hidden by public.organization_members.organization_id)`)."""
+    return [(name or f"${i}") + (f" (hidden by {facts.shadowed[i]})" if i in facts.shadowed else "")
+            for i, (name, _) in enumerate(reading.params, start=1) if i not in facts.read]

@@ -9,7 +9,7 @@ import orjson
 
 from ..model.schema import Command, EnumType, Function, Policy, Privilege, Table, Trigger, View
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
-from .callers import caller_facts
+from .callers import BodyReading
 from .deparse import type_name
 from .made import Maker
 from .split import paren_group, top_level_words
@@ -294,24 +294,15 @@ def _has_source(n: dict) -> bool:
     return False
 
 
-def _answers_for(r: Reader, f: Function, facts: BodyFacts, n: dict, schema: str) -> None:
-    """Whom the body answers for (`callers`): the columns its reads pin to the caller, the parameters it never
-    reads. The columns of the tables created so far decide what a bare name is, as PostgreSQL decides when it
-    checks the body at creation."""
-    def columns_of(qualified: str) -> set[str] | None:
-        t = r.table(*qualified.split(".", 1))
-        return {c.name for c in t.columns} if t is not None else None
-
-    params = _inputs(n.get("parameters"))
-    column_first = f.language == "sql" or bool(_USE_COLUMN.search(f.body))
-    found = caller_facts(facts.trees, f.name, params, facts.variables, column_first, schema, columns_of)
-    f.caller_pins = {rel: [sorted(cols) for cols in reads] for rel, reads in sorted(found.pins.items())}
-    f.unread_parameters = [
-        (name or f"${i}") + (f" (hidden by {found.shadowed[i]})" if i in found.shadowed else "")
-        for i, (name, _) in enumerate(params, start=1) if i not in found.read]
+def _keep_body(f: Function, facts: BodyFacts, n: dict, schema: str) -> None:
+    """Keep the parsed body for the readings of whom it answers for (`callers`), made where a rule asks."""
+    f._body = BodyReading(
+        trees=tuple(facts.trees), name=f.name, params=tuple(_inputs(n.get("parameters"))),
+        variables=frozenset(facts.variables), default_schema=schema,
+        column_first=f.language == "sql" or bool(_USE_COLUMN.search(f.body)))
 
 
-def _analyse(r: Reader, f: Function, n: dict, st: Stmt) -> None:
+def _analyse(f: Function, n: dict, st: Stmt) -> None:
     schema = (f.search_path or "").split(",")[0].strip().strip('"') or "public"
     facts: BodyFacts | None = None
     if n.get("sql_body"):
@@ -322,7 +313,7 @@ def _analyse(r: Reader, f: Function, n: dict, st: Stmt) -> None:
     elif f.language == "plpgsql" and _has_source(n):
         facts = plpgsql_body(st.text, schema, _inputs(n.get("parameters")))
     if facts is not None and f.returns != "trigger":
-        _answers_for(r, f, facts, n, schema)
+        _keep_body(f, facts, n, schema)
     if facts is not None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns
         f.metadata_writes = sorted(facts.metadata_writes)
@@ -353,7 +344,7 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
                  search_path=None, body="", execute_roles=list(roles), location=st.loc())
     _apply_options(f, n.get("options"), r.creation_schema)
-    _analyse(r, f, n, st)
+    _analyse(f, n, st)
     r.add_function(f)
 
 

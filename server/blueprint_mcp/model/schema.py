@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 
 class _Obj(BaseModel):
@@ -219,13 +219,8 @@ class Function(_Obj):
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
                                                         "guard: new.organization_id <> old.organization_id).")
-    caller_pins: dict[str, list[list[str]]] | None = Field(
-        None, description="For each table its body reads, per read, the columns it pins to the caller (auth.uid(), a "
-                          "parameter or a variable), and as `<column> in` those it keeps to a set the caller "
-                          "decides: whose rows it answers with.")
-    unread_parameters: list[str] | None = Field(
-        None, description="Input parameters its body never reads (`name`, or `name (hidden by schema.table.column)` "
-                          "where a column of the query takes the name).")
+    # The parsed body, kept by the audit's parser for readings made only where a rule asks (`audit/callers.py`).
+    _body: Any = PrivateAttr(default=None)
 
     @property
     def qualified(self) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 from ...model.schema import Schema
 from ..pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
 from ..tree import Node, function_name, strings
-from .common import names_the_caller
+from .common import names_the_caller, outside_subqueries
 
 _SCOPE_NODES = ("RangeSubselect", "RangeFunction", "RangeTableSample")
 
@@ -238,10 +238,13 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
         if kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             test = body.get("testexpr")
-            row = row or _has_column(test) or _tied_to_row(s, select, default_schema)
-            caller = caller or _calls_out(test)
             read = _from_relations(select, default_schema)
-            if any(name in members or name in views for name in read):
+            membership = any(name in members or name in views for name in read)
+            # A membership read must be tied in every branch of its filter; other sub-queries pass their tie on.
+            row = row or _has_column(test) or (_tied_to_row(s, select, default_schema) if membership
+                                               else _correlated(s, select, default_schema))
+            caller = caller or _calls_out(test)
+            if membership:
                 if not row:
                     out.append("row")
                 elif not (caller or _pins_caller(s, select, default_schema, members | set(views))
@@ -265,6 +268,8 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
 def row_independent_reads(s: Schema, tree: Any, default_schema: str) -> list[str] | None:
     """The relations a policy expression reads when nothing in it depends on the row (no column of the row outside
     its sub-queries, no sub-query that refers to one): every row then passes alike; None when it depends."""
+    if any(kind == "ColumnRef" for kind, _ in outside_subqueries(tree)):
+        return None  # the usual policy: it compares a column of the row
     read: list[str] = []
     stack: list[Any] = [tree]
     while stack:

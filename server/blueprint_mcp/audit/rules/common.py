@@ -11,6 +11,7 @@ from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import is_role_column, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
+from ..callers import BodyReading, CallerFacts, caller_facts
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, indexed, leading, strings
 
@@ -275,6 +276,22 @@ def names_the_caller(function: str) -> bool:
     """A function outside pg_catalog (auth.uid(), a helper) or one reading the session: a filter calling it may
     pick the caller's rows; a query calling none cannot know who asks."""
     return "." in function or function in ("current_setting", "current_user", "session_user")
+
+
+def body_facts(s: Schema, f: Function) -> tuple[BodyReading, CallerFacts] | None:
+    """Whom `f`'s body answers for (`callers`), read once per audit, with the columns of the tables as the schema
+    ends (what a bare name in a body is, PostgreSQL decides when it runs); None when the parser kept no body."""
+    reading = f._body
+    return None if reading is None else _once("caller facts", f, _body_facts, s, reading)
+
+
+def _body_facts(s: Schema, reading: BodyReading) -> tuple[BodyReading, CallerFacts]:
+    def columns_of(qualified: str) -> set[str] | None:
+        schema, _, name = qualified.partition(".")
+        t = s.table(name, schema)
+        return {c.name for c in t.columns} if t is not None else None
+
+    return reading, caller_facts(reading, columns_of)
 
 
 def membership_views(s: Schema) -> dict[str, bool]:

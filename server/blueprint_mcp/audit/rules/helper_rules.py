@@ -1,7 +1,7 @@
 """Rules over the functions policies call: a helper must answer for the caller and read what it is given.
 
 A policy that calls a helper trusts its body: BP050 reads the policy, these read the body (the facts `callers`
-derives at parse time). A helper whose membership read is not pinned to the caller answers with everyone's
+derives from the body the parser keeps). A helper whose membership read is not pinned to the caller answers with everyone's
 memberships; one that never reads the argument the policy passes (the row's organisation) decides nothing
 about the row.
 """
@@ -16,7 +16,8 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from .common import _once, calls, find_function, membership_tables, policy_label, trees
+from ..callers import unread_parameters
+from .common import _once, body_facts, calls, find_function, membership_tables, policy_label, trees
 
 
 def policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
@@ -55,12 +56,13 @@ def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
           "purpose, answer with the count (count(*)) or suppress the finding with the reason.")
 def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
     members = membership_tables(s)
-    users = per_user_tables(s.tables)
     protected = {t.qualified for t in s.tables if t.rls_enabled}
     for f, t, p in policy_helpers(s):
-        for rel, reads in (f.caller_pins or {}).items():
+        if not set(f.reads or ()) & members or (found := body_facts(s, f)) is None:
+            continue
+        for rel, reads in found[1].pins.items():
             table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
-            user = member_column(table, table.tenant_key, users) if table is not None else None
+            user = member_column(table, table.tenant_key, per_user_tables(s.tables)) if table is not None else None
             if user is None or (not f.security_definer and rel in protected):
                 continue
             # Tied to the caller: their own memberships, or the memberships in their organisations (a helper
@@ -87,7 +89,9 @@ def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
           "(is_member.organization_id) or write $1; drop a parameter the helper does not need.")
 def policy_helper_ignores_argument(r, s: Schema) -> Iterator:
     for f, t, p in policy_helpers(s):
-        if f.unread_parameters:
+        found = body_facts(s, f) if f._body is not None and f._body.params else None
+        unread = unread_parameters(*found) if found is not None else []
+        if unread:
             yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) never reads "
-                            f"{', '.join(f.unread_parameters)}: what the policy passes there decides nothing.",
+                            f"{', '.join(unread)}: what the policy passes there decides nothing.",
                             f.qualified, location=f.location)

@@ -15,6 +15,7 @@ from ..tree import canonical, function_name, nodes_in, strings
 from .binding import loose_membership_reads, row_independent_reads
 from .common import (
     CLIENT_ROLES,
+    _once,
     applies_to_clients,
     calls,
     client_update_columns,
@@ -29,6 +30,7 @@ from .common import (
     per_tree,
     policy_label,
     relation_names,
+    strings_in,
     tenant_roots,
     trees,
 )
@@ -124,7 +126,7 @@ def membership_check_not_tied_to_row(r, s: Schema):
 
 def _tenant_data(s: Schema, t) -> bool:
     """A tenant table, or one under a tenant table (tasks under projects): rows of one organisation."""
-    tenants = {x.qualified for x in s.tables if is_tenant(x)}
+    tenants = _once("tenant tables", s, lambda: {x.qualified for x in s.tables if is_tenant(x)})
     return t.qualified in tenants or any(f"{fk.ref_schema}.{fk.ref_table}" in tenants for fk in t.foreign_keys)
 
 
@@ -155,6 +157,9 @@ def policy_not_tied_to_row(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} decides in {clause.upper()} by {', '.join(tenant)} without "
                                     f"looking at the row: whoever passes once passes for every row.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+_READ_ONLY = frozenset(READ_ONLY_ROLE_NAMES)
 
 
 def _admitted_read_only_roles(tree) -> list[str]:
@@ -199,7 +204,8 @@ def read_only_role_writes(r, s: Schema):
             if not (p.permissive and applies_to_clients(p)) or commands(p) == ("select",):
                 continue
             for clause, tree, _ in trees(p):
-                named = per_tree("read-only roles", tree, lambda: _admitted_read_only_roles(tree))
+                named = per_tree("read-only roles", tree, lambda: _admitted_read_only_roles(tree)
+                                 if _READ_ONLY & set(strings_in(tree)) else [])
                 if named:
                     writes = "/".join(c for c in commands(p) if c != "select")
                     yield r.finding(f"{policy_label(t, p)} admits {', '.join(named)} to {writes} in {clause.upper()}.",

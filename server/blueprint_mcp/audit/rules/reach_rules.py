@@ -16,7 +16,7 @@ from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from .common import _once, api_access, exposed, find_function, is_tenant, names_the_caller
+from .common import _once, api_access, body_facts, exposed, find_function, is_tenant, names_the_caller
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -85,9 +85,10 @@ def _names_caller(s: Schema, f: Function) -> bool:
 _SECRET = re.compile(r"(^|_)(token|secret|code|key|hash)(_hash)?$")
 
 
-def _by_secret(f: Function, table: str) -> bool:
+def _by_secret(s: Schema, f: Function, table: str) -> bool:
     """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`)."""
-    reads = (f.caller_pins or {}).get(table, [])
+    found = body_facts(s, f)
+    reads = found[1].pins.get(table, []) if found is not None else []
     return bool(reads) and all(any(_SECRET.search(column) for column in columns) for columns in reads)
 
 
@@ -117,13 +118,12 @@ def definer_function_ignores_caller(r, s: Schema) -> Iterator:
         if not f.security_definer or managed(f.schema_name) or f.returns == "trigger" or f.reads is None or \
                 _names_caller(s, f):
             continue
-        tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(f, name)]
-        if not tables:
-            continue
         direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
         via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
                and (f.qualified in e.calls or f.name in e.calls) and (not e.invoker or _clients_execute(f))]
-        if direct or via:
+        tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(s, f, name)] \
+            if direct or via else []
+        if tables:
             through = "the API" if direct else ", ".join(via)
             yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and never asks who "
                             f"calls; clients reach it through {through}.", f.qualified, location=f.location)
