@@ -300,3 +300,33 @@ def test_a_helper_the_audit_reports_leaks_in_verify_and_one_it_passes_does_not(n
     leaked = {(c.table, c.command) for c in report.failures if c.verdict == "LEAK"}
     assert not report.fixture_failures, report.fixture_failures
     assert (("tasks", "select") in leaked) == (HELPERS[name][1] is not None), leaked
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("security, recursion", [("security invoker", True), ("security definer", False)])
+def test_a_membership_policy_recurses_through_an_invokers_helper_and_not_through_a_definers(
+        security, recursion, make_db):
+    """A helper without SECURITY DEFINER reads the membership table under its policies, inside the policy that calls
+    it: PostgreSQL runs out of stack (54001); BP028 saw only direct reads and views (audit-vs-verify probe)."""
+    import psycopg
+
+    sql = ORGS.replace("security definer set search_path", f"{security} set search_path") + (
+        "alter table public.organization_members enable row level security;\n"
+        "grant usage on schema private to authenticated;\n"
+        "grant select on public.organization_members to authenticated;\n"
+        "create policy members_select on public.organization_members for select to authenticated\n"
+        "  using (organization_id = any (array(select private.ids('viewer'))));")
+    found = [f.object for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP028"]
+    assert found == (["public.organization_members.members_select"] if recursion else [])
+    conn = make_db("explicit")
+    conn.execute(sql)
+    with conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', '{\"sub\": \"00000000-0000-4000-8000-000000000001\"}', "
+                     "true)")
+        try:
+            conn.execute("select count(*) from public.organization_members").fetchone()
+            failed = None
+        except psycopg.Error as e:
+            failed = e.sqlstate
+    assert failed == ("54001" if recursion else None)

@@ -217,7 +217,8 @@ def read_only_role_writes(r, s: Schema):
       summary="A policy on the membership table that reads the membership table itself.",
       why="PostgreSQL applies the policy to its own sub-query: every query on the table fails with "
           "\"infinite recursion detected in policy\" (42P17), and so does every policy that reads it. A view with "
-          "the invoker's rights (security_invoker) over the table recurses the same way.",
+          "the invoker's rights (security_invoker) over the table recurses the same way, and so does a function "
+          "without SECURITY DEFINER that the policy calls (stack depth limit exceeded, 54001).",
       bad="create policy p on organization_members for select using (organization_id in "
           "(select organization_id from organization_members where user_id = (select auth.uid())));",
       fix="Read memberships through a SECURITY DEFINER helper in a private schema, or use "
@@ -234,6 +235,15 @@ def membership_policy_recursion(r, s: Schema):
             if any(({t.qualified} | through) & relation_names(tree, t.schema_name) for _, tree, _ in trees(p)):
                 yield r.finding(f"{policy_label(t, p)} reads {t.qualified} itself: infinite recursion.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
+                continue
+            # so does a function without SECURITY DEFINER that the policy calls: its query runs under them
+            invoker = sorted({f.qualified for _, tree, _ in trees(p) for name, _, _ in calls(tree)
+                              if (f := find_function(s, name)) is not None and not f.security_definer
+                              and t.qualified in (f.reads or ())})
+            if invoker:
+                yield r.finding(f"{policy_label(t, p)} calls {', '.join(invoker)}, which reads {t.qualified} with the "
+                                f"caller's rights: infinite recursion.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
 
 
 @rule("BP029", "membership_client_write", Level.ERROR, ("SECURITY", "TENANCY"),
