@@ -149,11 +149,14 @@ def _tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
             return all(branch(arg) for arg in typed[1].get("args") or [])
         return op is None and _correlated(s, select, default_schema, value)
 
-    if any(branch(f) for f in filters_of(select)):
-        return True
-    elsewhere = [v for k, v in select.items() if k not in ("whereClause", "fromClause")]
-    elsewhere += [body for kind, body in _from_items(select) if kind != "RangeVar"]
-    return _correlated(s, select, default_schema, elsewhere)
+    return any(branch(f) for f in filters_of(select)) or \
+        _correlated(s, select, default_schema, _outside_filter(select))
+
+
+def _outside_filter(select: Node) -> list[Any]:
+    """What a sub-query holds besides its filter: its output, its grouping, the non-relation items of its FROM."""
+    return [v for k, v in select.items() if k not in ("whereClause", "fromClause")] + \
+        [body for kind, body in _from_items(select) if kind != "RangeVar"]
 
 
 def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]) -> bool:
@@ -175,13 +178,10 @@ def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]
             return CALLERS_SET if _calls_out(operand) else None
         return CALLER if _calls_out(operand) and not _has_column(operand) else None
 
-    if any(alias in aliases for alias, _ in pinned(filters_of(select), classify)):
-        return True
-    if any(alias in aliases for alias, _ in pinned(filters_of(select), classify, anchor=CALLERS_SET)):
-        return True  # its organisation is one of the caller's: a co-member's membership
-    elsewhere = [v for k, v in select.items() if k not in ("whereClause", "fromClause")]
-    elsewhere += [body for kind, body in _from_items(select) if kind != "RangeVar"]
-    return _calls_out(elsewhere)
+    # The caller's own membership, or one in an organisation of the caller's (a co-member's).
+    return any(alias in aliases for anchor in (CALLER, CALLERS_SET)
+               for alias, _ in pinned(filters_of(select), classify, anchor=anchor)) or \
+        _calls_out(_outside_filter(select))
 
 
 def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
