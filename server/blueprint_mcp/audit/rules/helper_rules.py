@@ -21,25 +21,28 @@ from .common import _once, body_facts, calls, find_function, membership_tables, 
 
 
 def policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
-    """Each function a policy calls (defined in the audited SQL, outside the platform's schemas), with the first
-    policy that calls it."""
+    """Each function a policy calls, directly or through the helpers it calls (defined in the audited SQL, outside
+    the platform's schemas), with the first policy that reaches it."""
     return _once("policy helpers", s, _policy_helpers, s)
 
 
 def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
     out: dict[str, tuple[Function, Table, Policy]] = {}
-    for t in s.tables:
-        for p in t.policies:
-            for _, tree, _ in trees(p):
-                for name, _, _ in calls(tree):
-                    f = find_function(s, name)
-                    if f is not None and not managed(f.schema_name) and f.qualified not in out:
-                        out[f.qualified] = (f, t, p)
+    pending: list[tuple[str, Table, Policy]] = [(name, t, p) for t in s.tables for p in t.policies
+                                                for _, tree, _ in trees(p) for name, _, _ in calls(tree)]
+    pending.reverse()
+    while pending:
+        name, t, p = pending.pop()
+        f = find_function(s, name)
+        if f is not None and not managed(f.schema_name) and f.qualified not in out:
+            out[f.qualified] = (f, t, p)
+            pending += [(inner, t, p) for inner in reversed(f.calls or [])]
     return list(out.values())
 
 
 @rule("BP054", "policy_helper_not_tied_to_caller", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A function a policy calls reads memberships without keeping them to the caller's.",
+      summary="A function a policy calls (or one that function calls) reads memberships without keeping them to the "
+              "caller's.",
       why="The policy trusts the helper to answer for the caller. A body that does not pin the membership's user "
           "column to the caller in every branch (`m.user_id = (select auth.uid())`, a variable holding it, or a "
           "parameter the policy passes), or its organisation to the caller's (`m.organization_id in (select ... "
@@ -70,13 +73,13 @@ def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
             tied = {user, f"{user} in", f"{table.tenant_key} in"}
             if all(tied & set(columns) for columns in reads):
                 continue
-            yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) reads {rel} without keeping "
+            yield r.finding(f"{f.qualified} (reached from {policy_label(t, p)}) reads {rel} without keeping "
                             f"{user} to the caller: it answers with every user's memberships.", f.qualified,
                             location=f.location)
 
 
 @rule("BP055", "policy_helper_ignores_argument", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A function a policy calls never reads one of its parameters.",
+      summary="A function a policy calls (or one that function calls) never reads one of its parameters.",
       why="The policy passes the row's organisation (or the caller, or a role) and trusts the helper to decide by "
           "it; a body that never reads the parameter decides the same for every row. In an SQL function a column "
           "of the query takes a parameter's name: in `is_member(organization_id uuid)`, `where m.organization_id "
@@ -92,6 +95,6 @@ def policy_helper_ignores_argument(r, s: Schema) -> Iterator:
         found = body_facts(s, f) if f._body is not None and f._body.params else None
         unread = unread_parameters(*found) if found is not None else []
         if unread:
-            yield r.finding(f"{f.qualified} (called by {policy_label(t, p)}) never reads "
+            yield r.finding(f"{f.qualified} (reached from {policy_label(t, p)}) never reads "
                             f"{', '.join(unread)}: what the policy passes there decides nothing.",
                             f.qualified, location=f.location)
