@@ -1,8 +1,9 @@
 """Whom a function body answers for: the columns its reads pin to the caller, and the parameters it never reads.
 
-Facts for the rules on the helpers policies call (BP054, BP055). A helper that reads memberships answers for the
-caller only when every read pins the membership's user column to the caller: `auth.uid()`, a parameter (the
-policy passes it) or a variable (`caller uuid := auth.uid()`). A parameter the body never reads decides nothing,
+Facts for the rules on the helpers policies call (BP054, BP055, BP057). A helper that reads memberships answers
+for the caller only when every read pins the membership's user column to the caller (`auth.uid()`, a parameter
+the policy passes, a variable such as `caller uuid := auth.uid()`) or its organisation to a set the caller
+decides (`in (select ... where user_id = auth.uid())`: the caller's co-members). A parameter the body never reads decides nothing,
 however the policy calls it, and in an SQL function a column of the query hides a parameter of the same name
 (`where m.organization_id = organization_id` compares the column with itself).
 """
@@ -13,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
+from .pins import CALLER, CALLERS_SET, filters_of, names_the_caller, pinned, unwrap
 from .tree import function_name, nodes, strings
 
-# The columns of schema.table as far as the SQL read so far says, None = not known.
+# The columns of schema.table, None = not known.
 ColumnsOf = Callable[[str], "set[str] | None"]
 _AGGREGATES = ("count", "sum", "avg", "min", "max")
 
@@ -51,13 +52,12 @@ class _Scope:
 
 
 class _Body:
-    def __init__(self, name: str, params: list[tuple[str, str]], variables: set[str], column_first: bool,
-                 default_schema: str, columns_of: ColumnsOf) -> None:
-        self.name = name
-        self.params = {p: i for i, (p, _) in enumerate(params, start=1) if p}
-        self.variables = variables - set(self.params)
-        self.column_first = column_first
-        self.default_schema = default_schema
+    def __init__(self, reading: BodyReading, columns_of: ColumnsOf) -> None:
+        self.name = reading.name
+        self.params = {p: i for i, (p, _) in enumerate(reading.params, start=1) if p}
+        self.variables = reading.variables - set(self.params)
+        self.column_first = reading.column_first
+        self.default_schema = reading.default_schema
         self.columns_of = columns_of
         self.facts = CallerFacts()
 
@@ -185,7 +185,7 @@ class _Body:
                         return None
                     caller = True
                 elif len(value) == 1 and "FuncCall" in value:
-                    caller = caller or _names_caller(function_name(value["FuncCall"]))
+                    caller = caller or names_the_caller(function_name(value["FuncCall"]))
                     stack += [v for v in value["FuncCall"].values() if isinstance(v, dict | list)]
                 else:
                     stack += [v for v in value.values() if isinstance(v, dict | list)]
@@ -194,17 +194,13 @@ class _Body:
     def _mentions_caller(self, value: Any) -> bool:
         """A sub-query that calls auth.uid() (or a helper), or reads a parameter or variable of the body."""
         for kind, body in nodes(value):
-            if kind == "FuncCall" and _names_caller(function_name(body)) or kind == "ParamRef":
+            if kind == "FuncCall" and names_the_caller(function_name(body)) or kind == "ParamRef":
                 return True
             if kind == "ColumnRef":
                 names = strings(body.get("fields"))
                 if len(names) == 1 and (names[0] in self.params or names[0] in self.variables):
                     return True
         return False
-
-
-def _names_caller(called: str) -> bool:
-    return "." in called or called in ("current_setting", "current_user")
 
 
 def _aggregates_only(select: dict) -> bool:
@@ -217,8 +213,7 @@ def _aggregates_only(select: dict) -> bool:
 def caller_facts(reading: BodyReading, columns_of: ColumnsOf) -> CallerFacts:
     """The facts of one body. `columns_of` gives the tables' columns as they stand when the function runs (what a
     bare name in its queries is, PostgreSQL decides then)."""
-    body = _Body(reading.name, list(reading.params), set(reading.variables), reading.column_first,
-                 reading.default_schema, columns_of)
+    body = _Body(reading, columns_of)
     for tree in reading.trees:
         body.walk(tree, (), True)
     return body.facts

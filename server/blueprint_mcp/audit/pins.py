@@ -22,6 +22,12 @@ CALLERS_SET = ("<the caller's set>",)
 Classify = Callable[[Any], Hashable | None]
 
 
+def names_the_caller(function: str) -> bool:
+    """A function outside pg_catalog (auth.uid(), a helper) or one reading the session: a filter calling it may
+    pick the caller's rows; a query calling none cannot know who asks."""
+    return "." in function or function in ("current_setting", "current_user", "session_user")
+
+
 def pinned(filters: Iterable[Any], classify: Classify, given: Iterable[Hashable] = (),
            anchor: Hashable = CALLER) -> set[Hashable]:
     """Keys (as `classify` names columns) that the conjunction of `filters` equates with `anchor` (the caller, or

@@ -317,8 +317,16 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
     invitee = w.who("outsider")
     org1 = literal(w.orgs["org1"])
     inviter = manager if manager in w.actors else roles[0]
-    member_of = (f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
-                 f"{literal(w.actor_id(invitee))}")
+
+    def membership_of(actor: str) -> str:
+        return (f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
+                f"{literal(w.actor_id(actor))}")
+
+    def leave(actor: str) -> str:  # without releasing their assignments first (see release_member_sql)
+        return (f" delete from public.organization_members where {ORG} = {org1} and user_id = "
+                f"{literal(w.actor_id(actor))};")
+
+    member_of = membership_of(invitee)
     accept = "select public.accept_invitation({})"
     email = email_of(w.actors[invitee])
     # The least role the inviter gives (the default member role may rank above them; the least role may hold a
@@ -340,9 +348,7 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
     case("an invitation is used twice (accepted, left, accepted again)", "invitations", invitee,
          accept.format(literal("tok-twice")), DENIED, probe=member_of,
          setup=invitation_sql(w, inviter, email, writer, "tok-twice")
-         + " " + as_user(w, invitee, accept.format(literal("tok-twice")) + ";")
-         + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
-           f"{literal(w.actor_id(invitee))};")
+         + " " + as_user(w, invitee, accept.format(literal("tok-twice")) + ";") + leave(invitee))
     case("a made-up token is accepted", "invitations", invitee, accept.format(literal("tok-guess")), DENIED,
          probe=member_of)
     # An account goes with its address: the invitations it accepted (admins read them) keep nothing of it (L01).
@@ -355,9 +361,7 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
         case(f"an invitation from a removed {inviter} is accepted", "invitations", invitee,
              accept.format(literal("tok-removed")), DENIED, probe=member_of,
              setup=invitation_sql(w, inviter, email, inviter, "tok-removed")
-             + release_member_sql(w, "org1", inviter)
-             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
-               f"{literal(w.actor_id(inviter))};")
+             + release_member_sql(w, "org1", inviter) + leave(inviter))
         lower = roles[roles.index(inviter) + 1:]
         if lower:
             case(f"an invitation at {inviter} rank from a demoted {inviter} is accepted", "invitations", invitee,
@@ -369,12 +373,9 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
     if removed in w.actors and removed not in (roles[0], inviter):
         case(f"an invitation sent to a {removed} who is then removed is accepted", "invitations", removed,
              accept.format(literal("tok-gone")), DENIED,
-             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
-                   f"{literal(w.actor_id(removed))}",
+             probe=membership_of(removed),
              setup=invitation_sql(w, inviter, email_of(w.actors[removed]), inviter, "tok-gone")
-             + release_member_sql(w, "org1", removed)
-             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
-               f"{literal(w.actor_id(removed))};")
+             + release_member_sql(w, "org1", removed) + leave(removed))
         # ... nor after moving to another address first: removal revokes by the address of that moment (L11).
         theirs = email_of(w.actors[removed])
 
@@ -383,19 +384,15 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
 
         case(f"an invitation sent to a {removed} who moves to another address, is removed and moves back is "
              "accepted", "invitations", removed, accept.format(literal("tok-moved")), DENIED,
-             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
-                   f"{literal(w.actor_id(removed))}",
+             probe=membership_of(removed),
              setup=invitation_sql(w, inviter, theirs, inviter, "tok-moved") + move_to("moved." + theirs)
-             + release_member_sql(w, "org1", removed)
-             + f" delete from public.organization_members where {ORG} = {org1} and user_id = "
-               f"{literal(w.actor_id(removed))};" + move_to(theirs))
+             + release_member_sql(w, "org1", removed) + leave(removed) + move_to(theirs))
     # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
     demoted = roles[-2] if len(roles) > 2 else None
     if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):
         case(f"a {demoted} offered {inviter} rank, then demoted to {roles[-1]}, accepts the offer", "invitations",
              demoted, accept.format(literal("tok-offer")), DENIED,
-             probe=f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = "
-                   f"{literal(w.actor_id(demoted))} and role > {literal(roles[-1])}",
+             probe=f"{membership_of(demoted)} and role > {literal(roles[-1])}",
              setup=invitation_sql(w, inviter, email_of(w.actors[demoted]), inviter, "tok-offer")
              + release_member_sql(w, "org1", demoted)
              + f" update public.organization_members set role = {literal(roles[-1])} where {ORG} = {org1} "

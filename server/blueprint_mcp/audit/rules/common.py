@@ -12,6 +12,7 @@ from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import is_role_column, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..callers import BodyReading, CallerFacts, caller_facts
+from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, indexed, leading, strings
 
@@ -270,12 +271,6 @@ def _function_names(s: Schema) -> tuple[dict[str, Function], dict[str, Function]
         qualified.setdefault(f.qualified, f)
         bare.setdefault(f.name, f)
     return qualified, bare
-
-
-def names_the_caller(function: str) -> bool:
-    """A function outside pg_catalog (auth.uid(), a helper) or one reading the session: a filter calling it may
-    pick the caller's rows; a query calling none cannot know who asks."""
-    return "." in function or function in ("current_setting", "current_user", "session_user")
 
 
 def body_facts(s: Schema, f: Function) -> tuple[BodyReading, CallerFacts] | None:

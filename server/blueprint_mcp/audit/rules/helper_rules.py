@@ -60,12 +60,14 @@ def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
 def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
     members = membership_tables(s)
     protected = {t.qualified for t in s.tables if t.rls_enabled}
+    users = None
     for f, t, p in policy_helpers(s):
         if not set(f.reads or ()) & members or (found := body_facts(s, f)) is None:
             continue
+        users = per_user_tables(s.tables) if users is None else users
         for rel, reads in found[1].pins.items():
             table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
-            user = member_column(table, table.tenant_key, per_user_tables(s.tables)) if table is not None else None
+            user = member_column(table, table.tenant_key, users) if table is not None else None
             if user is None or (not f.security_definer and rel in protected):
                 continue
             # Tied to the caller: their own memberships, or the memberships in their organisations (a helper

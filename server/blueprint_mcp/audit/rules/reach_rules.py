@@ -75,7 +75,7 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
                             location=t.location)
 
 
-def _names_caller(s: Schema, f: Function) -> bool:
+def _asks_who_calls(s: Schema, f: Function) -> bool:
     """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
     helper decides for itself)."""
     return any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ())
@@ -116,7 +116,7 @@ def _guarded(s: Schema, name: str) -> Table | None:
 def definer_function_ignores_caller(r, s: Schema) -> Iterator:
     for f in s.functions:
         if not f.security_definer or managed(f.schema_name) or f.returns == "trigger" or f.reads is None or \
-                _names_caller(s, f):
+                _asks_who_calls(s, f):
             continue
         direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
         via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
