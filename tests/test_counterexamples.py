@@ -1167,3 +1167,19 @@ def test_verify_of_a_migrations_folder_reads_an_extension_type_by_its_own_name(u
     report = verify(source="b2b-saas+citext", migrations=migrations, database_url=url)
     assert report.fixture_failures == []
     assert [(c.table, c.command, c.actual) for c in report.failures if c.verdict != "LEAK"] == []
+
+
+def test_audit_entries_of_a_table_read_only_under_parents_stay_with_the_service_role(url):
+    """An `under` grant reaches only the rows under a parent its caller may read, so it does not make a manager a
+    reader of every row, nor of the table's audit entries (docs/lifecycle.md L17). The generator left such
+    entries to the service role; the oracle, which skipped own, assigned, where and linked grants but not `under`,
+    expected the owner to read them (the property test, seed 0, with server_set fields drawn)."""
+    data = blueprint(
+        {"name": "projects", "access": {"select": [{"min_role": "admin"}]}},
+        {"name": "tasks", "fields": [{"name": "project_id", "type": "reference", "references": "projects"}],
+         "access": {"select": [{"roles": ["owner"], "under": "project_id"}]}},
+        privacy={"audit_tables": ["tasks"]})
+    report = verified(data, url)
+    owners_reads = {c.actual for c in report.cases if c.table == "audit_logs" and c.command == "select"
+                    and c.org == "org1" and c.actor == "owner"}
+    assert owners_reads == {"allowed", "denied"}  # the organisation's entries, not the tasks row's

@@ -132,11 +132,11 @@ class Oracle:
         if e is None or e.name not in self.bp.privacy.audit_tables:
             return True
         # An entry copies its row: only those who may read every row of its table read it (a select grant
-        # without own, assigned or where, for everyone or for the actor's role).
+        # without own, assigned, where, linked or under, for everyone or for the actor's role).
         role = self.role_in(actor, row.org)
 
         def every_row(grants) -> bool:
-            return any(not (g.own or g.assigned or g.where is not None or g.linked is not None)
+            return any(not (g.own or g.assigned or g.where is not None or g.linked is not None or g.under)
                        and (g.public or g.signed_in or role in (member_roles(self.bp, g) or [])) for g in grants)
         # Archived rows (whose changes are logged too) are only for those who may restore them.
         return every_row(command_grants(self.bp, e, "select")) and (
