@@ -6,6 +6,8 @@ wrong, not the model. Raw dicts are returned (as a tool call or a YAML file woul
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import strategies as st
 
 from blueprint_mcp.model import (
@@ -13,8 +15,10 @@ from blueprint_mcp.model import (
     CORE_TABLES,
     Capability,
     FieldType,
+    InvalidBlueprint,
     canonical_taxonomy,
     is_analytics_name,
+    parse_blueprint,
 )
 from blueprint_mcp.model.blueprint import PRIVACY_TABLES, ROLE_TYPE
 from blueprint_mcp.model.entities import EXPRESSION_TYPES, Entity
@@ -217,6 +221,10 @@ def field_for(draw, name: str, targets: list[str], required_targets: list[str],
     f.update(draw(default_for(ftype, values, check, f.get("references"))))
     f["nullable"] = nullable
     f["unique"] = roomy(f) and draw(st.booleans())
+    # Only the server writes it (a default fills it, or it stays empty); _settle_server_set drops the flag where
+    # the blueprint then asks clients for the value (a condition, a state, a key).
+    if not f["unique"] and (nullable or "default" in f or "default_expression" in f) and draw(st.integers(0, 3)) == 0:
+        f["server_set"] = True
     # Personal data may not be an event property: derived properties all end in _id.
     f["pii"] = not name.endswith("_id") and name not in EVENT_PROPERTIES and draw(st.booleans())
     if draw(st.booleans()):
@@ -379,7 +387,24 @@ def blueprints(draw) -> dict:
     bp["privacy"] = {"consent_flags": draw(st.lists(st.sampled_from(CONSENT_FLAGS), unique=True, max_size=3)),
                      "audit_tables": draw(st.lists(st.sampled_from(auditable), unique=True, max_size=3)),
                      "pii_keys": draw(st.lists(st.sampled_from(["nickname", "home_town", "birthday"]), unique=True))}
+    _settle_server_set(bp)
     return bp
+
+
+def _settle_server_set(bp: dict) -> None:
+    """Drop server_set from the fields the model says clients must write (named as entity.field)."""
+    while True:
+        try:
+            parse_blueprint(bp)
+            return
+        except InvalidBlueprint as exc:
+            held = {m.group(1) for _, why, _ in exc.problems if (m := re.match(r"'[a-z0-9_]+\.([a-z0-9_]+)' is "
+                                                                               r"server_set", why))}
+            flagged = [f for e in bp["entities"] for f in e["fields"] if f.get("server_set") and f["name"] in held]
+            if not flagged:
+                return  # another problem: the property test shows it
+            for f in flagged:
+                del f["server_set"]
 
 
 def summary(bp: dict) -> str:

@@ -224,3 +224,28 @@ def test_personal_data_readable_by_every_reader_of_the_row_fails_its_scenario(db
     report = verify(source="loose", migrations=migrations + [loose], blueprint=bp, database_url=db_url)
     failing = {f.attack for f in report.failures if f.attack}
     assert "admin reads the personal data of a habit_check_ins row they may see" in failing, sorted(failing)
+
+
+# A blueprint's server_set field (habit-tracker's checked_at) handed back to clients, on update or on insert.
+SERVER_SET_HOLES = [
+    ("members backdate a check-in", "grant update (checked_at) on public.habit_check_ins to authenticated;",
+     "set a habit_check_ins row's server-set checked_at"),
+    ("members insert backdated check-ins", "grant insert (checked_at) on public.habit_check_ins to authenticated;",
+     "insert a habit_check_ins row giving its server-set checked_at"),
+]
+
+
+@pytest.fixture(scope="module")
+def habits():
+    bp = load_template("habit-tracker")
+    schema = build_schema(bp)
+    return bp, [schema_sql(schema, bp.app.slug), rls_sql(schema, bp.app.slug), triggers_sql(schema, bp.app.slug)]
+
+
+@pytest.mark.parametrize("hole,extra,scenario", SERVER_SET_HOLES, ids=[h[0] for h in SERVER_SET_HOLES])
+def test_a_server_set_field_given_back_to_clients_fails_its_scenario(habits, db_url, hole, extra, scenario):
+    bp, migrations = habits
+    clean = verify(source="clean", migrations=migrations, blueprint=bp, database_url=db_url)
+    assert clean.ok and any(a.attack == scenario for a in clean.attacks), scenario
+    report = verify(source=hole, migrations=migrations + [extra], blueprint=bp, database_url=db_url)
+    assert {f.attack for f in report.failures if f.attack} == {scenario}, hole

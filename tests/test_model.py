@@ -68,6 +68,28 @@ BAD = [
     ("global references tenant", with_("entities[1]", {"name": "tags", "scope": "global", "fields": [
         {"name": "project_id", "type": "reference", "references": "projects"}]}),
      "entities[1].fields[0].references", "global entity"),
+    ("server_set without a value", with_("entities[0].fields[0]", {"name": "done_at", "type": "timestamptz",
+                                                                   "nullable": False, "server_set": True}),
+     "entities[0].fields[0]", "a client's insert could never fill it"),
+    ("server_set state", with_("entities[0]", {"name": "projects", "fields": [
+        {"name": "status", "type": "enum", "values": ["open", "done"], "nullable": False, "default": "open",
+         "server_set": True}], "transitions": [{"column": "status", "moves": {"open": ["done"]}}]}),
+     "entities[0].transitions[0].column", "'projects.status' is server_set"),
+    ("server_set where", with_("entities[0]", {"name": "projects", "fields": [
+        {"name": "shared", "type": "boolean", "nullable": False, "default": False, "server_set": True}],
+        "access": {"select": [{"min_role": "member"}, {"min_role": "viewer", "where": {"column": "shared",
+                                                                                        "equals": True}}]}}),
+     "entities[0].access.select[1].where.column", "clients never write it"),
+    ("server_set under", with_("entities[1]", {"name": "tasks", "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "server_set": True}],
+        "access": {"insert": [{"min_role": "member", "under": "project_id"}]}}),
+     "entities[1].access.insert[0].under", "'tasks.project_id' is server_set"),
+    ("server_set unique", with_("entities[0].fields[0]", {"name": "code", "type": "text", "unique": True,
+                                                          "server_set": True}),
+     "entities[0].fields[0].unique", "is server_set"),
+    ("server_set in a key", with_("entities[0]", {"name": "projects", "fields": [
+        {"name": "day", "type": "date", "nullable": False, "default_expression": "current_date", "server_set": True}],
+        "unique_together": [["day"]]}), "entities[0].unique_together[0]", "drop server_set from day"),
 ]
 
 
@@ -118,3 +140,15 @@ def test_events_include_core_entity_and_custom_events_once():
 def test_single_membership_with_personal_workspaces_and_teams_is_rejected():
     with pytest.raises(InvalidBlueprint, match="multiple_memberships"):
         parse_blueprint(with_("tenancy", {"multiple_memberships": False}))
+
+
+def test_server_set_fields_leave_the_client_grants_but_keep_their_default():
+    from blueprint_mcp.sql.design import build_schema
+    bp = load_template("habit-tracker")
+    assert bp.entity("habit_check_ins").field("checked_at").server_set
+    t = build_schema(bp).table("habit_check_ins")
+    client = {p.privilege: p.columns for p in t.grants["authenticated"]}
+    assert "checked_at" not in client["insert"] and "checked_at" not in client["update"]
+    assert "habit_id" in client["insert"]
+    assert t.column("checked_at").default == "now()"
+    assert {p.privilege: p.columns for p in t.grants["service_role"]}["update"] == []  # the whole table

@@ -78,6 +78,7 @@ class Blueprint(Model):
         _check_references(self, problems)
         _check_cycles(self, problems)
         _check_access_and_patterns(self, problems)
+        _check_server_set(self, problems)
         _check_privacy(self, problems)
         _check_events(self, problems)
         _check_storage(self, problems)
@@ -403,6 +404,53 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                                      choose(col, sorted(cols))))
             if len(set(pattern)) != len(pattern):
                 problems.append((path, "a column repeats.", "list each column once"))
+
+
+def _check_server_set(bp: Blueprint, problems: list) -> None:
+    """A server_set field decides nothing a client's write must choose: no grant condition reads it (a client could
+    never move a row in or out), no state moves, kind rule, comparison, exclusion or unique key holds it (a client
+    could not write the value the rule asks for)."""
+    held: dict[tuple[str, str], str] = {}  # (entity, column) -> the first place that needs clients to write it
+    for i, e in enumerate(bp.entities):
+        specs = [(f"entities[{i}].access.{cmd}", e.access.spec(cmd)) for cmd in COMMANDS]
+        specs.append((f"entities[{i}].pii_read", e.pii_read))
+        for path, spec in specs:
+            for k, g in enumerate(spec if isinstance(spec, list) else []):
+                at = f"{path}[{k}]"
+                for col, key in ((g.assigned, "assigned"), (g.under, "under"),
+                                 (g.where.column if g.where is not None else None, "where.column")):
+                    if col:
+                        held.setdefault((e.name, col), f"{at}.{key}")
+                current = e
+                for j, col in enumerate(g.linked or []):
+                    held.setdefault((current.name, col), f"{at}.linked[{j}]")
+                    f = current.field(col)
+                    current = bp.entity(f.references) if f is not None and f.references else None
+                    if current is None:
+                        break
+        for k, t in enumerate(e.transitions):
+            held.setdefault((e.name, t.column), f"entities[{i}].transitions[{k}].column")
+        for k, r in enumerate(e.requires):
+            for col in (r.when.column, *r.filled, *r.empty):
+                held.setdefault((e.name, col), f"entities[{i}].requires[{k}]")
+        for k, c in enumerate(e.checks):
+            for col in (c.column, c.other):
+                held.setdefault((e.name, col), f"entities[{i}].checks[{k}]")
+        for k, x in enumerate(e.exclusions):
+            for col in (*x.keys, *x.range):
+                held.setdefault((e.name, col), f"entities[{i}].exclusions[{k}]")
+        for k, cols in enumerate(e.unique_together):
+            for col in cols:
+                held.setdefault((e.name, col), f"entities[{i}].unique_together[{k}]")
+    for i, e in enumerate(bp.entities):
+        for j, f in enumerate(e.fields):
+            if not f.server_set:
+                continue
+            where = held.get((e.name, f.name)) or (f"entities[{i}].fields[{j}].unique" if f.unique else None)
+            if where is not None:
+                problems.append((where, f"'{e.name}.{f.name}' is server_set: clients never write it, so they "
+                                 "could not give the value this needs.",
+                                 f"drop server_set from {f.name}, or leave it out here"))
 
 
 _WHERE_TYPES = (FieldType.boolean, FieldType.enum, FieldType.text, FieldType.integer, FieldType.bigint)

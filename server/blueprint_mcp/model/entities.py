@@ -130,6 +130,9 @@ class Field(Model):
                                              "(any number of rows may leave a nullable field empty).")
     check: Check | None = PField(None, description=(
         "A CHECK on the value (a null passes): min/max for integer, bigint, numeric; min_length/max_length for text."))
+    server_set: bool = PField(False, description=(
+        "Only the server writes it: clients may neither send it on insert nor change it (the default fills it; "
+        "the service role may set it). For a time a client could backdate, e.g. checked_at with now."))
     pii: bool = PField(False, description=(
         "Personal data: kept out of analytics and audit payloads, and (on organization and service entities) "
         "moved to the entity's private side table <entity>_private, readable only as the entity's pii_read says."))
@@ -178,6 +181,10 @@ class Field(Model):
                               "use type text, or min/max for numbers")
         self._check_default()
         self._check_default_expression()
+        if self.server_set and not self.nullable and self.default is None and self.default_expression is None:
+            raise Invalid(f"field '{self.name}': server_set and nullable: false without a default: a client's "
+                          "insert could never fill it", "give it a default or default_expression (e.g. now), or "
+                          "make it nullable")
         return self
 
     def _check_default_expression(self) -> None:

@@ -66,7 +66,8 @@ def field_column(entity: Entity, field: Field, enum_type: str | None = None) -> 
         default = literal(field.default)
         if field.type in (FieldType.date, FieldType.timestamptz, FieldType.numeric):
             default = f"{default}::{sql_type}"
-    comment = " ".join(x for x in (field.description, _moves(entity, field.name)) if x)
+    server = "Set by the server: clients neither give it on insert nor change it." if field.server_set else ""
+    comment = " ".join(x for x in (field.description, _moves(entity, field.name), server) if x)
     return Column(name=field.name, type=sql_type, nullable=field.nullable, default=default,
                   comment=comment, pii=field.pii)
 

@@ -39,7 +39,8 @@ def _build_schema(bp: Blueprint) -> Schema:
     apply_rls(bp, tables)
     # A private side row belongs to one row for good: its reference is set on insert only.
     apply_grants(tables, {e.name: e.owner_column for e in bp.entities if e.owner_column},
-                 {e.name: {e.fields[0].name} for e in bp.entities if e.private_of})
+                 {e.name: {e.fields[0].name} for e in bp.entities if e.private_of},
+                 {e.name: {f.name for f in e.fields if f.server_set} for e in bp.entities})
     functions = [helper_function(bp)] + access_functions(bp) + apply_triggers(bp, tables) + api_functions(bp)
     views = []
     if bp.analytics.enabled and bp.analytics.daily_metrics:

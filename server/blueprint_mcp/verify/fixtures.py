@@ -190,11 +190,25 @@ def insert_values(table: Table, org: str | None, world: World, author: str, n: i
     values = row_values(table, org, world, author, n, enums, with_id=False)
     _make_distinct(table, org, world, author, n, enums, values, support=False)
     meet_requirements(table, org, world, author, n, enums, values)
-    # The server sets these (a client may not write them): known for unique keys, never sent.
-    for col in SERVER_COLUMNS:
+    # The server sets these (a client may not write them): known for unique keys, never sent. So are the
+    # columns the client role's insert grant leaves out where the table gives them a default or lets them be
+    # empty (a blueprint's server_set fields).
+    withheld = set(SERVER_COLUMNS) | {c.name for c in table.columns if c.name not in client_writable(table, "insert")
+                                      and (c.default is not None or c.nullable)}
+    for col in withheld:
         if col in values:
             values[col] = Implicit(values[col])
     return values
+
+
+def client_writable(table: Table, privilege: str) -> set[str]:
+    """The columns authenticated may write with `privilege` (insert, update) by the table's column grants; every
+    column where a grant of the whole privilege says so, or where there is no such grant (nothing to narrow)."""
+    everything = {c.name for c in table.columns}
+    held = [p for role in ("authenticated", "public") for p in table.grants.get(role, []) if p.privilege == privilege]
+    if not held or any(not p.columns for p in held):
+        return everything
+    return {c for p in held for c in p.columns}
 
 
 def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | None:

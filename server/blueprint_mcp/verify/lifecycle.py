@@ -18,7 +18,7 @@ from ..model.meaning import may_give_role, restore_grants, ungrantable
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
-from .fixtures import admit, clearing_sql, for_own_parent
+from .fixtures import admit, clearing_sql, for_own_parent, value_for
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -510,6 +510,8 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
         target = qname("public", t.name)
         row = next((r for r in w.rows if r.table == t.name and r.org == "org1" and r.purpose == "matrix"
                     and oracle.expect(actor, "update", t.name, r, "org1") == ALLOWED), None)
+        # The blueprint's server_set fields (docs/lifecycle.md L13): a value no row holds, a time long ago.
+        forged = {f.name: v for f in e.fields if f.server_set and (v := _forged(t, f.name, w, enums)) is not None}
         if row is not None:
             # archived_at: only a delete archives (and restore_<entity>() brings back), never a write.
             for col in ("created_at", "updated_at") + (("archived_at",) if e.soft_delete else ()):
@@ -517,6 +519,10 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
                      f"update {target} set {ident(col)} = {LONG_AGO} where {where_key(row.key)}", DENIED,
                      probe=f"select count(*) from {target} where {where_key(row.key)} and {ident(col)} < "
                            "'2002-01-01'")
+            for col, value in forged.items():
+                case(f"set a {t.name} row's server-set {col}", t.name, writer,
+                     f"update {target} set {ident(col)} = {value} where {where_key(row.key)}", DENIED,
+                     probe=f"select count(*) from {target} where {where_key(row.key)} and {ident(col)} = {value}")
             if e.owner_column:
                 victim = next(a for a in w.actors.values() if a.user_id and a.name != writer)
                 case(f"re-attribute a {t.name} row to {victim.name}", t.name, writer,
@@ -538,6 +544,28 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
         case(f"insert a backdated {t.name} row", t.name, writer,
              insert_sql(t, {**values, "created_at": LONG_AGO}), DENIED,
              probe=f"select count(*) from {target} where created_at < '2002-01-01'", setup=setup)
+        for col, value in forged.items():
+            case(f"insert a {t.name} row giving its server-set {col}", t.name, writer,
+                 insert_sql(t, {**values, col: value}), DENIED,
+                 probe=f"select count(*) from {target} where {ident(col)} = {value}", setup=setup)
+
+
+def _forged(t, col: str, w: World, enums) -> str | None:
+    """A value of `col` a client might send instead of the server's: long ago for a time, else a valid value
+    that neither a seeded row nor the default holds (None when the column's domain leaves none)."""
+    column = t.column(col)
+    if column is None:
+        return None
+    if column.type == "timestamptz":
+        return LONG_AGO
+    if column.type == "date":
+        return "'2001-01-01'::date"
+    held = {r.values.get(col) for r in w.rows if r.table == t.name} | {column.default}
+    for n in range(9700, 9720):
+        value = value_for(t, column, n, enums)
+        if value != "null" and value not in held:
+            return value
+    return None
 
 
 def _under_archived_rows(bp: Blueprint, schema: Schema, w: World, oracle, case, writer: str, enums,

@@ -19,8 +19,8 @@ from ..sql.ident import ident, literal, qname
 from .conditions import (PORTAL, condition_rows, insert_condition_cases, needs_portal, reattribution_attacks,
                          transition_cases)
 from .lifecycle import lifecycle_cases
-from .fixtures import (add_row, admit, clashes, clearing_sql, for_own_parent, fuller, insert_values, marker_for,
-                       replica_delete, row_values, take_parent_author, unique_keys)
+from .fixtures import (add_row, admit, clashes, client_writable, clearing_sql, for_own_parent, fuller, insert_values,
+                       marker_for, replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
 from .values import allowed_values, enum_labels, requirements
 from .world import (
@@ -319,8 +319,9 @@ def add_rows(w: World, schema: Schema, tables: list[Table], enums: dict[str, lis
 
 def update_column(t: Table) -> str:
     fk_cols = {c for fk in t.foreign_keys for c in fk.columns}
+    writable = client_writable(t, "update")  # a column only the server writes would refuse any client
     for c in t.columns:
-        if c.name not in _SKIP_UPDATE and c.name not in fk_cols and c.name != "owner_user_id":
+        if c.name not in _SKIP_UPDATE and c.name not in fk_cols and c.name != "owner_user_id" and c.name in writable:
             return c.name
     return "updated_at" if t.column("updated_at") else t.columns[-1].name
 
@@ -336,8 +337,9 @@ def probe_column(t: Table) -> str | None:
     held_empty = {c for rule in requirements(t) for c in (rule.column, *rule.empty)}
     first = update_column(t)
     skip = fk_cols | _SKIP_UPDATE | held_empty
+    writable = client_writable(t, "update")
     free = [c.name for c in sorted(t.columns, key=lambda c: c.name != first)
-            if c.type == "text" and c.name not in skip and not allowed_values(t, c.name)]
+            if c.type == "text" and c.name not in skip and c.name in writable and not allowed_values(t, c.name)]
     return next((c for c in free if c not in keyed), free[0] if free else None)
 
 

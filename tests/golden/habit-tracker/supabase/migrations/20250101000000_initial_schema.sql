@@ -174,12 +174,13 @@ create table public.habit_check_ins (
 comment on table public.habit_check_ins is 'One completion of a habit by a user, with an optional reflection note.';
 comment on column public.habit_check_ins.organization_id is 'Tenant key: immutable, checked by every policy.';
 comment on column public.habit_check_ins.user_id is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.habit_check_ins.checked_at is 'Set by the server: clients neither give it on insert nor change it.';
 create index habit_check_ins_user_id_checked_at_idx on public.habit_check_ins (user_id, checked_at);
 create index habit_check_ins_habit_id_checked_at_idx on public.habit_check_ins (habit_id, checked_at);
 create index habit_check_ins_organization_id_habit_id_idx on public.habit_check_ins (organization_id, habit_id);
 alter table public.habit_check_ins enable row level security;
 revoke all on table public.habit_check_ins from anon, authenticated;
-grant select, insert (organization_id, habit_id, checked_at), update (habit_id, checked_at, updated_at), delete on table public.habit_check_ins to authenticated;
+grant select, insert (organization_id, habit_id), update (habit_id, updated_at), delete on table public.habit_check_ins to authenticated;
 grant select, insert, update, delete on table public.habit_check_ins to service_role;
 
 create table public.habit_check_ins_private (
