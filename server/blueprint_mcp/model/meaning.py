@@ -346,6 +346,15 @@ def seen_by_select(bp: Blueprint, e: Entity, g: Grant) -> bool:
     return any(covers(bp, s, g) for s in command_grants(bp, e, "select"))
 
 
+def erased_with_author(bp: Blueprint, e: Entity) -> bool:
+    """A private side (personal data) that only the row's author reads: once their account is gone nobody but the
+    service role would, so it goes with the account (docs/lifecycle.md L01: habit-tracker's check-in notes)."""
+    if e.private_of is None or not e.owner_column:
+        return False
+    grants = command_grants(bp, e, "select")
+    return bool(grants) and all(g.own and g.is_member_grant for g in grants)
+
+
 def audit_readers(bp: Blueprint, table: str) -> list[str]:
     """The roles that read `table`'s entries in audit_logs (most privileged first): those that read the audit
     trail (manage_members and above) and may also read every row of the table (a select grant with no row

@@ -36,12 +36,16 @@ def tenant_column() -> Column:
     return Column(name=ORG, type="uuid", nullable=False, comment="Tenant key: immutable, checked by every policy.")
 
 
-def owner_column(name: str, private: bool = False) -> Column:
+def owner_column(name: str, private: bool = False, erased: bool = False) -> Column:
     """The author. A `user` scope row is private to them and goes with their account (NOT NULL, cascade);
     an organisation's row stays when its author's account is deleted (nullable, set null)."""
     if private:
         return Column(name=name, type="uuid", nullable=False, default="auth.uid()",
                       comment="The owning user; immutable; the row is deleted with their account.")
+    if erased:  # personal data only its author reads (model/meaning.erased_with_author)
+        return Column(name=name, type="uuid", default="auth.uid()",
+                      comment="The creating user; immutable; the row, personal data only they read, is deleted "
+                              "with their account.")
     return Column(name=name, type="uuid", default="auth.uid()",
                   comment="The creating user; immutable; null once their account is deleted.")
 

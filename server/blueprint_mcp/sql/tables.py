@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..model import Blueprint, Entity, EventCategory, FieldType, Scope
 from ..model.entities import Requirement
 from ..model.blueprint import ROLE_TYPE
+from ..model.meaning import erased_with_author
 from ..model.schema import Column, Constraint, EnumType, Table
 from . import columns as c
 from .ident import ident, literal
@@ -152,9 +153,9 @@ def entity_table(bp: Blueprint, e: Entity, enum_types: dict[tuple[str, str], str
         # (organization_id, id) is what tenant-safe composite FKs point at; it also indexes the tenant key.
         t.constraints.append(c.unique(e.name, [c.ORG, "id"]))
     if e.owner_column:
-        private = e.scope is Scope.user
-        t.columns.append(c.owner_column(e.owner_column, private))
-        t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column, "cascade" if private else "set null"))
+        private, erased = e.scope is Scope.user, erased_with_author(bp, e)
+        t.columns.append(c.owner_column(e.owner_column, private, erased))
+        t.foreign_keys.append(c.auth_user_fk(e.name, e.owner_column, "cascade" if private or erased else "set null"))
     enum_types = c.enum_type_names(bp) if enum_types is None else enum_types
     for f in e.fields:
         t.columns.append(c.field_column(e, f, enum_types.get((e.name, f.name))))

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
-from ..model.meaning import may_give_role, restore_grants, ungrantable
+from ..model.meaning import command_grants, may_give_role, restore_grants, ungrantable
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
@@ -67,6 +67,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     manager = manager_role.name if manager_role else top
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     _account_deletion(bp, w, case, top)
+    _erased_personal_data(bp, w, case)
     _children_of_deleted_users(bp, schema, w, case, writer, top, enums, make_values)
     if schema.table("invitations") is not None:
         _invitations(bp, schema, w, case, roles, manager, writer)
@@ -149,7 +150,7 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
                     (r.table == "invitations" and r.values.get("accepted_by") == uid):
                 mine.append(r)
             continue
-        owned = e.scope is Scope.user and r.author == victim
+        owned = (e.scope is Scope.user or _only_its_author_reads(bp, e)) and r.author == victim
         if owned or any(f.is_user_column and f.effective_on_delete == "cascade" and r.values.get(f.name) == uid
                         for f in e.fields):
             mine.append(r)
@@ -214,6 +215,30 @@ def _cascades_from(w: World, child: Row, parent: Row) -> bool:
 def _table_name(w: World, table: str) -> str:
     t = _schema_table(w, table)
     return qname(t.schema_name if t is not None else "public", table)
+
+
+def _only_its_author_reads(bp: Blueprint, e) -> bool:
+    """Personal data (a private side) that no client but its author may read: it goes with their account, where
+    an organisation's other rows stay (L01). A side's readers are its select grants; each must say own."""
+    readers = command_grants(bp, e, "select") if e.private_of else []
+    return bool(readers) and not any(not g.own or g.public or g.signed_in or g.linked for g in readers)
+
+
+def _erased_personal_data(bp: Blueprint, w: World, case) -> None:
+    """Deleting an account erases the personal data only its owner read (L01), for the first member who wrote
+    some and whose deletion nothing holds back."""
+    owners = set(w.owners.values())  # a primary owner's deletion may be refused (L03): nothing to measure
+    for actor in w.actors.values():
+        rows = [r for r in w.rows if r.author == actor.name and r.key and (e := bp.entity(r.table)) is not None
+                and _only_its_author_reads(bp, e)]
+        if actor.user_id is None or actor.name in owners or not rows or _held_back(bp, w, actor.name):
+            continue
+        left = " + ".join(f"(exists (select 1 from {_table_name(w, r.table)} where {where_key(r.key)}))::int"
+                          for r in rows)
+        case(f"deleting {actor.name}'s account erases the personal data only they read", "auth.users", actor.name,
+             f"delete from auth.users where id = {literal(actor.user_id)}", DENIED, probe=f"select {left}",
+             **AUTH_SERVICE)
+        return
 
 
 def _lost_rows_probe(bp: Blueprint, w: World, victim: str) -> str:
@@ -282,6 +307,8 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
         return
     theirs = {id(r) for r in goes_with_account(bp, w, victim)}
     for e in bp.entities:
+        if e.private_of and _only_its_author_reads(bp, e):
+            continue  # a side row takes its row's author: personal data under the victim's row is the victim's
         t = schema.table(e.name)
         for f in e.fields:
             if not f.is_reference or f.is_user_column:

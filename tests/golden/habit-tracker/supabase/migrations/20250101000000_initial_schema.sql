@@ -196,12 +196,12 @@ create table public.habit_check_ins_private (
   constraint habit_check_ins_private_organization_id_habit_check_in_id_key unique (organization_id, habit_check_in_id),
   constraint habit_check_ins_private_notes_check check (char_length(notes) <= 4000),
   constraint habit_check_ins_private_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint habit_check_ins_private_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null,
+  constraint habit_check_ins_private_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade,
   constraint habit_check_ins_private_organization_id_habit_check_in_id_fkey foreign key (organization_id, habit_check_in_id) references public.habit_check_ins (organization_id, id) on delete cascade
 );
 comment on table public.habit_check_ins_private is 'Personal data of habit_check_ins (notes): readable only by its pii readers.';
 comment on column public.habit_check_ins_private.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.habit_check_ins_private.user_id is 'The creating user; immutable; null once their account is deleted.';
+comment on column public.habit_check_ins_private.user_id is 'The creating user; immutable; the row, personal data only they read, is deleted with their account.';
 comment on column public.habit_check_ins_private.habit_check_in_id is 'The habit_check_in this personal data belongs to.';
 comment on column public.habit_check_ins_private.notes is 'Reflection journal; personal.';
 create index habit_check_ins_private_user_id_idx on public.habit_check_ins_private (user_id);
