@@ -444,3 +444,40 @@ def test_a_write_policy_admitting_the_read_only_role_is_a_leak_in_verify_and_a_f
     leaked = {(c.actor, c.command) for c in report.failures if c.verdict == "LEAK"}
     audited = [f.object for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP059"]
     assert (("viewer", "insert") in leaked) == (least == "viewer") == (audited == ["public.projects.projects_insert"])
+
+
+PRIVATE_CALLS = {
+    # name: (SQL after the base schema, the verdict of a signed-in user calling private.extra)
+    "a volatile helper that only reads": (
+        "create function private.extra(o uuid) returns boolean language sql security definer set search_path = '' "
+        "as $$ select exists (select 1 from public.organization_members m where m.organization_id = o "
+        "and m.user_id = (select auth.uid())) $$;", "ok"),
+    "a volatile PL/pgSQL helper that only reads": (
+        "create function private.extra(o uuid) returns boolean language plpgsql security definer "
+        "set search_path = '' as $$ begin return exists (select 1 from public.organization_members m "
+        "where m.organization_id = o and m.user_id = auth.uid()); end $$;", "ok"),
+    "a volatile function that writes": (
+        "create function private.extra(o uuid) returns boolean language sql security definer set search_path = '' "
+        "as $$ insert into public.organization_members (organization_id, user_id, role) "
+        "select o, (select auth.uid()), 'owner' returning true $$;", "LEAK"),
+    "a volatile function running SQL made at run time": (
+        "create function private.extra(o uuid) returns boolean language plpgsql security definer "
+        "set search_path = '' as $$ begin execute 'select 1'; return true; end $$;", "LEAK"),
+    "a volatile function calling another of the app": (
+        "create function private.extra(o uuid) returns boolean language sql security definer set search_path = '' "
+        "as $$ select private.org_ids_with_role('viewer') is not null $$;", "LEAK"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PRIVATE_CALLS))
+def test_a_signed_in_user_calls_a_volatile_private_function_only_where_it_may_write(kind, empty_db_url):
+    """Generic verify expects a signed-in user not to run a volatile private function (it may write what the
+    caller may not); one whose body it reads and finds writing nothing, calling nothing of the app and running no
+    SQL made at run time changes nothing when called, and was a LEAK (audit-vs-verify probe: a membership helper
+    not marked stable)."""
+    base = (Path(__file__).with_name("fixtures") / "self_join.sql").read_text()
+    extra, verdict = PRIVATE_CALLS[kind]
+    sql = base + extra + "\ngrant execute on function private.extra(uuid) to authenticated;\n"
+    report = verify(source=kind, migrations=[sql], database_url=empty_db_url)
+    calls = {a.attack: a.verdict for a in report.attacks if a.attack.startswith("a signed-in user calls")}
+    assert calls == ({"a signed-in user calls private.extra": verdict} if verdict == "LEAK" else {})

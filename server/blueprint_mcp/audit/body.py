@@ -43,6 +43,8 @@ class BodyFacts:
     calls: set[str] = field(default_factory=set)  # every function a statement calls, as written
     # Columns a trigger compares between NEW and OLD (new.organization_id <> old.organization_id): a guard.
     compares: set[str] = field(default_factory=set)
+    # The body runs SQL made at run time (EXECUTE, RETURN QUERY EXECUTE, OPEN ... FOR EXECUTE): unread.
+    dynamic: bool = False
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -121,6 +123,8 @@ def plpgsql_body(create_statement: str, default_schema: str,
                     facts.assigns.append(rec["fieldname"])
             elif inner_kind == "PLpgSQL_expr":
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
+            elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
+                facts.dynamic = True
         # DECLARE x := <expression>: the defaults run at every call, before the first statement
         for inner_kind, body in nodes(datums):
             if inner_kind == "PLpgSQL_expr":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..audit.body import plpgsql_body, sql_body
 from ..audit.platform import MANAGED_SCHEMAS
 from ..model.schema import Column, Constraint, EnumType, ForeignKey, Function, Schema, Table, View
 from ..model.tenant_keys import assign_tenant_keys
@@ -63,8 +64,11 @@ select n.nspname, p.proname,
                                join pg_type t on t.oid = a.oid join pg_namespace tn on tn.oid = t.typnamespace
                               order by a.o), ', '),
        p.provolatile = 'v',
-       format_type(p.prorettype, null)
-  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       format_type(p.prorettype, null),
+       l.lanname,
+       case when l.lanname in ('sql', 'plpgsql') then p.prosrc end,
+       case when l.lanname = 'plpgsql' then pg_get_functiondef(p.oid) end
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang
  where n.nspname in ('public', 'private') and p.prokind = 'f'
    and format_type(p.prorettype, null) <> 'trigger'
    and not exists (select 1 from pg_depend d where d.objid = p.oid and d.deptype = 'e')
@@ -112,7 +116,25 @@ def _introspect(conn: Any) -> Schema:
     # The views a tenant's rows show through: those that carry the tenant key.
     views = [View(schema_name="public", name=n, query="", materialized=m)
              for n, m, columns in conn.execute(_VIEWS) if key is not None and key in columns]
+    rows = list(conn.execute(_FUNCTIONS))
+    own = {n for _, n, *_ in rows} | {f"{s}.{n}" for s, n, *_ in rows}
     functions = [Function(schema_name=s, name=n, arg_types=args, returns=ret, language="sql",
-                          volatility="volatile" if vol else "stable", body="")
-                 for s, n, args, vol, ret in conn.execute(_FUNCTIONS)]
+                          volatility="volatile" if vol else "stable", body="",
+                          writes=_writes(language, source, definition, own))
+                 for s, n, args, vol, ret, language, source, definition in rows]
     return Schema(tables=list(tables.values()), enums=enums, views=views, functions=functions)
+
+
+def _writes(language: str, source: str | None, definition: str | None, own: set[str]) -> list[str] | None:
+    """The tables a function's body writes ([] for none), or None when it may write what cannot be read off it:
+    another language, SQL made at run time, a body that does not parse, or a call of another function of the
+    app (`own`: its functions' names, bare and qualified), which may write in its turn. Other calls (PostgreSQL's
+    built-ins, auth.uid()) write no table."""
+    if source is None:
+        return None
+    facts = sql_body(source, "public") if language == "sql" else plpgsql_body(definition or "", "public")
+    if facts is None or facts.dynamic:
+        return None
+    if any(call in own or call.split(".")[0] not in ("pg_catalog", "auth") and "." in call for call in facts.calls):
+        return None
+    return sorted(facts.writes)

@@ -577,10 +577,11 @@ def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> N
 
 def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:
     # A volatile private function with a public function of the same signature is an API implementation
-    # (the public wrapper calls it, it checks the caller itself): only anon is attacked with it.
+    # (the public wrapper calls it, it checks the caller itself): only anon is attacked with it. So is one whose
+    # body is read and writes nothing (a membership helper not marked stable): calling it changes nothing.
     wrapped = {(f.name, f.arg_types.replace(" ", "")) for f in schema.functions if f.schema_name == "public"}
     return [(f.schema_name, f.name, ", ".join(f"null::{a.strip()}" for a in f.arg_types.split(",") if a.strip()),
-             f.volatility == "volatile" and (f.name, f.arg_types.replace(" ", "")) not in wrapped)
+             f.volatility == "volatile" and (f.name, f.arg_types.replace(" ", "")) not in wrapped and f.writes != [])
             for f in schema.functions if f.schema_name == "private" and f.returns != "trigger"]
 
 
