@@ -81,6 +81,10 @@ HOLES = [
     ("an account's address outlives it on the invitations it accepted",
      [("  delete from public.invitations i where i.accepted_by = old.id;\n", "")], "",
      "an account deleted after accepting an invitation leaves its address on it"),
+    ("a member's address outlives their membership on the invitation they joined by",
+     [("    delete from public.invitations i where i.organization_id = old.organization_id and i.accepted_by = "
+       "old.user_id;\n", "")], "",
+     "a member who leaves after accepting an invitation leaves their address on it"),
     ("a demoted member climbs back through a promotion offered before",
      [("  elsif new.role < old.role then\n", "  elsif false then\n")], "",
      "a member offered admin rank, then demoted to viewer, accepts the offer"),

@@ -296,6 +296,8 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
     delete from public.invitations i
      where i.organization_id = old.organization_id and i.accepted_at is null
        and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+    -- Nor does the organisation keep their address on the invitation they joined by.
+    delete from public.invitations i where i.organization_id = old.organization_id and i.accepted_by = old.user_id;
   elsif new.role < old.role then
     -- Nor does a member demoted climb back through one (a promotion offered before): those above the new role go.
     delete from public.invitations i
@@ -306,7 +308,8 @@ def revoke_inviters_invitations(bp: Blueprint) -> Function:
 end""", "A member who leaves, or drops below an invitation's role or below managing members"
         + (", or to a role that may not give it" if ungrantable(bp) else "")
         + ", loses their pending invitations; one who leaves or is removed also loses those addressed to them, "
-          "and one demoted those addressed to them above their new role.")
+          "and the one they joined by (it holds their address), and one demoted those addressed to them above "
+          "their new role.")
 
 
 # --- soft delete ------------------------------------------------------------------------------------------

@@ -372,10 +372,16 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
          accept.format(literal("tok-unconfirmed")), DENIED, probe=member_of,
          setup=invitation_sql(w, inviter, email, writer, "tok-unconfirmed")
          + f" update auth.users set email_confirmed_at = null where id = {literal(w.actor_id(invitee))};")
-    case("an invitation is used twice (accepted, left, accepted again)", "invitations", invitee,
-         accept.format(literal("tok-twice")), DENIED, probe=member_of,
-         setup=invitation_sql(w, inviter, email, writer, "tok-twice")
-         + " " + as_user(w, invitee, accept.format(literal("tok-twice")) + ";") + leave(invitee))
+    # Leaving deletes the invitation one joined by (L11), so a second use is tried after a demotion: the old
+    # invitation would lift the member back to the role it offered.
+    below = roles[roles.index(inviter) + 1:]
+    if may_give_role(bp, inviter, inviter) and below:
+        case("an invitation is used twice (accepted, demoted, accepted again)", "invitations", invitee,
+             accept.format(literal("tok-twice")), DENIED, probe=f"{member_of} and role = {literal(inviter)}",
+             setup=invitation_sql(w, inviter, email, inviter, "tok-twice")
+             + " " + as_user(w, invitee, accept.format(literal("tok-twice")) + ";")
+             + f" update public.organization_members set role = {literal(below[-1])} where {ORG} = {org1} "
+               f"and user_id = {literal(w.actor_id(invitee))};")
     case("a made-up token is accepted", "invitations", invitee, accept.format(literal("tok-guess")), DENIED,
          probe=member_of)
     # An account goes with its address: the invitations it accepted (admins read them) keep nothing of it (L01).
@@ -384,6 +390,11 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
          probe=f"select count(*) from public.invitations where lower(email) = {literal(email.lower())}",
          setup=invitation_sql(w, inviter, email, writer, "tok-kept") + " "
          + as_user(w, invitee, accept.format(literal("tok-kept")) + ";"))
+    case("a member who leaves after accepting an invitation leaves their address on it", "invitations", invitee,
+         leave(invitee).strip(), DENIED,
+         probe=f"select count(*) from public.invitations where lower(email) = {literal(email.lower())}",
+         setup=invitation_sql(w, inviter, email, writer, "tok-left") + " "
+         + as_user(w, invitee, accept.format(literal("tok-left")) + ";"))
     if inviter != roles[0]:
         case(f"an invitation from a removed {inviter} is accepted", "invitations", invitee,
              accept.format(literal("tok-removed")), DENIED, probe=member_of,

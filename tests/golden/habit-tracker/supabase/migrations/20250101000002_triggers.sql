@@ -337,6 +337,8 @@ begin
     delete from public.invitations i
      where i.organization_id = old.organization_id and i.accepted_at is null
        and i.email = (select lower(u.email) from auth.users u where u.id = old.user_id);
+    -- Nor does the organisation keep their address on the invitation they joined by.
+    delete from public.invitations i where i.organization_id = old.organization_id and i.accepted_by = old.user_id;
   elsif new.role < old.role then
     -- Nor does a member demoted climb back through one (a promotion offered before): those above the new role go.
     delete from public.invitations i
@@ -346,7 +348,7 @@ begin
   return null;
 end
 $$;
-comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them, and one demoted those addressed to them above their new role.';
+comment on function private.revoke_inviters_invitations() is 'A member who leaves, or drops below an invitation''s role or below managing members, loses their pending invitations; one who leaves or is removed also loses those addressed to them, and the one they joined by (it holds their address), and one demoted those addressed to them above their new role.';
 revoke execute on function private.revoke_inviters_invitations() from public, anon, authenticated;
 
 create or replace function private.revoke_invitations_to_old_address()
