@@ -1183,3 +1183,16 @@ def test_audit_entries_of_a_table_read_only_under_parents_stay_with_the_service_
     owners_reads = {c.actual for c in report.cases if c.table == "audit_logs" and c.command == "select"
                     and c.org == "org1" and c.actor == "owner"}
     assert owners_reads == {"allowed", "denied"}  # the organisation's entries, not the tasks row's
+
+
+def test_an_entity_named_memberships_is_not_read_as_the_membership_table(url):
+    """A blueprint entity named `memberships` (no role column) whose rows a child's insert policy reads as its parent
+    (`under`) was taken by the audit for the membership table beside organization_members, and BP029 reported its
+    insert policy as clients writing memberships (make fuzz, a random seed)."""
+    data = blueprint(
+        {"name": "memberships", "access": {"select": "owner", "insert": "owner"}},
+        {"name": "comment", "fields": [{"name": "key", "type": "reference", "references": "memberships",
+                                        "nullable": False}],
+         "access": {"insert": [{"min_role": "owner", "under": "key"}]}})
+    assert audited(data) == []
+    verified(data, url)

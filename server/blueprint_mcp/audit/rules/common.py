@@ -166,7 +166,7 @@ def _membership_tables(s: Schema) -> set[str]:
     that shape (project_members, a per-user settings row) grants nobody anything, and a per-user
     record without a role (a shop's buyers) links a user to data rather than granting access.
     """
-    candidates = set()
+    candidates, roled = set(), set()
     users = per_user_tables(s.tables)
     for t in created(s):
         user = member_column(t, t.tenant_key, users) if is_tenant(t) else None
@@ -174,9 +174,14 @@ def _membership_tables(s: Schema) -> set[str]:
             continue
         keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
         keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
-        if ({t.tenant_key, user} in keys and any(is_role_column(c.name) for c in t.columns)) \
-                or t.name.endswith(MEMBERSHIP_SUFFIXES):
+        role = any(is_role_column(c.name) for c in t.columns)
+        if ({t.tenant_key, user} in keys and role) or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
+            if role:
+                roled.add(t.qualified)
+    # A table only named like memberships, without a role, beside one holding roles: an app's own rows (a
+    # blueprint entity called memberships, whose rows policies read as a parent) rather than who may do what.
+    candidates = roled or candidates
     consulted = candidates & _membership_reads(s)
     return consulted or candidates
 
