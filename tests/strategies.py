@@ -392,7 +392,11 @@ def blueprints(draw) -> dict:
 
 
 def _settle_server_set(bp: dict) -> None:
-    """Drop server_set from the fields the model says clients must write (named as entity.field)."""
+    """Drop server_set from the fields the model says clients must write (named as entity.field), and from those
+    made NOT NULL without a default since they were drawn (a state column)."""
+    for f in (f for e in bp["entities"] for f in e["fields"] if f.get("server_set")):
+        if not f["nullable"] and "default" not in f and "default_expression" not in f:
+            del f["server_set"]
     while True:
         try:
             parse_blueprint(bp)
