@@ -1183,6 +1183,12 @@ def test_audit_entries_of_a_table_read_only_under_parents_stay_with_the_service_
     owners_reads = {c.actual for c in report.cases if c.table == "audit_logs" and c.command == "select"
                     and c.org == "org1" and c.actor == "owner"}
     assert owners_reads == {"allowed", "denied"}  # the organisation's entries, not the tasks row's
+    bp = parse_blueprint(data)
+    entry = next(where_key(r.key) for r in blueprint_plan(bp, build_schema(bp)).world.rows
+                 if r.table == "audit_logs" and r.values.get("table_name") == "'tasks'")
+    reads = {c.actor: c.actual for c in report.cases if c.table == "audit_logs" and c.command == "select"
+             and c.sql.endswith(entry)}
+    assert reads and set(reads.values()) == {"denied"}, reads  # nobody, the owner included
 
 
 def test_an_entity_named_memberships_is_not_read_as_the_membership_table(url):

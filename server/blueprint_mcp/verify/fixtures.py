@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 
+from ..audit.rules.common import client_write_columns
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
 from .values import Domain, domain, enum_labels, literal_text, ordered_columns, ordered_value, requirements
@@ -204,11 +205,8 @@ def insert_values(table: Table, org: str | None, world: World, author: str, n: i
 def client_writable(table: Table, privilege: str) -> set[str]:
     """The columns authenticated may write with `privilege` (insert, update) by the table's column grants; every
     column where a grant of the whole privilege says so, or where there is no such grant (nothing to narrow)."""
-    everything = {c.name for c in table.columns}
-    held = [p for role in ("authenticated", "public") for p in table.grants.get(role, []) if p.privilege == privilege]
-    if not held or any(not p.columns for p in held):
-        return everything
-    return {c for p in held for c in p.columns}
+    listed = client_write_columns(table, privilege, ("authenticated",))
+    return set(listed) if listed else {c.name for c in table.columns}
 
 
 def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | None:

@@ -135,6 +135,6 @@ def _writes(language: str, source: str | None, definition: str | None, own: set[
     facts = sql_body(source, "public") if language == "sql" else plpgsql_body(definition or "", "public")
     if facts is None or facts.dynamic:
         return None
-    if any(call in own or call.split(".")[0] not in ("pg_catalog", "auth") and "." in call for call in facts.calls):
+    if any(call in own or ("." in call and call.split(".")[0] not in ("pg_catalog", "auth")) for call in facts.calls):
         return None
     return sorted(facts.writes)

@@ -102,10 +102,17 @@ def api_access(grants, columns: list[str] | None = None) -> bool:
 def client_update_columns(t: Table, roles: tuple[str, ...] | list[str] = CLIENT_ROLES) -> list[str] | None:
     """Columns clients (or `roles` of them, and PUBLIC) may update when every grant of UPDATE to them lists them;
     None = any column."""
+    return client_write_columns(t, "update", roles)
+
+
+def client_write_columns(t: Table, privilege: str,
+                         roles: tuple[str, ...] | list[str] = CLIENT_ROLES) -> list[str] | None:
+    """Columns clients (or `roles` of them, and PUBLIC) may write with `privilege` (insert, update) when every grant
+    of it to them lists them ([]: none granted); None = any column, or no grant information."""
     cols: list[str] = []
     for role in {*roles, "public"} & set(CLIENT_ROLES):
         for p in t.grants.get(role, []):
-            if p.privilege == "update":
+            if p.privilege == privilege:
                 if not p.columns:
                     return None
                 cols += p.columns
