@@ -23,7 +23,8 @@ from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.ddl_objects import _first_location, _policy_expressions, _policy_expressions_scanned
 from blueprint_mcp.audit.parse import Stmt, read_sql
 from blueprint_mcp.audit.split import Lines, paren_group, split, top_level_words
-from blueprint_mcp.audit.tree import _index_iteratively, index_located
+from blueprint_mcp.audit import body
+from blueprint_mcp.audit.tree import _index_iteratively, index_located, nodes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -284,3 +285,64 @@ def test_the_recursive_index_walk_matches_the_iterative_one_and_falls_back_when_
     assert [(kind, ctx) for kind, _, ctx in fast] == [(kind, ctx) for kind, _, ctx in slow]
     assert [d["location"] for d in located] == [d["location"] for d in slow_located]
     assert sum(kind == "SubLink" for kind, _, _ in fast) == depth
+
+
+# --- function bodies read before -------------------------------------------------------------------------
+
+def _reference_nodes(tree):
+    """The obvious recursive walk: every {"Upper": {...}} in document order, parents first."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from _reference_nodes(item)
+    elif isinstance(tree, dict):
+        if len(tree) == 1:
+            (kind, body), = tree.items()
+            if kind[:1].isupper() and isinstance(body, dict):
+                yield kind, body
+                tree = body
+        for value in tree.values():
+            yield from _reference_nodes(value)
+
+
+def test_the_node_walk_yields_what_the_recursive_reference_yields_on_every_template():
+    """Every statement and every PL/pgSQL body of every template's rendered SQL."""
+    from blueprint_mcp.templates import template_names
+    from blueprint_mcp.tools import blueprint_sql, resolve_blueprint
+    trees = []
+    for name in template_names():
+        for _, text in blueprint_sql(resolve_blueprint(name, None), name):
+            for s in split(text)[0]:
+                trees.append(pgparse.parse(s.text))
+                if "plpgsql" in s.text and s.text.lstrip().lower().startswith("create"):
+                    trees.append(pgparse.parse_pgsql(s.text))
+    assert len(trees) > 1000
+    for tree in trees:
+        assert list(nodes(tree)) == list(_reference_nodes(tree))
+
+
+def test_a_body_read_again_gives_what_its_first_reading_gave_and_each_reader_its_own_copy():
+    """The remembered reading of a PL/pgSQL body equals a fresh one field by field; changing what one
+    reader got changes neither the remembered reading nor the next reader's."""
+    text = (ROOT / "tests" / "golden" / "habit-tracker" / "supabase" / "migrations"
+            / "20250101000002_triggers.sql").read_text()
+    bodies = [s.text for s in split(text)[0] if "language plpgsql" in s.text.lower()]
+    assert len(bodies) > 5
+    for statement in bodies:
+        fresh = body._read_plpgsql_body(statement, "public", [("target", "uuid")])
+        first = body.plpgsql_body(statement, "public", [("target", "uuid")])
+        assert first == fresh and first is not fresh
+        first.reads.add("public.changed")
+        first.assigns.append("changed")
+        first.trees.append({"changed": True})
+        again = body.plpgsql_body(statement, "public", [("target", "uuid")])
+        assert again == fresh
+    # Another default schema or other parameters are another reading.
+    unqualified = "create function f() returns trigger language plpgsql as $$ begin\n" \
+        "  insert into logs select * from items where id = new.id; return new; end $$"
+    assert body.plpgsql_body(unqualified, "public").writes == {"public.logs"}
+    assert body.plpgsql_body(unqualified, "private").writes == {"private.logs"}
+    assert body.plpgsql_body(unqualified, "private").reads == {"private.items"}
+    assert body.sql_body("select 1 from t", "a").reads == {"a.t"}
+    assert body.sql_body("select 1 from t", "b").reads == {"b.t"}
+    assert body.sql_body("select from", "a") is None  # not SQL: remembered as unreadable, still None
+    assert body.sql_body("select from", "a") is None

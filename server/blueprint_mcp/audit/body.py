@@ -8,13 +8,16 @@ except in a DO block, whose constant EXECUTE strings are statements it runs (`bl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pgparse
 
 from .platform import mentions_user_metadata
-from .tree import const, dotted, nodes, strings
+from .tree import Node, const, dotted, nodes, strings
 
 _WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
 _ASSIGN = re.compile(r":=|=")
@@ -46,8 +49,18 @@ class BodyFacts:
     # The body runs SQL made at run time (EXECUTE, RETURN QUERY EXECUTE, OPEN ... FOR EXECUTE): unread.
     dynamic: bool = False
 
+    def copy(self) -> BodyFacts:
+        """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
+        once read)."""
+        return BodyFacts(**{f.name: _own(getattr(self, f.name)) for f in fields(self)})
+
+
+def _own(value: Any) -> Any:
+    return set(value) if isinstance(value, set) else list(value) if isinstance(value, list) else value
+
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
+_MISSING = object()
 
 
 def _qualified(rv: dict, default_schema: str) -> str:
@@ -67,9 +80,11 @@ def _compared(facts: BodyFacts, expr: dict) -> None:
 
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     """Record the relations `tree` (parsed statements) reads and writes. The tree is walked once: its typed
-    nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check."""
+    nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check; a
+    write's own nodes are walked again for metadata only when the tree holds a metadata name at all."""
     facts.trees.append(tree)
     typed = list(nodes(tree))
+    writes: list[tuple[str, Node]] = []
     for kind, body in typed:
         if kind == "RangeVar":
             facts.reads.add(_qualified(body, default_schema))
@@ -81,13 +96,68 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
         elif kind in _WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
             facts.writes.add(target)
-            if any(k == "String" and b.get("sval") in USER_METADATA for k, b in nodes(body)) or \
-                    any(k == "A_Const" and const({"A_Const": b}) in USER_METADATA for k, b in nodes(body)):
+            writes.append((target, body))
+    if writes and any(_names_metadata(kind, body) for kind, body in typed):
+        for target, body in writes:
+            if any(_names_metadata(kind, inner) for kind, inner in nodes(body)):
                 facts.metadata_writes.add(target)
     facts.reads_user_metadata = facts.reads_user_metadata or mentions_user_metadata(typed)
 
 
+def _names_metadata(kind: str, body: Node) -> bool:
+    """A name (String) or a constant (A_Const) that is one of USER_METADATA."""
+    return (kind == "String" and body.get("sval") in USER_METADATA) or \
+        (kind == "A_Const" and const({"A_Const": body}) in USER_METADATA)
+
+
+# --- bodies read before -------------------------------------------------------------------------------
+
+# (kind, text, default schema, parameters) -> what reading that body found (None: it does not parse). A body's
+# facts depend on nothing else, and the same bodies come back: an agent audits a folder again after changing
+# one migration, and every blueprint renders the same core functions (20 of habit-tracker's 26 PL/pgSQL bodies
+# are b2b-saas's too), which is a third of auditing a rendered blueprint. Bounded by entries and by text size.
+_READ: OrderedDict[tuple, BodyFacts | None] = OrderedDict()
+_READ_ENTRIES, _READ_MAX_CHARS = 512, 64 * 1024
+_READ_LOCK = threading.Lock()
+
+
+def _remembered(key: tuple, read: Callable[[], BodyFacts | None]) -> BodyFacts | None:
+    """`read()`, or what it returned for the same key before; always a copy the caller may change."""
+    if len(key[1]) > _READ_MAX_CHARS:
+        return read()
+    with _READ_LOCK:
+        hit = _READ.get(key, _MISSING)
+        if hit is not _MISSING:
+            _READ.move_to_end(key)
+    if hit is _MISSING:
+        hit = read()
+        with _READ_LOCK:
+            _READ[key] = hit
+            while len(_READ) > _READ_ENTRIES:
+                _READ.popitem(last=False)
+    return None if hit is None else hit.copy()
+
+
+def forget_bodies() -> None:
+    """Read every body anew from now on (what a first audit in a fresh process does)."""
+    with _READ_LOCK:
+        _READ.clear()
+
+
 def sql_body(text: str, default_schema: str) -> BodyFacts | None:
+    """Facts of a LANGUAGE sql body (its text, between the quotes)."""
+    return _remembered(("sql", text, default_schema), lambda: _read_sql_body(text, default_schema))
+
+
+def plpgsql_body(create_statement: str, default_schema: str,
+                 parameters: list[tuple[str, str]] | None = None) -> BodyFacts | None:
+    """Facts of a CREATE FUNCTION ... LANGUAGE plpgsql statement (the whole statement text); `parameters`:
+    (name, type) of its input parameters, in order."""
+    key = ("plpgsql", create_statement, default_schema, tuple(parameters or ()))
+    return _remembered(key, lambda: _read_plpgsql_body(create_statement, default_schema, parameters))
+
+
+def _read_sql_body(text: str, default_schema: str) -> BodyFacts | None:
     try:
         parsed = pgparse.parse(text)
     except (pgparse.PGQueryError, RecursionError, ValueError):
@@ -97,10 +167,8 @@ def sql_body(text: str, default_schema: str) -> BodyFacts | None:
     return facts
 
 
-def plpgsql_body(create_statement: str, default_schema: str,
-                 parameters: list[tuple[str, str]] | None = None) -> BodyFacts | None:
-    """Facts of a CREATE FUNCTION ... LANGUAGE plpgsql statement (the whole statement text); `parameters`:
-    (name, type) of its input parameters, in order."""
+def _read_plpgsql_body(create_statement: str, default_schema: str,
+                       parameters: list[tuple[str, str]] | None) -> BodyFacts | None:
     try:
         tree = pgparse.parse_pgsql(create_statement)
     except (pgparse.PGQueryError, RecursionError, ValueError):

@@ -19,20 +19,22 @@ _DEFAULTS = {"sval": "", "ival": 0, "boolval": False}
 
 def nodes(tree: Any) -> Iterator[tuple[str, Node]]:
     """Every typed node (type name, fields) in `tree`, parents before children: `nodes_in` without marks,
-    walked without them (a third of its time: no contexts carried, no mark called per node)."""
+    walked without them (a third of its time: no contexts carried, no mark called per node). Exact type
+    tests: a parse tree holds only JSON's dicts and lists, and `type() is` costs less than isinstance."""
     stack: list[Any] = [tree]
     pop, extend = stack.pop, stack.extend
     while stack:
         value = pop()
-        if isinstance(value, list):
+        kind_of = type(value)
+        if kind_of is list:
             extend(reversed(value))
-        elif isinstance(value, dict):
+        elif kind_of is dict:
             if len(value) == 1:
-                kind, body = next(iter(value.items()))
-                if kind[:1].isupper() and isinstance(body, dict):
-                    yield kind, body
-                    value = body
-            extend([v for v in reversed(value.values()) if isinstance(v, (dict, list))])
+                for kind, body in value.items():
+                    if type(body) is dict and kind[:1].isupper():
+                        yield kind, body
+                        value = body
+            extend([v for v in reversed(value.values()) if type(v) is dict or type(v) is list])
 
 
 def nodes_in(tree: Any, mark: Callable[[str, Node], str | None]) -> Iterator[tuple[str, Node, tuple[str, ...]]]:
