@@ -6,7 +6,6 @@ wrong, not the model. Raw dicts are returned (as a tool call or a YAML file woul
 
 from __future__ import annotations
 
-import re
 
 from hypothesis import strategies as st
 
@@ -393,7 +392,8 @@ def blueprints(draw) -> dict:
 
 def _settle_server_set(bp: dict) -> None:
     """Drop server_set from the fields the model says clients must write (named as entity.field), and from those
-    made NOT NULL without a default since they were drawn (a state column)."""
+    made NOT NULL without a default since they were drawn (a state column). A field defaulting to the signed-in
+    user that clients could write becomes server_set, or, where clients must write it, loses that default."""
     for f in (f for e in bp["entities"] for f in e["fields"] if f.get("server_set")):
         if not f["nullable"] and "default" not in f and "default_expression" not in f:
             del f["server_set"]
@@ -402,13 +402,24 @@ def _settle_server_set(bp: dict) -> None:
             parse_blueprint(bp)
             return
         except InvalidBlueprint as exc:
-            held = {m.group(1) for _, why, _ in exc.problems if (m := re.match(r"'[a-z0-9_]+\.([a-z0-9_]+)' is "
-                                                                               r"server_set", why))}
-            flagged = [f for e in bp["entities"] for f in e["fields"] if f.get("server_set") and f["name"] in held]
-            if not flagged:
+            named = {why.split("'")[1]: why for _, why, _ in exc.problems if why.count("'") >= 2}
+            changed = False
+            for e in bp["entities"]:
+                for f in e["fields"]:
+                    why = named.get(f"{e['name']}.{f['name']}") or named.get(f"{e['name']}_private.{f['name']}", "")
+                    if f.get("server_set") and " is server_set" in why:
+                        del f["server_set"]
+                        if f.get("default_expression") == "auth_uid":
+                            del f["default_expression"]
+                        changed = True
+                    elif "defaults to the signed-in user" in why:
+                        if f["unique"]:
+                            del f["default_expression"]
+                        else:
+                            f["server_set"] = True
+                        changed = True
+            if not changed:
                 return  # another problem: the property test shows it
-            for f in flagged:
-                del f["server_set"]
 
 
 def summary(bp: dict) -> str:

@@ -90,6 +90,12 @@ BAD = [
     ("server_set in a key", with_("entities[0]", {"name": "projects", "fields": [
         {"name": "day", "type": "date", "nullable": False, "default_expression": "current_date", "server_set": True}],
         "unique_together": [["day"]]}), "entities[0].unique_together[0]", "drop server_set from day"),
+    ("caller default a client may write", with_("entities[0].fields[0]", {
+        "name": "reported_by", "type": "reference", "references": "auth.users", "default_expression": "auth_uid"}),
+     "entities[0].fields[0].default_expression", "'projects.reported_by' defaults to the signed-in user"),
+    ("caller default in a key", with_("entities[0]", {"name": "projects", "fields": [
+        {"name": "attendee", "type": "uuid", "nullable": False, "default_expression": "auth_uid", "server_set": True}],
+        "unique_together": [["attendee"]]}), "entities[0].unique_together[0]", "'projects.attendee' is server_set"),
 ]
 
 
@@ -140,6 +146,19 @@ def test_events_include_core_entity_and_custom_events_once():
 def test_single_membership_with_personal_workspaces_and_teams_is_rejected():
     with pytest.raises(InvalidBlueprint, match="multiple_memberships"):
         parse_blueprint(with_("tenancy", {"multiple_memberships": False}))
+
+
+def test_a_caller_default_is_accepted_where_no_client_names_someone_else_through_it():
+    """server_set (the default records the inserter), a grant condition (an assignee: the clients' choice by
+    design) and an entity only the service role writes."""
+    caller = {"name": "reported_by", "type": "reference", "references": "auth.users", "default_expression": "auth_uid"}
+    assert parse_blueprint(with_("entities[0].fields[0]", {**caller, "server_set": True})) \
+        .entity("projects").field("reported_by").server_set
+    assigned = with_("entities[0].fields[0]", caller)
+    assigned["entities"][0]["access"] = {"select": [{"min_role": "viewer"}], "update": [{"min_role": "member", "assigned": "reported_by"}]}
+    assert parse_blueprint(assigned).entity("projects").field("reported_by").default_expression.value == "auth_uid"
+    service = with_("entities[0]", {"name": "projects", "scope": "service", "fields": [caller]})
+    assert parse_blueprint(service).entity("projects").field("reported_by").server_set is False
 
 
 def test_server_set_fields_leave_the_client_grants_but_keep_their_default():

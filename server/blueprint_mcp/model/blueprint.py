@@ -9,7 +9,7 @@ from pydantic import Field as PField, SerializerFunctionWrapHandler, ValidationE
 from .analytics import Analytics, Event, EventCategory, EventSource, canonical_taxonomy
 from .base import Model, Slug, Text
 from .access import COMMANDS, Grant, Match
-from .entities import AUTH_USERS, MEMBERS, Entity, Field, FieldType, Scope
+from .entities import AUTH_USERS, MEMBERS, DefaultExpression, Entity, Field, FieldType, Scope
 from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
@@ -79,6 +79,7 @@ class Blueprint(Model):
         _check_cycles(self, problems)
         _check_access_and_patterns(self, problems)
         _check_server_set(self, problems)
+        _check_caller_defaults(self, problems)
         _check_privacy(self, problems)
         _check_events(self, problems)
         _check_storage(self, problems)
@@ -406,28 +407,37 @@ def _check_access_and_patterns(bp: Blueprint, problems: list) -> None:
                 problems.append((path, "a column repeats.", "list each column once"))
 
 
+def _condition_columns(bp: Blueprint, e: Entity, i: int) -> list[tuple[str, str, str]]:
+    """(entity, column, path) of every column a grant condition of entity `e` (at entities[i]) reads: an
+    assignee, a parent, a where column, each hop of a linked chain (on the entities it walks through)."""
+    out = []
+    specs = [(f"entities[{i}].access.{cmd}", e.access.spec(cmd)) for cmd in COMMANDS]
+    specs.append((f"entities[{i}].pii_read", e.pii_read))
+    for path, spec in specs:
+        for k, g in enumerate(spec if isinstance(spec, list) else []):
+            at = f"{path}[{k}]"
+            for col, key in ((g.assigned, "assigned"), (g.under, "under"),
+                             (g.where.column if g.where is not None else None, "where.column")):
+                if col:
+                    out.append((e.name, col, f"{at}.{key}"))
+            current = e
+            for j, col in enumerate(g.linked or []):
+                out.append((current.name, col, f"{at}.linked[{j}]"))
+                f = current.field(col)
+                current = bp.entity(f.references) if f is not None and f.references else None
+                if current is None:
+                    break
+    return out
+
+
 def _check_server_set(bp: Blueprint, problems: list) -> None:
     """A server_set field decides nothing a client's write must choose: no grant condition reads it (a client could
     never move a row in or out), no state moves, kind rule, comparison, exclusion or unique key holds it (a client
     could not write the value the rule asks for)."""
     held: dict[tuple[str, str], str] = {}  # (entity, column) -> the first place that needs clients to write it
     for i, e in enumerate(bp.entities):
-        specs = [(f"entities[{i}].access.{cmd}", e.access.spec(cmd)) for cmd in COMMANDS]
-        specs.append((f"entities[{i}].pii_read", e.pii_read))
-        for path, spec in specs:
-            for k, g in enumerate(spec if isinstance(spec, list) else []):
-                at = f"{path}[{k}]"
-                for col, key in ((g.assigned, "assigned"), (g.under, "under"),
-                                 (g.where.column if g.where is not None else None, "where.column")):
-                    if col:
-                        held.setdefault((e.name, col), f"{at}.{key}")
-                current = e
-                for j, col in enumerate(g.linked or []):
-                    held.setdefault((current.name, col), f"{at}.linked[{j}]")
-                    f = current.field(col)
-                    current = bp.entity(f.references) if f is not None and f.references else None
-                    if current is None:
-                        break
+        for entity, col, path in _condition_columns(bp, e, i):
+            held.setdefault((entity, col), path)
         for k, t in enumerate(e.transitions):
             held.setdefault((e.name, t.column), f"entities[{i}].transitions[{k}].column")
         for k, r in enumerate(e.requires):
@@ -451,6 +461,25 @@ def _check_server_set(bp: Blueprint, problems: list) -> None:
                 problems.append((where, f"'{e.name}.{f.name}' is server_set: clients never write it, so they "
                                  "could not give the value this needs.",
                                  f"drop server_set from {f.name}, or leave it out here"))
+
+
+def _check_caller_defaults(bp: Blueprint, problems: list) -> None:
+    """A field whose default is the signed-in user (auth_uid) says who wrote the row only while no client writes
+    it: a client who may would name another user (re-attribute the row, or write as someone else). A field a
+    grant condition reads (an assignee, a linked user) is the clients' choice by design, and stays writable."""
+    chosen = {(entity, col) for i, e in enumerate(bp.entities) for entity, col, _ in _condition_columns(bp, e, i)}
+    for i, e in enumerate(bp.entities):
+        if not (e.clients_run("insert") or e.clients_run("update")):
+            continue
+        for j, f in enumerate(e.fields):
+            if f.default_expression is DefaultExpression.auth_uid and not f.server_set and \
+                    (e.name, f.name) not in chosen:
+                problems.append((f"entities[{i}].fields[{j}].default_expression",
+                                 f"'{e.name}.{f.name}' defaults to the signed-in user, but clients may write it: "
+                                 "anyone could name another user in it.",
+                                 "add server_set: true (the default then records who inserted the row, and no "
+                                 "client changes it), make it the entity's owner_column (the row's author), or "
+                                 "drop default_expression if clients choose the user"))
 
 
 _WHERE_TYPES = (FieldType.boolean, FieldType.enum, FieldType.text, FieldType.integer, FieldType.bigint)
