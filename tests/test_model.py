@@ -148,17 +148,19 @@ def test_single_membership_with_personal_workspaces_and_teams_is_rejected():
         parse_blueprint(with_("tenancy", {"multiple_memberships": False}))
 
 
-def test_a_caller_default_is_accepted_where_no_client_names_someone_else_through_it():
-    """server_set (the default records the inserter), a grant condition (an assignee: the clients' choice by
-    design) and an entity only the service role writes."""
+def test_a_caller_default_is_accepted_where_no_client_writes_it():
+    """server_set (the default records the inserter) and an entity only the service role writes. An assignee
+    is the writers' choice: it may not default to the writer (a client could name anyone in it)."""
     caller = {"name": "reported_by", "type": "reference", "references": "auth.users", "default_expression": "auth_uid"}
     assert parse_blueprint(with_("entities[0].fields[0]", {**caller, "server_set": True})) \
         .entity("projects").field("reported_by").server_set
-    assigned = with_("entities[0].fields[0]", caller)
-    assigned["entities"][0]["access"] = {"select": [{"min_role": "viewer"}], "update": [{"min_role": "member", "assigned": "reported_by"}]}
-    assert parse_blueprint(assigned).entity("projects").field("reported_by").default_expression.value == "auth_uid"
     service = with_("entities[0]", {"name": "projects", "scope": "service", "fields": [caller]})
     assert parse_blueprint(service).entity("projects").field("reported_by").server_set is False
+    assigned = with_("entities[0].fields[0]", caller)
+    assigned["entities"][0]["access"] = {"select": [{"min_role": "viewer"}],
+                                         "update": [{"min_role": "member", "assigned": "reported_by"}]}
+    with pytest.raises(InvalidBlueprint, match="drop default_expression where clients choose the user"):
+        parse_blueprint(assigned)
 
 
 def test_server_set_fields_leave_the_client_grants_but_keep_their_default():

@@ -465,21 +465,19 @@ def _check_server_set(bp: Blueprint, problems: list) -> None:
 
 def _check_caller_defaults(bp: Blueprint, problems: list) -> None:
     """A field whose default is the signed-in user (auth_uid) says who wrote the row only while no client writes
-    it: a client who may would name another user (re-attribute the row, or write as someone else). A field a
-    grant condition reads (an assignee, a linked user) is the clients' choice by design, and stays writable."""
-    chosen = {(entity, col) for i, e in enumerate(bp.entities) for entity, col, _ in _condition_columns(bp, e, i)}
+    it: a client who may would name another user (re-attribute the row, or write as someone else). The audit's
+    BP060 reads the SQL the same way."""
     for i, e in enumerate(bp.entities):
         if not (e.clients_run("insert") or e.clients_run("update")):
             continue
         for j, f in enumerate(e.fields):
-            if f.default_expression is DefaultExpression.auth_uid and not f.server_set and \
-                    (e.name, f.name) not in chosen:
+            if f.default_expression is DefaultExpression.auth_uid and not f.server_set:
                 problems.append((f"entities[{i}].fields[{j}].default_expression",
                                  f"'{e.name}.{f.name}' defaults to the signed-in user, but clients may write it: "
                                  "anyone could name another user in it.",
                                  "add server_set: true (the default then records who inserted the row, and no "
                                  "client changes it), make it the entity's owner_column (the row's author), or "
-                                 "drop default_expression if clients choose the user"))
+                                 "drop default_expression where clients choose the user (an assignee)"))
 
 
 _WHERE_TYPES = (FieldType.boolean, FieldType.enum, FieldType.text, FieldType.integer, FieldType.bigint)

@@ -52,7 +52,7 @@ class DefaultExpression(StrEnum):
     """A computed default; only these, since free SQL in a design file is an injection path.
     now: now(), the current moment (timestamptz, date); current_date: today (date, timestamptz);
     gen_random_uuid: a random UUID (uuid); auth_uid: auth.uid(), the signed-in user (uuid, reference to auth.users;
-    where clients write, with server_set, else a client could name anyone, unless a grant reads it: assigned);
+    where clients write, only with server_set: else a client could name anyone);
     empty_object: '{}' (jsonb); empty_array: '[]' (jsonb)."""
 
     now = "now"

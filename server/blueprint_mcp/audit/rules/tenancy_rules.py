@@ -227,9 +227,11 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     the writer's own id by every permissive policy or by a restrictive one."""
     out = []
     for command in ("insert", "update"):
-        if any(trg.timing == "before" and command in trg.events and col in _assigned_by(s, trg.function)
+        if any(trg.timing == "before" and command in trg.events and col in _assigned_by(s, trg.function, command)
                for trg in t.triggers):
-            continue  # a trigger sets it (new.user_id := auth.uid()): the server decides, not the client
+            # A trigger sets it (new.user_id := auth.uid()), or, on update, compares it with the old row (and
+            # raises, as tenant_key_mutable reads a guard): the server decides, not the client.
+            continue
         if t.grants:
             held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
             if not any(not p.columns or col in p.columns for p in held):
@@ -246,10 +248,13 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     return out
 
 
-def _assigned_by(s: Schema, function: str) -> list[str]:
-    """The columns of NEW a trigger function sets (none known for a function the SQL does not define)."""
+def _assigned_by(s: Schema, function: str, command: str = "insert") -> list[str]:
+    """The columns of NEW a trigger function sets, and on update those it compares with OLD (none known for a
+    function the SQL does not define)."""
     f = find_function(s, function)
-    return (f.assigns or []) if f is not None else []
+    if f is None:
+        return []
+    return [*(f.assigns or []), *((f.compares or []) if command == "update" else [])]
 
 
 def _binds_to_writer(p, col: str) -> bool:
@@ -294,3 +299,29 @@ def _is_uid(node) -> bool:
             node = node["TypeCast"].get("arg")
     call = (node or {}).get("FuncCall")
     return bool(call) and not call.get("args") and function_name(call) == "auth.uid"
+
+
+@rule("BP060", "caller_default_client_written", Level.WARN, ("SECURITY", "DATA_QUALITY"),
+      summary="A column defaults to the signed-in user (auth.uid()), but clients may write any user's id into it.",
+      why="The default says who wrote the row; the grants and policies let a client send another user's id "
+          "instead, or change it later. Rows then claim an author, reporter or approver who never wrote them, and "
+          "whatever trusts the column (an own-rows policy, an audit trail, a notification) trusts the claim.",
+      bad="create table reports (..., reported_by uuid default auth.uid());  -- insert policy checks membership only",
+      fix="Bind it to the writer: with check (reported_by = (select auth.uid())) on every permissive insert "
+          "policy and no client update of the column (grant update on the other columns); or grant clients the "
+          "other columns only and let the default fill it.")
+def caller_default_client_written(r, s: Schema):
+    for t in created(s):
+        for c in t.columns:
+            if c.default is None or "uid" not in c.default.lower() or not _defaults_to_caller(c.default):
+                continue
+            writes = _client_writes(s, t, c.name)
+            if writes:
+                yield r.finding(f"{t.qualified}.{c.name} defaults to the signed-in user, but clients may "
+                                f"{' and '.join(writes)} another user's id there.", f"{t.qualified}.{c.name}",
+                                location=c.location or t.location)
+
+
+def _defaults_to_caller(default: str) -> bool:
+    """auth.uid(), casts aside, as a column's default expression (PostgreSQL refuses a subquery there)."""
+    return _is_uid(per_tree("expression", default, lambda: _expression_tree(default)))
