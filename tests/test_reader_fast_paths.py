@@ -23,7 +23,7 @@ from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.ddl_objects import _first_location, _policy_expressions, _policy_expressions_scanned
 from blueprint_mcp.audit.parse import Stmt, read_sql
 from blueprint_mcp.audit.split import Lines, paren_group, split, top_level_words
-from blueprint_mcp.audit import body
+from blueprint_mcp.audit import body, parser
 from blueprint_mcp.audit.tree import _index_iteratively, index_located, nodes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -346,3 +346,26 @@ def test_a_body_read_again_gives_what_its_first_reading_gave_and_each_reader_its
     assert body.sql_body("select 1 from t", "b").reads == {"b.t"}
     assert body.sql_body("select from", "a") is None  # not SQL: remembered as unreadable, still None
     assert body.sql_body("select from", "a") is None
+
+
+def test_a_statement_parsed_again_gives_fresh_equal_trees():
+    """The remembered JSON is decoded anew: the reader rebases trees in place, so no parse shares objects."""
+    text = "create policy p on t for select using (a = 1 and b in (select c from d))"
+    first = parser.parse(text)
+    first[0]["stmt"]["CreatePolicyStmt"]["qual"]["changed"] = True
+    again = parser.parse(text)
+    assert again == pgparse.parse(text) and again[0] is not first[0]
+    with pytest.raises(pgparse.PGQueryError):
+        parser.parse("create policy p on")
+    with pytest.raises(pgparse.PGQueryError):  # not remembered: it raises every time
+        parser.parse("create policy p on")
+
+
+@pytest.mark.parametrize("name", ["habit-tracker", "e-commerce"])
+def test_an_audit_with_everything_remembered_reports_what_a_first_audit_reports(name):
+    from blueprint_mcp.tools import audit_findings
+    body.forget_bodies()
+    parser.forget_parses()
+    first = audit_findings(template=name)
+    assert audit_findings(template=name) == first
+    assert [f.model_dump() for f in audit_findings(template=name)] == [f.model_dump() for f in first]
