@@ -369,3 +369,23 @@ def test_an_audit_with_everything_remembered_reports_what_a_first_audit_reports(
     first = audit_findings(template=name)
     assert audit_findings(template=name) == first
     assert [f.model_dump() for f in audit_findings(template=name)] == [f.model_dump() for f in first]
+
+
+def test_what_is_remembered_stays_within_its_bounds(monkeypatch):
+    """The oldest statements and bodies go first once the kept JSON or body text passes its limit."""
+    parser.forget_parses()
+    monkeypatch.setattr(parser, "_PARSED_MAX_JSON", 4000)
+    texts = [f"select {i} as c{i} from t{i}" for i in range(40)]
+    for text in texts:
+        parser.parse(text)
+    assert 0 < parser._parsed_json <= 4000
+    assert parser._parsed_json == sum(len(v) for v in parser._PARSED.values())
+    assert list(parser._PARSED) == texts[-len(parser._PARSED):] and len(parser._PARSED) < 40
+    body.forget_bodies()
+    monkeypatch.setattr(body, "_READ_MAX_TOTAL", 300)
+    for i in range(20):
+        body.sql_body(f"select a{i} from t{i} where b = {i}", "public")
+    assert 0 < body._read_chars <= 300 and len(body._READ) < 20
+    assert body._read_chars == sum(len(key[1]) for key in body._READ)
+    parser.forget_parses()
+    body.forget_bodies()

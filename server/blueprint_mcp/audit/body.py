@@ -115,10 +115,12 @@ def _names_metadata(kind: str, body: Node) -> bool:
 # (kind, text, default schema, parameters) -> what reading that body found (None: it does not parse). A body's
 # facts depend on nothing else, and the same bodies come back: an agent audits a folder again after changing
 # one migration, and every blueprint renders the same core functions (20 of habit-tracker's 26 PL/pgSQL bodies
-# are b2b-saas's too), which is a third of auditing a rendered blueprint. Bounded by entries and by text size.
+# are b2b-saas's too), which is a third of auditing a rendered blueprint. Bounded by entries, by body size and by
+# the text of all the bodies kept (their parse trees are kept with them; the oldest go first).
 _READ: OrderedDict[tuple, BodyFacts | None] = OrderedDict()
-_READ_ENTRIES, _READ_MAX_CHARS = 512, 64 * 1024
+_READ_ENTRIES, _READ_MAX_CHARS, _READ_MAX_TOTAL = 512, 64 * 1024, 1024 * 1024
 _READ_LOCK = threading.Lock()
+_read_chars = 0  # the text length of every body kept
 
 
 def _remembered(key: tuple, read: Callable[[], BodyFacts | None]) -> BodyFacts | None:
@@ -131,17 +133,26 @@ def _remembered(key: tuple, read: Callable[[], BodyFacts | None]) -> BodyFacts |
             _READ.move_to_end(key)
     if hit is _MISSING:
         hit = read()
-        with _READ_LOCK:
-            _READ[key] = hit
-            while len(_READ) > _READ_ENTRIES:
-                _READ.popitem(last=False)
+        _keep(key, hit)
     return None if hit is None else hit.copy()
+
+
+def _keep(key: tuple, facts: BodyFacts | None) -> None:
+    global _read_chars
+    with _READ_LOCK:
+        if key not in _READ:
+            _read_chars += len(key[1])
+        _READ[key] = facts
+        while _READ and (len(_READ) > _READ_ENTRIES or _read_chars > _READ_MAX_TOTAL):
+            _read_chars -= len(_READ.popitem(last=False)[0][1])
 
 
 def forget_bodies() -> None:
     """Read every body anew from now on (what a first audit in a fresh process does)."""
+    global _read_chars
     with _READ_LOCK:
         _READ.clear()
+        _read_chars = 0
 
 
 def sql_body(text: str, default_schema: str) -> BodyFacts | None:

@@ -53,11 +53,13 @@ pgparse.json = _Json  # pgparse looks its json module up at each call
 
 # Statement text -> libpg_query's JSON for it, undecoded: a statement parsed before is decoded again (fresh trees
 # the reader may change) without parsing, about 60% of a parse. The same statements come back: every blueprint
-# renders the same core, and an agent audits a folder again after changing one migration. Bounded by entries
-# and by statement size; statements that do not parse are not kept (they raise again).
+# renders the same core, and an agent audits a folder again after changing one migration. Bounded by entries,
+# by statement size and by the JSON kept in all (the oldest go first); statements that do not parse are not
+# kept (they raise again).
 _PARSED: OrderedDict[str, str | bytes] = OrderedDict()
-_PARSED_ENTRIES, _PARSED_MAX_CHARS = 8192, 32 * 1024
+_PARSED_ENTRIES, _PARSED_MAX_CHARS, _PARSED_MAX_JSON = 8192, 32 * 1024, 16 * 1024 * 1024
 _PARSED_LOCK = threading.Lock()
+_parsed_json = 0  # the length of every JSON text kept
 
 
 def parse(text: str) -> list[dict]:
@@ -76,18 +78,27 @@ def parse(text: str) -> list[dict]:
     finally:
         _CAUGHT.on = False
     if _CAUGHT.text is not None:
-        with _PARSED_LOCK:
-            _PARSED[text] = _CAUGHT.text
-            while len(_PARSED) > _PARSED_ENTRIES:
-                _PARSED.popitem(last=False)
+        _keep(text, _CAUGHT.text)
         _CAUGHT.text = None
     return trees
 
 
+def _keep(text: str, data: str | bytes) -> None:
+    global _parsed_json
+    with _PARSED_LOCK:
+        old = _PARSED.pop(text, None)
+        _parsed_json += len(data) - (len(old) if old is not None else 0)
+        _PARSED[text] = data
+        while _PARSED and (len(_PARSED) > _PARSED_ENTRIES or _parsed_json > _PARSED_MAX_JSON):
+            _parsed_json -= len(_PARSED.popitem(last=False)[1])
+
+
 def forget_parses() -> None:
     """Parse every statement anew from now on (what a first audit in a fresh process does)."""
+    global _parsed_json
     with _PARSED_LOCK:
         _PARSED.clear()
+        _parsed_json = 0
 
 
 def _cores() -> int:
