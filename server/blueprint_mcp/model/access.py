@@ -81,7 +81,8 @@ class Grant(Model):
 
     @property
     def who(self) -> str:
-        return next(f for f in WHO_FIELDS if getattr(self, f) not in (None, False))
+        # Identity tests: `in (None, False)` compares with ==, which costs a model's __eq__ on every field.
+        return next(f for f in WHO_FIELDS if (v := getattr(self, f)) is not None and v is not False)
 
     @property
     def is_member_grant(self) -> bool:
