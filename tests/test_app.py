@@ -113,7 +113,7 @@ async def test_generate_rls_policies_are_all_to_authenticated(mode):
     async with Client(build_server(), mode=mode) as c:
         result = await c.call_tool("generate_rls", {"template": "habit-tracker"})
     policies = result.structured_content["policies"]
-    assert policies and result.structured_content["counts"]["tables"] == 16
+    assert policies and result.structured_content["counts"]["tables"] == 17
     assert all(p["roles"] == ["authenticated"] for p in policies)
 
 

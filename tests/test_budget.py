@@ -71,7 +71,7 @@ async def test_include_nothing_returns_counts_and_links_only_and_differs_from_th
     assert default.structured_content["policies"] != []
     assert nothing.structured_content["policies"] == [] and nothing.structured_content["helpers"] == []
     assert nothing.structured_content["counts"] == default.structured_content["counts"] == {
-        "tables": 16, "select": 15, "insert": 4, "update": 5, "delete": 6}
+        "tables": 17, "select": 15, "insert": 4, "update": 5, "delete": 6}
     assert design.structured_content["blueprint"] is None and design.structured_content["access"] == []
     assert [r["uri"] for r in nothing.structured_content["resources"]] == [
         "blueprint://designs/habit-tracker/rls.sql", "blueprint://designs/habit-tracker/spec.md?only=rls",

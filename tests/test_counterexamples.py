@@ -197,7 +197,7 @@ FIXTURE_STRESS = blueprint(
         {"name": "rank", "type": "integer", "nullable": False, "unique": True, "check": {"min": 5, "max": 9}},
         {"name": "code", "type": "text", "nullable": False, "unique": True, "check": {"max_length": 3}},
         {"name": "due_on", "type": "date", "nullable": False, "unique": True, "default_expression": "now"},
-        {"name": "assignee", "type": "uuid", "nullable": False, "default_expression": "auth_uid"},
+        {"name": "assignee", "type": "uuid", "nullable": False, "default_expression": "auth_uid", "server_set": True},
         {"name": "badge_id", "type": "reference", "references": "badges", "nullable": False, "unique": True},
         {"name": "label", "type": "text", "nullable": False, "check": {"min_length": 30}}]},
 )
@@ -799,9 +799,9 @@ def test_a_support_row_is_written_by_a_member_whose_row_can_be_distinct(url):
     parent table admits one row per user (a unique user column defaulting to the writer). The support parent
     was written by the child's author, who had a parent already, so PostgreSQL refused both rows."""
     data = blueprint(
-        {"name": "projects", "fields": [{"name": "lead", "type": "reference", "references": "auth.users",
-                                         "default_expression": "auth_uid", "nullable": False, "unique": True,
-                                         "on_delete": "cascade"}]},
+        # (Then a unique `lead` defaulting to auth_uid; the model now refuses a caller default clients write, so the
+        # row's author is the unique user column.)
+        {"name": "projects", "owner_column": "lead", "unique_together": [["lead"]]},
         {"name": "categories", "soft_delete": True, "fields": [
             {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
              "unique": True, "on_delete": "cascade"}]})

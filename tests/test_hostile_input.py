@@ -34,8 +34,8 @@ BLUEPRINT_SHAPE = ("pass the blueprint as a JSON object (an earlier answer's `bl
                    "not as YAML or JSON text")
 ROLES_SHAPE = ("pass a list of objects, most privileged first, e.g. [{name: owner, capabilities: [read, write, "
                "manage_members, manage_billing, delete_organization]}, {name: member, capabilities: [read, write]}]")
-HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, habits, " \
-               "habit_check_ins, habit_check_ins_private, streaks, badges… (16 in all)"
+HABIT_TABLES = "profiles, organizations, organization_members, invitations, invitation_tokens, membership_changes, " \
+               "habits, habit_check_ins, habit_check_ins_private, streaks… (17 in all)"
 
 
 class Starts(str):

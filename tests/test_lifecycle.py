@@ -25,6 +25,10 @@ INVITER_STILL_RANKED = ("if not exists (select 1 from public.organization_member
 OWNER_CASCADES = ("owner_user_id) references auth.users (id) on delete no action",
                   "owner_user_id) references auth.users (id) on delete cascade")
 NO_DELETION_TRIGGER = "drop trigger blueprint_before_auth_user_deleted on auth.users;"
+# accept_invitation's own check of when the caller left or was demoted (L11): a second defence behind the
+# revocations, switched off with them so each scenario shows the revocation it is about.
+NO_LEFT_CHECK = ("                and c.changed_at >= invite.created_at and (c.role is null or invite.role > c.role))"
+                 " then", "                and false) then")
 
 # (hole, [(generated text, replacement)], SQL appended after the migrations, scenario that must fail)
 HOLES = [
@@ -68,14 +72,15 @@ HOLES = [
      "an invitation is accepted with an unconfirmed address"),
     ("invitations used twice",
      [("if not found or invite.accepted_at is not null then", "if not found then"),
-      ("delete from private.invitation_tokens where invitation_id = invite.id;  -- single use", "")], "",
+      ("delete from private.invitation_tokens where invitation_id = invite.id;  -- single use", ""), NO_LEFT_CHECK], "",
      "an invitation is used twice"),
     ("invitations outlive a removed inviter", [REVOKE_PENDING, INVITER_STILL_RANKED], "",
      "an invitation from a removed admin is accepted"),
     ("a removed member comes back through an invitation sent before",
-     [("  if tg_op = 'DELETE' then\n    -- A member removed", "  if false then\n    -- A member removed")], "",
+     [("  if tg_op = 'DELETE' then\n    -- A member removed", "  if false then\n    -- A member removed"),
+      NO_LEFT_CHECK], "",
      "an invitation sent to a viewer who is then removed is accepted"),
-    ("a removed member keeps an invitation to an address they moved away from", [],
+    ("a removed member keeps an invitation to an address they moved away from", [NO_LEFT_CHECK],
      "drop trigger blueprint_on_auth_user_email_changed on auth.users;",
      "an invitation sent to a viewer who moves to another address, is removed and moves back is accepted"),
     ("an account's address outlives it on the invitations it accepted",
@@ -86,8 +91,15 @@ HOLES = [
        "old.user_id;\n", "")], "",
      "a member who leaves after accepting an invitation leaves their address on it"),
     ("a demoted member climbs back through a promotion offered before",
-     [("  elsif new.role < old.role then\n", "  elsif false then\n")], "",
+     [("  elsif new.role < old.role then\n", "  elsif false then\n"), NO_LEFT_CHECK], "",
      "a member offered admin rank, then demoted to viewer, accepts the offer"),
+    ("a removed member comes back through an invitation sent before to another address of theirs",
+     [NO_LEFT_CHECK], "",
+     "a viewer removed after an invitation went to another address of theirs takes that address and accepts it"),
+    ("a demoted member climbs back through an offer sent before to another address of theirs",
+     [("  if (tg_op = 'DELETE' or new.role < old.role)\n", "  if false\n")], "",
+     "a member offered admin rank at another address of theirs, then demoted to viewer, takes that address and "
+     "accepts"),
     ("invitations outlive a demoted inviter", [REVOKE_PENDING, INVITER_STILL_RANKED], "",
      "an invitation at admin rank from a demoted admin is accepted"),
     ("members backdate rows", [], "grant update (created_at) on public.tasks to authenticated;",

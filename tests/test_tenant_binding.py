@@ -240,7 +240,9 @@ def test_the_generic_matrix_takes_the_membership_that_holds_a_role_over_a_shops_
     from blueprint_mcp.templates import load_template
 
     tables = sorted(build_schema(load_template("e-commerce")).tables, key=lambda t: (t.schema_name, t.name))
-    assert [t.name for t, _ in membership_links(tables)][:2] == ["customers", "organization_members"]
+    assert [t.name for t, _ in membership_links(tables)][:3] == ["membership_changes", "customers",
+                                                                 "organization_members"]
+    # private.membership_changes (past memberships: when each member left or was demoted) holds a role as well.
     assert membership_table(tables, "organization_id").name == "organization_members"
 
 

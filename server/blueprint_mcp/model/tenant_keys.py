@@ -96,10 +96,13 @@ def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
 
 def membership_table(tables: list[Table], key: str | None) -> Table | None:
     """The membership table that links users to tenants by `key`: the first one shaped so that holds a role (a
-    per-user record without one, a shop's customers, links a user to data rather than granting access), else the
-    first one shaped so."""
+    per-user record without one, a shop's customers, links a user to data rather than granting access), named
+    like memberships first (a history of past memberships, such as the generated private.membership_changes,
+    has the same shape), else the first one shaped so."""
     found = [t for t, column in membership_links(tables) if column == key]
-    return next((t for t in found if any(is_role_column(c.name) for c in t.columns)), found[0] if found else None)
+    roled = [t for t in found if any(is_role_column(c.name) for c in t.columns)]
+    named = [t for t in roled if t.name.endswith(MEMBERSHIP_NAMES)]
+    return (named or roled or found or [None])[0]
 
 
 def tenant_key_name(tables: list[Table]) -> str | None:

@@ -131,6 +131,26 @@ def invitation_tokens(bp: Blueprint) -> Table:
     return t
 
 
+def membership_changes(bp: Blueprint) -> Table:
+    """When each member last left, was removed or was demoted, and the role they kept: accept_invitation() refuses
+    an invitation sent before that, above what they kept, whatever address it was sent to (L11)."""
+    t = Table(schema_name="private", name="membership_changes", section="core", tenant_key=c.ORG,
+              comment="When a member last left, was removed or was demoted, and the role they kept (null: none). "
+                      "accept_invitation() refuses an invitation sent before then, above that role, to any "
+                      "address: no coming back, or up, through it. Written by a trigger; no client role reads it.")
+    t.columns = [
+        Column(name=c.ORG, type="uuid", nullable=False),
+        Column(name="user_id", type="uuid", nullable=False),
+        Column(name="role", type=f"public.{ROLE_TYPE}"),
+        Column(name="changed_at", type="timestamptz", nullable=False, default="clock_timestamp()"),
+    ]
+    t.constraints = [Constraint(name=c.object_name(t.name, suffix="pkey"), kind="primary key",
+                                columns=[c.ORG, "user_id"])]
+    t.foreign_keys = [c.organization_fk(t.name), c.auth_user_fk(t.name, "user_id")]
+    t.indexes = [c.index(t.name, ["user_id"])]
+    return t
+
+
 COMPARISONS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "ne": "<>"}
 RANGE_TYPES = {FieldType.timestamptz: "tstzrange", FieldType.date: "daterange", FieldType.integer: "int4range",
                FieldType.bigint: "int8range", FieldType.numeric: "numrange"}
@@ -340,7 +360,7 @@ def all_tables(bp: Blueprint) -> list[Table]:
     """Every table in creation order: core, domain (declaration order), analytics, privacy."""
     tables = [profiles(bp), organizations(bp), organization_members(bp)]
     if bp.tenancy.team_organizations:
-        tables += [invitations(bp), invitation_tokens(bp)]
+        tables += [invitations(bp), invitation_tokens(bp), membership_changes(bp)]
     enum_types = c.enum_type_names(bp)
     tables += [entity_table(bp, e, enum_types) for e in bp.entities]
     a = bp.analytics

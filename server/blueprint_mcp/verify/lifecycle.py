@@ -126,7 +126,7 @@ def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:
 
 # Core and analytics tables whose rows are about one user (their user column cascades): the fixture
 # row's author is that user.
-USER_ROWS = ("profiles", "organization_members", "sessions", "feature_flag_assignments")
+USER_ROWS = ("profiles", "organization_members", "membership_changes", "sessions", "feature_flag_assignments")
 
 
 def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
@@ -425,6 +425,14 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              probe=membership_of(removed),
              setup=invitation_sql(w, inviter, theirs, inviter, "tok-moved") + move_to("moved." + theirs)
              + release_member_sql(w, "org1", removed) + leave(removed) + move_to(theirs))
+        # ... nor through an invitation sent before to another address of theirs, which the organisation could not
+        # tell was theirs, once they take that address (L11: whatever address it was sent to).
+        other = "home." + theirs
+        case(f"a {removed} removed after an invitation went to another address of theirs takes that address and "
+             "accepts it", "invitations", removed, accept.format(literal("tok-alias")), DENIED,
+             probe=membership_of(removed),
+             setup=invitation_sql(w, inviter, other, inviter, "tok-alias")
+             + release_member_sql(w, "org1", removed) + leave(removed) + move_to(other))
     # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
     demoted = roles[-2] if len(roles) > 2 else None
     if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):
@@ -435,6 +443,16 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              + release_member_sql(w, "org1", demoted)
              + f" update public.organization_members set role = {literal(roles[-1])} where {ORG} = {org1} "
                f"and user_id = {literal(w.actor_id(demoted))};")
+        # ... nor one sent to another address of theirs, taken after the demotion.
+        alias = "home." + email_of(w.actors[demoted])
+        case(f"a {demoted} offered {inviter} rank at another address of theirs, then demoted to {roles[-1]}, takes "
+             "that address and accepts", "invitations", demoted, accept.format(literal("tok-offer-alias")), DENIED,
+             probe=f"{membership_of(demoted)} and role > {literal(roles[-1])}",
+             setup=invitation_sql(w, inviter, alias, inviter, "tok-offer-alias")
+             + release_member_sql(w, "org1", demoted)
+             + f" update public.organization_members set role = {literal(roles[-1])} where {ORG} = {org1} "
+               f"and user_id = {literal(w.actor_id(demoted))};"
+             + f" update auth.users set email = {literal(alias)} where id = {literal(w.actor_id(demoted))};")
     create = "select public.create_invitation({}, {}, {})"
     pending = "select count(*) from public.invitations where {} = {} and lower(email) = {} and accepted_at is null"
     case(f"{inviter} invites at their own rank", "invitations", inviter,

@@ -125,6 +125,19 @@ create table private.invitation_tokens (
 comment on table private.invitation_tokens is 'SHA-256 of each pending invitation''s secret; no client role can read it. Deleted on use.';
 revoke all on table private.invitation_tokens from anon, authenticated;
 
+create table private.membership_changes (
+  organization_id uuid not null,
+  user_id uuid not null,
+  role public.member_role,
+  changed_at timestamptz not null default clock_timestamp(),
+  constraint membership_changes_pkey primary key (organization_id, user_id),
+  constraint membership_changes_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
+  constraint membership_changes_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade
+);
+comment on table private.membership_changes is 'When a member last left, was removed or was demoted, and the role they kept (null: none). accept_invitation() refuses an invitation sent before then, above that role, to any address: no coming back, or up, through it. Written by a trigger; no client role reads it.';
+create index membership_changes_user_id_idx on private.membership_changes (user_id);
+revoke all on table private.membership_changes from anon, authenticated;
+
 create table public.collections (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,

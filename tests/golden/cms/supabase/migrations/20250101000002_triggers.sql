@@ -364,6 +364,17 @@ begin
   delete from public.invitations i
    where i.organization_id = old.organization_id and i.invited_by = old.user_id and i.accepted_at is null
      and (tg_op = 'DELETE' or i.role > new.role or new.role < 'admin');
+  -- When they left or dropped, and what they kept: accept_invitation() refuses, above that, every invitation
+  -- sent before, to whichever address (one of theirs the organisation cannot know). Not when the organisation
+  -- or the account itself is going (its rows are gone from this statement's view).
+  if (tg_op = 'DELETE' or new.role < old.role)
+     and exists (select 1 from public.organizations o where o.id = old.organization_id)
+     and exists (select 1 from auth.users u where u.id = old.user_id) then
+    insert into private.membership_changes (organization_id, user_id, role)
+    values (old.organization_id, old.user_id, case when tg_op = 'UPDATE' then new.role end)
+    on conflict (organization_id, user_id)
+    do update set role = excluded.role, changed_at = clock_timestamp();
+  end if;
   if tg_op = 'DELETE' then
     -- A member removed (or leaving) does not come back through an invitation sent to them before.
     delete from public.invitations i
@@ -746,6 +757,15 @@ begin
   if invite.expires_at <= now() then
     raise exception using errcode = '42501', message = 'this invitation has expired',
       hint = 'Ask for a new invitation.';
+  end if;
+  -- Sent before the caller left this organisation, was removed or demoted in it, above what they kept: not a way
+  -- back, or up, whatever address it was sent to (L11).
+  if exists (select 1 from private.membership_changes c
+              where c.organization_id = invite.organization_id and c.user_id = me
+                and c.changed_at >= invite.created_at and (c.role is null or invite.role > c.role)) then
+    raise exception using errcode = '42501',
+      message = 'this invitation was sent before you left this organisation or were demoted in it',
+      hint = 'Ask a current manager for a new invitation.';
   end if;
   select u.email, u.email_confirmed_at into address, confirmed from auth.users u where u.id = me;
   if confirmed is null or lower(address) is distinct from invite.email then
