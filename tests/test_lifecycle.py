@@ -100,6 +100,20 @@ HOLES = [
      [("  if (tg_op = 'DELETE' or new.role < old.role)\n", "  if false\n")], "",
      "a member offered admin rank at another address of theirs, then demoted to viewer, takes that address and "
      "accepts"),
+    # Red team round 5: after a handover the new primary owner could neither remove nor demote the one before.
+    ("the primary owner cannot remove a co-owner",
+     [(" or (organization_id = any (array(select o.id from public.organizations o where o.owner_user_id = "
+       "(select auth.uid()))) and user_id <> (select auth.uid()))", "")], "",
+     "the primary owner removes a co-owner"),
+    ("the primary owner cannot demote a co-owner",
+     [("(their_role >= my_role and not exists (", "(their_role >= my_role and true or not exists (")], "",
+     "the primary owner demotes a co-owner"),
+    ("co-owners remove each other",
+     [("or (organization_id = any (array(select o.id from public.organizations o where o.owner_user_id = "
+       "(select auth.uid()))) and user_id <> (select auth.uid()))",
+       "or (organization_id = any (array(select private.organization_ids_with_role('owner'))) and user_id <> "
+       "(select auth.uid()))")], "",
+     "a co-owner removes another co-owner"),
     ("invitations outlive a demoted inviter", [REVOKE_PENDING, INVITER_STILL_RANKED], "",
      "an invitation at admin rank from a demoted admin is accepted"),
     ("members backdate rows", [], "grant update (created_at) on public.tasks to authenticated;",
@@ -122,11 +136,10 @@ HOLES = [
      "admin takes ownership for themself"),
     ("anyone changes roles, their own included",
      [("if my_role is null or my_role < 'admin' then", "if false then"),
-      ("if member_user_id = me or their_role >= my_role or new_role > my_role then", "if false then")], "",
+      ("if member_user_id = me or new_role > my_role or (their_role", "if false and (their_role")], "",
      "member promotes themself to owner"),
     ("managers grant roles above their own",
-     [("if member_user_id = me or their_role >= my_role or new_role > my_role then",
-       "if member_user_id = me or their_role >= my_role then")], "",
+     [("if member_user_id = me or new_role > my_role or (their_role", "if member_user_id = me or (their_role")], "",
      "admin makes a viewer owner"),
 ]
 

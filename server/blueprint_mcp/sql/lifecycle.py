@@ -163,7 +163,7 @@ def transfer_ownership(bp: Blueprint) -> Function:
    where organization_id = target_organization_id and user_id = new_owner_id;
   update public.organizations set owner_user_id = new_owner_id where id = target_organization_id;
 end""", "The primary owner hands the organisation to another member, who becomes an owner; the previous "
-        "owner keeps their owner membership.")
+        "owner keeps their owner membership, which the new primary owner may change or remove.")
 
 
 # --- invitations ----------------------------------------------------------------------------------------
@@ -274,14 +274,17 @@ begin
   if their_role is null then
     raise exception using errcode = 'P0002', message = 'this user is not a member of the organisation';
   end if;
-  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them.
-  if member_user_id = me or their_role >= my_role or new_role > my_role then
+  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them; the
+  -- primary owner also changes a co-owner's (after a handover, the one before keeps an owner membership).
+  if member_user_id = me or new_role > my_role or (their_role >= my_role and not exists (
+       select 1 from public.organizations o where o.id = target_organization_id and o.owner_user_id = me)) then
     raise exception using errcode = '42501',
       message = 'you change the role of members ranked below you, and at most to your own role';
   end if;{_withheld_check(bp, "my_role", "new_role", "you change members only to roles whose every right you hold")}
   update public.organization_members set role = new_role
    where organization_id = target_organization_id and user_id = member_user_id;
-end""", f"A manager changes the role of a member ranked below them, at most to their own role{_but_withheld(bp)}"
+end""", f"A manager changes the role of a member ranked below them (the primary owner: of any other member), at "
+        f"most to their own role{_but_withheld(bp)}"
         + ("; a demoted inviter loses the invitations above their new role." if ungrantable(bp) else
            " (a demoted inviter loses the invitations above their new role)."))
 

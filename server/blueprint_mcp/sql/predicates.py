@@ -68,6 +68,13 @@ def in_orgs(role: str, column: str = ORG) -> Pred:
     return Pred.of(f"{ident(column)} = any (array(select private.{HELPER}({literal(role)})))", (column,))
 
 
+def owned_orgs(column: str = ORG) -> Pred:
+    """The organisations the caller is the primary owner of (organizations.owner_user_id), read under the
+    organisations' own policy, whose owner branch admits them."""
+    return Pred.of(f"{ident(column)} = any (array(select o.id from public.organizations o "
+                   f"where o.owner_user_id = {uid()}))", (column,))
+
+
 def is_me(column: str) -> Pred:
     return Pred.of(f"{ident(column)} = {uid()}", (column,))
 

@@ -17,7 +17,8 @@ from ..model.schema import Command, Policy, Table
 from .access import audit_branches, grant_policies, roles_pred
 from .columns import ORG, add_index, index
 from .ident import literal
-from .predicates import API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, policy
+from .predicates import (API_ROLE, HELPER, Pred, both, either, helper_function, in_orgs, is_me, owned_orgs,
+                         policy, uid)
 
 __all__ = ["API_ROLE", "HELPER", "Pred", "apply_rls", "helper_function", "policies_for"]
 
@@ -56,10 +57,16 @@ def core_policies(bp: Blueprint, table: Table) -> list[Policy]:
         writes = ("Memberships are added by accept_invitation() and roles changed by change_member_role(), never "
                   "by a client write." if bp.tenancy.team_organizations else
                   "Memberships come from the signup trigger, never from a client write.")
+        removes = [is_me("user_id"), _lower_than_each_manager(bp, "<")]
+        if bp.tenancy.team_organizations:
+            # The primary owner removes anyone else, co-owners included: after a handover the new owner can
+            # remove the one before, who keeps an owner membership (L17).
+            removes.append(both(owned_orgs(), f"user_id <> {uid()}"))
         return [policy(n, Command.select, using=either(in_orgs(read), is_me("user_id")),
                        comment="Members see who else belongs to their organisations."),
-                policy(n, Command.delete, using=either(is_me("user_id"), _lower_than_each_manager(bp, "<")),
-                       comment=f"Leave, or remove members ranked below you. {writes}")]
+                policy(n, Command.delete, using=either(*removes),
+                       comment="Leave, or remove members ranked below you (the primary owner: anyone else). "
+                               + writes)]
     if n == "invitations":
         # No insert policy: invitations are created by create_invitation(), which sets the secret.
         return [policy(n, Command.select, using=in_orgs(manage), comment="Managers see invitations (never secrets)."),

@@ -73,6 +73,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
         _invitations(bp, schema, w, case, roles, manager, writer)
         _role_changes(w, oracle, case, roles, manager, writer)
     _organization_deletion(bp, w, case, roles)
+    _co_owners(bp, w, case, roles)
     _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
     _under_archived_rows(bp, schema, w, oracle, case, writer, enums, make_values)
     if schema.table("audit_logs") is not None:
@@ -551,6 +552,46 @@ def _organization_deletion(bp: Blueprint, w: World, case, roles: list[str]) -> N
          f"delete from public.organizations where id = {org1}", expected, probe=gone, setup=promote)
     case("the primary owner deletes the organisation", "organizations", owner,
          f"delete from public.organizations where id = {org1}", ALLOWED, probe=gone)
+
+
+def _co_owners(bp: Blueprint, w: World, case, roles: list[str]) -> None:
+    """A co-owner (the previous owner after a handover keeps an owner membership): the primary owner demotes and
+    removes them; a co-owner touches neither the primary owner nor another co-owner (L17)."""
+    owner = w.owners["org1"]
+    members = [a for a in w.actors.values() if a.memberships.get("org1") and a.name != owner]
+    if len(members) < 2 or not bp.tenancy.team_organizations:
+        return
+    org1 = literal(w.orgs["org1"])
+    co, other = members[0], members[1]
+    top, lowest = roles[0], roles[-1]
+
+    def promote(*actors) -> str:
+        return " ".join(f"update public.organization_members set role = {literal(top)} where {ORG} = {org1} and "
+                        f"user_id = {literal(a.user_id)};" for a in actors)
+
+    role_of = (f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = {{}} "
+               f"and role = {{}}")
+    member_of = f"select count(*) from public.organization_members where {ORG} = {org1} and user_id = {{}}"
+    change = "select public.change_member_role({}, {}, {})"
+    case(f"the primary owner demotes a co-owner to {lowest}", "organization_members", owner,
+         change.format(org1, literal(co.user_id), literal(lowest)),
+         ALLOWED if may_give_role(bp, top, lowest) else DENIED,
+         probe=role_of.format(literal(co.user_id), literal(lowest)), setup=promote(co))
+    case("the primary owner removes a co-owner", "organization_members", owner,
+         f"delete from public.organization_members where {ORG} = {org1} and user_id = {literal(co.user_id)}",
+         ALLOWED, probe=f"select (({member_of.format(literal(co.user_id))}) = 0)::int",
+         setup=promote(co) + release_member_sql(w, "org1", co.name))
+    case("a co-owner removes another co-owner", "organization_members", co.name,
+         f"delete from public.organization_members where {ORG} = {org1} and user_id = {literal(other.user_id)}",
+         DENIED, probe=f"select (({member_of.format(literal(other.user_id))}) = 0)::int",
+         setup=promote(co, other))
+    case("a co-owner demotes another co-owner", "organization_members", co.name,
+         change.format(org1, literal(other.user_id), literal(lowest)), DENIED,
+         probe=role_of.format(literal(other.user_id), literal(lowest)), setup=promote(co, other))
+    case("a co-owner removes the primary owner", "organization_members", co.name,
+         f"delete from public.organization_members where {ORG} = {org1} and user_id = "
+         f"{literal(w.actor_id(owner))}", DENIED,
+         probe=f"select (({member_of.format(literal(w.actor_id(owner)))}) = 0)::int", setup=promote(co))
 
 
 # --- server columns -------------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ class Oracle:
         if command == "delete":
             if row.author == actor.name:  # leaving: allowed unless the actor is the organisation's owner
                 return self.world.owners.get(row.org) != actor.name
+            if self.bp.tenancy.team_organizations and self.world.owners.get(row.org) == actor.name:
+                return True  # the primary owner removes anyone else, co-owners included (L17)
             target_role = self.world.actors[row.author].memberships.get(row.org)
             mine = self.role_in(actor, row.org)
             return (self.can(actor, row.org, Capability.manage_members) and target_role is not None
@@ -93,12 +95,13 @@ class Oracle:
         return False  # memberships come from accept_invitation(), roles change through change_member_role()
 
     def may_change_role(self, actor: Actor, member: Actor, org: str, new_role: str) -> bool:
-        """change_member_role(): a manager changes a member ranked strictly below them, at most to their own role
-        and only to a role whose every right they hold (docs/lifecycle.md L17)."""
+        """change_member_role(): a manager changes a member ranked strictly below them (the primary owner: any other
+        member), at most to their own role and only to a role whose every right they hold (docs/lifecycle.md L17)."""
         mine, theirs = self.role_in(actor, org), member.memberships.get(org)
+        primary = self.world.owners.get(org) == actor.name
         return (self.bp.tenancy.team_organizations and self.can(actor, org, Capability.manage_members)
                 and theirs is not None and actor.name != member.name
-                and self.rank[mine] < self.rank[theirs] and self.rank[mine] <= self.rank[new_role]
+                and (self.rank[mine] < self.rank[theirs] or primary) and self.rank[mine] <= self.rank[new_role]
                 and may_give_role(self.bp, mine, new_role))
 
     def _invitations(self, actor, command, row, org):

@@ -669,7 +669,7 @@ begin
   update public.organizations set owner_user_id = new_owner_id where id = target_organization_id;
 end
 $$;
-comment on function private.transfer_ownership(uuid, uuid) is 'The primary owner hands the organisation to another member, who becomes an owner; the previous owner keeps their owner membership.';
+comment on function private.transfer_ownership(uuid, uuid) is 'The primary owner hands the organisation to another member, who becomes an owner; the previous owner keeps their owner membership, which the new primary owner may change or remove.';
 revoke execute on function private.transfer_ownership(uuid, uuid) from public, anon, authenticated;
 grant execute on function private.transfer_ownership(uuid, uuid) to authenticated, service_role;
 
@@ -680,7 +680,7 @@ set search_path = ''
 as $$
 select private.transfer_ownership(target_organization_id, new_owner_id)
 $$;
-comment on function public.transfer_ownership(uuid, uuid) is 'The primary owner hands the organisation to another member, who becomes an owner; the previous owner keeps their owner membership. Calls private.transfer_ownership (definer).';
+comment on function public.transfer_ownership(uuid, uuid) is 'The primary owner hands the organisation to another member, who becomes an owner; the previous owner keeps their owner membership, which the new primary owner may change or remove. Calls private.transfer_ownership (definer).';
 revoke execute on function public.transfer_ownership(uuid, uuid) from public, anon, authenticated;
 grant execute on function public.transfer_ownership(uuid, uuid) to authenticated, service_role;
 
@@ -827,8 +827,10 @@ begin
   if their_role is null then
     raise exception using errcode = 'P0002', message = 'this user is not a member of the organisation';
   end if;
-  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them.
-  if member_user_id = me or their_role >= my_role or new_role > my_role then
+  -- Strictly below the caller (so never themselves, a peer or the primary owner), and never above them; the
+  -- primary owner also changes a co-owner's (after a handover, the one before keeps an owner membership).
+  if member_user_id = me or new_role > my_role or (their_role >= my_role and not exists (
+       select 1 from public.organizations o where o.id = target_organization_id and o.owner_user_id = me)) then
     raise exception using errcode = '42501',
       message = 'you change the role of members ranked below you, and at most to your own role';
   end if;
@@ -836,7 +838,7 @@ begin
    where organization_id = target_organization_id and user_id = member_user_id;
 end
 $$;
-comment on function private.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role).';
+comment on function private.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them (the primary owner: of any other member), at most to their own role (a demoted inviter loses the invitations above their new role).';
 revoke execute on function private.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
 grant execute on function private.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
 
@@ -847,7 +849,7 @@ set search_path = ''
 as $$
 select private.change_member_role(target_organization_id, member_user_id, new_role)
 $$;
-comment on function public.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them, at most to their own role (a demoted inviter loses the invitations above their new role). Calls private.change_member_role (definer).';
+comment on function public.change_member_role(uuid, uuid, public.member_role) is 'A manager changes the role of a member ranked below them (the primary owner: of any other member), at most to their own role (a demoted inviter loses the invitations above their new role). Calls private.change_member_role (definer).';
 revoke execute on function public.change_member_role(uuid, uuid, public.member_role) from public, anon, authenticated;
 grant execute on function public.change_member_role(uuid, uuid, public.member_role) to authenticated, service_role;
 

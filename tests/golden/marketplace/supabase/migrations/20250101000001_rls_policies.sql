@@ -121,8 +121,8 @@ create policy organization_members_delete_policy on public.organization_members
   as permissive
   for delete
   to authenticated
-  using (user_id = (select auth.uid()) or ((organization_id = any (array(select private.organization_ids_with_role('owner'))) and role < 'owner') or (organization_id = any (array(select private.organization_ids_with_role('manager'))) and role < 'manager')));
-comment on policy organization_members_delete_policy on public.organization_members is 'Leave, or remove members ranked below you. Memberships are added by accept_invitation() and roles changed by change_member_role(), never by a client write.';
+  using (user_id = (select auth.uid()) or ((organization_id = any (array(select private.organization_ids_with_role('owner'))) and role < 'owner') or (organization_id = any (array(select private.organization_ids_with_role('manager'))) and role < 'manager')) or (organization_id = any (array(select o.id from public.organizations o where o.owner_user_id = (select auth.uid()))) and user_id <> (select auth.uid())));
+comment on policy organization_members_delete_policy on public.organization_members is 'Leave, or remove members ranked below you (the primary owner: anyone else). Memberships are added by accept_invitation() and roles changed by change_member_role(), never by a client write.';
 
 create policy invitations_select_policy on public.invitations
   as permissive
