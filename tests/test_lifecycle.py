@@ -100,6 +100,10 @@ HOLES = [
      [("  if (tg_op = 'DELETE' or new.role < old.role)\n", "  if false\n")], "",
      "a member offered admin rank at another address of theirs, then demoted to viewer, takes that address and "
      "accepts"),
+    ("an invitation sent after a member left reads as sent before (one transaction's now())",
+     [("  created_at timestamptz not null default clock_timestamp(),\n  updated_at",
+       "  created_at timestamptz not null default now(),\n  updated_at")], "",
+     "a viewer who left is invited again and accepts"),
     # Red team round 5: after a handover the new primary owner could neither remove nor demote the one before.
     ("the primary owner cannot remove a co-owner",
      [(" or (organization_id = any (array(select o.id from public.organizations o where o.owner_user_id = "

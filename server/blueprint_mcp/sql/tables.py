@@ -103,7 +103,10 @@ def invitations(bp: Blueprint) -> Table:
                comment=f"Set by the server: at most {INVITATION_DAYS} days after creation."),
         Column(name="accepted_at", type="timestamptz"),
         Column(name="accepted_by", type="uuid"),
-        *c.timestamps(),
+        # Sent at the clock's time, not the transaction's: accept_invitation() compares it with when the invitee
+        # left or was demoted (private.membership_changes), which one transaction may do first.
+        Column(name="created_at", type="timestamptz", nullable=False, default="clock_timestamp()"),
+        *c.timestamps()[1:],
     ]
     t.constraints = [
         c.primary_key(t.name),

@@ -434,6 +434,11 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              probe=membership_of(removed),
              setup=invitation_sql(w, inviter, other, inviter, "tok-alias")
              + release_member_sql(w, "org1", removed) + leave(removed) + move_to(other))
+        # An invitation sent after they left is a new decision of the organisation's: it is accepted.
+        case(f"a {removed} who left is invited again and accepts", "invitations", removed,
+             accept.format(literal("tok-again")), ALLOWED, probe=f"{membership_of(removed)} and role = "
+             f"{literal(inviter)}", setup=release_member_sql(w, "org1", removed) + leave(removed)
+             + " " + invitation_sql(w, inviter, theirs, inviter, "tok-again"))
     # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
     demoted = roles[-2] if len(roles) > 2 else None
     if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):

@@ -117,7 +117,7 @@ create table public.invitations (
   expires_at timestamptz not null default now() + interval '7 days',
   accepted_at timestamptz,
   accepted_by uuid,
-  created_at timestamptz not null default now(),
+  created_at timestamptz not null default clock_timestamp(),
   updated_at timestamptz not null default now(),
   constraint invitations_pkey primary key (id),
   constraint invitations_email_check check (email ~ '^[^@[:space:]]+@[^@[:space:]]+$' and email = lower(email)),
