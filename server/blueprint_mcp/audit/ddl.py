@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, Table, View
+from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, RewriteRule, Table, View
 from . import ddl_objects as obj
 from .columns import query_columns
 from .deparse import expr_text, type_name
@@ -376,6 +376,10 @@ def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
         t.rls_enabled = kind == "AT_EnableRowSecurity"
     elif kind in ("AT_ForceRowSecurity", "AT_NoForceRowSecurity"):
         t.rls_forced = kind == "AT_ForceRowSecurity"
+    elif kind == "AT_ChangeOwner":
+        spec = cmd.get("newowner") or {}
+        # CURRENT_USER, SESSION_USER, CURRENT_ROLE: the migration's own role, as a table it creates.
+        t.owner = spec.get("rolename") if spec.get("roletype") == "ROLESPEC_CSTRING" else None
 
 
 def alter_table(r: Reader, n: dict, st: Stmt) -> None:
@@ -400,8 +404,28 @@ def alter_table(r: Reader, n: dict, st: Stmt) -> None:
         _alter_table_cmd(r, t, cmd, st)
 
 
+_WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
+
+
+def create_rule(r: Reader, n: dict, st: Stmt) -> None:
+    """CREATE [OR REPLACE] RULE on a table: the tables its actions write (they run as the table's owner)."""
+    t = r.table(*r.name(n.get("relation")))
+    if t is None:
+        return
+    writes = []
+    for action in n.get("actions") or []:
+        kind, body = next(iter(action.items())) if isinstance(action, dict) and len(action) == 1 else ("", {})
+        if kind in _WRITES and isinstance(body.get("relation"), dict):
+            writes.append(".".join(r.name(body["relation"])))
+    name = n.get("rulename", "")
+    t.rewrite_rules = [x for x in t.rewrite_rules if x.name != name] + [RewriteRule(
+        name=name, event=(n.get("event") or "").removeprefix("CMD_").lower(), instead=bool(n.get("instead")),
+        writes=writes, location=st.loc())]
+
+
 HANDLERS = {
     "CreateStmt": create_table,
+    "RuleStmt": create_rule,
     "CreateTableAsStmt": create_table_as,
     "ViewStmt": create_view,
     "IndexStmt": create_index,

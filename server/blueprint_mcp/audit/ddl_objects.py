@@ -626,10 +626,12 @@ def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -
     elif kind == "OBJECT_INDEX":
         for owner in (*s.tables, *s.views):
             owner.indexes = [i for i in owner.indexes if i.name != names[-1]]
-    elif kind in ("OBJECT_POLICY", "OBJECT_TRIGGER") and len(names) >= 2:
+    elif kind in ("OBJECT_POLICY", "OBJECT_TRIGGER", "OBJECT_RULE") and len(names) >= 2:
         t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
         if t is not None and kind == "OBJECT_POLICY":
             t.policies = [p for p in t.policies if p.name != names[-1]]
+        elif t is not None and kind == "OBJECT_RULE":
+            t.rewrite_rules = [x for x in t.rewrite_rules if x.name != names[-1]]
         elif t is not None:
             t.triggers = [x for x in t.triggers if x.name != names[-1]]
         elif names[-3:-1] == ["auth", "users"]:

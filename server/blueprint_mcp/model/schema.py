@@ -157,6 +157,15 @@ class Trigger(_Obj):
     location: Location | None = None
 
 
+class RewriteRule(_Obj):
+    """CREATE RULE on a table: its actions run with the table owner's rights."""
+    name: str
+    event: str  # select, insert, update, delete
+    instead: bool = False
+    writes: list[str] = Field(default_factory=list)  # schema.table of every table an action writes
+    location: Location | None = None
+
+
 class Table(_Obj):
     schema_name: str = "public"
     name: str
@@ -169,10 +178,13 @@ class Table(_Obj):
     rls_enabled: bool = False
     policies: list[Policy] = Field(default_factory=list)
     triggers: list[Trigger] = Field(default_factory=list)
+    rewrite_rules: list[RewriteRule] = Field(default_factory=list)
     grants: Grants = Field(default_factory=dict)
     tenant_key: str | None = None
     location: Location | None = None
     rls_forced: bool = False
+    owner: str | None = Field(None, description="The role ALTER TABLE ... OWNER TO gave it; None: whoever created "
+                                                "it (the migration's role).")
     external: bool = Field(False, description="Referenced but not created by the audited SQL (e.g. storage.objects): "
                                               "only what the SQL did to it is known.")
     kind: Literal["table", "foreign table"] = "table"

@@ -11,7 +11,7 @@ from ...sql.ident import column_list, ident, qname
 from ..findings import Level
 from ..platform import bypasses_rls, managed
 from ..registry import rule
-from .common import created, exposed, key_column_lists, user_tables
+from .common import applies_to_clients, commands, created, exposed, key_column_lists, user_tables
 
 
 @rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -243,3 +243,57 @@ def cross_tenant_fk(r, s: Schema):
             if target_key and fk.ref_table != "organizations" and t.tenant_key not in fk.columns:
                 yield r.finding(f"{t.qualified} references tenant table {fk.ref_schema}.{fk.ref_table} without "
                                 f"the tenant key ({fk.name}).", t.qualified, location=fk.location or t.location)
+
+
+@rule("BP061", "api_role_owns_table", Level.ERROR, ("SECURITY",),
+      summary="A table is owned by an API role (anon or authenticated): every request as that role owns it.",
+      why="A table's owner is exempt from its row level security unless FORCE ROW LEVEL SECURITY is set, holds every "
+          "privilege on it whatever was revoked, and may change its policies: each signed-in (or anonymous) request "
+          "reads and writes every organisation's rows.",
+      bad="alter table public.projects owner to authenticated;",
+      fix="Give the table back to the role that runs migrations (alter table ... owner to postgres) and grant the API "
+          "role the privileges it needs.")
+def api_role_owns_table(r, s: Schema):
+    for t in created(s):
+        if t.owner in ("anon", "authenticated"):
+            rls = "its policies apply only while FORCE ROW LEVEL SECURITY stays" if t.rls_forced else \
+                "its requests bypass the table's row level security"
+            yield r.finding(f"{t.qualified} is owned by {t.owner}: {rls}, and they hold every privilege on it.",
+                            t.qualified, location=t.location,
+                            fix_sql=f"alter table {qname(t.schema_name, t.name)} owner to postgres;")
+
+
+@rule("BP062", "rule_writes_past_rls", Level.WARN, ("SECURITY",),
+      summary="A rewrite rule on a table clients write makes their write change another table as the owner.",
+      why="A rule's actions run with the rights of the table's owner, not the client's: the other table's row level "
+          "security and grants never see the client. A member inserting into their own organisation's table can "
+          "update any organisation's rows through it.",
+      bad="create rule apply_rename as on insert to public.project_renames\n"
+          "  do also update public.projects set name = new.new_name where id = new.project_id;",
+      fix="Drop the rule; do the second write in a trigger function that checks the caller, or in an RPC function "
+          "that checks membership of the row it changes.")
+def rule_writes_past_rls(r, s: Schema):
+    for t in created(s):
+        for rr in t.rewrite_rules:
+            others = [w for w in rr.writes if w != t.qualified]
+            if not others or rr.event not in ("insert", "update", "delete") or not _clients_may(s, t, rr.event):
+                continue
+            yield r.finding(f"Rule {rr.name} on {t.qualified} ({rr.event}) writes {', '.join(others)} as the table's "
+                            "owner, past their row level security and grants.", f"{t.qualified}.{rr.name}",
+                            location=rr.location or t.location,
+                            fix_sql=f"drop rule {ident(rr.name)} on {qname(t.schema_name, t.name)};")
+
+
+def _clients_may(s: Schema, t, command: str) -> bool:
+    """Whether an API role may run `command` on the table: granted (Supabase's legacy defaults in an exposed schema
+    when the SQL grants nothing), and let through by a permissive policy or with RLS off."""
+    if t.grants:
+        held = [p for role in ("anon", "authenticated", "public") for p in t.grants.get(role, [])
+                if p.privilege == command]
+        if not held:
+            return False
+    elif t.schema_name not in s.exposed_schemas:
+        return False
+    if not t.rls_enabled:
+        return True
+    return any(p.permissive and applies_to_clients(p) and command in commands(p) for p in t.policies)
