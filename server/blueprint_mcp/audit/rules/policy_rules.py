@@ -23,6 +23,7 @@ from .common import (
     find_function,
     is_membership_name,
     is_tenant,
+    linted_policies,
     membership_functions,
     membership_tables,
     membership_views,
@@ -381,3 +382,48 @@ def policy_per_row_function(r, s: Schema):
                 yield r.finding(f"{policy_label(t, p)} calls {name}() with a column, for every row.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
 
+
+
+# What a request may leave empty: no signed-in user (anon), no claim, no header.
+_CALLER_VALUES = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
+
+
+@rule("BP063", "caller_null_matches_null", Level.WARN, ("SECURITY",),
+      summary="A policy matches a column to the caller's value with IS NOT DISTINCT FROM, so NULL matches NULL.",
+      why="When the request carries no such value (an anonymous caller has no auth.uid(); a request without the "
+          "header or claim reads NULL), `column is not distinct from <caller's value>` is true for every row whose "
+          "column is NULL: a share link without a token opens every row that has none.",
+      bad="using (share_token is not distinct from (current_setting('request.headers', true)::json ->> "
+          "'x-share-token'))",
+      fix="Compare with `=`, which never matches NULL, or add `<caller's value> is not null` to the branch.")
+def caller_null_matches_null(r, s: Schema):
+    for t, p in linted_policies(s, roles=None):
+        for clause, tree, _ in trees(p):
+            for kind, body, _ in nodes_in(tree, lambda k, b: None):
+                if kind != "A_Expr" or body.get("kind") != "AEXPR_NOT_DISTINCT":
+                    continue
+                sides = [_caller_value(body.get("lexpr")), _caller_value(body.get("rexpr"))]
+                columns = [_nullable_column(t, body.get("lexpr")), _nullable_column(t, body.get("rexpr"))]
+                if (sides[0] and columns[1]) or (sides[1] and columns[0]):
+                    yield r.finding(f"{policy_label(t, p)} compares a column with {sides[0] or sides[1]} by IS NOT "
+                                    f"DISTINCT FROM in its {clause}: without that value every row whose column is "
+                                    "NULL matches.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
+
+
+def _caller_value(side) -> str | None:
+    """The first function of the request's own values the operand calls (auth.uid(), current_setting()...)."""
+    for kind, body, _ in nodes_in(side, lambda k, b: None):
+        if kind == "FuncCall" and function_name(body) in _CALLER_VALUES:
+            return f"{function_name(body)}()"
+    return None
+
+
+def _nullable_column(t, side) -> bool:
+    """The operand reads a column that may be NULL: a bare column of the table declared NOT NULL never is."""
+    refs = [strings(b.get("fields")) for k, b, _ in nodes_in(side, lambda k, b: None) if k == "ColumnRef"]
+    if not refs:
+        return False
+    bare = isinstance(side, dict) and "ColumnRef" in side
+    col = t.column(refs[0][-1]) if bare and refs[0] else None
+    return not (col is not None and not col.nullable)
