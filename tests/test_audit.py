@@ -340,3 +340,25 @@ def test_the_generator_says_where_the_blueprint_lets_a_read_only_role_write():
     bare = [(p, "\n".join(line for line in text.splitlines() if "blueprint: ignore BP059" not in line))
             for p, text in sql]
     assert len([f for f in audit_sql(bare) if f.rule_id == "BP059"]) == marked
+
+
+def test_the_generator_says_where_a_blueprint_ranks_roles_against_their_usual_names():
+    """A blueprint may call its top role viewer and its least owner: the role enum then lists owner first, which
+    BP064 reads as ranks reversed. The rendered type carries the blueprint's order as a suppression; without it
+    the audit reports the enum (its helper compares roles by order), and the usual order needs none."""
+    from blueprint_mcp.tools import blueprint_sql, resolve_blueprint
+
+    every = ["read", "write", "manage_members", "manage_billing", "delete_organization"]
+    data = {"app": {"name": "X", "slug": "x"}, "entities": [{"name": "projects", "fields": [
+        {"name": "title", "type": "text"}]}], "tenancy": {"roles": [
+            {"name": "viewer", "capabilities": every}, {"name": "admin", "capabilities": ["read", "write",
+                                                                                      "manage_members"]},
+            {"name": "owner", "capabilities": ["read"]}]}}
+    sql = blueprint_sql(resolve_blueprint(None, data), "x")
+    assert sum(text.count("-- blueprint: ignore BP064") for _, text in sql) == 1
+    assert [f for f in audit_sql(sql) if f.rule_id in ("BP064", "BP038")] == []
+    bare = [(p, "\n".join(line for line in text.splitlines() if "blueprint: ignore BP064" not in line))
+            for p, text in sql]
+    assert [f.object for f in audit_sql(bare) if f.rule_id == "BP064"] == ["public.member_role"]
+    usual = blueprint_sql(resolve_blueprint("b2b-saas", None), "b2b-saas")
+    assert not any("BP064" in text for _, text in usual)

@@ -31,6 +31,18 @@ def is_role_column(name: str) -> bool:
     return name == "role" or name.endswith("_role")
 
 
+# Role names from the most to the least trusted, as apps name them: a rank each (0 the most trusted).
+ROLE_RANKS = {"owner": 0, "admin": 1, "administrator": 1, "manager": 1, "editor": 2, "member": 2, "viewer": 3,
+              "guest": 3, "reader": 3, "readonly": 3}
+
+
+def ranks_reversed(labels: list[str]) -> bool:
+    """Whether an enum's labels, read by their usual names, run from the most trusted role to the least: as an
+    enum orders its values, the least trusted would then compare greatest."""
+    ranked = [ROLE_RANKS[v] for v in labels if v in ROLE_RANKS]
+    return len(set(ranked)) >= 2 and ranked == sorted(ranked)
+
+
 def role_column(t: Table) -> str | None:
     """The column holding a member's role: `role` where there is one, else the first `*_role`."""
     names = [c.name for c in t.columns if is_role_column(c.name)]

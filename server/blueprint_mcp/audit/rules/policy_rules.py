@@ -7,7 +7,7 @@ checked by these rules.
 from __future__ import annotations
 
 from ...model.schema import Schema
-from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_column
+from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_column, ranks_reversed, role_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
@@ -427,3 +427,63 @@ def _nullable_column(t, side) -> bool:
     bare = isinstance(side, dict) and "ColumnRef" in side
     col = t.column(refs[0][-1]) if bare and refs[0] else None
     return not (col is not None and not col.nullable)
+
+
+_ORDERING = ("<", "<=", ">", ">=")
+
+
+@rule("BP064", "role_ranks_reversed", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A role enum lists the most trusted role first, and policies or helpers compare roles by order.",
+      why="An enum's order is its declaration order: ('owner', 'admin', 'member', 'viewer') makes viewer the "
+          "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners.",
+      bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
+      fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'), or "
+          "compare with IN lists.")
+def role_ranks_reversed(r, s: Schema):
+    members = membership_tables(s)
+    for t in (t for t in s.tables if t.qualified in members):
+        col = t.column(role_column(t) or "")
+        enum = next((e for e in s.enums if col is not None and col.type.split(".")[-1].strip('"') == e.name
+                     and (e.schema_name == col.type.split(".")[0] or "." not in col.type)), None)
+        if enum is None or not ranks_reversed(enum.values):
+            continue  # not declared most trusted first (or too few known names to tell)
+        where = _ordered_use(s, t, col.name, enum.name)
+        if where:
+            yield r.finding(f"Enum {enum.schema_name}.{enum.name} lists {enum.values[0]!r} first, so it is the "
+                            f"least value, and {where} compares roles by order: '{enum.values[-1]}' outranks "
+                            f"'{enum.values[0]}' there.", f"{enum.schema_name}.{enum.name}",
+                            location=enum.location or t.location)
+
+
+def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
+    """The first policy or function that compares `column` of the membership table `members` (or a value cast to
+    `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it)."""
+    def ordered(tree, default_schema: str, own: bool) -> bool:
+        if not own and members.qualified not in relation_names(tree, default_schema):
+            return False
+        for kind, body, _ in nodes_in(tree, lambda k, b: None):
+            if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name")) and \
+                    strings(body.get("name"))[-1] in _ORDERING and \
+                    any(_names_role(side, column, enum) for side in (body.get("lexpr"), body.get("rexpr"))):
+                return True
+        return False
+    for t in s.tables:
+        for p in t.policies:
+            if any(ordered(tree, "public", t is members) for _, tree, _ in trees(p)):
+                return f"policy {p.name} on {t.qualified}"
+    for f in s.functions:
+        reading = getattr(f, "_body", None)
+        if reading is not None and any(ordered(tree, reading.default_schema, False) for tree in reading.trees):
+            return f"function {f.qualified}"
+    return None
+
+
+def _names_role(side, column: str, enum: str) -> bool:
+    if not isinstance(side, dict):
+        return False
+    if "ColumnRef" in side:
+        return (strings(side["ColumnRef"].get("fields")) or [""])[-1] == column
+    if "TypeCast" in side:
+        names = strings(((side["TypeCast"].get("typeName") or {}).get("names")))
+        return (names[-1:] == [enum]) or _names_role(side["TypeCast"].get("arg"), column, enum)
+    return False
