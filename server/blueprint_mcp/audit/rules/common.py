@@ -119,6 +119,20 @@ def client_write_columns(t: Table, privilege: str,
     return cols if t.grants else None
 
 
+def clients_granted(s: Schema, t: Table, command: str, column: str | None = None) -> bool:
+    """Whether an API role holds `command` on the table (on `column`, when given): the SQL's grants, or Supabase's
+    legacy default privileges in an exposed schema where the SQL grants nothing."""
+    if t.grants:
+        held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
+        return any(not p.columns or column is None or column in p.columns for p in held)
+    return t.schema_name in s.exposed_schemas
+
+
+def client_policies(t: Table, command: str) -> list[Policy]:
+    """The table's policies that apply to an API role for `command`."""
+    return [p for p in t.policies if applies_to_clients(p) and command in commands(p)]
+
+
 def selectable_columns(obj: Table | View, role: str, columns: list[str]) -> list[str]:
     """The columns `role` (directly or through PUBLIC) may select; no grant information = legacy defaults."""
     if not obj.grants:

@@ -11,7 +11,7 @@ from ...sql.ident import column_list, ident, qname
 from ..findings import Level
 from ..platform import bypasses_rls, managed
 from ..registry import rule
-from .common import applies_to_clients, commands, created, exposed, key_column_lists, user_tables
+from .common import client_policies, clients_granted, created, exposed, key_column_lists, user_tables
 
 
 @rule("BP001", "tenant_key_nullable", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -285,15 +285,7 @@ def rule_writes_past_rls(r, s: Schema):
 
 
 def _clients_may(s: Schema, t, command: str) -> bool:
-    """Whether an API role may run `command` on the table: granted (Supabase's legacy defaults in an exposed schema
-    when the SQL grants nothing), and let through by a permissive policy or with RLS off."""
-    if t.grants:
-        held = [p for role in ("anon", "authenticated", "public") for p in t.grants.get(role, [])
-                if p.privilege == command]
-        if not held:
-            return False
-    elif t.schema_name not in s.exposed_schemas:
-        return False
-    if not t.rls_enabled:
-        return True
-    return any(p.permissive and applies_to_clients(p) and command in commands(p) for p in t.policies)
+    """Whether an API role may run `command` on the table: granted, and let through by a permissive policy or with
+    RLS off (the reading BP047 and BP060 make of a column, for the whole table)."""
+    return clients_granted(s, t, command) and \
+        (not t.rls_enabled or any(p.permissive for p in client_policies(t, command)))

@@ -11,10 +11,11 @@ from ..registry import rule
 from ..parser import parse
 from ..tree import function_name, nodes, strings
 from .common import (
-    CLIENT_ROLES,
     SENSITIVE_MARK,
     applies_to_clients,
+    client_policies,
     client_update_columns,
+    clients_granted,
     commands,
     created,
     find_function,
@@ -232,14 +233,10 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
             # A trigger sets it (new.user_id := auth.uid()), or, on update, compares it with the old row (and
             # raises, as tenant_key_mutable reads a guard): the server decides, not the client.
             continue
-        if t.grants:
-            held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
-            if not any(not p.columns or col in p.columns for p in held):
-                continue
-        elif t.schema_name not in s.exposed_schemas:
+        if not clients_granted(s, t, command, col):
             continue
         if t.rls_enabled:
-            policies = [p for p in t.policies if applies_to_clients(p) and command in commands(p)]
+            policies = client_policies(t, command)
             permissive = [p for p in policies if p.permissive]
             if not permissive or any(not p.permissive and _binds_to_writer(p, col) for p in policies) or \
                     all(_binds_to_writer(p, col) for p in permissive):
