@@ -19,7 +19,7 @@ import pgparse
 from .platform import mentions_user_metadata
 from .tree import Node, const, dotted, nodes, strings
 
-_WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
+WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")  # statements that write a relation
 _ASSIGN = re.compile(r":=|=")
 # PL/pgSQL expression parse modes (libpg_query RawParseMode): 0 = a statement, 2 = an expression,
 # 3-5 = an assignment "target := expression".
@@ -93,7 +93,7 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
         elif kind == "A_Expr":
             _compared(facts, body)
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
-        elif kind in _WRITES and isinstance(body.get("relation"), dict):
+        elif kind in WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
             facts.writes.add(target)
             writes.append((target, body))

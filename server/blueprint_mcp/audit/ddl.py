@@ -15,6 +15,7 @@ import orjson
 
 from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, RewriteRule, Table, View
 from . import ddl_objects as obj
+from .body import WRITES
 from .columns import query_columns
 from .deparse import expr_text, type_name
 from .made import Maker
@@ -404,9 +405,6 @@ def alter_table(r: Reader, n: dict, st: Stmt) -> None:
         _alter_table_cmd(r, t, cmd, st)
 
 
-_WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")
-
-
 def create_rule(r: Reader, n: dict, st: Stmt) -> None:
     """CREATE [OR REPLACE] RULE on a table: the tables its actions write (they run as the table's owner)."""
     t = r.table(*r.name(n.get("relation")))
@@ -415,7 +413,7 @@ def create_rule(r: Reader, n: dict, st: Stmt) -> None:
     writes = []
     for action in n.get("actions") or []:
         kind, body = next(iter(action.items())) if isinstance(action, dict) and len(action) == 1 else ("", {})
-        if kind in _WRITES and isinstance(body.get("relation"), dict):
+        if kind in WRITES and isinstance(body.get("relation"), dict):
             writes.append(".".join(r.name(body["relation"])))
     name = n.get("rulename", "")
     t.rewrite_rules = [x for x in t.rewrite_rules if x.name != name] + [RewriteRule(

@@ -122,10 +122,10 @@ def client_write_columns(t: Table, privilege: str,
 def clients_granted(s: Schema, t: Table, command: str, column: str | None = None) -> bool:
     """Whether an API role holds `command` on the table (on `column`, when given): the SQL's grants, or Supabase's
     legacy default privileges in an exposed schema where the SQL grants nothing."""
-    if t.grants:
-        held = [p for role in CLIENT_ROLES for p in t.grants.get(role, []) if p.privilege == command]
-        return any(not p.columns or column is None or column in p.columns for p in held)
-    return t.schema_name in s.exposed_schemas
+    if not t.grants:
+        return t.schema_name in s.exposed_schemas
+    listed = client_write_columns(t, command)
+    return listed is None or (column in listed if column is not None else bool(listed))
 
 
 def client_policies(t: Table, command: str) -> list[Policy]:

@@ -11,7 +11,7 @@ from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_co
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
-from ..tree import canonical, function_name, nodes_in, strings
+from ..tree import canonical, function_name, nodes, nodes_in, strings
 from .binding import loose_membership_reads, row_independent_reads
 from .common import (
     CLIENT_ROLES,
@@ -399,7 +399,7 @@ _CALLER_VALUES = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 def caller_null_matches_null(r, s: Schema):
     for t, p in linted_policies(s, roles=None):
         for clause, tree, _ in trees(p):
-            for kind, body, _ in nodes_in(tree, lambda k, b: None):
+            for kind, body in nodes(tree):
                 if kind != "A_Expr" or body.get("kind") != "AEXPR_NOT_DISTINCT":
                     continue
                 sides = [_caller_value(body.get("lexpr")), _caller_value(body.get("rexpr"))]
@@ -413,15 +413,13 @@ def caller_null_matches_null(r, s: Schema):
 
 def _caller_value(side) -> str | None:
     """The first function of the request's own values the operand calls (auth.uid(), current_setting()...)."""
-    for kind, body, _ in nodes_in(side, lambda k, b: None):
-        if kind == "FuncCall" and function_name(body) in _CALLER_VALUES:
-            return f"{function_name(body)}()"
-    return None
+    names = (function_name(body) for kind, body in nodes(side) if kind == "FuncCall")
+    return next((f"{name}()" for name in names if name in _CALLER_VALUES), None)
 
 
 def _nullable_column(t, side) -> bool:
     """The operand reads a column that may be NULL: a bare column of the table declared NOT NULL never is."""
-    refs = [strings(b.get("fields")) for k, b, _ in nodes_in(side, lambda k, b: None) if k == "ColumnRef"]
+    refs = [strings(b.get("fields")) for k, b in nodes(side) if k == "ColumnRef"]
     if not refs:
         return False
     bare = isinstance(side, dict) and "ColumnRef" in side
@@ -461,7 +459,7 @@ def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
     def ordered(tree, default_schema: str, own: bool) -> bool:
         if not own and members.qualified not in relation_names(tree, default_schema):
             return False
-        for kind, body, _ in nodes_in(tree, lambda k, b: None):
+        for kind, body in nodes(tree):
             if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name")) and \
                     strings(body.get("name"))[-1] in _ORDERING and \
                     any(_names_role(side, column, enum) for side in (body.get("lexpr"), body.get("rexpr"))):
