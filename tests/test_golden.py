@@ -1,4 +1,7 @@
-"""Golden files: the generated habit-tracker artefacts, byte for byte (update with --update-golden)."""
+"""Golden files: the generated artefacts of every template, byte for byte (update with --update-golden).
+
+Each template is rendered when its test runs, not while pytest collects: collection runs in every worker, and
+rendering five projects there cost each worker seconds before its first test."""
 
 from __future__ import annotations
 
@@ -15,19 +18,22 @@ from pgutil import FIXED_TS
 GOLDEN = Path(__file__).with_name("golden")
 
 
-def _outputs() -> list[tuple[str, str, str]]:
-    out = []
-    for name in template_names():
-        for rel, text in migration_files(load_template(name), datetime.fromisoformat(FIXED_TS)).items():
-            out.append((name, rel, text))
-    return out
-
-
-@pytest.mark.parametrize(("template", "rel", "text"), _outputs(), ids=lambda v: v if "\n" not in str(v) else "")
-def test_generated_file_matches_golden(template, rel, text, update_golden):
-    path = GOLDEN / template / rel
+@pytest.mark.parametrize("template", template_names())
+def test_generated_files_match_golden(template, update_golden):
+    files = migration_files(load_template(template), datetime.fromisoformat(FIXED_TS))
+    root = GOLDEN / template
     if update_golden:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"no golden file {path}; run pytest --update-golden and review the diff"
-    assert text == path.read_text(encoding="utf-8"), f"{rel} differs from {path}"
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        for path in root.rglob("*"):
+            if path.is_file() and path.relative_to(root).as_posix() not in files:
+                path.unlink()
+    on_disk = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    assert not set(files) - on_disk, (f"no golden file for {sorted(set(files) - on_disk)} under {root}; "
+                                      "run pytest --update-golden and review the diff")
+    assert not on_disk - set(files), (f"golden files {sorted(on_disk - set(files))} under {root} are no longer "
+                                      "generated; run pytest --update-golden and review the diff")
+    differing = [rel for rel in sorted(files) if files[rel] != (root / rel).read_text(encoding="utf-8")]
+    assert not differing, f"{differing} differ from the golden files under {root}"

@@ -183,12 +183,14 @@ class Plan:
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     only: set[str] | None = None  # judge only these tables' cases (a mutation run touching one table)
+    only_attacks: tuple[str, ...] | None = None  # only the attacks named so, by prefix (a test reopening a hole)
     fixture_failures: list[str] = field(default_factory=list)  # fixture statements PostgreSQL refused
     untested: list[str] = field(default_factory=list)  # tables whose every fixture row was refused
 
     def planned_cases(self) -> list[Case]:
         before = len(self.world.statements)
-        self.cases = [c for c in self.build(self.only) if self.only is None or c.table in self.only]
+        self.cases = [c for c in self.build(self.only) if (self.only is None or c.table in self.only)
+                      and (self.only_attacks is None or (c.attack or "").startswith(self.only_attacks))]
         # verify runs the fixtures before building cases, the pgTAP file prints them after: a case that
         # planned a fixture would exist in one and not the other.
         assert len(self.world.statements) == before, "building cases must not add fixture statements"

@@ -120,10 +120,11 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
            database_url: str | None = None, allow_remote: bool = False, grant_mode: GrantMode = "legacy",
            include_cases: bool = False, progress: Progress | None = None, engine: Engine | None = None,
            tables: set[str] | None = None, stop: threading.Event | None = None,
-           notes: list[str] | None = None) -> VerifyReport:
+           notes: list[str] | None = None, attacks: tuple[str, ...] | None = None) -> VerifyReport:
     """Prove (or disprove) tenant isolation; with a blueprint, every table x command x actor is judged.
     `stop`, once set, ends the call (rolled back); so does running past BLUEPRINT_VERIFY_TIMEOUT seconds.
-    `notes`: the caller's, reported after the plan's."""
+    `notes`: the caller's, reported after the plan's. `tables` and `attacks` judge only some cases: those of
+    these tables, those whose attack name starts with one of these (a test reopening one hole)."""
     import psycopg
 
     # First wall: refuse, before connecting, whatever could end the transaction or act beyond the database.
@@ -132,7 +133,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
     with open_target(database_url, allow_remote, engine) as target, Watchdog(target.conn, seconds, stop) as dog:
         try:
             return _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress,
-                           tables, dog, notes or [])
+                           tables, attacks, dog, notes or [])
         except (psycopg.Error, BlueprintError) as exc:
             if dog.reason is not None and not isinstance(exc, Stopped):
                 dog.check()
@@ -140,7 +141,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
 
 
 def _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress, tables,
-            dog: Watchdog, notes: list[str]) -> VerifyReport:
+            attacks, dog: Watchdog, notes: list[str]) -> VerifyReport:
     import psycopg
 
     note = progress or (lambda done, total, message: None)
@@ -168,7 +169,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         note(1, 3, "catalogue lints")
         lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
         plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
-        plan.only = tables
+        plan.only, plan.only_attacks = tables, attacks
         note(2, 3, f"attack matrix: {len(plan.cases)} cases")
         try:
             run_plan(conn, plan, progress, check=dog.check)
