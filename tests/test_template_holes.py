@@ -3,6 +3,8 @@ refused, and the legitimate write beside it still allowed. Every one failed befo
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import pytest
 
 from blueprint_mcp.verify.pg import create_user
@@ -171,3 +173,33 @@ def test_a_shopper_puts_only_products_they_can_see_in_a_cart(shop):
     w.su("update public.products set status = 'discontinued' where id = %s", (product,))
     assert w.count("shopper", "update public.cart_items set quantity = 5 where id = %s", (mine,)) == 1
     assert w.count("fulfilment", insert, (w.org1, carts["abandoned"], draft)) == 1
+
+
+def test_a_shop_cannot_learn_which_of_its_buyers_reviewed_another_shop(make_db):
+    """Found by attack: marketplace reviews are public and carried their author's user id (created_by), so shop A's
+    owner joined A's orders (buyer_id, the customer's name) to shop B's public reviews and learned what a named
+    customer bought at B. Reviews now keep no author column: the order says whose review it is, and only its shop
+    and its buyer read the order. The buyer still writes, reads and archives their own review."""
+    conn = make_db()
+    migrate(conn, "marketplace")
+    w = build_world(conn, ["owner"])
+    with conn.cursor() as cur:
+        buyer = w.users["buyer"] = create_user(cur, "buyer@example.com", full_name="Buyer")
+    orders = {}
+    for org in (w.org1, w.org2):
+        listing = w.su("insert into public.listings (organization_id, title, price_cents) values (%s, 'Mug', 900) "
+                       "returning id", (org,))[0][0]
+        orders[org] = w.su("insert into public.orders (organization_id, buyer_id, listing_id, quantity, "
+                           "unit_price_cents, total_cents) values (%s, %s, %s, 1, 900, 900) returning id",
+                           (org, buyer, listing))[0][0]
+    review = w.as_("buyer", "insert into public.reviews (organization_id, order_id, rating, body) "
+                            "values (%s, %s, 5, 'Lovely') returning id", (w.org2, orders[w.org2]))[0][0]
+    # shop A's owner sees its own buyer, and shop B's review, but nothing in the review names the buyer
+    assert w.as_("owner", "select buyer_id from public.orders where id = %s", (orders[w.org1],)) == [(UUID(buyer),)]
+    public = w.as_("owner", "select to_jsonb(r) from public.reviews r where r.id = %s", (review,))
+    assert public and buyer not in str(public[0][0]), public
+    assert buyer not in str(run_as(conn, "anon", None, "select to_jsonb(r) from public.reviews r"))
+    # the buyer keeps their review: edits it and archives it, through the order they placed
+    assert w.count("buyer", "update public.reviews set body = 'Still lovely' where id = %s", (review,)) == 1
+    w.as_("buyer", "delete from public.reviews where id = %s", (review,))
+    assert w.su("select archived_at is not null from public.reviews where id = %s", (review,)) == [(True,)]

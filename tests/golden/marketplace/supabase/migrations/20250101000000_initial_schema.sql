@@ -375,7 +375,6 @@ grant select, insert, update, delete on table public.order_messages to service_r
 create table public.reviews (
   id uuid not null default gen_random_uuid(),
   organization_id uuid not null,
-  created_by uuid default auth.uid(),
   order_id uuid not null,
   kind public.reviews_kind_enum not null default 'review',
   rating integer,
@@ -391,15 +390,12 @@ create table public.reviews (
   constraint reviews_requires_1_check check (kind <> 'review' or rating is not null),
   constraint reviews_requires_2_check check (kind <> 'reply' or rating is null),
   constraint reviews_organization_id_fkey foreign key (organization_id) references public.organizations (id) on delete cascade,
-  constraint reviews_created_by_fkey foreign key (created_by) references auth.users (id) on delete set null,
   constraint reviews_organization_id_order_id_fkey foreign key (organization_id, order_id) references public.orders (organization_id, id) on delete cascade
 );
 comment on table public.reviews is 'The buyer''s review of one of their orders (kind review, rated 1 to 5), or the shop''s one public reply to it (kind reply, unrated). Every live row is public. Neither side can write the other''s kind; deleting archives, and moderators (the service role) archive abuse for good.';
 comment on column public.reviews.organization_id is 'Tenant key: immutable, checked by every policy.';
-comment on column public.reviews.created_by is 'The creating user; immutable; null once their account is deleted.';
 comment on column public.reviews.rating is '1 to 5 on a review; empty on a reply.';
 comment on column public.reviews.archived_at is 'Soft delete: set instead of deleting.';
-create index reviews_created_by_idx on public.reviews (created_by);
 create index reviews_kind_idx on public.reviews (kind);
 create index reviews_order_id_idx on public.reviews (order_id);
 alter table public.reviews enable row level security;

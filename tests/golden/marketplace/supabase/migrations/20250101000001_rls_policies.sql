@@ -269,7 +269,7 @@ create policy reviews_insert_policy on public.reviews
   as permissive
   for insert
   to authenticated
-  with check ((created_by = (select auth.uid()) and kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (created_by = (select auth.uid()) and kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
+  with check ((kind = 'reply' and organization_id = any (array(select private.organization_ids_with_role('shipper')))) or (kind = 'review' and order_id in (select private.orders_buyer_id_linked_ids()) and order_id = any (array(select private.orders_buyer_id_linked_ids()))));
 
 create policy reviews_update_policy on public.reviews
   as permissive

@@ -799,7 +799,7 @@ create trigger reviews_visible_refs_update_trg
 
 create trigger reviews_immutable_trg
   before update on public.reviews
-  for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'created_by');
+  for each row execute function private.enforce_immutable_columns('id', 'organization_id');
 
 create trigger reviews_keep_links_trg
   before update on public.reviews

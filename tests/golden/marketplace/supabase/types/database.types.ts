@@ -516,7 +516,6 @@ export type Database = {
         Row: {
           id: string
           organization_id: string
-          created_by: string | null
           order_id: string
           kind: Database["public"]["Enums"]["reviews_kind_enum"]
           rating: number | null
@@ -528,7 +527,6 @@ export type Database = {
         Insert: {
           id?: string
           organization_id: string
-          created_by?: string | null
           order_id: string
           kind?: Database["public"]["Enums"]["reviews_kind_enum"]
           rating?: number | null
@@ -540,7 +538,6 @@ export type Database = {
         Update: {
           id?: string
           organization_id?: string
-          created_by?: string | null
           order_id?: string
           kind?: Database["public"]["Enums"]["reviews_kind_enum"]
           rating?: number | null
