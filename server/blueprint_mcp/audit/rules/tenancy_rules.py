@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pgparse
 
-from ...model.schema import Schema, Table
+from ...model.schema import Policy, Schema, Table
 from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
@@ -322,3 +324,88 @@ def caller_default_client_written(r, s: Schema):
 def _defaults_to_caller(default: str) -> bool:
     """auth.uid(), casts aside, as a column's default expression (PostgreSQL refuses a subquery there)."""
     return _is_uid(per_tree("expression", default, lambda: _expression_tree(default)))
+
+
+def _either(tree, boolop: str) -> list:
+    """The arguments of a top-level AND (AND_EXPR) or OR (OR_EXPR), or the tree alone."""
+    body = tree.get("BoolExpr") if isinstance(tree, dict) else None
+    return list(body.get("args", [])) if body and body.get("boolop") == boolop else [tree]
+
+
+def _owner_test(node, col: str) -> bool:
+    """`col = auth.uid()` (either side, casts and a sub-select around the call aside)."""
+    e = node.get("A_Expr") if isinstance(node, dict) else None
+    if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
+        return False
+    sides = (e.get("lexpr"), e.get("rexpr"))
+    return any(_is_column(a, col) and _is_uid(b) for a, b in (sides, sides[::-1]))
+
+
+def _branches(p, using: bool = True) -> list | None:
+    """The policy's OR-ed branches (USING, or WITH CHECK falling back to USING); None for no expression (true)."""
+    text, tree = (p.using, p.using_tree) if using or p.check is None else (p.check, p.check_tree)
+    if text is None:
+        return None
+    if tree is None:
+        tree = per_tree("expression", text, lambda: _expression_tree(text))
+    return _either(tree, "OR_EXPR") if isinstance(tree, dict) else [{}]
+
+
+def _shape(node) -> str:
+    """A branch as the parser read it, without source offsets: equal shapes are the same test."""
+    def bare(n):
+        if isinstance(n, dict):
+            return {k: bare(v) for k, v in n.items() if k != "location"}
+        return [bare(v) for v in n] if isinstance(n, list) else n
+    return json.dumps(bare(node), sort_keys=True)
+
+
+def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
+    """An update policy letting someone who is not the row's owner (`col = auth.uid()`) set `col`, and the delete
+    that owning the row then gives them beyond their own rights: (the update policy, what it gives)."""
+    deletes = client_policies(t, "delete")
+    if not deletes or any(not p.permissive for p in deletes):
+        return None
+    owned = [b for p in deletes for b in (_branches(p) or [{}])
+             if any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
+    if not owned:
+        return None
+    if any(trg.timing == "before" and "update" in trg.events and col in _assigned_by(s, trg.function, "update")
+           for trg in t.triggers) or not clients_granted(s, t, "update", col):
+        return None
+    updates = client_policies(t, "update")
+    if any(not p.permissive and all(any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))
+                                    for b in (_branches(p) or [{}])) for p in updates):
+        return None  # a restrictive policy lets owners alone update
+    deleters = {_shape(b) for p in deletes for b in (_branches(p) or [{}])
+                if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))}
+    for p in (p for p in updates if p.permissive):
+        others = [b for b in (_branches(p) or [{}]) if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
+        if any(_shape(b) not in deleters for b in others):
+            return p, "delete"
+    return None
+
+
+@rule("BP065", "owner_taken_by_updater", Level.WARN, ("SECURITY",),
+      summary="A column makes the signed-in user a row's owner in a policy, and others who may update the row "
+              "may set it to themselves.",
+      why="A delete policy trusts `owner_id = auth.uid()`, but an update policy admits people who are not the "
+          "owner (admins, members, anyone on a null owner) and lets them write the column: they set it to "
+          "themselves, become the owner, and delete what their own role never could. A default (BP060) is no "
+          "part of it: the column may be empty or filled by the server.",
+      bad="create policy orgs_update on organizations for update to authenticated using (is_admin(id));\n"
+          "create policy orgs_delete on organizations for delete to authenticated using (owner_id = auth.uid());",
+      fix="Keep the column out of the clients' update grant (grant update (name, ...) on the other columns) or "
+          "refuse its change in a BEFORE UPDATE trigger (new.owner_id is distinct from old.owner_id), and move "
+          "ownership through a function that checks the current owner.")
+def owner_taken_by_updater(r, s: Schema):
+    for t in created(s):
+        if not t.rls_enabled:
+            continue
+        for c in t.columns:
+            found = _owner_gain(s, t, c.name)
+            if found:
+                p, command = found
+                yield r.finding(f"{t.qualified}.{c.name} makes a user the row's owner for {command}, but "
+                                f"{policy_label(t, p)} lets others update it: they can set it to themselves.",
+                                f"{t.qualified}.{c.name}", location=c.location or t.location)
