@@ -389,10 +389,12 @@ _CALLER_VALUES = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 
 
 @rule("BP063", "caller_null_matches_null", Level.WARN, ("SECURITY",),
-      summary="A policy matches a column to the caller's value with IS NOT DISTINCT FROM, so NULL matches NULL.",
+      summary="A policy matches a column to the caller's value so that NULL matches NULL (IS NOT DISTINCT FROM, "
+              "or COALESCEs falling back to one value).",
       why="When the request carries no such value (an anonymous caller has no auth.uid(); a request without the "
           "header or claim reads NULL), `column is not distinct from <caller's value>` is true for every row whose "
-          "column is NULL: a share link without a token opens every row that has none.",
+          "column is NULL: a share link without a token opens every row that has none. `coalesce(column, '') = "
+          "coalesce(<caller's value>, '')` does the same.",
       bad="using (share_token is not distinct from (current_setting('request.headers', true)::json ->> "
           "'x-share-token'))",
       fix="Compare with `=`, which never matches NULL, or add `<caller's value> is not null` to the branch.")
@@ -400,15 +402,60 @@ def caller_null_matches_null(r, s: Schema):
     for t, p in linted_policies(s, roles=None):
         for clause, tree, _ in trees(p):
             for kind, body in nodes(tree):
-                if kind != "A_Expr" or body.get("kind") != "AEXPR_NOT_DISTINCT":
+                if kind != "A_Expr":
+                    continue
+                how = "IS NOT DISTINCT FROM" if body.get("kind") == "AEXPR_NOT_DISTINCT" else \
+                    "= between COALESCEs with one fallback" if _same_fallback(body) else \
+                    "= on a COALESCE whose fallback a request header can send" if _header_sends_fallback(body) \
+                    else None
+                if how is None:
                     continue
                 sides = [_caller_value(body.get("lexpr")), _caller_value(body.get("rexpr"))]
-                columns = [_nullable_column(t, body.get("lexpr")), _nullable_column(t, body.get("rexpr"))]
+                columns = [_nullable_column(t, _coalesced(body.get("lexpr"))),
+                           _nullable_column(t, _coalesced(body.get("rexpr")))]
                 if (sides[0] and columns[1]) or (sides[1] and columns[0]):
-                    yield r.finding(f"{policy_label(t, p)} compares a column with {sides[0] or sides[1]} by IS NOT "
-                                    f"DISTINCT FROM in its {clause}: without that value every row whose column is "
-                                    "NULL matches.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    yield r.finding(f"{policy_label(t, p)} compares a column with {sides[0] or sides[1]} by {how} "
+                                    f"in its {clause}: without that value every row whose column is NULL matches.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
+
+
+def _same_fallback(expr) -> bool:
+    """`coalesce(a, K) = coalesce(b, K)`: both sides fall back to the same value, so NULL meets NULL."""
+    if expr.get("kind") != "AEXPR_OP" or strings(expr.get("name")) != ["="]:
+        return False
+    args = [(side or {}).get("CoalesceExpr", {}).get("args") for side in (expr.get("lexpr"), expr.get("rexpr"))]
+    return all(a and len(a) >= 2 for a in args) and _bare(args[0][-1]) == _bare(args[1][-1])
+
+
+def _header_sends_fallback(expr) -> bool:
+    """`coalesce(column, K) = <a request header>`: the client sends K and meets every row whose column is NULL."""
+    if expr.get("kind") != "AEXPR_OP" or strings(expr.get("name")) != ["="]:
+        return False
+    sides = (expr.get("lexpr"), expr.get("rexpr"))
+    return any((a or {}).get("CoalesceExpr") and _reads_header(b) for a, b in (sides, sides[::-1]))
+
+
+def _reads_header(side) -> bool:
+    for kind, body in nodes(side):
+        if kind == "FuncCall" and function_name(body) in ("current_setting", "pg_catalog.current_setting"):
+            first = (body.get("args") or [{}])[0].get("A_Const", {}).get("sval", {}).get("sval", "")
+            if first.startswith("request.header"):
+                return True
+    return False
+
+
+def _coalesced(side):
+    """The first argument of a COALESCE (what may be NULL), or the operand itself."""
+    args = (side or {}).get("CoalesceExpr", {}).get("args") if isinstance(side, dict) else None
+    return args[0] if args else side
+
+
+def _bare(node):
+    """A tree without source offsets, to compare two constants or expressions."""
+    if isinstance(node, dict):
+        return {k: _bare(v) for k, v in node.items() if k != "location"}
+    return [_bare(v) for v in node] if isinstance(node, list) else node
 
 
 def _caller_value(side) -> str | None:
@@ -485,3 +532,49 @@ def _names_role(side, column: str, enum: str) -> bool:
         names = strings(((side["TypeCast"].get("typeName") or {}).get("names")))
         return (names[-1:] == [enum]) or _names_role(side["TypeCast"].get("arg"), column, enum)
     return False
+
+
+_API_ROLES = ("anon", "authenticated")
+
+
+def _api_roles(p) -> set[str]:
+    """The API roles a policy applies to: both for PUBLIC (or no TO)."""
+    return set(_API_ROLES) if not p.roles or "public" in p.roles else set(p.roles) & set(_API_ROLES)
+
+
+def _reads_row(t, p) -> bool:
+    """Whether the policy tests the row (a column of its table, outside sub-queries) rather than the caller alone
+    (`(select auth.jwt() ->> 'aal') = 'aal2'`, a restriction that means nothing for a role without a session)."""
+    names = {c.name for c in t.columns}
+    return any(kind == "ColumnRef" and strings(body.get("fields"))[-1:] and strings(body.get("fields"))[-1] in names
+               for _, tree, _ in trees(p) for kind, body in outside_subqueries(tree))
+
+
+@rule("BP066", "restrictive_policy_skips_role", Level.WARN, ("SECURITY",),
+      summary="A restrictive policy narrows a command's rows for some API roles, and a permissive policy admits "
+              "another API role it does not name.",
+      why="Restrictive policies only bind the roles they name. `for select to anon, authenticated using (true)` "
+          "with `as restrictive for select to authenticated using (is_published or <member>)` keeps signed-in "
+          "users to published rows and their organisations' drafts, and gives anon every row: the narrowing "
+          "was written for the rows, not for one role.",
+      bad="create policy read on documents for select to anon, authenticated using (true);\n"
+          "create policy members_only on documents as restrictive for select to authenticated\n"
+          "  using (is_published or organization_id = any (array(select private.organization_ids_with_role('viewer'))));",
+      fix="Name every role the permissive policies admit in the restrictive policy (to anon, authenticated), or "
+          "give anon its own permissive policy with the narrowed condition (using (is_published)).")
+def restrictive_policy_skips_role(r, s: Schema):
+    for t in (t for t in s.tables if t.rls_enabled and t.policies):
+        client = [p for p in t.policies if applies_to_clients(p)]
+        for command in ("select", "insert", "update", "delete"):
+            narrowing = [p for p in client if not p.permissive and command in commands(p) and _reads_row(t, p)]
+            if not narrowing:
+                continue
+            bound = set.union(*(_api_roles(p) for p in narrowing))
+            for p in (p for p in client if p.permissive and command in commands(p)):
+                escaped = sorted(_api_roles(p) - bound)
+                if escaped:
+                    q = narrowing[0]
+                    yield r.finding(f"{policy_label(t, q)} narrows {command} for {', '.join(sorted(bound))} only; "
+                                    f"{policy_label(t, p)} admits {', '.join(escaped)} past it.",
+                                    f"{t.qualified}.{q.name}", location=q.location or t.location)
+                    break
