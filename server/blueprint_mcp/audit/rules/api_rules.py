@@ -137,6 +137,20 @@ def _ties_caller(tree: Any) -> bool:
     return False
 
 
+def _any_folder(tree: Any) -> bool:
+    """`<value> = any (storage.foldername(name))`: the value at any folder level, so a caller writes under another
+    user's or organisation's folder by naming their own id deeper down (`victim/<me>/file`)."""
+    for kind, body in nodes(tree):
+        if kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY" and strings(body.get("name")) == ["="]:
+            right = body.get("rexpr") or {}
+            while isinstance(right, dict) and "TypeCast" in right:
+                right = right["TypeCast"].get("arg") or {}
+            call = right.get("FuncCall") if isinstance(right, dict) else None
+            if call and function_name(call).split(".")[-1] == "foldername":
+                return True
+    return False
+
+
 def _buckets_named(tree: Any) -> set[str] | None:
     """The buckets a clause is limited to (`bucket_id = 'x'`, `bucket_id in ('x', 'y')` among its top-level
     conjuncts); None for any bucket."""
@@ -167,7 +181,9 @@ def _buckets_named(tree: Any) -> set[str] | None:
       bad="create policy docs_read on storage.objects for select to authenticated using (bucket_id = 'documents');",
       fix="Tie the object to the caller: its folder to the caller's organisations ((storage.foldername(name))[1]"
           "::uuid = any (array(select private.organization_ids_with_role('viewer')))) or to the caller "
-          "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text).")
+          "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text). Name the "
+          "folder's level: `(select auth.uid())::text = any (storage.foldername(name))` lets a caller upload into "
+          "`<someone else>/<their own id>/`.")
 def storage_policy_not_tied_to_caller(r, s: Schema):
     private = {b.name for b in s.buckets if not b.public}
     published = _published_buckets(s)
@@ -179,13 +195,15 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
         check = MISSING if p.check is None else p.check_tree
         if using is None or check is None:
             continue  # text without a parse tree (a model the generator built): nothing to read
-        loose = []
+        loose, anywhere = [], False
         for command in commands:
             # New rows meet WITH CHECK (USING where a FOR ALL policy has none); the rows a command reaches, USING.
             clause = (check if check is not MISSING or p.command == "insert" else using) if command == "insert" \
                 else using
             if _ties_caller(clause):
-                continue
+                if not (command in ("insert", "update") and _any_folder(clause)):
+                    continue
+                anywhere = True
             if command == "select" and "anon" in p.roles:
                 continue  # a read granted to anon by name is a publication, not a forgotten check
             if command in ("select", "insert"):
@@ -196,8 +214,10 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                     continue  # anon reads these buckets' files by name already: signed-in readers add nobody
             loose.append(command)
         if loose:
-            yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files without "
-                            f"asking who the caller is.", f"storage.objects.{p.name}", location=p.location)
+            how = "matching the caller at any folder level (= any (storage.foldername(name)))" if anywhere \
+                else "without asking who the caller is"
+            yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files {how}.",
+                            f"storage.objects.{p.name}", location=p.location)
 
 
 def _published_buckets(s: Schema) -> set[str]:
