@@ -15,6 +15,7 @@ from ..tree import function_name, nodes, strings
 from .common import (
     SENSITIVE_MARK,
     applies_to_clients,
+    calls,
     client_policies,
     client_update_columns,
     clients_granted,
@@ -26,7 +27,9 @@ from .common import (
     membership_tables,
     per_tree,
     policy_label,
+    relation_names,
     tenant_roots,
+    trees,
 )
 
 EVENT_PROPERTY_COLUMNS = ("properties", "metadata", "payload", "context", "data")
@@ -409,3 +412,82 @@ def owner_taken_by_updater(r, s: Schema):
                 yield r.finding(f"{t.qualified}.{c.name} makes a user the row's owner for {command}, but "
                                 f"{policy_label(t, p)} lets others update it: they can set it to themselves.",
                                 f"{t.qualified}.{c.name}", location=c.location or t.location)
+
+
+def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
+    """Tables whose rows their user updates (`id = auth.uid()` in a branch of a permissive update policy): by
+    qualified name, that key column and the other columns the user may change there (granted, not set or guarded
+    by a BEFORE UPDATE trigger, not named by the policy's check)."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    for t in created(s):
+        if not t.rls_enabled:
+            continue
+        for p in (p for p in client_policies(t, "update") if p.permissive):
+            keys = [c.name for c in t.columns for b in (_branches(p) or [])
+                    if any(_owner_test(x, c.name) for x in _either(b, "AND_EXPR"))]
+            if not keys:
+                continue
+            checked = {c for _, tree, _ in trees(p) if tree is not None
+                       for kind, body in nodes(tree) if kind == "ColumnRef" for c in strings(body.get("fields"))[-1:]}
+            free = {c.name for c in t.columns if c.name not in keys and c.name not in checked
+                    and clients_granted(s, t, "update", c.name)
+                    and not any(trg.timing == "before" and "update" in trg.events
+                                and c.name in _assigned_by(s, trg.function, "update") for trg in t.triggers)}
+            if free:
+                key, columns = out.get(t.qualified, (keys[0], set()))
+                out[t.qualified] = (key, columns | free)
+    return out
+
+
+def _decides_by(tree, default_schema: str, table: str, columns: set[str]) -> str | None:
+    """The first of `columns` a tree tests while reading `table` (in a sub-query, a join, a helper's statement)."""
+    if table not in relation_names(tree, default_schema):
+        return None
+    return next((c for kind, body in nodes(tree) if kind == "ColumnRef"
+                 for c in strings(body.get("fields"))[-1:] if c in columns), None)
+
+
+@rule("BP067", "policy_trusts_self_editable_column", Level.WARN, ("SECURITY",),
+      summary="A policy decides by a column users change on their own row (profiles.role, is_admin, plan).",
+      why="`profiles` lets each user update their own row, every column the grant allows, and a helper such as "
+          "`is_admin()` reads `profiles.role` to open other tables: the user sets `role = 'admin'` on their own "
+          "profile (PATCH /profiles) and reads everyone's orders. It is the user_metadata hole (BP020, BP052) in "
+          "a table of the app's.",
+      bad="create policy profiles_update on profiles for update to authenticated using (id = (select auth.uid()));\n"
+          "create function private.is_admin() returns boolean language sql stable security definer set "
+          "search_path = '' as $$\n  select exists (select 1 from public.profiles where id = (select auth.uid()) and "
+          "role = 'admin') $$;\ncreate policy orders_select on orders for select to authenticated using "
+          "(user_id = (select auth.uid()) or (select private.is_admin()));",
+      fix="Keep the column out of the users' update grant (grant update (full_name, avatar_url) on profiles), or "
+          "refuse its change in a BEFORE UPDATE trigger, or keep roles in a table only the service role or a "
+          "checked function writes (memberships).")
+def policy_trusts_self_editable_column(r, s: Schema):
+    editable = _self_editable(s)
+    if not editable:
+        return
+    for t in s.tables:
+        for p in (p for p in t.policies if applies_to_clients(p)):
+            for table, (_, columns) in editable.items():
+                found = next(((c, None) for _, tree, _ in trees(p) if tree is not None
+                              and (c := _decides_by(tree, "public", table, columns))), None)
+                if found is None:
+                    for name, _, _ in calls_in(p):
+                        f = find_function(s, name)
+                        reading = getattr(f, "_body", None) if f is not None else None
+                        hit = reading is not None and next(
+                            (c for tree in reading.trees if (c := _decides_by(tree, reading.default_schema, table,
+                                                                              columns))), None)
+                        if hit:
+                            found = (hit, f.qualified)
+                            break
+                if found is not None and not (table == t.qualified and found[1] is None):
+                    column, helper = found
+                    through = f" through {helper}" if helper else ""
+                    yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which users update "
+                                    f"on their own row.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
+
+
+def calls_in(p) -> list:
+    """Every function call of a policy's USING and WITH CHECK."""
+    return [c for _, tree, _ in trees(p) if tree is not None for c in calls(tree)]
