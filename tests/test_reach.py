@@ -1,7 +1,8 @@
 """Paths past a table's protection that verify's generic matrix does not try (BP056-BP058), on PostgreSQL.
 
 verify seeds and attacks the exposed tables that carry the tenant key; these rules read what reaches past them: a
-private table without RLS behind a view or function with the caller's rights, a definer function, called through
+private table without RLS (or a private view running as its owner, or a materialized one) behind a view or
+function with the caller's rights, a definer function, called through
 one, that never asks who calls, and a child table (no tenant key) whose policy looks at a parent, not the row's. Each case runs as a member of one organisation asking for the other's rows: the audit reports
 the SQL exactly when the rows come back.
 """
@@ -64,6 +65,28 @@ CASES = {
         "  select id, organization_id, api_key from private.project_secrets;\n"
         "grant select on public.secrets to authenticated;",
         "select count(*) from public.secrets where organization_id = '{org2}'", None),
+    "an invoker's view over a private view running as its owner": (
+        "create view private.project_directory as select id, organization_id, name from public.projects;\n"
+        "grant select on private.project_directory to authenticated;\n"
+        "create view public.project_directory with (security_invoker = true) as\n"
+        "  select * from private.project_directory;\n"
+        "grant select on public.project_directory to authenticated;",
+        "select count(*) from public.project_directory where organization_id = '{org2}'", "BP056"),
+    "an invoker's view over a private materialized view": (
+        "create materialized view private.project_counts as select organization_id, count(*) as n\n"
+        "  from public.projects group by organization_id;\n"
+        "grant select on private.project_counts to authenticated;\n"
+        "create view public.project_counts with (security_invoker = true) as select * from private.project_counts;\n"
+        "grant select on public.project_counts to authenticated;",
+        "select count(*) from public.project_counts where organization_id = '{org2}'", "BP056"),
+    "an invoker's view over a private view with the caller's rights": (
+        "create view private.project_directory with (security_invoker = true) as\n"
+        "  select id, organization_id, name from public.projects;\n"
+        "grant select on private.project_directory to authenticated;\n"
+        "create view public.project_directory with (security_invoker = true) as\n"
+        "  select * from private.project_directory;\n"
+        "grant select on public.project_directory to authenticated;",
+        "select count(*) from public.project_directory where organization_id = '{org2}'", None),
     "a definer function behind an invoker's function": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
@@ -132,6 +155,8 @@ insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
 insert into public.projects values ('{P1}', '{ORG1}', 'p1'), ('{P2}', '{ORG2}', 'p2');
 insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), (gen_random_uuid(), '{ORG2}', 'k2');
 """)
+    if "materialized view" in extra:  # filled as a scheduled refresh would
+        conn.execute("refresh materialized view private.project_counts")
     if "create table public.tasks" in extra:  # a task under each organisation's project
         conn.execute(f"insert into public.tasks values (gen_random_uuid(), '{P1}', 't1'), "
                      f"(gen_random_uuid(), '{P2}', 't2')")

@@ -48,12 +48,15 @@ def _entries(s: Schema) -> list[_Entry]:
 
 
 @rule("BP056", "unprotected_table_behind_api", Level.ERROR, ("SECURITY",),
-      summary="A table without RLS outside the exposed schemas that clients read through a view or function.",
+      summary="A table without RLS (or a view running as its owner, or a materialized view) outside the exposed "
+              "schemas that clients read through a view or function.",
       why="A private schema keeps a table out of the API only while nothing exposed reads it. A view with "
           "security_invoker, or a function without SECURITY DEFINER, in an exposed schema reads the table with the "
           "caller's rights: the API roles' USAGE on the schema and their privileges on the table let the read "
-          "through, and without RLS nothing filters the rows. The platform's rls_disabled_in_public looks at the "
-          "exposed schemas only.",
+          "through, and without RLS nothing filters the rows. The same holds for a view there that runs with its "
+          "owner's rights over protected tables, and for a materialized view (which has no RLS). The platform's "
+          "rls_disabled_in_public, security_definer_view and materialized_view_in_api look at the exposed schemas "
+          "only.",
       bad="create table private.project_secrets (id uuid primary key, organization_id uuid, api_key text);\n"
           "grant usage on schema private to authenticated;\n"
           "grant select on private.project_secrets to authenticated;\n"
@@ -73,6 +76,22 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
             yield r.finding(f"{t.qualified} has no RLS, and {', '.join(via)} reads it with the caller's rights: "
                             f"every row reaches the API ({', '.join(roles)} may use {t.schema_name}).", t.qualified,
                             location=t.location)
+    # A view there over protected tables is no better: one with its owner's rights reads past their RLS, and a
+    # materialized one has none (BP011 and BP012 look at the exposed schemas only).
+    for v in s.views:
+        if managed(v.schema_name) or v.schema_name in s.exposed_schemas or \
+                not (v.materialized or not v.security_invoker) or not any(_guarded(s, n) for n in v.reads or ()):
+            continue
+        roles = sorted(_CLIENTS & set(s.schema_usage.get(v.schema_name, [])))
+        qualified = f"{v.schema_name}.{v.name}"
+        if not (roles and v.grants and api_access(v.grants)):
+            continue
+        via = [e.label for e in entries(s) if e.invoker and qualified in e.reads]
+        if via:
+            what = "is materialized (no RLS)" if v.materialized else "runs with its owner's rights, past RLS"
+            yield r.finding(f"View {qualified} {what}, and {', '.join(via)} reads it with the caller's rights: "
+                            f"every row reaches the API ({', '.join(roles)} may use {v.schema_name}).", qualified,
+                            location=v.location)
 
 
 def _asks_who_calls(s: Schema, f: Function) -> bool:
