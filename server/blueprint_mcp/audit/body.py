@@ -224,6 +224,9 @@ _QUOTING = ("quote_ident", "quote_literal", "quote_nullable")
 _PASSING = ("concat", "concat_ws", "lower", "upper", "btrim", "ltrim", "rtrim", "trim", "replace", "substr",
             "substring", "left", "right", "nullif", "array_to_string", "string_agg", "translate", "repeat",
             "lpad", "rpad", "regexp_replace", "overlay", "textcat", "coalesce")
+# Functions returning text taken out of their first (json) argument.
+_JSON_TEXT = ("jsonb_extract_path_text", "json_extract_path_text", "jsonb_extract_path", "json_extract_path",
+              "jsonb_array_elements_text", "json_array_elements_text")
 _PLACEHOLDER = re.compile(r"%(?:(\d+)\$)?-?\d*([sIL%])")
 _DYNAMIC = {"PLpgSQL_stmt_dynexecute": "query", "PLpgSQL_stmt_dynfors": "query",
             "PLpgSQL_stmt_return_query": "dynquery", "PLpgSQL_stmt_open": "dynquery"}
@@ -244,7 +247,11 @@ def _raw(node: Any) -> set[str]:
     if kind == "A_Expr":
         if strings(body.get("name")) == ["||"]:
             return _raw(body.get("lexpr")) | _raw(body.get("rexpr"))
+        if strings(body.get("name")) in (["->>"], ["#>>"], ["->"], ["#>"]):
+            return _raw(body.get("lexpr"))  # text the caller put in a json parameter: p_filter ->> 'q'
         return set()
+    if kind == "A_Indirection":  # an element or field of a parameter: p_terms[1], (p_filter).q
+        return _raw(body.get("arg"))
     if kind == "TypeCast":
         target = ".".join(strings((body.get("typeName") or {}).get("names")))
         return set() if _INERT_TYPES.match(target) else _raw(body.get("arg"))
@@ -260,6 +267,8 @@ def _raw(node: Any) -> set[str]:
             return set()
         if name[0] == "format":
             return _format_raw(args)
+        if name[0] in _JSON_TEXT:
+            return _raw(args[0]) if args else set()
         if name[0] in _PASSING:
             return set().union(*(_raw(a) for a in args))
     return set()

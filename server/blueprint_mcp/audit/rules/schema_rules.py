@@ -166,7 +166,8 @@ def definer_executable(r, s: Schema):
       why="EXECUTE runs whatever text it is given with the function's owner's rights, past RLS: a caller who "
           "sends `x; delete from organizations` or `1 or true` (through `'...' || p`, format('%s', p), or a "
           "variable made from them) runs their own SQL as the owner. Values of types such as uuid or integer "
-          "cannot break out of a literal; text can.",
+          "cannot break out of a literal; text can, and so can text taken out of a json, array or record "
+          "parameter (`p_filter ->> 'q'`, `p_terms[1]`).",
       bad="create function public.rows_of(tbl text) returns setof record language plpgsql security definer "
           "set search_path = '' as $$\nbegin\n  return query execute 'select * from public.' || tbl;\nend $$;",
       fix="Quote what comes from input: format('select * from %I where name = %L', tbl, name), or pass values "
