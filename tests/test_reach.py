@@ -119,6 +119,13 @@ CASES = {
         "  select 1 from public.projects p where p.id = tasks.project_id\n"
         "  and p.organization_id = any (array(select private.org_ids()))));",
         "select count(*) from public.tasks where title = 't2'", None),
+    "a definer function that only asks whether someone is signed in": (
+        "create function public.project_by_id(p_id uuid) returns setof public.projects language sql stable\n"
+        "  security definer set search_path = '' as $$\n"
+        "  select * from public.projects where id = p_id and (select auth.uid()) is not null $$;\n"
+        "revoke all on function public.project_by_id(uuid) from public, anon;\n"
+        "grant execute on function public.project_by_id(uuid) to authenticated;",
+        "select count(*) from public.project_by_id('{p2}')", "BP057"),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -164,5 +171,5 @@ insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), 
         conn.execute("set local role authenticated")
         conn.execute("select set_config('request.jwt.claims', %s, true)",
                      (f'{{"sub": "{USER}", "role": "authenticated"}}',))
-        seen = conn.execute(query.format(org2=ORG2)).fetchone()[0]
+        seen = conn.execute(query.format(org2=ORG2, p2=P2)).fetchone()[0]
     assert (seen > 0) == (rule_id is not None), seen

@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
+from ..tree import function_name
 from .common import _once, api_access, body_facts, exposed, find_function, is_tenant, names_the_caller
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
@@ -96,8 +98,47 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
 
 def _asks_who_calls(s: Schema, f: Function) -> bool:
     """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
-    helper decides for itself)."""
-    return any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ())
+    helper decides for itself), other than only to learn that someone is signed in (`auth.uid() is not null`)."""
+    if not any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ()):
+        return False
+    reading = f._body
+    return reading is None or any(_uses_caller(tree, s) for tree in reading.trees)
+
+
+def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
+    """A call naming the caller (or a helper of the app's) outside a mere IS [NOT] NULL test."""
+    if isinstance(value, list):
+        return any(_uses_caller(v, s, tested) for v in value)
+    if not isinstance(value, dict):
+        return False
+    if len(value) == 1:
+        kind, body = next(iter(value.items()))
+        if kind == "NullTest":
+            return _uses_caller(body, s, True)
+        if kind == "FuncCall" and not tested and isinstance(body, dict):
+            name = function_name(body)
+            if names_the_caller(name) or find_function(s, name) is not None:
+                return True
+    return any(_uses_caller(v, s, tested) for v in value.values() if isinstance(v, dict | list))
+
+
+def client_definers(s: Schema) -> list[tuple[Function, str]]:
+    """SECURITY DEFINER functions (not triggers) clients reach, each with how: the API, or the exposed views and
+    functions that call it."""
+    return _once("client definers", s, _client_definers, s)
+
+
+def _client_definers(s: Schema) -> list[tuple[Function, str]]:
+    out = []
+    for f in s.functions:
+        if not f.security_definer or managed(f.schema_name) or f.returns == "trigger":
+            continue
+        direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
+        via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
+               and (f.qualified in e.calls or f.name in e.calls) and (not e.invoker or _clients_execute(f))]
+        if direct or via:
+            out.append((f, "the API" if direct else ", ".join(via)))
+    return out
 
 
 # A column holding a secret the caller must know (an invitation's token): a lookup by it is a capability check.
@@ -123,7 +164,8 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "organisation they pass: through the API when it is in an exposed schema, or through a view or an invoker "
           "function there that calls it (with execute granted to the API roles, or from an owner's-rights view). "
           "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
-          "hash) is a capability check and passes.",
+          "hash) is a capability check and passes. `auth.uid() is not null` only asks whether someone is signed "
+          "in: any user then reads any organisation's rows.",
       bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
           "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
           "grant execute on function private.projects_of(uuid) to authenticated;\n"
@@ -133,16 +175,12 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "private.organization_ids_with_role('viewer')))), or make it SECURITY INVOKER so RLS applies, or revoke "
           "execute from the API roles.")
 def definer_function_ignores_caller(r, s: Schema) -> Iterator:
-    for f in s.functions:
-        if not f.security_definer or managed(f.schema_name) or f.returns == "trigger" or f.reads is None or \
-                _asks_who_calls(s, f):
+    for f, through in client_definers(s):
+        if f.reads is None or _asks_who_calls(s, f):
             continue
-        direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
-        via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
-               and (f.qualified in e.calls or f.name in e.calls) and (not e.invoker or _clients_execute(f))]
-        tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(s, f, name)] \
-            if direct or via else []
+        tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(s, f, name)]
         if tables:
-            through = "the API" if direct else ", ".join(via)
-            yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and never asks who "
-                            f"calls; clients reach it through {through}.", f.qualified, location=f.location)
+            asks = "only asks whether someone is signed in" if any(names_the_caller(n) for n in f.calls or ()) \
+                else "never asks who calls"
+            yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and {asks}; "
+                            f"clients reach it through {through}.", f.qualified, location=f.location)
