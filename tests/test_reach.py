@@ -126,6 +126,36 @@ CASES = {
         "revoke all on function public.project_by_id(uuid) from public, anon;\n"
         "grant execute on function public.project_by_id(uuid) to authenticated;",
         "select count(*) from public.project_by_id('{p2}')", "BP057"),
+    "a definer function whose membership check an owner branch defeats": (
+        "create function private.org_projects(p_org uuid) returns setof public.projects language plpgsql stable\n"
+        "  security definer set search_path = '' as $$\n"
+        "begin\n"
+        "  if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
+        "                 and (m.user_id = auth.uid() or m.role = 'owner')) then\n"
+        "    return;  -- nothing for an outsider\n"
+        "  end if;\n"
+        "  return query select * from public.projects where organization_id = p_org;\n"
+        "end $$;\n"
+        "revoke all on function private.org_projects(uuid) from public, anon;\n"
+        "grant execute on function private.org_projects(uuid) to authenticated;\n"
+        "create function public.org_projects(p_org uuid) returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.org_projects(p_org) $$;",
+        "select count(*) from public.org_projects('{org2}')", "BP068"),
+    "a definer function whose membership check keeps to the caller": (
+        "create function private.org_projects(p_org uuid) returns setof public.projects language plpgsql stable\n"
+        "  security definer set search_path = '' as $$\n"
+        "begin\n"
+        "  if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
+        "                 and m.user_id = auth.uid() and (m.role = 'owner' or m.role = 'member')) then\n"
+        "    return;  -- nothing for an outsider\n"
+        "  end if;\n"
+        "  return query select * from public.projects where organization_id = p_org;\n"
+        "end $$;\n"
+        "revoke all on function private.org_projects(uuid) from public, anon;\n"
+        "grant execute on function private.org_projects(uuid) to authenticated;\n"
+        "create function public.org_projects(p_org uuid) returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.org_projects(p_org) $$;",
+        "select count(*) from public.org_projects('{org2}')", None),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -139,13 +169,14 @@ CASES = {
 
 ORG1, ORG2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 USER = "00000000-0000-4000-8000-0000000000aa"
+OWNER2 = "00000000-0000-4000-8000-0000000000bb"  # org2's owner: the other organisation has members too
 P1, P2 = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
     extra, _, rule_id = CASES[name]
-    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058")}
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068")}
     assert found == ({rule_id} if rule_id else set())
 
 
@@ -156,9 +187,9 @@ def test_a_path_the_audit_reports_returns_another_organisations_rows(make_db, na
     conn = make_db("explicit")
     conn.execute(BASE + extra)
     conn.execute(f"""
-insert into auth.users (id, email) values ('{USER}', 'a@example.com');
+insert into auth.users (id, email) values ('{USER}', 'a@example.com'), ('{OWNER2}', 'b@example.com');
 insert into public.organizations values ('{ORG1}'), ('{ORG2}');
-insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
+insert into public.organization_members values ('{ORG1}', '{USER}', 'member'), ('{ORG2}', '{OWNER2}', 'owner');
 insert into public.projects values ('{P1}', '{ORG1}', 'p1'), ('{P2}', '{ORG2}', 'p2');
 insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), (gen_random_uuid(), '{ORG2}', 'k2');
 """)
@@ -171,5 +202,5 @@ insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), 
         conn.execute("set local role authenticated")
         conn.execute("select set_config('request.jwt.claims', %s, true)",
                      (f'{{"sub": "{USER}", "role": "authenticated"}}',))
-        seen = conn.execute(query.format(org2=ORG2, p2=P2)).fetchone()[0]
+        seen = conn.execute(query.format(org1=ORG1, org2=ORG2, p2=P2)).fetchone()[0]
     assert (seen > 0) == (rule_id is not None), seen

@@ -290,3 +290,9 @@ def row_independent_reads(s: Schema, tree: Any, default_schema: str) -> list[str
             continue
         stack.extend(_children(value))
     return read
+
+
+# The readings other rules share: a function body's queries are judged the way a policy's sub-queries are.
+calls_out = _calls_out
+from_relations = _from_relations
+pins_caller = _pins_caller

@@ -17,8 +17,10 @@ from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from ..tree import function_name
-from .common import _once, api_access, body_facts, exposed, find_function, is_tenant, names_the_caller
+from ..tree import function_name, nodes
+from .binding import calls_out, from_relations, pins_caller
+from .common import (_once, api_access, body_facts, exposed, find_function, is_tenant, membership_tables,
+                     names_the_caller)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -184,3 +186,47 @@ def definer_function_ignores_caller(r, s: Schema) -> Iterator:
                 else "never asks who calls"
             yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and {asks}; "
                             f"clients reach it through {through}.", f.qualified, location=f.location)
+
+
+def _loose_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
+    """The membership tables a body's membership checks read without keeping the membership to the caller in
+    every branch: a query over one whose filter names the caller (`m.user_id = auth.uid() or m.role = 'owner'`)
+    but does not pin it throughout. Lookups that never name the caller (a member the caller picked) are not
+    checks and are left to the other rules."""
+    reading = f._body
+    out: list[str] = []
+    for tree in reading.trees if reading is not None else ():
+        for kind, body in nodes(tree):
+            if kind != "SelectStmt":
+                continue
+            read = [n for n in from_relations(body, reading.default_schema) if n in members]
+            if read and calls_out(body.get("whereClause")) and \
+                    not pins_caller(s, body, reading.default_schema, members):
+                out += [n for n in read if n not in out]
+    return out
+
+
+@rule("BP068", "definer_membership_check_not_tied_to_caller", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call checks membership with a branch that does not keep the "
+              "membership to the caller.",
+      why="The function reads past RLS and trusts its own check: `exists (select 1 from organization_members m "
+          "where m.organization_id = p_org and (m.user_id = auth.uid() or m.role = 'owner'))` holds for every "
+          "organisation that has an owner, so any signed-in user passes it for any organisation. BP054 reads the "
+          "same shape in the helpers policies call.",
+      bad="if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
+          "                and (m.user_id = auth.uid() or m.role = 'owner')) then raise exception 'no'; end if;",
+      fix="Pin the membership to the caller in every branch: m.user_id = (select auth.uid()) and (m.role = "
+          "'owner' or ...), or call the helper the policies use (p_org = any (array(select "
+          "private.organization_ids_with_role('viewer')))).")
+def definer_membership_check_not_tied_to_caller(r, s: Schema) -> Iterator:
+    members = membership_tables(s)
+    if not members:
+        return
+    for f, through in client_definers(s):
+        if not set(f.reads or ()) & members:
+            continue
+        loose = _loose_checks(s, f, members)
+        if loose:
+            yield r.finding(f"Definer function {f.qualified} checks {', '.join(loose)} with a branch that does not "
+                            f"keep the membership to the caller; clients reach it through {through}.", f.qualified,
+                            location=f.location)
