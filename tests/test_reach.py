@@ -156,6 +156,16 @@ CASES = {
         "create function public.org_projects(p_org uuid) returns setof public.projects language sql stable\n"
         "  set search_path = '' as $$ select * from private.org_projects(p_org) $$;",
         "select count(*) from public.org_projects('{org2}')", None),
+    "a definer function whose parameter a column hides": (
+        "create function private.project_names(organization_id uuid) returns setof text language sql stable\n"
+        "  security definer set search_path = '' as $$\n"
+        "  select p.name from public.projects p where p.organization_id = organization_id\n"
+        "  and project_names.organization_id = any (array(select private.org_ids())) $$;\n"
+        "revoke all on function private.project_names(uuid) from public, anon;\n"
+        "grant execute on function private.project_names(uuid) to authenticated;\n"
+        "create function public.project_names(p_org uuid) returns setof text language sql stable\n"
+        "  set search_path = '' as $$ select * from private.project_names(p_org) $$;",
+        "select count(*) from public.project_names('{org1}') n where n = 'p2'", "BP069"),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -176,7 +186,7 @@ P1, P2 = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-000000
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
     extra, _, rule_id = CASES[name]
-    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068")}
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068", "BP069")}
     assert found == ({rule_id} if rule_id else set())
 
 

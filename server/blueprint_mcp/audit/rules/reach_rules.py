@@ -230,3 +230,28 @@ def definer_membership_check_not_tied_to_caller(r, s: Schema) -> Iterator:
             yield r.finding(f"Definer function {f.qualified} checks {', '.join(loose)} with a branch that does not "
                             f"keep the membership to the caller; clients reach it through {through}.", f.qualified,
                             location=f.location)
+
+
+@rule("BP069", "definer_parameter_hidden_by_column", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call names a parameter like a column of a table its query reads, "
+              "and uses the bare name there: PostgreSQL takes the column.",
+      why="In an SQL function (and in PL/pgSQL under #variable_conflict use_column) a bare name that is both a "
+          "column of the query's table and a parameter is the column. `project_names(organization_id uuid)` that "
+          "checks `project_names.organization_id` against the caller's organisations, then returns `where "
+          "p.organization_id = organization_id`, compares the column with itself: the caller passes the check "
+          "with their own organisation and gets every organisation's rows.",
+      bad="create function private.project_names(organization_id uuid) returns setof text language sql "
+          "security definer set search_path = '' as $$\n  select p.name from public.projects p where "
+          "p.organization_id = organization_id\n  and project_names.organization_id = any (array(select "
+          "private.organization_ids_with_role('viewer'))) $$;",
+      fix="Name parameters apart from columns (p_organization_id), or qualify every use (project_names."
+          "organization_id) or write $1.")
+def definer_parameter_hidden_by_column(r, s: Schema) -> Iterator:
+    for f, through in client_definers(s):
+        found = body_facts(s, f) if f._body is not None and f._body.params else None
+        if found is None or not found[1].shadowed:
+            continue
+        reading, facts = found
+        hidden = [f"{reading.params[i - 1][0]} (hidden by {column})" for i, column in sorted(facts.shadowed.items())]
+        yield r.finding(f"Definer function {f.qualified} uses {', '.join(hidden)} bare: the column is read, not "
+                        f"the argument; clients reach it through {through}.", f.qualified, location=f.location)
