@@ -9,6 +9,7 @@ the SQL exactly when the rows come back.
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from blueprint_mcp.audit import audit_sql
@@ -214,3 +215,45 @@ insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), 
                      (f'{{"sub": "{USER}", "role": "authenticated"}}',))
         seen = conn.execute(query.format(org1=ORG1, org2=ORG2, p2=P2)).fetchone()[0]
     assert (seen > 0) == (rule_id is not None), seen
+
+
+ADD_TEAMMATE = """
+create function public.add_teammate(p_org uuid, p_user uuid, p_role text) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not (p_org = any (array(select private.org_ids()))) then
+    raise exception 'only members add teammates';
+  end if;
+  {guard}
+  insert into public.organization_members (organization_id, user_id, role) values (p_org, p_user, p_role)
+  on conflict (organization_id, user_id) do update set role = excluded.role;
+end $$;
+revoke all on function public.add_teammate(uuid, uuid, text) from public, anon;
+grant execute on function public.add_teammate(uuid, uuid, text) to authenticated;
+"""
+# The caller's role caps the one given (members give member at most).
+CAPPED = ("if p_role not in ('member') then raise exception 'members give the member role only'; end if;")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("guard", ["", CAPPED], ids=["uncapped", "capped"])
+def test_a_role_a_definer_function_writes_unchecked_is_reported_exactly_where_a_member_becomes_owner(make_db, guard):
+    sql = BASE + ADD_TEAMMATE.format(guard=guard)
+    reported = any(f.rule_id == "BP070" for f in audit_sql([("m.sql", sql)]))
+    conn = make_db("explicit")
+    conn.execute(sql)
+    conn.execute(f"""
+insert into auth.users (id, email) values ('{USER}', 'a@example.com');
+insert into public.organizations values ('{ORG1}');
+insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
+""")
+    try:
+        with conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute("select set_config('request.jwt.claims', %s, true)",
+                         (f'{{"sub": "{USER}", "role": "authenticated"}}',))
+            conn.execute(f"select public.add_teammate('{ORG1}', '{USER}', 'owner')")
+    except psycopg.errors.RaiseException as exc:  # the capped function refuses
+        assert "member role only" in str(exc), exc
+    role = conn.execute(f"select role from public.organization_members where user_id = '{USER}'").fetchone()[0]
+    assert reported == (role == "owner") == (guard == ""), (reported, role)

@@ -17,7 +17,8 @@ from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from ..tree import function_name, nodes
+from ..tree import function_name, nodes, strings
+from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, exposed, find_function, is_tenant, membership_tables,
                      names_the_caller)
@@ -255,3 +256,103 @@ def definer_parameter_hidden_by_column(r, s: Schema) -> Iterator:
         hidden = [f"{reading.params[i - 1][0]} (hidden by {column})" for i, column in sorted(facts.shadowed.items())]
         yield r.finding(f"Definer function {f.qualified} uses {', '.join(hidden)} bare: the column is read, not "
                         f"the argument; clients reach it through {through}.", f.qualified, location=f.location)
+
+
+def _role_inputs(reading, members: dict[str, str]) -> list[tuple[str, str]]:
+    """(membership table, parameter) for each write of a membership's role column with a parameter as it is:
+    insert ... values (..., p_role), insert ... select ..., p_role, update ... set role = p_role."""
+    params = {name for name, _ in reading.params if name} | {f"${i}" for i in range(1, len(reading.params) + 1)}
+    out: list[tuple[str, str]] = []
+
+    def named(value) -> str | None:
+        while isinstance(value, dict) and "TypeCast" in value:
+            value = value["TypeCast"].get("arg")
+        if isinstance(value, dict) and "ColumnRef" in value:
+            names = strings(value["ColumnRef"].get("fields"))
+            name = names[-1] if names and (len(names) == 1 or names[0] == reading.name) else None
+            return name if name in params else None
+        if isinstance(value, dict) and "ParamRef" in value:
+            return f"${value['ParamRef'].get('number', 0)}"
+        return None
+
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind not in ("InsertStmt", "UpdateStmt"):
+                continue
+            rv = body.get("relation") or {}
+            rel = f"{rv.get('schemaname') or reading.default_schema}.{rv.get('relname', '')}"
+            role = members.get(rel)
+            if role is None:
+                continue
+            if kind == "UpdateStmt":
+                hits = [named(t["ResTarget"].get("val")) for t in body.get("targetList") or []
+                        if (t.get("ResTarget") or {}).get("name") == role]
+            else:
+                cols = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
+                if role not in cols:
+                    continue
+                at = cols.index(role)
+                select = (body.get("selectStmt") or {}).get("SelectStmt") or {}
+                rows = [(r.get("List") or {}).get("items") or [] for r in select.get("valuesLists") or []]
+                rows += [[(t.get("ResTarget") or {}).get("val") for t in select.get("targetList") or []]]
+                hits = [named(row[at]) for row in rows if len(row) > at]
+            out += [(rel, p) for p in hits if p and (rel, p) not in out]
+    return out
+
+
+def _compared(reading, param: str) -> bool:
+    """The body tests the parameter (a comparison, IN, a function it is passed to) before trusting it."""
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind == "A_Expr" and strings(body.get("name")) != ["||"]:
+                sides = (body.get("lexpr"), body.get("rexpr"))
+            elif kind == "FuncCall":
+                sides = tuple(body.get("args") or ())
+            else:
+                continue
+            for side in sides:
+                for k, b in nodes(side):
+                    if k == "ColumnRef" and strings(b.get("fields"))[-1:] == [param] or \
+                            k == "ParamRef" and f"${b.get('number', 0)}" == param:
+                        return True
+    return False
+
+
+def _asks_for_owner(reading) -> bool:
+    """The body names the owner role ('owner', as has_role_on_account(id, 'owner') or m.role = 'owner' does)."""
+    return any(k == "A_Const" and (b.get("sval") or {}).get("sval") in ("owner", "owners", "primary_owner")
+               for tree in reading.trees for k, b in nodes(tree))
+
+
+@rule("BP070", "definer_writes_role_unchecked", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call writes a member's role from its argument without comparing "
+              "it with anything.",
+      why="The function writes memberships past RLS, so its body alone keeps roles in check. `add_teammate(p_org, "
+          "p_user, p_role)` that only checks the caller is a member, then inserts (or upserts) `p_role`, lets a "
+          "plain member make themselves, or anyone, the owner. BP029 reads the clients' own writes of the table.",
+      bad="insert into public.organization_members (organization_id, user_id, role) values (p_org, p_user, p_role)\n"
+          "on conflict (organization_id, user_id) do update set role = excluded.role;  -- p_role never compared",
+      fix="Compare the role with the caller's before writing it (refuse p_role above the caller's own role, and "
+          "owner unless the caller is the owner), or take no role argument and write the default role. A body "
+          "that names the owner role (an owners-only function) is given the benefit of the doubt.")
+def definer_writes_role_unchecked(r, s: Schema) -> Iterator:
+    members = {}
+    for name in membership_tables(s):
+        t = s.table(*name.split(".", 1)[::-1])
+        role = role_column(t) if t is not None else None
+        if role:
+            members[name] = role
+    if not members:
+        return
+    for f, through in client_definers(s):
+        reading = f._body
+        if reading is None or not reading.params or not set(f.writes or ()) & set(members):
+            continue
+        if _asks_for_owner(reading):
+            continue  # only owners get through: every role is within their rank
+        loose = [(rel, p) for rel, p in _role_inputs(reading, members) if not _compared(reading, p)]
+        if loose:
+            rel, p = loose[0]
+            yield r.finding(f"Definer function {f.qualified} writes {rel}.{members[rel]} from {p} without comparing "
+                            f"it with the caller's role; clients reach it through {through}.", f.qualified,
+                            location=f.location)
