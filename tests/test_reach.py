@@ -257,3 +257,45 @@ insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
         assert "member role only" in str(exc), exc
     role = conn.execute(f"select role from public.organization_members where user_id = '{USER}'").fetchone()[0]
     assert reported == (role == "owner") == (guard == ""), (reported, role)
+
+
+TRANSFERS = """
+create table public.project_transfers (id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id), project_id uuid not null);
+create index on public.project_transfers (organization_id);
+alter table public.project_transfers enable row level security;
+grant insert (organization_id, project_id) on public.project_transfers to authenticated;
+create policy transfers_insert on public.project_transfers for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create function private.apply_transfer() returns trigger language plpgsql security definer set search_path = '' as $$
+begin
+  update public.projects set organization_id = new.organization_id where id = new.project_id {tie};
+  return new;
+end $$;
+create trigger transfers_apply after insert on public.project_transfers
+  for each row execute function private.apply_transfer();
+"""
+# The project must already be the caller's: one of their organisations.
+TIED = "and organization_id = any (array(select private.org_ids()))"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("tie", ["", TIED], ids=["untied", "tied"])
+def test_a_definer_trigger_moving_a_row_a_client_names_is_reported_exactly_where_it_takes_anothers(make_db, tie):
+    sql = BASE + TRANSFERS.format(tie=tie)
+    reported = any(f.rule_id == "BP071" for f in audit_sql([("m.sql", sql)]))
+    conn = make_db("explicit")
+    conn.execute(sql)
+    conn.execute(f"""
+insert into auth.users (id, email) values ('{USER}', 'a@example.com');
+insert into public.organizations values ('{ORG1}'), ('{ORG2}');
+insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
+insert into public.projects values ('{P2}', '{ORG2}', 'p2');
+""")
+    with conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)",
+                     (f'{{"sub": "{USER}", "role": "authenticated"}}',))
+        conn.execute(f"insert into public.project_transfers (organization_id, project_id) values ('{ORG1}', '{P2}')")
+    owner = str(conn.execute(f"select organization_id from public.projects where id = '{P2}'").fetchone()[0])
+    assert reported == (owner == ORG1) == (tie == ""), (reported, owner)

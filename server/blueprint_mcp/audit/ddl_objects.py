@@ -312,7 +312,7 @@ def _analyse(f: Function, n: dict, st: Stmt) -> None:
         facts = sql_body(f.body, schema)
     elif f.language == "plpgsql" and _has_source(n):
         facts = plpgsql_body(st.text, schema, _inputs(n.get("parameters")))
-    if facts is not None and f.returns != "trigger":
+    if facts is not None:
         _keep_body(f, facts, n, schema)
     if facts is not None:
         f.reads, f.writes, f.assigns = sorted(facts.reads), sorted(facts.writes), facts.assigns

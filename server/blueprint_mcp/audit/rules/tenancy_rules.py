@@ -491,3 +491,90 @@ def policy_trusts_self_editable_column(r, s: Schema):
 def calls_in(p) -> list:
     """Every function call of a policy's USING and WITH CHECK."""
     return [c for _, tree, _ in trees(p) if tree is not None for c in calls(tree)]
+
+
+def _row_keys(where) -> list[tuple[str, str]]:
+    """(column of the written table, column of NEW/OLD) for each `column = new.x` among the top-level conjuncts."""
+    out = []
+    for c in _either(where, "AND_EXPR") if isinstance(where, dict) else []:
+        e = c.get("A_Expr") if isinstance(c, dict) else None
+        if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
+            continue
+        sides = [strings(((s or {}).get("ColumnRef") or {}).get("fields")) for s in (e.get("lexpr"), e.get("rexpr"))]
+        for a, b in (sides, sides[::-1]):
+            if a and b and len(b) == 2 and b[0].lower() in ("new", "old") and \
+                    not (len(a) == 2 and a[0].lower() in ("new", "old")):
+                out.append((a[-1], b[1]))
+    return out
+
+
+def _tests_column(where, column: str) -> bool:
+    """The filter tests the written table's own `column` (not NEW's or OLD's): the statement keeps to an
+    organisation it names (= new.organization_id, = any (<the caller's>))."""
+    return any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [column]
+               and (len(strings(b.get("fields"))) == 1 or strings(b.get("fields"))[0].lower() not in ("new", "old"))
+               for k, b in nodes(where))
+
+
+def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tuple[str, str, str]]:
+    """(writes or reads, table, NEW column) for each statement on another tenant table whose rows a NEW/OLD column
+    picks, with neither that table's tenant key tied to the row's nor a foreign key keeping the column in the row's
+    tenant: an update or delete, or with `copies` (a BEFORE trigger, which may set NEW's columns) a read of a value."""
+    reading = f._body
+    out: list[tuple[str, str, str]] = []
+    for tree in reading.trees if reading is not None else ():
+        for kind, body in nodes(tree):
+            if kind in ("UpdateStmt", "DeleteStmt"):
+                rvs, verb = [body.get("relation") or {}], "writes"
+            elif kind == "SelectStmt" and copies and any(k == "ColumnRef" for k, _ in nodes(body.get("targetList"))):
+                # a value taken (select p.name into new.project_name), not an existence test (select 1)
+                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
+                verb = "reads"
+            else:
+                continue
+            keys = _row_keys(body.get("whereClause"))
+            for rv in rvs:
+                u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+                if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
+                        _tests_column(body.get("whereClause"), u.tenant_key):
+                    continue
+                for col, picked in keys:
+                    kept = any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
+                               and t.tenant_key in fk.columns for fk in t.foreign_keys)
+                    if not kept and (verb, u.qualified, picked) not in out:
+                        out.append((verb, u.qualified, picked))
+    return out
+
+
+@rule("BP071", "definer_trigger_writes_unchecked_row", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER trigger on a table clients write updates, deletes or copies from rows of another "
+              "tenant table picked by a column of the new row that nothing keeps in the row's organisation.",
+      why="The insert policy checks the row's own organisation_id; the trigger then writes past RLS wherever "
+          "`new.project_id` points. Without a composite foreign key (organization_id, project_id) -> "
+          "projects (organization_id, id), or the written table's organization_id in the trigger's WHERE, a "
+          "client names another organisation's project and the trigger moves, changes or deletes it, or copies its "
+          "name into the client's own row.",
+      bad="create function private.apply_transfer() returns trigger language plpgsql security definer as $$\n"
+          "begin update public.projects set organization_id = new.organization_id where id = new.project_id;\n"
+          "return new; end $$;",
+      fix="Reference the row through a composite foreign key (organization_id, project_id) -> projects "
+          "(organization_id, id), or add `and organization_id = <the organisation the row belongs to>` to the "
+          "trigger's statement, or make the trigger function SECURITY INVOKER so RLS applies.")
+def definer_trigger_writes_unchecked_row(r, s: Schema):
+    for t in created(s):
+        if not is_tenant(t):
+            continue
+        for trg in t.triggers:
+            f = find_function(s, trg.function)
+            written = [e for e in trg.events if e in ("insert", "update") and clients_granted(s, t, e)
+                       and (not t.rls_enabled or client_policies(t, e))]
+            if f is None or not f.security_definer or not written:
+                continue
+            hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before")
+            if hits:
+                verb, table, column = hits[0]
+                into = " into the row" if verb == "reads" else ""
+                yield r.finding(f"Trigger {trg.name} on {t.qualified} runs {f.qualified} with its owner's rights "
+                                f"and {verb} {table} where new.{column} points{into}, which nothing keeps in the "
+                                f"row's organisation.", f"{t.qualified}.{trg.name}",
+                                location=trg.location or t.location)
