@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
 import psycopg  # noqa: E402
-from timing import as_caller, paired, rounds  # noqa: E402
+from timing import ANON, as_caller, paired, rounds  # noqa: E402
 
 from blueprint_mcp.model import parse_blueprint  # noqa: E402
 from blueprint_mcp.verify.pg import TempCluster, apply_sql, auth_shim_sql, expose_schemas_sql  # noqa: E402
@@ -83,6 +83,11 @@ insert into public.articles (organization_id, created_by, title, status)
   from generate_series(1, {rows // 10}) g join o on o.n = g % {orgs};
 insert into public.article_notes (organization_id, created_by, article_id, body)
   select a.organization_id, '{me}', a.id, 'n' || g from generate_series(1, {rows}) g
+  join (select id, organization_id, row_number() over (order by id) - 1 as n from public.articles) a
+    on a.n = g % {rows // 10};
+update public.articles set published = (status = 'final');  -- the final half is public
+insert into public.article_quotes (organization_id, created_by, article_id, body, approved)
+  select a.organization_id, '{me}', a.id, 'q' || g, g % 2 = 0 from generate_series(1, {rows}) g
   join (select id, organization_id, row_number() over (order by id) - 1 as n from public.articles) a
     on a.n = g % {rows // 10};
 insert into public.drafts (organization_id, created_by, body)
@@ -205,6 +210,9 @@ def main() -> int:
                  f"with i as ({notes.format(author='', me='')} returning 1) select count(*) from i", ed,
                  f"with i as ({notes.format(author='created_by, ', me=repr(ed) + ', ')} "
                  f"where '{draft}' in ({editable}) returning 1) select count(*) from i"),
+                ("visible parent: article_quotes, anon", "select count(*) from public.article_quotes", ANON,
+                 "select count(*) from public.article_quotes q where q.approved and exists (select 1 from "
+                 "public.articles a where a.id = q.article_id and a.published)"),
                 ("visible reference: insert 1,000 draft_comments",
                  f"with i as ({comments.format(author='', me='')} returning 1) select count(*) from i", me,
                  f"with i as ({comments.format(author='created_by, ', me=repr(me) + ', ')} where exists (select 1 "

@@ -12,9 +12,15 @@ WARMUP = 5  # untimed runs first: a pooled connection has run its helpers' queri
 # them once per session; the first five executions of a cached plan are planned again for their parameters)
 
 
+ANON = "anon"  # as_caller's name for a request without a session
+
+
 def as_caller(conn, user: str | None) -> None:
-    """The rest of the transaction runs as `user` through the API role (None: stay the table owner)."""
-    if user:
+    """The rest of the transaction runs as `user` through the API role (None: stay the table owner; ANON: the anon
+    role, no claims)."""
+    if user == ANON:
+        conn.execute("set local role anon")
+    elif user:
         conn.execute("set local role authenticated")
         conn.execute("select set_config('request.jwt.claims', %s, true)",
                      (json.dumps({"sub": user, "role": "authenticated"}),))

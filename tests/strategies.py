@@ -386,6 +386,7 @@ def blueprints(draw) -> dict:
     bp["privacy"] = {"consent_flags": draw(st.lists(st.sampled_from(CONSENT_FLAGS), unique=True, max_size=3)),
                      "audit_tables": draw(st.lists(st.sampled_from(auditable), unique=True, max_size=3)),
                      "pii_keys": draw(st.lists(st.sampled_from(["nickname", "home_town", "birthday"]), unique=True))}
+    _settle_visible(bp)
     _settle_server_set(bp)
     return bp
 
@@ -587,6 +588,30 @@ def _chains(e: dict, entities: list[dict]) -> list[list[str]]:
     return out
 
 
+def _readable_parents(e: dict, entities: list[dict]) -> list[str]:
+    """References from `e` to another entity, global ones too: what `visible` may name."""
+    by_name = {x["name"]: x for x in entities}
+    return [f["name"] for f in e["fields"] if f["type"] == "reference" and f.get("references") in by_name
+            and f["references"] != e["name"] and not (f.get("pii") and e["scope"] in ("organization", "service"))]
+
+
+def _settle_visible(bp: dict) -> None:
+    """`visible` where the model takes it: not when the parent's own select grants use it (one level), nor on a
+    public grant whose parent anon may not read."""
+    by_name = {e["name"]: e for e in bp["entities"]}
+    for e in bp["entities"]:
+        for g in (e.get("access") or {}).get("select") or [] if isinstance((e.get("access") or {}).get("select"),
+                                                                          list) else []:
+            ref = g.get("visible")
+            if not ref:
+                continue
+            target = next((f["references"] for f in e["fields"] if f["name"] == ref), None)
+            spec = (by_name[target].get("access") or {}).get("select") if target in by_name else None
+            grants = spec if isinstance(spec, list) else []
+            if any(x.get("visible") for x in grants) or (g.get("public") and not any(x.get("public") for x in grants)):
+                del g["visible"]
+
+
 def _parents(e: dict, entities: list[dict]) -> list[str]:
     """References from `e` to another tenant entity: what `under` may name."""
     by_name = {x["name"]: x for x in entities}
@@ -627,6 +652,10 @@ def grant(draw, command: str, e: dict, entities: list[dict], roles_: list[str], 
     # Never in update grants: a parent's own update grants may not use under (one level of parents).
     if not public and command != "update" and parents and draw(st.booleans()):
         g["under"] = draw(st.sampled_from(parents))
+    readable = _readable_parents(e, entities)
+    # Select only; _settle_visible drops it where the parent's own grants rule it out.
+    if command == "select" and readable and draw(st.booleans()):
+        g["visible"] = draw(st.sampled_from(readable))
     wheres = _where_fields(e)
     if wheres and (public or draw(st.booleans())):
         f = draw(st.sampled_from(wheres))

@@ -543,6 +543,24 @@ def test_a25_under_admits_rows_of_parents_the_caller_may_update(w):
     assert deleters(w, "article_notes", make) == ["owner", "admin", "editor"]
 
 
+def test_a29_visible_admits_rows_whose_parent_the_reader_may_read(w):
+    # articles: members read all, everyone the published ones (A11); quotes: members all, everyone the approved
+    # quotes of articles they may read
+    published = su_ins(w, "articles", w.org1, title="p", published=True)
+    hidden = su_ins(w, "articles", w.org1, title="h", published=False)
+    everyone, members = [*MEMBERS, "owner2", "outsider", "portal", "anon"], MEMBERS[:4]  # member and above
+    assert readers(w, "article_quotes", su_ins(w, "article_quotes", w.org1, article_id=published, body="q",
+                                               approved=True)) == everyone
+    assert readers(w, "article_quotes", su_ins(w, "article_quotes", w.org1, article_id=hidden, body="q",
+                                               approved=True)) == members
+    assert readers(w, "article_quotes", su_ins(w, "article_quotes", w.org1, article_id=published, body="q",
+                                               approved=False)) == members
+    # the article retracted: its quotes go with it, for everyone but the members
+    quote = su_ins(w, "article_quotes", w.org1, article_id=published, body="r", approved=True)
+    w.su("update public.articles set published = false where id = %s", (published,))
+    assert readers(w, "article_quotes", quote) == members
+
+
 def test_a27_a_reference_a_client_writes_names_a_row_it_may_read(w):
     # drafts are read by their author alone (A06); comments follow the defaults (members write)
     mine = ins(w, "member", "drafts", w.org1, body="m")

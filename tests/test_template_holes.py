@@ -3,15 +3,19 @@ refused, and the legitimate write beside it still allowed. Every one failed befo
 
 from __future__ import annotations
 
+from pathlib import Path
 from uuid import UUID
 
 import pytest
 
+from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.verify.pg import create_user
 
 from pgutil import build_world, migrate, run_as
 
 pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -203,3 +207,22 @@ def test_a_shop_cannot_learn_which_of_its_buyers_reviewed_another_shop(make_db):
     assert w.count("buyer", "update public.reviews set body = 'Still lovely' where id = %s", (review,)) == 1
     w.as_("buyer", "delete from public.reviews where id = %s", (review,))
     assert w.su("select archived_at is not null from public.reviews where id = %s", (review,)) == [(True,)]
+
+
+def test_a_retracted_articles_approved_comments_leave_the_public_with_it(make_db):
+    """Found by attack (publishing example): comments were public while approved, whatever became of their article,
+    so anon still read the discussion of a retracted one. The public grant now says `visible: article_id`: the
+    comments of articles the reader may read. The team still reads them all."""
+    conn = make_db()
+    migrate(conn, load_blueprint_file(ROOT / "examples" / "publishing.yaml"))
+    w = build_world(conn, ["owner", "reviewer"])
+    article = w.su("insert into public.articles (organization_id, title, body, status, published_at) "
+                   "values (%s, 'Scoop', 'text', 'published', now()) returning id", (w.org1,))[0][0]
+    w.su("insert into public.comments (organization_id, article_id, body, approved) "
+         "values (%s, %s, 'Well said', true)", (w.org1, article))
+    public = "select count(*) from public.comments"
+    assert run_as(conn, "anon", None, public) == [(1,)]
+    w.su("update public.articles set status = 'retracted' where id = %s", (article,))
+    assert run_as(conn, "anon", None, public) == [(0,)]
+    assert w.as_("outsider", public) == [(0,)]
+    assert w.as_("reviewer", public) == [(1,)]

@@ -2,7 +2,7 @@
 
 A command's grants combine by OR. A grant names who (exactly one of `min_role`, `roles`,
 `capability`, `linked`, `signed_in`, `public`) and may narrow the rows (`own`, `assigned`,
-`where`, `under`; these combine by AND). The shorthand forms (scope, a minimum role per command,
+`where`, `under`, `visible`; these combine by AND). The shorthand forms (scope, a minimum role per command,
 `own_rows_only`) are defined here in terms of grants, once: the SQL generator and the verifier's
 oracle each read these grants their own way. docs/access.md is the table of meanings.
 """
@@ -67,6 +67,9 @@ class Grant(Model):
     under: Ident | None = Field(
         None, description="Only rows under a parent row the caller may update, named by this reference field "
                           "(entry_id): the revisions, comments or attachments of what the caller may edit.")
+    visible: Ident | None = Field(
+        None, description="select only: only rows whose parent row, named by this reference field (article_id), "
+                          "the caller may read too: the comments of a published article, not of a retracted one.")
 
     @model_validator(mode="after")
     def _one_who(self) -> "Grant":

@@ -416,7 +416,7 @@ def _condition_columns(bp: Blueprint, e: Entity, i: int) -> list[tuple[str, str,
     for path, spec in specs:
         for k, g in enumerate(spec if isinstance(spec, list) else []):
             at = f"{path}[{k}]"
-            for col, key in ((g.assigned, "assigned"), (g.under, "under"),
+            for col, key in ((g.assigned, "assigned"), (g.under, "under"), (g.visible, "visible"),
                              (g.where.column if g.where is not None else None, "where.column")):
                 if col:
                     out.append((e.name, col, f"{at}.{key}"))
@@ -534,7 +534,34 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
         if g.under is not None:
             out += _under_problems(bp, e, g.under, f"{at}.under")
+        if g.visible is not None:
+            out += _visible_problems(bp, e, g, cmd, f"{at}.visible")
     return out
+
+
+def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> list[tuple[str, str, str]]:
+    """`visible` (select only) names a reference to another entity, which the grant's readers may select from
+    (anon needs a public grant on it), and whose own select grants need no parent of their own."""
+    if cmd != "select":
+        return [(at, "visible narrows what a reader sees; writes have under (a parent the caller may update).",
+                 "use visible under access.select only, or under for writes")]
+    f = e.field(g.visible)
+    parent = bp.entity(f.references) if f is not None and f.references else None
+    refs = [x.name for x in e.fields if x.is_reference and bp.entity(x.references or "") is not None
+            and x.references != e.name]
+    if parent is None or parent.name == e.name or f.is_user_column:
+        return [(at, f"'{g.visible}' is not a reference from {e.name} to another entity.",
+                 f"use one of {refs}" if refs else "add a reference field to the parent entity")]
+    spec = parent.access.spec("select")
+    grants = spec if isinstance(spec, list) else []
+    if any(x.visible for x in grants):
+        return [(at, f"{parent.name}'s own select grants use visible: one level of parents only.",
+                 "narrow the parent's select grants by where instead")]
+    if g.public and not any(x.public for x in grants):
+        return [(at, f"anon reads no {parent.name} row, so no row of {e.name} would pass (and anon would be "
+                     f"refused the table).", f"give {parent.name} a {{public: true, where: ...}} select grant, or "
+                                              "use signed_in here")]
+    return []
 
 
 def _under_problems(bp: Blueprint, e: Entity, under: str, at: str) -> list[tuple[str, str, str]]:
@@ -578,7 +605,8 @@ def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
         return
     for k, g in enumerate(spec):
-        if not g.is_member_grant or g.where is not None or g.assigned is not None or g.under is not None:
+        if not g.is_member_grant or g.where is not None or g.assigned is not None or g.under is not None or \
+                g.visible is not None:
             problems.append((f"{path}[{k}]", "restoring is for members: name min_role, roles or capability "
                              "(optionally own).", "use a member grant such as {capability: restore_projects}"))
     problems += [p for p in _grant_problems(bp, e, "delete", spec, path) if not p[1].startswith("no grant names")
@@ -610,9 +638,10 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
             problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
         return
     for k, g in enumerate(spec):
-        if g.where is not None or g.assigned is not None or g.under is not None or g.public or g.signed_in:
+        if g.where is not None or g.assigned is not None or g.under is not None or g.visible is not None or \
+                g.public or g.signed_in:
             problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
-                             "assigned, under, public and signed_in do not apply.",
+                             "assigned, under, visible, public and signed_in do not apply.",
                              "use own, linked, min_role, roles or capability"))
     problems += _grant_problems(bp, e, "select", spec, path)
 
@@ -807,9 +836,10 @@ def _check_storage(bp: Blueprint, problems: list) -> None:
                 problems.append((path, f"'{spec}' is not a role of this tenancy.", choose(spec, roles)))
             for k, g in enumerate(spec if isinstance(spec, list) else []):
                 at = f"{path}[{k}]"
-                if g.who in ("linked", "signed_in") or g.assigned or g.where is not None or g.under:
+                if g.who in ("linked", "signed_in") or g.assigned or g.where is not None or g.under or g.visible:
                     problems.append((at, "bucket grants name members (min_role, roles, capability), optionally own, "
-                                     "or public for downloads.", "remove linked, signed_in, assigned, where and under"))
+                                     "or public for downloads.",
+                                     "remove linked, signed_in, assigned, where, under and visible"))
                 if g.public and cmd != "select":
                     problems.append((at, "public grants are read-only.", "use them under access.select only"))
                 if g.min_role is not None and g.min_role not in roles:

@@ -273,6 +273,8 @@ def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
         return False
     if wide.under and wide.under != narrow.under:
         return False
+    if wide.visible and wide.visible != narrow.visible:
+        return False
     if wide.where is not None:
         if narrow.where is None or narrow.where.column != wide.where.column:
             return False

@@ -36,6 +36,9 @@ def _describe(bp: Blueprint, entity: Entity, g: Grant, command: str) -> str:
     if g.under:
         parent = entity.field(g.under)
         rows.append(f"under {parent.references if parent else g.under} rows they may update ({g.under})")
+    if g.visible:
+        parent = entity.field(g.visible)
+        rows.append(f"under {parent.references if parent else g.visible} rows they may read ({g.visible})")
     if g.where is not None:
         values = [_value(v) for v in g.where.values]
         rows.append(f"where {g.where.column} = {values[0]}" if len(values) == 1

@@ -134,7 +134,17 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
     parts += [p for p in (who_pred(bp, e, g),) if p is not None]
     if g.under:
         parts.append(under_pred(bp, e, g.under))
+    if g.visible:
+        parts.append(visible_pred(bp, e, g.visible))
     return both(*parts) if parts else Pred.of("true")
+
+
+def visible_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
+    """The row's parent (named by `ref`) is one the caller may read: the sub-query runs under the parent's select
+    policy, so the parent's own grants decide (a retracted article hides its comments), with nothing restated."""
+    parent = bp.entity(e.field(ref).references)
+    return Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
+                   f"{ident(e.name)}.{ident(ref)})", (ref,))
 
 
 def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:

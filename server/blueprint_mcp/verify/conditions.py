@@ -118,9 +118,10 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
     # Last, once every parent has its rows on each side of its own conditions: a row under each of them.
     for e in bp.entities:
         refs = dict.fromkeys(g.under for g in grants_of(bp, e) if g.under) if e.is_tenant else {}
+        refs.update(dict.fromkeys(g.visible for g in grants_of(bp, e) if g.visible))
         for ref in refs:
             parent = e.field(ref).references
-            for row in [r for r in w.rows if r.table == parent and r.org == "org1" and r.purpose == "matrix"
+            for row in [r for r in w.rows if r.table == parent and r.org in ("org1", None) and r.purpose == "matrix"
                         and "id" in r.key]:
                 add(e.name, {ref: row.key["id"]})
 

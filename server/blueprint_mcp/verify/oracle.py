@@ -135,11 +135,12 @@ class Oracle:
         if e is None or e.name not in self.bp.privacy.audit_tables:
             return True
         # An entry copies its row: only those who may read every row of its table read it (a select grant
-        # without own, assigned, where, linked or under, for everyone or for the actor's role).
+        # without own, assigned, where, linked, under or visible, for everyone or for the actor's role).
         role = self.role_in(actor, row.org)
 
         def every_row(grants) -> bool:
-            return any(not (g.own or g.assigned or g.where is not None or g.linked is not None or g.under)
+            return any(not (g.own or g.assigned or g.where is not None or g.linked is not None or g.under
+                            or g.visible)
                        and (g.public or g.signed_in or role in (member_roles(self.bp, g) or [])) for g in grants)
         # Archived rows (whose changes are logged too) are only for those who may restore them.
         return every_row(command_grants(self.bp, e, "select")) and (
@@ -228,7 +229,15 @@ class Oracle:
                 return False
         if g.under and not self._may_update_parent(actor, e, g.under, row):
             return False
+        if g.visible and not self._may_read_parent(actor, e, g.visible, row):
+            return False
         return True
+
+    def _may_read_parent(self, actor: Actor, e, ref: str, row: Row | None) -> bool:
+        """`visible` (docs/access.md A29): the parent row the reference names is one the actor may select."""
+        parent = self.bp.entity(e.field(ref).references)
+        named = self._row_by_id(parent.name, row.values.get(ref)) if row is not None else None
+        return named is not None and self.expect(actor, "select", parent.name, named, named.org) == ALLOWED
 
     def _may_update_parent(self, actor: Actor, e, ref: str, row: Row | None) -> bool:
         """`under` (docs/access.md A25): the parent row the reference names is one the actor may update."""

@@ -296,3 +296,4 @@ def row_independent_reads(s: Schema, tree: Any, default_schema: str) -> list[str
 calls_out = _calls_out
 from_relations = _from_relations
 pins_caller = _pins_caller
+tied_to_row = _tied_to_row

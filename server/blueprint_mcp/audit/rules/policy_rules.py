@@ -12,7 +12,7 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..tree import canonical, function_name, nodes, nodes_in, strings
-from .binding import loose_membership_reads, row_independent_reads
+from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
     _once,
@@ -55,12 +55,25 @@ def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) ->
     return None if unknown else False
 
 
-def _deliberate_public_read(p, tree_list) -> bool:
+def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
     """A SELECT policy naming anon whose expression only compares the row's columns with constants
-    (e.g. `to anon using (published = true)`): a publication, not a forgotten membership check."""
+    (e.g. `to anon using (published = true)`): a publication, not a forgotten membership check. A sub-query over a
+    table with RLS tied to the row (`exists (select 1 from articles where articles.id = comments.article_id)`: the
+    comments of articles anon may read) publishes no more than that table's own policies do."""
     if "anon" not in p.roles or commands(p) != ("select",):
         return False
-    return all(not list(calls(tree)) and not relation_names(tree) for tree in tree_list)
+    for tree in tree_list:
+        if list(calls(tree)):
+            return False
+        for kind, body in nodes(tree):
+            if kind != "SubLink":
+                continue
+            select = (body.get("subselect") or {}).get("SelectStmt") or {}
+            read = [s.table(*name.split(".", 1)[::-1]) for name in from_relations(select, "public")]
+            if not read or any(t is None or not t.rls_enabled for t in read) or \
+                    not tied_to_row(s, select, "public"):
+                return False
+    return True
 
 
 @rule("BP027", "policy_without_membership_check", Level.WARN, ("SECURITY", "TENANCY"),
@@ -79,7 +92,7 @@ def policy_without_membership_check(r, s: Schema):
         for p in t.policies:
             clauses = trees(p)
             if not (clauses and p.permissive and applies_to_clients(p)) or \
-                    _deliberate_public_read(p, [tree for _, tree, _ in clauses]):
+                    _deliberate_public_read(s, p, [tree for _, tree, _ in clauses]):
                 continue
             if all(per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers))
                    is False for _, tree, _ in clauses):

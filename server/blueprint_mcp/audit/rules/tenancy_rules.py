@@ -12,6 +12,7 @@ from ..findings import Level
 from ..registry import rule
 from ..parser import parse
 from ..tree import function_name, nodes, strings
+from .binding import from_relations, tied_to_row
 from .common import (
     SENSITIVE_MARK,
     applies_to_clients,
@@ -439,12 +440,27 @@ def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
     return out
 
 
-def _decides_by(tree, default_schema: str, table: str, columns: set[str]) -> str | None:
-    """The first of `columns` a tree tests while reading `table` (in a sub-query, a join, a helper's statement)."""
+def _decides_by(s: Schema, tree, default_schema: str, table: str, key: str, columns: set[str]) -> str | None:
+    """The first of `columns` a query tests that reads `table` at the caller's own row (`key = auth.uid()`: who the
+    caller is, by what they wrote there). A query tied to the outer row instead (a parent's columns, `under`)
+    decides about that row, which is the author's to decide."""
     if table not in relation_names(tree, default_schema):
         return None
-    return next((c for kind, body in nodes(tree) if kind == "ColumnRef"
-                 for c in strings(body.get("fields"))[-1:] if c in columns), None)
+    for kind, body in nodes(tree):
+        if kind != "SelectStmt" or table not in from_relations(body, default_schema) or \
+                not any(_owner_test(node, key) for _, node in _typed_nodes(body.get("whereClause"))) or \
+                tied_to_row(s, body, default_schema):
+            continue
+        found = next((c for k, b in nodes(body) if k == "ColumnRef"
+                      for c in strings(b.get("fields"))[-1:] if c in columns), None)
+        if found:
+            return found
+    return None
+
+
+def _typed_nodes(tree):
+    """Every typed node of a tree, each as a one-key dict (what _owner_test reads)."""
+    return [(kind, {kind: body}) for kind, body in nodes(tree)]
 
 
 @rule("BP067", "policy_trusts_self_editable_column", Level.WARN, ("SECURITY",),
@@ -467,16 +483,16 @@ def policy_trusts_self_editable_column(r, s: Schema):
         return
     for t in s.tables:
         for p in (p for p in t.policies if applies_to_clients(p)):
-            for table, (_, columns) in editable.items():
+            for table, (key, columns) in editable.items():
                 found = next(((c, None) for _, tree, _ in trees(p) if tree is not None
-                              and (c := _decides_by(tree, "public", table, columns))), None)
+                              and (c := _decides_by(s, tree, "public", table, key, columns))), None)
                 if found is None:
                     for name, _, _ in calls_in(p):
                         f = find_function(s, name)
                         reading = getattr(f, "_body", None) if f is not None else None
                         hit = reading is not None and next(
-                            (c for tree in reading.trees if (c := _decides_by(tree, reading.default_schema, table,
-                                                                              columns))), None)
+                            (c for tree in reading.trees if (c := _decides_by(s, tree, reading.default_schema,
+                                                                              table, key, columns))), None)
                         if hit:
                             found = (hit, f.qualified)
                             break
