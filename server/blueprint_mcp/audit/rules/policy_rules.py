@@ -59,7 +59,8 @@ def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
     """A SELECT policy naming anon whose expression only compares the row's columns with constants
     (e.g. `to anon using (published = true)`): a publication, not a forgotten membership check. A sub-query over a
     table with RLS tied to the row (`exists (select 1 from articles where articles.id = comments.article_id)`: the
-    comments of articles anon may read) publishes no more than that table's own policies do."""
+    comments of articles anon may read), or matched against the row's column (`article_id in (select articles.id
+    from articles)`), publishes no more than that table's own policies do."""
     if "anon" not in p.roles or commands(p) != ("select",):
         return False
     for tree in tree_list:
@@ -71,7 +72,8 @@ def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             read = [s.table(*name.split(".", 1)[::-1]) for name in from_relations(select, "public")]
             if not read or any(t is None or not t.rls_enabled for t in read) or \
-                    not tied_to_row(s, select, "public"):
+                    not (tied_to_row(s, select, "public") or any(k == "ColumnRef" for k, _ in
+                                                                 nodes(body.get("testexpr")))):
                 return False
     return True
 
