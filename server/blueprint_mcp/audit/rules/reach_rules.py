@@ -133,12 +133,17 @@ def client_definers(s: Schema) -> list[tuple[Function, str]]:
 
 def _client_definers(s: Schema) -> list[tuple[Function, str]]:
     out = []
+    callers: dict[str, list[_Entry]] = {}  # a name as calls are written (qualified or bare) -> the entries calling it
+    for e in entries(s):
+        for name in dict.fromkeys(e.calls):
+            callers.setdefault(name, []).append(e)
     for f in s.functions:
         if not f.security_definer or managed(f.schema_name) or f.returns == "trigger":
             continue
         direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
-        via = [e.label for e in entries(s) if e.label != f"function {f.qualified}"
-               and (f.qualified in e.calls or f.name in e.calls) and (not e.invoker or _clients_execute(f))]
+        calling = dict.fromkeys([*callers.get(f.qualified, ()), *callers.get(f.name, ())])
+        via = [e.label for e in calling
+               if e.label != f"function {f.qualified}" and (not e.invoker or _clients_execute(f))]
         if direct or via:
             out.append((f, "the API" if direct else ", ".join(via)))
     return out

@@ -483,20 +483,22 @@ def policy_trusts_self_editable_column(r, s: Schema):
         return
     for t in s.tables:
         for p in (p for p in t.policies if applies_to_clients(p)):
-            for table, (key, columns) in editable.items():
-                found = next(((c, None) for _, tree, _ in trees(p) if tree is not None
-                              and (c := _decides_by(s, tree, "public", table, key, columns))), None)
-                if found is None:
-                    for name, _, _ in calls_in(p):
-                        f = find_function(s, name)
-                        reading = getattr(f, "_body", None) if f is not None else None
-                        hit = reading is not None and next(
-                            (c for tree in reading.trees if (c := _decides_by(s, tree, reading.default_schema,
-                                                                              table, key, columns))), None)
-                        if hit:
-                            found = (hit, f.qualified)
-                            break
-                if found is not None and not (table == t.qualified and found[1] is None):
+            # What the policy reads, itself and through the functions it calls: only those tables are judged (a
+            # policy per table of a long history, each table its owner's to edit, would otherwise be squared).
+            own = [(tree, "public", None) for _, tree, _ in trees(p) if tree is not None]
+            helpers = []
+            for name, _, _ in calls_in(p):
+                f = find_function(s, name)
+                reading = getattr(f, "_body", None) if f is not None else None
+                if reading is not None:
+                    helpers += [(tree, reading.default_schema, f.qualified) for tree in reading.trees]
+            read = {n for tree, schema, _ in own + helpers for n in relation_names(tree, schema)}
+            for table in (x for x in editable if x in read):
+                key, columns = editable[table]
+                found = next(((c, helper) for tree, schema, helper in own + helpers
+                              if (c := _decides_by(s, tree, schema, table, key, columns))
+                              and not (helper is None and table == t.qualified)), None)
+                if found is not None:
                     column, helper = found
                     through = f" through {helper}" if helper else ""
                     yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which users update "
