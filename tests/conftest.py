@@ -86,6 +86,49 @@ def make_db(
         pg_cluster.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def built_template(pg_cluster: TempCluster, shim_template: Callable[[str], str]) -> Iterator[Callable[..., Any]]:
+    """Factory: built_template(key, grant_mode, build) -> (name, what build returned): a shimmed database that
+    `build(conn)` fills once per session (migrations, a world of users and organisations), for `copied_db` to copy
+    per test instead of building it again."""
+    import psycopg
+
+    made: dict[tuple[str, str], tuple[str, Any]] = {}
+
+    def template_for(key: str, grant_mode: str, build: Callable[[Any], Any]) -> tuple[str, Any]:
+        if (key, grant_mode) not in made:
+            name = f"built_{uuid.uuid4().hex[:16]}"
+            pg_cluster.create_database(name, template=shim_template(grant_mode))
+            with psycopg.connect(pg_cluster.dsn(name), autocommit=True) as conn:
+                made[key, grant_mode] = (name, build(conn))
+        return made[key, grant_mode]
+
+    yield template_for
+    for name, _ in made.values():
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def copied_db(pg_cluster: TempCluster) -> Iterator[Callable[[str], Any]]:
+    """Factory: copied_db(template) -> autocommit connection to a fresh copy of a `built_template` database."""
+    import psycopg
+
+    made: list[tuple[str, Any]] = []
+
+    def copy(template: str) -> Any:
+        name = f"test_{uuid.uuid4().hex[:16]}"
+        pg_cluster.create_database(name, template=template)
+        pg_cluster.execute(expose_schemas_sql(name))
+        conn = psycopg.connect(pg_cluster.dsn(name), autocommit=True)
+        made.append((name, conn))
+        return conn
+
+    yield copy
+    for name, conn in made:
+        conn.close()
+        pg_cluster.drop_database(name)
+
+
 # The longest tests start first: `make test` runs two workers, and a minute-long test collected last would keep
 # one of them busy after the other has run out of work (tests/test_mutation.py takes about 50 s a test).
 LONG_FIRST = ("test_mutation.py", "test_wheel.py", "test_edge_functions.py", "test_properties.py", "test_budget.py")

@@ -16,7 +16,7 @@ import yaml
 from blueprint_mcp.model import parse_blueprint
 from blueprint_mcp.verify.pg import apply_sql, create_user
 from blueprint_mcp.verify.run import blueprint_migrations
-from pgutil import build_world, run_as
+from pgutil import World, build_world, run_as
 
 pytestmark = pytest.mark.postgres
 
@@ -36,16 +36,23 @@ def lab_sql() -> list[str]:
     return blueprint_migrations(lab())
 
 
+def _lab_world(lab_sql: list[str]):
+    def build(conn) -> tuple[dict, str, str]:
+        for sql in lab_sql:
+            apply_sql(conn, sql)
+        world = build_world(conn, ROLES)
+        with conn.cursor() as cur:
+            world.users["portal"] = create_user(cur, "portal@example.com", full_name="Portal")
+            world.users["other_portal"] = create_user(cur, "other.portal@example.com")
+        return dict(world.users), world.org1, world.org2
+    return build
+
+
 @pytest.fixture(params=["explicit", "legacy"])
-def w(request, make_db, lab_sql):
-    conn = make_db(request.param)
-    for sql in lab_sql:
-        apply_sql(conn, sql)
-    world = build_world(conn, ROLES)
-    with conn.cursor() as cur:
-        world.users["portal"] = create_user(cur, "portal@example.com", full_name="Portal")
-        world.users["other_portal"] = create_user(cur, "other.portal@example.com")
-    return world
+def w(request, built_template, copied_db, lab_sql):
+    """The lab applied and its world built once per mode (built_template); each test reads and writes a copy."""
+    template, (users, org1, org2) = built_template("access-lab", request.param, _lab_world(lab_sql))
+    return World(copied_db(template), dict(users), org1, org2)
 
 
 def ins(w, who: str, table: str, org: str, **values) -> str:
