@@ -593,3 +593,56 @@ def restrictive_policy_skips_role(r, s: Schema):
                                     f"{policy_label(t, p)} admits {', '.join(escaped)} past it.",
                                     f"{t.qualified}.{q.name}", location=q.location or t.location)
                     break
+
+
+def _mentions_topic(value) -> bool:
+    return any(kind == "FuncCall" and function_name(body) in ("realtime.topic", "topic") for kind, body in nodes(value))
+
+
+def _reads_membership(s: Schema, value, members: set[str], helpers: set[str]) -> bool:
+    return any(kind == "FuncCall" and function_name(body) in helpers for kind, body in nodes(value)) or \
+        bool(relation_names(value) & members)
+
+
+def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str]) -> bool:
+    """Some test puts the channel's topic and the caller's memberships together: a comparison with the topic on
+    one side and a membership read on the other (`split_part(realtime.topic(), ':', 2)::uuid = any (array(select
+    private.organization_ids_with_role('member')))`), or a membership sub-query whose filter reads the topic."""
+    for kind, body in nodes(tree):
+        if kind == "A_Expr":
+            sides = (body.get("lexpr"), body.get("rexpr"))
+            if any(_mentions_topic(a) and _reads_membership(s, b, members, helpers) for a, b in (sides, sides[::-1])):
+                return True
+        elif kind == "SubLink":
+            select = (body.get("subselect") or {}).get("SelectStmt") or {}
+            if set(from_relations(select, "public")) & members and _mentions_topic(select.get("whereClause")):
+                return True
+            if _mentions_topic(body.get("testexpr")) and _reads_membership(s, body.get("subselect"), members,
+                                                                             helpers):
+                return True
+    return False
+
+
+@rule("BP072", "realtime_channel_not_tied_to_membership", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy on realtime.messages checks that the caller is a member of some organisation, never of the "
+              "one the channel's topic names.",
+      why="Realtime authorization runs these policies for each channel a client joins or sends on; the topic "
+          "(`realtime.topic()`, e.g. `org:<id>`) is the only thing that says whose channel it is. `realtime.topic() "
+          "like 'org:%' and exists (select 1 from organization_members where user_id = auth.uid())` lets every "
+          "member of any organisation read and broadcast on every organisation's channel.",
+      bad="create policy org_read on realtime.messages for select to authenticated using (realtime.topic() like "
+          "'org:%'\n  and exists (select 1 from public.organization_members m where m.user_id = (select auth.uid())));",
+      fix="Compare the topic's organisation with the caller's: using (split_part((select realtime.topic()), ':', 2)"
+          "::uuid = any (array(select private.organization_ids_with_role('member')))).")
+def realtime_channel_not_tied_to_membership(r, s: Schema):
+    t = s.table("messages", "realtime")
+    if t is None:
+        return
+    members, helpers = membership_tables(s), membership_functions(s)
+    for p in (p for p in t.policies if applies_to_clients(p)):
+        clauses = [tree for _, tree, _ in trees(p) if tree is not None]
+        if any(_reads_membership(s, tree, members, helpers) for tree in clauses) and \
+                not any(_topic_tied(s, tree, members, helpers) for tree in clauses):
+            yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
+                            "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",
+                            location=p.location or t.location)
