@@ -64,26 +64,9 @@ def shim_template(pg_cluster: TempCluster) -> Callable[[str], str]:
 
 
 @pytest.fixture
-def make_db(
-    pg_cluster: TempCluster, shim_template: Callable[[str], str]
-) -> Iterator[Callable[..., Any]]:
+def make_db(shim_template: Callable[[str], str], copied_db: Callable[[str], Any]) -> Callable[..., Any]:
     """Factory: make_db(grant_mode="explicit") -> autocommit connection to a fresh shimmed db."""
-    import psycopg
-
-    made: list[tuple[str, psycopg.Connection[Any]]] = []
-
-    def make(grant_mode: str = "explicit") -> psycopg.Connection[Any]:
-        name = f"test_{uuid.uuid4().hex[:16]}"
-        pg_cluster.create_database(name, template=shim_template(grant_mode))
-        pg_cluster.execute(expose_schemas_sql(name))
-        conn = psycopg.connect(pg_cluster.dsn(name), autocommit=True)
-        made.append((name, conn))
-        return conn
-
-    yield make
-    for name, conn in made:
-        conn.close()
-        pg_cluster.drop_database(name)
+    return lambda grant_mode="explicit": copied_db(shim_template(grant_mode))
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +93,8 @@ def built_template(pg_cluster: TempCluster, shim_template: Callable[[str], str])
 
 @pytest.fixture
 def copied_db(pg_cluster: TempCluster) -> Iterator[Callable[[str], Any]]:
-    """Factory: copied_db(template) -> autocommit connection to a fresh copy of a `built_template` database."""
+    """Factory: copied_db(template) -> autocommit connection to a fresh copy of a template database (the shim's,
+    or a `built_template`), dropped after the test."""
     import psycopg
 
     made: list[tuple[str, Any]] = []

@@ -14,6 +14,8 @@ import pytest
 
 from blueprint_mcp.audit import audit_sql
 
+from pgutil import run_as
+
 BASE = """
 create schema private;
 grant usage on schema private to authenticated;
@@ -43,6 +45,21 @@ create policy projects_select on public.projects for select to authenticated
   using (organization_id = any (array(select private.org_ids())));
 grant select on public.organizations, public.organization_members, public.projects to authenticated;
 """
+
+# A definer function returning an organisation's projects to whoever passes its membership check.
+ORG_PROJECTS = """create function private.org_projects(p_org uuid) returns setof public.projects language plpgsql stable
+  security definer set search_path = '' as $$
+begin
+  if not exists (select 1 from public.organization_members m where m.organization_id = p_org
+                 and {check}) then
+    return;  -- nothing for an outsider
+  end if;
+  return query select * from public.projects where organization_id = p_org;
+end $$;
+revoke all on function private.org_projects(uuid) from public, anon;
+grant execute on function private.org_projects(uuid) to authenticated;
+create function public.org_projects(p_org uuid) returns setof public.projects language sql stable
+  set search_path = '' as $$ select * from private.org_projects(p_org) $$;"""
 
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
@@ -128,34 +145,10 @@ CASES = {
         "grant execute on function public.project_by_id(uuid) to authenticated;",
         "select count(*) from public.project_by_id('{p2}')", "BP057"),
     "a definer function whose membership check an owner branch defeats": (
-        "create function private.org_projects(p_org uuid) returns setof public.projects language plpgsql stable\n"
-        "  security definer set search_path = '' as $$\n"
-        "begin\n"
-        "  if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
-        "                 and (m.user_id = auth.uid() or m.role = 'owner')) then\n"
-        "    return;  -- nothing for an outsider\n"
-        "  end if;\n"
-        "  return query select * from public.projects where organization_id = p_org;\n"
-        "end $$;\n"
-        "revoke all on function private.org_projects(uuid) from public, anon;\n"
-        "grant execute on function private.org_projects(uuid) to authenticated;\n"
-        "create function public.org_projects(p_org uuid) returns setof public.projects language sql stable\n"
-        "  set search_path = '' as $$ select * from private.org_projects(p_org) $$;",
+        ORG_PROJECTS.format(check="(m.user_id = auth.uid() or m.role = 'owner')"),
         "select count(*) from public.org_projects('{org2}')", "BP068"),
     "a definer function whose membership check keeps to the caller": (
-        "create function private.org_projects(p_org uuid) returns setof public.projects language plpgsql stable\n"
-        "  security definer set search_path = '' as $$\n"
-        "begin\n"
-        "  if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
-        "                 and m.user_id = auth.uid() and (m.role = 'owner' or m.role = 'member')) then\n"
-        "    return;  -- nothing for an outsider\n"
-        "  end if;\n"
-        "  return query select * from public.projects where organization_id = p_org;\n"
-        "end $$;\n"
-        "revoke all on function private.org_projects(uuid) from public, anon;\n"
-        "grant execute on function private.org_projects(uuid) to authenticated;\n"
-        "create function public.org_projects(p_org uuid) returns setof public.projects language sql stable\n"
-        "  set search_path = '' as $$ select * from private.org_projects(p_org) $$;",
+        ORG_PROJECTS.format(check="m.user_id = auth.uid() and (m.role = 'owner' or m.role = 'member')"),
         "select count(*) from public.org_projects('{org2}')", None),
     "a definer function whose parameter a column hides": (
         "create function private.project_names(organization_id uuid) returns setof text language sql stable\n"
@@ -209,12 +202,27 @@ insert into private.project_secrets values (gen_random_uuid(), '{ORG1}', 'k1'), 
     if "create table public.tasks" in extra:  # a task under each organisation's project
         conn.execute(f"insert into public.tasks values (gen_random_uuid(), '{P1}', 't1'), "
                      f"(gen_random_uuid(), '{P2}', 't2')")
-    with conn.transaction():
-        conn.execute("set local role authenticated")
-        conn.execute("select set_config('request.jwt.claims', %s, true)",
-                     (f'{{"sub": "{USER}", "role": "authenticated"}}',))
-        seen = conn.execute(query.format(org1=ORG1, org2=ORG2, p2=P2)).fetchone()[0]
+    seen = as_member(conn, query.format(org1=ORG1, org2=ORG2, p2=P2))[0][0]
     assert (seen > 0) == (rule_id is not None), seen
+
+
+def as_member(conn, sql: str) -> list[tuple]:
+    """Run one statement as the member of org1, through the API role, in its own transaction."""
+    return run_as(conn, "authenticated", USER, sql)
+
+
+def applied(make_db, sql: str, rule_id: str):
+    """A database with `sql` applied, org1 and org2, and the user a member of org1; whether the audit reports
+    `rule_id` on the same SQL."""
+    reported = any(f.rule_id == rule_id for f in audit_sql([("m.sql", sql)]))
+    conn = make_db("explicit")
+    conn.execute(sql)
+    conn.execute(f"""
+insert into auth.users (id, email) values ('{USER}', 'a@example.com');
+insert into public.organizations values ('{ORG1}'), ('{ORG2}');
+insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
+""")
+    return conn, reported
 
 
 ADD_TEAMMATE = """
@@ -238,21 +246,9 @@ CAPPED = ("if p_role not in ('member') then raise exception 'members give the me
 @pytest.mark.postgres
 @pytest.mark.parametrize("guard", ["", CAPPED], ids=["uncapped", "capped"])
 def test_a_role_a_definer_function_writes_unchecked_is_reported_exactly_where_a_member_becomes_owner(make_db, guard):
-    sql = BASE + ADD_TEAMMATE.format(guard=guard)
-    reported = any(f.rule_id == "BP070" for f in audit_sql([("m.sql", sql)]))
-    conn = make_db("explicit")
-    conn.execute(sql)
-    conn.execute(f"""
-insert into auth.users (id, email) values ('{USER}', 'a@example.com');
-insert into public.organizations values ('{ORG1}');
-insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
-""")
+    conn, reported = applied(make_db, BASE + ADD_TEAMMATE.format(guard=guard), "BP070")
     try:
-        with conn.transaction():
-            conn.execute("set local role authenticated")
-            conn.execute("select set_config('request.jwt.claims', %s, true)",
-                         (f'{{"sub": "{USER}", "role": "authenticated"}}',))
-            conn.execute(f"select public.add_teammate('{ORG1}', '{USER}', 'owner')")
+        as_member(conn, f"select public.add_teammate('{ORG1}', '{USER}', 'owner')")
     except psycopg.errors.RaiseException as exc:  # the capped function refuses
         assert "member role only" in str(exc), exc
     role = conn.execute(f"select role from public.organization_members where user_id = '{USER}'").fetchone()[0]
@@ -282,20 +278,8 @@ TIED = "and organization_id = any (array(select private.org_ids()))"
 @pytest.mark.postgres
 @pytest.mark.parametrize("tie", ["", TIED], ids=["untied", "tied"])
 def test_a_definer_trigger_moving_a_row_a_client_names_is_reported_exactly_where_it_takes_anothers(make_db, tie):
-    sql = BASE + TRANSFERS.format(tie=tie)
-    reported = any(f.rule_id == "BP071" for f in audit_sql([("m.sql", sql)]))
-    conn = make_db("explicit")
-    conn.execute(sql)
-    conn.execute(f"""
-insert into auth.users (id, email) values ('{USER}', 'a@example.com');
-insert into public.organizations values ('{ORG1}'), ('{ORG2}');
-insert into public.organization_members values ('{ORG1}', '{USER}', 'member');
-insert into public.projects values ('{P2}', '{ORG2}', 'p2');
-""")
-    with conn.transaction():
-        conn.execute("set local role authenticated")
-        conn.execute("select set_config('request.jwt.claims', %s, true)",
-                     (f'{{"sub": "{USER}", "role": "authenticated"}}',))
-        conn.execute(f"insert into public.project_transfers (organization_id, project_id) values ('{ORG1}', '{P2}')")
+    conn, reported = applied(make_db, BASE + TRANSFERS.format(tie=tie), "BP071")
+    conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
+    as_member(conn, f"insert into public.project_transfers (organization_id, project_id) values ('{ORG1}', '{P2}')")
     owner = str(conn.execute(f"select organization_id from public.projects where id = '{P2}'").fetchone()[0])
     assert reported == (owner == ORG1) == (tie == ""), (reported, owner)

@@ -539,19 +539,27 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
     return out
 
 
+def _parent_named(bp: Blueprint, e: Entity, ref: str, at: str) -> tuple[Entity | None, list[tuple[str, str, str]]]:
+    """The entity a reference field of `e` names (`under`, `visible`), or None and the problem with the fix."""
+    f = e.field(ref)
+    parent = bp.entity(f.references) if f is not None and f.references else None
+    if parent is None or parent.name == e.name or f.is_user_column:
+        refs = [x.name for x in e.fields if x.is_reference and bp.entity(x.references or "") is not None
+                and x.references != e.name]
+        return None, [(at, f"'{ref}' is not a reference from {e.name} to another entity.",
+                       f"use one of {refs}" if refs else "add a reference field to the parent entity")]
+    return parent, []
+
+
 def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> list[tuple[str, str, str]]:
     """`visible` (select only) names a reference to another entity, which the grant's readers may select from
     (anon needs a public grant on it), and whose own select grants need no parent of their own."""
     if cmd != "select":
         return [(at, "visible narrows what a reader sees; writes have under (a parent the caller may update).",
                  "use visible under access.select only, or under for writes")]
-    f = e.field(g.visible)
-    parent = bp.entity(f.references) if f is not None and f.references else None
-    refs = [x.name for x in e.fields if x.is_reference and bp.entity(x.references or "") is not None
-            and x.references != e.name]
-    if parent is None or parent.name == e.name or f.is_user_column:
-        return [(at, f"'{g.visible}' is not a reference from {e.name} to another entity.",
-                 f"use one of {refs}" if refs else "add a reference field to the parent entity")]
+    parent, problems = _parent_named(bp, e, g.visible, at)
+    if parent is None:
+        return problems
     spec = parent.access.spec("select")
     grants = spec if isinstance(spec, list) else []
     if any(x.visible for x in grants):
@@ -566,13 +574,9 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
 
 def _under_problems(bp: Blueprint, e: Entity, under: str, at: str) -> list[tuple[str, str, str]]:
     """`under` names a reference to another tenant entity whose update grants need no parent of their own."""
-    f = e.field(under)
-    parent = bp.entity(f.references) if f is not None and f.references else None
-    refs = [x.name for x in e.fields if x.is_reference and bp.entity(x.references or "") is not None
-            and x.references != e.name]
-    if parent is None or parent.name == e.name or f.is_user_column:
-        return [(at, f"'{under}' is not a reference from {e.name} to another entity.",
-                 f"use one of {refs}" if refs else "add a reference field to the parent entity")]
+    parent, problems = _parent_named(bp, e, under, at)
+    if parent is None:
+        return problems
     if not parent.is_tenant:
         return [(at, f"{parent.name} belongs to no organisation: nobody updates its rows but the service role.",
                  "name a reference to a tenant entity")]
