@@ -557,12 +557,20 @@ def _api_roles(p) -> set[str]:
     return set(_API_ROLES) if not p.roles or "public" in p.roles else set(p.roles) & set(_API_ROLES)
 
 
-def _reads_row(t, p) -> bool:
-    """Whether the policy tests the row (a column of its table, outside sub-queries) rather than the caller alone
-    (`(select auth.jwt() ->> 'aal') = 'aal2'`, a restriction that means nothing for a role without a session)."""
+def _reads_row(s: Schema, t, p) -> bool:
+    """Whether the policy tests the row (a column of its table outside sub-queries, or a sub-query tied to the row:
+    `exists (select 1 from members m where m.organization_id = documents.organization_id ...)`) rather than the
+    caller alone (`(select auth.jwt() ->> 'aal') = 'aal2'`, a restriction that means nothing for a role without a
+    session)."""
     names = {c.name for c in t.columns}
-    return any(kind == "ColumnRef" and strings(body.get("fields"))[-1:] and strings(body.get("fields"))[-1] in names
-               for _, tree, _ in trees(p) for kind, body in outside_subqueries(tree))
+    for _, tree, _ in trees(p):
+        if any(kind == "ColumnRef" and strings(body.get("fields"))[-1:] and strings(body.get("fields"))[-1] in names
+               for kind, body in outside_subqueries(tree)):
+            return True
+        if any(kind == "SubLink" and tied_to_row(s, (body.get("subselect") or {}).get("SelectStmt") or {}, "public")
+               for kind, body in nodes(tree)):
+            return True
+    return False
 
 
 @rule("BP066", "restrictive_policy_skips_role", Level.WARN, ("SECURITY",),
@@ -581,13 +589,15 @@ def restrictive_policy_skips_role(r, s: Schema):
     for t in (t for t in s.tables if t.rls_enabled and t.policies):
         client = [p for p in t.policies if applies_to_clients(p)]
         for command in ("select", "insert", "update", "delete"):
-            narrowing = [p for p in client if not p.permissive and command in commands(p) and _reads_row(t, p)]
+            narrowing = [p for p in client if not p.permissive and command in commands(p) and _reads_row(s, t, p)]
             if not narrowing:
                 continue
             bound = set.union(*(_api_roles(p) for p in narrowing))
             for p in (p for p in client if p.permissive and command in commands(p)):
                 escaped = sorted(_api_roles(p) - bound)
-                if escaped:
+                # One policy for both: the narrowing was written for its rows. A policy of the other role's own
+                # (`to anon using (is_published)`) says what that role reads, as the fix below advises.
+                if escaped and _api_roles(p) & bound:
                     q = narrowing[0]
                     yield r.finding(f"{policy_label(t, q)} narrows {command} for {', '.join(sorted(bound))} only; "
                                     f"{policy_label(t, p)} admits {', '.join(escaped)} past it.",
@@ -595,8 +605,11 @@ def restrictive_policy_skips_role(r, s: Schema):
                     break
 
 
-def _mentions_topic(value) -> bool:
-    return any(kind == "FuncCall" and function_name(body) in ("realtime.topic", "topic") for kind, body in nodes(value))
+def _mentions_topic(value, names: frozenset[str] = frozenset()) -> bool:
+    """realtime.topic(), or inside a helper the parameter it was given the topic in (`names`)."""
+    return any(kind == "FuncCall" and function_name(body) in ("realtime.topic", "topic") or
+               kind == "ColumnRef" and len(strings(body.get("fields"))) == 1 and strings(body.get("fields"))[0] in names
+               for kind, body in nodes(value))
 
 
 def _reads_membership(s: Schema, value, members: set[str], helpers: set[str]) -> bool:
@@ -604,21 +617,37 @@ def _reads_membership(s: Schema, value, members: set[str], helpers: set[str]) ->
         bool(relation_names(value) & members)
 
 
-def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str]) -> bool:
+def _topic_passed(s: Schema, call, members: set[str], helpers: set[str], names: frozenset[str]) -> bool:
+    """A call of a function of the SQL given the topic, whose body puts that parameter and the caller's memberships
+    together as a policy would (one level of helpers)."""
+    given = [i for i, a in enumerate(call.get("args") or []) if _mentions_topic(a, names)]
+    f = find_function(s, function_name(call)) if given else None
+    reading = f._body if f is not None else None
+    if reading is None:
+        return False
+    params = frozenset(reading.params[i][0] for i in given if i < len(reading.params) and reading.params[i][0])
+    return bool(params) and any(_topic_tied(s, tree, members, helpers, params, nested=True) for tree in reading.trees)
+
+
+def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str], names: frozenset[str] = frozenset(),
+                nested: bool = False) -> bool:
     """Some test puts the channel's topic and the caller's memberships together: a comparison with the topic on
     one side and a membership read on the other (`split_part(realtime.topic(), ':', 2)::uuid = any (array(select
     private.organization_ids_with_role('member')))`), or a membership sub-query whose filter reads the topic."""
     for kind, body in nodes(tree):
+        if kind == "FuncCall" and not nested and _topic_passed(s, body, members, helpers, names):
+            return True
         if kind == "A_Expr":
             sides = (body.get("lexpr"), body.get("rexpr"))
-            if any(_mentions_topic(a) and _reads_membership(s, b, members, helpers) for a, b in (sides, sides[::-1])):
+            if any(_mentions_topic(a, names) and _reads_membership(s, b, members, helpers)
+                   for a, b in (sides, sides[::-1])):
                 return True
         elif kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
-            if set(from_relations(select, "public")) & members and _mentions_topic(select.get("whereClause")):
+            if set(from_relations(select, "public")) & members and _mentions_topic(select.get("whereClause"), names):
                 return True
-            if _mentions_topic(body.get("testexpr")) and _reads_membership(s, body.get("subselect"), members,
-                                                                             helpers):
+            if _mentions_topic(body.get("testexpr"), names) and _reads_membership(s, body.get("subselect"), members,
+                                                                                    helpers):
                 return True
     return False
 
@@ -639,6 +668,13 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
     if t is None:
         return
     members, helpers = membership_tables(s), membership_functions(s)
+    helpers = set(helpers)
+    while True:  # functions reading memberships, or calling one that does
+        more = {n for f in s.functions if set(f.reads or ()) & members or set(f.calls or ()) & helpers
+                for n in (f.qualified, f.name)} - helpers
+        if not more:
+            break
+        helpers |= more
     for p in (p for p in t.policies if applies_to_clients(p)):
         clauses = [tree for _, tree, _ in trees(p) if tree is not None]
         if any(_reads_membership(s, tree, members, helpers) for tree in clauses) and \

@@ -101,11 +101,16 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
 
 def _asks_who_calls(s: Schema, f: Function) -> bool:
     """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
-    helper decides for itself), other than only to learn that someone is signed in (`auth.uid() is not null`)."""
+    helper decides for itself), other than only to learn that someone is signed in (`auth.uid() is not null`,
+    `auth.role() = 'authenticated'`)."""
     if not any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ()):
         return False
     reading = f._body
     return reading is None or any(_uses_caller(tree, s) for tree in reading.trees)
+
+
+# Functions saying only whether someone is signed in (the request's role), not who.
+_SESSION_ONLY = ("auth.role", "current_user", "session_user")
 
 
 def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
@@ -120,7 +125,7 @@ def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
             return _uses_caller(body, s, True)
         if kind == "FuncCall" and not tested and isinstance(body, dict):
             name = function_name(body)
-            if names_the_caller(name) or find_function(s, name) is not None:
+            if name not in _SESSION_ONLY and (names_the_caller(name) or find_function(s, name) is not None):
                 return True
     return any(_uses_caller(v, s, tested) for v in value.values() if isinstance(v, dict | list))
 
@@ -272,6 +277,12 @@ def _role_inputs(reading, members: dict[str, str]) -> list[tuple[str, str]]:
     def named(value) -> str | None:
         while isinstance(value, dict) and "TypeCast" in value:
             value = value["TypeCast"].get("arg")
+        if isinstance(value, dict) and ("CoalesceExpr" in value or "CaseExpr" in value):
+            # coalesce(p_role, 'member'), case when ... then p_role end: the argument passes through
+            body = value.get("CoalesceExpr") or value.get("CaseExpr") or {}
+            arms = body.get("args") or []
+            results = [(a.get("CaseWhen") or {}).get("result", a) for a in arms] + [body.get("defresult")]
+            return next((n for a in results if (n := named(a))), None)
         if isinstance(value, dict) and "ColumnRef" in value:
             names = strings(value["ColumnRef"].get("fields"))
             name = names[-1] if names and (len(names) == 1 or names[0] == reading.name) else None

@@ -485,9 +485,14 @@ def policy_trusts_self_editable_column(r, s: Schema):
         for p in (p for p in t.policies if applies_to_clients(p)):
             # What the policy reads, itself and through the functions it calls: only those tables are judged (a
             # policy per table of a long history, each table its owner's to edit, would otherwise be squared).
-            own = [(tree, "public", None) for _, tree, _ in trees(p) if tree is not None]
+            # A branch that keeps to the caller's own rows (`user_id = auth.uid() and ...`) lets a preference of
+            # theirs decide about their own rows only: it decides nothing about anyone else's.
+            columns_here = [c.name for c in t.columns]
+            own = [(b, "public", None) for _, tree, _ in trees(p) if tree is not None
+                   for b in _either(tree, "OR_EXPR")
+                   if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR") for col in columns_here)]
             helpers = []
-            for name, _, _ in calls_in(p):
+            for name, _, _ in (c for b, _, _ in own for c in calls(b)):
                 f = find_function(s, name)
                 reading = getattr(f, "_body", None) if f is not None else None
                 if reading is not None:
@@ -504,11 +509,6 @@ def policy_trusts_self_editable_column(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which users update "
                                     f"on their own row.", f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
-
-
-def calls_in(p) -> list:
-    """Every function call of a policy's USING and WITH CHECK."""
-    return [c for _, tree, _ in trees(p) if tree is not None for c in calls(tree)]
 
 
 def _row_keys(where) -> list[tuple[str, str]]:
@@ -544,6 +544,11 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tupl
         for kind, body in nodes(tree):
             if kind in ("UpdateStmt", "DeleteStmt"):
                 rvs, verb = [body.get("relation") or {}], "writes"
+            elif kind == "InsertStmt" and ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("fromClause"):
+                # insert into projects select ... from projects p where p.id = new.source_id: a copy of a row
+                body = body["selectStmt"]["SelectStmt"]
+                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
+                verb = "copies rows of"
             elif kind == "SelectStmt" and copies and any(k == "ColumnRef" for k, _ in nodes(body.get("targetList"))):
                 # a value taken (select p.name into new.project_name), not an existence test (select 1)
                 rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
