@@ -407,7 +407,9 @@ def _settle_server_set(bp: dict) -> None:
             changed = False
             for e in bp["entities"]:
                 for f in e["fields"]:
-                    why = named.get(f"{e['name']}.{f['name']}") or named.get(f"{e['name']}_private.{f['name']}", "")
+                    # a pii field is named on the private side, whose name a long entity name shortens
+                    side = object_name(e["name"], suffix="private")
+                    why = named.get(f"{e['name']}.{f['name']}") or named.get(f"{side}.{f['name']}", "")
                     if f.get("server_set") and " is server_set" in why:
                         del f["server_set"]
                         if f.get("default_expression") == "auth_uid":
