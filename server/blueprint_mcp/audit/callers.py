@@ -78,6 +78,18 @@ class _Body:
                 continue
             if kind == "SelectStmt":
                 stack += self._select(body, scopes, judged, given)
+            elif kind in ("UpdateStmt", "DeleteStmt"):
+                # The written relation (and an UPDATE's FROM, a DELETE's USING) name the bare columns of its WHERE
+                # and SET, as a SELECT's FROM does: `where organization_id = organization_id` is the column twice.
+                scope = _Scope([])
+                for rv in [body.get("relation") or {}] + [(item or {}).get("RangeVar") or {} for item in
+                                                          (body.get("fromClause") or body.get("usingClause") or [])]:
+                    if rv.get("relname"):
+                        rel = f"{rv.get('schemaname') or self.default_schema}.{rv['relname']}"
+                        alias = (rv.get("alias") or {}).get("aliasname") or rv["relname"]
+                        scope.relations.append((alias, rel, self.columns_of(rel)))
+                stack += [(v, scopes + (scope,), judged, given) for k, v in body.items()
+                          if k != "relation" and isinstance(v, dict | list)]
             elif kind == "ColumnRef":
                 self._resolve(body, scopes)
             elif kind == "ParamRef":
