@@ -160,6 +160,27 @@ CASES = {
         "create function public.project_names(p_org uuid) returns setof text language sql stable\n"
         "  set search_path = '' as $$ select * from private.project_names(p_org) $$;",
         "select count(*) from public.project_names('{org1}') n where n = 'p2'", "BP069"),
+    "a definer function that checks one organisation and renames a project of any": (
+        "create function public.rename_project(p_org uuid, p_project uuid, p_name text) returns setof text\n"
+        "  language plpgsql security definer set search_path = '' as $$\n"
+        "begin\n"
+        "  if not (p_org = any (array(select private.org_ids()))) then return; end if;\n"
+        "  return query update public.projects set name = p_name where id = p_project returning name;\n"
+        "end $$;\n"
+        "revoke all on function public.rename_project(uuid, uuid, text) from public, anon;\n"
+        "grant execute on function public.rename_project(uuid, uuid, text) to authenticated;",
+        "select count(*) from public.rename_project('{org1}', '{p2}', 'taken')", "BP073"),
+    "a definer function that renames a project of the organisation it checks": (
+        "create function public.rename_project(p_org uuid, p_project uuid, p_name text) returns setof text\n"
+        "  language plpgsql security definer set search_path = '' as $$\n"
+        "begin\n"
+        "  if not (p_org = any (array(select private.org_ids()))) then return; end if;\n"
+        "  return query update public.projects set name = p_name where id = p_project and organization_id = p_org\n"
+        "    returning name;\n"
+        "end $$;\n"
+        "revoke all on function public.rename_project(uuid, uuid, text) from public, anon;\n"
+        "grant execute on function public.rename_project(uuid, uuid, text) to authenticated;",
+        "select count(*) from public.rename_project('{org1}', '{p2}', 'taken')", None),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -180,7 +201,7 @@ P1, P2 = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-000000
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
     extra, _, rule_id = CASES[name]
-    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068", "BP069")}
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068", "BP069", "BP073")}
     assert found == ({rule_id} if rule_id else set())
 
 

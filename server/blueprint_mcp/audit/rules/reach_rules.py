@@ -372,3 +372,65 @@ def definer_writes_role_unchecked(r, s: Schema) -> Iterator:
             yield r.finding(f"Definer function {f.qualified} writes {rel}.{members[rel]} from {p} without comparing "
                             f"it with the caller's role; clients reach it through {through}.", f.qualified,
                             location=f.location)
+
+
+def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
+    """(table, parameter) for each statement of the body on a tenant table whose filter picks rows by a parameter
+    (`where id = p_project`) and never tests the table's tenant key: whatever organisation those rows belong to.
+    A pick by a secret column (`where token = p_token`) is a capability and passes."""
+    reading = f._body
+    if reading is None:
+        return []
+    params = {name for name, _ in reading.params if name}
+    out: list[tuple[str, str]] = []
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind in ("UpdateStmt", "DeleteStmt"):
+                rvs = [body.get("relation") or {}]
+            elif kind == "SelectStmt":
+                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
+            else:
+                continue
+            where = body.get("whereClause")
+            for rv in rvs:
+                t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+                if t is None or not is_tenant(t) or not t.tenant_key or not where:
+                    continue
+                columns = {c.name for c in t.columns}
+                tested = {strings(b.get("fields"))[-1] for k, b in nodes(where) if k == "ColumnRef"}
+                if t.tenant_key in tested:
+                    continue
+                for k, b in nodes(where):
+                    if k != "A_Expr" or b.get("kind") != "AEXPR_OP" or strings(b.get("name")) != ["="]:
+                        continue
+                    sides = [strings(((x or {}).get("ColumnRef") or {}).get("fields")) for x in (b.get("lexpr"),
+                                                                                             b.get("rexpr"))]
+                    for col, arg in (sides, sides[::-1]):
+                        if col and arg and col[-1] in columns and arg[-1] in params and \
+                                (len(arg) == 1 or arg[0] == reading.name) and not _SECRET.search(col[-1]) and \
+                                (t.qualified, arg[-1]) not in out:
+                            out.append((t.qualified, arg[-1]))
+    return out
+
+
+@rule("BP073", "definer_rows_picked_by_argument", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call reads or writes tenant rows picked by its argument, and the "
+              "statement never tests their organisation.",
+      why="The function may check the caller well (a member of p_org, an admin somewhere), then `update projects "
+          "set name = p_name where id = p_project` touches that project past RLS in whichever organisation it "
+          "lives: the check and the rows are about different things. Any caller who passes the check reads or "
+          "changes another organisation's rows by their id.",
+      bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
+          "update public.projects set name = p_name where id = p_project;",
+      fix="Tie the statement to the organisation checked: `where id = p_project and organization_id = p_org` (and "
+          "check p_org), or test the row's own organisation: `and organization_id = any (array(select "
+          "private.organization_ids_with_role('admin')))`.")
+def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
+    for f, through in client_definers(s):
+        if not _asks_who_calls(s, f):
+            continue  # BP057's: a function that never asks who calls
+        picked = _picked_by_argument(s, f)
+        if picked:
+            table, param = picked[0]
+            yield r.finding(f"Definer function {f.qualified} picks {table} rows by {param} and never tests their "
+                            f"organisation; clients reach it through {through}.", f.qualified, location=f.location)
