@@ -243,9 +243,21 @@ def definer_membership_check_not_tied_to_caller(r, s: Schema) -> Iterator:
                             location=f.location)
 
 
+def _compared_with_itself(reading, name: str) -> bool:
+    """`x = x` or `t.x = x` in the body, where the bare x was meant as the parameter."""
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind == "A_Expr" and strings(body.get("name")) == ["="]:
+                sides = [strings(((x or {}).get("ColumnRef") or {}).get("fields")) for x in (body.get("lexpr"),
+                                                                                         body.get("rexpr"))]
+                if all(side[-1:] == [name] for side in sides) and any(len(side) == 1 for side in sides):
+                    return True
+    return False
+
+
 @rule("BP069", "definer_parameter_hidden_by_column", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A SECURITY DEFINER function clients call names a parameter like a column of a table its query reads, "
-              "and uses the bare name there: PostgreSQL takes the column.",
+              "and compares the column with the bare name: PostgreSQL takes the column, so the test always holds.",
       why="In an SQL function (and in PL/pgSQL under #variable_conflict use_column) a bare name that is both a "
           "column of the query's table and a parameter is the column. `project_names(organization_id uuid)` that "
           "checks `project_names.organization_id` against the caller's organisations, then returns `where "
@@ -263,7 +275,12 @@ def definer_parameter_hidden_by_column(r, s: Schema) -> Iterator:
         if found is None or not found[1].shadowed:
             continue
         reading, facts = found
-        hidden = [f"{reading.params[i - 1][0]} (hidden by {column})" for i, column in sorted(facts.shadowed.items())]
+        # Hidden where it was meant: compared with its own column (`p.organization_id = organization_id`), a test
+        # that always holds. A column named like a parameter the body reads as $1 is the column on purpose.
+        hidden = [f"{reading.params[i - 1][0]} (hidden by {column})" for i, column in sorted(facts.shadowed.items())
+                  if _compared_with_itself(reading, reading.params[i - 1][0])]
+        if not hidden:
+            continue
         yield r.finding(f"Definer function {f.qualified} uses {', '.join(hidden)} bare: the column is read, not "
                         f"the argument; clients reach it through {through}.", f.qualified, location=f.location)
 
