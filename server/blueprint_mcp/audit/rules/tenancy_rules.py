@@ -463,6 +463,45 @@ def _typed_nodes(tree):
     return [(kind, {kind: body}) for kind, body in nodes(tree)]
 
 
+def _caller_views(s: Schema, editable: dict[str, tuple[str, set[str]]]) -> dict[str, tuple[str, set[str]]]:
+    """Views that show the caller's own row of a self-editable table (`select p.is_staff from profiles p where
+    p.id = auth.uid()`): by qualified name, that table and the editable columns they show, under their own names.
+    A lookup through one (`select is_staff from my_profile`) is the caller's row already."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    for v in s.views:
+        tables = [t for t in v.reads or () if t in editable]
+        if v.materialized or not tables or not v.query:
+            continue
+        tree = per_tree("view query", v.query, lambda: _view_tree(v.query))
+        for table in tables:
+            key, columns = editable[table]
+            if tree is None or not _decides_by(s, tree, v.schema_name, table, key, columns):
+                continue
+            shown = {(t.get("ResTarget") or {}).get("name") or
+                     (strings((((t.get("ResTarget") or {}).get("val") or {}).get("ColumnRef") or {}).get("fields"))
+                      or [""])[-1] for t in tree.get("SelectStmt", {}).get("targetList") or []}
+            out[f"{v.schema_name}.{v.name}"] = (table, shown & columns)
+    return out
+
+
+def _view_tree(query: str):
+    try:
+        return parse(query)[0]["stmt"]
+    except (pgparse.PGQueryError, RecursionError, ValueError, LookupError):
+        return None
+
+
+def _through_view(tree, default_schema: str, view: str, columns: set[str]) -> str | None:
+    """The first of `columns` a query reading `view` tests or returns."""
+    for kind, body in nodes(tree):
+        if kind == "SelectStmt" and view in from_relations(body, default_schema):
+            found = next((c for k, b in nodes(body) if k == "ColumnRef" for c in strings(b.get("fields"))[-1:]
+                          if c in columns), None)
+            if found:
+                return found
+    return None
+
+
 @rule("BP067", "policy_trusts_self_editable_column", Level.WARN, ("SECURITY",),
       summary="A policy decides by a column users change on their own row (profiles.role, is_admin, plan).",
       why="`profiles` lets each user update their own row, every column the grant allows, and a helper such as "
@@ -481,6 +520,7 @@ def policy_trusts_self_editable_column(r, s: Schema):
     editable = _self_editable(s)
     if not editable:
         return
+    views = _caller_views(s, editable)
     for t in s.tables:
         for p in (p for p in t.policies if applies_to_clients(p)):
             # What the policy reads, itself and through the functions it calls: only those tables are judged (a
@@ -498,6 +538,21 @@ def policy_trusts_self_editable_column(r, s: Schema):
                 if reading is not None:
                     helpers += [(tree, reading.default_schema, f.qualified) for tree in reading.trees]
             read = {n for tree, schema, _ in own + helpers for n in relation_names(tree, schema)}
+            for view in (x for x in views if x in read):
+                table, columns = views[view]
+                found = next(((c, helper) for tree, schema, helper in own + helpers
+                              if (c := _through_view(tree, schema, view, columns))), None)
+                if found is not None:
+                    column, helper = found
+                    through = f" through {helper}" if helper else ""
+                    yield r.finding(f"{policy_label(t, p)} decides by {table}.{column} (as {view}){through}, which "
+                                    f"users update on their own row.", f"{t.qualified}.{p.name}",
+                                    location=p.location or t.location)
+                    break
+            else:
+                found = None
+            if found is not None:
+                continue
             for table in (x for x in editable if x in read):
                 key, columns = editable[table]
                 found = next(((c, helper) for tree, schema, helper in own + helpers
