@@ -277,6 +277,25 @@ def row_columns(tree: Any) -> list[str]:
             and (name := column_name(body)) and name != "*"]
 
 
+def equated_columns(expr: Node) -> list[list[str]] | None:
+    """The name parts of each side of an `=` (A_Expr), [] for a side that is no column reference; None for
+    anything else: `p.organization_id = organization_id` -> [["p", "organization_id"], ["organization_id"]]."""
+    if expr.get("kind") != "AEXPR_OP" or strings(expr.get("name")) != ["="]:
+        return None
+    return [strings(((side or {}).get("ColumnRef") or {}).get("fields")) for side in (expr.get("lexpr"),
+                                                                                     expr.get("rexpr"))]
+
+
+def statement_relations(kind: str, body: Node) -> list[Node] | None:
+    """The RangeVars a statement reads or writes rows of: an UPDATE's or DELETE's relation, a SELECT's FROM items
+    that are tables (joins and sub-queries aside); None for other nodes."""
+    if kind in ("UpdateStmt", "DeleteStmt"):
+        return [body.get("relation") or {}]
+    if kind == "SelectStmt":
+        return [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
+    return None
+
+
 def relations(tree: Any) -> Iterator[Node]:
     """Every RangeVar (table reference) in `tree`."""
     for kind, body in nodes(tree):

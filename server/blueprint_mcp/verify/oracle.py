@@ -227,23 +227,18 @@ class Oracle:
             value = self._value(row, g.where.column, field.default if field else None)
             if value not in {_norm(v) for v in g.where.values}:
                 return False
-        if g.under and not self._may_update_parent(actor, e, g.under, row):
+        if g.under and not self._parent_allows(actor, e, g.under, row, "update"):
             return False
-        if g.visible and not self._may_read_parent(actor, e, g.visible, row):
+        if g.visible and not self._parent_allows(actor, e, g.visible, row, "select"):
             return False
         return True
 
-    def _may_read_parent(self, actor: Actor, e, ref: str, row: Row | None) -> bool:
-        """`visible` (docs/access.md A29): the parent row the reference names is one the actor may select."""
+    def _parent_allows(self, actor: Actor, e, ref: str, row: Row | None, command: str) -> bool:
+        """The parent row the reference names is one the actor may `command`: update for `under` (docs/access.md
+        A25), select for `visible` (A29)."""
         parent = self.bp.entity(e.field(ref).references)
         named = self._row_by_id(parent.name, row.values.get(ref)) if row is not None else None
-        return named is not None and self.expect(actor, "select", parent.name, named, named.org) == ALLOWED
-
-    def _may_update_parent(self, actor: Actor, e, ref: str, row: Row | None) -> bool:
-        """`under` (docs/access.md A25): the parent row the reference names is one the actor may update."""
-        parent = self.bp.entity(e.field(ref).references)
-        named = self._row_by_id(parent.name, row.values.get(ref)) if row is not None else None
-        return named is not None and self.expect(actor, "update", parent.name, named, named.org) == ALLOWED
+        return named is not None and self.expect(actor, command, parent.name, named, named.org) == ALLOWED
 
     def _links(self) -> dict[str, set[str]]:
         """Table -> the columns some linked chain walks through there (the author column aside)."""

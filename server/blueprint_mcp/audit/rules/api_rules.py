@@ -24,6 +24,7 @@ from ..platform import (
 )
 from ..findings import Level
 from ..fold import fold
+from ..pins import unwrap
 from ..registry import rule
 from ..tree import function_name, nodes, strings
 from .common import can_select, exposed
@@ -142,9 +143,7 @@ def _any_folder(tree: Any) -> bool:
     user's or organisation's folder by naming their own id deeper down (`victim/<me>/file`)."""
     for kind, body in nodes(tree):
         if kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY" and strings(body.get("name")) == ["="]:
-            right = body.get("rexpr") or {}
-            while isinstance(right, dict) and "TypeCast" in right:
-                right = right["TypeCast"].get("arg") or {}
+            right = unwrap(body.get("rexpr"))
             call = right.get("FuncCall") if isinstance(right, dict) else None
             if call and function_name(call).split(".")[-1] == "foldername":
                 return True

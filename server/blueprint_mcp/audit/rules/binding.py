@@ -123,7 +123,7 @@ def _correlated(s: Schema, select: Node, default_schema: str, part: Any = None) 
     return False
 
 
-def _calls_out(value: Any) -> bool:
+def calls_out(value: Any) -> bool:
     """A call of a function outside pg_catalog (auth.uid(), current_setting(), a helper) in `value`."""
     stack: list[Any] = [value]
     while stack:
@@ -135,7 +135,7 @@ def _calls_out(value: Any) -> bool:
     return False
 
 
-def _tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
+def tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
     """The sub-query compares something of the outer row in every branch of its filter (`a and b`: either; `a or
     b`: both), or refers to the outer row outside its filter (its output, its FROM), where this reading cannot
     judge: `m.organization_id = tasks.organization_id and m.user_id = auth.uid() or m.role = 'owner'` lets every
@@ -159,7 +159,7 @@ def _outside_filter(select: Node) -> list[Any]:
         [body for kind, body in _from_items(select) if kind != "RangeVar"]
 
 
-def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]) -> bool:
+def pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]) -> bool:
     """The sub-query keeps a membership relation it reads to the caller's rows: its filter pins one of that
     relation's columns to a value naming the caller (`m.user_id = (select auth.uid())`) in every branch, or it
     names the caller outside its filter (its output, a function in its FROM), where this reading cannot judge."""
@@ -175,13 +175,13 @@ def _pins_caller(s: Schema, select: Node, default_schema: str, members: set[str]
             alias = scope.alias_of(typed[1])
             return (alias, strings(typed[1].get("fields"))[-1]) if alias else ("outer", id(typed[1]))
         if typed and typed[0] == "SubLink":
-            return CALLERS_SET if _calls_out(operand) else None
-        return CALLER if _calls_out(operand) and not _has_column(operand) else None
+            return CALLERS_SET if calls_out(operand) else None
+        return CALLER if calls_out(operand) and not _has_column(operand) else None
 
     # The caller's own membership, or one in an organisation of the caller's (a co-member's).
     return any(alias in aliases for anchor in (CALLER, CALLERS_SET)
                for alias, _ in pinned(filters_of(select), classify, anchor=anchor)) or \
-        _calls_out(_outside_filter(select))
+        calls_out(_outside_filter(select))
 
 
 def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
@@ -197,7 +197,7 @@ def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
             yield typed
 
 
-def _from_relations(select: Node, default_schema: str) -> list[str]:
+def from_relations(select: Node, default_schema: str) -> list[str]:
     """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
     return [f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
             for kind, body in _from_items(select) if kind == "RangeVar"]
@@ -228,8 +228,8 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
         kind, body = typed
         if kind == "A_Expr":
             left, right = body.get("lexpr"), body.get("rexpr")
-            stack += [(right, row or _has_column(left), caller or _calls_out(left)),
-                      (left, row or _has_column(right), caller or _calls_out(right))]
+            stack += [(right, row or _has_column(left), caller or calls_out(left)),
+                      (left, row or _has_column(right), caller or calls_out(right))]
             continue
         if kind == "FuncCall" and function_name(body) in helpers:
             if not (row or any(_has_column(a) for a in body.get("args") or [])):
@@ -238,16 +238,16 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
         if kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             test = body.get("testexpr")
-            read = _from_relations(select, default_schema)
+            read = from_relations(select, default_schema)
             membership = any(name in members or name in views for name in read)
             # A membership read must be tied in every branch of its filter; other sub-queries pass their tie on.
-            row = row or _has_column(test) or (_tied_to_row(s, select, default_schema) if membership
+            row = row or _has_column(test) or (tied_to_row(s, select, default_schema) if membership
                                                else _correlated(s, select, default_schema))
-            caller = caller or _calls_out(test)
+            caller = caller or calls_out(test)
             if membership:
                 if not row:
                     out.append("row")
-                elif not (caller or _pins_caller(s, select, default_schema, members | set(views))
+                elif not (caller or pins_caller(s, select, default_schema, members | set(views))
                           or any(n in protected for n in read if n in members)
                           or any(views.get(n) for n in read)):
                     out.append("caller")
@@ -285,15 +285,8 @@ def row_independent_reads(s: Schema, tree: Any, default_schema: str) -> list[str
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             if _correlated(s, select, default_schema):
                 return None
-            read += [name for name in _from_relations(select, default_schema) if name not in read]
+            read += [name for name in from_relations(select, default_schema) if name not in read]
             stack.append(body.get("testexpr"))
             continue
         stack.extend(_children(value))
     return read
-
-
-# The readings other rules share: a function body's queries are judged the way a policy's sub-queries are.
-calls_out = _calls_out
-from_relations = _from_relations
-pins_caller = _pins_caller
-tied_to_row = _tied_to_row

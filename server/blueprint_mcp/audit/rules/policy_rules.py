@@ -440,7 +440,7 @@ def _same_fallback(expr) -> bool:
     if expr.get("kind") != "AEXPR_OP" or strings(expr.get("name")) != ["="]:
         return False
     args = [(side or {}).get("CoalesceExpr", {}).get("args") for side in (expr.get("lexpr"), expr.get("rexpr"))]
-    return all(a and len(a) >= 2 for a in args) and _bare(args[0][-1]) == _bare(args[1][-1])
+    return all(a and len(a) >= 2 for a in args) and canonical(args[0][-1]) == canonical(args[1][-1])
 
 
 def _header_sends_fallback(expr) -> bool:
@@ -464,13 +464,6 @@ def _coalesced(side):
     """The first argument of a COALESCE (what may be NULL), or the operand itself."""
     args = (side or {}).get("CoalesceExpr", {}).get("args") if isinstance(side, dict) else None
     return args[0] if args else side
-
-
-def _bare(node):
-    """A tree without source offsets, to compare two constants or expressions."""
-    if isinstance(node, dict):
-        return {k: _bare(v) for k, v in node.items() if k != "location"}
-    return [_bare(v) for v in node] if isinstance(node, list) else node
 
 
 def _caller_value(side) -> str | None:
@@ -582,7 +575,8 @@ def _reads_row(s: Schema, t, p) -> bool:
           "was written for the rows, not for one role.",
       bad="create policy read on documents for select to anon, authenticated using (true);\n"
           "create policy members_only on documents as restrictive for select to authenticated\n"
-          "  using (is_published or organization_id = any (array(select private.organization_ids_with_role('viewer'))));",
+          "  using (is_published or organization_id = any (array(select \n"
+          "    private.organization_ids_with_role('viewer'))));",
       fix="Name every role the permissive policies admit in the restrictive policy (to anon, authenticated), or "
           "give anon its own permissive policy with the narrowed condition (using (is_published)).")
 def restrictive_policy_skips_role(r, s: Schema):
@@ -612,7 +606,7 @@ def _mentions_topic(value, names: frozenset[str] = frozenset()) -> bool:
                for kind, body in nodes(value))
 
 
-def _reads_membership(s: Schema, value, members: set[str], helpers: set[str]) -> bool:
+def _reads_membership(value, members: set[str], helpers: set[str]) -> bool:
     return any(kind == "FuncCall" and function_name(body) in helpers for kind, body in nodes(value)) or \
         bool(relation_names(value) & members)
 
@@ -639,14 +633,14 @@ def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str], names: fr
             return True
         if kind == "A_Expr":
             sides = (body.get("lexpr"), body.get("rexpr"))
-            if any(_mentions_topic(a, names) and _reads_membership(s, b, members, helpers)
+            if any(_mentions_topic(a, names) and _reads_membership(b, members, helpers)
                    for a, b in (sides, sides[::-1])):
                 return True
         elif kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
             if set(from_relations(select, "public")) & members and _mentions_topic(select.get("whereClause"), names):
                 return True
-            if _mentions_topic(body.get("testexpr"), names) and _reads_membership(s, body.get("subselect"), members,
+            if _mentions_topic(body.get("testexpr"), names) and _reads_membership(body.get("subselect"), members,
                                                                                     helpers):
                 return True
     return False
@@ -667,17 +661,15 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
     t = s.table("messages", "realtime")
     if t is None:
         return
-    members, helpers = membership_tables(s), membership_functions(s)
-    helpers = set(helpers)
-    while True:  # functions reading memberships, or calling one that does
-        more = {n for f in s.functions if set(f.reads or ()) & members or set(f.calls or ()) & helpers
-                for n in (f.qualified, f.name)} - helpers
+    members, helpers = membership_tables(s), set(membership_functions(s))
+    while True:  # and the functions calling one of them, at any depth
+        more = {n for f in s.functions if set(f.calls or ()) & helpers for n in (f.qualified, f.name)} - helpers
         if not more:
             break
         helpers |= more
     for p in (p for p in t.policies if applies_to_clients(p)):
         clauses = [tree for _, tree, _ in trees(p) if tree is not None]
-        if any(_reads_membership(s, tree, members, helpers) for tree in clauses) and \
+        if any(_reads_membership(tree, members, helpers) for tree in clauses) and \
                 not any(_topic_tied(s, tree, members, helpers) for tree in clauses):
             yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
                             "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",

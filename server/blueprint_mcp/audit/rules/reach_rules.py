@@ -17,7 +17,7 @@ from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from ..tree import function_name, nodes, strings
+from ..tree import equated_columns, function_name, nodes, statement_relations, strings
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, exposed, find_function, is_tenant, membership_tables,
@@ -73,10 +73,7 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
         if t.external or t.kind != "table" or t.rls_enabled or managed(t.schema_name) or \
                 t.schema_name in s.exposed_schemas:
             continue
-        roles = sorted(_CLIENTS & set(s.schema_usage.get(t.schema_name, [])))
-        if not (roles and t.grants and api_access(t.grants)):
-            continue
-        via = [e.label for e in entries(s) if e.invoker and t.qualified in e.reads]
+        roles, via = _read_through_invoker(s, t.schema_name, t.grants, t.qualified)
         if via:
             yield r.finding(f"{t.qualified} has no RLS, and {', '.join(via)} reads it with the caller's rights: "
                             f"every row reaches the API ({', '.join(roles)} may use {t.schema_name}).", t.qualified,
@@ -87,16 +84,22 @@ def unprotected_table_behind_api(r, s: Schema) -> Iterator:
         if managed(v.schema_name) or v.schema_name in s.exposed_schemas or \
                 not (v.materialized or not v.security_invoker) or not any(_guarded(s, n) for n in v.reads or ()):
             continue
-        roles = sorted(_CLIENTS & set(s.schema_usage.get(v.schema_name, [])))
         qualified = f"{v.schema_name}.{v.name}"
-        if not (roles and v.grants and api_access(v.grants)):
-            continue
-        via = [e.label for e in entries(s) if e.invoker and qualified in e.reads]
+        roles, via = _read_through_invoker(s, v.schema_name, v.grants, qualified)
         if via:
             what = "is materialized (no RLS)" if v.materialized else "runs with its owner's rights, past RLS"
             yield r.finding(f"View {qualified} {what}, and {', '.join(via)} reads it with the caller's rights: "
                             f"every row reaches the API ({', '.join(roles)} may use {v.schema_name}).", qualified,
                             location=v.location)
+
+
+def _read_through_invoker(s: Schema, schema: str, grants, qualified: str) -> tuple[list[str], list[str]]:
+    """(the API roles with USAGE on the schema, the exposed invoker entries reading the relation), for a relation
+    outside the exposed schemas that its grants open to those roles; ([], []) for one they do not."""
+    roles = sorted(_CLIENTS & set(s.schema_usage.get(schema, [])))
+    if not (roles and grants and api_access(grants)):
+        return [], []
+    return roles, [e.label for e in entries(s) if e.invoker and qualified in e.reads]
 
 
 def _asks_who_calls(s: Schema, f: Function) -> bool:
@@ -247,11 +250,9 @@ def _compared_with_itself(reading, name: str) -> bool:
     """`x = x` or `t.x = x` in the body, where the bare x was meant as the parameter."""
     for tree in reading.trees:
         for kind, body in nodes(tree):
-            if kind == "A_Expr" and strings(body.get("name")) == ["="]:
-                sides = [strings(((x or {}).get("ColumnRef") or {}).get("fields")) for x in (body.get("lexpr"),
-                                                                                         body.get("rexpr"))]
-                if all(side[-1:] == [name] for side in sides) and any(len(side) == 1 for side in sides):
-                    return True
+            sides = equated_columns(body) if kind == "A_Expr" else None
+            if sides and all(side[-1:] == [name] for side in sides) and any(len(side) == 1 for side in sides):
+                return True
     return False
 
 
@@ -402,14 +403,9 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
-            if kind in ("UpdateStmt", "DeleteStmt"):
-                rvs = [body.get("relation") or {}]
-            elif kind == "SelectStmt":
-                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
-            else:
-                continue
-            where = body.get("whereClause")
-            for rv in rvs:
+            rvs = statement_relations(kind, body)
+            where = body.get("whereClause") if rvs else None
+            for rv in rvs or ():
                 t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if t is None or not is_tenant(t) or not t.tenant_key or not where:
                     continue
@@ -418,11 +414,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
                 if t.tenant_key in tested:
                     continue
                 for k, b in nodes(where):
-                    if k != "A_Expr" or b.get("kind") != "AEXPR_OP" or strings(b.get("name")) != ["="]:
-                        continue
-                    sides = [strings(((x or {}).get("ColumnRef") or {}).get("fields")) for x in (b.get("lexpr"),
-                                                                                             b.get("rexpr"))]
-                    for col, arg in (sides, sides[::-1]):
+                    sides = equated_columns(b) if k == "A_Expr" else None
+                    for col, arg in (sides, sides[::-1]) if sides else ():
                         if col and arg and col[-1] in columns and arg[-1] in params and \
                                 (len(arg) == 1 or arg[0] == reading.name) and not _SECRET.search(col[-1]) and \
                                 (t.qualified, arg[-1]) not in out:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pgparse
 
 from ...model.schema import Policy, Schema, Table
@@ -11,7 +9,7 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..tree import function_name, nodes, strings
+from ..tree import canonical, equated_columns, function_name, nodes, statement_relations, strings
 from .binding import from_relations, tied_to_row
 from .common import (
     SENSITIVE_MARK,
@@ -339,7 +337,7 @@ def _either(tree, boolop: str) -> list:
 def _owner_test(node, col: str) -> bool:
     """`col = auth.uid()` (either side, casts and a sub-select around the call aside)."""
     e = node.get("A_Expr") if isinstance(node, dict) else None
-    if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
+    if not e or equated_columns(e) is None:
         return False
     sides = (e.get("lexpr"), e.get("rexpr"))
     return any(_is_column(a, col) and _is_uid(b) for a, b in (sides, sides[::-1]))
@@ -353,15 +351,6 @@ def _branches(p, using: bool = True) -> list | None:
     if tree is None:
         tree = per_tree("expression", text, lambda: _expression_tree(text))
     return _either(tree, "OR_EXPR") if isinstance(tree, dict) else [{}]
-
-
-def _shape(node) -> str:
-    """A branch as the parser read it, without source offsets: equal shapes are the same test."""
-    def bare(n):
-        if isinstance(n, dict):
-            return {k: bare(v) for k, v in n.items() if k != "location"}
-        return [bare(v) for v in n] if isinstance(n, list) else n
-    return json.dumps(bare(node), sort_keys=True)
 
 
 def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
@@ -381,11 +370,11 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     if any(not p.permissive and all(any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))
                                     for b in (_branches(p) or [{}])) for p in updates):
         return None  # a restrictive policy lets owners alone update
-    deleters = {_shape(b) for p in deletes for b in (_branches(p) or [{}])
+    deleters = {canonical(b) for p in deletes for b in (_branches(p) or [{}])
                 if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))}
     for p in (p for p in updates if p.permissive):
         others = [b for b in (_branches(p) or [{}]) if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
-        if any(_shape(b) not in deleters for b in others):
+        if any(canonical(b) not in deleters for b in others):
             return p, "delete"
     return None
 
@@ -448,7 +437,7 @@ def _decides_by(s: Schema, tree, default_schema: str, table: str, key: str, colu
         return None
     for kind, body in nodes(tree):
         if kind != "SelectStmt" or table not in from_relations(body, default_schema) or \
-                not any(_owner_test(node, key) for _, node in _typed_nodes(body.get("whereClause"))) or \
+                not any(k == "A_Expr" and _owner_test({k: e}, key) for k, e in nodes(body.get("whereClause"))) or \
                 tied_to_row(s, body, default_schema):
             continue
         found = next((c for k, b in nodes(body) if k == "ColumnRef"
@@ -456,11 +445,6 @@ def _decides_by(s: Schema, tree, default_schema: str, table: str, key: str, colu
         if found:
             return found
     return None
-
-
-def _typed_nodes(tree):
-    """Every typed node of a tree, each as a one-key dict (what _owner_test reads)."""
-    return [(kind, {kind: body}) for kind, body in nodes(tree)]
 
 
 def _caller_views(s: Schema, editable: dict[str, tuple[str, set[str]]]) -> dict[str, tuple[str, set[str]]]:
@@ -523,47 +507,48 @@ def policy_trusts_self_editable_column(r, s: Schema):
     views = _caller_views(s, editable)
     for t in s.tables:
         for p in (p for p in t.policies if applies_to_clients(p)):
-            # What the policy reads, itself and through the functions it calls: only those tables are judged (a
-            # policy per table of a long history, each table its owner's to edit, would otherwise be squared).
-            # A branch that keeps to the caller's own rows (`user_id = auth.uid() and ...`) lets a preference of
-            # theirs decide about their own rows only: it decides nothing about anyone else's.
-            columns_here = [c.name for c in t.columns]
-            own = [(b, "public", None) for _, tree, _ in trees(p) if tree is not None
-                   for b in _either(tree, "OR_EXPR")
-                   if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR") for col in columns_here)]
-            helpers = []
-            for name, _, _ in (c for b, _, _ in own for c in calls(b)):
-                f = find_function(s, name)
-                reading = getattr(f, "_body", None) if f is not None else None
-                if reading is not None:
-                    helpers += [(tree, reading.default_schema, f.qualified) for tree in reading.trees]
-            read = {n for tree, schema, _ in own + helpers for n in relation_names(tree, schema)}
-            for view in (x for x in views if x in read):
-                table, columns = views[view]
-                found = next(((c, helper) for tree, schema, helper in own + helpers
-                              if (c := _through_view(tree, schema, view, columns))), None)
-                if found is not None:
-                    column, helper = found
-                    through = f" through {helper}" if helper else ""
-                    yield r.finding(f"{policy_label(t, p)} decides by {table}.{column} (as {view}){through}, which "
-                                    f"users update on their own row.", f"{t.qualified}.{p.name}",
-                                    location=p.location or t.location)
-                    break
-            else:
-                found = None
+            found = _self_edited_decision(s, t, p, editable, views)
             if found is not None:
-                continue
-            for table in (x for x in editable if x in read):
-                key, columns = editable[table]
-                found = next(((c, helper) for tree, schema, helper in own + helpers
-                              if (c := _decides_by(s, tree, schema, table, key, columns))
-                              and not (helper is None and table == t.qualified)), None)
-                if found is not None:
-                    column, helper = found
-                    through = f" through {helper}" if helper else ""
-                    yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which users update "
-                                    f"on their own row.", f"{t.qualified}.{p.name}", location=p.location or t.location)
-                    break
+                table, column, view, helper = found
+                shown = f" (as {view})" if view else ""
+                through = f" through {helper}" if helper else ""
+                yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{shown}{through}, which users "
+                                f"update on their own row.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
+
+
+def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tuple[str, set[str]]],
+                          views: dict[str, tuple[str, set[str]]]) -> tuple[str, str, str | None, str | None] | None:
+    """(table, column, the view it is read through or None, the helper that reads it or None) of the first
+    self-editable column the policy decides by.
+
+    Only the tables the policy reads (itself and through the functions it calls) are judged: a policy per table
+    of a long history, each table its owner's to edit, would otherwise be squared. A branch that keeps to the
+    caller's own rows (`user_id = auth.uid() and ...`) lets a preference of theirs decide about their own rows
+    only, nothing about anyone else's."""
+    columns_here = [c.name for c in t.columns]
+    own = [(b, "public", None) for _, tree, _ in trees(p) if tree is not None for b in _either(tree, "OR_EXPR")
+           if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR") for col in columns_here)]
+    helpers = []
+    for name, _, _ in (c for b, _, _ in own for c in calls(b)):
+        f = find_function(s, name)
+        reading = getattr(f, "_body", None) if f is not None else None
+        if reading is not None:
+            helpers += [(tree, reading.default_schema, f.qualified) for tree in reading.trees]
+    read = {n for tree, schema, _ in own + helpers for n in relation_names(tree, schema)}
+    for view in (x for x in views if x in read):
+        table, columns = views[view]
+        for tree, schema, helper in own + helpers:
+            if column := _through_view(tree, schema, view, columns):
+                return table, column, view, helper
+    for table in (x for x in editable if x in read):
+        key, columns = editable[table]
+        for tree, schema, helper in own + helpers:
+            # a table's own policy reading its row's column is the row's owner deciding about their own row
+            if (column := _decides_by(s, tree, schema, table, key, columns)) and \
+                    not (helper is None and table == t.qualified):
+                return table, column, None, helper
+    return None
 
 
 def _row_keys(where) -> list[tuple[str, str]]:
@@ -571,10 +556,8 @@ def _row_keys(where) -> list[tuple[str, str]]:
     out = []
     for c in _either(where, "AND_EXPR") if isinstance(where, dict) else []:
         e = c.get("A_Expr") if isinstance(c, dict) else None
-        if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
-            continue
-        sides = [strings(((s or {}).get("ColumnRef") or {}).get("fields")) for s in (e.get("lexpr"), e.get("rexpr"))]
-        for a, b in (sides, sides[::-1]):
+        sides = equated_columns(e) if e else None
+        for a, b in (sides, sides[::-1]) if sides else ():
             if a and b and len(b) == 2 and b[0].lower() in ("new", "old") and \
                     not (len(a) == 2 and a[0].lower() in ("new", "old")):
                 out.append((a[-1], b[1]))
@@ -598,18 +581,15 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tupl
     for tree in reading.trees if reading is not None else ():
         for kind, body in nodes(tree):
             if kind in ("UpdateStmt", "DeleteStmt"):
-                rvs, verb = [body.get("relation") or {}], "writes"
+                verb = "writes"
             elif kind == "InsertStmt" and ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("fromClause"):
                 # insert into projects select ... from projects p where p.id = new.source_id: a copy of a row
-                body = body["selectStmt"]["SelectStmt"]
-                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
-                verb = "copies rows of"
+                kind, body, verb = "SelectStmt", body["selectStmt"]["SelectStmt"], "copies rows of"
             elif kind == "SelectStmt" and copies and any(k == "ColumnRef" for k, _ in nodes(body.get("targetList"))):
-                # a value taken (select p.name into new.project_name), not an existence test (select 1)
-                rvs = [(item or {}).get("RangeVar") or {} for item in body.get("fromClause") or []]
-                verb = "reads"
+                verb = "reads"  # a value taken (select p.name into new.project_name), not a test (select 1)
             else:
                 continue
+            rvs = statement_relations(kind, body) or []
             keys = _row_keys(body.get("whereClause"))
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
