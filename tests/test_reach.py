@@ -304,3 +304,41 @@ def test_a_definer_trigger_moving_a_row_a_client_names_is_reported_exactly_where
     as_member(conn, f"insert into public.project_transfers (organization_id, project_id) values ('{ORG1}', '{P2}')")
     owner = str(conn.execute(f"select organization_id from public.projects where id = '{P2}'").fetchone()[0])
     assert reported == (owner == ORG1) == (tie == ""), (reported, owner)
+
+
+ARCHIVES = """
+create table public.archive_requests (id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id), project_id uuid not null);
+create index on public.archive_requests (organization_id);
+alter table public.archive_requests enable row level security;
+grant insert (organization_id, project_id) on public.archive_requests to authenticated;
+create policy archives_insert on public.archive_requests for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create function private.archive_project() returns trigger language plpgsql security definer set search_path = '' as $$
+declare
+  v_project public.projects%rowtype;
+begin
+  select * into v_project from public.projects where id = new.project_id;
+  {check}
+  delete from public.projects where id = v_project.id;
+  return new;
+end $$;
+create trigger archives_apply after insert on public.archive_requests
+  for each row execute function private.archive_project();
+"""
+# The picked row's organisation must be the request's.
+CHECKED = "if v_project.organization_id is distinct from new.organization_id then raise exception 'not yours'; end if;"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("check", ["", CHECKED], ids=["unchecked", "checked"])
+def test_a_definer_trigger_deleting_a_row_it_picked_into_a_variable_is_reported_exactly_where_it_takes_anothers(
+        make_db, check):
+    conn, reported = applied(make_db, BASE + ARCHIVES.format(check=check), "BP071")
+    conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
+    try:
+        as_member(conn, f"insert into public.archive_requests (organization_id, project_id) values ('{ORG1}', '{P2}')")
+    except psycopg.errors.RaiseException as exc:  # the checked trigger refuses
+        assert "not yours" in str(exc), exc
+    left = conn.execute(f"select count(*) from public.projects where id = '{P2}'").fetchone()[0]
+    assert reported == (left == 0) == (check == ""), (reported, left)

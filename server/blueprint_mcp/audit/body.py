@@ -48,6 +48,9 @@ class BodyFacts:
     compares: set[str] = field(default_factory=set)
     # The body runs SQL made at run time (EXECUTE, RETURN QUERY EXECUTE, OPEN ... FOR EXECUTE): unread.
     dynamic: bool = False
+    # (position in `trees`, the variables it sets) of each SELECT ... INTO, `x := <expression>` and DECLARE
+    # x := <expression>: where a variable's value comes from (a row picked by new.project_id, a parameter).
+    into: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
 
     def copy(self) -> BodyFacts:
         """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
@@ -194,23 +197,46 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         new_varno = fn.get("new_varno")
         facts.variables |= {(d.get("PLpgSQL_var") or {}).get("refname", "") for d in datums
                             if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
+        setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
                 rec = datum.get("PLpgSQL_recfield") if isinstance(datum, dict) else None
                 if rec and rec.get("recparentno") == new_varno and rec.get("fieldname"):
                     facts.assigns.append(rec["fieldname"])
+                setting = _target_names(datum)
+            elif inner_kind == "PLpgSQL_stmt_execsql" and body.get("into"):
+                setting = _target_names(body.get("target"))
             elif inner_kind == "PLpgSQL_expr":
+                before = len(facts.trees)
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
+                if setting and len(facts.trees) > before:
+                    facts.into.append((before, setting))
+                setting = ()
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
         # DECLARE x := <expression>: the defaults run at every call, before the first statement
-        for inner_kind, body in nodes(datums):
-            if inner_kind == "PLpgSQL_expr":
-                _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
+        for datum in datums:
+            var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
+            for inner_kind, body in nodes(datum):
+                if inner_kind == "PLpgSQL_expr":
+                    before = len(facts.trees)
+                    _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
+                    if var and var.get("refname") and len(facts.trees) > before:
+                        facts.into.append((before, (var["refname"],)))
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     return facts
+
+
+def _target_names(target: Any) -> tuple[str, ...]:
+    """The variables an INTO target or an assignment's datum names: a row's fields, a record, a variable."""
+    if not isinstance(target, dict) or len(target) != 1:
+        return ()
+    kind, body = next(iter(target.items()))
+    if kind == "PLpgSQL_row":
+        return tuple(f["name"] for f in body.get("fields") or [] if f.get("name"))
+    return (body["refname"],) if kind in ("PLpgSQL_var", "PLpgSQL_rec") and body.get("refname") else ()
 
 
 # --- dynamic SQL made of input ------------------------------------------------------------------------
@@ -325,12 +351,46 @@ def dynamic_inputs(fn: dict, parameters: list[tuple[str, str]]) -> list[str]:
             if var and found:
                 tainted.add(var)
                 origin[var] = origin[sorted(found)[0]]
+        elif kind == "PLpgSQL_stmt_execsql" and body.get("into"):
+            # select f.q into v_q from jsonb_to_record(p_filter) as f(q text): the text comes out of the argument
+            found = _selected_raw((body.get("sqlstmt") or {}).get("PLpgSQL_expr") or {}) & tainted
+            for var in _text_targets(body.get("target"), datums) if found else ():
+                tainted.add(var)
+                origin[var] = origin[sorted(found)[0]]
         elif kind in _DYNAMIC:
             expr = (body.get(_DYNAMIC[kind]) or {}).get("PLpgSQL_expr")
             if expr:
                 for name in sorted(_raw(_expression_tree(expr)) & tainted):
                     out.append(f"{origin[name]} (body line {body.get('lineno', 0)})")
     return list(dict.fromkeys(out))
+
+
+def _selected_raw(expr: dict) -> set[str]:
+    """Variables a SELECT ... INTO hands on as they are: in its target list, or as the argument of a function it
+    reads rows from (jsonb_to_record(p_filter), unnest(p_terms), jsonb_each_text(p))."""
+    parsed = _parsed_or_empty(embedded_sql(expr.get("query", ""), expr.get("parseMode", _STATEMENT)))
+    select = (parsed[0]["stmt"].get("SelectStmt") or {}) if len(parsed) == 1 else {}
+    out: set[str] = set()
+    for target in select.get("targetList") or []:
+        out |= _raw((target.get("ResTarget") or {}).get("val"))
+    for item in select.get("fromClause") or []:
+        for kind, body in nodes((item or {}).get("RangeFunction")):
+            if kind == "FuncCall":
+                out |= set().union(*(_raw(a) for a in body.get("args") or []))
+    return out
+
+
+def _text_targets(target: Any, datums: list) -> list[str]:
+    """The variables of an INTO target whose type can carry text into SQL (not a number, a uuid, a date...)."""
+    names = []
+    for varno in [f.get("varno", -1) for f in ((target or {}).get("PLpgSQL_row") or {}).get("fields") or []] or \
+            [((target or {}).get(k) or {}).get("dno", -1) for k in ("PLpgSQL_rec", "PLpgSQL_var")]:
+        datum = datums[varno] if isinstance(varno, int) and 0 <= varno < len(datums) else {}
+        var = (datum.get("PLpgSQL_var") or datum.get("PLpgSQL_rec") or {}) if isinstance(datum, dict) else {}
+        typ = ((var.get("datatype") or {}).get("PLpgSQL_type") or {}).get("typname", "")
+        if var.get("refname") and not _INERT_TYPES.match(typ):
+            names.append(var["refname"])
+    return names
 
 
 def embedded_sql(query: str, mode: int) -> str:

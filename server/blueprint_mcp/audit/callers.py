@@ -35,6 +35,8 @@ class BodyReading:
     variables: frozenset[str]
     column_first: bool
     default_schema: str
+    # (position in trees, the variables it sets): each SELECT ... INTO and assignment (BodyFacts.into)
+    into: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Any
 from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
+from ..pins import unwrap
 from ..registry import rule
 from ..tree import equated_columns, function_name, nodes, statement_relations, strings
 from ...model.tenant_keys import role_column
@@ -399,7 +400,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
     reading = f._body
     if reading is None:
         return []
-    params = {name for name, _ in reading.params if name}
+    params = {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
     out: list[tuple[str, str]] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
@@ -418,9 +419,25 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
                     for col, arg in (sides, sides[::-1]) if sides else ():
                         if col and arg and col[-1] in columns and arg[-1] in params and \
                                 (len(arg) == 1 or arg[0] == reading.name) and not _SECRET.search(col[-1]) and \
-                                (t.qualified, arg[-1]) not in out:
-                            out.append((t.qualified, arg[-1]))
+                                (t.qualified, params[arg[-1]]) not in out:
+                            out.append((t.qualified, params[arg[-1]]))
     return out
+
+
+def _parameter_copies(reading) -> dict[str, str]:
+    """variable -> parameter for each variable only ever set to a parameter as it is (`v_id := p_project`, `declare
+    v_id uuid := p_project`, `select p_project into v_id`): a pick by the variable is a pick by the argument."""
+    params = {name for name, _ in reading.params if name}
+    sources: dict[str, set[str | None]] = {}
+    for index, names in reading.into:
+        select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+        targets = (select or {}).get("targetList") or []
+        copies = select is not None and not select.get("fromClause") and len(targets) == len(names)
+        for position, name in enumerate(names):
+            value = unwrap((targets[position].get("ResTarget") or {}).get("val")) if copies else None
+            ref = strings(value["ColumnRef"].get("fields")) if isinstance(value, dict) and "ColumnRef" in value else []
+            sources.setdefault(name, set()).add(ref[0] if len(ref) == 1 and ref[0] in params else None)
+    return {name: next(iter(found)) for name, found in sources.items() if len(found) == 1 and None not in found}
 
 
 @rule("BP073", "definer_rows_picked_by_argument", Level.ERROR, ("SECURITY", "TENANCY"),

@@ -551,16 +551,21 @@ def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tu
     return None
 
 
-def _row_keys(where) -> list[tuple[str, str]]:
-    """(column of the written table, column of NEW/OLD) for each `column = new.x` among the top-level conjuncts."""
+def _row_keys(where, picked: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """(column of the written table, column of NEW/OLD) for each `column = new.x` among the top-level conjuncts,
+    and each `column = v.x` (or `= v`) where `picked` says which NEW column chose the row variable v holds."""
     out = []
+    picked = picked or {}
     for c in _either(where, "AND_EXPR") if isinstance(where, dict) else []:
         e = c.get("A_Expr") if isinstance(c, dict) else None
         sides = equated_columns(e) if e else None
         for a, b in (sides, sides[::-1]) if sides else ():
-            if a and b and len(b) == 2 and b[0].lower() in ("new", "old") and \
-                    not (len(a) == 2 and a[0].lower() in ("new", "old")):
+            if not a or not b or (len(a) == 2 and a[0].lower() in ("new", "old")):
+                continue
+            if len(b) == 2 and b[0].lower() in ("new", "old"):
                 out.append((a[-1], b[1]))
+            elif len(b) <= 2 and b[0] in picked and (len(a) == 2 or a[-1] != b[0]):
+                out.append((a[-1], picked[b[0]]))
     return out
 
 
@@ -572,35 +577,110 @@ def _tests_column(where, column: str) -> bool:
                for k, b in nodes(where))
 
 
+def _kept_by_key(s: Schema, t: Table, u: Table, picked: str) -> bool:
+    """A foreign key keeps t's `picked` column in the row's organisation: (tenant key, picked) -> u."""
+    return any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
+               and t.tenant_key in fk.columns for fk in t.foreign_keys)
+
+
+def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]]:
+    """variable -> (table, NEW column) for each variable a SELECT ... INTO fills from a row of another tenant table
+    that a NEW column picks (`select * into v from projects where id = new.project_id`), nothing keeping that row
+    in the new row's organisation: no test of the table's tenant key in the statement, no composite foreign key,
+    and the row's organisation never compared afterwards (`if v.organization_id <> new.organization_id`)."""
+    out: dict[str, tuple[str, str]] = {}
+    for index, names in reading.into:
+        tree = reading.trees[index]
+        select = next((b for k, b in nodes(tree) if k == "SelectStmt"), None)
+        if select is None or not select.get("fromClause"):
+            continue
+        where = select.get("whereClause")
+        keys = _row_keys(where, {v: col for v, (_, col) in out.items()})
+        for rv in statement_relations("SelectStmt", select) or []:
+            u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+            if u is None or u.qualified == t.qualified or not is_tenant(u) or not u.tenant_key or \
+                    _tests_column(where, u.tenant_key):
+                continue
+            taken = _taken_columns(select, len(names))
+            checked = any(_compared_later(reading, index, name, u.tenant_key,
+                                          bool(taken) and taken[position] == u.tenant_key)
+                          for position, name in enumerate(names))
+            for _, picked in keys:
+                if not checked and not _kept_by_key(s, t, u, picked):
+                    for name in names:
+                        out.setdefault(name, (u.qualified, picked))
+    return out
+
+
+def _taken_columns(select, count: int) -> list[str | None] | None:
+    """The column each INTO target receives (`select organization_id, name into v_org, v_name`), None for an
+    expression; None when the targets take whole rows (`select * into v`)."""
+    targets = [(t.get("ResTarget") or {}).get("val") or {} for t in select.get("targetList") or []]
+    if len(targets) != count or any(k == "A_Star" for k, _ in nodes(targets)):
+        return None
+    return [strings(v["ColumnRef"].get("fields"))[-1] if "ColumnRef" in v else None for v in targets]
+
+
+def _compared_later(reading, index: int, name: str, tenant_key: str, holds_key: bool) -> bool:
+    """Another statement of the body compares the variable's organisation (`v.organization_id <> new.organization_id`
+    for a row, the variable itself when it took the tenant key) or hands it to a function (an assertion of
+    membership): the body checks the row it picked."""
+    for i, tree in enumerate(reading.trees):
+        if i == index:
+            continue
+        for k, b in nodes(tree):
+            if k not in ("A_Expr", "FuncCall"):
+                continue
+            for kind, ref in nodes(b):
+                fields = strings(ref.get("fields")) if kind == "ColumnRef" else []
+                if fields == [name, tenant_key] or (holds_key and fields == [name]):
+                    return True
+    return False
+
+
 def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tuple[str, str, str]]:
     """(writes or reads, table, NEW column) for each statement on another tenant table whose rows a NEW/OLD column
-    picks, with neither that table's tenant key tied to the row's nor a foreign key keeping the column in the row's
-    tenant: an update or delete, or with `copies` (a BEFORE trigger, which may set NEW's columns) a read of a value."""
+    picks, directly or through a variable a SELECT ... INTO filled from such a row, with neither that table's
+    tenant key tied to the row's nor a foreign key keeping the column in the row's tenant: an update or delete, a
+    copy (insert ... select, or insert of a picked variable's values), or with `copies` (a BEFORE trigger, which
+    may set NEW's columns) a read of a value."""
     reading = f._body
     out: list[tuple[str, str, str]] = []
-    for tree in reading.trees if reading is not None else ():
+    variables = _picked_variables(s, t, reading) if reading is not None else {}
+    picked = {v: col for v, (_, col) in variables.items()}
+    into = dict(reading.into) if reading is not None else {}
+    for index, tree in enumerate(reading.trees if reading is not None else ()):
         for kind, body in nodes(tree):
             if kind in ("UpdateStmt", "DeleteStmt"):
                 verb = "writes"
             elif kind == "InsertStmt" and ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("fromClause"):
                 # insert into projects select ... from projects p where p.id = new.source_id: a copy of a row
                 kind, body, verb = "SelectStmt", body["selectStmt"]["SelectStmt"], "copies rows of"
-            elif kind == "SelectStmt" and copies and any(k == "ColumnRef" for k, _ in nodes(body.get("targetList"))):
-                verb = "reads"  # a value taken (select p.name into new.project_name), not a test (select 1)
+            elif kind == "InsertStmt":
+                # insert into archive values (v.id, v.secret_notes): a copy of the row the variable holds
+                used = {strings(b.get("fields"))[0] for k, b in nodes(body.get("selectStmt")) if k == "ColumnRef"}
+                for name in sorted(used & set(variables)):
+                    table, column = variables[name]
+                    if ("copies rows of", table, column) not in out:
+                        out.append(("copies rows of", table, column))
+                continue
+            elif kind == "SelectStmt" and copies and any(k == "ColumnRef" for k, _ in nodes(body.get("targetList"))) \
+                    and (index not in into or set(into[index]) & set(variables)):
+                # a value taken (select p.name into new.project_name, or into a variable whose row's organisation
+                # is never compared), not a test (select 1, or a row whose organisation the body checks)
+                verb = "reads"
             else:
                 continue
             rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"))
+            keys = _row_keys(body.get("whereClause"), picked)
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
                         _tests_column(body.get("whereClause"), u.tenant_key):
                     continue
-                for col, picked in keys:
-                    kept = any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
-                               and t.tenant_key in fk.columns for fk in t.foreign_keys)
-                    if not kept and (verb, u.qualified, picked) not in out:
-                        out.append((verb, u.qualified, picked))
+                for col, column in keys:
+                    if not _kept_by_key(s, t, u, column) and (verb, u.qualified, column) not in out:
+                        out.append((verb, u.qualified, column))
     return out
 
 
