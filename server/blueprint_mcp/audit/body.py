@@ -226,7 +226,36 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                         facts.into.append((before, (var["refname"],)))
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
+    _metadata_through_variables(facts, default_schema)
     return facts
+
+
+def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
+    """A write of a variable set from the user's own metadata (v_role := new.raw_user_meta_data ->> 'role', or
+    select ... into from it) writes that metadata too."""
+    tainted: set[str] = set()
+    grew = True
+    while grew:  # v2 := v1 || 'x': follow copies to the end
+        grew = False
+        for index, names in facts.into:
+            if set(names) <= tainted:
+                continue
+            # a write's RETURNING ... INTO hands on what it returns, not what it wrote
+            source = next(([b.get("returningList")] for k, b in nodes(facts.trees[index]) if k in WRITES),
+                          facts.trees[index])
+            if any(_names_metadata(kind, body) for kind, body in nodes(source)) or \
+                    any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
+                        strings(body.get("fields"))[0] in tainted for kind, body in nodes(source)):
+                tainted |= set(names)
+                grew = True
+    if not tainted:
+        return
+    for tree in facts.trees:
+        for kind, body in nodes(tree):
+            if kind in WRITES and isinstance(body.get("relation"), dict) and \
+                    any(k == "ColumnRef" and strings(b.get("fields"))[:1] and strings(b.get("fields"))[0] in tainted
+                        for k, b in nodes(body)):
+                facts.metadata_writes.add(_qualified(body["relation"], default_schema))
 
 
 def _target_names(target: Any) -> tuple[str, ...]:
