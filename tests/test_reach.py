@@ -61,6 +61,32 @@ grant execute on function private.org_projects(uuid) to authenticated;
 create function public.org_projects(p_org uuid) returns setof public.projects language sql stable
   set search_path = '' as $$ select * from private.org_projects(p_org) $$;"""
 
+# A definer function saving a project by the id the client sends (an offline-first editor makes its ids).
+UPSERT = """create function public.save_project(p_org uuid, p_id uuid, p_name text) returns setof text
+  language plpgsql security definer set search_path = '' as $$
+begin
+  if not (p_org = any (array(select private.org_ids()))) then return; end if;
+  return query insert into public.projects (id, organization_id, name) values (p_id, p_org, p_name)
+    on conflict (id) do update set name = excluded.name{tie} returning name;
+end $$;
+revoke all on function public.save_project(uuid, uuid, text) from public, anon;
+grant execute on function public.save_project(uuid, uuid, text) to authenticated;
+"""
+# The same edit as a MERGE (PostgreSQL 15), returning the rows it changed.
+MERGE = """create function public.apply_edit(p_org uuid, p_project uuid, p_name text) returns integer
+  language plpgsql security definer set search_path = '' as $$
+declare n integer;
+begin
+  if not (p_org = any (array(select private.org_ids()))) then return 0; end if;
+  merge into public.projects p using (select p_project as id, p_name as name) e on p.id = e.id{tie}
+  when matched then update set name = e.name;
+  get diagnostics n = row_count;
+  return n;
+end $$;
+revoke all on function public.apply_edit(uuid, uuid, text) from public, anon;
+grant execute on function public.apply_edit(uuid, uuid, text) to authenticated;
+"""
+
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
     "an invoker's view over a private table without RLS": (
@@ -181,6 +207,59 @@ CASES = {
         "revoke all on function public.rename_project(uuid, uuid, text) from public, anon;\n"
         "grant execute on function public.rename_project(uuid, uuid, text) to authenticated;",
         "select count(*) from public.rename_project('{org1}', '{p2}', 'taken')", None),
+    "a definer function upserting by the client's id over another organisation's project": (
+        UPSERT.format(tie=""), "select count(*) from public.save_project('{org1}', '{p2}', 'taken')", "BP073"),
+    "a definer function upserting by the client's id within the organisation it checks": (
+        UPSERT.format(tie=" where projects.organization_id = excluded.organization_id"),
+        "select count(*) from public.save_project('{org1}', '{p2}', 'taken')", None),
+    "a definer function merging on the argument": (
+        MERGE.format(tie=""),
+        "select count(*) from public.apply_edit('{org1}', '{p2}', 'taken') n where n > 0", "BP073"),
+    "a definer function merging within the organisation it checks": (
+        MERGE.format(tie=" and p.organization_id = p_org"),
+        "select count(*) from public.apply_edit('{org1}', '{p2}', 'taken') n where n > 0", None),
+    "a definer function deleting each id of an array argument": (
+        "create function public.delete_projects(p_org uuid, p_ids uuid[]) returns integer\n"
+        "  language plpgsql security definer set search_path = '' as $$\n"
+        "declare v_id uuid; n integer := 0; k integer;\n"
+        "begin\n"
+        "  if not (p_org = any (array(select private.org_ids()))) then return 0; end if;\n"
+        "  foreach v_id in array p_ids loop\n"
+        "    delete from public.projects where id = v_id;\n"
+        "    get diagnostics k = row_count; n := n + k;\n"
+        "  end loop;\n"
+        "  return n;\n"
+        "end $$;\n"
+        "revoke all on function public.delete_projects(uuid, uuid[]) from public, anon;\n"
+        "grant execute on function public.delete_projects(uuid, uuid[]) to authenticated;",
+        "select count(*) from public.delete_projects('{org1}', array['{p2}'::uuid]) n where n > 0", "BP073"),
+    "a definer function whose admin check tests the membership's organisation, not the row's": (
+        "create function public.delete_project(p_org uuid, p_project uuid) returns integer\n"
+        "  language plpgsql security definer set search_path = '' as $$\n"
+        "declare n integer;\n"
+        "begin\n"
+        "  delete from public.projects p where p.id = p_project and exists (select 1 from\n"
+        "    public.organization_members m where m.organization_id = p_org and m.user_id = (select auth.uid()));\n"
+        "  get diagnostics n = row_count;\n"
+        "  return n;\n"
+        "end $$;\n"
+        "revoke all on function public.delete_project(uuid, uuid) from public, anon;\n"
+        "grant execute on function public.delete_project(uuid, uuid) to authenticated;",
+        "select count(*) from public.delete_project('{org1}', '{p2}') n where n > 0", "BP073"),
+    "a definer function that reads a project's organisation and checks the caller there first": (
+        "create function public.retitle_project(p_project uuid, p_name text) returns integer\n"
+        "  language plpgsql security definer set search_path = '' as $$\n"
+        "declare v_org uuid; n integer;\n"
+        "begin\n"
+        "  select organization_id into v_org from public.projects where id = p_project;\n"
+        "  if v_org is null or not (v_org = any (array(select private.org_ids()))) then return 0; end if;\n"
+        "  update public.projects set name = p_name where id = p_project;\n"
+        "  get diagnostics n = row_count;\n"
+        "  return n;\n"
+        "end $$;\n"
+        "revoke all on function public.retitle_project(uuid, text) from public, anon;\n"
+        "grant execute on function public.retitle_project(uuid, text) to authenticated;",
+        "select count(*) from public.retitle_project('{p2}', 'taken') n where n > 0", None),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"

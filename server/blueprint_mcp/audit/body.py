@@ -207,6 +207,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(datum)
             elif inner_kind == "PLpgSQL_stmt_execsql" and body.get("into"):
                 setting = _target_names(body.get("target"))
+            elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
+                setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
             elif inner_kind == "PLpgSQL_expr":
                 before = len(facts.trees)
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)

@@ -14,7 +14,7 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..callers import BodyReading, CallerFacts, caller_facts
 from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, indexed, leading, strings
+from ..tree import Node, function_name, indexed, leading, nodes, strings
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -422,3 +422,29 @@ def key_column_lists(t: Table | View) -> list[list[str]]:
     """Column lists of keys and full (non-partial) indexes: what can serve a lookup."""
     lists = [c.columns for c in getattr(t, "constraints", []) if c.kind in ("primary key", "unique")]
     return lists + [i.columns for i in t.indexes if i.where is None]
+
+
+def taken_columns(select, count: int) -> list[str | None] | None:
+    """The column each INTO target receives (`select organization_id, name into v_org, v_name`), None for an
+    expression; None when the targets take whole rows (`select * into v`)."""
+    targets = [(t.get("ResTarget") or {}).get("val") or {} for t in select.get("targetList") or []]
+    if len(targets) != count or any(k == "A_Star" for k, _ in nodes(targets)):
+        return None
+    return [strings(v["ColumnRef"].get("fields"))[-1] if "ColumnRef" in v else None for v in targets]
+
+
+def compared_later(reading, index: int, name: str, tenant_key: str, holds_key: bool) -> bool:
+    """Another statement of the body compares the variable's organisation (`v.organization_id <> new.organization_id`
+    for a row, the variable itself when it took the tenant key) or hands it to a function (an assertion of
+    membership): the body checks the row it picked."""
+    for i, tree in enumerate(reading.trees):
+        if i == index:
+            continue
+        for k, b in nodes(tree):
+            if k not in ("A_Expr", "FuncCall"):
+                continue
+            for kind, ref in nodes(b):
+                fields = strings(ref.get("fields")) if kind == "ColumnRef" else []
+                if fields == [name, tenant_key] or (holds_key and fields == [name]):
+                    return True
+    return False

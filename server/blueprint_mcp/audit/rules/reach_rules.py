@@ -21,8 +21,8 @@ from ..registry import rule
 from ..tree import equated_columns, function_name, nodes, statement_relations, strings
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
-from .common import (_once, api_access, body_facts, exposed, find_function, is_tenant, membership_tables,
-                     names_the_caller)
+from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, is_tenant,
+                     membership_tables, names_the_caller, taken_columns)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -393,34 +393,152 @@ def definer_writes_role_unchecked(r, s: Schema) -> Iterator:
                             location=f.location)
 
 
-def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str]]:
-    """(table, parameter) for each statement of the body on a tenant table whose filter picks rows by a parameter
-    (`where id = p_project`) and never tests the table's tenant key: whatever organisation those rows belong to.
-    A pick by a secret column (`where token = p_token`) is a capability and passes."""
+def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
+    """(table, parameter) for each statement of the body on a tenant table that picks rows by a parameter (`where id =
+    p_project`, `= any (p_ids)`, an upsert's conflict key, a MERGE's join) and never tests the table's tenant key:
+    whatever organisation those rows belong to; (table, None) for one whose filter names none of the table's columns
+    (`where p_org = any (<the caller's>)`: every row). A pick by a secret column (`where token = p_token`) is a
+    capability and passes, and so is a pick whose row's organisation the body reads and compares first (`select
+    organization_id into v_org ... where id = p_project; if not v_org = any (...)`)."""
     reading = f._body
     if reading is None:
         return []
     params = {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
-    out: list[tuple[str, str]] = []
+    authorised = _authorised_picks(s, reading, params)
+    out: list[tuple[str, str | None]] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
-            rvs = statement_relations(kind, body)
-            where = body.get("whereClause") if rvs else None
-            for rv in rvs or ():
-                t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
-                if t is None or not is_tenant(t) or not t.tenant_key or not where:
-                    continue
+            for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
                 columns = {c.name for c in t.columns}
-                tested = {strings(b.get("fields"))[-1] for k, b in nodes(where) if k == "ColumnRef"}
-                if t.tenant_key in tested:
+                top = [n for n in _outside_sublinks(where)]
+                own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
+                own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
+                if any(c[-1] == t.tenant_key for c in own):
                     continue
-                for k, b in nodes(where):
-                    sides = equated_columns(b) if k == "A_Expr" else None
+                picks = list(extra)
+                for k, b in top:
+                    sides = _picked_sides(b) if k == "A_Expr" else None
                     for col, arg in (sides, sides[::-1]) if sides else ():
-                        if col and arg and col[-1] in columns and arg[-1] in params and \
-                                (len(arg) == 1 or arg[0] == reading.name) and not _SECRET.search(col[-1]) and \
-                                (t.qualified, params[arg[-1]]) not in out:
-                            out.append((t.qualified, params[arg[-1]]))
+                        if col and arg and col[-1] in columns and (len(col) == 1 or col[0] == alias) and \
+                                arg[-1] in params and (len(arg) == 1 or arg[0] == reading.name):
+                            picks.append((col[-1], params[arg[-1]]))
+                for col, param in picks:
+                    if not _SECRET.search(col) and (t.qualified, param) not in authorised and \
+                            (t.qualified, param) not in out:
+                        out.append((t.qualified, param))
+                if where is not None and not own and not picks and (t.qualified, None) not in out:
+                    out.append((t.qualified, None))
+    return out
+
+
+def _picked_sides(expr: dict) -> list[list[str]] | None:
+    """The column parts of `a = b` and of `a = any (b)`."""
+    if expr.get("kind") == "AEXPR_OP_ANY" and strings(expr.get("name")) == ["="]:
+        return [strings(((side or {}).get("ColumnRef") or {}).get("fields")) for side in (expr.get("lexpr"),
+                                                                                         expr.get("rexpr"))]
+    return equated_columns(expr)
+
+
+def _outside_sublinks(where: Any) -> list[tuple[str, dict]]:
+    """The typed nodes of a filter outside its sub-queries (exists (select ... m.organization_id ...) tests another
+    table's organisation, not the row's)."""
+    out: list[tuple[str, dict]] = []
+    stack = [where]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            if len(value) == 1:
+                kind, body = next(iter(value.items()))
+                if kind[:1].isupper() and isinstance(body, dict):
+                    if kind == "SubLink":
+                        continue
+                    out.append((kind, body))
+                    stack.extend(v for v in body.values() if isinstance(v, dict | list))
+                    continue
+            stack.extend(v for v in value.values() if isinstance(v, dict | list))
+    return out
+
+
+def _statement_filters(s: Schema, reading, kind: str, body: dict, params: dict[str, str]):
+    """(tenant table, its alias, the filter that picks its rows, (column, parameter) picks the filter does not show)
+    of the rows a statement reads or writes: a SELECT's tables, an UPDATE's or DELETE's relation (filter: the WHERE,
+    None when there is none), an upsert's (its conflict key with the values inserted for it; filter: DO UPDATE's
+    WHERE), a MERGE's (its join condition, through the source's columns)."""
+    def table(rv):
+        t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+        alias = (rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")
+        return (t, alias) if t is not None and is_tenant(t) and t.tenant_key else (None, alias)
+
+    rvs = statement_relations(kind, body)
+    for rv in rvs or ():
+        t, alias = table(rv)
+        if t is not None and body.get("whereClause") is not None:
+            yield t, alias, body["whereClause"], ()
+    if kind == "InsertStmt" and (body.get("onConflictClause") or {}).get("action") == "ONCONFLICT_UPDATE":
+        t, alias = table(body.get("relation") or {})
+        conflict = [(e.get("IndexElem") or {}).get("name") for e in
+                    ((body["onConflictClause"].get("infer") or {}).get("indexElems") or [])]
+        values = ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []
+        columns = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
+        if t is not None and len(values) == 1 and t.tenant_key not in conflict:
+            row = (values[0].get("List") or {}).get("items") or []
+            extra = [(col, params[name]) for col, value in zip(columns, row) if col in conflict
+                     for name in _parameters_in(value, params)]
+            yield t, alias, body["onConflictClause"].get("whereClause"), extra
+    if kind == "MergeStmt":
+        t, alias = table(body.get("relation") or {})
+        source = body.get("sourceRelation") or {}
+        named = {}  # the source's column -> the parameter it passes on
+        sub = ((source.get("RangeSubselect") or {}).get("subquery") or {}).get("SelectStmt") or {}
+        for target in sub.get("targetList") or []:
+            res = target.get("ResTarget") or {}
+            found = _parameters_in(res.get("val"), params)
+            if res.get("name") and found:
+                named[res["name"]] = params[found[0]]
+        if t is not None:
+            conditions = [body.get("joinCondition")] + [(w.get("MergeWhenClause") or {}).get("condition")
+                                                        for w in body.get("mergeWhenClauses") or []]
+            extra = []
+            for k, b in nodes(body.get("joinCondition")):
+                sides = equated_columns(b) if k == "A_Expr" else None
+                for col, arg in (sides, sides[::-1]) if sides else ():
+                    if len(arg) == 2 and arg[1] in named and col and (len(col) == 1 or col[0] == alias):
+                        extra.append((col[-1], named[arg[1]]))
+            yield t, alias, [c for c in conditions if c], extra
+
+
+def _parameters_in(value: Any, params: dict[str, str]) -> list[str]:
+    """Parameters a value is made of as they are: p_id, p_id::uuid, coalesce(p_id, gen_random_uuid())."""
+    value = unwrap(value)
+    if isinstance(value, dict) and "ColumnRef" in value:
+        ref = strings(value["ColumnRef"].get("fields"))
+        return [ref[0]] if len(ref) == 1 and ref[0] in params else []
+    if isinstance(value, dict) and "CoalesceExpr" in value:
+        return [p for arg in value["CoalesceExpr"].get("args") or [] for p in _parameters_in(arg, params)]
+    return []
+
+
+def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
+    """(table, parameter) where the body reads the organisation of the rows the parameter picks into a variable
+    and compares it (select organization_id into v_org from projects where id = p_project; if not v_org = any
+    (...)): the rows it then picks by the same parameter are ones it checked."""
+    out: set[tuple[str, str]] = set()
+    for index, names in reading.into:
+        select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+        rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
+        if len(rvs) != 1 or len(names) != 1:
+            continue
+        t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema)
+        if t is None or not t.tenant_key or taken_columns(select, 1) != [t.tenant_key] or \
+                not compared_later(reading, index, names[0], t.tenant_key, True):
+            continue
+        for k, b in nodes(select.get("whereClause")):
+            sides = equated_columns(b) if k == "A_Expr" else None
+            for col, arg in (sides, sides[::-1]) if sides else ():
+                if col and len(arg) == 1 and arg[0] in params:
+                    out.add((t.qualified, params[arg[0]]))
     return out
 
 
@@ -446,7 +564,11 @@ def _parameter_copies(reading) -> dict[str, str]:
       why="The function may check the caller well (a member of p_org, an admin somewhere), then `update projects "
           "set name = p_name where id = p_project` touches that project past RLS in whichever organisation it "
           "lives: the check and the rows are about different things. Any caller who passes the check reads or "
-          "changes another organisation's rows by their id.",
+          "changes another organisation's rows by their id. The same holds for an upsert by the client's id (`on "
+          "conflict (id) do update`), a MERGE joined on the argument, each id of an array argument, a test of "
+          "another table's organisation in a sub-query (`exists (select 1 from organization_members m where "
+          "m.organization_id = p_org ...)`), and a filter that tests only the argument (`where p_org = any (...)`: "
+          "every row).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
           "update public.projects set name = p_name where id = p_project;",
       fix="Tie the statement to the organisation checked: `where id = p_project and organization_id = p_org` (and "
@@ -459,5 +581,6 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
         picked = _picked_by_argument(s, f)
         if picked:
             table, param = picked[0]
-            yield r.finding(f"Definer function {f.qualified} picks {table} rows by {param} and never tests their "
-                            f"organisation; clients reach it through {through}.", f.qualified, location=f.location)
+            what = f"picks {table} rows by {param}" if param else f"filters {table} rows by none of their columns"
+            yield r.finding(f"Definer function {f.qualified} {what} and never tests their organisation; clients "
+                            f"reach it through {through}.", f.qualified, location=f.location)

@@ -16,6 +16,7 @@ from .common import (
     applies_to_clients,
     calls,
     client_policies,
+    compared_later,
     client_update_columns,
     clients_granted,
     commands,
@@ -27,6 +28,7 @@ from .common import (
     per_tree,
     policy_label,
     relation_names,
+    taken_columns,
     tenant_roots,
     trees,
 )
@@ -601,8 +603,8 @@ def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]
             if u is None or u.qualified == t.qualified or not is_tenant(u) or not u.tenant_key or \
                     _tests_column(where, u.tenant_key):
                 continue
-            taken = _taken_columns(select, len(names))
-            checked = any(_compared_later(reading, index, name, u.tenant_key,
+            taken = taken_columns(select, len(names))
+            checked = any(compared_later(reading, index, name, u.tenant_key,
                                           bool(taken) and taken[position] == u.tenant_key)
                           for position, name in enumerate(names))
             for _, picked in keys:
@@ -610,32 +612,6 @@ def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]
                     for name in names:
                         out.setdefault(name, (u.qualified, picked))
     return out
-
-
-def _taken_columns(select, count: int) -> list[str | None] | None:
-    """The column each INTO target receives (`select organization_id, name into v_org, v_name`), None for an
-    expression; None when the targets take whole rows (`select * into v`)."""
-    targets = [(t.get("ResTarget") or {}).get("val") or {} for t in select.get("targetList") or []]
-    if len(targets) != count or any(k == "A_Star" for k, _ in nodes(targets)):
-        return None
-    return [strings(v["ColumnRef"].get("fields"))[-1] if "ColumnRef" in v else None for v in targets]
-
-
-def _compared_later(reading, index: int, name: str, tenant_key: str, holds_key: bool) -> bool:
-    """Another statement of the body compares the variable's organisation (`v.organization_id <> new.organization_id`
-    for a row, the variable itself when it took the tenant key) or hands it to a function (an assertion of
-    membership): the body checks the row it picked."""
-    for i, tree in enumerate(reading.trees):
-        if i == index:
-            continue
-        for k, b in nodes(tree):
-            if k not in ("A_Expr", "FuncCall"):
-                continue
-            for kind, ref in nodes(b):
-                fields = strings(ref.get("fields")) if kind == "ColumnRef" else []
-                if fields == [name, tenant_key] or (holds_key and fields == [name]):
-                    return True
-    return False
 
 
 def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tuple[str, str, str]]:
