@@ -106,8 +106,8 @@ def _read_through_invoker(s: Schema, schema: str, grants, qualified: str) -> tup
 def _asks_who_calls(s: Schema, f: Function) -> bool:
     """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
     helper decides for itself), other than only to learn that someone is signed in (`auth.uid() is not null`,
-    `auth.role() = 'authenticated'`)."""
-    if not any(names_the_caller(name) or find_function(s, name) is not None for name in f.calls or ()):
+    `auth.role() = 'authenticated'`) or to call a helper that decides nothing (`perform private.log_access(...)`)."""
+    if not any(_may_ask(s, name) for name in f.calls or ()):
         return False
     reading = f._body
     return reading is None or any(_uses_caller(tree, s) for tree in reading.trees)
@@ -129,9 +129,24 @@ def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
             return _uses_caller(body, s, True)
         if kind == "FuncCall" and not tested and isinstance(body, dict):
             name = function_name(body)
-            if name not in _SESSION_ONLY and (names_the_caller(name) or find_function(s, name) is not None):
+            if name not in _SESSION_ONLY and _may_ask(s, name):
                 return True
     return any(_uses_caller(v, s, tested) for v in value.values() if isinstance(v, dict | list))
+
+
+_RAISE = re.compile(r"\braise\b", re.IGNORECASE)
+
+
+def _may_ask(s: Schema, name: str) -> bool:
+    """A call that may decide about the caller: auth.uid() and the like, or a function of the app's that returns
+    something to test or may raise (a PL/pgSQL assertion returning void). A void SQL function, or a PL/pgSQL one
+    that never raises, only does something (records an access, touches a timestamp)."""
+    f = find_function(s, name)
+    if f is None:
+        return names_the_caller(name)
+    if (f.returns or "").strip().lower() != "void":
+        return True
+    return f.language != "sql" and (f.language != "plpgsql" or bool(_RAISE.search(f.body or "")))
 
 
 def client_definers(s: Schema) -> list[tuple[Function, str]]:
@@ -182,7 +197,8 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "function there that calls it (with execute granted to the API roles, or from an owner's-rights view). "
           "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
           "hash) is a capability check and passes. `auth.uid() is not null` only asks whether someone is signed "
-          "in: any user then reads any organisation's rows.",
+          "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
+          "private.log_access(p_org, ...)`) decides nothing either.",
       bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
           "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
           "grant execute on function private.projects_of(uuid) to authenticated;\n"
