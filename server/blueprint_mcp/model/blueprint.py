@@ -242,6 +242,11 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
         out.append(side)
         names.add(name)
     bp.entities = out
+    # An audited entity's personal data is audited with it: a note's text or a patient's birth date rewritten in
+    # <entity>_private would otherwise change with no entry at all.
+    audited = bp.privacy.audit_tables
+    for side in [x for x in out if x.private_of in audited and x.name not in audited]:
+        audited.insert(audited.index(side.private_of) + 1, side.name)
 
 
 def _check_names(bp: Blueprint, problems: list) -> None:

@@ -23,7 +23,8 @@ class Privacy(Model):
     audit_tables: list[Ident] = Field(
         default_factory=list, max_length=NAMES_PER_LIST,
         description="Tables whose writes are logged to audit_logs: entity names (not scope: user), 'organizations' "
-        "or 'organization_members'. A table's entries are read by the audit readers who may read all its rows.",
+        "or 'organization_members'. A table's entries are read by the audit readers who may read all its rows. An "
+        "audited entity's pii fields (kept in <entity>_private) are audited with it: that table is added here.",
     )
     audit_retention_days: int = Field(
         365, ge=1, le=36500,

@@ -808,6 +808,10 @@ create trigger customers_private_set_updated_at_trg
   before update on public.customers_private
   for each row execute function private.set_updated_at();
 
+create trigger customers_private_audit_trg
+  after insert or update or delete on public.customers_private
+  for each row execute function private.audit_row_change('organization_id', 'email', 'full_name', 'phone');
+
 create trigger carts_visible_refs_insert_trg
   after insert on public.carts
   referencing new table as added
@@ -891,6 +895,10 @@ create trigger orders_private_immutable_trg
 create trigger orders_private_set_updated_at_trg
   before update on public.orders_private
   for each row execute function private.set_updated_at();
+
+create trigger orders_private_audit_trg
+  after insert or update or delete on public.orders_private
+  for each row execute function private.audit_row_change('organization_id', 'shipping_name', 'shipping_address');
 
 create trigger order_items_product_id_live_trg
   after insert or update on public.order_items

@@ -723,6 +723,10 @@ create trigger orders_private_set_updated_at_trg
   before update on public.orders_private
   for each row execute function private.set_updated_at();
 
+create trigger orders_private_audit_trg
+  after insert or update or delete on public.orders_private
+  for each row execute function private.audit_row_change('organization_id', 'shipping_name', 'shipping_address');
+
 create trigger shipments_shipped_by_member_role_trg
   after insert or update on public.shipments
   for each row execute function private.check_member_role('shipped_by', 'owner', 'manager', 'shipper');
