@@ -537,6 +537,23 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
     assert blueprint_sql(again, "lab") == blueprint_sql(bp, "lab")
 
 
+def test_a23_an_audited_entitys_personal_data_is_audited_with_it():
+    from blueprint_mcp.tools import blueprint_sql
+
+    data = yaml.safe_load(LAB.read_text())
+    data.setdefault("privacy", {})["audit_tables"] = ["contacts"]
+    bp = parse_blueprint(data)
+    assert bp.privacy.audit_tables == ["contacts", "contacts_private"]
+    sql = blueprint_sql(bp, "lab")
+    assert "create trigger contacts_private_audit_trg\n  after insert or update or delete on public.contacts_private\n" \
+           "  for each row execute function private.audit_row_change('organization_id', 'phone');" in \
+        "".join(text for _, text in sql)
+    # The returned blueprint lists what the user wrote, and comes back to the same SQL.
+    written = bp.model_dump(mode="json", exclude_defaults=True)
+    assert written["privacy"]["audit_tables"] == ["contacts"]
+    assert blueprint_sql(parse_blueprint(written), "lab") == sql
+
+
 def test_a25_under_admits_rows_of_parents_the_caller_may_update(w):
     # articles are read by every member and updated by editors and above while a draft or in review
     draft = su_ins(w, "articles", w.org1, title="d", status="draft")
