@@ -371,6 +371,9 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
         timing="instead of" if timing & _INSTEAD else ("before" if timing & _BEFORE else "after"),
         events=[e for bit, e in _EVENTS if n.get("events", 0) & bit], columns=strings(n.get("columns")),
         function=f"{fn_schema}.{fn_name}", args=strings(n.get("args")), location=st.loc(),
+        level="row" if n.get("row") else "statement",
+        referencing=[f"{'new' if t.get('isNew') else 'old'} table as {t.get('name', '')}"
+                     for t in (x.get("TriggerTransition") or {} for x in n.get("transitionRels") or [])],
     )
     if (schema, name) == ("auth", "users"):
         r.schema.auth_triggers.append(trg)

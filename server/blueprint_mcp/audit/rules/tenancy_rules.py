@@ -553,18 +553,22 @@ def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tu
     return None
 
 
-def _row_keys(where, picked: dict[str, str] | None = None) -> list[tuple[str, str]]:
-    """(column of the written table, column of NEW/OLD) for each `column = new.x` among the top-level conjuncts,
-    and each `column = v.x` (or `= v`) where `picked` says which NEW column chose the row variable v holds."""
+_NEW_OLD = frozenset({"new", "old"})
+
+
+def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] = _NEW_OLD) -> list[tuple[str, str]]:
+    """(column of the written table, column of NEW/OLD) for each `column = new.x` among the top-level conjuncts
+    (`rows`: NEW, OLD and the statement's names for the trigger's transition tables, `t.project_id`), and each
+    `column = v.x` (or `= v`) where `picked` says which NEW column chose the row variable v holds."""
     out = []
     picked = picked or {}
     for c in _either(where, "AND_EXPR") if isinstance(where, dict) else []:
         e = c.get("A_Expr") if isinstance(c, dict) else None
         sides = equated_columns(e) if e else None
         for a, b in (sides, sides[::-1]) if sides else ():
-            if not a or not b or (len(a) == 2 and a[0].lower() in ("new", "old")):
+            if not a or not b or (len(a) == 2 and a[0].lower() in rows):
                 continue
-            if len(b) == 2 and b[0].lower() in ("new", "old"):
+            if len(b) == 2 and b[0].lower() in rows:
                 out.append((a[-1], b[1]))
             elif len(b) <= 2 and b[0] in picked and (len(a) == 2 or a[-1] != b[0]):
                 out.append((a[-1], picked[b[0]]))
@@ -614,7 +618,17 @@ def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]
     return out
 
 
-def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tuple[str, str, str]]:
+def _transition_names(body, transitions: set[str]) -> frozenset[str]:
+    """NEW, OLD, and the names a statement gives the trigger's transition tables in its FROM (`from new_transfers
+    t`: t), whose rows are the client's as NEW is."""
+    named = {((rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")).lower()
+             for rv in ((item or {}).get("RangeVar") or {} for item in body.get("fromClause") or [])
+             if not rv.get("schemaname") and rv.get("relname", "").lower() in transitions}
+    return _NEW_OLD | named
+
+
+def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool,
+                              transitions: set[str] = frozenset()) -> list[tuple[str, str, str]]:
     """(writes or reads, table, NEW column) for each statement on another tenant table whose rows a NEW/OLD column
     picks, directly or through a variable a SELECT ... INTO filled from such a row, with neither that table's
     tenant key tied to the row's nor a foreign key keeping the column in the row's tenant: an update or delete, a
@@ -648,7 +662,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool) -> list[tupl
             else:
                 continue
             rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"), picked)
+            keys = _row_keys(body.get("whereClause"), picked, _transition_names(body, transitions))
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
@@ -684,11 +698,13 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                        and (not t.rls_enabled or client_policies(t, e))]
             if f is None or not f.security_definer or not written:
                 continue
-            hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before")
+            transitions = {r.split(" as ", 1)[1].lower() for r in trg.referencing if " as " in r}
+            hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before", transitions)
             if hits:
                 verb, table, column = hits[0]
                 into = " into the row" if verb == "reads" else ""
+                rows = sorted(transitions)[0] if trg.level == "statement" and transitions else "new"
                 yield r.finding(f"Trigger {trg.name} on {t.qualified} runs {f.qualified} with its owner's rights "
-                                f"and {verb} {table} where new.{column} points{into}, which nothing keeps in the "
+                                f"and {verb} {table} where {rows}.{column} points{into}, which nothing keeps in the "
                                 f"row's organisation.", f"{t.qualified}.{trg.name}",
                                 location=trg.location or t.location)
