@@ -87,6 +87,17 @@ revoke all on function public.apply_edit(uuid, uuid, text) from public, anon;
 grant execute on function public.apply_edit(uuid, uuid, text) to authenticated;
 """
 
+# A definer function serving the organisations picked in an org switcher, checked by overlap or containment.
+OVERLAP = """create function public.projects_for_orgs(p_orgs uuid[]) returns setof public.projects language plpgsql
+  stable security definer set search_path = '' as $$
+begin
+  if not (p_orgs {check} array(select private.org_ids())) then return; end if;
+  return query select * from public.projects where organization_id = any (p_orgs);
+end $$;
+revoke all on function public.projects_for_orgs(uuid[]) from public, anon;
+grant execute on function public.projects_for_orgs(uuid[]) to authenticated;
+"""
+
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
     "an invoker's view over a private table without RLS": (
@@ -260,6 +271,14 @@ CASES = {
         "revoke all on function public.retitle_project(uuid, text) from public, anon;\n"
         "grant execute on function public.retitle_project(uuid, text) to authenticated;",
         "select count(*) from public.retitle_project('{p2}', 'taken') n where n > 0", None),
+    "a definer function checking that the caller belongs to one of the organisations passed": (
+        OVERLAP.format(check="&&"),
+        "select count(*) from public.projects_for_orgs(array['{org1}', '{org2}']::uuid[]) p "
+        "where p.organization_id = '{org2}'", "BP074"),
+    "a definer function checking that the caller belongs to each organisation passed": (
+        OVERLAP.format(check="<@"),
+        "select count(*) from public.projects_for_orgs(array['{org1}', '{org2}']::uuid[]) p "
+        "where p.organization_id = '{org2}'", None),
     "a definer function that checks the caller": (
         "create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects\n"
@@ -277,10 +296,13 @@ OWNER2 = "00000000-0000-4000-8000-0000000000bb"  # org2's owner: the other organ
 P1, P2 = "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2"
 
 
+REACH_RULES = ("BP056", "BP057", "BP058", "BP068", "BP069", "BP073", "BP074")
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_audit_reports_a_path_past_protection_exactly_where_one_exists(name):
     extra, _, rule_id = CASES[name]
-    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in ("BP056", "BP057", "BP058", "BP068", "BP069", "BP073")}
+    found = {f.rule_id for f in audit_sql([("m.sql", BASE + extra)]) if f.rule_id in REACH_RULES}
     assert found == ({rule_id} if rule_id else set())
 
 

@@ -22,7 +22,7 @@ from ..tree import equated_columns, function_name, nodes, statement_relations, s
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, is_tenant,
-                     membership_tables, names_the_caller, taken_columns)
+                     membership_tables, names_the_caller, relation_names, taken_columns)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -600,3 +600,57 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
             what = f"picks {table} rows by {param}" if param else f"filters {table} rows by none of their columns"
             yield r.finding(f"Definer function {f.qualified} {what} and never tests their organisation; clients "
                             f"reach it through {through}.", f.qualified, location=f.location)
+
+
+def _overlap_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
+    """Parameters a body compares with the caller's memberships by overlap (`p_orgs && array(select
+    private.organization_ids_with_role(...))`): true when one organisation passed is the caller's."""
+    reading = f._body
+    if reading is None:
+        return []
+    params = {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
+    out: list[str] = []
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind != "A_Expr" or body.get("kind") != "AEXPR_OP" or strings(body.get("name")) != ["&&"]:
+                continue
+            for mine, other in ((body.get("lexpr"), body.get("rexpr")), (body.get("rexpr"), body.get("lexpr"))):
+                found = _parameters_in(mine, params)
+                if found and _reads_memberships(s, other, reading.default_schema, members) and \
+                        params[found[0]] not in out:
+                    out.append(params[found[0]])
+    return out
+
+
+def _reads_memberships(s: Schema, value: Any, schema: str, members: set[str]) -> bool:
+    """The expression reads a membership table: in a sub-query, or through a function of the app's that does."""
+    if relation_names(value, schema) & members:
+        return True
+    for kind, body in nodes(value):
+        g = find_function(s, function_name(body)) if kind == "FuncCall" else None
+        if g is not None and set(g.reads or ()) & members:
+            return True
+    return False
+
+
+@rule("BP074", "definer_checks_one_of_many_organisations", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call takes several organisations and checks that the caller "
+              "belongs to one of them (`&&`), not to each.",
+      why="`p_orgs && array(select private.organization_ids_with_role('viewer'))` holds as soon as one organisation "
+          "passed is the caller's: a caller lists their own next to another organisation's and the function, "
+          "reading past RLS, returns or changes the rows of both.",
+      bad="if not (p_orgs && array(select private.organization_ids_with_role('viewer'))) then raise ...; end if;\n"
+          "return query select * from public.projects where organization_id = any (p_orgs);",
+      fix="Check containment: `p_orgs <@ array(select private.organization_ids_with_role('viewer'))`, or filter "
+          "the rows by the caller's organisations themselves: `organization_id = any (p_orgs) and organization_id "
+          "= any (array(select private.organization_ids_with_role('viewer')))`.")
+def definer_checks_one_of_many_organisations(r, s: Schema) -> Iterator:
+    members = membership_tables(s)
+    if not members:
+        return
+    for f, through in client_definers(s):
+        loose = _overlap_checks(s, f, members)
+        if loose:
+            yield r.finding(f"Definer function {f.qualified} checks that the caller belongs to one of {loose[0]} "
+                            f"(&&), not to each; clients reach it through {through}.", f.qualified,
+                            location=f.location)
