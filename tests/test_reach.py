@@ -462,3 +462,42 @@ def test_a_definer_trigger_deleting_a_row_it_picked_into_a_variable_is_reported_
         assert "not yours" in str(exc), exc
     left = conn.execute(f"select count(*) from public.projects where id = '{P2}'").fetchone()[0]
     assert reported == (left == 0) == (check == ""), (reported, left)
+
+
+ACCEPT = """
+create table private.invitations (id uuid primary key default gen_random_uuid(), organization_id uuid not null,
+  token text not null unique, role text not null);
+create function public.accept_invitation(p_org uuid, p_token text) returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  inv private.invitations;
+begin
+  select * into inv from private.invitations where token = p_token;
+  if not found then
+    raise exception 'no such invitation';
+  end if;
+  {check}
+  insert into public.organization_members (organization_id, user_id, role) values (p_org, (select auth.uid()), inv.role)
+  on conflict do nothing;
+end $$;
+revoke all on function public.accept_invitation(uuid, text) from public, anon;
+grant execute on function public.accept_invitation(uuid, text) to authenticated;
+"""
+# The organisation named must be the invitation's.
+SAME_ORG = "if inv.organization_id <> p_org then raise exception 'not this organisation'; end if;"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("check", ["", SAME_ORG], ids=["unchecked", "checked"])
+def test_a_membership_written_into_the_organisation_an_argument_names_is_reported_exactly_where_one_joins_another(
+        make_db, check):
+    conn, reported = applied(make_db, BASE + ACCEPT.format(check=check), "BP075")
+    # an invitation of the caller's own organisation, which they may mint for themselves
+    conn.execute(f"insert into private.invitations (organization_id, token, role) values ('{ORG1}', 'tok', 'owner')")
+    try:
+        as_member(conn, f"select public.accept_invitation('{ORG2}', 'tok')")
+    except psycopg.errors.RaiseException as exc:  # the checked function refuses
+        assert "not this organisation" in str(exc), exc
+    joined = conn.execute(f"select count(*) from public.organization_members where organization_id = '{ORG2}' "
+                          f"and user_id = '{USER}'").fetchone()[0]
+    assert reported == (joined == 1) == (check == ""), (reported, joined)

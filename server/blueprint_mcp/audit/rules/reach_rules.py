@@ -304,8 +304,9 @@ def definer_parameter_hidden_by_column(r, s: Schema) -> Iterator:
 
 
 def _role_inputs(reading, members: dict[str, str]) -> list[tuple[str, str]]:
-    """(membership table, parameter) for each write of a membership's role column with a parameter as it is:
-    insert ... values (..., p_role), insert ... select ..., p_role, update ... set role = p_role."""
+    """(membership table, parameter) for each write of the column `members` names for the table (its role, or its
+    organisation) with a parameter as it is: insert ... values (..., p_role), insert ... select ..., p_role,
+    update ... set role = p_role."""
     params = {name for name, _ in reading.params if name} | {f"${i}" for i in range(1, len(reading.params) + 1)}
     out: list[tuple[str, str]] = []
 
@@ -653,4 +654,37 @@ def definer_checks_one_of_many_organisations(r, s: Schema) -> Iterator:
         if loose:
             yield r.finding(f"Definer function {f.qualified} checks that the caller belongs to one of {loose[0]} "
                             f"(&&), not to each; clients reach it through {through}.", f.qualified,
+                            location=f.location)
+
+
+@rule("BP075", "definer_writes_membership_organisation_unchecked", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call writes a membership into the organisation its argument "
+              "names, and never compares that argument with anything.",
+      why="accept_invitation(p_org, p_token) may check the token well, then insert (p_org, auth.uid(), inv.role): "
+          "the membership lands in whichever organisation the caller names, not the one the invitation is for. "
+          "Anyone who can invite themselves somewhere (every owner of a personal or new organisation) accepts "
+          "their own invitation into another organisation, in the role they chose.",
+      bad="select * into inv from public.invitations where token = p_token;\n"
+          "insert into public.organization_members (organization_id, user_id, role)\n"
+          "  values (p_org, (select auth.uid()), inv.role);",
+      fix="Write the organisation of the row that authorises the membership (`values (inv.organization_id, ...)`), "
+          "or compare the argument with it (`if inv.organization_id <> p_org then raise ...`), or with the "
+          "organisations the caller administers.")
+def definer_writes_membership_organisation_unchecked(r, s: Schema) -> Iterator:
+    members = {}
+    for name in membership_tables(s):
+        t = s.table(*name.split(".", 1)[::-1])
+        if t is not None and t.tenant_key:
+            members[name] = t.tenant_key
+    if not members:
+        return
+    for f, through in client_definers(s):
+        reading = f._body
+        if reading is None or not reading.params or not set(f.writes or ()) & set(members):
+            continue
+        loose = [(rel, p) for rel, p in _role_inputs(reading, members) if not _compared(reading, p)]
+        if loose:
+            rel, p = loose[0]
+            yield r.finding(f"Definer function {f.qualified} writes {rel}.{members[rel]} from {p} without comparing "
+                            f"it with anything; clients reach it through {through}.", f.qualified,
                             location=f.location)
