@@ -1202,3 +1202,22 @@ def test_an_entity_named_memberships_is_not_read_as_the_membership_table(url):
          "access": {"insert": [{"min_role": "owner", "under": "key"}]}})
     assert audited(data) == []
     verified(data, url)
+
+
+def test_a_link_column_keep_links_guards_makes_no_owner_an_updater_could_take(url):
+    """A delete grant `linked: [key]` (key references auth.users) trusts `key = auth.uid()`, and the owner's update
+    grant covers the row: BP065 reported that the owner could set key to themselves and delete. keep_links('key')
+    refuses every change of the link before the update, as enforce_immutable_columns(...) refuses its columns, and
+    the audit counts a BEFORE UPDATE trigger given the column as a guard, as BP030 does (make fuzz, a random
+    seed)."""
+    data = blueprint(
+        {"name": "team_members", "soft_delete": True,
+         "fields": [{"name": "key", "type": "reference", "references": "auth.users", "nullable": False,
+                     "on_delete": "cascade"}],
+         "access": {"select": "owner", "insert": "owner",
+                    "delete": [{"min_role": "owner", "where": {"column": "name", "equals": True}},
+                               {"linked": ["key"]}]}},
+    )
+    data["entities"][0]["fields"].append({"name": "name", "type": "boolean", "nullable": False, "default": True})
+    assert audited(data) == []
+    verified(data, url)

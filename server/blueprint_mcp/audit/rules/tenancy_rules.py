@@ -71,13 +71,7 @@ def tenant_key_mutable(r, s: Schema):
         writers = [p for p in t.policies if p.permissive and applies_to_clients(p) and "update" in commands(p)]
         if not writers:
             continue
-        # A BEFORE UPDATE trigger that sets the key back, or compares it with the old row (and raises), or is
-        # given or fired by the column.
-        guarded = any(trg.timing == "before" and "update" in trg.events and
-                      (t.tenant_key in trg.args or t.tenant_key in trg.columns or
-                       t.tenant_key in ((f := find_function(s, trg.function)) and
-                                        [*(f.assigns or []), *(f.compares or [])] or []))
-                      for trg in t.triggers)
+        guarded = _update_guarded(s, t, t.tenant_key)
         allowed = client_update_columns(t)
         if not guarded and (allowed is None or t.tenant_key in allowed):
             yield r.finding(f"{t.qualified}.{t.tenant_key} can change in an update ({policy_label(t, writers[0])}).",
@@ -251,6 +245,14 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     return out
 
 
+def _update_guarded(s: Schema, t: Table, column: str) -> bool:
+    """A BEFORE UPDATE trigger on t sets the column back, or compares it with the old row (and raises), or is given
+    it (enforce_immutable_columns('id', 'organization_id'), keep_links('key')) or fired by it."""
+    return any(trg.timing == "before" and "update" in trg.events and
+               (column in trg.args or column in trg.columns or column in _assigned_by(s, trg.function, "update"))
+               for trg in t.triggers)
+
+
 def _assigned_by(s: Schema, function: str, command: str = "insert") -> list[str]:
     """The columns of NEW a trigger function sets, and on update those it compares with OLD (none known for a
     function the SQL does not define)."""
@@ -365,8 +367,7 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
              if any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
     if not owned:
         return None
-    if any(trg.timing == "before" and "update" in trg.events and col in _assigned_by(s, trg.function, "update")
-           for trg in t.triggers) or not clients_granted(s, t, "update", col):
+    if _update_guarded(s, t, col) or not clients_granted(s, t, "update", col):
         return None
     updates = client_policies(t, "update")
     if any(not p.permissive and all(any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))
@@ -423,8 +424,7 @@ def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
                        for kind, body in nodes(tree) if kind == "ColumnRef" for c in strings(body.get("fields"))[-1:]}
             free = {c.name for c in t.columns if c.name not in keys and c.name not in checked
                     and clients_granted(s, t, "update", c.name)
-                    and not any(trg.timing == "before" and "update" in trg.events
-                                and c.name in _assigned_by(s, trg.function, "update") for trg in t.triggers)}
+                    and not _update_guarded(s, t, c.name)}
             if free:
                 key, columns = out.get(t.qualified, (keys[0], set()))
                 out[t.qualified] = (key, columns | free)
