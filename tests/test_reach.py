@@ -333,6 +333,14 @@ def as_member(conn, sql: str) -> list[tuple]:
     return run_as(conn, "authenticated", USER, sql)
 
 
+def as_member_refused(conn, sql: str, refusal: str) -> None:
+    """Run one statement as the member of org1; a guarded variant may refuse it with `refusal` (a RAISE)."""
+    try:
+        as_member(conn, sql)
+    except psycopg.errors.RaiseException as exc:
+        assert refusal in str(exc), exc
+
+
 def applied(make_db, sql: str, rule_id: str):
     """A database with `sql` applied, org1 and org2, and the user a member of org1; whether the audit reports
     `rule_id` on the same SQL."""
@@ -369,15 +377,13 @@ CAPPED = ("if p_role not in ('member') then raise exception 'members give the me
 @pytest.mark.parametrize("guard", ["", CAPPED], ids=["uncapped", "capped"])
 def test_a_role_a_definer_function_writes_unchecked_is_reported_exactly_where_a_member_becomes_owner(make_db, guard):
     conn, reported = applied(make_db, BASE + ADD_TEAMMATE.format(guard=guard), "BP070")
-    try:
-        as_member(conn, f"select public.add_teammate('{ORG1}', '{USER}', 'owner')")
-    except psycopg.errors.RaiseException as exc:  # the capped function refuses
-        assert "member role only" in str(exc), exc
+    as_member_refused(conn, f"select public.add_teammate('{ORG1}', '{USER}', 'owner')", "member role only")
     role = conn.execute(f"select role from public.organization_members where user_id = '{USER}'").fetchone()[0]
     assert reported == (role == "owner") == (guard == ""), (reported, role)
 
 
-TRANSFERS = """
+# Transfer requests any member files for their own organisation; a definer trigger applies them.
+REQUESTS = """
 create table public.project_transfers (id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id), project_id uuid not null);
 create index on public.project_transfers (organization_id);
@@ -385,6 +391,8 @@ alter table public.project_transfers enable row level security;
 grant insert (organization_id, project_id) on public.project_transfers to authenticated;
 create policy transfers_insert on public.project_transfers for insert to authenticated
   with check (organization_id = any (array(select private.org_ids())));
+"""
+TRANSFERS = REQUESTS + """
 create function private.apply_transfer() returns trigger language plpgsql security definer set search_path = '' as $$
 begin
   update public.projects set organization_id = new.organization_id where id = new.project_id {tie};
@@ -394,14 +402,7 @@ create trigger transfers_apply after insert on public.project_transfers
   for each row execute function private.apply_transfer();
 """
 # The same transfer as a batch: a statement trigger reads the requests from its transition table.
-BATCH = """
-create table public.project_transfers (id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id), project_id uuid not null);
-create index on public.project_transfers (organization_id);
-alter table public.project_transfers enable row level security;
-grant insert (organization_id, project_id) on public.project_transfers to authenticated;
-create policy transfers_insert on public.project_transfers for insert to authenticated
-  with check (organization_id = any (array(select private.org_ids())));
+BATCH = REQUESTS + """
 create function private.apply_transfers() returns trigger language plpgsql security definer set search_path = '' as $$
 begin
   update public.projects p set organization_id = t.organization_id from added t where p.id = t.project_id {tie};
@@ -456,10 +457,8 @@ def test_a_definer_trigger_deleting_a_row_it_picked_into_a_variable_is_reported_
         make_db, check):
     conn, reported = applied(make_db, BASE + ARCHIVES.format(check=check), "BP071")
     conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
-    try:
-        as_member(conn, f"insert into public.archive_requests (organization_id, project_id) values ('{ORG1}', '{P2}')")
-    except psycopg.errors.RaiseException as exc:  # the checked trigger refuses
-        assert "not yours" in str(exc), exc
+    as_member_refused(conn, f"insert into public.archive_requests (organization_id, project_id) "
+                            f"values ('{ORG1}', '{P2}')", "not yours")
     left = conn.execute(f"select count(*) from public.projects where id = '{P2}'").fetchone()[0]
     assert reported == (left == 0) == (check == ""), (reported, left)
 
@@ -494,10 +493,7 @@ def test_a_membership_written_into_the_organisation_an_argument_names_is_reporte
     conn, reported = applied(make_db, BASE + ACCEPT.format(check=check), "BP075")
     # an invitation of the caller's own organisation, which they may mint for themselves
     conn.execute(f"insert into private.invitations (organization_id, token, role) values ('{ORG1}', 'tok', 'owner')")
-    try:
-        as_member(conn, f"select public.accept_invitation('{ORG2}', 'tok')")
-    except psycopg.errors.RaiseException as exc:  # the checked function refuses
-        assert "not this organisation" in str(exc), exc
+    as_member_refused(conn, f"select public.accept_invitation('{ORG2}', 'tok')", "not this organisation")
     joined = conn.execute(f"select count(*) from public.organization_members where organization_id = '{ORG2}' "
                           f"and user_id = '{USER}'").fetchone()[0]
     assert reported == (joined == 1) == (check == ""), (reported, joined)

@@ -388,26 +388,32 @@ def _asks_for_owner(reading) -> bool:
           "owner unless the caller is the owner), or take no role argument and write the default role. A body "
           "that names the owner role (an owners-only function) is given the benefit of the doubt.")
 def definer_writes_role_unchecked(r, s: Schema) -> Iterator:
+    # A body naming the owner role lets only owners through: every role is within their rank.
+    for f, through, rel, column, p in _unchecked_membership_writes(s, role_column, _asks_for_owner):
+        yield r.finding(f"Definer function {f.qualified} writes {rel}.{column} from {p} without comparing it with "
+                        f"the caller's role; clients reach it through {through}.", f.qualified, location=f.location)
+
+
+def _unchecked_membership_writes(s: Schema, column_of, passes=lambda reading: False) -> Iterator:
+    """(function, how clients reach it, membership table, column, parameter): the first write of the membership
+    column `column_of(table)` names from a parameter the body never compares, in each definer function clients
+    reach whose body `passes` does not excuse."""
     members = {}
     for name in membership_tables(s):
         t = s.table(*name.split(".", 1)[::-1])
-        role = role_column(t) if t is not None else None
-        if role:
-            members[name] = role
+        column = column_of(t) if t is not None else None
+        if column:
+            members[name] = column
     if not members:
         return
     for f, through in client_definers(s):
         reading = f._body
-        if reading is None or not reading.params or not set(f.writes or ()) & set(members):
+        if reading is None or not reading.params or not set(f.writes or ()) & set(members) or passes(reading):
             continue
-        if _asks_for_owner(reading):
-            continue  # only owners get through: every role is within their rank
         loose = [(rel, p) for rel, p in _role_inputs(reading, members) if not _compared(reading, p)]
         if loose:
             rel, p = loose[0]
-            yield r.finding(f"Definer function {f.qualified} writes {rel}.{members[rel]} from {p} without comparing "
-                            f"it with the caller's role; clients reach it through {through}.", f.qualified,
-                            location=f.location)
+            yield f, through, rel, members[rel], p
 
 
 def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
@@ -671,20 +677,6 @@ def definer_checks_one_of_many_organisations(r, s: Schema) -> Iterator:
           "or compare the argument with it (`if inv.organization_id <> p_org then raise ...`), or with the "
           "organisations the caller administers.")
 def definer_writes_membership_organisation_unchecked(r, s: Schema) -> Iterator:
-    members = {}
-    for name in membership_tables(s):
-        t = s.table(*name.split(".", 1)[::-1])
-        if t is not None and t.tenant_key:
-            members[name] = t.tenant_key
-    if not members:
-        return
-    for f, through in client_definers(s):
-        reading = f._body
-        if reading is None or not reading.params or not set(f.writes or ()) & set(members):
-            continue
-        loose = [(rel, p) for rel, p in _role_inputs(reading, members) if not _compared(reading, p)]
-        if loose:
-            rel, p = loose[0]
-            yield r.finding(f"Definer function {f.qualified} writes {rel}.{members[rel]} from {p} without comparing "
-                            f"it with anything; clients reach it through {through}.", f.qualified,
-                            location=f.location)
+    for f, through, rel, column, p in _unchecked_membership_writes(s, lambda t: t.tenant_key):
+        yield r.finding(f"Definer function {f.qualified} writes {rel}.{column} from {p} without comparing it with "
+                        f"anything; clients reach it through {through}.", f.qualified, location=f.location)
