@@ -137,16 +137,20 @@ def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
 _RAISE = re.compile(r"\braise\b", re.IGNORECASE)
 
 
-def _may_ask(s: Schema, name: str) -> bool:
+def _may_ask(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
     """A call that may decide about the caller: auth.uid() and the like, or a function of the app's that returns
-    something to test or may raise (a PL/pgSQL assertion returning void). A void SQL function, or a PL/pgSQL one
-    that never raises, only does something (records an access, touches a timestamp)."""
+    something to test or may raise (a PL/pgSQL assertion returning void, or one calling such an assertion). A void
+    SQL function, or a PL/pgSQL one that neither raises nor calls anything that may, only does something (records
+    an access, touches a timestamp)."""
     f = find_function(s, name)
     if f is None:
         return names_the_caller(name)
-    if (f.returns or "").strip().lower() != "void":
+    if (f.returns or "").strip().lower() != "void" or f.language not in ("sql", "plpgsql"):
         return True
-    return f.language != "sql" and (f.language != "plpgsql" or bool(_RAISE.search(f.body or "")))
+    if f.language == "plpgsql" and _RAISE.search(f.body or ""):
+        return True
+    return any(find_function(s, inner) is not None and inner not in seen and _may_ask(s, inner, seen | {name})
+               for inner in f.calls or ())
 
 
 def client_definers(s: Schema) -> list[tuple[Function, str]]:
