@@ -9,10 +9,13 @@ the SQL exactly when the rows come back.
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 
 from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.verify.pg import act_as
 
 from pgutil import run_as
 
@@ -497,3 +500,47 @@ def test_a_membership_written_into_the_organisation_an_argument_names_is_reporte
     joined = conn.execute(f"select count(*) from public.organization_members where organization_id = '{ORG2}' "
                           f"and user_id = '{USER}'").fetchone()[0]
     assert reported == (joined == 1) == (check == ""), (reported, joined)
+
+
+HOOK = """
+do $$ begin create role supabase_auth_admin; exception when duplicate_object then null; end $$;
+create table public.documents (id uuid primary key, organization_id uuid not null references public.organizations (id),
+  body text not null);
+create index on public.documents (organization_id);
+alter table public.documents enable row level security;
+grant select on public.documents to authenticated;
+create policy documents_select on public.documents for select to authenticated
+  using (organization_id = ((select auth.jwt()) ->> 'active_org')::uuid);
+create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql stable
+  set search_path = '' as $$
+declare
+  claims jsonb := event -> 'claims';
+begin
+  claims := jsonb_set(claims, '{{active_org}}', coalesce({source}, 'null'::jsonb));
+  return jsonb_set(event, '{{claims}}', claims);
+end $$;
+grant execute on function public.custom_access_token_hook(jsonb) to supabase_auth_admin;
+revoke execute on function public.custom_access_token_hook(jsonb) from authenticated, anon, public;
+"""
+# Where the hook takes the active organisation from: what the user wrote, or their first membership.
+FROM_METADATA = "event -> 'claims' -> 'user_metadata' -> 'active_org'"
+FROM_MEMBERSHIP = ("to_jsonb((select m.organization_id from public.organization_members m "
+                   "where m.user_id = (event ->> 'user_id')::uuid limit 1))")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("source", [FROM_METADATA, FROM_MEMBERSHIP], ids=["user_metadata", "membership"])
+def test_a_token_hook_claim_from_user_metadata_is_reported_exactly_where_the_user_picks_the_organisation(
+        make_db, source):
+    conn, reported = applied(make_db, BASE + HOOK.format(source=source), "BP076")
+    conn.execute(f"insert into public.documents values (gen_random_uuid(), '{ORG2}', 'theirs')")
+    # The user wrote active_org = org2 into their metadata (supabase.auth.updateUser); Auth runs the hook at sign-in.
+    event = {"user_id": USER, "claims": {"sub": USER, "role": "authenticated",
+                                         "user_metadata": {"active_org": ORG2}}}
+    claims = conn.execute("select public.custom_access_token_hook(%s::jsonb) -> 'claims'",
+                          (json.dumps(event),)).fetchone()[0]
+    with conn.transaction():
+        cur = conn.cursor()
+        act_as(cur, "authenticated", USER, claims)
+        seen = cur.execute(f"select count(*) from public.documents where organization_id = '{ORG2}'").fetchone()[0]
+    assert reported == (seen > 0) == (source == FROM_METADATA), (reported, seen)

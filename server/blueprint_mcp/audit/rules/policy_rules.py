@@ -6,6 +6,8 @@ checked by these rules.
 
 from __future__ import annotations
 
+import re
+
 from ...model.schema import Schema
 from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_column, ranks_reversed, role_column
 from ...model.tenant_keys import user_tables as per_user_tables
@@ -674,3 +676,103 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
             yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
                             "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",
                             location=p.location or t.location)
+
+
+# --- access-token hooks ----------------------------------------------------------------------------------
+
+_METADATA_KEYS = ("user_metadata", "raw_user_meta_data")
+
+
+def _token_hooks(s: Schema) -> list:
+    """Functions Supabase Auth runs as a hook: executable by supabase_auth_admin, or named *access_token_hook."""
+    return [f for f in s.functions if f._body is not None and
+            ("supabase_auth_admin" in (f.execute_roles or []) or f.name.endswith("access_token_hook"))]
+
+
+def _names_metadata(tree) -> bool:
+    return any((kind == "String" and body.get("sval") in _METADATA_KEYS) or
+               (kind == "A_Const" and (body.get("sval") or {}).get("sval") in _METADATA_KEYS)
+               for kind, body in nodes(tree))
+
+
+def _claims_from_metadata(reading) -> list[str]:
+    """The claims a hook's body sets from the user's metadata: jsonb_set(claims, '{org_id}', <value>) and
+    jsonb_build_object('org_id', <value>) with a value that names user_metadata (event -> 'claims' ->
+    'user_metadata' ->> 'org_id', raw_user_meta_data), directly or through variables set from it."""
+    tainted: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for index, names in reading.into:
+            if set(names) <= tainted:
+                continue
+            tree = reading.trees[index]
+            if _names_metadata(tree) or any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
+                                            strings(body.get("fields"))[0] in tainted for kind, body in nodes(tree)):
+                tainted |= set(names)
+                grew = True
+
+    def from_metadata(value) -> bool:
+        return _names_metadata(value) or any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
+                                             strings(body.get("fields"))[0] in tainted for kind, body in nodes(value))
+    out: list[str] = []
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind != "FuncCall":
+                continue
+            name, args = function_name(body).split(".")[-1], body.get("args") or []
+            pairs = []
+            if name in ("jsonb_set", "jsonb_insert") and len(args) >= 3:
+                path = [p for p in re.split(r"[{},\s]+", str((args[1].get("A_Const") or {}).get("sval", {})
+                                                              .get("sval", "")) if isinstance(args[1], dict) else "")
+                        if p and p != "claims"]
+                pairs = [(path[-1] if path else "", args[2])]
+            elif name in ("jsonb_build_object", "json_build_object"):
+                pairs = [((k.get("A_Const") or {}).get("sval", {}).get("sval", "") if isinstance(k, dict) else "", v)
+                         for k, v in zip(args[::2], args[1::2])]
+            for claim, value in pairs:
+                if claim and claim not in _METADATA_KEYS and from_metadata(value) and claim not in out:
+                    out.append(claim)
+    return out
+
+
+def _reads_claim(tree, claim: str) -> bool:
+    """The expression takes `claim` out of the request's JWT: auth.jwt() ->> 'claim', or the request.jwt.claims
+    setting."""
+    named = [function_name(b) for k, b in nodes(tree) if k == "FuncCall"]
+    if not any(n in ("auth.jwt", "current_setting") for n in named):
+        return False
+    return any(kind == "A_Expr" and strings(body.get("name")) in (["->>"], ["->"], ["#>>"], ["#>"]) and
+               claim in strings_in(body.get("rexpr")) for kind, body in nodes(tree))
+
+
+@rule("BP076", "token_hook_claim_from_user_metadata", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A custom access-token hook copies the user's own metadata into a claim that a policy, or a function "
+              "the database runs, then trusts.",
+      why="The platform's lint (0015, BP020) and BP052 read user_metadata where a policy reads it. A hook moves it "
+          "one step away: `claims := jsonb_set(claims, '{org_id}', event -> 'claims' -> 'user_metadata' -> "
+          "'org_id')` puts whatever the user wrote with supabase.auth.updateUser({ data }) into the next token, and "
+          "a policy reading `auth.jwt() ->> 'org_id'` trusts it: the user picks the organisation.",
+      bad="create function public.custom_access_token_hook(event jsonb) returns jsonb language plpgsql as $$\n"
+          "declare claims jsonb := event -> 'claims';\nbegin\n  claims := jsonb_set(claims, '{org_id}', claims -> "
+          "'user_metadata' -> 'org_id');\n  return jsonb_set(event, '{claims}', claims);\nend $$;\n"
+          "create policy p on docs for select to authenticated using (organization_id = (auth.jwt() ->> "
+          "'org_id')::uuid);",
+      fix="Build the claim from what the server decides: look the organisation up in organization_members (as "
+          "supabase_auth_admin, with a policy letting it read), or copy it from app_metadata, which only the service "
+          "role writes.")
+def token_hook_claim_from_user_metadata(r, s: Schema):
+    hooks = [(f, claims) for f in _token_hooks(s) if (claims := _claims_from_metadata(f._body))]
+    if not hooks:
+        return
+    readers = [(f"{policy_label(t, p)}", tree) for t in s.tables for p in t.policies for _, tree, _ in trees(p)
+               if tree is not None]
+    readers += [(f"function {g.qualified}", tree) for g in s.functions if g._body is not None
+                and g not in [f for f, _ in hooks] for tree in g._body.trees]
+    for f, claims in hooks:
+        for claim in claims:
+            reader = next((label for label, tree in readers if _reads_claim(tree, claim)), None)
+            if reader:
+                yield r.finding(f"Access-token hook {f.qualified} copies the user's own metadata into the claim "
+                                f"'{claim}', which {reader} trusts.", f.qualified, location=f.location)
+                break
