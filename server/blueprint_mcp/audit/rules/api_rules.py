@@ -152,7 +152,11 @@ def _any_folder(tree: Any) -> bool:
 
 def _buckets_named(tree: Any) -> set[str] | None:
     """The buckets a clause is limited to (`bucket_id = 'x'`, `bucket_id in ('x', 'y')` among its top-level
-    conjuncts); None for any bucket."""
+    conjuncts, or in every branch of a top-level OR: `(bucket_id = 'x') or (bucket_id = 'y' and ...)`); None for
+    any bucket."""
+    if isinstance(tree, dict) and (tree.get("BoolExpr") or {}).get("boolop") == "OR_EXPR":
+        branches = [_buckets_named(b) for b in tree["BoolExpr"].get("args") or []]
+        return None if not branches or any(b is None for b in branches) else set().union(*branches)
     parts = [tree]
     while len(parts) == 1 and isinstance(parts[0], dict) and \
             (parts[0].get("BoolExpr") or {}).get("boolop") == "AND_EXPR":
@@ -226,9 +230,12 @@ def _published_buckets(s: Schema) -> set[str]:
     out: set[str] = set()
     for p in _object_policies(s):
         tree = p.using_tree if p.using is not None else None
-        # One comparison, not an AND of several: `_buckets_named` reads it when it is the bucket test.
-        if p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) \
-                and isinstance(tree, dict) and "A_Expr" in tree:
+        # One comparison (or an OR of them, a bucket each), not an AND of several: `_buckets_named` reads it when
+        # it is the bucket test.
+        branches = (tree.get("BoolExpr") or {}).get("args") if isinstance(tree, dict) and \
+            (tree.get("BoolExpr") or {}).get("boolop") == "OR_EXPR" else [tree]
+        if p.permissive and p.command in ("select", "all") and "anon" in (p.roles or []) and branches and \
+                all(isinstance(b, dict) and "A_Expr" in b for b in branches):
             out |= _buckets_named(tree) or set()
     return out
 
