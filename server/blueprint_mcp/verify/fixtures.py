@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from contextvars import ContextVar
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 
@@ -23,6 +24,10 @@ from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_ke
 MARKER = "blueprint-verify-marker"
 MAX_TRIES = 20_000  # combinations tried for one row before leaving it to PostgreSQL to refuse
 SUPPORT_BASE = 7000  # fixture numbers of support rows (matrix rows count from 1, hopper rows from 5000)
+# How deep support rows may nest: a support row whose own key needs a support row, and so on. A table referencing
+# itself inside a unique key (a row pointing at another row of its kind) would otherwise ask for one forever.
+MAX_SUPPORT_DEPTH = 3
+_support_depth: ContextVar[int] = ContextVar("support_depth", default=0)
 
 
 def value_for(table: Table, col: Column, n: int, enums: dict[str, list[str]]) -> str:
@@ -460,7 +465,16 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
         return
     key = {"id": literal(stable_id(target.name, target_org or "global", writer, str(number)))}
     yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != table.tenant_key and rc in key},
-           "__support__": lambda: add_row(world, target, target_org, writer, number, enums, "support")}
+           "__support__": lambda: _nested(add_row, world, target, target_org, writer, number, enums, "support")}
+
+
+def _nested(add, *args) -> None:
+    """Add a support row one level deeper: the rows it needs in turn count against MAX_SUPPORT_DEPTH."""
+    token = _support_depth.set(_support_depth.get() + 1)
+    try:
+        add(*args)
+    finally:
+        _support_depth.reset(token)
 
 
 def _support_writers(world: World, author: str, org: str | None) -> list[str]:
@@ -475,10 +489,15 @@ def _support_fits(world: World, table: Table, org: str | None, author: str, n: i
                   enums: dict[str, list[str]]) -> bool:
     """Whether a support row of `table` by `author` can be distinct on every unique key. A dry run: the rows
     it would add itself (support rows of its own references) are taken back."""
+    depth = _support_depth.get()
+    if depth >= MAX_SUPPORT_DEPTH:
+        return False
     rows, statements = len(world.rows), len(world.statements)
+    token = _support_depth.set(depth + 1)
     try:
         values = row_values(table, org, world, author, n, enums, with_id=True)
         peers = [r.values for r in world.rows[:rows] if r.table == table.name]
         return not clashes(table, values, peers, unique_keys(table))
     finally:
+        _support_depth.reset(token)
         del world.rows[rows:], world.statements[statements:]
