@@ -42,7 +42,7 @@ HOLES = [
     ("the primary owner's account takes the organisation with it",
      [("if blocking is not null then", "if false then")], "",
      "deleting owner's account loses no row another user wrote"),
-    # The cascade fails the scenario in either order of its triggers (test_a_deletion_whose_outcome_follows_...).
+    # The cascade fails the scenario in either order of its triggers (test_a_deletion_whose_outcome_followed_...).
     ("the primary owner's account cascades to the organisation", [OWNER_CASCADES], NO_DELETION_TRIGGER,
      "deleting owner's account loses no row another user wrote"),
     ("a co-owner deletes the organisation",
@@ -220,24 +220,39 @@ def test_the_clean_backend_passes_with_its_referential_actions_in_either_order(c
     assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]
 
 
-def test_a_deletion_whose_outcome_follows_trigger_order_fails_in_both_orders(clean, db_url):
+def test_a_deletion_whose_outcome_followed_trigger_order_is_a_leak_in_either_order(clean, db_url):
     """The owner's account cascading to the organisation also nulls the owner's author columns. With the cascade
-    first the rows go (a leak). With the set-null first, PostgreSQL checks the nulled rows' other keys, because
-    the test rows are new in verify's transaction, finds their organisation gone and refuses the deletion: a
-    deployed database (old rows, only changed keys checked) would lose the rows, so that refusal is an error
-    verify cannot judge, never a pass."""
+    first the rows go (a leak). With the set-null first, PostgreSQL checked the nulled rows' other keys, because
+    the test rows are new in verify's transaction, found their organisation gone and refused the deletion: an error
+    verify could not judge, where a deployed database (old rows, only changed keys checked) loses the rows. verify
+    now fires cascades first inside its own transaction (run.CASCADES_FIRST), so it gives the deployed outcome, a
+    LEAK, whatever order the database's history gave the triggers."""
     bp, migrations = clean
     holed = reopened(migrations, [OWNER_CASCADES], NO_DELETION_TRIGGER)
     scenario = "deleting owner's account loses no row another user wrote"
     verdicts = {}
     for first in ("c", "n"):
         report = verify(source=first, migrations=[*holed, fire_first(first)], blueprint=bp, database_url=db_url)
-        case = next(f for f in report.failures if f.attack == scenario)
-        verdicts[first] = case.verdict
-        if first == "n":
-            assert case.actual.startswith("error: 23503 insert or update on table "), case.actual
-            assert "cannot be judged" in case.actual and "BEFORE DELETE trigger" in case.actual
-    assert verdicts == {"c": "LEAK", "n": "error"}
+        verdicts[first] = next(f for f in report.failures if f.attack == scenario).verdict
+    assert verdicts == {"c": "LEAK", "n": "LEAK"}
+
+
+def test_a_member_reference_nulled_while_its_membership_cascades_verifies_in_either_order(db_url):
+    """access-lab: a member's account deletion removes their memberships (cascade) and nulls their author columns
+    (set null) on tasks that also reference the membership (assignee_id). With the set-null first, the nulled task
+    was re-checked against the membership already gone: every deletion case of the member became an error in a
+    fresh clone's CI, where another cluster's object ids had passed (CASCADES_FIRST)."""
+    from pathlib import Path
+
+    import yaml
+
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.run import blueprint_migrations
+
+    bp = parse_blueprint(yaml.safe_load((Path(__file__).parent / "fixtures/blueprints/access-lab.yaml").read_text()))
+    report = verify(source="access-lab", migrations=[*blueprint_migrations(bp), fire_first("n")], blueprint=bp,
+                    database_url=db_url, grant_mode="explicit")
+    assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]
 
 
 def test_platform_trigger_names_are_prefixed(clean):

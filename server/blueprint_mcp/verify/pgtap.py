@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..model import Blueprint
 from ..sql.design import build_schema
 from ..sql.ident import literal
-from .matrix import OUTCOME_FUNCTION, Case, blueprint_plan
+from .matrix import CASCADES_FIRST, OUTCOME_FUNCTION, Case, blueprint_plan
 
 
 def pgtap_file(bp: Blueprint) -> str:
@@ -30,6 +30,11 @@ def pgtap_file(bp: Blueprint) -> str:
         "",
         "-- Runs one statement as an API role with JWT claims, reports allowed/denied, and undoes it.",
         OUTCOME_FUNCTION,
+        "",
+        "-- Cascades fire before the other referential actions, whatever order the database's history gave their",
+        "-- triggers: the test rows are new in this transaction, and a set-null first would have PostgreSQL re-check",
+        "-- keys a deployed database does not (rolled back with the rest).",
+        CASCADES_FIRST + ";",
         "",
         "-- Fixtures: users sign up (triggers create profiles and workspaces), two organisations, one",
         "-- member per role, a row per table and organisation.",

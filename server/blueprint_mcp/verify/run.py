@@ -17,7 +17,7 @@ from .catalog import catalog_lints
 from .execute import run_plan
 from .guard import check_migrations, run_contained
 from .introspect import introspect
-from .matrix import Plan, blueprint_plan, generic_plan
+from .matrix import CASCADES_FIRST, Plan, blueprint_plan, generic_plan
 from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
 from .report import VerifyReport, build_report
 from .target import Engine, open_target
@@ -168,6 +168,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         conn.execute("set local standard_conforming_strings = on")
         note(1, 3, "catalogue lints")
         lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
+        conn.execute(CASCADES_FIRST)
         plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
         plan.only, plan.only_attacks = tables, attacks
         note(2, 3, f"attack matrix: {len(plan.cases)} cases")
