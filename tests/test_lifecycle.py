@@ -13,6 +13,7 @@ import pytest
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
 from blueprint_mcp.templates import load_template
+from blueprint_mcp.verify.matrix import actions_first
 from blueprint_mcp.verify.run import verify
 
 pytestmark = pytest.mark.postgres
@@ -197,20 +198,9 @@ def test_each_reopened_hole_fails_its_scenario(clean, db_url, hole, edits, extra
 def fire_first(on_delete: str) -> str:
     """SQL renaming the referential-action triggers of every table so those of `on_delete` ('n': set null,
     'c': cascade) fire first. PostgreSQL fires a table's triggers in name order, and these are named after object
-    ids, so which order a database has follows its history (ids crossing a power of ten swap them)."""
-    return f"""do $$
-declare
-  r record;
-begin
-  for r in select t.tgname, n.nspname, k.relname, c.confdeltype
-             from pg_trigger t join pg_constraint c on c.oid = t.tgconstraint
-             join pg_class k on k.oid = t.tgrelid join pg_namespace n on n.oid = k.relnamespace
-            where t.tgisinternal and c.contype = 'f' and t.tgrelid = c.confrelid loop
-    execute format('alter trigger %I on %I.%I rename to %I', r.tgname, r.nspname, r.relname,
-                   case when r.confdeltype = '{on_delete}' then 'a_' else 'z_' end || r.tgname);
-  end loop;
-end
-$$;"""
+    ids, so which order a database has follows its history (ids crossing a power of ten swap them). Applied as a
+    migration, before verify's own CASCADES_FIRST (which prefixes the names again)."""
+    return actions_first(on_delete) + ";"
 
 
 @pytest.mark.parametrize("first", ["n", "c"], ids=["set-null-first", "cascade-first"])

@@ -128,7 +128,10 @@ $$;"""
 # clean in one cluster and "cannot be judged" in another. Inside verify's transaction and the pgTAP file's (both
 # rolled back), cascades fire first, the order in which the test rows give the deployed outcome. A table the
 # connection does not own (auth.users on a real project) keeps its order.
-CASCADES_FIRST = """do $$
+def actions_first(kind: str) -> str:
+    """A DO block renaming the referential-action triggers of every table the connection owns so those whose ON
+    DELETE action is `kind` ('c' cascade, 'n' set null, 'd' set default) fire first on each table."""
+    return f"""do $$
 declare
   r record;
 begin
@@ -138,13 +141,16 @@ begin
             where t.tgisinternal and c.contype = 'f' and t.tgrelid = c.confrelid loop
     begin
       execute format('alter trigger %I on %I.%I rename to %I', r.tgname, r.nspname, r.relname,
-                     left(case when r.confdeltype = 'c' then 'a_' else 'z_' end || r.tgname, 63));
+                     left(case when r.confdeltype = '{kind}' then 'a_' else 'z_' end || r.tgname, 63));
     exception when insufficient_privilege then
       null;
     end;
   end loop;
 end
 $$"""
+
+
+CASCADES_FIRST = actions_first("c")
 
 _SKIP_UPDATE = {"id", ORG, "created_at", "updated_at", "archived_at"}
 
