@@ -22,7 +22,7 @@ from ..tree import equated_columns, function_name, nodes, statement_relations, s
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, is_tenant,
-                     membership_tables, names_the_caller, relation_names, taken_columns)
+                     membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -437,7 +437,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
         for kind, body in nodes(tree):
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
                 columns = {c.name for c in t.columns}
-                top = [n for n in _outside_sublinks(where)]
+                top = outside_subqueries(where) if where is not None else []
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
                 own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
                 if any(c[-1] == t.tenant_key for c in own):
@@ -464,28 +464,6 @@ def _picked_sides(expr: dict) -> list[list[str]] | None:
         return [strings(((side or {}).get("ColumnRef") or {}).get("fields")) for side in (expr.get("lexpr"),
                                                                                          expr.get("rexpr"))]
     return equated_columns(expr)
-
-
-def _outside_sublinks(where: Any) -> list[tuple[str, dict]]:
-    """The typed nodes of a filter outside its sub-queries (exists (select ... m.organization_id ...) tests another
-    table's organisation, not the row's)."""
-    out: list[tuple[str, dict]] = []
-    stack = [where]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            if len(value) == 1:
-                kind, body = next(iter(value.items()))
-                if kind[:1].isupper() and isinstance(body, dict):
-                    if kind == "SubLink":
-                        continue
-                    out.append((kind, body))
-                    stack.extend(v for v in body.values() if isinstance(v, dict | list))
-                    continue
-            stack.extend(v for v in value.values() if isinstance(v, dict | list))
-    return out
 
 
 def _statement_filters(s: Schema, reading, kind: str, body: dict, params: dict[str, str]):
