@@ -235,29 +235,42 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
 def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
     """A write of a variable set from the user's own metadata (v_role := new.raw_user_meta_data ->> 'role', or
     select ... into from it) writes that metadata too."""
-    tainted: set[str] = set()
-    grew = True
-    while grew:  # v2 := v1 || 'x': follow copies to the end
-        grew = False
-        for index, names in facts.into:
-            if set(names) <= tainted:
-                continue
-            # a write's RETURNING ... INTO hands on what it returns, not what it wrote
-            source = next(([b.get("returningList")] for k, b in nodes(facts.trees[index]) if k in WRITES),
-                          facts.trees[index])
-            if any(_names_metadata(kind, body) for kind, body in nodes(source)) or \
-                    any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
-                        strings(body.get("fields"))[0] in tainted for kind, body in nodes(source)):
-                tainted |= set(names)
-                grew = True
+    tainted = variables_from(facts.trees, facts.into, names_metadata)
     if not tainted:
         return
     for tree in facts.trees:
         for kind, body in nodes(tree):
-            if kind in WRITES and isinstance(body.get("relation"), dict) and \
-                    any(k == "ColumnRef" and strings(b.get("fields"))[:1] and strings(b.get("fields"))[0] in tainted
-                        for k, b in nodes(body)):
+            if kind in WRITES and isinstance(body.get("relation"), dict) and mentions_variables(body, tainted):
                 facts.metadata_writes.add(_qualified(body["relation"], default_schema))
+
+
+def names_metadata(tree: Any) -> bool:
+    """The tree names the user's own metadata (USER_METADATA, as a name or a string)."""
+    return any(_names_metadata(kind, body) for kind, body in nodes(tree))
+
+
+def mentions_variables(tree: Any, names: set[str]) -> bool:
+    """A column reference in the tree whose first part is one of `names` (v, v.field)."""
+    return any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and strings(body.get("fields"))[0] in names
+               for kind, body in nodes(tree))
+
+
+def variables_from(trees, into, source: Callable[[Any], bool]) -> set[str]:
+    """The variables a body sets (`into`: BodyFacts.into) from a statement `source` holds for, directly or through
+    other such variables (v2 := v1 || 'x'). A write's RETURNING ... INTO hands on what it returns, not what it
+    wrote."""
+    tainted: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for index, names in into:
+            if set(names) <= tainted:
+                continue
+            given = next(([b.get("returningList")] for k, b in nodes(trees[index]) if k in WRITES), trees[index])
+            if source(given) or mentions_variables(given, tainted):
+                tainted |= set(names)
+                grew = True
+    return tainted
 
 
 def _target_names(target: Any) -> tuple[str, ...]:

@@ -13,7 +13,8 @@ from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_co
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
-from ..tree import canonical, function_name, nodes, nodes_in, strings
+from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
+from ..tree import canonical, const, function_name, nodes, nodes_in, strings
 from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
@@ -680,41 +681,17 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
 
 # --- access-token hooks ----------------------------------------------------------------------------------
 
-_METADATA_KEYS = ("user_metadata", "raw_user_meta_data")
-
-
 def _token_hooks(s: Schema) -> list:
     """Functions Supabase Auth runs as a hook: executable by supabase_auth_admin, or named *access_token_hook."""
     return [f for f in s.functions if f._body is not None and
             ("supabase_auth_admin" in (f.execute_roles or []) or f.name.endswith("access_token_hook"))]
 
 
-def _names_metadata(tree) -> bool:
-    return any((kind == "String" and body.get("sval") in _METADATA_KEYS) or
-               (kind == "A_Const" and (body.get("sval") or {}).get("sval") in _METADATA_KEYS)
-               for kind, body in nodes(tree))
-
-
 def _claims_from_metadata(reading) -> list[str]:
     """The claims a hook's body sets from the user's metadata: jsonb_set(claims, '{org_id}', <value>) and
     jsonb_build_object('org_id', <value>) with a value that names user_metadata (event -> 'claims' ->
     'user_metadata' ->> 'org_id', raw_user_meta_data), directly or through variables set from it."""
-    tainted: set[str] = set()
-    grew = True
-    while grew:
-        grew = False
-        for index, names in reading.into:
-            if set(names) <= tainted:
-                continue
-            tree = reading.trees[index]
-            if _names_metadata(tree) or any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
-                                            strings(body.get("fields"))[0] in tainted for kind, body in nodes(tree)):
-                tainted |= set(names)
-                grew = True
-
-    def from_metadata(value) -> bool:
-        return _names_metadata(value) or any(kind == "ColumnRef" and strings(body.get("fields"))[:1] and
-                                             strings(body.get("fields"))[0] in tainted for kind, body in nodes(value))
+    tainted = variables_from(reading.trees, reading.into, names_metadata)
     out: list[str] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
@@ -723,15 +700,13 @@ def _claims_from_metadata(reading) -> list[str]:
             name, args = function_name(body).split(".")[-1], body.get("args") or []
             pairs = []
             if name in ("jsonb_set", "jsonb_insert") and len(args) >= 3:
-                path = [p for p in re.split(r"[{},\s]+", str((args[1].get("A_Const") or {}).get("sval", {})
-                                                              .get("sval", "")) if isinstance(args[1], dict) else "")
-                        if p and p != "claims"]
+                path = [p for p in re.split(r"[{},\s]+", str(const(args[1]) or "")) if p and p != "claims"]
                 pairs = [(path[-1] if path else "", args[2])]
             elif name in ("jsonb_build_object", "json_build_object"):
-                pairs = [((k.get("A_Const") or {}).get("sval", {}).get("sval", "") if isinstance(k, dict) else "", v)
-                         for k, v in zip(args[::2], args[1::2])]
+                pairs = [(str(const(k) or ""), v) for k, v in zip(args[::2], args[1::2])]
             for claim, value in pairs:
-                if claim and claim not in _METADATA_KEYS and from_metadata(value) and claim not in out:
+                if claim and claim not in USER_METADATA and claim not in out and \
+                        (names_metadata(value) or mentions_variables(value, tainted)):
                     out.append(claim)
     return out
 
