@@ -111,8 +111,8 @@ class Blueprint(Model):
         audited = (data.get("privacy") or {}).get("audit_tables")
         if audited:  # a side audited because its entity is (the split adds it) goes back with the entity
             merged = {e.get("name") for e in entities if e.get("private_of") in by_name}
-            data["privacy"]["audit_tables"] = [t for t in audited if not (
-                t in merged and by_name[by_name[t]["private_of"]]["name"] in audited)]
+            data["privacy"]["audit_tables"] = [t for t in audited
+                                               if not (t in merged and by_name[t]["private_of"] in audited)]
         return data
 
     def entity(self, name: str) -> Entity | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from contextlib import contextmanager
 from contextvars import ContextVar
 from collections.abc import Iterable, Iterator
 from decimal import Decimal, InvalidOperation
@@ -470,9 +471,15 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
 
 def _nested(add, *args) -> None:
     """Add a support row one level deeper: the rows it needs in turn count against MAX_SUPPORT_DEPTH."""
+    with _deeper():
+        add(*args)
+
+
+@contextmanager
+def _deeper() -> Iterator[None]:
     token = _support_depth.set(_support_depth.get() + 1)
     try:
-        add(*args)
+        yield
     finally:
         _support_depth.reset(token)
 
@@ -489,15 +496,13 @@ def _support_fits(world: World, table: Table, org: str | None, author: str, n: i
                   enums: dict[str, list[str]]) -> bool:
     """Whether a support row of `table` by `author` can be distinct on every unique key. A dry run: the rows
     it would add itself (support rows of its own references) are taken back."""
-    depth = _support_depth.get()
-    if depth >= MAX_SUPPORT_DEPTH:
+    if _support_depth.get() >= MAX_SUPPORT_DEPTH:
         return False
     rows, statements = len(world.rows), len(world.statements)
-    token = _support_depth.set(depth + 1)
     try:
-        values = row_values(table, org, world, author, n, enums, with_id=True)
+        with _deeper():
+            values = row_values(table, org, world, author, n, enums, with_id=True)
         peers = [r.values for r in world.rows[:rows] if r.table == table.name]
         return not clashes(table, values, peers, unique_keys(table))
     finally:
-        _support_depth.reset(token)
         del world.rows[rows:], world.statements[statements:]

@@ -11,7 +11,7 @@ from ..platform import (INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses,
                         sensitive)
 from ..findings import Level
 from ..registry import rule
-from ..tree import function_name, indexed
+from ..tree import indexed
 from .common import (
     AUTH_FUNCTIONS,
     api_selectable,

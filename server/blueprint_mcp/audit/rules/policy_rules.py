@@ -740,10 +740,11 @@ def token_hook_claim_from_user_metadata(r, s: Schema):
     hooks = [(f, claims) for f in _token_hooks(s) if (claims := _claims_from_metadata(f._body))]
     if not hooks:
         return
-    readers = [(f"{policy_label(t, p)}", tree) for t in s.tables for p in t.policies for _, tree, _ in trees(p)
+    hook_ids = {id(f) for f, _ in hooks}  # identity: a model's == compares every field
+    readers = [(policy_label(t, p), tree) for t in s.tables for p in t.policies for _, tree, _ in trees(p)
                if tree is not None]
     readers += [(f"function {g.qualified}", tree) for g in s.functions if g._body is not None
-                and g not in [f for f, _ in hooks] for tree in g._body.trees]
+                and id(g) not in hook_ids for tree in g._body.trees]
     for f, claims in hooks:
         for claim in claims:
             reader = next((label for label, tree in readers if _reads_claim(tree, claim)), None)

@@ -430,7 +430,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
     reading = f._body
     if reading is None:
         return []
-    params = {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
+    params = _arguments(reading)
     authorised = _authorised_picks(s, reading, params)
     out: list[tuple[str, str | None]] = []
     for tree in reading.trees:
@@ -547,6 +547,12 @@ def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[s
     return out
 
 
+def _arguments(reading) -> dict[str, str]:
+    """Each name that stands for an argument in the body -> the argument: the parameters, and the variables only
+    ever set to one (_parameter_copies)."""
+    return {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
+
+
 def _parameter_copies(reading) -> dict[str, str]:
     """variable -> parameter for each variable only ever set to a parameter as it is (`v_id := p_project`, `declare
     v_id uuid := p_project`, `select p_project into v_id`): a pick by the variable is a pick by the argument."""
@@ -597,7 +603,7 @@ def _overlap_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
     reading = f._body
     if reading is None:
         return []
-    params = {name: name for name, _ in reading.params if name} | _parameter_copies(reading)
+    params = _arguments(reading)
     out: list[str] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):

@@ -583,7 +583,7 @@ def _tests_column(where, column: str) -> bool:
                for k, b in nodes(where))
 
 
-def _kept_by_key(s: Schema, t: Table, u: Table, picked: str) -> bool:
+def _kept_by_key(t: Table, u: Table, picked: str) -> bool:
     """A foreign key keeps t's `picked` column in the row's organisation: (tenant key, picked) -> u."""
     return any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
                and t.tenant_key in fk.columns for fk in t.foreign_keys)
@@ -612,7 +612,7 @@ def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]
                                           bool(taken) and taken[position] == u.tenant_key)
                           for position, name in enumerate(names))
             for _, picked in keys:
-                if not checked and not _kept_by_key(s, t, u, picked):
+                if not checked and not _kept_by_key(t, u, picked):
                     for name in names:
                         out.setdefault(name, (u.qualified, picked))
     return out
@@ -635,11 +635,13 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool,
     copy (insert ... select, or insert of a picked variable's values), or with `copies` (a BEFORE trigger, which
     may set NEW's columns) a read of a value."""
     reading = f._body
+    if reading is None:
+        return []
     out: list[tuple[str, str, str]] = []
-    variables = _picked_variables(s, t, reading) if reading is not None else {}
+    variables = _picked_variables(s, t, reading)
     picked = {v: col for v, (_, col) in variables.items()}
-    into = dict(reading.into) if reading is not None else {}
-    for index, tree in enumerate(reading.trees if reading is not None else ()):
+    into = dict(reading.into)
+    for index, tree in enumerate(reading.trees):
         for kind, body in nodes(tree):
             if kind in ("UpdateStmt", "DeleteStmt"):
                 verb = "writes"
@@ -669,7 +671,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool,
                         _tests_column(body.get("whereClause"), u.tenant_key):
                     continue
                 for col, column in keys:
-                    if not _kept_by_key(s, t, u, column) and (verb, u.qualified, column) not in out:
+                    if not _kept_by_key(t, u, column) and (verb, u.qualified, column) not in out:
                         out.append((verb, u.qualified, column))
     return out
 
