@@ -9,7 +9,7 @@ from __future__ import annotations
 import pgparse
 import pytest
 
-from blueprint_mcp.audit import RULES, audit_schema, audit_sql
+from blueprint_mcp.audit import RULES, audit_schema, audit_sql, body
 from blueprint_mcp.audit.fold import fold
 from blueprint_mcp.audit.parse import read_sql
 from blueprint_mcp.model.schema import Command, Function, Policy, Schema, View
@@ -250,6 +250,34 @@ def test_dynamic_sql_made_of_a_text_parameter_is_found_however_it_is_spelled(bod
     sql = sql.replace("$$\ndeclare q text;\nbegin\n", "$$\ndeclare q text; begin\n")
     f = next(f for f in read_sql([("f.sql", sql)]).schema.functions if f.name == "f")
     assert f.dynamic_inputs == found
+
+
+@pytest.mark.parametrize("statement, read", [
+    ("execute 'delete from public.t where id = $1' using id", ["delete from public.t where id = id"]),
+    ("execute format('delete from public.%I where id = $1', 'logs') using id",
+     ['delete from public."logs" where id = id']),
+    ("if tbl not in ('a', 'b') then return; end if;\n  execute format('select * from public.%I where id = %L', tbl, id)",
+     ['select * from public."a" where id = id', 'select * from public."b" where id = id']),
+    ("if tbl = any (array['a']) then execute format('select * from public.%s where x like ''a%%''', tbl); end if",
+     ["select * from public.a where x like 'a%'"]),
+    ("execute format('select * from public.%I', tbl)", []),  # any table: the text is not spelled out
+    ("execute 'select * from public.' || tbl", []),
+    ("execute format('select %2$s from public.%1$I', 'a', 'x')", ['select x from public."a"']),
+])
+def test_an_execute_whose_text_the_body_spells_out_reads_as_the_statements_it_may_run(statement, read):
+    sql = (f"create function public.f(tbl text, id uuid) returns setof record language plpgsql security definer "
+           f"set search_path = '' as $$ begin\n  {statement};\nend $$;")
+    facts = body._read_plpgsql_body(sql, "public", [("tbl", "text"), ("id", "uuid")])
+    statements = [_shape(tree[0]["stmt"]) for tree in facts.trees if "SelectStmt" not in tree[0]["stmt"]
+                  or tree[0]["stmt"]["SelectStmt"].get("fromClause")]
+    assert statements == [_shape(pgparse.parse(text)[0]["stmt"]) for text in read]
+
+
+def _shape(tree):
+    """A parse tree without its locations (a statement read out of an EXECUTE has its own)."""
+    if isinstance(tree, dict):
+        return {k: _shape(v) for k, v in tree.items() if k not in ("location", "stmt_location", "stmt_len")}
+    return [_shape(v) for v in tree] if isinstance(tree, list) else tree
 
 
 @pytest.mark.parametrize("body, language, found", [

@@ -101,6 +101,19 @@ revoke all on function public.projects_for_orgs(uuid[]) from public, anon;
 grant execute on function public.projects_for_orgs(uuid[]) to authenticated;
 """
 
+DYNAMIC = """create function public.get_record(p_org uuid, p_table text, p_id uuid) returns jsonb language plpgsql
+  stable security definer set search_path = '' as $$
+declare result jsonb;
+begin
+  if p_table not in ('projects', 'organizations') then raise exception 'unknown entity %', p_table; end if;
+  if not (p_org = any (array(select private.org_ids()))) then return null; end if;
+  execute format('select to_jsonb(t) from public.%I t where t.id = $1{tie}', p_table) into result using p_id, p_org;
+  return result;
+end $$;
+revoke all on function public.get_record(uuid, text, uuid) from public, anon;
+grant execute on function public.get_record(uuid, text, uuid) to authenticated;
+"""
+
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
     "an invoker's view over a private table without RLS": (
@@ -274,6 +287,12 @@ CASES = {
         "revoke all on function public.retitle_project(uuid, text) from public, anon;\n"
         "grant execute on function public.retitle_project(uuid, text) to authenticated;",
         "select count(*) from public.retitle_project('{p2}', 'taken') n where n > 0", None),
+    "a definer function reading a row by the client's id through EXECUTE ... USING": (
+        DYNAMIC.format(tie=""),
+        "select count(*) from public.get_record('{org1}', 'projects', '{p2}') r where r is not null", "BP073"),
+    "a definer function reading through EXECUTE a row of the organisation it checks": (
+        DYNAMIC.format(tie=" and t.organization_id = $2"),
+        "select count(*) from public.get_record('{org1}', 'projects', '{p2}') r where r is not null", None),
     "a definer function checking that the caller belongs to one of the organisations passed": (
         OVERLAP.format(check="&&"),
         "select count(*) from public.projects_for_orgs(array['{org1}', '{org2}']::uuid[]) p "

@@ -1,8 +1,9 @@
 """What a function body touches: the tables it reads and writes, the NEW columns a trigger sets.
 
 SQL bodies go through the PostgreSQL grammar, PL/pgSQL bodies through libpg_query's PL/pgSQL
-parser and then each embedded query through the grammar again. Dynamic SQL (EXECUTE) stays unknown,
-except in a DO block, whose constant EXECUTE strings are statements it runs (`block_statements`).
+parser and then each embedded query through the grammar again. Dynamic SQL (EXECUTE) is read where the body
+spells its text out (a constant, or format() of a constant template over names the body tests: `_add_dynamic`)
+and stays unknown otherwise; a DO block's constant EXECUTE strings are statements it runs (`block_statements`).
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         facts.variables |= {(d.get("PLpgSQL_var") or {}).get("refname", "") for d in datums
                             if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
         setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
+        dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -217,6 +219,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = ()
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
+                dynamic.append((inner_kind, body))
         # DECLARE x := <expression>: the defaults run at every call, before the first statement
         for datum in datums:
             var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
@@ -226,6 +229,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
+        for inner_kind, body in dynamic:
+            _add_dynamic(facts, inner_kind, body, default_schema)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
@@ -361,6 +366,105 @@ def _format_raw(args: list) -> set[str]:
         if m.group(2) == "s" and index < len(args):
             out |= _raw(args[index])
     return out
+
+
+# --- dynamic SQL whose text the body spells out -------------------------------------------------------
+
+_MAX_DYNAMIC_TEXTS = 8  # statements one EXECUTE may stand for (a table name among a list the body tests)
+
+
+def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str) -> None:
+    """Read an EXECUTE whose text is spelled out: a constant, or format() of a constant template whose %I and %s
+    take constants or a variable the body tests against a list of names (`if p_table not in ('projects',
+    'tasks') then raise`: one statement per name). Its $n are the USING values and format's %L arguments, so
+    `execute format('select ... from public.%I t where t.id = $1', p_table) using p_id` reads as `select ... from
+    public.projects t where t.id = p_id` (and as the same for tasks). A text made of anything else stays unread."""
+    expr = (body.get(_DYNAMIC[kind]) or {}).get("PLpgSQL_expr") or {}
+    node = _expression_tree(expr)
+    using = [_expression_tree((p or {}).get("PLpgSQL_expr") or {}) for p in body.get("params") or []]
+    texts = _dynamic_texts(node, len(using), _names_tested(facts.trees))
+    if texts is None:
+        return
+    for text, literals in texts:
+        values = {i: v for i, v in enumerate([*using, *literals], start=1) if v is not None}
+        parsed = _parsed_or_empty(text)
+        if not parsed:
+            continue
+        before = len(facts.trees)
+        add_statements(facts, _substituted(parsed, values), default_schema)
+        targets = _target_names(body.get("target")) if body.get("into") else ()
+        if targets:
+            facts.into.append((before, targets))
+
+
+def _dynamic_texts(node: Any, given: int, tested: dict[str, list[str]]) -> list[tuple[str, list]] | None:
+    """(text, the format arguments its added $n stand for) of each statement an EXECUTE argument may be; None
+    when its text is not spelled out. `given`: how many USING values the $n before those stand for."""
+    text = _concatenated(node)
+    if text is not None:
+        return [(text, [])]
+    call = (node or {}).get("FuncCall") if isinstance(node, dict) else None
+    if not call or strings(call.get("funcname"))[-1:] != ["format"] or not call.get("args"):
+        return None
+    template, args = const(call["args"][0]), call["args"][1:]
+    if not isinstance(template, str):
+        return None
+    out: list[tuple[str, list]] = [("", [])]
+    position, cut = 0, 0
+    for m in _PLACEHOLDER.finditer(template):
+        pieces: list[str] = [template[cut:m.start()]]
+        cut = m.end()
+        if m.group(2) == "%":
+            out = [(t + pieces[0] + "%", lit) for t, lit in out]
+            continue
+        index = int(m.group(1)) if m.group(1) else position + 1
+        position = index
+        arg = args[index - 1] if 0 < index <= len(args) else None
+        value = const(arg)
+        if m.group(2) == "L":
+            out = [(t + pieces[0] + f"${given + len(lit) + 1}", [*lit, arg]) for t, lit in out]
+            continue
+        ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
+        names = [str(value)] if value is not None else tested.get(ref[0], []) if len(ref) == 1 else []
+        if not names:
+            return None
+        spell = (lambda n: '"' + n.replace('"', '""') + '"') if m.group(2) == "I" else str
+        out = [(t + pieces[0] + spell(n), lit) for t, lit in out for n in names]
+        if len(out) > _MAX_DYNAMIC_TEXTS:
+            return None
+    return [(t + template[cut:], lit) for t, lit in out]
+
+
+def _names_tested(trees: list[Any]) -> dict[str, list[str]]:
+    """variable -> the strings the body compares it with (v = 'a', v in ('a', 'b'), v not in (...), v = any
+    (array['a', 'b'])): the names a text built from it may hold, when the body refuses the others."""
+    out: dict[str, list[str]] = {}
+    for tree in trees:
+        for kind, body in nodes(tree):
+            if kind != "A_Expr" or strings(body.get("name")) not in (["="], ["<>"]):
+                continue
+            ref = strings(((body.get("lexpr") or {}).get("ColumnRef") or {}).get("fields"))
+            right = body.get("rexpr")
+            items = (right.get("List") or {}).get("items") if isinstance(right, dict) and "List" in right else \
+                (right.get("A_ArrayExpr") or {}).get("elements") if isinstance(right, dict) and "A_ArrayExpr" in right \
+                else [right]
+            found = [const(i) for i in items or []]
+            if len(ref) == 1 and found and all(isinstance(v, str) for v in found):
+                known = out.setdefault(ref[0], [])
+                known += [v for v in found if v not in known]
+    return out
+
+
+def _substituted(tree: Any, values: dict[int, Any]) -> Any:
+    """The tree with each $n that `values` holds replaced by that value's tree."""
+    if isinstance(tree, dict):
+        param = tree.get("ParamRef")
+        if len(tree) == 1 and isinstance(param, dict) and param.get("number") in values:
+            return values[param["number"]]
+        return {k: _substituted(v, values) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_substituted(v, values) for v in tree]
+    return tree
 
 
 def _expression_tree(expr: dict) -> Any:
