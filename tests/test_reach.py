@@ -485,6 +485,49 @@ def test_a_definer_trigger_deleting_a_row_it_picked_into_a_variable_is_reported_
     assert reported == (left == 0) == (check == ""), (reported, left)
 
 
+# Members queue copies of their organisation's projects; a pg_cron job's worker (run as the table owner, past RLS)
+# makes them.
+COPY_JOBS = """
+create table public.copy_jobs (id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id), source_project_id uuid not null,
+  done boolean not null default false);
+create index on public.copy_jobs (organization_id);
+alter table public.copy_jobs enable row level security;
+grant insert (organization_id, source_project_id) on public.copy_jobs to authenticated;
+create policy copy_jobs_insert on public.copy_jobs for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create function private.run_copy_jobs() returns void language plpgsql set search_path = '' as $$
+declare
+  job record;
+begin
+  for job in select * from public.copy_jobs where not done loop
+    insert into public.projects (id, organization_id, name)
+    select gen_random_uuid(), job.organization_id, 'copy of ' || p.name
+      from public.projects p where p.id = job.source_project_id {tie};
+    update public.copy_jobs set done = true where id = job.id;
+  end loop;
+end $$;
+revoke all on function private.run_copy_jobs() from public, anon, authenticated;
+select cron.schedule('copy-jobs', '* * * * *', 'select private.run_copy_jobs()');
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("tie", ["", "and p.organization_id = job.organization_id"], ids=["untied", "tied"])
+def test_a_scheduled_worker_copying_a_row_a_queued_job_names_is_reported_exactly_where_it_copies_anothers(make_db,
+                                                                                                       tie):
+    sql = BASE + COPY_JOBS.format(tie=tie)
+    reported = any(f.rule_id == "BP077" for f in audit_sql([("m.sql", sql)]))
+    # This PostgreSQL has no pg_cron: the schedule is the audit's to read, and the test runs the job as pg_cron
+    # would, as the role that scheduled it.
+    conn, _ = applied(make_db, sql.replace("select cron.schedule", "-- select cron.schedule"), "BP077")
+    conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
+    as_member(conn, f"insert into public.copy_jobs (organization_id, source_project_id) values ('{ORG1}', '{P2}')")
+    conn.execute("select private.run_copy_jobs()")
+    copied = as_member(conn, "select count(*) from public.projects where name = 'copy of p2'")[0][0]
+    assert reported == (copied == 1) == (tie == ""), (reported, copied)
+
+
 ACCEPT = """
 create table private.invitations (id uuid primary key default gen_random_uuid(), organization_id uuid not null,
   token text not null unique, role text not null);

@@ -200,6 +200,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                             if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
         setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
         dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
+        loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -211,7 +212,12 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(body.get("target"))
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
+            elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
+                query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
+                if isinstance(query, dict):
+                    loops[id(query)] = _target_names(body.get("var"))
             elif inner_kind == "PLpgSQL_expr":
+                setting = loops.pop(id(body), setting)
                 before = len(facts.trees)
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
                 if setting and len(facts.trees) > before:

@@ -1,14 +1,15 @@
 """Statement handlers, part 3: what the platform's lints read beyond tables and policies.
 
-Foreign tables, extensions (with what CASCADE installs), rows of storage.buckets, queues made by `select pgmq.create(...)`, and transaction
-control (begin/commit/rollback/savepoints), replayed the way PostgreSQL would leave the catalogue.
+Foreign tables, extensions (with what CASCADE installs), rows of storage.buckets, queues made by `select pgmq.create(...)`,
+schedules made by `select cron.schedule(...)`, and transaction control (begin/commit/rollback/savepoints), replayed the
+way PostgreSQL would leave the catalogue.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..model.schema import Column, Extension, StorageBucket, Table
+from ..model.schema import Column, CronJob, Extension, StorageBucket, Table
 from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
 from .fold import fold
@@ -119,6 +120,9 @@ def select(r: Reader, n: dict, st: Stmt) -> None:
     calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
         "functions") or [] for i in fn.get("List", {}).get("items") or []]
     for call in calls:
+        if call and strings(call.get("funcname"))[-2:] in (["cron", "schedule"], ["cron", "schedule_in_database"],
+                                                           ["cron", "unschedule"]):
+            _schedule(r, call)
         if not call or strings(call.get("funcname"))[-2:] not in [[QUEUE_SCHEMA, c] for c in _QUEUE_CREATORS]:
             continue
         name = const((call.get("args") or [None])[0])
@@ -127,6 +131,23 @@ def select(r: Reader, n: dict, st: Stmt) -> None:
             t = Table(schema_name=QUEUE_SCHEMA, name=table, location=st.loc(call.get("location")),
                       columns=[Column(name=c, type=ty) for c, ty in _QUEUE_COLUMNS])
             r.add_table(t)
+
+
+def _schedule(r: Reader, call: dict) -> None:
+    """cron.schedule([name,] schedule, command), cron.schedule_in_database(name, schedule, command, ...): a job
+    that runs the command as the scheduling role (a superuser's job bypasses RLS); a job of the same name is
+    replaced. cron.unschedule(name) removes it. Arguments that are not constants are not read."""
+    args = [const(a) for a in call.get("args") or []]
+    jobs = r.schema.cron_jobs
+    if strings(call.get("funcname"))[-1] == "unschedule":
+        jobs[:] = [j for j in jobs if not args or j.name != args[0]]
+        return
+    if strings(call.get("funcname"))[-1] == "schedule" and len(args) == 2:
+        args = ["", *args]
+    if len(args) < 3 or not all(isinstance(a, str) for a in args[:3]):
+        return
+    jobs[:] = [j for j in jobs if not args[0] or j.name != args[0]]
+    jobs.append(CronJob(name=args[0], schedule=args[1], command=args[2]))
 
 
 def transaction(r: Reader, n: dict, st: Stmt) -> None:

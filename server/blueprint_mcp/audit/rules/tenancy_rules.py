@@ -589,7 +589,7 @@ def _kept_by_key(t: Table, u: Table, picked: str) -> bool:
                and t.tenant_key in fk.columns for fk in t.foreign_keys)
 
 
-def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]]:
+def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
     """variable -> (table, NEW column) for each variable a SELECT ... INTO fills from a row of another tenant table
     that a NEW column picks (`select * into v from projects where id = new.project_id`), nothing keeping that row
     in the new row's organisation: no test of the table's tenant key in the statement, no composite foreign key,
@@ -601,7 +601,7 @@ def _picked_variables(s: Schema, t: Table, reading) -> dict[str, tuple[str, str]
         if select is None or not select.get("fromClause"):
             continue
         where = select.get("whereClause")
-        keys = _row_keys(where, {v: col for v, (_, col) in out.items()})
+        keys = _row_keys(where, {v: col for v, (_, col) in out.items()}, _NEW_OLD | rows)
         for rv in statement_relations("SelectStmt", select) or []:
             u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
             if u is None or u.qualified == t.qualified or not is_tenant(u) or not u.tenant_key or \
@@ -627,18 +627,19 @@ def _transition_names(body, transitions: set[str]) -> frozenset[str]:
     return _NEW_OLD | named
 
 
-def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool,
-                              transitions: set[str] = frozenset()) -> list[tuple[str, str, str]]:
+def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions: set[str] = frozenset(),
+                              rows: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
     """(writes or reads, table, NEW column) for each statement on another tenant table whose rows a NEW/OLD column
     picks, directly or through a variable a SELECT ... INTO filled from such a row, with neither that table's
     tenant key tied to the row's nor a foreign key keeping the column in the row's tenant: an update or delete, a
     copy (insert ... select, or insert of a picked variable's values), or with `copies` (a BEFORE trigger, which
-    may set NEW's columns) a read of a value."""
+    may set NEW's columns) a read of a value. `rows`: other names for rows of t the client wrote (a scheduled
+    job's loop over a queue: `for job in select * from jobs`)."""
     reading = f._body
     if reading is None:
         return []
     out: list[tuple[str, str, str]] = []
-    variables = _picked_variables(s, t, reading)
+    variables = _picked_variables(s, t, reading, rows)
     picked = {v: col for v, (_, col) in variables.items()}
     into = dict(reading.into)
     for index, tree in enumerate(reading.trees):
@@ -664,7 +665,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool,
             else:
                 continue
             rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"), picked, _transition_names(body, transitions))
+            keys = _row_keys(body.get("whereClause"), picked, _transition_names(body, transitions) | rows)
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
@@ -696,8 +697,7 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
             continue
         for trg in t.triggers:
             f = find_function(s, trg.function)
-            written = [e for e in trg.events if e in ("insert", "update") and clients_granted(s, t, e)
-                       and (not t.rls_enabled or client_policies(t, e))]
+            written = _client_written(s, t, trg.events)
             if f is None or not f.security_definer or not written:
                 continue
             transitions = {r.split(" as ", 1)[1].lower() for r in trg.referencing if " as " in r}
@@ -710,3 +710,62 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                                 f"and {verb} {table} where {rows}.{column} points{into}, which nothing keeps in the "
                                 f"row's organisation.", f"{t.qualified}.{trg.name}",
                                 location=trg.location or t.location)
+
+
+def _client_written(s: Schema, t: Table, events=("insert", "update")) -> list[str]:
+    """Of `events`, the writes clients may make to t: granted, and let through by a policy where RLS is on."""
+    return [e for e in events if e in ("insert", "update") and clients_granted(s, t, e)
+            and (not t.rls_enabled or client_policies(t, e))]
+
+
+def _scheduled_functions(s: Schema) -> list[tuple[str, object]]:
+    """(job, function) for each function a pg_cron job's command calls, and each function those call."""
+    out: list[tuple[str, object]] = []
+    for job in s.cron_jobs:
+        try:
+            names = [function_name(b) for k, b in nodes(pgparse.parse(job.command)) if k == "FuncCall"]
+        except (pgparse.PGQueryError, RecursionError, ValueError):
+            continue
+        label = job.name or job.command
+        seen: set[str] = set()
+        while names:
+            f = find_function(s, names.pop(0))
+            if f is None or f.qualified in seen:
+                continue
+            seen.add(f.qualified)
+            out.append((label, f))
+            names += list(f.calls or ())
+    return out
+
+
+@rule("BP077", "scheduled_job_trusts_client_rows", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A pg_cron job's function reads rows clients write (a queue) and updates, deletes or copies rows of "
+              "another tenant table that a column of them picks, which nothing keeps in the queued row's "
+              "organisation.",
+      why="pg_cron runs the job as the role that scheduled it, usually postgres, past RLS. The queue's insert "
+          "policy checks the job's own organization_id; the worker then copies or changes whatever row "
+          "`job.source_project_id` names. A member of one organisation queues a job naming another "
+          "organisation's project, and the worker copies its data into the member's organisation (or changes "
+          "or deletes it): the confused deputy of BP071, run on a schedule instead of by a trigger.",
+      bad="for job in select * from public.copy_jobs loop\n"
+          "  insert into public.projects (organization_id, name, notes) select job.organization_id, p.name, p.notes\n"
+          "    from public.projects p where p.id = job.source_project_id;\nend loop;",
+      fix="Reference the row through a composite foreign key (organization_id, source_project_id) -> projects "
+          "(organization_id, id), or add `and p.organization_id = job.organization_id` to the worker's statement.")
+def scheduled_job_trusts_client_rows(r, s: Schema):
+    for job, f in _scheduled_functions(s):
+        reading = f._body
+        for index, names in reading.into if reading is not None else ():
+            select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+            rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
+            t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema) \
+                if len(rvs) == 1 else None
+            if t is None or not is_tenant(t) or not _client_written(s, t):
+                continue
+            hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset(n.lower() for n in names))
+            if hits:
+                verb, table, column = hits[0]
+                yield r.finding(f"pg_cron job '{job}' runs {f.qualified}, which {verb} {table} picked by "
+                                f"{names[0]}.{column}, a column of {t.qualified} rows clients write, that nothing "
+                                "keeps in the queued row's organisation.", f.qualified, location=f.location)
+                break
