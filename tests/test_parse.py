@@ -218,6 +218,22 @@ def test_extensions_land_where_their_control_files_put_them_and_cascade_installs
         ("earthdistance", "public")]
 
 
+def test_cron_schedules_are_read_as_pg_cron_keeps_them():
+    # A job of the same name is replaced, unschedule removes one, a rolled-back one never existed, and a command
+    # that is not a constant is not a job the audit can read.
+    s = schema_of("select cron.schedule('a', '* * * * *', 'select 1');\n"
+                  "select cron.schedule('a', '0 * * * *', 'select private.f()');\n"
+                  "select cron.schedule('5 * * * *', $$select private.g()$$);\n"
+                  "select cron.schedule_in_database('b', '0 3 * * *', 'select 2', 'postgres');\n"
+                  "select cron.unschedule('b');\n"
+                  "begin; select cron.schedule('c', '* * * * *', 'select 3'); rollback;\n"
+                  "select cron.schedule('d', '* * * * *', current_setting('app.job'));\n"
+                  "do $$ begin perform cron.schedule('e', '1 * * * *', 'select 4'); end $$;")
+    assert [(j.name, j.schedule, j.command) for j in s.cron_jobs] == [
+        ("a", "0 * * * *", "select private.f()"), ("", "5 * * * *", "select private.g()"),
+        ("e", "1 * * * *", "select 4")]
+
+
 def test_tables_made_from_queries_name_their_columns_as_postgresql_does():
     s = schema_of("create table public.src (id int primary key, secret text);\n"
                   "create table public.copy as select 'q'::text::varchar, case when true then 1 end::text,\n"

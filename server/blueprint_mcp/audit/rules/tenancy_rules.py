@@ -12,6 +12,7 @@ from ..parser import parse
 from ..tree import canonical, equated_columns, function_name, nodes, statement_relations, strings
 from .binding import from_relations, tied_to_row
 from .common import (
+    CLIENT_ROLES,
     SENSITIVE_MARK,
     applies_to_clients,
     calls,
@@ -718,42 +719,47 @@ def _client_written(s: Schema, t: Table, events=("insert", "update")) -> list[st
             and (not t.rls_enabled or client_policies(t, e))]
 
 
-def _scheduled_functions(s: Schema) -> list[tuple[str, object]]:
-    """(job, function) for each function a pg_cron job's command calls, and each function those call."""
+def _server_run_functions(s: Schema) -> list[tuple[str, object]]:
+    """(who runs it, function) for each function a pg_cron job's command calls, and each function those call;
+    then each other function clients may not execute that is not a trigger's (run by the service role or a job
+    scheduled outside the migrations: Supabase's Cron page keeps its jobs in the database)."""
     out: list[tuple[str, object]] = []
+    seen: set[str] = set()
     for job in s.cron_jobs:
         try:
             names = [function_name(b) for k, b in nodes(pgparse.parse(job.command)) if k == "FuncCall"]
         except (pgparse.PGQueryError, RecursionError, ValueError):
             continue
-        label = job.name or job.command
-        seen: set[str] = set()
         while names:
             f = find_function(s, names.pop(0))
             if f is None or f.qualified in seen:
                 continue
             seen.add(f.qualified)
-            out.append((label, f))
+            out.append((f"by pg_cron job '{job.name or job.command}'", f))
             names += list(f.calls or ())
+    out += [("only by the server (no client may execute it)", f) for f in s.functions if f.qualified not in seen and
+            f.returns.lower() not in ("trigger", "event_trigger") and not set(CLIENT_ROLES) & set(f.execute_roles)]
     return out
 
 
-@rule("BP077", "scheduled_job_trusts_client_rows", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A pg_cron job's function reads rows clients write (a queue) and updates, deletes or copies rows of "
-              "another tenant table that a column of them picks, which nothing keeps in the queued row's "
-              "organisation.",
-      why="pg_cron runs the job as the role that scheduled it, usually postgres, past RLS. The queue's insert "
-          "policy checks the job's own organization_id; the worker then copies or changes whatever row "
-          "`job.source_project_id` names. A member of one organisation queues a job naming another "
-          "organisation's project, and the worker copies its data into the member's organisation (or changes "
-          "or deletes it): the confused deputy of BP071, run on a schedule instead of by a trigger.",
+@rule("BP077", "server_worker_trusts_queued_rows", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A worker only the server runs (a pg_cron job's function, or one no client may execute) reads rows "
+              "clients write (a queue) and updates, deletes or copies rows of another tenant table that a column of "
+              "them picks, which nothing keeps in the queued row's organisation.",
+      why="pg_cron runs a job as the role that scheduled it, usually postgres, and the service role bypasses RLS: "
+          "the worker reads and writes past every policy. The queue's insert policy checks the job's own "
+          "organization_id; the worker then copies or changes whatever row `job.source_project_id` names. A "
+          "member of one organisation queues a job naming another organisation's project, and the worker copies "
+          "its data into the member's organisation (or changes or deletes it): the confused deputy of BP071, run "
+          "on a schedule instead of by a trigger. Jobs made on Supabase's Cron page live in the database, not in "
+          "the migrations, so a function no client may execute counts as the server's too.",
       bad="for job in select * from public.copy_jobs loop\n"
           "  insert into public.projects (organization_id, name, notes) select job.organization_id, p.name, p.notes\n"
           "    from public.projects p where p.id = job.source_project_id;\nend loop;",
       fix="Reference the row through a composite foreign key (organization_id, source_project_id) -> projects "
           "(organization_id, id), or add `and p.organization_id = job.organization_id` to the worker's statement.")
-def scheduled_job_trusts_client_rows(r, s: Schema):
-    for job, f in _scheduled_functions(s):
+def server_worker_trusts_queued_rows(r, s: Schema):
+    for how, f in _server_run_functions(s):
         reading = f._body
         for index, names in reading.into if reading is not None else ():
             select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
@@ -765,7 +771,7 @@ def scheduled_job_trusts_client_rows(r, s: Schema):
             hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset(n.lower() for n in names))
             if hits:
                 verb, table, column = hits[0]
-                yield r.finding(f"pg_cron job '{job}' runs {f.qualified}, which {verb} {table} picked by "
-                                f"{names[0]}.{column}, a column of {t.qualified} rows clients write, that nothing "
-                                "keeps in the queued row's organisation.", f.qualified, location=f.location)
+                yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {names[0]}.{column}, a "
+                                f"column of {t.qualified} rows clients write, that nothing keeps in the queued row's "
+                                "organisation.", f.qualified, location=f.location)
                 break
