@@ -549,17 +549,22 @@ def test_condition_rows_under_a_one_row_per_author_key_take_another_member(url):
     verified(data, url)
 
 
-def test_a_private_side_whose_only_member_grant_needs_a_parent_column_is_the_service_roles(url):
+def test_a_private_side_whose_insert_grants_need_a_parent_column_is_written_by_the_rows_updaters(url):
     """Found by `make fuzz`: insert grants [{min_role: owner, assigned: name}, {linked: [name]}]; the side
-    table keeps only the linked grant (assigned needs a parent column), a policy that never checks
-    membership (BP027). With no member grant left, only the service role writes the personal data."""
+    table kept only the linked grant (assigned needs a parent column), a policy that never checks
+    membership (BP027). No author grant carries over now, so the personal data is written by the row's
+    updaters alone (members, by default; red team round 8 found authors and inserters writing it past the
+    update grants) and its author among them: only authors read it."""
     data = blueprint({"name": "projects", "fields": [
         {"name": "name", "type": "reference", "references": "organization_members", "nullable": False},
         {"name": "title", "type": "uuid", "nullable": False, "pii": True}],
         "access": {"insert": [{"min_role": "owner", "assigned": "name"}, {"linked": ["name"]}]}})
     assert audited(data) == []
     side = build_schema(parse_blueprint(data)).table("projects_private")
-    assert [p.command for p in side.policies if p.command == "insert"] == []
+    assert [p.check for p in side.policies if p.command == "insert"] == [
+        "created_by = (select auth.uid()) and organization_id = any (array(select "
+        "private.organization_ids_with_role('member'))) and exists (select 1 from public.projects p where "
+        "p.id = projects_private.project_id)"]
     verified(data, url)
 
 
@@ -1246,3 +1251,56 @@ def test_a_table_referencing_itself_inside_a_unique_key_gets_its_fixtures(url):
                       "unique_together": [["organization_id", "data", "parent_id"], ["created_at"]]})
     assert audited(data) == []
     verified(data, url)
+
+
+# Red team round 8: a row's personal data was written by whoever could create or delete rows, past the update
+# grants (docs/access.md A23 now: its updaters write it, its author gives it once, a soft-deleted row keeps it).
+CLAIMS = blueprint(
+    {"name": "claims", "soft_delete": True, "restore": "admin", "fields": [
+        {"name": "amount_cents", "type": "integer", "nullable": False},
+        {"name": "status", "type": "enum", "values": ["draft", "approved"], "nullable": False, "default": "draft"},
+        {"name": "iban", "type": "text", "pii": True}],
+     "access": {"select": "member", "insert": "member",
+                "update": [{"min_role": "admin"}, {"min_role": "member", "own": True,
+                                                   "where": {"column": "status", "equals": "draft"}}],
+                "delete": [{"min_role": "admin"}, {"min_role": "member", "own": True}]},
+     "pii_read": [{"min_role": "admin"}, {"min_role": "member", "own": True}]},
+    tenancy={"personal_workspaces": False})
+
+
+def test_an_author_changes_a_rows_personal_data_only_while_the_update_grants_let_them_change_the_row(url, make_db):
+    """r1: once approved, a claim was frozen for its author, yet they deleted its bank account and inserted
+    another. Now the personal data is written by those who may update the row, as its update grants say (the
+    draft condition read on the claim), and a soft-deleted row's is deleted by nobody."""
+    verified(CLAIMS, url)
+    conn, org, users = _team(CLAIMS, make_db)
+    bob = users["bob"]
+    claim = run_as(conn, "authenticated", bob, "insert into public.claims (organization_id, amount_cents) "
+                   "values (%s, 100) returning id", (org,))[0][0]
+    assert affected(conn, "authenticated", bob, "insert into public.claims_private (organization_id, claim_id, "
+                    "iban) values (%s, %s, 'DE89')", (org, claim)) == 1
+    edit = "update public.claims_private set iban = 'DE00' where claim_id = %s"
+    assert affected(conn, "authenticated", bob, edit, (claim,)) == 1  # a draft: the author edits it
+    assert affected(conn, "authenticated", users["admin"], "update public.claims set status = 'approved' "
+                    "where id = %s", (claim,)) == 1
+    assert affected(conn, "authenticated", bob, edit, (claim,)) == 0
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # no client deletes it for good
+        run_as(conn, "authenticated", bob, "delete from public.claims_private where claim_id = %s", (claim,))
+    assert affected(conn, "authenticated", users["admin"], edit.replace("DE00", "GB33"), (claim,)) == 1
+
+
+def test_without_an_author_column_only_the_rows_updaters_write_its_personal_data(url, make_db):
+    """r3: no author column, insert: member, update: admin. A member who may not change a supplier gave it
+    their own bank account first; now only its updaters (admins) write it."""
+    data = blueprint({"name": "suppliers", "owner_column": None, "fields": [
+        {"name": "name", "type": "text", "nullable": False}, {"name": "bank_account", "type": "text", "pii": True}],
+        "access": {"select": "member", "insert": "member", "update": "admin", "delete": "admin"},
+        "pii_read": "member"}, tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    supplier = run_as(conn, "authenticated", users["admin"], "insert into public.suppliers (organization_id, name) "
+                      "values (%s, 'Acme') returning id", (org,))[0][0]
+    give = "insert into public.suppliers_private (organization_id, supplier_id, bank_account) values (%s, %s, %s)"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        run_as(conn, "authenticated", users["bob"], give, (org, supplier, "bob's account"))
+    assert affected(conn, "authenticated", users["admin"], give, (org, supplier, "acme's account")) == 1

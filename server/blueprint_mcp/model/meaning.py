@@ -53,35 +53,41 @@ def pii_readers(bp: Blueprint, parent: Entity) -> list[Grant]:
 
 
 def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant]:
-    """A private side table's grants, before the usual narrowing: select = the parent's pii readers; writes
-    = the parent's grants for the command that need no parent column (where, assigned and under are dropped).
-    Linked chains start one hop earlier, at the reference to the parent."""
+    """A private side table's grants, before the usual narrowing. select: the parent's pii readers. update and
+    delete: whoever may update the row the personal data belongs to (changing or removing it edits the row), as
+    `under` the reference to that row, so every condition of the parent's update grants holds there (a where on
+    its state, assigned, under, soft delete); the members and linked users those grants name. insert: the same,
+    and the row's author by the parent's insert grants that need no parent column (where, assigned and under
+    are dropped): an author gives their own row its personal data, once (one side row per row), and changes it
+    only as an updater. Without an author column there is no author to give it. Linked chains start one hop
+    earlier, at the reference to the parent. With no member left, only the service role writes it; a
+    soft-deleted entity's personal data is deleted by the service role alone (clearing a field is an update)."""
     parent = bp.entity(side.private_of)
     ref = side.fields[0].name
     if command == "select":
-        grants = pii_readers(bp, parent)
-    elif side.scope is Scope.service:
+        return [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in pii_readers(bp, parent)]
+    if side.scope is Scope.service or (command == "delete" and parent.soft_delete):
         return []
-    else:
-        grants = [g for g in command_grants(bp, parent, command)
-                  if g.where is None and g.assigned is None and g.under is None]
-        if not any(g.is_member_grant for g in grants):
-            # Only linked users would be left: a tenant table no member writes is the service role's
-            # (a policy that never checks membership is what the audit warns about, BP027).
-            return []
-    grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
+    who = ("min_role", "roles", "capability", "linked")
+    updaters = command_grants(bp, parent, "update")
+    # A grant that tests nothing but who (and authorship: the side row's author is the row's) reads the same on
+    # the side; one with a condition on the row's columns is read on the row, `under` it.
+    grants = [g if g.where is None and g.assigned is None and g.under is None and g.visible is None else
+              Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, under=ref) for g in updaters] \
+        if any(g.is_member_grant for g in updaters) else []
+    readers = _private_grants(bp, side, "select")
+    if side.owner_column and readers and all(r.own and not r.linked for r in readers):
+        # Only authors read it, and nobody writes what they may not read (a planted or swapped bank account):
+        # every member write is the author's.
+        grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
     if command == "insert" and side.owner_column:
-        # A side row's author is its parent row's (a trigger sets it), so the parent's insert grants, narrowed
-        # to the author, admit only the parent's author. Whoever may update the parent row may also give it
-        # its personal data; nobody else writes it first (one side row per parent row).
-        return _uncovered(bp, grants + _private_grants(bp, side, "update"))
-    if command in ("update", "delete"):
-        readers = _private_grants(bp, side, "select")
-        if readers and all(r.own and not r.linked for r in readers):
-            # Only authors read it, and writes reach readable rows only: every member write is an own write.
-            grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
-        grants = _uncovered(bp, grants)
-    return grants
+        # The parent's insert grants are its author's already (own).
+        authors = [g for g in command_grants(bp, parent, "insert")
+                   if g.where is None and g.assigned is None and g.under is None]
+        if any(g.is_member_grant for g in authors):
+            grants = authors + grants
+    grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
+    return _uncovered(bp, grants)
 
 
 def _uncovered(bp: Blueprint, grants: list[Grant]) -> list[Grant]:

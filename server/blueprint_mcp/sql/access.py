@@ -124,6 +124,8 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
     helper call) only when first needed, so `created_by = (select auth.uid()) and organization_id = any (...)`
     skips the lookup for every row someone else wrote. At the top level the planner orders them by cost
     anyway, and the tenant key's index condition is found in any order."""
+    if e.private_of and g.under is not None and g.under == e.fields[0].name:
+        return row_writer_pred(bp, e, g)
     parts = []
     if g.own:
         parts.append(is_me(e.owner_column))
@@ -161,6 +163,27 @@ def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
                    f"{ident(e.name)}.{ident(ref)} and ({rows}))", (ref,))
 
 
+def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
+    """A write of a row's personal data (docs/access.md A23): the caller may update the row it belongs to, as the
+    row's own update policy says, read on the row inside the sub-query (under the row's select policy too). Who
+    the grant names is tested only where it admits fewer than the row's updaters (update and delete keep to the
+    roles that read the personal data): updating the row admits only its updaters. When only the author writes
+    it (own), the row's update grants are read for its author: the branches that cannot admit them go."""
+    parent = bp.entity(side.private_of)
+    grants = command_grants(bp, parent, Command.update.value)
+    roles = member_roles(bp, g)
+    updaters = {r for h in grants for r in member_roles(bp, h) or []}
+    who = who_pred(bp, side, g) if roles is not None and not updaters <= set(roles) else None
+    if g.own:
+        narrowed = [h.narrowed(own=True) for h in grants]
+        grants = [h for i, h in enumerate(narrowed) if not any(
+            covers(bp, k, h) and (not covers(bp, h, k) or j < i) for j, k in enumerate(narrowed) if j != i)]
+    rows = command_pred(bp, parent, Command.update, grants)
+    writer = Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
+                     f"{ident(side.name)}.{ident(g.under)} and ({rows}))", (g.under,))
+    return both(who, writer) if who is not None else writer
+
+
 def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None = None) -> Pred:
     """The grants OR-ed; with `visible` (the select predicate), a grant no select grant covers is
     ANDed with it, so update and delete never reach rows the caller cannot see (PostgreSQL applies
@@ -194,18 +217,21 @@ def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> 
     parent = bp.entity(e.private_of) if e.private_of else None
     if parent is None:
         return None
+    ref = e.fields[0].name
+    if command is not Command.select and all(g.under == ref for g in command_grants(bp, e, command.value)):
+        return None  # a write `under` the row: its sub-query reads the row under the row's select policy already
     if command is not Command.insert and not parent.soft_delete and \
             all(seen_by_select(bp, parent, g) for g in pii_readers(bp, parent)):
         return None
-    ref = e.fields[0].name
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} p "
                    f"where p.id = {ident(e.name)}.{ident(ref)})")
 
 
-def command_pred(bp: Blueprint, e: Entity, command: Command) -> Pred:
+def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant] | None = None) -> Pred:
     """The rows of `e` a caller may run `command` on, as the command's policy says it (for insert, before the
-    private side's insert gate); `false` when no client may."""
-    grants = command_grants(bp, e, command.value)
+    private side's insert gate); `false` when no client may. `grants`: those of the command read for some
+    callers only (a row's author), instead of all of them."""
+    grants = command_grants(bp, e, command.value) if grants is None else grants
     if not grants:
         return Pred.of("false")
     select_grants = command_grants(bp, e, "select")
@@ -215,7 +241,7 @@ def command_pred(bp: Blueprint, e: Entity, command: Command) -> Pred:
     if live is not None and command is not Command.insert and not all(
             any(covers(bp, r, g) for r in restorers) for g in grants):
         pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
-    gate = parent_gate(bp, e)
+    gate = parent_gate(bp, e, command)
     if gate is not None and command is not Command.insert:
         pred = both(pred, gate)  # a row's personal data: only for those who may see the row
     return pred

@@ -294,7 +294,7 @@ create policy customers_private_delete_policy on public.customers_private
   as permissive
   for delete
   to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('manager'))));
+  using (organization_id = any (array(select private.organization_ids_with_role('manager'))) or (customer_id in (select private.customers_user_id_linked_ids()) and customer_id = any (array(select private.customers_user_id_linked_ids()))));
 
 create policy carts_select_policy on public.carts
   as permissive
