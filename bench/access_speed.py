@@ -75,6 +75,11 @@ insert into public.complaints (organization_id, created_by, state)
   from generate_series(1, {rows}) g join o on o.n = g % {orgs};
 insert into public.complaints_private (organization_id, created_by, complaint_id, details)
   select organization_id, created_by, id, 'personal' from public.complaints;
+insert into public.claims (organization_id, created_by, status)
+  select o.id, '{me}', (case when g % 2 = 0 then 'draft' else 'approved' end)::public.claims_status_enum
+  from generate_series(1, {rows}) g join o on o.n = g % {orgs};
+insert into public.claims_private (organization_id, created_by, claim_id, iban)
+  select organization_id, created_by, id, 'DE89' from public.claims;
 insert into auth.users (id, email) values ('{ed}', 'ed@x.io');
 insert into public.organization_members (organization_id, user_id, role)
   select id, '{ed}', 'editor' from o where n >= 6 and n < 9;
@@ -128,6 +133,17 @@ COMPLAINTS = {"name": "complaints", "fields": [
     "access": {"select": [{"min_role": "admin"}, {"roles": ["member"], "where": {"column": "state", "equals": "open"}}],
                "insert": "member", "update": "admin"}}
 
+# Personal data of a row frozen once approved: its author writes it only while the claim is a draft, the update
+# grant's `where` read on the claim (docs/access.md A23).
+CLAIMS = {"name": "claims", "fields": [
+    {"name": "status", "type": "enum", "values": ["draft", "approved"], "nullable": False, "default": "draft"},
+    {"name": "iban", "type": "text", "pii": True}],
+    "access": {"select": "member", "insert": "member",
+               "update": [{"min_role": "admin"}, {"min_role": "member", "own": True,
+                                                  "where": {"column": "status", "equals": "draft"}}]},
+    "pii_read": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}
+
+
 def timed(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, list[float]]]:
     """For each (query, caller or None for the owner, setup run first in the same transaction): median execution
     ms (timed as bench/timing.py says), the count it returns and every timed run."""
@@ -150,7 +166,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
     data = yaml.safe_load(LAB.read_text())
-    data["entities"].append(COMPLAINTS)
+    data["entities"] += [COMPLAINTS, CLAIMS]
     bp = parse_blueprint(data)
     me, portal, ed = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
@@ -186,6 +202,9 @@ def main() -> int:
             packing = ", ".join(f"'{r[0]}'" for r in conn.execute(
                 f"select id from public.parcels where organization_id in ({member}) and stage = 'packing' "
                 "order by id limit 100"))
+            claims = ", ".join(f"'{r[0]}'" for r in conn.execute(
+                f"select cp.id from public.claims_private cp join public.claims c on c.id = cp.claim_id "
+                f"where cp.organization_id in ({member}) order by cp.id limit 100"))  # half of them approved
             cases = [
                 ("exact roles: reviews, viewer in 3", "select count(*) from public.reviews", me,
                  f"select count(*) from public.reviews where organization_id in ({viewer})"),
@@ -213,6 +232,12 @@ def main() -> int:
                  f"with i as ({notes.format(author='', me='')} returning 1) select count(*) from i", ed,
                  f"with i as ({notes.format(author='created_by, ', me=repr(ed) + ', ')} "
                  f"where '{draft}' in ({editable}) returning 1) select count(*) from i"),
+                ("pii under a where: update 100 claims_private",
+                 f"with u as (update public.claims_private set iban = 'GB33' where id in ({claims}) returning 1) "
+                 "select count(*) from u", me,
+                 f"with u as (update public.claims_private cp set iban = 'GB33' where cp.id in ({claims}) "
+                 f"and cp.organization_id in ({member}) and cp.created_by = '{me}' and exists (select 1 from "
+                 "public.claims c where c.id = cp.claim_id and c.status = 'draft') returning 1) select count(*) from u"),
                 ("visible parent: article_quotes, anon", "select count(*) from public.article_quotes", ANON,
                  "select count(*) from public.article_quotes q where q.approved and exists (select 1 from "
                  "public.articles a where a.id = q.article_id and a.published)"),

@@ -73,7 +73,8 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     # A grant that tests nothing but who (and authorship: the side row's author is the row's) reads the same on
     # the side; one with a condition on the row's columns is read on the row, `under` it.
     grants = [g if g.where is None and g.assigned is None and g.under is None and g.visible is None else
-              Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, under=ref) for g in updaters] \
+              Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, own=g.own, under=ref)
+              for g in updaters] \
         if any(g.is_member_grant for g in updaters) else []
     readers = _private_grants(bp, side, "select")
     if side.owner_column and readers and all(r.own and not r.linked for r in readers):

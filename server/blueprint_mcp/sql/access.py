@@ -170,10 +170,13 @@ def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
     roles that read the personal data): updating the row admits only its updaters. When only the author writes
     it (own), the row's update grants are read for its author: the branches that cannot admit them go."""
     parent = bp.entity(side.private_of)
-    grants = command_grants(bp, parent, Command.update.value)
+    every = command_grants(bp, parent, Command.update.value)
     roles = member_roles(bp, g)
-    updaters = {r for h in grants for r in member_roles(bp, h) or []}
+    updaters = {r for h in every for r in member_roles(bp, h) or []}
     who = who_pred(bp, side, g) if roles is not None and not updaters <= set(roles) else None
+    # The row's update grants that test only who are the side's own grants already (model/meaning.py): here, those
+    # with a condition on the row.
+    grants = [h for h in every if h.where is not None or h.assigned or h.under or h.visible]
     if g.own:
         narrowed = [h.narrowed(own=True) for h in grants]
         grants = [h for i, h in enumerate(narrowed) if not any(
@@ -218,8 +221,6 @@ def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> 
     if parent is None:
         return None
     ref = e.fields[0].name
-    if command is not Command.select and all(g.under == ref for g in command_grants(bp, e, command.value)):
-        return None  # a write `under` the row: its sub-query reads the row under the row's select policy already
     if command is not Command.insert and not parent.soft_delete and \
             all(seen_by_select(bp, parent, g) for g in pii_readers(bp, parent)):
         return None
@@ -228,22 +229,31 @@ def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> 
 
 
 def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant] | None = None) -> Pred:
-    """The rows of `e` a caller may run `command` on, as the command's policy says it (for insert, before the
-    private side's insert gate); `false` when no client may. `grants`: those of the command read for some
-    callers only (a row's author), instead of all of them."""
+    """The rows of `e` a caller may run `command` on, as the command's policy says it (a private side's
+    personal data: only for those who may see its row); `false` when no client may. `grants`: those of the
+    command read for some callers only (a row's author), instead of all of them."""
     grants = command_grants(bp, e, command.value) if grants is None else grants
     if not grants:
         return Pred.of("false")
     select_grants = command_grants(bp, e, "select")
     visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
-    pred = any_of(bp, e, grants, visible if command in (Command.update, Command.delete) else None)
+    seen = visible if command in (Command.update, Command.delete) else None
+    ref = e.fields[0].name if e.private_of and command is not Command.select else None
+    # A write under the row the personal data belongs to reads that row under its select policy already: the
+    # gate is for the other grants.
+    under = [g for g in grants if ref is not None and g.under == ref]
+    plain = [g for g in grants if not (ref is not None and g.under == ref)]
+    pred = any_of(bp, e, plain, seen) if plain else None
     live, restorers = live_pred(bp, e), restore_grants(bp, e)
-    if live is not None and command is not Command.insert and not all(
-            any(covers(bp, r, g) for r in restorers) for g in grants):
+    if pred is not None and live is not None and command is not Command.insert and not all(
+            any(covers(bp, r, g) for r in restorers) for g in plain):
         pred = both(pred, live)  # archived rows: only for those who may restore them (unless all may)
     gate = parent_gate(bp, e, command)
-    if gate is not None and command is not Command.insert:
+    if pred is not None and gate is not None:
         pred = both(pred, gate)  # a row's personal data: only for those who may see the row
+    if under:
+        writes = any_of(bp, e, under, seen)
+        pred = writes if pred is None else either(pred, writes)
     return pred
 
 
@@ -251,14 +261,12 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
     """One policy per command for signed-in callers, plus one select policy for anon if public."""
     out: list[Policy] = []
     n = table.name
-    live, insert_gate = live_pred(bp, e), parent_gate(bp, e, Command.insert)
+    live = live_pred(bp, e)
     for command in (Command.select, Command.insert, Command.update, Command.delete):
         grants = command_grants(bp, e, command.value)
         if not grants:
             continue
         pred = command_pred(bp, e, command)
-        if insert_gate is not None and command is Command.insert:
-            pred = both(pred, insert_gate)  # and written only for a row the caller may see
         if command is Command.select:
             public = [g for g in grants if g.public]
             every = any(g.where is None for g in public)
