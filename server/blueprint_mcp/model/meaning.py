@@ -88,10 +88,10 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         if any(g.is_member_grant for g in authors):
             grants = authors + grants
     grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
-    return _uncovered(bp, grants)
+    return uncovered(bp, grants)
 
 
-def _uncovered(bp: Blueprint, grants: list[Grant]) -> list[Grant]:
+def uncovered(bp: Blueprint, grants: list[Grant]) -> list[Grant]:
     """Drops a grant another one already admits (a manager's "any row" narrowed to own rows), keeping the first
     of equal ones."""
     return [g for i, g in enumerate(grants)

@@ -13,7 +13,7 @@ from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
 from ..model.meaning import (audit_readers, bucket_grants, command_grants, covers, linked_hops, member_roles,
-                             pii_readers, restore_grants, seen_by_select)
+                             pii_readers, restore_grants, seen_by_select, uncovered)
 from ..model.schema import Command, Function, Policy, Table
 from .columns import ORG
 from .ident import ident, literal, object_name, qname
@@ -178,9 +178,7 @@ def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
     # with a condition on the row.
     grants = [h for h in every if h.where is not None or h.assigned or h.under or h.visible]
     if g.own:
-        narrowed = [h.narrowed(own=True) for h in grants]
-        grants = [h for i, h in enumerate(narrowed) if not any(
-            covers(bp, k, h) and (not covers(bp, h, k) or j < i) for j, k in enumerate(narrowed) if j != i)]
+        grants = uncovered(bp, [h.narrowed(own=True) for h in grants])
     rows = command_pred(bp, parent, Command.update, grants)
     writer = Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
                      f"{ident(side.name)}.{ident(g.under)} and ({rows}))", (g.under,))
