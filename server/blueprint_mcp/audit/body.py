@@ -25,6 +25,7 @@ _ASSIGN = re.compile(r":=|=")
 # PL/pgSQL expression parse modes (libpg_query RawParseMode): 0 = a statement, 2 = an expression,
 # 3-5 = an assignment "target := expression".
 _STATEMENT, _EXPRESSION = 0, 2
+_ERROR_LEVEL = 21  # PostgreSQL's elog ERROR: RAISE EXCEPTION (the default level), as libpg_query reports it
 
 
 @dataclass
@@ -52,6 +53,8 @@ class BodyFacts:
     # (position in `trees`, the variables it sets) of each SELECT ... INTO, `x := <expression>` and DECLARE
     # x := <expression>: where a variable's value comes from (a row picked by new.project_id, a parameter).
     into: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    # A RAISE at level EXCEPTION (or ASSERT): the body may refuse its caller (a NOTICE or WARNING goes on).
+    raises: bool = False
 
     def copy(self) -> BodyFacts:
         """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
@@ -212,6 +215,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(body.get("target"))
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
+            elif inner_kind == "PLpgSQL_stmt_assert" or (inner_kind == "PLpgSQL_stmt_raise" and
+                                                         body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL):
+                facts.raises = True
             elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
                 query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
                 if isinstance(query, dict):

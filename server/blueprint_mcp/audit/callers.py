@@ -37,6 +37,7 @@ class BodyReading:
     default_schema: str
     # (position in trees, the variables it sets): each SELECT ... INTO and assignment (BodyFacts.into)
     into: tuple[tuple[int, tuple[str, ...]], ...] = ()
+    raises: bool = False  # a RAISE EXCEPTION or ASSERT (BodyFacts.raises)
 
 
 @dataclass

@@ -134,7 +134,7 @@ def _uses_caller(value: Any, s: Schema, tested: bool = False) -> bool:
     return any(_uses_caller(v, s, tested) for v in value.values() if isinstance(v, dict | list))
 
 
-_RAISE = re.compile(r"\braise\b", re.IGNORECASE)
+_RAISE = re.compile(r"\braise\b", re.IGNORECASE)  # a body the reader could not parse: its text
 
 
 def _may_ask(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
@@ -147,7 +147,7 @@ def _may_ask(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
         return names_the_caller(name)
     if (f.returns or "").strip().lower() != "void" or f.language not in ("sql", "plpgsql"):
         return True
-    if f.language == "plpgsql" and _RAISE.search(f.body or ""):
+    if f.language == "plpgsql" and (f._body.raises if f._body is not None else _RAISE.search(f.body or "")):
         return True
     return any(find_function(s, inner) is not None and inner not in seen and _may_ask(s, inner, seen | {name})
                for inner in f.calls or ())
