@@ -528,7 +528,8 @@ def test_a23_a_returned_blueprint_shows_pii_on_its_entity_and_round_trips_to_the
     from blueprint_mcp.tools import blueprint_sql
 
     bp = lab()
-    assert [e.name for e in bp.entities if e.private_of] == ["contacts_private", "dossiers_private", "folders_private"]
+    assert [e.name for e in bp.entities if e.private_of] == ["contacts_private", "dossiers_private", "folders_private",
+                                                            "claims_private"]
     written = bp.model_dump(mode="json", exclude_defaults=True)
     contacts = next(e for e in written["entities"] if e["name"] == "contacts")
     assert [f["name"] for f in contacts["fields"]] == ["label", "user_id", "phone"]

@@ -186,7 +186,8 @@ def test_every_behaviour_changing_policy_mutation_is_caught(db_url):
 
 LAB = Path(__file__).with_name("fixtures") / "blueprints" / "access-lab.yaml"
 LAB_TABLES = ("reviews", "drafts", "tasks", "articles", "clients", "invoices", "listings", "contacts",
-              "contacts_private", "dossiers", "dossiers_private", "folders", "article_notes")
+              "contacts_private", "dossiers", "dossiers_private", "folders", "article_notes", "claims",
+              "claims_private")
 
 
 class _Under:
