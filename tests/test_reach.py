@@ -528,6 +528,39 @@ def test_a_scheduled_worker_copying_a_row_a_queued_job_names_is_reported_exactly
     assert reported == (copied == 1) == (tie == ""), (reported, copied)
 
 
+RENAMES = """
+create table public.project_renames (id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id), project_id uuid not null, new_name text);
+create index on public.project_renames (organization_id);
+alter table public.project_renames enable row level security;
+grant insert (organization_id, project_id, new_name) on public.project_renames to authenticated;
+create policy renames_insert on public.project_renames for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create function private.apply_rename() returns trigger language plpgsql security definer set search_path = '' as $$
+begin
+  if not exists (select 1 from public.projects p where p.id = new.project_id {guard}) then
+    raise exception 'no such project';
+  end if;
+  update public.projects set name = new.new_name where id = new.project_id;
+  return new;
+end $$;
+create trigger renames_apply after insert on public.project_renames
+  for each row execute function private.apply_rename();
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("guard", ["", "and p.organization_id = new.organization_id"], ids=["exists", "same-org"])
+def test_a_definer_trigger_guarded_by_a_lookup_is_reported_exactly_where_the_guard_lets_anothers_row_through(
+        make_db, guard):
+    conn, reported = applied(make_db, BASE + RENAMES.format(guard=guard), "BP071")
+    conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
+    as_member_refused(conn, f"insert into public.project_renames (organization_id, project_id, new_name) "
+                            f"values ('{ORG1}', '{P2}', 'taken')", "no such project")
+    name = conn.execute(f"select name from public.projects where id = '{P2}'").fetchone()[0]
+    assert reported == (name == "taken") == (guard == ""), (reported, name)
+
+
 ACCEPT = """
 create table private.invitations (id uuid primary key default gen_random_uuid(), organization_id uuid not null,
   token text not null unique, role text not null);

@@ -531,8 +531,13 @@ def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[s
     (...)): the rows it then picks by the same parameter are ones it checked."""
     out: set[tuple[str, str]] = set()
     for index, names in reading.into:
-        select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
-        rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
+        kind, select = next(((k, b) for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), ("", None))
+        write = next(((k, b) for k, b in nodes(reading.trees[index]) if k in ("UpdateStmt", "DeleteStmt")), None)
+        if write is not None and reading.raises:
+            # update ... where id = p_project returning organization_id into v_org, then a RAISE unless v_org is
+            # the caller's: the exception rolls the write back
+            kind, select = write[0], {**write[1], "targetList": write[1].get("returningList")}
+        rvs = [rv for rv in statement_relations(kind, select) or [] if rv] if select else []
         if len(rvs) != 1 or len(names) != 1:
             continue
         t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema)

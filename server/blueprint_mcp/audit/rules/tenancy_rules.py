@@ -641,6 +641,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
         return []
     out: list[tuple[str, str, str]] = []
     variables = _picked_variables(s, t, reading, rows)
+    guarded = _guarded_picks(s, t, reading, rows)
     picked = {v: col for v, (_, col) in variables.items()}
     into = dict(reading.into)
     for index, tree in enumerate(reading.trees):
@@ -673,8 +674,30 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                         _tests_column(body.get("whereClause"), u.tenant_key):
                     continue
                 for col, column in keys:
-                    if not _kept_by_key(t, u, column) and (verb, u.qualified, column) not in out:
+                    if not _kept_by_key(t, u, column) and (u.qualified, column) not in guarded and \
+                            (verb, u.qualified, column) not in out:
                         out.append((verb, u.qualified, column))
+    return out
+
+
+def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
+    """(table, NEW column) for each row of another tenant table a body that may raise first looks up by the NEW
+    column and its tenant key together (`if not exists (select 1 from projects p where p.id = new.project_id and
+    p.organization_id = new.organization_id) then raise`): the statements picking it by that column after the
+    guard pick a row of the organisation checked."""
+    if not reading.raises:
+        return set()
+    out: set[tuple[str, str]] = set()
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind != "SelectStmt" or not body.get("whereClause"):
+                continue
+            where = body["whereClause"]
+            for rv in statement_relations(kind, body) or []:
+                u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+                if u is not None and u.qualified != t.qualified and is_tenant(u) and u.tenant_key and \
+                        _tests_column(where, u.tenant_key):
+                    out |= {(u.qualified, column) for _, column in _row_keys(where, None, _NEW_OLD | rows)}
     return out
 
 
