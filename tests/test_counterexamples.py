@@ -1304,3 +1304,55 @@ def test_without_an_author_column_only_the_rows_updaters_write_its_personal_data
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         run_as(conn, "authenticated", users["bob"], give, (org, supplier, "bob's account"))
     assert affected(conn, "authenticated", users["admin"], give, (org, supplier, "acme's account")) == 1
+
+
+def test_staff_who_may_not_read_a_rows_personal_data_do_not_overwrite_it_through_its_portal_users_grant(url, make_db):
+    """Red team round 9 (r1): the requester (linked) edits an open ticket and reads its callback phone; staff edit
+    open and pending tickets and read no phone. The side table's grant for the requester tested only that the caller
+    may update the ticket, so `update tickets_private set callback_phone = ...` (no WHERE: no select policy applies)
+    rewrote every open ticket's phone for any staff member. verify reported 68 leaks on this blueprint."""
+    data = blueprint({"name": "tickets", "fields": [
+        {"name": "subject", "type": "text", "nullable": False},
+        {"name": "status", "type": "enum", "values": ["open", "pending", "closed"], "nullable": False,
+         "default": "open"},
+        {"name": "requester_id", "type": "reference", "references": "auth.users"},
+        {"name": "callback_phone", "type": "text", "pii": True}],
+        "access": {"select": [{"min_role": "member"}, {"linked": ["requester_id"]}], "insert": [{"min_role": "member"}],
+                   "update": [{"min_role": "member", "where": {"column": "status", "in": ["open", "pending"]}},
+                              {"linked": ["requester_id"], "where": {"column": "status", "equals": "open"}}],
+                   "delete": "admin"}}, tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    ticket = run_as(conn, "authenticated", users["bob"], "insert into public.tickets (organization_id, subject, "
+                    "requester_id) values (%s, 'help', %s) returning id", (org, users["mal"]))[0][0]
+    assert affected(conn, "authenticated", users["mal"], "insert into public.tickets_private (organization_id, "
+                    "ticket_id, callback_phone) values (%s, %s, '+1 555')", (org, ticket)) == 1
+    assert affected(conn, "authenticated", users["admin"], "update public.tickets_private set callback_phone = "
+                    "'+9 attacker'") == 0
+    assert run_as(conn, "authenticated", users["mal"], "select callback_phone from public.tickets_private") == [
+        ("+1 555",)]
+
+
+def test_the_audit_entries_of_a_rows_personal_data_are_read_only_by_those_who_read_every_row(make_db):
+    """Red team round 9 (r2): confidential reports are the owners'; admins read the others and the reporter's phone
+    on those. The entries of reports_private went to every admin (its pii readers), naming a confidential report,
+    its author and when: now they go to those who read every row of reports too (docs/lifecycle.md L17)."""
+    data = blueprint({"name": "reports", "fields": [
+        {"name": "title", "type": "text", "nullable": False},
+        {"name": "confidential", "type": "boolean", "nullable": False, "default": False},
+        {"name": "reporter_phone", "type": "text", "pii": True}],
+        "access": {"select": [{"min_role": "owner"}, {"min_role": "admin", "where": {"column": "confidential",
+                                                                                   "equals": False}},
+                              {"min_role": "member", "own": True}],
+                   "insert": "member", "update": [{"min_role": "owner"}, {"min_role": "member", "own": True}],
+                   "delete": "owner"},
+        "pii_read": [{"min_role": "admin"}, {"min_role": "member", "own": True}]},
+        tenancy={"personal_workspaces": False}, privacy={"audit_tables": ["reports", "organization_members"]})
+    conn, org, users = _team(data, make_db)
+    report = run_as(conn, "authenticated", users["bob"], "insert into public.reports (organization_id, title, "
+                    "confidential) values (%s, 'about my manager', true) returning id", (org,))[0][0]
+    run_as(conn, "authenticated", users["bob"], "insert into public.reports_private (organization_id, report_id, "
+           "reporter_phone) values (%s, %s, '+1 555')", (org, report))
+    entries = "select count(*) from public.audit_logs where table_name = 'reports_private'"
+    assert run_as(conn, "authenticated", users["admin"], entries) == [(0,)]
+    assert run_as(conn, "authenticated", users["owner"], entries) == [(1,)]

@@ -379,4 +379,9 @@ def audit_readers(bp: Blueprint, table: str) -> list[str]:
         # Archived rows are their restorers' alone, and their changes are logged too.
         restorers = restore_grants(bp, e)
         readers = [r for r in readers if any(covers(bp, g, Grant(roles=[r])) for g in restorers)]
+    parent = bp.entity(e.private_of) if e.private_of else None
+    if parent is not None:
+        # A row's personal data is read only where the row is (docs/access.md A23): an entry of it names a row,
+        # its author and who wrote it, so only those who read every row of the parent read it.
+        readers = [r for r in readers if r in audit_readers(bp, parent.name)]
     return readers

@@ -142,9 +142,11 @@ class Oracle:
             return any(not (g.own or g.assigned or g.where is not None or g.linked is not None or g.under
                             or g.visible)
                        and (g.public or g.signed_in or role in (member_roles(self.bp, g) or [])) for g in grants)
-        # Archived rows (whose changes are logged too) are only for those who may restore them.
-        return every_row(command_grants(self.bp, e, "select")) and (
-            not e.soft_delete or every_row(restore_grants(self.bp, e)))
+        # Archived rows (whose changes are logged too) are only for those who may restore them; a row's personal
+        # data is only for those who may also see the row (docs/access.md A23), every one of them.
+        chain = [e] + ([self.bp.entity(e.private_of)] if e.private_of and self.bp.entity(e.private_of) else [])
+        return all(every_row(command_grants(self.bp, x, "select")) and (
+            not x.soft_delete or every_row(restore_grants(self.bp, x))) for x in chain)
 
     def _daily_org_metrics(self, actor, command, row, org):
         # Totals of the organisation's events: for those who read all of them (_events), not the others.
