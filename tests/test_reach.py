@@ -166,6 +166,18 @@ CASES = {
         "create function public.org_projects(org uuid) returns setof public.projects language sql stable\n"
         "  set search_path = '' as $$ select * from private.projects_of(org) $$;",
         "select count(*) from public.org_projects('{org2}')", "BP057"),
+    "a definer function two invoker calls away from the API": (
+        "create function private.all_projects() returns setof public.projects language sql stable\n"
+        "  security definer set search_path = '' as $$ select * from public.projects $$;\n"
+        "revoke all on function private.all_projects() from public, anon;\n"
+        "grant execute on function private.all_projects() to authenticated;\n"
+        "create function private.project_section() returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.all_projects() $$;\n"
+        "revoke all on function private.project_section() from public, anon;\n"
+        "grant execute on function private.project_section() to authenticated;\n"
+        "create function public.dashboard() returns setof public.projects language sql stable\n"
+        "  set search_path = '' as $$ select * from private.project_section() $$;",
+        "select count(*) from public.dashboard() p where p.organization_id = '{org2}'", "BP057"),
     "a definer function behind an invoker's view": (
         "create function private.all_projects() returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects $$;\n"

@@ -100,7 +100,7 @@ def _read_through_invoker(s: Schema, schema: str, grants, qualified: str) -> tup
     roles = sorted(_CLIENTS & set(s.schema_usage.get(schema, [])))
     if not (roles and grants and api_access(grants)):
         return [], []
-    return roles, [e.label for e in entries(s) if e.invoker and qualified in e.reads]
+    return roles, [e.label for e in invoker_paths(s) if e.invoker and qualified in e.reads]
 
 
 def _asks_who_calls(s: Schema, f: Function) -> bool:
@@ -159,10 +159,36 @@ def client_definers(s: Schema) -> list[tuple[Function, str]]:
     return _once("client definers", s, _client_definers, s)
 
 
+def invoker_paths(s: Schema) -> list[_Entry]:
+    """The entries, and each invoker function outside them that clients may execute and an invoker entry calls,
+    directly or through other such functions: it runs with the caller's rights too, so what it calls a client
+    reaches (`public.dashboard` -> `private.section` -> a definer). Labelled by the path."""
+    return _once("invoker paths", s, _invoker_paths, s)
+
+
+def _invoker_paths(s: Schema) -> list[_Entry]:
+    out = list(entries(s))
+    seen = {e.label for e in out}
+    frontier = [e for e in out if e.invoker]
+    while frontier:
+        e = frontier.pop(0)
+        for name in dict.fromkeys(e.calls):
+            g = find_function(s, name)
+            label = f"function {g.qualified}" if g is not None else ""
+            if g is None or g.security_definer or managed(g.schema_name) or g.returns == "trigger" or \
+                    not _clients_execute(g) or label in seen:
+                continue
+            seen.add(label)
+            inner = _Entry(f"{e.label} -> {label}", True, tuple(g.reads or ()), tuple(g.calls or ()))
+            out.append(inner)
+            frontier.append(inner)
+    return out
+
+
 def _client_definers(s: Schema) -> list[tuple[Function, str]]:
     out = []
     callers: dict[str, list[_Entry]] = {}  # a name as calls are written (qualified or bare) -> the entries calling it
-    for e in entries(s):
+    for e in invoker_paths(s):
         for name in dict.fromkeys(e.calls):
             callers.setdefault(name, []).append(e)
     for f in s.functions:
@@ -198,7 +224,8 @@ def _guarded(s: Schema, name: str) -> Table | None:
       why="A definer function reads with its owner's rights, past RLS: the body alone decides whose rows it returns. "
           "One that never asks who calls (no auth.uid(), no helper) answers any client alike, whatever the "
           "organisation they pass: through the API when it is in an exposed schema, or through a view or an invoker "
-          "function there that calls it (with execute granted to the API roles, or from an owner's-rights view). "
+          "function there that calls it, directly or through other invoker functions clients may execute (with "
+          "execute granted to the API roles, or from an owner's-rights view). "
           "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
           "hash) is a capability check and passes. `auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
