@@ -445,13 +445,29 @@ end $$;
 create trigger transfers_apply after insert on public.project_transfers
   referencing new table as added for each statement execute function private.apply_transfers();
 """
+# The same transfer through an invoker trigger handing the row's columns to a definer helper.
+HELPER = REQUESTS + """
+create function private.move_project(p_project uuid, p_organization uuid) returns void language sql
+  security definer set search_path = '' as $$
+  update public.projects set organization_id = p_organization where id = p_project {tie} $$;
+grant execute on function private.move_project(uuid, uuid) to authenticated;
+create function private.apply_transfer() returns trigger language plpgsql set search_path = '' as $$
+begin
+  perform private.move_project(new.project_id, new.organization_id);
+  return new;
+end $$;
+create trigger transfers_apply after insert on public.project_transfers
+  for each row execute function private.apply_transfer();
+"""
 # The project must already be the caller's: one of their organisations.
 TIED = "and organization_id = any (array(select private.org_ids()))"
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("form, tie", [(TRANSFERS, ""), (TRANSFERS, TIED), (BATCH, ""), (BATCH, "and p." + TIED[4:])],
-                         ids=["row-untied", "row-tied", "statement-untied", "statement-tied"])
+@pytest.mark.parametrize("form, tie", [(TRANSFERS, ""), (TRANSFERS, TIED), (BATCH, ""), (BATCH, "and p." + TIED[4:]),
+                                       (HELPER, ""), (HELPER, TIED)],
+                         ids=["row-untied", "row-tied", "statement-untied", "statement-tied", "helper-untied",
+                              "helper-tied"])
 def test_a_definer_trigger_moving_a_row_a_client_names_is_reported_exactly_where_it_takes_anothers(make_db, form,
                                                                                                   tie):
     conn, reported = applied(make_db, BASE + form.format(tie=tie), "BP071")

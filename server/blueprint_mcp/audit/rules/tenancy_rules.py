@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pgparse
 
 from ...model.schema import Policy, Schema, Table
@@ -702,19 +704,22 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozense
 
 
 @rule("BP071", "definer_trigger_writes_unchecked_row", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A SECURITY DEFINER trigger on a table clients write updates, deletes or copies from rows of another "
-              "tenant table picked by a column of the new row that nothing keeps in the row's organisation.",
+      summary="A SECURITY DEFINER trigger on a table clients write (or a definer function a trigger calls with the "
+              "new row's columns) updates, deletes or copies from rows of another tenant table picked by a column of "
+              "the new row that nothing keeps in the row's organisation.",
       why="The insert policy checks the row's own organisation_id; the trigger then writes past RLS wherever "
           "`new.project_id` points. Without a composite foreign key (organization_id, project_id) -> "
           "projects (organization_id, id), or the written table's organization_id in the trigger's WHERE, a "
           "client names another organisation's project and the trigger moves, changes or deletes it, or copies its "
-          "name into the client's own row.",
+          "name into the client's own row. An invoker trigger that hands `new.project_id` to a definer helper "
+          "(`perform private.move_project(new.project_id, new.organization_id)`) does the same.",
       bad="create function private.apply_transfer() returns trigger language plpgsql security definer as $$\n"
           "begin update public.projects set organization_id = new.organization_id where id = new.project_id;\n"
           "return new; end $$;",
       fix="Reference the row through a composite foreign key (organization_id, project_id) -> projects "
           "(organization_id, id), or add `and organization_id = <the organisation the row belongs to>` to the "
-          "trigger's statement, or make the trigger function SECURITY INVOKER so RLS applies.")
+          "trigger's statement, or make the trigger function and the functions it calls SECURITY INVOKER so RLS "
+          "applies.")
 def definer_trigger_writes_unchecked_row(r, s: Schema):
     for t in created(s):
         if not is_tenant(t):
@@ -722,18 +727,69 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
         for trg in t.triggers:
             f = find_function(s, trg.function)
             written = _client_written(s, t, trg.events)
-            if f is None or not f.security_definer or not written:
+            if f is None or not written:
                 continue
             transitions = {r.split(" as ", 1)[1].lower() for r in trg.referencing if " as " in r}
-            hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before", transitions)
+            hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before", transitions) \
+                if f.security_definer else []
+            runs = f"runs {f.qualified} with its owner's rights"
+            for callee, bound in [] if hits else _definers_given_new(s, f):
+                hits = _trigger_writes_elsewhere(s, t, bound, False, transitions)
+                if hits:
+                    runs = f"runs {f.qualified}, which calls {callee.qualified} with its owner's rights,"
+                    break
             if hits:
                 verb, table, column = hits[0]
                 into = " into the row" if verb == "reads" else ""
                 rows = sorted(transitions)[0] if trg.level == "statement" and transitions else "new"
-                yield r.finding(f"Trigger {trg.name} on {t.qualified} runs {f.qualified} with its owner's rights "
-                                f"and {verb} {table} where {rows}.{column} points{into}, which nothing keeps in the "
-                                f"row's organisation.", f"{t.qualified}.{trg.name}",
-                                location=trg.location or t.location)
+                yield r.finding(f"Trigger {trg.name} on {t.qualified} {runs} and {verb} {table} where "
+                                f"{rows}.{column} points{into}, which nothing keeps in the row's organisation.",
+                                f"{t.qualified}.{trg.name}", location=trg.location or t.location)
+
+
+class _Bound:
+    """A function as a call gives it its arguments: its body read with each parameter the call passes a NEW column
+    replaced by that column (`move_project(new.project_id, ...)`: `where id = p_project` reads `where id =
+    new.project_id`)."""
+
+    def __init__(self, f, reading) -> None:
+        self.qualified, self._body = f.qualified, reading
+
+
+def _definers_given_new(s: Schema, f) -> list[tuple[object, _Bound]]:
+    """(callee, its body bound to the call) for each SECURITY DEFINER function the trigger function's body calls
+    with NEW's columns among the arguments."""
+    reading = f._body
+    out = []
+    for tree in reading.trees if reading is not None else ():
+        for kind, call in nodes(tree):
+            callee = find_function(s, function_name(call)) if kind == "FuncCall" else None
+            body = callee._body if callee is not None and callee.security_definer else None
+            if body is None:
+                continue
+            bound = {}
+            for (name, _), arg in zip(body.params, call.get("args") or []):
+                ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
+                if name and len(ref) == 2 and ref[0].lower() in _NEW_OLD:
+                    bound[name] = arg
+            if bound:
+                trees = tuple(_bind(tree, bound) for tree in body.trees)
+                out.append((callee, _Bound(callee, replace(body, trees=trees))))
+    return out
+
+
+def _bind(tree, bound: dict):
+    """The tree with each bare reference to a bound parameter replaced by what the call passed."""
+    if isinstance(tree, dict):
+        ref = tree.get("ColumnRef")
+        if len(tree) == 1 and isinstance(ref, dict):
+            names = strings(ref.get("fields"))
+            if len(names) == 1 and names[0] in bound:
+                return bound[names[0]]
+        return {k: _bind(v, bound) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_bind(v, bound) for v in tree]
+    return tree
 
 
 def _client_written(s: Schema, t: Table, events=("insert", "update")) -> list[str]:
