@@ -462,6 +462,33 @@ create trigger transfers_apply after insert on public.project_transfers
 # The project must already be the caller's: one of their organisations.
 TIED = "and organization_id = any (array(select private.org_ids()))"
 
+# A grid over projects (a join: not auto-updatable) edited through a definer INSTEAD OF trigger.
+GRID = """
+create view public.project_grid with (security_invoker = true) as
+  select p.id, p.organization_id, p.name, o.id as org from public.projects p join public.organizations o
+    on o.id = p.organization_id;
+grant select, update on public.project_grid to authenticated;
+create function private.project_grid_update() returns trigger language plpgsql security definer
+  set search_path = '' as $$
+begin
+  if not (new.organization_id = any (array(select private.org_ids()))) then raise exception 'not yours'; end if;
+  update public.projects set name = new.name where id = {row}.id;
+  return new;
+end $$;
+create trigger project_grid_update instead of update on public.project_grid
+  for each row execute function private.project_grid_update();
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("row", ["new", "old"])
+def test_a_definer_instead_of_trigger_on_a_view_is_reported_exactly_where_the_client_picks_the_row(make_db, row):
+    conn, reported = applied(make_db, BASE + GRID.format(row=row), "BP071")
+    conn.execute(f"insert into public.projects values ('{P1}', '{ORG1}', 'p1'), ('{P2}', '{ORG2}', 'p2')")
+    as_member(conn, f"update public.project_grid set id = '{P2}', name = 'taken' where id = '{P1}'")
+    name = conn.execute(f"select name from public.projects where id = '{P2}'").fetchone()[0]
+    assert reported == (name == "taken") == (row == "new"), (reported, name)
+
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("form, tie", [(TRANSFERS, ""), (TRANSFERS, TIED), (BATCH, ""), (BATCH, "and p." + TIED[4:]),

@@ -378,7 +378,7 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
     if (schema, name) == ("auth", "users"):
         r.schema.auth_triggers.append(trg)
         return
-    t = r.table(schema, name)
+    t = r.table(schema, name) or r.view(schema, name)
     if t is not None:
         t.triggers = [x for x in t.triggers if x.name != trg.name] + [trg]
 
@@ -630,7 +630,11 @@ def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -
         for owner in (*s.tables, *s.views):
             owner.indexes = [i for i in owner.indexes if i.name != names[-1]]
     elif kind in ("OBJECT_POLICY", "OBJECT_TRIGGER", "OBJECT_RULE") and len(names) >= 2:
-        t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
+        where = names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])
+        t = r.table(*where)
+        v = r.view(*where) if t is None else None
+        if v is not None and kind == "OBJECT_TRIGGER":
+            v.triggers = [x for x in v.triggers if x.name != names[-1]]
         if t is not None and kind == "OBJECT_POLICY":
             t.policies = [p for p in t.policies if p.name != names[-1]]
         elif t is not None and kind == "OBJECT_RULE":

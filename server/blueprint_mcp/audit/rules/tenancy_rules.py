@@ -592,7 +592,8 @@ def _kept_by_key(t: Table, u: Table, picked: str) -> bool:
                and t.tenant_key in fk.columns for fk in t.foreign_keys)
 
 
-def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
+def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
+                      trusted: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
     """variable -> (table, NEW column) for each variable a SELECT ... INTO fills from a row of another tenant table
     that a NEW column picks (`select * into v from projects where id = new.project_id`), nothing keeping that row
     in the new row's organisation: no test of the table's tenant key in the statement, no composite foreign key,
@@ -604,7 +605,7 @@ def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = froze
         if select is None or not select.get("fromClause"):
             continue
         where = select.get("whereClause")
-        keys = _row_keys(where, {v: col for v, (_, col) in out.items()}, _NEW_OLD | rows)
+        keys = _row_keys(where, {v: col for v, (_, col) in out.items()}, (_NEW_OLD | rows) - trusted)
         for rv in statement_relations("SelectStmt", select) or []:
             u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
             if u is None or u.qualified == t.qualified or not is_tenant(u) or not u.tenant_key or \
@@ -631,19 +632,21 @@ def _transition_names(body, transitions: set[str]) -> frozenset[str]:
 
 
 def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions: set[str] = frozenset(),
-                              rows: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+                              rows: frozenset[str] = frozenset(),
+                              trusted: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
     """(writes or reads, table, NEW column) for each statement on another tenant table whose rows a NEW/OLD column
     picks, directly or through a variable a SELECT ... INTO filled from such a row, with neither that table's
     tenant key tied to the row's nor a foreign key keeping the column in the row's tenant: an update or delete, a
     copy (insert ... select, or insert of a picked variable's values), or with `copies` (a BEFORE trigger, which
     may set NEW's columns) a read of a value. `rows`: other names for rows of t the client wrote (a scheduled
-    job's loop over a queue: `for job in select * from jobs`)."""
+    job's loop over a queue: `for job in select * from jobs`); `trusted`: NEW or OLD when it is not the client's
+    (OLD of an INSTEAD OF trigger on a view running with the caller's rights: RLS chose it)."""
     reading = f._body
     if reading is None:
         return []
     out: list[tuple[str, str, str]] = []
-    variables = _picked_variables(s, t, reading, rows)
-    guarded = _guarded_picks(s, t, reading, rows)
+    variables = _picked_variables(s, t, reading, rows, trusted)
+    guarded = _guarded_picks(s, t, reading, rows, trusted)
     picked = {v: col for v, (_, col) in variables.items()}
     into = dict(reading.into)
     for index, tree in enumerate(reading.trees):
@@ -669,7 +672,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
             else:
                 continue
             rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"), picked, _transition_names(body, transitions) | rows)
+            keys = _row_keys(body.get("whereClause"), picked, (_transition_names(body, transitions) | rows) - trusted)
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
@@ -682,7 +685,8 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
     return out
 
 
-def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
+def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
+                   trusted: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
     """(table, NEW column) for each row of another tenant table a body that may raise first looks up by the NEW
     column and its tenant key together (`if not exists (select 1 from projects p where p.id = new.project_id and
     p.organization_id = new.organization_id) then raise`): the statements picking it by that column after the
@@ -699,7 +703,7 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozense
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is not None and u.qualified != t.qualified and is_tenant(u) and u.tenant_key and \
                         _tests_column(where, u.tenant_key):
-                    out |= {(u.qualified, column) for _, column in _row_keys(where, None, _NEW_OLD | rows)}
+                    out |= {(u.qualified, column) for _, column in _row_keys(where, None, (_NEW_OLD | rows) - trusted)}
     return out
 
 
@@ -712,7 +716,10 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozense
           "projects (organization_id, id), or the written table's organization_id in the trigger's WHERE, a "
           "client names another organisation's project and the trigger moves, changes or deletes it, or copies its "
           "name into the client's own row. An invoker trigger that hands `new.project_id` to a definer helper "
-          "(`perform private.move_project(new.project_id, new.organization_id)`) does the same.",
+          "(`perform private.move_project(new.project_id, new.organization_id)`) does the same, and so does a "
+          "definer INSTEAD OF trigger on a view that writes `where id = new.id`: the client chooses every column "
+          "of NEW, and no policy checks a view's rows (`old.id` of a view with the caller's rights is one RLS "
+          "chose).",
       bad="create function private.apply_transfer() returns trigger language plpgsql security definer as $$\n"
           "begin update public.projects set organization_id = new.organization_id where id = new.project_id;\n"
           "return new; end $$;",
@@ -745,6 +752,26 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                 yield r.finding(f"Trigger {trg.name} on {t.qualified} {runs} and {verb} {table} where "
                                 f"{rows}.{column} points{into}, which nothing keeps in the row's organisation.",
                                 f"{t.qualified}.{trg.name}", location=trg.location or t.location)
+    # INSTEAD OF triggers on a view clients write: the client chooses every column of NEW (OLD too, unless the view
+    # runs with the caller's rights, when RLS chose it), and no policy checks the view's rows.
+    for v in s.views:
+        if v.materialized or not v.triggers or not any(
+                (u := s.table(*name.split(".", 1)[::-1])) is not None and is_tenant(u) for name in v.reads or ()):
+            continue
+        qualified = f"{v.schema_name}.{v.name}"
+        stand_in = Table(schema_name=v.schema_name, name=v.name, grants=v.grants)
+        for trg in v.triggers:
+            f = find_function(s, trg.function)
+            if f is None or not any(clients_granted(s, stand_in, e) for e in trg.events):
+                continue
+            trusted = frozenset({"old"}) if v.security_invoker else frozenset()
+            hits = _trigger_writes_elsewhere(s, stand_in, f, False, trusted=trusted) if f.security_definer else []
+            if hits:
+                verb, table, column = hits[0]
+                yield r.finding(f"Trigger {trg.name} on view {qualified} runs {f.qualified} with its owner's rights "
+                                f"and {verb} {table} where new.{column} points, which the client chooses: nothing "
+                                "keeps it in the caller's organisations.", f"{qualified}.{trg.name}",
+                                location=trg.location or v.location)
 
 
 class _Bound:
