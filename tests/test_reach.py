@@ -114,6 +114,18 @@ revoke all on function public.get_record(uuid, text, uuid) from public, anon;
 grant execute on function public.get_record(uuid, text, uuid) to authenticated;
 """
 
+# Server code reads and writes live projects through a view in the private schema, granted to nobody.
+LIVE = """create view private.live_projects as select id, organization_id, name from public.projects;
+create function public.rename_live(p_org uuid, p_project uuid, p_name text) returns setof text
+  language plpgsql security definer set search_path = '' as $$
+begin
+  if not (p_org = any (array(select private.org_ids()))) then return; end if;
+  return query update private.live_projects set name = p_name where id = p_project{tie} returning name;
+end $$;
+revoke all on function public.rename_live(uuid, uuid, text) from public, anon;
+grant execute on function public.rename_live(uuid, uuid, text) to authenticated;
+"""
+
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
     "an invoker's view over a private table without RLS": (
@@ -166,6 +178,11 @@ CASES = {
         "create function public.org_projects(org uuid) returns setof public.projects language sql stable\n"
         "  set search_path = '' as $$ select * from private.projects_of(org) $$;",
         "select count(*) from public.org_projects('{org2}')", "BP057"),
+    "a definer function renaming a project of any organisation through a private view": (
+        LIVE.format(tie=""), "select count(*) from public.rename_live('{org1}', '{p2}', 'taken')", "BP073"),
+    "a definer function renaming through a private view a project of the organisation it checks": (
+        LIVE.format(tie=" and organization_id = p_org"),
+        "select count(*) from public.rename_live('{org1}', '{p2}', 'taken')", None),
     "a definer function two invoker calls away from the API": (
         "create function private.all_projects() returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects $$;\n"

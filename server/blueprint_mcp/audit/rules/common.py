@@ -7,6 +7,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pgparse
+
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import is_role_column, member_column
@@ -157,6 +159,37 @@ def api_selectable(obj: Table | View, columns: list[str]) -> list[str]:
 
 def is_tenant(t: Table) -> bool:
     return _once("tenant", t, lambda: bool(t.tenant_key) and t.column(t.tenant_key) is not None)
+
+
+def tenant_relation(s: Schema, name: str, schema: str) -> Table | None:
+    """The tenant table a statement on `schema.name` reads or writes rows of: the table, or the one tenant table a
+    plain view selects from, when the view keeps its tenant key under the same name (`create view
+    private.live_projects as select id, organization_id, ... from public.projects where archived_at is null`)."""
+    t = s.table(name, schema)
+    if t is not None:
+        return t if is_tenant(t) else None
+    v = next((v for v in s.views if v.schema_name == schema and v.name == name and not v.materialized), None)
+    return _once("view's tenant table", v, _view_tenant_table, s, v) if v is not None else None
+
+
+def _view_tenant_table(s: Schema, v: View) -> Table | None:
+    bases = [t for n in v.reads or () if (t := s.table(*n.split(".", 1)[::-1]) if "." in n else None) is not None]
+    if len(v.reads or ()) != 1 or len(bases) != 1 or not is_tenant(bases[0]):
+        return None
+    try:
+        select = (pgparse.parse(v.query)[0]["stmt"].get("SelectStmt") or {})
+    except (pgparse.PGQueryError, RecursionError, ValueError, IndexError):
+        return None
+    names = set()
+    for target in select.get("targetList") or []:
+        res = target.get("ResTarget") or {}
+        ref = strings(((res.get("val") or {}).get("ColumnRef") or {}).get("fields"))
+        names.add(res.get("name") or (ref[-1] if ref else ""))
+    t = bases[0]
+    if any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [t.tenant_key]
+           for k, b in nodes(select.get("whereClause"))):
+        return None  # the view keeps to some organisations itself (the caller's): its own filter decides
+    return t if t.tenant_key in names or any(k == "A_Star" for k, _ in nodes(select.get("targetList"))) else None
 
 
 def tenant_roots(s: Schema) -> set[tuple[str, str]]:

@@ -22,7 +22,8 @@ from ..tree import equated_columns, function_name, nodes, statement_relations, s
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, is_tenant,
-                     membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns)
+                     membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns,
+                     tenant_relation)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -499,9 +500,9 @@ def _statement_filters(s: Schema, reading, kind: str, body: dict, params: dict[s
     None when there is none), an upsert's (its conflict key with the values inserted for it; filter: DO UPDATE's
     WHERE), a MERGE's (its join condition, through the source's columns)."""
     def table(rv):
-        t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+        t = tenant_relation(s, rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
         alias = (rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")
-        return (t, alias) if t is not None and is_tenant(t) and t.tenant_key else (None, alias)
+        return (t, alias) if t is not None and t.tenant_key else (None, alias)
 
     rvs = statement_relations(kind, body)
     for rv in rvs or ():
@@ -611,7 +612,8 @@ def _parameter_copies(reading) -> dict[str, str]:
           "conflict (id) do update`), a MERGE joined on the argument, each id of an array argument, a test of "
           "another table's organisation in a sub-query (`exists (select 1 from organization_members m where "
           "m.organization_id = p_org ...)`), a filter that tests only the argument (`where p_org = any (...)`: "
-          "every row), and a statement run by EXECUTE whose text the body spells out (`execute format('select ... "
+          "every row), a statement on a plain view over the table (`update private.live_projects ...`), and a "
+          "statement run by EXECUTE whose text the body spells out (`execute format('select ... "
           "from public.%I t where t.id = $1', p_table) using p_id`, for each table name the body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
           "update public.projects set name = p_name where id = p_project;",
