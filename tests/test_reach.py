@@ -126,6 +126,17 @@ revoke all on function public.rename_live(uuid, uuid, text) from public, anon;
 grant execute on function public.rename_live(uuid, uuid, text) to authenticated;
 """
 
+# The project search: the organisation switcher may be on "all" (no organisation).
+SEARCH = """create function public.search_projects(p_org uuid default null) returns setof text language plpgsql
+  stable security definer set search_path = '' as $$
+begin
+  if {guard}not (p_org = any (array(select private.org_ids()))) then return; end if;
+  return query select name from public.projects p where (p_org is null or p.organization_id = p_org);
+end $$;
+revoke all on function public.search_projects(uuid) from public, anon;
+grant execute on function public.search_projects(uuid) to authenticated;
+"""
+
 CASES = {
     # name: (SQL added to BASE, the query a member of org1 runs for org2's rows, the rule the audit reports)
     "an invoker's view over a private table without RLS": (
@@ -183,6 +194,11 @@ CASES = {
     "a definer function renaming through a private view a project of the organisation it checks": (
         LIVE.format(tie=" and organization_id = p_org"),
         "select count(*) from public.rename_live('{org1}', '{p2}', 'taken')", None),
+    "a definer function whose optional organisation filter lets a null through": (
+        SEARCH.format(guard=""), "select count(*) from public.search_projects() n where n = 'p2'", "BP073"),
+    "a definer function refusing a null organisation before its optional filter": (
+        SEARCH.format(guard="p_org is null or "),
+        "select count(*) from public.search_projects() n where n = 'p2'", None),
     "a definer function two invoker calls away from the API": (
         "create function private.all_projects() returns setof public.projects language sql stable\n"
         "  security definer set search_path = '' as $$ select * from public.projects $$;\n"

@@ -469,6 +469,9 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
                 own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
                 if any(c[-1] == t.tenant_key for c in own):
+                    escape = _null_escape(top, t.tenant_key, params, reading, tree)
+                    if escape is not None and (t.qualified, f"null {escape}") not in out:
+                        out.append((t.qualified, f"null {escape}"))
                     continue
                 picks = list(extra)
                 for k, b in top:
@@ -484,6 +487,35 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
                 if where is not None and not own and not picks and (t.qualified, None) not in out:
                     out.append((t.qualified, None))
     return out
+
+
+def _null_escape(top: list, key: str, params: dict[str, str], reading, tree) -> str | None:
+    """The argument whose NULL lets every row through a filter that otherwise keeps the rows to it: `(p_org is null
+    or organization_id = p_org)` or `organization_id = coalesce(p_org, organization_id)`. A membership check
+    `if not (p_org = any (...))` passes a NULL too (NULL = any (...) is NULL, and IF takes it for false). None when
+    the body tests the argument for NULL elsewhere (`if p_org is null or not (...) then raise`)."""
+    def null_tested(value) -> set[str]:
+        return {params[r[0]] for k, b in nodes(value) if k == "NullTest" and b.get("nulltesttype") == "IS_NULL"
+                for r in [strings(((b.get("arg") or {}).get("ColumnRef") or {}).get("fields"))]
+                if len(r) == 1 and r[0] in params}
+
+    found = None
+    for k, b in top:
+        if k == "BoolExpr" and b.get("boolop") == "OR_EXPR":
+            keyed = {params[a[-1]] for kk, bb in nodes(b.get("args")) if kk == "A_Expr"
+                     for sides in [equated_columns(bb)] if sides for c, a in (sides, sides[::-1])
+                     if c and a and c[-1] == key and len(a) == 1 and a[0] in params}
+            found = found or next(iter(keyed & null_tested(b.get("args"))), None)
+        elif k == "A_Expr":
+            for side in (b.get("lexpr"), b.get("rexpr")):
+                args = ((side or {}).get("CoalesceExpr") or {}).get("args") or [] if isinstance(side, dict) else []
+                refs = [strings(((a or {}).get("ColumnRef") or {}).get("fields")) for a in args]
+                if any(len(r) == 1 and r[0] in params for r in refs) and any(r[-1:] == [key] for r in refs):
+                    found = found or next(params[r[0]] for r in refs if len(r) == 1 and r[0] in params)
+    if found is None:
+        return None
+    elsewhere = [t for t in reading.trees if t is not tree]
+    return None if any(found in null_tested(t) for t in elsewhere) else found
 
 
 def _picked_sides(expr: dict) -> list[list[str]] | None:
@@ -612,7 +644,8 @@ def _parameter_copies(reading) -> dict[str, str]:
           "conflict (id) do update`), a MERGE joined on the argument, each id of an array argument, a test of "
           "another table's organisation in a sub-query (`exists (select 1 from organization_members m where "
           "m.organization_id = p_org ...)`), a filter that tests only the argument (`where p_org = any (...)`: "
-          "every row), a statement on a plain view over the table (`update private.live_projects ...`), and a "
+          "every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
+          "check too, and then every row), a statement on a plain view over the table (`update private.live_projects ...`), and a "
           "statement run by EXECUTE whose text the body spells out (`execute format('select ... "
           "from public.%I t where t.id = $1', p_table) using p_id`, for each table name the body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
@@ -628,8 +661,12 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
         if picked:
             table, param = picked[0]
             what = f"picks {table} rows by {param}" if param else f"filters {table} rows by none of their columns"
-            yield r.finding(f"Definer function {f.qualified} {what} and never tests their organisation; clients "
-                            f"reach it through {through}.", f.qualified, location=f.location)
+            what += " and never tests their organisation"
+            if param and param.startswith("null "):
+                what = (f"keeps {table} rows to {param[5:]} unless it is null, when every organisation's rows pass "
+                        f"(a membership check of a null {param[5:]} passes too: NULL = any (...) is NULL)")
+            yield r.finding(f"Definer function {f.qualified} {what}; clients reach it through {through}.",
+                            f.qualified, location=f.location)
 
 
 def _overlap_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
