@@ -495,6 +495,43 @@ create trigger transfers_apply after insert on public.project_transfers
 # The project must already be the caller's: one of their organisations.
 TIED = "and organization_id = any (array(select private.org_ids()))"
 
+# Cards over projects (a join), made writable by a DO INSTEAD rule, or by an invoker INSTEAD OF trigger.
+CARDS = """
+create view public.project_cards with (security_invoker = true) as
+  select p.id, p.organization_id, p.name, o.id as org from public.projects p join public.organizations o
+    on o.id = p.organization_id;
+grant select, insert on public.project_cards to authenticated;
+grant insert on public.projects to authenticated;
+"""
+CARDS_RULE = CARDS + """create rule project_cards_insert as on insert to public.project_cards do instead
+  insert into public.projects (id, organization_id, name) values (new.id, new.organization_id, new.name);
+"""
+CARDS_TRIGGER = CARDS + """create function private.project_cards_insert() returns trigger language plpgsql
+  set search_path = '' as $$
+begin
+  insert into public.projects (id, organization_id, name) values (new.id, new.organization_id, new.name);
+  return new;
+end $$;
+create policy projects_insert on public.projects for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create trigger project_cards_insert instead of insert on public.project_cards
+  for each row execute function private.project_cards_insert();
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("form", [CARDS_RULE, CARDS_TRIGGER], ids=["rule", "invoker-trigger"])
+def test_a_rule_on_a_view_is_reported_exactly_where_it_writes_past_rls(make_db, form):
+    conn, reported = applied(make_db, BASE + form, "BP062")
+    try:
+        as_member(conn, f"insert into public.project_cards (id, organization_id, name) values ('{P2}', '{ORG2}', "
+                        "'planted')")
+    except psycopg.errors.InsufficientPrivilege:
+        pass  # the projects policy refuses it
+    planted = conn.execute(f"select count(*) from public.projects where id = '{P2}'").fetchone()[0]
+    assert reported == (planted == 1) == (form is CARDS_RULE), (reported, planted)
+
+
 # A grid over projects (a join: not auto-updatable) edited through a definer INSTEAD OF trigger.
 GRID = """
 create view public.project_grid with (security_invoker = true) as

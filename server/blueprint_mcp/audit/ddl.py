@@ -406,9 +406,9 @@ def alter_table(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def create_rule(r: Reader, n: dict, st: Stmt) -> None:
-    """CREATE [OR REPLACE] RULE on a table: the tables its actions write (they run as the table's owner)."""
-    t = r.table(*r.name(n.get("relation")))
-    if t is None:
+    """CREATE [OR REPLACE] RULE on a table or view: the tables its actions write (they run as its owner)."""
+    t = r.table(*r.name(n.get("relation"))) or r.view(*r.name(n.get("relation")))
+    if t is None or n.get("rulename") == "_RETURN":
         return
     writes = []
     for action in n.get("actions") or []:

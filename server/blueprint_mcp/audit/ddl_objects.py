@@ -635,6 +635,8 @@ def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -
         v = r.view(*where) if t is None else None
         if v is not None and kind == "OBJECT_TRIGGER":
             v.triggers = [x for x in v.triggers if x.name != names[-1]]
+        elif v is not None and kind == "OBJECT_RULE":
+            v.rewrite_rules = [x for x in v.rewrite_rules if x.name != names[-1]]
         if t is not None and kind == "OBJECT_POLICY":
             t.policies = [p for p in t.policies if p.name != names[-1]]
         elif t is not None and kind == "OBJECT_RULE":

@@ -174,7 +174,8 @@ class Reader:
         old = self.view(v.schema_name, v.name)
         # CREATE OR REPLACE keeps the view's privileges; a new one gets the default privileges.
         v.grants = old.grants if old is not None else (v.grants or new_grants(self, v.schema_name))
-        v.triggers = old.triggers if old is not None else v.triggers  # a replaced view keeps its triggers too
+        if old is not None:  # a replaced view keeps its triggers and rules too
+            v.triggers, v.rewrite_rules = old.triggers, old.rewrite_rules
         self.drop_view(v.schema_name, v.name)
         self.schema.views.append(v)
         self._views[(v.schema_name, v.name)] = v

@@ -253,8 +253,9 @@ class View(_Obj):
     location: Location | None = None
     reads: list[str] | None = None  # schema.table of every relation the query reads; None = not analysed
     calls: list[str] | None = None  # every function the query calls (auth.uid); None = not analysed
-    # INSTEAD OF triggers (the audit reads them; the generator makes none)
+    # INSTEAD OF triggers and rewrite rules (the audit reads them; the generator makes none)
     triggers: list[Trigger] = Field(default_factory=list)
+    rewrite_rules: list[RewriteRule] = Field(default_factory=list)
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

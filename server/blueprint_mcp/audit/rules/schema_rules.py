@@ -265,10 +265,13 @@ def api_role_owns_table(r, s: Schema):
 
 
 @rule("BP062", "rule_writes_past_rls", Level.WARN, ("SECURITY",),
-      summary="A rewrite rule on a table clients write makes their write change another table as the owner.",
+      summary="A rewrite rule on a table or view clients write makes their write change another table as the "
+              "owner.",
       why="A rule's actions run with the rights of the table's owner, not the client's: the other table's row level "
           "security and grants never see the client. A member inserting into their own organisation's table can "
-          "update any organisation's rows through it.",
+          "update any organisation's rows through it. The classic DO INSTEAD rules that make a joined view writable "
+          "do the same, even on a view with security_invoker: an outsider inserts into any organisation, a viewer "
+          "edits and deletes.",
       bad="create rule apply_rename as on insert to public.project_renames\n"
           "  do also update public.projects set name = new.new_name where id = new.project_id;",
       fix="Drop the rule; do the second write in a trigger function that checks the caller, or in an RPC function "
@@ -283,6 +286,18 @@ def rule_writes_past_rls(r, s: Schema):
                             "owner, past their row level security and grants.", f"{t.qualified}.{rr.name}",
                             location=rr.location or t.location,
                             fix_sql=f"drop rule {ident(rr.name)} on {qname(t.schema_name, t.name)};")
+    # A view's rules too (the classic way to make a join writable): a view has no policies of its own, and even one
+    # with the caller's rights runs its rules' actions as its owner.
+    for v in s.views:
+        qualified = f"{v.schema_name}.{v.name}"
+        for rr in v.rewrite_rules:
+            if not rr.writes or rr.event not in ("insert", "update", "delete") or \
+                    not clients_granted(s, v, rr.event):
+                continue
+            yield r.finding(f"Rule {rr.name} on view {qualified} ({rr.event}) writes {', '.join(rr.writes)} as the "
+                            "view's owner, past their row level security and grants.", f"{qualified}.{rr.name}",
+                            location=rr.location or v.location,
+                            fix_sql=f"drop rule {ident(rr.name)} on {qname(v.schema_name, v.name)};")
 
 
 def _clients_may(s: Schema, t, command: str) -> bool:
