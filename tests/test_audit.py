@@ -390,3 +390,28 @@ def test_the_generator_says_where_a_blueprint_ranks_roles_against_their_usual_na
     assert [f.object for f in audit_sql(bare) if f.rule_id == "BP064"] == ["public.member_role"]
     usual = blueprint_sql(resolve_blueprint("b2b-saas", None), "b2b-saas")
     assert not any("BP064" in text for _, text in usual)
+
+
+_ROLES = """create type public.member_role as enum ('viewer', 'member', 'admin', 'owner');
+create table public.organizations (id uuid primary key default gen_random_uuid(), name text);
+create table public.organization_members (organization_id uuid not null references public.organizations (id),
+  user_id uuid not null references auth.users (id), role public.member_role not null,
+  primary key (organization_id, user_id));
+alter table public.organization_members enable row level security;
+create function private.org_ids_with_role(min_role public.member_role) returns setof uuid
+  language sql stable security definer set search_path = '' as $$
+  select m.organization_id from public.organization_members m
+   where m.user_id = (select auth.uid()) and m.role >= min_role $$;
+"""
+
+
+@pytest.mark.parametrize("added, reported", [
+    ("add value 'guest'", True),  # appended: the greatest value, above owner (evasion round 5's e11)
+    ("add value if not exists 'guest' after 'owner'", True),
+    ("add value 'guest' before 'viewer'", False),
+    ("add value 'auditor'", False),  # a name the rule cannot rank
+    ("add value 'billing' after 'admin'", False),
+])
+def test_a_role_added_to_the_enum_is_ranked_where_postgresql_puts_it(added, reported):
+    sql = _ROLES + f"alter type public.member_role {added};"
+    assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported

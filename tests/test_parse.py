@@ -375,3 +375,13 @@ def test_objects_the_reader_makes_without_validating_equal_what_validation_makes
         assert made.model_dump() == validated.model_dump() and list(made.__dict__) == list(validated.__dict__)
         assert made.model_fields_set == validated.model_fields_set
         assert made.model_copy(update={"name": "x"}).name == "x"
+
+
+def test_enum_values_added_and_renamed_land_where_postgresql_puts_them():
+    s = schema_of("create type public.r as enum ('b', 'd');\n"
+                  "alter type public.r add value 'e';\n"
+                  "alter type public.r add value 'a' before 'b';\n"
+                  "alter type public.r add value if not exists 'c' after 'b';\n"
+                  "alter type public.r add value if not exists 'c';\n"
+                  "alter type public.r rename value 'e' to 'z';")
+    assert s.enums[0].values == ["a", "b", "c", "d", "z"]

@@ -728,8 +728,14 @@ def create_enum(r: Reader, n: dict, st: Stmt) -> None:
 def alter_enum(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = _object_name(r, n.get("typeName") or [])
     for e in r.schema.enums:
-        if (e.schema_name, e.name) == (schema, name) and n.get("newVal") and n["newVal"] not in e.values:
-            e.values.append(n["newVal"])
+        if (e.schema_name, e.name) == (schema, name) and n.get("oldVal") in e.values and n.get("newVal"):
+            e.values[e.values.index(n["oldVal"])] = n["newVal"]  # RENAME VALUE
+        elif (e.schema_name, e.name) == (schema, name) and n.get("newVal") and n["newVal"] not in e.values \
+                and not n.get("oldVal"):
+            # ADD VALUE ... BEFORE / AFTER a label puts it there; without one PostgreSQL appends it (the greatest)
+            neighbour = n.get("newValNeighbor")
+            at = e.values.index(neighbour) + bool(n.get("newValIsAfter")) if neighbour in e.values else len(e.values)
+            e.values.insert(at, n["newVal"])
 
 
 def create_schema(r: Reader, n: dict, st: Stmt) -> None:

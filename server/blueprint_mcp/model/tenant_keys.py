@@ -43,6 +43,17 @@ def ranks_reversed(labels: list[str]) -> bool:
     return len(set(ranked)) >= 2 and ranked == sorted(ranked)
 
 
+def rank_inversion(labels: list[str]) -> tuple[str, str] | None:
+    """(a role, a less trusted role declared after it) in an enum's labels, read by their usual names: as an enum
+    orders its values, the less trusted one compares greater (`add value 'guest'` appended after 'owner')."""
+    known = [v for v in labels if v in ROLE_RANKS]
+    for j, b in enumerate(known):
+        above = [a for a in known[:j] if ROLE_RANKS[a] < ROLE_RANKS[b]]
+        if above:
+            return min(above, key=ROLE_RANKS.__getitem__), b  # the most trusted it outranks
+    return None
+
+
 def role_column(t: Table) -> str | None:
     """The column holding a member's role: `role` where there is one, else the first `*_role`."""
     names = [c.name for c in t.columns if is_role_column(c.name)]

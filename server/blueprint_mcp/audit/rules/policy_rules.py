@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 
 from ...model.schema import Schema
-from ...model.tenant_keys import READ_ONLY_ROLE_NAMES, is_role_column, member_column, ranks_reversed, role_column
+from ...model.tenant_keys import (READ_ONLY_ROLE_NAMES, is_role_column, member_column, rank_inversion,
+                                  ranks_reversed, role_column)
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
@@ -489,26 +490,34 @@ _ORDERING = ("<", "<=", ">", ">=")
 
 
 @rule("BP064", "role_ranks_reversed", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A role enum lists the most trusted role first, and policies or helpers compare roles by order.",
+      summary="A role enum lists a more trusted role before a less trusted one, and policies or helpers compare "
+              "roles by order.",
       why="An enum's order is its declaration order: ('owner', 'admin', 'member', 'viewer') makes viewer the "
-          "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners.",
+          "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners. `alter type "
+          "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check.",
       bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
-      fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'), or "
-          "compare with IN lists.")
+      fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'); add a "
+          "role where it ranks (`add value 'guest' before 'viewer'`); or compare with IN lists.")
 def role_ranks_reversed(r, s: Schema):
     members = membership_tables(s)
     for t in (t for t in s.tables if t.qualified in members):
         col = t.column(role_column(t) or "")
         enum = next((e for e in s.enums if col is not None and col.type.split(".")[-1].strip('"') == e.name
                      and (e.schema_name == col.type.split(".")[0] or "." not in col.type)), None)
-        if enum is None or not ranks_reversed(enum.values):
-            continue  # not declared most trusted first (or too few known names to tell)
+        inverted = rank_inversion(enum.values) if enum is not None else None
+        if inverted is None:
+            continue  # declared least trusted first (or too few known names to tell)
         where = _ordered_use(s, t, col.name, enum.name)
-        if where:
+        if where and ranks_reversed(enum.values):
             yield r.finding(f"Enum {enum.schema_name}.{enum.name} lists {enum.values[0]!r} first, so it is the "
                             f"least value, and {where} compares roles by order: '{enum.values[-1]}' outranks "
                             f"'{enum.values[0]}' there.", f"{enum.schema_name}.{enum.name}",
                             location=enum.location or t.location)
+        elif where:
+            yield r.finding(f"Enum {enum.schema_name}.{enum.name} declares {inverted[1]!r} after {inverted[0]!r} "
+                            f"({', '.join(enum.values)}), so {inverted[1]!r} compares greater, and {where} compares "
+                            f"roles by order: '{inverted[1]}' outranks '{inverted[0]}' there.",
+                            f"{enum.schema_name}.{enum.name}", location=enum.location or t.location)
 
 
 def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
