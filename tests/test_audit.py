@@ -415,3 +415,15 @@ create function private.org_ids_with_role(min_role public.member_role) returns s
 def test_a_role_added_to_the_enum_is_ranked_where_postgresql_puts_it(added, reported):
     sql = _ROLES + f"alter type public.member_role {added};"
     assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported
+
+
+@pytest.mark.parametrize("check, reported", [
+    ("m.role >= min_role", True),  # collation order: 'viewer' >= 'admin' (evasion round 5's e08)
+    ("m.role = any (case min_role when 'viewer' then array['viewer', 'editor', 'admin'] "
+     "when 'editor' then array['editor', 'admin'] else array['admin'] end)", False),
+])
+def test_a_text_role_compared_by_order_is_reported(check, reported):
+    sql = _ROLES.replace("role public.member_role not null", "role text not null check (role in ('viewer', "
+                         "'editor', 'admin'))").replace("min_role public.member_role", "min_role text") \
+        .replace("m.role >= min_role", check)
+    assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported

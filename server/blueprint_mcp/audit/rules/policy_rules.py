@@ -490,11 +490,12 @@ _ORDERING = ("<", "<=", ">", ">=")
 
 
 @rule("BP064", "role_ranks_reversed", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A role enum lists a more trusted role before a less trusted one, and policies or helpers compare "
-              "roles by order.",
+      summary="A role enum lists a more trusted role before a less trusted one (or roles are text), and policies "
+              "or helpers compare roles by order.",
       why="An enum's order is its declaration order: ('owner', 'admin', 'member', 'viewer') makes viewer the "
           "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners. `alter type "
-          "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check.",
+          "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check. A "
+          "text role compares by collation: 'viewer' >= 'admin' holds.",
       bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
       fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'); add a "
           "role where it ranks (`add value 'guest' before 'viewer'`); or compare with IN lists.")
@@ -504,6 +505,13 @@ def role_ranks_reversed(r, s: Schema):
         col = t.column(role_column(t) or "")
         enum = next((e for e in s.enums if col is not None and col.type.split(".")[-1].strip('"') == e.name
                      and (e.schema_name == col.type.split(".")[0] or "." not in col.type)), None)
+        if col is not None and enum is None and _TEXT_TYPE.match(col.type.split(".")[-1].strip('"').lower()):
+            where = _ordered_use(s, t, col.name, "")
+            if where:
+                yield r.finding(f"{t.qualified}.{col.name} is {col.type}, and {where} compares roles by order: text "
+                                "compares by collation, not by rank ('viewer' > 'member' > 'editor' > 'admin').",
+                                f"{t.qualified}.{col.name}", location=t.location)
+            continue
         inverted = rank_inversion(enum.values) if enum is not None else None
         if inverted is None:
             continue  # declared least trusted first (or too few known names to tell)
@@ -518,6 +526,9 @@ def role_ranks_reversed(r, s: Schema):
                             f"({', '.join(enum.values)}), so {inverted[1]!r} compares greater, and {where} compares "
                             f"roles by order: '{inverted[1]}' outranks '{inverted[0]}' there.",
                             f"{enum.schema_name}.{enum.name}", location=enum.location or t.location)
+
+
+_TEXT_TYPE = re.compile(r"^(text|citext|varchar|character varying|char|character|bpchar)(\(\d+\))?$")
 
 
 def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
@@ -550,7 +561,7 @@ def _names_role(side, column: str, enum: str) -> bool:
         return (strings(side["ColumnRef"].get("fields")) or [""])[-1] == column
     if "TypeCast" in side:
         names = strings(((side["TypeCast"].get("typeName") or {}).get("names")))
-        return (names[-1:] == [enum]) or _names_role(side["TypeCast"].get("arg"), column, enum)
+        return (bool(enum) and names[-1:] == [enum]) or _names_role(side["TypeCast"].get("arg"), column, enum)
     return False
 
 
