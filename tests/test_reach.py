@@ -495,6 +495,34 @@ create trigger transfers_apply after insert on public.project_transfers
 # The project must already be the caller's: one of their organisations.
 TIED = "and organization_id = any (array(select private.org_ids()))"
 
+# Time entries keep their project's name for the export, computed by a definer lookup.
+LABELS = """
+create function private.project_label(p_project uuid, p_org uuid) returns text language sql immutable
+  security definer set search_path = '' as $$
+  select p.name from public.projects p where p.id = p_project {tie} $$;
+create table public.time_entries (id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id), project_id uuid not null,
+  label text generated always as (private.project_label(project_id, organization_id)) stored);
+create index on public.time_entries (organization_id);
+alter table public.time_entries enable row level security;
+grant select, insert (organization_id, project_id) on public.time_entries to authenticated;
+create policy entries_insert on public.time_entries for insert to authenticated
+  with check (organization_id = any (array(select private.org_ids())));
+create policy entries_select on public.time_entries for select to authenticated
+  using (organization_id = any (array(select private.org_ids())));
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("tie", ["", "and p.organization_id = p_org"], ids=["untied", "tied"])
+def test_a_generated_column_computed_by_a_definer_lookup_is_reported_exactly_where_it_copies_anothers(make_db, tie):
+    conn, reported = applied(make_db, BASE + LABELS.format(tie=tie), "BP071")
+    conn.execute(f"insert into public.projects values ('{P2}', '{ORG2}', 'p2')")
+    as_member(conn, f"insert into public.time_entries (organization_id, project_id) values ('{ORG1}', '{P2}')")
+    label = as_member(conn, "select label from public.time_entries")[0][0]
+    assert reported == (label == "p2") == (tie == ""), (reported, label)
+
+
 # Cards over projects (a join), made writable by a DO INSTEAD rule, or by an invoker INSTEAD OF trigger.
 CARDS = """
 create view public.project_cards with (security_invoker = true) as

@@ -719,7 +719,8 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozense
           "(`perform private.move_project(new.project_id, new.organization_id)`) does the same, and so does a "
           "definer INSTEAD OF trigger on a view that writes `where id = new.id`: the client chooses every column "
           "of NEW, and no policy checks a view's rows (`old.id` of a view with the caller's rights is one RLS "
-          "chose).",
+          "chose). A stored generated column computed by a definer lookup (`generated always as "
+          "(private.project_label(project_id)) stored`) is the BEFORE trigger's copy written as a column.",
       bad="create function private.apply_transfer() returns trigger language plpgsql security definer as $$\n"
           "begin update public.projects set organization_id = new.organization_id where id = new.project_id;\n"
           "return new; end $$;",
@@ -752,6 +753,15 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                 yield r.finding(f"Trigger {trg.name} on {t.qualified} {runs} and {verb} {table} where "
                                 f"{rows}.{column} points{into}, which nothing keeps in the row's organisation.",
                                 f"{t.qualified}.{trg.name}", location=trg.location or t.location)
+    # A stored generated column computed by a definer lookup is the BEFORE trigger's copy written as a column.
+    for t in created(s):
+        if not is_tenant(t) or not _client_written(s, t):
+            continue
+        for column, callee, hits in _generated_lookups(s, t):
+            _, table, picked = hits[0]
+            yield r.finding(f"Generated column {column} of {t.qualified} runs {callee.qualified} with its owner's "
+                            f"rights and reads {table} where new.{picked} points into the row, which nothing keeps "
+                            "in the row's organisation.", f"{t.qualified}.{column}", location=t.location)
     # INSTEAD OF triggers on a view clients write: the client chooses every column of NEW (OLD too, unless the view
     # runs with the caller's rights, when RLS chose it), and no policy checks the view's rows.
     for v in s.views:
@@ -783,12 +793,13 @@ class _Bound:
         self.qualified, self._body = f.qualified, reading
 
 
-def _definers_given_new(s: Schema, f) -> list[tuple[object, _Bound]]:
+def _definers_given_new(s: Schema, f, columns: set[str] | None = None) -> list[tuple[object, _Bound]]:
     """(callee, its body bound to the call) for each SECURITY DEFINER function the trigger function's body calls
-    with NEW's columns among the arguments."""
-    reading = f._body
+    with NEW's columns among the arguments. With `columns`, `f` is an expression's parse trees instead (a generated
+    column's), whose bare references to those columns are NEW's."""
+    trees = f if columns is not None else (f._body.trees if f._body is not None else ())
     out = []
-    for tree in reading.trees if reading is not None else ():
+    for tree in trees:
         for kind, call in nodes(tree):
             callee = find_function(s, function_name(call)) if kind == "FuncCall" else None
             body = callee._body if callee is not None and callee.security_definer else None
@@ -799,10 +810,31 @@ def _definers_given_new(s: Schema, f) -> list[tuple[object, _Bound]]:
                 ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
                 if name and len(ref) == 2 and ref[0].lower() in _NEW_OLD:
                     bound[name] = arg
+                elif name and columns is not None and len(ref) == 1 and ref[0] in columns:
+                    bound[name] = {"ColumnRef": {"fields": [{"String": {"sval": "new"}}, {"String": {"sval": ref[0]}}]}}
             if bound:
-                trees = tuple(_bind(tree, bound) for tree in body.trees)
-                out.append((callee, _Bound(callee, replace(body, trees=trees))))
+                bound_trees = tuple(_bind(tree, bound) for tree in body.trees)
+                out.append((callee, _Bound(callee, replace(body, trees=bound_trees))))
     return out
+
+
+def _generated_lookups(s: Schema, t: Table):
+    """(column, callee, hits) for each stored generated column of t whose expression hands columns of the row to a
+    definer function that reads another tenant table's row by them into the value: a BEFORE trigger's copy."""
+    names = {c.name for c in t.columns}
+    for c in t.columns:
+        text = c.default or ""
+        if not text.startswith("generated always as ("):
+            continue
+        try:
+            trees = [pgparse.parse(f"select {text[len('generated always as '):]}")]
+        except (pgparse.PGQueryError, RecursionError, ValueError):
+            continue
+        for callee, bound in _definers_given_new(s, trees, names):
+            hits = [h for h in _trigger_writes_elsewhere(s, t, bound, True) if h[0] == "reads"]
+            if hits:
+                yield c.name, callee, hits
+                break
 
 
 def _bind(tree, bound: dict):
