@@ -523,6 +523,44 @@ def test_a_generated_column_computed_by_a_definer_lookup_is_reported_exactly_whe
     assert reported == (label == "p2") == (tie == ""), (reported, label)
 
 
+# A monthly-partitioned log whose partitions a maintenance function creates (legacy default privileges).
+PARTITIONS = """
+create table public.activity_log (id bigint generated always as identity,
+  organization_id uuid not null references public.organizations (id), action text not null,
+  created_at timestamptz not null default now(), primary key (id, created_at)) partition by range (created_at);
+alter table public.activity_log enable row level security;
+create policy activity_log_select on public.activity_log for select to authenticated
+  using (organization_id = any (array(select private.org_ids())));
+grant select on public.activity_log to authenticated;
+create function private.create_partition(p_month date) returns void language plpgsql set search_path = '' as $$
+begin
+  execute format('create table if not exists {schema}.%I partition of public.activity_log for values from (%L) to (%L)',
+                 'activity_log_' || to_char(p_month, 'YYYY_MM'), p_month, p_month + 31);
+end $$;
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("schema", ["public", "private"])
+def test_a_table_made_at_run_time_is_reported_exactly_where_the_api_reads_it_past_rls(make_db, schema):
+    sql = BASE + PARTITIONS.format(schema=schema)
+    reported = any(f.rule_id == "BP078" for f in audit_sql([("m.sql", sql)]))
+    conn = make_db("legacy")  # Supabase's default privileges: new tables in public are the API roles'
+    conn.execute(sql)
+    conn.execute(f"insert into auth.users (id, email) values ('{USER}', 'a@example.com');"
+                 f"insert into public.organizations values ('{ORG1}'), ('{ORG2}');"
+                 f"insert into public.organization_members values ('{ORG1}', '{USER}', 'member');"
+                 "select private.create_partition('2026-11-01');"
+                 f"insert into public.activity_log (organization_id, action, created_at) values "
+                 f"('{ORG2}', 'invoice.sent', '2026-11-05')")
+    try:
+        seen = as_member(conn, f"select count(*) from {schema}.activity_log_2026_11 where organization_id = "
+                               f"'{ORG2}'")[0][0]
+    except psycopg.errors.InsufficientPrivilege:
+        seen = 0  # the API roles may not use the schema
+    assert reported == (seen == 1) == (schema == "public"), (reported, seen)
+
+
 # Cards over projects (a join), made writable by a DO INSTEAD rule, or by an invoker INSTEAD OF trigger.
 CARDS = """
 create view public.project_cards with (security_invoker = true) as

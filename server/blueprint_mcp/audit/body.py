@@ -55,6 +55,9 @@ class BodyFacts:
     into: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     # A RAISE at level EXCEPTION (or ASSERT): the body may refuse its caller (a NOTICE or WARNING goes on).
     raises: bool = False
+    # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
+    # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
+    shapes: list[Any] = field(default_factory=list)
 
     def copy(self) -> BodyFacts:
         """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
@@ -396,6 +399,7 @@ def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str) -
     using = [_expression_tree((p or {}).get("PLpgSQL_expr") or {}) for p in body.get("params") or []]
     texts = _dynamic_texts(node, len(using), _names_tested(facts.trees))
     if texts is None:
+        facts.shapes += _shapes(node)
         return
     for text, literals in texts:
         values = {i: v for i, v in enumerate([*using, *literals], start=1) if v is not None}
@@ -445,6 +449,23 @@ def _dynamic_texts(node: Any, given: int, tested: dict[str, list[str]]) -> list[
         if len(out) > _MAX_DYNAMIC_TEXTS:
             return None
     return [(t + template[cut:], lit) for t, lit in out]
+
+
+DYNAMIC_NAME = "blueprint_dynamic_name"  # a name an EXECUTE text makes at run time
+
+
+def _shapes(node: Any) -> list[Any]:
+    """The statements of format()'s constant template with every %I and %s made DYNAMIC_NAME and every %L a
+    string: what the text runs whatever the names (create table public.%I partition of public.log ...)."""
+    call = (node or {}).get("FuncCall") if isinstance(node, dict) else None
+    if not call or strings(call.get("funcname"))[-1:] != ["format"] or not call.get("args"):
+        return []
+    template = const(call["args"][0])
+    if not isinstance(template, str):
+        return []
+    text = _PLACEHOLDER.sub(lambda m: "%" if m.group(2) == "%" else "''" if m.group(2) == "L" else DYNAMIC_NAME,
+                            template)
+    return [raw.get("stmt") for raw in _parsed_or_empty(text)]
 
 
 def _names_tested(trees: list[Any]) -> dict[str, list[str]]:

@@ -38,6 +38,7 @@ class BodyReading:
     # (position in trees, the variables it sets): each SELECT ... INTO and assignment (BodyFacts.into)
     into: tuple[tuple[int, tuple[str, ...]], ...] = ()
     raises: bool = False  # a RAISE EXCEPTION or ASSERT (BodyFacts.raises)
+    shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
+from ..body import DYNAMIC_NAME
 from ..findings import Level
 from ..platform import bypasses_rls, managed
 from ..registry import rule
@@ -305,3 +306,35 @@ def _clients_may(s: Schema, t, command: str) -> bool:
     RLS off (the reading BP047 and BP060 make of a column, for the whole table)."""
     return clients_granted(s, t, command) and \
         (not t.rls_enabled or any(p.permissive for p in client_policies(t, command)))
+
+
+@rule("BP078", "table_made_at_run_time_in_api_schema", Level.WARN, ("SECURITY",),
+      summary="A function's EXECUTE creates tables with names made at run time in an exposed schema and never enables "
+              "row level security on them.",
+      why="The standard way to keep a partitioned log going, `execute format('create table public.%I partition of "
+          "public.activity_log ...', 'activity_log_' || to_char(...))` run by a maintenance function or pg_cron, makes "
+          "a new table in the API's schema each month. Row level security is not inherited by partitions, and "
+          "Supabase's default privileges grant every new table in public to anon and authenticated: the API serves "
+          "`/activity_log_2026_11` with every organisation's rows, writable too. The migrations hold no CREATE TABLE "
+          "for the platform's lint or the audit to read.",
+      bad="execute format('create table if not exists public.%I partition of public.activity_log for values from (%L) "
+          "to (%L)', 'activity_log_' || to_char(v_from, 'YYYY_MM'), v_from, v_to);",
+      fix="Create the tables in a schema the API does not serve (`create table private.%I partition of "
+          "public.activity_log ...`: reads through the parent keep its policies), or run `alter table public.%I enable "
+          "row level security` (and revoke the API roles) in the same function.")
+def table_made_at_run_time_in_api_schema(r, s: Schema):
+    for f in s.functions:
+        reading = f._body
+        shapes = reading.shapes if reading is not None else ()
+        made = [(n.get("relation") or {}) for stmt in shapes for kind, n in (stmt or {}).items()
+                if kind == "CreateStmt" and (n.get("relation") or {}).get("relname") == DYNAMIC_NAME]
+        exposed_made = [rv for rv in made if (rv.get("schemaname") or reading.default_schema) in s.exposed_schemas]
+        guarded = any(kind == "AlterTableStmt" and ((n.get("relation") or {}).get("relname") == DYNAMIC_NAME) and
+                      any(((c.get("AlterTableCmd") or {}).get("subtype")) == "AT_EnableRowSecurity"
+                          for c in n.get("cmds") or [])
+                      for stmt in shapes for kind, n in (stmt or {}).items())
+        if exposed_made and not guarded:
+            schema = exposed_made[0].get("schemaname") or reading.default_schema
+            yield r.finding(f"Function {f.qualified} creates tables in {schema} whose names it makes at run time, "
+                            "without row level security: each is served by the API with the default privileges of "
+                            "new tables.", f.qualified, location=f.location)
