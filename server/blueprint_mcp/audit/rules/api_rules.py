@@ -150,6 +150,23 @@ def _any_folder(tree: Any) -> bool:
     return False
 
 
+def _names_folder(tree: Any) -> bool:
+    """The clause reads the object's folders (storage.foldername(name)) or its name."""
+    return tree not in (MISSING, None) and any(
+        (kind == "FuncCall" and function_name(body).split(".")[-1] == "foldername") or
+        (kind == "ColumnRef" and strings(body.get("fields"))[-1:] == ["name"]) for kind, body in nodes(tree))
+
+
+def _folder_read_buckets(s: Schema) -> set[str]:
+    """Buckets a permissive select policy reads by folder: their folders are where the tenancy is."""
+    out: set[str] = set()
+    for p in _object_policies(s):
+        tree = p.using_tree if p.using is not None else None
+        if p.permissive and p.command in ("select", "all") and tree is not None and _names_folder(tree):
+            out |= _buckets_named(tree) or set()
+    return out
+
+
 def _buckets_named(tree: Any) -> set[str] | None:
     """The buckets a clause is limited to (`bucket_id = 'x'`, `bucket_id in ('x', 'y')` among its top-level
     conjuncts, or in every branch of a top-level OR: `(bucket_id = 'x') or (bucket_id = 'y' and ...)`); None for
@@ -186,10 +203,13 @@ def _buckets_named(tree: Any) -> set[str] | None:
           "::uuid = any (array(select private.organization_ids_with_role('viewer')))) or to the caller "
           "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text). Name the "
           "folder's level: `(select auth.uid())::text = any (storage.foldername(name))` lets a caller upload into "
-          "`<someone else>/<their own id>/`.")
+          "`<someone else>/<their own id>/`. An update that tests only the owner (`owner_id = (select "
+          "auth.uid())::text`) must test the new folder too where the bucket is read by folder, or the owner "
+          "moves their file into another organisation's folder.")
 def storage_policy_not_tied_to_caller(r, s: Schema):
     private = {b.name for b in s.buckets if not b.public}
     published = _published_buckets(s)
+    folder_read = _folder_read_buckets(s)
     for p in _object_policies(s):
         if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
             continue
@@ -198,11 +218,19 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
         check = MISSING if p.check is None else p.check_tree
         if using is None or check is None:
             continue  # text without a parse tree (a model the generator built): nothing to read
-        loose, anywhere = [], False
+        loose, anywhere, moves = [], False, False
         for command in commands:
             # New rows meet WITH CHECK (USING where a FOR ALL policy has none); the rows a command reaches, USING.
             clause = (check if check is not MISSING or p.command == "insert" else using) if command == "insert" \
                 else using
+            if command == "update" and _ties_caller(clause):
+                # The row a file becomes: WITH CHECK (USING without one). Where the bucket's reads go by folder, an
+                # owner test alone lets the owner move their file into any organisation's folder.
+                moved = check if check is not MISSING else using
+                if not _names_folder(moved) and _buckets_named(moved) is not None and \
+                        (_buckets_named(moved) or set()) & folder_read:
+                    moves = True
+                    continue
             if _ties_caller(clause):
                 if not (command in ("insert", "update") and _any_folder(clause)):
                     continue
@@ -221,6 +249,11 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                 else "without asking who the caller is"
             yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files {how}.",
                             f"storage.objects.{p.name}", location=p.location)
+        elif moves:
+            yield r.finding(f"Policy {p.name} on storage.objects lets the owner of a file move it into any folder "
+                            "(it tests the owner, not the new folder), and the bucket is read by folder: a file "
+                            "planted in another organisation's folder.", f"storage.objects.{p.name}",
+                            location=p.location)
 
 
 def _published_buckets(s: Schema) -> set[str]:
