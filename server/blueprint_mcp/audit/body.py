@@ -55,6 +55,9 @@ class BodyFacts:
     into: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     # A RAISE at level EXCEPTION (or ASSERT): the body may refuse its caller (a NOTICE or WARNING goes on).
     raises: bool = False
+    # Positions in `trees` of the conditions of IF statements with a RAISE (or ASSERT) in a branch: tests that
+    # refuse the caller (`if not exists (select ... ) then raise`), not any test of a body that raises somewhere.
+    guards: list[int] = field(default_factory=list)
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
@@ -207,6 +210,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
         dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
+        guards: set[int] = set()  # ids of IF conditions whose branches raise
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -221,6 +225,12 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
             elif inner_kind == "PLpgSQL_stmt_assert" or (inner_kind == "PLpgSQL_stmt_raise" and
                                                          body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL):
                 facts.raises = True
+            elif inner_kind == "PLpgSQL_stmt_if":
+                branches = [((body.get("cond") or {}).get("PLpgSQL_expr"),
+                             [body.get("then_body"), body.get("else_body")])]
+                branches += [((e.get("cond") or {}).get("PLpgSQL_expr"), [e.get("stmts"), body.get("else_body")])
+                             for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
+                guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
             elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
                 query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
                 if isinstance(query, dict):
@@ -231,6 +241,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
                 if setting and len(facts.trees) > before:
                     facts.into.append((before, setting))
+                if id(body) in guards and len(facts.trees) > before:
+                    facts.guards.append(before)
                 setting = ()
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
@@ -244,12 +256,20 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
+        tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
         for inner_kind, body in dynamic:
-            _add_dynamic(facts, inner_kind, body, default_schema)
+            _add_dynamic(facts, inner_kind, body, default_schema, tested)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
     return facts
+
+
+def _raises(statements: Any) -> bool:
+    """A RAISE at level EXCEPTION (or an ASSERT) among PL/pgSQL statements, however nested."""
+    return any(kind == "PLpgSQL_stmt_assert" or (kind == "PLpgSQL_stmt_raise" and
+                                                 body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL)
+               for kind, body in nodes(statements))
 
 
 def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
@@ -388,7 +408,7 @@ def _format_raw(args: list) -> set[str]:
 _MAX_DYNAMIC_TEXTS = 8  # statements one EXECUTE may stand for (a table name among a list the body tests)
 
 
-def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str) -> None:
+def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, tested: dict[str, list[str]]) -> None:
     """Read an EXECUTE whose text is spelled out: a constant, or format() of a constant template whose %I and %s
     take constants or a variable the body tests against a list of names (`if p_table not in ('projects',
     'tasks') then raise`: one statement per name). Its $n are the USING values and format's %L arguments, so
@@ -397,7 +417,7 @@ def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str) -
     expr = (body.get(_DYNAMIC[kind]) or {}).get("PLpgSQL_expr") or {}
     node = _expression_tree(expr)
     using = [_expression_tree((p or {}).get("PLpgSQL_expr") or {}) for p in body.get("params") or []]
-    texts = _dynamic_texts(node, len(using), _names_tested(facts.trees))
+    texts = _dynamic_texts(node, len(using), tested)
     if texts is None:
         facts.shapes += _shapes(node)
         return

@@ -38,6 +38,7 @@ class BodyReading:
     # (position in trees, the variables it sets): each SELECT ... INTO and assignment (BodyFacts.into)
     into: tuple[tuple[int, tuple[str, ...]], ...] = ()
     raises: bool = False  # a RAISE EXCEPTION or ASSERT (BodyFacts.raises)
+    guards: tuple[int, ...] = ()  # positions in trees of IF conditions whose branches raise (BodyFacts.guards)
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
 
 

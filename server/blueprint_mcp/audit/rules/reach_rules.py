@@ -16,6 +16,7 @@ from typing import Any
 from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
+from ..body import mentions_variables
 from ..pins import unwrap
 from ..registry import rule
 from ..tree import equated_columns, function_name, nodes, statement_relations, strings
@@ -593,9 +594,11 @@ def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[s
     for index, names in reading.into:
         kind, select = next(((k, b) for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), ("", None))
         write = next(((k, b) for k, b in nodes(reading.trees[index]) if k in ("UpdateStmt", "DeleteStmt")), None)
-        if write is not None and reading.raises:
+        if write is not None:
             # update ... where id = p_project returning organization_id into v_org, then a RAISE unless v_org is
-            # the caller's: the exception rolls the write back
+            # the caller's (an IF whose branch raises tests it): the exception rolls the write back
+            if not any(mentions_variables(reading.trees[i], {names[0]}) for i in reading.guards if i != index):
+                continue
             kind, select = write[0], {**write[1], "targetList": write[1].get("returningList")}
         rvs = [rv for rv in statement_relations(kind, select) or [] if rv] if select else []
         if len(rvs) != 1 or len(names) != 1:

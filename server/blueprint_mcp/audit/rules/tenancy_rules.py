@@ -687,14 +687,12 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
 
 def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
                    trusted: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
-    """(table, NEW column) for each row of another tenant table a body that may raise first looks up by the NEW
-    column and its tenant key together (`if not exists (select 1 from projects p where p.id = new.project_id and
+    """(table, NEW column) for each row of another tenant table the condition of an IF that raises looks up by the
+    NEW column and its tenant key together (`if not exists (select 1 from projects p where p.id = new.project_id and
     p.organization_id = new.organization_id) then raise`): the statements picking it by that column after the
     guard pick a row of the organisation checked."""
-    if not reading.raises:
-        return set()
     out: set[tuple[str, str]] = set()
-    for tree in reading.trees:
+    for tree in (reading.trees[i] for i in reading.guards):
         for kind, body in nodes(tree):
             if kind != "SelectStmt" or not body.get("whereClause"):
                 continue
