@@ -297,6 +297,7 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
         security_barrier="security_barrier" in options and obj.truthy(options["security_barrier"]),
         reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),
         calls=sorted({function_name(body) for kind, body in nodes(n.get("query")) if kind == "FuncCall"}),
+        column_names=strings(n.get("aliases")),
     ))
 
 

@@ -253,6 +253,7 @@ class View(_Obj):
     location: Location | None = None
     reads: list[str] | None = None  # schema.table of every relation the query reads; None = not analysed
     calls: list[str] | None = None  # every function the query calls (auth.uid); None = not analysed
+    column_names: list[str] = Field(default_factory=list)  # `create view v (a, b) as ...`: its columns' names
     # INSTEAD OF triggers and rewrite rules (the audit reads them; the generator makes none)
     triggers: list[Trigger] = Field(default_factory=list)
     rewrite_rules: list[RewriteRule] = Field(default_factory=list)

@@ -181,10 +181,14 @@ def _view_tenant_table(s: Schema, v: View) -> Table | None:
     except (pgparse.PGQueryError, RecursionError, ValueError, IndexError):
         return None
     names = set()
-    for target in select.get("targetList") or []:
+    for position, target in enumerate(select.get("targetList") or []):
         res = target.get("ResTarget") or {}
         ref = strings(((res.get("val") or {}).get("ColumnRef") or {}).get("fields"))
-        names.add(res.get("name") or (ref[-1] if ref else ""))
+        # `create view v (id, org, ...)` names its columns itself
+        names.add(v.column_names[position] if position < len(v.column_names) else
+                  res.get("name") or (ref[-1] if ref else ""))
+    if v.column_names and any(k == "A_Star" for k, _ in nodes(select.get("targetList"))):
+        return None  # a star under a column list: which name the tenant key takes is not read here
     t = bases[0]
     if any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [t.tenant_key]
            for k, b in nodes(select.get("whereClause"))):

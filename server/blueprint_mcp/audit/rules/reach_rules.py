@@ -460,7 +460,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
     if reading is None:
         return []
     params = _arguments(reading)
-    authorised = _authorised_picks(s, reading, params)
+    authorised = authorised_picks(s, reading, params)
     out: list[tuple[str, str | None]] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
@@ -470,7 +470,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
                 own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
                 if any(c[-1] == t.tenant_key for c in own):
-                    escape = _null_escape(top, t.tenant_key, params, reading, tree)
+                    escape = _null_escape(where, top, t.tenant_key, params, reading, tree)
                     if escape is not None and (t.qualified, f"null {escape}") not in out:
                         out.append((t.qualified, f"null {escape}"))
                     continue
@@ -490,11 +490,19 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
     return out
 
 
-def _null_escape(top: list, key: str, params: dict[str, str], reading, tree) -> str | None:
+def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tree) -> str | None:
     """The argument whose NULL lets every row through a filter that otherwise keeps the rows to it: `(p_org is null
     or organization_id = p_org)` or `organization_id = coalesce(p_org, organization_id)`. A membership check
     `if not (p_org = any (...))` passes a NULL too (NULL = any (...) is NULL, and IF takes it for false). None when
-    the body tests the argument for NULL elsewhere (`if p_org is null or not (...) then raise`)."""
+    the body tests the argument for NULL elsewhere (`if p_org is null or not (...) then raise`), or when another
+    conjunct of the filter keeps the rows to some organisations as well (`and organization_id = any (<the
+    caller's>)`)."""
+    conjuncts = where["BoolExpr"].get("args") or [] if isinstance(where, dict) and \
+        (where.get("BoolExpr") or {}).get("boolop") == "AND_EXPR" else [where]
+    keyed = [c for c in conjuncts if any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [key]
+                                         for k, b in nodes(c))]
+    if len(keyed) > 1:
+        return None
     def null_tested(value) -> set[str]:
         return {params[r[0]] for k, b in nodes(value) if k == "NullTest" and b.get("nulltesttype") == "IS_NULL"
                 for r in [strings(((b.get("arg") or {}).get("ColumnRef") or {}).get("fields"))]
@@ -586,7 +594,7 @@ def _parameters_in(value: Any, params: dict[str, str]) -> list[str]:
     return []
 
 
-def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
+def authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
     """(table, parameter) where the body reads the organisation of the rows the parameter picks into a variable
     and compares it (select organization_id into v_org from projects where id = p_project; if not v_org = any
     (...)): the rows it then picks by the same parameter are ones it checked."""
@@ -603,7 +611,7 @@ def _authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[s
         rvs = [rv for rv in statement_relations(kind, select) or [] if rv] if select else []
         if len(rvs) != 1 or len(names) != 1:
             continue
-        t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema)
+        t = tenant_relation(s, rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema)
         if t is None or not t.tenant_key or taken_columns(select, 1) != [t.tenant_key] or \
                 not compared_later(reading, index, names[0], t.tenant_key, True):
             continue

@@ -13,6 +13,7 @@ from ..registry import rule
 from ..parser import parse
 from ..tree import canonical, equated_columns, function_name, nodes, statement_relations, strings
 from .binding import from_relations, tied_to_row
+from .reach_rules import authorised_picks
 from .common import (
     CLIENT_ROLES,
     SENSITIVE_MARK,
@@ -586,10 +587,17 @@ def _tests_column(where, column: str) -> bool:
                for k, b in nodes(where))
 
 
-def _kept_by_key(t: Table, u: Table, picked: str) -> bool:
-    """A foreign key keeps t's `picked` column in the row's organisation: (tenant key, picked) -> u."""
-    return any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
-               and t.tenant_key in fk.columns for fk in t.foreign_keys)
+def _kept_by_key(t: Table, u: Table, picked: str, column: str | None = None) -> bool:
+    """A foreign key keeps the rows of u that t's `picked` column picks (by u's `column`) in t's row's organisation:
+    (tenant key, picked) -> u, or u's own (tenant key, column) -> t (tenant key, picked): a chunk of an export,
+    picked by the export's id (`where export_id = e.id`), belongs to the export's organisation."""
+    if any(fk.ref_schema == u.schema_name and fk.ref_table == u.name and picked in fk.columns
+           and t.tenant_key in fk.columns for fk in t.foreign_keys):
+        return True
+    return column is not None and any(
+        fk.ref_schema == t.schema_name and fk.ref_table == t.name and
+        (pairs := dict(zip(fk.columns, fk.ref_columns))).get(column) == picked and
+        pairs.get(u.tenant_key) == t.tenant_key for fk in u.foreign_keys)
 
 
 def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
@@ -615,8 +623,8 @@ def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = froze
             checked = any(compared_later(reading, index, name, u.tenant_key,
                                           bool(taken) and taken[position] == u.tenant_key)
                           for position, name in enumerate(names))
-            for _, picked in keys:
-                if not checked and not _kept_by_key(t, u, picked):
+            for column, picked in keys:
+                if not checked and not _kept_by_key(t, u, picked, column):
                     for name in names:
                         out.setdefault(name, (u.qualified, picked))
     return out
@@ -679,7 +687,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                         _tests_column(body.get("whereClause"), u.tenant_key):
                     continue
                 for col, column in keys:
-                    if not _kept_by_key(t, u, column) and (u.qualified, column) not in guarded and \
+                    if not _kept_by_key(t, u, column, col) and (u.qualified, column) not in guarded and \
                             (verb, u.qualified, column) not in out:
                         out.append((verb, u.qualified, column))
     return out
@@ -803,8 +811,13 @@ def _definers_given_new(s: Schema, f, columns: set[str] | None = None) -> list[t
             body = callee._body if callee is not None and callee.security_definer else None
             if body is None:
                 continue
+            # a parameter whose row the callee loads, checks and only then writes (BP073's load-then-authorise) is
+            # one it answers for itself
+            checked = {param for _, param in authorised_picks(s, body, {n: n for n, _ in body.params if n})}
             bound = {}
             for (name, _), arg in zip(body.params, call.get("args") or []):
+                if name in checked:
+                    continue
                 ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
                 if name and len(ref) == 2 and ref[0].lower() in _NEW_OLD:
                     bound[name] = arg
@@ -873,8 +886,12 @@ def _server_run_functions(s: Schema) -> list[tuple[str, object]]:
             seen.add(f.qualified)
             out.append((f"by pg_cron job '{job.name or job.command}'", f))
             names += list(f.calls or ())
+    # A function another one calls is that one's helper: its caller decides who reaches it.
+    called = {name for g in s.functions for name in g.calls or () if name not in (g.qualified, g.name)}
+    called |= {name for v in s.views for name in v.calls or ()}
     out += [("only by the server (no client may execute it)", f) for f in s.functions if f.qualified not in seen and
-            f.returns.lower() not in ("trigger", "event_trigger") and not set(CLIENT_ROLES) & set(f.execute_roles)]
+            f.returns.lower() not in ("trigger", "event_trigger") and not set(CLIENT_ROLES) & set(f.execute_roles)
+            and f.qualified not in called and f.name not in called]
     return out
 
 
