@@ -256,7 +256,8 @@ def test_dynamic_sql_made_of_a_text_parameter_is_found_however_it_is_spelled(bod
     ("execute 'delete from public.t where id = $1' using id", ["delete from public.t where id = id"]),
     ("execute format('delete from public.%I where id = $1', 'logs') using id",
      ['delete from public."logs" where id = id']),
-    ("if tbl not in ('a', 'b') then return; end if;\n  execute format('select * from public.%I where id = %L', tbl, id)",
+    ("if tbl not in ('a', 'b') then return; end if;\n"
+     "  execute format('select * from public.%I where id = %L', tbl, id)",
      ['select * from public."a" where id = id', 'select * from public."b" where id = id']),
     ("if tbl = any (array['a']) then execute format('select * from public.%s where x like ''a%%''', tbl); end if",
      ["select * from public.a where x like 'a%'"]),

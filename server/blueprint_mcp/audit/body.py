@@ -428,7 +428,9 @@ def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, t
             continue
         before = len(facts.trees)
         add_statements(facts, _substituted(parsed, values), default_schema)
-        targets = _target_names(body.get("target")) if body.get("into") else ()
+        # EXECUTE ... INTO sets its target; FOR r IN EXECUTE ... LOOP sets r to each row
+        targets = _target_names(body.get("target")) if body.get("into") else \
+            _target_names(body.get("var")) if kind == "PLpgSQL_stmt_dynfors" else ()
         if targets:
             facts.into.append((before, targets))
 
@@ -475,17 +477,32 @@ DYNAMIC_NAME = "blueprint_dynamic_name"  # a name an EXECUTE text makes at run t
 
 
 def _shapes(node: Any) -> list[Any]:
-    """The statements of format()'s constant template with every %I and %s made DYNAMIC_NAME and every %L a
-    string: what the text runs whatever the names (create table public.%I partition of public.log ...)."""
+    """The statements an EXECUTE text runs whatever the names it makes: format()'s constant template with every %I
+    and %s made DYNAMIC_NAME and every %L a string (create table public.%I partition of public.log ...), or a
+    concatenation of constants and values with each value made DYNAMIC_NAME ('alter table public.' ||
+    quote_ident(v) || ' enable row level security')."""
     call = (node or {}).get("FuncCall") if isinstance(node, dict) else None
-    if not call or strings(call.get("funcname"))[-1:] != ["format"] or not call.get("args"):
-        return []
-    template = const(call["args"][0])
-    if not isinstance(template, str):
-        return []
-    text = _PLACEHOLDER.sub(lambda m: "%" if m.group(2) == "%" else "''" if m.group(2) == "L" else DYNAMIC_NAME,
-                            template)
+    if call and strings(call.get("funcname"))[-1:] == ["format"] and call.get("args"):
+        template = const(call["args"][0])
+        if not isinstance(template, str):
+            return []
+        text = _PLACEHOLDER.sub(lambda m: "%" if m.group(2) == "%" else "''" if m.group(2) == "L" else DYNAMIC_NAME,
+                                template)
+    else:
+        parts = _concatenation(node)
+        if not parts or all(p is None for p in parts):
+            return []
+        text = "".join(DYNAMIC_NAME if p is None else p for p in parts)
     return [raw.get("stmt") for raw in _parsed_or_empty(text)]
+
+
+def _concatenation(node: Any) -> list[str | None]:
+    """The parts of `a || b || ...`: a constant's text, None for anything else."""
+    expr = (node or {}).get("A_Expr") if isinstance(node, dict) else None
+    if expr is not None and strings(expr.get("name")) == ["||"]:
+        return _concatenation(expr.get("lexpr")) + _concatenation(expr.get("rexpr"))
+    value = const(node)
+    return [value if isinstance(value, str) else None]
 
 
 def _names_tested(trees: list[Any]) -> dict[str, list[str]]:

@@ -54,12 +54,12 @@ def pii_readers(bp: Blueprint, parent: Entity) -> list[Grant]:
 
 def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant]:
     """A private side table's grants, before the usual narrowing. select: the parent's pii readers. update and
-    delete: whoever may update the row the personal data belongs to (changing or removing it edits the row), as
-    `under` the reference to that row, so every condition of the parent's update grants holds there (a where on
-    its state, assigned, under, soft delete); the members and linked users those grants name. insert: the same,
-    and the row's author by the parent's insert grants that need no parent column (where, assigned and under
-    are dropped): an author gives their own row its personal data, once (one side row per row), and changes it
-    only as an updater. Without an author column there is no author to give it. Linked chains start one hop
+    delete: whoever may update the row the personal data belongs to (changing or removing it edits the row): each
+    of the parent's update grants that tests only who (and authorship) as it is, each with a condition on the
+    parent's columns (where, assigned, under) as `under` the reference to that row, so the condition is read on
+    the row; soft delete's too. insert: the same, and the row's author by the parent's insert grants that need no
+    parent column (where, assigned and under are dropped): an author gives their own row its personal data, once
+    (one side row per row), and changes it only as an updater. Without an author column there is no author to give it. Linked chains start one hop
     earlier, at the reference to the parent. With no member left, only the service role writes it; a
     soft-deleted entity's personal data is deleted by the service role alone (clearing a field is an update)."""
     parent = bp.entity(side.private_of)
@@ -72,7 +72,7 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     updaters = command_grants(bp, parent, "update")
     # A grant that tests nothing but who (and authorship: the side row's author is the row's) reads the same on
     # the side; one with a condition on the row's columns is read on the row, `under` it.
-    grants = [g if g.where is None and g.assigned is None and g.under is None and g.visible is None else
+    grants = [g if g.where is None and g.assigned is None and g.under is None else
               Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, own=g.own, under=ref)
               for g in updaters] \
         if any(g.is_member_grant for g in updaters) else []

@@ -164,11 +164,12 @@ def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
 
 
 def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
-    """A write of a row's personal data (docs/access.md A23): the caller may update the row it belongs to, as the
-    row's own update policy says, read on the row inside the sub-query (under the row's select policy too). Who
-    the grant names is tested where it admits fewer than the row's updaters (update and delete keep to the roles
-    that read the personal data; a linked user is one person): updating the row admits only its updaters. When only the author writes
-    it (own), the row's update grants are read for its author: the branches that cannot admit them go."""
+    """A write of a row's personal data (docs/access.md A23) under a grant with a condition on the row: the caller
+    may update the row it belongs to, as the row's own update grants with such a condition say, read on the row
+    inside the sub-query (under the row's select policy too). Who the grant names is tested where it admits fewer
+    than the row's updaters (update and delete keep to the roles that read the personal data; a linked user is one
+    person): updating the row admits only its updaters. When only the author writes it (own), the row's update
+    grants are read for its author: the branches that cannot admit them go."""
     parent = bp.entity(side.private_of)
     every = command_grants(bp, parent, Command.update.value)
     roles = member_roles(bp, g)
@@ -177,7 +178,7 @@ def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
     who = who_pred(bp, side, g) if roles is None or not updaters <= set(roles) else None
     # The row's update grants that test only who are the side's own grants already (model/meaning.py): here, those
     # with a condition on the row.
-    grants = [h for h in every if h.where is not None or h.assigned or h.under or h.visible]
+    grants = [h for h in every if h.where is not None or h.assigned or h.under]
     if g.own:
         grants = uncovered(bp, [h.narrowed(own=True) for h in grants])
     rows = command_pred(bp, parent, Command.update, grants)

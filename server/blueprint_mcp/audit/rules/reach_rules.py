@@ -656,7 +656,8 @@ def _parameter_copies(reading) -> dict[str, str]:
           "another table's organisation in a sub-query (`exists (select 1 from organization_members m where "
           "m.organization_id = p_org ...)`), a filter that tests only the argument (`where p_org = any (...)`: "
           "every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
-          "check too, and then every row), a statement on a plain view over the table (`update private.live_projects ...`), and a "
+          "check too, and then every row), a statement on a plain view over the table (`update "
+          "private.live_projects ...`), and a "
           "statement run by EXECUTE whose text the body spells out (`execute format('select ... "
           "from public.%I t where t.id = $1', p_table) using p_id`, for each table name the body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"

@@ -325,16 +325,21 @@ def _clients_may(s: Schema, t, command: str) -> bool:
 def table_made_at_run_time_in_api_schema(r, s: Schema):
     for f in s.functions:
         reading = f._body
-        shapes = reading.shapes if reading is not None else ()
+        if reading is None or not reading.shapes:
+            continue
+        shapes = reading.shapes
         made = [(n.get("relation") or {}) for stmt in shapes for kind, n in (stmt or {}).items()
-                if kind == "CreateStmt" and (n.get("relation") or {}).get("relname") == DYNAMIC_NAME]
-        exposed_made = [rv for rv in made if (rv.get("schemaname") or reading.default_schema) in s.exposed_schemas]
+                if kind == "CreateStmt" and (n.get("relation") or {}).get("relname") == DYNAMIC_NAME
+                and (n.get("relation") or {}).get("relpersistence") != "t"]  # a temporary table is the session's
+        # An unqualified name lands in the first schema of the function's search_path (none: CREATE fails).
+        home = None if f.search_path is not None and not f.search_path.strip().strip("'\"") else reading.default_schema
+        exposed_made = [rv for rv in made if (rv.get("schemaname") or home) in s.exposed_schemas]
         guarded = any(kind == "AlterTableStmt" and ((n.get("relation") or {}).get("relname") == DYNAMIC_NAME) and
                       any(((c.get("AlterTableCmd") or {}).get("subtype")) == "AT_EnableRowSecurity"
                           for c in n.get("cmds") or [])
                       for stmt in shapes for kind, n in (stmt or {}).items())
         if exposed_made and not guarded:
-            schema = exposed_made[0].get("schemaname") or reading.default_schema
+            schema = exposed_made[0].get("schemaname") or home
             yield r.finding(f"Function {f.qualified} creates tables in {schema} whose names it makes at run time, "
                             "without row level security: each is served by the API with the default privileges of "
                             "new tables.", f.qualified, location=f.location)
