@@ -413,7 +413,7 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
                for i, unit in enumerate(_units(table, keys, fixed, values))]
     for tries, combo in enumerate(itertools.product(*choices)):
         if tries >= MAX_TRIES:
-            return
+            break
         trial = dict(values)
         for part in combo:
             trial.update({c: v for c, v in part.items() if not c.startswith("__")})
@@ -423,6 +423,38 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
                     part["__support__"]()
             values.update(trial)
             return
+    _distinct_unit_by_unit(table, values, peers, keys, choices)
+
+
+def _distinct_unit_by_unit(table: Table, values: dict[str, str], peers: list[dict[str, str]], keys,
+                           choices: list[list[dict]]) -> None:
+    """When trying combinations runs out (many keys, each with its own values to try: the product grows past
+    MAX_TRIES before the first unit moves), settle one unit at a time: each takes the first choice that leaves the
+    fewest keys clashing, so a key only one unit can free (one personal-data row per row) is freed too."""
+    def clashing(trial: dict[str, str]) -> int:
+        return sum(clashes(table, trial, peers, [key]) for key in keys)
+
+    trial, chosen = dict(values), []
+    for options in choices:
+        best, best_count = None, clashing(trial)
+        for part in options:
+            candidate = {**trial, **{c: v for c, v in part.items() if not c.startswith("__")}}
+            count = clashing(candidate)
+            if count < best_count:
+                best, best_count = part, count
+                if count == 0:
+                    break
+        if best is not None:
+            trial.update({c: v for c, v in best.items() if not c.startswith("__")})
+            chosen.append(best)
+        if best_count == 0:
+            break
+    if clashes(table, trial, peers, keys):
+        return  # no row here can be distinct: PostgreSQL will say which key, as a fixture failure
+    for part in chosen:
+        if "__support__" in part:
+            part["__support__"]()
+    values.update(trial)
 
 
 def _units(table: Table, keys, fixed: set[str], values: dict[str, str]) -> list[object]:
