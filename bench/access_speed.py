@@ -133,17 +133,6 @@ COMPLAINTS = {"name": "complaints", "fields": [
     "access": {"select": [{"min_role": "admin"}, {"roles": ["member"], "where": {"column": "state", "equals": "open"}}],
                "insert": "member", "update": "admin"}}
 
-# Personal data of a row frozen once approved: its author writes it only while the claim is a draft, the update
-# grant's `where` read on the claim (docs/access.md A23).
-CLAIMS = {"name": "claims", "fields": [
-    {"name": "status", "type": "enum", "values": ["draft", "approved"], "nullable": False, "default": "draft"},
-    {"name": "iban", "type": "text", "pii": True}],
-    "access": {"select": "member", "insert": "member",
-               "update": [{"min_role": "admin"}, {"min_role": "member", "own": True,
-                                                  "where": {"column": "status", "equals": "draft"}}]},
-    "pii_read": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}
-
-
 def timed(conn, forms: list[tuple[str, str | None, str]], repeat: int) -> list[tuple[float, int, list[float]]]:
     """For each (query, caller or None for the owner, setup run first in the same transaction): median execution
     ms (timed as bench/timing.py says), the count it returns and every timed run."""
@@ -166,7 +155,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
     data = yaml.safe_load(LAB.read_text())
-    data["entities"] += [COMPLAINTS, CLAIMS]
+    data["entities"].append(COMPLAINTS)  # the lab's claims: personal data of a row frozen once approved (A23)
     bp = parse_blueprint(data)
     me, portal, ed = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
     print(f"{'form':<48}{'policy ms':>11}{'limit ms':>10}{'ratio':>8}")
