@@ -534,24 +534,36 @@ _TEXT_TYPE = re.compile(r"^(text|citext|varchar|character varying|char|character
 def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
     """The first policy or function that compares `column` of the membership table `members` (or a value cast to
     `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it)."""
-    def ordered(tree, default_schema: str, own: bool) -> bool:
-        if not own and members.qualified not in relation_names(tree, default_schema):
-            return False
-        for kind, body in nodes(tree):
-            if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name")) and \
-                    strings(body.get("name"))[-1] in _ORDERING and \
-                    any(_names_role(side, column, enum) for side in (body.get("lexpr"), body.get("rexpr"))):
-                return True
-        return False
-    for t in s.tables:
-        for p in t.policies:
-            if any(ordered(tree, "public", t is members) for _, tree, _ in trees(p)):
-                return f"policy {p.name} on {t.qualified}"
-    for f in s.functions:
-        reading = getattr(f, "_body", None)
-        if reading is not None and any(ordered(tree, reading.default_schema, False) for tree in reading.trees):
-            return f"function {f.qualified}"
+    for label, table, default_schema, tree, comparisons in _ordering_trees(s):
+        if table is not members and members.qualified not in relation_names(tree, default_schema):
+            continue
+        if any(_names_role(side, column, enum) for sides in comparisons for side in sides):
+            return label
     return None
+
+
+def _ordering_trees(s: Schema) -> list[tuple[str, object, str, object, list[tuple]]]:
+    """(label, the policy's table or None, default schema, tree, the sides of each <, <=, > or >= in it) of every
+    policy and function tree that orders anything: found once per audit (most order nothing), read per membership
+    table."""
+    def ordering(tree) -> list[tuple]:  # identical clauses share a tree: each is walked once
+        return per_tree("ordering", tree, lambda: [
+            (body.get("lexpr"), body.get("rexpr")) for kind, body in nodes(tree)
+            if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name"))[-1:] and
+            strings(body.get("name"))[-1] in _ORDERING])
+
+    def collect() -> list[tuple[str, object, str, object, list[tuple]]]:
+        out = []
+        for t in s.tables:
+            for p in t.policies:
+                out += [(f"policy {p.name} on {t.qualified}", t, "public", tree, found)
+                        for _, tree, _ in trees(p) if (found := ordering(tree))]
+        for f in s.functions:
+            reading = getattr(f, "_body", None)
+            out += [(f"function {f.qualified}", None, reading.default_schema, tree, found)
+                    for tree in (reading.trees if reading is not None else ()) if (found := ordering(tree))]
+        return out
+    return _once("ordering trees", s, collect)
 
 
 def _names_role(side, column: str, enum: str) -> bool:

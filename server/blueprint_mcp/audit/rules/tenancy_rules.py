@@ -16,6 +16,7 @@ from .binding import from_relations, tied_to_row
 from .reach_rules import authorised_picks
 from .common import (
     CLIENT_ROLES,
+    _once,
     SENSITIVE_MARK,
     applies_to_clients,
     calls,
@@ -747,7 +748,7 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
             hits = _trigger_writes_elsewhere(s, t, f, trg.timing == "before", transitions) \
                 if f.security_definer else []
             runs = f"runs {f.qualified} with its owner's rights"
-            for callee, bound in [] if hits else _definers_given_new(s, f):
+            for callee, bound in [] if hits else _once("definers given new", f, _definers_given_new, s, f):
                 hits = _trigger_writes_elsewhere(s, t, bound, False, transitions)
                 if hits:
                     runs = f"runs {f.qualified}, which calls {callee.qualified} with its owner's rights,"
