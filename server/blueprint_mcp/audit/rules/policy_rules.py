@@ -420,15 +420,7 @@ _CALLER_VALUES = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 def caller_null_matches_null(r, s: Schema):
     for t, p in linted_policies(s, roles=None):
         for clause, tree, _ in trees(p):
-            for kind, body in nodes(tree):
-                if kind != "A_Expr":
-                    continue
-                how = "IS NOT DISTINCT FROM" if body.get("kind") == "AEXPR_NOT_DISTINCT" else \
-                    "= between COALESCEs with one fallback" if _same_fallback(body) else \
-                    "= on a COALESCE whose fallback a request header can send" if _header_sends_fallback(body) \
-                    else None
-                if how is None:
-                    continue
+            for body, how in per_tree("null meets null", tree, lambda: _null_comparisons(tree)):
                 sides = [_caller_value(body.get("lexpr")), _caller_value(body.get("rexpr"))]
                 columns = [_nullable_column(t, _coalesced(body.get("lexpr"))),
                            _nullable_column(t, _coalesced(body.get("rexpr")))]
@@ -437,6 +429,20 @@ def caller_null_matches_null(r, s: Schema):
                                     f"in its {clause}: without that value every row whose column is NULL matches.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
+
+
+def _null_comparisons(tree) -> list[tuple[dict, str]]:
+    """(comparison, how) of each comparison in the tree under which NULL may meet NULL (shared clauses: once)."""
+    out = []
+    for kind, body in nodes(tree):
+        if kind != "A_Expr":
+            continue
+        how = "IS NOT DISTINCT FROM" if body.get("kind") == "AEXPR_NOT_DISTINCT" else \
+            "= between COALESCEs with one fallback" if _same_fallback(body) else \
+            "= on a COALESCE whose fallback a request header can send" if _header_sends_fallback(body) else None
+        if how is not None:
+            out.append((body, how))
+    return out
 
 
 def _same_fallback(expr) -> bool:
