@@ -131,8 +131,9 @@ def clients_granted(s: Schema, t: Table, command: str, column: str | None = None
 
 
 def client_policies(t: Table, command: str) -> list[Policy]:
-    """The table's policies that apply to an API role for `command`."""
-    return [p for p in t.policies if applies_to_clients(p) and command in commands(p)]
+    """The table's policies that apply to an API role for `command` (once per audit: a dozen rules ask)."""
+    return _once(("client policies", command), t,
+                 lambda: [p for p in t.policies if applies_to_clients(p) and command in commands(p)])
 
 
 def selectable_columns(obj: Table | View, role: str, columns: list[str]) -> list[str]:
