@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -384,6 +384,18 @@ def _raw(node: Any) -> set[str]:
     return set()
 
 
+def format_placeholders(template: str) -> Iterator[tuple[re.Match, str, int]]:
+    """Each placeholder of a format() template with its kind (s, I, L or %) and the position (from 1) of the
+    argument it takes, as format() counts them: `%2$s` names its own, the next one follows it (0 for %%)."""
+    position = 0
+    for m in _PLACEHOLDER.finditer(template):
+        if m.group(2) == "%":
+            yield m, "%", 0
+            continue
+        position = int(m.group(1)) if m.group(1) else position + 1
+        yield m, m.group(2), position
+
+
 def _format_raw(args: list) -> set[str]:
     """format(): the arguments %s pastes as they are (%I and %L quote theirs)."""
     if not args:
@@ -391,16 +403,8 @@ def _format_raw(args: list) -> set[str]:
     fmt = const(args[0])
     if not isinstance(fmt, str):
         return set().union(*(_raw(a) for a in args))
-    out: set[str] = set()
-    position = 0
-    for m in _PLACEHOLDER.finditer(fmt):
-        if m.group(2) == "%":
-            continue
-        index = int(m.group(1)) if m.group(1) else position + 1
-        position = index
-        if m.group(2) == "s" and index < len(args):
-            out |= _raw(args[index])
-    return out
+    return set().union(*(_raw(args[index]) for _, kind, index in format_placeholders(fmt)
+                         if kind == "s" and index < len(args)))
 
 
 # --- dynamic SQL whose text the body spells out -------------------------------------------------------
@@ -448,25 +452,23 @@ def _dynamic_texts(node: Any, given: int, tested: dict[str, list[str]]) -> list[
     if not isinstance(template, str):
         return None
     out: list[tuple[str, list]] = [("", [])]
-    position, cut = 0, 0
-    for m in _PLACEHOLDER.finditer(template):
+    cut = 0
+    for m, kind, index in format_placeholders(template):
         pieces: list[str] = [template[cut:m.start()]]
         cut = m.end()
-        if m.group(2) == "%":
+        if kind == "%":
             out = [(t + pieces[0] + "%", lit) for t, lit in out]
             continue
-        index = int(m.group(1)) if m.group(1) else position + 1
-        position = index
         arg = args[index - 1] if 0 < index <= len(args) else None
         value = const(arg)
-        if m.group(2) == "L":
+        if kind == "L":
             out = [(t + pieces[0] + f"${given + len(lit) + 1}", [*lit, arg]) for t, lit in out]
             continue
         ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
         names = [str(value)] if value is not None else tested.get(ref[0], []) if len(ref) == 1 else []
         if not names:
             return None
-        spell = (lambda n: '"' + n.replace('"', '""') + '"') if m.group(2) == "I" else str
+        spell = (lambda n: '"' + n.replace('"', '""') + '"') if kind == "I" else str
         out = [(t + pieces[0] + spell(n), lit) for t, lit in out for n in names]
         if len(out) > _MAX_DYNAMIC_TEXTS:
             return None
@@ -486,8 +488,11 @@ def _shapes(node: Any) -> list[Any]:
         template = const(call["args"][0])
         if not isinstance(template, str):
             return []
-        text = _PLACEHOLDER.sub(lambda m: "%" if m.group(2) == "%" else "''" if m.group(2) == "L" else DYNAMIC_NAME,
-                                template)
+        pieces, cut = [], 0
+        for m, kind, _ in format_placeholders(template):
+            pieces += [template[cut:m.start()], "%" if kind == "%" else "''" if kind == "L" else DYNAMIC_NAME]
+            cut = m.end()
+        text = "".join(pieces) + template[cut:]
     else:
         parts = _concatenation(node)
         if not parts or all(p is None for p in parts):
