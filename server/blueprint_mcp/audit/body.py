@@ -18,7 +18,8 @@ from typing import Any
 import pgparse
 
 from .platform import mentions_user_metadata
-from .tree import Node, const, dotted, nodes, strings
+from ..sql.ident import ident
+from .tree import Node, const, dotted, nodes, replaced, strings
 
 WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")  # statements that write a relation
 _ASSIGN = re.compile(r":=|=")
@@ -222,8 +223,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(body.get("target"))
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
-            elif inner_kind == "PLpgSQL_stmt_assert" or (inner_kind == "PLpgSQL_stmt_raise" and
-                                                         body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL):
+            elif _is_raise(inner_kind, body):
                 facts.raises = True
             elif inner_kind == "PLpgSQL_stmt_if":
                 branches = [((body.get("cond") or {}).get("PLpgSQL_expr"),
@@ -265,11 +265,15 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
     return facts
 
 
+def _is_raise(kind: str, body: Node) -> bool:
+    """A RAISE at level EXCEPTION (the default) or an ASSERT: the body may refuse its caller there."""
+    return kind == "PLpgSQL_stmt_assert" or (kind == "PLpgSQL_stmt_raise" and
+                                             body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL)
+
+
 def _raises(statements: Any) -> bool:
     """A RAISE at level EXCEPTION (or an ASSERT) among PL/pgSQL statements, however nested."""
-    return any(kind == "PLpgSQL_stmt_assert" or (kind == "PLpgSQL_stmt_raise" and
-                                                 body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL)
-               for kind, body in nodes(statements))
+    return any(_is_raise(kind, body) for kind, body in nodes(statements))
 
 
 def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
@@ -468,7 +472,7 @@ def _dynamic_texts(node: Any, given: int, tested: dict[str, list[str]]) -> list[
         names = [str(value)] if value is not None else tested.get(ref[0], []) if len(ref) == 1 else []
         if not names:
             return None
-        spell = (lambda n: '"' + n.replace('"', '""') + '"') if kind == "I" else str
+        spell = ident if kind == "I" else str  # %I quotes as quote_ident does
         out = [(t + pieces[0] + spell(n), lit) for t, lit in out for n in names]
         if len(out) > _MAX_DYNAMIC_TEXTS:
             return None
@@ -532,14 +536,8 @@ def _names_tested(trees: list[Any]) -> dict[str, list[str]]:
 
 def _substituted(tree: Any, values: dict[int, Any]) -> Any:
     """The tree with each $n that `values` holds replaced by that value's tree."""
-    if isinstance(tree, dict):
-        param = tree.get("ParamRef")
-        if len(tree) == 1 and isinstance(param, dict) and param.get("number") in values:
-            return values[param["number"]]
-        return {k: _substituted(v, values) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_substituted(v, values) for v in tree]
-    return tree
+    return replaced(tree, lambda node: values.get((node.get("ParamRef") or {}).get("number"))
+                    if isinstance(node.get("ParamRef"), dict) else None)
 
 
 def _expression_tree(expr: dict) -> Any:
@@ -672,14 +670,9 @@ def _constant_string(query: str, mode: int) -> str | None:
 
 
 def _concatenated(node: dict | None) -> str | None:
-    expr = (node or {}).get("A_Expr")
-    if expr is not None:
-        if strings(expr.get("name")) != ["||"]:
-            return None
-        left, right = _concatenated(expr.get("lexpr")), _concatenated(expr.get("rexpr"))
-        return left + right if left is not None and right is not None else None
-    value = const(node)
-    return value if isinstance(value, str) else None
+    """The text of a concatenation made only of string constants ('a' || 'b'); None for anything else."""
+    parts = _concatenation(node)
+    return None if None in parts else "".join(parts)
 
 
 def _parsed_or_empty(text: str) -> list[dict]:

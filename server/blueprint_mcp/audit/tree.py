@@ -333,3 +333,24 @@ def min_location(tree: Any) -> int | None:
         elif isinstance(value, list):
             stack.extend(value)
     return best
+
+
+def replaced(tree: Any, replacement: Callable[[Node], Any]) -> Any:
+    """A copy of the tree with each node (a one-key dict) `replacement` gives a value for replaced by that value
+    (None: kept, and its children read)."""
+    if isinstance(tree, dict):
+        if len(tree) == 1:
+            (kind, body), = tree.items()
+            new = replacement({kind: body})
+            if new is not None:
+                return new
+        return {k: replaced(v, replacement) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [replaced(v, replacement) for v in tree]
+    return tree
+
+
+def boolean_args(tree: Any, boolop: str) -> list:
+    """The arguments of a top-level AND (AND_EXPR) or OR (OR_EXPR), or the tree alone."""
+    body = tree.get("BoolExpr") if isinstance(tree, dict) else None
+    return list(body.get("args", [])) if body and body.get("boolop") == boolop else [tree]

@@ -59,9 +59,10 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     parent's columns (where, assigned, under) as `under` the reference to that row, so the condition is read on
     the row; soft delete's too. insert: the same, and the row's author by the parent's insert grants that need no
     parent column (where, assigned and under are dropped): an author gives their own row its personal data, once
-    (one side row per row), and changes it only as an updater. Without an author column there is no author to give it. Linked chains start one hop
-    earlier, at the reference to the parent. With no member left, only the service role writes it; a
-    soft-deleted entity's personal data is deleted by the service role alone (clearing a field is an update)."""
+    (one side row per row), and changes it only as an updater. Without an author column there is no author to give
+    it. Linked chains start one hop earlier, at the reference to the parent. With no member left, only the service
+    role writes it; a soft-deleted entity's personal data is deleted by the service role alone (clearing a field is
+    an update)."""
     parent = bp.entity(side.private_of)
     ref = side.fields[0].name
     if command == "select":
@@ -69,12 +70,14 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     if side.scope is Scope.service or (command == "delete" and parent.soft_delete):
         return []
     who = ("min_role", "roles", "capability", "linked")
+
+    def on_row(g: Grant) -> bool:  # a condition on the parent's columns, which the side table does not have
+        return g.where is not None or g.assigned is not None or g.under is not None
     updaters = command_grants(bp, parent, "update")
     # A grant that tests nothing but who (and authorship: the side row's author is the row's) reads the same on
     # the side; one with a condition on the row's columns is read on the row, `under` it.
-    grants = [g if g.where is None and g.assigned is None and g.under is None else
-              Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, own=g.own, under=ref)
-              for g in updaters] \
+    grants = [Grant(**{k: getattr(g, k) for k in who if getattr(g, k) is not None}, own=g.own, under=ref)
+              if on_row(g) else g for g in updaters] \
         if any(g.is_member_grant for g in updaters) else []
     readers = _private_grants(bp, side, "select")
     if side.owner_column and readers and all(r.own and not r.linked for r in readers):
@@ -83,8 +86,7 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
     if command == "insert" and side.owner_column:
         # The parent's insert grants are its author's already (own).
-        authors = [g for g in command_grants(bp, parent, "insert")
-                   if g.where is None and g.assigned is None and g.under is None]
+        authors = [g for g in command_grants(bp, parent, "insert") if not on_row(g)]
         if any(g.is_member_grant for g in authors):
             grants = authors + grants
     grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]

@@ -241,8 +241,9 @@ def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant]
     ref = e.fields[0].name if e.private_of and command is not Command.select else None
     # A write under the row the personal data belongs to reads that row under its select policy already: the
     # gate is for the other grants.
-    under = [g for g in grants if ref is not None and g.under == ref]
-    plain = [g for g in grants if not (ref is not None and g.under == ref)]
+    under, plain = [], []
+    for g in grants:
+        (under if ref is not None and g.under == ref else plain).append(g)
     pred = any_of(bp, e, plain, seen) if plain else None
     live, restorers = live_pred(bp, e), restore_grants(bp, e)
     if pred is not None and live is not None and command is not Command.insert and not all(

@@ -416,7 +416,7 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
             break
         trial = dict(values)
         for part in combo:
-            trial.update({c: v for c, v in part.items() if not c.startswith("__")})
+            trial.update(_choice_values(part))
         if not clashes(table, trial, peers, keys):
             for part in combo:
                 if "__support__" in part:
@@ -424,6 +424,11 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
             values.update(trial)
             return
     _distinct_unit_by_unit(table, values, peers, keys, choices)
+
+
+def _choice_values(part: dict) -> dict[str, str]:
+    """A choice's column values, without its `__support__` (the row it would add if taken)."""
+    return {c: v for c, v in part.items() if not c.startswith("__")}
 
 
 def _distinct_unit_by_unit(table: Table, values: dict[str, str], peers: list[dict[str, str]], keys,
@@ -438,14 +443,14 @@ def _distinct_unit_by_unit(table: Table, values: dict[str, str], peers: list[dic
     for options in choices:
         best, best_count = None, clashing(trial)
         for part in options:
-            candidate = {**trial, **{c: v for c, v in part.items() if not c.startswith("__")}}
+            candidate = {**trial, **_choice_values(part)}
             count = clashing(candidate)
             if count < best_count:
                 best, best_count = part, count
                 if count == 0:
                     break
         if best is not None:
-            trial.update({c: v for c, v in best.items() if not c.startswith("__")})
+            trial.update(_choice_values(best))
             chosen.append(best)
         if best_count == 0:
             break

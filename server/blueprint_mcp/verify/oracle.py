@@ -144,7 +144,8 @@ class Oracle:
                        and (g.public or g.signed_in or role in (member_roles(self.bp, g) or [])) for g in grants)
         # Archived rows (whose changes are logged too) are only for those who may restore them; a row's personal
         # data is only for those who may also see the row (docs/access.md A23), every one of them.
-        chain = [e] + ([self.bp.entity(e.private_of)] if e.private_of and self.bp.entity(e.private_of) else [])
+        parent = self.bp.entity(e.private_of) if e.private_of else None
+        chain = [e] if parent is None else [e, parent]
         return all(every_row(command_grants(self.bp, x, "select")) and (
             not x.soft_delete or every_row(restore_grants(self.bp, x))) for x in chain)
 

@@ -14,6 +14,7 @@ from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import is_role_column, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..callers import BodyReading, CallerFacts, caller_facts
+from ..parser import parse
 from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
 from ..tree import Node, function_name, indexed, leading, nodes, strings
@@ -177,9 +178,8 @@ def _view_tenant_table(s: Schema, v: View) -> Table | None:
     bases = [t for n in v.reads or () if (t := s.table(*n.split(".", 1)[::-1]) if "." in n else None) is not None]
     if len(v.reads or ()) != 1 or len(bases) != 1 or not is_tenant(bases[0]):
         return None
-    try:
-        select = (pgparse.parse(v.query)[0]["stmt"].get("SelectStmt") or {})
-    except (pgparse.PGQueryError, RecursionError, ValueError, IndexError):
+    select = (view_statement(v) or {}).get("SelectStmt")
+    if select is None:
         return None
     names = set()
     for position, target in enumerate(select.get("targetList") or []):
@@ -460,6 +460,22 @@ def key_column_lists(t: Table | View) -> list[list[str]]:
     """Column lists of keys and full (non-partial) indexes: what can serve a lookup."""
     lists = [c.columns for c in getattr(t, "constraints", []) if c.kind in ("primary key", "unique")]
     return lists + [i.columns for i in t.indexes if i.where is None]
+
+
+def into_select(reading, index: int) -> dict | None:
+    """The SELECT of the statement at `index` that sets variables (BodyReading.into: select ... into, a FOR loop's
+    query, `x := (select ...)`): the first one in its tree; None for a statement with none."""
+    return next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+
+
+def view_statement(v: View) -> dict | None:
+    """The parsed query of a view ({"SelectStmt": ...}), once per audit; None where it does not parse again."""
+    def parsed() -> dict | None:
+        try:
+            return parse(v.query)[0]["stmt"] if v.query else None
+        except (pgparse.PGQueryError, RecursionError, ValueError, LookupError):
+            return None
+    return _once("view statement", v, parsed)
 
 
 def taken_columns(select, count: int) -> list[str | None] | None:

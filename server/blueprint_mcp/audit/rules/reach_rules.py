@@ -19,10 +19,10 @@ from ..platform import managed
 from ..body import mentions_variables
 from ..pins import unwrap
 from ..registry import rule
-from ..tree import equated_columns, function_name, nodes, statement_relations, strings
+from ..tree import boolean_args, equated_columns, function_name, nodes, statement_relations, strings
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
-from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, is_tenant,
+from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
                      membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns,
                      tenant_relation)
 
@@ -449,19 +449,20 @@ def _unchecked_membership_writes(s: Schema, column_of, passes=lambda reading: Fa
             yield f, through, rel, members[rel], p
 
 
-def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
-    """(table, parameter) for each statement of the body on a tenant table that picks rows by a parameter (`where id =
-    p_project`, `= any (p_ids)`, an upsert's conflict key, a MERGE's join) and never tests the table's tenant key:
-    whatever organisation those rows belong to; (table, None) for one whose filter names none of the table's columns
-    (`where p_org = any (<the caller's>)`: every row). A pick by a secret column (`where token = p_token`) is a
-    capability and passes, and so is a pick whose row's organisation the body reads and compares first (`select
-    organization_id into v_org ... where id = p_project; if not v_org = any (...)`)."""
+def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, str]]:
+    """(table, parameter, how) for each statement of the body on a tenant table that picks rows by a parameter
+    (`where id = p_project`, `= any (p_ids)`, an upsert's conflict key, a MERGE's join) and never tests the table's
+    tenant key ("picks": whatever organisation those rows belong to), whose filter names none of the table's columns
+    ("unfiltered", no parameter: `where p_org = any (<the caller's>)`, every row), or whose test of the tenant key
+    a null parameter opens ("null": `p_org is null or organization_id = p_org`). A pick by a secret column (`where
+    token = p_token`) is a capability and passes, and so is a pick whose row's organisation the body reads and
+    compares first (`select organization_id into v_org ... where id = p_project; if not v_org = any (...)`)."""
     reading = f._body
     if reading is None:
         return []
     params = _arguments(reading)
     authorised = authorised_picks(s, reading, params)
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | None, str]] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
@@ -471,8 +472,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
                 own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
                 if any(c[-1] == t.tenant_key for c in own):
                     escape = _null_escape(where, top, t.tenant_key, params, reading, tree)
-                    if escape is not None and (t.qualified, f"null {escape}") not in out:
-                        out.append((t.qualified, f"null {escape}"))
+                    if escape is not None and (t.qualified, escape, "null") not in out:
+                        out.append((t.qualified, escape, "null"))
                     continue
                 picks = list(extra)
                 for k, b in top:
@@ -483,10 +484,10 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None]]:
                             picks.append((col[-1], params[arg[-1]]))
                 for col, param in picks:
                     if not _SECRET.search(col) and (t.qualified, param) not in authorised and \
-                            (t.qualified, param) not in out:
-                        out.append((t.qualified, param))
-                if where is not None and not own and not picks and (t.qualified, None) not in out:
-                    out.append((t.qualified, None))
+                            (t.qualified, param, "picks") not in out:
+                        out.append((t.qualified, param, "picks"))
+                if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
+                    out.append((t.qualified, None, "unfiltered"))
     return out
 
 
@@ -497,12 +498,10 @@ def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tr
     the body tests the argument for NULL elsewhere (`if p_org is null or not (...) then raise`), or when another
     conjunct of the filter keeps the rows to some organisations as well (`and organization_id = any (<the
     caller's>)`)."""
-    conjuncts = where["BoolExpr"].get("args") or [] if isinstance(where, dict) and \
-        (where.get("BoolExpr") or {}).get("boolop") == "AND_EXPR" else [where]
-    keyed = [c for c in conjuncts if any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [key]
-                                         for k, b in nodes(c))]
-    if len(keyed) > 1:
+    if sum(any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [key] for k, b in nodes(c))
+           for c in boolean_args(where, "AND_EXPR")) > 1:
         return None
+
     def null_tested(value) -> set[str]:
         return {params[r[0]] for k, b in nodes(value) if k == "NullTest" and b.get("nulltesttype") == "IS_NULL"
                 for r in [strings(((b.get("arg") or {}).get("ColumnRef") or {}).get("fields"))]
@@ -511,10 +510,10 @@ def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tr
     found = None
     for k, b in top:
         if k == "BoolExpr" and b.get("boolop") == "OR_EXPR":
-            keyed = {params[a[-1]] for kk, bb in nodes(b.get("args")) if kk == "A_Expr"
-                     for sides in [equated_columns(bb)] if sides for c, a in (sides, sides[::-1])
-                     if c and a and c[-1] == key and len(a) == 1 and a[0] in params}
-            found = found or next(iter(keyed & null_tested(b.get("args"))), None)
+            keyed_to = {params[a[-1]] for kk, bb in nodes(b.get("args")) if kk == "A_Expr"
+                        for sides in [equated_columns(bb)] if sides for c, a in (sides, sides[::-1])
+                        if c and a and c[-1] == key and len(a) == 1 and a[0] in params}
+            found = found or next(iter(keyed_to & null_tested(b.get("args"))), None)
         elif k == "A_Expr":
             for side in (b.get("lexpr"), b.get("rexpr")):
                 args = ((side or {}).get("CoalesceExpr") or {}).get("args") or [] if isinstance(side, dict) else []
@@ -600,7 +599,7 @@ def authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[st
     (...)): the rows it then picks by the same parameter are ones it checked."""
     out: set[tuple[str, str]] = set()
     for index, names in reading.into:
-        kind, select = next(((k, b) for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), ("", None))
+        kind, select = "SelectStmt", into_select(reading, index)
         write = next(((k, b) for k, b in nodes(reading.trees[index]) if k in ("UpdateStmt", "DeleteStmt")), None)
         if write is not None:
             # update ... where id = p_project returning organization_id into v_org, then a RAISE unless v_org is
@@ -635,7 +634,7 @@ def _parameter_copies(reading) -> dict[str, str]:
     params = {name for name, _ in reading.params if name}
     sources: dict[str, set[str | None]] = {}
     for index, names in reading.into:
-        select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+        select = into_select(reading, index)
         targets = (select or {}).get("targetList") or []
         copies = select is not None and not select.get("fromClause") and len(targets) == len(names)
         for position, name in enumerate(names):
@@ -657,9 +656,9 @@ def _parameter_copies(reading) -> dict[str, str]:
           "m.organization_id = p_org ...)`), a filter that tests only the argument (`where p_org = any (...)`: "
           "every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
           "check too, and then every row), a statement on a plain view over the table (`update "
-          "private.live_projects ...`), and a "
-          "statement run by EXECUTE whose text the body spells out (`execute format('select ... "
-          "from public.%I t where t.id = $1', p_table) using p_id`, for each table name the body admits).",
+          "private.live_projects ...`), and a statement run by EXECUTE whose text the body spells out (`execute "
+          "format('select ... from public.%I t where t.id = $1', p_table) using p_id`, for each table name the "
+          "body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
           "update public.projects set name = p_name where id = p_project;",
       fix="Tie the statement to the organisation checked: `where id = p_project and organization_id = p_org` (and "
@@ -671,12 +670,11 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
             continue  # BP057's: a function that never asks who calls
         picked = _picked_by_argument(s, f)
         if picked:
-            table, param = picked[0]
-            what = f"picks {table} rows by {param}" if param else f"filters {table} rows by none of their columns"
-            what += " and never tests their organisation"
-            if param and param.startswith("null "):
-                what = (f"keeps {table} rows to {param[5:]} unless it is null, when every organisation's rows pass "
-                        f"(a membership check of a null {param[5:]} passes too: NULL = any (...) is NULL)")
+            table, param, how = picked[0]
+            what = {"picks": f"picks {table} rows by {param} and never tests their organisation",
+                    "unfiltered": f"filters {table} rows by none of their columns and never tests their organisation",
+                    "null": f"keeps {table} rows to {param} unless it is null, when every organisation's rows pass (a "
+                            f"membership check of a null {param} passes too: NULL = any (...) is NULL)"}[how]
             yield r.finding(f"Definer function {f.qualified} {what}; clients reach it through {through}.",
                             f.qualified, location=f.location)
 

@@ -11,7 +11,8 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..tree import canonical, equated_columns, function_name, nodes, statement_relations, strings
+from ..tree import (boolean_args, canonical, equated_columns, function_name, nodes, replaced,
+                    statement_relations, strings)
 from .binding import from_relations, tied_to_row
 from .reach_rules import authorised_picks
 from .common import (
@@ -22,6 +23,7 @@ from .common import (
     calls,
     client_policies,
     compared_later,
+    into_select,
     client_update_columns,
     clients_granted,
     commands,
@@ -34,6 +36,7 @@ from .common import (
     policy_label,
     relation_names,
     taken_columns,
+    view_statement,
     tenant_roots,
     trees,
 )
@@ -274,9 +277,7 @@ def _binds_to_writer(p, col: str) -> bool:
         tree = per_tree("expression", text, lambda: _expression_tree(text))
     if not isinstance(tree, dict):
         return False
-    body = tree.get("BoolExpr")
-    conjuncts = body.get("args", []) if body and body.get("boolop") == "AND_EXPR" else [tree]
-    for c in conjuncts:
+    for c in boolean_args(tree, "AND_EXPR"):
         e = c.get("A_Expr") if isinstance(c, dict) else None
         if not e or e.get("kind") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
             continue
@@ -337,12 +338,6 @@ def _defaults_to_caller(default: str) -> bool:
     return _is_uid(per_tree("expression", default, lambda: _expression_tree(default)))
 
 
-def _either(tree, boolop: str) -> list:
-    """The arguments of a top-level AND (AND_EXPR) or OR (OR_EXPR), or the tree alone."""
-    body = tree.get("BoolExpr") if isinstance(tree, dict) else None
-    return list(body.get("args", [])) if body and body.get("boolop") == boolop else [tree]
-
-
 def _owner_test(node, col: str) -> bool:
     """`col = auth.uid()` (either side, casts and a sub-select around the call aside)."""
     e = node.get("A_Expr") if isinstance(node, dict) else None
@@ -359,7 +354,7 @@ def _branches(p, using: bool = True) -> list | None:
         return None
     if tree is None:
         tree = per_tree("expression", text, lambda: _expression_tree(text))
-    return _either(tree, "OR_EXPR") if isinstance(tree, dict) else [{}]
+    return boolean_args(tree, "OR_EXPR") if isinstance(tree, dict) else [{}]
 
 
 def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
@@ -369,19 +364,20 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     if not deletes or any(not p.permissive for p in deletes):
         return None
     owned = [b for p in deletes for b in (_branches(p) or [{}])
-             if any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
+             if any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))]
     if not owned:
         return None
     if _update_guarded(s, t, col) or not clients_granted(s, t, "update", col):
         return None
     updates = client_policies(t, "update")
-    if any(not p.permissive and all(any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))
+    if any(not p.permissive and all(any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))
                                     for b in (_branches(p) or [{}])) for p in updates):
         return None  # a restrictive policy lets owners alone update
     deleters = {canonical(b) for p in deletes for b in (_branches(p) or [{}])
-                if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))}
+                if not any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))}
     for p in (p for p in updates if p.permissive):
-        others = [b for b in (_branches(p) or [{}]) if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR"))]
+        others = [b for b in (_branches(p) or [{}])
+                  if not any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))]
         if any(canonical(b) not in deleters for b in others):
             return p, "delete"
     return None
@@ -422,7 +418,7 @@ def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
             continue
         for p in (p for p in client_policies(t, "update") if p.permissive):
             keys = [c.name for c in t.columns for b in (_branches(p) or [])
-                    if any(_owner_test(x, c.name) for x in _either(b, "AND_EXPR"))]
+                    if any(_owner_test(x, c.name) for x in boolean_args(b, "AND_EXPR"))]
             if not keys:
                 continue
             checked = {c for _, tree, _ in trees(p) if tree is not None
@@ -463,7 +459,7 @@ def _caller_views(s: Schema, editable: dict[str, tuple[str, set[str]]]) -> dict[
         tables = [t for t in v.reads or () if t in editable]
         if v.materialized or not tables or not v.query:
             continue
-        tree = per_tree("view query", v.query, lambda: _view_tree(v.query))
+        tree = view_statement(v)
         for table in tables:
             key, columns = editable[table]
             if tree is None or not _decides_by(s, tree, v.schema_name, table, key, columns):
@@ -473,13 +469,6 @@ def _caller_views(s: Schema, editable: dict[str, tuple[str, set[str]]]) -> dict[
                       or [""])[-1] for t in tree.get("SelectStmt", {}).get("targetList") or []}
             out[f"{v.schema_name}.{v.name}"] = (table, shown & columns)
     return out
-
-
-def _view_tree(query: str):
-    try:
-        return parse(query)[0]["stmt"]
-    except (pgparse.PGQueryError, RecursionError, ValueError, LookupError):
-        return None
 
 
 def _through_view(tree, default_schema: str, view: str, columns: set[str]) -> str | None:
@@ -534,8 +523,9 @@ def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tu
     caller's own rows (`user_id = auth.uid() and ...`) lets a preference of theirs decide about their own rows
     only, nothing about anyone else's."""
     columns_here = [c.name for c in t.columns]
-    own = [(b, "public", None) for _, tree, _ in trees(p) if tree is not None for b in _either(tree, "OR_EXPR")
-           if not any(_owner_test(c, col) for c in _either(b, "AND_EXPR") for col in columns_here)]
+    own = [(b, "public", None) for _, tree, _ in trees(p) if tree is not None
+           for b in boolean_args(tree, "OR_EXPR")
+           if not any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR") for col in columns_here)]
     helpers = []
     for name, _, _ in (c for b, _, _ in own for c in calls(b)):
         f = find_function(s, name)
@@ -567,7 +557,7 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
     `column = v.x` (or `= v`) where `picked` says which NEW column chose the row variable v holds."""
     out = []
     picked = picked or {}
-    for c in _either(where, "AND_EXPR") if isinstance(where, dict) else []:
+    for c in boolean_args(where, "AND_EXPR") if isinstance(where, dict) else []:
         e = c.get("A_Expr") if isinstance(c, dict) else None
         sides = equated_columns(e) if e else None
         for a, b in (sides, sides[::-1]) if sides else ():
@@ -601,20 +591,18 @@ def _kept_by_key(t: Table, u: Table, picked: str, column: str | None = None) -> 
         pairs.get(u.tenant_key) == t.tenant_key for fk in u.foreign_keys)
 
 
-def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
-                      trusted: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
+def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = _NEW_OLD) -> dict[str, tuple[str, str]]:
     """variable -> (table, NEW column) for each variable a SELECT ... INTO fills from a row of another tenant table
     that a NEW column picks (`select * into v from projects where id = new.project_id`), nothing keeping that row
     in the new row's organisation: no test of the table's tenant key in the statement, no composite foreign key,
     and the row's organisation never compared afterwards (`if v.organization_id <> new.organization_id`)."""
     out: dict[str, tuple[str, str]] = {}
     for index, names in reading.into:
-        tree = reading.trees[index]
-        select = next((b for k, b in nodes(tree) if k == "SelectStmt"), None)
+        select = into_select(reading, index)
         if select is None or not select.get("fromClause"):
             continue
         where = select.get("whereClause")
-        keys = _row_keys(where, {v: col for v, (_, col) in out.items()}, (_NEW_OLD | rows) - trusted)
+        keys = _row_keys(where, {v: col for v, (_, col) in out.items()}, rows)
         for rv in statement_relations("SelectStmt", select) or []:
             u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
             if u is None or u.qualified == t.qualified or not is_tenant(u) or not u.tenant_key or \
@@ -632,12 +620,11 @@ def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = froze
 
 
 def _transition_names(body, transitions: set[str]) -> frozenset[str]:
-    """NEW, OLD, and the names a statement gives the trigger's transition tables in its FROM (`from new_transfers
-    t`: t), whose rows are the client's as NEW is."""
-    named = {((rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")).lower()
-             for rv in ((item or {}).get("RangeVar") or {} for item in body.get("fromClause") or [])
-             if not rv.get("schemaname") and rv.get("relname", "").lower() in transitions}
-    return _NEW_OLD | named
+    """The names a statement gives the trigger's transition tables in its FROM (`from new_transfers t`: t), whose
+    rows are the client's as NEW is."""
+    return frozenset(((rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")).lower()
+                     for rv in ((item or {}).get("RangeVar") or {} for item in body.get("fromClause") or [])
+                     if not rv.get("schemaname") and rv.get("relname", "").lower() in transitions)
 
 
 def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions: set[str] = frozenset(),
@@ -654,8 +641,9 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
     if reading is None:
         return []
     out: list[tuple[str, str, str]] = []
-    variables = _picked_variables(s, t, reading, rows, trusted)
-    guarded = _guarded_picks(s, t, reading, rows, trusted)
+    clients = (_NEW_OLD | rows) - trusted  # the names for rows the client chose
+    variables = _picked_variables(s, t, reading, clients)
+    guarded = _guarded_picks(s, t, reading, clients)
     picked = {v: col for v, (_, col) in variables.items()}
     into = dict(reading.into)
     for index, tree in enumerate(reading.trees):
@@ -681,7 +669,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
             else:
                 continue
             rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"), picked, (_transition_names(body, transitions) | rows) - trusted)
+            keys = _row_keys(body.get("whereClause"), picked, clients | _transition_names(body, transitions))
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
@@ -694,8 +682,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
     return out
 
 
-def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozenset(),
-                   trusted: frozenset[str] = frozenset()) -> set[tuple[str, str]]:
+def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str]) -> set[tuple[str, str]]:
     """(table, NEW column) for each row of another tenant table the condition of an IF that raises looks up by the
     NEW column and its tenant key together (`if not exists (select 1 from projects p where p.id = new.project_id and
     p.organization_id = new.organization_id) then raise`): the statements picking it by that column after the
@@ -710,7 +697,7 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str] = frozense
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is not None and u.qualified != t.qualified and is_tenant(u) and u.tenant_key and \
                         _tests_column(where, u.tenant_key):
-                    out |= {(u.qualified, column) for _, column in _row_keys(where, None, (_NEW_OLD | rows) - trusted)}
+                    out |= {(u.qualified, column) for _, column in _row_keys(where, None, rows)}
     return out
 
 
@@ -851,16 +838,10 @@ def _generated_lookups(s: Schema, t: Table):
 
 def _bind(tree, bound: dict):
     """The tree with each bare reference to a bound parameter replaced by what the call passed."""
-    if isinstance(tree, dict):
-        ref = tree.get("ColumnRef")
-        if len(tree) == 1 and isinstance(ref, dict):
-            names = strings(ref.get("fields"))
-            if len(names) == 1 and names[0] in bound:
-                return bound[names[0]]
-        return {k: _bind(v, bound) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_bind(v, bound) for v in tree]
-    return tree
+    def value(node):
+        names = strings((node.get("ColumnRef") or {}).get("fields")) if isinstance(node.get("ColumnRef"), dict) else []
+        return bound.get(names[0]) if len(names) == 1 else None
+    return replaced(tree, value)
 
 
 def _client_written(s: Schema, t: Table, events=("insert", "update")) -> list[str]:
@@ -916,7 +897,7 @@ def server_worker_trusts_queued_rows(r, s: Schema):
     for how, f in _server_run_functions(s):
         reading = f._body
         for index, names in reading.into if reading is not None else ():
-            select = next((b for k, b in nodes(reading.trees[index]) if k == "SelectStmt"), None)
+            select = into_select(reading, index)
             rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
             t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema) \
                 if len(rvs) == 1 else None
