@@ -6,7 +6,7 @@ from ..model.schema import (
     CronJob, EnumType, ForeignKey, Function, Grants, Index, Policy, Privilege, Schema, StorageBucket, Table, Trigger, View,
 )
 from ..model.blueprint import ROLE_TYPE
-from ..model.tenant_keys import READ_ONLY_ROLE_NAMES, ranks_reversed
+from ..model.tenant_keys import READ_ONLY_ROLE_NAMES, rank_inversion
 from .ident import column_list, ident, literal, qname
 
 API_ROLES = "anon, authenticated"
@@ -22,10 +22,10 @@ def _qualified(dotted: str) -> str:
 
 def enum_sql(e: EnumType) -> str:
     values = ", ".join(literal(v) for v in e.values)
-    # The roles run from the least to the most trusted; names that read the other way (a blueprint's own) are said
-    # where a reader (and audit's BP064) looks.
+    # The roles run from the least to the most trusted; names that read otherwise, all of them or two (a blueprint's
+    # own 'member' above 'admin'), are said where a reader (and audit's BP064) looks.
     out = f"-- blueprint: ignore BP064 the blueprint ranks these roles by this order: {e.values[0]} is the least\n" \
-        if e.name == ROLE_TYPE and ranks_reversed(e.values) else ""
+        if e.name == ROLE_TYPE and rank_inversion(e.values) is not None else ""
     out += f"create type {qname(e.schema_name, e.name)} as enum ({values});"
     if e.comment:
         out += f"\ncomment on type {qname(e.schema_name, e.name)} is {literal(e.comment)};"
