@@ -1367,3 +1367,39 @@ def test_a_side_row_with_many_personal_keys_still_finds_a_row_of_its_own(url):
     one parent and the fixture failed on its unique key; now the units settle one at a time after that."""
     data = json.loads((Path(__file__).parent / "fixtures" / "blueprints" / "many-keyed-side.json").read_text())
     verified(data, url)
+
+
+ASSIGNEE = {"name": "assignee", "type": "reference", "references": "organization_members"}
+
+
+def test_a_delete_for_assignees_is_refused_while_others_may_make_themselves_the_assignee(url):
+    """Random-seed fuzz: admins update any task and delete only the tasks assigned to them. The generator wrote
+    what each grant says and verify judged each step alone, but BP065 read the two steps together: an admin sets
+    assignee to themselves, then deletes. The model now refuses the design; one where members update only the tasks
+    they hold (an update reaches only rows its caller reads) passes all three readings."""
+    takes = blueprint({"name": "tasks", "fields": [ASSIGNEE],
+                       "access": {"update": "admin", "delete": [{"min_role": "admin", "assigned": "assignee"}]}})
+    assert rejected(takes) == [
+        "entities[0].access.delete[0].assigned: owner or admin may update rows of tasks and set assignee to "
+        "themselves, then delete them as their assignee: the condition would not hold."]
+    held = blueprint({"name": "tasks", "fields": [ASSIGNEE],
+                      "access": {"select": [{"min_role": "member", "assigned": "assignee"}, {"min_role": "admin"}],
+                                 "update": "member",
+                                 "delete": [{"min_role": "member", "assigned": "assignee"}, {"min_role": "admin"}]}})
+    assert audited(held) == []  # BP065 reads `member and (assignee or admin)` as two ways in
+    verified(held, url)
+    # The same update grant where members read every task: they could take any one, so the model says so.
+    members_read = blueprint({"name": "tasks", "fields": [ASSIGNEE],
+                              "access": {"update": "member",
+                                         "delete": [{"min_role": "member", "assigned": "assignee"},
+                                                    {"min_role": "admin"}]}})
+    assert rejected(members_read) == [
+        "entities[0].access.delete[0].assigned: member may update rows of tasks and set assignee to themselves, "
+        "then delete them as their assignee: the condition would not hold."]
+    # Only admins may be named, so members cannot take a task; but the SQL's trigger is not read by the audit
+    # (BP065 would warn), so the model refuses the design too, with the same fix: one reading for all three.
+    admins_only = {**ASSIGNEE, "member_roles": ["owner", "admin"]}
+    named = blueprint({"name": "tasks", "fields": [admins_only],
+                       "access": {"update": "member",
+                                  "delete": [{"min_role": "member", "assigned": "assignee"}, {"min_role": "admin"}]}})
+    assert rejected(named) == rejected(members_read)

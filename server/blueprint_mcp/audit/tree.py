@@ -354,3 +354,28 @@ def boolean_args(tree: Any, boolop: str) -> list:
     """The arguments of a top-level AND (AND_EXPR) or OR (OR_EXPR), or the tree alone."""
     body = tree.get("BoolExpr") if isinstance(tree, dict) else None
     return list(body.get("args", [])) if body and body.get("boolop") == boolop else [tree]
+
+
+def disjuncts(tree: Any, limit: int = 64) -> list[list] | None:
+    """The expression as OR-ed conjunctions (each a list of the AND-ed atoms): `a and (b or c)` is [[a, b], [a, c]].
+    Anything but AND and OR is an atom (NOT included). None past `limit` conjunctions, which a policy built by hand
+    or by a generator never needs (a caller then reads the top-level OR's branches)."""
+    body = tree.get("BoolExpr") if isinstance(tree, dict) else None
+    op = body.get("boolop") if body else None
+    if op == "OR_EXPR":
+        out: list[list] = []
+        for arg in body.get("args", []):
+            part = disjuncts(arg, limit)
+            if part is None or len(out) + len(part) > limit:
+                return None
+            out += part
+        return out
+    if op == "AND_EXPR":
+        out = [[]]
+        for arg in body.get("args", []):
+            part = disjuncts(arg, limit)
+            if part is None or len(out) * len(part) > limit:
+                return None
+            out = [a + b for a in out for b in part]
+        return out
+    return [[tree]]

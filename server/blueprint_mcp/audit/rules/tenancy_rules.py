@@ -11,7 +11,7 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..tree import (boolean_args, canonical, equated_columns, function_name, nodes, replaced,
+from ..tree import (boolean_args, canonical, disjuncts, equated_columns, function_name, nodes, replaced,
                     statement_relations, strings)
 from .binding import from_relations, tied_to_row
 from .reach_rules import authorised_picks
@@ -357,15 +357,32 @@ def _branches(p, using: bool = True) -> list | None:
     return boolean_args(tree, "OR_EXPR") if isinstance(tree, dict) else [{}]
 
 
+def _terms(p, using: bool = True) -> list[list]:
+    """The policy's expression as OR-ed conjunctions (tree.disjuncts), or its top-level OR's branches each as one
+    conjunction when that grows too large; [[]] for no expression (true)."""
+    text, tree = (p.using, p.using_tree) if using or p.check is None else (p.check, p.check_tree)
+    if text is None:
+        return [[]]
+    if tree is None:
+        tree = per_tree("expression", text, lambda: _expression_tree(text))
+    if not isinstance(tree, dict):
+        return [[]]
+    found = disjuncts(tree)
+    return found if found is not None else [boolean_args(b, "AND_EXPR") for b in boolean_args(tree, "OR_EXPR")]
+
+
 def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     """An update policy letting someone who is not the row's owner (`col = auth.uid()`) set `col`, and the delete
-    that owning the row then gives them beyond their own rights: (the update policy, what it gives)."""
+    that owning the row then gives them beyond their own rights: (the update policy, what it gives). Policies are
+    read as OR-ed conjunctions: an update whose every way in either tests the owner (`member and (owner or
+    admin)`: a member updates only rows they own already) or holds every test of a way to delete that needs no
+    owner (an admin, who deletes any row anyway) gives nothing. Tests every way to delete holds are left out of
+    that comparison: whoever fails them deletes nothing, owner or not."""
     deletes = client_policies(t, "delete")
     if not deletes or any(not p.permissive for p in deletes):
         return None
-    owned = [b for p in deletes for b in (_branches(p) or [{}])
-             if any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))]
-    if not owned:
+    delete_terms = [c for p in deletes for c in _terms(p)]
+    if not any(any(_owner_test(x, col) for x in c) for c in delete_terms):
         return None
     if _update_guarded(s, t, col) or not clients_granted(s, t, "update", col):
         return None
@@ -373,13 +390,16 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     if any(not p.permissive and all(any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))
                                     for b in (_branches(p) or [{}])) for p in updates):
         return None  # a restrictive policy lets owners alone update
-    deleters = {canonical(b) for p in deletes for b in (_branches(p) or [{}])
-                if not any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))}
+    # Tests every way in holds (a wrapper: `member and (admin or owner)`) bind the taker as much as the owner.
+    base = set.intersection(*({canonical(x) for x in c} for c in delete_terms))
+    deleters = [{canonical(x) for x in c} - base for c in delete_terms if not any(_owner_test(x, col) for x in c)]
     for p in (p for p in updates if p.permissive):
-        others = [b for b in (_branches(p) or [{}])
-                  if not any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))]
-        if any(canonical(b) not in deleters for b in others):
-            return p, "delete"
+        for c in _terms(p):
+            if any(_owner_test(x, col) for x in c):
+                continue
+            tests = {canonical(x) for x in c}
+            if not any(d <= tests for d in deleters):
+                return p, "delete"
     return None
 
 
