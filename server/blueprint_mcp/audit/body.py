@@ -47,7 +47,8 @@ class BodyFacts:
     trees: list[Any] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
     calls: set[str] = field(default_factory=set)  # every function a statement calls, as written
-    # Columns a trigger compares between NEW and OLD (new.organization_id <> old.organization_id): a guard.
+    # Columns a trigger compares between NEW and OLD in the condition of an IF whose branch raises
+    # (if new.organization_id <> old.organization_id then raise ...): a guard. A test that only records is none.
     compares: set[str] = field(default_factory=set)
     # The body runs SQL made at run time (EXECUTE, RETURN QUERY EXECUTE, OPEN ... FOR EXECUTE): unread.
     dynamic: bool = False
@@ -104,8 +105,6 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
             facts.reads.add(_qualified(body, default_schema))
         elif kind == "FuncCall":
             facts.calls.add(dotted(body.get("funcname")))
-        elif kind == "A_Expr":
-            _compared(facts, body)
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
         elif kind in WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
@@ -256,6 +255,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
+        for at in facts.guards:  # NEW against OLD in a test that refuses: a guard (a test that only records is not)
+            for kind, body in nodes(facts.trees[at]):
+                if kind == "A_Expr":
+                    _compared(facts, body)
         tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
         for inner_kind, body in dynamic:
             _add_dynamic(facts, inner_kind, body, default_schema, tested)

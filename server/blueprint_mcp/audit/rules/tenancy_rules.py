@@ -378,8 +378,10 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     admin)`: a member updates only rows they own already) or holds every test of a way to delete that needs no
     owner (an admin, who deletes any row anyway) gives nothing. Tests every way to delete holds are left out of
     that comparison: whoever fails them deletes nothing, owner or not."""
-    deletes = client_policies(t, "delete")
-    if not deletes or any(not p.permissive for p in deletes):
+    # A restrictive delete policy binds owner and taker alike (`using (done)`: both delete done tasks only), as the
+    # tests every way in holds do below: it decides nothing here.
+    deletes = [p for p in client_policies(t, "delete") if p.permissive]
+    if not deletes:
         return None
     delete_terms = [c for p in deletes for c in _terms(p)]
     if not any(any(_owner_test(x, col) for x in c) for c in delete_terms):
