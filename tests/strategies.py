@@ -393,20 +393,20 @@ def blueprints(draw) -> dict:
 
 
 def _settle_assignees(bp: dict) -> None:
-    """Drop `assigned` from the delete grants the model refuses: others who may update the row could make
-    themselves its assignee (model: _check_assignees)."""
+    """Drop `assigned` or `under` from the delete grants the model refuses: others who may update the row could
+    bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees)."""
     while True:
         try:
             parse_blueprint(bp)
             return
         except InvalidBlueprint as exc:
-            paths = [path for path, why, _ in exc.problems if "set" in why and "as their assignee" in why]
+            paths = [path for path, why, _ in exc.problems if why.endswith("the condition would not hold.")]
             if not paths:
                 return  # another problem: the property test, or the next settling, shows it
-            for path in paths:  # entities[i].access.delete[k].assigned
+            for path in paths:  # entities[i].access.delete[k].assigned (or .under)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 k = int(path.rsplit("[", 1)[1].split("]", 1)[0])
-                bp["entities"][i]["access"]["delete"][k].pop("assigned", None)
+                bp["entities"][i]["access"]["delete"][k].pop(path.rsplit(".", 1)[1], None)
 
 
 def _settle_server_set(bp: dict) -> None:

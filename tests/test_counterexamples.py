@@ -1403,3 +1403,24 @@ def test_a_delete_for_assignees_is_refused_while_others_may_make_themselves_the_
                        "access": {"update": "member",
                                   "delete": [{"min_role": "member", "assigned": "assignee"}, {"min_role": "admin"}]}})
     assert rejected(named) == rejected(members_read)
+
+
+def test_a_delete_for_a_parents_editors_is_refused_while_others_may_move_rows_under_their_parent(url):
+    """Red team 10 (r03): any member edits any task, and only admins or the lead of a task's project delete it. A
+    member moved another project's task under a project she leads, then deleted it: verify judged each step
+    alone and the audit has no reading of `under`. The model refuses it as it does an assignee's takeover."""
+    data = blueprint(
+        {"name": "projects", "fields": [{"name": "lead_id", "type": "reference", "references": "organization_members"}],
+         "access": {"update": [{"min_role": "admin"}, {"min_role": "member", "assigned": "lead_id"}]}},
+        {"name": "project_tasks", "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+             "on_delete": "cascade"}],
+         "access": {"select": "member", "update": "member",
+                    "delete": [{"min_role": "admin"}, {"min_role": "member", "under": "project_id"}]}})
+    assert rejected(data) == [
+        "entities[1].access.delete[1].under: member may update rows of project_tasks and move them under a parent "
+        "they may update (project_id), then delete them there: the condition would not hold."]
+    data["entities"][1]["access"]["update"] = [{"min_role": "admin"}, {"min_role": "member", "under": "project_id"}]
+    # Editors of the parent update its rows, and move them only between such parents: all three readings agree.
+    assert audited(data) == []
+    verified(data, url)

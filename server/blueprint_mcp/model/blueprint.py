@@ -443,14 +443,16 @@ def _condition_columns(bp: Blueprint, e: Entity, i: int) -> list[tuple[str, str,
 
 
 def _check_assignees(bp: Blueprint, problems: list) -> None:
-    """`assigned: c` on a delete grant holds only while nobody can make themselves the assignee: a caller who may
-    update the row outside that condition (another update grant) sets c to themselves, then deletes what the grant
-    meant for the assignee alone (the audit's BP065 reads the SQL the same way). Harmless when the update grant
-    itself says `assigned: c` (before and after, the row names the caller), when nobody it admits meets the
-    delete grant's roles, when they read no row but their own assigned ones
-    (an update reaches only rows its caller reads), or when a delete grant admits them to those rows anyway.
-    Restoring reads the delete grants by default; a restore list may not say assigned at all. Reading needs no such
-    rule: an update's new row must stay readable to its caller, so nobody takes a row they could not read."""
+    """`assigned: c` or `under: ref` on a delete grant holds only while nobody can bring a row into it: a caller who
+    may update the row outside that condition (another update grant) sets c to themselves, or moves the row under a
+    parent they may update (red team 10), then deletes what the grant meant for the assignee, or for the parent's
+    editors, alone (the audit's BP065 reads the assignee's case in the SQL the same way). Harmless when the update
+    grant itself says the same condition (before and after, the row meets it for the caller), when nobody it admits
+    meets the delete grant's roles, when they read no row but those the condition gives them (an update reaches
+    only rows its caller reads), or when a delete grant admits them to those rows anyway. Restoring reads the
+    delete grants by default; a restore list may say neither. Reading needs no such rule: an update's new row must
+    stay readable to its caller, so nobody takes a row they could not read. A `where` is the row's state, which
+    the update grants (and `transitions`) say who may change: a delete grant reads it when the delete runs (A28)."""
     from .meaning import command_grants, covers, member_roles  # meaning reads a validated Blueprint
     from .words import describe_grants
     for i, e in enumerate(bp.entities):
@@ -459,36 +461,44 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
             continue
         deleters, readers = command_grants(bp, e, "delete"), command_grants(bp, e, "select")
         for k, g in enumerate(spec):
-            if not g.assigned:
-                continue
-            for u in command_grants(bp, e, "update"):
-                taker = _assignee_taker(bp, e, g, u, deleters, readers, member_roles, covers)
-                if taker is None:
+            for key in ("assigned", "under"):
+                col = getattr(g, key)
+                if not col:
                     continue
-                problems.append((
-                    f"entities[{i}].access.delete[{k}].assigned",
-                    f"{describe_grants(bp, e, [taker], 'update')} may update rows of {e.name} and set "
-                    f"{g.assigned} to themselves, then delete them as their assignee: the condition would not hold.",
-                    f"add assigned: {g.assigned} to that update grant (an assignee updates their rows and cannot "
-                    "take others'), let the same callers delete without assigned, or drop assigned here"))
-                break
+                for u in command_grants(bp, e, "update"):
+                    taker = _taker(bp, key, g, u, deleters, readers, member_roles, covers)
+                    if taker is None:
+                        continue
+                    who = describe_grants(bp, e, [taker], "update")
+                    if key == "assigned":
+                        how = f"set {col} to themselves, then delete them as their assignee"
+                        fix = "an assignee updates their rows and cannot take others'"
+                    else:
+                        how = f"move them under a parent they may update ({col}), then delete them there"
+                        fix = "they update rows under parents they may update, and move them only between those"
+                    problems.append((f"entities[{i}].access.delete[{k}].{key}",
+                                     f"{who} may update rows of {e.name} and {how}: the condition would not hold.",
+                                     f"add {key}: {col} to that update grant ({fix}), let the same callers delete "
+                                     f"without {key}, or drop {key} here"))
+                    break
 
 
-def _assignee_taker(bp: Blueprint, e: Entity, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant],
-                    member_roles, covers) -> Grant | None:
-    """The callers and rows of update grant `u` who could name themselves in `g.assigned`, and so meet delete grant
-    `g`, on rows they read but were not assigned, that no delete grant admits anyway, as a grant (its roles cut to
-    those `g` admits); None when there are none."""
-    if u.assigned == g.assigned:
+def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant], member_roles,
+           covers) -> Grant | None:
+    """The callers and rows of update grant `u` who could bring a row into delete grant `g`'s condition `key`
+    (assigned: naming themselves; under: moving it under a parent they may update) from rows they read outside it,
+    that no delete grant admits anyway, as a grant (its roles cut to those `g` admits); None when there are
+    none."""
+    if getattr(u, key) == getattr(g, key):
         return None
     if not u.is_member_grant or not g.is_member_grant:  # a linked user may be a member too: no role rules them out
         return None if any(covers(bp, x, u) for x in deleters) else u
 
-    def reads_others(role: str) -> bool:  # a select grant admitting the role to rows not assigned to them
-        return any(x.assigned != g.assigned and (not x.is_member_grant or role in (member_roles(bp, x) or []))
-                   for x in readers)
-    # The member reference's member_roles are not read: the audit cannot see them in the SQL's trigger, and a
-    # design that leans on them reads as a takeover there (BP065); the fix below says the same to both.
+    def reads_others(role: str) -> bool:  # a select grant admitting the role to rows outside the condition
+        return any(getattr(x, key) != getattr(g, key) and
+                   (not x.is_member_grant or role in (member_roles(bp, x) or [])) for x in readers)
+    # A member reference's member_roles are not read: the audit cannot see them in the SQL's trigger, and a
+    # design that leans on them reads as a takeover there (BP065); the fix says the same to both.
     roles = [r for r in member_roles(bp, u) or [] if r in (member_roles(bp, g) or []) and reads_others(r)
              and not any(covers(bp, x, u.narrowed(min_role=None, capability=None, roles=[r])) for x in deleters)]
     return u.narrowed(min_role=None, capability=None, roles=roles) if roles else None
