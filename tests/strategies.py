@@ -388,25 +388,31 @@ def blueprints(draw) -> dict:
                      "pii_keys": draw(st.lists(st.sampled_from(["nickname", "home_town", "birthday"]), unique=True))}
     _settle_visible(bp)
     _settle_server_set(bp)
-    _settle_assignees(bp)  # the model reads assignees once nothing else is wrong
+    _settle_assignees(bp)  # the model reads assignees and pins once nothing else is wrong
     return bp
 
 
 def _settle_assignees(bp: dict) -> None:
     """Drop `assigned` or `under` from the delete grants the model refuses: others who may update the row could
-    bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees)."""
+    bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees).
+    A restricting reference nobody in the organisation could clear cascades instead (model: _check_pins)."""
     while True:
         try:
             parse_blueprint(bp)
             return
         except InvalidBlueprint as exc:
             paths = [path for path, why, _ in exc.problems if why.endswith("the condition would not hold.")]
-            if not paths:
+            pins = [path for path, why, _ in exc.problems if "' restricts: " in why]
+            if not paths and not pins:
                 return  # another problem: the property test, or the next settling, shows it
             for path in paths:  # entities[i].access.delete[k].assigned (or .under)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 k = int(path.rsplit("[", 1)[1].split("]", 1)[0])
                 bp["entities"][i]["access"]["delete"][k].pop(path.rsplit(".", 1)[1], None)
+            for path in pins:  # entities[i].fields[j].on_delete: a restricting reference nobody could clear
+                i = int(path.split("[", 1)[1].split("]", 1)[0])
+                j = int(path.split("fields[", 1)[1].split("]", 1)[0])
+                bp["entities"][i]["fields"][j]["on_delete"] = "cascade"
 
 
 def _settle_server_set(bp: dict) -> None:

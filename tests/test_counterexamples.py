@@ -1424,3 +1424,47 @@ def test_a_delete_for_a_parents_editors_is_refused_while_others_may_move_rows_un
     # Editors of the parent update its rows, and move them only between such parents: all three readings agree.
     assert audited(data) == []
     verified(data, url)
+
+
+def test_problems_name_entities_and_fields_as_written_after_personal_data_moves():
+    """Found while settling fuzz blueprints: pii fields move to <entity>_private, inserted after their entity, and
+    every check after the split named the model's positions: 'entities[2].access.select' for the second entity,
+    'fields[0]' for a field written second."""
+    data = blueprint({"name": "patients", "fields": [{"name": "phone", "type": "text", "pii": True},
+                                                     {"name": "code", "type": "integer", "server_set": True,
+                                                      "unique": True}]},
+                     {"name": "notes", "access": {"select": "boss"}})
+    assert rejected(data) == [
+        "entities[1].access.select: 'boss' is not a role of this tenancy.",
+        "entities[0].fields[1].unique: 'patients.code' is server_set: clients never write it, so they could not give "
+        "the value this needs."]
+
+
+def test_a_restricting_reference_nobody_in_the_organisation_could_clear_is_refused():
+    """Red team 10 (r07, r06): a private shoutout (scope user) naming a colleague, NOT NULL so restricting: the
+    colleague could not leave, be removed or delete their account, and no manager could see or clear the row; a
+    member naming herself made herself unremovable. A private bookmark of a project stopped the project's deletion
+    where nobody could see why. An appointment held by clinical notes that the clinic's owner reads is retention,
+    and stays accepted (examples/clinic.yaml)."""
+    shoutouts = blueprint({"name": "shoutouts", "scope": "user", "fields": [
+        {"name": "colleague_id", "type": "reference", "references": "organization_members", "nullable": False}]})
+    assert rejected(shoutouts) == [
+        "entities[0].fields[0].on_delete: 'shoutouts.colleague_id' restricts: the member it names cannot be removed, "
+        "leave or delete their account while such a row exists, and nobody in the organisation may change or delete "
+        "every row of shoutouts (its grants reach own, assigned or matching rows only, or its delete archives): "
+        "whoever writes one pins a membership."]
+    shoutouts["entities"][0]["fields"][0]["on_delete"] = "cascade"
+    parse_blueprint(shoutouts)
+    own_only = blueprint({"name": "notes", "fields": [
+        {"name": "colleague_id", "type": "reference", "references": "organization_members", "nullable": False}],
+        "access": {"select": [{"min_role": "member", "own": True}], "update": [{"min_role": "member", "own": True}],
+                   "delete": [{"min_role": "member", "own": True}]}})
+    assert len(rejected(own_only)) == 1
+    bookmarks = blueprint({"name": "projects"}, {"name": "bookmarks", "scope": "user", "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "nullable": False}]})
+    assert rejected(bookmarks) == [
+        "entities[1].fields[0].on_delete: 'bookmarks.project_id' restricts: the projects row it names cannot be "
+        "deleted while such a row exists, and nobody in the organisation reads every row of bookmarks: whoever "
+        "writes one stops that deletion where no one can see why."]
+    bookmarks["entities"][1]["fields"][0]["nullable"] = True
+    parse_blueprint(bookmarks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field as PField, SerializerFunctionWrapHandler, ValidationError, model_serializer, model_validator
@@ -73,7 +74,9 @@ class Blueprint(Model):
     def _cross_checks(self) -> "Blueprint":
         problems: list[tuple[str, str, str]] = []
         _normalise_owner_columns(self, problems)
-        _split_private_fields(self, problems)
+        written = [[f.name for f in e.fields] for e in self.entities]
+        origin = _split_private_fields(self, problems)
+        split = len(problems)  # problems from here on name entities and fields as the split model holds them
         _check_names(self, problems)
         _check_references(self, problems)
         _check_cycles(self, problems)
@@ -85,7 +88,10 @@ class Blueprint(Model):
         _check_storage(self, problems)
         if not problems:  # reads the grants as the generator does, which needs them valid first
             _check_assignees(self, problems)
+            _check_pins(self, problems)
         if problems:
+            problems[split:] = [(_written_path(self, origin, written, path), why, fix)
+                                for path, why, fix in problems[split:]]
             raise InvalidBlueprint(problems)
         return self
 
@@ -175,14 +181,17 @@ def private_name(e: Entity) -> str:
     return object_name(e.name, suffix="private")
 
 
-def _split_private_fields(bp: Blueprint, problems: list) -> None:
+def _split_private_fields(bp: Blueprint, problems: list) -> list[int]:
     """Column privacy: an organization or service entity's pii fields move to <entity>_private, one row per
     row, whose grants (model/meaning.py) admit only the readers the entity's pii_read names. A blueprint that
-    already holds the split (the one this tool returns) passes through unchanged."""
+    already holds the split (the one this tool returns) passes through unchanged. Returns, for each entity of the
+    split model, the position of the entity it comes from as written."""
     out: list[Entity] = []
+    origin: list[int] = []
     names = {e.name for e in bp.entities}
     for i, e in enumerate(bp.entities):
         out.append(e)
+        origin.append(i)
         pii = [f for f in e.fields if f.pii]
         if e.private_of is not None or not pii or e.scope is Scope.user:
             continue  # a user-scope row is private to its author already
@@ -247,6 +256,7 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
         e.query_patterns, e.unique_together = split["query_patterns"][1], split["unique_together"][1]
         e.checks = [c for k, c in enumerate(e.checks) if side_of([c.column, c.other]) == "public"]
         out.append(side)
+        origin.append(i)
         names.add(name)
     bp.entities = out
     # An audited entity's personal data is audited with it: a note's text or a patient's birth date rewritten in
@@ -254,6 +264,28 @@ def _split_private_fields(bp: Blueprint, problems: list) -> None:
     audited = bp.privacy.audit_tables
     for side in [x for x in out if x.private_of in audited and x.name not in audited]:
         audited.insert(audited.index(side.private_of) + 1, side.name)
+    return origin
+
+
+_AT_ENTITY = re.compile(r"^entities\[(\d+)\](?:\.fields\[(\d+)\])?")
+
+
+def _written_path(bp: Blueprint, origin: list[int], written: list[list[str]], path: str) -> str:
+    """A problem's path in the blueprint as written: once pii fields move to `<entity>_private` (inserted after
+    their entity), the model's entity and field positions are no longer the user's (`origin`: the written
+    position of each model entity; `written`: each written entity's field names). A private side's problem
+    names its entity; a field, its place among the fields as written."""
+    m = _AT_ENTITY.match(path)
+    if m is None or int(m.group(1)) >= len(origin):
+        return path
+    k = int(m.group(1))
+    i = origin[k]
+    out = f"entities[{i}]"
+    if m.group(2) is not None:
+        j, fields = int(m.group(2)), bp.entities[k].fields
+        field = fields[j].name if j < len(fields) else None
+        out += f".fields[{written[i].index(field)}]" if field in written[i] else ".fields"
+    return out + path[m.end():]
 
 
 def _check_names(bp: Blueprint, problems: list) -> None:
@@ -502,6 +534,50 @@ def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], r
     roles = [r for r in member_roles(bp, u) or [] if r in (member_roles(bp, g) or []) and reads_others(r)
              and not any(covers(bp, x, u.narrowed(min_role=None, capability=None, roles=[r])) for x in deleters)]
     return u.narrowed(min_role=None, capability=None, roles=roles) if roles else None
+
+
+def _check_pins(bp: Blueprint, problems: list) -> None:
+    """A required reference that restricts (L04) holds its target while a row names it. A member named there cannot
+    be removed, leave or delete their account, so someone in the organisation must be able to change or delete
+    every such row (a member grant that reads every row and updates or deletes it, not an archive): otherwise any
+    writer pins a colleague's membership, or their own against the managers, with a row no manager can clear (red
+    team 10: a private shoutout naming a colleague). A row of the organisation's (a project) held by another row is
+    the design's retention (an appointment with clinical notes stays), but only while someone in the organisation
+    reads every row that holds it: a private bookmark would stop the project's deletion where nobody could see
+    why. "Every row": a member grant with no own, assigned, where, under, visible or linked."""
+    from .meaning import command_grants, link_columns  # meaning reads a validated Blueprint
+    links = link_columns(bp)
+    for i, e in enumerate(bp.entities):
+        if e.private_of is not None or not e.is_tenant or not _clients_write(e):
+            continue
+        pins = [(j, f) for j, f in enumerate(e.fields) if f.effective_on_delete == "restrict" and
+                (f.references == MEMBERS or ((p := bp.entity(f.references or "")) is not None and p.is_tenant))]
+        if not pins:
+            continue
+
+        def every_row(command: str) -> bool:
+            return any(g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under or g.visible)
+                       for g in command_grants(bp, e, command))
+        reads = every_row("select")  # updates and deletes reach only rows their caller reads
+        deletes, updates = every_row("delete") and not e.soft_delete, every_row("update")
+        for j, f in pins:
+            relinks = updates and f.name not in links.get(e.name, set())  # a linked column is set on insert only
+            if f.references == MEMBERS and not (reads and (deletes or relinks)):
+                problems.append((f"entities[{i}].fields[{j}].on_delete",
+                                 f"'{e.name}.{f.name}' restricts: the member it names cannot be removed, leave or "
+                                 "delete their account while such a row exists, and nobody in the organisation may "
+                                 f"change or delete every row of {e.name} (its grants reach own, assigned or matching "
+                                 "rows only, or its delete archives): whoever writes one pins a membership.",
+                                 "declare on_delete: cascade (the row goes with the membership) or make the field "
+                                 f"nullable (set null), or give a role read and update (or delete) on every row of "
+                                 f"{e.name}"))
+            elif f.references != MEMBERS and not reads:
+                problems.append((f"entities[{i}].fields[{j}].on_delete",
+                                 f"'{e.name}.{f.name}' restricts: the {f.references} row it names cannot be deleted "
+                                 f"while such a row exists, and nobody in the organisation reads every row of "
+                                 f"{e.name}: whoever writes one stops that deletion where no one can see why.",
+                                 "declare on_delete: cascade (the row goes with it) or make the field nullable (set "
+                                 f"null), or let a role read every row of {e.name}"))
 
 
 def _check_server_set(bp: Blueprint, problems: list) -> None:
