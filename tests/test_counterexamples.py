@@ -1468,3 +1468,24 @@ def test_a_restricting_reference_nobody_in_the_organisation_could_clear_is_refus
         "writes one stops that deletion where no one can see why."]
     bookmarks["entities"][1]["fields"][0]["nullable"] = True
     parse_blueprint(bookmarks)
+
+
+def test_restoring_a_row_read_through_its_parent_needs_the_parent_readable(url):
+    """Red team 10 (r01): notes readable by whoever reads their project (visible), soft-deleted. restore_<entity>()
+    is a definer function, so its `visible` sub-query read projects past their policy: a member who no longer led
+    the project restored a note she could not read (verify reported the leak). The parent's select policy is now
+    restated there."""
+    data = blueprint(
+        {"name": "projects", "fields": [{"name": "lead_id", "type": "reference", "references": "organization_members"}],
+         "access": {"select": [{"min_role": "admin"}, {"min_role": "member", "assigned": "lead_id"}],
+                    "update": [{"min_role": "admin"}, {"min_role": "member", "assigned": "lead_id"}],
+                    "delete": "admin"}},
+        {"name": "project_notes", "soft_delete": True, "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+             "on_delete": "cascade"}],
+         "access": {"select": [{"min_role": "member", "visible": "project_id"}], "insert": "member",
+                    "update": "member", "delete": "member"}})
+    assert audited(data) == []
+    verified(data, url)
+    body = next(f.body for f in build_schema(parse_blueprint(data)).functions if f.name == "restore_project_note")
+    assert "from public.projects where projects.id = project_notes.project_id and (" in body

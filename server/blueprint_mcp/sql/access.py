@@ -118,7 +118,7 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
     return None
 
 
-def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
+def grant_pred(bp: Blueprint, e: Entity, g: Grant, definer: bool = False) -> Pred:
     """The grant's parts ANDed, the row's own columns first: inside an OR (an archived row's restorers) PostgreSQL
     evaluates them in this order and stops at the first false, and a membership array is looked up (one
     helper call) only when first needed, so `created_by = (select auth.uid()) and organization_id = any (...)`
@@ -137,20 +137,23 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred:
     if g.under:
         parts.append(under_pred(bp, e, g.under))
     if g.visible:
-        parts.append(visible_pred(bp, e, g.visible))
+        parts.append(visible_pred(bp, e, g.visible, definer))
     return both(*parts) if parts else Pred.of("true")
 
 
-def visible_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
+def visible_pred(bp: Blueprint, e: Entity, ref: str, definer: bool = False) -> Pred:
     """The row's parent (named by `ref`) is one the caller may read: the sub-query runs under the parent's select
     policy, so the parent's own grants decide (a retracted article hides its comments), with nothing restated.
     A correlated `exists` probes the parent by its key for each row read: a page of one article's comments costs
     what the hand-written filter does. `ref in (select id from parent)` was measured too: it hashes every parent
     the caller may read first, 11x the filter for one article's comments (bench/access_speed.py), though it
-    counts a whole table faster (the planner runs it in parallel, and the hashed `exists` not)."""
+    counts a whole table faster (the planner runs it in parallel, and the hashed `exists` not). `definer`: read
+    inside a security definer function (restore_<entity>), where no policy applies: the parent's select policy is
+    then restated in the sub-query (red team 10: a member restored a note of a project she no longer read)."""
     parent = bp.entity(e.field(ref).references)
+    restated = f" and ({command_pred(bp, parent, Command.select)})" if definer else ""
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
-                   f"{ident(e.name)}.{ident(ref)})", (ref,))
+                   f"{ident(e.name)}.{ident(ref)}{restated})", (ref,))
 
 
 def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
@@ -187,13 +190,15 @@ def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
     return both(who, writer) if who is not None else writer
 
 
-def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None = None) -> Pred:
+def any_of(bp: Blueprint, e: Entity, grants: list[Grant], visible: Pred | None = None,
+           definer: bool = False) -> Pred:
     """The grants OR-ed; with `visible` (the select predicate), a grant no select grant covers is
     ANDed with it, so update and delete never reach rows the caller cannot see (PostgreSQL applies
-    the select policy only when the statement reads columns, not to `delete from t`)."""
+    the select policy only when the statement reads columns, not to `delete from t`). `definer`: read where no
+    policy applies (grant_pred)."""
     preds = list(dict.fromkeys(
-        grant_pred(bp, e, g) if visible is None or seen_by_select(bp, e, g) else both(grant_pred(bp, e, g), visible)
-        for g in grants))
+        grant_pred(bp, e, g, definer) if visible is None or seen_by_select(bp, e, g)
+        else both(grant_pred(bp, e, g, definer), visible) for g in grants))
     if any(p == "true" for p in preds):
         return Pred.of("true")
     return preds[0] if len(preds) == 1 else either(*preds)

@@ -465,7 +465,9 @@ def transition_conditions(e: Entity) -> tuple[str | None, str]:
 def restore_function(bp: Blueprint, e: Entity) -> Function:
     # Like an update: only rows the caller may also read (the select grants), archived or not.
     select = command_grants(bp, e, "select")
-    pred = any_of(bp, e, restore_grants(bp, e), any_of(bp, e, select) if select else Pred.of("false"))
+    # A definer body reads other tables past their policies: a `visible` parent's select policy is restated.
+    seen = any_of(bp, e, select, definer=True) if select else Pred.of("false")
+    pred = any_of(bp, e, restore_grants(bp, e), seen, definer=True)
     name = verb_name("restore", e.singular)
     # The table may have a column named like the parameter (a grant may even filter on it): every bare
     # name in the body means a column (use_column), and the parameter is only ever $1.
