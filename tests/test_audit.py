@@ -425,6 +425,16 @@ def test_a_role_added_to_the_enum_is_ranked_where_postgresql_puts_it(added, repo
     assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported
 
 
+@pytest.mark.parametrize("ranking, reported", [
+    ("m.role = any (enum_range(min_role, null))", True),  # evasion round 6's e07: no <, <=, > or >=
+    ("m.role between min_role and 'owner'", True),
+    ("m.role = any (array['admin', 'owner']::public.member_role[])", False),  # a list: no order
+])
+def test_an_enum_ranked_by_its_range_or_between_bounds_is_ordered_use(ranking, reported):
+    sql = _ROLES.replace("m.role >= min_role", ranking) + "alter type public.member_role add value 'guest';"
+    assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported
+
+
 @pytest.mark.parametrize("check, reported", [
     ("m.role >= min_role", True),  # collation order: 'viewer' >= 'admin' (evasion round 5's e08)
     ("m.role = any (case min_role when 'viewer' then array['viewer', 'editor', 'admin'] "

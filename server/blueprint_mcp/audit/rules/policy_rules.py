@@ -553,10 +553,8 @@ def _ordering_trees(s: Schema) -> list[tuple[str, object, str, object, list[tupl
     policy and function tree that orders anything: found once per audit (most order nothing), read per membership
     table."""
     def ordering(tree) -> list[tuple]:  # identical clauses share a tree: each is walked once
-        return per_tree("ordering", tree, lambda: [
-            (body.get("lexpr"), body.get("rexpr")) for kind, body in nodes(tree)
-            if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name"))[-1:] and
-            strings(body.get("name"))[-1] in _ORDERING])
+        return per_tree("ordering", tree, lambda: [sides for kind, body in nodes(tree) if kind == "A_Expr"
+                                                   for sides in _ordered_sides(body)])
 
     def collect() -> list[tuple[str, object, str, object, list[tuple]]]:
         out = []
@@ -570,6 +568,25 @@ def _ordering_trees(s: Schema) -> list[tuple[str, object, str, object, list[tupl
                     for tree in (reading.trees if reading is not None else ()) if (found := ordering(tree))]
         return out
     return _once("ordering trees", s, collect)
+
+
+_BETWEEN = ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_NOT_BETWEEN_SYM")
+
+
+def _ordered_sides(e: dict) -> list[tuple]:
+    """The sides an expression orders: `a < b` (<, <=, >, >=); `a between x and y` (a with each bound); and
+    `a = any (enum_range(x, y))` (a with each bound): an enum's range follows its declaration order as `>=` does
+    (evasion round 6: `m.role = any (enum_range(min_role, null))` with 'guest' appended ranked guests above
+    owners)."""
+    kind, name = e.get("kind"), strings(e.get("name"))[-1:]
+    if kind == "AEXPR_OP" and name and name[0] in _ORDERING:
+        return [(e.get("lexpr"), e.get("rexpr"))]
+    if kind in _BETWEEN:
+        return [(e.get("lexpr"), bound) for bound in ((e.get("rexpr") or {}).get("List") or {}).get("items") or []]
+    call = (e.get("rexpr") or {}).get("FuncCall") if isinstance(e.get("rexpr"), dict) else None
+    if kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL") and call and function_name(call).split(".")[-1] == "enum_range":
+        return [(e.get("lexpr"), arg) for arg in call.get("args") or []]
+    return []
 
 
 def _names_role(side, column: str, enum: str) -> bool:

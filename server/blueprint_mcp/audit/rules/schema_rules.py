@@ -301,6 +301,18 @@ def rule_writes_past_rls(r, s: Schema):
                             fix_sql=f"drop rule {ident(rr.name)} on {qname(v.schema_name, v.name)};")
 
 
+def _made_relation(kind: str, n: dict) -> dict:
+    """The relation a statement creates: CREATE TABLE, CREATE TABLE ... AS and CREATE MATERIALIZED VIEW ... AS,
+    SELECT ... INTO (evasion round 6: a snapshot made with CREATE TABLE AS went unread); {} for anything else."""
+    if kind == "CreateStmt":
+        return n.get("relation") or {}
+    if kind == "CreateTableAsStmt":
+        return (n.get("into") or {}).get("rel") or {}
+    if kind == "SelectStmt":
+        return (n.get("intoClause") or {}).get("rel") or {}
+    return {}
+
+
 def _clients_may(s: Schema, t, command: str) -> bool:
     """Whether an API role may run `command` on the table: granted, and let through by a permissive policy or with
     RLS off (the reading BP047 and BP060 make of a column, for the whole table)."""
@@ -328,9 +340,9 @@ def table_made_at_run_time_in_api_schema(r, s: Schema):
         if reading is None or not reading.shapes:
             continue
         shapes = reading.shapes
-        made = [(n.get("relation") or {}) for stmt in shapes for kind, n in (stmt or {}).items()
-                if kind == "CreateStmt" and (n.get("relation") or {}).get("relname") == DYNAMIC_NAME
-                and (n.get("relation") or {}).get("relpersistence") != "t"]  # a temporary table is the session's
+        made = [rv for stmt in shapes for kind, n in (stmt or {}).items() for rv in (_made_relation(kind, n),)
+                if rv.get("relname") == DYNAMIC_NAME
+                and rv.get("relpersistence") != "t"]  # a temporary table is the session's
         # An unqualified name lands in the first schema of the function's search_path (none: CREATE fails).
         home = None if f.search_path is not None and not f.search_path.strip().strip("'\"") else reading.default_schema
         exposed_made = [rv for rv in made if (rv.get("schemaname") or home) in s.exposed_schemas]
