@@ -792,12 +792,18 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                 continue
             trusted = frozenset({"old"}) if v.security_invoker else frozenset()
             hits = _trigger_writes_elsewhere(s, stand_in, f, False, trusted=trusted) if f.security_definer else []
+            runs = f"runs {f.qualified} with its owner's rights"
+            # An invoker trigger handing NEW's columns to a definer helper does the same (evasion round 6, e08).
+            for callee, bound in [] if hits else _once("definers given new", f, _definers_given_new, s, f):
+                hits = _trigger_writes_elsewhere(s, stand_in, bound, False, trusted=trusted)
+                if hits:
+                    runs = f"runs {f.qualified}, which calls {callee.qualified} with its owner's rights,"
+                    break
             if hits:
                 verb, table, column = hits[0]
-                yield r.finding(f"Trigger {trg.name} on view {qualified} runs {f.qualified} with its owner's rights "
-                                f"and {verb} {table} where new.{column} points, which the client chooses: nothing "
-                                "keeps it in the caller's organisations.", f"{qualified}.{trg.name}",
-                                location=trg.location or v.location)
+                yield r.finding(f"Trigger {trg.name} on view {qualified} {runs} and {verb} {table} where "
+                                f"new.{column} points, which the client chooses: nothing keeps it in the caller's "
+                                "organisations.", f"{qualified}.{trg.name}", location=trg.location or v.location)
 
 
 class _Bound:
@@ -811,19 +817,25 @@ class _Bound:
 
 def _definers_given_new(s: Schema, f, columns: set[str] | None = None) -> list[tuple[object, _Bound]]:
     """(callee, its body bound to the call) for each SECURITY DEFINER function the trigger function's body calls
-    with NEW's columns among the arguments. With `columns`, `f` is an expression's parse trees instead (a generated
-    column's), whose bare references to those columns are NEW's."""
+    with NEW's columns among the arguments, directly or through invoker functions it hands them to (evasion round
+    6: trigger -> invoker helper -> definer write). With `columns`, `f` is an expression's parse trees instead (a
+    generated column's), whose bare references to those columns are NEW's."""
     trees = f if columns is not None else (f._body.trees if f._body is not None else ())
+    return _definers_called(s, trees, columns, set(), 0)
+
+
+def _definers_called(s: Schema, trees, columns: set[str] | None, seen: set[str], depth: int) -> list:
     out = []
     for tree in trees:
         for kind, call in nodes(tree):
             callee = find_function(s, function_name(call)) if kind == "FuncCall" else None
-            body = callee._body if callee is not None and callee.security_definer else None
-            if body is None:
+            body = callee._body if callee is not None else None
+            if body is None or callee.returns.lower() == "trigger":
                 continue
             # a parameter whose row the callee loads, checks and only then writes (BP073's load-then-authorise) is
             # one it answers for itself
-            checked = {param for _, param in authorised_picks(s, body, {n: n for n, _ in body.params if n})}
+            checked = {param for _, param in authorised_picks(s, body, {n: n for n, _ in body.params if n})} \
+                if callee.security_definer else set()
             bound = {}
             for (name, _), arg in zip(body.params, call.get("args") or []):
                 if name in checked:
@@ -833,9 +845,14 @@ def _definers_given_new(s: Schema, f, columns: set[str] | None = None) -> list[t
                     bound[name] = arg
                 elif name and columns is not None and len(ref) == 1 and ref[0] in columns:
                     bound[name] = {"ColumnRef": {"fields": [{"String": {"sval": "new"}}, {"String": {"sval": ref[0]}}]}}
-            if bound:
-                bound_trees = tuple(_bind(tree, bound) for tree in body.trees)
+            if not bound:
+                continue
+            bound_trees = tuple(_bind(tree, bound) for tree in body.trees)
+            if callee.security_definer:
                 out.append((callee, _Bound(callee, replace(body, trees=bound_trees))))
+            elif depth < 4 and callee.qualified not in seen:  # an invoker helper hands NEW's columns on
+                seen.add(callee.qualified)
+                out += _definers_called(s, bound_trees, None, seen, depth + 1)
     return out
 
 
