@@ -260,8 +260,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 if kind == "A_Expr":
                     _compared(facts, body)
         tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
+        held = _held_texts(facts) if dynamic else {}
         for inner_kind, body in dynamic:
-            _add_dynamic(facts, inner_kind, body, default_schema, tested)
+            _add_dynamic(facts, inner_kind, body, default_schema, tested, held)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
@@ -419,7 +420,26 @@ def _format_raw(args: list) -> set[str]:
 _MAX_DYNAMIC_TEXTS = 8  # statements one EXECUTE may stand for (a table name among a list the body tests)
 
 
-def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, tested: dict[str, list[str]]) -> None:
+def _held_texts(facts: BodyFacts) -> dict[str, Any]:
+    """Variable -> the expression it holds, for each variable set once only (a DECLARE default, `c_sql constant text
+    := '...'`, or one assignment) from an expression that reads no table: `execute c_sql using p_id` runs that text
+    (evasion round 6, e01)."""
+    counts: dict[str, int] = {}
+    for _, names in facts.into:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    out = {}
+    for at, names in facts.into:
+        tree = facts.trees[at] if at < len(facts.trees) else None
+        select = ((tree[0] if isinstance(tree, list) and len(tree) == 1 else {}).get("stmt") or {}).get("SelectStmt")
+        targets = (select or {}).get("targetList") or []
+        if len(names) == 1 and counts[names[0]] == 1 and len(targets) == 1 and not (select or {}).get("fromClause"):
+            out[names[0]] = (targets[0].get("ResTarget") or {}).get("val")
+    return out
+
+
+def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, tested: dict[str, list[str]],
+                 held: dict[str, Any] | None = None) -> None:
     """Read an EXECUTE whose text is spelled out: a constant, or format() of a constant template whose %I and %s
     take constants or a variable the body tests against a list of names (`if p_table not in ('projects',
     'tasks') then raise`: one statement per name). Its $n are the USING values and format's %L arguments, so
@@ -427,6 +447,10 @@ def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, t
     public.projects t where t.id = p_id` (and as the same for tasks). A text made of anything else stays unread."""
     expr = (body.get(_DYNAMIC[kind]) or {}).get("PLpgSQL_expr") or {}
     node = _expression_tree(expr)
+    name = strings((node.get("ColumnRef") or {}).get("fields")) if isinstance(node, dict) and \
+        isinstance(node.get("ColumnRef"), dict) else []
+    if len(name) == 1 and (held or {}).get(name[0]) is not None:  # a variable holding its text
+        node = held[name[0]]
     using = [_expression_tree((p or {}).get("PLpgSQL_expr") or {}) for p in body.get("params") or []]
     texts = _dynamic_texts(node, len(using), tested)
     if texts is None:

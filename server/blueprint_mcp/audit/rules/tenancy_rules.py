@@ -649,6 +649,31 @@ def _transition_names(body, transitions: set[str]) -> frozenset[str]:
                      if not rv.get("schemaname") and rv.get("relname", "").lower() in transitions)
 
 
+def _new_aliases_read(reading):
+    """The body with each variable set once, and only from a column of NEW or OLD (`v_project := new.id`, or a
+    DECLARE default), read as that column: `where id = v_project` picks by new.id (evasion round 6, e11)."""
+    if reading is None or not reading.into:
+        return reading
+    counts: dict[str, int] = {}
+    for _, names in reading.into:
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+    aliases = {}
+    for at, names in reading.into:
+        tree = reading.trees[at] if at < len(reading.trees) else None
+        select = ((tree[0] if isinstance(tree, list) and len(tree) == 1 else {}).get("stmt") or {}).get("SelectStmt")
+        targets = (select or {}).get("targetList") or []
+        if len(names) != 1 or counts[names[0]] != 1 or len(targets) != 1 or (select or {}).get("fromClause"):
+            continue
+        value = (targets[0].get("ResTarget") or {}).get("val") or {}
+        ref = strings((value.get("ColumnRef") or {}).get("fields")) if isinstance(value.get("ColumnRef"), dict) else []
+        if len(ref) == 2 and ref[0].lower() in _NEW_OLD:
+            aliases[names[0]] = value
+    if not aliases:
+        return reading
+    return replace(reading, trees=tuple(_bind(tree, aliases) for tree in reading.trees))
+
+
 def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions: set[str] = frozenset(),
                               rows: frozenset[str] = frozenset(),
                               trusted: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
@@ -659,7 +684,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
     may set NEW's columns) a read of a value. `rows`: other names for rows of t the client wrote (a scheduled
     job's loop over a queue: `for job in select * from jobs`); `trusted`: NEW or OLD when it is not the client's
     (OLD of an INSTEAD OF trigger on a view running with the caller's rights: RLS chose it)."""
-    reading = f._body
+    reading = _new_aliases_read(f._body)
     if reading is None:
         return []
     out: list[tuple[str, str, str]] = []
