@@ -592,12 +592,42 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
     return out
 
 
-def _tests_column(where, column: str) -> bool:
-    """The filter tests the written table's own `column` (not NEW's or OLD's): the statement keeps to an
-    organisation it names (= new.organization_id, = any (<the caller's>))."""
-    return any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [column]
-               and (len(strings(b.get("fields"))) == 1 or strings(b.get("fields"))[0].lower() not in ("new", "old"))
-               for k, b in nodes(where))
+def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
+                  client_table: Table | None = None) -> bool:
+    """The filter tests the written table's own `column` (not a column of a row the client chose: NEW, OLD, a
+    queued row `clients` names): the statement keeps to an organisation it names (= new.organization_id, = any
+    (<the caller's>)). With `client_table` (the table of the client's row), a test that only compares the column
+    with another column of the client's row (`organization_id = job.source_organization_id`, evasion round 6 e04)
+    keeps to an organisation the client chose: it ties nothing, unless every insert policy of that table tests
+    the column too (the caller must be an admin of the source as well)."""
+    names = {"new", "old"} | {c.lower() for c in clients}
+    key = client_table.tenant_key if client_table is not None else None
+    checked = {key} | (_policy_checked_columns(client_table) if client_table is not None else set())
+
+    def own(fields: list[str]) -> bool:
+        return fields[-1:] == [column] and (len(fields) == 1 or fields[0].lower() not in names)
+    if not any(k == "ColumnRef" and own(strings(b.get("fields"))) for k, b in nodes(where)):
+        return False
+    if key is None:
+        return True
+    for c in boolean_args(where, "AND_EXPR"):
+        if not any(k == "ColumnRef" and own(strings(b.get("fields"))) for k, b in nodes(c)):
+            continue
+        sides = equated_columns(c["A_Expr"]) if isinstance(c, dict) and "A_Expr" in c else None
+        chosen = sides is not None and any(
+            col and own(col) and arg and len(arg) == 2 and arg[0].lower() in names and arg[1] not in checked
+            for col, arg in (sides, sides[::-1]))
+        if not chosen:
+            return True
+    return False
+
+
+def _policy_checked_columns(t: Table) -> set[str]:
+    """The columns every permissive insert policy of t tests in its check (none without such a policy)."""
+    policies = [p for p in client_policies(t, "insert") if p.permissive]
+    sets = [{strings(b.get("fields"))[-1] for _, tree, _ in trees(p) if tree is not None
+             for k, b in nodes(tree) if k == "ColumnRef" and strings(b.get("fields"))} for p in policies]
+    return set.intersection(*sets) if sets else set()
 
 
 def _kept_by_key(t: Table, u: Table, picked: str, column: str | None = None) -> bool:
@@ -720,7 +750,7 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
-                        _tests_column(body.get("whereClause"), u.tenant_key):
+                        _tests_column(body.get("whereClause"), u.tenant_key, clients, t):
                     continue
                 for col, column in keys:
                     if not _kept_by_key(t, u, column, col) and (u.qualified, column) not in guarded and \
