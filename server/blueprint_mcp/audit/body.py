@@ -60,6 +60,9 @@ class BodyFacts:
     # Positions in `trees` of the conditions of IF statements with a RAISE (or ASSERT) in a branch: tests that
     # refuse the caller (`if not exists (select ... ) then raise`), not any test of a body that raises somewhere.
     guards: list[int] = field(default_factory=list)
+    # Positions in `trees` of every test the body makes: IF and ELSIF conditions (raising or not), ASSERT, EXIT or
+    # CONTINUE WHEN, WHILE, and a CASE statement's WHEN.
+    conditions: list[int] = field(default_factory=list)
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
@@ -211,6 +214,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
         guards: set[int] = set()  # ids of IF conditions whose branches raise
+        conditions: set[int] = set()  # ids of every test (BodyFacts.conditions)
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -224,12 +228,21 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
             elif _is_raise(inner_kind, body):
                 facts.raises = True
+                if inner_kind == "PLpgSQL_stmt_assert":  # assert <cond>: a test that refuses
+                    cond = (body.get("cond") or {}).get("PLpgSQL_expr")
+                    guards.add(id(cond))
+                    conditions.add(id(cond))
+            elif inner_kind in ("PLpgSQL_stmt_exit", "PLpgSQL_stmt_while", "PLpgSQL_case_when"):
+                # exit/continue when, while, a CASE statement's when: tests that decide what the body does
+                cond = (body.get("cond") or body.get("expr") or {}).get("PLpgSQL_expr")
+                conditions.add(id(cond))
             elif inner_kind == "PLpgSQL_stmt_if":
                 branches = [((body.get("cond") or {}).get("PLpgSQL_expr"),
                              [body.get("then_body"), body.get("else_body")])]
                 branches += [((e.get("cond") or {}).get("PLpgSQL_expr"), [e.get("stmts"), body.get("else_body")])
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
+                conditions.update(id(cond) for cond, _ in branches if isinstance(cond, dict))
             elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
                 query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
                 if isinstance(query, dict):
@@ -242,6 +255,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.into.append((before, setting))
                 if id(body) in guards and len(facts.trees) > before:
                     facts.guards.append(before)
+                if id(body) in conditions and len(facts.trees) > before:
+                    facts.conditions.append(before)
                 setting = ()
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True

@@ -39,6 +39,7 @@ class BodyReading:
     into: tuple[tuple[int, tuple[str, ...]], ...] = ()
     raises: bool = False  # a RAISE EXCEPTION or ASSERT (BodyFacts.raises)
     guards: tuple[int, ...] = ()  # positions in trees of IF conditions whose branches raise (BodyFacts.guards)
+    conditions: tuple[int, ...] = ()  # positions in trees of every test of the body (BodyFacts.conditions)
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
 
 
