@@ -592,6 +592,40 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
     return out
 
 
+def _joined(body: dict) -> list[dict]:
+    """The tables joined in a SELECT's FROM (`from todo join projects p on ...`), which statement_relations leaves
+    aside."""
+    out: list[dict] = []
+    stack = [(item or {}).get("JoinExpr") for item in body.get("fromClause") or []]
+    while stack:
+        join = stack.pop()
+        if not join:
+            continue
+        for side in (join.get("larg"), join.get("rarg")):
+            if isinstance(side, dict) and "RangeVar" in side:
+                out.append(side["RangeVar"])
+            elif isinstance(side, dict):
+                stack.append(side.get("JoinExpr"))
+    return out
+
+
+def _filter_of(body: dict):
+    """A statement's filter: its WHERE and the ON conditions of the joins in its FROM, AND-ed (`from todo join
+    projects p on p.id = todo.source_project_id` picks as a WHERE would)."""
+    quals: list = []
+    stack = list(body.get("fromClause") or [])
+    while stack:
+        item = stack.pop()
+        join = item.get("JoinExpr") if isinstance(item, dict) else None
+        if join:
+            quals += [join["quals"]] if join.get("quals") else []
+            stack += [join.get("larg"), join.get("rarg")]
+    where = body.get("whereClause")
+    parts = [x for c in [where, *quals] if c is not None for x in boolean_args(c, "AND_EXPR")]
+    return None if not parts else parts[0] if len(parts) == 1 else \
+        {"BoolExpr": {"boolop": "AND_EXPR", "args": parts}}
+
+
 def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
                   client_table: Table | None = None) -> bool:
     """The filter tests the written table's own `column` (not a column of a row the client chose: NEW, OLD, a
@@ -745,12 +779,13 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                 verb = "reads"
             else:
                 continue
-            rvs = statement_relations(kind, body) or []
-            keys = _row_keys(body.get("whereClause"), picked, clients | _transition_names(body, transitions))
+            rvs = (statement_relations(kind, body) or []) + (_joined(body) if kind == "SelectStmt" else [])
+            where = _filter_of(body)
+            keys = _row_keys(where, picked, clients | _transition_names(body, transitions))
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
                 if u is None or u.qualified == t.qualified or not is_tenant(u) or not keys or \
-                        _tests_column(body.get("whereClause"), u.tenant_key, clients, t):
+                        _tests_column(where, u.tenant_key, clients, t):
                     continue
                 for col, column in keys:
                     if not _kept_by_key(t, u, column, col) and (u.qualified, column) not in guarded and \
@@ -1004,3 +1039,51 @@ def server_worker_trusts_queued_rows(r, s: Schema):
                                 f"column of {t.qualified} rows clients write, that nothing keeps in the queued row's "
                                 "organisation.", f.qualified, location=f.location)
                 break
+        else:
+            # A set-based worker: one statement joins the queue (or a CTE taking its rows) to the rows it writes
+            # (evasion round 6, e03: with todo as (update jobs ... returning ...) insert ... from todo join projects)
+            for t, alias in _queue_names(s, reading) if reading is not None else ():
+                hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset({alias.lower()}))
+                if hits:
+                    verb, table, column = hits[0]
+                    yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {alias}.{column}, "
+                                    f"a column of {t.qualified} rows clients write, that nothing keeps in the queued "
+                                    "row's organisation.", f.qualified, location=f.location)
+                    break
+
+
+def _queue_names(s: Schema, reading) -> list[tuple[Table, str]]:
+    """(table, name) for each name a statement of the body gives rows of a tenant table clients write, read in its
+    FROM: the table's alias, or a CTE over it (`with todo as (update copy_jobs ... returning ...)`)."""
+    out: list[tuple[Table, str]] = []
+
+    def queue(rv: dict) -> Table | None:
+        t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+        return t if t is not None and is_tenant(t) and _client_written(s, t) else None
+    for tree in reading.trees:
+        ctes: dict[str, Table] = {}
+        for kind, body in nodes(tree):
+            if kind == "CommonTableExpr" and body.get("ctename"):
+                inner = next(iter((body.get("ctequery") or {}).items()), (None, None))
+                rvs = [rv for rv in statement_relations(*inner) or [] if rv] if inner[0] else []
+                tables = [queue(rv) for rv in rvs]
+                if len(tables) == 1 and tables[0] is not None:
+                    ctes[body["ctename"]] = tables[0]
+        skipped: set[int] = set()  # a statement's target, and its other references to the table it writes
+        for kind, body in nodes(tree):
+            if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt"):
+                target = body.get("relation") or {}
+                skipped.add(id(target))
+                same = (target.get("schemaname") or reading.default_schema, target.get("relname"))
+                for part in ("selectStmt", "fromClause", "usingClause", "whereClause"):
+                    skipped |= {id(b) for k, b in nodes(body.get(part)) if k == "RangeVar" and
+                                (b.get("schemaname") or reading.default_schema, b.get("relname")) == same}
+        for kind, body in nodes(tree):
+            if kind != "RangeVar" or id(body) in skipped:
+                continue
+            name = (body.get("alias") or {}).get("aliasname") or body.get("relname", "")
+            t = ctes.get(body.get("relname", "")) if not body.get("schemaname") else None
+            t = t or queue(body)
+            if t is not None and (t, name) not in out:
+                out.append((t, name))
+    return out
