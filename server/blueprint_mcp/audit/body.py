@@ -19,7 +19,7 @@ import pgparse
 
 from .platform import mentions_user_metadata
 from ..sql.ident import ident
-from .tree import Node, const, dotted, nodes, replaced, strings
+from .tree import Node, boolean_args, const, dotted, nodes, replaced, strings
 
 WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")  # statements that write a relation
 _ASSIGN = re.compile(r":=|=")
@@ -215,6 +215,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
         guards: set[int] = set()  # ids of IF conditions whose branches raise
         conditions: set[int] = set()  # ids of every test (BodyFacts.conditions)
+        branch_of: dict[int, dict] = {}  # id of an EXECUTE statement -> the condition of the IF branch it is in
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -243,6 +244,11 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
                 conditions.update(id(cond) for cond, _ in branches if isinstance(cond, dict))
+                # an EXECUTE runs only where its branch's condition holds (an inner IF's, visited later, wins)
+                for cond, stmts in [(branches[0][0], body.get("then_body"))] + \
+                        [(c, st[0]) for c, st in branches[1:]]:
+                    if isinstance(cond, dict):
+                        branch_of.update((id(b), cond) for k, b in nodes(stmts) if k in _DYNAMIC)
             elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
                 query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
                 if isinstance(query, dict):
@@ -277,7 +283,11 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
         held = _held_texts(facts) if dynamic else {}
         for inner_kind, body in dynamic:
-            _add_dynamic(facts, inner_kind, body, default_schema, tested, held)
+            cond = branch_of.get(id(body))
+            # names its branch's condition admits (`elsif p_table in ('countries', 'currencies') then execute ...`
+            # never runs for 'projects', which another branch tests: evasion round 6, fp02)
+            here = {**tested, **_names_admitted(_expression_tree(cond))} if cond is not None else tested
+            _add_dynamic(facts, inner_kind, body, default_schema, here, held)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
@@ -554,6 +564,14 @@ def _concatenation(node: Any) -> list[str | None]:
         return _concatenation(expr.get("lexpr")) + _concatenation(expr.get("rexpr"))
     value = const(node)
     return [value if isinstance(value, str) else None]
+
+
+def _names_admitted(cond: Any) -> dict[str, list[str]]:
+    """variable -> the strings a condition holds it to (`v = 'a'`, `v in ('a', 'b')`, AND-ed with anything): where
+    the condition holds, v is one of them. An OR, `<>` or NOT IN says nothing of the kind."""
+    atoms = [a for a in boolean_args(cond, "AND_EXPR") if isinstance(a, dict) and "A_Expr" in a
+             and strings(a["A_Expr"].get("name")) == ["="]]
+    return _names_tested(atoms)
 
 
 def _names_tested(trees: list[Any]) -> dict[str, list[str]]:
