@@ -230,7 +230,10 @@ def test_a_custom_blueprint_with_required_enums_user_scope_and_custom_roles_veri
                 {"name": "full_name", "type": "text", "nullable": False, "pii": True}],
              "access": {"delete": "lead"}},
             {"name": "notes", "scope": "user", "fields": [
-                {"name": "patient_id", "type": "reference", "references": "patients", "nullable": False},
+                # cascade: a private note restricting the patient's deletion would stop it where nobody could see
+                # why, which the model refuses (docs/lifecycle.md L04)
+                {"name": "patient_id", "type": "reference", "references": "patients", "nullable": False,
+                 "on_delete": "cascade"},
                 {"name": "body", "type": "text", "nullable": False, "check": {"max_length": 5000}}]},
         ],
         "privacy": {"audit_tables": ["patients"]},
