@@ -1489,3 +1489,24 @@ def test_restoring_a_row_read_through_its_parent_needs_the_parent_readable(url):
     verified(data, url)
     body = next(f.body for f in build_schema(parse_blueprint(data)).functions if f.name == "restore_project_note")
     assert "from public.projects where projects.id = project_notes.project_id and (" in body
+
+
+def test_restoring_a_row_under_a_parent_read_through_its_own_parent_needs_both_readable(url):
+    """Review of red team 10's fix: restore_task() reads `under: project_id` through projects' update predicate,
+    which holds projects' select predicate, `visible: portfolio_id`: inside the definer function that sub-query
+    read every portfolio (verify: a member restored a task under a project she could not read). The parent's own
+    select policy is restated there too, and its visible parents in turn."""
+    data = blueprint(
+        {"name": "portfolios", "access": {"select": "admin", "insert": "admin", "update": "admin", "delete": "admin"}},
+        {"name": "projects", "fields": [{"name": "portfolio_id", "type": "reference", "references": "portfolios",
+                                         "nullable": False, "on_delete": "cascade"}],
+         "access": {"select": [{"min_role": "member", "visible": "portfolio_id"}], "update": "member",
+                    "delete": "admin"}},
+        {"name": "tasks", "soft_delete": True, "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+             "on_delete": "cascade"}],
+         "access": {"update": [{"min_role": "member", "under": "project_id"}],
+                    "delete": [{"min_role": "member", "under": "project_id"}]}},
+        tenancy={"personal_workspaces": False})
+    assert audited(data) == []
+    verified(data, url)

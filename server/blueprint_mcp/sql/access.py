@@ -135,7 +135,7 @@ def grant_pred(bp: Blueprint, e: Entity, g: Grant, definer: bool = False) -> Pre
         parts.append(match_pred(g.where))
     parts += [p for p in (who_pred(bp, e, g),) if p is not None]
     if g.under:
-        parts.append(under_pred(bp, e, g.under))
+        parts.append(under_pred(bp, e, g.under, definer))
     if g.visible:
         parts.append(visible_pred(bp, e, g.visible, definer))
     return both(*parts) if parts else Pred.of("true")
@@ -156,14 +156,17 @@ def visible_pred(bp: Blueprint, e: Entity, ref: str, definer: bool = False) -> P
                    f"{ident(e.name)}.{ident(ref)}{restated})", (ref,))
 
 
-def under_pred(bp: Blueprint, e: Entity, ref: str) -> Pred:
+def under_pred(bp: Blueprint, e: Entity, ref: str, definer: bool = False) -> Pred:
     """The row's parent (named by `ref`) is one the caller may update: the parent's own update predicate, read
     on the parent inside the sub-query (its bare column names are the parent's there), under the parent's
     select policy as well (the sub-query runs under RLS)."""
     parent = bp.entity(e.field(ref).references)
-    rows = command_pred(bp, parent, Command.update)
+    rows = command_pred(bp, parent, Command.update, definer=definer)
+    # `definer`: read where no policy applies (restore_<entity>): the parent's select policy is restated too, with
+    # its own `visible` parents restated in turn (review: a grandparent read past its policy)
+    seen = f" and ({command_pred(bp, parent, Command.select, definer=True)})" if definer else ""
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
-                   f"{ident(e.name)}.{ident(ref)} and ({rows}))", (ref,))
+                   f"{ident(e.name)}.{ident(ref)} and ({rows}){seen})", (ref,))
 
 
 def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
@@ -233,7 +236,8 @@ def parent_gate(bp: Blueprint, e: Entity, command: Command = Command.select) -> 
                    f"where p.id = {ident(e.name)}.{ident(ref)})")
 
 
-def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant] | None = None) -> Pred:
+def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant] | None = None,
+                 definer: bool = False) -> Pred:
     """The rows of `e` a caller may run `command` on, as the command's policy says it (a private side's
     personal data: only for those who may see its row); `false` when no client may. `grants`: those of the
     command read for some callers only (a row's author), instead of all of them."""
@@ -241,7 +245,7 @@ def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant]
     if not grants:
         return Pred.of("false")
     select_grants = command_grants(bp, e, "select")
-    visible = any_of(bp, e, select_grants) if select_grants else Pred.of("false")
+    visible = any_of(bp, e, select_grants, definer=definer) if select_grants else Pred.of("false")
     seen = visible if command in (Command.update, Command.delete) else None
     ref = e.fields[0].name if e.private_of and command is not Command.select else None
     # A write under the row the personal data belongs to reads that row under its select policy already: the
@@ -249,7 +253,7 @@ def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant]
     under, plain = [], []
     for g in grants:
         (under if ref is not None and g.under == ref else plain).append(g)
-    pred = any_of(bp, e, plain, seen) if plain else None
+    pred = any_of(bp, e, plain, seen, definer) if plain else None
     live, restorers = live_pred(bp, e), restore_grants(bp, e)
     if pred is not None and live is not None and command is not Command.insert and not all(
             any(covers(bp, r, g) for r in restorers) for g in plain):
@@ -258,7 +262,7 @@ def command_pred(bp: Blueprint, e: Entity, command: Command, grants: list[Grant]
     if pred is not None and gate is not None:
         pred = both(pred, gate)  # a row's personal data: only for those who may see the row
     if under:
-        writes = any_of(bp, e, under, seen)
+        writes = any_of(bp, e, under, seen, definer)
         pred = writes if pred is None else either(pred, writes)
     return pred
 
