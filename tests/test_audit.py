@@ -429,6 +429,7 @@ def test_a_role_added_to_the_enum_is_ranked_where_postgresql_puts_it(added, repo
     ("m.role = any (enum_range(min_role, null))", True),  # evasion round 6's e07: no <, <=, > or >=
     ("m.role between min_role and 'owner'", True),
     ("m.role = any (array['admin', 'owner']::public.member_role[])", False),  # a list: no order
+    ("m.role = any (enum_range(null::public.member_role))", False),  # every value (review)
 ])
 def test_an_enum_ranked_by_its_range_or_between_bounds_is_ordered_use(ranking, reported):
     sql = _ROLES.replace("m.role >= min_role", ranking) + "alter type public.member_role add value 'guest';"

@@ -1510,3 +1510,17 @@ def test_restoring_a_row_under_a_parent_read_through_its_own_parent_needs_both_r
         tenancy={"personal_workspaces": False})
     assert audited(data) == []
     verified(data, url)
+
+
+def test_the_refusals_read_who_holds_each_right_on_every_row():
+    """Review: `under` on a delete grant is no takeover for members who may update every parent (every row is under
+    one of theirs already), and a pin is cleared only by a role that both reads and deletes every row."""
+    settled = blueprint({"name": "projects"}, {"name": "tasks", "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+         "on_delete": "cascade"}], "access": {"delete": [{"min_role": "member", "under": "project_id"}]}})
+    parse_blueprint(settled)  # members update every project (the default grants)
+    apart = blueprint({"name": "shifts", "fields": [
+        {"name": "member_id", "type": "reference", "references": "organization_members", "nullable": False}],
+        "access": {"select": [{"roles": ["viewer"]}, {"min_role": "admin", "own": True}], "update": "admin",
+                   "delete": "admin"}})
+    assert [p.split(":", 1)[0] for p in rejected(apart)] == ["entities[0].fields[0].on_delete"]

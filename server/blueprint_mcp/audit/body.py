@@ -60,6 +60,9 @@ class BodyFacts:
     # Positions in `trees` of the conditions of IF statements with a RAISE (or ASSERT) in a branch: tests that
     # refuse the caller (`if not exists (select ... ) then raise`), not any test of a body that raises somewhere.
     guards: list[int] = field(default_factory=list)
+    # Columns compared between NEW and OLD in a test whose branch calls functions (perform private.refuse(...)):
+    # column -> those functions' names, a guard where one of them raises.
+    compares_via: dict[str, set[str]] = field(default_factory=dict)
     # Positions in `trees` of every test the body makes: IF and ELSIF conditions (raising or not), ASSERT, EXIT or
     # CONTINUE WHEN, WHILE, and a CASE statement's WHEN.
     conditions: list[int] = field(default_factory=list)
@@ -85,15 +88,19 @@ def _qualified(rv: dict, default_schema: str) -> str:
     return f"{rv.get('schemaname') or default_schema}.{rv.get('relname', '')}"
 
 
-def _compared(facts: BodyFacts, expr: dict) -> None:
-    """new.<column> compared with old.<column>, either way round."""
+def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> None:
+    """new.<column> compared with old.<column>, either way round; with `calls`, in a test whose branch calls those
+    functions (a guard if one of them raises: the schema tells, BodyFacts.compares_via)."""
     left, right = expr.get("lexpr"), expr.get("rexpr")
     if not (isinstance(left, dict) and "ColumnRef" in left and isinstance(right, dict) and "ColumnRef" in right):
         return
     sides = [strings(side["ColumnRef"].get("fields")) for side in (left, right)]
     if len(sides[0]) == len(sides[1]) == 2 and sides[0][1] == sides[1][1] and \
             {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
-        facts.compares.add(sides[0][1])
+        if calls:
+            facts.compares_via.setdefault(sides[0][1], set()).update(calls)
+        else:
+            facts.compares.add(sides[0][1])
 
 
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
@@ -215,7 +222,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
         guards: set[int] = set()  # ids of IF conditions whose branches raise
         conditions: set[int] = set()  # ids of every test (BodyFacts.conditions)
-        branch_of: dict[int, dict] = {}  # id of an EXECUTE statement -> the condition of the IF branch it is in
+        compare_tests: list[tuple[int, list[str]]] = []  # (position in trees, the functions its branch calls)
+        branch_of: dict[int, list] = {}  # id of an EXECUTE statement -> the conditions of the IF branches it is in
+        refusing: set[int] = set()  # ids of conditions whose branch raises or skips the row (return null/old)
+        calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -236,7 +246,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
             elif inner_kind in ("PLpgSQL_stmt_exit", "PLpgSQL_stmt_while", "PLpgSQL_case_when"):
                 # exit/continue when, while, a CASE statement's when: tests that decide what the body does
                 cond = (body.get("cond") or body.get("expr") or {}).get("PLpgSQL_expr")
-                conditions.add(id(cond))
+                if isinstance(cond, dict):
+                    conditions.add(id(cond))
+                    if inner_kind == "PLpgSQL_case_when":  # case when <cond> then raise ...: a guard like IF's
+                        _branch_tests(cond, body.get("stmts"), guards, refusing, calling)
             elif inner_kind == "PLpgSQL_stmt_if":
                 branches = [((body.get("cond") or {}).get("PLpgSQL_expr"),
                              [body.get("then_body"), body.get("else_body")])]
@@ -244,11 +257,14 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
                 conditions.update(id(cond) for cond, _ in branches if isinstance(cond, dict))
-                # an EXECUTE runs only where its branch's condition holds (an inner IF's, visited later, wins)
                 for cond, stmts in [(branches[0][0], body.get("then_body"))] + \
                         [(c, st[0]) for c, st in branches[1:]]:
                     if isinstance(cond, dict):
-                        branch_of.update((id(b), cond) for k, b in nodes(stmts) if k in _DYNAMIC)
+                        _branch_tests(cond, stmts, set(), refusing, calling)
+                        # an EXECUTE runs only where every enclosing branch's condition holds (outer ones first)
+                        for k, b in nodes(stmts):
+                            if k in _DYNAMIC:
+                                branch_of.setdefault(id(b), []).append(cond)
             elif inner_kind == "PLpgSQL_stmt_fors":  # for job in select ...: job is each row (its query follows
                 query = (body.get("query") or {}).get("PLpgSQL_expr")  # the loop's body in the tree)
                 if isinstance(query, dict):
@@ -261,6 +277,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.into.append((before, setting))
                 if id(body) in guards and len(facts.trees) > before:
                     facts.guards.append(before)
+                if (id(body) in refusing or id(body) in calling) and len(facts.trees) > before:
+                    compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
                     facts.conditions.append(before)
                 setting = ()
@@ -276,22 +294,50 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
-        for at in facts.guards:  # NEW against OLD in a test that refuses: a guard (a test that only records is not)
+        # NEW against OLD in a test that refuses (raises, skips the row, or calls a function the audit reads for a
+        # RAISE): a guard. A test that only records (new.previous_owner := old.owner_id) is none.
+        for at, calls in compare_tests:
             for kind, body in nodes(facts.trees[at]):
                 if kind == "A_Expr":
-                    _compared(facts, body)
+                    _compared(facts, body, calls)
         tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
-        held = _held_texts(facts) if dynamic else {}
+        # a variable EXECUTE ... INTO or FETCH ... INTO sets is not held: its text may change (review)
+        overwritten = {n for k, b in nodes(fn.get("action")) if k in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_fetch")
+                       and (b.get("into") or k == "PLpgSQL_stmt_fetch") for n in _target_names(b.get("target"))}
+        held = {k: v for k, v in values_set_once(facts).items() if k not in overwritten} if dynamic else {}
         for inner_kind, body in dynamic:
-            cond = branch_of.get(id(body))
-            # names its branch's condition admits (`elsif p_table in ('countries', 'currencies') then execute ...`
-            # never runs for 'projects', which another branch tests: evasion round 6, fp02)
-            here = {**tested, **_names_admitted(_expression_tree(cond))} if cond is not None else tested
+            # names its branches' conditions admit (`elsif p_table in ('countries', 'currencies') then execute ...`
+            # never runs for 'projects', which another branch tests: evasion round 6, fp02); nested branches narrow
+            here = dict(tested)
+            narrowed: set[str] = set()
+            for cond in branch_of.get(id(body), []):
+                for var, names in _names_admitted(_expression_tree(cond)).items():
+                    here[var] = [n for n in here[var] if n in names] if var in narrowed else names
+                    narrowed.add(var)
             _add_dynamic(facts, inner_kind, body, default_schema, here, held)
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
     return facts
+
+
+def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]]) -> None:
+    """Record what a branch does when its condition holds: raises (a guard, and refusing), skips the row (`return
+    null` or `return old`: refusing), or calls functions (perform f(...): calling, a guard if f raises)."""
+    if _raises(stmts):
+        guards.add(id(cond))
+        refusing.add(id(cond))
+        return
+    for kind, body in nodes(stmts):
+        query = ((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "") if isinstance(body, dict) else ""
+        if kind == "PLpgSQL_stmt_return" and query.strip().lower() in ("null", "old"):
+            refusing.add(id(cond))
+            return
+    calls = [dotted(b.get("funcname")) for kind, body in nodes(stmts) if kind == "PLpgSQL_stmt_perform"
+             for k, b in nodes(_parsed_or_empty(((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "")))
+             if k == "FuncCall"]
+    if calls:
+        calling[id(cond)] = calls
 
 
 def _is_raise(kind: str, body: Node) -> bool:
@@ -445,17 +491,18 @@ def _format_raw(args: list) -> set[str]:
 _MAX_DYNAMIC_TEXTS = 8  # statements one EXECUTE may stand for (a table name among a list the body tests)
 
 
-def _held_texts(facts: BodyFacts) -> dict[str, Any]:
-    """Variable -> the expression it holds, for each variable set once only (a DECLARE default, `c_sql constant text
-    := '...'`, or one assignment) from an expression that reads no table: `execute c_sql using p_id` runs that text
-    (evasion round 6, e01)."""
+def values_set_once(reading: Any) -> dict[str, Any]:
+    """Variable -> the expression it holds, for each variable set once only (a DECLARE default, `c_sql constant
+    text := '...'`, or one assignment) from an expression that reads no table (a body's facts or reading: its
+    `trees` and `into`). `execute c_sql using p_id` runs that text (evasion round 6, e01); `v := new.id` picks by
+    new.id (e11)."""
     counts: dict[str, int] = {}
-    for _, names in facts.into:
+    for _, names in reading.into:
         for name in names:
             counts[name] = counts.get(name, 0) + 1
     out = {}
-    for at, names in facts.into:
-        tree = facts.trees[at] if at < len(facts.trees) else None
+    for at, names in reading.into:
+        tree = reading.trees[at] if at < len(reading.trees) else None
         select = ((tree[0] if isinstance(tree, list) and len(tree) == 1 else {}).get("stmt") or {}).get("SelectStmt")
         targets = (select or {}).get("targetList") or []
         if len(names) == 1 and counts[names[0]] == 1 and len(targets) == 1 and not (select or {}).get("fromClause"):

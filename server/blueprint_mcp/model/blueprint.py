@@ -485,8 +485,9 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
     delete grants by default; a restore list may say neither. Reading needs no such rule: an update's new row must
     stay readable to its caller, so nobody takes a row they could not read. A `where` is the row's state, which
     the update grants (and `transitions`) say who may change: a delete grant reads it when the delete runs (A28)."""
-    from .meaning import command_grants, covers, member_roles  # meaning reads a validated Blueprint
+    from .meaning import command_grants, link_columns  # meaning reads a validated Blueprint
     from .words import describe_grants
+    links = link_columns(bp)
     for i, e in enumerate(bp.entities):
         spec = e.access.spec("delete")
         if e.private_of is not None or not e.is_tenant or not isinstance(spec, list):
@@ -495,10 +496,13 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
         for k, g in enumerate(spec):
             for key in ("assigned", "under"):
                 col = getattr(g, key)
-                if not col:
+                if not col or col in links.get(e.name, set()):  # a linked column is set on insert only
                     continue
+                # an editor of every parent has every row under a parent they may update already
+                settled = _every_row_roles(bp, bp.entity(e.field(col).references), "update") if key == "under" \
+                    else set()
                 for u in command_grants(bp, e, "update"):
-                    taker = _taker(bp, key, g, u, deleters, readers, member_roles, covers)
+                    taker = _taker(bp, key, g, u, deleters, readers, settled)
                     if taker is None:
                         continue
                     who = describe_grants(bp, e, [taker], "update")
@@ -515,12 +519,21 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
                     break
 
 
-def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant], member_roles,
-           covers) -> Grant | None:
+def _every_row_roles(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
+    """The roles a member grant of `command` admits to every row of `e` (no own, assigned, where, under, visible)."""
+    from .meaning import command_grants, member_roles
+    return {r for g in (command_grants(bp, e, command) if e is not None else [])
+            if g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under or g.visible)
+            for r in member_roles(bp, g) or []}
+
+
+def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant],
+           settled: set[str]) -> Grant | None:
     """The callers and rows of update grant `u` who could bring a row into delete grant `g`'s condition `key`
     (assigned: naming themselves; under: moving it under a parent they may update) from rows they read outside it,
     that no delete grant admits anyway, as a grant (its roles cut to those `g` admits); None when there are
-    none."""
+    none. `settled`: roles every row meets the condition for already (editors of every parent)."""
+    from .meaning import covers, member_roles
     if getattr(u, key) == getattr(g, key):
         return None
     if not u.is_member_grant or not g.is_member_grant:  # a linked user may be a member too: no role rules them out
@@ -532,6 +545,7 @@ def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], r
     # A member reference's member_roles are not read: the audit cannot see them in the SQL's trigger, and a
     # design that leans on them reads as a takeover there (BP065); the fix says the same to both.
     roles = [r for r in member_roles(bp, u) or [] if r in (member_roles(bp, g) or []) and reads_others(r)
+             and r not in settled
              and not any(covers(bp, x, u.narrowed(min_role=None, capability=None, roles=[r])) for x in deleters)]
     return u.narrowed(min_role=None, capability=None, roles=roles) if roles else None
 
@@ -545,7 +559,7 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
     the design's retention (an appointment with clinical notes stays), but only while someone in the organisation
     reads every row that holds it: a private bookmark would stop the project's deletion where nobody could see
     why. "Every row": a member grant with no own, assigned, where, under, visible or linked."""
-    from .meaning import command_grants, link_columns  # meaning reads a validated Blueprint
+    from .meaning import link_columns  # meaning reads a validated Blueprint
     links = link_columns(bp)
     for i, e in enumerate(bp.entities):
         if e.private_of is not None or not e.is_tenant or not _clients_write(e):
@@ -555,14 +569,14 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
         if not pins:
             continue
 
-        def every_row(command: str) -> bool:
-            return any(g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under or g.visible)
-                       for g in command_grants(bp, e, command))
-        reads = every_row("select")  # updates and deletes reach only rows their caller reads
-        deletes, updates = every_row("delete") and not e.soft_delete, every_row("update")
+        # Updates and deletes reach only rows their caller reads: the same roles must read and clear every row.
+        readers = _every_row_roles(bp, e, "select")
+        deleters = _every_row_roles(bp, e, "delete") if not e.soft_delete else set()
+        updaters = _every_row_roles(bp, e, "update")
+        reads = bool(readers)
         for j, f in pins:
-            relinks = updates and f.name not in links.get(e.name, set())  # a linked column is set on insert only
-            if f.references == MEMBERS and not (reads and (deletes or relinks)):
+            relinks = updaters if f.name not in links.get(e.name, set()) else set()  # linked: set on insert only
+            if f.references == MEMBERS and not (readers & (deleters | relinks)):
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{e.name}.{f.name}' restricts: the member it names cannot be removed, leave or "
                                  "delete their account while such a row exists, and nobody in the organisation may "

@@ -231,6 +231,9 @@ class Function(_Obj):
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
                                                         "guard: new.organization_id <> old.organization_id).")
+    compares_via: dict[str, list[str]] | None = Field(
+        None, description="Columns its body compares between NEW and OLD in a test whose branch calls functions "
+                          "(perform private.refuse(...)): column -> those functions, a guard where one raises.")
     # The parsed body, kept by the audit's parser for readings made only where a rule asks (`audit/callers.py`).
     _body: Any = PrivateAttr(default=None)
 

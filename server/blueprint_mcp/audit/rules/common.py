@@ -13,6 +13,7 @@ from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import is_role_column, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
+from ..body import mentions_variables
 from ..callers import BodyReading, CallerFacts, caller_facts
 from ..parser import parse
 from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
@@ -489,31 +490,46 @@ def taken_columns(select, count: int) -> list[str | None] | None:
 
 def compared_later(reading, index: int, name: str, tenant_key: str, holds_key: bool) -> bool:
     """Another statement of the body tests the variable's organisation (`v.organization_id <> new.organization_id`
-    for a row, the variable itself when it took the tenant key): in an IF's condition, a statement's WHERE, or a
-    function it hands it to in a statement of its own (`perform private.assert_member(v.organization_id)`): the
-    body checks the row it picked. A value computed from it is no test (`case when v.organization_id = ... then
-    ... end` in the copy's name: evasion round 6, e10)."""
+    for a row, the variable itself when it took the tenant key): see `tested`. A value computed from it is no test
+    (`case when v.organization_id = ... then ... end` in the copy's name: evasion round 6, e10)."""
     def names_it(node) -> bool:
         return any(kind == "ColumnRef" and (fields := strings(ref.get("fields"))) and
                    (fields == [name, tenant_key] or (holds_key and fields == [name])) for kind, ref in nodes(node))
-    tests = set(reading.conditions) | set(reading.guards)
-    values = {at for at, _ in reading.into}
+    return tested(reading, names_it, index)
+
+
+def tested(reading, names_it: Callable[[Any], bool], skip: int | None = None) -> bool:
+    """Whether a statement of the body (but the one at `skip`) tests what `names_it` finds: in a condition (IF,
+    ASSERT, EXIT/CONTINUE WHEN, WHILE, a CASE statement's WHEN), a statement's WHERE, or a call standing alone
+    (`perform private.assert_member(v.organization_id)`). A variable set from it (`v_same := v.organization_id =
+    job.organization_id`), or looked up by it (`select ... into v_label from organizations where id =
+    v.organization_id`), tests it only where a condition then names that variable (or FOUND)."""
+    tests = set(reading.conditions)
+    sets = dict(reading.into)
+    flags: set[str] = set()
     for i, tree in enumerate(reading.trees):
-        if i == index:
+        if i == skip:
             continue
         if i in tests:
             if names_it(tree):
                 return True
             continue
-        for k, b in nodes(tree):
-            if k in ("SelectStmt", "UpdateStmt", "DeleteStmt") and b.get("whereClause") is not None and \
-                    names_it(b["whereClause"]):
-                return True
-        if i in values:
-            continue  # an assignment's value
         statement = tree[0].get("stmt") if isinstance(tree, list) and len(tree) == 1 else None
         select = (statement or {}).get("SelectStmt") if isinstance(statement, dict) else None
+        if i in sets:
+            if select is not None and not select.get("fromClause"):
+                found = names_it(select.get("targetList"))  # an assignment's value
+            else:
+                found = any(k in ("SelectStmt", "UpdateStmt", "DeleteStmt") and b.get("whereClause") is not None
+                            and names_it(b["whereClause"]) for k, b in nodes(tree))
+            if found:
+                flags |= set(sets[i]) | {"found"}
+            continue
+        if any(k in ("SelectStmt", "UpdateStmt", "DeleteStmt") and b.get("whereClause") is not None and
+               names_it(b["whereClause"]) for k, b in nodes(tree)):
+            return True
         if select is not None and not select.get("fromClause") and any(
                 k == "FuncCall" and names_it(b) for k, b in nodes(select.get("targetList"))):
             return True  # perform f(v.organization_id): a call standing alone
-    return False
+    return bool(flags) and any(i != skip and mentions_variables(reading.trees[i], flags) for i in tests
+                               if i < len(reading.trees))

@@ -584,7 +584,9 @@ def _ordered_sides(e: dict) -> list[tuple]:
     if kind in _BETWEEN:
         return [(e.get("lexpr"), bound) for bound in ((e.get("rexpr") or {}).get("List") or {}).get("items") or []]
     call = (e.get("rexpr") or {}).get("FuncCall") if isinstance(e.get("rexpr"), dict) else None
-    if kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL") and call and function_name(call).split(".")[-1] == "enum_range":
+    # enum_range(a, b) ranks; enum_range(null::t), one argument, is every value: an IN list, no order
+    if kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL") and call and function_name(call).split(".")[-1] == "enum_range" \
+            and len(call.get("args") or []) == 2:
         return [(e.get("lexpr"), arg) for arg in call.get("args") or []]
     return []
 

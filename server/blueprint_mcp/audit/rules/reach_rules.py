@@ -24,7 +24,7 @@ from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
                      membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns,
-                     tenant_relation)
+                     tenant_relation, tested)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -495,14 +495,15 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
 
 def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> list[str]:
     """The arguments the filter's every test of the tenant key compares it with (`organization_id = p_from_org`)
-    when the body does nothing else with them: no check, no helper call, no other statement names them. Such a
-    tie names an organisation the caller chose and nobody checked (evasion round 6, e02: a move checked the
-    destination only, and `where id = p_project and organization_id = p_from_org` took any organisation's
-    project). [] when some test of the key is anything else (the caller's organisations, a checked argument)."""
+    when nothing tests them: not another conjunct of the same filter (`and p_org in (select <the caller's>)`), nor
+    another statement (a check, a WHERE, a call standing alone; a log line is no test). Such a tie names an
+    organisation the caller chose and nobody checked (evasion round 6, e02: a move checked the destination only,
+    and `where id = p_project and organization_id = p_from_org` took any organisation's project). [] when some
+    test of the key is anything else (the caller's organisations, a checked argument)."""
     found: list[str] = []
-    if where is None:
-        return found
-    for c in boolean_args(where, "AND_EXPR"):
+    ties: list[Any] = []
+    conjuncts = boolean_args(where, "AND_EXPR") if where is not None else []
+    for c in conjuncts:
         if not any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [key] for k, b in nodes(c)):
             continue
         sides = equated_columns(c["A_Expr"]) if isinstance(c, dict) and "A_Expr" in c else None
@@ -511,11 +512,19 @@ def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> l
         if pair is None:
             return []
         found.append(pair[1][0])
-    def mentioned(other, name: str) -> bool:  # a copy's parameter too, and `fname.param`
-        return mentions_variables(other, {name, params[name]}) or any(
-            k == "ColumnRef" and strings(b.get("fields"))[:2] == [reading.name, params[name]] for k, b in nodes(other))
-    used_elsewhere = {name for other in reading.trees if other is not tree for name in found if mentioned(other, name)}
-    return [] if not found or used_elsewhere else [params[n] for n in found]
+        ties.append(c)
+    if not found:
+        return []
+
+    def names_one(node) -> bool:  # the argument, a copy's parameter, or `fname.param`
+        names = {n for f in found for n in (f, params[f])}
+        return mentions_variables(node, names) or any(
+            k == "ColumnRef" and strings(b.get("fields"))[:1] == [reading.name] and
+            strings(b.get("fields"))[1:2] and strings(b.get("fields"))[1] in names for k, b in nodes(node))
+    if any(names_one(c) for c in conjuncts if not any(c is t for t in ties)):
+        return []
+    index = next((i for i, t in enumerate(reading.trees) if t is tree), None)
+    return [] if tested(reading, names_one, index) else [params[n] for n in found]
 
 
 def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tree) -> str | None:

@@ -11,6 +11,7 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
+from ..body import mentions_variables, values_set_once
 from ..tree import (boolean_args, canonical, disjuncts, equated_columns, function_name, nodes, replaced,
                     statement_relations, strings)
 from .binding import from_relations, tied_to_row
@@ -267,7 +268,13 @@ def _assigned_by(s: Schema, function: str, command: str = "insert") -> list[str]
     f = find_function(s, function)
     if f is None:
         return []
-    return [*(f.assigns or []), *((f.compares or []) if command == "update" else [])]
+    if command != "update":
+        return list(f.assigns or [])
+    # a test whose branch calls a function that raises (perform private.refuse(...)) guards as a RAISE does
+    via = [col for col, calls in (f.compares_via or {}).items()
+           if any((g := find_function(s, name)) is not None and g._body is not None and g._body.raises
+                  for name in calls)]
+    return [*(f.assigns or []), *(f.compares or []), *via]
 
 
 def _binds_to_writer(p, col: str) -> bool:
@@ -718,21 +725,8 @@ def _new_aliases_read(reading):
     DECLARE default), read as that column: `where id = v_project` picks by new.id (evasion round 6, e11)."""
     if reading is None or not reading.into:
         return reading
-    counts: dict[str, int] = {}
-    for _, names in reading.into:
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-    aliases = {}
-    for at, names in reading.into:
-        tree = reading.trees[at] if at < len(reading.trees) else None
-        select = ((tree[0] if isinstance(tree, list) and len(tree) == 1 else {}).get("stmt") or {}).get("SelectStmt")
-        targets = (select or {}).get("targetList") or []
-        if len(names) != 1 or counts[names[0]] != 1 or len(targets) != 1 or (select or {}).get("fromClause"):
-            continue
-        value = (targets[0].get("ResTarget") or {}).get("val") or {}
-        ref = strings((value.get("ColumnRef") or {}).get("fields")) if isinstance(value.get("ColumnRef"), dict) else []
-        if len(ref) == 2 and ref[0].lower() in _NEW_OLD:
-            aliases[names[0]] = value
+    aliases = {name: value for name, value in values_set_once(reading).items() if isinstance(value, dict) and
+               len(ref := strings((value.get("ColumnRef") or {}).get("fields"))) == 2 and ref[0].lower() in _NEW_OLD}
     if not aliases:
         return reading
     return replace(reading, trees=tuple(_bind(tree, aliases) for tree in reading.trees))
@@ -924,8 +918,10 @@ def _definers_called(s: Schema, trees, columns: set[str] | None, seen: set[str],
                 continue
             # a parameter whose row the callee loads, checks and only then writes (BP073's load-then-authorise) is
             # one it answers for itself
+            # an invoker helper that tests an argument in a guard before handing it on answers for it (review)
             checked = {param for _, param in authorised_picks(s, body, {n: n for n, _ in body.params if n})} \
-                if callee.security_definer else set()
+                if callee.security_definer else \
+                {n for n, _ in body.params if n and any(mentions_variables(body.trees[i], {n}) for i in body.guards)}
             bound = {}
             for (name, _), arg in zip(body.params, call.get("args") or []):
                 if name in checked:
