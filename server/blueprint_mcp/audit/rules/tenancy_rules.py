@@ -1020,32 +1020,31 @@ def _server_run_functions(s: Schema) -> list[tuple[str, object]]:
           "(organization_id, id), or add `and p.organization_id = job.organization_id` to the worker's statement.")
 def server_worker_trusts_queued_rows(r, s: Schema):
     for how, f in _server_run_functions(s):
-        reading = f._body
-        for index, names in reading.into if reading is not None else ():
-            select = into_select(reading, index)
-            rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
-            t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema) \
-                if len(rvs) == 1 else None
-            if t is None or not is_tenant(t) or not _client_written(s, t):
-                continue
-            hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset(n.lower() for n in names))
+        for t, name in _queued_rows(s, f._body) if f._body is not None else ():
+            hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset({name.lower()}))
             if hits:
                 verb, table, column = hits[0]
-                yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {names[0]}.{column}, a "
+                yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {name}.{column}, a "
                                 f"column of {t.qualified} rows clients write, that nothing keeps in the queued row's "
                                 "organisation.", f.qualified, location=f.location)
                 break
-        else:
-            # A set-based worker: one statement joins the queue (or a CTE taking its rows) to the rows it writes
-            # (evasion round 6, e03: with todo as (update jobs ... returning ...) insert ... from todo join projects)
-            for t, alias in _queue_names(s, reading) if reading is not None else ():
-                hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset({alias.lower()}))
-                if hits:
-                    verb, table, column = hits[0]
-                    yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {alias}.{column}, "
-                                    f"a column of {t.qualified} rows clients write, that nothing keeps in the queued "
-                                    "row's organisation.", f.qualified, location=f.location)
-                    break
+
+
+def _queued_rows(s: Schema, reading) -> list[tuple[Table, str]]:
+    """(queue table, the name its rows go by) for the rows a worker takes from a tenant table clients write: each
+    variable a SELECT ... INTO or a FOR loop fills from one such table, or where there is none, each name a
+    set-based statement gives them (_queue_names)."""
+    out: list[tuple[Table, str]] = []
+    for index, names in reading.into:
+        select = into_select(reading, index)
+        rvs = [rv for rv in statement_relations("SelectStmt", select) or [] if rv] if select else []
+        t = s.table(rvs[0].get("relname", ""), rvs[0].get("schemaname") or reading.default_schema) \
+            if len(rvs) == 1 else None
+        if t is not None and is_tenant(t) and _client_written(s, t):
+            out += [(t, name) for name in names]
+    # A set-based worker: one statement joins the queue (or a CTE taking its rows) to the rows it writes
+    # (evasion round 6, e03: with todo as (update jobs ... returning ...) insert ... from todo join projects)
+    return out or _queue_names(s, reading)
 
 
 def _queue_names(s: Schema, reading) -> list[tuple[Table, str]]:
