@@ -329,6 +329,9 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             values = admit(t, org, w, other, values, [f.name])
             if values is None:
                 continue  # no kind of row references a parent (requires)
+            if any(g.is_user_column and g.effective_on_delete == "cascade" and
+                   values.get(g.name) == literal(w.actor_id(victim)) for g in e.fields):
+                continue  # the row names the victim in a column that goes with their account (the only admin)
             child = stable_id("child", e.name, f.name)
             values["id"] = literal(child)
             case(f"deleting {victim}'s account keeps {other}'s {e.name} row in their {f.references}", e.name,
