@@ -664,10 +664,16 @@ def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
 
 
 def _policy_checked_columns(t: Table) -> set[str]:
-    """The columns every permissive insert policy of t tests in its check (none without such a policy)."""
+    """The columns every permissive insert policy of t checks against a lookup (a conjunct of its check that names
+    the column and calls a function or runs a sub-query: `from_organization_id = any (array(select
+    private.organization_ids_with_role('admin')))`); `from_organization_id <> organization_id` checks nothing of
+    the caller's (review). None without such a policy."""
+    def checked(tree) -> set[str]:
+        return {strings(b.get("fields"))[-1] for c in boolean_args(tree, "AND_EXPR")
+                if any(k in ("FuncCall", "SubLink") for k, _ in nodes(c))
+                for k, b in nodes(c) if k == "ColumnRef" and strings(b.get("fields"))}
     policies = [p for p in client_policies(t, "insert") if p.permissive]
-    sets = [{strings(b.get("fields"))[-1] for _, tree, _ in trees(p) if tree is not None
-             for k, b in nodes(tree) if k == "ColumnRef" and strings(b.get("fields"))} for p in policies]
+    sets = [{col for _, tree, _ in trees(p) if tree is not None for col in checked(tree)} for p in policies]
     return set.intersection(*sets) if sets else set()
 
 
