@@ -47,8 +47,9 @@ class BodyFacts:
     trees: list[Any] = field(default_factory=list)
     variables: set[str] = field(default_factory=set)
     calls: set[str] = field(default_factory=set)  # every function a statement calls, as written
-    # Columns a trigger compares between NEW and OLD in the condition of an IF whose branch raises
-    # (if new.organization_id <> old.organization_id then raise ...): a guard. A test that only records is none.
+    # Columns a trigger compares between NEW and OLD in the condition of an IF or CASE whose branch raises or skips
+    # the row (if new.organization_id <> old.organization_id then raise ...): a guard. A test that only records
+    # is none.
     compares: set[str] = field(default_factory=set)
     # The body runs SQL made at run time (EXECUTE, RETURN QUERY EXECUTE, OPEN ... FOR EXECUTE): unread.
     dynamic: bool = False
@@ -57,7 +58,8 @@ class BodyFacts:
     into: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
     # A RAISE at level EXCEPTION (or ASSERT): the body may refuse its caller (a NOTICE or WARNING goes on).
     raises: bool = False
-    # Positions in `trees` of the conditions of IF statements with a RAISE (or ASSERT) in a branch: tests that
+    # Positions in `trees` of the conditions of IF statements (and CASE WHENs) with a RAISE in a branch, and of
+    # ASSERTs: tests that
     # refuse the caller (`if not exists (select ... ) then raise`), not any test of a body that raises somewhere.
     guards: list[int] = field(default_factory=list)
     # Columns compared between NEW and OLD in a test whose branch calls functions (perform private.refuse(...)):
@@ -301,10 +303,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 if kind == "A_Expr":
                     _compared(facts, body, calls)
         tested = _names_tested(facts.trees) if dynamic else {}  # from the static statements, once
-        # a variable EXECUTE ... INTO or FETCH ... INTO sets is not held: its text may change (review)
-        overwritten = {n for k, b in nodes(fn.get("action")) if k in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_fetch")
-                       and (b.get("into") or k == "PLpgSQL_stmt_fetch") for n in _target_names(b.get("target"))}
-        held = {k: v for k, v in values_set_once(facts).items() if k not in overwritten} if dynamic else {}
+        held = _held_texts(fn, facts) if dynamic else {}
         for inner_kind, body in dynamic:
             # names its branches' conditions admit (`elsif p_table in ('countries', 'currencies') then execute ...`
             # never runs for 'projects', which another branch tests: evasion round 6, fp02); nested branches narrow
@@ -508,6 +507,14 @@ def values_set_once(reading: Any) -> dict[str, Any]:
         if len(names) == 1 and counts[names[0]] == 1 and len(targets) == 1 and not (select or {}).get("fromClause"):
             out[names[0]] = (targets[0].get("ResTarget") or {}).get("val")
     return out
+
+
+def _held_texts(fn: dict, facts: BodyFacts) -> dict[str, Any]:
+    """The values a body's variables hold for its EXECUTEs (values_set_once), but of variables an EXECUTE ... INTO
+    or FETCH ... INTO sets too: their text may change (review)."""
+    overwritten = {n for k, b in nodes(fn.get("action")) if k in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_fetch")
+                   and (b.get("into") or k == "PLpgSQL_stmt_fetch") for n in _target_names(b.get("target"))}
+    return {k: v for k, v in values_set_once(facts).items() if k not in overwritten}
 
 
 def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, tested: dict[str, list[str]],

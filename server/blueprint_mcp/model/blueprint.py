@@ -573,7 +573,6 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
         readers = _every_row_roles(bp, e, "select")
         deleters = _every_row_roles(bp, e, "delete") if not e.soft_delete else set()
         updaters = _every_row_roles(bp, e, "update")
-        reads = bool(readers)
         for j, f in pins:
             relinks = updaters if f.name not in links.get(e.name, set()) else set()  # linked: set on insert only
             if f.references == MEMBERS and not (readers & (deleters | relinks)):
@@ -585,7 +584,7 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
                                  "declare on_delete: cascade (the row goes with the membership) or make the field "
                                  f"nullable (set null), or give a role read and update (or delete) on every row of "
                                  f"{e.name}"))
-            elif f.references != MEMBERS and not reads:
+            elif f.references != MEMBERS and not readers:
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{e.name}.{f.name}' restricts: the {f.references} row it names cannot be deleted "
                                  f"while such a row exists, and nobody in the organisation reads every row of "

@@ -515,9 +515,9 @@ def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> l
         ties.append(c)
     if not found:
         return []
+    names = {n for f in found for n in (f, params[f])}
 
     def names_one(node) -> bool:  # the argument, a copy's parameter, or `fname.param`
-        names = {n for f in found for n in (f, params[f])}
         return mentions_variables(node, names) or any(
             k == "ColumnRef" and strings(b.get("fields"))[:1] == [reading.name] and
             strings(b.get("fields"))[1:2] and strings(b.get("fields"))[1] in names for k, b in nodes(node))

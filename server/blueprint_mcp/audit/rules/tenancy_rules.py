@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pgparse
 
@@ -599,38 +600,28 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
     return out
 
 
-def _joined(body: dict) -> list[dict]:
+def _joins(body: dict) -> tuple[list[dict], Any]:
     """The tables joined in a SELECT's FROM (`from todo join projects p on ...`), which statement_relations leaves
-    aside."""
-    out: list[dict] = []
-    stack = [(item or {}).get("JoinExpr") for item in body.get("fromClause") or []]
-    while stack:
-        join = stack.pop()
-        if not join:
-            continue
-        for side in (join.get("larg"), join.get("rarg")):
-            if isinstance(side, dict) and "RangeVar" in side:
-                out.append(side["RangeVar"])
-            elif isinstance(side, dict):
-                stack.append(side.get("JoinExpr"))
-    return out
-
-
-def _filter_of(body: dict):
-    """A statement's filter: its WHERE and the ON conditions of the joins in its FROM, AND-ed (`from todo join
-    projects p on p.id = todo.source_project_id` picks as a WHERE would)."""
+    aside, and the statement's filter: its WHERE and the ON conditions of those joins, AND-ed (`on p.id =
+    todo.source_project_id` picks as a WHERE would)."""
+    tables: list[dict] = []
     quals: list = []
     stack = list(body.get("fromClause") or [])
     while stack:
         item = stack.pop()
         join = item.get("JoinExpr") if isinstance(item, dict) else None
-        if join:
-            quals += [join["quals"]] if join.get("quals") else []
-            stack += [join.get("larg"), join.get("rarg")]
+        if not join:
+            continue
+        quals += [join["quals"]] if join.get("quals") else []
+        for side in (join.get("larg"), join.get("rarg")):
+            if isinstance(side, dict) and "RangeVar" in side:
+                tables.append(side["RangeVar"])
+            else:
+                stack.append(side)
     where = body.get("whereClause")
     parts = [x for c in [where, *quals] if c is not None for x in boolean_args(c, "AND_EXPR")]
-    return None if not parts else parts[0] if len(parts) == 1 else \
-        {"BoolExpr": {"boolop": "AND_EXPR", "args": parts}}
+    return tables, (None if not parts else parts[0] if len(parts) == 1 else
+                    {"BoolExpr": {"boolop": "AND_EXPR", "args": parts}})
 
 
 def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
@@ -643,7 +634,6 @@ def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
     the column too (the caller must be an admin of the source as well)."""
     names = {"new", "old"} | {c.lower() for c in clients}
     key = client_table.tenant_key if client_table is not None else None
-    checked = {key} | (_policy_checked_columns(client_table) if client_table is not None else set())
 
     def own(fields: list[str]) -> bool:
         return fields[-1:] == [column] and (len(fields) == 1 or fields[0].lower() not in names)
@@ -656,7 +646,8 @@ def _tests_column(where, column: str, clients: frozenset[str] = frozenset(),
             continue
         sides = equated_columns(c["A_Expr"]) if isinstance(c, dict) and "A_Expr" in c else None
         chosen = sides is not None and any(
-            col and own(col) and arg and len(arg) == 2 and arg[0].lower() in names and arg[1] not in checked
+            col and own(col) and arg and len(arg) == 2 and arg[0].lower() in names and arg[1] != key and
+            arg[1] not in _once("insert-checked columns", client_table, _policy_checked_columns, client_table)
             for col, arg in (sides, sides[::-1]))
         if not chosen:
             return True
@@ -729,7 +720,7 @@ def _transition_names(body, transitions: set[str]) -> frozenset[str]:
 def _new_aliases_read(reading):
     """The body with each variable set once, and only from a column of NEW or OLD (`v_project := new.id`, or a
     DECLARE default), read as that column: `where id = v_project` picks by new.id (evasion round 6, e11)."""
-    if reading is None or not reading.into:
+    if not reading.into:
         return reading
     aliases = {name: value for name, value in values_set_once(reading).items() if isinstance(value, dict) and
                len(ref := strings((value.get("ColumnRef") or {}).get("fields"))) == 2 and ref[0].lower() in _NEW_OLD}
@@ -748,9 +739,9 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
     may set NEW's columns) a read of a value. `rows`: other names for rows of t the client wrote (a scheduled
     job's loop over a queue: `for job in select * from jobs`); `trusted`: NEW or OLD when it is not the client's
     (OLD of an INSTEAD OF trigger on a view running with the caller's rights: RLS chose it)."""
-    reading = _new_aliases_read(f._body)
-    if reading is None:
+    if f._body is None:
         return []
+    reading = _once("new aliases", f, _new_aliases_read, f._body)
     out: list[tuple[str, str, str]] = []
     clients = (_NEW_OLD | rows) - trusted  # the names for rows the client chose
     variables = _picked_variables(s, t, reading, clients)
@@ -779,8 +770,8 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                 verb = "reads"
             else:
                 continue
-            rvs = (statement_relations(kind, body) or []) + (_joined(body) if kind == "SelectStmt" else [])
-            where = _filter_of(body)
+            joined, where = _joins(body)
+            rvs = (statement_relations(kind, body) or []) + (joined if kind == "SelectStmt" else [])
             keys = _row_keys(where, picked, clients | _transition_names(body, transitions))
             for rv in rvs:
                 u = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
