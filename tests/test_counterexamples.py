@@ -1512,6 +1512,33 @@ def test_restoring_a_row_under_a_parent_read_through_its_own_parent_needs_both_r
     verified(data, url)
 
 
+def test_restoring_a_row_read_through_a_chain_of_parents_restates_every_level(url):
+    """Review of red team 10's fix: restore_<entity>() restated a `visible` parent's select policy as a policy
+    reads it, so a sub-query further up (the parent reads `under` a portfolio, which reads `visible` its client)
+    ran inside the definer function past the client's policy: `exists (select 1 from clients ...)` held for every
+    portfolio. A member restored a note she could not read. Every level is restated now."""
+    data = blueprint(
+        {"name": "clients", "access": {"select": "admin", "insert": "admin", "update": "admin", "delete": "admin"}},
+        {"name": "portfolios", "fields": [{"name": "client_id", "type": "reference", "references": "clients",
+                                           "nullable": False, "on_delete": "cascade"}],
+         "access": {"select": [{"min_role": "member", "visible": "client_id"}], "insert": "admin",
+                    "update": "member", "delete": "admin"}},
+        {"name": "projects", "fields": [{"name": "portfolio_id", "type": "reference", "references": "portfolios",
+                                         "nullable": False, "on_delete": "cascade"}],
+         "access": {"select": [{"min_role": "member", "under": "portfolio_id"}], "update": "admin",
+                    "delete": "admin"}},
+        {"name": "project_notes", "soft_delete": True, "fields": [
+            {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+             "on_delete": "cascade"}],
+         "access": {"select": [{"min_role": "member", "visible": "project_id"}], "insert": "member",
+                    "update": "member", "delete": "member"}},
+        tenancy={"personal_workspaces": False})
+    assert audited(data) == []
+    verified(data, url)
+    body = next(f.body for f in build_schema(parse_blueprint(data)).functions if f.name == "restore_project_note")
+    assert "from public.clients where clients.id = portfolios.client_id and (" in body
+
+
 def test_the_refusals_read_who_holds_each_right_on_every_row():
     """Review: `under` on a delete grant is no takeover for members who may update every parent (every row is under
     one of theirs already), and a pin is cleared only by a role that both reads and deletes every row."""

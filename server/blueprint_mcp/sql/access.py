@@ -149,9 +149,11 @@ def visible_pred(bp: Blueprint, e: Entity, ref: str, definer: bool = False) -> P
     the caller may read first, 11x the filter for one article's comments (bench/access_speed.py), though it
     counts a whole table faster (the planner runs it in parallel, and the hashed `exists` not). `definer`: read
     inside a security definer function (restore_<entity>), where no policy applies: the parent's select policy is
-    then restated in the sub-query (red team 10: a member restored a note of a project she no longer read)."""
+    then restated in the sub-query (red team 10: a member restored a note of a project she no longer read), read as
+    a definer reads it, so the parent's own sub-queries restate theirs in turn (review: a client read past its
+    policy two levels up)."""
     parent = bp.entity(e.field(ref).references)
-    restated = f" and ({command_pred(bp, parent, Command.select)})" if definer else ""
+    restated = f" and ({command_pred(bp, parent, Command.select, definer=True)})" if definer else ""
     return Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
                    f"{ident(e.name)}.{ident(ref)}{restated})", (ref,))
 
