@@ -303,3 +303,48 @@ def test_each_reopened_habit_tracker_hole_fails_its_scenario_alone(habits, habit
     assert habits_clean.ok and any(a.attack == scenario for a in habits_clean.attacks), scenario
     report = verify(source=hole, migrations=reopened(migrations, edits, extra), blueprint=bp, database_url=db_url)
     assert {f.attack for f in report.failures if f.attack} == {scenario}, hole
+
+
+def test_a_cleared_fixture_row_takes_the_rows_naming_it_with_it(db_url):
+    """Random-seed fuzz (present at 6ffcc22): a case cleared a fixture row that met its insert on a unique key, in
+    replica mode, so the row's personal data (a side row naming it) was left naming nothing. The account deletion
+    the case then ran nulled that side row's author, PostgreSQL checked its key and refused the whole deletion:
+    verify reported "cannot be judged" for a backend that deletes accounts fine. The rows naming a cleared row go
+    with it, and theirs in turn; a row whose reference is null, or names another parent, stays."""
+    import psycopg
+
+    from blueprint_mcp.model.schema import Table
+    from blueprint_mcp.verify.fixtures import replica_delete
+    from blueprint_mcp.verify.matrix import OUTCOME_FUNCTION
+
+    with psycopg.connect(db_url) as conn, conn.transaction(force_rollback=True):
+        conn.execute("""
+            create table public.parents (id int primary key, org int not null, unique (org, id));
+            create table public.kids (id int primary key, org int not null, parent_id int,
+              foreign key (org, parent_id) references public.parents (org, id));
+            create table public.grandkids (id int primary key, kid_id int not null references public.kids);
+            insert into public.parents values (1, 7), (2, 7);
+            insert into public.kids values (10, 7, 1), (11, 7, 2), (12, 7, null);
+            insert into public.grandkids values (100, 10), (101, 11);""")
+        conn.execute(OUTCOME_FUNCTION)
+        conn.execute(replica_delete(Table(name="parents"), "id = 1", orphans=True))
+        assert conn.execute("select array_agg(id order by id) from public.kids").fetchone()[0] == [11, 12]
+        assert conn.execute("select array_agg(id order by id) from public.grandkids").fetchone()[0] == [101]
+        conn.execute(replica_delete(Table(name="parents"), "id = 2"))  # the world's own clearing: nothing else
+        assert conn.execute("select count(*) from public.kids").fetchone()[0] == 2
+
+
+def test_a_fixture_taken_back_takes_its_fallback_with_it():
+    """Random-seed fuzz (present at 6ffcc22): a dry run of a support row (can it be distinct on every unique key?)
+    took back its rows and statements but left their fallbacks, keyed by statement index. The next fixture to
+    take that index, when refused, ran the stale fallback instead (a `comment` row in place of personal data),
+    was counted as built, and verify called its absence after an account deletion a lost row: a LEAK."""
+    from blueprint_mcp.verify.world import Row, World
+
+    w = World(actors={}, orgs={})
+    w.add("insert into a ...;", Row("a", "org1", None, {"id": "'1'"}))
+    w.add("insert into comment ...;", Row("comment", None, None, {"id": "'2'"}), fallback=("insert into comment (...)", {}))
+    w.take_back(1, 1)
+    w.add("insert into a_private ...;", Row("a_private", "org1", None, {"id": "'3'"}))
+    assert (w.statements, w.fallbacks, [r.table for r in w.rows]) == (
+        ["insert into a ...;", "insert into a_private ...;"], {}, ["a", "a_private"])

@@ -228,14 +228,18 @@ def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | No
     if not rows:
         return None
     # Rows that reference the cleared ones (restrict by default) would refuse the delete: foreign keys
-    # are not checked while clearing (replica mode), the insert that follows is checked as usual.
-    return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows))
+    # are not checked while clearing (replica mode), the insert that follows is checked as usual. Those rows
+    # go too (blueprint_tests.clear_orphans): left naming a missing row, a later write to them fails on its key.
+    return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows), orphans=True)
 
 
-def replica_delete(table: Table, where: str) -> str:
-    """Deletes the rows `where` selects, triggers and foreign keys aside (replica mode, as superuser)."""
+def replica_delete(table: Table, where: str, orphans: bool = False) -> str:
+    """Deletes the rows `where` selects, triggers and foreign keys aside (replica mode, as superuser);
+    `orphans`: and the rows naming them, and theirs (blueprint_tests.clear_orphans, verify's own helper)."""
+    name = qname(table.schema_name, table.name)
+    cleared = f" select blueprint_tests.clear_orphans({literal(name)}::regclass);" if orphans else ""
     return ("select set_config('session_replication_role', 'replica', true); "
-            f"delete from {qname(table.schema_name, table.name)} where {where}; "
+            f"delete from {name} where {where};{cleared} "
             "select set_config('session_replication_role', 'origin', true);")
 
 
@@ -542,4 +546,4 @@ def _support_fits(world: World, table: Table, org: str | None, author: str, n: i
         peers = [r.values for r in world.rows[:rows] if r.table == table.name]
         return not clashes(table, values, peers, unique_keys(table))
     finally:
-        del world.rows[rows:], world.statements[statements:]
+        world.take_back(rows, statements)

@@ -71,6 +71,13 @@ class World:
                 self.fallbacks[len(self.statements)] = fallback
         self.statements.append(statement)
 
+    def take_back(self, rows: int, statements: int) -> None:
+        """Forget the rows and statements planned since there were `rows` and `statements`, with their fallbacks
+        (a fallback left behind would be run in place of whichever statement later takes its index)."""
+        del self.rows[rows:], self.statements[statements:]
+        for i in [k for k in self.fallbacks if k >= statements]:
+            del self.fallbacks[i]
+
     def actor_id(self, name: str | None) -> str | None:
         return self.actors[name].user_id if name else None
 
