@@ -1566,3 +1566,21 @@ def test_a_child_row_naming_the_deleted_user_in_a_cascading_column_is_not_expect
                            {"name": "admin", "capabilities": ["read", "write"]},
                            {"name": "member", "capabilities": ["read"]}]})
     verified(data, url)
+
+
+def test_a_row_whose_cascading_reference_is_empty_does_not_go_with_the_account(url):
+    """Random-seed fuzz (present at 6ffcc22): verify's oracle took every row whose cascading reference was left
+    empty as part of the account being deleted (a membership names no id, and None matched the empty reference).
+    A badge held by the owner (a required auth.users reference: it restricts) was then "theirs to lose", and the
+    owner's account deletion, rightly refused, was reported blocked."""
+    data = blueprint(
+        {"name": "tags", "scope": "global", "fields": [{"name": "label", "type": "text"}]},
+        {"name": "badges", "scope": "global", "owner_column": None, "fields": [
+            {"name": "tag_id", "type": "reference", "references": "tags", "on_delete": "cascade"},
+            {"name": "holder_id", "type": "reference", "references": "auth.users", "nullable": False}]},
+        tenancy={"personal_workspaces": True, "team_organizations": False, "multiple_memberships": False,
+                 "roles": [{"name": "owner", "capabilities": ALL_CAPS}]})
+    report = verified(data, url)
+    deletion = next(c for c in report.cases if c.attack == "the owner of a workspace nobody else belongs to deletes "
+                                                              "their account")
+    assert (deletion.expected, deletion.actual) == ("denied", "denied")

@@ -156,7 +156,9 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
                         for f in e.fields):
             mine.append(r)
             seen.add(id(r))
-    ids = {r.key.get("id") for r in mine}
+    # (rows keyed otherwise, a membership by organisation and user, name no id: None in here would take every row
+    # whose cascading reference is left empty)
+    ids = {r.key["id"] for r in mine if "id" in r.key}
     grew = True
     while grew:
         grew = False
@@ -175,7 +177,8 @@ def goes_with_account(bp: Blueprint, w: World, victim: str) -> list[Row]:
             if any(r.values.get(f.name) in ids for f in parts):
                 mine.append(r)
                 seen.add(id(r))
-                ids.add(r.key.get("id"))
+                if "id" in r.key:
+                    ids.add(r.key["id"])
                 grew = True
     return mine
 
