@@ -1440,6 +1440,19 @@ def test_problems_name_entities_and_fields_as_written_after_personal_data_moves(
         "the value this needs."]
 
 
+def test_problems_name_patterns_keys_and_checks_as_written_after_personal_data_moves():
+    """Left from the fix above: query patterns, unique keys and checks over pii fields move to <entity>_private, so
+    a problem with the second one written on either side named its place in the divided list ('[0]')."""
+    data = blueprint({"name": "notes", "fields": [
+        {"name": "body", "type": "text", "pii": True}, {"name": "body2", "type": "text", "pii": True},
+        {"name": "title", "type": "text"}],
+        "query_patterns": [["body"], ["nope"]], "unique_together": [["body"], ["title", "nope2"]],
+        "checks": [{"column": "title", "op": "gt", "other": "nope3"}, {"column": "body", "op": "ne", "other": "body2"}]})
+    assert [p.split(":")[0] for p in rejected(data)] == [
+        "entities[0].checks[0]", "entities[0].query_patterns[1]", "entities[0].unique_together[1]",
+        "entities[0].checks[1]"]
+
+
 def test_a_restricting_reference_nobody_in_the_organisation_could_clear_is_refused():
     """Red team 10 (r07, r06): a private shoutout (scope user) naming a colleague, NOT NULL so restricting: the
     colleague could not leave, be removed or delete their account, and no manager could see or clear the row; a

@@ -75,7 +75,7 @@ class Blueprint(Model):
         problems: list[tuple[str, str, str]] = []
         _normalise_owner_columns(self, problems)
         written = [[f.name for f in e.fields] for e in self.entities]
-        origin = _split_private_fields(self, problems)
+        origin, kept = _split_private_fields(self, problems)
         split = len(problems)  # problems from here on name entities and fields as the split model holds them
         _check_names(self, problems)
         _check_references(self, problems)
@@ -90,7 +90,7 @@ class Blueprint(Model):
             _check_assignees(self, problems)
             _check_pins(self, problems)
         if problems:
-            problems[split:] = [(_written_path(self, origin, written, path), why, fix)
+            problems[split:] = [(_written_path(self, origin, kept, written, path), why, fix)
                                 for path, why, fix in problems[split:]]
             raise InvalidBlueprint(problems)
         return self
@@ -181,17 +181,20 @@ def private_name(e: Entity) -> str:
     return object_name(e.name, suffix="private")
 
 
-def _split_private_fields(bp: Blueprint, problems: list) -> list[int]:
+def _split_private_fields(bp: Blueprint, problems: list) -> tuple[list[int], list[dict[str, list[int]]]]:
     """Column privacy: an organization or service entity's pii fields move to <entity>_private, one row per
     row, whose grants (model/meaning.py) admit only the readers the entity's pii_read names. A blueprint that
     already holds the split (the one this tool returns) passes through unchanged. Returns, for each entity of the
-    split model, the position of the entity it comes from as written."""
+    split model, the position of the entity it comes from as written, and where each of its query patterns, unique
+    keys and checks stood in that entity's lists (the lists divided between the sides; none when undivided)."""
     out: list[Entity] = []
     origin: list[int] = []
+    kept: list[dict[str, list[int]]] = []
     names = {e.name for e in bp.entities}
     for i, e in enumerate(bp.entities):
         out.append(e)
         origin.append(i)
+        kept.append({})
         pii = [f for f in e.fields if f.pii]
         if e.private_of is not None or not pii or e.scope is Scope.user:
             continue  # a user-scope row is private to its author already
@@ -252,11 +255,16 @@ def _split_private_fields(bp: Blueprint, problems: list) -> list[int]:
                       checks=[c for _, c in checks],
                       description=f"Personal data of {e.name} ({', '.join(f.name for f in pii)}): readable only "
                                   "by its pii readers.")
+        sides = {"query_patterns": [side_of(list(c)) == "private" for c in e.query_patterns],
+                 "unique_together": [side_of(list(c)) == "private" for c in e.unique_together],
+                 "checks": [side_of([c.column, c.other]) != "public" for c in e.checks]}
+        kept[-1] = {key: [k for k, private in enumerate(moves) if not private] for key, moves in sides.items()}
         e.fields = [f for f in e.fields if not f.pii]
         e.query_patterns, e.unique_together = split["query_patterns"][1], split["unique_together"][1]
         e.checks = [c for k, c in enumerate(e.checks) if side_of([c.column, c.other]) == "public"]
         out.append(side)
         origin.append(i)
+        kept.append({key: [k for k, private in enumerate(moves) if private] for key, moves in sides.items()})
         names.add(name)
     bp.entities = out
     # An audited entity's personal data is audited with it: a note's text or a patient's birth date rewritten in
@@ -264,17 +272,19 @@ def _split_private_fields(bp: Blueprint, problems: list) -> list[int]:
     audited = bp.privacy.audit_tables
     for side in [x for x in out if x.private_of in audited and x.name not in audited]:
         audited.insert(audited.index(side.private_of) + 1, side.name)
-    return origin
+    return origin, kept
 
 
-_AT_ENTITY = re.compile(r"^entities\[(\d+)\](?:\.fields\[(\d+)\])?")
+_AT_ENTITY = re.compile(r"^entities\[(\d+)\](?:\.fields\[(\d+)\]|\.(query_patterns|unique_together|checks)\[(\d+)\])?")
 
 
-def _written_path(bp: Blueprint, origin: list[int], written: list[list[str]], path: str) -> str:
+def _written_path(bp: Blueprint, origin: list[int], kept: list[dict[str, list[int]]], written: list[list[str]],
+                  path: str) -> str:
     """A problem's path in the blueprint as written: once pii fields move to `<entity>_private` (inserted after
     their entity), the model's entity and field positions are no longer the user's (`origin`: the written
     position of each model entity; `written`: each written entity's field names). A private side's problem
-    names its entity; a field, its place among the fields as written."""
+    names its entity; a field, its place among the fields as written; a query pattern, unique key or check, its
+    place in its list as written (`kept`)."""
     m = _AT_ENTITY.match(path)
     if m is None or int(m.group(1)) >= len(origin):
         return path
@@ -285,6 +295,10 @@ def _written_path(bp: Blueprint, origin: list[int], written: list[list[str]], pa
         j, fields = int(m.group(2)), bp.entities[k].fields
         field = fields[j].name if j < len(fields) else None
         out += f".fields[{written[i].index(field)}]" if field in written[i] else ".fields"
+    elif m.group(3) is not None:
+        key, j = m.group(3), int(m.group(4))
+        places = kept[k].get(key)
+        out += f".{key}[{places[j] if places is not None and j < len(places) else j}]"
     return out + path[m.end():]
 
 
