@@ -1463,8 +1463,8 @@ def test_a_restricting_reference_nobody_in_the_organisation_could_clear_is_refus
         {"name": "colleague_id", "type": "reference", "references": "organization_members", "nullable": False}]})
     assert rejected(shoutouts) == [
         "entities[0].fields[0].on_delete: 'shoutouts.colleague_id' restricts: the member it names cannot be removed, "
-        "leave or delete their account while such a row exists, and nobody in the organisation may change or delete "
-        "every row of shoutouts (its grants reach own, assigned or matching rows only, or its delete archives): "
+        "leave or delete their account while such a row exists, and nobody in the organisation may see and change or "
+        "delete every such row (its grants reach own, assigned or matching rows only, or its delete archives): "
         "whoever writes one pins a membership."]
     shoutouts["entities"][0]["fields"][0]["on_delete"] = "cascade"
     parse_blueprint(shoutouts)
@@ -1477,8 +1477,8 @@ def test_a_restricting_reference_nobody_in_the_organisation_could_clear_is_refus
         {"name": "project_id", "type": "reference", "references": "projects", "nullable": False}]})
     assert rejected(bookmarks) == [
         "entities[1].fields[0].on_delete: 'bookmarks.project_id' restricts: the projects row it names cannot be "
-        "deleted while such a row exists, and nobody in the organisation reads every row of bookmarks: whoever "
-        "writes one stops that deletion where no one can see why."]
+        "deleted while such a row exists, and nobody in the organisation sees every such row: whoever writes one "
+        "stops that deletion where no one can see why."]
     bookmarks["entities"][1]["fields"][0]["nullable"] = True
     parse_blueprint(bookmarks)
 
@@ -1597,3 +1597,60 @@ def test_a_row_whose_cascading_reference_is_empty_does_not_go_with_the_account(u
     deletion = next(c for c in report.cases if c.attack == "the owner of a workspace nobody else belongs to deletes "
                                                               "their account")
     assert (deletion.expected, deletion.actual) == ("denied", "denied")
+
+
+def test_rows_hidden_by_the_policies_count_for_neither_the_takeover_nor_the_pins(url):
+    """Red team 11 (F1-F3): the model read who may update or see "every row" from the grants alone, where the
+    policies say less: an update reaches only rows its caller reads, an archived row only its restorers, personal
+    data only its pii readers.
+    - F1: members "updated every project" though they read only published (or live) ones, so `under` on tasks'
+      delete was taken as settled: a member moved a task to a published project and deleted it.
+    - F2: an archived note (restore: []) holding a required member reference pinned a colleague nobody could see it
+      hold: no leaving, removal or account deletion; a project held by one could not be deleted.
+    - F3: the same through personal data: the pin moved to <entity>_private, which the check skipped."""
+    team = {"personal_workspaces": False}
+    tasks = {"name": "tasks", "fields": [{"name": "project_id", "type": "reference", "references": "projects",
+                                          "nullable": False, "on_delete": "cascade"}],
+             "access": {"update": "member", "delete": [{"min_role": "admin"}, {"min_role": "member", "under": "project_id"}]}}
+    published = blueprint({"name": "projects", "fields": [{"name": "published", "type": "boolean", "nullable": False}],
+                           "access": {"select": [{"min_role": "admin"},
+                                                 {"min_role": "member", "where": {"column": "published", "equals": True}}],
+                                      "update": "member", "delete": "admin"}}, tasks, tenancy=team)
+    archived = blueprint({"name": "projects", "soft_delete": True, "access": {"update": "member", "delete": "admin"}},
+                         tasks, tenancy=team)
+    for data in (published, archived):
+        assert [p.split(":")[0] for p in rejected(data)] == ["entities[1].access.delete[1].under"]
+    about = {"name": "about_id", "type": "reference", "references": "organization_members", "nullable": False}
+    notes = blueprint({"name": "notes", "soft_delete": True, "restore": [], "fields": [about]}, tenancy=team)
+    assert rejected(notes) == [
+        "entities[0].fields[0].on_delete: 'notes.about_id' restricts: the member it names cannot be removed, leave or "
+        "delete their account while such a row exists, and nobody in the organisation may see and change or delete "
+        "every such row (its grants reach own, assigned or matching rows only, or its delete archives; an archived "
+        "row, its restorers only): whoever writes one pins a membership."]
+    on_project = blueprint({"name": "projects", "access": {"delete": "admin"}},
+                           {"name": "notes", "soft_delete": True, "restore": [], "fields": [
+                               {"name": "project_id", "type": "reference", "references": "projects", "nullable": False}]},
+                           tenancy=team)
+    assert [p.split(":")[0] for p in rejected(on_project)] == ["entities[1].fields[0].on_delete"]
+    feedback = blueprint({"name": "feedback", "fields": [{"name": "body", "type": "text"}, {**about, "pii": True}]},
+                         tenancy=team)
+    assert rejected(feedback)[0].startswith(
+        "entities[0].fields[1].on_delete: 'feedback.about_id' (personal data, kept in feedback_private) restricts:")
+    # Held where one role sees and clears every row: the default restore (the deleters), or an admin among the pii
+    # readers (whoever updates the row updates its personal data).
+    notes["entities"][0].pop("restore")
+    feedback["entities"][0]["pii_read"] = [{"min_role": "admin"}]
+    for data in (notes, feedback):
+        parse_blueprint(data)
+        verified(data, url)
+
+
+def test_a_pii_field_named_like_another_entitys_event_property_is_its_own_problem():
+    """Red team 11 (F5): a pii reference named project_id made every event refuse a `project_id` property, and
+    projects' own events carry one: three identical problems at entities[0] (projects), telling the user to
+    reference the user by user_id. Now one problem, at the field that causes it."""
+    data = blueprint({"name": "projects"}, {"name": "feedback", "events": False, "fields": [
+        {"name": "project_id", "type": "reference", "references": "projects", "on_delete": "cascade", "pii": True}]})
+    assert rejected(data) == [
+        "entities[1].fields[0].pii: 'project_id' is personal data here, so every event refuses a property of that "
+        "name, and the events of projects carry one."]

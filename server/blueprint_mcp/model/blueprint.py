@@ -512,8 +512,9 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
                 col = getattr(g, key)
                 if not col or col in links.get(e.name, set()):  # a linked column is set on insert only
                     continue
-                # an editor of every parent has every row under a parent they may update already
-                settled = _every_row_roles(bp, bp.entity(e.field(col).references), "update") if key == "under" \
+                # an editor of every parent has every row under a parent they may update already (every parent as
+                # the policies read it: one hidden from them, or archived, they may not update)
+                settled = _reach_every_row(bp, bp.entity(e.field(col).references), "update") if key == "under" \
                     else set()
                 for u in command_grants(bp, e, "update"):
                     taker = _taker(bp, key, g, u, deleters, readers, settled)
@@ -535,10 +536,32 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
 
 def _every_row_roles(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
     """The roles a member grant of `command` admits to every row of `e` (no own, assigned, where, under, visible)."""
-    from .meaning import command_grants, member_roles
-    return {r for g in (command_grants(bp, e, command) if e is not None else [])
-            if g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under or g.visible)
+    from .meaning import command_grants
+    return _unconditional_roles(bp, command_grants(bp, e, command) if e is not None else [])
+
+
+def _unconditional_roles(bp: Blueprint, grants: list[Grant]) -> set[str]:
+    from .meaning import member_roles
+    return {r for g in grants if g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under
+                                                            or g.visible or g.linked)
             for r in member_roles(bp, g) or []}
+
+
+def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
+    """The roles the generated policies let run `command` on every row of `e`, archived ones included (red team 11:
+    the grants alone said more). An update or a delete reaches only rows its caller reads (the select predicate is
+    ANDed in); an archived row, only its restorers (A24), and so does a private side's row of an archived row (A23);
+    a soft-deleted entity's delete archives, which frees nothing."""
+    from .meaning import restore_grants
+    if e is None or command == "delete" and e.soft_delete:
+        return set()
+    rows = _every_row_roles(bp, e, command)
+    if command != "select":
+        rows &= _reach_every_row(bp, e, "select")
+    archived = e if e.soft_delete else bp.entity(e.private_of) if e.private_of else None
+    if archived is not None and archived.soft_delete:
+        rows &= _unconditional_roles(bp, restore_grants(bp, archived))
+    return rows
 
 
 def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant],
@@ -572,39 +595,53 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
     team 10: a private shoutout naming a colleague). A row of the organisation's (a project) held by another row is
     the design's retention (an appointment with clinical notes stays), but only while someone in the organisation
     reads every row that holds it: a private bookmark would stop the project's deletion where nobody could see
-    why. "Every row": a member grant with no own, assigned, where, under, visible or linked."""
+    why. "Every row": a member grant with no own, assigned, where, under, visible or linked, as the policies read
+    it (_reach_every_row: an archived row is its restorers' alone). Personal data holding such a reference is
+    read the same way on <entity>_private (red team 11: a pii reference pinned a colleague where only its author
+    could see it); deleting its row for good, where the row is not soft-deleted, clears it too."""
     from .meaning import link_columns  # meaning reads a validated Blueprint
     links = link_columns(bp)
     for i, e in enumerate(bp.entities):
-        if e.private_of is not None or not e.is_tenant or not _clients_write(e):
+        if not e.is_tenant or not _clients_write(bp.entity(e.private_of) or e if e.private_of else e):
             continue
-        pins = [(j, f) for j, f in enumerate(e.fields) if f.effective_on_delete == "restrict" and
-                (f.references == MEMBERS or ((p := bp.entity(f.references or "")) is not None and p.is_tenant))]
+        pins = [(j, f) for j, f in enumerate(e.fields) if f.effective_on_delete == "restrict" and f.is_reference
+                and f.name != (e.fields[0].name if e.private_of else None)
+                and (f.references == MEMBERS or ((p := bp.entity(f.references or "")) is not None and p.is_tenant))]
         if not pins:
             continue
 
         # Updates and deletes reach only rows their caller reads: the same roles must read and clear every row.
-        readers = _every_row_roles(bp, e, "select")
-        deleters = _every_row_roles(bp, e, "delete") if not e.soft_delete else set()
-        updaters = _every_row_roles(bp, e, "update")
+        readers = _reach_every_row(bp, e, "select")
+        deleters = _reach_every_row(bp, e, "delete")
+        if e.private_of:  # the row's deletion takes its personal data with it
+            deleters |= _reach_every_row(bp, bp.entity(e.private_of), "delete")
+        updaters = _reach_every_row(bp, e, "update")
+        row = bp.entity(e.private_of) if e.private_of else e
+        kept = f" (personal data, kept in {e.name})" if e.private_of else ""
+        hidden = ("; an archived row, its restorers only" if row.soft_delete else "") + \
+            ("; its personal data, the readers pii_read names" if e.private_of else "")
+        rights = ["read" + (" (named in pii_read)" if e.private_of else "")] + (["restore"] if row.soft_delete else [])
+        see = " and ".join(rights)
+        clear = ", ".join(rights) + " and update (or delete)"
         for j, f in pins:
             relinks = updaters if f.name not in links.get(e.name, set()) else set()  # linked: set on insert only
             if f.references == MEMBERS and not (readers & (deleters | relinks)):
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
-                                 f"'{e.name}.{f.name}' restricts: the member it names cannot be removed, leave or "
-                                 "delete their account while such a row exists, and nobody in the organisation may "
-                                 f"change or delete every row of {e.name} (its grants reach own, assigned or matching "
-                                 "rows only, or its delete archives): whoever writes one pins a membership.",
+                                 f"'{row.name}.{f.name}'{kept} restricts: the member it names cannot be removed, leave "
+                                 "or delete their account while such a row exists, and nobody in the organisation may "
+                                 f"see and change or delete every such row (its grants reach own, assigned or matching "
+                                 f"rows only, or its delete archives{hidden}): whoever writes one pins a membership.",
                                  "declare on_delete: cascade (the row goes with the membership) or make the field "
-                                 f"nullable (set null), or give a role read and update (or delete) on every row of "
-                                 f"{e.name}"))
+                                 f"nullable (set null), or let one role {clear} every row of "
+                                 f"{row.name}"))
             elif f.references != MEMBERS and not readers:
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
-                                 f"'{e.name}.{f.name}' restricts: the {f.references} row it names cannot be deleted "
-                                 f"while such a row exists, and nobody in the organisation reads every row of "
-                                 f"{e.name}: whoever writes one stops that deletion where no one can see why.",
+                                 f"'{row.name}.{f.name}'{kept} restricts: the {f.references} row it names cannot be "
+                                 "deleted while such a row exists, and nobody in the organisation sees every such row"
+                                 + (f" ({hidden[2:]})" if hidden else "") + ": whoever writes one stops that deletion "
+                                 "where no one can see why.",
                                  "declare on_delete: cascade (the row goes with it) or make the field nullable (set "
-                                 f"null), or let a role read every row of {e.name}"))
+                                 f"null), or let one role {see} every row of {row.name}"))
 
 
 def _check_server_set(bp: Blueprint, problems: list) -> None:
@@ -1064,6 +1101,7 @@ def _check_events(bp: Blueprint, problems: list) -> None:
     repeated = {n for n in names if names.count(n) > 1}  # already reported by _check_names
     custom = iter(range(len(bp.analytics.events)))
     seen: dict[str, str] = {}
+    flagged: set[tuple[str, str]] = set()
     for ev in bp.events():
         if ev.entity in repeated:
             continue
@@ -1080,10 +1118,24 @@ def _check_events(bp: Blueprint, problems: list) -> None:
                              else "rename the event or remove the duplicate"))
         seen.setdefault(ev.name, ev.source.value if ev.source is not EventSource.entity else f"by entity {ev.entity}")
         for j, key in enumerate(ev.properties):
-            if key in pii:
-                problems.append((f"{where}.properties[{j}]" if ev.source is EventSource.custom else where,
-                                 f"'{key}' is personal data.",
-                                 "reference the user by user_id instead of copying PII into events"))
+            if key not in pii:
+                continue
+            field = next(((k, x) for k, x in enumerate(bp.entities) for m, f in enumerate(x.fields)
+                          if f.pii and f.name == key), None)
+            if ev.source is EventSource.entity and field is not None:
+                # A pii field's name is refused in every event's properties: one that another entity's own events
+                # carry (a pii reference named project_id, beside projects' events) is the field's problem, once.
+                k, x = field
+                at = f"entities[{k}].fields[{[f.name for f in x.fields].index(key)}].pii"
+                if (at, ev.entity) not in flagged:
+                    flagged.add((at, ev.entity))
+                    problems.append((at, f"'{key}' is personal data here, so every event refuses a property of "
+                                     f"that name, and the events of {ev.entity} carry one.",
+                                     f"rename the field (e.g. about_{key}), or set events: false on {ev.entity}"))
+                continue
+            problems.append((f"{where}.properties[{j}]" if ev.source is EventSource.custom else where,
+                             f"'{key}' is personal data.",
+                             "reference the user by user_id instead of copying PII into events"))
 
 
 def parse_blueprint(data: Any, source: str | None = None, root: str = "") -> Blueprint:
