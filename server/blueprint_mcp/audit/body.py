@@ -19,7 +19,8 @@ import pgparse
 
 from .platform import mentions_user_metadata
 from ..sql.ident import ident
-from .tree import Node, boolean_args, const, dotted, nodes, replaced, strings
+from .tree import (Node, boolean_args, called_functions, const, dotted, nodes, procedure_calls_typed, replaced,
+                   strings)
 
 WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")  # statements that write a relation
 _ASSIGN = re.compile(r":=|=")
@@ -108,20 +109,25 @@ def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> N
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     """Record the relations `tree` (parsed statements) reads and writes. The tree is walked once: its typed
     nodes serve the writes, the reads (its RangeVars, as `relations` finds them) and the metadata check; a
-    write's own nodes are walked again for metadata only when the tree holds a metadata name at all."""
-    facts.trees.append(tree)
+    write's own nodes are walked again for metadata only when the tree holds a metadata name at all. A CALL's
+    procedure is kept as a function call is (`procedure_calls_typed`), for every walk that follows calls."""
     typed = list(nodes(tree))
     writes: list[tuple[str, Node]] = []
+    procedures = False
     for kind, body in typed:
         if kind == "RangeVar":
             facts.reads.add(_qualified(body, default_schema))
         elif kind == "FuncCall":
             facts.calls.add(dotted(body.get("funcname")))
+        elif kind == "CallStmt" and isinstance(body.get("funccall"), dict):
+            facts.calls.add(dotted(body["funccall"].get("funcname")))
+            procedures = True
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
         elif kind in WRITES and isinstance(body.get("relation"), dict):
             target = _qualified(body["relation"], default_schema)
             facts.writes.add(target)
             writes.append((target, body))
+    facts.trees.append(procedure_calls_typed(tree) if procedures else tree)
     if writes and any(_names_metadata(kind, body) for kind, body in typed):
         for target, body in writes:
             if any(_names_metadata(kind, inner) for kind, inner in nodes(body)):
@@ -322,7 +328,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
 
 def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]]) -> None:
     """Record what a branch does when its condition holds: raises (a guard, and refusing), skips the row (`return
-    null` or `return old`: refusing), or calls functions (perform f(...): calling, a guard if f raises)."""
+    null` or `return old`: refusing), or calls functions (perform f(...), call p(...): calling, a guard if one
+    raises)."""
     if _raises(stmts):
         guards.add(id(cond))
         refusing.add(id(cond))
@@ -332,9 +339,9 @@ def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], 
         if kind == "PLpgSQL_stmt_return" and query.strip().lower() in ("null", "old"):
             refusing.add(id(cond))
             return
-    calls = [dotted(b.get("funcname")) for kind, body in nodes(stmts) if kind == "PLpgSQL_stmt_perform"
-             for k, b in nodes(_parsed_or_empty(((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "")))
-             if k == "FuncCall"]
+    calls = [name for kind, body in nodes(stmts) if kind in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_call")
+             for name in called_functions(
+                 _parsed_or_empty(((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "")))]
     if calls:
         calling[id(cond)] = calls
 

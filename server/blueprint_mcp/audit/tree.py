@@ -296,6 +296,23 @@ def statement_relations(kind: str, body: Node) -> list[Node] | None:
     return None
 
 
+def procedure_calls_typed(tree: Any) -> Any:
+    """The tree with each CALL's procedure call a typed FuncCall node: libpg_query leaves CallStmt's `funccall` bare,
+    so a walk for FuncCall nodes would pass `call private.move_project(new.project_id)` by."""
+    def typed(node: Node) -> Any:
+        body = node.get("CallStmt")
+        call = body.get("funccall") if type(body) is dict else None
+        return {"CallStmt": {**body, "funccall": {"FuncCall": call}}} \
+            if type(call) is dict and "FuncCall" not in call else None
+    return replaced(tree, typed)
+
+
+def called_functions(tree: Any) -> list[str]:
+    """The name of every function and procedure a tree calls, as written (`f(x)`, `call p(x)`)."""
+    return [function_name(body if kind == "FuncCall" else body["funccall"]) for kind, body in nodes(tree)
+            if kind == "FuncCall" or (kind == "CallStmt" and type(body.get("funccall")) is dict)]
+
+
 def relations(tree: Any) -> Iterator[Node]:
     """Every RangeVar (table reference) in `tree`."""
     for kind, body in nodes(tree):

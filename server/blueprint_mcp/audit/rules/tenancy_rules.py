@@ -13,8 +13,8 @@ from ..findings import Level
 from ..registry import rule
 from ..parser import parse
 from ..body import mentions_variables, values_set_once
-from ..tree import (boolean_args, canonical, disjuncts, equated_columns, function_name, nodes, replaced,
-                    statement_relations, strings)
+from ..tree import (boolean_args, called_functions, canonical, disjuncts, equated_columns, function_name, nodes,
+                    replaced, statement_relations, strings)
 from .binding import from_relations, tied_to_row
 from .reach_rules import authorised_picks
 from .common import (
@@ -980,7 +980,7 @@ def _server_run_functions(s: Schema) -> list[tuple[str, object]]:
     seen: set[str] = set()
     for job in s.cron_jobs:
         try:
-            names = [function_name(b) for k, b in nodes(pgparse.parse(job.command)) if k == "FuncCall"]
+            names = called_functions(pgparse.parse(job.command))
         except (pgparse.PGQueryError, RecursionError, ValueError):
             continue
         while names:
