@@ -9,6 +9,10 @@ EXPLAIN ANALYZE (TIMING OFF) in a transaction that is rolled back, and prints th
 - the lookup: the table owner running the rule with the caller's memberships looked up in the same
   statement, once per role the rule names (what an app without RLS runs to hide the same rows; the limit
   and the rule know the ids beforehand);
+- the floor: the limit with the ids looked up in one sub-select by the caller's id spelled out (no role, no
+  archived-row rule, no RLS on the lookup, no auth.uid()): what the lookup itself costs, so that the rest of the
+  generated policy's extra time is the price of doing it safely (the caller's id read from the JWT claims, a
+  definer call past the membership table's RLS, once per role the rule names);
 - the generated policy (`organization_id = any (array(select private.organization_ids_with_role(...)))`);
 - the article's form (`organization_id in (select organization_id from organization_members where
   user_id = auth.uid())`), put in place of the generated policies inside the measured transaction,
@@ -65,7 +69,9 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
     so reads need any membership and writes admin, as the policies ask of this caller), reads with the
     archived-row rule too; `rule`: the limit with the rest of habits' read rule spelled out too (archived rows:
     their creator if a member, or an admin), what a hand-written filter that hides the same rows runs (writes:
-    the limit already is this caller's rule);
+    the limit already is this caller's rule); `floor`: the limit with the ids looked up in one sub-select, as a
+    policy's array does, by the caller's id spelled out (no role, no archived-row rule, no RLS on the lookup, no
+    auth.uid()): what the lookup alone costs;
     `policy`: no filter."""
     table = "habits"
     if form in ("limit", "rule"):
@@ -77,12 +83,22 @@ def operations(orgs: list[str], ids: list[str], user: str, form: str) -> list[tu
                     f"and m.role >= '{role}'")
     owner = form != "policy"
     where = f"where organization_id in ({scope('viewer')})" if owner else ""
+    if form == "floor":
+        def scope(role: str) -> str:
+            return (f"select m.organization_id from public.organization_members m where m.user_id = '{user}'"
+                    + (f" and m.role >= '{role}'" if role != "viewer" else ""))
+        where = f"where organization_id = any (array({scope('viewer')}))"
     if form in ("rule", "lookup"):
         where += (f" and (archived_at is null or (organization_id in ({scope('member')}) and created_by = '{user}') "
                   f"or organization_id in ({scope('admin')}))")
     and_admin = f" and organization_id in ({scope('admin')})" if owner else ""
+    if form == "floor":
+        and_admin = f" and organization_id = any (array({scope('admin')}))"
     id_list = ", ".join(f"'{i}'" for i in ids)
-    if form == "lookup":
+    if form == "floor":
+        insert = (f"insert into public.{table} (organization_id, created_by, name) select '{orgs[0]}', '{user}', "
+                  f"'n' || g from generate_series(1, 1000) g where '{orgs[0]}' = any (array({scope('member')}))")
+    elif form == "lookup":
         insert = (f"insert into public.{table} (organization_id, created_by, name) select '{orgs[0]}', '{user}', "
                   f"'n' || g from generate_series(1, 1000) g where '{orgs[0]}' in ({scope('member')})")
     elif form in ("limit", "rule"):
@@ -208,36 +224,40 @@ def main() -> int:
                     "select id from public.habits where organization_id = any(%s) order by id limit 100", (mine,))]
                 if len(ids) < 100:
                     raise SystemExit(f"the user in {n} organisations sees {len(ids)} rows: raise --rows")
-                forms = [operations(mine, ids, user, form) for form in ("limit", "rule", "lookup", "policy")]
-                for (label, limit_sql), (_, rule_sql), (_, lookup_sql), (_, sql) in zip(*forms):
+                forms = [operations(mine, ids, user, form) for form in ("limit", "rule", "lookup", "floor", "policy")]
+                for (label, limit_sql), (_, rule_sql), (_, lookup_sql), (_, floor_sql), (_, sql) in zip(*forms):
                     vacuum(conn)
                     measured = run(conn, [(limit_sql, None, ""), (rule_sql, None, ""), (lookup_sql, None, ""),
-                                          (sql, user, ""), (sql, user, ARTICLE_POLICIES)], args.repeat)
+                                          (floor_sql, None, ""), (sql, user, ""), (sql, user, ARTICLE_POLICIES)],
+                                   args.repeat)
                     (limit_ms, limit_rows, _, limit_t, limit_all), (_, rule_rows, _, rule_t, _), \
-                        (_, lookup_rows, _, lookup_t, _), (ours_ms, ours_rows, plan, ours_t, ours_all), \
-                        (art_ms, art_rows, _, art_t, _) = measured
-                    if not limit_rows == rule_rows == lookup_rows == ours_rows == art_rows:
+                        (_, lookup_rows, _, lookup_t, _), (_, floor_rows, _, floor_t, _), \
+                        (ours_ms, ours_rows, plan, ours_t, ours_all), (art_ms, art_rows, _, art_t, _) = measured
+                    if not limit_rows == rule_rows == lookup_rows == floor_rows == ours_rows == art_rows:
                         raise SystemExit(f"{label}, user in {n}: rows differ: limit {limit_rows}, rule {rule_rows}, "
-                                         f"lookup {lookup_rows}, generated {ours_rows}, article {art_rows}")
+                                         f"lookup {lookup_rows}, floor {floor_rows}, generated {ours_rows}, "
+                                         f"article {art_rows}")
                     results.append((label, n, limit_rows, limit_ms, ours_ms, art_ms, paired(ours_t, limit_t),
                                     paired(ours_all, limit_all)[0], paired(ours_t, rule_t)[0],
-                                    paired(ours_t, lookup_t)[0], paired(art_t, limit_t)[0], shape(plan)))
+                                    paired(ours_t, lookup_t)[0], paired(floor_t, limit_t)[0],
+                                    paired(art_t, limit_t)[0], shape(plan)))
     print(f"{args.rows:,} habits over {orgs:,} organisations, each with {MEMBERS} other members; an admin in 3 and "
           "one in 50 organisations; "
           f"median of {args.repeat} runs (EXPLAIN ANALYZE, TIMING OFF); triggers off during writes")
     print("limit: the table owner with the caller's organisation ids spelled out; rule: the limit with habits' "
           "archived-row rule spelled out too; lookup: the rule with the ids looked up in organization_members "
-          "(what an app without RLS runs)")
+          "(what an app without RLS runs); floor: the limit with the ids looked up in one sub-select by the "
+          "caller's id spelled out (no role, no archived-row rule, no RLS, no auth.uid()): the lookup alone")
     print("ratios are medians of the ratios within each round; +us: the generated policy's median extra time "
           "over the limit in the same round; planned: /limit with each side's planning time added (a statement sent "
           "unprepared is planned every time; a prepared one reuses its plan)")
     print(f"{'operation':<20}{'user in':>8}{'rows':>7}{'limit ms':>10}{'generated ms':>14}"
-          f"{'/limit':>8}{'+us':>7}{'planned':>9}{'/rule':>8}{'/lookup':>9}{'article ms':>12}{'/limit':>9}")
-    for label, n, rows, limit_ms, ours_ms, art_ms, (ratio, extra), planned, by_rule, by_lookup, art_ratio, _ \
+          f"{'/limit':>8}{'+us':>7}{'planned':>9}{'/rule':>8}{'/lookup':>9}{'floor':>7}{'article ms':>12}{'/limit':>9}")
+    for label, n, rows, limit_ms, ours_ms, art_ms, (ratio, extra), planned, by_rule, by_lookup, floor, art_ratio, _ \
             in results:
         print(f"{label:<20}{n:>8}{rows:>7}{limit_ms:>10.2f}{ours_ms:>14.2f}"
-              f"{ratio:>7.2f}x{extra:>7.0f}{planned:>8.2f}x{by_rule:>7.2f}x{by_lookup:>8.2f}x{art_ms:>12.2f}"
-              f"{art_ratio:>8.1f}x")
+              f"{ratio:>7.2f}x{extra:>7.0f}{planned:>8.2f}x{by_rule:>7.2f}x{by_lookup:>8.2f}x{floor:>6.2f}x"
+              f"{art_ms:>12.2f}{art_ratio:>8.1f}x")
     print("\nplan shape of the generated policy:")
     for label, n, *_, plan in results:
         print(f"  {label}, user in {n}: {plan}")

@@ -588,6 +588,9 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
     out = []
     picked = picked or {}
     for c in boolean_args(where, "AND_EXPR") if isinstance(where, dict) else []:
+        if isinstance(c, dict) and "SubLink" in c:
+            out += _in_keys(c["SubLink"], rows)
+            continue
         e = c.get("A_Expr") if isinstance(c, dict) else None
         sides = equated_columns(e) if e else None
         for a, b in (sides, sides[::-1]) if sides else ():
@@ -598,6 +601,25 @@ def _row_keys(where, picked: dict[str, str] | None = None, rows: frozenset[str] 
             elif len(b) <= 2 and b[0] in picked and (len(a) == 2 or a[-1] != b[0]):
                 out.append((a[-1], picked[b[0]]))
     return out
+
+
+def _in_keys(link: dict, rows: frozenset[str]) -> list[tuple[str, str]]:
+    """`column in (select x.c from ...)` (or `= any (...)`) as _row_keys reads `column = x.c`, x one of `rows`; a
+    bare `c` is a column of the sub-query's one relation, when `rows` names it (`id in (select source_project_id
+    from copy_jobs where ...)`)."""
+    test = strings(((link.get("testexpr") or {}).get("ColumnRef") or {}).get("fields")) \
+        if isinstance(link.get("testexpr"), dict) else []
+    select = (link.get("subselect") or {}).get("SelectStmt") or {}
+    targets = select.get("targetList") or []
+    if link.get("subLinkType") != "ANY_SUBLINK" or strings(link.get("operName")) not in ([], ["="]) or not test or \
+            (len(test) == 2 and test[0].lower() in rows) or len(targets) != 1:
+        return []
+    value = strings((((targets[0].get("ResTarget") or {}).get("val") or {}).get("ColumnRef") or {}).get("fields"))
+    if len(value) == 1:
+        items = [(i or {}).get("RangeVar") for i in select.get("fromClause") or []]
+        rv = items[0] if len(items) == 1 and isinstance(items[0], dict) else {}
+        value = [((rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")), value[0]]
+    return [(test[-1], value[1])] if len(value) == 2 and value[0].lower() in rows else []
 
 
 def _joins(body: dict) -> tuple[list[dict], Any]:
@@ -710,11 +732,13 @@ def _picked_variables(s: Schema, t: Table, reading, rows: frozenset[str] = _NEW_
 
 
 def _transition_names(body, transitions: set[str]) -> frozenset[str]:
-    """The names a statement gives the trigger's transition tables in its FROM (`from new_transfers t`: t), whose
-    rows are the client's as NEW is."""
+    """The names a statement gives the trigger's transition tables (`from new_transfers t`: t, or in a sub-query:
+    `where id in (select project_id from new_transfers)`), whose rows are the client's as NEW is."""
+    if not transitions:
+        return frozenset()
     return frozenset(((rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")).lower()
-                     for rv in ((item or {}).get("RangeVar") or {} for item in body.get("fromClause") or [])
-                     if not rv.get("schemaname") and rv.get("relname", "").lower() in transitions)
+                     for kind, rv in nodes(body) if kind == "RangeVar"
+                     and not rv.get("schemaname") and rv.get("relname", "").lower() in transitions)
 
 
 def _new_aliases_read(reading):
@@ -1046,21 +1070,23 @@ def _queued_rows(s: Schema, reading) -> list[tuple[Table, str]]:
 
 def _queue_names(s: Schema, reading) -> list[tuple[Table, str]]:
     """(table, name) for each name a statement of the body gives rows of a tenant table clients write, read in its
-    FROM: the table's alias, or a CTE over it (`with todo as (update copy_jobs ... returning ...)`)."""
+    FROM: the table's alias, or a CTE over it (`with todo as (update copy_jobs ... returning ...)`), over such a
+    CTE (`batch as (select ... from todo)`), or recursive from it (_cte_queue)."""
     out: list[tuple[Table, str]] = []
 
     def queue(rv: dict) -> Table | None:
         t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
         return t if t is not None and is_tenant(t) and _client_written(s, t) else None
+
+    def source(rv: dict) -> Table | None:  # a CTE named before, or a queue table
+        return (ctes.get(rv.get("relname", "")) if not rv.get("schemaname") else None) or queue(rv)
     for tree in reading.trees:
         ctes: dict[str, Table] = {}
         for kind, body in nodes(tree):
             if kind == "CommonTableExpr" and body.get("ctename"):
-                inner = next(iter((body.get("ctequery") or {}).items()), (None, None))
-                rvs = [rv for rv in statement_relations(*inner) or [] if rv] if inner[0] else []
-                tables = [queue(rv) for rv in rvs]
-                if len(tables) == 1 and tables[0] is not None:
-                    ctes[body["ctename"]] = tables[0]
+                t = _cte_queue(body, source)
+                if t is not None:
+                    ctes[body["ctename"]] = t
         skipped: set[int] = set()  # a statement's target, and its other references to the table it writes
         for kind, body in nodes(tree):
             if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt"):
@@ -1079,3 +1105,31 @@ def _queue_names(s: Schema, reading) -> list[tuple[Table, str]]:
             if t is not None and (t, name) not in out:
                 out.append((t, name))
     return out
+
+
+def _cte_queue(cte: dict, source) -> Table | None:
+    """The queue table a CTE's rows come from (`source`: the queue table a relation of its FROM is, a CTE before it
+    included): its one relation, or for a UNION the one table of every branch but the recursive term, which
+    reads the CTE itself (`with recursive tree as (select ... from copy_jobs j union all select ... from tree join
+    projects c on c.parent_id = tree.source_project_id)`: the rows the queued ones reach are the client's choice
+    too)."""
+    kind, body = next(iter((cte.get("ctequery") or {}).items()), (None, None))
+    if kind is None:
+        return None
+    branches, stack = [], [body]
+    while stack:  # a set operation's branches are SelectStmt fields, not typed nodes
+        b = stack.pop()
+        if kind == "SelectStmt" and b.get("op", "SETOP_NONE") != "SETOP_NONE":
+            stack += [b.get("rarg") or {}, b.get("larg") or {}]
+        else:
+            branches.append(b)
+    found: Table | None = None
+    for branch in branches:
+        if len(branches) > 1 and any(k == "RangeVar" and not rv.get("schemaname") and
+                                     rv.get("relname") == cte["ctename"] for k, rv in nodes(branch)):
+            continue
+        tables = [source(rv) for rv in statement_relations(kind, branch) or [] if rv]
+        if len(tables) != 1 or tables[0] is None or (found is not None and tables[0].qualified != found.qualified):
+            return None
+        found = tables[0]
+    return found
