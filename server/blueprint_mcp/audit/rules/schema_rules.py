@@ -9,6 +9,7 @@ from __future__ import annotations
 from ...model.schema import COMMANDS, Command, Schema
 from ...sql.ident import column_list, ident, qname
 from ..body import DYNAMIC_NAME
+from ..ddl_objects import truthy
 from ..findings import Level
 from ..platform import bypasses_rls, managed
 from ..registry import rule
@@ -313,6 +314,24 @@ def _made_relation(kind: str, n: dict) -> dict:
     return {}
 
 
+def _owners_view(kind: str, n: dict) -> dict:
+    """The view a CREATE VIEW makes when it runs with its owner's rights (no security_invoker): it reads past the
+    row level security of the tables it selects from, which no ALTER TABLE on the view changes; {} for anything
+    else."""
+    if kind != "ViewStmt" or any((d.get("DefElem") or {}).get("defname") == "security_invoker" and
+                                 truthy((d.get("DefElem") or {}).get("arg")) for d in n.get("options") or []):
+        return {}
+    return n.get("view") or {}
+
+
+def _made_at_run_time(s: Schema, shapes, made, home: str | None) -> list[dict]:
+    """The relations `made` finds in EXECUTE shapes whose names are made at run time, in an exposed schema (`home`
+    for an unqualified name); a temporary one is the session's."""
+    return [rv for stmt in shapes for kind, n in (stmt or {}).items() for rv in (made(kind, n),)
+            if rv.get("relname") == DYNAMIC_NAME and rv.get("relpersistence") != "t"
+            and (rv.get("schemaname") or home) in s.exposed_schemas]
+
+
 def _clients_may(s: Schema, t, command: str) -> bool:
     """Whether an API role may run `command` on the table: granted, and let through by a permissive policy or with
     RLS off (the reading BP047 and BP060 make of a column, for the whole table)."""
@@ -322,36 +341,44 @@ def _clients_may(s: Schema, t, command: str) -> bool:
 
 @rule("BP078", "table_made_at_run_time_in_api_schema", Level.WARN, ("SECURITY",),
       summary="A function's EXECUTE creates tables with names made at run time in an exposed schema and never enables "
-              "row level security on them.",
+              "row level security on them, or views there that run with their owner's rights.",
       why="The standard way to keep a partitioned log going, `execute format('create table public.%I partition of "
           "public.activity_log ...', 'activity_log_' || to_char(...))` run by a maintenance function or pg_cron, makes "
           "a new table in the API's schema each month. Row level security is not inherited by partitions, and "
           "Supabase's default privileges grant every new table in public to anon and authenticated: the API serves "
           "`/activity_log_2026_11` with every organisation's rows, writable too. The migrations hold no CREATE TABLE "
-          "for the platform's lint or the audit to read.",
+          "for the platform's lint or the audit to read. A view made the same way (`execute format('create view "
+          "public.%I as select * from public.projects where organization_id = %L', ...)`) runs with its owner's "
+          "rights unless made `with (security_invoker = true)`: the API serves it to anon and authenticated, past "
+          "the policies of the tables it reads.",
       bad="execute format('create table if not exists public.%I partition of public.activity_log for values from (%L) "
           "to (%L)', 'activity_log_' || to_char(v_from, 'YYYY_MM'), v_from, v_to);",
       fix="Create the tables in a schema the API does not serve (`create table private.%I partition of "
           "public.activity_log ...`: reads through the parent keep its policies), or run `alter table public.%I enable "
-          "row level security` (and revoke the API roles) in the same function.")
+          "row level security` (and revoke the API roles) in the same function; make views `with (security_invoker "
+          "= true)`.")
 def table_made_at_run_time_in_api_schema(r, s: Schema):
     for f in s.functions:
         reading = f._body
         if reading is None or not reading.shapes:
             continue
         shapes = reading.shapes
-        made = [rv for stmt in shapes for kind, n in (stmt or {}).items() for rv in (_made_relation(kind, n),)
-                if rv.get("relname") == DYNAMIC_NAME
-                and rv.get("relpersistence") != "t"]  # a temporary table is the session's
         # An unqualified name lands in the first schema of the function's search_path (none: CREATE fails).
         home = None if f.search_path is not None and not f.search_path.strip().strip("'\"") else reading.default_schema
-        exposed_made = [rv for rv in made if (rv.get("schemaname") or home) in s.exposed_schemas]
+        tables = _made_at_run_time(s, shapes, _made_relation, home)
+        views = _made_at_run_time(s, shapes, _owners_view, home)
         guarded = any(kind == "AlterTableStmt" and ((n.get("relation") or {}).get("relname") == DYNAMIC_NAME) and
                       any(((c.get("AlterTableCmd") or {}).get("subtype")) == "AT_EnableRowSecurity"
                           for c in n.get("cmds") or [])
                       for stmt in shapes for kind, n in (stmt or {}).items())
-        if exposed_made and not guarded:
-            schema = exposed_made[0].get("schemaname") or home
+        if tables and not guarded:
+            schema = tables[0].get("schemaname") or home
             yield r.finding(f"Function {f.qualified} creates tables in {schema} whose names it makes at run time, "
                             "without row level security: each is served by the API with the default privileges of "
                             "new tables.", f.qualified, location=f.location)
+        elif views:
+            schema = views[0].get("schemaname") or home
+            yield r.finding(f"Function {f.qualified} creates views in {schema} whose names it makes at run time, "
+                            "running with their owner's rights (no security_invoker): each is served by the API "
+                            "with the default privileges of new relations, past the row level security of the "
+                            "tables it reads.", f.qualified, location=f.location)
