@@ -500,8 +500,9 @@ _ORDERING = ("<", "<=", ">", ">=")
               "or helpers compare roles by order.",
       why="An enum's order is its declaration order: ('owner', 'admin', 'member', 'viewer') makes viewer the "
           "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners. `alter type "
-          "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check. A "
-          "text role compares by collation: 'viewer' >= 'admin' holds.",
+          "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check. "
+          "A rank taken from that order (`array_position(enum_range(null::member_role), role)`) is the same "
+          "comparison. A text role compares by collation: 'viewer' >= 'admin' holds.",
       bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
       fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'); add a "
           "role where it ranks (`add value 'guest' before 'viewer'`); or compare with IN lists.")
@@ -592,8 +593,17 @@ def _ordered_sides(e: dict) -> list[tuple]:
 
 
 def _names_role(side, column: str, enum: str) -> bool:
+    """The operand is the role column or a value cast to the role enum, or its position in the enum's declaration
+    order (`array_position(enum_range(null::member_role), m.role)`: a rank by that order, as `>=` compares)."""
     if not isinstance(side, dict):
         return False
+    call = side.get("FuncCall")
+    if isinstance(call, dict):
+        args = call.get("args") or []
+        ranged = (args[0].get("FuncCall") if len(args) == 2 and isinstance(args[0], dict) else None) or {}
+        return bool(enum) and function_name(call).split(".")[-1] == "array_position" and \
+            function_name(ranged).split(".")[-1] == "enum_range" and \
+            any(_names_role(x, column, enum) for x in [*(ranged.get("args") or []), args[1]])
     if "ColumnRef" in side:
         return (strings(side["ColumnRef"].get("fields")) or [""])[-1] == column
     if "TypeCast" in side:
