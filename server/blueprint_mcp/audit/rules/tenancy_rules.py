@@ -379,37 +379,47 @@ def _terms(p, using: bool = True) -> list[list]:
     return found if found is not None else [boolean_args(b, "AND_EXPR") for b in boolean_args(tree, "OR_EXPR")]
 
 
+_MAX_WAYS = 64
+
+
+def _ways_in(policies: list[Policy]) -> list[tuple[Policy, list]]:
+    """(permissive policy, conjunction) for each way in that policies for one command give: each OR-ed conjunction
+    of a permissive policy (_terms) AND-ed with one of each restrictive policy's, as PostgreSQL ANDs every
+    restrictive policy with the OR of the permissive ones (`admin` and, restrictively, `owner`: admins who own the
+    row). A restrictive policy whose conjunctions would make more than _MAX_WAYS ways adds the tests all of them
+    hold. [] without a permissive policy: no way in."""
+    ways = [(p, c) for p in policies if p.permissive for c in _terms(p)]
+    for q in [q for q in policies if not q.permissive] if ways else []:
+        terms = _terms(q)
+        if len(ways) * len(terms) > _MAX_WAYS:
+            held = set.intersection(*({canonical(x) for x in c} for c in terms))
+            terms = [[x for x in terms[0] if canonical(x) in held]]
+        ways = [(p, c + r) for p, c in ways for r in terms]
+    return ways
+
+
 def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     """An update policy letting someone who is not the row's owner (`col = auth.uid()`) set `col`, and the delete
     that owning the row then gives them beyond their own rights: (the update policy, what it gives). Policies are
-    read as OR-ed conjunctions: an update whose every way in either tests the owner (`member and (owner or
-    admin)`: a member updates only rows they own already) or holds every test of a way to delete that needs no
-    owner (an admin, who deletes any row anyway) gives nothing. Tests every way to delete holds are left out of
-    that comparison: whoever fails them deletes nothing, owner or not."""
-    # A restrictive delete policy binds owner and taker alike (`using (done)`: both delete done tasks only), as the
-    # tests every way in holds do below: it decides nothing here.
-    deletes = [p for p in client_policies(t, "delete") if p.permissive]
-    if not deletes:
-        return None
-    delete_terms = [c for p in deletes for c in _terms(p)]
+    read as ways in (_ways_in: OR-ed conjunctions, each with the restrictive policies' tests): an update whose every
+    way in either tests the owner (`member and (owner or admin)`: a member updates only rows they own already) or
+    holds every test of a way to delete that needs no owner (an admin, who deletes any row anyway) gives nothing.
+    Tests every way to delete holds are left out of that comparison: whoever fails them deletes nothing, owner or
+    not (a restrictive `using (done)` binds owner and taker alike)."""
+    delete_terms = [c for _, c in _ways_in(client_policies(t, "delete"))]
     if not any(any(_owner_test(x, col) for x in c) for c in delete_terms):
         return None
     if _update_guarded(s, t, col) or not clients_granted(s, t, "update", col):
         return None
-    updates = client_policies(t, "update")
-    if any(not p.permissive and all(any(_owner_test(c, col) for c in boolean_args(b, "AND_EXPR"))
-                                    for b in (_branches(p) or [{}])) for p in updates):
-        return None  # a restrictive policy lets owners alone update
     # Tests every way in holds (a wrapper: `member and (admin or owner)`) bind the taker as much as the owner.
     base = set.intersection(*({canonical(x) for x in c} for c in delete_terms))
     deleters = [{canonical(x) for x in c} - base for c in delete_terms if not any(_owner_test(x, col) for x in c)]
-    for p in (p for p in updates if p.permissive):
-        for c in _terms(p):
-            if any(_owner_test(x, col) for x in c):
-                continue
-            tests = {canonical(x) for x in c}
-            if not any(d <= tests for d in deleters):
-                return p, "delete"
+    for p, c in _ways_in(client_policies(t, "update")):
+        if any(_owner_test(x, col) for x in c):
+            continue  # a way in for owners alone (a restrictive owner test is in every way)
+        tests = {canonical(x) for x in c}
+        if not any(d <= tests for d in deleters):
+            return p, "delete"
     return None
 
 
@@ -418,8 +428,11 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
               "may set it to themselves.",
       why="A delete policy trusts `owner_id = auth.uid()`, but an update policy admits people who are not the "
           "owner (admins, members, anyone on a null owner) and lets them write the column: they set it to "
-          "themselves, become the owner, and delete what their own role never could. A default (BP060) is no "
-          "part of it: the column may be empty or filled by the server.",
+          "themselves, become the owner, and delete what their own role never could. A restrictive policy is "
+          "AND-ed with every permissive way in: `as restrictive for delete using (owner_id = auth.uid())` beside "
+          "an admins' delete policy lets an admin delete only what they own, so an admin who may update any row "
+          "takes it, then deletes it. A default (BP060) is no part of it: the column may be empty or filled by "
+          "the server.",
       bad="create policy orgs_update on organizations for update to authenticated using (is_admin(id));\n"
           "create policy orgs_delete on organizations for delete to authenticated using (owner_id = auth.uid());",
       fix="Keep the column out of the clients' update grant (grant update (name, ...) on the other columns) or "
