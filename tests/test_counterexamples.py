@@ -1654,3 +1654,18 @@ def test_a_pii_field_named_like_another_entitys_event_property_is_its_own_proble
     assert rejected(data) == [
         "entities[1].fields[0].pii: 'project_id' is personal data here, so every event refuses a property of that "
         "name, and the events of projects carry one."]
+
+
+def test_fixtures_name_spare_users_where_a_key_wants_one_row_per_user(url):
+    """Random-seed fuzz (present at 6ffcc22): a global entity whose rows each name a distinct user (a unique
+    required reference to auth.users), and a tenant entity whose every row needs one of its own: the world ran out
+    of users after the actors, and verify reported fixture failures for a sound backend. Fixture rows now name
+    another actor there, then users signed up for the fixture alone."""
+    data = blueprint(
+        {"name": "badges", "scope": "global", "owner_column": None, "fields": [
+            {"name": "holder_id", "type": "reference", "references": "auth.users", "nullable": False, "unique": True}]},
+        {"name": "awards", "soft_delete": True, "fields": [
+            {"name": name, "type": "reference", "references": "badges", "nullable": False, "unique": True,
+             "on_delete": "cascade"} for name in ("badge_id", "runner_up_id")]})
+    report = verified(data, url)
+    assert {c.table for c in report.cases} >= {"badges", "awards"}

@@ -413,6 +413,10 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
             values[free[0]] = "null"
     if not clashes(table, values, peers, keys):
         return
+    if support:  # a fixture row (a case's insert names its caller, and a clash there is cleared, not dodged)
+        _distinct_users(table, world, values, peers, keys, users - optional_users, n, len(peers) + 2)
+        if not clashes(table, values, peers, keys):
+            return
     choices = [list(_choices(table, org, world, author, enums, unit, n, len(peers) + 2, i, support))
                for i, unit in enumerate(_units(table, keys, fixed, values))]
     for tries, combo in enumerate(itertools.product(*choices)):
@@ -428,6 +432,48 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
             values.update(trial)
             return
     _distinct_unit_by_unit(table, values, peers, keys, choices)
+
+
+def _distinct_users(table: Table, world: World, values: dict[str, str], peers: list[dict[str, str]], keys,
+                    users: set[str], n: int, count: int) -> None:
+    """A key that holds a required user column other than the author's (a global table's reference to auth.users,
+    one row per user) is freed by naming another user there: each actor, then users signed up for the fixture
+    alone (no membership, no part in any case). The other columns of such keys are left to the caller."""
+    named = [c for c in dict.fromkeys(c for columns, _ in keys for c in columns) if c in users
+             and "auth.uid()" not in ((col := table.column(c)) is not None and col.default or "")]
+    keys = [key for key in keys if set(key[0]) <= set(named) | {table.tenant_key}]
+    if not named or not keys or not clashes(table, values, peers, keys):
+        return
+    actors = [literal(a.user_id) for a in world.actors.values() if a.user_id]
+
+    signed_up = sum(s.startswith(SPARE_USER) for s in world.statements)  # a dry run's are taken back with it
+
+    def spare(k: int, c: str) -> dict:
+        uid = stable_id("spare user", str(k))
+        return {c: literal(uid), "__support__": lambda: world.add(spare_user_sql(uid))}
+    options = [[{c: v} for v in actors] + [spare(signed_up + i * count + j, c) for j in range(count)]
+               for i, c in enumerate(named)]
+    for tries, combo in enumerate(itertools.product(*options)):
+        if tries >= MAX_TRIES:
+            break
+        trial = dict(values)
+        for part in combo:
+            trial.update(_choice_values(part))
+        if not clashes(table, trial, peers, keys):
+            for part in combo:
+                if "__support__" in part:
+                    part["__support__"]()
+            values.update(trial)
+            return
+
+
+SPARE_USER = "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) values "
+
+
+def spare_user_sql(uid: str) -> str:
+    """A user signed up only to be named where a fixture row needs one more distinct user."""
+    return (f"{SPARE_USER}({literal(uid)}, {literal('spare-' + uid[:8] + '@example.com')}, now(), "
+            "'{\"provider\": \"email\"}'::jsonb, '{}'::jsonb);")
 
 
 def _choice_values(part: dict) -> dict[str, str]:
