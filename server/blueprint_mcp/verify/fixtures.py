@@ -220,17 +220,20 @@ def client_writable(table: Table, privilege: str) -> set[str]:
     return set(listed) if listed else {c.name for c in table.columns}
 
 
-def clearing_sql(table: Table, values: dict[str, str], world: World) -> str | None:
+def clearing_sql(table: Table, values: dict[str, str], world: World, orphans: bool = False) -> str | None:
     """Deletes the fixture rows an insert of `values` would meet on a unique key (the owner column
-    of a one-row-per-user key cannot change), or None when there are none."""
+    of a one-row-per-user key cannot change), or None when there are none. `orphans`: for a setup whose case
+    then deletes something (an account), the rows naming the cleared ones go too."""
     keys = unique_keys(table)
     rows = [r for r in world.rows if r.table == table.name and r.key and clashes(table, values, [r.values], keys)]
     if not rows:
         return None
     # Rows that reference the cleared ones (restrict by default) would refuse the delete: foreign keys
-    # are not checked while clearing (replica mode), the insert that follows is checked as usual. Those rows
-    # go too (blueprint_tests.clear_orphans): left naming a missing row, a later write to them fails on its key.
-    return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows), orphans=True)
+    # are not checked while clearing (replica mode), the insert that follows is checked as usual. Left naming a
+    # missing row, such a row fails on its key when a deletion's ON DELETE SET NULL writes it, so a case that
+    # deletes clears them (blueprint_tests.clear_orphans). Not for a case that inserts: the row it names may be
+    # one of them (a self-reference), and its insert would then be refused on that key, not by access control.
+    return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows), orphans=orphans)
 
 
 def replica_delete(table: Table, where: str, orphans: bool = False) -> str:
@@ -419,6 +422,14 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
             return
     choices = [list(_choices(table, org, world, author, enums, unit, n, len(peers) + 2, i, support))
                for i, unit in enumerate(_units(table, keys, fixed, values))]
+    if not _first_distinct(table, values, peers, keys, choices):
+        _distinct_unit_by_unit(table, values, peers, keys, choices)
+
+
+def _first_distinct(table: Table, values: dict[str, str], peers: list[dict[str, str]], keys,
+                    choices: list[list[dict]]) -> bool:
+    """Take the first combination of choices (one per unit) with which the row clashes on no key: its values go
+    into `values` and the support rows it needs are added. False when none within MAX_TRIES does."""
     for tries, combo in enumerate(itertools.product(*choices)):
         if tries >= MAX_TRIES:
             break
@@ -430,8 +441,8 @@ def _make_distinct(table: Table, org: str | None, world: World, author: str, n: 
                 if "__support__" in part:
                     part["__support__"]()
             values.update(trial)
-            return
-    _distinct_unit_by_unit(table, values, peers, keys, choices)
+            return True
+    return False
 
 
 def _distinct_users(table: Table, world: World, values: dict[str, str], peers: list[dict[str, str]], keys,
@@ -445,26 +456,14 @@ def _distinct_users(table: Table, world: World, values: dict[str, str], peers: l
     if not named or not keys or not clashes(table, values, peers, keys):
         return
     actors = [literal(a.user_id) for a in world.actors.values() if a.user_id]
-
     signed_up = sum(s.startswith(SPARE_USER) for s in world.statements)  # a dry run's are taken back with it
 
     def spare(k: int, c: str) -> dict:
         uid = stable_id("spare user", str(k))
         return {c: literal(uid), "__support__": lambda: world.add(spare_user_sql(uid))}
-    options = [[{c: v} for v in actors] + [spare(signed_up + i * count + j, c) for j in range(count)]
-               for i, c in enumerate(named)]
-    for tries, combo in enumerate(itertools.product(*options)):
-        if tries >= MAX_TRIES:
-            break
-        trial = dict(values)
-        for part in combo:
-            trial.update(_choice_values(part))
-        if not clashes(table, trial, peers, keys):
-            for part in combo:
-                if "__support__" in part:
-                    part["__support__"]()
-            values.update(trial)
-            return
+    _first_distinct(table, values, peers, keys, [[{c: v} for v in actors] + [spare(signed_up + i * count + j, c)
+                                                                             for j in range(count)]
+                                                 for i, c in enumerate(named)])
 
 
 SPARE_USER = "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) values "

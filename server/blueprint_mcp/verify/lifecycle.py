@@ -340,7 +340,8 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             case(f"deleting {victim}'s account keeps {other}'s {e.name} row in their {f.references}", e.name,
                  victim, f"delete from auth.users where id = {literal(w.actor_id(victim))}", DENIED,
                  probe=f"select (not exists (select 1 from {qname('public', e.name)} where id = {literal(child)}))::int",
-                 setup=(clearing_sql(t, values, w) or "") + " " + as_user(w, other, insert_sql(t, values) + ";"),
+                 setup=(clearing_sql(t, values, w, orphans=True) or "") + " "
+                 + as_user(w, other, insert_sql(t, values) + ";"),
                  **AUTH_SERVICE)
 
 
