@@ -1618,8 +1618,11 @@ def test_rows_hidden_by_the_policies_count_for_neither_the_takeover_nor_the_pins
                                       "update": "member", "delete": "admin"}}, tasks, tenancy=team)
     archived = blueprint({"name": "projects", "soft_delete": True, "access": {"update": "member", "delete": "admin"}},
                          tasks, tenancy=team)
-    for data in (published, archived):
-        assert [p.split(":")[0] for p in rejected(data)] == ["entities[1].access.delete[1].under"]
+    for data, hidden in ((published, "those its select grants hide from them"), (archived, "archived ones")):
+        assert rejected(data) == [
+            "entities[1].access.delete[1].under: member may update rows of tasks and move them under a parent they "
+            "may update (project_id), then delete them there (they update projects rows, but not " + hidden + ": a "
+            "row under one of those is not theirs): the condition would not hold."]
     about = {"name": "about_id", "type": "reference", "references": "organization_members", "nullable": False}
     notes = blueprint({"name": "notes", "soft_delete": True, "restore": [], "fields": [about]}, tenancy=team)
     assert rejected(notes) == [
@@ -1638,6 +1641,9 @@ def test_rows_hidden_by_the_policies_count_for_neither_the_takeover_nor_the_pins
         "entities[0].fields[1].on_delete: 'feedback.about_id' (personal data, kept in feedback_private) restricts:")
     # Held where one role sees and clears every row: the default restore (the deleters), or an admin among the pii
     # readers (whoever updates the row updates its personal data).
+    # A project no client deletes for good (soft-deleted: a delete archives it) is held back from nobody (review).
+    on_project["entities"][0]["soft_delete"] = True
+    parse_blueprint(on_project)
     notes["entities"][0].pop("restore")
     feedback["entities"][0]["pii_read"] = [{"min_role": "admin"}]
     for data in (notes, feedback):
@@ -1669,3 +1675,49 @@ def test_fixtures_name_spare_users_where_a_key_wants_one_row_per_user(url):
              "on_delete": "cascade"} for name in ("badge_id", "runner_up_id")]})
     report = verified(data, url)
     assert {c.table for c in report.cases} >= {"badges", "awards"}
+
+
+def test_a_pin_counts_as_cleared_only_by_what_can_free_it(url):
+    """Red team 12: "every row" and "clears it" read closer to what the policies and the keys allow.
+    - F1: personal data is read with its row: a pii member reference on feedback only its author reads (pii_read
+      admin, but admins do not read the row) pinned a colleague unseen.
+    - F2: relinking frees nobody where only some roles may be named (the only viewer), or where each member has one
+      such row at most (unique).
+    - F3: a delete frees nobody where rows nobody deletes hold the row back (clinical notes keep the appointment).
+    - F4: a row with no parent (nullable `under` column) is under no parent of its editors.
+    - F5: a `visible` grant over a required reference reaches every row for who reads every parent.
+    - F6: the fix names how to write a default update grant as a list."""
+    subject = {"name": "subject_id", "type": "reference", "references": "organization_members", "nullable": False}
+    feedback = blueprint({"name": "feedback", "fields": [{**subject, "pii": True}], "pii_read": "admin",
+                          "access": {"select": [{"min_role": "member", "own": True}], "update": "admin",
+                                     "delete": "admin"}})
+    assert [p.split(":")[0] for p in rejected(feedback)] == ["entities[0].fields[0].on_delete"]
+    frees = {"viewer only": {"member_roles": ["viewer"]}, "one each": {"unique": True}}
+    for why, extra in frees.items():
+        plans = blueprint({"name": "plans", "fields": [{**subject, **extra}],
+                           "access": {"select": "member", "insert": "admin", "update": "admin", "delete": []}})
+        assert "none of it frees the member" in rejected(plans)[0], why
+    plans["entities"][0]["fields"][0] = {**subject, "member_roles": ["owner", "viewer"]}  # the owner is always there
+    parse_blueprint(plans)
+    held = blueprint({"name": "appointments", "fields": [subject], "access": {"update": [], "delete": "admin"}},
+                     {"name": "notes", "fields": [{"name": "appointment_id", "type": "reference",
+                                                   "references": "appointments", "nullable": False}],
+                      "access": {"delete": []}})
+    assert "rows holding its rows back are deleted by nobody" in rejected(held)[0]
+    inbox = blueprint({"name": "projects", "access": {"delete": "admin"}},
+                      {"name": "tasks", "fields": [{"name": "project_id", "type": "reference", "references": "projects",
+                                                    "on_delete": "cascade"}],
+                       "access": {"delete": [{"min_role": "admin"}, {"min_role": "member", "under": "project_id"}]}})
+    assert rejected(inbox) == [
+        "entities[1].access.delete[1].under: member may update rows of tasks and move them under a parent they may "
+        "update (project_id), then delete them there (they update every projects row, but a row with no project_id "
+        "is under none of theirs): the condition would not hold."]
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(inbox)
+    assert info.value.problems[0][2].startswith(
+        "add under: project_id to the update grants of tasks, written as a list ({min_role: ..., under: project_id})")
+    lines = blueprint({"name": "orders"}, {"name": "order_lines", "fields": [
+        {"name": "order_id", "type": "reference", "references": "orders", "nullable": False, "on_delete": "cascade"},
+        subject], "access": {"select": [{"min_role": "member", "visible": "order_id"}]}})
+    parse_blueprint(lines)
+    verified(lines, url)

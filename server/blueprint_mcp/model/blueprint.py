@@ -514,8 +514,9 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
                     continue
                 # an editor of every parent has every row under a parent they may update already (every parent as
                 # the policies read it: one hidden from them, or archived, they may not update)
-                settled = _reach_every_row(bp, bp.entity(e.field(col).references), "update") if key == "under" \
-                    else set()
+                # (a row with no parent is under none: a nullable column settles nothing, red team 12)
+                settled = _reach_every_row(bp, bp.entity(e.field(col).references), "update") \
+                    if key == "under" and not e.field(col).nullable else set()
                 for u in command_grants(bp, e, "update"):
                     taker = _taker(bp, key, g, u, deleters, readers, settled)
                     if taker is None:
@@ -527,11 +528,31 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
                     else:
                         how = f"move them under a parent they may update ({col}), then delete them there"
                         fix = "they update rows under parents they may update, and move them only between those"
+                        how += _unseen_parents(bp, e, col, set(taker.roles or []))
+                    # (a default or a role name is no grant the user wrote: say how to write it)
+                    grant = "that update grant" if isinstance(e.access.spec("update"), list) else \
+                        f"the update grants of {e.name}, written as a list ({{min_role: ..., {key}: {col}}})"
                     problems.append((f"entities[{i}].access.delete[{k}].{key}",
                                      f"{who} may update rows of {e.name} and {how}: the condition would not hold.",
-                                     f"add {key}: {col} to that update grant ({fix}), let the same callers delete "
+                                     f"add {key}: {col} to {grant} ({fix}), let the same callers delete "
                                      f"without {key}, or drop {key} here"))
                     break
+
+
+def _unseen_parents(bp: Blueprint, e: Entity, col: str, roles: set[str]) -> str:
+    """Why callers whose grants update every parent row have not every row under one of theirs, as the policies
+    read it (a takeover's problem): parents hidden from them, archived ones, rows with no parent."""
+    parent = bp.entity(e.field(col).references)
+    roles &= _every_row_roles(bp, parent, "update")
+    if not roles:
+        return ""
+    hidden = [why for why, out in (("those its select grants hide from them",
+                                    roles - _every_row_roles(bp, parent, "select")),
+                                   ("archived ones", roles - _reach_every_row(bp, parent, "update")
+                                    if parent.soft_delete else set())) if out]
+    if hidden:
+        return f" (they update {parent.name} rows, but not {' nor '.join(hidden)}: a row under one of those is not theirs)"
+    return f" (they update every {parent.name} row, but a row with no {col} is under none of theirs)"
 
 
 def _every_row_roles(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
@@ -547,21 +568,48 @@ def _unconditional_roles(bp: Blueprint, grants: list[Grant]) -> set[str]:
             for r in member_roles(bp, g) or []}
 
 
+def _clients_delete(bp: Blueprint, e: Entity | None) -> bool:
+    """Whether some client may delete a row of `e` for good (a soft-deleted entity's delete archives; review: a
+    reference to a row no client deletes holds nothing back from anyone)."""
+    from .meaning import command_grants
+    return e is not None and not e.soft_delete and bool(command_grants(bp, e, "delete"))
+
+
 def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
     """The roles the generated policies let run `command` on every row of `e`, archived ones included (red team 11:
     the grants alone said more). An update or a delete reaches only rows its caller reads (the select predicate is
     ANDed in); an archived row, only its restorers (A24), and so does a private side's row of an archived row (A23);
     a soft-deleted entity's delete archives, which frees nothing."""
-    from .meaning import restore_grants
+    from .meaning import command_grants, member_roles, restore_grants
     if e is None or command == "delete" and e.soft_delete:
         return set()
     rows = _every_row_roles(bp, e, command)
+    # `visible` over a required reference: every row, for who reads every parent (red team 12)
+    for g in command_grants(bp, e, command):
+        f = e.field(g.visible) if g.visible else None
+        if f is not None and not f.nullable and g.is_member_grant and not (
+                g.own or g.assigned or g.where is not None or g.under or g.linked):
+            rows |= set(member_roles(bp, g) or []) & _reach_every_row(bp, bp.entity(f.references), "select")
     if command != "select":
         rows &= _reach_every_row(bp, e, "select")
     archived = e if e.soft_delete else bp.entity(e.private_of) if e.private_of else None
     if archived is not None and archived.soft_delete:
         rows &= _unconditional_roles(bp, restore_grants(bp, archived))
+    if e.private_of and command == "select":  # personal data is read with its row (red team 12)
+        rows &= _reach_every_row(bp, bp.entity(e.private_of), "select")
     return rows
+
+
+def _deletes_for_good(bp: Blueprint, e: Entity | None, seen: frozenset[str] = frozenset()) -> set[str]:
+    """The roles that may delete every row of `e` for good, first the rows holding one of them back (a required
+    reference that restricts: clinical notes nobody deletes keep their appointment, red team 12)."""
+    if e is None or e.name in seen:
+        return set()
+    roles = _reach_every_row(bp, e, "delete")
+    for x in bp.entities:
+        if any(f.references == e.name and not f.nullable and f.effective_on_delete == "restrict" for f in x.fields):
+            roles &= _deletes_for_good(bp, x, seen | {e.name})
+    return roles
 
 
 def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant],
@@ -612,9 +660,9 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
 
         # Updates and deletes reach only rows their caller reads: the same roles must read and clear every row.
         readers = _reach_every_row(bp, e, "select")
-        deleters = _reach_every_row(bp, e, "delete")
+        deleters = _deletes_for_good(bp, e)
         if e.private_of:  # the row's deletion takes its personal data with it
-            deleters |= _reach_every_row(bp, bp.entity(e.private_of), "delete")
+            deleters |= _deletes_for_good(bp, bp.entity(e.private_of))
         updaters = _reach_every_row(bp, e, "update")
         row = bp.entity(e.private_of) if e.private_of else e
         kept = f" (personal data, kept in {e.name})" if e.private_of else ""
@@ -624,17 +672,32 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
         see = " and ".join(rights)
         clear = ", ".join(rights) + " and update (or delete)"
         for j, f in pins:
-            relinks = updaters if f.name not in links.get(e.name, set()) else set()  # linked: set on insert only
+            # Relinking frees the member only where another may be named: not a linked column (set on insert only),
+            # nor one in a unique key (every other member may have their row), nor one only some roles may fill
+            # unless the owner's role is among them (the primary owner is always there; red team 12)
+            unique = f.unique or any(f.name in cols for cols in e.unique_together)
+            narrowed = f.member_roles and bp.tenancy.roles[0].name not in f.member_roles
+            linked = f.name in links.get(e.name, set())
+            relinks = updaters if not (linked or unique or narrowed) else set()
             if f.references == MEMBERS and not (readers & (deleters | relinks)):
+                # why the roles that read and may update or delete every row free nobody (else: nobody may)
+                why = [text for text, holds in (
+                    ("it is set on insert only (linked)", linked), ("each member has one such row at most", unique),
+                    (f"only {', '.join(f.member_roles or [])} may be named there", narrowed),
+                    ("rows holding its rows back are deleted by nobody who reads them",
+                     readers & _reach_every_row(bp, e, "delete") - deleters)) if holds]
+                reason = ("its grants reach own, assigned or matching rows only, or its delete archives" + hidden
+                          if not readers & (updaters | _reach_every_row(bp, e, "delete")) else
+                          "none of it frees the member: " + "; ".join(why) if why else "its rows are held back")
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the member it names cannot be removed, leave "
                                  "or delete their account while such a row exists, and nobody in the organisation may "
-                                 f"see and change or delete every such row (its grants reach own, assigned or matching "
-                                 f"rows only, or its delete archives{hidden}): whoever writes one pins a membership.",
+                                 f"see and change or delete every such row ({reason}): whoever writes one pins a "
+                                 "membership.",
                                  "declare on_delete: cascade (the row goes with the membership) or make the field "
                                  f"nullable (set null), or let one role {clear} every row of "
                                  f"{row.name}"))
-            elif f.references != MEMBERS and not readers:
+            elif f.references != MEMBERS and not readers and _clients_delete(bp, bp.entity(f.references)):
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the {f.references} row it names cannot be "
                                  "deleted while such a row exists, and nobody in the organisation sees every such row"
