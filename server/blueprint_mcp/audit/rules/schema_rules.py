@@ -332,6 +332,28 @@ def _made_at_run_time(s: Schema, shapes, made, home: str | None) -> list[dict]:
             and (rv.get("schemaname") or home) in s.exposed_schemas]
 
 
+def _views_guarded(shapes) -> bool:
+    """Whether the function, after making a view at run time, makes it run with the caller's rights (`alter view
+    public.%I set (security_invoker = true)`) or takes the API roles' privileges on it away (`revoke all on
+    public.%I from anon, authenticated`; review: both were reported)."""
+    for stmt in shapes:
+        for kind, n in (stmt or {}).items():
+            if kind == "AlterTableStmt" and (n.get("relation") or {}).get("relname") == DYNAMIC_NAME and any(
+                    (c.get("AlterTableCmd") or {}).get("subtype") == "AT_SetRelOptions" and any(
+                        (d.get("DefElem") or {}).get("defname") == "security_invoker"
+                        and truthy((d.get("DefElem") or {}).get("arg"))
+                        for d in (((c.get("AlterTableCmd") or {}).get("def") or {}).get("List") or {}).get("items")
+                        or [])
+                    for c in n.get("cmds") or []):
+                return True
+            if kind == "GrantStmt" and not n.get("is_grant") and any(
+                    (o.get("RangeVar") or {}).get("relname") == DYNAMIC_NAME for o in n.get("objects") or []) and \
+                    {"anon", "authenticated"} <= {(g.get("RoleSpec") or {}).get("rolename")
+                                                 for g in n.get("grantees") or []}:
+                return True  # (not PUBLIC: Supabase's default privileges grant the API roles by name)
+    return False
+
+
 def _clients_may(s: Schema, t, command: str) -> bool:
     """Whether an API role may run `command` on the table: granted, and let through by a permissive policy or with
     RLS off (the reading BP047 and BP060 make of a column, for the whole table)."""
@@ -371,6 +393,8 @@ def table_made_at_run_time_in_api_schema(r, s: Schema):
                       any(((c.get("AlterTableCmd") or {}).get("subtype")) == "AT_EnableRowSecurity"
                           for c in n.get("cmds") or [])
                       for stmt in shapes for kind, n in (stmt or {}).items())
+        if views and _views_guarded(shapes):
+            views = []
         if tables and not guarded:
             schema = tables[0].get("schemaname") or home
             yield r.finding(f"Function {f.qualified} creates tables in {schema} whose names it makes at run time, "
