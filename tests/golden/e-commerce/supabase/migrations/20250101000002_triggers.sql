@@ -188,6 +188,11 @@ declare
   col text := tg_argv[0];
   member uuid := (to_jsonb(new) ->> col)::uuid;
 begin
+  -- Checked when the column is written: a member named before a demotion stays named, and an update that leaves
+  -- the column alone (an edit, a foreign key emptying another column when someone leaves) is not refused for it.
+  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid then
+    return new;
+  end if;
   if member is not null and not exists (
     select 1 from public.organization_members m
      where m.organization_id = new.organization_id
@@ -202,7 +207,7 @@ begin
   return new;
 end
 $$;
-comment on function private.check_member_role() is 'Member references limited to roles: the user in column tg_argv[0] must hold one of the roles that follow. Definer: reads memberships past RLS.';
+comment on function private.check_member_role() is 'Member references limited to roles: the user in column tg_argv[0] must hold one of the roles that follow when the column is written (a later demotion does not undo rows). Definer: reads memberships past RLS.';
 revoke execute on function private.check_member_role() from public, anon, authenticated;
 
 create or replace function private.customers_private_take_author()
