@@ -1721,3 +1721,60 @@ def test_a_pin_counts_as_cleared_only_by_what_can_free_it(url):
         subject], "access": {"select": [{"min_role": "member", "visible": "order_id"}]}})
     parse_blueprint(lines)
     verified(lines, url)
+
+
+def test_a_demoted_member_named_before_holds_nobody_back(make_db):
+    """Red team 13 (G1): member_roles were re-checked on every update of the row, whichever column changed. An admin
+    reviewed bob and was then demoted: bob could not leave or be removed (the foreign key emptying subject_id
+    re-checked reviewer_id and refused), and no edit of the review went through. Roles are checked when the column
+    is written (docs/access.md); naming the demoted member again is still refused."""
+    data = blueprint({"name": "reviews", "fields": [
+        {"name": "reviewer_id", "type": "reference", "references": "organization_members",
+         "member_roles": ["owner", "admin"]},
+        {"name": "subject_id", "type": "reference", "references": "organization_members"},
+        {"name": "body", "type": "text"}], "access": {"select": "admin", "insert": "admin", "update": "admin",
+                                                       "delete": "admin"}})
+    conn, org, users = _team(data, make_db)
+    review = run_as(conn, "authenticated", users["admin"], "insert into public.reviews (organization_id, reviewer_id, "
+                    "subject_id, body) values (%s, %s, %s, 'fine') returning id",
+                    (org, users["admin"], users["bob"]))[0][0]
+    run_as(conn, "authenticated", users["owner"], "select public.change_member_role(%s, %s, 'member')",
+           (org, users["admin"]))
+    assert affected(conn, "authenticated", users["owner"], "update public.reviews set body = 'kept' where id = %s",
+                    (review,)) == 1
+    assert affected(conn, "authenticated", users["bob"], "delete from public.organization_members where user_id = "
+                    "auth.uid() and organization_id = %s", (org,)) == 1
+    assert conn.execute("select subject_id from public.reviews").fetchall() == [(None,)]
+    assert denied(conn, "authenticated", users["owner"], "update public.reviews set reviewer_id = %s, "
+                  "subject_id = null where id = %s", (users["mal"], review)) == "23503"
+
+
+def test_what_holds_a_row_back_is_read_through_cascades():
+    """Red team 13 (G2-G5): a row no client deletes itself may still go with one that a client deletes (tasks
+    with their project), so a hidden bookmark holding a task stopped the project's deletion; a deletion is held
+    back by the rows it cascades to as well (an appointment's procedures, held by notes nobody deletes), and by a
+    nullable reference declared restrict; a key over a member and a day is no one-row-per-member key."""
+    tasks = {"name": "tasks", "fields": [{"name": "project_id", "type": "reference", "references": "projects",
+                                          "nullable": False, "on_delete": "cascade"}], "access": {"delete": []}}
+    bookmarks = {"name": "bookmarks", "scope": "user", "fields": [
+        {"name": "task_id", "type": "reference", "references": "tasks", "nullable": False}]}
+    held = blueprint({"name": "projects", "access": {"delete": "admin"}}, tasks, bookmarks)
+    assert [p.split(":")[0] for p in rejected(held)] == ["entities[2].fields[0].on_delete"]
+    dentist = {"name": "dentist_id", "type": "reference", "references": "organization_members", "nullable": False}
+    notes = {"name": "notes", "fields": [{"name": "procedure_id", "type": "reference", "references": "procedures",
+                                          "nullable": False}], "access": {"delete": []}}
+    hop = blueprint({"name": "appointments", "fields": [dentist], "access": {"update": [], "delete": "admin"}},
+                    {"name": "procedures", "fields": [{"name": "appointment_id", "type": "reference",
+                                                       "references": "appointments", "nullable": False,
+                                                       "on_delete": "cascade"}]}, notes)
+    assert "rows holding its rows back are deleted by nobody" in rejected(hop)[0]
+    nullable = blueprint({"name": "appointments", "fields": [dentist], "access": {"update": [], "delete": "admin"}},
+                         {"name": "procedures", "fields": [{"name": "appointment_id", "type": "reference",
+                                                            "references": "appointments", "on_delete": "restrict"}],
+                          "access": {"delete": []}})
+    assert "rows holding its rows back are deleted by nobody" in rejected(nullable)[0]
+    shifts = blueprint({"name": "shifts", "soft_delete": True, "unique_together": [["member_id", "day"]], "fields": [
+        {"name": "member_id", "type": "reference", "references": "organization_members", "nullable": False},
+        {"name": "day", "type": "date", "nullable": False}],
+        "access": {"select": "admin", "insert": "admin", "update": "admin", "delete": "admin"}})
+    parse_blueprint(shifts)

@@ -568,11 +568,21 @@ def _unconditional_roles(bp: Blueprint, grants: list[Grant]) -> set[str]:
             for r in member_roles(bp, g) or []}
 
 
-def _clients_delete(bp: Blueprint, e: Entity | None) -> bool:
-    """Whether some client may delete a row of `e` for good (a soft-deleted entity's delete archives; review: a
-    reference to a row no client deletes holds nothing back from anyone)."""
+def _clients_delete(bp: Blueprint, e: Entity | None, seen: set[str] | None = None) -> bool:
+    """Whether a client's action may delete a row of `e` for good: a delete grant (a soft-deleted entity's delete
+    archives), or a cascade from a member or an account, which clients always remove, or from a row a client may
+    delete (red team 13: tasks nobody deletes went with their project, and a hidden bookmark stopped that). Review:
+    a reference to a row no client deletes holds nothing back from anyone. (`seen`: each entity is asked once.)"""
     from .meaning import command_grants
-    return e is not None and not e.soft_delete and bool(command_grants(bp, e, "delete"))
+    seen = set() if seen is None else seen
+    if e is None or e.name in seen:
+        return False
+    seen.add(e.name)
+    if not e.soft_delete and command_grants(bp, e, "delete"):
+        return True
+    return any(f.effective_on_delete == "cascade" and (f.references == MEMBERS or f.is_user_column or
+                                                       _clients_delete(bp, bp.entity(f.references or ""), seen))
+               for f in e.fields if f.is_reference)
 
 
 def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
@@ -600,15 +610,26 @@ def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
     return rows
 
 
-def _deletes_for_good(bp: Blueprint, e: Entity | None, seen: frozenset[str] = frozenset()) -> set[str]:
-    """The roles that may delete every row of `e` for good, first the rows holding one of them back (a required
-    reference that restricts: clinical notes nobody deletes keep their appointment, red team 12)."""
-    if e is None or e.name in seen:
+def _deletes_for_good(bp: Blueprint, e: Entity | None, cascade: bool = False,
+                      memo: dict[tuple[str, bool], set[str]] | None = None) -> set[str]:
+    """The roles that may delete every row of `e` for good (`cascade`: the rows go with another's, whoever asks),
+    once the rows holding them back are gone: a reference that restricts, required or not, wants its rows deleted
+    first by the same role (clinical notes nobody deletes keep their appointment, red team 12), and a cascade takes
+    its rows along, which their own holders may stop (red team 13: procedures of an appointment, held by notes).
+    Each entity is read once per call (`memo`; one being read adds nothing to a cycle through it)."""
+    everyone = {r.name for r in bp.tenancy.roles}
+    if e is None:
         return set()
-    roles = _reach_every_row(bp, e, "delete")
+    memo = {} if memo is None else memo
+    if (e.name, cascade) in memo:
+        return memo[(e.name, cascade)]
+    memo[(e.name, cascade)] = everyone
+    roles = everyone if cascade else _reach_every_row(bp, e, "delete")
     for x in bp.entities:
-        if any(f.references == e.name and not f.nullable and f.effective_on_delete == "restrict" for f in x.fields):
-            roles &= _deletes_for_good(bp, x, seen | {e.name})
+        for f in x.fields:
+            if f.references == e.name and f.effective_on_delete in ("restrict", "cascade"):
+                roles = roles & _deletes_for_good(bp, x, f.effective_on_delete == "cascade", memo)
+    memo[(e.name, cascade)] = roles
     return roles
 
 
@@ -675,7 +696,8 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
             # Relinking frees the member only where another may be named: not a linked column (set on insert only),
             # nor one in a unique key (every other member may have their row), nor one only some roles may fill
             # unless the owner's role is among them (the primary owner is always there; red team 12)
-            unique = f.unique or any(f.name in cols for cols in e.unique_together)
+            # (one row per member: a key of the column alone; with another column, the updater moves that too)
+            unique = f.unique or any(set(cols) - {"organization_id"} == {f.name} for cols in e.unique_together)
             narrowed = f.member_roles and bp.tenancy.roles[0].name not in f.member_roles
             linked = f.name in links.get(e.name, set())
             relinks = updaters if not (linked or unique or narrowed) else set()
