@@ -348,3 +348,25 @@ def test_a_fixture_taken_back_takes_its_fallback_with_it():
     w.add("insert into a_private ...;", Row("a_private", "org1", None, {"id": "'3'"}))
     assert (w.statements, w.fallbacks, [r.table for r in w.rows]) == (
         ["insert into a ...;", "insert into a_private ...;"], {}, ["a", "a_private"])
+
+
+def test_a_role_check_run_on_every_update_is_caught_once_the_named_member_is_demoted(db_url):
+    """Red team 13 (G1): member_roles were checked on every update of the row, so a demoted dentist's appointments
+    could be edited by nobody. verify now demotes a member named in such a column and has an editor edit the row:
+    the clinic verifies clean, and the trigger without its unchanged-column test is reported blocked."""
+    from pathlib import Path
+
+    import yaml
+
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.run import blueprint_migrations
+
+    bp = parse_blueprint(yaml.safe_load((Path(__file__).parents[1] / "examples/clinic.yaml").read_text()))
+    migrations = blueprint_migrations(bp)
+    scenario = "owner edits a appointments row naming dentist after dentist is made receptionist"
+    clean = verify(source="clinic", migrations=migrations, blueprint=bp, database_url=db_url)
+    assert clean.ok and scenario in {a.attack for a in clean.attacks}
+    holed = reopened(migrations, [("  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid "
+                                   "then\n    return new;\n  end if;\n", "")], "")
+    report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
+    assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]

@@ -18,7 +18,7 @@ from ..model.meaning import command_grants, may_give_role, restore_grants, ungra
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
-from .fixtures import admit, clearing_sql, for_own_parent, value_for
+from .fixtures import SERVER_COLUMNS, admit, clearing_sql, client_writable, for_own_parent, value_for
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -80,7 +80,45 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
         _audit_log(bp, schema, w, case, top)
     _personal_data(bp, w, oracle, case)
     _restoring(bp, w, oracle, case)
+    _demoted_but_named(bp, schema, w, oracle, case)
     return out
+
+
+def _demoted_but_named(bp: Blueprint, schema: Schema, w: World, oracle, case) -> None:
+    """A member named in a column limited to roles (member_roles), demoted later, stays named: roles are checked when
+    the column is written (docs/access.md), so the row's editors still edit it (red team 13: the check ran on every
+    update of the row, and a demoted dentist's appointments could be edited by nobody, nor emptied by a foreign key
+    when someone else left)."""
+    ranked = [r.name for r in bp.tenancy.roles]
+    org1 = literal(w.orgs["org1"])
+    for e in bp.entities:
+        t = schema.table(e.name)
+        if not e.is_tenant or e.private_of is not None or t is None:
+            continue
+        references = {c for fk in t.foreign_keys for c in fk.columns}
+        writable = client_writable(t, "update")
+        col = next((c.name for c in t.columns if c.name in writable and c.name not in references
+                    and c.name not in SERVER_COLUMNS), None)
+        for f in (f for f in e.fields if f.references_member and f.member_roles):
+            lower = next((r for r in reversed(ranked) if r not in f.member_roles), None)
+            found = next(((r, a) for r in w.rows if r.table == e.name and r.org == "org1" and r.purpose == "matrix"
+                          and "id" in r.key for a in w.actors.values()
+                          if a.user_id and r.values.get(f.name) == literal(a.user_id) and a.name != w.owners["org1"]
+                          and a.memberships.get("org1") in f.member_roles), None)
+            if lower is None or col is None or found is None:
+                continue
+            row, named = found
+            editor = next((a for a in w.actors.values() if a.user_id and a.name != named.name
+                           and oracle.expect(a, "update", e.name, row, "org1") == ALLOWED), None)
+            if editor is None:
+                continue
+            demote = (" select set_config('session_replication_role', 'replica', true); "
+                      f"update public.organization_members set role = {literal(lower)} where {ORG} = {org1} "
+                      f"and user_id = {literal(named.user_id)}; select set_config('session_replication_role', "
+                      "'origin', true);")
+            case(f"{editor.name} edits a {e.name} row naming {named.name} after {named.name} is made {lower}", e.name,
+                 editor.name, f"update {qname('public', e.name)} set {ident(col)} = {ident(col)} "
+                 f"where {where_key(row.key)}", ALLOWED, kind="rows", setup=demote)
 
 
 def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
