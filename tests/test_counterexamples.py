@@ -1778,3 +1778,24 @@ def test_what_holds_a_row_back_is_read_through_cascades():
         {"name": "day", "type": "date", "nullable": False}],
         "access": {"select": "admin", "insert": "admin", "update": "admin", "delete": "admin"}})
     parse_blueprint(shifts)
+
+
+def test_personal_data_holding_a_row_back_goes_with_its_row():
+    """Red team 14 (H1, H2): personal data whose reference restricts (a clinical note's appointment, pii) is cleared
+    by deleting the note, which admins may: that was not counted, and the design was refused where the same without
+    pii was accepted. A nullable field was told to drop nullable: false; a private field named its side table."""
+    dentist = {"name": "dentist_id", "type": "reference", "references": "organization_members", "nullable": False}
+    about = {"name": "about_appointment", "type": "reference", "references": "appointments", "on_delete": "restrict"}
+    design = blueprint({"name": "appointments", "fields": [dentist], "access": {"update": [], "delete": "admin"}},
+                       {"name": "clinical_notes", "pii_read": "admin", "fields": [{**about, "pii": True}],
+                        "access": {"update": [], "delete": "admin"}})
+    parse_blueprint(design)
+    assignments = blueprint({"name": "assignments", "fields": [{**dentist, "on_delete": "cascade"}]},
+                            {"name": "incident_notes", "fields": [
+                                {"name": "about_assignment", "type": "reference", "references": "assignments",
+                                 "on_delete": "restrict", "pii": True}]})
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(assignments)
+    path, message, fix = info.value.problems[0]
+    assert (path, message.split(" requires")[0]) == ("entities[1].fields[0]", "'about_assignment' of incident_notes")
+    assert fix == "declare on_delete: cascade (the row goes too), or drop on_delete: restrict (the reference is emptied)"

@@ -330,24 +330,31 @@ def _check_names(bp: Blueprint, problems: list) -> None:
             names.setdefault(f.name, j)
 
 
+def _emptied(f: Field, then: str) -> str:
+    """How to let a restricting reference be emptied instead: drop its NOT NULL, or its declared restrict (red team
+    14: a nullable field was told to drop nullable: false)."""
+    return f"drop nullable: false ({then})" if not f.nullable else f"drop on_delete: restrict ({then})"
+
+
 def _check_references(bp: Blueprint, problems: list) -> None:
     known = {e.name: e for e in bp.entities}
     gone = _gone_with_accounts(bp)
     for i, e in enumerate(bp.entities):
         for j, f in enumerate(e.fields):
+            written = e.private_of or e.name  # personal data: the entity the user wrote it in
             if f.references in gone and f.effective_on_delete == "restrict" and _clients_write(e):
-                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {e.name} requires a row of "
-                                 f"{f.references}, whose rows go with their user's account: a row of {e.name} naming "
+                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {written} requires a row of "
+                                 f"{f.references}, whose rows go with their user's account: a row of {written} naming "
                                  "one would stop that account's deletion, and anyone who may write the row could so "
                                  "block a stranger's.",
-                                 "declare on_delete: cascade (the row goes too), or drop nullable: false (the "
-                                 "reference is emptied)"))
+                                 "declare on_delete: cascade (the row goes too), or " + _emptied(f, "the reference is "
+                                                                                                 "emptied")))
             if f.references == AUTH_USERS and f.effective_on_delete == "restrict" and f.name != e.owner_column \
                     and _clients_write(e):
-                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {e.name} would keep the account it "
+                problems.append((f"entities[{i}].fields[{j}]", f"'{f.name}' of {written} would keep the account it "
                                  "names from being deleted while the row exists, and clients write it: anyone who may "
                                  "write the row could name a stranger and stop their account's deletion.",
-                                 "drop nullable: false (the column is emptied when the account is deleted), or declare "
+                                 _emptied(f, "the column is emptied when the account is deleted") + ", or declare "
                                  "on_delete: cascade (the row goes with the account)"))
             if not f.is_reference or f.references == AUTH_USERS:
                 continue
@@ -551,7 +558,8 @@ def _unseen_parents(bp: Blueprint, e: Entity, col: str, roles: set[str]) -> str:
                                    ("archived ones", roles - _reach_every_row(bp, parent, "update")
                                     if parent.soft_delete else set())) if out]
     if hidden:
-        return f" (they update {parent.name} rows, but not {' nor '.join(hidden)}: a row under one of those is not theirs)"
+        return (f" (they update {parent.name} rows, but not {' nor '.join(hidden)}: a row under one of those is not "
+                "theirs)")
     return f" (they update every {parent.name} row, but a row with no {col} is under none of theirs)"
 
 
@@ -628,7 +636,10 @@ def _deletes_for_good(bp: Blueprint, e: Entity | None, cascade: bool = False,
     for x in bp.entities:
         for f in x.fields:
             if f.references == e.name and f.effective_on_delete in ("restrict", "cascade"):
-                roles = roles & _deletes_for_good(bp, x, f.effective_on_delete == "cascade", memo)
+                gone = _deletes_for_good(bp, x, f.effective_on_delete == "cascade", memo)
+                if x.private_of and f.effective_on_delete == "restrict":  # personal data goes with its row too
+                    gone = gone | _deletes_for_good(bp, bp.entity(x.private_of), False, memo)
+                roles = roles & gone
     memo[(e.name, cascade)] = roles
     return roles
 
