@@ -88,7 +88,8 @@ def _demoted_but_named(bp: Blueprint, schema: Schema, w: World, oracle, case) ->
     """A member named in a column limited to roles (member_roles), demoted later, stays named: roles are checked when
     the column is written (docs/access.md), so the row's editors still edit it (red team 13: the check ran on every
     update of the row, and a demoted dentist's appointments could be edited by nobody, nor emptied by a foreign key
-    when someone else left)."""
+    when someone else left). A row naming a holder of those roles is taken from the world, or one is made to name
+    one first (as the table owner: the column is nullable and the lean fixtures leave it empty)."""
     ranked = [r.name for r in bp.tenancy.roles]
     org1 = literal(w.orgs["org1"])
     for e in bp.entities:
@@ -99,26 +100,33 @@ def _demoted_but_named(bp: Blueprint, schema: Schema, w: World, oracle, case) ->
         writable = client_writable(t, "update")
         col = next((c.name for c in t.columns if c.name in writable and c.name not in references
                     and c.name not in SERVER_COLUMNS), None)
+        rows = [r for r in w.rows if r.table == e.name and r.org == "org1" and r.purpose == "matrix" and "id" in r.key]
         for f in (f for f in e.fields if f.references_member and f.member_roles):
             lower = next((r for r in reversed(ranked) if r not in f.member_roles), None)
-            found = next(((r, a) for r in w.rows if r.table == e.name and r.org == "org1" and r.purpose == "matrix"
-                          and "id" in r.key for a in w.actors.values()
-                          if a.user_id and r.values.get(f.name) == literal(a.user_id) and a.name != w.owners["org1"]
-                          and a.memberships.get("org1") in f.member_roles), None)
+            holders = [a for a in w.actors.values() if a.user_id and a.name != w.owners["org1"]
+                       and a.memberships.get("org1") in f.member_roles]
+            found = next(((r, a, "") for r in rows for a in holders
+                          if r.values.get(f.name) == literal(a.user_id)), None)
+            if found is None and f.nullable and rows and holders:
+                row, named = rows[0], holders[0]
+                found = (Row(row.table, row.org, row.author, row.key, row.purpose,
+                             values={**row.values, f.name: literal(named.user_id)}), named,
+                         f" update {qname('public', e.name)} set {ident(f.name)} = {literal(named.user_id)} "
+                         f"where {where_key(row.key)};")
             if lower is None or col is None or found is None:
                 continue
-            row, named = found
+            row, named, naming = found
             editor = next((a for a in w.actors.values() if a.user_id and a.name != named.name
                            and oracle.expect(a, "update", e.name, row, "org1") == ALLOWED), None)
             if editor is None:
                 continue
-            demote = (" select set_config('session_replication_role', 'replica', true); "
-                      f"update public.organization_members set role = {literal(lower)} where {ORG} = {org1} "
-                      f"and user_id = {literal(named.user_id)}; select set_config('session_replication_role', "
-                      "'origin', true);")
+            setup = (" select set_config('session_replication_role', 'replica', true);" + naming +
+                     f" update public.organization_members set role = {literal(lower)} where {ORG} = {org1} "
+                     f"and user_id = {literal(named.user_id)}; select set_config('session_replication_role', "
+                     "'origin', true);")
             case(f"{editor.name} edits a {e.name} row naming {named.name} after {named.name} is made {lower}", e.name,
                  editor.name, f"update {qname('public', e.name)} set {ident(col)} = {ident(col)} "
-                 f"where {where_key(row.key)}", ALLOWED, kind="rows", setup=demote)
+                 f"where {where_key(row.key)}", ALLOWED, kind="rows", setup=setup)
 
 
 def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
