@@ -461,6 +461,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     if reading is None:
         return []
     params = _arguments(reading)
+    made = {**_argument_values(s, reading, params), **params}
     authorised = authorised_picks(s, reading, params)
     out: list[tuple[str, str | None, str]] = []
     for tree in reading.trees:
@@ -477,13 +478,11 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                         out.append((t.qualified, escape, "null"))
                     continue
                 picks = list(extra)
+                given = {**made, **_argument_sources(s, reading, kind, body, made)}
                 for k, b in top:
-                    sides = _picked_sides(b) if k == "A_Expr" else None
-                    for col, arg in (sides, sides[::-1]) if sides else ():
-                        if col and arg and col[-1] in columns and (len(col) == 1 or col[0] == alias) and \
-                                arg[-1] in params and (len(arg) == 1 or arg[0] == reading.name) and \
-                                col[-1] != t.tenant_key:
-                            picks.append((col[-1], params[arg[-1]]))
+                    for col, param in _picked_pairs(s, reading, k, b, given):
+                        if col[-1] in columns and (len(col) == 1 or col[0] == alias) and col[-1] != t.tenant_key:
+                            picks.append((col[-1], param))
                 for col, param in picks:
                     if not _SECRET.search(col) and (t.qualified, param) not in authorised and \
                             (t.qualified, param, "picks") not in out:
@@ -562,12 +561,79 @@ def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tr
     return None if any(found in null_tested(t) for t in elsewhere) else found
 
 
-def _picked_sides(expr: dict) -> list[list[str]] | None:
-    """The column parts of `a = b` and of `a = any (b)`."""
-    if expr.get("kind") == "AEXPR_OP_ANY" and strings(expr.get("name")) == ["="]:
-        return [strings(((side or {}).get("ColumnRef") or {}).get("fields")) for side in (expr.get("lexpr"),
-                                                                                         expr.get("rexpr"))]
-    return equated_columns(expr)
+def _picked_pairs(s: Schema, reading, kind: str, body: dict, params: dict[str, str]) -> list[tuple[list[str], str]]:
+    """(column parts, argument) of `column = <made of an argument>`, `column = any (...)` and `column in (select
+    ...)`: `id = p_id`, `id = p_id::uuid`, `id = (p_doc ->> 'id')::uuid`, `id = r.id` of a record filled from an
+    argument, `id in (select unnest(p_ids))` (evasion round 7, e03)."""
+    if kind == "SubLink" and body.get("subLinkType") == "ANY_SUBLINK":
+        col = strings(((body.get("testexpr") or {}).get("ColumnRef") or {}).get("fields"))
+        param = _argument_made(s, reading, body.get("subselect"), params) if col else None
+        return [(col, param)] if param else []
+    if kind != "A_Expr" or strings(body.get("name")) != ["="] or body.get("kind") not in ("AEXPR_OP", "AEXPR_OP_ANY"):
+        return []
+    out = []
+    for side, other in ((body.get("lexpr"), body.get("rexpr")), (body.get("rexpr"), body.get("lexpr"))):
+        col = strings(((unwrap(side) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(side, dict) else []
+        if col and _argument_made(s, reading, side, params) is None:
+            param = _argument_made(s, reading, other, params)
+            if param:
+                out.append((col, param))
+    return out
+
+
+# Sets of rows a FROM item makes of its arguments, not of a table: unnest(p_ids), jsonb_array_elements(p_rows),
+# jsonb_to_recordset(p_rows) as x(id uuid, ...), jsonb_populate_record(null::t, p_doc).
+_ROW_SOURCES = ("RangeFunction",)
+
+
+def _argument_made(s: Schema, reading, value: Any, params: dict[str, str], scope: dict | None = None) -> str | None:
+    """The argument an expression (or a sub-select) is made of, with no table read and no function of the schema's
+    called: p_id, p_id::uuid, (p_doc ->> 'id')::uuid, r.id where r was filled from p_doc, (select unnest(p_ids)),
+    (select (x ->> 'id')::uuid from jsonb_array_elements(p_rows) x). `scope`: the SELECT whose FROM items the
+    expression's names may come from (an INSERT ... SELECT's). None when it reads anything else."""
+    if not isinstance(value, dict):
+        return None
+    from_items = [item for k, b in nodes([value, (scope or {}).get("fromClause")]) if k == "SelectStmt"
+                  for item in b.get("fromClause") or []] + list((scope or {}).get("fromClause") or [])
+    if any(not isinstance(item, dict) or next(iter(item), None) not in _ROW_SOURCES for item in from_items):
+        return None
+    rows = {((item.get("RangeFunction") or {}).get("alias") or {}).get("aliasname") for item in from_items}
+    found = None
+    for kind, body in nodes([value, from_items]):
+        if kind in ("RangeVar", "ParamRef"):
+            return None
+        if kind == "FuncCall" and find_function(s, function_name(body)) is not None:
+            return None  # a function of the schema's may check what it is given
+        if kind != "ColumnRef":
+            continue
+        ref = strings(body.get("fields"))
+        if not ref:  # *
+            continue
+        if len(ref) == 2 and ref[0] == reading.name and ref[1] in params:
+            found = found or params[ref[1]]
+        elif ref and ref[0] in params:  # p_id, or a field of a record argument (or of a record filled from one)
+            found = found or params[ref[0]]
+        elif not (ref and ref[0] in rows) and not (from_items and len(ref) == 1):
+            return None
+    return found
+
+
+def _argument_sources(s: Schema, reading, kind: str, body: dict, params: dict[str, str]) -> dict[str, str]:
+    """alias -> argument for each FROM item of an UPDATE (USING item of a DELETE) made of an argument, not of a
+    table: `update projects p set ... from jsonb_to_recordset(p_rows) as x(id uuid, name text) where p.id = x.id`,
+    `from (select p_id as id) x`."""
+    items = body.get("fromClause") if kind == "UpdateStmt" else body.get("usingClause") if kind == "DeleteStmt" \
+        else None
+    out: dict[str, str] = {}
+    for item in items or ():
+        inner = next(iter(item.values()), None) if isinstance(item, dict) else None
+        name = ((inner or {}).get("alias") or {}).get("aliasname") if isinstance(inner, dict) else None
+        made = _argument_made(s, reading, {"SelectStmt": {"fromClause": [item]}}, params) \
+            if "RangeFunction" in item else _argument_made(s, reading, inner.get("subquery"), params) \
+            if "RangeSubselect" in item else None
+        if name and made:
+            out[name] = made
+    return out
 
 
 def _statement_filters(s: Schema, reading, kind: str, body: dict, params: dict[str, str]):
@@ -589,12 +655,16 @@ def _statement_filters(s: Schema, reading, kind: str, body: dict, params: dict[s
         t, alias = table(body.get("relation") or {})
         conflict = [(e.get("IndexElem") or {}).get("name") for e in
                     ((body["onConflictClause"].get("infer") or {}).get("indexElems") or [])]
-        values = ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []
+        select = (body.get("selectStmt") or {}).get("SelectStmt") or {}
+        values = select.get("valuesLists") or []
         columns = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
-        if t is not None and len(values) == 1 and t.tenant_key not in conflict:
-            row = (values[0].get("List") or {}).get("items") or []
-            extra = [(col, params[name]) for col, value in zip(columns, row) if col in conflict
-                     for name in _parameters_in(value, params)]
+        if t is not None and t.tenant_key not in conflict:
+            # each VALUES row, or the SELECT's output (insert ... select (x ->> 'id')::uuid, ... from
+            # jsonb_array_elements(p_rows) x: evasion round 7, e04)
+            rows = [((v.get("List") or {}).get("items") or [], None) for v in values] or \
+                [([(r.get("ResTarget") or {}).get("val") for r in select.get("targetList") or []], select)]
+            extra = [(col, param) for row, scope in rows for col, value in zip(columns, row) if col in conflict
+                     for param in [_argument_made(s, reading, value, params, scope)] if param]
             yield t, alias, body["onConflictClause"].get("whereClause"), extra
     if kind == "MergeStmt":
         t, alias = table(body.get("relation") or {})
@@ -680,17 +750,36 @@ def _parameter_copies(reading) -> dict[str, str]:
     return {name: next(iter(found)) for name, found in sources.items() if len(found) == 1 and None not in found}
 
 
+def _argument_values(s: Schema, reading, params: dict[str, str]) -> dict[str, str]:
+    """variable -> argument for each variable only ever set to a value made of an argument (`v_id uuid := (p_doc ->>
+    'id')::uuid`, `r := jsonb_populate_record(null::public.projects, p_doc)`, `select * into r from
+    jsonb_populate_record(...)`): a pick by it (`where id = r.id`) is a pick by the argument."""
+    sources: dict[str, set[str | None]] = {}
+    for index, names in reading.into:
+        select = into_select(reading, index)
+        targets = (select or {}).get("targetList") or []
+        whole = _argument_made(s, reading, {"SelectStmt": select}, params) if select is not None else None
+        for position, name in enumerate(names):
+            value = (targets[position].get("ResTarget") or {}).get("val") if len(targets) == len(names) else None
+            made = whole or (_argument_made(s, reading, value, params) if value is not None and select is not None
+                             and not select.get("fromClause") else None)
+            sources.setdefault(name, set()).add(made)
+    return {name: next(iter(found)) for name, found in sources.items() if len(found) == 1 and None not in found}
+
+
 @rule("BP073", "definer_rows_picked_by_argument", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A SECURITY DEFINER function clients call reads or writes tenant rows picked by its argument, and the "
               "statement never tests their organisation.",
       why="The function may check the caller well (a member of p_org, an admin somewhere), then `update projects "
           "set name = p_name where id = p_project` touches that project past RLS in whichever organisation it "
           "lives: the check and the rows are about different things. Any caller who passes the check reads or "
-          "changes another organisation's rows by their id. The same holds for an upsert by the client's id (`on "
-          "conflict (id) do update`), a MERGE joined on the argument, each id of an array argument, a test of "
-          "another table's organisation in a sub-query (`exists (select 1 from organization_members m where "
-          "m.organization_id = p_org ...)`), a filter that tests only the argument (`where p_org = any (...)`: "
-          "every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
+          "changes another organisation's rows by their id, or by a value made of an argument (`(p_doc ->> "
+          "'id')::uuid`, `r.id` of a record filled by jsonb_populate_record, `id in (select unnest(p_ids))`, a row "
+          "of `jsonb_to_recordset(p_rows)` in an UPDATE's FROM). The same holds for an upsert by the client's id (`on "
+          "conflict (id) do update`, from VALUES or from an INSERT ... SELECT over a json argument), a MERGE joined "
+          "on the argument, each id of an array argument, a test of another table's organisation in a sub-query "
+          "(`exists (select 1 from organization_members m where m.organization_id = p_org ...)`), a filter that "
+          "tests only the argument (`where p_org = any (...)`: every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
           "check too, and then every row), a statement on a plain view over the table (`update "
           "private.live_projects ...`), and a statement run by EXECUTE whose text the body spells out (`execute "
           "format('select ... from public.%I t where t.id = $1', p_table) using p_id`, for each table name the "
