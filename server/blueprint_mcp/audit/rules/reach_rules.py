@@ -779,11 +779,11 @@ def _argument_values(s: Schema, reading, params: dict[str, str]) -> dict[str, st
           "conflict (id) do update`, from VALUES or from an INSERT ... SELECT over a json argument), a MERGE joined "
           "on the argument, each id of an array argument, a test of another table's organisation in a sub-query "
           "(`exists (select 1 from organization_members m where m.organization_id = p_org ...)`), a filter that "
-          "tests only the argument (`where p_org = any (...)`: every row), an optional filter (`p_org is null or organization_id = p_org`: a null passes the membership "
-          "check too, and then every row), a statement on a plain view over the table (`update "
-          "private.live_projects ...`), and a statement run by EXECUTE whose text the body spells out (`execute "
-          "format('select ... from public.%I t where t.id = $1', p_table) using p_id`, for each table name the "
-          "body admits).",
+          "tests only the argument (`where p_org = any (...)`: every row), an optional filter (`p_org is null or "
+          "organization_id = p_org`: a null passes the membership check too, and then every row), a statement on a "
+          "plain view over the table (`update private.live_projects ...`), and a statement run by EXECUTE whose "
+          "text the body spells out (`execute format('select ... from public.%I t where t.id = $1', p_table) using "
+          "p_id`, for each table name the body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
           "update public.projects set name = p_name where id = p_project;",
       fix="Tie the statement to the organisation checked: `where id = p_project and organization_id = p_org` (and "
