@@ -942,7 +942,10 @@ def _definers_given_new(s: Schema, f, columns: set[str] | None = None) -> list[t
     return _definers_called(s, trees, columns, set(), 0)
 
 
-def _definers_called(s: Schema, trees, columns: set[str] | None, seen: set[str], depth: int) -> list:
+def _definers_called(s: Schema, trees, columns: set[str] | None, seen: set[str], depth: int,
+                     rows: frozenset[str] = _NEW_OLD, every: bool = False) -> list:
+    """`rows`: the names of the rows whose columns are followed (NEW and OLD, or a worker's queued row); `every`:
+    invoker callees count too (a worker the server runs has every right already)."""
     out = []
     for tree in trees:
         for kind, call in nodes(tree):
@@ -961,18 +964,18 @@ def _definers_called(s: Schema, trees, columns: set[str] | None, seen: set[str],
                 if name in checked:
                     continue
                 ref = strings(((arg or {}).get("ColumnRef") or {}).get("fields")) if isinstance(arg, dict) else []
-                if name and len(ref) == 2 and ref[0].lower() in _NEW_OLD:
+                if name and len(ref) == 2 and ref[0].lower() in rows:
                     bound[name] = arg
                 elif name and columns is not None and len(ref) == 1 and ref[0] in columns:
                     bound[name] = {"ColumnRef": {"fields": [{"String": {"sval": "new"}}, {"String": {"sval": ref[0]}}]}}
             if not bound:
                 continue
             bound_trees = tuple(_bind(tree, bound) for tree in body.trees)
-            if callee.security_definer:
+            if callee.security_definer or every:
                 out.append((callee, _Bound(callee, replace(body, trees=bound_trees))))
-            elif depth < 4 and callee.qualified not in seen:  # an invoker helper hands NEW's columns on
-                seen.add(callee.qualified)
-                out += _definers_called(s, bound_trees, None, seen, depth + 1)
+            if (every or not callee.security_definer) and depth < 4 and callee.qualified not in seen:
+                seen.add(callee.qualified)  # an invoker helper hands NEW's columns on
+                out += _definers_called(s, bound_trees, None, seen, depth + 1, rows, every)
     return out
 
 
@@ -1046,7 +1049,9 @@ def _server_run_functions(s: Schema) -> list[tuple[str, object]]:
           "member of one organisation queues a job naming another organisation's project, and the worker copies "
           "its data into the member's organisation (or changes or deletes it): the confused deputy of BP071, run "
           "on a schedule instead of by a trigger. Jobs made on Supabase's Cron page live in the database, not in "
-          "the migrations, so a function no client may execute counts as the server's too.",
+          "the migrations, so a function no client may execute counts as the server's too. A helper the worker hands "
+          "the queued row's columns to (`perform private.copy_project(job.source_project_id, job.organization_id)`) "
+          "runs with the worker's rights: its statements are read with those columns.",
       bad="for job in select * from public.copy_jobs loop\n"
           "  insert into public.projects (organization_id, name, notes) select job.organization_id, p.name, p.notes\n"
           "    from public.projects p where p.id = job.source_project_id;\nend loop;",
@@ -1056,6 +1061,15 @@ def server_worker_trusts_queued_rows(r, s: Schema):
     for how, f in _server_run_functions(s):
         for t, name in _queued_rows(s, f._body) if f._body is not None else ():
             hits = _trigger_writes_elsewhere(s, t, f, False, rows=frozenset({name.lower()}))
+            # a helper the worker hands the queued row's columns to (`perform private.copy_project(
+            # job.source_project_id, job.organization_id)`: evasion round 7, w5) runs with the worker's rights
+            callees = [] if hits else _definers_called(s, f._body.trees, None, set(), 0, frozenset({name.lower()}),
+                                                       every=True)
+            for callee, bound in callees:
+                hits = _trigger_writes_elsewhere(s, t, bound, False, rows=frozenset({name.lower()}))
+                if hits:
+                    hits = [(f"calls {callee.qualified}, which {hits[0][0]}", *hits[0][1:])]
+                    break
             if hits:
                 verb, table, column = hits[0]
                 yield r.finding(f"Worker {f.qualified}, run {how}, {verb} {table} picked by {name}.{column}, a "
