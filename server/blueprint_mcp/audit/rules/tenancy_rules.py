@@ -854,7 +854,9 @@ def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str]) -> set[tu
           "definer INSTEAD OF trigger on a view that writes `where id = new.id`: the client chooses every column "
           "of NEW, and no policy checks a view's rows (`old.id` of a view with the caller's rights is one RLS "
           "chose). A stored generated column computed by a definer lookup (`generated always as "
-          "(private.project_label(project_id)) stored`) is the BEFORE trigger's copy written as a column.",
+          "(private.project_label(project_id)) stored`) is the BEFORE trigger's copy written as a column, and so is "
+          "an invoker BEFORE trigger setting a column from such a lookup (`new.project_name := "
+          "private.project_label(new.project_id)`).",
       bad="create function private.apply_transfer() returns trigger language plpgsql security definer as $$\n"
           "begin update public.projects set organization_id = new.organization_id where id = new.project_id;\n"
           "return new; end $$;",
@@ -877,6 +879,8 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
             runs = f"runs {f.qualified} with its owner's rights"
             for callee, bound in [] if hits else _once("definers given new", f, _definers_given_new, s, f):
                 hits = _trigger_writes_elsewhere(s, t, bound, False, transitions)
+                if not hits and _sets_new_from(trg, f, callee):
+                    hits = [h for h in _trigger_writes_elsewhere(s, t, bound, True, transitions) if h[0] == "reads"]
                 if hits:
                     runs = f"runs {f.qualified}, which calls {callee.qualified} with its owner's rights,"
                     break
@@ -922,6 +926,14 @@ def definer_trigger_writes_unchecked_row(r, s: Schema):
                 yield r.finding(f"Trigger {trg.name} on view {qualified} {runs} and {verb} {table} where "
                                 f"new.{column} points, which the client chooses: nothing keeps it in the caller's "
                                 "organisations.", f"{qualified}.{trg.name}", location=trg.location or v.location)
+
+
+def _sets_new_from(trg, f, callee) -> bool:
+    """A BEFORE trigger whose function sets NEW's columns, calling a definer helper that returns a value (not a
+    test): `new.project_name := private.project_label(new.project_id)` copies what the helper reads into the row,
+    as a generated column computed by it does (evasion round 7, tr1)."""
+    return trg.timing == "before" and bool(f.assigns) and \
+        callee.returns.lower() not in ("void", "boolean", "bool", "trigger")
 
 
 class _Bound:
