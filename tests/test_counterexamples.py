@@ -1799,3 +1799,23 @@ def test_personal_data_holding_a_row_back_goes_with_its_row():
     path, message, fix = info.value.problems[0]
     assert (path, message.split(" requires")[0]) == ("entities[1].fields[0]", "'about_assignment' of incident_notes")
     assert fix == "declare on_delete: cascade (the row goes too), or drop on_delete: restrict (the reference is emptied)"
+
+
+def test_what_holds_a_row_back_does_not_depend_on_the_order_of_the_entities():
+    """Review: the rows holding a case back were read entity by entity, with a placeholder for the one being read;
+    through a cycle (a case names a note, the note's personal data names the case, a step names the case, the note
+    names the step) the placeholder leaked into a final answer, and the same design was accepted in one order and
+    refused in another. The answer is now worked out for every entity at once: refused either way (nobody deletes
+    the note that holds the step that holds the case, so the member the case names is pinned)."""
+    cases = {"name": "cases", "fields": [
+        {"name": "handler_id", "type": "reference", "references": "organization_members", "nullable": False},
+        {"name": "current_note", "type": "reference", "references": "notes", "on_delete": "cascade"}],
+        "access": {"update": [], "delete": "owner"}}
+    notes = {"name": "notes", "pii_read": "admin", "access": {"delete": []}, "fields": [
+        {"name": "about_case", "type": "reference", "references": "cases", "nullable": False, "pii": True},
+        {"name": "step_id", "type": "reference", "references": "steps", "nullable": False}]}
+    steps = {"name": "steps", "access": {"delete": "owner"}, "fields": [
+        {"name": "case_id", "type": "reference", "references": "cases", "on_delete": "restrict"}]}
+    verdicts = {order: [p.split(":")[0].split(".", 1)[1] for p in rejected(blueprint(*entities))]
+                for order, entities in (("cases first", (cases, notes, steps)), ("steps first", (steps, notes, cases)))}
+    assert verdicts == {"cases first": ["fields[0].on_delete"], "steps first": ["fields[0].on_delete"]}

@@ -87,8 +87,10 @@ class Blueprint(Model):
         _check_events(self, problems)
         _check_storage(self, problems)
         if not problems:  # reads the grants as the generator does, which needs them valid first
-            _check_assignees(self, problems)
-            _check_pins(self, problems)
+            from .meaning import remembered_grants  # meaning reads a validated Blueprint
+            with remembered_grants():  # each entity's grants and reach worked out once (review: cubic otherwise)
+                _check_assignees(self, problems)
+                _check_pins(self, problems)
         if problems:
             problems[split:] = [(_written_path(self, origin, kept, written, path), why, fix)
                                 for path, why, fix in problems[split:]]
@@ -597,10 +599,17 @@ def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
     """The roles the generated policies let run `command` on every row of `e`, archived ones included (red team 11:
     the grants alone said more). An update or a delete reaches only rows its caller reads (the select predicate is
     ANDed in); an archived row, only its restorers (A24), and so does a private side's row of an archived row (A23);
-    a soft-deleted entity's delete archives, which frees nothing."""
-    from .meaning import command_grants, member_roles, restore_grants
-    if e is None or command == "delete" and e.soft_delete:
+    a soft-deleted entity's delete archives, which frees nothing. Remembered while `remembered_grants` is on."""
+    from .meaning import _remember
+    if e is None:
         return set()
+    return set(_remember((id(bp), id(e), "every row", command), (bp, e), lambda: _reach(bp, e, command)))
+
+
+def _reach(bp: Blueprint, e: Entity, command: str) -> frozenset[str]:
+    from .meaning import command_grants, member_roles, restore_grants
+    if command == "delete" and e.soft_delete:
+        return frozenset()
     rows = _every_row_roles(bp, e, command)
     # `visible` over a required reference: every row, for who reads every parent (red team 12)
     for g in command_grants(bp, e, command):
@@ -615,33 +624,38 @@ def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
         rows &= _unconditional_roles(bp, restore_grants(bp, archived))
     if e.private_of and command == "select":  # personal data is read with its row (red team 12)
         rows &= _reach_every_row(bp, bp.entity(e.private_of), "select")
-    return rows
+    return frozenset(rows)
 
 
-def _deletes_for_good(bp: Blueprint, e: Entity | None, cascade: bool = False,
-                      memo: dict[tuple[str, bool], set[str]] | None = None) -> set[str]:
-    """The roles that may delete every row of `e` for good (`cascade`: the rows go with another's, whoever asks),
-    once the rows holding them back are gone: a reference that restricts, required or not, wants its rows deleted
-    first by the same role (clinical notes nobody deletes keep their appointment, red team 12), and a cascade takes
-    its rows along, which their own holders may stop (red team 13: procedures of an appointment, held by notes).
-    Each entity is read once per call (`memo`; one being read adds nothing to a cycle through it)."""
-    everyone = {r.name for r in bp.tenancy.roles}
-    if e is None:
-        return set()
-    memo = {} if memo is None else memo
-    if (e.name, cascade) in memo:
-        return memo[(e.name, cascade)]
-    memo[(e.name, cascade)] = everyone
-    roles = everyone if cascade else _reach_every_row(bp, e, "delete")
+def _deletes_for_good(bp: Blueprint) -> dict[str, set[str]]:
+    """For each entity, the roles that may delete every row of it for good once the rows holding them back are gone:
+    a reference that restricts, required or not, wants its rows deleted first by the same role (clinical notes
+    nobody deletes keep their appointment, red team 12; personal data also goes with its row, red team 14), and a
+    cascade takes its rows along, which their own holders may stop (red team 13: procedures of an appointment, held
+    by notes). The largest answer the equations allow, worked out for every entity at once from who references whom
+    (review: one entity at a time was cubic, and a cycle's placeholder leaked into answers that then depended on the
+    entities' order)."""
+    everyone = frozenset(r.name for r in bp.tenancy.roles)
+    holders: dict[str, list[tuple[Entity, Field]]] = {}
     for x in bp.entities:
         for f in x.fields:
-            if f.references == e.name and f.effective_on_delete in ("restrict", "cascade"):
-                gone = _deletes_for_good(bp, x, f.effective_on_delete == "cascade", memo)
-                if x.private_of and f.effective_on_delete == "restrict":  # personal data goes with its row too
-                    gone = gone | _deletes_for_good(bp, bp.entity(x.private_of), False, memo)
-                roles = roles & gone
-    memo[(e.name, cascade)] = roles
-    return roles
+            if f.references and f.effective_on_delete in ("restrict", "cascade"):
+                holders.setdefault(f.references, []).append((x, f))
+    # (entity, whether its rows go by a cascade) -> roles; starts at each one's own rights and only shrinks
+    value = {(e.name, cascade): set(everyone if cascade else _reach_every_row(bp, e, "delete"))
+             for e in bp.entities for cascade in (False, True)}
+    changed = True
+    while changed:
+        changed = False
+        for (name, cascade), roles in value.items():
+            for x, f in holders.get(name, []):
+                gone = value[(x.name, f.effective_on_delete == "cascade")]
+                if x.private_of and f.effective_on_delete == "restrict":  # personal data goes with its row
+                    gone = gone | value.get((x.private_of, False), set())
+                if roles - gone:
+                    roles &= gone
+                    changed = True
+    return {name: roles for (name, cascade), roles in value.items() if not cascade}
 
 
 def _taker(bp: Blueprint, key: str, g: Grant, u: Grant, deleters: list[Grant], readers: list[Grant],
@@ -681,6 +695,7 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
     could see it); deleting its row for good, where the row is not soft-deleted, clears it too."""
     from .meaning import link_columns  # meaning reads a validated Blueprint
     links = link_columns(bp)
+    for_good: dict[str, set[str]] | None = None
     for i, e in enumerate(bp.entities):
         if not e.is_tenant or not _clients_write(bp.entity(e.private_of) or e if e.private_of else e):
             continue
@@ -692,9 +707,10 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
 
         # Updates and deletes reach only rows their caller reads: the same roles must read and clear every row.
         readers = _reach_every_row(bp, e, "select")
-        deleters = _deletes_for_good(bp, e)
+        for_good = _deletes_for_good(bp) if for_good is None else for_good
+        deleters = set(for_good.get(e.name, set()))
         if e.private_of:  # the row's deletion takes its personal data with it
-            deleters |= _deletes_for_good(bp, bp.entity(e.private_of))
+            deleters |= for_good.get(e.private_of, set())
         updaters = _reach_every_row(bp, e, "update")
         row = bp.entity(e.private_of) if e.private_of else e
         kept = f" (personal data, kept in {e.name})" if e.private_of else ""
@@ -719,17 +735,26 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
                     (f"only {', '.join(f.member_roles or [])} may be named there", narrowed),
                     ("rows holding its rows back are deleted by nobody who reads them",
                      readers & _reach_every_row(bp, e, "delete") - deleters)) if holds]
+                able = readers & (updaters | _reach_every_row(bp, e, "delete"))
                 reason = ("its grants reach own, assigned or matching rows only, or its delete archives" + hidden
-                          if not readers & (updaters | _reach_every_row(bp, e, "delete")) else
+                          if not able else
                           "none of it frees the member: " + "; ".join(why) if why else "its rows are held back")
+                # Where some role reads and changes every row already, say what would make that free the member
+                # (review: the general fix asked for what the design had).
+                frees = [text for text, holds in (
+                    (f"add {bp.tenancy.roles[0].name} to member_roles (the primary owner can always be named instead)",
+                     narrowed), (f"let that role delete every row of {row.name}",
+                                 (unique or linked) and not readers & _reach_every_row(bp, e, "delete")),
+                    ("let that role delete the rows holding its rows back",
+                     readers & _reach_every_row(bp, e, "delete") - deleters)) if holds] if able else \
+                    [f"let one role {clear} every row of {row.name}"]
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the member it names cannot be removed, leave "
                                  "or delete their account while such a row exists, and nobody in the organisation may "
                                  f"see and change or delete every such row ({reason}): whoever writes one pins a "
                                  "membership.",
                                  "declare on_delete: cascade (the row goes with the membership) or make the field "
-                                 f"nullable (set null), or let one role {clear} every row of "
-                                 f"{row.name}"))
+                                 "nullable (set null)" + "".join(f", or {x}" for x in frees)))
             elif f.references != MEMBERS and not readers and _clients_delete(bp, bp.entity(f.references)):
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the {f.references} row it names cannot be "
