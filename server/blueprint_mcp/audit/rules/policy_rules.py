@@ -295,10 +295,13 @@ def membership_client_write(r, s: Schema):
 
 
 @rule("BP049", "signup_trusts_user_metadata", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A trigger on auth.users writes memberships from the user's own metadata (raw_user_meta_data).",
+      summary="A trigger on auth.users writes memberships, or columns policies decide by, from the user's own "
+              "metadata (raw_user_meta_data).",
       why="Whoever signs up chooses their user metadata (supabase.auth.signUp({options: {data}})) and may change "
           "it later (updateUser): a trigger that makes memberships from it lets anyone join any organisation, "
-          "in any role, by naming it at signup.",
+          "in any role, by naming it at signup. The same holds for a column of the app's own table it fills "
+          "(`profiles.organization_id`, `profiles.role`) that a policy or its helper decides by (`organization_id "
+          "= (select private.my_org())`).",
       bad="create function private.handle_new_user() returns trigger language plpgsql security definer "
           "set search_path = '' as $$\nbegin\n  insert into public.organization_members (organization_id, "
           "user_id, role)\n  values ((new.raw_user_meta_data ->> 'organization_id')::uuid, new.id, 'owner');\n"
@@ -315,6 +318,43 @@ def signup_trusts_user_metadata(r, s: Schema):
             yield r.finding(f"Trigger {trg.name} on auth.users runs {f.qualified}, which writes "
                             f"{', '.join(written)} from the user's own metadata.", f.qualified,
                             location=f.location or trg.location)
+    # The same choice kept in a table of the app's that policies read (profiles.organization_id from the signup's
+    # metadata, read by a my_org() helper: evasion round 7): the user names their organisation, or role, at signup.
+    chosen = _chosen_at_signup(s)
+    if chosen:
+        from .tenancy_rules import trusted_columns
+        for t, p, table, column, helper in trusted_columns(s, chosen):
+            through = f" through {helper}" if helper else ""
+            yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which a trigger on "
+                            "auth.users fills from the user's own metadata: they choose it at signup.",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _chosen_at_signup(s: Schema) -> dict[str, tuple[str, set[str]]]:
+    """Columns a trigger on auth.users fills from the user's own metadata, in a row keyed by the new user's id
+    (`insert into profiles (id, organization_id) values (new.id, (new.raw_user_meta_data ->> 'org')::uuid)`): by
+    table, that key column and the columns so chosen."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    for trg in s.auth_triggers:
+        f = find_function(s, trg.function)
+        reading = getattr(f, "_body", None) if f is not None else None
+        if reading is None or not f.metadata_writes:
+            continue
+        for tree in reading.trees:
+            for kind, body in nodes(tree):
+                if kind != "InsertStmt" or not isinstance(body.get("relation"), dict):
+                    continue
+                rv = body["relation"]
+                table = f"{rv.get('schemaname') or reading.default_schema}.{rv.get('relname', '')}"
+                cols = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
+                for row in ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []:
+                    items = (row.get("List") or {}).get("items") or []
+                    key = next((c for c, v in zip(cols, items) if isinstance(v, dict) and
+                                strings((v.get("ColumnRef") or {}).get("fields")) == ["new", "id"]), None)
+                    picked = {c for c, v in zip(cols, items) if c and c != key and names_metadata(v)}
+                    if key and picked:
+                        out[table] = (key, out.get(table, (key, set()))[1] | picked)
+    return out
 
 
 @rule("BP031", "policy_in_subquery", Level.WARN, ("PERFORMANCE",),

@@ -556,6 +556,19 @@ def policy_trusts_self_editable_column(r, s: Schema):
                                 location=p.location or t.location)
 
 
+def trusted_columns(s: Schema, editable: dict[str, tuple[str, set[str]]]):
+    """(table, policy, table read, column, helper or None) of every client policy deciding by one of `editable`'s
+    columns (by table: the key column naming the caller's row, and the columns), as BP067 reads it: BP049 asks it
+    of the columns a signup trigger fills from the user's own metadata."""
+    views = _caller_views(s, editable)
+    for t in s.tables:
+        for p in (p for p in t.policies if applies_to_clients(p)):
+            found = _self_edited_decision(s, t, p, editable, views)
+            if found is not None:
+                table, column, _, helper = found
+                yield t, p, table, column, helper
+
+
 def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tuple[str, set[str]]],
                           views: dict[str, tuple[str, set[str]]]) -> tuple[str, str, str | None, str | None] | None:
     """(table, column, the view it is read through or None, the helper that reads it or None) of the first
