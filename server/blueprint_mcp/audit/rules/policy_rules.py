@@ -542,7 +542,8 @@ _ORDERING = ("<", "<=", ">", ">=")
           "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners. `alter type "
           "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check. "
           "A rank taken from that order (`array_position(enum_range(null::member_role), role)`) is the same "
-          "comparison. A text role compares by collation: 'viewer' >= 'admin' holds.",
+          "comparison. A text role compares by collation: 'viewer' >= 'admin' holds, and so does an enum role cast "
+          "to text (`m.role::text >= p_role`), however the enum is declared.",
       bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
       fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'); add a "
           "role where it ranks (`add value 'guest' before 'viewer'`); or compare with IN lists.")
@@ -561,7 +562,14 @@ def role_ranks_reversed(r, s: Schema):
             continue
         inverted = rank_inversion(enum.values) if enum is not None else None
         if inverted is None:
-            continue  # declared least trusted first (or too few known names to tell)
+            # Declared least trusted first (or too few known names to tell), but compared as text: `m.role::text >=
+            # p_role` orders by collation, not by the enum (evasion round 7: viewers passed an admins' check).
+            where = _ordered_use(s, t, col.name, "", as_text=True) if enum is not None else None
+            if where:
+                yield r.finding(f"{t.qualified}.{col.name} is cast to text, and {where} compares roles by order "
+                                "there: text compares by collation, not by the enum's rank ('viewer' > 'member' > "
+                                "'admin').", f"{t.qualified}.{col.name}", location=t.location)
+            continue
         where = _ordered_use(s, t, col.name, enum.name)
         if where and ranks_reversed(enum.values):
             yield r.finding(f"Enum {enum.schema_name}.{enum.name} lists {enum.values[0]!r} first, so it is the "
@@ -578,15 +586,28 @@ def role_ranks_reversed(r, s: Schema):
 _TEXT_TYPE = re.compile(r"^(text|citext|varchar|character varying|char|character|bpchar)(\(\d+\))?$")
 
 
-def _ordered_use(s: Schema, members, column: str, enum: str) -> str | None:
+def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = False) -> str | None:
     """The first policy or function that compares `column` of the membership table `members` (or a value cast to
-    `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it)."""
+    `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it); `as_text`: only where the
+    column is cast to a text type there."""
     for label, table, default_schema, tree, comparisons in _ordering_trees(s):
         if table is not members and members.qualified not in relation_names(tree, default_schema):
             continue
-        if any(_names_role(side, column, enum) for sides in comparisons for side in sides):
+        if any((_as_text(side, column) if as_text else _names_role(side, column, enum))
+               for sides in comparisons for side in sides):
             return label
     return None
+
+
+def _as_text(side, column: str) -> bool:
+    """The operand is the role column cast to a text type (`m.role::text`, `cast(role as varchar)`)."""
+    cast = side.get("TypeCast") if isinstance(side, dict) else None
+    if not isinstance(cast, dict):
+        return False
+    names = strings(((cast.get("typeName") or {}).get("names")))
+    arg = cast.get("arg")
+    return bool(names) and _TEXT_TYPE.match(names[-1].lower()) is not None and isinstance(arg, dict) and \
+        "ColumnRef" in arg and (strings(arg["ColumnRef"].get("fields")) or [""])[-1] == column
 
 
 def _ordering_trees(s: Schema) -> list[tuple[str, object, str, object, list[tuple]]]:
