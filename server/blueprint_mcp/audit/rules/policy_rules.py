@@ -86,7 +86,8 @@ def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
       summary="A policy on a tenant table that never checks organisation membership.",
       why="Without a membership check the policy decides access by something else (a JWT claim, the row's "
           "owner, or nothing): rows of one organisation become reachable from another, or a member who left "
-          "keeps access.",
+          "keeps access. An update policy that checks membership in USING but not in WITH CHECK lets a member "
+          "move their rows into any organisation.",
       bad="create policy p on events for insert with check (auth.jwt() ->> 'role' = 'service_role');",
       fix="Check membership: organization_id = any (array(select private.organization_ids_with_role('member'))); "
           "writes meant for the service role need no policy at all (it bypasses RLS).")
@@ -100,10 +101,18 @@ def policy_without_membership_check(r, s: Schema):
             if not (clauses and p.permissive and applies_to_clients(p)) or \
                     _deliberate_public_read(s, p, [tree for _, tree, _ in clauses]):
                 continue
-            if all(per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers))
-                   is False for _, tree, _ in clauses):
+            checked = {clause: per_tree("checks membership", tree,
+                                        lambda: _checks_membership(s, tree, members, helpers)) is not False
+                       for clause, tree, _ in clauses}
+            if not any(checked.values()):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
+            elif checked.get("with check") is False:
+                # USING picks the rows, WITH CHECK what they become: a member may move a row of theirs into any
+                # organisation (evasion round 7, e07)
+                yield r.finding(f"{policy_label(t, p)} checks membership in USING but not in WITH CHECK: a member "
+                                "moves their rows into any organisation.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
 
 
 @rule("BP050", "membership_check_not_tied_to_row", Level.ERROR, ("SECURITY", "TENANCY"),
