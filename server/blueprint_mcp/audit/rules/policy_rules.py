@@ -93,6 +93,9 @@ def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
           "writes meant for the service role need no policy at all (it bypasses RLS).")
 def policy_without_membership_check(r, s: Schema):
     members, helpers = membership_tables(s), membership_functions(s)
+
+    def checks(tree) -> bool:  # (identical clauses share a tree: each is read once)
+        return per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers)) is not False
     for t in s.tables:
         if not is_tenant(t) or t.qualified in members:
             continue
@@ -101,13 +104,17 @@ def policy_without_membership_check(r, s: Schema):
             if not (clauses and p.permissive and applies_to_clients(p)) or \
                     _deliberate_public_read(s, p, [tree for _, tree, _ in clauses]):
                 continue
-            checked = {clause: per_tree("checks membership", tree,
-                                        lambda: _checks_membership(s, tree, members, helpers)) is not False
-                       for clause, tree, _ in clauses}
-            if not any(checked.values()):
+            using = next((tree for clause, tree, _ in clauses if clause == "using"), None)
+            check = next((tree for clause, tree, _ in clauses if clause == "with check"), None)
+            if using is not None and checks(using):
+                asymmetric = check is not None and not checks(check)
+            elif check is None or not checks(check):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
-            elif checked.get("with check") is False:
+                continue
+            else:
+                asymmetric = False
+            if asymmetric:
                 # USING picks the rows, WITH CHECK what they become: a member may move a row of theirs into any
                 # organisation (evasion round 7, e07)
                 yield r.finding(f"{policy_label(t, p)} checks membership in USING but not in WITH CHECK: a member "
@@ -330,13 +337,22 @@ def signup_trusts_user_metadata(r, s: Schema):
     # The same choice kept in a table of the app's that policies read (profiles.organization_id from the signup's
     # metadata, read by a my_org() helper: evasion round 7): the user names their organisation, or role, at signup.
     chosen = _chosen_at_signup(s)
-    if chosen:
+    if chosen and _named_elsewhere(s, {c for _, columns in chosen.values() for c in columns}):
         from .tenancy_rules import trusted_columns
         for t, p, table, column, helper in trusted_columns(s, chosen):
             through = f" through {helper}" if helper else ""
             yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which a trigger on "
                             "auth.users fills from the user's own metadata: they choose it at signup.",
                             f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _named_elsewhere(s: Schema, columns: set[str]) -> bool:
+    """Whether a policy, or a function other than the triggers on auth.users, names one of `columns` at all: reading
+    every policy as BP067 does is worth it only then (a signup filling profiles.full_name decides nothing)."""
+    word = re.compile(r"\b(" + "|".join(map(re.escape, sorted(columns))) + r")\b", re.IGNORECASE)
+    signup = {t.function for t in s.auth_triggers}
+    return any(word.search(text or "") for t in s.tables for p in t.policies for text in (p.using, p.check)) or \
+        any(word.search(f.body or "") for f in s.functions if f.qualified not in signup and f.name not in signup)
 
 
 def _chosen_at_signup(s: Schema) -> dict[str, tuple[str, set[str]]]:
@@ -600,10 +616,10 @@ def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = Fal
     `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it); `as_text`: only where the
     column is cast to a text type there."""
     for label, table, default_schema, tree, comparisons in _ordering_trees(s):
-        if table is not members and members.qualified not in relation_names(tree, default_schema):
-            continue
+        # the comparisons first: far fewer trees compare the column than read the table
         if any((_as_text(side, column) if as_text else _names_role(side, column, enum))
-               for sides in comparisons for side in sides):
+               for sides in comparisons for side in sides) and \
+                (table is members or members.qualified in relation_names(tree, default_schema)):
             return label
     return None
 
