@@ -339,8 +339,8 @@ def signup_trusts_user_metadata(r, s: Schema):
     chosen = _chosen_at_signup(s)
     if chosen and _named_elsewhere(s, {c for _, columns in chosen.values() for c in columns}):
         from .tenancy_rules import trusted_columns
-        for t, p, table, column, helper in trusted_columns(s, chosen):
-            through = f" through {helper}" if helper else ""
+        for t, p, table, column, view, helper in trusted_columns(s, chosen):
+            through = f" through {view or helper}" if view or helper else ""
             yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{through}, which a trigger on "
                             "auth.users fills from the user's own metadata: they choose it at signup.",
                             f"{t.qualified}.{p.name}", location=p.location or t.location)

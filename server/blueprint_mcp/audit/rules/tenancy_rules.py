@@ -543,30 +543,24 @@ def policy_trusts_self_editable_column(r, s: Schema):
     editable = _self_editable(s)
     if not editable:
         return
-    views = _caller_views(s, editable)
-    for t in s.tables:
-        for p in (p for p in t.policies if applies_to_clients(p)):
-            found = _self_edited_decision(s, t, p, editable, views)
-            if found is not None:
-                table, column, view, helper = found
-                shown = f" (as {view})" if view else ""
-                through = f" through {helper}" if helper else ""
-                yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{shown}{through}, which users "
-                                f"update on their own row.", f"{t.qualified}.{p.name}",
-                                location=p.location or t.location)
+    for t, p, table, column, view, helper in trusted_columns(s, editable):
+        shown = f" (as {view})" if view else ""
+        through = f" through {helper}" if helper else ""
+        yield r.finding(f"{policy_label(t, p)} decides by {table}.{column}{shown}{through}, which users "
+                        f"update on their own row.", f"{t.qualified}.{p.name}", location=p.location or t.location)
 
 
 def trusted_columns(s: Schema, editable: dict[str, tuple[str, set[str]]]):
-    """(table, policy, table read, column, helper or None) of every client policy deciding by one of `editable`'s
-    columns (by table: the key column naming the caller's row, and the columns), as BP067 reads it: BP049 asks it
-    of the columns a signup trigger fills from the user's own metadata."""
+    """(table, policy, table read, column, the view it is read through or None, helper or None) of every client
+    policy deciding by one of `editable`'s columns (by table: the key column naming the caller's row, and the
+    columns): BP067 asks it of self-editable columns, BP049 of those a signup trigger fills from the user's own
+    metadata."""
     views = _caller_views(s, editable)
     for t in s.tables:
         for p in (p for p in t.policies if applies_to_clients(p)):
             found = _self_edited_decision(s, t, p, editable, views)
             if found is not None:
-                table, column, _, helper = found
-                yield t, p, table, column, helper
+                yield (t, p, *found)
 
 
 def _self_edited_decision(s: Schema, t: Table, p: Policy, editable: dict[str, tuple[str, set[str]]],
