@@ -224,20 +224,23 @@ def _split_private_fields(bp: Blueprint, problems: list) -> tuple[list[int], lis
         def side_of(cols: list[str]) -> str:
             named = set(cols) - common
             return "private" if named and named <= moved else "mixed" if named & moved else "public"
-        parts = {"query_patterns": e.query_patterns, "unique_together": e.unique_together}
-        split: dict[str, tuple[list, list]] = {}
-        for key, lists in parts.items():
-            for j, cols in enumerate(lists):
-                if side_of(list(cols)) == "mixed":
-                    problems.append((f"entities[{i}].{key}[{j}]", f"{list(cols)} mixes pii fields (kept in {name}) "
+        parts = {"query_patterns": e.query_patterns, "unique_together": e.unique_together, "checks": e.checks}
+        sides = {key: [side_of([c.column, c.other] if key == "checks" else list(c)) for c in items]
+                 for key, items in parts.items()}
+        for key, items in parts.items():
+            for j, (c, where) in enumerate(zip(items, sides[key])):
+                if where == "mixed" and key == "checks":
+                    problems.append((f"entities[{i}].checks[{j}]", f"compares a pii field (kept in {name}) with "
+                                     "another column.", "compare pii fields only with pii fields"))
+                elif where == "mixed":
+                    problems.append((f"entities[{i}].{key}[{j}]", f"{list(c)} mixes pii fields (kept in {name}) "
                                      "with other columns.", "list pii fields and other columns separately"))
-            split[key] = ([c for c in lists if side_of(list(c)) == "private"],
-                          [c for c in lists if side_of(list(c)) != "private"])
-        checks = [(k, c) for k, c in enumerate(e.checks) if side_of([c.column, c.other]) != "public"]
-        for k, c in checks:
-            if side_of([c.column, c.other]) == "mixed":
-                problems.append((f"entities[{i}].checks[{k}]", f"compares a pii field (kept in {name}) with "
-                                 "another column.", "compare pii fields only with pii fields"))
+        # key -> for each item, whether it moves to the private side: a check that mixes both sides does (and is
+        # refused above), a mixed pattern or key stays (refused too)
+        moves = {key: [where != "public" if key == "checks" else where == "private" for where in found]
+                 for key, found in sides.items()}
+        split = {key: ([c for c, m in zip(items, moves[key]) if m], [c for c, m in zip(items, moves[key]) if not m])
+                 for key, items in parts.items()}
         for k, r in enumerate(e.requires):
             if side_of([r.when.column, *r.filled, *r.empty]) != "public":
                 personal = sorted(set([r.when.column, *r.filled, *r.empty]) & moved)
@@ -254,19 +257,16 @@ def _split_private_fields(bp: Blueprint, problems: list) -> tuple[list[int], lis
         side = Entity(name=name, scope=e.scope, owner_column=e.owner_column if e.scope is not Scope.service else None,
                       fields=[link, *pii], private_of=e.name, events=False,
                       query_patterns=split["query_patterns"][0], unique_together=split["unique_together"][0],
-                      checks=[c for _, c in checks],
+                      checks=split["checks"][0],
                       description=f"Personal data of {e.name} ({', '.join(f.name for f in pii)}): readable only "
                                   "by its pii readers.")
-        sides = {"query_patterns": [side_of(list(c)) == "private" for c in e.query_patterns],
-                 "unique_together": [side_of(list(c)) == "private" for c in e.unique_together],
-                 "checks": [side_of([c.column, c.other]) != "public" for c in e.checks]}
-        kept[-1] = {key: [k for k, private in enumerate(moves) if not private] for key, moves in sides.items()}
+        kept[-1] = {key: [k for k, m in enumerate(moved_items) if not m] for key, moved_items in moves.items()}
         e.fields = [f for f in e.fields if not f.pii]
         e.query_patterns, e.unique_together = split["query_patterns"][1], split["unique_together"][1]
-        e.checks = [c for k, c in enumerate(e.checks) if side_of([c.column, c.other]) == "public"]
+        e.checks = split["checks"][1]
         out.append(side)
         origin.append(i)
-        kept.append({key: [k for k, private in enumerate(moves) if private] for key, moves in sides.items()})
+        kept.append({key: [k for k, m in enumerate(moved_items) if m] for key, moved_items in moves.items()})
         names.add(name)
     bp.entities = out
     # An audited entity's personal data is audited with it: a note's text or a patient's birth date rewritten in
@@ -571,10 +571,12 @@ def _every_row_roles(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
     return _unconditional_roles(bp, command_grants(bp, e, command) if e is not None else [])
 
 
-def _unconditional_roles(bp: Blueprint, grants: list[Grant]) -> set[str]:
+def _unconditional_roles(bp: Blueprint, grants: list[Grant], but: str | None = None) -> set[str]:
+    """The roles member grants admit to every row: no own, assigned, where, under, visible or linked (`but`: save
+    that one condition)."""
     from .meaning import member_roles
-    return {r for g in grants if g.is_member_grant and not (g.own or g.assigned or g.where is not None or g.under
-                                                            or g.visible or g.linked)
+    return {r for g in grants if g.is_member_grant and not any(
+                getattr(g, c) for c in ("own", "assigned", "where", "under", "visible", "linked") if c != but)
             for r in member_roles(bp, g) or []}
 
 
@@ -607,16 +609,16 @@ def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
 
 
 def _reach(bp: Blueprint, e: Entity, command: str) -> frozenset[str]:
-    from .meaning import command_grants, member_roles, restore_grants
+    from .meaning import command_grants, restore_grants
     if command == "delete" and e.soft_delete:
         return frozenset()
     rows = _every_row_roles(bp, e, command)
     # `visible` over a required reference: every row, for who reads every parent (red team 12)
     for g in command_grants(bp, e, command):
         f = e.field(g.visible) if g.visible else None
-        if f is not None and not f.nullable and g.is_member_grant and not (
-                g.own or g.assigned or g.where is not None or g.under or g.linked):
-            rows |= set(member_roles(bp, g) or []) & _reach_every_row(bp, bp.entity(f.references), "select")
+        if f is not None and not f.nullable:
+            rows |= _unconditional_roles(bp, [g], but="visible") & _reach_every_row(bp, bp.entity(f.references),
+                                                                                    "select")
     if command != "select":
         rows &= _reach_every_row(bp, e, "select")
     archived = e if e.soft_delete else bp.entity(e.private_of) if e.private_of else None
@@ -712,6 +714,7 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
         if e.private_of:  # the row's deletion takes its personal data with it
             deleters |= for_good.get(e.private_of, set())
         updaters = _reach_every_row(bp, e, "update")
+        erasers = readers & _reach_every_row(bp, e, "delete")  # before what holds rows back (deleters)
         row = bp.entity(e.private_of) if e.private_of else e
         kept = f" (personal data, kept in {e.name})" if e.private_of else ""
         hidden = ("; an archived row, its restorers only" if row.soft_delete else "") + \
@@ -733,9 +736,8 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
                 why = [text for text, holds in (
                     ("it is set on insert only (linked)", linked), ("each member has one such row at most", unique),
                     (f"only {', '.join(f.member_roles or [])} may be named there", narrowed),
-                    ("rows holding its rows back are deleted by nobody who reads them",
-                     readers & _reach_every_row(bp, e, "delete") - deleters)) if holds]
-                able = readers & (updaters | _reach_every_row(bp, e, "delete"))
+                    ("rows holding its rows back are deleted by nobody who reads them", erasers - deleters)) if holds]
+                able = readers & updaters | erasers
                 reason = ("its grants reach own, assigned or matching rows only, or its delete archives" + hidden
                           if not able else
                           "none of it frees the member: " + "; ".join(why) if why else "its rows are held back")
@@ -744,9 +746,9 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
                 frees = [text for text, holds in (
                     (f"add {bp.tenancy.roles[0].name} to member_roles (the primary owner can always be named instead)",
                      narrowed), (f"let that role delete every row of {row.name}",
-                                 (unique or linked) and not readers & _reach_every_row(bp, e, "delete")),
-                    ("let that role delete the rows holding its rows back",
-                     readers & _reach_every_row(bp, e, "delete") - deleters)) if holds] if able else \
+                                 (unique or linked) and not erasers),
+                    ("let that role delete the rows holding its rows back", erasers - deleters))
+                    if holds] if able else \
                     [f"let one role {clear} every row of {row.name}"]
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the member it names cannot be removed, leave "
@@ -1241,13 +1243,12 @@ def _check_events(bp: Blueprint, problems: list) -> None:
         for j, key in enumerate(ev.properties):
             if key not in pii:
                 continue
-            field = next(((k, x) for k, x in enumerate(bp.entities) for m, f in enumerate(x.fields)
-                          if f.pii and f.name == key), None)
+            field = next((f"entities[{k}].fields[{m}].pii" for k, x in enumerate(bp.entities)
+                          for m, f in enumerate(x.fields) if f.pii and f.name == key), None)
             if ev.source is EventSource.entity and field is not None:
                 # A pii field's name is refused in every event's properties: one that another entity's own events
                 # carry (a pii reference named project_id, beside projects' events) is the field's problem, once.
-                k, x = field
-                at = f"entities[{k}].fields[{[f.name for f in x.fields].index(key)}].pii"
+                at = field
                 if (at, ev.entity) not in flagged:
                     flagged.add((at, ev.entity))
                     problems.append((at, f"'{key}' is personal data here, so every event refuses a property of "

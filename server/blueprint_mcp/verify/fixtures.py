@@ -20,7 +20,7 @@ from ..audit.rules.common import client_write_columns
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
 from .values import Domain, domain, enum_labels, literal_text, ordered_columns, ordered_value, requirements
-from .world import Implicit, Row, World, insert_sql, pk_key, stable_id, where_key
+from .world import SIGNUP, Implicit, Row, World, insert_sql, pk_key, signup_sql, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
 MAX_TRIES = 20_000  # combinations tried for one row before leaving it to PostgreSQL to refuse
@@ -456,7 +456,7 @@ def _distinct_users(table: Table, world: World, values: dict[str, str], peers: l
     if not named or not keys or not clashes(table, values, peers, keys):
         return
     actors = [literal(a.user_id) for a in world.actors.values() if a.user_id]
-    signed_up = sum(s.startswith(SPARE_USER) for s in world.statements)  # a dry run's are taken back with it
+    signed_up = sum(s.startswith(SIGNUP) for s in world.statements)  # a dry run's are taken back with it
 
     def spare(k: int, c: str) -> dict:
         uid = stable_id("spare user", str(k))
@@ -466,13 +466,9 @@ def _distinct_users(table: Table, world: World, values: dict[str, str], peers: l
                                                  for i, c in enumerate(named)])
 
 
-SPARE_USER = "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) values "
-
-
 def spare_user_sql(uid: str) -> str:
     """A user signed up only to be named where a fixture row needs one more distinct user."""
-    return (f"{SPARE_USER}({literal(uid)}, {literal('spare-' + uid[:8] + '@example.com')}, now(), "
-            "'{\"provider\": \"email\"}'::jsonb, '{}'::jsonb);")
+    return signup_sql(uid, f"spare-{uid[:8]}@example.com", {})
 
 
 def _choice_values(part: dict) -> dict[str, str]:

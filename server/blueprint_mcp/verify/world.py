@@ -123,14 +123,17 @@ def plan_actors(roles: list[str], writer: str, peer_role: str | None = None, hop
 
 def users_sql(world: World) -> list[str]:
     """Sign every actor up, as GoTrue would (the signup trigger, if any, runs)."""
-    out = []
-    for a in world.actors.values():
-        if a.user_id:
-            meta = json.dumps({"full_name": a.name.title()})
-            out.append("insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) "
-                       f"values ({literal(a.user_id)}, {literal(email_of(a))}, now(), "
-                       f"{literal(json.dumps({'provider': 'email'}))}::jsonb, {literal(meta)}::jsonb);")
-    return out
+    return [signup_sql(a.user_id, email_of(a), {"full_name": a.name.title()}) for a in world.actors.values()
+            if a.user_id]
+
+
+SIGNUP = "insert into auth.users (id, email, email_confirmed_at, raw_app_meta_data, raw_user_meta_data) values "
+
+
+def signup_sql(user_id: str, email: str, metadata: dict) -> str:
+    """A confirmed email signup, as GoTrue writes it."""
+    return (f"{SIGNUP}({literal(user_id)}, {literal(email)}, now(), "
+            f"{literal(json.dumps({'provider': 'email'}))}::jsonb, {literal(json.dumps(metadata))}::jsonb);")
 
 
 def email_of(actor: Actor) -> str:
