@@ -245,6 +245,54 @@ def test_a_member_reference_nulled_while_its_membership_cascades_verifies_in_eit
     assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]
 
 
+NESTED = "deleting member's account loses no row another user wrote"
+NESTED_SIDE = "deleting member's account keeps owner's projects_private row in their projects"
+# A hole in the nested shape: a member's departure takes every project of their organisation with it.
+MEMBER_TAKES_PROJECTS = """create function public.take_projects() returns trigger language plpgsql as $$
+begin
+  delete from public.projects where organization_id = old.organization_id;
+  return old;
+end $$;
+create trigger take_projects after delete on public.organization_members
+  for each row execute function public.take_projects();"""
+
+
+def _nested_cascade():
+    from pathlib import Path
+
+    import yaml
+
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.run import blueprint_migrations
+
+    text = (Path(__file__).parent / "fixtures/blueprints/nested-cascade.yaml").read_text()
+    bp = parse_blueprint(yaml.safe_load(text))
+    return bp, blueprint_migrations(bp)
+
+
+@pytest.mark.parametrize("first", ["n", "c"], ids=["set-null-first", "cascade-first"])
+def test_a_set_null_fired_before_a_nested_cascade_is_judged_as_a_deployed_database_would(db_url, first):
+    """The side row's key check fails only because the row is new in verify's transaction (a deployed database
+    does not check unchanged keys, and the cascade then deletes the row). verify reported both account-deletion
+    scenarios as "cannot be judged"; it now runs the case again with that key's check deferred to the end of the
+    statement, so the deletion goes through and loses nobody else's row, in either order of the triggers."""
+    bp, migrations = _nested_cascade()
+    report = verify(source="nested", migrations=[*migrations, fire_first(first)], blueprint=bp, database_url=db_url)
+    assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]
+
+
+def test_a_hole_in_the_nested_shape_is_a_leak_not_an_error(db_url):
+    """The same deletion, through a trigger that takes the organisation's projects with a departing member: the
+    retried case runs to its end and counts the lost rows (before, the key check refused the whole deletion and
+    the hole hid behind "cannot be judged"). A LEAK also proves the clean run's "denied" was the deletion going
+    through without loss, not a refusal."""
+    bp, migrations = _nested_cascade()
+    report = verify(source="nested", migrations=[*migrations, MEMBER_TAKES_PROJECTS], blueprint=bp,
+                    database_url=db_url)
+    verdicts = {f.attack: f.verdict for f in report.failures if f.attack in (NESTED, NESTED_SIDE)}
+    assert verdicts == {NESTED: "LEAK", NESTED_SIDE: "LEAK"}
+
+
 def test_platform_trigger_names_are_prefixed(clean):
     _, migrations = clean
     sql = "\n".join(migrations)
