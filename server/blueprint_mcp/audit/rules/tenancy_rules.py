@@ -13,6 +13,7 @@ from ..findings import Level
 from ..registry import rule
 from ..parser import parse
 from ..body import mentions_variables, values_set_once
+from ..role_sets import admitted_roles, one_role_per_member
 from ..tree import (boolean_args, called_functions, canonical, disjuncts, equated_columns, function_name, nodes,
                     replaced, statement_relations, strings)
 from .binding import from_relations, tied_to_row
@@ -414,13 +415,26 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     # Tests every way in holds (a wrapper: `member and (admin or owner)`) bind the taker as much as the owner.
     base = set.intersection(*({canonical(x) for x in c} for c in delete_terms))
     deleters = [{canonical(x) for x in c} - base for c in delete_terms if not any(_owner_test(x, col) for x in c)]
+    owners = [c for c in delete_terms if any(_owner_test(x, col) for x in c)]
     for p, c in _ways_in(client_policies(t, "update")):
         if any(_owner_test(x, col) for x in c):
             continue  # a way in for owners alone (a restrictive owner test is in every way)
         tests = {canonical(x) for x in c}
-        if not any(d <= tests for d in deleters):
+        if not any(d <= tests for d in deleters) and any(not _roles_exclude(s, c, o) for o in owners):
             return p, "delete"
     return None
+
+
+def _roles_exclude(s: Schema, updater: list, owner: list) -> bool:
+    """The update's way in admits roles the owner's way to delete does not, on the same organisation (`admin`
+    updates; exactly `member` deletes what they are assigned): whoever takes the row through that update cannot
+    delete it as its owner, as a member holds one role in an organisation. Only tests role_sets reads count."""
+    if not one_role_per_member(s):
+        return False
+    held = [found for x in updater if (found := admitted_roles(s, x)) is not None]
+    return any(column == other and not roles & others
+               for x in owner if (found := admitted_roles(s, x)) is not None
+               for column, roles in [found] for other, others in held)
 
 
 @rule("BP065", "owner_taken_by_updater", Level.WARN, ("SECURITY",),
@@ -432,7 +446,8 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
           "AND-ed with every permissive way in: `as restrictive for delete using (owner_id = auth.uid())` beside "
           "an admins' delete policy lets an admin delete only what they own, so an admin who may update any row "
           "takes it, then deletes it. A default (BP060) is no part of it: the column may be empty or filled by "
-          "the server.",
+          "the server. An update for roles the owner's way to delete does not admit gives nothing (admins "
+          "update; exactly members delete the rows assigned to them): a user holds one role in an organisation.",
       bad="create policy orgs_update on organizations for update to authenticated using (is_admin(id));\n"
           "create policy orgs_delete on organizations for delete to authenticated using (owner_id = auth.uid());",
       fix="Keep the column out of the clients' update grant (grant update (name, ...) on the other columns) or "
