@@ -15,7 +15,7 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
-from ..tree import canonical, const, function_name, nodes, nodes_in, strings
+from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, strings
 from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
@@ -905,3 +905,154 @@ def token_hook_claim_from_user_metadata(r, s: Schema):
                 yield r.finding(f"Access-token hook {f.qualified} copies the user's own metadata into the claim "
                                 f"'{claim}', which {reader} trusts.", f.qualified, location=f.location)
                 break
+
+
+_CLAIMS_SETTINGS = ("request.jwt.claims", "request.jwt.claim.role")
+
+
+def _unwrapped(node):
+    """The value inside casts and a one-column sub-select: `(select auth.role())::text` -> the call."""
+    while isinstance(node, dict) and len(node) == 1:
+        if "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+            continue
+        link = node.get("SubLink")
+        targets = ((link or {}).get("subselect") or {}).get("SelectStmt", {}).get("targetList") or [] \
+            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else []
+        select = (link or {}).get("subselect", {}).get("SelectStmt", {}) if targets else {}
+        if len(targets) != 1 or select.get("fromClause") or select.get("whereClause"):
+            return node
+        node = (targets[0].get("ResTarget") or {}).get("val")
+    return node
+
+
+def _request_role(node, definer: bool = False) -> bool:
+    """The role the request runs as, as PostgREST sets it: auth.role(), auth.jwt() ->> 'role', the claims'
+    'role' read from current_setting, current_user, current_role (not in a definer's body, where current_user is
+    the function's owner)."""
+    node = _unwrapped(node)
+    if not isinstance(node, dict):
+        return False
+    if (node.get("SQLValueFunction") or {}).get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE"):
+        return not definer
+    call = node.get("FuncCall")
+    if isinstance(call, dict):
+        name = function_name(call)
+        args = call.get("args") or []
+        return (name == "auth.role" and not args) or \
+            (name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) == "request.jwt.claim.role")
+    expr = node.get("A_Expr")
+    if not isinstance(expr, dict) or strings(expr.get("name")) != ["->>"] or const(expr.get("rexpr")) != "role":
+        return False
+    claims = _unwrapped(expr.get("lexpr"))
+    call = claims.get("FuncCall") if isinstance(claims, dict) else None
+    if not isinstance(call, dict):
+        return False
+    name, args = function_name(call), call.get("args") or []
+    return (name == "auth.jwt" and not args) or \
+        (name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) in _CLAIMS_SETTINGS)
+
+
+def _role_values(node, definer: bool = False) -> set[str] | None:
+    """The roles a value names when it is the request's role, or that role with a constant for a missing one
+    (`coalesce(auth.jwt() ->> 'role', 'authenticated')`): {None} stands for the request's role itself."""
+    node = _unwrapped(node)
+    if _request_role(node, definer):
+        return {None}
+    co = node.get("CoalesceExpr") if isinstance(node, dict) else None
+    if isinstance(co, dict):
+        parts = [_role_values(a, definer) if not isinstance(const(_unwrapped(a)), str) else {const(_unwrapped(a))}
+                 for a in co.get("args") or []]
+        return None if any(p is None for p in parts) or None not in set().union(*parts) else set().union(*parts)
+    return None
+
+
+def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer: bool = False) -> str | None:
+    """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: the
+    request's role compared with those roles (`auth.role() = 'authenticated'`, `coalesce(auth.jwt() ->> 'role',
+    'authenticated') = 'authenticated'`, `current_user in ('anon', 'authenticated')`), `auth.uid() is not null` for
+    signed-in callers, `true`, an OR with such a branch, or a call of an SQL helper whose body is one such
+    expression (`select p_org = any (...) or auth.role() = 'authenticated'`)."""
+    node = _unwrapped(node)
+    if not isinstance(node, dict) or depth > 4:
+        return None
+    if is_true(node):
+        return "true"
+    b = node.get("BoolExpr")
+    if isinstance(b, dict) and b.get("boolop") in ("OR_EXPR", "AND_EXPR"):
+        found = [_true_for(s, a, callers, depth, definer) for a in b.get("args") or []]
+        hits = [x for x in found if x]
+        return (hits[0] if hits else None) if b["boolop"] == "OR_EXPR" else \
+            (hits[0] if hits and len(hits) == len(found) else None)
+    e = node.get("A_Expr")
+    if isinstance(e, dict) and strings(e.get("name")) == ["="]:
+        sides = (e.get("lexpr"), e.get("rexpr"))
+        for a, other in (sides, sides[::-1]):
+            values = _role_values(a, definer)
+            if values is None:
+                continue
+            named = [const(_unwrapped(x)) for x in ((other.get("List") or {}).get("items") or [])] \
+                if e.get("kind") == "AEXPR_IN" and isinstance(other, dict) else \
+                [const(_unwrapped(other))] if e.get("kind") == "AEXPR_OP" else []
+            if named and all(isinstance(x, str) for x in named) and callers <= set(named) and \
+                    values - {None} <= set(named):
+                return "the request's role compared with " + ", ".join(f"'{x}'" for x in named)
+    t = node.get("NullTest")
+    if isinstance(t, dict) and t.get("nulltesttype") == "IS_NOT_NULL" and callers == {"authenticated"}:
+        inner = _unwrapped(t.get("arg"))
+        call = inner.get("FuncCall") if isinstance(inner, dict) else None
+        if isinstance(call, dict) and function_name(call) == "auth.uid" and not call.get("args"):
+            return "auth.uid() is not null"
+    call = node.get("FuncCall")
+    f = find_function(s, function_name(call)) if isinstance(call, dict) else None
+    if f is not None and f.language == "sql" and f._body is not None and len(f._body.trees) == 1:
+        statements = f._body.trees[0] if isinstance(f._body.trees[0], list) else [f._body.trees[0]]
+        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if len(statements) == 1 else None
+        targets = (select or {}).get("targetList") or []
+        if len(targets) == 1 and not select.get("fromClause") and not select.get("whereClause"):
+            found = _true_for(s, (targets[0].get("ResTarget") or {}).get("val"), callers, depth + 1,
+                              definer or f.security_definer)
+            if found:
+                return found + (f" (in {f.qualified})" if " (in " not in found else "")
+    return None
+
+
+@rule("BP079", "policy_true_for_every_caller", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy holds for every caller it applies to: a test of who is asking that everyone asking passes "
+              "(auth.role() = 'authenticated' on a policy for authenticated), in the policy or in a helper it calls.",
+      why="`to authenticated` already limits the policy to signed-in callers, so `auth.role() = 'authenticated'`, "
+          "`coalesce(auth.jwt() ->> 'role', 'authenticated') = 'authenticated'` or `auth.uid() is not null` is "
+          "true for each of them. OR-ed beside a membership check, it opens every organisation's rows to every "
+          "signed-in user, and the membership check decides nothing; hidden in a helper (`select p_org = any (...) "
+          "or auth.role() = 'authenticated'`) the policy itself looks tied to the row. `using (true)` on its own is "
+          "BP023's (a public read is often deliberate); this rule reads every other form, and every command on an "
+          "organisation's rows.",
+      bad="create function private.can_read(p_org uuid) returns boolean language sql stable security definer\n"
+          "set search_path = '' as $$ select p_org = any (array(select private.organization_ids_with_role("
+          "'viewer'))) or auth.role() = 'authenticated' $$;\n"
+          "create policy docs_select on docs for select to authenticated using ((select private.can_read("
+          "organization_id)));",
+      fix="Drop the branch: the policy's `to` clause says who may ask; the test must say which rows (membership "
+          "of the row's organisation). For staff who see everything, check a server-written fact (a staff table "
+          "only the service role writes, or app_metadata), not the request's role.")
+def policy_true_for_every_caller(r, s: Schema):
+    for t in s.tables:
+        if not t.rls_enabled:
+            continue
+        for p in t.policies:
+            if not (p.permissive and applies_to_clients(p)):
+                continue
+            roles = set(p.roles or ["public"])
+            callers = frozenset({"anon", "authenticated"} if roles & {"public"} else roles & {"anon", "authenticated"})
+            if not callers or (commands(p) == ("select",) and not _tenant_data(s, t)):
+                continue  # a public table's read for everyone is often the point
+            for clause, tree, _ in trees(p):
+                if is_true(tree):
+                    continue  # BP023's, or a deliberate public read
+                found = per_tree(("true for", callers), tree, lambda: _true_for(s, tree, callers))
+                if found:
+                    who = " and ".join(sorted(callers))
+                    yield r.finding(f"{policy_label(t, p)} holds in {clause.upper()} for every {who} caller: "
+                                    f"{found} is true for each of them, so it admits every row.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
