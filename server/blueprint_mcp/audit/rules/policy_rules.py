@@ -595,8 +595,11 @@ def role_ranks_reversed(r, s: Schema):
                                 "there: text compares by collation, not by the enum's rank ('viewer' > 'member' > "
                                 "'admin').", f"{t.qualified}.{col.name}", location=t.location)
             continue
-        where = _ordered_use(s, t, col.name, enum.name)
-        if where and ranks_reversed(enum.values):
+        reversed_enum = ranks_reversed(enum.values)
+        # Declared most trusted first, `m.role <= min_role` admits min_role and the roles more trusted: only a
+        # comparison that puts the member's role on the greater side (`>=`) is wrong (evasion round 7's note).
+        where = _ordered_use(s, t, col.name, enum.name, greater_only=reversed_enum)
+        if where and reversed_enum:
             yield r.finding(f"Enum {enum.schema_name}.{enum.name} lists {enum.values[0]!r} first, so it is the "
                             f"least value, and {where} compares roles by order: '{enum.values[-1]}' outranks "
                             f"'{enum.values[0]}' there.", f"{enum.schema_name}.{enum.name}",
@@ -611,14 +614,17 @@ def role_ranks_reversed(r, s: Schema):
 _TEXT_TYPE = re.compile(r"^(text|citext|varchar|character varying|char|character|bpchar)(\(\d+\))?$")
 
 
-def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = False) -> str | None:
+def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = False,
+                 greater_only: bool = False) -> str | None:
     """The first policy or function that compares `column` of the membership table `members` (or a value cast to
     `enum`) with <, <=, > or >=, in a statement that reads that table (or a policy on it); `as_text`: only where the
-    column is cast to a text type there."""
+    column is cast to a text type there; `greater_only`: only a comparison that may put the column on the greater
+    side (`m.role >= min_role`, `min_role < m.role`; one whose sides are both something else, too)."""
     for label, table, default_schema, tree, comparisons in _ordering_trees(s):
         # the comparisons first: far fewer trees compare the column than read the table
         if any((_as_text(side, column) if as_text else _names_role(side, column, enum))
-               for sides in comparisons for side in sides) and \
+               and not (greater_only and _role_not_greater(lhs, rhs, how, column, enum))
+               for lhs, rhs, how in comparisons for side in (lhs, rhs)) and \
                 (table is members or members.qualified in relation_names(tree, default_schema)):
             return label
     return None
@@ -661,21 +667,54 @@ _BETWEEN = ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_NO
 
 
 def _ordered_sides(e: dict) -> list[tuple]:
-    """The sides an expression orders: `a < b` (<, <=, >, >=); `a between x and y` (a with each bound); and
-    `a = any (enum_range(x, y))` (a with each bound): an enum's range follows its declaration order as `>=` does
-    (evasion round 6: `m.role = any (enum_range(min_role, null))` with 'guest' appended ranked guests above
-    owners)."""
+    """(left, right, how) of each ordering an expression makes, `how` the operator read left to right (None where a
+    range stands for it): `a < b` (<, <=, >, >=); `a between x and y` (a with each bound); and `a = any
+    (enum_range(x, y))` (a >= x and a <= y): an enum's range follows its declaration order as `>=` does (evasion
+    round 6: `m.role = any (enum_range(min_role, null))` with 'guest' appended ranked guests above owners)."""
     kind, name = e.get("kind"), strings(e.get("name"))[-1:]
     if kind == "AEXPR_OP" and name and name[0] in _ORDERING:
-        return [(e.get("lexpr"), e.get("rexpr"))]
+        return [(e.get("lexpr"), e.get("rexpr"), name[0])]
     if kind in _BETWEEN:
-        return [(e.get("lexpr"), bound) for bound in ((e.get("rexpr") or {}).get("List") or {}).get("items") or []]
+        bounds = ((e.get("rexpr") or {}).get("List") or {}).get("items") or []
+        return [(e.get("lexpr"), bound, None) for bound in bounds]
     call = (e.get("rexpr") or {}).get("FuncCall") if isinstance(e.get("rexpr"), dict) else None
     # enum_range(a, b) ranks; enum_range(null::t), one argument, is every value: an IN list, no order
     if kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL") and call and function_name(call).split(".")[-1] == "enum_range" \
             and len(call.get("args") or []) == 2:
-        return [(e.get("lexpr"), arg) for arg in call.get("args") or []]
+        low, high = call["args"]
+        return [(e.get("lexpr"), bound, how) for bound, how in ((low, ">="), (high, "<=")) if not _is_null(bound)]
     return []
+
+
+def _is_null(node) -> bool:
+    """NULL, cast or not (`enum_range(null, min_role)`: no lower bound)."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    return isinstance(node, dict) and "A_Const" in node and node["A_Const"].get("isnull") is True
+
+
+def _role_not_greater(lhs, rhs, how: str | None, column: str, enum: str) -> bool:
+    """The comparison keeps the membership's role column on the lesser side (`m.role <= min_role`, `min_role >=
+    m.role`): right for an enum declared most trusted first. False when it cannot tell (no operator, or the column
+    on neither side or on both)."""
+    left, right = _is_role_column(lhs, column, enum), _is_role_column(rhs, column, enum)
+    if how is None or left == right:
+        return False
+    return how in ("<", "<=") if left else how in (">", ">=")
+
+
+def _is_role_column(side, column: str, enum: str) -> bool:
+    """The member's role itself, or its rank (array_position(enum_range(...), m.role)), casts aside."""
+    while isinstance(side, dict) and "TypeCast" in side:
+        side = side["TypeCast"].get("arg")
+    if not isinstance(side, dict):
+        return False
+    if "ColumnRef" in side:
+        return (strings(side["ColumnRef"].get("fields")) or [""])[-1] == column
+    call = side.get("FuncCall")
+    args = call.get("args") or [] if isinstance(call, dict) else []
+    return isinstance(call, dict) and function_name(call).split(".")[-1] == "array_position" and len(args) == 2 \
+        and _is_role_column(args[1], column, enum)
 
 
 def _names_role(side, column: str, enum: str) -> bool:
