@@ -418,3 +418,26 @@ def test_a_role_check_run_on_every_update_is_caught_once_the_named_member_is_dem
                                    "then\n    return new;\n  end if;\n", "")], "")
     report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
     assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]
+
+
+def test_a_role_only_the_primary_owner_holds_is_demoted_through_a_stand_in(db_url):
+    """member_roles: [owner] with no co-owner in verify's world: the demotion case was skipped without a word. A
+    member named and then demoted as the table owner leaves the same state as a demoted owner would, so the case
+    now runs on them, and the trigger checking the role on every update is reported blocked."""
+    from pathlib import Path
+
+    import yaml
+
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.run import blueprint_migrations
+
+    text = (Path(__file__).parent / "fixtures/blueprints/owner-approver.yaml").read_text()
+    bp = parse_blueprint(yaml.safe_load(text))
+    migrations = blueprint_migrations(bp)
+    scenario = "owner edits a reviews row naming admin after admin is made viewer"
+    clean = verify(source="owner-approver", migrations=migrations, blueprint=bp, database_url=db_url)
+    assert clean.ok and scenario in {a.attack for a in clean.attacks}
+    holed = reopened(migrations, [("  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid "
+                                   "then\n    return new;\n  end if;\n", "")], "")
+    report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
+    assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]

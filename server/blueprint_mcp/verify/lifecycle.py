@@ -107,8 +107,14 @@ def _demoted_but_named(bp: Blueprint, schema: Schema, w: World, oracle, case) ->
                        and a.memberships.get("org1") in f.member_roles]
             found = next(((r, a, "") for r in rows for a in holders
                           if r.values.get(f.name) == literal(a.user_id)), None)
-            if found is None and f.nullable and rows and holders:
-                row, named = rows[0], holders[0]
+            # Named as the table owner, then demoted: the state is the same whoever it was before (replica mode
+            # checks nothing), so a member of another role stands in where only the primary owner holds these
+            # roles (member_roles: [owner]), and a required column is renamed where no key makes it unique.
+            members = holders or [a for a in w.actors.values() if a.user_id and a.name != w.owners["org1"]
+                                  and a.memberships.get("org1")]
+            unique = f.unique or any(f.name in k for k in e.unique_together)
+            if found is None and (f.nullable or not unique) and rows and members:
+                row, named = rows[0], members[0]
                 found = (Row(row.table, row.org, row.author, row.key, row.purpose,
                              values={**row.values, f.name: literal(named.user_id)}), named,
                          f" update {qname('public', e.name)} set {ident(f.name)} = {literal(named.user_id)} "
