@@ -1662,6 +1662,23 @@ def test_a_pii_field_named_like_another_entitys_event_property_is_its_own_proble
         "name, and the events of projects carry one."]
 
 
+def test_a_takeover_message_counts_parents_read_through_visible_as_seen():
+    """Members read every project through `visible` over its required board (every board is theirs to read):
+    the takeover's reason is the row with no project, not parents hidden by the select grants (review: the message
+    read only the grants without a condition)."""
+    boards = {"name": "boards", "access": {"select": "member", "update": "admin", "delete": "admin"}}
+    projects = {"name": "projects", "fields": [{"name": "board_id", "type": "reference", "references": "boards",
+                                                "nullable": False}],
+                "access": {"select": [{"min_role": "member", "visible": "board_id"}], "update": "member",
+                           "delete": "admin"}}
+    tasks = {"name": "tasks", "fields": [{"name": "project_id", "type": "reference", "references": "projects"}],
+             "access": {"update": "member", "delete": [{"min_role": "member", "under": "project_id"}]}}
+    assert rejected(blueprint(boards, projects, tasks)) == [
+        "entities[2].access.delete[0].under: owner or admin or member may update rows of tasks and move them under a "
+        "parent they may update (project_id), then delete them there (they update every projects row, but a row "
+        "with no project_id is under none of theirs): the condition would not hold."]
+
+
 def test_fixtures_name_spare_users_where_a_key_wants_one_row_per_user(url):
     """Random-seed fuzz (present at 6ffcc22): a global entity whose rows each name a distinct user (a unique
     required reference to auth.users), and a tenant entity whose every row needs one of its own: the world ran out

@@ -555,8 +555,9 @@ def _unseen_parents(bp: Blueprint, e: Entity, col: str, roles: set[str]) -> str:
     roles &= _every_row_roles(bp, parent, "update")
     if not roles:
         return ""
-    hidden = [why for why, out in (("those its select grants hide from them",
-                                    roles - _every_row_roles(bp, parent, "select")),
+    # A role reading every row through `visible` sees every parent (review: it was told its grants hid some).
+    readers = _every_row_roles(bp, parent, "select") | _visible_everywhere(bp, parent, "select")
+    hidden = [why for why, out in (("those its select grants hide from them", roles - readers),
                                    ("archived ones", roles - _reach_every_row(bp, parent, "update")
                                     if parent.soft_delete else set())) if out]
     if hidden:
@@ -609,16 +610,10 @@ def _reach_every_row(bp: Blueprint, e: Entity | None, command: str) -> set[str]:
 
 
 def _reach(bp: Blueprint, e: Entity, command: str) -> frozenset[str]:
-    from .meaning import command_grants, restore_grants
+    from .meaning import restore_grants
     if command == "delete" and e.soft_delete:
         return frozenset()
-    rows = _every_row_roles(bp, e, command)
-    # `visible` over a required reference: every row, for who reads every parent (red team 12)
-    for g in command_grants(bp, e, command):
-        f = e.field(g.visible) if g.visible else None
-        if f is not None and not f.nullable:
-            rows |= _unconditional_roles(bp, [g], but="visible") & _reach_every_row(bp, bp.entity(f.references),
-                                                                                    "select")
+    rows = _every_row_roles(bp, e, command) | _visible_everywhere(bp, e, command)
     if command != "select":
         rows &= _reach_every_row(bp, e, "select")
     archived = e if e.soft_delete else bp.entity(e.private_of) if e.private_of else None
@@ -627,6 +622,19 @@ def _reach(bp: Blueprint, e: Entity, command: str) -> frozenset[str]:
     if e.private_of and command == "select":  # personal data is read with its row (red team 12)
         rows &= _reach_every_row(bp, bp.entity(e.private_of), "select")
     return frozenset(rows)
+
+
+def _visible_everywhere(bp: Blueprint, e: Entity, command: str) -> set[str]:
+    """The roles a `visible` grant over a required reference gives every row of `e`: those that read every parent
+    row (red team 12)."""
+    from .meaning import command_grants
+    rows: set[str] = set()
+    for g in command_grants(bp, e, command):
+        f = e.field(g.visible) if g.visible else None
+        if f is not None and not f.nullable:
+            rows |= _unconditional_roles(bp, [g], but="visible") & _reach_every_row(bp, bp.entity(f.references),
+                                                                                    "select")
+    return rows
 
 
 def _deletes_for_good(bp: Blueprint) -> dict[str, set[str]]:
