@@ -19,8 +19,8 @@ import pgparse
 
 from .platform import mentions_user_metadata
 from ..sql.ident import ident
-from .tree import (Node, boolean_args, called_functions, const, dotted, nodes, procedure_calls_typed, replaced,
-                   strings)
+from .tree import (Node, boolean_args, called_functions, const, dotted, nodes, procedure_calls_typed, qualified,
+                   replaced, strings)
 
 WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt")  # statements that write a relation
 _ASSIGN = re.compile(r":=|=")
@@ -87,10 +87,6 @@ USER_METADATA = ("raw_user_meta_data", "user_metadata")
 _MISSING = object()
 
 
-def _qualified(rv: dict, default_schema: str) -> str:
-    return f"{rv.get('schemaname') or default_schema}.{rv.get('relname', '')}"
-
-
 def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> None:
     """new.<column> compared with old.<column>, either way round; with `calls`, in a test whose branch calls those
     functions (a guard if one of them raises: the schema tells, BodyFacts.compares_via)."""
@@ -116,7 +112,7 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
     procedures = False
     for kind, body in typed:
         if kind == "RangeVar":
-            facts.reads.add(_qualified(body, default_schema))
+            facts.reads.add(qualified(body, default_schema))
         elif kind == "FuncCall":
             facts.calls.add(dotted(body.get("funcname")))
         elif kind == "CallStmt" and isinstance(body.get("funccall"), dict):
@@ -124,7 +120,7 @@ def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:
             procedures = True
         # A write's target is a bare RangeVar field, so `relations` (typed nodes only) never counts it as read.
         elif kind in WRITES and isinstance(body.get("relation"), dict):
-            target = _qualified(body["relation"], default_schema)
+            target = qualified(body["relation"], default_schema)
             facts.writes.add(target)
             writes.append((target, body))
     facts.trees.append(procedure_calls_typed(tree) if procedures else tree)
@@ -366,7 +362,7 @@ def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
     for tree in facts.trees:
         for kind, body in nodes(tree):
             if kind in WRITES and isinstance(body.get("relation"), dict) and mentions_variables(body, tainted):
-                facts.metadata_writes.add(_qualified(body["relation"], default_schema))
+                facts.metadata_writes.add(qualified(body["relation"], default_schema))
 
 
 def names_metadata(tree: Any) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .pins import CALLER, CALLERS_SET, filters_of, names_the_caller, pinned, unwrap
-from .tree import function_name, nodes, strings
+from .tree import function_name, nodes, qualified, strings
 
 # The columns of schema.table, None = not known.
 ColumnsOf = Callable[[str], "set[str] | None"]
@@ -91,7 +91,7 @@ class _Body:
                 for rv in [body.get("relation") or {}] + [(item or {}).get("RangeVar") or {} for item in
                                                           (body.get("fromClause") or body.get("usingClause") or [])]:
                     if rv.get("relname"):
-                        rel = f"{rv.get('schemaname') or self.default_schema}.{rv['relname']}"
+                        rel = qualified(rv, self.default_schema)
                         alias = (rv.get("alias") or {}).get("aliasname") or rv["relname"]
                         scope.relations.append((alias, rel, self.columns_of(rel)))
                 stack += [(v, scopes + (scope,), judged, given) for k, v in body.items()
@@ -111,7 +111,7 @@ class _Body:
             item = items.pop()
             kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else ("", {})
             if kind == "RangeVar":
-                rel = f"{body.get('schemaname') or self.default_schema}.{body.get('relname', '')}"
+                rel = qualified(body, self.default_schema)
                 alias = (body.get("alias") or {}).get("aliasname") or body.get("relname", "")
                 scope.relations.append((alias, rel, self.columns_of(rel)))
             elif kind == "JoinExpr":

@@ -196,6 +196,11 @@ def dotted(items: list[Any] | None) -> str:
     return ".".join(parts)
 
 
+def qualified(rv: Node, default_schema: str) -> str:
+    """schema.table of a RangeVar, in `default_schema` where the SQL names none."""
+    return f"{rv.get('schemaname') or default_schema}.{rv.get('relname', '')}"
+
+
 def function_name(call: Node) -> str:
     return dotted(call.get("funcname"))
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
-from ..tree import Node, function_name, strings
+from ..tree import Node, function_name, qualified, strings
 from .common import names_the_caller, outside_subqueries
 
 _SCOPE_NODES = ("RangeSubselect", "RangeFunction", "RangeTableSample")
@@ -166,7 +166,7 @@ def pins_caller(s: Schema, select: Node, default_schema: str, members: set[str])
     scope = _Scope(s, select, default_schema)
     aliases = {(body.get("alias") or {}).get("aliasname") or body.get("relname", "")
                for kind, body in _from_items(select) if kind == "RangeVar"
-               and f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}" in members}
+               and qualified(body, default_schema) in members}
 
     def classify(operand: Any) -> Any:
         operand = unwrap(operand)
@@ -199,7 +199,7 @@ def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
 
 def from_relations(select: Node, default_schema: str) -> list[str]:
     """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
-    return [f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+    return [qualified(body, default_schema)
             for kind, body in _from_items(select) if kind == "RangeVar"]
 
 

@@ -18,7 +18,7 @@ from ..callers import BodyReading, CallerFacts, caller_facts
 from ..parser import parse
 from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, indexed, leading, nodes, strings
+from ..tree import Node, function_name, indexed, leading, nodes, qualified, strings
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -265,7 +265,7 @@ def _membership_reads(s: Schema) -> set[str]:
 
 def _reads_of(s: Schema, tree: Any, default_schema: str) -> tuple[Counter, list[tuple[set[str], str]], set[str]]:
     """(how often the tree reads each schema.table, its `_parent_lookups`, what the functions it calls read)."""
-    read = Counter(f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+    read = Counter(qualified(body, default_schema)
                    for kind, body, _ in _index(tree) if kind == "RangeVar")
     views = _once("views", s, lambda: {f"{v.schema_name}.{v.name}": v for v in s.views})
     # what a view it reads reads (the caller's memberships), as what a function it calls reads
@@ -294,7 +294,7 @@ def _parent_lookups(tree: Any, default_schema: str) -> list[tuple[set[str], str]
         tables = {b[0] for a, b in (sides, sides[::-1])
                   if len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2}
         if tables:
-            out.append((tables, f"{rel.get('schemaname') or default_schema}.{rel.get('relname', '')}"))
+            out.append((tables, qualified(rel, default_schema)))
     return out
 
 
@@ -445,7 +445,7 @@ def outside_subqueries(tree: Any) -> list[tuple[str, Node]]:
 def relation_names(tree: Any, default_schema: str = "public") -> frozenset[str]:
     """schema.table of every relation a tree reads directly (sub-queries included, function bodies not)."""
     return _once(("relations", default_schema), tree, lambda: frozenset(
-        f"{body.get('schemaname') or default_schema}.{body.get('relname', '')}"
+        qualified(body, default_schema)
         for kind, body, _ in _index(tree) if kind == "RangeVar"))
 
 

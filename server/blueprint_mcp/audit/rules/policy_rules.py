@@ -15,7 +15,7 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
-from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, strings
+from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
@@ -370,7 +370,7 @@ def _chosen_at_signup(s: Schema) -> dict[str, tuple[str, set[str]]]:
                 if kind != "InsertStmt" or not isinstance(body.get("relation"), dict):
                     continue
                 rv = body["relation"]
-                table = f"{rv.get('schemaname') or reading.default_schema}.{rv.get('relname', '')}"
+                table = qualified(rv, reading.default_schema)
                 cols = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
                 for row in ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []:
                     items = (row.get("List") or {}).get("items") or []

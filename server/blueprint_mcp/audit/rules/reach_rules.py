@@ -19,7 +19,8 @@ from ..platform import managed
 from ..body import mentions_variables
 from ..pins import unwrap
 from ..registry import rule
-from ..tree import boolean_args, equated_columns, function_name, nodes, statement_relations, strings
+from ..tree import (boolean_args, equated_columns, function_name, nodes, qualified, statement_relations,
+                    strings)
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
@@ -365,7 +366,7 @@ def _role_inputs(reading, members: dict[str, str]) -> list[tuple[str, str]]:
             if kind not in ("InsertStmt", "UpdateStmt"):
                 continue
             rv = body.get("relation") or {}
-            rel = f"{rv.get('schemaname') or reading.default_schema}.{rv.get('relname', '')}"
+            rel = qualified(rv, reading.default_schema)
             role = members.get(rel)
             if role is None:
                 continue
