@@ -303,15 +303,23 @@ def rule_writes_past_rls(r, s: Schema):
 
 
 def _made_relation(kind: str, n: dict) -> dict:
-    """The relation a statement creates: CREATE TABLE, CREATE TABLE ... AS and CREATE MATERIALIZED VIEW ... AS,
-    SELECT ... INTO (evasion round 6: a snapshot made with CREATE TABLE AS went unread); {} for anything else."""
+    """The table a statement creates: CREATE TABLE, CREATE TABLE ... AS, SELECT ... INTO (evasion round 6: a
+    snapshot made with CREATE TABLE AS went unread); {} for anything else (a materialized view: _made_matview)."""
     if kind == "CreateStmt":
         return n.get("relation") or {}
-    if kind == "CreateTableAsStmt":
+    if kind == "CreateTableAsStmt" and n.get("objtype") != "OBJECT_MATVIEW":
         return (n.get("into") or {}).get("rel") or {}
     if kind == "SelectStmt":
         return (n.get("intoClause") or {}).get("rel") or {}
     return {}
+
+
+def _made_matview(kind: str, n: dict) -> dict:
+    """The materialized view a CREATE MATERIALIZED VIEW ... AS makes: it has no row level security to enable, so
+    only taking the API roles' privileges away keeps it out of the API (review: enabling RLS on the tables the same
+    function made counted for it too)."""
+    return (n.get("into") or {}).get("rel") or {} if kind == "CreateTableAsStmt" and \
+        n.get("objtype") == "OBJECT_MATVIEW" else {}
 
 
 def _owners_view(kind: str, n: dict) -> dict:
@@ -346,12 +354,16 @@ def _views_guarded(shapes) -> bool:
                         or [])
                     for c in n.get("cmds") or []):
                 return True
-            if kind == "GrantStmt" and not n.get("is_grant") and any(
-                    (o.get("RangeVar") or {}).get("relname") == DYNAMIC_NAME for o in n.get("objects") or []) and \
-                    {"anon", "authenticated"} <= {(g.get("RoleSpec") or {}).get("rolename")
-                                                 for g in n.get("grantees") or []}:
-                return True  # (not PUBLIC: Supabase's default privileges grant the API roles by name)
-    return False
+    return _api_roles_revoked(shapes)
+
+
+def _api_roles_revoked(shapes) -> bool:
+    """Whether the function takes the API roles' privileges away from a relation it names at run time (`revoke all
+    on public.%I from anon, authenticated`; not PUBLIC: Supabase's default privileges grant the API roles by name)."""
+    return any(kind == "GrantStmt" and not n.get("is_grant") and any(
+                   (o.get("RangeVar") or {}).get("relname") == DYNAMIC_NAME for o in n.get("objects") or []) and
+               {"anon", "authenticated"} <= {(g.get("RoleSpec") or {}).get("rolename") for g in n.get("grantees") or []}
+               for stmt in shapes for kind, n in (stmt or {}).items())
 
 
 def _clients_may(s: Schema, t, command: str) -> bool:
@@ -372,13 +384,14 @@ def _clients_may(s: Schema, t, command: str) -> bool:
           "for the platform's lint or the audit to read. A view made the same way (`execute format('create view "
           "public.%I as select * from public.projects where organization_id = %L', ...)`) runs with its owner's "
           "rights unless made `with (security_invoker = true)`: the API serves it to anon and authenticated, past "
-          "the policies of the tables it reads.",
+          "the policies of the tables it reads. A materialized view has no row level security at all.",
       bad="execute format('create table if not exists public.%I partition of public.activity_log for values from (%L) "
           "to (%L)', 'activity_log_' || to_char(v_from, 'YYYY_MM'), v_from, v_to);",
       fix="Create the tables in a schema the API does not serve (`create table private.%I partition of "
           "public.activity_log ...`: reads through the parent keep its policies), or run `alter table public.%I enable "
           "row level security` (and revoke the API roles) in the same function; make views `with (security_invoker "
-          "= true)`.")
+          "= true)`; revoke the API roles' privileges on a materialized view (`revoke all on public.%I from anon, "
+          "authenticated`).")
 def table_made_at_run_time_in_api_schema(r, s: Schema):
     for f in s.functions:
         reading = f._body
@@ -395,6 +408,7 @@ def table_made_at_run_time_in_api_schema(r, s: Schema):
                       for stmt in shapes for kind, n in (stmt or {}).items())
         if views and _views_guarded(shapes):
             views = []
+        matviews = _made_at_run_time(s, shapes, _made_matview, home) if not _api_roles_revoked(shapes) else []
         if tables and not guarded:
             schema = tables[0].get("schemaname") or home
             yield r.finding(f"Function {f.qualified} creates tables in {schema} whose names it makes at run time, "
@@ -406,3 +420,8 @@ def table_made_at_run_time_in_api_schema(r, s: Schema):
                             "running with their owner's rights (no security_invoker): each is served by the API "
                             "with the default privileges of new relations, past the row level security of the "
                             "tables it reads.", f.qualified, location=f.location)
+        elif matviews:
+            schema = matviews[0].get("schemaname") or home
+            yield r.finding(f"Function {f.qualified} creates materialized views in {schema} whose names it makes at "
+                            "run time: a materialized view has no row level security, and each is served by the API "
+                            "with the default privileges of new relations.", f.qualified, location=f.location)
