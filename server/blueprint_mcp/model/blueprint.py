@@ -835,7 +835,7 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
     if e.scope is Scope.user:
         return [(path, "scope 'user' already limits every command to the row's author.",
                  "use scope organization with grants that say own: true, or a role name")]
-    everyone = any(g.public and g.where is None for g in grants)
+    everyone = any(g.public and g.where is None and g.visible is None for g in grants)
     if e.is_tenant and grants and not everyone and not any(g.is_member_grant for g in grants):
         out.append((path, "no grant names members: the organisation's own members would be left out (and a "
                     "policy that never checks membership is what the audit warns about).",

@@ -281,7 +281,9 @@ def grant_policies(bp: Blueprint, e: Entity, table: Table) -> list[Policy]:
         pred = command_pred(bp, e, command)
         if command is Command.select:
             public = [g for g in grants if g.public]
-            every = any(g.where is None for g in public)
+            # every row: a public grant with no condition (`visible` is one: rows whose parent the caller
+            # reads, red team 15: read as none, it gave anon every comment of every draft)
+            every = any(g.where is None and g.visible is None for g in public)
             if every and (live is None or live == LIVE):
                 # Every (live) row is public and no signed-in restorer sees more: one policy for anon and
                 # signed-in callers alike (a signed-in-only copy would read as a missing membership check).
