@@ -226,3 +226,44 @@ def test_no_index_is_added_or_extended_for_a_read_rule_without_a_query_pattern()
     """Only an index the blueprint asked for is widened: the tenant-safe key (organization_id, member_id) that
     foreign keys point at is left as it is, and no new index adds to every write."""
     assert _docs_indexes(query_patterns=[]) == [["created_by"], ["reviewer"], ["organization_id", "member_id"]]
+
+
+INJECTED = ("; grant select, insert, update, delete on table public.deals to anon; create policy deals_anon_all on "
+            "public.deals for all to anon using (true) with check (true); --")
+
+
+def test_a_value_holding_dollar_quotes_stays_inside_its_function_body(make_db):
+    """Red team 15: a soft-deleted entity's restore function restates its select grants, `where` values included,
+    in a body quoted with $$; a value '$$' ended the body there. The migration failed to parse, and psql without
+    ON_ERROR_STOP ran the rest of the value as statements (anon got every privilege on the table and a policy
+    opening it). Bodies now take a dollar tag they do not contain: the migrations apply, the values stay values."""
+    from blueprint_mcp.audit.parser import parse
+    from blueprint_mcp.model import parse_blueprint
+
+    where = {"column": "price_tier", "in": ["$$", INJECTED]}
+    grants = [{"min_role": "admin"}, {"min_role": "member", "where": where}]
+    bp = parse_blueprint({"app": {"name": "Eats", "slug": "eats"}, "tenancy": {"personal_workspaces": False},
+                          "entities": [{"name": "deals", "scope": "organization", "soft_delete": True, "fields": [
+                              {"name": "price_tier", "type": "text", "nullable": False, "default": "$"}],
+                              "access": {c: grants for c in ("select", "insert", "update", "delete")}}]})
+    conn = make_db()
+    files = migrate(conn, bp)
+    statements = [next(iter(s["stmt"])) for text in files.values() for s in parse(text)]
+    assert "GrantStmt" in statements and "CreatePolicyStmt" in statements  # the reading sees statements at all
+    grants = [g["GrantStmt"] for text in files.values() for s in parse(text) for g in [s["stmt"]] if "GrantStmt" in g]
+    assert [g for g in grants if g.get("is_grant") and "'deals'" in str(g.get("objects"))
+            and "'anon'" in str(g.get("grantees"))] == []
+    assert "deals_anon_all" not in {s["stmt"]["CreatePolicyStmt"]["policy_name"] for text in files.values()
+                                    for s in parse(text) if "CreatePolicyStmt" in s["stmt"]}
+    assert "as $fn$" in files[next(p for p in files if p.endswith("_triggers.sql"))]
+    assert conn.execute("select count(*) from pg_policies where policyname = 'deals_anon_all'").fetchone() == (0,)
+    assert conn.execute("select count(*) from information_schema.role_table_grants where grantee = 'anon' "
+                        "and table_name = 'deals'").fetchone() == (0,)
+
+
+def test_dollar_quoted_takes_a_tag_its_body_does_not_hold():
+    from blueprint_mcp.sql.ident import dollar_quoted
+
+    assert dollar_quoted("select 1") == "$$\nselect 1\n$$"
+    assert dollar_quoted("select '$$'") == "$fn$\nselect '$$'\n$fn$"
+    assert dollar_quoted("select '$$', '$fn$'") == "$fn1$\nselect '$$', '$fn$'\n$fn1$"

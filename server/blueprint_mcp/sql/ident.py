@@ -53,3 +53,13 @@ def column_list(columns: list[str] | tuple[str, ...]) -> str:
 
 
 __all__ = ["MAX_IDENT_BYTES", "column_list", "ident", "literal", "object_name", "qname"]
+
+
+def dollar_quoted(body: str) -> str:
+    """`body` between dollar quotes whose tag it does not contain: `$$` as a rule, `$fn$`, `$fn1$`... where a value
+    the user wrote (a `where` value of '$$' in a restore function's restated policy) holds `$$` (red team 15: the
+    quote ended there, the migration broke, and with psql going on past errors the rest ran as statements)."""
+    tag, n = "$$", 0
+    while tag in body:
+        tag, n = f"$fn{n or ''}$", n + 1
+    return f"{tag}\n{body}\n{tag}"

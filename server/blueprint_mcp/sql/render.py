@@ -7,7 +7,7 @@ from ..model.schema import (
 )
 from ..model.blueprint import ROLE_TYPE
 from ..model.tenant_keys import READ_ONLY_ROLE_NAMES, rank_inversion
-from .ident import column_list, ident, literal, qname
+from .ident import column_list, dollar_quoted, ident, literal, qname
 
 API_ROLES = "anon, authenticated"
 # pg_graphql's introspection shows each role every relation it may select, even behind RLS; an app that
@@ -139,7 +139,7 @@ def function_sql(f: Function) -> str:
         head.append("security definer")
     if f.search_path is not None:
         head.append(f"set search_path = {literal(f.search_path)}")
-    out = "\n".join(head) + f"\nas $$\n{f.body}\n$$;"
+    out = "\n".join(head) + f"\nas {dollar_quoted(f.body)};"
     sig = f"{target}({f.arg_types})"
     if f.comment:
         out += f"\ncomment on function {sig} is {literal(f.comment)};"
@@ -181,11 +181,12 @@ def view_sql(v: View) -> str:
 def cron_sql(job: CronJob) -> str:
     # Static SQL in a guarded block: `supabase db reset` and verify run it without pg_cron (a no-op), and
     # verify's guard can read every statement. cron.schedule with a known job name replaces that job.
+    block = ("begin\n"
+             "  if exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then\n"
+             f"    perform cron.schedule({literal(job.name)}, {literal(job.schedule)}, {literal(job.command)});\n"
+             "  end if;\nend")
     return ("-- Supabase Cron: scheduled where pg_cron is installed; after enabling it later, run this block again.\n"
-            "do $$\nbegin\n"
-            "  if exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then\n"
-            f"    perform cron.schedule({literal(job.name)}, {literal(job.schedule)}, {literal(job.command)});\n"
-            "  end if;\nend\n$$;")
+            f"do {dollar_quoted(block)};")
 
 
 def _header(title: str, slug: str) -> str:
