@@ -127,7 +127,17 @@ class _Body:
         inner = scopes + (scope,)
         classify = lambda op: self._classify(op, inner)  # noqa: E731
         keys = pinned(filters_of(select), classify, given)
-        sets = pinned(filters_of(select), classify, anchor=CALLERS_SET)
+        # A relation pinned to the caller (m1.user_id = auth.uid()) makes its other columns values the caller
+        # decides: a column equated with one (m2.organization_id = m1.organization_id) is kept to the caller's set,
+        # as `in (select organization_id ... where user_id = auth.uid())` keeps it (evasion round 8: co-members
+        # through a self-join were read as everyone's memberships).
+        mine_rows = {k[:2] for k in keys if isinstance(k, tuple) and len(k) == 3}
+
+        def caller_decides(op: Any) -> Any:
+            k = classify(op)
+            return CALLERS_SET if isinstance(k, tuple) and len(k) == 3 and k[:2] in mine_rows and k not in keys \
+                else k
+        sets = pinned(filters_of(select), caller_decides if mine_rows else classify, anchor=CALLERS_SET)
         if judged and not _aggregates_only(select):
             for alias, rel, _ in scope.relations:
                 if rel:
