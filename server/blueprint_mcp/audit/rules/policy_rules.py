@@ -200,13 +200,15 @@ _READ_ONLY = frozenset(READ_ONLY_ROLE_NAMES)
 
 def _admitted_read_only_roles(tree) -> list[str]:
     """Read-only role names (viewer...) a clause names as string constants, outside a negation (`role <> 'viewer'`,
-    `not in`, NOT): `private.organization_ids_with_role('viewer')`, `m.role in ('member', 'viewer')`."""
+    `not in`, NOT): `private.organization_ids_with_role('viewer')`, `m.role in ('member', 'viewer')` in a
+    sub-query. A comparison with a column of the policy's own row, outside sub-queries, is about the row written
+    (an invitation's `role in ('viewer', 'member')`: evasion round 8), not the caller."""
     out: list[str] = []
-    stack: list[tuple[object, bool]] = [(tree, False)]
+    stack: list[tuple[object, bool, bool]] = [(tree, False, False)]
     while stack:
-        value, negated = stack.pop()
+        value, negated, nested = stack.pop()
         if isinstance(value, list):
-            stack += [(v, negated) for v in value]
+            stack += [(v, negated, nested) for v in value]
             continue
         if not isinstance(value, dict):
             continue
@@ -217,12 +219,23 @@ def _admitted_read_only_roles(tree) -> list[str]:
             continue
         expr = value.get("A_Expr") if len(value) == 1 else None
         bool_expr = value.get("BoolExpr") if len(value) == 1 else None
+        if isinstance(expr, dict) and not nested and any(
+                isinstance(x, dict) and "ColumnRef" in x and _constants_only(y)
+                for x, y in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr")))):
+            continue  # the row's own column (`role in ('viewer', 'member')` on invitations): what is written
         if isinstance(expr, dict) and strings(expr.get("name")) in (["<>"], ["!="]):
             negated = not negated
         elif isinstance(bool_expr, dict) and bool_expr.get("boolop") == "NOT_EXPR":
             negated = not negated
-        stack += [(v, negated) for v in value.values() if isinstance(v, dict | list)]
+        nested = nested or (len(value) == 1 and "SubLink" in value)
+        stack += [(v, negated, nested) for v in value.values() if isinstance(v, dict | list)]
     return out
+
+
+def _constants_only(node) -> bool:
+    """Constants alone: 'viewer', ('viewer', 'member'), array['viewer'], casts aside (no call, no sub-query)."""
+    return bool(node) and all(kind in ("A_Const", "List", "A_ArrayExpr", "TypeCast", "TypeName", "String", "Integer")
+                              for kind, _ in nodes(node))
 
 
 @rule("BP059", "read_only_role_writes", Level.WARN, ("SECURITY", "TENANCY"),
