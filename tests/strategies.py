@@ -402,7 +402,8 @@ def _settle_assignees(bp: dict) -> None:
             return
         except InvalidBlueprint as exc:
             paths = [path for path, why, _ in exc.problems if why.endswith("the condition would not hold.")]
-            pins = [path for path, why, _ in exc.problems if "' restricts: " in why]
+            # ('e.f' restricts: ..., or 'e.f' (personal data, kept in e_private) restricts: ...)
+            pins = [path for path, why, _ in exc.problems if why.startswith("'") and " restricts: " in why]
             if not paths and not pins:
                 return  # another problem: the property test, or the next settling, shows it
             for path in paths:  # entities[i].access.delete[k].assigned (or .under)
