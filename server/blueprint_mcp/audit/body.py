@@ -69,6 +69,11 @@ class BodyFacts:
     # Positions in `trees` of every test the body makes: IF and ELSIF conditions (raising or not), ASSERT, EXIT or
     # CONTINUE WHEN, WHILE, and a CASE statement's WHEN.
     conditions: list[int] = field(default_factory=list)
+    # Positions in `trees` of the conditions whose own branch refuses (raises, or skips the row with return null or
+    # old): a NULL condition takes the other way, past the refusal.
+    refuses_when: list[int] = field(default_factory=list)
+    # Positions in `trees` of the queries of SELECT ... INTO without STRICT: no row leaves their targets NULL.
+    lookups: list[int] = field(default_factory=list)
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
@@ -222,6 +227,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         facts.variables |= {(d.get("PLpgSQL_var") or {}).get("refname", "") for d in datums
                             if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
         setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
+        lookup = False  # ... by a SELECT ... INTO without STRICT (BodyFacts.lookups)
         dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
         guards: set[int] = set()  # ids of IF conditions whose branches raise
@@ -239,6 +245,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 setting = _target_names(datum)
             elif inner_kind == "PLpgSQL_stmt_execsql" and body.get("into"):
                 setting = _target_names(body.get("target"))
+                lookup = not body.get("strict")
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
             elif _is_raise(inner_kind, body):
@@ -279,13 +286,17 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
                 if setting and len(facts.trees) > before:
                     facts.into.append((before, setting))
+                    if lookup:
+                        facts.lookups.append(before)
                 if id(body) in guards and len(facts.trees) > before:
                     facts.guards.append(before)
+                if id(body) in refusing and len(facts.trees) > before:
+                    facts.refuses_when.append(before)
                 if (id(body) in refusing or id(body) in calling) and len(facts.trees) > before:
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
                     facts.conditions.append(before)
-                setting = ()
+                setting, lookup = (), False
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
                 dynamic.append((inner_kind, body))

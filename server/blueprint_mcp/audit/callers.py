@@ -41,6 +41,8 @@ class BodyReading:
     guards: tuple[int, ...] = ()  # positions in trees of IF conditions whose branches raise (BodyFacts.guards)
     conditions: tuple[int, ...] = ()  # positions in trees of every test of the body (BodyFacts.conditions)
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
+    refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
+    lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)
 
 
 @dataclass

@@ -876,3 +876,176 @@ def definer_writes_membership_organisation_unchecked(r, s: Schema) -> Iterator:
     for f, through, rel, column, p in _unchecked_membership_writes(s, lambda t: t.tenant_key):
         yield r.finding(f"Definer function {f.qualified} writes {rel}.{column} from {p} without comparing it with "
                         f"anything; clients reach it through {through}.", f.qualified, location=f.location)
+
+
+_ORDERS = ("=", "<>", "!=", "<", "<=", ">", ">=")
+_NULL_SAFE = ("NullTest", "CoalesceExpr", "BooleanTest")
+
+
+def _lookup_variables(reading) -> tuple[set[str], set[str]]:
+    """Variables a SELECT ... INTO without STRICT sets from rows it reads (FROM): NULL when no row matches. A query
+    with aggregates and no GROUP BY always answers one row (count(*) is never NULL): left out. (all of them, those
+    whose lookup asks about the caller: `where m.user_id = auth.uid()`, a caller's membership or role)."""
+    out: set[str] = set()
+    callers = {name for at, names in reading.into for name in names if at < len(reading.trees)
+               and any(kind == "FuncCall" and function_name(b) in ("auth.uid", "auth.jwt")
+                       for kind, b in nodes(reading.trees[at]))}
+    mine: set[str] = set()
+    lookups = set(reading.lookups)
+    for at, names in reading.into:
+        statements = reading.trees[at] if at in lookups and at < len(reading.trees) else []
+        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
+            len(statements) == 1 else None
+        if _may_find_nothing(select):
+            out |= set(names)
+            where = select.get("whereClause")
+            if any((kind == "FuncCall" and function_name(b) in ("auth.uid", "auth.jwt")) or
+                   (kind == "ColumnRef" and strings(b.get("fields"))[:1] and strings(b.get("fields"))[0] in callers)
+                   for kind, b in nodes(where)):
+                mine |= set(names)
+    return out, mine
+
+
+def _may_find_nothing(select) -> bool:
+    """A SELECT reading rows (FROM) whose answer is NULL when none matches: not one of aggregates alone without
+    GROUP BY (count(*) answers 0, a row always)."""
+    if not isinstance(select, dict) or not select.get("fromClause"):
+        return False
+    targets = [(t.get("ResTarget") or {}).get("val") for t in select.get("targetList") or []]
+    return not (not select.get("groupClause") and targets and all(
+        isinstance(v, dict) and "FuncCall" in v and function_name(v["FuncCall"]).split(".")[-1] in (
+            "count", "bool_or", "bool_and", "every") for v in targets))
+
+
+def _null_tested(reading, names: set[str]) -> set[str]:
+    """Of `names`, the variables the body tests for NULL anywhere (is null, is distinct from, coalesce, FOUND read
+    after the lookup counts for every one of them)."""
+    out: set[str] = set()
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind == "ColumnRef" and strings(body.get("fields")) == ["found"]:
+                return set(names)
+            guarded = body.get("arg") if kind in ("NullTest", "BooleanTest") else \
+                body if kind == "CoalesceExpr" or (kind == "A_Expr" and body.get("kind") in (
+                    "AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT")) else None
+            if guarded is not None:
+                out |= {f[0] for k, b in nodes(guarded) if k == "ColumnRef"
+                        for f in [strings(b.get("fields"))] if f and f[0] in names}
+    return out
+
+
+def _null_operand(s: Schema, node, names: set[str], mine: set[str] | None = None,
+                  params: frozenset[str] = frozenset()) -> str | None:
+    """What in a refusing test can be NULL and make the test NULL: a looked-up variable compared (v_role < 'admin',
+    inv.organization_id <> p_org) or negated (not v_ok), a scalar sub-query compared, or a call of an SQL helper
+    whose answer is such a comparison (not private.has_role(...) over `select (select m.role ...) >= p_min`).
+    coalesce, IS [NOT] NULL and IS [NOT] DISTINCT FROM around it make it safe."""
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack += value
+            continue
+        if not isinstance(value, dict) or len(value) != 1:
+            continue
+        kind, body = next(iter(value.items()))
+        if not isinstance(body, dict) or kind in _NULL_SAFE:
+            continue
+        if kind == "A_Expr" and body.get("kind") in ("AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT"):
+            continue
+        if kind == "A_Expr" and (body.get("kind") in ("AEXPR_IN", "AEXPR_OP_ANY") or
+                                 (body.get("kind") == "AEXPR_OP" and strings(body.get("name"))[-1:] and
+                                  strings(body.get("name"))[-1] in _ORDERS)):
+            sides = (body.get("lexpr"), body.get("rexpr"))
+            for side, other in (sides, sides[::-1]):
+                found = _nullable(s, side, names)
+                # a looked-up value counts where its lookup asks about the caller, or where the test compares it
+                # with an argument (inv.organization_id <> p_org); against a constant after a lookup by argument
+                # (Basejump's `is_account_primary_owner = false`) an earlier check decides whether the row exists
+                if found and (mine is None or found not in names or found in mine or _argument(other, params)):
+                    return found
+        if kind == "BoolExpr" and body.get("boolop") == "NOT_EXPR":
+            found = _nullable(s, (body.get("args") or [None])[0], names, booleans=True)
+            if found and (mine is None or found not in names or found in mine):
+                return found
+        if kind == "SubLink":
+            continue  # a sub-query's own tests decide its rows, not the refusal
+        stack += [v for v in body.values() if isinstance(v, dict | list)]
+    return None
+
+
+def _argument(node, params: frozenset[str]) -> bool:
+    """A parameter of the function: p_org, $1."""
+    node = unwrap(node)
+    if isinstance(node, dict) and "ParamRef" in node:
+        return True
+    fields = strings((node or {}).get("ColumnRef", {}).get("fields")) if isinstance(node, dict) else []
+    return bool(fields) and fields[-1] in params
+
+
+def _nullable(s: Schema, side, names: set[str], booleans: bool = False) -> str | None:
+    side = unwrap(side)
+    if not isinstance(side, dict):
+        return None
+    ref = side.get("ColumnRef")
+    if isinstance(ref, dict):
+        fields = strings(ref.get("fields"))
+        return fields[0] if fields and fields[0] in names else None
+    link = side.get("SubLink")
+    if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" and not booleans and \
+            _may_find_nothing((link.get("subselect") or {}).get("SelectStmt")):
+        return "a sub-query's answer"
+    call = side.get("FuncCall")
+    if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
+        targets = ((link.get("subselect") or {}).get("SelectStmt") or {}).get("targetList") or []
+        value = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+        call = value.get("FuncCall") if isinstance(value, dict) else None
+    f = find_function(s, function_name(call)) if isinstance(call, dict) else None
+    reading = f._body if f is not None and f.language == "sql" and f.returns == "boolean" else None
+    if reading is None or len(reading.trees) != 1:
+        return None
+    statements = reading.trees[0] if isinstance(reading.trees[0], list) else [reading.trees[0]]
+    select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if len(statements) == 1 else None
+    targets = (select or {}).get("targetList") or []
+    if len(targets) != 1 or (select or {}).get("fromClause"):
+        return None
+    return f"{f.qualified}'s answer" if _null_operand(s, (targets[0].get("ResTarget") or {}).get("val"), set()) \
+        else None
+
+
+@rule("BP080", "refusal_skipped_by_null", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A definer function or trigger refuses when a test holds, and the test is NULL when the row it looked "
+              "up is missing: the refusal is skipped for exactly the callers it is for.",
+      why="`select m.role into v_role from organization_members m where ... user_id = auth.uid()` finds no row for "
+          "a caller who is no member, so v_role is NULL; `if v_role < 'admin' then raise` is then NULL, IF takes "
+          "the other way, and the outsider goes on as an admin would. The same for `if inv.organization_id <> "
+          "p_org` after an invitation lookup with a wrong token, for `if not private.has_role(...)` where the "
+          "helper answers `(select m.role ...) >= p_min`, and for a scalar sub-query compared in the test.",
+      bad="select m.role into v_role from public.organization_members m\n"
+          "  where m.organization_id = p_org and m.user_id = (select auth.uid());\n"
+          "if v_role < 'admin' then raise exception 'only admins'; end if;",
+      fix="Test the lookup first (`if not found then raise ...`, `if v_role is null or ...`), select INTO STRICT, "
+          "or compare NULL-safely: `v_role is distinct from ...`, `coalesce(<helper>(...), false)`, "
+          "`if not exists (select 1 ... where role >= 'admin')`.")
+def refusal_skipped_by_null(r, s: Schema) -> Iterator:
+    for f in s.functions:
+        reading = f._body
+        if reading is None or not reading.refuses_when or managed(f.schema_name) or \
+                not (f.security_definer or f.returns == "trigger"):
+            continue
+        names, mine = _lookup_variables(reading)
+        names -= _null_tested(reading, names)
+        params = frozenset(name for name, _ in reading.params if name)
+        for at in reading.refuses_when:
+            statements = reading.trees[at] if at < len(reading.trees) else []
+            select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) \
+                and len(statements) == 1 else None
+            targets = (select or {}).get("targetList") or []
+            test = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+            found = _null_operand(s, test, names, mine, params) if test is not None else None
+            if found:
+                what = f"{found} is NULL when no row matches" if "answer" in found else \
+                    f"{found} is NULL when its SELECT ... INTO finds no row"
+                yield r.finding(f"{f.qualified} refuses when a test holds, but {what}: the test is NULL and the "
+                                "refusal is skipped.", f.qualified, location=f.location)
+                break
