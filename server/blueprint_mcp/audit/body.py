@@ -66,6 +66,8 @@ class BodyFacts:
     # Columns compared between NEW and OLD in a test whose branch calls functions (perform private.refuse(...)):
     # column -> those functions' names, a guard where one of them raises.
     compares_via: dict[str, set[str]] = field(default_factory=dict)
+    # Of `compares`, columns compared only with <> (or =), never IS DISTINCT FROM: NULL on either side passes.
+    compares_loosely: set[str] = field(default_factory=set)
     # Positions in `trees` of every test the body makes: IF and ELSIF conditions (raising or not), ASSERT, EXIT or
     # CONTINUE WHEN, WHILE, and a CASE statement's WHEN.
     conditions: list[int] = field(default_factory=list)
@@ -104,7 +106,13 @@ def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> N
         if calls:
             facts.compares_via.setdefault(sides[0][1], set()).update(calls)
         else:
-            facts.compares.add(sides[0][1])
+            column = sides[0][1]
+            loose = expr.get("kind", "AEXPR_OP") == "AEXPR_OP"
+            if loose and column not in facts.compares:
+                facts.compares_loosely.add(column)
+            elif not loose:
+                facts.compares_loosely.discard(column)
+            facts.compares.add(column)
 
 
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:

@@ -321,6 +321,7 @@ def _analyse(f: Function, n: dict, st: Stmt) -> None:
         f.metadata_writes = sorted(facts.metadata_writes)
         f.dynamic_inputs = facts.dynamic_inputs
         f.calls, f.compares = sorted(facts.calls), sorted(facts.compares)
+        f.compares_loosely = sorted(facts.compares_loosely) or None
         f.compares_via = {col: sorted(calls) for col, calls in sorted(facts.compares_via.items())} or None
         f.reads_user_metadata = facts.reads_user_metadata
 

@@ -231,6 +231,9 @@ class Function(_Obj):
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
                                                         "guard: new.organization_id <> old.organization_id).")
+    compares_loosely: list[str] | None = Field(
+        None, description="Of those, the columns it compares only with <> or = (not IS DISTINCT FROM): a change to or "
+                          "from NULL makes the test NULL and passes.")
     compares_via: dict[str, list[str]] | None = Field(
         None, description="Columns its body compares between NEW and OLD in a test whose branch calls functions "
                           "(perform private.refuse(...)): column -> those functions, a guard where one raises.")

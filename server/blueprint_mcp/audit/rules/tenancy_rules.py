@@ -239,8 +239,8 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     the writer's own id by every permissive policy or by a restrictive one."""
     out = []
     for command in ("insert", "update"):
-        if any(trg.timing == "before" and command in trg.events and col in _assigned_by(s, trg.function, command)
-               for trg in t.triggers):
+        if any(trg.timing == "before" and command in trg.events and
+               col in _assigned_by(s, trg.function, command, _may_be_null(t, col)) for trg in t.triggers):
             # A trigger sets it (new.user_id := auth.uid()), or, on update, compares it with the old row (and
             # raises, as tenant_key_mutable reads a guard): the server decides, not the client.
             continue
@@ -260,13 +260,21 @@ def _update_guarded(s: Schema, t: Table, column: str) -> bool:
     """A BEFORE UPDATE trigger on t sets the column back, or compares it with the old row (and raises), or is given
     it (enforce_immutable_columns('id', 'organization_id'), keep_links('key')) or fired by it."""
     return any(trg.timing == "before" and "update" in trg.events and
-               (column in trg.args or column in trg.columns or column in _assigned_by(s, trg.function, "update"))
+               (column in trg.args or column in trg.columns or
+                column in _assigned_by(s, trg.function, "update", _may_be_null(t, column)))
                for trg in t.triggers)
 
 
-def _assigned_by(s: Schema, function: str, command: str = "insert") -> list[str]:
+def _may_be_null(t: Table, column: str) -> bool:
+    c = t.column(column)
+    return c is None or c.nullable
+
+
+def _assigned_by(s: Schema, function: str, command: str = "insert", nullable: bool = False) -> list[str]:
     """The columns of NEW a trigger function sets, and on update those it compares with OLD (none known for a
-    function the SQL does not define)."""
+    function the SQL does not define). `nullable`: the column may be NULL, so a comparison with <> guards it only
+    as IS DISTINCT FROM does (evasion round 8: `new.owner_id <> old.owner_id` let a member empty the owner, then
+    take it: NULL <> x is NULL, and the RAISE never ran)."""
     f = find_function(s, function)
     if f is None:
         return []
@@ -276,7 +284,8 @@ def _assigned_by(s: Schema, function: str, command: str = "insert") -> list[str]
     via = [col for col, calls in (f.compares_via or {}).items()
            if any((g := find_function(s, name)) is not None and g._body is not None and g._body.raises
                   for name in calls)]
-    return [*(f.assigns or []), *(f.compares or []), *via]
+    loose = set(f.compares_loosely or ()) if nullable else set()
+    return [*(f.assigns or []), *(c for c in f.compares or [] if c not in loose), *via]
 
 
 def _binds_to_writer(p, col: str) -> bool:
