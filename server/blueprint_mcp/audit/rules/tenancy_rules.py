@@ -1246,3 +1246,79 @@ def _cte_queue(cte: dict, source) -> Table | None:
             return None
         found = tables[0]
     return found
+
+
+def _removal_limited(s: Schema, members: Table, way: list) -> bool:
+    """A way to delete memberships that cannot reach the top role's: it keeps to the caller's own membership
+    (leaving: user_id = auth.uid()), tests the removed member's role or user (role < 'admin', role <> 'owner',
+    user_id <> the primary owner), admits only
+    callers of the top role (organization_ids_with_role('owner')), or only the organisation's primary owner (its id
+    in `select o.id from organizations o where o.owner_user_id = auth.uid()`)."""
+    from ..role_sets import _labels
+    from ...model.tenant_keys import member_column, role_column, user_tables
+    users = user_tables(s.tables)
+    user, role = member_column(members, members.tenant_key, users), role_column(members)
+    labels = _labels(s, members) or []
+    roots = {f"{schema}.{name}" for schema, name in tenant_roots(s)}
+    for x in way:
+        if user and _owner_test(x, user):
+            return True
+        found = admitted_roles(s, x)
+        if found is not None and labels and found[1] == {labels[-1]}:
+            return True
+        # the removed member's role or user tested (role < 'admin'; Basejump's user_id != the primary owner)
+        row_columns = {c for kind, b in _outside_selects(x) if kind == "A_Expr" for c in _columns_in(b)}
+        if {role, user} & row_columns - {None}:
+            return True
+        for kind, b in nodes(x):
+            if kind == "SelectStmt" and roots & set(from_relations(b, members.schema_name)) and any(
+                    k == "A_Expr" and any(_owner_test({k: e}, c) for c in _columns_in(e))
+                    for k, e in nodes(b.get("whereClause"))):
+                return True
+    return False
+
+
+def _outside_selects(x) -> list:
+    """Typed nodes of an expression outside its sub-queries (the policy's own row)."""
+    out, stack = [], [x]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack += value
+        elif isinstance(value, dict):
+            if len(value) == 1:
+                kind, body = next(iter(value.items()))
+                if isinstance(body, dict) and kind[:1].isupper():
+                    if kind == "SubLink":
+                        continue
+                    out.append((kind, body))
+                    stack += [v for v in body.values() if isinstance(v, dict | list)]
+                    continue
+            stack += [v for v in value.values() if isinstance(v, dict | list)]
+    return out
+
+
+def _columns_in(e: dict) -> list[str]:
+    return [strings(side["ColumnRef"].get("fields"))[-1] for side in (e.get("lexpr"), e.get("rexpr"))
+            if isinstance(side, dict) and "ColumnRef" in side and strings(side["ColumnRef"].get("fields"))]
+
+
+@rule("BP081", "membership_delete_reaches_owner", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A DELETE policy on the membership table lets members below the top role remove any membership of "
+              "their organisations, the owner's too.",
+      why="`using (organization_id = any (array(select private.organization_ids_with_role('admin'))))` lets an "
+          "admin delete every membership of the organisation: the owner's, then they are the highest role left "
+          "(or promote themselves where admins may). BP029 reads inserts and updates; a removal moves power too.",
+      bad="create policy members_delete on organization_members for delete to authenticated\n"
+          "  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));",
+      fix="Limit what each way removes: the caller's own membership (user_id = (select auth.uid())), members ranked "
+          "below the caller (`... and role < 'admin'`), or anyone only for the top role or the primary owner.")
+def membership_delete_reaches_owner(r, s: Schema):
+    members = membership_tables(s)
+    for t in (t for t in s.tables if t.qualified in members and t.rls_enabled):
+        for p, way in _ways_in(client_policies(t, "delete")):
+            if not _removal_limited(s, t, way):
+                yield r.finding(f"{policy_label(t, p)} lets members below the top role delete any membership of "
+                                "their organisations, the owner's included.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
+                break
