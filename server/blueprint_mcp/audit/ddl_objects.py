@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model.schema import Command, EnumType, Function, Policy, Privilege, Table, Trigger, View
+from ..model.schema import Command, EnumType, Function, Location, Policy, Privilege, Table, Trigger, View
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .callers import BodyReading
 from .deparse import type_name
@@ -403,9 +403,10 @@ def _privileges(n: dict) -> list[Privilege]:
 
 
 def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], roles: list[str],
-                 is_grant: bool) -> None:
+                 is_grant: bool, location: Location | None = None) -> None:
     """GRANT adds; REVOKE of a relation privilege removes it with its column grants (as PostgreSQL does),
-    REVOKE of column privileges removes those columns only."""
+    REVOKE of column privileges removes those columns only (one of a privilege held on the whole relation
+    changes nothing: it is kept, for BP082, on a table)."""
     grants = target.grants
     if not grants and (not getattr(target, "external", False) or target.schema_name in r.schema.exposed_schemas):
         # Legacy Supabase default privileges (what a relation created in public holds): the API roles hold
@@ -428,6 +429,8 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
             else:
                 kept = [c for h in same for c in h.columns if c not in p.columns]
                 # Revoking some columns of a whole-relation grant leaves the relation grant in place.
+                if any(not h.columns for h in same) and isinstance(target, Table):
+                    target.column_revokes.append((role, p.privilege, list(p.columns), location))
                 if not any(not h.columns for h in same):
                     held = [h for h in held if h.privilege != p.privilege] + (
                         [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
@@ -478,7 +481,7 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
             schema, name = r.name(wrapped.get("RangeVar"))
             target = r.table(schema, name) or r.view(schema, name)
             if target is not None:
-                _grant_table(r, target, _privileges(n), roles, is_grant)
+                _grant_table(r, target, _privileges(n), roles, is_grant, st.loc())
     elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
         for wrapped in objects:
             for f in _target_functions(r, wrapped.get("ObjectWithArgs", {})):

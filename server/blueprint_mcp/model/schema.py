@@ -189,6 +189,10 @@ class Table(_Obj):
                                               "only what the SQL did to it is known.")
     kind: Literal["table", "foreign table"] = "table"
     partitioned: bool = Field(False, description="A partitioned table's root (PARTITION BY): it holds no rows itself.")
+    column_revokes: list[tuple[str, str, list[str], Location | None]] = Field(
+        default_factory=list, exclude=True,
+        description="(role, privilege, columns, where) of each REVOKE of columns that changed nothing: the role held "
+                    "the privilege on the whole table, which covers every column (read from SQL; BP082).")
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

@@ -305,3 +305,32 @@ def pg_graphql_authenticated_table_exposed(r, s: Schema):
         name = f"{obj.schema_name}.{obj.name}"
         yield r.finding(f"{kind.capitalize()} {name} is visible in the GraphQL schema to signed-in users.", name,
                         location=obj.location)
+
+
+@rule("BP082", "column_revoke_without_effect", Level.WARN, ("SECURITY",),
+      summary="A REVOKE of some columns from an API role that holds the privilege on the whole table: it changes "
+              "nothing, and the columns stay readable (or writable).",
+      why="A table privilege covers every column, and column privileges are kept beside it: `revoke select "
+          "(phone, home_address) on profiles from authenticated` leaves `grant select on profiles to "
+          "authenticated` in place, so every teammate the policies let read a profile reads the phone number too. "
+          "PostgreSQL answers the REVOKE without a warning.",
+      bad="revoke select (phone, home_address) on public.profiles from anon, authenticated;",
+      fix="Revoke the privilege on the table, then grant the columns that stay: `revoke select on public.profiles "
+          "from anon, authenticated; grant select (id, full_name) on public.profiles to authenticated;` (or keep "
+          "the private columns in a table of their own).")
+def column_revoke_without_effect(r, s: Schema):
+    for t in s.tables:
+        if not t.column_revokes or not exposed(s, t):
+            continue
+        # one finding per REVOKE statement: (privilege, columns, where) -> roles
+        done: dict[tuple, tuple[str, tuple[str, ...], object, list[str]]] = {}
+        for role, privilege, columns, location in t.column_revokes:
+            if (role in API_ROLES or role == "public") and \
+                    any(not h.columns and h.privilege == privilege for h in t.grants.get(role, [])):
+                done.setdefault((privilege, tuple(columns), id(location)),
+                                (privilege, tuple(columns), location, []))[3].append(role)
+        for privilege, columns, location, roles in done.values():
+            who = " and ".join(dict.fromkeys(roles))
+            yield r.finding(f"revoke {privilege} ({', '.join(columns)}) on {t.qualified} from {who} changes nothing: "
+                            f"{who} {'hold' if len(set(roles)) > 1 else 'holds'} {privilege} on the whole table, "
+                            "every column included.", t.qualified, location=location or t.location)
