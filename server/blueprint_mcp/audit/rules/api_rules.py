@@ -203,9 +203,9 @@ def _buckets_named(tree: Any) -> set[str] | None:
           "::uuid = any (array(select private.organization_ids_with_role('viewer')))) or to the caller "
           "(owner_id = (select auth.uid())::text, or the first folder = (select auth.uid())::text). Name the "
           "folder's level: `(select auth.uid())::text = any (storage.foldername(name))` lets a caller upload into "
-          "`<someone else>/<their own id>/`. An update that tests only the owner (`owner_id = (select "
-          "auth.uid())::text`) must test the new folder too where the bucket is read by folder, or the owner "
-          "moves their file into another organisation's folder.")
+          "`<someone else>/<their own id>/`. An upload or an update that tests only the owner (`owner_id = "
+          "(select auth.uid())::text`) must test the folder too where the bucket is read by folder, or the owner "
+          "puts their file into another organisation's folder.")
 def storage_policy_not_tied_to_caller(r, s: Schema):
     private = {b.name for b in s.buckets if not b.public}
     published = _published_buckets(s)
@@ -218,18 +218,19 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
         check = MISSING if p.check is None else p.check_tree
         if using is None or check is None:
             continue  # text without a parse tree (a model the generator built): nothing to read
-        loose, anywhere, moves = [], False, False
+        loose, anywhere, moves = [], False, []
         for command in commands:
             # New rows meet WITH CHECK (USING where a FOR ALL policy has none); the rows a command reaches, USING.
             clause = (check if check is not MISSING or p.command == "insert" else using) if command == "insert" \
                 else using
-            if command == "update" and _ties_caller(clause):
+            if command in ("insert", "update") and _ties_caller(clause):
                 # The row a file becomes: WITH CHECK (USING without one). Where the bucket's reads go by folder, an
-                # owner test alone lets the owner move their file into any organisation's folder.
-                moved = check if check is not MISSING else using
+                # owner test alone lets the owner move their file into any organisation's folder, or upload one
+                # there (evasion round 8: an invoice planted in another organisation's folder).
+                moved = (check if check is not MISSING else using) if command == "update" else clause
                 if not _names_folder(moved) and _buckets_named(moved) is not None and \
                         (_buckets_named(moved) or set()) & folder_read:
-                    moves = True
+                    moves.append(command)
                     continue
             if _ties_caller(clause):
                 if not (command in ("insert", "update") and _any_folder(clause)):
@@ -250,10 +251,11 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
             yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files {how}.",
                             f"storage.objects.{p.name}", location=p.location)
         elif moves:
-            yield r.finding(f"Policy {p.name} on storage.objects lets the owner of a file move it into any folder "
-                            "(it tests the owner, not the new folder), and the bucket is read by folder: a file "
-                            "planted in another organisation's folder.", f"storage.objects.{p.name}",
-                            location=p.location)
+            how = " and ".join({"insert": "upload a file into any folder", "update": "move a file into any folder"}[c]
+                               for c in moves)
+            yield r.finding(f"Policy {p.name} on storage.objects lets clients {how} (it tests the owner, not the "
+                            "folder), and the bucket is read by folder: a file planted in another organisation's "
+                            "folder.", f"storage.objects.{p.name}", location=p.location)
 
 
 def _published_buckets(s: Schema) -> set[str]:
