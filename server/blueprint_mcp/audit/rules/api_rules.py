@@ -26,7 +26,7 @@ from ..findings import Level
 from ..fold import fold
 from ..pins import unwrap
 from ..registry import rule
-from ..tree import function_name, nodes, strings
+from ..tree import const, function_name, nodes, strings
 from .common import can_select, exposed
 
 
@@ -336,3 +336,74 @@ def column_revoke_without_effect(r, s: Schema):
             yield r.finding(f"revoke {privilege} ({', '.join(columns)}) on {t.qualified} from {who} changes nothing: "
                             f"{who} {'hold' if len(set(roles)) > 1 else 'holds'} {privilege} on the whole table, "
                             "every column included.", t.qualified, location=location or t.location)
+
+
+def _pieces(node) -> list:
+    """The parts of a text made by `||` or concat(...), in order (one part for anything else), casts aside."""
+    node = unwrap(node)
+    if isinstance(node, dict):
+        e = node.get("A_Expr")
+        if isinstance(e, dict) and strings(e.get("name")) == ["||"]:
+            return _pieces(e.get("lexpr")) + _pieces(e.get("rexpr"))
+        call = node.get("FuncCall")
+        if isinstance(call, dict) and function_name(call).split(".")[-1] == "concat":
+            return [p for a in call.get("args") or [] for p in _pieces(a)]
+    return [node]
+
+
+def _ends_with_separator(pieces: list) -> bool:
+    """The prefix ends with '/', or is a constant (a folder of the bucket's own, not a tenant's)."""
+    last = const(pieces[-1]) if pieces else None
+    return (isinstance(last, str) and last.endswith("/")) or all(isinstance(const(x), str) for x in pieces)
+
+
+def _is_object_name(node) -> bool:
+    node = unwrap(node)
+    fields = strings((node or {}).get("ColumnRef", {}).get("fields")) if isinstance(node, dict) else []
+    return fields[-1:] == ["name"]
+
+
+def _open_prefixes(tree) -> list[str]:
+    """How a policy matches an object's name by a prefix that does not end with '/': starts_with(name, x), name
+    like x || '%', name ^@ x."""
+    out = []
+    for kind, body in nodes(tree):
+        if kind == "FuncCall" and function_name(body).split(".")[-1] == "starts_with":
+            args = body.get("args") or []
+            if len(args) == 2 and _is_object_name(args[0]) and not _ends_with_separator(_pieces(args[1])):
+                out.append("starts_with")
+        elif kind == "A_Expr" and _is_object_name(body.get("lexpr")):
+            name, pieces = strings(body.get("name")), _pieces(body.get("rexpr"))
+            if body.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE") or name in (["~~"], ["~~*"]):
+                last = const(pieces[-1]) if pieces else None
+                if isinstance(last, str) and last.endswith("%") and len(pieces) > 1 and \
+                        not last[:-1].endswith("/") and not (last == "%" and _ends_with_separator(pieces[:-1])):
+                    out.append("like")
+            elif name == ["^@"] and not _ends_with_separator(pieces):
+                out.append("^@")
+    return out
+
+
+@rule("BP083", "storage_prefix_without_separator", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A storage policy matches an object's path by a prefix (an organisation's slug or id) that does not "
+              "end with '/': another organisation's folder that starts the same way matches too.",
+      why="`starts_with(name, o.slug)` holds for `acme-corp/contract.pdf` when the caller's organisation is `acme`, "
+          "and for every file when its slug is empty: whoever creates an organisation with a chosen slug reads "
+          "(or writes) the files of every organisation whose folder starts with it. `name like o.slug || '%'` and "
+          "`name ^@ o.slug` are the same test.",
+      bad="create policy org_files_read on storage.objects for select to authenticated using (bucket_id = "
+          "'org-files' and exists (select 1 from public.organizations o where o.id = any (array(select "
+          "private.organization_ids_with_role('viewer'))) and starts_with(objects.name, o.slug)));",
+      fix="Compare the whole folder: `(storage.foldername(name))[1] = o.slug` (or `::uuid = o.id`), or end the "
+          "prefix with the separator: `starts_with(name, o.slug || '/')`.")
+def storage_prefix_without_separator(r, s: Schema):
+    for p in _object_policies(s):
+        if p.roles and not {"public", "anon", "authenticated"} & set(p.roles):
+            continue
+        for tree in (p.using_tree if p.using is not None else None, p.check_tree if p.check is not None else None):
+            found = _open_prefixes(tree) if tree is not None else []
+            if found:
+                yield r.finding(f"Policy {p.name} on storage.objects matches object paths by a prefix that does not "
+                                f"end with '/' ({found[0]}): a folder named longer matches too.",
+                                f"storage.objects.{p.name}", location=p.location)
+                break
