@@ -1049,3 +1049,131 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
                 yield r.finding(f"{f.qualified} refuses when a test holds, but {what}: the test is NULL and the "
                                 "refusal is skipped.", f.qualified, location=f.location)
                 break
+
+
+def _test_at(reading, at: int):
+    """The expression of the test at `at` in a body's trees (kept as `select <test>`)."""
+    statements = reading.trees[at] if at < len(reading.trees) else []
+    select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
+        len(statements) == 1 else None
+    targets = (select or {}).get("targetList") or []
+    return (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+
+
+def _caller_roles(s: Schema, reading) -> frozenset[str] | None:
+    """The roles a caller may hold past the body's refusals, where one reads plainly: `if not (p_org = any (array(
+    select private.organization_ids_with_role('admin')))) then raise` admits admin and above (role_sets)."""
+    from ..role_sets import admitted_roles
+    out = None
+    for at in reading.refuses_when:
+        test = _test_at(reading, at)
+        negated = (test or {}).get("BoolExpr") if isinstance(test, dict) else None
+        if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR":
+            found = admitted_roles(s, (negated.get("args") or [None])[0])
+            if found is not None:
+                out = found[1] if out is None else out & found[1]
+    return out
+
+
+def _role_constant(node) -> str | None:
+    from ..tree import const
+    value = const(unwrap(node))
+    return value if isinstance(value, str) else None
+
+
+def _targets_by_role(where, role: str, labels: list[str]) -> set[str]:
+    """The roles an UPDATE's WHERE lets it reach, by its conjuncts on the role column with constants (role =
+    'owner', role <> 'owner', role < 'admin', role in (...)); every role where it says nothing."""
+    roles = set(labels)
+    for x in boolean_args(where, "AND_EXPR") if where is not None else []:
+        e = x.get("A_Expr") if isinstance(x, dict) else None
+        if not isinstance(e, dict):
+            continue
+        left = unwrap(e.get("lexpr"))
+        if strings(((left or {}).get("ColumnRef") or {}).get("fields"))[-1:] != [role]:
+            continue
+        op, kind = (strings(e.get("name")) or [""])[-1], e.get("kind")
+        if kind == "AEXPR_IN":
+            named = {v for v in (_role_constant(i) for i in (e.get("rexpr") or {}).get("List", {}).get("items") or [])
+                     if v}
+            roles &= (set(labels) - named) if op == "<>" else named
+            continue
+        value = _role_constant(e.get("rexpr"))
+        if value not in labels:
+            continue
+        at = labels.index(value)
+        keep = {"=": labels[at:at + 1], "<>": labels[:at] + labels[at + 1:], "!=": labels[:at] + labels[at + 1:],
+                "<": labels[:at], "<=": labels[:at + 1], ">": labels[at + 1:], ">=": labels[at:]}.get(op)
+        if keep is not None:
+            roles &= set(keep)
+    return roles
+
+
+@rule("BP084", "definer_role_write_outranks_check", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call changes memberships beyond the rank its own check asks of "
+              "the caller: it hands out a higher role, or changes the role of members ranked above.",
+      why="The function checks that the caller is an admin (`organization_ids_with_role('admin')`), then writes "
+          "`role = 'owner'`, or updates the role of any member of the organisation, the owner's included: an admin "
+          "makes themselves owner, or demotes the owner and takes the organisation. BP070 reads a role taken from "
+          "an argument; this one reads what the check itself admits.",
+      bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...;\n"
+          "update public.organization_members set role = 'owner' where organization_id = p_org and user_id = p_new;",
+      fix="Ask for the rank the write needs (`organization_ids_with_role('owner')` to hand ownership over), and keep "
+          "the rows it changes below the caller's rank (`and role <> 'owner'`, `and role < 'admin'`).")
+def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
+    from ..role_sets import _labels
+    members = membership_tables(s)
+    for f, through in client_definers(s):
+        reading = f._body
+        if reading is None or not reading.refuses_when:
+            continue
+        admitted = _caller_roles(s, reading)
+        if not admitted:
+            continue
+        for tree in reading.trees:
+            for kind, body in nodes(tree):
+                if kind not in ("UpdateStmt", "InsertStmt") or not isinstance(body.get("relation"), dict):
+                    continue
+                rel = qualified(body["relation"], reading.default_schema)
+                t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+                role = role_column(t) if t is not None else None
+                labels = _labels(s, t) if role else None
+                if not labels or not admitted <= set(labels):
+                    continue
+                least = min(labels.index(x) for x in admitted)
+                written = _written_role(body, role)
+                if written in labels and labels.index(written) > least:
+                    yield r.finding(f"{f.qualified} writes role '{written}' to {rel}, but its check lets in "
+                                    f"'{labels[least]}' callers: one makes someone '{written}'; clients reach it "
+                                    f"through {through}.", f.qualified, location=f.location)
+                    break
+                if kind == "UpdateStmt" and written is not False:
+                    reach = _targets_by_role(body.get("whereClause"), role, labels)
+                    above = sorted((x for x in reach if labels.index(x) > least), key=labels.index)
+                    if above:
+                        yield r.finding(f"{f.qualified} changes the role of {rel} rows up to '{above[-1]}', but "
+                                        f"its check lets in '{labels[least]}' callers: one demotes a member ranked "
+                                        f"above them; clients reach it through {through}.", f.qualified,
+                                        location=f.location)
+                        break
+            else:
+                continue
+            break
+
+
+def _written_role(stmt: dict, role: str) -> str | None | bool:
+    """The role an UPDATE's SET or an INSERT's single VALUES row writes: a constant, None for anything else, False
+    where the statement does not write the role column at all."""
+    if "targetList" in stmt and "cols" not in stmt:  # UPDATE ... SET
+        for t in stmt.get("targetList") or []:
+            target = t.get("ResTarget") or {}
+            if target.get("name") == role:
+                return _role_constant(target.get("val"))
+        return False
+    columns = [(c.get("ResTarget") or {}).get("name") for c in stmt.get("cols") or []]
+    if role not in columns:
+        return False
+    rows = (((stmt.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or [])
+    values = [(row.get("List") or {}).get("items") or [] for row in rows]
+    found = {_role_constant(v[columns.index(role)]) for v in values if len(v) > columns.index(role)}
+    return found.pop() if len(found) == 1 else None
