@@ -1177,3 +1177,39 @@ def _written_role(stmt: dict, role: str) -> str | None | bool:
     values = [(row.get("List") or {}).get("items") or [] for row in rows]
     found = {_role_constant(v[columns.index(role)]) for v in values if len(v) > columns.index(role)}
     return found.pop() if len(found) == 1 else None
+
+
+def _always_inserts(tree) -> bool:
+    """An INSERT ... VALUES without ON CONFLICT: it writes its rows or fails, so FOUND is true after it."""
+    statements = tree if isinstance(tree, list) else [tree]
+    stmt = ((statements[0] or {}).get("stmt") or {}) if len(statements) == 1 and isinstance(statements[0], dict) else {}
+    insert = stmt.get("InsertStmt")
+    select = ((insert or {}).get("selectStmt") or {}).get("SelectStmt") or {}
+    return isinstance(insert, dict) and bool(select.get("valuesLists")) and not insert.get("onConflictClause")
+
+
+@rule("BP085", "found_after_insert", Level.ERROR, ("SECURITY",),
+      summary="A PL/pgSQL function refuses on `not found` right after an INSERT ... VALUES: FOUND is then always "
+              "true, and the refusal meant for the lookup before it never runs.",
+      why="FOUND tells about the last SQL statement that ran. `perform 1 from organization_members where ... "
+          "role in ('admin', 'owner'); insert into audit_log values (...); if not found then raise ...` tests the "
+          "audit insert, which always writes its row: everyone passes as an admin (evasion round 8).",
+      bad="perform 1 from public.organization_members m where m.organization_id = p_org and m.user_id = "
+          "(select auth.uid()) and m.role in ('admin', 'owner');\ninsert into public.audit_log (organization_id, "
+          "action) values (p_org, 'delete');\nif not found then raise exception 'admins only'; end if;",
+      fix="Test FOUND right after the lookup (or use `if not exists (select 1 ...) then raise`), and write the "
+          "log after the check.")
+def found_after_insert(r, s: Schema) -> Iterator:
+    for f in s.functions:
+        reading = f._body
+        if reading is None or not reading.refuses_when or managed(f.schema_name):
+            continue
+        for at in reading.refuses_when:
+            test = _test_at(reading, at)
+            if test is None or not any(kind == "ColumnRef" and strings(b.get("fields")) == ["found"]
+                                       for kind, b in nodes(test)):
+                continue
+            if at > 0 and _always_inserts(reading.trees[at - 1]):
+                yield r.finding(f"{f.qualified} refuses on FOUND right after an INSERT ... VALUES, which always "
+                                "sets it: the lookup before it decides nothing.", f.qualified, location=f.location)
+                break
