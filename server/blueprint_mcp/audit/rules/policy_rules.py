@@ -860,7 +860,9 @@ def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str], names: fr
       why="Realtime authorization runs these policies for each channel a client joins or sends on; the topic "
           "(`realtime.topic()`, e.g. `org:<id>`) is the only thing that says whose channel it is. `realtime.topic() "
           "like 'org:%' and exists (select 1 from organization_members where user_id = auth.uid())` lets every "
-          "member of any organisation read and broadcast on every organisation's channel.",
+          "member of any organisation read and broadcast on every organisation's channel. Where some policy ties "
+          "channels to organisations, one that checks nothing of the kind (`with check (extension in ('broadcast', "
+          "'presence'))`) lets every signed-in user send on all of them.",
       bad="create policy org_read on realtime.messages for select to authenticated using (realtime.topic() like "
           "'org:%'\n  and exists (select 1 from public.organization_members m where m.user_id = (select auth.uid())));",
       fix="Compare the topic's organisation with the caller's: using (split_part((select realtime.topic()), ':', 2)"
@@ -875,13 +877,38 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
         if not more:
             break
         helpers |= more
-    for p in (p for p in t.policies if applies_to_clients(p)):
-        clauses = [tree for _, tree, _ in trees(p) if tree is not None]
-        if any(_reads_membership(tree, members, helpers) for tree in clauses) and \
-                not any(_topic_tied(s, tree, members, helpers) for tree in clauses):
-            yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
-                            "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",
-                            location=p.location or t.location)
+    policies = [(p, [tree for _, tree, _ in trees(p) if tree is not None])
+                for p in t.policies if applies_to_clients(p)]
+    # Channels of organisations: a policy ties the topic to the caller's memberships somewhere.
+    org_channels = any(_topic_tied(s, tree, members, helpers) for _, clauses in policies for tree in clauses)
+    for p, clauses in policies:
+        if any(_reads_membership(tree, members, helpers) for tree in clauses):
+            if not any(_topic_tied(s, tree, members, helpers) for tree in clauses):
+                yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
+                                "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",
+                                location=p.location or t.location)
+        elif org_channels and p.permissive and not any(_names_someone(tree) for tree in clauses):
+            # evasion round 8: reads by organisation, sends checked for the extension only
+            what = "send on" if commands(p) == ("insert",) else "join or send on"
+            yield r.finding(f"{policy_label(t, p)} checks no membership, nor the caller, nor a topic of its own: "
+                            f"every signed-in user may {what} every organisation's channel.",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _names_someone(tree) -> bool:
+    """A realtime policy's clause that picks channels or callers itself: it calls a function outside pg_catalog
+    other than realtime.topic() (auth.uid(), a helper), or compares the topic with a constant (`realtime.topic()
+    = 'lobby'`, a channel for everyone on purpose)."""
+    for kind, body in nodes(tree):
+        if kind == "FuncCall":
+            name = function_name(body)
+            if "." in name and name != "realtime.topic":
+                return True
+        sides = (body.get("lexpr"), body.get("rexpr")) if kind == "A_Expr" else ()
+        if any(isinstance(x, dict) and "A_Const" in x for x in sides) and \
+                any(k == "FuncCall" and function_name(b) == "realtime.topic" for k, b in nodes(body)):
+            return True
+    return False
 
 
 # --- access-token hooks ----------------------------------------------------------------------------------
