@@ -442,6 +442,8 @@ HANDLERS = {
     "CreateEnumStmt": obj.create_enum,
     "AlterEnumStmt": obj.alter_enum,
     "CreateSchemaStmt": obj.create_schema,
+    "CreatePublicationStmt": obj.create_publication,
+    "AlterPublicationStmt": obj.alter_publication,
     "VariableSetStmt": obj.set_variable,
     "AlterDatabaseSetStmt": obj.set_database_option,
     "AlterRoleSetStmt": obj.set_database_option,

@@ -745,6 +745,36 @@ def alter_enum(r: Reader, n: dict, st: Stmt) -> None:
             e.values.insert(at, n["newVal"])
 
 
+def _published(r: Reader, n: dict) -> list[str] | None:
+    """The tables a publication statement on supabase_realtime names (None for another publication)."""
+    if n.get("pubname") != "supabase_realtime":
+        return None
+    return [".".join(r.name(((o.get("PublicationObjSpec") or {}).get("pubtable") or {}).get("relation") or {}))
+            for o in n.get("pubobjects") or []
+            if (o.get("PublicationObjSpec") or {}).get("pubobjtype") == "PUBLICATIONOBJ_TABLE"]
+
+
+def create_publication(r: Reader, n: dict, st: Stmt) -> None:
+    """CREATE PUBLICATION supabase_realtime: the tables Realtime streams (BP086)."""
+    named = _published(r, n)
+    if named is not None:
+        r.schema.realtime_tables = ["*"] if n.get("for_all_tables") else named
+
+
+def alter_publication(r: Reader, n: dict, st: Stmt) -> None:
+    """ALTER PUBLICATION supabase_realtime ADD / SET / DROP TABLE."""
+    named = _published(r, n)
+    if named is None:
+        return
+    held, action = r.schema.realtime_tables, n.get("action", "AP_AddObjects")
+    if action == "AP_SetObjects":
+        r.schema.realtime_tables = named
+    elif action == "AP_DropObjects":
+        r.schema.realtime_tables = [x for x in held if x not in named]
+    else:
+        r.schema.realtime_tables = held + [x for x in named if x not in held]
+
+
 def create_schema(r: Reader, n: dict, st: Stmt) -> None:
     if n.get("schemaname") and n["schemaname"] not in r.schema.schemas:
         r.schema.schemas.append(n["schemaname"])

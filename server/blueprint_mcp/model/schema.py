@@ -325,6 +325,9 @@ class Schema(_Obj):
     storage_policies: list[Policy] = Field(default_factory=list, description="Policies on storage.objects.")
     cron_jobs: list[CronJob] = Field(default_factory=list, description="Schedules created where pg_cron exists.")
     drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
+    realtime_tables: list[str] = Field(default_factory=list, description=(
+        "Tables (schema.table) in the supabase_realtime publication: Realtime sends their changes to subscribers "
+        "who may select the row; `*` for a publication FOR ALL TABLES."))
     schema_usage: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Roles granted USAGE on each schema the SQL creates (public's is PUBLIC's by default)."))
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],

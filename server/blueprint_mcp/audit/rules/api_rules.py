@@ -407,3 +407,31 @@ def storage_prefix_without_separator(r, s: Schema):
                                 f"end with '/' ({found[0]}): a folder named longer matches too.",
                                 f"storage.objects.{p.name}", location=p.location)
                 break
+
+
+@rule("BP086", "realtime_table_without_rls", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A table in the supabase_realtime publication, outside the exposed schemas, has no row level security "
+              "and an API role may select it: Realtime streams every row's changes to every subscriber.",
+      why="Postgres Changes sends a change to a subscriber who may select the row, as that subscriber: their "
+          "privileges and the table's RLS decide. A table kept out of the API's schemas (`internal.job_events`) but "
+          "granted to authenticated and added to the publication streams every organisation's rows to any "
+          "signed-in client that subscribes to it. A table in an exposed schema without RLS is BP003's.",
+      bad="grant usage on schema internal to authenticated;\ngrant select on internal.job_events to authenticated;\n"
+          "alter publication supabase_realtime add table internal.job_events;",
+      fix="Enable row level security on the table with policies that check membership (subscribers then get only "
+          "their organisations' rows), or take it out of the publication, or revoke the API roles' SELECT.")
+def realtime_table_without_rls(r, s: Schema):
+    if not s.realtime_tables:
+        return
+    every = "*" in s.realtime_tables
+    for t in s.tables:
+        if t.rls_enabled or t.schema_name in s.exposed_schemas or managed(t.schema_name) or \
+                not (every or t.qualified in s.realtime_tables):
+            continue
+        usage = set(s.schema_usage.get(t.schema_name, []))
+        readers = [role for role in API_ROLES if (role in usage or "public" in usage) and t.grants and
+                   can_select(s, t, role)]
+        if readers:
+            yield r.finding(f"{t.qualified} is in the supabase_realtime publication without row level security, and "
+                            f"{' and '.join(readers)} may select it: Realtime sends every row's changes to every "
+                            "such subscriber.", t.qualified, location=t.location)
