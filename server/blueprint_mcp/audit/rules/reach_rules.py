@@ -1213,3 +1213,106 @@ def found_after_insert(r, s: Schema) -> Iterator:
                 yield r.finding(f"{f.qualified} refuses on FOUND right after an INSERT ... VALUES, which always "
                                 "sets it: the lookup before it decides nothing.", f.qualified, location=f.location)
                 break
+
+
+def _row_sources(s: Schema, reading) -> dict[str, tuple[Table, str | None]]:
+    """Variables a SELECT ... INTO fills from one table: var -> (the table, the column for a single-column select,
+    None for a whole row: `select * into inv from invitations`)."""
+    out: dict[str, tuple[Table, str | None]] = {}
+    for at, names in reading.into:
+        statements = reading.trees[at] if at < len(reading.trees) else []
+        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
+            len(statements) == 1 else None
+        sources = [x.get("RangeVar") for x in (select or {}).get("fromClause") or []]
+        if len(sources) != 1 or not isinstance(sources[0], dict):
+            continue
+        t = s.table(sources[0].get("relname", ""), sources[0].get("schemaname") or reading.default_schema)
+        targets = [(x.get("ResTarget") or {}).get("val") for x in select.get("targetList") or []]
+        if t is None:
+            continue
+        if len(targets) == 1 and len(names) == 1 and "ColumnRef" in (targets[0] or {}):
+            fields = strings(targets[0]["ColumnRef"].get("fields"))
+            out[names[0]] = (t, None if not fields or fields[-1] == "*" else fields[-1])
+    return out
+
+
+def _client_choice_unbounded(s: Schema, t: Table, column: str) -> str | None:
+    """How clients write `column` of `t` freely: the first permissive client insert or update policy whose check
+    tests nothing of the column (outside sub-queries), where they are granted it and no BEFORE trigger of that
+    command refuses by new.<column>; None where every way bounds it."""
+    from .common import client_policies, clients_granted
+    for command in ("insert", "update"):
+        if not clients_granted(s, t, command, column):
+            continue
+        if any(trg.timing == "before" and command in trg.events and _trigger_tests(s, trg.function, column)
+               for trg in t.triggers):
+            continue
+        for p in client_policies(t, command) if t.rls_enabled else []:
+            tree = p.check_tree if p.check is not None else p.using_tree
+            if p.permissive and (tree is None or not any(
+                    kind == "ColumnRef" and strings(b.get("fields"))[-1:] == [column]
+                    for kind, b in outside_subqueries(tree))):
+                return f"{command} (policy {p.name})"
+    return None
+
+
+def _trigger_tests(s: Schema, function: str, column: str) -> bool:
+    f = find_function(s, function)
+    reading = f._body if f is not None else None
+    return reading is not None and any(
+        kind == "ColumnRef" and [x.lower() for x in strings(b.get("fields"))] == ["new", column]
+        for at in reading.refuses_when for kind, b in nodes(_test_at(reading, at)))
+
+
+@rule("BP087", "membership_role_from_client_row", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function makes memberships with a role read from a table row that clients write "
+              "with any role they like (an invitation's role).",
+      why="`accept_invitation` copies `invitations.role` into organization_members; the invitations insert policy "
+          "checks that the inviter is an admin, not which role they invite to. An admin invites their other "
+          "address as owner and accepts: the role came from a row, not an argument, so a check on the function's "
+          "arguments (BP070) never sees it.",
+      bad="create policy invitations_insert on invitations for insert to authenticated with check (organization_id "
+          "= any (array(select private.organization_ids_with_role('admin'))));\n-- accept_invitation: insert into "
+          "organization_members (organization_id, user_id, role) values (inv.organization_id, auth.uid(), inv.role);",
+      fix="Bound the role where the row is written: `and (role in ('viewer', 'member') or organization_id = any "
+          "(array(select private.organization_ids_with_role('owner'))))` in the insert policy, or a BEFORE INSERT "
+          "trigger refusing a role above the inviter's; or create invitations through a function that checks it.")
+def membership_role_from_client_row(r, s: Schema) -> Iterator:
+    members = membership_tables(s)
+    for f in s.functions:
+        reading = f._body
+        if reading is None or not f.security_definer or managed(f.schema_name) or not reading.into:
+            continue
+        sources = None
+        for tree in reading.trees:
+            for kind, body in nodes(tree):
+                if kind != "InsertStmt" or not isinstance(body.get("relation"), dict):
+                    continue
+                rel = qualified(body["relation"], reading.default_schema)
+                t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+                role = role_column(t) if t is not None else None
+                columns = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
+                if role not in columns:
+                    continue
+                sources = _row_sources(s, reading) if sources is None else sources
+                rows = (((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or [])
+                for row in rows:
+                    items = (row.get("List") or {}).get("items") or []
+                    value = unwrap(items[columns.index(role)]) if len(items) > columns.index(role) else None
+                    fields = strings(((value or {}).get("ColumnRef") or {}).get("fields"))
+                    source = sources.get(fields[0]) if fields else None
+                    if source is None:
+                        continue
+                    table, column = source[0], source[1] if len(fields) == 1 else fields[-1]
+                    how = _client_choice_unbounded(s, table, column) if column else None
+                    if how:
+                        yield r.finding(f"{f.qualified} makes {rel} rows with the role read from {table.qualified}."
+                                        f"{column}, which clients {how} write with any value.", f.qualified,
+                                        location=f.location)
+                        break
+                else:
+                    continue
+                break
+            else:
+                continue
+            break
