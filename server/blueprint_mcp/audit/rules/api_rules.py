@@ -27,7 +27,7 @@ from ..fold import fold
 from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, strings
-from .common import can_select, exposed
+from .common import can_select, exposed, find_function
 
 
 def _revoke(obj: Table | View) -> str:
@@ -435,3 +435,37 @@ def realtime_table_without_rls(r, s: Schema):
             yield r.finding(f"{t.qualified} is in the supabase_realtime publication without row level security, and "
                             f"{' and '.join(readers)} may select it: Realtime sends every row's changes to every "
                             "such subscriber.", t.qualified, location=t.location)
+
+
+def _public_sends(tree) -> bool:
+    """realtime.send(payload, event, topic, false): a message on a public channel."""
+    for kind, body in nodes(tree):
+        if kind == "FuncCall" and function_name(body) == "realtime.send":
+            args = body.get("args") or []
+            if len(args) >= 4 and const(unwrap(args[3])) is False:
+                return True
+    return False
+
+
+@rule("BP088", "realtime_send_public_row", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A trigger on an organisation's table sends the row on a public Realtime channel "
+              "(realtime.send(..., false)).",
+      why="A public Broadcast channel checks no policy: whoever knows the topic (`org:<id>`, an id that shows in "
+          "URLs and invitations) joins it and receives every change of that organisation's rows. The policies on "
+          "realtime.messages guard private channels only.",
+      bad="perform realtime.send(to_jsonb(new), tg_op, 'org:' || new.organization_id::text, false);",
+      fix="Send on a private channel (`realtime.send(..., true)`, the default) with a select policy on "
+          "realtime.messages that ties the topic to the caller's memberships; or use "
+          "realtime.broadcast_changes on a private topic.")
+def realtime_send_public_row(r, s: Schema):
+    tenant = {t.qualified for t in s.tables if t.tenant_key}
+    for t in s.tables:
+        if t.qualified not in tenant:
+            continue
+        for trg in t.triggers:
+            f = find_function(s, trg.function)
+            reading = f._body if f is not None else None
+            if reading is not None and any(_public_sends(tree) for tree in reading.trees):
+                yield r.finding(f"Trigger {trg.name} on {t.qualified} sends its rows on a public Realtime channel "
+                                f"({f.qualified}: realtime.send(..., false)): anyone who knows the topic receives "
+                                "them.", f"{t.qualified}.{trg.name}", location=f.location or t.location)
