@@ -27,7 +27,7 @@ from ..fold import fold
 from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, strings
-from .common import can_select, exposed, find_function
+from .common import _once, can_select, exposed, find_function
 
 
 def _revoke(obj: Table | View) -> str:
@@ -464,8 +464,8 @@ def realtime_send_public_row(r, s: Schema):
             continue
         for trg in t.triggers:
             f = find_function(s, trg.function)
-            reading = f._body if f is not None else None
-            if reading is not None and any(_public_sends(tree) for tree in reading.trees):
+            reading = f._body if f is not None and "realtime.send" in (f.calls or ()) else None
+            if reading is not None and _once("public sends", f, lambda: any(_public_sends(x) for x in reading.trees)):
                 yield r.finding(f"Trigger {trg.name} on {t.qualified} sends its rows on a public Realtime channel "
                                 f"({f.qualified}: realtime.send(..., false)): anyone who knows the topic receives "
                                 "them.", f"{t.qualified}.{trg.name}", location=f.location or t.location)

@@ -372,6 +372,21 @@ def _owner_test(node, col: str, s: Schema | None = None) -> bool:
 def _owner_helper_test(node, col: str, s: Schema) -> bool:
     """`helper(col)` or `(select helper(col))`, the helper an SQL function whose body is `select <param> =
     auth.uid()` (or an AND with that test) for the parameter `col` is passed as."""
+    if not isinstance(node, dict) or not ("SubLink" in node or "FuncCall" in node):
+        return False
+    return col in _once("owner helper columns", node, _owner_helper_columns, node, s)
+
+
+def _owner_helper_columns(node, s: Schema) -> frozenset[str]:
+    """The columns `_owner_helper_test` holds for, of one node (read once per audit)."""
+    return frozenset(c for c in _passed_columns(node) if _owner_helper_reads(node, c, s))
+
+
+def _passed_columns(node) -> list[str]:
+    return [strings(b.get("fields"))[-1] for kind, b in nodes(node) if kind == "ColumnRef" and b.get("fields")]
+
+
+def _owner_helper_reads(node, col: str, s: Schema) -> bool:
     sub = node.get("SubLink") if isinstance(node, dict) else None
     if isinstance(sub, dict) and sub.get("subLinkType") == "EXPR_SUBLINK":
         select = (sub.get("subselect") or {}).get("SelectStmt") or {}
@@ -459,7 +474,8 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
     holds every test of a way to delete that needs no owner (an admin, who deletes any row anyway) gives nothing.
     Tests every way to delete holds are left out of that comparison: whoever fails them deletes nothing, owner or
     not (a restrictive `using (done)` binds owner and taker alike)."""
-    delete_terms = [c for _, c in _ways_in(client_policies(t, "delete"))]
+    # the table's ways to delete, read once for all its columns
+    delete_terms = _once("ways to delete", t, lambda: [c for _, c in _ways_in(client_policies(t, "delete"))])
     if not any(any(_owner_test(x, col, s) for x in c) for c in delete_terms):
         return None
     if _update_guarded(s, t, col) or not clients_granted(s, t, "update", col):
