@@ -346,7 +346,8 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
         roles = old.execute_roles  # CREATE OR REPLACE keeps the privileges
         r.drop_functions([old])
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
-                 search_path=None, body="", execute_roles=list(roles), location=st.loc())
+                 search_path=None, body="", execute_roles=list(roles), location=st.loc(),
+                 procedure=bool(n.get("is_procedure")))
     _apply_options(f, n.get("options"), r.creation_schema)
     _analyse(f, n, st)
     r.add_function(f)

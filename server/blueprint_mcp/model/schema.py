@@ -235,6 +235,8 @@ class Function(_Obj):
     calls: list[str] | None = Field(None, description="Every function its body calls, as written (auth.uid).")
     compares: list[str] | None = Field(None, description="Columns its body compares between NEW and OLD (a trigger's "
                                                         "guard: new.organization_id <> old.organization_id).")
+    procedure: bool = Field(False, description="CREATE PROCEDURE: run with CALL, which the API (PostgREST) never "
+                                                "does; a function that clients reach may CALL it.")
     compares_loosely: list[str] | None = Field(
         None, description="Of those, the columns it compares only with <> or = (not IS DISTINCT FROM): a change to or "
                           "from NULL makes the test NULL and passes.")

@@ -52,7 +52,7 @@ def _entries(s: Schema) -> list[_Entry]:
            for v in s.views if not v.materialized and exposed(s, v)]
     out += [_Entry(f"function {f.qualified}", not f.security_definer, tuple(f.reads or ()), tuple(f.calls or ()))
             for f in s.functions if f.schema_name in s.exposed_schemas and not managed(f.schema_name)
-            and f.returns != "trigger" and _clients_execute(f)]
+            and f.returns != "trigger" and not f.procedure and _clients_execute(f)]
     return out
 
 
@@ -197,7 +197,8 @@ def _client_definers(s: Schema) -> list[tuple[Function, str]]:
     for f in s.functions:
         if not f.security_definer or managed(f.schema_name) or f.returns == "trigger":
             continue
-        direct = f.schema_name in s.exposed_schemas and _clients_execute(f)
+        # the API calls functions, never procedures (PostgREST has no CALL): one is reached through a caller
+        direct = f.schema_name in s.exposed_schemas and _clients_execute(f) and not f.procedure
         calling = dict.fromkeys([*callers.get(f.qualified, ()), *callers.get(f.name, ())])
         via = [e.label for e in calling
                if e.label != f"function {f.qualified}" and (not e.invoker or _clients_execute(f))]
