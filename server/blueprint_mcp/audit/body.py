@@ -76,6 +76,11 @@ class BodyFacts:
     refuses_when: list[int] = field(default_factory=list)
     # Positions in `trees` of the queries of SELECT ... INTO without STRICT: no row leaves their targets NULL.
     lookups: list[int] = field(default_factory=list)
+    # Positions in `trees` of the SQL statements no refusal comes before on their path and no branch asking who
+    # calls encloses (the write in a dispatcher's other branch), and whether the body asks who calls anywhere
+    # (a test calling a schema's function, auth.uid() among them): BP089.
+    unguarded: list[int] = field(default_factory=list)
+    asks_caller: bool = False
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
@@ -244,6 +249,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         branch_of: dict[int, list] = {}  # id of an EXECUTE statement -> the conditions of the IF branches it is in
         refusing: set[int] = set()  # ids of conditions whose branch raises or skips the row (return null/old)
         calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
+        unguarded, asks = _paths(fn.get("action"))
+        facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
                 datum = datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {}
@@ -300,6 +307,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.guards.append(before)
                 if id(body) in refusing and len(facts.trees) > before:
                     facts.refuses_when.append(before)
+                if id(body) in unguarded and len(facts.trees) > before:
+                    facts.unguarded.append(before)
                 if (id(body) in refusing or id(body) in calling) and len(facts.trees) > before:
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
@@ -339,6 +348,89 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
     return facts
+
+
+_ASKS = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\s*\.\s*[A-Za-z_][A-Za-z0-9_]*\s*\(")
+
+
+def _asks_who(cond: Any) -> bool:
+    """A test calling a function of a schema (auth.uid(), private.organization_ids_with_role(...)): it may ask
+    who calls. Read from the text, before the statements are parsed."""
+    expr = (cond or {}).get("PLpgSQL_expr") if isinstance(cond, dict) else None
+    return bool(expr) and bool(_ASKS.search(expr.get("query", "")))
+
+
+def _paths(action: Any) -> tuple[set[int], bool]:
+    """(ids of the SQL statements' expressions that no refusal on their path guards, whether any test asks who
+    calls). A refusal (an IF with a RAISE at the top of a branch, a bare RAISE, PERFORM of a schema's function)
+    guards what follows it on its path, and what came before it too (the RAISE rolls it back); a branch whose
+    test asks who calls guards what it holds. A refusal in another branch guards nothing of this one (a
+    dispatcher checking its 'delete' branch only), nor does one inside a loop after the loop."""
+    asks = False
+
+    def ends_raising(statements: Any) -> bool:
+        return any(isinstance(w, dict) and len(w) == 1 and _is_raise(*next(iter(w.items())))
+                   for w in statements or [])
+
+    def walk(statements: Any, guarded: bool) -> tuple[bool, list[int]]:
+        nonlocal asks
+        pending: list[int] = []
+        for wrapped in statements or []:
+            if not isinstance(wrapped, dict) or len(wrapped) != 1:
+                continue
+            kind, body = next(iter(wrapped.items()))
+            if not isinstance(body, dict):
+                continue
+            if kind in ("PLpgSQL_stmt_if", "PLpgSQL_stmt_case"):
+                if kind == "PLpgSQL_stmt_if":
+                    branches = [(body.get("cond"), body.get("then_body"))] + [
+                        ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
+                        for e in body.get("elsif_list") or []]
+                    otherwise = body.get("else_body")
+                else:
+                    branches = [((w.get("PLpgSQL_case_when") or {}).get("expr"), (w.get("PLpgSQL_case_when") or {})
+                                 .get("stmts")) for w in body.get("case_when_list") or []]
+                    otherwise = body.get("else_stmts")
+                check = any(ends_raising(stmts) for _, stmts in branches)
+                inner: list[int] = []
+                results = []
+                for cond, stmts in branches:
+                    asks = asks or _asks_who(cond)
+                    g, p = walk(stmts, guarded or _asks_who(cond))
+                    inner += p
+                    results.append(g or ends_raising(stmts))
+                g, p = walk(otherwise, guarded or check)
+                inner += p
+                results.append((g or ends_raising(otherwise)) if otherwise else guarded or check)
+                if check:
+                    pending = []  # the refusal is on the path of every statement before it
+                pending += inner
+                guarded = check or all(results)
+            elif _is_raise(kind, body):
+                pending, guarded = [], True
+            elif kind == "PLpgSQL_stmt_execsql":
+                expr = (body.get("sqlstmt") or {}).get("PLpgSQL_expr")
+                if isinstance(expr, dict) and not guarded:
+                    pending.append(id(expr))
+            elif kind == "PLpgSQL_stmt_perform":
+                if _asks_who(body.get("expr")):  # perform private.require_admin(p_org)
+                    pending, guarded, asks = [], True, True
+            elif kind == "PLpgSQL_stmt_block":
+                g, p = walk(body.get("body"), guarded)
+                if g and not guarded:
+                    pending = []
+                pending += p
+                guarded = g
+            elif kind in ("PLpgSQL_stmt_loop", "PLpgSQL_stmt_while", "PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors",
+                          "PLpgSQL_stmt_foreach_a", "PLpgSQL_stmt_forc", "PLpgSQL_stmt_dynfors"):
+                pending += walk(body.get("body"), guarded)[1]
+        return guarded, pending
+
+    unguarded: list[int] = []
+    if isinstance(action, dict):
+        block = action.get("PLpgSQL_stmt_block")
+        unguarded = walk((block or {}).get("body") if isinstance(block, dict) else [action], False)[1]
+    return set(unguarded), asks
 
 
 def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]]) -> None:

@@ -43,6 +43,8 @@ class BodyReading:
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
     refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
     lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)
+    unguarded: tuple[int, ...] = ()  # positions of statements nothing guards on their path (BodyFacts.unguarded)
+    asks_caller: bool = False  # a test asks who calls somewhere (BodyFacts.asks_caller)
 
 
 @dataclass

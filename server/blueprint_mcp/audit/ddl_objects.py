@@ -300,7 +300,8 @@ def _keep_body(f: Function, facts: BodyFacts, n: dict, schema: str) -> None:
         trees=tuple(facts.trees), name=f.name, params=tuple(_inputs(n.get("parameters"))),
         variables=frozenset(facts.variables), default_schema=schema, into=tuple(facts.into), raises=facts.raises,
         shapes=tuple(facts.shapes), guards=tuple(facts.guards), conditions=tuple(facts.conditions),
-        refuses_when=tuple(facts.refuses_when), lookups=tuple(facts.lookups),
+        refuses_when=tuple(facts.refuses_when), lookups=tuple(facts.lookups), unguarded=tuple(facts.unguarded),
+        asks_caller=facts.asks_caller,
         column_first=f.language == "sql" or bool(_USE_COLUMN.search(f.body)))
 
 

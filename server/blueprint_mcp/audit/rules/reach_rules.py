@@ -1317,3 +1317,32 @@ def membership_role_from_client_row(r, s: Schema) -> Iterator:
             else:
                 continue
             break
+
+
+@rule("BP089", "definer_write_outside_check", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A SECURITY DEFINER function clients call asks who calls on some paths, and writes an organisation's "
+              "rows on another path that no check guards.",
+      why="A dispatcher (`manage_project(p_org, p_project, p_action)`) checks that the caller is an admin in its "
+          "'delete' branch and renames in its 'rename' branch without any check: past RLS, anyone renames any "
+          "organisation's project. BP057 reads a body that never asks who calls; here it asks, in the wrong place.",
+      bad="if p_action = 'delete' then\n  if not (p_org = any (array(select private.organization_ids_with_role("
+          "'admin')))) then raise exception 'admins only'; end if;\n  delete from public.projects where ...;\n"
+          "elsif p_action = 'rename' then\n  update public.projects set name = p_name where ...;\nend if;",
+      fix="Check the caller before the branches (the least rank any action needs), or in every branch that writes.")
+def definer_write_outside_check(r, s: Schema) -> Iterator:
+    for f, through in client_definers(s):
+        reading = f._body
+        if reading is None or not reading.asks_caller or not reading.unguarded:
+            continue
+        for at in reading.unguarded:
+            statements = reading.trees[at] if at < len(reading.trees) else []
+            stmt = ((statements[0] or {}).get("stmt") or {}) if isinstance(statements, list) and \
+                len(statements) == 1 else {}
+            kind, body = next(iter(stmt.items())) if len(stmt) == 1 else ("", {})
+            if kind not in ("InsertStmt", "UpdateStmt", "DeleteStmt") or not isinstance(body.get("relation"), dict):
+                continue
+            rel = qualified(body["relation"], reading.default_schema)
+            if _guarded(s, rel) is not None:
+                yield r.finding(f"{f.qualified} asks who calls on some paths but writes {rel} on one no check "
+                                f"guards; clients reach it through {through}.", f.qualified, location=f.location)
+                break
