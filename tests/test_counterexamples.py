@@ -1864,3 +1864,12 @@ def test_a_public_grant_through_a_parent_is_no_grant_to_every_row_for_members():
     as for a public grant with `where`."""
     alone = {**COMMENTS, "access": {"select": [{"public": True, "visible": "article_id"}]}}
     assert [p.split(":")[0] for p in rejected(blueprint(ARTICLES, alone))] == ["entities[1].access.select"]
+
+
+def test_two_soft_deleted_entities_may_not_share_a_restore_function():
+    """Red team 16: `boxes` and `boxs` both make private.restore_box(); the second replaced the first, and archived
+    boxes rows could never be restored (verify failed on the model's own blueprint)."""
+    soft = {"soft_delete": True, "events": False, "access": {"select": "member", "delete": "member"}}
+    assert rejected(blueprint({"name": "boxes", **soft}, {"name": "boxs", **soft})) == [
+        "entities[1].name: its restore function would be restore_box(), which already restores boxes rows (the two "
+        "singular names are the same)."]

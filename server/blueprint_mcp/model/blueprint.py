@@ -91,6 +91,7 @@ class Blueprint(Model):
             with remembered_grants():  # each entity's grants and reach worked out once (review: cubic otherwise)
                 _check_assignees(self, problems)
                 _check_pins(self, problems)
+                _check_restore_names(self, problems)
         if problems:
             problems[split:] = [(_written_path(self, origin, kept, written, path), why, fix)
                                 for path, why, fix in problems[split:]]
@@ -1223,6 +1224,23 @@ def _check_privacy(bp: Blueprint, problems: list) -> None:
         if flag in ("id", "full_name", "avatar_url", "time_zone", "created_at", "updated_at"):
             problems.append((f"privacy.consent_flags[{k}]", f"'{flag}' is already a column of profiles.",
                              "name consent flags consent_for_<purpose>"))
+
+
+def _check_restore_names(bp: Blueprint, problems: list) -> None:
+    """Two soft-deleted entities whose singular names meet (`boxes`, `boxs`) would share one restore_<singular>()
+    function, the second replacing the first (red team 16: archived boxes rows could never be restored)."""
+    from .meaning import restore_grants
+    from .names import verb_name
+    seen: dict[str, str] = {}
+    for i, e in enumerate(bp.entities):
+        if not (e.soft_delete and e.scope in (Scope.organization, Scope.user) and restore_grants(bp, e)):
+            continue
+        name = verb_name("restore", e.singular)
+        if name in seen:
+            problems.append((f"entities[{i}].name", f"its restore function would be {name}(), which already "
+                             f"restores {seen[name]} rows (the two singular names are the same).",
+                             "rename one of the two entities"))
+        seen.setdefault(name, e.name)
 
 
 def _check_events(bp: Blueprint, problems: list) -> None:
