@@ -103,6 +103,9 @@ def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> N
     """new.<column> compared with old.<column>, either way round; with `calls`, in a test whose branch calls those
     functions (a guard if one of them raises: the schema tells, BodyFacts.compares_via)."""
     left, right = expr.get("lexpr"), expr.get("rexpr")
+    # coalesce(new.owner_id, <sentinel>) <> coalesce(old.owner_id, <sentinel>), casts aside: a NULL-safe compare
+    coalesced = _is_coalesce(left) and _is_coalesce(right)
+    left, right = _coalesced_column(left), _coalesced_column(right)
     if not (isinstance(left, dict) and "ColumnRef" in left and isinstance(right, dict) and "ColumnRef" in right):
         return
     sides = [strings(side["ColumnRef"].get("fields")) for side in (left, right)]
@@ -112,12 +115,32 @@ def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> N
             facts.compares_via.setdefault(sides[0][1], set()).update(calls)
         else:
             column = sides[0][1]
-            loose = expr.get("kind", "AEXPR_OP") == "AEXPR_OP"
+            loose = expr.get("kind", "AEXPR_OP") == "AEXPR_OP" and not coalesced
             if loose and column not in facts.compares:
                 facts.compares_loosely.add(column)
             elif not loose:
                 facts.compares_loosely.discard(column)
             facts.compares.add(column)
+
+
+def _strip_casts(x: Any) -> Any:
+    while isinstance(x, dict) and "TypeCast" in x:
+        x = x["TypeCast"].get("arg")
+    return x
+
+
+def _is_coalesce(x: Any) -> bool:
+    x = _strip_casts(x)
+    return isinstance(x, dict) and "CoalesceExpr" in x
+
+
+def _coalesced_column(x: Any) -> Any:
+    """The column a side compares: itself, or the first argument of a coalesce around it, casts aside."""
+    x = _strip_casts(x)
+    if isinstance(x, dict) and "CoalesceExpr" in x:
+        args = x["CoalesceExpr"].get("args") or []
+        return _strip_casts(args[0]) if args else None
+    return x
 
 
 def add_statements(facts: BodyFacts, tree: Any, default_schema: str) -> None:

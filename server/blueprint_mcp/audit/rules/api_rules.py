@@ -352,9 +352,26 @@ def _pieces(node) -> list:
 
 
 def _ends_with_separator(pieces: list) -> bool:
-    """The prefix ends with '/', or is a constant (a folder of the bucket's own, not a tenant's)."""
+    """The prefix ends with '/', is a constant (a folder of the bucket's own, not a tenant's), or is an id of fixed
+    length (auth.uid()::text, o.id::text, p.organization_id::text: no other id starts with one; a flat
+    `<uid>-<time>.png` avatar path is safe)."""
     last = const(pieces[-1]) if pieces else None
-    return (isinstance(last, str) and last.endswith("/")) or all(isinstance(const(x), str) for x in pieces)
+    return (isinstance(last, str) and last.endswith("/")) or all(isinstance(const(x), str) or _fixed_id(x)
+                                                                  for x in pieces)
+
+
+def _fixed_id(node) -> bool:
+    """auth.uid() or (select auth.uid()), or a column named id or *_id (as text)."""
+    inner = unwrap(node)
+    sub = (inner or {}).get("SubLink") if isinstance(inner, dict) else None
+    if isinstance(sub, dict):
+        targets = ((sub.get("subselect") or {}).get("SelectStmt") or {}).get("targetList") or []
+        inner = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+    call = (inner or {}).get("FuncCall") if isinstance(inner, dict) else None
+    if isinstance(call, dict):
+        return function_name(call) == "auth.uid"
+    fields = strings(((inner or {}).get("ColumnRef") or {}).get("fields")) if isinstance(inner, dict) else []
+    return bool(fields) and (fields[-1] == "id" or fields[-1].endswith("_id"))
 
 
 def _is_object_name(node) -> bool:
@@ -438,11 +455,15 @@ def realtime_table_without_rls(r, s: Schema):
 
 
 def _public_sends(tree) -> bool:
-    """realtime.send(payload, event, topic, false): a message on a public channel."""
+    """realtime.send(payload, event, topic, false) whose payload carries the row (NEW or OLD): a row on a public
+    channel. A payload without them (`jsonb_build_object('table', tg_table_name)`: a ping, clients fetch through
+    the API) carries none."""
     for kind, body in nodes(tree):
         if kind == "FuncCall" and function_name(body) == "realtime.send":
             args = body.get("args") or []
-            if len(args) >= 4 and const(unwrap(args[3])) is False:
+            if len(args) >= 4 and const(unwrap(args[3])) is False and any(
+                    k == "ColumnRef" and (strings(b.get("fields"))[:1] or [""])[0].lower() in ("new", "old")
+                    for k, b in nodes(args[0])):
                 return True
     return False
 

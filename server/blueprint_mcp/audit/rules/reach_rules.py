@@ -1035,7 +1035,10 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
                 not (f.security_definer or f.returns == "trigger"):
             continue
         names, mine = _lookup_variables(reading)
-        names -= _null_tested(reading, names)
+        tested = _null_tested(reading, names)
+        # a NULL test of one target of a lookup tests them all: no row leaves every one NULL (review of the
+        # fphunt: `if v_business is null or ... then raise` before `v_role` from the same SELECT ... INTO)
+        names -= {n for _, targets in reading.into if tested & set(targets) for n in targets} | tested
         params = frozenset(name for name, _ in reading.params if name)
         for at in reading.refuses_when:
             statements = reading.trees[at] if at < len(reading.trees) else []

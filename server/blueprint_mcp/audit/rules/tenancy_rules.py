@@ -14,7 +14,8 @@ from ..registry import rule
 from ..parser import parse
 from ..body import mentions_variables, values_set_once
 from ..role_sets import admitted_roles, one_role_per_member
-from ..tree import (boolean_args, called_functions, canonical, disjuncts, equated_columns, function_name, nodes,
+from ..pins import unwrap
+from ..tree import (boolean_args, called_functions, canonical, const, disjuncts, equated_columns, function_name, nodes,
                     replaced, statement_relations, strings)
 from .binding import from_relations, tied_to_row
 from .reach_rules import authorised_picks
@@ -1282,6 +1283,21 @@ def _removal_limited(s: Schema, members: Table, way: list) -> bool:
         found = admitted_roles(s, x)
         if found is not None and labels and found[1] == {labels[-1]}:
             return True
+        for kind, b in nodes(x):
+            if kind != "FuncCall":
+                continue
+            args = b.get("args") or []
+            # a helper given the removed member (can_act_on_member(account_id, user_id)) decides about them;
+            # one given the top role by name (has_role(org, 'owner') where owner ranks first) admits only it
+            if user and any(strings(((unwrap(a) or {}).get("ColumnRef") or {}).get("fields"))[-1:] == [user]
+                            for a in args):
+                return True
+            # (roles kept as text: which ranks first is unknown, so a role named to a helper is taken as the top)
+            if any(isinstance(v, str) and (not labels or v == labels[-1]) for a in args for v in [const(unwrap(a))]):
+                return True
+            f = find_function(s, function_name(b))
+            if f is not None and f._body is not None and _primary_owner_body(s, f, members):
+                return True
         # the removed member's role or user tested (role < 'admin'; Basejump's user_id != the primary owner)
         row_columns = {c for kind, b in _outside_selects(x) if kind == "A_Expr" for c in _columns_in(b)}
         if {role, user} & row_columns - {None}:
@@ -1292,6 +1308,16 @@ def _removal_limited(s: Schema, members: Table, way: list) -> bool:
                     for k, e in nodes(b.get("whereClause"))):
                 return True
     return False
+
+
+def _primary_owner_body(s: Schema, f, members: Table) -> bool:
+    """A helper that answers whether the caller is the organisation's primary owner (`select exists (select 1 from
+    groups g where g.id = p_group and g.owner_id = auth.uid())`, in SQL or PL/pgSQL)."""
+    roots = {f"{schema}.{name}" for schema, name in tenant_roots(s)}
+    return any(kind == "SelectStmt" and roots & set(from_relations(b, f._body.default_schema)) and any(
+                   k == "A_Expr" and any(_owner_test({k: e}, c) for c in _columns_in(e))
+                   for k, e in nodes(b.get("whereClause")))
+               for tree in f._body.trees for kind, b in nodes(tree))
 
 
 def _outside_selects(x) -> list:
@@ -1332,7 +1358,10 @@ def _columns_in(e: dict) -> list[str]:
 def membership_delete_reaches_owner(r, s: Schema):
     members = membership_tables(s)
     for t in (t for t in s.tables if t.qualified in members and t.rls_enabled):
-        for p, way in _ways_in(client_policies(t, "delete")):
+        # a policy reading its own table recurses and fails whatever it says (BP028's)
+        policies = [p for p in client_policies(t, "delete")
+                    if not any(t.qualified in relation_names(tree, t.schema_name) for _, tree, _ in trees(p))]
+        for p, way in _ways_in(policies):
             if not _removal_limited(s, t, way):
                 yield r.finding(f"{policy_label(t, p)} lets members below the top role delete any membership of "
                                 "their organisations, the owner's included.", f"{t.qualified}.{p.name}",
