@@ -418,7 +418,9 @@ def _paths(action: Any) -> tuple[set[int], bool]:
                 inner: list[int] = []
                 results = []
                 for cond, stmts in branches:
-                    asks = asks or _asks_who(cond)
+                    # the body asks who calls where a test calling a schema's function refuses (a check); one that
+                    # only chooses what to do (if public.is_rate_limited(...)) asks nothing of the caller
+                    asks = asks or (_asks_who(cond) and ends_raising(stmts))
                     g, p = walk(stmts, guarded or _asks_who(cond))
                     inner += p
                     results.append(g or ends_raising(stmts))
@@ -436,8 +438,10 @@ def _paths(action: Any) -> tuple[set[int], bool]:
                 if isinstance(expr, dict) and not guarded:
                     pending.append(id(expr))
             elif kind == "PLpgSQL_stmt_perform":
-                if _asks_who(body.get("expr")):  # perform private.require_admin(p_org)
-                    pending, guarded, asks = [], True, True
+                # perform private.require_admin(p_org) may refuse: it guards, but it says no more that the body
+                # asks who calls (perform public.touch_instance(v_domain) is an action)
+                if _asks_who(body.get("expr")):
+                    pending, guarded = [], True
             elif kind == "PLpgSQL_stmt_block":
                 g, p = walk(body.get("body"), guarded)
                 if g and not guarded:
