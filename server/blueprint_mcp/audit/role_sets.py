@@ -82,7 +82,7 @@ def _roles_of_call(s: Schema, f: Function, args: list) -> frozenset[str] | None:
     if position > len(args):
         return None
     given = _constants(args[position - 1])
-    labels = _labels(s, table)
+    labels = role_labels(s, table)
     if given is None or labels is None or not set(given) <= set(labels):
         return None
     if op == "any":
@@ -105,7 +105,7 @@ def _constants(node: Any) -> list[str] | None:
     return [value] if isinstance(value, str) else None
 
 
-def _labels(s: Schema, table: Table) -> list[str] | None:
+def role_labels(s: Schema, table: Table) -> list[str] | None:
     """The role enum's labels in declaration order (PostgreSQL's order for <, >=, ...)."""
     col = table.column(role_column(table) or "")
     if col is None:

@@ -1125,7 +1125,7 @@ def _targets_by_role(where, role: str, labels: list[str]) -> set[str]:
       fix="Ask for the rank the write needs (`organization_ids_with_role('owner')` to hand ownership over), and keep "
           "the rows it changes below the caller's rank (`and role <> 'owner'`, `and role < 'admin'`).")
 def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
-    from ..role_sets import _labels
+    from ..role_sets import role_labels
     members = membership_tables(s)
     for f, through in client_definers(s):
         reading = f._body
@@ -1141,7 +1141,7 @@ def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
                 rel = qualified(body["relation"], reading.default_schema)
                 t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
                 role = role_column(t) if t is not None else None
-                labels = _labels(s, t) if role else None
+                labels = role_labels(s, t) if role else None
                 if not labels or not admitted <= set(labels):
                     continue
                 least = min(labels.index(x) for x in admitted)
@@ -1287,39 +1287,40 @@ def membership_role_from_client_row(r, s: Schema) -> Iterator:
         reading = f._body
         if reading is None or not f.security_definer or managed(f.schema_name) or not reading.into:
             continue
-        sources = None
-        for tree in reading.trees:
-            for kind, body in nodes(tree):
-                if kind != "InsertStmt" or not isinstance(body.get("relation"), dict):
-                    continue
-                rel = qualified(body["relation"], reading.default_schema)
-                t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
-                role = role_column(t) if t is not None else None
-                columns = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
-                if role not in columns:
-                    continue
-                sources = _row_sources(s, reading) if sources is None else sources
-                rows = (((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or [])
-                for row in rows:
-                    items = (row.get("List") or {}).get("items") or []
-                    value = unwrap(items[columns.index(role)]) if len(items) > columns.index(role) else None
-                    fields = strings(((value or {}).get("ColumnRef") or {}).get("fields"))
-                    source = sources.get(fields[0]) if fields else None
-                    if source is None:
-                        continue
-                    table, column = source[0], source[1] if len(fields) == 1 else fields[-1]
-                    how = _client_choice_unbounded(s, table, column) if column else None
-                    if how:
-                        yield r.finding(f"{f.qualified} makes {rel} rows with the role read from {table.qualified}."
-                                        f"{column}, which clients {how} write with any value.", f.qualified,
-                                        location=f.location)
-                        break
-                else:
-                    continue
-                break
-            else:
+        found = _role_from_client_row(s, reading, members)
+        if found:
+            rel, table, column, how = found
+            yield r.finding(f"{f.qualified} makes {rel} rows with the role read from {table.qualified}.{column}, "
+                            f"which clients {how} write with any value.", f.qualified, location=f.location)
+
+
+def _role_from_client_row(s: Schema, reading, members: set[str]) -> tuple[str, Table, str, str] | None:
+    """(membership table, source table, its column, how clients write it freely) of the first INSERT into a
+    membership table whose role value is a variable a SELECT ... INTO filled from a row clients write freely."""
+    sources = None
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind != "InsertStmt" or not isinstance(body.get("relation"), dict):
                 continue
-            break
+            rel = qualified(body["relation"], reading.default_schema)
+            t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+            role = role_column(t) if t is not None else None
+            columns = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []]
+            if role not in columns:
+                continue
+            sources = _row_sources(s, reading) if sources is None else sources
+            for row in ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or []:
+                items = (row.get("List") or {}).get("items") or []
+                value = unwrap(items[columns.index(role)]) if len(items) > columns.index(role) else None
+                fields = strings(((value or {}).get("ColumnRef") or {}).get("fields"))
+                source = sources.get(fields[0]) if fields else None
+                if source is None:
+                    continue
+                table, column = source[0], source[1] if len(fields) == 1 else fields[-1]
+                how = _client_choice_unbounded(s, table, column) if column else None
+                if how:
+                    return rel, table, column, how
+    return None
 
 
 @rule("BP089", "definer_write_outside_check", Level.ERROR, ("SECURITY", "TENANCY"),

@@ -1271,11 +1271,11 @@ def _removal_limited(s: Schema, members: Table, way: list) -> bool:
     user_id <> the primary owner), admits only
     callers of the top role (organization_ids_with_role('owner')), or only the organisation's primary owner (its id
     in `select o.id from organizations o where o.owner_user_id = auth.uid()`)."""
-    from ..role_sets import _labels
+    from ..role_sets import role_labels
     from ...model.tenant_keys import member_column, role_column, user_tables
     users = user_tables(s.tables)
     user, role = member_column(members, members.tenant_key, users), role_column(members)
-    labels = _labels(s, members) or []
+    labels = role_labels(s, members) or []
     roots = {f"{schema}.{name}" for schema, name in tenant_roots(s)}
     for x in way:
         if user and _owner_test(x, user):
