@@ -1041,11 +1041,7 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
         names -= {n for _, targets in reading.into if tested & set(targets) for n in targets} | tested
         params = frozenset(name for name, _ in reading.params if name)
         for at in reading.refuses_when:
-            statements = reading.trees[at] if at < len(reading.trees) else []
-            select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) \
-                and len(statements) == 1 else None
-            targets = (select or {}).get("targetList") or []
-            test = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+            test = _test_at(reading, at)
             found = _null_operand(s, test, names, mine, params) if test is not None else None
             if found:
                 what = f"{found} is NULL when no row matches" if "answer" in found else \
