@@ -194,10 +194,10 @@ def roomy(field: dict) -> bool:
 
 @st.composite
 def field_for(draw, name: str, targets: list[str], required_targets: list[str],
-              roles_: list[str] | None = None) -> dict:
-    """One field; `targets` may be referenced when nullable, `required_targets` also when NOT NULL;
-    with `roles_` (a tenant entity) also members of the row's organisation."""
-    ftype = draw(st.sampled_from([t.value for t in FieldType]))
+              roles_: list[str] | None = None, ftype: str | None = None) -> dict:
+    """One field (of type `ftype` when given); `targets` may be referenced when nullable, `required_targets` also
+    when NOT NULL; with `roles_` (a tenant entity) also members of the row's organisation."""
+    ftype = ftype or draw(st.sampled_from([t.value for t in FieldType]))
     f: dict = {"name": name, "type": ftype}
     nullable = draw(st.booleans())
     if ftype == "reference":
@@ -308,6 +308,13 @@ def blueprints(draw) -> dict:
                                     max_size=5, unique=True))
         e["fields"] = [draw(field_for(f, targets, required, roles_ if scope != "global" else None))
                        for f in field_names]
+        # A parent half the time where another entity may be one: a uniform field type rarely drew a reference
+        # between entities, which visible, under, linked chains and pins need (red team 15's bug went unseen).
+        parents = [t for t in targets if t != "auth.users" and t != name]
+        if parents and draw(st.booleans()):
+            e["fields"].append(draw(field_for("parent_id", parents, [t for t in required if t in parents],
+                                              ftype="reference")))
+            field_names = [*field_names, "parent_id"]
         if scope in ("organization", "user"):
             for f in e["fields"]:
                 # Clients write these rows: a user reference that restricts the account's deletion is refused
