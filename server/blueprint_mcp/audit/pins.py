@@ -98,15 +98,32 @@ def _equality(value: Any) -> tuple[Any, Any] | None:
 
 
 def filters_of(select: dict) -> list[Any]:
-    """A SELECT's WHERE and the ON conditions of the joins in its FROM: what decides which rows it reads."""
+    """A SELECT's WHERE and the ON conditions of the joins in its FROM (a USING list read as the equalities it
+    stands for, where both sides are tables): what decides which rows it reads."""
     out = [select.get("whereClause")]
     stack = list(select.get("fromClause") or [])
     while stack:
         kind, body = _typed(stack.pop())
         if kind == "JoinExpr":
             out.append(body.get("quals"))
+            out += _using_equalities(body)
             stack += [body.get("larg"), body.get("rarg")]
     return [f for f in out if f is not None]
+
+
+def _using_equalities(join: dict) -> list[dict]:
+    """`a join b using (organization_id)` as `a.organization_id = b.organization_id` (review of the fphunt: the
+    co-members self-join written with USING read as everyone's memberships)."""
+    sides = []
+    for side in (join.get("larg"), join.get("rarg")):
+        kind, rv = _typed(side)
+        if kind != "RangeVar":
+            return []
+        sides.append((rv.get("alias") or {}).get("aliasname") or rv.get("relname", ""))
+    return [{"A_Expr": {"kind": "AEXPR_OP", "name": [{"String": {"sval": "="}}],
+                        "lexpr": {"ColumnRef": {"fields": [{"String": {"sval": sides[0]}}, {"String": {"sval": c}}]}},
+                        "rexpr": {"ColumnRef": {"fields": [{"String": {"sval": sides[1]}}, {"String": {"sval": c}}]}}}}
+            for c in strings(join.get("usingClause"))]
 
 
 def unwrap(value: Any) -> Any:
