@@ -469,6 +469,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     for tree in reading.trees:
         for kind, body in nodes(tree):
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
+                if kind == "SelectStmt" and _callers_own_memberships(s, t, where, reading):
+                    continue  # reading the caller's own memberships, whichever organisation the argument names
                 columns = {c.name for c in t.columns}
                 top = outside_subqueries(where) if where is not None else []
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
@@ -492,6 +494,29 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                 if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
                     out.append((t.qualified, None, "unfiltered"))
     return out
+
+
+def _callers_own_memberships(s: Schema, t: Table, where, reading) -> bool:
+    """A filter of the membership table that keeps its user column to the caller (`m.user_id = (select
+    auth.uid())`, or a variable holding it): has_role(p_org, p_role) reads the caller's own role there, which
+    no argument turns into another user's (fphunt: BP073 said it never tests the organisation)."""
+    if where is None or t.qualified not in membership_tables(s):
+        return False
+    from ...model.tenant_keys import member_column, user_tables
+    user = member_column(t, t.tenant_key, user_tables(s.tables))
+    callers = {name for at, names in reading.into for name in names if at < len(reading.trees)
+               and any(k == "FuncCall" and function_name(b) == "auth.uid" for k, b in nodes(reading.trees[at]))}
+    for x in boolean_args(where, "AND_EXPR"):
+        e = x.get("A_Expr") if isinstance(x, dict) else None
+        if not isinstance(e, dict) or strings(e.get("name")) != ["="]:
+            continue
+        sides = (unwrap(e.get("lexpr")), unwrap(e.get("rexpr")))
+        for a, b in (sides, sides[::-1]):
+            if strings(((a or {}).get("ColumnRef") or {}).get("fields"))[-1:] == [user] and (
+                    any(k == "FuncCall" and function_name(v) == "auth.uid" for k, v in nodes(b)) or
+                    strings(((b or {}).get("ColumnRef") or {}).get("fields")) in ([c] for c in callers)):
+                return True
+    return False
 
 
 def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> list[str]:
