@@ -7,6 +7,7 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from blueprint_mcp.templates import load_template, template_names
@@ -267,3 +268,32 @@ def test_dollar_quoted_takes_a_tag_its_body_does_not_hold():
     assert dollar_quoted("select 1") == "$$\nselect 1\n$$"
     assert dollar_quoted("select '$$'") == "$fn$\nselect '$$'\n$fn$"
     assert dollar_quoted("select '$$', '$fn$'") == "$fn1$\nselect '$$', '$fn$'\n$fn1$"
+
+
+def test_a_linked_inserter_gets_one_refusal_for_a_non_member_and_a_member_without_the_role(make_db):
+    """Red teams 14 and 16: a user a linked insert grant lets in, naming someone in a member column limited to
+    roles, got 23503 from the membership key for a non-member and the role check's message for a member without the
+    role, so any signed-in user could probe who belongs to an organisation. The role check now fires before the
+    key's (its trigger name sorts first), and refuses both alike."""
+    from blueprint_mcp.model import parse_blueprint
+    from pgutil import build_world
+
+    bp = parse_blueprint({"app": {"name": "Feedback", "slug": "feedback"}, "tenancy": {"personal_workspaces": False},
+                          "entities": [{"name": "tickets", "scope": "organization", "fields": [
+                              {"name": "subject", "type": "text", "nullable": False},
+                              {"name": "requester", "type": "reference", "references": "auth.users"},
+                              {"name": "handler", "type": "reference", "references": "organization_members",
+                               "member_roles": ["owner"]}],
+                              "access": {"select": [{"min_role": "member"}, {"linked": ["requester"]}],
+                                         "insert": [{"min_role": "member"}, {"linked": ["requester"]}]}}]})
+    conn = make_db()
+    migrate(conn, bp)
+    w = build_world(conn, ["owner", "member"])
+    insert = ("insert into public.tickets (organization_id, subject, requester, handler) "
+              "values (%s, 'probe', auth.uid(), %s)")
+    refusals = set()
+    for named in ("member", "owner2"):  # a member without the role; someone of another organisation
+        with pytest.raises(psycopg.Error) as info:
+            w.as_("outsider", insert, (w.org1, w.users[named]))
+        refusals.add((info.value.sqlstate, info.value.diag.message_primary))
+    assert refusals == {("23503", "tickets.handler must name a member holding one of the roles owner")}

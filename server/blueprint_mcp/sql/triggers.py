@@ -222,10 +222,15 @@ def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
 
 
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None,
-             **statement):
-    """A row trigger (`when`: its WHEN condition); `level="statement"` (and `referencing`) for a statement trigger."""
-    table.triggers.append(Trigger(name=object_name(table.name, label, suffix="trg"), timing=timing, events=events,
-                                  function=fn.qualified, args=args or [], **statement))
+             before_keys: bool = False, **statement):
+    """A row trigger (`when`: its WHEN condition); `level="statement"` (and `referencing`) for a statement trigger.
+    `before_keys`: an AFTER trigger that must fire before the foreign keys' checks (PostgreSQL fires a table's
+    triggers in name order, and those are named "RI_ConstraintTrigger_..."): its name starts with "A_", quoted."""
+    name = object_name(table.name, label, suffix="trg")
+    if before_keys:
+        name = "A_" + name[:61]
+    table.triggers.append(Trigger(name=name, timing=timing, events=events, function=fn.qualified, args=args or [],
+                                  **statement))
 
 
 def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
@@ -244,9 +249,12 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         for e, f in limited:
             table = next(t for t in tables if t.name == e.name)
             # After the row: RLS first, so an outsider's insert fails alike whoever it names (a before
-            # trigger's error would tell them who holds which role in another organisation).
+            # trigger's error would tell them who holds which role in another organisation). And before the
+            # membership key's own check, so a caller RLS lets in (a linked user) gets the same refusal for a
+            # non-member as for a member without the role (red teams 14 and 16: 23503 from the key told them apart).
             _trigger(table, f"{f.name}_member_role", "after", ["insert", "update"], member_role,
-                     [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles])
+                     [f.name] + [r for r in (x.name for x in bp.tenancy.roles) if r in f.member_roles],
+                     before_keys=True)
     sides = [(e, bp.entity(e.private_of)) for e in bp.entities if e.private_of and e.owner_column]
     sides = [(e, parent) for e, parent in sides if parent is not None and parent.owner_column]
     for e, parent in sides:

@@ -937,7 +937,7 @@ create trigger payments_audit_trg
   after insert or update or delete on public.payments
   for each row execute function private.audit_row_change('organization_id');
 
-create trigger shipments_packed_by_member_role_trg
+create trigger "A_shipments_packed_by_member_role_trg"
   after insert or update on public.shipments
   for each row execute function private.check_member_role('packed_by', 'owner', 'manager', 'fulfilment');
 

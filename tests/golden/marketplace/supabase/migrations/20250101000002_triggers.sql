@@ -732,7 +732,7 @@ create trigger orders_private_audit_trg
   after insert or update or delete on public.orders_private
   for each row execute function private.audit_row_change('organization_id', 'shipping_name', 'shipping_address');
 
-create trigger shipments_shipped_by_member_role_trg
+create trigger "A_shipments_shipped_by_member_role_trg"
   after insert or update on public.shipments
   for each row execute function private.check_member_role('shipped_by', 'owner', 'manager', 'shipper');
 
