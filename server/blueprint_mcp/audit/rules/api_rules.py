@@ -208,6 +208,7 @@ def _buckets_named(tree: Any) -> set[str] | None:
           "puts their file into another organisation's folder.")
 def storage_policy_not_tied_to_caller(r, s: Schema):
     private = {b.name for b in s.buckets if not b.public}
+    public = {b.name for b in s.buckets if b.public}
     published = _published_buckets(s)
     folder_read = _folder_read_buckets(s)
     for p in _object_policies(s):
@@ -240,8 +241,11 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                 continue  # a read granted to anon by name is a publication, not a forgotten check
             if command in ("select", "insert"):
                 named = _buckets_named(clause) if clause is not MISSING else None
-                if named is not None and not named & private:
-                    continue  # public buckets, or ones the SQL does not create: judged by the bucket's own rules
+                # A public bucket's reads are its own rules' (BP044/BP048); an upload anyone may make into one
+                # is not (fphunt: `with check (bucket_id = 'media')` let every signed-in user publish files). A
+                # bucket the SQL does not create is judged by its own rules.
+                if named is not None and not named & private and (command == "select" or not named & public):
+                    continue
                 if command == "select" and named is not None and named <= published:
                     continue  # anon reads these buckets' files by name already: signed-in readers add nobody
             loose.append(command)
