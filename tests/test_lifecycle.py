@@ -441,3 +441,21 @@ def test_a_role_only_the_primary_owner_holds_is_demoted_through_a_stand_in(db_ur
                                    "then\n    return new;\n  end if;\n", "")], "")
     report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
     assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]
+
+
+def test_a_child_row_with_a_unique_default_keeps_its_parent_in_a_cycle_of_references(db_url):
+    """Drawn by the random-seed property tests once entities got parents: items (a unique column with a constant
+    default) reference time, and time references items. The case putting another user's items row under the
+    victim's time row left the unique column to its default, the clearing of the clashing fixture row took the rows
+    naming it (orphans), the victim's time row among them, and the insert failed on its key (an error, not a
+    verdict). The row now takes fresh unique values, as a client's insert does."""
+    import json
+    from pathlib import Path
+
+    from blueprint_mcp.model import parse_blueprint
+    from blueprint_mcp.verify.run import blueprint_migrations
+
+    bp = parse_blueprint(json.loads((Path(__file__).parent / "fixtures/blueprints/cycle-unique-default.json")
+                                    .read_text()))
+    report = verify(source="cycle", migrations=blueprint_migrations(bp), blueprint=bp, database_url=db_url)
+    assert report.ok, [(f.attack or f.command, f.actual) for f in report.failures]

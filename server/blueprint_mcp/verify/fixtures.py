@@ -95,7 +95,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
             values[col.name] = Implicit(literal(uid) if uid else "null")
     meet_requirements(table, org, world, author, n, enums, values)
     if with_id:
-        _make_distinct(table, org, world, author, n, enums, values, support=True)
+        make_distinct(table, org, world, author, n, enums, values, support=True)
         meet_requirements(table, org, world, author, n, enums, values)
     return values
 
@@ -200,7 +200,7 @@ def insert_values(table: Table, org: str | None, world: World, author: str, n: i
                   enums: dict[str, list[str]]) -> dict[str, str]:
     """What a client's insert sends: a row like a fixture's, distinct from the fixtures where it can be."""
     values = row_values(table, org, world, author, n, enums, with_id=False)
-    _make_distinct(table, org, world, author, n, enums, values, support=False)
+    make_distinct(table, org, world, author, n, enums, values, support=False)
     meet_requirements(table, org, world, author, n, enums, values)
     # The server sets these (a client may not write them): known for unique keys, never sent. So are the
     # columns the client role's insert grant leaves out where the table gives them a default or lets them be
@@ -384,7 +384,7 @@ def clashes(table: Table, values: dict[str, str], peers: list[dict[str, str]],
     return False
 
 
-def _make_distinct(table: Table, org: str | None, world: World, author: str, n: int,
+def make_distinct(table: Table, org: str | None, world: World, author: str, n: int,
                    enums: dict[str, list[str]], values: dict[str, str], support: bool) -> None:
     keys = unique_keys(table)
     # Compared and ranged columns hold the row's own slot, distinct per row already: moving one would
