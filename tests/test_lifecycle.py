@@ -404,19 +404,28 @@ def test_a_role_check_run_on_every_update_is_caught_once_the_named_member_is_dem
     the clinic verifies clean, and the trigger without its unchanged-column test is reported blocked."""
     from pathlib import Path
 
+    _demotion_case_catches_g1(db_url, Path(__file__).parents[1] / "examples/clinic.yaml",
+                              "owner edits a appointments row naming dentist after dentist is made receptionist")
+
+
+# The member_roles trigger without its unchanged-column test: it checks the role on every update of the row (G1).
+G1 = [("  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid then\n    return new;\n"
+       "  end if;\n", "")]
+
+
+def _demotion_case_catches_g1(db_url, path, scenario: str) -> None:
+    """The blueprint at `path` verifies clean with the demotion scenario among its cases, and reopening G1 makes that
+    scenario, alone, blocked."""
     import yaml
 
     from blueprint_mcp.model import parse_blueprint
     from blueprint_mcp.verify.run import blueprint_migrations
 
-    bp = parse_blueprint(yaml.safe_load((Path(__file__).parents[1] / "examples/clinic.yaml").read_text()))
+    bp = parse_blueprint(yaml.safe_load(path.read_text()))
     migrations = blueprint_migrations(bp)
-    scenario = "owner edits a appointments row naming dentist after dentist is made receptionist"
-    clean = verify(source="clinic", migrations=migrations, blueprint=bp, database_url=db_url)
+    clean = verify(source=path.stem, migrations=migrations, blueprint=bp, database_url=db_url)
     assert clean.ok and scenario in {a.attack for a in clean.attacks}
-    holed = reopened(migrations, [("  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid "
-                                   "then\n    return new;\n  end if;\n", "")], "")
-    report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
+    report = verify(source="holed", migrations=reopened(migrations, G1, ""), blueprint=bp, database_url=db_url)
     assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]
 
 
@@ -426,21 +435,8 @@ def test_a_role_only_the_primary_owner_holds_is_demoted_through_a_stand_in(db_ur
     now runs on them, and the trigger checking the role on every update is reported blocked."""
     from pathlib import Path
 
-    import yaml
-
-    from blueprint_mcp.model import parse_blueprint
-    from blueprint_mcp.verify.run import blueprint_migrations
-
-    text = (Path(__file__).parent / "fixtures/blueprints/owner-approver.yaml").read_text()
-    bp = parse_blueprint(yaml.safe_load(text))
-    migrations = blueprint_migrations(bp)
-    scenario = "owner edits a reviews row naming admin after admin is made viewer"
-    clean = verify(source="owner-approver", migrations=migrations, blueprint=bp, database_url=db_url)
-    assert clean.ok and scenario in {a.attack for a in clean.attacks}
-    holed = reopened(migrations, [("  if tg_op = 'UPDATE' and member is not distinct from (to_jsonb(old) ->> col)::uuid "
-                                   "then\n    return new;\n  end if;\n", "")], "")
-    report = verify(source="holed", migrations=holed, blueprint=bp, database_url=db_url)
-    assert [(f.verdict, f.attack) for f in report.failures] == [("blocked", scenario)]
+    _demotion_case_catches_g1(db_url, Path(__file__).parent / "fixtures/blueprints/owner-approver.yaml",
+                              "owner edits a reviews row naming admin after admin is made viewer")
 
 
 def test_a_child_row_with_a_unique_default_keeps_its_parent_in_a_cycle_of_references(db_url):
