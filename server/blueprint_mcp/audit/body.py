@@ -17,6 +17,7 @@ from typing import Any
 
 import pgparse
 
+from .pins import unwrap
 from .platform import mentions_user_metadata
 from ..sql.ident import ident
 from .tree import (Node, boolean_args, called_functions, const, dotted, nodes, procedure_calls_typed, qualified,
@@ -123,23 +124,17 @@ def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> N
             facts.compares.add(column)
 
 
-def _strip_casts(x: Any) -> Any:
-    while isinstance(x, dict) and "TypeCast" in x:
-        x = x["TypeCast"].get("arg")
-    return x
-
-
 def _is_coalesce(x: Any) -> bool:
-    x = _strip_casts(x)
+    x = unwrap(x)
     return isinstance(x, dict) and "CoalesceExpr" in x
 
 
 def _coalesced_column(x: Any) -> Any:
     """The column a side compares: itself, or the first argument of a coalesce around it, casts aside."""
-    x = _strip_casts(x)
+    x = unwrap(x)
     if isinstance(x, dict) and "CoalesceExpr" in x:
         args = x["CoalesceExpr"].get("args") or []
-        return _strip_casts(args[0]) if args else None
+        return unwrap(args[0]) if args else None
     return x
 
 

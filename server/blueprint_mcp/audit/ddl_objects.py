@@ -431,9 +431,10 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
             else:
                 kept = [c for h in same for c in h.columns if c not in p.columns]
                 # Revoking some columns of a whole-relation grant leaves the relation grant in place.
-                if any(not h.columns for h in same) and isinstance(target, Table):
+                whole = any(not h.columns for h in same)
+                if whole and isinstance(target, Table):
                     target.column_revokes.append((role, p.privilege, list(p.columns), location))
-                if not any(not h.columns for h in same):
+                if not whole:
                     held = [h for h in held if h.privilege != p.privilege] + (
                         [Privilege(privilege=p.privilege, columns=kept)] if kept else [])
         grants[role] = held

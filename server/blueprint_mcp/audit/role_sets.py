@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model.schema import Function, Schema, Table
-from ..model.tenant_keys import member_column, role_column, user_tables
-from .rules.common import _once, find_function, membership_tables
+from ..model.schema import EnumType, Function, Schema, Table
+from ..model.tenant_keys import key_sets, member_column, role_column, user_tables
+from .pins import unwrap
+from .rules.common import _once, find_function, lone_value, membership_tables
 from .tree import Node, const, function_name, nodes, strings
 
 _FLIPPED = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "="}
@@ -58,19 +59,13 @@ def _one_role_per_member(s: Schema) -> bool:
     users = user_tables(s.tables)
     for t in members:
         user = member_column(t, t.tenant_key, users)
-        keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")] + \
-            [set(i.columns) for i in t.indexes if i.unique and i.where is None]
-        if user is None or t.tenant_key is None or {t.tenant_key, user} not in keys:
+        if user is None or t.tenant_key is None or {t.tenant_key, user} not in key_sets(t):
             return False
     return bool(members)
 
 
 def _only_call(select: Any) -> Node | None:
-    body = (select or {}).get("SelectStmt") if isinstance(select, dict) else None
-    if not isinstance(body, dict) or body.get("fromClause") or body.get("whereClause"):
-        return None
-    targets = body.get("targetList") or []
-    value = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+    value = lone_value((select or {}).get("SelectStmt") if isinstance(select, dict) else None)
     return value.get("FuncCall") if isinstance(value, dict) else None
 
 
@@ -96,8 +91,7 @@ def _roles_of_call(s: Schema, f: Function, args: list) -> frozenset[str] | None:
 
 def _constants(node: Any) -> list[str] | None:
     """'admin', 'admin'::member_role, array['member', 'admin'] (cast or not): the role names; None otherwise."""
-    while isinstance(node, dict) and "TypeCast" in node:
-        node = node["TypeCast"].get("arg")
+    node = unwrap(node)
     if isinstance(node, dict) and "A_ArrayExpr" in node:
         items = [_constants(x) for x in node["A_ArrayExpr"].get("elements") or []]
         return None if any(x is None or len(x) != 1 for x in items) else [x[0] for x in items]
@@ -107,12 +101,17 @@ def _constants(node: Any) -> list[str] | None:
 
 def role_labels(s: Schema, table: Table) -> list[str] | None:
     """The role enum's labels in declaration order (PostgreSQL's order for <, >=, ...)."""
+    enum = role_enum(s, table)
+    return list(enum.values) if enum is not None else None
+
+
+def role_enum(s: Schema, table: Table) -> EnumType | None:
+    """The enum type of the membership table's role column (None for text roles, or a type the SQL did not make)."""
     col = table.column(role_column(table) or "")
     if col is None:
         return None
     schema, _, name = col.type.rpartition(".")
-    enum = next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
-    return list(enum.values) if enum is not None else None
+    return next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
 
 
 def _role_filter(s: Schema, f: Function) -> tuple[int, str, Table] | None:

@@ -60,7 +60,8 @@ def role_column(t: Table) -> str | None:
     return "role" if "role" in names else (names[0] if names else None)
 
 
-def _keys(t: Table) -> list[set[str]]:
+def key_sets(t: Table) -> list[set[str]]:
+    """The column sets of the table's primary key, unique constraints and unique indexes without WHERE."""
     keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
     return keys + [set(i.columns) for i in t.indexes if i.unique and i.where is None]
 
@@ -92,7 +93,7 @@ def user_columns(t: Table, users: set[tuple[str, str]]) -> list[str]:
 def member_column(t: Table, key: str | None, users: set[tuple[str, str]]) -> str | None:
     """The user column of a membership table: the one its key pairs with the tenant key, else the first."""
     columns = user_columns(t, users)
-    keys = _keys(t)
+    keys = key_sets(t)
     return next((c for c in columns if {key, c} in keys), columns[0] if columns else None)
 
 
@@ -105,7 +106,7 @@ def membership_links(tables: Iterable[Table]) -> list[tuple[Table, str]]:
         people = user_columns(t, users) if not t.external else []
         if not people:
             continue
-        keys = _keys(t)
+        keys = key_sets(t)
         named = t.name.endswith(MEMBERSHIP_NAMES) and any(is_role_column(c.name) for c in t.columns)
         for fk in t.foreign_keys:
             if len(fk.columns) != 1 or fk.columns[0] in people or fk.ref_schema == "auth":

@@ -483,10 +483,7 @@ def _public_sends(tree) -> bool:
           "realtime.messages that ties the topic to the caller's memberships; or use "
           "realtime.broadcast_changes on a private topic.")
 def realtime_send_public_row(r, s: Schema):
-    tenant = {t.qualified for t in s.tables if t.tenant_key}
-    for t in s.tables:
-        if t.qualified not in tenant:
-            continue
+    for t in (t for t in s.tables if t.tenant_key):
         for trg in t.triggers:
             f = find_function(s, trg.function)
             reading = f._body if f is not None and "realtime.send" in (f.calls or ()) else None

@@ -11,7 +11,7 @@ import pgparse
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ...model.tenant_keys import is_role_column, member_column
+from ...model.tenant_keys import is_role_column, key_sets, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..body import mentions_variables
 from ..callers import BodyReading, CallerFacts, caller_facts
@@ -232,8 +232,7 @@ def _membership_tables(s: Schema) -> set[str]:
         user = member_column(t, t.tenant_key, users) if is_tenant(t) else None
         if user is None:
             continue
-        keys = [set(c.columns) for c in t.constraints if c.kind in ("primary key", "unique")]
-        keys += [set(i.columns) for i in t.indexes if i.unique and i.where is None]
+        keys = key_sets(t)
         role = any(is_role_column(c.name) for c in t.columns)
         if ({t.tenant_key, user} in keys and role) or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
@@ -435,6 +434,37 @@ def calls(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
 
 def _index(tree: Any) -> list[tuple[str, Node, tuple[str, ...]]]:
     return indexed(tree)
+
+
+def only_statement(tree: Any) -> tuple[str, Node]:
+    """(kind, fields) of a parse that holds exactly one statement (a body's tree: a PL/pgSQL test is kept as
+    `select <test>`, a lookup as its query); ("", {}) otherwise."""
+    statements = tree if isinstance(tree, list) else [tree]
+    stmt = (statements[0] or {}).get("stmt") if len(statements) == 1 and isinstance(statements[0], dict) else None
+    if isinstance(stmt, dict) and len(stmt) == 1:
+        kind, body = next(iter(stmt.items()))
+        if isinstance(body, dict):
+            return kind, body
+    return "", {}
+
+
+def lone_value(select: Node | None, bare: bool = True) -> Any:
+    """The one expression a SELECT returns (`select <expression>`); None for several. `bare`: only a SELECT without
+    FROM and WHERE (a value, not a lookup: `(select auth.uid())`, an SQL helper's answer)."""
+    select = select or {}
+    targets = select.get("targetList") or []
+    if len(targets) != 1 or (bare and (select.get("fromClause") or select.get("whereClause"))):
+        return None
+    return (targets[0].get("ResTarget") or {}).get("val")
+
+
+def sql_answer(f: Function | None) -> Any:
+    """The expression an SQL function answers when its body is one bare `select <expression>`; None otherwise."""
+    reading = f._body if f is not None and f.language == "sql" else None
+    if reading is None or len(reading.trees) != 1:
+        return None
+    kind, body = only_statement(reading.trees[0])
+    return lone_value(body) if kind == "SelectStmt" else None
 
 
 def outside_subqueries(tree: Any) -> list[tuple[str, Node]]:

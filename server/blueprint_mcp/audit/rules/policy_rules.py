@@ -15,6 +15,8 @@ from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
+from ..pins import unwrap
+from ..role_sets import role_enum
 from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
@@ -28,6 +30,7 @@ from .common import (
     is_membership_name,
     is_tenant,
     linted_policies,
+    lone_value,
     membership_functions,
     membership_tables,
     membership_views,
@@ -35,6 +38,7 @@ from .common import (
     per_tree,
     policy_label,
     relation_names,
+    sql_answer,
     strings_in,
     tenant_roots,
     trees,
@@ -589,8 +593,7 @@ def role_ranks_reversed(r, s: Schema):
     members = membership_tables(s)
     for t in (t for t in s.tables if t.qualified in members):
         col = t.column(role_column(t) or "")
-        enum = next((e for e in s.enums if col is not None and col.type.split(".")[-1].strip('"') == e.name
-                     and (e.schema_name == col.type.split(".")[0] or "." not in col.type)), None)
+        enum = role_enum(s, t)
         if col is not None and enum is None and _TEXT_TYPE.match(col.type.split(".")[-1].strip('"').lower()):
             where = _ordered_use(s, t, col.name, "")
             if where:
@@ -701,8 +704,7 @@ def _ordered_sides(e: dict) -> list[tuple]:
 
 def _is_null(node) -> bool:
     """NULL, cast or not (`enum_range(null, min_role)`: no lower bound)."""
-    while isinstance(node, dict) and "TypeCast" in node:
-        node = node["TypeCast"].get("arg")
+    node = unwrap(node)
     return isinstance(node, dict) and "A_Const" in node and node["A_Const"].get("isnull") is True
 
 
@@ -718,8 +720,7 @@ def _role_not_greater(lhs, rhs, how: str | None, column: str, enum: str) -> bool
 
 def _is_role_column(side, column: str, enum: str) -> bool:
     """The member's role itself, or its rank (array_position(enum_range(...), m.role)), casts aside."""
-    while isinstance(side, dict) and "TypeCast" in side:
-        side = side["TypeCast"].get("arg")
+    side = unwrap(side)
     if not isinstance(side, dict):
         return False
     if "ColumnRef" in side:
@@ -996,12 +997,11 @@ def _unwrapped(node):
             node = node["TypeCast"].get("arg")
             continue
         link = node.get("SubLink")
-        targets = ((link or {}).get("subselect") or {}).get("SelectStmt", {}).get("targetList") or [] \
-            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else []
-        select = (link or {}).get("subselect", {}).get("SelectStmt", {}) if targets else {}
-        if len(targets) != 1 or select.get("fromClause") or select.get("whereClause"):
+        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
+            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
+        if value is None:
             return node
-        node = (targets[0].get("ResTarget") or {}).get("val")
+        node = value
     return node
 
 
@@ -1084,16 +1084,9 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
             return "auth.uid() is not null"
     call = node.get("FuncCall")
     f = find_function(s, function_name(call)) if isinstance(call, dict) else None
-    if f is not None and f.language == "sql" and f._body is not None and len(f._body.trees) == 1:
-        statements = f._body.trees[0] if isinstance(f._body.trees[0], list) else [f._body.trees[0]]
-        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if len(statements) == 1 else None
-        targets = (select or {}).get("targetList") or []
-        if len(targets) == 1 and not select.get("fromClause") and not select.get("whereClause"):
-            found = _true_for(s, (targets[0].get("ResTarget") or {}).get("val"), callers, depth + 1,
-                              definer or f.security_definer)
-            if found:
-                return found + (f" (in {f.qualified})" if " (in " not in found else "")
-    return None
+    answer = sql_answer(f)
+    found = _true_for(s, answer, callers, depth + 1, definer or f.security_definer) if answer is not None else None
+    return found + (f" (in {f.qualified})" if " (in " not in found else "") if found else None
 
 
 @rule("BP079", "policy_true_for_every_caller", Level.ERROR, ("SECURITY", "TENANCY"),

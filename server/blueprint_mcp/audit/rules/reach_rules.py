@@ -19,13 +19,13 @@ from ..platform import managed
 from ..body import mentions_variables
 from ..pins import unwrap
 from ..registry import rule
-from ..tree import (boolean_args, equated_columns, function_name, nodes, qualified, statement_relations,
+from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
 from ...model.tenant_keys import role_column
 from .binding import calls_out, from_relations, pins_caller
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
-                     membership_tables, names_the_caller, outside_subqueries, relation_names, taken_columns,
-                     tenant_relation, tested)
+                     lone_value, membership_tables, names_the_caller, only_statement, outside_subqueries,
+                     relation_names, taken_columns, tenant_relation, tested)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -504,8 +504,7 @@ def _callers_own_memberships(s: Schema, t: Table, where, reading) -> bool:
         return False
     from ...model.tenant_keys import member_column, user_tables
     user = member_column(t, t.tenant_key, user_tables(s.tables))
-    callers = {name for at, names in reading.into for name in names if at < len(reading.trees)
-               and any(k == "FuncCall" and function_name(b) == "auth.uid" for k, b in nodes(reading.trees[at]))}
+    callers = _caller_variables(reading, ("auth.uid",))
     for x in boolean_args(where, "AND_EXPR"):
         e = x.get("A_Expr") if isinstance(x, dict) else None
         if not isinstance(e, dict) or strings(e.get("name")) != ["="]:
@@ -913,16 +912,12 @@ def _lookup_variables(reading) -> tuple[set[str], set[str]]:
     with aggregates and no GROUP BY always answers one row (count(*) is never NULL): left out. (all of them, those
     whose lookup asks about the caller: `where m.user_id = auth.uid()`, a caller's membership or role)."""
     out: set[str] = set()
-    callers = {name for at, names in reading.into for name in names if at < len(reading.trees)
-               and any(kind == "FuncCall" and function_name(b) in ("auth.uid", "auth.jwt")
-                       for kind, b in nodes(reading.trees[at]))}
+    callers = _caller_variables(reading, ("auth.uid", "auth.jwt"))
     mine: set[str] = set()
     lookups = set(reading.lookups)
     for at, names in reading.into:
-        statements = reading.trees[at] if at in lookups and at < len(reading.trees) else []
-        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
-            len(statements) == 1 else None
-        if _may_find_nothing(select):
+        kind, select = only_statement(reading.trees[at]) if at in lookups and at < len(reading.trees) else ("", {})
+        if kind == "SelectStmt" and _may_find_nothing(select):
             out |= set(names)
             where = select.get("whereClause")
             if any((kind == "FuncCall" and function_name(b) in ("auth.uid", "auth.jwt")) or
@@ -930,6 +925,13 @@ def _lookup_variables(reading) -> tuple[set[str], set[str]]:
                    for kind, b in nodes(where)):
                 mine |= set(names)
     return out, mine
+
+
+def _caller_variables(reading, functions: tuple[str, ...]) -> set[str]:
+    """Variables the body sets from an expression calling one of `functions` (caller uuid := auth.uid())."""
+    return {name for at, names in reading.into if at < len(reading.trees)
+            and any(kind == "FuncCall" and function_name(b) in functions for kind, b in nodes(reading.trees[at]))
+            for name in names}
 
 
 def _may_find_nothing(select) -> bool:
@@ -1023,20 +1025,13 @@ def _nullable(s: Schema, side, names: set[str], booleans: bool = False) -> str |
         return "a sub-query's answer"
     call = side.get("FuncCall")
     if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
-        targets = ((link.get("subselect") or {}).get("SelectStmt") or {}).get("targetList") or []
-        value = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+        value = lone_value((link.get("subselect") or {}).get("SelectStmt"), bare=False)
         call = value.get("FuncCall") if isinstance(value, dict) else None
     f = find_function(s, function_name(call)) if isinstance(call, dict) else None
     reading = f._body if f is not None and f.language == "sql" and f.returns == "boolean" else None
-    if reading is None or len(reading.trees) != 1:
-        return None
-    statements = reading.trees[0] if isinstance(reading.trees[0], list) else [reading.trees[0]]
-    select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if len(statements) == 1 else None
-    targets = (select or {}).get("targetList") or []
-    if len(targets) != 1 or (select or {}).get("fromClause"):
-        return None
-    return f"{f.qualified}'s answer" if _null_operand(s, (targets[0].get("ResTarget") or {}).get("val"), set()) \
-        else None
+    kind, select = only_statement(reading.trees[0]) if reading is not None and len(reading.trees) == 1 else ("", {})
+    answer = lone_value(select, bare=False) if kind == "SelectStmt" and not select.get("fromClause") else None
+    return f"{f.qualified}'s answer" if answer is not None and _null_operand(s, answer, set()) else None
 
 
 @rule("BP080", "refusal_skipped_by_null", Level.ERROR, ("SECURITY", "TENANCY"),
@@ -1078,11 +1073,8 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
 
 def _test_at(reading, at: int):
     """The expression of the test at `at` in a body's trees (kept as `select <test>`)."""
-    statements = reading.trees[at] if at < len(reading.trees) else []
-    select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
-        len(statements) == 1 else None
-    targets = (select or {}).get("targetList") or []
-    return (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+    kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+    return lone_value(select, bare=False) if kind == "SelectStmt" else None
 
 
 def _caller_roles(s: Schema, reading) -> frozenset[str] | None:
@@ -1101,7 +1093,6 @@ def _caller_roles(s: Schema, reading) -> frozenset[str] | None:
 
 
 def _role_constant(node) -> str | None:
-    from ..tree import const
     value = const(unwrap(node))
     return value if isinstance(value, str) else None
 
@@ -1146,44 +1137,42 @@ def _targets_by_role(where, role: str, labels: list[str]) -> set[str]:
       fix="Ask for the rank the write needs (`organization_ids_with_role('owner')` to hand ownership over), and keep "
           "the rows it changes below the caller's rank (`and role <> 'owner'`, `and role < 'admin'`).")
 def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
-    from ..role_sets import role_labels
     members = membership_tables(s)
     for f, through in client_definers(s):
         reading = f._body
-        if reading is None or not reading.refuses_when:
-            continue
-        admitted = _caller_roles(s, reading)
-        if not admitted:
-            continue
-        for tree in reading.trees:
-            for kind, body in nodes(tree):
-                if kind not in ("UpdateStmt", "InsertStmt") or not isinstance(body.get("relation"), dict):
-                    continue
-                rel = qualified(body["relation"], reading.default_schema)
-                t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
-                role = role_column(t) if t is not None else None
-                labels = role_labels(s, t) if role else None
-                if not labels or not admitted <= set(labels):
-                    continue
-                least = min(labels.index(x) for x in admitted)
-                written = _written_role(body, role)
-                if written in labels and labels.index(written) > least:
-                    yield r.finding(f"{f.qualified} writes role '{written}' to {rel}, but its check lets in "
-                                    f"'{labels[least]}' callers: one makes someone '{written}'; clients reach it "
-                                    f"through {through}.", f.qualified, location=f.location)
-                    break
-                if kind == "UpdateStmt" and written is not False:
-                    reach = _targets_by_role(body.get("whereClause"), role, labels)
-                    above = sorted((x for x in reach if labels.index(x) > least), key=labels.index)
-                    if above:
-                        yield r.finding(f"{f.qualified} changes the role of {rel} rows up to '{above[-1]}', but "
-                                        f"its check lets in '{labels[least]}' callers: one demotes a member ranked "
-                                        f"above them; clients reach it through {through}.", f.qualified,
-                                        location=f.location)
-                        break
-            else:
+        admitted = _caller_roles(s, reading) if reading is not None and reading.refuses_when else None
+        found = _outranking_write(s, reading, admitted, members) if admitted else None
+        if found:
+            yield r.finding(f"{f.qualified} {found}; clients reach it through {through}.", f.qualified,
+                            location=f.location)
+
+
+def _outranking_write(s: Schema, reading, admitted: frozenset[str], members: set[str]) -> str | None:
+    """What the first write of a membership role beyond the least of the `admitted` roles does (a role written
+    above it, or rows up to a role above it changed), as a phrase; None where every write keeps below."""
+    from ..role_sets import role_labels
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind not in ("UpdateStmt", "InsertStmt") or not isinstance(body.get("relation"), dict):
                 continue
-            break
+            rel = qualified(body["relation"], reading.default_schema)
+            t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+            role = role_column(t) if t is not None else None
+            labels = role_labels(s, t) if role else None
+            if not labels or not admitted <= set(labels):
+                continue
+            least = min(labels.index(x) for x in admitted)
+            written = _written_role(body, role)
+            if written in labels and labels.index(written) > least:
+                return (f"writes role '{written}' to {rel}, but its check lets in '{labels[least]}' callers: one "
+                        f"makes someone '{written}'")
+            if kind == "UpdateStmt" and written is not False:
+                reach = _targets_by_role(body.get("whereClause"), role, labels)
+                above = sorted((x for x in reach if labels.index(x) > least), key=labels.index)
+                if above:
+                    return (f"changes the role of {rel} rows up to '{above[-1]}', but its check lets in "
+                            f"'{labels[least]}' callers: one demotes a member ranked above them")
+    return None
 
 
 def _written_role(stmt: dict, role: str) -> str | None | bool:
@@ -1206,11 +1195,9 @@ def _written_role(stmt: dict, role: str) -> str | None | bool:
 
 def _always_inserts(tree) -> bool:
     """An INSERT ... VALUES without ON CONFLICT: it writes its rows or fails, so FOUND is true after it."""
-    statements = tree if isinstance(tree, list) else [tree]
-    stmt = ((statements[0] or {}).get("stmt") or {}) if len(statements) == 1 and isinstance(statements[0], dict) else {}
-    insert = stmt.get("InsertStmt")
-    select = ((insert or {}).get("selectStmt") or {}).get("SelectStmt") or {}
-    return isinstance(insert, dict) and bool(select.get("valuesLists")) and not insert.get("onConflictClause")
+    kind, insert = only_statement(tree)
+    select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
+    return kind == "InsertStmt" and bool(select.get("valuesLists")) and not insert.get("onConflictClause")
 
 
 @rule("BP085", "found_after_insert", Level.ERROR, ("SECURITY",),
@@ -1245,10 +1232,8 @@ def _row_sources(s: Schema, reading) -> dict[str, tuple[Table, str | None]]:
     None for a whole row: `select * into inv from invitations`)."""
     out: dict[str, tuple[Table, str | None]] = {}
     for at, names in reading.into:
-        statements = reading.trees[at] if at < len(reading.trees) else []
-        select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if isinstance(statements, list) and \
-            len(statements) == 1 else None
-        sources = [x.get("RangeVar") for x in (select or {}).get("fromClause") or []]
+        kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+        sources = [x.get("RangeVar") for x in select.get("fromClause") or []] if kind == "SelectStmt" else []
         if len(sources) != 1 or not isinstance(sources[0], dict):
             continue
         t = s.table(sources[0].get("relname", ""), sources[0].get("schemaname") or reading.default_schema)
@@ -1360,10 +1345,7 @@ def definer_write_outside_check(r, s: Schema) -> Iterator:
         if reading is None or not reading.asks_caller or not reading.unguarded:
             continue
         for at in reading.unguarded:
-            statements = reading.trees[at] if at < len(reading.trees) else []
-            stmt = ((statements[0] or {}).get("stmt") or {}) if isinstance(statements, list) and \
-                len(statements) == 1 else {}
-            kind, body = next(iter(stmt.items())) if len(stmt) == 1 else ("", {})
+            kind, body = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
             if kind not in ("InsertStmt", "UpdateStmt", "DeleteStmt") or not isinstance(body.get("relation"), dict):
                 continue
             rel = qualified(body["relation"], reading.default_schema)

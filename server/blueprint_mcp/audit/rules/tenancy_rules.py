@@ -35,10 +35,13 @@ from .common import (
     find_function,
     is_analytics,
     is_tenant,
+    lone_value,
     membership_tables,
+    outside_subqueries,
     per_tree,
     policy_label,
     relation_names,
+    sql_answer,
     taken_columns,
     view_statement,
     tenant_roots,
@@ -390,25 +393,14 @@ def _passed_columns(node) -> list[str]:
 def _owner_helper_reads(node, col: str, s: Schema) -> bool:
     sub = node.get("SubLink") if isinstance(node, dict) else None
     if isinstance(sub, dict) and sub.get("subLinkType") == "EXPR_SUBLINK":
-        select = (sub.get("subselect") or {}).get("SelectStmt") or {}
-        targets = select.get("targetList") or []
-        if len(targets) != 1 or select.get("fromClause") or select.get("whereClause"):
-            return False
-        node = (targets[0].get("ResTarget") or {}).get("val")
+        node = lone_value((sub.get("subselect") or {}).get("SelectStmt"))
     call = node.get("FuncCall") if isinstance(node, dict) else None
     f = find_function(s, function_name(call)) if isinstance(call, dict) else None
-    reading = f._body if f is not None and f.language == "sql" else None
-    if reading is None or len(reading.trees) != 1:
+    body = sql_answer(f)
+    passed = {i for i, a in enumerate(call.get("args") or [], start=1) if _is_column(a, col)} if body else set()
+    if not passed:
         return False
-    args = call.get("args") or []
-    passed = {i for i, a in enumerate(args, start=1) if _is_column(a, col)}
-    names = {name: i for i, (name, _) in enumerate(reading.params, start=1) if name}
-    statements = reading.trees[0] if isinstance(reading.trees[0], list) else [reading.trees[0]]
-    select = ((statements[0] or {}).get("stmt") or {}).get("SelectStmt") if len(statements) == 1 else None
-    targets = (select or {}).get("targetList") or []
-    if not passed or len(targets) != 1 or select.get("fromClause") or select.get("whereClause"):
-        return False
-    body = (targets[0].get("ResTarget") or {}).get("val")
+    names = {name: i for i, (name, _) in enumerate(f._body.params, start=1) if name}
     for x in boolean_args(body, "AND_EXPR"):
         e = x.get("A_Expr") if isinstance(x, dict) else None
         if not e or equated_columns(e) is None:
@@ -1299,14 +1291,9 @@ def _removal_limited(s: Schema, members: Table, way: list) -> bool:
             if f is not None and f._body is not None and _primary_owner_body(s, f, members):
                 return True
         # the removed member's role or user tested (role < 'admin'; Basejump's user_id != the primary owner)
-        row_columns = {c for kind, b in _outside_selects(x) if kind == "A_Expr" for c in _columns_in(b)}
-        if {role, user} & row_columns - {None}:
+        row_columns = {c for kind, b in outside_subqueries(x) if kind == "A_Expr" for c in _columns_in(b)}
+        if {role, user} & row_columns - {None} or _reads_owned_root(x, roots, members.schema_name):
             return True
-        for kind, b in nodes(x):
-            if kind == "SelectStmt" and roots & set(from_relations(b, members.schema_name)) and any(
-                    k == "A_Expr" and any(_owner_test({k: e}, c) for c in _columns_in(e))
-                    for k, e in nodes(b.get("whereClause"))):
-                return True
     return False
 
 
@@ -1314,30 +1301,16 @@ def _primary_owner_body(s: Schema, f, members: Table) -> bool:
     """A helper that answers whether the caller is the organisation's primary owner (`select exists (select 1 from
     groups g where g.id = p_group and g.owner_id = auth.uid())`, in SQL or PL/pgSQL)."""
     roots = {f"{schema}.{name}" for schema, name in tenant_roots(s)}
-    return any(kind == "SelectStmt" and roots & set(from_relations(b, f._body.default_schema)) and any(
+    return any(_reads_owned_root(tree, roots, f._body.default_schema) for tree in f._body.trees)
+
+
+def _reads_owned_root(tree, roots: set[str], default_schema: str) -> bool:
+    """A sub-query reading an organisations table (`roots`) whose filter tests one of its columns against the
+    caller (`o.owner_user_id = auth.uid()`): the caller is that organisation's primary owner."""
+    return any(kind == "SelectStmt" and roots & set(from_relations(b, default_schema)) and any(
                    k == "A_Expr" and any(_owner_test({k: e}, c) for c in _columns_in(e))
                    for k, e in nodes(b.get("whereClause")))
-               for tree in f._body.trees for kind, b in nodes(tree))
-
-
-def _outside_selects(x) -> list:
-    """Typed nodes of an expression outside its sub-queries (the policy's own row)."""
-    out, stack = [], [x]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack += value
-        elif isinstance(value, dict):
-            if len(value) == 1:
-                kind, body = next(iter(value.items()))
-                if isinstance(body, dict) and kind[:1].isupper():
-                    if kind == "SubLink":
-                        continue
-                    out.append((kind, body))
-                    stack += [v for v in body.values() if isinstance(v, dict | list)]
-                    continue
-            stack += [v for v in value.values() if isinstance(v, dict | list)]
-    return out
+               for kind, b in nodes(tree))
 
 
 def _columns_in(e: dict) -> list[str]:
