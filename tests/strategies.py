@@ -408,15 +408,18 @@ def _settle_assignees(bp: dict) -> None:
             parse_blueprint(bp)
             return
         except InvalidBlueprint as exc:
-            paths = [path for path, why, _ in exc.problems if why.endswith("the condition would not hold.")]
+            # (and under or visible over a parent whose own grants reach another parent: one level only)
+            paths = [path for path, why, _ in exc.problems
+                     if why.endswith(("the condition would not hold.", "one level of parents only."))]
             # ('e.f' restricts: ..., or 'e.f' (personal data, kept in e_private) restricts: ...)
             pins = [path for path, why, _ in exc.problems if why.startswith("'") and " restricts: " in why]
             if not paths and not pins:
                 return  # another problem: the property test, or the next settling, shows it
-            for path in paths:  # entities[i].access.delete[k].assigned (or .under)
+            for path in paths:  # entities[i].access.<command>[k].assigned (or .under, .visible)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
+                command = path.split(".access.", 1)[1].split("[", 1)[0]
                 k = int(path.rsplit("[", 1)[1].split("]", 1)[0])
-                bp["entities"][i]["access"]["delete"][k].pop(path.rsplit(".", 1)[1], None)
+                bp["entities"][i]["access"][command][k].pop(path.rsplit(".", 1)[1], None)
             for path in pins:  # entities[i].fields[j].on_delete: a restricting reference nobody could clear
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 j = int(path.split("fields[", 1)[1].split("]", 1)[0])

@@ -1873,3 +1873,18 @@ def test_two_soft_deleted_entities_may_not_share_a_restore_function():
     assert rejected(blueprint({"name": "boxes", **soft}, {"name": "boxs", **soft})) == [
         "entities[1].name: its restore function would be restore_box(), which already restores boxes rows (the two "
         "singular names are the same)."]
+
+
+def test_under_a_parent_restored_through_under_is_refused():
+    """Drawn by the random fuzz once entities got parents: `a` inserts under `categories`, whose archived rows its
+    delete grants (its restorers by default) reach under `a`. The insert policy restated the parent's rule, which
+    read `a` again: PostgreSQL refused every insert with 42P17 (infinite recursion in a's policy)."""
+    cycle = blueprint(
+        {"name": "a", "fields": [{"name": "parent_id", "type": "reference", "references": "categories"}],
+         "access": {"insert": [{"min_role": "owner", "under": "parent_id"}], "delete": [{"min_role": "owner"}]}},
+        {"name": "categories", "soft_delete": True,
+         "fields": [{"name": "parent_id", "type": "reference", "references": "a", "nullable": False}],
+         "access": {"insert": "owner", "update": "owner", "delete": [{"min_role": "owner", "under": "parent_id"}]}})
+    assert rejected(cycle) == [
+        "entities[0].access.insert[0].under: categories's archived rows are reached through its delete (its restorers "
+        "by default) grants, which use under: one level of parents only."]

@@ -911,6 +911,8 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     if any(x.visible for x in grants):
         return [(at, f"{parent.name}'s own select grants use visible: one level of parents only.",
                  "narrow the parent's select grants by where instead")]
+    if (restored := _restored_under(parent, at)):
+        return restored
     if g.public and not any(x.public for x in grants):
         return [(at, f"anon reads no {parent.name} row, so no row of {e.name} would pass (and anon would be "
                      f"refused the table).", f"give {parent.name} a {{public: true, where: ...}} select grant, or "
@@ -930,6 +932,21 @@ def _under_problems(bp: Blueprint, e: Entity, under: str, at: str) -> list[tuple
     if isinstance(spec, list) and any(g.under for g in spec):
         return [(at, f"{parent.name}'s own update grants use under: one level of parents only.",
                  "narrow the parent's update grants by own, assigned or where instead")]
+    return _restored_under(parent, at)
+
+
+def _restored_under(parent: Entity, at: str) -> list[tuple[str, str, str]]:
+    """A soft-deleted parent whose archived rows are restored (seen) by grants that use under: its policies read
+    an entity of their own, which may be the child asking (a cycle: PostgreSQL refuses a policy that reads its own
+    table, 42P17 infinite recursion; drawn by the random fuzz). Its restore spec, else its delete grants."""
+    spec = (parent.restore if parent.restore is not None else parent.access.spec("delete")) \
+        if parent.soft_delete else None
+    if isinstance(spec, list) and any(g.under for g in spec):
+        which = "restore" if parent.restore is not None else "delete (its restorers by default)"
+        return [(at, f"{parent.name}'s archived rows are reached through its {which} grants, which use under: "
+                     "one level of parents only.",
+                 f"narrow those grants of {parent.name} by own, assigned or where instead, or give it a restore "
+                 "list without under")]
     return []
 
 
