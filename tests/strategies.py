@@ -410,7 +410,7 @@ def _settle_assignees(bp: dict) -> None:
         except InvalidBlueprint as exc:
             # (and under or visible over a parent whose own grants reach another parent: one level only)
             paths = [path for path, why, _ in exc.problems
-                     if why.endswith(("the condition would not hold.", "one level of parents only."))]
+                     if why.endswith(("the condition would not hold.", "one level of parents only.", "a cycle."))]
             # ('e.f' restricts: ..., or 'e.f' (personal data, kept in e_private) restricts: ...)
             pins = [path for path, why, _ in exc.problems if why.startswith("'") and " restricts: " in why]
             if not paths and not pins:

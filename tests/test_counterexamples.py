@@ -1886,5 +1886,24 @@ def test_under_a_parent_restored_through_under_is_refused():
          "fields": [{"name": "parent_id", "type": "reference", "references": "a", "nullable": False}],
          "access": {"insert": "owner", "update": "owner", "delete": [{"min_role": "owner", "under": "parent_id"}]}})
     assert rejected(cycle) == [
-        "entities[0].access.insert[0].under: categories's archived rows are reached through its delete (its restorers "
-        "by default) grants, which use under: one level of parents only."]
+        "entities[0].access.insert[0].under: categories's own grants lead back to a (under or visible): its policies "
+        "would read a again, a cycle."]
+
+
+def test_under_or_visible_over_a_parent_whose_grants_lead_back_is_refused():
+    """Drawn by the random fuzz: `a` reads categories' rows through visible while categories reads through under
+    back to `a` (the generator restated without end: RecursionError), and tasks insert under appointments whose
+    select grants use under back to tasks (42P17 on every insert). A chain of parents stays allowed; a cycle not."""
+    def pair(child_grants: dict, parent_select: list) -> dict:
+        return blueprint(
+            {"name": "a", "fields": [{"name": "parent_id", "type": "reference", "references": "categories"}],
+             "access": {"delete": "owner", **child_grants}},
+            {"name": "categories",
+             "fields": [{"name": "parent_id", "type": "reference", "references": "a", "nullable": False}],
+             "access": {"update": "owner", "delete": "owner", "select": parent_select}})
+    further = [{"min_role": "owner", "under": "parent_id"}]
+    message = "categories's own grants lead back to a (under or visible): its policies would read a again, a cycle."
+    assert rejected(pair({"select": [{"min_role": "owner", "visible": "parent_id"}]}, further))[0] == \
+        f"entities[0].access.select[0].visible: {message}"
+    assert rejected(pair({"insert": [{"min_role": "owner", "under": "parent_id"}]}, further)) == [
+        f"entities[0].access.insert[0].under: {message}"]

@@ -911,8 +911,8 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     if any(x.visible for x in grants):
         return [(at, f"{parent.name}'s own select grants use visible: one level of parents only.",
                  "narrow the parent's select grants by where instead")]
-    if (restored := _restored_under(parent, at)):
-        return restored
+    if (cycle := _cycle_through(bp, e, parent, at)):
+        return cycle
     if g.public and not any(x.public for x in grants):
         return [(at, f"anon reads no {parent.name} row, so no row of {e.name} would pass (and anon would be "
                      f"refused the table).", f"give {parent.name} a {{public: true, where: ...}} select grant, or "
@@ -932,22 +932,39 @@ def _under_problems(bp: Blueprint, e: Entity, under: str, at: str) -> list[tuple
     if isinstance(spec, list) and any(g.under for g in spec):
         return [(at, f"{parent.name}'s own update grants use under: one level of parents only.",
                  "narrow the parent's update grants by own, assigned or where instead")]
-    return _restored_under(parent, at)
+    return _cycle_through(bp, e, parent, at)
 
 
-def _restored_under(parent: Entity, at: str) -> list[tuple[str, str, str]]:
-    """A soft-deleted parent whose archived rows are restored (seen) by grants that use under: its policies read
-    an entity of their own, which may be the child asking (a cycle: PostgreSQL refuses a policy that reads its own
-    table, 42P17 infinite recursion; drawn by the random fuzz). Its restore spec, else its delete grants."""
-    spec = (parent.restore if parent.restore is not None else parent.access.spec("delete")) \
-        if parent.soft_delete else None
-    if isinstance(spec, list) and any(g.under for g in spec):
-        which = "restore" if parent.restore is not None else "delete (its restorers by default)"
-        return [(at, f"{parent.name}'s archived rows are reached through its {which} grants, which use under: "
-                     "one level of parents only.",
-                 f"narrow those grants of {parent.name} by own, assigned or where instead, or give it a restore "
-                 "list without under")]
+def _cycle_through(bp: Blueprint, e: Entity, parent: Entity, at: str) -> list[tuple[str, str, str]]:
+    """A parent whose own rules (select, update and restore grants with under or visible) lead back to `e`: its
+    policies, restated in e's or read under RLS, read e's table again (PostgreSQL refuses with 42P17, infinite
+    recursion) or the generator restates without end (drawn by the random fuzz once entities got parents)."""
+    seen, todo = {parent.name}, [parent]
+    while todo:
+        x = todo.pop()
+        for g in _parent_grants(bp, x):
+            ref = x.field(g.under or g.visible or "")
+            nxt = bp.entity(ref.references) if ref is not None and ref.references else None
+            if nxt is None:
+                continue
+            if nxt.name == e.name:
+                return [(at, f"{parent.name}'s own grants lead back to {e.name} (under or visible): its policies "
+                             f"would read {e.name} again, a cycle.",
+                         f"narrow {parent.name}'s grants by own, assigned or where instead of under or visible")]
+            if nxt.name not in seen:
+                seen.add(nxt.name)
+                todo.append(nxt)
     return []
+
+
+def _parent_grants(bp: Blueprint, x: Entity) -> list[Grant]:
+    """x's select and update grants, and its restorers (restore list, else delete grants) when soft-deleted, as
+    written: those with under or visible read another entity."""
+    specs = [x.access.spec("select"), x.access.spec("update")]
+    if x.soft_delete:
+        specs.append(x.restore if x.restore is not None else x.access.spec("delete"))
+    return [g for spec in specs if isinstance(spec, list) for g in spec
+            if isinstance(g, Grant) and (g.under or g.visible)]
 
 
 def _check_restore(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
