@@ -402,7 +402,8 @@ def blueprints(draw) -> dict:
 def _settle_assignees(bp: dict) -> None:
     """Drop `assigned` or `under` from the delete grants the model refuses: others who may update the row could
     bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees).
-    A restricting reference nobody in the organisation could clear cascades instead (model: _check_pins)."""
+    A restricting reference nobody in the organisation could clear, or one to rows that go with an account, cascades
+    instead (model: _check_pins, _check_references)."""
     while True:
         try:
             parse_blueprint(bp)
@@ -413,6 +414,9 @@ def _settle_assignees(bp: dict) -> None:
                      if why.endswith(("the condition would not hold.", "one level of parents only.", "a cycle."))]
             # ('e.f' restricts: ..., or 'e.f' (personal data, kept in e_private) restricts: ...)
             pins = [path for path, why, _ in exc.problems if why.startswith("'") and " restricts: " in why]
+            # ('f' of e requires a row of t, whose rows go with their user's account: a parent_id drawn to an
+            # entity whose rows cascade with an account restricts that account's deletion; it cascades too)
+            pins += [path for path, why, _ in exc.problems if "whose rows go with their user's account" in why]
             if not paths and not pins:
                 return  # another problem: the property test, or the next settling, shows it
             for path in paths:  # entities[i].access.<command>[k].assigned (or .under, .visible)
