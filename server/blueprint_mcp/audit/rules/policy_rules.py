@@ -299,6 +299,85 @@ def membership_policy_recursion(r, s: Schema):
                                 location=p.location or t.location)
 
 
+@rule("BP090", "policy_recursion", Level.ERROR, ("SECURITY", "CORRECTNESS"),
+      summary="A policy reads its own table, directly or through other tables' SELECT policies (a cycle).",
+      why="PostgreSQL applies a table's SELECT policies to every sub-query that reads it, inside a policy too, and "
+          "refuses a table whose policies come round to it again while they are being applied: a policy on `a` "
+          "that reads `a`, or reads `b` whose SELECT policy reads `a`, makes every query it applies to fail with "
+          "\"infinite recursion detected in policy\" (42P17), as long as `a`'s SELECT policies hold a sub-query "
+          "(`(select auth.uid())` is one). A child row's policy that restates its parent's rule, which reads the "
+          "child table, is the usual way in. (Membership tables: BP028. A loop through a function without "
+          "SECURITY DEFINER depends on the rows it meets and is not reported here.)",
+      bad="create policy comments_select on comments for select to authenticated using (exists (\n"
+          "  select 1 from comments c where c.id = comments.reply_to and c.author_id = (select auth.uid())));",
+      fix="Read the other row through a SECURITY DEFINER helper in a private schema that checks the caller "
+          "itself, or decide by the row's own columns and the caller's memberships.")
+def policy_recursion(r, s: Schema):
+    protected = {t.qualified: t for t in s.tables if t.rls_enabled}
+    views = {f"{v.schema_name}.{v.name}": v for v in s.views}
+
+    def read_through(names, seen: frozenset = frozenset()):
+        """Tables a read of `names` applies policies of: a view with the invoker's rights passes the read on."""
+        for name in names:
+            v = views.get(name)
+            if v is None:
+                yield name
+            elif v.security_invoker and not v.materialized and name not in seen:
+                yield from read_through(v.reads or (), seen | {name})
+
+    def reads(t, p) -> set[str]:
+        """The protected tables the policy's sub-queries read (a CTE's name is not a table)."""
+        out: set[str] = set()
+        for _, tree, _ in trees(p):
+            ctes = {b["ctename"] for k, b in nodes(tree) if k == "CommonTableExpr" and b.get("ctename")}
+            out.update(read_through(n for n in relation_names(tree, t.schema_name)
+                                    if n.split(".", 1)[1] not in ctes))
+        return out & protected.keys()
+
+    reads_of: dict[str, set[str]] = {}
+    sub_selects: set[str] = set()  # tables whose SELECT policies hold a sub-query
+    for name, t in protected.items():
+        reads_of[name] = set()
+        for p in t.policies:
+            if applies_to_clients(p) and p.command in ("select", "all"):
+                reads_of[name] |= reads(t, p)
+                if any(k == "SubLink" for _, tree, _ in trees(p) for k, _ in nodes(tree)):
+                    sub_selects.add(name)
+
+    def path_back(start: set[str], home: str) -> list[str] | None:
+        """The tables from a policy's reads back to `home` through SELECT policies; None when none leads there."""
+        came: dict[str, str | None] = {name: None for name in sorted(start)}
+        queue = list(came)
+        while queue:
+            name = queue.pop(0)
+            if name == home:
+                path = [name]
+                while came[path[-1]] is not None:
+                    path.append(came[path[-1]])
+                return path[::-1]
+            for nxt in sorted(reads_of.get(name, ())):
+                if nxt not in came:
+                    came[nxt] = name
+                    queue.append(nxt)
+        return None
+
+    members = membership_tables(s)
+    for name, t in protected.items():
+        if name not in sub_selects:
+            continue  # reading the table applies SELECT policies without sub-queries: nothing comes round
+        for p in t.policies:
+            if not applies_to_clients(p):
+                continue
+            start = reads(t, p)
+            if name in members and name in start:
+                continue  # a membership table reading itself: BP028 says so
+            path = path_back(start, name)
+            if path is not None:
+                via = "".join(f", whose SELECT policy reads {n}" for n in path[1:])
+                yield r.finding(f"{policy_label(t, p)} reads {path[0]}{via}: infinite recursion on every query it "
+                                "applies to (42P17).", f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
 @rule("BP029", "membership_client_write", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="An INSERT or UPDATE policy lets clients write the membership table.",
       why="A client that can insert memberships joins any organisation; one that can update them promotes "
