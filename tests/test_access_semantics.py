@@ -503,6 +503,20 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     assert message in str(info.value)
 
 
+def test_a_public_bucket_grant_narrowed_by_owner_is_refused_with_a_fix_buckets_take():
+    """Red team 16: the refusal said "use where", which buckets refuse in turn; it names what to drop."""
+    from blueprint_mcp.model import InvalidBlueprint
+
+    data = _lab_with({})
+    data["storage"] = [{"name": "files", "access": {"select": [{"min_role": "member"}, {"public": True, "own": True}]}}]
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(data)
+    assert "storage[0].access.select[1]: public and signed_in grants cannot be narrowed by own, assigned or under " \
+           "(a reader who is not a member has no rows of their own, nor edits any); drop own: on an entity, where " \
+           "narrows such a grant to matching rows; on a bucket, {public: true} serves every file and takes nothing " \
+           "else" in str(info.value)
+
+
 @pytest.mark.parametrize("owner", ["user column cascades", "member column cascades", "scope user"])
 def test_a_required_reference_to_a_row_that_goes_with_an_account_is_refused(owner):
     """A receptionist could otherwise file an appointment under a patient row naming any stranger, and that row

@@ -79,7 +79,10 @@ class Grant(Model):
                              + (f"got {', '.join(given)}" if given else "got none"))
         if (self.public or self.signed_in) and (self.own or self.assigned or self.under):
             raise ValueError("public and signed_in grants cannot be narrowed by own, assigned or under "
-                             "(a reader who is not a member has no rows of their own, nor edits any); use where")
+                             "(a reader who is not a member has no rows of their own, nor edits any); drop "
+                             f"{', '.join(f for f in ('own', 'assigned', 'under') if getattr(self, f))}: on an "
+                             "entity, where narrows such a grant to matching rows; on a bucket, {public: true} "
+                             "serves every file and takes nothing else")
         return self
 
     @property
