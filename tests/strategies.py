@@ -424,8 +424,15 @@ def _settle_assignees(bp: dict) -> None:
             # ('f' of e requires a row of t, whose rows go with their user's account: a parent_id drawn to an
             # entity whose rows cascade with an account restricts that account's deletion; it cascades too)
             pins += [path for path, why, _ in exc.problems if "whose rows go with their user's account" in why]
-            if not paths and not pins:
+            # (linked: [created_by] where only members write rows: the grant goes)
+            writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote the row" in why),
+                             key=lambda path: -int(path.split(".access.", 1)[1].split("[", 1)[1].split("]", 1)[0]))
+            if not paths and not pins and not writers:
                 return  # another problem: the property test, or the next settling, shows it
+            for path in writers:  # entities[i].access.<command>[k].linked[0]
+                i = int(path.split("[", 1)[1].split("]", 1)[0])
+                command, rest = path.split(".access.", 1)[1].split("[", 1)
+                del bp["entities"][i]["access"][command][int(rest.split("]", 1)[0])]
             for path in paths:  # entities[i].access.<command>[k].assigned (or .under, .visible)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 command = path.split(".access.", 1)[1].split("[", 1)[0]

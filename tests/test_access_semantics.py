@@ -387,6 +387,10 @@ def _lab_with(entity: dict) -> dict:
 
 
 REFUSED = [
+    # Evasion round 8 e16 (audit BP091): the writer keeps the rows they wrote after leaving the organisation.
+    ({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}]}},
+     "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and only members "
+     "write rows of things: the grant would let a member who leaves the organisation read every row they wrote"),
     ({"access": {"insert": [{"min_role": "member"}, {"public": True}]}},
      "entities[0].access.insert[1]: public grants are read-only"),
     ({"access": {"select": [{"min_role": "member"}, {"signed_in": True, "own": True}]}},
@@ -501,6 +505,13 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     with pytest.raises(InvalidBlueprint) as info:
         parse_blueprint(_lab_with(entity))
     assert message in str(info.value)
+
+
+def test_the_writer_linked_is_taken_where_people_outside_the_organisation_write_rows():
+    """A customer who files a request through a linked insert grant reads it back by its writer column: they were
+    never a member, so nothing outlives a membership (the refusal above is for rows only members write)."""
+    parse_blueprint(_lab_with({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}],
+                                          "insert": [{"min_role": "member"}, {"linked": ["user_id"]}]}}))
 
 
 def test_a_public_bucket_grant_narrowed_by_owner_is_refused_with_a_fix_buckets_take():

@@ -878,6 +878,7 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
             out += _where_problems(e, g, f"{at}.where")
         if g.linked is not None:
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
+            out += _writer_link_problems(e, cmd, g.linked, f"{at}.linked")
         if g.under is not None:
             out += _under_problems(bp, e, g.under, f"{at}.under")
         if g.visible is not None:
@@ -1061,6 +1062,22 @@ def _moved_to_private(bp: Blueprint, e: Entity, col: str | None) -> str | None:
     if side is None or side.field(col) is None:
         return None
     return f"'{col}' is personal data (pii: true), kept in {side.name}, where no grant of {e.name} can read it."
+
+
+def _writer_link_problems(e: Entity, cmd: str, chain: list[str], at: str) -> list[tuple[str, str, str]]:
+    """`linked: [created_by]` (a column the writer's id fills) where only members write rows: whoever wrote a row
+    was a member then, and the grant keeps them in after they leave (evasion round 8 e16; audit BP091)."""
+    col = chain[0] if len(chain) == 1 and cmd != "insert" else None
+    f = e.field(col) if col else None
+    writer = col is not None and (col == e.owner_column or (f is not None and f.default_expression is
+                                                             DefaultExpression.auth_uid))
+    inserts = e.access.spec("insert")
+    if not writer or (isinstance(inserts, list) and any(g.linked for g in inserts)):
+        return []
+    return [(f"{at}[0]", f"'{col}' holds the id of whoever wrote the row, and only members write rows of {e.name}: "
+             f"the grant would let a member who leaves the organisation "
+             f"{ {'select': 'read'}.get(cmd, cmd)} every row they wrote, as long as it lives.", "use own: true (the writer, while a member); or link a user field naming whom the row is "
+             "for (e.g. customer_id); or let the linked users insert rows too (an insert grant with linked)")]
 
 
 def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> list[tuple[str, str, str]]:

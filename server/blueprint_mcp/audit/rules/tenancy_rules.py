@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +37,7 @@ from .common import (
     is_analytics,
     is_tenant,
     lone_value,
+    membership_functions,
     membership_tables,
     outside_subqueries,
     per_tree,
@@ -1340,3 +1342,68 @@ def membership_delete_reaches_owner(r, s: Schema):
                                 "their organisations, the owner's included.", f"{t.qualified}.{p.name}",
                                 location=p.location or t.location)
                 break
+
+
+@rule("BP091", "creator_keeps_access_after_leaving", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="A team table's policy lets a row's writer (created_by) in without asking for membership, beside a "
+              "way in for the organisation's members.",
+      why="People leave organisations, or are removed from them. The way in for members shows the rows are the "
+          "organisation's; the one that asks only `created_by = auth.uid()` keeps a former member reading, changing "
+          "or deleting every row they wrote there for as long as the rows live (evasion round 8). The writer's "
+          "column is one the caller's id fills (a default of auth.uid(), a BEFORE INSERT trigger setting it); a "
+          "column naming whom the row is about (a customer's own invoices, a join request's requester) is not "
+          "read, nor a table people outside the organisation write rows of (their own requests): they need not be "
+          "members at all. The model refuses `linked: [created_by]` where only members write rows.",
+      bad="create policy projects_select on projects for select to authenticated\n"
+          "  using (organization_id = any (array(select private.organization_ids_with_role('viewer')))\n"
+          "         or created_by = (select auth.uid()));",
+      fix="Ask for membership on that way in too: `(created_by = (select auth.uid()) and organization_id = any "
+          "(array(select private.organization_ids_with_role('member'))))`; rows that are the person's own, kept "
+          "when they leave, belong in a table of their own without the organisation's key.")
+def creator_keeps_access_after_leaving(r, s: Schema):
+    from .policy_rules import _checks_membership
+    members = membership_tables(s)
+    helpers = membership_functions(s)
+
+    def asks_nothing_else(x) -> bool:
+        """The test reads no table and calls nothing but the platform's request functions."""
+        return not relation_names(x) and all(name.split(".")[0] in ("auth", "pg_catalog") or "." not in name
+                                             for name, _, _ in calls(x))
+
+    for t in s.tables:
+        if not (t.rls_enabled and is_tenant(t)) or t.qualified in members:
+            continue
+        writers = _writer_columns(s, t)
+        if not writers:
+            continue
+        if any(not any(_checks_membership(s, x, members, helpers) for x in c)
+               for _, c in _ways_in(client_policies(t, "insert"))):
+            continue  # people who are not members write rows too (a customer's own requests): they keep theirs
+        found: dict[str, tuple[Policy, str, list[str]]] = {}
+        for command in ("select", "update", "delete"):
+            ways = _ways_in(client_policies(t, command))
+            if not any(_checks_membership(s, x, members, helpers) for _, c in ways for x in c):
+                continue  # no way in asks for membership: the rows are not the organisation's alone
+            for p, c in ways:
+                owner = next((col for col in writers if any(_owner_test(x, col) for x in c)), None)
+                if owner is not None and all(asks_nothing_else(x) for x in c):
+                    done = found.setdefault(p.name, (p, owner, []))[2]
+                    if command not in done:
+                        done.append(command)
+        for p, owner, done in found.values():
+            yield r.finding(f"{policy_label(t, p)} lets the user named in {owner} {'/'.join(done)} the row without "
+                            f"asking for membership of its organisation, beside a way in for members: a former "
+                            f"member keeps that access.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _writer_columns(s: Schema, t: Table) -> list[str]:
+    """Columns naming who wrote the row: the caller's id by default (auth.uid()), or set to it by a BEFORE INSERT
+    trigger (`new.created_by := auth.uid()`)."""
+    stamped: set[str] = set()
+    for trigger in t.triggers:
+        f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
+        for m in re.finditer(r"\bnew\.(\w+)\s*:?=\s*\(?\s*(?:select\s+)?auth\.uid\(\)", (f.body or "") if f else "",
+                             re.IGNORECASE):
+            stamped.add(m.group(1).lower())
+    return [c.name for c in t.columns if c.name != t.tenant_key and (
+        c.name in stamped or (c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))]
