@@ -293,6 +293,18 @@ def test_a21_exclusions_refuse_overlapping_ranges_per_key(w):
     w.as_("owner2", book + " returning id", (w.org2, "r1", "2026-01-01 09:30Z", "2026-01-01 10:30Z"))
 
 
+def test_a21_an_archived_booking_frees_its_range_and_is_restored_only_into_a_free_one(w):
+    """Red team 16 F2: the exclusion counted archived rows, so a cancelled (archived) booking kept its slot and no
+    client could free it. It holds live rows only; restoring into a slot taken since is refused (23P01)."""
+    book = "insert into public.bookings (organization_id, room, starts_at, ends_at) values (%s, %s, %s, %s)"
+    first = w.as_("member", book + " returning id", (w.org1, "r1", "2026-03-01 09:00Z", "2026-03-01 10:00Z"))[0][0]
+    assert w.count("member", "delete from public.bookings where id = %s", (first,)) == 0  # archived, not deleted
+    assert w.su("select archived_at is not null from public.bookings where id = %s", (first,)) == [(True,)]
+    w.as_("member", book + " returning id", (w.org1, "r1", "2026-03-01 09:30Z", "2026-03-01 10:30Z"))
+    assert w.denied("admin", "select public.restore_booking(%s)", (first,)) == "23P01"
+    assert w.su("select archived_at is not null from public.bookings where id = %s", (first,)) == [(True,)]
+
+
 def test_a26_requires_fills_or_empties_fields_by_kind_of_row(w):
     book = ("insert into public.bookings (organization_id, room, starts_at, ends_at, kind, agenda, dial_in) "
             "values (%s, %s, %s, %s, %s, %s, %s) returning id")

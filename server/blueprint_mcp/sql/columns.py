@@ -112,10 +112,13 @@ def check(table: str, label: str, expression: str) -> Constraint:
     return Constraint(name=object_name(table, label, suffix="check"), kind="check", expression=expression)
 
 
-def exclusion(table: str, keys: list[str], span: tuple[str, str], range_type: str) -> Constraint:
-    """No two rows with equal keys and overlapping [start, end) ranges (gist; btree_gist for the keys)."""
+def exclusion(table: str, keys: list[str], span: tuple[str, str], range_type: str,
+              where: str | None = None) -> Constraint:
+    """No two rows with equal keys and overlapping [start, end) ranges (gist; btree_gist for the keys); with
+    `where`, among the rows it holds for only (live rows of a soft-deleted table)."""
     elements = ", ".join(f"{ident(k)} with =" for k in keys)
-    body = f"using gist ({elements}, {range_type}({ident(span[0])}, {ident(span[1])}) with &&)"
+    body = f"using gist ({elements}, {range_type}({ident(span[0])}, {ident(span[1])}) with &&)" + \
+        (f" where ({where})" if where else "")
     return Constraint(name=object_name(table, *keys[1:], span[0], span[1], suffix="excl"), kind="exclude",
                       columns=[*keys, *span], expression=body)
 

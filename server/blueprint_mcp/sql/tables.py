@@ -196,7 +196,10 @@ def entity_table(bp: Blueprint, e: Entity, enum_types: dict[tuple[str, str], str
     for k, r in enumerate(e.requires):
         t.constraints.append(c.check(e.name, f"requires_{k + 1}", requirement_expression(r)))
     for ex in e.exclusions:
-        t.constraints.append(c.exclusion(e.name, [c.ORG, *ex.keys], ex.range, RANGE_TYPES[e.field(ex.range[0]).type]))
+        # An archived row holds no range (a cancelled booking frees its slot; restoring it into a slot taken
+        # since is refused, 23P01): red team 16 found archived rows blocking their slots for every client.
+        t.constraints.append(c.exclusion(e.name, [c.ORG, *ex.keys], ex.range, RANGE_TYPES[e.field(ex.range[0]).type],
+                                         "archived_at is null" if e.soft_delete else None))
     if e.soft_delete:
         t.columns.append(Column(name="archived_at", type="timestamptz", comment="Soft delete: set instead of deleting."))
     t.columns += c.timestamps()
