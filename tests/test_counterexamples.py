@@ -1907,3 +1907,17 @@ def test_under_or_visible_over_a_parent_whose_grants_lead_back_is_refused():
         f"entities[0].access.select[0].visible: {message}"
     assert rejected(pair({"insert": [{"min_role": "owner", "under": "parent_id"}]}, further)) == [
         f"entities[0].access.insert[0].under: {message}"]
+
+
+def test_a_domain_row_shaped_like_a_membership_is_not_read_as_one_through_its_pii_parent_lookup():
+    """Random fuzz: tasks has a unique (organization_id, member_id) user column and a column named min_role, the
+    shape of a membership table; its pii side table's policies look the task up by key with the task's own update
+    grant beside it (`exists (select 1 from tasks where tasks.id = tasks_private.task_id and (...))`), which the
+    auditor took for a membership read, so tasks became the membership table (BP029 on every tasks policy)."""
+    data = blueprint({"name": "tasks", "fields": [
+        {"name": "notes", "type": "text", "pii": True},
+        {"name": "member_id", "type": "reference", "references": "auth.users", "unique": True},
+        {"name": "min_role", "type": "enum", "values": ["draft", "done"], "nullable": False, "default": "draft"}],
+        "access": {"select": [{"min_role": "owner"}], "insert": [{"min_role": "owner"}],
+                   "update": [{"min_role": "owner", "where": {"column": "min_role", "equals": "draft"}}]}})
+    assert audited(data) == []

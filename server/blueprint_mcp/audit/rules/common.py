@@ -18,7 +18,7 @@ from ..callers import BodyReading, CallerFacts, caller_facts
 from ..parser import parse
 from ..pins import names_the_caller  # noqa: F401 (the rules import it from here)
 from ..platform import API_ROLES, MANAGED_SCHEMAS, POLICY_LINT_ROLES
-from ..tree import Node, function_name, indexed, leading, nodes, qualified, strings
+from ..tree import Node, boolean_args, function_name, indexed, leading, nodes, qualified, strings
 
 CLIENT_ROLES = ("anon", "authenticated", "public")
 AUTH_FUNCTIONS = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_setting")
@@ -285,13 +285,19 @@ def _parent_lookups(tree: Any, default_schema: str) -> list[tuple[set[str], str]
         select = body.get("subselect", {}).get("SelectStmt", {})
         sources = select.get("fromClause") or []
         rel = sources[0].get("RangeVar") if len(sources) == 1 and isinstance(sources[0], dict) else None
-        cond = (select.get("whereClause") or {}).get("A_Expr")
-        if rel is None or not cond or strings(cond.get("name")) != ["="]:
+        if rel is None or select.get("whereClause") is None:
             continue
         names = {(rel.get("alias") or {}).get("aliasname") or rel.get("relname")}
-        sides = [strings((cond.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
-        tables = {b[0] for a, b in (sides, sides[::-1])
-                  if len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2}
+        tables: set[str] = set()
+        # the key's equality, alone or beside the parent's own tests (`p.id = c.task_id and p.status = 'draft'`:
+        # the generator's restated update grant of a pii side row's parent): still a lookup of that one row
+        for part in boolean_args(select["whereClause"], "AND_EXPR"):
+            cond = part.get("A_Expr") if isinstance(part, dict) else None
+            if not cond or strings(cond.get("name")) != ["="]:
+                continue
+            sides = [strings((cond.get(k) or {}).get("ColumnRef", {}).get("fields")) for k in ("lexpr", "rexpr")]
+            tables |= {b[0] for a, b in (sides, sides[::-1])
+                       if len(a) == 2 and a[0] in names and a[1] == "id" and len(b) == 2}
         if tables:
             out.append((tables, qualified(rel, default_schema)))
     return out
