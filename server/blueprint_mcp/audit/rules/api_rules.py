@@ -26,8 +26,10 @@ from ..findings import Level
 from ..fold import fold
 from ..pins import unwrap
 from ..registry import rule
-from ..tree import const, function_name, nodes, strings
-from .common import _once, can_select, exposed, find_function
+from ..tree import const, function_name, nodes, qualified, strings
+from .binding import _from_items
+from .common import (_once, can_select, client_policies, clients_granted, exposed, find_function,
+                     trees)
 
 
 def _revoke(obj: Table | View) -> str:
@@ -288,6 +290,79 @@ def _graphql_exposed(s: Schema, role: str):
         if not managed(obj.schema_name) and can_select(s, obj, role):
             kind = getattr(obj, "kind", None) or ("materialized view" if obj.materialized else "view")
             yield obj, kind
+
+
+@rule("BP092", "storage_path_from_client_row", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A policy on storage.objects admits a file because a row of a table clients write names its path, "
+              "and does not tie the file's folder to that row.",
+      why="The row says which organisation a file belongs to, but whoever may write such rows chooses the path: a "
+          "member writes a row of their own organisation naming another organisation's file "
+          "(`<their organisation>/contract.pdf`) and reads, replaces or deletes it through the policy. The path "
+          "proves nothing unless the file's folder is the row's organisation (or owner) too (evasion round 8).",
+      bad="create policy files_read on storage.objects for select to authenticated using (bucket_id = 'documents'\n"
+          "  and exists (select 1 from public.documents d where d.storage_path = objects.name\n"
+          "    and d.organization_id = any (array(select private.organization_ids_with_role('viewer')))));",
+      fix="Tie the folder to the row in the same test: `and (storage.foldername(objects.name))[1]::uuid = "
+          "d.organization_id`; or let only the server write the path (grant insert and update of the other "
+          "columns to clients).")
+def storage_path_from_client_row(r, s: Schema):
+    tables = {t.qualified: t for t in s.tables}
+    for p in _object_policies(s):
+        if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
+            continue
+        found = next((hit for _, tree, _ in trees(p) for kind, body in nodes(tree) if kind == "SubLink"
+                      and (hit := _path_column(s, (body.get("subselect") or {}).get("SelectStmt"), tables))), None)
+        if found:
+            t, col = found
+            yield r.finding(f"Policy {p.name} on storage.objects admits a file whose path {t.qualified}.{col} names, "
+                            "a column clients write, without tying the file's folder to that row.",
+                            f"storage.objects.{p.name}", location=p.location)
+
+
+def _path_column(s: Schema, select: dict, tables: dict[str, Table]) -> tuple[Table, str] | None:
+    """(table, column) where the sub-query's own FROM reads a table clients may write `column` of, and its WHERE
+    equates that column with the object's name, with no test of the object's folders (storage.foldername()) or
+    other use of its name beside it."""
+    aliases: dict[str, Table] = {}
+    for kind, rv in _from_items(select or {}):
+        t = tables.get(qualified(rv, "public")) if kind == "RangeVar" else None
+        if t is not None:
+            aliases[(rv.get("alias") or {}).get("aliasname") or rv.get("relname")] = t
+    where = select.get("whereClause")
+    if not aliases or where is None:
+        return None
+
+    def object_name(node) -> bool:
+        fields = strings((unwrap(node) or {}).get("ColumnRef", {}).get("fields")) if isinstance(node, dict) else []
+        return fields in (["objects", "name"], ["storage", "objects", "name"]) or \
+            (fields == ["name"] and not any(t.column("name") for t in aliases.values()))
+
+    def row_column(node) -> tuple[Table, str] | None:
+        fields = strings((unwrap(node) or {}).get("ColumnRef", {}).get("fields")) if isinstance(node, dict) else []
+        if len(fields) == 2 and fields[0] in aliases and aliases[fields[0]].column(fields[1]):
+            return aliases[fields[0]], fields[1]
+        owners = [t for t in aliases.values() if len(fields) == 1 and t.column(fields[0])]
+        return (owners[0], fields[0]) if len(owners) == 1 else None
+
+    matched = None
+    names = 0
+    for kind, body in nodes(where):
+        if kind == "ColumnRef" and object_name({"ColumnRef": body}):
+            names += 1
+        if kind == "FuncCall" and function_name(body).split(".")[-1] in ("foldername", "filename"):
+            return None  # the folder is read too: BP053 and the folder's own test judge it
+        if kind == "A_Expr" and body.get("kind") == "AEXPR_OP" and strings(body.get("name")) == ["="] and not matched:
+            sides = (body.get("lexpr"), body.get("rexpr"))
+            for a, b in (sides, sides[::-1]):
+                column = row_column(a)
+                if column and object_name(b):
+                    matched = column
+    if matched is None or names > 1:
+        return None  # the name is read again (a prefix test beside the equality): left to the other rules
+    t, col = matched
+    writes = any(clients_granted(s, t, command, col) and (client_policies(t, command) or not t.rls_enabled)
+                 for command in ("insert", "update"))
+    return matched if writes else None
 
 
 @rule("BP045", platform="0026",
