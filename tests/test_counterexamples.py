@@ -1921,3 +1921,26 @@ def test_a_domain_row_shaped_like_a_membership_is_not_read_as_one_through_its_pi
         "access": {"select": [{"min_role": "owner"}], "insert": [{"min_role": "owner"}],
                    "update": [{"min_role": "owner", "where": {"column": "min_role", "equals": "draft"}}]}})
     assert audited(data) == []
+
+
+def test_a_linked_chain_ending_at_a_parent_rows_writer_is_refused_where_only_members_write_it():
+    """Red team 17 F1: `linked: [project_id, created_by]` let the member who created a project read (update,
+    delete) its invoices, IBANs included, after leaving the organisation; the one-hop `linked: [created_by]` was
+    refused already. A chain ending at a member column ends with the membership, and one ending at the writer of
+    rows linked users insert themselves (a portal) is theirs: both stay allowed."""
+    def portal(chain: list[str], project_inserts=None) -> dict:
+        return blueprint(
+            {"name": "projects", "fields": [
+                {"name": "title", "type": "text"},
+                {"name": "lead_id", "type": "reference", "references": "organization_members"},
+                {"name": "client_id", "type": "reference", "references": "auth.users"}],
+             **({"access": {"insert": project_inserts}} if project_inserts else {})},
+            {"name": "invoices", "fields": [{"name": "project_id", "type": "reference", "references": "projects"},
+                                            {"name": "iban", "type": "text", "pii": True}],
+             "access": {"select": [{"min_role": "admin"}, {"linked": chain}]}})
+    assert rejected(portal(["project_id", "created_by"])) == [
+        "entities[1].access.select[1].linked[1]: 'created_by' holds the id of whoever wrote the projects row the chain "
+        "ends at, and only members write rows of projects: the grant would let a member who leaves the organisation "
+        "read rows of invoices under every row they wrote, as long as it lives."]
+    parse_blueprint(portal(["project_id", "lead_id"]))
+    parse_blueprint(portal(["project_id", "created_by"], [{"min_role": "member"}, {"linked": ["client_id"]}]))

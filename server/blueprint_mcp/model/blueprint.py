@@ -878,7 +878,7 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
             out += _where_problems(e, g, f"{at}.where")
         if g.linked is not None:
             out += _linked_problems(bp, e, g.linked, f"{at}.linked")
-            out += _writer_link_problems(e, cmd, g.linked, f"{at}.linked")
+            out += _writer_link_problems(bp, e, cmd, g.linked, f"{at}.linked")
         if g.under is not None:
             out += _under_problems(bp, e, g.under, f"{at}.under")
         if g.visible is not None:
@@ -1064,19 +1064,33 @@ def _moved_to_private(bp: Blueprint, e: Entity, col: str | None) -> str | None:
     return f"'{col}' is personal data (pii: true), kept in {side.name}, where no grant of {e.name} can read it."
 
 
-def _writer_link_problems(e: Entity, cmd: str, chain: list[str], at: str) -> list[tuple[str, str, str]]:
-    """`linked: [created_by]` (a column the writer's id fills) where only members write rows: whoever wrote a row
-    was a member then, and the grant keeps them in after they leave (evasion round 8 e16; audit BP091)."""
-    col = chain[0] if len(chain) == 1 and cmd != "insert" else None
-    f = e.field(col) if col else None
-    writer = col is not None and (col == e.owner_column or (f is not None and f.default_expression is
-                                                             DefaultExpression.auth_uid))
-    inserts = e.access.spec("insert")
+def _writer_link_problems(bp: Blueprint, e: Entity, cmd: str, chain: list[str],
+                          at: str) -> list[tuple[str, str, str]]:
+    """A chain ending at a column the writer's id fills (`linked: [created_by]`, `linked: [project_id, created_by]`)
+    of an entity only members write rows of, in a grant that is not the insert of that same row: whoever wrote the
+    row was a member then, and the grant keeps them in after they leave (evasion round 8 e16, red team 17 for
+    chains; audit BP091)."""
+    end = e
+    for col in chain[:-1]:
+        f = end.field(col)
+        end = bp.entity(f.references) if f is not None and f.references else None
+        if end is None:
+            return []  # not a chain to another entity: _linked_problems says why
+    col = chain[-1]
+    if cmd == "insert" and end is e:
+        return []  # the writer of the new row is the caller: nothing outlives a membership
+    f = end.field(col)
+    writer = col == end.owner_column or (f is not None and f.default_expression is DefaultExpression.auth_uid)
+    inserts = end.access.spec("insert")
     if not writer or (isinstance(inserts, list) and any(g.linked for g in inserts)):
         return []
-    return [(f"{at}[0]", f"'{col}' holds the id of whoever wrote the row, and only members write rows of {e.name}: "
-             f"the grant would let a member who leaves the organisation "
-             f"{ {'select': 'read'}.get(cmd, cmd)} every row they wrote, as long as it lives.", "use own: true (the writer, while a member); or link a user field naming whom the row is "
+    whose = "the row" if end is e else f"the {end.name} row the chain ends at"
+    return [(f"{at}[{len(chain) - 1}]", f"'{col}' holds the id of whoever wrote {whose}, and only members write rows "
+             f"of {end.name}: the grant would let a member who leaves the organisation "
+             f"{ {'select': 'read', 'insert': 'add'}.get(cmd, cmd)} "
+             f"{'every row they wrote' if end is e else f'rows of {e.name} under every row they wrote'}, as long as "
+             "it lives.",
+             "use own: true (the writer, while a member); or link a user field naming whom the row is "
              "for (e.g. customer_id); or let the linked users insert rows too (an insert grant with linked)")]
 
 
