@@ -302,6 +302,11 @@ def test_a21_an_archived_booking_frees_its_range_and_is_restored_only_into_a_fre
     assert w.su("select archived_at is not null from public.bookings where id = %s", (first,)) == [(True,)]
     w.as_("member", book + " returning id", (w.org1, "r1", "2026-03-01 09:30Z", "2026-03-01 10:30Z"))
     assert w.denied("admin", "select public.restore_booking(%s)", (first,)) == "23P01"
+    # Red team 17: the definer's refusal showed the other row's keys and range; a client's own insert shows none.
+    with pytest.raises(psycopg.Error) as info:
+        run_as(w.conn, "authenticated", w.users["admin"], "select public.restore_booking(%s)", (first,))
+    assert (info.value.diag.message_primary, info.value.diag.message_detail) == (
+        "this bookings row overlaps a live row's range (an exclusion): it stays archived", None)
     assert w.su("select archived_at is not null from public.bookings where id = %s", (first,)) == [(True,)]
 
 

@@ -471,6 +471,14 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
     name = verb_name("restore", e.singular)
     # The table may have a column named like the parameter (a grant may even filter on it): every bare
     # name in the body means a column (use_column), and the parameter is only ever $1.
+    # An exclusion counts live rows only: the row may come back into a range taken since. PostgreSQL's message
+    # would show the other row's keys and range, which a caller under RLS never sees from their own statement
+    # (red team 17): the refusal says no more than that.
+    overlap = f"""
+exception when exclusion_violation then
+  raise exception using errcode = '23P01',
+    message = {literal(f"this {e.name} row overlaps a live row's range (an exclusion): it stays archived")};""" \
+        if e.exclusions else ""
     return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column
 begin
   update public.{ident(e.name)} set archived_at = null
@@ -479,7 +487,7 @@ begin
   if not found then
     raise exception using errcode = '42501',
       message = {literal(f"no archived {e.name} row with this id that you may restore")};
-  end if;
+  end if;{overlap}
 end""", f"Brings an archived {e.name} row back, for those who may restore it (its restore grants).")
 
 
