@@ -1948,3 +1948,38 @@ def test_a_linked_chain_ending_at_a_parent_rows_writer_is_refused_where_only_mem
         "read rows of invoices under every row they wrote, as long as it lives."]
     parse_blueprint(portal(["project_id", "lead_id"]))
     parse_blueprint(portal(["project_id", "created_by"], [{"min_role": "member"}, {"linked": ["client_id"]}]))
+
+
+def test_a_made_up_a_hidden_and_an_archived_parent_fail_alike(make_db):
+    """Red team 17 F3: a member naming a case they may not read learned from three messages whether it was
+    made up, hidden or archived. All three now get the foreign key's own error; a restorer, who reads the
+    archived row, is told it is archived."""
+    data = blueprint(
+        {"name": "cases", "soft_delete": True, "restore": "admin", "fields": [{"name": "title", "type": "text"}],
+         "access": {"select": [{"min_role": "admin"}, {"min_role": "member", "own": True}],
+                    "insert": "member", "update": "member", "delete": "member"}},
+        {"name": "case_notes", "fields": [{"name": "case_id", "type": "reference", "references": "cases"}],
+         "access": {"select": "member", "insert": "member"}},
+        tenancy={"personal_workspaces": False})
+    conn, org, users = _team(data, make_db)
+    live = run_as(conn, "authenticated", users["mal"], "insert into public.cases (organization_id, title) values "
+                  "(%s, 'live') returning id", (org,))[0][0]
+    archived = run_as(conn, "authenticated", users["mal"], "insert into public.cases (organization_id, title) values "
+                      "(%s, 'gone') returning id", (org,))[0][0]
+    assert affected(conn, "authenticated", users["mal"], "delete from public.cases where id = %s", (archived,)) == 0
+    note = "insert into public.case_notes (organization_id, case_id) values (%s, %s)"
+
+    def refusal(who: str, case: str) -> tuple:
+        with pytest.raises(psycopg.Error) as info:
+            run_as(conn, "authenticated", users[who], note, (org, case))
+        d = info.value.diag
+        return (d.sqlstate, d.message_primary, d.message_detail, d.message_hint, d.table_name, d.constraint_name)
+
+    made_up = refusal("bob", "00000000-0000-4000-8000-000000000000")
+    assert made_up == ("23503", 'insert or update on table "case_notes" violates foreign key constraint '
+                       '"case_notes_organization_id_case_id_fkey"', 'Key is not present in table "cases".', None,
+                       "case_notes", "case_notes_organization_id_case_id_fkey")
+    assert refusal("bob", live) == made_up
+    assert refusal("bob", archived) == made_up
+    assert refusal("admin", archived) == ("23503", "case_notes.case_id names an archived cases row",
+                                          None, "Restore that row first, or pick a live one.", None, None)

@@ -353,13 +353,14 @@ end""", f"Soft delete of {e.name}: a client's DELETE sets archived_at instead of
 
 
 def refuse_archived_parent(parent: Entity) -> Function:
-    """One per soft-deleted entity that others reference: a static query, planned once per session. It runs
-    after the row is written (an AFTER trigger: RLS has let the row in) and looks in the row's organisation
-    only, so nobody learns from its error whether another organisation's row is archived."""
+    """One per soft-deleted entity that others reference through a column the visible-references check does not
+    read (a private side's reference to its row): a static query, planned once per session. It runs after the row
+    is written (an AFTER trigger: RLS has let the row in) and looks in the row's organisation only; it refuses
+    with the foreign key's own error (tg_argv[1] names it), as a made-up id is refused."""
     same_org = f"\n                and p.{ORG} = new.{ORG}" if parent.is_tenant else ""
     return _trigger_fn(object_name(parent.name, suffix="live_parent"), f"""begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
+  -- rows under an archived row (imports, moderation); an unchanged reference passes (rows under it stay editable).
   if current_setting('role', true) not in ('authenticated', 'anon')
      or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
@@ -367,30 +368,49 @@ def refuse_archived_parent(parent: Entity) -> Function:
   if exists (select 1 from public.{ident(parent.name)} p
               where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid{same_org} and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], {literal(parent.name)}),
-      hint = 'Restore that row first, or pick a live one.';
+      message = format('insert or update on table "%s" violates foreign key constraint "%s"', tg_table_name,
+                       tg_argv[1]),
+      detail = {literal(f'Key is not present in table "{parent.name}".')},
+      schema = tg_table_schema, table = tg_table_name, constraint = tg_argv[1];
   end if;
   return new;
 end""", f"Soft delete of {parent.name}: a client cannot file a new row under an archived one, nor move a row there "
         "(rows already under it stay). Definer: reads archived rows past RLS.")
 
 
-def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity]]) -> Function:
+def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity, str]]) -> Function:
     """One per table whose rows clients write with references to other rows (docs/access.md A27): after the
     statement (RLS has let the rows in, and the foreign keys hold), each reference a client set or changed must
     name a row the client may read. Security invoker, so the parent's own policies decide; once per statement,
-    over the transition tables, so the parent's helpers run once however many rows it wrote."""
-    def check(col: str, parent: Entity, update: bool) -> str:
+    over the transition tables, so the parent's helpers run once however many rows it wrote. `refs`: (column,
+    parent, the column's foreign key).
+
+    A hidden row is refused with the foreign key's own error (message, detail, constraint), the one a made-up id
+    gets from PostgreSQL: the two fail alike (red team 17: the message told them apart, and told an archived row
+    from both). A row of a soft-deleted parent that the caller may read archived (its restorers) is refused as
+    archived: they see that already."""
+    def check(col: str, parent: Entity, fkey: str, update: bool) -> str:
         source = "added n join replaced o on o.id = n.id" if update else "added n"
         moved = f"\n                 and n.{ident(col)} is distinct from o.{ident(col)}" if update else ""
-        return f"""    if exists (select 1 from {source}
+        out = f"""    if exists (select 1 from {source}
                where n.{ident(col)} is not null{moved}
                  and not exists (select 1 from public.{ident(parent.name)} p where p.id = n.{ident(col)})) then
       raise exception using errcode = '23503',
-        message = {literal(f"{e.name}.{col} names no {parent.name} row you may read")},
-        hint = 'Pick a row you can see.';
+        message = {literal(f'insert or update on table "{e.name}" violates foreign key constraint "{fkey}"')},
+        detail = {literal(f'Key is not present in table "{parent.name}".')},
+        schema = 'public', table = {literal(e.name)}, constraint = {literal(fkey)};
     end if;"""
-    inserts, updates = ("\n".join(check(col, parent, update) for col, parent in refs) for update in (False, True))
+        if parent.soft_delete:
+            out += f"""
+    if exists (select 1 from {source} join public.{ident(parent.name)} p on p.id = n.{ident(col)}
+               where p.archived_at is not null{moved}) then
+      raise exception using errcode = '23503',
+        message = {literal(f"{e.name}.{col} names an archived {parent.name} row")},
+        hint = 'Restore that row first, or pick a live one.';
+    end if;"""
+        return out
+    inserts, updates = ("\n".join(check(col, parent, fkey, update) for col, parent, fkey in refs)
+                        for update in (False, True))
     return Function(schema_name="private", name=object_name(e.name, suffix="visible_refs"), returns="trigger",
                     language="plpgsql", security_definer=False, body=f"""begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -404,7 +424,9 @@ def refuse_hidden_references(e: Entity, refs: list[tuple[str, Entity]]) -> Funct
   end if;
   return null;
 end""", comment=f"References a client writes into {e.name} name rows that client may read (a foreign key alone "
-                    "checks existence past RLS). Invoker: the referenced tables' policies decide.")
+                    "checks existence past RLS)" + (", live ones where the parent is soft-deleted" if any(
+                        parent.soft_delete for _, parent, _ in refs) else "") + ". Invoker: the referenced tables' "
+                    "policies decide.")
 
 
 def refuse_unlisted_moves(e: Entity) -> Function:

@@ -221,6 +221,11 @@ def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
             and (parent := bp.entity(f.references)) is not None]
 
 
+def _foreign_key(table: Table, column: str) -> str:
+    """The name of the foreign key a reference column belongs to (alone, or beside organization_id)."""
+    return next(fk.name for fk in table.foreign_keys if column in fk.columns and column != "organization_id")
+
+
 def _trigger(table: Table, label: str, timing: str, events: list[str], fn: Function, args: list[str] | None = None,
              before_keys: bool = False, **statement):
     """A row trigger (`when`: its WHEN condition); `level="statement"` (and `referencing`) for a statement trigger.
@@ -262,21 +267,24 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
         table = next(t for t in tables if t.name == e.name)
         # Arguments unused by the function: what verify's fixtures read (owner column, reference, parent).
         _trigger(table, "take_author", "before", ["insert"], take_author, [e.owner_column, e.fields[0].name, parent.name])
-    guards: dict[str, Function] = {}  # one per soft-deleted entity that others reference
+    guards: dict[str, Function] = {}  # one per soft-deleted entity others reference past the visibility check
     for e in bp.entities:
+        checked = {col for col, _ in visible_references(bp, e)}  # archived parents: refused there, as the caller
         for f in e.fields:
             parent = bp.entity(f.references) if f.references else None
-            if parent is None or not parent.soft_delete:
+            if parent is None or not parent.soft_delete or f.name in checked:
                 continue
             if parent.name not in guards:
                 functions.append(guards.setdefault(parent.name, life.refuse_archived_parent(parent)))
             table = next(t for t in tables if t.name == e.name)
-            _trigger(table, f"{f.name}_live", "after", ["insert", "update"], guards[parent.name], [f.name])
+            _trigger(table, f"{f.name}_live", "after", ["insert", "update"], guards[parent.name],
+                     [f.name, _foreign_key(table, f.name)])
     for e in bp.entities:
         refs = visible_references(bp, e)
         if refs:
-            functions.append(hidden := life.refuse_hidden_references(e, refs))
             table = next(t for t in tables if t.name == e.name)
+            functions.append(hidden := life.refuse_hidden_references(
+                e, [(col, parent, _foreign_key(table, col)) for col, parent in refs]))
             _trigger(table, "visible_refs_insert", "after", ["insert"], hidden, level="statement",
                      referencing=["new table as added"])
             _trigger(table, "visible_refs_update", "after", ["update"], hidden, level="statement",

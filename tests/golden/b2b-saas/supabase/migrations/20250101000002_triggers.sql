@@ -151,32 +151,6 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace. After the row (RLS first): its error would tell an outsider whose workspace an id is.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
-create or replace function private.projects_live_parent()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
-  if current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
-    return new;
-  end if;
-  if exists (select 1 from public.projects p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
-                and p.organization_id = new.organization_id and p.archived_at is not null) then
-    raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'projects'),
-      hint = 'Restore that row first, or pick a live one.';
-  end if;
-  return new;
-end
-$$;
-comment on function private.projects_live_parent() is 'Soft delete of projects: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
-revoke execute on function private.projects_live_parent() from public, anon, authenticated;
-
 create or replace function private.tasks_visible_refs()
 returns trigger
 language plpgsql
@@ -192,8 +166,15 @@ begin
                where n.project_id is not null
                  and not exists (select 1 from public.projects p where p.id = n.project_id)) then
       raise exception using errcode = '23503',
-        message = 'tasks.project_id names no projects row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "tasks" violates foreign key constraint "tasks_organization_id_project_id_fkey"',
+        detail = 'Key is not present in table "projects".',
+        schema = 'public', table = 'tasks', constraint = 'tasks_organization_id_project_id_fkey';
+    end if;
+    if exists (select 1 from added n join public.projects p on p.id = n.project_id
+               where p.archived_at is not null) then
+      raise exception using errcode = '23503',
+        message = 'tasks.project_id names an archived projects row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -201,14 +182,22 @@ begin
                  and n.project_id is distinct from o.project_id
                  and not exists (select 1 from public.projects p where p.id = n.project_id)) then
       raise exception using errcode = '23503',
-        message = 'tasks.project_id names no projects row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "tasks" violates foreign key constraint "tasks_organization_id_project_id_fkey"',
+        detail = 'Key is not present in table "projects".',
+        schema = 'public', table = 'tasks', constraint = 'tasks_organization_id_project_id_fkey';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id join public.projects p on p.id = n.project_id
+               where p.archived_at is not null
+                 and n.project_id is distinct from o.project_id) then
+      raise exception using errcode = '23503',
+        message = 'tasks.project_id names an archived projects row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   end if;
   return null;
 end
 $$;
-comment on function private.tasks_visible_refs() is 'References a client writes into tasks name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+comment on function private.tasks_visible_refs() is 'References a client writes into tasks name rows that client may read (a foreign key alone checks existence past RLS), live ones where the parent is soft-deleted. Invoker: the referenced tables'' policies decide.';
 revoke execute on function private.tasks_visible_refs() from public, anon, authenticated;
 
 create or replace function private.comments_visible_refs()
@@ -226,15 +215,17 @@ begin
                where n.task_id is not null
                  and not exists (select 1 from public.tasks p where p.id = n.task_id)) then
       raise exception using errcode = '23503',
-        message = 'comments.task_id names no tasks row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "comments" violates foreign key constraint "comments_organization_id_task_id_fkey"',
+        detail = 'Key is not present in table "tasks".',
+        schema = 'public', table = 'comments', constraint = 'comments_organization_id_task_id_fkey';
     end if;
     if exists (select 1 from added n
                where n.parent_id is not null
                  and not exists (select 1 from public.comments p where p.id = n.parent_id)) then
       raise exception using errcode = '23503',
-        message = 'comments.parent_id names no comments row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "comments" violates foreign key constraint "comments_organization_id_parent_id_fkey"',
+        detail = 'Key is not present in table "comments".',
+        schema = 'public', table = 'comments', constraint = 'comments_organization_id_parent_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -242,16 +233,18 @@ begin
                  and n.task_id is distinct from o.task_id
                  and not exists (select 1 from public.tasks p where p.id = n.task_id)) then
       raise exception using errcode = '23503',
-        message = 'comments.task_id names no tasks row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "comments" violates foreign key constraint "comments_organization_id_task_id_fkey"',
+        detail = 'Key is not present in table "tasks".',
+        schema = 'public', table = 'comments', constraint = 'comments_organization_id_task_id_fkey';
     end if;
     if exists (select 1 from added n join replaced o on o.id = n.id
                where n.parent_id is not null
                  and n.parent_id is distinct from o.parent_id
                  and not exists (select 1 from public.comments p where p.id = n.parent_id)) then
       raise exception using errcode = '23503',
-        message = 'comments.parent_id names no comments row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "comments" violates foreign key constraint "comments_organization_id_parent_id_fkey"',
+        detail = 'Key is not present in table "comments".',
+        schema = 'public', table = 'comments', constraint = 'comments_organization_id_parent_id_fkey';
     end if;
   end if;
   return null;
@@ -519,10 +512,6 @@ create trigger projects_archive_on_delete_trg
 create trigger projects_audit_trg
   after insert or update or delete on public.projects
   for each row execute function private.audit_row_change('organization_id');
-
-create trigger tasks_project_id_live_trg
-  after insert or update on public.tasks
-  for each row execute function private.projects_live_parent('project_id');
 
 create trigger tasks_visible_refs_insert_trg
   after insert on public.tasks

@@ -151,32 +151,6 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace. After the row (RLS first): its error would tell an outsider whose workspace an id is.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
-create or replace function private.entries_live_parent()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
-  if current_setting('role', true) not in ('authenticated', 'anon')
-     or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
-    return new;
-  end if;
-  if exists (select 1 from public.entries p
-              where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
-                and p.organization_id = new.organization_id and p.archived_at is not null) then
-    raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'entries'),
-      hint = 'Restore that row first, or pick a live one.';
-  end if;
-  return new;
-end
-$$;
-comment on function private.entries_live_parent() is 'Soft delete of entries: a client cannot file a new row under an archived one, nor move a row there (rows already under it stay). Definer: reads archived rows past RLS.';
-revoke execute on function private.entries_live_parent() from public, anon, authenticated;
-
 create or replace function private.entries_visible_refs()
 returns trigger
 language plpgsql
@@ -192,15 +166,17 @@ begin
                where n.collection_id is not null
                  and not exists (select 1 from public.collections p where p.id = n.collection_id)) then
       raise exception using errcode = '23503',
-        message = 'entries.collection_id names no collections row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entries" violates foreign key constraint "entries_organization_id_collection_id_fkey"',
+        detail = 'Key is not present in table "collections".',
+        schema = 'public', table = 'entries', constraint = 'entries_organization_id_collection_id_fkey';
     end if;
     if exists (select 1 from added n
                where n.cover_id is not null
                  and not exists (select 1 from public.media_assets p where p.id = n.cover_id)) then
       raise exception using errcode = '23503',
-        message = 'entries.cover_id names no media_assets row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entries" violates foreign key constraint "entries_organization_id_cover_id_fkey"',
+        detail = 'Key is not present in table "media_assets".',
+        schema = 'public', table = 'entries', constraint = 'entries_organization_id_cover_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -208,16 +184,18 @@ begin
                  and n.collection_id is distinct from o.collection_id
                  and not exists (select 1 from public.collections p where p.id = n.collection_id)) then
       raise exception using errcode = '23503',
-        message = 'entries.collection_id names no collections row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entries" violates foreign key constraint "entries_organization_id_collection_id_fkey"',
+        detail = 'Key is not present in table "collections".',
+        schema = 'public', table = 'entries', constraint = 'entries_organization_id_collection_id_fkey';
     end if;
     if exists (select 1 from added n join replaced o on o.id = n.id
                where n.cover_id is not null
                  and n.cover_id is distinct from o.cover_id
                  and not exists (select 1 from public.media_assets p where p.id = n.cover_id)) then
       raise exception using errcode = '23503',
-        message = 'entries.cover_id names no media_assets row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entries" violates foreign key constraint "entries_organization_id_cover_id_fkey"',
+        detail = 'Key is not present in table "media_assets".',
+        schema = 'public', table = 'entries', constraint = 'entries_organization_id_cover_id_fkey';
     end if;
   end if;
   return null;
@@ -241,8 +219,15 @@ begin
                where n.entry_id is not null
                  and not exists (select 1 from public.entries p where p.id = n.entry_id)) then
       raise exception using errcode = '23503',
-        message = 'entry_revisions.entry_id names no entries row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entry_revisions" violates foreign key constraint "entry_revisions_organization_id_entry_id_fkey"',
+        detail = 'Key is not present in table "entries".',
+        schema = 'public', table = 'entry_revisions', constraint = 'entry_revisions_organization_id_entry_id_fkey';
+    end if;
+    if exists (select 1 from added n join public.entries p on p.id = n.entry_id
+               where p.archived_at is not null) then
+      raise exception using errcode = '23503',
+        message = 'entry_revisions.entry_id names an archived entries row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -250,14 +235,22 @@ begin
                  and n.entry_id is distinct from o.entry_id
                  and not exists (select 1 from public.entries p where p.id = n.entry_id)) then
       raise exception using errcode = '23503',
-        message = 'entry_revisions.entry_id names no entries row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "entry_revisions" violates foreign key constraint "entry_revisions_organization_id_entry_id_fkey"',
+        detail = 'Key is not present in table "entries".',
+        schema = 'public', table = 'entry_revisions', constraint = 'entry_revisions_organization_id_entry_id_fkey';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id join public.entries p on p.id = n.entry_id
+               where p.archived_at is not null
+                 and n.entry_id is distinct from o.entry_id) then
+      raise exception using errcode = '23503',
+        message = 'entry_revisions.entry_id names an archived entries row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   end if;
   return null;
 end
 $$;
-comment on function private.entry_revisions_visible_refs() is 'References a client writes into entry_revisions name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+comment on function private.entry_revisions_visible_refs() is 'References a client writes into entry_revisions name rows that client may read (a foreign key alone checks existence past RLS), live ones where the parent is soft-deleted. Invoker: the referenced tables'' policies decide.';
 revoke execute on function private.entry_revisions_visible_refs() from public, anon, authenticated;
 
 create or replace function private.audit_row_change()
@@ -537,10 +530,6 @@ create trigger entries_archive_on_delete_trg
 create trigger entries_audit_trg
   after insert or update or delete on public.entries
   for each row execute function private.audit_row_change('organization_id');
-
-create trigger entry_revisions_entry_id_live_trg
-  after insert or update on public.entry_revisions
-  for each row execute function private.entries_live_parent('entry_id');
 
 create trigger entry_revisions_visible_refs_insert_trg
   after insert on public.entry_revisions

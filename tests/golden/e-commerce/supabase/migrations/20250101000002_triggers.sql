@@ -232,8 +232,8 @@ security definer
 set search_path = ''
 as $$
 begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
+  -- rows under an archived row (imports, moderation); an unchanged reference passes (rows under it stay editable).
   if current_setting('role', true) not in ('authenticated', 'anon')
      or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
@@ -242,8 +242,10 @@ begin
               where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
                 and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'products'),
-      hint = 'Restore that row first, or pick a live one.';
+      message = format('insert or update on table "%s" violates foreign key constraint "%s"', tg_table_name,
+                       tg_argv[1]),
+      detail = 'Key is not present in table "products".',
+      schema = tg_table_schema, table = tg_table_name, constraint = tg_argv[1];
   end if;
   return new;
 end
@@ -266,8 +268,9 @@ begin
                where n.parent_id is not null
                  and not exists (select 1 from public.categories p where p.id = n.parent_id)) then
       raise exception using errcode = '23503',
-        message = 'categories.parent_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "categories" violates foreign key constraint "categories_organization_id_parent_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'categories', constraint = 'categories_organization_id_parent_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -275,8 +278,9 @@ begin
                  and n.parent_id is distinct from o.parent_id
                  and not exists (select 1 from public.categories p where p.id = n.parent_id)) then
       raise exception using errcode = '23503',
-        message = 'categories.parent_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "categories" violates foreign key constraint "categories_organization_id_parent_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'categories', constraint = 'categories_organization_id_parent_id_fkey';
     end if;
   end if;
   return null;
@@ -300,8 +304,9 @@ begin
                where n.category_id is not null
                  and not exists (select 1 from public.categories p where p.id = n.category_id)) then
       raise exception using errcode = '23503',
-        message = 'products.category_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "products" violates foreign key constraint "products_organization_id_category_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'products', constraint = 'products_organization_id_category_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -309,8 +314,9 @@ begin
                  and n.category_id is distinct from o.category_id
                  and not exists (select 1 from public.categories p where p.id = n.category_id)) then
       raise exception using errcode = '23503',
-        message = 'products.category_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "products" violates foreign key constraint "products_organization_id_category_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'products', constraint = 'products_organization_id_category_id_fkey';
     end if;
   end if;
   return null;
@@ -334,8 +340,9 @@ begin
                where n.customer_id is not null
                  and not exists (select 1 from public.customers p where p.id = n.customer_id)) then
       raise exception using errcode = '23503',
-        message = 'carts.customer_id names no customers row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "carts" violates foreign key constraint "carts_organization_id_customer_id_fkey"',
+        detail = 'Key is not present in table "customers".',
+        schema = 'public', table = 'carts', constraint = 'carts_organization_id_customer_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -343,8 +350,9 @@ begin
                  and n.customer_id is distinct from o.customer_id
                  and not exists (select 1 from public.customers p where p.id = n.customer_id)) then
       raise exception using errcode = '23503',
-        message = 'carts.customer_id names no customers row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "carts" violates foreign key constraint "carts_organization_id_customer_id_fkey"',
+        detail = 'Key is not present in table "customers".',
+        schema = 'public', table = 'carts', constraint = 'carts_organization_id_customer_id_fkey';
     end if;
   end if;
   return null;
@@ -368,15 +376,23 @@ begin
                where n.cart_id is not null
                  and not exists (select 1 from public.carts p where p.id = n.cart_id)) then
       raise exception using errcode = '23503',
-        message = 'cart_items.cart_id names no carts row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "cart_items" violates foreign key constraint "cart_items_organization_id_cart_id_fkey"',
+        detail = 'Key is not present in table "carts".',
+        schema = 'public', table = 'cart_items', constraint = 'cart_items_organization_id_cart_id_fkey';
     end if;
     if exists (select 1 from added n
                where n.product_id is not null
                  and not exists (select 1 from public.products p where p.id = n.product_id)) then
       raise exception using errcode = '23503',
-        message = 'cart_items.product_id names no products row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "cart_items" violates foreign key constraint "cart_items_organization_id_product_id_fkey"',
+        detail = 'Key is not present in table "products".',
+        schema = 'public', table = 'cart_items', constraint = 'cart_items_organization_id_product_id_fkey';
+    end if;
+    if exists (select 1 from added n join public.products p on p.id = n.product_id
+               where p.archived_at is not null) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.product_id names an archived products row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -384,22 +400,31 @@ begin
                  and n.cart_id is distinct from o.cart_id
                  and not exists (select 1 from public.carts p where p.id = n.cart_id)) then
       raise exception using errcode = '23503',
-        message = 'cart_items.cart_id names no carts row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "cart_items" violates foreign key constraint "cart_items_organization_id_cart_id_fkey"',
+        detail = 'Key is not present in table "carts".',
+        schema = 'public', table = 'cart_items', constraint = 'cart_items_organization_id_cart_id_fkey';
     end if;
     if exists (select 1 from added n join replaced o on o.id = n.id
                where n.product_id is not null
                  and n.product_id is distinct from o.product_id
                  and not exists (select 1 from public.products p where p.id = n.product_id)) then
       raise exception using errcode = '23503',
-        message = 'cart_items.product_id names no products row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "cart_items" violates foreign key constraint "cart_items_organization_id_product_id_fkey"',
+        detail = 'Key is not present in table "products".',
+        schema = 'public', table = 'cart_items', constraint = 'cart_items_organization_id_product_id_fkey';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id join public.products p on p.id = n.product_id
+               where p.archived_at is not null
+                 and n.product_id is distinct from o.product_id) then
+      raise exception using errcode = '23503',
+        message = 'cart_items.product_id names an archived products row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   end if;
   return null;
 end
 $$;
-comment on function private.cart_items_visible_refs() is 'References a client writes into cart_items name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+comment on function private.cart_items_visible_refs() is 'References a client writes into cart_items name rows that client may read (a foreign key alone checks existence past RLS), live ones where the parent is soft-deleted. Invoker: the referenced tables'' policies decide.';
 revoke execute on function private.cart_items_visible_refs() from public, anon, authenticated;
 
 create or replace function private.shipments_visible_refs()
@@ -417,8 +442,9 @@ begin
                where n.order_id is not null
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'shipments.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "shipments" violates foreign key constraint "shipments_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'shipments', constraint = 'shipments_organization_id_order_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -426,8 +452,9 @@ begin
                  and n.order_id is distinct from o.order_id
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'shipments.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "shipments" violates foreign key constraint "shipments_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'shipments', constraint = 'shipments_organization_id_order_id_fkey';
     end if;
   end if;
   return null;
@@ -851,10 +878,6 @@ create trigger carts_set_updated_at_trg
   before update on public.carts
   for each row execute function private.set_updated_at();
 
-create trigger cart_items_product_id_live_trg
-  after insert or update on public.cart_items
-  for each row execute function private.products_live_parent('product_id');
-
 create trigger cart_items_visible_refs_insert_trg
   after insert on public.cart_items
   referencing new table as added
@@ -907,7 +930,7 @@ create trigger orders_private_audit_trg
 
 create trigger order_items_product_id_live_trg
   after insert or update on public.order_items
-  for each row execute function private.products_live_parent('product_id');
+  for each row execute function private.products_live_parent('product_id', 'order_items_organization_id_product_id_fkey');
 
 create trigger order_items_immutable_trg
   before update on public.order_items

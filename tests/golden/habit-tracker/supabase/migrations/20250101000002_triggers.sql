@@ -175,8 +175,8 @@ security definer
 set search_path = ''
 as $$
 begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
+  -- rows under an archived row (imports, moderation); an unchanged reference passes (rows under it stay editable).
   if current_setting('role', true) not in ('authenticated', 'anon')
      or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
@@ -185,8 +185,10 @@ begin
               where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
                 and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'habits'),
-      hint = 'Restore that row first, or pick a live one.';
+      message = format('insert or update on table "%s" violates foreign key constraint "%s"', tg_table_name,
+                       tg_argv[1]),
+      detail = 'Key is not present in table "habits".',
+      schema = tg_table_schema, table = tg_table_name, constraint = tg_argv[1];
   end if;
   return new;
 end
@@ -209,8 +211,15 @@ begin
                where n.habit_id is not null
                  and not exists (select 1 from public.habits p where p.id = n.habit_id)) then
       raise exception using errcode = '23503',
-        message = 'habit_check_ins.habit_id names no habits row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "habit_check_ins" violates foreign key constraint "habit_check_ins_organization_id_habit_id_fkey"',
+        detail = 'Key is not present in table "habits".',
+        schema = 'public', table = 'habit_check_ins', constraint = 'habit_check_ins_organization_id_habit_id_fkey';
+    end if;
+    if exists (select 1 from added n join public.habits p on p.id = n.habit_id
+               where p.archived_at is not null) then
+      raise exception using errcode = '23503',
+        message = 'habit_check_ins.habit_id names an archived habits row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -218,14 +227,22 @@ begin
                  and n.habit_id is distinct from o.habit_id
                  and not exists (select 1 from public.habits p where p.id = n.habit_id)) then
       raise exception using errcode = '23503',
-        message = 'habit_check_ins.habit_id names no habits row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "habit_check_ins" violates foreign key constraint "habit_check_ins_organization_id_habit_id_fkey"',
+        detail = 'Key is not present in table "habits".',
+        schema = 'public', table = 'habit_check_ins', constraint = 'habit_check_ins_organization_id_habit_id_fkey';
+    end if;
+    if exists (select 1 from added n join replaced o on o.id = n.id join public.habits p on p.id = n.habit_id
+               where p.archived_at is not null
+                 and n.habit_id is distinct from o.habit_id) then
+      raise exception using errcode = '23503',
+        message = 'habit_check_ins.habit_id names an archived habits row',
+        hint = 'Restore that row first, or pick a live one.';
     end if;
   end if;
   return null;
 end
 $$;
-comment on function private.habit_check_ins_visible_refs() is 'References a client writes into habit_check_ins name rows that client may read (a foreign key alone checks existence past RLS). Invoker: the referenced tables'' policies decide.';
+comment on function private.habit_check_ins_visible_refs() is 'References a client writes into habit_check_ins name rows that client may read (a foreign key alone checks existence past RLS), live ones where the parent is soft-deleted. Invoker: the referenced tables'' policies decide.';
 revoke execute on function private.habit_check_ins_visible_refs() from public, anon, authenticated;
 
 create or replace function private.audit_row_change()
@@ -484,10 +501,6 @@ create trigger habits_audit_trg
   after insert or update or delete on public.habits
   for each row execute function private.audit_row_change('organization_id');
 
-create trigger habit_check_ins_habit_id_live_trg
-  after insert or update on public.habit_check_ins
-  for each row execute function private.habits_live_parent('habit_id');
-
 create trigger habit_check_ins_visible_refs_insert_trg
   after insert on public.habit_check_ins
   referencing new table as added
@@ -520,7 +533,7 @@ create trigger habit_check_ins_private_set_updated_at_trg
 
 create trigger streaks_habit_id_live_trg
   after insert or update on public.streaks
-  for each row execute function private.habits_live_parent('habit_id');
+  for each row execute function private.habits_live_parent('habit_id', 'streaks_organization_id_habit_id_fkey');
 
 create trigger streaks_immutable_trg
   before update on public.streaks
@@ -536,7 +549,7 @@ create trigger badges_set_updated_at_trg
 
 create trigger milestones_habit_id_live_trg
   after insert or update on public.milestones
-  for each row execute function private.habits_live_parent('habit_id');
+  for each row execute function private.habits_live_parent('habit_id', 'milestones_organization_id_habit_id_fkey');
 
 create trigger milestones_immutable_trg
   before update on public.milestones

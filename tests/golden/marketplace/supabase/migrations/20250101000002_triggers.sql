@@ -217,8 +217,8 @@ security definer
 set search_path = ''
 as $$
 begin
-  -- tg_argv[0]: the reference column. Clients only: the service role may still file rows under an archived
-  -- row (imports, moderation); an unchanged reference passes (rows already under it stay editable).
+  -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
+  -- rows under an archived row (imports, moderation); an unchanged reference passes (rows under it stay editable).
   if current_setting('role', true) not in ('authenticated', 'anon')
      or (tg_op = 'UPDATE' and (to_jsonb(new) -> tg_argv[0]) is not distinct from (to_jsonb(old) -> tg_argv[0])) then
     return new;
@@ -227,8 +227,10 @@ begin
               where p.id = (to_jsonb(new) ->> tg_argv[0])::uuid
                 and p.organization_id = new.organization_id and p.archived_at is not null) then
     raise exception using errcode = '23503',
-      message = format('%I.%I names an archived %s row', tg_table_name, tg_argv[0], 'listings'),
-      hint = 'Restore that row first, or pick a live one.';
+      message = format('insert or update on table "%s" violates foreign key constraint "%s"', tg_table_name,
+                       tg_argv[1]),
+      detail = 'Key is not present in table "listings".',
+      schema = tg_table_schema, table = tg_table_name, constraint = tg_argv[1];
   end if;
   return new;
 end
@@ -251,8 +253,9 @@ begin
                where n.category_id is not null
                  and not exists (select 1 from public.categories p where p.id = n.category_id)) then
       raise exception using errcode = '23503',
-        message = 'listings.category_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "listings" violates foreign key constraint "listings_category_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'listings', constraint = 'listings_category_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -260,8 +263,9 @@ begin
                  and n.category_id is distinct from o.category_id
                  and not exists (select 1 from public.categories p where p.id = n.category_id)) then
       raise exception using errcode = '23503',
-        message = 'listings.category_id names no categories row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "listings" violates foreign key constraint "listings_category_id_fkey"',
+        detail = 'Key is not present in table "categories".',
+        schema = 'public', table = 'listings', constraint = 'listings_category_id_fkey';
     end if;
   end if;
   return null;
@@ -285,8 +289,9 @@ begin
                where n.order_id is not null
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'shipments.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "shipments" violates foreign key constraint "shipments_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'shipments', constraint = 'shipments_organization_id_order_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -294,8 +299,9 @@ begin
                  and n.order_id is distinct from o.order_id
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'shipments.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "shipments" violates foreign key constraint "shipments_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'shipments', constraint = 'shipments_organization_id_order_id_fkey';
     end if;
   end if;
   return null;
@@ -319,8 +325,9 @@ begin
                where n.order_id is not null
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'order_messages.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "order_messages" violates foreign key constraint "order_messages_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'order_messages', constraint = 'order_messages_organization_id_order_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -328,8 +335,9 @@ begin
                  and n.order_id is distinct from o.order_id
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'order_messages.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "order_messages" violates foreign key constraint "order_messages_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'order_messages', constraint = 'order_messages_organization_id_order_id_fkey';
     end if;
   end if;
   return null;
@@ -353,8 +361,9 @@ begin
                where n.order_id is not null
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'reviews.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "reviews" violates foreign key constraint "reviews_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'reviews', constraint = 'reviews_organization_id_order_id_fkey';
     end if;
   else
     if exists (select 1 from added n join replaced o on o.id = n.id
@@ -362,8 +371,9 @@ begin
                  and n.order_id is distinct from o.order_id
                  and not exists (select 1 from public.orders p where p.id = n.order_id)) then
       raise exception using errcode = '23503',
-        message = 'reviews.order_id names no orders row you may read',
-        hint = 'Pick a row you can see.';
+        message = 'insert or update on table "reviews" violates foreign key constraint "reviews_organization_id_order_id_fkey"',
+        detail = 'Key is not present in table "orders".',
+        schema = 'public', table = 'reviews', constraint = 'reviews_organization_id_order_id_fkey';
     end if;
   end if;
   return null;
@@ -702,7 +712,7 @@ create trigger listings_audit_trg
 
 create trigger orders_listing_id_live_trg
   after insert or update on public.orders
-  for each row execute function private.listings_live_parent('listing_id');
+  for each row execute function private.listings_live_parent('listing_id', 'orders_organization_id_listing_id_fkey');
 
 create trigger orders_immutable_trg
   before update on public.orders
