@@ -1983,3 +1983,16 @@ def test_a_made_up_a_hidden_and_an_archived_parent_fail_alike(make_db):
     assert refusal("bob", archived) == made_up
     assert refusal("admin", archived) == ("23503", "case_notes.case_id names an archived cases row",
                                           None, "Restore that row first, or pick a live one.", None, None)
+
+
+def test_a_state_enum_named_like_a_role_does_not_make_a_membership_table():
+    """Random fuzz, again: the same task table whose linked grant reads it through its chain helper
+    (`private.tasks_member_id_linked_ids()`, who is linked to which task), a read that decides who the caller is.
+    Its `min_role` column holds states (draft, done), not roles: it is not a role column."""
+    data = blueprint({"name": "tasks", "fields": [
+        {"name": "me", "type": "uuid", "pii": True},
+        {"name": "member_id", "type": "reference", "references": "auth.users", "unique": True},
+        {"name": "min_role", "type": "enum", "values": ["draft", "done"], "nullable": False, "default": "draft"}],
+        "access": {"select": [{"min_role": "owner"}], "insert": [{"min_role": "owner"}],
+                   "update": [{"min_role": "owner"}, {"linked": ["member_id"]}]}})
+    assert audited(data) == []

@@ -11,7 +11,7 @@ import pgparse
 
 from ...model import is_analytics_name
 from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
-from ...model.tenant_keys import is_role_column, key_sets, member_column
+from ...model.tenant_keys import ROLE_RANKS, is_role_column, key_sets, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..body import mentions_variables
 from ..callers import BodyReading, CallerFacts, caller_facts
@@ -233,7 +233,7 @@ def _membership_tables(s: Schema) -> set[str]:
         if user is None:
             continue
         keys = key_sets(t)
-        role = any(is_role_column(c.name) for c in t.columns)
+        role = any(_holds_roles(s, t, c) for c in t.columns)
         if ({t.tenant_key, user} in keys and role) or t.name.endswith(MEMBERSHIP_SUFFIXES):
             candidates.add(t.qualified)
             if role:
@@ -243,6 +243,17 @@ def _membership_tables(s: Schema) -> set[str]:
     candidates = roled or candidates
     consulted = candidates & _membership_reads(s)
     return consulted or candidates
+
+
+def _holds_roles(s: Schema, t: Table, c) -> bool:
+    """A role column: named for one and, where its type is an enum the SQL makes, with a role among its labels or
+    on a table named for memberships (random fuzz: a task's `min_role` enum of states, draft to done, beside a
+    unique member column, made tasks the membership table)."""
+    if not is_role_column(c.name):
+        return False
+    schema, _, name = c.type.rpartition(".")
+    enum = next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
+    return enum is None or t.name.endswith(MEMBERSHIP_SUFFIXES) or any(v in ROLE_RANKS for v in enum.values)
 
 
 def _membership_reads(s: Schema) -> set[str]:
