@@ -1996,3 +1996,37 @@ def test_a_state_enum_named_like_a_role_does_not_make_a_membership_table():
         "access": {"select": [{"min_role": "owner"}], "insert": [{"min_role": "owner"}],
                    "update": [{"min_role": "owner"}, {"linked": ["member_id"]}]}})
     assert audited(data) == []
+
+
+def test_an_archived_row_of_a_linked_chain_links_nobody_until_restored(make_db):
+    """Red team 17: an admin archived a portal user's client row; the user no longer saw the client, but through
+    the chain still read its invoices (IBANs included), updated them and filed new ones. An archived row of a
+    chain links nobody now (docs/access.md A10); restoring it links again."""
+    data = blueprint(
+        {"name": "clients", "soft_delete": True, "restore": "admin",
+         "fields": [{"name": "name", "type": "text"},
+                    {"name": "user_id", "type": "reference", "references": "auth.users"}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["user_id"]}], "insert": "member",
+                    "update": "member", "delete": "admin"}},
+        {"name": "invoices", "fields": [{"name": "client_id", "type": "reference", "references": "clients"},
+                                        {"name": "iban", "type": "text", "pii": True}],
+         "access": {"select": [{"min_role": "admin"}, {"linked": ["client_id", "user_id"]}],
+                    "insert": [{"min_role": "admin"}, {"linked": ["client_id", "user_id"]}]}},
+        tenancy={"personal_workspaces": False})
+    conn, org, users = _team(data, make_db)
+    with conn.cursor() as cur:
+        users["portal"] = create_user(cur, "portal@example.com")
+    client = conn.execute("insert into public.clients (organization_id, name, user_id) values (%s, 'c', %s) "
+                          "returning id", (org, users["portal"])).fetchone()[0]
+    invoice = conn.execute("insert into public.invoices (organization_id, client_id) values (%s, %s) returning id",
+                           (org, client)).fetchone()[0]
+    conn.execute("insert into public.invoices_private (organization_id, invoice_id, iban) values (%s, %s, 'DE1')",
+                 (org, invoice))
+    reads = "select (select count(*) from public.invoices), (select count(*) from public.invoices_private)"
+    file = "insert into public.invoices (organization_id, client_id) values (%s, %s)"
+    assert run_as(conn, "authenticated", users["portal"], reads) == [(1, 1)]
+    assert affected(conn, "authenticated", users["admin"], "delete from public.clients where id = %s", (client,)) == 0
+    assert run_as(conn, "authenticated", users["portal"], reads) == [(0, 0)]
+    assert denied(conn, "authenticated", users["portal"], file, (org, client)) == "42501"
+    run_as(conn, "authenticated", users["admin"], "select public.restore_client(%s)", (client,))
+    assert run_as(conn, "authenticated", users["portal"], reads) == [(1, 1)]

@@ -48,14 +48,19 @@ def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
     hops = linked_hops(bp, e, chain)[1:]  # from the first referenced entity on
     target = hops[0][0]
     joins, alias = [], "t1"
+    # An archived row of the chain links nobody (red team 17: a portal user whose client was archived kept
+    # reading and writing the client's invoices through it); restoring it links again.
+    live = ["t1.archived_at is null"] if target.soft_delete else []
     for k, (ent, col) in enumerate(hops[:-1], start=1):
         nxt = bp.entity(ent.field(col).references)
         joins.append(f"  join {qname('public', nxt.name)} t{k + 1} on t{k + 1}.id = t{k}.{ident(col)}"
                      f" and t{k + 1}.{ORG} = t{k}.{ORG}")
         alias = f"t{k + 1}"
+        if nxt.soft_delete:
+            live.append(f"{alias}.archived_at is null")
     last_col = hops[-1][1]
     body = (f"select t1.id\n  from {qname('public', target.name)} t1\n" + "".join(j + "\n" for j in joins)
-            + f" where {alias}.{ident(last_col)} = (select auth.uid())")
+            + f" where {alias}.{ident(last_col)} = (select auth.uid())" + "".join(f"\n   and {x}" for x in live))
     return Function(
         schema_name="private", name=linked_helper_name(target, [c for _, c in hops]), args="", arg_types="",
         returns="setof uuid", language="plpgsql", security_definer=True, volatility="stable",

@@ -346,6 +346,7 @@ class Oracle:
         return next((a.name for a in self.world.actors.values() if a.user_id is not None and a.user_id == uid), None)
 
     def _linked_user(self, e, chain: list[str], row: Row) -> str | None:
+        """The actor a chain links the row to; nobody through an archived row of the chain (docs/access.md A10)."""
         current, entity = row, e
         for col in chain[:-1]:
             ref = self._value(current, col)
@@ -353,6 +354,8 @@ class Oracle:
             current = next((r for r in self.world.rows if r.table == entity.name
                             and from_literal(r.key.get("id", "null")) == ref), None)
             if current is None or ref is None:
+                return None
+            if entity.soft_delete and self._value(current, "archived_at") is not None:
                 return None
         last = chain[-1]
         if last == entity.owner_column:
