@@ -2030,3 +2030,26 @@ def test_an_archived_row_of_a_linked_chain_links_nobody_until_restored(make_db):
     assert denied(conn, "authenticated", users["portal"], file, (org, client)) == "42501"
     run_as(conn, "authenticated", users["admin"], "select public.restore_client(%s)", (client,))
     assert run_as(conn, "authenticated", users["portal"], reads) == [(1, 1)]
+
+
+def test_a_row_is_not_restored_under_an_archived_row(url, make_db):
+    """Red team 17: restore_booking() brought a booking back under a room the admin had archived, where nobody may
+    file a new one (docs/access.md A24). It is refused until the room is restored; verify's oracle agrees."""
+    data = blueprint(
+        {"name": "rooms", "soft_delete": True, "restore": "admin", "fields": [{"name": "label", "type": "text"}]},
+        {"name": "bookings", "soft_delete": True, "restore": "member",
+         "fields": [{"name": "room_id", "type": "reference", "references": "rooms"}]},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    room = run_as(conn, "authenticated", users["bob"], "insert into public.rooms (organization_id, label) values "
+                  "(%s, 'r') returning id", (org,))[0][0]
+    booking = run_as(conn, "authenticated", users["bob"], "insert into public.bookings (organization_id, room_id) "
+                     "values (%s, %s) returning id", (org, room))[0][0]
+    assert affected(conn, "authenticated", users["bob"], "delete from public.bookings where id = %s", (booking,)) == 0
+    assert affected(conn, "authenticated", users["admin"], "delete from public.rooms where id = %s", (room,)) == 0
+    restore = "select public.restore_booking(%s)"
+    assert denied(conn, "authenticated", users["bob"], restore, (booking,)) == "42501"
+    run_as(conn, "authenticated", users["admin"], "select public.restore_room(%s)", (room,))
+    run_as(conn, "authenticated", users["bob"], restore, (booking,))
+    assert conn.execute("select archived_at is null from public.bookings where id = %s", (booking,)).fetchone() == (True,)

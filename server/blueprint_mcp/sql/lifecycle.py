@@ -490,12 +490,18 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
     # A definer body reads other tables past their policies: a `visible` parent's select policy is restated.
     seen = any_of(bp, e, select, definer=True) if select else Pred.of("false")
     pred = any_of(bp, e, restore_grants(bp, e), seen, definer=True)
+    # Not back under an archived row (a booking of an archived room): nobody files a row there either (A24).
+    parents = [(f.name, p) for f in e.fields if f.references and (p := bp.entity(f.references)) is not None
+               and p.soft_delete]
+    live = "".join(f"\n     and not exists (select 1 from public.{ident(p.name)} p where p.id = {ident(e.name)}."
+                   f"{ident(col)} and p.archived_at is not null)" for col, p in parents)
     name = verb_name("restore", e.singular)
     # The table may have a column named like the parameter (a grant may even filter on it): every bare
     # name in the body means a column (use_column), and the parameter is only ever $1.
     # An exclusion counts live rows only: the row may come back into a range taken since. PostgreSQL's message
     # would show the other row's keys and range, which a caller under RLS never sees from their own statement
     # (red team 17): the refusal says no more than that.
+    hint = ",\n      hint = 'A row under an archived row comes back once that row is restored.'" if parents else ""
     overlap = f"""
 exception when exclusion_violation then
   raise exception using errcode = '23P01',
@@ -505,10 +511,10 @@ exception when exclusion_violation then
 begin
   update public.{ident(e.name)} set archived_at = null
    where id = $1 and archived_at is not null
-     and ({pred});
+     and ({pred}){live};
   if not found then
     raise exception using errcode = '42501',
-      message = {literal(f"no archived {e.name} row with this id that you may restore")};
+      message = {literal(f"no archived {e.name} row with this id that you may restore")}{hint};
   end if;{overlap}
 end""", f"Brings an archived {e.name} row back, for those who may restore it (its restore grants).")
 

@@ -178,8 +178,10 @@ class Oracle:
         return any(self._grant_holds(actor, e, g, row, target) for g in restore_grants(self.bp, e))
 
     def may_restore(self, actor: Actor, table: str, row: Row) -> bool:
+        """Restorers who may read the row, unless it names an archived row (nobody files a row there, A24)."""
         e = self.bp.entity(table)
-        return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org)
+        return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org) \
+            and not self._under_archived(e, row)
 
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
