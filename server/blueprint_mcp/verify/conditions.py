@@ -110,6 +110,16 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
                 row = _linked_row(bp, e, g.linked, add, linked_rows, w)
                 if row is not None:
                     linked_rows[(e.name, tuple(g.linked))] = row
+                # And one through an archived row at each soft-deleted hop: it links nobody (docs/access.md A10).
+                # The row meets the grant's own condition, so only the archived link stands in the way.
+                met = {}
+                if g.where is not None:
+                    col_type = t.column(g.where.column).type
+                    met = {g.where.column: _sql_value(g.where.values[0],
+                                                      col_type if col_type.startswith("public.") else None)}
+                for k, (hop, _) in enumerate(linked_hops(bp, e, g.linked)[1:], start=1):
+                    if hop.soft_delete:
+                        _linked_row(bp, e, g.linked, add, {}, w, archived=k, top=met)
         for col in sorted(links.get(e.name, ())):
             f = e.field(col)
             if f is not None and f.nullable:
@@ -126,28 +136,36 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
                 add(e.name, {ref: row.key["id"]})
 
 
-def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World) -> Row | None:
-    """A row of `e` whose chain ends at the portal user, adding the rows it points through."""
+ARCHIVED_LINK = "'2001-07-01 00:00:00+00'::timestamptz"  # archived before 2002, as fixture rows are (matrix.py)
+
+
+def _linked_row(bp: Blueprint, e, chain: list[str], add, memo: dict, w: World,
+                archived: int | None = None, top: dict[str, str] | None = None) -> Row | None:
+    """A row of `e` whose chain ends at the portal user, adding the rows it points through; `archived`: the hop
+    (1: the row the chain's first column names) whose row is archived, fresh rows all along (`memo` empty);
+    `top`: more values of the row of `e` itself."""
+    gone = {"archived_at": ARCHIVED_LINK} if archived == 0 else {}
+    gone.update(top or {})
     if len(chain) == 1:
         f = e.field(chain[0])
         if f is not None and f.references_member:
             # A member column holds members only: the chain links the least member it admits, not the portal user.
             who = next((r for r in reversed(f.member_roles or [r.name for r in bp.tenancy.roles]) if r in w.actors),
                        None)
-            return add(e.name, {chain[0]: literal(w.actor_id(who))}) if who else None
+            return add(e.name, {chain[0]: literal(w.actor_id(who)), **gone}) if who else None
         if chain[0] == e.owner_column:
             # The chain ends at the row's author: the portal user wrote it (the fixture says so, as the column does).
-            return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))}, author=w.who(PORTAL))
-        return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL)))})
+            return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL))), **gone}, author=w.who(PORTAL))
+        return add(e.name, {chain[0]: literal(w.actor_id(w.who(PORTAL))), **gone})
     target = linked_hops(bp, e, chain)[1][0]
     key = (target.name, tuple(chain[1:]))
     inner = memo.get(key)
     if inner is None:
-        inner = _linked_row(bp, target, chain[1:], add, memo, w)
+        inner = _linked_row(bp, target, chain[1:], add, memo, w, None if archived is None else archived - 1)
         if inner is None:
             return None
         memo[key] = inner
-    return add(e.name, {chain[0]: inner.key["id"]})
+    return add(e.name, {chain[0]: inner.key["id"], **gone})
 
 
 # --- cases: rows moved across a condition, rows inserted in someone else's name --------------------

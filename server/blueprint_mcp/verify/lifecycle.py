@@ -153,6 +153,18 @@ def _restoring(bp: Blueprint, w: World, oracle, case) -> None:
         for may, name in who.items():
             case(f"{name} restores an archived {e.name} row", e.name, name, call, ALLOWED if may else DENIED,
                  probe=back)
+        # An archived row under an archived row, by someone who would restore it but for that (docs/access.md A24).
+        under = next((r for r in w.rows if r.table == e.name and "id" in r.key
+                      and from_literal(r.values.get("archived_at", "null")) is not None
+                      and oracle.under_archived(e, r)), None)
+        restorer = next((a for a in w.actors.values() if a.user_id and under is not None
+                         and oracle.may_restore(a, e.name, under, parents=False)), None)
+        if restorer is not None:
+            case(f"{restorer.name} restores an archived {e.name} row under an archived row", e.name, restorer.name,
+                 f"select public.{ident(verb_name('restore', e.singular))}({under.key['id']})",
+                 ALLOWED if oracle.may_restore(restorer, e.name, under) else DENIED,
+                 probe=f"select count(*) from {qname('public', e.name)} where {where_key(under.key)} "
+                       "and archived_at is null")
 
 
 def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:

@@ -403,6 +403,26 @@ def archived_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list
                            unique_keys(st)):
                     continue  # a key its author cannot leave (a unique personal field holding their id)
                 w.add(insert_sql(st, data) + ";", Row(st.name, org, author, pk_key(st, data), values=data))
+    # And one under an archived row of each soft-deleted entity it references: restoring it is refused until
+    # that row is restored (docs/access.md A24), as filing a new row there is.
+    for e in (e for e in bp.entities if e.soft_delete and e.is_tenant):
+        t = schema.table(e.name)
+        for f in e.fields:
+            parent = bp.entity(f.references) if f.references else None
+            if parent is None or not parent.soft_delete or not parent.is_tenant:
+                continue
+            named = next((r for r in w.rows if r.table == parent.name and r.org == "org1" and "id" in r.key
+                          and r.values.get("archived_at", "null") != "null"), None)
+            if named is None:
+                continue
+            n += 1
+            values = row_values(t, "org1", w, authors[0], n, enums, with_id=True)
+            values.update({f.name: named.key["id"], "archived_at": f"{ARCHIVED} + interval '{n} minutes'"})
+            # (a kind of row that may hold the reference: `requires` may ask it empty)
+            values = admit(t, "org1", w, authors[0], values, [f.name, "archived_at"], n)
+            if values is not None and not clashes(t, values, [r.values for r in w.rows if r.table == t.name
+                                                              and r.org == "org1"], unique_keys(t)):
+                w.add(insert_sql(t, values) + ";", Row(t.name, "org1", authors[0], pk_key(t, values), values=values))
 
 
 def audit_entries(bp: Blueprint, schema: Schema, w: World, enums: dict[str, list[str]], author: str) -> None:
@@ -684,6 +704,13 @@ def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> N
     if hopper is None:
         return
     for t in tables:
+        # A row the hopper wrote in org1 already (a parent made on demand for one of theirs) serves, where its
+        # key allows the hopper one row (organization_id, created_by): a second would be refused (random fuzz).
+        mine = [r.values for r in w.rows if r.table == t.name and r.org == "org1" and r.author == hopper]
+        me = literal(w.actor_id(hopper)) if mine else None
+        authored = {c for c in (col.name for col in t.columns) if all(v.get(c) == me for v in mine)}
+        if mine and any(set(cols) <= {t.tenant_key} | authored for cols, _ in unique_keys(t)):
+            continue
         add_row(w, t, "org1", hopper, 5000 + len(w.rows), enums, purpose="attack")
 
 

@@ -177,11 +177,16 @@ class Oracle:
         target = row.org or org
         return any(self._grant_holds(actor, e, g, row, target) for g in restore_grants(self.bp, e))
 
-    def may_restore(self, actor: Actor, table: str, row: Row) -> bool:
-        """Restorers who may read the row, unless it names an archived row (nobody files a row there, A24)."""
+    def may_restore(self, actor: Actor, table: str, row: Row, parents: bool = True) -> bool:
+        """Restorers who may read the row, unless it names an archived row (nobody files a row there, A24;
+        `parents=False`: whether they would restore it but for that)."""
         e = self.bp.entity(table)
         return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org) \
-            and not self._under_archived(e, row)
+            and not (parents and self.under_archived(e, row))
+
+    def under_archived(self, e, row: Row) -> bool:
+        """The row names an archived row in one of its references."""
+        return self._under_archived(e, row)
 
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
