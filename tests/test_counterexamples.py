@@ -2052,4 +2052,30 @@ def test_a_row_is_not_restored_under_an_archived_row(url, make_db):
     assert denied(conn, "authenticated", users["bob"], restore, (booking,)) == "42501"
     run_as(conn, "authenticated", users["admin"], "select public.restore_room(%s)", (room,))
     run_as(conn, "authenticated", users["bob"], restore, (booking,))
-    assert conn.execute("select archived_at is null from public.bookings where id = %s", (booking,)).fetchone() == (True,)
+    live = "select archived_at is null from public.bookings where id = %s"
+    assert conn.execute(live, (booking,)).fetchone() == (True,)
+
+
+def test_the_hoppers_row_is_not_written_twice_under_a_one_row_per_author_key(url):
+    """Random fuzz: `a` allows one row per author (unique created_by), and the hopper already had one in org1 (a
+    parent made on demand for a row of theirs); verify wrote a second one as its org-hopping target, which
+    PostgreSQL refused (a fixture failure). The row it has serves."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "hopper-one-row-per-author.json"
+    verified(json.loads(fixture.read_text(encoding="utf-8")), url)
+
+
+def test_a_delete_by_assignment_that_a_broader_condition_grants_anyway_gives_nothing_to_take():
+    """Random fuzz: owners delete what they may read, which includes `member_id = caller and b = 'draft'` and, for
+    anyone with the role, `b in ('done', 'draft')`; BP065 said an updater could take the row through member_id to
+    delete it, but every row that way reaches the broader one reaches already (`b = 'draft'` gives `b in`)."""
+    data = blueprint({"name": "a", "fields": [
+        {"name": "member_id", "type": "reference", "references": "organization_members", "member_roles": ["owner"]},
+        {"name": "b", "type": "enum", "values": ["draft", "done", "low"], "nullable": False, "default": "draft"}],
+        "access": {"insert": "owner",
+                   "update": [{"capability": "read", "own": True, "where": {"column": "b", "equals": "draft"}}],
+                   "select": [{"min_role": "owner", "assigned": "member_id",
+                               "where": {"column": "b", "equals": "draft"}},
+                              {"public": True, "where": {"column": "b", "in": ["done", "draft"]}}]}},
+        tenancy={"roles": [{"name": "owner", "capabilities": ["read", "write", "manage_members", "manage_billing",
+                                                               "delete_organization"]}]})
+    assert audited(data) == []
