@@ -2079,3 +2079,17 @@ def test_a_delete_by_assignment_that_a_broader_condition_grants_anyway_gives_not
         tenancy={"roles": [{"name": "owner", "capabilities": ["read", "write", "manage_members", "manage_billing",
                                                                "delete_organization"]}]})
     assert audited(data) == []
+
+
+@pytest.mark.parametrize("ftype", ["uuid", "text"])
+def test_a_column_named_min_role_on_a_row_linked_to_a_user_is_no_membership_role(ftype):
+    """Random fuzz, a third time: `data` has a unique member column, a unique column named min_role (a uuid; as
+    text it could hold a role), personal data (its side's policies read data) and a linked grant whose helper
+    reads data by who is linked. A uuid holds no role; and where two tables could be the membership, the one
+    whose role a function or policy reads is."""
+    data = blueprint({"name": "data", "owner_column": None, "fields": [
+        {"name": "properties", "type": "uuid", "pii": True},
+        {"name": "min_role", "type": ftype, "unique": True, "nullable": False},
+        {"name": "member_id", "type": "reference", "references": "auth.users", "unique": True}],
+        "access": {"update": [{"min_role": "owner"}, {"linked": ["member_id"]}]}})
+    assert audited(data) == []

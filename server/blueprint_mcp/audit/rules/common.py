@@ -242,15 +242,40 @@ def _membership_tables(s: Schema) -> set[str]:
     # blueprint entity called memberships, whose rows policies read as a parent) rather than who may do what.
     candidates = roled or candidates
     consulted = candidates & _membership_reads(s)
+    if len(consulted) > 1:
+        # Several read: those whose role a function or policy reads decide who may do what; a table read only by
+        # who is linked to a row (a chain's helper: `select t1.id from data t1 where t1.member_id = auth.uid()`)
+        # links users to rows (random fuzz: a `data` table with a unique member column and a text min_role).
+        judged = {name for name in consulted if _role_read(s, name)}
+        consulted = judged or consulted
     return consulted or candidates
 
 
-def _holds_roles(s: Schema, t: Table, c) -> bool:
-    """A role column: named for one and, where its type is an enum the SQL makes, with a role among its labels or
-    on a table named for memberships (random fuzz: a task's `min_role` enum of states, draft to done, beside a
-    unique member column, made tasks the membership table)."""
-    if not is_role_column(c.name):
+def _role_read(s: Schema, qualified_name: str) -> bool:
+    """Some function body or policy that names the table also names one of its role columns."""
+    schema, _, name = qualified_name.partition(".")
+    t = s.table(name, schema)
+    roles = [c.name for c in t.columns if is_role_column(c.name)] if t is not None else []
+    if not roles:
         return False
+    said = re.compile(r"\b(" + "|".join(map(re.escape, roles)) + r")\b", re.IGNORECASE)
+    texts = [f.body for f in s.functions if f.body and qualified_name in (f.reads or ())]
+    texts += [text for other in s.tables for p in other.policies for _, tree, text in trees(p)
+              if qualified_name in relation_names(tree, other.schema_name)]
+    return any(said.search(x) for x in texts)
+
+
+_NOT_ROLES = frozenset(("uuid", "integer", "int", "int4", "bigint", "int8", "smallint", "numeric", "decimal", "real",
+                        "double precision", "boolean", "bool", "jsonb", "json", "date", "timestamptz", "timestamp",
+                        "timestamp with time zone", "timestamp without time zone", "time", "interval", "bytea"))
+
+
+def _holds_roles(s: Schema, t: Table, c) -> bool:
+    """A role column: named for one, of a type that may hold a role name (not a uuid or a number) and, where its
+    type is an enum the SQL makes, with a role among its labels or on a table named for memberships (random fuzz: a task's `min_role` enum of states, draft to done, beside a
+    unique member column, made tasks the membership table)."""
+    if not is_role_column(c.name) or c.type.split("(")[0].strip().lower() in _NOT_ROLES:
+        return False  # (a uuid or a number named min_role holds no role either)
     schema, _, name = c.type.rpartition(".")
     enum = next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
     return enum is None or t.name.endswith(MEMBERSHIP_SUFFIXES) or any(v in ROLE_RANKS for v in enum.values)
