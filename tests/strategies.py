@@ -425,7 +425,7 @@ def _settle_assignees(bp: dict) -> None:
             # entity whose rows cascade with an account restricts that account's deletion; it cascades too)
             pins += [path for path, why, _ in exc.problems if "whose rows go with their user's account" in why]
             # (linked: [created_by] where only members write rows: the grant goes)
-            writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote the row" in why),
+            writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote" in why),
                              key=lambda path: -int(path.split(".access.", 1)[1].split("[", 1)[1].split("]", 1)[0]))
             if not paths and not pins and not writers:
                 return  # another problem: the property test, or the next settling, shows it
@@ -438,6 +438,8 @@ def _settle_assignees(bp: dict) -> None:
                 command = path.split(".access.", 1)[1].split("[", 1)[0]
                 k = int(path.rsplit("[", 1)[1].split("]", 1)[0])
                 bp["entities"][i]["access"][command][k].pop(path.rsplit(".", 1)[1], None)
+            if paths:
+                _drop_bare_reads(bp)  # a grant to anyone whose parent went with its visible goes too
             for path in pins:  # entities[i].fields[j].on_delete: a restricting reference nobody could clear
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 j = int(path.split("fields[", 1)[1].split("]", 1)[0])
@@ -671,8 +673,14 @@ def _settle_visible(bp: dict) -> None:
                 grants = by_name[target]["access"]["select"]
             if any(x.get("visible") for x in grants) or (g.get("public") and not any(x.get("public") for x in grants)):
                 del g["visible"]
+    _drop_bare_reads(bp)
+
+
+def _drop_bare_reads(bp: dict) -> None:
+    """A grant to anyone on team rows with nothing left to narrow it (no condition, no parent) goes: the model
+    refuses a bare signed_in grant there (every organisation's rows to every signed-in user)."""
+    for e in bp["entities"]:
         if e["scope"] != "global" and isinstance((e.get("access") or {}).get("select"), list):
-            # a grant to anyone on team rows with nothing left to narrow it (no condition, no parent) goes
             e["access"]["select"] = [g for g in e["access"]["select"] if not (
                 (g.get("public") or g.get("signed_in")) and not g.get("where") and not g.get("visible"))]
 

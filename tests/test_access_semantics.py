@@ -404,6 +404,10 @@ def _lab_with(entity: dict) -> dict:
 
 
 REFUSED = [
+    # Random fuzz: `to authenticated using (true)` on a team table, what BP027 warns about.
+    ({"access": {"select": [{"min_role": "member"}, {"signed_in": True}]}},
+     "entities[0].access.select[1]: a signed_in grant with nothing to narrow it would let every signed-in user read "
+     "every organisation's rows"),
     # Evasion round 8 e16 (audit BP091): the writer keeps the rows they wrote after leaving the organisation.
     ({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}]}},
      "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and only members "

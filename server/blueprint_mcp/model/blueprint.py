@@ -857,6 +857,11 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
                         "add it to a role's capabilities or remove the grant"))
         if (g.public or g.signed_in) and cmd != "select":
             out.append((at, f"{g.who} grants are read-only.", "use them under access.select only"))
+        elif g.signed_in and e.is_tenant and g.where is None and g.visible is None:
+            # (to authenticated using (true): what the audit's BP027 warns about in hand-written SQL)
+            out.append((at, "a signed_in grant with nothing to narrow it would let every signed-in user read every "
+                        "organisation's rows.", "narrow it with where (e.g. listed = true) or visible, or use "
+                        "{public: true} if every row is public"))
         if not e.is_tenant and g.who not in ("public", "signed_in"):
             out.append((at, "global entities belong to no organisation, so member and linked grants mean nothing.",
                         "use {signed_in: true} or {public: true}"))
@@ -1077,8 +1082,8 @@ def _writer_link_problems(bp: Blueprint, e: Entity, cmd: str, chain: list[str],
         if end is None:
             return []  # not a chain to another entity: _linked_problems says why
     col = chain[-1]
-    if cmd == "insert" and end is e:
-        return []  # the writer of the new row is the caller: nothing outlives a membership
+    if (cmd == "insert" and end is e) or end.scope is not Scope.organization:
+        return []  # the writer of the new row is the caller, or of a service row the server: no membership ends
     f = end.field(col)
     writer = col == end.owner_column or (f is not None and f.default_expression is DefaultExpression.auth_uid)
     inserts = end.access.spec("insert")
