@@ -521,6 +521,18 @@ def relation_names(tree: Any, default_schema: str = "public") -> frozenset[str]:
         for kind, body, _ in _index(tree) if kind == "RangeVar"))
 
 
+def read_tables(tree: Any, default_schema: str = "public") -> tuple[frozenset[str], bool]:
+    """`relation_names` less the names of the tree's own CTEs (`with t as (...) select from t` reads no table t),
+    and whether the tree holds a sub-query: (tables, has_sublink), read once per tree."""
+    def compute() -> tuple[frozenset[str], bool]:
+        index = _index(tree)
+        ctes = {body["ctename"] for kind, body, _ in index if kind == "CommonTableExpr" and body.get("ctename")}
+        names = relation_names(tree, default_schema)
+        return (frozenset(n for n in names if n.split(".", 1)[1] not in ctes) if ctes else names,
+                any(kind == "SubLink" for kind, _, _ in index))
+    return _once(("read tables", default_schema), tree, compute)
+
+
 def strings_in(tree: Any) -> list[str]:
     """Every string literal and name part in a tree (String nodes and string constants)."""
     return _once("strings", tree, lambda: [

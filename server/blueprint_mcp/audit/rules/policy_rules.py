@@ -37,6 +37,7 @@ from .common import (
     outside_subqueries,
     per_tree,
     policy_label,
+    read_tables,
     relation_names,
     sql_answer,
     strings_in,
@@ -329,9 +330,8 @@ def policy_recursion(r, s: Schema):
         """The protected tables the policy's sub-queries read (a CTE's name is not a table)."""
         out: set[str] = set()
         for _, tree, _ in trees(p):
-            ctes = {b["ctename"] for k, b in nodes(tree) if k == "CommonTableExpr" and b.get("ctename")}
-            out.update(read_through(n for n in relation_names(tree, t.schema_name)
-                                    if n.split(".", 1)[1] not in ctes))
+            direct = read_tables(tree, t.schema_name)[0]
+            out.update(read_through(direct) if views else direct)
         return out & protected.keys()
 
     reads_of: dict[str, set[str]] = {}
@@ -341,7 +341,7 @@ def policy_recursion(r, s: Schema):
         for p in t.policies:
             if applies_to_clients(p) and p.command in ("select", "all"):
                 reads_of[name] |= reads(t, p)
-                if any(k == "SubLink" for _, tree, _ in trees(p) for k, _ in nodes(tree)):
+                if any(read_tables(tree, t.schema_name)[1] for _, tree, _ in trees(p)):
                     sub_selects.add(name)
 
     def path_back(start: set[str], home: str) -> list[str] | None:
