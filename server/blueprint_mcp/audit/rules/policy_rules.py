@@ -334,17 +334,25 @@ def policy_recursion(r, s: Schema):
             out.update(read_through(direct) if views else direct)
         return out & protected.keys()
 
-    reads_of: dict[str, set[str]] = {}
-    sub_selects: set[str] = set()  # tables whose SELECT policies hold a sub-query
-    for name, t in protected.items():
-        reads_of[name] = set()
-        for p in t.policies:
-            if applies_to_clients(p) and p.command in ("select", "all"):
-                reads_of[name] |= reads(t, p)
-                if any(read_tables(tree, t.schema_name)[1] for _, tree, _ in trees(p)):
-                    sub_selects.add(name)
+    def for_role(role: str, p) -> bool:
+        """The policy applies to the API role (no TO, PUBLIC, or the role named)."""
+        return not p.roles or "public" in p.roles or role in p.roles
 
-    def path_back(start: set[str], home: str) -> list[str] | None:
+    # Per API role: the sub-query of a signed-in caller's policy meets the SELECT policies for authenticated only.
+    graphs: dict[str, tuple[dict[str, set[str]], set[str]]] = {}
+    for role in ("authenticated", "anon"):
+        reads_of: dict[str, set[str]] = {}
+        sub_selects: set[str] = set()  # tables whose SELECT policies for the role hold a sub-query
+        for name, t in protected.items():
+            reads_of[name] = set()
+            for p in t.policies:
+                if for_role(role, p) and p.command in ("select", "all"):
+                    reads_of[name] |= reads(t, p)
+                    if any(read_tables(tree, t.schema_name)[1] for _, tree, _ in trees(p)):
+                        sub_selects.add(name)
+        graphs[role] = (reads_of, sub_selects)
+
+    def path_back(start: set[str], home: str, reads_of: dict[str, set[str]]) -> list[str] | None:
         """The tables from a policy's reads back to `home` through SELECT policies; None when none leads there."""
         came: dict[str, str | None] = {name: None for name in sorted(start)}
         queue = list(came)
@@ -363,15 +371,16 @@ def policy_recursion(r, s: Schema):
 
     members = membership_tables(s)
     for name, t in protected.items():
-        if name not in sub_selects:
+        if not any(name in sub for _, sub in graphs.values()):
             continue  # reading the table applies SELECT policies without sub-queries: nothing comes round
         for p in t.policies:
             if not applies_to_clients(p):
                 continue
             start = reads(t, p)
-            if name in members and name in start:
-                continue  # a membership table reading itself: BP028 says so
-            path = path_back(start, name)
+            if not start or (name in members and name in start):
+                continue  # reads nothing, or a membership table reading itself: BP028 says so
+            path = next((found for role, (reads_of, sub) in graphs.items() if for_role(role, p) and name in sub
+                         and (found := path_back(start, name, reads_of)) is not None), None)
             if path is not None:
                 via = "".join(f", whose SELECT policy reads {n}" for n in path[1:])
                 yield r.finding(f"{policy_label(t, p)} reads {path[0]}{via}: infinite recursion on every query it "
