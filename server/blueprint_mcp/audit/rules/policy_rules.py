@@ -326,13 +326,18 @@ def policy_recursion(r, s: Schema):
             elif v.security_invoker and not v.materialized and name not in seen:
                 yield from read_through(v.reads or (), seen | {name})
 
+    known: dict[int, set[str]] = {}
+
     def reads(t, p) -> set[str]:
-        """The protected tables the policy's sub-queries read (a CTE's name is not a table)."""
-        out: set[str] = set()
-        for _, tree, _ in trees(p):
-            direct = read_tables(tree, t.schema_name)[0]
-            out.update(read_through(direct) if views else direct)
-        return out & protected.keys()
+        """The protected tables the policy's sub-queries read (a CTE's name is not a table), once per policy."""
+        out = known.get(id(p))
+        if out is None:
+            out = set()
+            for _, tree, _ in trees(p):
+                direct = read_tables(tree, t.schema_name)[0]
+                out.update(read_through(direct) if views else direct)
+            out = known[id(p)] = out & protected.keys()
+        return out
 
     def for_role(role: str, p) -> bool:
         """The policy applies to the API role (no TO, PUBLIC, or the role named)."""
@@ -348,7 +353,7 @@ def policy_recursion(r, s: Schema):
             for p in t.policies:
                 if for_role(role, p) and p.command in ("select", "all"):
                     reads_of[name] |= reads(t, p)
-                    if any(read_tables(tree, t.schema_name)[1] for _, tree, _ in trees(p)):
+                    if name not in sub_selects and any(read_tables(tree, t.schema_name)[1] for _, tree, _ in trees(p)):
                         sub_selects.add(name)
         graphs[role] = (reads_of, sub_selects)
 
@@ -369,7 +374,6 @@ def policy_recursion(r, s: Schema):
                     queue.append(nxt)
         return None
 
-    members = membership_tables(s)
     for name, t in protected.items():
         if not any(name in sub for _, sub in graphs.values()):
             continue  # reading the table applies SELECT policies without sub-queries: nothing comes round
@@ -377,7 +381,7 @@ def policy_recursion(r, s: Schema):
             if not applies_to_clients(p):
                 continue
             start = reads(t, p)
-            if not start or (name in members and name in start):
+            if not start or (name in start and name in membership_tables(s)):
                 continue  # reads nothing, or a membership table reading itself: BP028 says so
             path = next((found for role, (reads_of, sub) in graphs.items() if for_role(role, p) and name in sub
                          and (found := path_back(start, name, reads_of)) is not None), None)
