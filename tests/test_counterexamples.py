@@ -2105,3 +2105,14 @@ def test_a_chain_ending_at_a_service_rows_user_column_is_not_a_writers():
                      "default_expression": "auth_uid"}]},
         {"name": "uses", "fields": [{"name": "key_id", "type": "reference", "references": "keys"}],
          "access": {"insert": [{"min_role": "admin"}, {"linked": ["key_id", "token"]}]}}))
+
+
+def test_the_demotion_case_names_the_member_on_a_kind_of_row_that_may_name_one(url):
+    """Random fuzz: verify's demotion case named a member in tasks.member_id on its first row, whose kind (flag
+    false) asks the column empty (requires): the CHECK refused the case's setup, an error. It settles the row
+    to a kind that may name someone first."""
+    verified(blueprint({"name": "tasks", "fields": [
+        {"name": "flag", "type": "boolean", "nullable": False},
+        {"name": "member_id", "type": "reference", "references": "organization_members", "member_roles": ["owner"]}],
+        "requires": [{"when": {"column": "flag", "equals": False}, "empty": ["member_id"]}]},
+        tenancy={"personal_workspaces": True}), url)
