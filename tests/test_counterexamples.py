@@ -2095,7 +2095,7 @@ def test_a_column_named_min_role_on_a_row_linked_to_a_user_is_no_membership_role
     assert audited(data) == []
 
 
-def test_a_chain_ending_at_a_service_rows_user_column_is_not_a_writers():
+def test_a_chain_ending_at_a_service_rows_user_column_is_not_refused_as_a_writers():
     """Random fuzz: a chain to a service entity's user column defaulting to the signed-in user was refused as
     ending at a member-writer; only the server writes service rows (it names whom the row is for), so no
     membership ends there."""

@@ -16,7 +16,7 @@ from typing import Any
 from ..model.schema import EnumType, Function, Schema, Table
 from ..model.tenant_keys import key_sets, member_column, role_column, user_tables
 from .pins import unwrap
-from .rules.common import _once, find_function, lone_value, membership_tables
+from .rules.common import _once, enum_of, find_function, lone_value, membership_tables
 from .tree import Node, const, function_name, nodes, strings
 
 _FLIPPED = {">=": "<=", "<=": ">=", ">": "<", "<": ">", "=": "="}
@@ -110,8 +110,7 @@ def role_enum(s: Schema, table: Table) -> EnumType | None:
     col = table.column(role_column(table) or "")
     if col is None:
         return None
-    schema, _, name = col.type.rpartition(".")
-    return next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
+    return enum_of(s, col.type)
 
 
 def _role_filter(s: Schema, f: Function) -> tuple[int, str, Table] | None:

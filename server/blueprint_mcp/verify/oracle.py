@@ -156,7 +156,7 @@ class Oracle:
     # --- domain entities: docs/access.md, read independently of the policy generator ---------------
 
     def _entity(self, actor: Actor, command: str, e, row: Row | None, org: str | None) -> bool:
-        if command == "insert" and self._under_archived(e, row):
+        if command == "insert" and self.under_archived(e, row):
             return False  # nobody files a new row under an archived one (docs/access.md A24)
         if command == "insert" and not self._references_seen(actor, e, row):
             return False  # a client names only rows it may read (docs/access.md A27)
@@ -184,16 +184,12 @@ class Oracle:
         return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org) \
             and not (parents and self.under_archived(e, row))
 
-    def under_archived(self, e, row: Row) -> bool:
-        """The row names an archived row in one of its references."""
-        return self._under_archived(e, row)
-
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
         e = self.bp.entity(table)
         if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
-        if self._under_archived(e, after, before):
+        if self.under_archived(e, after, before):
             return DENIED  # nor moves a row under one
         if not self._references_seen(actor, e, after, before):
             return DENIED  # nor points a reference at a row it may not read (A27)
@@ -280,7 +276,7 @@ class Oracle:
         return next((r for r in self.world.rows if r.table == table and from_literal(r.key.get("id", "null")) == ref),
                     None)
 
-    def _under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
+    def under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
         """The row names an archived row of a soft-deleted entity in a reference it sets (every reference on
         insert; on update, those that change)."""
         if row is None:

@@ -28,7 +28,7 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, qualified, strings
 from .binding import _from_items
-from .common import (_once, can_select, client_policies, clients_granted, exposed, find_function,
+from .common import (_once, can_select, client_policies, clients_granted, exposed, find_function, lone_value,
                      trees)
 
 
@@ -444,8 +444,7 @@ def _fixed_id(node) -> bool:
     inner = unwrap(node)
     sub = (inner or {}).get("SubLink") if isinstance(inner, dict) else None
     if isinstance(sub, dict):
-        targets = ((sub.get("subselect") or {}).get("SelectStmt") or {}).get("targetList") or []
-        inner = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+        inner = unwrap(lone_value((sub.get("subselect") or {}).get("SelectStmt"), bare=False))
     call = (inner or {}).get("FuncCall") if isinstance(inner, dict) else None
     if isinstance(call, dict):
         return function_name(call) == "auth.uid"

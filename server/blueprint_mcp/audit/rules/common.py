@@ -10,7 +10,7 @@ from typing import Any
 import pgparse
 
 from ...model import is_analytics_name
-from ...model.schema import COMMANDS, Function, Policy, Schema, Table, View
+from ...model.schema import COMMANDS, EnumType, Function, Policy, Schema, Table, View
 from ...model.tenant_keys import ROLE_RANKS, is_role_column, key_sets, member_column
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..body import mentions_variables
@@ -270,14 +270,20 @@ _NOT_ROLES = frozenset(("uuid", "integer", "int", "int4", "bigint", "int8", "sma
                         "timestamp with time zone", "timestamp without time zone", "time", "interval", "bytea"))
 
 
+def enum_of(s: Schema, type_name: str) -> EnumType | None:
+    """The enum type a column's type names (`public.member_role`, or unqualified); None for any other type."""
+    schema, _, name = type_name.rpartition(".")
+    return next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
+
+
 def _holds_roles(s: Schema, t: Table, c) -> bool:
     """A role column: named for one, of a type that may hold a role name (not a uuid or a number) and, where its
-    type is an enum the SQL makes, with a role among its labels or on a table named for memberships (random fuzz: a task's `min_role` enum of states, draft to done, beside a
-    unique member column, made tasks the membership table)."""
+    type is an enum the SQL makes, with a role among its labels or on a table named for memberships (random fuzz:
+    a task's `min_role` enum of states, draft to done, beside a unique member column, made tasks the membership
+    table)."""
     if not is_role_column(c.name) or c.type.split("(")[0].strip().lower() in _NOT_ROLES:
         return False  # (a uuid or a number named min_role holds no role either)
-    schema, _, name = c.type.rpartition(".")
-    enum = next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
+    enum = enum_of(s, c.type)
     return enum is None or t.name.endswith(MEMBERSHIP_SUFFIXES) or any(v in ROLE_RANKS for v in enum.values)
 
 

@@ -509,10 +509,10 @@ def _value_test(node) -> tuple[str, frozenset] | None:
     fields = strings((unwrap(e.get("lexpr")) or {}).get("ColumnRef", {}).get("fields"))
     right = e.get("rexpr")
     items = (right or {}).get("List", {}).get("items") if e.get("kind") == "AEXPR_IN" else [right]
-    consts = [canonical(unwrap(v)) for v in items or []]
-    if not fields or not consts or any(v is None or '"A_Const"' not in v for v in consts):
+    consts = [unwrap(v) for v in items or []]
+    if not fields or not consts or not all(isinstance(v, dict) and "A_Const" in v for v in consts):
         return None
-    return fields[-1], frozenset(consts)
+    return fields[-1], frozenset(canonical(v) for v in consts)
 
 
 def _roles_exclude(s: Schema, updater: list, owner: list) -> bool:
@@ -1432,5 +1432,5 @@ def _writer_columns(s: Schema, t: Table) -> list[str]:
         for m in re.finditer(r"\bnew\.(\w+)\s*:?=\s*\(?\s*(?:select\s+)?auth\.uid\(\)", (f.body or "") if f else "",
                              re.IGNORECASE):
             stamped.add(m.group(1).lower())
-    return [c.name for c in t.columns if c.name != t.tenant_key and (
-        c.name in stamped or (c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))]
+    return [c.name for c in t.columns if c.name != t.tenant_key and (c.name in stamped or (
+        c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))]
