@@ -446,3 +446,33 @@ def test_a_text_role_compared_by_order_is_reported(check, reported):
                          "'editor', 'admin'))").replace("min_role public.member_role", "min_role text") \
         .replace("m.role >= min_role", check)
     assert any(f.rule_id == "BP064" for f in audit_sql([("m.sql", sql)])) is reported
+
+
+_STAMP = """create function private.stamp() returns trigger language plpgsql set search_path = '' as $$
+declare me uuid := auth.uid();
+begin
+  {body}
+  return new;
+end $$;
+create trigger projects_stamp before insert on public.projects for each row execute function private.stamp();
+"""
+
+
+@pytest.mark.parametrize("body, writer", [
+    ("new.created_by := me;", True),  # through a variable holding the caller's id
+    ("new.created_by = (select auth.uid());", True),
+    ("select auth.uid() into new.created_by;", True),
+    ("NEW.created_by := auth.uid()::uuid;", True),
+    ("new.created_by := coalesce(new.created_by, auth.uid());", False),  # the client may choose it
+    ("new.name := me;", False),
+])
+def test_bp091_reads_the_writer_column_a_trigger_stamps_from_the_body(body, writer):
+    import yaml
+    from pathlib import Path
+    case = yaml.safe_load((Path(__file__).parent / "cases" / "BP091.yaml").read_text())
+    sql = case["fail_sql"].replace("created_by uuid default auth.uid() references", "created_by uuid references")
+    sql = sql.replace("alter table public.projects enable", _STAMP.format(body=body) + "alter table public.projects "
+                      "enable", 1)
+    assert "private.stamp" in sql
+    found = [f for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP091"]
+    assert len(found) == (2 if writer else 0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from blueprint_mcp.audit import read_sql
+from blueprint_mcp.audit.deparse import expr_text
+from blueprint_mcp.audit.rules.common import lone_value, only_statement
 from blueprint_mcp.audit.split import split
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_template, template_names
@@ -198,6 +200,17 @@ def test_function_bodies_report_what_they_read_write_and_assign():
     h, t = s.functions
     assert h.reads == ["public.organization_members"] and h.writes == []
     assert (t.writes, t.assigns) == (["public.audit_logs"], ["updated_at"])
+
+
+def test_trigger_bodies_report_which_new_fields_they_set_and_from_what():
+    s = schema_of(
+        "create function private.t() returns trigger language plpgsql as $$\ndeclare me uuid := auth.uid();\n"
+        "begin\n  new.created_by := me;\n  select auth.uid() into new.editor_id;\n  new.updated_at = now();\n"
+        "  if new.title is null then new.title := 'untitled'; end if;\n  return new;\nend $$;")
+    reading = s.functions[0]._body
+    assert [field for field, _ in reading.stamps] == ["created_by", "editor_id", "updated_at", "title"]
+    values = [expr_text(lone_value(only_statement(reading.trees[at])[1])) for _, at in reading.stamps]
+    assert values == ["me", "auth.uid()", "now()", "'untitled'"]
 
 
 def test_extensions_exposed_schemas_and_search_path():

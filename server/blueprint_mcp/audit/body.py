@@ -36,6 +36,9 @@ class BodyFacts:
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     assigns: list[str] = field(default_factory=list)
+    # (NEW field, position in `trees` of the value) of each assignment to a field of NEW (new.created_by :=
+    # auth.uid()) and SELECT ... INTO new.<field>: what a trigger writes into the row.
+    stamps: list[tuple[str, int]] = field(default_factory=list)
     # Tables a statement writes with a value read from the user's own metadata (raw_user_meta_data, or
     # user_metadata of the JWT): whatever the user put there at signup or since.
     metadata_writes: set[str] = field(default_factory=set)
@@ -258,6 +261,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         facts.variables |= {(d.get("PLpgSQL_var") or {}).get("refname", "") for d in datums
                             if isinstance(d, dict) and "PLpgSQL_var" in d} - {"", "found"}
         setting: tuple[str, ...] = ()  # the variables the statement just walked sets (its expression follows)
+        stamping: tuple[str, ...] = ()  # ... or the field of NEW it sets
         lookup = False  # ... by a SELECT ... INTO without STRICT (BodyFacts.lookups)
         dynamic: list[tuple[str, dict]] = []  # EXECUTE statements, read once the static ones are
         loops: dict[int, tuple[str, ...]] = {}  # id of a FOR loop's query -> the loop's variables
@@ -275,9 +279,11 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 rec = datum.get("PLpgSQL_recfield") if isinstance(datum, dict) else None
                 if rec and rec.get("recparentno") == new_varno and rec.get("fieldname"):
                     facts.assigns.append(rec["fieldname"])
+                    stamping = (rec["fieldname"],)
                 setting = _target_names(datum)
             elif inner_kind == "PLpgSQL_stmt_execsql" and body.get("into"):
                 setting = _target_names(body.get("target"))
+                stamping = tuple(n[4:] for n in setting if n.lower().startswith("new.") and len(setting) == 1)
                 lookup = not body.get("strict")
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
@@ -321,6 +327,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.into.append((before, setting))
                     if lookup:
                         facts.lookups.append(before)
+                if stamping and len(facts.trees) > before:
+                    facts.stamps.append((stamping[0], before))
                 if id(body) in guards and len(facts.trees) > before:
                     facts.guards.append(before)
                 if id(body) in refusing and len(facts.trees) > before:
@@ -331,7 +339,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
                     facts.conditions.append(before)
-                setting, lookup = (), False
+                setting, stamping, lookup = (), (), False
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
                 dynamic.append((inner_kind, body))

@@ -45,6 +45,7 @@ class BodyReading:
     lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)
     unguarded: tuple[int, ...] = ()  # positions of statements nothing guards on their path (BodyFacts.unguarded)
     asks_caller: bool = False  # a test asks who calls somewhere (BodyFacts.asks_caller)
+    stamps: tuple[tuple[str, int], ...] = ()  # (NEW field, position of its value) a trigger sets (BodyFacts.stamps)
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +12,7 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..body import mentions_variables, values_set_once
+from ..body import mentions_variables, values_set_once, variables_from
 from ..role_sets import admitted_roles, one_role_per_member
 from ..pins import unwrap
 from ..tree import (boolean_args, called_functions, canonical, const, disjuncts, equated_columns, function_name, nodes,
@@ -37,6 +36,7 @@ from .common import (
     is_analytics,
     is_tenant,
     lone_value,
+    only_statement,
     membership_functions,
     membership_tables,
     outside_subqueries,
@@ -355,6 +355,27 @@ def caller_default_client_written(r, s: Schema):
                 yield r.finding(f"{t.qualified}.{c.name} defaults to the signed-in user, but clients may "
                                 f"{' and '.join(writes)} another user's id there.", f"{t.qualified}.{c.name}",
                                 location=c.location or t.location)
+
+
+def _caller_stamps(reading) -> set[str]:
+    """Fields of NEW a trigger's body sets to the caller's id: `new.created_by := auth.uid()` (casts and a
+    sub-select aside), `select auth.uid() into new.created_by`, or a variable holding it (`me := auth.uid();
+    new.created_by := me`). A value the client may choose (`coalesce(new.created_by, auth.uid())`) is none."""
+    def answer(tree: Any) -> Any:
+        kind, body = only_statement(tree)
+        return lone_value(body) if kind == "SelectStmt" else None
+
+    def value(at: int) -> Any:
+        return answer(reading.trees[at]) if at < len(reading.trees) else None
+
+    holding = variables_from(reading.trees, reading.into, lambda tree: _is_uid(answer(tree)))
+    out = set()
+    for field, at in reading.stamps:
+        v = unwrap(value(at))
+        names = strings(((v or {}).get("ColumnRef") or {}).get("fields")) if isinstance(v, dict) else []
+        if _is_uid(value(at)) or (len(names) == 1 and names[0] in holding):
+            out.add(field.lower())
+    return out
 
 
 def _defaults_to_caller(default: str) -> bool:
@@ -1429,8 +1450,6 @@ def _writer_columns(s: Schema, t: Table) -> list[str]:
     stamped: set[str] = set()
     for trigger in t.triggers:
         f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
-        for m in re.finditer(r"\bnew\.(\w+)\s*:?=\s*\(?\s*(?:select\s+)?auth\.uid\(\)", (f.body or "") if f else "",
-                             re.IGNORECASE):
-            stamped.add(m.group(1).lower())
+        stamped |= _caller_stamps(f._body) if f is not None and f._body is not None else set()
     return [c.name for c in t.columns if c.name != t.tenant_key and (c.name in stamped or (
         c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))]
