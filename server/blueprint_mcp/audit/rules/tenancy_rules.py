@@ -24,6 +24,7 @@ from .common import (
     _once,
     SENSITIVE_MARK,
     applies_to_clients,
+    body_facts,
     calls,
     client_policies,
     compared_later,
@@ -466,15 +467,16 @@ def _terms(p, using: bool = True) -> list[list]:
 _MAX_WAYS = 64
 
 
-def _ways_in(policies: list[Policy]) -> list[tuple[Policy, list]]:
+def _ways_in(policies: list[Policy], using: bool = True) -> list[tuple[Policy, list]]:
     """(permissive policy, conjunction) for each way in that policies for one command give: each OR-ed conjunction
     of a permissive policy (_terms) AND-ed with one of each restrictive policy's, as PostgreSQL ANDs every
     restrictive policy with the OR of the permissive ones (`admin` and, restrictively, `owner`: admins who own the
     row). A restrictive policy whose conjunctions would make more than _MAX_WAYS ways adds the tests all of them
-    hold. [] without a permissive policy: no way in."""
-    ways = [(p, c) for p in policies if p.permissive for c in _terms(p)]
+    hold. [] without a permissive policy: no way in. `using=False`: the WITH CHECK expressions (an insert's, or an
+    update's new row; USING where a policy has no check)."""
+    ways = [(p, c) for p in policies if p.permissive for c in _terms(p, using)]
     for q in [q for q in policies if not q.permissive] if ways else []:
-        terms = _terms(q)
+        terms = _terms(q, using)
         if len(ways) * len(terms) > _MAX_WAYS:
             held = set.intersection(*({canonical(x) for x in c} for c in terms))
             terms = [[x for x in terms[0] if canonical(x) in held]]
@@ -1400,8 +1402,11 @@ def membership_delete_reaches_owner(r, s: Schema):
           "or deleting every row they wrote there for as long as the rows live (evasion round 8). The writer's "
           "column is one the caller's id fills (a default of auth.uid(), a BEFORE INSERT trigger setting it); a "
           "column naming whom the row is about (a customer's own invoices, a join request's requester) is not "
-          "read, nor a table people outside the organisation write rows of (their own requests): they need not be "
-          "members at all. The model refuses `linked: [created_by]` where only members write rows.",
+          "read, nor a table only people outside the organisation write rows of (their own requests): they need not "
+          "be members at all. A member who wrote a row beside them is its writer after leaving too. A chain through "
+          "an owner's-rights helper to a parent's writer (`project_id in (select private.my_project_ids())` over "
+          "`projects where created_by = auth.uid()`, past the parent's RLS) is read as well. The model refuses "
+          "`linked: [created_by]` and `linked: [project_id, created_by]` on an organisation's entities.",
       bad="create policy projects_select on projects for select to authenticated\n"
           "  using (organization_id = any (array(select private.organization_ids_with_role('viewer')))\n"
           "         or created_by = (select auth.uid()));",
@@ -1418,23 +1423,57 @@ def creator_keeps_access_after_leaving(r, s: Schema):
         function, qualified or not, may ask for membership (`is_org_member(organization_id)`, defined elsewhere)."""
         return not relation_names(x) and all(name.split(".")[0] in ("auth", "pg_catalog") for name, _, _ in calls(x))
 
+    def members_write(t: Table, required: bool) -> bool:
+        """Members insert rows of `t`, people outside the organisation perhaps too (a member who filed a ticket is
+        its writer after leaving: red team 18); without `required`, also when clients insert none."""
+        ways = _ways_in(client_policies(t, "insert"), using=False)
+        return any(any(_checks_membership(s, x, members, helpers) for x in c) for _, c in ways) or \
+            not (ways or required)
+
+    def chain_end(name: str) -> str | None:
+        """`table.column` when `name` is an owner's-rights function whose body reads a team table only members
+        write rows of, keeping its writer column to the caller, and reads no membership: the rows of whoever wrote
+        those rows, past the table's RLS (a linked chain ending at a parent's created_by: red team 17)."""
+        f = find_function(s, name)
+        got = body_facts(s, f) if f is not None and f.security_definer else None
+        if got is None or set(f.reads or ()) & members or set(f.calls or ()) & helpers:
+            return None
+        for rel, reads in sorted(got[1].pins.items()):
+            schema, _, table = rel.partition(".")
+            parent = s.table(table, schema)
+            if parent is None or not (parent.rls_enabled and is_tenant(parent)) or rel in members or \
+                    not members_write(parent, required=True):
+                continue
+            writer = next((w for w in _writer_columns(s, parent) if any(w in cols for cols in reads)), None)
+            if writer is not None:
+                return f"{parent.qualified}.{writer}"
+        return None
+
+    def chained(c: list) -> str | None:
+        """The end of a chain (chain_end) a way in takes, asking nothing else."""
+        ends = [chain_end(name) for x in c for name, _, _ in calls(x) if name.split(".")[0] not in ("auth",
+                                                                                                    "pg_catalog")]
+        if not ends or None in ends or any(relation_names(x) for x in c):
+            return None
+        return ends[0]
+
     for t in s.tables:
         if not (t.rls_enabled and is_tenant(t)) or t.qualified in members:
             continue
         writers = _writer_columns(s, t)
-        if not writers:
-            continue
-        if any(not any(_checks_membership(s, x, members, helpers) for x in c)
-               for _, c in _ways_in(client_policies(t, "insert"))):
-            continue  # people who are not members write rows too (a customer's own requests): they keep theirs
+        if not members_write(t, required=False):
+            continue  # only people who are not members write rows (a requester's own requests): they keep theirs
         found: dict[str, tuple[Policy, str, list[str]]] = {}
         for command in ("select", "update", "delete"):
             ways = _ways_in(client_policies(t, command))
             if not any(_checks_membership(s, x, members, helpers) for _, c in ways for x in c):
                 continue  # no way in asks for membership: the rows are not the organisation's alone
             for p, c in ways:
-                owner = next((col for col in writers if any(_owner_test(x, col) for x in c)), None)
-                if owner is not None and all(asks_nothing_else(x) for x in c):
+                # (the test itself may be an SQL helper's: `public.is_me(created_by)` over `select u = auth.uid()`)
+                owner = next((col for col in writers if any(_owner_test(x, col, s) for x in c)), None)
+                if owner is None or not all(asks_nothing_else(x) or _owner_test(x, owner, s) for x in c):
+                    owner = chained(c)
+                if owner is not None:
                     done = found.setdefault(p.name, (p, owner, []))[2]
                     if command not in done:
                         done.append(command)
