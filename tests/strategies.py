@@ -424,7 +424,7 @@ def _settle_assignees(bp: dict) -> None:
             # ('f' of e requires a row of t, whose rows go with their user's account: a parent_id drawn to an
             # entity whose rows cascade with an account restricts that account's deletion; it cascades too)
             pins += [path for path, why, _ in exc.problems if "whose rows go with their user's account" in why]
-            # (linked: [created_by] where only members write rows: the grant goes)
+            # (linked: [created_by], or a chain to a parent's writer: the grant goes)
             writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote" in why),
                              key=lambda path: -int(path.split(".access.", 1)[1].split("[", 1)[1].split("]", 1)[0]))
             if not paths and not pins and not writers:
@@ -654,8 +654,9 @@ def _readable_parents(e: dict, entities: list[dict]) -> list[str]:
 
 def _settle_visible(bp: dict) -> None:
     """`visible` where the model takes it: not when the parent's own select grants use it (one level), nor on a
-    public grant whose parent anon may not read (a global parent is made public instead). A grant to anyone on team
-    rows left with neither a condition nor a parent goes."""
+    public grant whose parent anon may not read (a global parent is made public instead), nor on a signed_in grant
+    without a condition whose parent every signed-in user reads. A grant to anyone on team rows left with neither a
+    condition nor a parent goes."""
     by_name = {e["name"]: e for e in bp["entities"]}
     for e in bp["entities"]:
         for g in (e.get("access") or {}).get("select") or [] if isinstance((e.get("access") or {}).get("select"),
@@ -672,6 +673,18 @@ def _settle_visible(bp: dict) -> None:
                 by_name[target]["access"] = {"select": [{"public": True}]}
                 grants = by_name[target]["access"]["select"]
             if any(x.get("visible") for x in grants) or (g.get("public") and not any(x.get("public") for x in grants)):
+                del g["visible"]
+    # (after the loop: a global parent made public above): a signed_in grant visible over a parent every signed-in
+    # user reads whole narrows nothing (the model refuses it, red team 18); it goes with _drop_bare_reads
+    for e in bp["entities"]:
+        select = (e.get("access") or {}).get("select")
+        for g in select if isinstance(select, list) else []:
+            target = next((f["references"] for f in e["fields"] if f["name"] == g.get("visible")), None)
+            if not (g.get("signed_in") and not g.get("where") and target in by_name and e["scope"] != "global"):
+                continue
+            spec = (by_name[target].get("access") or {}).get("select")
+            if spec is None and by_name[target]["scope"] == "global" or isinstance(spec, list) and any(
+                    (x.get("signed_in") or x.get("public")) and not x.get("where") for x in spec):
                 del g["visible"]
     _drop_bare_reads(bp)
 

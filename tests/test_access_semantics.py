@@ -410,7 +410,7 @@ REFUSED = [
      "every organisation's rows"),
     # Evasion round 8 e16 (audit BP091): the writer keeps the rows they wrote after leaving the organisation.
     ({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}]}},
-     "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and only members "
+     "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and members "
      "write rows of things: the grant would let a member who leaves the organisation read every row they wrote"),
     ({"access": {"insert": [{"min_role": "member"}, {"public": True}]}},
      "entities[0].access.insert[1]: public grants are read-only"),
@@ -528,11 +528,51 @@ def test_combinations_without_a_safe_meaning_are_refused_naming_the_field(entity
     assert message in str(info.value)
 
 
-def test_the_writer_linked_is_taken_where_people_outside_the_organisation_write_rows():
-    """A customer who files a request through a linked insert grant reads it back by its writer column: they were
-    never a member, so nothing outlives a membership (the refusal above is for rows only members write)."""
-    parse_blueprint(_lab_with({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}],
-                                          "insert": [{"min_role": "member"}, {"linked": ["user_id"]}]}}))
+def test_the_writer_linked_is_refused_where_people_outside_the_organisation_write_rows_too():
+    """Red team 18 F1: customers filing requests through a linked insert grant beside members do not make the
+    writer column safe to link: a member who filed one is its writer still after leaving. The customer reads their
+    requests by the column their insert grant names."""
+    from blueprint_mcp.model import InvalidBlueprint
+
+    inserts = [{"min_role": "member"}, {"linked": ["user_id"]}]
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(_lab_with({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}],
+                                              "insert": inserts}}))
+    assert "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and members " \
+           "write rows of things (linked users too): the grant would let a member who leaves the organisation read " \
+           "every row they wrote" in str(info.value)
+    parse_blueprint(_lab_with({"access": {"select": [{"min_role": "member"}, {"linked": ["user_id"]}],
+                                          "insert": inserts}}))
+
+
+@pytest.mark.parametrize("parent_select, refused", [
+    (None, True),  # reference data: every signed-in user reads a global entity by default
+    ([{"signed_in": True}], True),
+    ([{"public": True}], True),
+    ([{"signed_in": True, "where": {"column": "listed", "equals": True}}], False),
+])
+def test_a_signed_in_grant_visible_over_a_parent_everyone_reads_is_refused(parent_select, refused):
+    """Red team 18 F2: `{signed_in: true, visible: category_id}` over reference data every signed-in user reads
+    narrowed nothing but rows without a category: every organisation's documents to every signed-in user, the
+    bare signed_in grant refused above. A parent narrowed by where narrows the child too."""
+    from blueprint_mcp.model import InvalidBlueprint
+
+    data = _lab_with({"fields": [{"name": "category_id", "type": "reference", "references": "categories"},
+                                 {"name": "title", "type": "text"}],
+                      "access": {"select": [{"min_role": "member"}, {"signed_in": True, "visible": "category_id"}]}})
+    categories = {"name": "categories", "scope": "global",
+                  "fields": [{"name": "label", "type": "text"}, {"name": "listed", "type": "boolean"}]}
+    if parent_select is not None:
+        categories["access"] = {"select": parent_select}
+    data["entities"].insert(0, categories)
+    if not refused:
+        parse_blueprint(data)
+        return
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(data)
+    assert "entities[1].access.select[1].visible: every signed-in user reads every categories row, so visible " \
+           "narrows nothing: every signed-in user would read every organisation's rows of things that name one" \
+           in str(info.value)
 
 
 def test_a_public_bucket_grant_narrowed_by_owner_is_refused_with_a_fix_buckets_take():

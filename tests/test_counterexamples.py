@@ -881,16 +881,23 @@ def test_an_author_stops_reading_the_personal_data_of_a_row_once_it_is_hidden_fr
 def test_a_linked_chain_ending_at_the_author_column_is_judged_by_the_row_author(url):
     """Found by an independent review: verify reported a leak of a correct policy. Its portal fixture row named
     the portal user in created_by while the world recorded another author, and the oracle followed the record.
-    (Orders are written by their customers too: a chain ending at the writer of rows only members write is
-    refused since red team 17.)"""
-    verified(blueprint(
-        {"name": "orders", "fields": [{"name": "label", "type": "text"},
-                                      {"name": "customer_id", "type": "reference", "references": "auth.users"}],
-         "access": {"insert": [{"min_role": "member"}, {"linked": ["customer_id"]}]}},
-        {"name": "lines", "fields": [{"name": "order_id", "type": "reference", "references": "orders",
-                                      "nullable": False}],
-         "access": {"select": [{"min_role": "member"}, {"linked": ["order_id", "created_by"]}]}},
-        tenancy={"personal_workspaces": False}), url)
+    Since red team 18 the model refuses a chain ending at an organisation entity's writer whoever else inserts
+    (a member who wrote the order is its writer after leaving): the customers read the lines of their orders by
+    the column their insert grant names, which verify proves."""
+    def shop(chain: list[str]) -> dict:
+        return blueprint(
+            {"name": "orders", "fields": [{"name": "label", "type": "text"},
+                                          {"name": "customer_id", "type": "reference", "references": "auth.users"}],
+             "access": {"insert": [{"min_role": "member"}, {"linked": ["customer_id"]}]}},
+            {"name": "lines", "fields": [{"name": "order_id", "type": "reference", "references": "orders",
+                                          "nullable": False}],
+             "access": {"select": [{"min_role": "member"}, {"linked": chain}]}},
+            tenancy={"personal_workspaces": False})
+    assert rejected(shop(["order_id", "created_by"])) == [
+        "entities[1].access.select[1].linked[1]: 'created_by' holds the id of whoever wrote the orders row the chain "
+        "ends at, and members write rows of orders (linked users too): the grant would let a member who leaves the "
+        "organisation read rows of lines under every row they wrote, as long as it lives."]
+    verified(shop(["order_id", "customer_id"]), url)
 
 
 def test_a_member_cannot_re_link_a_row_to_themselves(url, make_db):
@@ -1944,10 +1951,15 @@ def test_a_linked_chain_ending_at_a_parent_rows_writer_is_refused_where_only_mem
              "access": {"select": [{"min_role": "admin"}, {"linked": chain}]}})
     assert rejected(portal(["project_id", "created_by"])) == [
         "entities[1].access.select[1].linked[1]: 'created_by' holds the id of whoever wrote the projects row the chain "
-        "ends at, and only members write rows of projects: the grant would let a member who leaves the organisation "
+        "ends at, and members write rows of projects: the grant would let a member who leaves the organisation "
         "read rows of invoices under every row they wrote, as long as it lives."]
     parse_blueprint(portal(["project_id", "lead_id"]))
-    parse_blueprint(portal(["project_id", "created_by"], [{"min_role": "member"}, {"linked": ["client_id"]}]))
+    # Red team 18 F1: linked users inserting projects too (the refusal's old advice) kept the member who wrote one
+    assert rejected(portal(["project_id", "created_by"], [{"min_role": "member"}, {"linked": ["client_id"]}])) == [
+        "entities[1].access.select[1].linked[1]: 'created_by' holds the id of whoever wrote the projects row the chain "
+        "ends at, and members write rows of projects (linked users too): the grant would let a member who leaves the "
+        "organisation read rows of invoices under every row they wrote, as long as it lives."]
+    parse_blueprint(portal(["project_id", "client_id"], [{"min_role": "member"}, {"linked": ["client_id"]}]))
 
 
 def test_a_made_up_a_hidden_and_an_archived_parent_fail_alike(make_db):
@@ -2116,3 +2128,52 @@ def test_the_demotion_case_names_the_member_on_a_kind_of_row_that_may_name_one(u
         {"name": "member_id", "type": "reference", "references": "organization_members", "member_roles": ["owner"]}],
         "requires": [{"when": {"column": "flag", "equals": False}, "empty": ["member_id"]}]},
         tenancy={"personal_workspaces": True}), url)
+
+
+def test_a_row_in_a_cycle_of_archived_rows_of_its_entity_comes_back_first(make_db):
+    """Red team 18 F3: a member filed their folder under itself, an admin archived it, and restore_folder()
+    refused everyone: the row was "under an archived row", itself (two folders under each other alike). Only the
+    service role could bring it back. A row in such a cycle comes back first; one under an archived row outside
+    any cycle still waits for it. verify's oracle reads the same of each row."""
+    from blueprint_mcp.verify.oracle import Oracle
+    from blueprint_mcp.verify.world import Row, World
+    data = blueprint({"name": "folders", "soft_delete": True, "restore": "admin",
+                      "fields": [{"name": "name", "type": "text"},
+                                 {"name": "parent_id", "type": "reference", "references": "folders"}],
+                      "access": {"select": [{"min_role": "member"}], "insert": "member",
+                                 "update": [{"min_role": "member", "own": True}], "delete": "admin"}},
+                     tenancy={"personal_workspaces": False})
+    conn, org, users = _team(data, make_db)
+
+    def folder(parent=None) -> str:
+        return conn.execute("insert into public.folders (organization_id, created_by, name, parent_id) values "
+                            "(%s, %s, 'f', %s) returning id", (org, users["bob"], parent)).fetchone()[0]
+
+    alone, a, b, top = folder(), folder(), folder(), folder()
+    under = folder(top)
+    conn.execute("update public.folders set parent_id = id where id = %s", (alone,))
+    conn.execute("update public.folders set parent_id = %s where id = %s", (b, a))
+    conn.execute("update public.folders set parent_id = %s where id = %s", (a, b))
+    conn.execute("update public.folders set archived_at = now() where id = any(%s)", ([alone, a, b, top, under],))
+
+    def restore(row: str) -> str:
+        try:
+            run_as(conn, "authenticated", users["admin"], "select public.restore_folder(%s)", (row,))
+        except psycopg.Error as exc:
+            return exc.sqlstate or "error"
+        return "restored"
+
+    assert restore(under) == "42501"  # its parent is archived and not in a cycle with it
+    assert [restore(alone), restore(a), restore(b)] == ["restored"] * 3
+    assert [restore(top), restore(under)] == ["restored"] * 2
+
+    def row(id_: str, parent: str | None) -> Row:
+        return Row("folders", "org1", "bob", {"id": f"'{id_}'"},
+                   values={"parent_id": f"'{parent}'" if parent else "null", "archived_at": "'2026-01-01'"})
+    world = World(actors={}, orgs={})
+    world.rows = [row(alone, alone), row(a, b), row(b, a), row(top, None), row(under, top)]
+    oracle = Oracle(parse_blueprint(data), world)
+    folders = oracle.bp.entity("folders")
+    held = {r.key["id"]: oracle.under_archived(folders, r, restoring=True) for r in world.rows}
+    assert list(held.values()) == [False, False, False, False, True]
+    assert [oracle.under_archived(folders, r) for r in world.rows] == [True, True, True, False, True]  # filing

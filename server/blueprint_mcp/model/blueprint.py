@@ -923,6 +923,15 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
         return [(at, f"anon reads no {parent.name} row, so no row of {e.name} would pass (and anon would be "
                      f"refused the table).", f"give {parent.name} a {{public: true, where: ...}} select grant, or "
                                               "use signed_in here")]
+    # Red team 18: over a parent every signed-in user reads whole (reference data), visible narrows nothing but
+    # rows without a parent: the bare signed_in grant refused in _grant_problems.
+    everyone = spec is None and not parent.is_tenant or \
+        any((x.signed_in or x.public) and x.where is None for x in grants)
+    if g.signed_in and g.where is None and e.is_tenant and everyone:
+        return [(at, f"every signed-in user reads every {parent.name} row, so visible narrows nothing: every "
+                     f"signed-in user would read every organisation's rows of {e.name} that name one.",
+                 f"narrow it with where (e.g. listed = true), or make it visible over a parent not every signed-in "
+                 f"user reads; {{public: true}} if every row is public")]
     return []
 
 
@@ -1072,9 +1081,10 @@ def _moved_to_private(bp: Blueprint, e: Entity, col: str | None) -> str | None:
 def _writer_link_problems(bp: Blueprint, e: Entity, cmd: str, chain: list[str],
                           at: str) -> list[tuple[str, str, str]]:
     """A chain ending at a column the writer's id fills (`linked: [created_by]`, `linked: [project_id, created_by]`)
-    of an entity only members write rows of, in a grant that is not the insert of that same row: whoever wrote the
-    row was a member then, and the grant keeps them in after they leave (evasion round 8 e16, red team 17 for
-    chains; audit BP091)."""
+    of an entity members write rows of, in a grant that is not the insert of that same row: whoever wrote a row as
+    a member is still its writer after they leave, and the grant keeps them in (evasion round 8 e16, red team 17
+    for chains; audit BP091). Every insert list of an organisation's entity names members (_grant_problems), so
+    linked users inserting beside them change nothing (red team 18: a member who filed a ticket kept its notes)."""
     end = e
     for col in chain[:-1]:
         f = end.field(col)
@@ -1086,17 +1096,18 @@ def _writer_link_problems(bp: Blueprint, e: Entity, cmd: str, chain: list[str],
         return []  # the writer of the new row is the caller, or of a service row the server: no membership ends
     f = end.field(col)
     writer = col == end.owner_column or (f is not None and f.default_expression is DefaultExpression.auth_uid)
-    inserts = end.access.spec("insert")
-    if not writer or (isinstance(inserts, list) and any(g.linked for g in inserts)):
+    if not writer:
         return []
+    inserts = end.access.spec("insert")
     whose = "the row" if end is e else f"the {end.name} row the chain ends at"
-    return [(f"{at}[{len(chain) - 1}]", f"'{col}' holds the id of whoever wrote {whose}, and only members write rows "
-             f"of {end.name}: the grant would let a member who leaves the organisation "
-             f"{ {'select': 'read', 'insert': 'add'}.get(cmd, cmd)} "
+    others = isinstance(inserts, list) and any(g.linked for g in inserts)
+    return [(f"{at}[{len(chain) - 1}]", f"'{col}' holds the id of whoever wrote {whose}, and members write rows "
+             f"of {end.name}{' (linked users too)' if others else ''}: the grant would let a member who leaves the "
+             f"organisation {({'select': 'read', 'insert': 'add'}).get(cmd, cmd)} "
              f"{'every row they wrote' if end is e else f'rows of {e.name} under every row they wrote'}, as long as "
              "it lives.",
-             "use own: true (the writer, while a member); or link a user field naming whom the row is "
-             "for (e.g. customer_id); or let the linked users insert rows too (an insert grant with linked)")]
+             "use own: true (the writer, while a member); or link a user field naming whom the row is for (e.g. "
+             "[customer_id, user_id], the chain the linked users' insert grant names)")]
 
 
 def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> list[tuple[str, str, str]]:

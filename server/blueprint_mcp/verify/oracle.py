@@ -182,7 +182,7 @@ class Oracle:
         `parents=False`: whether they would restore it but for that)."""
         e = self.bp.entity(table)
         return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org) \
-            and not (parents and self.under_archived(e, row))
+            and not (parents and self.under_archived(e, row, restoring=True))
 
     def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
         """An update that changes a row: the row must be selectable and updatable before and after."""
@@ -276,9 +276,11 @@ class Oracle:
         return next((r for r in self.world.rows if r.table == table and from_literal(r.key.get("id", "null")) == ref),
                     None)
 
-    def under_archived(self, e, row: Row | None, before: Row | None = None) -> bool:
+    def under_archived(self, e, row: Row | None, before: Row | None = None, restoring: bool = False) -> bool:
         """The row names an archived row of a soft-deleted entity in a reference it sets (every reference on
-        insert; on update, those that change)."""
+        insert; on update, those that change). `restoring`: a row in a cycle of archived rows of its own entity
+        through that reference (filed under itself, two under each other) is not held back by it: one of them
+        comes back first (red team 18)."""
         if row is None:
             return False
         for f in e.fields:
@@ -289,8 +291,24 @@ class Oracle:
             if before is not None and self._value(before, f.name) == ref:
                 continue
             named = self._row_by_id(target.name, ref)
-            if named is not None and self._value(named, "archived_at") is not None:
+            if named is not None and self._value(named, "archived_at") is not None and \
+                    not (restoring and target.name == e.name and self._archived_cycle(e, f.name, row)):
                 return True
+        return False
+
+    def _archived_cycle(self, e, column: str, row: Row) -> bool:
+        """Following `column` up from the row through archived rows of its entity leads back to the row."""
+        mine = from_literal(row.key.get("id", "null"))
+        seen: set = set()
+        above = self._value(row, column)
+        while above is not None and above not in seen:
+            if above == mine:
+                return True
+            seen.add(above)
+            named = self._row_by_id(e.name, above)
+            if named is None or self._value(named, "archived_at") is None:
+                return False
+            above = self._value(named, column)
         return False
 
     def _references_seen(self, actor: Actor, e, row: Row | None, before: Row | None = None) -> bool:
