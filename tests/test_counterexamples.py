@@ -2177,3 +2177,18 @@ def test_a_row_in_a_cycle_of_archived_rows_of_its_entity_comes_back_first(make_d
     held = {r.key["id"]: oracle.under_archived(folders, r, restoring=True) for r in world.rows}
     assert list(held.values()) == [False, False, False, False, True]
     assert [oracle.under_archived(folders, r) for r in world.rows] == [True, True, True, False, True]  # filing
+
+
+def test_a_writer_way_that_also_names_the_caller_in_a_member_column_is_no_former_members_way():
+    """Random fuzz, once BP091 read tables members and linked users both insert into: `author_id = auth.uid()
+    and member_id = auth.uid()` (own on a grant linked through a member column) was reported as keeping a former
+    member in. member_id is tied to a membership of the row's organisation by its foreign key: the row goes with
+    the membership, so the way asks for membership already."""
+    data = blueprint(
+        {"name": "boxes", "owner_column": "author_id",
+         "fields": [{"name": "member_id", "type": "reference", "references": "organization_members"},
+                    {"name": "label", "type": "text"}],
+         "access": {"select": [{"min_role": "member"}, {"linked": ["member_id"]}],
+                    "insert": [{"linked": ["member_id"], "own": True}, {"min_role": "admin"}],
+                    "delete": [{"linked": ["member_id"], "own": True}, {"min_role": "owner"}]}})
+    assert audited(data) == []
