@@ -2192,3 +2192,16 @@ def test_a_writer_way_that_also_names_the_caller_in_a_member_column_is_no_former
                     "insert": [{"linked": ["member_id"], "own": True}, {"min_role": "admin"}],
                     "delete": [{"linked": ["member_id"], "own": True}, {"min_role": "owner"}]}})
     assert audited(data) == []
+
+
+def test_an_archived_row_links_its_own_personal_data_as_it_links_itself(url):
+    """Random fuzz: verify reported a leak of a correct policy. The owner, who may restore an archived project
+    and update it by `{linked: [member_id], own: true}`, updated its personal data as the side table allowed; the
+    oracle read the side's chain [project_id, member_id] as passing through an archived row and linked nobody.
+    The side's first step is to its own row, not a hop of the chain (docs/access.md A10, A23). The drawn
+    blueprint is kept whole: smaller ones did not put the owner's archived project in the world."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "archived-side-linked.json"
+    report = verified(json.loads(fixture.read_text()), url)
+    owner_updates = [c.expected for c in report.cases if c.actor == "owner" and c.table == "projects_private"
+                     and c.command == "update" and "0c85be3b-a310-567c-8515-02808c50b3c6" in c.sql]
+    assert owner_updates == ["allowed"]

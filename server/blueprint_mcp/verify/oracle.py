@@ -367,16 +367,19 @@ class Oracle:
         return next((a.name for a in self.world.actors.values() if a.user_id is not None and a.user_id == uid), None)
 
     def _linked_user(self, e, chain: list[str], row: Row) -> str | None:
-        """The actor a chain links the row to; nobody through an archived row of the chain (docs/access.md A10)."""
+        """The actor a chain links the row to; nobody through an archived row of the chain (docs/access.md A10).
+        A personal-data side's first step is to its own row (A23), no hop of the chain: an archived row links its
+        own personal data as it links itself (random fuzz: the oracle refused its restorer what the row allowed)."""
         current, entity = row, e
-        for col in chain[:-1]:
+        for k, col in enumerate(chain[:-1]):
             ref = self._value(current, col)
             entity = self.bp.entity(entity.field(col).references)
             current = next((r for r in self.world.rows if r.table == entity.name
                             and from_literal(r.key.get("id", "null")) == ref), None)
             if current is None or ref is None:
                 return None
-            if entity.soft_delete and self._value(current, "archived_at") is not None:
+            own_row = k == 0 and e.private_of is not None and col == e.fields[0].name
+            if entity.soft_delete and self._value(current, "archived_at") is not None and not own_row:
                 return None
         last = chain[-1]
         if last == entity.owner_column:
