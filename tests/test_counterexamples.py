@@ -878,7 +878,7 @@ def test_an_author_stops_reading_the_personal_data_of_a_row_once_it_is_hidden_fr
     assert run_as(conn, "authenticated", users["admin"], read) == []  # not its author: the default readers
 
 
-def test_a_linked_chain_ending_at_the_author_column_is_judged_by_the_row_author(url):
+def test_a_chain_to_an_order_writer_is_refused_and_the_customer_chain_verifies(url):
     """Found by an independent review: verify reported a leak of a correct policy. Its portal fixture row named
     the portal user in created_by while the world recorded another author, and the oracle followed the record.
     Since red team 18 the model refuses a chain ending at an organisation entity's writer whoever else inserts

@@ -495,19 +495,21 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
                and p.soft_delete]
     # ... unless the row is in a cycle of archived rows through a reference to its own entity (a folder filed under
     # itself, two under each other: red team 18): each waits for the other, so one of them comes back first.
-    cycles = [col for col, p in parents if p is e]
-    live = "".join(f"\n     and {f'(in_cycle_{k} or ' if col in cycles else ''}not exists (select 1 from public."
-                   f"{ident(p.name)} p where p.id = {ident(e.name)}.{ident(col)} and p.archived_at is not null)"
-                   f"{')' if col in cycles else ''}" for k, (col, p) in enumerate(parents))
-    declare = "".join(f"\n  in_cycle_{k} boolean;" for k, (col, p) in enumerate(parents) if col in cycles)
-    walk = "".join(f"""
+    live, declare, walk = "", "", ""
+    for k, (col, p) in enumerate(parents):
+        test = (f"not exists (select 1 from public.{ident(p.name)} p where p.id = {ident(e.name)}.{ident(col)} "
+                f"and p.archived_at is not null)")
+        if p is e:
+            declare += f"\n  in_cycle_{k} boolean;"
+            walk += f"""
   with recursive up (id, above) as (
     select r.id, r.{ident(col)} from public.{ident(e.name)} r where r.id = $1
     union
     select q.id, q.{ident(col)} from up join public.{ident(e.name)} q on q.id = up.above where q.archived_at is not null
   )
-  select exists (select 1 from up where up.above = $1) into in_cycle_{k};""" for k, (col, p) in enumerate(parents)
-                   if col in cycles)
+  select exists (select 1 from up where up.above = $1) into in_cycle_{k};"""
+            test = f"(in_cycle_{k} or {test})"
+        live += f"\n     and {test}"
     name = verb_name("restore", e.singular)
     # The table may have a column named like the parameter (a grant may even filter on it): every bare
     # name in the body means a column (use_column), and the parameter is only ever $1.
@@ -520,8 +522,8 @@ exception when exclusion_violation then
   raise exception using errcode = '23P01',
     message = {literal(f"this {e.name} row overlaps a live row's range (an exclusion): it stays archived")};""" \
         if e.exclusions else ""
-    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column{
-        chr(10) + 'declare' + declare if declare else ''}
+    declare = f"\ndeclare{declare}" if declare else ""
+    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column{declare}
 begin{walk}
   update public.{ident(e.name)} set archived_at = null
    where id = $1 and archived_at is not null

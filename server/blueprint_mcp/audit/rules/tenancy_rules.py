@@ -37,9 +37,9 @@ from .common import (
     is_analytics,
     is_tenant,
     lone_value,
-    only_statement,
     membership_functions,
     membership_tables,
+    only_statement,
     outside_subqueries,
     per_tree,
     policy_label,
@@ -366,15 +366,15 @@ def _caller_stamps(reading) -> set[str]:
         kind, body = only_statement(tree)
         return lone_value(body) if kind == "SelectStmt" else None
 
-    def value(at: int) -> Any:
-        return answer(reading.trees[at]) if at < len(reading.trees) else None
-
+    if not reading.stamps:
+        return set()
     holding = variables_from(reading.trees, reading.into, lambda tree: _is_uid(answer(tree)))
     out = set()
     for field, at in reading.stamps:
-        v = unwrap(value(at))
-        names = strings(((v or {}).get("ColumnRef") or {}).get("fields")) if isinstance(v, dict) else []
-        if _is_uid(value(at)) or (len(names) == 1 and names[0] in holding):
+        value = answer(reading.trees[at]) if at < len(reading.trees) else None
+        bare = unwrap(value)
+        names = strings(((bare or {}).get("ColumnRef") or {}).get("fields")) if isinstance(bare, dict) else []
+        if _is_uid(value) or (len(names) == 1 and names[0] in holding):
             out.add(field.lower())
     return out
 
@@ -1430,12 +1430,17 @@ def creator_keeps_access_after_leaving(r, s: Schema):
         return any(any(_checks_membership(s, x, members, helpers) for x in c) for _, c in ways) or \
             not (ways or required)
 
+    ends_of: dict[str, str | None] = {}  # function name -> chain_end, read once per audit
+
     def chain_end(name: str) -> str | None:
-        """`table.column` when `name` is an owner's-rights function whose body reads a team table only members
-        write rows of, keeping its writer column to the caller, and reads no membership: the rows of whoever wrote
-        those rows, past the table's RLS (a linked chain ending at a parent's created_by: red team 17)."""
+        """`table.column` when `name` is an owner's-rights function whose body reads a team table members write
+        rows of, keeping its writer column to the caller, and reads no membership: the rows of whoever wrote those
+        rows, past the table's RLS (a linked chain ending at a parent's created_by: red teams 17 and 18)."""
+        if name in ends_of:
+            return ends_of[name]
         f = find_function(s, name)
         got = body_facts(s, f) if f is not None and f.security_definer else None
+        ends_of[name] = None
         if got is None or set(f.reads or ()) & members or set(f.calls or ()) & helpers:
             return None
         for rel, reads in sorted(got[1].pins.items()):
@@ -1446,8 +1451,9 @@ def creator_keeps_access_after_leaving(r, s: Schema):
                 continue
             writer = next((w for w in _writer_columns(s, parent) if any(w in cols for cols in reads)), None)
             if writer is not None:
-                return f"{parent.qualified}.{writer}"
-        return None
+                ends_of[name] = f"{parent.qualified}.{writer}"
+                break
+        return ends_of[name]
 
     def chained(c: list) -> str | None:
         """The end of a chain (chain_end) a way in takes, asking nothing else."""
@@ -1492,7 +1498,11 @@ def creator_keeps_access_after_leaving(r, s: Schema):
 
 def _writer_columns(s: Schema, t: Table) -> list[str]:
     """Columns naming who wrote the row: the caller's id by default (auth.uid()), or set to it by a BEFORE INSERT
-    trigger (`new.created_by := auth.uid()`)."""
+    trigger (`new.created_by := auth.uid()`); read once per audit (a parent's, for each chain ending at it)."""
+    return _once("writer columns", t, _read_writer_columns, s, t)
+
+
+def _read_writer_columns(s: Schema, t: Table) -> list[str]:
     stamped: set[str] = set()
     for trigger in t.triggers:
         f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
