@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 from ..audit.rules.common import client_write_columns
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
+from .oracle import from_literal
 from .values import Domain, domain, enum_labels, literal_text, ordered_columns, ordered_value, requirements
 from .world import SIGNUP, Implicit, Row, World, insert_sql, pk_key, signup_sql, stable_id, where_key
 
@@ -224,8 +225,7 @@ def clearing_sql(table: Table, values: dict[str, str], world: World, orphans: bo
     """Deletes the fixture rows an insert of `values` would meet on a unique key (the owner column
     of a one-row-per-user key cannot change), or None when there are none. `orphans`: for a setup whose case
     then deletes something (an account), the rows naming the cleared ones go too."""
-    keys = unique_keys(table)
-    rows = [r for r in world.rows if r.table == table.name and r.key and clashes(table, values, [r.values], keys)]
+    rows = clashing_rows(table, values, world)
     if not rows:
         return None
     # Rows that reference the cleared ones (restrict by default) would refuse the delete: foreign keys
@@ -234,6 +234,28 @@ def clearing_sql(table: Table, values: dict[str, str], world: World, orphans: bo
     # deletes clears them (blueprint_tests.clear_orphans). Not for a case that inserts: the row it names may be
     # one of them (a self-reference), and its insert would then be refused on that key, not by access control.
     return replica_delete(table, " or ".join(f"({where_key(r.key)})" for r in rows), orphans=orphans)
+
+
+def clashing_rows(table: Table, values: dict[str, str], world: World) -> list[Row]:
+    """The fixture rows an insert of `values` would meet on a unique key (what clearing_sql deletes)."""
+    keys = unique_keys(table)
+    return [r for r in world.rows if r.table == table.name and r.key and clashes(table, values, [r.values], keys)]
+
+
+def taken_with(world: World, cleared: list[Row]) -> set[int]:
+    """The rows (by id()) a clearing with orphans takes: the cleared ones, then each row naming a row taken, and
+    so on (blueprint_tests.clear_orphans)."""
+    taken = {id(r) for r in cleared}
+    gone = {from_literal(r.key["id"]) for r in cleared if "id" in r.key}
+    grew = True
+    while grew:
+        grew = False
+        for r in world.rows:
+            if id(r) not in taken and any(from_literal(v) in gone for v in r.values.values()):
+                taken.add(id(r))
+                gone |= {from_literal(r.key["id"])} if "id" in r.key else set()
+                grew = True
+    return taken
 
 
 def replica_delete(table: Table, where: str, orphans: bool = False) -> str:

@@ -510,18 +510,22 @@ def _owner_gain(s: Schema, t: Table, col: str) -> tuple[Policy, str] | None:
         # this updater: the rows it reaches hold the update's tests and the owner's way's other tests (random
         # fuzz: owners delete drafts they are assigned, and anyone with the role deletes `b in (done, draft)`).
         if any(not _roles_exclude(s, c, o) and not any(
-                _holds_all(d, c + [x for x in o if not _owner_test(x, col, s)]) for d in deleters) for o in owners):
+                _holds_all(s, d, c + [x for x in o if not _owner_test(x, col, s)]) for d in deleters) for o in owners):
             return p, "delete"
     return None
 
 
-def _holds_all(needed: list, have: list) -> bool:
-    """Every test of `needed` is among `have`, or follows from one of them (`b = 'draft'` gives `b in ('done',
-    'draft')`)."""
+def _holds_all(s: Schema, needed: list, have: list) -> bool:
+    """Every test of `needed` is among `have`, or follows from one of them: `b = 'draft'` gives `b in ('done',
+    'draft')`, and a role in the organisation gives any wider set of roles there (admins are among every role that
+    holds a capability all roles hold: random fuzz)."""
     held = {canonical(x) for x in have}
     values = [v for x in have if (v := _value_test(x)) is not None]
-    return all(canonical(y) in held or ((w := _value_test(y)) is not None and
-                                        any(col == w[0] and vals <= w[1] for col, vals in values)) for y in needed)
+    roles = [r for x in have if (r := admitted_roles(s, x)) is not None]
+    return all(canonical(y) in held
+               or ((w := _value_test(y)) is not None and any(col == w[0] and vals <= w[1] for col, vals in values))
+               or ((r := admitted_roles(s, y)) is not None and any(col == r[0] and mine <= r[1] for col, mine in roles))
+               for y in needed)
 
 
 def _value_test(node) -> tuple[str, frozenset] | None:
