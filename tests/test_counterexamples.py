@@ -2231,3 +2231,15 @@ def test_a_case_whose_setup_would_clear_its_own_parent_is_left_out(url):
     report = verified(data, url)
     assert not any("deleting member's account keeps type's" in (c.attack or "") and "in their key" in (c.attack or "")
                    for c in report.cases)
+
+
+def test_own_on_a_linked_grant_is_the_linked_users_way_not_a_former_writers(url):
+    """Random fuzz: `{linked: [member_id], own: true}` renders `created_by = auth.uid() and member_id =
+    auth.uid()`, which BP091 read as the writer keeping rows after leaving. The row names the person in member_id
+    (a portal user, member or not: A09), and the grant narrows that to rows they also wrote: no more than the
+    linked grant alone, which the model allows."""
+    data = blueprint(
+        {"name": "notes", "fields": [{"name": "member_id", "type": "reference", "references": "auth.users"}],
+         "access": {"select": [{"min_role": "viewer"}, {"linked": ["member_id"], "own": True}], "insert": "viewer"}})
+    assert audited(data) == []
+    verified(data, url)

@@ -1474,18 +1474,22 @@ def creator_keeps_access_after_leaving(r, s: Schema):
         if not members_write(t, required=False):
             continue  # only people who are not members write rows (a requester's own requests): they keep theirs
         found: dict[str, tuple[Policy, str, list[str]]] = {}
-        # Columns a foreign key with the tenant key ties to a membership ((organization_id, member_id) references
-        # organization_members (organization_id, user_id)): a row naming the caller there names a member; the row
-        # goes, or loses the name, when the membership does.
-        member_keys = {col for fk in t.foreign_keys if f"{fk.ref_schema}.{fk.ref_table}" in members
-                       and t.tenant_key in fk.columns for col in fk.columns if col != t.tenant_key}
+        # Columns naming whom the row is about, beside its writer: one a foreign key with the tenant key ties to a
+        # membership ((organization_id, member_id) references organization_members (organization_id, user_id)):
+        # the row goes, or loses the name, when the membership does; or another user column (a portal user's
+        # customer_id, linked: A09): the row keeps the person it names, member or not, by design. A way that asks
+        # for either is theirs, not the writer's (random fuzz: `own` on a linked grant).
+        named = {col for fk in t.foreign_keys if f"{fk.ref_schema}.{fk.ref_table}" in members
+                 and t.tenant_key in fk.columns for col in fk.columns if col != t.tenant_key}
+        named |= {col for fk in t.foreign_keys if (fk.ref_schema, fk.ref_table) == ("auth", "users")
+                  for col in fk.columns if col not in writers}
         for command in ("select", "update", "delete"):
             ways = _ways_in(client_policies(t, command))
             if not any(_checks_membership(s, x, members, helpers) for _, c in ways for x in c):
                 continue  # no way in asks for membership: the rows are not the organisation's alone
             for p, c in ways:
-                if any(_owner_test(x, col, s) for col in member_keys for x in c):
-                    continue  # the caller named in a column that must hold a membership of the row's organisation
+                if any(_owner_test(x, col, s) for col in named for x in c):
+                    continue  # the caller named as whom the row is about
                 # (the test itself may be an SQL helper's: `public.is_me(created_by)` over `select u = auth.uid()`)
                 owner = next((col for col in writers if any(_owner_test(x, col, s) for x in c)), None)
                 if owner is None or not all(asks_nothing_else(x) or _owner_test(x, owner, s) for x in c):
