@@ -1,0 +1,117 @@
+"""An invitation accepted while its inviter is demoted or removed, on two connections (docs/lifecycle.md L10, L11).
+
+accept_invitation() reads the inviter's membership without locking it, so each interleaving is run for real:
+whichever statement comes first, the outcome must be one the two calls could have had one after the other.
+The demotion's trigger deletes the inviter's pending invitations, which takes the row lock accept holds
+(`for update of i`): an accept that came first commits its join and the revocation then skips the accepted
+row; a revocation that came first leaves accept nothing to find. Never a join through an invitation whose
+inviter had already lost the rank when it was used.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+import pytest
+
+from blueprint_mcp.verify.pg import act_as, create_user
+from pgutil import build_world, migrate
+
+pytestmark = pytest.mark.postgres
+
+ROLES = ["owner", "admin", "member", "viewer"]
+ACCEPT = "select public.accept_invitation(%s)"
+# The owner takes the inviter's rank away, one way or the other.
+DEMOTE = "select public.change_member_role(%s, %s, 'viewer')"
+REMOVE = "delete from public.organization_members where organization_id = %s and user_id = %s"
+
+
+def _world(conn: psycopg.Connection) -> tuple[Any, str, str]:
+    """habit-tracker's world; the admin invites a new address as a member, whose account is confirmed."""
+    migrate(conn, "habit-tracker")
+    w = build_world(conn, ROLES)
+    token = w.as_("admin", "select public.create_invitation(%s, %s, 'member')", (w.org1, "new@example.com"))[0][0]
+    with conn.cursor() as cur:
+        newcomer = create_user(cur, "new@example.com")
+        cur.execute("update auth.users set email_confirmed_at = now() where id = %s", (newcomer,))
+    return w, token, newcomer
+
+
+def _begin_as(conn: psycopg.Connection, user: str) -> psycopg.Cursor:
+    cur = conn.cursor()
+    cur.execute("begin")
+    act_as(cur, "authenticated", user)
+    return cur
+
+
+def _run_blocked(conn: psycopg.Connection, watcher: psycopg.Connection, sql: str, params: tuple) -> dict:
+    """Run `sql` on `conn` in a thread, return once PostgreSQL shows it waiting on a lock; the dict gets its
+    outcome ('rows' or 'error') when the thread ends."""
+    outcome: dict = {}
+    pid = conn.info.backend_pid
+
+    def run() -> None:
+        try:
+            cur = conn.cursor()
+            cur.execute(sql, params)
+            outcome["rows"] = cur.fetchall() if cur.description else cur.rowcount
+        except psycopg.Error as exc:
+            outcome["error"] = exc
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    waiting = "select wait_event_type from pg_stat_activity where pid = %s"
+    while watcher.execute(waiting, (pid,)).fetchone() != ("Lock",):
+        assert thread.is_alive(), f"{sql!r} did not wait for the other transaction: {outcome}"
+        assert time.monotonic() < deadline, f"{sql!r} never waited on a lock"
+        time.sleep(0.01)
+    outcome["thread"] = thread
+    return outcome
+
+
+def _membership(w: Any, user: str) -> list[tuple]:
+    return w.su("select role::text from public.organization_members where organization_id = %s and user_id = %s",
+                (w.org1, user))
+
+
+@pytest.mark.parametrize("taking", [DEMOTE, REMOVE], ids=["demoted", "removed"])
+def test_a_revocation_first_leaves_the_waiting_accept_nothing_to_use(make_db, taking):
+    conn = make_db("explicit")
+    w, token, newcomer = _world(conn)
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as invitee:
+        _begin_as(owner, w.users["owner"]).execute(taking, (w.org1, w.users["admin"]))
+        _begin_as(invitee, newcomer)
+        accept = _run_blocked(invitee, conn, ACCEPT, (token,))
+        owner.commit()
+        accept["thread"].join(30)
+        invitee.rollback()
+    error = accept.get("error")
+    assert error is not None and error.sqlstate == "42501", accept
+    assert "does not exist or was already used" in str(error)
+    assert _membership(w, newcomer) == []
+    assert w.su("select count(*) from public.invitations where invited_by = %s", (w.users["admin"],)) == [(0,)]
+
+
+@pytest.mark.parametrize("taking", [DEMOTE, REMOVE], ids=["demoted", "removed"])
+def test_an_accept_first_joins_and_the_waiting_revocation_skips_the_used_invitation(make_db, taking):
+    conn = make_db("explicit")
+    w, token, newcomer = _world(conn)
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as invitee:
+        assert _begin_as(invitee, newcomer).execute(ACCEPT, (token,)).fetchall() == [(w.org1,)]
+        _begin_as(owner, w.users["owner"])
+        taken = _run_blocked(owner, conn, taking, (w.org1, w.users["admin"]))
+        invitee.commit()
+        taken["thread"].join(30)
+        assert "error" not in taken, taken
+        owner.commit()
+    # As if accepted, then demoted: the newcomer joined while the inviter still held the rank.
+    assert _membership(w, newcomer) == [("member",)]
+    assert _membership(w, w.users["admin"]) == ([("viewer",)] if taking == DEMOTE else [])
+    used = "select accepted_by::text from public.invitations where email = 'new@example.com'"
+    assert w.su(used) == [(newcomer,)]
+    assert w.su("select count(*) from private.invitation_tokens") == [(0,)]
