@@ -115,3 +115,67 @@ def test_an_accept_first_joins_and_the_waiting_revocation_skips_the_used_invitat
     used = "select accepted_by::text from public.invitations where email = 'new@example.com'"
     assert w.su(used) == [(newcomer,)]
     assert w.su("select count(*) from private.invitation_tokens") == [(0,)]
+
+
+# --- ownership moving while its new holder leaves, or moving twice at once (docs/lifecycle.md L05) ------------
+
+TRANSFER = "select public.transfer_ownership(%s, %s)"
+LEAVE = "delete from public.organization_members where organization_id = %s and user_id = (select auth.uid())"
+OWNER_OF = "select owner_user_id::text from public.organizations where id = %s"
+
+
+def test_a_transfer_to_a_member_who_is_leaving_waits_and_is_refused(make_db):
+    conn = make_db("explicit")
+    w, _, _ = _world(conn)
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as leaving, psycopg.connect(dsn) as owner:
+        assert _begin_as(leaving, w.users["member"]).execute(LEAVE, (w.org1,)).rowcount == 1
+        _begin_as(owner, w.users["owner"])
+        transfer = _run_blocked(owner, conn, TRANSFER, (w.org1, w.users["member"]))
+        leaving.commit()
+        transfer["thread"].join(30)
+        owner.rollback()
+    # transfer_ownership read the membership before the leave committed and its role update then found no row;
+    # the organisation's own guard refuses a primary owner who is not an owner member. Without it: an
+    # organisation whose primary owner is no member, who could still remove every member and delete it.
+    error = transfer.get("error")
+    assert error is not None and error.sqlstate == "23514", transfer
+    assert "the new owner must already be an owner member" in str(error)
+    assert w.su(OWNER_OF, (w.org1,)) == [(w.users["owner"],)]
+    assert _membership(w, w.users["member"]) == []
+
+
+def test_a_member_leaving_while_ownership_moves_to_them_waits_and_is_refused(make_db):
+    conn = make_db("explicit")
+    w, _, _ = _world(conn)
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as leaving:
+        _begin_as(owner, w.users["owner"]).execute(TRANSFER, (w.org1, w.users["member"]))
+        _begin_as(leaving, w.users["member"])
+        leave = _run_blocked(leaving, conn, LEAVE, (w.org1,))
+        owner.commit()
+        leave["thread"].join(30)
+        leaving.rollback()
+    error = leave.get("error")
+    assert error is not None and error.sqlstate == "42501", leave
+    assert w.su(OWNER_OF, (w.org1,)) == [(w.users["member"],)]
+    assert _membership(w, w.users["member"]) == [("owner",)]
+
+
+def test_two_transfers_at_once_move_ownership_once(make_db):
+    conn = make_db("explicit")
+    w, _, _ = _world(conn)
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
+        _begin_as(first, w.users["owner"]).execute(TRANSFER, (w.org1, w.users["admin"]))
+        _begin_as(second, w.users["owner"])
+        again = _run_blocked(second, conn, TRANSFER, (w.org1, w.users["member"]))
+        first.commit()
+        again["thread"].join(30)
+        second.rollback()
+    # One after the other, the second call is no longer the primary owner's: the organisation's guard reads
+    # the owner the first call left and refuses it, and the member it named keeps their role.
+    error = again.get("error")
+    assert error is not None and error.sqlstate == "42501", again
+    assert w.su(OWNER_OF, (w.org1,)) == [(w.users["admin"],)]
+    assert _membership(w, w.users["member"]) == [("member",)]
