@@ -426,13 +426,15 @@ def _settle_assignees(bp: dict) -> None:
             pins += [path for path, why, _ in exc.problems if "whose rows go with their user's account" in why]
             # (linked: [created_by], or a chain to a parent's writer: the grant goes)
             writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote" in why),
-                             key=lambda path: -int(path.split(".access.", 1)[1].split("[", 1)[1].split("]", 1)[0]))
+                             key=lambda path: -int(path.rsplit(".linked", 1)[0].rsplit("[", 1)[1].split("]", 1)[0]))
             if not paths and not pins and not writers:
                 return  # another problem: the property test, or the next settling, shows it
-            for path in writers:  # entities[i].access.<command>[k].linked[0]
+            for path in writers:  # entities[i].access.<command>[k].linked[0] (or entities[i].pii_read[k]...)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
-                command, rest = path.split(".access.", 1)[1].split("[", 1)
-                del bp["entities"][i]["access"][command][int(rest.split("]", 1)[0])]
+                command, rest = path.split(".access.", 1)[1].split("[", 1) if ".access." in path else \
+                    ("pii_read", path.split(".pii_read[", 1)[1])
+                grants = bp["entities"][i]["access"] if command != "pii_read" else bp["entities"][i]
+                del grants[command][int(rest.split("]", 1)[0])]
             for path in paths:  # entities[i].access.<command>[k].assigned (or .under, .visible)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 command = path.split(".access.", 1)[1].split("[", 1)[0]
@@ -682,8 +684,10 @@ def _settle_visible(bp: dict) -> None:
             target = next((f["references"] for f in e["fields"] if f["name"] == g.get("visible")), None)
             if not (g.get("signed_in") and not g.get("where") and target in by_name and e["scope"] != "global"):
                 continue
+            # (over a global parent whatever it reads: its where narrows which of its rows count, never whose;
+            # red team 19)
             spec = (by_name[target].get("access") or {}).get("select")
-            if spec is None and by_name[target]["scope"] == "global" or isinstance(spec, list) and any(
+            if by_name[target]["scope"] == "global" or isinstance(spec, list) and any(
                     (x.get("signed_in") or x.get("public")) and not x.get("where") for x in spec):
                 del g["visible"]
     _drop_bare_reads(bp)

@@ -545,22 +545,37 @@ def test_the_writer_linked_is_refused_where_people_outside_the_organisation_writ
                                           "insert": inserts}}))
 
 
-@pytest.mark.parametrize("parent_select, refused", [
-    (None, True),  # reference data: every signed-in user reads a global entity by default
-    ([{"signed_in": True}], True),
-    ([{"public": True}], True),
-    ([{"signed_in": True, "where": {"column": "listed", "equals": True}}], False),
+WHOLE = "every signed-in user reads every categories row, so visible narrows nothing"
+WHOSE = "categories belongs to no organisation: its grants narrow which of its rows count, never whose"
+
+
+@pytest.mark.parametrize("parent_scope, parent_select, own_where, refused", [
+    ("global", None, False, WHOLE),  # reference data: every signed-in user reads a global entity by default
+    ("global", [{"signed_in": True}], False, WHOLE),
+    ("global", [{"public": True}], False, WHOLE),
+    # Red team 19: a global parent's where narrows which categories count, never which organisations.
+    ("global", [{"signed_in": True, "where": {"column": "listed", "equals": True}}], False, WHOSE),
+    ("global", [{"signed_in": True, "where": {"column": "listed", "equals": True}}], True, None),
+    ("global", None, True, None),
+    # A team parent narrowed by where narrows the child too (a child of a listed row of its own organisation).
+    ("organization", [{"min_role": "member"}, {"signed_in": True, "where": {"column": "listed", "equals": True}}],
+     False, None),
 ])
-def test_a_signed_in_grant_visible_over_a_parent_everyone_reads_is_refused(parent_select, refused):
+def test_a_signed_in_grant_visible_over_a_parent_everyone_reads_is_refused(parent_scope, parent_select, own_where,
+                                                                          refused):
     """Red team 18 F2: `{signed_in: true, visible: category_id}` over reference data every signed-in user reads
     narrowed nothing but rows without a category: every organisation's documents to every signed-in user, the
-    bare signed_in grant refused above. A parent narrowed by where narrows the child too."""
+    bare signed_in grant refused above. Red team 19: over a global parent narrowed by where, every organisation's
+    documents in a listed category. The grant's own where narrows it; a team parent's where does too."""
     from blueprint_mcp.model import InvalidBlueprint
 
+    grant = {"signed_in": True, "visible": "category_id"}
+    if own_where:
+        grant["where"] = {"column": "shared", "equals": True}
     data = _lab_with({"fields": [{"name": "category_id", "type": "reference", "references": "categories"},
-                                 {"name": "title", "type": "text"}],
-                      "access": {"select": [{"min_role": "member"}, {"signed_in": True, "visible": "category_id"}]}})
-    categories = {"name": "categories", "scope": "global",
+                                 {"name": "title", "type": "text"}, {"name": "shared", "type": "boolean"}],
+                      "access": {"select": [{"min_role": "member"}, grant]}})
+    categories = {"name": "categories", "scope": parent_scope,
                   "fields": [{"name": "label", "type": "text"}, {"name": "listed", "type": "boolean"}]}
     if parent_select is not None:
         categories["access"] = {"select": parent_select}
@@ -570,9 +585,8 @@ def test_a_signed_in_grant_visible_over_a_parent_everyone_reads_is_refused(paren
         return
     with pytest.raises(InvalidBlueprint) as info:
         parse_blueprint(data)
-    assert "entities[1].access.select[1].visible: every signed-in user reads every categories row, so visible " \
-           "narrows nothing: every signed-in user would read every organisation's rows of things that name one" \
-           in str(info.value)
+    assert f"entities[1].access.select[1].visible: {refused}: every signed-in user would read every organisation's " \
+           "rows of things that name one" in str(info.value)
 
 
 def test_a_public_bucket_grant_narrowed_by_owner_is_refused_with_a_fix_buckets_take():

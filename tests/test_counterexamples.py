@@ -900,6 +900,40 @@ def test_a_chain_to_an_order_writer_is_refused_and_the_customer_chain_verifies(u
     verified(shop(["order_id", "customer_id"]), url)
 
 
+def test_a_link_to_a_column_members_assign_themselves_on_insert_is_refused_and_the_member_form_verifies(url):
+    """Red team 19 F1: members filed HR requests for themselves (`insert: [{min_role: member, assigned:
+    requester_id}]`), read through `linked: [requester_id]` and, for the answers, `[request_id, requester_id]`.
+    The insert grant makes requester_id the writer's id on every row, as created_by is: a member who left kept
+    reading the salary note written after, and rewrote it (verify passed, audit was clean). The refusal names the
+    form that ends with the membership, which verify proves."""
+    def desk(requests: list[dict], responses: list[dict], pii_read: list[dict] | None = None) -> dict:
+        return blueprint(
+            {"name": "requests", "fields": [{"name": "title", "type": "text"},
+                                            {"name": "requester_id", "type": "reference", "references": "auth.users"},
+                                            {"name": "salary_note", "type": "text", "pii": True}],
+             "access": {"select": requests, "insert": [{"min_role": "member", "assigned": "requester_id"}],
+                        "update": requests, "delete": "admin"},
+             "pii_read": pii_read or requests},
+            {"name": "responses", "fields": [{"name": "request_id", "type": "reference", "references": "requests",
+                                             "nullable": False, "on_delete": "cascade"}],
+             "access": {"select": responses, "insert": "admin", "update": "admin", "delete": "admin"}},
+            tenancy={"personal_workspaces": False})
+    why = ("'requester_id' holds the id of whoever wrote {whose} (a member insert grant assigns it to them), and "
+           "members write rows of requests: the grant would let a member who leaves the organisation {verb} {what}, "
+           "as long as it lives.")
+    own = {"whose": "the row", "what": "every row they wrote"}
+    assert rejected(desk([{"min_role": "admin"}, {"linked": ["requester_id"]}],
+                         [{"min_role": "admin"}, {"linked": ["request_id", "requester_id"]}])) == [
+        "entities[0].access.select[1].linked[0]: " + why.format(verb="read", **own),
+        "entities[0].access.update[1].linked[0]: " + why.format(verb="update", **own),
+        "entities[0].pii_read[1].linked[0]: " + why.format(verb="read", **own),
+        "entities[1].access.select[1].linked[1]: " + why.format(
+            verb="read", whose="the requests row the chain ends at", what="rows of responses under every row they wrote")]
+    verified(desk([{"min_role": "admin"}, {"min_role": "member", "assigned": "requester_id"}],
+                  [{"min_role": "admin"}, {"min_role": "member", "visible": "request_id"}],
+                  [{"min_role": "admin"}, {"min_role": "member", "own": True}]), url)
+
+
 def test_a_member_cannot_re_link_a_row_to_themselves(url, make_db):
     """Found by an independent attack (and left open before as a documented caveat): a member who may update a
     customer pointed its login at themselves, read the personal data their role does not read, and kept reading

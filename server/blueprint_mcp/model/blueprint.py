@@ -927,11 +927,21 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     # rows without a parent: the bare signed_in grant refused in _grant_problems.
     everyone = spec is None and not parent.is_tenant or \
         any((x.signed_in or x.public) and x.where is None for x in grants)
-    if g.signed_in and g.where is None and e.is_tenant and everyone:
+    if not (g.signed_in and g.where is None and e.is_tenant):
+        return []
+    if everyone:
         return [(at, f"every signed-in user reads every {parent.name} row, so visible narrows nothing: every "
                      f"signed-in user would read every organisation's rows of {e.name} that name one.",
-                 f"narrow it with where (e.g. listed = true), or make it visible over a parent not every signed-in "
-                 f"user reads; {{public: true}} if every row is public")]
+                 "narrow it with where (e.g. listed = true), or make it visible over a parent not every signed-in "
+                 "user reads; {public: true} if every row is public")]
+    # Red team 19: a global parent's where narrows which of its rows count, never which organisations (no
+    # organisation key ties a row to a parent of its own, as it does a team parent's): a retired category hidden
+    # still left every organisation's documents in the others to every signed-in user.
+    if not parent.is_tenant:
+        return [(at, f"{parent.name} belongs to no organisation: its grants narrow which of its rows count, never "
+                     f"whose: every signed-in user would read every organisation's rows of {e.name} that name one "
+                     f"they read.", f"narrow it with where on a column of {e.name} (e.g. shared = true), or make it "
+                                    f"visible over a team entity's rows; {{public: true}} if every row is public")]
     return []
 
 
@@ -1095,19 +1105,28 @@ def _writer_link_problems(bp: Blueprint, e: Entity, cmd: str, chain: list[str],
     if (cmd == "insert" and end is e) or end.scope is not Scope.organization:
         return []  # the writer of the new row is the caller, or of a service row the server: no membership ends
     f = end.field(col)
-    writer = col == end.owner_column or (f is not None and f.default_expression is DefaultExpression.auth_uid)
-    if not writer:
-        return []
     inserts = end.access.spec("insert")
+    grants = inserts if isinstance(inserts, list) else []
+    # A user column a member insert grant assigns to the caller holds the writer's id on every row members write
+    # through it, like created_by (red team 19: members filed requests for themselves, linked: [requester_id]); a
+    # member reference goes with the membership (A19).
+    pinned = f is not None and f.references_auth_users and any(g.is_member_grant and g.assigned == col
+                                                               for g in grants)
+    if not (col == end.owner_column or (f is not None and f.default_expression is DefaultExpression.auth_uid)
+            or pinned):
+        return []
     whose = "the row" if end is e else f"the {end.name} row the chain ends at"
-    others = isinstance(inserts, list) and any(g.linked for g in inserts)
-    return [(f"{at}[{len(chain) - 1}]", f"'{col}' holds the id of whoever wrote {whose}, and members write rows "
-             f"of {end.name}{' (linked users too)' if others else ''}: the grant would let a member who leaves the "
-             f"organisation {({'select': 'read', 'insert': 'add'}).get(cmd, cmd)} "
+    how = " (a member insert grant assigns it to them)" if pinned and col != end.owner_column else ""
+    fix = (f"grant it to members: {{min_role: ..., assigned: {col}}} (the user it names, while a member)"
+           if end is e else f"grant it to members: visible: {chain[0]} (rows under a {end.name} row they read)") \
+        if how else "use own: true (the writer, while a member)"
+    return [(f"{at}[{len(chain) - 1}]", f"'{col}' holds the id of whoever wrote {whose}{how}, and members write "
+             f"rows of {end.name}{' (linked users too)' if any(g.linked for g in grants) else ''}: the grant would "
+             f"let a member who leaves the organisation {({'select': 'read', 'insert': 'add'}).get(cmd, cmd)} "
              f"{'every row they wrote' if end is e else f'rows of {e.name} under every row they wrote'}, as long as "
              "it lives.",
-             "use own: true (the writer, while a member); or link a user field naming whom the row is for (e.g. "
-             "[customer_id, user_id], the chain the linked users' insert grant names)")]
+             f"{fix}; or link a user field naming whom the row is for (e.g. [customer_id, user_id], the chain the "
+             "linked users' insert grant names)")]
 
 
 def _linked_problems(bp: Blueprint, e: Entity, chain: list[str], at: str) -> list[tuple[str, str, str]]:
