@@ -474,6 +474,8 @@ def test_bp091_reads_the_writer_column_a_trigger_stamps_from_the_body(body, writ
     sql = sql.replace("alter table public.projects enable", _STAMP.format(body=body) + "alter table public.projects "
                       "enable", 1)
     assert "private.stamp" in sql
-    found = [f for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP091"]
-    # projects' select and update ways, and invoices' chain to the project's writer
+    found = [f for f in audit_sql([("m.sql", sql)]) if f.rule_id == "BP091" and not f.object.startswith(
+        "public.hr_requests.")]
+    # projects' select and update ways, and invoices' chain to the project's writer (hr_requests' pinned requester
+    # is another case's)
     assert len(found) == (3 if writer else 0)

@@ -1404,7 +1404,8 @@ def membership_delete_reaches_owner(r, s: Schema):
       why="People leave organisations, or are removed from them. The way in for members shows the rows are the "
           "organisation's; the one that asks only `created_by = auth.uid()` keeps a former member reading, changing "
           "or deleting every row they wrote there for as long as the rows live (evasion round 8). The writer's "
-          "column is one the caller's id fills (a default of auth.uid(), a BEFORE INSERT trigger setting it); a "
+          "column is one the caller's id fills (a default of auth.uid(), a BEFORE INSERT trigger setting it, or a "
+          "members' insert policy keeping it to the caller: `requester_id = (select auth.uid())`); a "
           "column naming whom the row is about (a customer's own invoices, a join request's requester) is not "
           "read, nor a table only people outside the organisation write rows of (their own requests): they need not "
           "be members at all. A member who wrote a row beside them is its writer after leaving too. A chain through "
@@ -1516,4 +1517,22 @@ def _read_writer_columns(s: Schema, t: Table) -> list[str]:
         f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
         stamped |= _caller_stamps(f._body) if f is not None and f._body is not None else set()
     return [c.name for c in t.columns if c.name != t.tenant_key and (c.name in stamped or (
-        c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))]
+        c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))
+        or c.name in _members_pin(s, t)]
+
+
+def _members_pin(s: Schema, t: Table) -> set[str]:
+    """Columns a way in for members to insert keeps to the caller (`requester_id = (select auth.uid())` beside the
+    membership test): every row a member writes that way names its writer there, like created_by (red team 19:
+    requests members filed for themselves, read by their requester). Not a column a foreign key with the tenant key
+    ties to a membership: that one goes with the membership."""
+    from .policy_rules import _checks_membership
+    members, helpers = membership_tables(s), membership_functions(s)
+    tied = {col for fk in t.foreign_keys if f"{fk.ref_schema}.{fk.ref_table}" in members and t.tenant_key in fk.columns
+            for col in fk.columns}
+    out: set[str] = set()
+    for _, c in _ways_in(client_policies(t, "insert"), using=False):
+        if any(_checks_membership(s, x, members, helpers) for x in c):
+            out |= {col.name for col in t.columns if col.name not in tied and any(_owner_test(x, col.name, s)
+                                                                                   for x in c)}
+    return out
