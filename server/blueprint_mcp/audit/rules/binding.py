@@ -29,7 +29,7 @@ from typing import Any
 from ...model.schema import Schema
 from ..pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
 from ..tree import Node, function_name, qualified, strings
-from .common import names_the_caller, outside_subqueries
+from .common import _index, names_the_caller, outside_subqueries, per_tree
 
 _SCOPE_NODES = ("RangeSubselect", "RangeFunction", "RangeTableSample")
 
@@ -197,6 +197,103 @@ def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
             yield typed
 
 
+# The side of an outer join whose rows may be missing: its relations filter nothing unless the WHERE requires them.
+_NULLABLE = {"JOIN_LEFT": ("rarg",), "JOIN_RIGHT": ("larg",), "JOIN_FULL": ("larg", "rarg")}
+
+
+def filtering(tree: Any) -> Any:
+    """The tree without the nullable side of each outer join its SELECT's WHERE requires nothing of (red team 19:
+    `exists (select 1 from organizations o left join organization_members m on m.organization_id = o.id and
+    m.user_id = auth.uid() where o.id = docs.organization_id)` holds for members and strangers alike: an ON clause
+    filters no row of the side it keeps). Required: a test in the WHERE that is false or NULL without a row there
+    (`m.user_id is not null`, `m.role = 'admin'`, in any branch); an unqualified column in one keeps every side.
+    What reads memberships is judged on this tree; the one given is returned when it has no outer join."""
+    return per_tree("filtering", tree, lambda: _without_idle_sides(tree) if any(
+        kind == "JoinExpr" and body.get("jointype") in _NULLABLE for kind, body, _ in _index(tree)) else tree)
+
+
+def _without_idle_sides(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_without_idle_sides(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    select = value.get("SelectStmt")
+    if isinstance(select, dict) and len(value) == 1:
+        required = _required_aliases(select.get("whereClause"))
+        return {"SelectStmt": {k: [_join_kept(item, required) for item in v] if k == "fromClause" and
+                               isinstance(v, list) else _without_idle_sides(v) for k, v in select.items()}}
+    return {k: _without_idle_sides(v) for k, v in value.items()}
+
+
+def _join_kept(item: Any, required: set[str] | None) -> Any:
+    """A FROM item without the outer joins' nullable sides `required` names none of (None: every side kept)."""
+    typed = _typed(item)
+    if typed is None or typed[0] != "JoinExpr":
+        return _without_idle_sides(item)
+    join = dict(typed[1])
+    join["larg"], join["rarg"] = _join_kept(join.get("larg"), required), _join_kept(join.get("rarg"), required)
+    idle = [side for side in _NULLABLE.get(join.get("jointype"), ())
+            if required is not None and not (_aliases(join.get(side)) & required)]
+    if len(idle) == 1:
+        return join["larg" if idle == ["rarg"] else "rarg"]  # the kept side alone; the ON clause went with the other
+    if idle:
+        join["quals"] = None  # a full join neither side of which is required: both stay, unfiltered
+    return {"JoinExpr": join}
+
+
+def _aliases(item: Any) -> set[str]:
+    """The names a FROM item's relations and sub-queries are known by (a join's, both sides')."""
+    typed = _typed(item)
+    if typed is None:
+        return set()
+    kind, body = typed
+    if kind == "JoinExpr":
+        return _aliases(body.get("larg")) | _aliases(body.get("rarg")) | \
+            ({body["alias"].get("aliasname")} if body.get("alias") else set())
+    alias = (body.get("alias") or {}).get("aliasname")
+    return {alias or body.get("relname") or ""}
+
+
+def _required_aliases(where: Any) -> set[str] | None:
+    """The aliases a WHERE tests a column of in a way a missing row fails (`m.user_id is not null`, `m.role =
+    'admin'`), anywhere in it: read generously, so a side is dropped only when nothing in the WHERE could need it
+    (none of its columns, or only `m.user_id is null`: rows without one). None when such a test names a column
+    without its alias outside a sub-query (it may be any side's)."""
+    out: set[str] = set()
+    stack: list[tuple[Any, bool, bool]] = [(where, False, False)]  # (value, under NOT, inside a sub-query)
+    while stack:
+        value, negated, nested = stack.pop()
+        typed = _typed(value)
+        if typed is None:
+            stack.extend((child, negated, nested) for child in _children(value))
+            continue
+        kind, body = typed
+        tested: list[Any] = []
+        if kind == "BoolExpr":
+            negated = negated != (body.get("boolop") == "NOT_EXPR")
+            tested = [a for a in body.get("args") or [] if (_typed(a) or ("",))[0] == "ColumnRef"]
+        elif kind == "NullTest":
+            tested = [body.get("arg")] if (body.get("nulltesttype") == "IS_NOT_NULL") != negated else []
+        elif kind == "A_Expr" and body.get("kind") not in ("AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT"):
+            tested = [body.get("lexpr"), body.get("rexpr")]
+        elif kind == "SubLink":
+            tested = [body.get("testexpr")]
+        elif kind == "ColumnRef" and value is where:
+            tested = [value]
+        for operand in tested:
+            column = _typed(unwrap(operand))
+            if column is None or column[0] != "ColumnRef":
+                continue
+            fields = strings(column[1].get("fields"))
+            if len(fields) >= 2:
+                out.add(fields[-2])
+            elif not nested:
+                return None
+        if kind != "NullTest":  # (its argument is read above)
+            stack.extend((child, negated, nested or kind == "SubLink") for child in _children(value))
+    return out
+
+
 def from_relations(select: Node, default_schema: str) -> list[str]:
     """schema.table of each relation the sub-query's own FROM names (joins included, nested queries not)."""
     return [qualified(body, default_schema)
@@ -215,6 +312,7 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
     reads nested in its WHERE are not judged here. `views`: views over a membership table, read as it is, and
     whether each shows only the caller's own memberships (`membership_views`)."""
     views = views or {}
+    tree = filtering(tree)  # (an outer join's side the WHERE needs nothing of filters nothing)
     out: list[str] = []
     protected = {t.qualified for t in s.tables if t.rls_enabled}
     # (value, tied to the row, tied to the caller): by an enclosing comparison, argument list or sub-query

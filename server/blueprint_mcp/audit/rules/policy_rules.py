@@ -18,7 +18,7 @@ from ..body import USER_METADATA, mentions_variables, names_metadata, variables_
 from ..pins import unwrap
 from ..role_sets import role_enum
 from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, qualified, strings
-from .binding import from_relations, loose_membership_reads, row_independent_reads, tied_to_row
+from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
     _once,
@@ -52,7 +52,9 @@ _TRUSTED_SCHEMAS = ("auth", "pg_catalog", "storage")
 
 
 def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) -> bool | None:
-    """True when the expression reads a membership table or calls a helper that does; None = cannot tell."""
+    """True when the expression reads a membership table or calls a helper that does; None = cannot tell. A read on
+    the nullable side of an outer join the WHERE requires nothing of checks nothing (`filtering`)."""
+    tree = filtering(tree)
     if any(is_membership_name(name, members) or name in membership_views(s) for name in relation_names(tree)):
         return True
     unknown = False
