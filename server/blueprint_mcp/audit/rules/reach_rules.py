@@ -1353,3 +1353,49 @@ def definer_write_outside_check(r, s: Schema) -> Iterator:
                 yield r.finding(f"{f.qualified} asks who calls on some paths but writes {rel} on one no check "
                                 f"guards; clients reach it through {through}.", f.qualified, location=f.location)
                 break
+
+
+# SQL value functions naming the role a statement runs as: in a SECURITY DEFINER body, the function's owner.
+_EXECUTING_ROLE = ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE", "SVFOP_USER")
+_ROLE_TESTS = ("pg_has_role", "has_table_privilege", "has_function_privilege", "has_schema_privilege")
+
+
+@rule("BP093", "definer_tests_current_user", Level.ERROR, ("SECURITY",),
+      summary="A SECURITY DEFINER function or trigger compares current_user (or current_role, user) with a role: in "
+              "its body that is always the function's owner, so the test answers the same for every caller.",
+      why="A definer body runs as its owner: `if current_user in ('postgres', 'service_role') then return new; end "
+          "if;` (a bypass meant for server jobs) holds for every client when the owner is postgres, so the guard or "
+          "membership check after it never runs; `current_user = 'authenticated'` never holds. Audit-evasion round "
+          "9: a stranger read any project's notes through an RPC, and a guard trigger that kept tasks in their "
+          "organisation let a member move another's task away and delete it. Rules that accept the check or the "
+          "guard cannot tell it is dead code.",
+      bad="create function private.guard_tasks() returns trigger language plpgsql security definer\n"
+          "set search_path = '' as $$ begin\n"
+          "  if current_user in ('postgres', 'service_role') then return new; end if;\n"
+          "  ...",
+      fix="Ask the request, not the executing role: `(select auth.role()) = 'service_role'`, or "
+          "`current_setting('role', true)` (the role PostgREST set, which a definer body does not change); or make "
+          "a trigger that needs no owner's rights SECURITY INVOKER, where current_user is the caller.")
+def definer_tests_current_user(r, s: Schema) -> Iterator:
+    for f in s.functions:
+        reading = f._body
+        if reading is None or not f.security_definer or managed(f.schema_name):
+            continue
+        if any(_tests_executing_role(tree) for tree in reading.trees):
+            yield r.finding(f"{f.qualified} is SECURITY DEFINER and compares current_user, which in its body is "
+                            "always its owner: the test answers the same for every caller.", f.qualified,
+                            location=f.location)
+
+
+def _tests_executing_role(tree: Any) -> bool:
+    """A comparison (or a role-privilege test) with current_user, current_role or user as an operand."""
+    def executing(value: Any) -> bool:
+        value = unwrap(value)
+        return isinstance(value, dict) and (value.get("SQLValueFunction") or {}).get("op") in _EXECUTING_ROLE
+    for kind, body in nodes(tree):
+        if kind == "A_Expr" and (executing(body.get("lexpr")) or executing(body.get("rexpr"))):
+            return True
+        if kind == "FuncCall" and function_name(body).split(".")[-1] in _ROLE_TESTS and \
+                any(executing(a) for a in body.get("args") or []):
+            return True
+    return False
