@@ -585,17 +585,27 @@ _CALLER_VALUES = ("auth.uid", "auth.jwt", "auth.role", "auth.email", "current_se
 
 @rule("BP063", "caller_null_matches_null", Level.WARN, ("SECURITY",),
       summary="A policy matches a column to the caller's value so that NULL matches NULL (IS NOT DISTINCT FROM, "
-              "or COALESCEs falling back to one value).",
+              "or COALESCEs falling back to one value), or so that a NULL value matches every row.",
       why="When the request carries no such value (an anonymous caller has no auth.uid(); a request without the "
           "header or claim reads NULL), `column is not distinct from <caller's value>` is true for every row whose "
           "column is NULL: a share link without a token opens every row that has none. `coalesce(column, '') = "
-          "coalesce(<caller's value>, '')` does the same.",
+          "coalesce(<caller's value>, '')` does the same. An optional filter, `organization_id = coalesce(<pinned "
+          "organisation>, organization_id)` or `<value> is null or organization_id = <value>`, matches every row "
+          "when the value is NULL: as the whole tenant test it lets a caller with none pinned read every "
+          "organisation's rows (audit-evasion round 9).",
       bad="using (share_token is not distinct from (current_setting('request.headers', true)::json ->> "
           "'x-share-token'))",
-      fix="Compare with `=`, which never matches NULL, or add `<caller's value> is not null` to the branch.")
+      fix="Compare with `=`, which never matches NULL, or add `<caller's value> is not null` to the branch; keep a "
+          "membership test beside an optional filter (AND) and write the filter without the fallback.")
 def caller_null_matches_null(r, s: Schema):
     for t, p in linted_policies(s, roles=None):
         for clause, tree, _ in trees(p):
+            optional = per_tree("optional filter", tree, lambda: _optional_filter(s, tree))
+            if optional:
+                yield r.finding(f"{policy_label(t, p)} tests a column by {optional} in its {clause}, with no "
+                                "membership test beside it: without that value every row passes.",
+                                f"{t.qualified}.{p.name}", location=p.location or t.location)
+                continue
             for body, how in per_tree("null meets null", tree, lambda: _null_comparisons(tree)):
                 sides = [_caller_value(body.get("lexpr")), _caller_value(body.get("rexpr"))]
                 columns = [_nullable_column(t, _coalesced(body.get("lexpr"))),
@@ -619,6 +629,54 @@ def _null_comparisons(tree) -> list[tuple[dict, str]]:
         if how is not None:
             out.append((body, how))
     return out
+
+
+def _optional_filter(s: Schema, tree, guarded: bool = False) -> str | None:
+    """How a test meant to narrow to a value lets everything through without one, where no membership test is ANDed
+    beside it (audit-evasion round 9, e07: the organisation a member pinned, every organisation with none):
+    `col = coalesce(x, col)`, or `x is null or col = x`. Beside a membership test it narrows what that allows."""
+    node = unwrap(tree)
+    if not isinstance(node, dict):
+        return None
+    how = _optional_form(node)
+    if how is not None:
+        return None if guarded else how
+    b = node.get("BoolExpr")
+    if not isinstance(b, dict) or b.get("boolop") not in ("AND_EXPR", "OR_EXPR"):
+        return None
+    args = b.get("args") or []
+    if b["boolop"] == "AND_EXPR" and not guarded:
+        members, helpers = membership_tables(s), membership_functions(s)
+        guarded = any(_optional_form(unwrap(a)) is None and _checks_membership(s, a, members, helpers) is not False
+                      for a in args)  # (a helper defined elsewhere may check: the benefit of the doubt, as BP027)
+    return next((how for a in args if (how := _optional_filter(s, a, guarded))), None)
+
+
+def _optional_form(node) -> str | None:
+    """`col = coalesce(x, ..., col)`, or an OR of `x is null` and `col = x`."""
+    if not isinstance(node, dict):
+        return None
+    e = node.get("A_Expr")
+    if isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and strings(e.get("name")) == ["="]:
+        sides = (unwrap(e.get("lexpr")), unwrap(e.get("rexpr")))
+        for a, b in (sides, sides[::-1]):
+            args = (b or {}).get("CoalesceExpr", {}).get("args") if isinstance(b, dict) else None
+            if isinstance(a, dict) and "ColumnRef" in a and args and len(args) >= 2 and \
+                    canonical(unwrap(args[-1])) == canonical(a):
+                return "= on a COALESCE falling back to the column itself"
+    b = node.get("BoolExpr")
+    if isinstance(b, dict) and b.get("boolop") == "OR_EXPR":
+        args = b.get("args") or []
+        empty = {canonical(unwrap(x["NullTest"].get("arg"))) for x in args if isinstance(x, dict) and
+                 (x.get("NullTest") or {}).get("nulltesttype") == "IS_NULL"}
+        for x in args:
+            e = x.get("A_Expr") if isinstance(x, dict) else None
+            if not (empty and isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and strings(e.get("name")) == ["="]):
+                continue
+            sides = (unwrap(e.get("lexpr")), unwrap(e.get("rexpr")))
+            if any(isinstance(a, dict) and "ColumnRef" in a and canonical(c) in empty for a, c in (sides, sides[::-1])):
+                return "= in an OR that holds when the value is NULL"
+    return None
 
 
 def _same_fallback(expr) -> bool:
