@@ -479,3 +479,31 @@ def test_bp091_reads_the_writer_column_a_trigger_stamps_from_the_body(body, writ
     # projects' select and update ways, and invoices' chain to the project's writer (hr_requests' pinned requester
     # is another case's)
     assert len(found) == (3 if writer else 0)
+
+
+def test_what_holds_a_function_follows_its_rename_and_new_schema_and_a_later_namesake_does_not():
+    """Audit-evasion round 9, e05: policies, triggers and views hold a function by its OID, so ALTER FUNCTION ...
+    RENAME (or SET SCHEMA) carries them along; a function made afterwards under the old name is held by what is made
+    afterwards only. Bodies name functions and are resolved when they run: they are left as written."""
+    from blueprint_mcp.audit.tree import function_name, nodes
+
+    sql = """
+    create schema private;
+    create table public.t (id uuid primary key, organization_id uuid not null);
+    create function private.guard() returns trigger language plpgsql as $$ begin return new; end $$;
+    create function private.ok(o uuid) returns boolean language sql stable as $$ select true $$;
+    create trigger t_guard before update on public.t for each row execute function private.guard();
+    create policy early on public.t for select to authenticated using (private.ok(organization_id));
+    create view public.v as select private.ok(organization_id) as fine from public.t;
+    alter function private.ok(uuid) rename to ok_v1;
+    alter function private.guard() set schema public;
+    create function private.ok(o uuid) returns boolean language sql stable as $$ select false $$;
+    create function private.guard() returns trigger language plpgsql as $$ begin return new; end $$;
+    create policy late on public.t for update to authenticated using (private.ok(organization_id));
+    """
+    schema = read_sql([("m.sql", sql)]).schema
+    t = schema.table("t", "public")
+    called = {p.name: [function_name(b) for k, b in nodes(p.using_tree) if k == "FuncCall"] for p in t.policies}
+    assert called == {"early": ["private.ok_v1"], "late": ["private.ok"]}
+    assert [trg.function for trg in t.triggers] == ["public.guard"]
+    assert next(v for v in schema.views if v.name == "v").calls == ["private.ok_v1"]

@@ -599,7 +599,44 @@ def _rename(r: Reader, n: dict) -> None:
                     ix.name = new
     elif kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
         for f in _target_functions(r, n.get("object", {}).get("ObjectWithArgs", {})):
+            was = (f.schema_name, f.name)
             f.name = new
+            _follow_function(r, was, (f.schema_name, new))
+
+
+def _follow_function(r: Reader, was: tuple[str, str], now: tuple[str, str]) -> None:
+    """What holds a function by its OID follows it to its new name or schema: the policies that call it, the
+    triggers that run it, the views over it (audit-evasion round 9, e05: a helper renamed `_v1` "for rollback" and
+    a fixed one created under the old name; the policies kept calling the old one). Function bodies name it and
+    are resolved when they run, so they do not. A policy made later with the same text calls the new one: trees
+    are replaced, never changed in place (identical clauses share one)."""
+    def held(name: str) -> bool:
+        return name == f"{was[0]}.{was[1]}" or (name == was[1] and was[0] in (r.creation_schema, "public"))
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        call = value.get("FuncCall")
+        if isinstance(call, dict) and len(value) == 1 and held(function_name(call)):
+            return {"FuncCall": {**moved(call), "funcname": [{"String": {"sval": part}} for part in now]}}
+        return {k: moved(v) for k, v in value.items()}
+
+    def calls(tree: Any) -> bool:
+        return any(kind == "FuncCall" and held(function_name(body)) for kind, body in nodes(tree))
+    for t in r.schema.tables:
+        for p in t.policies:
+            if p.using_tree is not None and calls(p.using_tree):
+                p.using_tree = moved(p.using_tree)
+            if p.check_tree is not None and calls(p.check_tree):
+                p.check_tree = moved(p.check_tree)
+        for trg in t.triggers:
+            if held(trg.function):
+                trg.function = f"{now[0]}.{now[1]}"
+    for v in r.schema.views:
+        if v.calls is not None and any(held(c) for c in v.calls):
+            v.calls = [f"{now[0]}.{now[1]}" if held(c) else c for c in v.calls]
 
 
 def set_schema(r: Reader, n: dict, st: Stmt) -> None:
@@ -615,7 +652,9 @@ def _set_schema(r: Reader, n: dict) -> None:
                 e.schema_name = new
     elif kind in ("OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE"):
         for f in _target_functions(r, n.get("object", {}).get("ObjectWithArgs", {})):
+            was = (f.schema_name, f.name)
             f.schema_name = new
+            _follow_function(r, was, (new, f.name))
     elif kind in ("OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_MATVIEW"):
         schema, name = r.name(n.get("relation"))
         target = r.table(schema, name) or r.view(schema, name)
