@@ -507,3 +507,23 @@ def test_what_holds_a_function_follows_its_rename_and_new_schema_and_a_later_nam
     assert called == {"early": ["private.ok_v1"], "late": ["private.ok"]}
     assert [trg.function for trg in t.triggers] == ["public.guard"]
     assert next(v for v in schema.views if v.name == "v").calls == ["private.ok_v1"]
+
+
+@pytest.mark.parametrize("column, ends", [
+    ("removed_at timestamptz", True), ("deleted_on date", True), ("is_active boolean not null default true", True),
+    ("suspended boolean", True), ("status public.membership_status not null default 'invited'", True),
+    ("status text not null default 'active'", True), ("status text not null default 'available'", False),
+    ("joined_at timestamptz not null default now()", False), ("removed_at text", False), ("active_theme text", False),
+])
+def test_bp095_reads_a_column_saying_a_membership_ended_or_has_not_begun(column, ends):
+    from blueprint_mcp.audit.parse import read_sql
+    from blueprint_mcp.audit.rules.helper_rules import _lifecycle_columns
+
+    sql = ("create type public.membership_status as enum ('invited', 'active', 'removed');\n"
+           "create table public.organizations (id uuid primary key);\n"
+           "create table public.organization_members (organization_id uuid not null references public.organizations "
+           f"(id), user_id uuid not null references auth.users (id), role text not null, {column}, "
+           "primary key (organization_id, user_id));")
+    schema = read_sql([("m.sql", sql)]).schema
+    found = _lifecycle_columns(schema, schema.table("organization_members", "public"))
+    assert found == ([column.split()[0]] if ends else [])

@@ -8,6 +8,7 @@ about the row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from ...model.schema import Function, Policy, Schema, Table
@@ -17,7 +18,9 @@ from ..findings import Level
 from ..platform import managed
 from ..registry import rule
 from ..callers import unread_parameters
-from .common import _once, body_facts, calls, find_function, membership_tables, policy_label, trees
+from ..tree import nodes, strings
+from .common import (_once, body_facts, calls, enum_of, find_function, membership_tables, policy_label,
+                     relation_names, trees)
 
 
 def policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
@@ -100,3 +103,69 @@ def policy_helper_ignores_argument(r, s: Schema) -> Iterator:
             yield r.finding(f"{f.qualified} (reached from {policy_label(t, p)}) never reads "
                             f"{', '.join(unread)}: what the policy passes there decides nothing.",
                             f.qualified, location=f.location)
+
+
+# A membership's own end, kept on the row instead of deleting it: a removed, left or suspended member, a pending one.
+_ENDED_AT = re.compile(r"(removed|deleted|revoked|left|archived|disabled|deactivated|suspended|banned|ended)_(at|on)")
+_ENDED_FLAG = re.compile(r"(is_)?(active|deleted|removed|disabled|suspended|banned|archived|revoked)")
+_NOT_IN = ("invited", "pending", "removed", "inactive", "suspended", "left", "revoked", "disabled", "banned",
+           "deleted", "archived", "requested")
+
+
+def _lifecycle_columns(s: Schema, t: Table) -> list[str]:
+    """Columns of a membership table saying a row no longer (or not yet) grants anything: `removed_at`, `is_active`,
+    a `status` whose values name a pending or ended membership."""
+    out = []
+    for c in t.columns:
+        kind = c.type.lower()
+        if _ENDED_AT.fullmatch(c.name) and ("time" in kind or "date" in kind) or \
+                _ENDED_FLAG.fullmatch(c.name) and kind in ("boolean", "bool"):
+            out.append(c.name)
+        elif c.name in ("status", "state"):
+            labels = (e.values if (e := enum_of(s, c.type)) is not None else []) + [(c.default or "").strip("'")]
+            if any(label.split("'")[0].lower() in _NOT_IN or label.lower() == "active" for label in labels):
+                out.append(c.name)
+    return out
+
+
+@rule("BP095", "membership_lifecycle_ignored", Level.WARN, ("SECURITY", "TENANCY"),
+      summary="The membership table keeps removed (or pending) members as rows with a column saying so, and a "
+              "policy, or a helper a policy calls, reads memberships without looking at that column.",
+      why="Removing a member by `update organization_members set removed_at = now()` (to keep the history) leaves "
+          "the row in place: a helper that reads `organization_id ... where user_id = auth.uid()` and nothing else "
+          "still counts the removed member, who keeps reading the organisation's data (audit-evasion round 9, e06). "
+          "The same for `status = 'invited'` rows made before the invitation is accepted, and `is_active = false`.",
+      bad="alter table public.organization_members add column removed_at timestamptz;\n"
+          "create function private.organization_ids_with_role(...) ... select m.organization_id\n"
+          "  from public.organization_members m where m.user_id = (select auth.uid()) ...",
+      fix="Filter every read that grants access: `and m.removed_at is null` (`m.status = 'active'`, "
+          "`m.is_active`); or delete the membership and keep its history in an audit log.")
+def membership_lifecycle_ignored(r, s: Schema) -> Iterator:
+    ended = {t.qualified: cols for t in s.tables if t.qualified in membership_tables(s)
+             if (cols := _lifecycle_columns(s, t))}
+    if not ended:
+        return
+
+    def ignored(tree, rel: str) -> str | None:
+        named = {strings(b.get("fields"))[-1] for k, b in nodes(tree) if k == "ColumnRef" and b.get("fields")}
+        return None if named & set(ended[rel]) else ended[rel][0]
+    for f, t, p in policy_helpers(s):
+        reading = f._body
+        for rel in sorted(set(f.reads or ()) & set(ended)):
+            col = ignored(list(reading.trees), rel) if reading is not None else None
+            if col is not None:
+                yield r.finding(f"{f.qualified} (reached from {policy_label(t, p)}) reads {rel} without looking at "
+                                f"{col}: members removed (or not yet in) that way still count.", f.qualified,
+                                location=f.location)
+    for t in s.tables:
+        if t.qualified in ended:
+            continue  # (the membership table's own policies show a member their rows, ended ones too)
+        for p in t.policies:
+            for clause, tree, _ in trees(p):
+                for rel in sorted(relation_names(tree, t.schema_name) & set(ended)):
+                    col = ignored(tree, rel)
+                    if col is not None:
+                        yield r.finding(f"{policy_label(t, p)} reads {rel} in its {clause} without looking at {col}: "
+                                        "members removed (or not yet in) that way still count.",
+                                        f"{t.qualified}.{p.name}", location=p.location or t.location)
+                        break
