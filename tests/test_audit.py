@@ -331,6 +331,35 @@ create trigger habits_stay before update on public.habits for each row execute f
     assert "BP030" not in [f.rule_id for f in audit_sql([("m.sql", table + guard)])]
 
 
+@pytest.mark.parametrize("user_id, reads, tied", [
+    ("not null", "public.organization_members m", True),
+    ("", "public.organization_members m", False),  # a seat nobody holds yet meets a caller without auth.uid()
+    # the missing side of an outer join reads NULL whatever the table declares: member-less organisations
+    ("not null", "public.organizations o left join public.organization_members m on m.organization_id = o.id", False),
+])
+def test_is_not_distinct_from_ties_to_the_caller_only_a_column_that_is_never_null(user_id, reads, tied):
+    """Evasion round 9's fp03: `m.user_id is not distinct from (select auth.uid())` is `=` where m.user_id holds no
+    NULL. Read alike in a policy's helper (BP054) and in a definer function's own check (BP068)."""
+    sql = f"""
+create schema private;
+create table public.organizations (id uuid primary key);
+create table public.organization_members (
+  organization_id uuid not null references public.organizations (id),
+  user_id uuid {user_id} references auth.users (id), role text not null, unique (organization_id, user_id));
+alter table public.organization_members enable row level security;
+alter table public.organizations enable row level security;
+create function private.is_member(p_org uuid) returns boolean language sql stable security definer
+  set search_path = '' as $$ select exists (select 1 from {reads}
+    where m.organization_id = p_org and m.user_id is not distinct from (select auth.uid())) $$;
+create policy p on public.organizations for select to authenticated using ((select private.is_member(id)));
+grant execute on function private.is_member(uuid) to authenticated;
+create function public.is_member(p_org uuid) returns boolean language sql stable set search_path = ''
+  as $$ select private.is_member(p_org) $$;
+"""
+    found = [f.rule_id for f in audit_sql([("m.sql", sql)]) if f.rule_id in ("BP054", "BP068")]
+    assert sorted(found) == ([] if tied else ["BP054", "BP068"])
+
+
 @pytest.mark.parametrize("columns, reported", [("muted", False), ("muted, role", True), (None, True)])
 def test_a_membership_update_clients_may_make_only_to_harmless_columns_is_no_client_write(columns, reported):
     """BP029 reported every client UPDATE policy on the membership table; where clients are granted UPDATE of

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pins import CALLER, CALLERS_SET, filters_of, names_the_caller, pinned, unwrap
+from .pins import CALLER, CALLERS_SET, filters_of, names_the_caller, outer_aliases, pinned, unwrap
 from .tree import function_name, nodes, qualified, strings
 
-# The columns of schema.table, None = not known.
+# The columns of schema.table (all of them, or its NOT NULL ones), None = not known.
 ColumnsOf = Callable[[str], "set[str] | None"]
 _AGGREGATES = ("count", "sum", "avg", "min", "max")
 
@@ -60,16 +60,18 @@ class CallerFacts:
 @dataclass
 class _Scope:
     relations: list[tuple[str, str, set[str] | None]]  # (alias, schema.table, its columns or None)
+    never_null: dict[str, set[str]] = field(default_factory=dict)  # alias -> NOT NULL columns (not an outer side's)
 
 
 class _Body:
-    def __init__(self, reading: BodyReading, columns_of: ColumnsOf) -> None:
+    def __init__(self, reading: BodyReading, columns_of: ColumnsOf, not_null_of: ColumnsOf) -> None:
         self.name = reading.name
         self.params = {p: i for i, (p, _) in enumerate(reading.params, start=1) if p}
         self.variables = reading.variables - set(self.params)
         self.column_first = reading.column_first
         self.default_schema = reading.default_schema
         self.columns_of = columns_of
+        self.not_null_of = not_null_of
         self.facts = CallerFacts()
 
     def walk(self, value: Any, scopes: tuple[_Scope, ...], judged: bool, given: frozenset = frozenset()) -> None:
@@ -112,6 +114,7 @@ class _Body:
         scope = _Scope([])
         later: list = []
         items = list(select.get("fromClause") or [])
+        outer = outer_aliases(select)
         while items:
             item = items.pop()
             kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else ("", {})
@@ -119,6 +122,8 @@ class _Body:
                 rel = qualified(body, self.default_schema)
                 alias = (body.get("alias") or {}).get("aliasname") or body.get("relname", "")
                 scope.relations.append((alias, rel, self.columns_of(rel)))
+                if alias not in outer:
+                    scope.never_null[alias] = self.not_null_of(rel) or set()
             elif kind == "JoinExpr":
                 items += [body.get("larg"), body.get("rarg")]
             elif kind == "RangeSubselect":  # a derived table: what its rows answer for is decided outside it
@@ -131,7 +136,11 @@ class _Body:
                 later.append((body, scopes, judged, given))
         inner = scopes + (scope,)
         classify = lambda op: self._classify(op, inner)  # noqa: E731
-        keys = pinned(filters_of(select), classify, given)
+
+        def never_null(key: Any) -> bool:  # (scope id, alias, column) of a NOT NULL column
+            return isinstance(key, tuple) and len(key) == 3 and \
+                any(id(sc) == key[0] and key[2] in sc.never_null.get(key[1], ()) for sc in inner)
+        keys = pinned(filters_of(select), classify, given, never_null=never_null)
         # A relation pinned to the caller (m1.user_id = auth.uid()) makes its other columns values the caller
         # decides: a column equated with one (m2.organization_id = m1.organization_id) is kept to the caller's set,
         # as `in (select organization_id ... where user_id = auth.uid())` keeps it (evasion round 8: co-members
@@ -142,7 +151,8 @@ class _Body:
             k = classify(op)
             return CALLERS_SET if isinstance(k, tuple) and len(k) == 3 and k[:2] in mine_rows and k not in keys \
                 else k
-        sets = pinned(filters_of(select), caller_decides if mine_rows else classify, anchor=CALLERS_SET)
+        sets = pinned(filters_of(select), caller_decides if mine_rows else classify, anchor=CALLERS_SET,
+                      never_null=never_null)
         if judged and not _aggregates_only(select):
             for alias, rel, _ in scope.relations:
                 if rel:
@@ -243,10 +253,11 @@ def _aggregates_only(select: dict) -> bool:
                                  for v in targets)
 
 
-def caller_facts(reading: BodyReading, columns_of: ColumnsOf) -> CallerFacts:
+def caller_facts(reading: BodyReading, columns_of: ColumnsOf, not_null_of: ColumnsOf) -> CallerFacts:
     """The facts of one body. `columns_of` gives the tables' columns as they stand when the function runs (what a
-    bare name in its queries is, PostgreSQL decides then)."""
-    body = _Body(reading, columns_of)
+    bare name in its queries is, PostgreSQL decides then), `not_null_of` those of them declared NOT NULL (where IS
+    NOT DISTINCT FROM ties as = does)."""
+    body = _Body(reading, columns_of, not_null_of)
     for tree in reading.trees:
         body.walk(tree, (), True)
     return body.facts

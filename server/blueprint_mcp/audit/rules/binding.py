@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...model.schema import Schema
-from ..pins import CALLER, CALLERS_SET, filters_of, pinned, unwrap
+from ..pins import CALLER, CALLERS_SET, NULLABLE_SIDES, filters_of, outer_aliases, pinned, unwrap
 from ..tree import Node, function_name, qualified, strings
 from .common import _index, names_the_caller, outside_subqueries, per_tree
 
@@ -75,6 +75,8 @@ class _Scope:
         self.columns: set[str] = set()
         self.unknown = False  # a relation whose columns the reading does not know
         self.by_alias: dict[str, set[str]] = {}
+        self.never_null: dict[str, set[str]] = {}  # alias -> its NOT NULL columns, outside an outer join's null side
+        outer = outer_aliases(select)
         for kind, body in _from_items(select):
             if kind == "RangeVar":
                 alias = (body.get("alias") or {}).get("aliasname")
@@ -84,7 +86,10 @@ class _Scope:
                     self.unknown = True
                 else:
                     self.columns |= {c.name for c in table.columns}
-                    self.by_alias[alias or body.get("relname", "")] = {c.name for c in table.columns}
+                    name = alias or body.get("relname", "")
+                    self.by_alias[name] = {c.name for c in table.columns}
+                    if name not in outer:
+                        self.never_null[name] = {c.name for c in table.columns if not c.nullable}
             elif kind in _SCOPE_NODES:
                 alias = (body.get("alias") or {}).get("aliasname")
                 if alias:
@@ -178,9 +183,12 @@ def pins_caller(s: Schema, select: Node, default_schema: str, members: set[str])
             return CALLERS_SET if calls_out(operand) else None
         return CALLER if calls_out(operand) and not _has_column(operand) else None
 
+    def never_null(key: Any) -> bool:
+        return isinstance(key, tuple) and len(key) == 2 and key[1] in scope.never_null.get(key[0], ())
+
     # The caller's own membership, or one in an organisation of the caller's (a co-member's).
     return any(alias in aliases for anchor in (CALLER, CALLERS_SET)
-               for alias, _ in pinned(filters_of(select), classify, anchor=anchor)) or \
+               for alias, _ in pinned(filters_of(select), classify, anchor=anchor, never_null=never_null)) or \
         calls_out(_outside_filter(select))
 
 
@@ -197,10 +205,6 @@ def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
             yield typed
 
 
-# The side of an outer join whose rows may be missing: its relations filter nothing unless the WHERE requires them.
-_NULLABLE = {"JOIN_LEFT": ("rarg",), "JOIN_RIGHT": ("larg",), "JOIN_FULL": ("larg", "rarg")}
-
-
 def filtering(tree: Any) -> Any:
     """The tree without the nullable side of each outer join its SELECT's WHERE requires nothing of (red team 19:
     `exists (select 1 from organizations o left join organization_members m on m.organization_id = o.id and
@@ -209,7 +213,7 @@ def filtering(tree: Any) -> Any:
     (`m.user_id is not null`, `m.role = 'admin'`, in any branch); an unqualified column in one keeps every side.
     What reads memberships is judged on this tree; the one given is returned when it has no outer join."""
     return per_tree("filtering", tree, lambda: _without_idle_sides(tree) if any(
-        kind == "JoinExpr" and body.get("jointype") in _NULLABLE for kind, body, _ in _index(tree)) else tree)
+        kind == "JoinExpr" and body.get("jointype") in NULLABLE_SIDES for kind, body, _ in _index(tree)) else tree)
 
 
 def _without_idle_sides(value: Any) -> Any:
@@ -232,7 +236,7 @@ def _join_kept(item: Any, required: set[str] | None) -> Any:
         return _without_idle_sides(item)
     join = dict(typed[1])
     join["larg"], join["rarg"] = _join_kept(join.get("larg"), required), _join_kept(join.get("rarg"), required)
-    idle = [side for side in _NULLABLE.get(join.get("jointype"), ())
+    idle = [side for side in NULLABLE_SIDES.get(join.get("jointype"), ())
             if required is not None and not (_aliases(join.get(side)) & required)]
     if len(idle) == 1:
         return join["larg" if idle == ["rarg"] else "rarg"]  # the kept side alone; the ON clause went with the other

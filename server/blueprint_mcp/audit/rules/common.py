@@ -393,12 +393,12 @@ def body_facts(s: Schema, f: Function) -> tuple[BodyReading, CallerFacts] | None
 
 
 def _body_facts(s: Schema, reading: BodyReading) -> tuple[BodyReading, CallerFacts]:
-    def columns_of(qualified: str) -> set[str] | None:
+    def columns_of(qualified: str, not_null: bool = False) -> set[str] | None:
         schema, _, name = qualified.partition(".")
         t = s.table(name, schema)
-        return {c.name for c in t.columns} if t is not None else None
+        return {c.name for c in t.columns if not (not_null and c.nullable)} if t is not None else None
 
-    return reading, caller_facts(reading, columns_of)
+    return reading, caller_facts(reading, columns_of, lambda qualified: columns_of(qualified, True))
 
 
 def membership_views(s: Schema) -> dict[str, bool]:
