@@ -16,6 +16,7 @@ import orjson
 from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, RewriteRule, Table, View
 from . import ddl_objects as obj
 from .body import WRITES
+from .callers import BodyReading
 from .columns import query_columns
 from .deparse import expr_text, type_name
 from .made import Maker
@@ -291,14 +292,18 @@ def create_view(r: Reader, n: dict, st: Stmt) -> None:
     rv = n.get("view") or {}
     schema, name = r.name(rv)
     options = {d.get("DefElem", {}).get("defname"): d.get("DefElem", {}).get("arg") for d in n.get("options") or []}
-    r.add_view(View(
+    v = View(
         schema_name=schema, name=name, query=_query_text(st, rv), location=st.loc(rv.get("location")),
         security_invoker="security_invoker" in options and obj.truthy(options["security_invoker"]),
         security_barrier="security_barrier" in options and obj.truthy(options["security_barrier"]),
         reads=sorted({".".join(r.name(x)) for x in relations(n.get("query"))}),
         calls=sorted({function_name(body) for kind, body in nodes(n.get("query")) if kind == "FuncCall"}),
         column_names=strings(n.get("aliases")),
-    ))
+    )
+    # Its query read as a helper's body is (whom each membership read answers for), where a rule asks.
+    v._body = BodyReading(trees=(n.get("query"),), name=name, params=(), variables=frozenset(), column_first=True,
+                          default_schema=r.creation_schema)
+    r.add_view(v)
 
 
 def _key(elem: dict) -> list:

@@ -269,6 +269,8 @@ class View(_Obj):
     # INSTEAD OF triggers and rewrite rules (the audit reads them; the generator makes none)
     triggers: list[Trigger] = Field(default_factory=list)
     rewrite_rules: list[RewriteRule] = Field(default_factory=list)
+    # The parsed query, kept by the audit's parser for the reading of whom it answers for (`audit/callers.py`).
+    _body: Any = PrivateAttr(default=None)
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

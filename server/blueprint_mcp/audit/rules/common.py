@@ -401,11 +401,34 @@ def _body_facts(s: Schema, reading: BodyReading) -> tuple[BodyReading, CallerFac
     return reading, caller_facts(reading, columns_of, lambda qualified: columns_of(qualified, True))
 
 
+def untied_membership_reads(s: Schema, facts: CallerFacts, past_rls: bool) -> list[tuple[str, str]]:
+    """(membership table, its user column) for each membership table a body (a helper's, a view's query) reads
+    without keeping every read to the caller: the user column pinned to the caller in every branch, or the
+    organisation (or user) kept to a set the caller decides (the caller's co-members: where organization_id in
+    (<the caller's>)). `past_rls`: whether the reads bypass RLS (a definer's, an owner's-rights view's); where they
+    do not, a table with RLS shows the caller what its own policies allow."""
+    members = membership_tables(s)
+    protected = {t.qualified for t in s.tables if t.rls_enabled}
+    out = []
+    for rel, reads in facts.pins.items():
+        table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+        user = member_column(table, table.tenant_key, _once("user tables", s, per_user_tables, s.tables)) \
+            if table is not None else None
+        if user is None or (not past_rls and rel in protected):
+            continue
+        tied = {user, f"{user} in", f"{table.tenant_key} in"}
+        if not all(tied & set(columns) for columns in reads):
+            out.append((rel, user))
+    return out
+
+
 def membership_views(s: Schema) -> dict[str, bool]:
     """Views that read a membership table, by qualified name: whether each shows the caller only their own
-    memberships. An owner's-rights view reads past the table's RLS, so it must filter by the caller itself (its
-    query calls auth.uid() or another function, as `where m.user_id = (select auth.uid())`); an invoker's view
-    also passes on the table's own RLS. A view not analysed (no query read) gets the benefit of the doubt."""
+    memberships. An owner's-rights view reads past the table's RLS, so it must filter by the caller itself, in
+    every branch as a helper function must (`where m.user_id = (select auth.uid())`; `m.user_id = (select
+    auth.uid()) and m.role = 'admin' or m.role = 'owner'` lets every owner's membership through: evasion round 9,
+    e04); an invoker's view also passes on the table's own RLS. A view not analysed (no query read) gets the
+    benefit of the doubt."""
     return _once("member_views", s, lambda: _membership_views(s))
 
 
@@ -417,9 +440,18 @@ def _membership_views(s: Schema) -> dict[str, bool]:
         read = [r for r in v.reads or [] if is_membership_name(r, members)]
         if read:  # a materialized view has no RLS and was filled by whoever refreshed it: everyone's
             out[f"{v.schema_name}.{v.name}"] = not v.materialized and (
-                v.calls is None or any(map(names_the_caller, v.calls))
-                or (v.security_invoker and all(r in protected for r in read)))
+                v.calls is None or (v.security_invoker and all(r in protected for r in read))
+                or (any(map(names_the_caller, v.calls)) and not _untied_view(s, v)))
     return out
+
+
+def _untied_view(s: Schema, v: View) -> bool:
+    """The view's query reads a membership table without keeping it to the caller in every branch."""
+    reading = v._body
+    if reading is None:
+        return False
+    facts = _once("caller facts", v, _body_facts, s, reading)[1]
+    return bool(untied_membership_reads(s, facts, not v.security_invoker))
 
 
 def membership_functions(s: Schema) -> set[str]:

@@ -12,15 +12,13 @@ import re
 from collections.abc import Iterator
 
 from ...model.schema import Function, Policy, Schema, Table
-from ...model.tenant_keys import member_column
-from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
 from ..callers import unread_parameters
 from ..tree import nodes, strings
 from .common import (_once, body_facts, calls, enum_of, find_function, membership_tables, policy_label,
-                     relation_names, trees)
+                     relation_names, trees, untied_membership_reads)
 
 
 def policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
@@ -62,22 +60,11 @@ def _policy_helpers(s: Schema) -> list[tuple[Function, Table, Policy]]:
           "purpose, answer with the count (count(*)) or suppress the finding with the reason.")
 def policy_helper_not_tied_to_caller(r, s: Schema) -> Iterator:
     members = membership_tables(s)
-    protected = {t.qualified for t in s.tables if t.rls_enabled}
-    users = None
     for f, t, p in policy_helpers(s):
         if not set(f.reads or ()) & members or (found := body_facts(s, f)) is None:
             continue
-        users = per_user_tables(s.tables) if users is None else users
-        for rel, reads in found[1].pins.items():
-            table = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
-            user = member_column(table, table.tenant_key, users) if table is not None else None
-            if user is None or (not f.security_definer and rel in protected):
-                continue
-            # Tied to the caller: their own memberships, or the memberships in their organisations (a helper
-            # answering with the caller's co-members: where organization_id in (<the caller's>)).
-            tied = {user, f"{user} in", f"{table.tenant_key} in"}
-            if all(tied & set(columns) for columns in reads):
-                continue
+        # (an invoker's reads of a table with RLS show the caller what its policies allow)
+        for rel, user in untied_membership_reads(s, found[1], f.security_definer):
             yield r.finding(f"{f.qualified} (reached from {policy_label(t, p)}) reads {rel} without keeping "
                             f"{user} to the caller: it answers with every user's memberships.", f.qualified,
                             location=f.location)
