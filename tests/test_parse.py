@@ -268,6 +268,25 @@ def test_a_column_inherited_and_declared_again_is_merged_where_the_parent_put_it
         ("a", False, None), ("secret", True, "'x'"), ("b", True, "1")]
 
 
+def test_partitions_and_inheritance_children_keep_their_parent_by_name_as_it_changes():
+    """BP094 reads which table's queries return a child's rows: PostgreSQL keeps the link by oid."""
+    s = schema_of("create table public.p (k text, a int) partition by list (k);\n"
+                  "create table public.c1 partition of public.p for values in ('x');\n"
+                  "create table public.c2 (k text, a int);\n"
+                  "alter table public.p attach partition public.c2 for values in ('y');\n"
+                  "create table public.c3 partition of public.p for values in ('z');\n"
+                  "alter table public.p detach partition public.c3;\n"
+                  "create table public.q (a int);\ncreate table public.i () inherits (public.q);\n"
+                  "create table public.j (a int);\nalter table public.j inherit public.q;\n"
+                  "alter table public.i no inherit public.q;\n"
+                  "alter table public.p rename to parts;\nalter table public.q set schema private;")
+    assert s.table("parts").partition_key == ["k"]
+    assert [(t.partition_of, t.parents) for t in (s.table(n) for n in ("c1", "c2", "c3"))] == [
+        ("public.parts", ["public.parts"]), ("public.parts", ["public.parts"]), (None, [])]
+    assert s.table("c2").partition_bound["listdatums"][0]["A_Const"]["sval"]["sval"] == "y"
+    assert (s.table("i").inherits, s.table("j").inherits) == ([], ["private.q"])
+
+
 def test_policies_on_tables_the_sql_never_creates_are_kept_on_a_stand_in():
     s = schema_of("create policy read_own on storage.objects for select to authenticated "
                   "using ((storage.foldername(name))[1] = (select auth.uid())::text);")

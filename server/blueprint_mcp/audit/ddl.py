@@ -147,7 +147,9 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
     existing = r.table(schema, name)
     if existing is not None and not existing.external and n.get("if_not_exists"):
         return
-    t = _table(schema_name=schema, name=name, location=st.loc(rv.get("location")), partitioned="partspec" in n)
+    t = _table(schema_name=schema, name=name, location=st.loc(rv.get("location")), partitioned="partspec" in n,
+               partition_key=[(p.get("PartitionElem") or {}).get("name") or "" for p in
+                              (n.get("partspec") or {}).get("partParams") or []])
     if existing is not None:
         # A stand-in created by an earlier policy or ALTER keeps what was done to it.
         t.policies, t.rls_enabled, t.rls_forced, t.grants = (existing.policies, existing.rls_enabled,
@@ -156,6 +158,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
     if n.get("partbound") is not None:
         _inherit_from_root(r, t, n)
     else:  # INHERITS: the parents' columns come first, with their NOT NULL and CHECK constraints (no keys)
+        t.inherits = [".".join(r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []]
         for parent in (r.table(*r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []):
             if parent is not None:
                 t.columns += [c.model_copy(update={"location": st.loc()}) for c in parent.columns
@@ -225,7 +228,9 @@ def _copy_like(t: Table, source: Table, options: int, st: Stmt) -> None:
 
 def _inherit_from_root(r: Reader, t: Table, n: dict) -> None:
     """A partition (PARTITION OF) gets its root's columns, then its keys and indexes (`attach_partition`)."""
-    root = next((r.table(*r.name(x.get("RangeVar"))) for x in n.get("inhRelations") or []), None)
+    names = [r.name(x.get("RangeVar")) for x in n.get("inhRelations") or []]
+    t.partition_of, t.partition_bound = ".".join(names[0]) if names else None, n.get("partbound")
+    root = r.table(*names[0]) if names else None
     if root is not None:
         t.columns = [c.model_copy() for c in root.columns]
         attach_partition(root, t)
@@ -233,7 +238,7 @@ def _inherit_from_root(r: Reader, t: Table, n: dict) -> None:
 
 def attach_partition(root: Table, t: Table) -> None:
     """Keys, checks, foreign keys and indexes of the root that the partition lacks, as PostgreSQL clones
-    them when it attaches a partition (later changes to the root are not followed)."""
+    them when it attaches a partition (later changes to the root are not followed), and the root itself."""
     def shape(x) -> tuple:
         return getattr(x, "kind", None), tuple(x.columns), getattr(x, "where", None)
 
@@ -246,6 +251,7 @@ def attach_partition(root: Table, t: Table) -> None:
                        if (tuple(fk.columns), fk.ref_schema, fk.ref_table) not in have_fks]
     have = {shape(i) for i in t.indexes}
     t.indexes += [i.model_copy() for i in root.indexes if shape(i) not in have]
+    t.partition_of = root.qualified
 
 
 def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
@@ -363,6 +369,14 @@ def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
         child = r.table(*r.name((definition.get("PartitionCmd") or {}).get("name")))
         if child is not None:
             attach_partition(t, child)
+            child.partition_bound = (definition.get("PartitionCmd") or {}).get("bound")
+    elif kind == "AT_DetachPartition" and definition:
+        child = r.table(*r.name((definition.get("PartitionCmd") or {}).get("name")))
+        if child is not None and child.partition_of == t.qualified:
+            child.partition_of = child.partition_bound = None
+    elif kind in ("AT_AddInherit", "AT_DropInherit") and definition:
+        parent = ".".join(r.name(definition.get("RangeVar")))
+        t.inherits = [x for x in t.inherits if x != parent] + ([parent] if kind == "AT_AddInherit" else [])
     elif kind == "AT_AddColumn" and definition:
         if not (cmd.get("missing_ok") and t.column(definition["ColumnDef"].get("colname", ""))):
             add_column(r, t, definition["ColumnDef"], st)

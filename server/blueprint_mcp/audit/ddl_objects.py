@@ -543,7 +543,18 @@ def _rename_table(r: Reader, t: Table, new: str) -> None:
         for fk in other.foreign_keys:
             if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
                 fk.ref_table = new
+    _follow_parent(r, t.qualified, f"{t.schema_name}.{new}")
     t.name = new
+
+
+def _follow_parent(r: Reader, old: str, new: str) -> None:
+    """Partitions and inheritance children name their parent as schema.table: they follow it (PostgreSQL keeps
+    the link by oid)."""
+    for other in r.schema.tables:
+        if other.partition_of == old:
+            other.partition_of = new
+        if old in other.inherits:
+            other.inherits = [new if x == old else x for x in other.inherits]
 
 
 def _rename_column(r: Reader, t: Table, old: str, new: str) -> None:
@@ -664,6 +675,7 @@ def _set_schema(r: Reader, n: dict) -> None:
                     for fk in other.foreign_keys:
                         if (fk.ref_schema, fk.ref_table) == (schema, name):
                             fk.ref_schema = new
+                _follow_parent(r, f"{schema}.{name}", f"{new}.{name}")
             target.schema_name = new
 
 

@@ -189,6 +189,13 @@ class Table(_Obj):
                                               "only what the SQL did to it is known.")
     kind: Literal["table", "foreign table"] = "table"
     partitioned: bool = Field(False, description="A partitioned table's root (PARTITION BY): it holds no rows itself.")
+    partition_key: list[str] = Field(default_factory=list, description="A partitioned table's key columns "
+                                                                       "(PARTITION BY), \"\" for an expression.")
+    partition_of: str | None = Field(None, description="The partitioned table (schema.table) it is a partition of "
+                                                       "(PARTITION OF, ATTACH PARTITION).")
+    partition_bound: Any = _tree("A partition's FOR VALUES (PartitionBoundSpec).")
+    inherits: list[str] = Field(default_factory=list, description="Its INHERITS parents (schema.table): a query on "
+                                                                  "one returns this table's rows too.")
     column_revokes: list[tuple[str, str, list[str], Location | None]] = Field(
         default_factory=list, exclude=True,
         description="(role, privilege, columns, where) of each REVOKE of columns that changed nothing: the role held "
@@ -205,6 +212,11 @@ class Table(_Obj):
     @property
     def qualified(self) -> str:
         return f"{self.schema_name}.{self.name}"
+
+    @property
+    def parents(self) -> list[str]:
+        """The tables (schema.table) whose queries return this table's rows under their own policies."""
+        return [self.partition_of] if self.partition_of else self.inherits
 
 
 class Function(_Obj):
