@@ -943,6 +943,8 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                     and (index not in into or set(into[index]) & set(variables)):
                 # a value taken (select p.name into new.project_name, or into a variable whose row's organisation
                 # is never compared), not a test (select 1, or a row whose organisation the body checks)
+                if _derives_tenant_key(s, t, body, into.get(index), reading.default_schema):
+                    continue
                 verb = "reads"
             else:
                 continue
@@ -959,6 +961,23 @@ def _trigger_writes_elsewhere(s: Schema, t: Table, f, copies: bool, transitions:
                             (verb, u.qualified, column) not in out:
                         out.append((verb, u.qualified, column))
     return out
+
+
+def _derives_tenant_key(s: Schema, t: Table, select: dict, targets, default_schema: str) -> bool:
+    """`select p.organization_id into new.organization_id from projects p where p.id = new.project_id`: a BEFORE
+    trigger giving the row its parent's organisation (audit-evasion round 9, fp01), with whatever else it copies
+    from that row (`p.name into new.project_name`). The row is then that organisation's, which its policies' WITH
+    CHECK (run after BEFORE triggers) checks: nothing of another organisation reaches a caller who may write it."""
+    if not t.tenant_key or not targets:
+        return False
+    keys = {u.tenant_key for rv in statement_relations("SelectStmt", select) or []
+            if (u := s.table(rv.get("relname", ""), rv.get("schemaname") or default_schema)) is not None
+            and is_tenant(u) and u.tenant_key}
+    values = [unwrap((x.get("ResTarget") or {}).get("val")) for x in select.get("targetList") or []]
+    return len(values) == len(targets) and any(
+        target.lower() == f"new.{t.tenant_key}".lower() and isinstance(v, dict) and
+        strings((v.get("ColumnRef") or {}).get("fields"))[-1:] and
+        strings(v["ColumnRef"].get("fields"))[-1] in keys for target, v in zip(targets, values))
 
 
 def _guarded_picks(s: Schema, t: Table, reading, rows: frozenset[str]) -> set[tuple[str, str]]:
