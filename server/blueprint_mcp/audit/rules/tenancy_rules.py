@@ -1535,9 +1535,10 @@ def _read_writer_columns(s: Schema, t: Table) -> list[str]:
     for trigger in t.triggers:
         f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
         stamped |= _caller_stamps(f._body) if f is not None and f._body is not None else set()
+    pinned = _members_pin(s, t)
     return [c.name for c in t.columns if c.name != t.tenant_key and (c.name in stamped or (
         c.default is not None and "uid" in c.default.lower() and _defaults_to_caller(c.default)))
-        or c.name in _members_pin(s, t)]
+        or c.name in pinned]
 
 
 def _members_pin(s: Schema, t: Table) -> set[str]:
