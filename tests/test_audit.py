@@ -556,3 +556,31 @@ def test_bp095_reads_a_column_saying_a_membership_ended_or_has_not_begun(column,
     schema = read_sql([("m.sql", sql)]).schema
     found = _lifecycle_columns(schema, schema.table("organization_members", "public"))
     assert found == ([column.split()[0]] if ends else [])
+
+
+def test_policies_and_views_follow_a_renamed_or_moved_table_and_a_later_namesake_does_not():
+    """As a function's: a policy's sub-query and a view hold a relation by its OID (a membership table renamed _old
+    with a new one made under its name leaves them reading the old one)."""
+    from blueprint_mcp.audit.tree import nodes
+
+    sql = """
+    create schema archive;
+    create table public.members (organization_id uuid not null, user_id uuid not null);
+    create table public.notes (id uuid primary key, organization_id uuid not null);
+    create policy early on public.notes for select to authenticated
+      using (exists (select 1 from members m where m.organization_id = notes.organization_id));
+    create view public.roster as select m.user_id from public.members m;
+    alter table public.members rename to members_old;
+    alter table public.members_old set schema archive;
+    create table public.members (organization_id uuid not null, user_id uuid not null);
+    create policy late on public.notes for update to authenticated
+      using (exists (select 1 from members m where m.organization_id = notes.organization_id));
+    """
+    schema = read_sql([("m.sql", sql)]).schema
+    read = {p.name: [(b.get("schemaname"), b["relname"]) for k, b in nodes(p.using_tree) if k == "RangeVar"]
+            for p in schema.table("notes", "public").policies}
+    assert read == {"early": [("archive", "members_old")], "late": [(None, "members")]}
+    roster = next(v for v in schema.views if v.name == "roster")
+    assert roster.reads == ["archive.members_old"]
+    assert [(b.get("schemaname"), b["relname"]) for tree in roster._body.trees for k, b in nodes(tree)
+            if k == "RangeVar"] == [("archive", "members_old")]

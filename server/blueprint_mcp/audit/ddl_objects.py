@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -544,6 +545,7 @@ def _rename_table(r: Reader, t: Table, new: str) -> None:
             if (fk.ref_schema, fk.ref_table) == (t.schema_name, t.name):
                 fk.ref_table = new
     _follow_parent(r, t.qualified, f"{t.schema_name}.{new}")
+    _follow_relation(r, (t.schema_name, t.name), (t.schema_name, new))
     t.name = new
 
 
@@ -588,6 +590,7 @@ def _rename(r: Reader, n: dict) -> None:
     if kind == "OBJECT_TABLE" and t is not None:
         _rename_table(r, t, new)
     elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_TABLE") and r.view(schema, name) is not None:
+        _follow_relation(r, (schema, name), (schema, new))
         r.view(schema, name).name = new
     elif kind == "OBJECT_COLUMN" and t is not None:
         _rename_column(r, t, sub, new)
@@ -619,35 +622,64 @@ def _follow_function(r: Reader, was: tuple[str, str], now: tuple[str, str]) -> N
     """What holds a function by its OID follows it to its new name or schema: the policies that call it, the
     triggers that run it, the views over it (audit-evasion round 9, e05: a helper renamed `_v1` "for rollback" and
     a fixed one created under the old name; the policies kept calling the old one). Function bodies name it and
-    are resolved when they run, so they do not. A policy made later with the same text calls the new one: trees
-    are replaced, never changed in place (identical clauses share one)."""
-    def held(name: str) -> bool:
-        return name == f"{was[0]}.{was[1]}" or (name == was[1] and was[0] in (r.creation_schema, "public"))
+    are resolved when they run, so they do not."""
+    _follow(r, "FuncCall", was, now)
+    for t in r.schema.tables:
+        for trg in t.triggers:
+            if _names(r, trg.function, was):
+                trg.function = f"{now[0]}.{now[1]}"
+    for v in r.schema.views:
+        if v.calls is not None and any(_names(r, c, was) for c in v.calls):
+            v.calls = [f"{now[0]}.{now[1]}" if _names(r, c, was) else c for c in v.calls]
+
+
+def _follow_relation(r: Reader, was: tuple[str, str], now: tuple[str, str]) -> None:
+    """The same for a table or view renamed or moved: policies' sub-queries and views hold it by its OID (a
+    membership table renamed `_old` and a new one made under its name leaves them reading the old one)."""
+    _follow(r, "RangeVar", was, now)
+    for v in r.schema.views:
+        if v.reads is not None and f"{was[0]}.{was[1]}" in v.reads:
+            v.reads = sorted(f"{now[0]}.{now[1]}" if x == f"{was[0]}.{was[1]}" else x for x in v.reads)
+
+
+def _names(r: Reader, name: str, was: tuple[str, str]) -> bool:
+    """`name` as written (qualified or not) names the object `was` (an unqualified one: in the creation schema)."""
+    return name == f"{was[0]}.{was[1]}" or (name == was[1] and was[0] in (r.creation_schema, "public"))
+
+
+def _follow(r: Reader, kind: str, was: tuple[str, str], now: tuple[str, str]) -> None:
+    """Point the `kind` nodes (FuncCall or RangeVar) naming `was` at `now` in every policy and view query. Trees are
+    replaced, never changed in place: identical clauses share one, and a policy made later with the same text names
+    the object made later under the old name."""
+    def held(node: dict) -> bool:
+        if kind == "FuncCall":
+            return _names(r, function_name(node), was)
+        return node.get("relname") == was[1] and (node.get("schemaname") or r.creation_schema) == was[0]
 
     def moved(value: Any) -> Any:
         if isinstance(value, list):
             return [moved(v) for v in value]
         if not isinstance(value, dict):
             return value
-        call = value.get("FuncCall")
-        if isinstance(call, dict) and len(value) == 1 and held(function_name(call)):
-            return {"FuncCall": {**moved(call), "funcname": [{"String": {"sval": part}} for part in now]}}
+        node = value.get(kind)
+        if isinstance(node, dict) and len(value) == 1 and held(node):
+            named = {"funcname": [{"String": {"sval": part}} for part in now]} if kind == "FuncCall" else \
+                {"schemaname": now[0], "relname": now[1]}
+            return {kind: {**moved(node), **named}}
         return {k: moved(v) for k, v in value.items()}
 
-    def calls(tree: Any) -> bool:
-        return any(kind == "FuncCall" and held(function_name(body)) for kind, body in nodes(tree))
+    def holds(tree: Any) -> bool:
+        return any(k == kind and held(body) for k, body in nodes(tree))
     for t in r.schema.tables:
         for p in t.policies:
-            if p.using_tree is not None and calls(p.using_tree):
+            if p.using_tree is not None and holds(p.using_tree):
                 p.using_tree = moved(p.using_tree)
-            if p.check_tree is not None and calls(p.check_tree):
+            if p.check_tree is not None and holds(p.check_tree):
                 p.check_tree = moved(p.check_tree)
-        for trg in t.triggers:
-            if held(trg.function):
-                trg.function = f"{now[0]}.{now[1]}"
     for v in r.schema.views:
-        if v.calls is not None and any(held(c) for c in v.calls):
-            v.calls = [f"{now[0]}.{now[1]}" if held(c) else c for c in v.calls]
+        body = v._body
+        if body is not None and any(holds(tree) for tree in body.trees):
+            v._body = dataclasses.replace(body, trees=tuple(moved(tree) for tree in body.trees))
 
 
 def set_schema(r: Reader, n: dict, st: Stmt) -> None:
@@ -676,6 +708,7 @@ def _set_schema(r: Reader, n: dict) -> None:
                         if (fk.ref_schema, fk.ref_table) == (schema, name):
                             fk.ref_schema = new
                 _follow_parent(r, f"{schema}.{name}", f"{new}.{name}")
+            _follow_relation(r, (schema, name), (new, name))
             target.schema_name = new
 
 
