@@ -1042,12 +1042,47 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
                 yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
                                 "every member of any organisation joins the channel.", f"{t.qualified}.{p.name}",
                                 location=p.location or t.location)
-        elif org_channels and p.permissive and not any(_names_someone(tree) for tree in clauses):
+        elif p.permissive and (through := _topic_through_table(s, clauses))[1]:
+            # audit-evasion round 10, e08: the topic matched against organizations' rows, read with the caller's
+            # rights, is their membership while that table's policies ask for one; a directory page's `using
+            # (true)` made every channel every signed-in user's.
+            yield r.finding(f"{policy_label(t, p)} ties the topic to rows of {through[0]} alone, which {through[1]}: "
+                            "every signed-in user joins and sends on every organisation's channel.",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
+        elif org_channels and p.permissive and not through[0] and not any(_names_someone(tree) for tree in clauses):
             # evasion round 8: reads by organisation, sends checked for the extension only
             what = "send on" if commands(p) == ("insert",) else "join or send on"
             yield r.finding(f"{policy_label(t, p)} checks no membership, nor the caller, nor a topic of its own: "
                             f"every signed-in user may {what} every organisation's channel.",
                             f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _topic_through_table(s: Schema, clauses) -> tuple[str | None, str | None]:
+    """(table, why it is open) when the policy matches the topic against rows of a table (a sub-query whose filter
+    reads the topic), read with the caller's rights: tied as that table's policies tie its rows, open (`why`) when
+    it has no RLS or a permissive select policy true for every signed-in caller (`using (true)`); (None, None) when
+    no such sub-query."""
+    found = None
+    for tree in clauses:
+        for kind, body in nodes(tree):
+            select = (body.get("subselect") or {}).get("SelectStmt") or {} if kind == "SubLink" else {}
+            if not select or not _mentions_topic(select.get("whereClause")):
+                continue
+            if any(k == "FuncCall" and function_name(b) in ("auth.uid", "auth.jwt") for k, b in nodes(select)):
+                return None, None  # (the rows are kept to the caller's own: a membership table of another shape)
+            for name in from_relations(select, "public"):
+                u = s.table(*name.split(".", 1)[::-1])
+                if u is None:
+                    continue
+                found = found or name
+                if not u.rls_enabled:
+                    return name, "has no row level security"
+                for q in u.policies:
+                    if q.permissive and "select" in commands(q) and applies_to_clients(q) and \
+                            {"authenticated", "public"} & set(q.roles or ["public"]) and q.using_tree is not None \
+                            and _true_for(s, q.using_tree, frozenset({"authenticated"})):
+                        return name, f"every signed-in user reads (policy \"{q.name}\")"
+    return found, None
 
 
 def _names_someone(tree) -> bool:
