@@ -760,3 +760,25 @@ def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w)
     # The service role deletes for good.
     run_as(w.conn, "service_role", None, "delete from public.folders where id = %s", (folder,))
     assert w.su("select count(*) from public.folders where id = %s", (folder,)) == [(0,)]
+
+
+@pytest.mark.parametrize("keys, message, fix", [
+    (["created_by"], "'created_by' is the author column of things, which the blueprint does not declare: exclusions "
+     "key on declared fields.", "declare a user field (e.g. {name: member_id, type: reference, references: "
+     "organization_members}) and give it on insert with assigned: member_id"),
+    # only keys the later checks accept are suggested: not the range's columns, nor a server_set field
+    (["tittle"], "'tittle' is not a field of things.", "did you mean 'title'? The choices: title"),
+])
+def test_an_exclusion_key_refused_names_a_fix_the_model_accepts(keys, message, fix):
+    """Red team 20 F3: the refusal suggested a range column and a server_set field, each refused in turn, and said
+    nothing of why the author column could not key an exclusion."""
+    from blueprint_mcp.model import InvalidBlueprint
+
+    data = _lab_with({"fields": [{"name": "title", "type": "text"}, {"name": "starts_at", "type": "timestamptz"},
+                                 {"name": "ends_at", "type": "timestamptz"},
+                                 {"name": "stamped_at", "type": "timestamptz", "server_set": True,
+                                  "default_expression": "now"}],
+                      "exclusions": [{"keys": keys, "range": ["starts_at", "ends_at"]}]})
+    with pytest.raises(InvalidBlueprint) as info:
+        parse_blueprint(data)
+    assert [(m, f) for p, m, f in info.value.problems if p == "entities[0].exclusions[0].keys"] == [(message, fix)]

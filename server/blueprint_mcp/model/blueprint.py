@@ -1261,9 +1261,17 @@ def _check_comparisons(e: Entity, i: int, problems: list) -> None:
         if start is None or end is None or start.type != end.type or start.type not in ranged:
             problems.append((f"{at}.range", f"{list(ex.range)} must be two fields of one type among "
                              + ", ".join(t.value for t in ranged) + ".", "name the start and end fields"))
-        keyable = [n for n, f in fields.items() if f.type not in (FieldType.jsonb, FieldType.enum)]
+        # Suggested keys are those the checks below and the server_set rule accept (red team 20: the list named a
+        # range column and a server_set field, each refused in turn).
+        keyable = [n for n, f in fields.items() if f.type not in (FieldType.jsonb, FieldType.enum)
+                   and n not in ex.range and not f.server_set]
         for key in ex.keys:
-            if key not in fields:
+            if key not in fields and key == e.owner_column:
+                problems.append((f"{at}.keys", f"'{key}' is the author column of {e.name}, which the blueprint "
+                                 "does not declare: exclusions key on declared fields.",
+                                 "declare a user field (e.g. {name: member_id, type: reference, references: "
+                                 "organization_members}) and give it on insert with assigned: member_id"))
+            elif key not in fields:
                 problems.append((f"{at}.keys", f"'{key}' is not a field of {e.name}.", choose(key, keyable)))
             elif fields[key].type in (FieldType.jsonb, FieldType.enum):
                 problems.append((f"{at}.keys", f"'{key}' ({fields[key].type.value}) cannot be compared inside an "
