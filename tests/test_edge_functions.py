@@ -244,19 +244,35 @@ def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
     people = {"member": "00000000-0000-4000-8000-000000000001", "stranger": "00000000-0000-4000-8000-000000000002",
               "elsewhere": "00000000-0000-4000-8000-000000000003"}
     links = event_links(bp)
-    for k, (table, column) in enumerate(links):
-        people[f"{table}.{column}"] = f"00000000-0000-4000-8000-00000000010{k}"
+    for k, link in enumerate(links):
+        people[_linked(k, link)] = f"00000000-0000-4000-8000-00000000010{k}"
     tables: dict[str, list[dict]] = {"organization_members": [
         {"organization_id": org, "user_id": people["member"], "role": bp.tenancy.default_member_role.name}]}
-    for k, (table, column) in enumerate(links):
-        tables.setdefault(table, []).extend([
-            {"id": f"00000000-0000-4000-8000-00000000020{k}", "organization_id": org, column: people[f"{table}.{column}"]},
-            {"id": f"00000000-0000-4000-8000-00000000030{k}", "organization_id": other, column: people["elsewhere"]}])
+    for k, link in enumerate(links):
+        admitted = {"archived_at": None} if link.live else {}
+        admitted |= {link.where_column: link.where_values[0]} if link.where_column else {}
+        tables.setdefault(link.table, []).extend([
+            {"id": f"00000000-0000-4000-8000-00000000020{k}", "organization_id": org, link.column:
+             people[_linked(k, link)], **admitted},
+            {"id": f"00000000-0000-4000-8000-00000000030{k}", "organization_id": other, link.column:
+             people["elsewhere"], **admitted}])
+        # Red team 20 F2: a row of this organisation naming them that the grant no longer admits links nobody: an
+        # archived one, or one outside the grant's where.
+        if link.live:
+            people[f"archived {k}"] = f"00000000-0000-4000-8000-00000000040{k}"
+            tables[link.table].append({"id": f"00000000-0000-4000-8000-00000000060{k}", "organization_id": org,
+                                       link.column: people[f"archived {k}"], **admitted,
+                                       "archived_at": "2026-01-01T00:00:00Z"})
+        if link.where_column:
+            people[f"outside {k}"] = f"00000000-0000-4000-8000-00000000070{k}"
+            tables[link.table].append({"id": f"00000000-0000-4000-8000-00000000080{k}", "organization_id": org,
+                                       link.column: people[f"outside {k}"], **admitted,
+                                       link.where_column: _outside(link.where_values)})
     event = next(e.name for e in bp.events() if not e.server_only)
     requests = [{"label": who, "token": uid, "body": {"organization_id": org, "event_name": event}}
                 for who, uid in people.items()]
     if bp.analytics.sessions:
-        first = people[f"{links[0][0]}.{links[0][1]}"] if links else people["member"]
+        first = people[_linked(0, links[0])] if links else people["member"]
         tables["sessions"] = [{"id": "00000000-0000-4000-8000-000000000501", "organization_id": org, "user_id": first},
                               {"id": "00000000-0000-4000-8000-000000000502", "organization_id": org,
                                "user_id": people["stranger"]}]
@@ -267,8 +283,28 @@ def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
     return {"tables": tables, "requests": requests}, people
 
 
+def _linked(k: int, link) -> str:
+    """The scenario's label for the user the k-th lookup links (a dot in it: a linked user)."""
+    return f"{link.table}.{link.column}#{k}"
+
+
+def _outside(values: tuple) -> object:
+    """A value of the where column the grant does not admit."""
+    return (not values[0]) if isinstance(values[0], bool) else -1 if isinstance(values[0], int) else "not-admitted"
+
+
+def _lookup(link, org: str, uid: str) -> dict:
+    """The query string of linkedTo's service-role lookup for `link`, as supabase-js writes it."""
+    query = {"select": "id", "organization_id": f"eq.{org}", link.column: f"eq.{uid}"}
+    query |= {"archived_at": "is.null"} if link.live else {}
+    query |= {link.where_column: "in.(" + ",".join(str(v).lower() if isinstance(v, bool) else str(v)
+                                                    for v in link.where_values) + ")"} if link.where_column else {}
+    return query | {"limit": "1"}
+
+
 LOGGING = {name: bp for name, bp in BLUEPRINTS.items() if bp.analytics.enabled} | {
-    "access-lab": _variant(load_blueprint_file(ROOT / "tests" / "fixtures" / "blueprints" / "access-lab.yaml"))}
+    name: _variant(load_blueprint_file(ROOT / "tests" / "fixtures" / "blueprints" / f"{name}.yaml"))
+    for name in ("access-lab", "archived-link")}
 
 
 HARNESS = ROOT / "tests" / "deno" / "function_harness.ts"
@@ -295,9 +331,10 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
         scenario, people = _logging_scenario(bp)
         out = _served(deno_npm, tmp_path / name, bp, "log-event", scenario)
         links = event_links(bp)
+        labels = [_linked(k, link) for k, link in enumerate(links)]
         for who, uid in people.items():
             answer = out[who]
-            allowed = who == "member" or who in {f"{t}.{c}" for t, c in links}
+            allowed = who == "member" or who in labels
             assert answer["status"] == (201 if allowed else 403), (name, who, answer)
             lookups = [c for c in answer["calls"] if c["method"] == "GET" and c["table"] != "organization_members"]
             assert [c["key"] for c in answer["calls"] if c["table"] == "organization_members"] == ["caller"]
@@ -305,9 +342,9 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
                 assert lookups == []
             else:  # every link column of this organisation, for this caller, by the service role, until one holds
                 tried = [(c["table"], c["query"], c["key"]) for c in lookups]
-                expected = [(t, {"select": "id", "organization_id": f"eq.{scenario['requests'][0]['body']['organization_id']}",
-                                 c: f"eq.{uid}", "limit": "1"}, "service") for t, c in links]
-                assert tried == (expected[: [f"{t}.{c}" for t, c in links].index(who) + 1] if allowed else expected)
+                org = scenario["requests"][0]["body"]["organization_id"]
+                expected = [(link.table, _lookup(link, org, uid), "service") for link in links]
+                assert tried == (expected[: labels.index(who) + 1] if allowed else expected)
             inserts = [c for c in answer["calls"] if c["method"] == "POST"]
             if allowed:
                 assert [(c["table"], c["key"], c["body"]["user_id"]) for c in inserts] == [("events", "service", uid)]

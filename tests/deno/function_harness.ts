@@ -3,7 +3,7 @@
 // its answer and the REST calls the function made (with which key). Run from a rendered project's root by
 // tests/test_edge_functions.py: `deno run ... function_harness.ts <function> <scenario JSON>`, the scenario being
 // {tables: {name: rows}, requests: [{label, token, body, headers?}]}. Filters are read as PostgREST does
-// (`col=eq.value`, `col=is.null`); a PATCH changes the rows they match.
+// (`col=eq.value`, `col=is.null`, `col=in.(a,b)`); a PATCH changes the rows they match.
 type Row = Record<string, unknown>
 type Scenario = {
   tables: Record<string, Row[]>
@@ -47,6 +47,10 @@ async function supabase(req: Request): Promise<Response> {
     if (["select", "limit", "order"].includes(column)) continue
     if (filter === "is.null") rows = rows.filter((r) => r[column] === null || r[column] === undefined)
     else if (filter.startsWith("eq.")) rows = rows.filter((r) => String(r[column]) === filter.slice(3))
+    else if (filter.startsWith("in.(") && filter.endsWith(")")) {
+      const values = filter.slice(4, -1).split(",").map((v) => v.replace(/^"(.*)"$/, "$1"))
+      rows = rows.filter((r) => values.includes(String(r[column])))
+    }
     else return answer(400, { code: "PGRST100", message: `unread filter ${filter}` })
   }
   if (body !== undefined) rows.forEach((r) => Object.assign(r, body))

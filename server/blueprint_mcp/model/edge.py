@@ -49,16 +49,44 @@ def event_pii_keys(bp: Blueprint) -> list[str]:
     return list(dict.fromkeys([*bp.pii_keys(), *EVENT_PII_KEYS]))
 
 
-def event_links(bp: Blueprint) -> list[tuple[str, str]]:
-    """(table, user column) where the blueprint's linked grants end, for tenant tables: a user named there is
-    linked to that row's organisation (a shopper to their store, a patient to their clinic) and may log its
-    events as its members do, though they never become one. In declaration order, each pair once."""
-    out: dict[tuple[str, str], None] = {}
+@dataclass(frozen=True)
+class EventLink:
+    """A row of `table` in the organisation naming the caller in `column` links them to it: live (`live`: the table
+    is soft-deleted, and an archived row links nobody, A10) and, where the linked grant narrows its own rows, with
+    `where_column` holding one of `where_values` (red team 20: an archived patient, and one the grant's where never
+    admits, kept logging the clinic's events)."""
+
+    table: str
+    column: str
+    live: bool
+    where_column: str | None = None
+    where_values: tuple = ()
+
+
+def event_links(bp: Blueprint) -> list[EventLink]:
+    """The lookups that link a user who is no member to an organisation, for tenant tables: where the blueprint's
+    linked grants end (a shopper's customer row at their store, a patient's at their clinic); such a user may log
+    its events as its members do, though they never become one. A grant's where narrows the lookup when the chain
+    is one hop (the where is on the row the user is named in); a grant of the same end without one widens it. In
+    declaration order, each lookup once."""
+    ends: dict[tuple[str, str], list[EventLink] | None] = {}
     for e in bp.entities:
         for command in ("select", "insert", "update", "delete"):
             for g in command_grants(bp, e, command):
-                if g.linked:
-                    anchor, column = linked_hops(bp, e, g.linked)[-1]
-                    if anchor.is_tenant:
-                        out[(anchor.name, column)] = None
-    return list(out)
+                if not g.linked:
+                    continue
+                anchor, column = linked_hops(bp, e, g.linked)[-1]
+                if not anchor.is_tenant:
+                    continue
+                key = (anchor.name, column)
+                narrowed = g.where is not None and len(g.linked) == 1
+                link = EventLink(anchor.name, column, anchor.soft_delete, g.where.column if narrowed else None,
+                                 tuple(g.where.values) if narrowed else ())
+                if not narrowed:
+                    ends[key] = None  # every row naming them links them (live ones, if archived rows exist)
+                elif key not in ends:
+                    ends[key] = [link]
+                elif ends[key] is not None and link not in ends[key]:
+                    ends[key].append(link)
+    return [link for (table, column), links in ends.items()
+            for link in (links or [EventLink(table, column, bp.entity(table).soft_delete)])]

@@ -28,13 +28,15 @@ def _context(bp: Blueprint) -> dict:
               f"properties: {json.dumps(list(e.properties))}, server: {json.dumps(e.server_only)} }}]"
               for e in bp.events()]
     body = ["organization_id", "event_name", "properties"] + (["session_id"] if bp.analytics.sessions else [])
+    links = edge.event_links(bp)
     return {
         "role_type": ROLE_TYPE, "default_role": bp.tenancy.default_member_role.name,
         "sessions": bp.analytics.sessions, "events": _rows(events),
         "pii_keys": _rows([json.dumps(k) for k in edge.event_pii_keys(bp)]),
         "pii_words": _rows([json.dumps(w) for w in edge.EVENT_PII_WORDS]), "max_bytes": edge.EVENT_PROPERTIES_BYTES,
         "max_keys": EVENT_PROPERTIES, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
-        "links": edge.event_links(bp), "client_types": list(CLIENT_TYPES), "max_user_agent": edge.SESSION_USER_AGENT,
+        "links": links, "link_names": " or ".join(dict.fromkeys(f"{x.table}.{x.column}" for x in links)),
+        "client_types": list(CLIENT_TYPES), "max_user_agent": edge.SESSION_USER_AGENT,
     }
 
 

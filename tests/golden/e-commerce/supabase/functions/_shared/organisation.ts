@@ -16,8 +16,9 @@ export async function requireInOrganisation(caller: Caller, organization: string
 
 /**
  * Whether `user` is linked to `organization` the way the blueprint's linked grants reach rows outside membership:
- * a row of this organisation naming them in customers.user_id. Looked up by the service
- * role (ids only, for the verified caller): whether a linked user may read that row is the blueprint's choice.
+ * a row of this organisation naming them in customers.user_id, as the grant reads it (an archived
+ * row links nobody; a grant's where narrows its rows). Looked up by the service role (ids only, for the verified
+ * caller): whether a linked user may read that row is the blueprint's choice.
  */
 async function linkedTo(organization: string, user: string): Promise<boolean> {
   const service = serviceClient()
