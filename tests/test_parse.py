@@ -6,7 +6,7 @@ import pytest
 
 from blueprint_mcp.audit import read_sql
 from blueprint_mcp.audit.deparse import expr_text
-from blueprint_mcp.audit.rules.common import lone_value, only_statement
+from blueprint_mcp.audit.rules.common import base_type, enum_of, lone_value, only_statement
 from blueprint_mcp.audit.split import split
 from blueprint_mcp.sql.design import build_schema
 from blueprint_mcp.templates import load_template, template_names
@@ -417,3 +417,15 @@ def test_enum_values_added_and_renamed_land_where_postgresql_puts_them():
                   "alter type public.r add value if not exists 'c';\n"
                   "alter type public.r rename value 'e' to 'z';")
     assert s.enums[0].values == ["a", "b", "c", "d", "z"]
+
+
+def test_domains_are_read_to_their_base_type_through_domains_over_domains():
+    s = schema_of("create type public.r as enum ('a', 'b');\n"
+                  "create domain public.d1 as public.r;\n"
+                  "create domain d2 as public.d1 not null;\n"
+                  "create domain public.t as varchar(20) check (value <> '');\n"
+                  "create domain public.gone as text;\n"
+                  "drop domain public.gone;")
+    assert [(d.name, d.base_type) for d in s.domains] == [("d1", "public.r"), ("d2", "public.d1"), ("t", "varchar(20)")]
+    assert base_type(s, "public.d2") == "public.r" and enum_of(s, "d2").name == "r"
+    assert base_type(s, "public.t") == "varchar(20)" and base_type(s, "public.gone") == "public.gone"

@@ -459,6 +459,7 @@ HANDLERS = {
     "AlterObjectSchemaStmt": obj.set_schema,
     "DropStmt": obj.drop,
     "CreateEnumStmt": obj.create_enum,
+    "CreateDomainStmt": obj.create_domain,
     "AlterEnumStmt": obj.alter_enum,
     "CreateSchemaStmt": obj.create_schema,
     "CreatePublicationStmt": obj.create_publication,

@@ -295,6 +295,16 @@ class EnumType(_Obj):
     location: Location | None = None
 
 
+class Domain(_Obj):
+    """`create domain name as base_type`: compares, orders and casts as its base type (an enum's order, text's
+    collation), whatever its CHECK admits."""
+
+    schema_name: str
+    name: str
+    base_type: str
+    location: Location | None = None
+
+
 class Extension(_Obj):
     name: str
     schema_name: str
@@ -332,6 +342,8 @@ class Schema(_Obj):
 
     schemas: list[str] = Field(default_factory=list)
     enums: list[EnumType] = Field(default_factory=list)
+    domains: list[Domain] = Field(default_factory=list,
+                                  description="Domains the audit reads (the generator makes none).")
     tables: list[Table] = Field(default_factory=list)
     functions: list[Function] = Field(default_factory=list)
     views: list[View] = Field(default_factory=list)

@@ -270,9 +270,23 @@ _NOT_ROLES = frozenset(("uuid", "integer", "int", "int4", "bigint", "int8", "sma
                         "timestamp with time zone", "timestamp without time zone", "time", "interval", "bytea"))
 
 
+def base_type(s: Schema, type_name: str) -> str:
+    """The type a domain stands for, through domains over domains (`public.project_role` -> `text`); any other
+    type as named. A domain compares, orders and casts as its base type."""
+    for _ in range(8):  # PostgreSQL refuses a cycle; the bound only keeps odd input finite
+        schema, _, name = type_name.rpartition(".")
+        domain = next((d for d in s.domains if d.name == name.strip('"') and (not schema or d.schema_name == schema)),
+                      None)
+        if domain is None:
+            break
+        type_name = domain.base_type
+    return type_name
+
+
 def enum_of(s: Schema, type_name: str) -> EnumType | None:
-    """The enum type a column's type names (`public.member_role`, or unqualified); None for any other type."""
-    schema, _, name = type_name.rpartition(".")
+    """The enum type a column's type names (`public.member_role`, or unqualified), or a domain over it; None for any
+    other type."""
+    schema, _, name = base_type(s, type_name).rpartition(".")
     return next((e for e in s.enums if e.name == name.strip('"') and (not schema or e.schema_name == schema)), None)
 
 
@@ -281,7 +295,7 @@ def _holds_roles(s: Schema, t: Table, c) -> bool:
     type is an enum the SQL makes, with a role among its labels or on a table named for memberships (random fuzz:
     a task's `min_role` enum of states, draft to done, beside a unique member column, made tasks the membership
     table)."""
-    if not is_role_column(c.name) or c.type.split("(")[0].strip().lower() in _NOT_ROLES:
+    if not is_role_column(c.name) or base_type(s, c.type).split("(")[0].strip().lower() in _NOT_ROLES:
         return False  # (a uuid or a number named min_role holds no role either)
     enum = enum_of(s, c.type)
     return enum is None or t.name.endswith(MEMBERSHIP_SUFFIXES) or any(v in ROLE_RANKS for v in enum.values)

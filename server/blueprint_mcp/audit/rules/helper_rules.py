@@ -17,7 +17,7 @@ from ..platform import managed
 from ..registry import rule
 from ..callers import unread_parameters
 from ..tree import nodes, strings
-from .common import (_once, body_facts, calls, enum_of, find_function, membership_tables, policy_label,
+from .common import (_once, base_type, body_facts, calls, enum_of, find_function, membership_tables, policy_label,
                      relation_names, trees, untied_membership_reads)
 
 
@@ -104,7 +104,7 @@ def _lifecycle_columns(s: Schema, t: Table) -> list[str]:
     a `status` whose values name a pending or ended membership."""
     out = []
     for c in t.columns:
-        kind = c.type.lower()
+        kind = base_type(s, c.type).lower()
         if _ENDED_AT.fullmatch(c.name) and ("time" in kind or "date" in kind) or \
                 _ENDED_FLAG.fullmatch(c.name) and kind in ("boolean", "bool"):
             out.append(c.name)

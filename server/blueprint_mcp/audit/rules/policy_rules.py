@@ -23,6 +23,7 @@ from .common import (
     CLIENT_ROLES,
     _once,
     applies_to_clients,
+    base_type,
     calls,
     client_update_columns,
     commands,
@@ -738,8 +739,9 @@ _ORDERING = ("<", "<=", ">", ">=")
           "greatest value, so `role >= 'admin'` holds for viewers and members and fails for owners. `alter type "
           "member_role add value 'guest'` without BEFORE appends guest after owner: guests pass every `>=` check. "
           "A rank taken from that order (`array_position(enum_range(null::member_role), role)`) is the same "
-          "comparison. A text role compares by collation: 'viewer' >= 'admin' holds, and so does an enum role cast "
-          "to text (`m.role::text >= p_role`), however the enum is declared.",
+          "comparison. A text role (or one whose type is a domain over text) compares by collation: 'viewer' >= "
+          "'admin' holds, and so does an enum role cast to text (`m.role::text >= p_role`), however the enum is "
+          "declared. A domain over an enum orders as that enum.",
       bad="create type member_role as enum ('owner', 'admin', 'member', 'viewer');  -- then m.role >= min_role",
       fix="Declare the enum from the least to the most trusted role ('viewer', 'member', 'admin', 'owner'); add a "
           "role where it ranks (`add value 'guest' before 'viewer'`); or compare with IN lists.")
@@ -748,10 +750,13 @@ def role_ranks_reversed(r, s: Schema):
     for t in (t for t in s.tables if t.qualified in members):
         col = t.column(role_column(t) or "")
         enum = role_enum(s, t)
-        if col is not None and enum is None and _TEXT_TYPE.match(col.type.split(".")[-1].strip('"').lower()):
+        # a domain over text orders as text (evasion round 10 e01: `create domain project_role as text check ...`)
+        base = base_type(s, col.type) if col is not None else ""
+        if col is not None and enum is None and _TEXT_TYPE.match(base.split(".")[-1].strip('"').lower()):
             where = _ordered_use(s, t, col.name, "")
             if where:
-                yield r.finding(f"{t.qualified}.{col.name} is {col.type}, and {where} compares roles by order: text "
+                kind = col.type if base == col.type else f"{col.type} (a domain over {base})"
+                yield r.finding(f"{t.qualified}.{col.name} is {kind}, and {where} compares roles by order: text "
                                 "compares by collation, not by rank ('viewer' > 'member' > 'editor' > 'admin').",
                                 f"{t.qualified}.{col.name}", location=t.location)
             continue
@@ -792,7 +797,7 @@ def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = Fal
     side (`m.role >= min_role`, `min_role < m.role`; one whose sides are both something else, too)."""
     for label, table, default_schema, tree, comparisons in _ordering_trees(s):
         # the comparisons first: far fewer trees compare the column than read the table
-        if any((_as_text(side, column) if as_text else _names_role(side, column, enum))
+        if any((_as_text(s, side, column) if as_text else _names_role(side, column, enum))
                and not (greater_only and _role_not_greater(lhs, rhs, how, column, enum))
                for lhs, rhs, how in comparisons for side in (lhs, rhs)) and \
                 (table is members or members.qualified in relation_names(tree, default_schema)):
@@ -800,15 +805,16 @@ def _ordered_use(s: Schema, members, column: str, enum: str, as_text: bool = Fal
     return None
 
 
-def _as_text(side, column: str) -> bool:
-    """The operand is the role column cast to a text type (`m.role::text`, `cast(role as varchar)`)."""
+def _as_text(s: Schema, side, column: str) -> bool:
+    """The operand is the role column cast to a text type (`m.role::text`, `cast(role as varchar)`, a domain over
+    text)."""
     cast = side.get("TypeCast") if isinstance(side, dict) else None
     if not isinstance(cast, dict):
         return False
     names = strings(((cast.get("typeName") or {}).get("names")))
     arg = cast.get("arg")
-    return bool(names) and _TEXT_TYPE.match(names[-1].lower()) is not None and isinstance(arg, dict) and \
-        "ColumnRef" in arg and (strings(arg["ColumnRef"].get("fields")) or [""])[-1] == column
+    return bool(names) and _TEXT_TYPE.match(base_type(s, ".".join(names)).split(".")[-1].lower()) is not None and \
+        isinstance(arg, dict) and "ColumnRef" in arg and (strings(arg["ColumnRef"].get("fields")) or [""])[-1] == column
 
 
 def _ordering_trees(s: Schema) -> list[tuple[str, object, str, object, list[tuple]]]:
