@@ -168,10 +168,18 @@ def pins_caller(s: Schema, select: Node, default_schema: str, members: set[str])
     """The sub-query keeps a membership relation it reads to the caller's rows: its filter pins one of that
     relation's columns to a value naming the caller (`m.user_id = (select auth.uid())`) in every branch, or it
     names the caller outside its filter (its output, a function in its FROM), where this reading cannot judge."""
+    return bool(_caller_pins(s, select, default_schema, members)) or calls_out(_outside_filter(select))
+
+
+def _caller_pins(s: Schema, select: Node, default_schema: str, members: set[str]) -> set[tuple[str, str]]:
+    """(alias, column) of each column of a membership relation in the SELECT's own FROM that its filter pins to the
+    caller (or to the caller's set) in every branch."""
     scope = _Scope(s, select, default_schema)
     aliases = {(body.get("alias") or {}).get("aliasname") or body.get("relname", "")
                for kind, body in _from_items(select) if kind == "RangeVar"
                and qualified(body, default_schema) in members}
+    if not aliases:
+        return set()
 
     def classify(operand: Any) -> Any:
         operand = unwrap(operand)
@@ -187,9 +195,64 @@ def pins_caller(s: Schema, select: Node, default_schema: str, members: set[str])
         return isinstance(key, tuple) and len(key) == 2 and key[1] in scope.never_null.get(key[0], ())
 
     # The caller's own membership, or one in an organisation of the caller's (a co-member's).
-    return any(alias in aliases for anchor in (CALLER, CALLERS_SET)
-               for alias, _ in pinned(filters_of(select), classify, anchor=anchor, never_null=never_null)) or \
-        calls_out(_outside_filter(select))
+    return {(alias, column) for anchor in (CALLER, CALLERS_SET)
+            for alias, column in pinned(filters_of(select), classify, anchor=anchor, never_null=never_null)
+            if alias in aliases}
+
+
+def unbound_memberships(s: Schema, select: Node, default_schema: str, members: set[str]) -> list[str]:
+    """schema.table of each membership relation in the SELECT's own FROM whose rows its filter keeps to the caller
+    and to nothing else: no other column of it compared with a column, an argument or a sub-query in every branch
+    (WHERE and ON alike), and none of its columns in the output. Such a read holds for the caller's membership of
+    any organisation: `from projects p join organization_members m on m.user_id = auth.uid() where
+    p.organization_id = p_org` returns p_org's rows to a member of any organisation (evasion round 10 e05)."""
+    scope = _Scope(s, select, default_schema)
+    pins = _caller_pins(s, select, default_schema, members)
+    out: list[str] = []
+    for kind, body in _from_items(select):
+        name = qualified(body, default_schema) if kind == "RangeVar" else ""
+        alias = (body.get("alias") or {}).get("aliasname") or body.get("relname", "")
+        if name not in members or not any(a == alias for a, _ in pins) or name in out:
+            continue
+        mine = {c for a, c in pins if a == alias}
+
+        def of_alias(ref: Node, alias: str = alias) -> bool:
+            return scope.alias_of(ref) == alias
+
+        def binds(value: Any, alias: str = alias, mine: set[str] = mine) -> bool:
+            typed = _typed(value)
+            op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
+            if op == "AND_EXPR":
+                return any(binds(arg) for arg in typed[1].get("args") or [])
+            if op == "OR_EXPR":
+                return all(binds(arg) for arg in typed[1].get("args") or [])
+            own = other = False
+            for k, b in _walk(value):
+                if k == "ColumnRef" and of_alias(b):
+                    own = own or strings(b.get("fields"))[-1:] not in ([c] for c in mine)
+                elif k in ("ColumnRef", "ParamRef", "SubLink"):
+                    other = True
+            return own and other
+
+        output = [v for k, v in select.items() if k in ("targetList", "groupClause", "distinctClause")]
+        if any(binds(f) for f in filters_of(select)) or \
+                any(k == "ColumnRef" and of_alias(b) for k, b in _walk(output)):
+            continue
+        out.append(name)
+    return out
+
+
+def _walk(value: Any) -> Iterator[tuple[str, Node]]:
+    """(kind, body) of the nodes in `value`, a sub-query counted as one node (what it reads is its own)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        typed = _typed(v)
+        if typed:
+            yield typed
+            if typed[0] == "SubLink":
+                continue
+        stack.extend(_children(v))
 
 
 def _from_items(select: Node) -> Iterator[tuple[str, Node]]:
@@ -347,7 +410,9 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
                                                else _correlated(s, select, default_schema))
             caller = caller or calls_out(test)
             if membership:
-                if not row:
+                # tied to the row through another relation of a join, while the membership row is kept to the
+                # caller alone: the caller's membership of any organisation passes (evasion round 10 e05)
+                if not row or unbound_memberships(s, select, default_schema, members):
                     out.append("row")
                 elif not (caller or pins_caller(s, select, default_schema, members | set(views))
                           or any(n in protected for n in read if n in members)

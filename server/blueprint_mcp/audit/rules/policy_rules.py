@@ -139,7 +139,9 @@ def policy_without_membership_check(r, s: Schema):
           "user's memberships, so any row of an organisation with members passes. So does a view of the memberships "
           "that runs with its owner's rights (past the table's RLS) and does not filter by the caller itself in "
           "every branch (`m.user_id = (select auth.uid()) and m.role = 'admin' or m.role = 'owner'` lets every "
-          "owner's membership through).",
+          "owner's membership through). A join ties the row through one relation and not the membership: in "
+          "`exists (select 1 from organizations o join organization_members m on m.user_id = (select auth.uid()) "
+          "where o.id = tasks.organization_id)` the caller's membership of any organisation passes.",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "

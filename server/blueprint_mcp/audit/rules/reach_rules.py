@@ -22,7 +22,7 @@ from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
 from ...model.tenant_keys import role_column
-from .binding import calls_out, from_relations, pins_caller
+from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
                      lone_value, membership_tables, names_the_caller, only_statement, outside_subqueries,
                      relation_names, taken_columns, tenant_relation, tested)
@@ -272,18 +272,49 @@ def _loose_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
     return out
 
 
+def _unbound_gates(s: Schema, f: Function, members: set[str]) -> list[tuple[str, str]]:
+    """(membership table, tenant table) for each statement on a tenant table's rows that a membership read gates,
+    joined in its FROM or in a sub-query of its filter, kept to the caller but to no organisation
+    (`unbound_memberships`)."""
+    reading = f._body
+    out: list[tuple[str, str]] = []
+    for tree in reading.trees if reading is not None else ():
+        for kind, body in nodes(tree):
+            # a SELECT's joined tables too (statement_relations leaves joins aside)
+            read = from_relations(body, reading.default_schema) if kind == "SelectStmt" else \
+                [qualified(rv, reading.default_schema) for rv in statement_relations(kind, body) or [] if rv]
+            gated = [t.qualified for name in read if (t := tenant_relation(s, *name.split(".", 1)[::-1]))
+                     is not None and t.qualified not in members]
+            if not gated:
+                continue
+            selects = [body] if kind == "SelectStmt" else []
+            filters = filters_of(body) if kind == "SelectStmt" else [body.get("whereClause")]
+            selects += [b["subselect"]["SelectStmt"] for k, b in nodes(filters) if k == "SubLink"
+                        and b.get("subLinkType") in ("EXISTS_SUBLINK", "ANY_SUBLINK")
+                        and "SelectStmt" in (b.get("subselect") or {})]
+            for select in selects:
+                out += [(name, gated[0]) for name in unbound_memberships(s, select, reading.default_schema, members)
+                        if (name, gated[0]) not in out]
+    return out
+
+
 @rule("BP068", "definer_membership_check_not_tied_to_caller", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A SECURITY DEFINER function clients call checks membership with a branch that does not keep the "
-              "membership to the caller.",
+              "membership to the caller, or gates an organisation's rows by the caller's membership of any "
+              "organisation.",
       why="The function reads past RLS and trusts its own check: `exists (select 1 from organization_members m "
           "where m.organization_id = p_org and (m.user_id = auth.uid() or m.role = 'owner'))` holds for every "
           "organisation that has an owner, so any signed-in user passes it for any organisation. BP054 reads the "
-          "same shape in the helpers policies call.",
+          "same shape in the helpers policies call. A membership read that is kept to the caller but to no "
+          "organisation, joined to the rows (`from projects p join organization_members m on m.user_id = "
+          "auth.uid() where p.organization_id = p_org`) or in a sub-query of their filter (`and exists (select 1 "
+          "from organization_members m where m.user_id = auth.uid())`), holds for a member of any organisation: "
+          "they read p_org's rows too.",
       bad="if not exists (select 1 from public.organization_members m where m.organization_id = p_org\n"
           "                and (m.user_id = auth.uid() or m.role = 'owner')) then raise exception 'no'; end if;",
       fix="Pin the membership to the caller in every branch: m.user_id = (select auth.uid()) and (m.role = "
-          "'owner' or ...), or call the helper the policies use (p_org = any (array(select "
-          "private.organization_ids_with_role('viewer')))).")
+          "'owner' or ...), and to the row's organisation (m.organization_id = p.organization_id), or call the "
+          "helper the policies use (p_org = any (array(select private.organization_ids_with_role('viewer')))).")
 def definer_membership_check_not_tied_to_caller(r, s: Schema) -> Iterator:
     members = membership_tables(s)
     if not members:
@@ -296,6 +327,13 @@ def definer_membership_check_not_tied_to_caller(r, s: Schema) -> Iterator:
             yield r.finding(f"Definer function {f.qualified} checks {', '.join(loose)} with a branch that does not "
                             f"keep the membership to the caller; clients reach it through {through}.", f.qualified,
                             location=f.location)
+            continue
+        unbound = _unbound_gates(s, f, members)
+        if unbound:
+            table, gated = unbound[0]
+            yield r.finding(f"Definer function {f.qualified} reads {gated} rows behind the caller's {table} row of any "
+                            f"organisation: nothing ties that membership to the rows' organisation; clients reach it "
+                            f"through {through}.", f.qualified, location=f.location)
 
 
 def _compared_with_itself(reading, name: str) -> bool:
