@@ -518,6 +518,9 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                     escape = _null_escape(where, top, t.tenant_key, params, reading, tree)
                     if escape is not None and (t.qualified, escape, "null") not in out:
                         out.append((t.qualified, escape, "null"))
+                    elif escape is None and _unkeyed_branch(s, t, where, alias) and \
+                            (t.qualified, None, "branch") not in out:
+                        out.append((t.qualified, None, "branch"))
                     continue
                 picks = list(extra)
                 given = {**made, **_argument_sources(s, reading, kind, body, made)}
@@ -532,6 +535,36 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                 if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
                     out.append((t.qualified, None, "unfiltered"))
     return out
+
+
+def _unkeyed_branch(s: Schema, t: Table, where, alias: str) -> bool:
+    """The filter has an OR branch that picks rows by other columns of the table and tests its tenant key nowhere:
+    `organization_id = p_org and name ilike q or notes ilike q` (AND binds before OR) reads every organisation's
+    rows whose notes match (evasion round 10 e02). A branch testing no column of the table (`p_org is null`: the
+    null escape's), reading a sub-query or calling a function of the app's (either may tie it), or picking the rows
+    of a user (`ms.user_id = _viewer or public.is_gym_staff(ms.gym_id, _viewer)`: a member's own subscription, the
+    fphunt's kruxt) is left alone."""
+    from ...model.tenant_keys import user_columns, user_tables
+    key, columns = t.tenant_key, {c.name for c in t.columns}
+    users = set(_once("user columns", t, lambda: user_columns(t, user_tables(s.tables))))
+
+    def mine(b) -> list[str] | None:
+        ref = strings(b.get("fields"))
+        return ref if ref and ref[-1] in columns and (len(ref) == 1 or ref[0] == alias) else None
+
+    def unkeyed(value) -> bool:
+        op = (value.get("BoolExpr") or {}).get("boolop") if isinstance(value, dict) else None
+        if op == "AND_EXPR":
+            return all(unkeyed(a) for a in value["BoolExpr"].get("args") or [])
+        if op == "OR_EXPR":
+            return any(unkeyed(a) for a in value["BoolExpr"].get("args") or [])
+        found = list(nodes(value))
+        refs = [ref for k, b in found if k == "ColumnRef" and (ref := mine(b))]
+        return bool(refs) and all(ref[-1] != key and ref[-1] not in users for ref in refs) and \
+            not any(k == "SubLink" or (k == "FuncCall" and find_function(s, function_name(b)) is not None)
+                    for k, b in found)
+
+    return isinstance(where, dict) and unkeyed(where)
 
 
 def _callers_own_memberships(s: Schema, t: Table, where, reading) -> bool:
@@ -844,8 +877,10 @@ def _argument_values(s: Schema, reading, params: dict[str, str]) -> dict[str, st
           "on the argument, each id of an array argument, a test of another table's organisation in a sub-query "
           "(`exists (select 1 from organization_members m where m.organization_id = p_org ...)`), a filter that "
           "tests only the argument (`where p_org = any (...)`: every row), an optional filter (`p_org is null or "
-          "organization_id = p_org`: a null passes the membership check too, and then every row), a statement on a "
-          "plain view over the table (`update private.live_projects ...`), and a statement run by EXECUTE whose "
+          "organization_id = p_org`: a null passes the membership check too, and then every row), an OR with a "
+          "branch that tests the organisation nowhere (`organization_id = p_org and name ilike q or notes ilike q`: "
+          "AND binds first, so the notes of every organisation match), a statement on a plain view over the table "
+          "(`update private.live_projects ...`), and a statement run by EXECUTE whose "
           "text the body spells out (`execute format('select ... from public.%I t where t.id = $1', p_table) using "
           "p_id`, for each table name the body admits).",
       bad="if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then raise ...; end if;\n"
@@ -862,6 +897,8 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
             table, param, how = picked[0]
             what = {"picks": f"picks {table} rows by {param} and never tests their organisation",
                     "unfiltered": f"filters {table} rows by none of their columns and never tests their organisation",
+                    "branch": f"tests the organisation of {table} rows in some branches of an OR only (AND binds "
+                              "before OR): another branch picks them by other columns, in every organisation",
                     "null": f"keeps {table} rows to {param} unless it is null, when every organisation's rows pass (a "
                             f"membership check of a null {param} passes too: NULL = any (...) is NULL)"}[how]
             yield r.finding(f"Definer function {f.qualified} {what}; clients reach it through {through}.",
