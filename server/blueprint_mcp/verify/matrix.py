@@ -711,7 +711,13 @@ def hopper_rows(w: World, tables: list[Table], enums: dict[str, list[str]]) -> N
         authored = {c for c in (col.name for col in t.columns) if all(v.get(c) == me for v in mine)}
         if mine and any(set(cols) <= {t.tenant_key} | authored for cols, _ in unique_keys(t)):
             continue
-        add_row(w, t, "org1", hopper, 5000 + len(w.rows), enums, purpose="attack")
+        rows, statements = len(w.rows), len(w.statements)
+        row = add_row(w, t, "org1", hopper, 5000 + len(w.rows), enums, purpose="attack")
+        # A row no choice of values makes distinct (one child per parent, and every parent org1 may have is taken:
+        # a parent key allows one per author, each author has theirs) would be refused: the hopper has none here,
+        # and the case that moves it is not made (random fuzz: a fixture failure).
+        if clashes(t, row.values, [r.values for r in w.rows[:rows] if r.table == t.name], unique_keys(t)):
+            w.take_back(rows, statements)
 
 
 def private_functions(schema: Schema) -> list[tuple[str, str, str, bool]]:
