@@ -23,6 +23,8 @@ _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _TEXT_TYPES = ("text", "varchar", "name")  # not bpchar: its trailing blanks do not count in a comparison
 _INT_TYPES = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int")
 _COMPARE = {"=": lambda a, b: a == b, "<>": lambda a, b: a != b, "!=": lambda a, b: a != b}
+# Ordering only of numbers (`count(*) >= 0`): text orders by a collation, other types by their input rules.
+_ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 _TESTS = {"IS_TRUE": lambda v: v is True, "IS_NOT_TRUE": lambda v: v is not True,
           "IS_FALSE": lambda v: v is False, "IS_NOT_FALSE": lambda v: v is not False,
           "IS_UNKNOWN": lambda v: v is None, "IS_NOT_UNKNOWN": lambda v: v is not None}
@@ -106,7 +108,7 @@ def _cast(body: Node) -> Any:
 def _compare(body: Node) -> Any:
     op = strings(body.get("name"))
     plain = body.get("kind", "AEXPR_OP") == "AEXPR_OP" and op[:-1] in ([], ["pg_catalog"])
-    compare = _COMPARE.get(op[-1]) if plain and op else None
+    compare = (_COMPARE.get(op[-1]) or _ORDER.get(op[-1])) if plain and op else None
     if compare is None:
         return _UNKNOWN
     rows = [(body.get(side) or {}).get("RowExpr", {}).get("args") for side in ("lexpr", "rexpr")]
@@ -119,6 +121,8 @@ def _compare(body: Node) -> Any:
         return _UNKNOWN
     if left is None or right is None:
         return None  # a strict operator on NULL
+    if op[-1] in _ORDER and type(left) not in (int, Decimal):
+        return _UNKNOWN
     return compare(left, right) if type(left) is type(right) else _UNKNOWN
 
 
@@ -185,8 +189,34 @@ def _sub_select(body: Node) -> Any:
     return _fold((targets[0].get("ResTarget") or {}).get("val")) if len(targets) == 1 else _UNKNOWN
 
 
+def _case(body: Node) -> Any:
+    """CASE: the first branch whose test is true; with a test unknown, the result only when every branch that
+    could still be taken gives the same value (`case when <anything> then true else true end`)."""
+    if body.get("arg") is not None:
+        return _UNKNOWN  # `case x when ...` compares values: not read here
+    possible: list[Any] = []
+    for when in body.get("args") or []:
+        branch = when.get("CaseWhen") if isinstance(when, dict) else None
+        if not isinstance(branch, dict):
+            return _UNKNOWN
+        test = _condition(branch.get("expr"))
+        if test is _UNKNOWN:
+            possible.append(_fold(branch.get("result")))
+        elif test is True:
+            possible.append(_fold(branch.get("result")))
+            break
+        elif test is not False and test is not None:
+            return _UNKNOWN
+    else:
+        possible.append(_fold(body.get("defresult")) if body.get("defresult") is not None else None)
+    first = possible[0]
+    if first is _UNKNOWN or any(v is _UNKNOWN or type(v) is not type(first) or v != first for v in possible):
+        return _UNKNOWN
+    return first
+
+
 _FOLDERS: dict[str, Callable[[Node], Any]] = {
     "A_Const": _literal, "TypeCast": _cast, "A_Expr": _compare, "BoolExpr": _boolean,
     "BooleanTest": _boolean_test, "NullTest": _null_test, "CoalesceExpr": _coalesce, "MinMaxExpr": _min_max,
-    "SubLink": _sub_select,
+    "SubLink": _sub_select, "CaseExpr": _case,
 }

@@ -45,6 +45,7 @@ from .common import (
     tenant_roots,
     trees,
 )
+from .stranger import true_for_stranger
 
 # Functions a policy may call per row at no real cost, or that never read memberships.
 # The platform's own functions: auth.uid() and friends, and storage.foldername()/filename()/extension() of
@@ -1288,14 +1289,20 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
 
 @rule("BP079", "policy_true_for_every_caller", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A policy holds for every caller it applies to: a test of who is asking that everyone asking passes "
-              "(auth.role() = 'authenticated' on a policy for authenticated), in the policy or in a helper it calls.",
+              "(auth.role() = 'authenticated' on a policy for authenticated), in the policy or in a helper it "
+              "calls, or a membership read a caller in no organisation passes (`not exists (...)`, "
+              "`coalesce((select ...), true)`).",
       why="`to authenticated` already limits the policy to signed-in callers, so `auth.role() = 'authenticated'`, "
           "`coalesce(auth.jwt() ->> 'role', 'authenticated') = 'authenticated'` or `auth.uid() is not null` is "
           "true for each of them. OR-ed beside a membership check, it opens every organisation's rows to every "
           "signed-in user, and the membership check decides nothing; hidden in a helper (`select p_org = any (...) "
           "or auth.role() = 'authenticated'`) the policy itself looks tied to the row. `using (true)` on its own is "
           "BP023's (a public read is often deliberate); this rule reads every other form, and every command on an "
-          "organisation's rows.",
+          "organisation's rows. A membership read that a caller in no organisation passes is no check either: read "
+          "as such a caller reads it (no membership rows), `not exists (... m.role = 'suspended')`, `organization_id "
+          "<> all (array(select ...))`, `not in`, `coalesce((select ...), true)`, `(select count(*) ...) >= 0`, a "
+          "`case` true either way, or `or organization_id is not null` on a NOT NULL column holds for every "
+          "stranger.",
       bad="create function private.can_read(p_org uuid) returns boolean language sql stable security definer\n"
           "set search_path = '' as $$ select p_org = any (array(select private.organization_ids_with_role("
           "'viewer'))) or auth.role() = 'authenticated' $$;\n"
@@ -1305,6 +1312,7 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
           "of the row's organisation). For staff who see everything, check a server-written fact (a staff table "
           "only the service role writes, or app_metadata), not the request's role.")
 def policy_true_for_every_caller(r, s: Schema):
+    members, helpers = membership_tables(s), membership_functions(s)
     for t in s.tables:
         if not t.rls_enabled:
             continue
@@ -1323,5 +1331,14 @@ def policy_true_for_every_caller(r, s: Schema):
                     who = " and ".join(sorted(callers))
                     yield r.finding(f"{policy_label(t, p)} holds in {clause.upper()} for every {who} caller: "
                                     f"{found} is true for each of them, so it admits every row.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+                    break
+                # Red team 20, F1: a membership read under NOT, `<> all`, `coalesce(..., true)`, `count(*) >= 0`
+                # or a `case` true either way reads memberships but admits a user who has none.
+                stranger = per_tree(("true for a stranger", t.qualified), tree, lambda: true_for_stranger(
+                    s, tree, members, helpers, t)) if _tenant_data(s, t) and t.qualified not in members else None
+                if stranger:
+                    yield r.finding(f"{policy_label(t, p)} holds in {clause.upper()} for a caller in no "
+                                    f"organisation ({stranger}), so it admits every row to non-members.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
