@@ -683,6 +683,10 @@ def _add_dynamic(facts: BodyFacts, kind: str, body: dict, default_schema: str, t
         values = {i: v for i, v in enumerate([*using, *literals], start=1) if v is not None}
         parsed = _parsed_or_empty(text)
         if not parsed:
+            # SET takes no $n: `format('set local request.jwt.claims = %L', v)` runs with v's text as the value,
+            # which a shape shows as a name made at run time (the statement runs; a rule reads what it sets)
+            facts.shapes += [raw.get("stmt") for raw in _parsed_or_empty(_PARAM.sub(f"'{DYNAMIC_NAME}'", text))
+                             if "VariableSetStmt" in (raw.get("stmt") or {})]
             continue
         before = len(facts.trees)
         add_statements(facts, _substituted(parsed, values), default_schema)
@@ -730,6 +734,7 @@ def _dynamic_texts(node: Any, given: int, tested: dict[str, list[str]]) -> list[
 
 
 DYNAMIC_NAME = "blueprint_dynamic_name"  # a name an EXECUTE text makes at run time
+_PARAM = re.compile(r"\$\d+")  # a USING value or format()'s %L in an EXECUTE text
 
 
 def _shapes(node: Any) -> list[Any]:
