@@ -7,16 +7,18 @@ their own values into app_metadata, decides who the caller is for everything tha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...model.schema import Function, Schema
+from ..body import USER_METADATA, mentions_variables, variables_from
 from ..findings import Level
 from ..platform import managed
 from ..registry import rule
-from ..tree import const, function_name, nodes, strings
+from ..tree import const, function_name, nodes, qualified, strings
 from ..pins import unwrap
-from .common import _once, client_policies, clients_granted, find_function, names_the_caller
+from .common import (_once, client_policies, clients_granted, find_function, names_the_caller, policy_label, tested,
+                     trees)
 from .reach_rules import _clients_execute, client_definers, invoker_paths
 
 
@@ -225,3 +227,171 @@ def function_rewrites_request_claims(r, s: Schema) -> Iterator:
                             f"whoever that names {scope}; clients reach it through {how}.", f.qualified,
                             location=f.location)
             break
+
+
+# --- BP097 ---------------------------------------------------------------------------------------------------
+
+_APP_METADATA = ("raw_app_meta_data", "app_metadata")
+_SETTERS = ("jsonb_set", "jsonb_set_lax", "jsonb_insert")
+_BUILDERS = ("jsonb_build_object", "json_build_object")
+
+
+def trusted_app_metadata_keys(s: Schema) -> dict[str, str]:
+    """key -> who reads it, for each app_metadata key a policy or function reads: `auth.jwt() -> 'app_metadata'
+    ->> 'org_role'`, `#>> '{app_metadata,org_role}'`, `raw_app_meta_data ->> 'org_role'`."""
+    return _once("app_metadata keys", s, _trusted_keys, s)
+
+
+def _trusted_keys(s: Schema) -> dict[str, str]:
+    readers = [(policy_label(t, p), tree) for t in s.tables for p in t.policies for _, tree, _ in trees(p)]
+    readers += [(f"function {f.qualified}", tree) for f in s.functions if f._body is not None
+                for tree in f._body.trees]
+    out: dict[str, str] = {}
+    for label, tree in readers:
+        for key in _keys_read(tree):
+            out.setdefault(key, label)
+    return out
+
+
+def _keys_read(tree: Any) -> list[str]:
+    out = []
+    for kind, body in nodes(tree):
+        if kind != "A_Expr":
+            continue
+        op, left, right = strings(body.get("name")), unwrap(body.get("lexpr")), const(body.get("rexpr"))
+        if op in (["#>"], ["#>>"]) and isinstance(right, str):
+            path = [p.strip().strip('"') for p in right.strip("{}").split(",")]
+            if len(path) > 1 and path[0] in _APP_METADATA:
+                out.append(path[1])
+        elif op in (["->"], ["->>"]) and isinstance(right, str) and isinstance(left, dict):
+            inner = left.get("A_Expr") or {}
+            column = strings((left.get("ColumnRef") or {}).get("fields"))
+            if (strings(inner.get("name")) == ["->"] and const(inner.get("rexpr")) in _APP_METADATA) or \
+                    column[-1:] == ["raw_app_meta_data"]:
+                out.append(right)
+    return out
+
+
+def _client_value(node: Any, client: set[str]) -> bool:
+    """The expression names an argument, a variable made from one, or the user's own metadata."""
+    return mentions_variables(node, client) or any(
+        kind == "ColumnRef" and strings(body.get("fields"))[-1:] and strings(body.get("fields"))[-1] in USER_METADATA
+        for kind, body in nodes(node))
+
+
+def _written_by_client(node: Any, client: set[str], trusted: dict[str, str],
+                       checked: Callable[[Any], bool]) -> str | None:
+    """How the client's value lands in app_metadata, if where it lands is the client's choice or a key something
+    trusts: merged at the top level (`raw_app_meta_data || p_settings`), under a key the client names, as a key
+    the client removes, or under a fixed key a policy or function reads, with a value the body never tests
+    (`checked`: an organisation switcher that first checks the caller is a member of p_org passes). None for a
+    value under a fixed key nothing reads (`|| jsonb_build_object('ui_settings', p_settings)`), or one the server
+    computes."""
+    node = unwrap(node)
+    if not isinstance(node, dict) or not _client_value(node, client):
+        return None
+    kind, body = next(iter(node.items()))
+    if kind == "A_Expr" and strings(body.get("name")) == ["||"]:
+        return _written_by_client(body.get("lexpr"), client, trusted, checked) or \
+            _written_by_client(body.get("rexpr"), client, trusted, checked)
+    if kind == "A_Expr" and strings(body.get("name")) in (["-"], ["#-"]):
+        return _written_by_client(body.get("lexpr"), client, trusted, checked) or (
+            "removes keys the client names" if _client_value(body.get("rexpr"), client) else None)
+    if kind == "CoalesceExpr":
+        return next((w for a in body.get("args") or [] if (w := _written_by_client(a, client, trusted, checked))),
+                    None)
+    if kind == "CaseExpr":
+        results = [(w.get("CaseWhen") or {}).get("result") for w in body.get("args") or []] + [body.get("defresult")]
+        return next((w for a in results if (w := _written_by_client(a, client, trusted, checked))), None)
+    name = function_name(body).split(".")[-1] if kind == "FuncCall" else ""
+    args = body.get("args") or [] if kind == "FuncCall" else []
+    if name in _BUILDERS:
+        for key, value in zip(args[::2], args[1::2]):
+            if _client_value(key, client):
+                return "under a key the client names"
+            if isinstance(const(key), str) and const(key) in trusted and _client_value(value, client) and \
+                    not checked(value):
+                return f"as '{const(key)}', which {trusted[const(key)]} trusts"
+        return None
+    if name in _SETTERS and len(args) >= 3:
+        found = _written_by_client(args[0], client, trusted, checked)
+        if found or _client_value(args[1], client):
+            return found or "under a key the client names"
+        path = const(unwrap(args[1]))
+        items = (unwrap(args[1]) or {}).get("A_ArrayExpr", {}).get("elements") if isinstance(unwrap(args[1]), dict) \
+            else None
+        key = path.strip("{}").split(",")[0].strip().strip('"') if isinstance(path, str) else \
+            const(items[0]) if items else None
+        return f"as '{key}', which {trusted[key]} trusts" if key in trusted and _client_value(args[2], client) \
+            and not checked(args[2]) else None
+    return "merged at the top level"
+
+
+def _app_metadata_writes(reading) -> list[tuple[Any, bool]]:
+    """(value, whether it is the caller's own row) for each value an UPDATE of auth.users gives raw_app_meta_data
+    (`where id = (select auth.uid())`: the caller's own), and each a trigger gives new.raw_app_meta_data (the row
+    of the user signing up)."""
+    out = []
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind == "UpdateStmt" and isinstance(body.get("relation"), dict) and \
+                    qualified(body["relation"], reading.default_schema) == "auth.users":
+                own = any(k == "FuncCall" and names_the_caller(function_name(b)) for k, b in
+                          nodes(body.get("whereClause")))
+                out += [((t.get("ResTarget") or {}).get("val"), own) for t in body.get("targetList") or []
+                        if (t.get("ResTarget") or {}).get("name") == "raw_app_meta_data"]
+    for field, at in reading.stamps:
+        tree = reading.trees[at] if at < len(reading.trees) else None
+        select = next((b for k, b in nodes(tree) if k == "SelectStmt"), None)
+        targets = (select or {}).get("targetList") or []
+        if field.lower() == "raw_app_meta_data" and len(targets) == 1:
+            out.append(((targets[0].get("ResTarget") or {}).get("val"), True))
+    return out
+
+
+def _auth_user_triggers(s: Schema) -> list[tuple[Function, str]]:
+    """Trigger functions on auth.users that run as users sign up or change their metadata: GoTrue writes the row,
+    but raw_user_meta_data is what the user sent."""
+    return [(f, f"trigger {trg.name} on auth.users (sign-up, updateUser)") for trg in s.auth_triggers
+            if {"insert", "update"} & set(trg.events) and (f := find_function(s, trg.function)) is not None]
+
+
+@rule("BP097", "client_value_written_to_app_metadata", Level.ERROR, ("SECURITY", "TENANCY"),
+      summary="A function clients reach writes their own values into auth.users' app_metadata: at the top level, "
+              "under a key they name, or under a key a policy or function trusts.",
+      why="app_metadata is the part of the token only the server writes, so policies trust its claims (an "
+          "organisation's role, a plan, an admin flag). A SECURITY DEFINER RPC that merges the client's JSON into "
+          "raw_app_meta_data (`raw_app_meta_data || p_settings`, \"the theme rides in the token\") lets a plain "
+          "member write `org_roles.{A}: owner` into their own next token, and a policy reading it lets them delete "
+          "A's projects (audit-evasion round 10, e07). The same holds for a key the client names (`jsonb_set(..., "
+          "array[p_key], p_value)`), a fixed key a policy reads set from an argument, and a sign-up trigger copying "
+          "raw_user_meta_data (what the user sends) into app_metadata. BP070 reads role writes to the membership "
+          "table, BP076 a token hook's claims from user_metadata.",
+      bad="update auth.users set raw_app_meta_data = coalesce(raw_app_meta_data, '{}'::jsonb) || p_settings\n"
+          " where id = (select auth.uid());",
+      fix="Keep client preferences out of app_metadata (user_metadata or a profiles table), or put them under a key "
+          "of their own that nothing trusts (`|| jsonb_build_object('ui_settings', p_settings)`); write trusted keys "
+          "only with values the server computes (from the memberships), or test the argument first (a switcher that "
+          "checks the caller is a member of p_org passes). Another user's row written behind a refusal that asks who "
+          "calls (an admin's tool) passes.")
+def client_value_written_to_app_metadata(r, s: Schema) -> Iterator:
+    reached = [(f, how) for f, how, elevated in client_reached(s) if elevated] + _auth_user_triggers(s)
+    for f, how in reached:
+        reading = f._body
+        if reading is None or ("auth.users" not in (f.writes or ()) and
+                               not any(field.lower() == "raw_app_meta_data" for field, _ in reading.stamps)):
+            continue
+        trusted = trusted_app_metadata_keys(s)
+        params = {name for name, _ in reading.params if name}
+        client = params | variables_from(reading.trees, reading.into, lambda tree: mentions_variables(tree, params))
+
+        def checked(value: Any) -> bool:  # every argument in the value tested by the body first
+            names = {strings(b.get("fields"))[0] for k, b in nodes(value) if k == "ColumnRef"} & client
+            return bool(names) and all(tested(reading, lambda n, x=x: mentions_variables(n, {x})) for x in names)
+        # another user's row, behind a refusal that asks who calls: an admin's tool (set_user_admin after is_admin())
+        guarded = bool(reading.guards) and reading.asks_caller
+        found = next((w for value, own in _app_metadata_writes(reading) if own or not guarded
+                      if (w := _written_by_client(value, client, trusted, checked))), None)
+        if found:
+            yield r.finding(f"{f.qualified} writes the client's own value into app_metadata, {found}; clients reach "
+                            f"it through {how}.", f.qualified, location=f.location)
