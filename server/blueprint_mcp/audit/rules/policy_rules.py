@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from ...model.schema import Schema
-from ...model.tenant_keys import (READ_ONLY_ROLE_NAMES, is_role_column, member_column, rank_inversion,
+from ...model.tenant_keys import (READ_ONLY_ROLE_NAMES, ROLE_RANKS, is_role_column, member_column, rank_inversion,
                                   ranks_reversed, role_column)
 from ...model.tenant_keys import user_tables as per_user_tables
 from ..findings import Level
@@ -27,6 +27,7 @@ from .common import (
     calls,
     client_update_columns,
     commands,
+    enum_of,
     find_function,
     is_membership_name,
     is_tenant,
@@ -132,7 +133,8 @@ def policy_without_membership_check(r, s: Schema):
 
 
 @rule("BP050", "membership_check_not_tied_to_row", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A policy reads memberships but does not tie them to the row's organisation, or reads everyone's.",
+      summary="A policy reads memberships but does not tie them to the row's organisation, or reads everyone's, or "
+              "takes the role beside them from a JWT claim no key of the row's organisation picks.",
       why="A membership check protects a row only by comparing the row's organisation with the caller's "
           "memberships. An EXISTS that compares nothing of the row (including `m.organization_id = "
           "organization_id`, where the bare name is the membership row's own column) passes for any member of "
@@ -142,17 +144,24 @@ def policy_without_membership_check(r, s: Schema):
           "every branch (`m.user_id = (select auth.uid()) and m.role = 'admin' or m.role = 'owner'` lets every "
           "owner's membership through). A join ties the row through one relation and not the membership: in "
           "`exists (select 1 from organizations o join organization_members m on m.user_id = (select auth.uid()) "
-          "where o.id = tasks.organization_id)` the caller's membership of any organisation passes.",
+          "where o.id = tasks.organization_id)` the caller's membership of any organisation passes. "
+          "A role taken from a JWT claim no key of the row's organisation picks "
+          "(`auth.jwt() -> 'app_metadata' ->> 'org_role' in ('admin', 'owner')` beside a membership test) is one "
+          "role for all the user's organisations: kept as their highest, an owner of B who is a member of A deletes "
+          "A's projects (audit-evasion round 10, e04).",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
           "private.organization_ids_with_role('viewer'))); in an EXISTS, qualify the row's column with its table "
-          "(m.organization_id = tasks.organization_id) and keep m.user_id = (select auth.uid()).")
+          "(m.organization_id = tasks.organization_id) and keep m.user_id = (select auth.uid()). Ask the role the "
+          "same way (organization_ids_with_role('admin')), or key the claim by organisation and read the row's "
+          "entry: `auth.jwt() -> 'app_metadata' -> 'org_roles' ->> organization_id::text`.")
 def membership_check_not_tied_to_row(r, s: Schema):
     members, helpers = membership_tables(s), membership_functions(s)
     if not members:
         return
     guarded = {t.qualified for t in s.tables if is_tenant(t)} | {f"{a}.{b}" for a, b in tenant_roots(s)}
+    roles = _membership_roles(s, members)
     for t in s.tables:
         if t.qualified not in guarded or t.qualified in members:
             continue
@@ -171,6 +180,74 @@ def membership_check_not_tied_to_row(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} compares the row with every user's memberships in "
                                     f"{clause.upper()}, not the caller's: any row of an organisation with members "
                                     f"passes.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+                elif t.tenant_key and (claim := per_tree(("global role claim", t.tenant_key), tree, lambda: (
+                        (found := _global_role_claim(s, tree, t.tenant_key, roles)) and _checks_membership(
+                            s, tree, members, helpers) and found))):
+                    yield r.finding(f"{policy_label(t, p)} takes the caller's role in {clause.upper()} from the "
+                                    f"claim {claim}, which no key of the row's organisation picks: a role held in "
+                                    f"one organisation decides in every organisation the user is a member of.",
+                                    f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _membership_roles(s: Schema, members: set[str]) -> frozenset[str]:
+    """The role names of the membership tables: their role column's enum labels, and the usual names."""
+    labels = set(ROLE_RANKS)
+    for name in members:
+        t = s.table(*name.split(".", 1)[::-1])
+        column = t.column(role_column(t)) if t is not None and role_column(t) else None
+        enum = enum_of(s, column.type) if column is not None else None
+        labels |= set(enum.values) if enum is not None else set()
+    return frozenset(labels)
+
+
+def _claim_path(s: Schema, node, depth: int = 0) -> list[str] | None:
+    """The constant path of a claim read from the request's JWT (`auth.jwt() -> 'app_metadata' ->> 'org_role'`,
+    `#>> '{app_metadata,org_role}'`, current_setting('request.jwt.claims')::jsonb ...), or of an SQL helper
+    answering one; None for anything else, or a path a column picks (`->> organization_id::text`)."""
+    node = _unwrapped(node)
+    keys: list[str] = []
+    while isinstance(node, dict) and isinstance(node.get("A_Expr"), dict) and \
+            strings(node["A_Expr"].get("name")) in (["->"], ["->>"], ["#>"], ["#>>"]):
+        e = node["A_Expr"]
+        key = const(_unwrapped(e.get("rexpr")))
+        if not isinstance(key, str):
+            return None
+        keys[:0] = [k.strip().strip('"') for k in key.strip("{}").split(",")] if \
+            strings(e.get("name"))[0].startswith("#") else [key]
+        node = _unwrapped(e.get("lexpr"))
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    if not isinstance(call, dict):
+        return None
+    name, args = function_name(call), call.get("args") or []
+    if keys and ((name == "auth.jwt" and not args) or (name.split(".")[-1] == "current_setting" and args and
+                                                       const(args[0]) == "request.jwt.claims")):
+        return keys
+    answer = sql_answer(find_function(s, name)) if not keys and depth < 2 else None
+    return _claim_path(s, answer, depth + 1) if answer is not None else None
+
+
+def _global_role_claim(s: Schema, tree, tenant_key: str, roles: frozenset[str]) -> str | None:
+    """The claim (as `'app_metadata' -> 'org_role'`) a clause compares with a role name, when its path is constant
+    (the same role for every organisation: e04's "highest role anywhere"), and the clause does not take the row's
+    organisation from a claim too (an active organisation, whose role the claim beside it is); user_metadata and the
+    request's own role are other rules'."""
+    found, org_claim = None, False
+    for kind, body in nodes(tree):
+        if kind != "A_Expr" or strings(body.get("name")) not in (["="], ["<>"], ["!="]):
+            continue
+        for side, other in ((body.get("lexpr"), body.get("rexpr")), (body.get("rexpr"), body.get("lexpr"))):
+            path = _claim_path(s, side)
+            if path is None:
+                continue
+            column = strings(((unwrap(other) or {}).get("ColumnRef") or {}).get("fields")) \
+                if isinstance(unwrap(other), dict) else []
+            if column[-1:] == [tenant_key]:
+                org_claim = True
+            items = (other.get("List") or {}).get("items") if isinstance(other, dict) else None
+            named = {const(_unwrapped(x)) for x in (items if items is not None else [other])}
+            if found is None and named & roles and path[0] not in USER_METADATA and path != ["role"]:
+                found = " -> ".join(f"'{k}'" for k in path)
+    return None if org_claim else found
 
 
 def _tenant_data(s: Schema, t) -> bool:
