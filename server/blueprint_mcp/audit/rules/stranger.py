@@ -15,9 +15,9 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..fold import fold_condition
-from ..tree import function_name, replaced, strings
+from ..tree import function_name, nodes, replaced, strings
 from .binding import filtering, from_relations
-from .common import find_function, is_membership_name, membership_views, sql_answer
+from .common import calls, find_function, is_membership_name, membership_views, relation_names, sql_answer
 
 TRUE: dict = {"A_Const": {"boolval": {"boolval": True}}}
 FALSE: dict = {"A_Const": {"boolval": {}}}
@@ -184,6 +184,12 @@ class _Stranger:
 def true_for_stranger(s: Schema, tree: Any, members: set[str], helpers: set[str], table: Any) -> str | None:
     """What makes the clause true for a caller in no organisation, or None when it is not certainly true."""
     if not members:
+        return None
+    # Most clauses read no membership and test no column for NULL: nothing to read as a non-member (a copy and a
+    # fold of every policy's clauses cost a tenth of an audit).
+    if not any(kind == "NullTest" for kind, _ in nodes(tree)) and \
+            not any(name in helpers for name, _, _ in calls(tree)) and \
+            not any(is_membership_name(n, members) or n in membership_views(s) for n in relation_names(tree)):
         return None
     stranger = _Stranger(s, members, helpers, table)
     if fold_condition(stranger.view(tree)) is not True or not stranger.why:
