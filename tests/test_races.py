@@ -77,18 +77,30 @@ def _membership(w: Any, user: str) -> list[tuple]:
                 (w.org1, user))
 
 
+def _race(conn: psycopg.Connection, first: tuple, second: tuple, keep_second: bool = False) -> tuple[list, dict]:
+    """(first's rows, second's outcome): `first` = (user, sql, params) runs in its transaction and holds its locks,
+    `second` runs on another connection until it waits on them, first commits, second ends (committed with
+    `keep_second`, else rolled back)."""
+    dsn = conn.info.dsn
+    with psycopg.connect(dsn) as one, psycopg.connect(dsn) as two:
+        cur = _begin_as(one, first[0]).execute(first[1], first[2])
+        rows = cur.fetchall() if cur.description else [("rowcount", cur.rowcount)]
+        _begin_as(two, second[0])
+        outcome = _run_blocked(two, conn, second[1], second[2])
+        one.commit()
+        outcome["thread"].join(30)
+        if keep_second:
+            two.commit()
+        else:
+            two.rollback()
+    return rows, outcome
+
+
 @pytest.mark.parametrize("taking", [DEMOTE, REMOVE], ids=["demoted", "removed"])
 def test_a_revocation_first_leaves_the_waiting_accept_nothing_to_use(make_db, taking):
     conn = make_db("explicit")
     w, token, newcomer = _world(conn)
-    dsn = conn.info.dsn
-    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as invitee:
-        _begin_as(owner, w.users["owner"]).execute(taking, (w.org1, w.users["admin"]))
-        _begin_as(invitee, newcomer)
-        accept = _run_blocked(invitee, conn, ACCEPT, (token,))
-        owner.commit()
-        accept["thread"].join(30)
-        invitee.rollback()
+    _, accept = _race(conn, (w.users["owner"], taking, (w.org1, w.users["admin"])), (newcomer, ACCEPT, (token,)))
     error = accept.get("error")
     assert error is not None and error.sqlstate == "42501", accept
     assert "does not exist or was already used" in str(error)
@@ -100,15 +112,10 @@ def test_a_revocation_first_leaves_the_waiting_accept_nothing_to_use(make_db, ta
 def test_an_accept_first_joins_and_the_waiting_revocation_skips_the_used_invitation(make_db, taking):
     conn = make_db("explicit")
     w, token, newcomer = _world(conn)
-    dsn = conn.info.dsn
-    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as invitee:
-        assert _begin_as(invitee, newcomer).execute(ACCEPT, (token,)).fetchall() == [(w.org1,)]
-        _begin_as(owner, w.users["owner"])
-        taken = _run_blocked(owner, conn, taking, (w.org1, w.users["admin"]))
-        invitee.commit()
-        taken["thread"].join(30)
-        assert "error" not in taken, taken
-        owner.commit()
+    joined, taken = _race(conn, (newcomer, ACCEPT, (token,)), (w.users["owner"], taking, (w.org1, w.users["admin"])),
+                          keep_second=True)
+    assert joined == [(w.org1,)]
+    assert "error" not in taken, taken
     # As if accepted, then demoted: the newcomer joined while the inviter still held the rank.
     assert _membership(w, newcomer) == [("member",)]
     assert _membership(w, w.users["admin"]) == ([("viewer",)] if taking == DEMOTE else [])
@@ -127,14 +134,9 @@ OWNER_OF = "select owner_user_id::text from public.organizations where id = %s"
 def test_a_transfer_to_a_member_who_is_leaving_waits_and_is_refused(make_db):
     conn = make_db("explicit")
     w, _, _ = _world(conn)
-    dsn = conn.info.dsn
-    with psycopg.connect(dsn) as leaving, psycopg.connect(dsn) as owner:
-        assert _begin_as(leaving, w.users["member"]).execute(LEAVE, (w.org1,)).rowcount == 1
-        _begin_as(owner, w.users["owner"])
-        transfer = _run_blocked(owner, conn, TRANSFER, (w.org1, w.users["member"]))
-        leaving.commit()
-        transfer["thread"].join(30)
-        owner.rollback()
+    left, transfer = _race(conn, (w.users["member"], LEAVE, (w.org1,)),
+                           (w.users["owner"], TRANSFER, (w.org1, w.users["member"])))
+    assert left == [("rowcount", 1)]
     # transfer_ownership read the membership before the leave committed and its role update then found no row;
     # the organisation's own guard refuses a primary owner who is not an owner member. Without it: an
     # organisation whose primary owner is no member, who could still remove every member and delete it.
@@ -148,14 +150,8 @@ def test_a_transfer_to_a_member_who_is_leaving_waits_and_is_refused(make_db):
 def test_a_member_leaving_while_ownership_moves_to_them_waits_and_is_refused(make_db):
     conn = make_db("explicit")
     w, _, _ = _world(conn)
-    dsn = conn.info.dsn
-    with psycopg.connect(dsn) as owner, psycopg.connect(dsn) as leaving:
-        _begin_as(owner, w.users["owner"]).execute(TRANSFER, (w.org1, w.users["member"]))
-        _begin_as(leaving, w.users["member"])
-        leave = _run_blocked(leaving, conn, LEAVE, (w.org1,))
-        owner.commit()
-        leave["thread"].join(30)
-        leaving.rollback()
+    _, leave = _race(conn, (w.users["owner"], TRANSFER, (w.org1, w.users["member"])),
+                     (w.users["member"], LEAVE, (w.org1,)))
     error = leave.get("error")
     assert error is not None and error.sqlstate == "42501", leave
     assert w.su(OWNER_OF, (w.org1,)) == [(w.users["member"],)]
@@ -165,14 +161,8 @@ def test_a_member_leaving_while_ownership_moves_to_them_waits_and_is_refused(mak
 def test_two_transfers_at_once_move_ownership_once(make_db):
     conn = make_db("explicit")
     w, _, _ = _world(conn)
-    dsn = conn.info.dsn
-    with psycopg.connect(dsn) as first, psycopg.connect(dsn) as second:
-        _begin_as(first, w.users["owner"]).execute(TRANSFER, (w.org1, w.users["admin"]))
-        _begin_as(second, w.users["owner"])
-        again = _run_blocked(second, conn, TRANSFER, (w.org1, w.users["member"]))
-        first.commit()
-        again["thread"].join(30)
-        second.rollback()
+    _, again = _race(conn, (w.users["owner"], TRANSFER, (w.org1, w.users["admin"])),
+                     (w.users["owner"], TRANSFER, (w.org1, w.users["member"])))
     # One after the other, the second call is no longer the primary owner's: the organisation's guard reads
     # the owner the first call left and refuses it, and the member it named keeps their role.
     error = again.get("error")
