@@ -240,7 +240,9 @@ def test_a_key_the_world_cannot_fill_is_reported_not_skipped(url):
     report = verify_rls(blueprint=blueprint({"name": "settings", "unique_together": [["organization_id"]]}),
                         database_url=url)
     assert report.ok is False and report.leaks == 0
-    assert len(report.fixture_failures) == 4  # the admin's, member's, viewer's and hopper's rows
+    # the admin's, member's and viewer's rows; the hopper's org-hopping row, which no value makes distinct, is
+    # not planned (it is an attack's target, not a row the matrix judges)
+    assert len(report.fixture_failures) == 3
     assert all(f.startswith('duplicate key value violates unique constraint "settings_organization_id_key"')
                for f in report.fixture_failures)
 
