@@ -90,3 +90,8 @@ def event_links(bp: Blueprint) -> list[EventLink]:
                     ends[key].append(link)
     return [link for (table, column), links in ends.items()
             for link in (links or [EventLink(table, column, bp.entity(table).soft_delete)])]
+
+
+def link_columns(links: list[EventLink]) -> list[str]:
+    """`table.column` of each end the lookups read, once (a column several grants end at has one lookup each)."""
+    return list(dict.fromkeys(f"{x.table}.{x.column}" for x in links))

@@ -35,7 +35,7 @@ def _context(bp: Blueprint) -> dict:
         "pii_keys": _rows([json.dumps(k) for k in edge.event_pii_keys(bp)]),
         "pii_words": _rows([json.dumps(w) for w in edge.EVENT_PII_WORDS]), "max_bytes": edge.EVENT_PROPERTIES_BYTES,
         "max_keys": EVENT_PROPERTIES, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
-        "links": links, "link_names": " or ".join(dict.fromkeys(f"{x.table}.{x.column}" for x in links)),
+        "links": links, "link_names": " or ".join(edge.link_columns(links)),
         "client_types": list(CLIENT_TYPES), "max_user_agent": edge.SESSION_USER_AGENT,
     }
 

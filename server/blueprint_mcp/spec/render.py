@@ -62,7 +62,7 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
         "log_event": {"pii_keys": edge.EVENT_PII_KEYS, "pii_words": edge.EVENT_PII_WORDS,
                       "bytes": edge.EVENT_PROPERTIES_BYTES, "depth": edge.EVENT_PROPERTIES_DEPTH,
                       # The link columns as markdown code ("" without any): who logs events besides members.
-                      "links": ", ".join(dict.fromkeys(f"`{x.table}.{x.column}`" for x in edge.event_links(bp))),
+                      "links": ", ".join(f"`{c}`" for c in edge.link_columns(edge.event_links(bp))),
                       "user_agent": edge.SESSION_USER_AGENT},
         "events": bp.events(), "categories": canonical_taxonomy().categories, "EventCategory": EventCategory,
         "min_role": lambda cap: (bp.tenancy.min_role(Capability(cap)) or bp.tenancy.owner_role).name,
