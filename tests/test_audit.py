@@ -584,3 +584,36 @@ def test_policies_and_views_follow_a_renamed_or_moved_table_and_a_later_namesake
     assert roster.reads == ["archive.members_old"]
     assert [(b.get("schemaname"), b["relname"]) for tree in roster._body.trees for k, b in nodes(tree)
             if k == "RangeVar"] == [("archive", "members_old")]
+
+
+_AUTO_RLS = """
+create function public.rls_auto_enable() returns event_trigger language plpgsql set search_path = '' as $$
+declare
+  cmd record;
+begin
+  for cmd in select * from pg_event_trigger_ddl_commands() loop
+    {test}
+      execute format('alter table %s enable row level security', cmd.object_identity);
+    end if;
+  end loop;
+end $$;
+create event trigger ensure_rls on ddl_command_end execute function public.rls_auto_enable();
+create table public.notes (id int primary key, body text);
+create policy notes_select on public.notes for select to authenticated using (true);
+"""
+
+
+@pytest.mark.parametrize("test, enabled", [
+    ("if cmd.schema_name = 'public' then", True),
+    ("if cmd.schema_name not in ('audit', 'private') and cmd.object_identity like 'public.%' then", True),
+    ("if cmd.schema_name = 'app' then", False),
+    # Tests not read (a variable, an array, the OID, the name taken apart): the tables stay reported.
+    ("if cmd.schema_name = any (array['public']) then", False),
+    ("if cmd.objid <> 'public.audit_log'::regclass then", False),
+    ("if split_part(cmd.object_identity, '.', 2) <> 'audit_log' then", False),
+    ("if 'public' = cmd.schema_name then", False),
+])
+def test_an_event_trigger_turns_rls_on_only_where_its_function_is_read_whole(test, enabled):
+    found = {f.rule_id for f in audit_sql([("m.sql", _AUTO_RLS.format(test=test))])}
+    assert ({"BP003", "BP017"} & found == set()) is enabled
+    assert read_sql([("m.sql", _AUTO_RLS.format(test=test))]).schema.table("notes").rls_enabled is enabled

@@ -15,6 +15,7 @@ import orjson
 
 from ..model.schema import Column, Constraint, ForeignKey, Index, Privilege, RewriteRule, Table, View
 from . import ddl_objects as obj
+from . import events
 from .body import WRITES
 from .callers import BodyReading
 from .columns import query_columns
@@ -185,6 +186,7 @@ def create_table(r: Reader, n: dict, st: Stmt) -> None:
                 _copy_like(t, source, body.get("options", 0), st)
     _merge_repeated_keys(t)
     r.add_table(t)
+    events.created(r, t, "CREATE TABLE")
 
 
 def _merge_repeated_keys(t: Table) -> None:
@@ -263,7 +265,8 @@ def create_table_as(r: Reader, n: dict, st: Stmt) -> None:
         r.add_view(View(schema_name=schema, name=name, materialized=True, query=_query_text(st, rv),
                         location=st.loc(rv.get("location")), reads=reads))
     else:
-        _table_from_query(r, rv, st, (n.get("query") or {}).get("SelectStmt") or {}, strings(into.get("colNames")))
+        _table_from_query(r, rv, st, (n.get("query") or {}).get("SelectStmt") or {}, strings(into.get("colNames")),
+                          "CREATE TABLE AS")
 
 
 def select_into(r: Reader, n: dict, st: Stmt) -> None:
@@ -273,10 +276,10 @@ def select_into(r: Reader, n: dict, st: Stmt) -> None:
         n = n.get("larg") or {}
     into = n.get("intoClause")
     if into is not None:
-        _table_from_query(r, into.get("rel") or {}, st, n, strings(into.get("colNames")))
+        _table_from_query(r, into.get("rel") or {}, st, n, strings(into.get("colNames")), "SELECT INTO")
 
 
-def _table_from_query(r: Reader, rv: dict, st: Stmt, select: dict, names: list[str]) -> None:
+def _table_from_query(r: Reader, rv: dict, st: Stmt, select: dict, names: list[str], tag: str) -> None:
     """A table whose columns come from a query, named as PostgreSQL names them (a temporary one is not part
     of the schema; an existing one makes the statement fail, so it stays as it was)."""
     schema, name = r.name(rv)
@@ -285,8 +288,10 @@ def _table_from_query(r: Reader, rv: dict, st: Stmt, select: dict, names: list[s
             t = r.table(*r.name(source))
             return t.columns if t is not None else None
 
-        r.add_table(Table(schema_name=schema, name=name, location=st.loc(rv.get("location")),
-                          columns=query_columns(select, lookup, names) or []))
+        t = Table(schema_name=schema, name=name, location=st.loc(rv.get("location")),
+                  columns=query_columns(select, lookup, names) or [])
+        r.add_table(t)
+        events.created(r, t, tag)
 
 
 def _query_text(st: Stmt, rv: dict) -> str:
@@ -467,6 +472,8 @@ HANDLERS = {
     "VariableSetStmt": obj.set_variable,
     "AlterDatabaseSetStmt": obj.set_database_option,
     "AlterRoleSetStmt": obj.set_database_option,
+    "CreateEventTrigStmt": events.create_event_trigger,
+    "AlterEventTrigStmt": events.alter_event_trigger,
 }
 
 

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ..model.schema import Command, Domain, EnumType, Function, Location, Policy, Privilege, Table, Trigger, View
+from . import events
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .callers import BodyReading
 from .deparse import type_name
 from .made import Maker
 from .split import paren_group, top_level_words
-from .tree import (column_name, const, function_name, index_located, indexed, nodes, rebase, remembered, row_columns,
+from .tree import (const, function_name, index_located, nodes, rebase, remembered, row_columns,
                    shift, strings)
 
 if TYPE_CHECKING:
@@ -624,6 +625,7 @@ def _follow_function(r: Reader, was: tuple[str, str], now: tuple[str, str]) -> N
     a fixed one created under the old name; the policies kept calling the old one). Function bodies name it and
     are resolved when they run, so they do not."""
     _follow(r, "FuncCall", was, now)
+    events.follow_function(r, was, now)
     for t in r.schema.tables:
         for trg in t.triggers:
             if _names(r, trg.function, was):
@@ -714,7 +716,9 @@ def _set_schema(r: Reader, n: dict) -> None:
 
 def _drop_named(r: Reader, kind: str, names: list[str], cascade: bool = False) -> None:
     s = r.schema
-    if kind in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
+    if kind == "OBJECT_EVENT_TRIGGER":
+        r.event_triggers.pop(names[-1], None)
+    elif kind in ("OBJECT_TABLE", "OBJECT_FOREIGN_TABLE"):
         schema, name = names[-2:] if len(names) > 1 else (r.creation_schema, names[0])
         r.drop_table(schema, name)
     elif kind in ("OBJECT_VIEW", "OBJECT_MATVIEW"):

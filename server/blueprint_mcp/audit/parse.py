@@ -19,6 +19,7 @@ from ..model.tenant_keys import assign_tenant_keys
 from . import ddl_blocks, ddl_platform  # noqa: F401  (register their handlers)
 from .ddl import apply
 from .ddl_defaults import new_execute_roles, new_grants, supabase_defaults
+from .events import EventTrigger
 from .made import Maker
 from .parser import Parses, parse
 from .split import Lines, split
@@ -124,6 +125,7 @@ class Reader:
         self._tables: dict[tuple[str, str], Table] = {}
         self._views: dict[tuple[str, str], View] = {}
         self._functions: dict[tuple[str, str], list[Function]] = {}
+        self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
