@@ -11,15 +11,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from blueprint_mcp.audit import audit_sql, read_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
+from blueprint_mcp.sql.access import access_functions, linked_helper_name
 from blueprint_mcp.sql.design import build_schema
+from blueprint_mcp.sql.render import rls_sql, schema_sql, triggers_sql
 from blueprint_mcp.templates import load_template
 from blueprint_mcp.tools import blueprint_sql, verify_rls
 from blueprint_mcp.verify.matrix import blueprint_plan
 from blueprint_mcp.verify.pg import apply_sql, create_user
-from blueprint_mcp.verify.run import blueprint_migrations
+from blueprint_mcp.verify.run import blueprint_migrations, verify
 from blueprint_mcp.verify.world import where_key
 
 from pgutil import affected, denied, run_as
@@ -2288,3 +2291,27 @@ def test_own_on_a_linked_grant_is_the_linked_users_way_not_a_former_writers(url)
          "access": {"select": [{"min_role": "viewer"}, {"linked": ["member_id"], "own": True}], "insert": "viewer"}})
     assert audited(data) == []
     verified(data, url)
+
+
+def test_two_chains_that_read_alike_get_their_own_helpers_and_verify_sees_one_answering_for_the_other(url):
+    """Red team 21 F1: `[client_contact, user_id]` and `[client, contact_user_id]` from projects were both named
+    projects_client_contact_user_id_linked_ids; one helper was kept, so the invoices policy let the day-to-day
+    contact read invoices and locked the billing contact out. verify said only "blocked": its world had no invoice
+    under a project the portal user reaches by the other chain. Each chain now has its own helper, and the world
+    has that row, so the old fault is a LEAK."""
+    data = yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / "chain-clash.yaml").read_text())
+    bp = parse_blueprint(data)
+    projects = bp.entity("projects")
+    day, billing = (linked_helper_name(bp, projects, chain) for chain in (["client_contact", "user_id"],
+                                                                          ["client", "contact_user_id"]))
+    assert day != billing
+    assert {day, billing} <= {f.name for f in access_functions(bp)}
+    verified(data, url)
+    schema = build_schema(bp)
+    for p in schema.table("invoices").policies:
+        p.using = p.using.replace(billing, day) if p.using else p.using
+        p.check = p.check.replace(billing, day) if p.check else p.check
+    report = verify(source="old fault", migrations=[schema_sql(schema, "m"), rls_sql(schema, "m"),
+                                                    triggers_sql(schema, "m")], blueprint=bp, database_url=url)
+    assert ("LEAK", "portal", "select", "invoices") in {(f.verdict, f.actor, f.command, f.table)
+                                                         for f in report.failures}

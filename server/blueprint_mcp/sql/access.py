@@ -39,8 +39,34 @@ def role_set_helper() -> Function:
     )
 
 
-def linked_helper_name(target: Entity, chain: list[str]) -> str:
-    return object_name(target.name, *chain, suffix="linked_ids")
+def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str]) -> str:
+    """The helper of the chain from `target`. Names are joined with "_", so two chains may read alike
+    (`[client_contact, user_id]` and `[client, contact_user_id]` from projects): each of those gets a digest of
+    its own parts instead (red team 21: one helper served both chains, and an invoice policy answered for the
+    day-to-day contact instead of the billing contact)."""
+    full = object_name(target.name, *chain, suffix="linked_ids")
+    alike = {key for key in _linked_chains(bp) if object_name(key[0], *key[1], suffix="linked_ids") == full}
+    return object_name(target.name, *chain, suffix="linked_ids", taken={full} if len(alike) > 1 else ())
+
+
+_CHAINS: dict[int, tuple[Blueprint, frozenset[tuple[str, tuple[str, ...]]]]] = {}
+
+
+def _linked_chains(bp: Blueprint) -> frozenset[tuple[str, tuple[str, ...]]]:
+    """(target, chain from it) of every helper the blueprint's linked grants call, computed once per blueprint."""
+    known = _CHAINS.get(id(bp))
+    if known is not None and known[0] is bp:
+        return known[1]
+    chains = set()
+    for e in bp.entities:
+        for command in ("select", "insert", "update", "delete"):
+            for g in command_grants(bp, e, command):
+                if g.linked is not None and len(g.linked) > 1:
+                    chains.add((linked_hops(bp, e, g.linked)[1][0].name, tuple(g.linked[1:])))
+    if len(_CHAINS) >= 16:
+        _CHAINS.clear()
+    _CHAINS[id(bp)] = (bp, frozenset(chains))
+    return frozenset(chains)
 
 
 def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
@@ -62,7 +88,7 @@ def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
     body = (f"select t1.id\n  from {qname('public', target.name)} t1\n" + "".join(j + "\n" for j in joins)
             + f" where {alias}.{ident(last_col)} = (select auth.uid())" + "".join(f"\n   and {x}" for x in live))
     return Function(
-        schema_name="private", name=linked_helper_name(target, [c for _, c in hops]), args="", arg_types="",
+        schema_name="private", name=linked_helper_name(bp, target, [c for _, c in hops]), args="", arg_types="",
         returns="setof uuid", language="plpgsql", security_definer=True, volatility="stable",
         body=returning_query(body),
         comment=f"{target.name} rows linked to the caller through {' -> '.join(c for _, c in hops)}. "
@@ -119,7 +145,7 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
         if len(g.linked) == 1:
             return is_me(g.linked[0])
         target = linked_hops(bp, e, g.linked)[1][0]
-        return linked_pred(g.linked[0], linked_helper_name(target, g.linked[1:]))
+        return linked_pred(g.linked[0], linked_helper_name(bp, target, g.linked[1:]))
     return None
 
 
@@ -336,7 +362,8 @@ def access_functions(bp: Blueprint) -> list[Function]:
             out.setdefault(ROLE_SET_HELPER, role_set_helper())
         if e is not None and g.linked is not None and len(g.linked) > 1:
             fn = linked_helper(bp, e, g.linked)
-            out.setdefault(fn.name, fn)
+            if out.setdefault(fn.name, fn) != fn:
+                raise ValueError(f"two linked helpers are both named {fn.name}")
     return list(out.values())
 
 

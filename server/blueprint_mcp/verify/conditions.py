@@ -125,6 +125,18 @@ def condition_rows(bp: Blueprint, schema: Schema, w: World, enums: dict[str, lis
             if f is not None and f.nullable:
                 # A row whose link is empty: pointing it somewhere is re-linking too (clear first, then set).
                 add(e.name, {col: "null"})
+    # A row naming one the portal user reaches by another chain from the same entity: its own chain does not end
+    # at them (red team 21: two chains' helpers shared a name, and one answered for the other, unseen).
+    crossed: set[tuple] = set()
+    for e in bp.entities if w.who(PORTAL) else ():
+        for chain in dict.fromkeys(tuple(g.linked) for g in grants_of(bp, e) if e.is_tenant and g.linked
+                                   and len(g.linked) > 1):
+            target = linked_hops(bp, e, list(chain))[1][0].name
+            for (name, other), row in list(linked_rows.items()):
+                if name == target and other != chain[1:] and "id" in row.key \
+                        and (e.name, chain[0], row.key["id"]) not in crossed:
+                    crossed.add((e.name, chain[0], row.key["id"]))
+                    add(e.name, {chain[0]: row.key["id"]})
     # Last, once every parent has its rows on each side of its own conditions: a row under each of them.
     for e in bp.entities:
         refs = dict.fromkeys(g.under for g in grants_of(bp, e) if g.under) if e.is_tenant else {}
