@@ -2182,11 +2182,12 @@ def test_a_row_in_a_cycle_of_archived_rows_of_its_entity_comes_back_first(make_d
     """Red team 18 F3: a member filed their folder under itself, an admin archived it, and restore_folder()
     refused everyone: the row was "under an archived row", itself (two folders under each other alike). Only the
     service role could bring it back. A row in such a cycle comes back first; one under an archived row outside
-    any cycle still waits for it. verify's oracle reads the same of each row."""
+    any cycle still waits for it. verify's oracle reads the same of each row. Red team 21 F3: the cycle test was a
+    variable, in_cycle_0, and under use_column a field of that name, which members set, took its place."""
     from blueprint_mcp.verify.oracle import Oracle
     from blueprint_mcp.verify.world import Row, World
     data = blueprint({"name": "folders", "soft_delete": True, "restore": "admin",
-                      "fields": [{"name": "name", "type": "text"},
+                      "fields": [{"name": "name", "type": "text"}, {"name": "in_cycle_0", "type": "boolean"},
                                  {"name": "parent_id", "type": "reference", "references": "folders"}],
                       "access": {"select": [{"min_role": "member"}], "insert": "member",
                                  "update": [{"min_role": "member", "own": True}], "delete": "admin"}},
@@ -2194,8 +2195,8 @@ def test_a_row_in_a_cycle_of_archived_rows_of_its_entity_comes_back_first(make_d
     conn, org, users = _team(data, make_db)
 
     def folder(parent=None) -> str:
-        return conn.execute("insert into public.folders (organization_id, created_by, name, parent_id) values "
-                            "(%s, %s, 'f', %s) returning id", (org, users["bob"], parent)).fetchone()[0]
+        return conn.execute("insert into public.folders (organization_id, created_by, name, parent_id, in_cycle_0) "
+                            "values (%s, %s, 'f', %s, true) returning id", (org, users["bob"], parent)).fetchone()[0]
 
     alone, a, b, top = folder(), folder(), folder(), folder()
     under = folder(top)

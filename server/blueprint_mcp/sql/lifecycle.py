@@ -495,20 +495,20 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
                and p.soft_delete]
     # ... unless the row is in a cycle of archived rows through a reference to its own entity (a folder filed under
     # itself, two under each other: red team 18): each waits for the other, so one of them comes back first.
-    live, declare, walk = "", "", ""
-    for k, (col, p) in enumerate(parents):
+    # The walk is a sub-select of the update, not a variable: under use_column a field named like the variable
+    # (`in_cycle_0`) took its place, and a member who set it let a row come back under an archived one (red team 21).
+    live = ""
+    for col, p in parents:
         test = (f"not exists (select 1 from public.{ident(p.name)} p where p.id = {ident(e.name)}.{ident(col)} "
                 f"and p.archived_at is not null)")
         if p is e:
-            declare += f"\n  in_cycle_{k} boolean;"
-            walk += f"""
-  with recursive up (id, above) as (
-    select r.id, r.{ident(col)} from public.{ident(e.name)} r where r.id = $1
-    union
-    select q.id, q.{ident(col)} from up join public.{ident(e.name)} q on q.id = up.above where q.archived_at is not null
-  )
-  select exists (select 1 from up where up.above = $1) into in_cycle_{k};"""
-            test = f"(in_cycle_{k} or {test})"
+            test = f"""((with recursive up (id, above) as (
+            select r.id, r.{ident(col)} from public.{ident(e.name)} r where r.id = $1
+            union
+            select q.id, q.{ident(col)} from up join public.{ident(e.name)} q on q.id = up.above
+             where q.archived_at is not null)
+          select exists (select 1 from up where up.above = $1))
+          or {test})"""
         live += f"\n     and {test}"
     name = verb_name("restore", e.singular)
     # The table may have a column named like the parameter (a grant may even filter on it): every bare
@@ -522,9 +522,8 @@ exception when exclusion_violation then
   raise exception using errcode = '23P01',
     message = {literal(f"this {e.name} row overlaps a live row's range (an exclusion): it stays archived")};""" \
         if e.exclusions else ""
-    declare = f"\ndeclare{declare}" if declare else ""
-    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column{declare}
-begin{walk}
+    return _rpc(name, "archived_row_id uuid", "uuid", "void", f"""#variable_conflict use_column
+begin
   update public.{ident(e.name)} set archived_at = null
    where id = $1 and archived_at is not null
      and ({pred}){live};
