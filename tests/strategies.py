@@ -700,6 +700,28 @@ def _drop_bare_reads(bp: dict) -> None:
         if e["scope"] != "global" and isinstance((e.get("access") or {}).get("select"), list):
             e["access"]["select"] = [g for g in e["access"]["select"] if not (
                 (g.get("public") or g.get("signed_in")) and not g.get("where") and not g.get("visible"))]
+            # ... nor one whose where, with the other such grants', lists every value a NOT NULL boolean or enum holds
+            for column in _covered(e):
+                e["access"]["select"] = [g for g in e["access"]["select"] if not (
+                    g.get("signed_in") and not g.get("visible") and (g.get("where") or {}).get("column") == column)]
+
+
+def _covered(e: dict) -> list[str]:
+    listed: dict[str, set[str]] = {}
+    for g in e["access"]["select"]:
+        w = g.get("where")
+        if (g.get("public") or g.get("signed_in")) and w and not g.get("visible"):
+            values = w["in"] if "in" in w else [w["equals"]]
+            listed.setdefault(w["column"], set()).update(str(v).lower() for v in values)
+    fields = {f["name"]: f for f in e["fields"]}
+    out = []
+    for column, values in listed.items():
+        f = fields.get(column, {})
+        domain = {"true", "false"} if f.get("type") == "boolean" else \
+            {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
+        if domain and not f.get("nullable", True) and domain <= values:
+            out.append(column)
+    return out
 
 
 def _parents(e: dict, entities: list[dict]) -> list[str]:

@@ -408,6 +408,15 @@ REFUSED = [
     ({"access": {"select": [{"min_role": "member"}, {"signed_in": True}]}},
      "entities[0].access.select[1]: a signed_in grant with nothing to narrow it would let every signed-in user read "
      "every organisation's rows"),
+    # Red team 21 F4: the same, spelled as a where listing every value of a NOT NULL boolean (or enum), in one
+    # grant or across a signed_in and a public grant.
+    ({"access": {"select": [{"min_role": "member"},
+                            {"signed_in": True, "where": {"column": "done", "in": [True, False]}}]}},
+     "entities[0].access.select[1].where: the signed_in and public grants' where on 'done' lists every value it can "
+     "hold, so every signed-in user would read every organisation's rows"),
+    ({"access": {"select": [{"min_role": "member"}, {"public": True, "where": {"column": "done", "equals": True}},
+                            {"signed_in": True, "where": {"column": "done", "equals": False}}]}},
+     "entities[0].access.select[2].where: the signed_in and public grants' where on 'done' lists every value"),
     # Evasion round 8 e16 (audit BP091): the writer keeps the rows they wrote after leaving the organisation.
     ({"access": {"select": [{"min_role": "member"}, {"linked": ["created_by"]}]}},
      "entities[0].access.select[1].linked[0]: 'created_by' holds the id of whoever wrote the row, and members "

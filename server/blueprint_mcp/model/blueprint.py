@@ -888,6 +888,31 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
             out += _under_problems(bp, e, g.under, f"{at}.under")
         if g.visible is not None:
             out += _visible_problems(bp, e, g, cmd, f"{at}.visible")
+    if e.is_tenant and cmd == "select":
+        out += _where_covers_all(e, grants, path)
+    return out
+
+
+def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[str, str, str]]:
+    """The bare signed_in grant (refused above) spelled as a where: its values, with those of the other signed_in
+    and public grants on the column, are every value a NOT NULL boolean or enum may hold (red team 21 F4:
+    `shared in [true, false]` let every signed-in user read every organisation's rows)."""
+    listed: dict[str, set[str]] = {}
+    for g in grants:
+        if (g.signed_in or g.public) and g.where is not None and g.visible is None:
+            listed.setdefault(g.where.column, set()).update(str(v).lower() for v in g.where.values)
+    out = []
+    for column, values in listed.items():
+        f = e.field(column)
+        domain = {"true", "false"} if f is not None and f.type is FieldType.boolean else \
+            {v.lower() for v in f.values or []} if f is not None and f.type is FieldType.enum else None
+        signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
+                     and g.where.column == column]
+        if domain and signed_in and not f.nullable and domain <= values:
+            out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' where on '{column}' lists "
+                        f"every value it can hold, so every signed-in user would read every organisation's rows.",
+                        "list only the values every signed-in user may read (a where admitting every row "
+                        "narrows nothing), or use {public: true} if every row is public"))
     return out
 
 
