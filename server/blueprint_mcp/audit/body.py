@@ -85,6 +85,11 @@ class BodyFacts:
     # (a test calling a schema's function, auth.uid() among them): BP089.
     unguarded: list[int] = field(default_factory=list)
     asks_caller: bool = False
+    # Positions in `trees` of expressions whose value decides nothing: PERFORM's of no FROM (the answer is thrown
+    # away; one reading rows sets FOUND), a
+    # RAISE's parameters, and the tests of an IF whose every branch only logs (raise notice/warning goes on). Only
+    # a call in them that may raise can refuse the caller.
+    discarded: list[int] = field(default_factory=list)
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
@@ -271,6 +276,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         branch_of: dict[int, list] = {}  # id of an EXECUTE statement -> the conditions of the IF branches it is in
         refusing: set[int] = set()  # ids of conditions whose branch raises or skips the row (return null/old)
         calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
+        discarded: set[int] = set()  # ids of expressions whose value decides nothing (BodyFacts.discarded)
+        performed: set[int] = set()  # ids of PERFORM queries: discarded unless they read rows (FOUND tells)
         unguarded, asks = _paths(fn.get("action"))
         facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
@@ -287,6 +294,11 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 lookup = not body.get("strict")
             elif inner_kind == "PLpgSQL_stmt_foreach_a":  # foreach v_id in array p_ids: v_id is one of p_ids
                 setting = _target_names(datums[body["varno"]] if 0 <= body.get("varno", -1) < len(datums) else {})
+            elif inner_kind in ("PLpgSQL_stmt_perform", "PLpgSQL_stmt_raise"):
+                (performed if inner_kind == "PLpgSQL_stmt_perform" else discarded).update(
+                    id(e) for e in _expressions(body))
+                if _is_raise(inner_kind, body):
+                    facts.raises = True
             elif _is_raise(inner_kind, body):
                 facts.raises = True
                 if inner_kind == "PLpgSQL_stmt_assert":  # assert <cond>: a test that refuses
@@ -306,6 +318,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 branches += [((e.get("cond") or {}).get("PLpgSQL_expr"), [e.get("stmts"), body.get("else_body")])
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
+                if all(_only_logs(stmts) for stmts in [body.get("then_body"), body.get("else_body")] +
+                       [(x.get("PLpgSQL_if_elsif") or {}).get("stmts") for x in body.get("elsif_list") or []]):
+                    discarded.update(id(cond) for cond, _ in branches)  # `if not <check> then raise warning`
                 conditions.update(id(cond) for cond, _ in branches if isinstance(cond, dict))
                 for cond, stmts in [(branches[0][0], body.get("then_body"))] + \
                         [(c, st[0]) for c, st in branches[1:]]:
@@ -339,6 +354,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
                     facts.conditions.append(before)
+                if len(facts.trees) > before and (id(body) in discarded or id(body) in performed and
+                                                  not _reads_rows(facts.trees[before])):
+                    facts.discarded.append(before)
                 setting, stamping, lookup = (), (), False
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
@@ -487,6 +505,23 @@ def _is_raise(kind: str, body: Node) -> bool:
     """A RAISE at level EXCEPTION (the default) or an ASSERT: the body may refuse its caller there."""
     return kind == "PLpgSQL_stmt_assert" or (kind == "PLpgSQL_stmt_raise" and
                                              body.get("elog_level", _ERROR_LEVEL) >= _ERROR_LEVEL)
+
+
+def _expressions(stmt: dict) -> list[dict]:
+    """The PL/pgSQL expressions of a PERFORM (its query) or a RAISE (its parameters and USING options)."""
+    return [e for k, e in nodes([stmt.get("expr"), stmt.get("params"), stmt.get("options")]) if k == "PLpgSQL_expr"]
+
+
+def _reads_rows(tree: Any) -> bool:
+    """A statement with a FROM: `perform 1 from ... where m.user_id = auth.uid()` sets FOUND by the rows it finds,
+    which a later `if not found then raise` tests; `perform f(...)` always finds its one row."""
+    return any(kind == "SelectStmt" and body.get("fromClause") for kind, body in nodes(tree))
+
+
+def _only_logs(statements: Any) -> bool:
+    """Branch statements that do nothing but log (RAISE below EXCEPTION, NULL); none at all too."""
+    return all(isinstance(w, dict) and len(w) == 1 and next(iter(w)) == "PLpgSQL_stmt_raise" and
+               not _is_raise(*next(iter(w.items()))) for w in statements or [])
 
 
 def _raises(statements: Any) -> bool:

@@ -46,6 +46,7 @@ class BodyReading:
     unguarded: tuple[int, ...] = ()  # positions of statements nothing guards on their path (BodyFacts.unguarded)
     asks_caller: bool = False  # a test asks who calls somewhere (BodyFacts.asks_caller)
     stamps: tuple[tuple[str, int], ...] = ()  # (NEW field, position of its value) a trigger sets (BodyFacts.stamps)
+    discarded: tuple[int, ...] = ()  # positions of expressions whose value decides nothing (BodyFacts.discarded)
 
 
 @dataclass

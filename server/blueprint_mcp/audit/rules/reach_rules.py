@@ -109,11 +109,36 @@ def _read_through_invoker(s: Schema, schema: str, grants, qualified: str) -> tup
 def _asks_who_calls(s: Schema, f: Function) -> bool:
     """The body asks who calls: auth.uid(), auth.jwt(), current_setting(...), or a function of its own (a
     helper decides for itself), other than only to learn that someone is signed in (`auth.uid() is not null`,
-    `auth.role() = 'authenticated'`) or to call a helper that decides nothing (`perform private.log_access(...)`)."""
+    `auth.role() = 'authenticated'`) or to call a helper that decides nothing (`perform private.log_access(...)`).
+    Where the answer is thrown away (`perform private.has_org_role(...)`, the test of `if ... then raise warning`,
+    a RAISE's message: BodyFacts.discarded) only a call that may raise decides (evasion round 11, e05 and e06)."""
     if not any(_may_ask(s, name) for name in f.calls or ()):
         return False
     reading = f._body
-    return reading is None or any(_uses_caller(tree, s) for tree in reading.trees)
+    if reading is None:
+        return True
+    discarded = set(reading.discarded)
+    return any(_raises_in(tree, s) if at in discarded else _uses_caller(tree, s)
+               for at, tree in enumerate(reading.trees))
+
+
+def _raises_in(tree: Any, s: Schema) -> bool:
+    """A call in the tree of a function that may raise (_may_raise)."""
+    return any(kind == "FuncCall" and _may_raise(s, function_name(body)) for kind, body in nodes(tree))
+
+
+def _may_raise(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
+    """A function that may raise: a PL/pgSQL one with a RAISE EXCEPTION (or ASSERT), one in another language, one
+    calling such a function, or one of a schema the audit does not see (the benefit of the doubt); auth.uid() and
+    the built-in functions never refuse anyone."""
+    f = find_function(s, name)
+    if f is None:
+        return "." in name and name.split(".")[0] not in ("auth", "pg_catalog", "extensions")
+    if f.language not in ("sql", "plpgsql"):
+        return True
+    if f.language == "plpgsql" and (f._body.raises if f._body is not None else _RAISE.search(f.body or "")):
+        return True
+    return any(inner not in seen and _may_raise(s, inner, seen | {name}) for inner in f.calls or ())
 
 
 # Functions saying only whether someone is signed in (the request's role), not who.
@@ -224,7 +249,8 @@ def _guarded(s: Schema, name: str) -> Table | None:
 
 
 @rule("BP057", "definer_function_ignores_caller", Level.ERROR, ("SECURITY", "TENANCY"),
-      summary="A SECURITY DEFINER function clients reach reads protected tables without asking who calls.",
+      summary="A SECURITY DEFINER function clients reach reads or writes protected tables without asking who "
+              "calls.",
       why="A definer function reads with its owner's rights, past RLS: the body alone decides whose rows it returns. "
           "One that never asks who calls (no auth.uid(), no helper) answers any client alike, whatever the "
           "organisation they pass: through the API when it is in an exposed schema, or through a view or an invoker "
@@ -233,7 +259,11 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
           "hash) is a capability check and passes. `auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
-          "private.log_access(p_org, ...)`) decides nothing either.",
+          "private.log_access(p_org, ...)`) decides nothing either, nor does a boolean helper whose answer is "
+          "thrown away (`perform private.has_org_role(p_org, 'viewer')`) or a test whose branch only logs (`raise "
+          "warning`: the function goes on). The same holds for the rows it changes: an UPDATE, DELETE or MERGE of a "
+          "table with RLS (or of a tenant table), and an INSERT into a tenant table, run past RLS for any client "
+          "(evasion round 11: a stranger renamed and deleted another organisation's project).",
       bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
           "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
           "grant execute on function private.projects_of(uuid) to authenticated;\n"
@@ -247,11 +277,54 @@ def definer_function_ignores_caller(r, s: Schema) -> Iterator:
         if f.reads is None or _asks_who_calls(s, f):
             continue
         tables = [name for name in f.reads if _guarded(s, name) is not None and not _by_secret(s, f, name)]
-        if tables:
-            asks = "only asks whether someone is signed in" if any(names_the_caller(n) for n in f.calls or ()) \
-                else "never asks who calls"
-            yield r.finding(f"Definer function {f.qualified} reads {', '.join(tables)} past RLS and {asks}; "
+        written = _unasked_writes(s, f)
+        if tables or written:
+            asks = "asks who calls only where the answer is thrown away (a PERFORM, a test whose branch only " \
+                "logs)" if _asks_idly(s, f) else "only asks whether someone is signed in" \
+                if any(names_the_caller(n) for n in f.calls or ()) else "never asks who calls"
+            what = " and ".join(([f"reads {', '.join(tables)}"] if tables else []) +
+                                ([f"writes {', '.join(written)}"] if written else []))
+            yield r.finding(f"Definer function {f.qualified} {what} past RLS and {asks}; "
                             f"clients reach it through {through}.", f.qualified, location=f.location)
+
+
+def _asks_idly(s: Schema, f: Function) -> bool:
+    """The body asks who calls in an expression whose answer it throws away (BodyFacts.discarded)."""
+    reading = f._body
+    return reading is not None and any(_uses_caller(reading.trees[at], s) for at in reading.discarded
+                                       if at < len(reading.trees))
+
+
+def _unasked_writes(s: Schema, f: Function) -> list[str]:
+    """The tables a body changes past RLS: the targets of its UPDATE, DELETE and MERGE statements with RLS (or a
+    tenant key), and of its INSERTs into tenant tables (one into a locked table of no organisation, a contact form's,
+    is what such a function is for). A change pinned by a secret column (`where token = p_token`), or made by a body
+    that reads a row by one first, is a capability's."""
+    reading = f._body
+    if reading is None or any(_by_secret(s, f, name) for name in f.reads or ()):
+        return []  # it looks a row up by a token first (accept_invitation): what it then changes, the token grants
+    out: list[str] = []
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind not in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt") or \
+                    not isinstance(body.get("relation"), dict):
+                continue
+            name = qualified(body["relation"], reading.default_schema)
+            t = _guarded(s, name)
+            if t is None or name in out or (kind == "InsertStmt" and not is_tenant(t)) or \
+                    _pinned_by_secret(t, body.get("whereClause")):
+                continue
+            out.append(name)
+    return out
+
+
+def _pinned_by_secret(t: Table, where: Any) -> bool:
+    """A filter with a conjunct `<secret column of t> = <value>` (token, secret, code, key, hash)."""
+    for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
+        sides = equated_columns(conjunct["A_Expr"]) if isinstance(conjunct, dict) and "A_Expr" in conjunct else None
+        if sides and any(col and _SECRET.search(col[-1]) and t.column(col[-1]) is not None for col in sides):
+            return True
+    return False
 
 
 def _loose_checks(s: Schema, f: Function, members: set[str]) -> list[str]:
@@ -503,7 +576,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     params = _arguments(reading)
     made = {**_argument_values(s, reading, params), **params}
     authorised = authorised_picks(s, reading, params)
-    out: list[tuple[str, str | None, str]] = []
+    out: list[tuple[str, str | None, str]] = list(_row_argument_picks(s, reading))
     for tree in reading.trees:
         for kind, body in nodes(tree):
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
@@ -535,6 +608,42 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                 if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
                     out.append((t.qualified, None, "unfiltered"))
     return out
+
+
+def _row_argument_picks(s: Schema, reading) -> Iterator[tuple[str, str, str]]:
+    """(table, `p.<field>`, "row") where a parameter has a tenant table's row type (`p public.projects`, a
+    PostgREST computed column), the body tests the row's tenant key (`p.organization_id = any (<the caller's>)`)
+    and equates it with no stored row's column, and a statement picks rows by another of its fields (`where
+    s.project_id = p.id`). Every field of a row argument is the client's: PostgREST calls the function as an RPC
+    with whatever row the client builds (evasion round 11, e02: `{"id": <A's project>, "organization_id": <B>}`)."""
+    names = {name for name, _ in reading.params if name}
+    for name, typ in reading.params:
+        schema, _, table = typ.rpartition(".")
+        t = s.table(table, schema or reading.default_schema) if name else None
+        if t is None or not is_tenant(t):
+            continue
+        key, tested, tied, picks = t.tenant_key, False, False, []
+        for tree in reading.trees:
+            relations = {(b.get("alias") or {}).get("aliasname") or b.get("relname", ""):
+                         qualified(b, reading.default_schema) for k, b in nodes(tree) if k == "RangeVar"}
+            if name in relations:
+                continue  # `p` is a relation's alias here
+            for kind, body in nodes(tree):
+                if kind == "ColumnRef" and strings(body.get("fields")) == [name, key]:
+                    tested = True
+                sides = equated_columns(body) if kind == "A_Expr" else None
+                for mine, other in (sides, sides[::-1]) if sides else ():
+                    if len(mine) != 2 or mine[0] != name or not other or other[0] == name or \
+                            (len(other) == 1 and (other[0] in names or other[0] in reading.variables)):
+                        continue
+                    if mine[1] == key:
+                        tied = True
+                    elif len(other) == 2 and other[0] in relations:
+                        picks.append((relations[other[0]], f"{name}.{mine[1]}"))
+                    elif len(relations) == 1:
+                        picks.append((next(iter(relations.values())), f"{name}.{mine[1]}"))
+        if tested and not tied and picks:
+            yield picks[0][0], picks[0][1], "row"
 
 
 def _unkeyed_branch(s: Schema, t: Table, where, alias: str) -> bool:
@@ -900,7 +1009,9 @@ def definer_rows_picked_by_argument(r, s: Schema) -> Iterator:
                     "branch": f"tests the organisation of {table} rows in some branches of an OR only (AND binds "
                               "before OR): another branch picks them by other columns, in every organisation",
                     "null": f"keeps {table} rows to {param} unless it is null, when every organisation's rows pass (a "
-                            f"membership check of a null {param} passes too: NULL = any (...) is NULL)"}[how]
+                            f"membership check of a null {param} passes too: NULL = any (...) is NULL)",
+                    "row": f"picks {table} rows by {param} but tests the organisation of its row argument, whose "
+                           "every field the client fills (an RPC call passes any row)"}[how]
             yield r.finding(f"Definer function {f.qualified} {what}; clients reach it through {through}.",
                             f.qualified, location=f.location)
 
@@ -1086,10 +1197,21 @@ def _argument(node, params: frozenset[str]) -> bool:
     return bool(fields) and fields[-1] in params
 
 
+# The settings PostgREST before version 9 set for each claim of the JWT (request.jwt.claim.role, .sub, .email):
+# PostgREST 9 on PostgreSQL 14+ sets only request.jwt.claims (JSON), later versions none of these, so
+# current_setting(..., true) answers NULL (Supabase moved in November 2021; auth.uid() and auth.role() read both).
+_LEGACY_CLAIM = "request.jwt.claim."
+
+
 def _nullable(s: Schema, side, names: set[str], booleans: bool = False) -> str | None:
     side = unwrap(side)
     if not isinstance(side, dict):
         return None
+    setting = side.get("FuncCall")
+    args = setting.get("args") or [] if isinstance(setting, dict) else []
+    if function_name(setting or {}).split(".")[-1] == "current_setting" and len(args) == 2 and \
+            isinstance(const(args[0]), str) and const(args[0]).lower().startswith(_LEGACY_CLAIM):
+        return f"current_setting('{const(args[0])}', true)"
     ref = side.get("ColumnRef")
     if isinstance(ref, dict):
         fields = strings(ref.get("fields"))
@@ -1140,7 +1262,8 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
             found = _null_operand(s, test, names, mine, params) if test is not None else None
             if found:
                 what = f"{found} is NULL when no row matches" if "answer" in found else \
-                    f"{found} is NULL when its SELECT ... INTO finds no row"
+                    f"{found} is NULL: PostgREST 9+ sets only request.jwt.claims (read auth.role() or auth.jwt())" \
+                    if found.startswith("current_setting") else f"{found} is NULL when its SELECT ... INTO finds no row"
                 yield r.finding(f"{f.qualified} refuses when a test holds, but {what}: the test is NULL and the "
                                 "refusal is skipped.", f.qualified, location=f.location)
                 break
@@ -1424,10 +1547,52 @@ def definer_write_outside_check(r, s: Schema) -> Iterator:
             if kind not in ("InsertStmt", "UpdateStmt", "DeleteStmt") or not isinstance(body.get("relation"), dict):
                 continue
             rel = qualified(body["relation"], reading.default_schema)
-            if _guarded(s, rel) is not None:
+            t = _guarded(s, rel)
+            if t is not None and not (kind == "UpdateStmt" and _own_row_update(s, reading, t, body)):
                 yield r.finding(f"{f.qualified} asks who calls on some paths but writes {rel} on one no check "
                                 f"guards; clients reach it through {through}.", f.qualified, location=f.location)
                 break
+
+
+def _own_row_update(s: Schema, reading, t: Table, update: dict) -> bool:
+    """An UPDATE of the caller's own membership (or profile) row that sets nothing anything decides by: its filter
+    pins the user column to the caller (`user_id = (select auth.uid())`), and it sets no key, user or role column,
+    nor a column a policy or a function's body reads (a membership's status). Stamping `last_seen_at` on one's own
+    membership needs no check (evasion round 11, fp03)."""
+    from ...model.tenant_keys import user_columns, user_tables
+    tables = user_tables(s.tables)
+    if t.qualified not in membership_tables(s) and (t.schema_name, t.name) not in tables:
+        return False
+    users = set(user_columns(t, tables))
+    alias = ((update.get("relation") or {}).get("alias") or {}).get("aliasname") or t.name
+    callers = _caller_variables(reading, ("auth.uid",))
+
+    def caller(value) -> bool:  # auth.uid(), (select auth.uid()), or a variable set from it
+        value = unwrap(value)
+        link = value.get("SubLink") if isinstance(value, dict) else None
+        if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
+            value = unwrap(lone_value((link.get("subselect") or {}).get("SelectStmt")))
+        ref = strings(((value or {}).get("ColumnRef") or {}).get("fields")) if isinstance(value, dict) else []
+        return isinstance(value, dict) and (function_name(value.get("FuncCall") or {}) == "auth.uid" or
+                                            (len(ref) == 1 and ref[0] in callers))
+
+    pinned = False
+    for x in boolean_args(update.get("whereClause"), "AND_EXPR") if update.get("whereClause") else []:
+        e = x.get("A_Expr") if isinstance(x, dict) else None
+        sides = equated_columns(e) if isinstance(e, dict) else None
+        for col, other in ((sides[0], e.get("rexpr")), (sides[1], e.get("lexpr"))) if sides else ():
+            pinned = pinned or (bool(col) and col[-1] in users and (len(col) == 1 or col[0] == alias) and caller(other))
+    if not pinned:
+        return False
+    kept = users | {t.tenant_key, role_column(t)} | {c for k in t.constraints if k.kind == "primary key"
+                                                      for c in k.columns}
+    written = {(target.get("ResTarget") or {}).get("name") for target in update.get("targetList") or []}
+    if written & kept or None in written:
+        return False
+    trees = [g._body.trees for g in s.functions if g._body is not None] + \
+        [[p.using_tree, p.check_tree] for p in [*s.storage_policies, *(p for t2 in s.tables for p in t2.policies)]]
+    return not any(k == "ColumnRef" and strings(b.get("fields"))[-1:] and strings(b.get("fields"))[-1] in written
+                   for tree in trees for k, b in nodes(tree))
 
 
 # SQL value functions naming the role a statement runs as: in a SECURITY DEFINER body, the function's owner.
