@@ -11,10 +11,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from blueprint_mcp.cli import main
 from blueprint_mcp.files import MANIFEST
-from blueprint_mcp.model import Blueprint, edge_functions
+from blueprint_mcp.model import Blueprint, edge_functions, parse_blueprint
 from blueprint_mcp.model.edge import event_links, event_pii_keys
 from blueprint_mcp.model.meaning import command_grants
 from blueprint_mcp.templates import load_blueprint_file
@@ -127,10 +128,11 @@ def _ts_files(root: Path) -> list[str]:
 
 
 def test_every_function_type_checks_and_lints_with_deno(deno_npm, tmp_path):
-    for name, bp in BLUEPRINTS.items():
+    projects = BLUEPRINTS | LOGGING  # the fixtures too: their links write lookups no template has (visible)
+    for name, bp in projects.items():
         _project(tmp_path / name, bp)
     files = _ts_files(tmp_path)
-    functions = sum(len(edge_functions(bp)) for bp in BLUEPRINTS.values())
+    functions = sum(len(edge_functions(bp)) for bp in projects.values())
     assert len([f for f in files if f.endswith("/index.ts")]) == functions
     # One invocation for every project: supabase-js comes from the session's Deno cache.
     checked = deno(deno_npm, "check", "--quiet", *files, cwd=tmp_path)
@@ -251,6 +253,7 @@ def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
     for k, link in enumerate(links):
         admitted = {"archived_at": None} if link.live else {}
         admitted |= {link.where_column: link.where_values[0]} if link.where_column else {}
+        admitted |= {link.visible: _parent(k, readable=True)} if link.parent else {}
         tables.setdefault(link.table, []).extend([
             {"id": f"00000000-0000-4000-8000-00000000020{k}", "organization_id": org, link.column:
              people[_linked(k, link)], **admitted},
@@ -268,6 +271,16 @@ def _logging_scenario(bp: Blueprint) -> tuple[dict, dict[str, str]]:
             tables[link.table].append({"id": f"00000000-0000-4000-8000-00000000080{k}", "organization_id": org,
                                        link.column: people[f"outside {k}"], **admitted,
                                        link.where_column: _outside(link.where_values)})
+        # Red team 21 F2: a grant with visible admits a row while its caller may read the row's parent (the
+        # caller's own client reads it, under RLS): one every caller reads, one none does (a closed branch).
+        if link.parent:
+            people[f"hidden {k}"] = f"00000000-0000-4000-8000-00000000100{k}"
+            tables[link.table].append({"id": f"00000000-0000-4000-8000-00000000110{k}", "organization_id": org,
+                                       link.column: people[f"hidden {k}"], **admitted,
+                                       link.visible: _parent(k, readable=False)})
+            tables.setdefault(link.parent, []).extend([
+                {"id": _parent(k, readable=True), "organization_id": org},
+                {"id": _parent(k, readable=False), "organization_id": org, "_readers": []}])
     event = next(e.name for e in bp.events() if not e.server_only)
     requests = [{"label": who, "token": uid, "body": {"organization_id": org, "event_name": event}}
                 for who, uid in people.items()]
@@ -288,6 +301,11 @@ def _linked(k: int, link) -> str:
     return f"{link.table}.{link.column}#{k}"
 
 
+def _parent(k: int, readable: bool) -> str:
+    """The id of the k-th lookup's parent row every caller may read, or the one nobody may."""
+    return f"00000000-0000-4000-8000-0000000009{int(not readable)}{k}"
+
+
 def _outside(values: tuple) -> object:
     """A value of the where column the grant does not admit."""
     return (not values[0]) if isinstance(values[0], bool) else -1 if isinstance(values[0], int) else "not-admitted"
@@ -295,16 +313,31 @@ def _outside(values: tuple) -> object:
 
 def _lookup(link, org: str, uid: str) -> dict:
     """The query string of linkedTo's service-role lookup for `link`, as supabase-js writes it."""
-    query = {"select": "id", "organization_id": f"eq.{org}", link.column: f"eq.{uid}"}
+    query = {"select": link.visible or "id", "organization_id": f"eq.{org}", link.column: f"eq.{uid}"}
     query |= {"archived_at": "is.null"} if link.live else {}
     query |= {link.where_column: "in.(" + ",".join(str(v).lower() if isinstance(v, bool) else str(v)
                                                     for v in link.where_values) + ")"} if link.where_column else {}
-    return query | {"limit": "1"}
+    return query if link.parent else query | {"limit": "1"}
+
+
+def _tried(links: list, org: str, who: str, uid: str) -> list[tuple]:
+    """(table, query, key) of the lookups linkedTo makes for `who`, until one links them: each link's by the
+    service role, and, for a link with visible, the caller's own read of the parents of the rows it found."""
+    out = []
+    for k, link in enumerate(links):
+        out.append((link.table, _lookup(link, org, uid), "service"))
+        named = {_linked(k, link): True, f"hidden {k}": False}
+        if link.parent and who in named:
+            out.append((link.parent, {"select": "id", "id": f"in.({_parent(k, named[who])})", "limit": "1"},
+                        "caller"))
+        if who == _linked(k, link):
+            break
+    return out
 
 
 LOGGING = {name: bp for name, bp in BLUEPRINTS.items() if bp.analytics.enabled} | {
     name: _variant(load_blueprint_file(ROOT / "tests" / "fixtures" / "blueprints" / f"{name}.yaml"))
-    for name in ("access-lab", "archived-link")}
+    for name in ("access-lab", "archived-link", "visible-link")}
 
 
 HARNESS = ROOT / "tests" / "deno" / "function_harness.ts"
@@ -343,8 +376,7 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
             else:  # every link column of this organisation, for this caller, by the service role, until one holds
                 tried = [(c["table"], c["query"], c["key"]) for c in lookups]
                 org = scenario["requests"][0]["body"]["organization_id"]
-                expected = [(link.table, _lookup(link, org, uid), "service") for link in links]
-                assert tried == (expected[: labels.index(who) + 1] if allowed else expected)
+                assert tried == _tried(links, org, who, uid), (name, who)
             inserts = [c for c in answer["calls"] if c["method"] == "POST"]
             if allowed:
                 assert [(c["table"], c["key"], c["body"]["user_id"]) for c in inserts] == [("events", "service", uid)]
@@ -357,6 +389,50 @@ def test_log_event_takes_members_and_linked_users_and_nobody_else(deno_npm, tmp_
             assert out["own session"]["calls"][-1]["body"]["session_id"].endswith("501")
             refused = out["another's session"]
             assert (refused["status"], refused["body"]["error"]["field"]) == (400, "session_id"), (name, refused)
+
+
+def test_a_link_narrowed_by_visible_holds_only_while_the_caller_reads_the_parent(deno_npm, tmp_path):
+    """Red team 21 F2: `{linked: [user_id], visible: branch_id}` lets a patient read their row while they may read
+    its branch (signed-in users read open ones), but log-event and track-session linked them by any row naming
+    them, so a portal user of a closed branch kept writing the clinic's analytics. The service role finds the
+    rows' parents; the caller's own client (RLS: the harness shows the closed branch to nobody) must read one."""
+    bp = LOGGING["visible-link"]
+    scenario, people = _logging_scenario(bp)
+    org = scenario["requests"][0]["body"]["organization_id"]
+    portal = _linked(0, event_links(bp)[0])
+    expected = {"member": 201, portal: 201, "hidden 0": 403, "stranger": 403}
+    starts = [{"label": who, "token": people[who], "body": {"organization_id": org, "action": "start"}}
+              for who in expected]
+    for function, requests in (("log-event", scenario["requests"]), ("track-session", starts)):
+        out = _served(deno_npm, tmp_path / function, bp, function, scenario | {"requests": requests})
+        assert {who: out[who]["status"] for who in expected} == expected, function
+        for who in (portal, "hidden 0"):
+            [read] = [c for c in out[who]["calls"] if c["table"] == "branches"]
+            assert read["key"] == "caller", (function, who, read)
+        assert not [c for c in out["hidden 0"]["calls"] if c["method"] == "POST"], function
+
+
+def test_visible_narrows_a_one_hop_link_and_an_unnarrowed_grant_widens_it():
+    """A one-hop linked grant's visible (with its where) narrows the lookup to rows whose parent the caller reads;
+    a longer chain's visible is on another row than the one naming the user, so it narrows nothing (as its where
+    does not), and a grant of the same end without narrowing widens the lookup to every row naming them."""
+    def links(portal: dict, *visits: dict) -> list[tuple]:
+        data = yaml.safe_load((ROOT / "tests" / "fixtures" / "blueprints" / "visible-link.yaml").read_text())
+        data["entities"][1]["access"]["select"][1] = portal
+        data["entities"] += [{"name": "visits", "fields": [
+            {"name": "patient_id", "type": "reference", "references": "patients"},
+            {"name": "branch_id", "type": "reference", "references": "branches"}],
+            "access": {"select": [{"min_role": "viewer"}, grant], "insert": [{"min_role": "admin"}]}}
+            for grant in visits]
+        bp = parse_blueprint(data)
+        return [(x.table, x.column, x.where_column, x.visible, x.parent) for x in event_links(bp)]
+
+    portal = {"linked": ["user_id"], "visible": "branch_id"}
+    assert links(portal) == [("patients", "user_id", None, "branch_id", "branches")]
+    assert links(portal | {"where": {"column": "label", "equals": "portal"}}) == [
+        ("patients", "user_id", "label", "branch_id", "branches")]
+    for wide in ({"linked": ["patient_id", "user_id"]}, {"linked": ["patient_id", "user_id"], "visible": "branch_id"}):
+        assert links(portal, wide) == [("patients", "user_id", None, None, None)], wide
 
 
 SESSIONS = {name: bp for name, bp in LOGGING.items() if bp.analytics.sessions}

@@ -3,7 +3,9 @@
 // its answer and the REST calls the function made (with which key). Run from a rendered project's root by
 // tests/test_edge_functions.py: `deno run ... function_harness.ts <function> <scenario JSON>`, the scenario being
 // {tables: {name: rows}, requests: [{label, token, body, headers?}]}. Filters are read as PostgREST does
-// (`col=eq.value`, `col=is.null`, `col=in.(a,b)`); a PATCH changes the rows they match.
+// (`col=eq.value`, `col=is.null`, `col=in.(a,b)`); a PATCH changes the rows they match. RLS, as far as a test needs
+// it: a row carrying `_readers` (user ids) is shown to the caller's own client only when it lists them; the service
+// key sees every row. Fields named `_...` are never shown.
 type Row = Record<string, unknown>
 type Scenario = {
   tables: Record<string, Row[]>
@@ -42,7 +44,9 @@ async function supabase(req: Request): Promise<Response> {
   }
   const body = req.method === "PATCH" ? await req.json() : undefined
   calls.push({ method: req.method, table, query, key, ...(body === undefined ? {} : { body }) })
-  let rows = scenario.tables[table] ?? []
+  let rows = (scenario.tables[table] ?? []).filter((r) =>
+    key === "service" || !Array.isArray(r._readers) || r._readers.includes(bearer)
+  )
   for (const [column, filter] of url.searchParams) {
     if (["select", "limit", "order"].includes(column)) continue
     if (filter === "is.null") rows = rows.filter((r) => r[column] === null || r[column] === undefined)
@@ -56,7 +60,11 @@ async function supabase(req: Request): Promise<Response> {
   if (body !== undefined) rows.forEach((r) => Object.assign(r, body))
   rows = rows.slice(0, Number(url.searchParams.get("limit") ?? rows.length))
   const picked = (url.searchParams.get("select") ?? "*").split(",")
-  const shown = rows.map((r) => picked[0] === "*" ? r : Object.fromEntries(picked.map((c) => [c, r[c]])))
+  const shown = rows.map((r) =>
+    picked[0] === "*"
+      ? Object.fromEntries(Object.entries(r).filter(([c]) => !c.startsWith("_")))
+      : Object.fromEntries(picked.map((c) => [c, r[c]]))
+  )
   if ((req.headers.get("Accept") ?? "").includes("vnd.pgrst.object+json")) {
     return shown.length === 1 ? answer(200, shown[0]) : answer(406, {
       code: "PGRST116",

@@ -54,21 +54,24 @@ class EventLink:
     """A row of `table` in the organisation naming the caller in `column` links them to it: live (`live`: the table
     is soft-deleted, and an archived row links nobody, A10) and, where the linked grant narrows its own rows, with
     `where_column` holding one of `where_values` (red team 20: an archived patient, and one the grant's where never
-    admits, kept logging the clinic's events)."""
+    admits, kept logging the clinic's events) and, for a grant with `visible` (A29), only while the caller may read
+    the `parent` row its `visible` column names (red team 21 F2: a portal user of a closed branch kept logging)."""
 
     table: str
     column: str
     live: bool
     where_column: str | None = None
     where_values: tuple = ()
+    visible: str | None = None
+    parent: str | None = None
 
 
 def event_links(bp: Blueprint) -> list[EventLink]:
     """The lookups that link a user who is no member to an organisation, for tenant tables: where the blueprint's
     linked grants end (a shopper's customer row at their store, a patient's at their clinic); such a user may log
-    its events as its members do, though they never become one. A grant's where narrows the lookup when the chain
-    is one hop (the where is on the row the user is named in); a grant of the same end without one widens it. In
-    declaration order, each lookup once."""
+    its events as its members do, though they never become one. A grant's where and visible narrow the lookup when
+    the chain is one hop (both are on the row the user is named in); a grant of the same end without either widens
+    it. In declaration order, each lookup once."""
     ends: dict[tuple[str, str], list[EventLink] | None] = {}
     for e in bp.entities:
         for command in ("select", "insert", "update", "delete"):
@@ -79,10 +82,12 @@ def event_links(bp: Blueprint) -> list[EventLink]:
                 if not anchor.is_tenant:
                     continue
                 key = (anchor.name, column)
-                narrowed = g.where is not None and len(g.linked) == 1
-                link = EventLink(anchor.name, column, anchor.soft_delete, g.where.column if narrowed else None,
-                                 tuple(g.where.values) if narrowed else ())
-                if not narrowed:
+                where = g.where if len(g.linked) == 1 else None
+                visible = g.visible if len(g.linked) == 1 else None
+                link = EventLink(anchor.name, column, anchor.soft_delete, where.column if where else None,
+                                 tuple(where.values) if where else (), visible,
+                                 e.field(visible).references if visible else None)
+                if where is None and visible is None:
                     ends[key] = None  # every row naming them links them (live ones, if archived rows exist)
                 elif key not in ends:
                     ends[key] = [link]

@@ -63,6 +63,9 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
                       "bytes": edge.EVENT_PROPERTIES_BYTES, "depth": edge.EVENT_PROPERTIES_DEPTH,
                       # The link columns as markdown code ("" without any): who logs events besides members.
                       "links": ", ".join(f"`{c}`" for c in edge.link_columns(edge.event_links(bp))),
+                      # The visible columns whose parent a linked caller must read (A29), as markdown code.
+                      "parents": ", ".join(dict.fromkeys(f"`{x.table}.{x.visible}`" for x in edge.event_links(bp)
+                                                         if x.parent)),
                       "user_agent": edge.SESSION_USER_AGENT},
         "events": bp.events(), "categories": canonical_taxonomy().categories, "EventCategory": EventCategory,
         "min_role": lambda cap: (bp.tenancy.min_role(Capability(cap)) or bp.tenancy.owner_role).name,

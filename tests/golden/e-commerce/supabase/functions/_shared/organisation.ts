@@ -8,20 +8,22 @@ export async function requireInOrganisation(caller: Caller, organization: string
   const { data: membership, error } = await caller.client.from("organization_members").select("role")
     .eq("organization_id", organization).eq("user_id", caller.user.id).maybeSingle()
   if (error) throw dbError(error)
-  if (membership === null && !(await linkedTo(organization, caller.user.id))) {
+  if (membership === null && !(await linkedTo(caller, organization))) {
     const message = "you are neither a member of this organisation nor linked to it"
     throw new HttpError(403, "forbidden", message, "organization_id")
   }
 }
 
 /**
- * Whether `user` is linked to `organization` the way the blueprint's linked grants reach rows outside membership:
- * a row of this organisation naming them in customers.user_id, as the grant reads it (an archived
- * row links nobody; a grant's where narrows its rows). Looked up by the service role (ids only, for the verified
- * caller): whether a linked user may read that row is the blueprint's choice.
+ * Whether the caller is linked to `organization` the way the blueprint's linked grants reach rows outside
+ * membership: a row of this organisation naming them in customers.user_id, as the grant reads it (an archived
+ * row links nobody; a grant's where narrows its rows).
+ * Looked up by the service role (ids only, for the verified caller): whether a linked user may read that row is
+ * the blueprint's choice.
  */
-async function linkedTo(organization: string, user: string): Promise<boolean> {
+async function linkedTo(caller: Caller, organization: string): Promise<boolean> {
   const service = serviceClient()
+  const user = caller.user.id
   {
     const { data, error } = await service.from("customers").select("id")
       .eq("organization_id", organization).eq("user_id", user).limit(1)
