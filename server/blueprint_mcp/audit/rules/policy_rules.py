@@ -256,6 +256,13 @@ def _tenant_data(s: Schema, t) -> bool:
     return t.qualified in tenants or any(f"{fk.ref_schema}.{fk.ref_table}" in tenants for fk in t.foreign_keys)
 
 
+def _shared_by_tenants(s: Schema, t) -> bool:
+    """A table whose rows name their organisations in an array of tenant keys (`organization_ids uuid[]`: a
+    document shared between partner organisations): rows of those organisations (evasion round 11, e01)."""
+    keys = _once("tenant keys", s, lambda: {x.tenant_key for x in s.tables if is_tenant(x)})
+    return any(c.name == f"{key}s" and c.type.endswith("[]") for key in keys for c in t.columns)
+
+
 @rule("BP058", "policy_not_tied_to_row", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A policy on an organisation's rows decides by a sub-query that looks at nothing of the row.",
       why="A sub-query over another organisation's table (the row's parent, as a rule) that is not tied to the row "
@@ -1378,8 +1385,9 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
           "organisation's rows. A membership read that a caller in no organisation passes is no check either: read "
           "as such a caller reads it (no membership rows), `not exists (... m.role = 'suspended')`, `organization_id "
           "<> all (array(select ...))`, `not in`, `coalesce((select ...), true)`, `(select count(*) ...) >= 0`, a "
-          "`case` true either way, or `or organization_id is not null` on a NOT NULL column holds for every "
-          "stranger.",
+          "`case` true either way, `or organization_id is not null` on a NOT NULL column, or an array containing "
+          "the caller's memberships (`organization_ids @> array(select ...)`, `array[organization_id] @> ...`: an "
+          "empty array is contained in every array; `&&`, overlap, is the test meant) holds for every stranger.",
       bad="create function private.can_read(p_org uuid) returns boolean language sql stable security definer\n"
           "set search_path = '' as $$ select p_org = any (array(select private.organization_ids_with_role("
           "'viewer'))) or auth.role() = 'authenticated' $$;\n"
@@ -1393,12 +1401,13 @@ def policy_true_for_every_caller(r, s: Schema):
     for t in s.tables:
         if not t.rls_enabled:
             continue
+        organisations = _tenant_data(s, t) or _shared_by_tenants(s, t)
         for p in t.policies:
             if not (p.permissive and applies_to_clients(p)):
                 continue
             roles = set(p.roles or ["public"])
             callers = frozenset({"anon", "authenticated"} if roles & {"public"} else roles & {"anon", "authenticated"})
-            if not callers or (commands(p) == ("select",) and not _tenant_data(s, t)):
+            if not callers or (commands(p) == ("select",) and not organisations):
                 continue  # a public table's read for everyone is often the point
             for clause, tree, _ in trees(p):
                 if is_true(tree):
@@ -1413,7 +1422,7 @@ def policy_true_for_every_caller(r, s: Schema):
                 # Red team 20, F1: a membership read under NOT, `<> all`, `coalesce(..., true)`, `count(*) >= 0`
                 # or a `case` true either way reads memberships but admits a user who has none.
                 stranger = per_tree(("true for a stranger", t.qualified), tree, lambda: true_for_stranger(
-                    s, tree, members, helpers, t)) if _tenant_data(s, t) and t.qualified not in members else None
+                    s, tree, members, helpers, t)) if organisations and t.qualified not in members else None
                 if stranger:
                     yield r.finding(f"{policy_label(t, p)} holds in {clause.upper()} for a caller in no "
                                     f"organisation ({stranger}), so it admits every row to non-members.",

@@ -1,8 +1,9 @@
 """A policy clause as a caller who belongs to no organisation sees it (red team 20, F1).
 
 Counting any read of a membership table as a membership check lets `not exists (... m.role = 'suspended')`,
-`organization_id <> all (array(select ...))`, `coalesce((select ...), true)`, `count(*) >= 0` or a `case` that is
-true either way pass as checks, while each admits a user in no organisation. Here every membership read is
+`organization_id <> all (array(select ...))`, `coalesce((select ...), true)`, `count(*) >= 0`, a `case` that is
+true either way or `organization_ids @> array(select ...)` (an empty array is contained in every array) pass as
+checks, while each admits a user in no organisation. Here every membership read is
 replaced by what such a caller gets from it (no rows), a NOT NULL column of the policy's table by a value that
 is not NULL, and the result is folded (`fold.fold_condition`, three-valued): certainly true means the clause
 admits callers who are members of nothing. Anything not known for certain stays unknown, so a real condition
@@ -17,7 +18,8 @@ from ...model.schema import Schema
 from ..fold import fold_condition
 from ..tree import function_name, nodes, replaced, strings
 from .binding import filtering, from_relations
-from .common import calls, find_function, is_membership_name, membership_views, relation_names, sql_answer
+from .common import (calls, find_function, is_membership_name, lone_value, membership_views, relation_names,
+                     sql_answer)
 
 TRUE: dict = {"A_Const": {"boolval": {"boolval": True}}}
 FALSE: dict = {"A_Const": {"boolval": {}}}
@@ -25,6 +27,9 @@ NULL: dict = {"A_Const": {"isnull": True}}
 ZERO: dict = {"A_Const": {"ival": {}}}
 # Aggregates that answer NULL over no rows (count answers 0): a scalar sub-select of one of them is NULL.
 _NULL_AGGREGATES = {"max", "min", "sum", "avg", "bool_or", "bool_and", "every", "array_agg", "string_agg"}
+# Evasion round 11 (e01): an empty array is contained in every array and overlaps none. `x @> mine` and
+# `mine <@ x` are true for a caller with no memberships (for every x not NULL), `x && mine` false.
+_CONTAINS = {"@>": "rexpr", "<@": "lexpr"}  # the operator and the side that must be contained
 
 
 class _Stranger:
@@ -116,6 +121,67 @@ class _Stranger:
             return TRUE if value else FALSE
         return None
 
+    def _empty_array(self, tree: Any, depth: int) -> bool:
+        """True when an array is empty for a caller in no organisation: `array(select ...)` over memberships, the
+        same as a bare scalar sub-select or cast, an SQL helper answering one, or `coalesce(<null for them>,
+        '{}')`."""
+        if not isinstance(tree, dict) or len(tree) != 1 or depth > 6:
+            return False
+        (kind, body), = tree.items()
+        if not isinstance(body, dict):
+            return False
+        if kind == "TypeCast":
+            return self._empty_array(body.get("arg"), depth + 1)
+        if kind == "SubLink":
+            select = (body.get("subselect") or {}).get("SelectStmt")
+            if body.get("subLinkType") == "ARRAY_SUBLINK":
+                return self.empty(select, depth + 1)
+            bare = body.get("subLinkType") == "EXPR_SUBLINK" and isinstance(select, dict) and \
+                select.get("op", "SETOP_NONE") == "SETOP_NONE" and not select.get("limitCount")
+            return bare and self._empty_array(lone_value(select), depth + 1)
+        if kind == "FuncCall":
+            f = self._helper(body)
+            return f is not None and self._empty_array(sql_answer(f), depth + 1)
+        if kind == "CoalesceExpr":
+            for arg in body.get("args") or []:
+                if self._empty_array(arg, depth + 1) or self._empty_literal(arg):
+                    return True
+                if not self._null_for_stranger(arg, depth + 1):
+                    return False
+        return False
+
+    @staticmethod
+    def _empty_literal(tree: Any) -> bool:
+        """`'{}'`, `'{}'::uuid[]` or `array[]::uuid[]`."""
+        while isinstance(tree, dict) and "TypeCast" in tree:
+            tree = tree["TypeCast"].get("arg")
+        if isinstance(tree, dict) and "A_ArrayExpr" in tree:
+            return not (tree["A_ArrayExpr"] or {}).get("elements")
+        value = (tree.get("A_Const") or {}).get("sval") if isinstance(tree, dict) else None
+        return isinstance(value, dict) and value.get("sval") == "{}"
+
+    def _null_for_stranger(self, tree: Any, depth: int) -> bool:
+        """A scalar sub-select over memberships that is NULL for a caller in none (`(select array_agg(...))`)."""
+        body = tree.get("SubLink") if isinstance(tree, dict) else None
+        select = (body.get("subselect") or {}).get("SelectStmt") if isinstance(body, dict) else None
+        return isinstance(select, dict) and body.get("subLinkType") == "EXPR_SUBLINK" and \
+            self._no_input(select, depth + 1) and self._scalar(select) is NULL
+
+    def _containment(self, body: dict, depth: int) -> Any:
+        """`x @> mine`, `mine <@ x` (true for a caller with no memberships) and `x && mine` (false)."""
+        op = strings(body.get("name"))
+        if body.get("kind", "AEXPR_OP") != "AEXPR_OP" or len(op) != 1 or op[0] not in ("@>", "<@", "&&"):
+            return None
+        if op[0] == "&&":
+            if any(self._empty_array(body.get(side), depth + 1) for side in ("lexpr", "rexpr")):
+                self.why.append("no array overlaps the caller's memberships, which are none")
+                return FALSE
+            return None
+        if self._empty_array(body.get(_CONTAINS[op[0]]), depth + 1):
+            self.why.append("every array contains the caller's memberships, which are none")
+            return TRUE
+        return None
+
     def view(self, tree: Any, depth: int = 0, inside: bool = False) -> Any:
         """A copy of `tree` with each membership read replaced by what a caller in no organisation gets."""
         def replace(node: dict) -> Any:
@@ -126,10 +192,8 @@ class _Stranger:
                 return self._sublink(body, depth)
             if kind == "A_Expr" and body.get("kind") in ("AEXPR_OP_ANY", "AEXPR_OP_ALL"):
                 right = body.get("rexpr") or {}
-                link = right.get("SubLink") if isinstance(right, dict) else None
                 call = right.get("FuncCall") if isinstance(right, dict) else None
-                empty = (isinstance(link, dict) and link.get("subLinkType") == "ARRAY_SUBLINK"
-                         and self.empty((link.get("subselect") or {}).get("SelectStmt"), depth + 1)) or \
+                empty = self._empty_array(right, depth + 1) or \
                     (isinstance(call, dict) and self._helper(call) is not None)
                 if empty:  # an empty array: `= any` is false whatever the value, `<> all` true (even for NULL)
                     everything = body["kind"] == "AEXPR_OP_ALL"
@@ -137,6 +201,8 @@ class _Stranger:
                                     f"{str(everything).lower()}")
                     return TRUE if everything else FALSE
                 return None
+            if kind == "A_Expr":
+                return self._containment(body, depth)
             if kind == "FuncCall":
                 return self._boolean_helper(body, depth)
             if kind == "NullTest" and not inside:
