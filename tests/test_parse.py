@@ -140,13 +140,43 @@ def test_do_blocks_apply_every_statement_they_may_run_at_its_own_position():
                   "  else\n    begin\n      alter table public.t disable row level security;\n"
                   "    exception when others then null;\n    end;\n  end if;\n"
                   "  execute 'create table public.made (id int primary key)';\n"
-                  "  execute format('create table %I (id int)', 'computed');\n"
+                  "  execute format('create table %I (id int)', current_user);\n"
                   "  select id into strict x from public.t;\nend $$;")
     t = s.table("t")
     assert (t.rls_enabled, [(p.name, p.using, p.location.line, p.location.column) for p in t.policies]) == \
         (False, [("w", "true", 7, 5)])
     assert [(x.qualified, x.location.line, x.location.column) for x in s.tables] == [
         ("public.t", 1, 14), ("public.made", 14, 25)]
+    assert s.problems == []
+
+
+def test_do_blocks_run_a_loop_over_names_they_write_once_per_name():
+    # Evasion round 11, fp01: `foreach t in array array[...] loop execute format('... %I ...', t)` is the statement
+    # written out for each name. A loop over a query of the catalog, or one whose body changes its variable, is
+    # not unrolled (its EXECUTE stays unknown); a static statement in a loop is applied once.
+    s = schema_of("create table public.a (id int); create table public.b (id int); create table public.c (id int);\n"
+                  "create table public.d (id int); create table public.e (id int);\n"
+                  "do $$ declare t text; n int; begin\n"
+                  "  foreach t in array array['a', 'b'] loop\n"
+                  "    execute format('alter table public.%I enable row level security', t);\n"
+                  "    execute format('create policy %I on public.%I for select using (%L = %L)',\n"
+                  "                   t || '_read', t, t, t);\n"
+                  "    create table public.once (id int);\n"
+                  "  end loop;\n"
+                  "  for t in select tablename from pg_tables where tablename = 'c' loop\n"
+                  "    execute format('alter table public.%I enable row level security', t);\n"
+                  "  end loop;\n"
+                  "  foreach t in array array['d'] loop\n"
+                  "    select 'e' into t;\n"
+                  "    execute format('alter table public.%I enable row level security', t);\n"
+                  "  end loop;\n"
+                  "  for n in 1..2 loop\n"
+                  "    execute format('alter table public.%I enable row level security', 'e');\n"
+                  "  end loop;\n"
+                  "end $$;")
+    assert [(x.name, x.rls_enabled, [(p.name, p.using) for p in x.policies]) for x in s.tables] == [
+        ("a", True, [("a_read", "'a' = 'a'")]), ("b", True, [("b_read", "'b' = 'b'")]), ("c", False, []),
+        ("d", False, []), ("e", True, []), ("once", False, [])]
     assert s.problems == []
 
 

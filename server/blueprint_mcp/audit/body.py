@@ -3,7 +3,7 @@
 SQL bodies go through the PostgreSQL grammar, PL/pgSQL bodies through libpg_query's PL/pgSQL
 parser and then each embedded query through the grammar again. Dynamic SQL (EXECUTE) is read where the body
 spells its text out (a constant, or format() of a constant template over names the body tests: `_add_dynamic`)
-and stays unknown otherwise; a DO block's constant EXECUTE strings are statements it runs (`block_statements`).
+and stays unknown otherwise; a DO block's EXECUTE strings of literals are statements it runs (`do_loops`).
 """
 
 from __future__ import annotations
@@ -930,41 +930,6 @@ def _embedded(facts: BodyFacts, query: str, mode: int, default_schema: str) -> N
         add_statements(facts, pgparse.parse(text), default_schema)
     except (pgparse.PGQueryError, RecursionError, ValueError):
         pass  # an expression PL/pgSQL accepts but plain SQL does not (e.g. a bare variable list)
-
-
-def block_statements(do_statement: str) -> list[str]:
-    """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written: every static
-    statement, whichever branch, loop or exception handler holds it, and every EXECUTE of a constant
-    string. Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
-    out = []
-    for kind, body in nodes(pgparse.parse_pgsql(do_statement)):
-        if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
-            # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before PERFORM's);
-            # a nested DO is one of its CALL statements.
-            expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
-            out.append(expr.get("query", ""))
-        elif kind == "PLpgSQL_stmt_dynexecute":
-            expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
-            text = _constant_string(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))
-            if text is not None:
-                out += _statement_texts(text)
-    return [text for text in out if text.strip()]
-
-
-def _statement_texts(text: str) -> list[str]:
-    """Each statement of an EXECUTE string, which may hold several (libpg_query reports byte offsets)."""
-    data = text.encode("utf-8", "surrogatepass")
-    return [data[raw.get("stmt_location", 0):][:raw.get("stmt_len") or None].decode("utf-8", "surrogatepass")
-            .strip() for raw in _parsed_or_empty(text)]
-
-
-def _constant_string(query: str, mode: int) -> str | None:
-    """The value of an EXECUTE argument made only of string literals ('...', $q$...$q$, 'a' || 'b')."""
-    parsed = _parsed_or_empty(embedded_sql(query, mode))
-    targets = (parsed[0]["stmt"].get("SelectStmt") or {}).get("targetList") if len(parsed) == 1 else None
-    if not targets or len(targets) != 1:
-        return None
-    return _concatenated((targets[0].get("ResTarget") or {}).get("val"))
 
 
 def _concatenated(node: dict | None) -> str | None:

@@ -3,8 +3,9 @@
 `do $$ begin alter table public.t disable row level security; end $$` turns RLS off as surely as the bare
 statement. Every statement of the PL/pgSQL body (and every EXECUTE of a constant string) is applied in
 the order written, whichever IF branch, loop or exception handler holds it: the auditor cannot know which
-branch runs, and a statement that might run is the one to check. EXECUTE of a computed string stays
-unknown.
+branch runs, and a statement that might run is the one to check. EXECUTE of a string built from literals, and
+of one built from a loop's variable over names written in the block, runs its statements (`do_loops`); EXECUTE of
+any other computed string stays unknown.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import pgparse
 
-from .body import block_statements
+from .body import embedded_sql
 from .ddl import HANDLERS, apply
+from .do_loops import statements
 from .parser import parse
 from .tree import strings
 
@@ -38,7 +40,7 @@ def do_block(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def _run(r: Reader, st: Stmt) -> None:
-    texts = block_statements(st.text)
+    texts = statements(st.text, embedded_sql)
     cursor = 0
     for text in texts:
         # A statement of a dollar-quoted body is in the file as written: find it, so what it makes has

@@ -1,0 +1,263 @@
+"""The statements a DO block runs, loops over a list of names written in the block unrolled (evasion round 11, fp01).
+
+`foreach t in array array['documents', 'comments'] loop execute format('alter table public.%I enable row level
+security', t); end loop;` turns RLS on for both tables, as the two statements written out would. A loop over a
+list of string literals (`array[...]` or `'{...}'`, `select unnest(...)`, `select ... from unnest(...)` or
+`values (...), (...)`) runs its body once per name: an EXECUTE whose text is made only of literals and the loop
+variables (`||`, `concat`, `format`'s %I, %L, %s and %%, `quote_ident`, `quote_literal`) is read as the statement it
+runs for each. Any other loop (over a catalog query, say), a loop variable the body assigns, or any other part of
+the text leaves the EXECUTE unknown, as before: what it does to which table cannot be known from the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pgparse
+
+from ..sql.ident import ident, literal
+from .tree import const, dotted, function_name, nodes, strings
+
+_STATEMENT, _EXPRESSION = 0, 2
+_MAX_NAMES = 200  # a longer literal list is not one a migration writes by hand
+_TEXT_TYPES = ("text", "varchar", "name", "pg_catalog.text", "pg_catalog.varchar")
+
+
+def statements(do_statement: str, embedded_sql: Any) -> list[str]:
+    """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written: every static statement
+    once, whichever branch, loop or exception handler holds it, and every EXECUTE whose text is known (once per
+    name of a loop over written names). Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
+    tree = pgparse.parse_pgsql(do_statement)
+    function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
+    names = [_datum_name(d) for d in function.get("datums") or []]
+    out: list[str] = []
+    stack: list[tuple[Any, dict[str, str], bool]] = [(tree, {}, True)]
+    while stack:
+        value, env, first = stack.pop()
+        if isinstance(value, list):
+            stack.extend((v, env, first) for v in reversed(value))
+            continue
+        if not isinstance(value, dict):
+            continue
+        if len(value) == 1:
+            (kind, body), = value.items()
+            if isinstance(body, dict) and kind[:1].isupper():
+                if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
+                    # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
+                    # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
+                    if first:
+                        expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
+                        out.append(expr.get("query", ""))
+                    continue
+                if kind == "PLpgSQL_stmt_dynexecute":
+                    out += _executed(body, env, first, embedded_sql)
+                    continue
+                loop = _loop(kind, body, names)
+                if loop is not None:
+                    variable, values = loop
+                    stack.extend((body.get("body"), {**env, variable: v}, first and i == 0)
+                                 for i, v in reversed(list(enumerate(values))))
+                    continue
+                value = body
+        stack.extend((v, env, first) for v in reversed(value.values()) if isinstance(v, dict | list))
+    return [text for text in out if text.strip()]
+
+
+def _datum_name(datum: Any) -> str | None:
+    body = next(iter(datum.values()), None) if isinstance(datum, dict) and len(datum) == 1 else None
+    return body.get("refname") if isinstance(body, dict) else None
+
+
+def _executed(body: dict, env: dict[str, str], first: bool, embedded_sql: Any) -> list[str]:
+    """The statements an EXECUTE runs when its text is known; in a loop's later rounds only one whose text
+    changes with the loop's variable (a constant text is the first round's)."""
+    expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
+    tree = _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
+    text = _text(tree, env)
+    if text is None or (not first and _text(tree, {}) is not None):
+        return []
+    return _statement_texts(text)
+
+
+def _expression(sql: str) -> Any:
+    """The one value of `select <expression>`; None when the text is not that."""
+    parsed = _parsed_or_empty(sql)
+    targets = (parsed[0]["stmt"].get("SelectStmt") or {}).get("targetList") if len(parsed) == 1 else None
+    return (targets[0].get("ResTarget") or {}).get("val") if targets and len(targets) == 1 else None
+
+
+def _statement_texts(text: str) -> list[str]:
+    """Each statement of an EXECUTE string, which may hold several (libpg_query reports byte offsets)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return [data[raw.get("stmt_location", 0):][:raw.get("stmt_len") or None].decode("utf-8", "surrogatepass")
+            .strip() for raw in _parsed_or_empty(text)]
+
+
+def _parsed_or_empty(text: str) -> list[dict]:
+    """A dynamic statement the grammar rejects fails when the block runs; it changes nothing."""
+    try:
+        return pgparse.parse(text) if text else []
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return []
+
+
+def _text(node: Any, env: dict[str, str]) -> str | None:
+    """The text an expression of literals and loop variables computes; None for anything else (NULL included)."""
+    if not isinstance(node, dict) or len(node) != 1:
+        return None
+    (kind, body), = node.items()
+    if not isinstance(body, dict):
+        return None
+    if kind == "A_Const":
+        value = const(node)
+        return value if isinstance(value, str) else None
+    if kind == "ColumnRef":
+        name = strings(body.get("fields"))
+        return env.get(name[0]) if len(name) == 1 else None
+    if kind == "TypeCast":
+        type_name = body.get("typeName") or {}
+        text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
+        return _text(body.get("arg"), env) if text and not type_name.get("typmods") else None
+    if kind == "A_Expr":
+        if body.get("kind", "AEXPR_OP") != "AEXPR_OP" or strings(body.get("name")) != ["||"]:
+            return None
+        left, right = _text(body.get("lexpr"), env), _text(body.get("rexpr"), env)
+        return None if left is None or right is None else left + right
+    if kind != "FuncCall" or body.get("agg_star") or body.get("over") or body.get("agg_distinct"):
+        return None
+    name = function_name(body).removeprefix("pg_catalog.")
+    args = [_text(a, env) for a in body.get("args") or []]
+    if None in args:
+        return None  # (concat skips a NULL, but an unknown argument is not one)
+    if name == "quote_ident" and len(args) == 1:
+        return ident(args[0])
+    if name == "quote_literal" and len(args) == 1 and "\\" not in args[0]:
+        return literal(args[0])
+    if name == "concat":
+        return "".join(args)
+    if name == "format" and args:
+        return _format(args[0], args[1:])
+    return None
+
+
+def _format(pattern: str, args: list[str]) -> str | None:
+    """`format(pattern, args...)` with %I, %L, %s and %% in order; None for positions, widths or a missing
+    argument."""
+    out, i, used = [], 0, 0
+    while i < len(pattern):
+        if pattern[i] != "%":
+            out.append(pattern[i])
+            i += 1
+            continue
+        spec = pattern[i + 1:i + 2]
+        if spec == "%":
+            out.append("%")
+        elif spec in ("I", "L", "s") and used < len(args):
+            value = args[used]
+            used += 1
+            if spec == "L" and "\\" in value:
+                return None  # quote_literal writes E'...' then
+            out.append(ident(value) if spec == "I" else literal(value) if spec == "L" else value)
+        else:
+            return None
+        i += 2
+    return "".join(out)
+
+
+def _loop(kind: str, body: dict, names: list[str | None]) -> tuple[str, list[str]] | None:
+    """(variable, names) of a loop over a list of string literals the body does not assign to."""
+    if kind == "PLpgSQL_stmt_foreach_a" and not body.get("slice"):
+        varno = body.get("varno", 0)
+        variable = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
+        expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
+        values = _string_list(_expression(f"select {expr.get('query', '')}"))
+    elif kind == "PLpgSQL_stmt_fors":
+        fields = ((body.get("var") or {}).get("PLpgSQL_row") or {}).get("fields") or []
+        variable = fields[0].get("name") if len(fields) == 1 and isinstance(fields[0], dict) else None
+        query = ((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", "")
+        parsed = _parsed_or_empty(query)
+        values = _select_values(parsed[0]["stmt"].get("SelectStmt")) if len(parsed) == 1 else None
+    else:
+        return None
+    if variable is None or values is None or not values or len(values) > _MAX_NAMES:
+        return None
+    if variable in _written(body.get("body"), names):
+        return None  # `t := ...`, `... into t`: the name changes inside the loop
+    return variable, values
+
+
+def _written(tree: Any, names: list[str | None]) -> set[str | None]:
+    """The variables statements in `tree` set: assigned, read INTO, a loop's own, GET DIAGNOSTICS'."""
+    def name(varno: Any) -> str | None:
+        return names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
+    out: set[str | None] = set()
+    for kind, fields in nodes(tree):
+        if kind in ("PLpgSQL_stmt_assign", "PLpgSQL_stmt_foreach_a", "PLpgSQL_stmt_fori"):
+            out.add(name(fields.get("varno")) if "varno" in fields else (fields.get("var") or {}).get(
+                "PLpgSQL_var", {}).get("refname"))
+        elif kind == "PLpgSQL_diag_item":
+            out.add(name(fields.get("target")))
+        elif kind == "PLpgSQL_row":
+            out.update(f.get("name") for f in fields.get("fields") or [] if isinstance(f, dict))
+        elif kind in ("PLpgSQL_var", "PLpgSQL_rec"):
+            out.add(fields.get("refname"))
+    return out
+
+
+def _string_list(node: Any) -> list[str] | None:
+    """The strings of `array['a', 'b']`, `'{a,b}'::text[]` or `array['a', 'b']::text[]`; None for anything else."""
+    if not isinstance(node, dict):
+        return None
+    if "TypeCast" in node:
+        cast = node["TypeCast"]
+        inner = cast.get("arg")
+        if isinstance(inner, dict) and "A_Const" in inner and (cast.get("typeName") or {}).get("arrayBounds"):
+            text = const(inner)
+            return _array_literal(text) if isinstance(text, str) else None
+        return _string_list(inner)
+    elements = (node.get("A_ArrayExpr") or {}).get("elements") if "A_ArrayExpr" in node else None
+    values = [_text(e, {}) for e in elements or []]
+    return None if not values or None in values else values
+
+
+def _array_literal(text: str) -> list[str] | None:
+    """`{a,b}`: plain names only (no quotes, escapes, nesting or NULL)."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")) or any(c in text[1:-1] for c in '{}"\\'):
+        return None
+    values = [v.strip() for v in text[1:-1].split(",")]
+    return None if any(not v or v.lower() == "null" for v in values) else values
+
+
+def _select_values(select: Any) -> list[str] | None:
+    """The one column of names a SELECT returns: `select unnest(<list>)`, `select x from unnest(<list>) x` or
+    `values ('a'), ('b')` (also as `select x from (values ...) v(x)`), nothing filtering them."""
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE" or select.get("whereClause") \
+            or select.get("limitCount") or select.get("distinctClause") is not None:
+        return None
+    if select.get("valuesLists"):
+        rows = [(row.get("List") or {}).get("items") or [] for row in select["valuesLists"]]
+        values = [_text(row[0], {}) if len(row) == 1 else None for row in rows]
+        return None if None in values else values
+    targets = select.get("targetList") or []
+    value = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
+    source = select.get("fromClause") or []
+    if not source:
+        return _unnest(value)
+    if len(source) != 1 or not isinstance(value, dict) or "ColumnRef" not in value:
+        return None  # (`select x || 's' from ...`: a computed name)
+    item = source[0]
+    if "RangeFunction" in item:
+        functions = item["RangeFunction"].get("functions") or []
+        call = (functions[0].get("List") or {}).get("items", [None])[0] if len(functions) == 1 else None
+        return _unnest(call)
+    inner = (item.get("RangeSubselect") or {}).get("subquery") or {}
+    return _select_values(inner.get("SelectStmt")) if inner.get("SelectStmt", {}).get("valuesLists") else None
+
+
+def _unnest(node: Any) -> list[str] | None:
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    if not isinstance(call, dict) or function_name(call).removeprefix("pg_catalog.") != "unnest":
+        return None
+    args = call.get("args") or []
+    return _string_list(args[0]) if len(args) == 1 else None
