@@ -21,10 +21,10 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
-from ...model.tenant_keys import role_column
+from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
-                     lone_value, membership_tables, names_the_caller, only_statement, outside_subqueries,
+                     enum_of, lone_value, membership_tables, names_the_caller, only_statement, outside_subqueries,
                      relation_names, taken_columns, tenant_relation, tested)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
@@ -1483,7 +1483,8 @@ def _trigger_tests(s: Schema, function: str, column: str) -> bool:
           "= any (array(select private.organization_ids_with_role('admin'))));\n-- accept_invitation: insert into "
           "organization_members (organization_id, user_id, role) values (inv.organization_id, auth.uid(), inv.role);",
       fix="Bound the role where the row is written: `and (role in ('viewer', 'member') or organization_id = any "
-          "(array(select private.organization_ids_with_role('owner'))))` in the insert policy, or a BEFORE INSERT "
+          "(array(select private.organization_ids_with_role('owner'))))` in the insert policy, a CHECK constraint "
+          "holding the column to roles below admin (`check (role in ('viewer', 'member'))`), or a BEFORE INSERT "
           "trigger refusing a role above the inviter's; or create invitations through a function that checks it.")
 def membership_role_from_client_row(r, s: Schema) -> Iterator:
     members = membership_tables(s)
@@ -1521,10 +1522,55 @@ def _role_from_client_row(s: Schema, reading, members: set[str]) -> tuple[str, T
                 if source is None:
                     continue
                 table, column = source[0], source[1] if len(fields) == 1 else fields[-1]
+                if column and _holds_only_lesser_roles(s, table, column, t, role):
+                    continue  # `check (role in ('viewer', 'member'))`: no value clients write is a rank to fear
                 how = _client_choice_unbounded(s, table, column) if column else None
                 if how:
                     return rel, table, column, how
     return None
+
+
+def _holds_only_lesser_roles(s: Schema, t: Table, column: str, members: Table, role: str) -> bool:
+    """Every value `t.column` can hold is a role below admin (evasion round 11, fp02): a CHECK constraint limits it
+    to such names (`check (role in ('viewer', 'member'))`, `role = 'member'`, `role = any (array[...])`), or its
+    type is an enum of only such labels. Only names ranked below admin count, and never the top label of the
+    membership role's enum: a name the ranks do not know may be anything."""
+    member_role = members.column(role)
+    labels = (enum_of(s, member_role.type) if member_role is not None else None)
+    top = ({labels.values[0] if ranks_reversed(labels.values) else labels.values[-1]}
+           if labels is not None and labels.values else set())
+
+    def lesser(values: list[Any] | None) -> bool:
+        return bool(values) and all(isinstance(v, str) and ROLE_RANKS.get(v, 0) >= 2 and v not in top
+                                    for v in values)
+    c = t.column(column)
+    own = enum_of(s, c.type) if c is not None else None
+    if own is not None and lesser(own.values):
+        return True
+    return any(lesser(_admitted(atom, column)) for k in t.constraints if k.kind == "check" and k.tree is not None
+               for atom in boolean_args(k.tree, "AND_EXPR"))
+
+
+def _admitted(atom: Any, column: str) -> list[Any] | None:
+    """The constants a CHECK's conjunct holds `column` to: `c in (...)`, `c = 'x'`, `c = any (array[...])` (the
+    column possibly cast); None for any other test."""
+    body = atom.get("A_Expr") if isinstance(atom, dict) else None
+    if not isinstance(body, dict) or strings(body.get("name")) != ["="]:
+        return None
+    ref = unwrap(body.get("lexpr"))
+    if strings(((ref or {}).get("ColumnRef") or {}).get("fields"))[-1:] != [column]:
+        return None
+    right, kind = unwrap(body.get("rexpr")), body.get("kind", "AEXPR_OP")
+    if kind == "AEXPR_IN":
+        items = ((body.get("rexpr") or {}).get("List") or {}).get("items") or []
+    elif kind == "AEXPR_OP_ANY":
+        items = ((right or {}).get("A_ArrayExpr") or {}).get("elements") or []
+    elif kind == "AEXPR_OP":
+        items = [right]
+    else:
+        return None
+    values = [const(unwrap(i)) for i in items]
+    return values if values and all(isinstance(v, str) for v in values) else None
 
 
 @rule("BP089", "definer_write_outside_check", Level.ERROR, ("SECURITY", "TENANCY"),
