@@ -1076,17 +1076,94 @@ def definer_checks_one_of_many_organisations(r, s: Schema) -> Iterator:
       why="accept_invitation(p_org, p_token) may check the token well, then insert (p_org, auth.uid(), inv.role): "
           "the membership lands in whichever organisation the caller names, not the one the invitation is for. "
           "Anyone who can invite themselves somewhere (every owner of a personal or new organisation) accepts "
-          "their own invitation into another organisation, in the role they chose.",
+          "their own invitation into another organisation, in the role they chose. A lookup that matches a code "
+          "against a pattern the caller writes (`where join_code ilike p_code`, SIMILAR TO, `~*`) is no capability "
+          "either: `%` finds an organisation whatever its code, and `a%`, `b%`... each of the others (evasion round "
+          "11).",
       bad="select * into inv from public.invitations where token = p_token;\n"
           "insert into public.organization_members (organization_id, user_id, role)\n"
           "  values (p_org, (select auth.uid()), inv.role);",
       fix="Write the organisation of the row that authorises the membership (`values (inv.organization_id, ...)`), "
           "or compare the argument with it (`if inv.organization_id <> p_org then raise ...`), or with the "
-          "organisations the caller administers.")
+          "organisations the caller administers. Compare a code with `=` (after a case fold if need be: "
+          "`upper(join_code) = upper(p_code)`), never as a pattern.")
 def definer_writes_membership_organisation_unchecked(r, s: Schema) -> Iterator:
+    reported = set()
     for f, through, rel, column, p in _unchecked_membership_writes(s, lambda t: t.tenant_key):
+        reported.add(f.qualified)
         yield r.finding(f"Definer function {f.qualified} writes {rel}.{column} from {p} without comparing it with "
                         f"anything; clients reach it through {through}.", f.qualified, location=f.location)
+    for f, through in client_definers(s):
+        found = _organisation_by_pattern(s, f._body) if f.qualified not in reported and f._body is not None \
+            and f._body.params else None
+        if found:
+            rel, column, test = found
+            yield r.finding(f"Definer function {f.qualified} writes {rel}.{column} from the row {test} finds: a "
+                            "pattern the caller writes ('%') matches any organisation's code, so it is no "
+                            f"capability; clients reach it through {through}.", f.qualified, location=f.location)
+
+
+# LIKE, ILIKE, SIMILAR TO and the regular-expression matches (not their negations).
+_PATTERN_OPS = ("~~", "~~*", "~", "~*")
+_ESCAPES = ("replace", "regexp_replace", "translate")  # `replace(p_code, '%', '\\%')`: the wildcards escaped
+
+
+def _organisation_by_pattern(s: Schema, reading) -> tuple[str, str, str] | None:
+    """(membership table, its tenant column, the test) where the body writes a membership of the organisation a
+    lookup found by matching a column against a pattern built from an argument (evasion round 11, e08: `select
+    o.id into v_org from organizations o where o.join_code ilike p_code`, then `insert into organization_members
+    values (v_org, auth.uid(), 'member')`): `%` finds an organisation whatever its code."""
+    members = {name: t.tenant_key for name in membership_tables(s)
+               if (t := s.table(*name.split(".", 1)[::-1])) is not None and t.tenant_key}
+    params = {name for name, _ in reading.params if name} | {f"${i}" for i in range(1, len(reading.params) + 1)}
+    found: dict[str, str] = {}  # variable -> the pattern test of the lookup that filled it
+    for at, names in reading.into:
+        kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+        test = _pattern_test(select.get("whereClause"), params, reading.name) if kind == "SelectStmt" else None
+        if test:
+            found.update((name, test) for name in names)
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            rel = qualified(body.get("relation") or {}, reading.default_schema) if kind == "InsertStmt" else None
+            column = members.get(rel) if rel else None
+            cols = [(c.get("ResTarget") or {}).get("name") for c in body.get("cols") or []] if column else []
+            if column not in cols:
+                continue
+            select = (body.get("selectStmt") or {}).get("SelectStmt") or {}
+            test = _pattern_test(select.get("whereClause"), params, reading.name)  # insert ... select ... where
+            for row in select.get("valuesLists") or []:
+                items = (row.get("List") or {}).get("items") or []
+                value = unwrap(items[cols.index(column)]) if len(items) > cols.index(column) else None
+                fields = strings(((value or {}).get("ColumnRef") or {}).get("fields"))
+                test = test or (found.get(fields[0]) if len(fields) == 1 else None)
+            if test:
+                return rel, column, test
+    return None
+
+
+def _pattern_test(where: Any, params: set[str], function: str) -> str | None:
+    """`column like <expression of an argument>` (ILIKE, SIMILAR TO, ~, ~*) in a filter, as text; None without."""
+    def argument(tree: Any) -> str | None:
+        for k, b in nodes(tree):
+            fields = strings(b.get("fields")) if k == "ColumnRef" else []
+            if fields and (len(fields) == 1 or fields[0] == function) and fields[-1] in params:
+                return fields[-1]
+            if k == "ParamRef" and f"${b.get('number', 0)}" in params:
+                return f"${b.get('number', 0)}"
+        return None
+    for kind, body in nodes(where):
+        op = strings(body.get("name")) if kind == "A_Expr" else []
+        if not op or op[-1] not in _PATTERN_OPS:
+            continue
+        column = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
+        pattern = body.get("rexpr")
+        escaped = any(k == "FuncCall" and function_name(b).split(".")[-1] in _ESCAPES for k, b in nodes(pattern))
+        name = argument(pattern) if column and not escaped else None
+        if name:
+            word = {"AEXPR_LIKE": "like", "AEXPR_ILIKE": "ilike", "AEXPR_SIMILAR": "similar to"}.get(
+                body.get("kind", ""), op[-1])
+            return f"`{column[-1]} {word} {name}`"
+    return None
 
 
 _ORDERS = ("=", "<>", "!=", "<", "<=", ">", ">=")
