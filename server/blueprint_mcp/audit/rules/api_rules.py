@@ -479,18 +479,78 @@ def _open_prefixes(tree) -> list[str]:
     return out
 
 
+# Types whose text holds no LIKE wildcard (`%`, `_`): a uuid, a number, a date.
+_NO_WILDCARDS = ("uuid", "int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "date",
+                 "timestamptz", "timestamp", "serial", "bigserial", "boolean", "bool")
+
+
+def _pattern_columns(s: Schema, tree) -> list[str]:
+    """table.column of each column a sub-query's LIKE / ILIKE / SIMILAR TO pattern on an object's name is built from
+    (`objects.name like o.slug || '/%'`, evasion round 11 e03): a value holding `%` or `_` is a wildcard, and
+    whoever sets it (an organisation's owner choosing its slug) matches other organisations' folders, or all of them
+    with '%'. A column of a type whose text holds no wildcard, one a CHECK holds to a regular expression naming
+    neither, or one escaped (replace(...)) is left alone."""
+    out: list[str] = []
+    for kind, body in nodes(tree):
+        select = (body.get("subselect") or {}).get("SelectStmt") if kind == "SubLink" else None
+        if not isinstance(select, dict):
+            continue
+        tables: dict[str, Table] = {}
+        for item_kind, rv in _from_items(select):
+            t = s.table(rv.get("relname", ""), rv.get("schemaname") or "public") if item_kind == "RangeVar" else None
+            if t is not None:
+                tables[(rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")] = t
+        for k, b in nodes(select.get("whereClause")) if tables else ():
+            like = b.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR") or \
+                strings(b.get("name")) in (["~~"], ["~~*"])
+            if k != "A_Expr" or not like or "".join(strings(b.get("name"))).startswith("!") or \
+                    not _is_object_name(b.get("lexpr")):
+                continue
+            for piece in _pieces(b.get("rexpr")):
+                fields = strings(((unwrap(piece) or {}).get("ColumnRef") or {}).get("fields"))
+                owners = [tables[fields[0]]] if len(fields) == 2 and fields[0] in tables else \
+                    [t for t in tables.values() if t.column(fields[0])] if len(fields) == 1 else []
+                c = owners[0].column(fields[-1]) if len(owners) == 1 else None
+                if c is not None and not _holds_no_wildcard(owners[0], c) and \
+                        f"{owners[0].qualified}.{c.name}" not in out:
+                    out.append(f"{owners[0].qualified}.{c.name}")
+    return out
+
+
+def _holds_no_wildcard(t: Table, c) -> bool:
+    """The column's text cannot hold `%` or `_`: its type (a uuid, a number), or a CHECK matching it against a
+    regular expression that allows neither (`slug ~ '^[a-z0-9-]+$'`)."""
+    if c.type.split("(")[0].strip().lower().removeprefix("pg_catalog.") in _NO_WILDCARDS:
+        return True
+    for k in t.constraints:
+        for kind, body in nodes(k.tree) if k.kind == "check" else ():
+            if kind != "A_Expr" or strings(body.get("name")) not in (["~"], ["~*"]):
+                continue
+            ref = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
+            pattern = const(unwrap(body.get("rexpr")))
+            if ref[-1:] == [c.name] and isinstance(pattern, str) and pattern.startswith("^") and \
+                    pattern.endswith("$") and not any(x in pattern for x in ("%", "_", ".", "\\w", "\\W", "[^")):
+                return True
+    return False
+
+
 @rule("BP083", "storage_prefix_without_separator", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A storage policy matches an object's path by a prefix (an organisation's slug or id) that does not "
               "end with '/': another organisation's folder that starts the same way matches too.",
       why="`starts_with(name, o.slug)` holds for `acme-corp/contract.pdf` when the caller's organisation is `acme`, "
           "and for every file when its slug is empty: whoever creates an organisation with a chosen slug reads "
           "(or writes) the files of every organisation whose folder starts with it. `name like o.slug || '%'` and "
-          "`name ^@ o.slug` are the same test.",
+          "`name ^@ o.slug` are the same test. A LIKE pattern made from a column is a pattern whoever sets the "
+          "column writes, separator or not: with `name like o.slug || '/%'`, a user who creates an organisation "
+          "with the slug '%' reads and writes every organisation's files, and 'ac_e' another's (evasion round 11). "
+          "A column of a uuid or a number, or one a CHECK holds to a regular expression without wildcards, holds "
+          "none.",
       bad="create policy org_files_read on storage.objects for select to authenticated using (bucket_id = "
           "'org-files' and exists (select 1 from public.organizations o where o.id = any (array(select "
           "private.organization_ids_with_role('viewer'))) and starts_with(objects.name, o.slug)));",
       fix="Compare the whole folder: `(storage.foldername(name))[1] = o.slug` (or `::uuid = o.id`), or end the "
-          "prefix with the separator: `starts_with(name, o.slug || '/')`.")
+          "prefix with the separator: `starts_with(name, o.slug || '/')`, which reads no wildcard; or bound the "
+          "slug (`check (slug ~ '^[a-z0-9-]+$')`).")
 def storage_prefix_without_separator(r, s: Schema):
     for p in _object_policies(s):
         if p.roles and not {"public", "anon", "authenticated"} & set(p.roles):
@@ -501,6 +561,12 @@ def storage_prefix_without_separator(r, s: Schema):
                 yield r.finding(f"Policy {p.name} on storage.objects matches object paths by a prefix that does not "
                                 f"end with '/' ({found[0]}): a folder named longer matches too.",
                                 f"storage.objects.{p.name}", location=p.location)
+                break
+            columns = _pattern_columns(s, tree) if tree is not None else []
+            if columns:
+                yield r.finding(f"Policy {p.name} on storage.objects matches object paths by a LIKE pattern made "
+                                f"from {columns[0]}: a value holding '%' or '_' matches other organisations' "
+                                "folders ('%' every one).", f"storage.objects.{p.name}", location=p.location)
                 break
 
 
