@@ -368,7 +368,8 @@ def from_relations(select: Node, default_schema: str) -> list[str]:
 
 
 def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set[str],
-                           default_schema: str, views: dict[str, bool] | None = None) -> list[str]:
+                           default_schema: str, views: dict[str, bool] | None = None,
+                           open_tables: frozenset[str] = frozenset()) -> list[str]:
     """What is wrong with each membership read of a policy expression: 'row' (tied to nothing of the row)
     or 'caller' (reads every user's memberships), in document order; [] when every read is tied.
 
@@ -377,7 +378,9 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
     so a read of it without `user_id = auth.uid()` is still the caller's; one without RLS shows everyone's.
     Likewise a sub-query over an RLS-protected table (the row's parent) decides by that table's policies:
     reads nested in its WHERE are not judged here. `views`: views over a membership table, read as it is, and
-    whether each shows only the caller's own memberships (`membership_views`)."""
+    whether each shows only the caller's own memberships (`membership_views`). `open_tables`: membership tables
+    whose RLS shows every signed-in caller every membership (`using (true)`, a people directory): a read of one
+    that names no caller is 'open' (evasion round 11, e04)."""
     views = views or {}
     tree = filtering(tree)  # (an outer join's side the WHERE needs nothing of filters nothing)
     out: list[str] = []
@@ -415,9 +418,9 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
                 if not row or unbound_memberships(s, select, default_schema, members):
                     out.append("row")
                 elif not (caller or pins_caller(s, select, default_schema, members | set(views))
-                          or any(n in protected for n in read if n in members)
+                          or any(n in protected and n not in open_tables for n in read if n in members)
                           or any(views.get(n) for n in read)):
-                    out.append("caller")
+                    out.append("open" if any(n in open_tables for n in read) else "caller")
                 continue
             guarded = row and any(name in protected for name in read)
             # What the sub-query returns is what the comparison around it ties; a sub-query nested in its

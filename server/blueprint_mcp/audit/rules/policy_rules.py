@@ -148,7 +148,11 @@ def policy_without_membership_check(r, s: Schema):
           "A role taken from a JWT claim no key of the row's organisation picks "
           "(`auth.jwt() -> 'app_metadata' ->> 'org_role' in ('admin', 'owner')` beside a membership test) is one "
           "role for all the user's organisations: kept as their highest, an owner of B who is a member of A deletes "
-          "A's projects (audit-evasion round 10, e04).",
+          "A's projects (audit-evasion round 10, e04). A sub-query that names no caller (`exists (select 1 from "
+          "organization_members m where m.organization_id = documents.organization_id)`) counts on the membership "
+          "table's RLS to show the caller only their own memberships: once a policy there shows every signed-in "
+          "user every membership (a people directory's `using (true)`), any row of an organisation with members "
+          "passes (audit-evasion round 11, e04).",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
@@ -162,6 +166,7 @@ def membership_check_not_tied_to_row(r, s: Schema):
         return
     guarded = {t.qualified for t in s.tables if is_tenant(t)} | {f"{a}.{b}" for a, b in tenant_roots(s)}
     roles = _membership_roles(s, members)
+    opened = _open_membership_tables(s, members)
     for t in s.tables:
         if t.qualified not in guarded or t.qualified in members:
             continue
@@ -171,11 +176,19 @@ def membership_check_not_tied_to_row(r, s: Schema):
             for clause, tree, _ in trees(p):
                 loose = per_tree(("loose membership", t.schema_name), tree,
                                  lambda: loose_membership_reads(s, tree, members, helpers, t.schema_name,
-                                                                membership_views(s)))
+                                                                membership_views(s), opened))
                 if "row" in loose:
                     yield r.finding(f"{policy_label(t, p)} reads memberships in {clause.upper()} but ties them to "
                                     f"nothing of the row: a member of any organisation passes.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
+                elif "open" in loose:
+                    name, policy = next(((n, q) for n, q in opened.items() if n in relation_names(tree)),
+                                        next(iter(opened.items())))
+                    yield r.finding(f"{policy_label(t, p)} reads memberships in {clause.upper()} without naming the "
+                                    f"caller, and counts on {name}'s RLS to keep them to the caller's, but its policy "
+                                    f"\"{policy}\" shows every signed-in user every membership: any row of an "
+                                    "organisation with members passes.", f"{t.qualified}.{p.name}",
+                                    location=p.location or t.location)
                 elif "caller" in loose:
                     yield r.finding(f"{policy_label(t, p)} compares the row with every user's memberships in "
                                     f"{clause.upper()}, not the caller's: any row of an organisation with members "
@@ -187,6 +200,25 @@ def membership_check_not_tied_to_row(r, s: Schema):
                                     f"claim {claim}, which no key of the row's organisation picks: a role held in "
                                     f"one organisation decides in every organisation the user is a member of.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _open_membership_tables(s: Schema, members: set[str]) -> dict[str, str]:
+    """Membership table -> the policy that shows every signed-in caller every one of its rows: a permissive select
+    policy for authenticated true for each of them (`using (true)`: a people directory opened later, evasion round
+    11 e04), with no restrictive select policy narrowing it. A policy reading memberships without naming the caller
+    counts on that table's RLS to keep them to the caller's."""
+    out: dict[str, str] = {}
+    for name in sorted(members):
+        u = s.table(*name.split(".", 1)[::-1])
+        if u is None or not u.rls_enabled or any(not q.permissive and "select" in commands(q) and
+                                                 applies_to_clients(q) for q in u.policies):
+            continue
+        q = next((q for q in u.policies if q.permissive and "select" in commands(q) and applies_to_clients(q)
+                  and {"authenticated", "public"} & set(q.roles or ["public"]) and q.using_tree is not None
+                  and _true_for(s, q.using_tree, frozenset({"authenticated"}))), None)
+        if q is not None:
+            out[name] = q.name
+    return out
 
 
 def _membership_roles(s: Schema, members: set[str]) -> frozenset[str]:
