@@ -16,7 +16,7 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..fold import fold_condition
-from ..tree import function_name, nodes, replaced, strings
+from ..tree import const, function_name, nodes, replaced, strings
 from .binding import filtering, from_relations
 from .common import (calls, find_function, is_membership_name, lone_value, membership_views, relation_names,
                      sql_answer)
@@ -202,7 +202,9 @@ class _Stranger:
                     return TRUE if everything else FALSE
                 return None
             if kind == "A_Expr":
-                return self._containment(body, depth)
+                return self._containment(body, depth) or self._whole_domain([node])
+            if kind == "BoolExpr" and body.get("boolop") == "OR_EXPR":
+                return self._whole_domain(body.get("args") or [])
             if kind == "FuncCall":
                 return self._boolean_helper(body, depth)
             if kind == "NullTest" and not inside:
@@ -234,6 +236,57 @@ class _Stranger:
             return TRUE
         return {"SubLink": body}
 
+    def _whole_domain(self, arms: list) -> Any:
+        """True when tests among OR-ed arms (`shared in (true, false)`, `shared = true or shared = false`) hold
+        every value a NOT NULL boolean or enum column of the policy's table can: they admit every row, as a
+        signed-in-users' grant whose where lists every value does (red team 21 F4). None otherwise."""
+        listed: dict[str, set[str]] = {}
+        for arm in arms:
+            test = self._column_test(arm)
+            if test is not None:
+                listed.setdefault(test[0], set()).update(test[1])
+        for name, values in listed.items():
+            domain = self._domain(name)
+            if domain and domain <= values:
+                self.why.append(f"{name} holds one of {', '.join(sorted(domain))} on every row")
+                return TRUE
+        return None
+
+    def _column_test(self, tree: Any) -> tuple[str, set[str]] | None:
+        """(column, values) of `col = <constant>` or `col in (<constants>)` on a column of the policy's table."""
+        body = tree.get("A_Expr") if isinstance(tree, dict) else None
+        if not isinstance(body, dict) or strings(body.get("name")) != ["="] or \
+                body.get("kind") not in ("AEXPR_OP", "AEXPR_IN"):
+            return None
+        ref = (body.get("lexpr") or {}).get("ColumnRef") if isinstance(body.get("lexpr"), dict) else None
+        names = strings((ref or {}).get("fields"))
+        if self.table is None or not names or len(names) > 2 or (len(names) == 2 and names[0] != self.table.name):
+            return None
+        right = body.get("rexpr")
+        listed = right.get("List", {}).get("items") if isinstance(right, dict) and "List" in right else right
+        items = (listed if isinstance(listed, list) else []) if body["kind"] == "AEXPR_IN" else [right]
+        values = set()
+        for item in items:
+            while isinstance(item, dict) and "TypeCast" in item:
+                item = item["TypeCast"].get("arg")
+            value = const(item)
+            if value is None:
+                return None
+            values.add(str(value).lower() if isinstance(value, bool) else str(value))
+        return names[-1], values
+
+    def _domain(self, name: str) -> set[str] | None:
+        """Every value a NOT NULL boolean or enum column can hold."""
+        column = self.table.column(name) if self.table is not None else None
+        if column is None or column.nullable:
+            return None
+        typ = (column.type or "").lower()
+        if typ in ("boolean", "bool"):
+            return {"true", "false"}
+        schema, _, enum = typ.rpartition(".")
+        found = [e for e in self.s.enums if e.name == enum and (not schema or e.schema_name == schema)]
+        return set(found[0].values) if len(found) == 1 else None
+
     def _null_test(self, body: dict) -> Any:
         """`organization_id is not null` on a NOT NULL column of the policy's table is true for every row."""
         ref = (body.get("arg") or {}).get("ColumnRef") if isinstance(body.get("arg"), dict) else None
@@ -253,7 +306,8 @@ def true_for_stranger(s: Schema, tree: Any, members: set[str], helpers: set[str]
         return None
     # Most clauses read no membership and test no column for NULL: nothing to read as a non-member (a copy and a
     # fold of every policy's clauses cost a tenth of an audit).
-    if not any(kind == "NullTest" for kind, _ in nodes(tree)) and \
+    if not any(kind == "NullTest" or kind == "A_Expr" and body.get("kind") == "AEXPR_IN" or
+               kind == "BoolExpr" and body.get("boolop") == "OR_EXPR" for kind, body in nodes(tree)) and \
             not any(name in helpers for name, _, _ in calls(tree)) and \
             not any(is_membership_name(n, members) or n in membership_views(s) for n in relation_names(tree)):
         return None
