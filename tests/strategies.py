@@ -682,13 +682,15 @@ def _settle_visible(bp: dict) -> None:
         select = (e.get("access") or {}).get("select")
         for g in select if isinstance(select, list) else []:
             target = next((f["references"] for f in e["fields"] if f["name"] == g.get("visible")), None)
-            if not (g.get("signed_in") and not g.get("where") and target in by_name and e["scope"] != "global"):
+            if not (g.get("signed_in") and _no_narrowing(e, g.get("where")) and target in by_name
+                    and e["scope"] != "global"):
                 continue
             # (over a global parent whatever it reads: its where narrows which of its rows count, never whose;
             # red team 19)
             spec = (by_name[target].get("access") or {}).get("select")
             if by_name[target]["scope"] == "global" or isinstance(spec, list) and any(
-                    (x.get("signed_in") or x.get("public")) and not x.get("where") for x in spec):
+                    (x.get("signed_in") or x.get("public")) and _no_narrowing(by_name[target], x.get("where"))
+                    for x in spec):
                 del g["visible"]
     _drop_bare_reads(bp)
 
@@ -704,6 +706,17 @@ def _drop_bare_reads(bp: dict) -> None:
             for column in _covered(e):
                 e["access"]["select"] = [g for g in e["access"]["select"] if not (
                     g.get("signed_in") and not g.get("visible") and (g.get("where") or {}).get("column") == column)]
+
+
+def _no_narrowing(e: dict, where: dict | None) -> bool:
+    """No where, or one listing every value of a NOT NULL boolean or enum (the model reads it as none)."""
+    if not where:
+        return True
+    f = next((f for f in e["fields"] if f["name"] == where["column"]), {})
+    domain = {"true", "false"} if f.get("type") == "boolean" else \
+        {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
+    values = {str(v).lower() for v in (where["in"] if "in" in where else [where["equals"]])}
+    return bool(domain) and not f.get("nullable", True) and domain <= values
 
 
 def _covered(e: dict) -> list[str]:

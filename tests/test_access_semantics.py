@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import yaml
 
-from blueprint_mcp.model import parse_blueprint
+from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.verify.pg import apply_sql, create_user
 from blueprint_mcp.verify.run import blueprint_migrations
 from pgutil import World, build_world, run_as
@@ -390,6 +390,32 @@ def test_a23_pii_fields_live_apart_and_only_their_readers_read_them(w):
                               "values (%s, %s, 'again')", (w.org1, contact)) == "23505"
     w.su("delete from public.contacts where id = %s", (contact,))
     assert w.su("select count(*) from public.contacts_private where id = %s", (phone,)) == [(0,)]
+
+
+def test_a_where_admitting_every_row_narrows_nothing_beside_visible_either():
+    """Red team 22 F3: the every-value where (red team 21) was read only on grants without visible, and the visible
+    refusals only on grants (and parents' grants) without a where: `shared in [true, false]` beside visible over a
+    global parent, or a parent whose public grant lists every value, gave every signed-in user every
+    organisation's rows."""
+    def refusal(parent: dict, grant: dict) -> str:
+        data = {"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+            parent, {"name": "documents", "fields": [
+                {"name": "parent_id", "type": "reference", "references": "parents"},
+                {"name": "shared", "type": "boolean", "nullable": False, "default": False}],
+                "access": {"select": [{"min_role": "viewer"}, grant]}}]}
+        with pytest.raises(InvalidBlueprint) as caught:
+            parse_blueprint(data)
+        return str(caught.value)
+
+    every = {"column": "shared", "in": [True, False]}
+    glob = {"name": "parents", "scope": "global", "fields": [{"name": "label", "type": "text"}]}
+    assert "every signed-in user reads every parents row, so visible narrows nothing" in refusal(
+        glob, {"signed_in": True, "where": every, "visible": "parent_id"})
+    team = {"name": "parents", "fields": [{"name": "listed", "type": "boolean", "nullable": False}],
+            "access": {"select": [{"min_role": "viewer"}, {"public": True,
+                                                           "where": {"column": "listed", "in": [True, False]}}]}}
+    assert "every signed-in user reads every parents row, so visible narrows nothing" in refusal(
+        team, {"signed_in": True, "visible": "parent_id"})
 
 
 def _lab_with(entity: dict) -> dict:

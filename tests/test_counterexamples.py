@@ -2300,6 +2300,10 @@ def test_two_chains_that_read_alike_get_their_own_helpers_and_verify_sees_one_an
     contact read invoices and locked the billing contact out. verify said only "blocked": its world had no invoice
     under a project the portal user reaches by the other chain. Each chain now has its own helper, and the world
     has that row, so the old fault is a LEAK."""
+    long = parse_blueprint(yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" /
+                                           "chain-clash-long.yaml").read_text()))
+    names = [f.name for f in access_functions(long)]  # red team 22: alike beyond 63 bytes, cut alike too
+    assert len(names) == len(set(names)) and all(len(n.encode()) <= 63 for n in names)
     data = yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / "chain-clash.yaml").read_text())
     bp = parse_blueprint(data)
     projects = bp.entity("projects")

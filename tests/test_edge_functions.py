@@ -435,6 +435,18 @@ def test_visible_narrows_a_one_hop_link_and_an_unnarrowed_grant_widens_it():
         assert links(portal, wide) == [("patients", "user_id", None, None, None)], wide
 
 
+def test_a_pii_side_table_links_nobody_the_row_it_belongs_to_does_not():
+    """Red team 22 F1: a pii field on the linked entity made a side table whose readers follow the chain a hop
+    longer ([patients_id, user_id]), which the lookup read as un-narrowed: a deactivated patient, or one whose
+    branch closed, kept logging events. A side table's readers read its row too (A23): it links nobody new."""
+    data = yaml.safe_load((ROOT / "tests" / "fixtures" / "blueprints" / "visible-link.yaml").read_text())
+    plain = [(x.table, x.column, x.where_column, x.visible) for x in event_links(parse_blueprint(data))]
+    data["entities"][1]["fields"].append({"name": "diagnosis", "type": "text", "pii": True})
+    bp = parse_blueprint(data)
+    assert any(e.private_of == data["entities"][1]["name"] for e in bp.entities)
+    assert [(x.table, x.column, x.where_column, x.visible) for x in event_links(bp)] == plain
+
+
 SESSIONS = {name: bp for name, bp in LOGGING.items() if bp.analytics.sessions}
 
 

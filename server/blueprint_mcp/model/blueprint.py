@@ -904,8 +904,7 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
     out = []
     for column, values in listed.items():
         f = e.field(column)
-        domain = {"true", "false"} if f is not None and f.type is FieldType.boolean else \
-            {v.lower() for v in f.values or []} if f is not None and f.type is FieldType.enum else None
+        domain = _domain(f)
         signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
                      and g.where.column == column]
         if domain and signed_in and not f.nullable and domain <= values:
@@ -914,6 +913,23 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
                         "list only the values every signed-in user may read (a where admitting every row "
                         "narrows nothing), or use {public: true} if every row is public"))
     return out
+
+
+def _narrows_nothing(e: Entity, where: Match | None) -> bool:
+    """No where, or one listing every value its NOT NULL boolean or enum column can hold (red team 22: such a
+    where beside visible over a global parent, or on the parent's public grant, passed both refusals)."""
+    if where is None:
+        return True
+    f = e.field(where.column)
+    domain = _domain(f)
+    return bool(domain) and not f.nullable and domain <= {str(v).lower() for v in where.values}
+
+
+def _domain(f) -> set[str] | None:
+    """Every value a boolean or enum field can hold (lower case), None for other types."""
+    if f is not None and f.type is FieldType.boolean:
+        return {"true", "false"}
+    return {v.lower() for v in f.values or []} if f is not None and f.type is FieldType.enum else None
 
 
 def _parent_named(bp: Blueprint, e: Entity, ref: str, at: str) -> tuple[Entity | None, list[tuple[str, str, str]]]:
@@ -951,8 +967,8 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     # Red team 18: over a parent every signed-in user reads whole (reference data), visible narrows nothing but
     # rows without a parent: the bare signed_in grant refused in _grant_problems.
     everyone = spec is None and not parent.is_tenant or \
-        any((x.signed_in or x.public) and x.where is None for x in grants)
-    if not (g.signed_in and g.where is None and e.is_tenant):
+        any((x.signed_in or x.public) and _narrows_nothing(parent, x.where) for x in grants)
+    if not (g.signed_in and _narrows_nothing(e, g.where) and e.is_tenant):
         return []
     if everyone:
         return [(at, f"every signed-in user reads every {parent.name} row, so visible narrows nothing: every "

@@ -74,6 +74,10 @@ def event_links(bp: Blueprint) -> list[EventLink]:
     it. In declaration order, each lookup once."""
     ends: dict[tuple[str, str], list[EventLink] | None] = {}
     for e in bp.entities:
+        if e.private_of is not None:
+            # A pii side table: its readers read the row it belongs to as well (A23), so it links nobody new, and
+            # its chains, a hop longer, would widen the row's own narrowed lookup (red team 22).
+            continue
         for command in ("select", "insert", "update", "delete"):
             for g in command_grants(bp, e, command):
                 if not g.linked:

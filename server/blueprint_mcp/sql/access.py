@@ -44,9 +44,9 @@ def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str]) -> str:
     (`[client_contact, user_id]` and `[client, contact_user_id]` from projects): each of those gets a digest of
     its own parts instead (red team 21: one helper served both chains, and an invoice policy answered for the
     day-to-day contact instead of the billing contact)."""
-    full = object_name(target.name, *chain, suffix="linked_ids")
-    alike = {key for key in _linked_chains(bp) if object_name(key[0], *key[1], suffix="linked_ids") == full}
-    return object_name(target.name, *chain, suffix="linked_ids", taken={full} if len(alike) > 1 else ())
+    joined = "_".join([target.name, *chain, "linked_ids"])  # before object_name cuts it to 63 bytes (red team 22)
+    alike = {key for key in _linked_chains(bp) if "_".join([key[0], *key[1], "linked_ids"]) == joined}
+    return object_name(target.name, *chain, suffix="linked_ids", taken={joined} if len(alike) > 1 else ())
 
 
 _CHAINS: dict[int, tuple[Blueprint, frozenset[tuple[str, tuple[str, ...]]]]] = {}
