@@ -126,6 +126,7 @@ class Reader:
         self._views: dict[tuple[str, str], View] = {}
         self._functions: dict[tuple[str, str], list[Function]] = {}
         self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
+        self.replica = False  # session_replication_role = replica: ORIGIN event triggers do not fire
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
