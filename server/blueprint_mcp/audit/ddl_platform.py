@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..model.schema import Column, CronJob, Extension, StorageBucket, Table
+from . import events
 from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
 from .fold import fold
@@ -120,6 +121,11 @@ def select(r: Reader, n: dict, st: Stmt) -> None:
     calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
         "functions") or [] for i in fn.get("List", {}).get("items") or []]
     for call in calls:
+        args = (call or {}).get("args") or []
+        if call and strings(call.get("funcname"))[-1] == "set_config" and len(args) == 3 and \
+                const(args[0]) == "session_replication_role":  # as `set session_replication_role = ...` (events.py)
+            value = const(args[1])
+            events.replication_role(r, value if isinstance(value, str) else "replica")
         if call and strings(call.get("funcname"))[-2:] in (["cron", "schedule"], ["cron", "schedule_in_database"],
                                                            ["cron", "unschedule"]):
             _schedule(r, call)
