@@ -5,7 +5,10 @@ over `pg_event_trigger_ddl_commands()` and runs `alter table %s enable row level
 usually only in `public`. A table created while such a trigger is enabled has RLS on without an ALTER TABLE of its
 own (audit-evasion round 10, fp01: BP003 and BP017 reported it off). Only a body read completely counts: the
 function's tests on which commands, object types and schemas it serves are read from its text, and one on anything
-else (a table's name, its OID) leaves the trigger unread, so such tables are reported as before.
+else (its OID, a variable, two tests in one guard clause) leaves the trigger unread, so such tables are reported as
+before. Round 12 sharpened the reading: a guard clause (`continue when`) means the other way round, literals compare
+as written, object_identity must be pasted as `%s` (it is quoted already), and the trigger fires as its enabled
+state and session_replication_role say.
 """
 
 from __future__ import annotations
