@@ -23,9 +23,9 @@ from ..tree import (boolean_args, const, equated_columns, function_name, nodes, 
                     strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
-from .common import (_once, api_access, body_facts, compared_later, exposed, find_function, into_select, is_tenant,
-                     enum_of, lone_value, membership_tables, names_the_caller, only_statement, outside_subqueries,
-                     relation_names, taken_columns, tenant_relation, tested)
+from .common import (_once, api_access, body_facts, client_policies, compared_later, exposed, find_function,
+                     into_select, is_tenant, enum_of, lone_value, membership_tables, names_the_caller, only_statement,
+                     outside_subqueries, policy_reads, relation_names, taken_columns, tenant_relation, tested)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -233,14 +233,38 @@ def _client_definers(s: Schema) -> list[tuple[Function, str]]:
 
 
 # A column holding a secret the caller must know (an invitation's token): a lookup by it is a capability check.
-_SECRET = re.compile(r"(^|_)(token|secret|code|key|hash)(_hash)?$")
+# A token, secret or hash by its name alone, and a key or code named for a secret's use (api_key, invite_code).
+_SECRET = re.compile(r"(^|_)(token|secret|password|nonce|hash|digest)(_hash|_digest)?$|"
+                     r"(^|_)(api|access|secret|private|signing|invite|invitation|join|share|sharing|magic|reset|"
+                     r"recovery|verification|verify|confirmation|confirm|activation|otp|redeem|redemption|claim|"
+                     r"license|licence|pairing)_(key|code)(_hash|_digest)?$")
+# Any other key or code (`key`, `issue_key`, `country_code`) is one only where its default is unguessable, or in
+# a table kept for such secrets (invites.code, gym_invite_codes.code, api_keys.key).
+_KEY = re.compile(r"(^|_)(key|code)$")
+_SECRET_TABLE = re.compile(r"invit|pairing|share_link|magic_link|password_reset|verification|api_key|access_key|"
+                           r"redemption|activation")
+_RANDOM = re.compile(r"\b(gen_random_bytes|gen_random_uuid|uuid_generate_v4|random|gen_salt)\s*\(", re.IGNORECASE)
+
+
+def _secret_column(t: Table | None, column: str) -> bool:
+    """A column whose value the caller must be given: a name saying so (token, secret, *_hash, api_key,
+    invite_code), or a key or code filled with random bytes by its default (or of bytea type), or of a table of
+    invitations, pairings, share links or API keys (invites.code). A key or code by its
+    name alone is as often a public identifier (a Jira-style issue key, ACME-2, shown in titles and commit messages:
+    evasion round 12, e07)."""
+    if _SECRET.search(column):
+        return True
+    c = t.column(column) if t is not None and _KEY.search(column) else None
+    return c is not None and (bool(_RANDOM.search(c.default or "")) or c.type.lower() == "bytea" or
+                              bool(_SECRET_TABLE.search(t.name)))
 
 
 def _by_secret(s: Schema, f: Function, table: str) -> bool:
     """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`)."""
     found = body_facts(s, f)
     reads = found[1].pins.get(table, []) if found is not None else []
-    return bool(reads) and all(any(_SECRET.search(column) for column in columns) for columns in reads)
+    t = s.table(*table.split(".", 1)[::-1]) if "." in table else None
+    return bool(reads) and all(any(_secret_column(t, column) for column in columns) for columns in reads)
 
 
 def _guarded(s: Schema, name: str) -> Table | None:
@@ -256,14 +280,19 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "organisation they pass: through the API when it is in an exposed schema, or through a view or an invoker "
           "function there that calls it, directly or through other invoker functions clients may execute (with "
           "execute granted to the API roles, or from an owner's-rights view). "
-          "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret, code, key or "
-          "hash) is a capability check and passes. `auth.uid() is not null` only asks whether someone is signed "
+          "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret or hash, a key "
+          "or code named for one, api_key or invite_code, or filled with random bytes by its default; not a public "
+          "`key` such as ACME-2) is a capability check and passes, and so is a write of the row that lookup found "
+          "(`where project_id = v_link.project_id`), not one of a row another argument picks (evasion round 12). "
+          "`auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
           "private.log_access(p_org, ...)`) decides nothing either, nor does a boolean helper whose answer is "
           "thrown away (`perform private.has_org_role(p_org, 'viewer')`) or a test whose branch only logs (`raise "
           "warning`: the function goes on). The same holds for the rows it changes: an UPDATE, DELETE or MERGE of a "
           "table with RLS (or of a tenant table), and an INSERT into a tenant table, run past RLS for any client "
-          "(evasion round 11: a stranger renamed and deleted another organisation's project).",
+          "(evasion round 11: a stranger renamed and deleted another organisation's project). An INSERT of "
+          "arguments alone into an inbox (a contact form's leads: no membership, nothing a policy reads or other "
+          "tables reference, no client insert policy) by a body that changes nothing else passes.",
       bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
           "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
           "grant execute on function private.projects_of(uuid) to authenticated;\n"
@@ -298,11 +327,17 @@ def _asks_idly(s: Schema, f: Function) -> bool:
 def _unasked_writes(s: Schema, f: Function) -> list[str]:
     """The tables a body changes past RLS: the targets of its UPDATE, DELETE and MERGE statements with RLS (or a
     tenant key), and of its INSERTs into tenant tables (one into a locked table of no organisation, a contact form's,
-    is what such a function is for). A change pinned by a secret column (`where token = p_token`), or made by a body
-    that reads a row by one first, is a capability's."""
+    is what such a function is for). A change pinned by a secret column (`where token = p_token`), or tied to the row
+    a lookup by one found (`where id = v_invitation.id`, `project_id = v_link.project_id`, a new row's tenant key
+    taken from it), is a capability's: what the token grants. Any other write after that lookup (`where id =
+    p_document`: a row the token did not pick) still needs a check (evasion round 12, e06)."""
     reading = f._body
-    if reading is None or any(_by_secret(s, f, name) for name in f.reads or ()):
-        return []  # it looks a row up by a token first (accept_invitation): what it then changes, the token grants
+    if reading is None:
+        return []
+    found = _found_by_secret(s, reading)
+    inserts_only = not any(kind in ("UpdateStmt", "DeleteStmt", "MergeStmt") or
+                           (kind == "OnConflictClause" and body.get("action") == "ONCONFLICT_UPDATE")
+                           for tree in reading.trees for kind, body in nodes(tree))
     out: list[str] = []
     for tree in reading.trees:
         for kind, body in nodes(tree):
@@ -312,17 +347,137 @@ def _unasked_writes(s: Schema, f: Function) -> list[str]:
             name = qualified(body["relation"], reading.default_schema)
             t = _guarded(s, name)
             if t is None or name in out or (kind == "InsertStmt" and not is_tenant(t)) or \
-                    _pinned_by_secret(t, body.get("whereClause")):
+                    _pinned_by_secret(t, body.get("whereClause")) or _tied_to_found(s, reading, t, kind, body, found) \
+                    or (kind == "InsertStmt" and inserts_only and _inbox_insert(s, reading, t, body)):
                 continue
             out.append(name)
     return out
+
+
+def _inbox_insert(s: Schema, reading, t: Table, insert: dict) -> bool:
+    """An INSERT of a body that changes nothing else, adding a row made only of its arguments (and constants, now(),
+    functions of them) to a tenant table that works as an inbox: nothing decides access by its rows (no membership
+    table, no table a policy reads, none other tables reference, no user or role column set, no trigger on it that
+    writes), and no client insert policy says who may add rows (the function is the only way in). A
+    per-organisation contact form (`insert into
+    leads (organization_id, email, message) values (p_org, p_email, p_message)`) lets anyone leave a message in any
+    organisation's inbox, which is what it is for; it reads and changes nothing of anyone's (evasion round 12,
+    fp04). A row a policy or helper reads (a membership, a grant, a share), and any UPDATE or DELETE, stay
+    reported."""
+    from ...model.tenant_keys import user_columns, user_tables
+    if t.qualified in membership_tables(s) or t.qualified in policy_reads(s) or client_policies(t, "insert") or \
+            any((fk.ref_schema, fk.ref_table) == (t.schema_name, t.name) for u in s.tables for fk in u.foreign_keys):
+        return False  # a row something decides by, or a parent others hang rows on (a project), is no inbox's
+    columns = {(target.get("ResTarget") or {}).get("name") for target in insert.get("cols") or []}
+    if not columns or None in columns or columns & ({role_column(t)} | set(user_columns(t, user_tables(s.tables)))):
+        return False
+    for trigger in t.triggers:
+        g = find_function(s, trigger.function)
+        if "insert" in trigger.events and (g is None or g.writes is None or g.writes):
+            return False
+    select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
+    rows = select.get("valuesLists") or []
+    params = set(_arguments(reading))
+    return bool(rows) and not any(k in ("SubLink", "SelectStmt", "RangeVar") or (k == "ColumnRef" and (
+        strings(b.get("fields"))[:1] or [""])[0] not in params) for row in rows for k, b in nodes(row))
+
+
+def _column_of_row(value: Any, params: set[str]) -> bool:
+    ref = strings((unwrap(value) or {}).get("ColumnRef", {}).get("fields")) if isinstance(unwrap(value), dict) else []
+    return bool(ref) and ref[0] not in params
+
+
+def _secret_lookup(s: Schema, select: Any, default_schema: str) -> bool:
+    """A SELECT whose filter pins a secret column of a table its FROM names (`from share_links l where l.token =
+    p_token`)."""
+    where = select.get("whereClause") if isinstance(select, dict) else None
+    if where is None:
+        return False
+    tables = [s.table(*name.split(".", 1)[::-1]) for name in from_relations(select, default_schema)]
+    return any(t is not None and _pinned_by_secret(t, where) for t in tables)
+
+
+def _found_by_secret(s: Schema, reading) -> set[str]:
+    """Variables holding what a lookup by a secret column found: each set only by such a SELECT ... INTO (`select *
+    into v_link from share_links where token = p_token`), or only copied from one of those (`v_doc :=
+    v_link.document_id`)."""
+    sources: dict[str, list[int]] = {}
+    for at, names in reading.into:
+        for name in names:
+            sources.setdefault(name, []).append(at)
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for name, ats in sources.items():
+            if name in found:
+                continue
+            if all(at < len(reading.trees) and (
+                    _secret_lookup(s, into_select(reading, at), reading.default_schema) or
+                    _found_value(s, reading, _copied_value(reading.trees[at]), found)) for at in ats):
+                found.add(name)
+                changed = True
+    return found
+
+
+def _copied_value(tree: Any) -> Any:
+    kind, select = only_statement(tree)
+    return lone_value(select) if kind == "SelectStmt" else None
+
+
+def _found_value(s: Schema, reading, value: Any, found: set[str]) -> bool:
+    """A value the secret lookup found: a variable holding it (or a field of one), or a sub-query that is such a
+    lookup itself (`(select project_id from share_links where token = p_token)`)."""
+    value = unwrap(value)
+    if not isinstance(value, dict):
+        return False
+    ref = strings((value.get("ColumnRef") or {}).get("fields"))
+    if ref:
+        return ref[0] in found and len(ref) <= 2
+    link = value.get("SubLink")
+    return isinstance(link, dict) and link.get("subLinkType") in ("EXPR_SUBLINK", "ANY_SUBLINK") and \
+        _secret_lookup(s, (link.get("subselect") or {}).get("SelectStmt"), reading.default_schema)
+
+
+def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: set[str]) -> bool:
+    """A write of the row(s) a lookup by a secret column found: an UPDATE or DELETE with a conjunct equating a column
+    of its table with a found value (`where id = v_link.document_id`, `project_id = v_project`, `id in (select
+    ... where token = p_token)`), or an INSERT whose tenant key comes from one."""
+    if kind == "InsertStmt":
+        columns = [(target.get("ResTarget") or {}).get("name") for target in body.get("cols") or []]
+        if t.tenant_key not in columns:
+            return False
+        at = columns.index(t.tenant_key)
+        select = (body.get("selectStmt") or {}).get("SelectStmt") or {}
+        rows = [((row or {}).get("List") or {}).get("items") or [] for row in select.get("valuesLists") or []] or \
+            [[(target.get("ResTarget") or {}).get("val") for target in select.get("targetList") or []]]
+        params = set(_arguments(reading))
+        looked_up = _secret_lookup(s, select, reading.default_schema)  # insert ... select l.organization_id from
+        return all(len(row) > at and (_found_value(s, reading, row[at], found) or looked_up and  # share_links l
+                                      _column_of_row(row[at], params)) for row in rows)  # where l.token = p_token
+    if kind not in ("UpdateStmt", "DeleteStmt") or body.get("whereClause") is None:
+        return False
+    for conjunct in boolean_args(body["whereClause"], "AND_EXPR"):
+        e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
+        link = conjunct.get("SubLink") if isinstance(conjunct, dict) else None
+        if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK":
+            test = strings((unwrap(link.get("testexpr")) or {}).get("ColumnRef", {}).get("fields")) \
+                if isinstance(unwrap(link.get("testexpr")), dict) else []
+            if test and t.column(test[-1]) is not None and _found_value(s, reading, conjunct, found):
+                return True
+        sides = equated_columns(e) if isinstance(e, dict) else None
+        for col, other in ((sides[0], e.get("rexpr")), (sides[1], e.get("lexpr"))) if sides else ():
+            if col and col[0] not in found and t.column(col[-1]) is not None and \
+                    _found_value(s, reading, other, found):
+                return True
+    return False
 
 
 def _pinned_by_secret(t: Table, where: Any) -> bool:
     """A filter with a conjunct `<secret column of t> = <value>` (token, secret, code, key, hash)."""
     for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
         sides = equated_columns(conjunct["A_Expr"]) if isinstance(conjunct, dict) and "A_Expr" in conjunct else None
-        if sides and any(col and _SECRET.search(col[-1]) and t.column(col[-1]) is not None for col in sides):
+        if sides and any(col and t.column(col[-1]) is not None and _secret_column(t, col[-1]) for col in sides):
             return True
     return False
 
@@ -602,7 +757,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                         if col[-1] in columns and (len(col) == 1 or col[0] == alias) and col[-1] != t.tenant_key:
                             picks.append((col[-1], param))
                 for col, param in picks:
-                    if not _SECRET.search(col) and (t.qualified, param) not in authorised and \
+                    if not _secret_column(t, col) and (t.qualified, param) not in authorised and \
                             (t.qualified, param, "picks") not in out:
                         out.append((t.qualified, param, "picks"))
                 if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
@@ -1655,7 +1810,10 @@ def _admitted(atom: Any, column: str) -> list[Any] | None:
               "rows on another path that no check guards.",
       why="A dispatcher (`manage_project(p_org, p_project, p_action)`) checks that the caller is an admin in its "
           "'delete' branch and renames in its 'rename' branch without any check: past RLS, anyone renames any "
-          "organisation's project. BP057 reads a body that never asks who calls; here it asks, in the wrong place.",
+          "organisation's project. BP057 reads a body that never asks who calls; here it asks, in the wrong place. "
+          "An UPDATE of the caller's own membership or profile row (`user_id = auth.uid()`, or a variable only "
+          "ever set to it; not `coalesce(p_user, auth.uid())`, the row of whoever p_user names) that sets nothing "
+          "anything decides by passes.",
       bad="if p_action = 'delete' then\n  if not (p_org = any (array(select private.organization_ids_with_role("
           "'admin')))) then raise exception 'admins only'; end if;\n  delete from public.projects where ...;\n"
           "elsif p_action = 'rename' then\n  update public.projects set name = p_name where ...;\nend if;",
@@ -1688,16 +1846,12 @@ def _own_row_update(s: Schema, reading, t: Table, update: dict) -> bool:
         return False
     users = set(user_columns(t, tables))
     alias = ((update.get("relation") or {}).get("alias") or {}).get("aliasname") or t.name
-    callers = _caller_variables(reading, ("auth.uid",))
+    callers = _certain_callers(reading)
 
-    def caller(value) -> bool:  # auth.uid(), (select auth.uid()), or a variable set from it
+    def caller(value) -> bool:  # auth.uid(), (select auth.uid()), or a variable only ever set to it
         value = unwrap(value)
-        link = value.get("SubLink") if isinstance(value, dict) else None
-        if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
-            value = unwrap(lone_value((link.get("subselect") or {}).get("SelectStmt")))
-        ref = strings(((value or {}).get("ColumnRef") or {}).get("fields")) if isinstance(value, dict) else []
-        return isinstance(value, dict) and (function_name(value.get("FuncCall") or {}) == "auth.uid" or
-                                            (len(ref) == 1 and ref[0] in callers))
+        ref = strings((value.get("ColumnRef") or {}).get("fields")) if isinstance(value, dict) else []
+        return _is_uid(value) or (len(ref) == 1 and ref[0] in callers)
 
     pinned = False
     for x in boolean_args(update.get("whereClause"), "AND_EXPR") if update.get("whereClause") else []:
@@ -1716,6 +1870,30 @@ def _own_row_update(s: Schema, reading, t: Table, update: dict) -> bool:
         [[p.using_tree, p.check_tree] for p in [*s.storage_policies, *(p for t2 in s.tables for p in t2.policies)]]
     return not any(k == "ColumnRef" and strings(b.get("fields"))[-1:] and strings(b.get("fields"))[-1] in written
                    for tree in trees for k, b in nodes(tree))
+
+
+def _is_uid(value) -> bool:
+    """`auth.uid()` or `(select auth.uid())`, nothing around it (not coalesce(p_user, auth.uid()))."""
+    value = unwrap(value)
+    link = value.get("SubLink") if isinstance(value, dict) else None
+    if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
+        value = unwrap(lone_value((link.get("subselect") or {}).get("SelectStmt")))
+    return isinstance(value, dict) and function_name(value.get("FuncCall") or {}) == "auth.uid"
+
+
+def _certain_callers(reading) -> set[str]:
+    """Variables equal to the caller on every path: each assignment of them (`v := auth.uid()`, `select auth.uid()
+    into v`, a DECLARE default) is auth.uid() alone, and none is a parameter (its value is the client's until
+    set). `v_user := coalesce(p_user, auth.uid())` is the argument whenever one is given (evasion round 12,
+    e11)."""
+    values: dict[str, list[Any]] = {}
+    for at, names in reading.into:
+        kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+        value = lone_value(select) if kind == "SelectStmt" and len(names) == 1 else None
+        for name in names:
+            values.setdefault(name, []).append(value)
+    params = set(_arguments(reading))
+    return {name for name, found in values.items() if name not in params and all(_is_uid(v) for v in found)}
 
 
 # SQL value functions naming the role a statement runs as: in a SECURITY DEFINER body, the function's owner.
