@@ -2320,3 +2320,12 @@ def test_two_chains_that_read_alike_get_their_own_helpers_and_verify_sees_one_an
                                                     triggers_sql(schema, "m")], blueprint=bp, database_url=url)
     assert ("LEAK", "portal", "select", "invoices") in {(f.verdict, f.actor, f.command, f.table)
                                                          for f in report.failures}
+
+
+def test_a_boolean_written_as_text_is_the_same_key_value(url):
+    """Random fuzz: an account-deletion case put the owner's project under the member's invoice; the requires rule
+    made its title `'false'` (text) and the owner's fixture project held `false`, the same boolean in one
+    `unique (title, created_at)` key. The clash went unseen (compared as written) and the case's setup failed
+    with 23505. Boolean cells compare as booleans now, and the clashing row is cleared first."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "boolean-text-key.json"
+    verified(json.loads(fixture.read_text(encoding="utf-8")), url)

@@ -384,6 +384,10 @@ def _cell(table: Table, values: dict[str, str], column: str) -> str | None:
         return None
     text = values.get(column, "null" if col is None or col.default is None else col.default)
     text = re.sub(r"::[a-z_\"][a-z0-9_. \"]*$", "", text.strip(), flags=re.I)  # type names may hold digits
+    if col is not None and col.type in ("boolean", "bool"):  # 'false' (a requires rule's) is false (random fuzz)
+        word = text.strip("'").lower()
+        text = "true" if word in ("true", "t", "yes", "y", "on", "1") else \
+            "false" if word in ("false", "f", "no", "n", "off", "0") else text
     if text.lower() in _NOW:  # one instant in verify's single transaction, however it is spelled
         if col is not None and col.type == "date":
             return "current_date"
