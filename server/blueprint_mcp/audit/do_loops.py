@@ -11,6 +11,7 @@ the text leaves the EXECUTE unknown, as before: what it does to which table cann
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pgparse
@@ -23,44 +24,179 @@ _MAX_NAMES = 200  # a longer literal list is not one a migration writes by hand
 _TEXT_TYPES = ("text", "varchar", "name", "pg_catalog.text", "pg_catalog.varchar")
 
 
-def statements(do_statement: str, embedded_sql: Any) -> list[str]:
-    """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written: every static statement
-    once, whichever branch, loop or exception handler holds it, and every EXECUTE whose text is known (once per
-    name of a loop over written names). Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
+class Frame:
+    """A loop being walked: an EXIT or CONTINUE whose condition is unknown makes what follows it uncertain."""
+
+    __slots__ = ("label", "unrolled", "uncertain", "round_uncertain")
+
+    def __init__(self, label: str | None, unrolled: bool) -> None:
+        self.label, self.unrolled, self.uncertain, self.round_uncertain = label, unrolled, False, False
+
+
+def statements(do_statement: str, embedded_sql: Any,
+               exists: Callable[[str], bool | None] = lambda name: None) -> Iterator[tuple[str, bool]]:
+    """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written, each with whether it
+    may not have run: every static statement once, whichever branch, loop or exception handler holds it, and every
+    EXECUTE whose text is known (once per name of a loop over written names). A statement may not have run when a
+    sub-block's exception handler can roll it back (the sub-block holds another statement that may raise: evasion
+    round 12 e04), or when it follows an EXIT or CONTINUE of its loop (or a RETURN) whose condition is unknown (e05).
+    `exists(name)` says whether a relation exists (None: unknown) for `exit|continue when to_regclass(...) is
+    [not] null`, asked when that round runs: a generator, so the caller applies each statement before the next.
+    Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
     tree = pgparse.parse_pgsql(do_statement)
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
     names = [_datum_name(d) for d in function.get("datums") or []]
-    out: list[str] = []
-    stack: list[tuple[Any, dict[str, str], bool]] = [(tree, {}, True)]
+    done: set[int] = set()  # static statements (and EXECUTEs of a constant text) already given: once each
+    frames: list[Frame] = []
+    returned = False
+    # (node, loop variables, rolled back by a handler, the loop whose body it is directly) or a frame's marker
+    stack: list[Any] = [(tree, {}, 0, None)]
     while stack:
-        value, env, first = stack.pop()
+        item = stack.pop()
+        if isinstance(item[0], str):  # ("round", frame) or ("end", frame)
+            mark, frame = item
+            frame.round_uncertain = False
+            if mark == "end":
+                frames.remove(frame)
+            continue
+        value, env, undone, direct = item
         if isinstance(value, list):
-            stack.extend((v, env, first) for v in reversed(value))
+            stack.extend((v, env, undone, direct) for v in reversed(value))
             continue
         if not isinstance(value, dict):
             continue
         if len(value) == 1:
             (kind, body), = value.items()
             if isinstance(body, dict) and kind[:1].isupper():
+                uncertain = undone == _UNDONE or returned or any(f.uncertain or f.round_uncertain for f in frames)
                 if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                     # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
                     # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
-                    if first:
+                    if id(body) not in done:
+                        done.add(id(body))
                         expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
-                        out.append(expr.get("query", ""))
+                        text = expr.get("query", "")
+                        if text.strip():
+                            yield text, uncertain
                     continue
                 if kind == "PLpgSQL_stmt_dynexecute":
-                    out += _executed(body, env, first, embedded_sql)
+                    texts = _executed(body, env, done, embedded_sql)
+                    for text in texts:  # (several statements of one text: a later one's error undoes the first)
+                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1)
+                    continue
+                if kind == "PLpgSQL_stmt_return":
+                    returned = True  # (a RETURN in a branch: what follows may not run)
+                    continue
+                if kind == "PLpgSQL_stmt_exit":
+                    returned = _exit(body, env, direct, frames, stack, embedded_sql, exists) or returned
+                    continue
+                if kind == "PLpgSQL_stmt_block" and body.get("exceptions"):
+                    # The handler rolls back every statement of the block before the one that raised.
+                    stack.append((body.get("exceptions"), env, undone, None))
+                    inner = _UNDONE if undone == _UNDONE or _may_undo(body.get("body")) else _HANDLED
+                    stack.append((body.get("body"), env, inner, None))
                     continue
                 loop = _loop(kind, body, names)
                 if loop is not None:
                     variable, values = loop
-                    stack.extend((body.get("body"), {**env, variable: v}, first and i == 0)
-                                 for i, v in reversed(list(enumerate(values))))
+                    frame = Frame(body.get("label"), True)
+                    frames.append(frame)
+                    stack.append(("end", frame))
+                    for v in reversed(values):
+                        stack.append(("round", frame))
+                        stack.extend((s, {**env, variable: v}, undone, frame)
+                                     for s in reversed(body.get("body") or []))
                     continue
+                if kind in _LOOPS:
+                    frame = Frame(body.get("label"), False)
+                    frames.append(frame)
+                    stack.append(("end", frame))
                 value = body
-        stack.extend((v, env, first) for v in reversed(value.values()) if isinstance(v, dict | list))
-    return [text for text in out if text.strip()]
+        stack.extend((v, env, undone, None) for v in reversed(value.values()) if isinstance(v, dict | list))
+
+
+_LOOPS = ("PLpgSQL_stmt_loop", "PLpgSQL_stmt_while", "PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc",
+          "PLpgSQL_stmt_foreach_a", "PLpgSQL_stmt_dynfors")
+_HANDLED, _UNDONE = 1, 2  # in a sub-block with a handler: alone there, or beside another that may raise
+
+
+def _may_undo(body: Any) -> bool:
+    """Whether a sub-block's statements may be rolled back by its handler after they ran: it holds more than one
+    statement that may raise, or one that runs more than once (a loop) or several statements (an EXECUTE of
+    a text with several)."""
+    fallible = 0
+    for kind, fields in nodes(body):
+        if kind in _LOOPS:
+            return True
+        if kind == "PLpgSQL_stmt_raise" and fields.get("elog_level", 0) < 21 and all(
+                ((p.get("PLpgSQL_expr") or {}).get("query") or "").isidentifier() for p in fields.get("params") or []):
+            continue  # RAISE NOTICE / LOG / WARNING of variables (ERROR is 21) does not raise
+        if kind.startswith("PLpgSQL_stmt_") and kind != "PLpgSQL_stmt_block":
+            fallible += 1
+            if fallible > 1:
+                return True
+    return False
+
+
+def _exit(body: dict, env: dict[str, str], direct: Frame | None, frames: list[Frame], stack: list[Any],
+          embedded_sql: Any, exists: Callable[[str], bool | None]) -> bool:
+    """An EXIT or CONTINUE: a condition known in this round skips the rest of the round (CONTINUE) or of the
+    loop (EXIT) or nothing; an unknown one makes the rest uncertain. True when all the rest of the block is."""
+    label = body.get("label")
+    target = next((f for f in reversed(frames) if label is None or f.label == label), None)
+    if target is None:
+        return True  # a labelled EXIT of a block: the rest of the DO block may not run
+    cond = body.get("cond")
+    known: bool | None = True
+    if cond is not None:
+        expr = cond.get("PLpgSQL_expr") or {}
+        known = _condition(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))),
+                           env, exists)
+    if direct is not target or not target.unrolled:
+        known = None if known is not False else False  # inside an IF, or a loop not unrolled
+    if known is False:
+        return False
+    is_exit = bool(body.get("is_exit"))
+    if known is None:
+        # (an EXIT of an outer loop also ends the loops inside it)
+        for f in frames[frames.index(target):]:
+            if is_exit or f is not target:
+                f.uncertain = True
+            else:
+                f.round_uncertain = True
+        return False
+    marker = "end" if is_exit else "round"
+    while stack:  # skip the rest of the round or loop (and of loops inside it)
+        item = stack[-1]
+        if isinstance(item[0], str) and item[1] is target and item[0] in (marker, "end"):
+            return False
+        stack.pop()
+        if isinstance(item[0], str) and item[0] == "end":
+            frames.remove(item[1])
+    return False
+
+
+def _condition(node: Any, env: dict[str, str], exists: Callable[[str], bool | None]) -> bool | None:
+    """`to_regclass(<text>) is [not] null` (also under NOT) where the text is known; None for anything else."""
+    if not isinstance(node, dict):
+        return None
+    if "BoolExpr" in node:
+        b = node["BoolExpr"]
+        args = b.get("args") or []
+        if b.get("boolop") == "NOT_EXPR" and len(args) == 1:
+            inner = _condition(args[0], env, exists)
+            return None if inner is None else not inner
+        return None
+    test = node.get("NullTest")
+    call = ((test or {}).get("arg") or {}).get("FuncCall")
+    if not isinstance(call, dict) or function_name(call).removeprefix("pg_catalog.") != "to_regclass":
+        return None
+    args = call.get("args") or []
+    name = _text(args[0], env) if len(args) == 1 else None
+    found = exists(name) if name is not None else None
+    if found is None:
+        return None
+    return (not found) if test.get("nulltesttype") == "IS_NULL" else found
 
 
 def _datum_name(datum: Any) -> str | None:
@@ -68,15 +204,17 @@ def _datum_name(datum: Any) -> str | None:
     return body.get("refname") if isinstance(body, dict) else None
 
 
-def _executed(body: dict, env: dict[str, str], first: bool, embedded_sql: Any) -> list[str]:
+def _executed(body: dict, env: dict[str, str], done: set[int], embedded_sql: Any) -> list[str]:
     """The statements an EXECUTE runs when its text is known; in a loop's later rounds only one whose text
-    changes with the loop's variable (a constant text is the first round's)."""
+    changes with the loop's variable (a constant text is given once)."""
     expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
     tree = _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
     text = _text(tree, env)
-    if text is None or (not first and _text(tree, {}) is not None):
+    if text is None or id(body) in done:
         return []
-    return _statement_texts(text)
+    if _text(tree, {}) is not None:
+        done.add(id(body))
+    return [t for t in _statement_texts(text) if t]
 
 
 def _expression(sql: str) -> Any:
