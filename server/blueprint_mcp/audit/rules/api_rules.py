@@ -28,6 +28,7 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, qualified, strings
 from .binding import _from_items
+from .wildcards import WILD, escaped, trigger_sanitised, wildcards
 from .common import (_once, can_select, client_policies, clients_granted, exposed, find_function, lone_value,
                      trees)
 
@@ -489,7 +490,8 @@ def _pattern_columns(s: Schema, tree) -> list[str]:
     (`objects.name like o.slug || '/%'`, evasion round 11 e03): a value holding `%` or `_` is a wildcard, and
     whoever sets it (an organisation's owner choosing its slug) matches other organisations' folders, or all of them
     with '%'. A column of a type whose text holds no wildcard, one a CHECK holds to a regular expression naming
-    neither, or one escaped (replace(...)) is left alone."""
+    neither, one a trigger always sets from a wildcard-free expression, or one escaped whole (`wildcards`) is left
+    alone."""
     out: list[str] = []
     for kind, body in nodes(tree):
         select = (body.get("subselect") or {}).get("SelectStmt") if kind == "SubLink" else None
@@ -507,14 +509,43 @@ def _pattern_columns(s: Schema, tree) -> list[str]:
                     not _is_object_name(b.get("lexpr")):
                 continue
             for piece in _pieces(b.get("rexpr")):
-                fields = strings(((unwrap(piece) or {}).get("ColumnRef") or {}).get("fields"))
-                owners = [tables[fields[0]]] if len(fields) == 2 and fields[0] in tables else \
-                    [t for t in tables.values() if t.column(fields[0])] if len(fields) == 1 else []
-                c = owners[0].column(fields[-1]) if len(owners) == 1 else None
-                if c is not None and not _holds_no_wildcard(owners[0], c) and \
-                        f"{owners[0].qualified}.{c.name}" not in out:
-                    out.append(f"{owners[0].qualified}.{c.name}")
+                column = _unsafe_column(s, tables, piece)
+                if column is not None and column not in out:
+                    out.append(column)
     return out
+
+
+def _unsafe_column(s: Schema, tables: dict[str, Table], piece) -> str | None:
+    """The first column of the sub-query's tables whose wildcards reach the pattern through this piece: the piece is
+    the column, or an expression of it that neither escapes both wildcards (and the escape character) nor keeps
+    them out (`replace(o.slug, '%', '\\%')` leaves `_`, `lower(o.slug)` both: evasion round 12 e08)."""
+    unsafe = [f"{t.qualified}.{c.name}" for kind, col in nodes(piece) if kind == "ColumnRef"
+              for t, c in [_owner(tables, strings(col.get("fields")))]
+              if c is not None and not _holds_no_wildcard(t, c) and not trigger_sanitised(
+                  s, t, c.name, lambda fields, t=t: _plain(t, fields))]
+    if not unsafe or isinstance(const(unwrap(piece)), str):
+        return None
+    if "ColumnRef" in (unwrap(piece) or {}):
+        return unsafe[0]
+
+    def held(fields: list[str]) -> frozenset[str]:
+        t, c = _owner(tables, fields)
+        return WILD if t is None or f"{t.qualified}.{c.name}" in unsafe else frozenset()
+    return None if escaped(piece) or not wildcards(piece, held) else unsafe[0]
+
+
+def _owner(tables: dict[str, Table], fields: list[str]) -> tuple[Table | None, Any]:
+    """The from-list table and column a ColumnRef names (None, None when not exactly one)."""
+    owners = [tables[fields[0]]] if len(fields) == 2 and fields[0] in tables else \
+        [t for t in tables.values() if t.column(fields[0])] if len(fields) == 1 else []
+    c = owners[0].column(fields[-1]) if len(owners) == 1 else None
+    return (owners[0], c) if c is not None else (None, None)
+
+
+def _plain(t: Table, fields: list[str]) -> frozenset[str]:
+    """The wildcards `new.<column>` of a trigger on `t` may hold (any other name: either)."""
+    c = t.column(fields[1]) if len(fields) == 2 and fields[0].lower() == "new" else None
+    return frozenset() if c is not None and _holds_no_wildcard(t, c) else WILD
 
 
 def _holds_no_wildcard(t: Table, c) -> bool:
@@ -543,8 +574,11 @@ def _holds_no_wildcard(t: Table, c) -> bool:
           "`name ^@ o.slug` are the same test. A LIKE pattern made from a column is a pattern whoever sets the "
           "column writes, separator or not: with `name like o.slug || '/%'`, a user who creates an organisation "
           "with the slug '%' reads and writes every organisation's files, and 'ac_e' another's (evasion round 11). "
-          "A column of a uuid or a number, or one a CHECK holds to a regular expression without wildcards, holds "
-          "none.",
+          "A column of a uuid or a number, one a CHECK holds to a regular expression without wildcards, or one a "
+          "BEFORE INSERT OR UPDATE trigger always sets from such text (regexp_replace(lower(new.name), '[^a-z0-9]+', "
+          "'-', 'g')) holds none. A function of the column is still its pattern unless it escapes the escape "
+          "character and both wildcards (`replace(replace(replace(slug, '\\', '\\\\'), '%', '\\%'), '_', "
+          "'\\_')`): `replace(slug, '%', '\\%')` leaves '_' (evasion round 12).",
       bad="create policy org_files_read on storage.objects for select to authenticated using (bucket_id = "
           "'org-files' and exists (select 1 from public.organizations o where o.id = any (array(select "
           "private.organization_ids_with_role('viewer'))) and starts_with(objects.name, o.slug)));",

@@ -1,0 +1,181 @@
+"""Which LIKE wildcards (`%`, `_`) a text expression may hold, for BP083's patterns made from columns.
+
+`replace(o.slug, '%', '\\%')` escapes `%` but leaves `_` a wildcard (evasion round 12 e08); `lower(o.slug)` is still
+whatever the slug holds. A pattern piece is safe when it is escaped whole (the escape character first, then both
+wildcards: `replace(replace(replace(x, '\\', '\\\\'), '%', '\\%'), '_', '\\_')`), or when its text cannot hold
+either wildcard: constants without them, columns that cannot hold them, and what keeps only given characters
+(`regexp_replace(x, '[^a-z0-9]+', '-', 'g')`) or removes the wildcards (`replace(x, '%', '')`, `translate`).
+A column a BEFORE INSERT OR UPDATE trigger always overwrites with such an expression holds none either (fp02:
+a slug made from the organisation's name).
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import permutations
+from collections.abc import Callable
+from typing import Any
+
+import pgparse
+
+from ...model.schema import Schema, Table
+from ...sql.ident import dollar_quoted
+from ..body import embedded_sql
+from ..pins import unwrap
+from ..tree import const, function_name, nodes, strings
+
+WILD = frozenset("%_")
+_NONE: frozenset[str] = frozenset()
+# Functions whose text is made of their first argument's characters (or fewer): case, trimming, cutting.
+# (Not normalize or unaccent: NFKC makes '%' of a full-width '％'.)
+_SUBSET = ("lower", "upper", "btrim", "ltrim", "rtrim", "substr", "substring", "left", "right", "initcap")
+_HEX = ("md5", "sha256", "gen_random_uuid", "uuid_generate_v4")  # ... made of hex digits (and '-')
+# Negated class [^...] of plain characters and ranges, once or repeated, the whole pattern.
+_KEEP_ONLY = re.compile(r"^\[\^([^\]\\\[]+)\][+*]?$")
+_ESCAPE_ALL = {f"([{''.join(order)}])" for order in permutations(("\\\\", "%", "_"))}  # ([\\%_]) ...
+
+Column = Callable[[list[str]], frozenset[str]]  # a ColumnRef's fields -> the wildcards its value may hold
+
+
+def wildcards(node: Any, column: Column) -> frozenset[str]:
+    """The wildcards the expression's text may hold (a subset of `%`, `_`); WILD for what cannot be read."""
+    node = unwrap(node)
+    if not isinstance(node, dict) or len(node) != 1:
+        return WILD
+    (kind, body), = node.items()
+    if kind == "A_Const":
+        value = const(node)
+        return frozenset(c for c in value if c in WILD) if isinstance(value, str) else _NONE
+    if kind == "ColumnRef":
+        return column(strings(body.get("fields")))
+    if kind == "A_Expr" and strings(body.get("name")) == ["||"]:
+        return wildcards(body.get("lexpr"), column) | wildcards(body.get("rexpr"), column)
+    if kind == "CoalesceExpr":
+        return frozenset().union(*(wildcards(a, column) for a in body.get("args") or []))
+    if kind != "FuncCall" or body.get("over") or body.get("agg_star"):
+        return WILD
+    name = function_name(body).split(".")[-1]
+    args = body.get("args") or []
+    if name in _HEX:
+        return _NONE
+    if name in _SUBSET and args:
+        return wildcards(args[0], column)
+    if name == "concat":
+        return frozenset().union(*(wildcards(a, column) for a in args))
+    texts = [const(unwrap(a)) for a in args]
+    if name == "replace" and len(args) == 3 and isinstance(texts[1], str):
+        # Removing or replacing a text creates no character beyond the replacement's.
+        kept = wildcards(args[0], column) - (frozenset(texts[1]) if len(texts[1]) == 1 else _NONE)
+        return kept | wildcards(args[2], column)
+    if name == "translate" and len(args) == 3 and isinstance(texts[1], str) and isinstance(texts[2], str):
+        source, target = texts[1], texts[2]
+        if WILD & set(target):
+            return WILD
+        return frozenset(c for c in wildcards(args[0], column) if c not in source)
+    if name == "regexp_replace" and len(args) == 4 and all(isinstance(t, str) for t in texts[1:]) and \
+            "g" in texts[3] and "\\" not in texts[2]:
+        keep = _KEEP_ONLY.match(texts[1])
+        if keep:  # what is left is the class's characters and the replacement's
+            return _class(keep.group(1)) | frozenset(c for c in texts[2] if c in WILD)
+    return WILD
+
+
+def _class(members: str) -> frozenset[str]:
+    """The wildcards among the characters a bracket expression's members (`a-z0-9-`) name."""
+    out: set[str] = set()
+    i = 0
+    while i < len(members):
+        if i + 2 < len(members) and members[i + 1] == "-":
+            low, high = members[i], members[i + 2]
+            out.update(c for c in WILD if low <= c <= high)
+            i += 3
+        else:
+            out.update(c for c in members[i] if c in WILD)
+            i += 1
+    return frozenset(out)
+
+
+def escaped(node: Any) -> bool:
+    """The expression escapes every LIKE wildcard and the escape character of its text (LIKE's default `\\`):
+    replace() of `\\` by `\\\\` innermost, then of `%` and `_` by `\\%` and `\\_`, or one regexp_replace of the
+    three (`regexp_replace(x, '([\\\\%_])', '\\\\\\1', 'g')`)."""
+    done: set[str] = set()
+    node = unwrap(node)
+    while isinstance(node, dict) and "FuncCall" in node:
+        call = node["FuncCall"]
+        name = function_name(call).split(".")[-1]
+        args = call.get("args") or []
+        texts = [const(unwrap(a)) for a in args]
+        if name == "regexp_replace" and len(args) == 4 and not done:
+            return texts[1] in _ESCAPE_ALL and texts[2] == "\\\\\\1" and isinstance(texts[3], str) and \
+                "g" in texts[3]
+        if name != "replace" or len(args) != 3:
+            return False
+        if texts[1] in ("%", "_") and texts[2] == "\\" + texts[1] and texts[1] not in done:
+            done.add(texts[1])
+        elif texts[1] == "\\" and texts[2] == "\\\\":
+            return done == set(WILD)
+        else:
+            return False
+        node = unwrap(args[0])
+    return False
+
+
+def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column) -> bool:
+    """A BEFORE INSERT OR UPDATE row trigger of `t` (UPDATE of every column, or of this one), with no WHEN,
+    whose PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding no wildcard
+    (`plain` reads the row's other columns), and no other BEFORE row trigger sets the column."""
+    from .common import find_function
+
+    before = [g for g in t.triggers if g.timing == "before" and g.level == "row"]
+    for trigger in before:
+        events = {e.lower() for e in trigger.events}
+        if trigger.when or not {"insert", "update"} <= events or (trigger.columns and column not in trigger.columns):
+            continue
+        fn = find_function(s, trigger.function)
+        if fn is None or fn.language.lower() != "plpgsql" or not _sets_first(fn.body, column, plain):
+            continue
+        others = [find_function(s, g.function) for g in before if g is not trigger]
+        if all(f is not None and f.assigns is not None and column not in f.assigns for f in others):
+            return True
+    return False
+
+
+def _sets_first(body: str, column: str, plain: Column) -> bool:
+    try:
+        tree = pgparse.parse_pgsql(f"create function f() returns trigger language plpgsql as {dollar_quoted(body)}")
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return False
+    function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
+    datums, new = function.get("datums") or [], function.get("new_varno")
+    block = (function.get("action") or {}).get("PLpgSQL_stmt_block") or {}
+    if block.get("exceptions") or new is None:
+        return False  # (a handler could return the row as the client wrote it)
+
+    def sets(fields: dict) -> bool:  # new.<column> := ..., or new := ...
+        varno = fields.get("varno", -1)
+        datum = datums[varno] if isinstance(varno, int) and 0 <= varno < len(datums) else {}
+        rec = (datum or {}).get("PLpgSQL_recfield") or {}
+        return varno == new or (rec.get("recparentno") == new and rec.get("fieldname") == column)
+
+    writes = [f for k, f in nodes(function.get("action")) if k == "PLpgSQL_stmt_assign" and sets(f)]
+    into = [f for k, f in nodes(function.get("action")) if k in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_dynexecute",
+                                                                  "PLpgSQL_stmt_fetch") and f.get("into")]
+    if len(writes) != 1 or into or datums[new].get("PLpgSQL_rec", {}).get("refname") != "new":
+        return False
+    for statement in block.get("body") or []:
+        fields = statement.get("PLpgSQL_stmt_assign") if isinstance(statement, dict) else None
+        if fields is None:
+            return False  # (an IF or RETURN before it may skip it)
+        if fields is writes[0]:
+            expr = (fields.get("expr") or {}).get("PLpgSQL_expr") or {}
+            try:
+                parsed = pgparse.parse(embedded_sql(expr.get("query", ""), expr.get("parseMode", 0)))
+            except (pgparse.PGQueryError, RecursionError, ValueError):
+                return False
+            select = parsed[0]["stmt"].get("SelectStmt") or {} if len(parsed) == 1 else {}
+            targets = select.get("targetList") or []
+            if len(targets) != 1 or select.get("fromClause"):
+                return False
+            return not wildcards((targets[0].get("ResTarget") or {}).get("val"), plain)
+    return False
