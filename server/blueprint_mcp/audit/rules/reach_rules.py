@@ -22,6 +22,7 @@ from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
+from .inviters import writers_outrank
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, client_policies, compared_later, exposed, find_function,
                      into_select, is_tenant, enum_of, lone_value, membership_tables, names_the_caller, only_statement,
@@ -1716,7 +1717,8 @@ def _trigger_tests(s: Schema, function: str, column: str) -> bool:
           "organization_members (organization_id, user_id, role) values (inv.organization_id, auth.uid(), inv.role);",
       fix="Bound the role where the row is written: `and (role in ('viewer', 'member') or organization_id = any "
           "(array(select private.organization_ids_with_role('owner'))))` in the insert policy, a CHECK constraint "
-          "holding the column to roles below admin (`check (role in ('viewer', 'member'))`), or a BEFORE INSERT "
+          "holding the column to roles below admin (`check (role in ('viewer', 'member'))`) where only members "
+          "holding those roles may write the row (`and m.role >= invitations.role`), or a BEFORE INSERT "
           "trigger refusing a role above the inviter's; or create invitations through a function that checks it.")
 def membership_role_from_client_row(r, s: Schema) -> Iterator:
     members = membership_tables(s)
@@ -1766,7 +1768,8 @@ def _holds_only_lesser_roles(s: Schema, t: Table, column: str, members: Table, r
     """Every value `t.column` can hold is a role below admin (evasion round 11, fp02): a CHECK constraint limits it
     to such names (`check (role in ('viewer', 'member'))`, `role = 'member'`, `role = any (array[...])`), or its
     type is an enum of only such labels. Only names ranked below admin count, and never the top label of the
-    membership role's enum: a name the ranks do not know may be anything."""
+    membership role's enum: a name the ranks do not know may be anything. And whoever may write the row holds
+    each of those roles at least (`inviters`): a viewer allowed to invite as member is not bounded (round 12 e09)."""
     member_role = members.column(role)
     labels = (enum_of(s, member_role.type) if member_role is not None else None)
     top = ({labels.values[0] if ranks_reversed(labels.values) else labels.values[-1]}
@@ -1774,7 +1777,7 @@ def _holds_only_lesser_roles(s: Schema, t: Table, column: str, members: Table, r
 
     def lesser(values: list[Any] | None) -> bool:
         return bool(values) and all(isinstance(v, str) and ROLE_RANKS.get(v, 0) >= 2 and v not in top
-                                    for v in values)
+                                    for v in values) and writers_outrank(s, t, column, values, labels and labels.values)
     c = t.column(column)
     own = enum_of(s, c.type) if c is not None else None
     if own is not None and lesser(own.values):
