@@ -17,7 +17,7 @@ from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
 from ..pins import unwrap
 from ..role_sets import role_enum
-from ..tree import canonical, const, function_name, is_true, nodes, nodes_in, qualified, strings
+from ..tree import canonical, const, disjuncts, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .common import (
     CLIENT_ROLES,
@@ -152,7 +152,8 @@ def policy_without_membership_check(r, s: Schema):
           "organization_members m where m.organization_id = documents.organization_id)`) counts on the membership "
           "table's RLS to show the caller only their own memberships: once a policy there shows every signed-in "
           "user every membership (a people directory's `using (true)`), any row of an organisation with members "
-          "passes (audit-evasion round 11, e04).",
+          "passes (audit-evasion round 11, e04); so does one with a branch that compares nothing of the row with "
+          "the caller (`user_id = (select auth.uid()) or listed`: an opt-out directory, round 12 e10).",
       bad="create policy p on tasks for select to authenticated using (exists (select 1 from "
           "organization_members m\n  where m.organization_id = organization_id and m.user_id = (select auth.uid())));",
       fix="Compare the row's tenant key with the caller's memberships: organization_id = any (array(select "
@@ -186,7 +187,7 @@ def membership_check_not_tied_to_row(r, s: Schema):
                                         next(iter(opened.items())))
                     yield r.finding(f"{policy_label(t, p)} reads memberships in {clause.upper()} without naming the "
                                     f"caller, and counts on {name}'s RLS to keep them to the caller's, but its policy "
-                                    f"\"{policy}\" shows every signed-in user every membership: any row of an "
+                                    f"\"{policy}\" shows signed-in users other users' memberships: any row of an "
                                     "organisation with members passes.", f"{t.qualified}.{p.name}",
                                     location=p.location or t.location)
                 elif "caller" in loose:
@@ -203,10 +204,11 @@ def membership_check_not_tied_to_row(r, s: Schema):
 
 
 def _open_membership_tables(s: Schema, members: set[str]) -> dict[str, str]:
-    """Membership table -> the policy that shows every signed-in caller every one of its rows: a permissive select
-    policy for authenticated true for each of them (`using (true)`: a people directory opened later, evasion round
-    11 e04), with no restrictive select policy narrowing it. A policy reading memberships without naming the caller
-    counts on that table's RLS to keep them to the caller's."""
+    """Membership table -> the policy that shows signed-in callers other users' rows: a permissive select policy for
+    authenticated true for each of them (`using (true)`: a people directory opened later, evasion round 11 e04) or
+    with a branch not keyed to the caller (`or listed`, round 12 e10), with no restrictive select policy narrowing
+    it. A policy reading memberships without naming the caller counts on that table's RLS to keep them to the
+    caller's."""
     out: dict[str, str] = {}
     for name in sorted(members):
         u = s.table(*name.split(".", 1)[::-1])
@@ -215,10 +217,47 @@ def _open_membership_tables(s: Schema, members: set[str]) -> dict[str, str]:
             continue
         q = next((q for q in u.policies if q.permissive and "select" in commands(q) and applies_to_clients(q)
                   and {"authenticated", "public"} & set(q.roles or ["public"]) and q.using_tree is not None
-                  and _true_for(s, q.using_tree, frozenset({"authenticated"}))), None)
+                  and (_true_for(s, q.using_tree, frozenset({"authenticated"})) or
+                       not _keyed_to_caller(s, q.using_tree))), None)
         if q is not None:
             out[name] = q.name
     return out
+
+
+def _keyed_to_caller(s: Schema, tree) -> bool:
+    """Every OR-ed branch of a policy compares a column of the row with the caller or the caller's organisations:
+    `user_id = (select auth.uid())`, `organization_id = any (array(select private.organization_ids_with_role(...)))`,
+    `organization_id in (select ... where user_id = auth.uid())`, or an EXISTS naming the caller. A branch that
+    does not (`or listed`, `or is_public`, `or not private.is_blocked()`) shows rows of other users by the row's
+    own data: an opt-out directory (evasion round 12 e10) shows nearly every membership to every signed-in user."""
+    branches = disjuncts(tree)
+    return branches is not None and all(any(_names_caller(s, atom) for atom in branch) for branch in branches)
+
+
+def _names_caller(s: Schema, atom) -> bool:
+    """A test of the row against the caller: a comparison (=, IN, = ANY) of a column with an expression that calls
+    auth.uid() or a helper whose body does, or an EXISTS sub-query that does."""
+    def caller(node) -> bool:
+        for kind, body in nodes(node):
+            if kind == "FuncCall":
+                name = function_name(body)
+                f = find_function(s, name) if name != "auth.uid" else None
+                if name == "auth.uid" or (f is not None and f.body and "auth.uid" in f.body):
+                    return True
+        return False
+    atom = unwrap(atom)
+    link = atom.get("SubLink") if isinstance(atom, dict) else None
+    if isinstance(link, dict):
+        if link.get("subLinkType") == "EXISTS_SUBLINK":
+            return caller(link.get("subselect"))
+        return link.get("subLinkType") == "ANY_SUBLINK" and "ColumnRef" in (unwrap(link.get("testexpr")) or {}) and \
+            caller(link.get("subselect"))
+    e = atom.get("A_Expr") if isinstance(atom, dict) else None
+    if not isinstance(e, dict) or strings(e.get("name")) != ["="] or \
+            e.get("kind", "AEXPR_OP") not in ("AEXPR_OP", "AEXPR_IN", "AEXPR_OP_ANY"):
+        return False
+    sides = (e.get("lexpr"), e.get("rexpr"))
+    return any("ColumnRef" in (unwrap(a) or {}) and caller(b) for a, b in (sides, sides[::-1]))
 
 
 def _membership_roles(s: Schema, members: set[str]) -> frozenset[str]:
