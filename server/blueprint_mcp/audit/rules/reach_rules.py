@@ -1242,7 +1242,8 @@ def definer_checks_one_of_many_organisations(r, s: Schema) -> Iterator:
       fix="Write the organisation of the row that authorises the membership (`values (inv.organization_id, ...)`), "
           "or compare the argument with it (`if inv.organization_id <> p_org then raise ...`), or with the "
           "organisations the caller administers. Compare a code with `=` (after a case fold if need be: "
-          "`upper(join_code) = upper(p_code)`), never as a pattern.")
+          "`upper(join_code) = upper(p_code)`), never as a pattern, or refuse first any code but an anchored format "
+          "without wildcards (`if p_code !~ '^[A-Za-z0-9]{8}$' then raise ...`).")
 def definer_writes_membership_organisation_unchecked(r, s: Schema) -> Iterator:
     reported = set()
     for f, through, rel, column, p in _unchecked_membership_writes(s, lambda t: t.tenant_key):
@@ -1273,12 +1274,15 @@ def _organisation_by_pattern(s: Schema, reading) -> tuple[str, str, str] | None:
                if (t := s.table(*name.split(".", 1)[::-1])) is not None and t.tenant_key}
     params = {name for name, _ in reading.params if name} | {f"${i}" for i in range(1, len(reading.params) + 1)}
     found: dict[str, str] = {}  # variable -> the pattern test of the lookup that filled it
+    checked = _validated(reading, params)
     for at, names in reading.into:
         kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
-        test = _pattern_test(select.get("whereClause"), params, reading.name) if kind == "SelectStmt" else None
+        safe = {name for name, where in checked.items() if where < at}
+        test = _pattern_test(select.get("whereClause"), params, reading.name, safe) if kind == "SelectStmt" else None
         if test:
             found.update((name, test) for name in names)
-    for tree in reading.trees:
+    for at, tree in enumerate(reading.trees):
+        safe = {name for name, where in checked.items() if where < at}
         for kind, body in nodes(tree):
             rel = qualified(body.get("relation") or {}, reading.default_schema) if kind == "InsertStmt" else None
             column = members.get(rel) if rel else None
@@ -1286,7 +1290,7 @@ def _organisation_by_pattern(s: Schema, reading) -> tuple[str, str, str] | None:
             if column not in cols:
                 continue
             select = (body.get("selectStmt") or {}).get("SelectStmt") or {}
-            test = _pattern_test(select.get("whereClause"), params, reading.name)  # insert ... select ... where
+            test = _pattern_test(select.get("whereClause"), params, reading.name, safe)  # insert ... select ...
             for row in select.get("valuesLists") or []:
                 items = (row.get("List") or {}).get("items") or []
                 value = unwrap(items[cols.index(column)]) if len(items) > cols.index(column) else None
@@ -1297,8 +1301,42 @@ def _organisation_by_pattern(s: Schema, reading) -> tuple[str, str, str] | None:
     return None
 
 
-def _pattern_test(where: Any, params: set[str], function: str) -> str | None:
-    """`column like <expression of an argument>` (ILIKE, SIMILAR TO, ~, ~*) in a filter, as text; None without."""
+def _validated(reading, params: set[str]) -> dict[str, int]:
+    """Argument -> the position of the first refusal that holds it to an anchored regular expression no wildcard or
+    pattern character matches (`if p_code is null or p_code !~ '^[A-Za-z0-9]{8}$' then raise`: evasion round 12
+    fp03), where the body never sets the argument (`into` holds its assignments and SELECT ... INTO)."""
+    out: dict[str, int] = {}
+    assigned = {n for _, names in reading.into for n in names}
+    for at in sorted(reading.refuses_when):
+        for atom in boolean_args(_test_at(reading, at), "OR_EXPR"):
+            body = (unwrap(atom) or {}).get("A_Expr") if isinstance(unwrap(atom), dict) else None
+            negated = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
+            if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR" and len(negated.get("args")) == 1:
+                inner = unwrap(negated["args"][0])
+                body = inner.get("A_Expr") if isinstance(inner, dict) and strings(
+                    (inner.get("A_Expr") or {}).get("name")) in (["~"], ["~*"]) else None
+            elif not isinstance(body, dict) or strings(body.get("name")) not in (["!~"], ["!~*"]):
+                continue
+            if not isinstance(body, dict):
+                continue
+            fields = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
+            pattern = const(unwrap(body.get("rexpr")))
+            if len(fields) == 1 and fields[0] in params and fields[0] not in assigned and \
+                    isinstance(pattern, str) and _plain_anchored(pattern):
+                out.setdefault(fields[0], at)
+    return out
+
+
+def _plain_anchored(pattern: str) -> bool:
+    """^...$ whose matches hold no `%`, `_` or other pattern character: no '.', class negation, \\w or escapes
+    (`^[A-Za-z0-9]{8}$`)."""
+    return pattern.startswith("^") and pattern.endswith("$") and "|" not in pattern and \
+        not any(x in pattern for x in ("%", "_", ".", "\\", "[^", "[:", "(?"))
+
+
+def _pattern_test(where: Any, params: set[str], function: str, safe: set[str] = frozenset()) -> str | None:
+    """`column like <expression of an argument>` (ILIKE, SIMILAR TO, ~, ~*) in a filter, as text; None without, or
+    where the pattern is an argument (or its lower/upper) an earlier refusal holds to a plain format (`safe`)."""
     def argument(tree: Any) -> str | None:
         for k, b in nodes(tree):
             fields = strings(b.get("fields")) if k == "ColumnRef" else []
@@ -1315,6 +1353,13 @@ def _pattern_test(where: Any, params: set[str], function: str) -> str | None:
         pattern = body.get("rexpr")
         escaped = any(k == "FuncCall" and function_name(b).split(".")[-1] in _ESCAPES for k, b in nodes(pattern))
         name = argument(pattern) if column and not escaped else None
+        bare = unwrap(pattern)
+        call = (bare or {}).get("FuncCall") if isinstance(bare, dict) else None
+        if isinstance(call, dict) and function_name(call).split(".")[-1] in ("lower", "upper") and \
+                len(call.get("args") or []) == 1:
+            bare = unwrap(call["args"][0])
+        if name in safe and strings(((bare or {}).get("ColumnRef") or {}).get("fields"))[-1:] == [name]:
+            continue
         if name:
             word = {"AEXPR_LIKE": "like", "AEXPR_ILIKE": "ilike", "AEXPR_SIMILAR": "similar to"}.get(
                 body.get("kind", ""), op[-1])
