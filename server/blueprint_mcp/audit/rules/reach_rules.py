@@ -22,6 +22,7 @@ from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
+from . import wildcards
 from .inviters import writers_outrank
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, client_policies, compared_later, exposed, find_function,
@@ -1351,7 +1352,11 @@ def _pattern_test(where: Any, params: set[str], function: str, safe: set[str] = 
             continue
         column = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
         pattern = body.get("rexpr")
-        escaped = any(k == "FuncCall" and function_name(b).split(".")[-1] in _ESCAPES for k, b in nodes(pattern))
+        # LIKE and ILIKE: escaped only when `\`, `%` and `_` all are (wildcards.escaped; evasion round 12 showed
+        # BP083's `replace(x, '%', '\%')`, which leaves `_`); a regular expression by any of _ESCAPES, as before
+        like = op[-1] in ("~~", "~~*")
+        escaped = any(k == "FuncCall" and (wildcards.escaped({"FuncCall": b}) if like else
+                                           function_name(b).split(".")[-1] in _ESCAPES) for k, b in nodes(pattern))
         name = argument(pattern) if column and not escaped else None
         bare = unwrap(pattern)
         call = (bare or {}).get("FuncCall") if isinstance(bare, dict) else None
