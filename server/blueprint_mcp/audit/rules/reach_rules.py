@@ -17,7 +17,7 @@ from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
 from ..body import mentions_variables
-from ..pins import unwrap
+from ..pins import outer_aliases, unwrap
 from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
                     strings)
@@ -262,11 +262,69 @@ def _secret_column(t: Table | None, column: str) -> bool:
 
 
 def _by_secret(s: Schema, f: Function, table: str) -> bool:
-    """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`)."""
+    """Every read of `table` in the body is pinned to an argument by a secret column (`where token = p_token`), or
+    each SELECT naming it in its FROM is, or joins it to a row so pinned by a column that singles out what the
+    secret grants (`from share_links l join documents d on d.project_id = l.project_id where l.token = p_token`:
+    evasion round 13, fp01). A join on the tenant key (`d.organization_id = l.organization_id`) reads every
+    project's documents of the organisation, and does not count."""
     found = body_facts(s, f)
     reads = found[1].pins.get(table, []) if found is not None else []
     t = s.table(*table.split(".", 1)[::-1]) if "." in table else None
-    return bool(reads) and all(any(_secret_column(t, column) for column in columns) for columns in reads)
+    if not reads or all(any(_secret_column(t, column) for column in columns) for columns in reads):
+        return bool(reads)
+    if t is None:
+        return False
+    reading = f._body
+    selects = [body for tree in reading.trees for kind, body in nodes(tree)
+               if kind == "SelectStmt" and table in from_relations(body, reading.default_schema)]
+    return bool(selects) and all(_joined_to_secret(s, select, t, reading.default_schema) for select in selects)
+
+
+def _joined_to_secret(s: Schema, select: dict, t: Table, default_schema: str) -> bool:
+    """A SELECT reading `t` only where it meets a row found by a secret: another relation of its FROM has a secret
+    column equated with a value in its WHERE (in an ON too, without outer joins: an ON keeps the rows of the other
+    side), and for each time its FROM names `t`, a column of it that singles out rows (_singles_out) is equated with
+    a column of that relation, or its own secret column is pinned."""
+    aliases: dict[str, Table] = {}
+    stack = list(select.get("fromClause") or [])
+    while stack:
+        item = stack.pop()
+        kind, body = next(iter(item.items())) if isinstance(item, dict) and len(item) == 1 else ("", {})
+        if kind == "JoinExpr":
+            stack += [body.get("larg"), body.get("rarg")]
+        elif kind == "RangeVar":
+            u = s.table(*qualified(body, default_schema).split(".", 1)[::-1])
+            if u is not None:
+                aliases[(body.get("alias") or {}).get("aliasname") or body.get("relname", "")] = u
+    pins = [select.get("whereClause")] if outer_aliases(select) else filters_of(select)  # NULL = x is no row
+    conjuncts = [equated_columns(c["A_Expr"]) for f in filters_of(select)
+                 for c in boolean_args(f, "AND_EXPR") if isinstance(c, dict) and "A_Expr" in c]
+    pinning = [equated_columns(c["A_Expr"]) for f in pins if f is not None
+               for c in boolean_args(f, "AND_EXPR") if isinstance(c, dict) and "A_Expr" in c]
+    secret = set()
+    for sides in pinning:
+        for col, other in ((sides[0], sides[1]), (sides[1], sides[0])) if sides else ():
+            if len(col) == 2 and col[0] in aliases and \
+                    _secret_column(aliases[col[0]], col[1]) and not (len(other) == 2 and other[0] in aliases):
+                secret.add(col[0])
+    mine = {alias for alias, u in aliases.items() if u is t}
+    tied = {col[0] for sides in conjuncts if sides
+            for col, other in ((sides[0], sides[1]), (sides[1], sides[0]))
+            if len(col) == 2 and len(other) == 2 and col[0] in mine and other[0] in secret and
+            _singles_out(s, t, col[1])}
+    return bool(mine) and mine <= secret | tied  # each time the FROM names it (a second, unjoined copy reads all)
+
+
+def _singles_out(s: Schema, t: Table, column: str) -> bool:
+    """A column of `t` that picks out the rows a capability grants: a key of the row itself (`id`, its primary key
+    or a unique column) or a reference to one parent (`project_id`), not a tenant key (the organisation holds every
+    project's rows: evasion round 13, e02), a user column (whoever made the link) or a plain attribute (a status)."""
+    from ...model.tenant_keys import key_sets, user_columns, user_tables
+    if t.column(column) is None or column in {u.tenant_key for u in s.tables if u.tenant_key} or \
+            column in user_columns(t, user_tables(s.tables)):
+        return False
+    return column == "id" or column.endswith("_id") or any(column in keys for keys in key_sets(t)) or \
+        any(column in fk.columns for fk in t.foreign_keys)
 
 
 def _guarded(s: Schema, name: str) -> Table | None:
@@ -285,7 +343,10 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "A read pinned to an argument by a secret column (`where token = p_token`: a token, secret or hash, a key "
           "or code named for one, api_key or invite_code, or filled with random bytes by its default; not a public "
           "`key` such as ACME-2) is a capability check and passes, and so is a write of the row that lookup found "
-          "(`where project_id = v_link.project_id`), not one of a row another argument picks (evasion round 12). "
+          "(`where project_id = v_link.project_id`), not one of a row another argument picks (evasion round 12) "
+          "nor one tied only by the tenant key (`organization_id = v_link.organization_id`: any project of the "
+          "organisation), and a read joining the read table to the found row by such a column (`join documents d "
+          "on d.project_id = l.project_id where l.token = p_token`) is the lookup's own (evasion round 13). "
           "`auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
           "private.log_access(p_org, ...)`) decides nothing either, nor does a boolean helper whose answer is "
@@ -293,8 +354,10 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "warning`: the function goes on). The same holds for the rows it changes: an UPDATE, DELETE or MERGE of a "
           "table with RLS (or of a tenant table), and an INSERT into a tenant table, run past RLS for any client "
           "(evasion round 11: a stranger renamed and deleted another organisation's project). An INSERT of "
-          "arguments alone into an inbox (a contact form's leads: no membership, nothing a policy reads or other "
-          "tables reference, no client insert policy) by a body that changes nothing else passes.",
+          "arguments alone into an inbox (a contact form's leads: no membership, nothing a policy or another "
+          "function reads or other tables reference, no invitation or token, no client insert policy) by a body "
+          "that changes nothing else passes; an invitation another definer turns into a membership is no inbox "
+          "(evasion round 13).",
       bad="create function private.projects_of(org uuid) returns setof public.projects language sql stable\n"
           "security definer set search_path = '' as $$ select * from public.projects where organization_id = org $$;\n"
           "grant execute on function private.projects_of(uuid) to authenticated;\n"
@@ -350,13 +413,13 @@ def _unasked_writes(s: Schema, f: Function) -> list[str]:
             t = _guarded(s, name)
             if t is None or name in out or (kind == "InsertStmt" and not is_tenant(t)) or \
                     _pinned_by_secret(t, body.get("whereClause")) or _tied_to_found(s, reading, t, kind, body, found) \
-                    or (kind == "InsertStmt" and inserts_only and _inbox_insert(s, reading, t, body)):
+                    or (kind == "InsertStmt" and inserts_only and _inbox_insert(s, f, t, body)):
                 continue
             out.append(name)
     return out
 
 
-def _inbox_insert(s: Schema, reading, t: Table, insert: dict) -> bool:
+def _inbox_insert(s: Schema, f: Function, t: Table, insert: dict) -> bool:
     """An INSERT of a body that changes nothing else, adding a row made only of its arguments (and constants, now(),
     functions of them) to a tenant table that works as an inbox: nothing decides access by its rows (no membership
     table, no table a policy reads, none other tables reference, no user or role column set, no trigger on it that
@@ -364,12 +427,18 @@ def _inbox_insert(s: Schema, reading, t: Table, insert: dict) -> bool:
     per-organisation contact form (`insert into
     leads (organization_id, email, message) values (p_org, p_email, p_message)`) lets anyone leave a message in any
     organisation's inbox, which is what it is for; it reads and changes nothing of anyone's (evasion round 12,
-    fp04). A row a policy or helper reads (a membership, a grant, a share), and any UPDATE or DELETE, stay
-    reported."""
+    fp04). A row a policy or any other function reads (a membership, a grant, a share: accept_invitation turns an
+    invitation into a membership), a table of invitations, links or keys (by its name, or a secret column such as
+    a token), and any UPDATE or DELETE, stay reported (evasion round 13, e01: an unchecked invite_member(p_org,
+    p_email) let carol invite herself into A and join)."""
     from ...model.tenant_keys import user_columns, user_tables
+    reading = f._body
     if t.qualified in membership_tables(s) or t.qualified in policy_reads(s) or client_policies(t, "insert") or \
             any((fk.ref_schema, fk.ref_table) == (t.schema_name, t.name) for u in s.tables for fk in u.foreign_keys):
         return False  # a row something decides by, or a parent others hang rows on (a project), is no inbox's
+    if _SECRET_TABLE.search(t.name) or any(_secret_column(t, c.name) for c in t.columns) or \
+            any(g is not f and t.qualified in (g.reads or ()) for g in s.functions):
+        return False  # a capability, or a row another function may decide by, is no inbox's either
     columns = {(target.get("ResTarget") or {}).get("name") for target in insert.get("cols") or []}
     if not columns or None in columns or columns & ({role_column(t)} | set(user_columns(t, user_tables(s.tables)))):
         return False
@@ -465,11 +534,11 @@ def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: s
         if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK":
             test = strings((unwrap(link.get("testexpr")) or {}).get("ColumnRef", {}).get("fields")) \
                 if isinstance(unwrap(link.get("testexpr")), dict) else []
-            if test and t.column(test[-1]) is not None and _found_value(s, reading, conjunct, found):
+            if test and _singles_out(s, t, test[-1]) and _found_value(s, reading, conjunct, found):
                 return True
         sides = equated_columns(e) if isinstance(e, dict) else None
         for col, other in ((sides[0], e.get("rexpr")), (sides[1], e.get("lexpr"))) if sides else ():
-            if col and col[0] not in found and t.column(col[-1]) is not None and \
+            if col and col[0] not in found and _singles_out(s, t, col[-1]) and \
                     _found_value(s, reading, other, found):
                 return True
     return False
