@@ -95,6 +95,108 @@ def _class(members: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# The characters watched in a regular expression's matches: ASCII punctuation and spaces (letters and digits of
+# any script are never a LIKE wildcard, a regular-expression metacharacter nor an escape).
+_WATCHED = frozenset(chr(c) for c in range(0x20, 0x7f) if not chr(c).isalnum())
+_POSIX = ("alnum", "alpha", "digit", "upper", "lower", "xdigit")  # classes of letters and digits only
+_SHORTHAND = {"d": _NONE}  # \d: digits (\w holds '_'; \s, \S, \W and the rest are read as unreadable)
+
+
+def regex_admits(pattern: str) -> frozenset[str] | None:
+    """The punctuation (of _WATCHED) a whole match of an anchored regular expression (`^...$`, no `|`) may hold,
+    bracket ranges expanded by code point (`[A-z]` holds `[ \\ ] ^ _` and the backtick: evasion round 13 e03) and
+    POSIX classes of letters or digits read (`[[:alnum:]]`, fp02); None for what is not read: no anchors, `|`, `.`,
+    a negated class, `(?`, an escape other than of punctuation or `\\d`."""
+    if len(pattern) < 2 or pattern[0] != "^" or pattern[-1] != "$" or "|" in pattern or "(?" in pattern:
+        return None
+    out: set[str] = set()
+    i, end = 1, len(pattern) - 1
+    while i < end:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= end:
+                return None
+            held = _escaped(pattern[i + 1])
+            if held is None:
+                return None
+            out |= held
+            i += 2
+        elif c == "[":
+            close = _bracket(pattern, i, out)
+            if close is None:
+                return None
+            i = close + 1
+        elif c == "{":
+            close = pattern.find("}", i)
+            if close < 0 or close >= end or not all(x.isdigit() or x == "," for x in pattern[i + 1:close]):
+                return None
+            i = close + 1
+        elif c in "()*+?^$":
+            i += 1
+        elif c == ".":
+            return None
+        else:
+            out.update({c} & _WATCHED)
+            i += 1
+    return frozenset(out)
+
+
+def _escaped(c: str) -> frozenset[str] | None:
+    if c.isalnum():
+        return _SHORTHAND.get(c)
+    return frozenset(c) & _WATCHED
+
+
+def _bracket(pattern: str, start: int, out: set[str]) -> int | None:
+    """Reads the bracket expression at `start` into `out`; the position of its `]`, None when unread."""
+    i = start + 1
+    if pattern[i:i + 1] == "^":
+        return None
+    members: list[str] = []  # characters in order ("\\c" escaped, "" a class); a range's ends around "-"
+    first = True
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "]" and not first:
+            break
+        first = False
+        if pattern.startswith("[:", i):
+            close = pattern.find(":]", i + 2)
+            if close < 0 or pattern[i + 2:close] not in _POSIX:
+                return None
+            members.append("")  # (no range may end at a class)
+            i = close + 2
+            continue
+        if pattern.startswith(("[.", "[="), i):
+            return None
+        if c == "\\":
+            if i + 1 >= len(pattern) or pattern[i + 1].isalnum():
+                held = _SHORTHAND.get(pattern[i + 1:i + 2])
+                if held is None:
+                    return None
+                members.append("")
+                i += 2
+                continue
+            members.append("\\" + pattern[i + 1])  # (an escaped "-" is no range)
+            i += 2
+            continue
+        members.append(c)
+        i += 1
+    else:
+        return None
+    j = 0
+    while j < len(members):
+        if j + 2 < len(members) and members[j + 1] == "-" and members[j] and members[j + 2]:
+            low, high = members[j][-1], members[j + 2][-1]
+            if low > high:
+                return None
+            out.update(x for x in _WATCHED if low <= x <= high)
+            j += 3
+        else:
+            out.update(set(members[j][-1:]) & _WATCHED)
+            j += 1
+    return i
+
+
 def escaped(node: Any) -> bool:
     """The expression escapes every LIKE wildcard and the escape character of its text (LIKE's default `\\`):
     replace() of `\\` by `\\\\` innermost, then of `%` and `_` by `\\%` and `\\_`, or one regexp_replace of the
