@@ -367,6 +367,11 @@ def _drop_column(t: Table, name: str) -> None:
         for role, ps in t.grants.items()}
 
 
+_TRIGGER_STATES = {"AT_EnableTrig": "origin", "AT_EnableAlwaysTrig": "always", "AT_EnableReplicaTrig": "replica",
+                   "AT_DisableTrig": "disabled", "AT_EnableTrigAll": "origin", "AT_DisableTrigAll": "disabled",
+                   "AT_EnableTrigUser": "origin", "AT_DisableTrigUser": "disabled"}
+
+
 def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
     kind, name, definition = cmd.get("subtype"), cmd.get("name", ""), cmd.get("def")
     col = t.column(name) if name else None
@@ -402,6 +407,11 @@ def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
         t.rls_enabled = kind == "AT_EnableRowSecurity"
     elif kind in ("AT_ForceRowSecurity", "AT_NoForceRowSecurity"):
         t.rls_forced = kind == "AT_ForceRowSecurity"
+    elif kind in _TRIGGER_STATES:
+        state = _TRIGGER_STATES[kind]
+        for trg in t.triggers:  # USER and ALL: every trigger this model holds (none is a constraint's)
+            if trg.name == name or kind.endswith(("TrigUser", "TrigAll")):
+                trg.enabled = state
     elif kind == "AT_ChangeOwner":
         spec = cmd.get("newowner") or {}
         # CURRENT_USER, SESSION_USER, CURRENT_ROLE: the migration's own role, as a table it creates.

@@ -154,7 +154,15 @@ class Trigger(_Obj):
     # Transition tables of a statement trigger, as SQL: "new table as added" (REFERENCING ...).
     referencing: list[str] = Field(default_factory=list)
     when: str | None = None  # a row trigger's WHEN condition, as SQL
+    # ALTER TABLE ... DISABLE / ENABLE [REPLICA | ALWAYS] TRIGGER: a disabled or replica-only trigger does not fire
+    # in a client's session (session_replication_role 'origin').
+    enabled: Literal["origin", "always", "replica", "disabled"] = "origin"
     location: Location | None = None
+
+    @property
+    def fires(self) -> bool:
+        """The trigger fires for clients' statements (not disabled, nor kept to replication)."""
+        return self.enabled in ("origin", "always")
 
 
 class RewriteRule(_Obj):

@@ -442,7 +442,7 @@ def _inbox_insert(s: Schema, f: Function, t: Table, insert: dict) -> bool:
     columns = {(target.get("ResTarget") or {}).get("name") for target in insert.get("cols") or []}
     if not columns or None in columns or columns & ({role_column(t)} | set(user_columns(t, user_tables(s.tables)))):
         return False
-    for trigger in t.triggers:
+    for trigger in (g for g in t.triggers if g.fires):
         g = find_function(s, trigger.function)
         if "insert" in trigger.events and (g is None or g.writes is None or g.writes):
             return False
@@ -1808,7 +1808,7 @@ def _client_choice_unbounded(s: Schema, t: Table, column: str) -> str | None:
         if not clients_granted(s, t, command, column):
             continue
         if any(trg.timing == "before" and command in trg.events and _trigger_tests(s, trg.function, column)
-               for trg in t.triggers):
+               for trg in t.triggers if trg.fires):
             continue
         for p in client_policies(t, command) if t.rls_enabled else []:
             tree = p.check_tree if p.check is not None else p.using_tree

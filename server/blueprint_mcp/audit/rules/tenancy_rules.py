@@ -164,7 +164,7 @@ def updated_at_trigger_missing(r, s: Schema):
         if t.column("updated_at") is None:
             continue
         maintained = False
-        for trg in t.triggers:
+        for trg in (x for x in t.triggers if x.fires):
             f = find_function(s, trg.function)
             if trg.timing == "before" and "update" in trg.events and \
                     (f is None or f.assigns is None or "updated_at" in f.assigns or "updated_at" in trg.args):
@@ -184,7 +184,7 @@ def sensitive_table_not_audited(r, s: Schema):
         if not (SENSITIVE_MARK.search(t.comment) or any(SENSITIVE_MARK.search(c.comment) for c in t.columns)):
             continue
         audited = False
-        for trg in t.triggers:
+        for trg in (x for x in t.triggers if x.fires):
             f = find_function(s, trg.function)
             if trg.timing == "after" and set(trg.events) & {"insert", "update", "delete"} and \
                     (f is None or f.writes is None or "audit" in trg.function or any("audit" in w for w in f.writes)):
@@ -249,7 +249,8 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
     out = []
     for command in ("insert", "update"):
         if any(trg.timing == "before" and command in trg.events and
-               col in _assigned_by(s, trg.function, command, _may_be_null(t, col)) for trg in t.triggers):
+               col in _assigned_by(s, trg.function, command, _may_be_null(t, col)) for trg in t.triggers
+               if trg.fires):
             # A trigger sets it (new.user_id := auth.uid()), or, on update, compares it with the old row (and
             # raises, as tenant_key_mutable reads a guard): the server decides, not the client.
             continue
@@ -271,7 +272,7 @@ def _update_guarded(s: Schema, t: Table, column: str) -> bool:
     return any(trg.timing == "before" and "update" in trg.events and
                (column in trg.args or column in trg.columns or
                 column in _assigned_by(s, trg.function, "update", _may_be_null(t, column)))
-               for trg in t.triggers)
+               for trg in t.triggers if trg.fires)
 
 
 def _may_be_null(t: Table, column: str) -> bool:
@@ -1534,7 +1535,7 @@ def _writer_columns(s: Schema, t: Table) -> list[str]:
 
 def _read_writer_columns(s: Schema, t: Table) -> list[str]:
     stamped: set[str] = set()
-    for trigger in t.triggers:
+    for trigger in (x for x in t.triggers if x.fires):
         f = find_function(s, trigger.function) if trigger.timing == "before" and "insert" in trigger.events else None
         stamped |= _caller_stamps(f._body) if f is not None and f._body is not None else set()
     pinned = _members_pin(s, t)
