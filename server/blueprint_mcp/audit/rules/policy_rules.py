@@ -236,7 +236,8 @@ def _keyed_to_caller(s: Schema, tree) -> bool:
 
 def _names_caller(s: Schema, atom) -> bool:
     """A test of the row against the caller: a comparison (=, IN, = ANY) of a column with an expression that calls
-    auth.uid() or a helper whose body does, or an EXISTS sub-query that does."""
+    auth.uid() or a helper whose body does, an EXISTS sub-query that does, or a boolean helper given a column whose
+    body does (`private.is_member_of(organization_id)`)."""
     def caller(node) -> bool:
         for kind, body in nodes(node):
             if kind == "FuncCall":
@@ -246,6 +247,11 @@ def _names_caller(s: Schema, atom) -> bool:
                     return True
         return False
     atom = unwrap(atom)
+    call = atom.get("FuncCall") if isinstance(atom, dict) else None
+    if isinstance(call, dict):  # `private.is_member_of(organization_id)`: a boolean helper asking of the caller
+        f = find_function(s, function_name(call))  # (evasion round 13 fp03)
+        return f is not None and f.returns.lower() in ("boolean", "bool") and bool(f.body) and \
+            "auth.uid" in f.body and any("ColumnRef" in (unwrap(a) or {}) for a in call.get("args") or [])
     link = atom.get("SubLink") if isinstance(atom, dict) else None
     if isinstance(link, dict):
         if link.get("subLinkType") == "EXISTS_SUBLINK":
