@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ...model.schema import Schema
+from ...model.tenant_keys import role_column
 from ..pins import CALLER, CALLERS_SET, NULLABLE_SIDES, filters_of, outer_aliases, pinned, unwrap
 from ..tree import Node, function_name, qualified, strings
 from .common import _index, names_the_caller, outside_subqueries, per_tree
@@ -140,11 +141,12 @@ def calls_out(value: Any) -> bool:
     return False
 
 
-def tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
+def tied_to_row(s: Schema, select: Node, default_schema: str, roles: frozenset[str] = frozenset()) -> bool:
     """The sub-query compares something of the outer row in every branch of its filter (`a and b`: either; `a or
     b`: both), or refers to the outer row outside its filter (its output, its FROM), where this reading cannot
     judge: `m.organization_id = tasks.organization_id and m.user_id = auth.uid() or m.role = 'owner'` lets every
-    owner's membership through, whatever the row."""
+    owner's membership through, whatever the row. A comparison of two columns one of which is named in `roles`
+    (`m.role >= invitations.role`) ties no organisation (evasion round 13 e05)."""
     def branch(value: Any) -> bool:
         typed = _typed(value)
         op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
@@ -152,6 +154,11 @@ def tied_to_row(s: Schema, select: Node, default_schema: str) -> bool:
             return any(branch(arg) for arg in typed[1].get("args") or [])
         if op == "OR_EXPR":
             return all(branch(arg) for arg in typed[1].get("args") or [])
+        if typed and typed[0] == "A_Expr" and roles:
+            sides = [_typed(unwrap(typed[1].get(k))) for k in ("lexpr", "rexpr")]
+            if all(x and x[0] == "ColumnRef" for x in sides) and \
+                    any(strings(x[1].get("fields"))[-1:] and strings(x[1].get("fields"))[-1] in roles for x in sides):
+                return False
         return op is None and _correlated(s, select, default_schema, value)
 
     return any(branch(f) for f in filters_of(select)) or \
@@ -382,6 +389,8 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
     whose RLS shows every signed-in caller every membership (`using (true)`, a people directory): a read of one
     that names no caller is 'open' (evasion round 11, e04)."""
     views = views or {}
+    roles = frozenset(c for name in members for t in [s.table(*name.split(".", 1)[::-1])] if t is not None
+                      for c in [role_column(t)] if c)  # (the membership's role ties no organisation)
     tree = filtering(tree)  # (an outer join's side the WHERE needs nothing of filters nothing)
     out: list[str] = []
     protected = {t.qualified for t in s.tables if t.rls_enabled}
@@ -409,7 +418,7 @@ def loose_membership_reads(s: Schema, tree: Any, members: set[str], helpers: set
             read = from_relations(select, default_schema)
             membership = any(name in members or name in views for name in read)
             # A membership read must be tied in every branch of its filter; other sub-queries pass their tie on.
-            row = row or _has_column(test) or (tied_to_row(s, select, default_schema) if membership
+            row = row or _has_column(test) or (tied_to_row(s, select, default_schema, roles) if membership
                                                else _correlated(s, select, default_schema))
             caller = caller or calls_out(test)
             if membership:
