@@ -1851,7 +1851,10 @@ def _trigger_tests(s: Schema, function: str, column: str) -> bool:
       why="`accept_invitation` copies `invitations.role` into organization_members; the invitations insert policy "
           "checks that the inviter is an admin, not which role they invite to. An admin invites their other "
           "address as owner and accepts: the role came from a row, not an argument, so a check on the function's "
-          "arguments (BP070) never sees it.",
+          "arguments (BP070) never sees it. A SECURITY DEFINER function clients call that writes the row is a writer "
+          "too (`invite_member(p_org, p_email, p_role)` letting any member invite: evasion round 13), and a "
+          "membership sub-query bounds the role only within the row's organisation (`m.organization_id = "
+          "invitations.organization_id`).",
       bad="create policy invitations_insert on invitations for insert to authenticated with check (organization_id "
           "= any (array(select private.organization_ids_with_role('admin'))));\n-- accept_invitation: insert into "
           "organization_members (organization_id, user_id, role) values (inv.organization_id, auth.uid(), inv.role);",
