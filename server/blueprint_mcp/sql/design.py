@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..model import Blueprint
 from ..model.meaning import remembered_grants
-from ..model.schema import Extension, Schema, Table, Trigger
+from ..model.schema import Extension, Schema, Table
 from .grants import apply_grants
 from .ident import object_name
 from .metrics import metrics_objects, metrics_schedule
