@@ -62,13 +62,16 @@ def _run(r: Reader, st: Stmt) -> None:
                 apply(r, node, inner)
 
 
-_PROTECTING = ("AT_EnableRowSecurity", "AT_ForceRowSecurity")
+# (re-enabling a trigger too: a sanitising or guarding trigger is trusted only while it fires, and rules that
+# report a bad trigger read every trigger whether it fires or not; evasion round 14, e03)
+_PROTECTING = ("AT_EnableRowSecurity", "AT_ForceRowSecurity", "AT_EnableTrig", "AT_EnableAlwaysTrig",
+               "AT_EnableReplicaTrig", "AT_EnableTrigAll", "AT_EnableTrigUser")
 
 
 def _unsure(node: dict) -> dict | None:
     """A statement that may not have run (an exception handler may have rolled it back, an EXIT may have ended
     its loop first) may still have run, so it is applied, all but what it would protect: it does not turn RLS
-    on or force it, and revokes nothing."""
+    on or force it, re-enables no trigger, and revokes nothing."""
     if "GrantStmt" in node and not node["GrantStmt"].get("is_grant"):
         return None
     if "AlterDefaultPrivilegesStmt" in node and not ((node["AlterDefaultPrivilegesStmt"].get("action") or {})
