@@ -78,6 +78,9 @@ class BodyFacts:
     # Positions in `trees` of the conditions whose own branch refuses (raises, or skips the row with return null or
     # old): a NULL condition takes the other way, past the refusal.
     refuses_when: list[int] = field(default_factory=list)
+    # Position in `trees` of a condition (a refusing one among them) -> (position, holds) of each IF condition
+    # enclosing it: its branch runs only where each enclosing one holds (True) or fails (False: an ELSE, an ELSIF).
+    within: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
     # Positions in `trees` of the queries of SELECT ... INTO without STRICT: no row leaves their targets NULL.
     lookups: list[int] = field(default_factory=list)
     # Positions in `trees` of the SQL statements no refusal comes before on their path and no branch asking who
@@ -101,7 +104,8 @@ class BodyFacts:
 
 
 def _own(value: Any) -> Any:
-    return set(value) if isinstance(value, set) else list(value) if isinstance(value, list) else value
+    return set(value) if isinstance(value, set) else list(value) if isinstance(value, list) else \
+        dict(value) if isinstance(value, dict) else value
 
 
 USER_METADATA = ("raw_user_meta_data", "user_metadata")
@@ -278,6 +282,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
         discarded: set[int] = set()  # ids of expressions whose value decides nothing (BodyFacts.discarded)
         performed: set[int] = set()  # ids of PERFORM queries: discarded unless they read rows (FOUND tells)
+        enclosing: dict[int, list[tuple[int, bool]]] = {}  # id of a condition -> (id, holds) of the IFs around it
+        position_of: dict[int, int] = {}  # id of a condition -> its position in trees
         unguarded, asks = _paths(fn.get("action"))
         facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
@@ -318,6 +324,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 branches += [((e.get("cond") or {}).get("PLpgSQL_expr"), [e.get("stmts"), body.get("else_body")])
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
+                _enclose(body, branches, enclosing)
                 if all(_only_logs(stmts) for stmts in [body.get("then_body"), body.get("else_body")] +
                        [(x.get("PLpgSQL_if_elsif") or {}).get("stmts") for x in body.get("elsif_list") or []]):
                     discarded.update(id(cond) for cond, _ in branches)  # `if not <check> then raise warning`
@@ -354,6 +361,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
                     facts.conditions.append(before)
+                    position_of[id(body)] = before
+                    around = [(position_of[c], holds) for c, holds in enclosing.get(id(body), []) if c in position_of]
+                    if around:
+                        facts.within[before] = around
                 if len(facts.trees) > before and (id(body) in discarded or id(body) in performed and
                                                   not _reads_rows(facts.trees[before])):
                     facts.discarded.append(before)
@@ -499,6 +510,20 @@ def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], 
                  _parsed_or_empty(((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "")))]
     if calls:
         calling[id(cond)] = calls
+
+
+def _enclose(stmt: dict, branches: list, enclosing: dict[int, list[tuple[int, bool]]]) -> None:
+    """Record, for each condition in an IF's branches, the IF's conditions around it: a branch's own holds, the
+    earlier ones fail (an ELSIF), and in the ELSE every one fails."""
+    conds = [c for c, _ in branches]
+    bodies = [stmt.get("then_body")] + [(x.get("PLpgSQL_if_elsif") or {}).get("stmts")
+                                        for x in stmt.get("elsif_list") or []]
+    for i, stmts in enumerate(bodies + [stmt.get("else_body")]):
+        around = [(id(c), False) for c in conds[:i] if isinstance(c, dict)] + \
+            ([(id(conds[i]), True)] if i < len(conds) and isinstance(conds[i], dict) else [])
+        for kind, inner in nodes(stmts):
+            if kind == "PLpgSQL_expr":
+                enclosing.setdefault(id(inner), []).extend(around)
 
 
 def _is_raise(kind: str, body: Node) -> bool:

@@ -44,9 +44,35 @@ def writers_outrank(s: Schema, t: Table, column: str, values: list[str], labels:
                 return False
     for w in definer_writes(s, t, column):
         floor = _definer_rank(w, t, labels)
-        if floor != _RELATIVE and floor > needed:
+        if w.source is not None:  # a trigger's writer passed the source table's policies too
+            floor = min(floor, _source_rank(s, w.source, w.kind, labels))
+        written = _written_role(w, t, column)
+        bound = ROLE_RANKS[written] if written is not None else needed  # (evasion round 14 fp01: 'viewer')
+        if floor != _RELATIVE and floor > bound:
             return False
     return True
+
+
+def _source_rank(s: Schema, source: Table, kind: str, labels: list[str] | None) -> int:
+    """The least trusted role the client policies of `source` let insert (or update) a row: the largest rank."""
+    from .common import client_policies
+    if not source.rls_enabled:
+        return _LEAST
+    ranks = [_writer_rank(p.check_tree if p.check is not None else p.using_tree, source, "", labels)
+             for p in client_policies(source, kind) if p.permissive]
+    return max(ranks, default=_LEAST) if _RELATIVE not in ranks else _LEAST
+
+
+def _written_role(w: DefinerWrite, t: Table, column: str) -> str | None:
+    """The role a write puts in the column where it is one constant a rank is known for: the literal (`'viewer'`)
+    or, for an INSERT leaving it out, the column's default; None for anything else."""
+    if w.value is None and w.kind == "insert":
+        c = t.column(column)
+        text = (c.default or "").split("::")[0].strip() if c is not None else ""
+        value = text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else None
+    else:
+        value = const(unwrap(w.value))
+    return value if isinstance(value, str) and value in ROLE_RANKS else None
 
 
 class DefinerWrite(NamedTuple):
@@ -56,13 +82,16 @@ class DefinerWrite(NamedTuple):
     at: int  # the statement's position in the body's trees
     value: Any  # the expression written to the column (None: its default)
     statement: dict
+    source: Table | None = None  # a trigger's table, whose NEW row (the client's values) the function reads
 
 
 def definer_writes(s: Schema, t: Table, column: str) -> list[DefinerWrite]:
-    """Each INSERT into `t` and each UPDATE of `t` setting `column` by a SECURITY DEFINER function clients reach."""
+    """Each INSERT into `t` and each UPDATE of `t` setting `column` by a SECURITY DEFINER function clients reach,
+    or by a SECURITY DEFINER trigger function on a table clients insert into or update (evasion round 14 e05: a
+    seat request's trigger copies `new.role` into invitations)."""
     from .reach_rules import client_definers
     out: list[DefinerWrite] = []
-    for f, through in client_definers(s):
+    for f, through, source in [(f, through, None) for f, through in client_definers(s)] + _client_triggers(s):
         reading = f._body
         if reading is None or t.qualified not in (f.writes or ()):
             continue
@@ -72,12 +101,27 @@ def definer_writes(s: Schema, t: Table, column: str) -> list[DefinerWrite]:
                         qualified(body["relation"], reading.default_schema) != t.qualified:
                     continue
                 if kind == "InsertStmt":
-                    out.append(DefinerWrite(f, through, "insert", at, _inserted(t, body, column), body))
+                    out.append(DefinerWrite(f, through, "insert", at, _inserted(t, body, column), body, source))
                     continue
                 for target in body.get("targetList") or []:
                     res = target.get("ResTarget") or {}
                     if res.get("name") == column:
-                        out.append(DefinerWrite(f, through, "update", at, res.get("val"), body))
+                        out.append(DefinerWrite(f, through, "update", at, res.get("val"), body, source))
+    return out
+
+
+def _client_triggers(s: Schema) -> list[tuple[Function, str, Table]]:
+    """(function, how, table) of each SECURITY DEFINER row trigger that fires on an insert or update clients may
+    make (granted, and a client policy for it where RLS is on)."""
+    from .common import client_policies, clients_granted, find_function
+    out = []
+    for table in s.tables:
+        for trg in table.triggers:
+            events = [e for e in trg.events if e in ("insert", "update") and clients_granted(s, table, e) and
+                      (not table.rls_enabled or client_policies(table, e))]
+            f = find_function(s, trg.function) if trg.fires and trg.level == "row" and events else None
+            if f is not None and f.security_definer and f._body is not None:
+                out.append((f, f"trigger {trg.name} on {table.qualified}", table))
     return out
 
 
@@ -105,25 +149,114 @@ def _definer_rank(w: DefinerWrite, t: Table, labels: list[str] | None) -> int:
     if w.at in reading.unguarded:
         return _LEAST
     row_role = _fields(w.value)
-    if w.kind == "insert":
-        org = _fields(_inserted(t, w.statement, t.tenant_key)) if t.tenant_key else None
-        orgs = [org] if org else []
-        extra: list[Any] = []
-    else:
-        extra = list(boolean_args(w.statement.get("whereClause"), "AND_EXPR"))
-        orgs = [[t.tenant_key], [t.name, t.tenant_key]] + [
-            f for e in extra for a, b in [_equated(e)] if a and b for f, g in ((a, b), (b, a))
-            if g[-1:] == [t.tenant_key]] if t.tenant_key else []
+    orgs, extra = _row_orgs(w, t)
     passed: list[Any] = []
+    nested = dict(reading.within)
     for at in reading.refuses_when:
-        if at >= w.at:
-            continue
+        if at >= w.at or at in nested or any(at == p for around in nested.values() for p, _ in around):
+            continue  # (a refusal inside an IF refuses only where the IF's test holds: evasion round 14 e04)
         for atom in boolean_args(_test_at(reading, at), "OR_EXPR"):
             negated = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
             if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR" and len(negated.get("args")) == 1:
                 passed += boolean_args(negated["args"][0], "AND_EXPR")
     return _rank(passed + extra, labels, lambda f: bool(row_role) and f == row_role,
                  lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs)
+
+
+def _row_orgs(w: DefinerWrite, t: Table) -> tuple[list[list[str]], list[Any]]:
+    """(the names the written row's organisation goes by, an UPDATE's WHERE conjuncts)."""
+    if w.kind == "insert":
+        org = _fields(_inserted(t, w.statement, t.tenant_key)) if t.tenant_key else None
+        return ([org] if org else []), []
+    extra = list(boolean_args(w.statement.get("whereClause"), "AND_EXPR"))
+    return ([[t.tenant_key], [t.name, t.tenant_key]] + [
+        f for e in extra for a, b in [_equated(e)] if a and b for f, g in ((a, b), (b, a))
+        if g[-1:] == [t.tenant_key]] if t.tenant_key else []), extra
+
+
+def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | None) -> bool:
+    """The refusals before a definer's write bound the role `ref` (an argument, `new.role`) it writes (evasion round
+    14 e04: `if p_role = 'admin' then <owners only>` let 'owner' through): each value at or above admin is refused
+    to every caller below it. A refusal (with the IFs around it) covers the values its tests of `ref` admit
+    (`p_role >= 'admin'`, `p_role not in ('viewer', 'member')`; every value where it tests none), where each of its
+    other tests is a `not <role test>` that only callers ranked at or above such a value pass, or compares the
+    caller's role with `ref` (`not p_org = any (array(select ...with_role(p_role)))`)."""
+    reading = w.function._body
+    universe = list(labels) if labels else list(ROLE_RANKS) + [""]  # ("": a text the ranks do not know)
+    orgs, _ = _row_orgs(w, t)
+    nested = dict(reading.within)
+    outer = {p for around in nested.values() for p, holds in around if holds}
+    covered: set[str] = set()
+    for at in reading.refuses_when:
+        if at >= w.at or at in outer:
+            continue
+        from .reach_rules import _test_at
+        tests = [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
+        values, floor = set(universe), _RELATIVE
+        for test, holds in tests:
+            for atom in boolean_args(test, "AND_EXPR") if holds else [_negated(test)]:
+                if not any(k == "ColumnRef" and strings(b.get("fields")) == ref for k, b in nodes(atom)):
+                    inner = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
+                    if not (isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR"):
+                        values = set()  # a test the caller may fail freely
+                        continue
+                    rank = _rank(boolean_args(inner["args"][0], "AND_EXPR"), labels, lambda f: False,
+                                 lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs)
+                    floor = rank if floor == _RELATIVE else max(floor, rank)
+                    continue
+                admitted = _admitting(atom, ref, universe, labels)
+                if admitted is not None:
+                    values &= admitted
+                    continue
+                inner = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
+                relative = isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and _rank(
+                    boolean_args(inner["args"][0], "AND_EXPR"), labels, lambda f: f == ref,
+                    lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs) == _RELATIVE
+                if not relative:
+                    values = set()
+        covered |= {v for v in values if floor == _RELATIVE or floor <= ROLE_RANKS.get(v, 0)}
+    return all(ROLE_RANKS.get(v, 0) >= 2 for v in universe if v not in covered)
+
+
+def _negated(test: Any) -> Any:
+    return {"BoolExpr": {"boolop": "NOT_EXPR", "args": [test]}}
+
+
+def _admitting(atom: Any, ref: list[str], universe: list[str], labels: list[str] | None) -> set[str] | None:
+    """The values of `ref` a test of it against constants holds for (`= 'admin'`, `<> 'viewer'`, `>= 'admin'` by
+    the enum's order, `in (...)`, `not in (...)`, `= any (array[...])`, `not (...)`); None for any other test."""
+    atom = unwrap(atom)
+    inner = atom.get("BoolExpr") if isinstance(atom, dict) else None
+    if isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1:
+        held = _admitting(inner["args"][0], ref, universe, labels)
+        return None if held is None else set(universe) - held
+    body = atom.get("A_Expr") if isinstance(atom, dict) else None
+    if not isinstance(body, dict):
+        return None
+    op, kind = "".join(strings(body.get("name"))), body.get("kind", "AEXPR_OP")
+    left, right = body.get("lexpr"), body.get("rexpr")
+    if _fields(right) == ref and kind == "AEXPR_OP":
+        left, right, op = right, left, {"=": "=", "<>": "<>", "!=": "<>", **_FLIPPED}.get(op, "")
+    if _fields(left) != ref:
+        return None
+    if kind == "AEXPR_IN":
+        items = ((right or {}).get("List") or {}).get("items") or []
+    elif kind == "AEXPR_OP_ANY" and op == "=":
+        items = ((unwrap(right) or {}).get("A_ArrayExpr") or {}).get("elements") or []
+    elif kind == "AEXPR_OP":
+        items = [right]
+    else:
+        return None
+    values = [const(unwrap(i)) for i in items]
+    if not values or not all(isinstance(v, str) for v in values):
+        return None
+    if op in ("=", "<>", "!=") and kind != "AEXPR_OP_ANY" or op == "=":
+        held = {v for v in universe if v in values}
+        return held if op == "=" else set(universe) - held
+    if not labels or values[0] not in labels or op not in _FLIPPED:
+        return None
+    i = labels.index(values[0])
+    return {v for j, v in enumerate(labels) if {">=": j >= i, ">": j > i, "<=": j <= i, "<": j < i}[op]}
 
 
 def _fields(node: Any) -> list[str] | None:
@@ -165,6 +298,9 @@ def _rank(atoms: list[Any], labels: list[str] | None, row_role: Callable[[list[s
                 tied = tied or any(k == "ColumnRef" and row_org(strings(b.get("fields")))
                                    for a in body.get("args") or [] for k, b in nodes(a))
                 ranks += named[:1] if tied else []
+                if tied and any(k == "ColumnRef" and row_role(strings(b.get("fields")))
+                                for a in body.get("args") or [] for k, b in nodes(a)):
+                    return _RELATIVE  # `with_role(p_role)`: the caller holds the row's role or above
             elif kind == "SelectStmt" and _pins_caller(body) and _tied(body, outer_org):
                 for inner in boolean_args(body.get("whereClause"), "AND_EXPR"):
                     if _relative(inner, labels, row_role):

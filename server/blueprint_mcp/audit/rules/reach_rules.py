@@ -23,7 +23,7 @@ from ..tree import (boolean_args, const, equated_columns, function_name, nodes, 
                     strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from . import wildcards
-from .inviters import definer_writes, writers_outrank
+from .inviters import definer_writes, role_bounded, writers_outrank
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, client_policies, compared_later, exposed, find_function,
                      into_select, is_tenant, enum_of, lone_value, membership_tables, names_the_caller, only_statement,
@@ -1816,25 +1816,43 @@ def _client_choice_unbounded(s: Schema, t: Table, column: str) -> str | None:
                     kind == "ColumnRef" and strings(b.get("fields"))[-1:] == [column]
                     for kind, b in outside_subqueries(tree))):
                 return f"{command} (policy {p.name})"
+    c = t.column(column)
+    own = enum_of(s, c.type) if c is not None else None
     for w in definer_writes(s, t, column):  # (evasion round 13 e06b: `invite_member(p_org, p_email, p_role)`)
-        if _argument_unchecked(w):
+        if _argument_unchecked(s, w, t, column, own.values if own is not None else None):
             return f"{w.kind} (function {w.function.qualified}, reached through {w.through})"
     return None
 
 
-def _argument_unchecked(w) -> bool:
-    """A definer's write puts an argument (or an expression of one) in the column, and no refusal before it on its
-    path tests that argument."""
+_FOLLOWING: set[tuple[str, tuple[str, ...]]] = set()
+
+
+def _argument_unchecked(s: Schema, w, t: Table, column: str, labels: list[str] | None) -> bool:
+    """A definer's write puts an argument (or an expression of one) in the column, or a trigger's write a field of
+    NEW clients write freely (evasion round 14 e05), and the refusals before it on its path do not bound it
+    (`role_bounded`: a test of it is no bound, evasion round 14 e04)."""
     reading = w.function._body
     params = {name for name, _ in reading.params if name}
     used = {strings(b.get("fields"))[0] for k, b in nodes(w.value) if k == "ColumnRef" and
             len(strings(b.get("fields"))) == 1 and strings(b.get("fields"))[0] in params} | \
         {f"${b.get('number', 0)}" for k, b in nodes(w.value) if k == "ParamRef"}
-    if not used or w.at in reading.unguarded:
-        return bool(used)
-    tested = {strings(b.get("fields"))[0] for at in reading.refuses_when if at < w.at
-              for k, b in nodes(_test_at(reading, at)) if k == "ColumnRef" and len(strings(b.get("fields"))) == 1}
-    return not used <= tested
+    refs = [[u] for u in sorted(used)]
+    if w.source is not None:
+        fields = {strings(b.get("fields"))[1] for k, b in nodes(w.value) if k == "ColumnRef" and
+                  [x.lower() for x in strings(b.get("fields"))[:1]] == ["new"] and len(strings(b.get("fields"))) == 2}
+        key = (w.source.qualified, tuple(sorted(fields)))
+        if key in _FOLLOWING:  # (triggers writing each other's tables: once round is enough)
+            return False
+        _FOLLOWING.add(key)
+        try:
+            fields = {f for f in fields if w.source.column(f) is not None and not _holds_only_lesser_roles(
+                s, w.source, f, t, column) and _client_choice_unbounded(s, w.source, f)}
+        finally:
+            _FOLLOWING.discard(key)
+        refs += [["new", f] for f in sorted(fields)]
+    if not refs or w.at in reading.unguarded:
+        return bool(refs)
+    return not all(role_bounded(w, t, ref, labels) for ref in refs)
 
 
 def _trigger_tests(s: Schema, function: str, column: str) -> bool:
