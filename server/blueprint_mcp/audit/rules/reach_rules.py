@@ -284,7 +284,8 @@ def _joined_to_secret(s: Schema, select: dict, t: Table, default_schema: str) ->
     """A SELECT reading `t` only where it meets a row found by a secret: another relation of its FROM has a secret
     column equated with a value in its WHERE (in an ON too, without outer joins: an ON keeps the rows of the other
     side), and for each time its FROM names `t`, a column of it that singles out rows (_singles_out) is equated with
-    a column of that relation, or its own secret column is pinned."""
+    a column of that relation, the one referencing `t` where it has one (_grants), or its own secret column is
+    pinned."""
     aliases: dict[str, Table] = {}
     stack = list(select.get("fromClause") or [])
     while stack:
@@ -311,7 +312,7 @@ def _joined_to_secret(s: Schema, select: dict, t: Table, default_schema: str) ->
     tied = {col[0] for sides in conjuncts if sides
             for col, other in ((sides[0], sides[1]), (sides[1], sides[0]))
             if len(col) == 2 and len(other) == 2 and col[0] in mine and other[0] in secret and
-            _singles_out(s, t, col[1])}
+            _grants(s, t, col[1], (aliases[other[0]], other[1]))}
     return bool(mine) and mine <= secret | tied  # each time the FROM names it (a second, unjoined copy reads all)
 
 
@@ -325,6 +326,105 @@ def _singles_out(s: Schema, t: Table, column: str) -> bool:
         return False
     return column == "id" or column.endswith("_id") or any(column in keys for keys in key_sets(t)) or \
         any(column in fk.columns for fk in t.foreign_keys)
+
+
+def _references(u: Table, t: Table) -> dict[str, str]:
+    """The columns of `u` that point at one row of `t`, each with the column of `t` it holds: those of its foreign
+    keys to `t` (a composite key's tenant column aside), or else one named for `t` (`document_id` for documents,
+    holding its `id`)."""
+    tenant = {t.tenant_key, u.tenant_key} - {None}
+    out = {}
+    for fk in u.foreign_keys:
+        if (fk.ref_schema, fk.ref_table) != (t.schema_name, t.name) or u is t:
+            continue
+        held = fk.ref_columns or next((c.columns for c in t.constraints if c.kind == "primary key"), [])
+        out.update({mine: theirs for mine, theirs in zip(fk.columns, held) if theirs not in tenant})
+    if out or u is t or t.column("id") is None:
+        return out
+    stems = {t.name, t.name[:-1] if t.name.endswith("s") else t.name, t.name[:-2] if t.name.endswith("es") else
+             t.name, t.name[:-3] + "y" if t.name.endswith("ies") else t.name}
+    return {f"{stem}_id": "id" for stem in stems if u.column(f"{stem}_id") is not None}
+
+
+def _grants(s: Schema, t: Table, column: str, origin: tuple[Table, str | None] | None) -> bool:
+    """`t.column = <what a secret lookup found>` keeps to what the capability grants: a column that singles out rows
+    (_singles_out), and where the lookup's table `u` (origin: the table and the column the value comes from, None
+    where unknown) points at rows of `t` itself (`share_links.document_id` -> documents), the key of `t` equated
+    with that column (`documents.id = l.document_id`). A link to one document grants that document, not its
+    project's others: `documents.project_id = l.project_id` reaches them all (evasion round 14, e01, e02). A link
+    that names no row of `t` (a whole project's) is tied by the parent key it holds."""
+    if not _singles_out(s, t, column):
+        return False
+    refs = _references(origin[0], t) if origin is not None else {}
+    return not refs or (origin[1] in refs and refs[origin[1]] == column)
+
+
+def _found_origin(s: Schema, reading, value: Any, found: set[str], seen: frozenset[str] = frozenset()) \
+        -> tuple[Table, str | None] | None:
+    """The table a found value comes from and its column (_found_value): `v_link.document_id` after `select * into
+    v_link from share_links ...`, `v_doc` after `select l.document_id into v_doc ...` or `v_doc :=
+    v_link.document_id`, `(select l.project_id from share_links l where ...)`; None where it cannot be told (a
+    column None where the table is known but not which of its columns)."""
+    value = unwrap(value)
+    if not isinstance(value, dict):
+        return None
+    link = value.get("SubLink")
+    if isinstance(link, dict):
+        select = (link.get("subselect") or {}).get("SelectStmt") or {}
+        return _target_origin(s, reading, select, lone_value(select, bare=False), None)
+    ref = strings((value.get("ColumnRef") or {}).get("fields"))
+    if not ref or ref[0] not in found or ref[0] in seen:
+        return None
+    field = ref[1] if len(ref) == 2 else None
+    origins = []
+    for at, names in reading.into:
+        if ref[0] not in names or at >= len(reading.trees):
+            continue
+        select = into_select(reading, at)
+        if _secret_lookup(s, select, reading.default_schema):
+            targets = [(target.get("ResTarget") or {}) for target in select.get("targetList") or []]
+            if field is None:
+                target = targets[names.index(ref[0])] if len(names) == len(targets) else {}
+            else:  # a record: the target named `field`, or `*`
+                target = next((x for x in targets if x.get("name") == field or x.get("name") is None and
+                               _column_name(x.get("val")) in (field, "*")), {}) if len(names) == 1 else {}
+            origins.append(_target_origin(s, reading, select, target.get("val"), field))
+        else:
+            copied = _found_origin(s, reading, _copied_value(reading.trees[at]), found, seen | {ref[0]})
+            origins.append(copied if field is None else None)
+    return origins[0] if origins and all(o == origins[0] for o in origins) else None
+
+
+def _column_name(value: Any) -> str | None:
+    """The last part of a column reference (`l.document_id` -> document_id), `*` for a star; None otherwise."""
+    value = unwrap(value)
+    fields = ((value.get("ColumnRef") or {}).get("fields") or []) if isinstance(value, dict) else []
+    if fields and isinstance(fields[-1], dict) and "A_Star" in fields[-1]:
+        return "*"
+    return (strings(fields) or [None])[-1] if fields else None
+
+
+def _target_origin(s: Schema, reading, select: dict, value: Any, field: str | None) \
+        -> tuple[Table, str | None] | None:
+    """The table and column of a lookup's SELECT a target (`l.document_id`, or `*` read by `field`) comes from:
+    the relation its alias names, or the one table pinned by its secret (for `*` and a bare column)."""
+    value = unwrap(value)
+    ref = strings(((value or {}).get("ColumnRef") or {}).get("fields")) if isinstance(value, dict) else []
+    star = _column_name(value) == "*"
+    aliases: dict[str, Table] = {}
+    for kind, body in nodes({"List": {"items": select.get("fromClause") or []}}):
+        if kind == "RangeVar":
+            u = s.table(*qualified(body, reading.default_schema).split(".", 1)[::-1])
+            if u is not None:
+                aliases[(body.get("alias") or {}).get("aliasname") or body.get("relname", "")] = u
+    pinned = [u for u in aliases.values() if _pinned_by_secret(u, select.get("whereClause"))]
+    if star and len(aliases) == 1:
+        return next(iter(aliases.values())), field
+    if len(ref) == 2 and ref[0] in aliases:
+        return aliases[ref[0]], ref[1]
+    if len(ref) == 1 and len(pinned) == 1 and pinned[0].column(ref[0]) is not None:
+        return pinned[0], ref[0]
+    return (pinned[0], None) if len(pinned) == 1 else None
 
 
 def _guarded(s: Schema, name: str) -> Table | None:
@@ -347,6 +447,9 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "nor one tied only by the tenant key (`organization_id = v_link.organization_id`: any project of the "
           "organisation), and a read joining the read table to the found row by such a column (`join documents d "
           "on d.project_id = l.project_id where l.token = p_token`) is the lookup's own (evasion round 13). "
+          "Where the lookup's table points at rows of the written or read table itself (a link's `document_id`), "
+          "only that key ties (`id = v_link.document_id`): the link's project (`project_id = v_link.project_id`) "
+          "reaches the project's other documents (evasion round 14). "
           "`auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
           "private.log_access(p_org, ...)`) decides nothing either, nor does a boolean helper whose answer is "
@@ -534,12 +637,13 @@ def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: s
         if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK":
             test = strings((unwrap(link.get("testexpr")) or {}).get("ColumnRef", {}).get("fields")) \
                 if isinstance(unwrap(link.get("testexpr")), dict) else []
-            if test and _singles_out(s, t, test[-1]) and _found_value(s, reading, conjunct, found):
+            if test and _found_value(s, reading, conjunct, found) and \
+                    _grants(s, t, test[-1], _found_origin(s, reading, conjunct, found)):
                 return True
         sides = equated_columns(e) if isinstance(e, dict) else None
         for col, other in ((sides[0], e.get("rexpr")), (sides[1], e.get("lexpr"))) if sides else ():
-            if col and col[0] not in found and _singles_out(s, t, col[-1]) and \
-                    _found_value(s, reading, other, found):
+            if col and col[0] not in found and _found_value(s, reading, other, found) and \
+                    _grants(s, t, col[-1], _found_origin(s, reading, other, found)):
                 return True
     return False
 
