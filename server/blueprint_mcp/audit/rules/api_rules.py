@@ -579,8 +579,9 @@ def _holds_no_wildcard(t: Table, c) -> bool:
           "BEFORE INSERT OR UPDATE trigger always sets from such text (regexp_replace(lower(new.name), '[^a-z0-9]+', "
           "'-', 'g')) holds none, while the trigger is enabled (not left off by `disable trigger user`). A CHECK's "
           "classes are read by code point: `[A-z]` holds '_'. A function of the column is still its pattern "
-          "unless it escapes the escape character and both wildcards (`replace(replace(replace(slug, '\\', '\\\\'), '%', '\\%'), '_', "
-          "'\\_')`): `replace(slug, '%', '\\%')` leaves '_' (evasion round 12).",
+          "unless it escapes the escape character and both wildcards "
+          "(`replace(replace(replace(slug, '\\', '\\\\'), '%', '\\%'), '_', '\\_')`): `replace(slug, '%', '\\%')` "
+          "leaves '_' (evasion round 12).",
       bad="create policy org_files_read on storage.objects for select to authenticated using (bucket_id = "
           "'org-files' and exists (select 1 from public.organizations o where o.id = any (array(select "
           "private.organization_ids_with_role('viewer'))) and starts_with(objects.name, o.slug)));",
