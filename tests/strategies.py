@@ -709,14 +709,20 @@ def _drop_bare_reads(bp: dict) -> None:
 
 
 def _no_narrowing(e: dict, where: dict | None) -> bool:
-    """No where, or one listing every value of a NOT NULL boolean or enum (the model reads it as none)."""
+    """No where, or one that with the entity's other signed_in and public grants' where on its column lists every
+    value of a boolean or enum (the model reads it as none)."""
     if not where:
         return True
     f = next((f for f in e["fields"] if f["name"] == where["column"]), {})
     domain = {"true", "false"} if f.get("type") == "boolean" else \
         {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
     values = {str(v).lower() for v in (where["in"] if "in" in where else [where["equals"]])}
-    return bool(domain) and not f.get("nullable", True) and domain <= values
+    select = (e.get("access") or {}).get("select")
+    for g in select if isinstance(select, list) else []:
+        w = g.get("where")
+        if (g.get("signed_in") or g.get("public")) and w and w["column"] == where["column"]:
+            values |= {str(v).lower() for v in (w["in"] if "in" in w else [w["equals"]])}
+    return bool(domain) and domain <= values
 
 
 def _covered(e: dict) -> list[str]:
@@ -732,7 +738,7 @@ def _covered(e: dict) -> list[str]:
         f = fields.get(column, {})
         domain = {"true", "false"} if f.get("type") == "boolean" else \
             {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
-        if domain and not f.get("nullable", True) and domain <= values:
+        if domain and domain <= values:
             out.append(column)
     return out
 

@@ -416,6 +416,17 @@ def test_a_where_admitting_every_row_narrows_nothing_beside_visible_either():
                                                            "where": {"column": "listed", "in": [True, False]}}]}}
     assert "every signed-in user reads every parents row, so visible narrows nothing" in refusal(
         team, {"signed_in": True, "visible": "parent_id"})
+    # Red team 23: the values split across grants (a parent's two public grants), and a nullable column (its
+    # default fills every row a client writes)
+    split = {**team, "access": {"select": [{"min_role": "viewer"},
+                                           {"public": True, "where": {"column": "listed", "equals": True}},
+                                           {"public": True, "where": {"column": "listed", "equals": False}}]}}
+    assert "visible narrows nothing" in refusal(split, {"signed_in": True, "visible": "parent_id"})
+    with pytest.raises(InvalidBlueprint, match="lists every value it can hold"):
+        parse_blueprint({"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+            {"name": "notes", "fields": [{"name": "shared", "type": "boolean", "default": False}],
+             "access": {"select": [{"min_role": "viewer"},
+                                   {"signed_in": True, "where": {"column": "shared", "in": [True, False]}}]}}]})
 
 
 def _lab_with(entity: dict) -> dict:

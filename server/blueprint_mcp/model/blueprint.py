@@ -895,8 +895,8 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
 
 def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[str, str, str]]:
     """The bare signed_in grant (refused above) spelled as a where: its values, with those of the other signed_in
-    and public grants on the column, are every value a NOT NULL boolean or enum may hold (red team 21 F4:
-    `shared in [true, false]` let every signed-in user read every organisation's rows)."""
+    and public grants on the column, are every value a boolean or enum may hold (red team 21 F4: `shared in
+    [true, false]` let every signed-in user read every organisation's rows; NULL aside, red team 23)."""
     listed: dict[str, set[str]] = {}
     for g in grants:
         if (g.signed_in or g.public) and g.where is not None and g.visible is None:
@@ -907,7 +907,7 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
         domain = _domain(f)
         signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
                      and g.where.column == column]
-        if domain and signed_in and not f.nullable and domain <= values:
+        if domain and signed_in and domain <= values:
             out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' where on '{column}' lists "
                         f"every value it can hold, so every signed-in user would read every organisation's rows.",
                         "list only the values every signed-in user may read (a where admitting every row "
@@ -915,14 +915,19 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
     return out
 
 
-def _narrows_nothing(e: Entity, where: Match | None) -> bool:
-    """No where, or one listing every value its NOT NULL boolean or enum column can hold (red team 22: such a
-    where beside visible over a global parent, or on the parent's public grant, passed both refusals)."""
+def _narrows_nothing(e: Entity, where: Match | None, grants: list[Grant] = ()) -> bool:
+    """No where, or one that, with the other signed_in and public grants' where on its column (`grants`), lists
+    every value its boolean or enum column can hold (red team 22: beside visible over a global parent, or on the
+    parent's public grant; red team 23: values split across grants, and a nullable column, which its default fills
+    on every row a client writes)."""
     if where is None:
         return True
-    f = e.field(where.column)
-    domain = _domain(f)
-    return bool(domain) and not f.nullable and domain <= {str(v).lower() for v in where.values}
+    domain = _domain(e.field(where.column))
+    values = {str(v).lower() for v in where.values}
+    for x in grants:
+        if (x.signed_in or x.public) and x.where is not None and x.where.column == where.column:
+            values |= {str(v).lower() for v in x.where.values}
+    return bool(domain) and domain <= values
 
 
 def _domain(f) -> set[str] | None:
@@ -967,8 +972,9 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     # Red team 18: over a parent every signed-in user reads whole (reference data), visible narrows nothing but
     # rows without a parent: the bare signed_in grant refused in _grant_problems.
     everyone = spec is None and not parent.is_tenant or \
-        any((x.signed_in or x.public) and _narrows_nothing(parent, x.where) for x in grants)
-    if not (g.signed_in and _narrows_nothing(e, g.where) and e.is_tenant):
+        any((x.signed_in or x.public) and _narrows_nothing(parent, x.where, grants) for x in grants)
+    own = e.access.spec("select")
+    if not (g.signed_in and _narrows_nothing(e, g.where, own if isinstance(own, list) else []) and e.is_tenant):
         return []
     if everyone:
         return [(at, f"every signed-in user reads every {parent.name} row, so visible narrows nothing: every "
