@@ -352,11 +352,37 @@ def _grants(s: Schema, t: Table, column: str, origin: tuple[Table, str | None] |
     where unknown) points at rows of `t` itself (`share_links.document_id` -> documents), the key of `t` equated
     with that column (`documents.id = l.document_id`). A link to one document grants that document, not its
     project's others: `documents.project_id = l.project_id` reaches them all (evasion round 14, e01, e02). A link
-    that names no row of `t` (a whole project's) is tied by the parent key it holds."""
+    that names no row of `t` (a whole project's) is tied by the parent key it holds, unless it holds an id nothing
+    explains (_loose_ids: a polymorphic `resource_id`), which may name one row of `t`: then only `t`'s own key ties."""
     if not _singles_out(s, t, column):
         return False
     refs = _references(origin[0], t) if origin is not None else {}
-    return not refs or (origin[1] in refs and refs[origin[1]] == column)
+    if refs:
+        return origin[1] in refs and refs[origin[1]] == column
+    return origin is None or not _loose_ids(s, origin[0], {origin[1], column}) or _own_key(t, column)
+
+
+_ID_TYPE = re.compile(r"^(uuid|bigint|integer|int|int4|int8|smallint)\b", re.IGNORECASE)
+
+
+def _loose_ids(s: Schema, u: Table, tie: set[str | None]) -> list[str]:
+    """The columns of a lookup's table `u` that may name single rows of any table: uuid or integer ids
+    (`resource_id`, `target_id`, `object_id`) that are neither its own key, nor a foreign key (to a known table or
+    to auth.users), nor the tenant key, a user column, a secret, or the parent key of the tie (`tie`: the column
+    found and the one it is equated with). A polymorphic link (`resource_type`, `resource_id`) names one document
+    without a `document_id` (evasion round 15, e02)."""
+    from ...model.tenant_keys import user_columns, user_tables
+    own = next((c.columns for c in u.constraints if c.kind == "primary key"), ["id"])
+    skip = set(own) | {"id"} | {c for fk in u.foreign_keys for c in fk.columns} | \
+        {x.tenant_key for x in s.tables if x.tenant_key} | set(user_columns(u, user_tables(s.tables))) | tie
+    return [c.name for c in u.columns if c.name not in skip and not _secret_column(u, c.name) and
+            (c.type.lower().startswith("uuid") or c.name.endswith("_id") and bool(_ID_TYPE.match(c.type)))]
+
+
+def _own_key(t: Table, column: str) -> bool:
+    """`id`, or a one-column primary or unique key of `t`: a tie by it names one row."""
+    from ...model.tenant_keys import key_sets
+    return column == "id" or {column} in key_sets(t)
 
 
 def _found_origin(s: Schema, reading, value: Any, found: set[str], seen: frozenset[str] = frozenset()) \
@@ -449,7 +475,9 @@ def _guarded(s: Schema, name: str) -> Table | None:
           "on d.project_id = l.project_id where l.token = p_token`) is the lookup's own (evasion round 13). "
           "Where the lookup's table points at rows of the written or read table itself (a link's `document_id`), "
           "only that key ties (`id = v_link.document_id`): the link's project (`project_id = v_link.project_id`) "
-          "reaches the project's other documents (evasion round 14). "
+          "reaches the project's other documents (evasion round 14). So does a link holding an id no foreign key "
+          "explains (a polymorphic `resource_type`, `resource_id`): it may name one row of any table, and only the "
+          "written or read table's own key ties (`id = v_link.resource_id`, evasion round 15). "
           "`auth.uid() is not null` only asks whether someone is signed "
           "in: any user then reads any organisation's rows. A helper that returns nothing and never raises (`perform "
           "private.log_access(p_org, ...)`) decides nothing either, nor does a boolean helper whose answer is "
