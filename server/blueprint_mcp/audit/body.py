@@ -81,6 +81,10 @@ class BodyFacts:
     # Position in `trees` of a condition (a refusing one among them) -> (position, holds) of each IF condition
     # enclosing it: its branch runs only where each enclosing one holds (True) or fails (False: an ELSE, an ELSIF).
     within: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
+    # Position in `trees` of a refusing condition whose every RAISE a BEGIN ... EXCEPTION block's handler catches
+    # without raising or returning (when others then raise warning ...) -> the position where that block ends: the
+    # refusal refuses nothing the statements after the block do (evasion round 15 e03).
+    caught: dict[int, int] = field(default_factory=dict)
     # Positions in `trees` of the queries of SELECT ... INTO without STRICT: no row leaves their targets NULL.
     lookups: list[int] = field(default_factory=list)
     # Positions in `trees` of the SQL statements no refusal comes before on their path and no branch asking who
@@ -284,6 +288,11 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         performed: set[int] = set()  # ids of PERFORM queries: discarded unless they read rows (FOUND tells)
         enclosing: dict[int, list[tuple[int, bool]]] = {}  # id of a condition -> (id, holds) of the IFs around it
         position_of: dict[int, int] = {}  # id of a condition -> its position in trees
+        swallowed, block_last = _swallowed(fn.get("action"))  # id of a RAISE -> ids of the blocks catching it
+        caught: dict[int, set[int]] = {}  # id of a refusing condition -> ids of the blocks catching its RAISEs
+        ends: dict[int, int] = {}  # id of a catching block -> the position in trees where its body ends
+        caught_at: list[tuple[int, set[int]]] = []  # (position of a refusing condition, the blocks catching it)
+        case_of: dict[int, tuple[str, str]] = {}  # id of a CASE's WHEN test -> (case variable, the CASE's expression)
         unguarded, asks = _paths(fn.get("action"))
         facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
@@ -318,13 +327,27 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     conditions.add(id(cond))
                     if inner_kind == "PLpgSQL_case_when":  # case when <cond> then raise ...: a guard like IF's
                         _branch_tests(cond, body.get("stmts"), guards, refusing, calling)
+                        _note_caught(cond, body.get("stmts"), swallowed, caught)
+            elif inner_kind == "PLpgSQL_stmt_case":
+                # a WHEN's body runs where its test holds and the earlier ones fail, the ELSE where every one fails
+                # (evasion round 15 e01); `case p_role when 'admin'` tests "__Case__Variable_N__" in ('admin')
+                whens = [x.get("PLpgSQL_case_when") or {} for x in body.get("case_when_list") or []]
+                conds = [(w.get("expr") or {}).get("PLpgSQL_expr") for w in whens]
+                _enclose(conds, [w.get("stmts") for w in whens], body.get("else_stmts"), enclosing)
+                t_expr = ((body.get("t_expr") or {}).get("PLpgSQL_expr") or {}).get("query")
+                if t_expr and isinstance(body.get("t_varno"), int):
+                    for cond in conds:
+                        if isinstance(cond, dict):
+                            case_of[id(cond)] = (f'"__Case__Variable_{body["t_varno"]}__"', t_expr)
             elif inner_kind == "PLpgSQL_stmt_if":
                 branches = [((body.get("cond") or {}).get("PLpgSQL_expr"),
                              [body.get("then_body"), body.get("else_body")])]
                 branches += [((e.get("cond") or {}).get("PLpgSQL_expr"), [e.get("stmts"), body.get("else_body")])
                              for e in (x.get("PLpgSQL_if_elsif") or {} for x in body.get("elsif_list") or [])]
                 guards.update(id(cond) for cond, stmts in branches if isinstance(cond, dict) and _raises(stmts))
-                _enclose(body, branches, enclosing)
+                _enclose([c for c, _ in branches], [body.get("then_body")] + [
+                    (x.get("PLpgSQL_if_elsif") or {}).get("stmts") for x in body.get("elsif_list") or []],
+                    body.get("else_body"), enclosing)
                 if all(_only_logs(stmts) for stmts in [body.get("then_body"), body.get("else_body")] +
                        [(x.get("PLpgSQL_if_elsif") or {}).get("stmts") for x in body.get("elsif_list") or []]):
                     discarded.update(id(cond) for cond, _ in branches)  # `if not <check> then raise warning`
@@ -333,6 +356,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                         [(c, st[0]) for c, st in branches[1:]]:
                     if isinstance(cond, dict):
                         _branch_tests(cond, stmts, set(), refusing, calling)
+                        _note_caught(cond, stmts, swallowed, caught)
                         # an EXECUTE runs only where every enclosing branch's condition holds (outer ones first)
                         for k, b in nodes(stmts):
                             if k in _DYNAMIC:
@@ -344,7 +368,14 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
             elif inner_kind == "PLpgSQL_expr":
                 setting = loops.pop(id(body), setting)
                 before = len(facts.trees)
-                _embedded(facts, body.get("query", ""), body.get("parseMode", _STATEMENT), default_schema)
+                query = body.get("query", "")
+                if id(body) in case_of:  # the case variable is the CASE's expression: test that (p_role in (...))
+                    query = query.replace(case_of[id(body)][0], f"({case_of[id(body)][1]})")
+                _embedded(facts, query, body.get("parseMode", _STATEMENT), default_schema)
+                for block in block_last.get(id(body), ()):
+                    ends[block] = len(facts.trees)
+                if id(body) in caught and id(body) in refusing and len(facts.trees) > before:
+                    caught_at.append((before, caught[id(body)]))
                 if setting and len(facts.trees) > before:
                     facts.into.append((before, setting))
                     if lookup:
@@ -372,6 +403,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
             elif inner_kind in _DYNAMIC and body.get(_DYNAMIC[inner_kind]):
                 facts.dynamic = True
                 dynamic.append((inner_kind, body))
+        for at, blocks in caught_at:
+            if all(b in ends for b in blocks):
+                facts.caught[at] = min(ends[b] for b in blocks)
         # DECLARE x := <expression>: the defaults run at every call, before the first statement
         for datum in datums:
             var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
@@ -512,18 +546,86 @@ def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], 
         calling[id(cond)] = calls
 
 
-def _enclose(stmt: dict, branches: list, enclosing: dict[int, list[tuple[int, bool]]]) -> None:
-    """Record, for each condition in an IF's branches, the IF's conditions around it: a branch's own holds, the
-    earlier ones fail (an ELSIF), and in the ELSE every one fails."""
-    conds = [c for c, _ in branches]
-    bodies = [stmt.get("then_body")] + [(x.get("PLpgSQL_if_elsif") or {}).get("stmts")
-                                        for x in stmt.get("elsif_list") or []]
-    for i, stmts in enumerate(bodies + [stmt.get("else_body")]):
+def _enclose(conds: list, bodies: list, otherwise: Any, enclosing: dict[int, list[tuple[int, bool]]]) -> None:
+    """Record, for each condition in an IF's (or a CASE's) branches, the tests around it: a branch's own holds, the
+    earlier ones fail (an ELSIF, a later WHEN), and in the ELSE every one fails."""
+    for i, stmts in enumerate(list(bodies) + [otherwise]):
         around = [(id(c), False) for c in conds[:i] if isinstance(c, dict)] + \
             ([(id(conds[i]), True)] if i < len(conds) and isinstance(conds[i], dict) else [])
         for kind, inner in nodes(stmts):
             if kind == "PLpgSQL_expr":
                 enclosing.setdefault(id(inner), []).extend(around)
+
+
+# SQLSTATEs of the condition names a RAISE or an exception handler names most (the rest match only by name)
+_STATES = {"raise_exception": "P0001", "no_data_found": "P0002", "too_many_rows": "P0003", "assert_failure": "P0004",
+           "plpgsql_error": "P0000", "insufficient_privilege": "42501",
+           "syntax_error_or_access_rule_violation": "42000",
+           "invalid_authorization_specification": "28000", "integrity_constraint_violation": "23000",
+           "check_violation": "23514", "unique_violation": "23505", "foreign_key_violation": "23503",
+           "not_null_violation": "23502", "restrict_violation": "23001", "data_exception": "22000",
+           "invalid_parameter_value": "22023", "query_canceled": "57014"}
+
+
+def _raised_state(kind: str, body: dict) -> str:
+    """The SQLSTATE (or, unknown, the condition name) a RAISE or ASSERT raises; "" where it is made at run time."""
+    if kind == "PLpgSQL_stmt_assert":
+        return "P0004"
+    state = body.get("condname") or "P0001"
+    for option in body.get("options") or []:
+        opt = option.get("PLpgSQL_raise_option") or {} if isinstance(option, dict) else {}
+        if opt.get("opt_type") == 0:  # USING ERRCODE = '42501'
+            text = ((opt.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "").strip()
+            state = text[1:-1] if len(text) > 1 and text[0] == text[-1] == "'" else ""
+    return _STATES.get(state.lower(), state.upper() if len(state) == 5 else state.lower())
+
+
+def _catches(condition: str, state: str) -> bool:
+    """An exception handler's condition catches the state (OTHERS all but assert_failure and query_canceled; a
+    class's 'xx000' every state of the class)."""
+    condition = condition.lower()
+    if condition == "others":
+        return state not in ("P0004", "57014")
+    code = _STATES.get(condition, condition.upper() if len(condition) == 5 else condition)
+    return bool(state) and (code == state or len(code) == 5 and code.endswith("000") and code[:2] == state[:2]
+                            and len(state) == 5)
+
+
+def _swallowed(action: Any) -> tuple[dict[int, set[int]], dict[int, list[int]]]:
+    """(id of each RAISE or ASSERT a BEGIN ... EXCEPTION block catches with a handler that neither raises nor
+    returns -> ids of those blocks, id of the last expression in such a block's body -> ids of the blocks). A
+    handler that raises passes the error on (to an outer block that may catch it); one that returns ends the
+    call, so the refusal stands. """
+    swallowed: dict[int, set[int]] = {}
+    last: dict[int, list[int]] = {}
+    for kind, block in nodes(action):
+        if kind != "PLpgSQL_stmt_block" or not isinstance(block.get("exceptions"), dict):
+            continue
+        handlers = [h.get("PLpgSQL_exception") or {} for h in
+                    (block["exceptions"].get("PLpgSQL_exception_block") or {}).get("exc_list") or []]
+        for k, stmt in nodes(block.get("body")):
+            if not _is_raise(k, stmt):
+                continue
+            state = _raised_state(k, stmt)
+            for handler in handlers:
+                names = [(c.get("PLpgSQL_condition") or {}).get("condname", "") for c in handler.get("conditions")
+                         or [] if isinstance(c, dict)]
+                if any(_catches(n, state) for n in names):
+                    if not any(_is_raise(a, b) or a == "PLpgSQL_stmt_return" for a, b in nodes(handler.get("action"))):
+                        swallowed.setdefault(id(stmt), set()).add(id(block))
+                    break  # the first handler that catches it handles it
+        exprs = [id(e) for k, e in nodes(block.get("body")) if k == "PLpgSQL_expr"]
+        if exprs and any(id(block) in b for b in swallowed.values()):
+            last.setdefault(exprs[-1], []).append(id(block))
+    return swallowed, last
+
+
+def _note_caught(cond: Any, stmts: Any, swallowed: dict[int, set[int]], caught: dict[int, set[int]]) -> None:
+    """A condition whose branch's every RAISE a block catches (BodyFacts.caught): the blocks (the innermost
+    ending first counts)."""
+    raised = [id(b) for k, b in nodes(stmts) if _is_raise(k, b)]
+    if isinstance(cond, dict) and raised and all(r in swallowed for r in raised):
+        caught[id(cond)] = {b for r in raised for b in swallowed[r]}
 
 
 def _is_raise(kind: str, body: Node) -> bool:

@@ -43,6 +43,7 @@ class BodyReading:
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
     refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
     within: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # the IFs around a condition (BodyFacts.within)
+    caught: tuple[tuple[int, int], ...] = ()  # refusals a handler swallows -> where its block ends (BodyFacts.caught)
     lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)
     unguarded: tuple[int, ...] = ()  # positions of statements nothing guards on their path (BodyFacts.unguarded)
     asks_caller: bool = False  # a test asks who calls somewhere (BodyFacts.asks_caller)

@@ -151,10 +151,12 @@ def _definer_rank(w: DefinerWrite, t: Table, labels: list[str] | None) -> int:
     row_role = _fields(w.value)
     orgs, extra = _row_orgs(w, t)
     passed: list[Any] = []
-    nested = dict(reading.within)
+    nested, caught = dict(reading.within), dict(reading.caught)
     for at in reading.refuses_when:
         if at >= w.at or at in nested or any(at == p for around in nested.values() for p, _ in around):
             continue  # (a refusal inside an IF refuses only where the IF's test holds: evasion round 14 e04)
+        if at in caught and w.at >= caught[at]:
+            continue  # (one a handler swallows refuses nothing after its block: evasion round 15 e03)
         for atom in boolean_args(_test_at(reading, at), "OR_EXPR"):
             negated = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
             if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR" and len(negated.get("args")) == 1:
@@ -187,9 +189,10 @@ def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | 
     nested = dict(reading.within)
     outer = {p for around in nested.values() for p, holds in around if holds}
     covered: set[str] = set()
+    caught = dict(reading.caught)
     for at in reading.refuses_when:
-        if at >= w.at or at in outer:
-            continue
+        if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
+            continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
         from .reach_rules import _test_at
         tests = [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
         values, floor = set(universe), _RELATIVE
