@@ -2329,3 +2329,13 @@ def test_a_boolean_written_as_text_is_the_same_key_value(url):
     with 23505. Boolean cells compare as booleans now, and the clashing row is cleared first."""
     fixture = Path(__file__).parent / "fixtures" / "blueprints" / "boolean-text-key.json"
     verified(json.loads(fixture.read_text(encoding="utf-8")), url)
+
+
+def test_a_side_row_moved_under_another_parent_is_asked_of_that_parent(url):
+    """Random fuzz (older than this session): the account-deletion case put the owner's personal-data side row under
+    a membership row the member wrote; that row had one already (one side row per row), so the key moved the new one
+    under another of the member's rows, whose member_id named the member and went with their account (cascade).
+    verify expected the side row kept and reported a LEAK. The case now asks of the parent the row ends up under,
+    and leaves out one that goes with the account."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "side-row-moved-parent.json"
+    verified(json.loads(fixture.read_text(encoding="utf-8")), url)

@@ -409,6 +409,14 @@ def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, vi
             # Fresh unique keys: a clash would be cleared with the rows that name the cleared one (orphans), and in
             # a cycle of references (items -> time -> items) that took the very parent the row goes into.
             make_distinct(t, org, w, other, 9900 + len(w.rows), enums, values, support=False)
+            if values.get(f.name) != parent.key["id"]:
+                # A key on the reference (one side row per row) moved the row under another parent: the case
+                # asks of that one, unless it goes with the account (random fuzz: a side row moved under a
+                # membership row naming the victim, which cascades with their membership).
+                moved = values.get(f.name)
+                parent = next((r for r in w.rows if r.table == f.references and r.key.get("id") == moved), None)
+                if parent is None or id(parent) in theirs and f.effective_on_delete == "cascade":
+                    continue
             if id(parent) in taken_with(w, clashing_rows(t, values, w)):
                 continue  # a key no fresh value frees (a user column) is cleared, and the parent went with it (fuzz)
             child = stable_id("child", e.name, f.name)
