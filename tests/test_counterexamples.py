@@ -2339,3 +2339,11 @@ def test_a_side_row_moved_under_another_parent_is_asked_of_that_parent(url):
     and leaves out one that goes with the account."""
     fixture = Path(__file__).parent / "fixtures" / "blueprints" / "side-row-moved-parent.json"
     verified(json.loads(fixture.read_text(encoding="utf-8")), url)
+
+
+@pytest.mark.parametrize("name", ["entity-named-p", "entity-named-p-under-folders"])
+def test_an_entity_named_like_the_restore_functions_alias_restores_as_any_other(url, name):
+    """Red team 24 (older than this session): restore_p() tested `not exists (select 1 from public.p p where p.id =
+    p.parent_id ...)`, whose p.parent_id was the alias's own: a child came back under its archived parent (a LEAK),
+    and under another soft-deleted entity every restore failed with 42703. The alias no longer hides the row."""
+    verified(yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / f"{name}.yaml").read_text()), url)

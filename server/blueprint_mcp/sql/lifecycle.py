@@ -498,9 +498,12 @@ def restore_function(bp: Blueprint, e: Entity) -> Function:
     # The walk is a sub-select of the update, not a variable: under use_column a field named like the variable
     # (`in_cycle_0`) took its place, and a member who set it let a row come back under an archived one (red team 21).
     live = ""
+    # The parent's alias must not hide the row restored, which the test names by its table (an entity named `p`
+    # read its own parent_id as the alias's, and came back under an archived parent: red team 24).
+    alias = "p" if e.name != "p" else "parent_row"
     for col, p in parents:
-        test = (f"not exists (select 1 from public.{ident(p.name)} p where p.id = {ident(e.name)}.{ident(col)} "
-                f"and p.archived_at is not null)")
+        test = (f"not exists (select 1 from public.{ident(p.name)} {alias} where {alias}.id = "
+                f"{ident(e.name)}.{ident(col)} and {alias}.archived_at is not null)")
         if p is e:
             test = f"""((with recursive up (id, above) as (
             select r.id, r.{ident(col)} from public.{ident(e.name)} r where r.id = $1
