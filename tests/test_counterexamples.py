@@ -2304,6 +2304,11 @@ def test_two_chains_that_read_alike_get_their_own_helpers_and_verify_sees_one_an
                                            "chain-clash-long.yaml").read_text()))
     names = [f.name for f in access_functions(long)]  # red team 22: alike beyond 63 bytes, cut alike too
     assert len(names) == len(set(names)) and all(len(n.encode()) <= 63 for n in names)
+    # Red team 24: a column named like another chain's cut name, and two long names whose 8-hex digests meet
+    for clash in ("chain-clash-column.yaml", "chain-clash-digest.yaml"):
+        other = parse_blueprint(yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / clash).read_text()))
+        names = [f.name for f in access_functions(other)]
+        assert len(names) == len(set(names)) and all(len(n.encode()) <= 63 for n in names), clash
     data = yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / "chain-clash.yaml").read_text())
     bp = parse_blueprint(data)
     projects = bp.entity("projects")

@@ -9,6 +9,8 @@ helper that returns the linked rows' ids, ANDed with its hashed `in (select ...)
 
 from __future__ import annotations
 
+import hashlib
+
 from ..model import Blueprint
 from ..model.access import Grant, Match
 from ..model.entities import Entity
@@ -40,13 +42,43 @@ def role_set_helper() -> Function:
 
 
 def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str]) -> str:
-    """The helper of the chain from `target`. Names are joined with "_", so two chains may read alike
-    (`[client_contact, user_id]` and `[client, contact_user_id]` from projects): each of those gets a digest of
-    its own parts instead (red team 21: one helper served both chains, and an invoice policy answered for the
-    day-to-day contact instead of the billing contact)."""
-    joined = "_".join([target.name, *chain, "linked_ids"])  # before object_name cuts it to 63 bytes (red team 22)
-    alike = {key for key in _linked_chains(bp) if "_".join([key[0], *key[1], "linked_ids"]) == joined}
-    return object_name(target.name, *chain, suffix="linked_ids", taken={joined} if len(alike) > 1 else ())
+    """The helper of the chain from `target`, one name per chain of the blueprint (_helper_names)."""
+    key = (target.name, tuple(chain))
+    return _helper_names(bp).get(key) or _first_name(key, {key})
+
+
+def _first_name(key: tuple[str, tuple[str, ...]], chains) -> str:
+    """Names are joined with "_", so two chains may read alike (`[client_contact, user_id]` and `[client,
+    contact_user_id]` from projects): each of those gets a digest of its own parts instead (red team 21: one helper
+    served both chains, and an invoice policy answered for the day-to-day contact instead of the billing contact),
+    compared before object_name cuts the name to 63 bytes (red team 22)."""
+    joined = "_".join([key[0], *key[1], "linked_ids"])
+    alike = {k for k in chains if "_".join([k[0], *k[1], "linked_ids"]) == joined}
+    return object_name(key[0], *key[1], suffix="linked_ids", taken={joined} if len(alike) > 1 else ())
+
+
+_NAMES: dict[int, tuple[Blueprint, dict[tuple[str, tuple[str, ...]], str]]] = {}
+
+
+def _helper_names(bp: Blueprint) -> dict[tuple[str, tuple[str, ...]], str]:
+    """Every chain's helper name, computed once per blueprint. Names that still meet (a column named like another
+    chain's cut name, two long names whose 8-hex digests meet: red team 24) take a longer digest of the chain."""
+    known = _NAMES.get(id(bp))
+    if known is not None and known[0] is bp:
+        return known[1]
+    chains = _linked_chains(bp)
+    names = {key: _first_name(key, chains) for key in sorted(chains)}
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    for key, name in names.items():
+        if counts[name] > 1:
+            digest = hashlib.sha1("\x1f".join([key[0], *key[1]]).encode()).hexdigest()[:16]
+            names[key] = object_name(key[0], *key[1], suffix=f"{digest}_linked_ids")
+    if len(_NAMES) >= 16:
+        _NAMES.clear()
+    _NAMES[id(bp)] = (bp, names)
+    return names
 
 
 _CHAINS: dict[int, tuple[Blueprint, frozenset[tuple[str, tuple[str, ...]]]]] = {}
