@@ -10,6 +10,7 @@ helper that returns the linked rows' ids, ANDed with its hashed `in (select ...)
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 from ..model import Blueprint
 from ..model.access import Grant, Match
@@ -44,61 +45,38 @@ def role_set_helper() -> Function:
 def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str]) -> str:
     """The helper of the chain from `target`, one name per chain of the blueprint (_helper_names)."""
     key = (target.name, tuple(chain))
-    return _helper_names(bp).get(key) or _first_name(key, {key})
-
-
-def _first_name(key: tuple[str, tuple[str, ...]], chains) -> str:
-    """Names are joined with "_", so two chains may read alike (`[client_contact, user_id]` and `[client,
-    contact_user_id]` from projects): each of those gets a digest of its own parts instead (red team 21: one helper
-    served both chains, and an invoice policy answered for the day-to-day contact instead of the billing contact),
-    compared before object_name cuts the name to 63 bytes (red team 22)."""
-    joined = "_".join([key[0], *key[1], "linked_ids"])
-    alike = {k for k in chains if "_".join([k[0], *k[1], "linked_ids"]) == joined}
-    return object_name(key[0], *key[1], suffix="linked_ids", taken={joined} if len(alike) > 1 else ())
+    return _helper_names(bp).get(key) or object_name(key[0], *key[1], suffix="linked_ids")
 
 
 _NAMES: dict[int, tuple[Blueprint, dict[tuple[str, tuple[str, ...]], str]]] = {}
 
 
 def _helper_names(bp: Blueprint) -> dict[tuple[str, tuple[str, ...]], str]:
-    """Every chain's helper name, computed once per blueprint. Names that still meet (a column named like another
-    chain's cut name, two long names whose 8-hex digests meet: red team 24) take a longer digest of the chain."""
+    """(target, chain from it) -> helper name of every chain the blueprint's linked grants follow, once per
+    blueprint. Names are joined with "_", so two chains may read alike (`[client_contact, user_id]` and `[client,
+    contact_user_id]` from projects): those get a digest of their own parts instead (red team 21: one helper served
+    both chains, and an invoice policy answered for the day-to-day contact), compared before object_name cuts them
+    to 63 bytes (red team 22). Names that still meet (a column named like another chain's cut name, two long names
+    whose 8-hex digests meet: red team 24) take a 16-hex digest of the chain."""
     known = _NAMES.get(id(bp))
     if known is not None and known[0] is bp:
         return known[1]
-    chains = _linked_chains(bp)
-    names = {key: _first_name(key, chains) for key in sorted(chains)}
-    counts: dict[str, int] = {}
-    for name in names.values():
-        counts[name] = counts.get(name, 0) + 1
+    chains = sorted({(linked_hops(bp, e, g.linked)[1][0].name, tuple(g.linked[1:]))
+                     for e in bp.entities for command in ("select", "insert", "update", "delete")
+                     for g in command_grants(bp, e, command) if g.linked is not None and len(g.linked) > 1})
+    joined = {key: "_".join([key[0], *key[1], "linked_ids"]) for key in chains}
+    alike = Counter(joined.values())
+    names = {key: object_name(key[0], *key[1], suffix="linked_ids",
+                              taken={joined[key]} if alike[joined[key]] > 1 else ()) for key in chains}
+    met = Counter(names.values())
     for key, name in names.items():
-        if counts[name] > 1:
+        if met[name] > 1:
             digest = hashlib.sha1("\x1f".join([key[0], *key[1]]).encode()).hexdigest()[:16]
             names[key] = object_name(key[0], *key[1], suffix=f"{digest}_linked_ids")
     if len(_NAMES) >= 16:
         _NAMES.clear()
     _NAMES[id(bp)] = (bp, names)
     return names
-
-
-_CHAINS: dict[int, tuple[Blueprint, frozenset[tuple[str, tuple[str, ...]]]]] = {}
-
-
-def _linked_chains(bp: Blueprint) -> frozenset[tuple[str, tuple[str, ...]]]:
-    """(target, chain from it) of every helper the blueprint's linked grants call, computed once per blueprint."""
-    known = _CHAINS.get(id(bp))
-    if known is not None and known[0] is bp:
-        return known[1]
-    chains = set()
-    for e in bp.entities:
-        for command in ("select", "insert", "update", "delete"):
-            for g in command_grants(bp, e, command):
-                if g.linked is not None and len(g.linked) > 1:
-                    chains.add((linked_hops(bp, e, g.linked)[1][0].name, tuple(g.linked[1:])))
-    if len(_CHAINS) >= 16:
-        _CHAINS.clear()
-    _CHAINS[id(bp)] = (bp, frozenset(chains))
-    return frozenset(chains)
 
 
 def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:

@@ -147,13 +147,9 @@ def tied_to_row(s: Schema, select: Node, default_schema: str, roles: frozenset[s
     judge: `m.organization_id = tasks.organization_id and m.user_id = auth.uid() or m.role = 'owner'` lets every
     owner's membership through, whatever the row. A comparison of two columns one of which is named in `roles`
     (`m.role >= invitations.role`) ties no organisation (evasion round 13 e05)."""
-    def branch(value: Any) -> bool:
+    def leaf(value: Any) -> bool:
         typed = _typed(value)
         op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
-        if op == "AND_EXPR":
-            return any(branch(arg) for arg in typed[1].get("args") or [])
-        if op == "OR_EXPR":
-            return all(branch(arg) for arg in typed[1].get("args") or [])
         if typed and typed[0] == "A_Expr" and roles:
             sides = [_typed(unwrap(typed[1].get(k))) for k in ("lexpr", "rexpr")]
             if all(x and x[0] == "ColumnRef" for x in sides) and \
@@ -161,8 +157,19 @@ def tied_to_row(s: Schema, select: Node, default_schema: str, roles: frozenset[s
                 return False
         return op is None and _correlated(s, select, default_schema, value)
 
-    return any(branch(f) for f in filters_of(select)) or \
+    return any(_per_branch(f, leaf) for f in filters_of(select)) or \
         _correlated(s, select, default_schema, _outside_filter(select))
+
+
+def _per_branch(value: Any, leaf) -> bool:
+    """`leaf` holds in a boolean filter read branch by branch: in some conjunct of an AND, in every arm of an OR."""
+    typed = _typed(value)
+    op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
+    if op == "AND_EXPR":
+        return any(_per_branch(arg, leaf) for arg in typed[1].get("args") or [])
+    if op == "OR_EXPR":
+        return all(_per_branch(arg, leaf) for arg in typed[1].get("args") or [])
+    return leaf(value)
 
 
 def _outside_filter(select: Node) -> list[Any]:
@@ -227,12 +234,6 @@ def unbound_memberships(s: Schema, select: Node, default_schema: str, members: s
             return scope.alias_of(ref) == alias
 
         def binds(value: Any, alias: str = alias, mine: set[str] = mine) -> bool:
-            typed = _typed(value)
-            op = typed[1].get("boolop") if typed and typed[0] == "BoolExpr" else None
-            if op == "AND_EXPR":
-                return any(binds(arg) for arg in typed[1].get("args") or [])
-            if op == "OR_EXPR":
-                return all(binds(arg) for arg in typed[1].get("args") or [])
             own = other = False
             for k, b in _walk(value):
                 if k == "ColumnRef" and of_alias(b):
@@ -242,7 +243,7 @@ def unbound_memberships(s: Schema, select: Node, default_schema: str, members: s
             return own and other
 
         output = [v for k, v in select.items() if k in ("targetList", "groupClause", "distinctClause")]
-        if any(binds(f) for f in filters_of(select)) or \
+        if any(_per_branch(f, binds) for f in filters_of(select)) or \
                 any(k == "ColumnRef" and of_alias(b) for k, b in _walk(output)):
             continue
         out.append(name)
