@@ -2352,3 +2352,35 @@ def test_an_entity_named_like_the_restore_functions_alias_restores_as_any_other(
     p.parent_id ...)`, whose p.parent_id was the alias's own: a child came back under its archived parent (a LEAK),
     and under another soft-deleted entity every restore failed with 42703. The alias no longer hides the row."""
     verified(yaml.safe_load((Path(__file__).parent / "fixtures" / "blueprints" / f"{name}.yaml").read_text()), url)
+
+
+def test_the_assignee_of_a_ticket_does_not_write_its_admin_only_personal_data(url, make_db):
+    """Random fuzz: update grants `{min_role: admin, assigned: assignee_id}` and `{linked: [assignee_id], assigned:
+    assignee_id}` with `pii_read: admin`. The side's write rule for the admins' grant read "may update the ticket"
+    and dropped its role test, as if only admins updated tickets; the linked assignee (a plain member) may, so they
+    deleted (and rewrote) the admins' private notes of their ticket, which they cannot even read. verify reported
+    the LEAK; the role test stays now wherever a linked or signed-in updater passes the row's test."""
+    data = blueprint(
+        {"name": "tickets", "fields": [{"name": "title", "type": "text"},
+                                       {"name": "assignee_id", "type": "reference", "references": "auth.users"},
+                                       {"name": "notes", "type": "text", "pii": True}],
+         "access": {"select": "member", "insert": "admin", "delete": "admin",
+                    "update": [{"min_role": "admin", "assigned": "assignee_id"},
+                               {"linked": ["assignee_id"], "assigned": "assignee_id"}]},
+         "pii_read": "admin"},
+        tenancy={"personal_workspaces": False})
+    verified(data, url)
+    conn, org, users = _team(data, make_db)
+    for who in ("bob", "admin"):
+        ticket = conn.execute("insert into public.tickets (organization_id, title, assignee_id) values (%s, %s, %s) "
+                              "returning id", (org, f"{who}'s", users[who])).fetchone()[0]
+        conn.execute("insert into public.tickets_private (organization_id, ticket_id, notes) values (%s, %s, %s)",
+                     (org, ticket, f"about {who}"))
+    notes = "select notes from public.tickets_private order by notes"
+    assert run_as(conn, "authenticated", users["bob"], notes) == []
+    for statement in ("delete from public.tickets_private", "update public.tickets_private set updated_at = now()"):
+        assert affected(conn, "authenticated", users["bob"], statement) == 0
+    assert affected(conn, "authenticated", users["bob"], "update public.tickets set title = 'mine' "
+                    "where assignee_id = %s", (users["bob"],)) == 1  # the ticket itself is theirs to update
+    assert affected(conn, "authenticated", users["admin"], "delete from public.tickets_private") == 1  # their own
+    assert run_as(conn, "authenticated", users["admin"], notes) == [("about bob",)]

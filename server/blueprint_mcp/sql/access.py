@@ -42,18 +42,36 @@ def role_set_helper() -> Function:
     )
 
 
-def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str]) -> str:
+HelperKey = tuple[str, tuple[str, ...], bool]
+
+
+def helper_key(bp: Blueprint, e: Entity, chain: list[str]) -> HelperKey:
+    """(target, chain from it, archived_too) of the helper a linked chain of two or more columns from `e` calls:
+    the entity its first column names, the rest of the chain, and whether an archived target row links too. A
+    row's personal data is linked by the row's own chain (docs/access.md A10, A23): the side's first step is to its
+    own row, archived or not, no hop (random fuzz: the owner restoring an archived project was refused its personal
+    data, and had reached it only through an updaters' grant that had dropped its role test)."""
+    target = linked_hops(bp, e, chain)[1][0]
+    own_row = bool(e.private_of) and chain[0] == e.fields[0].name
+    return target.name, tuple(chain[1:]), own_row and target.soft_delete
+
+
+def _name_parts(key: HelperKey) -> list[str]:
+    return [key[0], *key[1], *(["incl_archived"] if key[2] else [])]
+
+
+def linked_helper_name(bp: Blueprint, target: Entity, chain: list[str], archived_too: bool = False) -> str:
     """The helper of the chain from `target`, one name per chain of the blueprint (_helper_names)."""
-    key = (target.name, tuple(chain))
-    return _helper_names(bp).get(key) or object_name(key[0], *key[1], suffix="linked_ids")
+    key = (target.name, tuple(chain), archived_too and target.soft_delete)
+    return _helper_names(bp).get(key) or object_name(*_name_parts(key), suffix="linked_ids")
 
 
-_NAMES: dict[int, tuple[Blueprint, dict[tuple[str, tuple[str, ...]], str]]] = {}
+_NAMES: dict[int, tuple[Blueprint, dict[HelperKey, str]]] = {}
 
 
-def _helper_names(bp: Blueprint) -> dict[tuple[str, tuple[str, ...]], str]:
-    """(target, chain from it) -> helper name of every chain the blueprint's linked grants follow, once per
-    blueprint. Names are joined with "_", so two chains may read alike (`[client_contact, user_id]` and `[client,
+def _helper_names(bp: Blueprint) -> dict[HelperKey, str]:
+    """(target, chain from it, archived_too) -> helper name of every chain the blueprint's linked grants follow, once
+    per blueprint. Names are joined with "_", so two chains may read alike (`[client_contact, user_id]` and `[client,
     contact_user_id]` from projects): those get a digest of their own parts instead (red team 21: one helper served
     both chains, and an invoice policy answered for the day-to-day contact), compared before object_name cuts them
     to 63 bytes (red team 22). Names that still meet (a column named like another chain's cut name, two long names
@@ -61,18 +79,18 @@ def _helper_names(bp: Blueprint) -> dict[tuple[str, tuple[str, ...]], str]:
     known = _NAMES.get(id(bp))
     if known is not None and known[0] is bp:
         return known[1]
-    chains = sorted({(linked_hops(bp, e, g.linked)[1][0].name, tuple(g.linked[1:]))
-                     for e in bp.entities for command in ("select", "insert", "update", "delete")
+    chains = sorted({helper_key(bp, e, g.linked) for e in bp.entities
+                     for command in ("select", "insert", "update", "delete")
                      for g in command_grants(bp, e, command) if g.linked is not None and len(g.linked) > 1})
-    joined = {key: "_".join([key[0], *key[1], "linked_ids"]) for key in chains}
+    joined = {key: "_".join([*_name_parts(key), "linked_ids"]) for key in chains}
     alike = Counter(joined.values())
-    names = {key: object_name(key[0], *key[1], suffix="linked_ids",
+    names = {key: object_name(*_name_parts(key), suffix="linked_ids",
                               taken={joined[key]} if alike[joined[key]] > 1 else ()) for key in chains}
     met = Counter(names.values())
     for key, name in names.items():
         if met[name] > 1:
-            digest = hashlib.sha1("\x1f".join([key[0], *key[1]]).encode()).hexdigest()[:16]
-            names[key] = object_name(key[0], *key[1], suffix=f"{digest}_linked_ids")
+            digest = hashlib.sha1("\x1f".join(_name_parts(key)).encode()).hexdigest()[:16]
+            names[key] = object_name(*_name_parts(key), suffix=f"{digest}_linked_ids")
     if len(_NAMES) >= 16:
         _NAMES.clear()
     _NAMES[id(bp)] = (bp, names)
@@ -84,9 +102,11 @@ def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
     hops = linked_hops(bp, e, chain)[1:]  # from the first referenced entity on
     target = hops[0][0]
     joins, alias = [], "t1"
+    key = helper_key(bp, e, chain)
     # An archived row of the chain links nobody (red team 17: a portal user whose client was archived kept
-    # reading and writing the client's invoices through it); restoring it links again.
-    live = ["t1.archived_at is null"] if target.soft_delete else []
+    # reading and writing the client's invoices through it); restoring it links again. A row's personal data is
+    # the exception: its own row is its start, archived or not (helper_key).
+    live = ["t1.archived_at is null"] if target.soft_delete and not key[2] else []
     for k, (ent, col) in enumerate(hops[:-1], start=1):
         nxt = bp.entity(ent.field(col).references)
         joins.append(f"  join {qname('public', nxt.name)} t{k + 1} on t{k + 1}.id = t{k}.{ident(col)}"
@@ -98,10 +118,11 @@ def linked_helper(bp: Blueprint, e: Entity, chain: list[str]) -> Function:
     body = (f"select t1.id\n  from {qname('public', target.name)} t1\n" + "".join(j + "\n" for j in joins)
             + f" where {alias}.{ident(last_col)} = (select auth.uid())" + "".join(f"\n   and {x}" for x in live))
     return Function(
-        schema_name="private", name=linked_helper_name(bp, target, [c for _, c in hops]), args="", arg_types="",
+        schema_name="private", name=linked_helper_name(bp, target, list(key[1]), key[2]), args="", arg_types="",
         returns="setof uuid", language="plpgsql", security_definer=True, volatility="stable",
         body=returning_query(body),
-        comment=f"{target.name} rows linked to the caller through {' -> '.join(c for _, c in hops)}. "
+        comment=f"{target.name} rows{', archived ones too,' if key[2] else ''} linked to the caller through "
+                f"{' -> '.join(c for _, c in hops)}. "
                 "Definer: follows the chain past RLS, returns ids only.",
         execute_roles=["authenticated", "service_role"],
     )
@@ -154,8 +175,8 @@ def who_pred(bp: Blueprint, e: Entity, g: Grant) -> Pred | None:
     if g.linked is not None:
         if len(g.linked) == 1:
             return is_me(g.linked[0])
-        target = linked_hops(bp, e, g.linked)[1][0]
-        return linked_pred(g.linked[0], linked_helper_name(bp, target, g.linked[1:]))
+        target, rest, archived_too = helper_key(bp, e, g.linked)
+        return linked_pred(g.linked[0], linked_helper_name(bp, bp.entity(target), list(rest), archived_too))
     return None
 
 
@@ -222,14 +243,17 @@ def row_writer_pred(bp: Blueprint, side: Entity, g: Grant) -> Pred:
     parent = bp.entity(side.private_of)
     every = command_grants(bp, parent, Command.update.value)
     roles = member_roles(bp, g)
-    updaters = {r for h in every for r in member_roles(bp, h) or []}
-    # A linked user's grant always says who (staff who may update the row under their own grant are not that user).
-    who = who_pred(bp, side, g) if roles is None or not updaters <= set(roles) else None
     # The row's update grants that test only who are the side's own grants already (model/meaning.py): here, those
     # with a condition on the row.
     grants = [h for h in every if h.where is not None or h.assigned or h.under]
     if g.own:
         grants = uncovered(bp, [h.narrowed(own=True) for h in grants])
+    # Who is spent only when every grant the sub-query reads admits members of these roles alone. A linked user's
+    # grant always says who (staff who may update the row under their own grant are not that user), and a linked
+    # updater of the row holds no role: random fuzz, the assignee of an admins' ticket deleted its admin-only
+    # personal data, as the admins' grant had dropped its role test.
+    spent = roles is not None and all(set(member_roles(bp, h) or [None]) <= set(roles) for h in grants)
+    who = None if spent else who_pred(bp, side, g)
     rows = command_pred(bp, parent, Command.update, grants)
     writer = Pred.of(f"exists (select 1 from {qname('public', parent.name)} where {ident(parent.name)}.id = "
                      f"{ident(side.name)}.{ident(g.under)} and ({rows}))", (g.under,))
