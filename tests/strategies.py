@@ -6,6 +6,8 @@ wrong, not the model. Raw dicts are returned (as a tool call or a YAML file woul
 
 from __future__ import annotations
 
+import math
+
 
 from hypothesis import strategies as st
 
@@ -714,8 +716,7 @@ def _no_narrowing(e: dict, where: dict | None) -> bool:
     if not where:
         return True
     f = next((f for f in e["fields"] if f["name"] == where["column"]), {})
-    domain = {"true", "false"} if f.get("type") == "boolean" else \
-        {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
+    domain = _domain(f)
     values = {str(v).lower() for v in (where["in"] if "in" in where else [where["equals"]])}
     select = (e.get("access") or {}).get("select")
     for g in select if isinstance(select, list) else []:
@@ -735,12 +736,24 @@ def _covered(e: dict) -> list[str]:
     fields = {f["name"]: f for f in e["fields"]}
     out = []
     for column, values in listed.items():
-        f = fields.get(column, {})
-        domain = {"true", "false"} if f.get("type") == "boolean" else \
-            {str(v).lower() for v in f.get("values") or []} if f.get("type") == "enum" else set()
+        domain = _domain(fields.get(column, {}))
         if domain and domain <= values:
             out.append(column)
     return out
+
+
+def _domain(f: dict) -> set[str]:
+    """Every value a field can hold as text, NULL aside, when there are few: a boolean's, an enum's, the integers
+    between an integer field's check bounds (red team 25); empty otherwise."""
+    check = f.get("check") or {}
+    if f.get("type") == "boolean":
+        return {"true", "false"}
+    if f.get("type") == "enum":
+        return {str(v).lower() for v in f.get("values") or []}
+    if f.get("type") in ("integer", "bigint") and check.get("min") is not None and check.get("max") is not None:
+        low, high = math.ceil(check["min"]), math.floor(check["max"])
+        return {str(n) for n in range(low, high + 1)} if high - low < 1000 else set()
+    return set()
 
 
 def _parents(e: dict, entities: list[dict]) -> list[str]:

@@ -429,6 +429,31 @@ def test_a_where_admitting_every_row_narrows_nothing_beside_visible_either():
                                    {"signed_in": True, "where": {"column": "shared", "in": [True, False]}}]}}]})
 
 
+
+@pytest.mark.parametrize(("check", "grants", "refused"), [
+    ({"min": 0, "max": 1}, [{"signed_in": True, "where": {"column": "shared", "in": [0, 1]}}], True),
+    ({"min": 0, "max": 1}, [{"signed_in": True, "where": {"column": "shared", "equals": 0}},
+                            {"public": True, "where": {"column": "shared", "equals": 1}}], True),
+    ({"min": 0.5, "max": 1.5}, [{"signed_in": True, "where": {"column": "shared", "equals": 1}}], True),
+    ({"min": 0, "max": 2}, [{"signed_in": True, "where": {"column": "shared", "in": [0, 1]}}], False),
+    ({"min": 0}, [{"signed_in": True, "where": {"column": "shared", "in": [0, 1]}}], False),
+])
+def test_a_where_listing_every_integer_its_check_admits_narrows_nothing(check, grants, refused):
+    """Red team 25 K1: the every-value where of red teams 21 to 23 came back through integers. `shared in [0, 1]`
+    with `check: {min: 0, max: 1}` (or the two values split across grants, or the one integer of a narrow range)
+    let every signed-in user read every organisation's rows; the refusal knew only booleans and enums. A range
+    with an integer left out, or an open one, narrows."""
+    data = {"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+        {"name": "notes", "fields": [{"name": "shared", "type": "integer", "nullable": False, "default": 1,
+                                      "check": check}],
+         "access": {"select": [{"min_role": "viewer"}, *grants]}}]}
+    if not refused:
+        parse_blueprint(data)
+        return
+    with pytest.raises(InvalidBlueprint, match="lists every value it can hold"):
+        parse_blueprint(data)
+
+
 def _lab_with(entity: dict) -> dict:
     data = yaml.safe_load(LAB.read_text())
     data["entities"] = [{"name": "things", "fields": [

@@ -2384,3 +2384,18 @@ def test_the_assignee_of_a_ticket_does_not_write_its_admin_only_personal_data(ur
                     "where assignee_id = %s", (users["bob"],)) == 1  # the ticket itself is theirs to update
     assert affected(conn, "authenticated", users["admin"], "delete from public.tickets_private") == 1  # their own
     assert run_as(conn, "authenticated", users["admin"], notes) == [("about bob",)]
+
+
+@pytest.mark.parametrize(("field", "where"), [
+    ({"name": "shared", "type": "integer", "nullable": False, "default": 0, "check": {"min": 0, "max": 1}},
+     {"column": "shared", "equals": 1}),
+    ({"name": "region", "type": "text", "nullable": False, "default": "eu", "check": {"max_length": 2}},
+     {"column": "region", "equals": "us"}),
+])
+def test_the_row_outside_a_where_keeps_to_the_fields_check(url, field, where):
+    """Red team 25 V1: the fixture row on the other side of a `where` took `max + 1` for an integer and
+    'fixture-not-listed' for text whatever the field's check said, so safe blueprints failed verify with 23514
+    errors by the dozen, and a real leak would have hidden among them. The value now keeps to the check."""
+    verified(blueprint({"name": "documents", "fields": [{"name": "title", "type": "text"}, field],
+                        "access": {"select": [{"min_role": "viewer"}, {"signed_in": True, "where": where}]}},
+                       tenancy={"personal_workspaces": False}), url)

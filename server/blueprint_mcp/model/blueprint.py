@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -895,19 +896,18 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
 
 def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[str, str, str]]:
     """The bare signed_in grant (refused above) spelled as a where: its values, with those of the other signed_in
-    and public grants on the column, are every value a boolean or enum may hold (red team 21 F4: `shared in
-    [true, false]` let every signed-in user read every organisation's rows; NULL aside, red team 23)."""
+    and public grants on the column, are every value a boolean, enum or bounded integer may hold (red team 21 F4:
+    `shared in [true, false]` let every signed-in user read every organisation's rows; NULL aside, red team 23;
+    integers, red team 25)."""
     listed: dict[str, set[str]] = {}
     for g in grants:
         if (g.signed_in or g.public) and g.where is not None and g.visible is None:
             listed.setdefault(g.where.column, set()).update(str(v).lower() for v in g.where.values)
     out = []
     for column, values in listed.items():
-        f = e.field(column)
-        domain = _domain(f)
         signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
                      and g.where.column == column]
-        if domain and signed_in and domain <= values:
+        if signed_in and _lists_every_value(e.field(column), values):
             out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' where on '{column}' lists "
                         f"every value it can hold, so every signed-in user would read every organisation's rows.",
                         "list only the values every signed-in user may read (a where admitting every row "
@@ -917,24 +917,37 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
 
 def _narrows_nothing(e: Entity, where: Match | None, grants: list[Grant] = ()) -> bool:
     """No where, or one that, with the other signed_in and public grants' where on its column (`grants`), lists
-    every value its boolean or enum column can hold (red team 22: beside visible over a global parent, or on the
-    parent's public grant; red team 23: values split across grants, and a nullable column, which its default fills
-    on every row a client writes)."""
+    every value its boolean, enum or bounded integer column can hold (red team 22: beside visible over a global
+    parent, or on the parent's public grant; red team 23: values split across grants, and a nullable column, which
+    its default fills on every row a client writes)."""
     if where is None:
         return True
-    domain = _domain(e.field(where.column))
     values = {str(v).lower() for v in where.values}
     for x in grants:
         if (x.signed_in or x.public) and x.where is not None and x.where.column == where.column:
             values |= {str(v).lower() for v in x.where.values}
+    return _lists_every_value(e.field(where.column), values)
+
+
+def _lists_every_value(f, values: set[str]) -> bool:
+    """`values` (as text, lower case) are every value the field can hold, NULL aside: a boolean's two, an enum's,
+    or each integer between an integer field's check bounds (red team 25: `flag in [0, 1]` with `check: {min: 0,
+    max: 1}` let every signed-in user read every organisation's rows, as `shared in [true, false]` had)."""
+    if f is None:
+        return False
+    if f.type is FieldType.boolean:
+        domain = {"true", "false"}
+    elif f.type is FieldType.enum:
+        domain = {v.lower() for v in f.values or []}
+    elif f.type in (FieldType.integer, FieldType.bigint) and f.check is not None and f.check.min is not None \
+            and f.check.max is not None:
+        low, high = math.ceil(f.check.min), math.floor(f.check.max)
+        if high - low + 1 > len(values):  # more integers than listed values (and no range at all too)
+            return False
+        domain = {str(n) for n in range(low, high + 1)}
+    else:
+        return False
     return bool(domain) and domain <= values
-
-
-def _domain(f) -> set[str] | None:
-    """Every value a boolean or enum field can hold (lower case), None for other types."""
-    if f is not None and f.type is FieldType.boolean:
-        return {"true", "false"}
-    return {v.lower() for v in f.values or []} if f is not None and f.type is FieldType.enum else None
 
 
 def _parent_named(bp: Blueprint, e: Entity, ref: str, at: str) -> tuple[Entity | None, list[tuple[str, str, str]]]:

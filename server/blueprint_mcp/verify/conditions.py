@@ -9,6 +9,7 @@ row under each parent row of every `under`, so the matrix judges both outcomes o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from ..model import Blueprint, FieldType
@@ -20,6 +21,7 @@ from .fixtures import admit, clashes, clearing_sql, unique_keys
 from .oracle import from_literal
 from .world import Row, World, insert_sql, pk_key, where_key
 
+INT_MIN, INT_MAX = -2**31, 2**31 - 1  # an integer column (bigint is wider; this range fits both)
 PORTAL = "portal"  # a signed-in user who belongs to no organisation, linked to rows through chains
 
 MakeValues = Callable[..., dict[str, str]]
@@ -42,10 +44,33 @@ def other_value(bp: Blueprint, entity, m: Match) -> object | None:
     elif f.type is FieldType.enum:
         left = [v for v in f.values or [] if v not in listed]
     elif f.type in (FieldType.integer, FieldType.bigint):
-        left = [max(int(v) for v in m.values) + 1]
+        left = _other_integer({int(v) for v in m.values}, f.check)
     else:
-        left = ["fixture-not-listed"]
+        left = _other_text(listed, f.check)
     return left[0] if left else None
+
+
+def _other_integer(listed: set[int], check) -> list[int]:
+    """An integer the field's check admits that is not listed (red team 25: `max + 1` broke `check: {max: 1}`,
+    and the 23514 errors hid a leak among them). Between bounds, the first gap from the low bound is among
+    len(listed) + 1 integers there."""
+    low = math.ceil(check.min) if check is not None and check.min is not None else None
+    high = math.floor(check.max) if check is not None and check.max is not None else None
+    tries = [max(listed) + 1, min(listed) - 1]
+    if low is not None:
+        tries += range(low, low + len(listed) + 1)
+    elif high is not None:
+        tries += range(high, high - len(listed) - 1, -1)
+    return [n for n in tries if n not in listed and (low is None or n >= low) and (high is None or n <= high)
+            and INT_MIN <= n <= INT_MAX][:1]
+
+
+def _other_text(listed: set[str], check) -> list[str]:
+    """A text the field's check admits (its lengths) that is not listed."""
+    shortest = check.min_length or 1 if check is not None else 1
+    longest = check.max_length if check is not None and check.max_length is not None else 64
+    tries = ["fixture-not-listed", *(c * n for n in range(max(shortest, 1), longest + 1) for c in "zqx")]
+    return [t for t in tries if t.lower() not in listed and shortest <= len(t) <= longest][:1]
 
 
 def _sql_value(value: object, enum_type: str | None) -> str:
