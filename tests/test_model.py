@@ -104,6 +104,9 @@ BAD = [
     ("caller default in a key", with_("entities[0]", {"name": "projects", "fields": [
         {"name": "attendee", "type": "uuid", "nullable": False, "default_expression": "auth_uid", "server_set": True}],
         "unique_together": [["attendee"]]}), "entities[0].unique_together[0]", "'projects.attendee' is server_set"),
+    # Red team 25: accepted, and the migration failed with 42701 (every table has these columns)
+    ("system column name", with_("entities[0].fields[0].name", "xmin"), "entities[0].fields[0].name",
+     "'xmin' is a PostgreSQL system column"),
 ]
 
 

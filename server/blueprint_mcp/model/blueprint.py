@@ -328,10 +328,17 @@ def _check_names(bp: Blueprint, problems: list) -> None:
             if f.name in reserved:
                 problems.append((path, f"'{f.name}' is generated for every {e.scope.value}-scoped entity.",
                                  "remove the field or rename it"))
+            elif f.name in SYSTEM_COLUMNS:
+                problems.append((path, f"'{f.name}' is a PostgreSQL system column of every table: create table "
+                                 "refuses a column of that name (42701).", f"rename it (e.g. {e.singular}_{f.name})"))
             if f.name in names:
                 problems.append((path, f"'{f.name}' repeats entities[{i}].fields[{names[f.name]}].",
                                  "give every field a distinct name"))
             names.setdefault(f.name, j)
+
+
+# Every table has these (red team 25: a field named xmin was accepted and the migration failed).
+SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})  # (oid is a plain name since 12)
 
 
 def _emptied(f: Field, then: str) -> str:
