@@ -1229,7 +1229,7 @@ def test_verify_of_a_migrations_folder_reads_an_extension_type_by_its_own_name(u
 
 def test_audit_entries_of_a_table_read_only_under_parents_stay_with_the_service_role(url):
     """An `under` grant reaches only the rows under a parent its caller may read, so it does not make a manager a
-    reader of every row, nor of the table's audit entries (docs/lifecycle.md L17). The generator left such
+    reader of every row, nor of the table's audit entries (docs/lifecycle.md L19). The generator left such
     entries to the service role; the oracle, which skipped own, assigned, where and linked grants but not `under`,
     expected the owner to read them (the property test, seed 0, with server_set fields drawn)."""
     data = blueprint(
@@ -1389,7 +1389,7 @@ def test_staff_who_may_not_read_a_rows_personal_data_do_not_overwrite_it_through
 def test_the_audit_entries_of_a_rows_personal_data_are_read_only_by_those_who_read_every_row(make_db):
     """Red team round 9 (r2): confidential reports are the owners'; admins read the others and the reporter's phone
     on those. The entries of reports_private went to every admin (its pii readers), naming a confidential report,
-    its author and when: now they go to those who read every row of reports too (docs/lifecycle.md L17)."""
+    its author and when: now they go to those who read every row of reports too (docs/lifecycle.md L19)."""
     data = blueprint({"name": "reports", "fields": [
         {"name": "title", "type": "text", "nullable": False},
         {"name": "confidential", "type": "boolean", "nullable": False, "default": False},

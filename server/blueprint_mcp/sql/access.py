@@ -145,7 +145,7 @@ def roles_pred(bp: Blueprint, roles: list[str]) -> Pred:
 
 def audit_branches(bp: Blueprint) -> list[tuple[str, list[str]]]:
     """(table, readers) of each audited table whose entries not every reader of the audit trail may read
-    (docs/lifecycle.md L17): an empty list means only the service role reads them."""
+    (docs/lifecycle.md L19): an empty list means only the service role reads them."""
     every = audit_readers(bp, "organizations")
     return [(t, readers) for t in bp.privacy.audit_tables if (readers := audit_readers(bp, t)) != every]
 
