@@ -44,6 +44,8 @@ def config_toml(bp: Blueprint, functions: tuple[str, ...] | None = None) -> str:
         "enable_refresh_token_rotation = true",
         "# Invitations are accepted by signed-in users whose confirmed address matches: keep sign-ups confirmed.",
         "enable_signup = true",
+        "# Anonymous sign-ins get the authenticated role: signed_in grants would admit them, and they would get a",
+        "# personal workspace and create organisations. Policies do not test the is_anonymous claim: keep this off.",
         "enable_anonymous_sign_ins = false",
         "",
         "[auth.email]",
