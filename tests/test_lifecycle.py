@@ -317,7 +317,8 @@ def test_personal_data_readable_by_every_reader_of_the_row_fails_its_scenario(db
 
 
 # habit-tracker's holes: its server_set field (checked_at) handed back to clients, on update or on insert; its
-# check-in notes, personal data only their author reads, kept after the author's account is deleted.
+# check-in notes, personal data only their author reads, kept after the author's account is deleted; the audit
+# entries of a deleted account's workspace, kept.
 HABIT_HOLES = [
     ("members backdate a check-in", [], "grant update (checked_at) on public.habit_check_ins to authenticated;",
      "set a habit_check_ins row's server-set checked_at"),
@@ -328,6 +329,11 @@ HABIT_HOLES = [
      [("habit_check_ins_private_user_id_fkey foreign key (user_id) references auth.users (id) on delete cascade",
        "habit_check_ins_private_user_id_fkey foreign key (user_id) references auth.users (id) on delete set null")],
      "", "deleting admin's account erases the personal data only they read"),
+    # Red team 26: a deleted user's workspace stayed in the audit log for a year, habit names and all.
+    ("a deleted account's workspace stays in the audit log",
+     [("delete from public.audit_logs a where a.organization_id = any (string_to_array(erased, ',')::uuid[]);",
+       "null;")],
+     "", "deleting admin's account erases the audit entries of the organisations that went with it"),
 ]
 
 

@@ -94,7 +94,7 @@ _REVOKE_OLD_ADDRESS = """
      and i.organization_id in (select m.organization_id from public.organization_members m where m.user_id = old.id);"""
 
 
-def before_user_deleted(invitations: bool = False) -> Function:
+def before_user_deleted(invitations: bool = False, audit_log: bool = False) -> Function:
     # Memberships go with the account by cascade, once auth.users has lost the row: the address is read here.
     revoke = """
   -- Invitations to this address from teams the user belonged to go too: signing up again with it would
@@ -103,8 +103,24 @@ def before_user_deleted(invitations: bool = False) -> Function:
   -- The invitations the user accepted hold their address, which their organisations' managers read: it goes
   -- with the account (L01).
   delete from public.invitations i where i.accepted_by = old.id;""" if invitations else ""
+    gone = """
+  -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
+  -- elsewhere stay (their author column becomes null).
+  delete from public.organizations o where o.owner_user_id = old.id;""" if not audit_log else """
+  -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
+  -- elsewhere stay (their author column becomes null).
+  with gone as (delete from public.organizations o where o.owner_user_id = old.id returning o.id)
+  select string_agg(gone.id::text, ',') into erased from gone;
+  -- Their audit entries are that one person's history (red team 26: a year of a deleted user's workspace, habit
+  -- names included, stayed for the service role to read): they go too (L01). A team deleted on its own keeps them.
+  if erased is not null then
+    perform set_config('blueprint.erasing_organizations', erased, true);
+    delete from public.audit_logs a where a.organization_id = any (string_to_array(erased, ',')::uuid[]);
+    perform set_config('blueprint.erasing_organizations', '', true);
+  end if;"""
     return _trigger_fn("before_user_deleted", """declare
-  blocking text;
+  blocking text;""" + ("""
+  erased text;""" if audit_log else "") + """
 begin
   select string_agg(o.slug, ', ' order by o.slug) into blocking
     from public.organizations o
@@ -116,13 +132,11 @@ begin
       errcode = '23503',
       message = format('this account is the primary owner of organisations with other members: %s', blocking),
       hint = 'Transfer ownership first: select public.transfer_ownership(organization_id, new_owner_id).';
-  end if;""" + revoke + """
-  -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
-  -- elsewhere stay (their author column becomes null).
-  delete from public.organizations o where o.owner_user_id = old.id;
+  end if;""" + revoke + gone + """
   return old;
 end""", "Account deletion: refused while the user is the primary owner of a team with other members; "
-        "otherwise removes the organisations only they belong to.")
+        "otherwise removes the organisations only they belong to" + (", with their audit entries." if audit_log
+                                                                     else "."))
 
 
 def revoke_invitations_to_old_address() -> Function:
@@ -546,10 +560,17 @@ def protect_audit_log() -> Function:
       return old;
     end if;
   end if;
+  -- An organisation that went with its only member's account (before_user_deleted): its entries go with it.
+  if tg_op = 'DELETE' and old.organization_id::text = any (string_to_array(
+        current_setting('blueprint.erasing_organizations', true), ','))
+     and not exists (select 1 from public.organizations o where o.id = old.organization_id) then
+    return old;
+  end if;
   raise exception using errcode = '42501', message = 'audit_logs is append-only',
     hint = 'Rows older than the retention period are removed by private.purge_audit_logs().';
 end""", "Append-only audit log: no update, delete or truncate by any role, except the retention function "
-        "removing rows past the retention period.")
+        "removing rows past the retention period, and account deletion removing those of the organisations that went "
+        "with the account.")
 
 
 def purge_audit_logs(bp: Blueprint) -> Function:

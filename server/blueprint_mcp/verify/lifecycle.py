@@ -69,6 +69,8 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     _account_deletion(bp, w, case, top)
     _erased_personal_data(bp, w, case)
+    if schema.table("audit_logs") is not None:
+        _erased_audit_entries(bp, w, case)
     _children_of_deleted_users(bp, schema, w, case, writer, top, enums, make_values)
     if schema.table("invitations") is not None:
         _invitations(bp, schema, w, case, roles, manager, writer)
@@ -313,6 +315,22 @@ def _erased_personal_data(bp: Blueprint, w: World, case) -> None:
         case(f"deleting {actor.name}'s account erases the personal data only they read", "auth.users", actor.name,
              f"delete from auth.users where id = {literal(actor.user_id)}", DENIED, probe=f"select {left}",
              **AUTH_SERVICE)
+        return
+
+
+def _erased_audit_entries(bp: Blueprint, w: World, case) -> None:
+    """Deleting an account takes the organisations only its user belonged to (their personal workspace), and the
+    audit entries of those organisations with them (L01; red team 26: a year of a deleted user's workspace stayed
+    for the service role). Entries of an organisation that is gone are counted after the deletion."""
+    owners = set(w.owners.values())  # a primary owner's deletion may be refused (L03): nothing to measure
+    for actor in w.actors.values():
+        if actor.user_id is None or actor.name in owners or _held_back(bp, w, actor.name):
+            continue
+        left = ("select count(*) from public.audit_logs a where not exists "
+                "(select 1 from public.organizations o where o.id = a.organization_id)")
+        case(f"deleting {actor.name}'s account erases the audit entries of the organisations that went with it",
+             "auth.users", actor.name, f"delete from auth.users where id = {literal(actor.user_id)}", DENIED,
+             probe=left, **AUTH_SERVICE)
         return
 
 

@@ -451,11 +451,17 @@ begin
       return old;
     end if;
   end if;
+  -- An organisation that went with its only member's account (before_user_deleted): its entries go with it.
+  if tg_op = 'DELETE' and old.organization_id::text = any (string_to_array(
+        current_setting('blueprint.erasing_organizations', true), ','))
+     and not exists (select 1 from public.organizations o where o.id = old.organization_id) then
+    return old;
+  end if;
   raise exception using errcode = '42501', message = 'audit_logs is append-only',
     hint = 'Rows older than the retention period are removed by private.purge_audit_logs().';
 end
 $$;
-comment on function private.protect_audit_log() is 'Append-only audit log: no update, delete or truncate by any role, except the retention function removing rows past the retention period.';
+comment on function private.protect_audit_log() is 'Append-only audit log: no update, delete or truncate by any role, except the retention function removing rows past the retention period, and account deletion removing those of the organisations that went with the account.';
 revoke execute on function private.protect_audit_log() from public, anon, authenticated;
 
 create or replace function private.before_user_deleted()
@@ -466,6 +472,7 @@ set search_path = ''
 as $$
 declare
   blocking text;
+  erased text;
 begin
   select string_agg(o.slug, ', ' order by o.slug) into blocking
     from public.organizations o
@@ -488,11 +495,19 @@ begin
   delete from public.invitations i where i.accepted_by = old.id;
   -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
   -- elsewhere stay (their author column becomes null).
-  delete from public.organizations o where o.owner_user_id = old.id;
+  with gone as (delete from public.organizations o where o.owner_user_id = old.id returning o.id)
+  select string_agg(gone.id::text, ',') into erased from gone;
+  -- Their audit entries are that one person's history (red team 26: a year of a deleted user's workspace, habit
+  -- names included, stayed for the service role to read): they go too (L01). A team deleted on its own keeps them.
+  if erased is not null then
+    perform set_config('blueprint.erasing_organizations', erased, true);
+    delete from public.audit_logs a where a.organization_id = any (string_to_array(erased, ',')::uuid[]);
+    perform set_config('blueprint.erasing_organizations', '', true);
+  end if;
   return old;
 end
 $$;
-comment on function private.before_user_deleted() is 'Account deletion: refused while the user is the primary owner of a team with other members; otherwise removes the organisations only they belong to.';
+comment on function private.before_user_deleted() is 'Account deletion: refused while the user is the primary owner of a team with other members; otherwise removes the organisations only they belong to, with their audit entries.';
 revoke execute on function private.before_user_deleted() from public, anon, authenticated;
 
 create or replace function private.normalize_invitation()
