@@ -25,7 +25,7 @@ from blueprint_mcp.verify.pg import apply_sql, create_user
 from blueprint_mcp.verify.run import blueprint_migrations, verify
 from blueprint_mcp.verify.world import where_key
 
-from pgutil import affected, denied, run_as
+from pgutil import act_as, affected, denied, run_as
 
 pytestmark = pytest.mark.postgres
 
@@ -2399,3 +2399,23 @@ def test_the_row_outside_a_where_keeps_to_the_fields_check(url, field, where):
     verified(blueprint({"name": "documents", "fields": [{"name": "title", "type": "text"}, field],
                         "access": {"select": [{"min_role": "viewer"}, {"signed_in": True, "where": where}]}},
                        tenancy={"personal_workspaces": False}), url)
+
+
+def test_a_temporary_type_does_not_run_as_the_definer(make_db):
+    """Red team 26 T1: with `set search_path = ''` PostgreSQL still searches the session's temporary schema first
+    for type names, so a session holding TEMP (PUBLIC's by default) declared a pg_temp.uuid domain whose check
+    called its own pg_temp function, which then ran as the owner whenever a definer declared a uuid: every RLS
+    helper call. Definers pin `pg_catalog, pg_temp`, pg_temp last, as PostgreSQL's docs advise."""
+    data = blueprint({"name": "projects", "fields": [{"name": "title", "type": "text"}]},
+                     tenancy={"personal_workspaces": False})
+    conn, org, users = _team(data, make_db)
+    assert "set search_path = pg_catalog, pg_temp" in "\n".join(blueprint_migrations(parse_blueprint(data)))
+    with conn.transaction(force_rollback=True):
+        cur = conn.cursor()
+        act_as(cur, "authenticated", users["bob"])
+        cur.execute("create function pg_temp.evil(v pg_catalog.uuid) returns boolean language sql as $$ "
+                    "select pg_catalog.set_config('rt.who', current_user::pg_catalog.text, false) is not null $$")
+        cur.execute("create domain pg_temp.uuid as pg_catalog.uuid check (pg_temp.evil(value))")
+        cur.execute("select count(*) from public.projects")  # calls the membership helper (a definer)
+        cur.execute("select current_setting('rt.who', true)")
+        assert cur.fetchone()[0] in (None, "", "authenticated")

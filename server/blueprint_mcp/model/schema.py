@@ -236,7 +236,9 @@ class Function(_Obj):
     language: str  # "sql" or "plpgsql" from the generator; any language from parsed SQL
     security_definer: bool = False
     volatility: Literal["immutable", "stable", "volatile"] = "volatile"
-    search_path: str | None = ""  # None = not fixed
+    # None = not fixed. pg_temp last: left out, PostgreSQL searches it first for types (and relations), so a session
+    # holding TEMP could declare a pg_temp.uuid domain whose check ran as the definer (red team 26 T1).
+    search_path: str | None = "pg_catalog, pg_temp"
     body: str
     comment: str = ""
     execute_roles: list[str] = Field(default_factory=list)  # public/anon revoked, these granted

@@ -138,7 +138,8 @@ def function_sql(f: Function) -> str:
     if f.security_definer:
         head.append("security definer")
     if f.search_path is not None:
-        head.append(f"set search_path = {literal(f.search_path)}")
+        schemas = [x.strip() for x in f.search_path.split(",") if x.strip()]
+        head.append(f"set search_path = {', '.join(ident(x) for x in schemas) if schemas else literal('')}")
     out = "\n".join(head) + f"\nas {dollar_quoted(f.body)};"
     sig = f"{target}({f.arg_types})"
     if f.comment:

@@ -4,7 +4,7 @@
 create or replace function private.set_updated_at()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.updated_at := now();
@@ -18,7 +18,7 @@ create or replace function private.enforce_immutable_columns()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   col text;
@@ -49,7 +49,7 @@ create or replace function private.handle_new_user()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.profiles (id, full_name, avatar_url)
@@ -64,7 +64,7 @@ create or replace function private.add_owner_membership()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.organization_members (organization_id, user_id, role)
@@ -80,7 +80,7 @@ create or replace function private.guard_organization_update()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.owner_user_id is distinct from old.owner_user_id then
@@ -105,7 +105,7 @@ create or replace function private.protect_primary_owner()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- The owner named on the organisation is always an owner member, so an organisation can never
@@ -134,7 +134,7 @@ create or replace function private.personal_workspace_guard()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if exists (
@@ -154,7 +154,7 @@ revoke execute on function private.personal_workspace_guard() from public, anon,
 create or replace function private.entries_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -207,7 +207,7 @@ revoke execute on function private.entries_visible_refs() from public, anon, aut
 create or replace function private.entry_revisions_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -257,7 +257,7 @@ create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
@@ -279,7 +279,7 @@ create or replace function private.protect_audit_log()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' and current_setting('blueprint.purging_audit_logs', true) = 'on' then
@@ -304,7 +304,7 @@ create or replace function private.before_user_deleted()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   blocking text;
@@ -350,7 +350,7 @@ create or replace function private.normalize_invitation()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.email := lower(btrim(new.email));
@@ -366,7 +366,7 @@ create or replace function private.revoke_inviters_invitations()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   delete from public.invitations i
@@ -406,7 +406,7 @@ create or replace function private.revoke_invitations_to_old_address()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
@@ -425,7 +425,7 @@ create or replace function private.entries_archive_on_delete()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- A client's own delete archives the row (the delete policy decided it may). The service role, and
@@ -626,7 +626,7 @@ create or replace function private.delete_my_account()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -644,7 +644,7 @@ grant execute on function private.delete_my_account() to authenticated, service_
 create or replace function public.delete_my_account()
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.delete_my_account()
 $$;
@@ -656,7 +656,7 @@ create or replace function private.transfer_ownership(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if not exists (select 1 from public.organizations o
@@ -680,7 +680,7 @@ grant execute on function private.transfer_ownership(uuid, uuid) to authenticate
 create or replace function public.transfer_ownership(target_organization_id uuid, new_owner_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.transfer_ownership(target_organization_id, new_owner_id)
 $$;
@@ -692,7 +692,7 @@ create or replace function private.create_invitation(target_organization_id uuid
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -727,7 +727,7 @@ grant execute on function private.create_invitation(uuid, text, public.member_ro
 create or replace function public.create_invitation(target_organization_id uuid, invitee_email text, invitee_role public.member_role)
 returns text
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.create_invitation(target_organization_id, invitee_email, invitee_role)
 $$;
@@ -739,7 +739,7 @@ create or replace function private.accept_invitation(invitation_token text)
 returns uuid
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -798,7 +798,7 @@ grant execute on function private.accept_invitation(text) to authenticated, serv
 create or replace function public.accept_invitation(invitation_token text)
 returns uuid
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.accept_invitation(invitation_token)
 $$;
@@ -810,7 +810,7 @@ create or replace function private.change_member_role(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -849,7 +849,7 @@ grant execute on function private.change_member_role(uuid, uuid, public.member_r
 create or replace function public.change_member_role(target_organization_id uuid, member_user_id uuid, new_role public.member_role)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.change_member_role(target_organization_id, member_user_id, new_role)
 $$;
@@ -861,7 +861,7 @@ create or replace function private.restore_entry(archived_row_id uuid)
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_column
 begin
@@ -881,7 +881,7 @@ grant execute on function private.restore_entry(uuid) to authenticated, service_
 create or replace function public.restore_entry(archived_row_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.restore_entry(archived_row_id)
 $$;
@@ -893,7 +893,7 @@ create or replace function private.purge_audit_logs()
 returns bigint
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   removed bigint;

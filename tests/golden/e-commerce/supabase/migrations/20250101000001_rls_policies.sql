@@ -6,7 +6,7 @@ returns setof uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
@@ -28,7 +28,7 @@ returns setof uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
@@ -50,7 +50,7 @@ returns setof uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
@@ -71,7 +71,7 @@ returns setof uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
@@ -93,7 +93,7 @@ returns setof uuid
 language plpgsql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_variable
 declare
@@ -481,7 +481,7 @@ returns setof private.daily_org_metrics
 language sql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select m.*
   from private.daily_org_metrics m
@@ -495,7 +495,7 @@ create or replace function private.refresh_daily_org_metrics()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- concurrently keeps readers unblocked, but needs a populated view and the unique index.

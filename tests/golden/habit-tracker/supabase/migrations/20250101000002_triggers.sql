@@ -4,7 +4,7 @@
 create or replace function private.set_updated_at()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.updated_at := now();
@@ -18,7 +18,7 @@ create or replace function private.enforce_immutable_columns()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   col text;
@@ -49,7 +49,7 @@ create or replace function private.handle_new_user()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.profiles (id, full_name, avatar_url)
@@ -66,7 +66,7 @@ create or replace function private.add_owner_membership()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.organization_members (organization_id, user_id, role)
@@ -82,7 +82,7 @@ create or replace function private.guard_organization_update()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.owner_user_id is distinct from old.owner_user_id then
@@ -107,7 +107,7 @@ create or replace function private.protect_primary_owner()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- The owner named on the organisation is always an owner member, so an organisation can never
@@ -136,7 +136,7 @@ create or replace function private.personal_workspace_guard()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if exists (
@@ -157,7 +157,7 @@ create or replace function private.habit_check_ins_private_take_author()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.user_id := (select p.user_id from public.habit_check_ins p
@@ -172,7 +172,7 @@ create or replace function private.habits_live_parent()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
@@ -199,7 +199,7 @@ revoke execute on function private.habits_live_parent() from public, anon, authe
 create or replace function private.habit_check_ins_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -249,7 +249,7 @@ create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
@@ -271,7 +271,7 @@ create or replace function private.protect_audit_log()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' and current_setting('blueprint.purging_audit_logs', true) = 'on' then
@@ -296,7 +296,7 @@ create or replace function private.before_user_deleted()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   blocking text;
@@ -342,7 +342,7 @@ create or replace function private.normalize_invitation()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.email := lower(btrim(new.email));
@@ -358,7 +358,7 @@ create or replace function private.revoke_inviters_invitations()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   delete from public.invitations i
@@ -398,7 +398,7 @@ create or replace function private.revoke_invitations_to_old_address()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
@@ -417,7 +417,7 @@ create or replace function private.habits_archive_on_delete()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- A client's own delete archives the row (the delete policy decided it may). The service role, and
@@ -624,7 +624,7 @@ create or replace function private.delete_my_account()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -642,7 +642,7 @@ grant execute on function private.delete_my_account() to authenticated, service_
 create or replace function public.delete_my_account()
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.delete_my_account()
 $$;
@@ -654,7 +654,7 @@ create or replace function private.transfer_ownership(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if not exists (select 1 from public.organizations o
@@ -678,7 +678,7 @@ grant execute on function private.transfer_ownership(uuid, uuid) to authenticate
 create or replace function public.transfer_ownership(target_organization_id uuid, new_owner_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.transfer_ownership(target_organization_id, new_owner_id)
 $$;
@@ -690,7 +690,7 @@ create or replace function private.create_invitation(target_organization_id uuid
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -725,7 +725,7 @@ grant execute on function private.create_invitation(uuid, text, public.member_ro
 create or replace function public.create_invitation(target_organization_id uuid, invitee_email text, invitee_role public.member_role)
 returns text
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.create_invitation(target_organization_id, invitee_email, invitee_role)
 $$;
@@ -737,7 +737,7 @@ create or replace function private.accept_invitation(invitation_token text)
 returns uuid
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -796,7 +796,7 @@ grant execute on function private.accept_invitation(text) to authenticated, serv
 create or replace function public.accept_invitation(invitation_token text)
 returns uuid
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.accept_invitation(invitation_token)
 $$;
@@ -808,7 +808,7 @@ create or replace function private.change_member_role(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -847,7 +847,7 @@ grant execute on function private.change_member_role(uuid, uuid, public.member_r
 create or replace function public.change_member_role(target_organization_id uuid, member_user_id uuid, new_role public.member_role)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.change_member_role(target_organization_id, member_user_id, new_role)
 $$;
@@ -859,7 +859,7 @@ create or replace function private.restore_habit(archived_row_id uuid)
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_column
 begin
@@ -879,7 +879,7 @@ grant execute on function private.restore_habit(uuid) to authenticated, service_
 create or replace function public.restore_habit(archived_row_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.restore_habit(archived_row_id)
 $$;
@@ -891,7 +891,7 @@ create or replace function private.purge_audit_logs()
 returns bigint
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   removed bigint;

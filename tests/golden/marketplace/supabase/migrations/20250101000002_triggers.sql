@@ -4,7 +4,7 @@
 create or replace function private.set_updated_at()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.updated_at := now();
@@ -18,7 +18,7 @@ create or replace function private.enforce_immutable_columns()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   col text;
@@ -49,7 +49,7 @@ create or replace function private.handle_new_user()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.profiles (id, full_name, avatar_url)
@@ -64,7 +64,7 @@ create or replace function private.add_owner_membership()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   insert into public.organization_members (organization_id, user_id, role)
@@ -80,7 +80,7 @@ create or replace function private.guard_organization_update()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if new.owner_user_id is distinct from old.owner_user_id then
@@ -105,7 +105,7 @@ create or replace function private.protect_primary_owner()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- The owner named on the organisation is always an owner member, so an organisation can never
@@ -134,7 +134,7 @@ create or replace function private.personal_workspace_guard()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if exists (
@@ -154,7 +154,7 @@ revoke execute on function private.personal_workspace_guard() from public, anon,
 create or replace function private.keep_links()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   col text;
@@ -182,7 +182,7 @@ create or replace function private.check_member_role()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   col text := tg_argv[0];
@@ -214,7 +214,7 @@ create or replace function private.listings_live_parent()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- tg_argv[0]: the reference column, [1] its foreign key. Clients only: the service role may still file
@@ -241,7 +241,7 @@ revoke execute on function private.listings_live_parent() from public, anon, aut
 create or replace function private.listings_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -277,7 +277,7 @@ revoke execute on function private.listings_visible_refs() from public, anon, au
 create or replace function private.shipments_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -313,7 +313,7 @@ revoke execute on function private.shipments_visible_refs() from public, anon, a
 create or replace function private.order_messages_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -349,7 +349,7 @@ revoke execute on function private.order_messages_visible_refs() from public, an
 create or replace function private.reviews_visible_refs()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions see every row anyway.
@@ -385,7 +385,7 @@ revoke execute on function private.reviews_visible_refs() from public, anon, aut
 create or replace function private.shipments_transitions()
 returns trigger
 language plpgsql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Clients only: the service role and the database's own functions move rows as they must.
@@ -421,7 +421,7 @@ create or replace function private.audit_row_change()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   old_row jsonb := case when tg_op in ('UPDATE', 'DELETE') then to_jsonb(old) end;
@@ -443,7 +443,7 @@ create or replace function private.protect_audit_log()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if tg_op = 'DELETE' and current_setting('blueprint.purging_audit_logs', true) = 'on' then
@@ -468,7 +468,7 @@ create or replace function private.before_user_deleted()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   blocking text;
@@ -514,7 +514,7 @@ create or replace function private.normalize_invitation()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   new.email := lower(btrim(new.email));
@@ -530,7 +530,7 @@ create or replace function private.revoke_inviters_invitations()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   delete from public.invitations i
@@ -570,7 +570,7 @@ create or replace function private.revoke_invitations_to_old_address()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- Pending invitations to the address a member leaves, from their organisations, go with it. Removal (and
@@ -589,7 +589,7 @@ create or replace function private.listings_archive_on_delete()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- A client's own delete archives the row (the delete policy decided it may). The service role, and
@@ -608,7 +608,7 @@ create or replace function private.reviews_archive_on_delete()
 returns trigger
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- A client's own delete archives the row (the delete policy decided it may). The service role, and
@@ -905,7 +905,7 @@ create or replace function private.delete_my_account()
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -923,7 +923,7 @@ grant execute on function private.delete_my_account() to authenticated, service_
 create or replace function public.delete_my_account()
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.delete_my_account()
 $$;
@@ -935,7 +935,7 @@ create or replace function private.transfer_ownership(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 begin
   if not exists (select 1 from public.organizations o
@@ -959,7 +959,7 @@ grant execute on function private.transfer_ownership(uuid, uuid) to authenticate
 create or replace function public.transfer_ownership(target_organization_id uuid, new_owner_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.transfer_ownership(target_organization_id, new_owner_id)
 $$;
@@ -971,7 +971,7 @@ create or replace function private.create_invitation(target_organization_id uuid
 returns text
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -1012,7 +1012,7 @@ grant execute on function private.create_invitation(uuid, text, public.member_ro
 create or replace function public.create_invitation(target_organization_id uuid, invitee_email text, invitee_role public.member_role)
 returns text
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.create_invitation(target_organization_id, invitee_email, invitee_role)
 $$;
@@ -1024,7 +1024,7 @@ create or replace function private.accept_invitation(invitation_token text)
 returns uuid
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -1083,7 +1083,7 @@ grant execute on function private.accept_invitation(text) to authenticated, serv
 create or replace function public.accept_invitation(invitation_token text)
 returns uuid
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.accept_invitation(invitation_token)
 $$;
@@ -1095,7 +1095,7 @@ create or replace function private.change_member_role(target_organization_id uui
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   me uuid := (select auth.uid());
@@ -1140,7 +1140,7 @@ grant execute on function private.change_member_role(uuid, uuid, public.member_r
 create or replace function public.change_member_role(target_organization_id uuid, member_user_id uuid, new_role public.member_role)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.change_member_role(target_organization_id, member_user_id, new_role)
 $$;
@@ -1152,7 +1152,7 @@ create or replace function private.restore_listing(archived_row_id uuid)
 returns void
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 #variable_conflict use_column
 begin
@@ -1172,7 +1172,7 @@ grant execute on function private.restore_listing(uuid) to authenticated, servic
 create or replace function public.restore_listing(archived_row_id uuid)
 returns void
 language sql
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 select private.restore_listing(archived_row_id)
 $$;
@@ -1184,7 +1184,7 @@ create or replace function private.purge_audit_logs()
 returns bigint
 language plpgsql
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$
 declare
   removed bigint;
