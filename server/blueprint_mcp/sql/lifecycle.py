@@ -1,5 +1,5 @@
 """The backend across time: accounts deleted, ownership moved, invitations issued and accepted, the audit
-log kept append-only and trimmed. Functions the API calls (public, definer, `search_path = ''`) and the
+log kept append-only and trimmed. Functions the API calls (public, definer, `search_path = pg_catalog, pg_temp`) and the
 triggers that keep the rules when anything else writes. docs/lifecycle.md states what each guarantees.
 """
 

@@ -1,6 +1,6 @@
 """Trigger functions and triggers: timestamps, immutable keys, signup, ownership, audit.
 
-Every function lives in `private` with `set search_path = ''` and fully qualified names, so a
+Every function lives in `private` with `set search_path = pg_catalog, pg_temp` and fully qualified names, so a
 caller's search_path can never redirect it; definer functions are revoked from public and anon.
 """
 
