@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ...model.schema import Function, Schema, Table
-from ...model.tenant_keys import ROLE_RANKS, ranks_reversed
+from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from ..pins import unwrap
 from ..tree import boolean_args, const, function_name, nodes, qualified, strings
+from .written import Written, enum_ordered, mentions, same, same_rows
 
 _LEAST = max(ROLE_RANKS.values())
 _RELATIVE = -1  # the writer's role is compared with the row's: never below it
@@ -83,6 +84,7 @@ class DefinerWrite(NamedTuple):
     value: Any  # the expression written to the column (None: its default)
     statement: dict
     source: Table | None = None  # a trigger's table, whose NEW row (the client's values) the function reads
+    row: int = 0  # which row of an INSERT ... VALUES list (evasion round 16 e09b: each row is a write)
 
 
 def definer_writes(s: Schema, t: Table, column: str) -> list[DefinerWrite]:
@@ -101,7 +103,9 @@ def definer_writes(s: Schema, t: Table, column: str) -> list[DefinerWrite]:
                         qualified(body["relation"], reading.default_schema) != t.qualified:
                     continue
                 if kind == "InsertStmt":
-                    out.append(DefinerWrite(f, through, "insert", at, _inserted(t, body, column), body, source))
+                    rows = len(((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("valuesLists") or [0])
+                    out += [DefinerWrite(f, through, "insert", at, _inserted(t, body, column, row), body, source, row)
+                            for row in range(rows)]
                     continue
                 for target in body.get("targetList") or []:
                     res = target.get("ResTarget") or {}
@@ -125,16 +129,16 @@ def _client_triggers(s: Schema) -> list[tuple[Function, str, Table]]:
     return out
 
 
-def _inserted(t: Table, insert: dict, column: str | None) -> Any:
-    """The expression an INSERT ... VALUES (one row) or INSERT ... SELECT writes to `column`; None for its default
-    (or what is not read)."""
+def _inserted(t: Table, insert: dict, column: str | None, row: int = 0) -> Any:
+    """The expression an INSERT ... VALUES (its `row`th row) or INSERT ... SELECT writes to `column`; None for its
+    default (or what is not read)."""
     cols = [(c.get("ResTarget") or {}).get("name") for c in insert.get("cols") or []] or \
         [c.name for c in t.columns]
     if column not in cols:
         return None
     select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
     rows = select.get("valuesLists") or []
-    items = ((rows[0].get("List") or {}).get("items") or []) if len(rows) == 1 else \
+    items = ((rows[row].get("List") or {}).get("items") or []) if row < len(rows) else \
         [(x.get("ResTarget") or {}).get("val") for x in select.get("targetList") or []]
     return items[cols.index(column)] if len(items) > cols.index(column) else None
 
@@ -168,7 +172,7 @@ def _definer_rank(w: DefinerWrite, t: Table, labels: list[str] | None) -> int:
 def _row_orgs(w: DefinerWrite, t: Table) -> tuple[list[list[str]], list[Any]]:
     """(the names the written row's organisation goes by, an UPDATE's WHERE conjuncts)."""
     if w.kind == "insert":
-        org = _fields(_inserted(t, w.statement, t.tenant_key)) if t.tenant_key else None
+        org = _fields(_inserted(t, w.statement, t.tenant_key, w.row)) if t.tenant_key else None
         return ([org] if org else []), []
     extra = list(boolean_args(w.statement.get("whereClause"), "AND_EXPR"))
     return ([[t.tenant_key], [t.name, t.tenant_key]] + [
@@ -176,13 +180,15 @@ def _row_orgs(w: DefinerWrite, t: Table) -> tuple[list[list[str]], list[Any]]:
         if g[-1:] == [t.tenant_key]] if t.tenant_key else []), extra
 
 
-def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | None) -> bool:
-    """The refusals before a definer's write bound the role `ref` (an argument, `new.role`) it writes (evasion round
-    14 e04: `if p_role = 'admin' then <owners only>` let 'owner' through): each value at or above admin is refused
-    to every caller below it. A refusal (with the IFs around it) covers the values its tests of `ref` admit
-    (`p_role >= 'admin'`, `p_role not in ('viewer', 'member')`; every value where it tests none), where each of its
-    other tests is a `not <role test>` that only callers ranked at or above such a value pass, or compares the
-    caller's role with `ref` (`not p_org = any (array(select ...with_role(p_role)))`)."""
+def role_bounded(s: Schema, w: DefinerWrite, t: Table, src: Written, labels: list[str] | None,
+                 enum: str | None) -> bool:
+    """The refusals before a definer's write bound the client's value `src` (an argument, `new.role`, an expression
+    of them) it writes (evasion round 14 e04: `if p_role = 'admin' then <owners only>` let 'owner' through): each
+    value at or above admin is refused to every caller below it. A refusal (with the IFs around it) covers the values
+    its tests of `src` admit (`p_role >= 'admin'`, `p_role not in ('viewer', 'member')`; every value where it tests
+    none), where each of its other tests is a `not <role test>` that only callers ranked at or above such a value
+    pass, or compares the caller's role with `src` (`not p_org = any (array(select ...with_role(p_role)))`, `p_role >
+    v_my_role`). `enum`: the written column's type, whose order `>`/`<` follow only on a value of that type."""
     reading = w.function._body
     universe = list(labels) if labels else list(ROLE_RANKS) + [""]  # ("": a text the ranks do not know)
     orgs, _ = _row_orgs(w, t)
@@ -190,6 +196,8 @@ def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | 
     outer = {p for around in nested.values() for p, holds in around if holds}
     covered: set[str] = set()
     caught = dict(reading.caught)
+    ref = src.fields
+    mine = callers_role_variables(s, w, orgs)
     for at in reading.refuses_when:
         if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
             continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
@@ -197,8 +205,9 @@ def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | 
         tests = [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
         values, floor = set(universe), _RELATIVE
         for test, holds in tests:
-            for atom in boolean_args(test, "AND_EXPR") if holds else [_negated(test)]:
-                if not any(k == "ColumnRef" and strings(b.get("fields")) == ref for k, b in nodes(atom)):
+            atoms = boolean_args(test, "AND_EXPR") if holds else [_negated(test)]
+            for atom in [a for atom in atoms for a in same_rows(atom, src)]:
+                if not mentions(atom, src):
                     inner = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
                     if not (isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR"):
                         values = set()  # a test the caller may fail freely
@@ -207,15 +216,15 @@ def role_bounded(w: DefinerWrite, t: Table, ref: list[str], labels: list[str] | 
                                  lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs)
                     floor = rank if floor == _RELATIVE else max(floor, rank)
                     continue
-                admitted = _admitting(atom, ref, universe, labels)
+                admitted = _admitting(atom, src, universe, labels, enum)
                 if admitted is not None:
                     values &= admitted
                     continue
                 inner = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
                 relative = isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and _rank(
-                    boolean_args(inner["args"][0], "AND_EXPR"), labels, lambda f: f == ref,
+                    boolean_args(inner["args"][0], "AND_EXPR"), labels, lambda f: bool(ref) and f == ref,
                     lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs) == _RELATIVE
-                if not relative:
+                if not relative and not _above_own(atom, src, mine, labels, enum):
                     values = set()
         covered |= {v for v in values if floor == _RELATIVE or floor <= ROLE_RANKS.get(v, 0)}
     return all(ROLE_RANKS.get(v, 0) >= 2 for v in universe if v not in covered)
@@ -225,22 +234,24 @@ def _negated(test: Any) -> Any:
     return {"BoolExpr": {"boolop": "NOT_EXPR", "args": [test]}}
 
 
-def _admitting(atom: Any, ref: list[str], universe: list[str], labels: list[str] | None) -> set[str] | None:
-    """The values of `ref` a test of it against constants holds for (`= 'admin'`, `<> 'viewer'`, `>= 'admin'` by
-    the enum's order, `in (...)`, `not in (...)`, `= any (array[...])`, `not (...)`); None for any other test."""
+def _admitting(atom: Any, src: Written, universe: list[str], labels: list[str] | None,
+               enum: str | None) -> set[str] | None:
+    """The values of `src` a test of it against constants holds for (`= 'admin'`, `<> 'viewer'`, `>= 'admin'` by
+    the enum's order, `in (...)`, `not in (...)`, `= any (array[...])`, `not (...)`); None for any other test, and
+    for an order test of a value not of the enum's type (`p_role::text > 'member'`: evasion round 16 e01)."""
     atom = unwrap(atom)
     inner = atom.get("BoolExpr") if isinstance(atom, dict) else None
     if isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1:
-        held = _admitting(inner["args"][0], ref, universe, labels)
+        held = _admitting(inner["args"][0], src, universe, labels, enum)
         return None if held is None else set(universe) - held
     body = atom.get("A_Expr") if isinstance(atom, dict) else None
     if not isinstance(body, dict):
         return None
     op, kind = "".join(strings(body.get("name"))), body.get("kind", "AEXPR_OP")
     left, right = body.get("lexpr"), body.get("rexpr")
-    if _fields(right) == ref and kind == "AEXPR_OP":
+    if same(right, src) and kind == "AEXPR_OP":
         left, right, op = right, left, {"=": "=", "<>": "<>", "!=": "<>", **_FLIPPED}.get(op, "")
-    if _fields(left) != ref:
+    if not same(left, src):
         return None
     if kind == "AEXPR_IN":
         items = ((right or {}).get("List") or {}).get("items") or []
@@ -256,10 +267,72 @@ def _admitting(atom: Any, ref: list[str], universe: list[str], labels: list[str]
     if op in ("=", "<>", "!=") and kind != "AEXPR_OP_ANY" or op == "=":
         held = {v for v in universe if v in values}
         return held if op == "=" else set(universe) - held
-    if not labels or values[0] not in labels or op not in _FLIPPED:
+    if not labels or values[0] not in labels or op not in _FLIPPED or not enum_ordered(left, src, enum):
         return None
     i = labels.index(values[0])
     return {v for j, v in enumerate(labels) if {">=": j >= i, ">": j > i, "<=": j <= i, "<": j < i}[op]}
+
+
+def callers_role_variables(s: Schema, w: DefinerWrite, orgs: list[list[str]]) -> set[str]:
+    """Variables holding the caller's role in the written row's organisation, never NULL past the refusals: set
+    once, before the write, by `select m.role into v from <membership table> m where m.organization_id = p_org and
+    m.user_id = auth.uid()`, and refused when NULL (`if v is null or ...`, `if not found`) by a refusal no IF or
+    handler holds back (evasion round 16 fp04: `if p_role > v_my_role then raise` bounds p_role by the caller's own
+    role, as `m.role >= p_role` in a membership sub-query does)."""
+    from .common import into_select, membership_tables
+    reading = w.function._body
+    members = membership_tables(s)
+    counted: dict[str, int] = {}
+    for _, names in reading.into:
+        for name in names:
+            counted[name] = counted.get(name, 0) + 1
+    nested, caught = dict(reading.within), dict(reading.caught)
+    out: set[str] = set()
+    for at, names in reading.into:
+        select = into_select(reading, at) if at < w.at and len(names) == 1 and counted[names[0]] == 1 else None
+        items = (select or {}).get("fromClause") or []
+        targets = [(x.get("ResTarget") or {}).get("val") for x in (select or {}).get("targetList") or []]
+        relation = items[0].get("RangeVar") if len(items) == 1 and isinstance(items[0], dict) else None
+        if not isinstance(relation, dict) or len(targets) != 1 or qualified(
+                relation, reading.default_schema) not in members or not _pins_caller(select) or not orgs or \
+                not _tied(select, lambda f: f in orgs):
+            continue
+        table = s.table(relation.get("relname", ""), relation.get("schemaname") or reading.default_schema)
+        role = role_column(table) if table is not None else None
+        if role is None or _fields(targets[0]) is None or _fields(targets[0])[-1] != role:
+            continue
+        from .reach_rules import _test_at
+        if any(at < r < w.at and r not in nested and not (r in caught and w.at >= caught[r]) and any(
+                _is_null(a, names[0]) or r == at + 1 and _not_found(a)
+                for a in boolean_args(_test_at(reading, r), "OR_EXPR")) for r in reading.refuses_when):
+            out.add(names[0])
+    return out
+
+
+def _is_null(atom: Any, name: str) -> bool:
+    test = (unwrap(atom) or {}).get("NullTest") if isinstance(unwrap(atom), dict) else None
+    return isinstance(test, dict) and test.get("nulltesttype") == "IS_NULL" and _fields(test.get("arg")) == [name]
+
+
+def _not_found(atom: Any) -> bool:
+    inner = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
+    return isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1 and \
+        _fields(inner["args"][0]) == ["found"]
+
+
+def _above_own(atom: Any, src: Written, mine: set[str], labels: list[str] | None, enum: str | None) -> bool:
+    """`src > v` (`>=` too; `<` where the enum lists the most trusted role first) for a variable `v` holding the
+    caller's own role: refusing it lets through only roles at or below the caller's."""
+    body = (unwrap(atom) or {}).get("A_Expr") if isinstance(unwrap(atom), dict) else None
+    if not isinstance(body, dict) or body.get("kind", "AEXPR_OP") != "AEXPR_OP" or not labels or not mine:
+        return False
+    op, left, right = "".join(strings(body.get("name"))), body.get("lexpr"), body.get("rexpr")
+    if same(right, src):
+        left, right, op = right, left, _FLIPPED.get(op, "")
+    if not same(left, src) or not enum_ordered(left, src, enum) or (_fields(right) or [""])[0] not in mine or \
+            len(_fields(right) or []) != 1:
+        return False
+    return op in (("<", "<=") if ranks_reversed(labels) else (">", ">="))
 
 
 def _fields(node: Any) -> list[str] | None:

@@ -1960,15 +1960,13 @@ _FOLLOWING: set[tuple[str, tuple[str, ...]]] = set()
 
 
 def _argument_unchecked(s: Schema, w, t: Table, column: str, labels: list[str] | None) -> bool:
-    """A definer's write puts an argument (or an expression of one) in the column, or a trigger's write a field of
-    NEW clients write freely (evasion round 14 e05), and the refusals before it on its path do not bound it
-    (`role_bounded`: a test of it is no bound, evasion round 14 e04)."""
+    """A definer's write puts an argument (or an expression of one, or a field of a row built from one: evasion round
+    16 e09) in the column, or a trigger's write a field of NEW clients write freely (evasion round 14 e05), and the
+    refusals before it on its path do not bound it (`role_bounded`: a test of it is no bound, evasion round 14 e04;
+    nor is a test of another expression of the argument, round 16 e02)."""
+    from .written import client_values
     reading = w.function._body
-    params = {name for name, _ in reading.params if name}
-    used = {strings(b.get("fields"))[0] for k, b in nodes(w.value) if k == "ColumnRef" and
-            len(strings(b.get("fields"))) == 1 and strings(b.get("fields"))[0] in params} | \
-        {f"${b.get('number', 0)}" for k, b in nodes(w.value) if k == "ParamRef"}
-    refs = [[u] for u in sorted(used)]
+    fields: set[str] = set()
     if w.source is not None:
         fields = {strings(b.get("fields"))[1] for k, b in nodes(w.value) if k == "ColumnRef" and
                   [x.lower() for x in strings(b.get("fields"))[:1]] == ["new"] and len(strings(b.get("fields"))) == 2}
@@ -1981,10 +1979,13 @@ def _argument_unchecked(s: Schema, w, t: Table, column: str, labels: list[str] |
                 s, w.source, f, t, column) and _client_choice_unbounded(s, w.source, f)}
         finally:
             _FOLLOWING.discard(key)
-        refs += [["new", f] for f in sorted(fields)]
-    if not refs or w.at in reading.unguarded:
-        return bool(refs)
-    return not all(role_bounded(w, t, ref, labels) for ref in refs)
+    values, whole = client_values(s, w, fields)
+    if not values or w.at in reading.unguarded:
+        return bool(values)
+    c = t.column(column)
+    if whole is not None and role_bounded(s, w, t, whole, labels, c.type if c is not None else None):
+        return False  # (the whole expression tested as written: `coalesce(p_role, 'member') > 'member'`, fp01b)
+    return not all(role_bounded(s, w, t, v, labels, c.type if c is not None else None) for v in values)
 
 
 def _trigger_tests(s: Schema, function: str, column: str) -> bool:
