@@ -1,6 +1,7 @@
 """Evasion round 16, BP087 (the role an invitation may carry): a test bounds the written role only when it tests
-that very value by the enum's order (e01, e02, fp01, fp01b), argument-built rows and every VALUES row are written
-roles too (e09, e09b), and "at most your own role" read through a variable counts (fp04)."""
+that very value (or a variable holding it), by the enum's order (e01, e02, fp01, fp01b); argument-built rows and
+every VALUES row are written roles too (e09, e09b); and "at most your own role" read through a variable counts
+(fp04)."""
 
 from __future__ import annotations
 
@@ -124,12 +125,18 @@ def test_a_role_test_bounds_only_the_expression_it_tests(test, written, rules):
     assert _rules(_invite(_TEXT_PARAMS, body)) == rules
 
 
-def test_normalised_variable_tested_and_written_is_bounded():
-    """e02's fix: normalise once into a variable, test and write that."""
-    body = _MEMBERS_ONLY + "\n  if v_role >= 'admin' then" + _OWNERS_ONLY + "\n  end if;" + \
+@pytest.mark.parametrize("test, rules", [
+    ("v_role >= 'admin'", []),  # e02's fix: normalise once into a variable, test and write that
+    ("p_role in ('admin', 'owner')", ["BP087"]),  # (' Owner' passes the raw test and the variable holds owner)
+    ("v_role::text > 'member'", ["BP087"]),
+    (None, ["BP087"]),  # a variable made of the argument is the client's value too
+])
+def test_a_variable_made_of_the_argument_is_bounded_by_a_test_of_it(test, rules):
+    check = f"\n  if {test} then{_OWNERS_ONLY}\n  end if;" if test else ""
+    body = _MEMBERS_ONLY + check + \
         "\n  insert into public.invitations (organization_id, email, role) values (p_org, p_email, v_role);"
     declare = "declare v_role public.member_role := lower(trim(p_role))::public.member_role;"
-    assert _rules(_invite(_TEXT_PARAMS, body, declare)) == []
+    assert _rules(_invite(_TEXT_PARAMS, body, declare)) == rules
 
 
 @pytest.mark.parametrize("test, rules", [

@@ -98,6 +98,7 @@ def client_values(s: Any, w: Any, new: set[str]) -> tuple[list[Written], Written
     reading = w.function._body
     params = {name: kind for name, kind in reading.params if name}
     rows = _argument_rows(s, reading, w, params)
+    made = _variables_made(s, reading, params)
     types: dict[bytes, str | None] = {}
     origins: dict[bytes, dict] = {}
     for kind, body in nodes(w.value):
@@ -107,6 +108,8 @@ def client_values(s: Any, w: Any, new: set[str]) -> tuple[list[Written], Written
             types[key({kind: body})] = reading.params[number - 1][1] if 0 < number <= len(reading.params) else None
         elif ref and ref[0] in params:
             types[key({kind: body})] = params[ref[0]] if len(ref) == 1 else None  # (a record argument's field too)
+        elif ref and ref[0] in made:
+            types[key({kind: body})] = made[ref[0]] if len(ref) == 1 else None
         elif ref and "*" not in ref and not (len(ref) == 1 and ref[0] in reading.variables):
             for item, columns, alias in rows:
                 if len(ref) == 2 and ref[0] == alias or len(ref) == 1 and (ref[0] in columns or len(rows) == 1 and
@@ -124,6 +127,25 @@ def client_values(s: Any, w: Any, new: set[str]) -> tuple[list[Written], Written
     values = [Written(p, {k: v for k, v in types.items() if k in _leaves(p)}, origins.get(key(p))) for p in parts]
     whole = Written(w.value, types) if len(parts) != 1 or not same(w.value, values[0]) else None
     return values, whole if types else None
+
+
+def _variables_made(s: Any, reading: Any, params: dict[str, str]) -> dict[str, str | None]:
+    """variable -> its type where known, for each variable only ever set to a value made of an argument (`v_role
+    member_role := lower(trim(p_role))::member_role`, `r := jsonb_populate_record(null::invitations, p_invite)`): it
+    holds the client's value, and only a test of it (or of what it holds, as written) bounds it."""
+    from .common import into_select
+    from .reach_rules import _argument_values
+    out: dict[str, str | None] = {}
+    for name in _argument_values(s, reading, {p: p for p in params}):
+        sets = [at for at, names in reading.into if name in names]
+        select = into_select(reading, sets[0]) if len(sets) == 1 and name not in params else None
+        if select is None:
+            continue
+        targets = [(x.get("ResTarget") or {}).get("val") for x in select.get("targetList") or []]
+        value = targets[0] if len(targets) == 1 and not select.get("fromClause") else None
+        named = {key({k: b}): params.get(strings(b.get("fields"))[0]) for k, b in nodes(value) if k == "ColumnRef"}
+        out[name] = _type_of(value, named) if value is not None else None
+    return out
 
 
 def _leaves(node: Any) -> set[bytes]:
