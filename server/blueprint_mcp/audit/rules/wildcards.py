@@ -6,7 +6,9 @@ wildcards: `replace(replace(replace(x, '\\', '\\\\'), '%', '\\%'), '_', '\\_')`)
 either wildcard: constants without them, columns that cannot hold them, and what keeps only given characters
 (`regexp_replace(x, '[^a-z0-9]+', '-', 'g')`) or removes the wildcards (`replace(x, '%', '')`, `translate`).
 A column a BEFORE INSERT OR UPDATE trigger always overwrites with such an expression holds none either (fp02:
-a slug made from the organisation's name).
+a slug made from the organisation's name), and so does one a BEFORE INSERT trigger sets that nothing updates
+(evasion round 16 fp06). The same reading answers for a regular expression's metacharacters (`chars`: evasion round
+16 e10, `objects.name ~ ('^' || o.slug || '/')` with a slug that keeps '.').
 """
 
 from __future__ import annotations
@@ -37,60 +39,61 @@ _ESCAPE_ALL = {f"([{''.join(order)}])" for order in permutations(("\\\\", "%", "
 Column = Callable[[list[str]], frozenset[str]]  # a ColumnRef's fields -> the wildcards its value may hold
 
 
-def wildcards(node: Any, column: Column) -> frozenset[str]:
-    """The wildcards the expression's text may hold (a subset of `%`, `_`); WILD for what cannot be read."""
+def wildcards(node: Any, column: Column, chars: frozenset[str] = WILD) -> frozenset[str]:
+    """The characters of `chars` (LIKE's wildcards unless told: a regular expression's metacharacters for `~`,
+    evasion round 16 e10) the expression's text may hold; all of them for what cannot be read."""
     node = unwrap(node)
     if not isinstance(node, dict) or len(node) != 1:
-        return WILD
+        return chars
     (kind, body), = node.items()
     if kind == "A_Const":
         value = const(node)
-        return frozenset(c for c in value if c in WILD) if isinstance(value, str) else _NONE
+        return frozenset(c for c in value if c in chars) if isinstance(value, str) else _NONE
     if kind == "ColumnRef":
-        return column(strings(body.get("fields")))
+        return column(strings(body.get("fields"))) & chars
     if kind == "A_Expr" and strings(body.get("name")) == ["||"]:
-        return wildcards(body.get("lexpr"), column) | wildcards(body.get("rexpr"), column)
+        return wildcards(body.get("lexpr"), column, chars) | wildcards(body.get("rexpr"), column, chars)
     if kind == "CoalesceExpr":
-        return frozenset().union(*(wildcards(a, column) for a in body.get("args") or []))
+        return frozenset().union(*(wildcards(a, column, chars) for a in body.get("args") or []))
     if kind != "FuncCall" or body.get("over") or body.get("agg_star"):
-        return WILD
+        return chars
     name = function_name(body).split(".")[-1]
     args = body.get("args") or []
     if name in _HEX:
         return _NONE
     if name in _SUBSET and args:
-        return wildcards(args[0], column)
+        return wildcards(args[0], column, chars)
     if name == "concat":
-        return frozenset().union(*(wildcards(a, column) for a in args))
+        return frozenset().union(*(wildcards(a, column, chars) for a in args))
     texts = [const(unwrap(a)) for a in args]
     if name == "replace" and len(args) == 3 and isinstance(texts[1], str):
         # Removing or replacing a text creates no character beyond the replacement's.
-        kept = wildcards(args[0], column) - (frozenset(texts[1]) if len(texts[1]) == 1 else _NONE)
-        return kept | wildcards(args[2], column)
+        kept = wildcards(args[0], column, chars) - (frozenset(texts[1]) if len(texts[1]) == 1 else _NONE)
+        return kept | wildcards(args[2], column, chars)
     if name == "translate" and len(args) == 3 and isinstance(texts[1], str) and isinstance(texts[2], str):
         source, target = texts[1], texts[2]
-        if WILD & set(target):
-            return WILD
-        return frozenset(c for c in wildcards(args[0], column) if c not in source)
+        if chars & set(target):
+            return chars
+        return frozenset(c for c in wildcards(args[0], column, chars) if c not in source)
     if name == "regexp_replace" and len(args) == 4 and all(isinstance(t, str) for t in texts[1:]) and \
             "g" in texts[3] and "\\" not in texts[2]:
         keep = _KEEP_ONLY.match(texts[1])
         if keep:  # what is left is the class's characters and the replacement's
-            return _class(keep.group(1)) | frozenset(c for c in texts[2] if c in WILD)
-    return WILD
+            return _class(keep.group(1), chars) | frozenset(c for c in texts[2] if c in chars)
+    return chars
 
 
-def _class(members: str) -> frozenset[str]:
-    """The wildcards among the characters a bracket expression's members (`a-z0-9-`) name."""
+def _class(members: str, chars: frozenset[str]) -> frozenset[str]:
+    """The characters of `chars` a bracket expression's members (`a-z0-9-`, `a-z0-9.`) name."""
     out: set[str] = set()
     i = 0
     while i < len(members):
         if i + 2 < len(members) and members[i + 1] == "-":
             low, high = members[i], members[i + 2]
-            out.update(c for c in WILD if low <= c <= high)
+            out.update(c for c in chars if low <= c <= high)
             i += 3
         else:
-            out.update(c for c in members[i] if c in WILD)
+            out.update(c for c in members[i] if c in chars)
             i += 1
     return frozenset(out)
 
@@ -223,20 +226,40 @@ def escaped(node: Any) -> bool:
     return False
 
 
-def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column) -> bool:
+def regex_escaped(node: Any, chars: frozenset[str]) -> bool:
+    """The expression puts a backslash before each of `chars` (a regular expression's metacharacters, escape
+    included) in its text: `regexp_replace(x, '([.*+?^${}()|\\[\\]\\\\])', '\\\\\\1', 'g')` (or `'\\\\&'`)."""
+    node = unwrap(node)
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    if not isinstance(call, dict) or function_name(call).split(".")[-1] != "regexp_replace":
+        return False
+    texts = [const(unwrap(a)) for a in call.get("args") or []]
+    if len(texts) != 4 or not all(isinstance(t, str) for t in texts[1:]) or "g" not in texts[3] or \
+            texts[2] not in ("\\\\\\1", "\\\\&") or texts[1][:2] != "([" or texts[1][-2:] != "])":
+        return False
+    held: set[str] = set()
+    close = _bracket(texts[1][1:-1], 0, held)
+    return close == len(texts[1]) - 3 and chars <= held
+
+
+def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: frozenset[str] = WILD) -> bool:
     """A BEFORE INSERT OR UPDATE row trigger of `t` (UPDATE of every column, or of this one), with no WHEN,
-    whose PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding no wildcard
-    (`plain` reads the row's other columns), and no other BEFORE row trigger sets the column. A trigger left
-    disabled (`alter table ... disable trigger user` in a backfill: evasion round 13 e04) sanitises nothing."""
+    whose PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding none of `chars`
+    (`plain` reads the row's other columns), and no other BEFORE row trigger sets the column. A BEFORE INSERT
+    trigger alone does when no update of the column can happen past it (`_never_updated`: evasion round 16 fp06).
+    A trigger left disabled (`alter table ... disable trigger user` in a backfill: evasion round 13 e04) sanitises
+    nothing."""
     from .common import find_function
 
     before = [g for g in t.triggers if g.timing == "before" and g.level == "row" and g.fires]  # (round 13 e04)
     for trigger in before:
         events = {e.lower() for e in trigger.events}
-        if trigger.when or not {"insert", "update"} <= events or (trigger.columns and column not in trigger.columns):
+        if trigger.when or "insert" not in events or (trigger.columns and column not in trigger.columns):
+            continue
+        if "update" not in events and not _never_updated(s, t, column):
             continue
         fn = find_function(s, trigger.function)
-        if fn is None or fn.language.lower() != "plpgsql" or not _sets_first(fn.body, column, plain):
+        if fn is None or fn.language.lower() != "plpgsql" or not _sets_first(fn.body, column, plain, chars):
             continue
         others = [find_function(s, g.function) for g in before if g is not trigger]
         if all(f is not None and f.assigns is not None and column not in f.assigns for f in others):
@@ -244,7 +267,26 @@ def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column) -> bool:
     return False
 
 
-def _sets_first(body: str, column: str, plain: Column) -> bool:
+def _never_updated(s: Schema, t: Table, column: str) -> bool:
+    """No client may UPDATE the column (no grant of UPDATE on the table or on the column to anon, authenticated or
+    PUBLIC, or row level security with no client update policy), and no SECURITY DEFINER function or trigger clients
+    reach updates it, nor upserts into the table (`on conflict do update` fires the UPDATE triggers)."""
+    from .common import client_policies, clients_granted
+    from .inviters import definer_writes
+
+    if clients_granted(s, t, "update", column) and not (t.rls_enabled and not client_policies(t, "update")):
+        return False
+    return not any(w.kind == "update" or column in _upserted(w.statement) for w in definer_writes(s, t, column))
+
+
+def _upserted(insert: dict) -> list[str]:
+    """The columns an INSERT's `on conflict do update set` writes."""
+    conflict = insert.get("onConflictClause") or {}
+    return [(x.get("ResTarget") or {}).get("name") for x in conflict.get("targetList") or []] \
+        if conflict.get("action") == "ONCONFLICT_UPDATE" else []
+
+
+def _sets_first(body: str, column: str, plain: Column, chars: frozenset[str] = WILD) -> bool:
     try:
         tree = pgparse.parse_pgsql(f"create function f() returns trigger language plpgsql as {dollar_quoted(body)}")
     except (pgparse.PGQueryError, RecursionError, ValueError):
@@ -280,5 +322,5 @@ def _sets_first(body: str, column: str, plain: Column) -> bool:
             targets = select.get("targetList") or []
             if len(targets) != 1 or select.get("fromClause"):
                 return False
-            return not wildcards((targets[0].get("ResTarget") or {}).get("val"), plain)
+            return not wildcards((targets[0].get("ResTarget") or {}).get("val"), plain, chars)
     return False
