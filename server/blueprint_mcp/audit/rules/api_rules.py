@@ -28,9 +28,8 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, qualified, strings
 from .binding import _from_items
-from .wildcards import WILD, escaped, regex_admits, trigger_sanitised, wildcards
-from .common import (_once, can_select, client_policies, clients_granted, exposed, find_function, lone_value,
-                     trees)
+from .prefixes import open_prefixes, pattern_columns, pattern_hole
+from .common import _once, can_select, client_policies, clients_granted, exposed, find_function, trees
 
 
 def _revoke(obj: Table | View) -> str:
@@ -418,154 +417,6 @@ def column_revoke_without_effect(r, s: Schema):
                             "every column included.", t.qualified, location=location or t.location)
 
 
-def _pieces(node) -> list:
-    """The parts of a text made by `||` or concat(...), in order (one part for anything else), casts aside."""
-    node = unwrap(node)
-    if isinstance(node, dict):
-        e = node.get("A_Expr")
-        if isinstance(e, dict) and strings(e.get("name")) == ["||"]:
-            return _pieces(e.get("lexpr")) + _pieces(e.get("rexpr"))
-        call = node.get("FuncCall")
-        if isinstance(call, dict) and function_name(call).split(".")[-1] == "concat":
-            return [p for a in call.get("args") or [] for p in _pieces(a)]
-    return [node]
-
-
-def _ends_with_separator(pieces: list) -> bool:
-    """The prefix ends with '/', is a constant (a folder of the bucket's own, not a tenant's), or is an id of fixed
-    length (auth.uid()::text, o.id::text, p.organization_id::text: no other id starts with one; a flat
-    `<uid>-<time>.png` avatar path is safe)."""
-    last = const(pieces[-1]) if pieces else None
-    return (isinstance(last, str) and last.endswith("/")) or all(isinstance(const(x), str) or _fixed_id(x)
-                                                                  for x in pieces)
-
-
-def _fixed_id(node) -> bool:
-    """auth.uid() or (select auth.uid()), or a column named id or *_id (as text)."""
-    inner = unwrap(node)
-    sub = (inner or {}).get("SubLink") if isinstance(inner, dict) else None
-    if isinstance(sub, dict):
-        inner = unwrap(lone_value((sub.get("subselect") or {}).get("SelectStmt"), bare=False))
-    call = (inner or {}).get("FuncCall") if isinstance(inner, dict) else None
-    if isinstance(call, dict):
-        return function_name(call) == "auth.uid"
-    fields = strings(((inner or {}).get("ColumnRef") or {}).get("fields")) if isinstance(inner, dict) else []
-    return bool(fields) and (fields[-1] == "id" or fields[-1].endswith("_id"))
-
-
-def _is_object_name(node) -> bool:
-    node = unwrap(node)
-    fields = strings((node or {}).get("ColumnRef", {}).get("fields")) if isinstance(node, dict) else []
-    return fields[-1:] == ["name"]
-
-
-def _open_prefixes(tree) -> list[str]:
-    """How a policy matches an object's name by a prefix that does not end with '/': starts_with(name, x), name
-    like x || '%', name ^@ x."""
-    out = []
-    for kind, body in nodes(tree):
-        if kind == "FuncCall" and function_name(body).split(".")[-1] == "starts_with":
-            args = body.get("args") or []
-            if len(args) == 2 and _is_object_name(args[0]) and not _ends_with_separator(_pieces(args[1])):
-                out.append("starts_with")
-        elif kind == "A_Expr" and _is_object_name(body.get("lexpr")):
-            name, pieces = strings(body.get("name")), _pieces(body.get("rexpr"))
-            if body.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE") or name in (["~~"], ["~~*"]):
-                last = const(pieces[-1]) if pieces else None
-                if isinstance(last, str) and last.endswith("%") and len(pieces) > 1 and \
-                        not last[:-1].endswith("/") and not (last == "%" and _ends_with_separator(pieces[:-1])):
-                    out.append("like")
-            elif name == ["^@"] and not _ends_with_separator(pieces):
-                out.append("^@")
-    return out
-
-
-# Types whose text holds no LIKE wildcard (`%`, `_`): a uuid, a number, a date.
-_NO_WILDCARDS = ("uuid", "int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "date",
-                 "timestamptz", "timestamp", "serial", "bigserial", "boolean", "bool")
-_LIKE_CHARS = frozenset("%_\\")  # what a LIKE pattern reads: its wildcards and its escape
-
-
-def _pattern_columns(s: Schema, tree) -> list[str]:
-    """table.column of each column a sub-query's LIKE / ILIKE / SIMILAR TO pattern on an object's name is built from
-    (`objects.name like o.slug || '/%'`, evasion round 11 e03): a value holding `%` or `_` is a wildcard, and
-    whoever sets it (an organisation's owner choosing its slug) matches other organisations' folders, or all of them
-    with '%'. A column of a type whose text holds no wildcard, one a CHECK holds to a regular expression naming
-    neither, one a trigger always sets from a wildcard-free expression, or one escaped whole (`wildcards`) is left
-    alone."""
-    out: list[str] = []
-    for kind, body in nodes(tree):
-        select = (body.get("subselect") or {}).get("SelectStmt") if kind == "SubLink" else None
-        if not isinstance(select, dict):
-            continue
-        tables: dict[str, Table] = {}
-        for item_kind, rv in _from_items(select):
-            t = s.table(rv.get("relname", ""), rv.get("schemaname") or "public") if item_kind == "RangeVar" else None
-            if t is not None:
-                tables[(rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")] = t
-        for k, b in nodes(select.get("whereClause")) if tables else ():
-            like = b.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR") or \
-                strings(b.get("name")) in (["~~"], ["~~*"])
-            if k != "A_Expr" or not like or "".join(strings(b.get("name"))).startswith("!") or \
-                    not _is_object_name(b.get("lexpr")):
-                continue
-            for piece in _pieces(b.get("rexpr")):
-                column = _unsafe_column(s, tables, piece)
-                if column is not None and column not in out:
-                    out.append(column)
-    return out
-
-
-def _unsafe_column(s: Schema, tables: dict[str, Table], piece) -> str | None:
-    """The first column of the sub-query's tables whose wildcards reach the pattern through this piece: the piece is
-    the column, or an expression of it that neither escapes both wildcards (and the escape character) nor keeps
-    them out (`replace(o.slug, '%', '\\%')` leaves `_`, `lower(o.slug)` both: evasion round 12 e08)."""
-    unsafe = [f"{t.qualified}.{c.name}" for kind, col in nodes(piece) if kind == "ColumnRef"
-              for t, c in [_owner(tables, strings(col.get("fields")))]
-              if c is not None and not _holds_no_wildcard(t, c) and not trigger_sanitised(
-                  s, t, c.name, lambda fields, t=t: _plain(t, fields))]
-    if not unsafe or isinstance(const(unwrap(piece)), str):
-        return None
-    if "ColumnRef" in (unwrap(piece) or {}):
-        return unsafe[0]
-
-    def held(fields: list[str]) -> frozenset[str]:
-        t, c = _owner(tables, fields)
-        return WILD if t is None or f"{t.qualified}.{c.name}" in unsafe else frozenset()
-    return None if escaped(piece) or not wildcards(piece, held) else unsafe[0]
-
-
-def _owner(tables: dict[str, Table], fields: list[str]) -> tuple[Table | None, Any]:
-    """The from-list table and column a ColumnRef names (None, None when not exactly one)."""
-    owners = [tables[fields[0]]] if len(fields) == 2 and fields[0] in tables else \
-        [t for t in tables.values() if t.column(fields[0])] if len(fields) == 1 else []
-    c = owners[0].column(fields[-1]) if len(owners) == 1 else None
-    return (owners[0], c) if c is not None else (None, None)
-
-
-def _plain(t: Table, fields: list[str]) -> frozenset[str]:
-    """The wildcards `new.<column>` of a trigger on `t` may hold (any other name: either)."""
-    c = t.column(fields[1]) if len(fields) == 2 and fields[0].lower() == "new" else None
-    return frozenset() if c is not None and _holds_no_wildcard(t, c) else WILD
-
-
-def _holds_no_wildcard(t: Table, c) -> bool:
-    """The column's text cannot hold `%` or `_`: its type (a uuid, a number), or a CHECK matching it against a
-    regular expression that allows neither (`slug ~ '^[a-z0-9-]+$'`)."""
-    if c.type.split("(")[0].strip().lower().removeprefix("pg_catalog.") in _NO_WILDCARDS:
-        return True
-    for k in t.constraints:
-        for kind, body in nodes(k.tree) if k.kind == "check" else ():
-            if kind != "A_Expr" or strings(body.get("name")) not in (["~"], ["~*"]):
-                continue
-            ref = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
-            pattern = const(unwrap(body.get("rexpr")))
-            admits = regex_admits(pattern) if ref[-1:] == [c.name] and isinstance(pattern, str) else None
-            if admits is not None and not admits & _LIKE_CHARS:  # (`[A-z]` holds `_`: evasion round 13 e03)
-                return True
-    return False
-
-
 @rule("BP083", "storage_prefix_without_separator", Level.ERROR, ("SECURITY", "TENANCY"),
       summary="A storage policy matches an object's path by a prefix (an organisation's slug or id) that does not "
               "end with '/': another organisation's folder that starts the same way matches too.",
@@ -593,18 +444,19 @@ def storage_prefix_without_separator(r, s: Schema):
         if p.roles and not {"public", "anon", "authenticated"} & set(p.roles):
             continue
         for tree in (p.using_tree if p.using is not None else None, p.check_tree if p.check is not None else None):
-            found = _open_prefixes(tree) if tree is not None else []
+            found = open_prefixes(tree) if tree is not None else []
             if found:
                 yield r.finding(f"Policy {p.name} on storage.objects matches object paths by a prefix that does not "
                                 f"end with '/' ({found[0]}): a folder named longer matches too.",
                                 f"storage.objects.{p.name}", location=p.location)
                 break
-            columns = _pattern_columns(s, tree) if tree is not None else []
+            columns = pattern_columns(s, tree) if tree is not None else []
             if columns:
-                yield r.finding(f"Policy {p.name} on storage.objects matches object paths by a LIKE pattern made "
-                                f"from {columns[0]}: a value holding '%' or '_' matches other organisations' "
-                                "folders ('%' every one).", f"storage.objects.{p.name}", location=p.location)
+                yield r.finding(f"Policy {p.name} on storage.objects matches object paths by "
+                                f"{pattern_hole(*columns[0], 'folders')}", f"storage.objects.{p.name}",
+                                location=p.location)
                 break
+
 
 
 @rule("BP086", "realtime_table_without_rls", Level.ERROR, ("SECURITY", "TENANCY"),

@@ -47,6 +47,7 @@ from .common import (
     trees,
 )
 from .stranger import true_for_stranger
+from .prefixes import TOPIC_SEPARATORS, is_topic, open_prefixes, pattern_columns, pattern_hole
 
 # Functions a policy may call per row at no real cost, or that never read memberships.
 # The platform's own functions: auth.uid() and friends, and storage.foldername()/filename()/extension() of
@@ -1207,6 +1208,18 @@ def realtime_channel_not_tied_to_membership(r, s: Schema):
     # Channels of organisations: a policy ties the topic to the caller's memberships somewhere.
     org_channels = any(_topic_tied(s, tree, members, helpers) for _, clauses in policies for tree in clauses)
     for p, clauses in policies:
+        # evasion round 16 e14: `starts_with(realtime.topic(), 'org:' || o.slug)` is 'org:acme:board' for slug 'a'
+        open_ = [x for tree in clauses for x in open_prefixes(tree, is_topic, TOPIC_SEPARATORS)]
+        if open_:
+            yield r.finding(f"{policy_label(t, p)} matches realtime.topic() by a prefix that does not end with a "
+                            f"separator after what a row holds ({open_[0]}): the topic of an organisation named "
+                            "longer matches too.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+            continue
+        patterns = [x for tree in clauses for x in pattern_columns(s, tree, is_topic)]
+        if patterns:
+            yield r.finding(f"{policy_label(t, p)} matches realtime.topic() by {pattern_hole(*patterns[0], 'topics')}",
+                            f"{t.qualified}.{p.name}", location=p.location or t.location)
+            continue
         if any(_reads_membership(tree, members, helpers) for tree in clauses):
             if not any(_topic_tied(s, tree, members, helpers) for tree in clauses):
                 yield r.finding(f"{policy_label(t, p)} checks a membership but not the one realtime.topic() names: "
