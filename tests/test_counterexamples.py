@@ -2419,3 +2419,13 @@ def test_a_temporary_type_does_not_run_as_the_definer(make_db):
         cur.execute("select count(*) from public.projects")  # calls the membership helper (a definer)
         cur.execute("select current_setting('rt.who', true)")
         assert cur.fetchone()[0] in (None, "", "authenticated")
+
+
+def test_the_audit_entries_the_world_leaves_behind_are_not_the_deleted_accounts(url):
+    """Random fuzz, the day the account-deletion case learnt to count audit entries of organisations that are gone:
+    verify's world removes the owners' personal workspaces itself, whose signup entries stay (a team deleted on its
+    own keeps its log), and the case counted them against the outsider. It counts the user's own organisations,
+    noted before the deletion."""
+    verified(blueprint({"name": "projects", "fields": [{"name": "title", "type": "text"}]},
+                       tenancy={"personal_workspaces": True, "team_organizations": False},
+                       privacy={"audit_tables": ["projects", "organizations"]}), url)
