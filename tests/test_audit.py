@@ -613,13 +613,15 @@ create policy notes_select on public.notes for select to authenticated using (tr
     ("if cmd.objid <> 'public.audit_log'::regclass then", False),
     ("if split_part(cmd.object_identity, '.', 2) <> 'audit_log' then", False),
     ("if 'public' = cmd.schema_name then", False),
-    # Evasion round 12: command_tag compares as written (e02); a guard clause skips what it admits (fp01), and one
-    # testing two things is not read.
+    # Evasion round 12: command_tag compares as written (e02); a guard clause skips what it admits (fp01). Round 16
+    # reads the tree: a guard testing two things skips only where both hold (public tables go on, as PostgreSQL
+    # shows in tests/corpus/platform.yaml).
     ("if cmd.command_tag in ('create table') then", False),
     ("if cmd.command_tag in ('CREATE TABLE') then", True),
     ("continue when cmd.schema_name <> 'public';\n    if true then", True),
     ("continue when cmd.schema_name = 'public';\n    if true then", False),
-    ("continue when cmd.schema_name <> 'public' and cmd.object_type <> 'table';\n    if true then", False),
+    ("continue when cmd.schema_name <> 'public' and cmd.object_type <> 'table';\n    if true then", True),
+    ("continue when cmd.schema_name = 'public' or cmd.object_type <> 'table';\n    if true then", False),
 ])
 def test_an_event_trigger_turns_rls_on_only_where_its_function_is_read_whole(test, enabled):
     found = {f.rule_id for f in audit_sql([("m.sql", _AUTO_RLS.format(test=test))])}
