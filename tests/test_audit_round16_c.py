@@ -118,6 +118,18 @@ def test_an_enable_a_later_statement_of_its_handled_block_may_roll_back_is_not_c
                                                                           ("BP017", "public.documents")}
     alone = f"    begin\n      {_ENABLE}\n    exception when others then\n      raise log 'failed';\n    end;"
     assert _findings(_function("", alone) + _TABLE_TAGS + _DOCUMENTS) == set()
+    before = loop.replace(f"      {_ENABLE}\n      perform private.audit_ddl(cmd.object_identity);\n",
+                          f"      perform private.audit_ddl(cmd.object_identity);\n      {_ENABLE}\n")
+    assert before != loop
+    assert _findings(_function("", before) + _TABLE_TAGS + _DOCUMENTS) == {("BP003", "public.documents"),
+                                                                            ("BP017", "public.documents")}
+
+
+def test_an_enable_of_a_row_whose_name_the_body_rewrites_is_not_counted():
+    loop = (f"    if cmd.schema_name = 'public' then\n      cmd.object_identity := 'public.audit_log';\n    end if;\n"
+            f"    {_ENABLE}")
+    assert _findings(_function("", loop) + _TABLE_TAGS + _DOCUMENTS) == {("BP003", "public.documents"),
+                                                                          ("BP017", "public.documents")}
 
 
 def test_an_ilike_skip_guard_folds_case():

@@ -98,6 +98,7 @@ class _Loop:
     alias: str | None = None
     single: bool = False
     leaves: bool = False
+    writable: frozenset[int] = frozenset()  # the record's datum and its fields' (`cmd.schema_name := ...`)
 
 
 @lru_cache(maxsize=256)
@@ -113,15 +114,18 @@ def reading(body: str) -> Reading | None:
         return None
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
     declared = [b.get("refname") for d in function.get("datums") or [] for b in d.values() if isinstance(b, dict)]
-    walk = _Walk(set(declared) & (ROW_FIELDS | EVENT_FIELDS), {n for n in declared if declared.count(n) > 1})
+    fields = {i: b["recparentno"] for i, d in enumerate(function.get("datums") or [])
+              for b in [d.get("PLpgSQL_recfield")] if isinstance(b, dict) and "recparentno" in b}
+    walk = _Walk(set(declared) & (ROW_FIELDS | EVENT_FIELDS), {n for n in declared if declared.count(n) > 1}, fields)
     walk.statements([function.get("action")], [()], None)
     return Reading(tuple(walk.enables), tuple(walk.forces))
 
 
 class _Walk:
-    def __init__(self, shadowed: set[str], twice: set[str]) -> None:
+    def __init__(self, shadowed: set[str], twice: set[str], fields: dict[int, int]) -> None:
         self.shadowed = shadowed  # variables named like a field: `tg_tag` in a WHERE would mean them
         self.twice = twice  # names declared in two blocks: `cmd.object_identity` may name another record
+        self.fields = fields  # a record field's datum -> its record's
         self.enables: list[Conjunction] = []
         self.forces: list[Conjunction] = []
 
@@ -172,13 +176,13 @@ class _Walk:
                 self.enables += state
             if forces:
                 self.forces += state
-        return [] if loop is not None and _rebinds(body, loop) else state
+        return [] if loop is not None and _rebinds({kind: body}, loop) else state
 
     def _block(self, body: dict, state: list[Conjunction], loop: _Loop | None) -> list[Conjunction]:
         """A BEGIN ... END; with an EXCEPTION clause, an error after an enable in it rolls the enable back."""
         marks = len(self.enables), len(self.forces)
         out = self.statements(body.get("body"), state, loop)
-        if body.get("exceptions") and _may_fail_after_alter(body.get("body")):
+        if body.get("exceptions") and not self._cannot_fail(body.get("body"), loop):
             del self.enables[marks[0]:], self.forces[marks[1]:]
         return out  # (paths through a handler are not followed: fewer paths, never more)
 
@@ -186,9 +190,12 @@ class _Walk:
         """A FOR over a query into a record: its body is walked with the query's WHERE when the query reads
         pg_event_trigger_ddl_commands(), and with no path at all otherwise."""
         var = body["var"]["PLpgSQL_rec"]
-        inner = _Loop(var["refname"], var.get("dno", 0), body.get("label"))
+        dno = var.get("dno", 0)
+        inner = _Loop(var["refname"], dno, body.get("label"),
+                      writable=frozenset({dno} | {f for f, parent in self.fields.items() if parent == dno}))
         marks = len(self.enables), len(self.forces)
-        where = self._where(body.get("query"), inner) if inner.var not in self.twice else []
+        # (a loop inside the loop over the commands: its row is another, and the outer tests are not on it)
+        where = self._where(body.get("query"), inner) if inner.var not in self.twice and loop is None else []
         inner.single = bool(where) and all(any(t.field == "object_type" and not t.negated and not t.like and
                                                 set(t.values) <= {"table", "partitioned table"} for t in conj)
                                             for conj in where)
@@ -226,17 +233,62 @@ class _Walk:
         where = select.get("whereClause")
         return self._dnf(where, False, loop, in_query=True) if where is not None else [()]
 
-    def _condition(self, cond: Any, negate: bool, loop: _Loop | None) -> list[Conjunction]:
+    def _cannot_fail(self, stmts: Any, loop: _Loop | None) -> bool:
+        """Whether a block with an EXCEPTION clause holds nothing that may raise but its ALTER TABLE EXECUTEs: an
+        error anywhere else in it skips them or rolls them back, and the handler goes on. Allowed besides: IFs on
+        tests read here, jumps, and RAISEs below EXCEPTION of variables (`raise log '%', cmd.object_identity`)."""
+        for kind, node in nodes(stmts):
+            if not kind.startswith("PLpgSQL_stmt_"):
+                continue
+            if kind == "PLpgSQL_stmt_dynexecute" and loop is not None and any(_alters(node.get("query"), loop)):
+                continue
+            if kind == "PLpgSQL_stmt_raise":
+                params = [_query(p) for p in node.get("params") or []]
+                if node.get("elog_level", _ERROR_LEVEL) < _ERROR_LEVEL and not node.get("options") and \
+                        all(_PLAIN.fullmatch(p) for p in params):
+                    continue
+                return False
+            if kind == "PLpgSQL_stmt_if":
+                conds = [node.get("cond")] + [(e.get("PLpgSQL_if_elsif") or {}).get("cond")
+                                              for e in node.get("elsif_list") or []]
+                if all(self._read_whole(self._expression(c), loop) for c in conds):
+                    continue
+                return False
+            if kind == "PLpgSQL_stmt_exit" and node.get("cond") is not None and \
+                    not self._read_whole(self._expression(node.get("cond")), loop):
+                return False
+            if kind not in _SAFE:
+                return False
+        return True
+
+    def _read_whole(self, node: Any, loop: _Loop | None) -> bool:
+        """Every test of a condition is one read here (none can raise)."""
+        if not isinstance(node, dict) or len(node) != 1:
+            return False
+        (kind, body), = node.items()
+        if kind == "BoolExpr":
+            return all(self._read_whole(a, loop) for a in body.get("args") or [])
+        if kind == "A_Const":
+            return "boolval" in body
+        if kind == "NullTest":
+            return self._field(body.get("arg"), loop, False) is not None
+        return kind == "A_Expr" and self._test(body, loop, False) is not None
+
+    def _expression(self, cond: Any) -> Any:
+        """A PL/pgSQL condition's expression tree (None when it is not one expression)."""
         text = ((cond or {}).get("PLpgSQL_expr") or {}).get("query", "")
         try:
             parsed = pgparse.parse(f"select {text}")
         except (pgparse.PGQueryError, RecursionError, ValueError):
-            return []
+            return None
         select = (parsed[0].get("stmt") or {}).get("SelectStmt") or {} if len(parsed) == 1 else {}
         targets = select.get("targetList") or []
         if len(targets) != 1 or set(select) - {"targetList", "limitOption", "op"}:
-            return []
-        return self._dnf((targets[0].get("ResTarget") or {}).get("val"), negate, loop)
+            return None
+        return (targets[0].get("ResTarget") or {}).get("val")
+
+    def _condition(self, cond: Any, negate: bool, loop: _Loop | None) -> list[Conjunction]:
+        return self._dnf(self._expression(cond), negate, loop)
 
     def _dnf(self, node: Any, negate: bool, loop: _Loop | None, in_query: bool = False) -> list[Conjunction]:
         """A condition (negated or not) as paths; whatever is not read counts as false either way."""
@@ -319,19 +371,25 @@ def _acts(body: dict, loop: _Loop | None, inside_loop: bool = False) -> bool:
             return True
         if kind == "PLpgSQL_stmt_dynexecute" and re.search(r"\balter\b", _query(node.get("query")), re.I):
             return True
-        if loop is not None and _rebinds(node, loop):
+        if loop is not None and _writes(kind, node, loop):
             return True
     return False
 
 
 def _rebinds(body: dict, loop: _Loop) -> bool:
-    """A statement setting the loop's row variable (`cmd := ...`, `select ... into cmd`, a loop over it)."""
-    for kind, node in nodes(body):
-        if node.get("varno") == loop.dno and kind in ("PLpgSQL_stmt_assign", "PLpgSQL_stmt_getdiag"):
-            return True
-        if kind in ("PLpgSQL_rec", "PLpgSQL_row") and node.get("dno", 0) == loop.dno:
-            return True
-    return False
+    """A statement setting the loop's row or a field of it (`cmd := ...`, `cmd.object_identity := ...`, `select
+    ... into cmd`, GET DIAGNOSTICS into it, a loop over it)."""
+    return any(_writes(kind, node, loop) for kind, node in nodes(body))
+
+
+def _writes(kind: str, node: dict, loop: _Loop) -> bool:
+    if node.get("varno") in loop.writable or (kind in ("PLpgSQL_rec", "PLpgSQL_row") and
+                                               node.get("dno", 0) in loop.writable):
+        return True
+    if kind == "PLpgSQL_row" and any(isinstance(f, dict) and f.get("varno") in loop.writable
+                                     for f in node.get("fields") or []):
+        return True
+    return kind == "PLpgSQL_diag_item" and node.get("target") in loop.writable
 
 
 def _text(node: Any) -> str | None:
@@ -401,19 +459,5 @@ def _names_row(node: Any, loop: _Loop) -> bool:
     return ref is not None and strings(ref.get("fields")) == [loop.var, "object_identity"]
 
 
-def _may_fail_after_alter(stmts: Any) -> bool:
-    """Whether a statement after the block's first ALTER TABLE EXECUTE may raise (then the handler rolls the
-    ALTER back): anything but a RAISE that only logs, a jump or NULL."""
-    seen = False
-    for kind, node in nodes(stmts):
-        if not kind.startswith("PLpgSQL_stmt_"):
-            continue
-        if seen and kind not in _SAFE and not (kind == "PLpgSQL_stmt_raise" and
-                                              node.get("elog_level", _ERROR_LEVEL) < _ERROR_LEVEL):
-            return True
-        seen = seen or (kind == "PLpgSQL_stmt_dynexecute" and bool(re.search(r"\balter\b", _query(node.get("query")),
-                                                                            re.I)))
-    return False
-
-
 _SAFE = {"PLpgSQL_stmt_exit", "PLpgSQL_stmt_return", "PLpgSQL_stmt_if", "PLpgSQL_stmt_block"}
+_PLAIN = re.compile(r"\s*[a-z_][a-z0-9_$]*(\s*\.\s*[a-z_][a-z0-9_$]*)?\s*", re.I)  # a variable or a row's field
