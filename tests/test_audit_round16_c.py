@@ -136,3 +136,12 @@ def test_an_ilike_skip_guard_folds_case():
     loop = f"    continue when cmd.object_identity ilike 'PUBLIC.TMP\\_%';\n    {_ENABLE}"
     sql = _function("", loop) + _TABLE_TAGS + _DOCUMENTS + _SCRATCH
     assert _findings(sql) == {("BP003", "public.tmp_contact_import")}
+
+
+def test_object_identity_quotes_a_keyword_as_postgresql_does():
+    # quote_ident quotes column-name keywords too: `public."position"` is the name a guard must test.
+    loop = f"    continue when cmd.object_identity = 'public.\"position\"';\n    {_ENABLE}"
+    sql = _function("", loop) + _TABLE_TAGS + "create table public.position (id int primary key);\n"
+    assert _findings(sql) == {("BP003", "public.position")}
+    unquoted = sql.replace("'public.\"position\"'", "'public.position'")
+    assert _findings(unquoted) == set()

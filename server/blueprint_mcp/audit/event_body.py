@@ -12,10 +12,11 @@ CTAS: e05) and `tg_event`, with =, <>, [NOT] IN, [NOT] [I]LIKE, IS [NOT] NULL, A
 Every reading errs towards "not turned on": a test not read here (a variable, an array, the OID) counts as false
 both ways, so a path through it, or past a guard on it, reaches nothing, and its tables stay reported. The same
 goes for a CASE, or another loop, that jumps or enables, an EXECUTE whose text is not `alter table %s enable|force
-row level security` of the loop row's object_identity, and an enable that a later statement of its
-exception-handled block may roll back. A RETURN, an EXIT, or a CONTINUE of an outer label leaves the loop for the
-rows after it too: unless the loop's query keeps table rows only (the command's one table), such a loop turns
-nothing on, as an earlier row (a serial column's sequence) may leave it before the table's row comes.
+row level security` of the loop row's object_identity, a row the body sets (`cmd.object_identity := ...`), and an
+enable in an exception-handled block holding anything else that may raise (before it, the enable never runs; after
+it, the handler rolls it back). A RETURN, an EXIT, or a CONTINUE of an outer label leaves the loop for the rows
+after it too: unless the loop's query keeps table rows only (the command's one table), such a loop turns nothing
+on, as an earlier row (a serial or identity column's sequence, listed first) may leave it before the table's row.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class _Walk:
     def statements(self, stmts: Any, state: list[Conjunction], loop: _Loop | None) -> list[Conjunction]:
         """Walk statements in order from `state` (the paths reaching the first): the paths falling out the end."""
         for stmt in stmts or []:
+            if len(state) > _MAX_PATHS:
+                state = []
             if not state:
                 break
             if not isinstance(stmt, dict) or len(stmt) != 1:
@@ -179,7 +182,7 @@ class _Walk:
         return [] if loop is not None and _rebinds({kind: body}, loop) else state
 
     def _block(self, body: dict, state: list[Conjunction], loop: _Loop | None) -> list[Conjunction]:
-        """A BEGIN ... END; with an EXCEPTION clause, an error after an enable in it rolls the enable back."""
+        """A BEGIN ... END; with an EXCEPTION clause: an error in it skips its enables or rolls them back."""
         marks = len(self.enables), len(self.forces)
         out = self.statements(body.get("body"), state, loop)
         if body.get("exceptions") and not self._cannot_fail(body.get("body"), loop):

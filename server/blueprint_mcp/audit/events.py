@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..model.names import RESERVED
 from . import event_body
 from .tree import strings
 
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
     from ..model.schema import Function, Table
     from .parse import Reader, Stmt
 
+# The keywords quote_ident quotes besides RESERVED: PostgreSQL's column-name keywords (pg_get_keywords() catcode
+# 'C' on 15, and the JSON and MERGE ones 16 and 17 added).
+_KEYWORDS = RESERVED | frozenset("""
+    between bigint bit boolean char character coalesce dec decimal exists extract float greatest grouping inout int
+    integer interval json json_array json_arrayagg json_exists json_object json_objectagg json_query json_scalar
+    json_serialize json_table json_value least merge_action national nchar none normalize nullif numeric out overlay
+    position precision real row setof smallint substring time timestamp treat trim values varchar xmlattributes
+    xmlconcat xmlelement xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+    """.split())
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
 # A body that turns RLS off or unforces it anywhere is not read: which of its statements wins is not followed.
 _UNDOES = re.compile(r"\b(disable|no\s+force)\s+row\s+level\s+security\b", re.I)
@@ -97,8 +107,10 @@ def created(r: Reader, t: Table, tag: str) -> None:
 
 
 def _ident(name: str) -> str:
-    """As `object_identity` spells a name (quote_ident)."""
-    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
+    """As `object_identity` spells a name (quote_ident): quoted unless plain and no keyword but an unreserved one
+    (`public."values"`, `public."user"`), so a test of the full name compares as PostgreSQL's does."""
+    plain = re.fullmatch(r"[a-z_][a-z0-9_$]*", name) is not None and name not in _KEYWORDS
+    return name if plain else '"' + name.replace('"', '""') + '"'
 
 
 def _function(r: Reader, name: tuple[str, str]) -> Function | None:
