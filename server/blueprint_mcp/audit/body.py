@@ -436,6 +436,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         if parameters:
             facts.dynamic_inputs += dynamic_inputs(fn, parameters)
     _metadata_through_variables(facts, default_schema)
+    _metadata_through_claims(facts)
     return facts
 
 
@@ -666,6 +667,25 @@ def _metadata_through_variables(facts: BodyFacts, default_schema: str) -> None:
         for kind, body in nodes(tree):
             if kind in WRITES and isinstance(body.get("relation"), dict) and mentions_variables(body, tainted):
                 facts.metadata_writes.add(qualified(body["relation"], default_schema))
+
+
+def _metadata_through_claims(facts: BodyFacts) -> None:
+    """`claims jsonb := auth.jwt(); ... claims -> 'user_metadata'` reads user_metadata as the call would: a variable
+    set from the claims (auth.jwt(), the request.jwt.claims setting), directly or through another, stands for them
+    in every later statement (evasion round 16 e06b)."""
+    if facts.reads_user_metadata or not facts.into:
+        return
+    held = frozenset(variables_from(facts.trees, facts.into, _reads_claims))
+    if held:
+        facts.reads_user_metadata = any(mentions_user_metadata(nodes(tree), held) for tree in facts.trees)
+
+
+def _reads_claims(tree: Any) -> bool:
+    """The tree calls auth.jwt() or reads a request.jwt.claim... setting."""
+    typed = list(nodes(tree))
+    return any(kind == "FuncCall" and dotted(body.get("funcname")) == "auth.jwt" for kind, body in typed) or \
+        (any(kind == "FuncCall" and dotted(body.get("funcname")) == "current_setting" for kind, body in typed) and
+         any(kind == "A_Const" and "request.jwt.claim" in str(const({"A_Const": body}) or "") for kind, body in typed))
 
 
 def names_metadata(tree: Any) -> bool:

@@ -237,12 +237,18 @@ def lists_bucket(qual: Any, bucket_id: str) -> bool:
     return names[-1:] == ["bucket_id"] and fold(body.get("rexpr")) == bucket_id
 
 
-def mentions_user_metadata(typed_nodes: Iterable[tuple[str, dict]]) -> bool:
+def mentions_user_metadata(typed_nodes: Iterable[tuple[str, dict]],
+                           claim_variables: frozenset[str] = frozenset()) -> bool:
     """Whether an expression's nodes (in document order) read user_metadata, as lint 0015 matches a deparsed
     clause: `user_metadata` (a key, a name) after an auth.jwt() call or after current_setting() and a
-    `request.jwt.claim...` string, or `raw_user_meta_data` anywhere."""
+    `request.jwt.claim...` string, or `raw_user_meta_data` anywhere. `claim_variables`: PL/pgSQL variables holding
+    the claims (`claims jsonb := auth.jwt()`), which stand for the call (evasion round 16 e06b)."""
     jwt = setting = claims = False
     for kind, body in typed_nodes:
+        if kind == "ColumnRef" and claim_variables:
+            first = (body.get("fields") or [{}])[0].get("String", {}).get("sval")
+            jwt = jwt or first in claim_variables
+            continue
         if kind == "FuncCall":
             name = function_name(body)
             jwt, setting = jwt or name == "auth.jwt", setting or name == "current_setting"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ...model.schema import Schema
+from ...model.schema import Function, Schema
 from ...sql.ident import ident, qname
 from ..platform import (INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, mentions_user_metadata,
                         sensitive)
@@ -167,10 +167,21 @@ def policy_trusts_user_metadata_through_function(r, s: Schema):
     for t in user_tables(s):
         for p in t.policies:
             helpers = sorted({f.qualified for _, tree, _ in trees(p) for name, _, _ in calls(tree)
-                              if (f := find_function(s, name)) is not None and f.reads_user_metadata})
+                              if (f := find_function(s, name)) is not None and _metadata_reader(s, f)})
             if helpers:
                 yield r.finding(f"{policy_label(t, p)} calls {', '.join(helpers)}, which reads user_metadata, "
                                 f"which the user controls.", f"{t.qualified}.{p.name}", location=p.location or t.location)
+
+
+def _metadata_reader(s: Schema, f: Function, seen: frozenset[str] = frozenset()) -> bool:
+    """`f` reads user_metadata, or calls a function that does, however deep: a helper deciding by
+    `private.profile_claims() ->> 'role'` decides by what profile_claims read (evasion round 16 e06). `seen` keeps
+    recursive helpers finite."""
+    if f.reads_user_metadata:
+        return True
+    seen = seen | {f.qualified}
+    return any(g.qualified not in seen and not managed(g.schema_name) and _metadata_reader(s, g, seen)
+               for name in f.calls or () if (g := find_function(s, name)) is not None)
 
 
 @rule("BP021", platform="0021",
