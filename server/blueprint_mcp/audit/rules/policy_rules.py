@@ -1418,6 +1418,100 @@ def _role_values(node, definer: bool = False) -> set[str] | None:
     return None
 
 
+def _jwt_claim(node) -> str | None:
+    """The claim of the request's JWT a value reads: `auth.jwt() ->> 'aud'`, the request.jwt.claims setting's
+    `->> 'aud'`, or the request.jwt.claim.aud setting (casts and a one-value sub-select aside)."""
+    node = _unwrapped(node)
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    if isinstance(call, dict):
+        args = call.get("args") or []
+        setting = const(args[0]) if args and function_name(call).split(".")[-1] == "current_setting" else None
+        return setting[len("request.jwt.claim."):] if isinstance(setting, str) and \
+            setting.startswith("request.jwt.claim.") else None
+    expr = node.get("A_Expr") if isinstance(node, dict) else None
+    if not isinstance(expr, dict) or strings(expr.get("name")) != ["->>"] or not isinstance(const(expr.get("rexpr")),
+                                                                                          str):
+        return None
+    claims = _unwrapped(expr.get("lexpr"))
+    call = claims.get("FuncCall") if isinstance(claims, dict) else None
+    if not isinstance(call, dict):
+        return None
+    name, args = function_name(call), call.get("args") or []
+    return const(expr["rexpr"]) if (name == "auth.jwt" and not args) or (
+        name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) == "request.jwt.claims") else None
+
+
+# What every signed-in caller's token carries, as GoTrue issues it (evasion round 16 e16): the subject and the
+# audience 'authenticated' always, an e-mail for every user who signs in with one, and an assurance level of aal1 or
+# aal2. A test of them asks whether someone is signed in, not who.
+_PRESENT_CLAIMS = ("sub", "aud", "role", "email", "session_id", "aal", "iat", "exp")
+_SIGNED_IN_CALLS = ("auth.uid", "auth.email", "auth.jwt", "auth.role")
+_EVERY_CALLER_CLAIM = {"aud": {"authenticated"}, "aal": {"aal1", "aal2"}}
+
+
+def _every_caller_claim(node) -> str | None:
+    """A claim of `_EVERY_CALLER_CLAIM` a value reads, also behind a constant for a missing one (`coalesce(auth.jwt()
+    ->> 'aud', '')`): every signed-in caller's token holds it, so the constant never stands."""
+    node = _unwrapped(node)
+    claim = _jwt_claim(node)
+    if claim in _EVERY_CALLER_CLAIM:
+        return claim
+    co = node.get("CoalesceExpr") if isinstance(node, dict) else None
+    args = co.get("args") or [] if isinstance(co, dict) else []
+    return _every_caller_claim(args[0]) if args and all(isinstance(const(_unwrapped(a)), str) for a in args[1:]) \
+        else None
+
+
+def _signed_in(node) -> str | None:
+    """A test every signed-in caller passes, as `auth.uid() is not null` is: a claim each token carries tested for
+    NULL (`auth.jwt() ->> 'sub' is not null`, `auth.email() is not null`), the audience (`aud`) or assurance level
+    (`aal`) compared with what GoTrue always issues, or `exists (select 1 from auth.users where id = auth.uid())`,
+    the caller's own user row (evasion round 16 e16)."""
+    t = node.get("NullTest")
+    if isinstance(t, dict) and t.get("nulltesttype") == "IS_NOT_NULL":
+        inner = _unwrapped(t.get("arg"))
+        call = inner.get("FuncCall") if isinstance(inner, dict) else None
+        if isinstance(call, dict) and function_name(call) in _SIGNED_IN_CALLS and not call.get("args"):
+            return f"{function_name(call)}() is not null"
+        claim = _jwt_claim(inner)
+        return f"the token's '{claim}' claim is not null" if claim in _PRESENT_CLAIMS else None
+    e = node.get("A_Expr")
+    if isinstance(e, dict) and strings(e.get("name")) == ["="]:
+        sides = (e.get("lexpr"), e.get("rexpr"))
+        for a, other in (sides, sides[::-1]):
+            claim = _every_caller_claim(a)
+            if claim is None:
+                continue
+            named = [const(_unwrapped(x)) for x in ((other.get("List") or {}).get("items") or [])] \
+                if e.get("kind") == "AEXPR_IN" and isinstance(other, dict) else \
+                [const(_unwrapped(other))] if e.get("kind") == "AEXPR_OP" else []
+            if named and _EVERY_CALLER_CLAIM[claim] <= set(named):
+                return f"the token's '{claim}' claim compared with " + ", ".join(f"'{x}'" for x in named)
+    link = node.get("SubLink")
+    select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) and \
+        link.get("subLinkType") == "EXISTS_SUBLINK" else None
+    if isinstance(select, dict) and _own_user_row(select):
+        return "the caller's own auth.users row exists"
+    return None
+
+
+def _own_user_row(select: dict) -> bool:
+    """`select 1 from auth.users u where u.id = auth.uid()`: a lookup of nothing but the caller's own user."""
+    tables = select.get("fromClause") or []
+    rv = tables[0].get("RangeVar") if len(tables) == 1 and isinstance(tables[0], dict) else None
+    if not isinstance(rv, dict) or (rv.get("schemaname"), rv.get("relname")) != ("auth", "users") or \
+            select.get("groupClause") or select.get("havingClause"):
+        return False
+    where = (select.get("whereClause") or {}).get("A_Expr")
+    if not isinstance(where, dict) or strings(where.get("name")) != ["="] or where.get("kind", "AEXPR_OP") != "AEXPR_OP":
+        return False
+    sides = [_unwrapped(where.get("lexpr")), _unwrapped(where.get("rexpr"))]
+    column = [strings((x.get("ColumnRef") or {}).get("fields"))[-1:] for x in sides if isinstance(x, dict)]
+    calls = [function_name(x["FuncCall"]) for x in sides if isinstance(x, dict) and "FuncCall" in x and
+             not x["FuncCall"].get("args")]
+    return ["id"] in column and calls == ["auth.uid"]
+
+
 def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer: bool = False) -> str | None:
     """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: the
     request's role compared with those roles (`auth.role() = 'authenticated'`, `coalesce(auth.jwt() ->> 'role',
@@ -1445,15 +1539,15 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
             named = [const(_unwrapped(x)) for x in ((other.get("List") or {}).get("items") or [])] \
                 if e.get("kind") == "AEXPR_IN" and isinstance(other, dict) else \
                 [const(_unwrapped(other))] if e.get("kind") == "AEXPR_OP" else []
-            if named and all(isinstance(x, str) for x in named) and callers <= set(named) and \
-                    values - {None} <= set(named):
+            # A constant for a missing role claim never stands: every API request's token names its role, so
+            # `coalesce(auth.jwt() ->> 'role', '') = 'authenticated'` holds for each authenticated caller (evasion
+            # round 16 e16, in a helper).
+            if named and all(isinstance(x, str) for x in named) and callers <= set(named):
                 return "the request's role compared with " + ", ".join(f"'{x}'" for x in named)
-    t = node.get("NullTest")
-    if isinstance(t, dict) and t.get("nulltesttype") == "IS_NOT_NULL" and callers == {"authenticated"}:
-        inner = _unwrapped(t.get("arg"))
-        call = inner.get("FuncCall") if isinstance(inner, dict) else None
-        if isinstance(call, dict) and function_name(call) == "auth.uid" and not call.get("args"):
-            return "auth.uid() is not null"
+    if callers == {"authenticated"}:
+        signed_in = _signed_in(node)
+        if signed_in:
+            return signed_in
     call = node.get("FuncCall")
     f = find_function(s, function_name(call)) if isinstance(call, dict) else None
     answer = sql_answer(f)

@@ -1,0 +1,164 @@
+"""Evasion round 16, items e06, e06b, e07, e08, e16, fp03, fp03c, fp05 and fp07: each hole fires its rule and its
+fix does not; each safe idiom stays clean of the rule that wrongly fired."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.audit import audit_sql
+from blueprint_mcp.audit.findings import Level
+
+# The world of the round: organisations, memberships with a ranked role, the caller's organisations by role.
+PRELUDE = """
+create schema if not exists private;
+create type public.member_role as enum ('viewer', 'member', 'admin', 'owner');
+create table public.organizations (id uuid primary key default gen_random_uuid(), name text not null);
+alter table public.organizations enable row level security;
+create table public.organization_members (
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  user_id uuid not null references auth.users (id) on delete cascade,
+  role public.member_role not null default 'member',
+  primary key (organization_id, user_id)
+);
+alter table public.organization_members enable row level security;
+create function private.organization_ids_with_role(min_role public.member_role) returns setof uuid
+language sql stable security definer set search_path = '' as $$
+  select m.organization_id from public.organization_members m
+  where m.user_id = (select auth.uid()) and m.role >= min_role $$;
+revoke all on function private.organization_ids_with_role(public.member_role) from public, anon;
+grant usage on schema private to authenticated;
+grant execute on function private.organization_ids_with_role(public.member_role) to authenticated;
+create policy members_select on public.organization_members for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+create policy orgs_select on public.organizations for select to authenticated
+  using (id = any (array(select private.organization_ids_with_role('viewer'))));
+create table public.projects (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null,
+  notes text,
+  unique (organization_id, id)
+);
+create index on public.projects (organization_id);
+alter table public.projects enable row level security;
+create policy projects_select on public.projects for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+"""
+
+
+def _fired(sql: str) -> set[str]:
+    """The rules reporting an ERROR or a WARN on the prelude followed by `sql`."""
+    return {f.rule_id for f in audit_sql([("case.sql", PRELUDE + sql)]) if f.level in (Level.ERROR, Level.WARN)}
+
+
+# --- e06 / e06b: user_metadata read one helper further away, or through a variable (BP052) ---------------------
+
+_ADMIN_DELETE = """
+create policy projects_delete on public.projects for delete to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('member')))
+         and (select private.is_admin()));
+"""
+
+
+def test_e06_user_metadata_read_by_a_helper_of_a_helper_is_trusted_by_the_policy():
+    sql = """
+create function private.profile_claims() returns jsonb language sql stable set search_path = '' as $$
+  select coalesce(auth.jwt() -> 'user_metadata', '{}'::jsonb) $$;
+create function private.is_admin() returns boolean language sql stable set search_path = '' as $$
+  select coalesce(private.profile_claims() ->> 'role', '') = 'admin' $$;
+grant execute on function private.profile_claims(), private.is_admin() to authenticated;
+""" + _ADMIN_DELETE
+    assert _fired(sql) == {"BP052"}
+    fixed = """
+create policy projects_delete on public.projects for delete to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
+"""
+    assert _fired(fixed) == set()
+
+
+def test_e06_helpers_calling_each_other_are_read_to_an_end():
+    sql = """
+create function private.is_admin() returns boolean language sql stable set search_path = '' as $$
+  select private.is_owner() $$;
+create function private.is_owner() returns boolean language sql stable set search_path = '' as $$
+  select private.is_admin() $$;
+""" + _ADMIN_DELETE
+    assert "BP052" not in _fired(sql)
+
+
+@pytest.mark.parametrize("declare", [
+    "claims jsonb := auth.jwt();",
+    "claims jsonb := current_setting('request.jwt.claims', true)::jsonb;",
+])
+def test_e06b_user_metadata_read_through_a_variable_holding_the_claims(declare):
+    sql = f"""
+create function private.is_admin() returns boolean language plpgsql stable set search_path = '' as $$
+declare
+  {declare}
+begin
+  return coalesce(claims -> 'user_metadata' ->> 'role', '') = 'admin';
+end $$;
+grant execute on function private.is_admin() to authenticated;
+""" + _ADMIN_DELETE
+    assert _fired(sql) == {"BP052"}
+    app = sql.replace("'user_metadata'", "'app_metadata'")
+    assert _fired(app) == set()
+
+
+# --- e16: a test every signed-in caller passes, OR-ed beside the membership check (BP079) -----------------------
+
+_DOCUMENTS = """
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  title text not null
+);
+create index on public.documents (organization_id);
+alter table public.documents enable row level security;
+"""
+_MEMBER = "organization_id = any (array(select private.organization_ids_with_role('viewer')))"
+
+
+@pytest.mark.parametrize("branch", [
+    "coalesce((select auth.jwt()) ->> 'aud', '') = 'authenticated'",
+    "(select auth.jwt()) ->> 'sub' is not null",
+    "(select auth.email()) is not null",
+    "exists (select 1 from auth.users u where u.id = (select auth.uid()))",
+    "(select auth.jwt()) ->> 'aal' in ('aal1', 'aal2')",
+])
+def test_e16_signed_in_test_beside_the_membership_check_admits_everyone(branch):
+    sql = _DOCUMENTS + f"""
+create policy documents_select on public.documents for select to authenticated
+  using ({_MEMBER} or {branch});
+"""
+    assert _fired(sql) == {"BP079"}
+    fixed = _DOCUMENTS + f"""
+create policy documents_select on public.documents for select to authenticated using ({_MEMBER});
+"""
+    assert _fired(fixed) == set()
+
+
+@pytest.mark.parametrize("branch", [
+    "(select auth.jwt()) ->> 'aal' = 'aal2'",  # a step-up requirement, not every caller
+    "exists (select 1 from auth.users u where u.id = (select auth.uid()) and u.email like '%@staff.example')",
+])
+def test_e16_a_test_some_signed_in_callers_fail_is_no_every_caller_test(branch):
+    sql = _DOCUMENTS + f"""
+create policy documents_select on public.documents for select to authenticated
+  using ({_MEMBER} or {branch});
+"""
+    assert "BP079" not in _fired(sql)
+
+
+def test_e16_role_claim_with_an_empty_fallback_in_a_helper():
+    sql = _DOCUMENTS + f"""
+create function private.can_read(p_org uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select p_org = any (array(select private.organization_ids_with_role('viewer')))
+      or coalesce((select auth.jwt()) ->> 'role', '') = 'authenticated' $$;
+revoke all on function private.can_read(uuid) from public, anon;
+grant execute on function private.can_read(uuid) to authenticated;
+create policy documents_select on public.documents for select to authenticated
+  using ((select private.can_read(organization_id)));
+"""
+    assert "BP079" in _fired(sql)
