@@ -162,3 +162,112 @@ create policy documents_select on public.documents for select to authenticated
   using ((select private.can_read(organization_id)));
 """
     assert "BP079" in _fired(sql)
+
+
+# --- e07: a share link's lookup ignores what the link allows (BP057) --------------------------------------------
+
+_LINKS = """
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  body text not null default '',
+  unique (organization_id, id)
+);
+create index on public.documents (organization_id);
+alter table public.documents enable row level security;
+create policy documents_select on public.documents for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+create table public.share_links (
+  token text primary key default encode(extensions.gen_random_bytes(18), 'hex'),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  document_id uuid not null,
+  can_edit boolean not null default false,
+  uses integer not null default 0,
+  foreign key (organization_id, document_id) references public.documents (organization_id, id) on delete cascade
+);
+create index on public.share_links (organization_id, document_id);
+alter table public.share_links enable row level security;
+create function public.save_shared_document(p_token text, p_document uuid, p_body text) returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_link public.share_links;
+begin
+  select * into v_link from public.share_links l where l.token = p_token{lookup};
+  if not found{test} then
+    raise exception 'invalid or read-only link' using errcode = '42501';
+  end if;
+  update public.documents set body = p_body where id = p_document and id = v_link.document_id;
+end $$;
+revoke all on function public.save_shared_document(text, uuid, text) from public;
+grant execute on function public.save_shared_document(text, uuid, text) to anon, authenticated;
+"""
+
+
+def _links(lookup: str = "", test: str = "") -> set[str]:
+    return {f.rule_id for f in audit_sql([("case.sql", PRELUDE + _LINKS.format(lookup=lookup, test=test))])
+            if f.level is Level.ERROR}
+
+
+def test_e07_view_only_link_saves_a_document():
+    assert _links() == {"BP057"}
+
+
+@pytest.mark.parametrize("lookup, test", [
+    (" and l.can_edit", ""),
+    ("", " or not v_link.can_edit"),
+])
+def test_e07_edit_link_tested_saves_cleanly(lookup, test):
+    assert _links(lookup, test) == set()
+
+
+def test_e07_a_links_own_use_counter_needs_no_edit_right():
+    sql = _LINKS.format(lookup="", test="").replace(
+        "update public.documents set body = p_body where id = p_document and id = v_link.document_id;",
+        "update public.share_links set uses = uses + 1 where token = v_link.token;")
+    assert "BP057" not in _fired(sql)
+
+
+# --- e08: the row's own organisation compared with itself (BP073) -----------------------------------------------
+
+_DUPLICATE = """
+create function private.project_org(p_project uuid) returns uuid
+language sql stable set search_path = '' as $$
+  select organization_id from public.projects where id = p_project $$;
+create function public.duplicate_project(p_org uuid, p_project uuid) returns uuid
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_src public.projects;
+  v_new uuid;
+begin
+  if not p_org = any (array(select private.organization_ids_with_role('member'))) then
+    raise exception 'members only' using errcode = '42501';
+  end if;
+  select * into v_src from public.projects where id = p_project and {test};
+  if not found then
+    raise exception 'no such project' using errcode = 'P0002';
+  end if;
+  insert into public.projects (organization_id, name, notes)
+  values (p_org, v_src.name || ' (copy)', v_src.notes) returning id into v_new;
+  return v_new;
+end $$;
+revoke all on function public.duplicate_project(uuid, uuid) from public, anon;
+grant execute on function public.duplicate_project(uuid, uuid) to authenticated;
+"""
+
+
+@pytest.mark.parametrize("test", [
+    "organization_id = private.project_org(p_project)",
+    "organization_id = (select p.organization_id from public.projects p where p.id = p_project)",
+    "organization_id in (select private.project_org(p_project))",
+])
+def test_e08_the_rows_own_organisation_is_no_organisation_test(test):
+    assert "BP073" in _fired(_DUPLICATE.format(test=test))
+
+
+@pytest.mark.parametrize("test", [
+    "organization_id = any (array(select private.organization_ids_with_role('viewer')))",
+    "organization_id in (select m.organization_id from public.organization_members m "
+    "where m.user_id = (select auth.uid()))",
+])
+def test_e08_a_test_against_the_callers_organisations_stays_clean(test):
+    assert "BP073" not in _fired(_DUPLICATE.format(test=test))

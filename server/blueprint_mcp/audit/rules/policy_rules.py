@@ -1503,7 +1503,8 @@ def _own_user_row(select: dict) -> bool:
             select.get("groupClause") or select.get("havingClause"):
         return False
     where = (select.get("whereClause") or {}).get("A_Expr")
-    if not isinstance(where, dict) or strings(where.get("name")) != ["="] or where.get("kind", "AEXPR_OP") != "AEXPR_OP":
+    if not isinstance(where, dict) or strings(where.get("name")) != ["="] or \
+            where.get("kind", "AEXPR_OP") != "AEXPR_OP":
         return False
     sides = [_unwrapped(where.get("lexpr")), _unwrapped(where.get("rexpr"))]
     column = [strings((x.get("ColumnRef") or {}).get("fields"))[-1:] for x in sides if isinstance(x, dict)]

@@ -509,6 +509,12 @@ def definer_function_ignores_caller(r, s: Schema) -> Iterator:
                 if any(names_the_caller(n) for n in f.calls or ()) else "never asks who calls"
             what = " and ".join(([f"reads {', '.join(tables)}"] if tables else []) +
                                 ([f"writes {', '.join(written)}"] if written else []))
+            if set(written) - set(_unasked_writes(s, f, permissions=False)):
+                untested = sorted(f"{t.qualified}.{c}" for name in f.reads if "." in name and
+                                  (t := s.table(*name.split(".", 1)[::-1])) is not None and
+                                  any(_secret_column(t, c.name) for c in t.columns)
+                                  for c in _permission_columns(t) - _tested_columns(f._body))
+                what += f" (with a secret whose lookup never tests what it allows: {', '.join(untested)})"
             yield r.finding(f"Definer function {f.qualified} {what} past RLS and {asks}; "
                             f"clients reach it through {through}.", f.qualified, location=f.location)
 
@@ -520,17 +526,21 @@ def _asks_idly(s: Schema, f: Function) -> bool:
                                        if at < len(reading.trees))
 
 
-def _unasked_writes(s: Schema, f: Function) -> list[str]:
+def _unasked_writes(s: Schema, f: Function, permissions: bool = True) -> list[str]:
     """The tables a body changes past RLS: the targets of its UPDATE, DELETE and MERGE statements with RLS (or a
     tenant key), and of its INSERTs into tenant tables (one into a locked table of no organisation, a contact form's,
     is what such a function is for). A change pinned by a secret column (`where token = p_token`), or tied to the row
     a lookup by one found (`where id = v_invitation.id`, `project_id = v_link.project_id`, a new row's tenant key
     taken from it), is a capability's: what the token grants. Any other write after that lookup (`where id =
-    p_document`: a row the token did not pick) still needs a check (evasion round 12, e06)."""
+    p_document`: a row the token did not pick) still needs a check (evasion round 12, e06). With `permissions`, a
+    lookup in a table saying what its secret allows must test that before another table's rows change (evasion round
+    16 e07); the secret's own row (a use counter, last_used_at) changes with any of them."""
     reading = f._body
     if reading is None:
         return []
-    found = _found_by_secret(s, reading)
+    tested = _tested_columns(reading) if permissions else None
+    found = _found_by_secret(s, reading, tested)
+    found_any = _found_by_secret(s, reading) if permissions else found
     inserts_only = not any(kind in ("UpdateStmt", "DeleteStmt", "MergeStmt") or
                            (kind == "OnConflictClause" and body.get("action") == "ONCONFLICT_UPDATE")
                            for tree in reading.trees for kind, body in nodes(tree))
@@ -542,8 +552,10 @@ def _unasked_writes(s: Schema, f: Function) -> list[str]:
                 continue
             name = qualified(body["relation"], reading.default_schema)
             t = _guarded(s, name)
+            own = t is not None and any(_secret_column(t, c.name) for c in t.columns)
             if t is None or name in out or (kind == "InsertStmt" and not is_tenant(t)) or \
-                    _pinned_by_secret(t, body.get("whereClause")) or _tied_to_found(s, reading, t, kind, body, found) \
+                    _pinned_by_secret(t, body.get("whereClause")) or \
+                    _tied_to_found(s, reading, t, kind, body, *((found_any, None) if own else (found, tested))) \
                     or (kind == "InsertStmt" and inserts_only and _inbox_insert(s, f, t, body)):
                 continue
             out.append(name)
@@ -589,17 +601,64 @@ def _column_of_row(value: Any, params: set[str]) -> bool:
     return bool(ref) and ref[0] not in params
 
 
-def _secret_lookup(s: Schema, select: Any, default_schema: str) -> bool:
+def _secret_lookup(s: Schema, select: Any, default_schema: str, tested: frozenset[str] | None = None) -> bool:
     """A SELECT whose filter pins a secret column of a table its FROM names (`from share_links l where l.token =
-    p_token`)."""
+    p_token`). With `tested` (the columns the body tests, `_tested_columns`: a lookup feeding a write), a table whose
+    rows say what the secret allows (`can_edit`, a `permission`) counts only where the body tests one of those: a
+    view-only link's token is no licence to save (evasion round 16 e07)."""
     where = select.get("whereClause") if isinstance(select, dict) else None
     if where is None:
         return False
     tables = [s.table(*name.split(".", 1)[::-1]) for name in from_relations(select, default_schema)]
-    return any(t is not None and _pinned_by_secret(t, where) for t in tables)
+    return any(t is not None and _pinned_by_secret(t, where) and
+               (tested is None or not (allows := _permission_columns(t)) or bool(allows & tested)) for t in tables)
 
 
-def _found_by_secret(s: Schema, reading) -> set[str]:
+# Columns of a capability's table that say what its holder may do: a flag (can_edit, allow_upload, read_only,
+# editable) or a level (permission, access_level, a link's role). A lookup that feeds a write must test one.
+_PERMISSION_FLAG = re.compile(r"(^|_)(can|may|allow|allows)_|edit|writ|read_?only|modif|manage|upload|delet|"
+                              r"publish|comment")
+_PERMISSION_LEVEL = re.compile(r"^((link|share|access|permission)_)?(permission|permissions|access|access_level|"
+                               r"access_mode|access_type|level|mode|role|scope)$")
+
+
+def _permission_columns(t: Table) -> frozenset[str]:
+    """The columns of `t` that qualify what a secret of it grants (`_PERMISSION_FLAG` booleans, `_PERMISSION_LEVEL`
+    of any type)."""
+    def flag(c) -> bool:
+        return c.type.lower() in ("boolean", "bool", "pg_catalog.bool") and bool(_PERMISSION_FLAG.search(c.name))
+    return _once("permission columns", t, lambda: frozenset(
+        c.name for c in t.columns if flag(c) or _PERMISSION_LEVEL.match(c.name)))
+
+
+def _tested_columns(reading) -> frozenset[str]:
+    """Column names the body tests or passes on: named in a query's filter or join (`and l.can_edit`), in a test
+    (`if not v_link.can_edit then raise`), or in a write (`values (..., v_invitation.role)`: the level the secret
+    grants, carried over), and the columns a SELECT ... INTO copies into variables named there (`select can_edit
+    into v_can_edit ...; if not v_can_edit`)."""
+    def names(tree) -> set[str]:
+        return {ref[-1] for k, b in nodes(tree) if k == "ColumnRef" and (ref := strings(b.get("fields")))}
+
+    used: set[str] = set()
+    for at in reading.conditions:
+        if at < len(reading.trees):
+            used |= names(reading.trees[at])
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            if kind == "SelectStmt":
+                used |= names(body.get("whereClause")) | names([b.get("quals") for k, b in
+                                                                 nodes(body.get("fromClause")) if k == "JoinExpr"])
+            elif kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+                used |= names(body)
+    for at, targets in reading.into:
+        select = into_select(reading, at) if at < len(reading.trees) else None
+        values = [(x.get("ResTarget") or {}).get("val") for x in (select or {}).get("targetList") or []]
+        if len(values) == len(targets):
+            used |= {col for value, target in zip(values, targets) if target in used for col in names(value)}
+    return frozenset(used)
+
+
+def _found_by_secret(s: Schema, reading, tested: frozenset[str] | None = None) -> set[str]:
     """Variables holding what a lookup by a secret column found: each set only by such a SELECT ... INTO (`select *
     into v_link from share_links where token = p_token`), or only copied from one of those (`v_doc :=
     v_link.document_id`)."""
@@ -615,8 +674,8 @@ def _found_by_secret(s: Schema, reading) -> set[str]:
             if name in found:
                 continue
             if all(at < len(reading.trees) and (
-                    _secret_lookup(s, into_select(reading, at), reading.default_schema) or
-                    _found_value(s, reading, _copied_value(reading.trees[at]), found)) for at in ats):
+                    _secret_lookup(s, into_select(reading, at), reading.default_schema, tested) or
+                    _found_value(s, reading, _copied_value(reading.trees[at]), found, tested)) for at in ats):
                 found.add(name)
                 changed = True
     return found
@@ -627,7 +686,7 @@ def _copied_value(tree: Any) -> Any:
     return lone_value(select) if kind == "SelectStmt" else None
 
 
-def _found_value(s: Schema, reading, value: Any, found: set[str]) -> bool:
+def _found_value(s: Schema, reading, value: Any, found: set[str], tested: frozenset[str] | None = None) -> bool:
     """A value the secret lookup found: a variable holding it (or a field of one), or a sub-query that is such a
     lookup itself (`(select project_id from share_links where token = p_token)`)."""
     value = unwrap(value)
@@ -638,10 +697,11 @@ def _found_value(s: Schema, reading, value: Any, found: set[str]) -> bool:
         return ref[0] in found and len(ref) <= 2
     link = value.get("SubLink")
     return isinstance(link, dict) and link.get("subLinkType") in ("EXPR_SUBLINK", "ANY_SUBLINK") and \
-        _secret_lookup(s, (link.get("subselect") or {}).get("SelectStmt"), reading.default_schema)
+        _secret_lookup(s, (link.get("subselect") or {}).get("SelectStmt"), reading.default_schema, tested)
 
 
-def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: set[str]) -> bool:
+def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: set[str],
+                   tested: frozenset[str] | None = None) -> bool:
     """A write of the row(s) a lookup by a secret column found: an UPDATE or DELETE with a conjunct equating a column
     of its table with a found value (`where id = v_link.document_id`, `project_id = v_project`, `id in (select
     ... where token = p_token)`), or an INSERT whose tenant key comes from one."""
@@ -654,9 +714,10 @@ def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: s
         rows = [((row or {}).get("List") or {}).get("items") or [] for row in select.get("valuesLists") or []] or \
             [[(target.get("ResTarget") or {}).get("val") for target in select.get("targetList") or []]]
         params = set(_arguments(reading))
-        looked_up = _secret_lookup(s, select, reading.default_schema)  # insert ... select l.organization_id from
-        return all(len(row) > at and (_found_value(s, reading, row[at], found) or looked_up and  # share_links l
-                                      _column_of_row(row[at], params)) for row in rows)  # where l.token = p_token
+        # insert ... select l.organization_id from share_links l where l.token = p_token
+        looked_up = _secret_lookup(s, select, reading.default_schema, tested)
+        return all(len(row) > at and (_found_value(s, reading, row[at], found, tested) or looked_up and
+                                      _column_of_row(row[at], params)) for row in rows)
     if kind not in ("UpdateStmt", "DeleteStmt") or body.get("whereClause") is None:
         return False
     for conjunct in boolean_args(body["whereClause"], "AND_EXPR"):
@@ -665,12 +726,12 @@ def _tied_to_found(s: Schema, reading, t: Table, kind: str, body: dict, found: s
         if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK":
             test = strings((unwrap(link.get("testexpr")) or {}).get("ColumnRef", {}).get("fields")) \
                 if isinstance(unwrap(link.get("testexpr")), dict) else []
-            if test and _found_value(s, reading, conjunct, found) and \
+            if test and _found_value(s, reading, conjunct, found, tested) and \
                     _grants(s, t, test[-1], _found_origin(s, reading, conjunct, found)):
                 return True
         sides = equated_columns(e) if isinstance(e, dict) else None
         for col, other in ((sides[0], e.get("rexpr")), (sides[1], e.get("lexpr"))) if sides else ():
-            if col and col[0] not in found and _found_value(s, reading, other, found) and \
+            if col and col[0] not in found and _found_value(s, reading, other, found, tested) and \
                     _grants(s, t, col[-1], _found_origin(s, reading, other, found)):
                 return True
     return False
@@ -944,7 +1005,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                 top = outside_subqueries(where) if where is not None else []
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
                 own = [c for c in own if c and c[-1] in columns and (len(c) == 1 or c[0] == alias)]
-                unchecked = _unchecked_ties(where, t.tenant_key, params, reading, tree)
+                unchecked = _unchecked_ties(s, where, t.tenant_key, params, reading, tree)
                 if any(c[-1] == t.tenant_key for c in own) and not unchecked:
                     escape = _null_escape(where, top, t.tenant_key, params, reading, tree)
                     if escape is not None and (t.qualified, escape, "null") not in out:
@@ -1056,15 +1117,19 @@ def _callers_own_memberships(s: Schema, t: Table, where, reading) -> bool:
     return False
 
 
-def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> list[str]:
+def _unchecked_ties(s: Schema, where, key: str, params: dict[str, str], reading, tree) -> list[str]:
     """The arguments the filter's every test of the tenant key compares it with (`organization_id = p_from_org`)
     when nothing tests them: not another conjunct of the same filter (`and p_org in (select <the caller's>)`), nor
     another statement (a check, a WHERE, a call standing alone; a log line is no test). Such a tie names an
     organisation the caller chose and nobody checked (evasion round 6, e02: a move checked the destination only,
-    and `where id = p_project and organization_id = p_from_org` took any organisation's project). [] when some
-    test of the key is anything else (the caller's organisations, a checked argument)."""
+    and `where id = p_project and organization_id = p_from_org` took any organisation's project). A comparison of
+    the key with a value that cannot know who calls (`organization_id = private.project_org(p_project)`, a
+    sub-query keyed by the argument: the row's own organisation, evasion round 16 e08) tests nothing; when every
+    test of the key is such, the arguments it is made of are returned. [] when some test of the key is anything
+    else (the caller's organisations, a checked argument)."""
     found: list[str] = []
     ties: list[Any] = []
+    blind: list[str] | None = None  # the arguments of tests that cannot know who calls, when there are some
     conjuncts = boolean_args(where, "AND_EXPR") if where is not None else []
     for c in conjuncts:
         if not any(k == "ColumnRef" and strings(b.get("fields"))[-1:] == [key] for k, b in nodes(c)):
@@ -1073,11 +1138,15 @@ def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> l
         pair = next(((col, arg) for col, arg in ((sides, sides[::-1]) if sides else ())
                      if col and col[-1] == key and arg and len(arg) == 1 and arg[0] in params), None)
         if pair is None:
-            return []
+            made_of = _row_own_value(s, c, key, params, reading)
+            if made_of is None:
+                return []
+            blind = (blind or []) + [params[n] for n in made_of if params[n] not in (blind or [])]
+            continue
         found.append(pair[1][0])
         ties.append(c)
     if not found:
-        return []
+        return [] if blind is None else blind or [key]
     names = {n for f in found for n in (f, params[f])}
 
     def names_one(node) -> bool:  # the argument, a copy's parameter, or `fname.param`
@@ -1088,6 +1157,80 @@ def _unchecked_ties(where, key: str, params: dict[str, str], reading, tree) -> l
         return []
     index = next((i for i, t in enumerate(reading.trees) if t is tree), None)
     return [] if tested(reading, names_one, index) else [params[n] for n in found]
+
+
+def _row_own_value(s: Schema, conjunct, key: str, params: dict[str, str], reading) -> list[str] | None:
+    """The arguments (maybe none) a comparison of the tenant key is made of when its other side cannot know who
+    calls: built of functions and sub-queries that never ask (`private.project_org(p_project)`, `(select
+    organization_id from projects where id = p_project)`), arguments and columns appearing only inside them. None
+    for anything else: a bare argument, variable or column (a tie, a value a check tested, another row's value), a
+    constant, a call that may ask who calls (a membership helper, auth.uid()), a test that is no comparison."""
+    e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
+    link = conjunct.get("SubLink") if isinstance(conjunct, dict) else None
+    if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK" and \
+            strings(link.get("operName")) in ([], ["="]):
+        sides = (unwrap(link.get("testexpr")), link.get("subselect"))  # organization_id in (select ...)
+    elif isinstance(e, dict) and e.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN") and \
+            strings(e.get("name")) == ["="]:
+        sides = (unwrap(e.get("lexpr")), unwrap(e.get("rexpr")))
+    else:
+        return None
+    for mine, other in (sides, sides[::-1]):
+        if strings(((mine or {}).get("ColumnRef") or {}).get("fields"))[-1:] != [key]:
+            continue
+        found = list(nodes(other))
+        if not any(k in ("FuncCall", "SubLink", "ColumnRef") for k, _ in found):
+            return None  # a constant: one organisation named, not the row's own
+        made_of: list[str] = []
+        # the rows of an IN sub-query are read inside it, as a scalar sub-query's are
+        if _blind(s, other, params, reading, isinstance(link, dict), made_of):
+            return made_of
+    return None
+
+
+def _blind(s: Schema, value: Any, params: dict[str, str], reading, inside: bool, made_of: list[str]) -> bool:
+    """`value` cannot know who calls (`_row_own_value`); `inside`: within a call's arguments or a sub-query, where
+    an argument is what the value is made of, not the value itself. Collects those arguments into `made_of`."""
+    if isinstance(value, list):
+        return all(_blind(s, v, params, reading, inside, made_of) for v in value)
+    if not isinstance(value, dict):
+        return True
+    if len(value) == 1:
+        kind, body = next(iter(value.items()))
+        if kind == "SQLValueFunction":
+            return False  # current_user, session_user: the request's role
+        if kind == "ParamRef":
+            return inside
+        if kind == "ColumnRef":
+            ref = strings(body.get("fields"))
+            name = ref[1] if len(ref) > 1 and ref[0] == reading.name else ref[0] if ref else ""
+            if name in params:
+                made_of.append(name)
+                return inside
+            # a column standing alone may be another row's (`excluded.organization_id`, a MERGE source's): a value
+            # the statement brings, not read here
+            return inside and name not in reading.variables
+        if kind == "FuncCall":
+            name = function_name(body)
+            if _knows_caller(s, name):
+                return False
+            inside = True
+        elif kind == "SubLink":
+            inside = True
+    return all(_blind(s, v, params, reading, inside, made_of) for v in value.values()
+               if isinstance(v, dict | list))
+
+
+def _knows_caller(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
+    """A function whose answer may depend on who calls: auth.uid() and the like, the session's settings, one the
+    audit cannot read, or one calling such a function, however deep. A helper of the app's that reads rows by its
+    arguments only (`select organization_id from projects where id = p_project`) does not."""
+    f = find_function(s, name)
+    if f is None:
+        return names_the_caller(name) and name.split(".")[0] not in ("pg_catalog", "extensions")
+    if f.language not in ("sql", "plpgsql") or f.calls is None or f.qualified in seen:
+        return f.qualified not in seen
+    return any(_knows_caller(s, inner, seen | {f.qualified}) for inner in f.calls)
 
 
 def _null_escape(where, top: list, key: str, params: dict[str, str], reading, tree) -> str | None:
