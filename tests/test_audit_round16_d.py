@@ -271,3 +271,107 @@ def test_e08_the_rows_own_organisation_is_no_organisation_test(test):
 ])
 def test_e08_a_test_against_the_callers_organisations_stays_clean(test):
     assert "BP073" not in _fired(_DUPLICATE.format(test=test))
+
+
+# --- fp03 / fp03c: refusing unless the picked row is in an organisation of the caller's (BP073) ------------------
+
+_RENAME = """
+create function private.has_role(p_org uuid, p_role public.member_role) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.organization_members m
+                  where m.organization_id = p_org and m.user_id = (select auth.uid()) and m.role >= p_role) $$;
+revoke all on function private.has_role(uuid, public.member_role) from public, anon;
+grant execute on function private.has_role(uuid, public.member_role) to authenticated;
+create function public.rename_project(p_project uuid, p_name text) returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_role public.member_role;
+begin
+  {check}
+  update public.projects set name = p_name where {pick} = p_project;
+end $$;
+revoke all on function public.rename_project(uuid, text) from public, anon;
+grant execute on function public.rename_project(uuid, text) to authenticated;
+"""
+_ADMIN_ORGS = "organization_id = any (array(select private.organization_ids_with_role('admin')))"
+_JOINED = ("select m.role into v_role from public.projects p join public.organization_members m "
+           "on m.organization_id = p.organization_id and m.user_id = (select auth.uid()) where p.id = p_project;")
+
+
+def _rename(check: str, pick: str = "id") -> set[str]:
+    return {f.rule_id for f in audit_sql([("case.sql", PRELUDE + _RENAME.format(check=check, pick=pick))])
+            if f.level is Level.ERROR}
+
+
+@pytest.mark.parametrize("check", [
+    f"if not exists (select 1 from public.projects where id = p_project and {_ADMIN_ORGS}) then "
+    "raise exception 'not allowed' using errcode = '42501'; end if;",
+    "perform 1 from public.projects p where p.id = p_project and private.has_role(p.organization_id, 'admin'); "
+    "if not found then raise exception 'not allowed' using errcode = '42501'; end if;",
+    _JOINED + " if v_role is null or v_role < 'admin' then raise exception 'not allowed'; end if;",
+])
+def test_fp03_refusal_unless_the_row_is_the_callers_is_an_organisation_test(check):
+    assert "BP073" not in _rename(check)
+
+
+@pytest.mark.parametrize("check, pick", [
+    # the refusal the wrong way round
+    (f"if exists (select 1 from public.projects where id = p_project and {_ADMIN_ORGS}) then "
+     "raise exception 'not allowed'; end if;", "id"),
+    # no test of the organisation
+    ("if not exists (select 1 from public.projects where id = p_project) then raise exception 'no'; end if;", "id"),
+    # no refusal when the caller holds no membership there (v_role is NULL): BP080's hole, BP073 stays
+    (_JOINED + " if v_role < 'admin' then raise exception 'not allowed'; end if;", "id"),
+    # the refusal swallowed by its own handler
+    (f"begin if not exists (select 1 from public.projects where id = p_project and {_ADMIN_ORGS}) then "
+     "raise exception 'not allowed'; end if; exception when others then null; end;", "id"),
+])
+def test_fp03_twins_that_check_nothing_still_fire(check, pick):
+    # BP057 takes a body that never asks who calls; BP073 one that asks, but not of the row
+    assert _rename(check, pick) & {"BP057", "BP073"}
+
+
+def test_fp03_a_pick_by_a_column_that_is_no_key_is_not_checked_by_one_row():
+    check = (f"if not exists (select 1 from public.projects where name = p_name and {_ADMIN_ORGS}) then "
+             "raise exception 'not allowed'; end if;")
+    sql = _RENAME.format(check=check, pick="name").replace("where name = p_project", "where name = p_name")
+    assert "BP073" in {f.rule_id for f in audit_sql([("case.sql", PRELUDE + sql)])}
+
+
+# --- fp07: an invitation picked by its id and the caller's e-mail (BP073) ----------------------------------------
+
+_ACCEPT = """
+create table public.invitations (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  email text not null,
+  role public.member_role not null default 'member',
+  created_at timestamptz not null default now()
+);
+create index on public.invitations (organization_id);
+alter table public.invitations enable row level security;
+create policy invitations_select on public.invitations for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
+create function public.accept_invitation(p_invitation uuid) returns uuid
+language plpgsql security definer set search_path = '' as $$
+declare inv public.invitations;
+begin
+  select * into inv from public.invitations i where i.id = p_invitation{pin} for update;
+  if not found then raise exception 'invalid invitation' using errcode = 'P0002'; end if;
+  insert into public.organization_members (organization_id, user_id, role)
+  values (inv.organization_id, (select auth.uid()), inv.role) on conflict (organization_id, user_id) do nothing;
+  delete from public.invitations where id = inv.id;
+  return inv.organization_id;
+end $$;
+revoke all on function public.accept_invitation(uuid) from public, anon;
+grant execute on function public.accept_invitation(uuid) to authenticated;
+"""
+
+
+def test_fp07_invitation_by_id_and_the_callers_email_is_addressed_to_the_caller():
+    pin = " and lower(i.email) = lower((select auth.jwt()) ->> 'email')"
+    assert "BP073" not in _fired(_ACCEPT.format(pin=pin))
+
+
+def test_fp07_invitation_by_id_alone_is_any_organisations():
+    assert "BP073" in _fired(_ACCEPT.format(pin=""))

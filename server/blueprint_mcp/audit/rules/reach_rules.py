@@ -1001,6 +1001,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
                 if kind == "SelectStmt" and _callers_own_memberships(s, t, where, reading):
                     continue  # reading the caller's own memberships, whichever organisation the argument names
+                if t.qualified not in membership_tables(s) and _addressed_to_caller(t, alias, where, reading):
+                    continue  # a row addressed to the caller (an invitation to their e-mail), whichever organisation
                 columns = {c.name for c in t.columns}
                 top = outside_subqueries(where) if where is not None else []
                 own = [strings(b.get("fields")) for k, b in top if k == "ColumnRef"]
@@ -1027,6 +1029,63 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                 if where is not None and not own and not picks and (t.qualified, None, "unfiltered") not in out:
                     out.append((t.qualified, None, "unfiltered"))
     return out
+
+
+def _addressed_to_caller(t: Table, alias: str, where, reading) -> bool:
+    """The filter keeps the rows to ones addressed to the caller: a conjunct equating a column of the row with the
+    caller's id (`invitee_id = auth.uid()`, a variable holding it) or e-mail (`lower(i.email) = lower(auth.jwt() ->>
+    'email')`, auth.email()). Such a row is the caller's by who they are, whichever organisation it names, as the
+    same pick by a secret token is (evasion round 16 fp07: accept_invitation by the invitation's id and the caller's
+    e-mail). Not read for a membership table, whose rows are the caller's powers in the organisation they name."""
+    callers = _caller_variables(reading, ("auth.uid",))
+
+    def own(node) -> bool:
+        node = _unwrap_text(node)
+        ref = strings(((node or {}).get("ColumnRef") or {}).get("fields")) if isinstance(node, dict) else []
+        return bool(ref) and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] == alias)
+
+    def callers_value(node) -> bool:
+        node = _unwrap_text(node)
+        if not isinstance(node, dict):
+            return False
+        ref = strings((node.get("ColumnRef") or {}).get("fields"))
+        if ref:
+            return len(ref) == 1 and ref[0] in callers
+        call = node.get("FuncCall")
+        if isinstance(call, dict) and not call.get("args"):
+            return function_name(call) in ("auth.uid", "auth.email")
+        e = node.get("A_Expr")
+        if isinstance(e, dict) and strings(e.get("name")) == ["->>"] and const(e.get("rexpr")) == "email":
+            claims = _unwrap_text(e.get("lexpr"))
+            call = claims.get("FuncCall") if isinstance(claims, dict) else None
+            return isinstance(call, dict) and function_name(call) == "auth.jwt" and not call.get("args")
+        return False
+
+    for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
+        e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
+        sides = (e.get("lexpr"), e.get("rexpr")) if isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and \
+            strings(e.get("name")) == ["="] else ()
+        if sides and any(own(a) and callers_value(b) for a, b in (sides, sides[::-1])):
+            return True
+    return False
+
+
+def _unwrap_text(node: Any) -> Any:
+    """The value inside casts, one-value sub-selects and case folding (`lower((select auth.jwt()) ->> 'email')`)."""
+    while True:
+        node = unwrap(node)
+        link = node.get("SubLink") if isinstance(node, dict) else None
+        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
+            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
+        call = node.get("FuncCall") if isinstance(node, dict) else None
+        args = (call or {}).get("args") or [] if isinstance(call, dict) else []
+        if value is not None:
+            node = value
+        elif isinstance(call, dict) and function_name(call).split(".")[-1] in ("lower", "upper", "btrim", "trim") \
+                and len(args) == 1:
+            node = args[0]
+        else:
+            return node
 
 
 def _row_argument_picks(s: Schema, reading) -> Iterator[tuple[str, str, str]]:
@@ -1409,8 +1468,9 @@ def _parameters_in(value: Any, params: dict[str, str]) -> list[str]:
 def authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
     """(table, parameter) where the body reads the organisation of the rows the parameter picks into a variable
     and compares it (select organization_id into v_org from projects where id = p_project; if not v_org = any
-    (...)): the rows it then picks by the same parameter are ones it checked."""
-    out: set[tuple[str, str]] = set()
+    (...)), or refuses unless the row it picks is one of the caller's organisations (`_refused_unless_held`): the
+    rows it then picks by the same parameter are ones it checked."""
+    out: set[tuple[str, str]] = _refused_unless_held(s, reading, params)
     for index, names in reading.into:
         kind, select = "SelectStmt", into_select(reading, index)
         write = next(((k, b) for k, b in nodes(reading.trees[index]) if k in ("UpdateStmt", "DeleteStmt")), None)
@@ -1432,6 +1492,130 @@ def authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[st
             for col, arg in (sides, sides[::-1]) if sides else ():
                 if col and len(arg) == 1 and arg[0] in params:
                     out.add((t.qualified, params[arg[0]]))
+    return out
+
+
+def _refused_unless_held(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
+    """(table, parameter) for each refusal (an IF whose own branch raises, at the top of the body, no handler
+    swallowing it) that fires unless the row the parameter picks by a key lies in an organisation of the caller's
+    (`_held_pick`): `if not exists (select 1 from projects where id = p_project and organization_id = any (<the
+    caller's>)) then raise`, `perform 1 from projects p where p.id = p_project and private.has_role(p.organization_id,
+    'admin'); if not found then raise`, or the caller's role read through a join of the row with the caller's
+    membership, refused when NULL (`select m.role into v_role from projects p join organization_members m on
+    m.organization_id = p.organization_id and m.user_id = auth.uid() where p.id = p_project; if v_role is null or
+    ...`). Evasion round 16 fp03, fp03c: each is read as `select organization_id into v_org ...` is."""
+    out: set[tuple[str, str]] = set()
+    skipped = {at for at, _ in reading.caught} | {at for at, _ in reading.within}
+    sets: dict[str, list[int]] = {}
+    for at, names in reading.into:
+        for name in names:
+            sets.setdefault(name, []).append(at)
+    for j in reading.refuses_when:
+        kind, select = only_statement(reading.trees[j]) if j < len(reading.trees) and j not in skipped else ("", None)
+        condition = lone_value(select) if kind == "SelectStmt" else None
+        for atom in boolean_args(condition, "OR_EXPR") if condition is not None else []:
+            atom = unwrap(atom)
+            negated = (atom.get("BoolExpr") or {}).get("args") or [None] \
+                if (atom.get("BoolExpr") or {}).get("boolop") == "NOT_EXPR" else [None]
+            inner = unwrap(negated[0]) if len(negated) == 1 else None
+            link = (inner or {}).get("SubLink") if isinstance(inner, dict) else None
+            if isinstance(link, dict) and link.get("subLinkType") == "EXISTS_SUBLINK":
+                out |= _held_pick(s, reading, (link.get("subselect") or {}).get("SelectStmt"), params)
+            elif strings(((inner or {}).get("ColumnRef") or {}).get("fields")) == ["found"] and j > 0:
+                # FOUND as the statement just before the test left it (a PERFORM or SELECT ... INTO reading rows)
+                before, previous = only_statement(reading.trees[j - 1])
+                if before == "SelectStmt" and (previous or {}).get("fromClause"):
+                    out |= _held_pick(s, reading, previous, params)
+            test = atom.get("NullTest") or {}
+            ref = strings(((test.get("arg") or {}).get("ColumnRef") or {}).get("fields"))
+            if test.get("nulltesttype") == "IS_NULL" and len(ref) == 1 and len(sets.get(ref[0], [])) == 1 and \
+                    sets[ref[0]][0] < j:
+                out |= _held_pick(s, reading, into_select(reading, sets[ref[0]][0]), params)
+    return out
+
+
+def _held_pick(s: Schema, reading, select: dict | None, params: dict[str, str]) -> set[tuple[str, str]]:
+    """(table, parameter) where the SELECT picks one row of a tenant table by a key (its primary key or a unique
+    column) equated with the parameter, and its filter (WHERE and inner joins' ON) keeps that row to the caller's
+    organisations: a conjunct on the row's tenant key calling what asks who calls (`organization_id = any (array(
+    select private.organization_ids_with_role('admin')))`, `private.has_role(p.organization_id, 'admin')`), or a join
+    with a membership table on the tenant key whose user column is the caller's (`m.organization_id =
+    p.organization_id and m.user_id = auth.uid()`). Found nothing means the caller holds no such row."""
+    from ...model.tenant_keys import member_column, user_tables
+    if not isinstance(select, dict) or select.get("groupClause") or select.get("havingClause"):
+        return set()
+    aliases: dict[str, Table] = {}
+    quals = list(boolean_args(select["whereClause"], "AND_EXPR")) if select.get("whereClause") else []
+    pending = list(select.get("fromClause") or [])
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, dict):
+            continue
+        if "JoinExpr" in item:
+            join = item["JoinExpr"]
+            if join.get("jointype", "JOIN_INNER") != "JOIN_INNER":
+                return set()  # an outer join's ON keeps nothing out
+            pending += [join.get("larg"), join.get("rarg")]
+            quals += boolean_args(join["quals"], "AND_EXPR") if join.get("quals") else []
+        elif "RangeVar" in item:
+            rv = item["RangeVar"]
+            t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+            if t is not None:
+                aliases[(rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")] = t
+    members = membership_tables(s)
+    callers = _caller_variables(reading, ("auth.uid",))
+
+    def column(node, alias: str, t: Table) -> str | None:  # the column of `t` (as `alias`) the node names
+        ref = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(unwrap(node),
+                                                                                                dict) else []
+        if len(ref) == 2 and ref[0] == alias or len(ref) == 1 and len(aliases) == 1:
+            return ref[-1] if t.column(ref[-1]) is not None else None
+        return None
+
+    def argument(node) -> str | None:
+        ref = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(unwrap(node),
+                                                                                                dict) else []
+        name = ref[0] if len(ref) == 1 else ref[1] if len(ref) == 2 and ref[0] == reading.name else None
+        return params.get(name) if name else None
+
+    def the_caller(node) -> bool:
+        ref = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(unwrap(node),
+                                                                                                dict) else []
+        return ref in ([c] for c in callers) or (not ref and any(
+            k == "FuncCall" and function_name(b) == "auth.uid" for k, b in nodes(node)) and
+            not any(k == "ColumnRef" for k, _ in nodes(node)))
+
+    out: set[tuple[str, str]] = set()
+    for alias, t in aliases.items():
+        if not is_tenant(t) or t.qualified in members:
+            continue
+        keys = [c.columns for c in t.constraints if c.kind in ("primary key", "unique")] + \
+            [i.columns for i in t.indexes if i.unique and i.where is None]
+        picks, held = [], False
+        for q in quals:
+            e = unwrap(q).get("A_Expr") if isinstance(unwrap(q), dict) else None
+            sides = (e.get("lexpr"), e.get("rexpr")) if isinstance(e, dict) and equated_columns(e) is not None \
+                else ()
+            for mine, other in (sides, sides[::-1]) if sides else ():
+                col, arg = column(mine, alias, t), argument(other)
+                if col and arg and [col] in keys:
+                    picks.append(arg)
+                for m_alias, m in aliases.items():
+                    if m.qualified in members and col == t.tenant_key and column(other, m_alias, m) == m.tenant_key:
+                        user = member_column(m, m.tenant_key, user_tables(s.tables))
+                        held = held or any(
+                            column(a, m_alias, m) == user and the_caller(b)
+                            for x in quals if isinstance(unwrap(x), dict) and "A_Expr" in unwrap(x)
+                            and equated_columns(unwrap(x)["A_Expr"]) is not None
+                            for a, b in [(unwrap(x)["A_Expr"].get("lexpr"), unwrap(x)["A_Expr"].get("rexpr")),
+                                         (unwrap(x)["A_Expr"].get("rexpr"), unwrap(x)["A_Expr"].get("lexpr"))])
+            found = list(nodes(q))
+            if "BoolExpr" not in unwrap(q) and any(k == "ColumnRef" and column({"ColumnRef": b}, alias, t) ==
+                                                   t.tenant_key for k, b in found) and \
+                    any(k == "FuncCall" and _knows_caller(s, function_name(b)) for k, b in found):
+                held = True  # organization_id = any (<the caller's>), private.has_role(p.organization_id, ...)
+        if held:
+            out |= {(t.qualified, p) for p in picks}
     return out
 
 
