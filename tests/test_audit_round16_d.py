@@ -161,7 +161,7 @@ grant execute on function private.can_read(uuid) to authenticated;
 create policy documents_select on public.documents for select to authenticated
   using ((select private.can_read(organization_id)));
 """
-    assert "BP079" in _fired(sql)
+    assert _fired(sql) == {"BP079"}
 
 
 # --- e07: a share link's lookup ignores what the link allows (BP057) --------------------------------------------
@@ -375,3 +375,29 @@ def test_fp07_invitation_by_id_and_the_callers_email_is_addressed_to_the_caller(
 
 def test_fp07_invitation_by_id_alone_is_any_organisations():
     assert "BP073" in _fired(_ACCEPT.format(pin=""))
+
+
+# --- fp05: a boolean helper built on the role helper checks membership (BP027) -----------------------------------
+
+_CAN_READ = _DOCUMENTS + """
+create function private.can_read(p_org uuid) returns boolean
+language sql stable security definer set search_path = '' as $$ select {body} $$;
+revoke all on function private.can_read(uuid) from public, anon;
+grant execute on function private.can_read(uuid) to authenticated;
+create policy documents_select on public.documents for select to authenticated
+  using ((select private.can_read(organization_id)));
+"""
+
+
+def test_fp05_helper_over_the_role_helper_checks_membership():
+    body = "p_org = any (array(select private.organization_ids_with_role('viewer')))"
+    assert _fired(_CAN_READ.format(body=body)) == set()
+
+
+@pytest.mark.parametrize("body, rules", [
+    ("p_org is not null", {"BP027"}),  # asks nothing of the memberships
+    ("p_org = any (array(select private.organization_ids_with_role('viewer'))) "
+     "or auth.role() = 'authenticated'", {"BP079"}),  # BP079's own example
+])
+def test_fp05_twins_still_fire(body, rules):
+    assert _fired(_CAN_READ.format(body=body)) == rules

@@ -16,6 +16,7 @@ from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
 from ..pins import unwrap
+from ..platform import managed
 from ..role_sets import role_enum
 from ..tree import canonical, const, disjuncts, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
@@ -63,11 +64,22 @@ def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) ->
         return True
     unknown = False
     for name, _, _ in calls(tree):
-        if name in helpers:
+        if name in helpers or _calls_membership_helper(s, name, helpers):
             return True
         if "." in name and name.split(".")[0] not in _TRUSTED_SCHEMAS and find_function(s, name) is None:
             unknown = True  # a helper defined elsewhere: give it the benefit of the doubt
     return None if unknown else False
+
+
+def _calls_membership_helper(s: Schema, name: str, helpers: set[str], seen: frozenset[str] = frozenset()) -> bool:
+    """A function of the app's that calls a membership helper, however deep: `can_read(p_org)` = `select p_org = any
+    (array(select private.organization_ids_with_role('viewer')))` asks the memberships through it (evasion round 16
+    fp05). Whether it ties them to the row is BP050's and BP054's to read."""
+    f = find_function(s, name)
+    if f is None or f.qualified in seen or managed(f.schema_name):
+        return False
+    seen = seen | {f.qualified}
+    return any(inner in helpers or _calls_membership_helper(s, inner, helpers, seen) for inner in f.calls or ())
 
 
 def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
