@@ -86,16 +86,18 @@ create function private.is_owner() returns boolean language sql stable set searc
     assert "BP052" not in _fired(sql)
 
 
-@pytest.mark.parametrize("declare", [
-    "claims jsonb := auth.jwt();",
-    "claims jsonb := current_setting('request.jwt.claims', true)::jsonb;",
+@pytest.mark.parametrize("declare, assign", [
+    ("claims jsonb := auth.jwt();", ""),
+    ("claims jsonb := current_setting('request.jwt.claims', true)::jsonb;", ""),
+    ("claims jsonb; meta jsonb;", "claims := (select auth.jwt()); meta := claims -> 'user_metadata';"),
 ])
-def test_e06b_user_metadata_read_through_a_variable_holding_the_claims(declare):
+def test_e06b_user_metadata_read_through_a_variable_holding_the_claims(declare, assign):
     sql = f"""
 create function private.is_admin() returns boolean language plpgsql stable set search_path = '' as $$
 declare
   {declare}
 begin
+  {assign}
   return coalesce(claims -> 'user_metadata' ->> 'role', '') = 'admin';
 end $$;
 grant execute on function private.is_admin() to authenticated;
@@ -151,7 +153,7 @@ create policy documents_select on public.documents for select to authenticated
 
 
 def test_e16_role_claim_with_an_empty_fallback_in_a_helper():
-    sql = _DOCUMENTS + f"""
+    sql = _DOCUMENTS + """
 create function private.can_read(p_org uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select p_org = any (array(select private.organization_ids_with_role('viewer')))
@@ -401,3 +403,10 @@ def test_fp05_helper_over_the_role_helper_checks_membership():
 ])
 def test_fp05_twins_still_fire(body, rules):
     assert _fired(_CAN_READ.format(body=body)) == rules
+
+
+def test_e07_a_test_of_the_flag_that_only_logs_decides_nothing():
+    sql = _LINKS.format(lookup="", test="").replace(
+        "  update public.documents",
+        "  if not v_link.can_edit then raise notice 'read-only link used to save'; end if;\n  update public.documents")
+    assert "BP057" in _fired(sql)
