@@ -634,8 +634,8 @@ def _permission_columns(t: Table) -> frozenset[str]:
 def _tested_columns(reading) -> frozenset[str]:
     """Column names the body tests or passes on: named in a query's filter or join (`and l.can_edit`), in a test
     that decides something (`if not v_link.can_edit then raise`, not one whose branches only log), or in a write
-    (`values (..., v_invitation.role)`: the level the secret grants, carried over), and the columns a SELECT ... INTO copies into variables named there (`select can_edit
-    into v_can_edit ...; if not v_can_edit`)."""
+    (`values (..., v_invitation.role)`: the level the secret grants, carried over), and the columns a SELECT ... INTO
+    copies into variables named there (`select can_edit into v_can_edit ...; if not v_can_edit`)."""
     def names(tree) -> set[str]:
         return {ref[-1] for k, b in nodes(tree) if k == "ColumnRef" and (ref := strings(b.get("fields")))}
 
