@@ -410,3 +410,22 @@ def test_e07_a_test_of_the_flag_that_only_logs_decides_nothing():
         "  update public.documents",
         "  if not v_link.can_edit then raise notice 'read-only link used to save'; end if;\n  update public.documents")
     assert "BP057" in _fired(sql)
+
+
+def test_e08_a_variable_holding_the_rows_own_organisation_is_no_test():
+    sql = _DUPLICATE.replace("declare\n", "declare\n  v_org uuid := private.project_org(p_project);\n")
+    assert "BP073" in _fired(sql.format(test="organization_id = v_org"))
+
+
+@pytest.mark.parametrize("setting", [
+    # the variable checked against the caller's organisations first
+    "select p.organization_id into v_org from public.projects p where p.id = p_project;\n"
+    "  if not v_org = any (array(select private.organization_ids_with_role('viewer'))) then raise exception 'no';"
+    " end if;",
+    # the variable is one of the caller's own organisations
+    "select m.organization_id into v_org from public.organization_members m where m.user_id = (select auth.uid())"
+    " limit 1;",
+])
+def test_e08_a_variable_the_caller_decides_is_a_test(setting):
+    sql = _DUPLICATE.replace("declare\n", "declare\n  v_org uuid;\n").replace("begin\n", f"begin\n  {setting}\n", 1)
+    assert "BP073" not in _fired(sql.format(test="organization_id = v_org"))

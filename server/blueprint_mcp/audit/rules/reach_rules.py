@@ -16,7 +16,7 @@ from typing import Any
 from ...model.schema import Function, Schema, Table
 from ..findings import Level
 from ..platform import managed
-from ..body import mentions_variables
+from ..body import WRITES, mentions_variables
 from ..pins import outer_aliases, unwrap
 from ..registry import rule
 from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
@@ -1198,7 +1198,7 @@ def _unchecked_ties(s: Schema, where, key: str, params: dict[str, str], reading,
         pair = next(((col, arg) for col, arg in ((sides, sides[::-1]) if sides else ())
                      if col and col[-1] == key and arg and len(arg) == 1 and arg[0] in params), None)
         if pair is None:
-            made_of = _row_own_value(s, c, key, params, reading)
+            made_of = _row_own_value(s, c, key, params, reading, tree)
             if made_of is None:
                 return []
             blind = (blind or []) + [params[n] for n in made_of if params[n] not in (blind or [])]
@@ -1219,12 +1219,14 @@ def _unchecked_ties(s: Schema, where, key: str, params: dict[str, str], reading,
     return [] if tested(reading, names_one, index) else [params[n] for n in found]
 
 
-def _row_own_value(s: Schema, conjunct, key: str, params: dict[str, str], reading) -> list[str] | None:
+def _row_own_value(s: Schema, conjunct, key: str, params: dict[str, str], reading, tree) -> list[str] | None:
     """The arguments (maybe none) a comparison of the tenant key is made of when its other side cannot know who
     calls: built of functions and sub-queries that never ask (`private.project_org(p_project)`, `(select
     organization_id from projects where id = p_project)`), arguments and columns appearing only inside them. None
     for anything else: a bare argument, variable or column (a tie, a value a check tested, another row's value), a
-    constant, a call that may ask who calls (a membership helper, auth.uid()), a test that is no comparison."""
+    constant, a call that may ask who calls (a membership helper, auth.uid()), a test that is no comparison. A
+    variable set only from such values and tested nowhere else (`v_org := private.project_org(p_project)`) is one
+    too: `tree` is the statement holding the comparison."""
     e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
     link = conjunct.get("SubLink") if isinstance(conjunct, dict) else None
     if isinstance(link, dict) and link.get("subLinkType") == "ANY_SUBLINK" and \
@@ -1243,16 +1245,19 @@ def _row_own_value(s: Schema, conjunct, key: str, params: dict[str, str], readin
             return None  # a constant: one organisation named, not the row's own
         made_of: list[str] = []
         # the rows of an IN sub-query are read inside it, as a scalar sub-query's are
-        if _blind(s, other, params, reading, isinstance(link, dict), made_of):
+        at = next((i for i, t in enumerate(reading.trees) if t is tree), None)
+        if _blind(s, other, params, reading, isinstance(link, dict), made_of, at):
             return made_of
     return None
 
 
-def _blind(s: Schema, value: Any, params: dict[str, str], reading, inside: bool, made_of: list[str]) -> bool:
+def _blind(s: Schema, value: Any, params: dict[str, str], reading, inside: bool, made_of: list[str],
+           at: int | None = None, visiting: frozenset[str] = frozenset()) -> bool:
     """`value` cannot know who calls (`_row_own_value`); `inside`: within a call's arguments or a sub-query, where
-    an argument is what the value is made of, not the value itself. Collects those arguments into `made_of`."""
+    an argument is what the value is made of, not the value itself. Collects those arguments into `made_of`. A
+    variable is blind where each value set into it is, and no statement but the one at `at` tests it."""
     if isinstance(value, list):
-        return all(_blind(s, v, params, reading, inside, made_of) for v in value)
+        return all(_blind(s, v, params, reading, inside, made_of, at, visiting) for v in value)
     if not isinstance(value, dict):
         return True
     if len(value) == 1:
@@ -1267,9 +1272,11 @@ def _blind(s: Schema, value: Any, params: dict[str, str], reading, inside: bool,
             if name in params:
                 made_of.append(name)
                 return inside
+            if name in reading.variables:
+                return _blind_variable(s, name, params, reading, made_of, at, visiting)
             # a column standing alone may be another row's (`excluded.organization_id`, a MERGE source's): a value
             # the statement brings, not read here
-            return inside and name not in reading.variables
+            return inside
         if kind == "FuncCall":
             name = function_name(body)
             if _knows_caller(s, name):
@@ -1277,8 +1284,24 @@ def _blind(s: Schema, value: Any, params: dict[str, str], reading, inside: bool,
             inside = True
         elif kind == "SubLink":
             inside = True
-    return all(_blind(s, v, params, reading, inside, made_of) for v in value.values()
+    return all(_blind(s, v, params, reading, inside, made_of, at, visiting) for v in value.values()
                if isinstance(v, dict | list))
+
+
+def _blind_variable(s: Schema, name: str, params: dict[str, str], reading, made_of: list[str], at: int | None,
+                    visiting: frozenset[str]) -> bool:
+    """Every value the body sets into the variable cannot know who calls (`select organization_id into v_org from
+    projects where id = p_project`, `v_org := private.project_org(p_project)`), and no statement but the one at `at`
+    tests it (`if not v_org = any (<the caller's>)` makes it a checked value)."""
+    sets = [i for i, names in reading.into if name in names]
+    if name in visiting or not sets or any(i >= len(reading.trees) for i in sets):
+        return False
+    for i in sets:
+        select = into_select(reading, i)
+        if select is None or any(k in WRITES for k, _ in nodes(reading.trees[i])) or \
+                not _blind(s, {"SelectStmt": select}, params, reading, True, made_of, at, visiting | {name}):
+            return False
+    return not tested(reading, lambda node: mentions_variables(node, {name}), at)
 
 
 def _knows_caller(s: Schema, name: str, seen: frozenset[str] = frozenset()) -> bool:
