@@ -478,8 +478,8 @@ def audit_findings(*, template: str | None = None, blueprint: Blueprint | dict |
     for path in sources.blueprints:
         parts.append(audit_sql(blueprint_sql(load_blueprint_file(path), str(path)), assume_platform))
     history = sources.sql + ([("input.sql", sql)] if sql is not None else [])
-    if history:
-        parts.append(audit_sql(history, assume_platform, exposed=sources.exposed))
+    if history or sources.skipped:
+        parts.append(audit_sql(history, assume_platform, exposed=sources.exposed, skipped=sources.skipped))
     for name, text in sources.specs + ([("input.md", spec)] if spec is not None else []):
         parts.append(audit_spec_document(text, name))
     return parts[0] if len(parts) == 1 else sort_findings([f for part in parts for f in part])

@@ -60,12 +60,13 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def audit_sql(sources: list[tuple[str, str]], assume_platform: bool = False,
-              exposed: list[str] | None = None) -> list[Finding]:
+              exposed: list[str] | None = None, skipped: list[str] | None = None) -> list[Finding]:
     """(file name, SQL) pairs applied in order as one migration history, then audited; `assume_platform`:
     as on a Supabase project, where pg_graphql is installed until the SQL drops it; `exposed`: the schemas
-    the API serves (the project's config.toml), when the SQL does not set them."""
+    the API serves (the project's config.toml), when the SQL does not set them; `skipped`: migration files the
+    Supabase CLI does not apply, reported (BP037)."""
     with _no_cycle_collection():
-        return audit_parsed(read_sql(sources, assume_platform, exposed=exposed))
+        return audit_parsed(read_sql(sources, assume_platform, exposed=exposed, skipped=skipped))
 
 
 def audit_spec_document(text: str, file: str) -> list[Finding]:

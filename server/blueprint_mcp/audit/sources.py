@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,12 @@ SPEC_SUFFIXES = (".md", ".markdown")
 BLUEPRINT_SUFFIXES = (".yaml", ".yml", ".json")
 # Where a project keeps its migrations, most specific first; else the .sql files of the folder itself.
 MIGRATION_DIRS = ("supabase/migrations", "migrations")
+# What the Supabase CLI applies from supabase/migrations (pkg/migration ListLocalMigrations): files named
+# <digits>_<name>.sql, in file-name order; any other file is skipped with a warning, and so is a first
+# <timestamp>_init.sql older than 20211209000000 (the schema dump of old CLIs). Evasion round 16 e03.
+CLI_MIGRATION = re.compile(r"([0-9]+)_(.*)\.sql")  # (fullmatch: Go's `$` is the end of the name)
+CLI_OLD_INIT = re.compile(r"([0-9]{14})_init\.sql")
+CLI_OLD_INIT_BEFORE = 20211209000000
 
 
 @dataclass
@@ -20,6 +27,7 @@ class Sources:
     sql: list[tuple[str, str]] = field(default_factory=list)  # (file name, text) in the order to apply
     specs: list[tuple[str, str]] = field(default_factory=list)
     blueprints: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # migration files the Supabase CLI does not apply
     exposed: list[str] | None = None  # the API's schemas, from the project's supabase/config.toml
 
 
@@ -42,11 +50,32 @@ def exposed_schemas(folder: Path) -> list[str] | None:
 
 def sql_files_in(folder: Path) -> list[Path]:
     """The migrations of a folder in file-name order (the order `supabase db reset` applies them)."""
+    return migration_files(folder)[0]
+
+
+def migration_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(the .sql files applied, in file-name order; the ones skipped). A Supabase migrations folder (named
+    supabase/migrations, with a file the CLI applies) keeps what the CLI applies; any other folder (one none of
+    whose names the CLI takes is run by another tool), every .sql file."""
     for sub in MIGRATION_DIRS:
         if (folder / sub).is_dir():
             folder = folder / sub
             break
-    return sorted((p for p in folder.glob("*.sql") if p.is_file()), key=lambda p: (p.name, str(p)))
+    files = sorted((p for p in folder.glob("*.sql") if p.is_file()), key=lambda p: (p.name, str(p)))
+    if not _is_supabase_migrations(folder):
+        return files, []
+    first = min((p.name for p in folder.iterdir()), default=None)  # the CLI's old-init test looks at entry 0
+    applied = [p for p in files if CLI_MIGRATION.fullmatch(p.name) and not (p.name == first and _old_init(p.name))]
+    return (applied, [p for p in files if p not in applied]) if applied else (files, [])
+
+
+def _is_supabase_migrations(folder: Path) -> bool:
+    return any(p.name == "migrations" and p.parent.name == "supabase" for p in (folder.absolute(), folder.resolve()))
+
+
+def _old_init(name: str) -> bool:
+    found = CLI_OLD_INIT.search(name)
+    return found is not None and int(found.group(1)) < CLI_OLD_INIT_BEFORE
 
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
@@ -67,10 +96,12 @@ def collect(paths: list[Path], max_bytes: int | None = None, within: list[Path] 
     out = Sources()
     for path in paths:
         if path.is_dir():
-            files = sql_files_in(path)
+            files, skipped = migration_files(path)
+            out.skipped += [str(p) for p in skipped]
             if not files:
-                raise BlueprintError(f"{path} holds no .sql files", field="paths",
-                                     fix="pass a folder of migrations (e.g. supabase/migrations) or .sql files")
+                raise BlueprintError(f"{path} holds no .sql files" + (
+                    f" the Supabase CLI applies (it skips {', '.join(p.name for p in skipped)})" if skipped else ""),
+                    field="paths", fix="pass a folder of migrations (e.g. supabase/migrations) or .sql files")
             for f in files if within is not None else []:
                 if not any(f.resolve().is_relative_to(root) for root in within):
                     raise BlueprintError(f"{f} links outside the workspace roots", field="paths",
