@@ -246,10 +246,10 @@ def test_trigger_bodies_report_which_new_fields_they_set_and_from_what():
 def test_extensions_exposed_schemas_and_search_path():
     s = schema_of("create extension pg_trgm; create extension vector with schema extensions;\n"
                   "alter database postgres set pgrst.db_schemas = 'public, api';\n"
-                  "set search_path = app, public; create table t (id int primary key);")
+                  "create schema app; set search_path = app, public; create table t (id int primary key);")
     assert [(e.name, e.schema_name) for e in s.extensions] == [("pg_trgm", "public"), ("vector", "extensions")]
     assert s.exposed_schemas == ["public", "api"]
-    assert s.tables[0].qualified == "app.t"
+    assert s.tables[0].qualified == "app.t"  # (app exists: without it, PostgreSQL creates t in public, round 16 e12)
 
 
 def test_extensions_land_where_their_control_files_put_them_and_cascade_installs_what_they_require():

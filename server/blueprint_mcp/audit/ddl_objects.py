@@ -14,6 +14,7 @@ from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .callers import BodyReading
 from .deparse import type_name
 from .made import Maker
+from .platform import MANAGED_SCHEMAS
 from .split import paren_group, top_level_words
 from .tree import (const, function_name, index_located, nodes, rebase, remembered, row_columns,
                    shift, strings)
@@ -895,7 +896,18 @@ def set_variable(r: Reader, n: dict, st: Stmt) -> None:
         return
     first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []
     usable = [x.strip().strip('"') for x in ",".join(first).split(",") if x.strip() and x.strip() != '"$user"']
-    r.creation_schema = usable[0] if usable else "public"
+    # PostgreSQL creates in the first schema of the path that exists when the statement runs: one a later
+    # migration creates is passed over (evasion round 16 e12: the table lands in public, without RLS).
+    r.creation_schema = next((x for x in usable if _schema_exists(r, x)), "public")
+
+
+def _schema_exists(r: Reader, name: str) -> bool:
+    """Whether the schema is there: public, the platform's, pg_temp, one created, or one holding an object
+    already (a file audited alone may use a schema made before it)."""
+    s = r.schema
+    if name == "public" or name in MANAGED_SCHEMAS or name.startswith("pg_temp") or name in s.schemas:
+        return True
+    return any(x.schema_name == name for group in (s.tables, s.views, s.functions, s.enums, s.domains) for x in group)
 
 
 def set_database_option(r: Reader, n: dict, st: Stmt) -> None:
