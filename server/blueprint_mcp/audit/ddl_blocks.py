@@ -6,20 +6,25 @@ the order written, whichever IF branch, loop or exception handler holds it: the 
 branch runs, and a statement that might run is the one to check. EXECUTE of a string built from literals, and
 of one built from a loop's variable over names written in the block, runs its statements (`do_loops`); EXECUTE of
 any other computed string stays unknown. A statement that may not have run (an exception handler may have rolled
-it back, or an EXIT, CONTINUE or RETURN whose condition is unknown came first) is applied but for what it would
-protect: it turns no RLS on and revokes nothing (evasion round 12, e04 and e05).
+it back, or an EXIT, CONTINUE or RETURN whose condition is unknown came first, or it sits in an IF branch not
+known to be taken, a loop that may run no round or a handler) is applied but for what it would protect: it turns
+no RLS on, revokes nothing, drops no permissive policy and adds no restrictive one (evasion round 12, e04 and
+e05; round 16, e04 and e13). Conditions on the model's own objects are decided (`do_conditions`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
 import pgparse
 
 from .body import embedded_sql
 from .ddl import HANDLERS, apply
-from .do_loops import statements
+from .do_conditions import Facts
+from .do_loops import WILD, statements
 from .parser import parse
+from .platform import MANAGED_SCHEMAS
 from .tree import strings
 
 if TYPE_CHECKING:
@@ -43,7 +48,8 @@ def do_block(r: Reader, n: dict, st: Stmt) -> None:
 
 def _run(r: Reader, st: Stmt) -> None:
     cursor = 0
-    for text, uncertain in statements(st.text, embedded_sql, lambda name: _exists(r, name)):
+    facts = Facts(lambda name: _exists(r, name), lambda catalog, equal, flags: _rows(r, catalog, equal, flags))
+    for text, uncertain, wild in statements(st.text, embedded_sql, facts):
         # A statement of a dollar-quoted body is in the file as written: find it, so what it makes has
         # its own position. One that is not (a body in '...' with doubled quotes) takes the block's.
         at = st.text.find(text, cursor)
@@ -55,11 +61,50 @@ def _run(r: Reader, st: Stmt) -> None:
             continue  # PL/pgSQL accepted it but the grammar does not (a variable where SQL wants a name)
         inner = st.inner(text, at)
         for raw in parsed:
-            node = raw.get("stmt") or {}
-            if uncertain:
-                node = _unsure(node)
-            if node and "TransactionStmt" not in node:  # COMMIT in a block is PL/pgSQL's, never a statement here
-                apply(r, node, inner)
+            for node in _anywhere(r, raw.get("stmt") or {}) if wild else [raw.get("stmt") or {}]:
+                if uncertain:
+                    node = _unsure(r, node)
+                if node and "TransactionStmt" not in node:  # COMMIT in a block is PL/pgSQL's, never one here
+                    apply(r, node, inner)
+
+
+# What a statement run on a table the block cannot name may open on any of them (evasion round 16 e11).
+_OPENING = ("AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_DisableTrig", "AT_DisableTrigAll",
+            "AT_DisableTrigUser")
+
+
+def _anywhere(r: Reader, node: dict) -> list[dict]:
+    """An EXECUTE whose table comes from a value the block cannot spell (`for t in select tablename from
+    pg_tables ... loop execute format('alter table public.%I disable row level security', t.tablename)`):
+    what it opens (RLS or a trigger disabled, a table privilege granted) is applied to every table of the
+    model it may name (of the schema written, or of any schema of the user's), as it stands when the block
+    runs; anything else it does stays unknown, as does any statement with an unknown name elsewhere."""
+    alter, grant = node.get("AlterTableStmt"), node.get("GrantStmt")
+    if alter is not None and alter.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE":
+        cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") in _OPENING]
+        relation = alter.get("relation") or {}
+        if not cmds or WILD in orjson.dumps(cmds).decode() or relation.get("relname") != WILD:
+            return []
+        return [{"AlterTableStmt": {**alter, "cmds": cmds, "relation": {**relation, **target}}}
+                for target in _candidates(r, relation)]
+    if grant is None or not grant.get("is_grant") or grant.get("objtype") != "OBJECT_TABLE" \
+            or grant.get("targtype") != "ACL_TARGET_OBJECT" \
+            or WILD in orjson.dumps({k: v for k, v in grant.items() if k != "objects"}).decode():
+        return []
+    objects = []
+    for o in grant.get("objects") or []:
+        relation = o.get("RangeVar") or {}
+        if relation.get("relname") == WILD:
+            objects += [{"RangeVar": {**relation, **target}} for target in _candidates(r, relation)]
+        elif WILD not in orjson.dumps(o).decode():
+            objects.append(o)
+    return [{"GrantStmt": {**grant, "objects": objects}}] if objects else []
+
+
+def _candidates(r: Reader, relation: dict) -> list[dict]:
+    schema = relation.get("schemaname")
+    return [{"schemaname": t.schema_name, "relname": t.name} for t in r.schema.tables
+            if (t.schema_name == schema if schema not in (None, WILD) else t.schema_name not in MANAGED_SCHEMAS)]
 
 
 # (re-enabling a trigger too: a sanitising or guarding trigger is trusted only while it fires, and rules that
@@ -68,20 +113,57 @@ _PROTECTING = ("AT_EnableRowSecurity", "AT_ForceRowSecurity", "AT_EnableTrig", "
                "AT_EnableReplicaTrig", "AT_EnableTrigAll", "AT_EnableTrigUser")
 
 
-def _unsure(node: dict) -> dict | None:
+def _unsure(r: Reader, node: dict) -> dict | None:
     """A statement that may not have run (an exception handler may have rolled it back, an EXIT may have ended
-    its loop first) may still have run, so it is applied, all but what it would protect: it does not turn RLS
-    on or force it, re-enables no trigger, and revokes nothing."""
+    its loop first, a condition may be false) may still have run, so it is applied, all but what it would
+    protect: it does not turn RLS on or force it, re-enables no trigger, revokes nothing, drops no permissive
+    policy (dropping a restrictive one opens, so that stays) and adds no restrictive policy."""
     if "GrantStmt" in node and not node["GrantStmt"].get("is_grant"):
         return None
     if "AlterDefaultPrivilegesStmt" in node and not ((node["AlterDefaultPrivilegesStmt"].get("action") or {})
                                                       .get("GrantStmt") or {}).get("is_grant"):
         return None
+    if "CreatePolicyStmt" in node and not node["CreatePolicyStmt"].get("permissive"):
+        return None
+    drop = node.get("DropStmt")
+    if drop is not None and drop.get("removeType") == "OBJECT_POLICY":
+        kept = [o for o in drop.get("objects") or [] if _restrictive(r, strings((o.get("List") or {}).get("items")))]
+        return {"DropStmt": {**drop, "objects": kept}} if kept else None
     alter = node.get("AlterTableStmt")
     if alter is None:
         return node
     cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") not in _PROTECTING]
     return {"AlterTableStmt": {**alter, "cmds": cmds}} if cmds else None
+
+
+def _restrictive(r: Reader, names: list[str]) -> bool:
+    """Whether `drop policy <name> on <table>` names a restrictive policy the model holds."""
+    if len(names) < 2:
+        return False
+    t = r.table(*(names[-3:-1] if len(names) > 2 else (r.creation_schema, names[0])))
+    return t is not None and any(p.name == names[-1] and not p.permissive for p in t.policies)
+
+
+def _rows(r: Reader, catalog: str, equal: dict[str, str], flags: dict[str, bool]) -> bool | None:
+    """Whether a catalog (do_conditions.Facts) holds a row with those values, read from the model: True when
+    the model holds one; False when it holds none and the filter names a schema of the user's (the platform's
+    own tables are not all in the model) and, in pg_class, a table or view (it also lists indexes, sequences...);
+    None otherwise."""
+    schema, table, kind = equal.get("schema"), equal.get("table"), equal.get("kind")
+    if catalog == "pg_tables":
+        kind = "table"
+    tables = [t for t in r.schema.tables if schema in (None, t.schema_name) and table in (None, t.name)]
+    if catalog == "pg_policies":
+        found = any(equal.get("policy") in (None, p.name) for t in tables for p in t.policies)
+    else:
+        found = kind != "view" and any(all(getattr(t, f"rls_{'enabled' if f == 'rowsecurity' else 'forced'}") == v
+                                           for f, v in flags.items()) for t in tables)
+        found = found or kind != "table" and not any(flags.values()) and any(
+            schema in (None, v.schema_name) and table in (None, v.name) for v in r.schema.views)
+    if found:
+        return True
+    decided = catalog != "pg_class" or kind is not None or any(flags.values())
+    return False if decided and schema is not None and schema not in MANAGED_SCHEMAS else None
 
 
 def _exists(r: Reader, name: str) -> bool | None:

@@ -6,22 +6,27 @@ list of string literals (`array[...]` or `'{...}'`, `select unnest(...)`, `selec
 `values (...), (...)`) runs its body once per name: an EXECUTE whose text is made only of literals and the loop
 variables (`||`, `concat`, `format`'s %I, %L, %s and %%, `quote_ident`, `quote_literal`) is read as the statement it
 runs for each. Any other loop (over a catalog query, say), a loop variable the body assigns, or any other part of
-the text leaves the EXECUTE unknown, as before: what it does to which table cannot be known from the file.
+the text leaves the EXECUTE unknown: what it does to which table cannot be known from the file. The text is then
+given with WILD for the values it cannot spell, for the caller to apply what it opens to every table it may name
+(evasion round 16 e11).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import pgparse
 
 from ..sql.ident import ident, literal
+from .do_conditions import Facts, condition
 from .tree import const, dotted, function_name, nodes, strings
 
 _STATEMENT, _EXPRESSION = 0, 2
 _MAX_NAMES = 200  # a longer literal list is not one a migration writes by hand
 _TEXT_TYPES = ("text", "varchar", "name", "pg_catalog.text", "pg_catalog.varchar")
+WILD = "blueprint_unknown_name"  # stands for a name an EXECUTE takes from a value the block cannot spell
 
 
 class Frame:
@@ -33,15 +38,17 @@ class Frame:
         self.label, self.unrolled, self.uncertain, self.round_uncertain = label, unrolled, False, False
 
 
-def statements(do_statement: str, embedded_sql: Any,
-               exists: Callable[[str], bool | None] = lambda name: None) -> Iterator[tuple[str, bool]]:
+def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) -> Iterator[tuple[str, bool, bool]]:
     """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written, each with whether it
     may not have run: every static statement once, whichever branch, loop or exception handler holds it, and every
     EXECUTE whose text is known (once per name of a loop over written names). A statement may not have run when a
     sub-block's exception handler can roll it back (the sub-block holds another statement that may raise: evasion
-    round 12 e04), or when it follows an EXIT or CONTINUE of its loop (or a RETURN) whose condition is unknown (e05).
-    `exists(name)` says whether a relation exists (None: unknown) for `exit|continue when to_regclass(...) is
-    [not] null`, asked when that round runs: a generator, so the caller applies each statement before the next.
+    round 12 e04), when it follows an EXIT or CONTINUE of its loop (or a RETURN) whose condition is unknown (e05),
+    or when a condition guards it: an IF or CASE branch not known to be the one taken, the body of a loop that may
+    run no round (WHILE, FOR over a query or a range), an exception handler (round 16 e04). `facts` decide the
+    conditions the model can (`do_conditions`), asked when the statement is reached: a generator, so the caller
+    applies each statement before the next. The third value: the text holds WILD for a name the block cannot
+    spell (`_executed`).
     Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
     tree = pgparse.parse_pgsql(do_statement)
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
@@ -49,8 +56,9 @@ def statements(do_statement: str, embedded_sql: Any,
     done: set[int] = set()  # static statements (and EXECUTEs of a constant text) already given: once each
     frames: list[Frame] = []
     returned = False
-    # (node, loop variables, rolled back by a handler, the loop whose body it is directly) or a frame's marker
-    stack: list[Any] = [(tree, {}, 0, None)]
+    # (node, loop variables, rolled back by a handler, the loop whose body it is directly, a condition guards it)
+    # or a frame's marker
+    stack: list[Any] = [(tree, {}, 0, None, False)]
     while stack:
         item = stack.pop()
         if isinstance(item[0], str):  # ("round", frame) or ("end", frame)
@@ -59,16 +67,17 @@ def statements(do_statement: str, embedded_sql: Any,
             if mark == "end":
                 frames.remove(frame)
             continue
-        value, env, undone, direct = item
+        value, env, undone, direct, guarded = item
         if isinstance(value, list):
-            stack.extend((v, env, undone, direct) for v in reversed(value))
+            stack.extend((v, env, undone, direct, guarded) for v in reversed(value))
             continue
         if not isinstance(value, dict):
             continue
         if len(value) == 1:
             (kind, body), = value.items()
             if isinstance(body, dict) and kind[:1].isupper():
-                uncertain = undone == _UNDONE or returned or any(f.uncertain or f.round_uncertain for f in frames)
+                uncertain = guarded or undone == _UNDONE or returned or any(f.uncertain or f.round_uncertain
+                                                                            for f in frames)
                 if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                     # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
                     # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
@@ -77,24 +86,31 @@ def statements(do_statement: str, embedded_sql: Any,
                         expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
                         text = expr.get("query", "")
                         if text.strip():
-                            yield text, uncertain
+                            yield text, uncertain, False
                     continue
                 if kind == "PLpgSQL_stmt_dynexecute":
-                    texts = _executed(body, env, done, embedded_sql)
+                    texts, wild = _executed(body, env, done, embedded_sql)
                     for text in texts:  # (several statements of one text: a later one's error undoes the first)
-                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1)
+                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1), wild
                     continue
                 if kind == "PLpgSQL_stmt_return":
                     returned = True  # (a RETURN in a branch: what follows may not run)
                     continue
                 if kind == "PLpgSQL_stmt_exit":
-                    returned = _exit(body, env, direct, frames, stack, embedded_sql, exists) or returned
+                    returned = _exit(body, env, direct, frames, stack, embedded_sql, facts) or returned
+                    continue
+                if kind == "PLpgSQL_stmt_if":
+                    stack.extend(reversed(_branches(body, env, undone, guarded, embedded_sql, facts)))
+                    continue
+                if kind == "PLpgSQL_stmt_case":  # (which branch runs is not decided)
+                    bodies = [(w.get("PLpgSQL_case_when") or {}).get("stmts") for w in body.get("case_when_list") or []]
+                    stack.extend((b, env, undone, None, True) for b in reversed([*bodies, body.get("else_stmts")]))
                     continue
                 if kind == "PLpgSQL_stmt_block" and body.get("exceptions"):
                     # The handler rolls back every statement of the block before the one that raised.
-                    stack.append((body.get("exceptions"), env, undone, None))
+                    stack.append((body.get("exceptions"), env, undone, None, True))  # (runs only on an error)
                     inner = _UNDONE if undone == _UNDONE or _may_undo(body.get("body")) else _HANDLED
-                    stack.append((body.get("body"), env, inner, None))
+                    stack.append((body.get("body"), env, inner, None, guarded))
                     continue
                 loop = _loop(kind, body, names)
                 if loop is not None:
@@ -104,15 +120,16 @@ def statements(do_statement: str, embedded_sql: Any,
                     stack.append(("end", frame))
                     for v in reversed(values):
                         stack.append(("round", frame))
-                        stack.extend((s, {**env, variable: v}, undone, frame)
+                        stack.extend((s, {**env, variable: v}, undone, frame, guarded)
                                      for s in reversed(body.get("body") or []))
                     continue
                 if kind in _LOOPS:
                     frame = Frame(body.get("label"), False)
                     frames.append(frame)
                     stack.append(("end", frame))
+                    guarded = guarded or not _runs_once(kind, body)
                 value = body
-        stack.extend((v, env, undone, None) for v in reversed(value.values()) if isinstance(v, dict | list))
+        stack.extend((v, env, undone, None, guarded) for v in reversed(value.values()) if isinstance(v, dict | list))
 
 
 _LOOPS = ("PLpgSQL_stmt_loop", "PLpgSQL_stmt_while", "PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc",
@@ -138,8 +155,43 @@ def _may_undo(body: Any) -> bool:
     return False
 
 
+def _runs_once(kind: str, body: dict) -> bool:
+    """Whether a loop runs its first round: a bare LOOP, or a FOR over a range of integer constants not empty."""
+    if kind == "PLpgSQL_stmt_loop":
+        return True
+    if kind != "PLpgSQL_stmt_fori":
+        return False
+    lower, upper = (((body.get(k) or {}).get("PLpgSQL_expr") or {}).get("query", "").strip()
+                    for k in ("lower", "upper"))
+    if not all(re.fullmatch(r"-?[0-9]{1,18}", x) for x in (lower, upper)):
+        return False
+    return int(lower) >= int(upper) if body.get("reverse") else int(lower) <= int(upper)
+
+
+def _branches(body: dict, env: dict[str, str], undone: int, guarded: bool, embedded_sql: Any,
+              facts: Facts) -> list[Any]:
+    """The branches of an IF as stack items: one runs for certain only when the conditions before it are known
+    false and its own known true (ELSE: all known false); any other may not run, or never does."""
+    arms = [(body.get("cond"), body.get("then_body"))] + [
+        ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
+        for e in body.get("elsif_list") or []]
+    out, before = [], True  # before: every condition so far known false
+    for cond, stmts in arms:
+        value = _known(cond, env, embedded_sql, facts) if before else None
+        out.append((stmts, env, undone, None, guarded or not (before and value is True)))
+        before = before and value is False
+    out.append((body.get("else_body"), env, undone, None, guarded or not before))
+    return out
+
+
+def _known(cond: Any, env: dict[str, str], embedded_sql: Any, facts: Facts) -> bool | None:
+    expr = (cond or {}).get("PLpgSQL_expr") or {}
+    return condition(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))),
+                     env, facts, _text)
+
+
 def _exit(body: dict, env: dict[str, str], direct: Frame | None, frames: list[Frame], stack: list[Any],
-          embedded_sql: Any, exists: Callable[[str], bool | None]) -> bool:
+          embedded_sql: Any, facts: Facts) -> bool:
     """An EXIT or CONTINUE: a condition known in this round skips the rest of the round (CONTINUE) or of the
     loop (EXIT) or nothing; an unknown one makes the rest uncertain. True when all the rest of the block is."""
     label = body.get("label")
@@ -147,11 +199,7 @@ def _exit(body: dict, env: dict[str, str], direct: Frame | None, frames: list[Fr
     if target is None:
         return True  # a labelled EXIT of a block: the rest of the DO block may not run
     cond = body.get("cond")
-    known: bool | None = True
-    if cond is not None:
-        expr = cond.get("PLpgSQL_expr") or {}
-        known = _condition(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))),
-                           env, exists)
+    known: bool | None = True if cond is None else _known(cond, env, embedded_sql, facts)
     if direct is not target or not target.unrolled:
         known = None if known is not False else False  # inside an IF, or a loop not unrolled
     if known is False:
@@ -176,45 +224,27 @@ def _exit(body: dict, env: dict[str, str], direct: Frame | None, frames: list[Fr
     return False
 
 
-def _condition(node: Any, env: dict[str, str], exists: Callable[[str], bool | None]) -> bool | None:
-    """`to_regclass(<text>) is [not] null` (also under NOT) where the text is known; None for anything else."""
-    if not isinstance(node, dict):
-        return None
-    if "BoolExpr" in node:
-        b = node["BoolExpr"]
-        args = b.get("args") or []
-        if b.get("boolop") == "NOT_EXPR" and len(args) == 1:
-            inner = _condition(args[0], env, exists)
-            return None if inner is None else not inner
-        return None
-    test = node.get("NullTest")
-    call = ((test or {}).get("arg") or {}).get("FuncCall")
-    if not isinstance(call, dict) or function_name(call).removeprefix("pg_catalog.") != "to_regclass":
-        return None
-    args = call.get("args") or []
-    name = _text(args[0], env) if len(args) == 1 else None
-    found = exists(name) if name is not None else None
-    if found is None:
-        return None
-    return (not found) if test.get("nulltesttype") == "IS_NULL" else found
-
-
 def _datum_name(datum: Any) -> str | None:
     body = next(iter(datum.values()), None) if isinstance(datum, dict) and len(datum) == 1 else None
     return body.get("refname") if isinstance(body, dict) else None
 
 
-def _executed(body: dict, env: dict[str, str], done: set[int], embedded_sql: Any) -> list[str]:
+def _executed(body: dict, env: dict[str, str], done: set[int], embedded_sql: Any) -> tuple[list[str], bool]:
     """The statements an EXECUTE runs when its text is known; in a loop's later rounds only one whose text
-    changes with the loop's variable (a constant text is given once)."""
+    changes with the loop's variable (a constant text is given once). When a variable's value is unknown: the
+    statements with WILD for it, once (True: they stand for the statement run on any name)."""
     expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
     tree = _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
     text = _text(tree, env)
-    if text is None or id(body) in done:
-        return []
+    if id(body) in done:
+        return [], False
+    if text is None:
+        text = _text(tree, env, WILD)
+        done.add(id(body))
+        return ([t for t in _statement_texts(text) if t] if text is not None and WILD in text else []), True
     if _text(tree, {}) is not None:
         done.add(id(body))
-    return [t for t in _statement_texts(text) if t]
+    return [t for t in _statement_texts(text) if t], False
 
 
 def _expression(sql: str) -> Any:
@@ -239,8 +269,10 @@ def _parsed_or_empty(text: str) -> list[dict]:
         return []
 
 
-def _text(node: Any, env: dict[str, str]) -> str | None:
-    """The text an expression of literals and loop variables computes; None for anything else (NULL included)."""
+def _text(node: Any, env: dict[str, str], wild: str | None = None) -> str | None:
+    """The text an expression of literals and loop variables computes; None for anything else (NULL included).
+    With `wild`, a variable the block cannot spell (a record's field of a loop over a query, say) reads as that
+    name, cast or not: the text then stands for the statement run for any value."""
     if not isinstance(node, dict) or len(node) != 1:
         return None
     (kind, body), = node.items()
@@ -251,20 +283,23 @@ def _text(node: Any, env: dict[str, str]) -> str | None:
         return value if isinstance(value, str) else None
     if kind == "ColumnRef":
         name = strings(body.get("fields"))
-        return env.get(name[0]) if len(name) == 1 else None
+        return env.get(name[0]) if len(name) == 1 and name[0] in env else wild
     if kind == "TypeCast":
         type_name = body.get("typeName") or {}
         text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
-        return _text(body.get("arg"), env) if text and not type_name.get("typmods") else None
+        inner = _text(body.get("arg"), env, wild)
+        if wild is not None and inner == wild:
+            return wild  # (`r.oid::regclass`: a relation's name, qualified or not)
+        return inner if text and not type_name.get("typmods") else None
     if kind == "A_Expr":
         if body.get("kind", "AEXPR_OP") != "AEXPR_OP" or strings(body.get("name")) != ["||"]:
             return None
-        left, right = _text(body.get("lexpr"), env), _text(body.get("rexpr"), env)
+        left, right = _text(body.get("lexpr"), env, wild), _text(body.get("rexpr"), env, wild)
         return None if left is None or right is None else left + right
     if kind != "FuncCall" or body.get("agg_star") or body.get("over") or body.get("agg_distinct"):
         return None
     name = function_name(body).removeprefix("pg_catalog.")
-    args = [_text(a, env) for a in body.get("args") or []]
+    args = [_text(a, env, wild) for a in body.get("args") or []]
     if None in args:
         return None  # (concat skips a NULL, but an unknown argument is not one)
     if name == "quote_ident" and len(args) == 1:

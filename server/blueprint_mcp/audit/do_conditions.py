@@ -1,0 +1,183 @@
+"""The conditions a DO block tests that the model can decide (evasion round 12 e05, round 16 e04).
+
+An IF body, or what follows an EXIT WHEN, runs only when its condition holds. The auditor decides the tests
+migrations write to be idempotent: `to_regclass('s.t') is [not] null`, and `[not] exists (select 1 from
+pg_tables | pg_policies | information_schema.tables where <column> = '<text>' and ... [and [not] rowsecurity])`,
+by looking the object up in the model as it stands when the block runs. Anything else is unknown (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .tree import const, function_name, strings
+
+# catalog -> (its schema, its columns a condition may test -> what they say). A column says a text ("schema",
+# "table", "policy", "kind") or a flag ("rowsecurity", "forcerowsecurity"); "namespace" is pg_class's schema oid.
+CATALOGS = {
+    "pg_tables": ("pg_catalog", {"schemaname": "schema", "tablename": "table", "rowsecurity": "rowsecurity"}),
+    "pg_policies": ("pg_catalog", {"schemaname": "schema", "tablename": "table", "policyname": "policy"}),
+    "tables": ("information_schema", {"table_schema": "schema", "table_name": "table", "table_type": "kind"}),
+    "pg_class": ("pg_catalog", {"relname": "table", "relkind": "kind", "relnamespace": "namespace",
+                                "relrowsecurity": "rowsecurity", "relforcerowsecurity": "forcerowsecurity"}),
+    "pg_namespace": ("pg_catalog", {"nspname": "schema", "oid": "namespace"}),
+}
+FLAGS = ("rowsecurity", "forcerowsecurity")
+# what a kind's value says: a table or a view (anything else: not decided)
+KINDS = {"BASE TABLE": "table", "VIEW": "view", "r": "table", "p": "table", "v": "view"}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the model says when the block runs: `relation(name)` for to_regclass (True, or None when unknown);
+    `rows(catalog, equal, flags)` whether a catalog holds a row with those values (None: unknown). The catalog
+    is "pg_policies" or a relation catalog ("pg_tables", "tables", "pg_class"); `equal` maps "schema", "table",
+    "policy" and "kind" ("table" or "view") to a value, `flags` "rowsecurity" and "forcerowsecurity"."""
+
+    relation: Callable[[str], bool | None] = lambda name: None
+    rows: Callable[[str, dict[str, str], dict[str, bool]], bool | None] = lambda catalog, equal, flags: None
+
+
+def condition(node: Any, env: dict[str, str], facts: Facts, text: Callable[[Any, dict[str, str]], str | None]) \
+        -> bool | None:
+    """The value of a condition the model decides (also under NOT); None for anything else. `text` computes
+    a known text (literals and loop variables)."""
+    if not isinstance(node, dict):
+        return None
+    if "BoolExpr" in node:
+        b = node["BoolExpr"]
+        args = b.get("args") or []
+        if b.get("boolop") == "NOT_EXPR" and len(args) == 1:
+            inner = condition(args[0], env, facts, text)
+            return None if inner is None else not inner
+        return None
+    if "SubLink" in node:
+        return _exists(node["SubLink"], facts)
+    test = node.get("NullTest")
+    call = ((test or {}).get("arg") or {}).get("FuncCall")
+    if not isinstance(call, dict) or function_name(call).removeprefix("pg_catalog.") != "to_regclass":
+        return None
+    args = call.get("args") or []
+    name = text(args[0], env) if len(args) == 1 else None
+    found = facts.relation(name) if name is not None else None
+    if found is None:
+        return None
+    return (not found) if test.get("nulltesttype") == "IS_NULL" else found
+
+
+def _exists(link: dict, facts: Facts) -> bool | None:
+    """`exists (select ... from <catalog> where <column> = '<text>' and [not] <flag> and ...)`, pg_class joined
+    to pg_namespace on its oid too."""
+    select = (link.get("subselect") or {}).get("SelectStmt")
+    if link.get("subLinkType") != "EXISTS_SUBLINK" or not isinstance(select, dict) \
+            or select.get("op", "SETOP_NONE") != "SETOP_NONE" or select.get("groupClause") \
+            or select.get("havingClause") or select.get("limitCount") or select.get("withClause"):
+        return None
+    aliases: dict[str, str] = {}
+    terms = _conjuncts(select.get("whereClause"))
+    for item in select.get("fromClause") or []:
+        if not _source(item, aliases, terms):
+            return None
+    catalogs = set(aliases.values())
+    if not catalogs or len(aliases) > 2 or (len(aliases) == 2 and catalogs != {"pg_class", "pg_namespace"}):
+        return None
+    said: dict[str, Any] = {}
+    for term in terms:
+        if not _term(term, aliases, said):
+            return None
+    if said.pop("namespace", None) != ("joined" if len(aliases) == 2 else None):
+        return None  # (pg_namespace not joined to pg_class's schema: not read)
+    if "kind" in said:
+        said["kind"] = KINDS.get(said["kind"])
+        if said["kind"] is None:
+            return None
+    flags = {k: said.pop(k) for k in FLAGS if k in said}
+    catalog = "pg_class" if "pg_class" in catalogs else next(iter(catalogs))
+    return None if catalog == "pg_namespace" else facts.rows(catalog, said, flags)
+
+
+def _source(item: dict, aliases: dict[str, str], terms: list[Any]) -> bool:
+    """Record a FROM item (a catalog, or an inner join of two whose ON condition joins them as a term)."""
+    join = item.get("JoinExpr")
+    if join is not None:
+        if join.get("jointype") != "JOIN_INNER" or join.get("usingClause") or join.get("isNatural"):
+            return False
+        terms.extend(_conjuncts(join.get("quals")))
+        return _source(join.get("larg") or {}, aliases, terms) and _source(join.get("rarg") or {}, aliases, terms)
+    relation = item.get("RangeVar")
+    if not isinstance(relation, dict) or relation.get("relname") not in CATALOGS:
+        return False
+    schema = CATALOGS[relation["relname"]][0]
+    if relation.get("schemaname") not in (None, schema) or (schema != "pg_catalog" and not relation.get("schemaname")):
+        return False
+    alias = (relation.get("alias") or {}).get("aliasname") or relation["relname"]
+    if alias in aliases:
+        return False
+    aliases[alias] = relation["relname"]
+    return True
+
+
+def _conjuncts(node: Any) -> list[Any]:
+    if node is None:
+        return []
+    b = node.get("BoolExpr") if isinstance(node, dict) else None
+    if b and b.get("boolop") == "AND_EXPR":
+        return [x for a in b.get("args") or [] for x in _conjuncts(a)]
+    return [node]
+
+
+def _column(node: Any, aliases: dict[str, str]) -> str | None:
+    """What a column of the catalogs read says (CATALOGS), qualified by its alias or named alone."""
+    names = strings((node.get("ColumnRef") or {}).get("fields")) if isinstance(node, dict) else []
+    if len(names) == 2 and names[0] in aliases:
+        return CATALOGS[aliases[names[0]]][1].get(names[1])
+    if len(names) == 1:
+        said = {CATALOGS[c][1][names[0]] for c in aliases.values() if names[0] in CATALOGS[c][1]}
+        return said.pop() if len(said) == 1 else None
+    return None
+
+
+def _value(node: Any) -> Any:
+    """A literal (text or boolean), or the text of `'public'::regnamespace`."""
+    cast = node.get("TypeCast") if isinstance(node, dict) else None
+    if isinstance(cast, dict):
+        names = strings((cast.get("typeName") or {}).get("names"))
+        value = const(cast.get("arg"))
+        return ("namespace", value) if names[-1:] == ["regnamespace"] and isinstance(value, str) else None
+    return const(node) if isinstance(node, dict) and "A_Const" in node else None
+
+
+def _term(node: Any, aliases: dict[str, str], said: dict[str, Any]) -> bool:
+    """Record one `column = 'text'`, `flag`, `not flag`, `flag = true|false`, `relnamespace = 's'::regnamespace`
+    or `n.oid = c.relnamespace`; False for anything else (or a second value for the same thing)."""
+    if not isinstance(node, dict):
+        return False
+    b = node.get("BoolExpr")
+    if b and b.get("boolop") == "NOT_EXPR" and len(b.get("args") or []) == 1:
+        name = _column(b["args"][0], aliases)
+        return name in FLAGS and _say(said, name, False)
+    name = _column(node, aliases)
+    if name is not None:
+        return name in FLAGS and _say(said, name, True)
+    e = node.get("A_Expr")
+    if not e or e.get("kind", "AEXPR_OP") != "AEXPR_OP" or strings(e.get("name")) != ["="]:
+        return False
+    left, right = _column(e.get("lexpr"), aliases), _column(e.get("rexpr"), aliases)
+    if left == right == "namespace":
+        return _say(said, "namespace", "joined")
+    for name, other in ((left, e.get("rexpr")), (right, e.get("lexpr"))):
+        value = _value(other)
+        if name == "namespace" and isinstance(value, tuple):
+            return _say(said, "schema", value[1])
+        if name in FLAGS and isinstance(value, bool) or name not in (None, *FLAGS) and isinstance(value, str):
+            return _say(said, name, value)
+    return False
+
+
+def _say(said: dict[str, Any], key: str, value: Any) -> bool:
+    if key in said and said[key] != value:
+        return False
+    said[key] = value
+    return True
