@@ -194,3 +194,21 @@ exception when duplicate_object then
   raise notice 'documents_select exists already';
 end $$;"""
     assert _rules(sql) == found
+
+
+def test_a_view_drop_or_function_hardening_a_handler_may_roll_back_does_not_count():
+    # Round 16 e13's reading for what else protects: the view and the definer function stay as they were.
+    sql = """
+create view public.organization_names as select id, name from public.organizations;
+create function public.organization_count() returns bigint language sql security definer
+  as $$ select count(*) from public.organizations $$;
+do $$
+begin
+  drop view public.organization_names;
+  alter function public.organization_count() security invoker set search_path = '';
+  create table private.audit_marker (id int primary key);
+exception when others then
+  raise notice 'skipped';
+end $$;"""
+    assert _rules(sql) == {"BP009", "BP010", "BP011", "BP024", "BP057"}
+    assert _rules(sql.replace("exception when others then\n  raise notice 'skipped';\n", "")) == set()

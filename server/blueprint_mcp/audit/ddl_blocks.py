@@ -117,7 +117,8 @@ def _unsure(r: Reader, node: dict) -> dict | None:
     """A statement that may not have run (an exception handler may have rolled it back, an EXIT may have ended
     its loop first, a condition may be false) may still have run, so it is applied, all but what it would
     protect: it does not turn RLS on or force it, re-enables no trigger, revokes nothing, drops no permissive
-    policy (dropping a restrictive one opens, so that stays) and adds no restrictive policy."""
+    policy (dropping a restrictive one opens, so that stays), adds no restrictive policy, drops no view or
+    function (but with CASCADE) and makes no function SECURITY INVOKER nor pins its search_path (round 16 e13)."""
     if "GrantStmt" in node and not node["GrantStmt"].get("is_grant"):
         return None
     if "AlterDefaultPrivilegesStmt" in node and not ((node["AlterDefaultPrivilegesStmt"].get("action") or {})
@@ -129,11 +130,30 @@ def _unsure(r: Reader, node: dict) -> dict | None:
     if drop is not None and drop.get("removeType") == "OBJECT_POLICY":
         kept = [o for o in drop.get("objects") or [] if _restrictive(r, strings((o.get("List") or {}).get("items")))]
         return {"DropStmt": {**drop, "objects": kept}} if kept else None
+    if drop is not None and drop.get("removeType") in _SHUTTING_DROPS and drop.get("behavior") != "DROP_CASCADE":
+        return None  # (a view or function gone opens nothing; with CASCADE, what depends on it goes too)
+    function = node.get("AlterFunctionStmt")
+    if function is not None:
+        actions = [a for a in function.get("actions") or [] if not _shutting(a.get("DefElem") or {})]
+        return {"AlterFunctionStmt": {**function, "actions": actions}} if actions else None
     alter = node.get("AlterTableStmt")
     if alter is None:
         return node
     cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") not in _PROTECTING]
     return {"AlterTableStmt": {**alter, "cmds": cmds}} if cmds else None
+
+
+_SHUTTING_DROPS = ("OBJECT_VIEW", "OBJECT_MATVIEW", "OBJECT_FUNCTION", "OBJECT_PROCEDURE", "OBJECT_ROUTINE")
+
+
+def _shutting(action: dict) -> bool:
+    """`security invoker` or `set search_path = ...` of ALTER FUNCTION: what makes a definer function safe."""
+    arg = action.get("arg") or {}
+    if action.get("defname") == "security":
+        return not (arg.get("Boolean") or {}).get("boolval")
+    setting = arg.get("VariableSetStmt") or {}
+    return action.get("defname") == "set" and setting.get("name") == "search_path" and setting.get("kind") in (
+        "VAR_SET_VALUE", "VAR_SET_CURRENT")
 
 
 def _restrictive(r: Reader, names: list[str]) -> bool:
@@ -147,13 +167,17 @@ def _restrictive(r: Reader, names: list[str]) -> bool:
 def _rows(r: Reader, catalog: str, equal: dict[str, str], flags: dict[str, bool]) -> bool | None:
     """Whether a catalog (do_conditions.Facts) holds a row with those values, read from the model: True when
     the model holds one; False when it holds none and the filter names a schema of the user's (the platform's
-    own tables are not all in the model) and, in pg_class, a table or view (it also lists indexes, sequences...);
-    None otherwise."""
+    own tables are not all in the model), or no schema but a table or policy name, and, in pg_class, a table or
+    view (it also lists indexes, sequences...); None otherwise."""
     schema, table, kind = equal.get("schema"), equal.get("table"), equal.get("kind")
     if catalog == "pg_tables":
         kind = "table"
     tables = [t for t in r.schema.tables if schema in (None, t.schema_name) and table in (None, t.name)]
-    if catalog == "pg_policies":
+    if catalog in ("pg_proc", "routines"):
+        found = any(schema in (None, f.schema_name) and equal.get("function") in (None, f.name)
+                    for f in r.schema.functions)
+        table = equal.get("function")
+    elif catalog == "pg_policies":
         found = any(equal.get("policy") in (None, p.name) for t in tables for p in t.policies)
     else:
         found = kind != "view" and any(all(getattr(t, f"rls_{'enabled' if f == 'rowsecurity' else 'forced'}") == v
@@ -163,7 +187,8 @@ def _rows(r: Reader, catalog: str, equal: dict[str, str], flags: dict[str, bool]
     if found:
         return True
     decided = catalog != "pg_class" or kind is not None or any(flags.values())
-    return False if decided and schema is not None and schema not in MANAGED_SCHEMAS else None
+    named = schema not in MANAGED_SCHEMAS if schema is not None else table is not None or "policy" in equal
+    return False if decided and named else None
 
 
 def _exists(r: Reader, name: str) -> bool | None:

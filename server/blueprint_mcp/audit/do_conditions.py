@@ -1,9 +1,10 @@
 """The conditions a DO block tests that the model can decide (evasion round 12 e05, round 16 e04).
 
 An IF body, or what follows an EXIT WHEN, runs only when its condition holds. The auditor decides the tests
-migrations write to be idempotent: `to_regclass('s.t') is [not] null`, and `[not] exists (select 1 from
-pg_tables | pg_policies | information_schema.tables where <column> = '<text>' and ... [and [not] rowsecurity])`,
-by looking the object up in the model as it stands when the block runs. Anything else is unknown (None).
+migrations write to be idempotent: `to_regclass('s.t') is [not] null`, and `[not] exists (select 1 from <catalog>
+where <column> = '<text>' and ... [and [not] rowsecurity])` over pg_tables, pg_class, pg_policies, pg_proc and
+their information_schema views, by looking the object up in the model as it stands when the block runs.
+Anything else is unknown (None).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ CATALOGS = {
     "tables": ("information_schema", {"table_schema": "schema", "table_name": "table", "table_type": "kind"}),
     "pg_class": ("pg_catalog", {"relname": "table", "relkind": "kind", "relnamespace": "namespace",
                                 "relrowsecurity": "rowsecurity", "relforcerowsecurity": "forcerowsecurity"}),
+    "pg_proc": ("pg_catalog", {"proname": "function", "pronamespace": "namespace"}),
+    "routines": ("information_schema", {"routine_schema": "schema", "routine_name": "function"}),
     "pg_namespace": ("pg_catalog", {"nspname": "schema", "oid": "namespace"}),
 }
 FLAGS = ("rowsecurity", "forcerowsecurity")
@@ -33,8 +36,9 @@ KINDS = {"BASE TABLE": "table", "VIEW": "view", "r": "table", "p": "table", "v":
 class Facts:
     """What the model says when the block runs: `relation(name)` for to_regclass (True, or None when unknown);
     `rows(catalog, equal, flags)` whether a catalog holds a row with those values (None: unknown). The catalog
-    is "pg_policies" or a relation catalog ("pg_tables", "tables", "pg_class"); `equal` maps "schema", "table",
-    "policy" and "kind" ("table" or "view") to a value, `flags` "rowsecurity" and "forcerowsecurity"."""
+    is "pg_policies", a function catalog ("pg_proc", "routines") or a relation catalog ("pg_tables", "tables",
+    "pg_class"); `equal` maps "schema", "table", "policy", "function" and "kind" ("table" or "view") to a
+    value, `flags` "rowsecurity" and "forcerowsecurity"."""
 
     relation: Callable[[str], bool | None] = lambda name: None
     rows: Callable[[str, dict[str, str], dict[str, bool]], bool | None] = lambda catalog, equal, flags: None
@@ -81,7 +85,8 @@ def _exists(link: dict, facts: Facts) -> bool | None:
         if not _source(item, aliases, terms):
             return None
     catalogs = set(aliases.values())
-    if not catalogs or len(aliases) > 2 or (len(aliases) == 2 and catalogs != {"pg_class", "pg_namespace"}):
+    if not catalogs or len(aliases) > 2 or (len(aliases) == 2 and catalogs not in ({"pg_class", "pg_namespace"},
+                                                                                  {"pg_proc", "pg_namespace"})):
         return None
     said: dict[str, Any] = {}
     for term in terms:
@@ -94,7 +99,7 @@ def _exists(link: dict, facts: Facts) -> bool | None:
         if said["kind"] is None:
             return None
     flags = {k: said.pop(k) for k in FLAGS if k in said}
-    catalog = "pg_class" if "pg_class" in catalogs else next(iter(catalogs))
+    catalog = next(iter(catalogs - {"pg_namespace"}), "pg_namespace")
     return None if catalog == "pg_namespace" else facts.rows(catalog, said, flags)
 
 

@@ -240,8 +240,10 @@ def _executed(body: dict, env: dict[str, str], done: set[int], embedded_sql: Any
         return [], False
     if text is None:
         text = _text(tree, env, WILD)
-        done.add(id(body))
-        return ([t for t in _statement_texts(text) if t] if text is not None and WILD in text else []), True
+        if text is None or WILD not in text:
+            return [], False
+        done.add(id(body))  # (the same in every round: given once)
+        return [t for t in _statement_texts(text) if t], True
     if _text(tree, {}) is not None:
         done.add(id(body))
     return [t for t in _statement_texts(text) if t], False
