@@ -5,7 +5,8 @@ statement. Every statement of the PL/pgSQL body (and every EXECUTE of a constant
 the order written, whichever IF branch, loop or exception handler holds it: the auditor cannot know which
 branch runs, and a statement that might run is the one to check. EXECUTE of a string built from literals, and
 of one built from a loop's variable over names written in the block, runs its statements (`do_loops`); EXECUTE of
-any other computed string stays unknown. A statement that may not have run (an exception handler may have rolled
+any other computed string stays unknown, but for what it opens on a table it cannot name (RLS or a trigger
+disabled, a table granted), which hits every table it may name (round 16 e11). A statement that may not have run (an exception handler may have rolled
 it back, or an EXIT, CONTINUE or RETURN whose condition is unknown came first, or it sits in an IF branch not
 known to be taken, a loop that may run no round or a handler) is applied but for what it would protect: it turns
 no RLS on, revokes nothing, drops no permissive policy and adds no restrictive one (evasion round 12, e04 and
