@@ -156,6 +156,30 @@ end $$;
     assert _rules(sql) == found
 
 
+@pytest.mark.parametrize("names, found", [
+    # the loop's own tests of the names narrow the tables it may disable
+    ("tablename like 'import\\_%'", {("BP003", "public.import_rows")}),
+    ("tablename not in ('organizations', 'organization_members')", {("BP003", "public.import_rows"),
+                                                                   ("BP003", "public.documents"),
+                                                                   ("BP017", "public.documents")}),
+    ("tableowner = 'postgres'", {(rule, f"public.{table}") for rule in ("BP003", "BP017") for table in (
+        "organizations", "organization_members", "documents")} | {("BP003", "public.import_rows")}),  # (not read)
+])
+def test_a_loop_over_catalog_names_disables_what_its_query_may_give(names, found):
+    sql = _DOCUMENTS + "alter table public.documents enable row level security;\n" + _DOCUMENT_POLICIES + f"""
+create table public.import_rows (id uuid primary key);
+alter table public.import_rows enable row level security;
+do $$
+declare r record;
+begin
+  for r in select schemaname, tablename from pg_tables where schemaname = 'public' and {names} loop
+    execute format('alter table %I.%I disable row level security', r.schemaname, r.tablename);
+  end loop;
+end $$;"""
+    assert {(f.rule_id, f.object) for f in audit_sql([("case.sql", _ORGS + sql)])} - {("BP004", "public.import_rows")} \
+        == found
+
+
 @pytest.mark.parametrize("internal_first, found", [
     # e12: `internal` does not exist yet when the table is made, so PostgreSQL creates it in public
     (False, [("BP003", "20240201000000_webhooks.sql")]),

@@ -6,11 +6,12 @@ the order written, whichever IF branch, loop or exception handler holds it: the 
 branch runs, and a statement that might run is the one to check. EXECUTE of a string built from literals, and
 of one built from a loop's variable over names written in the block, runs its statements (`do_loops`); EXECUTE of
 any other computed string stays unknown, but for what it opens on a table it cannot name (RLS or a trigger
-disabled, a table granted), which hits every table it may name (round 16 e11). A statement that may not have run (an exception handler may have rolled
-it back, or an EXIT, CONTINUE or RETURN whose condition is unknown came first, or it sits in an IF branch not
-known to be taken, a loop that may run no round or a handler) is applied but for what it would protect: it turns
-no RLS on, revokes nothing, drops no permissive policy and adds no restrictive one (evasion round 12, e04 and
-e05; round 16, e04 and e13). Conditions on the model's own objects are decided (`do_conditions`).
+disabled, a table granted), which hits every table it may name (round 16 e11). A statement that may not have
+run (an exception handler may have rolled it back, or an EXIT, CONTINUE or RETURN whose condition is unknown came
+first, or it sits in an IF branch not known to be taken, a loop that may run no round or a handler) is applied
+but for what it would protect: it turns no RLS on, revokes nothing, drops no permissive policy and adds no
+restrictive one (evasion round 12, e04 and e05; round 16, e04 and e13). Conditions on the model's own objects
+are decided (`do_conditions`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pgparse
 
 from .body import embedded_sql
 from .ddl import HANDLERS, apply
-from .do_conditions import Facts
+from .do_conditions import Facts, Names
 from .do_loops import WILD, statements
 from .parser import parse
 from .platform import MANAGED_SCHEMAS
@@ -62,7 +63,7 @@ def _run(r: Reader, st: Stmt) -> None:
             continue  # PL/pgSQL accepted it but the grammar does not (a variable where SQL wants a name)
         inner = st.inner(text, at)
         for raw in parsed:
-            for node in _anywhere(r, raw.get("stmt") or {}) if wild else [raw.get("stmt") or {}]:
+            for node in _anywhere(r, raw.get("stmt") or {}, wild) if wild is not None else [raw.get("stmt") or {}]:
                 if uncertain:
                     node = _unsure(r, node)
                 if node and "TransactionStmt" not in node:  # COMMIT in a block is PL/pgSQL's, never one here
@@ -74,20 +75,21 @@ _OPENING = ("AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_DisableTrig", 
             "AT_DisableTrigUser")
 
 
-def _anywhere(r: Reader, node: dict) -> list[dict]:
+def _anywhere(r: Reader, node: dict, wilds: dict[str, Names]) -> list[dict]:
     """An EXECUTE whose table comes from a value the block cannot spell (`for t in select tablename from
     pg_tables ... loop execute format('alter table public.%I disable row level security', t.tablename)`):
     what it opens (RLS or a trigger disabled, a table privilege granted) is applied to every table of the
-    model it may name (of the schema written, or of any schema of the user's), as it stands when the block
-    runs; anything else it does stays unknown, as does any statement with an unknown name elsewhere."""
+    model it may name (of the schema written, or of any schema of the user's, and that the loop's query may
+    give: `wilds`), as it stands when the block runs; anything else it does stays unknown, as does any statement
+    with an unknown name elsewhere."""
     alter, grant = node.get("AlterTableStmt"), node.get("GrantStmt")
     if alter is not None and alter.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE":
         cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") in _OPENING]
         relation = alter.get("relation") or {}
-        if not cmds or WILD in orjson.dumps(cmds).decode() or relation.get("relname") != WILD:
+        if not cmds or WILD in orjson.dumps(cmds).decode() or not str(relation.get("relname")).startswith(WILD):
             return []
         return [{"AlterTableStmt": {**alter, "cmds": cmds, "relation": {**relation, **target}}}
-                for target in _candidates(r, relation)]
+                for target in _candidates(r, relation, wilds)]
     if grant is None or not grant.get("is_grant") or grant.get("objtype") != "OBJECT_TABLE" \
             or grant.get("targtype") != "ACL_TARGET_OBJECT" \
             or WILD in orjson.dumps({k: v for k, v in grant.items() if k != "objects"}).decode():
@@ -95,17 +97,19 @@ def _anywhere(r: Reader, node: dict) -> list[dict]:
     objects = []
     for o in grant.get("objects") or []:
         relation = o.get("RangeVar") or {}
-        if relation.get("relname") == WILD:
-            objects += [{"RangeVar": {**relation, **target}} for target in _candidates(r, relation)]
+        if str(relation.get("relname")).startswith(WILD):
+            objects += [{"RangeVar": {**relation, **target}} for target in _candidates(r, relation, wilds)]
         elif WILD not in orjson.dumps(o).decode():
             objects.append(o)
     return [{"GrantStmt": {**grant, "objects": objects}}] if objects else []
 
 
-def _candidates(r: Reader, relation: dict) -> list[dict]:
-    schema = relation.get("schemaname")
+def _candidates(r: Reader, relation: dict, wilds: dict[str, Names]) -> list[dict]:
+    schema, names = relation.get("schemaname"), wilds.get(relation.get("relname"), lambda schema, table: True)
+    written = schema is not None and not schema.startswith(WILD)
     return [{"schemaname": t.schema_name, "relname": t.name} for t in r.schema.tables
-            if (t.schema_name == schema if schema not in (None, WILD) else t.schema_name not in MANAGED_SCHEMAS)]
+            if (t.schema_name == schema if written else t.schema_name not in MANAGED_SCHEMAS)
+            and names(t.schema_name, t.name)]
 
 
 # (re-enabling a trigger too: a sanitising or guarding trigger is trusted only while it fires, and rules that

@@ -9,9 +9,12 @@ Anything else is unknown (None).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import pgparse
 
 from .tree import const, function_name, strings
 
@@ -186,3 +189,69 @@ def _say(said: dict[str, Any], key: str, value: Any) -> bool:
         return False
     said[key] = value
     return True
+
+
+Names = Callable[[str, str], bool]  # (schema, table) -> whether a loop's query may give that table
+
+
+def loop_names(query: str) -> Names:
+    """Which tables a loop over a catalog query may name (`for t in select tablename from pg_tables where
+    schemaname = 'public' and tablename like 'import_%'`): its tests of the schema and table names (=, <>, IN,
+    NOT IN, LIKE, NOT LIKE) are kept, any other test is passed over (so the set only widens); any table for a
+    query that is not one plain SELECT of the catalogs (evasion round 16 e11)."""
+    try:
+        parsed = pgparse.parse(query)
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return lambda schema, table: True
+    select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE" or select.get("withClause") \
+            or not select.get("fromClause"):
+        return lambda schema, table: True
+    aliases: dict[str, str] = {}
+    terms = _conjuncts(select.get("whereClause"))
+    if not all(_source(item, aliases, terms) for item in select["fromClause"]):
+        return lambda schema, table: True
+    tests = [t for t in (_name_test(term, aliases) for term in terms) if t is not None]
+    return lambda schema, table: all(test({"schema": schema, "table": table}) for test in tests)
+
+
+def _name_test(node: Any, aliases: dict[str, str]) -> Callable[[dict[str, str]], bool] | None:
+    """A test of the schema's or the table's name (None for any other)."""
+    e = node.get("A_Expr") if isinstance(node, dict) else None
+    if not e:
+        return None
+    name, op, kind = _column(e.get("lexpr"), aliases), strings(e.get("name")), e.get("kind", "AEXPR_OP")
+    right = e.get("rexpr")
+    if name == "namespace" and isinstance(_value(right), tuple) and kind == "AEXPR_OP" and op == ["="]:
+        schema = _value(right)[1]
+        return lambda row: row["schema"] == schema  # (`relnamespace = 'public'::regnamespace`)
+    if name not in ("schema", "table"):
+        return None
+    if kind == "AEXPR_IN":
+        values = [const(x) for x in (right or {}).get("List", {}).get("items") or []]
+        if not values or not all(isinstance(v, str) for v in values) or op not in (["="], ["<>"]):
+            return None
+        return lambda row: (row[name] in values) == (op == ["="])
+    value = const(right) if isinstance(right, dict) and "A_Const" in right else None
+    if not isinstance(value, str):
+        return None
+    if kind == "AEXPR_OP" and op in (["="], ["<>"], ["!="]):
+        return lambda row: (row[name] == value) == (op == ["="])
+    if kind == "AEXPR_LIKE" and op in (["~~"], ["!~~"]):
+        pattern = re.compile(_like(value), re.DOTALL)
+        return lambda row: bool(pattern.fullmatch(row[name])) == (op == ["~~"])
+    return None
+
+
+def _like(pattern: str) -> str:
+    """A LIKE pattern (backslash escapes) as a regular expression."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
+        i += 1
+    return "".join(out)

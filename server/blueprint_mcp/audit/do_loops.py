@@ -20,7 +20,7 @@ from typing import Any
 import pgparse
 
 from ..sql.ident import ident, literal
-from .do_conditions import Facts, condition
+from .do_conditions import Facts, Names, condition, loop_names
 from .tree import const, dotted, function_name, nodes, strings
 
 _STATEMENT, _EXPRESSION = 0, 2
@@ -38,7 +38,8 @@ class Frame:
         self.label, self.unrolled, self.uncertain, self.round_uncertain = label, unrolled, False, False
 
 
-def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) -> Iterator[tuple[str, bool, bool]]:
+def statements(do_statement: str, embedded_sql: Any,
+               facts: Facts = Facts()) -> Iterator[tuple[str, bool, dict[str, Names] | None]]:
     """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written, each with whether it
     may not have run: every static statement once, whichever branch, loop or exception handler holds it, and every
     EXECUTE whose text is known (once per name of a loop over written names). A statement may not have run when a
@@ -47,13 +48,14 @@ def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) -> 
     or when a condition guards it: an IF or CASE branch not known to be the one taken, the body of a loop that may
     run no round (WHILE, FOR over a query or a range), an exception handler (round 16 e04). `facts` decide the
     conditions the model can (`do_conditions`), asked when the statement is reached: a generator, so the caller
-    applies each statement before the next. The third value: the text holds WILD for a name the block cannot
-    spell (`_executed`).
+    applies each statement before the next. The third value, when the text holds a name the block cannot spell
+    (WILD, or WILD_<n> for a field of a loop's row over a catalog query): which tables each WILD_<n> may name.
     Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
     tree = pgparse.parse_pgsql(do_statement)
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
     names = [_datum_name(d) for d in function.get("datums") or []]
     done: set[int] = set()  # static statements (and EXECUTEs of a constant text) already given: once each
+    wilds: dict[str, Names] = {}  # WILD_<n> of each loop over a query -> the tables it may name
     frames: list[Frame] = []
     returned = False
     # (node, loop variables, rolled back by a handler, the loop whose body it is directly, a condition guards it)
@@ -86,12 +88,12 @@ def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) -> 
                         expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
                         text = expr.get("query", "")
                         if text.strip():
-                            yield text, uncertain, False
+                            yield text, uncertain, None
                     continue
                 if kind == "PLpgSQL_stmt_dynexecute":
                     texts, wild = _executed(body, env, done, embedded_sql)
                     for text in texts:  # (several statements of one text: a later one's error undoes the first)
-                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1), wild
+                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1), wilds if wild else None
                     continue
                 if kind == "PLpgSQL_stmt_return":
                     returned = True  # (a RETURN in a branch: what follows may not run)
@@ -128,8 +130,24 @@ def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) -> 
                     frames.append(frame)
                     stack.append(("end", frame))
                     guarded = guarded or not _runs_once(kind, body)
+                    if kind == "PLpgSQL_stmt_fors":  # its row's fields name what its query gives
+                        placeholder = f"{WILD}_{len(wilds)}"
+                        wilds[placeholder] = loop_names(((body.get("query") or {}).get("PLpgSQL_expr") or {})
+                                                        .get("query", ""))
+                        env = {**env, **{_FIELD + v: placeholder for v in _row_names(body.get("var"))}}
                 value = body
         stack.extend((v, env, undone, None, guarded) for v in reversed(value.values()) if isinstance(v, dict | list))
+
+
+_FIELD = "\0"  # env[_FIELD + name]: the WILD_<n> a loop's row (or its field variables) stands for
+
+
+def _row_names(var: Any) -> list[str]:
+    """The variables a FOR over a query sets: its record, or the fields of its row."""
+    var = var if isinstance(var, dict) else {}
+    if "PLpgSQL_rec" in var:
+        return [var["PLpgSQL_rec"].get("refname") or ""]
+    return [f.get("name") or "" for f in (var.get("PLpgSQL_row") or {}).get("fields") or [] if isinstance(f, dict)]
 
 
 _LOOPS = ("PLpgSQL_stmt_loop", "PLpgSQL_stmt_while", "PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors", "PLpgSQL_stmt_forc",
@@ -285,7 +303,9 @@ def _text(node: Any, env: dict[str, str], wild: str | None = None) -> str | None
         return value if isinstance(value, str) else None
     if kind == "ColumnRef":
         name = strings(body.get("fields"))
-        return env.get(name[0]) if len(name) == 1 and name[0] in env else wild
+        if len(name) == 1 and name[0] in env:
+            return env[name[0]]
+        return env.get(_FIELD + name[0], wild) if wild is not None and 0 < len(name) <= 2 else wild
     if kind == "TypeCast":
         type_name = body.get("typeName") or {}
         text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
