@@ -9,29 +9,11 @@ import pytest
 
 from blueprint_mcp.audit import audit_sql
 
+from audit_world import ORGS
+
 # Round 15's invitation schema, cut to what BP087 reads: accept_invitation copies invitations.role into a membership,
 # and clients write invitations only through private.invite_member (no insert policy).
-_SCHEMA = """
-create schema if not exists private;
-create type public.member_role as enum ('viewer', 'member', 'admin', 'owner');
-create table public.organizations (id uuid primary key default gen_random_uuid(), name text not null);
-alter table public.organizations enable row level security;
-create table public.organization_members (
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  user_id uuid not null references auth.users (id) on delete cascade,
-  role public.member_role not null default 'member',
-  primary key (organization_id, user_id)
-);
-alter table public.organization_members enable row level security;
-create function private.organization_ids_with_role(min_role public.member_role) returns setof uuid
-language sql stable security definer set search_path = '' as $$
-  select m.organization_id from public.organization_members m
-  where m.user_id = (select auth.uid()) and m.role >= min_role $$;
-revoke all on function private.organization_ids_with_role(public.member_role) from public, anon;
-grant usage on schema private to authenticated;
-grant execute on function private.organization_ids_with_role(public.member_role) to authenticated;
-create policy members_select on public.organization_members for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+_SCHEMA = ORGS + """
 create table public.invitations (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade,

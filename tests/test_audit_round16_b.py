@@ -11,32 +11,8 @@ import pytest
 from blueprint_mcp import tools
 from blueprint_mcp.audit import audit_sql
 
-# An organisation with members and a definer helper: every table of it has RLS and a membership policy.
-_ORGS = """
-create schema if not exists private;
-create type public.member_role as enum ('viewer', 'member', 'admin', 'owner');
-create table public.organizations (id uuid primary key default gen_random_uuid(), name text not null);
-alter table public.organizations enable row level security;
-create table public.organization_members (
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  user_id uuid not null references auth.users (id) on delete cascade,
-  role public.member_role not null default 'member',
-  primary key (organization_id, user_id)
-);
-create index on public.organization_members (user_id);
-alter table public.organization_members enable row level security;
-create function private.organization_ids_with_role(min_role public.member_role) returns setof uuid
-language sql stable security definer set search_path = '' as $$
-  select m.organization_id from public.organization_members m
-  where m.user_id = (select auth.uid()) and m.role >= min_role $$;
-revoke all on function private.organization_ids_with_role(public.member_role) from public, anon;
-grant usage on schema private to authenticated;
-grant execute on function private.organization_ids_with_role(public.member_role) to authenticated;
-create policy members_select on public.organization_members for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
-create policy orgs_select on public.organizations for select to authenticated
-  using (id = any (array(select private.organization_ids_with_role('viewer'))));
-"""
+from audit_world import ORGS
+
 _DOCUMENTS = """
 create table public.documents (
   id uuid primary key default gen_random_uuid(),
@@ -52,7 +28,7 @@ create policy documents_select on public.documents for select to authenticated
 
 
 def _rules(sql: str) -> set[str]:
-    return {f.rule_id for f in audit_sql([("case.sql", _ORGS + sql)])}
+    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)])}
 
 
 def _folder_rules(root: Path, files: dict[str, str]) -> list[tuple[str, str]]:
@@ -70,7 +46,7 @@ def _folder_rules(root: Path, files: dict[str, str]) -> list[tuple[str, str]]:
     ("20240301000000_enable_rls.sql", []),
 ])
 def test_a_migration_the_supabase_cli_skips_is_not_applied_and_is_reported(tmp_path, rls_name, found):
-    files = {"20240101000000_orgs.sql": _ORGS, "20240102000000_documents.sql": _DOCUMENTS,
+    files = {"20240101000000_orgs.sql": ORGS, "20240102000000_documents.sql": _DOCUMENTS,
              rls_name: "alter table public.documents enable row level security;\n" + _DOCUMENT_POLICIES}
     assert _folder_rules(tmp_path, files) == found
 
@@ -80,7 +56,7 @@ def test_a_folder_of_plain_sql_files_applies_every_one(tmp_path, folder):
     # Not a supabase/migrations folder, or one none of whose names the CLI takes (another tool runs it): every
     # .sql file, in name order, as before.
     (tmp_path / folder).mkdir(parents=True)
-    for name, text in {"01-orgs.sql": _ORGS, "02-documents.sql": _DOCUMENTS,
+    for name, text in {"01-orgs.sql": ORGS, "02-documents.sql": _DOCUMENTS,
                        "03-rls.sql": "alter table public.documents enable row level security;\n"
                                      + _DOCUMENT_POLICIES}.items():
         (tmp_path / folder / name).write_text(text)
@@ -176,7 +152,7 @@ begin
     execute format('alter table %I.%I disable row level security', r.schemaname, r.tablename);
   end loop;
 end $$;"""
-    assert {(f.rule_id, f.object) for f in audit_sql([("case.sql", _ORGS + sql)])} - {("BP004", "public.import_rows")} \
+    assert {(f.rule_id, f.object) for f in audit_sql([("case.sql", ORGS + sql)])} - {("BP004", "public.import_rows")} \
         == found
 
 
@@ -196,7 +172,7 @@ create table webhook_endpoints (
 create index on webhook_endpoints (organization_id);
 reset search_path;
 """
-    files = {"20240101000000_orgs.sql": _ORGS, "20240201000000_webhooks.sql": webhooks,
+    files = {"20240101000000_orgs.sql": ORGS, "20240201000000_webhooks.sql": webhooks,
              f"20240{'115' if internal_first else '215'}000000_internal_schema.sql": schema}
     assert _folder_rules(tmp_path, files) == found
 
