@@ -1371,9 +1371,6 @@ def token_hook_claim_from_user_metadata(r, s: Schema):
                 break
 
 
-_CLAIMS_SETTINGS = ("request.jwt.claims", "request.jwt.claim.role")
-
-
 def _unwrapped(node):
     """The value inside casts and a one-column sub-select: `(select auth.role())::text` -> the call."""
     while isinstance(node, dict) and len(node) == 1:
@@ -1399,21 +1396,9 @@ def _request_role(node, definer: bool = False) -> bool:
     if (node.get("SQLValueFunction") or {}).get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE"):
         return not definer
     call = node.get("FuncCall")
-    if isinstance(call, dict):
-        name = function_name(call)
-        args = call.get("args") or []
-        return (name == "auth.role" and not args) or \
-            (name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) == "request.jwt.claim.role")
-    expr = node.get("A_Expr")
-    if not isinstance(expr, dict) or strings(expr.get("name")) != ["->>"] or const(expr.get("rexpr")) != "role":
-        return False
-    claims = _unwrapped(expr.get("lexpr"))
-    call = claims.get("FuncCall") if isinstance(claims, dict) else None
-    if not isinstance(call, dict):
-        return False
-    name, args = function_name(call), call.get("args") or []
-    return (name == "auth.jwt" and not args) or \
-        (name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) in _CLAIMS_SETTINGS)
+    if isinstance(call, dict) and function_name(call) == "auth.role" and not call.get("args"):
+        return True
+    return _jwt_claim(node) == "role"
 
 
 def _role_values(node, definer: bool = False) -> set[str] | None:
