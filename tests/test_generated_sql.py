@@ -73,7 +73,7 @@ def test_private_helpers_are_not_executable_by_anon_or_public(make_db, template)
     definer_without_path = conn.execute(
         "select p.proname from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = 'private' and p.prosecdef "
-        "and not coalesce(p.proconfig @> array['search_path=\"\"'], false)").fetchall()
+        "and not coalesce(p.proconfig @> array['search_path=pg_catalog, pg_temp'], false)").fetchall()
     assert definer_without_path == []
 
 
