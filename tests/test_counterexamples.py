@@ -2429,3 +2429,26 @@ def test_the_audit_entries_the_world_leaves_behind_are_not_the_deleted_accounts(
     verified(blueprint({"name": "projects", "fields": [{"name": "title", "type": "text"}]},
                        tenancy={"personal_workspaces": True, "team_organizations": False},
                        privacy={"audit_tables": ["projects", "organizations"]}), url)
+
+
+def test_a_team_keeps_its_audit_log_when_its_last_member_deletes_their_account(make_db):
+    """Red team 27 A1: erasing the audit entries of every organisation that went with an account let a primary
+    owner remove every other member, delete their account and take the team's whole log (the admins' entries too)
+    with them. Only the personal workspace's entries go (L01); a team keeps its log however it is deleted."""
+    data = blueprint({"name": "projects", "fields": [{"name": "title", "type": "text"}]},
+                     privacy={"audit_tables": ["projects"]})
+    conn, org, users = _team(data, make_db)
+    run_as(conn, "authenticated", users["admin"], "insert into public.projects (organization_id, title) "
+           "values (%s, 'by the admin')", (org,))
+    personal = conn.execute("select id from public.organizations where is_personal and owner_user_id = %s",
+                            (users["owner"],)).fetchone()[0]
+    run_as(conn, "authenticated", users["owner"], "insert into public.projects (organization_id, title) "
+           "values (%s, 'mine')", (personal,))
+    conn.execute("delete from public.organization_members where organization_id = %s and user_id <> %s",
+                 (org, users["owner"]))
+    conn.execute("delete from auth.users where id = %s", (users["owner"],))
+    assert conn.execute("select count(*) from public.organizations where id in (%s, %s)", (org, personal)).fetchone() \
+        == (0,)
+    assert conn.execute("select count(*) from public.audit_logs where organization_id = %s", (org,)).fetchone()[0] > 0
+    assert conn.execute("select count(*) from public.audit_logs where organization_id = %s", (personal,)).fetchone() \
+        == (0,)

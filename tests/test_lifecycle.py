@@ -333,7 +333,7 @@ HABIT_HOLES = [
     ("a deleted account's workspace stays in the audit log",
      [("delete from public.audit_logs a where a.organization_id = any (string_to_array(erased, ',')::uuid[]);",
        "null;")],
-     "", "deleting admin's account erases the audit entries of the organisations that went with it"),
+     "", "deleting admin's account erases the audit entries of their personal workspace"),
 ]
 
 

@@ -319,9 +319,9 @@ def _erased_personal_data(bp: Blueprint, w: World, case) -> None:
 
 
 def _erased_audit_entries(bp: Blueprint, w: World, case) -> None:
-    """Deleting an account takes the organisations only its user belonged to (their personal workspace), and the
-    audit entries of those organisations with them (L01; red team 26: a year of a deleted user's workspace stayed
-    for the service role). Entries of an organisation that is gone are counted after the deletion."""
+    """Deleting an account takes the user's personal workspace, and its audit entries with it (L01; red team 26: a
+    year of a deleted user's workspace stayed for the service role); a team keeps its log (red team 27). Entries of
+    the personal workspace are counted after the deletion."""
     owners = set(w.owners.values())  # a primary owner's deletion may be refused (L03): nothing to measure
     for actor in w.actors.values():
         if actor.user_id is None or actor.name in owners or _held_back(bp, w, actor.name):
@@ -329,11 +329,12 @@ def _erased_audit_entries(bp: Blueprint, w: World, case) -> None:
         # The organisations the user owns, noted before the deletion (the world's own setup removed some personal
         # workspaces already, and their entries stay: random fuzz).
         noted = (f"select pg_catalog.set_config('blueprint_tests.owned', coalesce((select string_agg(o.id::text, ',') "
-                 f"from public.organizations o where o.owner_user_id = {literal(actor.user_id)}), ''), true)")
+                 f"from public.organizations o where o.owner_user_id = {literal(actor.user_id)} and o.is_personal), "
+                 "''), true)")
         left = ("select count(*) from public.audit_logs a where a.organization_id::text = any (string_to_array("
                 "current_setting('blueprint_tests.owned', true), ',')) and not exists "
                 "(select 1 from public.organizations o where o.id = a.organization_id)")
-        case(f"deleting {actor.name}'s account erases the audit entries of the organisations that went with it",
+        case(f"deleting {actor.name}'s account erases the audit entries of their personal workspace",
              "auth.users", actor.name, f"delete from auth.users where id = {literal(actor.user_id)}", DENIED,
              probe=left, setup=noted, **AUTH_SERVICE)
         return

@@ -451,7 +451,7 @@ begin
       return old;
     end if;
   end if;
-  -- An organisation that went with its only member's account (before_user_deleted): its entries go with it.
+  -- A personal workspace that went with its user's account (before_user_deleted): its entries go with it.
   if tg_op = 'DELETE' and old.organization_id::text = any (string_to_array(
         current_setting('blueprint.erasing_organizations', true), ','))
      and not exists (select 1 from public.organizations o where o.id = old.organization_id) then
@@ -461,7 +461,7 @@ begin
     hint = 'Rows older than the retention period are removed by private.purge_audit_logs().';
 end
 $$;
-comment on function private.protect_audit_log() is 'Append-only audit log: no update, delete or truncate by any role, except the retention function removing rows past the retention period, and account deletion removing those of the organisations that went with the account.';
+comment on function private.protect_audit_log() is 'Append-only audit log: no update, delete or truncate by any role, except the retention function removing rows past the retention period, and account deletion removing those of the personal workspace that went with the account.';
 revoke execute on function private.protect_audit_log() from public, anon, authenticated;
 
 create or replace function private.before_user_deleted()
@@ -495,10 +495,12 @@ begin
   delete from public.invitations i where i.accepted_by = old.id;
   -- The personal workspace and teams nobody else belongs to go with the account. Rows the user wrote
   -- elsewhere stay (their author column becomes null).
-  with gone as (delete from public.organizations o where o.owner_user_id = old.id returning o.id)
-  select string_agg(gone.id::text, ',') into erased from gone;
-  -- Their audit entries are that one person's history (red team 26: a year of a deleted user's workspace, habit
-  -- names included, stayed for the service role to read): they go too (L01). A team deleted on its own keeps them.
+  with gone as (delete from public.organizations o where o.owner_user_id = old.id returning o.id, o.is_personal)
+  select string_agg(gone.id::text, ',') filter (where gone.is_personal) into erased from gone;
+  -- A personal workspace's audit entries are that one person's history (red team 26: a year of a deleted user's
+  -- workspace, habit names included, stayed for the service role to read): they go too (L01). A team keeps its log,
+  -- deleted on its own or with its last member (red team 27: an owner who removed everyone else, then left, took
+  -- the admins' entries with them).
   if erased is not null then
     perform set_config('blueprint.erasing_organizations', erased, true);
     delete from public.audit_logs a where a.organization_id = any (string_to_array(erased, ',')::uuid[]);
@@ -507,7 +509,7 @@ begin
   return old;
 end
 $$;
-comment on function private.before_user_deleted() is 'Account deletion: refused while the user is the primary owner of a team with other members; otherwise removes the organisations only they belong to, with their audit entries.';
+comment on function private.before_user_deleted() is 'Account deletion: refused while the user is the primary owner of a team with other members; otherwise removes the organisations only they belong to, and their personal workspace''s audit entries.';
 revoke execute on function private.before_user_deleted() from public, anon, authenticated;
 
 create or replace function private.normalize_invitation()
