@@ -429,8 +429,15 @@ def _settle_assignees(bp: dict) -> None:
             # (linked: [created_by], or a chain to a parent's writer: the grant goes)
             writers = sorted((path for path, why, _ in exc.problems if "holds the id of whoever wrote" in why),
                              key=lambda path: -int(path.rsplit(".linked", 1)[0].rsplit("[", 1)[1].split("]", 1)[0]))
-            if not paths and not pins and not writers:
+            # (a signed_in or public where listing every value a client's row can hold: through the entity's
+            # comparisons and transitions, which _covered does not follow: the grant goes)
+            covering = [path for path, why, _ in exc.problems
+                        if "lists every value it can hold" in why or "so visible narrows nothing" in why]
+            if not paths and not pins and not writers and not covering:
                 return  # another problem: the property test, or the next settling, shows it
+            writers += [path.rsplit(".", 1)[0] + ".linked[0]" for path in covering]
+            writers = sorted(set(writers), key=lambda path: -int(
+                path.rsplit(".linked", 1)[0].rsplit("[", 1)[1].split("]", 1)[0]))
             for path in writers:  # entities[i].access.<command>[k].linked[0] (or entities[i].pii_read[k]...)
                 i = int(path.split("[", 1)[1].split("]", 1)[0])
                 command, rest = path.split(".access.", 1)[1].split("[", 1) if ".access." in path else \

@@ -454,6 +454,58 @@ def test_a_where_listing_every_integer_its_check_admits_narrows_nothing(check, g
         parse_blueprint(data)
 
 
+
+@pytest.mark.parametrize(("fields", "rules", "where", "refused"), [
+    # red team 27 W1: `shared <= one` with `one` held to 1 leaves shared 0 and 1 (a NULL passes a comparison, so
+    # only NOT NULL columns narrow)
+    ([{"name": "one", "type": "integer", "nullable": False, "default": 1, "check": {"min": 1, "max": 1}}],
+     {"checks": [{"column": "shared", "op": "le", "other": "one"}]}, [0, 1], True),
+    ([{"name": "one", "type": "integer", "nullable": True, "check": {"min": 1, "max": 1}}],
+     {"checks": [{"column": "shared", "op": "le", "other": "one"}]}, [0, 1], False),
+    ([{"name": "two", "type": "integer", "nullable": False, "default": 2, "check": {"min": 2, "max": 2}}],
+     {"checks": [{"column": "shared", "op": "lt", "other": "two"}]}, [0, 1], True),
+    ([{"name": "two", "type": "integer", "nullable": False, "default": 2, "check": {"min": 2, "max": 2}}],
+     {"checks": [{"column": "shared", "op": "ne", "other": "two"}]}, [0, 1], True),
+    ([{"name": "top", "type": "integer", "nullable": False, "default": 2, "check": {"min": 1, "max": 2}}],
+     {"checks": [{"column": "shared", "op": "le", "other": "top"}]}, [0, 1], False),
+])
+def test_comparisons_narrow_the_integers_a_where_must_list(fields, rules, where, refused):
+    """Red team 27 W1: the every-value refusal read only the field's own check; a comparison with another column
+    held to one value narrowed `shared` to what the where listed, and every signed-in user read every organisation's
+    rows (PostgreSQL enforces the comparison on every row)."""
+    data = {"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+        {"name": "notes", "fields": [{"name": "shared", "type": "integer", "nullable": False, "default": 0,
+                                      "check": {"min": 0, "max": 2}}, *fields], **rules,
+         "access": {"select": [{"min_role": "viewer"}, {"signed_in": True, "where": {"column": "shared",
+                                                                                       "in": where}}]}}]}
+    if not refused:
+        parse_blueprint(data)
+        return
+    with pytest.raises(InvalidBlueprint, match="lists every value it can hold"):
+        parse_blueprint(data)
+
+
+@pytest.mark.parametrize(("transition", "refused"), [
+    ({"column": "status", "initial": ["published"], "moves": {}}, True),
+    ({"column": "status", "initial": ["draft"], "moves": {"draft": ["published"]}}, False),
+    ({"column": "status", "moves": {"draft": ["published"]}}, False),  # no initial: a row may start as a draft
+])
+def test_a_state_every_client_row_starts_and_stays_in_narrows_nothing(transition, refused):
+    """Red team 27 W2: `initial: [published]` with no move makes every row a client writes published for good, so
+    `where: {status: published}` on a signed_in grant let every signed-in user read every organisation's rows."""
+    data = {"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+        {"name": "notes", "fields": [{"name": "status", "type": "enum", "values": ["draft", "published"],
+                                      "nullable": False, "default": transition.get("initial", ["draft"])[0]}],
+         "transitions": [transition],
+         "access": {"select": [{"min_role": "viewer"}, {"signed_in": True, "where": {"column": "status",
+                                                                                       "equals": "published"}}]}}]}
+    if not refused:
+        parse_blueprint(data)
+        return
+    with pytest.raises(InvalidBlueprint, match="lists every value it can hold"):
+        parse_blueprint(data)
+
+
 def _lab_with(entity: dict) -> dict:
     data = yaml.safe_load(LAB.read_text())
     data["entities"] = [{"name": "things", "fields": [

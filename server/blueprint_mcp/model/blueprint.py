@@ -914,7 +914,7 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
     for column, values in listed.items():
         signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
                      and g.where.column == column]
-        if signed_in and _lists_every_value(e.field(column), values):
+        if signed_in and _lists_every_value(e, column, values):
             out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' where on '{column}' lists "
                         f"every value it can hold, so every signed-in user would read every organisation's rows.",
                         "list only the values every signed-in user may read (a where admitting every row "
@@ -933,28 +933,92 @@ def _narrows_nothing(e: Entity, where: Match | None, grants: list[Grant] = ()) -
     for x in grants:
         if (x.signed_in or x.public) and x.where is not None and x.where.column == where.column:
             values |= {str(v).lower() for v in x.where.values}
-    return _lists_every_value(e.field(where.column), values)
+    return _lists_every_value(e, where.column, values)
 
 
-def _lists_every_value(f, values: set[str]) -> bool:
-    """`values` (as text, lower case) are every value the field can hold, NULL aside: a boolean's two, an enum's,
-    or each integer between an integer field's check bounds (red team 25: `flag in [0, 1]` with `check: {min: 0,
-    max: 1}` let every signed-in user read every organisation's rows, as `shared in [true, false]` had)."""
+def _lists_every_value(e: Entity, column: str, values: set[str]) -> bool:
+    """`values` (as text, lower case) are every value the column can hold on a row a client writes, NULL aside: a
+    boolean's two, an enum's (those its transitions let a client's row reach), or each integer its bounds allow,
+    the field's check narrowed by the entity's comparisons with other columns (red team 25: `flag in [0, 1]` with
+    `check: {min: 0, max: 1}` let every signed-in user read every organisation's rows, as `shared in [true, false]`
+    had; red team 27: `shared <= one` with `one` held to 1, and a state every client row starts and stays in)."""
+    f = e.field(column)
     if f is None:
         return False
     if f.type is FieldType.boolean:
         domain = {"true", "false"}
     elif f.type is FieldType.enum:
-        domain = {v.lower() for v in f.values or []}
-    elif f.type in (FieldType.integer, FieldType.bigint) and f.check is not None and f.check.min is not None \
-            and f.check.max is not None:
-        low, high = math.ceil(f.check.min), math.floor(f.check.max)
-        if high - low + 1 > len(values):  # more integers than listed values (and no range at all too)
+        domain = {v.lower() for v in _reachable_states(e, column, f.values or [])}
+    elif f.type in (FieldType.integer, FieldType.bigint):
+        bounds = _integer_bounds(e).get(column)
+        if bounds is None or bounds[0] is None or bounds[1] is None:
             return False
-        domain = {str(n) for n in range(low, high + 1)}
+        low, high, excluded = bounds
+        if high - low + 1 - len(excluded) > len(values):  # more integers than listed values (or no range at all)
+            return False
+        domain = {str(n) for n in range(low, high + 1) if n not in excluded}
     else:
         return False
     return bool(domain) and domain <= values
+
+
+def _reachable_states(e: Entity, column: str, values: list[str]) -> list[str]:
+    """The values of an enum a client's row may hold: its transitions' initial states and where their moves lead
+    (every value when the column has no transitions, or they list no initial state)."""
+    rule = next((t for t in e.transitions if t.column == column), None)
+    if rule is None or not rule.initial:
+        return values
+    seen, todo = set(rule.initial), list(rule.initial)
+    while todo:
+        for nxt in rule.moves.get(todo.pop(), []):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return [v for v in values if v in seen]
+
+
+def _integer_bounds(e: Entity) -> dict[str, tuple[int | None, int | None, set[int]]]:
+    """column -> (least, greatest, values left out) of each integer field: its check, narrowed by the entity's
+    comparisons between NOT NULL integer fields (a NULL passes a comparison), until nothing changes."""
+    ints = {f.name: f for f in e.fields if f.type in (FieldType.integer, FieldType.bigint)}
+    low: dict[str, int | None] = {}
+    high: dict[str, int | None] = {}
+    excluded: dict[str, set[int]] = {name: set() for name in ints}
+    for name, f in ints.items():
+        low[name] = math.ceil(f.check.min) if f.check is not None and f.check.min is not None else None
+        high[name] = math.floor(f.check.max) if f.check is not None and f.check.max is not None else None
+
+    def at_most(name: str, value: int | None) -> bool:
+        if value is None or (high[name] is not None and high[name] <= value):
+            return False
+        high[name] = value
+        return True
+
+    def at_least(name: str, value: int | None) -> bool:
+        if value is None or (low[name] is not None and low[name] >= value):
+            return False
+        low[name] = value
+        return True
+
+    def shift(value: int | None, by: int) -> int | None:
+        return None if value is None else value + by
+    pairs = [(c.column, c.op, c.other) for c in e.checks if c.column in ints and c.other in ints
+             and not ints[c.column].nullable and not ints[c.other].nullable]
+    for _ in range(2 * len(pairs) + 2):
+        changed = False
+        for a, op, b in pairs:
+            if op in ("le", "lt"):  # a <= b (a < b): a below b's greatest, b above a's least
+                step = 0 if op == "le" else 1
+                changed |= at_most(a, shift(high[b], -step)) | at_least(b, shift(low[a], step))
+            elif op in ("ge", "gt"):
+                step = 0 if op == "ge" else 1
+                changed |= at_least(a, shift(low[b], step)) | at_most(b, shift(high[a], -step))
+            elif op == "ne" and low[b] is not None and low[b] == high[b] and low[b] not in excluded[a]:
+                excluded[a].add(low[b])
+                changed = True
+        if not changed:
+            break
+    return {name: (low[name], high[name], excluded[name]) for name in ints}
 
 
 def _parent_named(bp: Blueprint, e: Entity, ref: str, at: str) -> tuple[Entity | None, list[tuple[str, str, str]]]:
