@@ -2452,3 +2452,15 @@ def test_a_team_keeps_its_audit_log_when_its_last_member_deletes_their_account(m
     assert conn.execute("select count(*) from public.audit_logs where organization_id = %s", (org,)).fetchone()[0] > 0
     assert conn.execute("select count(*) from public.audit_logs where organization_id = %s", (personal,)).fetchone() \
         == (0,)
+
+
+def test_compared_numbers_keep_to_their_own_bounds(url):
+    """Red team 27 V2: `effort <= budget`, both held to 1..5, got 10 and 11 in verify's fixture rows (ranked for
+    the comparison, blind to the bounds): a safe blueprint failed with 23514s, among which a real leak would hide.
+    The row's base moves into what every compared column allows."""
+    verified(blueprint({"name": "tasks", "fields": [
+        {"name": "title", "type": "text", "nullable": False},
+        {"name": "effort", "type": "integer", "nullable": False, "default": 1, "check": {"min": 1, "max": 5}},
+        {"name": "budget", "type": "integer", "nullable": False, "default": 5, "check": {"min": 1, "max": 5}}],
+        "checks": [{"column": "effort", "op": "le", "other": "budget"}], "access": {"select": [{"min_role": "viewer"}]}},
+        tenancy={"personal_workspaces": False}), url)
