@@ -1002,7 +1002,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
                 if kind == "SelectStmt" and _callers_own_memberships(s, t, where, reading):
                     continue  # reading the caller's own memberships, whichever organisation the argument names
-                if t.qualified not in membership_tables(s) and _addressed_to_caller(t, alias, where, reading):
+                if t.qualified not in membership_tables(s) and _addressed_to_caller(s, t, alias, where, reading):
                     continue  # a row addressed to the caller (an invitation to their e-mail), whichever organisation
                 columns = {c.name for c in t.columns}
                 top = outside_subqueries(where) if where is not None else []
@@ -1032,18 +1032,23 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     return out
 
 
-def _addressed_to_caller(t: Table, alias: str, where, reading) -> bool:
+def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> bool:
     """The filter keeps the rows to ones addressed to the caller: a conjunct equating a column of the row with the
     caller's id (`invitee_id = auth.uid()`, a variable holding it) or e-mail (`lower(i.email) = lower(auth.jwt() ->>
     'email')`, auth.email()). Such a row is the caller's by who they are, whichever organisation it names, as the
     same pick by a secret token is (evasion round 16 fp07: accept_invitation by the invitation's id and the caller's
-    e-mail). Not read for a membership table, whose rows are the caller's powers in the organisation they name."""
+    e-mail). Not read for a membership table, whose rows are the caller's powers in the organisation they name, nor
+    for a column naming who wrote a row of an organisation (created_by defaulting to auth.uid(), stamped by a
+    trigger, or kept to the writer by the members' insert policy): authorship outlives membership, and a creator
+    removed from the organisation still wrote the row (evasion round 17 e01)."""
     callers = _caller_variables(reading, ("auth.uid",))
+    writers = _author_columns(s, t) if t.tenant_key else set()
 
     def own(node) -> bool:
         node = _unwrap_text(node)
         ref = strings(((node or {}).get("ColumnRef") or {}).get("fields")) if isinstance(node, dict) else []
-        return bool(ref) and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] == alias)
+        return bool(ref) and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] == alias) and \
+            ref[-1] not in writers
 
     def callers_value(node) -> bool:
         node = _unwrap_text(node)
@@ -1069,6 +1074,43 @@ def _addressed_to_caller(t: Table, alias: str, where, reading) -> bool:
         if sides and any(own(a) and callers_value(b) for a, b in (sides, sides[::-1])):
             return True
     return False
+
+
+_AUTHOR = re.compile(r"(created|inserted|added|uploaded|submitted|posted|authored)_by(_id)?|(creator|author|owner)"
+                     r"(_id|_user_id)?", re.IGNORECASE)
+
+
+def _author_columns(s: Schema, t: Table) -> set[str]:
+    """Columns naming who wrote a row of `t`: the writer columns (auth.uid() by default, a trigger's stamp, the
+    members' insert policy keeping them to the writer), those a function's INSERT into `t` fills with the caller's
+    id, and those named for the writer (created_by, author_id, owner_id): who the row is by, not whom it is for
+    (evasion round 17 e01)."""
+    return _once("author columns", t, _read_author_columns, s, t)
+
+
+def _read_author_columns(s: Schema, t: Table) -> set[str]:
+    from .inviters import _inserted
+    from .tenancy_rules import _writer_columns
+    out = set(_writer_columns(s, t)) | {c.name for c in t.columns if _AUTHOR.fullmatch(c.name)}
+    for f in s.functions:
+        reading = f._body
+        if reading is None or t.qualified not in (f.writes or ()):
+            continue
+        callers = _caller_variables(reading, ("auth.uid",))
+        for tree in reading.trees:
+            for kind, body in nodes(tree):
+                if kind != "InsertStmt" or not isinstance(body.get("relation"), dict) or \
+                        qualified(body["relation"], reading.default_schema) != t.qualified:
+                    continue
+                for c in t.columns:
+                    value = _unwrap_text(_inserted(t, body, c.name))
+                    ref = strings(((value or {}).get("ColumnRef") or {}).get("fields")) \
+                        if isinstance(value, dict) else []
+                    call = value.get("FuncCall") if isinstance(value, dict) else None
+                    if isinstance(call, dict) and function_name(call) == "auth.uid" or \
+                            len(ref) == 1 and ref[0] in callers:
+                        out.add(c.name)
+    return out
 
 
 def _unwrap_text(node: Any) -> Any:
