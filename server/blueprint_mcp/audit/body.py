@@ -100,6 +100,13 @@ class BodyFacts:
     # The statements of EXECUTE texts whose names are made at run time (format('create table public.%I ...',
     # 'log_' || v_month)), parsed with each such name as DYNAMIC_NAME: what kind of object they make, and where.
     shapes: list[Any] = field(default_factory=list)
+    # Positions in `trees` of DECLARE x := <expression> defaults: they run on entering their block, before its
+    # statements, so no such assignment comes between a test and a write (evasion round 17 e03b).
+    declared: list[int] = field(default_factory=list)
+    # Positions in `trees` of PERFORMs every run reaches: outside any IF, CASE and loop, and no handler around them,
+    # so a RAISE in the function they call refuses the caller there (evasion round 17 fp04: perform
+    # private.assert_can_grant(p_org, p_role)).
+    performs: list[int] = field(default_factory=list)
 
     def copy(self) -> BodyFacts:
         """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
@@ -294,6 +301,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         caught_at: list[tuple[int, set[int]]] = []  # (position of a refusing condition, the blocks catching it)
         case_of: dict[int, tuple[str, str]] = {}  # id of a CASE's WHEN test -> (case variable, the CASE's expression)
         unguarded, asks = _paths(fn.get("action"))
+        always = _performed_always(fn.get("action"))
         facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
@@ -388,6 +396,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.refuses_when.append(before)
                 if id(body) in unguarded and len(facts.trees) > before:
                     facts.unguarded.append(before)
+                if id(body) in always and len(facts.trees) > before:
+                    facts.performs.append(before)
                 if (id(body) in refusing or id(body) in calling) and len(facts.trees) > before:
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
@@ -415,6 +425,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     _embedded(facts, body.get("query", ""), body.get("parseMode", _EXPRESSION), default_schema)
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
+                        facts.declared.append(before)
         # NEW against OLD in a test that refuses (raises, skips the row, or calls a function the audit reads for a
         # RAISE): a guard. A test that only records (new.previous_owner := old.owner_id) is none.
         for at, calls in compare_tests:
@@ -525,6 +536,31 @@ def _paths(action: Any) -> tuple[set[int], bool]:
         block = action.get("PLpgSQL_stmt_block")
         unguarded = walk((block or {}).get("body") if isinstance(block, dict) else [action], False)[1]
     return set(unguarded), asks
+
+
+def _performed_always(action: Any) -> set[int]:
+    """Ids of the expressions of the PERFORMs every run reaches: in the function's block and the plain blocks inside
+    it, never in an IF, CASE or loop, nor in a block with an exception handler (which may swallow what they raise)."""
+    out: set[int] = set()
+
+    def walk(block: Any) -> bool:
+        """Whether the block ends the run (a RETURN: nothing after it runs)."""
+        if not isinstance(block, dict) or block.get("exceptions"):
+            return False
+        for wrapped in block.get("body") or []:
+            if not isinstance(wrapped, dict) or len(wrapped) != 1:
+                continue
+            kind, body = next(iter(wrapped.items()))
+            if kind == "PLpgSQL_stmt_perform" and isinstance(body, dict):
+                expr = (body.get("expr") or {}).get("PLpgSQL_expr")
+                if isinstance(expr, dict):
+                    out.add(id(expr))
+            elif kind == "PLpgSQL_stmt_block" and walk(body) or kind == "PLpgSQL_stmt_return":
+                return True
+        return False
+
+    walk((action or {}).get("PLpgSQL_stmt_block") if isinstance(action, dict) else None)
+    return out
 
 
 def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]]) -> None:

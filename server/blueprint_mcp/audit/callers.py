@@ -49,6 +49,8 @@ class BodyReading:
     asks_caller: bool = False  # a test asks who calls somewhere (BodyFacts.asks_caller)
     stamps: tuple[tuple[str, int], ...] = ()  # (NEW field, position of its value) a trigger sets (BodyFacts.stamps)
     discarded: tuple[int, ...] = ()  # positions of expressions whose value decides nothing (BodyFacts.discarded)
+    declared: tuple[int, ...] = ()  # positions of DECLARE defaults (BodyFacts.declared)
+    performs: tuple[int, ...] = ()  # positions of the PERFORMs every run reaches (BodyFacts.performs)
 
 
 @dataclass

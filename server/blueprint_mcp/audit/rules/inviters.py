@@ -10,7 +10,8 @@ the writer's least role; anything else lets the least role of all write.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from ...model.schema import Function, Schema, Table
@@ -189,20 +190,12 @@ def role_bounded(s: Schema, w: DefinerWrite, t: Table, src: Written, labels: lis
     none), where each of its other tests is a `not <role test>` that only callers ranked at or above such a value
     pass, or compares the caller's role with `src` (`not p_org = any (array(select ...with_role(p_role)))`, `p_role >
     v_my_role`). `enum`: the written column's type, whose order `>`/`<` follow only on a value of that type."""
-    reading = w.function._body
     universe = list(labels) if labels else list(ROLE_RANKS) + [""]  # ("": a text the ranks do not know)
     orgs, _ = _row_orgs(w, t)
-    nested = dict(reading.within)
-    outer = {p for around in nested.values() for p, holds in around if holds}
     covered: set[str] = set()
-    caught = dict(reading.caught)
     ref = src.fields
     mine = callers_role_variables(s, w, orgs)
-    for at in reading.refuses_when:
-        if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
-            continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
-        from .reach_rules import _test_at
-        tests = [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
+    for tests in _refusals_before(s, w, src):
         values, floor = set(universe), _RELATIVE
         for test, holds in tests:
             atoms = boolean_args(test, "AND_EXPR") if holds else [_negated(test)]
@@ -228,6 +221,95 @@ def role_bounded(s: Schema, w: DefinerWrite, t: Table, src: Written, labels: lis
                     values = set()
         covered |= {v for v in values if floor == _RELATIVE or floor <= ROLE_RANKS.get(v, 0)}
     return all(ROLE_RANKS.get(v, 0) >= 2 for v in universe if v not in covered)
+
+
+def _refusals_before(s: Schema, w: DefinerWrite, src: Written) -> Iterator[list[tuple[Any, bool]]]:
+    """The tests, (test, whether it holds), of each refusal on the write's path that tests the value `src` holds at
+    the write: the body's own (with the IFs around each), and those of a function a PERFORM every run reaches calls,
+    its parameters read as the arguments passed (evasion round 17 fp04: `perform private.assert_can_grant(p_org,
+    p_role)`). A test made before an assignment to what `src` is made of tests another value (round 17 e03: `p_role
+    := lower(trim(p_role))` after `if p_role in ('admin', 'owner')`: 'OWNER' passes the test and is written as
+    owner)."""
+    from .reach_rules import _test_at
+    reading = w.function._body
+    nested, caught = dict(reading.within), dict(reading.caught)
+    outer = {p for around in nested.values() for p, holds in around if holds}
+    changed = _assigned(reading, src)
+    for at in reading.refuses_when:
+        if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
+            continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
+        first = min([at] + [p for p, _ in nested.get(at, ())])
+        if any(first < q < w.at for q in changed):
+            continue
+        yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
+    for at in reading.performs:
+        if at < w.at and not any(at < q < w.at for q in changed):
+            yield from _callee_refusals(s, reading, at)
+
+
+def _assigned(reading: Any, src: Written) -> list[int]:
+    """Positions of the assignments (`:=`, SELECT ... INTO, a loop's variable) to a variable or parameter `src`
+    reads, DECLARE defaults left out (they run before the block's statements)."""
+    names = {".".join(strings(b.get("fields"))).lower() for k, b in nodes(src.node) if k == "ColumnRef"}
+    names |= {reading.params[b.get("number", 0) - 1][0].lower() for k, b in nodes(src.node)
+              if k == "ParamRef" and 0 < b.get("number", 0) <= len(reading.params)}
+    declared = set(reading.declared)
+    return [at for at, targets in reading.into if at not in declared and {n.lower() for n in targets} & names]
+
+
+_RETURNS = re.compile(r"\breturn\b", re.IGNORECASE)
+_LAST_RETURN = re.compile(r"\breturn\b[^;]*;\s*end\s*;?\s*$", re.IGNORECASE)
+
+
+def _callee_refusals(s: Schema, reading: Any, at: int) -> Iterator[list[tuple[Any, bool]]]:
+    """The refusals of the PL/pgSQL function `perform f(<arguments>)` at `at` calls, each test with f's parameters
+    replaced by the arguments passed (cast to the parameter's type, whose order `>`/`<` follow). Read only where
+    f's refusals run whenever it is called (no RETURN before its end, no handler swallowing them) and f never
+    assigns a parameter (its tests would be of another value)."""
+    from .common import find_function, lone_value, only_statement
+    from .reach_rules import _test_at
+    kind, select = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+    call = (lone_value(select) or {}).get("FuncCall") if kind == "SelectStmt" and \
+        not select.get("fromClause") and isinstance(lone_value(select), dict) else None
+    f = find_function(s, function_name(call)) if isinstance(call, dict) else None
+    callee = f._body if f is not None and f.language == "plpgsql" else None
+    if callee is None or not callee.refuses_when or callee.caught or \
+            _RETURNS.search(_LAST_RETURN.sub("", f.body.strip())):
+        return
+    params = [(name.lower(), typ) for name, typ in callee.params]
+    declared = set(callee.declared)
+    if any(n.lower() in {p for p, _ in params} for at2, names in callee.into if at2 not in declared for n in names):
+        return
+    given: dict[str, Any] = {}
+    for i, arg in enumerate(call.get("args") or []):
+        named = arg.get("NamedArgExpr") if isinstance(arg, dict) else None
+        name = (named.get("name") or "").lower() if isinstance(named, dict) else params[i][0] if i < len(params) \
+            else None
+        value = named.get("arg") if isinstance(named, dict) else arg
+        typ = dict(params).get(name) if name else None
+        if name and typ:
+            given[name] = {"TypeCast": {"arg": value, "typeName": {"names": [
+                {"String": {"sval": part}} for part in typ.split(".")], "typemod": -1}}}
+    numbered = {i + 1: given.get(name) for i, (name, _) in enumerate(params)}
+    nested = dict(callee.within)
+    outer = {p for around in nested.values() for p, holds in around if holds}
+
+    def passed(node: Any) -> Any:
+        if isinstance(node, list):
+            return [passed(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = [x.lower() for x in strings((node.get("ColumnRef") or {}).get("fields"))] if "ColumnRef" in node else []
+        if len(ref) == 1 and ref[0] in given or len(ref) == 2 and ref[0] == f.name.lower() and ref[1] in given:
+            return given[ref[-1]]
+        if "ParamRef" in node and numbered.get((node["ParamRef"] or {}).get("number")) is not None:
+            return numbered[node["ParamRef"]["number"]]
+        return {k: passed(v) for k, v in node.items()}
+
+    for r in callee.refuses_when:
+        if r not in outer:
+            yield [(passed(_test_at(callee, p)), holds) for p, holds in nested.get(r, ())] + \
+                [(passed(_test_at(callee, r)), True)]
 
 
 def _negated(test: Any) -> Any:

@@ -2372,10 +2372,10 @@ def _argument_unchecked(s: Schema, w, t: Table, column: str, labels: list[str] |
                 s, w.source, f, t, column) and _client_choice_unbounded(s, w.source, f)}
         finally:
             _FOLLOWING.discard(key)
-    values, whole = client_values(s, w, fields)
+    c = t.column(column)
+    values, whole = client_values(s, w, fields, labels, c.type if c is not None else None)
     if not values or w.at in reading.unguarded:
         return bool(values)
-    c = t.column(column)
     if whole is not None and role_bounded(s, w, t, whole, labels, c.type if c is not None else None):
         return False  # (the whole expression tested as written: `coalesce(p_role, 'member') > 'member'`, fp01b)
     return not all(role_bounded(s, w, t, v, labels, c.type if c is not None else None) for v in values)

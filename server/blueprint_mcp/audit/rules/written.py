@@ -90,11 +90,14 @@ def _type_of(node: Any, types: dict[bytes, str | None]) -> str | None:
     return None
 
 
-def client_values(s: Any, w: Any, new: set[str]) -> tuple[list[Written], Written | None]:
+def client_values(s: Any, w: Any, new: set[str], labels: list[str] | None = None,
+                  enum: str | None = None) -> tuple[list[Written], Written | None]:
     """(each client value a definer's write puts in its column for a test to bound, the whole written expression
-    where it is more than one of them; `new`: the fields of a trigger's NEW row clients write freely). Casts,
-    COALESCE and NULLIF pass a value through, so their parts are bounded one by one; any other expression of a client
-    value (`lower(trim(p_role))`, CASE) is bounded only by a test of itself."""
+    where it is more than one of them; `new`: the fields of a trigger's NEW row clients write freely; `labels`,
+    `enum`: the column's enum, its labels in order). Casts, COALESCE and NULLIF pass a value through, so their parts
+    are bounded one by one; LEAST or GREATEST with a constant below the management roles caps them (`least(p_role,
+    'member'::member_role)`: evasion round 17 fp04b); any other expression of a client value (`lower(trim(p_role))`,
+    CASE) is bounded only by a test of itself."""
     reading = w.function._body
     params = {name: kind for name, kind in reading.params if name}
     rows = _argument_rows(s, reading, w, params)
@@ -123,7 +126,7 @@ def client_values(s: Any, w: Any, new: set[str]) -> tuple[list[Written], Written
             if len(ref) == 2 and ref[0].lower() == "new" and ref[1] in new:
                 c = w.source.column(ref[1])
                 types[key({kind: body})] = c.type if c is not None else None
-    parts = _parts(w.value, types)
+    parts = _parts(w.value, types, labels, enum)
     values = [Written(p, {k: v for k, v in types.items() if k in _leaves(p)}, origins.get(key(p))) for p in parts]
     whole = Written(w.value, types) if len(parts) != 1 or not same(w.value, values[0]) else None
     return values, whole if types else None
@@ -145,22 +148,81 @@ def _variables_made(s: Any, reading: Any, params: dict[str, str]) -> dict[str, s
         value = targets[0] if len(targets) == 1 and not select.get("fromClause") else None
         named = {key({k: b}): params.get(strings(b.get("fields"))[0]) for k, b in nodes(value) if k == "ColumnRef"}
         out[name] = _type_of(value, named) if value is not None else None
+    _variables_remade(reading, params, out)
     return out
+
+
+def _variables_remade(reading: Any, params: dict[str, str], made: dict[str, str | None]) -> None:
+    """Add to `made` each variable set more than once, every time to a value made of arguments, variables of
+    `made`, itself and constants, one of them at least of an argument or such a variable (`v_role text := p_role`
+    and later `v_role := lower(trim(v_role))`: evasion round 17 e03b); its type where every value's known one
+    agrees."""
+    from .common import into_select
+    sets: dict[str, list[Any]] = {}
+    for at, names in reading.into:
+        select = into_select(reading, at) if len(names) == 1 else None
+        targets = [(x.get("ResTarget") or {}).get("val") for x in (select or {}).get("targetList") or []]
+        for name in names:
+            sets.setdefault(name, []).append(targets[0] if len(targets) == 1 and not select.get("fromClause")
+                                             else None)
+    grown = True
+    while grown:
+        grown = False
+        for name, values in sets.items():
+            if name in made or name in params or len(values) < 2 or any(v is None for v in values):
+                continue
+            refs = [[strings(b.get("fields")) for k, b in nodes(v) if k == "ColumnRef"] for v in values]
+            if any(len(r) != 1 or r[0] not in params and r[0] not in made and r[0] != name for rs in refs for r in rs):
+                continue
+            if not any(r[0] in params or r[0] in made for rs in refs for r in rs):
+                continue
+            named = {key({k: b}): params.get(strings(b.get("fields"))[0], made.get(strings(b.get("fields"))[0]))
+                     for v in values for k, b in nodes(v) if k == "ColumnRef"}
+            known = {t for v in values for t in [_type_of(v, named)] if t}
+            made[name] = known.pop() if len(known) == 1 else None
+            grown = True
 
 
 def _leaves(node: Any) -> set[bytes]:
     return {key({kind: body}) for kind, body in nodes(node) if kind in ("ColumnRef", "ParamRef")}
 
 
-def _parts(node: Any, types: dict[bytes, str | None]) -> list[Any]:
+def _parts(node: Any, types: dict[bytes, str | None], labels: list[str] | None = None,
+           enum: str | None = None) -> list[Any]:
     kind, body = _typed(node)
     if kind == "TypeCast":
-        return _parts(body.get("arg"), types)
+        return _parts(body.get("arg"), types, labels, enum)
     if kind == "CoalesceExpr":
-        return [p for a in body.get("args") or [] for p in _parts(a, types)]
+        return [p for a in body.get("args") or [] for p in _parts(a, types, labels, enum)]
     if kind == "A_Expr" and body.get("kind") == "AEXPR_NULLIF":
-        return _parts(body.get("lexpr"), types)
+        return _parts(body.get("lexpr"), types, labels, enum)
+    if kind == "MinMaxExpr" and _capped(body, types, labels, enum):
+        return []
     return [node] if _leaves(node) & set(types) else []
+
+
+def _capped(body: dict, types: dict[bytes, str | None], labels: list[str] | None, enum: str | None) -> bool:
+    """LEAST (GREATEST) of the enum, one argument a constant role: the result is at or below (above) it in the
+    enum's order, whatever the others hold; capped where every such role is below admin. Only on the enum's type:
+    on text LEAST compares by collation ('admin' < 'member')."""
+    from ...model.tenant_keys import ROLE_RANKS
+    args = body.get("args") or []
+    if not labels or not enum or not any(_bare(_type_of(a, types) or "") == _bare(enum) for a in args):
+        return False
+    least = body.get("op") == "IS_LEAST"
+    allowed = set(labels)
+    for a in args:
+        value = _constant(a)
+        if value in labels:
+            i = labels.index(value)
+            allowed &= {v for j, v in enumerate(labels) if (j <= i if least else j >= i)}
+    return allowed != set(labels) and all(ROLE_RANKS.get(v, 0) >= 2 for v in allowed)
+
+
+def _constant(node: Any) -> Any:
+    kind, body = _typed(plain(node))
+    return ((body.get("sval") or {}).get("sval") if isinstance(body.get("sval"), dict) else None) \
+        if kind == "A_Const" else None
 
 
 Row = tuple[dict, dict, str]  # (FROM item, its columns -> their declared types, its alias)
