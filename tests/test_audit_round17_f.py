@@ -145,7 +145,7 @@ def test_e03b_the_variable_normalised_where_declared_is_bounded():
 # --- fp04: the role check in a helper the function PERFORMs (BP087) ----------------------------------------------
 
 _ASSERT = """
-create function private.assert_can_grant(p_org uuid, p_role public.member_role) returns void
+create function private.assert_can_grant(p_org uuid, p_role public.member_role default 'member') returns void
 language plpgsql stable security definer set search_path = '' as $$
 begin
   if p_role >= 'admin' and {owner} p_org = any (array(select private.organization_ids_with_role('owner'))) then
@@ -165,6 +165,7 @@ def test_fp04_a_performed_helper_refusing_the_role_bounds_it():
     ("", "perform private.assert_can_grant(p_org, p_role);"),  # refuses the owners instead
     ("not", "perform private.assert_can_grant(p_org, 'member');"),  # checks another role
     ("not", "if p_role = 'admin' then perform private.assert_can_grant(p_org, p_role); end if;"),  # owner passes
+    ("not", "perform private.assert_can_grant(p_org);"),  # the helper's p_role is its default, not the caller's
 ])
 def test_fp04_a_helper_that_does_not_refuse_the_written_role_is_no_bound(owner, call):
     helper = _ASSERT.format(owner=owner)
@@ -185,3 +186,12 @@ def test_fp04b_least_with_member_caps_the_role():
 ])
 def test_fp04b_caps_that_let_a_management_role_through_still_fire(value, type):
     assert _invite(_INSERT.format(value=value), type=type) == {"BP087"}
+
+
+def test_fp04_a_helpers_own_variable_is_not_the_callers_of_the_same_name():
+    # the helper tests its own v_role (always 'viewer'), not the caller's v_role that is written
+    helper = _ASSERT.format(owner="not").replace("begin\n  if p_role", "declare v_role public.member_role := 'viewer';"
+                                                 "\nbegin\n  if v_role")
+    body = ("declare v_role public.member_role := p_role; begin perform private.assert_can_grant(p_org, p_role); "
+            + _INSERT.format(value="v_role") + " end;")
+    assert _invite(body, helper, "public.member_role") == {"BP087"}

@@ -291,6 +291,8 @@ def _callee_refusals(s: Schema, reading: Any, at: int) -> Iterator[list[tuple[An
             given[name] = {"TypeCast": {"arg": value, "typeName": {"names": [
                 {"String": {"sval": part}} for part in typ.split(".")], "typemod": -1}}}
     numbered = {i + 1: given.get(name) for i, (name, _) in enumerate(params)}
+    # f's variables, and parameters left to their defaults, hold none of the caller's values of the same name
+    own = ({v.lower() for v in callee.variables} | {p for p, _ in params}) - set(given)
     nested = dict(callee.within)
     outer = {p for around in nested.values() for p, holds in around if holds}
 
@@ -304,6 +306,8 @@ def _callee_refusals(s: Schema, reading: Any, at: int) -> Iterator[list[tuple[An
             return given[ref[-1]]
         if "ParamRef" in node and numbered.get((node["ParamRef"] or {}).get("number")) is not None:
             return numbered[node["ParamRef"]["number"]]
+        if len(ref) == 1 and ref[0] in own:
+            return {"ColumnRef": {"fields": [{"String": {"sval": f"{f.qualified}()"}}, {"String": {"sval": ref[0]}}]}}
         return {k: passed(v) for k, v in node.items()}
 
     for r in callee.refuses_when:
