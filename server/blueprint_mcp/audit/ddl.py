@@ -475,6 +475,7 @@ HANDLERS = {
     "DropStmt": obj.drop,
     "CreateEnumStmt": obj.create_enum,
     "CreateDomainStmt": obj.create_domain,
+    "AlterDomainStmt": obj.alter_domain,
     "AlterEnumStmt": obj.alter_enum,
     "CreateSchemaStmt": obj.create_schema,
     "CreatePublicationStmt": obj.create_publication,

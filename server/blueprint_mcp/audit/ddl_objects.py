@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..model.schema import Command, Domain, EnumType, Function, Location, Policy, Privilege, Table, Trigger, View
+from ..model.schema import (Command, Constraint, Domain, EnumType, Function, Location, Policy, Privilege, Table,
+                            Trigger, View)
 from . import events
 from .body import BodyFacts, add_statements, plpgsql_body, sql_body
 from .callers import BodyReading
@@ -373,6 +374,18 @@ def alter_function(r: Reader, n: dict, st: Stmt) -> None:
 
 # --- triggers ----------------------------------------------------------------------------------------
 
+def _when(n: dict, st: Stmt) -> dict[str, Any]:
+    """A row trigger's WHEN: its source text and tree. The condition is the statement's first parenthesised group
+    (the only other one holds the function's arguments), read because a trigger fires only on the rows it lets
+    through (evasion round 17 e05: a slug trigger `when (new.slug is null)` leaves a slug the client typed raw)."""
+    tree = n.get("whenClause")
+    group = paren_group(st.text) if tree is not None else None
+    if group is None:
+        return {"when": "?", "when_tree": tree} if tree is not None else {}
+    rebase(tree, st.byte(group[0]))
+    return {"when": st.text[group[0]:group[1]], "when_tree": tree}
+
+
 def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = r.name(n.get("relation"))
     fn_schema, fn_name = _object_name(r, n.get("funcname") or [])
@@ -385,6 +398,7 @@ def create_trigger(r: Reader, n: dict, st: Stmt) -> None:
         level="row" if n.get("row") else "statement",
         referencing=[f"{'new' if t.get('isNew') else 'old'} table as {t.get('name', '')}"
                      for t in (x.get("TriggerTransition") or {} for x in n.get("transitionRels") or [])],
+        **_when(n, st),
     )
     if (schema, name) == ("auth", "users"):
         r.schema.auth_triggers.append(trg)
@@ -834,7 +848,40 @@ def create_domain(r: Reader, n: dict, st: Stmt) -> None:
     schema, name = _object_name(r, n.get("domainname") or [])
     base = type_name(n.get("typeName"))
     if name and base:
-        r.schema.domains.append(Domain(schema_name=schema, name=name, base_type=base, location=st.loc()))
+        d = Domain(schema_name=schema, name=name, base_type=base, location=st.loc())
+        for c in n.get("constraints") or []:
+            _domain_check(d, c.get("Constraint") or {}, st)
+        r.schema.domains.append(d)
+
+
+def _domain_check(d: Domain, c: dict, st: Stmt) -> None:
+    """Keeps a CHECK the domain's values are held to (BP083 reads `check (value ~ '^[a-z0-9-]+$')` as a column
+    CHECK: evasion round 17 fp05). One added NOT VALID holds nothing of the values already stored."""
+    if c.get("contype") != "CONSTR_CHECK" or c.get("skip_validation") or c.get("raw_expr") is None:
+        return
+    tree = c["raw_expr"]
+    group = paren_group(st.text, st.char(c.get("location", 0)))
+    if group is not None:
+        rebase(tree, st.byte(group[0]))
+    taken = {k.name for k in d.checks}
+    name = c.get("conname") or next(n for i in range(len(taken) + 1)
+                                    if (n := f"{d.name}_check{i or ''}") not in taken)
+    d.checks.append(Constraint(name=name, kind="check", expression=st.text[group[0]:group[1]] if group else None,
+                               tree=tree, location=st.loc(c.get("location"))))
+
+
+def alter_domain(r: Reader, n: dict, st: Stmt) -> None:
+    """ADD CONSTRAINT ... CHECK keeps it; DROP CONSTRAINT drops it (every CHECK when the name is not known: one
+    renamed, or of a domain read differently)."""
+    schema, name = _object_name(r, n.get("typeName") or [])
+    d = next((d for d in r.schema.domains if (d.schema_name, d.name) == (schema, name)), None)
+    if d is None:
+        return
+    if n.get("subtype") == "C":
+        _domain_check(d, (n.get("def") or {}).get("Constraint") or {}, st)
+    elif n.get("subtype") == "X":
+        kept = [k for k in d.checks if k.name != n.get("name")]
+        d.checks = kept if len(kept) < len(d.checks) or n.get("missing_ok") else []
 
 
 def alter_enum(r: Reader, n: dict, st: Stmt) -> None:

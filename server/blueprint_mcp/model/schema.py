@@ -154,6 +154,7 @@ class Trigger(_Obj):
     # Transition tables of a statement trigger, as SQL: "new table as added" (REFERENCING ...).
     referencing: list[str] = Field(default_factory=list)
     when: str | None = None  # a row trigger's WHEN condition, as SQL
+    when_tree: Any = _tree("Parse tree of WHEN; node locations are offsets into `when`.")
     # ALTER TABLE ... DISABLE / ENABLE [REPLICA | ALWAYS] TRIGGER: a disabled or replica-only trigger does not fire
     # in a client's session (session_replication_role 'origin').
     enabled: Literal["origin", "always", "replica", "disabled"] = "origin"
@@ -312,6 +313,7 @@ class Domain(_Obj):
     schema_name: str
     name: str
     base_type: str
+    checks: list[Constraint] = Field(default_factory=list, description="Its CHECK constraints on VALUE (validated).")
     location: Location | None = None
 
 

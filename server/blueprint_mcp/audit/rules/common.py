@@ -123,12 +123,13 @@ def client_write_columns(t: Table, privilege: str,
     return cols if t.grants else None
 
 
-def clients_granted(s: Schema, t: Table, command: str, column: str | None = None) -> bool:
-    """Whether an API role holds `command` on the table (on `column`, when given): the SQL's grants, or Supabase's
-    legacy default privileges in an exposed schema where the SQL grants nothing."""
+def clients_granted(s: Schema, t: Table, command: str, column: str | None = None,
+                    roles: tuple[str, ...] | list[str] = CLIENT_ROLES) -> bool:
+    """Whether an API role (of `roles`, or PUBLIC) holds `command` on the table (on `column`, when given): the SQL's
+    grants, or Supabase's legacy default privileges in an exposed schema where the SQL grants nothing."""
     if not t.grants:
         return t.schema_name in s.exposed_schemas
-    listed = client_write_columns(t, command)
+    listed = client_write_columns(t, command, roles)
     return listed is None or (column in listed if column is not None else bool(listed))
 
 
@@ -281,6 +282,21 @@ def base_type(s: Schema, type_name: str) -> str:
             break
         type_name = domain.base_type
     return type_name
+
+
+def domain_checks(s: Schema, type_name: str) -> list[Any]:
+    """The CHECK trees (on VALUE) of the domain a type names and of the domains under it: a value of the type
+    passes them all (evasion round 17 fp05: `create domain slug as text check (value ~ '^[a-z0-9-]+$')`)."""
+    out: list[Any] = []
+    for _ in range(8):  # (as base_type: PostgreSQL refuses a cycle)
+        schema, _, name = type_name.rpartition(".")
+        domain = next((d for d in s.domains if d.name == name.strip('"') and (not schema or d.schema_name == schema)),
+                      None)
+        if domain is None:
+            break
+        out += [k.tree for k in domain.checks if k.tree is not None]
+        type_name = domain.base_type
+    return out
 
 
 def enum_of(s: Schema, type_name: str) -> EnumType | None:

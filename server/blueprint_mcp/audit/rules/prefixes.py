@@ -19,7 +19,7 @@ from ...model.schema import Schema, Table
 from ..pins import unwrap
 from ..tree import const, function_name, nodes, strings
 from .binding import _from_items
-from .common import lone_value
+from .common import base_type, domain_checks, lone_value
 from .wildcards import WILD, escaped, regex_admits, regex_escaped, trigger_sanitised, wildcards
 
 Subject = Callable[[Any], bool]  # the node is the text matched (an object's name, the topic)
@@ -245,8 +245,8 @@ def _unsafe_column(s: Schema, tables: dict[str, Table], piece, chars: frozenset[
     12 e08)."""
     unsafe = [f"{t.qualified}.{c.name}" for kind, col in nodes(piece) if kind == "ColumnRef"
               for t, c in [_owner(tables, strings(col.get("fields")))]
-              if c is not None and not _holds_none(t, c, chars) and not trigger_sanitised(
-                  s, t, c.name, lambda fields, t=t: _plain(t, fields, chars), chars)]
+              if c is not None and not _holds_none(s, t, c, chars) and not trigger_sanitised(
+                  s, t, c.name, lambda fields, t=t: _plain(s, t, fields, chars), chars)]
     if not unsafe or isinstance(const(unwrap(piece)), str):
         return None
     if "ColumnRef" in (unwrap(piece) or {}):
@@ -268,33 +268,46 @@ def _owner(tables: dict[str, Table], fields: list[str]) -> tuple[Table | None, A
     return (owners[0], c) if c is not None else (None, None)
 
 
-def _plain(t: Table, fields: list[str], chars: frozenset[str]) -> frozenset[str]:
+def _plain(s: Schema, t: Table, fields: list[str], chars: frozenset[str]) -> frozenset[str]:
     """The characters of `chars` `new.<column>` of a trigger on `t` may hold (any other name: all)."""
     c = t.column(fields[1]) if len(fields) == 2 and fields[0].lower() == "new" else None
-    return frozenset() if c is not None and _holds_none(t, c, chars) else chars
+    return frozenset() if c is not None and _holds_none(s, t, c, chars) else chars
 
 
-def holds_no_wildcard(t: Table, c) -> bool:
-    """The column's text cannot hold LIKE's `%` or `_`."""
-    return _holds_none(t, c, LIKE)
-
-
-def _holds_none(t: Table, c, chars: frozenset[str]) -> bool:
-    """The column's text cannot hold any of `chars`: its type (a uuid, a number), or a CHECK matching it against a
-    regular expression that allows none of them nor the escape `\\` (`slug ~ '^[a-z0-9-]+$'`)."""
-    held = _TYPE_CHARS.get(c.type.split("(")[0].strip().lower().removeprefix("pg_catalog."))
+def _holds_none(s: Schema, t: Table, c, chars: frozenset[str]) -> bool:
+    """The column's text cannot hold any of `chars`: its type (a uuid, a number, a domain over one), or a CHECK of
+    the table or of the column's domain (evasion round 17 fp05) matching it against a regular expression that
+    allows none of them nor the escape `\\` (`slug ~ '^[a-z0-9-]+$'`)."""
+    held = _TYPE_CHARS.get(base_type(s, c.type).split("(")[0].strip().lower().removeprefix("pg_catalog."))
     if held is not None and not set(held) & chars:
         return True
-    for k in t.constraints:
-        for kind, body in nodes(k.tree) if k.kind == "check" else ():
-            if kind != "A_Expr" or strings(body.get("name")) not in (["~"], ["~*"]):
-                continue
-            ref = strings(((unwrap(body.get("lexpr")) or {}).get("ColumnRef") or {}).get("fields"))
-            pattern = const(unwrap(body.get("rexpr")))
-            admits = regex_admits(pattern) if ref[-1:] == [c.name] and isinstance(pattern, str) else None
-            if admits is not None and not admits & (chars | {"\\"}):  # (`[A-z]` holds `_`: evasion round 13 e03)
-                return True
-    return False
+    return any(_confines(k.tree, c.name, chars) for k in t.constraints if k.kind == "check") or \
+        any(_confines(tree, "value", chars) for tree in domain_checks(s, c.type))
+
+
+def _confines(node, name: str, chars: frozenset[str]) -> bool:
+    """A CHECK holds the column `name` (VALUE in a domain's) to a regular expression admitting none of `chars` nor
+    `\\`, or to null: `name ~ '<pattern>'` itself, in one of the AND's terms, or in every one of the OR's
+    (`slug is null or slug ~ ...`); a null makes no pattern (`null || '/%'` matches nothing). A CHECK passes
+    when it is null as well as true, and the regular expression's test is null only where the column is."""
+    node = unwrap(node)
+    if not isinstance(node, dict) or len(node) != 1:
+        return False
+    (kind, body), = node.items()
+    if kind == "BoolExpr" and body.get("boolop") in ("AND_EXPR", "OR_EXPR"):
+        found = [_confines(a, name, chars) for a in body.get("args") or []]
+        return any(found) if body["boolop"] == "AND_EXPR" else bool(found) and all(found)
+    if kind == "NullTest":
+        return body.get("nulltesttype") == "IS_NULL" and _names(body.get("arg"), name)
+    if kind != "A_Expr" or body.get("kind") != "AEXPR_OP" or strings(body.get("name")) not in (["~"], ["~*"]):
+        return False
+    pattern = const(unwrap(body.get("rexpr")))
+    admits = regex_admits(pattern) if _names(body.get("lexpr"), name) and isinstance(pattern, str) else None
+    return admits is not None and not admits & (chars | {"\\"})  # (`[A-z]` holds `_`: evasion round 13 e03)
+
+
+def _names(node, name: str) -> bool:
+    return strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields"))[-1:] == [name]
 
 
 def pattern_hole(column: str, chars: frozenset[str], what: str) -> str:

@@ -588,8 +588,10 @@ def owner_taken_by_updater(r, s: Schema):
 
 def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
     """Tables whose rows their user updates (`id = auth.uid()` in a branch of a permissive update policy): by
-    qualified name, that key column and the other columns the user may change there (granted, not set or guarded
-    by a BEFORE UPDATE trigger, not named by the policy's check)."""
+    qualified name, that key column and the other columns the user may change there (granted to a role the policy
+    applies to, not set or guarded by a BEFORE UPDATE trigger, not named by the policy's check). anon's legacy
+    UPDATE on every column opens no row of a policy `to authenticated` (evasion round 17 fp01: the docs' `revoke
+    update on profiles from authenticated; grant update (full_name, avatar_url) ... to authenticated`)."""
     out: dict[str, tuple[str, set[str]]] = {}
     for t in created(s):
         if not t.rls_enabled:
@@ -601,8 +603,9 @@ def _self_editable(s: Schema) -> dict[str, tuple[str, set[str]]]:
                 continue
             checked = {c for _, tree, _ in trees(p) if tree is not None
                        for kind, body in nodes(tree) if kind == "ColumnRef" for c in strings(body.get("fields"))[-1:]}
+            roles = CLIENT_ROLES if not p.roles or "public" in p.roles else p.roles
             free = {c.name for c in t.columns if c.name not in keys and c.name not in checked
-                    and clients_granted(s, t, "update", c.name)
+                    and clients_granted(s, t, "update", c.name, roles)
                     and not _update_guarded(s, t, c.name)}
             if free:
                 key, columns = out.get(t.qualified, (keys[0], set()))

@@ -243,7 +243,8 @@ def regex_escaped(node: Any, chars: frozenset[str]) -> bool:
 
 
 def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: frozenset[str] = WILD) -> bool:
-    """A BEFORE INSERT OR UPDATE row trigger of `t` (UPDATE of every column, or of this one), with no WHEN,
+    """A BEFORE INSERT OR UPDATE row trigger of `t` (UPDATE of every column, or of this one), with no WHEN
+    that could skip a row holding a value in the column (`_fires_when_set`: evasion round 17 e05),
     whose PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding none of `chars`
     (`plain` reads the row's other columns), and no other BEFORE row trigger sets the column. A BEFORE INSERT
     trigger alone does when no update of the column can happen past it (`_never_updated`: evasion round 16 fp06).
@@ -254,7 +255,8 @@ def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: fr
     before = [g for g in t.triggers if g.timing == "before" and g.level == "row" and g.fires]  # (round 13 e04)
     for trigger in before:
         events = {e.lower() for e in trigger.events}
-        if trigger.when or "insert" not in events or (trigger.columns and column not in trigger.columns):
+        if not _fires_when_set(trigger, column) or "insert" not in events or \
+                (trigger.columns and column not in trigger.columns):
             continue
         if "update" not in events and not _never_updated(s, t, column):
             continue
@@ -264,6 +266,33 @@ def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: fr
         others = [find_function(s, g.function) for g in before if g is not trigger]
         if all(f is not None and f.assigns is not None and column not in f.assigns for f in others):
             return True
+    return False
+
+
+def _fires_when_set(trigger, column: str) -> bool:
+    """The trigger's WHEN (if any) holds on every row whose `new.<column>` is not null: `new.<column> is not
+    null`, `true`, an OR with such a branch. A null left alone makes no pattern (`null || '/%'` matches nothing);
+    any other condition may let a value the client wrote through untouched (evasion round 17 e05: `when
+    (new.slug is null)` slugifies only the names of organisations created without a slug, and `%%` typed as the
+    slug reads every organisation's files; `new.name is distinct from old.name` skips an update of the slug
+    alone). A WHEN not read (no tree) skips."""
+    if trigger.when is None:
+        return True
+    return _holds_when_set(trigger.when_tree, column)
+
+
+def _holds_when_set(node: Any, column: str) -> bool:
+    node = unwrap(node)
+    if not isinstance(node, dict) or len(node) != 1:
+        return False
+    (kind, body), = node.items()
+    if kind == "A_Const":
+        return const(node) is True
+    if kind == "BoolExpr" and body.get("boolop") == "OR_EXPR":
+        return any(_holds_when_set(a, column) for a in body.get("args") or [])
+    if kind == "NullTest" and body.get("nulltesttype") == "IS_NOT_NULL":
+        fields = strings((unwrap(body.get("arg")) or {}).get("ColumnRef", {}).get("fields"))
+        return len(fields) == 2 and fields[0].lower() == "new" and fields[1] == column
     return False
 
 
