@@ -944,6 +944,12 @@ def set_variable(r: Reader, n: dict, st: Stmt) -> None:
         return
     first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []
     usable = [x.strip().strip('"') for x in ",".join(first).split(",") if x.strip() and x.strip() != '"$user"']
+    # SET LOCAL holds until the transaction ends (Reader.end_transaction); a plain SET after it in the same
+    # transaction outlives the transaction (evasion round 17 e06).
+    if n.get("is_local"):
+        r.session_schema = r.creation_schema if r.session_schema is None else r.session_schema
+    else:
+        r.session_schema = None
     # PostgreSQL creates in the first schema of the path that exists when the statement runs: one a later
     # migration creates is passed over (evasion round 16 e12: the table lands in public, without RLS).
     r.creation_schema = next((x for x in usable if _schema_exists(r, x)), "public")

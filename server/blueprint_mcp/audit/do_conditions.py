@@ -49,8 +49,8 @@ class Facts:
 
 def condition(node: Any, env: dict[str, str], facts: Facts, text: Callable[[Any, dict[str, str]], str | None]) \
         -> bool | None:
-    """The value of a condition the model decides (also under NOT); None for anything else. `text` computes
-    a known text (literals and loop variables)."""
+    """The value of a condition the model decides (also under NOT, AND and OR); None for anything else. `text`
+    computes a known text (literals and loop variables)."""
     if not isinstance(node, dict):
         return None
     if "BoolExpr" in node:
@@ -59,7 +59,15 @@ def condition(node: Any, env: dict[str, str], facts: Facts, text: Callable[[Any,
         if b.get("boolop") == "NOT_EXPR" and len(args) == 1:
             inner = condition(args[0], env, facts, text)
             return None if inner is None else not inner
-        return None
+        if b.get("boolop") not in ("AND_EXPR", "OR_EXPR") or not args:
+            return None
+        # Three-valued, as PostgreSQL evaluates it: one known false decides an AND, one known true an OR,
+        # whatever the others are (evasion round 17 fp02: `if exists (...) and not exists (... rowsecurity)`).
+        values = [condition(a, env, facts, text) for a in args]
+        decisive = b["boolop"] == "OR_EXPR"
+        if decisive in values:
+            return decisive
+        return None if None in values else not decisive
     if "SubLink" in node:
         return _exists(node["SubLink"], facts)
     test = node.get("NullTest")

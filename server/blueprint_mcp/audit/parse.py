@@ -106,7 +106,8 @@ class Reader:
         forget_indexes()
         # Every statement applied and not rolled back, and the open transaction's marks in it
         # (savepoint name, or None for BEGIN; how many statements preceded it).
-        self._log: list[Stmt] = []
+        # (None in the log: a transaction ended there, and a SET LOCAL of it with it.)
+        self._log: list[Stmt | None] = []
         self._marks: list[tuple[str | None, int]] = []
         # Policy clause text -> its rebased parse tree, shared by every policy with that clause (trees
         # are never changed once read); ("after table", text) -> the clauses of a policy statement whose
@@ -120,6 +121,9 @@ class Reader:
             # A Supabase project: pg_graphql is installed (in schema graphql) unless the SQL drops it.
             self.schema.extensions.append(Extension(name="pg_graphql", schema_name="graphql"))
         self.creation_schema = "public"  # first entry of search_path
+        # The session's search_path schema while a SET LOCAL of the open transaction overrides it (evasion
+        # round 17 e06: `set local search_path = internal` ends at COMMIT, so a later table lands in public).
+        self.session_schema: str | None = None
         self.default_privileges = supabase_defaults()  # as ALTER DEFAULT PRIVILEGES leaves them
         # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
         self._tables: dict[tuple[str, str], Table] = {}
@@ -218,12 +222,22 @@ class Reader:
 
     def commit(self) -> None:
         self._marks.clear()
+        self.end_transaction()
 
     def rollback(self) -> None:
         if self._marks:
             cut = self._marks[0][1]
             self._marks.clear()
             self._rewind(cut)
+        self.end_transaction()
+
+    def end_transaction(self, logged: bool = True) -> None:
+        """A transaction ends (COMMIT, ROLLBACK, the end of a migration file, which the Supabase CLI runs as one
+        batch, one implicit transaction, BEGIN written or not): its SET LOCAL search_path ends with it."""
+        if self.session_schema is not None:
+            self.creation_schema, self.session_schema = self.session_schema, None
+            if logged:
+                self._log.append(None)  # (a rollback that replays the log ends it there again)
 
     def savepoint(self, name: str) -> None:
         if self._marks:
@@ -250,6 +264,9 @@ class Reader:
         del self._log[cut:]
         self._reset()
         for st in self._log:
+            if st is None:
+                self.end_transaction(logged=False)
+                continue
             for raw in parse(st.text):
                 apply(self, raw.get("stmt") or {}, st)
         self.schema.problems = problems
@@ -289,6 +306,7 @@ class Reader:
         # Each migration runs in a session of its own: a transaction it leaves open ends with it. Its
         # changes are kept (the audit reads what the file wrote, rather than guess how it was run).
         self._marks.clear()
+        self.end_transaction()
 
     @staticmethod
     def _part(st: Stmt, raw: dict) -> Stmt:
