@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..model.schema import Column, CronJob, Extension, StorageBucket, Table
-from . import events
+from . import ddl_blocks, events
 from .ddl import HANDLERS, add_column, select_into
 from .platform import QUEUE_SCHEMA, QUEUE_TABLE_PREFIX
 from .fold import fold
-from .tree import const, strings
+from .tree import const, nodes, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -117,6 +117,14 @@ def select(r: Reader, n: dict, st: Stmt) -> None:
     in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
     if "intoClause" in n or n.get("op", "SETOP_NONE") != "SETOP_NONE":
         select_into(r, n, st)
+    # The functions of the model it calls run their bodies (evasion round 17 e04): for certain when called
+    # in the target list of a SELECT that has no FROM, WHERE or set operation, otherwise perhaps.
+    plain = not any(n.get(k) for k in ("fromClause", "whereClause", "havingClause", "limitCount", "valuesLists")) \
+        and n.get("op", "SETOP_NONE") == "SETOP_NONE"
+    direct = [id(t.get("ResTarget", {}).get("val", {}).get("FuncCall")) for t in n.get("targetList") or []]
+    for kind, call in nodes(n):
+        if kind == "FuncCall":
+            ddl_blocks.replay(r, call, st, not (plain and id(call) in direct))
     calls = [t.get("ResTarget", {}).get("val", {}).get("FuncCall") for t in n.get("targetList") or []]
     calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
         "functions") or [] for i in fn.get("List", {}).get("items") or []]

@@ -56,11 +56,18 @@ def statements(do_statement: str, embedded_sql: Any,
     names = [_datum_name(d) for d in function.get("datums") or []]
     done: set[int] = set()  # static statements (and EXECUTEs of a constant text) already given: once each
     wilds: dict[str, Names] = {}  # WILD_<n> of each loop over a query -> the tables it may name
+    values: dict[str, list[str]] = {}  # variable -> the texts assigned to it so far (any may be the one it holds)
+    for datum in function.get("datums") or []:
+        var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
+        default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr") or {}
+        if default:
+            _assign(values, var.get("refname"), _expression(embedded_sql(default.get("query", ""), _EXPRESSION)),
+                    {}, wilds, None)
     frames: list[Frame] = []
     returned = False
     # (node, loop variables, rolled back by a handler, the loop whose body it is directly, a condition guards it)
     # or a frame's marker
-    stack: list[Any] = [(tree, {}, 0, None, False)]
+    stack: list[Any] = [(tree, {_VALUES: values}, 0, None, False)]
     while stack:
         item = stack.pop()
         if isinstance(item[0], str):  # ("round", frame) or ("end", frame)
@@ -87,13 +94,23 @@ def statements(do_statement: str, embedded_sql: Any,
                         done.add(id(body))
                         expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
                         text = expr.get("query", "")
+                        if body.get("into"):
+                            _select_into(values, body, text, env, wilds)
                         if text.strip():
                             yield text, uncertain, None
                     continue
+                if kind == "PLpgSQL_stmt_assign":
+                    expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
+                    varno = body.get("varno")
+                    name = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
+                    _assign(values, name, _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", 3))),
+                            env, wilds, WILD)
+                    continue
                 if kind == "PLpgSQL_stmt_dynexecute":
-                    texts, wild = _executed(body, env, done, embedded_sql)
-                    for text in texts:  # (several statements of one text: a later one's error undoes the first)
-                        yield text, uncertain or (undone == _HANDLED and len(texts) > 1), wilds if wild else None
+                    texts = _executed(body, env, done, embedded_sql)
+                    for text, wild, varied in texts:  # (several statements of one text: a later one's error
+                        yield text, uncertain or varied or (undone == _HANDLED and len(texts) > 1), \
+                            wilds if wild else None  # undoes the first)
                     continue
                 if kind == "PLpgSQL_stmt_return":
                     returned = True  # (a RETURN in a branch: what follows may not run)
@@ -247,24 +264,111 @@ def _datum_name(datum: Any) -> str | None:
     return body.get("refname") if isinstance(body, dict) else None
 
 
-def _executed(body: dict, env: dict[str, str], done: set[int], embedded_sql: Any) -> tuple[list[str], bool]:
-    """The statements an EXECUTE runs when its text is known; in a loop's later rounds only one whose text
-    changes with the loop's variable (a constant text is given once). When a variable's value is unknown: the
-    statements with WILD for it, once (True: they stand for the statement run on any name)."""
+def _executed(body: dict, env: dict[str, Any], done: set[int],
+              embedded_sql: Any) -> list[tuple[str, bool, bool]]:
+    """The statements an EXECUTE runs when its text is known, each with whether it names a value the block cannot
+    spell (WILD: it stands for the statement run on any name) and whether it is one of several texts the
+    expression may compute (a CASE, a variable assigned more than one text: any may run, none certainly); in a
+    loop's later rounds only one whose text changes with the loop's variable (a constant text is given once)."""
     expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
     tree = _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
-    text = _text(tree, env)
     if id(body) in done:
-        return [], False
-    if text is None:
-        text = _text(tree, env, WILD)
-        if text is None or WILD not in text:
-            return [], False
+        return []
+    variants = _variants(tree, env)
+    varied = len(variants) > 1 or variants[0] is not tree
+    out: list[tuple[str, bool, bool]] = []
+    constant = True
+    for variant in variants:
+        text = _text(variant, env)
+        if text is not None and _text(variant, {_VALUES: env.get(_VALUES)}) is None:
+            constant = False
+        if text is None:
+            text = _text(variant, env, WILD)
+            if text is None or WILD not in text:
+                continue
+        out += [(t, WILD in t, varied) for t in _statement_texts(text) if t]
+    if constant or any(wild for _, wild, _ in out):
         done.add(id(body))  # (the same in every round: given once)
-        return [t for t in _statement_texts(text) if t], True
-    if _text(tree, {}) is not None:
-        done.add(id(body))
-    return [t for t in _statement_texts(text) if t], False
+    return out
+
+
+_VALUES = "\1"  # env[_VALUES]: the texts each variable of the block has been assigned so far
+_MAX_VARIANTS = 16
+
+
+def _assign(values: dict[str, list[str]], name: str | None, tree: Any, env: dict[str, Any],
+            wilds: dict[str, Names], wild: str | None) -> None:
+    """Record a text assigned to a variable (`v := ...`, a DECLARE default, SELECT ... INTO): every text it may
+    hold, with WILD (or a query's WILD_<n>) for what the block cannot spell; a value not text is forgotten. A
+    variable is NULL until assigned: its own name in its new value reads as empty (`v := v || format(...)`)."""
+    if not name:
+        return
+    own = {**env, _VALUES: {**values, name: values.get(name) or [""]}}
+    texts = []
+    for variant in _variants(tree, own):
+        text = _text(variant, own)
+        text = text if text is not None or wild is None else _text(variant, own, wild)
+        if text is not None:
+            texts.append(text)
+    held = values.get(name, [])
+    values[name] = (held + [t for t in texts if t not in held])[-_MAX_VARIANTS:] if texts else []
+
+
+def _select_into(values: dict[str, list[str]], body: dict, query: str, env: dict[str, Any],
+                 wilds: dict[str, Names]) -> None:
+    """`select <text> into v [from <catalog query>]`, the text also aggregated (`string_agg(format('alter table
+    %I ...', tablename), ' ')`): v holds that text, the query's columns standing for the tables its rows may name
+    (evasion round 17 e04b); a single value read by any other SELECT is unknown (WILD)."""
+    fields = ((body.get("target") or {}).get("PLpgSQL_row") or {}).get("fields") or []
+    parsed = _parsed_or_empty(query)
+    select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+    targets = (select or {}).get("targetList") or []
+    if not isinstance(select, dict) or len(targets) != len(fields):
+        for f in fields:
+            values.pop(f.get("name") if isinstance(f, dict) else None, None)
+        return
+    wild = WILD
+    if select.get("fromClause"):
+        wild = f"{WILD}_{len(wilds)}"
+        wilds[wild] = loop_names(query)
+    for field, target in zip(fields, targets):
+        value = (target.get("ResTarget") or {}).get("val")
+        call = (value or {}).get("FuncCall") if isinstance(value, dict) else None
+        if call and function_name(call).removeprefix("pg_catalog.") == "string_agg" and call.get("args"):
+            value = call["args"][0]  # (each row's text, one after another)
+        values[field.get("name")] = []
+        _assign(values, field.get("name") if isinstance(field, dict) else None, value, env, wilds, wild)
+
+
+def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
+    """The expression once per text it may compute: each CASE by each of its results, each variable of the block
+    by each text it has been assigned (as a literal); the tree itself when it holds neither."""
+    values = env.get(_VALUES) or {}
+    if isinstance(tree, list):
+        out: list[Any] = [[]]
+        for item in tree:
+            alternatives = _variants(item, env)
+            out = [o + [a] for o in out for a in alternatives][:_MAX_VARIANTS]
+        return out if any(a is not b for a, b in zip(out[0], tree)) or len(out) > 1 else [tree]
+    if not isinstance(tree, dict):
+        return [tree]
+    case = tree.get("CaseExpr")
+    if isinstance(case, dict):
+        results = [(w.get("CaseWhen") or {}).get("result") for w in case.get("args") or []] + [case.get("defresult")]
+        return [v for r in results if r is not None for v in _variants(r, env)][:_MAX_VARIANTS] or [tree]
+    ref = tree.get("ColumnRef")
+    if isinstance(ref, dict):
+        name = strings(ref.get("fields"))
+        if len(name) == 1 and name[0] not in env and values.get(name[0]):
+            return [{"A_Const": {"sval": {"sval": v}}} for v in values[name[0]]]
+        return [tree]
+    out = [{}]
+    changed = False
+    for key, value in tree.items():
+        alternatives = _variants(value, env)
+        changed = changed or len(alternatives) > 1 or alternatives[0] is not value
+        out = [{**o, key: a} for o in out for a in alternatives][:_MAX_VARIANTS]
+    return out if changed else [tree]
 
 
 def _expression(sql: str) -> Any:
@@ -289,7 +393,7 @@ def _parsed_or_empty(text: str) -> list[dict]:
         return []
 
 
-def _text(node: Any, env: dict[str, str], wild: str | None = None) -> str | None:
+def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None:
     """The text an expression of literals and loop variables computes; None for anything else (NULL included).
     With `wild`, a variable the block cannot spell (a record's field of a loop over a query, say) reads as that
     name, cast or not: the text then stands for the statement run for any value."""

@@ -131,6 +131,7 @@ class Reader:
         self._functions: dict[tuple[str, str], list[Function]] = {}
         self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
         self.replica = False  # session_replication_role = replica: ORIGIN event triggers do not fire
+        self.replaying: set[str] = set()  # functions whose bodies a call is replaying (ddl_blocks.replay)
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
