@@ -23,8 +23,8 @@ import pgparse
 
 from .body import embedded_sql
 from .ddl import HANDLERS, apply
-from .do_conditions import Facts, Names
-from .do_loops import WILD, statements
+from .do_conditions import Facts, LoopRows
+from .do_loops import FIELD_MARK, WILD, statements
 from .parser import parse
 from .platform import MANAGED_SCHEMAS
 from .tree import strings
@@ -54,7 +54,7 @@ def _run(r: Reader, st: Stmt, block: str | None = None, unsure: bool = False) ->
     cursor = 0
     facts = Facts(lambda name: _exists(r, name), lambda catalog, equal, flags: _rows(r, catalog, equal, flags))
     for text, uncertain, wild in statements(block or st.text, embedded_sql, facts):
-        uncertain = uncertain or unsure
+        uncertain = True if unsure else uncertain
         # A statement of a dollar-quoted body is in the file as written: find it, so what it makes has
         # its own position. One that is not (a body in '...' with doubled quotes) takes the block's.
         at = st.text.find(text, cursor)
@@ -66,8 +66,9 @@ def _run(r: Reader, st: Stmt, block: str | None = None, unsure: bool = False) ->
             continue  # PL/pgSQL accepted it but the grammar does not (a variable where SQL wants a name)
         inner = st.inner(text, at)
         for raw in parsed:
-            for node in _anywhere(r, raw.get("stmt") or {}, wild) if wild is not None else [raw.get("stmt") or {}]:
-                if uncertain:
+            stmt = raw.get("stmt") or {}
+            for node, sure in _anywhere(r, stmt, wild, uncertain) if wild is not None else [(stmt, not uncertain)]:
+                if not sure:
                     node = _unsure(r, node)
                 if node and "TransactionStmt" not in node:  # COMMIT in a block is PL/pgSQL's, never one here
                     apply(r, node, inner)
@@ -78,21 +79,26 @@ _OPENING = ("AT_DisableRowSecurity", "AT_NoForceRowSecurity", "AT_DisableTrig", 
             "AT_DisableTrigUser")
 
 
-def _anywhere(r: Reader, node: dict, wilds: dict[str, Names]) -> list[dict]:
+def _anywhere(r: Reader, node: dict, wilds: dict[str, LoopRows], uncertain: bool | str) -> list[tuple[dict, bool]]:
     """An EXECUTE whose table comes from a value the block cannot spell (`for t in select tablename from
     pg_tables ... loop execute format('alter table public.%I disable row level security', t.tablename)`):
     what it opens (RLS or a trigger disabled, a table privilege granted) is applied to every table of the
     model it may name (of the schema written, or of any schema of the user's, and that the loop's query may
     give: `wilds`), as it stands when the block runs; anything else it does stays unknown, as does any statement
-    with an unknown name elsewhere."""
+    with an unknown name elsewhere. What it protects (RLS enabled or forced) is applied, for certain, only to the
+    tables a loop certainly names (`_covered`). Each statement comes with whether it surely ran."""
     alter, grant = node.get("AlterTableStmt"), node.get("GrantStmt")
     if alter is not None and alter.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE":
-        cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") in _OPENING]
         relation = alter.get("relation") or {}
-        if not cmds or WILD in orjson.dumps(cmds).decode() or not str(relation.get("relname")).startswith(WILD):
+        if WILD in orjson.dumps(alter.get("cmds") or []).decode() or not str(relation.get("relname")).startswith(WILD):
             return []
-        return [{"AlterTableStmt": {**alter, "cmds": cmds, "relation": {**relation, **target}}}
-                for target in _candidates(r, relation, wilds)]
+        out = []
+        for kinds, targets in ((_OPENING, _candidates(r, relation, wilds)), (_GUARDING, _covered(r, relation, wilds,
+                                                                                               uncertain))):
+            cmds = [c for c in alter.get("cmds") or [] if (c.get("AlterTableCmd") or {}).get("subtype") in kinds]
+            out += [({"AlterTableStmt": {**alter, "cmds": cmds, "relation": {**relation, **target}}},
+                     kinds is _GUARDING or uncertain is False) for target in targets if cmds]
+        return out
     if grant is None or not grant.get("is_grant") or grant.get("objtype") != "OBJECT_TABLE" \
             or grant.get("targtype") != "ACL_TARGET_OBJECT" \
             or WILD in orjson.dumps({k: v for k, v in grant.items() if k != "objects"}).decode():
@@ -104,15 +110,38 @@ def _anywhere(r: Reader, node: dict, wilds: dict[str, Names]) -> list[dict]:
             objects += [{"RangeVar": {**relation, **target}} for target in _candidates(r, relation, wilds)]
         elif WILD not in orjson.dumps(o).decode():
             objects.append(o)
-    return [{"GrantStmt": {**grant, "objects": objects}}] if objects else []
+    return [({"GrantStmt": {**grant, "objects": objects}}, uncertain is False)] if objects else []
 
 
-def _candidates(r: Reader, relation: dict, wilds: dict[str, Names]) -> list[dict]:
-    schema, names = relation.get("schemaname"), wilds.get(relation.get("relname"), lambda schema, table: True)
+_GUARDING = ("AT_EnableRowSecurity", "AT_ForceRowSecurity")
+
+
+def _candidates(r: Reader, relation: dict, wilds: dict[str, LoopRows]) -> list[dict]:
+    schema, rows = relation.get("schemaname"), wilds.get(str(relation.get("relname")).split(FIELD_MARK)[0])
+    names = rows.may if rows is not None else lambda schema, table: True
     written = schema is not None and not schema.startswith(WILD)
     return [{"schemaname": t.schema_name, "relname": t.name} for t in r.schema.tables
             if (t.schema_name == schema if written else t.schema_name not in MANAGED_SCHEMAS)
             and names(t.schema_name, t.name)]
+
+
+def _covered(r: Reader, relation: dict, wilds: dict[str, LoopRows], uncertain: bool | str) -> list[dict]:
+    """The tables a statement run on each row of a catalog loop certainly reaches (evasion round 17 fp03: `for t in
+    select tablename from pg_tables where schemaname = 'public' loop execute format('alter table public.%I enable
+    row level security', t.tablename)`): its table is the loop's table-name column under a schema written (or
+    pg_class's `oid::regclass`), the loop reads every test of its query, and nothing but that loop's own rows
+    guards the statement (no condition, EXIT, RETURN or handler that may roll it back): each table of the model,
+    as it stands when the block runs, that the query gives."""
+    schema, name = relation.get("schemaname"), str(relation.get("relname"))
+    base, _, column = name.partition(FIELD_MARK)
+    rows = wilds.get(base)
+    said = dict(rows.columns).get(column) if rows is not None else None
+    # (the table-name column under a schema written, or pg_class's oid::regclass, which names the relation itself)
+    named = said == "table" and schema is not None and not schema.startswith(WILD) or said == "relation" and not schema
+    if uncertain != base or rows is None or rows.covers is None or not named:
+        return []
+    return [{"schemaname": t.schema_name, "relname": t.name} for t in r.schema.tables
+            if schema in (None, t.schema_name) and not t.external and rows.covers(t)]
 
 
 # (re-enabling a trigger too: a sanitising or guarding trigger is trusted only while it fires, and rules that
@@ -234,7 +263,7 @@ def replay(r: Reader, call: dict, st: Stmt, unsure: bool) -> None:
     found = next((fs for fs in (r.functions(schema, names[-1], None) for schema in schemas) if fs), [])
     for f in found:
         language = f.language.lower()
-        if f.qualified in r.replaying or language not in ("plpgsql", "sql") or (language == "plpgsql" and _TAG in f.body):
+        if f.qualified in r.replaying or language not in ("plpgsql", "sql") or language == "plpgsql" and _TAG in f.body:
             continue
         r.replaying.add(f.qualified)
         try:

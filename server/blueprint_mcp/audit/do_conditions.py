@@ -202,25 +202,97 @@ def _say(said: dict[str, Any], key: str, value: Any) -> bool:
 Names = Callable[[str, str], bool]  # (schema, table) -> whether a loop's query may give that table
 
 
-def loop_names(query: str) -> Names:
+@dataclass(frozen=True)
+class LoopRows:
+    """What a loop over a catalog query (or a SELECT INTO over one) gives: `may`, which tables it may name (every
+    test not read passes); `covers`, when every test is read, exactly which tables of the model it names (a
+    Table: its schema, name, RLS flags and kind), else None; `columns`, its output columns -> what they say
+    ("table", "schema"...; None but for a plain column of the catalogs), in order."""
+
+    may: Names
+    covers: Callable[[Any], bool] | None = None
+    columns: tuple[tuple[str, str | None], ...] = ()
+
+
+_ANY = LoopRows(lambda schema, table: True)
+
+
+def loop_names(query: str) -> LoopRows:
     """Which tables a loop over a catalog query may name (`for t in select tablename from pg_tables where
     schemaname = 'public' and tablename like 'import_%'`): its tests of the schema and table names (=, <>, IN,
     NOT IN, LIKE, NOT LIKE) are kept, any other test is passed over (so the set only widens); any table for a
-    query that is not one plain SELECT of the catalogs (evasion round 16 e11)."""
+    query that is not one plain SELECT of the catalogs (evasion round 16 e11). When it reads every test (names,
+    the RLS flags, relkind), also exactly which tables it names (round 17 fp03)."""
     try:
         parsed = pgparse.parse(query)
     except (pgparse.PGQueryError, RecursionError, ValueError):
-        return lambda schema, table: True
+        return _ANY
     select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
     if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE" or select.get("withClause") \
             or not select.get("fromClause"):
-        return lambda schema, table: True
+        return _ANY
     aliases: dict[str, str] = {}
     terms = _conjuncts(select.get("whereClause"))
     if not all(_source(item, aliases, terms) for item in select["fromClause"]):
-        return lambda schema, table: True
+        return _ANY
     tests = [t for t in (_name_test(term, aliases) for term in terms) if t is not None]
-    return lambda schema, table: all(test({"schema": schema, "table": table}) for test in tests)
+    may = lambda schema, table: all(test({"schema": schema, "table": table}) for test in tests)  # noqa: E731
+    exact = [_name_test(term, aliases) or _table_test(term, aliases) for term in terms]
+    catalogs = set(aliases.values())
+    plain = not any(select.get(k) for k in ("limitCount", "limitOffset", "groupClause", "havingClause",
+                                            "distinctClause")) and catalogs in ({"pg_tables"}, {"pg_class"},
+                                                                               {"pg_class", "pg_namespace"})
+    covers = None
+    if plain and None not in exact:
+        tests_all = [t for t in exact if t is not None]
+        if catalogs == {"pg_tables"}:  # (it lists tables and partitioned tables, no foreign table)
+            tests_all.append(lambda row: row["table_obj"].kind == "table")
+        covers = lambda t: all(test({"schema": t.schema_name, "table": t.name, "table_obj": t})  # noqa: E731
+                               for test in tests_all)
+    columns = []
+    for target in select.get("targetList") or []:
+        res = target.get("ResTarget") or {}
+        fields = strings((res.get("val") or {}).get("ColumnRef", {}).get("fields"))
+        said = _column(res.get("val"), aliases) or _relation(res.get("val"), aliases)
+        columns.append((res.get("name") or (fields[-1] if fields else ""), said))
+    return LoopRows(may, covers, tuple(columns))
+
+
+def _relation(node: Any, aliases: dict[str, str]) -> str | None:
+    """"relation" for pg_class's `oid::regclass`: the relation's name, qualified as its schema needs."""
+    cast = node.get("TypeCast") if isinstance(node, dict) else None
+    if not isinstance(cast, dict) or strings((cast.get("typeName") or {}).get("names"))[-1:] != ["regclass"]:
+        return None
+    names = strings(((cast.get("arg") or {}).get("ColumnRef") or {}).get("fields"))
+    alias = names[0] if len(names) == 2 else next(iter(aliases), None) if len(aliases) == 1 else None
+    return "relation" if names[-1:] == ["oid"] and aliases.get(alias or "") == "pg_class" else None
+
+
+def _table_test(node: Any, aliases: dict[str, str]) -> Callable[[dict[str, Any]], bool] | None:
+    """A test of a relation's RLS flag or kind (`not rowsecurity`, `relkind = 'r'`, `relkind in ('r', 'p')`), or
+    the join of pg_class to pg_namespace; None for any other."""
+    said: dict[str, Any] = {}
+    if _term(node, aliases, said) and said:
+        (key, value), = said.items()
+        if key == "namespace":
+            return lambda row: True
+        if key in FLAGS:
+            attribute = "rls_enabled" if key == "rowsecurity" else "rls_forced"
+            return lambda row: getattr(row["table_obj"], attribute) == value
+        if key == "kind":
+            return lambda row: _relkind(row["table_obj"]) == value
+        return None
+    e = node.get("A_Expr") if isinstance(node, dict) else None
+    if e and e.get("kind") == "AEXPR_IN" and strings(e.get("name")) == ["="] \
+            and _column(e.get("lexpr"), aliases) == "kind":
+        values = [const(x) for x in (e.get("rexpr") or {}).get("List", {}).get("items") or []]
+        if values and all(isinstance(v, str) for v in values):
+            return lambda row: _relkind(row["table_obj"]) in values
+    return None
+
+
+def _relkind(table: Any) -> str:
+    return "f" if table.kind == "foreign table" else "p" if table.partitioned else "r"
 
 
 def _name_test(node: Any, aliases: dict[str, str]) -> Callable[[dict[str, str]], bool] | None:

@@ -20,7 +20,7 @@ from typing import Any
 import pgparse
 
 from ..sql.ident import ident, literal
-from .do_conditions import Facts, Names, condition, loop_names
+from .do_conditions import Facts, LoopRows, condition, loop_names
 from .tree import const, dotted, function_name, nodes, strings
 
 _STATEMENT, _EXPRESSION = 0, 2
@@ -39,7 +39,7 @@ class Frame:
 
 
 def statements(do_statement: str, embedded_sql: Any,
-               facts: Facts = Facts()) -> Iterator[tuple[str, bool, dict[str, Names] | None]]:
+               facts: Facts = Facts()) -> Iterator[tuple[str, bool | str, dict[str, LoopRows] | None]]:
     """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written, each with whether it
     may not have run: every static statement once, whichever branch, loop or exception handler holds it, and every
     EXECUTE whose text is known (once per name of a loop over written names). A statement may not have run when a
@@ -55,19 +55,19 @@ def statements(do_statement: str, embedded_sql: Any,
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
     names = [_datum_name(d) for d in function.get("datums") or []]
     done: set[int] = set()  # static statements (and EXECUTEs of a constant text) already given: once each
-    wilds: dict[str, Names] = {}  # WILD_<n> of each loop over a query -> the tables it may name
-    values: dict[str, list[str]] = {}  # variable -> the texts assigned to it so far (any may be the one it holds)
+    wilds: dict[str, LoopRows] = {}  # WILD_<n> of each loop over a query -> the tables it may name
+    assigned: dict[str, list[str]] = {}  # variable -> the texts assigned to it so far (any may be the one it holds)
     for datum in function.get("datums") or []:
         var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
         default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr") or {}
         if default:
-            _assign(values, var.get("refname"), _expression(embedded_sql(default.get("query", ""), _EXPRESSION)),
+            _assign(assigned, var.get("refname"), _expression(embedded_sql(default.get("query", ""), _EXPRESSION)),
                     {}, wilds, None)
     frames: list[Frame] = []
     returned = False
     # (node, loop variables, rolled back by a handler, the loop whose body it is directly, a condition guards it)
     # or a frame's marker
-    stack: list[Any] = [(tree, {_VALUES: values}, 0, None, False)]
+    stack: list[Any] = [(tree, {_VALUES: assigned}, 0, None, False)]
     while stack:
         item = stack.pop()
         if isinstance(item[0], str):  # ("round", frame) or ("end", frame)
@@ -85,8 +85,12 @@ def statements(do_statement: str, embedded_sql: Any,
         if len(value) == 1:
             (kind, body), = value.items()
             if isinstance(body, dict) and kind[:1].isupper():
-                uncertain = guarded or undone == _UNDONE or returned or any(f.uncertain or f.round_uncertain
-                                                                            for f in frames)
+                # (a loop over a query's own guard, its WILD_<n>, stays apart: what the loop runs on each row it
+                # gives runs for certain on that row; round 17 fp03)
+                uncertain = True if undone == _UNDONE or returned or any(f.uncertain or f.round_uncertain
+                                                                         for f in frames) else guarded
+                if isinstance(uncertain, str) and undone:
+                    uncertain = True  # (a handler may swallow its error on some row: it covers none for certain)
                 if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                     # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
                     # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
@@ -95,7 +99,7 @@ def statements(do_statement: str, embedded_sql: Any,
                         expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
                         text = expr.get("query", "")
                         if body.get("into"):
-                            _select_into(values, body, text, env, wilds)
+                            _select_into(assigned, body, text, env, wilds)
                         if text.strip():
                             yield text, uncertain, None
                     continue
@@ -103,14 +107,14 @@ def statements(do_statement: str, embedded_sql: Any,
                     expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
                     varno = body.get("varno")
                     name = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
-                    _assign(values, name, _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", 3))),
+                    _assign(assigned, name, _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", 3))),
                             env, wilds, WILD)
                     continue
                 if kind == "PLpgSQL_stmt_dynexecute":
                     texts = _executed(body, env, done, embedded_sql)
                     for text, wild, varied in texts:  # (several statements of one text: a later one's error
-                        yield text, uncertain or varied or (undone == _HANDLED and len(texts) > 1), \
-                            wilds if wild else None  # undoes the first)
+                        undoes = varied or (undone == _HANDLED and len(texts) > 1)  # undoes the first)
+                        yield text, True if undoes else uncertain, wilds if wild else None
                     continue
                 if kind == "PLpgSQL_stmt_return":
                     returned = True  # (a RETURN in a branch: what follows may not run)
@@ -146,17 +150,36 @@ def statements(do_statement: str, embedded_sql: Any,
                     frame = Frame(body.get("label"), False)
                     frames.append(frame)
                     stack.append(("end", frame))
-                    guarded = guarded or not _runs_once(kind, body)
                     if kind == "PLpgSQL_stmt_fors":  # its row's fields name what its query gives
                         placeholder = f"{WILD}_{len(wilds)}"
-                        wilds[placeholder] = loop_names(((body.get("query") or {}).get("PLpgSQL_expr") or {})
-                                                        .get("query", ""))
-                        env = {**env, **{_FIELD + v: placeholder for v in _row_names(body.get("var"))}}
+                        rows = loop_names(((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", ""))
+                        wilds[placeholder] = rows
+                        env = {**env, **_row_env(body.get("var"), placeholder, rows)}
+                        # (an EXIT or RETURN anywhere in its body may end it before some row: it guards them)
+                        ends = any(k in ("PLpgSQL_stmt_exit", "PLpgSQL_stmt_return")
+                                   for k, _ in nodes(body.get("body")))
+                        guarded = guarded or (True if ends else placeholder)
+                    else:
+                        guarded = guarded or not _runs_once(kind, body)
                 value = body
         stack.extend((v, env, undone, None, guarded) for v in reversed(value.values()) if isinstance(v, dict | list))
 
 
 _FIELD = "\0"  # env[_FIELD + name]: the WILD_<n> a loop's row (or its field variables) stands for
+
+
+def _row_env(var: Any, placeholder: str, rows: LoopRows) -> dict[str, str]:
+    """What a FOR over a query's variables stand for: its record, WILD_<n> (`r.tablename` reads as
+    WILD_<n>__tablename); each variable of its row, WILD_<n>__<the query's column at that place>."""
+    names = _row_names(var)
+    if "PLpgSQL_rec" in (var or {}):
+        return {_FIELD + n: placeholder for n in names}
+    columns = [c for c, _ in rows.columns]
+    return {_FIELD + n: f"{placeholder}{FIELD_MARK}{columns[i]}" if len(columns) == len(names) and columns[i]
+            else placeholder for i, n in enumerate(names)}
+
+
+FIELD_MARK = "__"  # WILD_<n>__<column>: the value of that column of the loop's row
 
 
 def _row_names(var: Any) -> list[str]:
@@ -297,7 +320,7 @@ _MAX_VARIANTS = 16
 
 
 def _assign(values: dict[str, list[str]], name: str | None, tree: Any, env: dict[str, Any],
-            wilds: dict[str, Names], wild: str | None) -> None:
+            wilds: dict[str, LoopRows], wild: str | None) -> None:
     """Record a text assigned to a variable (`v := ...`, a DECLARE default, SELECT ... INTO): every text it may
     hold, with WILD (or a query's WILD_<n>) for what the block cannot spell; a value not text is forgotten. A
     variable is NULL until assigned: its own name in its new value reads as empty (`v := v || format(...)`)."""
@@ -315,7 +338,7 @@ def _assign(values: dict[str, list[str]], name: str | None, tree: Any, env: dict
 
 
 def _select_into(values: dict[str, list[str]], body: dict, query: str, env: dict[str, Any],
-                 wilds: dict[str, Names]) -> None:
+                 wilds: dict[str, LoopRows]) -> None:
     """`select <text> into v [from <catalog query>]`, the text also aggregated (`string_agg(format('alter table
     %I ...', tablename), ' ')`): v holds that text, the query's columns standing for the tables its rows may name
     (evasion round 17 e04b); a single value read by any other SELECT is unknown (WILD)."""
@@ -409,12 +432,15 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         name = strings(body.get("fields"))
         if len(name) == 1 and name[0] in env:
             return env[name[0]]
-        return env.get(_FIELD + name[0], wild) if wild is not None and 0 < len(name) <= 2 else wild
+        base = env.get(_FIELD + name[0]) if wild is not None and 0 < len(name) <= 2 else None
+        if base is None:
+            return wild
+        return f"{base}{FIELD_MARK}{name[1]}" if len(name) == 2 and FIELD_MARK not in base else base
     if kind == "TypeCast":
         type_name = body.get("typeName") or {}
         text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
         inner = _text(body.get("arg"), env, wild)
-        if wild is not None and inner == wild:
+        if wild is not None and inner is not None and inner.startswith(WILD) and inner.isidentifier():
             return wild  # (`r.oid::regclass`: a relation's name, qualified or not)
         return inner if text and not type_name.get("typmods") else None
     if kind == "A_Expr":
