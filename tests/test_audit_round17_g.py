@@ -61,6 +61,14 @@ call private.disable_public_rls();
 """ + _ENABLE_REST
     assert _found(procedure) == ["BP003", "BP017"]
     assert _found(procedure + "alter table public.documents enable row level security;\n") == []
+    # (a helper that enables, called where it may not run, enables nothing for certain)
+    enabler = _DOCUMENTS + """
+create function private.lock_documents() returns void language sql set search_path = '' as $$
+  alter table public.documents enable row level security $$;
+"""
+    assert _found(enabler + "select private.lock_documents();\n") == []
+    maybe = "do $$ begin if random() > 0.5 then perform private.lock_documents(); end if; end $$;\n"
+    assert _found(enabler + maybe) == ["BP003", "BP017"]
 
 
 def test_execute_of_a_string_agg_of_disables_over_pg_tables_turns_rls_off():

@@ -11,7 +11,9 @@ run (an exception handler may have rolled it back, or an EXIT, CONTINUE or RETUR
 first, or it sits in an IF branch not known to be taken, a loop that may run no round or a handler) is applied
 but for what it would protect: it turns no RLS on, revokes nothing, drops no permissive policy and adds no
 restrictive one (evasion round 12, e04 and e05; round 16, e04 and e13). Conditions on the model's own objects
-are decided (`do_conditions`).
+are decided (`do_conditions`). An enable run on each row of a catalog loop covers the tables the loop certainly
+names (round 17 fp03). A function or procedure of the model that a migration calls (`select f()`, `perform f()`,
+`call p()`) runs its body as a DO block would (round 17 e04).
 """
 
 from __future__ import annotations
@@ -71,7 +73,11 @@ def _run(r: Reader, st: Stmt, block: str | None = None, unsure: bool = False) ->
                 if not sure:
                     node = _unsure(r, node)
                 if node and "TransactionStmt" not in node:  # COMMIT in a block is PL/pgSQL's, never one here
-                    apply(r, node, inner)
+                    r.unsure += not sure  # (a function it calls then may not run either: `replay`)
+                    try:
+                        apply(r, node, inner)
+                    finally:
+                        r.unsure -= not sure
 
 
 # What a statement run on a table the block cannot name may open on any of them (evasion round 16 e11).
@@ -259,6 +265,7 @@ def replay(r: Reader, call: dict, st: Stmt, unsure: bool) -> None:
     names = strings(call.get("funcname"))
     if not names or len(names) > 2 or len(r.replaying) >= _MAX_DEPTH:
         return
+    unsure = unsure or r.unsure > 0
     schemas = names[:1] if len(names) == 2 else list(dict.fromkeys((r.creation_schema, "public")))
     found = next((fs for fs in (r.functions(schema, names[-1], None) for schema in schemas) if fs), [])
     for f in found:

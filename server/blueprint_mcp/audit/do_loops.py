@@ -8,7 +8,8 @@ variables (`||`, `concat`, `format`'s %I, %L, %s and %%, `quote_ident`, `quote_l
 runs for each. Any other loop (over a catalog query, say), a loop variable the body assigns, or any other part of
 the text leaves the EXECUTE unknown: what it does to which table cannot be known from the file. The text is then
 given with WILD for the values it cannot spell, for the caller to apply what it opens to every table it may name
-(evasion round 16 e11).
+(evasion round 16 e11). A variable the block assigns a text (`:=`, a DECLARE default, `select string_agg(...) into
+v from pg_tables`) and a CASE read as each text they may give, none of them for certain (round 17 e04, e04b).
 """
 
 from __future__ import annotations

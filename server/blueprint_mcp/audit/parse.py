@@ -132,6 +132,7 @@ class Reader:
         self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
         self.replica = False  # session_replication_role = replica: ORIGIN event triggers do not fire
         self.replaying: set[str] = set()  # functions whose bodies a call is replaying (ddl_blocks.replay)
+        self.unsure = 0  # > 0 while applying a DO block's statement that may not have run
 
     # --- lookups used by the handlers ---------------------------------------------------------
 
