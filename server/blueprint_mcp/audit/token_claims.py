@@ -1,0 +1,561 @@
+"""What a caller's token holds, and whether a test of it holds for every caller (BP079).
+
+A test such as `auth.uid() is not null`, `(auth.jwt() ->> 'is_anonymous')::boolean is false` or `auth.jwt() ? 'sub'`
+asks whether someone is signed in, not who: every ordinary signed-in user's token passes it, so OR-ed beside a
+membership check it opens every organisation's rows (evasion round 16 e16, round 17 e02). Listing such forms misses
+the next spelling; instead each test is evaluated over the tokens GoTrue issues (`_TOKENS`): a value is a finite set
+of what it may be, or an open set described by what all its members share (never NULL, never empty, 36 characters,
+a positive number). The test holds for every caller only when it is true for every token of every role the policy
+applies to; anything not known for certain (a custom claim, a pattern on an open value, text ordering) is unknown,
+so a narrow test (`is_anonymous is true`, `aal = 'aal2'`, `email like '%@staff.example'`) is never taken for one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Any
+
+from .fold import _parse_bool
+from .tree import const, dotted, function_name, strings
+
+
+@dataclass(frozen=True)
+class Open:
+    """An open set of values: `kind` is uuid, text, number, object or array; `nonempty` for text; `ident` names the
+    one value it is within a request (`auth.uid() = auth.uid()`); `fields` are an object's known keys."""
+    kind: str
+    nonempty: bool = False
+    ident: str | None = None
+    fields: tuple = field(default=())  # ((key, value), ...) of an object
+
+    def field(self, key: str) -> Any:
+        return dict(self.fields).get(key, _ANY)
+
+
+@dataclass(frozen=True)
+class Json:
+    """A jsonb scalar (`auth.jwt() -> 'aud'`), apart from the text `->>` gives."""
+    value: Any
+
+
+_ANY: Any = object()  # nothing known: may be absent, NULL or any value
+_ABSENT: Any = object()  # a key the token never carries
+
+
+def _obj(**fields) -> Open:
+    return Open("object", fields=tuple(fields.items()))
+
+
+# The tokens of one API role, as GoTrue and the API gateway issue them; each tuple of values gives one token per
+# value. `authenticated`: an ordinary (permanent) user who signs in with an e-mail, with or without MFA: anyone can
+# become one by signing up, so a test every such token passes keeps no one out. Anonymous sign-ins (is_anonymous
+# true) are not counted: a test they fail still admits every permanent user. `anon`: the anon key; of its claims only
+# the role is certain (the key's shape changed over the years).
+_TOKENS: dict[str, dict[str, Any]] = {
+    "authenticated": {
+        "iss": Open("text", True), "sub": Open("uuid", True, "sub"), "aud": "authenticated", "role": "authenticated",
+        "exp": Open("number"), "iat": Open("number"), "email": Open("text", True, "email"),
+        "app_metadata": _obj(provider=Open("text", True), providers=Open("array")),
+        "user_metadata": Open("object"), "aal": ("aal1", "aal2"), "amr": Open("array"),
+        "session_id": Open("uuid", True, "session_id"), "is_anonymous": False,
+    },
+    "anon": {"role": "anon"},
+}
+
+_UNKNOWN: Any = object()  # a value of the expression the reading cannot tell
+
+_TYPES_TEXT = ("text", "varchar", "name", "citext")
+_TYPES_INT = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "float8", "float4")
+_TYPES_JSON = ("json", "jsonb")
+
+
+def every_caller(node: Any, callers: frozenset[str], definer: bool = False) -> list[str] | None:
+    """The claims the test `node` reads when it is true for every token of every role in `callers`; else None."""
+    if not callers or not all(role in _TOKENS for role in callers):
+        return None
+    read: set[str] = set()
+    for role in sorted(callers):
+        spec = _TOKENS[role]
+        choices = [(k, v if isinstance(v, tuple) else (v,)) for k, v in spec.items()]
+        for picked in product(*(values for _, values in choices)):
+            token = _obj(**{k: v for (k, _), v in zip(choices, picked, strict=True)})
+            reader = _Reader(token, role, definer)
+            if reader.value(node) != frozenset({True}):
+                return None
+            read |= reader.read
+    return sorted(read)
+
+
+class _Reader:
+    """The value of an expression for one token: a frozenset of the values it may take (None: NULL), an `Open`, or
+    _UNKNOWN."""
+
+    def __init__(self, token: Open, role: str, definer: bool):
+        self.token, self.role, self.definer = token, role, definer
+        self.read: set[str] = set()  # the token's claims the expression reads
+
+    def value(self, node: Any, depth: int = 0) -> Any:
+        if not isinstance(node, dict) or len(node) != 1 or depth > 24:
+            return _UNKNOWN
+        kind, body = next(iter(node.items()))
+        read = getattr(self, "_" + kind, None)
+        return read(body, depth + 1) if read is not None and isinstance(body, dict) else _UNKNOWN
+
+    # --- leaves ------------------------------------------------------------------------------------------------
+
+    def _A_Const(self, body, depth):
+        if body.get("isnull"):
+            return frozenset({None})
+        value = const({"A_Const": body})
+        return _UNKNOWN if value is None else frozenset({value})
+
+    def _SQLValueFunction(self, body, depth):
+        if body.get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE") and not self.definer:
+            self.read.add("role")
+            return frozenset({self.role})  # a definer's current_user is its owner
+        return _UNKNOWN
+
+    def _FuncCall(self, body, depth):
+        name, args = function_name(body), body.get("args") or []
+        short = name.split(".")[-1]
+        if name == "auth.jwt" and not args:
+            return self.token
+        if name in ("auth.uid", "auth.role", "auth.email") and not args:
+            claim = {"auth.uid": "sub", "auth.role": "role", "auth.email": "email"}[name]
+            self.read.add(claim)
+            return _text(self.token.field(claim))
+        if short == "current_setting" and args and name in ("current_setting", "pg_catalog.current_setting"):
+            setting = const(args[0])
+            if setting == "request.jwt.claims":
+                return self.token
+            if isinstance(setting, str) and setting.startswith("request.jwt.claim."):
+                self.read.add(setting[len("request.jwt.claim."):])
+                return _text(self.token.field(setting[len("request.jwt.claim."):]))
+            return _UNKNOWN
+        values = [self.value(a, depth) for a in args]
+        if short in ("length", "char_length", "character_length") and len(values) == 1:
+            return _length(values[0])
+        if short in ("lower", "upper") and len(values) == 1 and isinstance(values[0], frozenset) and \
+                all(isinstance(v, str) or v is None for v in values[0]):
+            return frozenset(v if v is None else getattr(v, short)() for v in values[0])
+        if short == "nullif" and len(values) == 2:
+            return self._nullif(*values)
+        return _UNKNOWN
+
+    def _ColumnRef(self, body, depth):
+        return _UNKNOWN
+
+    # --- structure ---------------------------------------------------------------------------------------------
+
+    def _SubLink(self, body, depth):
+        select = (body.get("subselect") or {}).get("SelectStmt") or {}
+        targets = select.get("targetList") or []
+        if body.get("subLinkType") != "EXPR_SUBLINK" or len(targets) != 1 or \
+                set(select) - {"targetList", "limitOption", "op"}:
+            return _UNKNOWN
+        return self.value((targets[0].get("ResTarget") or {}).get("val"), depth)
+
+    def _TypeCast(self, body, depth):
+        value = self.value(body.get("arg"), depth)
+        type_name = body.get("typeName") or {}
+        if type_name.get("arrayBounds"):
+            return _UNKNOWN
+        return _cast(value, dotted(type_name.get("names")).split(".")[-1])
+
+    def _CoalesceExpr(self, body, depth):
+        result: set = set()
+        for arg in body.get("args") or []:
+            value = self.value(arg, depth)
+            if isinstance(value, Open) and not result:
+                return value  # an open value is never NULL: the rest never stands
+            if not isinstance(value, frozenset):
+                return _UNKNOWN
+            result |= value - {None}
+            if None not in value:
+                return frozenset(result)
+        return frozenset(result | {None})
+
+    def _nullif(self, a, b):
+        if isinstance(a, Open) and isinstance(b, frozenset) and all(not _may_equal(a, v) for v in b):
+            return a
+        if isinstance(a, frozenset) and isinstance(b, frozenset) and len(b) == 1:
+            (other,) = b
+            return frozenset(None if _equal(v, other) is True else v for v in a)
+        return _UNKNOWN
+
+    def _BoolExpr(self, body, depth):
+        args = [_booleans(self.value(a, depth)) for a in body.get("args") or []]
+        if not args or any(a is _UNKNOWN for a in args):
+            if body.get("boolop") == "OR_EXPR" and any(a == frozenset({True}) for a in args):
+                return frozenset({True})
+            if body.get("boolop") == "AND_EXPR" and any(a == frozenset({False}) for a in args):
+                return frozenset({False})
+            return _UNKNOWN
+        op = body.get("boolop")
+        if op == "NOT_EXPR":
+            return frozenset(None if v is None else not v for v in args[0])
+        combine = _or if op == "OR_EXPR" else _and
+        result = args[0]
+        for a in args[1:]:
+            result = frozenset(combine(x, y) for x in result for y in a)
+        return result
+
+    def _BooleanTest(self, body, depth):
+        value = _booleans(self.value(body.get("arg"), depth))
+        test = {"IS_TRUE": lambda v: v is True, "IS_NOT_TRUE": lambda v: v is not True,
+                "IS_FALSE": lambda v: v is False, "IS_NOT_FALSE": lambda v: v is not False,
+                "IS_UNKNOWN": lambda v: v is None, "IS_NOT_UNKNOWN": lambda v: v is not None
+                }.get(body.get("booltesttype", ""))
+        return _UNKNOWN if value is _UNKNOWN or test is None else frozenset(test(v) for v in value)
+
+    def _NullTest(self, body, depth):
+        value = self.value(body.get("arg"), depth)
+        is_null = body.get("nulltesttype", "IS_NULL") == "IS_NULL"
+        if isinstance(value, Open):
+            return frozenset({not is_null})
+        if isinstance(value, frozenset):
+            return frozenset((v is None) == is_null for v in value)
+        return _UNKNOWN
+
+    def _A_Expr(self, body, depth):
+        op, kind = strings(body.get("name")), body.get("kind", "AEXPR_OP")
+        if len(op) != 1 and op[:-1] != ["pg_catalog"]:
+            return _UNKNOWN
+        op = op[-1]
+        left = self.value(body.get("lexpr"), depth)
+        if op in ("->", "->>", "#>", "#>>", "?", "?|", "?&"):
+            right = self.value(body.get("rexpr"), depth) if op in ("->", "->>", "#>", "#>>", "?") else \
+                self._array(body.get("rexpr"), depth)
+            if left is self.token and right is not _UNKNOWN:
+                self.read |= {str(k).strip("{}").split(",")[0] for k in right}
+            return _claim(left, right, op) if op.startswith(("-", "#")) else _has_keys(left, right, op)
+        if kind == "AEXPR_IN" or kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL"):
+            items = self._list(body.get("rexpr"), depth)
+            if items is _UNKNOWN:
+                return _UNKNOWN
+            any_of = kind == "AEXPR_OP_ANY" or (kind == "AEXPR_IN" and op == "=")
+            tests = [_compare(left, v, op) for v in items]
+            return _any(tests) if any_of else _all(tests)
+        right = self.value(body.get("rexpr"), depth)
+        if kind in ("AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT"):
+            distinct = _distinct(left, right)
+            return distinct if distinct is _UNKNOWN or kind == "AEXPR_DISTINCT" else frozenset(not v for v in distinct)
+        if kind in ("AEXPR_OP", "AEXPR_LIKE", "AEXPR_ILIKE"):
+            return _compare(left, right, op)
+        return _UNKNOWN
+
+    def _list(self, node, depth):
+        """The values of an IN list or an `any (array[...])`, each a value of its own."""
+        items = (node.get("List") or {}).get("items") if isinstance(node, dict) else None
+        if items is None:
+            items = self._array(node, depth)
+            return _UNKNOWN if items is _UNKNOWN else [frozenset({v}) for v in items]
+        return [self.value(i, depth) for i in items]
+
+    def _array(self, node, depth):
+        """The constant elements of `array[...]` or `'{a,b}'`; _UNKNOWN for anything else."""
+        if isinstance(node, dict) and "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+        elements = (node.get("A_ArrayExpr") or {}).get("elements") if isinstance(node, dict) else None
+        if elements is None:
+            return _UNKNOWN
+        values = [self.value(e, depth) for e in elements]
+        if any(not isinstance(v, frozenset) or len(v) != 1 for v in values):
+            return _UNKNOWN
+        return [next(iter(v)) for v in values]
+
+
+# --- values ------------------------------------------------------------------------------------------------------
+
+def _booleans(value):
+    """A boolean value's possibilities; an untyped literal reads as PostgreSQL reads it in a boolean's place."""
+    if not isinstance(value, frozenset):
+        return _UNKNOWN
+    out = set()
+    for v in value:
+        if isinstance(v, str):
+            v = _parse_bool(v)
+        if not (v is None or isinstance(v, bool)):
+            return _UNKNOWN
+        out.add(v)
+    return frozenset(out)
+
+
+def _or(a, b):
+    return True if a is True or b is True else None if a is None or b is None else False
+
+
+def _and(a, b):
+    return False if a is False or b is False else None if a is None or b is None else True
+
+
+def _any(tests):
+    if any(t == frozenset({True}) for t in tests):
+        return frozenset({True})
+    if any(t is _UNKNOWN for t in tests):
+        return _UNKNOWN
+    result = frozenset({False})
+    for t in tests:
+        result = frozenset(_or(x, y) for x in result for y in t)
+    return result
+
+
+def _all(tests):
+    if any(t == frozenset({False}) for t in tests):
+        return frozenset({False})
+    if any(t is _UNKNOWN for t in tests):
+        return _UNKNOWN
+    result = frozenset({True})
+    for t in tests:
+        result = frozenset(_and(x, y) for x in result for y in t)
+    return result
+
+
+def _lift(spec):
+    """A token's claim as a value: absent and JSON null are NULL."""
+    if spec is _ANY:
+        return _UNKNOWN
+    if spec is _ABSENT or spec is None:
+        return frozenset({None})
+    return spec if isinstance(spec, Open) else frozenset({Json(spec)})
+
+
+def _text(spec):
+    """A claim as `->>` gives it: the text of a scalar."""
+    value = _lift(spec)
+    if isinstance(value, Open):
+        return value if value.kind in ("uuid", "text", "number") else _UNKNOWN  # an object's text: not read
+    if not isinstance(value, frozenset):
+        return _UNKNOWN
+    return frozenset(_json_text(v) for v in value)
+
+
+def _json_text(v):
+    if not isinstance(v, Json):
+        return v
+    if isinstance(v.value, bool):
+        return "true" if v.value else "false"
+    return v.value if isinstance(v.value, str) or v.value is None else json.dumps(v.value)
+
+
+def _claim(claims, key, op):
+    """`claims -> key`, `->>`, and the `#>` / `#>>` path forms of a constant path."""
+    if not isinstance(key, frozenset) or len(key) != 1:
+        return _UNKNOWN
+    (path,) = key
+    if op in ("#>", "#>>"):
+        if not isinstance(path, str) or not (path.startswith("{") and path.endswith("}")):
+            return _UNKNOWN
+        steps = [p.strip() for p in path[1:-1].split(",")]
+    else:
+        steps = [path]
+    spec = claims
+    for step in steps:
+        if not isinstance(spec, Open) or spec.kind != "object" or not isinstance(step, str):
+            return _UNKNOWN
+        spec = spec.field(step)
+    return _text(spec) if op in ("->>", "#>>") else _lift(spec)
+
+
+def _has_keys(claims, keys, op):
+    """`claims ? 'sub'` (a key is there), `?|` (any of them), `?&` (all of them)."""
+    if not isinstance(claims, Open) or claims.kind != "object":
+        return _UNKNOWN
+    if op == "?":
+        if not isinstance(keys, frozenset) or len(keys) != 1:
+            return _UNKNOWN
+        keys = list(keys)
+    if keys is _UNKNOWN:
+        return _UNKNOWN
+    there = []
+    for key in keys:
+        spec = claims.field(key) if isinstance(key, str) else _ANY
+        there.append(_UNKNOWN if spec is _ANY else frozenset({spec is not _ABSENT}))
+    return _any(there) if op in ("?", "?|") else _all(there)
+
+
+def _length(value):
+    if isinstance(value, Open):
+        if value.kind == "uuid":
+            return frozenset({36})
+        return Open("number") if value.kind == "text" and value.nonempty else _UNKNOWN
+    if isinstance(value, frozenset) and all(isinstance(v, str) or v is None for v in value):
+        return frozenset(v if v is None else len(v) for v in value)
+    return _UNKNOWN
+
+
+def _cast(value, target):
+    if value is _UNKNOWN:
+        return _UNKNOWN
+    if isinstance(value, Open):
+        if target in _TYPES_TEXT or target == "uuid" and value.kind == "uuid":
+            return value  # the text of a uuid, a number or a text is as open as the value
+        if target in _TYPES_INT and value.kind == "number":
+            return value
+        if target in _TYPES_JSON and value.kind in ("object", "array"):
+            return value  # `current_setting('request.jwt.claims', true)::jsonb`
+        return _UNKNOWN
+    out = set()
+    for v in value:
+        if v is None:
+            out.add(None)
+            continue
+        if isinstance(v, Json):
+            if target in _TYPES_JSON:
+                out.add(v)
+                continue
+            v = v.value  # `(auth.jwt() -> 'is_anonymous')::boolean`
+        if target in ("bool", "boolean"):
+            v = v if isinstance(v, bool) else _parse_bool(v) if isinstance(v, str) else _UNKNOWN
+        elif target in _TYPES_TEXT:
+            v = ("true" if v else "false") if isinstance(v, bool) else v if isinstance(v, str) else \
+                str(v) if isinstance(v, int) else _UNKNOWN
+        elif target in _TYPES_INT:
+            v = v if type(v) is int else int(v) if isinstance(v, str) and re.fullmatch(r"\s*[+-]?\d+\s*", v) \
+                else _UNKNOWN
+        elif target in _TYPES_JSON:
+            v = _json_literal(v)
+        else:
+            v = _UNKNOWN
+        if v is _UNKNOWN:
+            return _UNKNOWN
+        out.add(v)
+    return frozenset(out)
+
+
+def _json_literal(v):
+    if isinstance(v, Json):
+        return v
+    if not isinstance(v, str):
+        return _UNKNOWN
+    try:
+        parsed = json.loads(v)
+    except ValueError:
+        return _UNKNOWN
+    return Json(parsed) if isinstance(parsed, str | int | bool) or parsed is None else _UNKNOWN
+
+
+def _equal(a, b):
+    """Whether two known values are equal; _UNKNOWN when their types make it a question of PostgreSQL's input."""
+    if isinstance(a, Json) or isinstance(b, Json):
+        a, b = _json_literal(a), _json_literal(b)
+        return _UNKNOWN if a is _UNKNOWN or b is _UNKNOWN else a == b and type(a.value) is type(b.value)
+    if isinstance(a, bool) or isinstance(b, bool):
+        a, b = (_parse_bool(x) if isinstance(x, str) else x for x in (a, b))
+        return a == b if isinstance(a, bool) and isinstance(b, bool) else _UNKNOWN
+    if type(a) is type(b):
+        return a == b
+    if isinstance(a, int) and isinstance(b, str) or isinstance(a, str) and isinstance(b, int):
+        number = b if isinstance(b, str) else a
+        return (int(number) == (a if isinstance(a, int) else b)) if re.fullmatch(r"\s*[+-]?\d+\s*", number) \
+            else _UNKNOWN
+    return _UNKNOWN
+
+
+def _may_equal(open_value: Open, v) -> bool:
+    """Whether a member of an open set could be `v`: never NULL, never '' when not empty, 36 characters when a uuid,
+    and of the open set's type."""
+    if v is None:
+        return False
+    if isinstance(v, Json):
+        return True
+    if open_value.kind in ("uuid", "text"):
+        if not isinstance(v, str):
+            return True
+        if v == "" and open_value.nonempty:
+            return False
+        return not (open_value.kind == "uuid" and not re.fullmatch(r"[0-9a-fA-F-]{32,36}|\{[0-9a-fA-F-]{32,36}\}", v))
+    if open_value.kind == "number":
+        return not (isinstance(v, int) and not isinstance(v, bool) and v <= 0)
+    return True
+
+
+def _distinct(a, b):
+    """IS DISTINCT FROM: NULL is a value like any other."""
+    if isinstance(a, frozenset) and isinstance(b, Open):
+        a, b = b, a
+    if isinstance(a, Open) and isinstance(b, Open):
+        return frozenset({False}) if a.ident and a.ident == b.ident else _UNKNOWN
+    if isinstance(a, Open) and isinstance(b, frozenset):
+        return frozenset({True}) if not any(_may_equal(a, v) for v in b) else _UNKNOWN
+    if isinstance(a, frozenset) and isinstance(b, frozenset):
+        out = set()
+        for x, y in product(a, b):
+            same = (x is None and y is None) if x is None or y is None else _equal(x, y)
+            if same is _UNKNOWN:
+                return _UNKNOWN
+            out.add(not same)
+        return frozenset(out)
+    return _UNKNOWN
+
+
+_ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+_PATTERNS = {"~~": (False, False, "like"), "!~~": (True, False, "like"), "~~*": (False, True, "like"),
+             "!~~*": (True, True, "like"), "~": (False, False, "re"), "!~": (True, False, "re"),
+             "~*": (False, True, "re"), "!~*": (True, True, "re")}
+
+
+def _compare(a, b, op):
+    """`a op b` for =, <>, the orderings of numbers, LIKE and regular expressions."""
+    if a is _UNKNOWN or b is _UNKNOWN:
+        return _UNKNOWN
+    if op in ("=", "<>", "!="):
+        distinct = _distinct(a, b)
+        if distinct is _UNKNOWN:
+            return _UNKNOWN
+        nulls = isinstance(a, frozenset) and None in a or isinstance(b, frozenset) and None in b
+        if nulls:
+            if not (isinstance(a, frozenset) and isinstance(b, frozenset)):
+                return _UNKNOWN
+            return frozenset(None if x is None or y is None else (_equal(x, y) is (op == "="))
+                             for x, y in product(a, b))
+        return frozenset(v != (op == "=") for v in distinct)
+    if op in _ORDER:
+        if isinstance(a, Open) and a.kind == "number" and isinstance(b, frozenset):
+            # a positive number against a constant below 1 (`(auth.jwt() ->> 'exp')::bigint > 0`)
+            low = [v for v in b if type(v) is int]
+            if len(low) != len(b) or not all(v < 1 for v in low):
+                return _UNKNOWN
+            return frozenset({op in (">", ">=")})
+        if isinstance(a, frozenset) and isinstance(b, Open) and b.kind == "number":
+            return _compare(b, a, {"<": ">", "<=": ">=", ">": "<", ">=": "<="}[op])
+        if isinstance(a, frozenset) and isinstance(b, frozenset) and \
+                all(type(v) is int or v is None for v in a | b):
+            return frozenset(None if x is None or y is None else _ORDER[op](x, y) for x, y in product(a, b))
+        return _UNKNOWN
+    if op in _PATTERNS:
+        negated, folded, how = _PATTERNS[op]
+        if not isinstance(b, frozenset) or len(b) != 1 or not isinstance(next(iter(b)), str):
+            return _UNKNOWN
+        pattern = next(iter(b))
+        if isinstance(a, Open):
+            # only `like '%'` is known to match every text
+            return frozenset({not negated}) if how == "like" and set(pattern) == {"%"} and a.kind != "object" \
+                else _UNKNOWN
+        if not isinstance(a, frozenset) or not all(isinstance(v, str) or v is None for v in a):
+            return _UNKNOWN
+        regex = _like_regex(pattern) if how == "like" else pattern
+        if regex is None or not re.fullmatch(r"[\w\s^$.*+?|()@-]*", regex if how == "re" else "x"):
+            return _UNKNOWN  # a POSIX class or escape Python may read otherwise
+        flags = re.IGNORECASE if folded else 0
+        match = (lambda v: re.fullmatch(regex, v, flags | re.DOTALL) is not None) if how == "like" else \
+            (lambda v: re.search(regex, v, flags) is not None)
+        return frozenset(None if v is None else match(v) != negated for v in a)
+    return _UNKNOWN
+
+
+def _like_regex(pattern: str) -> str | None:
+    """LIKE's pattern as a regular expression (`%` any run, `_` one character, `\\` escapes)."""
+    out, escaped = [], False
+    for ch in pattern:
+        if escaped:
+            out.append(re.escape(ch))
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        else:
+            out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return None if escaped else "".join(out)
