@@ -1,4 +1,5 @@
-"""Evasion round 17, item e02: the hole fires its rule and its fix does not."""
+"""Evasion round 17, items e02, e07 and e07b: each hole fires its rule and its fix does not; round 16's fp05 (a helper
+over the role helper, tied to its argument) stays clean."""
 
 from __future__ import annotations
 
@@ -88,3 +89,109 @@ def test_e02_a_signed_in_test_on_a_policy_for_anon_too_is_no_every_caller_test()
     assert "BP079" not in _fired(_select_policy(f"{_MEMBER} or (select auth.jwt()) ? 'sub'", to="public"))
     assert "BP079" in _fired(_select_policy(f"{_MEMBER} or (select auth.jwt()) ->> 'role' in ('anon', "
                                             "'authenticated')", to="public"))
+
+
+# --- e07 / e07b: a helper over the role helper that does not tie it to its argument (BP027) -----------------------
+
+def _can_read(params: str, body: str, language: str = "sql") -> str:
+    return f"""
+create function private.can_read({params}) returns boolean
+language {language} stable security definer set search_path = '' as $$
+{body}
+$$;
+revoke all on function private.can_read(uuid) from public, anon;
+grant execute on function private.can_read(uuid) to authenticated;
+""" + _select_policy("(select private.can_read(organization_id))")
+
+
+def test_e07_parameter_shadowed_by_the_helper_column_compares_the_column_with_itself():
+    sql = _can_read("org_id uuid", """  select exists (
+    select 1 from private.organization_ids_with_role('viewer') as mine (org_id)
+     where mine.org_id = org_id)""")
+    assert _fired(sql) == {"BP027"}
+    fixed = sql.replace("mine.org_id = org_id", "mine.org_id = can_read.org_id")
+    assert _fired(fixed) == set()
+    assert _fired(sql.replace("mine.org_id = org_id", "mine.org_id = $1")) == set()
+
+
+def test_e07_a_one_column_function_takes_its_alias_as_column_name():
+    # `from f() as mine` names the one column `mine`: `where mine = org_id` is tied, `where org_id = mine`
+    # with the alias `org_id` is the column twice
+    tied = _can_read("org_id uuid", """  select exists (
+    select 1 from private.organization_ids_with_role('viewer') as mine where mine = org_id)""")
+    assert _fired(tied) == set()
+    shadowed = _can_read("org_id uuid", """  select exists (
+    select 1 from private.organization_ids_with_role('viewer') as org_id where org_id = org_id)""")
+    assert _fired(shadowed) == {"BP027"}
+
+
+@pytest.mark.parametrize("body", [
+    # e07b: "owners always": the owner of any organisation reads every organisation's documents
+    "  select p_org = any (array(select private.organization_ids_with_role('viewer')))\n"
+    "      or exists (select 1 from private.organization_ids_with_role('owner'))",
+    "  select p_org is not null and exists (select 1 from private.organization_ids_with_role('viewer'))",
+    "  select cardinality(array(select private.organization_ids_with_role('viewer'))) > 0 and p_org is not null",
+    "  select p_org = any (array(select private.organization_ids_with_role('viewer'))) or p_org is not null",
+])
+def test_e07b_membership_not_tied_to_the_argument_in_every_branch(body):
+    assert _fired(_can_read("p_org uuid", body)) == {"BP027"}
+
+
+def test_e07b_fixed_owners_of_the_row_organisation():
+    fixed = _can_read("p_org uuid", """  select p_org = any (array(select private.organization_ids_with_role('viewer')))
+      or p_org = any (array(select private.organization_ids_with_role('owner')))""")
+    assert _fired(fixed) == set()
+
+
+@pytest.mark.parametrize("body", [
+    # round 16 fp05, and the other ways of asking the role helper about the argument
+    "  select p_org = any (array(select private.organization_ids_with_role('viewer')))",
+    "  select p_org in (select private.organization_ids_with_role('viewer'))",
+    "  select exists (select 1 from private.organization_ids_with_role('viewer') as ids (org_id) "
+    "where ids.org_id = p_org)",
+    "  select array[p_org] <@ array(select private.organization_ids_with_role('viewer'))",
+])
+def test_fp05_helper_tied_to_its_argument_stays_clean(body):
+    assert _fired(_can_read("p_org uuid", body)) == set()
+
+
+def test_e07_plpgsql_reads_a_clash_as_an_error_unless_the_variable_wins():
+    body = """begin
+  return exists (select 1 from private.organization_ids_with_role('viewer') as mine (org_id)
+                  where mine.org_id = org_id);
+end"""
+    assert _fired(_can_read("org_id uuid", body, "plpgsql")) == {"BP027"}
+    assert _fired(_can_read("org_id uuid", "#variable_conflict use_variable\n" + body, "plpgsql")) == set()
+    assert _fired(_can_read("org_id uuid", "#variable_conflict use_column\n" + body, "plpgsql")) == {"BP027"}
+
+
+def test_e07_branches_that_decide_by_other_row_facts_beside_a_tied_one_stay_clean():
+    # a policy's own OR branches may publish rows or show a caller their own; the helper's may too
+    sql = """
+create function private.can_view(p_org uuid, p_public boolean, p_author uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select p_public or p_author = (select auth.uid())
+      or p_org = any (array(select private.organization_ids_with_role('viewer'))) $$;
+revoke all on function private.can_view(uuid, boolean, uuid) from public, anon;
+grant execute on function private.can_view(uuid, boolean, uuid) to authenticated;
+alter table public.documents add column is_public boolean not null default false,
+  add column author_id uuid references auth.users (id);
+""" + _select_policy("(select private.can_view(organization_id, is_public, author_id))")
+    assert _fired(sql) == set()
+
+
+def test_e07_a_helper_given_the_row_key_asks_about_the_row_found_by_it():
+    helper = """
+create function private.can_view_document(p_id uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.documents d
+                  where d.id = p_id
+                    and d.organization_id = any (array(select private.organization_ids_with_role('viewer')))) $$;
+revoke all on function private.can_view_document(uuid) from public, anon;
+grant execute on function private.can_view_document(uuid) to authenticated;
+""" + _select_policy("(select private.can_view_document(id))")
+    assert _fired(helper) == set()
+    # found by a column that is no key of the row: any document of the same title in one of the caller's
+    # organisations opens this one
+    loose = helper.replace("d.id = p_id", "d.title = p_id::text")
+    assert _fired(loose) == {"BP027"}

@@ -16,11 +16,11 @@ from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
 from ..pins import unwrap
-from ..platform import managed
 from ..token_claims import every_caller
 from ..role_sets import role_enum
 from ..tree import canonical, const, disjuncts, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
+from .membership_ties import ties_membership
 from .common import (
     CLIENT_ROLES,
     _once,
@@ -57,30 +57,22 @@ from .prefixes import TOPIC_SEPARATORS, is_topic, open_prefixes, pattern_columns
 _TRUSTED_SCHEMAS = ("auth", "pg_catalog", "storage")
 
 
-def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str]) -> bool | None:
+def _checks_membership(s: Schema, tree, members: set[str], helpers: set[str], table=None,
+                       callers: frozenset[str] = frozenset()) -> bool | None:
     """True when the expression reads a membership table or calls a helper that does; None = cannot tell. A read on
-    the nullable side of an outer join the WHERE requires nothing of checks nothing (`filtering`)."""
+    the nullable side of an outer join the WHERE requires nothing of checks nothing (`filtering`). A helper over a
+    membership helper counts when it compares the memberships with the row's organisation (of `table`; any column
+    when no table is given) it is given (`membership_ties`: evasion round 16 fp05, round 17 e07/e07b)."""
     tree = filtering(tree)
     if any(is_membership_name(name, members) or name in membership_views(s) for name in relation_names(tree)):
         return True
     unknown = False
-    for name, _, _ in calls(tree):
-        if name in helpers or _calls_membership_helper(s, name, helpers):
+    for name, call, _ in calls(tree):
+        if name in helpers or ties_membership(s, call, table, helpers, callers):
             return True
         if "." in name and name.split(".")[0] not in _TRUSTED_SCHEMAS and find_function(s, name) is None:
             unknown = True  # a helper defined elsewhere: give it the benefit of the doubt
     return None if unknown else False
-
-
-def _calls_membership_helper(s: Schema, name: str, helpers: set[str], seen: frozenset[str] = frozenset()) -> bool:
-    """A function of the app's that calls a membership helper, however deep: `can_read(p_org)` = `select p_org = any
-    (array(select private.organization_ids_with_role('viewer')))` asks the memberships through it (evasion round 16
-    fp05). Whether it ties them to the row is BP050's and BP054's to read."""
-    f = find_function(s, name)
-    if f is None or f.qualified in seen or managed(f.schema_name):
-        return False
-    seen = seen | {f.qualified}
-    return any(inner in helpers or _calls_membership_helper(s, inner, helpers, seen) for inner in f.calls or ())
 
 
 def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
@@ -118,8 +110,9 @@ def _deliberate_public_read(s: Schema, p, tree_list) -> bool:
 def policy_without_membership_check(r, s: Schema):
     members, helpers = membership_tables(s), membership_functions(s)
 
-    def checks(tree) -> bool:  # (identical clauses share a tree: each is read once)
-        return per_tree("checks membership", tree, lambda: _checks_membership(s, tree, members, helpers)) is not False
+    def checks(tree, t, callers: frozenset[str]) -> bool:  # (identical clauses share a tree)
+        return per_tree(("checks membership", t.qualified, callers), tree,
+                        lambda: _checks_membership(s, tree, members, helpers, t, callers)) is not False
     for t in s.tables:
         if not is_tenant(t) or t.qualified in members:
             continue
@@ -130,9 +123,10 @@ def policy_without_membership_check(r, s: Schema):
                 continue
             using = next((tree for clause, tree, _ in clauses if clause == "using"), None)
             check = next((tree for clause, tree, _ in clauses if clause == "with check"), None)
-            if using is not None and checks(using):
-                asymmetric = check is not None and not checks(check)
-            elif check is None or not checks(check):
+            callers = frozenset(_api_roles(p))
+            if using is not None and checks(using, t, callers):
+                asymmetric = check is not None and not checks(check, t, callers)
+            elif check is None or not checks(check, t, callers):
                 yield r.finding(f"{policy_label(t, p)} does not check membership of the row's organisation.",
                                 f"{t.qualified}.{p.name}", location=p.location or t.location)
                 continue
