@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import product
 from typing import Any
 
+from .deparse import expr_text, type_name
 from .fold import _parse_bool
 from .tree import const, dotted, function_name, strings
 
@@ -559,3 +560,65 @@ def _like_regex(pattern: str) -> str | None:
         else:
             out.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
     return None if escaped else "".join(out)
+
+
+# --- the test as the message shows it -----------------------------------------------------------------------------
+
+_BOOL_TESTS = {"IS_TRUE": "is true", "IS_NOT_TRUE": "is not true", "IS_FALSE": "is false",
+               "IS_NOT_FALSE": "is not false", "IS_UNKNOWN": "is unknown", "IS_NOT_UNKNOWN": "is not unknown"}
+
+
+def test_text(node: Any, depth: int = 0) -> str | None:
+    """The SQL of a token test, for a finding's message; None when a part is not one `_Reader` reads."""
+    if not isinstance(node, dict) or len(node) != 1 or depth > 12:
+        return None
+    kind, body = next(iter(node.items()))
+    sub = lambda n: test_text(n, depth + 1)  # noqa: E731
+    parts: list[str | None]
+    if kind in ("A_Const", "FuncCall", "ColumnRef", "SQLValueFunction"):
+        args = [sub(a) for a in body.get("args") or []] if kind == "FuncCall" else []
+        if None in args:
+            return None
+        return f"{dotted(body.get('funcname'))}({', '.join(args)})" if kind == "FuncCall" else expr_text(node)
+    if kind == "TypeCast":
+        inner = sub(body.get("arg"))
+        return inner and f"({inner})::{type_name(body.get('typeName'))}"
+    if kind == "SubLink" and body.get("subLinkType") == "EXPR_SUBLINK":
+        targets = ((body.get("subselect") or {}).get("SelectStmt") or {}).get("targetList") or []
+        inner = sub((targets[0].get("ResTarget") or {}).get("val")) if len(targets) == 1 else None
+        return inner and f"(select {inner})"
+    if kind == "NullTest":
+        inner = sub(body.get("arg"))
+        return inner and f"{inner} {'is null' if body.get('nulltesttype') == 'IS_NULL' else 'is not null'}"
+    if kind == "BooleanTest":
+        inner = sub(body.get("arg"))
+        return inner and f"{inner} {_BOOL_TESTS.get(body.get('booltesttype', ''), '...')}"
+    if kind == "BoolExpr":
+        parts = [sub(a) for a in body.get("args") or []]
+        if None in parts or not parts:
+            return None
+        if body.get("boolop") == "NOT_EXPR":
+            return f"not {parts[0]}"
+        return f" {'or' if body.get('boolop') == 'OR_EXPR' else 'and'} ".join(f"({p})" for p in parts)
+    if kind == "CoalesceExpr":
+        parts = [sub(a) for a in body.get("args") or []]
+        return None if None in parts else f"coalesce({', '.join(parts)})"  # type: ignore[arg-type]
+    if kind == "A_ArrayExpr":
+        parts = [sub(a) for a in body.get("elements") or []]
+        return None if None in parts else f"array[{', '.join(parts)}]"  # type: ignore[arg-type]
+    if kind == "A_Expr":
+        op = strings(body.get("name"))[-1:] or ["?"]
+        left, right = sub(body.get("lexpr")), body.get("rexpr")
+        items = (right.get("List") or {}).get("items") if isinstance(right, dict) else None
+        right_text = (f"({', '.join(p or '?' for p in map(sub, items))})" if items is not None else sub(right))
+        if left is None or right_text is None or "?" in right_text and items is not None and \
+                any(sub(i) is None for i in items):
+            return None
+        how = body.get("kind", "AEXPR_OP")
+        word = {"AEXPR_IN": "in" if op == ["="] else "not in", "AEXPR_DISTINCT": "is distinct from",
+                "AEXPR_NOT_DISTINCT": "is not distinct from", "AEXPR_LIKE": "like" if op == ["~~"] else "not like",
+                "AEXPR_ILIKE": "ilike" if op == ["~~*"] else "not ilike"}.get(how)
+        if how in ("AEXPR_OP_ANY", "AEXPR_OP_ALL"):
+            return f"{left} {op[0]} {'any' if how == 'AEXPR_OP_ANY' else 'all'} ({right_text})"
+        return f"{left} {word or op[0]} {right_text}"
+    return None

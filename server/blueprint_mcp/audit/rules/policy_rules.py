@@ -16,7 +16,7 @@ from ..findings import Level
 from ..registry import rule
 from ..body import USER_METADATA, mentions_variables, names_metadata, variables_from
 from ..pins import unwrap
-from ..token_claims import every_caller
+from ..token_claims import every_caller, test_text
 from ..role_sets import role_enum
 from ..tree import canonical, const, disjuncts, function_name, is_true, nodes, nodes_in, qualified, strings
 from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
@@ -1381,104 +1381,9 @@ def _unwrapped(node):
     return node
 
 
-def _request_role(node, definer: bool = False) -> bool:
-    """The role the request runs as, as PostgREST sets it: auth.role(), auth.jwt() ->> 'role', the claims'
-    'role' read from current_setting, current_user, current_role (not in a definer's body, where current_user is
-    the function's owner)."""
-    node = _unwrapped(node)
-    if not isinstance(node, dict):
-        return False
-    if (node.get("SQLValueFunction") or {}).get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE"):
-        return not definer
-    call = node.get("FuncCall")
-    if isinstance(call, dict) and function_name(call) == "auth.role" and not call.get("args"):
-        return True
-    return _jwt_claim(node) == "role"
-
-
-def _role_values(node, definer: bool = False) -> set[str] | None:
-    """The roles a value names when it is the request's role, or that role with a constant for a missing one
-    (`coalesce(auth.jwt() ->> 'role', 'authenticated')`): {None} stands for the request's role itself."""
-    node = _unwrapped(node)
-    if _request_role(node, definer):
-        return {None}
-    co = node.get("CoalesceExpr") if isinstance(node, dict) else None
-    if isinstance(co, dict):
-        parts = [_role_values(a, definer) if not isinstance(const(_unwrapped(a)), str) else {const(_unwrapped(a))}
-                 for a in co.get("args") or []]
-        return None if any(p is None for p in parts) or None not in set().union(*parts) else set().union(*parts)
-    return None
-
-
-def _jwt_claim(node) -> str | None:
-    """The claim of the request's JWT a value reads: `auth.jwt() ->> 'aud'`, the request.jwt.claims setting's
-    `->> 'aud'`, or the request.jwt.claim.aud setting (casts and a one-value sub-select aside)."""
-    node = _unwrapped(node)
-    call = node.get("FuncCall") if isinstance(node, dict) else None
-    if isinstance(call, dict):
-        args = call.get("args") or []
-        setting = const(args[0]) if args and function_name(call).split(".")[-1] == "current_setting" else None
-        return setting[len("request.jwt.claim."):] if isinstance(setting, str) and \
-            setting.startswith("request.jwt.claim.") else None
-    expr = node.get("A_Expr") if isinstance(node, dict) else None
-    if not isinstance(expr, dict) or strings(expr.get("name")) != ["->>"] or not isinstance(const(expr.get("rexpr")),
-                                                                                          str):
-        return None
-    claims = _unwrapped(expr.get("lexpr"))
-    call = claims.get("FuncCall") if isinstance(claims, dict) else None
-    if not isinstance(call, dict):
-        return None
-    name, args = function_name(call), call.get("args") or []
-    return const(expr["rexpr"]) if (name == "auth.jwt" and not args) or (
-        name.split(".")[-1] == "current_setting" and bool(args) and const(args[0]) == "request.jwt.claims") else None
-
-
-# What every signed-in caller's token carries, as GoTrue issues it (evasion round 16 e16): the subject and the
-# audience 'authenticated' always, an e-mail for every user who signs in with one, and an assurance level of aal1 or
-# aal2. A test of them asks whether someone is signed in, not who.
-_PRESENT_CLAIMS = ("sub", "aud", "role", "email", "session_id", "aal", "iat", "exp")
-_SIGNED_IN_CALLS = ("auth.uid", "auth.email", "auth.jwt", "auth.role")
-_EVERY_CALLER_CLAIM = {"aud": {"authenticated"}, "aal": {"aal1", "aal2"}}
-
-
-def _every_caller_claim(node) -> str | None:
-    """A claim of `_EVERY_CALLER_CLAIM` a value reads, also behind a constant for a missing one (`coalesce(auth.jwt()
-    ->> 'aud', '')`): every signed-in caller's token holds it, so the constant never stands."""
-    node = _unwrapped(node)
-    claim = _jwt_claim(node)
-    if claim in _EVERY_CALLER_CLAIM:
-        return claim
-    co = node.get("CoalesceExpr") if isinstance(node, dict) else None
-    args = co.get("args") or [] if isinstance(co, dict) else []
-    return _every_caller_claim(args[0]) if args and all(isinstance(const(_unwrapped(a)), str) for a in args[1:]) \
-        else None
-
-
 def _signed_in(node) -> str | None:
-    """A test every signed-in caller passes, as `auth.uid() is not null` is: a claim each token carries tested for
-    NULL (`auth.jwt() ->> 'sub' is not null`, `auth.email() is not null`), the audience (`aud`) or assurance level
-    (`aal`) compared with what GoTrue always issues, or `exists (select 1 from auth.users where id = auth.uid())`,
-    the caller's own user row (evasion round 16 e16)."""
-    t = node.get("NullTest")
-    if isinstance(t, dict) and t.get("nulltesttype") == "IS_NOT_NULL":
-        inner = _unwrapped(t.get("arg"))
-        call = inner.get("FuncCall") if isinstance(inner, dict) else None
-        if isinstance(call, dict) and function_name(call) in _SIGNED_IN_CALLS and not call.get("args"):
-            return f"{function_name(call)}() is not null"
-        claim = _jwt_claim(inner)
-        return f"the token's '{claim}' claim is not null" if claim in _PRESENT_CLAIMS else None
-    e = node.get("A_Expr")
-    if isinstance(e, dict) and strings(e.get("name")) == ["="]:
-        sides = (e.get("lexpr"), e.get("rexpr"))
-        for a, other in (sides, sides[::-1]):
-            claim = _every_caller_claim(a)
-            if claim is None:
-                continue
-            named = [const(_unwrapped(x)) for x in ((other.get("List") or {}).get("items") or [])] \
-                if e.get("kind") == "AEXPR_IN" and isinstance(other, dict) else \
-                [const(_unwrapped(other))] if e.get("kind") == "AEXPR_OP" else []
-            if named and _EVERY_CALLER_CLAIM[claim] <= set(named):
-                return f"the token's '{claim}' claim compared with " + ", ".join(f"'{x}'" for x in named)
+    """`exists (select 1 from auth.users where id = auth.uid())`, the caller's own user row: every signed-in caller
+    passes it (evasion round 16 e16). Tests of the token itself are `_token_test`'s."""
     link = node.get("SubLink")
     select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) and \
         link.get("subLinkType") == "EXISTS_SUBLINK" else None
@@ -1510,20 +1415,22 @@ def _token_test(node, callers: frozenset[str], definer: bool) -> str | None:
     'is_anonymous')::boolean is false`, `auth.jwt() ? 'sub'`, `auth.role() <> 'anon'`, `length(auth.jwt() ->>
     'sub') = 36` (evasion round 17 e02; `token_claims` holds what GoTrue's tokens carry)."""
     claims = every_caller(node, callers, definer)
-    if claims is None:
-        return None
     if not claims:
-        return "a test that reads no claim"
+        return None  # (a test of constants alone is BP024's)
+    text = test_text(node)
+    if text is not None and len(text) <= 160:
+        return f"`{text}`"
     return "the test of the token's " + ", ".join(f"'{c}'" for c in claims) + \
         (" claim" if len(claims) == 1 else " claims")
 
 
 def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer: bool = False) -> str | None:
-    """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: the
-    request's role compared with those roles (`auth.role() = 'authenticated'`, `coalesce(auth.jwt() ->> 'role',
-    'authenticated') = 'authenticated'`, `current_user in ('anon', 'authenticated')`), `auth.uid() is not null` for
-    signed-in callers, `true`, an OR with such a branch, or a call of an SQL helper whose body is one such
-    expression (`select p_org = any (...) or auth.role() = 'authenticated'`)."""
+    """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: a test of
+    the request's token every token of those roles passes (`_token_test`: `auth.role() = 'authenticated'`,
+    `coalesce(auth.jwt() ->> 'role', 'authenticated') = 'authenticated'`, `current_user in ('anon',
+    'authenticated')`, `auth.uid() is not null` for signed-in callers), the caller's own auth.users row, `true`, an
+    OR with such a branch, or a call of an SQL helper whose body is one such expression (`select p_org = any (...)
+    or auth.role() = 'authenticated'`)."""
     node = _unwrapped(node)
     if not isinstance(node, dict) or depth > 4:
         return None
@@ -1536,21 +1443,6 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
         hit = (hits[0] if hits else None) if b["boolop"] == "OR_EXPR" else \
             (hits[0] if hits and len(hits) == len(found) else None)
         return hit or _token_test(node, callers, definer)
-    e = node.get("A_Expr")
-    if isinstance(e, dict) and strings(e.get("name")) == ["="]:
-        sides = (e.get("lexpr"), e.get("rexpr"))
-        for a, other in (sides, sides[::-1]):
-            values = _role_values(a, definer)
-            if values is None:
-                continue
-            named = [const(_unwrapped(x)) for x in ((other.get("List") or {}).get("items") or [])] \
-                if e.get("kind") == "AEXPR_IN" and isinstance(other, dict) else \
-                [const(_unwrapped(other))] if e.get("kind") == "AEXPR_OP" else []
-            # A constant for a missing role claim never stands: every API request's token names its role, so
-            # `coalesce(auth.jwt() ->> 'role', '') = 'authenticated'` holds for each authenticated caller (evasion
-            # round 16 e16, in a helper).
-            if named and all(isinstance(x, str) for x in named) and callers <= set(named):
-                return "the request's role compared with " + ", ".join(f"'{x}'" for x in named)
     if callers == {"authenticated"}:
         signed_in = _signed_in(node)
         if signed_in:
