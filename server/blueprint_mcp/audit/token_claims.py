@@ -43,7 +43,6 @@ class Json:
 
 
 _ANY: Any = object()  # nothing known: may be absent, NULL or any value
-_ABSENT: Any = object()  # a key the token never carries
 
 
 def _obj(**fields) -> Open:
@@ -60,7 +59,7 @@ _TOKENS: dict[str, dict[str, Any]] = {
         "iss": Open("text", True), "sub": Open("uuid", True, "sub"), "aud": "authenticated", "role": "authenticated",
         "exp": Open("number"), "iat": Open("number"), "email": Open("text", True, "email"),
         "app_metadata": _obj(provider=Open("text", True), providers=Open("array")),
-        "user_metadata": Open("object"), "aal": ("aal1", "aal2"), "amr": Open("array"),
+        "user_metadata": Open("object"), "aal": ("aal1", "aal2"),
         "session_id": Open("uuid", True, "session_id"), "is_anonymous": False,
     },
     "anon": {"role": "anon"},
@@ -114,7 +113,7 @@ class _Reader:
         return _UNKNOWN if value is None else frozenset({value})
 
     def _SQLValueFunction(self, body, depth):
-        if body.get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE") and not self.definer:
+        if body.get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE", "SVFOP_USER") and not self.definer:
             self.read.add("role")
             return frozenset({self.role})  # a definer's current_user is its owner
         return _UNKNOWN
@@ -316,10 +315,10 @@ def _all(tests):
 
 
 def _lift(spec):
-    """A token's claim as a value: absent and JSON null are NULL."""
+    """A token's claim as a value: JSON null is NULL."""
     if spec is _ANY:
         return _UNKNOWN
-    if spec is _ABSENT or spec is None:
+    if spec is None:
         return frozenset({None})
     return spec if isinstance(spec, Open) else frozenset({Json(spec)})
 
@@ -374,7 +373,7 @@ def _has_keys(claims, keys, op):
     there = []
     for key in keys:
         spec = claims.field(key) if isinstance(key, str) else _ANY
-        there.append(_UNKNOWN if spec is _ANY else frozenset({spec is not _ABSENT}))
+        there.append(_UNKNOWN if spec is _ANY else frozenset({True}))  # (only claims a token carries are known)
     return _any(there) if op in ("?", "?|") else _all(there)
 
 
