@@ -468,6 +468,9 @@ def test_a_where_listing_every_integer_its_check_admits_narrows_nothing(check, g
      {"checks": [{"column": "shared", "op": "ne", "other": "two"}]}, [0, 1], True),
     ([{"name": "top", "type": "integer", "nullable": False, "default": 2, "check": {"min": 1, "max": 2}}],
      {"checks": [{"column": "shared", "op": "le", "other": "top"}]}, [0, 1], False),
+    # red team 28 M1: the same `ne`, written the other way round
+    ([{"name": "two", "type": "integer", "nullable": False, "default": 2, "check": {"min": 2, "max": 2}}],
+     {"checks": [{"column": "two", "op": "ne", "other": "shared"}]}, [0, 1], True),
 ])
 def test_comparisons_narrow_the_integers_a_where_must_list(fields, rules, where, refused):
     """Red team 27 W1: the every-value refusal read only the field's own check; a comparison with another column
@@ -482,6 +485,30 @@ def test_comparisons_narrow_the_integers_a_where_must_list(fields, rules, where,
         parse_blueprint(data)
         return
     with pytest.raises(InvalidBlueprint, match="lists every value it can hold"):
+        parse_blueprint(data)
+
+
+@pytest.mark.parametrize(("op", "wheres", "refused"), [
+    ("ne", [("a", 0), ("b", 0)], True),   # a <> b over 0..1: a row has a = 0 or b = 0
+    ("lt", [("a", 0), ("b", 2)], True),   # a < b over 0..2: (0, 1), (0, 2), (1, 2)
+    ("lt", [("a", 0), ("b", 1)], False),  # (1, 2) is left out
+    ("le", [("a", 0), ("b", 2)], False),  # (1, 1) is left out
+])
+def test_wheres_on_two_compared_columns_may_cover_every_row_together(op, wheres, refused):
+    """Red team 28 M2: the every-value refusal grouped where values one column at a time; two signed_in grants on
+    two columns a comparison links together admitted every row a client can write."""
+    top = 1 if op == "ne" else 2
+    data = {"app": {"name": "V", "slug": "v"}, "tenancy": {"personal_workspaces": False}, "entities": [
+        {"name": "notes", "fields": [
+            {"name": c, "type": "integer", "nullable": False, "default": k, "check": {"min": 0, "max": top}}
+            for k, c in enumerate("ab")],
+         "checks": [{"column": "a", "op": op, "other": "b"}],
+         "access": {"select": [{"min_role": "viewer"}, *({"signed_in": True, "where": {"column": c, "equals": v}}
+                                                         for c, v in wheres)]}}]}
+    if not refused:
+        parse_blueprint(data)
+        return
+    with pytest.raises(InvalidBlueprint, match="together admit every row a client can write"):
         parse_blueprint(data)
 
 

@@ -2464,3 +2464,21 @@ def test_compared_numbers_keep_to_their_own_bounds(url):
         {"name": "budget", "type": "integer", "nullable": False, "default": 5, "check": {"min": 1, "max": 5}}],
         "checks": [{"column": "effort", "op": "le", "other": "budget"}], "access": {"select": [{"min_role": "viewer"}]}},
         tenancy={"personal_workspaces": False}), url)
+
+
+@pytest.mark.parametrize(("checks", "where"), [
+    ([{"column": "a", "op": "lt", "other": "b"}], {"column": "b", "equals": 2}),
+    ([{"column": "two", "op": "ne", "other": "a"}], {"column": "a", "equals": 0}),
+])
+def test_the_row_outside_a_where_keeps_to_the_entitys_comparisons(url, checks, where):
+    """Red team 28 V3: the row on the other side of a where on a compared column took a value its comparison
+    refuses (b = 1 beside a = 1 under `a < b`; a = 2 under `two <> a` with two held to 2): safe blueprints failed
+    with 23514s. The value keeps to the bounds the comparisons narrow, and the row's other compared integers move
+    to values that hold."""
+    verified(blueprint({"name": "documents", "fields": [
+        {"name": "title", "type": "text", "nullable": False},
+        {"name": "a", "type": "integer", "nullable": False, "default": 0, "check": {"min": 0, "max": 2}},
+        {"name": "b", "type": "integer", "nullable": False, "default": 1, "check": {"min": 0, "max": 2}},
+        {"name": "two", "type": "integer", "nullable": False, "default": 2, "check": {"min": 2, "max": 2}}],
+        "checks": checks, "access": {"select": [{"min_role": "viewer"}, {"signed_in": True, "where": where}]}},
+        tenancy={"personal_workspaces": False}), url)

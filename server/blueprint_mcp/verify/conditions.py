@@ -9,11 +9,11 @@ row under each parent row of every `under`, so the matrix judges both outcomes o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from ..model import Blueprint, FieldType
 from ..model.access import COMMANDS, Grant, Match
+from ..model.blueprint import integer_bounds
 from ..model.meaning import command_grants, link_columns, linked_hops
 from ..model.schema import Schema
 from ..sql.ident import ident, literal, qname
@@ -44,24 +44,24 @@ def other_value(bp: Blueprint, entity, m: Match) -> object | None:
     elif f.type is FieldType.enum:
         left = [v for v in f.values or [] if v not in listed]
     elif f.type in (FieldType.integer, FieldType.bigint):
-        left = _other_integer({int(v) for v in m.values}, f.check)
+        left = _other_integer({int(v) for v in m.values}, *integer_bounds(entity).get(m.column, (None, None, set())))
     else:
         left = _other_text(listed, f.check)
     return left[0] if left else None
 
 
-def _other_integer(listed: set[int], check) -> list[int]:
-    """An integer the field's check admits that is not listed (red team 25: `max + 1` broke `check: {max: 1}`,
-    and the 23514 errors hid a leak among them). Between bounds, the first gap from the low bound is among
-    len(listed) + 1 integers there."""
-    low = math.ceil(check.min) if check is not None and check.min is not None else None
-    high = math.floor(check.max) if check is not None and check.max is not None else None
+def _other_integer(listed: set[int], low: int | None, high: int | None, excluded: set[int]) -> list[int]:
+    """An integer the column's bounds admit that is not listed: its check, narrowed by the entity's comparisons
+    with other columns (red team 25: `max + 1` broke `check: {max: 1}`; red team 28: a value `two <> shared` left
+    out; the 23514 errors hid a leak among them). Between bounds, the first gap from the low bound is among
+    len(listed) + len(excluded) + 1 integers there."""
+    taken = listed | excluded
     tries = [max(listed) + 1, min(listed) - 1]
     if low is not None:
-        tries += range(low, low + len(listed) + 1)
+        tries += range(low, low + len(taken) + 1)
     elif high is not None:
-        tries += range(high, high - len(listed) - 1, -1)
-    return [n for n in tries if n not in listed and (low is None or n >= low) and (high is None or n <= high)
+        tries += range(high, high - len(taken) - 1, -1)
+    return [n for n in tries if n not in taken and (low is None or n >= low) and (high is None or n <= high)
             and INT_MIN <= n <= INT_MAX][:1]
 
 

@@ -20,7 +20,8 @@ from ..audit.rules.common import client_write_columns
 from ..model.schema import Column, ForeignKey, Table
 from ..sql.ident import literal, qname
 from .oracle import from_literal
-from .values import Domain, domain, enum_labels, literal_text, ordered_columns, ordered_value, requirements
+from .values import (Domain, comparisons, domain, enum_labels, literal_text, ordered_columns, ordered_value,
+                     requirements)
 from .world import SIGNUP, Implicit, Row, World, insert_sql, pk_key, signup_sql, stable_id, where_key
 
 MARKER = "blueprint-verify-marker"
@@ -162,6 +163,39 @@ def holds(table: Table, values: dict[str, str], columns: Iterable[str]) -> bool:
     return True
 
 
+_HOLDS = {"<": lambda x, y: x < y, "<=": lambda x, y: x <= y, ">": lambda x, y: x > y, ">=": lambda x, y: x >= y,
+          "<>": lambda x, y: x != y}
+
+
+def meet_comparisons(table: Table, values: dict[str, str], keep: Iterable[str]) -> None:
+    """Move the integers a check compares (`a < b`) that a case did not set (`keep`) to values their own bounds
+    allow and that hold every comparison against the row's others (red team 28: a row outside `where b = 2` took
+    b = 1 while a kept 1, and `a < b` refused the row: 23514s hid a leak among them). Rows it cannot settle stay."""
+    keep = set(keep)
+    rules = comparisons(table)
+
+    def broken(row: dict[str, str], a: str, op: str, b: str) -> bool:
+        try:
+            x, y = int(from_literal(row.get(a, "null")) or ""), int(from_literal(row.get(b, "null")) or "")
+        except ValueError:
+            return False  # NULL (passes a check), or not an integer
+        return not _HOLDS[op](x, y)
+    for a, op, b in rules:
+        if not broken(values, a, op, b):
+            continue
+        for name in (x for x in (a, b) if x not in keep):
+            col = table.column(name)
+            dom = domain(table, col, {}) if col is not None else None
+            if dom is None or dom.kind != "integer" or dom.lo is None or dom.hi is None or dom.hi - dom.lo > 1000:
+                continue
+            fits = next((str(v) for v in range(int(dom.lo), int(dom.hi) + 1)
+                         if not any(broken({**values, name: str(v)}, *r) for r in rules if name in (r[0], r[2]))),
+                        None)
+            if fits is not None:
+                values[name] = fits
+                break
+
+
 def admit(table: Table, org: str | None, world: World, author: str, values: dict[str, str],
           columns: Iterable[str], n: int = 8000) -> dict[str, str] | None:
     """`values` as a row that may hold `columns` as they are: itself, its other fields settled, when the rules
@@ -172,6 +206,7 @@ def admit(table: Table, org: str | None, world: World, author: str, values: dict
     enums = enum_labels(world.schema) if world.schema else {}
     settled = dict(values)
     meet_requirements(table, org, world, author, n, enums, settled)
+    meet_comparisons(table, settled, columns)
     if holds(table, settled, columns) and all(settled.get(c) == values.get(c) for c in columns):
         return settled
     for rule in _applying(table, values):

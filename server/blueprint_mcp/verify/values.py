@@ -325,6 +325,12 @@ def _ranks(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> tuple[t
     return tuple(rank.items())
 
 
+def comparisons(table: Table) -> list[tuple[str, str, str]]:
+    """(column, operator, other column) of each check comparing two columns (`a < b`)."""
+    return [m.groups() for k in table.constraints
+            if k.kind == "check" and (m := _COMPARISON.match(_unwrapped(k.expression or "")))]
+
+
 def ordered_value(table: Table, col: Column, n: int) -> str | None:
     """For a compared or ranged column: row n gets its own day (exclusion ranges never overlap), the
     columns ordered within it by hour (comparisons hold). None for any other column."""
