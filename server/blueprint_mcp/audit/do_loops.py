@@ -21,7 +21,7 @@ from typing import Any
 import pgparse
 
 from ..sql.ident import ident, literal
-from .do_conditions import Facts, LoopRows, condition, loop_names
+from .do_conditions import Facts, LoopRows, condition, loop_names, select_rows
 from .tree import const, dotted, function_name, nodes, strings
 
 _STATEMENT, _EXPRESSION = 0, 2
@@ -62,8 +62,8 @@ def statements(do_statement: str, embedded_sql: Any,
         var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
         default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr") or {}
         if default:
-            _assign(assigned, var.get("refname"), _expression(embedded_sql(default.get("query", ""), _EXPRESSION)),
-                    {}, wilds, None)
+            _assign(assigned, var.get("refname"), _sublinks(
+                _expression(embedded_sql(default.get("query", ""), _EXPRESSION)), {}, wilds), {}, wilds, None)
     frames: list[Frame] = []
     returned = False
     # (node, loop variables, rolled back by a handler, the loop whose body it is directly, a condition guards it)
@@ -108,11 +108,12 @@ def statements(do_statement: str, embedded_sql: Any,
                     expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
                     varno = body.get("varno")
                     name = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
-                    _assign(assigned, name, _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", 3))),
-                            env, wilds, WILD)
+                    tree = _sublinks(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", 3))),
+                                     env, wilds)
+                    _assign(assigned, name, tree, env, wilds, WILD)
                     continue
                 if kind == "PLpgSQL_stmt_dynexecute":
-                    texts = _executed(body, env, done, embedded_sql)
+                    texts = _executed(body, env, done, embedded_sql, wilds)
                     for text, wild, varied in texts:  # (several statements of one text: a later one's error
                         undoes = varied or (undone == _HANDLED and len(texts) > 1)  # undoes the first)
                         yield text, True if undoes else uncertain, wilds if wild else None
@@ -153,9 +154,11 @@ def statements(do_statement: str, embedded_sql: Any,
                     stack.append(("end", frame))
                     if kind == "PLpgSQL_stmt_fors":  # its row's fields name what its query gives
                         placeholder = f"{WILD}_{len(wilds)}"
-                        rows = loop_names(((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", ""))
+                        query = ((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", "")
+                        rows = loop_names(query)
                         wilds[placeholder] = rows
                         env = {**env, **_row_env(body.get("var"), placeholder, rows)}
+                        _row_texts(assigned, body.get("var"), query, env, wilds, placeholder)
                         # (an EXIT or RETURN anywhere in its body may end it before some row: it guards them)
                         ends = any(k in ("PLpgSQL_stmt_exit", "PLpgSQL_stmt_return")
                                    for k, _ in nodes(body.get("body")))
@@ -288,16 +291,16 @@ def _datum_name(datum: Any) -> str | None:
     return body.get("refname") if isinstance(body, dict) else None
 
 
-def _executed(body: dict, env: dict[str, Any], done: set[int],
-              embedded_sql: Any) -> list[tuple[str, bool, bool]]:
+def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any,
+              wilds: dict[str, LoopRows]) -> list[tuple[str, bool, bool]]:
     """The statements an EXECUTE runs when its text is known, each with whether it names a value the block cannot
     spell (WILD: it stands for the statement run on any name) and whether it is one of several texts the
     expression may compute (a CASE, a variable assigned more than one text: any may run, none certainly); in a
     loop's later rounds only one whose text changes with the loop's variable (a constant text is given once)."""
     expr = (body.get("query") or {}).get("PLpgSQL_expr") or {}
-    tree = _expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION)))
     if id(body) in done:
         return []
+    tree = _sublinks(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))), env, wilds)
     variants = _variants(tree, env)
     varied = len(variants) > 1 or variants[0] is not tree
     out: list[tuple[str, bool, bool]] = []
@@ -327,13 +330,7 @@ def _assign(values: dict[str, list[str]], name: str | None, tree: Any, env: dict
     variable is NULL until assigned: its own name in its new value reads as empty (`v := v || format(...)`)."""
     if not name:
         return
-    own = {**env, _VALUES: {**values, name: values.get(name) or [""]}}
-    texts = []
-    for variant in _variants(tree, own):
-        text = _text(variant, own)
-        text = text if text is not None or wild is None else _text(variant, own, wild)
-        if text is not None:
-            texts.append(text)
+    texts = _texts(tree, {**env, _VALUES: {**values, name: values.get(name) or [""]}}, wild)
     held = values.get(name, [])
     values[name] = (held + [t for t in texts if t not in held])[-_MAX_VARIANTS:] if texts else []
 
@@ -356,12 +353,99 @@ def _select_into(values: dict[str, list[str]], body: dict, query: str, env: dict
         wild = f"{WILD}_{len(wilds)}"
         wilds[wild] = loop_names(query)
     for field, target in zip(fields, targets):
-        value = (target.get("ResTarget") or {}).get("val")
-        call = (value or {}).get("FuncCall") if isinstance(value, dict) else None
-        if call and function_name(call).removeprefix("pg_catalog.") == "string_agg" and call.get("args"):
-            value = call["args"][0]  # (each row's text, one after another)
         values[field.get("name")] = []
-        _assign(values, field.get("name") if isinstance(field, dict) else None, value, env, wilds, wild)
+        _assign(values, field.get("name") if isinstance(field, dict) else None,
+                _aggregated((target.get("ResTarget") or {}).get("val")), env, wilds, wild)
+
+
+def _texts(tree: Any, env: dict[str, Any], wild: str | None) -> list[str]:
+    """Each text an expression may compute; with `wild`, what the block cannot spell reads as that name."""
+    texts = []
+    for variant in _variants(tree, env):
+        text = _text(variant, env)
+        text = text if text is not None or wild is None else _text(variant, env, wild)
+        if text is not None and text not in texts:
+            texts.append(text)
+    return texts
+
+
+def _aggregated(value: Any) -> Any:
+    """What each row of an aggregated text gives: `string_agg(x, sep)` and `array_to_string(array_agg(x), sep)`
+    run x's statements one row after another (evasion round 17 e04b, round 18 e04b); any other value itself."""
+    call = value.get("FuncCall") if isinstance(value, dict) else None
+    name = function_name(call).removeprefix("pg_catalog.") if isinstance(call, dict) else ""
+    args = (call or {}).get("args") or []
+    if name == "array_to_string" and len(args) in (2, 3):
+        inner = args[0].get("FuncCall") if isinstance(args[0], dict) else None
+        if isinstance(inner, dict) and function_name(inner).removeprefix("pg_catalog.") == "array_agg" \
+                and len(inner.get("args") or []) == 1 and not inner.get("agg_distinct"):
+            return inner["args"][0]
+    if name == "string_agg" and len(args) == 2:
+        return args[0]
+    return value
+
+
+def _sublinks(tree: Any, env: dict[str, Any], wilds: dict[str, LoopRows]) -> Any:
+    """The expression with each scalar sub-select (`execute (select string_agg(format('alter table %I ...',
+    tablename), '; ') from pg_tables where ...)`, `v := (select ...)`) replaced by the text its rows give, the
+    query's columns standing for the tables it may name (WILD_<n>), as `select ... into v` reads it (evasion round
+    18 e04b); several texts as a CASE of them (any may be the one), a sub-select of no known text kept as it is."""
+    if isinstance(tree, list):
+        return [_sublinks(v, env, wilds) for v in tree]
+    if not isinstance(tree, dict):
+        return tree
+    link = tree.get("SubLink")
+    if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
+        select = (link.get("subselect") or {}).get("SelectStmt")
+        targets = (select or {}).get("targetList") or [] if isinstance(select, dict) else []
+        if len(targets) != 1 or select.get("op", "SETOP_NONE") != "SETOP_NONE":
+            return tree
+        wild = WILD
+        if select.get("fromClause"):
+            wild = f"{WILD}_{len(wilds)}"
+            wilds[wild] = select_rows(select)
+        texts = _texts(_aggregated((targets[0].get("ResTarget") or {}).get("val")), env, wild)
+        constants = [{"A_Const": {"sval": {"sval": t}}} for t in texts]
+        if len(constants) == 1:
+            return constants[0]
+        return {"CaseExpr": {"args": [{"CaseWhen": {"result": c}} for c in constants]}} if constants else tree
+    return {k: _sublinks(v, env, wilds) for k, v in tree.items()}
+
+
+def _row_texts(values: dict[str, list[str]], var: Any, query: str, env: dict[str, Any],
+               wilds: dict[str, LoopRows], placeholder: str) -> None:
+    """The texts a FOR over a query's row holds in the columns its query computes (`for r in select format('alter
+    table %I.%I disable row level security', schemaname, tablename) as cmd from pg_tables ... loop execute r.cmd`):
+    each as its query computes it, the query's columns read as WILD_<n> (the tables the loop may name), as the
+    `execute format(..., r.tablename)` form reads (evasion round 18 e04). A plain column keeps its WILD_<n>__<column>
+    reading."""
+    names = _row_names(var)
+    record = "PLpgSQL_rec" in (var or {})
+    for key in [k for k in values if record and k.startswith(names[0] + ".") or not record and k in names]:
+        del values[key]  # (what the row held before the loop is not what it holds in it)
+    parsed = _parsed_or_empty(query)
+    select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return
+    for i, target in enumerate(select.get("targetList") or []):
+        res = target.get("ResTarget") or {}
+        value = res.get("val")
+        if not isinstance(value, dict) or "ColumnRef" in value or "TypeCast" in value:
+            continue
+        name = f"{names[0]}.{res.get('name') or _column_name(value)}" if record else \
+            names[i] if len(names) == len(select["targetList"]) else None
+        if name and not name.endswith("."):
+            values[name] = []
+            _assign(values, name, _aggregated(value), env, wilds, placeholder)
+
+
+def _column_name(value: Any) -> str:
+    """The name PostgreSQL gives an unnamed output column: a column's own, a function's; '' for another."""
+    if isinstance(value, dict) and "ColumnRef" in value:
+        fields = strings(value["ColumnRef"].get("fields"))
+        return fields[-1] if fields and len(fields) == len(value["ColumnRef"].get("fields") or []) else ""
+    call = value.get("FuncCall") if isinstance(value, dict) else None
+    return function_name(call).split(".")[-1] if isinstance(call, dict) else ""
 
 
 def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
@@ -383,8 +467,9 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
     ref = tree.get("ColumnRef")
     if isinstance(ref, dict):
         name = strings(ref.get("fields"))
-        if len(name) == 1 and name[0] not in env and values.get(name[0]):
-            return [{"A_Const": {"sval": {"sval": v}}} for v in values[name[0]]]
+        key = ".".join(name)  # (`r.cmd`: a record's field its loop's query computes)
+        if (len(name) == 1 and name[0] not in env or len(name) == 2 and key not in env) and values.get(key):
+            return [{"A_Const": {"sval": {"sval": v}}} for v in values[key]]
         return [tree]
     out = [{}]
     changed = False
@@ -431,8 +516,8 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         return value if isinstance(value, str) else None
     if kind == "ColumnRef":
         name = strings(body.get("fields"))
-        if len(name) == 1 and name[0] in env:
-            return env[name[0]]
+        if len(name) in (1, 2) and ".".join(name) in env:  # (a loop variable, or `r.name` of a loop's record)
+            return env[".".join(name)]
         base = env.get(_FIELD + name[0]) if wild is not None and 0 < len(name) <= 2 else None
         if base is None:
             return wild
@@ -502,7 +587,14 @@ def _loop(kind: str, body: dict, names: list[str | None]) -> tuple[str, list[str
         variable = fields[0].get("name") if len(fields) == 1 and isinstance(fields[0], dict) else None
         query = ((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", "")
         parsed = _parsed_or_empty(query)
-        values = _select_values(parsed[0]["stmt"].get("SelectStmt")) if len(parsed) == 1 else None
+        select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+        values = _select_values(select)
+        record = ((body.get("var") or {}).get("PLpgSQL_rec") or {}).get("refname")
+        column = _values_column(select) if record and values else None
+        if column:  # (`for r in select unnest(array[...]) as table_name`: r.table_name; evasion round 18 fp05)
+            if record in _written(body.get("body"), names):
+                return None
+            variable = f"{record}.{column}"
     else:
         return None
     if variable is None or values is None or not values or len(values) > _MAX_NAMES:
@@ -510,6 +602,15 @@ def _loop(kind: str, body: dict, names: list[str | None]) -> tuple[str, list[str
     if variable in _written(body.get("body"), names):
         return None  # `t := ...`, `... into t`: the name changes inside the loop
     return variable, values
+
+
+def _values_column(select: dict) -> str | None:
+    """The name of the one column `_select_values` reads: `column1` of VALUES, a target's alias, its column's
+    name or its function's (`unnest`); None when PostgreSQL would name it otherwise."""
+    if select.get("valuesLists"):
+        return "column1"
+    res = ((select.get("targetList") or [{}])[0].get("ResTarget") or {})
+    return res.get("name") or _column_name(res.get("val")) or None
 
 
 def _written(tree: Any, names: list[str | None]) -> set[str | None]:
