@@ -9,7 +9,11 @@ runs for each. Any other loop (over a catalog query, say), a loop variable the b
 the text leaves the EXECUTE unknown: what it does to which table cannot be known from the file. The text is then
 given with WILD for the values it cannot spell, for the caller to apply what it opens to every table it may name
 (evasion round 16 e11). A variable the block assigns a text (`:=`, a DECLARE default, `select string_agg(...) into
-v from pg_tables`) and a CASE read as each text they may give, none of them for certain (round 17 e04, e04b).
+v from pg_tables`) and a CASE read as each text they may give, none of them for certain (round 17 e04, e04b). So
+is a text computed where the rows are read: a loop's query (`for r in select format(...) as cmd from pg_tables`,
+then `execute r.cmd`) or a scalar sub-select (`execute (select string_agg(format(...), '; ') from pg_tables)`),
+the query's columns standing for the tables it may name (round 18 e04, e04b). A loop over written names read
+through a record (`for r in select unnest(array['a', 'b']) as t`, then `r.t`) is unrolled too (round 18 fp05).
 """
 
 from __future__ import annotations
