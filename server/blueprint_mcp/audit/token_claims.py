@@ -25,12 +25,15 @@ from .tree import const, dotted, function_name, strings
 
 @dataclass(frozen=True)
 class Open:
-    """An open set of values: `kind` is uuid, text, number, object or array; `nonempty` for text; `ident` names the
-    one value it is within a request (`auth.uid() = auth.uid()`); `fields` are an object's known keys."""
+    """An open set of values: `kind` is uuid, text, number, time (a timestamp), object or array; `nonempty` for
+    text; `ident` names the one value it is within a request (`auth.uid() = auth.uid()`); `fields` are an object's
+    known keys; `clock` places a number or time against the request's clock: "now" is the clock itself (`now()`,
+    `extract(epoch from now())`), "after" is later than it (`exp`), "before" is not later than it (`iat`)."""
     kind: str
     nonempty: bool = False
     ident: str | None = None
     fields: tuple = field(default=())  # ((key, value), ...) of an object
+    clock: str | None = None
 
     def field(self, key: str) -> Any:
         return dict(self.fields).get(key, _ANY)
@@ -53,11 +56,15 @@ def _obj(**fields) -> Open:
 # value. `authenticated`: an ordinary (permanent) user who signs in with an e-mail, with or without MFA: anyone can
 # become one by signing up, so a test every such token passes keeps no one out. Anonymous sign-ins (is_anonymous
 # true) are not counted: a test they fail still admits every permanent user. `anon`: the anon key; of its claims only
-# the role is certain (the key's shape changed over the years).
+# the role is certain (the key's shape changed over the years). PostgREST refuses a token whose `exp` has passed
+# before any SQL runs, and GoTrue sets `iat` when it signs the token, so at request time `exp` is later than the clock
+# and `iat` is not (evasion round 18 e02: `(auth.jwt() ->> 'exp')::bigint > extract(epoch from now())` is true for
+# every accepted token).
 _TOKENS: dict[str, dict[str, Any]] = {
     "authenticated": {
         "iss": Open("text", True), "sub": Open("uuid", True, "sub"), "aud": "authenticated", "role": "authenticated",
-        "exp": Open("number"), "iat": Open("number"), "email": Open("text", True, "email"),
+        "exp": Open("number", clock="after"), "iat": Open("number", clock="before"),
+        "email": Open("text", True, "email"),
         "app_metadata": _obj(provider=Open("text", True), providers=Open("array")),
         "user_metadata": Open("object"), "aal": ("aal1", "aal2"),
         "session_id": Open("uuid", True, "session_id"), "is_anonymous": False,
@@ -70,6 +77,9 @@ _UNKNOWN: Any = object()  # a value of the expression the reading cannot tell
 _TYPES_TEXT = ("text", "varchar", "name", "citext")
 _TYPES_INT = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "float8", "float4")
 _TYPES_JSON = ("json", "jsonb")
+_TYPES_TIME = ("timestamptz",)
+_CLOCK = Open("time", clock="now")  # the request's clock: now(), current_timestamp, clock_timestamp(), ...
+_CLOCK_FUNCTIONS = ("now", "clock_timestamp", "statement_timestamp", "transaction_timestamp")
 
 
 def every_caller(node: Any, callers: frozenset[str], definer: bool = False) -> list[str] | None:
@@ -116,6 +126,8 @@ class _Reader:
         if body.get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE", "SVFOP_USER") and not self.definer:
             self.read.add("role")
             return frozenset({self.role})  # a definer's current_user is its owner
+        if body.get("op") == "SVFOP_CURRENT_TIMESTAMP":
+            return _CLOCK  # (session_user is the API's login role, never the request's: left unknown)
         return _UNKNOWN
 
     def _FuncCall(self, body, depth):
@@ -134,8 +146,21 @@ class _Reader:
             if isinstance(setting, str) and setting.startswith("request.jwt.claim."):
                 self.read.add(setting[len("request.jwt.claim."):])
                 return _text(self.token.field(setting[len("request.jwt.claim."):]))
+            if setting == "role":
+                # PostgREST runs `set local role <the token's role>`; a definer does not change the setting, so it
+                # is the request's role there too (evasion round 18 e02b: `current_setting('role') = 'authenticated'`)
+                self.read.add("role")
+                return _text(self.token.field("role"))
             return _UNKNOWN
         values = [self.value(a, depth) for a in args]
+        if short in _CLOCK_FUNCTIONS and not values and name in (short, "pg_catalog." + short):
+            return _CLOCK
+        if short in ("extract", "date_part") and len(values) == 2 and values[0] == frozenset({"epoch"}) and \
+                values[1] is _CLOCK:
+            return Open("number", clock="now")  # `extract(epoch from now())`
+        if short == "to_timestamp" and len(values) == 1 and isinstance(values[0], Open) and \
+                values[0].kind == "number" and values[0].clock:
+            return Open("time", clock=values[0].clock)  # `to_timestamp((auth.jwt() ->> 'exp')::bigint)`
         if short in ("length", "char_length", "character_length") and len(values) == 1:
             return _length(values[0])
         if short in ("lower", "upper") and len(values) == 1 and isinstance(values[0], frozenset) and \
@@ -397,6 +422,8 @@ def _cast(value, target):
             return value
         if target in _TYPES_JSON and value.kind in ("object", "array"):
             return value  # `current_setting('request.jwt.claims', true)::jsonb`
+        if target in _TYPES_TIME and value.kind == "time":
+            return value
         return _UNKNOWN
     out = set()
     for v in value:
@@ -492,6 +519,16 @@ def _distinct(a, b):
     return _UNKNOWN
 
 
+# `a op b` of a claim and the request's clock (or the clock and a claim) where it is decided: `exp` is later than the
+# clock, `iat` not later (an equal second leaves `iat < now()` and `iat >= now()` open)
+_CLOCKED: dict[tuple[str, str], dict[str, Any]] = {
+    ("after", "now"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
+                       "<=": frozenset({False})},
+    ("now", "after"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
+                       ">=": frozenset({False})},
+    ("before", "now"): {"<=": frozenset({True}), ">": frozenset({False})},
+    ("now", "before"): {">=": frozenset({True}), "<": frozenset({False})},
+}
 _ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 _PATTERNS = {"~~": (False, False, "like"), "!~~": (True, False, "like"), "~~*": (False, True, "like"),
              "!~~*": (True, True, "like"), "~": (False, False, "re"), "!~": (True, False, "re"),
@@ -514,6 +551,8 @@ def _compare(a, b, op):
                              for x, y in product(a, b))
         return frozenset(v != (op == "=") for v in distinct)
     if op in _ORDER:
+        if isinstance(a, Open) and isinstance(b, Open) and a.kind == b.kind and (a.clock, b.clock) in _CLOCKED:
+            return _CLOCKED[a.clock, b.clock].get(op, _UNKNOWN)
         if isinstance(a, Open) and a.kind == "number" and isinstance(b, frozenset):
             # a positive number against a constant below 1 (`(auth.jwt() ->> 'exp')::bigint > 0`)
             low = [v for v in b if type(v) is int]
@@ -578,6 +617,9 @@ def test_text(node: Any, depth: int = 0) -> str | None:
         args = [sub(a) for a in body.get("args") or []] if kind == "FuncCall" else []
         if None in args:
             return None
+        if kind == "FuncCall" and function_name(body).split(".")[-1] == "extract" and len(args) == 2 and \
+                body.get("funcformat") == "COERCE_SQL_SYNTAX":
+            return f"extract({args[0].strip(chr(39))} from {args[1]})"
         return f"{dotted(body.get('funcname'))}({', '.join(args)})" if kind == "FuncCall" else expr_text(node)
     if kind == "TypeCast":
         inner = sub(body.get("arg"))
