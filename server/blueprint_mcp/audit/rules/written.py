@@ -198,7 +198,56 @@ def _parts(node: Any, types: dict[bytes, str | None], labels: list[str] | None =
         return _parts(body.get("lexpr"), types, labels, enum)
     if kind == "MinMaxExpr" and _capped(body, types, labels, enum):
         return []
+    if kind == "CaseExpr" and _leaves(node) & set(types):
+        branches = _case_branches(body, types, labels, enum)
+        if branches is not None:
+            return branches
     return [node] if _leaves(node) & set(types) else []
+
+
+def _case_branches(body: dict, types: dict[bytes, str | None], labels: list[str] | None,
+                   enum: str | None) -> list[Any] | None:
+    """A CASE's client values branch by branch (evasion round 18 fp03: `case when p_role > 'member' then 'member'
+    else p_role end` caps the role like `least(p_role, 'member')`): a constant below the management roles adds none;
+    a client value whose branch is taken only where its own tests (this WHEN holding, every earlier one failing)
+    admit roles below them adds none either; any other client value is a part of its own, for the refusals before
+    the write to bound. None (the whole CASE stands as one value) where a branch gives a constant the ranks do not
+    place below admin, or the enum is not known."""
+    from ...model.tenant_keys import ROLE_RANKS
+    from .inviters import _admitting, _negated
+    if not labels or not enum:
+        return None
+    arg = body.get("arg")
+    conditions, results = [], []
+    for when in body.get("args") or []:
+        clause = (when or {}).get("CaseWhen") if isinstance(when, dict) else None
+        if not isinstance(clause, dict):
+            return None
+        test = clause.get("expr")
+        if arg is not None:  # `case p_role when 'owner' then ...`: each WHEN is `p_role = <value>`
+            test = {"A_Expr": {"kind": "AEXPR_OP", "name": [{"String": {"sval": "="}}], "lexpr": arg, "rexpr": test}}
+        conditions.append(test)
+        results.append(clause.get("result"))
+    results.append(body.get("defresult"))  # (no ELSE: NULL)
+    parts: list[Any] = []
+    for i, result in enumerate(results):
+        if result is None or not _leaves(result) & set(types):
+            value = _constant(result) if result is not None else None
+            if result is not None and not (value in labels and ROLE_RANKS.get(value, 0) >= 2) and \
+                    not (_typed(plain(result))[0] == "A_Const" and _typed(plain(result))[1].get("isnull")):
+                return None
+            continue
+        src = Written(result, {k: v for k, v in types.items() if k in _leaves(result)})
+        allowed = set(labels)
+        atoms = [_negated(c) for c in conditions[:i]] + \
+            (list(boolean_args(conditions[i], "AND_EXPR")) if i < len(conditions) else [])
+        for atom in atoms:
+            admitted = _admitting(atom, src, list(labels), labels, enum)
+            if admitted is not None:
+                allowed &= admitted
+        if not all(ROLE_RANKS.get(v, 0) >= 2 for v in allowed):
+            parts.extend(_parts(result, types, labels, enum))
+    return parts
 
 
 def _capped(body: dict, types: dict[bytes, str | None], labels: list[str] | None, enum: str | None) -> bool:
