@@ -996,6 +996,7 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     params = _arguments(reading)
     made = {**_argument_values(s, reading, params), **params}
     authorised = authorised_picks(s, reading, params)
+    fresh = _inserted_keys(s, reading)
     out: list[tuple[str, str | None, str]] = list(_row_argument_picks(s, reading))
     for tree in reading.trees:
         for kind, body in nodes(tree):
@@ -1018,7 +1019,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
                         out.append((t.qualified, None, "branch"))
                     continue
                 picks = list(extra)
-                given = {**made, **_argument_sources(s, reading, kind, body, made)}
+                given = {name: p for name, p in {**made, **_argument_sources(s, reading, kind, body, made)}.items()
+                         if fresh.get(name) != t.qualified}
                 for k, b in top:
                     for col, param in _picked_pairs(s, reading, k, b, given):
                         if col[-1] in columns and (len(col) == 1 or col[0] == alias) and col[-1] != t.tenant_key:
@@ -1032,23 +1034,45 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
     return out
 
 
+def _inserted_keys(s: Schema, reading) -> dict[str, str]:
+    """variable -> table, for each variable set only by `insert into <table> ... returning <one column> into v`
+    (no ON CONFLICT, whose RETURNING may name a row already there): it names the row the body has just made, in the
+    organisation the insert wrote, so a later pick by it (`update invitations set role = ... where id = v_id`)
+    reaches no row of another organisation. Such a variable was once excused only by chance (its statement calls
+    auth.uid(), which made it "the caller's"), until evasion round 18 e03 narrowed what addresses a row to the
+    caller."""
+    out: dict[str, str] = {}
+    other: set[str] = set()
+    for at, names in reading.into:
+        kind, body = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
+        relation = body.get("relation") if kind == "InsertStmt" else None
+        if isinstance(relation, dict) and len(names) == 1 and len(body.get("returningList") or []) == 1 and \
+                not body.get("onConflictClause") and names[0] not in other and \
+                out.get(names[0], qualified(relation, reading.default_schema)) == \
+                qualified(relation, reading.default_schema):
+            out[names[0]] = qualified(relation, reading.default_schema)
+        else:
+            other |= set(names)
+    return {name: table for name, table in out.items() if name not in other}
+
+
 def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> bool:
-    """The filter keeps the rows to ones addressed to the caller: a conjunct equating a column of the row with the
-    caller's id (`invitee_id = auth.uid()`, a variable holding it) or e-mail (`lower(i.email) = lower(auth.jwt() ->>
-    'email')`, auth.email()). Such a row is the caller's by who they are, whichever organisation it names, as the
-    same pick by a secret token is (evasion round 16 fp07: accept_invitation by the invitation's id and the caller's
-    e-mail). Not read for a membership table, whose rows are the caller's powers in the organisation they name, nor
-    for a column naming who wrote a row of an organisation (created_by defaulting to auth.uid(), stamped by a
-    trigger, or kept to the writer by the members' insert policy): authorship outlives membership, and a creator
-    removed from the organisation still wrote the row (evasion round 17 e01)."""
-    callers = _caller_variables(reading, ("auth.uid",))
-    writers = _author_columns(s, t) if t.tenant_key else set()
+    """The filter keeps the rows to ones addressed to the caller, whichever organisation they name, as the same pick
+    by a secret token is: a conjunct equating a column of the row with the caller's verified e-mail (`lower(i.email)
+    = lower(auth.jwt() ->> 'email')`, auth.email(): evasion round 16 fp07, accept_invitation by the invitation's id
+    and the caller's e-mail), or, on a table without a tenant key (the caller's own profile), with their id
+    (`user_id = auth.uid()`, a variable holding it). Not read for a membership table, whose rows are the caller's
+    powers in the organisation they name. On a tenant table a column naming a user (assignee_id, reviewer_id,
+    user_id, updated_by, created_by) is no organisation test: it keeps naming them after their membership ends, so
+    the pin lets an assignee removed from the organisation read and overwrite its task (evasion round 18 e03; round
+    17 e01 for authors). An invitation addressed to an e-mail is for someone outside the organisation by purpose,
+    and is gone once accepted."""
+    callers = _caller_variables(reading, ("auth.uid",)) if not t.tenant_key else set()
 
     def own(node) -> bool:
         node = _unwrap_text(node)
         ref = strings(((node or {}).get("ColumnRef") or {}).get("fields")) if isinstance(node, dict) else []
-        return bool(ref) and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] == alias) and \
-            ref[-1] not in writers
+        return bool(ref) and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] == alias)
 
     def callers_value(node) -> bool:
         node = _unwrap_text(node)
@@ -1059,7 +1083,7 @@ def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> boo
             return len(ref) == 1 and ref[0] in callers
         call = node.get("FuncCall")
         if isinstance(call, dict) and not call.get("args"):
-            return function_name(call) in ("auth.uid", "auth.email")
+            return function_name(call) == "auth.email" or function_name(call) == "auth.uid" and not t.tenant_key
         e = node.get("A_Expr")
         if isinstance(e, dict) and strings(e.get("name")) == ["->>"] and const(e.get("rexpr")) == "email":
             claims = _unwrap_text(e.get("lexpr"))
@@ -1074,43 +1098,6 @@ def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> boo
         if sides and any(own(a) and callers_value(b) for a, b in (sides, sides[::-1])):
             return True
     return False
-
-
-_AUTHOR = re.compile(r"(created|inserted|added|uploaded|submitted|posted|authored)_by(_id)?|(creator|author|owner)"
-                     r"(_id|_user_id)?", re.IGNORECASE)
-
-
-def _author_columns(s: Schema, t: Table) -> set[str]:
-    """Columns naming who wrote a row of `t`: the writer columns (auth.uid() by default, a trigger's stamp, the
-    members' insert policy keeping them to the writer), those a function's INSERT into `t` fills with the caller's
-    id, and those named for the writer (created_by, author_id, owner_id): who the row is by, not whom it is for
-    (evasion round 17 e01)."""
-    return _once("author columns", t, _read_author_columns, s, t)
-
-
-def _read_author_columns(s: Schema, t: Table) -> set[str]:
-    from .inviters import _inserted
-    from .tenancy_rules import _writer_columns
-    out = set(_writer_columns(s, t)) | {c.name for c in t.columns if _AUTHOR.fullmatch(c.name)}
-    for f in s.functions:
-        reading = f._body
-        if reading is None or t.qualified not in (f.writes or ()):
-            continue
-        callers = _caller_variables(reading, ("auth.uid",))
-        for tree in reading.trees:
-            for kind, body in nodes(tree):
-                if kind != "InsertStmt" or not isinstance(body.get("relation"), dict) or \
-                        qualified(body["relation"], reading.default_schema) != t.qualified:
-                    continue
-                for c in t.columns:
-                    value = _unwrap_text(_inserted(t, body, c.name))
-                    ref = strings(((value or {}).get("ColumnRef") or {}).get("fields")) \
-                        if isinstance(value, dict) else []
-                    call = value.get("FuncCall") if isinstance(value, dict) else None
-                    if isinstance(call, dict) and function_name(call) == "auth.uid" or \
-                            len(ref) == 1 and ref[0] in callers:
-                        out.add(c.name)
-    return out
 
 
 def _unwrap_text(node: Any) -> Any:
