@@ -243,57 +243,96 @@ def regex_escaped(node: Any, chars: frozenset[str]) -> bool:
 
 
 def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: frozenset[str] = WILD) -> bool:
-    """A BEFORE INSERT OR UPDATE row trigger of `t` (UPDATE of every column, or of this one), with no WHEN
-    that could skip a row holding a value in the column (`_fires_when_set`: evasion round 17 e05),
-    whose PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding none of `chars`
-    (`plain` reads the row's other columns), and no other BEFORE row trigger sets the column. A BEFORE INSERT
-    trigger alone does when no update of the column can happen past it (`_never_updated`: evasion round 16 fp06).
-    A trigger left disabled (`alter table ... disable trigger user` in a backfill: evasion round 13 e04) sanitises
+    """The BEFORE row triggers of `t` together keep `chars` out of the column: every INSERT passes one whose
+    PL/pgSQL function sets `new.<column>` first thing, once, to an expression holding none of `chars` (`plain`
+    reads the row's other columns), with no WHEN that could skip a row holding such a character (`_fires_when_set`:
+    evasion round 17 e05), and so does every UPDATE that changes the column (an UPDATE OF list naming it; a WHEN
+    may skip a row whose column equals `old.<column>`, already sanitised), unless no update of the column can
+    happen (`_never_updated`: evasion round 16 fp06); no other BEFORE row trigger sets the column. A slugify trigger
+    split into `before insert` and `before update of slug ... when (new.slug is distinct from old.slug)` is read
+    as one (evasion round 18 fp04). Rows a migration wrote before the triggers existed are not seen. A trigger
+    left disabled (`alter table ... disable trigger user` in a backfill: evasion round 13 e04) sanitises
     nothing."""
     from .common import find_function
 
     before = [g for g in t.triggers if g.timing == "before" and g.level == "row" and g.fires]  # (round 13 e04)
+    sanitising = []
     for trigger in before:
-        events = {e.lower() for e in trigger.events}
-        if not _fires_when_set(trigger, column) or "insert" not in events or \
-                (trigger.columns and column not in trigger.columns):
-            continue
-        if "update" not in events and not _never_updated(s, t, column):
-            continue
         fn = find_function(s, trigger.function)
+        if fn is not None and fn.assigns is not None and column not in fn.assigns:
+            continue  # (never sets the column)
         if fn is None or fn.language.lower() != "plpgsql" or not _sets_first(fn.body, column, plain, chars):
-            continue
-        others = [find_function(s, g.function) for g in before if g is not trigger]
-        if all(f is not None and f.assigns is not None and column not in f.assigns for f in others):
-            return True
-    return False
+            return False  # (it may set the column to anything, after the sanitising trigger)
+        sanitising.append(trigger)
+
+    def covered(event: str) -> bool:
+        return any(event in {e.lower() for e in g.events} and _fires_when_set(g, column, chars, event == "update")
+                   and (event == "insert" or not g.columns or column in g.columns) for g in sanitising)
+    return covered("insert") and (covered("update") or _never_updated(s, t, column))
 
 
-def _fires_when_set(trigger, column: str) -> bool:
-    """The trigger's WHEN (if any) holds on every row whose `new.<column>` is not null: `new.<column> is not
-    null`, `true`, an OR with such a branch. A null left alone makes no pattern (`null || '/%'` matches nothing);
-    any other condition may let a value the client wrote through untouched (evasion round 17 e05: `when
-    (new.slug is null)` slugifies only the names of organisations created without a slug, and `%%` typed as the
-    slug reads every organisation's files; `new.name is distinct from old.name` skips an update of the slug
-    alone). A WHEN not read (no tree) skips."""
+def _fires_when_set(trigger, column: str, chars: frozenset[str], update: bool) -> bool:
+    """The trigger's WHEN (if any) holds on every row whose `new.<column>` holds one of `chars` (and, on an UPDATE,
+    differs from `old.<column>`): `new.<column> is not null`, `true`, `new.<column> is distinct from
+    old.<column>` (an UPDATE's), a test that fails on every value holding none of `chars` (`new.slug !~
+    '^[a-z0-9-]+$'`, `new.slug ~ '[^a-z0-9-]'`: evasion round 18 fp04), an OR with such a branch, an AND of such
+    terms. A null left alone makes no pattern (`null || '/%'` matches nothing), an unchanged value is one the
+    triggers sanitised when it was written, and a value holding none of `chars` needs nothing; any other condition
+    may let a value the client wrote through untouched (evasion round 17 e05: `when (new.slug is null)` slugifies
+    only the names of organisations created without a slug, and `%%` typed as the slug reads every organisation's
+    files; `new.name is distinct from old.name` skips an update of the slug alone). A WHEN not read (no tree)
+    skips."""
     if trigger.when is None:
         return True
-    return _holds_when_set(trigger.when_tree, column)
+    return _holds_when_set(trigger.when_tree, column, chars | {"\\"}, update)
 
 
-def _holds_when_set(node: Any, column: str) -> bool:
+def _holds_when_set(node: Any, column: str, chars: frozenset[str], update: bool) -> bool:
     node = unwrap(node)
     if not isinstance(node, dict) or len(node) != 1:
         return False
     (kind, body), = node.items()
     if kind == "A_Const":
         return const(node) is True
-    if kind == "BoolExpr" and body.get("boolop") == "OR_EXPR":
-        return any(_holds_when_set(a, column) for a in body.get("args") or [])
+    if kind == "BoolExpr" and body.get("boolop") in ("OR_EXPR", "AND_EXPR"):
+        held = [_holds_when_set(a, column, chars, update) for a in body.get("args") or []]
+        return any(held) if body["boolop"] == "OR_EXPR" else bool(held) and all(held)
+    if kind == "BoolExpr" and body.get("boolop") == "NOT_EXPR" and len(body.get("args") or []) == 1:
+        test = (unwrap(body["args"][0]) or {}).get("A_Expr")  # not (old.x is not distinct from new.x), not (x ~ p)
+        if not isinstance(test, dict):
+            return False
+        operator = _NEGATED.get(tuple(strings(test.get("name")))) if test.get("kind") == "AEXPR_OP" else None
+        kind = _NEGATED.get(test.get("kind")) if test.get("kind") != "AEXPR_OP" else test["kind"]
+        if kind is None or kind == "AEXPR_OP" and operator is None:
+            return False
+        negated = {**test, "kind": kind, "name": [{"String": {"sval": operator}}] if operator else test.get("name")}
+        return _holds_when_set({"A_Expr": negated}, column, chars, update)
     if kind == "NullTest" and body.get("nulltesttype") == "IS_NOT_NULL":
-        fields = strings((unwrap(body.get("arg")) or {}).get("ColumnRef", {}).get("fields"))
-        return len(fields) == 2 and fields[0].lower() == "new" and fields[1] == column
-    return False
+        return _field(body.get("arg")) == ("new", column)
+    if kind != "A_Expr":
+        return False
+    sides = {_field(body.get("lexpr")), _field(body.get("rexpr"))}
+    if body.get("kind") == "AEXPR_DISTINCT":
+        return update and sides == {("new", column), ("old", column)}
+    operator = strings(body.get("name"))
+    pattern = const(unwrap(body.get("rexpr")))
+    if body.get("kind") != "AEXPR_OP" or _field(body.get("lexpr")) != ("new", column) or \
+            not isinstance(pattern, str):
+        return False
+    if operator == ["!~"]:  # fails only on a whole match, of nothing in `chars`
+        admits = regex_admits(pattern)
+        return admits is not None and not admits & chars
+    keep = _KEEP_ONLY.match(pattern) if operator == ["~"] else None  # holds on any character outside the class
+    return keep is not None and not _class(keep.group(1), chars)
+
+
+_NEGATED: dict[Any, Any] = {"AEXPR_NOT_DISTINCT": "AEXPR_DISTINCT", ("~",): "!~", ("!~",): "~"}
+
+
+def _field(node: Any) -> tuple[str, str] | None:
+    """(`new` or `old`, column) of a ColumnRef `new.<column>`; None for anything else."""
+    fields = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields"))
+    return (fields[0].lower(), fields[1]) if len(fields) == 2 and fields[0].lower() in ("new", "old") else None
 
 
 def _never_updated(s: Schema, t: Table, column: str) -> bool:
