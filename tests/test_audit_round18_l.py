@@ -110,3 +110,23 @@ def test_slug_trigger_firing_on_every_value_outside_the_safe_class_sanitises(whe
 def test_slug_trigger_whose_when_skips_a_wildcard_is_raw(when):
     """The same WHEN idiom with a class holding a wildcard, or not a whole-value test, lets a typed '%' through."""
     assert _bp083(_trigger("organizations_slug", "insert or update", when)) == ["BP083"]
+
+
+_GENERATED = """
+alter table public.organizations add column slug text
+  generated always as (trim(both '-' from regexp_replace(lower(name), '[^a-z0-9]+', '-', 'g'))) stored;
+create policy orgs_update on public.organizations for update to authenticated
+  using (id = any (array(select private.organization_ids_with_role('owner'))));
+"""
+
+
+@pytest.mark.parametrize("after, found", [
+    ("", []),
+    ("alter table public.organizations alter column slug drop expression;", ["BP083"]),  # (then clients write it)
+    ("alter table public.organizations alter column slug set expression as (lower(name));", ["BP083"]),
+])
+def test_generated_slug_from_a_sanitising_function_holds_no_wildcard(after, found):
+    """fp04's review: a stored generated column holds only what its expression makes of the row's name, which
+    keeps 'a'-'z', '0'-'9' and '-'; `lower(name)` keeps '%', and a dropped expression leaves a plain column."""
+    sql = ORGS + _GENERATED + after + _STORAGE
+    assert sorted(f.rule_id for f in audit_sql([("case.sql", sql)]) if f.rule_id == "BP083") == found

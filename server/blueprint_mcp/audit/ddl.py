@@ -398,6 +398,10 @@ def _alter_table_cmd(r: Reader, t: Table, cmd: dict, st: Stmt) -> None:
         col.nullable = kind == "AT_DropNotNull"
     elif kind == "AT_ColumnDefault" and col:
         col.default = expr_text(definition) if definition else None
+    elif kind == "AT_DropExpression" and col:
+        col.default = None  # (a plain column from now on, which clients may write)
+    elif kind == "AT_SetExpression" and col and definition:
+        col.default = f"generated always as ({expr_text(definition)})"
     elif kind == "AT_AddConstraint" and definition:
         add_constraint(r, t, definition["Constraint"], st)
     elif kind == "AT_DropConstraint":

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pgparse
+
 from ...model.schema import Schema, Table
 from ..pins import unwrap
 from ..tree import const, function_name, nodes, strings
@@ -281,8 +283,33 @@ def _holds_none(s: Schema, t: Table, c, chars: frozenset[str]) -> bool:
     held = _TYPE_CHARS.get(base_type(s, c.type).split("(")[0].strip().lower().removeprefix("pg_catalog."))
     if held is not None and not set(held) & chars:
         return True
+    if _generated_none(s, t, c, chars):
+        return True
     return any(_confines(k.tree, c.name, chars) for k in t.constraints if k.kind == "check") or \
         any(_confines(tree, "value", chars) for tree in domain_checks(s, c.type))
+
+
+def _generated_none(s: Schema, t: Table, c, chars: frozenset[str]) -> bool:
+    """A generated column holds what its expression makes, and clients can write no other value: one from the
+    row's other columns through a sanitising function (`generated always as (regexp_replace(lower(name),
+    '[^a-z0-9]+', '-', 'g')) stored`) holds none of `chars` (evasion round 18 fp04's review). A generated column
+    reads no other generated column."""
+    text = c.default or ""
+    if not text.startswith("generated always as ("):
+        return False
+    try:
+        parsed = pgparse.parse(f"select {text[len('generated always as '):]}")
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return False
+    targets = (parsed[0]["stmt"].get("SelectStmt") or {}).get("targetList") or [] if len(parsed) == 1 else []
+    if len(targets) != 1:
+        return False
+
+    def column(fields: list[str]) -> frozenset[str]:
+        other = t.column(fields[-1]) if len(fields) == 1 else None
+        plain = other is not None and not (other.default or "").startswith("generated always as (")
+        return frozenset() if plain and _holds_none(s, t, other, chars) else chars
+    return not wildcards((targets[0].get("ResTarget") or {}).get("val"), column, chars)
 
 
 def _confines(node, name: str, chars: frozenset[str]) -> bool:
