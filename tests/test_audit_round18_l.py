@@ -130,3 +130,50 @@ def test_generated_slug_from_a_sanitising_function_holds_no_wildcard(after, foun
     keeps 'a'-'z', '0'-'9' and '-'; `lower(name)` keeps '%', and a dropped expression leaves a plain column."""
     sql = ORGS + _GENERATED + after + _STORAGE
     assert sorted(f.rule_id for f in audit_sql([("case.sql", sql)]) if f.rule_id == "BP083") == found
+
+
+_HELPER = """
+create function private.slugify(v text) returns text language sql immutable set search_path = '' as $$
+  select trim(both '-' from regexp_replace(lower(v), '[^a-z0-9]+', '-', 'g')) $$;
+"""
+_PLPGSQL_HELPER = """
+create function private.slugify(v text) returns text language plpgsql immutable set search_path = '' as $$
+begin
+  return trim(both '-' from regexp_replace(lower(v), '[^a-z0-9]+', '-', 'g'));
+end $$;
+"""
+_SHADOWED = """
+create function private.slugify(v text) returns text language plpgsql immutable set search_path = '' as $$
+declare v text := '%';
+begin
+  return lower(v);
+end $$;
+"""
+_LOWER = """
+create function private.slugify(v text) returns text language sql immutable set search_path = '' as $$
+  select lower($1) $$;
+"""
+
+
+@pytest.mark.parametrize("helper, found", [(_HELPER, []), (_PLPGSQL_HELPER, []), (_SHADOWED, ["BP083"]),
+                                           (_LOWER, ["BP083"])])
+@pytest.mark.parametrize("column", [
+    "alter table public.organizations add column slug text generated always as (private.slugify(name)) stored;",
+    """alter table public.organizations add column slug text;
+create function private.slug_trigger() returns trigger language plpgsql set search_path = '' as $$
+begin
+  new.slug := private.slugify(coalesce(new.slug, new.name));
+  return new;
+end $$;
+create trigger organizations_slug before insert or update on public.organizations
+  for each row execute function private.slug_trigger();
+""",
+])
+def test_slugify_helper_is_read_as_its_body(helper, found, column):
+    """fp04's review: a slug made by the migration's own slugify helper (SQL `select <expr>` or a PL/pgSQL RETURN)
+    holds what the helper's expression makes of its argument; a helper keeping '%' (`lower($1)`, a DECLARE
+    shadowing the parameter) does not sanitise."""
+    sql = ORGS + helper + column + """create policy orgs_update on public.organizations for update to authenticated
+  using (id = any (array(select private.organization_ids_with_role('owner'))));
+""" + _STORAGE
+    assert sorted(f.rule_id for f in audit_sql([("case.sql", sql)]) if f.rule_id == "BP083") == found

@@ -22,7 +22,7 @@ from ..pins import unwrap
 from ..tree import const, function_name, nodes, strings
 from .binding import _from_items
 from .common import base_type, domain_checks, lone_value
-from .wildcards import WILD, escaped, regex_admits, regex_escaped, trigger_sanitised, wildcards
+from .wildcards import WILD, escaped, inliner, regex_admits, regex_escaped, trigger_sanitised, wildcards
 
 Subject = Callable[[Any], bool]  # the node is the text matched (an object's name, the topic)
 
@@ -259,7 +259,7 @@ def _unsafe_column(s: Schema, tables: dict[str, Table], piece, chars: frozenset[
         return chars if t is None or f"{t.qualified}.{c.name}" in unsafe else frozenset()
     if escaped(piece) if chars == LIKE else regex_escaped(piece, chars):
         return None
-    return unsafe[0] if wildcards(piece, held, chars) else None
+    return unsafe[0] if wildcards(piece, held, chars, inliner(s)) else None
 
 
 def _owner(tables: dict[str, Table], fields: list[str]) -> tuple[Table | None, Any]:
@@ -309,7 +309,7 @@ def _generated_none(s: Schema, t: Table, c, chars: frozenset[str]) -> bool:
         other = t.column(fields[-1]) if len(fields) == 1 else None
         plain = other is not None and not (other.default or "").startswith("generated always as (")
         return frozenset() if plain and _holds_none(s, t, other, chars) else chars
-    return not wildcards((targets[0].get("ResTarget") or {}).get("val"), column, chars)
+    return not wildcards((targets[0].get("ResTarget") or {}).get("val"), column, chars, inliner(s))
 
 
 def _confines(node, name: str, chars: frozenset[str]) -> bool:

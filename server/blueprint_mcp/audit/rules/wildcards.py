@@ -37,11 +37,14 @@ _KEEP_ONLY = re.compile(r"^\[\^([^\]\\\[]+)\][+*]?$")
 _ESCAPE_ALL = {f"([{''.join(order)}])" for order in permutations(("\\\\", "%", "_"))}  # ([\\%_]) ...
 
 Column = Callable[[list[str]], frozenset[str]]  # a ColumnRef's fields -> the wildcards its value may hold
+# A FuncCall's body -> the expression it returns for these arguments and the Inline to read that with; None: unread.
+Inline = Callable[[dict], "tuple[Any, Inline] | None"]
 
 
-def wildcards(node: Any, column: Column, chars: frozenset[str] = WILD) -> frozenset[str]:
+def wildcards(node: Any, column: Column, chars: frozenset[str] = WILD, inline: Inline | None = None) -> frozenset[str]:
     """The characters of `chars` (LIKE's wildcards unless told: a regular expression's metacharacters for `~`,
-    evasion round 16 e10) the expression's text may hold; all of them for what cannot be read."""
+    evasion round 16 e10) the expression's text may hold; all of them for what cannot be read. `inline` gives a
+    call of the migration's own function as the expression it returns (`inliner`)."""
     node = unwrap(node)
     if not isinstance(node, dict) or len(node) != 1:
         return chars
@@ -52,9 +55,9 @@ def wildcards(node: Any, column: Column, chars: frozenset[str] = WILD) -> frozen
     if kind == "ColumnRef":
         return column(strings(body.get("fields"))) & chars
     if kind == "A_Expr" and strings(body.get("name")) == ["||"]:
-        return wildcards(body.get("lexpr"), column, chars) | wildcards(body.get("rexpr"), column, chars)
+        return wildcards(body.get("lexpr"), column, chars, inline) | wildcards(body.get("rexpr"), column, chars, inline)
     if kind == "CoalesceExpr":
-        return frozenset().union(*(wildcards(a, column, chars) for a in body.get("args") or []))
+        return frozenset().union(*(wildcards(a, column, chars, inline) for a in body.get("args") or []))
     if kind != "FuncCall" or body.get("over") or body.get("agg_star"):
         return chars
     name = function_name(body).split(".")[-1]
@@ -62,25 +65,101 @@ def wildcards(node: Any, column: Column, chars: frozenset[str] = WILD) -> frozen
     if name in _HEX:
         return _NONE
     if name in _SUBSET and args:
-        return wildcards(args[0], column, chars)
+        return wildcards(args[0], column, chars, inline)
     if name == "concat":
-        return frozenset().union(*(wildcards(a, column, chars) for a in args))
+        return frozenset().union(*(wildcards(a, column, chars, inline) for a in args))
     texts = [const(unwrap(a)) for a in args]
     if name == "replace" and len(args) == 3 and isinstance(texts[1], str):
         # Removing or replacing a text creates no character beyond the replacement's.
-        kept = wildcards(args[0], column, chars) - (frozenset(texts[1]) if len(texts[1]) == 1 else _NONE)
-        return kept | wildcards(args[2], column, chars)
+        kept = wildcards(args[0], column, chars, inline) - (frozenset(texts[1]) if len(texts[1]) == 1 else _NONE)
+        return kept | wildcards(args[2], column, chars, inline)
     if name == "translate" and len(args) == 3 and isinstance(texts[1], str) and isinstance(texts[2], str):
         source, target = texts[1], texts[2]
         if chars & set(target):
             return chars
-        return frozenset(c for c in wildcards(args[0], column, chars) if c not in source)
+        return frozenset(c for c in wildcards(args[0], column, chars, inline) if c not in source)
     if name == "regexp_replace" and len(args) == 4 and all(isinstance(t, str) for t in texts[1:]) and \
             "g" in texts[3] and "\\" not in texts[2]:
         keep = _KEEP_ONLY.match(texts[1])
         if keep:  # what is left is the class's characters and the replacement's
             return _class(keep.group(1), chars) | frozenset(c for c in texts[2] if c in chars)
-    return chars
+    expanded = inline(body) if inline is not None else None
+    return chars if expanded is None else wildcards(expanded[0], column, chars, expanded[1])
+
+
+def inliner(s: Schema, depth: int = 8) -> Inline:
+    """Calls of the migration's own functions read as their bodies (evasion round 18 fp04's review: a slugify
+    helper, `private.slugify(coalesce(new.slug, new.name))`, or a generated column of it): a function the name
+    names alone (no overload, no default used, no named argument), SQL `select <expression>` without FROM or a
+    PL/pgSQL body that is one RETURN, its parameters (by name or `$n`) replaced by the call's arguments. `depth`
+    bounds helpers calling helpers (and a function calling itself)."""
+    def inline(call: dict) -> tuple[Any, Inline] | None:
+        name = function_name(call)
+        found = [f for f in s.functions if (f.qualified if "." in name else f.name) == name and not f.procedure]
+        args = call.get("args") or []
+        if depth <= 0 or len(found) != 1 or call.get("agg_star") or call.get("agg_distinct") or call.get("over") \
+                or call.get("func_variadic") or any("NamedArgExpr" in (a or {}) for a in args):
+            return None
+        f = found[0]
+        try:
+            parameters = pgparse.parse(f"create function f({f.args}) returns int language sql as 'select 1'")[0][
+                "stmt"]["CreateFunctionStmt"].get("parameters") or []
+        except (pgparse.PGQueryError, RecursionError, ValueError, KeyError, IndexError):
+            return None
+        names = [(p.get("FunctionParameter") or {}).get("name", "").lower() for p in parameters]
+        modes = {(p.get("FunctionParameter") or {}).get("mode") for p in parameters}
+        if len(names) != len(args) or not modes <= {"FUNC_PARAM_IN", "FUNC_PARAM_DEFAULT"}:
+            return None
+        expr = _returned(f.language.lower(), f.body)
+        bound = {**{n: a for n, a in zip(names, args) if n}, **{i + 1: a for i, a in enumerate(args)}}
+        refs = [([x.lower() for x in strings(b.get("fields"))] if k == "ColumnRef" else [b.get("number")], b)
+                for k, b in nodes(expr) if k in ("ColumnRef", "ParamRef")]
+        if expr is None or any(len(r) != 1 or r[0] not in bound or len(b.get("fields") or [1]) != 1 for r, b in refs):
+            return None  # (a name the body declares, or none it knows, is no argument's text)
+        return _bind(expr, bound), inliner(s, depth - 1)
+    return inline
+
+
+def _returned(language: str, body: str) -> Any:
+    """The one expression a function body returns: `select <expr>` (SQL) or `return <expr>;` (PL/pgSQL)."""
+    try:
+        if language == "sql":
+            parsed = pgparse.parse(body)
+            select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+        elif language == "plpgsql":
+            tree = pgparse.parse_pgsql(f"create function f() returns text language plpgsql as {dollar_quoted(body)}")
+            function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
+            block = (function.get("action") or {}).get("PLpgSQL_stmt_block") or {}
+            declared = [d for d in function.get("datums") or []
+                        if (d.get("PLpgSQL_var") or {}).get("refname") != "found"]
+            statements = block.get("body") or [] if not declared else []  # (a DECLARE may shadow a parameter)
+            ret = statements[0].get("PLpgSQL_stmt_return") if len(statements) == 1 and not block.get(
+                "exceptions") and isinstance(statements[0], dict) else None
+            expr = ((ret or {}).get("expr") or {}).get("PLpgSQL_expr") or {}
+            parsed = pgparse.parse(embedded_sql(expr.get("query", ""), expr.get("parseMode", 0))) if expr else []
+            select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
+        else:
+            return None
+    except (pgparse.PGQueryError, RecursionError, ValueError, KeyError, IndexError, AttributeError):
+        return None
+    if not isinstance(select, dict) or set(select) - {"targetList", "limitOption", "op"} or \
+            len(select.get("targetList") or []) != 1:
+        return None
+    return (select["targetList"][0].get("ResTarget") or {}).get("val")
+
+
+def _bind(node: Any, bound: dict) -> Any:
+    """The expression with each parameter reference (a bare name, `$n`) replaced by its argument."""
+    if isinstance(node, list):
+        return [_bind(x, bound) for x in node]
+    if not isinstance(node, dict):
+        return node
+    if "ParamRef" in node and len(node) == 1:
+        return bound.get(node["ParamRef"].get("number"), node)
+    fields = strings((node.get("ColumnRef") or {}).get("fields")) if len(node) == 1 else []
+    if len(fields) == 1 and fields[0].lower() in bound:
+        return bound[fields[0].lower()]
+    return {k: _bind(v, bound) for k, v in node.items()}
 
 
 def _class(members: str, chars: frozenset[str]) -> frozenset[str]:
@@ -261,7 +340,8 @@ def trigger_sanitised(s: Schema, t: Table, column: str, plain: Column, chars: fr
         fn = find_function(s, trigger.function)
         if fn is not None and fn.assigns is not None and column not in fn.assigns:
             continue  # (never sets the column)
-        if fn is None or fn.language.lower() != "plpgsql" or not _sets_first(fn.body, column, plain, chars):
+        if fn is None or fn.language.lower() != "plpgsql" or \
+                not _sets_first(fn.body, column, plain, chars, inliner(s)):
             return False  # (it may set the column to anything, after the sanitising trigger)
         sanitising.append(trigger)
 
@@ -354,7 +434,8 @@ def _upserted(insert: dict) -> list[str]:
         if conflict.get("action") == "ONCONFLICT_UPDATE" else []
 
 
-def _sets_first(body: str, column: str, plain: Column, chars: frozenset[str] = WILD) -> bool:
+def _sets_first(body: str, column: str, plain: Column, chars: frozenset[str] = WILD,
+                inline: Inline | None = None) -> bool:
     try:
         tree = pgparse.parse_pgsql(f"create function f() returns trigger language plpgsql as {dollar_quoted(body)}")
     except (pgparse.PGQueryError, RecursionError, ValueError):
@@ -390,5 +471,5 @@ def _sets_first(body: str, column: str, plain: Column, chars: frozenset[str] = W
             targets = select.get("targetList") or []
             if len(targets) != 1 or select.get("fromClause"):
                 return False
-            return not wildcards((targets[0].get("ResTarget") or {}).get("val"), plain, chars)
+            return not wildcards((targets[0].get("ResTarget") or {}).get("val"), plain, chars, inline)
     return False
