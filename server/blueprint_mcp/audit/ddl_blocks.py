@@ -18,7 +18,8 @@ names (round 17 fp03). A function or procedure of the model that a migration cal
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pgparse
@@ -29,7 +30,8 @@ from .do_conditions import Facts, LoopRows
 from .do_loops import FIELD_MARK, WILD, statements
 from .parser import parse
 from .platform import MANAGED_SCHEMAS
-from .tree import strings
+from ..sql.ident import literal
+from .tree import const, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -258,15 +260,18 @@ _MAX_DEPTH = 8
 
 def replay(r: Reader, call: dict, st: Stmt, unsure: bool) -> None:
     """A function or procedure of the model that a migration's statement calls (`select f()`, `perform f()` in a
-    DO block, `call p()`) runs its body there and then: its statements are applied as a DO block's are, its
-    parameters being values the body cannot spell (evasion round 17 e04: `select private.set_public_rls(false)`
-    over a body that loops `alter table ... disable row level security` over pg_tables). Several overloads, or a
-    call that may not run (`unsure`), make every statement one that may not have run."""
+    DO block, `call p()`) runs its body there and then: its statements are applied as a DO block's are (evasion
+    round 17 e04: `select private.set_public_rls(false)` over a body that loops `alter table ... disable row level
+    security` over pg_tables). A parameter the call gives a constant (or leaves to its constant DEFAULT) is that
+    value in the body, so its tests and CASEs of it are decided and its EXECUTEs name what it names (round 18 fp01,
+    fp02, fp02b); any other stays a value the body cannot spell. A name without a schema is looked up along the
+    search_path in force (round 18 e05). Several overloads, or a call that may not run (`unsure`), make every
+    statement one that may not have run."""
     names = strings(call.get("funcname"))
     if not names or len(names) > 2 or len(r.replaying) >= _MAX_DEPTH:
         return
     unsure = unsure or r.unsure > 0
-    schemas = names[:1] if len(names) == 2 else list(dict.fromkeys((r.creation_schema, "public")))
+    schemas = names[:1] if len(names) == 2 else list(dict.fromkeys((*r.search_path, r.creation_schema, "public")))
     found = next((fs for fs in (r.functions(schema, names[-1], None) for schema in schemas) if fs), [])
     for f in found:
         language = f.language.lower()
@@ -275,10 +280,11 @@ def replay(r: Reader, call: dict, st: Stmt, unsure: bool) -> None:
         r.replaying.add(f.qualified)
         try:
             pinned = st.inner(st.text, -1)  # (what it runs is written in the function, not at the call)
+            body = _bound(f.body, _arguments(f._parameters, call)) if len(found) == 1 else f.body
             if language == "plpgsql":
-                _run(r, pinned, f"do {_TAG}{f.body}{_TAG}", unsure or len(found) > 1)
+                _run(r, pinned, f"do {_TAG}{body}{_TAG}", unsure or len(found) > 1)
             else:
-                for raw in parse(f.body):
+                for raw in parse(body):
                     node = raw.get("stmt") or {}
                     node = _unsure(r, node) if unsure or len(found) > 1 else node
                     if node and "TransactionStmt" not in node:
@@ -287,6 +293,105 @@ def replay(r: Reader, call: dict, st: Stmt, unsure: bool) -> None:
             pass  # a body PostgreSQL would reject fails when called: it changed nothing
         finally:
             r.replaying.discard(f.qualified)
+
+
+def _arguments(parameters: list | None, call: dict) -> dict[str, str]:
+    """The SQL literal each input parameter (by name and as $n) holds for this call: a constant argument, given by
+    position or by name (`p => v`), or the parameter's constant DEFAULT when the call leaves it out. A parameter
+    given anything else, a VARIADIC one, or any parameter of a call with `*` or VARIADIC, is left out."""
+    if call.get("agg_star") or call.get("func_variadic"):
+        return {}
+    params = [p.get("FunctionParameter") or {} for p in parameters or []]
+    params = [p for p in params if p.get("mode", "FUNC_PARAM_DEFAULT") in ("FUNC_PARAM_IN", "FUNC_PARAM_DEFAULT",
+                                                                             "FUNC_PARAM_INOUT")]
+    given = call.get("args") or []
+    positional = [a for a in given if "NamedArgExpr" not in a]
+    named = {(a["NamedArgExpr"].get("name") or ""): a["NamedArgExpr"].get("arg") for a in given if "NamedArgExpr" in a}
+    out: dict[str, str] = {}
+    for i, p in enumerate(params):
+        if p.get("mode") == "FUNC_PARAM_VARIADIC":
+            break
+        name = p.get("name")
+        value = positional[i] if i < len(positional) else named.get(name or "", p.get("defexpr"))
+        text = _literal(value)
+        if text is None:
+            continue
+        out[f"${i + 1}"] = text
+        if name:
+            out[name.lower()] = text
+    return out
+
+
+def _literal(node: Any) -> str | None:
+    """A constant as SQL (under casts, which are kept off: the parameter's type is the body's business)."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    body = node.get("A_Const") if isinstance(node, dict) else None
+    if not isinstance(body, dict):
+        return None
+    if body.get("isnull"):
+        return "null"
+    value = const(node)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"({value})"
+    return literal(value) if isinstance(value, str) else None
+
+
+_TOKEN = re.compile(r"""\$[A-Za-z_]?[A-Za-z0-9_]*\$|--[^\n]*|/\*|[Ee]'|'|"|\$\d+|[A-Za-z_][A-Za-z0-9_$]*""")
+
+
+def _bound(body: str, values: dict[str, str]) -> str:
+    """The body with each bound parameter written as its value where PL/pgSQL reads it as the variable: an
+    unquoted name (or $n) outside strings, quoted names and comments, not qualified (`x.p`), not a call (`p(`),
+    a named argument (`p =>`) or a %TYPE."""
+    if not values:
+        return body
+    out, at = [], 0
+    while True:
+        m = _TOKEN.search(body, at)
+        if m is None:
+            break
+        token, end = m.group(), m.end()
+        if token.startswith("--"):
+            pass
+        elif token == "/*":
+            close = body.find("*/", end)
+            end = len(body) if close < 0 else close + 2
+        elif token in ("'", "E'", "e'"):
+            end = _quote_end(body, end, "'", token != "'")
+        elif token == '"':
+            end = _quote_end(body, end, '"', False)
+        elif token.startswith("$") and token.endswith("$") and len(token) > 1 and not token[1:].isdigit():
+            close = body.find(token, end)
+            end = len(body) if close < 0 else close + len(token)
+        elif token.lower() in values:
+            before = body[:m.start()].rstrip()
+            after = body[end:].lstrip()
+            if not before.endswith(".") and not after.startswith((".", "(", "=>", "%")):
+                out.append(body[at:m.start()] + values[token.lower()])
+                at = end
+                continue
+        out.append(body[at:end])
+        at = end
+    out.append(body[at:])
+    return "".join(out)
+
+
+def _quote_end(body: str, at: int, quote: str, escapes: bool) -> int:
+    while at < len(body):
+        c = body[at]
+        if escapes and c == "\\":
+            at += 2
+            continue
+        if c == quote:
+            if body[at + 1:at + 2] == quote:
+                at += 2
+                continue
+            return at + 1
+        at += 1
+    return at
 
 
 def call_statement(r: Reader, n: dict, st: Stmt) -> None:

@@ -355,6 +355,7 @@ def create_function(r: Reader, n: dict, st: Stmt) -> None:
     f = Function(schema_name=schema, name=name, args=args, arg_types=arg_types, returns=returns, language="sql",
                  search_path=None, body="", execute_roles=list(roles), location=st.loc(),
                  procedure=bool(n.get("is_procedure")))
+    f._parameters = n.get("parameters")
     _apply_options(f, n.get("options"), r.creation_schema)
     _analyse(f, n, st)
     r.add_function(f)
@@ -948,8 +949,11 @@ def set_variable(r: Reader, n: dict, st: Stmt) -> None:
     # transaction outlives the transaction (evasion round 17 e06).
     if n.get("is_local"):
         r.session_schema = r.creation_schema if r.session_schema is None else r.session_schema
+        r.session_path = r.search_path if r.session_path is None else r.session_path
     else:
-        r.session_schema = None
+        r.session_schema = r.session_path = None
+    # (pg_catalog is searched first, implicitly; the model holds none of its functions)
+    r.search_path = usable if n.get("kind") == "VAR_SET_VALUE" else ["public"]
     # PostgreSQL creates in the first schema of the path that exists when the statement runs: one a later
     # migration creates is passed over (evasion round 16 e12: the table lands in public, without RLS).
     r.creation_schema = next((x for x in usable if _schema_exists(r, x)), "public")

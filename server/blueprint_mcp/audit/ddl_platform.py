@@ -112,19 +112,65 @@ _QUEUE_COLUMNS = (("msg_id", "bigint"), ("read_ct", "integer"), ("enqueued_at", 
                   ("message", "jsonb"))
 
 
-def select(r: Reader, n: dict, st: Stmt) -> None:
-    """`select ... into <table>` (a table, as CREATE TABLE AS makes one); `select pgmq.create('jobs')` (also
-    in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
-    if "intoClause" in n or n.get("op", "SETOP_NONE") != "SETOP_NONE":
-        select_into(r, n, st)
-    # The functions of the model it calls run their bodies (evasion round 17 e04): for certain when called
-    # in the target list of a SELECT that has no FROM, WHERE or set operation, otherwise perhaps.
+def _replay_select(r: Reader, n: dict, st: Stmt) -> None:
+    """The functions of the model a SELECT calls run their bodies (evasion round 17 e04): for certain when called
+    in the target list of a SELECT that has no FROM, WHERE or set operation, otherwise perhaps."""
     plain = not any(n.get(k) for k in ("fromClause", "whereClause", "havingClause", "limitCount", "valuesLists")) \
         and n.get("op", "SETOP_NONE") == "SETOP_NONE"
     direct = [id(t.get("ResTarget", {}).get("val", {}).get("FuncCall")) for t in n.get("targetList") or []]
     for kind, call in nodes(n):
         if kind == "FuncCall":
             ddl_blocks.replay(r, call, st, not (plain and id(call) in direct))
+
+
+def _replay_all(r: Reader, tree: object, st: Stmt) -> None:
+    for kind, call in nodes(tree):
+        if kind == "FuncCall":
+            ddl_blocks.replay(r, call, st, True)
+
+
+def _evaluating(kind: str, handler: object) -> object:
+    """The handler of a statement that evaluates expressions, also running the functions of the model they call
+    (evasion round 18 e01b, e01c: `insert into log (note) select 'off: ' || private.set_public_rls(false)`, `create
+    table t as select private.set_public_rls(false)`): the query of INSERT ... SELECT/VALUES and of CREATE TABLE
+    AS / a materialized view made WITH DATA is read as a SELECT is (certain where it surely runs); any call of
+    UPDATE, DELETE, MERGE, COPY (query), EXPLAIN ANALYZE, PREPARE and of a column DEFAULT ALTER TABLE adds (it is
+    computed for the rows there) may run."""
+    def run(r: Reader, n: dict, st: Stmt) -> None:
+        if handler is not None:
+            handler(r, n, st)  # type: ignore[operator]
+        if kind == "InsertStmt":
+            query = (n.get("selectStmt") or {}).get("SelectStmt")
+            if query is not None and query.get("op", "SETOP_NONE") == "SETOP_NONE" and not query.get("valuesLists"):
+                _replay_select(r, query, st)
+            else:
+                _replay_all(r, n.get("selectStmt"), st)
+            _replay_all(r, [n.get("onConflictClause"), n.get("returningList"), n.get("withClause")], st)
+        elif kind == "CreateTableAsStmt":
+            if not (n.get("into") or {}).get("skipData"):
+                query = (n.get("query") or {}).get("SelectStmt")
+                if query is not None and "intoClause" not in query:
+                    _replay_select(r, query, st)
+                else:
+                    _replay_all(r, n.get("query"), st)
+        elif kind == "AlterTableStmt":
+            _replay_all(r, [((c.get("AlterTableCmd") or {}).get("def") or {}) for c in n.get("cmds") or []
+                            if (c.get("AlterTableCmd") or {}).get("subtype") == "AT_AddColumn"], st)
+        elif kind == "ExplainStmt":
+            if any((o.get("DefElem") or {}).get("defname") == "analyze" and const((o.get("DefElem") or {}).get("arg"))
+                   not in (False, "false", "off", 0) for o in n.get("options") or []):
+                _replay_all(r, n.get("query"), st)
+        elif kind != "CopyStmt" or n.get("query") is not None:
+            _replay_all(r, n, st)
+    return run
+
+
+def select(r: Reader, n: dict, st: Stmt) -> None:
+    """`select ... into <table>` (a table, as CREATE TABLE AS makes one); `select pgmq.create('jobs')` (also
+    in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
+    if "intoClause" in n or n.get("op", "SETOP_NONE") != "SETOP_NONE":
+        select_into(r, n, st)
+    _replay_select(r, n, st)
     calls = [t.get("ResTarget", {}).get("val", {}).get("FuncCall") for t in n.get("targetList") or []]
     calls += [i.get("FuncCall") for f in n.get("fromClause") or [] for fn in f.get("RangeFunction", {}).get(
         "functions") or [] for i in fn.get("List", {}).get("items") or []]
@@ -183,3 +229,6 @@ def transaction(r: Reader, n: dict, st: Stmt) -> None:
 
 HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "CreateExtensionStmt": create_extension,
                  "InsertStmt": insert, "SelectStmt": select, "TransactionStmt": transaction})
+for _kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt", "CopyStmt", "ExplainStmt",
+              "PrepareStmt", "AlterTableStmt"):
+    HANDLERS[_kind] = _evaluating(_kind, HANDLERS.get(_kind))  # type: ignore[assignment]

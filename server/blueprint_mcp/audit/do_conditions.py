@@ -141,7 +141,64 @@ def _conjuncts(node: Any) -> list[Any]:
     b = node.get("BoolExpr") if isinstance(node, dict) else None
     if b and b.get("boolop") == "AND_EXPR":
         return [x for a in b.get("args") or [] for x in _conjuncts(a)]
+    # A test of constants alone (a replayed function's parameter bound to its argument or default: `p_table is
+    # null or tablename = p_table` called with no argument; evasion round 18 fp02b) is decided: a true one tests
+    # nothing, and a disjunct decided false is no alternative.
+    if constant_truth(node) is True:
+        return []
+    if b and b.get("boolop") == "OR_EXPR":
+        if any(constant_truth(a) is True for a in b.get("args") or []):
+            return []
+        kept = [a for a in b.get("args") or [] if constant_truth(a) is not False]
+        if len(kept) == 1:
+            return _conjuncts(kept[0])
     return [node]
+
+
+_NULL = object()
+
+
+def _constant(node: Any) -> Any:
+    """The value of a constant (under casts): True/False, a text or number, _NULL for NULL; None otherwise."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    body = node.get("A_Const") if isinstance(node, dict) else None
+    if not isinstance(body, dict):
+        return None
+    return _NULL if body.get("isnull") else const(node)
+
+
+def constant_truth(node: Any) -> bool | None:
+    """The value of a condition made of constants alone (`true`, `not false`, `null is null`, `'a' = 'b'`, AND,
+    OR, NOT of those); None for anything else, or a NULL result. A replayed function's parameters are bound to
+    the call's constant arguments, so its tests of them are these (evasion round 18 fp01, fp02b)."""
+    if not isinstance(node, dict):
+        return None
+    value = _constant(node)
+    if isinstance(value, bool):
+        return value
+    b = node.get("BoolExpr")
+    if isinstance(b, dict):
+        values = [constant_truth(a) for a in b.get("args") or []]
+        if b.get("boolop") == "NOT_EXPR":
+            return None if len(values) != 1 or values[0] is None else not values[0]
+        decisive = b.get("boolop") == "OR_EXPR"
+        if decisive in values:
+            return decisive
+        return None if None in values or not values else not decisive
+    test = node.get("NullTest")
+    if isinstance(test, dict):
+        inner = _constant(test.get("arg"))
+        if inner is None:
+            return None
+        return (inner is _NULL) == (test.get("nulltesttype") != "IS_NOT_NULL")
+    expr = node.get("A_Expr")
+    if isinstance(expr, dict) and expr.get("kind") == "AEXPR_OP" and strings(expr.get("name")) in (["="], ["<>"]):
+        left, right = _constant(expr.get("lexpr")), _constant(expr.get("rexpr"))
+        if left is None or right is None or _NULL in (left, right) or type(left) is not type(right):
+            return None
+        return (left == right) == (strings(expr.get("name")) == ["="])
+    return None
 
 
 def _column(node: Any, aliases: dict[str, str]) -> str | None:

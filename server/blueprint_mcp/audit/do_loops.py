@@ -25,7 +25,7 @@ from typing import Any
 import pgparse
 
 from ..sql.ident import ident, literal
-from .do_conditions import Facts, LoopRows, condition, loop_names, select_rows
+from .do_conditions import Facts, LoopRows, condition, constant_truth, loop_names, select_rows
 from .tree import const, dotted, function_name, nodes, strings
 
 _STATEMENT, _EXPRESSION = 0, 2
@@ -65,6 +65,8 @@ def statements(do_statement: str, embedded_sql: Any,
     for datum in function.get("datums") or []:
         var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
         default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr") or {}
+        if "(" in default.get("query", ""):  # (a call in it runs, if its block does: evasion round 18 e01)
+            yield embedded_sql(default["query"], _EXPRESSION), True, None
         if default:
             _assign(assigned, var.get("refname"), _sublinks(
                 _expression(embedded_sql(default.get("query", ""), _EXPRESSION)), {}, wilds), {}, wilds, None)
@@ -96,6 +98,8 @@ def statements(do_statement: str, embedded_sql: Any,
                                                                          for f in frames) else guarded
                 if isinstance(uncertain, str) and undone:
                     uncertain = True  # (a handler may swallow its error on some row: it covers none for certain)
+                for text, later in _evaluated(kind, body, done, embedded_sql):
+                    yield text, True if later else uncertain, None
                 if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                     # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
                     # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
@@ -171,6 +175,41 @@ def statements(do_statement: str, embedded_sql: Any,
                         guarded = guarded or not _runs_once(kind, body)
                 value = body
         stack.extend((v, env, undone, None, guarded) for v in reversed(value.values()) if isinstance(v, dict | list))
+
+
+# The expressions a PL/pgSQL statement evaluates itself (its nested statements aside), by field, and whether each
+# is reached only after another of them (an ELSIF's test, a later WHEN's): a call in any of them runs (evasion round
+# 18 e01: `n := private.set_public_rls(false)`). EXECUTE's text and PERFORM/SQL statements are read elsewhere.
+_EVALUATED = {"PLpgSQL_stmt_assign": ("expr",), "PLpgSQL_stmt_if": ("cond", "elsif_list"),
+              "PLpgSQL_stmt_return": ("expr",), "PLpgSQL_stmt_return_next": ("expr",),
+              "PLpgSQL_stmt_return_query": ("query", "dynquery", "params"), "PLpgSQL_stmt_raise": ("params", "options"),
+              "PLpgSQL_stmt_assert": ("cond", "message"), "PLpgSQL_stmt_while": ("cond",),
+              "PLpgSQL_stmt_exit": ("cond",), "PLpgSQL_stmt_fori": ("lower", "upper", "step"),
+              "PLpgSQL_stmt_fors": ("query",), "PLpgSQL_stmt_foreach_a": ("expr",),
+              "PLpgSQL_stmt_dynfors": ("query", "params"), "PLpgSQL_stmt_dynexecute": ("params",),
+              "PLpgSQL_stmt_case": ("t_expr", "case_when_list"), "PLpgSQL_stmt_open": ("query", "dynquery", "params")}
+
+
+def _evaluated(kind: str, body: dict, done: set[int], embedded_sql: Any) -> Iterator[tuple[str, bool]]:
+    """Each expression of `_EVALUATED` that may call a function, as a statement (`select <expression>`), once."""
+    later = False
+    for field in _EVALUATED.get(kind, ()):
+        values = body.get(field)
+        for value in values if isinstance(values, list) else [values]:
+            if not isinstance(value, dict):
+                continue
+            inner = next(iter(value.values()), None) if len(value) == 1 else None
+            if isinstance(inner, dict) and "PLpgSQL_expr" not in value:  # (an ELSIF, a WHEN, a RAISE option)
+                value = inner.get("cond") or inner.get("expr") or {}
+            expr = value.get("PLpgSQL_expr") or {}
+            query = expr.get("query", "")
+            if "(" in query and id(expr) not in done:
+                done.add(id(expr))
+                text = embedded_sql(query, expr.get("parseMode", _EXPRESSION))
+                if text.strip():
+                    yield text, later
+            later = later or field in ("elsif_list", "case_when_list")
+        later = later or kind in ("PLpgSQL_stmt_if", "PLpgSQL_stmt_case")
 
 
 _FIELD = "\0"  # env[_FIELD + name]: the WILD_<n> a loop's row (or its field variables) stands for
@@ -305,6 +344,7 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
     if id(body) in done:
         return []
     tree = _sublinks(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))), env, wilds)
+    tree = _fold_cases(tree)  # (a CASE decided to one result computes that text for certain: round 18 fp01)
     variants = _variants(tree, env)
     varied = len(variants) > 1 or variants[0] is not tree
     out: list[tuple[str, bool, bool]] = []
@@ -466,8 +506,7 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
         return [tree]
     case = tree.get("CaseExpr")
     if isinstance(case, dict):
-        results = [(w.get("CaseWhen") or {}).get("result") for w in case.get("args") or []] + [case.get("defresult")]
-        return [v for r in results if r is not None for v in _variants(r, env)][:_MAX_VARIANTS] or [tree]
+        return [v for r in _case_results(case) if r is not None for v in _variants(r, env)][:_MAX_VARIANTS] or [tree]
     ref = tree.get("ColumnRef")
     if isinstance(ref, dict):
         name = strings(ref.get("fields"))
@@ -482,6 +521,40 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
         changed = changed or len(alternatives) > 1 or alternatives[0] is not value
         out = [{**o, key: a} for o in out for a in alternatives][:_MAX_VARIANTS]
     return out if changed else [tree]
+
+
+def _case_results(case: dict) -> list[Any]:
+    """The results a CASE may give: a WHEN decided false (its test of constants alone, as a replayed function's
+    test of a parameter bound to the call's argument is: `case when p_on then 'enable' else 'disable' end` called
+    with true; evasion round 18 fp01) gives nothing, and one decided true is the last that may."""
+    out = []
+    for w in case.get("args") or []:
+        when = w.get("CaseWhen") or {}
+        test = when.get("expr")
+        if case.get("arg") is not None:
+            test = {"A_Expr": {"kind": "AEXPR_OP", "name": [{"String": {"sval": "="}}], "lexpr": case["arg"],
+                               "rexpr": test}}
+        truth = constant_truth(test)
+        if truth is False:
+            continue
+        out.append(when.get("result"))
+        if truth is True:
+            return out
+    return [*out, case.get("defresult")]
+
+
+def _fold_cases(tree: Any) -> Any:
+    """The expression with each CASE whose tests of constants decide its one result replaced by that result."""
+    if isinstance(tree, list):
+        return [_fold_cases(t) for t in tree]
+    if not isinstance(tree, dict):
+        return tree
+    case = tree.get("CaseExpr")
+    if isinstance(case, dict):
+        results = _case_results(case)
+        if len(results) == 1 and results[0] is not None:
+            return _fold_cases(results[0])
+    return {k: _fold_cases(v) for k, v in tree.items()}
 
 
 def _expression(sql: str) -> Any:

@@ -124,6 +124,10 @@ class Reader:
         # The session's search_path schema while a SET LOCAL of the open transaction overrides it (evasion
         # round 17 e06: `set local search_path = internal` ends at COMMIT, so a later table lands in public).
         self.session_schema: str | None = None
+        # The whole search_path, along which a call of a function named without a schema is resolved (evasion round
+        # 18 e05), and the session's while a SET LOCAL overrides it.
+        self.search_path: list[str] = ["public"]
+        self.session_path: list[str] | None = None
         self.default_privileges = supabase_defaults()  # as ALTER DEFAULT PRIVILEGES leaves them
         # (schema, name) -> object: lookups stay constant-time on histories of 100,000 statements.
         self._tables: dict[tuple[str, str], Table] = {}
@@ -236,6 +240,8 @@ class Reader:
     def end_transaction(self, logged: bool = True) -> None:
         """A transaction ends (COMMIT, ROLLBACK, the end of a migration file, which the Supabase CLI runs as one
         batch, one implicit transaction, BEGIN written or not): its SET LOCAL search_path ends with it."""
+        if self.session_path is not None:
+            self.search_path, self.session_path = self.session_path, None
         if self.session_schema is not None:
             self.creation_schema, self.session_schema = self.session_schema, None
             if logged:

@@ -268,6 +268,8 @@ class Function(_Obj):
                           "(perform private.refuse(...)): column -> those functions, a guard where one raises.")
     # The parsed body, kept by the audit's parser for readings made only where a rule asks (`audit/callers.py`).
     _body: Any = PrivateAttr(default=None)
+    # Its parameters as parsed (with their DEFAULTs), for a call the audit replays (evasion round 18 fp02b).
+    _parameters: Any = PrivateAttr(default=None)
 
     @property
     def qualified(self) -> str:
