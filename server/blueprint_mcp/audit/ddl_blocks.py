@@ -345,7 +345,9 @@ _TOKEN = re.compile(r"""\$[A-Za-z_]?[A-Za-z0-9_]*\$|--[^\n]*|/\*|[Ee]'|'|"|\$\d+
 def _bound(body: str, values: dict[str, str]) -> str:
     """The body with each bound parameter written as its value where PL/pgSQL reads it as the variable: an
     unquoted name (or $n) outside strings, quoted names and comments, not qualified (`x.p`), not a call (`p(`),
-    a named argument (`p =>`) or a %TYPE."""
+    a named argument (`p =>`), a %TYPE, an assignment's target or an object's name (`_NAMING`)."""
+    # (a parameter the body assigns, `p := ...` or `... into p`, holds the argument only until then: left unbound)
+    values = {k: v for k, v in values.items() if not re.search(_ASSIGNED.format(re.escape(k)), body, re.I)}
     if not values:
         return body
     out, at = [], 0
@@ -369,7 +371,9 @@ def _bound(body: str, values: dict[str, str]) -> str:
         elif token.lower() in values:
             before = body[:m.start()].rstrip()
             after = body[end:].lstrip()
-            if not before.endswith(".") and not after.startswith((".", "(", "=>", "%")):
+            word = re.search(r"[A-Za-z_]+$", before)
+            if not before.endswith(".") and not after.startswith((".", "(", "=>", "%", ":=")) \
+                    and not (word and word.group().lower() in _NAMING):
                 out.append(body[at:m.start()] + values[token.lower()])
                 at = end
                 continue
@@ -377,6 +381,16 @@ def _bound(body: str, values: dict[str, str]) -> str:
         at = end
     out.append(body[at:])
     return "".join(out)
+
+
+_ASSIGNED = (r"(?<![\w.$]){0}\s*:=|(?:^|;|\bbegin|\bthen|\belse|\bloop)\s*{0}\s*=(?!=)"
+             r"|\binto\s+(?:strict\s+)?(?:[\w$.]+\s*,\s*)*{0}(?![\w$])")
+
+# Words after which a name is an object's, never a value PL/pgSQL substitutes (and in a utility statement it
+# substitutes none): `alter table p_table ...` names a table called p_table.
+_NAMING = frozenset(("table", "on", "into", "update", "from", "join", "column", "function", "procedure", "schema",
+                     "index", "policy", "view", "type", "trigger", "sequence", "references", "extension", "role",
+                     "only", "to", "constraint", "exists", "domain", "declare", "alias", "cursor"))
 
 
 def _quote_end(body: str, at: int, quote: str, escapes: bool) -> int:
