@@ -27,3 +27,52 @@ create policy members_select on public.organization_members for select to authen
 create policy orgs_select on public.organizations for select to authenticated
   using (id = any (array(select private.organization_ids_with_role('viewer'))));
 """
+
+# Projects of an organisation its members read.
+PROJECTS = """
+create table public.projects (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  name text not null,
+  notes text,
+  unique (organization_id, id)
+);
+create index on public.projects (organization_id);
+alter table public.projects enable row level security;
+create policy projects_select on public.projects for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
+"""
+
+
+def invitations(schema: str = "private", by: str = "token") -> str:
+    """Invitations read by admins, and `<schema>.accept_invitation(p_<by>)`, which copies the role of the invitation
+    addressed to the caller's e-mail (found by its token or its id) into a membership: what BP087 and BP073 read."""
+    token = ",\n  token uuid not null default gen_random_uuid() unique" if by == "token" else ""
+    arg = "p_token" if by == "token" else "p_invitation"
+    column = "token" if by == "token" else "id"
+    return f"""
+create table public.invitations (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  email text not null,
+  role public.member_role not null default 'member'{token}
+);
+create index on public.invitations (organization_id);
+alter table public.invitations enable row level security;
+create policy invitations_select on public.invitations for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
+create function {schema}.accept_invitation({arg} uuid) returns uuid
+language plpgsql security definer set search_path = '' as $$
+declare inv public.invitations;
+begin
+  select * into inv from public.invitations i
+   where i.{column} = {arg} and lower(i.email) = lower((select auth.jwt()) ->> 'email') for update;
+  if not found then raise exception 'invalid invitation' using errcode = 'P0002'; end if;
+  insert into public.organization_members (organization_id, user_id, role)
+  values (inv.organization_id, (select auth.uid()), inv.role) on conflict (organization_id, user_id) do nothing;
+  delete from public.invitations where id = inv.id;
+  return inv.organization_id;
+end $$;
+revoke all on function {schema}.accept_invitation(uuid) from public, anon;
+grant execute on function {schema}.accept_invitation(uuid) to authenticated;
+"""

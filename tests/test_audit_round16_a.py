@@ -9,37 +9,11 @@ import pytest
 
 from blueprint_mcp.audit import audit_sql
 
-from audit_world import ORGS
+from audit_world import ORGS, invitations
 
 # Round 15's invitation schema, cut to what BP087 reads: accept_invitation copies invitations.role into a membership,
 # and clients write invitations only through private.invite_member (no insert policy).
-_SCHEMA = ORGS + """
-create table public.invitations (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  email text not null,
-  role public.member_role not null default 'member',
-  token uuid not null default gen_random_uuid() unique
-);
-create index on public.invitations (organization_id);
-alter table public.invitations enable row level security;
-create policy invitations_select on public.invitations for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
-create function private.accept_invitation(p_token uuid) returns uuid
-language plpgsql security definer set search_path = '' as $$
-declare inv public.invitations;
-begin
-  select * into inv from public.invitations i
-   where i.token = p_token and lower(i.email) = lower((select auth.jwt()) ->> 'email') for update;
-  if not found then raise exception 'invalid invitation' using errcode = 'P0002'; end if;
-  insert into public.organization_members (organization_id, user_id, role)
-  values (inv.organization_id, (select auth.uid()), inv.role) on conflict (organization_id, user_id) do nothing;
-  delete from public.invitations where id = inv.id;
-  return inv.organization_id;
-end $$;
-revoke all on function private.accept_invitation(uuid) from public, anon;
-grant execute on function private.accept_invitation(uuid) to authenticated;
-"""
+_SCHEMA = ORGS + invitations("private", "token")
 
 _MEMBERS_ONLY = """
   if not p_org = any (array(select private.organization_ids_with_role('member'))) then

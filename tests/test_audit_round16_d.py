@@ -8,22 +8,10 @@ import pytest
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.findings import Level
 
-from audit_world import ORGS
+from audit_world import ORGS, PROJECTS
 
 # The world of the round: organisations, memberships with a ranked role, the caller's organisations by role.
-PRELUDE = ORGS + """
-create table public.projects (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  name text not null,
-  notes text,
-  unique (organization_id, id)
-);
-create index on public.projects (organization_id);
-alter table public.projects enable row level security;
-create policy projects_select on public.projects for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
-"""
+PRELUDE = ORGS + PROJECTS
 
 
 def _fired(sql: str) -> set[str]:

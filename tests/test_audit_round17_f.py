@@ -8,21 +8,9 @@ import pytest
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.findings import Level
 
-from audit_world import ORGS
+from audit_world import ORGS, PROJECTS, invitations
 
-PRELUDE = ORGS + """
-create table public.projects (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  name text not null,
-  notes text,
-  unique (organization_id, id)
-);
-create index on public.projects (organization_id);
-alter table public.projects enable row level security;
-create policy projects_select on public.projects for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
-"""
+PRELUDE = ORGS + PROJECTS
 
 
 def _fired(sql: str) -> set[str]:
@@ -65,33 +53,7 @@ def test_e01_the_authors_pick_with_the_organisation_test_is_clean():
 
 # --- e03 / e03b: the role tested, then reassigned before the write (BP087) ---------------------------------------
 
-_INVITE = """
-create table public.invitations (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  email text not null,
-  role public.member_role not null default 'member',
-  token uuid not null default gen_random_uuid() unique
-);
-create index on public.invitations (organization_id);
-alter table public.invitations enable row level security;
-create policy invitations_select on public.invitations for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
-create function public.accept_invitation(p_token uuid) returns uuid
-language plpgsql security definer set search_path = '' as $$
-declare inv public.invitations;
-begin
-  select * into inv from public.invitations i
-   where i.token = p_token and lower(i.email) = lower((select auth.jwt()) ->> 'email') for update;
-  if not found then raise exception 'invalid invitation' using errcode = 'P0002'; end if;
-  insert into public.organization_members (organization_id, user_id, role)
-  values (inv.organization_id, (select auth.uid()), inv.role) on conflict (organization_id, user_id) do nothing;
-  delete from public.invitations where id = inv.id;
-  return inv.organization_id;
-end $$;
-revoke all on function public.accept_invitation(uuid) from public, anon;
-grant execute on function public.accept_invitation(uuid) to authenticated;
-{helper}
+_INVITE = invitations("public", "token") + """{helper}
 create function public.invite_member(p_org uuid, p_email text, p_role {type} default 'member') returns uuid
 language plpgsql security definer set search_path = '' as $$
 declare v_id uuid;

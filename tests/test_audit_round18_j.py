@@ -8,7 +8,7 @@ import pytest
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.audit.findings import Level
 
-from audit_world import ORGS
+from audit_world import ORGS, invitations
 
 
 def _fired(sql: str) -> set[str]:
@@ -60,32 +60,7 @@ def test_e03_the_assignees_pick_with_the_organisation_test_is_clean():
     assert _fired(_task("assignee_id", _MEMBER_ORGS)) == set()
 
 
-_ACCEPT = """
-create table public.invitations (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  email text not null,
-  role public.member_role not null default 'member'
-);
-create index on public.invitations (organization_id);
-alter table public.invitations enable row level security;
-create policy invitations_select on public.invitations for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
-create function public.accept_invitation(p_invitation uuid) returns uuid
-language plpgsql security definer set search_path = '' as $$
-declare inv public.invitations;
-begin
-  select * into inv from public.invitations i
-   where i.id = p_invitation and lower(i.email) = lower((select auth.jwt()) ->> 'email') for update;
-  if not found then raise exception 'invalid invitation' using errcode = 'P0002'; end if;
-  insert into public.organization_members (organization_id, user_id, role)
-  values (inv.organization_id, (select auth.uid()), inv.role) on conflict (organization_id, user_id) do nothing;
-  delete from public.invitations where id = inv.id;
-  return inv.organization_id;
-end $$;
-revoke all on function public.accept_invitation(uuid) from public, anon;
-grant execute on function public.accept_invitation(uuid) to authenticated;
-"""
+_ACCEPT = invitations("public", "id")
 
 
 def test_e03_an_invitation_addressed_to_the_callers_email_stays_addressed_to_them():
