@@ -317,26 +317,25 @@ def _and(a, b):
     return False if a is False or b is False else None if a is None or b is None else True
 
 
-def _any(tests):
-    if any(t == frozenset({True}) for t in tests):
-        return frozenset({True})
+def _fold(tests, settles: bool, join):
+    """The outcomes of tests joined by OR (`settles` True, `join` _or) or AND (False, _and): one test that settles
+    the join settles it, an unknown one leaves it unknown, else every combination of outcomes is joined."""
+    if any(t == frozenset({settles}) for t in tests):
+        return frozenset({settles})
     if any(t is _UNKNOWN for t in tests):
         return _UNKNOWN
-    result = frozenset({False})
+    result = frozenset({not settles})
     for t in tests:
-        result = frozenset(_or(x, y) for x in result for y in t)
+        result = frozenset(join(x, y) for x in result for y in t)
     return result
+
+
+def _any(tests):
+    return _fold(tests, True, _or)
 
 
 def _all(tests):
-    if any(t == frozenset({False}) for t in tests):
-        return frozenset({False})
-    if any(t is _UNKNOWN for t in tests):
-        return _UNKNOWN
-    result = frozenset({True})
-    for t in tests:
-        result = frozenset(_and(x, y) for x in result for y in t)
-    return result
+    return _fold(tests, False, _and)
 
 
 def _lift(spec):
