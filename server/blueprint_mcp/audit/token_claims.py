@@ -265,6 +265,8 @@ class _Reader:
             tests = [_compare(left, v, op) for v in items]
             return _any(tests) if any_of else _all(tests)
         right = self.value(body.get("rexpr"), depth)
+        if kind == "AEXPR_OP" and op in ("+", "-") and body.get("lexpr") is not None:
+            return _shifted(left, right, body.get("lexpr"), body.get("rexpr"), op)
         if kind in ("AEXPR_DISTINCT", "AEXPR_NOT_DISTINCT"):
             distinct = _distinct(left, right)
             return distinct if distinct is _UNKNOWN or kind == "AEXPR_DISTINCT" else frozenset(not v for v in distinct)
@@ -519,8 +521,17 @@ def _distinct(a, b):
 
 
 # `a op b` of a claim and the request's clock (or the clock and a claim) where it is decided: `exp` is later than the
-# clock, `iat` not later (an equal second leaves `iat < now()` and `iat >= now()` open)
+# clock, `iat` not later (an equal second leaves `iat < now()` and `iat >= now()` open); "later" is the clock plus a
+# positive offset and "earlier" the clock minus one (evasion round 19 e07: `iat < extract(epoch from now()) + 60`)
 _CLOCKED: dict[tuple[str, str], dict[str, Any]] = {
+    ("before", "later"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
+                          ">=": frozenset({False})},
+    ("later", "before"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
+                          "<=": frozenset({False})},
+    ("after", "earlier"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
+                           "<=": frozenset({False})},
+    ("earlier", "after"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
+                           ">=": frozenset({False})},
     ("after", "now"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
                        "<=": frozenset({False})},
     ("now", "after"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
@@ -532,6 +543,45 @@ _ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: 
 _PATTERNS = {"~~": (False, False, "like"), "!~~": (True, False, "like"), "~~*": (False, True, "like"),
              "!~~*": (True, True, "like"), "~": (False, False, "re"), "!~": (True, False, "re"),
              "~*": (False, True, "re"), "!~*": (True, True, "re")}
+
+
+# a clock moved by an offset of a known sign: (clock, sign of the move) -> the clock it becomes; a move away from
+# the side a claim is on keeps it there (`iat - 60` is still not later than the request's clock)
+_SHIFTS = {("now", 1): "later", ("now", 0): "now", ("now", -1): "earlier", ("later", 1): "later",
+           ("later", 0): "later", ("earlier", -1): "earlier", ("earlier", 0): "earlier", ("before", -1): "before",
+           ("before", 0): "before", ("after", 1): "after", ("after", 0): "after"}
+_INTERVAL = re.compile(r"\s*\+?(\d+(?:\.\d*)?)\s*(?:microseconds?|milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|"
+                       r"m|hours?|hrs?|h|days?|d|weeks?|w)?\s*", re.IGNORECASE)
+
+
+def _offset_sign(node, value) -> int | None:
+    """The sign of a constant offset: a number (`+ 60`) or a plain interval literal (`interval '60 seconds'`); None
+    for anything else (a negative or compound interval, `'1 minute ago'`, a column)."""
+    if isinstance(value, frozenset) and len(value) == 1 and type(next(iter(value))) in (int, float):
+        number = next(iter(value))
+        return (number > 0) - (number < 0)
+    cast = node.get("TypeCast") if isinstance(node, dict) else None
+    target = dotted(((cast or {}).get("typeName") or {}).get("names")).split(".")[-1] if cast else ""
+    text = const(cast.get("arg")) if target == "interval" else None
+    match = _INTERVAL.fullmatch(text) if isinstance(text, str) else None
+    return None if match is None else int(float(match.group(1)) > 0)
+
+
+def _shifted(left, right, lnode, rnode, op):
+    """`a + k`, `k + a` or `a - k` of a clocked value and a constant offset, still placed against the request's
+    clock (evasion round 19 e07); anything else is unknown."""
+    for value, other, node, sign in ((left, right, rnode, 1 if op == "+" else -1), (right, left, lnode, 1)):
+        if sign == 1 and op == "-" and value is right:
+            continue
+        if isinstance(value, Open) and value.clock and value.kind in ("number", "time"):
+            k = _offset_sign(node, other)
+            interval = isinstance(node, dict) and dotted(((node.get("TypeCast") or {}).get("typeName") or {})
+                                                          .get("names")).split(".")[-1] == "interval"
+            if k is None or (value.kind == "time") != interval:
+                return _UNKNOWN
+            clock = _SHIFTS.get((value.clock, sign * k))
+            return Open(value.kind, clock=clock) if clock else _UNKNOWN
+    return _UNKNOWN
 
 
 def _compare(a, b, op):

@@ -1047,13 +1047,32 @@ def _inserted_keys(s: Schema, reading) -> dict[str, str]:
         kind, body = only_statement(reading.trees[at]) if at < len(reading.trees) else ("", {})
         relation = body.get("relation") if kind == "InsertStmt" else None
         if isinstance(relation, dict) and len(names) == 1 and len(body.get("returningList") or []) == 1 and \
-                not body.get("onConflictClause") and names[0] not in other and \
+                not body.get("onConflictClause") and names[0] not in other and _made_key(s, reading, body) and \
                 out.get(names[0], qualified(relation, reading.default_schema)) == \
                 qualified(relation, reading.default_schema):
             out[names[0]] = qualified(relation, reading.default_schema)
         else:
             other |= set(names)
     return {name: table for name, table in out.items() if name not in other}
+
+
+def _made_key(s: Schema, reading, insert: dict) -> bool:
+    """The one column an INSERT returns identifies the row it made: a single-column key of the table (its primary
+    key, a unique constraint or a unique index without a predicate). The insert succeeded, so no other row holds the
+    value it wrote there (a NULL picks no row), whether a default or the caller chose it. Any other column holds
+    whatever the insert wrote, an argument echoed back that may name any row (evasion round 19 e06: `returning
+    parent_id into v_parent; update tasks ... where id = v_parent`)."""
+    target = (insert.get("returningList") or [{}])[0].get("ResTarget") or {}
+    ref = strings(((target.get("val") or {}).get("ColumnRef") or {}).get("fields")) \
+        if isinstance(target.get("val"), dict) else []
+    relation = insert.get("relation") or {}
+    schema, _, name = qualified(relation, reading.default_schema).partition(".")
+    t = s.table(name, schema)
+    column = t.column(ref[-1]) if t is not None and ref and (len(ref) == 1 or ref[0] in (
+        relation.get("relname"), (relation.get("alias") or {}).get("aliasname"))) else None
+    return column is not None and (
+        any(c.kind in ("primary key", "unique") and c.columns == [column.name] for c in t.constraints) or
+        any(i.unique and not i.where and i.columns == [column.name] for i in t.indexes))
 
 
 def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> bool:
@@ -1091,12 +1110,38 @@ def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> boo
             return isinstance(call, dict) and function_name(call) == "auth.jwt" and not call.get("args")
         return False
 
+    if t.tenant_key and not _consumed(s, t, reading):
+        return False  # an assignee's e-mail outlives their membership as assignee_id does (evasion round 19 e05)
     for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
         e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
         sides = (e.get("lexpr"), e.get("rexpr")) if isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and \
             strings(e.get("name")) == ["="] else ()
         if sides and any(own(a) and callers_value(b) for a, b in (sides, sides[::-1])):
             return True
+    return False
+
+
+_SPENT = re.compile(r"accept|(^|_)used|consum|redeem|claimed", re.IGNORECASE)
+
+
+def _consumed(s: Schema, t: Table, reading) -> bool:
+    """The body uses up a tenant row it picks by the caller's e-mail, as an invitation is used up: it deletes a row
+    of the table, marks one accepted or used (`set accepted_at = now()`), or makes a membership (from the row). Only
+    such a row is addressed to someone outside the organisation by purpose and cannot outlive it; a task or ticket
+    kept by its assignee's e-mail goes on naming them after their membership ends (evasion round 19 e05)."""
+    members = membership_tables(s)
+    for tree in reading.trees:
+        for kind, body in nodes(tree):
+            relation = body.get("relation") if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt") else None
+            if not isinstance(relation, dict):
+                continue
+            table = qualified(relation, reading.default_schema)
+            if kind == "InsertStmt" and table in members or kind == "DeleteStmt" and table == t.qualified:
+                return True
+            if kind == "UpdateStmt" and table == t.qualified and any(
+                    _SPENT.search((target.get("ResTarget") or {}).get("name") or "")
+                    for target in body.get("targetList") or []):
+                return True
     return False
 
 
