@@ -358,9 +358,55 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
             if text is None or WILD not in text:
                 continue
         out += [(t, WILD in t, varied) for t in _statement_texts(text) if t]
+    if not out:
+        out = [(t, True, True) for t in _opening_guess(variants)]
     if constant or any(wild for _, wild, _ in out):
         done.add(id(body))  # (the same in every round: given once)
     return out
+
+
+# What a text the block cannot read may still be seen to hold (evasion round 19 e08, e09): a string constant of
+# the EXECUTE's expression that spells a command opening a table, or a word of one (`disable`) beside a constant
+# that holds the rest (`... %s row level security`).
+_OPENERS = ((re.compile(r"\bno\s+force\s+row\s+level\s+security\b", re.I), "no force row level security"),
+            (re.compile(r"\bdisable\s+row\s+level\s+security\b", re.I), "disable row level security"),
+            (re.compile(r"\bdisable\s+trigger\b", re.I), "disable trigger all"))
+_RLS_TAIL = re.compile(r"\brow\s+level\s+security\b", re.I)
+_RLS_WORD = re.compile(r"\s*(no\s+force|disable)\s*", re.I)
+_TRIGGER_TAIL = re.compile(r"\btrigger\b", re.I)
+
+
+def _opening_guess(variants: list[Any]) -> list[str]:
+    """An EXECUTE whose text cannot be read is not harmless when the constants it is built from hold a command that
+    opens a table (evasion round 19: "an EXECUTE it cannot read is taken as harmless" was the hole): it is read as
+    that command on a table the block cannot name (WILD: every candidate table, as "may", round 16's rule). One
+    whose constants hold no such command stays unknown and opens nothing."""
+    constants = [c for v in variants for c in _constants(v)]
+    out = []
+    for pattern, command in _OPENERS:
+        if any(pattern.search(c) for c in constants):
+            out.append(f"alter table {WILD} {command}")
+    words = {" ".join(c.lower().split()) for c in constants if _RLS_WORD.fullmatch(c)}
+    if any(_RLS_TAIL.search(c) for c in constants):
+        out += [f"alter table {WILD} {w} row level security" for w in sorted(words)]
+    if "disable" in words and any(_TRIGGER_TAIL.search(c) for c in constants):
+        out.append(f"alter table {WILD} disable trigger all")
+    return list(dict.fromkeys(out))
+
+
+def _constants(tree: Any) -> Iterator[str]:
+    """The string constants of an expression (an array variable's elements among them)."""
+    if isinstance(tree, list):
+        for v in tree:
+            yield from _constants(v)
+    elif isinstance(tree, dict):
+        if "A_Const" in tree:
+            value = const(tree)
+            if isinstance(value, str):
+                yield from _elements(value) if value.startswith(_ARRAY) else [value]
+            return
+        for v in tree.values():
+            yield from _constants(v)
 
 
 _VALUES = "\1"  # env[_VALUES]: the texts each variable of the block has been assigned so far
@@ -507,6 +553,11 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
     case = tree.get("CaseExpr")
     if isinstance(case, dict):
         return [v for r in _case_results(case) if r is not None for v in _variants(r, env)][:_MAX_VARIANTS] or [tree]
+    indirection = tree.get("A_Indirection")
+    if isinstance(indirection, dict):
+        elements = _subscripted(indirection, env)
+        if elements is not None:
+            return [{"A_Const": {"sval": {"sval": v}}} for v in elements][:_MAX_VARIANTS]
     ref = tree.get("ColumnRef")
     if isinstance(ref, dict):
         name = strings(ref.get("fields"))
@@ -521,6 +572,28 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
         changed = changed or len(alternatives) > 1 or alternatives[0] is not value
         out = [{**o, key: a} for o in out for a in alternatives][:_MAX_VARIANTS]
     return out if changed else [tree]
+
+
+def _subscripted(indirection: dict, env: dict[str, Any]) -> list[str] | None:
+    """The elements `cmds[1]` or `cmds[i]` may give, of an array variable whose elements are known (evasion round
+    19 e08c): the one a constant subscript names, any of them for another; None when the array is not known."""
+    subscripts = indirection.get("indirection") or []
+    index = (subscripts[0].get("A_Indices") or {}) if len(subscripts) == 1 and isinstance(subscripts[0], dict) \
+        else None
+    if not index or index.get("is_slice"):
+        return None
+    arrays = []
+    for variant in _variants(indirection.get("arg"), env):
+        text = _text(variant, env)
+        if text is None or not text.startswith(_ARRAY):
+            return None
+        arrays.append(_elements(text))
+    at = const(index.get("uidx")) if isinstance(index.get("uidx"), dict) and "A_Const" in index["uidx"] else None
+    out: list[str] = []
+    for elements in arrays:
+        picked = ([elements[at - 1]] if 1 <= at <= len(elements) else []) if isinstance(at, int) else elements
+        out += [e for e in picked if e not in out]
+    return out
 
 
 def _case_results(case: dict) -> list[Any]:
@@ -599,8 +672,17 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         if base is None:
             return wild
         return f"{base}{FIELD_MARK}{name[1]}" if len(name) == 2 and FIELD_MARK not in base else base
+    if kind == "A_ArrayExpr":  # (an array variable's elements: `cmds text[] := array['disable']`; round 19 e08c)
+        elements = [_text(e, env, wild) for e in body.get("elements") or []]
+        return None if not elements or None in elements or any(_ARRAY in e or _ARRAY_SEP in e for e in elements) \
+            else _ARRAY + _ARRAY_SEP.join(elements)
     if kind == "TypeCast":
         type_name = body.get("typeName") or {}
+        if type_name.get("arrayBounds") and dotted(type_name.get("names")) in _TEXT_TYPES:
+            inner = _text(body.get("arg"), env, wild)
+            values = _array_literal(inner) if inner is not None and not inner.startswith(_ARRAY) else None
+            return _ARRAY + _ARRAY_SEP.join(values) if values else inner if inner and inner.startswith(_ARRAY) \
+                else None
         text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
         inner = _text(body.get("arg"), env, wild)
         if wild is not None and inner is not None and inner.startswith(WILD) and inner.isidentifier():
@@ -625,30 +707,83 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         return "".join(args)
     if name == "format" and args:
         return _format(args[0], args[1:])
+    # (evasion round 19 e08, e08b: a template's word replaced, words joined, a name folded to one case)
+    if name == "concat_ws" and args:
+        return args[0].join(args[1:])
+    if name == "replace" and len(args) == 3:
+        return args[0].replace(args[1], args[2]) if args[1] else args[0]
+    if name in ("lower", "upper") and len(args) == 1:
+        return _outside_wild(args[0], str.lower if name == "lower" else str.upper)
+    if name in ("btrim", "ltrim", "rtrim") and len(args) in (1, 2):
+        chars = args[1] if len(args) == 2 else " "
+        if wild is not None and set(chars) & set(WILD + "0123456789"):
+            return None  # (it may eat into the name the text stands for)
+        return args[0].strip(chars) if name == "btrim" else args[0].lstrip(chars) if name == "ltrim" \
+            else args[0].rstrip(chars)
+    if name == "string_to_array" and len(args) == 2 and args[1] and _ARRAY not in args[0]:
+        return _ARRAY + _ARRAY_SEP.join(args[0].split(args[1]))
     return None
 
 
+_ARRAY, _ARRAY_SEP = "\2", "\3"  # an array of known texts held by a variable: _ARRAY, its elements joined
+_WILD_NAME = re.compile(re.escape(WILD) + r"\w*")
+
+
+def _elements(value: str) -> list[str]:
+    return value[len(_ARRAY):].split(_ARRAY_SEP)
+
+
+def _outside_wild(text: str, change: Any) -> str:
+    """`change` applied to a text but the names it stands for (WILD...), which stay as they are."""
+    out, at = [], 0
+    for match in _WILD_NAME.finditer(text):
+        out += [change(text[at:match.start()]), match.group(0)]
+        at = match.end()
+    return "".join(out + [change(text[at:])])
+
+
+_SPEC = re.compile(r"%(?:(?P<pos>[1-9][0-9]*)\$)?(?P<flag>-?)(?:(?P<width>[0-9]+)|\*(?:(?P<wpos>[1-9][0-9]*)\$)?)?"
+                   r"(?P<type>[sIL%])")
+
+
 def _format(pattern: str, args: list[str]) -> str | None:
-    """`format(pattern, args...)` with %I, %L, %s and %% in order; None for positions, widths or a missing
-    argument."""
-    out, i, used = [], 0, 0
+    """`format(pattern, args...)` as PostgreSQL's format() reads its specifiers (evasion round 19 e09):
+    `%[n$][-][width|*|*n$](s|I|L)` and `%%`, a position setting where the next argument is taken from; None for
+    a missing argument, a width not an integer or an unknown specifier (PostgreSQL raises)."""
+    out, i, following = [], 0, 0
     while i < len(pattern):
         if pattern[i] != "%":
             out.append(pattern[i])
             i += 1
             continue
-        spec = pattern[i + 1:i + 2]
-        if spec == "%":
-            out.append("%")
-        elif spec in ("I", "L", "s") and used < len(args):
-            value = args[used]
-            used += 1
-            if spec == "L" and "\\" in value:
-                return None  # quote_literal writes E'...' then
-            out.append(ident(value) if spec == "I" else literal(value) if spec == "L" else value)
-        else:
+        match = _SPEC.match(pattern, i)
+        if match is None:
             return None
-        i += 2
+        i = match.end()
+        kind = match["type"]
+        if kind == "%":
+            if match.group(0) != "%%":
+                return None
+            out.append("%")
+            continue
+        left = bool(match["flag"])
+        width = int(match["width"]) if match["width"] else 0
+        if match.group(0)[1:].lstrip("0123456789$-").startswith("*"):  # (a width taken from an argument)
+            at = int(match["wpos"]) - 1 if match["wpos"] else following
+            if at >= len(args) or not re.fullmatch(r"\s*-?[0-9]{1,6}\s*", args[at]):
+                return None
+            width = int(args[at])
+            left, width = left or width < 0, abs(width)
+            following = at + 1
+        at = int(match["pos"]) - 1 if match["pos"] else following
+        if at >= len(args):
+            return None
+        following = at + 1
+        value = args[at]
+        if kind == "L" and "\\" in value:
+            return None  # quote_literal writes E'...' then
+        value = ident(value) if kind == "I" else literal(value) if kind == "L" else value
+        out.append(value.ljust(width) if left else value.rjust(width))
     return "".join(out)
 
 
