@@ -349,6 +349,7 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
     varied = len(variants) > 1 or variants[0] is not tree
     out: list[tuple[str, bool, bool]] = []
     constant = True
+    unread = []
     for variant in variants:
         text = _text(variant, env)
         if text is not None and _text(variant, {_VALUES: env.get(_VALUES)}) is None:
@@ -356,10 +357,10 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
         if text is None:
             text = _text(variant, env, WILD)
             if text is None or WILD not in text:
+                unread.append(variant)
                 continue
         out += [(t, WILD in t, varied) for t in _statement_texts(text) if t]
-    if not out:
-        out = [(t, True, True) for t in _opening_guess(variants)]
+    out += [(t, True, True) for t in _opening_guess(unread)]
     if constant or any(wild for _, wild, _ in out):
         done.add(id(body))  # (the same in every round: given once)
     return out
