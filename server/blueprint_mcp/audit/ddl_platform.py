@@ -114,10 +114,17 @@ _QUEUE_COLUMNS = (("msg_id", "bigint"), ("read_ct", "integer"), ("enqueued_at", 
 
 def _replay_select(r: Reader, n: dict, st: Stmt) -> None:
     """The functions of the model a SELECT calls run their bodies (evasion round 17 e04): for certain when called
-    in the target list of a SELECT that has no FROM, WHERE or set operation, otherwise perhaps."""
-    plain = not any(n.get(k) for k in ("fromClause", "whereClause", "havingClause", "limitCount", "valuesLists")) \
-        and n.get("op", "SETOP_NONE") == "SETOP_NONE"
-    direct = [id(t.get("ResTarget", {}).get("val", {}).get("FuncCall")) for t in n.get("targetList") or []]
+    in the target list of a SELECT that has no FROM, WHERE or set operation, or as its only FROM item (`select *
+    from f(false)`: a function scan runs its function once; evasion round 19 e04), otherwise perhaps."""
+    source = n.get("fromClause") or []
+    scanned = (source[0].get("RangeFunction") or {}) if len(source) == 1 and isinstance(source[0], dict) else {}
+    plain = not any(n.get(k) for k in ("whereClause", "havingClause", "limitCount", "valuesLists")) \
+        and n.get("op", "SETOP_NONE") == "SETOP_NONE" and (not source or scanned)
+    direct = [id(t.get("ResTarget", {}).get("val", {}).get("FuncCall")) for t in n.get("targetList") or []
+              if not source]
+    for item in scanned.get("functions") or [] if not scanned.get("lateral") else []:
+        calls = (item.get("List") or {}).get("items") or [] if isinstance(item, dict) else []
+        direct += [id(c.get("FuncCall")) for c in calls[:1] if isinstance(c, dict)]
     for kind, call in nodes(n):
         if kind == "FuncCall":
             ddl_blocks.replay(r, call, st, not (plain and id(call) in direct))

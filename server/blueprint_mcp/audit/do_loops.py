@@ -280,12 +280,17 @@ def _branches(body: dict, env: dict[str, str], undone: int, guarded: bool, embed
     arms = [(body.get("cond"), body.get("then_body"))] + [
         ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
         for e in body.get("elsif_list") or []]
-    out, before = [], True  # before: every condition so far known false
+    out, before, taken = [], True, False  # before: every condition so far known false; taken: one known true
     for cond, stmts in arms:
         value = _known(cond, env, embedded_sql, facts) if before else None
-        out.append((stmts, env, undone, None, guarded or not (before and value is True)))
+        # (a branch known never to run holds no statement, and no RETURN that would make the rest uncertain:
+        # evasion round 19 e03b, `if p_table is not null then ... return; end if;` called with p_table null)
+        if value is not False and not taken:
+            out.append((stmts, env, undone, None, guarded or not (before and value is True)))
+        taken = taken or before and value is True
         before = before and value is False
-    out.append((body.get("else_body"), env, undone, None, guarded or not before))
+    if not taken:
+        out.append((body.get("else_body"), env, undone, None, guarded or not before))
     return out
 
 
