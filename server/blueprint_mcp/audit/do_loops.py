@@ -280,18 +280,25 @@ def _branches(body: dict, env: dict[str, str], undone: int, guarded: bool, embed
     arms = [(body.get("cond"), body.get("then_body"))] + [
         ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
         for e in body.get("elsif_list") or []]
-    out, before, taken = [], True, False  # before: every condition so far known false; taken: one known true
+    out, before, taken = [], True, False  # before: every condition so far known false; taken: one constant true
     for cond, stmts in arms:
         value = _known(cond, env, embedded_sql, facts) if before else None
-        # (a branch known never to run holds no statement, and no RETURN that would make the rest uncertain:
-        # evasion round 19 e03b, `if p_table is not null then ... return; end if;` called with p_table null)
-        if value is not False and not taken:
+        # (a branch whose condition is a constant false, or after one a constant true, never runs: it holds no
+        # statement, and no RETURN that would make the rest uncertain; evasion round 19 e03b, `if p_table is not
+        # null then ... return; end if;` replayed with p_table null. The model's facts are not that sure.)
+        fixed = _constant(cond, embedded_sql)
+        if fixed is not False and not taken:
             out.append((stmts, env, undone, None, guarded or not (before and value is True)))
-        taken = taken or before and value is True
+        taken = taken or fixed is True
         before = before and value is False
     if not taken:
         out.append((body.get("else_body"), env, undone, None, guarded or not before))
     return out
+
+
+def _constant(cond: Any, embedded_sql: Any) -> bool | None:
+    expr = (cond or {}).get("PLpgSQL_expr") or {}
+    return constant_truth(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))))
 
 
 def _known(cond: Any, env: dict[str, str], embedded_sql: Any, facts: Facts) -> bool | None:
