@@ -18,6 +18,7 @@ through a record (`for r in select unnest(array['a', 'b']) as t`, then `r.t`) is
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -372,7 +373,7 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
                 unread.append(variant)
                 continue
         out += [(t, WILD in t, varied) for t in _statement_texts(text) if t]
-    out += [(t, True, True) for t in _opening_guess(unread)]
+    out += [(t, True, True) for t in _opening_guess(unread, env)]
     if constant or any(wild for _, wild, _ in out):
         done.add(id(body))  # (the same in every round: given once)
     return out
@@ -389,22 +390,106 @@ _RLS_WORD = re.compile(r"\s*(no\s+force|disable)\s*", re.I)
 _TRIGGER_TAIL = re.compile(r"\btrigger\b", re.I)
 
 
-def _opening_guess(variants: list[Any]) -> list[str]:
+def _opening_guess(variants: list[Any], env: dict[str, Any] | None = None) -> list[str]:
     """An EXECUTE whose text cannot be read is not harmless when the constants it is built from hold a command that
     opens a table (evasion round 19: "an EXECUTE it cannot read is taken as harmless" was the hole): it is read as
     that command on a table the block cannot name (WILD: every candidate table, as "may", round 16's rule). One
-    whose constants hold no such command stays unknown and opens nothing."""
-    constants = [c for v in variants for c in _constants(v)]
+    whose constants hold no such command stays unknown and opens nothing.
+
+    Each statement of the text is read as far as it can be (`_skeleton`): a constant that reaches it only as quoted
+    data (format's %L, quote_literal, a literal between quotes in the command text) is no command word, and a
+    statement whose readable opening is not ALTER (COMMENT, GRANT) opens nothing (evasion round 20 fp01: `comment on
+    table %I is %L` of a text saying "never disable row level security"). A word of the command computed by a call
+    the model cannot evaluate counts when one of its constants holds `disable` or `no force` at all, not only as the
+    whole constant (round 20 e01: `substr('xdisable', 2)` was silent): a possible disable, conservatively."""
     out = []
-    for pattern, command in _OPENERS:
-        if any(pattern.search(c) for c in constants):
-            out.append(f"alter table {WILD} {command}")
-    words = {" ".join(c.lower().split()) for c in constants if _RLS_WORD.fullmatch(c)}
-    if any(_RLS_TAIL.search(c) for c in constants):
-        out += [f"alter table {WILD} {w} row level security" for w in sorted(words)]
-    if "disable" in words and any(_TRIGGER_TAIL.search(c) for c in constants):
-        out.append(f"alter table {WILD} disable trigger all")
+    for variant in variants:
+        text, holes = _skeleton(variant, env or {})
+        text = _QUOTED.sub("''", text)
+        for statement in text.split(";"):
+            live = [c for i, constants in enumerate(holes) if chr(_HOLE + i) in statement for c in constants]
+            readable = re.sub(f"[{chr(_HOLE)}-{chr(_HOLE + max(len(holes), 1))}]", " ", statement)
+            head = statement.lstrip()[:1]
+            if not head or not (ord(head) >= _HOLE or re.match(r"\s*alter\b", readable, re.I)):
+                continue  # (no opening, or one the file spells that is not ALTER)
+            constants = [readable, *live]
+            for pattern, command in _OPENERS:
+                if any(pattern.search(c) for c in constants):
+                    out.append(f"alter table {WILD} {command}")
+            words = {" ".join(c.lower().split()) for c in constants if _RLS_WORD.fullmatch(c)}
+            words |= {" ".join(m.lower().split()) for c in live for m in _RLS_INNER.findall(c)}
+            if any(_RLS_TAIL.search(c) for c in constants):
+                out += [f"alter table {WILD} {w} row level security" for w in sorted(words)]
+            if "disable" in words and any(_TRIGGER_TAIL.search(c) for c in constants):
+                out.append(f"alter table {WILD} disable trigger all")
     return list(dict.fromkeys(out))
+
+
+_RLS_INNER = re.compile(r"no\s+force|disable", re.I)
+_QUOTED = re.compile(r"'(?:[^']|'')*'")  # (a literal in the command text: data, whatever it says)
+_HOLE = 0xE000  # chr(_HOLE + i) in a skeleton: the i-th part it cannot read
+_DATA = "'?'"  # a literal the text holds whose value is not read: quoted data
+
+
+def _skeleton(node: Any, env: dict[str, Any]) -> tuple[str, list[list[str]]]:
+    """The text an EXECUTE's expression computes as far as it can be read: readable parts as text (WILD for a name
+    the block cannot spell), an argument that reaches it only as a quoted literal (%L, quote_literal,
+    quote_nullable) as `'?'` (its constants dropped: data), an identifier (%I, quote_ident) as WILD, and each other
+    part as chr(_HOLE + i), holes[i] being the string constants it is computed from."""
+    holes: list[list[str]] = []
+
+    def walk(tree: Any) -> str:
+        text = _text(tree, env, WILD)
+        if text is not None and not text.startswith(_ARRAY):
+            return text
+        body = next(iter(tree.values()), None) if isinstance(tree, dict) and len(tree) == 1 else None
+        kind = next(iter(tree)) if isinstance(body, dict) else ""
+        if kind == "A_Expr" and body.get("kind", "AEXPR_OP") == "AEXPR_OP" and strings(body.get("name")) == ["||"]:
+            return walk(body.get("lexpr")) + walk(body.get("rexpr"))
+        if kind == "TypeCast" and dotted((body.get("typeName") or {}).get("names")) in _TEXT_TYPES \
+                and not (body.get("typeName") or {}).get("arrayBounds"):
+            return walk(body.get("arg"))
+        if kind == "FuncCall":
+            name = function_name(body).removeprefix("pg_catalog.")
+            args = body.get("args") or []
+            if name in ("quote_literal", "quote_nullable") and len(args) == 1:
+                return _DATA
+            if name == "quote_ident" and len(args) == 1:
+                return WILD
+            if name == "concat":
+                return "".join(walk(a) for a in args)
+            pattern = _text(args[0], env) if name == "format" and args else None
+            if pattern is not None and not pattern.startswith(_ARRAY):
+                formatted = _format_skeleton(pattern, args[1:], walk)
+                if formatted is not None:
+                    return formatted
+        holes.append(list(_constants(tree)))
+        return chr(_HOLE + len(holes) - 1)
+
+    return walk(node), holes
+
+
+def _format_skeleton(pattern: str, args: list[Any], walk: Any) -> str | None:
+    """`format(pattern, ...)` read as `_skeleton` reads: %I as WILD, %L as quoted data, %s as its argument."""
+    out, i, following = [], 0, 0
+    while i < len(pattern):
+        if pattern[i] != "%":
+            out.append(pattern[i])
+            i += 1
+            continue
+        match = _SPEC.match(pattern, i)
+        if match is None or "*" in match.group(0):
+            return None
+        i = match.end()
+        if match["type"] == "%":
+            out.append("%")
+            continue
+        at = int(match["pos"]) - 1 if match["pos"] else following
+        if at >= len(args):
+            return None
+        following = at + 1
+        out.append(WILD if match["type"] == "I" else _DATA if match["type"] == "L" else walk(args[at]))
+    return "".join(out)
 
 
 def _constants(tree: Any) -> Iterator[str]:
@@ -702,6 +787,8 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
             return wild  # (`r.oid::regclass`: a relation's name, qualified or not)
         return inner if text and not type_name.get("typmods") else None
     if kind == "A_Expr":
+        if body.get("kind", "AEXPR_OP") == "AEXPR_OP" and strings(body.get("name")) == ["->>"]:
+            return _json_text(_json(body.get("lexpr"), env), body.get("rexpr"))  # (round 20 e01b)
         if body.get("kind", "AEXPR_OP") != "AEXPR_OP" or strings(body.get("name")) != ["||"]:
             return None
         left, right = _text(body.get("lexpr"), env, wild), _text(body.get("rexpr"), env, wild)
@@ -709,6 +796,8 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
     if kind != "FuncCall" or body.get("agg_star") or body.get("over") or body.get("agg_distinct"):
         return None
     name = function_name(body).removeprefix("pg_catalog.")
+    if name in _CUTS:
+        return _cut(name, body.get("args") or [], env)
     args = [_text(a, env, wild) for a in body.get("args") or []]
     if None in args:
         return None  # (concat skips a NULL, but an unknown argument is not one)
@@ -736,6 +825,125 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
     if name == "string_to_array" and len(args) == 2 and args[1] and _ARRAY not in args[0]:
         return _ARRAY + _ARRAY_SEP.join(args[0].split(args[1]))
     return None
+
+
+# Text functions of constants a command word may be cut from (evasion round 20 e01: `substr('xdisable', 2)`):
+# evaluated as PostgreSQL does, only on texts the block spells (a name it cannot spell is not cut).
+_CUTS = ("substr", "substring", "left", "right", "split_part", "reverse", "translate", "repeat")
+_MAX_REPEAT = 10_000
+
+
+def _int(node: Any) -> int | None:
+    """An integer constant (`2`, `-2`, `'2'::int`); None for anything else."""
+    if isinstance(node, dict) and "A_Expr" in node:
+        body = node["A_Expr"]
+        if body.get("lexpr") is None and strings(body.get("name")) == ["-"]:
+            value = _int(body.get("rexpr"))
+            return None if value is None else -value
+        return None
+    if isinstance(node, dict) and "TypeCast" in node:
+        names = dotted((node["TypeCast"].get("typeName") or {}).get("names"))
+        if names.removeprefix("pg_catalog.") not in ("int", "int2", "int4", "int8", "integer", "smallint", "bigint"):
+            return None
+        value = const(node["TypeCast"].get("arg"))
+        return int(value) if isinstance(value, int) or isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,9}\s*",
+                                                                                               value) else None
+    value = const(node)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _cut(name: str, nodes_: list[Any], env: dict[str, Any]) -> str | None:
+    """substr/substring, left, right, split_part, reverse, translate, repeat of texts the block spells (no WILD)."""
+    text = _text(nodes_[0], env) if nodes_ else None
+    if text is None or text.startswith(_ARRAY):
+        return None
+    rest = nodes_[1:]
+    if name == "reverse" and not rest:
+        return text[::-1]
+    if name == "translate" and len(rest) == 2:
+        source, target = _text(rest[0], env), _text(rest[1], env)
+        if source is None or target is None:
+            return None
+        table: dict[str, str] = {}
+        for i, c in enumerate(source):
+            table.setdefault(c, target[i] if i < len(target) else "")
+        return "".join(table.get(c, c) for c in text)
+    if name == "split_part" and len(rest) == 2:
+        delimiter, n = _text(rest[0], env), _int(rest[1])
+        if delimiter is None or not n:
+            return None  # (n = 0 raises)
+        parts = text.split(delimiter) if delimiter else [text]
+        at = n - 1 if n > 0 else len(parts) + n
+        return parts[at] if 0 <= at < len(parts) else ""
+    numbers = [_int(r) for r in rest]
+    if None in numbers:
+        return None  # (substring(t from 'pattern'): a regular expression, not read)
+    if name in ("substr", "substring") and len(numbers) in (1, 2):
+        start = numbers[0]
+        if len(numbers) == 2 and numbers[1] < 0:
+            return None  # (a negative length raises)
+        end = start + numbers[1] if len(numbers) == 2 else len(text) + 1
+        return text[max(start, 1) - 1:max(end - 1, 0)] if end > 1 else ""
+    if name in ("left", "right") and len(numbers) == 1:
+        n = numbers[0]
+        if name == "left":
+            return text[:n] if n >= 0 else text[:max(len(text) + n, 0)]
+        return (text[-n:] if n else "") if n >= 0 else text[min(-n, len(text)):]
+    if name == "repeat" and len(numbers) == 1:
+        return text * numbers[0] if len(text) * max(numbers[0], 0) <= _MAX_REPEAT else None
+    return None
+
+
+_JSON_TYPES = ("json", "jsonb", "pg_catalog.json", "pg_catalog.jsonb")
+
+
+def _json(node: Any, env: dict[str, Any]) -> Any:
+    """The value of a json/jsonb the block spells (`'{"off": "disable"}'::jsonb`, `... -> 'modes'`), wrapped in a
+    one-item list (None: unknown)."""
+    if not isinstance(node, dict):
+        return None
+    if "TypeCast" in node:
+        cast = node["TypeCast"]
+        if dotted((cast.get("typeName") or {}).get("names")) not in _JSON_TYPES or \
+                (cast.get("typeName") or {}).get("arrayBounds"):
+            return None
+        text = _text(cast.get("arg"), env)
+        if text is None or text.startswith(_ARRAY):
+            return None
+        try:
+            return [json.loads(text)]
+        except ValueError:
+            return None
+    body = node.get("A_Expr")
+    if isinstance(body, dict) and body.get("kind", "AEXPR_OP") == "AEXPR_OP" and strings(body.get("name")) == ["->"]:
+        inner = _json(body.get("lexpr"), env)
+        return None if inner is None else _json_field(inner[0], body.get("rexpr"), env)
+    return None
+
+
+def _json_field(value: Any, key: Any, env: dict[str, Any]) -> Any:
+    index = _int(key)
+    if index is not None:
+        if not isinstance(value, list):
+            return [None]
+        at = index if index >= 0 else len(value) + index
+        return [value[at]] if 0 <= at < len(value) else [None]
+    name = _text(key, env)
+    if name is None or name.startswith(_ARRAY):
+        return None
+    return [value.get(name)] if isinstance(value, dict) else [None]
+
+
+def _json_text(value: Any, key: Any) -> str | None:
+    """`<json> ->> key`: a string as itself, another value as its json text; None for NULL or unknown."""
+    if value is None:
+        return None
+    field = _json_field(value[0], key, {})
+    if field is None or field[0] is None:
+        return None
+    item = field[0]
+    return item if isinstance(item, str) else json.dumps(item, separators=(", ", ": ")) if not isinstance(
+        item, bool) else ("true" if item else "false")
 
 
 _ARRAY, _ARRAY_SEP = "\2", "\3"  # an array of known texts held by a variable: _ARRAY, its elements joined
