@@ -75,7 +75,8 @@ def test_e01_unreadable_word_holding_disable_is_a_possible_disable():
     "|| ' never disable row level security')",
     "format('comment on table public.%I is ''never disable row level security (%s)''', t.tablename, "
     "md5(t.tablename))",
-    "format('grant select on public.%I to %s', t.tablename, md5('disable row level security'))",
+    "format('grant select on public.%I to authenticated; comment on table public.%I is %L', t.tablename, "
+    "t.tablename, md5(t.tablename) || ' never disable row level security')",
 ])
 def test_fp01_quoted_data_mentioning_disable_is_no_command(command):
     assert _rules(_loop(command)) & _OPEN == set()
@@ -84,4 +85,12 @@ def test_fp01_quoted_data_mentioning_disable_is_no_command(command):
 def test_fp01_twin_a_real_disable_beside_a_comment_still_counts():
     command = ("format('comment on table public.%I is %L; alter table public.%I %s row level security', "
                "t.tablename, md5(t.tablename), t.tablename, regexp_replace('xdisable', '^x', ''))")
+    assert _rules(_loop(command)) >= _OPEN
+
+
+def test_e01_unreadable_part_may_end_a_comment_and_start_a_disable():
+    """A part the model cannot read may hold `;` and begin a new statement after a readable COMMENT."""
+    command = ("'comment on table public.' || quote_ident(t.tablename) || ' is ' "
+               "|| regexp_replace('''x''; alter table public.' || quote_ident(t.tablename), 'y', '') "
+               "|| ' disable row level security'")
     assert _rules(_loop(command)) >= _OPEN

@@ -407,11 +407,16 @@ def _opening_guess(variants: list[Any], env: dict[str, Any] | None = None) -> li
         text, holes = _skeleton(variant, env or {})
         text = _QUOTED.sub("''", text)
         for statement in text.split(";"):
+            head = statement.lstrip()[:1]
+            if head and ord(head) < _HOLE and not re.match(r"\s*alter\b", statement, re.I):
+                # (an opening the file spells that is not ALTER runs no ALTER, but a part it cannot read may end
+                # that statement with `;` and start another: what follows its first such part is one)
+                hole = next((i for i, c in enumerate(statement) if ord(c) >= _HOLE), None)
+                statement = statement[hole:] if hole is not None else ""
+            if not statement.strip():
+                continue
             live = [c for i, constants in enumerate(holes) if chr(_HOLE + i) in statement for c in constants]
             readable = re.sub(f"[{chr(_HOLE)}-{chr(_HOLE + max(len(holes), 1))}]", " ", statement)
-            head = statement.lstrip()[:1]
-            if not head or not (ord(head) >= _HOLE or re.match(r"\s*alter\b", readable, re.I)):
-                continue  # (no opening, or one the file spells that is not ALTER)
             constants = [readable, *live]
             for pattern, command in _OPENERS:
                 if any(pattern.search(c) for c in constants):
