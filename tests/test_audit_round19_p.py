@@ -60,8 +60,9 @@ def test_e05_the_assignees_pick_with_the_organisation_test_is_clean():
 
 
 def test_e05_a_row_used_up_by_the_callers_email_stays_addressed_to_them():
-    # marking the row accepted uses it up, as accepting an invitation does
-    assert _fired(_email_task("status = p_status, accepted_at = now()")) == set()
+    # marking the row accepted uses it up, as accepting an invitation does, when the pick refuses a row already
+    # marked (evasion round 20 e03: without that test the same row is picked again after the assignee left)
+    assert _fired(_email_task("status = p_status, accepted_at = now()", " and accepted_at is null")) == set()
 
 
 @pytest.mark.parametrize("by", ["token", "id"])

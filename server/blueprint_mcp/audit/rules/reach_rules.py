@@ -1003,7 +1003,8 @@ def _picked_by_argument(s: Schema, f: Function) -> list[tuple[str, str | None, s
             for t, alias, where, extra in _statement_filters(s, reading, kind, body, params):
                 if kind == "SelectStmt" and _callers_own_memberships(s, t, where, reading):
                     continue  # reading the caller's own memberships, whichever organisation the argument names
-                if t.qualified not in membership_tables(s) and _addressed_to_caller(s, t, alias, where, reading):
+                if t.qualified not in membership_tables(s) and \
+                        _addressed_to_caller(s, t, alias, where, reading, tree, kind, body):
                     continue  # a row addressed to the caller (an invitation to their e-mail), whichever organisation
                 columns = {c.name for c in t.columns}
                 top = outside_subqueries(where) if where is not None else []
@@ -1075,7 +1076,8 @@ def _made_key(s: Schema, reading, insert: dict) -> bool:
         any(i.unique and not i.where and i.columns == [column.name] for i in t.indexes))
 
 
-def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> bool:
+def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading, tree=None, kind: str = "",
+                         body: dict | None = None) -> bool:
     """The filter keeps the rows to ones addressed to the caller, whichever organisation they name, as the same pick
     by a secret token is: a conjunct equating a column of the row with the caller's verified e-mail (`lower(i.email)
     = lower(auth.jwt() ->> 'email')`, auth.email(): evasion round 16 fp07, accept_invitation by the invitation's id
@@ -1110,7 +1112,7 @@ def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> boo
             return isinstance(call, dict) and function_name(call) == "auth.jwt" and not call.get("args")
         return False
 
-    if t.tenant_key and not _consumed(s, t, reading):
+    if t.tenant_key and not _consumed(s, t, reading, tree, kind, body or {}, where):
         return False  # an assignee's e-mail outlives their membership as assignee_id does (evasion round 19 e05)
     for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
         e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
@@ -1124,23 +1126,91 @@ def _addressed_to_caller(s: Schema, t: Table, alias: str, where, reading) -> boo
 _SPENT = re.compile(r"accept|(^|_)used|consum|redeem|claimed", re.IGNORECASE)
 
 
-def _consumed(s: Schema, t: Table, reading) -> bool:
-    """The body uses up a tenant row it picks by the caller's e-mail, as an invitation is used up: it deletes a row
-    of the table, marks one accepted or used (`set accepted_at = now()`), or makes a membership (from the row). Only
-    such a row is addressed to someone outside the organisation by purpose and cannot outlive it; a task or ticket
-    kept by its assignee's e-mail goes on naming them after their membership ends (evasion round 19 e05)."""
+def _consumed(s: Schema, t: Table, reading, tree, kind: str, body: dict, where) -> bool:
+    """The body uses up the very row it picks by the caller's e-mail, as an invitation is used up: the pick deletes
+    it, a later DELETE of the table names the same row (its key equated with the variable the pick read the row into,
+    or with the argument the pick tied that key to), a membership is inserted from the variable the pick filled, or
+    an UPDATE of that same row marks it spent (`set accepted_at = now()`) while the pick refuses rows already marked
+    (`and accepted_at is null`). Only such a row is addressed to someone outside the organisation by purpose and
+    cannot outlive it; a task or ticket kept by its assignee's e-mail goes on naming them after their membership ends
+    (evasion round 19 e05). Any DELETE, membership INSERT or "spent"-named column anywhere once passed, so a task
+    whose `claimed_at = coalesce(claimed_at, now())` stayed the removed assignee's (evasion round 20 e03): a mark
+    the pick does not test, or a coalesce keeping the old value, lets the same row be picked again."""
+    if kind == "DeleteStmt":
+        return True
+    at = next((i for i, x in enumerate(reading.trees) if x is tree), None)
+    held = {name for i, names in reading.into if i == at for name in names}
+    names = {t.name, (body.get("relation") or {}).get("relname"),
+             ((body.get("relation") or {}).get("alias") or {}).get("aliasname")}
+
+    def column_of(node, names=names) -> str | None:
+        ref = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(
+            unwrap(node), dict) else []
+        return ref[-1] if ref and t.column(ref[-1]) is not None and (len(ref) == 1 or ref[0] in names) else None
+
+    def equalities(w, names=names) -> list[tuple[str, list[str]]]:
+        out = []
+        for conjunct in boolean_args(w, "AND_EXPR") if w is not None else []:
+            e = conjunct.get("A_Expr") if isinstance(conjunct, dict) else None
+            if isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and strings(e.get("name")) == ["="]:
+                for a, b in ((e.get("lexpr"), e.get("rexpr")), (e.get("rexpr"), e.get("lexpr"))):
+                    col = column_of(a, names)
+                    value = unwrap(b)
+                    ref = strings((value.get("ColumnRef") or {}).get("fields")) if isinstance(value, dict) else []
+                    if col and ref and column_of(b, names) is None:
+                        out.append((col, ref))
+        return out
+
+    tied = {(col, ref[0]) for col, ref in equalities(where) if len(ref) == 1}
+
+    def same_row(statement: dict) -> bool:
+        relation = statement.get("relation") or {}
+        here = {t.name, relation.get("relname"), (relation.get("alias") or {}).get("aliasname")}
+        return any(ref[0] in held or len(ref) == 1 and (col, ref[0]) in tied
+                   for col, ref in equalities(statement.get("whereClause"), here))
+
+    def refuses(column: str) -> bool:
+        for conjunct in boolean_args(where, "AND_EXPR") if where is not None else []:
+            test = conjunct.get("NullTest") if isinstance(conjunct, dict) else None
+            if isinstance(test, dict) and test.get("nulltesttype") == "IS_NULL" and column_of(test.get("arg")) == column:
+                return True
+            b = conjunct.get("BooleanTest") if isinstance(conjunct, dict) else None
+            if isinstance(b, dict) and b.get("booltesttype") in ("IS_FALSE", "IS_NOT_TRUE") and \
+                    column_of(b.get("arg")) == column:
+                return True
+            n = conjunct.get("BoolExpr") if isinstance(conjunct, dict) else None
+            if isinstance(n, dict) and n.get("boolop") == "NOT_EXPR" and len(n.get("args") or []) == 1 and \
+                    column_of(n["args"][0]) == column:
+                return True
+        return False
+
+    def marks(update: dict) -> bool:
+        for target in update.get("targetList") or []:
+            res = target.get("ResTarget") or {}
+            column = res.get("name") or ""
+            value = unwrap(res.get("val"))
+            kept = isinstance(value, dict) and isinstance(value.get("CoalesceExpr"), dict) and \
+                column_of((value["CoalesceExpr"].get("args") or [None])[0]) == column
+            if _SPENT.search(column) and not kept and refuses(column):
+                return True
+        return False
+
+    if kind == "UpdateStmt" and marks(body):
+        return True
     members = membership_tables(s)
-    for tree in reading.trees:
-        for kind, body in nodes(tree):
-            relation = body.get("relation") if kind in ("InsertStmt", "UpdateStmt", "DeleteStmt") else None
+    for other in reading.trees:
+        for k, statement in nodes(other):
+            relation = statement.get("relation") if k in ("InsertStmt", "UpdateStmt", "DeleteStmt") else None
             if not isinstance(relation, dict):
                 continue
             table = qualified(relation, reading.default_schema)
-            if kind == "InsertStmt" and table in members or kind == "DeleteStmt" and table == t.qualified:
+            if k == "InsertStmt" and table in members and held and any(
+                    strings(ref.get("fields"))[:1] and strings(ref.get("fields"))[0] in held
+                    for key, ref in nodes(statement) if key == "ColumnRef"):
                 return True
-            if kind == "UpdateStmt" and table == t.qualified and any(
-                    _SPENT.search((target.get("ResTarget") or {}).get("name") or "")
-                    for target in body.get("targetList") or []):
+            if table == t.qualified and k == "DeleteStmt" and same_row(statement):
+                return True
+            if table == t.qualified and k == "UpdateStmt" and same_row(statement) and marks(statement):
                 return True
     return False
 
