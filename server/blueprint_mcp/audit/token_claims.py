@@ -27,13 +27,14 @@ from .tree import const, dotted, function_name, strings
 class Open:
     """An open set of values: `kind` is uuid, text, number, time (a timestamp), object or array; `nonempty` for
     text; `ident` names the one value it is within a request (`auth.uid() = auth.uid()`); `fields` are an object's
-    known keys; `clock` places a number or time against the request's clock: "now" is the clock itself (`now()`,
-    `extract(epoch from now())`), "after" is later than it (`exp`), "before" is not later than it (`iat`)."""
+    known keys; `clock` places a number or time against the request's clock as a `_Span`: the value is c times the
+    clock plus an offset between lo and hi seconds (`now()` is the clock itself, `exp` later than it, `iat` not
+    later, `now() + interval '1 minute'` a minute later, `now() - iat` no clock at all, 0 or more)."""
     kind: str
     nonempty: bool = False
     ident: str | None = None
     fields: tuple = field(default=())  # ((key, value), ...) of an object
-    clock: str | None = None
+    clock: Any = None
 
     def field(self, key: str) -> Any:
         return dict(self.fields).get(key, _ANY)
@@ -60,10 +61,27 @@ def _obj(**fields) -> Open:
 # before any SQL runs, and GoTrue sets `iat` when it signs the token, so at request time `exp` is later than the clock
 # and `iat` is not (evasion round 18 e02: `(auth.jwt() ->> 'exp')::bigint > extract(epoch from now())` is true for
 # every accepted token).
+@dataclass(frozen=True)
+class _Span:
+    """A value placed against the request's clock: c * clock + an offset between lo and hi seconds (each end open
+    or closed, infinite for none); `whole` when the value is an integer (a claim, a number of seconds)."""
+    c: int
+    lo: float
+    lo_open: bool
+    hi: float
+    hi_open: bool
+    whole: bool = False
+
+
+_INF = float("inf")
+_NOW = _Span(1, 0.0, False, 0.0, False)  # the request's clock itself
+_BEFORE = _Span(1, -_INF, True, 0.0, False, True)  # `iat`: not later than the clock
+_AFTER = _Span(1, 0.0, True, _INF, True, True)  # `exp`: later than the clock
+
 _TOKENS: dict[str, dict[str, Any]] = {
     "authenticated": {
         "iss": Open("text", True), "sub": Open("uuid", True, "sub"), "aud": "authenticated", "role": "authenticated",
-        "exp": Open("number", clock="after"), "iat": Open("number", clock="before"),
+        "exp": Open("number", clock=_AFTER), "iat": Open("number", clock=_BEFORE),
         "email": Open("text", True, "email"),
         "app_metadata": _obj(provider=Open("text", True), providers=Open("array")),
         "user_metadata": Open("object"), "aal": ("aal1", "aal2"),
@@ -78,7 +96,7 @@ _TYPES_TEXT = ("text", "varchar", "name", "citext")
 _TYPES_INT = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "float8", "float4")
 _TYPES_JSON = ("json", "jsonb")
 _TYPES_TIME = ("timestamptz",)
-_CLOCK = Open("time", clock="now")  # the request's clock: now(), current_timestamp, clock_timestamp(), ...
+_CLOCK = Open("time", clock=_NOW)  # the request's clock: now(), current_timestamp, clock_timestamp(), ...
 _CLOCK_FUNCTIONS = ("now", "clock_timestamp", "statement_timestamp", "transaction_timestamp")
 
 
@@ -120,14 +138,23 @@ class _Reader:
         if body.get("isnull"):
             return frozenset({None})
         value = const({"A_Const": body})
+        if "fval" in body and isinstance(value, str):
+            try:
+                value = float(value)  # `60.0` (evasion round 20 e02)
+            except ValueError:
+                return _UNKNOWN
         return _UNKNOWN if value is None else frozenset({value})
 
     def _SQLValueFunction(self, body, depth):
         if body.get("op") in ("SVFOP_CURRENT_USER", "SVFOP_CURRENT_ROLE", "SVFOP_USER") and not self.definer:
             self.read.add("role")
             return frozenset({self.role})  # a definer's current_user is its owner
-        if body.get("op") == "SVFOP_CURRENT_TIMESTAMP":
-            return _CLOCK  # (session_user is the API's login role, never the request's: left unknown)
+        if body.get("op") in ("SVFOP_CURRENT_TIMESTAMP", "SVFOP_LOCALTIMESTAMP"):
+            # localtimestamp is the clock read in the session's time zone, UTC on Supabase (evasion round 20 e02);
+            # (session_user is the API's login role, never the request's: left unknown)
+            return _CLOCK
+        if body.get("op") in ("SVFOP_CURRENT_TIMESTAMP_N", "SVFOP_LOCALTIMESTAMP_N"):
+            return Open("time", clock=_Span(1, -0.5, False, 0.5, False))  # rounded to at most a second
         return _UNKNOWN
 
     def _FuncCall(self, body, depth):
@@ -156,8 +183,12 @@ class _Reader:
         if short in _CLOCK_FUNCTIONS and not values and name in (short, "pg_catalog." + short):
             return _CLOCK
         if short in ("extract", "date_part") and len(values) == 2 and values[0] == frozenset({"epoch"}) and \
-                values[1] is _CLOCK:
-            return Open("number", clock="now")  # `extract(epoch from now())`
+                isinstance(values[1], Open) and values[1].kind == "time" and isinstance(values[1].clock, _Span):
+            # `extract(epoch from now())`, and of a moved clock (`now() + interval '1 minute'`: evasion round 20 e02)
+            return Open("number", clock=values[1].clock)
+        if short in ("floor", "ceil", "ceiling", "trunc", "round") and len(values) == 1 and \
+                isinstance(values[0], Open) and values[0].kind == "number" and isinstance(values[0].clock, _Span):
+            return Open("number", clock=_rounded(values[0].clock, short))
         if short == "to_timestamp" and len(values) == 1 and isinstance(values[0], Open) and \
                 values[0].kind == "number" and values[0].clock:
             return Open("time", clock=values[0].clock)  # `to_timestamp((auth.jwt() ->> 'exp')::bigint)`
@@ -264,6 +295,15 @@ class _Reader:
             any_of = kind == "AEXPR_OP_ANY" or (kind == "AEXPR_IN" and op == "=")
             tests = [_compare(left, v, op) for v in items]
             return _any(tests) if any_of else _all(tests)
+        if kind in ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN"):
+            bounds = (body.get("rexpr") or {}).get("List", {}).get("items") if isinstance(body.get("rexpr"), dict) \
+                else None
+            if not bounds or len(bounds) != 2:
+                return _UNKNOWN
+            low, high = (self.value(b, depth) for b in bounds)
+            inside = _both(_compare(left, low, ">="), _compare(left, high, "<="))
+            return inside if inside is _UNKNOWN or kind == "AEXPR_BETWEEN" else \
+                frozenset(None if v is None else not v for v in inside)
         right = self.value(body.get("rexpr"), depth)
         if kind == "AEXPR_OP" and op in ("+", "-") and body.get("lexpr") is not None:
             return _shifted(left, right, body.get("lexpr"), body.get("rexpr"), op)
@@ -420,6 +460,8 @@ def _cast(value, target):
         if target in _TYPES_TEXT or target == "uuid" and value.kind == "uuid":
             return value  # the text of a uuid, a number or a text is as open as the value
         if target in _TYPES_INT and value.kind == "number":
+            if isinstance(value.clock, _Span) and target not in ("numeric", "float8", "float4"):
+                return Open("number", clock=_rounded(value.clock, "round"))  # to the nearest integer
             return value
         if target in _TYPES_JSON and value.kind in ("object", "array"):
             return value  # `current_setting('request.jwt.claims', true)::jsonb`
@@ -520,68 +562,119 @@ def _distinct(a, b):
     return _UNKNOWN
 
 
-# `a op b` of a claim and the request's clock (or the clock and a claim) where it is decided: `exp` is later than the
-# clock, `iat` not later (an equal second leaves `iat < now()` and `iat >= now()` open); "later" is the clock plus a
-# positive offset and "earlier" the clock minus one (evasion round 19 e07: `iat < extract(epoch from now()) + 60`)
-_CLOCKED: dict[tuple[str, str], dict[str, Any]] = {
-    ("before", "later"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
-                          ">=": frozenset({False})},
-    ("later", "before"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
-                          "<=": frozenset({False})},
-    ("after", "earlier"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
-                           "<=": frozenset({False})},
-    ("earlier", "after"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
-                           ">=": frozenset({False})},
-    ("after", "now"): {">": frozenset({True}), ">=": frozenset({True}), "<": frozenset({False}),
-                       "<=": frozenset({False})},
-    ("now", "after"): {"<": frozenset({True}), "<=": frozenset({True}), ">": frozenset({False}),
-                       ">=": frozenset({False})},
-    ("before", "now"): {"<=": frozenset({True}), ">": frozenset({False})},
-    ("now", "before"): {">=": frozenset({True}), "<": frozenset({False})},
-}
 _ORDER = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 _PATTERNS = {"~~": (False, False, "like"), "!~~": (True, False, "like"), "~~*": (False, True, "like"),
              "!~~*": (True, True, "like"), "~": (False, False, "re"), "!~": (True, False, "re"),
              "~*": (False, True, "re"), "!~*": (True, True, "re")}
 
 
-# a clock moved by an offset of a known sign: (clock, sign of the move) -> the clock it becomes; a move away from
-# the side a claim is on keeps it there (`iat - 60` is still not later than the request's clock)
-_SHIFTS = {("now", 1): "later", ("now", 0): "now", ("now", -1): "earlier", ("later", 1): "later",
-           ("later", 0): "later", ("earlier", -1): "earlier", ("earlier", 0): "earlier", ("before", -1): "before",
-           ("before", 0): "before", ("after", 1): "after", ("after", 0): "after"}
-_INTERVAL = re.compile(r"\s*\+?(\d+(?:\.\d*)?)\s*(?:microseconds?|milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|"
+_INTERVAL = re.compile(r"\s*\+?(\d+(?:\.\d*)?)\s*(microseconds?|milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|"
                        r"m|hours?|hrs?|h|days?|d|weeks?|w)?\s*", re.IGNORECASE)
+_UNIT_SECONDS = {"mi": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def _offset_sign(node, value) -> int | None:
-    """The sign of a constant offset: a number (`+ 60`) or a plain interval literal (`interval '60 seconds'`); None
-    for anything else (a negative or compound interval, `'1 minute ago'`, a column)."""
-    if isinstance(value, frozenset) and len(value) == 1 and type(next(iter(value))) in (int, float):
-        number = next(iter(value))
-        return (number > 0) - (number < 0)
+def _unit(name: str) -> float:
+    name = name.lower()
+    return _UNIT_SECONDS["mi" if name.startswith("micro") else "ms" if name.startswith(("milli", "ms")) else
+                         "m" if name.startswith("m") else name[0]]
+
+
+def _interval_span(node) -> _Span | None:
+    """The seconds of a plain interval literal (`interval '1 minute'`, `'60 seconds'::interval`); a day is 23 to
+    25 hours across a daylight-saving change, so whole days are widened by an hour. None for anything else."""
     cast = node.get("TypeCast") if isinstance(node, dict) else None
     target = dotted(((cast or {}).get("typeName") or {}).get("names")).split(".")[-1] if cast else ""
     text = const(cast.get("arg")) if target == "interval" else None
     match = _INTERVAL.fullmatch(text) if isinstance(text, str) else None
-    return None if match is None else int(float(match.group(1)) > 0)
+    if match is None:
+        return None
+    seconds = float(match.group(1)) * _unit(match.group(2) or "s")
+    slack = 3600.0 * (1 + seconds // (180 * 86400)) if seconds >= 86400 else 0.0
+    return _Span(0, seconds - slack, False, seconds + slack, False)
+
+
+def _span(value) -> _Span | None:
+    """A clocked number or time, or a numeric constant (a span without the clock)."""
+    if isinstance(value, Open) and isinstance(value.clock, _Span):
+        return value.clock
+    if isinstance(value, frozenset) and len(value) == 1 and type(next(iter(value))) in (int, float):
+        v = float(next(iter(value)))
+        return _Span(0, v, False, v, False, type(next(iter(value))) is int)
+    return None
+
+
+def _sum(a: _Span, b: _Span, sign: int) -> _Span | None:
+    """a + b or a - b; None when the clock would count other than once or not at all."""
+    c = a.c + sign * b.c
+    if c not in (0, 1):
+        return None
+    if sign == 1:
+        return _Span(c, a.lo + b.lo, a.lo_open or b.lo_open, a.hi + b.hi, a.hi_open or b.hi_open, a.whole and b.whole)
+    return _Span(c, a.lo - b.hi, a.lo_open or b.hi_open, a.hi - b.lo, a.hi_open or b.lo_open, a.whole and b.whole)
+
+
+def _rounded(a: _Span, how: str) -> _Span:
+    """floor/ceil/trunc/round (or a cast to an integer) of a value: within a second of it, whatever the clock
+    reads (evasion round 20 e02: `floor(extract(epoch from now())) + 60`); an integer stays as it is."""
+    if a.whole:
+        return a
+    below, above = {"floor": (1, 0), "ceil": (0, 1), "ceiling": (0, 1), "round": (0.5, 0.5)}.get(how, (1, 1))
+    return _Span(a.c, a.lo - below, False, a.hi + above, False, True)
 
 
 def _shifted(left, right, lnode, rnode, op):
-    """`a + k`, `k + a` or `a - k` of a clocked value and a constant offset, still placed against the request's
-    clock (evasion round 19 e07); anything else is unknown."""
-    for value, other, node, sign in ((left, right, rnode, 1 if op == "+" else -1), (right, left, lnode, 1)):
-        if sign == 1 and op == "-" and value is right:
-            continue
-        if isinstance(value, Open) and value.clock and value.kind in ("number", "time"):
-            k = _offset_sign(node, other)
-            interval = isinstance(node, dict) and dotted(((node.get("TypeCast") or {}).get("typeName") or {})
-                                                          .get("names")).split(".")[-1] == "interval"
-            if k is None or (value.kind == "time") != interval:
-                return _UNKNOWN
-            clock = _SHIFTS.get((value.clock, sign * k))
-            return Open(value.kind, clock=clock) if clock else _UNKNOWN
-    return _UNKNOWN
+    """`a + k`, `k + a`, `a - k` or `a - b` of clocked values and constant offsets (numbers for numbers, intervals
+    for times), still placed against the request's clock (evasion round 19 e07, round 20 e02: `iat - 60`,
+    `extract(epoch from now()) - iat`); anything else is unknown."""
+    kinds = [v.kind if isinstance(v, Open) and isinstance(v.clock, _Span) else None for v in (left, right)]
+    if kinds == [None, None]:
+        return _UNKNOWN
+    spans = []
+    for value, node, kind in ((left, lnode, kinds[0]), (right, rnode, kinds[1])):
+        interval = _interval_span(node)
+        spans.append((value.clock, kind) if kind else (interval, "interval") if interval else
+                     (_span(value), "number"))
+    (a, ka), (b, kb) = spans
+    if a is None or b is None:
+        return _UNKNOWN
+    if "time" in (ka, kb):
+        if not (ka == "time" and kb == "interval" or ka == "interval" and kb == "time" and op == "+"):
+            return _UNKNOWN
+        kind = "time"
+    elif "interval" in (ka, kb):
+        return _UNKNOWN
+    else:
+        kind = "number"
+    total = _sum(a, b, 1 if op == "+" else -1)
+    return _UNKNOWN if total is None else Open(kind, clock=total)
+
+
+def _ordered(a, b, op):
+    """`a op b` of two values placed against the clock, decided when their difference holds no clock and keeps to
+    one side of 0 (`iat <= now()`, `exp > now()`, `iat - 60 < extract(epoch from now())`); None when neither is
+    clocked, _UNKNOWN when undecided."""
+    if not (isinstance(a, Open) and isinstance(a.clock, _Span) or isinstance(b, Open) and isinstance(b.clock, _Span)):
+        return None
+    if isinstance(a, Open) and isinstance(b, Open) and a.kind != b.kind:
+        return _UNKNOWN
+    x, y = _span(a), _span(b)
+    d = _sum(x, y, -1) if x is not None and y is not None else None
+    if d is None or d.c != 0:
+        return None
+    if op in (">", ">="):
+        d, op = _Span(0, -d.hi, d.hi_open, -d.lo, d.lo_open), "<" if op == ">" else "<="
+    if op == "<":
+        return frozenset({True}) if d.hi < 0 or d.hi == 0 and d.hi_open else \
+            frozenset({False}) if d.lo >= 0 else _UNKNOWN
+    return frozenset({True}) if d.hi <= 0 else \
+        frozenset({False}) if d.lo > 0 or d.lo == 0 and d.lo_open else _UNKNOWN
+
+
+def _both(a, b):
+    """a AND b of two tests."""
+    if a is _UNKNOWN or b is _UNKNOWN:
+        return frozenset({False}) if frozenset({False}) in (a, b) else _UNKNOWN
+    return frozenset(_and(x, y) for x in a for y in b)
 
 
 def _compare(a, b, op):
@@ -600,8 +693,12 @@ def _compare(a, b, op):
                              for x, y in product(a, b))
         return frozenset(v != (op == "=") for v in distinct)
     if op in _ORDER:
-        if isinstance(a, Open) and isinstance(b, Open) and a.kind == b.kind and (a.clock, b.clock) in _CLOCKED:
-            return _CLOCKED[a.clock, b.clock].get(op, _UNKNOWN)
+        ordered = _ordered(a, b, op)
+        if ordered is not None:
+            return ordered
+        if isinstance(a, Open) and isinstance(a.clock, _Span) and not (a.clock == _BEFORE or a.clock.c == 1 and
+                                                                       a.clock.lo > -1e9):
+            return _UNKNOWN  # a difference of clocked values (`now() - iat`) may be negative, unlike a claim
         if isinstance(a, Open) and a.kind == "number" and isinstance(b, frozenset):
             # a positive number against a constant below 1 (`(auth.jwt() ->> 'exp')::bigint > 0`)
             low = [v for v in b if type(v) is int]
