@@ -476,25 +476,11 @@ def _skeleton(node: Any, env: dict[str, Any]) -> tuple[str, list[list[str]]]:
 
 def _format_skeleton(pattern: str, args: list[Any], walk: Any) -> str | None:
     """`format(pattern, ...)` read as `_skeleton` reads: %I as WILD, %L as quoted data, %s as its argument."""
-    out, i, following = [], 0, 0
-    while i < len(pattern):
-        if pattern[i] != "%":
-            out.append(pattern[i])
-            i += 1
-            continue
-        match = _SPEC.match(pattern, i)
-        if match is None or "*" in match.group(0):
-            return None
-        i = match.end()
-        if match["type"] == "%":
-            out.append("%")
-            continue
-        at = int(match["pos"]) - 1 if match["pos"] else following
-        if at >= len(args):
-            return None
-        following = at + 1
-        out.append(WILD if match["type"] == "I" else _DATA if match["type"] == "L" else walk(args[at]))
-    return "".join(out)
+    pieces = _format_pieces(pattern, len(args))
+    if pieces is None:
+        return None
+    return "".join(p if isinstance(p, str) else WILD if p[0] == "I" else _DATA if p[0] == "L" else walk(args[p[1]])
+                   for p in pieces)
 
 
 def _constants(tree: Any) -> Iterator[str]:
@@ -972,11 +958,13 @@ _SPEC = re.compile(r"%(?:(?P<pos>[1-9][0-9]*)\$)?(?P<flag>-?)(?:(?P<width>[0-9]+
                    r"(?P<type>[sIL%])")
 
 
-def _format(pattern: str, args: list[str]) -> str | None:
-    """`format(pattern, args...)` as PostgreSQL's format() reads its specifiers (evasion round 19 e09):
-    `%[n$][-][width|*|*n$](s|I|L)` and `%%`, a position setting where the next argument is taken from; None for
-    a missing argument, a width not an integer or an unknown specifier (PostgreSQL raises)."""
-    out, i, following = [], 0, 0
+def _format_pieces(pattern: str, count: int, width_of: Any = None) -> list | None:
+    """format()'s pattern as PostgreSQL reads it (evasion round 19 e09): its text, and (type, argument index, left,
+    width) for each `%[n$][-][width|*|*n$](s|I|L)`, a position setting where the next argument is taken from; `%%`
+    is a '%'. None where PostgreSQL raises (a missing argument, an unknown specifier), or for a width taken from an
+    argument that `width_of(index)` cannot read as an integer."""
+    out: list = []
+    i, following = 0, 0
     while i < len(pattern):
         if pattern[i] != "%":
             out.append(pattern[i])
@@ -996,18 +984,35 @@ def _format(pattern: str, args: list[str]) -> str | None:
         width = int(match["width"]) if match["width"] else 0
         if match.group(0)[1:].lstrip("0123456789$-").startswith("*"):  # (a width taken from an argument)
             at = int(match["wpos"]) - 1 if match["wpos"] else following
-            if at >= len(args) or not re.fullmatch(r"\s*-?[0-9]{1,6}\s*", args[at]):
+            given = width_of(at) if width_of is not None and at < count else None
+            if given is None:
                 return None
-            width = int(args[at])
-            left, width = left or width < 0, abs(width)
+            left, width = left or given < 0, abs(given)
             following = at + 1
         at = int(match["pos"]) - 1 if match["pos"] else following
-        if at >= len(args):
+        if at >= count:
             return None
         following = at + 1
+        out.append((kind, at, left, width))
+    return out
+
+
+def _format(pattern: str, args: list[str]) -> str | None:
+    """`format(pattern, args...)` as PostgreSQL's format() computes it (_format_pieces); None where it raises, or
+    for a %L of a text holding a backslash (quote_literal writes E'...' then)."""
+    pieces = _format_pieces(pattern, len(args), lambda at: int(args[at]) if re.fullmatch(
+        r"\s*-?[0-9]{1,6}\s*", args[at]) else None)
+    if pieces is None:
+        return None
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+            continue
+        kind, at, left, width = piece
         value = args[at]
         if kind == "L" and "\\" in value:
-            return None  # quote_literal writes E'...' then
+            return None
         value = ident(value) if kind == "I" else literal(value) if kind == "L" else value
         out.append(value.ljust(width) if left else value.rjust(width))
     return "".join(out)
