@@ -116,7 +116,7 @@ def test_every_finding_carries_a_position_remediation_and_where_mechanical_fix_s
         'alter policy "Users see own org habits" on public.habits using (')
     assert fixes[("BP003", "public.sessions")] == "alter table public.sessions enable row level security;"
     assert fixes[("BP009", "public.update_updated_at")] == \
-        "alter function public.update_updated_at() set search_path = '';"
+        "alter function public.update_updated_at() set search_path = pg_catalog, pg_temp;"
 
 
 def test_cli_on_the_article_exits_1_and_summarises(capsys):

@@ -106,7 +106,7 @@ def test_article_sql_trips_exactly_these_lints_on_a_legacy_project(make_db):
     by_pair = {(f.rule_id, f.object): f for f in findings}
     assert by_pair[("0013", "public.profiles")].fix_sql == "alter table public.profiles enable row level security;"
     assert by_pair[("0011", "public.update_updated_at")].fix_sql == (
-        "alter function public.update_updated_at() set search_path = '';")
+        "alter function public.update_updated_at() set search_path = pg_catalog, pg_temp;")
     assert by_pair[("0016", "public.daily_org_metrics")].fix_sql == (
         "revoke all on table public.daily_org_metrics from public, anon, authenticated;")
 
@@ -208,7 +208,7 @@ CASES = [
          "  as $$ begin new.updated_at := now(); return new; end $$;",
          "create function public.touch() returns trigger language plpgsql set search_path = ''\n"
          "  as $$ begin new.updated_at := now(); return new; end $$;",
-         fix_sql="alter function public.touch() set search_path = '';"),
+         fix_sql="alter function public.touch() set search_path = pg_catalog, pg_temp;"),
     Case("0013_table_granted_without_rls", "0013",
          "create table public.notes (id int primary key);\n"
          "grant select on public.notes to anon;",

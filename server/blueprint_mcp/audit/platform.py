@@ -128,7 +128,9 @@ LINTS: dict[str, PlatformLint] = {lint.number: lint for lint in (
     PlatformLint("0011", "function_search_path_mutable", Level.WARN, _S,
                  "A function without a fixed search_path resolves names through the caller's search_path, "
                  "which a caller can point at objects of their own.",
-                 "Add `set search_path = ''` and schema-qualify every name in the body."),
+                 "Add `set search_path = pg_catalog, pg_temp` and schema-qualify every name in the body "
+                 "(with `''` PostgreSQL still looks in the caller's temporary schema first for tables and "
+                 "types; naming pg_temp last puts it last)."),
     PlatformLint("0013", "rls_disabled_in_public", Level.ERROR, _S,
                  "A table in an exposed schema, reachable by the API roles, without row level security: "
                  "anyone with the anon key reads and writes every row.",

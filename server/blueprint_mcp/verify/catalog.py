@@ -151,7 +151,7 @@ def _security_invoker(row: Row) -> str:
 
 
 def _pin_search_path(row: Row) -> str:
-    return f"alter {_routine(row)} set search_path = '';"
+    return f"alter {_routine(row)} set search_path = pg_catalog, pg_temp;"
 
 
 def _move_extension(row: Row) -> str | None:

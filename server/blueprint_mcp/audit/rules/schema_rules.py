@@ -149,7 +149,8 @@ def search_path_mutable(r, s: Schema):
     for f in s.functions:
         if f.search_path is None and not managed(f.schema_name):
             yield r.finding(f"Function {f.qualified} has a mutable search_path.", f.qualified, location=f.location,
-                            fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) set search_path = '';")
+                            fix_sql=f"alter function {qname(f.schema_name, f.name)}({f.arg_types}) "
+                                    "set search_path = pg_catalog, pg_temp;")
 
 
 @rule("BP010", platform="0028",
