@@ -912,6 +912,17 @@ def test_a24_soft_delete_archives_hides_and_restores_for_the_named_capability(w)
     assert w.su("select count(*) from public.folders where id = %s", (folder,)) == [(0,)]
 
 
+def test_a24_deleting_an_archived_row_again_keeps_when_it_was_archived(w):
+    """Red team 29 R2: a restorer's second delete stamped archived_at anew, so it no longer said when the row was
+    archived (what a retention rule reads); nor did the row get an audit entry for a change it did not have."""
+    folder = ins(w, "member", "folders", w.org1, title="f")
+    assert w.count("member", "delete from public.folders where id = %s", (folder,)) == 0
+    w.su("update public.folders set archived_at = archived_at - interval '200 days' where id = %s", (folder,))
+    archived = w.su("select archived_at, updated_at from public.folders where id = %s", (folder,))
+    assert w.count("editor", "delete from public.folders where id = %s", (folder,)) == 0
+    assert w.su("select archived_at, updated_at from public.folders where id = %s", (folder,)) == archived
+
+
 @pytest.mark.parametrize("keys, message, fix", [
     (["created_by"], "'created_by' is the author column of things, which the blueprint does not declare: exclusions "
      "key on declared fields.", "declare a user field (e.g. {name: member_id, type: reference, references: "

@@ -164,6 +164,8 @@ class Oracle:
             return False  # a state column starts in one of its initial states (A28)
         if command != "insert" and not self._live(actor, e, row, org):
             return False  # an archived row: only those who may restore it reach it
+        if command == "delete" and e.soft_delete and self._value(row, "archived_at") is not None:
+            return False  # a client's delete of an archived row changes nothing: it keeps when it was archived (A24)
         if not self._parent_seen(actor, e, row):
             return False  # the personal data of a row: read and written only by those who see the row
         if command in ("update", "delete") and not self._grants_hold(actor, e, "select", row, org):

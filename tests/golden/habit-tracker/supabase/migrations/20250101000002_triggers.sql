@@ -423,9 +423,10 @@ set search_path = pg_catalog, pg_temp
 as $$
 begin
   -- A client's own delete archives the row (the delete policy decided it may). The service role, and
-  -- deletes cascading from another row (an organisation, an account), remove it for good.
+  -- deletes cascading from another row (an organisation, an account), remove it for good. An archived
+  -- row keeps the time it was archived: deleting it again changes nothing.
   if current_setting('role', true) in ('authenticated', 'anon') and pg_trigger_depth() = 1 then
-    update public.habits set archived_at = now() where id = old.id;
+    update public.habits set archived_at = now() where id = old.id and archived_at is null;
     return null;
   end if;
   return old;
