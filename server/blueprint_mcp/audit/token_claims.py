@@ -96,7 +96,13 @@ _UNKNOWN: Any = object()  # a value of the expression the reading cannot tell
 _TYPES_TEXT = ("text", "varchar", "name", "citext")
 _TYPES_INT = ("int2", "int4", "int8", "smallint", "integer", "bigint", "int", "numeric", "float8", "float4")
 _TYPES_JSON = ("json", "jsonb")
-_TYPES_TIME = ("timestamptz",)
+# a timestamp without time zone reads as the clock's wall time in the session's zone, UTC on Supabase (as
+# localtimestamp does)
+_TYPES_TIME = ("timestamptz", "timestamp")
+# time zone names PostgreSQL reads as UTC (timezone(zone, now()) is then the clock's UTC wall time)
+_UTC_ZONES = frozenset({"utc", "etc/utc", "uct", "etc/uct", "gmt", "etc/gmt", "gmt0", "etc/gmt0", "gmt+0", "gmt-0",
+                        "etc/gmt+0", "etc/gmt-0", "utc0", "z", "zulu", "etc/zulu", "universal", "etc/universal",
+                        "greenwich", "etc/greenwich", "+00", "-00", "+00:00", "-00:00", "00:00"})
 _CLOCK = Open("time", clock=_NOW)  # the request's clock: now(), current_timestamp, clock_timestamp(), ...
 _CLOCK_FUNCTIONS = ("now", "clock_timestamp", "statement_timestamp", "transaction_timestamp")
 
@@ -187,6 +193,19 @@ class _Reader:
                 isinstance(values[1], Open) and values[1].kind == "time" and isinstance(values[1].clock, _Span):
             # `extract(epoch from now())`, and of a moved clock (`now() + interval '1 minute'`: evasion round 20 e02)
             return Open("number", clock=values[1].clock)
+        if short == "timezone" and name in ("timezone", "pg_catalog.timezone") and len(values) == 2 and \
+                isinstance(values[1], Open) and values[1].kind == "time" and isinstance(values[0], frozenset) and \
+                len(values[0]) == 1 and str(next(iter(values[0]))).strip().lower() in _UTC_ZONES:
+            # `timezone('utc'::text, now())`, `now() at time zone 'utc'`: the clock's UTC wall time, whose epoch is
+            # the clock's in any session time zone (evasion round 21 e03)
+            return values[1]
+        if short in ("num_nonnulls", "num_nulls") and name in (short, "pg_catalog." + short) and values:
+            nulls = [v if isinstance(v, frozenset) else frozenset({False}) if isinstance(v, Open) else _UNKNOWN
+                     for v in values]
+            if any(v is _UNKNOWN for v in nulls):
+                return _UNKNOWN
+            counts = frozenset(sum(x is None for x in pick) for pick in product(*nulls))
+            return counts if short == "num_nulls" else frozenset(len(values) - c for c in counts)
         if short in ("floor", "ceil", "ceiling", "trunc", "round") and len(values) == 1 and \
                 isinstance(values[0], Open) and values[0].kind == "number" and isinstance(values[0].clock, _Span):
             return Open("number", clock=_rounded(values[0].clock, short))
@@ -205,6 +224,31 @@ class _Reader:
     def _ColumnRef(self, body, depth):
         return _UNKNOWN
 
+    def _CaseExpr(self, body, depth):
+        """The values of the branches a CASE may take: each WHEN in turn, one that may hold adds its result, one
+        that surely holds ends the reading, the ELSE (NULL without one) counts when every WHEN may fail
+        (`case when auth.uid() is null then false else true end`: evasion round 21 e02)."""
+        subject = self.value(body.get("arg"), depth) if body.get("arg") is not None else None
+        results = []
+        for wrapped in body.get("args") or []:
+            when = (wrapped or {}).get("CaseWhen") if isinstance(wrapped, dict) else None
+            if not isinstance(when, dict):
+                return _UNKNOWN
+            test = self.value(when.get("expr"), depth)
+            holds = _booleans(test if subject is None else _compare(subject, test, "="))
+            if holds is _UNKNOWN or True in holds:
+                results.append(self.value(when.get("result"), depth))
+            if holds is not _UNKNOWN and holds == frozenset({True}):
+                break
+        else:
+            default = body.get("defresult")
+            results.append(self.value(default, depth) if default is not None else frozenset({None}))
+        if len(results) == 1:
+            return results[0]
+        if any(not isinstance(r, frozenset) for r in results):
+            return _UNKNOWN
+        return frozenset().union(*results)
+
     # --- structure ---------------------------------------------------------------------------------------------
 
     def _SubLink(self, body, depth):
@@ -220,7 +264,11 @@ class _Reader:
         type_name = body.get("typeName") or {}
         if type_name.get("arrayBounds"):
             return _UNKNOWN
-        return _cast(value, dotted(type_name.get("names")).split(".")[-1])
+        cast = _cast(value, dotted(type_name.get("names")).split(".")[-1])
+        if type_name.get("typmods") and isinstance(cast, Open) and cast.kind == "time" and cast.clock:
+            c = cast.clock  # `now()::timestamp(0)`: rounded to at most a second
+            return Open("time", clock=_Span(c.c, c.lo - 0.5, False, c.hi + 0.5, False))
+        return cast
 
     def _CoalesceExpr(self, body, depth):
         result: set = set()
@@ -289,6 +337,15 @@ class _Reader:
             if left is self.token and right is not _UNKNOWN:
                 self.read |= {str(k).strip("{}").split(",")[0] for k in right}
             return _claim(left, right, op) if op.startswith(("-", "#")) else _has_keys(left, right, op)
+        if op in ("@>", "<@", "&&") and kind == "AEXPR_OP":
+            # `array[auth.role()] <@ '{authenticated,service_role}'`: the role test as array containment
+            lefts, rights = self._members(body.get("lexpr"), depth), self._members(body.get("rexpr"), depth)
+            if lefts is _UNKNOWN or rights is _UNKNOWN:
+                return _UNKNOWN
+            if op == "&&":
+                return _any([_matched(x, y) for x in lefts for y in rights])
+            inner, outer = (lefts, rights) if op == "<@" else (rights, lefts)
+            return _all([_any([_matched(x, y) for y in outer]) for x in inner])
         if kind == "AEXPR_IN" or kind in ("AEXPR_OP_ANY", "AEXPR_OP_ALL"):
             items = self._list(body.get("rexpr"), depth)
             if items is _UNKNOWN:
@@ -323,10 +380,34 @@ class _Reader:
             return _UNKNOWN if items is _UNKNOWN else [frozenset({v}) for v in items]
         return [self.value(i, depth) for i in items]
 
+    def _members(self, node, depth):
+        """The value of each element of `array[...]` (any expressions) or of an array constant."""
+        inner = node["TypeCast"].get("arg") if isinstance(node, dict) and "TypeCast" in node and \
+            (node["TypeCast"].get("typeName") or {}).get("arrayBounds") else node
+        elements = (inner.get("A_ArrayExpr") or {}).get("elements") if isinstance(inner, dict) else None
+        if elements is not None:
+            return [self.value(e, depth) for e in elements]
+        items = self._array(node, depth)
+        return _UNKNOWN if items is _UNKNOWN else [frozenset({v}) for v in items]
+
     def _array(self, node, depth):
-        """The constant elements of `array[...]` or `'{a,b}'`; _UNKNOWN for anything else."""
+        """The constant elements of `array[...]` or `'{a,b}'` (cast to an array or not: an array operator's
+        untyped operand is read as an array); _UNKNOWN for anything else."""
+        element, array_cast = None, True
         if isinstance(node, dict) and "TypeCast" in node:
+            type_name = node["TypeCast"].get("typeName") or {}
+            element, array_cast = dotted(type_name.get("names")).split(".")[-1], bool(type_name.get("arrayBounds"))
             node = node["TypeCast"].get("arg")
+        text = const(node) if isinstance(node, dict) and "A_Const" in node else None
+        if isinstance(text, str) and array_cast:
+            # `'{authenticated,service_role}'::text[]`, the constant spelling of array[...] (evasion round 21 e01)
+            items = _array_literal(text)
+            if items is None:
+                return _UNKNOWN
+            if element in _TYPES_INT:
+                cast = [_cast(frozenset({v}), element) for v in items]
+                return _UNKNOWN if any(c is _UNKNOWN for c in cast) else [next(iter(c)) for c in cast]
+            return items
         elements = (node.get("A_ArrayExpr") or {}).get("elements") if isinstance(node, dict) else None
         if elements is None:
             return _UNKNOWN
@@ -337,6 +418,60 @@ class _Reader:
 
 
 # --- values ------------------------------------------------------------------------------------------------------
+
+def _array_literal(text: str) -> list[str | None] | None:
+    """The elements of a one-dimensional array constant as PostgreSQL reads it (`{a, "b c", NULL}`: blanks around
+    an element dropped, double quotes and backslashes escape, an unquoted NULL is NULL); None for anything else
+    (nested braces, a `[1:2]=` bound, a malformed text)."""
+    text = text.strip()
+    if len(text) < 2 or text[0] != "{" or text[-1] != "}":
+        return None
+    inner, out, i = text[1:-1], [], 0
+    if not inner.strip():
+        return []
+    while True:
+        while i < len(inner) and inner[i].isspace():
+            i += 1
+        chars, quoted, bare_end = [], False, 0  # quoted: a double-quoted or escaped word (never NULL)
+        if i < len(inner) and inner[i] == '"':
+            quoted, i = True, i + 1
+            while i < len(inner) and inner[i] != '"':
+                if inner[i] == "\\":
+                    i += 1
+                if i < len(inner):
+                    chars.append(inner[i])
+                    i += 1
+            if i >= len(inner):
+                return None
+            i += 1
+        else:
+            while i < len(inner) and inner[i] != ",":
+                if inner[i] in '{}"':
+                    return None
+                if inner[i] == "\\":
+                    i += 1
+                    if i >= len(inner):
+                        return None
+                    chars.append(inner[i])
+                    bare_end, quoted = len(chars), True
+                else:
+                    chars.append(inner[i])
+                    if not inner[i].isspace():
+                        bare_end = len(chars)
+                i += 1
+            chars = chars[:bare_end]
+        while i < len(inner) and inner[i].isspace():
+            i += 1
+        word = "".join(chars)
+        if not quoted and not word:
+            return None
+        out.append(None if not quoted and word.lower() == "null" else word)
+        if i >= len(inner):
+            return out
+        if inner[i] != ",":
+            return None
+        i += 1
+
 
 def _booleans(value):
     """A boolean value's possibilities; an untyped literal reads as PostgreSQL reads it in a boolean's place."""
@@ -371,6 +506,12 @@ def _fold(tests, settles: bool, join):
     for t in tests:
         result = frozenset(join(x, y) for x in result for y in t)
     return result
+
+
+def _matched(x, y):
+    """Whether two array elements are equal as array operators compare them: a NULL element matches nothing."""
+    same = _compare(x, y, "=")
+    return same if same is _UNKNOWN else frozenset(v is True for v in same)
 
 
 def _any(tests):
@@ -774,6 +915,9 @@ def test_text(node: Any, depth: int = 0) -> str | None:
         if kind == "FuncCall" and function_name(body).split(".")[-1] == "extract" and len(args) == 2 and \
                 body.get("funcformat") == "COERCE_SQL_SYNTAX":
             return f"extract({args[0].strip(chr(39))} from {args[1]})"
+        if kind == "FuncCall" and function_name(body).split(".")[-1] == "timezone" and len(args) == 2 and \
+                body.get("funcformat") == "COERCE_SQL_SYNTAX":
+            return f"{args[1]} at time zone {args[0]}"
         return f"{dotted(body.get('funcname'))}({', '.join(args)})" if kind == "FuncCall" else expr_text(node)
     if kind == "TypeCast":
         inner = sub(body.get("arg"))
@@ -798,6 +942,15 @@ def test_text(node: Any, depth: int = 0) -> str | None:
     if kind == "CoalesceExpr":
         parts = [sub(a) for a in body.get("args") or []]
         return None if None in parts else f"coalesce({', '.join(parts)})"  # type: ignore[arg-type]
+    if kind == "CaseExpr":
+        whens = [(w or {}).get("CaseWhen") or {} for w in body.get("args") or []]
+        parts = [sub(body["arg"]) if body.get("arg") is not None else ""] + \
+            [sub(w.get(k)) for w in whens for k in ("expr", "result")] + \
+            [sub(body["defresult"]) if body.get("defresult") is not None else ""]
+        if None in parts or not whens:
+            return None
+        branches = " ".join(f"when {parts[i]} then {parts[i + 1]}" for i in range(1, len(parts) - 1, 2))
+        return " ".join(x for x in ("case", parts[0], branches, parts[-1] and f"else {parts[-1]}", "end") if x)
     if kind == "A_ArrayExpr":
         parts = [sub(a) for a in body.get("elements") or []]
         return None if None in parts else f"array[{', '.join(parts)}]"  # type: ignore[arg-type]
