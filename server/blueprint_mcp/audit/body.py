@@ -19,6 +19,7 @@ import pgparse
 
 from .pins import unwrap
 from .platform import mentions_user_metadata
+from .plpgsql_answer import plpgsql_answer
 from ..sql.ident import ident
 from .tree import (Node, boolean_args, called_functions, const, dotted, nodes, procedure_calls_typed, qualified,
                    replaced, strings)
@@ -107,6 +108,12 @@ class BodyFacts:
     # so a RAISE in the function they call refuses the caller there (evasion round 17 fp04: perform
     # private.assert_can_grant(p_org, p_role)).
     performs: list[int] = field(default_factory=list)
+    # The expression a PL/pgSQL function returns, when its body is only IFs, assignments and RETURNs (as a CASE:
+    # `plpgsql_answer`), for the readings an SQL helper's `select <expression>` gets (evasion round 21 e05).
+    answer: Any = None
+    # Positions in `trees` of the SQL statements (INSERT, UPDATE, ...) every run reaches, as `performs` (a signup
+    # trigger's `insert into public.profiles (id) values (new.id)`: evasion round 21 e06).
+    always: list[int] = field(default_factory=list)
 
     def copy(self) -> BodyFacts:
         """Its own sets and lists, every field; the parse trees are shared (nothing changes a body's trees
@@ -302,6 +309,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         case_of: dict[int, tuple[str, str]] = {}  # id of a CASE's WHEN test -> (case variable, the CASE's expression)
         unguarded, asks = _paths(fn.get("action"))
         always = _performed_always(fn.get("action"))
+        statements_always = _performed_always(fn.get("action"), "PLpgSQL_stmt_execsql", "sqlstmt")
+        expression_at: dict[int, Any] = {}  # id of a PLpgSQL_expr -> its parse, for `plpgsql_answer`
         facts.asks_caller = facts.asks_caller or asks
         for inner_kind, body in nodes(fn.get("action")):
             if inner_kind == "PLpgSQL_stmt_assign":
@@ -398,6 +407,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.unguarded.append(before)
                 if id(body) in always and len(facts.trees) > before:
                     facts.performs.append(before)
+                if id(body) in statements_always and len(facts.trees) > before:
+                    facts.always.append(before)
+                if len(facts.trees) == before + 1:
+                    expression_at[id(body)] = facts.trees[before]
                 if (id(body) in refusing or id(body) in calling) and len(facts.trees) > before:
                     compare_tests.append((before, calling.get(id(body), []) if id(body) not in refusing else []))
                 if id(body) in conditions and len(facts.trees) > before:
@@ -426,6 +439,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     if var and var.get("refname") and len(facts.trees) > before:
                         facts.into.append((before, (var["refname"],)))
                         facts.declared.append(before)
+                    if len(facts.trees) == before + 1:
+                        expression_at[id(body)] = facts.trees[before]
+        facts.answer = plpgsql_answer(fn, expression_at) if expression_at else None
         # NEW against OLD in a test that refuses (raises, skips the row, or calls a function the audit reads for a
         # RAISE): a guard. A test that only records (new.previous_owner := old.owner_id) is none.
         for at, calls in compare_tests:
@@ -538,9 +554,10 @@ def _paths(action: Any) -> tuple[set[int], bool]:
     return set(unguarded), asks
 
 
-def _performed_always(action: Any) -> set[int]:
-    """Ids of the expressions of the PERFORMs every run reaches: in the function's block and the plain blocks inside
-    it, never in an IF, CASE or loop, nor in a block with an exception handler (which may swallow what they raise)."""
+def _performed_always(action: Any, statement: str = "PLpgSQL_stmt_perform", part: str = "expr") -> set[int]:
+    """Ids of the expressions of the PERFORMs (or other `statement`s, their `part`) every run reaches: in the
+    function's block and the plain blocks inside it, never in an IF, CASE or loop, nor in a block with an exception
+    handler (which may swallow what they raise)."""
     out: set[int] = set()
 
     def walk(block: Any) -> bool:
@@ -551,8 +568,8 @@ def _performed_always(action: Any) -> set[int]:
             if not isinstance(wrapped, dict) or len(wrapped) != 1:
                 continue
             kind, body = next(iter(wrapped.items()))
-            if kind == "PLpgSQL_stmt_perform" and isinstance(body, dict):
-                expr = (body.get("expr") or {}).get("PLpgSQL_expr")
+            if kind == statement and isinstance(body, dict):
+                expr = (body.get(part) or {}).get("PLpgSQL_expr")
                 if isinstance(expr, dict):
                     out.add(id(expr))
             elif kind == "PLpgSQL_stmt_block" and walk(body) or kind == "PLpgSQL_stmt_return":

@@ -51,6 +51,8 @@ class BodyReading:
     discarded: tuple[int, ...] = ()  # positions of expressions whose value decides nothing (BodyFacts.discarded)
     declared: tuple[int, ...] = ()  # positions of DECLARE defaults (BodyFacts.declared)
     performs: tuple[int, ...] = ()  # positions of the PERFORMs every run reaches (BodyFacts.performs)
+    answer: Any = None  # the expression a PL/pgSQL body returns (BodyFacts.answer)
+    always: tuple[int, ...] = ()  # positions of the SQL statements every run reaches (BodyFacts.always)
 
 
 @dataclass

@@ -306,7 +306,8 @@ def _keep_body(f: Function, facts: BodyFacts, n: dict, schema: str) -> None:
         shapes=tuple(facts.shapes), guards=tuple(facts.guards), conditions=tuple(facts.conditions),
         refuses_when=tuple(facts.refuses_when), lookups=tuple(facts.lookups), unguarded=tuple(facts.unguarded),
         asks_caller=facts.asks_caller, stamps=tuple(facts.stamps), discarded=tuple(facts.discarded),
-        declared=tuple(facts.declared), performs=tuple(facts.performs),
+        declared=tuple(facts.declared), performs=tuple(facts.performs), answer=facts.answer,
+        always=tuple(facts.always),
         within=tuple((at, tuple(around)) for at, around in facts.within.items()), caught=tuple(facts.caught.items()),
         column_first=f.language == "sql" or bool(_USE_COLUMN.search(f.body)))
 

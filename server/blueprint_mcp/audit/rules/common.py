@@ -577,6 +577,15 @@ def sql_answer(f: Function | None) -> Any:
     return lone_value(body) if kind == "SelectStmt" else None
 
 
+def function_answer(f: Function | None) -> Any:
+    """The expression a function answers: an SQL body's one bare `select <expression>` (`sql_answer`), or what a
+    PL/pgSQL body of IFs, assignments and RETURNs returns (`begin return auth.uid() is not null; end`, read as
+    `plpgsql_answer` reads it); None otherwise."""
+    if f is not None and f.language == "plpgsql":
+        return getattr(f._body, "answer", None)
+    return sql_answer(f)
+
+
 def outside_subqueries(tree: Any) -> list[tuple[str, Node]]:
     """Typed nodes evaluated per row of the policy's own table (not inside any sub-query)."""
     return _once("outside", tree, lambda: [(kind, body) for kind, body, ctx in _index(tree) if "select" not in ctx])

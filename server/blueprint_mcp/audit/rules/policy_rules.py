@@ -31,6 +31,7 @@ from .common import (
     commands,
     enum_of,
     find_function,
+    function_answer,
     is_membership_name,
     is_tenant,
     linted_policies,
@@ -48,6 +49,7 @@ from .common import (
     tenant_roots,
     trees,
 )
+from .own_rows import own_row_exists
 from .stranger import true_for_stranger
 from .prefixes import TOPIC_SEPARATORS, is_topic, open_prefixes, pattern_columns, pattern_hole
 
@@ -1381,35 +1383,6 @@ def _unwrapped(node):
     return node
 
 
-def _signed_in(node) -> str | None:
-    """`exists (select 1 from auth.users where id = auth.uid())`, the caller's own user row: every signed-in caller
-    passes it (evasion round 16 e16). Tests of the token itself are `_token_test`'s."""
-    link = node.get("SubLink")
-    select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) and \
-        link.get("subLinkType") == "EXISTS_SUBLINK" else None
-    if isinstance(select, dict) and _own_user_row(select):
-        return "the caller's own auth.users row exists"
-    return None
-
-
-def _own_user_row(select: dict) -> bool:
-    """`select 1 from auth.users u where u.id = auth.uid()`: a lookup of nothing but the caller's own user."""
-    tables = select.get("fromClause") or []
-    rv = tables[0].get("RangeVar") if len(tables) == 1 and isinstance(tables[0], dict) else None
-    if not isinstance(rv, dict) or (rv.get("schemaname"), rv.get("relname")) != ("auth", "users") or \
-            select.get("groupClause") or select.get("havingClause"):
-        return False
-    where = (select.get("whereClause") or {}).get("A_Expr")
-    if not isinstance(where, dict) or strings(where.get("name")) != ["="] or \
-            where.get("kind", "AEXPR_OP") != "AEXPR_OP":
-        return False
-    sides = [_unwrapped(where.get("lexpr")), _unwrapped(where.get("rexpr"))]
-    column = [strings((x.get("ColumnRef") or {}).get("fields"))[-1:] for x in sides if isinstance(x, dict)]
-    calls = [function_name(x["FuncCall"]) for x in sides if isinstance(x, dict) and "FuncCall" in x and
-             not x["FuncCall"].get("args")]
-    return ["id"] in column and calls == ["auth.uid"]
-
-
 def _token_test(node, callers: frozenset[str], definer: bool) -> str | None:
     """A test of the request's token every token of the callers' roles passes, however spelt: `(auth.jwt() ->>
     'is_anonymous')::boolean is false`, `auth.jwt() ? 'sub'`, `auth.role() <> 'anon'`, `length(auth.jwt() ->>
@@ -1428,9 +1401,10 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
     """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: a test of
     the request's token every token of those roles passes (`_token_test`: `auth.role() = 'authenticated'`,
     `coalesce(auth.jwt() ->> 'role', 'authenticated') = 'authenticated'`, `current_user in ('anon',
-    'authenticated')`, `auth.uid() is not null` for signed-in callers), the caller's own auth.users row, `true`, an
-    OR with such a branch, or a call of an SQL helper whose body is one such expression (`select p_org = any (...)
-    or auth.role() = 'authenticated'`)."""
+    'authenticated')`, `auth.uid() is not null` for signed-in callers), the caller's own row of auth.users or of a
+    table a signup trigger fills for every user (`own_rows`), `true`, an OR with such a branch, or a call of a
+    helper whose body answers one such expression (`select p_org = any (...) or auth.role() = 'authenticated'`, a
+    PL/pgSQL `return auth.uid() is not null`)."""
     node = _unwrapped(node)
     if not isinstance(node, dict) or depth > 4:
         return None
@@ -1444,7 +1418,7 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
             (hits[0] if hits and len(hits) == len(found) else None)
         return hit or _token_test(node, callers, definer)
     if callers == {"authenticated"}:
-        signed_in = _signed_in(node)
+        signed_in = own_row_exists(s, node, definer)
         if signed_in:
             return signed_in
     token_test = _token_test(node, callers, definer)
@@ -1452,7 +1426,7 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
         return token_test
     call = node.get("FuncCall")
     f = find_function(s, function_name(call)) if isinstance(call, dict) else None
-    answer = sql_answer(f)
+    answer = function_answer(f)
     found = _true_for(s, answer, callers, depth + 1, definer or f.security_definer) if answer is not None else None
     return found + (f" (in {f.qualified})" if " (in " not in found else "") if found else None
 

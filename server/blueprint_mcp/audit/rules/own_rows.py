@@ -1,0 +1,156 @@
+"""Lookups of a row every signed-in user has, keyed by their own id (BP079): `exists (select 1 from auth.users
+where id = auth.uid())`, and the same of a table a trigger on auth.users fills for every signup (the usual
+`handle_new_user` making `public.profiles (id) values (new.id)`: evasion round 21 e06). Such a test asks "is this a
+registered user", which every caller a policy `to authenticated` is: OR-ed beside a membership check it opens every
+organisation's rows, as `auth.uid() is not null` does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...model.schema import Schema
+from ..tree import function_name, qualified, strings
+from .common import _once, can_select, commands, find_function, lone_value, only_statement, trees
+
+_UID = "auth.uid"
+
+
+def own_row_exists(s: Schema, node: Any, definer: bool) -> str | None:
+    """What makes `node` a lookup of the caller's own row in a table every user has one in: `exists (select 1
+    from t where t.<key> = auth.uid())` or `auth.uid() in (select <key> from t)`; None for anything else."""
+    link = node.get("SubLink") if isinstance(node, dict) else None
+    select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) else None
+    if not isinstance(select, dict) or select.get("groupClause") or select.get("havingClause") or \
+            select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return None
+    table = _only_table(select)
+    if table is None:
+        return None
+    kind = link.get("subLinkType")
+    if kind == "EXISTS_SUBLINK":
+        key = _keyed_by_caller(select.get("whereClause"))
+    elif kind == "ANY_SUBLINK" and strings(link.get("operName")) in ([], ["="]) and \
+            _is_uid(link.get("testexpr")) and not select.get("whereClause"):
+        column = lone_value(select, bare=False)
+        names = strings((column or {}).get("ColumnRef", {}).get("fields")) if isinstance(column, dict) else []
+        key = names[-1] if names else None
+    else:
+        return None
+    if key is None:
+        return None
+    if table == "auth.users":
+        return "the caller's own auth.users row exists" if key == "id" else None
+    maker = every_user_rows(s).get((table, key))
+    if maker is None or not _sees_own_row(s, table, key, definer):
+        return None
+    return f"the caller's own {table} row exists ({maker} makes one for every new user)"
+
+
+def every_user_rows(s: Schema) -> dict[tuple[str, str], str]:
+    """(table, key column) -> the function of a trigger on auth.users that inserts, on every run, a row of the
+    table keyed by the new user's id (`insert into public.profiles (id) values (new.id)`), read once per audit."""
+    return _once("every user rows", s, _every_user_rows, s)
+
+
+def _every_user_rows(s: Schema) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for trg in s.auth_triggers:
+        if trg.level != "row" or "insert" not in trg.events or trg.when or not trg.fires:
+            continue  # (a WHEN makes the row only for some signups)
+        f = find_function(s, trg.function)
+        reading = getattr(f, "_body", None) if f is not None else None
+        for at in getattr(reading, "always", ()) or ():
+            kind, insert = only_statement(reading.trees[at])
+            if kind != "InsertStmt" or not isinstance(insert.get("relation"), dict):
+                continue
+            table = qualified(insert["relation"], reading.default_schema)
+            for key in _new_id_columns(s, table, insert):
+                out.setdefault((table, key), f.qualified)
+    return out
+
+
+def _new_id_columns(s: Schema, table: str, insert: dict) -> list[str]:
+    """The columns an INSERT of one row fills with the new user's id (`new.id`)."""
+    select = (insert.get("selectStmt") or {}).get("SelectStmt") or {}
+    rows = select.get("valuesLists") or []
+    if len(rows) == 1:
+        values = (rows[0].get("List") or {}).get("items") or []
+    elif not rows and not select.get("fromClause") and not select.get("whereClause"):
+        values = [(t.get("ResTarget") or {}).get("val") for t in select.get("targetList") or []]
+    else:
+        return []
+    columns = [(c.get("ResTarget") or {}).get("name") for c in insert.get("cols") or []]
+    if not columns:
+        schema, _, name = table.partition(".")
+        t = s.table(name, schema)
+        columns = [c.name for c in t.columns] if t is not None else []
+    return [c for c, v in zip(columns, values) if c and isinstance(v, dict) and
+            [x.lower() for x in strings((v.get("ColumnRef") or {}).get("fields"))] == ["new", "id"]]
+
+
+def _sees_own_row(s: Schema, table: str, key: str, definer: bool) -> bool:
+    """Whether a signed-in caller's lookup finds their own row: a definer's always does; an invoker's where the
+    table is granted and either not under RLS or a permissive SELECT policy for them admits `key = auth.uid()`."""
+    if definer:
+        return True
+    schema, _, name = table.partition(".")
+    t = s.table(name, schema)
+    if t is None or not can_select(s, t, "authenticated"):
+        return False
+    if not t.rls_enabled:
+        return True
+    return any(p.permissive and (not p.roles or {"authenticated", "public"} & set(p.roles)) and
+               "select" in commands(p) and any(_admits_own(tree, key) for clause, tree, _ in trees(p)
+                                               if clause == "using") for p in t.policies)
+
+
+def _admits_own(node: Any, key: str) -> bool:
+    """`true`, `key = auth.uid()`, or an OR holding one."""
+    if not isinstance(node, dict):
+        return False
+    if "BoolExpr" in node and node["BoolExpr"].get("boolop") == "OR_EXPR":
+        return any(_admits_own(a, key) for a in node["BoolExpr"].get("args") or [])
+    value = node.get("A_Const") or {}
+    if "boolval" in value:
+        return bool((value.get("boolval") or {}).get("boolval"))
+    return _keyed_by_caller(node) == key
+
+
+def _keyed_by_caller(where: Any) -> str | None:
+    """The column of `<column> = auth.uid()` (either side, the call as it is or in `(select ...)`)."""
+    e = where.get("A_Expr") if isinstance(where, dict) else None
+    if not isinstance(e, dict) or strings(e.get("name")) != ["="] or e.get("kind", "AEXPR_OP") != "AEXPR_OP":
+        return None
+    sides = [_unwrapped(e.get("lexpr")), _unwrapped(e.get("rexpr"))]
+    names = [strings((x.get("ColumnRef") or {}).get("fields")) for x in sides if isinstance(x, dict)]
+    uids = [x for x in sides if _is_uid(x)]
+    columns = [n[-1] for n in names if n]
+    return columns[0] if len(uids) == 1 and len(columns) == 1 else None
+
+
+def _is_uid(node: Any) -> bool:
+    node = _unwrapped(node)
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    return isinstance(call, dict) and function_name(call) == _UID and not call.get("args")
+
+
+def _unwrapped(node: Any) -> Any:
+    """The value inside casts and a one-column sub-select: `(select auth.uid())::uuid` -> the call."""
+    while isinstance(node, dict) and len(node) == 1:
+        if "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+            continue
+        link = node.get("SubLink")
+        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
+            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
+        if value is None:
+            return node
+        node = value
+    return node
+
+
+def _only_table(select: dict) -> str | None:
+    """schema.table of a SELECT reading exactly one table (public when unqualified)."""
+    tables = select.get("fromClause") or []
+    rv = tables[0].get("RangeVar") if len(tables) == 1 and isinstance(tables[0], dict) else None
+    return qualified(rv, "public") if isinstance(rv, dict) else None
