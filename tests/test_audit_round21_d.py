@@ -149,6 +149,10 @@ def _helper(body: str, head: str = "language plpgsql stable set search_path = ''
     "declare v_uid uuid; begin select auth.uid() into v_uid; return v_uid is not null; end",
     "begin return exists (select 1 from auth.users where id = auth.uid()); end",
     "begin if exists (select 1 from auth.users u where u.id = auth.uid()) then return true; end if; return false; end",
+    "begin case auth.role() when 'authenticated', 'x' then return true; else return false; end case; end",
+    "begin case when auth.uid() is not null then return true; end case; end",  # no ELSE: raises otherwise
+    "declare r text := auth.role(); begin case when r = 'anon' then return false; else null; end case; "
+    "return true; end",
 ])
 def test_e05_signed_in_plpgsql_helper_is_every_caller(body):
     assert _fired(_helper(body)) == {"BP079"}
@@ -163,6 +167,8 @@ def test_e05_signed_in_plpgsql_helper_is_every_caller(body):
     "declare v_uid uuid := auth.uid(); begin v_uid := null; return v_uid is not null; end",
     "begin if auth.uid() is not null then raise exception 'x'; end if; return true; end",
     "begin perform 1; return auth.uid() is not null; exception when others then return false; end",  # unread
+    "begin case when auth.uid() is null then return true; end case; end",
+    "begin case auth.role() when 'anon' then return true; else return false; end case; end",
 ])
 def test_e05_plpgsql_helpers_a_caller_may_fail_are_not_every_caller(body):
     assert _fired(_helper(body)) == set()
@@ -217,6 +223,8 @@ _HELPER = "create function private.has_profile() returns boolean language {lang}
      "policy": "create policy p on public.profiles for select to authenticated using (user_id = auth.uid());"},
     {"policy": "create policy p on public.profiles for select to authenticated using (true);"},
     {"policy": "create policy p on public.profiles for all to authenticated using (auth.uid() = id);"},
+    {"policy": _OWN + "\ncreate policy r on public.profiles as restrictive for select to authenticated "
+                      "using ((select auth.uid()) = id);"},
     {"test": "(select private.has_profile())", "policy": "",  # a definer helper reads past RLS
      "extra": _HELPER.format(lang="sql", security="security definer",
                              body="select exists (select 1 from public.profiles where id = auth.uid())")},
@@ -234,6 +242,8 @@ def test_e06_own_row_of_a_table_every_signup_fills_is_every_caller(case):
     {"policy": ""},  # under RLS with no policy the caller sees no profile
     {"policy": "create policy p on public.profiles for select to authenticated using (role = 'admin');"},
     {"policy": _OWN + "\nrevoke select on public.profiles from authenticated;"},
+    {"policy": _OWN + "\ncreate policy r on public.profiles as restrictive for select to authenticated "
+                      "using (role = 'admin');"},
     {"body": "begin if new.raw_app_meta_data ->> 'provider' = 'google' then insert into public.profiles (id) "
              "values (new.id); end if; return new; end"},  # only some signups
     {"timing": "after update"},

@@ -1,12 +1,13 @@
 """What a PL/pgSQL function answers, as one SQL expression, for the readings an SQL helper's `select <expression>`
 gets (BP079: `begin return auth.uid() is not null; end`, evasion round 21 e05).
 
-The body is followed statement by statement: `return <expression>` answers, an IF (and ELSIF, ELSE) becomes a CASE
-over what each branch and the statements after it answer, an assignment or a `select <value> into <variable>`
-replaces the variable in what follows (DECLARE defaults first), a RAISE at level EXCEPTION or falling off the end
-answers nothing (read as unknown). Anything else (a loop, a write, a handler) leaves the function unread. A branch
-answering `true` or `false` is folded into the test (`case when c then true else x end` is `c or x`, `... then false
-...` is `c is not true and x`): the same rows hold, and a test it leads to (an own-user lookup) stays in reach."""
+The body is followed statement by statement: `return <expression>` answers, an IF (and ELSIF, ELSE) or a CASE
+statement becomes a CASE expression over what each branch and the statements after it answer, an assignment or a
+`select <value> into <variable>` replaces the variable in what follows (DECLARE defaults first), a RAISE at level
+EXCEPTION or falling off the end answers nothing (read as unknown). Anything else (a loop, a write, a handler) leaves
+the function unread. A branch answering `true` or `false` is folded into the test (`case when c then true else x
+end` is `c or x`, `... then false ...` is `c is not true and x`): the same rows hold, and a test it leads to (an
+own-user lookup) stays in reach."""
 
 from __future__ import annotations
 
@@ -58,10 +59,17 @@ def _follow(statements: list, env: dict[str, Any], datums: list, expression_at: 
             if body.get("exceptions"):
                 return None
             return _follow(list(body.get("body") or []) + rest, env, datums, expression_at, budget)
-        if kind == "PLpgSQL_stmt_if":
-            branches = [(body.get("cond"), body.get("then_body"))] + [
-                ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
-                for e in body.get("elsif_list") or [] if isinstance(e, dict)]
+        if kind in ("PLpgSQL_stmt_if", "PLpgSQL_stmt_case"):
+            if kind == "PLpgSQL_stmt_if":
+                branches = [(body.get("cond"), body.get("then_body"))] + [
+                    ((e.get("PLpgSQL_if_elsif") or {}).get("cond"), (e.get("PLpgSQL_if_elsif") or {}).get("stmts"))
+                    for e in body.get("elsif_list") or [] if isinstance(e, dict)]
+                otherwise: list | None = list(body.get("else_body") or [])
+            else:  # a CASE statement (its WHEN tests already name the CASE's expression); no ELSE raises
+                branches = [((w.get("PLpgSQL_case_when") or {}).get("expr"),
+                             (w.get("PLpgSQL_case_when") or {}).get("stmts"))
+                            for w in body.get("case_when_list") or [] if isinstance(w, dict)]
+                otherwise = list(body.get("else_stmts") or []) if body.get("have_else") else None
             whens = []
             for cond, stmts in branches:
                 test = _value(cond, expression_at, env)
@@ -69,8 +77,8 @@ def _follow(statements: list, env: dict[str, Any], datums: list, expression_at: 
                 if test is None or answer is None:
                     return None
                 whens.append((test, answer))
-            otherwise = _follow(list(body.get("else_body") or []) + rest, env, datums, expression_at, budget)
-            return None if otherwise is None else _case(whens, otherwise)
+            last = _follow(otherwise + rest, env, datums, expression_at, budget) if otherwise is not None else _UNREAD
+            return None if last is None else _case(whens, last)
         if kind in ("PLpgSQL_stmt_assign", "PLpgSQL_stmt_execsql"):
             name = _assigned(kind, body, datums)
             value = _value(body.get("expr") or body.get("sqlstmt"), expression_at, env,

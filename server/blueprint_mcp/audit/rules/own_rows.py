@@ -10,7 +10,7 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..tree import function_name, qualified, strings
-from .common import _once, can_select, commands, find_function, lone_value, only_statement, trees
+from .common import _once, can_select, commands, find_function, lone_value, only_statement
 
 _UID = "auth.uid"
 
@@ -90,7 +90,8 @@ def _new_id_columns(s: Schema, table: str, insert: dict) -> list[str]:
 
 def _sees_own_row(s: Schema, table: str, key: str, definer: bool) -> bool:
     """Whether a signed-in caller's lookup finds their own row: a definer's always does; an invoker's where the
-    table is granted and either not under RLS or a permissive SELECT policy for them admits `key = auth.uid()`."""
+    table is granted and either not under RLS or a permissive SELECT policy for them admits `key = auth.uid()` (and
+    each restrictive one does too)."""
     if definer:
         return True
     schema, _, name = table.partition(".")
@@ -99,9 +100,10 @@ def _sees_own_row(s: Schema, table: str, key: str, definer: bool) -> bool:
         return False
     if not t.rls_enabled:
         return True
-    return any(p.permissive and (not p.roles or {"authenticated", "public"} & set(p.roles)) and
-               "select" in commands(p) and any(_admits_own(tree, key) for clause, tree, _ in trees(p)
-                                               if clause == "using") for p in t.policies)
+    applying = [p for p in t.policies if (not p.roles or {"authenticated", "public"} & set(p.roles)) and
+                "select" in commands(p)]
+    return any(p.permissive and _admits_own(p.using_tree, key) for p in applying) and \
+        all(_admits_own(p.using_tree, key) for p in applying if not p.permissive)
 
 
 def _admits_own(node: Any, key: str) -> bool:
