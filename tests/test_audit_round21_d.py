@@ -49,6 +49,8 @@ def _documents(extra: str, before: str = "") -> str:
     "'{authenticated,service_role}'::text[] @> array[auth.role()]",
     "array[auth.role()] && '{authenticated,service_role}'",
     "auth.jwt() ?| '{sub,email}'",
+    """auth.jwt() @> '{"role": "authenticated"}'::jsonb""",  # the claims as a json constant
+    """'{"role": "authenticated", "app_metadata": {}}' <@ auth.jwt()""",
 ])
 def test_e01_role_among_an_array_constant_is_every_caller(test):
     assert _fired(_documents(test)) == {"BP079"}
@@ -65,6 +67,9 @@ def test_e01_role_among_an_array_constant_is_every_caller(test):
     "array[(select auth.role())] <@ '{service_role}'::text[]",
     "array[auth.role(), 'x'] <@ '{authenticated}'::text[]",
     "auth.jwt() ?& '{sub,custom}'",
+    """auth.jwt() @> '{"role": "service_role"}'::jsonb""",
+    """auth.jwt() @> '{"app_metadata": {"role": "staff"}}'""",
+    """auth.jwt() @> '{"is_anonymous": true}'""",
 ])
 def test_e01_narrow_array_constants_are_not_every_caller(test):
     assert _fired(_documents(test)) == set()
@@ -159,6 +164,21 @@ def test_e05_signed_in_plpgsql_helper_is_every_caller(body):
     assert _fired(_helper(body, "language plpgsql stable security definer set search_path = ''")) == {"BP079"}
 
 
+@pytest.mark.parametrize("head_body", [
+    ("language sql stable", "select auth.uid() is not null"),
+    ("language sql stable return", "auth.uid() is not null"),  # the SQL-standard body
+    ("language sql stable begin atomic", "select auth.uid() is not null; end"),
+])
+def test_e05_signed_in_sql_helper_in_every_body_form_is_every_caller(head_body):
+    head, body = head_body
+    sql = _documents("(select public.is_authenticated())",
+                     f"create function public.is_authenticated() returns boolean {head} {body};\n"
+                     if "return" in head or "atomic" in head else
+                     f"create function public.is_authenticated() returns boolean {head} as $$ {body} $$;\n")
+    assert _fired(sql) == {"BP079"}
+    assert _fired(sql.replace("is not null", "is null")) == set()
+
+
 @pytest.mark.parametrize("body", [
     "begin return auth.uid() is null; end",
     "begin if auth.uid() is not null then return false; end if; return true; end",
@@ -212,6 +232,9 @@ _HELPER = "create function private.has_profile() returns boolean language {lang}
     {},
     {"test": "exists (select 1 from profiles where auth.uid() = id)"},
     {"test": "(select auth.uid()) in (select id from public.profiles)"},
+    {"test": "(select count(*) from public.profiles where id = (select auth.uid())) > 0"},
+    {"test": "0 < (select count(*) from public.profiles p where p.id = auth.uid())"},
+    {"test": "(select count(1) from public.profiles where id = auth.uid()) >= 1"},
     {"timing": "before insert"},
     {"body": "begin insert into public.profiles (id, full_name) select new.id, new.raw_user_meta_data ->> 'name';"
              " return new; end"},
@@ -239,6 +262,9 @@ def test_e06_own_row_of_a_table_every_signup_fills_is_every_caller(case):
 @pytest.mark.parametrize("case", [
     {"test": "exists (select 1 from public.profiles p where p.id = (select auth.uid()) and p.role = 'admin')"},
     {"test": "exists (select 1 from public.profiles p where p.id = organization_id)"},
+    {"test": "(select count(*) from public.profiles where id = (select auth.uid())) > 1"},
+    {"test": "(select count(*) from public.profiles where id = (select auth.uid())) = 0"},
+    {"test": "(select count(*) from public.profiles) > 0"},
     {"policy": ""},  # under RLS with no policy the caller sees no profile
     {"policy": "create policy p on public.profiles for select to authenticated using (role = 'admin');"},
     {"policy": _OWN + "\nrevoke select on public.profiles from authenticated;"},

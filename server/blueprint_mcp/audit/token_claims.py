@@ -337,6 +337,16 @@ class _Reader:
             if left is self.token and right is not _UNKNOWN:
                 self.read |= {str(k).strip("{}").split(",")[0] for k in right}
             return _claim(left, right, op) if op.startswith(("-", "#")) else _has_keys(left, right, op)
+        if op in ("@>", "<@") and kind == "AEXPR_OP":
+            holder, wanted = (body.get("lexpr"), body.get("rexpr")) if op == "@>" else \
+                (body.get("rexpr"), body.get("lexpr"))
+            claims = left if op == "@>" else self.value(holder, depth)
+            pattern = _json_object(wanted)
+            if isinstance(claims, Open) and claims.kind == "object" and pattern is not None:
+                # `auth.jwt() @> '{"role": "authenticated"}'`: the claims' test as jsonb containment
+                if claims is self.token:
+                    self.read |= set(pattern)
+                return _contains(claims, pattern)
         if op in ("@>", "<@", "&&") and kind == "AEXPR_OP":
             # `array[auth.role()] <@ '{authenticated,service_role}'`: the role test as array containment
             lefts, rights = self._members(body.get("lexpr"), depth), self._members(body.get("rexpr"), depth)
@@ -506,6 +516,42 @@ def _fold(tests, settles: bool, join):
     for t in tests:
         result = frozenset(join(x, y) for x in result for y in t)
     return result
+
+
+def _json_object(node) -> dict | None:
+    """The object of a json constant (`'{"role": "authenticated"}'`, cast to json or jsonb or not)."""
+    if isinstance(node, dict) and "TypeCast" in node:
+        target = dotted((node["TypeCast"].get("typeName") or {}).get("names")).split(".")[-1]
+        if target not in _TYPES_JSON or (node["TypeCast"].get("typeName") or {}).get("arrayBounds"):
+            return None
+        node = node["TypeCast"].get("arg")
+    text = const(node) if isinstance(node, dict) and "A_Const" in node else None
+    try:
+        parsed = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _contains(claims: Open, pattern: dict):
+    """Whether an object of claims holds every key of `pattern` with its value (jsonb's @> of scalars and nested
+    objects); an open claim is known only not to be a value it cannot be, an array is not read."""
+    tests = []
+    for key, wanted in pattern.items():
+        spec = claims.field(key)
+        if spec is _ANY:
+            tests.append(_UNKNOWN)
+        elif isinstance(wanted, dict):
+            tests.append(_contains(spec, wanted) if isinstance(spec, Open) and spec.kind == "object" else
+                         _UNKNOWN if isinstance(spec, Open) else frozenset({False}))
+        elif isinstance(wanted, list):
+            tests.append(_UNKNOWN)
+        elif isinstance(spec, Open):
+            tests.append(_UNKNOWN if spec.kind in ("object", "array") or _may_equal(spec, wanted) or
+                         wanted is None else frozenset({False}))
+        else:
+            tests.append(frozenset({spec == wanted and type(spec) is type(wanted)}))
+    return _all(tests)
 
 
 def _matched(x, y):

@@ -578,11 +578,21 @@ def sql_answer(f: Function | None) -> Any:
 
 
 def function_answer(f: Function | None) -> Any:
-    """The expression a function answers: an SQL body's one bare `select <expression>` (`sql_answer`), or what a
-    PL/pgSQL body of IFs, assignments and RETURNs returns (`begin return auth.uid() is not null; end`, read as
-    `plpgsql_answer` reads it); None otherwise."""
+    """The expression a function answers: an SQL body's one bare `select <expression>` (`sql_answer`; also as the
+    SQL-standard `return <expression>` or `begin atomic ... end`), or what a PL/pgSQL body of IFs, assignments and
+    RETURNs returns (`begin return auth.uid() is not null; end`, read as `plpgsql_answer` reads it); None
+    otherwise."""
     if f is not None and f.language == "plpgsql":
         return getattr(f._body, "answer", None)
+    reading = f._body if f is not None and f.language == "sql" else None
+    tree = reading.trees[0] if reading is not None and len(reading.trees) == 1 else None
+    if isinstance(tree, dict) and "ReturnStmt" in tree:  # the SQL-standard `return <expression>` body
+        return (tree["ReturnStmt"] or {}).get("returnval")
+    if isinstance(tree, dict) and "List" in tree:  # `begin atomic select <expression>; end`
+        blocks = (tree["List"] or {}).get("items") or []
+        items = ((blocks[0] or {}).get("List") or {}).get("items") or [] if len(blocks) == 1 else []
+        select = items[0].get("SelectStmt") if len(items) == 1 and isinstance(items[0], dict) else None
+        return lone_value(select) if isinstance(select, dict) else None
     return sql_answer(f)
 
 

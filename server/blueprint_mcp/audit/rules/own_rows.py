@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...model.schema import Schema
-from ..tree import function_name, qualified, strings
+from ..tree import const, function_name, qualified, strings
 from .common import _once, can_select, commands, find_function, lone_value, only_statement
 
 _UID = "auth.uid"
@@ -17,14 +17,26 @@ _UID = "auth.uid"
 
 def own_row_exists(s: Schema, node: Any, definer: bool) -> str | None:
     """What makes `node` a lookup of the caller's own row in a table every user has one in: `exists (select 1
-    from t where t.<key> = auth.uid())` or `auth.uid() in (select <key> from t)`; None for anything else."""
-    link = node.get("SubLink") if isinstance(node, dict) else None
-    select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) else None
-    if not isinstance(select, dict) or select.get("groupClause") or select.get("havingClause") or \
-            select.get("op", "SETOP_NONE") != "SETOP_NONE":
+    from t where t.<key> = auth.uid())`, `auth.uid() in (select <key> from t)` or `(select count(*) from t where
+    t.<key> = auth.uid()) > 0`; None for anything else."""
+    found = _counted(node) if isinstance(node, dict) and "A_Expr" in node else _looked_up(node)
+    if found is None:
         return None
-    table = _only_table(select)
-    if table is None:
+    table, key = found
+    if table == "auth.users":
+        return "the caller's own auth.users row exists" if key == "id" else None
+    maker = every_user_rows(s).get((table, key))
+    if maker is None or not _sees_own_row(s, table, key, definer):
+        return None
+    return f"the caller's own {table} row exists ({maker} makes one for every new user)"
+
+
+def _looked_up(node: Any) -> tuple[str, str] | None:
+    """(table, key) of `exists (select 1 from t where t.<key> = auth.uid())` or `auth.uid() in (select <key> from
+    t)`."""
+    link = node.get("SubLink") if isinstance(node, dict) else None
+    select = _one_table_select(link)
+    if select is None:
         return None
     kind = link.get("subLinkType")
     if kind == "EXISTS_SUBLINK":
@@ -36,14 +48,44 @@ def own_row_exists(s: Schema, node: Any, definer: bool) -> str | None:
         key = names[-1] if names else None
     else:
         return None
-    if key is None:
+    return (_only_table(select), key) if key is not None else None
+
+
+_AT_LEAST_ONE = {">": lambda n: n < 1, ">=": lambda n: n <= 1, "<>": lambda n: n == 0, "!=": lambda n: n == 0}
+_FLIPPED = {">": "<", ">=": "<=", "<>": "<>", "!=": "!=", "<": ">", "<=": ">="}
+
+
+def _counted(node: dict) -> tuple[str, str] | None:
+    """(table, key) of `(select count(*) from t where t.<key> = auth.uid()) > 0` (or `>= 1`, `<> 0`, either way
+    round): true wherever the caller's own row exists."""
+    e = node["A_Expr"]
+    op = strings(e.get("name"))
+    if e.get("kind", "AEXPR_OP") != "AEXPR_OP" or len(op) != 1 or op[0] not in _FLIPPED:
         return None
-    if table == "auth.users":
-        return "the caller's own auth.users row exists" if key == "id" else None
-    maker = every_user_rows(s).get((table, key))
-    if maker is None or not _sees_own_row(s, table, key, definer):
+    left, right, op = e.get("lexpr"), e.get("rexpr"), op[0]
+    if isinstance(left, dict) and "A_Const" in left:
+        left, right, op = right, left, _FLIPPED[op]
+    bound = const(right) if isinstance(right, dict) and "A_Const" in right else None
+    link = left.get("SubLink") if isinstance(left, dict) else None
+    if type(bound) is not int or op not in _AT_LEAST_ONE or not _AT_LEAST_ONE[op](bound) or \
+            not isinstance(link, dict) or link.get("subLinkType") != "EXPR_SUBLINK":
         return None
-    return f"the caller's own {table} row exists ({maker} makes one for every new user)"
+    select = _one_table_select(link)
+    call = (lone_value(select, bare=False) or {}).get("FuncCall") if select is not None else None
+    if not isinstance(call, dict) or function_name(call) not in ("count", "pg_catalog.count") or \
+            not (call.get("agg_star") or [const(a) for a in call.get("args") or []] == [1]):
+        return None
+    key = _keyed_by_caller(select.get("whereClause"))
+    return (_only_table(select), key) if key is not None else None
+
+
+def _one_table_select(link: Any) -> dict | None:
+    """The SELECT of a sub-query reading one table, without grouping or set operations."""
+    select = (link.get("subselect") or {}).get("SelectStmt") if isinstance(link, dict) else None
+    if not isinstance(select, dict) or select.get("groupClause") or select.get("havingClause") or \
+            select.get("op", "SETOP_NONE") != "SETOP_NONE" or _only_table(select) is None:
+        return None
+    return select
 
 
 def every_user_rows(s: Schema) -> dict[tuple[str, str], str]:
