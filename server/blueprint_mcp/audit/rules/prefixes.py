@@ -18,6 +18,7 @@ from typing import Any
 import pgparse
 
 from ...model.schema import Schema, Table
+from ..do_loops import _format_pieces
 from ..pins import unwrap
 from ..tree import const, function_name, nodes, strings
 from .binding import _from_items
@@ -44,7 +45,8 @@ _TYPE_CHARS = {**{t: "-" for t in ("uuid", "int2", "int4", "int8", "smallint", "
 
 
 def pieces(node) -> list:
-    """The parts of a text made by `||` or concat(...), in order (one part for anything else), casts aside."""
+    """The parts of a text made by `||`, concat(...) or format(...), in order (one part for anything else), casts
+    aside."""
     node = unwrap(node)
     if isinstance(node, dict):
         e = node.get("A_Expr")
@@ -53,7 +55,31 @@ def pieces(node) -> list:
         call = node.get("FuncCall")
         if isinstance(call, dict) and function_name(call).split(".")[-1] == "concat":
             return [p for a in call.get("args") or [] for p in pieces(a)]
+        if isinstance(call, dict) and function_name(call) in ("format", "pg_catalog.format") and \
+                not call.get("func_variadic"):
+            return _format_parts(node, call.get("args") or [])
     return [node]
+
+
+def _format_parts(node, args: list) -> list:
+    """format()'s parts (fp01 of evasion round 21: `format('%s/', o.slug)` is `o.slug || '/'`): its text between
+    the specifiers as constants, a plain `%s` as its argument's parts, and any other specifier (%I and %L quote, a
+    width pads) as the whole call, which nothing reads as a separator, an id or a text without wildcards."""
+    pattern = const(unwrap(args[0])) if args and not any("NamedArgExpr" in (a or {}) for a in args) else None
+    parsed = _format_pieces(pattern, len(args) - 1) if isinstance(pattern, str) else None
+    if parsed is None:
+        return [node]
+    out: list = []
+    text = ""
+    for piece in parsed:
+        if isinstance(piece, str):
+            text += piece
+            continue
+        out += [{"A_Const": {"sval": {"sval": text}}}] if text else []
+        text = ""
+        kind, at, _, width = piece
+        out += pieces(args[at + 1]) if kind == "s" and not width else [node]
+    return out + ([{"A_Const": {"sval": {"sval": text}}}] if text else [])
 
 
 def ends_with_separator(parts: list, separators: frozenset[str] = PATH_SEPARATORS) -> bool:
