@@ -28,7 +28,7 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, qualified, strings
 from .binding import _from_items
-from .prefixes import open_prefixes, pattern_columns, pattern_hole
+from .prefixes import is_object_name, open_prefixes, pattern_columns, pattern_hole, pieces
 from .common import _once, can_select, client_policies, clients_granted, exposed, find_function, trees
 
 
@@ -140,16 +140,102 @@ def _ties_caller(tree: Any) -> bool:
     return False
 
 
-def _any_folder(tree: Any) -> bool:
-    """`<value> = any (storage.foldername(name))`: the value at any folder level, so a caller writes under another
-    user's or organisation's folder by naming their own id deeper down (`victim/<me>/file`)."""
+def _any_folder(tree: Any) -> str:
+    """How the clause finds a value at any folder level, so that a caller writes under another user's or
+    organisation's folder by naming their own id deeper down (`victim/<me>/file`): `<value> = any
+    (storage.foldername(name))`, and the same test as an array's (`storage.foldername(name) @> array[<value>]`,
+    `array[<value>] <@ ...`, `&&`, unnest(), array_position() not pinned to a level) or as the path's (`name like
+    '%' || <value> || '/%'`, an unanchored regular expression, `strpos(name, <value>) > 0`): evasion round 21 e04.
+    '' when none, or when a conjunct of the clause pins the first folder (`(storage.foldername(name))[1] = ...`)."""
+    if _first_folder_pinned(tree):
+        return ""
+    pinned = {id(unwrap(x)["FuncCall"]) for kind, body in nodes(tree) if kind == "A_Expr"
+              and body.get("kind") == "AEXPR_OP" and strings(body.get("name")) == ["="]
+              for x, level in ((body.get("lexpr"), body.get("rexpr")), (body.get("rexpr"), body.get("lexpr")))
+              if _call_of(x, "array_position") and isinstance(const(unwrap(level)), int)}
     for kind, body in nodes(tree):
-        if kind == "A_Expr" and body.get("kind") == "AEXPR_OP_ANY" and strings(body.get("name")) == ["="]:
-            right = unwrap(body.get("rexpr"))
-            call = right.get("FuncCall") if isinstance(right, dict) else None
-            if call and function_name(call).split(".")[-1] == "foldername":
+        if kind == "FuncCall":
+            name, args = function_name(body).split(".")[-1], body.get("args") or []
+            if args and _folders(args[0]) and (name in ("unnest", "array_positions") or
+                                               name == "array_position" and id(body) not in pinned):
+                return f"{name}(storage.foldername(name))"
+        if kind != "A_Expr":
+            continue
+        op, left, right = "".join(strings(body.get("name"))), body.get("lexpr"), body.get("rexpr")
+        if body.get("kind") == "AEXPR_OP_ANY" and op == "=" and _folders(right) and not _fixed(left) or \
+                body.get("kind") == "AEXPR_OP" and (op == "@>" and _folders(left) and not _fixed(right) or
+                                                    op == "<@" and _folders(right) and not _fixed(left) or
+                                                    op == "&&" and any(_folders(a) and not _fixed(b) for a, b in
+                                                                       ((left, right), (right, left)))):
+            return {"=": "= any (storage.foldername(name))", "@>": "storage.foldername(name) @> ...",
+                    "<@": "... <@ storage.foldername(name)"}.get(op, "storage.foldername(name) && ...")
+        if is_object_name(left) and not op.startswith("!"):
+            if body.get("kind") == "AEXPR_SIMILAR" and _call_of(right, "similar_to_escape"):
+                right = (unwrap(right)["FuncCall"].get("args") or [None])[0]
+            parts = pieces(right)
+            texts = [const(x) for x in parts]
+            lead = "".join(t for t in texts[:next((i for i, t in enumerate(texts) if not isinstance(t, str)), 0)])
+            wild = body.get("kind") in ("AEXPR_LIKE", "AEXPR_ILIKE", "AEXPR_SIMILAR") or op in ("~~", "~~*")
+            regex = body.get("kind") == "AEXPR_OP" and op in ("~", "~*")
+            if not all(isinstance(t, str) for t in texts) and (
+                    wild and "%" in lead or regex and (not lead.startswith("^") or lead[1:3] in (".*", ".+"))):
+                how = {"AEXPR_LIKE": "like", "AEXPR_ILIKE": "ilike", "AEXPR_SIMILAR": "similar to"}.get(
+                    body.get("kind"), op)
+                return f"name {how} '%' || ..." if wild else f"name {how} a pattern not anchored by '^'"
+        for a, b in ((left, right), (right, left)):
+            found = _found_in_name(a)
+            bound = const(unwrap(b))
+            if found is not None and isinstance(bound, int) and (op, bound) in (
+                    (">", 0), (">=", 1), ("<>", 0), ("!=", 0)) and \
+                    not all(isinstance(const(x), str) for x in pieces(found)):
+                return f"{_call_of(a, 'position') or _call_of(a, 'strpos')}(...) > 0"
+    return ""
+
+
+def _first_folder_pinned(tree: Any) -> bool:
+    """A top-level conjunct of the clause compares the first folder: `(storage.foldername(name))[1] = <value>`."""
+    parts = [tree]
+    while len(parts) == 1 and isinstance(parts[0], dict) and \
+            (parts[0].get("BoolExpr") or {}).get("boolop") == "AND_EXPR":
+        parts = parts[0]["BoolExpr"].get("args") or []
+    for part in parts:
+        body = part.get("A_Expr") if isinstance(part, dict) else None
+        if not body or body.get("kind") != "AEXPR_OP" or strings(body.get("name")) != ["="]:
+            continue
+        for side in (body.get("lexpr"), body.get("rexpr")):
+            cut = (unwrap(side) or {}).get("A_Indirection") if isinstance(unwrap(side), dict) else None
+            index = (cut or {}).get("indirection") or []
+            if cut and _folders(cut.get("arg")) and len(index) == 1 and \
+                    const((index[0].get("A_Indices") or {}).get("uidx")) == 1 and \
+                    not (index[0].get("A_Indices") or {}).get("is_slice"):
                 return True
     return False
+
+
+def _fixed(node: Any) -> bool:
+    """Constants alone (`array['reports']`): no column, call or sub-query."""
+    return not any(kind in ("ColumnRef", "FuncCall", "SubLink", "ParamRef") for kind, _ in nodes(node))
+
+
+def _folders(node: Any) -> bool:
+    """storage.foldername(<anything>), casts aside."""
+    return bool(_call_of(node, "foldername"))
+
+
+def _call_of(node: Any, name: str) -> str:
+    """The function's name when the node (casts aside) calls it, '' otherwise."""
+    node = unwrap(node)
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    return name if isinstance(call, dict) and function_name(call).split(".")[-1] == name else ""
+
+
+def _found_in_name(node: Any) -> Any:
+    """x of position(x in <object name>) or strpos(<object name>, x); None otherwise."""
+    node = unwrap(node)
+    call = node.get("FuncCall") if isinstance(node, dict) else None
+    args = (call.get("args") or []) if isinstance(call, dict) else []
+    name = function_name(call).split(".")[-1] if isinstance(call, dict) else ""
+    return args[1] if name in ("position", "strpos") and len(args) == 2 and is_object_name(args[0]) else None
 
 
 def _names_folder(tree: Any) -> bool:
@@ -221,7 +307,7 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
         check = MISSING if p.check is None else p.check_tree
         if using is None or check is None:
             continue  # text without a parse tree (a model the generator built): nothing to read
-        loose, anywhere, moves = [], False, []
+        loose, anywhere, moves = [], "", []
         for command in commands:
             # New rows meet WITH CHECK (USING where a FOR ALL policy has none); the rows a command reaches, USING.
             clause = (check if check is not MISSING or p.command == "insert" else using) if command == "insert" \
@@ -236,9 +322,10 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                     moves.append(command)
                     continue
             if _ties_caller(clause):
-                if not (command in ("insert", "update") and _any_folder(clause)):
+                level = _any_folder(clause) if command in ("insert", "update") else ""
+                if not level:
                     continue
-                anywhere = True
+                anywhere = level
             if command == "select" and "anon" in p.roles:
                 continue  # a read granted to anon by name is a publication, not a forgotten check
             if command in ("select", "insert"):
@@ -252,7 +339,7 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
                     continue  # anon reads these buckets' files by name already: signed-in readers add nobody
             loose.append(command)
         if loose:
-            how = "matching the caller at any folder level (= any (storage.foldername(name)))" if anywhere \
+            how = f"matching the caller at any folder level ({anywhere})" if anywhere \
                 else "without asking who the caller is"
             yield r.finding(f"Policy {p.name} on storage.objects lets clients {', '.join(loose)} files {how}.",
                             f"storage.objects.{p.name}", location=p.location)
