@@ -19,7 +19,7 @@ from ..pins import unwrap
 from ..token_claims import every_caller, test_text
 from ..role_sets import role_enum
 from ..tree import canonical, const, disjuncts, function_name, is_true, nodes, nodes_in, qualified, strings
-from .binding import filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
+from .binding import _from_items, filtering, from_relations, loose_membership_reads, row_independent_reads, tied_to_row
 from .membership_ties import ties_membership
 from .common import (
     CLIENT_ROLES,
@@ -1181,11 +1181,67 @@ def _topic_tied(s: Schema, tree, members: set[str], helpers: set[str], names: fr
                 return True
         elif kind == "SubLink":
             select = (body.get("subselect") or {}).get("SelectStmt") or {}
-            if set(from_relations(select, "public")) & members and _mentions_topic(select.get("whereClause"), names):
+            if _topic_rows(s, select, members, helpers, names):
                 return True
             if _mentions_topic(body.get("testexpr"), names) and _reads_membership(body.get("subselect"), members,
                                                                                     helpers):
                 return True
+    return False
+
+
+def _topic_rows(s: Schema, select: dict, members: set[str], helpers: set[str], names: frozenset[str]) -> bool:
+    """The sub-query compares the topic with its own rows of the caller's memberships (a test, in its WHERE or a
+    join's ON, with the topic in one operand and a column of such rows in another): rows of a membership table,
+    of a membership helper in its FROM (`from private.organization_ids_with_role('viewer') as mine(id) where
+    realtime.topic() = 'org:' || mine.id::text`, evasion round 21 fp08), or of a table whose column the filter
+    holds to a membership read (`o.id = any (array(select private.organization_ids_with_role(...)))`). A topic
+    test beside the membership but not on its rows (`m.user_id = auth.uid() and realtime.topic() like 'org:%'`)
+    ties nothing."""
+    tables: dict[str, set[str] | None] = {}  # alias -> the columns it is known to have (None: unknown)
+    mine: set[str] = set()
+    for kind, body in _from_items(select):
+        alias = (body.get("alias") or {}).get("aliasname")
+        if kind == "RangeVar":
+            name = alias or body.get("relname", "")
+            t = s.table(body.get("relname", ""), body.get("schemaname") or "public")
+            tables[name] = {c.name for c in t.columns} if t is not None else None
+            if qualified(body, "public") in members:
+                mine.add(name)
+        elif kind == "RangeFunction":
+            calls = [b for k, b in nodes(body.get("functions")) if k == "FuncCall"]
+            fn = function_name(calls[0]) if calls else ""
+            name = alias or fn.split(".")[-1]
+            tables[name] = set(strings((body.get("alias") or {}).get("colnames"))) or {name}
+            if fn in helpers:
+                mine.add(name)
+    filters = [select.get("whereClause")] + [b.get("quals") for k, b in nodes(select.get("fromClause"))
+                                             if k == "JoinExpr"]
+
+    def owner(fields: list[str]) -> str | None:
+        if len(fields) >= 2:
+            return fields[-2]
+        owners = [a for a, columns in tables.items() if columns is None or fields[-1:][0] in columns]
+        return owners[0] if len(owners) == 1 else None
+
+    def aliases(value) -> set[str]:
+        return {owner(strings(b.get("fields"))) for k, b in nodes(value) if k == "ColumnRef"} - {None}
+
+    tests = [(k, b) for k, b in nodes(filters) if k in ("A_Expr", "FuncCall")]
+    held = [(b.get("lexpr"), b.get("rexpr")) for k, b in tests if k == "A_Expr" and strings(b.get("name")) == ["="]
+            and b.get("kind") in ("AEXPR_OP", "AEXPR_OP_ANY", "AEXPR_IN")] + \
+        [(b.get("testexpr"), b.get("subselect")) for k, b in nodes(filters) if k == "SubLink"
+         and b.get("subLinkType") == "ANY_SUBLINK" and strings(b.get("operName")) in ([], ["="])]
+    for _ in range(len(tables)):  # held to the caller's memberships, or equal to a column of rows that are
+        more = {x for pair in held for a, b in (pair, pair[::-1]) if isinstance(unwrap(a), dict) and "ColumnRef" in
+                unwrap(a) and (_reads_membership(b, members, helpers) or aliases(b) & mine) for x in aliases(a)}
+        if more <= mine:
+            break
+        mine |= more
+    for kind, body in tests if mine else ():
+        operands = [body.get("lexpr"), body.get("rexpr")] if kind == "A_Expr" else body.get("args") or []
+        if any(_mentions_topic(a, names) and any(aliases(b) & mine for b in operands if b is not a)
+               for a in operands):
+            return True
     return False
 
 
