@@ -28,6 +28,7 @@ from ..pins import unwrap
 from ..registry import rule
 from ..tree import const, function_name, nodes, qualified, strings
 from .binding import _from_items
+from .storage_names import object_policies
 from .prefixes import is_object_name, open_prefixes, pattern_columns, pattern_hole, pieces
 from .common import _once, can_select, client_policies, clients_granted, exposed, find_function, trees
 
@@ -77,18 +78,13 @@ def insecure_queue_exposed_in_api(r, s: Schema):
                             fix_sql=f"alter table {qname(t.schema_name, t.name)} enable row level security;")
 
 
-def _object_policies(s: Schema):
-    objects = next((t for t in s.tables if t.qualified == "storage.objects"), None)
-    return [*(objects.policies if objects else []), *s.storage_policies]
-
-
 @rule("BP044", platform="0025",
       why="Public buckets serve files by URL without any policy; a broad SELECT policy on storage.objects "
           "additionally lets every client list the bucket, file names and metadata included.",
       bad="insert into storage.buckets (id, name, public) values ('avatars', 'avatars', true);\n"
           "create policy read_avatars on storage.objects for select using (bucket_id = 'avatars');")
 def public_bucket_allows_listing(r, s: Schema):
-    policies = [p for p in _object_policies(s) if p.permissive and p.command in ("select", "all")
+    policies = [p for p in object_policies(s) if p.permissive and p.command in ("select", "all")
                 and (not p.roles or {"public", "anon", "authenticated"} & set(p.roles))]
     for b in s.buckets:
         if not b.public:
@@ -248,7 +244,7 @@ def _names_folder(tree: Any) -> bool:
 def _folder_read_buckets(s: Schema) -> set[str]:
     """Buckets a permissive select policy reads by folder: their folders are where the tenancy is."""
     out: set[str] = set()
-    for p in _object_policies(s):
+    for p in object_policies(s):
         tree = p.using_tree if p.using is not None else None
         if p.permissive and p.command in ("select", "all") and tree is not None and _names_folder(tree):
             out |= _buckets_named(tree) or set()
@@ -299,7 +295,7 @@ def storage_policy_not_tied_to_caller(r, s: Schema):
     public = {b.name for b in s.buckets if b.public}
     published = _published_buckets(s)
     folder_read = _folder_read_buckets(s)
-    for p in _object_policies(s):
+    for p in object_policies(s):
         if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
             continue
         commands = ("select", "insert", "update", "delete") if p.command == "all" else (str(p.command),)
@@ -356,7 +352,7 @@ def _published_buckets(s: Schema) -> set[str]:
     test alone (`bucket_id = 'x'`, `bucket_id in (...)`); one that also asks for a folder or a name publishes
     only those files."""
     out: set[str] = set()
-    for p in _object_policies(s):
+    for p in object_policies(s):
         tree = p.using_tree if p.using is not None else None
         # One comparison (or an OR of them, a bucket each), not an AND of several: `_buckets_named` reads it when
         # it is the bucket test.
@@ -394,7 +390,7 @@ def _graphql_exposed(s: Schema, role: str):
           "columns to clients).")
 def storage_path_from_client_row(r, s: Schema):
     tables = {t.qualified: t for t in s.tables}
-    for p in _object_policies(s):
+    for p in object_policies(s):
         if not p.permissive or (p.roles and not {"public", "anon", "authenticated"} & set(p.roles)):
             continue
         found = next((hit for _, tree, _ in trees(p) for kind, body in nodes(tree) if kind == "SubLink"
@@ -534,7 +530,7 @@ def column_revoke_without_effect(r, s: Schema):
           "prefix with the separator: `starts_with(name, o.slug || '/')`, which reads no wildcard; or bound the "
           "slug (`check (slug ~ '^[a-z0-9-]+$')`).")
 def storage_prefix_without_separator(r, s: Schema):
-    for p in _object_policies(s):
+    for p in object_policies(s):
         if p.roles and not {"public", "anon", "authenticated"} & set(p.roles):
             continue
         for tree in (p.using_tree if p.using is not None else None, p.check_tree if p.check is not None else None):

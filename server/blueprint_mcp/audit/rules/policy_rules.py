@@ -51,6 +51,7 @@ from .common import (
 )
 from .own_rows import own_row_exists
 from .stranger import true_for_stranger
+from .storage_names import captured_paths, object_policies
 from .prefixes import TOPIC_SEPARATORS, is_topic, open_prefixes, pattern_columns, pattern_hole
 
 # Functions a policy may call per row at no real cost, or that never read memberships.
@@ -355,11 +356,16 @@ def _shared_by_tenants(s: Schema, t) -> bool:
       why="A sub-query over another organisation's table (the row's parent, as a rule) that is not tied to the row "
           "asks whether the caller sees any such row, not this one's: `exists (select 1 from projects p where "
           "p.organization_id = any (...))` on tasks passes every task of every organisation for anyone who sees one "
-          "project. Child tables without organization_id depend on that tie alone.",
+          "project. Child tables without organization_id depend on that tie alone. On storage.objects, a bare "
+          "`name` inside a sub-query whose relation has a `name` column is that column, as PostgreSQL resolves it: "
+          "`exists (select 1 from organizations o where ... and (storage.foldername(name))[1] = o.id::text)` tests "
+          "the organisation's name, not the file's path, and an owner who renames their organisation `<its id>/x` "
+          "reads every organisation's files (evasion round 21 e08).",
       bad="create policy tasks_select on tasks for select to authenticated using (exists (select 1 from projects p\n"
           "  where p.organization_id = any (array(select private.organization_ids_with_role('viewer')))));",
       fix="Tie the sub-query to the row: exists (select 1 from projects p where p.id = tasks.project_id and "
-          "p.organization_id = any (...)); better, give the table organization_id and check it directly.")
+          "p.organization_id = any (...)); better, give the table organization_id and check it directly. In a "
+          "storage policy's sub-query, name the file's path objects.name.")
 def policy_not_tied_to_row(r, s: Schema):
     members = membership_tables(s)
     for t in s.tables:
@@ -377,6 +383,14 @@ def policy_not_tied_to_row(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} decides in {clause.upper()} by {', '.join(tenant)} without "
                                     f"looking at the row: whoever passes once passes for every row.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
+    for p in object_policies(s):
+        captured = [(clause, x) for clause, tree, _ in trees(p) if p.permissive and applies_to_clients(p)
+                    for x in captured_paths(s, tree)]
+        if captured:
+            clause, table = captured[0]
+            yield r.finding(f"Policy {p.name} on storage.objects tests `name` in {clause.upper()} inside a sub-query "
+                            f"over {table}, where it is {table}.name, not the file's path: that test asks nothing of "
+                            "the file (write objects.name).", f"storage.objects.{p.name}", location=p.location)
 
 
 _READ_ONLY = frozenset(READ_ONLY_ROLE_NAMES)
