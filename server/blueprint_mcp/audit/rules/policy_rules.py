@@ -1232,9 +1232,9 @@ def _topic_rows(s: Schema, select: dict, members: set[str], helpers: set[str], n
                                              if k == "JoinExpr"]
 
     def owner(fields: list[str]) -> str | None:
-        if len(fields) >= 2:
-            return fields[-2]
-        owners = [a for a, columns in tables.items() if columns is None or fields[-1:][0] in columns]
+        if len(fields) != 1:
+            return fields[-2] if fields else None
+        owners = [a for a, columns in tables.items() if columns is None or fields[0] in columns]
         return owners[0] if len(owners) == 1 else None
 
     def aliases(value) -> set[str]:
