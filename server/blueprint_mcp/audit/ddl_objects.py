@@ -941,7 +941,7 @@ def set_variable(r: Reader, n: dict, st: Stmt) -> None:
         return
     if n.get("name") == "session_replication_role" or n.get("kind") == "VAR_RESET_ALL":
         value = const((n.get("args") or [None])[0]) if n.get("kind") == "VAR_SET_VALUE" else None
-        events.replication_role(r, value if isinstance(value, str) else None)
+        events.replication_role(r, value if isinstance(value, str) else None, bool(n.get("is_local")))
     if n.get("name") != "search_path":
         return
     first = [str(const(a)) for a in n.get("args") or []] if n.get("kind") == "VAR_SET_VALUE" else []

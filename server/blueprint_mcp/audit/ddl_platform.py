@@ -172,6 +172,9 @@ def _evaluating(kind: str, handler: object) -> object:
     return run
 
 
+_TRUE = ("t", "tr", "tru", "true", "y", "ye", "yes", "on", "1")
+
+
 def select(r: Reader, n: dict, st: Stmt) -> None:
     """`select ... into <table>` (a table, as CREATE TABLE AS makes one); `select pgmq.create('jobs')` (also
     in FROM): the queue table pgmq.q_jobs, RLS off, no API grants."""
@@ -185,8 +188,10 @@ def select(r: Reader, n: dict, st: Stmt) -> None:
         args = (call or {}).get("args") or []
         if call and strings(call.get("funcname"))[-1] == "set_config" and len(args) == 3 and \
                 const(args[0]) == "session_replication_role":  # as `set session_replication_role = ...` (events.py)
-            value = const(args[1])
-            events.replication_role(r, value if isinstance(value, str) else "replica")
+            value, local = const(args[1]), const(args[2])
+            # (is_local: until the transaction ends; one not spelled is taken as the session's, the longer)
+            events.replication_role(r, value if isinstance(value, str) else "replica",
+                                    local is True or isinstance(local, str) and local.strip().lower() in _TRUE)
         if call and strings(call.get("funcname"))[-2:] in (["cron", "schedule"], ["cron", "schedule_in_database"],
                                                            ["cron", "unschedule"]):
             _schedule(r, call)

@@ -71,9 +71,15 @@ def alter_event_trigger(r: Reader, n: dict, st: Stmt) -> None:
         trigger.enabled = n.get("tgenabled") or "O"
 
 
-def replication_role(r: Reader, value: str | None) -> None:
-    """`set [local] session_replication_role = <value>`, `reset` (None): event triggers fire by it. A SET LOCAL is
-    kept until it is set again (longer than PostgreSQL keeps it: triggers then seem not to fire, RLS stays off)."""
+def replication_role(r: Reader, value: str | None, local: bool = False) -> None:
+    """`set [local] session_replication_role = <value>`, `reset` (None), `set_config(..., is_local)`: event triggers
+    fire by it. A SET LOCAL (or set_config's local one) ends with its transaction, as SET LOCAL search_path does
+    (Reader.end_transaction; evasion round 21 fp07: `begin; set local session_replication_role = replica; insert
+    ...; commit;` left the RLS-on event trigger off for every later table); a plain SET outlives it."""
+    if local:
+        r.session_replica = r.replica if r.session_replica is None else r.session_replica
+    else:
+        r.session_replica = None
     r.replica = (value or "origin").lower() == "replica"
 
 

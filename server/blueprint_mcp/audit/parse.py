@@ -135,6 +135,7 @@ class Reader:
         self._functions: dict[tuple[str, str], list[Function]] = {}
         self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
         self.replica = False  # session_replication_role = replica: ORIGIN event triggers do not fire
+        self.session_replica: bool | None = None  # the session's, while a SET LOCAL of the transaction overrides it
         self.replaying: set[str] = set()  # functions whose bodies a call is replaying (ddl_blocks.replay)
         self.unsure = 0  # > 0 while applying a DO block's statement that may not have run
 
@@ -239,13 +240,17 @@ class Reader:
 
     def end_transaction(self, logged: bool = True) -> None:
         """A transaction ends (COMMIT, ROLLBACK, the end of a migration file, which the Supabase CLI runs as one
-        batch, one implicit transaction, BEGIN written or not): its SET LOCAL search_path ends with it."""
+        batch, one implicit transaction, BEGIN written or not): its SET LOCAL search_path and
+        session_replication_role end with it."""
+        ended = self.session_schema is not None or self.session_replica is not None
         if self.session_path is not None:
             self.search_path, self.session_path = self.session_path, None
         if self.session_schema is not None:
             self.creation_schema, self.session_schema = self.session_schema, None
-            if logged:
-                self._log.append(None)  # (a rollback that replays the log ends it there again)
+        if self.session_replica is not None:
+            self.replica, self.session_replica = self.session_replica, None
+        if ended and logged:
+            self._log.append(None)  # (a rollback that replays the log ends it there again)
 
     def savepoint(self, name: str) -> None:
         if self._marks:
