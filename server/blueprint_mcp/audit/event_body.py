@@ -7,7 +7,9 @@ tests on the way as a conjunction: the loop query's WHERE, the IF (ELSIF, ELSE) 
 negation of every guard clause before it, whatever the guard logs before it jumps (`if ... then raise log '...';
 continue; end if;` skips what its test admits: e17, fp08). The tests read are on the row's schema_name,
 command_tag, object_type and object_identity, and on `tg_tag` (the whole command's tag, 'CREATE TABLE AS' for a
-CTAS: e05) and `tg_event`, with =, <>, [NOT] IN, [NOT] [I]LIKE, IS [NOT] NULL, AND, OR and NOT (fp02).
+CTAS: e05) and `tg_event`, with =, <>, [NOT] IN, [NOT] [I]LIKE, IS [NOT] NULL, AND, OR and NOT (fp02), `= any
+(array[...])` and `<> all (...)` (and their LIKEs), and on the row's boolean `in_extension` (`not cmd.in_extension`,
+`= false`, `is not true`): a migration's own CREATE TABLE runs in no extension's script (round 21 fp04).
 
 Every reading errs towards "not turned on": a test not read here (a variable, an array, the OID) counts as false
 both ways, so a path through it, or past a guard on it, reaches nothing, and its tables stay reported. The same
@@ -31,7 +33,8 @@ import pgparse
 
 from .tree import const, dotted, function_name, nodes, strings
 
-ROW_FIELDS = frozenset({"schema_name", "command_tag", "object_type", "object_identity"})
+ROW_FIELDS = frozenset({"schema_name", "command_tag", "object_type", "object_identity", "in_extension"})
+BOOLEAN_FIELDS = frozenset({"in_extension"})  # read as "true" or "false" (never null)
 EVENT_FIELDS = frozenset({"tg_tag", "tg_event"})  # the command's, the same on every row
 _MAX_PATHS = 256  # more conjunctions than a hand-written guard makes: read as none (nothing turned on)
 _ERROR_LEVEL = 21  # elog_level of RAISE EXCEPTION (the default level); below it a RAISE only logs
@@ -275,7 +278,22 @@ class _Walk:
             return "boolval" in body
         if kind == "NullTest":
             return self._field(body.get("arg"), loop, False) is not None
+        if self._boolean(node, loop, False) is not None:
+            return True
         return kind == "A_Expr" and self._test(body, loop, False) is not None
+
+    def _boolean(self, node: Any, loop: _Loop | None, in_query: bool) -> Test | None:
+        """A boolean field as a test: `cmd.in_extension`, `cmd.in_extension is [not] true|false`."""
+        (kind, body), = node.items()
+        if kind == "ColumnRef":
+            field = self._field(node, loop, in_query)
+            return Test(field, False, False, ("true",)) if field in BOOLEAN_FIELDS else None
+        if kind != "BooleanTest" or not isinstance(body, dict):
+            return None
+        field = self._field(body.get("arg"), loop, in_query)
+        said = {"IS_TRUE": ("true", False), "IS_NOT_TRUE": ("true", True), "IS_FALSE": ("false", False),
+                "IS_NOT_FALSE": ("false", True)}.get(body.get("booltesttype", ""))
+        return Test(field, said[1], False, (said[0],)) if field in BOOLEAN_FIELDS and said else None
 
     def _expression(self, cond: Any) -> Any:
         """A PL/pgSQL condition's expression tree (None when it is not one expression)."""
@@ -312,6 +330,9 @@ class _Walk:
             return out if len(out) <= _MAX_PATHS else []
         if kind == "A_Const" and "boolval" in body:
             return [()] if bool(const(node)) != negate else []
+        test = self._boolean(node, loop, in_query)
+        if test is not None:
+            return [((test.flipped() if negate else test),)]
         if kind == "NullTest" and self._field(body.get("arg"), loop, in_query):
             test = Test(self._field(body.get("arg"), loop, in_query), False, False, ())
             return [((test.flipped() if (body.get("nulltesttype") == "IS_NOT_NULL") != negate else test),)]
@@ -326,14 +347,25 @@ class _Walk:
         if field is None or len(op) != 1:
             return None
         right = body.get("rexpr")
+        read = _truth if field in BOOLEAN_FIELDS else _text
         if body.get("kind") == "AEXPR_IN":
             items = (right or {}).get("List", {}).get("items") or []
-            values = [_text(i) for i in items]
+            values = [read(i) for i in items]
             if op[0] not in ("=", "<>") or not values or None in values:
                 return None
             return Test(field, op[0] == "<>", False, tuple(values))
-        value = _text(right)
+        if body.get("kind") in ("AEXPR_OP_ANY", "AEXPR_OP_ALL"):
+            # `= any (array['public'])`: one of them; `<> all (...)`: none of them (and their LIKEs). `<> any`
+            # and `= all` are not read.
+            values = _array(right) if field not in BOOLEAN_FIELDS else None
+            negated = op[0] in ("<>", "!~~", "!~~*")
+            if not values or negated != (body["kind"] == "AEXPR_OP_ALL") or op[0] not in ("=", "<>", *_LIKE):
+                return None
+            return Test(field, negated, op[0] in _LIKE, tuple(values), _LIKE.get(op[0], (False, False))[1])
+        value = read(right)
         if value is None or body.get("kind", "AEXPR_OP") not in ("AEXPR_OP", "AEXPR_LIKE", "AEXPR_ILIKE"):
+            return None
+        if field in BOOLEAN_FIELDS and op[0] not in ("=", "<>"):
             return None
         if op[0] in ("=", "<>"):  # compared as written: only WHEN TAG ignores case (round 12, e02)
             return Test(field, op[0] == "<>", False, (value,))
@@ -404,6 +436,45 @@ def _text(node: Any) -> str | None:
         node = cast.get("arg")
     value = const(node) if isinstance(node, dict) and "A_Const" in node else None
     return value if isinstance(value, str) else None
+
+
+def _truth(node: Any) -> str | None:
+    """A boolean constant as "true" or "false" (`false`, `'f'`, `'false'::boolean`); None for anything else."""
+    cast = node.get("TypeCast") if isinstance(node, dict) else None
+    if cast is not None:
+        if dotted((cast.get("typeName") or {}).get("names")) not in ("bool", "boolean", "pg_catalog.bool"):
+            return None
+        node = cast.get("arg")
+    value = const(node) if isinstance(node, dict) and "A_Const" in node else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    word = value.strip().lower() if isinstance(value, str) else ""
+    for said, spellings in (("true", ("true", "yes")), ("false", ("false", "no"))):
+        if word and any(s.startswith(word) for s in spellings):
+            return said
+    return {"on": "true", "off": "false", "1": "true", "0": "false"}.get(word)
+
+
+def _array(node: Any) -> list[str] | None:
+    """The texts of `array['a', 'b']` or `'{a,b}'` (cast to text[] or not); None for anything else."""
+    cast = node.get("TypeCast") if isinstance(node, dict) else None
+    if cast is not None:
+        names = dotted((cast.get("typeName") or {}).get("names"))
+        if names not in ("text", "varchar", "name", "pg_catalog.text") or not (cast.get("typeName") or {}).get(
+                "arrayBounds"):
+            return None
+        node = cast.get("arg")
+    if isinstance(node, dict) and "A_ArrayExpr" in node:
+        values = [_text(e) for e in node["A_ArrayExpr"].get("elements") or []]
+        return None if not values or None in values else values  # type: ignore[return-value]
+    text = const(node) if isinstance(node, dict) and "A_Const" in node else None
+    if not isinstance(text, str) or not (text.strip().startswith("{") and text.strip().endswith("}")):
+        return None
+    inner = text.strip()[1:-1]
+    if any(c in inner for c in '{}"\\'):
+        return None
+    values = [v.strip() for v in inner.split(",")]
+    return None if any(not v or v.lower() == "null" for v in values) else values
 
 
 def _query(expr: Any) -> str:

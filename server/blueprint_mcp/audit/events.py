@@ -103,7 +103,8 @@ def created(r: Reader, t: Table, tag: str) -> None:
         reading = _reading(function.body) if function is not None else None
         # tg_tag is the whole command's tag: the reader's tables come one command each (CREATE SCHEMA's own
         # CREATE TABLEs are not read), so it is the row's command_tag.
-        facts = {"schema_name": t.schema_name, "command_tag": tag, "object_type": "table",
+        # (a migration's own CREATE TABLE runs in no extension's script: in_extension is false)
+        facts = {"schema_name": t.schema_name, "command_tag": tag, "object_type": "table", "in_extension": "false",
                  "object_identity": f"{_ident(t.schema_name)}.{_ident(t.name)}", "tg_tag": tag,
                  "tg_event": "ddl_command_end"}
         if reading is not None and event_body.admitted(reading.enables, facts):

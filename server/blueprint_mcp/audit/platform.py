@@ -204,6 +204,13 @@ def managed(schema: str) -> bool:
     return schema in MANAGED_SCHEMAS
 
 
+def trigger_function(f: Any) -> bool:
+    """A trigger or event-trigger function: PostgreSQL refuses to call it except as a trigger (`trigger functions
+    can only be called as triggers`), so nothing reaches it over RPC (evasion round 21 fp04: an RLS-on event
+    trigger's definer function in public was reported as executable by anon and authenticated)."""
+    return f.returns.lower() in ("trigger", "event_trigger")
+
+
 MISSING: Any = object()  # a policy without that clause (distinct from a clause the parser could not read)
 
 

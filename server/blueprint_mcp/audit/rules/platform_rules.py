@@ -8,7 +8,7 @@ from typing import Any
 from ...model.schema import Function, Schema
 from ...sql.ident import ident, qname
 from ..platform import (INITPLAN_SCHEMAS_EXCLUDED, MISSING, always_true_clauses, managed, mentions_user_metadata,
-                        sensitive)
+                        sensitive, trigger_function)
 from ..findings import Level
 from ..registry import rule
 from ..tree import indexed
@@ -233,12 +233,13 @@ def rls_policy_always_true(r, s: Schema):
 
 @rule("BP024", platform="0029",
       why="Any signed-in user can call it over HTTP at /rest/v1/rpc/<name>, and it runs with its owner's "
-          "rights, past RLS. Trigger functions are left out: PostgreSQL refuses to call them except as "
-          "triggers (the platform reports them anyway).",
+          "rights, past RLS. Trigger and event-trigger functions are left out: PostgreSQL refuses to call them "
+          "except as triggers (the platform reports them anyway).",
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def authenticated_definer_executable(r, s: Schema):
     for f in s.functions:
-        if not managed(f.schema_name) and f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
+        if not managed(f.schema_name) and f.security_definer and not trigger_function(f) and \
+                f.schema_name in s.exposed_schemas and \
                 {"authenticated", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by authenticated through the API.",
                             f.qualified, location=f.location)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...model.schema import Function, Schema, Table
 from ..findings import Level
-from ..platform import managed
+from ..platform import managed, trigger_function
 from ..body import WRITES, mentions_variables
 from ..pins import outer_aliases, unwrap
 from ..registry import rule
@@ -54,7 +54,7 @@ def _entries(s: Schema) -> list[_Entry]:
            for v in s.views if not v.materialized and exposed(s, v)]
     out += [_Entry(f"function {f.qualified}", not f.security_definer, tuple(f.reads or ()), tuple(f.calls or ()))
             for f in s.functions if f.schema_name in s.exposed_schemas and not managed(f.schema_name)
-            and f.returns != "trigger" and not f.procedure and _clients_execute(f)]
+            and not trigger_function(f) and not f.procedure and _clients_execute(f)]
     return out
 
 
@@ -205,7 +205,7 @@ def _invoker_paths(s: Schema) -> list[_Entry]:
         for name in dict.fromkeys(e.calls):
             g = find_function(s, name)
             label = f"function {g.qualified}" if g is not None else ""
-            if g is None or g.security_definer or managed(g.schema_name) or g.returns == "trigger" or \
+            if g is None or g.security_definer or managed(g.schema_name) or trigger_function(g) or \
                     not _clients_execute(g) or label in seen:
                 continue
             seen.add(label)
@@ -222,7 +222,7 @@ def _client_definers(s: Schema) -> list[tuple[Function, str]]:
         for name in dict.fromkeys(e.calls):
             callers.setdefault(name, []).append(e)
     for f in s.functions:
-        if not f.security_definer or managed(f.schema_name) or f.returns == "trigger":
+        if not f.security_definer or managed(f.schema_name) or trigger_function(f):
             continue
         # the API calls functions, never procedures (PostgREST has no CALL): one is reached through a caller
         direct = f.schema_name in s.exposed_schemas and _clients_execute(f) and not f.procedure

@@ -11,7 +11,7 @@ from ...sql.ident import column_list, ident, qname
 from ..body import DYNAMIC_NAME
 from ..ddl_objects import truthy
 from ..findings import Level
-from ..platform import bypasses_rls, managed
+from ..platform import bypasses_rls, managed, trigger_function
 from ..registry import rule
 from .common import client_policies, clients_granted, created, exposed, key_column_lists, user_tables
 
@@ -156,13 +156,14 @@ def search_path_mutable(r, s: Schema):
 @rule("BP010", platform="0028",
       why="Anyone holding the public anon key can call it over HTTP at /rest/v1/rpc/<name>, and it runs with "
           "its owner's rights, past RLS. New functions are executable by PUBLIC, and Supabase's default "
-          "privileges grant the API roles on public. Trigger functions are left out: PostgreSQL refuses to "
-          "call them except as triggers, so nothing reaches them over RPC (the platform reports them anyway).",
+          "privileges grant the API roles on public. Trigger and event-trigger functions are left out: "
+          "PostgreSQL refuses to call them except as triggers, so nothing reaches them over RPC (the platform "
+          "reports them anyway).",
       bad="create function public.add_member(...) ... security definer ...;  -- executable by PUBLIC")
 def definer_executable(r, s: Schema):
     for f in s.functions:
         # Trigger functions cannot be called over RPC (PostgreSQL refuses to call them directly).
-        if f.security_definer and f.returns != "trigger" and f.schema_name in s.exposed_schemas and \
+        if f.security_definer and not trigger_function(f) and f.schema_name in s.exposed_schemas and \
                 not managed(f.schema_name) and {"anon", "public"} & set(f.execute_roles):
             yield r.finding(f"Definer function {f.qualified} is executable by anon through the API.", f.qualified,
                             location=f.location, fix_sql=f"revoke execute on function {qname(f.schema_name, f.name)}"
