@@ -144,13 +144,18 @@ def _covered(r: Reader, relation: dict, wilds: dict[str, LoopRows], uncertain: b
     schema, name = relation.get("schemaname"), str(relation.get("relname"))
     base, _, column = name.partition(FIELD_MARK)
     rows = wilds.get(base)
-    said = dict(rows.columns).get(column) if rows is not None else None
-    # (the table-name column under a schema written, or pg_class's oid::regclass, which names the relation itself)
-    named = said == "table" and schema is not None and not schema.startswith(WILD) or said == "relation" and not schema
+    columns = dict(rows.columns) if rows is not None else {}
+    # (the schema written, or the same row's schema column: `%I.%I` of table_schema, table_name; round 21 fp03)
+    row_schema = schema is not None and schema.partition(FIELD_MARK)[0] == base and columns.get(
+        schema.partition(FIELD_MARK)[2]) == "schema"
+    # (the table-name column under a schema, or pg_class's oid::regclass, which names the relation itself)
+    said = columns.get(column)
+    named = said == "table" and (schema is not None and not schema.startswith(WILD) or row_schema) or \
+        said == "relation" and not schema
     if uncertain != base or rows is None or rows.covers is None or not named:
         return []
     return [{"schemaname": t.schema_name, "relname": t.name} for t in r.schema.tables
-            if schema in (None, t.schema_name) and not t.external and rows.covers(t)]
+            if (row_schema or schema in (None, t.schema_name)) and not t.external and rows.covers(t)]
 
 
 # (re-enabling a trigger too: a sanitising or guarding trigger is trusted only while it fires, and rules that
