@@ -146,7 +146,7 @@ def statements(do_statement: str, embedded_sql: Any,
                     inner = _UNDONE if undone == _UNDONE or _may_undo(body.get("body")) else _HANDLED
                     stack.append((body.get("body"), env, inner, None, guarded))
                     continue
-                loop = _loop(kind, body, names)
+                loop = _loop(kind, body, names, assigned)
                 if loop is not None:
                     variable, values = loop
                     frame = Frame(body.get("label"), True)
@@ -1018,20 +1018,23 @@ def _format(pattern: str, args: list[str]) -> str | None:
     return "".join(out)
 
 
-def _loop(kind: str, body: dict, names: list[str | None]) -> tuple[str, list[str]] | None:
-    """(variable, names) of a loop over a list of string literals the body does not assign to."""
+def _loop(kind: str, body: dict, names: list[str | None],
+          held: dict[str, list[str]] | None = None) -> tuple[str, list[str]] | None:
+    """(variable, names) of a loop over a list of string literals the body does not assign to, written in the
+    loop or held by an array variable the block has assigned only that list (`held`: evasion round 21 v1,
+    `declare tables text[] := array['notes', 'documents']; ... foreach t in array tables loop`)."""
     if kind == "PLpgSQL_stmt_foreach_a" and not body.get("slice"):
         varno = body.get("varno", 0)
         variable = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
         expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
-        values = _string_list(_expression(f"select {expr.get('query', '')}"))
+        values = _string_list(_expression(f"select {expr.get('query', '')}"), held)
     elif kind == "PLpgSQL_stmt_fors":
         fields = ((body.get("var") or {}).get("PLpgSQL_row") or {}).get("fields") or []
         variable = fields[0].get("name") if len(fields) == 1 and isinstance(fields[0], dict) else None
         query = ((body.get("query") or {}).get("PLpgSQL_expr") or {}).get("query", "")
         parsed = _parsed_or_empty(query)
         select = parsed[0]["stmt"].get("SelectStmt") if len(parsed) == 1 else None
-        values = _select_values(select)
+        values = _select_values(select, held)
         record = ((body.get("var") or {}).get("PLpgSQL_rec") or {}).get("refname")
         column = _values_column(select) if record and values else None
         if column:  # (`for r in select unnest(array[...]) as table_name`: r.table_name; evasion round 18 fp05)
@@ -1074,8 +1077,9 @@ def _written(tree: Any, names: list[str | None]) -> set[str | None]:
     return out
 
 
-def _string_list(node: Any) -> list[str] | None:
-    """The strings of `array['a', 'b']`, `'{a,b}'::text[]` or `array['a', 'b']::text[]`; None for anything else."""
+def _string_list(node: Any, held: dict[str, list[str]] | None = None) -> list[str] | None:
+    """The strings of `array['a', 'b']`, `'{a,b}'::text[]` or `array['a', 'b']::text[]`, or of a variable `held`
+    gives one such list (its only value so far); None for anything else."""
     if not isinstance(node, dict):
         return None
     if "TypeCast" in node:
@@ -1084,7 +1088,12 @@ def _string_list(node: Any) -> list[str] | None:
         if isinstance(inner, dict) and "A_Const" in inner and (cast.get("typeName") or {}).get("arrayBounds"):
             text = const(inner)
             return _array_literal(text) if isinstance(text, str) else None
-        return _string_list(inner)
+        return _string_list(inner, held)
+    ref = strings((node.get("ColumnRef") or {}).get("fields")) if "ColumnRef" in node else []
+    if len(ref) == 1 and len((held or {}).get(ref[0]) or []) == 1:
+        value = held[ref[0]][0]  # type: ignore[index]
+        values = _elements(value) if value.startswith(_ARRAY) else _array_literal(value)
+        return None if not values or any(_ARRAY in v or WILD in v for v in values) else values
     elements = (node.get("A_ArrayExpr") or {}).get("elements") if "A_ArrayExpr" in node else None
     values = [_text(e, {}) for e in elements or []]
     return None if not values or None in values else values
@@ -1099,7 +1108,7 @@ def _array_literal(text: str) -> list[str] | None:
     return None if any(not v or v.lower() == "null" for v in values) else values
 
 
-def _select_values(select: Any) -> list[str] | None:
+def _select_values(select: Any, held: dict[str, list[str]] | None = None) -> list[str] | None:
     """The one column of names a SELECT returns: `select unnest(<list>)`, `select x from unnest(<list>) x` or
     `values ('a'), ('b')` (also as `select x from (values ...) v(x)`), nothing filtering them."""
     if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE" or select.get("whereClause") \
@@ -1113,21 +1122,21 @@ def _select_values(select: Any) -> list[str] | None:
     value = (targets[0].get("ResTarget") or {}).get("val") if len(targets) == 1 else None
     source = select.get("fromClause") or []
     if not source:
-        return _unnest(value)
+        return _unnest(value, held)
     if len(source) != 1 or not isinstance(value, dict) or "ColumnRef" not in value:
         return None  # (`select x || 's' from ...`: a computed name)
     item = source[0]
     if "RangeFunction" in item:
         functions = item["RangeFunction"].get("functions") or []
         call = (functions[0].get("List") or {}).get("items", [None])[0] if len(functions) == 1 else None
-        return _unnest(call)
+        return _unnest(call, held)
     inner = (item.get("RangeSubselect") or {}).get("subquery") or {}
     return _select_values(inner.get("SelectStmt")) if inner.get("SelectStmt", {}).get("valuesLists") else None
 
 
-def _unnest(node: Any) -> list[str] | None:
+def _unnest(node: Any, held: dict[str, list[str]] | None = None) -> list[str] | None:
     call = node.get("FuncCall") if isinstance(node, dict) else None
     if not isinstance(call, dict) or function_name(call).removeprefix("pg_catalog.") != "unnest":
         return None
     args = call.get("args") or []
-    return _string_list(args[0]) if len(args) == 1 else None
+    return _string_list(args[0], held) if len(args) == 1 else None
