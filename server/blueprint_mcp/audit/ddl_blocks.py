@@ -27,12 +27,12 @@ import pgparse
 from .body import embedded_sql
 from .ddl import HANDLERS, apply
 from .do_conditions import Facts, LoopRows
-from .do_loops import FIELD_MARK, WILD, statements
+from .do_loops import FIELD_MARK, WILD, array_literal, statements
 from .parser import parse
 from .platform import MANAGED_SCHEMAS
 from ..sql.ident import literal
 from .deparse import type_name
-from .tree import const, strings
+from .tree import const, replaced, strings
 
 if TYPE_CHECKING:
     from .parse import Reader, Stmt
@@ -58,7 +58,7 @@ def _run(r: Reader, st: Stmt, block: str | None = None, unsure: bool = False) ->
     run."""
     cursor = 0
     facts = Facts(lambda name: _exists(r, name), lambda catalog, equal, flags: _rows(r, catalog, equal, flags))
-    for text, uncertain, wild in statements(block or st.text, embedded_sql, facts):
+    for text, uncertain, wild, bound in statements(block or st.text, embedded_sql, facts):
         uncertain = True if unsure else uncertain
         # A statement of a dollar-quoted body is in the file as written: find it, so what it makes has
         # its own position. One that is not (a body in '...' with doubled quotes) takes the block's.
@@ -72,6 +72,8 @@ def _run(r: Reader, st: Stmt, block: str | None = None, unsure: bool = False) ->
         inner = st.inner(text, at)
         for raw in parsed:
             stmt = raw.get("stmt") or {}
+            if bound:  # (a loop's variable over written names: its text in this round; round 21 fp06)
+                stmt = with_values(stmt, bound)
             for node, sure in _anywhere(r, stmt, wild, uncertain) if wild is not None else [(stmt, not uncertain)]:
                 if not sure:
                     node = _unsure(r, node)
@@ -260,6 +262,12 @@ def _exists(r: Reader, name: str) -> bool | None:
     return None
 
 
+def with_values(tree: Any, values: dict[str, str]) -> Any:
+    """The statement with each column reference `values` names (`t`, `r.t`) read as that text."""
+    return replaced(tree, lambda node: {"A_Const": {"sval": {"sval": values[key]}}} if "ColumnRef" in node and (
+        key := ".".join(strings(node["ColumnRef"].get("fields")))) in values else None)
+
+
 _TAG = "$blueprint_replay$"
 _MAX_DEPTH = 8
 
@@ -381,23 +389,27 @@ def _opened(r: Reader, body: str, st: Stmt) -> None:
 
 def _arguments(parameters: list | None, call: dict) -> dict[str, str]:
     """The SQL literal each input parameter (by name and as $n) holds for this call: a constant argument, given by
-    position or by name (`p => v`), or the parameter's constant DEFAULT when the call leaves it out. A parameter
-    given anything else, a VARIADIC one, or any parameter of a call with `*` or VARIADIC, is left out."""
-    if call.get("agg_star") or call.get("func_variadic"):
+    position or by name (`p => v`), or the parameter's constant DEFAULT when the call leaves it out; an array of
+    string constants (`array['notes', 'documents']`, `'{notes,documents}'` to a text[] parameter) as `array[...]`,
+    the trailing constants a VARIADIC parameter collects too (evasion round 21 fp06: a helper looping over the
+    tables it is given). A parameter given anything else, or any parameter of a call with `*`, is left out."""
+    if call.get("agg_star"):
         return {}
     params = [p.get("FunctionParameter") or {} for p in parameters or []]
     params = [p for p in params if p.get("mode", "FUNC_PARAM_DEFAULT") in ("FUNC_PARAM_IN", "FUNC_PARAM_DEFAULT",
-                                                                             "FUNC_PARAM_INOUT")]
+                                                                             "FUNC_PARAM_INOUT", "FUNC_PARAM_VARIADIC")]
     given = call.get("args") or []
     positional = [a for a in given if "NamedArgExpr" not in a]
     named = {(a["NamedArgExpr"].get("name") or ""): a["NamedArgExpr"].get("arg") for a in given if "NamedArgExpr" in a}
     out: dict[str, str] = {}
     for i, p in enumerate(params):
-        if p.get("mode") == "FUNC_PARAM_VARIADIC":
-            break
         name = p.get("name")
-        value = positional[i] if i < len(positional) else named.get(name or "", p.get("defexpr"))
-        text = _literal(value)
+        variadic = p.get("mode") == "FUNC_PARAM_VARIADIC"
+        if variadic and not call.get("func_variadic") and i < len(positional):
+            value = {"A_ArrayExpr": {"elements": positional[i:]}}  # (the arguments from here on make the array)
+        else:  # (`variadic array[...]` passes the array itself)
+            value = positional[i] if i < len(positional) else named.get(name or "", p.get("defexpr"))
+        text = _names(value) if variadic or _type(p.get("argType")).endswith("[]") else _literal(value)
         if text is not None and _type(p.get("argType")).lower() in _BOOLEANS:
             text = _boolean(text)
         if text is None:
@@ -406,6 +418,21 @@ def _arguments(parameters: list | None, call: dict) -> dict[str, str]:
         if name:
             out[name.lower()] = text
     return out
+
+
+def _names(node: Any) -> str | None:
+    """An array of string constants as `array['a', 'b']` (`array[...]`, `'{a,b}'`, cast or not); None otherwise."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    if isinstance(node, dict) and "A_ArrayExpr" in node:
+        values = [_literal(e) for e in node["A_ArrayExpr"].get("elements") or []]
+        texts = [v for v in values if v is not None and v.startswith(("'", "E'"))]
+    else:
+        text = const(node) if isinstance(node, dict) and "A_Const" in node else None
+        items = array_literal(text) if isinstance(text, str) else None
+        texts = [literal(v) for v in items or []]
+        values = texts
+    return f"array[{', '.join(texts)}]" if texts and len(texts) == len(values) else None
 
 
 def _literal(node: Any) -> str | None:

@@ -44,8 +44,8 @@ class Frame:
         self.label, self.unrolled, self.uncertain, self.round_uncertain = label, unrolled, False, False
 
 
-def statements(do_statement: str, embedded_sql: Any,
-               facts: Facts = Facts()) -> Iterator[tuple[str, bool | str, dict[str, LoopRows] | None]]:
+def statements(do_statement: str, embedded_sql: Any, facts: Facts = Facts()) \
+        -> Iterator[tuple[str, bool | str, dict[str, LoopRows] | None, dict[str, str] | None]]:
     """The SQL statements a DO block's PL/pgSQL body runs, in the order they are written, each with whether it
     may not have run: every static statement once, whichever branch, loop or exception handler holds it, and every
     EXECUTE whose text is known (once per name of a loop over written names). A statement may not have run when a
@@ -56,7 +56,10 @@ def statements(do_statement: str, embedded_sql: Any,
     conditions the model can (`do_conditions`), asked when the statement is reached: a generator, so the caller
     applies each statement before the next. The third value, when the text holds a name the block cannot spell
     (WILD, or WILD_<n> for a field of a loop's row over a catalog query): which tables each WILD_<n> may name.
-    Raises pgparse.PGQueryError when the body is not valid PL/pgSQL."""
+    The fourth, for a statement that reads the variable of a loop over written names (`perform
+    private.secure_table(t)`: evasion round 21 fp06), given once per round: that variable's name (or `r.column`)
+    -> the text it holds in this round, for the caller to read the statement with. Raises pgparse.PGQueryError
+    when the body is not valid PL/pgSQL."""
     tree = pgparse.parse_pgsql(do_statement)
     function = (tree[0] if isinstance(tree, list) and tree else {}).get("PLpgSQL_function") or {}
     names = [_datum_name(d) for d in function.get("datums") or []]
@@ -67,7 +70,7 @@ def statements(do_statement: str, embedded_sql: Any,
         var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
         default = ((var or {}).get("default_val") or {}).get("PLpgSQL_expr") or {}
         if "(" in default.get("query", ""):  # (a call in it runs, if its block does: evasion round 18 e01)
-            yield embedded_sql(default["query"], _EXPRESSION), True, None
+            yield embedded_sql(default["query"], _EXPRESSION), True, None, None
         if default:
             _assign(assigned, var.get("refname"), _sublinks(
                 _expression(embedded_sql(default.get("query", ""), _EXPRESSION)), {}, wilds), {}, wilds, None)
@@ -99,19 +102,22 @@ def statements(do_statement: str, embedded_sql: Any,
                                                                          for f in frames) else guarded
                 if isinstance(uncertain, str) and undone:
                     uncertain = True  # (a handler may swallow its error on some row: it covers none for certain)
-                for text, later in _evaluated(kind, body, done, embedded_sql):
-                    yield text, True if later else uncertain, None
+                for text, later, bound in _evaluated(kind, body, done, embedded_sql, env):
+                    yield text, True if later else uncertain, None, bound
                 if kind in ("PLpgSQL_stmt_execsql", "PLpgSQL_stmt_perform", "PLpgSQL_stmt_call"):
                     # PL/pgSQL has already cut the INTO <variables> out of the text (and put SELECT before
-                    # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs.
-                    if id(body) not in done:
-                        done.add(id(body))
-                        expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
-                        text = expr.get("query", "")
+                    # PERFORM's); a nested DO is one of its CALL statements. Written once however often it runs,
+                    # but once per round where it reads the variable of a loop over written names.
+                    expr = (body.get("sqlstmt") or body.get("expr") or {}).get("PLpgSQL_expr") or {}
+                    text = expr.get("query", "")
+                    bound = _bound_in(text, env)
+                    if id(body) not in done or bound:
+                        if not bound:
+                            done.add(id(body))
                         if body.get("into"):
                             _select_into(assigned, body, text, env, wilds)
                         if text.strip():
-                            yield text, uncertain, None
+                            yield text, uncertain, None, bound
                     continue
                 if kind == "PLpgSQL_stmt_assign":
                     expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
@@ -125,7 +131,7 @@ def statements(do_statement: str, embedded_sql: Any,
                     texts = _executed(body, env, done, embedded_sql, wilds)
                     for text, wild, varied in texts:  # (several statements of one text: a later one's error
                         undoes = varied or (undone == _HANDLED and len(texts) > 1)  # undoes the first)
-                        yield text, True if undoes else uncertain, wilds if wild else None
+                        yield text, True if undoes else uncertain, wilds if wild else None, None
                     continue
                 if kind == "PLpgSQL_stmt_return":
                     returned = True  # (a RETURN in a branch: what follows may not run)
@@ -191,8 +197,10 @@ _EVALUATED = {"PLpgSQL_stmt_assign": ("expr",), "PLpgSQL_stmt_if": ("cond", "els
               "PLpgSQL_stmt_case": ("t_expr", "case_when_list"), "PLpgSQL_stmt_open": ("query", "dynquery", "params")}
 
 
-def _evaluated(kind: str, body: dict, done: set[int], embedded_sql: Any) -> Iterator[tuple[str, bool]]:
-    """Each expression of `_EVALUATED` that may call a function, as a statement (`select <expression>`), once."""
+def _evaluated(kind: str, body: dict, done: set[int], embedded_sql: Any,
+               env: dict[str, Any]) -> Iterator[tuple[str, bool, dict[str, str] | None]]:
+    """Each expression of `_EVALUATED` that may call a function, as a statement (`select <expression>`), once (once
+    per round where it reads the variable of a loop over written names: `_bound_in`)."""
     later = False
     for field in _EVALUATED.get(kind, ()):
         values = body.get(field)
@@ -204,16 +212,31 @@ def _evaluated(kind: str, body: dict, done: set[int], embedded_sql: Any) -> Iter
                 value = inner.get("cond") or inner.get("expr") or {}
             expr = value.get("PLpgSQL_expr") or {}
             query = expr.get("query", "")
-            if "(" in query and id(expr) not in done:
-                done.add(id(expr))
+            bound = _bound_in(query, env) if "(" in query else None
+            if "(" in query and (id(expr) not in done or bound):
+                if not bound:
+                    done.add(id(expr))
                 text = embedded_sql(query, expr.get("parseMode", _EXPRESSION))
                 if text.strip():
-                    yield text, later
+                    yield text, later, bound
             later = later or field in ("elsif_list", "case_when_list")
         later = later or kind in ("PLpgSQL_stmt_if", "PLpgSQL_stmt_case")
 
 
 _FIELD = "\0"  # env[_FIELD + name]: the WILD_<n> a loop's row (or its field variables) stands for
+
+
+def _bound_in(text: str, env: dict[str, Any]) -> dict[str, str] | None:
+    """The variables of the loops over written names around a statement (`t`, or `r.t` of a record) that its text
+    reads (a name outside quotes), each with the text it holds in this round; None when it reads none."""
+    out = {}
+    for name, value in env.items():
+        if not isinstance(value, str) or name[:1] in (_FIELD, _VALUES) or value.startswith((WILD, _ARRAY)):
+            continue
+        pattern = r"\s*\.\s*".join(re.escape(part) for part in name.split("."))
+        if re.search(rf"(?<![\w$.\"']){pattern}(?![\w$\"'])", _QUOTED.sub("''", text), re.I):
+            out[name] = value
+    return out or None
 
 
 def _row_env(var: Any, placeholder: str, rows: LoopRows) -> dict[str, str]:
@@ -769,7 +792,7 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         type_name = body.get("typeName") or {}
         if type_name.get("arrayBounds") and dotted(type_name.get("names")) in _TEXT_TYPES:
             inner = _text(body.get("arg"), env, wild)
-            values = _array_literal(inner) if inner is not None and not inner.startswith(_ARRAY) else None
+            values = array_literal(inner) if inner is not None and not inner.startswith(_ARRAY) else None
             return _ARRAY + _ARRAY_SEP.join(values) if values else inner if inner and inner.startswith(_ARRAY) \
                 else None
         text = dotted(type_name.get("names")) in _TEXT_TYPES and not type_name.get("arrayBounds")
@@ -1087,19 +1110,19 @@ def _string_list(node: Any, held: dict[str, list[str]] | None = None) -> list[st
         inner = cast.get("arg")
         if isinstance(inner, dict) and "A_Const" in inner and (cast.get("typeName") or {}).get("arrayBounds"):
             text = const(inner)
-            return _array_literal(text) if isinstance(text, str) else None
+            return array_literal(text) if isinstance(text, str) else None
         return _string_list(inner, held)
     ref = strings((node.get("ColumnRef") or {}).get("fields")) if "ColumnRef" in node else []
     if len(ref) == 1 and len((held or {}).get(ref[0]) or []) == 1:
         value = held[ref[0]][0]  # type: ignore[index]
-        values = _elements(value) if value.startswith(_ARRAY) else _array_literal(value)
+        values = _elements(value) if value.startswith(_ARRAY) else array_literal(value)
         return None if not values or any(_ARRAY in v or WILD in v for v in values) else values
     elements = (node.get("A_ArrayExpr") or {}).get("elements") if "A_ArrayExpr" in node else None
     values = [_text(e, {}) for e in elements or []]
     return None if not values or None in values else values
 
 
-def _array_literal(text: str) -> list[str] | None:
+def array_literal(text: str) -> list[str] | None:
     """`{a,b}`: plain names only (no quotes, escapes, nesting or NULL)."""
     text = text.strip()
     if not (text.startswith("{") and text.endswith("}")) or any(c in text[1:-1] for c in '{}"\\'):
@@ -1132,6 +1155,11 @@ def _select_values(select: Any, held: dict[str, list[str]] | None = None) -> lis
         return _unnest(call, held)
     inner = (item.get("RangeSubselect") or {}).get("subquery") or {}
     return _select_values(inner.get("SelectStmt")) if inner.get("SelectStmt", {}).get("valuesLists") else None
+
+
+def unnested(node: Any) -> list[str] | None:
+    """The names `unnest(<a list of string literals>)` gives; None for anything else."""
+    return _unnest(node)
 
 
 def _unnest(node: Any, held: dict[str, list[str]] | None = None) -> list[str] | None:
