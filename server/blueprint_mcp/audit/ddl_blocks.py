@@ -245,8 +245,12 @@ def _rows(r: Reader, catalog: str, equal: dict[str, str], flags: dict[str, bool]
 
 
 def _exists(r: Reader, name: str) -> bool | None:
-    """Whether `to_regclass(name)` finds a table or view: True when the model has it under the schema the name
-    gives; None otherwise (a name without a schema, or a relation the model does not hold)."""
+    """Whether `to_regclass(name)` finds a relation: True when the model has a table or view of that name under the
+    schema the name gives, or, for a name without one, under a schema of the search_path (evasion round 21 v3:
+    `to_regclass('notes')`). False, as `_rows` decides a catalog's rows, for a name under a schema of the user's
+    that the model holds no relation of (no table, view, sequence, composite type or index of that name, and no
+    name a table's implicit index or sequence may have: `<table>_..._seq`, `_pkey`...; round 21 v2, an ELSIF after a test of a
+    legacy table's name). None otherwise."""
     try:
         parsed = pgparse.parse(f"table {name}")
     except (pgparse.PGQueryError, RecursionError, ValueError):
@@ -254,12 +258,31 @@ def _exists(r: Reader, name: str) -> bool | None:
     select = parsed[0]["stmt"].get("SelectStmt") or {} if len(parsed) == 1 else {}
     source = select.get("fromClause") or []
     relation = source[0].get("RangeVar") if len(source) == 1 else None
-    if not relation or not relation.get("schemaname") or relation.get("catalogname") or relation.get("alias"):
+    if not relation or relation.get("catalogname") or relation.get("alias"):
         return None
-    schema, table = relation["schemaname"], relation.get("relname")
-    if r.schema.table(table, schema) or any(v.name == table and v.schema_name == schema for v in r.schema.views):
+    schema, table = relation.get("schemaname"), relation.get("relname") or ""
+    # (pg_temp and pg_catalog come first along the path: found there or later, the name is not null)
+    if any(r.table(s, table) or r.view(s, table) for s in ([schema] if schema else r.search_path)):
         return True
-    return None
+    if schema is None or schema in MANAGED_SCHEMAS or len(table) >= _NAME_ROOM:
+        return None
+    implicit = _IMPLICIT.fullmatch(table)
+    if (schema, table) in r.relations or any(t.schema_name == schema and (
+            implicit and table.startswith(t.name + "_") or any(i.name == table for i in t.indexes))
+            for t in r.schema.tables):
+        return None
+    return False
+
+
+_NAME_ROOM = 60  # (PostgreSQL truncates the table's part of a longer implicit name: not told apart)
+# The names PostgreSQL gives a table's implicit indexes and sequences: <table>_<columns>_<suffix>[n].
+_IMPLICIT = re.compile(r".+_(pkey|key|idx|excl|seq)[0-9]*")
+
+
+def other_relation(r: Reader, n: dict, st: Stmt) -> None:
+    """CREATE SEQUENCE, CREATE TYPE ... AS (...): a relation the model keeps no object for, but to_regclass finds."""
+    relation = n.get("sequence") or n.get("typevar") or {}
+    r.relations.add((relation.get("schemaname") or r.creation_schema, relation.get("relname") or ""))
 
 
 def with_values(tree: Any, values: dict[str, str]) -> Any:
@@ -565,4 +588,5 @@ def call_statement(r: Reader, n: dict, st: Stmt) -> None:
 
 
 HANDLERS["DoStmt"] = do_block
+HANDLERS["CreateSeqStmt"] = HANDLERS["CompositeTypeStmt"] = other_relation
 HANDLERS["CallStmt"] = call_statement

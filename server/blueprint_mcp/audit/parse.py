@@ -136,6 +136,7 @@ class Reader:
         self.event_triggers: dict[str, EventTrigger] = {}  # by name: those that may turn RLS on (events.py)
         self.replica = False  # session_replication_role = replica: ORIGIN event triggers do not fire
         self.session_replica: bool | None = None  # the session's, while a SET LOCAL of the transaction overrides it
+        self.relations: set[tuple[str, str]] = set()  # sequences and composite types made (ddl_blocks._exists)
         self.replaying: set[str] = set()  # functions whose bodies a call is replaying (ddl_blocks.replay)
         self.unsure = 0  # > 0 while applying a DO block's statement that may not have run
 
