@@ -249,8 +249,8 @@ def _exists(r: Reader, name: str) -> bool | None:
     schema the name gives, or, for a name without one, under a schema of the search_path (evasion round 21 v3:
     `to_regclass('notes')`). False, as `_rows` decides a catalog's rows, for a name under a schema of the user's
     that the model holds no relation of (no table, view, sequence, composite type or index of that name, and no
-    name a table's implicit index or sequence may have: `<table>_..._seq`, `_pkey`...; round 21 v2, an ELSIF after a test of a
-    legacy table's name). None otherwise."""
+    name a table's implicit index or sequence may have: `<table>_..._seq`, `_pkey`...; round 21 v2, an ELSIF after
+    a test of a legacy table's name). None otherwise."""
     try:
         parsed = pgparse.parse(f"table {name}")
     except (pgparse.PGQueryError, RecursionError, ValueError):
