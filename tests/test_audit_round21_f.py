@@ -298,6 +298,8 @@ def test_v1_an_array_variable_that_may_hold_another_list_leaves_the_tables_repor
     both = ("alter table public.notes enable row level security;\n"
             "alter table public.documents enable row level security;\n")
     assert _findings(both + _array_loop("tables text[] := array['documents'];", action="disable")) == _DOCUMENTS
+    for grown in ("array['x'] || 'documents'", "'documents' || array['x']", "array['x'] || array['documents']"):
+        assert _findings(both + _array_loop(f"tables text[] := {grown};", action="disable")) == _DOCUMENTS, grown
 
 
 # --- v2, v3: to_regclass guards ------------------------------------------------------------------------------------

@@ -806,7 +806,12 @@ def _text(node: Any, env: dict[str, Any], wild: str | None = None) -> str | None
         if body.get("kind", "AEXPR_OP") != "AEXPR_OP" or strings(body.get("name")) != ["||"]:
             return None
         left, right = _text(body.get("lexpr"), env, wild), _text(body.get("rexpr"), env, wild)
-        return None if left is None or right is None else left + right
+        if left is None or right is None:
+            return None
+        if left.startswith(_ARRAY) or right.startswith(_ARRAY):  # (an array's || appends, prepends or concatenates)
+            return _ARRAY + _ARRAY_SEP.join([*(_elements(left) if left.startswith(_ARRAY) else [left]),
+                                             *(_elements(right) if right.startswith(_ARRAY) else [right])])
+        return left + right
     if kind != "FuncCall" or body.get("agg_star") or body.get("over") or body.get("agg_distinct"):
         return None
     name = function_name(body).removeprefix("pg_catalog.")
