@@ -444,7 +444,7 @@ def _arguments(parameters: list | None, call: dict) -> dict[str, str]:
 
 
 def _names(node: Any) -> str | None:
-    """An array of string constants as `array['a', 'b']` (`array[...]`, `'{a,b}'`, cast or not); None otherwise."""
+    """An array of string constants as `(array['a', 'b'])` (`array[...]`, `'{a,b}'`, cast or not); None otherwise."""
     while isinstance(node, dict) and "TypeCast" in node:
         node = node["TypeCast"].get("arg")
     if isinstance(node, dict) and "A_ArrayExpr" in node:
@@ -455,7 +455,7 @@ def _names(node: Any) -> str | None:
         items = array_literal(text) if isinstance(text, str) else None
         texts = [literal(v) for v in items or []]
         values = texts
-    return f"array[{', '.join(texts)}]" if texts and len(texts) == len(values) else None
+    return f"(array[{', '.join(texts)}])" if texts and len(texts) == len(values) else None  # (`p[1]` stays SQL)
 
 
 def _literal(node: Any) -> str | None:
