@@ -66,6 +66,8 @@ _REFUSED_STATEMENTS = {
 _REFUSED_EXTENSIONS = frozenset({
     "adminpack", "dblink", "file_fdw", "http", "pg_background", "pg_net", "pgsql_http", "plperlu",
     "plpython3u", "plpythonu", "plsh", "pltclu", "postgres_fdw", "mysql_fdw", "oracle_fdw", "multicorn",
+    # writes heap pages directly (heap_force_kill, heap_force_freeze): no rollback brings the rows back
+    "pg_surgery",
 })
 
 # Functions that act outside the transaction: files, other sessions, the server process,
@@ -82,7 +84,12 @@ _REFUSED_FUNCTION_PREFIXES = ("pg_read_", "pg_ls_", "pg_file_", "dblink", "pg_ba
                               "pg_replication_origin_", "pg_create_logical_replication_slot",
                               "pg_create_physical_replication_slot", "pg_drop_replication_slot",
                               "pg_copy_logical_replication_slot", "pg_copy_physical_replication_slot",
-                              "pg_logdir_ls", "http_", "net.")
+                              "pg_logdir_ls", "http_", "net.",
+                              # a replication slot moved or consumed stays so (a Realtime or CDC consumer
+                              # loses those changes); pg_surgery's page writes and pg_background's own
+                              # transactions are not undone by verify's rollback either
+                              "pg_replication_slot_advance", "pg_logical_slot_get_", "heap_force_",
+                              "pg_truncate_visibility_map", "pg_background_")
 
 # Functions that run SQL handed to them as text, and which argument holds it: the text is checked like a
 # statement when the source spells it out, and refused when it is computed.
@@ -221,8 +228,9 @@ def _statements(sql: str, encoded: bytes, parsed: list[dict]) -> list[tuple[Any,
 
 
 def _default_mark(kind: str, body: dict) -> str | None:
-    """Marks column defaults, where nextval() belongs (it runs when a row is inserted, not when declared)."""
-    if kind == "ColumnDef" or (kind == "Constraint" and body.get("contype") == "CONSTR_DEFAULT") or (
+    """Marks column defaults, where nextval() belongs (it runs when a row is inserted, not when declared).
+    A column's other constraints are not defaults: nextval() in its CHECK runs on every insert too."""
+    if (kind == "Constraint" and body.get("contype") == "CONSTR_DEFAULT") or (
             kind == "AlterTableCmd" and body.get("subtype") == "AT_ColumnDefault"):
         return "default"
     return None

@@ -1,0 +1,49 @@
+"""Session 30 client-fit checks: what a user of the installed package meets (found by an independent check)."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.verify.guard import refusals
+
+# Each of these, run by verify against a user's database, changed it for good before it was refused:
+# the rollback does not undo a replication slot moved or consumed, pages written by pg_surgery, or a
+# sequence advanced by nextval() in a column's CHECK constraint.
+ESCAPES = [
+    ("slot-advance", "select pg_replication_slot_advance('user_slot', pg_current_wal_lsn());",
+     "pg_replication_slot_advance() acts outside"),
+    ("slot-consume", "select count(*) from pg_logical_slot_get_changes('user_slot', null, null);",
+     "pg_logical_slot_get_changes() acts outside"),
+    ("slot-consume-binary", "select count(*) from pg_catalog.pg_logical_slot_get_binary_changes('s', null, null);",
+     "pg_logical_slot_get_binary_changes() acts outside"),
+    ("slot-in-sql-body", "create function public.f() returns bigint language sql begin atomic "
+                         "select count(*) from pg_logical_slot_get_changes('s', null, null); end;",
+     "pg_logical_slot_get_changes() acts outside"),
+    ("pg-surgery", "create extension pg_surgery;", "extension pg_surgery"),
+    ("heap-force-kill", "select heap_force_kill('public.customers'::regclass, array['(0,1)']::tid[]);",
+     "heap_force_kill() acts outside"),
+    ("heap-force-freeze", "select public.heap_force_freeze('public.customers'::regclass, array['(0,1)']::tid[]);",
+     "heap_force_freeze() acts outside"),
+    ("pg-background", "select pg_background_launch('delete from public.customers');",
+     "pg_background_launch() acts outside"),
+    ("nextval-in-column-check", "create table public.t (x int check (nextval('public.customers_id_seq') > 0));",
+     "nextval() advances a sequence"),
+    ("nextval-in-added-column-check", "alter table public.t add column y bigint default 1 "
+                                      "check (nextval('public.s') > 0);", "nextval() advances a sequence"),
+]
+
+
+@pytest.mark.parametrize(("sql", "reason"), [(s, r) for _, s, r in ESCAPES], ids=[i for i, _, _ in ESCAPES])
+def test_escapes_past_the_rollback_are_refused(sql, reason):
+    found = refusals(sql)
+    assert found and reason in found[0].reason, found
+
+
+@pytest.mark.parametrize("sql", [
+    "create table public.t (id bigint default nextval('public.s'), n serial, x int check (x > 0));",
+    "alter table public.t add column y bigint default nextval('public.s');",
+    "alter table public.t alter column id set default nextval('public.s');",
+    "select count(*) from pg_logical_slot_peek_changes('s', null, null);",
+])
+def test_column_defaults_and_reads_stay_allowed(sql):
+    assert refusals(sql) == []
