@@ -47,3 +47,16 @@ def test_escapes_past_the_rollback_are_refused(sql, reason):
 ])
 def test_column_defaults_and_reads_stay_allowed(sql):
     assert refusals(sql) == []
+
+
+def test_verify_of_a_mistyped_folder_says_no_such_folder_as_audit_does(tmp_path, capsys):
+    from blueprint_mcp.cli import main
+
+    missing = f"{tmp_path}/supabse/"
+    assert main(["audit", missing]) == 2
+    audit_err = capsys.readouterr().err
+    assert main(["verify", missing]) == 2
+    err = capsys.readouterr().err
+    assert err == audit_err == f"blueprint-mcp: error: {missing}: no such file or folder\n"
+    assert main(["verify", "habbit-tracker"]) == 2  # a bare name is still a template, with its suggestion
+    assert "did you mean 'habit-tracker'?" in capsys.readouterr().err

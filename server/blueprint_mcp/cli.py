@@ -191,6 +191,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         else {"template": source}
     if "path" not in kwargs and source.lower().endswith((".sql", *BLUEPRINT_SUFFIXES)):
         raise UsageError(f"{source}: no such file")
+    if "path" not in kwargs and not p.exists() and ("/" in source or os.sep in source):
+        raise UsageError(f"{source}: no such file or folder")  # a mistyped folder, as audit says, not a template
     if args.blueprint is not None:
         if "path" not in kwargs or p.suffix in BLUEPRINT_SUFFIXES:
             raise UsageError(f"--blueprint judges migrations against a design: {source} is not a .sql file or a "
