@@ -60,3 +60,17 @@ def test_verify_of_a_mistyped_folder_says_no_such_folder_as_audit_does(tmp_path,
     assert err == audit_err == f"blueprint-mcp: error: {missing}: no such file or folder\n"
     assert main(["verify", "habbit-tracker"]) == 2  # a bare name is still a template, with its suggestion
     assert "did you mean 'habit-tracker'?" in capsys.readouterr().err
+
+
+@pytest.mark.postgres
+def test_a_table_without_a_primary_key_is_attacked_row_by_row_not_with_an_empty_where(empty_db_url):
+    """`create table public.t (x int)` (a log table with no key and nothing required) got a fixture row with no
+    values, so every case addressing it said `where ` and ended as a syntax error instead of a verdict."""
+    from blueprint_mcp.verify.run import verify
+
+    report = verify(source="nopk.sql", migrations=["create table public.t (x int, note text);"],
+                    database_url=empty_db_url)
+    assert not [c for c in report.failures if "syntax error" in (c.actual or "") + c.sql], report.failures[:3]
+    assert report.counts.get("error", 0) == 0, report.counts
+    leaked = {c.command for c in report.failures if c.verdict == "LEAK" and c.actor == "anon"}
+    assert {"select", "delete"} <= leaked  # no RLS, anon granted: every command reaches the row

@@ -307,6 +307,8 @@ def add_row(world: World, table: Table, org: str | None, author: str, n: int, en
             purpose: str = "matrix") -> Row:
     """Plan the insert of one fixture row and return it."""
     values = row_values(table, org, world, author, n, enums, with_id=True)
+    if not pk_key(table, values):  # no primary key and nothing required: its optional columns pick the row out
+        values = row_values(table, org, world, author, n, enums, with_id=True, fill_optional=True)
     author = take_parent_author(table, world, values, author)
     row = Row(table.name, org, author, pk_key(table, values), purpose=purpose, values=values)
     world.add(insert_sql(table, values) + ";", row, fallback=fuller(table, org, world, author, n, enums, values))

@@ -172,9 +172,20 @@ def fk_order(schema: Schema, tables: list[Table]) -> list[Table]:
     return done
 
 
+# Types without an equality operator: a row is not picked out by them.
+_NO_EQUALITY = frozenset({"json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle"})
+
+
 def pk_key(table: Table, values: dict[str, str]) -> dict[str, str]:
     pk = next((k.columns for k in table.constraints if k.kind == "primary key"), None) or ["id"]
-    return {c: values[c] for c in pk if c in values}
+    key = {c: values[c] for c in pk if c in values}
+    if key:
+        return key
+    # No primary key and no id given (a log table of a user's migrations): the row's own values pick it out,
+    # never an empty WHERE.
+    return {c: v for c, v in values.items() if v.strip().lower() != "null" and (
+        (col := table.column(c)) is None or col.type.lower().split("(")[0].removeprefix("pg_catalog.") not in
+        _NO_EQUALITY)}
 
 
 def where_key(key: dict[str, str]) -> str:
