@@ -74,3 +74,15 @@ def test_a_table_without_a_primary_key_is_attacked_row_by_row_not_with_an_empty_
     assert report.counts.get("error", 0) == 0, report.counts
     leaked = {c.command for c in report.failures if c.verdict == "LEAK" and c.actor == "anon"}
     assert {"select", "delete"} <= leaked  # no RLS, anon granted: every command reaches the row
+
+
+@pytest.mark.parametrize("sql", [
+    "create function public.f() returns void language plv8 as $$ plv8.execute('select set' + 'val(1)') $$;",
+    "create function public.g() returns void language plperl as $$ spi_exec_query('select set' . 'val(1)'); $$;",
+    "create procedure public.p() language pltcl as $$ spi_exec \"select pg_terminate_backend(1)\" $$;",
+])
+def test_a_function_in_a_language_verify_cannot_read_is_refused_as_a_do_block_in_it_is(sql):
+    """A trusted language's body runs SQL built at run time through SPI (setval, a slot advanced): the first wall
+    refused such DO blocks but let the same code through as a function."""
+    found = refusals(sql)
+    assert found and "body cannot be checked (it may run SQL built at run time)" in found[0].reason, found

@@ -388,6 +388,9 @@ def _function_reasons(body: dict, text: str) -> list[str]:
         return _plpgsql_reasons(text, f"{what} body", wrap=False)
     if language == "sql" and source:
         return [f"{what} body: {r}" for r in _sql_reasons(source)]
+    if language not in ("sql", "plpgsql"):
+        # plv8.execute(), spi_exec_query()...: SQL built at run time in a body verify cannot read, as DO blocks
+        return [f"a {language} {what} body cannot be checked (it may run SQL built at run time)"]
     return []  # BEGIN ATOMIC bodies are part of the parse tree and were walked already
 
 
