@@ -86,3 +86,19 @@ def test_a_function_in_a_language_verify_cannot_read_is_refused_as_a_do_block_in
     refused such DO blocks but let the same code through as a function."""
     found = refusals(sql)
     assert found and "body cannot be checked (it may run SQL built at run time)" in found[0].reason, found
+
+
+def test_as_root_runuser_is_found_in_sbin_when_path_leaves_it_out(monkeypatch):
+    """An editor or cron starting the server as root with PATH=/usr/bin:/bin got 'runuser is missing. Fix: run as
+    a normal user' from verify, though /usr/sbin/runuser was there."""
+    import os
+    import shutil
+
+    from blueprint_mcp.verify import pg
+
+    installed = shutil.which("runuser", path="/usr/sbin:/sbin")
+    if installed is None:
+        pytest.skip("no runuser in /usr/sbin or /sbin")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert pg.run_as_prefix()[:1] == [installed]

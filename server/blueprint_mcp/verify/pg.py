@@ -94,7 +94,8 @@ def run_as_prefix() -> list[str]:
         return []
     import pwd
 
-    runuser = shutil.which("runuser")
+    # An editor or cron may start the server with a PATH without the sbin folders, where util-linux keeps it.
+    runuser = shutil.which("runuser") or shutil.which("runuser", path=os.pathsep.join(("/usr/sbin", "/sbin")))
     if runuser is None:
         raise PostgresUnavailable(
             "running as root and `runuser` is missing", fix="run as a normal user"
