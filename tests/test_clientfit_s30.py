@@ -102,3 +102,27 @@ def test_as_root_runuser_is_found_in_sbin_when_path_leaves_it_out(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     assert pg.run_as_prefix()[:1] == [installed]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_audit_paths_on_a_stateless_server_names_the_real_reason_for_a_client_with_roots(tmp_path, mode):
+    """A 2025-11-25 client (most editors) offering its roots to `serve --stateless` was told 'this client offers no
+    workspace roots': stateless HTTP cannot send it the roots request at all, so say that and what to do."""
+    from mcp import Client
+    from mcp.types import ListRootsResult, Root
+    from serving import serving
+
+    (tmp_path / "a.sql").write_text("create table public.t (id int);\n")
+
+    async def roots(_ctx):
+        return ListRootsResult(roots=[Root(uri=tmp_path.as_uri(), name="ws")])
+
+    with serving("streamable-http", "--stateless") as port:
+        async with Client(f"http://127.0.0.1:{port}/mcp", mode=mode, list_roots_callback=roots) as c:
+            result = await c.call_tool("audit_spec", {"paths": ["a.sql"]})
+    text = result.content[0].text
+    if mode == "auto":  # protocol 2026-07-28 carries the roots request inside the call
+        assert result.is_error is False and "ERROR 1" in text, text
+    else:
+        assert result.is_error is True and "offers no workspace roots" not in text, text
+        assert "stateless HTTP" in text and "without --stateless" in text, text

@@ -370,6 +370,7 @@ def _workspace_roots(paths: list[str] | None, ctx: Context) -> ListRoots | None:
 
 
 def audit_spec(
+    ctx: Context,
     template: Template = None,
     blueprint: BlueprintArg = None,
     sql: Annotated[str | None, Field(max_length=limits.SQL_CHARS, description=(
@@ -390,6 +391,13 @@ def audit_spec(
     counts and a page of findings, most severe first, with fixes.
     """
     with _as_tool_error():
+        if paths and roots is None and ctx.client_capabilities is None:
+            # Stateless HTTP with a 2025-11-25 client: no session, so no request back to the client for its roots
+            # (it may well offer some): say so rather than blame the client.
+            raise BlueprintError("this server cannot ask the client for its workspace roots: it serves stateless "
+                                 "HTTP, where a client of protocol 2025-11-25 or older gets no requests back",
+                                 field="paths", fix="pass the SQL text in `sql` or the markdown in `spec`; or serve "
+                                 "without --stateless, or connect with protocol 2026-07-28")
         workspace = root_paths(roots) if paths else None
         files = confine(paths, workspace) if paths else None
         result = tools.audit_spec(template=template, blueprint=blueprint, sql=sql, spec=spec, paths=files,
