@@ -126,3 +126,16 @@ async def test_audit_paths_on_a_stateless_server_names_the_real_reason_for_a_cli
     else:
         assert result.is_error is True and "offers no workspace roots" not in text, text
         assert "stateless HTTP" in text and "without --stateless" in text, text
+
+
+def test_the_sdist_carries_what_its_tests_and_readme_read():
+    """The sdist left out examples/ (test_budget, test_examples... glob it: they passed on nothing), .vscode/
+    (test_connect reads it), bench/ and BENCHMARKS.md (the README's `make bench` and its link)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    include = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["sdist"][
+        "include"])
+    assert {"examples", ".vscode", "bench", "BENCHMARKS.md", "tests", "README.md", "Makefile"} <= include
+    assert all((root / p).exists() for p in include), include
