@@ -139,3 +139,59 @@ def test_the_sdist_carries_what_its_tests_and_readme_read():
         "include"])
     assert {"examples", ".vscode", "bench", "BENCHMARKS.md", "tests", "README.md", "Makefile"} <= include
     assert all((root / p).exists() for p in include), include
+
+
+# A design whose notes any signed-in user reads (`using (true)`): 4 leaks, which verify must always report.
+LEAKY_NOTES = """
+create table public.organizations (id uuid primary key default gen_random_uuid(), name text);
+create table public.organization_members (organization_id uuid references public.organizations,
+    user_id uuid references auth.users, role text, primary key (organization_id, user_id));
+alter table public.organizations enable row level security;
+alter table public.organization_members enable row level security;
+create policy m on public.organization_members for select to authenticated using (user_id = (select auth.uid()));
+create policy o on public.organizations for select to authenticated using (id in (select organization_id
+    from public.organization_members where user_id = (select auth.uid())));
+create table public.notes (id uuid primary key default gen_random_uuid(), organization_id uuid
+    references public.organizations, body text);
+alter table public.notes enable row level security;
+create policy leak on public.notes for select to authenticated using (true);
+grant select on public.notes, public.organizations, public.organization_members to authenticated;
+"""
+
+
+@pytest.mark.parametrize("sql", [
+    "set row_security = off;",
+    "set local row_security to off;",
+    "select set_config('row_security', 'off', false);",
+    "create function public.f() returns bool language sql set row_security = off as 'select true';",
+    "alter function public.f() set row_security to off;",
+])
+def test_switching_row_security_off_is_refused(sql):
+    """With row_security off a query RLS would filter fails with 42501, which verify counts as denied: one
+    `set row_security = off;` at the end of a migration turned 4 leaks into a PASS."""
+    found = refusals(sql)
+    assert found and "changes row_security" in found[0].reason, found
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("options", ["row_security=off", "session_replication_role=replica"])
+def test_connection_options_cannot_turn_leaks_into_a_pass_or_invent_some(empty_db_url, options, monkeypatch):
+    """PGOPTIONS in the user's shell, or `?options=` in a database_url, set the session verify judges in: with
+    row_security off the leaks passed; with session_replication_role=replica (no triggers) habit-tracker failed."""
+    from blueprint_mcp.verify.run import verify
+
+    monkeypatch.setenv("PGOPTIONS", f"-c {options}")
+    leaky = verify(source="leaky.sql", migrations=[LEAKY_NOTES], database_url=empty_db_url)
+    assert leaky.leaks == 4 and not leaky.ok
+    assert {(c.table, c.command) for c in leaky.failures if c.verdict == "LEAK"} == {("notes", "select")}
+    if options.startswith("session_replication_role"):
+        from datetime import datetime
+
+        from blueprint_mcp.templates import load_template
+        from blueprint_mcp.tools import migrations
+
+        bp = load_template("habit-tracker")
+        files = migrations(bp, datetime(2025, 1, 1))
+        clean = verify(source="habit-tracker", migrations=[files[p] for p in sorted(files)], blueprint=bp,
+                       database_url=empty_db_url, tables={"habits", "organization_members"})
+        assert clean.ok and clean.leaks == 0, clean.failures[:3]

@@ -140,6 +140,15 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
             raise
 
 
+def _judging_settings(conn) -> None:
+    """What a verdict relies on, whatever the URL's options, PGOPTIONS or the migrations said: row level security
+    applied (with row_security off a query it would filter fails with 42501, counted as denied, so every leak
+    passed) and triggers firing as on the platform (session_replication_role)."""
+    conn.execute("set local row_security = on")
+    if conn.execute("select current_setting('session_replication_role')").fetchone()[0] != "origin":
+        conn.execute("set local session_replication_role = origin")
+
+
 def _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress, tables,
             attacks, dog: Watchdog, notes: list[str]) -> VerifyReport:
     import psycopg
@@ -149,6 +158,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
     with conn.transaction(force_rollback=True):
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        _judging_settings(conn)
         xid = _transaction_id(conn)
         real = detect_supabase(conn)
         if not real:
@@ -166,6 +176,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         # switched standard_conforming_strings off would have a crafted value end its literal early, and fixture
         # rows go as simple queries, where a second statement (a COMMIT) could follow.
         conn.execute("set local standard_conforming_strings = on")
+        _judging_settings(conn)
         note(1, 3, "catalogue lints")
         lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
         conn.execute(CASCADES_FIRST)
