@@ -195,3 +195,34 @@ def test_connection_options_cannot_turn_leaks_into_a_pass_or_invent_some(empty_d
         clean = verify(source="habit-tracker", migrations=[files[p] for p in sorted(files)], blueprint=bp,
                        database_url=empty_db_url, tables={"habits", "organization_members"})
         assert clean.ok and clean.leaks == 0, clean.failures[:3]
+
+
+JOIN_BY_INSERT = LEAKY_NOTES.replace("using (true)", "using (false)") + """
+create policy j on public.organization_members for insert to authenticated with check (user_id = (select auth.uid()));
+grant insert on public.organization_members to authenticated;
+"""
+PINNED = "00000000-0000-0000-0000-0000000000aa"
+
+
+@pytest.mark.parametrize("sql", [
+    f"select set_config('request.jwt.claim.sub', '{PINNED}', false);",
+    f"set \"request.jwt.claim.sub\" = '{PINNED}';",
+    "select set_config('request.jwt.claim', '{\"sub\": \"x\"}', true);",
+    "create function public.f() returns void language plpgsql as $$ begin "
+    "perform set_config('request.jwt.claim.role', 'service_role', false); end $$;",
+])
+def test_pinning_a_legacy_claim_is_refused(sql):
+    """auth.uid() reads request.jwt.claim.sub before request.jwt.claims (which each case sets): one migration line
+    pinning it made every actor the same user, and an outsider's join by insert passed."""
+    found = refusals(sql)
+    assert found and "which verify relies on" in found[0].reason, found
+
+
+@pytest.mark.postgres
+def test_a_claim_pinned_by_pgoptions_does_not_hide_the_join_by_insert(empty_db_url, monkeypatch):
+    from blueprint_mcp.verify.run import verify
+
+    monkeypatch.setenv("PGOPTIONS", f"-c request.jwt.claim.sub={PINNED}")
+    report = verify(source="join.sql", migrations=[JOIN_BY_INSERT], database_url=empty_db_url)
+    assert not report.ok and report.leaks > 0
+    assert {c.table for c in report.failures if c.verdict == "LEAK"} == {"organization_members"}

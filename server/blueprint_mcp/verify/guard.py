@@ -120,6 +120,13 @@ _PROTECTED_SETTINGS = frozenset({
     # off, a query RLS would filter fails with 42501 instead, which verify counts as denied: every leak would pass
     "row_security",
 })
+# The per-claim settings auth.uid(), auth.role(), auth.email() and auth.jwt() read before request.jwt.claims: one
+# pinned by a migration makes every actor the same user (an outsider's join by insert then passed).
+_PROTECTED_CLAIMS = "request.jwt.claim"
+
+
+def _protected(name: str) -> bool:
+    return name in _PROTECTED_SETTINGS or name == _PROTECTED_CLAIMS or name.startswith(_PROTECTED_CLAIMS + ".")
 _TRUSTED_LANGUAGES = frozenset({"sql", "plpgsql", "plv8", "pllua", "plperl", "pltcl", "plrust"})
 
 _FIX = ("verify applies every migration inside one transaction and rolls it back; remove these statements "
@@ -291,7 +298,7 @@ def _setting_reasons(body: dict) -> list[str]:
     if body.get("kind") == "VAR_RESET_ALL":
         return ["RESET ALL would clear verify's statement timeout"]
     name = str(body.get("name", "")).lower()
-    if name in _PROTECTED_SETTINGS:
+    if _protected(name):
         return [f"changes {name}, which verify relies on"]
     return []
 
@@ -358,7 +365,7 @@ def _call_reasons(call: dict, depth: int = 0, in_default: bool = False) -> list[
         setting = _constant(first)
         if setting is None:
             return ["set_config() with a computed setting name cannot be checked"]
-        if setting.lower() in _PROTECTED_SETTINGS:
+        if _protected(setting.lower()):
             return [f"changes {setting.lower()}, which verify relies on"]
     return []
 

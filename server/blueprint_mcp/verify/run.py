@@ -143,10 +143,13 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
 def _judging_settings(conn) -> None:
     """What a verdict relies on, whatever the URL's options, PGOPTIONS or the migrations said: row level security
     applied (with row_security off a query it would filter fails with 42501, counted as denied, so every leak
-    passed) and triggers firing as on the platform (session_replication_role)."""
+    passed), triggers firing as on the platform (session_replication_role), and no claim pinned for every actor."""
     conn.execute("set local row_security = on")
     if conn.execute("select current_setting('session_replication_role')").fetchone()[0] != "origin":
         conn.execute("set local session_replication_role = origin")
+    # The legacy per-claim settings, which auth.uid() and auth.jwt() read first: each case sets request.jwt.claims
+    for claim in ("request.jwt.claim", "request.jwt.claim.sub", "request.jwt.claim.role", "request.jwt.claim.email"):
+        conn.execute("select set_config(%s, '', true)", (claim,))
 
 
 def _verify(target, statements, source, migrations, blueprint, grant_mode, include_cases, progress, tables,
