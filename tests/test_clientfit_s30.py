@@ -226,3 +226,28 @@ def test_a_claim_pinned_by_pgoptions_does_not_hide_the_join_by_insert(empty_db_u
     report = verify(source="join.sql", migrations=[JOIN_BY_INSERT], database_url=empty_db_url)
     assert not report.ok and report.leaks > 0
     assert {c.table for c in report.failures if c.verdict == "LEAK"} == {"organization_members"}
+
+
+@pytest.mark.parametrize("sql", [
+    "create or replace function auth.uid() returns uuid language sql stable as $$ select null::uuid $$;",
+    "drop function auth.uid() cascade;",
+    "alter function auth.jwt() rename to jwt_old;",
+    "alter function auth.role() owner to anon;",
+    "drop schema auth cascade;",
+    "do $$ begin execute 'drop function auth.email()'; end $$;",
+])
+def test_redefining_who_is_calling_is_refused(sql):
+    """`create or replace function auth.uid() ... select '<one uuid>'` made every actor one user in verify's shim
+    (the platform would refuse it: its auth functions are not postgres's), and the join by insert passed."""
+    found = refusals(sql)
+    assert found and ("which the platform owns" in found[0].reason), found
+
+
+@pytest.mark.parametrize("sql", [
+    "grant execute on function auth.uid() to authenticated;",
+    "create function auth.whoami() returns uuid language sql stable as $$ select null::uuid $$;",
+    "create function public.uid() returns int language sql as 'select 1';",
+    "drop schema if exists scratch cascade; drop function if exists public.f();",
+])
+def test_other_functions_and_schemas_stay_allowed(sql):
+    assert refusals(sql) == []

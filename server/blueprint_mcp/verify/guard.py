@@ -263,6 +263,8 @@ def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
             for key in ("func", "fromsql", "tosql"):
                 if isinstance(body.get(key), dict):
                     out += _named_function_reasons(dotted(body[key].get("objname")))
+        if kind in _IDENTITY_DDL:
+            out += _identity_reasons(kind, body)
         if kind in _REFUSED_STATEMENTS:
             out.append(_REFUSED_STATEMENTS[kind])
         elif kind == "VacuumStmt" and body.get("is_vacuumcmd"):
@@ -284,6 +286,25 @@ def _statement_reasons(tree: Any, text: str, depth: int = 0) -> list[str]:
         elif kind == "CreateFunctionStmt":
             out += _function_reasons(body, text)
     return out
+
+
+# The functions policies ask who is calling, and the schema holding them: the platform's, never a migration's (on
+# Supabase postgres cannot change them). Redefined in verify's shim, auth.uid() could name one user for every actor.
+_AUTH_IDENTITY = frozenset({"auth.uid", "auth.role", "auth.email", "auth.jwt"})
+_IDENTITY_DDL = frozenset({"CreateFunctionStmt", "AlterFunctionStmt", "RenameStmt", "DropStmt", "AlterOwnerStmt",
+                           "AlterObjectSchemaStmt", "AlterObjectDependsStmt"})
+
+
+def _identity_reasons(kind: str, body: dict) -> list[str]:
+    if kind in ("DropStmt", "RenameStmt") and "OBJECT_SCHEMA" in (body.get("removeType"), body.get("renameType")):
+        schemas = strings(body.get("objects")) if kind == "DropStmt" else [str(body.get("subname", ""))]
+        return ["drops or renames the auth schema, which the platform owns"] if "auth" in schemas else []
+    if kind == "CreateFunctionStmt":
+        names = [dotted(body.get("funcname"))]
+    else:
+        names = [dotted(o.get("objname")) for k, o, _ in nodes_in(body, lambda *_: None) if k == "ObjectWithArgs"]
+    return [f"changes {name}(), which the platform owns and every verdict relies on (who is calling)"
+            for name in names if name.lower() in _AUTH_IDENTITY]
 
 
 def _copy_reason(body: dict) -> str:
