@@ -608,8 +608,9 @@ create policy notes_select on public.notes for select to authenticated using (tr
     ("if cmd.schema_name = 'public' then", True),
     ("if cmd.schema_name not in ('audit', 'private') and cmd.object_identity like 'public.%' then", True),
     ("if cmd.schema_name = 'app' then", False),
-    # Tests not read (a variable, an array, the OID, the name taken apart): the tables stay reported.
-    ("if cmd.schema_name = any (array['public']) then", False),
+    ("if cmd.schema_name = any (array['public']) then", True),  # evasion round 21 fp04: an array of literals
+    # Tests not read (a variable, the OID, the name taken apart): the tables stay reported.
+    ("if cmd.schema_name = any (v_schemas) then", False),
     ("if cmd.objid <> 'public.audit_log'::regclass then", False),
     ("if split_part(cmd.object_identity, '.', 2) <> 'audit_log' then", False),
     ("if 'public' = cmd.schema_name then", False),

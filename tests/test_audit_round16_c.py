@@ -59,7 +59,7 @@ def test_e05_a_guard_on_tg_tag_keeps_a_ctas_table_out():
 
 def test_e05_a_test_the_reader_cannot_read_leaves_the_tables_reported():
     loop = f"    if cmd.schema_name = 'public' then\n      {_ENABLE}\n    end if;"
-    for guard in ("  if tg_tag = any (array['DROP TABLE']) then\n    return;\n  end if;\n",
+    for guard in ("  if tg_tag = any (v_tags) then\n    return;\n  end if;\n",
                   "  if current_setting('app.skip_rls', true) = 'on' then\n    return;\n  end if;\n",
                   "  if upper(tg_tag) <> 'CREATE TABLE' then\n    return;\n  end if;\n"):
         sql = _function(guard, loop) + _ANY_TAG + _DOCUMENTS + _BACKUP
