@@ -36,7 +36,7 @@ create policy docs_upload on storage.objects for insert to authenticated
     f"array[{_UID}] <@ storage.foldername(name)",
     f"storage.foldername(name) && array[{_UID}]",
     f"array[{_UID}] && storage.foldername(objects.name)",
-    f"storage.foldername(name) @> array[(select auth.uid()::text)]::text[]",
+    "storage.foldername(name) @> array[(select auth.uid()::text)]::text[]",
     f"{_UID} in (select unnest(storage.foldername(name)))",
     f"exists (select 1 from unnest(storage.foldername(name)) f where f = {_UID})",
     f"array_position(storage.foldername(name), {_UID}) is not null",
