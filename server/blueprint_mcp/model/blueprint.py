@@ -84,6 +84,7 @@ class Blueprint(Model):
         _check_cycles(self, problems)
         _check_access_and_patterns(self, problems)
         _check_server_set(self, problems)
+        _check_movable(self, problems)
         _check_caller_defaults(self, problems)
         _check_privacy(self, problems)
         _check_events(self, problems)
@@ -94,6 +95,7 @@ class Blueprint(Model):
                 _check_assignees(self, problems)
                 _check_pins(self, problems)
                 _check_restore_names(self, problems)
+                _check_movable_links(self, problems)
         if problems:
             problems[split:] = [(_written_path(self, origin, kept, written, path), why, fix)
                                 for path, why, fix in problems[split:]]
@@ -816,6 +818,35 @@ def _check_server_set(bp: Blueprint, problems: list) -> None:
                 problems.append((where, f"'{e.name}.{f.name}' is server_set: clients never write it, so they "
                                  "could not give the value this needs.",
                                  f"drop server_set from {f.name}, or leave it out here"))
+
+
+def _check_movable(bp: Blueprint, problems: list) -> None:
+    """`movable` opts a reference out of being set on insert only, which only an entity with server_set fields
+    asks of its references (docs/lifecycle.md L13); elsewhere clients move rows anyway, and the flag would say
+    nothing."""
+    for i, e in enumerate(bp.entities):
+        if any(f.server_set for f in e.fields):
+            continue
+        for j, f in enumerate(e.fields):
+            if f.movable:
+                problems.append((f"entities[{i}].fields[{j}].movable",
+                                 f"'{e.name}.{f.name}' is movable, but {e.name} has no server_set field: clients "
+                                 "already point its references at other rows, so there is nothing to opt out of.",
+                                 f"remove movable from {f.name}"))
+
+
+def _check_movable_links(bp: Blueprint, problems: list) -> None:
+    """A column a `linked` grant reads is set on insert only whatever the field says (keep_links, A09/A10):
+    `movable` there would promise a move no client can make."""
+    from .meaning import link_columns  # meaning reads a validated Blueprint
+    links = link_columns(bp)
+    for i, e in enumerate(bp.entities):
+        for j, f in enumerate(e.fields):
+            if f.movable and f.name in links.get(e.name, set()):
+                problems.append((f"entities[{i}].fields[{j}].movable",
+                                 f"'{e.name}.{f.name}' is movable, but a linked grant reads it: whom it names "
+                                 "reaches the row, so clients set it on insert only anyway (docs/access.md A09).",
+                                 f"remove movable from {f.name}, or leave {f.name} out of the linked chains"))
 
 
 def _check_caller_defaults(bp: Blueprint, problems: list) -> None:

@@ -133,7 +133,12 @@ class Field(Model):
         "A CHECK on the value (a null passes): min/max for integer, bigint, numeric; min_length/max_length for text."))
     server_set: bool = PField(False, description=(
         "Only the server writes it: clients may neither send it on insert nor change it (the default fills it; "
-        "the service role may set it). For a time a client could backdate, e.g. checked_at with now."))
+        "the service role may set it). For a time a client could backdate, e.g. checked_at with now. On an entity "
+        "with a server_set field, clients set its references to other entities on insert only (they may clear "
+        "one): moving the row to another parent would carry the server's values to a row they were not set for."))
+    movable: bool = PField(False, description=(
+        "For a reference to another entity on an entity with server_set fields: clients may point it at another "
+        "row after insert (moving a ticket stamped opened_at to another project is part of the design)."))
     pii: bool = PField(False, description=(
         "Personal data: kept out of analytics and audit payloads, and (on organization and service entities) "
         "moved to the entity's private side table <entity>_private, readable only as the entity's pii_read says."))
@@ -182,6 +187,9 @@ class Field(Model):
                               "use type text, or min/max for numbers")
         self._check_default()
         self._check_default_expression()
+        if self.movable and (self.type is not FieldType.reference or self.references in (AUTH_USERS, MEMBERS)):
+            raise Invalid(f"field '{self.name}': movable only applies to a reference to another entity",
+                          "remove movable (a user or member reference is not a row the entity is filed under)")
         if self.server_set and not self.nullable and self.default is None and self.default_expression is None:
             raise Invalid(f"field '{self.name}': server_set and nullable: false without a default: a client's "
                           "insert could never fill it", "give it a default or default_expression (e.g. now), or "

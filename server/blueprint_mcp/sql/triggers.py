@@ -12,7 +12,7 @@ from .columns import ORG
 from ..model.blueprint import ROLE_TYPE
 from .ident import ident, literal, object_name
 from . import lifecycle as life
-from ..model.meaning import command_grants, link_columns
+from ..model.meaning import command_grants, link_columns, stamped_references
 
 
 def _fn(name: str, body: str, comment: str, definer: bool = False) -> Function:
@@ -209,6 +209,30 @@ end""", "Refuses client updates that point a column a linked grant reads at anot
        "keep it after leaving.")
 
 
+def keep_stamped_parents() -> Function:
+    return _fn("keep_stamped_parents", """declare
+  col text;
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;  -- the service role may move a row to another parent
+  end if;
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
+       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
+                         tg_table_name, col),
+        hint = 'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '
+               'service role move it.';
+    end if;
+  end loop;
+  return new;
+end""", "Refuses client updates that point a reference of a row holding server_set fields at another row "
+       "(clearing it is allowed): those values (a check-in's time, a sign-off's signer) were set for the row it "
+       "names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).")
+
+
 def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:
     """(column, parent entity) of the references clients write into `e` that must name a row they may read
     (docs/access.md A27): every reference to another entity, but a member reference (A19: checked against the
@@ -248,6 +272,9 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
     links = link_columns(bp)
     if links:
         functions.append(keep := keep_links())
+    stamped = stamped_references(bp)
+    if stamped:
+        functions.append(keep_stamped := keep_stamped_parents())
     limited = [(e, f) for e in bp.entities for f in e.fields if f.references_member and f.member_roles]
     if limited:
         functions.append(member_role := check_member_role(bp))
@@ -323,6 +350,8 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
             _trigger(t, "immutable", "before", ["update"], immut, immutable)
         if links.get(t.name) and t.schema_name == "public":
             _trigger(t, "keep_links", "before", ["update"], keep, sorted(links[t.name]))
+        if stamped.get(t.name) and t.schema_name == "public":
+            _trigger(t, "keep_stamped", "before", ["update"], keep_stamped, sorted(stamped[t.name]))
         if "updated_at" in names:
             _trigger(t, "set_updated_at", "before", ["update"], upd)
         if t.name == "organizations":

@@ -153,6 +153,34 @@ $$;
 comment on function private.personal_workspace_guard() is 'Nobody joins or is invited into someone''s personal workspace. After the row (RLS first): its error would tell an outsider whose workspace an id is.';
 revoke execute on function private.personal_workspace_guard() from public, anon, authenticated;
 
+create or replace function private.keep_stamped_parents()
+returns trigger
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  col text;
+begin
+  if current_user not in ('anon', 'authenticated') then
+    return new;  -- the service role may move a row to another parent
+  end if;
+  foreach col in array tg_argv loop
+    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
+       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
+      raise exception using
+        errcode = '42501',
+        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
+                         tg_table_name, col),
+        hint = 'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '
+               'service role move it.';
+    end if;
+  end loop;
+  return new;
+end
+$$;
+comment on function private.keep_stamped_parents() is 'Refuses client updates that point a reference of a row holding server_set fields at another row (clearing it is allowed): those values (a check-in''s time, a sign-off''s signer) were set for the row it names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).';
+revoke execute on function private.keep_stamped_parents() from public, anon, authenticated;
+
 create or replace function private.habit_check_ins_private_take_author()
 returns trigger
 language plpgsql
@@ -552,6 +580,10 @@ create trigger habit_check_ins_visible_refs_update_trg
 create trigger habit_check_ins_immutable_trg
   before update on public.habit_check_ins
   for each row execute function private.enforce_immutable_columns('id', 'organization_id', 'user_id');
+
+create trigger habit_check_ins_keep_stamped_trg
+  before update on public.habit_check_ins
+  for each row execute function private.keep_stamped_parents('habit_id');
 
 create trigger habit_check_ins_set_updated_at_trg
   before update on public.habit_check_ins
