@@ -257,7 +257,7 @@ def _typed(table, column: str, value) -> str:
     return literal(value) + (f"::{col_type}" if col_type.startswith("public.") else "")
 
 
-def _move(t, w: World, r: Row, column: str, value: str) -> tuple[Row, str] | None:
+def move_row(t, w: World, r: Row, column: str, value: str) -> tuple[Row, str] | None:
     """The row after setting `column` to `value`, and the update that does it. What the kind of row asks for
     moves with it in the same update (a reply's rating is emptied); a value this kind may not hold moves the row
     to a kind that may (requires). None when no kind may hold it."""
@@ -289,7 +289,7 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type,
                 field = e.field(column)
                 values = _alternatives(bp, e, w, t, column, kind, r)
                 for value in values:
-                    if (move := _move(t, w, r, column, value)) is None:
+                    if (move := move_row(t, w, r, column, value)) is None:
                         continue
                     after, sql = move
                     for actor in w.actors.values():
@@ -301,7 +301,7 @@ def transition_cases(bp: Blueprint, schema: Schema, w: World, oracle, case_type,
                     continue
                 for actor in w.actors.values():  # and each caller points the link at themselves
                     mine = literal(actor.user_id) if actor.user_id else None
-                    move = _move(t, w, r, column, mine) \
+                    move = move_row(t, w, r, column, mine) \
                         if mine is not None and mine not in values and mine != r.values.get(column) else None
                     if move is None:
                         continue
@@ -318,11 +318,11 @@ def _moves_from_every_state(e, t, w: World, r: Row, column: str, oracle, case_ty
     labels = [_typed(t, column, x) for x in e.field(column).values or []]
     cases = []
     for start in labels:
-        if (placed := _move(t, w, r, column, start)) is None:
+        if (placed := move_row(t, w, r, column, start)) is None:
             continue
         before, setup = placed
         for value in labels:
-            if value == start or (move := _move(t, w, before, column, value)) is None:
+            if value == start or (move := move_row(t, w, before, column, value)) is None:
                 continue
             after, sql = move
             for actor in w.actors.values():

@@ -14,12 +14,13 @@ import json
 from collections.abc import Callable
 
 from ..model import Blueprint, Capability, Scope
-from ..model.meaning import command_grants, may_give_role, restore_grants, ungrantable
+from ..model.meaning import command_grants, may_give_role, restore_grants, stamped_references, ungrantable
 from ..model.schema import Schema
 from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
-from .fixtures import (SERVER_COLUMNS, admit, clashing_rows, clearing_sql, client_writable, for_own_parent,
-                       make_distinct, taken_with, value_for)
+from .conditions import move_row
+from .fixtures import (SERVER_COLUMNS, admit, clashes, clashing_rows, clearing_sql, client_writable, for_own_parent,
+                       make_distinct, taken_with, unique_keys, value_for)
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Implicit, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -78,6 +79,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     _organization_deletion(bp, w, case, roles)
     _co_owners(bp, w, case, roles)
     _server_columns(bp, schema, w, oracle, case, writer, enums, make_values)
+    _stamped_moves(bp, schema, w, oracle, case, writer, top)
     _under_archived_rows(bp, schema, w, oracle, case, writer, enums, make_values)
     if schema.table("audit_logs") is not None:
         _audit_log(bp, schema, w, case, top)
@@ -765,6 +767,44 @@ def _server_columns(bp: Blueprint, schema: Schema, w: World, oracle, case, write
             case(f"insert a {t.name} row giving its server-set {col}", t.name, writer,
                  insert_sql(t, {**values, col: value}), DENIED,
                  probe=f"select count(*) from {target} where {ident(col)} = {value}", setup=setup)
+
+
+def _stamped_moves(bp: Blueprint, schema: Schema, w: World, oracle, case, writer: str, top: str) -> None:
+    """L13's third way in: a row holding server_set fields moved to another parent (a month-old check-in onto a
+    habit made today, a sign-off onto another document). Whoever may update the row points each such reference at
+    a live row of the organisation they read, a move nothing else refuses: denied; the service role's move goes."""
+    order = [writer] + [a for a in w.actors if a != writer]
+    for table, columns in stamped_references(bp).items():
+        e, t, target = bp.entity(table), schema.table(table), qname("public", table)
+        rows = [r for r in w.rows if r.table == table and r.org == "org1" and r.purpose == "matrix"]
+        for col in sorted(columns):
+            parent = bp.entity(e.field(col).references)
+            found = next(((actor, r, move) for actor in (w.actors[n] for n in order) for r in rows
+                          if oracle.expect(actor, "update", table, r, "org1") == ALLOWED
+                          for move in _moves_to_parents(t, w, oracle, actor, r, col, parent.name)), None)
+            if found is None:
+                continue
+            actor, r, (after, sql) = found
+            probe = f"select count(*) from {target} where {where_key(r.key)} and {ident(col)} = {after.values[col]}"
+            case(f"move a {table} row holding server-set values to another {parent.name} row", table, actor.name,
+                 sql, oracle.expect_transition(actor, table, r, after), probe=probe)
+            case(f"the service role moves a {table} row to another {parent.name} row", table, top, sql, ALLOWED,
+                 probe=probe, **SERVICE_ROLE)
+
+
+def _moves_to_parents(t, w: World, oracle, actor, r: Row, col: str, parent: str):
+    """(row after, update) pointing `col` at each live org1 row of `parent` the actor reads, that the oracle would
+    let the actor make but for L13, and that repeats no unique key."""
+    peers = [x.values for x in w.rows if x.table == t.name and x is not r]
+    for p in w.rows:
+        if p.table != parent or p.org != "org1" or p.purpose != "matrix" or "id" not in p.key \
+                or p.key["id"] == r.values.get(col) or from_literal(p.values.get("archived_at") or "null") is not None \
+                or oracle.expect(actor, "select", parent, p, "org1") != ALLOWED:
+            continue
+        move = move_row(t, w, r, col, p.key["id"])
+        if move is not None and not clashes(t, move[0].values, peers, unique_keys(t)) \
+                and oracle.expect_transition(actor, t.name, r, move[0], stamped=False) == ALLOWED:
+            yield move
 
 
 def _forged(t, col: str, w: World, enums) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..model import Blueprint, Capability
 from ..model.access import Grant
-from ..model.meaning import command_grants, may_give_role, member_roles, restore_grants
+from ..model.meaning import command_grants, may_give_role, member_roles, restore_grants, stamped_references
 from ..model.tenant_keys import READ_ONLY_ROLE_NAMES
 from .world import Actor, Row, World
 
@@ -22,6 +22,7 @@ class Oracle:
         self.bp, self.world = bp, world
         self.rank = {r.name: i for i, r in enumerate(bp.tenancy.roles)}  # 0 = most privileged
         self.links = self._links()
+        self.stamped = stamped_references(bp)  # references of rows holding server_set fields (L13)
         self._grants: dict[tuple[str, str], list[Grant]] = {}  # (entity, command): the blueprint is fixed here
 
     def role_in(self, actor: Actor, org: str | None) -> str | None:
@@ -186,8 +187,10 @@ class Oracle:
         return self._live(actor, e, row, row.org) and self._grants_hold(actor, e, "select", row, row.org) \
             and not (parents and self.under_archived(e, row, restoring=True))
 
-    def expect_transition(self, actor: Actor, table: str, before: Row, after: Row) -> str:
-        """An update that changes a row: the row must be selectable and updatable before and after."""
+    def expect_transition(self, actor: Actor, table: str, before: Row, after: Row, stamped: bool = True) -> str:
+        """An update that changes a row: the row must be selectable and updatable before and after. `stamped`
+        False: as if the row's references were not set on insert only for its server_set fields (what else would
+        refuse the move)."""
         e = self.bp.entity(table)
         if e.private_of is not None and after.values.get(e.fields[0].name) != before.values.get(e.fields[0].name):
             return DENIED  # personal data belongs to one row for good (docs/access.md A23)
@@ -200,6 +203,9 @@ class Oracle:
         if any(after.values.get(c) != before.values.get(c) and from_literal(after.values.get(c) or "null") is not None
                for c in self.links.get(table, ())):
             return DENIED  # a link is set on insert; a client may clear it, not point it elsewhere (A09/A10)
+        if any(after.values.get(c) != before.values.get(c) and from_literal(after.values.get(c) or "null") is not None
+               for c in (self.stamped.get(table, ()) if stamped else ())):
+            return DENIED  # nor moves a row holding server_set values to another parent (docs/lifecycle.md L13)
         if not (self._live(actor, e, before, before.org) and self._live(actor, e, after, after.org)):
             return DENIED  # an archived row stays in its restorers' sight: WITH CHECK applies the same rule
         ok = all(self._grants_hold(actor, e, c, r, r.org) for r in (before, after) for c in ("select", "update"))
