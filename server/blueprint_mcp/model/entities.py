@@ -190,6 +190,9 @@ class Field(Model):
         if self.movable and (self.type is not FieldType.reference or self.references in (AUTH_USERS, MEMBERS)):
             raise Invalid(f"field '{self.name}': movable only applies to a reference to another entity",
                           "remove movable (a user or member reference is not a row the entity is filed under)")
+        if self.movable and self.server_set:
+            raise Invalid(f"field '{self.name}': movable and server_set: no client writes a server_set field, so "
+                          "none moves the row through it", "remove movable, or server_set if clients choose it")
         if self.server_set and not self.nullable and self.default is None and self.default_expression is None:
             raise Invalid(f"field '{self.name}': server_set and nullable: false without a default: a client's "
                           "insert could never fill it", "give it a default or default_expression (e.g. now), or "

@@ -270,15 +270,16 @@ def stamped_references(bp: Blueprint) -> dict[str, set[str]]:
     server_set fields (docs/lifecycle.md L13): those values were stamped for the row the reference names, so moving
     the row to another parent (a month-old check-in onto a habit made today, a sign-off onto another document)
     would have the server attest what it never saw. A client may clear one; the service role moves rows. Left out:
-    fields marked `movable`, user and member references, a private side's reference to its row (immutable), the
-    columns `link_columns` holds already (keep_links refuses the same moves), entities no client updates."""
+    fields marked `movable`, user and member references, server_set references (no client writes them), a private
+    side's reference to its row (immutable), the columns `link_columns` holds already (keep_links refuses the same
+    moves), entities no client updates."""
     links = link_columns(bp)
     out: dict[str, set[str]] = {}
     for e in bp.entities:
         if not any(f.server_set for f in e.fields) or not command_grants(bp, e, "update"):
             continue
         side = e.fields[0].name if e.private_of else None
-        cols = {f.name for f in e.fields if f.references and not f.movable and f.name != side
+        cols = {f.name for f in e.fields if f.references and not f.movable and not f.server_set and f.name != side
                 and not f.is_user_column and bp.entity(f.references) is not None} - links.get(e.name, set())
         if cols:
             out[e.name] = cols
