@@ -79,6 +79,11 @@ class BodyFacts:
     # Positions in `trees` of the conditions whose own branch refuses (raises, or skips the row with return null or
     # old): a NULL condition takes the other way, past the refusal.
     refuses_when: list[int] = field(default_factory=list)
+    # Positions in `trees` of the conditions of a function that is no trigger whose own branch only leaves it (RETURN,
+    # after logging or assignments at most: `if p_role >= 'admin' and not <owner> then return; end if;`): nothing
+    # after the IF runs where the condition holds, as after a refusal; unlike a RAISE it undoes nothing before it, and
+    # a callee's RETURN leaves only the callee (evasion round 21 fp02).
+    leaves_when: list[int] = field(default_factory=list)
     # Position in `trees` of a condition (a refusing one among them) -> (position, holds) of each IF condition
     # enclosing it: its branch runs only where each enclosing one holds (True) or fails (False: an ELSE, an ELSIF).
     within: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
@@ -297,6 +302,9 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         compare_tests: list[tuple[int, list[str]]] = []  # (position in trees, the functions its branch calls)
         branch_of: dict[int, list] = {}  # id of an EXECUTE statement -> the conditions of the IF branches it is in
         refusing: set[int] = set()  # ids of conditions whose branch raises or skips the row (return null/old)
+        # ids of conditions whose branch only leaves the function (BodyFacts.leaves_when); None in a trigger, where
+        # RETURN NEW goes on with the row
+        leaving: set[int] | None = set() if fn.get("new_varno") is None and fn.get("old_varno") is None else None
         calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
         discarded: set[int] = set()  # ids of expressions whose value decides nothing (BodyFacts.discarded)
         performed: set[int] = set()  # ids of PERFORM queries: discarded unless they read rows (FOUND tells)
@@ -307,7 +315,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         ends: dict[int, int] = {}  # id of a catching block -> the position in trees where its body ends
         caught_at: list[tuple[int, set[int]]] = []  # (position of a refusing condition, the blocks catching it)
         case_of: dict[int, tuple[str, str]] = {}  # id of a CASE's WHEN test -> (case variable, the CASE's expression)
-        unguarded, asks = _paths(fn.get("action"))
+        unguarded, asks = _paths(fn.get("action"), leaving is not None)
         always = _performed_always(fn.get("action"))
         statements_always = _performed_always(fn.get("action"), "PLpgSQL_stmt_execsql", "sqlstmt")
         expression_at: dict[int, Any] = {}  # id of a PLpgSQL_expr -> its parse, for `plpgsql_answer`
@@ -343,7 +351,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 if isinstance(cond, dict):
                     conditions.add(id(cond))
                     if inner_kind == "PLpgSQL_case_when":  # case when <cond> then raise ...: a guard like IF's
-                        _branch_tests(cond, body.get("stmts"), guards, refusing, calling)
+                        _branch_tests(cond, body.get("stmts"), guards, refusing, calling, leaving)
                         _note_caught(cond, body.get("stmts"), swallowed, caught)
             elif inner_kind == "PLpgSQL_stmt_case":
                 # a WHEN's body runs where its test holds and the earlier ones fail, the ELSE where every one fails
@@ -372,7 +380,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                 for cond, stmts in [(branches[0][0], body.get("then_body"))] + \
                         [(c, st[0]) for c, st in branches[1:]]:
                     if isinstance(cond, dict):
-                        _branch_tests(cond, stmts, set(), refusing, calling)
+                        _branch_tests(cond, stmts, set(), refusing, calling, leaving)
                         _note_caught(cond, stmts, swallowed, caught)
                         # an EXECUTE runs only where every enclosing branch's condition holds (outer ones first)
                         for k, b in nodes(stmts):
@@ -403,6 +411,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.guards.append(before)
                 if id(body) in refusing and len(facts.trees) > before:
                     facts.refuses_when.append(before)
+                elif leaving and id(body) in leaving and len(facts.trees) > before:
+                    facts.leaves_when.append(before)
                 if id(body) in unguarded and len(facts.trees) > before:
                     facts.unguarded.append(before)
                 if id(body) in always and len(facts.trees) > before:
@@ -477,12 +487,14 @@ def _asks_who(cond: Any) -> bool:
     return bool(expr) and bool(_ASKS.search(expr.get("query", "")))
 
 
-def _paths(action: Any) -> tuple[set[int], bool]:
+def _paths(action: Any, returns: bool = False) -> tuple[set[int], bool]:
     """(ids of the SQL statements' expressions that no refusal on their path guards, whether any test asks who
     calls). A refusal (an IF with a RAISE at the top of a branch, a bare RAISE, PERFORM of a schema's function)
     guards what follows it on its path, and what came before it too (the RAISE rolls it back); a branch whose
     test asks who calls guards what it holds. A refusal in another branch guards nothing of this one (a
-    dispatcher checking its 'delete' branch only), nor does one inside a loop after the loop."""
+    dispatcher checking its 'delete' branch only), nor does one inside a loop after the loop. With `returns` (a
+    function that is no trigger), an IF whose test asks who calls and whose branch only leaves (`if not <admin>
+    then return; end if;`) guards what follows it, not what came before (evasion round 21 fp02)."""
     asks = False
 
     def ends_raising(statements: Any) -> bool:
@@ -509,12 +521,14 @@ def _paths(action: Any) -> tuple[set[int], bool]:
                                  .get("stmts")) for w in body.get("case_when_list") or []]
                     otherwise = body.get("else_stmts")
                 check = any(ends_raising(stmts) for _, stmts in branches)
+                leaves = returns and not check and any(_asks_who(cond) and _only_leaves(stmts)
+                                                       for cond, stmts in branches)
                 inner: list[int] = []
                 results = []
                 for cond, stmts in branches:
                     # the body asks who calls where a test calling a schema's function refuses (a check); one that
                     # only chooses what to do (if public.is_rate_limited(...)) asks nothing of the caller
-                    asks = asks or (_asks_who(cond) and ends_raising(stmts))
+                    asks = asks or (_asks_who(cond) and (ends_raising(stmts) or returns and _only_leaves(stmts)))
                     g, p = walk(stmts, guarded or _asks_who(cond))
                     inner += p
                     results.append(g or ends_raising(stmts))
@@ -524,7 +538,7 @@ def _paths(action: Any) -> tuple[set[int], bool]:
                 if check:
                     pending = []  # the refusal is on the path of every statement before it
                 pending += inner
-                guarded = check or all(results)
+                guarded = check or leaves or all(results)
             elif _is_raise(kind, body):
                 pending, guarded = [], True
             elif kind == "PLpgSQL_stmt_execsql":
@@ -580,14 +594,17 @@ def _performed_always(action: Any, statement: str = "PLpgSQL_stmt_perform", part
     return out
 
 
-def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]]) -> None:
+def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], calling: dict[int, list[str]],
+                  leaving: set[int] | None = None) -> None:
     """Record what a branch does when its condition holds: raises (a guard, and refusing), skips the row (`return
-    null` or `return old`: refusing), or calls functions (perform f(...), call p(...): calling, a guard if one
-    raises)."""
+    null` or `return old`: refusing), only leaves a function that is no trigger (`leaving`, given for those:
+    BodyFacts.leaves_when), or calls functions (perform f(...), call p(...): calling, a guard if one raises)."""
     if _raises(stmts):
         guards.add(id(cond))
         refusing.add(id(cond))
         return
+    if leaving is not None and _only_leaves(stmts):
+        leaving.add(id(cond))
     for kind, body in nodes(stmts):
         query = ((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "") if isinstance(body, dict) else ""
         if kind == "PLpgSQL_stmt_return" and query.strip().lower() in ("null", "old"):
@@ -598,6 +615,14 @@ def _branch_tests(cond: dict, stmts: Any, guards: set[int], refusing: set[int], 
                  _parsed_or_empty(((body.get("expr") or {}).get("PLpgSQL_expr") or {}).get("query", "")))]
     if calls:
         calling[id(cond)] = calls
+
+
+def _only_leaves(statements: Any) -> bool:
+    """Branch statements that end in a RETURN and before it only log (RAISE below EXCEPTION) or assign: no statement
+    runs there that the RETURN would leave behind done."""
+    kinds = [next(iter(w)) for w in statements or [] if isinstance(w, dict) and len(w) == 1]
+    return bool(kinds) and kinds[-1] == "PLpgSQL_stmt_return" and all(
+        k in ("PLpgSQL_stmt_raise", "PLpgSQL_stmt_assign") for k in kinds[:-1]) and not _raises(statements)
 
 
 def _enclose(conds: list, bodies: list, otherwise: Any, enclosing: dict[int, list[tuple[int, bool]]]) -> None:

@@ -42,6 +42,7 @@ class BodyReading:
     conditions: tuple[int, ...] = ()  # positions in trees of every test of the body (BodyFacts.conditions)
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
     refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
+    leaves_when: tuple[int, ...] = ()  # ... only leaves the function (BodyFacts.leaves_when)
     within: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # the IFs around a condition (BodyFacts.within)
     caught: tuple[tuple[int, int], ...] = ()  # refusals a handler swallows -> where its block ends (BodyFacts.caught)
     lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)

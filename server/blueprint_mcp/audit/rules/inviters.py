@@ -235,7 +235,7 @@ def _refusals_before(s: Schema, w: DefinerWrite, src: Written) -> Iterator[list[
     nested, caught = dict(reading.within), dict(reading.caught)
     outer = {p for around in nested.values() for p, holds in around if holds}
     changed = _assigned(reading, src)
-    for at in reading.refuses_when:
+    for at in sorted(reading.refuses_when + reading.leaves_when):  # (an early RETURN refuses what follows it)
         if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
             continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
         first = min([at] + [p for p, _ in nested.get(at, ())])
