@@ -7,7 +7,9 @@ SQL function the bare name is the column, so the test compares it with itself) c
 e07, e07b). Names resolve as PostgreSQL resolves them: in an SQL function a column of a FROM item wins over a
 parameter of the same name unless the name is qualified with the function's name or written $n; in PL/pgSQL the
 clash is an error (a test that errors admits no one, but checks no organisation either), unless
-`#variable_conflict use_variable`.
+`#variable_conflict use_variable`. A count of the rows a query finds compared so that it holds only where one is
+found (`select count(*) > 0 from ... where o.id = p_org`, `(select count(*) from ...) >= 1`), and `bool_or(<test>)`
+over them, ask what `exists (select 1 from ... where ...)` asks (evasion round 21 fp05).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ...model.schema import Function, Schema, Table
 from ..pins import unwrap
 from ..platform import managed
 from ..token_claims import every_caller
-from ..tree import function_name, nodes, strings
+from ..tree import const, function_name, nodes, strings
 from .common import find_function, sql_answer
 
 _ARRAY_TESTS = ("<@", "@>", "&&")
@@ -56,14 +58,116 @@ def _ties(s: Schema, f: Function, positions: set[int], helpers: set[str], seen: 
         return False
     reader = _Reader(s, f, reading, positions, helpers, seen | {f.qualified}, callers, row)
     answer = sql_answer(f)
+    if answer is None and f.language == "sql" and len(reading.trees) == 1:
+        answer = _found_any(_lone_select(reading.trees[0]))  # select count(*) > 0 from ... where ...
     if answer is not None:
         return reader.tied(answer, ())
     if f.language == "sql":
         return False  # a lookup rather than one answer: not read
     # PL/pgSQL: each expression that asks the memberships must ask them about the argument (`return <test>` is kept
-    # as `select <test>`, like every other expression of the body).
-    asked = [t for t in reading.trees if reader.asks(t)]
+    # as `select <test>`, like every other expression of the body); a variable holding the helper's answers as they
+    # are (`v_orgs := array(select private.organization_ids_with_role('viewer'))`) asks them where it is read
+    # (`return p_org = any (v_orgs)`: evasion round 21 fp05).
+    reader.sets, kept = _answer_sets(reader, reading)
+    asked = [t for at, t in enumerate(reading.trees) if at not in kept and reader.asks(t)]
     return bool(asked) and all(reader.tied(_lone(t), ()) for t in asked)
+
+
+def _answer_sets(reader: _Reader, reading: Any) -> tuple[set[str], set[int]]:
+    """(variables only ever set to the array of a membership helper's answers, the positions of those
+    assignments): `array(select <helper>(...))`, `select array_agg(x) into v from <helper>(...) x`."""
+    sets: dict[str, list[int]] = {}
+    for at, names in reading.into:
+        for name in names:
+            sets.setdefault(name, []).append(at if len(names) == 1 else -1)
+    out: set[str] = set()
+    for name, positions in sets.items():
+        if all(at >= 0 and _answers_array(reader, _lone_select(reading.trees[at])) for at in positions):
+            out.add(name)
+    return out, {at for name in out for at in sets[name]}
+
+
+def _answers_array(reader: _Reader, select: dict | None) -> bool:
+    targets = (select or {}).get("targetList") or []
+    value = unwrap((targets[0].get("ResTarget") or {}).get("val")) if len(targets) == 1 else None
+    if not isinstance(value, dict) or select.get("whereClause") or select.get("groupClause"):
+        return False
+    link = value.get("SubLink")
+    if isinstance(link, dict) and not select.get("fromClause"):
+        inner = (link.get("subselect") or {}).get("SelectStmt") or {}
+        return link.get("subLinkType") == "ARRAY_SUBLINK" and not inner.get("whereClause") and \
+            reader.asks(inner.get("fromClause") or inner.get("targetList"))
+    call = value.get("FuncCall")
+    return isinstance(call, dict) and _aggregate(call, "array_agg") and reader.asks(select.get("fromClause"))
+
+
+def _lone_select(tree: Any) -> dict | None:
+    stmts = tree if isinstance(tree, list) else [tree]
+    stmt = (stmts[0] or {}).get("stmt") if len(stmts) == 1 and isinstance(stmts[0], dict) else None
+    select = (stmt or {}).get("SelectStmt")
+    return select if isinstance(select, dict) else None
+
+
+def _found_any(select: dict | None) -> dict | None:
+    """`exists (select 1 from <its FROM> where <its WHERE>)` for a SELECT whose one value holds only where its FROM
+    and WHERE find a row: `count(*) > 0` (`>= 1`, `<> 0`, `0 < count(x)`: a count of x finds the rows where x is
+    not null, fewer), `bool_or(<test>)` (the test joins the WHERE); None for any other SELECT, or one that groups
+    (a count per group)."""
+    if not isinstance(select, dict) or not select.get("fromClause") or select.get("groupClause") or \
+            select.get("havingClause") or select.get("op", "SETOP_NONE") != "SETOP_NONE" or \
+            len(select.get("targetList") or []) != 1:
+        return None
+    value = unwrap((select["targetList"][0].get("ResTarget") or {}).get("val"))
+    if isinstance(value, dict) and isinstance(value.get("CoalesceExpr"), dict):  # coalesce(bool_or(...), false)
+        value = unwrap((value["CoalesceExpr"].get("args") or [None])[0])
+    call = value.get("FuncCall") if isinstance(value, dict) else None
+    if isinstance(call, dict) and _aggregate(call, "bool_or") and len(call.get("args") or []) == 1:
+        return _exists(select, call["args"][0])
+    return _exists(select) if isinstance(value, dict) and _counts_some(value.get("A_Expr")) is not None else None
+
+
+def _exists(select: dict, test: Any = None) -> dict:
+    """`exists (select 1 from <select's FROM> where <its WHERE> [and <test>])`."""
+    where = select.get("whereClause")
+    if test is not None:
+        where = {"BoolExpr": {"boolop": "AND_EXPR", "args": [where, test]}} if where is not None else test
+    inner = {**select, "targetList": [{"ResTarget": {"val": {"A_Const": {"ival": {"ival": 1}}}}}],
+             "whereClause": where}
+    return {"SubLink": {"subLinkType": "EXISTS_SUBLINK", "subselect": {"SelectStmt": inner}}}
+
+
+def _aggregate(call: dict, name: str) -> bool:
+    return function_name(call) in (name, f"pg_catalog.{name}") and not call.get("agg_filter") and \
+        not call.get("over")
+
+
+def _counts_some(e: Any) -> Any:
+    """The count compared in `count(...) > 0` and the like: a comparison of a plain count (or of a scalar sub-query
+    answering one: `(select count(*) from ...) > 0`) with a constant that holds only for a count of 1 or more (`> 0`,
+    `>= 1`, `<> 0`, `= 1`, read either way round); None for anything else."""
+    if not isinstance(e, dict) or e.get("kind", "AEXPR_OP") != "AEXPR_OP":
+        return None
+    op = (strings(e.get("name")) or [""])[-1]
+    flipped = {">": "<", "<": ">", ">=": "<=", "<=": ">="}
+    for count, other, how in ((e.get("lexpr"), e.get("rexpr"), op), (e.get("rexpr"), e.get("lexpr"),
+                                                                       flipped.get(op, op))):
+        count = unwrap(count)
+        link = count.get("SubLink") if isinstance(count, dict) else None
+        if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK":
+            select = (link.get("subselect") or {}).get("SelectStmt") or {}
+            targets = select.get("targetList") or []
+            inner = unwrap((targets[0].get("ResTarget") or {}).get("val")) if len(targets) == 1 else None
+            call = inner.get("FuncCall") if isinstance(inner, dict) and select.get("fromClause") and not \
+                select.get("groupClause") and not select.get("havingClause") else None
+        else:
+            call = count.get("FuncCall") if isinstance(count, dict) else None
+        n = const(unwrap(other))
+        if not isinstance(call, dict) or not _aggregate(call, "count") or not isinstance(n, int) or \
+                isinstance(n, bool):
+            continue
+        if how == ">" and n >= 0 or how in (">=", "=") and n >= 1 or how in ("<>", "!=") and n == 0:
+            return count
+    return None
 
 
 def _lone(tree: Any) -> Any:
@@ -87,6 +191,7 @@ class _Reader:
         self.bound: set[tuple[int, str]] = set()  # (scope, alias) of a FROM item found by the row's own key
         self.params = {name: i for i, (name, _) in enumerate(reading.params, start=1) if name and i in positions}
         self.column_first = reading.column_first
+        self.sets: set[str] = set()  # PL/pgSQL variables holding a membership helper's answers (_answer_sets)
 
     # --- what asks the memberships ------------------------------------------------------------------------------
 
@@ -103,6 +208,8 @@ class _Reader:
             elif isinstance(v, dict):
                 call = v.get("FuncCall") if len(v) == 1 else None
                 if isinstance(call, dict) and self.membership_call(function_name(call)):
+                    return True
+                if self.sets and strings((v.get("ColumnRef") or {}).get("fields")) in ([n] for n in self.sets):
                     return True
                 stack += [x for x in v.values() if isinstance(x, dict | list)]
         return False
@@ -156,6 +263,9 @@ class _Reader:
             args = body.get("args") or []
             return bool(args) and self.tied(args[0], scopes)
         if kind == "A_Expr":
+            counted = (_counts_some(body) or {}).get("SubLink")
+            if isinstance(counted, dict):  # (select count(*) from ... where o.id = p_org) > 0: an EXISTS
+                return self.tied(_exists((counted.get("subselect") or {}).get("SelectStmt") or {}), scopes)
             return self._compared(body, scopes)
         if kind == "SubLink":
             return self._sub_link(body, scopes)
@@ -201,6 +311,8 @@ class _Reader:
         if kind == "EXPR_SUBLINK" and not select.get("fromClause"):
             targets = select.get("targetList") or []
             return len(targets) == 1 and self.tied((targets[0].get("ResTarget") or {}).get("val"), scopes)
+        if kind == "EXPR_SUBLINK" and _found_any(select) is not None:  # (select count(*) > 0 from ... where ...)
+            return self.tied(_found_any(select), scopes)
         if kind != "EXISTS_SUBLINK" or select.get("op", "SETOP_NONE") != "SETOP_NONE":
             return False
         scope = self._from_items(select.get("fromClause") or [])
