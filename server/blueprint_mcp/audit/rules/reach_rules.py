@@ -19,15 +19,16 @@ from ..platform import managed, trigger_function
 from ..body import WRITES, mentions_variables
 from ..pins import outer_aliases, unwrap
 from ..registry import rule
-from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified, statement_relations,
-                    strings)
+from ..tree import (boolean_args, called_functions, const, equated_columns, function_name, nodes, qualified,
+                    statement_relations, strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from . import wildcards
 from .inviters import definer_writes, role_bounded, writers_outrank
 from .binding import calls_out, filters_of, from_relations, pins_caller, unbound_memberships
 from .common import (_once, api_access, body_facts, client_policies, compared_later, exposed, find_function,
                      into_select, is_tenant, enum_of, lone_value, membership_tables, names_the_caller, only_statement,
-                     outside_subqueries, policy_reads, relation_names, taken_columns, tenant_relation, tested)
+                     outside_subqueries, policy_reads, relation_names, taken_columns, tenant_relation, tenant_roots,
+                     tested)
 
 _CLIENTS = frozenset({"anon", "authenticated", "public"})
 
@@ -2257,12 +2258,14 @@ def _test_at(reading, at: int):
     return lone_value(select, bare=False) if kind == "SelectStmt" else None
 
 
-def _caller_roles(s: Schema, reading) -> frozenset[str] | None:
+def _caller_roles(s: Schema, reading, before: int | None = None) -> frozenset[str] | None:
     """The roles a caller may hold past the body's refusals, where one reads plainly: `if not (p_org = any (array(
-    select private.organization_ids_with_role('admin')))) then raise` admits admin and above (role_sets)."""
+    select private.organization_ids_with_role('admin')))) then raise` admits admin and above (role_sets). With
+    `before` (the position of a statement), an early RETURN before it refuses too (BodyReading.leaves_when)."""
     from ..role_sets import admitted_roles
     out = None
-    for at in reading.refuses_when:
+    leaving = [at for at in reading.leaves_when if before is not None and at < before]
+    for at in list(reading.refuses_when) + leaving:
         test = _test_at(reading, at)
         negated = (test or {}).get("BoolExpr") if isinstance(test, dict) else None
         if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR":
@@ -2353,6 +2356,133 @@ def _outranking_write(s: Schema, reading, admitted: frozenset[str], members: set
                     return (f"changes the role of {rel} rows up to '{above[-1]}', but its check lets in "
                             f"'{labels[least]}' callers: one demotes a member ranked above them")
     return None
+
+
+def definer_removals(s: Schema) -> list[tuple[Function, str, str, str]]:
+    """(function, how clients reach it, the membership table, the least role its check admits) for each SECURITY
+    DEFINER function clients call that deletes memberships of any role, the top role's too, past a check that
+    admits callers ranked below the top (`if not p_org = any (array(select private.organization_ids_with_role(
+    'admin'))) then raise ...; delete from organization_members where organization_id = p_org and user_id =
+    p_user`: evasion round 21 e07). The definer form of BP081's DELETE policy."""
+    return _once("definer removals", s, _definer_removals, s)
+
+
+def _definer_removals(s: Schema) -> list[tuple[Function, str, str, str]]:
+    from ..role_sets import admitted_roles, role_labels
+    members = membership_tables(s)
+    out = []
+    for f, through in client_definers(s) if members else []:
+        reading = f._body
+        for at, tree in enumerate(reading.trees if reading is not None else ()):
+            delete = next((b for k, b in nodes(tree) if k == "DeleteStmt" and isinstance(b.get("relation"), dict)),
+                          None)
+            rel = qualified(delete["relation"], reading.default_schema) if delete is not None else None
+            t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
+            role = role_column(t) if t is not None else None
+            labels = role_labels(s, t) or [] if role else []
+            where = delete.get("whereClause") if delete is not None else None
+            conjuncts = list(boolean_args(where, "AND_EXPR")) if where is not None else []
+            admitted = _caller_roles(s, reading, at)
+            for x in conjuncts:  # (the check in the DELETE's own filter: `and organization_id = any (...)`)
+                found = admitted_roles(s, unwrap(x))
+                if found is not None and found[0] == t.tenant_key:
+                    admitted = found[1] if admitted is None else admitted & found[1]
+            if len(labels) < 2 or not admitted or not admitted <= set(labels):
+                continue
+            least = min(labels.index(x) for x in admitted)
+            if least < len(labels) - 1 and not _removal_bounded(s, reading, at, t, role, labels, conjuncts):
+                out.append((f, through, rel, labels[least]))
+                break
+    return out
+
+
+def _removal_bounded(s: Schema, reading, at: int, t: Table, role: str, labels: list[str], conjuncts: list) -> bool:
+    """A definer's DELETE of memberships (at `at`, its filter's `conjuncts`) that cannot reach the top role's: its
+    filter keeps the top role out (`role <> 'owner'`, `role < 'admin'`; a role compared with anything but a
+    constant is given the benefit of the doubt), keeps to the caller's own membership (`user_id = auth.uid()`, or a
+    variable only ever set to it), leaves a user out (`user_id <> (select o.owner_id ...)`), asks an app function
+    about the row (`not private.is_owner(organization_id, user_id)`) or a sub-query about the organisation's owner
+    or a membership's role; or a test or PERFORM before it asks about the member removed (`_about_member`)."""
+    from ..role_sets import admitted_roles
+    from ...model.tenant_keys import member_column, user_tables
+    if not conjuncts:
+        return False  # every membership of every organisation
+    if labels[-1] not in _targets_by_role({"BoolExpr": {"boolop": "AND_EXPR", "args": conjuncts}}, role, labels):
+        return True
+    user = member_column(t, t.tenant_key, user_tables(s.tables))
+    callers = _certain_callers(reading)
+    columns = {c.name for c in t.columns}
+    asked = (t.qualified, {f"{schema}.{name}" for schema, name in tenant_roots(s)})
+    targets: set[str] = set()  # the names the removed member goes by (p_user, $2, p_member_id)
+    for x in map(unwrap, conjuncts):
+        if admitted_roles(s, x) is not None:
+            continue  # (the caller's check)
+        if any(k == "SelectStmt" and _reads_rank(b, asked, role, reading.default_schema) for k, b in nodes(x)) or any(
+                k == "FuncCall" and function_name(b).split(".")[0] not in ("auth", "pg_catalog") and any(
+                    kind == "ColumnRef" and strings(c.get("fields"))[-1:] in ([user], [role]) for kind, c in
+                    nodes(b.get("args"))) for k, b in nodes(x)):
+            return True
+        e = x.get("A_Expr") if isinstance(x, dict) else None
+        sides = [unwrap(e.get("lexpr")), unwrap(e.get("rexpr"))] if isinstance(e, dict) else []
+        refs = [strings((v.get("ColumnRef") or {}).get("fields")) if isinstance(v, dict) else [] for v in sides]
+        op = (strings((e or {}).get("name")) or [""])[-1]
+        for ref, other, theirs in zip(refs, sides[::-1], refs[::-1]):
+            if ref[-1:] == [role] and const(other) is None:
+                return True  # the removed member's role compared with another's (`role < v_my_role`)
+            if user and ref[-1:] == [user] and (op in ("<>", "!=") or e.get("kind") == "AEXPR_DISTINCT" or op == "="
+                                                and (_is_uid(other) or len(theirs) == 1 and theirs[0] in callers)):
+                return True  # the caller's own membership, or one user left out
+            if ref[-1:] and ref[-1] != t.tenant_key and len(theirs) == 1 and theirs[0] not in columns:
+                targets.add(theirs[0])
+        targets |= {f"${b.get('number')}" for k, b in nodes(x) if k == "ParamRef"}
+    looked: set[str] = set()  # variables a lookup about the member fills (select m.role into v_role ...)
+    for i, names in reading.into:
+        if i < at and _about_member(reading.trees[i], targets, asked, role, reading.default_schema):
+            looked |= set(names)
+    return any(i < at and (_about_member(reading.trees[i], targets, asked, role, reading.default_schema) or
+                           looked and _compares(reading.trees[i], looked))
+               for i in set(reading.conditions) | set(reading.performs))
+
+
+def _names(node: Any, names: set[str]) -> bool:
+    return mentions_variables(node, names) or any(k == "ParamRef" and f"${b.get('number')}" in names
+                                                  for k, b in nodes(node))
+
+
+def _about_member(tree: Any, targets: set[str], asked: tuple[str, set[str]], role: str, schema: str) -> bool:
+    """The expression asks about the member a DELETE removes (named by `targets`): a function given them
+    (`private.is_owner(p_org, p_user)`), a sub-query of their membership's role or of the organisation (`asked`)
+    naming them (`select m.role ... where m.user_id = p_user`, `exists (select 1 from organizations o where o.owner_id
+    = p_user)`), or them compared with such a sub-query (`p_user = (select o.owner_id from organizations o ...)`).
+    Whether they are a member at all (`exists (select 1 ... where m.user_id = p_user)`) says nothing of their rank."""
+    if not targets or not _names(tree, targets):
+        return False
+    for kind, b in nodes(tree):
+        if kind == "FuncCall" and function_name(b).split(".")[0] not in ("auth", "pg_catalog") and \
+                _names(b.get("args"), targets):
+            return True
+        if kind == "SelectStmt" and _names(b, targets) and _reads_rank(b, asked, role, schema):
+            return True
+        if kind == "A_Expr":
+            sides = [b.get("lexpr"), b.get("rexpr")]
+            if any(_names(x, targets) and any(k == "SelectStmt" and _reads_rank(y, asked, role, schema)
+                                              for k, y in nodes(z)) for x, z in (sides, sides[::-1])):
+                return True
+    return False
+
+
+def _reads_rank(select: dict, asked: tuple[str, set[str]], role: str, schema: str) -> bool:
+    """A SELECT of an organisation (`asked`: the membership table, the organisations tables), or of a membership's
+    role."""
+    members, roots = asked
+    rels = set(relation_names(select, schema))
+    return bool(rels & roots) or members in rels and any(
+        k == "ColumnRef" and strings(b.get("fields"))[-1:] == [role] for k, b in nodes(select))
+
+
+def _compares(tree: Any, names: set[str]) -> bool:
+    """A comparison (or a function) given one of the variables: `v_role = 'owner'`, not `v_role is null`."""
+    return any(kind in ("A_Expr", "FuncCall") and _names(b, names) for kind, b in nodes(tree))
 
 
 def _written_role(stmt: dict, role: str) -> str | None | bool:

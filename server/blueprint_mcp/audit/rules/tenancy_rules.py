@@ -18,7 +18,7 @@ from ..pins import unwrap
 from ..tree import (boolean_args, called_functions, canonical, const, disjuncts, equated_columns, function_name, nodes,
                     replaced, statement_relations, strings)
 from .binding import from_relations, tied_to_row
-from .reach_rules import authorised_picks
+from .reach_rules import authorised_picks, definer_removals
 from .common import (
     CLIENT_ROLES,
     _once,
@@ -1400,15 +1400,20 @@ def _columns_in(e: dict) -> list[str]:
 
 
 @rule("BP081", "membership_delete_reaches_owner", Level.WARN, ("SECURITY", "TENANCY"),
-      summary="A DELETE policy on the membership table lets members below the top role remove any membership of "
-              "their organisations, the owner's too.",
+      summary="A DELETE policy on the membership table (or a SECURITY DEFINER function clients call) lets members "
+              "below the top role remove any membership of their organisations, the owner's too.",
       why="`using (organization_id = any (array(select private.organization_ids_with_role('admin'))))` lets an "
           "admin delete every membership of the organisation: the owner's, then they are the highest role left "
-          "(or promote themselves where admins may). BP029 reads inserts and updates; a removal moves power too.",
+          "(or promote themselves where admins may). BP029 reads inserts and updates; a removal moves power too. "
+          "A definer RPC does the same when it checks only that the caller is an admin, then deletes the "
+          "membership it is given (`remove_member(p_org, p_user)`) without asking about the member removed "
+          "(their role, or whether they own the organisation): evasion round 21 e07.",
       bad="create policy members_delete on organization_members for delete to authenticated\n"
           "  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));",
       fix="Limit what each way removes: the caller's own membership (user_id = (select auth.uid())), members ranked "
-          "below the caller (`... and role < 'admin'`), or anyone only for the top role or the primary owner.")
+          "below the caller (`... and role < 'admin'`), or anyone only for the top role or the primary owner; in a "
+          "function, delete `... and role <> 'owner'` or refuse when the member's role (looked up first) is the "
+          "top one.")
 def membership_delete_reaches_owner(r, s: Schema):
     members = membership_tables(s)
     for t in (t for t in s.tables if t.qualified in members and t.rls_enabled):
@@ -1421,6 +1426,9 @@ def membership_delete_reaches_owner(r, s: Schema):
                                 "their organisations, the owner's included.", f"{t.qualified}.{p.name}",
                                 location=p.location or t.location)
                 break
+    for f, through, rel, least in definer_removals(s):
+        yield r.finding(f"{f.qualified} deletes {rel} rows of any role, the owner's included, but its check lets in "
+                        f"'{least}' callers; clients reach it through {through}.", f.qualified, location=f.location)
 
 
 @rule("BP091", "creator_keeps_access_after_leaving", Level.WARN, ("SECURITY", "TENANCY"),
