@@ -224,3 +224,60 @@ def test_fp05_helper_counting_memberships_of_the_argument_is_clean(helper):
          "cardinality_and"])
 def test_fp05_count_that_does_not_tie_the_argument_still_fires(helper, found):
     assert _rules(helper) == found
+
+
+# The same reading of an early RETURN in the other definer readings (fp02's nearby spellings, the insecure side):
+# an admin check by RETURN before handing ownership over (BP084), a RETURN skipped by a NULL role (BP080), a RETURN on
+# FOUND right after an INSERT (BP085).
+
+def _drop(body: str) -> str:
+    return f"""
+create table public.audit_log (
+  id bigint generated always as identity primary key,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  action text not null
+);
+create index on public.audit_log (organization_id);
+alter table public.audit_log enable row level security;
+create policy audit_log_select on public.audit_log for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('admin'))));
+create function public.drop_org(p_org uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+declare v_role public.member_role;
+begin
+{body}
+  delete from public.organizations where id = p_org;
+end $$;
+revoke all on function public.drop_org(uuid) from public, anon;
+grant execute on function public.drop_org(uuid) to authenticated;
+"""
+
+
+_MY_ROLE = """  select m.role into v_role from public.organization_members m
+   where m.organization_id = p_org and m.user_id = (select auth.uid());
+"""
+
+
+def test_fp02_return_refusals_read_by_the_other_definer_rules():
+    transfer = """
+create function public.transfer_ownership(p_org uuid, p_new_owner uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not (p_org = any (array(select private.organization_ids_with_role('admin')))) then
+    return;
+  end if;
+  update public.organization_members set role = 'owner' where organization_id = p_org and user_id = p_new_owner;
+end $$;
+revoke all on function public.transfer_ownership(uuid, uuid) from public, anon;
+grant execute on function public.transfer_ownership(uuid, uuid) to authenticated;
+"""
+    assert _rules(transfer) == {"BP024", "BP084"}
+    assert _rules(transfer.replace("'admin'", "'owner'")) == {"BP024"}
+    assert _rules(_drop(_MY_ROLE + "  if v_role < 'owner' then return; end if;")) == {"BP024", "BP080"}
+    assert _rules(_drop(_MY_ROLE + "  if v_role is null or v_role < 'owner' then return; end if;")) == {"BP024"}
+    found = """  perform 1 from public.organization_members m
+   where m.organization_id = p_org and m.user_id = (select auth.uid()) and m.role = 'owner';
+"""
+    log = "  insert into public.audit_log (organization_id, action) values (p_org, 'delete');\n"
+    assert _rules(_drop(found + log + "  if not found then return; end if;")) == {"BP024", "BP085"}
+    assert _rules(_drop(found + "  if not found then return; end if;\n" + log)) == {"BP024"}

@@ -2231,7 +2231,7 @@ def _nullable(s: Schema, side, names: set[str], booleans: bool = False) -> str |
 def refusal_skipped_by_null(r, s: Schema) -> Iterator:
     for f in s.functions:
         reading = f._body
-        if reading is None or not reading.refuses_when or managed(f.schema_name) or \
+        if reading is None or not (reading.refuses_when or reading.leaves_when) or managed(f.schema_name) or \
                 not (f.security_definer or f.returns == "trigger"):
             continue
         names, mine = _lookup_variables(reading)
@@ -2240,7 +2240,7 @@ def refusal_skipped_by_null(r, s: Schema) -> Iterator:
         # fphunt: `if v_business is null or ... then raise` before `v_role` from the same SELECT ... INTO)
         names -= {n for _, targets in reading.into if tested & set(targets) for n in targets} | tested
         params = frozenset(name for name, _ in reading.params if name)
-        for at in reading.refuses_when:
+        for at in sorted(reading.refuses_when + reading.leaves_when):  # (`then return;` refuses too)
             test = _test_at(reading, at)
             found = _null_operand(s, test, names, mine, params) if test is not None else None
             if found:
@@ -2323,7 +2323,9 @@ def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
     members = membership_tables(s)
     for f, through in client_definers(s):
         reading = f._body
-        admitted = _caller_roles(s, reading) if reading is not None and reading.refuses_when else None
+        # (an early RETURN refuses as a RAISE does: `if not <admin> then return; end if;`)
+        admitted = _caller_roles(s, reading, len(reading.trees)) if reading is not None and (
+            reading.refuses_when or reading.leaves_when) else None
         found = _outranking_write(s, reading, admitted, members) if admitted else None
         if found:
             yield r.finding(f"{f.qualified} {found}; clients reach it through {through}.", f.qualified,
@@ -2524,9 +2526,9 @@ def _always_inserts(tree) -> bool:
 def found_after_insert(r, s: Schema) -> Iterator:
     for f in s.functions:
         reading = f._body
-        if reading is None or not reading.refuses_when or managed(f.schema_name):
+        if reading is None or not (reading.refuses_when or reading.leaves_when) or managed(f.schema_name):
             continue
-        for at in reading.refuses_when:
+        for at in sorted(reading.refuses_when + reading.leaves_when):  # (`if not found then return;` too)
             test = _test_at(reading, at)
             if test is None or not any(kind == "ColumnRef" and strings(b.get("fields")) == ["found"]
                                        for kind, b in nodes(test)):
