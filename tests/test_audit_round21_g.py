@@ -63,9 +63,11 @@ def test_e07_admin_checked_definer_removes_the_owner():
     _ADMIN + "  if p_user = (select auth.uid()) then raise exception 'use leave_organization'; end if;\n"
     + _DELETE + ";\n",
     _ADMIN + _DELETE + " and role <> 'viewer';\n",
+    _ADMIN + _DELETE + " and role in ('admin', 'owner');\n",
     _ADMIN + "  delete from public.organization_members where organization_id = p_org\n"
     "    and user_id = (select u.id from auth.users u where u.email = p_user::text);\n",
-], ids=["return_check", "check_in_filter", "member_at_all", "not_the_caller", "role_not_viewer", "user_by_email"])
+], ids=["return_check", "check_in_filter", "member_at_all", "not_the_caller", "role_not_viewer", "roles_listed",
+         "user_by_email"])
 def test_e07_nearby_spellings_still_remove_the_owner(body):
     assert _rules(_remove(body)) == {"BP024", "BP081"}
 
@@ -80,6 +82,7 @@ def test_e07_null_role_test_and_sql_function_remove_the_owner():
 @pytest.mark.parametrize("body", [
     _ADMIN + _DELETE + " and role <> 'owner';\n",
     _ADMIN + _DELETE + " and role < 'admin';\n",
+    _ADMIN + _DELETE + " and role = any (array['viewer', 'member']::public.member_role[]);\n",
     _ADMIN.replace("'admin'", "'owner'") + _DELETE + ";\n",
     _ADMIN + _OWNER_ROW + "    raise exception 'cannot remove the owner';\n  end if;\n" + _DELETE + ";\n",
     _ADMIN + _OWNER_ROW + "    return;\n  end if;\n" + _DELETE + ";\n",
@@ -91,8 +94,8 @@ def test_e07_null_role_test_and_sql_function_remove_the_owner():
     "  if not p_org = any (array(select private.organization_ids_with_role('viewer'))) then\n"
     "    raise exception 'members only';\n  end if;\n"
     "  delete from public.organization_members where organization_id = p_org and user_id = (select auth.uid());\n",
-], ids=["role_not_owner", "role_below_admin", "owners_only", "owner_refused", "owner_returned", "owner_branch",
-         "below_caller", "leave"])
+], ids=["role_not_owner", "role_below_admin", "roles_below_listed", "owners_only", "owner_refused", "owner_returned",
+         "owner_branch", "below_caller", "leave"])
 def test_e07_removal_kept_below_the_owner_is_clean(body):
     assert _rules(_remove(body)) == {"BP024"}
 

@@ -2281,8 +2281,9 @@ def _role_constant(node) -> str | None:
 
 
 def _targets_by_role(where, role: str, labels: list[str]) -> set[str]:
-    """The roles an UPDATE's WHERE lets it reach, by its conjuncts on the role column with constants (role =
-    'owner', role <> 'owner', role < 'admin', role in (...)); every role where it says nothing."""
+    """The roles an UPDATE's (or a DELETE's) WHERE lets it reach, by its conjuncts on the role column with constants
+    (role = 'owner', role <> 'owner', role < 'admin', role in (...), role = any (array[...])); every role where it
+    says nothing."""
     roles = set(labels)
     for x in boolean_args(where, "AND_EXPR") if where is not None else []:
         e = x.get("A_Expr") if isinstance(x, dict) else None
@@ -2292,9 +2293,11 @@ def _targets_by_role(where, role: str, labels: list[str]) -> set[str]:
         if strings(((left or {}).get("ColumnRef") or {}).get("fields"))[-1:] != [role]:
             continue
         op, kind = (strings(e.get("name")) or [""])[-1], e.get("kind")
-        if kind == "AEXPR_IN":
-            named = {v for v in (_role_constant(i) for i in (e.get("rexpr") or {}).get("List", {}).get("items") or [])
-                     if v}
+        array = (unwrap(e.get("rexpr")) or {}).get("A_ArrayExpr") if kind == "AEXPR_OP_ANY" and op == "=" else None
+        if kind == "AEXPR_IN" or isinstance(array, dict):  # (role = any (array['member', 'admin']) too)
+            items = array.get("elements") if isinstance(array, dict) else \
+                (e.get("rexpr") or {}).get("List", {}).get("items")
+            named = {v for v in (_role_constant(i) for i in items or []) if v}
             roles &= (set(labels) - named) if op == "<>" else named
             continue
         value = _role_constant(e.get("rexpr"))
@@ -2381,15 +2384,17 @@ def _definer_removals(s: Schema) -> list[tuple[Function, str, str, str]]:
             rel = qualified(delete["relation"], reading.default_schema) if delete is not None else None
             t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
             role = role_column(t) if t is not None else None
-            labels = role_labels(s, t) or [] if role else []
-            where = delete.get("whereClause") if delete is not None else None
+            labels = (role_labels(s, t) or []) if role else []
+            if len(labels) < 2:
+                continue
+            where = delete.get("whereClause")
             conjuncts = list(boolean_args(where, "AND_EXPR")) if where is not None else []
             admitted = _caller_roles(s, reading, at)
             for x in conjuncts:  # (the check in the DELETE's own filter: `and organization_id = any (...)`)
                 found = admitted_roles(s, unwrap(x))
                 if found is not None and found[0] == t.tenant_key:
                     admitted = found[1] if admitted is None else admitted & found[1]
-            if len(labels) < 2 or not admitted or not admitted <= set(labels):
+            if not admitted or not admitted <= set(labels):
                 continue
             least = min(labels.index(x) for x in admitted)
             if least < len(labels) - 1 and not _removal_bounded(s, reading, at, t, role, labels, conjuncts):
@@ -2429,7 +2434,7 @@ def _removal_bounded(s: Schema, reading, at: int, t: Table, role: str, labels: l
         refs = [strings((v.get("ColumnRef") or {}).get("fields")) if isinstance(v, dict) else [] for v in sides]
         op = (strings((e or {}).get("name")) or [""])[-1]
         for ref, other, theirs in zip(refs, sides[::-1], refs[::-1]):
-            if ref[-1:] == [role] and const(other) is None:
+            if ref[-1:] == [role] and isinstance(other, dict) and {"ColumnRef", "SubLink", "FuncCall"} & set(other):
                 return True  # the removed member's role compared with another's (`role < v_my_role`)
             if user and ref[-1:] == [user] and (op in ("<>", "!=") or e.get("kind") == "AEXPR_DISTINCT" or op == "="
                                                 and (_is_uid(other) or len(theirs) == 1 and theirs[0] in callers)):
