@@ -325,7 +325,7 @@ def fuller(table: Table, org: str | None, world: World, author: str, n: int, enu
     return (insert_sql(table, full) + ";", full) if set(full) - set(values) else None
 
 
-def _side(table: Table) -> list[str] | None:
+def side_of(table: Table) -> list[str] | None:
     """(owner column, reference, parent table) of a private side table, read from the arguments of the trigger
     that gives its rows their parent's author; None for other tables."""
     return next((trg.args for trg in table.triggers if trg.function.endswith("_take_author")), None)
@@ -334,7 +334,7 @@ def _side(table: Table) -> list[str] | None:
 def take_parent_author(table: Table, world: World, values: dict[str, str], author: str) -> str:
     """A private side row's author is its parent row's, whoever inserts it (its take_author trigger sets the
     owner column): the fixture row says so too. Other tables' rows keep `author`."""
-    args = _side(table)
+    args = side_of(table)
     if not args or args[1] not in values:
         return author
     owner, ref, parent_table = args[0], args[1], args[2]
@@ -352,7 +352,7 @@ def for_own_parent(table: Table, world: World, values: dict[str, str], author: s
     """A private side row's insert values pointing at a parent row `author` wrote in `org` (a side row takes
     its parent's author), and the SQL that first clears the side row already holding that parent (one per
     parent); None for other tables, when `values` already point at a row of theirs, or when they wrote none."""
-    args = _side(table)
+    args = side_of(table)
     if not args or any(r.table == args[2] and r.key.get("id") == values.get(args[1]) and r.author == author
                        for r in world.rows):
         return None

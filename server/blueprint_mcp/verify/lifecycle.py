@@ -20,7 +20,7 @@ from ..model.names import verb_name
 from ..sql.ident import ident, literal, qname
 from .conditions import move_row
 from .fixtures import (SERVER_COLUMNS, admit, clashes, clashing_rows, clearing_sql, client_writable, for_own_parent,
-                       make_distinct, taken_with, unique_keys, value_for)
+                       make_distinct, side_of, taken_with, unique_keys, value_for)
 from .oracle import ALLOWED, DENIED, from_literal
 from .world import ORG, Implicit, Row, World, email_of, insert_sql, stable_id, where_key
 
@@ -69,6 +69,7 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     manager = manager_role.name if manager_role else top
     enums = {f"public.{e.name}": e.values for e in schema.enums}
     _account_deletion(bp, w, case, top)
+    _lone_team(bp, schema, w, case)
     _erased_personal_data(bp, w, case)
     if schema.table("audit_logs") is not None:
         _erased_audit_entries(bp, w, case)
@@ -84,6 +85,8 @@ def lifecycle_cases(bp: Blueprint, schema: Schema, w: World, oracle, make: MakeC
     if schema.table("audit_logs") is not None:
         _audit_log(bp, schema, w, case, top)
     _personal_data(bp, w, oracle, case)
+    _side_authors(schema, w, oracle, case, enums, make_values)
+    _personal_workspaces(bp, schema, w, case)
     _restoring(bp, w, oracle, case)
     _demoted_but_named(bp, schema, w, oracle, case)
     return out
@@ -196,6 +199,54 @@ def _personal_data(bp: Blueprint, w: World, oracle, case) -> None:
                  reader.name, f"select count(*) from {qname('public', side.name)} where {where_key(r.key)}", DENIED,
                  kind="count")
             break
+
+
+def _side_authors(schema: Schema, w: World, oracle, case, enums, make_values) -> None:
+    """A personal-data side row is its row's author's, whoever writes it first (docs/access.md A23: its take_author
+    trigger sets the author column from the row): a member who may write the side of someone else's row and
+    does so first must not become its author, and so its reader (red team 29: an admin gave Bob's claim an IBAN of
+    their choosing and read what Bob entered later)."""
+    for t in schema.tables:
+        side = side_of(t)
+        if not side:
+            continue
+        owner, ref, parent_table = side[0], side[1], side[2]
+        for parent in (r for r in w.rows if r.table == parent_table and r.org == "org1" and r.purpose == "matrix"
+                       and r.author is not None and "id" in r.key
+                       and from_literal(r.values.get("archived_at", "null")) is None):
+            values = {**make_values(t, "org1", w, parent.author, 9950, enums, with_id=False), ref: parent.key["id"]}
+            values.pop(owner, None)  # the client sends no author: its default, or the trigger, gives it
+            writer = next((a for a in w.actors.values() if a.user_id and a.name != parent.author and oracle.expect(
+                a, "insert", t.name, Row(t.name, "org1", a.name, {}, values=values), "org1") == ALLOWED), None)
+            if writer is None:
+                continue
+            case(f"{writer.name} writes the personal data of {parent.author}'s {parent_table} row first and becomes "
+                 "its author (A23)", t.name, writer.name, insert_sql(t, values), DENIED,
+                 probe=f"select count(*) from {qname(t.schema_name, t.name)} where {ident(ref)} = {parent.key['id']} "
+                       f"and {ident(owner)} = {literal(writer.user_id)}",
+                 setup=clearing_sql(t, values, w))
+            break
+
+
+def _personal_workspaces(bp: Blueprint, schema: Schema, w: World, case) -> None:
+    """A personal workspace has exactly one member (L20): its owner invites nobody into it, and not even the
+    service role adds a second member (red team 29: a guest's rows and audit entries there went with the owner's
+    account, as that one person's history)."""
+    host = w.who("outsider")  # in no organisation: their workspace is there whether users hold one membership or many
+    guest = bp.tenancy.default_member_role.name
+    if not bp.tenancy.personal_workspaces or host is None or guest not in w.actors:
+        return
+    workspace = (f"(select o.id from public.organizations o where o.is_personal and o.owner_user_id = "
+                 f"{literal(w.actor_id(host))})")
+    if schema.table("invitations") is not None:
+        case(f"{host} invites someone into their personal workspace (L20)", "invitations", host,
+             f"select public.create_invitation({workspace}, 'guest@example.com', {literal(guest)})", DENIED,
+             probe=f"select count(*) from public.invitations where {ORG} = {workspace}")
+    case(f"the service role adds {guest} to {host}'s personal workspace (L20)", "organization_members", host,
+         f"insert into public.organization_members ({ORG}, user_id, role) values ({workspace}, "
+         f"{literal(w.actor_id(guest))}, {literal(guest)})", DENIED,
+         probe=f"select count(*) from public.organization_members where {ORG} = {workspace} and user_id = "
+               f"{literal(w.actor_id(guest))}", **SERVICE_ROLE)
 
 
 # --- accounts ---------------------------------------------------------------------------------------
@@ -400,6 +451,35 @@ def _account_deletion(bp: Blueprint, w: World, case, top: str) -> None:
              probe=is_owner, setup=promoted)
 
 
+def _lone_team(bp: Blueprint, schema: Schema, w: World, case) -> None:
+    """A team nobody else belongs to goes with its owner's account (L03), and keeps its audit entries (L01, L19): a
+    user in no team first makes one, as the table owner (red team 29: an account deletion that kept such teams was
+    refused on their owner key, and one that erased every gone organisation's log took the team's history)."""
+    loner = w.who("outsider")
+    if not bp.tenancy.team_organizations or loner is None or _held_back(bp, w, loner):
+        return
+    uid = literal(w.actor_id(loner))
+    team = literal(stable_id("org", "lone team"))
+    # With one membership per user, the personal workspace goes first (as the world's own setup does).
+    setup = (f"delete from public.organizations where is_personal and owner_user_id = {uid}; "
+             if not bp.tenancy.multiple_memberships and bp.tenancy.personal_workspaces else "")
+    setup += (f"insert into public.organizations (id, name, slug, owner_user_id) values ({team}, 'Lone team', "
+              f"'lone-team', {uid});")
+    account_gone = f"(not exists (select 1 from auth.users where id = {uid}))"
+    case(f"{loner}, a team's only member, deletes their account and the team goes with it (L03)", "auth.users",
+         loner, "select public.delete_my_account()", ALLOWED, setup=setup,
+         probe=f"select ({account_gone} and not exists (select 1 from public.organizations where id = {team}))::int")
+    if schema.table("audit_logs") is None:
+        return
+    entry = literal(stable_id("audit", "lone team"))
+    case(f"deleting the account of {loner}, a team's only member, erases the team's audit entries (L19)",
+         "auth.users", loner, f"delete from auth.users where id = {uid}", DENIED,
+         setup=setup + f" insert into public.audit_logs (id, {ORG}, action, table_name) values ({entry}, {team}, "
+                       "'INSERT', 'organizations');",
+         probe=f"select ({account_gone} and not exists (select 1 from public.audit_logs where id = {entry}))::int",
+         **AUTH_SERVICE)
+
+
 def _children_of_deleted_users(bp: Blueprint, schema: Schema, w: World, case, victim: str, other: str, enums,
                                make_values) -> None:
     """Someone else's row inside a row the victim wrote (a task in their project) outlives their account,
@@ -556,6 +636,17 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
              accept.format(literal("tok-again")), ALLOWED, probe=f"{membership_of(removed)} and role = "
              f"{literal(inviter)}", setup=release_member_sql(w, "org1", removed) + leave(removed)
              + " " + invitation_sql(w, inviter, theirs, inviter, "tok-again"))
+    # A member who changes their account's address takes the pending invitations to the old one with them (L11):
+    # whoever holds that address next (a reassigned company mailbox, where the mailed secret is) joins by none.
+    mover = next((a for a in w.actors.values() if a.user_id and a.memberships.get("org1")
+                  and a.name not in (w.owners["org1"], inviter, invitee)), None)
+    if mover is not None and bp.tenancy.team_organizations:
+        left = email_of(mover)
+        case(f"an invitation to the address a {mover.name} left is accepted by its next holder (L11)", "invitations",
+             invitee, accept.format(literal("tok-left-address")), DENIED, probe=member_of,
+             setup=invitation_sql(w, inviter, left, writer, "tok-left-address")
+             + f" update auth.users set email = {literal('moved.' + left)} where id = {literal(mover.user_id)};"
+             + f" update auth.users set email = {literal(left)} where id = {literal(w.actor_id(invitee))};")
     # A member offered a promotion, then demoted: the offer does not undo the demotion (L11).
     demoted = roles[-2] if len(roles) > 2 else None
     if demoted in w.actors and demoted not in (roles[0], inviter) and roles.index(inviter) < roles.index(demoted):
@@ -870,4 +961,13 @@ def _audit_log(bp: Blueprint, schema: Schema, w: World, case, top: str) -> None:
              probe=f"select (({there}) = 0)::int", setup=seeded, **extra)
     case("the retention function removes rows older than the retention period", "audit_logs", top,
          "select private.purge_audit_logs()", ALLOWED, probe=f"select (({there}) = 0)::int", setup=seeded,
+         **AUTH_SERVICE)
+    # ... and keeps the rest: an entry an hour inside the retention period stays (L15).
+    recent = literal(stable_id("audit", "recent"))
+    days = bp.privacy.audit_retention_days
+    case("the retention function removes an entry still inside the retention period (L15)", "audit_logs", top,
+         "select private.purge_audit_logs()", DENIED,
+         probe=f"select (not exists (select 1 from {log} where id = {recent}))::int",
+         setup=f"insert into {log} (id, {ORG}, action, table_name, occurred_at) values ({recent}, "
+               f"{literal(w.orgs['org1'])}, 'UPDATE', 'seeded', now() - interval '{days} days' + interval '1 hour');",
          **AUTH_SERVICE)
