@@ -460,11 +460,9 @@ def _lone_team(bp: Blueprint, schema: Schema, w: World, case) -> None:
         return
     uid = literal(w.actor_id(loner))
     team = literal(stable_id("org", "lone team"))
-    # With one membership per user, the personal workspace goes first (as the world's own setup does).
-    setup = (f"delete from public.organizations where is_personal and owner_user_id = {uid}; "
-             if not bp.tenancy.multiple_memberships and bp.tenancy.personal_workspaces else "")
-    setup += (f"insert into public.organizations (id, name, slug, owner_user_id) values ({team}, 'Lone team', "
-              f"'lone-team', {uid});")
+    # (The model refuses one membership per user beside personal workspaces and teams: the loner is free to own it.)
+    setup = (f"insert into public.organizations (id, name, slug, owner_user_id) values ({team}, 'Lone team', "
+             f"'lone-team', {uid});")
     account_gone = f"(not exists (select 1 from auth.users where id = {uid}))"
     case(f"{loner}, a team's only member, deletes their account and the team goes with it (L03)", "auth.users",
          loner, "select public.delete_my_account()", ALLOWED, setup=setup,
