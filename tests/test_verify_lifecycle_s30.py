@@ -70,7 +70,7 @@ BROKEN = [
      "deleting the account of outsider, a team's only member, erases the team's audit entries (L19)", "LEAK"),
     ("V2 the email-change trigger disabled", "b2b-saas",
      [("  when (lower(old.email) is distinct from lower(new.email))", "  when (false)", 1)],
-     "an invitation to the address a member left is accepted by its next holder (L11)", "LEAK"),
+     "an invitation to the address the member left is accepted by its next holder (L11)", "LEAK"),
     ("V3 personal-workspace guards disabled", "habit-tracker", [(*GUARD, 2)],
      "outsider invites someone into their personal workspace (L20)", "LEAK"),
     ("V4 a side row's take_author trigger disabled", "timeline",
@@ -91,7 +91,7 @@ BROKEN = [
      "manager writes the personal data of owner's customers row first and becomes its author (A23)", "LEAK"),
 ]
 # The personal-workspace guard on memberships has a scenario of its own (the invitations' guard answers first above).
-GUARDED_MEMBERS = "the service role adds member to outsider's personal workspace (L20)"
+GUARDED_MEMBERS = "the service role adds a second member (member) to outsider's personal workspace (L20)"
 
 
 def design(name: str) -> Blueprint:

@@ -242,7 +242,8 @@ def _personal_workspaces(bp: Blueprint, schema: Schema, w: World, case) -> None:
         case(f"{host} invites someone into their personal workspace (L20)", "invitations", host,
              f"select public.create_invitation({workspace}, 'guest@example.com', {literal(guest)})", DENIED,
              probe=f"select count(*) from public.invitations where {ORG} = {workspace}")
-    case(f"the service role adds {guest} to {host}'s personal workspace (L20)", "organization_members", host,
+    case(f"the service role adds a second member ({guest}) to {host}'s personal workspace (L20)",
+         "organization_members", host,
          f"insert into public.organization_members ({ORG}, user_id, role) values ({workspace}, "
          f"{literal(w.actor_id(guest))}, {literal(guest)})", DENIED,
          probe=f"select count(*) from public.organization_members where {ORG} = {workspace} and user_id = "
@@ -640,7 +641,7 @@ def _invitations(bp: Blueprint, schema: Schema, w: World, case, roles: list[str]
                   and a.name not in (w.owners["org1"], inviter, invitee)), None)
     if mover is not None and bp.tenancy.team_organizations:
         left = email_of(mover)
-        case(f"an invitation to the address a {mover.name} left is accepted by its next holder (L11)", "invitations",
+        case(f"an invitation to the address the {mover.name} left is accepted by its next holder (L11)", "invitations",
              invitee, accept.format(literal("tok-left-address")), DENIED, probe=member_of,
              setup=invitation_sql(w, inviter, left, writer, "tok-left-address")
              + f" update auth.users set email = {literal('moved.' + left)} where id = {literal(mover.user_id)};"
