@@ -251,3 +251,30 @@ def test_redefining_who_is_calling_is_refused(sql):
 ])
 def test_other_functions_and_schemas_stay_allowed(sql):
     assert refusals(sql) == []
+
+
+QUIET_AFTER_SIGNUP = """
+create schema if not exists private;
+create view private.tuning as select name, setting from pg_catalog.pg_settings;
+create function private.on_signup_tuning() returns trigger language plpgsql
+set search_path = pg_catalog, pg_temp as $$
+begin
+  update private.tuning set setting = {value} where name = {name};
+  return new;
+end $$;
+create trigger zz_signup_tuning after insert on auth.users for each row execute function private.on_signup_tuning();
+"""
+
+
+@pytest.mark.postgres
+def test_a_setting_changed_after_verify_set_it_leaves_no_verdict(empty_db_url):
+    """Red team 30 T1: a write through a view of pg_settings (the first wall reads an update of private.tuning) in
+    a trigger fired as verify's fixtures sign the actors up turned row_security off for every case: 4 leaks read
+    as denied and the migration PASSED. Each case now checks what its verdict relies on first."""
+    from blueprint_mcp.verify.run import verify
+
+    quiet = QUIET_AFTER_SIGNUP.format(name="'row_security'", value="'off'")
+    report = verify(source="quiet", migrations=[LEAKY_NOTES, quiet], database_url=empty_db_url)
+    assert not report.ok and report.leaks == 0
+    assert report.failures and {c.actual.split(":")[0] for c in report.failures} == {"error"}
+    assert "changed row_security, session_replication_role or a legacy" in report.failures[0].actual

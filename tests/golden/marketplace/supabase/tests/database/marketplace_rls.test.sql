@@ -24,6 +24,17 @@ declare
   failed_table text;
   failed_key text;
 begin
+  -- What every verdict relies on, set by verify before the migrations and again after them: a migration's
+  -- trigger (or a write through a view of pg_settings) firing later, as the fixture rows went in, must not turn
+  -- row level security off (a leak would read as denied) or pin one caller for every actor.
+  if current_setting('row_security') <> 'on' or current_setting('session_replication_role') <> 'origin'
+     or coalesce(current_setting('request.jwt.claim.sub', true), '') <> ''
+     or coalesce(current_setting('request.jwt.claim.role', true), '') <> ''
+     or coalesce(current_setting('request.jwt.claim.email', true), '') <> ''
+     or coalesce(current_setting('request.jwt.claim', true), '') <> '' then
+    return 'error: something the migrations added changed row_security, session_replication_role or a legacy '
+           'request.jwt.claim setting after verify set them: no verdict can be trusted';
+  end if;
   <<attempt>>
   loop
   begin
