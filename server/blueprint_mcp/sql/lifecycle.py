@@ -24,7 +24,6 @@ ROLE = f"public.{ROLE_TYPE}"
 SIGNUP_TRIGGER = "blueprint_on_auth_user_created"
 DELETION_TRIGGER = "blueprint_before_auth_user_deleted"
 ADDRESS_TRIGGER = "blueprint_on_auth_user_email_changed"
-SOFT_DELETE_TRIGGER = "blueprint_refuse_account_soft_delete"
 
 
 def _manager(bp: Blueprint) -> str:
@@ -150,19 +149,6 @@ def revoke_invitations_to_old_address() -> Function:
         + _REVOKE_OLD_ADDRESS + """
   return null;
 end""", "A changed account address: the pending invitations to the old one from the user's organisations go.")
-
-
-def refuse_account_soft_delete() -> Function:
-    return _trigger_fn("refuse_account_soft_delete", """begin
-  -- GoTrue's soft delete (auth.admin.deleteUser(id, true)) is an UPDATE of deleted_at: no row goes, so none of
-  -- the account-deletion rules run (the personal workspace, personal data, memberships and a team's primary
-  -- ownership would all stay, L01/L03). Accounts are deleted for good here.
-  raise exception using
-    errcode = '42501',
-    message = 'accounts are deleted for good here: a soft delete would keep the user''s workspace, personal '
-              'data and memberships',
-    hint = 'Delete the user (auth.admin.deleteUser(id) without shouldSoftDelete, or delete_my_account()).';
-end""", "Refuses GoTrue's soft delete of an account (deleted_at set): it would skip every account-deletion rule.")
 
 
 def delete_my_account() -> Function:
@@ -606,10 +592,7 @@ end""", f"Retention: deletes audit rows older than {days} days and returns how m
 
 def auth_triggers(bp: Blueprint) -> list[Trigger]:
     out = [Trigger(name=SIGNUP_TRIGGER, timing="after", events=["insert"], function="private.handle_new_user"),
-           Trigger(name=DELETION_TRIGGER, timing="before", events=["delete"], function="private.before_user_deleted"),
-           Trigger(name=SOFT_DELETE_TRIGGER, timing="before", events=["update"], columns=["deleted_at"],
-                   when="old.deleted_at is null and new.deleted_at is not null",
-                   function="private.refuse_account_soft_delete")]
+           Trigger(name=DELETION_TRIGGER, timing="before", events=["delete"], function="private.before_user_deleted")]
     if bp.tenancy.team_organizations:  # invitations exist
         out.append(Trigger(name=ADDRESS_TRIGGER, timing="after", events=["update"], columns=["email"],
                            when="lower(old.email) is distinct from lower(new.email)",

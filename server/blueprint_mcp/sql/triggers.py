@@ -328,9 +328,8 @@ def apply_triggers(bp: Blueprint, tables: list[Table]) -> list[Function]:
     audited = set(bp.privacy.audit_tables)
     if audited:
         functions += [audit, protect_log := life.protect_audit_log()]
-    functions += [life.before_user_deleted(invitations=bp.tenancy.team_organizations,
-                                           audit_log=bool(bp.privacy.audit_tables)),
-                  life.refuse_account_soft_delete()]
+    functions.append(life.before_user_deleted(invitations=bp.tenancy.team_organizations,
+                                               audit_log=bool(bp.privacy.audit_tables)))
     if bp.tenancy.team_organizations:
         functions += [normalize := life.normalize_invitation(), revoke := life.revoke_inviters_invitations(bp),
                       life.revoke_invitations_to_old_address()]

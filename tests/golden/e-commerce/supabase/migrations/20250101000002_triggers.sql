@@ -627,26 +627,6 @@ $$;
 comment on function private.before_user_deleted() is 'Account deletion: refused while the user is the primary owner of a team with other members; otherwise removes the organisations only they belong to, and their personal workspace''s audit entries.';
 revoke execute on function private.before_user_deleted() from public, anon, authenticated;
 
-create or replace function private.refuse_account_soft_delete()
-returns trigger
-language plpgsql
-security definer
-set search_path = pg_catalog, pg_temp
-as $$
-begin
-  -- GoTrue's soft delete (auth.admin.deleteUser(id, true)) is an UPDATE of deleted_at: no row goes, so none of
-  -- the account-deletion rules run (the personal workspace, personal data, memberships and a team's primary
-  -- ownership would all stay, L01/L03). Accounts are deleted for good here.
-  raise exception using
-    errcode = '42501',
-    message = 'accounts are deleted for good here: a soft delete would keep the user''s workspace, personal '
-              'data and memberships',
-    hint = 'Delete the user (auth.admin.deleteUser(id) without shouldSoftDelete, or delete_my_account()).';
-end
-$$;
-comment on function private.refuse_account_soft_delete() is 'Refuses GoTrue''s soft delete of an account (deleted_at set): it would skip every account-deletion rule.';
-revoke execute on function private.refuse_account_soft_delete() from public, anon, authenticated;
-
 create or replace function private.normalize_invitation()
 returns trigger
 language plpgsql
@@ -1079,12 +1059,6 @@ create trigger blueprint_on_auth_user_created
 create trigger blueprint_before_auth_user_deleted
   before delete on auth.users
   for each row execute function private.before_user_deleted();
-
-create trigger blueprint_refuse_account_soft_delete
-  before update of deleted_at on auth.users
-  for each row
-  when (old.deleted_at is null and new.deleted_at is not null)
-  execute function private.refuse_account_soft_delete();
 
 create trigger blueprint_on_auth_user_email_changed
   after update of email on auth.users
