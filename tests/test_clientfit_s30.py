@@ -28,6 +28,11 @@ ESCAPES = [
      "pg_background_launch() acts outside"),
     ("nextval-in-column-check", "create table public.t (x int check (nextval('public.customers_id_seq') > 0));",
      "nextval() advances a sequence"),
+    # red team 30 T5: pgsql-http's request function itself (its verbs were refused by their http_ prefix)
+    ("http-request", "select status from http(('GET', 'https://example.com', null, null, null)::http_request);",
+     "http() acts outside"),
+    ("http-request-qualified", "select extensions.http(('GET', 'https://example.com', null, null, null));",
+     "http() acts outside"),
     ("nextval-in-added-column-check", "alter table public.t add column y bigint default 1 "
                                       "check (nextval('public.s') > 0);", "nextval() advances a sequence"),
 ]

@@ -79,6 +79,7 @@ _REFUSED_FUNCTIONS = frozenset({
     "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared",
     "pg_advisory_unlock", "pg_advisory_unlock_shared", "pg_advisory_unlock_all",
     "pg_wal_replay_pause", "pg_wal_replay_resume", "pg_stat_statements_reset",
+    "http",  # pgsql-http's own request function (its verbs are http_get, http_post...)
 })
 _REFUSED_FUNCTION_PREFIXES = ("pg_read_", "pg_ls_", "pg_file_", "dblink", "pg_backup_", "pg_stat_reset",
                               "pg_replication_origin_", "pg_create_logical_replication_slot",
