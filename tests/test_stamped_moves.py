@@ -12,6 +12,7 @@ import copy
 
 import psycopg
 import pytest
+import yaml
 
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.model.meaning import stamped_references
@@ -249,3 +250,39 @@ def test_verify_fails_a_backend_without_the_trigger(url, template, table, scenar
     report = verify(source="reopened", migrations=migrations, blueprint=bp, database_url=url, attacks=(scenario,))
     assert [a.attack for a in report.attacks] == [scenario]
     assert [(f.verdict, f.attack) for f in report.failures] == [("LEAK", scenario)]
+
+
+UNDER_STAMPED = yaml.safe_load("""
+app: {name: Under, slug: under}
+tenancy: {personal_workspaces: false, team_organizations: true, multiple_memberships: true}
+entities:
+  - name: projects
+    fields:
+      - {name: title, type: text}
+      - {name: lead_id, type: reference, references: organization_members, nullable: true}
+    access:
+      select: viewer
+      insert: admin
+      update: [{min_role: admin}, {min_role: member, assigned: lead_id}]
+      delete: admin
+  - name: entries
+    fields:
+      - {name: project_id, type: reference, references: projects, nullable: false, on_delete: cascade}
+      - {name: logged_at, type: timestamptz, nullable: false, default_expression: now, server_set: true}
+      - {name: note, type: text}
+    access:
+      select: viewer
+      insert: member
+      update: member
+      delete: [{min_role: admin}, {min_role: member, under: project_id}]
+""")
+
+
+def test_a_delete_under_a_stamped_parent_is_accepted_and_verifies(url):
+    """A member may not move a stamped entry under a project they lead (L13), so a delete grant `under: project_id`
+    holds: the model refused it as if they could (red team 10's case), as it accepts a linked column's."""
+    report = verify_rls(blueprint=UNDER_STAMPED, database_url=url)
+    assert report.ok, [(f.verdict, f.actor, f.attack or f.command, f.table) for f in report.failures]
+    moved = dict(UNDER_STAMPED, entities=[UNDER_STAMPED["entities"][0], dict(UNDER_STAMPED["entities"][1], fields=[
+        f | ({"movable": True} if f["name"] == "project_id" else {}) for f in UNDER_STAMPED["entities"][1]["fields"]])])
+    assert [p for p, _, _ in rejected(moved)] == ["entities[1].access.delete[1].under"]

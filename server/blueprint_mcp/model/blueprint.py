@@ -520,9 +520,11 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
     delete grants by default; a restore list may say neither. Reading needs no such rule: an update's new row must
     stay readable to its caller, so nobody takes a row they could not read. A `where` is the row's state, which
     the update grants (and `transitions`) say who may change: a delete grant reads it when the delete runs (A28)."""
-    from .meaning import command_grants, link_columns  # meaning reads a validated Blueprint
+    from .meaning import command_grants, link_columns, stamped_references  # meaning reads a validated Blueprint
     from .words import describe_grants
     links = link_columns(bp)
+    for entity, cols in stamped_references(bp).items():  # a stamped row's parent is set on insert only too
+        links[entity] = links.get(entity, set()) | cols
     for i, e in enumerate(bp.entities):
         spec = e.access.spec("delete")
         if e.private_of is not None or not e.is_tenant or not isinstance(spec, list):
@@ -531,7 +533,7 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
         for k, g in enumerate(spec):
             for key in ("assigned", "under"):
                 col = getattr(g, key)
-                if not col or col in links.get(e.name, set()):  # a linked column is set on insert only
+                if not col or col in links.get(e.name, set()):  # a linked or stamped column is set on insert only
                     continue
                 # an editor of every parent has every row under a parent they may update already (every parent as
                 # the policies read it: one hidden from them, or archived, they may not update)
