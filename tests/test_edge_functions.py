@@ -152,7 +152,7 @@ def test_log_event_validation_passes_deno_test_for_every_blueprint(deno_npm, tmp
         tests.append((folder / "validate_test.ts").relative_to(tmp_path).as_posix())
     ran = deno(deno_npm, "test", "--quiet", *tests, cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout[-4000:] + ran.stderr[-2000:]
-    assert f"ok | {12 * len(tests)} passed | 0 failed" in ran.stdout
+    assert f"ok | {13 * len(tests)} passed | 0 failed" in ran.stdout
 
 
 def test_deno_catches_a_wrong_rpc_call_and_a_validator_letting_pii_through(deno_npm, tmp_path):

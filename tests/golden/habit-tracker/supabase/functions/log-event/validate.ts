@@ -113,8 +113,12 @@ function keyProblem(key: string, declared: readonly string[], depth: number): st
   return null
 }
 
-/** The first problem inside `value` (keys at every depth, nesting), as [path, message], or null. */
+// PostgreSQL's jsonb refuses the NUL character (22P05): refused here, a 400 naming where, not a 500.
+const NUL = "may not contain the NUL character (\\u0000): PostgreSQL refuses it in JSON"
+
+/** The first problem inside `value` (keys at every depth, nesting, NUL characters), as [path, message], or null. */
 function walk(value: unknown, path: string, declared: readonly string[], depth: number): [string, string] | null {
+  if (typeof value === "string" && value.includes("\u0000")) return [path, NUL]
   if (Array.isArray(value) || isObject(value)) {
     if (depth > MAX_DEPTH) return [path, `nested more than ${MAX_DEPTH} levels deep`]
   }
@@ -125,7 +129,7 @@ function walk(value: unknown, path: string, declared: readonly string[], depth: 
     }
   } else if (isObject(value)) {
     for (const [key, item] of Object.entries(value)) {
-      const problem = keyProblem(key, declared, depth)
+      const problem = key.includes("\u0000") ? NUL : keyProblem(key, declared, depth)
       if (problem) return [`${path}.${key}`, problem]
       const inner = walk(item, `${path}.${key}`, declared, depth + 1)
       if (inner) return inner
@@ -155,11 +159,13 @@ export function validateEvent(body: unknown): Checked {
   if (Object.keys(properties).length > MAX_PROPERTY_KEYS) {
     return fail("properties", `at most ${MAX_PROPERTY_KEYS} keys`)
   }
+  // The walk first: it stops at MAX_DEPTH, where JSON.stringify would recurse through any nesting the body holds
+  // (thousands of arrays deep within the size cap throw a RangeError: a 500, not a 400).
+  const problem = walk(properties, "properties", rule.properties, 0)
+  if (problem) return fail(problem[0], problem[1])
   if (new TextEncoder().encode(JSON.stringify(properties)).length > MAX_PROPERTIES_BYTES) {
     return fail("properties", `at most ${MAX_PROPERTIES_BYTES} bytes as JSON`)
   }
-  const problem = walk(properties, "properties", rule.properties, 0)
-  if (problem) return fail(problem[0], problem[1])
   const session = body.session_id ?? null
   if (session !== null && (typeof session !== "string" || !UUID.test(session))) {
     return fail("session_id", "a UUID, or absent")
