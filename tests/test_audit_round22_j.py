@@ -1,0 +1,78 @@
+"""Evasion round 22 (helper j), around round 21's new readings. e01: a bare `name` in a storage policy's sub-query
+over a helper's rows (`from private.my_organizations() o`) is organizations.name (BP058). e02: the caller's id at any
+level of `string_to_array(name, '/')` (BP053). e03: "the caller has a profile" asked by PERFORM and FOUND in a
+PL/pgSQL helper (BP079). e04, e05: an admin check wrapping the write (`if <admin> then ... end if`) hands ownership
+over (BP084) or removes the owner (BP081). fp01: the same wrapping IF bounding an invitation's role (BP087). fp02: a
+DO loop over an array's indexes (`for i in 1 .. array_length(tables, 1)`) and fp03: a catalog loop comparing with
+`'public'::text` turn RLS on (BP003/BP017). Each hole fires and its secure counterpart does not (PostgreSQL's side:
+/tmp/s30/evasion22/proof.out)."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprint_mcp.audit import audit_sql
+
+from audit_world import ORGS, invitations
+
+
+def _rules(sql: str) -> set[str]:
+    return {f.rule_id for f in audit_sql([("m.sql", sql)]) if f.level.value in ("ERROR", "WARN")}
+
+
+def _findings(sql: str) -> set[tuple[str, str]]:
+    return {(f.rule_id, f.object) for f in audit_sql([("m.sql", sql)]) if f.level.value in ("ERROR", "WARN")}
+
+
+# --- fp03: a catalog loop comparing with constants cast to text ----------------------------------------------------
+
+_TABLES = """
+create table public.notes (id uuid primary key default gen_random_uuid(),
+  owner_id uuid not null references auth.users (id) on delete cascade, body text);
+create index on public.notes (owner_id);
+create table public.documents (id uuid primary key default gen_random_uuid(),
+  owner_id uuid not null references auth.users (id) on delete cascade, body text);
+create index on public.documents (owner_id);
+create policy notes_own on public.notes for select to authenticated using (owner_id = (select auth.uid()));
+create policy documents_own on public.documents for select to authenticated using (owner_id = (select auth.uid()));
+"""
+_NOTES = {("BP003", "public.notes"), ("BP017", "public.notes")}
+_DOCUMENTS = {("BP003", "public.documents"), ("BP017", "public.documents")}
+
+
+def _catalog_loop(query: str, column: str = "table_name") -> str:
+    return _TABLES + f"""
+do $$
+declare r record;
+begin
+  for r in {query} loop
+    execute format('alter table public.%I enable row level security', r.{column});
+  end loop;
+end $$;
+"""
+
+
+_INFO = "select table_name from information_schema.tables where "
+
+
+@pytest.mark.parametrize("query, column", [
+    (_INFO + "table_schema = 'public'::text and table_type = 'BASE TABLE'::text", "table_name"),
+    (_INFO + "table_schema::text = 'public'", "table_name"),
+    (_INFO + "table_schema in ('public'::text) and table_type in ('BASE TABLE'::character varying)", "table_name"),
+    ("select table_name::text from information_schema.tables where table_schema = 'public'::name", "table_name"),
+    ("select tablename from pg_tables where schemaname = 'public'::name", "tablename"),
+    ("select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+     "where n.nspname = 'public'::name and c.relkind = 'r'::\"char\"", "relname"),
+])
+def test_fp03_catalog_loop_with_constants_cast_to_text_turns_rls_on(query, column):
+    assert _findings(_catalog_loop(query, column)) == set()
+
+
+@pytest.mark.parametrize("query, left", [
+    (_INFO + "table_schema = 'private'::text", _NOTES | _DOCUMENTS),
+    (_INFO + "table_schema = 'public'::text and table_type = 'VIEW'::text", _NOTES | _DOCUMENTS),
+    (_INFO + "table_schema = 'public'::text and table_name <> 'documents'::text", _DOCUMENTS),
+    (_INFO + "table_schema = 'public' and table_name not in ('documents'::text)", _DOCUMENTS),
+])
+def test_fp03_cast_constants_that_leave_tables_out_keep_them_reported(query, left):
+    assert _findings(_catalog_loop(query)) == left
