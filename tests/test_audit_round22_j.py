@@ -76,3 +76,47 @@ def test_fp03_catalog_loop_with_constants_cast_to_text_turns_rls_on(query, colum
 ])
 def test_fp03_cast_constants_that_leave_tables_out_keep_them_reported(query, left):
     assert _findings(_catalog_loop(query)) == left
+
+
+# --- fp02: a DO loop over an array's indexes ---------------------------------------------------------------------
+
+def _index_loop(bounds: str, element: str = "tables[i]", action: str = "enable",
+                declared: str = "tables text[] := array['notes', 'documents'];") -> str:
+    return f"""
+do $$
+declare
+  {declared}
+begin
+  for i in {bounds} loop
+    execute format('alter table public.%I {action} row level security', {element});
+  end loop;
+end $$;
+"""
+
+
+@pytest.mark.parametrize("loop", [
+    _index_loop("1 .. array_length(tables, 1)"),
+    _index_loop("1 .. cardinality(tables)"),
+    _index_loop("1 .. 2"),
+    _index_loop("1 .. array_length(tables, 1)", declared="tables text[] := '{notes,documents}';"),
+    _index_loop("1 .. 2", "(array['notes', 'documents'])[i]", declared=""),
+    _index_loop("1 .. array_length(tables, 1) by 1"),
+])
+def test_fp02_a_loop_over_the_indexes_of_a_list_turns_rls_on_for_each(loop):
+    assert _findings(_TABLES + loop) == set()
+
+
+def test_fp02_index_loops_that_miss_a_table_or_open_them_keep_it_reported():
+    assert _findings(_TABLES + _index_loop("1 .. 1")) == _DOCUMENTS
+    assert _findings(_TABLES + _index_loop("2 .. array_length(tables, 1)")) == _NOTES
+    assert _findings(_TABLES + _index_loop("1 .. array_length(tables, 1) - 1")) == _NOTES | _DOCUMENTS  # (unread)
+    assert _findings(_TABLES + _index_loop("1 .. array_length(tables, 1) by 2")) == _NOTES | _DOCUMENTS
+    maybe = _index_loop("1 .. array_length(tables, 1)", declared="tables text[] := array['notes', 'documents'];\n"
+                        "  begin_ int;").replace("begin\n  for", "begin\n  if random() > 0.5 then tables := "
+                                                 "array['notes']; end if;\n  for")
+    assert _findings(_TABLES + maybe) == _NOTES | _DOCUMENTS
+    both = "alter table public.notes enable row level security;\nalter table public.documents enable row level " \
+           "security;\n"
+    assert _findings(_TABLES + both + _index_loop("1 .. array_length(tables, 1)", action="disable")) == \
+        _NOTES | _DOCUMENTS
+    assert _findings(_TABLES + both + _index_loop("1 .. 1", action="disable")) == _NOTES

@@ -381,10 +381,11 @@ def _executed(body: dict, env: dict[str, Any], done: set[int], embedded_sql: Any
         return []
     tree = _sublinks(_expression(embedded_sql(expr.get("query", ""), expr.get("parseMode", _EXPRESSION))), env, wilds)
     tree = _fold_cases(tree)  # (a CASE decided to one result computes that text for certain: round 18 fp01)
+    tree, counted = _counted(tree, env)
     variants = _variants(tree, env)
     varied = len(variants) > 1 or variants[0] is not tree
     out: list[tuple[str, bool, bool]] = []
-    constant = True
+    constant = not counted  # (`tables[i]` changes with the round)
     unread = []
     for variant in variants:
         text = _text(variant, env)
@@ -684,6 +685,29 @@ def _variants(tree: Any, env: dict[str, Any]) -> list[Any]:
         changed = changed or len(alternatives) > 1 or alternatives[0] is not value
         out = [{**o, key: a} for o in out for a in alternatives][:_MAX_VARIANTS]
     return out if changed else [tree]
+
+
+def _counted(tree: Any, env: dict[str, Any]) -> tuple[Any, bool]:
+    """`tree` with each element of a list of names picked by the counter of an integer loop (`tables[i]` in the
+    round where i is 2, of `tables` holding only `array['notes', 'documents']`) replaced by that name, for certain;
+    and whether it had any (evasion round 22 fp02)."""
+    if isinstance(tree, list):
+        pairs = [_counted(x, env) for x in tree]
+        return [x for x, _ in pairs], any(c for _, c in pairs)
+    if not isinstance(tree, dict):
+        return tree, False
+    cut = tree.get("A_Indirection")
+    subscripts = (cut.get("indirection") or []) if isinstance(cut, dict) else []
+    index = (subscripts[0].get("A_Indices") or {}) if len(subscripts) == 1 and isinstance(subscripts[0], dict) \
+        else {}
+    ref = strings(((index.get("uidx") or {}).get("ColumnRef") or {}).get("fields")) if index else []
+    counter = env.get(ref[0]) if len(ref) == 1 and not index.get("is_slice") else None
+    if isinstance(counter, str) and re.fullmatch(r"\d{1,9}", counter):
+        names = _string_list(cut.get("arg"), env.get(_VALUES))
+        if names and 1 <= int(counter) <= len(names):
+            return {"A_Const": {"sval": {"sval": names[int(counter) - 1]}}}, True
+    pairs = {k: _counted(v, env) for k, v in tree.items()}
+    return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
 
 
 def _subscripted(indirection: dict, env: dict[str, Any]) -> list[str] | None:
@@ -1056,6 +1080,9 @@ def _loop(kind: str, body: dict, names: list[str | None],
         variable = names[varno] if isinstance(varno, int) and 0 <= varno < len(names) else None
         expr = (body.get("expr") or {}).get("PLpgSQL_expr") or {}
         values = _string_list(_expression(f"select {expr.get('query', '')}"), held)
+    elif kind == "PLpgSQL_stmt_fori":  # (`for i in 1 .. array_length(tables, 1)`, read as `tables[i]`)
+        variable = ((body.get("var") or {}).get("PLpgSQL_var") or {}).get("refname")
+        values = _index_range(body, held)
     elif kind == "PLpgSQL_stmt_fors":
         fields = ((body.get("var") or {}).get("PLpgSQL_row") or {}).get("fields") or []
         variable = fields[0].get("name") if len(fields) == 1 and isinstance(fields[0], dict) else None
@@ -1076,6 +1103,30 @@ def _loop(kind: str, body: dict, names: list[str | None],
     if variable in _written(body.get("body"), names):
         return None  # `t := ...`, `... into t`: the name changes inside the loop
     return variable, values
+
+
+def _index_range(body: dict, held: dict[str, list[str]] | None) -> list[str] | None:
+    """The values, as texts, of an integer FOR loop counting up by one from a constant to a constant or to the
+    length of a list of names (`for i in 1 .. array_length(tables, 1)`, `cardinality(tables)`: evasion round 22
+    fp02); None for another range (REVERSE, a step, a bound the block computes)."""
+    def bound(field: str) -> int | None:
+        tree = _expression(f"select {((body.get(field) or {}).get('PLpgSQL_expr') or {}).get('query', '')}")
+        value = _int(tree)
+        call = tree.get("FuncCall") if isinstance(tree, dict) and value is None else None
+        args = (call.get("args") or []) if isinstance(call, dict) else []
+        name = function_name(call).removeprefix("pg_catalog.") if isinstance(call, dict) else ""
+        if name == "cardinality" and len(args) == 1 or name == "array_length" and len(args) == 2 and \
+                _int(args[1]) == 1:
+            names = _string_list(args[0], held)
+            value = len(names) if names else None
+        return value
+    if body.get("reverse") or body.get("step") and _int(_expression(
+            f"select {(body['step'].get('PLpgSQL_expr') or {}).get('query', '')}")) != 1:
+        return None
+    low, high = bound("lower"), bound("upper")
+    if low is None or high is None or high - low >= _MAX_NAMES:
+        return None
+    return [str(i) for i in range(low, high + 1)]
 
 
 def _values_column(select: dict) -> str | None:
