@@ -120,3 +120,49 @@ def test_fp02_index_loops_that_miss_a_table_or_open_them_keep_it_reported():
     assert _findings(_TABLES + both + _index_loop("1 .. array_length(tables, 1)", action="disable")) == \
         _NOTES | _DOCUMENTS
     assert _findings(_TABLES + both + _index_loop("1 .. 1", action="disable")) == _NOTES
+
+
+# --- e02: BP053, the caller's id at any level of string_to_array(name, '/') -------------------------------------
+
+_UID = "(select auth.uid())::text"
+
+
+def _uploads(test: str) -> str:
+    """A private bucket read by the first folder, and an upload policy testing `test`."""
+    return f"""
+insert into storage.buckets (id, name, public) values ('documents', 'documents', false);
+create policy docs_read on storage.objects for select to authenticated
+  using (bucket_id = 'documents' and (storage.foldername(name))[1] = {_UID});
+create policy docs_upload on storage.objects for insert to authenticated
+  with check (bucket_id = 'documents' and {test});
+"""
+
+
+@pytest.mark.parametrize("test", [
+    f"{_UID} = any (string_to_array(name, '/'))",
+    f"{_UID} = any (string_to_array(objects.name, '/'::text))",
+    f"{_UID} = any (regexp_split_to_array(name, '/'))",
+    f"string_to_array(name, '/') @> array[{_UID}]",
+    f"array[{_UID}] <@ string_to_array(storage.objects.name, '/')",
+    f"array_position(string_to_array(name, '/'), {_UID}) is not null",
+    f"{_UID} in (select unnest(string_to_array(name, '/')))",
+])
+def test_e02_caller_at_any_level_of_the_split_name(test):
+    assert _rules(_uploads(test)) == {"BP053"}
+
+
+@pytest.mark.parametrize("test", [
+    f"(string_to_array(name, '/'))[1] = {_UID}",
+    f"(regexp_split_to_array(name, '/'))[1] = {_UID}",
+    f"{_UID} = any (string_to_array(name, '/')) and (string_to_array(name, '/'))[1] = {_UID}",
+    f"array_position(string_to_array(name, '/'), {_UID}) = 1",
+    f"{_UID} = any (string_to_array(name, '-')) and (storage.foldername(name))[1] = {_UID}",
+])
+def test_e02_first_level_of_the_split_name_stays_clean(test):
+    assert _rules(_uploads(test)) == set()
+
+
+def test_e02_a_split_of_another_text_is_no_folder_test():
+    """(Reported as before, for testing no folder: not as a test of the caller at any folder level.)"""
+    found = audit_sql([("m.sql", _uploads(f"{_UID} = any (string_to_array(bucket_id, '/'))"))])
+    assert [f.rule_id for f in found] == ["BP053"] and "any folder level" not in found[0].message

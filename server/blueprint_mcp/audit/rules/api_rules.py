@@ -214,8 +214,15 @@ def _fixed(node: Any) -> bool:
 
 
 def _folders(node: Any) -> bool:
-    """storage.foldername(<anything>), casts aside."""
-    return bool(_call_of(node, "foldername"))
+    """storage.foldername(<anything>), or the object's name split at '/' (`string_to_array(name, '/')`,
+    `regexp_split_to_array(name, '/')`: its folders and then the file's name; evasion round 22 e02), casts
+    aside."""
+    if _call_of(node, "foldername"):
+        return True
+    if not (_call_of(node, "string_to_array") or _call_of(node, "regexp_split_to_array")):
+        return False
+    args = unwrap(node)["FuncCall"].get("args") or []
+    return len(args) == 2 and is_object_name(args[0]) and const(unwrap(args[1])) == "/"
 
 
 def _call_of(node: Any, name: str) -> str:
