@@ -166,3 +166,57 @@ def test_e02_a_split_of_another_text_is_no_folder_test():
     """(Reported as before, for testing no folder: not as a test of the caller at any folder level.)"""
     found = audit_sql([("m.sql", _uploads(f"{_UID} = any (string_to_array(bucket_id, '/'))"))])
     assert [f.rule_id for f in found] == ["BP053"] and "any folder level" not in found[0].message
+
+
+# --- e01: BP058, a bare `name` in a storage policy's sub-query over a helper's rows ----------------------------------
+
+_SETOF = """create function private.my_organizations() returns setof public.organizations
+language sql stable security definer set search_path = '' as $$
+  select o.* from public.organizations o where o.id = any (array(select private.organization_ids_with_role('viewer')))
+$$;
+"""
+_TABLE = """create function private.my_organizations() returns table (id uuid, {column} text)
+language sql stable security definer set search_path = '' as $$
+  select o.id, o.name from public.organizations o
+   where o.id = any (array(select private.organization_ids_with_role('viewer'))) $$;
+"""
+_VIEW = """create view public.my_organizations with (security_invoker = true) as
+  select o.id, o.{column} from public.organizations o;
+"""
+_MINE = "o.id = any (array(select private.organization_ids_with_role('viewer')))"
+_FOLDER = "(storage.foldername(name))[1] = o.id::text"
+
+
+def _org_files(source: str, test: str, before: str = "") -> str:
+    return ORGS + before + f"""
+insert into storage.buckets (id, name, public) values ('org-files', 'org-files', false);
+create policy org_files_read on storage.objects for select to authenticated
+  using (bucket_id = 'org-files' and exists (select 1 from {source} where {test}));
+"""
+
+
+@pytest.mark.parametrize("source, test, before", [
+    ("private.my_organizations() o", _FOLDER, _SETOF),
+    ("private.my_organizations() as o", f"starts_with(name, o.id::text || '/')", _SETOF),
+    ("private.my_organizations() o", _FOLDER, _TABLE.replace("{column}", "name")),
+    ("private.my_organizations() o", _FOLDER, _SETOF.replace("setof public.organizations", "public.organizations")),
+    ("public.my_organizations o", f"{_MINE} and {_FOLDER}", _VIEW.replace("{column}", "name")),
+    ("(select id, name from public.organizations) o", f"{_MINE} and {_FOLDER}", ""),
+    ("private.my_organizations() as o(org_id)", "(storage.foldername(name))[1] = o.org_id::text", _SETOF),
+])
+def test_e01_bare_name_over_a_helpers_rows_is_their_name(source, test, before):
+    assert _rules(_org_files(source, test, before)) == {"BP058"}
+    fixed = test.replace("(name", "(objects.name")
+    assert _rules(_org_files(source, fixed, before)) == set()
+
+
+@pytest.mark.parametrize("source, test, before", [
+    ("private.my_organizations() o", _FOLDER, _TABLE.replace("{column}", "org_name")),
+    ("public.my_organizations o", f"{_MINE} and {_FOLDER}", _VIEW.replace("{column}", "id as org_id")),
+    ("(select id, name as org_name from public.organizations) o", f"{_MINE} and {_FOLDER}", ""),
+    ("private.my_organizations() as o(id, org_name)", _FOLDER, _SETOF),
+    ("private.organization_ids_with_role('viewer') as o(id)", _FOLDER, ""),
+    ("private.organization_ids_with_role('viewer') o", "(storage.foldername(name))[1] = o::text", ""),
+])
+def test_e01_a_helper_without_a_name_column_leaves_name_the_files(source, test, before):
+    assert _rules(_org_files(source, test, before)) == set()

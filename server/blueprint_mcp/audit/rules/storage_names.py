@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pgparse
+
 from ...model.schema import Policy, Schema
 from ..pins import unwrap
 from ..tree import function_name, qualified, strings
 from .binding import _children, _from_items, _typed
+from .common import find_function
 
 # Functions that read a path (their first argument, or any argument given the bare `name`).
 _PATH_CALLS = frozenset((
@@ -56,22 +59,84 @@ def captured_paths(s: Schema, tree: Any) -> list[str]:
 
 
 def _owners(s: Schema, select: dict) -> dict[str, str]:
-    """{'name': schema.table} when a relation of the SELECT's own FROM has a `name` column ('?' when one whose
-    columns are not known may), {} when none has."""
+    """{'name': what owns it} when a relation of the SELECT's own FROM has a `name` column ('?' when one whose
+    columns are not known may), {} when none has. A relation is a table, a view, a function's rows (`from
+    private.my_organizations() o`, returning organisations or a TABLE with a name: evasion round 22 e01) or a
+    sub-select, its columns renamed by an alias's column list (`o(id, org_name)`) as far as that goes."""
     found: dict[str, str] = {}
     for kind, body in _from_items(select):
-        t = s.table(body.get("relname", ""), body.get("schemaname") or "public") if kind == "RangeVar" else None
-        if t is not None:
-            if t.column("name") is not None:
-                return {"name": qualified(body, "public")}
+        renamed = strings((body.get("alias") or {}).get("colnames"))
+        label, columns = _columns(s, kind, body)
+        if columns is None and renamed and kind != "RangeVar":
+            columns = []  # (the alias names the columns the reader knows of; round 21's reading)
+        if columns is None:
+            found = {"name": _UNKNOWN}
             continue
-        columns = strings((body.get("alias") or {}).get("colnames"))
-        if kind != "RangeVar" and columns:
-            if "name" in columns:
-                return {"name": _UNKNOWN}
-            continue
-        found = {"name": _UNKNOWN}
+        if "name" in renamed + columns[len(renamed):]:
+            return {"name": label}
     return found
+
+
+def _columns(s: Schema, kind: str, body: dict) -> tuple[str, list[str] | None]:
+    """(what to call a FROM item, its columns' names in order); None for columns not known."""
+    if kind == "RangeVar":
+        name, schema = body.get("relname", ""), body.get("schemaname") or "public"
+        t = s.table(name, schema)
+        if t is not None:
+            return qualified(body, "public"), [c.name for c in t.columns]
+        view = next((v for v in s.views if v.name == name and v.schema_name == schema), None)
+        names = (view.column_names or _output_names(_parsed_select(view.query))) if view is not None else None
+        return qualified(body, "public"), names
+    if kind == "RangeSubselect":
+        inner = ((body.get("subquery") or {}).get("SelectStmt")) or {}
+        return "a sub-select", _output_names(inner)
+    if kind == "RangeFunction":
+        functions = body.get("functions") or []
+        items = (functions[0].get("List") or {}).get("items") or [] if len(functions) == 1 else []
+        call = (items[0] or {}).get("FuncCall") if items and isinstance(items[0], dict) else None
+        f = find_function(s, function_name(call)) if isinstance(call, dict) and not body.get("ordinality") else None
+        return (f"{f.qualified}()", _function_columns(s, f)) if f is not None else ("?", None)
+    return "?", None
+
+
+def _function_columns(s: Schema, f: Any) -> list[str] | None:
+    """The columns of a function's rows: its table's (`returns setof public.organizations`), its OUT or TABLE
+    parameters (`returns table (id uuid, name text)`), or one named after the function for another type."""
+    returned = f.returns.strip().lower()
+    returned = returned[len("setof "):].strip() if returned.startswith("setof ") else returned
+    if returned in ("record", "trigger", "void"):
+        outs = [(p.get("FunctionParameter") or {}) for p in f._parameters or [] if isinstance(p, dict)]
+        names = [p.get("name") for p in outs if p.get("mode") in ("FUNC_PARAM_OUT", "FUNC_PARAM_INOUT",
+                                                                    "FUNC_PARAM_TABLE")]
+        return names if names and all(names) else None
+    schema, _, name = returned.rpartition(".")
+    t = s.table(name.strip('"'), (schema or "public").strip('"'))
+    return [c.name for c in t.columns] if t is not None else [f.name]
+
+
+def _output_names(select: Any) -> list[str] | None:
+    """The names of a SELECT's columns (an alias, or the column's own name); None where one is `*` or a
+    set operation's."""
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE":
+        return None
+    out = []
+    for target in select.get("targetList") or []:
+        res = target.get("ResTarget") or {}
+        fields = strings((unwrap(res.get("val")) or {}).get("ColumnRef", {}).get("fields")) \
+            if isinstance(unwrap(res.get("val")), dict) else []
+        if any(isinstance(x, dict) and "A_Star" in x for x in
+               ((unwrap(res.get("val")) or {}).get("ColumnRef") or {}).get("fields") or []):
+            return None
+        out.append(res.get("name") or (fields[-1] if fields else "?column?"))
+    return out
+
+
+def _parsed_select(query: str) -> Any:
+    try:
+        parsed = pgparse.parse(query)
+    except (pgparse.PGQueryError, RecursionError, ValueError):
+        return None
+    return (parsed[0].get("stmt") or {}).get("SelectStmt") if len(parsed) == 1 else None
 
 
 def _path_operands(kind: str, body: dict) -> list[Any]:
