@@ -220,3 +220,81 @@ def test_e01_bare_name_over_a_helpers_rows_is_their_name(source, test, before):
 ])
 def test_e01_a_helper_without_a_name_column_leaves_name_the_files(source, test, before):
     assert _rules(_org_files(source, test, before)) == set()
+
+
+# --- e03: BP079, "the caller has a profile" asked by PERFORM and FOUND ---------------------------------------------
+
+_PROFILES = """
+create table public.profiles (
+  id uuid primary key references auth.users (id) on delete cascade,
+  full_name text,
+  role text
+);
+alter table public.profiles enable row level security;
+grant select on public.profiles to authenticated;
+create policy profiles_self on public.profiles for select to authenticated using (id = (select auth.uid()));
+"""
+_SIGNUP = """
+create function private.handle_new_user() returns trigger
+language plpgsql security definer set search_path = '' as $$
+begin
+  insert into public.profiles (id, full_name) values (new.id, new.raw_user_meta_data ->> 'full_name');
+  return new;
+end $$;
+create trigger on_auth_user_created after insert on auth.users
+  for each row execute function private.handle_new_user();
+"""
+_DOCS_SQL = """
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  body text
+);
+create index on public.documents (organization_id);
+alter table public.documents enable row level security;
+grant select on public.documents to authenticated;
+create policy documents_select on public.documents for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer')))
+         or (select private.has_profile()));
+"""
+_LOOKUP = "from public.profiles where id = (select auth.uid())"
+
+
+def _has_profile(body: str, declare: str = "", signup: str = _SIGNUP) -> set[str]:
+    helper = f"""
+create function private.has_profile() returns boolean
+language plpgsql stable security definer set search_path = '' as $$
+{declare}begin
+  {body}
+end $$;
+"""
+    return {f.rule_id for f in audit_sql([("m.sql", ORGS + _PROFILES + signup + helper + _DOCS_SQL)])
+            if f.level.value == "ERROR"}
+
+
+@pytest.mark.parametrize("body, declare", [
+    (f"perform 1 {_LOOKUP};\n  return found;", ""),
+    (f"perform * {_LOOKUP};\n  if not found then return false; end if;\n  return true;", ""),
+    (f"perform 1 {_LOOKUP};\n  if found then return true; else return false; end if;", ""),
+    (f"select id into v {_LOOKUP};\n  return found;", "declare v uuid;\n"),
+    (f"select id into v {_LOOKUP};\n  return v is not null;", "declare v uuid;\n"),
+    (f"select p.id into v from public.profiles p where p.id = auth.uid();\n  if not found then\n"
+     "    raise exception 'no profile';\n  end if;\n  return true;", "declare v uuid;\n"),
+    ("perform 1 from auth.users where id = auth.uid();\n  return found;", ""),
+])
+def test_e03_own_profile_found_by_perform_or_select_into_is_every_caller(body, declare):
+    assert _has_profile(body, declare) == {"BP079"}
+
+
+@pytest.mark.parametrize("body, declare, signup", [
+    (f"perform 1 {_LOOKUP} and role = 'admin';\n  return found;", "", _SIGNUP),
+    (f"perform 1 {_LOOKUP};\n  return not found;", "", _SIGNUP),
+    (f"perform 1 {_LOOKUP};\n  return found;", "", ""),  # no signup trigger: not every user has one
+    (f"select full_name into v {_LOOKUP};\n  return v is not null;", "declare v text;\n", _SIGNUP),
+    (f"perform 1 {_LOOKUP};\n  perform 1 from public.organization_members m where m.user_id = auth.uid() "
+     "and m.role = 'owner';\n  return found;", "", _SIGNUP),  # FOUND is the last query's
+    (f"perform private.audit_read() {_LOOKUP};\n  return found;", "", _SIGNUP),  # (a call in the list: unread)
+    ("return found;", "", _SIGNUP),  # false on entry
+])
+def test_e03_lookups_a_caller_may_fail_are_not_every_caller(body, declare, signup):
+    assert "BP079" not in _has_profile(body, declare, signup)  # (BP050 may read the owner test, rightly)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .tree import const, strings
+from .tree import const, nodes, strings
 
 _ERROR_LEVEL = 21  # RAISE EXCEPTION as libpg_query reports it (elog ERROR)
 _UNREAD: dict = {"PLpgSQL_stmt_raise": {}}  # no value (a RAISE, no RETURN reached): no reader reads this kind
 _NULL: dict = {"A_Const": {"isnull": True}}
+_FALSE: dict = {"A_Const": {"boolval": {}}}
+_TRUE: dict = {"A_Const": {"boolval": {"boolval": True}}}
+_FOUND: dict = {"ColumnRef": {"fields": [{"String": {"sval": "found"}}]}}  # (FOUND after a query not read)
 _BUDGET = 64  # statements followed per function (IF branches each follow the rest of the body)
 
 
@@ -25,7 +28,7 @@ def plpgsql_answer(fn: dict, expression_at: dict[int, Any]) -> Any:
     """The expression `fn` (libpg_query's PLpgSQL_function) returns; None when the body is not only IFs,
     assignments and RETURNs. `expression_at`: id of each PLpgSQL_expr -> its parse (`select <expression>`)."""
     datums = fn.get("datums") or []
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = {"found": _FALSE}  # (FOUND starts false in each call)
     for datum in datums:
         var = datum.get("PLpgSQL_var") if isinstance(datum, dict) else None
         if not isinstance(var, dict) or "lineno" not in var or not var.get("refname"):
@@ -79,12 +82,20 @@ def _follow(statements: list, env: dict[str, Any], datums: list, expression_at: 
                 whens.append((test, answer))
             last = _follow(otherwise + rest, env, datums, expression_at, budget) if otherwise is not None else _UNREAD
             return None if last is None else _case(whens, last)
+        if kind == "PLpgSQL_stmt_perform":
+            found = _found(body.get("expr"), expression_at, env, perform=True)
+            if found is None:
+                return None
+            env = {**env, "found": found}
+            continue
         if kind in ("PLpgSQL_stmt_assign", "PLpgSQL_stmt_execsql"):
             name = _assigned(kind, body, datums)
             value = _value(body.get("expr") or body.get("sqlstmt"), expression_at, env,
                            into=kind == "PLpgSQL_stmt_execsql")
             if name is None or value is None:
                 return None
+            if kind == "PLpgSQL_stmt_execsql":  # (SELECT ... INTO sets FOUND: whether a row came)
+                env = {**env, "found": _found(body.get("sqlstmt"), expression_at, env) or _FOUND}
             env = {**env, name: value}
             continue
         return None
@@ -127,6 +138,25 @@ def _value(wrapped: Any, expression_at: dict[int, Any], env: dict[str, Any], int
             return None
         return _bound({"SubLink": {"subLinkType": "EXPR_SUBLINK", "subselect": {"SelectStmt": select}}}, env)
     return _bound((targets[0].get("ResTarget") or {}).get("val"), env)
+
+
+def _found(wrapped: Any, expression_at: dict[int, Any], env: dict[str, Any], perform: bool = False) -> Any:
+    """What FOUND holds after a PERFORM or a SELECT ... INTO of `wrapped`: `exists (<the query>)` (true for one
+    without FROM or WHERE); None for another query, and for a PERFORM that may do more than read rows (a function
+    called in its list), whose effects the reading does not follow (evasion round 22 e03: `perform 1 from
+    public.profiles where id = auth.uid(); return found;`)."""
+    expr = (wrapped or {}).get("PLpgSQL_expr") if isinstance(wrapped, dict) else None
+    tree = expression_at.get(id(expr)) if isinstance(expr, dict) else None
+    statements = tree if isinstance(tree, list) else [tree]
+    stmt = (statements[0] or {}).get("stmt") if len(statements) == 1 and isinstance(statements[0], dict) else None
+    select = stmt.get("SelectStmt") if isinstance(stmt, dict) else None
+    if not isinstance(select, dict) or select.get("op", "SETOP_NONE") != "SETOP_NONE" or \
+            perform and any(k == "FuncCall" for k, _ in nodes(select.get("targetList"))):
+        return None
+    if not select.get("fromClause"):
+        return _TRUE if not select.get("whereClause") else None
+    kept = {k: v for k, v in select.items() if k not in ("intoClause",)}
+    return _bound({"SubLink": {"subLinkType": "EXISTS_SUBLINK", "subselect": {"SelectStmt": kept}}}, env)
 
 
 def _bound(node: Any, env: dict[str, Any]) -> Any:

@@ -1467,6 +1467,33 @@ def _token_test(node, callers: frozenset[str], definer: bool) -> str | None:
         (" claim" if len(claims) == 1 else " claims")
 
 
+def _negation_of_negation(node: dict):
+    """y of `x is true` (y = x), or of `not y` negated again (`not (not y)`, `(not y) is not true`, `(not y) is
+    false`): true wherever y is true (evasion round 22 e03); None for anything else."""
+    test = node.get("BooleanTest")
+    if isinstance(test, dict) and test.get("booltesttype") == "IS_TRUE":
+        return test.get("arg")
+    negation = node.get("BoolExpr") if isinstance(node.get("BoolExpr"), dict) and \
+        node["BoolExpr"].get("boolop") == "NOT_EXPR" else None
+    arg = test.get("arg") if isinstance(test, dict) and test.get("booltesttype") in ("IS_NOT_TRUE", "IS_FALSE") \
+        else (negation.get("args") or [None])[0] if negation is not None else None
+    inner = (arg or {}).get("BoolExpr") if isinstance(arg, dict) else None
+    if isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1:
+        return inner["args"][0]
+    return None
+
+
+def _refused_unless(node: dict):
+    """(c, x) of a PL/pgSQL helper's answer `case when c then <raise> else x end` (plpgsql_answer: an IF that
+    raises, then a RETURN): x for every caller for whom c is not true, an error for the others; None otherwise."""
+    case = node.get("CaseExpr")
+    whens = (case.get("args") or []) if isinstance(case, dict) and not case.get("arg") else []
+    when = (whens[0] or {}).get("CaseWhen") if len(whens) == 1 and isinstance(whens[0], dict) else None
+    if not isinstance(when, dict) or set(when.get("result") or {}) != {"PLpgSQL_stmt_raise"}:
+        return None
+    return when.get("expr"), case.get("defresult")
+
+
 def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer: bool = False) -> str | None:
     """What makes `node` true for every caller in `callers` (the API roles a policy applies to), or None: a test of
     the request's token every token of those roles passes (`_token_test`: `auth.role() = 'authenticated'`,
@@ -1487,6 +1514,15 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
         hit = (hits[0] if hits else None) if b["boolop"] == "OR_EXPR" else \
             (hits[0] if hits and len(hits) == len(found) else None)
         return hit or _token_test(node, callers, definer)
+    inner = _negation_of_negation(node)
+    if inner is not None:  # (`(not exists (...)) is not true`, a PL/pgSQL `if not found then return false`)
+        return _true_for(s, inner, callers, depth, definer)
+    refused = _refused_unless(node)
+    if refused is not None:  # (a PL/pgSQL `if not found then raise ...; end if; return true`)
+        passed, answer = refused
+        never = _true_for(s, {"BoolExpr": {"boolop": "NOT_EXPR", "args": [passed]}}, callers, depth, definer)
+        if never and _true_for(s, answer, callers, depth, definer):
+            return never
     if callers == {"authenticated"}:
         signed_in = own_row_exists(s, node, definer)
         if signed_in:
