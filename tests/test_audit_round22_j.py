@@ -298,3 +298,118 @@ def test_e03_own_profile_found_by_perform_or_select_into_is_every_caller(body, d
 ])
 def test_e03_lookups_a_caller_may_fail_are_not_every_caller(body, declare, signup):
     assert "BP079" not in _has_profile(body, declare, signup)  # (BP050 may read the owner test, rightly)
+
+
+# --- e04, e05, fp01: a check wrapping the write (`if <check> then <write> end if`) --------------------------------------
+
+_ADMIN = "p_org = any (array(select private.organization_ids_with_role('admin')))"
+_OWNER = "p_org = any (array(select private.organization_ids_with_role('owner')))"
+_TO_OWNER = """    update public.organization_members set role = 'owner'
+     where organization_id = p_org and user_id = p_new_owner;
+"""
+
+
+def _definer(name: str, params: str, body: str) -> str:
+    types = ", ".join(p.split()[1] for p in params.split(", "))
+    return ORGS + f"""
+create function public.{name}({params}) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+{body}end $$;
+revoke all on function public.{name}({types}) from public, anon;
+grant execute on function public.{name}({types}) to authenticated;
+"""
+
+
+def _transfer(body: str) -> set[str]:
+    return _rules(_definer("transfer_ownership", "p_org uuid, p_new_owner uuid", body))
+
+
+@pytest.mark.parametrize("body", [
+    f"  if {_ADMIN} then\n{_TO_OWNER}  end if;\n",
+    f"  if {_ADMIN} and p_new_owner is not null then\n{_TO_OWNER}  end if;\n",
+    f"  if not ({_ADMIN}) then\n    raise exception 'admins only';\n  else\n{_TO_OWNER}  end if;\n",
+    f"  if p_new_owner is not null then\n    if {_ADMIN} then\n{_TO_OWNER}    end if;\n  end if;\n",
+    f"  if {_ADMIN} then\n    update public.organization_members set role = 'admin' where organization_id = p_org "
+    f"and role = 'owner';\n{_TO_OWNER}  end if;\n",
+])
+def test_e04_admin_check_wrapping_the_transfer_hands_ownership_over(body):
+    assert _transfer(body) == {"BP024", "BP084"}
+
+
+@pytest.mark.parametrize("body", [
+    f"  if {_OWNER} then\n{_TO_OWNER}  end if;\n",
+    f"  if {_ADMIN} then\n    null;\n  end if;\n  if {_OWNER} then\n{_TO_OWNER}  end if;\n",
+    f"  if not ({_OWNER}) then\n    raise exception 'owners only';\n  else\n{_TO_OWNER}  end if;\n",
+    f"  if {_ADMIN} then\n    update public.organization_members set role = 'member' where organization_id = p_org "
+    "and user_id = p_new_owner and role < 'admin';\n  end if;\n",
+])
+def test_e04_owner_check_wrapping_the_transfer_or_a_write_below_is_clean(body):
+    assert _transfer(body) == {"BP024"}
+
+
+def test_e04_a_write_after_the_wrapping_if_is_not_under_it():
+    """(No check on the write's path: BP084 reads none; BP089 is the rule of a write no check guards.)"""
+    body = f"  if {_ADMIN} then\n    null;\n  end if;\n{_TO_OWNER}"
+    assert "BP084" not in _transfer(body)
+
+
+_REMOVE = "    delete from public.organization_members where organization_id = p_org and user_id = p_user;\n"
+
+
+def _removal(body: str) -> set[str]:
+    return _rules(_definer("remove_member", "p_org uuid, p_user uuid", body))
+
+
+@pytest.mark.parametrize("body", [
+    f"  if {_ADMIN} then\n{_REMOVE}  end if;\n",
+    f"  if {_ADMIN} and p_user <> (select auth.uid()) then\n{_REMOVE}  end if;\n",
+    f"  if not ({_ADMIN}) then\n    return;\n  else\n{_REMOVE}  end if;\n",
+])
+def test_e05_admin_check_wrapping_the_removal_removes_the_owner(body):
+    assert _removal(body) == {"BP024", "BP081"}
+
+
+@pytest.mark.parametrize("body", [
+    f"  if {_OWNER} then\n{_REMOVE}  end if;\n",
+    f"  if {_ADMIN} then\n{_REMOVE.replace(';', ' and role <> ' + chr(39) + 'owner' + chr(39) + ';')}  end if;\n",
+    f"  if {_ADMIN} and not exists (select 1 from public.organization_members m where m.organization_id = p_org "
+    "and m.user_id = p_user and m.role = 'owner') then\n" + _REMOVE + "  end if;\n",
+])
+def test_e05_removal_wrapped_by_an_owner_check_or_kept_below_is_clean(body):
+    assert _removal(body) == {"BP024"}
+
+
+def _invite(body: str) -> set[str]:
+    return _rules(invitations() + _definer("invite_member", "p_org uuid, p_email text, p_role public.member_role",
+                                           body))
+
+
+_MEMBER = """  if not p_org = any (array(select private.organization_ids_with_role('member'))) then
+    raise exception 'members only' using errcode = '42501';
+  end if;
+"""
+_INSERT = "    insert into public.invitations (organization_id, email, role) values (p_org, p_email, p_role);\n"
+
+
+@pytest.mark.parametrize("body", [
+    _MEMBER + f"  if p_role < 'admin' or {_OWNER} then\n{_INSERT}  end if;\n",
+    _MEMBER + f"  if p_role in ('viewer', 'member') or {_OWNER} then\n{_INSERT}  end if;\n",
+    _MEMBER + f"  if p_role >= 'admin' and not ({_OWNER}) then\n    raise notice 'skipped';\n  else\n{_INSERT}"
+    "  end if;\n",
+    f"  if p_org = any (array(select private.organization_ids_with_role('member'))) then\n"
+    f"    if p_role < 'admin' or {_OWNER} then\n  {_INSERT}    end if;\n  end if;\n",
+])
+def test_fp01_invitation_written_inside_an_if_bounding_its_role_is_clean(body):
+    assert _invite(body) == {"BP024"}
+
+
+@pytest.mark.parametrize("body", [
+    _MEMBER + f"  if p_role <= 'admin' or {_OWNER} then\n{_INSERT}  end if;\n",  # admin for every member
+    _MEMBER + f"  if p_role < 'admin' or {_ADMIN} then\n{_INSERT}  end if;\n",  # admins make owners
+    _MEMBER + f"  if p_email is not null then\n{_INSERT}  end if;\n",  # no role test
+    _MEMBER + f"  if p_role < 'admin' or {_OWNER} then\n    null;\n  end if;\n{_INSERT}",  # written after it
+    _MEMBER + f"  if p_role >= 'admin' and not ({_OWNER}) then\n{_INSERT}  end if;\n",  # the branch that refuses
+])
+def test_fp01_an_if_that_does_not_bound_the_role_still_fires(body):
+    assert _invite(body) == {"BP024", "BP087"}

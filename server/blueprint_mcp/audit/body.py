@@ -87,6 +87,10 @@ class BodyFacts:
     # Position in `trees` of a condition (a refusing one among them) -> (position, holds) of each IF condition
     # enclosing it: its branch runs only where each enclosing one holds (True) or fails (False: an ELSE, an ELSIF).
     within: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
+    # Position in `trees` of a statement in an IF's (or a CASE's) branch -> the same of the IF conditions around it:
+    # it runs only where each holds (or fails): `if <admin> then update ... set role = 'owner' ...; end if;` (evasion
+    # round 22 e04).
+    enclosed: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
     # Position in `trees` of a refusing condition whose every RAISE a BEGIN ... EXCEPTION block's handler catches
     # without raising or returning (when others then raise warning ...) -> the position where that block ends: the
     # refusal refuses nothing the statements after the block do (evasion round 15 e03).
@@ -429,6 +433,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     around = [(position_of[c], holds) for c, holds in enclosing.get(id(body), []) if c in position_of]
                     if around:
                         facts.within[before] = around
+                elif id(body) in enclosing and len(facts.trees) > before:
+                    around = [(position_of[c], holds) for c, holds in enclosing[id(body)] if c in position_of]
+                    if around:
+                        facts.enclosed[before] = around
                 if len(facts.trees) > before and (id(body) in discarded or id(body) in performed and
                                                   not _reads_rows(facts.trees[before])):
                     facts.discarded.append(before)
@@ -532,7 +540,9 @@ def _paths(action: Any, returns: bool = False) -> tuple[set[int], bool]:
                     g, p = walk(stmts, guarded or _asks_who(cond))
                     inner += p
                     results.append(g or ends_raising(stmts))
-                g, p = walk(otherwise, guarded or check)
+                # (the ELSE of a branch that refuses or only leaves runs where its test failed: `if not <admin>
+                # then return; else <write> end if;`, evasion round 22 e05)
+                g, p = walk(otherwise, guarded or check or leaves)
                 inner += p
                 results.append((g or ends_raising(otherwise)) if otherwise else guarded or check)
                 if check:

@@ -44,6 +44,7 @@ class BodyReading:
     refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
     leaves_when: tuple[int, ...] = ()  # ... only leaves the function (BodyFacts.leaves_when)
     within: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # the IFs around a condition (BodyFacts.within)
+    enclosed: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # ... around a statement (BodyFacts.enclosed)
     caught: tuple[tuple[int, int], ...] = ()  # refusals a handler swallows -> where its block ends (BodyFacts.caught)
     lookups: tuple[int, ...] = ()  # positions of SELECT ... INTO without STRICT (BodyFacts.lookups)
     unguarded: tuple[int, ...] = ()  # positions of statements nothing guards on their path (BodyFacts.unguarded)

@@ -310,6 +310,7 @@ def _keep_body(f: Function, facts: BodyFacts, n: dict, schema: str) -> None:
         declared=tuple(facts.declared), performs=tuple(facts.performs), answer=facts.answer,
         always=tuple(facts.always),
         within=tuple((at, tuple(around)) for at, around in facts.within.items()), caught=tuple(facts.caught.items()),
+        enclosed=tuple((at, tuple(around)) for at, around in facts.enclosed.items()),
         column_first=f.language == "sql" or bool(_USE_COLUMN.search(f.body)))
 
 

@@ -166,6 +166,13 @@ def _definer_rank(w: DefinerWrite, t: Table, labels: list[str] | None) -> int:
             negated = (unwrap(atom) or {}).get("BoolExpr") if isinstance(unwrap(atom), dict) else None
             if isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR" and len(negated.get("args")) == 1:
                 passed += boolean_args(negated["args"][0], "AND_EXPR")
+    for at, holds in dict(reading.enclosed).get(w.at, ()):  # (the IFs around the write: their tests passed)
+        test = _test_at(reading, at)
+        inner = (unwrap(test) or {}).get("BoolExpr") if isinstance(unwrap(test), dict) else None
+        if holds:
+            passed += boolean_args(test, "AND_EXPR")
+        elif isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1:
+            passed += boolean_args(inner["args"][0], "AND_EXPR")
     return _rank(passed + extra, labels, lambda f: bool(row_role) and f == row_role,
                  lambda f: not t.tenant_key or f in orgs, lambda f: not t.tenant_key or f in orgs)
 
@@ -245,6 +252,10 @@ def _refusals_before(s: Schema, w: DefinerWrite, src: Written) -> Iterator[list[
     for at in reading.performs:
         if at < w.at and not any(at < q < w.at for q in changed):
             yield from _callee_refusals(s, reading, at)
+    for at, holds in dict(reading.enclosed).get(w.at, ()):  # (an IF around the write refuses where it fails:
+        if not any(at < q < w.at for q in changed):  # where each of its OR-ed tests fails; evasion round 22 fp01)
+            test = _test_at(reading, at)
+            yield [(x, False) for x in boolean_args(test, "OR_EXPR")] if holds else [(test, True)]
 
 
 def _assigned(reading: Any, src: Written) -> list[int]:

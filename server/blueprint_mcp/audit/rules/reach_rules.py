@@ -2272,6 +2272,17 @@ def _caller_roles(s: Schema, reading, before: int | None = None) -> frozenset[st
             found = admitted_roles(s, (negated.get("args") or [None])[0])
             if found is not None:
                 out = found[1] if out is None else out & found[1]
+    # The IFs around the statement: `if <admin> then <it> end if`, or it in the ELSE of `if not <admin> then ...`
+    # (evasion round 22 e04, e05).
+    for at, holds in dict(reading.enclosed).get(before, ()) if before is not None else ():
+        test = _test_at(reading, at)
+        negated = (test or {}).get("BoolExpr") if isinstance(test, dict) else None
+        if not holds and not (isinstance(negated, dict) and negated.get("boolop") == "NOT_EXPR"):
+            continue
+        for x in boolean_args(test if holds else (negated.get("args") or [None])[0], "AND_EXPR"):
+            found = admitted_roles(s, x)
+            if found is not None:
+                out = found[1] if out is None else out & found[1]
     return out
 
 
@@ -2326,20 +2337,24 @@ def definer_role_write_outranks_check(r, s: Schema) -> Iterator:
     members = membership_tables(s)
     for f, through in client_definers(s):
         reading = f._body
-        # (an early RETURN refuses as a RAISE does: `if not <admin> then return; end if;`)
-        admitted = _caller_roles(s, reading, len(reading.trees)) if reading is not None and (
-            reading.refuses_when or reading.leaves_when) else None
-        found = _outranking_write(s, reading, admitted, members) if admitted else None
+        # (an early RETURN refuses as a RAISE does: `if not <admin> then return; end if;`; an IF around the write
+        # admits as the refusal of its negation does)
+        found = _outranking_write(s, reading, members) if reading is not None and (
+            reading.refuses_when or reading.leaves_when or reading.enclosed) else None
         if found:
             yield r.finding(f"{f.qualified} {found}; clients reach it through {through}.", f.qualified,
                             location=f.location)
 
 
-def _outranking_write(s: Schema, reading, admitted: frozenset[str], members: set[str]) -> str | None:
-    """What the first write of a membership role beyond the least of the `admitted` roles does (a role written
-    above it, or rows up to a role above it changed), as a phrase; None where every write keeps below."""
+def _outranking_write(s: Schema, reading, members: set[str]) -> str | None:
+    """What the first write of a membership role beyond the least of the roles the checks on its path admit
+    (`_caller_roles`) does (a role written above it, or rows up to a role above it changed), as a phrase; None
+    where every write keeps below."""
     from ..role_sets import role_labels
-    for tree in reading.trees:
+    for at, tree in enumerate(reading.trees):
+        admitted = _caller_roles(s, reading, at)
+        if not admitted:
+            continue
         for kind, body in nodes(tree):
             if kind not in ("UpdateStmt", "InsertStmt") or not isinstance(body.get("relation"), dict):
                 continue
