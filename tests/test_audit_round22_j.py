@@ -300,7 +300,7 @@ def test_e03_lookups_a_caller_may_fail_are_not_every_caller(body, declare, signu
     assert "BP079" not in _has_profile(body, declare, signup)  # (BP050 may read the owner test, rightly)
 
 
-# --- e04, e05, fp01: a check wrapping the write (`if <check> then <write> end if`) --------------------------------------
+# --- e04, e05, fp01: a check wrapping the write (`if <check> then <write> end if`) ------------------------------------
 
 _ADMIN = "p_org = any (array(select private.organization_ids_with_role('admin')))"
 _OWNER = "p_org = any (array(select private.organization_ids_with_role('owner')))"

@@ -154,7 +154,7 @@ def _any_folder(tree: Any) -> str:
             name, args = function_name(body).split(".")[-1], body.get("args") or []
             if args and _folders(args[0]) and (name in ("unnest", "array_positions") or
                                                name == "array_position" and id(body) not in pinned):
-                return f"{name}(storage.foldername(name))"
+                return f"{name}({_folders_text(args[0])})"
         if kind != "A_Expr":
             continue
         op, left, right = "".join(strings(body.get("name"))), body.get("lexpr"), body.get("rexpr")
@@ -163,8 +163,9 @@ def _any_folder(tree: Any) -> str:
                                                     op == "<@" and _folders(right) and not _fixed(left) or
                                                     op == "&&" and any(_folders(a) and not _fixed(b) for a, b in
                                                                        ((left, right), (right, left)))):
-            return {"=": "= any (storage.foldername(name))", "@>": "storage.foldername(name) @> ...",
-                    "<@": "... <@ storage.foldername(name)"}.get(op, "storage.foldername(name) && ...")
+            split = _folders_text(next(x for x in (right, left) if _folders(x)))
+            return {"=": f"= any ({split})", "@>": f"{split} @> ...", "<@": f"... <@ {split}"}.get(
+                op, f"{split} && ...")
         if is_object_name(left) and not op.startswith("!"):
             if body.get("kind") == "AEXPR_SIMILAR" and _call_of(right, "similar_to_escape"):
                 right = (unwrap(right)["FuncCall"].get("args") or [None])[0]
@@ -206,6 +207,12 @@ def _first_folder_pinned(tree: Any) -> bool:
                     not (index[0].get("A_Indices") or {}).get("is_slice"):
                 return True
     return False
+
+
+def _folders_text(node: Any) -> str:
+    """How the message names a `_folders` array."""
+    return "storage.foldername(name)" if _call_of(node, "foldername") else \
+        f"{_call_of(node, 'string_to_array') or 'regexp_split_to_array'}(name, '/')"
 
 
 def _fixed(node: Any) -> bool:
