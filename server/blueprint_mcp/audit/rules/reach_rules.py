@@ -2352,9 +2352,7 @@ def _outranking_write(s: Schema, reading, members: set[str]) -> str | None:
     where every write keeps below."""
     from ..role_sets import role_labels
     for at, tree in enumerate(reading.trees):
-        admitted = _caller_roles(s, reading, at)
-        if not admitted:
-            continue
+        admitted: frozenset[str] | None = None
         for kind, body in nodes(tree):
             if kind not in ("UpdateStmt", "InsertStmt") or not isinstance(body.get("relation"), dict):
                 continue
@@ -2362,7 +2360,9 @@ def _outranking_write(s: Schema, reading, members: set[str]) -> str | None:
             t = s.table(*rel.split(".", 1)[::-1]) if rel in members else None
             role = role_column(t) if t is not None else None
             labels = role_labels(s, t) if role else None
-            if not labels or not admitted <= set(labels):
+            if labels and admitted is None:  # (read only for a membership write, once per statement)
+                admitted = _caller_roles(s, reading, at) or frozenset()
+            if not labels or not admitted or not admitted <= set(labels):
                 continue
             least = min(labels.index(x) for x in admitted)
             written = _written_role(body, role)
