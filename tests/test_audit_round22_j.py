@@ -162,6 +162,26 @@ def test_e02_first_level_of_the_split_name_stays_clean(test):
     assert _rules(_uploads(test)) == set()
 
 
+@pytest.mark.parametrize("test", [
+    f"position('/' || {_UID} || '/' in '/' || name) > 0",
+    f"strpos('/' || objects.name, '/' || {_UID} || '/') > 0",
+    f"regexp_like(name, {_UID})",
+    f"regexp_like(name, '/' || {_UID} || '/')",
+])
+def test_e02_nearby_searches_of_the_path_at_any_level(test):
+    assert _rules(_uploads(test)) == {"BP053"}
+
+
+@pytest.mark.parametrize("test", [
+    f"regexp_like(name, '^' || {_UID} || '/')",
+    f"strpos(name, {_UID} || '/') = 1",
+    f"position({_UID} || '/' in name) = 1",
+    f"position('/' || {_UID} || '/' in '/' || name) = 1",
+])
+def test_e02_searches_anchored_at_the_first_folder_stay_clean(test):
+    assert _rules(_uploads(test)) == set()
+
+
 def test_e02_a_split_of_another_text_is_no_folder_test():
     """(Reported as before, for testing no folder: not as a test of the caller at any folder level.)"""
     found = audit_sql([("m.sql", _uploads(f"{_UID} = any (string_to_array(bucket_id, '/'))"))])

@@ -155,6 +155,10 @@ def _any_folder(tree: Any) -> str:
             if args and _folders(args[0]) and (name in ("unnest", "array_positions") or
                                                name == "array_position" and id(body) not in pinned):
                 return f"{name}({_folders_text(args[0])})"
+        if kind == "FuncCall" and function_name(body).split(".")[-1] in ("regexp_like", "textregexeq") and \
+                len(body.get("args") or []) == 2:  # (regexp_like(name, <pattern>) is name ~ <pattern>)
+            body, kind = {"kind": "AEXPR_OP", "name": [{"String": {"sval": "~"}}], "lexpr": body["args"][0],
+                          "rexpr": body["args"][1]}, "A_Expr"
         if kind != "A_Expr":
             continue
         op, left, right = "".join(strings(body.get("name"))), body.get("lexpr"), body.get("rexpr")
@@ -245,7 +249,15 @@ def _found_in_name(node: Any) -> Any:
     call = node.get("FuncCall") if isinstance(node, dict) else None
     args = (call.get("args") or []) if isinstance(call, dict) else []
     name = function_name(call).split(".")[-1] if isinstance(call, dict) else ""
-    return args[1] if name in ("position", "strpos") and len(args) == 2 and is_object_name(args[0]) else None
+    return args[1] if name in ("position", "strpos") and len(args) == 2 and _path_text(args[0]) else None
+
+
+def _path_text(node: Any) -> bool:
+    """The object's name, or it with constants around it (`'/' || name`: a search for '/<id>/' at any level;
+    evasion round 22)."""
+    parts = pieces(node)
+    names = [p for p in parts if is_object_name(p)]
+    return len(names) == 1 and all(p is names[0] or isinstance(const(unwrap(p)), str) for p in parts)
 
 
 def _names_folder(tree: Any) -> bool:
