@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from . import __version__, tools
 from .artefacts import FIRST_STAMP, LAST_STAMP, parse_stamp
+from .files import recorded_stamps
 from .audit.findings import LEVEL_ORDER, Level, sort_findings
 from .audit.output import sarif_report, text_report
 from .http_security import TOKEN_ENV, HttpPolicy, is_loopback, is_wildcard, policy_for, url_host
@@ -150,7 +151,10 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     bp = load_source(args.source)
-    result = tools.write_files(tools.migration_files(bp, timestamp=args.timestamp), args.out, force=args.force)
+    # Without --timestamp, the migrations keep the names the last render recorded: they may be applied.
+    stamps = None if args.timestamp else recorded_stamps(Path(args.out))
+    files = tools.migration_files(bp, timestamp=args.timestamp, stamps=stamps)
+    result = tools.write_files(files, args.out, force=args.force)
     for path in result.written:
         print(path)
     for path in result.removed:

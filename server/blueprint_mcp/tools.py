@@ -509,27 +509,35 @@ def _stamp_base(timestamp: datetime | None) -> datetime:
     return (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
 
 
-def migrations(bp: Blueprint, timestamp: datetime | None = None, schema: Schema | None = None) -> dict[str, str]:
+def _stamps(timestamp: datetime | None, stamps: list[str] | None) -> list[str]:
+    """The migrations' stamps: given (a re-render keeps the names it recorded), else one second apart."""
+    if stamps:
+        return list(stamps)
+    ts = _stamp_base(timestamp)
+    return [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
+
+
+def migrations(bp: Blueprint, timestamp: datetime | None = None, schema: Schema | None = None,
+               stamps: list[str] | None = None) -> dict[str, str]:
     """Relative path -> content of the migrations alone, as `migration_files` names them: what `supabase db reset`
     applies, without the tests, seed and documents (the pgTAP file alone runs the whole attack-matrix plan)."""
-    ts = _stamp_base(timestamp)
+    stamp = _stamps(timestamp, stamps)
     schema = schema or build_schema(bp)
-    stamp = [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
     slug = bp.app.slug
     return {f"supabase/migrations/{stamp[0]}_initial_schema.sql": schema_sql(schema, slug),
             f"supabase/migrations/{stamp[1]}_rls_policies.sql": rls_sql(schema, slug),
             f"supabase/migrations/{stamp[2]}_triggers.sql": triggers_sql(schema, slug)}
 
 
-def migration_files(bp: Blueprint, timestamp: datetime | None = None) -> dict[str, str]:
-    """Relative path -> content of every file `render` writes (timestamps one second apart)."""
-    ts = _stamp_base(timestamp)
+def migration_files(bp: Blueprint, timestamp: datetime | None = None,
+                    stamps: list[str] | None = None) -> dict[str, str]:
+    """Relative path -> content of every file `render` writes (timestamps one second apart, or `stamps`)."""
+    stamp = _stamps(timestamp, stamps)
     schema = build_schema(bp)
-    stamp = [artefacts.stamp_of(ts + timedelta(seconds=i)) for i in range(artefacts.MIGRATIONS)]
     slug = bp.app.slug
     return {
         f"docs/engineering/SUPABASE-{slug}.md": render_spec(bp, schema, list(SECTIONS), migration_names=stamp),
-        **migrations(bp, ts, schema),
+        **migrations(bp, schema=schema, stamps=stamp),
         f"supabase/tests/database/{slug}_rls.test.sql": pgtap_file(bp),
         "supabase/seed.sql": seed_sql(bp, schema),
         f"docs/engineering/ER-{slug}.mmd": er_diagram(schema),
