@@ -126,13 +126,19 @@ def test_an_unrecorded_migration_named_like_a_generated_one_is_refused_and_kept_
     assert f"warning: kept {old}" in capsys.readouterr().err
 
 
-def test_force_over_a_render_from_before_manifests_removes_its_migrations_when_their_bytes_match(tmp_path):
+def test_force_over_a_render_from_before_manifests_keeps_its_migrations_and_names_them(tmp_path, capsys):
+    """A migration render did not record is never removed, --force or not (red team 31 F3: identical bytes under
+    another stamp were removed and re-stamped, after the user's own migrations): render names the stamp that takes
+    them over under their own names."""
     out = tmp_path / "app"
     assert _render(out, FIRST) == 0
     (out / MANIFEST).unlink()  # as a render before manifests existed left the folder
     assert _render(out, SECOND) == 2  # its spec is not recorded as generated
-    assert _render(out, SECOND, "--force") == 0
-    assert _migrations(out) == _stamped(SECOND)
+    assert _render(out, SECOND, "--force") == 2
+    assert f"--timestamp {FIRST}" in capsys.readouterr().err
+    assert _migrations(out) == _stamped(FIRST)
+    assert _render(out, FIRST, "--force") == 0
+    assert _migrations(out) == _stamped(FIRST)
 
 
 def test_the_manifest_lists_every_generated_file_with_its_sha256_in_path_order(tmp_path):
