@@ -283,3 +283,21 @@ def test_a_setting_changed_after_verify_set_it_leaves_no_verdict(empty_db_url):
     assert not report.ok and report.leaks == 0
     assert report.failures and {c.actual.split(":")[0] for c in report.failures} == {"error"}
     assert "changed row_security, session_replication_role or a legacy" in report.failures[0].actual
+
+
+def test_a_config_toml_outside_the_workspace_roots_is_not_read(tmp_path):
+    """Red team 31 F7: audit_spec `paths` read `[api] schemas` from the root's parent and through a linked
+    supabase/config.toml, where every .sql file outside the roots is refused."""
+    from blueprint_mcp.audit.sources import collect
+
+    root = tmp_path / "work"
+    (root / "supabase" / "migrations").mkdir(parents=True)
+    (root / "supabase" / "migrations" / "20250101000000_a.sql").write_text("create table public.t (id int);")
+    (tmp_path / "config.toml").write_text('[api]\nschemas = ["public", "outside"]\n')
+    assert collect([root], within=[root.resolve()]).exposed is None  # the parent of the root
+    assert collect([root], within=None).exposed == ["public", "outside"]  # the CLI reads the project's own
+    (root / "supabase" / "config.toml").symlink_to(tmp_path / "config.toml")
+    assert collect([root], within=[root.resolve()]).exposed is None
+    (root / "supabase" / "config.toml").unlink()
+    (root / "supabase" / "config.toml").write_text('[api]\nschemas = ["public", "api"]\n')
+    assert collect([root], within=[root.resolve()]).exposed == ["public", "api"]

@@ -31,13 +31,22 @@ class Sources:
     exposed: list[str] | None = None  # the API's schemas, from the project's supabase/config.toml
 
 
-def exposed_schemas(folder: Path) -> list[str] | None:
+CONFIG_BYTES = 1_000_000  # a config.toml is a few KB; a larger file is no project's config
+
+
+def exposed_schemas(folder: Path, within: list[Path] | None = None) -> list[str] | None:
     """`[api] schemas` of the Supabase project a folder belongs to (the folder itself, its supabase/, or the
-    project above a supabase/migrations folder): the schemas PostgREST serves. None without a readable one."""
+    project above a supabase/migrations folder): the schemas PostgREST serves. None without a readable one.
+    `within` (the client's workspace roots): a config.toml outside them, links followed, is not read (red team 31
+    F7: the root's parent, a linked supabase/config.toml)."""
     for candidate in (folder / "supabase" / "config.toml", folder / "config.toml", folder.parent / "config.toml"):
         if not candidate.is_file():
             continue
+        if within is not None and not any(candidate.resolve().is_relative_to(root) for root in within):
+            continue
         try:
+            if candidate.stat().st_size > CONFIG_BYTES:
+                return None
             api = tomllib.loads(candidate.read_text(encoding="utf-8", errors="replace")).get("api") or {}
         except (tomllib.TOMLDecodeError, OSError):
             return None
@@ -107,7 +116,7 @@ def collect(paths: list[Path], max_bytes: int | None = None, within: list[Path] 
                     raise BlueprintError(f"{f} links outside the workspace roots", field="paths",
                                          fix="audit a folder whose files are inside the workspace")
             out.sql += [(str(p), read_text(p, max_bytes)) for p in files]
-            found = exposed_schemas(path)
+            found = exposed_schemas(path, within)
             if found is not None:
                 out.exposed = list(dict.fromkeys([*(out.exposed or []), *found]))
         elif not path.is_file():
