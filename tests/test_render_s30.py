@@ -207,3 +207,17 @@ def test_f5_no_write_through_a_symlinked_folder_that_leaves_out(tmp_path, capsys
     assert (inside / "shared-functions/_shared/http.ts").is_file()
     assert _render(inside) == 0
     assert json.loads((inside / MANIFEST).read_text())["files"]
+
+
+def test_a_user_migration_holding_a_version_render_writes_is_refused(tmp_path, capsys):
+    """Red team 31 F6: the Supabase CLI keys its migration history by the digits before '_'; render wrote
+    20250101000000_initial_schema.sql beside the user's 20250101000000_add_colour.sql."""
+    out = tmp_path / "app"
+    mine = out / "supabase" / "migrations" / "20250101000000_add_colour.sql"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("alter table public.habits add column colour text;\n")
+    assert _render(out, "--timestamp", "20250101000000") == 2
+    assert "hold a version it writes" in capsys.readouterr().err
+    assert _migrations(out) == ["20250101000000_add_colour.sql"]
+    assert _render(out, "--timestamp", "20250101000001") == 0
+    assert "20250101000000_add_colour.sql" in _migrations(out)

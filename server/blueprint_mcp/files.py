@@ -248,6 +248,18 @@ def write_generated(files: dict[str, str], out_dir: str | Path, force: bool = Fa
                            "set (applied together, they clash)", field="out",
                            fix=f"render with --timestamp {stamp} to keep their names (render then records them), "
                                "or move them away: render never removes a migration it did not record")
+    # The Supabase CLI keys its migration history by the digits before the first '_': a migration of the user's
+    # with a version render writes would be taken for it (red team 31 F6).
+    versions = {PurePosixPath(rel).name.split("_", 1)[0] for rel in new if _migration(rel)}
+    mig = root / "supabase" / "migrations"
+    ours = {*new, *todo.recorded}
+    same = sorted(p.relative_to(root).as_posix() for p in (mig.glob("*.sql") if mig.is_dir() else [])
+                  if p.name.split("_", 1)[0] in versions and p.relative_to(root).as_posix() not in ours)
+    if same:
+        raise OutputExists(f"migrations render did not create hold a version it writes (the Supabase CLI keys its "
+                           f"history by it): {[str(root / rel) for rel in same]}", field="out",
+                           fix="render with another --timestamp, or rename them: render never replaces a migration "
+                               "it did not record")
     mine = [rel for rel in todo.foreign if _migration(rel)]
     if mine:
         raise OutputExists(f"would overwrite migrations render did not create: {[str(root / rel) for rel in mine]}",
