@@ -217,7 +217,7 @@ create policy org_files_read on storage.objects for select to authenticated
 
 @pytest.mark.parametrize("source, test, before", [
     ("private.my_organizations() o", _FOLDER, _SETOF),
-    ("private.my_organizations() as o", f"starts_with(name, o.id::text || '/')", _SETOF),
+    ("private.my_organizations() as o", "starts_with(name, o.id::text || '/')", _SETOF),
     ("private.my_organizations() o", _FOLDER, _TABLE.replace("{column}", "name")),
     ("private.my_organizations() o", _FOLDER, _SETOF.replace("setof public.organizations", "public.organizations")),
     ("public.my_organizations o", f"{_MINE} and {_FOLDER}", _VIEW.replace("{column}", "name")),
@@ -298,7 +298,7 @@ end $$;
     (f"perform 1 {_LOOKUP};\n  if found then return true; else return false; end if;", ""),
     (f"select id into v {_LOOKUP};\n  return found;", "declare v uuid;\n"),
     (f"select id into v {_LOOKUP};\n  return v is not null;", "declare v uuid;\n"),
-    (f"select p.id into v from public.profiles p where p.id = auth.uid();\n  if not found then\n"
+    ("select p.id into v from public.profiles p where p.id = auth.uid();\n  if not found then\n"
      "    raise exception 'no profile';\n  end if;\n  return true;", "declare v uuid;\n"),
     ("perform 1 from auth.users where id = auth.uid();\n  return found;", ""),
 ])

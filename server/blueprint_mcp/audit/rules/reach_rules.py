@@ -19,7 +19,7 @@ from ..platform import managed, trigger_function
 from ..body import WRITES, mentions_variables
 from ..pins import outer_aliases, unwrap
 from ..registry import rule
-from ..tree import (boolean_args, called_functions, const, equated_columns, function_name, nodes, qualified,
+from ..tree import (boolean_args, const, equated_columns, function_name, nodes, qualified,
                     statement_relations, strings)
 from ...model.tenant_keys import ROLE_RANKS, ranks_reversed, role_column
 from . import wildcards
