@@ -186,12 +186,14 @@ end""", "Member references limited to roles: the user in column tg_argv[0] must 
         definer=True)
 
 
-def keep_links() -> Function:
-    return _fn("keep_links", """declare
+def _set_on_insert(name: str, service: str, hint: str, comment: str) -> Function:
+    """A trigger refusing client updates that point a column (its arguments) at another row or user; clearing it
+    is allowed, and the service role (`service`: why it may) writes it as it must."""
+    return _fn(name, f"""declare
   col text;
 begin
   if current_user not in ('anon', 'authenticated') then
-    return new;  -- the service role (an edge function that checked who the user is) may re-link
+    return new;  -- {service}
   end if;
   foreach col in array tg_argv loop
     if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
@@ -200,37 +202,30 @@ begin
         errcode = '42501',
         message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
                          tg_table_name, col),
-        hint = 'Whom it names reaches the row from outside the organisation: let the service role re-link it.';
+        hint = {hint};
     end if;
   end loop;
   return new;
-end""", "Refuses client updates that point a column a linked grant reads at another row or user (clearing it "
-       "is allowed): a member re-linking a row to themselves would read what their role does not let them, and "
-       "keep it after leaving.")
+end""", comment)
+
+
+def keep_links() -> Function:
+    return _set_on_insert(
+        "keep_links", "the service role (an edge function that checked who the user is) may re-link",
+        "'Whom it names reaches the row from outside the organisation: let the service role re-link it.'",
+        "Refuses client updates that point a column a linked grant reads at another row or user (clearing it "
+        "is allowed): a member re-linking a row to themselves would read what their role does not let them, and "
+        "keep it after leaving.")
 
 
 def keep_stamped_parents() -> Function:
-    return _fn("keep_stamped_parents", """declare
-  col text;
-begin
-  if current_user not in ('anon', 'authenticated') then
-    return new;  -- the service role may move a row to another parent
-  end if;
-  foreach col in array tg_argv loop
-    if (to_jsonb(new) -> col) is distinct from (to_jsonb(old) -> col)
-       and jsonb_typeof(to_jsonb(new) -> col) <> 'null' then
-      raise exception using
-        errcode = '42501',
-        message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
-                         tg_table_name, col),
-        hint = 'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '
-               'service role move it.';
-    end if;
-  end loop;
-  return new;
-end""", "Refuses client updates that point a reference of a row holding server_set fields at another row "
-       "(clearing it is allowed): those values (a check-in's time, a sign-off's signer) were set for the row it "
-       "names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).")
+    return _set_on_insert(
+        "keep_stamped_parents", "the service role may move a row to another parent",
+        "'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '\n"
+        "               'service role move it.'",
+        "Refuses client updates that point a reference of a row holding server_set fields at another row "
+        "(clearing it is allowed): those values (a check-in's time, a sign-off's signer) were set for the row it "
+        "names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).")
 
 
 def visible_references(bp: Blueprint, e: Entity) -> list[tuple[str, Entity]]:

@@ -568,6 +568,21 @@ def lone_value(select: Node | None, bare: bool = True) -> Any:
     return (targets[0].get("ResTarget") or {}).get("val")
 
 
+def unwrapped_value(node: Any) -> Any:
+    """The value inside casts and a one-column sub-select: `(select auth.uid())::uuid` -> the call."""
+    while isinstance(node, dict) and len(node) == 1:
+        if "TypeCast" in node:
+            node = node["TypeCast"].get("arg")
+            continue
+        link = node.get("SubLink")
+        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
+            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
+        if value is None:
+            return node
+        node = value
+    return node
+
+
 def sql_answer(f: Function | None) -> Any:
     """The expression an SQL function answers when its body is one bare `select <expression>`; None otherwise."""
     reading = f._body if f is not None and f.language == "sql" else None

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...model.schema import Schema
 from ..tree import const, function_name, qualified, strings
-from .common import _once, can_select, commands, find_function, lone_value, only_statement
+from .common import _once, can_select, commands, find_function, lone_value, only_statement, unwrapped_value
 
 _UID = "auth.uid"
 
@@ -183,7 +183,7 @@ def _keyed_by_caller(where: Any) -> str | None:
     e = where.get("A_Expr") if isinstance(where, dict) else None
     if not isinstance(e, dict) or strings(e.get("name")) != ["="] or e.get("kind", "AEXPR_OP") != "AEXPR_OP":
         return None
-    sides = [_unwrapped(e.get("lexpr")), _unwrapped(e.get("rexpr"))]
+    sides = [unwrapped_value(e.get("lexpr")), unwrapped_value(e.get("rexpr"))]
     names = [strings((x.get("ColumnRef") or {}).get("fields")) for x in sides if isinstance(x, dict)]
     uids = [x for x in sides if _is_uid(x)]
     columns = [n[-1] for n in names if n]
@@ -191,24 +191,9 @@ def _keyed_by_caller(where: Any) -> str | None:
 
 
 def _is_uid(node: Any) -> bool:
-    node = _unwrapped(node)
+    node = unwrapped_value(node)
     call = node.get("FuncCall") if isinstance(node, dict) else None
     return isinstance(call, dict) and function_name(call) == _UID and not call.get("args")
-
-
-def _unwrapped(node: Any) -> Any:
-    """The value inside casts and a one-column sub-select: `(select auth.uid())::uuid` -> the call."""
-    while isinstance(node, dict) and len(node) == 1:
-        if "TypeCast" in node:
-            node = node["TypeCast"].get("arg")
-            continue
-        link = node.get("SubLink")
-        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
-            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
-        if value is None:
-            return node
-        node = value
-    return node
 
 
 def _only_table(select: dict) -> str | None:

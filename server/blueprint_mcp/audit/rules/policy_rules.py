@@ -35,7 +35,6 @@ from .common import (
     is_membership_name,
     is_tenant,
     linted_policies,
-    lone_value,
     membership_functions,
     membership_tables,
     membership_views,
@@ -48,6 +47,7 @@ from .common import (
     strings_in,
     tenant_roots,
     trees,
+    unwrapped_value,
 )
 from .own_rows import own_row_exists
 from .stranger import true_for_stranger
@@ -292,17 +292,17 @@ def _claim_path(s: Schema, node, depth: int = 0) -> list[str] | None:
     """The constant path of a claim read from the request's JWT (`auth.jwt() -> 'app_metadata' ->> 'org_role'`,
     `#>> '{app_metadata,org_role}'`, current_setting('request.jwt.claims')::jsonb ...), or of an SQL helper
     answering one; None for anything else, or a path a column picks (`->> organization_id::text`)."""
-    node = _unwrapped(node)
+    node = unwrapped_value(node)
     keys: list[str] = []
     while isinstance(node, dict) and isinstance(node.get("A_Expr"), dict) and \
             strings(node["A_Expr"].get("name")) in (["->"], ["->>"], ["#>"], ["#>>"]):
         e = node["A_Expr"]
-        key = const(_unwrapped(e.get("rexpr")))
+        key = const(unwrapped_value(e.get("rexpr")))
         if not isinstance(key, str):
             return None
         keys[:0] = [k.strip().strip('"') for k in key.strip("{}").split(",")] if \
             strings(e.get("name"))[0].startswith("#") else [key]
-        node = _unwrapped(e.get("lexpr"))
+        node = unwrapped_value(e.get("lexpr"))
     call = node.get("FuncCall") if isinstance(node, dict) else None
     if not isinstance(call, dict):
         return None
@@ -332,7 +332,7 @@ def _global_role_claim(s: Schema, tree, tenant_key: str, roles: frozenset[str]) 
             if column[-1:] == [tenant_key]:
                 org_claim = True
             items = (other.get("List") or {}).get("items") if isinstance(other, dict) else None
-            named = {const(_unwrapped(x)) for x in (items if items is not None else [other])}
+            named = {const(unwrapped_value(x)) for x in (items if items is not None else [other])}
             if found is None and named & roles and path[0] not in USER_METADATA and path != ["role"]:
                 found = " -> ".join(f"'{k}'" for k in path)
     return None if org_claim else found
@@ -1438,21 +1438,6 @@ def token_hook_claim_from_user_metadata(r, s: Schema):
                 break
 
 
-def _unwrapped(node):
-    """The value inside casts and a one-column sub-select: `(select auth.role())::text` -> the call."""
-    while isinstance(node, dict) and len(node) == 1:
-        if "TypeCast" in node:
-            node = node["TypeCast"].get("arg")
-            continue
-        link = node.get("SubLink")
-        value = lone_value((link.get("subselect") or {}).get("SelectStmt")) \
-            if isinstance(link, dict) and link.get("subLinkType") == "EXPR_SUBLINK" else None
-        if value is None:
-            return node
-        node = value
-    return node
-
-
 def _token_test(node, callers: frozenset[str], definer: bool) -> str | None:
     """A test of the request's token every token of the callers' roles passes, however spelt: `(auth.jwt() ->>
     'is_anonymous')::boolean is false`, `auth.jwt() ? 'sub'`, `auth.role() <> 'anon'`, `length(auth.jwt() ->>
@@ -1502,7 +1487,7 @@ def _true_for(s: Schema, node, callers: frozenset[str], depth: int = 0, definer:
     table a signup trigger fills for every user (`own_rows`), `true`, an OR with such a branch, or a call of a
     helper whose body answers one such expression (`select p_org = any (...) or auth.role() = 'authenticated'`, a
     PL/pgSQL `return auth.uid() is not null`)."""
-    node = _unwrapped(node)
+    node = unwrapped_value(node)
     if not isinstance(node, dict) or depth > 4:
         return None
     if is_true(node):
