@@ -76,3 +76,28 @@ end $$;
 revoke all on function {schema}.accept_invitation(uuid) from public, anon;
 grant execute on function {schema}.accept_invitation(uuid) to authenticated;
 """
+
+
+def documents(extra: str = "") -> str:
+    """Documents their organisation's members read; `extra` follows the membership test in the select policy (the
+    test under audit, e.g. " or <a token test>")."""
+    return f"""
+create table public.documents (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  body text
+);
+create index on public.documents (organization_id);
+alter table public.documents enable row level security;
+grant select on public.documents to authenticated;
+create policy documents_select on public.documents for select to authenticated
+  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))){extra});
+"""
+
+
+def errors_fired(sql: str) -> set[str]:
+    """The rules reporting an ERROR on the organisations world followed by `sql`."""
+    from blueprint_mcp.audit import audit_sql
+    from blueprint_mcp.audit.findings import Level
+
+    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}

@@ -5,15 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from blueprint_mcp.audit import audit_sql
-from blueprint_mcp.audit.findings import Level
-
-from audit_world import ORGS, invitations
-
-
-def _fired(sql: str) -> set[str]:
-    """The rules reporting an ERROR on the organisations world followed by `sql`."""
-    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}
+from audit_world import documents, errors_fired, invitations
 
 
 # --- e03: an assignee removed from the organisation still reads and overwrites its task (BP073) ------------------
@@ -53,18 +45,18 @@ def _task(column: str, org: str = "") -> str:
 
 @pytest.mark.parametrize("column", ["assignee_id", "reviewer_id", "user_id", "updated_by", "approver_id"])
 def test_e03_a_pin_of_a_user_column_on_a_tenant_row_is_no_organisation_test(column):
-    assert _fired(_task(column)) == {"BP073"}
+    assert errors_fired(_task(column)) == {"BP073"}
 
 
 def test_e03_the_assignees_pick_with_the_organisation_test_is_clean():
-    assert _fired(_task("assignee_id", _MEMBER_ORGS)) == set()
+    assert errors_fired(_task("assignee_id", _MEMBER_ORGS)) == set()
 
 
 _ACCEPT = invitations("public", "id")
 
 
 def test_e03_an_invitation_addressed_to_the_callers_email_stays_addressed_to_them():
-    assert "BP073" not in _fired(_ACCEPT)
+    assert "BP073" not in errors_fired(_ACCEPT)
 
 
 _REMADE = _ACCEPT + """
@@ -86,8 +78,8 @@ grant execute on function public.invite_member(uuid, text) to authenticated;
 
 def test_e03_a_pick_of_the_row_the_body_just_inserted_stays_in_its_organisation():
     # (once clean only because the insert also called auth.uid(), which made v_id "the caller's")
-    assert "BP073" not in _fired(_REMADE.replace("{pick}", "v_id"))
-    assert "BP073" in _fired(_REMADE.replace("{pick}", "v_id").replace(
+    assert "BP073" not in errors_fired(_REMADE.replace("{pick}", "v_id"))
+    assert "BP073" in errors_fired(_REMADE.replace("{pick}", "v_id").replace(
         "returning id into v_id;", "returning id into v_id;\n  select id into v_id from public.invitations "
         "where email = p_email;"))
 
@@ -117,7 +109,7 @@ grant execute on function public.invite_member(uuid, text, public.member_role) t
     "case p_role when 'owner' then 'member' when 'admin' then 'member' else p_role end",
 ])
 def test_fp03_a_case_capping_the_role_below_admin_bounds_it(value):
-    assert "BP087" not in _fired(_INVITE.replace("{value}", value))
+    assert "BP087" not in errors_fired(_INVITE.replace("{value}", value))
 
 
 @pytest.mark.parametrize("value", [
@@ -127,29 +119,16 @@ def test_fp03_a_case_capping_the_role_below_admin_bounds_it(value):
     "case when p_email like '%@example.com' then p_role else 'member' end",  # a test of something else
 ])
 def test_fp03_a_case_letting_a_management_role_through_still_fires(value):
-    assert "BP087" in _fired(_INVITE.replace("{value}", value))
+    assert "BP087" in errors_fired(_INVITE.replace("{value}", value))
 
 
 # --- e02 / e02b: a test every accepted token passes, ORed beside the membership check (BP079) -------------------
 
-_DOCUMENTS = """
-create table public.documents (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  body text
-);
-create index on public.documents (organization_id);
-alter table public.documents enable row level security;
-grant select on public.documents to authenticated;
-create policy documents_select on public.documents for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))){extra});
-"""
-
 
 def _documents(test: str, restrictive: bool = False) -> set[str]:
     if not restrictive:
-        return _fired(_DOCUMENTS.replace("{extra}", f" or {test}"))
-    return _fired(_DOCUMENTS.replace("{extra}", "") + "create policy documents_guard on public.documents as "
+        return errors_fired(documents(f" or {test}"))
+    return errors_fired(documents("") + "create policy documents_guard on public.documents as "
                   f"restrictive for select to authenticated using ({test});\n")
 
 

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blueprint_mcp.audit import audit_sql
-from blueprint_mcp.audit.findings import Level
-
-from audit_world import ORGS, invitations
-
-
-def _fired(sql: str) -> set[str]:
-    """The rules reporting an ERROR on the organisations world followed by `sql`."""
-    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}
+from audit_world import documents, errors_fired, invitations
 
 
 # --- e05: a task kept by its assignee's e-mail is still theirs after they leave the organisation (BP073) ----------
@@ -51,23 +43,23 @@ def _email_task(set_: str = "status = p_status", org: str = "") -> str:
 
 
 def test_e05_a_pin_to_the_callers_email_on_a_tenant_row_is_no_organisation_test():
-    assert _fired(_email_task()) == {"BP073"}
+    assert errors_fired(_email_task()) == {"BP073"}
 
 
 def test_e05_the_assignees_pick_with_the_organisation_test_is_clean():
     org = " and organization_id = any (array(select private.organization_ids_with_role('viewer')))"
-    assert _fired(_email_task(org=org)) == set()
+    assert errors_fired(_email_task(org=org)) == set()
 
 
 def test_e05_a_row_used_up_by_the_callers_email_stays_addressed_to_them():
     # marking the row accepted uses it up, as accepting an invitation does, when the pick refuses a row already
     # marked (evasion round 20 e03: without that test the same row is picked again after the assignee left)
-    assert _fired(_email_task("status = p_status, accepted_at = now()", " and accepted_at is null")) == set()
+    assert errors_fired(_email_task("status = p_status, accepted_at = now()", " and accepted_at is null")) == set()
 
 
 @pytest.mark.parametrize("by", ["token", "id"])
 def test_e05_accepting_an_invitation_by_the_callers_email_stays_clean(by):
-    assert "BP073" not in _fired(invitations("public", by))
+    assert "BP073" not in errors_fired(invitations("public", by))
 
 
 # --- e06: the column an INSERT returns may be an argument echoed back, not the row just made (BP073) --------------
@@ -111,38 +103,25 @@ def _subtask(returned: str, org: str = "", columns: str = "organization_id, pare
 
 
 def test_e06_a_returned_column_echoing_an_argument_is_no_row_just_made():
-    assert _fired(_subtask("parent_id")) == {"BP073"}
+    assert errors_fired(_subtask("parent_id")) == {"BP073"}
 
 
 def test_e06_the_echoed_pick_with_the_organisation_test_is_clean():
-    assert _fired(_subtask("parent_id", " and organization_id = p_org")) == set()
+    assert errors_fired(_subtask("parent_id", " and organization_id = p_org")) == set()
 
 
 def test_e06_the_primary_key_the_insert_made_names_the_row_just_made():
-    assert _fired(_subtask("id")) == set()
-    assert _fired(_subtask("id", columns="id, organization_id, parent_id, title",
+    assert errors_fired(_subtask("id")) == set()
+    assert errors_fired(_subtask("id", columns="id, organization_id, parent_id, title",
                            values="gen_random_uuid(), p_org, p_parent, p_title")) == set()
 
 
 def test_e06_a_primary_key_the_caller_chose_still_names_the_row_just_made():
     # the insert succeeded, so no other row holds that key
-    assert _fired(_subtask("id", columns="id, organization_id, title", values="p_parent, p_org, p_title")) == set()
+    assert errors_fired(_subtask("id", columns="id, organization_id, title", values="p_parent, p_org, p_title")) == set()
 
 
 # --- e07: a clock-skew allowance on iat or exp is ORed in: it holds for every accepted token (BP079) -------------
-
-_DOCUMENTS = """
-create table public.documents (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  body text
-);
-create index on public.documents (organization_id);
-alter table public.documents enable row level security;
-grant select on public.documents to authenticated;
-create policy documents_select on public.documents for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))){extra});
-"""
 
 
 @pytest.mark.parametrize("test", [
@@ -154,7 +133,7 @@ create policy documents_select on public.documents for select to authenticated
     "extract(epoch from now()) + 60 > (select auth.jwt() ->> 'iat')::bigint",
 ])
 def test_e07_a_clock_skew_allowance_ored_in_opens_every_row(test):
-    assert _fired(_DOCUMENTS.replace("{extra}", " or " + test)) == {"BP079"}
+    assert errors_fired(documents(" or " + test)) == {"BP079"}
 
 
 @pytest.mark.parametrize("test", [
@@ -164,7 +143,7 @@ def test_e07_a_clock_skew_allowance_ored_in_opens_every_row(test):
     "to_timestamp((select auth.jwt() ->> 'iat')::bigint) < now() + interval '-1 minute'",
 ])
 def test_e07_an_offset_against_the_claims_side_stays_undecided(test):
-    assert "BP079" not in _fired(_DOCUMENTS.replace("{extra}", " or " + test))
+    assert "BP079" not in errors_fired(documents(" or " + test))
 
 
 def test_e07_the_skew_allowance_as_a_restrictive_policy_is_clean():
@@ -172,4 +151,4 @@ def test_e07_the_skew_allowance_as_a_restrictive_policy_is_clean():
 create policy documents_fresh on public.documents as restrictive for select to authenticated
   using ((select auth.jwt() ->> 'iat')::bigint < extract(epoch from now()) + 60);
 """
-    assert _fired(_DOCUMENTS.replace("{extra}", "") + restrictive) == set()
+    assert errors_fired(documents("") + restrictive) == set()

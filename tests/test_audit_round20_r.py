@@ -4,31 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from blueprint_mcp.audit import audit_sql
-from blueprint_mcp.audit.findings import Level
-
-from audit_world import ORGS, invitations
-
-
-def _fired(sql: str) -> set[str]:
-    """The rules reporting an ERROR on the organisations world followed by `sql`."""
-    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}
+from audit_world import documents, errors_fired, invitations
 
 
 # --- e02: a clock-skew allowance written as an interval, moved across, rounded or as BETWEEN (BP079) -------------
 
-_DOCUMENTS = """
-create table public.documents (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  body text
-);
-create index on public.documents (organization_id);
-alter table public.documents enable row level security;
-grant select on public.documents to authenticated;
-create policy documents_select on public.documents for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))){extra});
-"""
 _IAT = "(select auth.jwt() ->> 'iat')::bigint"
 _EXP = "(select auth.jwt() ->> 'exp')::bigint"
 
@@ -49,7 +29,7 @@ _EXP = "(select auth.jwt() ->> 'exp')::bigint"
     f"{_EXP} - {_IAT} > 0",  # exp is later than the clock, iat not
 ])
 def test_e02_a_skew_allowance_in_any_linear_spelling_opens_every_row(test):
-    assert _fired(_DOCUMENTS.replace("{extra}", " or " + test)) == {"BP079"}
+    assert errors_fired(documents(" or " + test)) == {"BP079"}
 
 
 @pytest.mark.parametrize("test", [
@@ -64,7 +44,7 @@ def test_e02_a_skew_allowance_in_any_linear_spelling_opens_every_row(test):
     f"{_EXP} > ceil(extract(epoch from now()))",  # exp may be that very second
 ])
 def test_e02_a_test_some_accepted_token_fails_stays_undecided(test):
-    assert "BP079" not in _fired(_DOCUMENTS.replace("{extra}", " or " + test))
+    assert "BP079" not in errors_fired(documents(" or " + test))
 
 
 def test_e02_the_interval_skew_as_a_restrictive_policy_is_clean():
@@ -72,7 +52,7 @@ def test_e02_the_interval_skew_as_a_restrictive_policy_is_clean():
 create policy documents_fresh on public.documents as restrictive for select to authenticated
   using ({_IAT} < extract(epoch from now() + interval '1 minute'));
 """
-    assert _fired(_DOCUMENTS.replace("{extra}", "") + restrictive) == set()
+    assert errors_fired(documents("") + restrictive) == set()
 
 
 # --- e03: marking a task `claimed_at = coalesce(claimed_at, now())` does not use it up (BP073) --------------------
@@ -117,12 +97,12 @@ def _task(claim: str = "claimed_at = coalesce(claimed_at, now())", where: str = 
     ("details = details", "", "\n  delete from public.tasks where id = p_status::uuid;"),  # another row
 ])
 def test_e03_a_mark_that_does_not_use_up_the_picked_row_is_no_organisation_test(claim, where, after):
-    assert _fired(_task(claim, where, after)) == {"BP073"}
+    assert errors_fired(_task(claim, where, after)) == {"BP073"}
 
 
 def test_e03_the_pick_with_the_organisation_test_is_clean():
     org = " and organization_id = any (array(select private.organization_ids_with_role('viewer')))"
-    assert _fired(_task(where=org)) == set()
+    assert errors_fired(_task(where=org)) == set()
 
 
 @pytest.mark.parametrize("claim, where, after", [
@@ -130,9 +110,9 @@ def test_e03_the_pick_with_the_organisation_test_is_clean():
     ("details = details", "", "\n  delete from public.tasks where id = v_row.id;"),  # the picked row is deleted
 ])
 def test_e03_a_row_used_up_by_the_pick_stays_addressed_to_the_caller(claim, where, after):
-    assert _fired(_task(claim, where, after)) == set()
+    assert errors_fired(_task(claim, where, after)) == set()
 
 
 @pytest.mark.parametrize("by", ["token", "id"])
 def test_e03_accepting_an_invitation_still_stays_clean(by):
-    assert "BP073" not in _fired(invitations("public", by))
+    assert "BP073" not in errors_fired(invitations("public", by))

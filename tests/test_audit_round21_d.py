@@ -7,33 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from blueprint_mcp.audit import audit_sql
-from blueprint_mcp.audit.findings import Level
-
-from audit_world import ORGS
-
-
-def _fired(sql: str) -> set[str]:
-    """The rules reporting an ERROR on the organisations world followed by `sql`."""
-    return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}
-
-
-_DOCUMENTS = """
-create table public.documents (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  body text
-);
-create index on public.documents (organization_id);
-alter table public.documents enable row level security;
-grant select on public.documents to authenticated;
-create policy documents_select on public.documents for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))) or {extra});
-"""
+from audit_world import documents, errors_fired
 
 
 def _documents(extra: str, before: str = "") -> str:
-    return before + _DOCUMENTS.replace("{extra}", extra)
+    return before + documents(" or " + extra)
 
 
 # --- e01: the role test over an array constant '{...}'::text[] ----------------------------------------------------
@@ -53,7 +31,7 @@ def _documents(extra: str, before: str = "") -> str:
     """'{"role": "authenticated", "app_metadata": {}}' <@ auth.jwt()""",
 ])
 def test_e01_role_among_an_array_constant_is_every_caller(test):
-    assert _fired(_documents(test)) == {"BP079"}
+    assert errors_fired(_documents(test)) == {"BP079"}
 
 
 @pytest.mark.parametrize("test", [
@@ -72,7 +50,7 @@ def test_e01_role_among_an_array_constant_is_every_caller(test):
     """auth.jwt() @> '{"is_anonymous": true}'""",
 ])
 def test_e01_narrow_array_constants_are_not_every_caller(test):
-    assert _fired(_documents(test)) == set()
+    assert errors_fired(_documents(test)) == set()
 
 
 # --- e02: "is signed in" as a CASE expression ---------------------------------------------------------------------
@@ -88,7 +66,7 @@ def test_e01_narrow_array_constants_are_not_every_caller(test):
     "num_nulls(auth.uid()) = 0",
 ])
 def test_e02_signed_in_as_a_case_is_every_caller(test):
-    assert _fired(_documents(test)) == {"BP079"}
+    assert errors_fired(_documents(test)) == {"BP079"}
 
 
 @pytest.mark.parametrize("test", [
@@ -100,7 +78,7 @@ def test_e02_signed_in_as_a_case_is_every_caller(test):
     "num_nulls(auth.uid()) > 0",
 ])
 def test_e02_cases_a_caller_may_fail_are_not_every_caller(test):
-    assert _fired(_documents(test)) == set()
+    assert errors_fired(_documents(test)) == set()
 
 
 # --- e03: expiry against timezone('utc', now()) -------------------------------------------------------------------
@@ -120,7 +98,7 @@ _IAT = "(auth.jwt() ->> 'iat')::bigint"
     f"{_IAT} <= extract(epoch from timezone('utc', now()))",
 ])
 def test_e03_expiry_against_the_utc_clock_is_every_caller(test):
-    assert _fired(_documents(test)) == {"BP079"}
+    assert errors_fired(_documents(test)) == {"BP079"}
 
 
 @pytest.mark.parametrize("test", [
@@ -131,7 +109,7 @@ def test_e03_expiry_against_the_utc_clock_is_every_caller(test):
     f"{_IAT} < extract(epoch from now()::timestamp(0))",  # rounded: may land below iat
 ])
 def test_e03_other_clock_tests_are_not_every_caller(test):
-    assert _fired(_documents(test)) == set()
+    assert errors_fired(_documents(test)) == set()
 
 
 # --- e05: "is signed in" behind a PL/pgSQL helper -----------------------------------------------------------------
@@ -160,8 +138,8 @@ def _helper(body: str, head: str = "language plpgsql stable set search_path = ''
     "return true; end",
 ])
 def test_e05_signed_in_plpgsql_helper_is_every_caller(body):
-    assert _fired(_helper(body)) == {"BP079"}
-    assert _fired(_helper(body, "language plpgsql stable security definer set search_path = ''")) == {"BP079"}
+    assert errors_fired(_helper(body)) == {"BP079"}
+    assert errors_fired(_helper(body, "language plpgsql stable security definer set search_path = ''")) == {"BP079"}
 
 
 @pytest.mark.parametrize("head_body", [
@@ -175,8 +153,8 @@ def test_e05_signed_in_sql_helper_in_every_body_form_is_every_caller(head_body):
                      f"create function public.is_authenticated() returns boolean {head} {body};\n"
                      if "return" in head or "atomic" in head else
                      f"create function public.is_authenticated() returns boolean {head} as $$ {body} $$;\n")
-    assert _fired(sql) == {"BP079"}
-    assert _fired(sql.replace("is not null", "is null")) == set()
+    assert errors_fired(sql) == {"BP079"}
+    assert errors_fired(sql.replace("is not null", "is null")) == set()
 
 
 @pytest.mark.parametrize("body", [
@@ -191,7 +169,7 @@ def test_e05_signed_in_sql_helper_in_every_body_form_is_every_caller(head_body):
     "begin case auth.role() when 'anon' then return true; else return false; end case; end",
 ])
 def test_e05_plpgsql_helpers_a_caller_may_fail_are_not_every_caller(body):
-    assert _fired(_helper(body)) == set()
+    assert errors_fired(_helper(body)) == set()
 
 
 # --- e06: "the caller has a profile", which the signup trigger gives every user -----------------------------------
@@ -256,7 +234,7 @@ _HELPER = "create function private.has_profile() returns boolean language {lang}
                              body="begin return exists (select 1 from public.profiles where id = auth.uid()); end")},
 ])
 def test_e06_own_row_of_a_table_every_signup_fills_is_every_caller(case):
-    assert _fired(_signup(**case)) == {"BP079"}
+    assert errors_fired(_signup(**case)) == {"BP079"}
 
 
 @pytest.mark.parametrize("case", [
@@ -280,4 +258,4 @@ def test_e06_own_row_of_a_table_every_signup_fills_is_every_caller(case):
                              body="select exists (select 1 from public.profiles where id = auth.uid())")},
 ])
 def test_e06_lookups_a_caller_may_fail_are_not_every_caller(case):
-    assert _fired(_signup(**case)) == set()
+    assert errors_fired(_signup(**case)) == set()
