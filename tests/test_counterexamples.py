@@ -2502,3 +2502,16 @@ def test_gotrue_soft_delete_goes_through_so_a_deprovisioning_always_cuts_access(
     conn.execute("delete from auth.users where id = %s", (user,))  # deleting for good still applies L01
     assert conn.execute("select count(*) from public.organizations where owner_user_id = %s", (user,)).fetchone() \
         == (0,)
+
+
+def test_an_account_whose_cascade_meets_a_restricting_reference_is_expected_kept(url):
+    """Random fuzz: reference data naming its user (a required user column, on_delete: cascade) goes with their
+    account, but an invoice (service scope) restricts the deletion of the row it names, so PostgreSQL refuses to
+    delete the account. verify expected the lone owner's deletion to succeed ("blocked"): `_held_back` read only a
+    restricting user column, not a restricting reference into a row the account's deletion cascades to (L04)."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "held-back-through-reference.json"
+    data = json.loads(fixture.read_text())
+    report = verified(data, url)
+    case = next(c for c in report.cases
+                if c.attack == "the owner of a workspace nobody else belongs to deletes their account")
+    assert (case.expected, case.actual) == ("denied", "denied")

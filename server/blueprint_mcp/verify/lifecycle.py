@@ -404,15 +404,24 @@ def _lost_rows_probe(bp: Blueprint, w: World, victim: str) -> str:
 
 def _held_back(bp: Blueprint, w: World, victim: str) -> bool:
     """A row that outlives the victim's account names them in a user column that restricts (a required
-    reference without on_delete): the database refuses to delete the account, as it must."""
+    reference without on_delete), or names a row that goes with the account through a reference that restricts
+    (an invoice of reference data the account's deletion cascades to): the database refuses to delete the
+    account, as it must (L04)."""
     uid = literal(w.actor_id(victim))
-    theirs = {id(r) for r in goes_with_account(bp, w, victim)}
+    going = goes_with_account(bp, w, victim)
+    theirs = {id(r) for r in going}
+    ids = {r.key["id"] for r in going if "id" in r.key}
     for r in w.rows:
         e = bp.entity(r.table)
-        if e is not None and id(r) not in theirs and any(
-                f.is_user_column and f.effective_on_delete in ("restrict", "no action") and r.values.get(f.name) == uid
-                for f in e.fields):
-            return True
+        if e is None or id(r) in theirs:
+            continue
+        for f in e.fields:
+            if f.effective_on_delete not in ("restrict", "no action"):
+                continue
+            if f.is_user_column and r.values.get(f.name) == uid:
+                return True
+            if f.is_reference and not f.is_user_column and r.values.get(f.name) in ids:
+                return True
     return False
 
 
