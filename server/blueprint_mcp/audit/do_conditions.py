@@ -219,14 +219,24 @@ def _column(node: Any, aliases: dict[str, str]) -> str | None:
 
 def _value(node: Any) -> Any:
     """A literal (text or boolean, as it is or cast to a text type: `'public'::text`, as pg_dump and the dashboard
-    write it), or the text of `'public'::regnamespace`."""
+    write it), the text of `'public'::regnamespace`, or 'public' for current_schema() (evasion round 23 fp01)."""
     node = _uncast(node)
     cast = node.get("TypeCast") if isinstance(node, dict) else None
     if isinstance(cast, dict):
         names = strings((cast.get("typeName") or {}).get("names"))
-        value = const(cast.get("arg"))
+        value = const(cast.get("arg")) if not _current_schema(cast.get("arg")) else "public"
         return ("namespace", value) if names[-1:] == ["regnamespace"] and isinstance(value, str) else None
+    if _current_schema(node):
+        return "public"  # (the first schema of a migration's search_path, as unqualified names are read: round 23)
     return const(node) if isinstance(node, dict) and "A_Const" in node else None
+
+
+def _current_schema(node: Any) -> bool:
+    """`current_schema` or `current_schema()`, casts to text types aside."""
+    node = _uncast(node)
+    return isinstance(node, dict) and ((node.get("SQLValueFunction") or {}).get("op") == "SVFOP_CURRENT_SCHEMA" or
+                                       "FuncCall" in node and not node["FuncCall"].get("args") and
+                                       function_name(node["FuncCall"]).removeprefix("pg_catalog.") == "current_schema")
 
 
 # Types a catalog's name or text compares the same under (information_schema's columns are sql_identifier and
