@@ -1108,17 +1108,18 @@ def _loop(kind: str, body: dict, names: list[str | None],
 def _index_range(body: dict, held: dict[str, list[str]] | None) -> list[str] | None:
     """The values, as texts, of an integer FOR loop counting up by one from a constant to a constant or to the
     length of a list of names (`for i in 1 .. array_length(tables, 1)`, `cardinality(tables)`: evasion round 22
-    fp02); None for another range (REVERSE, a step, a bound the block computes)."""
+    fp02; `array_lower(tables, 1) .. array_upper(tables, 1)`, a list's literal counting from 1: round 23 fp02); None
+    for another range (REVERSE, a step, a bound the block computes)."""
     def bound(field: str) -> int | None:
         tree = _expression(f"select {((body.get(field) or {}).get('PLpgSQL_expr') or {}).get('query', '')}")
         value = _int(tree)
         call = tree.get("FuncCall") if isinstance(tree, dict) and value is None else None
         args = (call.get("args") or []) if isinstance(call, dict) else []
         name = function_name(call).removeprefix("pg_catalog.") if isinstance(call, dict) else ""
-        if name == "cardinality" and len(args) == 1 or name == "array_length" and len(args) == 2 and \
-                _int(args[1]) == 1:
+        if name == "cardinality" and len(args) == 1 or name in ("array_length", "array_upper", "array_lower") and \
+                len(args) == 2 and _int(args[1]) == 1:
             names = _string_list(args[0], held)
-            value = len(names) if names else None
+            value = (1 if name == "array_lower" else len(names)) if names else None
         return value
     if body.get("reverse") or body.get("step") and _int(_expression(
             f"select {(body['step'].get('PLpgSQL_expr') or {}).get('query', '')}")) != 1:
@@ -1131,10 +1132,20 @@ def _index_range(body: dict, held: dict[str, list[str]] | None) -> list[str] | N
 
 def _values_column(select: dict) -> str | None:
     """The name of the one column `_select_values` reads: `column1` of VALUES, a target's alias, its column's
-    name or its function's (`unnest`); None when PostgreSQL would name it otherwise."""
+    name or its function's (`unnest`), the column `*` gives; None when PostgreSQL would name it otherwise."""
     if select.get("valuesLists"):
         return "column1"
     res = ((select.get("targetList") or [{}])[0].get("ResTarget") or {})
+    fields = ((res.get("val") or {}).get("ColumnRef") or {}).get("fields") or []
+    source = select.get("fromClause") or []
+    if len(fields) == 1 and isinstance(fields[0], dict) and "A_Star" in fields[0] and len(source) == 1:
+        # `select * from unnest(<list>) as t(name)`, `... from (values ...) v(t)`: the alias's column, else the
+        # alias of a function's one column, or VALUES' column1 (evasion round 23 fp04)
+        kind, body = next(iter(source[0].items()))
+        alias = body.get("alias") or {}
+        named = strings(alias.get("colnames"))
+        return named[0] if named else alias.get("aliasname") or "unnest" if kind == "RangeFunction" else \
+            "column1" if kind == "RangeSubselect" else None
     return res.get("name") or _column_name(res.get("val")) or None
 
 
