@@ -84,6 +84,10 @@ class BodyFacts:
     # after the IF runs where the condition holds, as after a refusal; unlike a RAISE it undoes nothing before it, and
     # a callee's RETURN leaves only the callee (evasion round 21 fp02).
     leaves_when: list[int] = field(default_factory=list)
+    # Positions in `trees` of the conditions of an IF without ELSIF (in a function that is no trigger) whose ELSE
+    # only leaves it (RETURN) or raises where no handler catches: nothing after the IF runs where the condition
+    # fails (`if p_role < 'admin' or <owner> then null; else return; end if;`: evasion round 23 fp03).
+    leaves_unless: list[int] = field(default_factory=list)
     # Position in `trees` of a condition (a refusing one among them) -> (position, holds) of each IF condition
     # enclosing it: its branch runs only where each enclosing one holds (True) or fails (False: an ELSE, an ELSIF).
     within: dict[int, list[tuple[int, bool]]] = field(default_factory=dict)
@@ -309,6 +313,7 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
         # ids of conditions whose branch only leaves the function (BodyFacts.leaves_when); None in a trigger, where
         # RETURN NEW goes on with the row
         leaving: set[int] | None = set() if fn.get("new_varno") is None and fn.get("old_varno") is None else None
+        leaving_else: set[int] = set()  # ids of IF conditions whose ELSE only leaves or raises (leaves_unless)
         calling: dict[int, list[str]] = {}  # ids of conditions whose branch calls functions (perform f(...))
         discarded: set[int] = set()  # ids of expressions whose value decides nothing (BodyFacts.discarded)
         performed: set[int] = set()  # ids of PERFORM queries: discarded unless they read rows (FOUND tells)
@@ -381,6 +386,10 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                        [(x.get("PLpgSQL_if_elsif") or {}).get("stmts") for x in body.get("elsif_list") or []]):
                     discarded.update(id(cond) for cond, _ in branches)  # `if not <check> then raise warning`
                 conditions.update(id(cond) for cond, _ in branches if isinstance(cond, dict))
+                otherwise = body.get("else_body")
+                if leaving is not None and not body.get("elsif_list") and isinstance(branches[0][0], dict) and (
+                        _only_leaves(otherwise) or _raises(otherwise) and not swallowed):
+                    leaving_else.add(id(branches[0][0]))
                 for cond, stmts in [(branches[0][0], body.get("then_body"))] + \
                         [(c, st[0]) for c, st in branches[1:]]:
                     if isinstance(cond, dict):
@@ -417,6 +426,8 @@ def _read_plpgsql_body(create_statement: str, default_schema: str,
                     facts.refuses_when.append(before)
                 elif leaving and id(body) in leaving and len(facts.trees) > before:
                     facts.leaves_when.append(before)
+                if id(body) in leaving_else and len(facts.trees) > before:
+                    facts.leaves_unless.append(before)
                 if id(body) in unguarded and len(facts.trees) > before:
                     facts.unguarded.append(before)
                 if id(body) in always and len(facts.trees) > before:

@@ -43,6 +43,7 @@ class BodyReading:
     shapes: tuple[Any, ...] = ()  # EXECUTE statements with names made at run time (BodyFacts.shapes)
     refuses_when: tuple[int, ...] = ()  # positions of conditions whose own branch refuses (BodyFacts.refuses_when)
     leaves_when: tuple[int, ...] = ()  # ... only leaves the function (BodyFacts.leaves_when)
+    leaves_unless: tuple[int, ...] = ()  # ... whose ELSE only leaves or raises (BodyFacts.leaves_unless)
     within: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # the IFs around a condition (BodyFacts.within)
     enclosed: tuple[tuple[int, tuple[tuple[int, bool], ...]], ...] = ()  # ... around a statement (BodyFacts.enclosed)
     caught: tuple[tuple[int, int], ...] = ()  # refusals a handler swallows -> where its block ends (BodyFacts.caught)

@@ -249,6 +249,10 @@ def _refusals_before(s: Schema, w: DefinerWrite, src: Written) -> Iterator[list[
         if any(first < q < w.at for q in changed):
             continue
         yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
+    for at in reading.leaves_unless:  # (an ELSE that leaves refuses where each OR-ed test fails: round 23 fp03)
+        if at < w.at and not any(min([at] + [p for p, _ in nested.get(at, ())]) < q < w.at for q in changed):
+            yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + \
+                [(x, False) for x in boolean_args(_test_at(reading, at), "OR_EXPR")]
     for at in reading.performs:
         if at < w.at and not any(at < q < w.at for q in changed):
             yield from _callee_refusals(s, reading, at)
