@@ -215,6 +215,9 @@ def _first_folder_pinned(tree: Any) -> bool:
 
 def _folders_text(node: Any) -> str:
     """How the message names a `_folders` array."""
+    cut = unwrap(node).get("A_Indirection") if isinstance(unwrap(node), dict) else None
+    if cut:
+        return f"({_folders_text(cut.get('arg'))})[...]"
     return "storage.foldername(name)" if _call_of(node, "foldername") else \
         f"{_call_of(node, 'string_to_array') or 'regexp_split_to_array'}(name, '/')"
 
@@ -227,13 +230,19 @@ def _fixed(node: Any) -> bool:
 def _folders(node: Any) -> bool:
     """storage.foldername(<anything>), or the object's name split at '/' (`string_to_array(name, '/')`,
     `regexp_split_to_array(name, '/')`: its folders and then the file's name; evasion round 22 e02), casts
-    aside."""
+    aside; a slice of those reaching past the first (`(storage.foldername(name))[1:2]`: evasion round 23 e01)."""
+    cut = unwrap(node).get("A_Indirection") if isinstance(unwrap(node), dict) else None
+    index = (cut or {}).get("indirection") or []
+    if cut and len(index) == 1 and (index[0].get("A_Indices") or {}).get("is_slice"):
+        span = index[0]["A_Indices"]
+        return _folders(cut.get("arg")) and not (const(span.get("uidx")) == 1 and const(span.get("lidx")) in (1, None))
     if _call_of(node, "foldername"):
         return True
     if not (_call_of(node, "string_to_array") or _call_of(node, "regexp_split_to_array")):
         return False
     args = unwrap(node)["FuncCall"].get("args") or []
-    return len(args) == 2 and is_object_name(args[0]) and const(unwrap(args[1])) == "/"
+    return len(args) == 2 and is_object_name(args[0]) and (const(unwrap(args[1])) == "/" or const(
+        unwrap(args[1])) == "/+" and _call_of(node, "regexp_split_to_array"))
 
 
 def _call_of(node: Any, name: str) -> str:
