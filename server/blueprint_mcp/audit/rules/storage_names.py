@@ -40,25 +40,41 @@ def captured_paths(s: Schema, tree: Any) -> list[str]:
     """schema.table of each sub-query relation whose `name` column a path test in the policy reads as a bare
     `name` (in document order, once each)."""
     out: list[str] = []
-    stack: list[tuple[Any, tuple[dict[str, str], ...]]] = [(tree, ())]
+    stack: list[tuple[Any, tuple[dict[str, str], ...], dict[str, list[str] | None]]] = [(tree, (), {})]
     while stack:
-        value, scopes = stack.pop()
+        value, scopes, ctes = stack.pop()
         typed = _typed(value)
         if typed is not None:
             kind, body = typed
             if kind == "SelectStmt":
-                scopes = scopes + (_owners(s, body),)
+                ctes = {**ctes, **_ctes(body)}
+                scopes = scopes + (_owners(s, body, ctes),)
             for operand in _path_operands(kind, body) if scopes else ():
                 ref = unwrap(operand)
                 if isinstance(ref, dict) and strings((ref.get("ColumnRef") or {}).get("fields")) == ["name"]:
                     owner = next((scope["name"] for scope in reversed(scopes) if "name" in scope), None)
                     if owner not in (None, _UNKNOWN) and owner not in out:
                         out.append(owner)
-        stack.extend((child, scopes) for child in reversed(_children(value)))
+        stack.extend((child, scopes, ctes) for child in reversed(_children(value)))
     return out
 
 
-def _owners(s: Schema, select: dict) -> dict[str, str]:
+def _ctes(select: dict) -> dict[str, list[str] | None]:
+    """The columns of each common table expression of the SELECT's WITH (its column list, or its query's names;
+    None where not known): `with o as (select id, name from public.organizations) select 1 from o ...` (evasion
+    round 23 e02)."""
+    out: dict[str, list[str] | None] = {}
+    for item in ((select.get("withClause") or {}).get("ctes") or []):
+        cte = item.get("CommonTableExpr") or {} if isinstance(item, dict) else {}
+        inner = (cte.get("ctequery") or {}).get("SelectStmt")
+        named, columns = strings(cte.get("aliascolnames")), _output_names(inner)
+        if cte.get("ctename"):
+            out[cte["ctename"]] = None if columns is None and not named else \
+                named + (columns or [])[len(named):]
+    return out
+
+
+def _owners(s: Schema, select: dict, ctes: dict[str, list[str] | None] | None = None) -> dict[str, str]:
     """{'name': what owns it} when a relation of the SELECT's own FROM has a `name` column ('?' when one whose
     columns are not known may), {} when none has. A relation is a table, a view, a function's rows (`from
     private.my_organizations() o`, returning organisations or a TABLE with a name: evasion round 22 e01) or a
@@ -66,7 +82,9 @@ def _owners(s: Schema, select: dict) -> dict[str, str]:
     found: dict[str, str] = {}
     for kind, body in _from_items(select):
         renamed = strings((body.get("alias") or {}).get("colnames"))
-        label, columns = _columns(s, kind, body)
+        cte = body.get("relname") if kind == "RangeVar" and not body.get("schemaname") else None
+        label, columns = (cte, (ctes or {})[cte]) if cte in (ctes or {}) else \
+            _columns(s, kind, body)
         if columns is None and renamed and kind != "RangeVar":
             columns = []  # (the alias names the columns the reader knows of; round 21's reading)
         if columns is None:
