@@ -116,7 +116,7 @@ def _assigned(kind: str, body: dict, datums: list) -> str | None:
     fields = row.get("fields") or []
     if len(fields) == 1 and fields[0].get("name"):
         return fields[0]["name"].lower()
-    var = target.get("PLpgSQL_var") or {}
+    var = target.get("PLpgSQL_var") or target.get("PLpgSQL_rec") or {}  # (`declare p record`: round 23 e03)
     return var["refname"].lower() if var.get("refname") else None
 
 
