@@ -242,24 +242,39 @@ def _refusals_before(s: Schema, w: DefinerWrite, src: Written) -> Iterator[list[
     nested, caught = dict(reading.within), dict(reading.caught)
     outer = {p for around in nested.values() for p, holds in around if holds}
     changed = _assigned(reading, src)
+    # (an IF around both a refusal and the write holds wherever the write runs: not a test of the refusal's there)
+    shared = set(dict(reading.enclosed).get(w.at, ()))
     for at in sorted(reading.refuses_when + reading.leaves_when):  # (an early RETURN refuses what follows it)
         if at >= w.at or at in outer or at in caught and w.at >= caught[at]:
             continue  # (a refusal a handler swallows refuses nothing after its block: evasion round 15 e03)
         first = min([at] + [p for p, _ in nested.get(at, ())])
         if any(first < q < w.at for q in changed):
             continue
-        yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + [(_test_at(reading, at), True)]
+        yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ()) if (p, holds) not in shared] + \
+            _where(_test_at(reading, at), True)
     for at in reading.leaves_unless:  # (an ELSE that leaves refuses where each OR-ed test fails: round 23 fp03)
         if at < w.at and not any(min([at] + [p for p, _ in nested.get(at, ())]) < q < w.at for q in changed):
-            yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ())] + \
-                [(x, False) for x in boolean_args(_test_at(reading, at), "OR_EXPR")]
+            yield [(_test_at(reading, p), holds) for p, holds in nested.get(at, ()) if (p, holds) not in shared] + \
+                _where(_test_at(reading, at), False)
     for at in reading.performs:
         if at < w.at and not any(at < q < w.at for q in changed):
             yield from _callee_refusals(s, reading, at)
     for at, holds in dict(reading.enclosed).get(w.at, ()):  # (an IF around the write refuses where it fails:
         if not any(at < q < w.at for q in changed):  # where each of its OR-ed tests fails; evasion round 22 fp01)
-            test = _test_at(reading, at)
-            yield [(x, False) for x in boolean_args(test, "OR_EXPR")] if holds else [(test, True)]
+            yield _where(_test_at(reading, at), not holds)
+
+
+def _where(test: Any, holds: bool) -> list[tuple[Any, bool]]:
+    """(test, holds) pairs all true exactly where `test` holds (or fails, `holds` False): a NOT turned over, an OR
+    failing as each of its tests failing, an AND holding as each holding (`if not (p_role < 'admin' or <owner>)
+    then raise`: the refusal where the role is at least admin and the caller no owner; evasion round 23 fp05)."""
+    inner = (unwrap(test) or {}).get("BoolExpr") if isinstance(unwrap(test), dict) else None
+    op, args = (inner.get("boolop"), inner.get("args") or []) if isinstance(inner, dict) else (None, [])
+    if op == "NOT_EXPR" and len(args) == 1:
+        return _where(args[0], not holds)
+    if op == ("AND_EXPR" if holds else "OR_EXPR"):
+        return [pair for arg in args for pair in _where(arg, holds)]
+    return [(test, holds)]
 
 
 def _assigned(reading: Any, src: Written) -> list[int]:
