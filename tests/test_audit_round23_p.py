@@ -3,8 +3,9 @@
 query is the query's column (BP058). e03: "the caller has a profile" asked by SELECT * INTO a record and FOUND
 (BP079). fp01: a catalog loop comparing the schema with current_schema(), fp02: an integer FOR from array_lower() to
 array_upper(), fp04: a loop over `select * from unnest(<list>) as t(name)` turn RLS on (BP003/BP017). fp03: `if
-<bound> then null; else return; end if;` before the invitation is written bounds its role (BP087). Each hole fires
-and its secure counterpart does not (PostgreSQL's side: /tmp/s30/evasion23/proof.out)."""
+<bound> then null; else return; end if;` and fp05: `if not (<bound>) then raise` before the invitation is written
+bound its role (BP087), also inside an IF that wraps the write. Each hole fires and its secure counterpart does
+not (PostgreSQL's side: /tmp/s30/evasion23/proof.out)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _findings(sql: str) -> set[tuple[str, str]]:
 _UID = "(select auth.uid())::text"
 
 
-# --- e01: BP053, the caller's id in a slice of the folders ----------------------------------------------------------
+# --- e01: BP053, the caller's id in a slice of the folders ------------------------------------------------------------
 
 @pytest.mark.parametrize("test", [
     f"{_UID} = any ((storage.foldername(name))[1:2])",
@@ -51,7 +52,7 @@ def test_e01_a_slice_of_the_first_folder_only_stays_clean(test):
     assert _rules(r22._uploads(test)) == set()
 
 
-# --- e02: BP058, a bare `name` in a storage policy's sub-query over a WITH query -------------------------------------
+# --- e02: BP058, a bare `name` in a storage policy's sub-query over a WITH query --------------------------------------
 
 _CTE = "with o as (select id, {columns} from public.organizations) "
 
@@ -84,7 +85,7 @@ def test_e02_a_with_query_without_a_name_column_leaves_name_the_files(query):
                                                           f"exists ({query})")) == set()
 
 
-# --- e03: BP079, "the caller has a profile" asked by SELECT * INTO a record ------------------------------------------
+# --- e03: BP079, "the caller has a profile" asked by SELECT * INTO a record -------------------------------------------
 
 @pytest.mark.parametrize("body", [
     f"select * into p {r22._LOOKUP};\n  return found;",
@@ -103,7 +104,7 @@ def test_e03_record_lookups_a_caller_may_fail_are_not_every_caller(body, signup)
     assert "BP079" not in r22._has_profile(body, "declare p record;\n", signup)
 
 
-# --- fp01: a catalog loop comparing the schema with current_schema() -------------------------------------------------
+# --- fp01: a catalog loop comparing the schema with current_schema() --------------------------------------------------
 
 @pytest.mark.parametrize("query, column", [
     (r22._INFO + "table_schema = current_schema() and table_type = 'BASE TABLE'", "table_name"),
@@ -146,7 +147,7 @@ def test_fp02_array_bounds_that_miss_a_table_keep_it_reported():
         r22._NOTES | r22._DOCUMENTS  # (another dimension: unread)
 
 
-# --- fp04: a loop over `select * from unnest(<list>) as t(name)` -----------------------------------------------------
+# --- fp04: a loop over `select * from unnest(<list>) as t(name)` ------------------------------------------------------
 
 def _row_loop(query: str, element: str) -> str:
     return r22._TABLES + f"""
@@ -180,7 +181,7 @@ def test_fp04_row_loops_naming_another_column_or_list_keep_tables_reported(query
     assert _findings(_row_loop(query, element)) == left
 
 
-# --- fp03: BP087, the invitation's role bounded by an IF whose ELSE leaves ---------------------------------------------
+# --- fp03: BP087, the invitation's role bounded by an IF whose ELSE leaves --------------------------------------------
 
 def _else(test: str, otherwise: str = "return;", after: str = "") -> str:
     return r22._MEMBER + f"  if {test} then\n    null;\n  else\n    {otherwise}\n  end if;\n{after}{r22._INSERT}"
@@ -210,4 +211,37 @@ def test_fp03_an_else_that_leaves_bounds_the_role_written_after_it(body):
     f"  exception when others then null;\n  end;\n{r22._INSERT}",  # the refusal is caught
 ])
 def test_fp03_an_else_that_does_not_bound_the_role_still_fires(body):
+    assert r22._invite(body) == {"BP024", "BP087"}
+
+
+# --- fp05: BP087, `if not (<role below admin> or <owner>) then raise` -------------------------------------------------
+
+_NESTED = "  if p_org = any (array(select private.organization_ids_with_role('member'))) then\n{inner}  end if;\n"
+
+
+@pytest.mark.parametrize("body", [
+    r22._MEMBER + f"  if not ({_BOUND}) then\n    raise exception 'owners only';\n  end if;\n{r22._INSERT}",
+    r22._MEMBER + f"  if not ({_BOUND}) then\n    return;\n  end if;\n{r22._INSERT}",
+    r22._MEMBER + f"  if not (p_role in ('viewer', 'member') or {r22._OWNER}) then\n    raise exception 'no';\n"
+    f"  end if;\n{r22._INSERT}",
+    _NESTED.format(inner=f"    if not ({_BOUND}) then\n      return;\n    end if;\n  {r22._INSERT}"),
+    _NESTED.format(inner=f"    if p_role >= 'admin' and not ({r22._OWNER}) then\n      return;\n    end if;\n"
+                   f"  {r22._INSERT}"),
+    _NESTED.format(inner=f"    if {_BOUND} then\n      null;\n    else\n      return;\n    end if;\n  {r22._INSERT}"),
+])
+def test_fp05_a_refusal_where_the_or_ed_bound_fails_bounds_the_role(body):
+    assert r22._invite(body) == {"BP024"}
+
+
+@pytest.mark.parametrize("body", [
+    r22._MEMBER + f"  if not (p_role <= 'admin' or {r22._OWNER}) then\n    raise exception 'no';\n  end if;\n"
+    + r22._INSERT,
+    r22._MEMBER + f"  if not (p_role < 'admin' or {r22._ADMIN}) then\n    raise exception 'no';\n  end if;\n"
+    + r22._INSERT,
+    _NESTED.format(inner=f"    if p_role >= 'admin' and not ({r22._ADMIN}) then\n      return;\n    end if;\n"
+                   f"  {r22._INSERT}"),
+    r22._MEMBER + _NESTED.format(inner=f"    if p_role >= 'admin' and not ({r22._OWNER}) then\n      return;\n"
+                                 "    end if;\n") + r22._INSERT,  # (the write is outside the IF around the refusal)
+])
+def test_fp05_refusals_that_do_not_bound_the_role_still_fire(body):
     assert r22._invite(body) == {"BP024", "BP087"}
