@@ -18,7 +18,7 @@ from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
 from .storage import Bucket
 from .privacy import BUILTIN_PII_KEYS, Privacy
-from .tenancy import Tenancy
+from .tenancy import Capability, Tenancy
 from .validation import join, problems_from
 
 CORE_TABLES = ("profiles", "organizations", "organization_members", "invitations")
@@ -880,9 +880,14 @@ def _grant_problems(bp: Blueprint, e: Entity, cmd: str, grants: list[Grant], pat
                  "use scope organization with grants that say own: true, or a role name")]
     everyone = any(g.public and g.where is None and g.visible is None for g in grants)
     if e.is_tenant and grants and not everyone and not any(g.is_member_grant for g in grants):
+        # The fix names this tenancy's roles, and for a write the write capability: {min_role: viewer} named a
+        # role a tenancy may not have, and {capability: read} on an update gave every reader the write.
+        need = Capability.read if cmd == "select" else Capability.write
+        least = bp.tenancy.min_role(need) or bp.tenancy.owner_role
         out.append((path, "no grant names members: the organisation's own members would be left out (and a "
                     "policy that never checks membership is what the audit warns about).",
-                    "add a member grant too, e.g. {min_role: viewer} or {capability: read}"))
+                    f"add a member grant too, e.g. {{min_role: {least.name}}} (the least role holding {need.value}), "
+                    f"{{capability: {need.value}}} or {{roles: [{bp.tenancy.owner_role.name}]}}"))
     for k, g in enumerate(grants):
         at = f"{path}[{k}]"
         if g.min_role is not None and g.min_role not in roles:
