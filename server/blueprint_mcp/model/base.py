@@ -52,6 +52,21 @@ def _check_text(value: str) -> str:
 
 Ident = Annotated[str, AfterValidator(_check_ident), WithJsonSchema(
     {"type": "string", "pattern": IDENT_RE.pattern, "maxLength": IDENT_BYTES})]
+
+
+def _check_enum_value(value: str) -> str:
+    """An enum value is written as a quoted literal ('like'), never as a name, so a reserved word is a fine value:
+    a reaction 'like', an audience 'all', a role 'user'. The identifier shape still holds (the API and the
+    generated types spell values as they are)."""
+    problem = ident_problem(value)
+    if problem and not (isinstance(value, str) and IDENT_RE.match(value)):
+        raise ValueProblem(problem, f"try '{suggest_ident(str(value))}'")
+    return value
+
+
+# A value of an enum field (and of transitions over one): an identifier's shape, reserved words allowed.
+EnumValue = Annotated[str, AfterValidator(_check_enum_value), WithJsonSchema(
+    {"type": "string", "pattern": IDENT_RE.pattern, "maxLength": IDENT_BYTES})]
 Slug = Annotated[str, AfterValidator(_check_slug), WithJsonSchema(
     {"type": "string", "pattern": SLUG_RE.pattern, "maxLength": IDENT_BYTES})]
 # Free text (names, descriptions) ends up in SQL comments and literals.

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field as PField, model_validator
 
 from .access import GrantSpec, Match
-from .base import Ident, Model, Text, text_problem
+from .base import EnumValue, Ident, Model, Text, text_problem
 from .errors import ValueProblem as Invalid, one_of, preview
 from .limits import (
     COLUMNS_PER_PATTERN,
@@ -108,7 +108,7 @@ class Field(Model):
     type: FieldType = PField(description="The column's type (values in FieldType), e.g. text.")
     description: Text = PField("", max_length=DESCRIPTION_CHARS,
                                description="What the column holds; becomes its SQL comment.")
-    values: list[Ident] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
+    values: list[EnumValue] | None = PField(None, max_length=ENUM_VALUES, description="Allowed values, for type enum.")
     references: str | None = PField(
         None, max_length=IDENT_BYTES,
         description="For type reference: an entity name; 'auth.users' (any user); or 'organization_members' "
@@ -354,9 +354,9 @@ class Transition(Model):
     functions are not bound (checkout, a webhook or a job moves rows as it must)."""
 
     column: Ident = PField(description="A non-null enum field of the entity (e.g. status).")
-    initial: list[Ident] = PField(default_factory=list, max_length=ENUM_VALUES, description=(
+    initial: list[EnumValue] = PField(default_factory=list, max_length=ENUM_VALUES, description=(
         "Values a client may insert a row with (e.g. [preparing]); empty: any. Must include the field's default."))
-    moves: dict[Ident, list[Ident]] = PField(max_length=ENUM_VALUES, description=(
+    moves: dict[EnumValue, list[EnumValue]] = PField(max_length=ENUM_VALUES, description=(
         "From each value, the values a client may move it to, e.g. {preparing: [shipped], shipped: [delivered, "
         "returned]}; a value with no entry is final."))
 
