@@ -5,6 +5,7 @@ audited clean."""
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
@@ -132,3 +133,26 @@ def test_enum_values_keep_the_identifier_shape():
     for bad in ("Like", "thumbs up", "1st"):
         with pytest.raises(InvalidBlueprint, match="not a valid identifier"):
             parse_blueprint(community([bad, "love", "all"], bad))
+
+
+POLL = """
+app: {name: Poll, slug: poll}
+entities:
+  - name: votes
+    fields:
+      - {name: answer, type: enum, values: [yes, no, maybe], nullable: false, default: maybe}
+      - {name: light, type: enum, values: [on, off]}
+"""
+
+
+def test_yaml_booleans_where_a_string_belongs_say_to_quote_them(url):
+    """A poll's answers [yes, no] reach the model as [true, false] (YAML 1.1): the refusal said only "expected a
+    string; got true.", naming neither the value written nor the fix. It now says to quote it, and the quoted
+    blueprint ('on' a reserved word too) is accepted, verified and audited clean."""
+    with pytest.raises(InvalidBlueprint) as refused:
+        parse_blueprint(yaml.safe_load(POLL))
+    message = str(refused.value)
+    assert "entities[0].fields[0].values[0]: expected a string; got true. Fix: quote the value" in message
+    assert "entities[0].fields[1].values[1]: expected a string; got false. Fix: quote the value" in message
+    quoted = POLL.replace("[yes, no, maybe]", "['yes', 'no', maybe]").replace("[on, off]", "['on', 'off']")
+    verified(yaml.safe_load(quoted), url)

@@ -60,6 +60,11 @@ def problems_from(exc: ValidationError, root: str = "", model: Any = None) -> li
 def _one(path: str, err: dict, model: Any, root: str) -> Problem:
     kind, ctx, given = err["type"], err.get("ctx") or {}, err.get("input")
     where = path or root or "input"
+    if kind in EXPECTED and isinstance(given, bool) and EXPECTED[kind] == "a string":
+        # YAML reads yes, no, on, off, true and false bare as booleans: a poll's answers [yes, no] arrive as
+        # [true, false], and the value the author wrote appears nowhere in the message.
+        return where, f"expected a string; got {preview(given)}.", \
+            "quote the value ('yes', 'no', 'on', 'off', 'true', 'false'): YAML reads them unquoted as booleans"
     if kind in EXPECTED:
         return where, f"expected {EXPECTED[kind]}; got {preview(given)}.", ""
     if kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
