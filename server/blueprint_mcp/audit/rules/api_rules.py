@@ -193,13 +193,18 @@ def _any_folder(tree: Any) -> str:
     return ""
 
 
-def _first_folder_pinned(tree: Any) -> bool:
-    """A top-level conjunct of the clause compares the first folder: `(storage.foldername(name))[1] = <value>`."""
+def _conjuncts(tree: Any) -> list[Any]:
+    """The top-level conjuncts of a clause (the clause itself when it is no AND)."""
     parts = [tree]
     while len(parts) == 1 and isinstance(parts[0], dict) and \
             (parts[0].get("BoolExpr") or {}).get("boolop") == "AND_EXPR":
         parts = parts[0]["BoolExpr"].get("args") or []
-    for part in parts:
+    return parts
+
+
+def _first_folder_pinned(tree: Any) -> bool:
+    """A top-level conjunct of the clause compares the first folder: `(storage.foldername(name))[1] = <value>`."""
+    for part in _conjuncts(tree):
         body = part.get("A_Expr") if isinstance(part, dict) else None
         if not body or body.get("kind") != "AEXPR_OP" or strings(body.get("name")) != ["="]:
             continue
@@ -293,11 +298,7 @@ def _buckets_named(tree: Any) -> set[str] | None:
     if isinstance(tree, dict) and (tree.get("BoolExpr") or {}).get("boolop") == "OR_EXPR":
         branches = [_buckets_named(b) for b in tree["BoolExpr"].get("args") or []]
         return None if not branches or any(b is None for b in branches) else set().union(*branches)
-    parts = [tree]
-    while len(parts) == 1 and isinstance(parts[0], dict) and \
-            (parts[0].get("BoolExpr") or {}).get("boolop") == "AND_EXPR":
-        parts = parts[0]["BoolExpr"].get("args") or []
-    for part in parts:
+    for part in _conjuncts(tree):
         body = part.get("A_Expr") if isinstance(part, dict) else None
         if not body or strings((body.get("lexpr") or {}).get("ColumnRef", {}).get("fields"))[-1:] != ["bucket_id"]:
             continue
