@@ -2515,3 +2515,13 @@ def test_an_account_whose_cascade_meets_a_restricting_reference_is_expected_kept
     case = next(c for c in report.cases
                 if c.attack == "the owner of a workspace nobody else belongs to deletes their account")
     assert (case.expected, case.actual) == ("denied", "denied")
+
+
+def test_two_support_rows_of_one_row_take_different_writers_on_a_one_row_per_user_key(url):
+    """Random fuzz (older than session 30): `action` has two required unique references to `projects`, whose rows
+    hold one per user (a required unique user column defaulting to the caller). Each reference's support row chose
+    its writer before either existed, both took the same user, and the second clashed: ten fixture failures. The
+    second now takes the next writer that fits, under the id already named."""
+    fixture = Path(__file__).parent / "fixtures" / "blueprints" / "two-support-rows-one-user-key.json"
+    data = json.loads(fixture.read_text())
+    verified(data, url)

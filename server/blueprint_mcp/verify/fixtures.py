@@ -304,11 +304,13 @@ def replica_delete(table: Table, where: str, orphans: bool = False) -> str:
 
 
 def add_row(world: World, table: Table, org: str | None, author: str, n: int, enums: dict[str, list[str]],
-            purpose: str = "matrix") -> Row:
-    """Plan the insert of one fixture row and return it."""
+            purpose: str = "matrix", row_id: str | None = None) -> Row:
+    """Plan the insert of one fixture row and return it (`row_id`: the id it must have, one already named)."""
     values = row_values(table, org, world, author, n, enums, with_id=True)
     if not pk_key(table, values):  # no primary key and nothing required: its optional columns pick the row out
         values = row_values(table, org, world, author, n, enums, with_id=True, fill_optional=True)
+    if row_id is not None and "id" in values:
+        values["id"] = row_id
     author = take_parent_author(table, world, values, author)
     row = Row(table.name, org, author, pk_key(table, values), purpose=purpose, values=values)
     world.add(insert_sql(table, values) + ";", row, fallback=fuller(table, org, world, author, n, enums, values))
@@ -611,7 +613,18 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
         return
     key = {"id": literal(stable_id(target.name, target_org or "global", writer, str(number)))}
     yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != table.tenant_key and rc in key},
-           "__support__": lambda: _nested(add_row, world, target, target_org, writer, number, enums, "support")}
+           "__support__": lambda: _add_support(world, target, target_org, author, writer, number, enums, key["id"])}
+
+
+def _add_support(world: World, target: Table, org: str | None, author: str, writer: str, n: int,
+                 enums: dict[str, list[str]], row_id: str) -> None:
+    """Add a support row under the id already named. Its writer was chosen before the row's other support rows
+    were added: where one of them took that writer's only place on a key (two references of one row to a table
+    holding one row per user), another writer fits now (random fuzz: both support rows named the same user)."""
+    if not _support_fits(world, target, org, writer, n, enums):
+        writer = next((who for who in _support_writers(world, author, org)
+                       if _support_fits(world, target, org, who, n, enums)), writer)
+    _nested(add_row, world, target, org, writer, n, enums, "support", row_id)
 
 
 def _nested(add, *args) -> None:
