@@ -163,6 +163,7 @@ class Plan:
     edited: list[str]     # generated files changed since (produced again, or stale)
     clashes: list[str]    # unrecorded migrations named like generated ones, with other content
     twins: list[str]      # unrecorded migrations byte for byte one this render writes under another name
+    versions: list[str]   # migrations render did not create holding a version it writes
     current: dict[str, str]
     recorded: dict[str, str]  # the manifest
 
@@ -171,8 +172,12 @@ def plan(new: dict[str, bytes], root: Path) -> Plan:
     """Compare the files to write with the folder and its manifest; changes nothing."""
     old = read_manifest(root)
     mig = root / "supabase" / "migrations"
-    unrecorded = sorted(p.relative_to(root).as_posix() for p in (mig.glob("*.sql") if mig.is_dir() else [])
-                        if _kind(p.name) and p.relative_to(root).as_posix() not in {*new, *old})
+    theirs = [rel for rel in (p.relative_to(root).as_posix() for p in (mig.glob("*.sql") if mig.is_dir() else []))
+              if rel not in new and rel not in old]
+    unrecorded = sorted(rel for rel in theirs if _kind(rel))
+    # The Supabase CLI keys its migration history by the digits before the first '_': a migration of the user's
+    # with a version render writes would be taken for it (red team 31 F6).
+    written = {_version(rel) for rel in new if _migration(rel)}
     current = {rel: sha256((root / rel).read_bytes()) for rel in {*new, *old, *unrecorded} if (root / rel).is_file()}
     # A migration render did not record is the user's (a client wrote it from scaffold_project, or the manifest
     # was deleted): it may be applied, so it is never removed. Byte for byte one this render writes under another
@@ -190,6 +195,7 @@ def plan(new: dict[str, bytes], root: Path) -> Plan:
         + [rel for rel in stale if current[rel] != old[rel]],
         clashes=[rel for rel in unrecorded if rel not in twins],
         twins=twins,
+        versions=sorted(rel for rel in theirs if _version(rel) in written),
         current=current,
         recorded=old,
     )
@@ -230,6 +236,11 @@ def _migration(rel: str) -> bool:
     return PurePosixPath(rel).parent == PurePosixPath("supabase/migrations")
 
 
+def _version(rel: str) -> str:
+    """A migration's version, as the Supabase CLI reads it: the digits before the first '_'."""
+    return PurePosixPath(rel).name.split("_", 1)[0]
+
+
 def write_generated(files: dict[str, str], out_dir: str | Path, force: bool = False) -> Written:
     """Write render's files under out_dir and record them; refuse (before writing anything) to replace a
     file render did not create or a generated file edited since, unless force; never replace or remove a
@@ -248,16 +259,9 @@ def write_generated(files: dict[str, str], out_dir: str | Path, force: bool = Fa
                            "set (applied together, they clash)", field="out",
                            fix=f"render with --timestamp {stamp} to keep their names (render then records them), "
                                "or move them away: render never removes a migration it did not record")
-    # The Supabase CLI keys its migration history by the digits before the first '_': a migration of the user's
-    # with a version render writes would be taken for it (red team 31 F6).
-    versions = {PurePosixPath(rel).name.split("_", 1)[0] for rel in new if _migration(rel)}
-    mig = root / "supabase" / "migrations"
-    ours = {*new, *todo.recorded}
-    same = sorted(p.relative_to(root).as_posix() for p in (mig.glob("*.sql") if mig.is_dir() else [])
-                  if p.name.split("_", 1)[0] in versions and p.relative_to(root).as_posix() not in ours)
-    if same:
+    if todo.versions:
         raise OutputExists(f"migrations render did not create hold a version it writes (the Supabase CLI keys its "
-                           f"history by it): {[str(root / rel) for rel in same]}", field="out",
+                           f"history by it): {[str(root / rel) for rel in todo.versions]}", field="out",
                            fix="render with another --timestamp, or rename them: render never replaces a migration "
                                "it did not record")
     mine = [rel for rel in todo.foreign if _migration(rel)]
