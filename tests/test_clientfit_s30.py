@@ -272,7 +272,7 @@ create trigger zz_signup_tuning after insert on auth.users for each row execute 
 
 
 @pytest.mark.postgres
-def test_a_setting_changed_after_verify_set_it_leaves_no_verdict(empty_db_url):
+def test_row_security_turned_off_after_verify_set_it_leaves_no_verdict(empty_db_url):
     """Red team 30 T1: a write through a view of pg_settings (the first wall reads an update of private.tuning) in
     a trigger fired as verify's fixtures sign the actors up turned row_security off for every case: 4 leaks read
     as denied and the migration PASSED. Each case now checks what its verdict relies on first."""

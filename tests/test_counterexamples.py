@@ -2487,7 +2487,7 @@ def test_the_row_outside_a_where_keeps_to_the_entitys_comparisons(url, checks, w
         tenancy={"personal_workspaces": False}), url)
 
 
-def test_gotrue_soft_delete_goes_through_so_a_deprovisioning_always_cuts_access(make_db):
+def test_gotrue_soft_delete_is_not_refused_and_a_delete_for_good_still_applies_l01(make_db):
     """Red teams 29 R3 and 30 T6: GoTrue's soft delete (auth.admin.deleteUser(id, true), SCIM deprovisioning) is an
     UPDATE of deleted_at that runs no account-deletion rule. Refusing it (tried) left a deprovisioned leaver's
     account usable; it goes through, and docs/lifecycle.md L01 says what stays and to delete for good."""
