@@ -97,13 +97,7 @@ def test_fp01_constant_argument_decides_the_case() -> None:
     assert _OPEN <= _errors(unknown)
 
 
-_SECURE = """
-create function private.secure_table(p_table text) returns void
-language plpgsql set search_path = '' as $$
-begin
-  execute format('alter table public.%I enable row level security', p_table);
-  execute format('alter table public.%I force row level security', p_table);
-end $$;
+_NOTES = """
 create table public.notes (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade
@@ -112,6 +106,14 @@ create index on public.notes (organization_id);
 create policy notes_select on public.notes for select to authenticated
   using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
 """
+_SECURE = """
+create function private.secure_table(p_table text) returns void
+language plpgsql set search_path = '' as $$
+begin
+  execute format('alter table public.%I enable row level security', p_table);
+  execute format('alter table public.%I force row level security', p_table);
+end $$;
+""" + _NOTES
 
 
 def test_fp02_constant_argument_names_the_table() -> None:
@@ -131,14 +133,7 @@ begin
     execute format('alter table public.%I enable row level security', r.tablename);
   end loop;
 end $$;
-create table public.notes (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade
-);
-create index on public.notes (organization_id);
-create policy notes_select on public.notes for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));
-"""
+""" + _NOTES
 
 
 def test_fp02b_parameter_default_is_bound() -> None:
