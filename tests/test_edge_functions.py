@@ -163,7 +163,7 @@ def test_deno_catches_a_wrong_rpc_call_and_a_validator_letting_pii_through(deno_
     checked = deno(deno_npm, "check", "--quiet", invite.relative_to(tmp_path).as_posix(), cwd=tmp_path)
     assert checked.returncode != 0 and "TS2322" in checked.stderr, checked.stderr[-2000:]
     validate = functions / "log-event" / "validate.ts"
-    validate.write_text(validate.read_text().replace("if (PII_KEYS.has(key.toLowerCase()))", "if (false)"))
+    validate.write_text(validate.read_text().replace("if (PII_FORMS.has(form(key)))", "if (false)"))
     shutil.copy(VALIDATE_TEST, validate.with_name("validate_test.ts"))
     ran = deno(deno_npm, "test", "--quiet", "supabase/functions/log-event/validate_test.ts", cwd=tmp_path)
     assert ran.returncode != 0

@@ -125,7 +125,11 @@ def test_signed_in_user_cannot_write_analytics_events(world):
 @pytest.mark.parametrize("properties", [
     {"email": "a@b.c"},
     # Found by an independent attack: the check read top-level, lower-case keys only.
-    {"Email": "a@b.c"}, {"user": {"email": "a@b.c"}}, {"phoneNumber": "+1 555"}, {"list": [{"FULL-NAME": "A B"}]}])
+    {"Email": "a@b.c"}, {"user": {"email": "a@b.c"}}, {"phoneNumber": "+1 555"}, {"list": [{"FULL-NAME": "A B"}]},
+    # Red team 31 F10: `_` and `-` anywhere, and the keys the built-ins lacked.
+    {"e_mail": "a@b.c"}, {"E-Mail": "a@b.c"}, {"emailAddress": "a@b.c"}, {"_email_": "a@b.c"},
+    {"who": {"birth_date": "1990-01-01"}}, {"Postal-Code": "10115"}, {"surname": "B"}, {"mobile": "+1 555"},
+    {"social_security_number": "078-05-1120"}])
 def test_events_reject_personal_data_in_properties(world, properties):
     state = denied(world.conn, "service_role", None,
                    "insert into public.events (organization_id, event_name, event_category, properties) "
@@ -136,7 +140,8 @@ def test_events_reject_personal_data_in_properties(world, properties):
 def test_events_keep_properties_that_only_resemble_personal_data(world):
     world.su("insert into public.events (organization_id, event_name, event_category, properties) values "
              "(%s, 'habit_created', 'core_feature', %s)",
-             (world.org1, json.dumps({"emails_sent": 3, "plan": {"name": "pro"}, "tags": ["email"]})))
+             (world.org1, json.dumps({"emails_sent": 3, "plan": {"name": "pro"}, "tags": ["email"],
+                                      "mobile_app": "ios", "email_opened": True, "street_view": False})))
 
 
 def test_anon_reads_and_writes_nothing(world):

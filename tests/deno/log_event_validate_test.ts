@@ -87,6 +87,11 @@ Deno.test("personal-data keys are refused, at any depth", () => {
   refused(body({ properties: { client_ip_address: "10.0.0.1" } }), "properties.client_ip_address")
   refused(body({ properties: { context: { invitee: { email: "a@example.com" } } } }), "properties.context.invitee.email")
   refused(body({ properties: { people: [{ ok: 1 }, { phone: "555" }] } }), "properties.people[1].phone")
+  // Red team 31 F10: `_` and `-` anywhere, words and stems the lists lacked.
+  for (const key of ["e_mail", "E-Mail", "phoneNumber", "first-name", "emailAddress", "user_mail", "home_street"]) {
+    refused(body({ properties: { context: { [key]: "x" } } }), `properties.context.${key}`)
+  }
+  ok(validateEvent(body({ properties: { emails_sent: 3, mobile_app: "ios", plan: { tier: "pro" } } })).ok)
 })
 
 Deno.test("properties that are not a JSON object are refused", () => {
@@ -99,6 +104,7 @@ Deno.test("oversize, crowded or deeply nested properties are refused", () => {
   ok(validateEvent(body({ properties: { blob: "x".repeat(MAX_PROPERTIES_BYTES - 20) } })).ok)
   const crowded = Object.fromEntries(Array.from({ length: MAX_PROPERTY_KEYS + 1 }, (_, i) => [`key_${i}`, i]))
   refused(body({ properties: crowded }), "properties")
+  refused(body({ properties: { nested: crowded } }), "properties") // the cap counts keys at every depth
   let deep: unknown = { leaf: 1 }
   for (let i = 0; i < MAX_DEPTH; i++) deep = { level: deep }
   ok(validateEvent(body({ properties: deep })).ok, `${MAX_DEPTH} levels are allowed`)

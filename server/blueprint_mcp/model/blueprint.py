@@ -17,7 +17,7 @@ from .errors import InvalidBlueprint, choose, preview
 from .limits import APP_DESCRIPTION_CHARS, APP_NAME_CHARS, ENTITIES
 from .names import object_name
 from .storage import Bucket
-from .privacy import BUILTIN_PII_KEYS, Privacy
+from .privacy import BUILTIN_PII_KEYS, EVENT_PII_KEYS, Privacy, pii_form
 from .tenancy import Capability, Tenancy
 from .validation import join, problems_from
 
@@ -1573,7 +1573,9 @@ def _check_restore_names(bp: Blueprint, problems: list) -> None:
 
 
 def _check_events(bp: Blueprint, problems: list) -> None:
-    pii = set(bp.pii_keys())
+    # Compared as the events check and log-event compare them: `e_mail` is `email`; log-event refuses its own keys
+    # too (`username`), so an event declaring one could never be logged.
+    pii = {pii_form(k) for k in [*bp.pii_keys(), *EVENT_PII_KEYS]}
     entity_index = {e.name: i for i, e in enumerate(bp.entities)}
     names = [e.name for e in bp.entities]
     repeated = {n for n in names if names.count(n) > 1}  # already reported by _check_names
@@ -1596,10 +1598,10 @@ def _check_events(bp: Blueprint, problems: list) -> None:
                              else "rename the event or remove the duplicate"))
         seen.setdefault(ev.name, ev.source.value if ev.source is not EventSource.entity else f"by entity {ev.entity}")
         for j, key in enumerate(ev.properties):
-            if key not in pii:
+            if pii_form(key) not in pii:
                 continue
             field = next((f"entities[{k}].fields[{m}].pii" for k, x in enumerate(bp.entities)
-                          for m, f in enumerate(x.fields) if f.pii and f.name == key), None)
+                          for m, f in enumerate(x.fields) if f.pii and pii_form(f.name) == pii_form(key)), None)
             if ev.source is EventSource.entity and field is not None:
                 # A pii field's name is refused in every event's properties: one that another entity's own events
                 # carry (a pii reference named project_id, beside projects' events) is the field's problem, once.
@@ -1611,7 +1613,7 @@ def _check_events(bp: Blueprint, problems: list) -> None:
                                      f"rename the field (e.g. about_{key}), or set events: false on {ev.entity}"))
                 continue
             problems.append((f"{where}.properties[{j}]" if ev.source is EventSource.custom else where,
-                             f"'{key}' is personal data.",
+                             f"'{key}' is personal data or a secret: the events check and log-event refuse it.",
                              "reference the user by user_id instead of copying PII into events"))
 
 

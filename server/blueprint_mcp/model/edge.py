@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .blueprint import Blueprint
+from .privacy import EVENT_PII_KEYS
 from .meaning import command_grants, linked_hops
 
 
@@ -32,13 +33,6 @@ def edge_functions(bp: Blueprint) -> tuple[str, ...]:
     return tuple(f.name for f in EDGE_FUNCTIONS if has[f.needs])
 
 
-# log-event: what event properties may carry, beyond the database's check (events.properties holds none of
-# the blueprint's pii_keys() at any depth, in any case). Keys refused at any depth besides pii_keys():
-EVENT_PII_KEYS = ("name", "username", "display_name", "token", "access_token", "refresh_token", "secret",
-                  "api_key", "birthday", "dob", "postcode", "zip_code", "card_number", "iban", "passport")
-# Words that make a key nobody declared look personal or secret (`user_email`, `ip_address`, `access_token`):
-# matched against the `_`-separated words of keys the event does not declare.
-EVENT_PII_WORDS = ("email", "phone", "password", "ssn", "address", "ip", "token", "secret", "passport", "iban")
 EVENT_PROPERTIES_BYTES = 4096  # of properties serialised as JSON (UTF-8)
 EVENT_PROPERTIES_DEPTH = 3  # nested objects and arrays inside properties
 SESSION_USER_AGENT = 512  # characters of the User-Agent header track-session keeps

@@ -7,9 +7,28 @@ from pydantic import Field
 from .base import Ident, Model
 from .limits import NAMES_PER_LIST
 
-# Keys that are personal data in any app; event properties may never carry them.
-BUILTIN_PII_KEYS = ("email", "phone", "phone_number", "full_name", "first_name", "last_name",
-                    "address", "ip", "ip_address", "password", "ssn", "date_of_birth")
+# Keys that are personal data in any app; event properties may never carry them. Compared in pii_form(): `E-Mail`,
+# `e_mail` and `emailAddress` are `email` and `email_address` (red team 31 F10).
+BUILTIN_PII_KEYS = ("email", "email_address", "phone", "phone_number", "mobile", "mobile_number", "full_name",
+                    "first_name", "last_name", "surname", "address", "street_address", "postal_code", "ip",
+                    "ip_address", "password", "ssn", "social_security_number", "date_of_birth", "birth_date")
+
+
+def pii_form(key: str) -> str:
+    """`key` as personal-data keys are compared: lower case, without `_` and `-` (`E-Mail`, `e_mail`: `email`)."""
+    return key.lower().replace("_", "").replace("-", "")
+
+
+# log-event: what event properties may carry, beyond the database's check (events.properties holds none of
+# the blueprint's pii_keys() at any depth, in any case, `_` and `-` aside). Keys refused at any depth besides
+# pii_keys(), and never declared as an event's properties (log-event would refuse every such event):
+EVENT_PII_KEYS = ("name", "username", "display_name", "mail", "token", "access_token", "refresh_token", "secret",
+                  "api_key", "birthday", "dob", "postcode", "zip_code", "card_number", "iban", "passport")
+# Words that make a key nobody declared look personal or secret (`user_email`, `ip_address`, `access_token`):
+# matched against the `_`-separated words of keys the event does not declare.
+EVENT_PII_WORDS = ("email", "mail", "phone", "password", "passwd", "ssn", "address", "street", "postcode", "postal",
+                   "ip", "token", "secret", "passport", "iban", "surname", "firstname", "lastname", "fullname",
+                   "username", "birthdate", "dob")
 
 
 class Privacy(Model):

@@ -8,6 +8,7 @@ from ..model import Blueprint, edge_functions
 from ..model import edge
 from ..model.blueprint import ROLE_TYPE
 from ..model.limits import EVENT_PROPERTIES
+from ..model.privacy import EVENT_PII_WORDS
 from ..sql.tables import CLIENT_TYPES
 from .types import _env
 
@@ -33,7 +34,8 @@ def _context(bp: Blueprint) -> dict:
         "role_type": ROLE_TYPE, "default_role": bp.tenancy.default_member_role.name,
         "sessions": bp.analytics.sessions, "events": _rows(events),
         "pii_keys": _rows([json.dumps(k) for k in edge.event_pii_keys(bp)]),
-        "pii_words": _rows([json.dumps(w) for w in edge.EVENT_PII_WORDS]), "max_bytes": edge.EVENT_PROPERTIES_BYTES,
+        "pii_words": _rows([json.dumps(w) for w in EVENT_PII_WORDS]),
+        "max_bytes": edge.EVENT_PROPERTIES_BYTES,
         "max_keys": EVENT_PROPERTIES, "max_depth": edge.EVENT_PROPERTIES_DEPTH, "body_fields": json.dumps(body),
         "links": links, "link_names": " or ".join(edge.link_columns(links)),
         "client_types": list(CLIENT_TYPES), "max_user_agent": edge.SESSION_USER_AGENT,

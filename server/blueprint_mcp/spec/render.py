@@ -12,6 +12,7 @@ from ..audit import audit_schema
 from ..model import Blueprint, Capability, EventCategory, canonical_taxonomy, edge_functions
 from ..model import edge
 from ..model.meaning import command_grants, ungrantable
+from ..model.privacy import EVENT_PII_KEYS, EVENT_PII_WORDS
 from ..model.schema import Command, Schema
 from ..model.words import describe_grants
 from ..sql import render as sqlr
@@ -59,7 +60,7 @@ def render_spec(bp: Blueprint, schema: Schema, sections: list[SectionName] | Non
         "analytics": [t for t in schema.tables if t.section == "analytics"],
         "privacy_tables": [t for t in schema.tables if t.section == "privacy"],
         "edge_functions": edge_functions(bp),
-        "log_event": {"pii_keys": edge.EVENT_PII_KEYS, "pii_words": edge.EVENT_PII_WORDS,
+        "log_event": {"pii_keys": EVENT_PII_KEYS, "pii_words": EVENT_PII_WORDS,
                       "bytes": edge.EVENT_PROPERTIES_BYTES, "depth": edge.EVENT_PROPERTIES_DEPTH,
                       # The link columns as markdown code ("" without any): who logs events besides members.
                       "links": ", ".join(f"`{c}`" for c in edge.link_columns(edge.event_links(bp))),

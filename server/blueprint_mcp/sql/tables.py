@@ -6,6 +6,7 @@ from ..model import Blueprint, Entity, EventCategory, FieldType, Scope
 from ..model.entities import Requirement
 from ..model.blueprint import ROLE_TYPE
 from ..model.meaning import erased_with_author
+from ..model.privacy import pii_form
 from ..model.schema import Column, Constraint, EnumType, Table
 from . import columns as c
 from .ident import ident, literal
@@ -284,9 +285,11 @@ def events(bp: Blueprint) -> Table:
         Column(name="occurred_at", type="timestamptz", nullable=False, default="now()"),
         *c.timestamps(updated=False),
     ]
-    # Personal-data keys at any depth, in any case, `_` optional or `-` (`Email`, `user.email`, `phoneNumber`).
-    keys = "|".join(k.replace("_", "[_-]?") for k in bp.pii_keys())
-    pii_path = f'lax $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^({keys})$" flag "i")'
+    # Personal-data keys at any depth, in any case, with `_` or `-` anywhere or not (`Email`, `e_mail`, `phoneNumber`,
+    # `first-name`): the key's pii_form() is one of theirs, as log-event and the model compare them.
+    forms = dict.fromkeys(pii_form(k) for k in bp.pii_keys())
+    keys = "|".join("[_-]*".join(form) for form in forms)
+    pii_path = f'lax $.** ? (@.type() == "object").keyvalue() ? (@.key like_regex "^[_-]*({keys})[_-]*$" flag "i")'
     t.constraints = [
         c.primary_key(t.name),
         c.check(t.name, "event_name", "event_name ~ '^[a-z][a-z0-9_]{0,62}$'"),

@@ -44,24 +44,34 @@ export const EVENTS: ReadonlyMap<string, EventRule> = new Map<string, EventRule>
 ])
 
 // Keys refused at any depth: the blueprint's personal-data keys (privacy.pii_keys, PII fields, the built-ins)
-// and secrets; and words that make an undeclared key look personal (`user_email`, `ip_address`).
+// and secrets, compared in any case with `_` and `-` anywhere or not (`E-Mail`, `e_mail`, `phoneNumber`); and
+// words that make an undeclared key look personal (`user_email`, `ip_address`).
 export const PII_KEYS: ReadonlySet<string> = new Set<string>([
   "email",
+  "email_address",
   "phone",
   "phone_number",
+  "mobile",
+  "mobile_number",
   "full_name",
   "first_name",
   "last_name",
+  "surname",
   "address",
+  "street_address",
+  "postal_code",
   "ip",
   "ip_address",
   "password",
   "ssn",
+  "social_security_number",
   "date_of_birth",
+  "birth_date",
   "notes",
   "name",
   "username",
   "display_name",
+  "mail",
   "token",
   "access_token",
   "refresh_token",
@@ -77,15 +87,27 @@ export const PII_KEYS: ReadonlySet<string> = new Set<string>([
 ])
 export const PII_WORDS: ReadonlySet<string> = new Set<string>([
   "email",
+  "mail",
   "phone",
   "password",
+  "passwd",
   "ssn",
   "address",
+  "street",
+  "postcode",
+  "postal",
   "ip",
   "token",
   "secret",
   "passport",
   "iban",
+  "surname",
+  "firstname",
+  "lastname",
+  "fullname",
+  "username",
+  "birthdate",
+  "dob",
 ])
 
 export const MAX_PROPERTIES_BYTES = 4096
@@ -94,6 +116,9 @@ export const MAX_DEPTH = 3
 export const BODY_FIELDS = ["organization_id", "event_name", "properties", "session_id"] as const
 
 const NAME = /^[a-z][a-z0-9_]{0,62}$/
+/** A key as personal-data keys are compared: lower case, without `_` and `-`. */
+const form = (key: string) => key.toLowerCase().replace(/[_-]/g, "")
+const PII_FORMS: ReadonlySet<string> = new Set([...PII_KEYS].map(form))
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 function isObject(value: unknown): value is { [key: string]: unknown } {
@@ -102,7 +127,7 @@ function isObject(value: unknown): value is { [key: string]: unknown } {
 
 /** Why `key` may not be sent (at `depth` 0: a top-level key of an event declaring `declared`), or null. */
 function keyProblem(key: string, declared: readonly string[], depth: number): string | null {
-  if (PII_KEYS.has(key.toLowerCase())) return "looks like personal data or a secret: events never carry it"
+  if (PII_FORMS.has(form(key))) return "looks like personal data or a secret: events never carry it"
   if (depth === 0 && declared.length > 0) {
     return declared.includes(key) ? null : `not a property of this event; expected ${declared.join(", ")}`
   }
@@ -116,22 +141,30 @@ function keyProblem(key: string, declared: readonly string[], depth: number): st
 // PostgreSQL's jsonb refuses the NUL character (22P05): refused here, a 400 naming where, not a 500.
 const NUL = "may not contain the NUL character (\\u0000): PostgreSQL refuses it in JSON"
 
-/** The first problem inside `value` (keys at every depth, nesting, NUL characters), as [path, message], or null. */
-function walk(value: unknown, path: string, declared: readonly string[], depth: number): [string, string] | null {
+/** The first problem inside `value` (keys at every depth, nesting, NUL characters), as [path, message], or null;
+ * `seen.keys` counts the keys walked, at every depth (a cap on the top level alone let 300 through one level down). */
+function walk(
+  value: unknown,
+  path: string,
+  declared: readonly string[],
+  depth: number,
+  seen: { keys: number },
+): [string, string] | null {
   if (typeof value === "string" && value.includes("\u0000")) return [path, NUL]
   if (Array.isArray(value) || isObject(value)) {
     if (depth > MAX_DEPTH) return [path, `nested more than ${MAX_DEPTH} levels deep`]
   }
   if (Array.isArray(value)) {
     for (const [i, item] of value.entries()) {
-      const problem = walk(item, `${path}[${i}]`, declared, depth + 1)
+      const problem = walk(item, `${path}[${i}]`, declared, depth + 1, seen)
       if (problem) return problem
     }
   } else if (isObject(value)) {
     for (const [key, item] of Object.entries(value)) {
+      if (++seen.keys > MAX_PROPERTY_KEYS) return ["properties", `at most ${MAX_PROPERTY_KEYS} keys at all depths`]
       const problem = key.includes("\u0000") ? NUL : keyProblem(key, declared, depth)
       if (problem) return [`${path}.${key}`, problem]
-      const inner = walk(item, `${path}.${key}`, declared, depth + 1)
+      const inner = walk(item, `${path}.${key}`, declared, depth + 1, seen)
       if (inner) return inner
     }
   }
@@ -156,12 +189,9 @@ export function validateEvent(body: unknown): Checked {
   if (rule.server) return fail("event_name", "recorded by the app's backend only (server_only), not by clients")
   const properties = body.properties ?? {}
   if (!isObject(properties)) return fail("properties", "must be a JSON object")
-  if (Object.keys(properties).length > MAX_PROPERTY_KEYS) {
-    return fail("properties", `at most ${MAX_PROPERTY_KEYS} keys`)
-  }
   // The walk first: it stops at MAX_DEPTH, where JSON.stringify would recurse through any nesting the body holds
   // (thousands of arrays deep within the size cap throw a RangeError: a 500, not a 400).
-  const problem = walk(properties, "properties", rule.properties, 0)
+  const problem = walk(properties, "properties", rule.properties, 0, { keys: 0 })
   if (problem) return fail(problem[0], problem[1])
   if (new TextEncoder().encode(JSON.stringify(properties)).length > MAX_PROPERTIES_BYTES) {
     return fail("properties", `at most ${MAX_PROPERTIES_BYTES} bytes as JSON`)
