@@ -286,3 +286,25 @@ def test_a_delete_under_a_stamped_parent_is_accepted_and_verifies(url):
     moved = dict(UNDER_STAMPED, entities=[UNDER_STAMPED["entities"][0], dict(UNDER_STAMPED["entities"][1], fields=[
         f | ({"movable": True} if f["name"] == "project_id" else {}) for f in UNDER_STAMPED["entities"][1]["fields"]])])
     assert [p for p, _, _ in rejected(moved)] == ["entities[1].access.delete[1].under"]
+
+
+def test_generate_schema_names_the_stamped_references_and_the_way_out():
+    # Session 30's fit check: an author met the run-time refusal without having asked for it; the design answer
+    # says which references are set on insert only, and how to let clients move rows.
+    from blueprint_mcp.tools import generate_schema
+
+    answer = generate_schema(template="habit-tracker")
+    stamped = [n for n in answer.result.notes if n.startswith("clients set")]
+    assert stamped == ["clients set habit_check_ins.habit_id on insert only: the rows hold server_set fields, stamped "
+                       "for the parent they name (docs/lifecycle.md L13); `movable: true` on a reference lets clients "
+                       "move rows"]
+    assert stamped[0] in answer.text
+    assert not [n for n in generate_schema(template="habit-tracker", sections=["core"]).result.notes
+                if n.startswith("clients set")]
+    movable = copy.deepcopy(APPROVALS)
+    for e in movable["entities"]:
+        for f in e["fields"]:
+            if f.get("type") == "reference" and f.get("references") == "documents":
+                f["movable"] = True
+    assert not [n for n in generate_schema(blueprint=movable).result.notes if n.startswith("clients set")]
+    assert [n for n in generate_schema(blueprint=APPROVALS).result.notes if n.startswith("clients set")]

@@ -24,7 +24,7 @@ from .model import Blueprint, BlueprintError, InvalidBlueprint, Role, parse_blue
 from .model.base import suggest_slug
 from .model.errors import choose, clip, preview
 from .model.limits import FILE_BYTES
-from .model.meaning import command_grants, remembered_grants, restore_grants
+from .model.meaning import command_grants, remembered_grants, restore_grants, stamped_references
 from .model.names import verb_name
 from .model.words import describe_grants
 from .model.schema import Schema
@@ -242,6 +242,17 @@ def _more(cursor: str | None, what: str) -> str:
     return f" More {what}: call again with cursor={cursor}." if cursor else ""
 
 
+def _stamped_note(bp: Blueprint, tables: set[str], shown: int = 5) -> list[str]:
+    """The references clients set on insert only because their rows hold server_set fields (L13): a client's
+    update moving such a row is refused at run time, which surprises an author who never asked for it."""
+    cols = [f"{e}.{c}" for e, refs in stamped_references(bp).items() if e in tables for c in sorted(refs)]
+    if not cols:
+        return []
+    more = f" and {len(cols) - shown} more" if len(cols) > shown else ""
+    return [f"clients set {', '.join(cols[:shown])}{more} on insert only: the rows hold server_set fields, stamped "
+            "for the parent they name (docs/lifecycle.md L13); `movable: true` on a reference lets clients move rows"]
+
+
 def _notes(notes: list[str]) -> str:
     return "".join(f" Note: {n}." for n in notes)
 
@@ -353,6 +364,7 @@ def generate_schema(*, template: str | None = None, blueprint: Blueprint | dict 
                "triggers": sum(len(t.triggers) for t in tables)}
     summaries, cursor_out = page([_summary(t) for t in tables], cursor, "tables") if "summary" in include \
         else ([], None)
+    notes += _stamped_note(bp, {t.name for t in tables})
     result = SchemaResult(design=design, counts=counts, tables=summaries, next_cursor=cursor_out, resources=links,
                           notes=notes)
     text = (f"{bp.app.name} ({design}): {len(tables)} tables (" + ", ".join(f"{k} {v}" for k, v in counts.items())

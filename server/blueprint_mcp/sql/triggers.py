@@ -221,8 +221,8 @@ def keep_links() -> Function:
 def keep_stamped_parents() -> Function:
     return _set_on_insert(
         "keep_stamped_parents", "the service role may move a row to another parent",
-        "'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '\n"
-        "               'service role move it.'",
+        "'The row''s server-set fields were stamped for the row it names: insert a new row, let the service '\n"
+        "               'role move it, or mark the reference movable: true in the blueprint.'",
         "Refuses client updates that point a reference of a row holding server_set fields at another row "
         "(clearing it is allowed): those values (a check-in's time, a sign-off's signer) were set for the row it "
         "names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).")

@@ -171,8 +171,8 @@ begin
         errcode = '42501',
         message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
                          tg_table_name, col),
-        hint = 'The row''s server-set fields were stamped for the row it names: insert a new row, or let the '
-               'service role move it.';
+        hint = 'The row''s server-set fields were stamped for the row it names: insert a new row, let the service '
+               'role move it, or mark the reference movable: true in the blueprint.';
     end if;
   end loop;
   return new;
