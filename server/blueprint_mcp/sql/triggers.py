@@ -6,6 +6,8 @@ caller's search_path can never redirect it; definer functions are revoked from p
 
 from __future__ import annotations
 
+import textwrap
+
 from ..model import Blueprint, Entity
 from ..model.schema import Function, Table, Trigger
 from .columns import ORG
@@ -188,7 +190,10 @@ end""", "Member references limited to roles: the user in column tg_argv[0] must 
 
 def _set_on_insert(name: str, service: str, hint: str, comment: str) -> Function:
     """A trigger refusing client updates that point a column (its arguments) at another row or user; clearing it
-    is allowed, and the service role (`service`: why it may) writes it as it must."""
+    is allowed, and the service role (`service`: why it may) writes it as it must. `hint`: plain text, written as
+    adjacent SQL literals of at most 100 characters (PostgreSQL joins literals separated by a line break)."""
+    pieces = textwrap.wrap(hint, 98, drop_whitespace=False, break_long_words=False)
+    hint_sql = "\n               ".join(literal(p) for p in pieces)
     return _fn(name, f"""declare
   col text;
 begin
@@ -202,7 +207,7 @@ begin
         errcode = '42501',
         message = format('%I.%I is set on insert only; a client may clear it, not point it elsewhere',
                          tg_table_name, col),
-        hint = {hint};
+        hint = {hint_sql};
     end if;
   end loop;
   return new;
@@ -212,7 +217,7 @@ end""", comment)
 def keep_links() -> Function:
     return _set_on_insert(
         "keep_links", "the service role (an edge function that checked who the user is) may re-link",
-        "'Whom it names reaches the row from outside the organisation: let the service role re-link it.'",
+        "Whom it names reaches the row from outside the organisation: let the service role re-link it.",
         "Refuses client updates that point a column a linked grant reads at another row or user (clearing it "
         "is allowed): a member re-linking a row to themselves would read what their role does not let them, and "
         "keep it after leaving.")
@@ -221,8 +226,8 @@ def keep_links() -> Function:
 def keep_stamped_parents() -> Function:
     return _set_on_insert(
         "keep_stamped_parents", "the service role may move a row to another parent",
-        "'The row''s server-set fields were stamped for the row it names: insert a new row, let the service '\n"
-        "               'role move it, or mark the reference movable: true in the blueprint.'",
+        "The row's server-set fields were stamped for the row it names: insert a new row, let the service role "
+        "move it, or mark the reference movable: true in the blueprint.",
         "Refuses client updates that point a reference of a row holding server_set fields at another row "
         "(clearing it is allowed): those values (a check-in's time, a sign-off's signer) were set for the row it "
         "names, and would attest a row they never saw (a month-old check-in moved onto a habit made today).")
