@@ -221,3 +221,39 @@ def test_a_user_migration_holding_a_version_render_writes_is_refused(tmp_path, c
     assert _migrations(out) == ["20250101000000_add_colour.sql"]
     assert _render(out, "--timestamp", "20250101000001") == 0
     assert "20250101000000_add_colour.sql" in _migrations(out)
+
+
+def test_a_failure_while_staging_leaves_no_empty_folders(tmp_path, monkeypatch):
+    # Helper N's leftover: the first render into a new folder failed on the fourth file and left supabase/,
+    # supabase/migrations/ and docs/ behind, empty.
+    real, calls = files.stage, [0]
+
+    def failing(*args):
+        calls[0] += 1
+        if calls[0] == 4:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(files, "stage", failing)
+    out = tmp_path / "new" / "app"
+    with pytest.raises(OSError):
+        tools.write_files(tools.migration_files(load_template("habit-tracker"), parse_stamp(FIRST)), out)
+    assert list(tmp_path.iterdir()) == []
+    # Into a folder holding a file of the user's: their folder and file stay, nothing else.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine/notes.txt").write_text("mine")
+    calls[0] = 0
+    with pytest.raises(OSError):
+        tools.write_files(tools.migration_files(load_template("habit-tracker"), parse_stamp(FIRST)), tmp_path / "mine")
+    assert _files(tmp_path / "mine") == {"notes.txt": b"mine"}
+
+
+def test_a_symlinked_manifest_is_refused_not_read(tmp_path, capsys):
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"format": 1, "files": {}}')
+    out = tmp_path / "app"
+    (out / files.MANIFEST).parent.mkdir(parents=True)
+    (out / files.MANIFEST).symlink_to(outside)
+    assert _render(out, "--timestamp", FIRST) == 2
+    assert f"{out / files.MANIFEST} is a symbolic link (to {outside})" in capsys.readouterr().err
+    assert _files(out) == {files.MANIFEST: f"-> {outside}".encode()}

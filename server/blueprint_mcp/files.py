@@ -119,9 +119,13 @@ def _inside(root: Path, rel: str) -> bool:
 def read_manifest(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of what the last render wrote; empty when there is no manifest."""
     path = root / MANIFEST
+    fix = "delete it (render then treats every existing file as not its own)"
+    if path.is_symlink():  # render keeps its own record in --out, never one read through a link (red team 31)
+        raise BlueprintError(f"{path} is a symbolic link (to {os.readlink(path)}): render keeps its manifest as a "
+                             "plain file in the output folder", field="out",
+                             fix="replace the link with a copy of the file, or " + fix)
     if not path.is_file():
         return {}
-    fix = "delete it (render then treats every existing file as not its own)"
     if path.stat().st_size > FILE_BYTES:
         raise BlueprintError(f"{path} is larger than {FILE_BYTES:,} bytes", field="out", fix=fix)
     try:
@@ -286,13 +290,21 @@ def _apply(root: Path, new: dict[str, bytes], todo: Plan) -> Written:
     manifest records what the folder then holds, also when a step fails midway."""
     out = Written(kept=[root / rel for rel in todo.clashes])
     staged: dict[str, Path] = {}
+    changed = [rel for rel, data in new.items() if todo.current.get(rel) != sha256(data)]
+    # The folders staging creates, deepest first: a failure leaves the folder as it was, not a tree of empty ones.
+    created = sorted({p for rel in changed for p in (root / rel).parents if not p.exists()},
+                     key=lambda p: len(p.parts), reverse=True)
     try:
-        for rel, data in new.items():
-            if todo.current.get(rel) != sha256(data):
-                staged[rel] = stage(root / rel, data)
+        for rel in changed:
+            staged[rel] = stage(root / rel, new[rel])
     except BaseException:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass  # not empty, or never made: the first failure is the one to report
         raise
     done = {rel for rel in new if rel not in staged}
     try:
