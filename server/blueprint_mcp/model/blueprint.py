@@ -1613,7 +1613,7 @@ def _check_events(bp: Blueprint, problems: list) -> None:
                                      f"rename the field (e.g. about_{key}), or set events: false on {ev.entity}"))
                 continue
             problems.append((f"{where}.properties[{j}]" if ev.source is EventSource.custom else where,
-                             f"'{key}' is personal data or a secret: the events check and log-event refuse it.",
+                             f"'{key}' is personal data or a secret: log-event refuses it in every event's properties.",
                              "reference the user by user_id instead of copying PII into events"))
 
 
