@@ -59,7 +59,8 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
     parent's columns (where, assigned, under) as `under` the reference to that row, so the condition is read on
     the row; soft delete's too. insert: the same, and the row's author by the parent's insert grants that need no
     parent column (where, assigned and under are dropped): an author gives their own row its personal data, once
-    (one side row per row), and changes it only as an updater. Without an author column there is no author to give
+    (one side row per row), and changes it only as an updater; an author an update grant admits by role (its
+    `where` read on the row) gives it only as that updater. Without an author column there is no author to give
     it. Linked chains start one hop earlier, at the reference to the parent. With no member left, only the service
     role writes it; a soft-deleted entity's personal data is deleted by the service role alone (clearing a field is
     an update)."""
@@ -85,8 +86,19 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         # every member write is the author's.
         grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
     if command == "insert" and side.owner_column:
-        # The parent's insert grants are its author's already (own).
-        authors = [g for g in command_grants(bp, parent, "insert") if not on_row(g)]
+        # The parent's insert grants are its author's already (own). An author whose role an update grant admits
+        # by who alone (a `where` is the row's state: a claim its author edits as a draft) gives it only as that
+        # updater, the condition read on the row: given "once" whenever, an approved claim took a bank account
+        # after its author could no longer edit it (red team 32 F2).
+        editors = {r for g in updaters if g.is_member_grant and g.assigned is None and g.under is None
+                   for r in member_roles(bp, g) or []}
+        authors = []
+        for g in command_grants(bp, parent, "insert"):
+            roles = member_roles(bp, g) or []
+            if on_row(g) or (g.is_member_grant and set(roles) <= editors):
+                continue
+            rest = [r for r in roles if r not in editors]
+            authors.append(Grant(roles=rest, own=g.own) if g.is_member_grant and rest != roles else g)
         if any(g.is_member_grant for g in authors):
             grants = authors + grants
     grants = [g.narrowed(linked=[ref, *g.linked]) if g.linked else g for g in grants]
