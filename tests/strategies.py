@@ -410,7 +410,8 @@ def blueprints(draw) -> dict:
 
 def _settle_assignees(bp: dict) -> None:
     """Drop `assigned` or `under` from the delete grants the model refuses: others who may update the row could
-    bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees).
+    bring it into the condition (make themselves its assignee, move it under their parent; model: _check_assignees);
+    empty a cascading reference a caller could point at a row they remove (model: _check_cascade_moves).
     A restricting reference nobody in the organisation could clear, or one to rows that go with an account, cascades
     instead (model: _check_pins, _check_references)."""
     while True:
@@ -433,8 +434,14 @@ def _settle_assignees(bp: dict) -> None:
             # comparisons and transitions, which _covered does not follow: the grant goes)
             covering = [path for path, why, _ in exc.problems
                         if "lists every value it can hold" in why or "so visible narrows nothing" in why]
-            if not paths and not pins and not writers and not covering:
+            # ('f' cascades: ... may update rows of e and point it at ...: it is emptied instead; _check_cascade_moves)
+            cascades = [path for path, why, _ in exc.problems if " cascades: " in why and why.startswith("'")]
+            if not paths and not pins and not writers and not covering and not cascades:
                 return  # another problem: the property test, or the next settling, shows it
+            for path in cascades:  # entities[i].fields[j].on_delete
+                i = int(path.split("[", 1)[1].split("]", 1)[0])
+                j = int(path.split("fields[", 1)[1].split("]", 1)[0])
+                bp["entities"][i]["fields"][j].update(nullable=True, on_delete="set null")
             writers += [path.rsplit(".", 1)[0] + ".linked[0]" for path in covering]
             writers = sorted(set(writers), key=lambda path: -int(
                 path.rsplit(".linked", 1)[0].rsplit("[", 1)[1].split("]", 1)[0]))

@@ -1,19 +1,58 @@
 """Red team 32 (session 31): combinations of access forms that verify passed and the audit called clean.
 
+F1: a reference that cascades put its rows in the hands of whoever could point it at a row they remove: a member
+moved every task of a soft-deleted, admin-deleted entity under a project of their own and deleted it (or named
+themselves and left, or deleted their account); the tasks were gone for good. The model refuses it now.
+
 F2: the author of a row whose update grant has a `where` (a claim they edit as a draft) could give it personal data
 after it left that state (an approved claim took a bank account): the side table's insert policy let its author
 write it "once", whenever. Now an author an update grant admits by role gives it only as that updater."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.templates import load_blueprint_file
 from blueprint_mcp.verify.run import blueprint_migrations, verify
 
 pytestmark = pytest.mark.postgres
 
 LAB = "tests/fixtures/blueprints/access-lab.yaml"
+ROLES = [{"name": "owner",
+          "capabilities": ["read", "write", "manage_members", "manage_billing", "delete_organization"]},
+         {"name": "admin", "capabilities": ["read", "write", "manage_members"]},
+         {"name": "member", "capabilities": ["read", "write"]}]
+
+
+def lab(*entities: dict) -> dict:
+    return {"version": 1, "app": {"name": "Cascade Lab", "slug": "cascade-lab"},
+            "tenancy": {"personal_workspaces": False, "roles": ROLES}, "entities": list(entities),
+            "analytics": {"enabled": False}}
+
+
+PROJECTS = {"name": "projects", "fields": [{"name": "name", "type": "text"}],
+            "access": {"delete": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}}
+
+
+def tasks(parent: dict, **more) -> dict:
+    return {"name": "tasks", "soft_delete": True, "fields": [parent, {"name": "title", "type": "text"}],
+            "access": {"delete": "admin"}, **more}
+
+
+def refused(data: dict) -> list[str]:
+    with pytest.raises(InvalidBlueprint) as raised:
+        parse_blueprint(data)
+    return [f"{path}: {why}" for path, why, _ in raised.value.problems]
+
+
+PROJECT = {"name": "project_id", "type": "reference", "references": "projects", "nullable": False,
+           "on_delete": "cascade"}
+MEMBER = {"name": "assignee_id", "type": "reference", "references": "organization_members", "nullable": False,
+          "on_delete": "cascade"}
+REVIEWER = {"name": "reviewer_id", "type": "reference", "references": "auth.users", "on_delete": "cascade"}
 # The author's branch of claims_private's insert policy before the fix: no word of the claim's status.
 ONCE = ("with check (((created_by = (select auth.uid()) and organization_id = any (array(select "
         "private.organization_ids_with_role('member')))) or organization_id = any (array(select "
@@ -43,3 +82,54 @@ def test_f2_the_author_gives_personal_data_only_while_they_may_edit_the_row(db_u
                     database_url=db_url)
     assert [(f.verdict, f.attack) for f in report.failures] == [
         ("LEAK", "insert claims_private under member's claims in org1")]
+
+
+@pytest.mark.parametrize("data,path,how", [
+    (lab(PROJECTS, tasks(PROJECT)), "entities[1].fields[0].on_delete",
+     "point it at a projects row they may remove (one they may delete, or one under such a row)"),
+    (lab(tasks(MEMBER)), "entities[0].fields[0].on_delete", "point it at themselves, then leave the organisation"),
+    (lab(tasks(REVIEWER)), "entities[0].fields[0].on_delete", "point it at themselves, then delete their account"),
+], ids=["parent", "member", "account"])
+def test_f1_a_cascade_a_caller_may_point_at_a_row_they_remove_is_refused(data, path, how):
+    column = data["entities"][-1]["fields"][0]["name"]
+    assert refused(data) == [f"{path}: '{column}' cascades: member+ may update rows of tasks and {how}, which deletes "
+                             "those rows for good, where their own delete would only archive them."]
+
+
+def test_f1_the_fixes_it_names_are_accepted_and_what_stays_accepted():
+    emptied = lab(PROJECTS, tasks({**PROJECT, "nullable": True, "on_delete": "set null"}))
+    archived = lab({**PROJECTS, "soft_delete": True}, tasks(PROJECT))
+    admins_only = lab({**PROJECTS, "access": {"delete": "admin"}}, tasks(PROJECT))  # they delete every project
+    held = lab(PROJECTS, tasks(PROJECT, access={"delete": "admin", "update": "admin"}))
+    held["entities"][0]["access"] = {"delete": "admin"}
+    # Not soft-deleted, and whoever moves a task may delete it anyway: the cascade takes nothing more.
+    deletable = lab(PROJECTS, {**tasks(PROJECT), "soft_delete": False, "access": {"delete": "member"}})
+    updates = [{"min_role": "admin"}, {"min_role": "member", "assigned": "assignee_id"}]
+    assigned = lab(tasks(MEMBER, access={"delete": "admin", "update": updates}))
+    for data in (emptied, archived, admins_only, held, deletable):
+        parse_blueprint(data)
+    # An assignee moves nothing that is not theirs already; the admins who update every row still may (and leave):
+    assert [p.split(":")[0] for p in refused(assigned)] == ["entities[0].fields[0].on_delete"]
+    assert "admin+ may update rows of tasks" in refused(assigned)[0]
+
+
+def test_f1_the_refusal_reads_the_rows_a_caller_reads_and_a_chain_of_cascades():
+    # Members read only their own tasks: what they may move is theirs to delete already.
+    own = lab(PROJECTS, {**tasks(PROJECT), "soft_delete": False,
+                         "access": {"select": [{"min_role": "member", "own": True}, {"min_role": "admin"}],
+                                    "delete": [{"min_role": "member", "own": True}, {"min_role": "admin"}]}})
+    parse_blueprint(own)
+    # Projects go with a folder a member deletes: a task moved under a project there goes with the folder.
+    folders = {"name": "folders", "access": {"delete": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}}
+    chained = lab(folders, {"name": "projects", "soft_delete": True, "fields": [
+        {"name": "folder_id", "type": "reference", "references": "folders", "nullable": False,
+         "on_delete": "cascade"}], "access": {"delete": "admin"}}, tasks(PROJECT))
+    assert [p.split(":")[0] for p in refused(chained)] == ["entities[1].fields[0].on_delete",
+                                                          "entities[2].fields[0].on_delete"]
+
+
+def test_f1_a_fixed_design_verifies(db_url):
+    data = lab({**PROJECTS, "soft_delete": True}, tasks(PROJECT))
+    report = verify(source="F1", migrations=blueprint_migrations(parse_blueprint(copy.deepcopy(data))),
+                    blueprint=parse_blueprint(data), database_url=db_url)
+    assert report.ok, [f.attack or f.command for f in report.failures]

@@ -93,6 +93,7 @@ class Blueprint(Model):
             from .meaning import remembered_grants  # meaning reads a validated Blueprint
             with remembered_grants():  # each entity's grants and reach worked out once (review: cubic otherwise)
                 _check_assignees(self, problems)
+                _check_cascade_moves(self, problems)
                 _check_pins(self, problems)
                 _check_restore_names(self, problems)
                 _check_movable_links(self, problems)
@@ -560,6 +561,110 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
                                      f"add {key}: {col} to {grant} ({fix}), let the same callers delete "
                                      f"without {key}, or drop {key} here"))
                     break
+
+
+def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
+    """A reference that cascades puts its rows in the hands of whoever may remove the row it names: a caller who may
+    point it at a row they may remove (a project they made, their own membership, their own account) and then
+    remove that row deletes, for good, every row they may update there (red team 32 F1: a member moved every task
+    under a project of their own and deleted it; tasks, soft-deleted and deleted by admins only, were gone, not
+    archived). Refused unless the delete grants give those callers the rows anyway and the entity is not
+    soft-deleted (a client's delete archives it; a cascade does not), or they may delete every parent row (each
+    row is under one of theirs already). Rows a caller holds already (`assigned` to that column) and references
+    clients set on insert only (linked, stamped) move nowhere."""
+    from .meaning import command_grants, covers, link_columns, member_roles, stamped_references
+    from .words import describe_grants
+    fixed = link_columns(bp)
+    for entity, cols in stamped_references(bp).items():
+        fixed[entity] = fixed.get(entity, set()) | cols
+    everyone = {r.name for r in bp.tenancy.roles}
+    gone = _gone_with_accounts(bp)
+    memo: dict[str, tuple[set[str], bool]] = {}
+
+    def removers(target: str, trail: frozenset[str]) -> tuple[set[str], bool]:
+        """The roles that may remove a `target` row (or one it cascades from), and whether users who are no
+        members may (their own account, a non-member delete grant)."""
+        if target == AUTH_USERS:
+            return everyone, True  # every user deletes their own account
+        if target == MEMBERS:
+            return everyone, False  # every member may leave
+        p = bp.entity(target)
+        if p is None or target in trail:
+            return set(), False
+        if target not in memo:
+            roles, others = set(), False
+            for g in [] if p.soft_delete else command_grants(bp, p, "delete"):  # a client's delete archives
+                if (mine := member_roles(bp, g)) is None:
+                    others = True
+                else:
+                    roles |= set(mine)
+            for f in p.fields:
+                if f.references and f.effective_on_delete == "cascade":
+                    more, more_others = removers(f.references, trail | {target})
+                    roles, others = roles | more, others or more_others
+            memo[target] = roles, others
+        return memo[target]
+
+    for i, e in enumerate(bp.entities):
+        if e.scope is not Scope.organization or e.private_of is not None:
+            continue  # a user's own rows are theirs; a private side's row never moves (A23)
+        updaters, deleters = command_grants(bp, e, "update"), command_grants(bp, e, "delete")
+        readers = command_grants(bp, e, "select")
+        for j, f in enumerate(e.fields):
+            if not f.references or f.effective_on_delete != "cascade" or f.server_set \
+                    or f.name in fixed.get(e.name, set()):
+                continue
+            roles, others = removers(f.references, frozenset())
+            # Who deletes every parent row has every row under one already (deleting it takes them: A24): a move
+            # gives them nothing more.
+            roles -= _reach_every_row(bp, bp.entity(f.references), "delete")
+
+            # An update reaches the rows its caller reads: a taker updates rows by some update grant that some
+            # select grant lets them read; rows already theirs through this column (assigned) are no take, and a
+            # delete grant admitting them to those rows gives them the rows anyway (unless a client's delete only
+            # archives them).
+            takers = [u for u in updaters for r in readers if u.assigned != f.name and r.assigned != f.name
+                      and (ways := _both(bp, u, r, roles, others))
+                      and (e.soft_delete or not any(covers(bp, d, w) for d in deleters for w in ways))]
+            if not takers:
+                continue
+            who = describe_grants(bp, e, takers[:1], "update")
+            if f.references == MEMBERS:
+                how, keep = "themselves, then leave the organisation", "nobody leaves or is removed while rows name them"
+            elif f.references == AUTH_USERS:
+                how, keep = "themselves, then delete their account", None  # (a restrict is refused: _check_references)
+            else:
+                how = f"a {f.references} row they may remove (one they may delete, or one under such a row)"
+                keep = None if f.references in gone else "such a row is not deleted while rows name it"
+            empty = "declare on_delete: set null" if f.nullable else "make it nullable with on_delete: set null"
+            keep = None if e.soft_delete else keep  # (archived rows nobody deletes would pin it: _check_pins)
+            fix = (f"declare on_delete: restrict ({keep}), or " if keep else "") + f"{empty} (the rows stay, emptied)"
+            if p := bp.entity(f.references):
+                fix += f", or soft_delete: true on {p.name} (a client's delete then archives it: nothing cascades)"
+            fix += "; or let only callers who may remove no such row update it" if e.soft_delete else \
+                f"; or let those callers delete the rows of {e.name} they may update"
+            lost = "for good, where their own delete would only archive them" if e.soft_delete else \
+                "though their delete grants do not give them those rows"
+            problems.append((f"entities[{i}].fields[{j}].on_delete",
+                             f"'{f.name}' cascades: {who} may update rows of {e.name} and point it at {how}, which "
+                             f"deletes those rows {lost}.", fix))
+
+
+def _both(bp: Blueprint, u: Grant, r: Grant, roles: set[str], others: bool) -> list[Grant]:
+    """The callers and rows grants `u` and `r` both admit, among callers in `roles` (and non-members when
+    `others`), as grants `covers` reads (one per `where`, when both have one); [] when they admit nobody alike."""
+    from .meaning import member_roles
+    mine, theirs = member_roles(bp, u), member_roles(bp, r)
+    if mine is None or theirs is None:  # a linked or signed-in way: read apart
+        return [u, r] if (mine is None and others or mine is not None and set(mine) & roles) \
+            and (theirs is None and others or theirs is not None and set(theirs) & roles) else []
+    names = [n for n in mine if n in theirs and n in roles]
+    if not names:
+        return []
+    joined = Grant(roles=names, own=u.own or r.own, assigned=u.assigned or r.assigned, under=u.under or r.under,
+                   visible=u.visible or r.visible)
+    wheres = [w for k, w in enumerate([u.where, r.where]) if w is not None and (k == 0 or w != u.where)]
+    return [joined.narrowed(where=w) for w in wheres] or [joined]
 
 
 def _unseen_parents(bp: Blueprint, e: Entity, col: str, roles: set[str]) -> str:
