@@ -737,7 +737,8 @@ def _drop_bare_reads(bp: dict) -> None:
             # ... nor one whose where, with the other such grants', lists every value a NOT NULL boolean or enum holds
             for column in _covered(e):
                 e["access"]["select"] = [g for g in e["access"]["select"] if not (
-                    g.get("signed_in") and not g.get("visible") and (g.get("where") or {}).get("column") == column)]
+                    (g.get("signed_in") or g.get("public")) and not g.get("visible")
+                    and (g.get("where") or {}).get("column") == column)]
 
 
 def _no_narrowing(e: dict, where: dict | None) -> bool:

@@ -14,8 +14,10 @@ import copy
 
 import pytest
 
+from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
 from blueprint_mcp.templates import load_blueprint_file
+from blueprint_mcp.tools import blueprint_sql
 from blueprint_mcp.verify.run import blueprint_migrations, verify
 
 pytestmark = pytest.mark.postgres
@@ -133,3 +135,20 @@ def test_f1_a_fixed_design_verifies(db_url):
     report = verify(source="F1", migrations=blueprint_migrations(parse_blueprint(copy.deepcopy(data))),
                     blueprint=parse_blueprint(data), database_url=db_url)
     assert report.ok, [f.attack or f.command for f in report.failures]
+
+
+def test_a_public_where_listing_every_value_is_refused_as_the_audit_reads_it():
+    """Random fuzz (session 31): `{public: true, where: {column: values, in: [low, active]}}` over a NOT NULL enum of
+    those two values is every row to everyone; the model refused the signed_in spelling only, and the audit reported
+    the generated policy (BP079). Refused now, with the plain public grant as the fix, which the audit accepts."""
+    data = lab({"name": "a_b", "fields": [{"name": "values", "type": "enum", "values": ["active", "low"],
+                                            "nullable": False}],
+                "access": {"insert": "admin", "select": [{"roles": ["member"], "own": True},
+                                                         {"public": True, "where": {"column": "values",
+                                                                                    "in": ["low", "active"]}}]}})
+    assert refused(data) == ["entities[0].access.select[1].where: the public grants' where on 'values' lists every "
+                             "value it can hold, so everyone, signed in or not, would read every organisation's rows."]
+    data["entities"][0]["access"]["select"][1] = {"public": True}
+    assert audit_sql(blueprint_sql(parse_blueprint(data), "lab")) == []
+    data["entities"][0]["access"]["select"][1] = {"public": True, "where": {"column": "values", "equals": "low"}}
+    assert audit_sql(blueprint_sql(parse_blueprint(data), "lab")) == []

@@ -1058,19 +1058,29 @@ def _where_covers_all(e: Entity, grants: list[Grant], path: str) -> list[tuple[s
     for column, values in listed.items():
         signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
                      and g.where.column == column]
+        public = [k for k, g in enumerate(grants) if g.public and g.where is not None and g.visible is None
+                  and g.where.column == column]
         if signed_in and _lists_every_value(e, column, values):
             out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' where on '{column}' lists "
                         f"every value it can hold, so every signed-in user would read every organisation's rows.",
                         "list only the values every signed-in user may read (a where admitting every row "
                         "narrows nothing), or use {public: true} if every row is public"))
+        elif public and _lists_every_value(e, column, values):
+            # Said as {public: true}, the same rows; spelled as a where, a condition the audit rightly reads as
+            # admitting every row to non-members (BP079): the fuzz found the two readings apart (session 31).
+            out.append((f"{path}[{public[0]}].where", f"the public grants' where on '{column}' lists every value it "
+                        "can hold, so everyone, signed in or not, would read every organisation's rows.",
+                        "list only the values anyone may read (a where admitting every row narrows nothing), or "
+                        "use {public: true} without a where if every row is public"))
     if not out:
         linked = _linked_columns_covered(e, listed)
-        signed_in = [k for k, g in enumerate(grants) if g.signed_in and g.where is not None and g.visible is None
-                     and g.where.column in (linked or ())]
-        if linked and signed_in:
-            out.append((f"{path}[{signed_in[0]}].where", f"the signed_in and public grants' wheres on {sorted(linked)} "
+        open_to = [k for k, g in enumerate(grants) if (g.signed_in or g.public) and g.where is not None
+                   and g.visible is None and g.where.column in (linked or ())]
+        if linked and open_to:
+            who = "every signed-in user" if any(grants[k].signed_in for k in open_to) else "everyone, signed in or not,"
+            out.append((f"{path}[{open_to[0]}].where", f"the signed_in and public grants' wheres on {sorted(linked)} "
                         "(columns the entity's checks compare) together admit every row a client can write, so "
-                        "every signed-in user would read every organisation's rows.",
+                        f"{who} would read every organisation's rows.",
                         "list only the values every signed-in user may read, or use {public: true} if every row "
                         "is public"))
     return out
