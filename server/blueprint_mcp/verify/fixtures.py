@@ -33,9 +33,10 @@ MAX_SUPPORT_DEPTH = 3
 _support_depth: ContextVar[int] = ContextVar("support_depth", default=0)
 
 
-def value_for(table: Table, col: Column, n: int, enums: dict[str, list[str]]) -> str:
-    """A literal that fits the column's type, checks and listed values (row number n flavours it)."""
-    if (slot := ordered_value(table, col, n)) is not None:
+def value_for(table: Table, col: Column, n: int, enums: dict[str, list[str]], world: World | None = None) -> str:
+    """A literal that fits the column's type, checks and listed values (row number n flavours it; the world
+    places bounded ranges)."""
+    if (slot := ordered_value(table, col, n, world)) is not None:
         return slot
     # An empty domain (checks no value passes) is left to PostgreSQL to refuse, and reported.
     return domain(table, col, enums).value(0, n, table.name, col.name) or "null"
@@ -63,7 +64,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
                 references[col] = target[0].key[ref_col]
     values: dict[str, str] = {}
     for col in table.columns:
-        slot = ordered_value(table, col, n)
+        slot = ordered_value(table, col, n, world)
         if col.name == table.tenant_key and org:
             values[col.name] = literal(world.orgs[org])
         elif col.name == "id" and with_id and col.name not in references:
@@ -82,7 +83,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
             # would do: equal defaults (now()) or NULL bounds (an unbounded range) would overlap.
             values[col.name] = slot
         elif (not col.nullable or (fill_optional and col.name != table.tenant_key)) and col.default is None:
-            values[col.name] = value_for(table, col, n, enums)
+            values[col.name] = value_for(table, col, n, enums, world)
         elif with_id and col.default and "clock_timestamp()" in col.default:
             # verify runs in one transaction, whose now() every case's rows take: a fixture stamped by the clock
             # would read as written after them (a membership change after the invitations a case sends). Fixtures
@@ -137,7 +138,7 @@ def _fill(table: Table, org: str | None, world: World, author: str, n: int, enum
     fk = next((fk for fk in table.foreign_keys if name in fk.columns), None)
     if fk is None:
         if (column := table.column(name)) is not None:
-            values[name] = value_for(table, column, n, enums)
+            values[name] = value_for(table, column, n, enums, world)
         return
     if fk.ref_schema == "auth":
         values[name] = literal(world.actor_id(author) or world.actor_id(world.who("outsider")))
@@ -469,7 +470,7 @@ def make_distinct(table: Table, org: str | None, world: World, author: str, n: i
         # different texts yet be one value. (Volatile defaults differ on every row anyway.)
         if col is not None and c not in values and c not in fixed and not col.nullable and col.default \
                 and not any(v in col.default for v in VOLATILE_DEFAULTS):
-            values[c] = value_for(table, col, n, enums)
+            values[c] = value_for(table, col, n, enums, world)
     peers = [r.values for r in world.rows if r.table == table.name]
     if not keys or not clashes(table, values, peers, keys):
         return

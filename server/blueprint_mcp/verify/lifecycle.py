@@ -918,7 +918,7 @@ def _forged(t, col: str, w: World, enums) -> str | None:
         return "'2001-01-01'::date"
     held = {r.values.get(col) for r in w.rows if r.table == t.name} | {column.default}
     for n in range(9700, 9720):
-        value = value_for(t, column, n, enums)
+        value = value_for(t, column, n, enums, w)
         if value != "null" and value not in held:
             return value
     return None

@@ -22,7 +22,7 @@ from .lifecycle import lifecycle_cases
 from .fixtures import (add_row, admit, clashes, client_writable, clearing_sql, for_own_parent, fuller, insert_values,
                        marker_for, replica_delete, row_values, take_parent_author, unique_keys)
 from .oracle import DENIED, GenericOracle, Oracle
-from .values import allowed_values, enum_labels, requirements
+from .values import allowed_values, crowded_ranges, enum_labels, requirements
 from .world import (
     CORE_FLOW_TABLES,
     ORG,
@@ -774,7 +774,7 @@ def blueprint_plan(bp: Blueprint, schema: Schema) -> Plan:
     notes = [] if w.who("hopper") else [
         "one membership per user: nobody belongs to two organisations, so moving rows between them is "
         "impossible by construction and is not attacked"]
-    return Plan(w, build, notes=notes)
+    return Plan(w, build, notes=notes + crowded_ranges(w, schema.tables))
 
 
 __all__ = ["Case", "GenericOracle", "OUTCOME_FUNCTION", "Plan", "add_rows", "attack_cases", "blueprint_plan",
@@ -873,7 +873,7 @@ def generic_plan(schema: Schema) -> Plan:
         cases = matrix_cases(public, w, GenericOracle(members.name if members else None), enums,
                              [v.name for v in schema.views], view_key=key or ORG, only=only)
         return cases + attack_cases(public, w, roles, writer, manager, members, enums, private_functions(schema))
-    return Plan(w, build, notes=notes)
+    return Plan(w, build, notes=notes + crowded_ranges(w, schema.tables))
 
 
 def _role_labels(members: Table, role_col: str | None, enums: dict[str, list[str]]) -> list[str]:

@@ -59,6 +59,8 @@ class World:
     members_table: str | None = "organization_members"  # where memberships are (references to it name members)
     # statement index -> (statement, values) to try when PostgreSQL refuses that fixture statement
     fallbacks: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
+    # table -> row number -> the row's place among the table's bounded ranges (values.ordered_value)
+    slots: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def add(self, statement: str, row: Row | None = None,
             fallback: tuple[str, dict[str, str]] | None = None) -> None:
@@ -77,6 +79,12 @@ class World:
         del self.rows[rows:], self.statements[statements:]
         for i in [k for k in self.fallbacks if k >= statements]:
             del self.fallbacks[i]
+
+    def slot(self, table: str, n: int) -> int:
+        """Row n's place in `table`: the same for the same row number, the next one for a new number. Bounded
+        ranges (`check` min/max) cannot take their row number's own stretch: the world's numbers run to 10,000."""
+        places = self.slots.setdefault(table, {})
+        return places.setdefault(n, len(places))
 
     def actor_id(self, name: str | None) -> str | None:
         return self.actors[name].user_id if name else None
