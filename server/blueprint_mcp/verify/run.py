@@ -21,6 +21,7 @@ from .matrix import CASCADES_FIRST, Plan, blueprint_plan, generic_plan
 from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
 from .report import VerifyReport, build_report
 from .target import Engine, open_target
+from .values import crowded_ranges
 
 Progress = Callable[[int, int, str], None]
 STATEMENT_TIMEOUT = "60s"
@@ -140,6 +141,23 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
             raise
 
 
+def refuse_crowded(bp: Blueprint, plan: Plan) -> None:
+    """A blueprint whose exclusion's check bounds cannot give verify's rows a range each is refused, naming the
+    bound to widen: past them the rows share a range, and the exclusion's refusals would read as a FAIL of a backend
+    that did nothing wrong (session 30 fit: 120 such 23P01 errors)."""
+    world = plan.world
+    for crowded in crowded_ranges(world, world.schema.tables if world.schema else []):
+        i, entity = next(((i, e) for i, e in enumerate(bp.entities) if e.name == crowded.table), (None, None))
+        j = next((j for j, f in enumerate(entity.fields) if f.name == crowded.end), None) if entity else None
+        at = f"entities[{i}].fields[{j}].check.max" if j is not None else None
+        raise BlueprintError(
+            f"verify cannot give each of its {crowded.taken} {crowded.table} rows its own [{crowded.start}, "
+            f"{crowded.end}) range: the check bounds hold {crowded.room}, and rows sharing one would be refused by "
+            "the exclusion (23P01 errors from verify's own rows, not from access control)", field=at,
+            fix=f"widen the bounds to hold {2 * crowded.taken} ranges"
+                + (f" (e.g. {crowded.end} max {crowded.wider})" if crowded.wider is not None else ""))
+
+
 def _judging_settings(conn) -> None:
     """What a verdict relies on, whatever the URL's options, PGOPTIONS or the migrations said: row level security
     applied (with row_security off a query it would filter fails with 42501, counted as denied, so every leak
@@ -185,6 +203,8 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         conn.execute(CASCADES_FIRST)
         plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
         plan.only, plan.only_attacks = tables, attacks
+        if blueprint is not None:
+            refuse_crowded(blueprint, plan)
         note(2, 3, f"attack matrix: {len(plan.cases)} cases")
         try:
             run_plan(conn, plan, progress, check=dog.check)

@@ -309,20 +309,45 @@ def ordered_columns(table: Table) -> dict[str, int]:
     return dict(_ranks(tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)))
 
 
-@lru_cache(maxsize=1024)
-def _ranks(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> tuple[tuple[str, int], ...]:
-    edges: list[tuple[str, str]] = []  # (smaller, larger)
+def _edges(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> list[tuple[str, str]]:
+    """(smaller, larger) of each comparison a check makes and each range an exclusion takes."""
+    edges: list[tuple[str, str]] = []
     for kind, expression, columns in constraints:
         if kind == "check" and (m := _COMPARISON.match(_unwrapped(expression))):
             a, op, b = m.groups()
             edges.append((b, a) if op in (">", ">=", "<>") else (a, b))
         elif kind == "exclude" and len(columns) >= 2:
             edges.append((columns[-2], columns[-1]))
+    return edges
+
+
+@lru_cache(maxsize=1024)
+def _ranks(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> tuple[tuple[str, int], ...]:
+    edges = _edges(constraints)
     rank: dict[str, int] = {c: 0 for pair in edges for c in pair}
     for _ in range(len(rank)):  # longest-path ranks; a cycle of strict comparisons has no solution anyway
         for small, large in edges:
             rank[large] = max(rank[large], rank[small] + 1)
     return tuple(rank.items())
+
+
+@lru_cache(maxsize=1024)
+def _groups(constraints: tuple[tuple[str, str, tuple[str, ...]], ...]) -> tuple[tuple[str, str], ...]:
+    """Each ordered column's group (the least name among the columns comparisons and ranges tie it to): two
+    ranges of one table, each held to its own bounds, start apart."""
+    group: dict[str, str] = {}
+    for small, large in _edges(constraints):
+        group.setdefault(small, small)
+        group.setdefault(large, large)
+    changed = True
+    while changed:
+        changed = False
+        for small, large in _edges(constraints):
+            least = min(group[small], group[large])
+            if group[small] != least or group[large] != least:
+                group[small] = group[large] = least
+                changed = True
+    return tuple(group.items())
 
 
 def comparisons(table: Table) -> list[tuple[str, str, str]]:
@@ -343,7 +368,7 @@ def ordered_value(table: Table, col: Column, n: int, world: World | None = None)
         return f"(date '2030-01-01' + {n * 10 + rank})"
     if base.startswith("timestamp"):
         return f"(timestamptz '2030-01-01 00:00:00+00' + interval '{n} days' + interval '{rank} hours')"
-    span = number_span(table)
+    span = number_span(table, col.name)
     return str(_number_base(span, table.name, n, world) + rank * span.unit)
 
 
@@ -371,12 +396,15 @@ class Span:
         return 0 if self.high < self.low else int((self.high - self.low) // (self.step * self.unit)) + 1
 
 
-def number_span(table: Table) -> Span:
-    """The span of the table's compared and ranged number columns."""
+def number_span(table: Table, column: str | None = None) -> Span:
+    """The span of the table's compared and ranged number columns tied to `column` (None: all of them)."""
     ranks = ordered_columns(table)
+    constraints = tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)
+    group = dict(_groups(constraints))
+    tied = {c for c in ranks if column is None or group.get(c) == group.get(column)}
     columns = tuple((c.name, ranks[c.name], c.type.split("(")[0].strip().lower(), domain(table, c, {}).lo,
-                     domain(table, c, {}).hi)
-                    for c in table.columns if c.name in ranks and c.type.split("(")[0].strip().lower() in NUMBER_TYPES)
+                     domain(table, c, {}).hi) for c in table.columns
+                    if c.name in tied and c.type.split("(")[0].strip().lower() in NUMBER_TYPES)
     ranges = tuple((k.columns[-2], k.columns[-1]) for k in table.constraints if k.kind == "exclude"
                    and len(k.columns) >= 2)
     return _span(columns, ranges)
@@ -412,7 +440,8 @@ def _number_base(span: Span, table: str, n: int, world: World | None) -> Decimal
     an upper bound below _FAR mirrors it); between two bounds, the row's own place in the world, `step` units
     apart (red team 27 V2: `effort <= budget` held to 1..5 took 10 and 11; session 30: rows clamped onto the
     bound shared one range, and the exclusion refused every move onto another's key). Past the last place, rows
-    share it: `crowded_ranges` says so. Without a world (or bounds no start fits), n * 10 held to the bounds."""
+    share it (`crowded_ranges` finds where fixtures do). Without a world, n * 10 held to the bounds (n * 10 where
+    no start fits them)."""
     wanted = n * 10
     low, high = span.low, span.high
     if low is None and high is None:
@@ -422,26 +451,42 @@ def _number_base(span: Span, table: str, n: int, world: World | None) -> Decimal
     if low is None:
         return wanted if high >= _FAR else min(high, 0) - wanted
     if world is None or span.capacity == 0:
-        return low if wanted < low else min(wanted, high) if low <= high else wanted
+        return wanted if low > high else min(max(wanted, low), high)
     return low + min(world.slot(table, n), span.capacity - 1) * span.step * span.unit
 
 
-def crowded_ranges(world: World, tables: list[Table]) -> list[str]:
-    """A note for each table whose exclusion's check bounds hold fewer disjoint ranges than the world's rows
-    take: the rows past them share the last range, and the exclusion refuses their cases (23P01 errors, which
-    read as a failure of verify's world, not of the backend)."""
-    notes = []
+@dataclass(frozen=True)
+class Crowded:
+    """A table whose exclusion's check bounds hold fewer disjoint ranges (`room`) than the world's rows take
+    (`taken`, its fixtures and the rows tried so far): the rows past them share the last range."""
+
+    table: str
+    start: str
+    end: str
+    room: int
+    taken: int
+    wider: Decimal | None  # an upper bound of `end` that would hold them all, and as many again for the cases
+
+    def __str__(self) -> str:
+        wider = f" (e.g. {self.end} max {self.wider})" if self.wider is not None else ""
+        return (f"{self.table}: the check bounds of {self.start} and {self.end} hold {self.room} disjoint "
+                f"[{self.start}, {self.end}) range(s), and verify's world writes {self.taken} rows there before "
+                f"its cases: rows past them share a range, so the exclusion refuses their writes (23P01 errors from "
+                f"verify's own rows, not the backend's access control). To verify every case, widen the bounds"
+                f"{wider}.")
+
+
+def crowded_ranges(world: World, tables: list[Table]) -> list[Crowded]:
+    """The tables whose bounded exclusion ranges the world's rows do not fit into, each row its own."""
+    out = []
     for t in tables:
-        span = number_span(t)
-        taken, room = len(world.slots.get(t.name, {})), span.capacity
-        if not span.excluded or room is None or taken < room:
-            continue
-        start, end = span.excluded[0]
-        column = t.column(end)
-        hi = domain(t, column, {}).hi if column is not None else None
-        wider = f"e.g. {end} max {hi + (taken + 1 - room) * span.step * span.unit}" if hi is not None else ""
-        notes.append(f"{t.name}: the check bounds of {start} and {end} hold {room} disjoint [{start}, {end}) "
-                     f"range(s), and verify's world needs more than {taken}: rows past them share a range, so the "
-                     f"exclusion refuses their cases (23P01 errors from verify's fixtures, not leaks). To verify "
-                     f"every case, widen the bounds ({wider}).")
-    return notes
+        taken = len(world.slots.get(t.name, {}))
+        for start, end in dict.fromkeys(number_span(t).excluded):
+            span = number_span(t, start)
+            if span.capacity is None or taken < span.capacity:
+                continue
+            column = t.column(end)
+            hi = domain(t, column, {}).hi if column is not None else None
+            wider = hi + (2 * taken - span.capacity) * span.step * span.unit if hi is not None else None
+            out.append(Crowded(t.name, start, end, span.capacity, taken, wider))
+    return out
