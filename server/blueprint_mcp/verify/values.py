@@ -402,9 +402,9 @@ def number_span(table: Table, column: str | None = None) -> Span:
     constraints = tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)
     group = dict(_groups(constraints))
     tied = {c for c in ranks if column is None or group.get(c) == group.get(column)}
-    columns = tuple((c.name, ranks[c.name], c.type.split("(")[0].strip().lower(), domain(table, c, {}).lo,
-                     domain(table, c, {}).hi) for c in table.columns
-                    if c.name in tied and c.type.split("(")[0].strip().lower() in NUMBER_TYPES)
+    columns = tuple((c.name, ranks[c.name], kind, d.lo, d.hi) for c in table.columns
+                    if c.name in tied and (kind := c.type.split("(")[0].strip().lower()) in NUMBER_TYPES
+                    and (d := domain(table, c, {})))
     ranges = tuple((k.columns[-2], k.columns[-1]) for k in table.constraints if k.kind == "exclude"
                    and len(k.columns) >= 2)
     return _span(columns, ranges)
