@@ -162,7 +162,7 @@ def test_a_span_too_narrow_for_the_world_is_refused_naming_the_bound_and_its_fix
     assert error.message == ("verify cannot give each of its 17 jobs rows its own [slot, slot_end) range: the check "
                              "bounds hold 10, and rows sharing one would be refused by the exclusion (23P01 errors "
                              "from verify's own rows, not from access control)")
-    assert error.fix == "widen the bounds to hold 34 ranges (e.g. slot_end max 34)"
+    assert error.fix == "widen the bounds to hold 34 ranges (e.g. slot max 33, slot_end max 34)"
     passes(fit(lambda e: (bounds(e, "slot", 0, 33), bounds(e, "slot_end", 1, 34))), url)
 
 

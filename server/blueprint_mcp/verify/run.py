@@ -154,8 +154,7 @@ def refuse_crowded(bp: Blueprint, plan: Plan) -> None:
             f"verify cannot give each of its {crowded.taken} {crowded.table} rows its own [{crowded.start}, "
             f"{crowded.end}) range: the check bounds hold {crowded.room}, and rows sharing one would be refused by "
             "the exclusion (23P01 errors from verify's own rows, not from access control)", field=at,
-            fix=f"widen the bounds to hold {2 * crowded.taken} ranges"
-                + (f" (e.g. {crowded.end} max {crowded.wider})" if crowded.wider is not None else ""))
+            fix=f"widen the bounds to hold {2 * crowded.taken} ranges{crowded.example}")
 
 
 def _judging_settings(conn) -> None:

@@ -396,12 +396,16 @@ class Span:
         return 0 if self.high < self.low else int((self.high - self.low) // (self.step * self.unit)) + 1
 
 
+def _tied(table: Table, column: str | None) -> set[str]:
+    """The ordered columns comparisons and ranges tie to `column` (None: every ordered column)."""
+    group = dict(_groups(tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)))
+    return {c for c in ordered_columns(table) if column is None or group.get(c) == group.get(column)}
+
+
 def number_span(table: Table, column: str | None = None) -> Span:
     """The span of the table's compared and ranged number columns tied to `column` (None: all of them)."""
     ranks = ordered_columns(table)
-    constraints = tuple((k.kind, k.expression or "", tuple(k.columns)) for k in table.constraints)
-    group = dict(_groups(constraints))
-    tied = {c for c in ranks if column is None or group.get(c) == group.get(column)}
+    tied = _tied(table, column)
     columns = tuple((c.name, ranks[c.name], kind, d.lo, d.hi) for c in table.columns
                     if c.name in tied and (kind := c.type.split("(")[0].strip().lower()) in NUMBER_TYPES
                     and (d := domain(table, c, {})))
@@ -465,10 +469,15 @@ class Crowded:
     end: str
     room: int
     taken: int
-    wider: Decimal | None  # an upper bound of `end` that would hold them all, and as many again for the cases
+    wider: tuple[tuple[str, Decimal], ...]  # (column, upper bound) that would hold them all and as many again
+
+    @property
+    def example(self) -> str:
+        """The widened bounds, `slot max 33, slot_end max 34`, in parentheses (empty without any)."""
+        return f" (e.g. {', '.join(f'{c} max {hi}' for c, hi in self.wider)})" if self.wider else ""
 
     def __str__(self) -> str:
-        wider = f" (e.g. {self.end} max {self.wider})" if self.wider is not None else ""
+        wider = self.example
         return (f"{self.table}: the check bounds of {self.start} and {self.end} hold {self.room} disjoint "
                 f"[{self.start}, {self.end}) range(s), and verify's world writes {self.taken} rows there before "
                 f"its cases: rows past them share a range, so the exclusion refuses their writes (23P01 errors from "
@@ -485,8 +494,9 @@ def crowded_ranges(world: World, tables: list[Table]) -> list[Crowded]:
             span = number_span(t, start)
             if span.capacity is None or taken < span.capacity:
                 continue
-            column = t.column(end)
-            hi = domain(t, column, {}).hi if column is not None else None
-            wider = hi + (2 * taken - span.capacity) * span.step * span.unit if hi is not None else None
+            more = (2 * taken - span.capacity) * span.step * span.unit
+            tied = _tied(t, start)
+            wider = tuple((c.name, d.hi + more) for c in t.columns if c.name in tied
+                          and (d := domain(t, c, {})).hi is not None)
             out.append(Crowded(t.name, start, end, span.capacity, taken, wider))
     return out
