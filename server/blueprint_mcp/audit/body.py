@@ -146,25 +146,41 @@ _MISSING = object()
 def _compared(facts: BodyFacts, expr: dict, calls: list[str] | None = None) -> None:
     """new.<column> compared with old.<column>, either way round; with `calls`, in a test whose branch calls those
     functions (a guard if one of them raises: the schema tells, BodyFacts.compares_via)."""
-    left, right = expr.get("lexpr"), expr.get("rexpr")
-    # coalesce(new.owner_id, <sentinel>) <> coalesce(old.owner_id, <sentinel>), casts aside: a NULL-safe compare
-    coalesced = _is_coalesce(left) and _is_coalesce(right)
-    left, right = _coalesced_column(left), _coalesced_column(right)
-    if not (isinstance(left, dict) and "ColumnRef" in left and isinstance(right, dict) and "ColumnRef" in right):
-        return
-    sides = [strings(side["ColumnRef"].get("fields")) for side in (left, right)]
-    if len(sides[0]) == len(sides[1]) == 2 and sides[0][1] == sides[1][1] and \
-            {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
+    for column, safe in new_old_compared(expr):
         if calls:
-            facts.compares_via.setdefault(sides[0][1], set()).update(calls)
-        else:
-            column = sides[0][1]
-            loose = expr.get("kind", "AEXPR_OP") == "AEXPR_OP" and not coalesced
-            if loose and column not in facts.compares:
-                facts.compares_loosely.add(column)
-            elif not loose:
-                facts.compares_loosely.discard(column)
-            facts.compares.add(column)
+            facts.compares_via.setdefault(column, set()).update(calls)
+            continue
+        if not safe and column not in facts.compares:
+            facts.compares_loosely.add(column)
+        elif safe:
+            facts.compares_loosely.discard(column)
+        facts.compares.add(column)
+
+
+def new_old_compared(expr: dict) -> list[tuple[str, bool]]:
+    """(column, NULL-safe) for each column an A_Expr compares between NEW and OLD, either way round: `new.x <>
+    old.x` (not NULL-safe), `new.x is distinct from old.x` or `coalesce(new.x, <sentinel>) <> coalesce(old.x,
+    <sentinel>)` (NULL-safe), and each pair of two rows of one length, `(new.organization_id, new.id) is distinct
+    from (old.organization_id, old.id)` or `row(new.x) <> row(old.x)` (evasion round 24 fp02)."""
+    left, right = unwrap(expr.get("lexpr")), unwrap(expr.get("rexpr"))
+    op_safe = expr.get("kind", "AEXPR_OP") != "AEXPR_OP"
+    rows = [(side or {}).get("RowExpr") if isinstance(side, dict) else None for side in (left, right)]
+    if rows[0] is not None and rows[1] is not None:
+        items = [row.get("args") or [] for row in rows]
+        pairs = list(zip(*items)) if len(items[0]) == len(items[1]) else []
+    else:
+        pairs = [(left, right)]
+    out = []
+    for a, b in pairs:
+        coalesced = _is_coalesce(a) and _is_coalesce(b)
+        a, b = _coalesced_column(a), _coalesced_column(b)
+        if not (isinstance(a, dict) and "ColumnRef" in a and isinstance(b, dict) and "ColumnRef" in b):
+            continue
+        sides = [strings(side["ColumnRef"].get("fields")) for side in (a, b)]
+        if len(sides[0]) == len(sides[1]) == 2 and sides[0][1] == sides[1][1] and \
+                {sides[0][0].lower(), sides[1][0].lower()} == {"new", "old"}:
+            out.append((sides[0][1], op_safe or coalesced))
+    return out
 
 
 def _is_coalesce(x: Any) -> bool:
