@@ -12,13 +12,13 @@ from ...sql.ident import ident, qname
 from ..findings import Level
 from ..registry import rule
 from ..parser import parse
-from ..body import mentions_variables, values_set_once, variables_from
+from ..body import mentions_variables, new_old_compared, values_set_once, variables_from
 from ..role_sets import admitted_roles, one_role_per_member
 from ..pins import unwrap
 from ..tree import (boolean_args, called_functions, canonical, const, disjuncts, equated_columns, function_name, nodes,
                     replaced, statement_relations, strings)
 from .binding import from_relations, tied_to_row
-from .reach_rules import authorised_picks, definer_removals
+from .reach_rules import _may_raise, authorised_picks, definer_removals
 from .common import (
     CLIENT_ROLES,
     _once,
@@ -268,11 +268,29 @@ def _client_writes(s: Schema, t: Table, col: str) -> list[str]:
 
 def _update_guarded(s: Schema, t: Table, column: str) -> bool:
     """A BEFORE UPDATE trigger on t sets the column back, or compares it with the old row (and raises), or is given
-    it (enforce_immutable_columns('id', 'organization_id'), keep_links('key')) or fired by it."""
+    it (enforce_immutable_columns('id', 'organization_id'), keep_links('key')), or runs only on an update of it
+    (`update of organization_id`, `when (old.organization_id is distinct from new.organization_id)`) and may raise
+    (evasion round 24: `update of` a function that only clears a field guarded nothing, and a WHEN before a
+    function that always raises was not read)."""
+    nullable = _may_be_null(t, column)
     return any(trg.timing == "before" and "update" in trg.events and
-               (column in trg.args or column in trg.columns or
-                column in _assigned_by(s, trg.function, "update", _may_be_null(t, column)))
+               (column in trg.args or
+                ((column in trg.columns or _fired_by_change(trg, column, nullable)) and
+                 _may_raise(s, trg.function)) or
+                column in _assigned_by(s, trg.function, "update", nullable))
                for trg in t.triggers if trg.fires)
+
+
+def _fired_by_change(trg, column: str, nullable: bool) -> bool:
+    """The trigger's WHEN holds where the column changes: an OR-ed test comparing new.<column> with old.<column>
+    (IS DISTINCT FROM; also <> where the column cannot be NULL), in rows too."""
+    if not isinstance(trg.when_tree, dict):
+        return False
+    return any(c == column and (safe or not nullable)
+               for test in boolean_args(trg.when_tree, "OR_EXPR") if isinstance(test, dict) and "A_Expr" in test
+               and (test["A_Expr"].get("kind") == "AEXPR_DISTINCT" or strings(test["A_Expr"].get("name")) in
+                    (["<>"], ["!="]))
+               for c, safe in new_old_compared(test["A_Expr"]))
 
 
 def _may_be_null(t: Table, column: str) -> bool:
