@@ -438,8 +438,9 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
         # Legacy Supabase default privileges (what a relation created in public holds): the API roles hold
         # everything until revoked.
         grants.update({role: list(_ALL_PRIVILEGES) for role in API_ROLES})
+    moot = target.column_grants_moot if isinstance(target, Table) else None
     if not any(p.columns for p in privileges):
-        _grant_whole(grants, privileges, roles, is_grant)
+        _grant_whole(grants, privileges, roles, is_grant, moot, location)
         return
     for role in roles:
         held = list(grants.get(role, []))
@@ -450,6 +451,8 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
                     held = [h for h in held if h.privilege != p.privilege] + (
                         [p] if not p.columns else [Privilege(privilege=p.privilege, columns=list(
                             dict.fromkeys([c for h in same for c in h.columns] + p.columns)))])
+                elif p.columns and moot is not None:
+                    moot.append((role, p.privilege, list(p.columns), location))
             elif not p.columns:
                 held = [h for h in held if h.privilege != p.privilege]
             else:
@@ -465,11 +468,12 @@ def _grant_table(r: Reader, target: Table | View, privileges: list[Privilege], r
 
 
 def _grant_whole(grants: dict[str, list[Privilege]], privileges: list[Privilege], roles: list[str],
-                 is_grant: bool) -> None:
+                 is_grant: bool, moot: list | None = None, location: Location | None = None) -> None:
     """`_grant_table` of privileges on the whole relation (`grant select, insert ...`, `revoke all ...`), in one
     pass over what each role holds instead of one per privilege: a GRANT replaces the role's grants of the
-    privileges it does not already hold on the whole relation and adds them at the end, in its order; a
-    REVOKE drops every grant of its privileges."""
+    privileges it does not already hold on the whole relation and adds them at the end, in its order (the column
+    grants it replaces go to `moot`, a table's column_grants_moot); a REVOKE drops every grant of its
+    privileges."""
     if not is_grant:
         named = {p.privilege for p in privileges}
         for role in roles:
@@ -486,6 +490,9 @@ def _grant_whole(grants: dict[str, list[Privilege]], privileges: list[Privilege]
             grants[role] = list(held)
             continue
         replaced = {p.privilege for p in added}
+        if moot is not None:
+            moot.extend((role, h.privilege, list(h.columns), location) for h in held
+                        if h.privilege in replaced and h.columns)
         grants[role] = [h for h in held if h.privilege not in replaced] + added
 
 
@@ -497,7 +504,7 @@ def grant(r: Reader, n: dict, st: Stmt) -> None:
         if kind == "OBJECT_TABLE":  # ALL TABLES covers views, materialized views and foreign tables too
             for target in (*r.schema.tables, *r.schema.views):
                 if target.schema_name in schemas and not getattr(target, "external", False):
-                    _grant_table(r, target, _privileges(n), roles, is_grant)
+                    _grant_table(r, target, _privileges(n), roles, is_grant, st.loc())
         elif kind in ("OBJECT_FUNCTION", "OBJECT_ROUTINE", "OBJECT_PROCEDURE"):
             for f in r.schema.functions:
                 if f.schema_name in schemas:

@@ -209,6 +209,11 @@ class Table(_Obj):
         default_factory=list, exclude=True,
         description="(role, privilege, columns, where) of each REVOKE of columns that changed nothing: the role held "
                     "the privilege on the whole table, which covers every column (read from SQL; BP082).")
+    column_grants_moot: list[tuple[str, str, list[str], Location | None]] = Field(
+        default_factory=list, exclude=True,
+        description="(role, privilege, columns, where) of each column GRANT the role's privilege on the whole table "
+                    "made moot: given while the role held it (Supabase's default grants), or before a GRANT on the "
+                    "whole table (read from SQL; BP082 when the role still holds it).")
 
     _grants = field_validator("grants", mode="before")(lambda cls, v: _privileges(v))
 

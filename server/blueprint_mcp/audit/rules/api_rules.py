@@ -509,24 +509,28 @@ def pg_graphql_authenticated_table_exposed(r, s: Schema):
 
 @rule("BP082", "column_revoke_without_effect", Level.WARN, ("SECURITY",),
       summary="A REVOKE of some columns from an API role that holds the privilege on the whole table: it changes "
-              "nothing, and the columns stay readable (or writable).",
+              "nothing, and the columns stay readable (or writable). The same of a GRANT of some columns beside "
+              "the privilege on the whole table.",
       why="A table privilege covers every column, and column privileges are kept beside it: `revoke select "
           "(phone, home_address) on profiles from authenticated` leaves `grant select on profiles to "
           "authenticated` in place, so every teammate the policies let read a profile reads the phone number too. "
-          "PostgreSQL answers the REVOKE without a warning.",
+          "PostgreSQL answers the REVOKE without a warning. A GRANT of some columns restricts nothing either while "
+          "the role holds the table privilege: `grant select (id, full_name) on profiles to authenticated` beside "
+          "Supabase's default grants of every table in public to anon and authenticated, or followed by a later "
+          "`grant select on profiles to authenticated` (or `... on all tables in schema public`) that gives back "
+          "every column (evasion round 24).",
       bad="revoke select (phone, home_address) on public.profiles from anon, authenticated;",
       fix="Revoke the privilege on the table, then grant the columns that stay: `revoke select on public.profiles "
           "from anon, authenticated; grant select (id, full_name) on public.profiles to authenticated;` (or keep "
-          "the private columns in a table of their own).")
+          "the private columns in a table of their own); grant a column added later by name.")
 def column_revoke_without_effect(r, s: Schema):
     for t in s.tables:
-        if not t.column_revokes or not exposed(s, t):
+        if not (t.column_revokes or t.column_grants_moot) or not exposed(s, t):
             continue
         # one finding per REVOKE statement: (privilege, columns, where) -> roles
         done: dict[tuple, tuple[str, tuple[str, ...], object, list[str]]] = {}
         for role, privilege, columns, location in t.column_revokes:
-            if (role in API_ROLES or role == "public") and \
-                    any(not h.columns and h.privilege == privilege for h in t.grants.get(role, [])):
+            if (role in API_ROLES or role == "public") and _holds_whole(t, role, privilege):
                 done.setdefault((privilege, tuple(columns), id(location)),
                                 (privilege, tuple(columns), location, []))[3].append(role)
         for privilege, columns, location, roles in done.values():
@@ -534,6 +538,19 @@ def column_revoke_without_effect(r, s: Schema):
             yield r.finding(f"revoke {privilege} ({', '.join(columns)}) on {t.qualified} from {who} changes nothing: "
                             f"{who} {'hold' if len(set(roles)) > 1 else 'holds'} {privilege} on the whole table, "
                             "every column included.", t.qualified, location=location or t.location)
+        # one finding per (role, privilege) still held on the whole table beside a column grant
+        moot: dict[tuple[str, str], tuple[list[str], object]] = {}
+        for role, privilege, columns, location in t.column_grants_moot:
+            if role in ("anon", "authenticated") and _holds_whole(t, role, privilege):
+                moot.setdefault((role, privilege), (list(columns), location))
+        for (role, privilege), (columns, location) in moot.items():
+            yield r.finding(f"grant {privilege} ({', '.join(columns)}) on {t.qualified} to {role} restricts nothing: "
+                            f"{role} holds {privilege} on the whole table, every column included.", t.qualified,
+                            location=location or t.location)
+
+
+def _holds_whole(t, role: str, privilege: str) -> bool:
+    return any(not h.columns and h.privilege == privilege for h in t.grants.get(role, []))
 
 
 @rule("BP083", "storage_prefix_without_separator", Level.ERROR, ("SECURITY", "TENANCY"),
