@@ -183,14 +183,21 @@ def sensitive_table_not_audited(r, s: Schema):
     for t in created(s):
         if not (SENSITIVE_MARK.search(t.comment) or any(SENSITIVE_MARK.search(c.comment) for c in t.columns)):
             continue
-        audited = False
+        # evasion round 24 e04: `after update` alone left deletes (and inserts) unrecorded; the audit triggers
+        # together must fire on each of the three
+        audited: set[str] = set()
         for trg in (x for x in t.triggers if x.fires):
             f = find_function(s, trg.function)
-            if trg.timing == "after" and set(trg.events) & {"insert", "update", "delete"} and \
+            if trg.timing == "after" and \
                     (f is None or f.writes is None or "audit" in trg.function or any("audit" in w for w in f.writes)):
-                audited = True
-        if not audited:
+                audited.update(trg.events)
+        missing = [e for e in ("insert", "update", "delete") if e not in audited]
+        if len(missing) == 3:
             yield r.finding(f"{t.qualified} is marked sensitive but changes to it are not audited.", t.qualified,
+                            location=t.location)
+        elif missing:
+            yield r.finding(f"{t.qualified} is marked sensitive but its audit trigger does not fire on "
+                            f"{' or '.join(m.upper() for m in missing)}: those changes leave no trace.", t.qualified,
                             location=t.location)
 
 
