@@ -538,15 +538,19 @@ def column_revoke_without_effect(r, s: Schema):
             yield r.finding(f"revoke {privilege} ({', '.join(columns)}) on {t.qualified} from {who} changes nothing: "
                             f"{who} {'hold' if len(set(roles)) > 1 else 'holds'} {privilege} on the whole table, "
                             "every column included.", t.qualified, location=location or t.location)
-        # one finding per (role, privilege) still held on the whole table beside a column grant
-        moot: dict[tuple[str, str], tuple[list[str], object]] = {}
+        # one finding per statement that made column grants moot, of the roles still holding the whole table
+        moot: dict[tuple, tuple[str, tuple[str, ...], object, list[str]]] = {}
         for role, privilege, columns, location in t.column_grants_moot:
             if role in ("anon", "authenticated") and _holds_whole(t, role, privilege):
-                moot.setdefault((role, privilege), (list(columns), location))
-        for (role, privilege), (columns, location) in moot.items():
-            yield r.finding(f"grant {privilege} ({', '.join(columns)}) on {t.qualified} to {role} restricts nothing: "
-                            f"{role} holds {privilege} on the whole table, every column included.", t.qualified,
-                            location=location or t.location)
+                entry = moot.setdefault((privilege, tuple(columns), id(location)),
+                                        (privilege, tuple(columns), location, []))
+                if role not in entry[3]:
+                    entry[3].append(role)
+        for privilege, columns, location, roles in moot.values():
+            who = " and ".join(roles)
+            yield r.finding(f"grant {privilege} ({', '.join(columns)}) on {t.qualified} to {who} restricts nothing: "
+                            f"{who} {'hold' if len(roles) > 1 else 'holds'} {privilege} on the whole table, every "
+                            "column included.", t.qualified, location=location or t.location)
 
 
 def _holds_whole(t, role: str, privilege: str) -> bool:
