@@ -229,3 +229,41 @@ def test_e04_no_audit_trigger_keeps_its_message():
     disabled = _audited("insert or update or delete") + \
         "alter table public.salaries disable trigger salaries_audit_0;"
     assert _bp036(disabled) == ["public.salaries is marked sensitive but changes to it are not audited."]
+
+
+# --- e05: BP086, a publication of every table of a schema -------------------------------------------------------------
+
+_JOBS = """
+create schema internal;
+create table internal.job_events (id bigint generated always as identity primary key, organization_id uuid not null,
+  payload jsonb);
+create index on internal.job_events (organization_id);
+grant usage on schema internal to authenticated;
+grant select on internal.job_events to authenticated;
+"""
+
+
+@pytest.mark.parametrize("publish", [
+    "alter publication supabase_realtime add tables in schema internal;",
+    "alter publication supabase_realtime add table public.organizations, tables in schema internal;",
+    "alter publication supabase_realtime set tables in schema internal;",
+    "drop publication if exists supabase_realtime;\ncreate publication supabase_realtime for tables in schema internal;",
+    "alter publication supabase_realtime add tables in schema internal;\n"
+    "alter publication supabase_realtime drop table public.organizations;",
+])
+def test_e05_a_schema_published_to_realtime_streams_its_tables(publish):
+    assert [(f.rule_id, f.object) for f in _findings(_JOBS + publish)] == [("BP086", "internal.job_events")]
+
+
+@pytest.mark.parametrize("publish", [
+    "alter publication supabase_realtime add tables in schema audit;",
+    "alter publication supabase_realtime add tables in schema internal;\n"
+    "alter publication supabase_realtime drop tables in schema internal;",
+    "alter publication supabase_realtime add tables in schema internal;\n"
+    "alter table internal.job_events enable row level security;\n"
+    "create policy job_events_select on internal.job_events for select to authenticated\n"
+    "  using (organization_id = any (array(select private.organization_ids_with_role('viewer'))));",
+    "create publication other for tables in schema internal;",
+])
+def test_e05_a_schema_not_published_or_protected_stays_clean(publish):
+    assert _findings(_JOBS + publish) == []

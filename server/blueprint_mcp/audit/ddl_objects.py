@@ -910,12 +910,22 @@ def alter_enum(r: Reader, n: dict, st: Stmt) -> None:
 
 
 def _published(r: Reader, n: dict) -> list[str] | None:
-    """The tables a publication statement on supabase_realtime names (None for another publication)."""
+    """The tables a publication statement on supabase_realtime names (None for another publication), and
+    `<schema>.*` for each schema it names (TABLES IN SCHEMA, PostgreSQL 15: every table of the schema, those
+    created later too; evasion round 24 e05)."""
     if n.get("pubname") != "supabase_realtime":
         return None
-    return [".".join(r.name(((o.get("PublicationObjSpec") or {}).get("pubtable") or {}).get("relation") or {}))
-            for o in n.get("pubobjects") or []
-            if (o.get("PublicationObjSpec") or {}).get("pubobjtype") == "PUBLICATIONOBJ_TABLE"]
+    out = []
+    for o in n.get("pubobjects") or []:
+        spec = o.get("PublicationObjSpec") or {}
+        kind = spec.get("pubobjtype")
+        if kind == "PUBLICATIONOBJ_TABLE":
+            out.append(".".join(r.name((spec.get("pubtable") or {}).get("relation") or {})))
+        elif kind == "PUBLICATIONOBJ_TABLES_IN_SCHEMA" and spec.get("name"):
+            out.append(f"{spec['name']}.*")
+        elif kind == "PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA":
+            out.append("public.*")  # the first schema of the migrations' search_path, as unqualified names are read
+    return out
 
 
 def create_publication(r: Reader, n: dict, st: Stmt) -> None:

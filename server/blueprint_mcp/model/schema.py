@@ -374,7 +374,7 @@ class Schema(_Obj):
     drop_graphql: bool = Field(False, description="The app does not use GraphQL: the migration drops pg_graphql.")
     realtime_tables: list[str] = Field(default_factory=list, description=(
         "Tables (schema.table) in the supabase_realtime publication: Realtime sends their changes to subscribers "
-        "who may select the row; `*` for a publication FOR ALL TABLES."))
+        "who may select the row; `<schema>.*` for TABLES IN SCHEMA, `*` for a publication FOR ALL TABLES."))
     schema_usage: dict[str, list[str]] = Field(default_factory=dict, description=(
         "Roles granted USAGE on each schema the SQL creates (public's is PUBLIC's by default)."))
     exposed_schemas: list[str] = Field(default_factory=lambda: ["public", "graphql_public"],

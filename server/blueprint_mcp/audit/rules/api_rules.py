@@ -623,7 +623,7 @@ def realtime_table_without_rls(r, s: Schema):
     every = "*" in s.realtime_tables
     for t in s.tables:
         if t.rls_enabled or t.schema_name in s.exposed_schemas or managed(t.schema_name) or \
-                not (every or t.qualified in s.realtime_tables):
+                not (every or t.qualified in s.realtime_tables or f"{t.schema_name}.*" in s.realtime_tables):
             continue
         usage = set(s.schema_usage.get(t.schema_name, []))
         readers = [role for role in API_ROLES if (role in usage or "public" in usage) and t.grants and
