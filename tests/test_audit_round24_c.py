@@ -1,8 +1,9 @@
 """Evasion round 24 (helper c): grants, triggers that guard the tenant key, audited tables. e01: a column GRANT
 beside Supabase's default grant of the whole table, e02: a whole-table GRANT after column grants (BP082). e03: a
 BEFORE UPDATE OF organization_id trigger whose function only clears a field (BP030). e04: a sensitive table's audit
-trigger firing on UPDATE only (BP036). fp01: a trigger WHEN comparing the tenant key with OLD before a function that
-raises, fp02: a guard comparing NEW with OLD as rows (BP030). Each hole fires and its secure counterpart does not
+trigger firing on UPDATE only (BP036). e05: Realtime's publication taking every table of a schema (TABLES IN
+SCHEMA, BP086). fp01: a trigger WHEN comparing the tenant key with OLD before a function that raises, fp02: a
+guard comparing NEW with OLD as rows (BP030). Each hole fires and its secure counterpart does not
 (PostgreSQL's side: /tmp/s31/evasion24/proof.out)."""
 
 from __future__ import annotations
@@ -247,7 +248,8 @@ grant select on internal.job_events to authenticated;
     "alter publication supabase_realtime add tables in schema internal;",
     "alter publication supabase_realtime add table public.organizations, tables in schema internal;",
     "alter publication supabase_realtime set tables in schema internal;",
-    "drop publication if exists supabase_realtime;\ncreate publication supabase_realtime for tables in schema internal;",
+    "drop publication if exists supabase_realtime;\n"
+    "create publication supabase_realtime for tables in schema internal;",
     "alter publication supabase_realtime add tables in schema internal;\n"
     "alter publication supabase_realtime drop table public.organizations;",
 ])
