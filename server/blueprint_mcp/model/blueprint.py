@@ -857,10 +857,15 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
             unique = f.unique or any(set(cols) - {"organization_id"} == {f.name} for cols in e.unique_together)
             narrowed = f.member_roles and bp.tenancy.roles[0].name not in f.member_roles
             linked = f.name in links.get(e.name, set())
-            relinks = updaters if not (linked or unique or narrowed) else set()
+            # Clearing a nullable column frees the member too (a client may clear a link as well), unless a kind
+            # rule wants it filled in some state (s31 fit d: a dispatcher clears a driver who leaves).
+            clears = f.nullable and not any(f.name in r.filled for r in row.requires)
+            relinks = updaters if clears or not (linked or unique or narrowed) else set()
             if f.references == MEMBERS and not (readers & (deleters | relinks)):
                 # why the roles that read and may update or delete every row free nobody (else: nobody may)
                 why = [text for text, holds in (
+                    ("requires keeps it filled in some state, so clearing it is refused there",
+                     f.nullable and not clears),
                     ("it is set on insert only (linked)", linked), ("each member has one such row at most", unique),
                     (f"only {', '.join(f.member_roles or [])} may be named there", narrowed),
                     ("rows holding its rows back are deleted by nobody who reads them", erasers - deleters)) if holds]
@@ -882,8 +887,10 @@ def _check_pins(bp: Blueprint, problems: list) -> None:
                                  "or delete their account while such a row exists, and nobody in the organisation may "
                                  f"see and change or delete every such row ({reason}): whoever writes one pins a "
                                  "membership.",
-                                 "declare on_delete: cascade (the row goes with the membership) or make the field "
-                                 "nullable (set null)" + "".join(f", or {x}" for x in frees)))
+                                 "declare on_delete: cascade (the row goes with the membership)"
+                                 + ("" if f.nullable and not clears else  # requires keeps it filled: set null fails
+                                    " or drop on_delete: restrict (set null)" if f.nullable else
+                                    " or make the field nullable (set null)") + "".join(f", or {x}" for x in frees)))
             elif f.references != MEMBERS and not readers and _clients_delete(bp, bp.entity(f.references)):
                 problems.append((f"entities[{i}].fields[{j}].on_delete",
                                  f"'{row.name}.{f.name}'{kept} restricts: the {f.references} row it names cannot be "
@@ -1242,8 +1249,15 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
     """`visible` (select only) names a reference to another entity, which the grant's readers may select from
     (anon needs a public grant on it), and whose own select grants need no parent of their own."""
     if cmd != "select":
-        return [(at, "visible narrows what a reader sees; writes have under (a parent the caller may update).",
-                 "use visible under access.select only, or under for writes")]
+        # A founder's review "on an application the reviewer can see" followed the old fix to under, which asks for
+        # a parent the writer may update: a grant reviewers never meet, accepted in silence (s31 fit d).
+        named = ("; an insert needs no visible: a reference a client sets names only a row they may read (A27), "
+                 "so a new row lands only under a parent its writer sees") if cmd == "insert" else ""
+        return [(at, "visible narrows what a reader sees; writes have under (a parent the caller may update: "
+                 "stronger than reading it)" + named + ".",
+                 ("drop visible from this insert grant (the parent's select grants decide already), or use under "
+                  "where the writer must also be able to update the parent") if cmd == "insert" else
+                 "use visible under access.select only, or under where the writer must be able to update the parent")]
     parent, problems = _parent_named(bp, e, g.visible, at)
     if parent is None:
         return problems
