@@ -1401,7 +1401,12 @@ def _check_pii_read(bp: Blueprint, e: Entity, i: int, problems: list) -> None:
                 g.public or g.signed_in:
             problems.append((f"{path}[{k}]", "personal data is read by people, not by row conditions: where, "
                              "assigned, under, visible, public and signed_in do not apply.",
-                             "use own, linked, min_role, roles or capability"))
+                             "use own, linked, min_role, roles or capability"
+                             + (" (drop " + ", ".join(x for x in ("where", "assigned", "under", "visible")
+                                                       if getattr(g, x))
+                                + ": a pii reader reaches personal data only on rows they may also read, so the "
+                                "row conditions of the select grants still hold)"
+                                if g.is_member_grant and not (g.public or g.signed_in) else "")))
     problems += _grant_problems(bp, e, "select", spec, path)
 
 
