@@ -141,3 +141,46 @@ def test_pii_read_with_a_row_condition_says_to_drop_it():
     message = refusal(data)
     assert ("entities[1].pii_read[1]: personal data is read by people, not by row conditions" in message)
     assert "(drop assigned: a pii reader reaches personal data only on rows they may also read" in message
+
+
+def test_an_under_grant_no_role_of_which_may_update_the_parent_is_refused():
+    """An interviewer's feedback `under` the interview, which only recruiters update: accepted, and interviewers
+    could write no feedback at all (every interview's update is the recruiters'). Now refused, naming who updates
+    the parent and the ways out; a grant some of whose roles update the parent (min_role: interviewer takes the
+    recruiters in) stays accepted, as does the app as written."""
+    data = yaml.safe_load((APPS / "ats.yaml").read_text())
+    feedback = next(e for e in data["entities"] if e["name"] == "feedback")
+    feedback["access"]["insert"][0] = {"roles": ["interviewer"], "under": "interview_id"}
+    message = refusal(data)
+    assert ("entities[4].access.insert[0].under: no role this grant admits (interviewer) may update any row of "
+            "interviews (interviews's update grants admit owner, recruiter)") in message
+    assert "give interviewer an update grant on interviews" in message
+    assert "or drop under (a reference a client sets names only a row they may read, A27)" in message
+    interviews = next(e for e in data["entities"] if e["name"] == "interviews")
+    interviews["access"]["update"].append({"roles": ["interviewer"], "assigned": "interviewer_id"})
+    parse_blueprint(data)
+
+
+def test_a_visible_grant_no_role_of_which_reads_the_parent_is_refused():
+    """The same on reads: drivers, who read no vehicle, would see no inspection through `visible`."""
+    data = {
+        "app": {"name": "Fleet", "slug": "fleet"},
+        "tenancy": TENANCY,
+        "entities": [
+            {"name": "vehicles", "fields": [{"name": "plate", "type": "text", "nullable": False}],
+             "access": {"select": [{"capability": "dispatch"}], "insert": [{"capability": "dispatch"}],
+                        "update": [{"capability": "dispatch"}], "delete": [{"capability": "dispatch"}]}},
+            {"name": "inspections",
+             "fields": [{"name": "vehicle_id", "type": "reference", "references": "vehicles", "nullable": False,
+                         "on_delete": "cascade"}],
+             "access": {"select": [{"capability": "dispatch"}, {"roles": ["driver"], "visible": "vehicle_id"}],
+                        "insert": [{"capability": "dispatch"}], "update": [{"capability": "dispatch"}],
+                        "delete": [{"capability": "dispatch"}]}},
+        ],
+    }
+    message = refusal(data)
+    assert ("entities[1].access.select[1].visible: no role this grant admits (driver) may read any row of vehicles "
+            "(vehicles's select grants admit owner, dispatcher)") in message
+    assert "give driver a select grant on vehicles" in message
+    data["entities"][0]["access"]["select"].append({"roles": ["driver"]})
+    parse_blueprint(data)

@@ -97,6 +97,7 @@ class Blueprint(Model):
                 _check_pins(self, problems)
                 _check_restore_names(self, problems)
                 _check_movable_links(self, problems)
+                _check_dead_parents(self, problems)
         if problems:
             problems[split:] = [(_written_path(self, origin, kept, written, path), why, fix)
                                 for path, why, fix in problems[split:]]
@@ -947,6 +948,46 @@ def _check_movable(bp: Blueprint, problems: list) -> None:
                                  f"'{e.name}.{f.name}' is movable, but {e.name} has no server_set field: clients "
                                  "already point its references at other rows, so there is nothing to opt out of.",
                                  f"remove movable from {f.name}"))
+
+
+def _check_dead_parents(bp: Blueprint, problems: list) -> None:
+    """A member grant narrowed by `under` (or `visible`) admits its roles only on rows under a parent they may update
+    (read): where none of its roles may, it admits nobody, and the design reads as if they could (s31 fit d: an
+    interviewer's feedback `under` an interview only recruiters update; reviewers' reviews under applications only
+    officers decide). A parent some linked, signed-in or public grant reaches is left alone: a member may be
+    that user too."""
+    from .meaning import command_grants, member_roles  # meaning reads a validated Blueprint
+    ranked = [r.name for r in bp.tenancy.roles]
+    for i, e in enumerate(bp.entities):
+        if e.private_of or e.scope is not Scope.organization:
+            continue
+        for cmd in ("select", "insert", "update", "delete"):
+            spec = e.access.spec(cmd)
+            for k, g in enumerate(spec if isinstance(spec, list) else []):
+                key = "under" if g.under else "visible" if g.visible else None
+                f = e.field(getattr(g, key)) if key and g.is_member_grant else None
+                parent = bp.entity(f.references) if f is not None and f.references else None
+                if parent is None:
+                    continue
+                verb, parent_cmd = ("update", "update") if key == "under" else ("read", "select")
+                grants = command_grants(bp, parent, parent_cmd)
+                if not all(x.is_member_grant for x in grants):
+                    continue
+                mine = member_roles(bp, g) or []
+                theirs = {r for x in grants for r in member_roles(bp, x) or []}
+                if set(mine) & theirs:
+                    continue
+                named = [r for r in ranked if r in theirs]
+                fix = (f"give {', '.join(mine)} {'an update' if key == 'under' else 'a select'} grant on {parent.name} "
+                       f"(narrowed as they should reach it, e.g. by assigned or own), name roles that {verb} it, or "
+                       f"drop {key}" + (" (a reference a client sets names only a row they may read, A27)"
+                                        if key == "under" and cmd == "insert" else ""))
+                problems.append((f"entities[{i}].access.{cmd}[{k}].{key}",
+                                 f"no role this grant admits ({', '.join(mine)}) may {verb} any row of {parent.name} "
+                                 f"({parent.name}'s {parent_cmd} grants admit "
+                                 + (', '.join(named) if named else "only the service role")
+                                 + f"): {key} {f.name} leaves the grant admitting nobody, for every role it names "
+                                 "the condition would not hold.", fix))
 
 
 def _check_movable_links(bp: Blueprint, problems: list) -> None:
