@@ -126,7 +126,7 @@ def test_visible_on_an_insert_says_the_reference_already_reads():
     reviews["access"]["insert"] = [{"min_role": "reviewer", "visible": "assignment_id"}]
     message = refusal(data)
     assert "an insert needs no visible: a reference a client sets names only a row they may read (A27)" in message
-    assert "drop visible from this insert grant" in message
+    assert "use visible under access.select only: drop it from this insert grant" in message
     reviews["access"]["insert"] = [{"min_role": "reviewer"}]
     parse_blueprint(data)
 

@@ -1296,8 +1296,9 @@ def _visible_problems(bp: Blueprint, e: Entity, g: Grant, cmd: str, at: str) -> 
                  "so a new row lands only under a parent its writer sees") if cmd == "insert" else ""
         return [(at, "visible narrows what a reader sees; writes have under (a parent the caller may update: "
                  "stronger than reading it)" + named + ".",
-                 ("drop visible from this insert grant (the parent's select grants decide already), or use under "
-                  "where the writer must also be able to update the parent") if cmd == "insert" else
+                 ("use visible under access.select only: drop it from this insert grant (the parent's select "
+                  "grants decide already), or use under where the writer must also be able to update the parent")
+                 if cmd == "insert" else
                  "use visible under access.select only, or under where the writer must be able to update the parent")]
     parent, problems = _parent_named(bp, e, g.visible, at)
     if parent is None:
