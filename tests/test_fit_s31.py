@@ -107,8 +107,11 @@ def test_a_member_column_requires_keeps_filled_stays_refused_without_a_looping_f
     assert "set null" not in message.split("Fix:")[1]
     assert "add owner to member_roles" in message
     no_restrict = dict(DRIVER, on_delete=None)
-    assert "is emptied when the row it references is deleted" in refusal(
-        deliveries(no_restrict, [{"when": {"column": "status", "equals": "delivered"}, "filled": ["driver_id"]}]))
+    first = refusal(deliveries(no_restrict, [{"when": {"column": "status", "equals": "delivered"},
+                                              "filled": ["driver_id"]}]))
+    assert "is emptied when the row it references is deleted" in first
+    assert "(a member named then stays until someone who reads every such row changes or deletes it" in first
+    assert first.endswith("or leave it out of this rule")
 
 
 def test_a_required_member_column_still_says_make_it_nullable():

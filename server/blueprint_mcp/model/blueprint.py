@@ -1574,7 +1574,11 @@ def _check_requirements(e: Entity, i: int, problems: list) -> None:
                 elif key == "filled" and f.is_reference and f.effective_on_delete == "set null":
                     problems.append((f"{at}.{key}", f"'{name}' is emptied when the row it references is deleted "
                                      "(on_delete: set null), which the rule would refuse: the delete would fail.",
-                                     f"give {name} on_delete: cascade or restrict"))
+                                     f"give {name} on_delete: cascade or restrict"
+                                     + (" (a member named then stays until someone who reads every such row "
+                                        "changes or deletes it, docs/lifecycle.md L04)"
+                                        if f.references == MEMBERS else "")
+                                     + ", or leave it out of this rule"))
                 elif name in seen:
                     problems.append((f"{at}.{key}", f"'{name}' is named twice.", "name each field once"))
                 seen.add(name)
