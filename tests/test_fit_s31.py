@@ -1,5 +1,5 @@
-"""Real apps against the model (session 31, helper d): a fleet dispatcher, a nonprofit's grants, a recruiting app
-and a property manager (tests/fixtures/fit_s31/), each accepted after following the model's refusals, verified on
+"""Real apps against the model (session 31, helper d): a fleet dispatcher, a nonprofit's grants, a recruiting app,
+a property manager and a telehealth service (tests/fixtures/fit_s31/), each accepted after following the model's refusals, verified on
 PostgreSQL and audited clean by hand; here each refusal whose message misled is pinned with its fixed behaviour."""
 
 from __future__ import annotations
@@ -52,9 +52,9 @@ def refusal(data: dict) -> str:
     return str(refused.value)
 
 
-@pytest.mark.parametrize("app", ["fleet", "grants", "ats", "property"])
+@pytest.mark.parametrize("app", ["fleet", "grants", "ats", "property", "telehealth"])
 def test_the_apps_are_accepted_and_audit_clean(app):
-    """The four blueprints as they ended (verify passed on each by hand: 6,000-8,000 cases, 0 leaks)."""
+    """The five blueprints as they ended (verify passed on each by hand: 6,000-8,000 cases, 0 leaks)."""
     bp = parse_blueprint(yaml.safe_load((APPS / f"{app}.yaml").read_text()))
     findings = audit_sql(blueprint_sql(bp, "x"))
     assert [(f.rule_id, f.object) for f in findings if f.level.value in ("ERROR", "WARN")] == []
