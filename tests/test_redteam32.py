@@ -31,7 +31,7 @@ ROLES = [{"name": "owner",
 
 def lab(*entities: dict) -> dict:
     return {"version": 1, "app": {"name": "Cascade Lab", "slug": "cascade-lab"},
-            "tenancy": {"personal_workspaces": False, "roles": ROLES}, "entities": list(entities),
+            "tenancy": {"personal_workspaces": False, "roles": ROLES}, "entities": copy.deepcopy(list(entities)),
             "analytics": {"enabled": False}}
 
 
@@ -89,7 +89,8 @@ def test_f2_the_author_gives_personal_data_only_while_they_may_edit_the_row(db_u
 @pytest.mark.parametrize("data,path,how", [
     (lab(PROJECTS, tasks(PROJECT)), "entities[1].fields[0].on_delete",
      "point it at a projects row they may remove (one they may delete, or one under such a row)"),
-    (lab(tasks(MEMBER)), "entities[0].fields[0].on_delete", "point it at themselves, then leave the organisation"),
+    (lab(tasks(MEMBER)), "entities[0].fields[0].on_delete",
+     "point it at themselves (or a member they may remove), then leave (or remove them)"),
     (lab(tasks(REVIEWER)), "entities[0].fields[0].on_delete", "point it at themselves, then delete their account"),
 ], ids=["parent", "member", "account"])
 def test_f1_a_cascade_a_caller_may_point_at_a_row_they_remove_is_refused(data, path, how):
@@ -152,3 +153,83 @@ def test_a_public_where_listing_every_value_is_refused_as_the_audit_reads_it():
     assert audit_sql(blueprint_sql(parse_blueprint(data), "lab")) == []
     data["entities"][0]["access"]["select"][1] = {"public": True, "where": {"column": "values", "equals": "low"}}
     assert audit_sql(blueprint_sql(parse_blueprint(data), "lab")) == []
+
+
+# Red team 33 (the same session, on these fixes): F1 through linked grants, F2 through `under`, F3 on a personal-data
+# side, F4 a fix naming the parent whose own parent still cascades, F5 a member column the takers cannot hold.
+CLIENT = {"name": "client_id", "type": "reference", "references": "auth.users"}
+
+
+def test_rt33_f1_a_linked_user_may_be_a_member_of_any_role():
+    # (a) a member files a project naming themselves its client, moves every task under it and deletes it as that
+    # client; (b) a task's linked client (a member too) moves it under a project of their own and deletes that.
+    linkdel = lab({**PROJECTS, "fields": [{"name": "name", "type": "text"}, CLIENT],
+                   "access": {"delete": [{"min_role": "admin"}, {"linked": ["client_id"]}]}}, tasks(PROJECT))
+    assert [p.split(":")[0] for p in refused(linkdel)] == ["entities[1].fields[0].on_delete"]
+    linkupd = lab(PROJECTS, tasks(PROJECT, fields=[PROJECT, CLIENT], access={
+        "delete": "admin", "select": [{"min_role": "admin"}, {"linked": ["client_id"]}],
+        "update": [{"min_role": "admin"}, {"linked": ["client_id"]}]}))
+    assert "the user in client_id may update rows of tasks" in refused(linkupd)[0]
+
+
+def test_rt33_f3_a_cascading_reference_in_personal_data_moves_like_the_rows():
+    contacts = {"name": "contacts", "fields": [{"name": "name", "type": "text"}],
+                "access": {"delete": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}}
+    claims = {"name": "claims", "soft_delete": True, "access": {"delete": "admin"}, "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "about_contact_id", "type": "reference", "references": "contacts", "on_delete": "cascade",
+         "pii": True}]}
+    assert [p.split(":")[0] for p in refused(lab(contacts, claims))] == ["entities[1].fields[1].on_delete"]
+
+
+def test_rt33_f4_soft_delete_is_offered_only_on_a_parent_whose_own_parents_do_not_cascade_to_the_taker():
+    folders = {"name": "folders", "access": {"delete": [{"min_role": "admin"}, {"min_role": "member", "own": True}]}}
+    projects = {"name": "projects", "soft_delete": False, "fields": [
+        {"name": "folder_id", "type": "reference", "references": "folders", "nullable": False,
+         "on_delete": "cascade"}], "access": {"delete": "admin", "update": "admin"}}
+    with pytest.raises(InvalidBlueprint) as raised:
+        parse_blueprint(lab(folders, projects, tasks(PROJECT)))
+    fixes = {path: fix for path, _, fix in raised.value.problems}
+    assert "soft_delete: true on projects" not in fixes["entities[2].fields[0].on_delete"]
+    with pytest.raises(InvalidBlueprint) as raised:
+        parse_blueprint(lab(PROJECTS, tasks(PROJECT)))
+    assert "soft_delete: true on projects" in raised.value.problems[0][2]
+
+
+def test_rt33_f5_a_member_column_only_some_roles_may_hold_is_aimed_only_by_them_and_managers():
+    # Schedulers (no clinicians, no member managers) may update visits: they cannot name themselves there.
+    tenancy = {"personal_workspaces": False, "capabilities": [{"name": "schedule", "description": "Book visits."}],
+               "roles": [{"name": "owner", "capabilities": [*ROLES[0]["capabilities"], "schedule"]},
+                         {"name": "coordinator", "capabilities": ["read", "write", "schedule"]},
+                         {"name": "clinician", "capabilities": ["read", "write"]}]}
+    clinician = {**MEMBER, "name": "clinician_id", "member_roles": ["clinician"]}
+    visits = {"name": "visits", "fields": [clinician], "access": {
+        "select": [{"capability": "schedule"}, {"roles": ["clinician"], "assigned": "clinician_id"}],
+        "update": [{"roles": ["coordinator"]}, {"roles": ["clinician"], "assigned": "clinician_id"}],
+        "delete": [{"capability": "schedule"}]}}
+    parse_blueprint({**lab(visits), "tenancy": tenancy})
+    # A coordinator who manages members names a clinician they may remove, then removes them: refused. (The owner
+    # may delete the organisation, every row with it: a move gives them nothing.)
+    tenancy["roles"][1]["capabilities"].append("manage_members")
+    visits["soft_delete"] = True
+    assert "coordinator may update rows of visits and point it at themselves (or a member they may remove)" in \
+        refused({**lab(visits), "tenancy": tenancy})[0]
+
+
+def test_rt33_f2_an_author_under_a_closed_parent_gives_no_personal_data(db_url):
+    bp = load_blueprint_file("tests/fixtures/blueprints/under-frozen-claims.yaml")
+    migrations = blueprint_migrations(bp)
+    now = ("with check ((organization_id = any (array(select private.organization_ids_with_role('admin'))) and "
+           "exists (select 1 from public.claims p where p.id = claims_private.claim_id)) or (exists (select 1 from "
+           "public.claims where claims.id = claims_private.claim_id")
+    once = ("with check ((((created_by = (select auth.uid()) and organization_id = any (array(select "
+            "private.organization_ids_with_role('member')))) or organization_id = "
+            "any (array(select private.organization_ids_with_role('admin')))) and exists (select 1 from public.claims "
+            "p where p.id = claims_private.claim_id)) or (exists (select 1 from public.claims where claims.id = "
+            "claims_private.claim_id")
+    assert sum(m.count(now) for m in migrations) == 1
+    assert verify(source="F2", migrations=migrations, blueprint=bp, database_url=db_url).ok
+    report = verify(source="F2 once", migrations=[m.replace(now, once) for m in migrations], blueprint=bp,
+                    database_url=db_url)
+    assert {f.verdict for f in report.failures} == {"LEAK"}
+    assert {(f.table, f.command) for f in report.failures} == {("claims_private", "insert")}

@@ -566,106 +566,121 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
 
 def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
     """A reference that cascades puts its rows in the hands of whoever may remove the row it names: a caller who may
-    point it at a row they may remove (a project they made, their own membership, their own account) and then
-    remove that row deletes, for good, every row they may update there (red team 32 F1: a member moved every task
-    under a project of their own and deleted it; tasks, soft-deleted and deleted by admins only, were gone, not
-    archived). Refused unless the delete grants give those callers the rows anyway and the entity is not
-    soft-deleted (a client's delete archives it; a cascade does not), or they may delete every parent row (each
-    row is under one of theirs already). Rows a caller holds already (`assigned` to that column) and references
-    clients set on insert only (linked, stamped) move nowhere."""
+    point it at a row they may remove (a project they made, their own membership, a member they may remove, their
+    own account) and then remove that row deletes, for good, every row they may update there (red team 32 F1: a
+    member moved every task under a project of their own and deleted it; tasks, soft-deleted and deleted by admins
+    only, were gone, not archived). Refused unless the delete grants give those callers the rows anyway and the
+    entity is not soft-deleted (a client's delete archives it; a cascade does not), or they may delete every parent
+    row (each row is under one of theirs already). Rows a caller holds already (`assigned` to that column) and
+    references clients set on insert only (linked, stamped, a private side's own row) move nowhere. A linked,
+    signed-in or public grant may admit a member of any role (a member may name themselves, A09: red team 33 F1),
+    and a personal-data side's references move like its row's (red team 33 F3)."""
     from .meaning import command_grants, covers, link_columns, member_roles, stamped_references
     from .words import describe_grants
     fixed = link_columns(bp)
     for entity, cols in stamped_references(bp).items():
         fixed[entity] = fixed.get(entity, set()) | cols
     everyone = {r.name for r in bp.tenancy.roles}
+    managers = set(bp.tenancy.holders(Capability.manage_members))
     gone = _gone_with_accounts(bp)
     memo: dict[str, tuple[set[str], bool]] = {}
 
-    def removers(target: str, trail: frozenset[str]) -> tuple[set[str], bool]:
-        """The roles that may remove a `target` row (or one it cascades from), and whether users who are no
-        members may (their own account, a non-member delete grant)."""
-        if target == AUTH_USERS:
+    def who(g: Grant) -> tuple[set[str], bool]:
+        """The roles a grant may admit, and whether users who are no members may: a linked, signed-in or public
+        grant admits anyone it names or lets in, members of any role among them."""
+        mine = member_roles(bp, g)
+        return (set(mine), False) if mine is not None else (everyone, True)
+
+    def removers(f: Field, trail: frozenset[str]) -> tuple[set[str], bool]:
+        """Who may remove a row `f` names (or one that row cascades from): the roles, and whether non-members."""
+        if f.references == AUTH_USERS:
             return everyone, True  # every user deletes their own account
-        if target == MEMBERS:
-            return everyone, False  # every member may leave
-        p = bp.entity(target)
-        if p is None or target in trail:
+        if f.references == MEMBERS:  # a member names themselves and leaves, or a manager removes whom they named
+            return set(f.member_roles or everyone) | managers, False
+        p = bp.entity(f.references)
+        if p is None or p.name in trail:
             return set(), False
-        if target not in memo:
+        if p.name not in memo:
             roles, others = set(), False
             for g in [] if p.soft_delete else command_grants(bp, p, "delete"):  # a client's delete archives
-                if (mine := member_roles(bp, g)) is None:
-                    others = True
-                else:
-                    roles |= set(mine)
-            for f in p.fields:
-                if f.references and f.effective_on_delete == "cascade":
-                    more, more_others = removers(f.references, trail | {target})
-                    roles, others = roles | more, others or more_others
-            memo[target] = roles, others
-        return memo[target]
+                roles, others = roles | who(g)[0], others or who(g)[1]
+            chained = chain(p, trail | {p.name})
+            memo[p.name] = roles | chained[0], others or chained[1]
+        return memo[p.name]
+
+    def chain(p: Entity, trail: frozenset[str]) -> tuple[set[str], bool]:
+        """Who may remove a row `p` cascades from."""
+        roles, others = set(), False
+        for g in p.fields:
+            if g.references and g.effective_on_delete == "cascade":
+                more = removers(g, trail)
+                roles, others = roles | more[0], others or more[1]
+        return roles, others
+
+    def both(u: Grant, r: Grant, roles: set[str], others: bool) -> list[Grant]:
+        """The callers and rows `u` and `r` both admit among `roles` (and non-members when `others`), as grants
+        `covers` reads (one per `where` when both have one); [] when they admit nobody alike."""
+        (mine, u_out), (theirs, r_out) = who(u), who(r)
+        names = [n for n in (x.name for x in bp.tenancy.roles) if n in mine and n in theirs and n in roles]
+        if not names and not (u_out and r_out and others):
+            return []
+        if not (u.is_member_grant and r.is_member_grant):
+            return [u, r]  # read apart
+        joined = Grant(roles=names, own=u.own or r.own, assigned=u.assigned or r.assigned, under=u.under or r.under,
+                       visible=u.visible or r.visible)
+        wheres = [w for k, w in enumerate([u.where, r.where]) if w is not None and (k == 0 or w != u.where)]
+        return [joined.narrowed(where=w) for w in wheres] or [joined]
 
     for i, e in enumerate(bp.entities):
-        if e.scope is not Scope.organization or e.private_of is not None:
-            continue  # a user's own rows are theirs; a private side's row never moves (A23)
+        row = bp.entity(e.private_of) if e.private_of else e
+        if e.scope is not Scope.organization or row is None:
+            continue  # a user's own rows are theirs
+        soft = row.soft_delete  # a private side's row is kept with its archived row (A23)
         updaters, deleters = command_grants(bp, e, "update"), command_grants(bp, e, "delete")
         readers = command_grants(bp, e, "select")
         for j, f in enumerate(e.fields):
             if not f.references or f.effective_on_delete != "cascade" or f.server_set \
-                    or f.name in fixed.get(e.name, set()):
+                    or f.name in fixed.get(e.name, set()) or (e.private_of and j == 0):
                 continue
-            roles, others = removers(f.references, frozenset())
+            roles, others = removers(f, frozenset())
             # Who deletes every parent row has every row under one already (deleting it takes them: A24): a move
             # gives them nothing more.
-            roles -= _reach_every_row(bp, bp.entity(f.references), "delete")
-
+            roles = roles - _reach_every_row(bp, bp.entity(f.references), "delete")
+            roles -= set(bp.tenancy.holders(Capability.delete_organization))  # every row goes with the organisation
             # An update reaches the rows its caller reads: a taker updates rows by some update grant that some
             # select grant lets them read; rows already theirs through this column (assigned) are no take, and a
             # delete grant admitting them to those rows gives them the rows anyway (unless a client's delete only
             # archives them).
-            takers = [u for u in updaters for r in readers if u.assigned != f.name and r.assigned != f.name
-                      and (ways := _both(bp, u, r, roles, others))
-                      and (e.soft_delete or not any(covers(bp, d, w) for d in deleters for w in ways))]
+            takers = [(u, r) for u in updaters for r in readers if u.assigned != f.name and r.assigned != f.name
+                      and (ways := both(u, r, roles, others))
+                      and (soft or not any(covers(bp, d, w) for d in deleters for w in ways))]
             if not takers:
                 continue
-            who = describe_grants(bp, e, takers[:1], "update")
+            taker = takers[0][0]
+            text = describe_grants(bp, e, [taker], "update")
             if f.references == MEMBERS:
-                how, keep = "themselves, then leave the organisation", "nobody leaves or is removed while rows name them"
+                how, keep = "themselves (or a member they may remove), then leave (or remove them)", \
+                    "nobody leaves or is removed while rows name them"
             elif f.references == AUTH_USERS:
                 how, keep = "themselves, then delete their account", None  # (a restrict is refused: _check_references)
             else:
                 how = f"a {f.references} row they may remove (one they may delete, or one under such a row)"
                 keep = None if f.references in gone else "such a row is not deleted while rows name it"
             empty = "declare on_delete: set null" if f.nullable else "make it nullable with on_delete: set null"
-            keep = None if e.soft_delete else keep  # (archived rows nobody deletes would pin it: _check_pins)
+            keep = None if soft else keep  # (archived rows nobody deletes would pin it: _check_pins)
             fix = (f"declare on_delete: restrict ({keep}), or " if keep else "") + f"{empty} (the rows stay, emptied)"
-            if p := bp.entity(f.references):
-                fix += f", or soft_delete: true on {p.name} (a client's delete then archives it: nothing cascades)"
-            fix += "; or let only callers who may remove no such row update it" if e.soft_delete else \
+            parent = bp.entity(f.references)
+            chained = chain(parent, frozenset({parent.name})) if parent else (set(), False)
+            mine, outside = who(taker)
+            if parent and not parent.soft_delete and not (mine & chained[0] or outside and chained[1]):
+                fix += f", or soft_delete: true on {parent.name} (a client's delete then archives it: nothing cascades)"
+            fix += "; or let only callers who may remove no such row update it" if soft else \
                 f"; or let those callers delete the rows of {e.name} they may update"
-            lost = "for good, where their own delete would only archive them" if e.soft_delete else \
+            lost = "for good, where their own delete would only archive them" if soft else \
                 "though their delete grants do not give them those rows"
             problems.append((f"entities[{i}].fields[{j}].on_delete",
-                             f"'{f.name}' cascades: {who} may update rows of {e.name} and point it at {how}, which "
+                             f"'{f.name}' cascades: {text} may update rows of {e.name} and point it at {how}, which "
                              f"deletes those rows {lost}.", fix))
-
-
-def _both(bp: Blueprint, u: Grant, r: Grant, roles: set[str], others: bool) -> list[Grant]:
-    """The callers and rows grants `u` and `r` both admit, among callers in `roles` (and non-members when
-    `others`), as grants `covers` reads (one per `where`, when both have one); [] when they admit nobody alike."""
-    from .meaning import member_roles
-    mine, theirs = member_roles(bp, u), member_roles(bp, r)
-    if mine is None or theirs is None:  # a linked or signed-in way: read apart
-        return [u, r] if (mine is None and others or mine is not None and set(mine) & roles) \
-            and (theirs is None and others or theirs is not None and set(theirs) & roles) else []
-    names = [n for n in mine if n in theirs and n in roles]
-    if not names:
-        return []
-    joined = Grant(roles=names, own=u.own or r.own, assigned=u.assigned or r.assigned, under=u.under or r.under,
-                   visible=u.visible or r.visible)
-    wheres = [w for k, w in enumerate([u.where, r.where]) if w is not None and (k == 0 or w != u.where)]
-    return [joined.narrowed(where=w) for w in wheres] or [joined]
 
 
 def _unseen_parents(bp: Blueprint, e: Entity, col: str, roles: set[str]) -> str:

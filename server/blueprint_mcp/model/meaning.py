@@ -87,10 +87,12 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         grants = [g.narrowed(own=True) if g.is_member_grant else g for g in grants]
     if command == "insert" and side.owner_column:
         # The parent's insert grants are its author's already (own). An author whose role an update grant admits
-        # by who alone (a `where` is the row's state: a claim its author edits as a draft) gives it only as that
+        # (its `where` or `under` is the row's state: a claim its author edits as a draft) gives it only as that
         # updater, the condition read on the row: given "once" whenever, an approved claim took a bank account
         # after its author could no longer edit it (red team 32 F2).
-        editors = {r for g in updaters if g.is_member_grant and g.assigned is None and g.under is None
+        # (`under` too: a claim its author edits while its report is open, red team 33 F2; not `assigned`, which
+        # names who, not the row's state: an author filing a ticket an agent is assigned to still gives its data)
+        editors = {r for g in updaters if g.is_member_grant and g.assigned is None
                    for r in member_roles(bp, g) or []}
         authors = []
         for g in command_grants(bp, parent, "insert"):
