@@ -233,3 +233,17 @@ def test_rt33_f2_an_author_under_a_closed_parent_gives_no_personal_data(db_url):
                     database_url=db_url)
     assert {f.verdict for f in report.failures} == {"LEAK"}
     assert {(f.table, f.command) for f in report.failures} == {("claims_private", "insert")}
+
+
+def test_rt33_f6_the_pgtap_file_of_a_blueprint_verify_cannot_judge_says_so_and_skips(db_url):
+    # Three shifts a day per station: verify refuses to judge it (its own rows would clash in the exclusion); the
+    # pgTAP file render wrote ran those clashes as failures.
+    from blueprint_mcp.model import BlueprintError
+    from blueprint_mcp.verify.pgtap import pgtap_file
+
+    bp = load_blueprint_file("tests/fixtures/blueprints/crowded-shifts.yaml")
+    with pytest.raises(BlueprintError) as raised:
+        verify(source="shifts", migrations=blueprint_migrations(bp), blueprint=bp, database_url=db_url)
+    text = pgtap_file(bp)
+    assert "select plan(1);" in text and "select skip(" in text and "outcome(" not in text
+    assert str(raised.value).replace("'", "''") in text

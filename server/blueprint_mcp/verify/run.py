@@ -21,7 +21,7 @@ from .matrix import CASCADES_FIRST, Plan, blueprint_plan, generic_plan
 from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
 from .report import VerifyReport, build_report
 from .target import Engine, open_target
-from .values import crowded_ranges
+from .values import crowded_refusal
 
 Progress = Callable[[int, int, str], None]
 STATEMENT_TIMEOUT = "60s"
@@ -145,16 +145,9 @@ def refuse_crowded(bp: Blueprint, plan: Plan) -> None:
     """A blueprint whose exclusion's check bounds cannot give verify's rows a range each is refused, naming the
     bound to widen: past them the rows share a range, and the exclusion's refusals would read as a FAIL of a backend
     that did nothing wrong (session 30 fit: 120 such 23P01 errors)."""
-    world = plan.world
-    for crowded in crowded_ranges(world, world.schema.tables if world.schema else []):
-        i, entity = next(((i, e) for i, e in enumerate(bp.entities) if e.name == crowded.table), (None, None))
-        j = next((j for j, f in enumerate(entity.fields) if f.name == crowded.end), None) if entity else None
-        at = f"entities[{i}].fields[{j}].check.max" if j is not None else None
-        raise BlueprintError(
-            f"verify cannot give each of its {crowded.taken} {crowded.table} rows its own [{crowded.start}, "
-            f"{crowded.end}) range: the check bounds hold {crowded.room}, and rows sharing one would be refused by "
-            "the exclusion (23P01 errors from verify's own rows, not from access control)", field=at,
-            fix=f"widen the bounds to hold {2 * crowded.taken} ranges{crowded.example}")
+    problem = crowded_refusal(bp, plan.world)
+    if problem is not None:
+        raise problem
 
 
 def _judging_settings(conn) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from decimal import Decimal
 
+from ..model import Blueprint, BlueprintError
 from ..model.schema import Column, Table
 from ..sql.ident import literal
 from .world import World, stable_id
@@ -500,3 +501,18 @@ def crowded_ranges(world: World, tables: list[Table]) -> list[Crowded]:
                           and (d := domain(t, c, {})).hi is not None)
             out.append(Crowded(t.name, start, end, span.capacity, taken, wider))
     return out
+
+
+def crowded_refusal(bp: Blueprint, world: World) -> BlueprintError | None:
+    """Why verify (and the pgTAP file render writes) cannot judge `bp`: an exclusion whose check bounds hold fewer
+    ranges than the world's rows need, named by the bound to widen; None when every row has its own."""
+    for crowded in crowded_ranges(world, world.schema.tables if world.schema else []):
+        i, entity = next(((i, e) for i, e in enumerate(bp.entities) if e.name == crowded.table), (None, None))
+        j = next((j for j, f in enumerate(entity.fields) if f.name == crowded.end), None) if entity else None
+        at = f"entities[{i}].fields[{j}].check.max" if j is not None else None
+        return BlueprintError(
+            f"verify cannot give each of its {crowded.taken} {crowded.table} rows its own [{crowded.start}, "
+            f"{crowded.end}) range: the check bounds hold {crowded.room}, and rows sharing one would be refused by "
+            "the exclusion (23P01 errors from verify's own rows, not from access control)", field=at,
+            fix=f"widen the bounds to hold {2 * crowded.taken} ranges{crowded.example}")
+    return None
