@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
@@ -89,14 +90,14 @@ def test_f2_the_author_gives_personal_data_only_while_they_may_edit_the_row(db_u
 @pytest.mark.parametrize("data,path,how", [
     (lab(PROJECTS, tasks(PROJECT)), "entities[1].fields[0].on_delete",
      "point it at a projects row they may remove (one they may delete, or one under such a row)"),
-    (lab(tasks(MEMBER)), "entities[0].fields[0].on_delete",
-     "point it at themselves (or a member they may remove), then leave (or remove them)"),
+    (lab(tasks(MEMBER)), "entities[0].fields[0].on_delete", "point it at a member who then leaves (themselves, a "
+     "second account of theirs, a colleague) or whom they remove"),
     (lab(tasks(REVIEWER)), "entities[0].fields[0].on_delete", "point it at themselves, then delete their account"),
 ], ids=["parent", "member", "account"])
 def test_f1_a_cascade_a_caller_may_point_at_a_row_they_remove_is_refused(data, path, how):
     column = data["entities"][-1]["fields"][0]["name"]
     assert refused(data) == [f"{path}: '{column}' cascades: member+ may update rows of tasks and {how}, which deletes "
-                             "those rows for good, where their own delete would only archive them."]
+                             "those rows for good, where a client's delete only archives them."]
 
 
 def test_f1_the_fixes_it_names_are_accepted_and_what_stays_accepted():
@@ -196,9 +197,12 @@ def test_rt33_f4_soft_delete_is_offered_only_on_a_parent_whose_own_parents_do_no
     assert "soft_delete: true on projects" in raised.value.problems[0][2]
 
 
-def test_rt33_f5_a_member_column_only_some_roles_may_hold_is_aimed_only_by_them_and_managers():
-    # Schedulers (no clinicians, no member managers) may update visits: they cannot name themselves there.
+def test_rt33_f5_and_rt34_f3_a_member_column_is_aimed_by_whoever_writes_it():
+    # Red team 33 F5 read member_roles as limiting who aims the column (schedulers are no clinicians); red team 34
+    # F3: whoever writes it names a clinician who then leaves (a second account, a colleague), or whom a manager
+    # removes. Roles that may delete the organisation (capability mode) have every row to lose already.
     tenancy = {"personal_workspaces": False, "capabilities": [{"name": "schedule", "description": "Book visits."}],
+               "organization_deleted_by": "capability",
                "roles": [{"name": "owner", "capabilities": [*ROLES[0]["capabilities"], "schedule"]},
                          {"name": "coordinator", "capabilities": ["read", "write", "schedule"]},
                          {"name": "clinician", "capabilities": ["read", "write"]}]}
@@ -206,14 +210,14 @@ def test_rt33_f5_a_member_column_only_some_roles_may_hold_is_aimed_only_by_them_
     visits = {"name": "visits", "fields": [clinician], "access": {
         "select": [{"capability": "schedule"}, {"roles": ["clinician"], "assigned": "clinician_id"}],
         "update": [{"roles": ["coordinator"]}, {"roles": ["clinician"], "assigned": "clinician_id"}],
-        "delete": [{"capability": "schedule"}]}}
-    parse_blueprint({**lab(visits), "tenancy": tenancy})
-    # A coordinator who manages members names a clinician they may remove, then removes them: refused. (The owner
-    # may delete the organisation, every row with it: a move gives them nothing.)
-    tenancy["roles"][1]["capabilities"].append("manage_members")
-    visits["soft_delete"] = True
-    assert "coordinator may update rows of visits and point it at themselves (or a member they may remove)" in \
+        "delete": [{"roles": ["owner"]}]}}
+    assert "coordinator may update rows of visits and point it at a member who then leaves" in \
         refused({**lab(visits), "tenancy": tenancy})[0]
+    visits["access"]["update"] = [{"roles": ["owner"]}, {"roles": ["clinician"], "assigned": "clinician_id"}]
+    visits["soft_delete"] = True  # (the owners' delete only archives: a cascade would take more)
+    parse_blueprint({**lab(visits), "tenancy": tenancy})  # the owner may delete the organisation
+    tenancy["organization_deleted_by"] = "primary_owner"  # co-owners may not (red team 34 F1)
+    assert "owner may update rows of visits" in refused({**lab(visits), "tenancy": tenancy})[0]
 
 
 def test_rt33_f2_an_author_under_a_closed_parent_gives_no_personal_data(db_url):
@@ -247,3 +251,32 @@ def test_rt33_f6_the_pgtap_file_of_a_blueprint_verify_cannot_judge_says_so_and_s
     text = pgtap_file(bp)
     assert "select plan(1);" in text and "select skip(" in text and "outcome(" not in text
     assert str(raised.value).replace("'", "''") in text
+
+
+# Red team 34 (the same session, on red team 33's fixes).
+@pytest.mark.parametrize("name", ["coowner", "inbox", "cycle", "cycle-order"])
+def test_rt34_co_owners_nullable_parents_and_cycles_are_read(name):
+    # F1 a co-owner (not the primary owner) may not delete the organisation; F2 a task with no project is under
+    # none of the parents a role deletes; F5 the verdict of a cycle of cascades no longer hangs on entity order.
+    data = yaml.safe_load(open(f"tests/fixtures/blueprints/rt34-{name}.yaml"))
+    assert [p.split(":")[0] for p in refused(data) if "cascades:" in p]
+
+
+def test_rt34_fr1_moves_among_parents_a_role_updates_and_deletes_alike_are_accepted():
+    parse_blueprint(yaml.safe_load(open("tests/fixtures/blueprints/rt34-fr-under.yaml")))
+
+
+def test_rt34_f4_a_linked_author_under_a_frozen_state_gives_no_personal_data(db_url):
+    bp = load_blueprint_file("tests/fixtures/blueprints/rt34-linkpii.yaml")
+    migrations = blueprint_migrations(bp)
+    assert verify(source="F4", migrations=migrations, blueprint=bp, database_url=db_url).ok
+    linked = ("with check ((organization_id = any (array(select private.organization_ids_with_role('admin'))) and "
+              "exists (select 1 from public.claims p where p.id = claims_private.claim_id)) or (claim_id in")
+    once = ("with check ((((created_by = (select auth.uid()) and organization_id = any (array(select "
+            "private.organization_ids_with_role('member')))) or organization_id = any (array(select "
+            "private.organization_ids_with_role('admin')))) and exists (select 1 from public.claims p where p.id = "
+            "claims_private.claim_id)) or (claim_id in")
+    assert sum(m.count(linked) for m in migrations) == 1
+    report = verify(source="F4 once", migrations=[m.replace(linked, once) for m in migrations], blueprint=bp,
+                    database_url=db_url)
+    assert {(f.table, f.command, f.verdict) for f in report.failures} == {("claims_private", "insert", "LEAK")}

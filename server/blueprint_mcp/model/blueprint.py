@@ -581,7 +581,10 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
     for entity, cols in stamped_references(bp).items():
         fixed[entity] = fixed.get(entity, set()) | cols
     everyone = {r.name for r in bp.tenancy.roles}
-    managers = set(bp.tenancy.holders(Capability.manage_members))
+    # Who may delete the organisation, every row with it: a move gives them nothing (by default the primary owner
+    # alone, who is no role: co-owners may not, red team 34 F1).
+    wholesale = set(bp.tenancy.holders(Capability.delete_organization)) \
+        if bp.tenancy.organization_deleted_by == "capability" else set()
     gone = _gone_with_accounts(bp)
     memo: dict[str, tuple[set[str], bool]] = {}
 
@@ -595,18 +598,23 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
         """Who may remove a row `f` names (or one that row cascades from): the roles, and whether non-members."""
         if f.references == AUTH_USERS:
             return everyone, True  # every user deletes their own account
-        if f.references == MEMBERS:  # a member names themselves and leaves, or a manager removes whom they named
-            return set(f.member_roles or everyone) | managers, False
+        if f.references == MEMBERS:
+            # Whoever may write the column names a member who then leaves (their own second account, a colleague:
+            # red team 34 F3; `member_roles` limits who is named, not who names), or whom a manager removes.
+            return everyone, False
         p = bp.entity(f.references)
         if p is None or p.name in trail:
             return set(), False
-        if p.name not in memo:
-            roles, others = set(), False
-            for g in [] if p.soft_delete else command_grants(bp, p, "delete"):  # a client's delete archives
-                roles, others = roles | who(g)[0], others or who(g)[1]
-            chained = chain(p, trail | {p.name})
-            memo[p.name] = roles | chained[0], others or chained[1]
-        return memo[p.name]
+        if p.name in memo:
+            return memo[p.name]
+        roles, others = set(), False
+        for g in [] if p.soft_delete else command_grants(bp, p, "delete"):  # a client's delete archives
+            roles, others = roles | who(g)[0], others or who(g)[1]
+        chained = chain(p, trail | {p.name})
+        found = roles | chained[0], others or chained[1]
+        if not trail:  # (within a cycle a row's answer stops at the trail: red team 34 F5)
+            memo[p.name] = found
+        return found
 
     def chain(p: Entity, trail: frozenset[str]) -> tuple[set[str], bool]:
         """Who may remove a row `p` cascades from."""
@@ -616,6 +624,15 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
                 more = removers(g, trail)
                 roles, others = roles | more[0], others or more[1]
         return roles, others
+
+    def deletes_what_it_updates(parent: Entity | None, u: Grant) -> bool:
+        """`u` moves rows only between parents its callers may update: harmless where each parent they may update
+        they may delete too, taking its rows with it anyway (red team 34 FR1)."""
+        if parent is None or parent.soft_delete:
+            return False
+        mine = who(u)[0]
+        return all(any(covers(bp, d, g) for d in command_grants(bp, parent, "delete"))
+                   for g in command_grants(bp, parent, "update") if who(g)[0] & mine or who(g)[1])
 
     def both(u: Grant, r: Grant, roles: set[str], others: bool) -> list[Grant]:
         """The callers and rows `u` and `r` both admit among `roles` (and non-members when `others`), as grants
@@ -645,13 +662,17 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             roles, others = removers(f, frozenset())
             # Who deletes every parent row has every row under one already (deleting it takes them: A24): a move
             # gives them nothing more.
-            roles = roles - _reach_every_row(bp, bp.entity(f.references), "delete")
-            roles -= set(bp.tenancy.holders(Capability.delete_organization))  # every row goes with the organisation
+            # (a row with no parent is under none of theirs: a nullable column settles nothing, red team 34 F2)
+            if not f.nullable:
+                roles = roles - _reach_every_row(bp, bp.entity(f.references), "delete")
+            roles = roles - wholesale
+            parent = bp.entity(f.references)
             # An update reaches the rows its caller reads: a taker updates rows by some update grant that some
             # select grant lets them read; rows already theirs through this column (assigned) are no take, and a
             # delete grant admitting them to those rows gives them the rows anyway (unless a client's delete only
             # archives them).
             takers = [(u, r) for u in updaters for r in readers if u.assigned != f.name and r.assigned != f.name
+                      and not (u.under == f.name and not f.nullable and deletes_what_it_updates(parent, u))
                       and (ways := both(u, r, roles, others))
                       and (soft or not any(covers(bp, d, w) for d in deleters for w in ways))]
             if not takers:
@@ -659,8 +680,8 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             taker = takers[0][0]
             text = describe_grants(bp, e, [taker], "update")
             if f.references == MEMBERS:
-                how, keep = "themselves (or a member they may remove), then leave (or remove them)", \
-                    "nobody leaves or is removed while rows name them"
+                how, keep = "a member who then leaves (themselves, a second account of theirs, a colleague) or " \
+                    "whom they remove", "nobody leaves or is removed while rows name them"
             elif f.references == AUTH_USERS:
                 how, keep = "themselves, then delete their account", None  # (a restrict is refused: _check_references)
             else:
@@ -669,14 +690,13 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             empty = "declare on_delete: set null" if f.nullable else "make it nullable with on_delete: set null"
             keep = None if soft else keep  # (archived rows nobody deletes would pin it: _check_pins)
             fix = (f"declare on_delete: restrict ({keep}), or " if keep else "") + f"{empty} (the rows stay, emptied)"
-            parent = bp.entity(f.references)
             chained = chain(parent, frozenset({parent.name})) if parent else (set(), False)
             mine, outside = who(taker)
             if parent and not parent.soft_delete and not (mine & chained[0] or outside and chained[1]):
                 fix += f", or soft_delete: true on {parent.name} (a client's delete then archives it: nothing cascades)"
             fix += "; or let only callers who may remove no such row update it" if soft else \
                 f"; or let those callers delete the rows of {e.name} they may update"
-            lost = "for good, where their own delete would only archive them" if soft else \
+            lost = "for good, where a client's delete only archives them" if soft else \
                 "though their delete grants do not give them those rows"
             problems.append((f"entities[{i}].fields[{j}].on_delete",
                              f"'{f.name}' cascades: {text} may update rows of {e.name} and point it at {how}, which "

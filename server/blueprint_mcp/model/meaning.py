@@ -94,6 +94,10 @@ def _private_grants(bp: Blueprint, side: Entity, command: Command) -> list[Grant
         # names who, not the row's state: an author filing a ticket an agent is assigned to still gives its data)
         editors = {r for g in updaters if g.is_member_grant and g.assigned is None
                    for r in member_roles(bp, g) or []}
+        if any(not g.is_member_grant and (g.where is not None or g.under is not None) for g in updaters):
+            # A linked updater whose edits the row's state limits may be its author (any member names
+            # themselves where they insert): the author's data too waits for that state (red team 34 F4).
+            editors = {r.name for r in bp.tenancy.roles}
         authors = []
         for g in command_grants(bp, parent, "insert"):
             roles = member_roles(bp, g) or []
