@@ -88,6 +88,51 @@ def insert(r: Reader, n: dict, st: Stmt) -> None:
 MISSING_VALUE = object()  # a value the reader cannot know from the SQL text
 
 
+def update(r: Reader, n: dict, st: Stmt) -> None:
+    """`update storage.buckets set public = true, allowed_mime_types = ... where id = 'avatars'`: a later migration
+    changing a bucket (evasion round 25 e01: a private bucket made public, unread, kept BP048 silent). The rows are
+    those the WHERE names by id or name (`=`, IN); without a WHERE, every bucket; a WHERE the reader cannot read
+    changes none."""
+    if r.name(n.get("relation")) != ("storage", "buckets"):
+        return
+    sets = {(t.get("ResTarget") or {}).get("name", ""): (t.get("ResTarget") or {}).get("val")
+            for t in n.get("targetList") or []}
+    named = _buckets_where(n.get("whereClause"))
+    for b in r.schema.buckets:
+        if named is not None and b.name not in named:
+            continue
+        if "public" in sets:
+            public = _value(sets["public"])
+            b.public = public is True or isinstance(public, str) and public.strip().lower() in _TRUE
+        if "allowed_mime_types" in sets:
+            types = _text_array(sets["allowed_mime_types"])
+            b.allowed_mime_types = types if types is not MISSING_VALUE else None  # type: ignore[assignment]
+            b.mime_types_read = types is not MISSING_VALUE
+        if {"public", "allowed_mime_types"} & set(sets):
+            b.location = st.loc()
+
+
+def _buckets_where(where: dict | None) -> set[str] | None:
+    """The buckets a WHERE of storage.buckets names (`id = 'x'`, `name in ('x', 'y')`, an AND with other
+    tests); None for no WHERE (every row); the empty set for one the reader cannot read."""
+    if where is None:
+        return None
+    parts = where["BoolExpr"].get("args") or [] if (where.get("BoolExpr") or {}).get("boolop") == "AND_EXPR" \
+        else [where]
+    for part in parts:
+        body = part.get("A_Expr") if isinstance(part, dict) else None
+        if not body or strings((body.get("lexpr") or {}).get("ColumnRef", {}).get("fields"))[-1:] not in \
+                (["id"], ["name"]):
+            continue
+        if body.get("kind") == "AEXPR_OP" and strings(body.get("name")) == ["="]:
+            value = _value(body.get("rexpr") or {})
+            return {value} if isinstance(value, str) else set()
+        if body.get("kind") == "AEXPR_IN":
+            values = [_value(v) for v in (body.get("rexpr") or {}).get("List", {}).get("items") or []]
+            return {v for v in values if isinstance(v, str)}
+    return set()
+
+
 def _text_array(node: dict) -> list[str] | None | object:
     """A text[] literal as a list: array['a', 'b'], '{a,b}' (either cast or not); None for NULL; MISSING_VALUE
     for anything else (a function call, a sub-select)."""
@@ -265,7 +310,7 @@ def transaction(r: Reader, n: dict, st: Stmt) -> None:
 
 
 HANDLERS.update({"CreateForeignTableStmt": create_foreign_table, "CreateExtensionStmt": create_extension,
-                 "InsertStmt": insert, "SelectStmt": select, "TransactionStmt": transaction})
+                 "InsertStmt": insert, "UpdateStmt": update, "SelectStmt": select, "TransactionStmt": transaction})
 for _kind in ("InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt", "CopyStmt", "ExplainStmt",
               "PrepareStmt", "AlterTableStmt"):
     HANDLERS[_kind] = _evaluating(_kind, HANDLERS.get(_kind))  # type: ignore[assignment]
