@@ -72,3 +72,44 @@ def test_e01_bucket_made_private_later_is_clean():
     sql = _avatars("update storage.buckets set public = false where id = 'avatars';").replace(
         "'avatars', false", "'avatars', true")
     assert _rules(sql) == set()
+
+
+# --- e02: BP053, a public bucket's update checking the bucket only where uploads go by folder ---------------------
+
+_PUBLIC_AVATARS = """
+insert into storage.buckets (id, name, public, allowed_mime_types) values ('avatars', 'avatars', {public},
+  array['image/png', 'image/jpeg']);
+create policy avatars_upload on storage.objects for insert to authenticated
+  with check ({upload});
+create policy avatars_update on storage.objects for update to authenticated
+  using ((select auth.uid()) = owner)
+  with check ({check});
+"""
+_MINE = "(storage.foldername(name))[1] = (select auth.uid())::text"
+
+
+def _public_avatars(check: str, upload: str = f"bucket_id = 'avatars' and {_MINE}", public: str = "true") -> str:
+    return _PUBLIC_AVATARS.format(public=public, upload=upload, check=check)
+
+
+@pytest.mark.parametrize("check, upload", [
+    ("bucket_id = 'avatars'", f"bucket_id = 'avatars' and {_MINE}"),
+    ("bucket_id = 'avatars' and owner_id = (select auth.uid())::text", f"bucket_id = 'avatars' and {_MINE}"),
+    ("bucket_id = 'avatars'", "bucket_id = 'avatars' and name = (select auth.uid())::text || '.png'"),
+    ("bucket_id = 'avatars'", "bucket_id = 'avatars' and split_part(name, '/', 1) = (select auth.uid())::text"),
+])
+def test_e02_public_bucket_update_into_any_folder_fires(check, upload):
+    assert _rules(_public_avatars(check, upload)) == {"BP053"}
+
+
+@pytest.mark.parametrize("check, upload, public", [
+    (f"bucket_id = 'avatars' and {_MINE}", f"bucket_id = 'avatars' and {_MINE}", "true"),
+    ("bucket_id = 'avatars' and name = (select auth.uid())::text || '/avatar.png'",
+     f"bucket_id = 'avatars' and {_MINE}", "true"),
+    # uploads not by folder: nothing says a file's path is whose
+    ("bucket_id = 'avatars'", "bucket_id = 'avatars' and owner_id = (select auth.uid())::text", "true"),
+    # a private bucket no select policy reads: its files are read by nobody but the service role
+    ("bucket_id = 'avatars'", f"bucket_id = 'avatars' and {_MINE}", "false"),
+])
+def test_e02_update_tied_to_the_folder_or_no_folder_layout_stays_clean(check, upload, public):
+    assert _rules(_public_avatars(check, upload, public)) == set()

@@ -282,12 +282,19 @@ def _names_folder(tree: Any) -> bool:
 
 
 def _folder_read_buckets(s: Schema) -> set[str]:
-    """Buckets a permissive select policy reads by folder: their folders are where the tenancy is."""
+    """Buckets a permissive select policy reads by folder: their folders are where the tenancy is. So are a public
+    bucket's, where its uploads are tied to the caller by folder: anyone reads its files by path (the public URL),
+    and the app finds a user's files in their folder (evasion round 25 e02: Supabase's avatar update policy, `using
+    (auth.uid() = owner) with check (bucket_id = 'avatars')`, moved a file into another user's folder)."""
     out: set[str] = set()
+    public = {b.name for b in s.buckets if b.public}
     for p in object_policies(s):
         tree = p.using_tree if p.using is not None else None
         if p.permissive and p.command in ("select", "all") and tree is not None and _names_folder(tree):
             out |= _buckets_named(tree) or set()
+        upload = (p.check_tree if p.check is not None else tree) if p.command in ("insert", "all") else None
+        if p.permissive and upload is not None and _names_folder(upload) and _ties_caller(upload):
+            out |= (_buckets_named(upload) or set()) & public
     return out
 
 
