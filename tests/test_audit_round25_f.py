@@ -113,3 +113,44 @@ def test_e02_public_bucket_update_into_any_folder_fires(check, upload):
 ])
 def test_e02_update_tied_to_the_folder_or_no_folder_layout_stays_clean(check, upload, public):
     assert _rules(_public_avatars(check, upload, public)) == set()
+
+
+# --- fp01: BP059, a strict bound above the read-only role --------------------------------------------------------
+
+def _insert_policy(test: str) -> str:
+    return PROJECTS + f"""
+create policy projects_insert on public.projects for insert to authenticated
+  with check (exists (select 1 from public.organization_members m
+                      where m.organization_id = projects.organization_id
+                        and m.user_id = (select auth.uid()) and {test}));
+"""
+
+
+@pytest.mark.parametrize("test", [
+    "m.role > 'viewer'",
+    "m.role > 'viewer'::public.member_role",
+    "'viewer' < m.role",
+    "m.role is distinct from 'viewer'",
+    "m.role >= 'member'",
+    "not (m.role <= 'viewer')",
+])
+def test_fp01_bound_above_viewer_is_clean(test):
+    assert "BP059" not in _rules(_insert_policy(test))
+
+
+@pytest.mark.parametrize("test", [
+    "m.role >= 'viewer'",
+    "m.role is not distinct from 'viewer'",
+    "not (m.role > 'viewer')",
+    "m.role < 'admin'",
+    "'member' > m.role",
+    "m.role in ('viewer', 'member')",
+])
+def test_fp01_bound_admitting_viewer_still_fires(test):
+    assert "BP059" in _rules(_insert_policy(test))
+
+
+def test_fp01_bound_past_a_lower_read_only_label_fires():
+    world = ORGS.replace("('viewer', 'member', 'admin', 'owner')", "('guest', 'viewer', 'member', 'admin', 'owner')")
+    findings = audit_sql([("m.sql", world + _insert_policy("m.role > 'guest'"))])
+    assert [f.message.split(" admits ")[1].split(" to ")[0] for f in findings if f.rule_id == "BP059"] == ["viewer"]

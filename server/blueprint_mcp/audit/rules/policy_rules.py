@@ -396,7 +396,7 @@ def policy_not_tied_to_row(r, s: Schema):
 _READ_ONLY = frozenset(READ_ONLY_ROLE_NAMES)
 
 
-def _admitted_read_only_roles(tree) -> list[str]:
+def _admitted_read_only_roles(tree, orders: list[list[str]] | None = None) -> list[str]:
     """Read-only role names (viewer...) a clause names as string constants, outside a negation (`role <> 'viewer'`,
     `not in`, NOT): `private.organization_ids_with_role('viewer')`, `m.role in ('member', 'viewer')` in a
     sub-query. A comparison with a column of the policy's own row, outside sub-queries, is about the row written
@@ -421,13 +421,42 @@ def _admitted_read_only_roles(tree) -> list[str]:
                 isinstance(x, dict) and "ColumnRef" in x and _constants_only(y)
                 for x, y in ((expr.get("lexpr"), expr.get("rexpr")), (expr.get("rexpr"), expr.get("lexpr")))):
             continue  # the row's own column (`role in ('viewer', 'member')` on invitations): what is written
-        if isinstance(expr, dict) and strings(expr.get("name")) in (["<>"], ["!="]):
+        # `<>`, IS DISTINCT FROM, and a strict bound (`m.role > 'viewer'`: the ranks above it) leave the role out
+        # (evasion round 25 fp01); a strict bound admits the read-only labels of the enum past it
+        strict = isinstance(expr, dict) and expr.get("kind") == "AEXPR_OP" and strings(expr.get("name")) in (
+            [">"], ["<"])
+        if strict and not negated:
+            for label in _past_bound(expr, orders or []):
+                if label in READ_ONLY_ROLE_NAMES and label not in out:
+                    out.append(label)
+        if isinstance(expr, dict) and (strings(expr.get("name")) in (["<>"], ["!="]) or
+                                       expr.get("kind") == "AEXPR_DISTINCT" or strict):
             negated = not negated
         elif isinstance(bool_expr, dict) and bool_expr.get("boolop") == "NOT_EXPR":
             negated = not negated
         nested = nested or (len(value) == 1 and "SubLink" in value)
         stack += [(v, negated, nested) for v in value.values() if isinstance(v, dict | list)]
     return out
+
+
+def _past_bound(expr: dict, orders: list[list[str]]) -> list[str]:
+    """The labels of the enum (declaration order) a strict bound admits: `role > 'guest'` or `'guest' < role` the
+    labels after 'guest', `role < 'admin'` those before; [] where the constant is no label of a known enum."""
+    sides = [expr.get("lexpr"), expr.get("rexpr")]
+    texts = []
+    for x in sides:
+        while isinstance(x, dict) and "TypeCast" in x:
+            x = x["TypeCast"].get("arg")
+        texts.append(const(x) if isinstance(x, dict) else None)
+    at = 1 if isinstance(texts[1], str) else 0 if isinstance(texts[0], str) else -1
+    if at < 0:
+        return []
+    labels = next((o for o in orders if texts[at] in o), None)
+    if labels is None:
+        return []
+    i = labels.index(texts[at])
+    above = (strings(expr.get("name")) == [">"]) == (at == 1)
+    return labels[i + 1:] if above else labels[:i]
 
 
 def _constants_only(node) -> bool:
@@ -446,13 +475,16 @@ def _constants_only(node) -> bool:
       fix="Ask for the least role that writes (organization_ids_with_role('member')); if the role is meant to "
           "write, give it a name that says so.")
 def read_only_role_writes(r, s: Schema):
+    # the enums that rank a read-only role: a strict bound on one of their labels may admit it
+    orders = [e.values for e in s.enums if _READ_ONLY & set(e.values)]
+    ranked = {label for o in orders for label in o}
     for t in s.tables:
         for p in t.policies:
             if not (p.permissive and applies_to_clients(p)) or commands(p) == ("select",):
                 continue
             for clause, tree, _ in trees(p):
-                named = per_tree("read-only roles", tree, lambda: _admitted_read_only_roles(tree)
-                                 if _READ_ONLY & set(strings_in(tree)) else [])
+                named = per_tree("read-only roles", tree, lambda: _admitted_read_only_roles(tree, orders) if _READ_ONLY
+                                 & set(strings_in(tree)) or ranked and set(strings_in(tree)) & ranked else [])
                 if named:
                     writes = "/".join(c for c in commands(p) if c != "select")
                     yield r.finding(f"{policy_label(t, p)} admits {', '.join(named)} to {writes} in {clause.upper()}.",
