@@ -154,3 +154,71 @@ def test_fp01_bound_past_a_lower_read_only_label_fires():
     world = ORGS.replace("('viewer', 'member', 'admin', 'owner')", "('guest', 'viewer', 'member', 'admin', 'owner')")
     findings = audit_sql([("m.sql", world + _insert_policy("m.role > 'guest'"))])
     assert [f.message.split(" admits ")[1].split(" to ")[0] for f in findings if f.rule_id == "BP059"] == ["viewer"]
+
+
+# --- e03: BP059, a definer function clients call asking for a read-only role before it writes --------------------
+
+def _definer(body: str, grant: str = "authenticated", schema: str = "public") -> str:
+    return PROJECTS + f"""
+create function {schema}.remove_project(p_id uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+declare v_org uuid;
+begin
+{body}
+end $$;
+revoke all on function {schema}.remove_project(uuid) from public, anon;
+grant execute on function {schema}.remove_project(uuid) to {grant};
+"""
+
+
+_VIEWER = "private.organization_ids_with_role('viewer')"
+_ADMIN = "private.organization_ids_with_role('admin')"
+_ORG_OF = "  select organization_id into v_org from public.projects where id = p_id;\n"
+
+
+@pytest.mark.parametrize("body", [
+    f"  delete from public.projects where id = p_id and organization_id = any (array(select {_VIEWER}));",
+    f"  delete from public.projects where id = p_id and organization_id in (select {_VIEWER});",
+    _ORG_OF + f"  if not (v_org = any (array(select {_VIEWER}))) then raise exception 'no'; end if;\n"
+              "  delete from public.projects where id = p_id;",
+    _ORG_OF + f"  if v_org = any (array(select {_VIEWER})) then\n"
+              "    update public.projects set name = 'archived' where id = p_id;\n  end if;",
+    _ORG_OF + "  if not exists (select 1 from public.organization_members m where m.organization_id = v_org\n"
+              "      and m.user_id = (select auth.uid()) and m.role in ('viewer', 'member')) then return; end if;\n"
+              "  delete from public.projects where id = p_id;",
+])
+def test_e03_definer_write_admitting_viewer_fires(body):
+    assert "BP059" in _rules(_definer(body))
+
+
+@pytest.mark.parametrize("body, grant, schema", [
+    (f"  delete from public.projects where id = p_id and organization_id = any (array(select {_ADMIN}));",
+     "authenticated", "public"),
+    (_ORG_OF + f"  if not (v_org = any (array(select {_ADMIN}))) then raise exception 'no'; end if;\n"
+               "  delete from public.projects where id = p_id;", "authenticated", "public"),
+    (_ORG_OF + "  if not exists (select 1 from public.organization_members m where m.organization_id = v_org\n"
+               "      and m.user_id = (select auth.uid()) and m.role > 'viewer') then return; end if;\n"
+               "  delete from public.projects where id = p_id;", "authenticated", "public"),
+    # a viewer's read through a definer function writes nothing
+    (f"  perform 1 from public.projects where id = p_id and organization_id = any (array(select {_VIEWER}));",
+     "authenticated", "public"),
+    # a function clients cannot call
+    (f"  delete from public.projects where id = p_id and organization_id = any (array(select {_VIEWER}));",
+     "service_role", "private"),
+])
+def test_e03_definer_write_for_writers_or_out_of_reach_is_clean(body, grant, schema):
+    assert "BP059" not in _rules(_definer(body, grant, schema))
+
+
+def test_e03_viewer_stamping_their_own_membership_is_clean():
+    sql = """
+alter table public.organization_members add column last_seen_at timestamptz;
+create function public.touch(p_org uuid) returns void
+language sql security definer set search_path = '' as $$
+  update public.organization_members set last_seen_at = now()
+   where organization_id = p_org and user_id = (select auth.uid())
+     and organization_id = any (array(select private.organization_ids_with_role('viewer'))) $$;
+revoke all on function public.touch(uuid) from public, anon;
+grant execute on function public.touch(uuid) to authenticated;
+"""
+    assert "BP059" not in _rules(sql)

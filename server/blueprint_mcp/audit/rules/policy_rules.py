@@ -38,6 +38,7 @@ from .common import (
     membership_functions,
     membership_tables,
     membership_views,
+    only_statement,
     outside_subqueries,
     per_tree,
     policy_label,
@@ -396,13 +397,13 @@ def policy_not_tied_to_row(r, s: Schema):
 _READ_ONLY = frozenset(READ_ONLY_ROLE_NAMES)
 
 
-def _admitted_read_only_roles(tree, orders: list[list[str]] | None = None) -> list[str]:
+def _admitted_read_only_roles(tree, orders: list[list[str]] | None = None, negated: bool = False) -> list[str]:
     """Read-only role names (viewer...) a clause names as string constants, outside a negation (`role <> 'viewer'`,
     `not in`, NOT): `private.organization_ids_with_role('viewer')`, `m.role in ('member', 'viewer')` in a
     sub-query. A comparison with a column of the policy's own row, outside sub-queries, is about the row written
     (an invitation's `role in ('viewer', 'member')`: evasion round 8), not the caller."""
     out: list[str] = []
-    stack: list[tuple[object, bool, bool]] = [(tree, False, False)]
+    stack: list[tuple[object, bool, bool]] = [(tree, negated, False)]
     while stack:
         value, negated, nested = stack.pop()
         if isinstance(value, list):
@@ -466,10 +467,14 @@ def _constants_only(node) -> bool:
 
 
 @rule("BP059", "read_only_role_writes", Level.WARN, ("SECURITY", "TENANCY"),
-      summary="A write policy admits a role named as read-only (viewer, reader, guest).",
+      summary="A write policy, or a SECURITY DEFINER function clients call that writes, admits a role named as "
+              "read-only (viewer, reader, guest).",
       why="The role's name promises that it only reads; a write policy naming it (`organization_ids_with_role("
-          "'viewer')` for the least role and above, `role in ('member', 'viewer')`) lets it insert, change or delete "
-          "the organisation's rows. verify's generic matrix expects such roles to write nothing.",
+          "'viewer')` for the least role and above, `role in ('member', 'viewer')`, `m.role < 'admin'` where viewer "
+          "ranks below admin) lets it insert, change or delete the organisation's rows, and so does a definer "
+          "function that asks for it before writing past RLS (`delete_project(p_id)` deleting where the "
+          "organisation is among the caller's viewer organisations). verify's generic matrix expects such roles to "
+          "write nothing.",
       bad="create policy projects_insert on projects for insert to authenticated\n"
           "  with check (organization_id = any (array(select private.organization_ids_with_role('viewer'))));",
       fix="Ask for the least role that writes (organization_ids_with_role('member')); if the role is meant to "
@@ -490,6 +495,48 @@ def read_only_role_writes(r, s: Schema):
                     yield r.finding(f"{policy_label(t, p)} admits {', '.join(named)} to {writes} in {clause.upper()}.",
                                     f"{t.qualified}.{p.name}", location=p.location or t.location)
                     break
+    yield from _read_only_definer_writes(r, s, orders)
+
+
+_WRITE_VERBS = {"InsertStmt": "insert", "UpdateStmt": "update", "DeleteStmt": "delete"}
+
+
+def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
+    """The definer form (evasion round 25 e03: `delete_project(p_id)` deleting where the project's organisation is
+    among `organization_ids_with_role('viewer')`, past RLS, while the table's policy asks for admins): a function
+    clients reach writes a table under RLS where a test admits a read-only role: the write's own WHERE, a refusal
+    in the body (turned over: it refuses the others; an ELSE that leaves, as it is), or an IF around the write. An update of the caller's own membership or
+    profile row that sets nothing anything decides by is no write of the organisation's (as BP089 reads it)."""
+    from .reach_rules import _guarded, _own_row_update, client_definers
+    for f, through in client_definers(s):
+        reading = f._body
+        texts = {const({kind: body}) for kind, body in nodes(list(reading.trees)) if kind == "A_Const"} \
+            if reading is not None else set()
+        if not (_READ_ONLY | {x for o in orders for x in o}) & texts:
+            continue
+        tests = [(reading.trees[at], True) for at in [*reading.refuses_when, *reading.leaves_when]
+                 if at < len(reading.trees)]
+        tests += [(reading.trees[at], False) for at in reading.leaves_unless if at < len(reading.trees)]
+        enclosed = dict(reading.enclosed)
+        for at, tree in enumerate(reading.trees):
+            kind, body = only_statement(tree)
+            rel = body.get("relation") if kind in _WRITE_VERBS else None
+            t = _guarded(s, qualified(rel, reading.default_schema)) if isinstance(rel, dict) else None
+            if t is None or kind == "UpdateStmt" and _own_row_update(s, reading, t, body):
+                continue
+            where = body.get("whereClause") if kind != "InsertStmt" else \
+                ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("whereClause")
+            around = [(reading.trees[c], not holds) for c, holds in enclosed.get(at, ()) if c < len(reading.trees)]
+            named: list[str] = []
+            for test, turned in [(where, False), *around, *tests]:
+                for label in _admitted_read_only_roles(test, orders, turned) if test is not None else []:
+                    if label not in named:
+                        named.append(label)
+            if named:
+                yield r.finding(f"Definer function {f.qualified} admits {', '.join(named)} to {_WRITE_VERBS[kind]} "
+                                f"{t.qualified} past RLS; clients reach it through {through}.", f.qualified,
+                                location=f.location)
+                break
 
 
 @rule("BP028", "membership_policy_recursion", Level.ERROR, ("SECURITY", "TENANCY"),
