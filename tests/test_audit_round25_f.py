@@ -222,3 +222,39 @@ revoke all on function public.touch(uuid) from public, anon;
 grant execute on function public.touch(uuid) to authenticated;
 """
     assert "BP059" not in _rules(sql)
+
+
+# --- fp02: BP073, the write runs inside an IF EXISTS that finds the row in the caller's organisations -------------
+
+_HELD = ("exists (select 1 from public.projects p join public.organization_members m\n"
+         "      on m.organization_id = p.organization_id\n"
+         "      where p.id = p_id and m.user_id = (select auth.uid()) and m.role >= 'admin')")
+
+
+@pytest.mark.parametrize("body", [
+    f"  if {_HELD} then\n    delete from public.projects where id = p_id;\n  end if;",
+    f"  if {_HELD} then\n    update public.projects set name = 'archived' where id = p_id;\n"
+    "    delete from public.projects where id = p_id;\n  end if;",
+    f"  if {_HELD} and p_id is not null then\n    delete from public.projects where id = p_id;\n  end if;",
+    "  if exists (select 1 from public.projects p where p.id = p_id\n"
+    f"      and p.organization_id = any (array(select {_ADMIN}))) then\n"
+    "    delete from public.projects where id = p_id;\n  else\n    raise exception 'not allowed';\n  end if;",
+])
+def test_fp02_write_inside_if_exists_held_is_clean(body):
+    assert "BP073" not in _rules(_definer(body))
+
+
+@pytest.mark.parametrize("body", [
+    # the write after the IF runs whatever the test found
+    f"  if {_HELD} then\n    update public.projects set name = 'archived' where id = p_id;\n  end if;\n"
+    "  delete from public.projects where id = p_id;",
+    # the write in the ELSE runs where the row is not the caller's
+    f"  if {_HELD} then\n    return;\n  else\n    delete from public.projects where id = p_id;\n  end if;",
+    f"  if not {_HELD} then\n    delete from public.projects where id = p_id;\n  end if;",
+    f"  if {_HELD} or p_id is not null then\n    delete from public.projects where id = p_id;\n  end if;",
+    # the EXISTS tests some project of the caller's, not the one deleted
+    "  if exists (select 1 from public.organization_members m where m.user_id = (select auth.uid())\n"
+    "      and m.role >= 'admin') then\n    delete from public.projects where id = p_id;\n  end if;",
+])
+def test_fp02_write_outside_the_held_branch_still_fires(body):
+    assert "BP073" in _rules(_definer(body))

@@ -1639,7 +1639,7 @@ def authorised_picks(s: Schema, reading, params: dict[str, str]) -> set[tuple[st
     and compares it (select organization_id into v_org from projects where id = p_project; if not v_org = any
     (...)), or refuses unless the row it picks is one of the caller's organisations (`_refused_unless_held`): the
     rows it then picks by the same parameter are ones it checked."""
-    out: set[tuple[str, str]] = _refused_unless_held(s, reading, params)
+    out: set[tuple[str, str]] = _refused_unless_held(s, reading, params) | _run_only_if_held(s, reading, params)
     for index, names in reading.into:
         kind, select = "SelectStmt", into_select(reading, index)
         write = next(((k, b) for k, b in nodes(reading.trees[index]) if k in ("UpdateStmt", "DeleteStmt")), None)
@@ -1700,6 +1700,31 @@ def _refused_unless_held(s: Schema, reading, params: dict[str, str]) -> set[tupl
             if test.get("nulltesttype") == "IS_NULL" and len(ref) == 1 and len(sets.get(ref[0], [])) == 1 and \
                     sets[ref[0]][0] < j:
                 out |= _held_pick(s, reading, into_select(reading, sets[ref[0]][0]), params)
+    return out
+
+
+def _run_only_if_held(s: Schema, reading, params: dict[str, str]) -> set[tuple[str, str]]:
+    """(table, parameter) for each IF whose test holds only where the row the parameter picks lies in an
+    organisation of the caller's (an EXISTS `_held_pick` reads, alone or AND-ed with other tests), where every other
+    statement and test of the body that names the parameter runs inside that IF's THEN (evasion round 25 fp02: `if
+    exists (select 1 from projects p join organization_members m on m.organization_id = p.organization_id where p.id
+    = p_id and m.user_id = auth.uid() and m.role >= 'admin') then delete from projects where id = p_id; end if;`):
+    the guard-clause form `_refused_unless_held` reads, written the other way round."""
+    out: set[tuple[str, str]] = set()
+    around = {**dict(reading.within), **dict(reading.enclosed)}
+    caught = {at for at, _ in reading.caught}
+    for j in reading.conditions:
+        kind, select = only_statement(reading.trees[j]) if j < len(reading.trees) and j not in caught else ("", None)
+        condition = lone_value(select) if kind == "SelectStmt" else None
+        for atom in boolean_args(condition, "AND_EXPR") if condition is not None else []:
+            link = unwrap(atom).get("SubLink") if isinstance(unwrap(atom), dict) else None
+            if not isinstance(link, dict) or link.get("subLinkType") != "EXISTS_SUBLINK":
+                continue
+            for table, param in _held_pick(s, reading, (link.get("subselect") or {}).get("SelectStmt"), params):
+                names = {name for name, label in params.items() if label == param}
+                users = [i for i, tree in enumerate(reading.trees) if i != j and mentions_variables(tree, names)]
+                if users and all((j, True) in around.get(i, ()) for i in users):
+                    out.add((table, param))
     return out
 
 
