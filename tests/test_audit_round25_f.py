@@ -258,3 +258,51 @@ def test_fp02_write_inside_if_exists_held_is_clean(body):
 ])
 def test_fp02_write_outside_the_held_branch_still_fires(body):
     assert "BP073" in _rules(_definer(body))
+
+
+# --- fp02b: BP073, the refusal's membership test reads the picked row's organisation through a scalar sub-query ---
+
+def _refusal(org: str, user: str = "m.user_id = (select auth.uid())") -> str:
+    return ("  if not exists (select 1 from public.organization_members m\n"
+            f"      where m.organization_id = {org}\n"
+            f"        and {user} and m.role >= 'admin') then\n"
+            "    raise exception 'only admins delete projects';\n  end if;\n"
+            "  delete from public.projects where id = p_id;")
+
+
+@pytest.mark.parametrize("body", [
+    _refusal("(select organization_id from public.projects where id = p_id)"),
+    _refusal("(select p.organization_id from public.projects p where p.id = p_id)"),
+    _refusal("(select organization_id from public.projects where id = p_id)", "user_id = (select auth.uid())"),
+    _refusal("(select p.organization_id from public.projects p where p.id = p_id)").replace(
+        "  if not exists", "  if exists").replace("then\n    raise exception 'only admins delete projects';\n  end if;\n"
+                                                  "  delete from public.projects where id = p_id;",
+                                                  "then\n    delete from public.projects where id = p_id;\n  end if;"),
+])
+def test_fp02b_organisation_of_the_picked_row_by_scalar_sub_query_is_clean(body):
+    assert "BP073" not in _rules(_definer(body))
+
+
+@pytest.mark.parametrize("body", [
+    # the sub-query picks a project by its name, not by a key: another may share it
+    _refusal("(select organization_id from public.projects where name = 'x' and id <> p_id limit 1)"),
+    # any project of the caller's organisations' checks the caller, not the one deleted
+    _refusal("(select organization_id from public.projects limit 1)"),
+    # the membership row is not the caller's
+    _refusal("(select organization_id from public.projects where id = p_id)", "m.user_id is not null"),
+])
+def test_fp02b_scalar_sub_query_not_about_the_picked_row_still_fires(body):
+    assert _rules(_definer(body)) & {"BP073", "BP057", "BP068"}
+
+
+def test_e03_role_the_tables_own_policy_admits_is_the_policys_finding():
+    body = f"  delete from public.projects where id = p_id and organization_id = any (array(select {_VIEWER}));"
+    policy = f"""
+create policy projects_delete on public.projects for delete to authenticated
+  using (organization_id = any (array(select {_VIEWER})));
+"""
+
+    def by_function(sql: str) -> list:
+        return [f for f in _findings(sql) if f.rule_id == "BP059" and f.object == "public.remove_project"]
+    assert by_function(_definer(body) + policy) == []
+    assert by_function(_definer(body) + policy.replace("delete to", "update to"))

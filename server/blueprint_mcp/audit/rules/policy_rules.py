@@ -506,7 +506,8 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
     among `organization_ids_with_role('viewer')`, past RLS, while the table's policy asks for admins): a function
     clients reach writes a table under RLS where a test admits a read-only role: the write's own WHERE, a refusal
     in the body (turned over: it refuses the others; an ELSE that leaves, as it is), or an IF around the write. An update of the caller's own membership or
-    profile row that sets nothing anything decides by is no write of the organisation's (as BP089 reads it)."""
+    profile row that sets nothing anything decides by is no write of the organisation's (as BP089 reads it). A role
+    the table's own policies for the command admit is theirs to report."""
     from .reach_rules import _guarded, _own_row_update, client_definers
     for f, through in client_definers(s):
         reading = f._body
@@ -527,10 +528,15 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
             where = body.get("whereClause") if kind != "InsertStmt" else \
                 ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("whereClause")
             around = [(reading.trees[c], not holds) for c, holds in enclosed.get(at, ()) if c < len(reading.trees)]
+            # the roles the table's own policies for the command admit already: those are the policies' findings
+            # (or their deliberate suppressions: a blueprint's restore function for a role its grants name)
+            admitted = {label for p in t.policies if p.permissive and applies_to_clients(p) and
+                        _WRITE_VERBS[kind] in commands(p) for _, tree, _ in trees(p) if tree is not None
+                        for label in _admitted_read_only_roles(tree, orders)}
             named: list[str] = []
             for test, turned in [(where, False), *around, *tests]:
                 for label in _admitted_read_only_roles(test, orders, turned) if test is not None else []:
-                    if label not in named:
+                    if label not in named and label not in admitted:
                         named.append(label)
             if named:
                 yield r.finding(f"Definer function {f.qualified} admits {', '.join(named)} to {_WRITE_VERBS[kind]} "

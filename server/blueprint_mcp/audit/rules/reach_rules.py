@@ -1728,6 +1728,41 @@ def _run_only_if_held(s: Schema, reading, params: dict[str, str]) -> set[tuple[s
     return out
 
 
+def _scalar_picks_joined(s: Schema, reading, quals: list, aliases: dict[str, Table]) -> list:
+    """The conjuncts with each `<x> = (select p.organization_id from projects p where p.id = p_id)` read as a join
+    (evasion round 25 fp02b: `exists (select 1 from organization_members m where m.organization_id = (select
+    organization_id from projects where id = p_id) and m.user_id = auth.uid() ...)`): the sub-query's one table joins
+    `aliases` (unless its name is taken), `<x>` equals its column, and its WHERE's conjuncts join `quals`. A scalar
+    sub-query yields at most one row, as the pick `_held_pick` then asks for does."""
+    out = []
+    for q in quals:
+        e = unwrap(q).get("A_Expr") if isinstance(unwrap(q), dict) else None
+        joined = None
+        if isinstance(e, dict) and e.get("kind") == "AEXPR_OP" and strings(e.get("name")) == ["="]:
+            for side in ("lexpr", "rexpr"):
+                link = unwrap(e.get(side)).get("SubLink") if isinstance(unwrap(e.get(side)), dict) else None
+                sub = ((link or {}).get("subselect") or {}).get("SelectStmt") or {} \
+                    if (link or {}).get("subLinkType") == "EXPR_SUBLINK" else {}
+                froms, targets = sub.get("fromClause") or [], sub.get("targetList") or []
+                if len(froms) != 1 or "RangeVar" not in froms[0] or len(targets) != 1 or sub.get("groupClause") \
+                        or sub.get("havingClause") or sub.get("op", "SETOP_NONE") != "SETOP_NONE":
+                    continue
+                rv = froms[0]["RangeVar"]
+                alias = (rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")
+                t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
+                ref = strings(((targets[0].get("ResTarget") or {}).get("val") or {}).get("ColumnRef", {}).get(
+                    "fields"))
+                if t is None or alias in aliases or not ref or len(ref) == 2 and ref[0] != alias or len(ref) > 2:
+                    continue
+                aliases[alias] = t
+                column = {"ColumnRef": {"fields": [{"String": {"sval": alias}}, {"String": {"sval": ref[-1]}}]}}
+                joined = [{"A_Expr": {**e, side: column}}]
+                joined += list(boolean_args(sub["whereClause"], "AND_EXPR")) if sub.get("whereClause") else []
+                break
+        out += joined if joined is not None else [q]
+    return out
+
+
 def _held_pick(s: Schema, reading, select: dict | None, params: dict[str, str]) -> set[tuple[str, str]]:
     """(table, parameter) where the SELECT picks one row of a tenant table by a key (its primary key or a unique
     column) equated with the parameter, and its filter (WHERE and inner joins' ON) keeps that row to the caller's
@@ -1756,13 +1791,16 @@ def _held_pick(s: Schema, reading, select: dict | None, params: dict[str, str]) 
             t = s.table(rv.get("relname", ""), rv.get("schemaname") or reading.default_schema)
             if t is not None:
                 aliases[(rv.get("alias") or {}).get("aliasname") or rv.get("relname", "")] = t
+    quals = _scalar_picks_joined(s, reading, quals, aliases)
     members = membership_tables(s)
     callers = _caller_variables(reading, ("auth.uid",))
 
     def column(node, alias: str, t: Table) -> str | None:  # the column of `t` (as `alias`) the node names
         ref = strings(((unwrap(node) or {}).get("ColumnRef") or {}).get("fields")) if isinstance(unwrap(node),
                                                                                                 dict) else []
-        if len(ref) == 2 and ref[0] == alias or len(ref) == 1 and len(aliases) == 1:
+        # a bare name: of the only table, or of the one table that has such a column (as PostgreSQL resolves it)
+        if len(ref) == 2 and ref[0] == alias or len(ref) == 1 and (len(aliases) == 1 or [
+                a for a, other in aliases.items() if other.column(ref[0]) is not None] == [alias]):
             return ref[-1] if t.column(ref[-1]) is not None else None
         return None
 
