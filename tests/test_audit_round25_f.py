@@ -283,6 +283,14 @@ def test_fp02b_organisation_of_the_picked_row_by_scalar_sub_query_is_clean(body)
     assert "BP073" not in _rules(_definer(body))
 
 
+def test_fp02b_bare_names_on_both_sides_are_clean():
+    body = _refusal("(select organization_id from public.projects where id = p_id)", "user_id = (select auth.uid())")
+    body = body.replace("public.organization_members m", "public.organization_members").replace("m.", "")
+    assert "organization_members\n      where organization_id = (select organization_id" in body
+    assert "BP073" not in _rules(_definer(body))
+    assert "BP073" in _rules(_definer(body.replace("where id = p_id)", "where name = 'x' limit 1)")))
+
+
 @pytest.mark.parametrize("body", [
     # the sub-query picks a project by its name, not by a key: another may share it
     _refusal("(select organization_id from public.projects where name = 'x' and id <> p_id limit 1)"),

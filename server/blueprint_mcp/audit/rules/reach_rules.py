@@ -1735,6 +1735,9 @@ def _scalar_picks_joined(s: Schema, reading, quals: list, aliases: dict[str, Tab
     `aliases` (unless its name is taken), `<x>` equals its column, and its WHERE's conjuncts join `quals`. A scalar
     sub-query yields at most one row, as the pick `_held_pick` then asks for does."""
     out = []
+    # bare names of the statement's own conjuncts are its one table's, once another table joins (PostgreSQL resolves
+    # a sub-query's bare names in its own FROM first, then outside)
+    outer = next(iter(aliases.items())) if len(aliases) == 1 else None
     for q in quals:
         e = unwrap(q).get("A_Expr") if isinstance(unwrap(q), dict) else None
         joined = None
@@ -1757,10 +1760,29 @@ def _scalar_picks_joined(s: Schema, reading, quals: list, aliases: dict[str, Tab
                 aliases[alias] = t
                 column = {"ColumnRef": {"fields": [{"String": {"sval": alias}}, {"String": {"sval": ref[-1]}}]}}
                 joined = [{"A_Expr": {**e, side: column}}]
-                joined += list(boolean_args(sub["whereClause"], "AND_EXPR")) if sub.get("whereClause") else []
+                joined += [_qualified_bare(x, alias, t) for x in boolean_args(sub["whereClause"], "AND_EXPR")] \
+                    if sub.get("whereClause") else []
                 break
         out += joined if joined is not None else [q]
-    return out
+    return [_qualified_bare(q, *outer) for q in out] if outer is not None and len(aliases) > 1 else out
+
+
+def _qualified_bare(node: Any, alias: str, t: Table) -> Any:
+    """A copy of the expression with each bare column of `t` named `alias.column` (not inside sub-queries, whose own
+    FROM comes first)."""
+    if isinstance(node, list):
+        return [_qualified_bare(x, alias, t) for x in node]
+    if not isinstance(node, dict):
+        return node
+    if "SubLink" in node and len(node) == 1:
+        return node
+    ref = node.get("ColumnRef") if len(node) == 1 else None
+    if isinstance(ref, dict):
+        names = strings(ref.get("fields"))
+        if len(names) == 1 and t.column(names[0]) is not None:
+            return {"ColumnRef": {**ref, "fields": [{"String": {"sval": alias}}, *ref.get("fields")]}}
+        return node
+    return {k: _qualified_bare(v, alias, t) for k, v in node.items()}
 
 
 def _held_pick(s: Schema, reading, select: dict | None, params: dict[str, str]) -> set[tuple[str, str]]:
