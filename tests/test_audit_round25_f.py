@@ -1,6 +1,10 @@
-"""Evasion round 25 (helper f): storage buckets and policies, read-only roles. e01: a later migration making a
-bucket public with an UPDATE of storage.buckets (BP048). Each hole fires and its secure counterpart does not
-(PostgreSQL's side: /tmp/s31/evasion25/proof.out)."""
+"""Evasion round 25 (helper f): storage buckets and policies, read-only roles, definer RPCs. e01: a later migration
+making a bucket public with an UPDATE of storage.buckets (BP048). e02: a public bucket whose uploads go into the
+caller's folder, with Supabase's starter avatar update policy checking the bucket only (BP053). e03: a definer RPC
+asking for the caller's viewer organisations before deleting past RLS (BP059). fp01: a write policy bounded above
+viewer (`m.role > 'viewer'`, BP059). fp02: a definer write run only inside an IF EXISTS finding the row in the
+caller's organisations, fp02b / fp03: a refusal reading the row's organisation through a scalar sub-query (BP073).
+Each hole fires and its secure counterpart does not (PostgreSQL's side: /tmp/s31/evasion25/proof.out)."""
 
 from __future__ import annotations
 
