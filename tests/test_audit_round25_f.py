@@ -279,9 +279,10 @@ def _refusal(org: str, user: str = "m.user_id = (select auth.uid())") -> str:
     _refusal("(select p.organization_id from public.projects p where p.id = p_id)"),
     _refusal("(select organization_id from public.projects where id = p_id)", "user_id = (select auth.uid())"),
     _refusal("(select p.organization_id from public.projects p where p.id = p_id)").replace(
-        "  if not exists", "  if exists").replace("then\n    raise exception 'only admins delete projects';\n  end if;\n"
-                                                  "  delete from public.projects where id = p_id;",
-                                                  "then\n    delete from public.projects where id = p_id;\n  end if;"),
+        "  if not exists", "  if exists").replace(
+        "then\n    raise exception 'only admins delete projects';\n  end if;\n"
+        "  delete from public.projects where id = p_id;",
+        "then\n    delete from public.projects where id = p_id;\n  end if;"),
 ])
 def test_fp02b_organisation_of_the_picked_row_by_scalar_sub_query_is_clean(body):
     assert "BP073" not in _rules(_definer(body))

@@ -505,9 +505,9 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
     """The definer form (evasion round 25 e03: `delete_project(p_id)` deleting where the project's organisation is
     among `organization_ids_with_role('viewer')`, past RLS, while the table's policy asks for admins): a function
     clients reach writes a table under RLS where a test admits a read-only role: the write's own WHERE, a refusal
-    in the body (turned over: it refuses the others; an ELSE that leaves, as it is), or an IF around the write. An update of the caller's own membership or
-    profile row that sets nothing anything decides by is no write of the organisation's (as BP089 reads it). A role
-    the table's own policies for the command admit is theirs to report."""
+    in the body (turned over: it refuses the others; an ELSE that leaves, as it is), or an IF around the write. An
+    update of the caller's own membership or profile row that sets nothing anything decides by is no write of the
+    organisation's (as BP089 reads it). A role the table's own policies for the command admit is theirs to report."""
     from .reach_rules import _guarded, _own_row_update, client_definers
     for f, through in client_definers(s):
         reading = f._body
