@@ -319,3 +319,24 @@ create policy projects_delete on public.projects for delete to authenticated
         return [f for f in _findings(sql) if f.rule_id == "BP059" and f.object == "public.remove_project"]
     assert by_function(_definer(body) + policy) == []
     assert by_function(_definer(body) + policy.replace("delete to", "update to"))
+
+
+@pytest.mark.parametrize("body", [
+    # the viewer's organisations AND the member's: members (the generator's restore functions)
+    f"  update public.projects set notes = null where id = p_id\n"
+    f"    and (organization_id = any (array(select {_VIEWER})) and organization_id = any (array(select\n"
+    "      private.organization_ids_with_role('member'))));",
+    # a rank asked of someone else (the inviter of an invitation), not of the caller
+    _ORG_OF + "  if not exists (select 1 from public.organization_members m where m.organization_id = v_org\n"
+              "      and m.user_id = p_id and m.role >= 'viewer') then raise exception 'no'; end if;\n"
+              f"  delete from public.projects where id = p_id and organization_id = any (array(select {_ADMIN}));",
+])
+def test_e03_viewer_narrowed_or_asked_of_someone_else_is_clean(body):
+    assert "BP059" not in _rules(_definer(body))
+
+
+def test_e03_viewer_or_member_still_fires():
+    body = (f"  update public.projects set notes = null where id = p_id\n"
+            f"    and (organization_id = any (array(select {_VIEWER})) or organization_id = any (array(select\n"
+            "      private.organization_ids_with_role('member'))));")
+    assert "BP059" in _rules(_definer(body))

@@ -33,6 +33,7 @@ from .common import (
     find_function,
     function_answer,
     is_membership_name,
+    lone_value,
     is_tenant,
     linted_policies,
     membership_functions,
@@ -440,6 +441,45 @@ def _admitted_read_only_roles(tree, orders: list[list[str]] | None = None, negat
     return out
 
 
+def _callers_read_only_roles(s: Schema, test, orders: list[list[str]], turned: bool) -> list[str]:
+    """The read-only roles a definer body's test (a write's WHERE, an IF's, a refusal's turned over) admits for the
+    caller: of its AND-ed parts that name a role and ask who calls (auth.uid(), auth.jwt(), a membership helper, a
+    function calling auth.uid()), the roles every such part admits (`<viewer's organisations> and <member's>` asks
+    for members). A part about someone else (`m.user_id = invite.invited_by and m.role >= 'viewer'`: the inviter's
+    rank) admits no caller."""
+    kind, body = only_statement(test) if isinstance(test, list) else ("", {})
+    expr = lone_value(body) if kind == "SelectStmt" else test
+    if expr is None:
+        return []
+    inner = expr.get("BoolExpr") if isinstance(expr, dict) else None
+    if turned and isinstance(inner, dict) and inner.get("boolop") == "NOT_EXPR" and len(inner.get("args") or []) == 1:
+        expr, turned = inner["args"][0], False
+    parts, flat = [expr], []
+    while parts:
+        part = parts.pop()
+        bool_ = part.get("BoolExpr") if isinstance(part, dict) and not turned else None
+        if isinstance(bool_, dict) and bool_.get("boolop") == "AND_EXPR":
+            parts += bool_.get("args") or []
+        else:
+            flat.append(part)
+    roles = set(READ_ONLY_ROLE_NAMES) | set(ROLE_RANKS) | {x for o in orders for x in o}
+    helpers = membership_functions(s)
+    out: list[str] | None = None
+    for part in flat:
+        if not roles & set(strings_in(part)):
+            continue
+        asks = False
+        for name, _, _ in calls(part):
+            g = find_function(s, name)
+            asks = asks or name in ("auth.uid", "auth.jwt") or name in helpers or \
+                g is not None and "auth.uid" in (g.calls or ())
+        if not asks:
+            continue
+        admitted = _admitted_read_only_roles(part, orders, turned)
+        out = admitted if out is None else [x for x in out if x in admitted]
+    return out or []
+
+
 def _past_bound(expr: dict, orders: list[list[str]]) -> list[str]:
     """The labels of the enum (declaration order) a strict bound admits: `role > 'guest'` or `'guest' < role` the
     labels after 'guest', `role < 'admin'` those before; [] where the constant is no label of a known enum."""
@@ -535,7 +575,7 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
                         for label in _admitted_read_only_roles(tree, orders)}
             named: list[str] = []
             for test, turned in [(where, False), *around, *tests]:
-                for label in _admitted_read_only_roles(test, orders, turned) if test is not None else []:
+                for label in _callers_read_only_roles(s, test, orders, turned) if test is not None else []:
                     if label not in named and label not in admitted:
                         named.append(label)
             if named:
