@@ -340,3 +340,52 @@ def test_e03_viewer_or_member_still_fires():
             f"    and (organization_id = any (array(select {_VIEWER})) or organization_id = any (array(select\n"
             "      private.organization_ids_with_role('member'))));")
     assert "BP059" in _rules(_definer(body))
+
+
+# --- e04: BP084, the caller's rank asked by an EXISTS on the membership table before ownership is handed over -----
+
+def _transfer(check: str, alias: str = "") -> str:
+    m = f"{alias}." if alias else ""
+    return f"""
+create function public.transfer_ownership(p_org uuid, p_new_owner uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not exists (select 1 from public.organization_members {alias}
+                 where {m}organization_id = p_org and {m}user_id = (select auth.uid()) and {check.format(m=m)}) then
+    raise exception 'only managers hand the organisation over';
+  end if;
+  update public.organization_members set role = 'owner' where organization_id = p_org and user_id = p_new_owner;
+  update public.organization_members set role = 'admin'
+   where organization_id = p_org and user_id = (select auth.uid()) and role = 'owner';
+end $$;
+revoke all on function public.transfer_ownership(uuid, uuid) from public, anon;
+grant execute on function public.transfer_ownership(uuid, uuid) to authenticated;
+"""
+
+
+@pytest.mark.parametrize("check, alias", [
+    ("{m}role >= 'admin'", ""),
+    ("{m}role >= 'admin'", "m"),
+    ("{m}role in ('admin', 'owner')", ""),
+    ("{m}role = any (array['admin', 'owner']::public.member_role[])", "m"),
+    ("'member' < {m}role", "m"),
+])
+def test_e04_admin_check_by_exists_before_owner_write_fires(check, alias):
+    assert "BP084" in _rules(_transfer(check, alias))
+
+
+@pytest.mark.parametrize("check, alias", [
+    ("{m}role = 'owner'", ""),
+    ("{m}role >= 'owner'", "m"),
+    ("{m}role in ('owner')", "m"),
+])
+def test_e04_owner_check_by_exists_is_clean(check, alias):
+    assert "BP084" not in _rules(_transfer(check, alias))
+
+
+@pytest.mark.parametrize("check", [
+    # an OR in the test: not read as one rank (left unread, as before)
+    "{m}role >= 'admin' or {m}role = 'owner'",
+])
+def test_e04_exists_not_read_as_the_callers_rank_stays_unread(check):
+    assert "BP084" not in _rules(_transfer(check))
