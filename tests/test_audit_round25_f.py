@@ -389,3 +389,19 @@ def test_e04_owner_check_by_exists_is_clean(check, alias):
 ])
 def test_e04_exists_not_read_as_the_callers_rank_stays_unread(check):
     assert "BP084" not in _rules(_transfer(check))
+
+
+def test_e03_viewer_leaving_is_clean_and_removing_others_fires():
+    leave = """
+create function public.leave(p_org uuid) returns void
+language plpgsql security definer set search_path = '' as $$
+begin
+  if not p_org = any (array(select private.organization_ids_with_role('viewer'))) then raise exception 'no'; end if;
+  delete from public.organization_members where organization_id = p_org and user_id = (select auth.uid());
+end $$;
+revoke all on function public.leave(uuid) from public, anon;
+grant execute on function public.leave(uuid) to authenticated;
+"""
+    assert "BP059" not in _rules(leave)
+    remove = leave.replace("(uuid)", "(uuid, uuid)").replace("(p_org uuid)", "(p_org uuid, p_user uuid)")
+    assert "BP059" in _rules(remove.replace("user_id = (select auth.uid())", "user_id = p_user"))

@@ -546,8 +546,9 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
     among `organization_ids_with_role('viewer')`, past RLS, while the table's policy asks for admins): a function
     clients reach writes a table under RLS where a test admits a read-only role: the write's own WHERE, a refusal
     in the body (turned over: it refuses the others; an ELSE that leaves, as it is), or an IF around the write. An
-    update of the caller's own membership or profile row that sets nothing anything decides by is no write of the
-    organisation's (as BP089 reads it). A role the table's own policies for the command admit is theirs to report."""
+    update of the caller's own membership or profile row that sets nothing anything decides by (as BP089 reads it),
+    or its delete (leaving the organisation), is no write of the organisation's. A role the table's own policies
+    for the command admit is theirs to report."""
     from .reach_rules import _guarded, _own_row_update, client_definers
     for f, through in client_definers(s):
         reading = f._body
@@ -563,7 +564,8 @@ def _read_only_definer_writes(r, s: Schema, orders: list[list[str]]):
             kind, body = only_statement(tree)
             rel = body.get("relation") if kind in _WRITE_VERBS else None
             t = _guarded(s, qualified(rel, reading.default_schema)) if isinstance(rel, dict) else None
-            if t is None or kind == "UpdateStmt" and _own_row_update(s, reading, t, body):
+            # an update of the caller's own row that sets nothing anything decides by, or its delete (leaving)
+            if t is None or kind in ("UpdateStmt", "DeleteStmt") and _own_row_update(s, reading, t, body):
                 continue
             where = body.get("whereClause") if kind != "InsertStmt" else \
                 ((body.get("selectStmt") or {}).get("SelectStmt") or {}).get("whereClause")
