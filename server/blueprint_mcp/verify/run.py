@@ -20,6 +20,7 @@ from .introspect import introspect
 from .matrix import CASCADES_FIRST, Plan, blueprint_plan, generic_plan
 from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
 from .report import VerifyReport, build_report
+from .sequences import hold_sequences, moved
 from .target import Engine, open_target
 from .values import crowded_refusal
 
@@ -172,6 +173,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     with conn.transaction(force_rollback=True):
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
         _judging_settings(conn)
+        loose = hold_sequences(conn)  # the rollback then puts every sequence a row moved back where it was
         xid = _transaction_id(conn)
         real = detect_supabase(conn)
         if not real:
@@ -205,5 +207,8 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
             raise BlueprintError(f"the attack matrix could not run: {str(exc).strip()}", field="migrations",
                                  fix="report this with the migrations that caused it") from None
         desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
+        notes = notes + [f"sequence {name} moved for good: verify could not hold it (another session was using it, "
+                         "or it belongs to a role verify's user is not), and PostgreSQL never rolls a sequence back"
+                         for name in moved(conn, loose)]
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
                         plan.cases, lints, plan.notes + notes, include_cases, plan.fixture_failures, plan.untested)

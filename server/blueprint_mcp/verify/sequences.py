@@ -1,0 +1,77 @@
+"""Hold a database's sequences inside verify's transaction, so that its rollback puts them back too.
+
+nextval() is never rolled back: every row verify (or a migration's seed insert, or a column added with a default
+naming a sequence) writes into a table of the user's database moved its sequence for good, and a smallserial or
+a sequence with a low maxvalue could be run to its end, failing every later insert of the application. ALTER
+SEQUENCE with a changed parameter gives the sequence a new storage file in the current transaction ("making the
+state changes transactional", PostgreSQL's sequence.c); setting the increment it already has changes nothing but
+that. Until the rollback, other sessions' nextval() on those sequences waits, as their DDL on a table a migration
+altered does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Every sequence the session may alter (its owner's rights), but temporary ones (they die with the session).
+# A sequence in use by an open transaction elsewhere, or one that cannot be altered, is left as it is, and named.
+_HOLD = """
+do $$
+declare
+  s record;
+  held text[] := '{}';
+  loose text[] := '{}';
+begin
+  for s in select format('%I.%I', n.nspname, c.relname) as name, q.seqincrement as step,
+                  pg_has_role(c.relowner, 'USAGE') as owned
+             from pg_class c
+             join pg_namespace n on n.oid = c.relnamespace
+             join pg_sequence q on q.seqrelid = c.oid
+            where c.relkind = 'S' and c.relpersistence <> 't'
+            order by 1
+  loop
+    if not s.owned then
+      loose := loose || s.name;
+      continue;
+    end if;
+    begin
+      execute format('alter sequence %s increment by %s', s.name, s.step);
+      held := held || s.name;
+    exception when lock_not_available or insufficient_privilege or feature_not_supported
+                   or object_not_in_prerequisite_state then
+      loose := loose || s.name;
+    end;
+  end loop;
+  perform set_config('blueprint.loose_sequences', array_to_string(loose, ','), true);
+end $$"""
+
+# How long to wait for a sequence another transaction is using before leaving it loose.
+LOCK_WAIT = "2s"
+
+
+def hold_sequences(conn: Any) -> dict[str, Any]:
+    """Alter every sequence the session owns inside the current transaction; the ones it could not hold (not
+    owned, or locked by another session), with where each stood, to name those verify moved after all."""
+    previous = conn.execute("select current_setting('lock_timeout')").fetchone()[0]
+    conn.execute("select set_config('lock_timeout', %s, true)", (LOCK_WAIT,))
+    try:
+        conn.execute(_HOLD)
+    finally:
+        conn.execute("select set_config('lock_timeout', %s, true)", (previous,))
+    loose = [n for n in conn.execute("select current_setting('blueprint.loose_sequences')").fetchone()[0].split(",")
+             if n]
+    return _positions(conn, loose)
+
+
+def moved(conn: Any, before: dict[str, Any]) -> list[str]:
+    """The loose sequences that moved since `before` (nextval() on them is not undone by the rollback)."""
+    after = _positions(conn, list(before))
+    return [name for name in before if after.get(name) != before[name]]
+
+
+def _positions(conn: Any, names: list[str]) -> dict[str, Any]:
+    if not names:
+        return {}
+    rows = conn.execute("select format('%%I.%%I', schemaname, sequencename), last_value from pg_catalog.pg_sequences "
+                        "where format('%%I.%%I', schemaname, sequencename) = any(%s)", (names,)).fetchall()
+    return dict(rows)
