@@ -97,3 +97,35 @@ def test_a_user_table_with_integer_ids_keeps_its_rows_and_numbering(user_db):
     assert _sequences(user_db) == before
     with psycopg.connect(user_db, autocommit=True) as conn:
         assert conn.execute("select count(*), max(id) from public.orders").fetchone() == (5, 5)
+
+
+def test_a_connection_ended_mid_run_is_a_clear_error_not_a_traceback_read_as_a_leak(user_db, capsys, tmp_path):
+    """An administrator, a pooler or a restart ending verify's connection gave a psycopg traceback and exit code 1,
+    which the README (and CI) read as a leak."""
+    import threading
+    import time
+
+    from blueprint_mcp.cli import main
+
+    migration = tmp_path / "slow.sql"
+    migration.write_text("create table public.slow (id uuid primary key, x int);\nselect pg_sleep(5);\n")
+
+    def end_verify() -> None:
+        with psycopg.connect(user_db, autocommit=True) as admin:
+            for _ in range(100):
+                time.sleep(0.1)
+                if admin.execute("select pg_terminate_backend(pid) from pg_stat_activity "
+                                 "where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()").fetchall():
+                    return
+
+    killer = threading.Thread(target=end_verify)
+    killer.start()
+    code = main(["verify", str(migration), "--database-url", user_db])
+    killer.join()
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("blueprint-mcp: error: database_url: verify lost its connection to the database mid-run "
+                          "(terminating connection due to administrator command)"), err
+    assert "Traceback" not in err
+    with psycopg.connect(user_db, autocommit=True) as conn:
+        assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)

@@ -139,7 +139,24 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
         except (psycopg.Error, BlueprintError) as exc:
             if dog.reason is not None and not isinstance(exc, Stopped):
                 dog.check()
+            if target.conn.closed or target.conn.broken:
+                raise _lost(exc) from None
             raise
+
+
+def _lost(exc: BaseException) -> BlueprintError:
+    """The connection ended mid-run (the server restarted, an administrator or a pooler ended it, the network
+    dropped): a traceback and exit code 1, which reads as a leak, said nothing of what happened to the database."""
+    import psycopg
+
+    first: BaseException | None = exc
+    while first.__context__ is not None and isinstance(first.__context__, psycopg.Error):
+        first = first.__context__
+    reason = (str(first).strip().splitlines() or ["the connection closed"])[0]
+    return BlueprintError(f"verify lost its connection to the database mid-run ({reason}); the transaction ended "
+                          "with it, so PostgreSQL rolled everything back and nothing was committed",
+                          field="database_url", fix="run verify again; if the server ends long or idle "
+                          "connections (a pooler, a restart), verify a local database or the throwaway default")
 
 
 def refuse_crowded(bp: Blueprint, plan: Plan) -> None:
