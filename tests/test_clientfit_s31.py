@@ -129,3 +129,86 @@ def test_a_connection_ended_mid_run_is_a_clear_error_not_a_traceback_read_as_a_l
     assert "Traceback" not in err
     with psycopg.connect(user_db, autocommit=True) as conn:
         assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)
+
+
+class _SilentLink:
+    """A loopback TCP relay to PostgreSQL that stops carrying bytes after `after` seconds, keeping both ends open:
+    a dropped VPN, a stuck tunnel or pooler. Nothing is refused, nothing answers."""
+
+    def __init__(self, port: int, after: float) -> None:
+        import socket
+        import threading
+
+        self.target, self.after, self.started = port, after, None
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.sockets: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        import time
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            self.started = self.started or time.monotonic()
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a, b) -> None:
+        import time
+
+        try:
+            while data := a.recv(65536):
+                if time.monotonic() - self.started < self.after:
+                    b.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for s in [self.server, *self.sockets]:
+            s.close()
+
+
+def test_verify_over_a_link_gone_silent_stops_on_time_and_the_server_lets_go_of_its_locks(user_db, monkeypatch):
+    """A network that stopped carrying packets left verify waiting for ever, past BLUEPRINT_VERIFY_TIMEOUT (its
+    cancel could not reach the server either), and the server holding verify's transaction and its locks on the
+    user's tables, idle, until its TCP keepalive gave up (two hours by default)."""
+    import time
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    from blueprint_mcp.verify import run
+
+    monkeypatch.setenv(run.TIMEOUT_VARIABLE, "2")
+    monkeypatch.setattr(run, "SEVER_AFTER", 1.0)
+    params = conninfo_to_dict(user_db)
+    link = _SilentLink(int(params["port"]), after=0.5)
+    slow = ("create table public.slow (id uuid primary key, x int);"
+            "create function public.nap() returns trigger language plpgsql as $$ begin perform pg_sleep(1); "
+            "return new; end $$;"
+            "create trigger nap before insert on public.slow for each row execute function public.nap();")
+    started = time.monotonic()
+    try:
+        with pytest.raises(run.Stopped, match="ran longer than 2 s"):
+            verify(source="slow.sql", migrations=[slow],
+                   database_url=user_db.replace(f":{params['port']}/", f":{link.port}/"))
+        assert time.monotonic() - started < 15
+        with psycopg.connect(user_db, autocommit=True) as conn:
+            for _ in range(100):  # the server ends verify's idle transaction after the call's time, 3 s here
+                left = conn.execute("select count(*) from pg_stat_activity where datname = %s and pid <> "
+                                    "pg_backend_pid() and state like 'idle in transaction%%'",
+                                    (params["dbname"],)).fetchone()[0]
+                if not left:
+                    break
+                time.sleep(0.1)
+            assert left == 0
+            assert conn.execute("select to_regclass('public.slow')").fetchone() == (None,)
+    finally:
+        link.close()

@@ -29,6 +29,8 @@ STATEMENT_TIMEOUT = "60s"
 # The whole call, migrations and matrix: a verify holds the locks its migrations take until it rolls back.
 TIMEOUT_VARIABLE = "BLUEPRINT_VERIFY_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
+# Seconds a stopped verify waits for the server to answer its cancel before it cuts the connection.
+SEVER_AFTER = 10.0
 
 
 class Stopped(BlueprintError):
@@ -56,16 +58,34 @@ class Watchdog:
 
     def _run(self) -> None:
         end = time.monotonic() + self.seconds
+        severed_at: float | None = None
         while not self._done.wait(0.2):
             if self.reason is None and self.stop is not None and self.stop.is_set():
                 self.reason = "it was cancelled"
             elif self.reason is None and time.monotonic() > end:
                 self.reason = f"it ran longer than {self.seconds:g} s ({TIMEOUT_VARIABLE})"
-            if self.reason is not None and not self.halted:
+            if self.reason is None:
+                continue
+            severed_at = severed_at or time.monotonic() + SEVER_AFTER
+            if not self.halted:
                 try:
                     self.conn.cancel_safe(timeout=2)
                 except Exception:  # noqa: BLE001 - the connection may be between statements or closing
                     pass
+            if time.monotonic() > severed_at:
+                self._sever()
+
+    def _sever(self) -> None:
+        """The server answers neither the statement nor its cancel (a network that stopped carrying packets, a
+        stuck pooler or tunnel): shut the connection's socket down, so the call returns instead of waiting for
+        ever; the server rolls back when it notices (verify's idle_in_transaction_session_timeout at the latest)."""
+        import socket
+
+        try:
+            with socket.socket(fileno=os.dup(self.conn.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # noqa: BLE001 - the connection is already closed, or has no socket left
+            pass
 
     def check(self) -> None:
         if self.reason is not None:
@@ -139,7 +159,7 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
         except (psycopg.Error, BlueprintError) as exc:
             if dog.reason is not None and not isinstance(exc, Stopped):
                 dog.check()
-            if target.conn.closed or target.conn.broken:
+            if not isinstance(exc, Stopped) and (target.conn.closed or target.conn.broken):
                 raise _lost(exc) from None
             raise
 
@@ -189,6 +209,9 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
     with conn.transaction(force_rollback=True):
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        # A client gone silent (a dropped network, a killed process) leaves the server waiting inside verify's
+        # transaction, holding its locks on the user's tables: the server ends it after the whole call's time.
+        conn.execute(f"set local idle_in_transaction_session_timeout = '{int(dog.seconds + SEVER_AFTER) * 1000}'")
         _judging_settings(conn)
         loose = hold_sequences(conn)  # the rollback then puts every sequence a row moved back where it was
         xid = _transaction_id(conn)
