@@ -754,7 +754,13 @@ class BlueprintServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
-        contents = await super().read_resource(uri, context)
+        try:
+            contents = await super().read_resource(uri, context)
+        except ResourceNotFoundError as exc:
+            # The SDK's answer echoes the URI whole, in its message and again in its data: a 1 MB URI came back
+            # twice, past the 4,000 characters an error may hold. Quote it as every rejected value is.
+            raise MCPError(code=INVALID_PARAMS, message=clip(str(exc).replace(str(uri), preview(str(uri))),
+                                                             limits.MESSAGE_CHARS)) from None
         path = _project_path(str(uri))
         if path is None or not isinstance(contents, list):
             return contents
