@@ -237,3 +237,12 @@ async def test_an_unknown_resource_uri_is_quoted_not_echoed_whole(mode, uri):
         assert len(str(info.value)) <= 4_000 and len(repr(info.value.error.data or "")) <= 4_000
         assert f"{uri[:40]!r}… ({len(uri):,} characters)" in str(info.value)
         assert (await c.read_resource("blueprint://templates/cms")).contents[0].text.startswith("#")
+
+
+@pytest.mark.postgres
+def test_a_read_only_database_is_a_domain_error_not_a_traceback(user_db):
+    """Held sequences must not turn a read-only target (a standby, default_transaction_read_only) into a psycopg
+    traceback: verify says what PostgreSQL refused, as before."""
+    url = user_db + "?options=-c%20default_transaction_read_only%3Don"
+    with pytest.raises(BlueprintError, match="read-only transaction"):
+        verify(source="seed.sql", database_url=url, migrations=["insert into public.customers (name) values ('x');"])
