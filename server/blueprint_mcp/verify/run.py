@@ -247,8 +247,8 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
             raise BlueprintError(f"the attack matrix could not run: {str(exc).strip()}", field="migrations",
                                  fix="report this with the migrations that caused it") from None
         desc = target.description + ("; real Supabase auth schema" if real else "; Supabase auth shim")
-        notes = notes + [f"sequence {name} moved for good: verify could not hold it (another session was using it, "
-                         "or it belongs to a role verify's user is not), and PostgreSQL never rolls a sequence back"
+        notes = notes + [f"sequence {name} moved for good: verify did not hold it (the platform's, another role's, "
+                         "or in use by another session), and PostgreSQL never rolls a sequence back"
                          for name in moved(conn, loose)]
     return build_report(source, "blueprint" if blueprint else "generic", desc, grant_mode if not real else "as deployed",
                         plan.cases, lints, plan.notes + notes, include_cases, plan.fixture_failures, plan.untested)

@@ -11,19 +11,24 @@ altered does.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-# Every sequence the session may alter (its owner's rights), but temporary ones (they die with the session).
-# A sequence in use by an open transaction elsewhere, or one that cannot be altered, is left as it is, and named.
+from ..audit.platform import MANAGED_SCHEMAS
+from ..sql.ident import literal
+
+# Every sequence the session may alter (its owner's rights), but temporary ones (they die with the session) and
+# the platform's (auth.refresh_tokens_id_seq: held, every sign-in would wait for verify). A sequence in use by an
+# open transaction elsewhere, or one that cannot be altered, is left as it is, and named if verify moves it.
+_PLATFORM = "array[" + ", ".join(literal(n) for n in sorted(MANAGED_SCHEMAS)) + "]"
 _HOLD = """
 do $$
 declare
   s record;
-  held text[] := '{}';
   loose text[] := '{}';
 begin
   for s in select format('%I.%I', n.nspname, c.relname) as name, q.seqincrement as step,
-                  pg_has_role(c.relowner, 'USAGE') as owned
+                  pg_has_role(c.relowner, 'USAGE') and n.nspname <> all(PLATFORM_SCHEMAS) as owned
              from pg_class c
              join pg_namespace n on n.oid = c.relnamespace
              join pg_sequence q on q.seqrelid = c.oid
@@ -36,13 +41,12 @@ begin
     end if;
     begin
       execute format('alter sequence %s increment by %s', s.name, s.step);
-      held := held || s.name;
     exception when others then  -- not owned after all, in use elsewhere, a read-only transaction: left loose
       loose := loose || s.name;  -- (others never catches a cancel: verify's timeout still ends the call)
     end;
   end loop;
-  perform set_config('blueprint.loose_sequences', array_to_string(loose, ','), true);
-end $$"""
+  perform set_config('blueprint.loose_sequences', to_json(loose)::text, true);
+end $$""".replace("PLATFORM_SCHEMAS", _PLATFORM)
 
 # How long to wait for a sequence another transaction is using before leaving it loose.
 LOCK_WAIT = "2s"
@@ -57,8 +61,7 @@ def hold_sequences(conn: Any) -> dict[str, Any]:
         conn.execute(_HOLD)
     finally:
         conn.execute("select set_config('lock_timeout', %s, true)", (previous,))
-    loose = [n for n in conn.execute("select current_setting('blueprint.loose_sequences')").fetchone()[0].split(",")
-             if n]
+    loose = json.loads(conn.execute("select current_setting('blueprint.loose_sequences')").fetchone()[0])
     return _positions(conn, loose)
 
 
