@@ -262,3 +262,30 @@ def test_the_platforms_sequences_are_not_held_and_are_named_when_moved(user_db):
         "use by another session), and PostgreSQL never rolls a sequence back"]
     assert _sequences(user_db) == [("customers_id_seq", 5), ("invoice_no", 1000), ("orders_id_seq", 5),
                                    ("tickets_id_seq", 10)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("migration", "said"), [
+    ("alter table public.customers add column z int;",
+     "`alter table public.customers add column z int`: canceling statement due to lock timeout [SQLSTATE 55P03]"),
+    # verify's own step: it orders the foreign-key triggers of customers (referenced by orders) by renaming them
+    ("create table public.orders2 (id uuid primary key, customer_id int references public.customers on delete "
+     "cascade);", "another session holds a lock on public.customers, whose foreign-key triggers verify orders"),
+])
+def test_a_table_an_open_transaction_of_the_app_holds_is_waited_for_seconds_not_the_statement_timeout(
+        user_db, migration, said):
+    """While verify waited for a lock the user's app held (an open transaction reading customers), every other
+    query of the app on customers queued behind it: the app froze for up to the 60 s statement timeout, and verify
+    then failed with 'canceling statement due to statement timeout'."""
+    import time
+
+    with psycopg.connect(user_db) as app:
+        app.execute("select * from public.customers limit 1")  # its lock lasts until this transaction ends
+        started = time.monotonic()
+        with pytest.raises(BlueprintError) as info:
+            verify(source="m.sql", database_url=user_db, migrations=[migration])
+        app.rollback()
+    assert time.monotonic() - started < 20
+    assert said in info.value.message
+    assert info.value.fix.startswith("another session holds a lock this statement needs (an open transaction of your "
+                                     "app): end it and run verify again")

@@ -639,8 +639,16 @@ def run_contained(conn: Any, statements: list[Statement], migration: int, of: in
                 raise StatementFailed(f"migration {migration} of {of} failed: line {st.line}, column {st.column}: "
                                       f"`{_first_line(st.text)}`: {message}", field="migrations",
                                       sqlstate=diag.sqlstate,
-                                      fix=diag.message_hint or "fix the SQL (or verify against an empty database)"
+                                      fix=diag.message_hint or FAILED_FIX.get(diag.sqlstate or "", FAILED_FIX[""])
                                       ) from None
+
+
+FAILED_FIX = {
+    "": "fix the SQL (or verify against an empty database)",
+    # verify's lock_timeout: waiting longer would queue every other session's queries on the table behind it
+    "55P03": "another session holds a lock this statement needs (an open transaction of your app): end it and run "
+             "verify again, or verify against a throwaway database (no database_url)",
+}
 
 
 def _batches(statements: list[Statement]) -> list[list[Statement]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from ..sql.design import build_schema
 from ..sql.render import rls_sql, schema_sql, triggers_sql
 from .catalog import catalog_lints
 from .execute import run_plan
-from .guard import check_migrations, run_contained
+from .guard import FAILED_FIX, check_migrations, run_contained
 from .introspect import introspect
 from .matrix import CASCADES_FIRST, Plan, blueprint_plan, generic_plan
 from .pg import EXPOSED_SCHEMAS, PLATFORM_SEARCH_PATH, GrantMode, apply_sql, auth_shim_sql, detect_supabase
@@ -26,6 +27,9 @@ from .values import crowded_refusal
 
 Progress = Callable[[int, int, str], None]
 STATEMENT_TIMEOUT = "60s"
+# How long a statement of verify's waits for a lock another session holds: while it waits, every other session's
+# queries on that table queue behind it (a user's app froze for the whole statement timeout).
+LOCK_TIMEOUT = "5s"
 # The whole call, migrations and matrix: a verify holds the locks its migrations take until it rolls back.
 TIMEOUT_VARIABLE = "BLUEPRINT_VERIFY_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -209,6 +213,7 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
     with conn.transaction(force_rollback=True):
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
+        conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
         # A client gone silent (a dropped network, a killed process) leaves the server waiting inside verify's
         # transaction, holding its locks on the user's tables: the server ends it after the whole call's time.
         conn.execute(f"set local idle_in_transaction_session_timeout = '{int(dog.seconds + SEVER_AFTER) * 1000}'")
@@ -234,7 +239,13 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
         _judging_settings(conn)
         note(1, 3, "catalogue lints")
         lints = [f for f in catalog_lints(conn) if f.level.value in ("ERROR", "WARN")]
-        conn.execute(CASCADES_FIRST)
+        try:
+            conn.execute(CASCADES_FIRST)
+        except psycopg.errors.LockNotAvailable as exc:
+            table = re.search(r"alter trigger \S+ on (\S+) rename", str(exc.diag.context or ""))
+            raise BlueprintError(f"another session holds a lock on {table.group(1) if table else 'a table'}, whose "
+                                 f"foreign-key triggers verify orders (it waited {LOCK_TIMEOUT})", field="database_url",
+                                 fix=FAILED_FIX["55P03"]) from None
         plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
         plan.only, plan.only_attacks = tables, attacks
         if blueprint is not None:
