@@ -289,3 +289,31 @@ def test_a_table_an_open_transaction_of_the_app_holds_is_waited_for_seconds_not_
     assert said in info.value.message
     assert info.value.fix.startswith("another session holds a lock this statement needs (an open transaction of your "
                                      "app): end it and run verify again")
+
+
+@pytest.mark.postgres
+def test_two_verifies_of_one_database_at_once_both_finish(user_db):
+    """A second verify waited on the first's uncommitted test role (`create role anon`): with verify's lock timeout
+    it failed after 5 s; verifies of one database now queue for each other, as a whole."""
+    import threading
+
+    slow = ("create table public.slow (id uuid primary key, x int);"
+            "create function public.nap() returns trigger language plpgsql as $$ begin perform pg_sleep(1.5); "
+            "return new; end $$;"
+            "create trigger nap before insert on public.slow for each row execute function public.nap();")
+    results: dict[str, object] = {}
+
+    def run(name: str, sql: str) -> None:
+        try:
+            results[name] = verify(source=f"{name}.sql", database_url=user_db, migrations=[sql])
+        except BlueprintError as exc:
+            results[name] = exc
+
+    first = threading.Thread(target=run, args=("first", slow))
+    first.start()
+    import time
+
+    time.sleep(1.0)
+    run("second", "create table public.notes (id uuid primary key, body text);")
+    first.join()
+    assert [type(results[n]).__name__ for n in ("first", "second")] == ["VerifyReport", "VerifyReport"], results

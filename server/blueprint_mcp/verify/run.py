@@ -30,6 +30,7 @@ STATEMENT_TIMEOUT = "60s"
 # How long a statement of verify's waits for a lock another session holds: while it waits, every other session's
 # queries on that table queue behind it (a user's app froze for the whole statement timeout).
 LOCK_TIMEOUT = "5s"
+VERIFY_LOCK = 0x626C7565  # the transaction-level advisory lock verify holds on a database while it runs ("blue")
 # The whole call, migrations and matrix: a verify holds the locks its migrations take until it rolls back.
 TIMEOUT_VARIABLE = "BLUEPRINT_VERIFY_TIMEOUT"
 DEFAULT_TIMEOUT = 300.0
@@ -212,6 +213,10 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     conn = target.conn
     # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
     with conn.transaction(force_rollback=True):
+        # One verify at a time per database: a second one would wait on the first's test roles and users (its
+        # lock_timeout would fail it), so it queues here, for as long as the first may run, instead.
+        conn.execute(f"set local statement_timeout = '{int(dog.seconds * 1000)}'")
+        conn.execute("select pg_advisory_xact_lock(%s)", (VERIFY_LOCK,))
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
         conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
         # A client gone silent (a dropped network, a killed process) leaves the server waiting inside verify's
