@@ -317,3 +317,13 @@ def test_two_verifies_of_one_database_at_once_both_finish(user_db):
     run("second", "create table public.notes (id uuid primary key, body text);")
     first.join()
     assert [type(results[n]).__name__ for n in ("first", "second")] == ["VerifyReport", "VerifyReport"], results
+
+
+@pytest.mark.postgres
+def test_a_very_long_verify_timeout_is_within_what_postgresql_holds(empty_db_url, monkeypatch):
+    """verify hands its whole-call time to the server (the wait for another verify, the idle limit): a day or a
+    year, past the milliseconds PostgreSQL holds in an int, must not fail the call."""
+    monkeypatch.setenv("BLUEPRINT_VERIFY_TIMEOUT", "1e9")
+    report = verify(source="t.sql", database_url=empty_db_url,
+                    migrations=["create table public.t (id uuid primary key);"])
+    assert report.fixture_failures == []

@@ -169,6 +169,11 @@ def verify(*, source: str, migrations: list[str], blueprint: Blueprint | None = 
             raise
 
 
+def _ms(seconds: float) -> int:
+    """Seconds as a PostgreSQL timeout in milliseconds, which it holds in an int (BLUEPRINT_VERIFY_TIMEOUT=1e9)."""
+    return min(int(seconds * 1000), 2**31 - 1)
+
+
 def _lost(exc: BaseException) -> BlueprintError:
     """The connection ended mid-run (the server restarted, an administrator or a pooler ended it, the network
     dropped): a traceback and exit code 1, which reads as a leak, said nothing of what happened to the database."""
@@ -215,13 +220,13 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
     with conn.transaction(force_rollback=True):
         # One verify at a time per database: a second one would wait on the first's test roles and users (its
         # lock_timeout would fail it), so it queues here, for as long as the first may run, instead.
-        conn.execute(f"set local statement_timeout = '{int(dog.seconds * 1000)}'")
+        conn.execute(f"set local statement_timeout = '{_ms(dog.seconds)}'")
         conn.execute("select pg_advisory_xact_lock(%s)", (VERIFY_LOCK,))
         conn.execute(f"set local statement_timeout = '{STATEMENT_TIMEOUT}'")
         conn.execute(f"set local lock_timeout = '{LOCK_TIMEOUT}'")
         # A client gone silent (a dropped network, a killed process) leaves the server waiting inside verify's
         # transaction, holding its locks on the user's tables: the server ends it after the whole call's time.
-        conn.execute(f"set local idle_in_transaction_session_timeout = '{int(dog.seconds + SEVER_AFTER) * 1000}'")
+        conn.execute(f"set local idle_in_transaction_session_timeout = '{_ms(dog.seconds + SEVER_AFTER)}'")
         _judging_settings(conn)
         loose = hold_sequences(conn)  # the rollback then puts every sequence a row moved back where it was
         xid = _transaction_id(conn)
