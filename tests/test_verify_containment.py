@@ -249,8 +249,9 @@ def test_a_migration_read_again_from_the_cache_is_refused_again_and_numbered_by_
 
 # Behind the guard, PostgreSQL itself stops these: each statement runs through PL/pgSQL's EXECUTE,
 # where transaction control and commands that cannot run in a transaction block are errors; role
-# changes are transactional and undone by the forced rollback. (Files, programs, other sessions and
-# sequences are beyond a rollback: only the guard stops those, tested above.)
+# changes are transactional and undone by the forced rollback. (Files, programs and other sessions are beyond a
+# rollback: only the guard stops those, tested above. Sequences verify holds in its transaction, which the
+# rollback puts back: tests/test_clientfit_s31.py.)
 SECOND_WALL_ERRORS = ["commit-after-drop", "commit-first", "end", "rollback", "begin-commit", "commit-and-chain",
                       "savepoint-release-commit", "abort", "start-transaction", "prepare-transaction",
                       "commit-prepared", "do-commit", "do-rollback-nested", "procedure-commit", "execute-commit",
