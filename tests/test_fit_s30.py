@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from blueprint_mcp.audit import audit_sql
 from blueprint_mcp.model import InvalidBlueprint, parse_blueprint
-from blueprint_mcp.tools import blueprint_sql, verify_rls
+from blueprint_mcp.tools import blueprint_sql
+
+from fit_checks import verified
 
 pytestmark = pytest.mark.postgres
 
@@ -31,17 +32,6 @@ def url(pg_cluster):
     pg_cluster.create_database("fit_s30")
     yield f"postgresql://postgres@127.0.0.1:{pg_cluster.port}/fit_s30"
     pg_cluster.drop_database("fit_s30")
-
-
-def verified(data: dict, url: str) -> None:
-    """verify passes with no leak, no fixture left unbuilt and no lint, and the audit finds nothing to warn of."""
-    report = verify_rls(blueprint=data, database_url=url)
-    assert [(f.verdict, f.actor, f.attack or f.command, f.table, f.org, f.actual) for f in report.failures] == []
-    assert report.fixture_failures == []
-    assert report.lints == []
-    assert report.ok is True
-    findings = audit_sql(blueprint_sql(parse_blueprint(data), "x"))
-    assert [(f.rule_id, f.object) for f in findings if f.level.value in ("ERROR", "WARN")] == []
 
 
 def learning(update: list[dict]) -> dict:
