@@ -280,3 +280,17 @@ def test_rt34_f4_a_linked_author_under_a_frozen_state_gives_no_personal_data(db_
     report = verify(source="F4 once", migrations=[m.replace(linked, once) for m in migrations], blueprint=bp,
                     database_url=db_url)
     assert {(f.table, f.command, f.verdict) for f in report.failures} == {("claims_private", "insert", "LEAK")}
+
+
+@pytest.mark.parametrize("scope", ["organization", "user"])
+def test_a_restore_grant_to_a_read_only_role_is_said_where_the_audit_reads_it(scope):
+    """Random fuzz (session 31): `restore: viewer` is the blueprint's choice, but round 25's definer reading of BP059
+    reported the generated restore function (a viewer updating past RLS). The function now says so as the policies
+    do: a suppression naming the rule and the grant, which the audit honours."""
+    data = lab({"name": "invoices", "scope": scope, "soft_delete": True, "restore": "viewer"})
+    data["tenancy"] = {"personal_workspaces": True, "team_organizations": True, "multiple_memberships": True}
+    sql = blueprint_sql(parse_blueprint(data), "lab")
+    assert audit_sql(sql) == []
+    text = "".join(part for _, part in sql)
+    assert "-- blueprint: ignore BP059 the blueprint lets viewer restore invoices rows (its restore grants)\n" \
+           "create or replace function private.restore_invoice(" in text

@@ -248,6 +248,8 @@ class Function(_Obj):
     body: str
     comment: str = ""
     execute_roles: list[str] = Field(default_factory=list)  # public/anon revoked, these granted
+    # Audit suppressions the generator writes before it ("BP059 <why>"): a deliberate choice of the blueprint.
+    ignore: list[str] = Field(default_factory=list)
     migration: Literal["rls", "triggers"] | None = None  # where the generator renders it (None: by its kind)
     location: Location | None = None
     # What the body touches, as schema.table; None = not analysed (the generator leaves them unset).

@@ -140,7 +140,7 @@ def function_sql(f: Function) -> str:
     if f.search_path is not None:
         schemas = [x.strip() for x in f.search_path.split(",") if x.strip()]
         head.append(f"set search_path = {', '.join(ident(x) for x in schemas) if schemas else literal('')}")
-    out = "\n".join(head) + f"\nas {dollar_quoted(f.body)};"
+    out = "\n".join([*(f"-- blueprint: ignore {x}" for x in f.ignore), *head]) + f"\nas {dollar_quoted(f.body)};"
     sig = f"{target}({f.arg_types})"
     if f.comment:
         out += f"\ncomment on function {sig} is {literal(f.comment)};"
