@@ -13,8 +13,8 @@ from ..model.entities import Transition
 from ..model.meaning import command_grants, least_role, restore_grants, ungrantable
 from ..model.names import verb_name
 from ..model.tenant_keys import READ_ONLY_ROLE_NAMES
-from ..model.schema import Function, Trigger
-from .access import any_of
+from ..model.schema import Command, Function, Trigger
+from .access import any_of, command_pred
 from .columns import ORG
 from .ident import ident, literal, object_name
 from .predicates import Pred
@@ -555,7 +555,10 @@ begin
 end""", f"Brings an archived {e.name} row back, for those who may restore it (its restore grants).")
     # A role named as read-only that the restore grants let write (restore: viewer): said where a reader, and the
     # audit's BP059, looks, as the policies say it (fuzz, session 31: the audit read the definer form).
-    readers = [r for r in READ_ONLY_ROLE_NAMES if f"'{r}'" in str(pred)]
+    # (one the update policy names already is no finding of the function: the audit reads the policies first, and
+    # the policy says it there)
+    policy = str(command_pred(bp, e, Command.update))
+    readers = [r for r in READ_ONLY_ROLE_NAMES if f"'{r}'" in str(pred) and f"'{r}'" not in policy]
     if readers:
         fn.ignore = [f"BP059 the blueprint lets {', '.join(readers)} restore {e.name} rows (its restore grants)"]
     return fn
