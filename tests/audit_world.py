@@ -101,3 +101,32 @@ def errors_fired(sql: str) -> set[str]:
     from blueprint_mcp.audit.findings import Level
 
     return {f.rule_id for f in audit_sql([("case.sql", ORGS + sql)]) if f.level is Level.ERROR}
+
+
+# Two tables read by their owner, no organisation: what a loop enabling row level security over tables reaches
+# (rounds 21 and 22); each left without RLS is reported twice.
+OWNED_TABLES = """
+create table public.notes (id uuid primary key default gen_random_uuid(),
+  owner_id uuid not null references auth.users (id) on delete cascade, body text);
+create index on public.notes (owner_id);
+create table public.documents (id uuid primary key default gen_random_uuid(),
+  owner_id uuid not null references auth.users (id) on delete cascade, body text);
+create index on public.documents (owner_id);
+create policy notes_own on public.notes for select to authenticated using (owner_id = (select auth.uid()));
+create policy documents_own on public.documents for select to authenticated using (owner_id = (select auth.uid()));
+"""
+NOTES_OPEN = {("BP003", "public.notes"), ("BP017", "public.notes")}
+DOCUMENTS_OPEN = {("BP003", "public.documents"), ("BP017", "public.documents")}
+
+UID = "(select auth.uid())::text"  # the caller's id as a storage folder name
+
+
+def uploads(test: str) -> str:
+    """A private bucket read by the first folder, and an upload policy testing `test` (rounds 21 to 23)."""
+    return f"""
+insert into storage.buckets (id, name, public) values ('documents', 'documents', false);
+create policy docs_read on storage.objects for select to authenticated
+  using (bucket_id = 'documents' and (storage.foldername(name))[1] = {UID});
+create policy docs_upload on storage.objects for insert to authenticated
+  with check (bucket_id = 'documents' and {test});
+"""

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from audit_world import ORGS
+from audit_world import ORGS, UID, uploads
 from blueprint_mcp.audit import audit_sql
 
-_UID = "(select auth.uid())::text"
+_UID = UID
 _MINE = "o.id = any (array(select private.organization_ids_with_role('viewer')))"
 _TOPIC = "(select realtime.topic())"
 _HELPER = "private.organization_ids_with_role('viewer')"
@@ -20,15 +20,7 @@ def _rules(sql: str) -> set[str]:
     return {f.rule_id for f in audit_sql([("m.sql", sql)]) if f.level.value in ("ERROR", "WARN")}
 
 
-def _uploads(test: str) -> str:
-    """A private bucket read by the first folder, and an upload policy testing `test`."""
-    return f"""
-insert into storage.buckets (id, name, public) values ('documents', 'documents', false);
-create policy docs_read on storage.objects for select to authenticated
-  using (bucket_id = 'documents' and (storage.foldername(name))[1] = {_UID});
-create policy docs_upload on storage.objects for insert to authenticated
-  with check (bucket_id = 'documents' and {test});
-"""
+_uploads = uploads
 
 
 @pytest.mark.parametrize("test", [

@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from audit_world import DOCUMENTS_OPEN, NOTES_OPEN, OWNED_TABLES
 from blueprint_mcp.audit import audit_sql
 
-_WORLD = """
-create schema if not exists private;
-create table public.notes (id uuid primary key default gen_random_uuid(),
-  owner_id uuid not null references auth.users (id) on delete cascade, body text);
-create index on public.notes (owner_id);
-create table public.documents (id uuid primary key default gen_random_uuid(),
-  owner_id uuid not null references auth.users (id) on delete cascade, body text);
-create index on public.documents (owner_id);
-create policy notes_own on public.notes for select to authenticated using (owner_id = (select auth.uid()));
-create policy documents_own on public.documents for select to authenticated using (owner_id = (select auth.uid()));
-"""
-
-_NOTES = {("BP003", "public.notes"), ("BP017", "public.notes")}
-_DOCUMENTS = {("BP003", "public.documents"), ("BP017", "public.documents")}
+_WORLD = "\ncreate schema if not exists private;" + OWNED_TABLES
+_NOTES, _DOCUMENTS = NOTES_OPEN, DOCUMENTS_OPEN
 
 
 def _findings(sql: str, world: str = _WORLD) -> set[tuple[str, str]]:

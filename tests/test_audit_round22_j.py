@@ -13,7 +13,7 @@ import pytest
 
 from blueprint_mcp.audit import audit_sql
 
-from audit_world import ORGS, invitations
+from audit_world import DOCUMENTS_OPEN, NOTES_OPEN, ORGS, OWNED_TABLES, UID, documents, invitations, uploads
 
 
 def _rules(sql: str) -> set[str]:
@@ -26,18 +26,7 @@ def _findings(sql: str) -> set[tuple[str, str]]:
 
 # --- fp03: a catalog loop comparing with constants cast to text ----------------------------------------------------
 
-_TABLES = """
-create table public.notes (id uuid primary key default gen_random_uuid(),
-  owner_id uuid not null references auth.users (id) on delete cascade, body text);
-create index on public.notes (owner_id);
-create table public.documents (id uuid primary key default gen_random_uuid(),
-  owner_id uuid not null references auth.users (id) on delete cascade, body text);
-create index on public.documents (owner_id);
-create policy notes_own on public.notes for select to authenticated using (owner_id = (select auth.uid()));
-create policy documents_own on public.documents for select to authenticated using (owner_id = (select auth.uid()));
-"""
-_NOTES = {("BP003", "public.notes"), ("BP017", "public.notes")}
-_DOCUMENTS = {("BP003", "public.documents"), ("BP017", "public.documents")}
+_TABLES, _NOTES, _DOCUMENTS = OWNED_TABLES, NOTES_OPEN, DOCUMENTS_OPEN
 
 
 def _catalog_loop(query: str, column: str = "table_name") -> str:
@@ -124,18 +113,10 @@ def test_fp02_index_loops_that_miss_a_table_or_open_them_keep_it_reported():
 
 # --- e02: BP053, the caller's id at any level of string_to_array(name, '/') -------------------------------------
 
-_UID = "(select auth.uid())::text"
+_UID = UID
 
 
-def _uploads(test: str) -> str:
-    """A private bucket read by the first folder, and an upload policy testing `test`."""
-    return f"""
-insert into storage.buckets (id, name, public) values ('documents', 'documents', false);
-create policy docs_read on storage.objects for select to authenticated
-  using (bucket_id = 'documents' and (storage.foldername(name))[1] = {_UID});
-create policy docs_upload on storage.objects for insert to authenticated
-  with check (bucket_id = 'documents' and {test});
-"""
+_uploads = uploads
 
 
 @pytest.mark.parametrize("test", [
@@ -264,19 +245,7 @@ end $$;
 create trigger on_auth_user_created after insert on auth.users
   for each row execute function private.handle_new_user();
 """
-_DOCS_SQL = """
-create table public.documents (
-  id uuid primary key default gen_random_uuid(),
-  organization_id uuid not null references public.organizations (id) on delete cascade,
-  body text
-);
-create index on public.documents (organization_id);
-alter table public.documents enable row level security;
-grant select on public.documents to authenticated;
-create policy documents_select on public.documents for select to authenticated
-  using (organization_id = any (array(select private.organization_ids_with_role('viewer')))
-         or (select private.has_profile()));
-"""
+_DOCS_SQL = documents(" or (select private.has_profile())")
 _LOOKUP = "from public.profiles where id = (select auth.uid())"
 
 

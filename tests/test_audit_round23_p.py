@@ -14,6 +14,7 @@ import pytest
 from blueprint_mcp.audit import audit_sql
 
 import test_audit_round22_j as r22
+from audit_world import UID
 
 
 def _rules(sql: str) -> set[str]:
@@ -24,7 +25,7 @@ def _findings(sql: str) -> set[tuple[str, str]]:
     return {(f.rule_id, f.object) for f in audit_sql([("m.sql", sql)]) if f.level.value in ("ERROR", "WARN")}
 
 
-_UID = "(select auth.uid())::text"
+_UID = UID
 
 
 # --- e01: BP053, the caller's id in a slice of the folders ------------------------------------------------------------

@@ -522,11 +522,9 @@ def _check_assignees(bp: Blueprint, problems: list) -> None:
     delete grants by default; a restore list may say neither. Reading needs no such rule: an update's new row must
     stay readable to its caller, so nobody takes a row they could not read. A `where` is the row's state, which
     the update grants (and `transitions`) say who may change: a delete grant reads it when the delete runs (A28)."""
-    from .meaning import command_grants, link_columns, stamped_references  # meaning reads a validated Blueprint
+    from .meaning import command_grants, set_on_insert_columns  # meaning reads a validated Blueprint
     from .words import describe_grants
-    links = link_columns(bp)
-    for entity, cols in stamped_references(bp).items():  # a stamped row's parent is set on insert only too
-        links[entity] = links.get(entity, set()) | cols
+    links = set_on_insert_columns(bp)  # (a stamped row's parent is set on insert only too)
     for i, e in enumerate(bp.entities):
         spec = e.access.spec("delete")
         if e.private_of is not None or not e.is_tenant or not isinstance(spec, list):
@@ -575,11 +573,9 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
     references clients set on insert only (linked, stamped, a private side's own row) move nowhere. A linked,
     signed-in or public grant may admit a member of any role (a member may name themselves, A09: red team 33 F1),
     and a personal-data side's references move like its row's (red team 33 F3)."""
-    from .meaning import command_grants, covers, link_columns, member_roles, stamped_references
+    from .meaning import command_grants, covers, member_roles, set_on_insert_columns
     from .words import describe_grants
-    fixed = link_columns(bp)
-    for entity, cols in stamped_references(bp).items():
-        fixed[entity] = fixed.get(entity, set()) | cols
+    fixed = set_on_insert_columns(bp)
     everyone = {r.name for r in bp.tenancy.roles}
     # Who may delete the organisation, every row with it: a move gives them nothing (by default the primary owner
     # alone, who is no role: co-owners may not, red team 34 F1).
@@ -607,11 +603,11 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             return set(), False
         if p.name in memo:
             return memo[p.name]
-        roles, others = set(), False
+        roles, others = chain(p, trail | {p.name})
         for g in [] if p.soft_delete else command_grants(bp, p, "delete"):  # a client's delete archives
-            roles, others = roles | who(g)[0], others or who(g)[1]
-        chained = chain(p, trail | {p.name})
-        found = roles | chained[0], others or chained[1]
+            mine, outside = who(g)
+            roles, others = roles | mine, others or outside
+        found = roles, others
         if not trail:  # (within a cycle a row's answer stops at the trail: red team 34 F5)
             memo[p.name] = found
         return found
@@ -645,7 +641,7 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             return [u, r]  # read apart
         joined = Grant(roles=names, own=u.own or r.own, assigned=u.assigned or r.assigned, under=u.under or r.under,
                        visible=u.visible or r.visible)
-        wheres = [w for k, w in enumerate([u.where, r.where]) if w is not None and (k == 0 or w != u.where)]
+        wheres = [w for w in (u.where, r.where if r.where != u.where else None) if w is not None]
         return [joined.narrowed(where=w) for w in wheres] or [joined]
 
     for i, e in enumerate(bp.entities):
@@ -659,14 +655,14 @@ def _check_cascade_moves(bp: Blueprint, problems: list) -> None:
             if not f.references or f.effective_on_delete != "cascade" or f.server_set \
                     or f.name in fixed.get(e.name, set()) or (e.private_of and j == 0):
                 continue
+            parent = bp.entity(f.references)
             roles, others = removers(f, frozenset())
             # Who deletes every parent row has every row under one already (deleting it takes them: A24): a move
             # gives them nothing more.
             # (a row with no parent is under none of theirs: a nullable column settles nothing, red team 34 F2)
             if not f.nullable:
-                roles = roles - _reach_every_row(bp, bp.entity(f.references), "delete")
+                roles = roles - _reach_every_row(bp, parent, "delete")
             roles = roles - wholesale
-            parent = bp.entity(f.references)
             # An update reaches the rows its caller reads: a taker updates rows by some update grant that some
             # select grant lets them read; rows already theirs through this column (assigned) are no take, and a
             # delete grant admitting them to those rows gives them the rows anyway (unless a client's delete only

@@ -304,6 +304,15 @@ def stamped_references(bp: Blueprint) -> dict[str, set[str]]:
     return out
 
 
+def set_on_insert_columns(bp: Blueprint) -> dict[str, set[str]]:
+    """Entity -> the references clients set on insert only (and may only clear after): the columns a linked grant
+    reads (`link_columns`) and those of rows holding server_set fields (`stamped_references`)."""
+    out = link_columns(bp)
+    for entity, cols in stamped_references(bp).items():
+        out[entity] = out.get(entity, set()) | cols
+    return out
+
+
 def covers(bp: Blueprint, wide: Grant, narrow: Grant) -> bool:
     """True when every caller and row `narrow` admits, `wide` admits too (a sufficient test)."""
     if wide.public or (wide.signed_in and not narrow.public):
