@@ -68,7 +68,7 @@ def row_values(table: Table, org: str | None, world: World, author: str, n: int,
         if col.name == table.tenant_key and org:
             values[col.name] = literal(world.orgs[org])
         elif col.name == "id" and with_id and col.name not in references:
-            values["id"] = fixture_id(table, table.name, org or "global", author, str(n))
+            values["id"] = fixture_id(table, org or "global", author, str(n))
         elif (col.name in references and not with_id and col.default and "auth.uid()" in col.default
               and _is_auth_ref(table, col.name)):
             # A client leaves the author to its default (and may not write it): the value is known (unique
@@ -612,7 +612,7 @@ def _choices(table: Table, org: str | None, world: World, author: str, enums: di
                    if _support_fits(world, target, target_org, who, number, enums)), None)
     if writer is None:
         return
-    key = {"id": fixture_id(target, target.name, target_org or "global", writer, str(number))}
+    key = {"id": fixture_id(target, target_org or "global", writer, str(number))}
     yield {**{c: key[rc] for c, rc in zip(fk.columns, fk.ref_columns) if c != table.tenant_key and rc in key},
            "__support__": lambda: _add_support(world, target, target_org, author, writer, number, enums, key["id"])}
 

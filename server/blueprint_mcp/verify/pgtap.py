@@ -18,7 +18,7 @@ def pgtap_file(bp: Blueprint) -> str:
     plan = blueprint_plan(bp, build_schema(bp))
     crowded = crowded_refusal(bp, plan.world)
     if crowded is not None:  # verify refuses to judge it: a file of 23P01s from its own rows would say FAIL (rt 33 F6)
-        why = f"{crowded}"
+        why = str(crowded)
         return "\n".join([
             f"-- RLS tests for '{bp.app.slug}': none. `blueprint-mcp verify` cannot judge this blueprint:",
             *[f"-- {line}" for line in why.splitlines()],

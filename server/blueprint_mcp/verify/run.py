@@ -216,6 +216,10 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
 
     note = progress or (lambda done, total, message: None)
     conn = target.conn
+    # A blueprint verify cannot judge is refused before the database is touched (its plan needs no database).
+    planned = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint is not None else None
+    if blueprint is not None:
+        refuse_crowded(blueprint, planned)
     # Last wall, force_rollback: the target is left exactly as it was, whatever happens below.
     with conn.transaction(force_rollback=True):
         # One verify at a time per database: a second one would wait on the first's test roles and users (its
@@ -256,10 +260,8 @@ def _verify(target, statements, source, migrations, blueprint, grant_mode, inclu
             raise BlueprintError(f"another session holds a lock on {table.group(1) if table else 'a table'}, whose "
                                  f"foreign-key triggers verify orders (it waited {LOCK_TIMEOUT})", field="database_url",
                                  fix=FAILED_FIX["55P03"]) from None
-        plan: Plan = blueprint_plan(blueprint, build_schema(blueprint)) if blueprint else generic_plan(introspect(conn))
+        plan: Plan = planned if planned is not None else generic_plan(introspect(conn))
         plan.only, plan.only_attacks = tables, attacks
-        if blueprint is not None:
-            refuse_crowded(blueprint, plan)
         note(2, 3, f"attack matrix: {len(plan.cases)} cases")
         try:
             run_plan(conn, plan, progress, check=dog.check)
